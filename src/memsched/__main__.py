@@ -1,0 +1,7 @@
+"""``python -m memsched``."""
+
+import sys
+
+from memsched.cli import main
+
+sys.exit(main())

@@ -1,0 +1,188 @@
+"""``memsched run``, ``memsched compare`` and ``memsched list``: the simulated NUMA machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from memsched.cli import app
+from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.config import describe, parse_set_args
+from memsched.errors import ConfigError, UnknownNameError
+from memsched.policies.numa import registry as policy_registry
+from memsched.topology import list_presets, load_topology
+from memsched.workloads import base as workload_registry
+from memsched.workloads.runner import RunSpec, run_many, run_one, validate_spec
+
+DEFAULT_TOPOLOGY = "westmere-ex-4n48"
+DEFAULT_WORKLOADS = "numa01,numa01_THREAD_ALLOC,numa02,numa02_SMT"
+
+TopologyOpt = Annotated[
+    str, typer.Option("--topology", "-t", help="preset name (memsched list topologies) or a TOML file")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed of every random choice; same seed, same result")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
+ThpOpt = Annotated[bool, typer.Option("--thp/--no-thp", help="2 MiB transparent huge pages (default) or 4 KiB pages")]
+
+
+@app.command()
+def run(
+    workload: Annotated[str, typer.Argument(help="workload id (memsched list workloads)")],
+    topology: TopologyOpt = DEFAULT_TOPOLOGY,
+    policy: Annotated[str, typer.Option("--policy", "-p", help="NUMA policy id (memsched list policies)")] = "none",
+    seed: SeedOpt = 0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value for the workload or the policy (repeatable)")
+    ] = None,
+    json_out: JsonOpt = False,
+    trace: Annotated[Path | None, typer.Option("--trace", help="write a Chrome/Perfetto trace of the run")] = None,
+    thp: ThpOpt = True,
+) -> None:
+    """Simulate one workload under one policy and report times and /proc/vmstat counters."""
+    spec = RunSpec(workload=workload, topology=topology, policy=policy, seed=seed, sets=parse_set_args(set_ or []), thp=thp)
+    validate_spec(spec)
+    if trace is not None:
+        check_writable(trace, "--trace")
+    with progress_bar(1.0, f"{workload} / {policy}") as advance:
+        record = run_one(spec, progress=lambda t: advance(0.0))
+        advance(1.0)
+    if trace is not None:
+        from memsched.report.trace import run_trace
+
+        write_atomic(trace, json.dumps(run_trace(record)))
+    if json_out:
+        emit_json(record)
+    else:
+        from memsched.report.tables import run_table
+
+        out_console.print(run_table(record))
+
+
+def _policy_list(text: str) -> list[str]:
+    if text == "all":
+        return policy_registry.names()
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise ConfigError("--policies", text, "must be 'all' or a comma-separated list of policy ids")
+    for name in names:
+        policy_registry.get(name)
+    return names
+
+
+def _workload_list(text: str) -> list[str]:
+    names = [w.strip() for w in text.split(",") if w.strip()]
+    if not names:
+        raise ConfigError("--workloads", text, "must be a comma-separated list of workload ids")
+    for name in names:
+        workload_registry.get(name)
+    return names
+
+
+def compare_specs(topology: str, workloads: list[str], policies: list[str], seed: int, thp: bool) -> list[RunSpec]:
+    """Every (workload, policy) run plus each workload's reference runs (HARD_BIND, INVERSE_BIND)."""
+    specs = []
+    for wl in workloads:
+        ref = workload_registry.get(wl).reference
+        for pol in policies:
+            specs.append(RunSpec(wl, topology, pol, seed, thp=thp, label=pol))
+        if ref is not None:
+            specs.append(RunSpec(ref, topology, "none", seed, thp=thp, label="HARD_BIND"))
+            inverse = ref.replace("_HARD_BIND", "_INVERSE_BIND")
+            if inverse in workload_registry.names():
+                specs.append(RunSpec(inverse, topology, "none", seed, thp=thp, label="INVERSE_BIND"))
+    return specs
+
+
+@app.command()
+def compare(
+    topology: TopologyOpt = DEFAULT_TOPOLOGY,
+    workloads: Annotated[str, typer.Option("--workloads", "-w", help="comma-separated workload ids")] = DEFAULT_WORKLOADS,
+    policies: Annotated[str, typer.Option("--policies", help="comma-separated policy ids, or 'all'")] = "all",
+    seed: SeedOpt = 0,
+    json_out: JsonOpt = False,
+    report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)")] = None,
+    thp: ThpOpt = True,
+) -> None:
+    """Run workloads under every policy, next to their hard-bound reference runs, and compare."""
+    load_topology(topology)
+    wls = _workload_list(workloads)
+    pols = _policy_list(policies)
+    if jobs is not None and jobs < 1:
+        raise ConfigError("--jobs", jobs, "must be >= 1")
+    if report is not None:
+        check_writable(report, "--report")
+    specs = compare_specs(topology, wls, pols, seed, thp)
+    with progress_bar(len(specs), "simulating") as advance:
+        done = [0]
+
+        def tick(i: int, rec: dict[str, object]) -> None:
+            done[0] += 1
+            advance(done[0])
+
+        records = run_many(specs, jobs=jobs, on_done=tick)
+    for spec, rec in zip(specs, records, strict=True):
+        rec["base"] = spec.workload if spec.label not in ("HARD_BIND", "INVERSE_BIND") else _base_of(spec.workload)
+    if report is not None:
+        from memsched.report.html import compare_report
+
+        write_atomic(report, compare_report(records))
+    if json_out:
+        emit_json(records)
+    else:
+        from memsched.report.tables import compare_table
+
+        out_console.print(compare_table(records))
+
+
+def _base_of(workload: str) -> str:
+    return workload.removesuffix("_HARD_BIND").removesuffix("_INVERSE_BIND")
+
+
+@app.command("list")
+def list_(
+    what: Annotated[str, typer.Argument(help="topologies, workloads or policies")],
+    json_out: JsonOpt = False,
+) -> None:
+    """List topologies, workloads or policies by id."""
+    if what == "topologies":
+        rows = []
+        for name in list_presets():
+            t = load_topology(name)
+            rows.append({"id": name, "nodes": t.nr_nodes, "cpus": t.nr_cpus, "memory_gib": t.memory_bytes >> 30, "description": t.description})
+    elif what == "workloads":
+        rows = [
+            {
+                "id": s.id,
+                "family": s.family,
+                "description": s.description,
+                "settings": [k.name for k in describe(s.config_cls)],
+            }
+            for s in (workload_registry.get(n) for n in workload_registry.names())
+        ]
+    elif what == "policies":
+        rows = [
+            {
+                "id": s.id,
+                "models": s.models,
+                "description": s.description,
+                "settings": [k.name for k in describe(s.config_cls)],
+            }
+            for s in (policy_registry.get(n) for n in policy_registry.names())
+        ]
+    else:
+        raise UnknownNameError("what", what, ["topologies", "workloads", "policies"])
+    if json_out:
+        emit_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=what)
+    for key in rows[0]:
+        table.add_column(key)
+    for row in rows:
+        table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
+    out_console.print(table)

@@ -1,0 +1,144 @@
+"""Typed, validated configuration objects and the ``--set key=value`` path into them.
+
+Every configurable thing (a workload, a NUMA policy, a pressure flavour) declares its knobs as a frozen
+dataclass whose fields are made with :func:`knob`: a default that cites its source, a help line, and bounds.
+:func:`validate` checks the bounds (call it from ``__post_init__``) with attrs-style messages, and
+:func:`from_sets` builds an instance from the strings a user typed, so the command line, TOML files and
+Python callers all go through the same checks.
+
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True)
+... class Demo:
+...     scan_delay_ms: int = knob(1000, "first scan after this delay", min=0)
+...     def __post_init__(self) -> None:
+...         validate(self)
+>>> from_sets(Demo, {"scan_delay_ms": "250"}, owner="demo").scan_delay_ms
+250
+>>> Demo(scan_delay_ms=-5)
+Traceback (most recent call last):
+...
+memsched.errors.ConfigError: 'scan_delay_ms' must be >= 0 (got -5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from memsched.errors import ConfigError
+
+__all__ = ["KnobInfo", "describe", "from_sets", "knob", "parse_set_args", "validate"]
+
+T = TypeVar("T")
+
+
+def knob(
+    default: Any,
+    help: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: Sequence[str] | None = None,
+) -> Any:
+    """A config field: default, one-line help (cite the source of the default), and optional bounds."""
+    return dataclasses.field(
+        default=default, metadata={"help": help, "min": min, "max": max, "choices": tuple(choices) if choices else None}
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KnobInfo:
+    name: str
+    type: str
+    default: Any
+    help: str
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def validate(obj: Any) -> None:
+    """Check every knob's bounds and choices; raise :class:`ConfigError` naming the first bad field."""
+    types = _field_types(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        meta = f.metadata
+        expected = types.get(f.name)
+        if expected in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f.name, value, f"must be a number ({expected.__name__})")
+        if expected is int and isinstance(value, float):
+            raise ConfigError(f.name, value, "must be an integer")
+        if expected is bool and not isinstance(value, bool):
+            raise ConfigError(f.name, value, "must be true or false")
+        lo, hi = meta.get("min"), meta.get("max")
+        if lo is not None and value < lo:
+            raise ConfigError(f.name, value, f"must be >= {lo}")
+        if hi is not None and value > hi:
+            raise ConfigError(f.name, value, f"must be <= {hi}")
+        choices = meta.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(f.name, value, "must be one of: " + ", ".join(choices))
+
+
+def _parse_value(name: str, text: str, kind: Any) -> Any:
+    if kind is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, text, "must be true or false")
+    if kind is int:
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise ConfigError(name, text, "must be an integer") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(name, text, "must be a number") from None
+    return text
+
+
+def from_sets(cls: type[T], sets: Mapping[str, str], *, owner: str, base: T | None = None) -> T:
+    """Build ``cls`` from ``key -> string`` pairs (over ``base`` or the defaults); unknown keys are errors."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    types = _field_types(cls)
+    values: dict[str, Any] = {}
+    for key, text in sets.items():
+        if key not in fields:
+            valid = ", ".join(sorted(fields)) if fields else "(none)"
+            raise ConfigError(key, text, f"is not a setting of {owner}; valid settings: {valid}")
+        values[key] = _parse_value(key, text, types[key])
+    if base is not None:
+        return dataclasses.replace(base, **values)  # type: ignore[type-var]
+    return cls(**values)
+
+
+def describe(cls: type) -> list[KnobInfo]:
+    """The knobs of a config class, for ``memsched list`` and the docs."""
+    types = _field_types(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        kind = types.get(f.name)
+        out.append(KnobInfo(f.name, getattr(kind, "__name__", str(kind)), f.default, f.metadata.get("help", "")))
+    return out
+
+
+def parse_set_args(items: Iterable[str]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a malformed item is a :class:`ConfigError`."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not key.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError("--set", item, "must be key=value (e.g. --set scan_delay_ms=1000)")
+        key = key.replace("-", "_")
+        if key in out:
+            raise ConfigError("--set", item, f"sets '{key}' twice")
+        out[key] = value.strip()
+    return out

@@ -1,0 +1,74 @@
+"""One exception hierarchy for memsched.
+
+Every error a user can cause carries a message that names what was wrong, the value given and what is
+allowed, in the style of attrs validators: ``'scan_delay_ms' must be >= 0 (got -5)``. The command line turns
+any :class:`MemschedError` into exactly that one line on stderr and exit status 2 (see ``memsched.cli``).
+
+``ConfigError`` and its subclasses are also ``ValueError`` so that library users who catch the builtin
+keep working; ``KernelError`` is also ``OSError`` and keeps the ``errno`` of the failing system call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "ConfigError",
+    "KernelError",
+    "MemschedError",
+    "SimulationError",
+    "UnknownNameError",
+    "UnsupportedError",
+]
+
+
+class MemschedError(Exception):
+    """Base class of every error memsched raises on purpose."""
+
+
+class ConfigError(MemschedError, ValueError):
+    """A value given by the user (argument, config field, file) is out of range or malformed.
+
+    ``field`` is the user-visible name (a CLI option, a TOML key, a sysctl-style config field),
+    ``value`` what was given, ``allowed`` a short description of what would have been accepted.
+    """
+
+    def __init__(self, field: str, value: object, allowed: str, *, source: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}'{field}' {allowed} (got {value!r})")
+
+
+class UnknownNameError(ConfigError):
+    """A name (topology, workload, policy, level, ...) that is not in its registry."""
+
+    def __init__(self, field: str, value: object, valid: Iterable[str], *, source: str | None = None) -> None:
+        self.valid = tuple(valid)
+        super().__init__(field, value, "must be one of: " + ", ".join(self.valid), source=source)
+
+
+class SimulationError(MemschedError):
+    """The simulated kernel reached a state the model does not allow (a bug, or an impossible input)."""
+
+
+class KernelError(MemschedError, OSError):
+    """A system call or kernel interface failed; ``errno`` is kept and the message says why in words."""
+
+    def __init__(self, errno_: int, message: str) -> None:
+        OSError.__init__(self, errno_, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UnsupportedError(MemschedError):
+    """The running kernel (or the permissions we have) does not offer a mechanism; ``reason`` says why."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what} is not available: {reason}")

@@ -1,0 +1,1 @@
+"""Reports: rich tables for terminals, JSON documents, HTML with charts, Chrome/Perfetto traces."""

@@ -1,0 +1,89 @@
+"""Self-contained HTML reports with matplotlib charts embedded as base64 PNG (no network, no assets)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from memsched.report.tables import compare_table  # noqa: E402
+
+__all__ = ["compare_report", "figure_png"]
+
+
+def figure_png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _img(fig: Any, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{figure_png(fig)}"/>'
+
+
+def _elapsed_chart(records: Sequence[dict[str, Any]]) -> str:
+    bases = list(dict.fromkeys(r.get("base", r["workload"]) for r in records))
+    labels = list(dict.fromkeys(r["label"] for r in records))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(bases)), 4))
+    width = 0.8 / max(1, len(labels))
+    for j, label in enumerate(labels):
+        xs, ys = [], []
+        for i, b in enumerate(bases):
+            for r in records:
+                if r.get("base", r["workload"]) == b and r["label"] == label:
+                    xs.append(i + j * width)
+                    ys.append(r["elapsed_s"])
+        ax.bar(xs, ys, width, label=label)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(bases))], bases, rotation=15)
+    ax.set_ylabel("elapsed (simulated s)")
+    ax.legend(fontsize="small")
+    return _img(fig, "elapsed per workload and run")
+
+
+def _timeline_charts(rec: dict[str, Any]) -> str:
+    tl = rec["timeline"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3))
+    pts = [(t, f) for t, f in zip(tl["t_s"], tl["local_fraction"], strict=True) if f is not None]
+    if pts:
+        a1.plot([p[0] for p in pts], [p[1] for p in pts])
+    a1.set_ylim(0, 1.02)
+    a1.set_xlabel("simulated s")
+    a1.set_ylabel("local access fraction")
+    pages = tl["node_pages"]
+    if pages:
+        for n in range(len(pages[0])):
+            a2.plot(tl["t_s"], [p[n] for p in pages], label=f"node {n}")
+        a2.legend(fontsize="small")
+    a2.set_xlabel("simulated s")
+    a2.set_ylabel("pages on node")
+    title = f"{rec['workload']} — {rec['label']}"
+    fig.suptitle(title)
+    return f"<h3>{html.escape(title)}</h3>" + _img(fig, title)
+
+
+def compare_report(records: Sequence[dict[str, Any]]) -> str:
+    from rich.console import Console
+
+    console = Console(record=True, width=140, file=io.StringIO())
+    console.print(compare_table(records))
+    table_html = console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>memsched compare</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto} img{max-width:100%}</style></head><body>",
+        f"<h1>memsched compare — {html.escape(records[0]['topology']) if records else ''}</h1>",
+        table_html,
+        "<h2>Elapsed time</h2>",
+        _elapsed_chart(records),
+        "<h2>Locality and placement over time</h2>",
+    ]
+    parts += [_timeline_charts(r) for r in records]
+    parts.append("</body></html>")
+    return "\n".join(parts)

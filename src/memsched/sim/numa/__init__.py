@@ -1,0 +1,1 @@
+"""Automatic NUMA balancing mechanism (PTE scanning, hinting faults) in the simulated kernel."""

@@ -1,0 +1,1 @@
+"""The simulated scheduler (the kernel's ``kernel/sched/``)."""

@@ -1,0 +1,257 @@
+"""Where SCHED_OTHER tasks run: fork/wakeup placement and load balancing over the scheduling domains.
+
+Models ``kernel/sched/fair.c`` of Linux 3.7:
+
+* **Fork placement** (``select_task_rq_fair`` with ``SD_BALANCE_FORK``): from the top domain down,
+  ``find_idlest_group()`` picks the group with the lowest load per unit of CPU power, staying in the local
+  group unless another is lighter by more than half of the level's ``imbalance_pct``; then
+  ``find_idlest_cpu()`` picks the least loaded CPU (ties: the forking CPU, then the lowest id). New threads of
+  one process therefore spread node by node, then core by core, then onto SMT siblings.
+* **Wakeup placement** (``select_idle_sibling``): the previous CPU if idle, else an idle CPU of a fully idle
+  core in the same LLC, else any idle CPU there, else the previous CPU.
+* **Load balancing** (``load_balance`` from the idle and periodic paths): an idle CPU walks its domains bottom
+  up and pulls one task from the busiest *overloaded* group (more runnable tasks than its capacity in cores,
+  ``sgs->group_capacity``), provided its own group has spare capacity; this also splits two tasks sharing an
+  SMT core when a whole core is idle (the kernel's active balancing). Busy CPUs even out load when one holds
+  at least two tasks' weight more than another in the same domain, by more than ``imbalance_pct``.
+
+The fluid machine has no time slices, so balancing runs whenever the set of runnable tasks changes (wakeup,
+block, exit, fork, affinity change) instead of on every tick; between such changes the state is static and
+the kernel's periodic balancer would reach the same fixed point.
+
+Deviations from the kernel: loads are instantaneous sums of weights (no ``cpu_load[]`` decay indexes); no
+cache-hot check (``task_hot``); NUMA policies can veto or steer moves through ``can_migrate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from memsched.sim.sched.domains import Domain, build_domains
+from memsched.topology import Topology
+
+__all__ = ["Balancer", "Move"]
+
+SCHED_POWER_SCALE = 1024
+#: ``sd->smt_gain`` (3.7): an SMT core is worth 1178/1024 of a CPU, split among its threads.
+SMT_GAIN = 1178
+
+CanMigrate = Callable[[int, int, int], bool]  # (task id, src cpu, dst cpu) -> allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    task: int
+    src: int
+    dst: int
+
+
+class Balancer:
+    """Placement and balancing decisions over per-CPU runqueues of task ids."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.nr_cpus = topology.nr_cpus
+        self.domains = build_domains(topology)
+        tpc = {c.core: 0 for c in topology.cpus}
+        for c in topology.cpus:
+            tpc[c.core] += 1
+        self.power = np.zeros(self.nr_cpus)
+        for c in topology.cpus:
+            self.power[c.id] = SMT_GAIN / tpc[c.core] if tpc[c.core] > 1 else SCHED_POWER_SCALE
+        self.core_of = topology.cpu_core()
+        self.node_of = topology.cpu_node()
+        self.llc_span = [next(d.span for d in doms if d.level == "MC") for doms in self.domains]
+        self.core_siblings = {c.id: topology.siblings(c.id) for c in topology.cpus}
+
+    # ---- group statistics ------------------------------------------------------------------------------
+    def _capacity(self, cpus: Sequence[int]) -> int:
+        """``DIV_ROUND_CLOSEST(group power, SCHED_POWER_SCALE)``, at least 1: cores, not threads."""
+        return max(1, round(float(self.power[list(cpus)].sum()) / SCHED_POWER_SCALE))
+
+    def _avg_load(self, cpus: Sequence[int], load: npt.NDArray[np.float64]) -> float:
+        idx = list(cpus)
+        return float(load[idx].sum()) * SCHED_POWER_SCALE / float(self.power[idx].sum())
+
+    # ---- placement ---------------------------------------------------------------------------------------
+    def select_fork_cpu(self, this_cpu: int, allowed: npt.NDArray[np.bool_], load: npt.NDArray[np.float64]) -> int:
+        """``select_task_rq_fair(SD_BALANCE_FORK)``: the CPU a new task starts on."""
+        cpu = this_cpu
+        doms = self.domains[cpu]
+        level = len(doms) - 1
+        while level >= 0:
+            sd = doms[level]
+            group = self._find_idlest_group(sd, cpu, allowed, load)
+            if group is None:
+                level -= 1
+                continue
+            new_cpu = self._find_idlest_cpu(group, cpu, allowed, load)
+            if new_cpu == cpu:
+                level -= 1
+                continue
+            weight = len(sd.span)
+            cpu = new_cpu
+            doms = self.domains[cpu]
+            level = max((i for i, d in enumerate(doms) if len(d.span) < weight), default=-1)
+        if not allowed[cpu]:
+            cpu = int(np.flatnonzero(allowed)[0])
+        return cpu
+
+    def _find_idlest_group(
+        self, sd: Domain, this_cpu: int, allowed: npt.NDArray[np.bool_], load: npt.NDArray[np.float64]
+    ) -> tuple[int, ...] | None:
+        imbalance = 100 + (sd.imbalance_pct - 100) // 2
+        this_load = 0.0
+        idlest: tuple[int, ...] | None = None
+        min_load = float("inf")
+        for group in self._groups_from(sd, this_cpu):
+            if not allowed[list(group)].any():
+                continue
+            avg = self._avg_load(group, load)
+            if this_cpu in group:
+                this_load = avg
+            elif avg < min_load:
+                min_load = avg
+                idlest = group
+        if idlest is None or 100 * this_load < imbalance * min_load:
+            return None
+        return idlest
+
+    def _find_idlest_cpu(
+        self, group: tuple[int, ...], this_cpu: int, allowed: npt.NDArray[np.bool_], load: npt.NDArray[np.float64]
+    ) -> int:
+        best, best_load = -1, float("inf")
+        for cpu in group:
+            if not allowed[cpu]:
+                continue
+            cpu_load = float(load[cpu])
+            if cpu_load < best_load or (cpu_load == best_load and cpu == this_cpu):
+                best, best_load = cpu, cpu_load
+        return best
+
+    @staticmethod
+    def _groups_from(sd: Domain, this_cpu: int) -> list[tuple[int, ...]]:
+        """Groups in the kernel's iteration order: the local group first, then the ring after it."""
+        groups = list(sd.groups)
+        start = next(i for i, g in enumerate(groups) if this_cpu in g)
+        return groups[start:] + groups[:start]
+
+    def select_wake_cpu(self, prev_cpu: int, allowed: npt.NDArray[np.bool_], nr_running: npt.NDArray[np.int64]) -> int:
+        """``select_idle_sibling()`` around the previous CPU."""
+        if allowed[prev_cpu] and nr_running[prev_cpu] == 0:
+            return prev_cpu
+        llc = [c for c in self.llc_span[prev_cpu] if allowed[c]]
+        for cpu in llc:  # an idle CPU whose whole core is idle
+            if all(nr_running[s] == 0 for s in self.core_siblings[cpu]):
+                return cpu
+        for cpu in llc:
+            if nr_running[cpu] == 0:
+                return cpu
+        if allowed[prev_cpu]:
+            return prev_cpu
+        candidates = np.flatnonzero(allowed)
+        return int(candidates[np.argmin(nr_running[candidates])])
+
+    # ---- balancing ---------------------------------------------------------------------------------------
+    def balance(
+        self,
+        rq: Sequence[list[int]],
+        weight: Callable[[int], float],
+        can_migrate: CanMigrate,
+    ) -> list[Move]:
+        """Moves that bring the runqueues ``rq`` (task ids per CPU, in enqueue order) to balance.
+
+        ``rq`` is updated in place as moves are decided; the caller applies the moves to its tasks.
+        """
+        moves: list[Move] = []
+        limit = 4 * (sum(len(q) for q in rq) + 1) * max(len(d) for d in self.domains)
+        changed = True
+        while changed and len(moves) < limit:
+            changed = False
+            load = np.array([sum(weight(t) for t in q) for q in rq], dtype=np.float64)
+            nr = np.array([len(q) for q in rq], dtype=np.int64)
+            for cpu in range(self.nr_cpus):
+                move = self._balance_cpu(cpu, rq, nr, load, weight, can_migrate)
+                if move is not None:
+                    rq[move.src].remove(move.task)
+                    rq[move.dst].append(move.task)
+                    moves.append(move)
+                    changed = True
+                    break
+        return moves
+
+    def _balance_cpu(
+        self,
+        cpu: int,
+        rq: Sequence[list[int]],
+        nr: npt.NDArray[np.int64],
+        load: npt.NDArray[np.float64],
+        weight: Callable[[int], float],
+        can_migrate: CanMigrate,
+    ) -> Move | None:
+        for sd in self.domains[cpu]:
+            local = next(g for g in sd.groups if cpu in g)
+            if nr[cpu] == 0:
+                local_nr = int(nr[list(local)].sum())
+                if local_nr >= self._capacity(local) and len(local) > 1:
+                    continue
+                move = self._pull_from_overloaded(cpu, sd, local, rq, nr, can_migrate)
+                if move is not None:
+                    return move
+            else:
+                move = self._even_out(cpu, sd, rq, load, weight, can_migrate)
+                if move is not None:
+                    return move
+        return None
+
+    def _pull_from_overloaded(
+        self,
+        cpu: int,
+        sd: Domain,
+        local: tuple[int, ...],
+        rq: Sequence[list[int]],
+        nr: npt.NDArray[np.int64],
+        can_migrate: CanMigrate,
+    ) -> Move | None:
+        best: tuple[float, tuple[int, ...]] | None = None
+        for group in self._groups_from(sd, cpu):
+            if group == local:
+                continue
+            g_nr = int(nr[list(group)].sum())
+            cap = self._capacity(group)
+            if g_nr <= cap:
+                continue
+            excess = (g_nr - cap) / cap
+            if best is None or excess > best[0]:
+                best = (excess, group)
+        if best is None:
+            return None
+        # Busiest CPU of the busiest group first; a lone running task may be pushed (active balance).
+        for src in sorted(best[1], key=lambda c: (-nr[c], c)):
+            for task in reversed(rq[src]):
+                if can_migrate(task, src, cpu):
+                    return Move(task, src, cpu)
+        return None
+
+    def _even_out(
+        self,
+        cpu: int,
+        sd: Domain,
+        rq: Sequence[list[int]],
+        load: npt.NDArray[np.float64],
+        weight: Callable[[int], float],
+        can_migrate: CanMigrate,
+    ) -> Move | None:
+        src = max(sd.span, key=lambda c: (load[c], -c))
+        if src == cpu or load[src] * 100 <= load[cpu] * sd.imbalance_pct:
+            return None
+        for task in reversed(rq[src]):
+            w = weight(task)
+            # Move only if it strictly narrows the gap (never just swaps which CPU is heavier).
+            if load[src] - load[cpu] > w and can_migrate(task, src, cpu):
+                return Move(task, src, cpu)
+        return None

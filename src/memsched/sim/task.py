@@ -1,0 +1,143 @@
+"""Tasks and their programs.
+
+A simulated task (a thread; ``struct task_struct``) runs a *program*: a tuple of phases, executed in order.
+Phases either take time (``Touch``, ``Compute``, ``Sleep``, ``Join``) or act at once (``SetMempolicy``,
+``SetAffinity``, ``Spawn``). Work phases progress fluidly: the machine gives every running task a rate, and a
+phase ends when its work is done (``DESIGN.md``, "Fluid progress").
+
+Workloads build programs from these values; the machine interprets them. New mechanisms add phases here
+(memory pressure adds allocation and "wait for a pressure event" phases; the realtime scheduler adds
+periodic jobs and locked sections).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from memsched.errors import ConfigError
+from memsched.sim.mm.mempolicy import Mempolicy
+from memsched.sim.mm.mm import MmStruct, Region
+
+__all__ = [
+    "Compute",
+    "Join",
+    "Phase",
+    "SetAffinity",
+    "SetMempolicy",
+    "Sleep",
+    "Spawn",
+    "Task",
+    "TaskState",
+    "ThreadSpec",
+    "Touch",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """Stream over ``region`` ``passes`` times (``bzero`` when ``write`` is 1.0; reads when 0.0).
+
+    The first touch of a page allocates it under the task's memory policy on the node of the CPU it runs on.
+    """
+
+    region: Region
+    passes: int = 1
+    write: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.passes < 1:
+            raise ConfigError("passes", self.passes, "must be >= 1")
+        if not 0.0 <= self.write <= 1.0:
+            raise ConfigError("write", self.write, "must be in [0, 1]")
+
+    @property
+    def work(self) -> float:
+        return float(self.region.nbytes) * self.passes
+
+
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """Burn ``ns`` nanoseconds of CPU time (progress only while on a CPU)."""
+
+    ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Sleep ``ns`` nanoseconds off the runqueue."""
+
+    ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetMempolicy:
+    """``set_mempolicy(2)`` for the calling thread."""
+
+    policy: Mempolicy
+
+
+@dataclass(frozen=True, slots=True)
+class SetAffinity:
+    """``sched_setaffinity(2)`` for the calling thread; ``cpus=None`` allows every CPU."""
+
+    cpus: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSpec:
+    name: str
+    program: tuple[Phase, ...]
+    nice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """``pthread_create`` each thread (same mm, inherits policy and affinity), in order."""
+
+    threads: tuple[ThreadSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """``pthread_join`` every thread this task spawned."""
+
+
+Phase = Touch | Compute | Sleep | SetMempolicy | SetAffinity | Spawn | Join
+
+
+class TaskState(enum.Enum):
+    RUNNABLE = "R"
+    SLEEPING = "S"
+    BLOCKED = "D"
+    EXITED = "X"
+
+
+@dataclass(eq=False)
+class Task:
+    """A simulated thread. Dynamic progress lives in the machine's arrays, indexed by ``id``."""
+
+    id: int
+    name: str
+    tgid: int
+    mm: MmStruct
+    program: tuple[Phase, ...]
+    affinity: npt.NDArray[np.bool_]
+    mempolicy: Mempolicy = field(default_factory=Mempolicy)
+    weight: float = 1024.0
+    parent: int | None = None
+    state: TaskState = TaskState.RUNNABLE
+    cpu: int = -1
+    pc: int = -1
+    children: list[int] = field(default_factory=list)
+    live_children: int = 0
+    joining: bool = False
+    start_ns: int = 0
+    exit_ns: int | None = None
+
+    @property
+    def phase(self) -> Phase | None:
+        return self.program[self.pc] if 0 <= self.pc < len(self.program) else None

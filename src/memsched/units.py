@@ -1,0 +1,173 @@
+"""Units: integer nanoseconds and pages inside, human strings only at the edges.
+
+Inside memsched, time is an ``int`` of nanoseconds and memory an ``int`` of pages (of the topology's page
+size) or of bytes where a name says so (``*_bytes``). A raw value in another unit carries the unit in its
+name (``scan_delay_ms``). Human strings such as ``"2ms"`` or ``"3GiB"`` are parsed here and nowhere else.
+
+Sizes follow two conventions side by side, because both appear in kernel documentation:
+
+- ``KiB``/``MiB``/``GiB``/``TiB`` and the bare ``K``/``M``/``G``/``T`` of the kernel's ``memparse()`` are
+  binary (powers of 1024);
+- ``kB``/``KB``/``MB``/``GB``/``TB`` are decimal (powers of 1000), as disk and bandwidth figures are quoted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from memsched.errors import ConfigError
+
+__all__ = [
+    "GIB",
+    "KIB",
+    "MIB",
+    "NSEC_PER_MSEC",
+    "NSEC_PER_SEC",
+    "NSEC_PER_USEC",
+    "PAGE_SIZE_4K",
+    "PAGE_SIZE_THP",
+    "TIB",
+    "bytes_to_pages",
+    "format_bytes",
+    "format_ns",
+    "ms",
+    "ns_to_s",
+    "pages_to_bytes",
+    "parse_duration",
+    "parse_size",
+    "s",
+    "us",
+]
+
+NSEC_PER_USEC = 1_000
+NSEC_PER_MSEC = 1_000_000
+NSEC_PER_SEC = 1_000_000_000
+
+KIB = 1 << 10
+MIB = 1 << 20
+GIB = 1 << 30
+TIB = 1 << 40
+
+PAGE_SIZE_4K = 4 * KIB
+#: A transparent huge page on x86-64 (PMD_SIZE): 512 base pages.
+PAGE_SIZE_THP = 2 * MIB
+
+_DURATION_UNITS = {"ns": 1, "us": NSEC_PER_USEC, "µs": NSEC_PER_USEC, "ms": NSEC_PER_MSEC, "s": NSEC_PER_SEC}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": KIB,
+    "kib": KIB,
+    "m": MIB,
+    "mib": MIB,
+    "g": GIB,
+    "gib": GIB,
+    "t": TIB,
+    "tib": TIB,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+}
+_NUMBER_UNIT = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>[a-zA-Zµ]*)\s*$")
+
+
+def us(value: float) -> int:
+    """Microseconds to nanoseconds."""
+    return round(value * NSEC_PER_USEC)
+
+
+def ms(value: float) -> int:
+    """Milliseconds to nanoseconds."""
+    return round(value * NSEC_PER_MSEC)
+
+
+def s(value: float) -> int:
+    """Seconds to nanoseconds."""
+    return round(value * NSEC_PER_SEC)
+
+
+def ns_to_s(value: int | float) -> float:
+    """Nanoseconds to (float) seconds, for reports only."""
+    return value / NSEC_PER_SEC
+
+
+def parse_duration(text: str | int, *, field: str = "duration") -> int:
+    """Parse ``"2ms"``, ``"10us"``, ``"1.5s"``, ``"100ns"`` into integer nanoseconds.
+
+    A unit is required for strings (a bare ``"10"`` is ambiguous between the kernel's ns and rt-app's µs);
+    an ``int`` is taken as nanoseconds. Negative values are refused.
+
+    >>> parse_duration("2ms")
+    2000000
+    >>> parse_duration("1.5s")
+    1500000000
+    """
+    if isinstance(text, bool):
+        raise ConfigError(field, text, "must be a duration such as 2ms")
+    if isinstance(text, int):
+        if text < 0:
+            raise ConfigError(field, text, "must be >= 0")
+        return text
+    m = _NUMBER_UNIT.match(text)
+    if m is None:
+        raise ConfigError(field, text, "must be a duration with a unit: ns, us, ms or s (e.g. 2ms)")
+    unit = m.group("unit")
+    if unit not in _DURATION_UNITS:
+        raise ConfigError(field, text, "must be a duration with a unit: ns, us, ms or s (e.g. 2ms)")
+    value = float(m.group("num")) * _DURATION_UNITS[unit]
+    if value != math.floor(value):
+        raise ConfigError(field, text, "must be a whole number of nanoseconds")
+    return int(value)
+
+
+def parse_size(text: str | int, *, field: str = "size") -> int:
+    """Parse ``"3GiB"``, ``"256M"``, ``"64 MB"``, ``"4096"`` into bytes.
+
+    >>> parse_size("3GiB") == 3 * GIB
+    True
+    >>> parse_size("1MB")
+    1000000
+    """
+    if isinstance(text, bool):
+        raise ConfigError(field, text, "must be a size such as 3GiB")
+    if isinstance(text, int):
+        if text < 0:
+            raise ConfigError(field, text, "must be >= 0")
+        return text
+    m = _NUMBER_UNIT.match(text)
+    unit = m.group("unit") if m else None
+    if m is None or unit is None or unit.lower() not in _SIZE_UNITS:
+        raise ConfigError(field, text, "must be a size: a number with B, KiB, MiB, GiB, TiB (or K/M/G/T, or kB/MB/GB)")
+    value = float(m.group("num")) * _SIZE_UNITS[unit.lower()]
+    if value != math.floor(value):
+        raise ConfigError(field, text, "must be a whole number of bytes")
+    return int(value)
+
+
+def bytes_to_pages(nbytes: int, page_size: int) -> int:
+    """Number of pages needed to hold ``nbytes`` (rounded up)."""
+    return -(-nbytes // page_size)
+
+
+def pages_to_bytes(pages: int, page_size: int) -> int:
+    return pages * page_size
+
+
+def format_ns(value: int | float) -> str:
+    """Short human form of a duration in ns: ``"1.50 s"``, ``"2.00 ms"``."""
+    v = float(value)
+    for unit, scale in (("s", NSEC_PER_SEC), ("ms", NSEC_PER_MSEC), ("us", NSEC_PER_USEC)):
+        if abs(v) >= scale:
+            return f"{v / scale:.2f} {unit}"
+    return f"{v:.0f} ns"
+
+
+def format_bytes(value: int | float) -> str:
+    """Short binary form of a byte count: ``"3.00 GiB"``."""
+    v = float(value)
+    for unit, scale in (("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if abs(v) >= scale:
+            return f"{v / scale:.2f} {unit}"
+    return f"{v:.0f} B"

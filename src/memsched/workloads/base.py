@@ -1,0 +1,70 @@
+"""The workload registry: stable ids, a validated config class per workload, one ``make()``.
+
+A workload *builds* processes on a simulated machine (``build(machine, config)``) and may add its own figures
+to the run record (``metrics``: bops for SPECjbb-like runs, convergence for perf-bench). Workloads register
+explicitly in ``memsched.workloads.__init__`` (no discovery by file name), so a broken module fails loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from memsched.config import from_sets
+from memsched.errors import UnknownNameError
+from memsched.sim.machine import Machine
+
+__all__ = ["Built", "WorkloadSpec", "get", "names", "register"]
+
+
+@dataclass
+class Built:
+    """What ``build`` set up: the processes' main tasks, plus a hook that adds workload figures at the end."""
+
+    processes: list[Any]
+    metrics: Callable[[Machine], dict[str, Any]] = field(default=lambda m: {})
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    id: str
+    description: str
+    family: str
+    config_cls: type
+    build: Callable[[Machine, Any], Built]
+    #: Id of the run this one is measured against in comparisons (e.g. the HARD_BIND variant).
+    reference: str | None = None
+    #: Multi-node layout tricks (bind variants) need at least this many nodes to mean anything.
+    min_nodes: int = 1
+
+    def make_config(self, sets: Mapping[str, str]) -> Any:
+        return from_sets(self.config_cls, sets, owner=f"workload {self.id}")
+
+    def default_config(self) -> Any:
+        return self.config_cls()
+
+    def config_dict(self, config: Any) -> dict[str, Any]:
+        return dataclasses.asdict(config)
+
+
+_REGISTRY: dict[str, WorkloadSpec] = {}
+
+
+def register(spec: WorkloadSpec) -> WorkloadSpec:
+    if spec.id in _REGISTRY:
+        raise ValueError(f"workload {spec.id} registered twice")
+    _REGISTRY[spec.id] = spec
+    return spec
+
+
+def get(name: str) -> WorkloadSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("workload", name, names()) from None
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
