@@ -1,0 +1,87 @@
+"""The import arrows of DESIGN.md ("Layers") hold for every module, including imports inside functions."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "memsched"
+
+BASE = ("memsched.uapi", "memsched.units", "memsched.errors", "memsched.topology", "memsched.config", "memsched.data")
+PURE = ("memsched.pressure", "memsched.policies", "memsched.admission")
+
+# Layer of a module -> the layers it may import from (itself included).
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "base": BASE,
+    "pure": BASE + PURE,
+    "sim": BASE + PURE + ("memsched.sim",),
+    "live": BASE + PURE + ("memsched.live",),
+    "upper": BASE + PURE + ("memsched.sim", "memsched.live", "memsched.workloads", "memsched.report"),
+    "cli": ("memsched",),
+}
+
+
+def layer_of(module: str) -> str:
+    if module == "memsched" or module == "memsched.__main__" or module.startswith("memsched.cli"):
+        return "cli"
+    for prefix in BASE:
+        if module == prefix or module.startswith(prefix + "."):
+            return "base"
+    for prefix in PURE:
+        if module == prefix or module.startswith(prefix + "."):
+            return "pure"
+    for name in ("sim", "live"):
+        if module == f"memsched.{name}" or module.startswith(f"memsched.{name}."):
+            return name
+    return "upper"
+
+
+def imports_of(path: Path, module: str) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                pkg = module.split(".")
+                base = ".".join(pkg[: len(pkg) - node.level + (1 if path.name == "__init__.py" else 0)])
+                out.append(f"{base}.{node.module}" if node.module else base)
+            elif node.module:
+                out.append(node.module)
+    return [m for m in out if m == "memsched" or m.startswith("memsched.")]
+
+
+def modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out.append((".".join(parts), path))
+    return out
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=[m for m, _ in modules()])
+def test_module_respects_layers(module: str, path: Path) -> None:
+    """A module imports only from its own layer and the layers below it (sim and live never meet)."""
+    allowed = ALLOWED[layer_of(module)]
+    bad = [imp for imp in imports_of(path, module) if not any(imp == a or imp.startswith(a + ".") for a in allowed)]
+    assert not bad, f"{module} ({layer_of(module)}) imports {bad}"
+
+
+POLICY_ALLOWED = BASE + ("memsched.policies",)
+
+
+@pytest.mark.parametrize(
+    ("module", "path"),
+    [(m, p) for m, p in modules() if m.startswith("memsched.policies.")],
+    ids=[m for m, _ in modules() if m.startswith("memsched.policies.")],
+)
+def test_policies_import_only_views_actions_and_base(module: str, path: Path) -> None:
+    """A policy runs in the simulator and as a live agent: it sees only uapi/base types and policies.*."""
+    bad = [imp for imp in imports_of(path, module) if not any(imp == a or imp.startswith(a + ".") for a in POLICY_ALLOWED)]
+    assert not bad, f"{module} imports {bad}"
