@@ -24,7 +24,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 
 
 def layer_of(module: str) -> str:
-    if module == "memsched" or module == "memsched.__main__" or module.startswith("memsched.cli"):
+    if module in {"memsched", "memsched.__main__"} or module.startswith("memsched.cli"):
         return "cli"
     for prefix in BASE:
         if module == prefix or module.startswith(prefix + "."):
@@ -73,7 +73,7 @@ def test_module_respects_layers(module: str, path: Path) -> None:
     assert not bad, f"{module} ({layer_of(module)}) imports {bad}"
 
 
-POLICY_ALLOWED = BASE + ("memsched.policies",)
+POLICY_ALLOWED = (*BASE, "memsched.policies")
 
 
 @pytest.mark.parametrize(
@@ -83,5 +83,7 @@ POLICY_ALLOWED = BASE + ("memsched.policies",)
 )
 def test_policies_import_only_views_actions_and_base(module: str, path: Path) -> None:
     """A policy runs in the simulator and as a live agent: it sees only uapi/base types and policies.*."""
-    bad = [imp for imp in imports_of(path, module) if not any(imp == a or imp.startswith(a + ".") for a in POLICY_ALLOWED)]
+    bad = [
+        imp for imp in imports_of(path, module) if not any(imp == a or imp.startswith(a + ".") for a in POLICY_ALLOWED)
+    ]
     assert not bad, f"{module} imports {bad}"

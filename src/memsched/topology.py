@@ -242,7 +242,12 @@ _KNOWN_KEYS = {
 def _build(data: Mapping[str, Any], source: str) -> Topology:
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
-        raise ConfigError(unknown[0], data[unknown[0]], "is not a topology key; known keys: " + ", ".join(sorted(_KNOWN_KEYS)), source=source)
+        raise ConfigError(
+            unknown[0],
+            data[unknown[0]],
+            "is not a topology key; known keys: " + ", ".join(sorted(_KNOWN_KEYS)),
+            source=source,
+        )
 
     def get(key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
         if key not in data:
@@ -275,7 +280,10 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
     threads_per_core = positive_int("threads_per_core", 1)
     if cores_per_socket % nodes_per_socket:
         raise ConfigError(
-            "cores_per_socket", cores_per_socket, f"must be a multiple of nodes_per_socket ({nodes_per_socket})", source=source
+            "cores_per_socket",
+            cores_per_socket,
+            f"must be a multiple of nodes_per_socket ({nodes_per_socket})",
+            source=source,
         )
     nr_nodes = sockets * nodes_per_socket
     cores_per_node = cores_per_socket // nodes_per_socket
@@ -309,7 +317,7 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
     pairs: list[tuple[int, int]] = []
     if isinstance(links_raw, str):
         if links_raw != "full":
-            raise ConfigError("links", links_raw, "must be \"full\" or a list of [a, b] node pairs", source=source)
+            raise ConfigError("links", links_raw, 'must be "full" or a list of [a, b] node pairs', source=source)
         pairs = [(a, b) for a in range(nr_nodes) for b in range(a + 1, nr_nodes)]
     else:
         for item in links_raw:
@@ -320,7 +328,9 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
                 or not all(0 <= x < nr_nodes for x in item)
                 or item[0] == item[1]
             ):
-                raise ConfigError("links", item, f"entries must be [a, b] with distinct nodes in 0..{nr_nodes - 1}", source=source)
+                raise ConfigError(
+                    "links", item, f"entries must be [a, b] with distinct nodes in 0..{nr_nodes - 1}", source=source
+                )
             a, b = sorted(item)
             if (a, b) in pairs:
                 raise ConfigError("links", item, "must not list a link twice", source=source)
@@ -329,7 +339,9 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
     hops, _ = _routes(nr_nodes, links)
     if (hops < 0).any():
         i, j = (int(x) for x in np.argwhere(hops < 0)[0])
-        raise ConfigError("links", links_raw, f"must connect every node (no path from node {i} to node {j})", source=source)
+        raise ConfigError(
+            "links", links_raw, f"must connect every node (no path from node {i} to node {j})", source=source
+        )
 
     # SLIT: given, or derived as 10 + 10 * hops (the common BIOS convention of 10/20/30).
     if "distance" in data:
@@ -380,7 +392,9 @@ def _validate_distance(raw: Any, nr_nodes: int, source: str) -> npt.NDArray[np.i
         raise ConfigError("distance", raw, f"must be a {nr_nodes}x{nr_nodes} matrix of integers", source=source)
     dist = np.array(raw, dtype=np.int64)
     if (np.diag(dist) != LOCAL_DISTANCE).any():
-        raise ConfigError("distance", raw, f"must have {LOCAL_DISTANCE} on the diagonal (LOCAL_DISTANCE)", source=source)
+        raise ConfigError(
+            "distance", raw, f"must have {LOCAL_DISTANCE} on the diagonal (LOCAL_DISTANCE)", source=source
+        )
     off = dist[~np.eye(nr_nodes, dtype=bool)]
     if (off <= LOCAL_DISTANCE).any() or (dist > 254).any():
         raise ConfigError("distance", raw, "must have off-diagonal entries in 11..254 (SLIT)", source=source)

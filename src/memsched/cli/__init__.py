@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.exit_code or 0)
     except typer.TyperException as e:  # usage errors: unknown option, missing argument, bad type
         if type(e).__name__ == "NoArgsIsHelpError":  # bare `memsched` or a bare group: show the help
-            print(e.format_message(), file=sys.stderr)  # type: ignore[attr-defined]
+            print(e.format_message(), file=sys.stderr)
             return 2
-        print(f"memsched: error: {e.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
+        print(f"memsched: error: {e.format_message()}", file=sys.stderr)
         return 2
     except ConfigError as e:
         print(f"memsched: error: {e}", file=sys.stderr)

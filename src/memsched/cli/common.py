@@ -18,7 +18,8 @@ from memsched.errors import ConfigError
 
 __all__ = ["emit_json", "err_console", "out_console", "progress_bar", "write_atomic"]
 
-out_console = Console()
+# Off a terminal (pipes, CI logs) rich would wrap tables at 80 columns; give them room instead.
+out_console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 

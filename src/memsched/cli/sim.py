@@ -42,7 +42,9 @@ def run(
     thp: ThpOpt = True,
 ) -> None:
     """Simulate one workload under one policy and report times and /proc/vmstat counters."""
-    spec = RunSpec(workload=workload, topology=topology, policy=policy, seed=seed, sets=parse_set_args(set_ or []), thp=thp)
+    spec = RunSpec(
+        workload=workload, topology=topology, policy=policy, seed=seed, sets=parse_set_args(set_ or []), thp=thp
+    )
     validate_spec(spec)
     if trace is not None:
         check_writable(trace, "--trace")
@@ -99,7 +101,9 @@ def compare_specs(topology: str, workloads: list[str], policies: list[str], seed
 @app.command()
 def compare(
     topology: TopologyOpt = DEFAULT_TOPOLOGY,
-    workloads: Annotated[str, typer.Option("--workloads", "-w", help="comma-separated workload ids")] = DEFAULT_WORKLOADS,
+    workloads: Annotated[
+        str, typer.Option("--workloads", "-w", help="comma-separated workload ids")
+    ] = DEFAULT_WORKLOADS,
     policies: Annotated[str, typer.Option("--policies", help="comma-separated policy ids, or 'all'")] = "all",
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
@@ -152,7 +156,15 @@ def list_(
         rows = []
         for name in list_presets():
             t = load_topology(name)
-            rows.append({"id": name, "nodes": t.nr_nodes, "cpus": t.nr_cpus, "memory_gib": t.memory_bytes >> 30, "description": t.description})
+            rows.append(
+                {
+                    "id": name,
+                    "nodes": t.nr_nodes,
+                    "cpus": t.nr_cpus,
+                    "memory_gib": t.memory_bytes >> 30,
+                    "description": t.description,
+                }
+            )
     elif what == "workloads":
         rows = [
             {

@@ -21,6 +21,16 @@ def run_trace(record: dict[str, Any]) -> dict[str, Any]:
         if local is not None:
             events.append({"name": "local access fraction", "ph": "C", "ts": ts, "pid": 1, "args": {"local": local}})
         events.append(
-            {"name": "pages per node", "ph": "C", "ts": ts, "pid": 1, "args": {f"node{n}": p for n, p in enumerate(pages)}}
+            {
+                "name": "pages per node",
+                "ph": "C",
+                "ts": ts,
+                "pid": 1,
+                "args": {f"node{n}": p for n, p in enumerate(pages)},
+            }
         )
-    return {"traceEvents": events, "displayTimeUnit": "ms", "metadata": {k: record[k] for k in ("workload", "policy", "topology", "seed")}}
+    return {
+        "traceEvents": events,
+        "displayTimeUnit": "ms",
+        "metadata": {k: record[k] for k in ("workload", "policy", "topology", "seed")},
+    }

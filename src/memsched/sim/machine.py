@@ -27,6 +27,7 @@ core's local streaming rate but does not add memory traffic.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,7 +158,9 @@ class Machine:
         self._place_new(task, parent_cpu)
         return task
 
-    def _new_task(self, name: str, program: tuple[Phase, ...], mm: MmStruct, *, tgid: int, nice: int, parent: Task | None) -> Task:
+    def _new_task(
+        self, name: str, program: tuple[Phase, ...], mm: MmStruct, *, tgid: int, nice: int, parent: Task | None
+    ) -> Task:
         tid = len(self.tasks)
         self._grow(tid + 1)
         affinity = parent.affinity.copy() if parent else np.ones(self.nr_cpus, dtype=bool)
@@ -225,7 +228,11 @@ class Machine:
             t_done = self._next_completion()
             if t_done is None and (t_event is None or not self._any_alive()):
                 break
-            t = t_done if t_event is None or (t_done is not None and t_done <= t_event) else t_event
+            if t_done is not None and (t_event is None or t_done <= t_event):
+                t = t_done
+            else:
+                assert t_event is not None
+                t = t_event
             if until is not None and t > until:
                 self._advance(until)
                 engine.now = until
@@ -536,7 +543,7 @@ class Machine:
             spans = [r.page_span(self.page_size) for _, r in touchers]
             cuts = sorted({p for span in spans for p in span})
             owner = np.full(mm.nr_pages, -1, dtype=np.int64)
-            for lo, hi in zip(cuts, cuts[1:], strict=False):
+            for lo, hi in itertools.pairwise(cuts):
                 covering = [k for k, (s0, s1) in enumerate(spans) if s0 <= lo and hi <= s1]
                 if not covering:
                     continue

@@ -32,6 +32,7 @@ The hardware figures behind every preset are derived in ``docs/calibration.md``.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +81,7 @@ class MemModel:
         for src in range(nr):
             for dst in range(nr):
                 hops = routes[src][dst]
-                for u, v in zip(hops, hops[1:], strict=False):
+                for u, v in itertools.pairwise(hops):
                     self.path[src, dst, index[(u, v)]] = 1.0
         self._path_to_cpu = self.path.transpose(1, 0, 2).copy()  # [cpu, mem, d]: data mem -> cpu
 
@@ -127,7 +128,9 @@ class MemModel:
         return RateResult(rate, ctrl_util, link_util)
 
 
-def _progressive_fill(a: npt.NDArray[np.float64], cap: npt.NDArray[np.float64], demand: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _progressive_fill(
+    a: npt.NDArray[np.float64], cap: npt.NDArray[np.float64], demand: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     """Weighted max-min fair rates: ``rate = t_i * demand_i`` with every ``t_i <= 1`` raised together.
 
     ``a[i, r]`` is what one unit of task i's rate consumes of resource r, ``cap[r]`` its capacity. Each round

@@ -91,7 +91,7 @@ class SchedFlag(enum.IntFlag):
             try:
                 flags |= cls[key]
             except KeyError:
-                raise UnknownNameError("flags", part, [m.name.lower().replace("_", "-") for m in cls]) from None
+                raise UnknownNameError("flags", part, [str(m.name).lower().replace("_", "-") for m in cls]) from None
         return flags
 
 

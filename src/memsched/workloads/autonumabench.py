@@ -38,7 +38,7 @@ from memsched.topology import Topology
 from memsched.units import GIB
 from memsched.workloads.base import Built, WorkloadSpec, register
 
-__all__ = ["AutonumaConfig", "VARIANTS"]
+__all__ = ["VARIANTS", "AutonumaConfig"]
 
 NUMA01_SIZE = 3 * GIB
 NUMA01_NR = 50  # repetitions after the first full write (numa01)
@@ -148,8 +148,14 @@ def _spec(base: str, bind: str) -> WorkloadSpec:
     suffix = {"none": "", "hard": "_HARD_BIND", "inverse": "_INVERSE_BIND"}[bind]
     wid = base + suffix
     about = {
-        "numa01": "2 processes x cpus/2 threads, each thread writes its process's whole 3 GiB 51 times; all 6 GiB first-touched on one node",
-        "numa01_THREAD_ALLOC": "as numa01, but after the shared first touch each thread writes only its 3 GiB/threads slice, 1000 times",
+        "numa01": (
+            "2 processes x cpus/2 threads, each thread writes its process's whole 3 GiB 51 times; "
+            "all 6 GiB first-touched on one node"
+        ),
+        "numa01_THREAD_ALLOC": (
+            "as numa01, but after the shared first touch each thread writes only its 3 GiB/threads slice, "
+            "1000 times"
+        ),
         "numa02": "1 process x cpus threads, each writes its own slice of 1 GiB 800 times (800 GiB in all)",
         "numa02_SMT": "as numa02 with cpus/2 threads (checks one thread per core)",
     }[base]

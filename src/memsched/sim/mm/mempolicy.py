@@ -10,8 +10,8 @@ Models ``mm/mempolicy.c`` as of Linux 3.7/3.8 (the kernels of the NUMA balancing
 - ``MPOL_INTERLEAVE``: for mapped memory, ``offset_il_node()`` picks the ``(page offset in the VMA) %
   weight``-th node of the mask, so placement is a function of the page index, not of time.
 
-Zonelists (``build_zonelists()``, mm/page_alloc.c) order nodes by SLIT distance; the kernel spreads ties with
-its ``node_load`` round-robin, which we replace with "lower node id first" (listed in docs/kernel-map.md).
+Zonelists (``build_zonelists()``, mm/page_alloc.c) order nodes by SLIT distance, with the kernel's
+``node_load`` round-robin among nodes at equal distance (see :func:`zonelists`).
 
 Deviations from the kernel: no per-VMA policies (``mbind``) yet; a policy is per task. ``MPOL_F_STATIC_NODES``
 and ``MPOL_F_RELATIVE_NODES`` do not apply because simulated cpusets never change.
@@ -78,7 +78,9 @@ class Mempolicy:
             mask[:] = True
         return mask
 
-    def target_nodes(self, cpu_node: int, page_index: npt.NDArray[np.int64], zonelist: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    def target_nodes(
+        self, cpu_node: int, page_index: npt.NDArray[np.int64], zonelist: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
         """The node each page should come from, before fallback (``policy_node()`` / ``offset_il_node()``).
 
         ``page_index`` is the index of each page inside its mapping; ``zonelist`` is ``zonelists(...)[cpu_node]``.
@@ -86,7 +88,7 @@ class Mempolicy:
         n = page_index.shape[0]
         if self.mode is MpolMode.INTERLEAVE:
             nodes = np.asarray(self.nodes, dtype=np.int64)
-            return nodes[page_index % nodes.shape[0]]
+            return np.asarray(nodes[page_index % nodes.shape[0]], dtype=np.int64)
         if self.mode is MpolMode.PREFERRED:
             return np.full(n, self.nodes[0], dtype=np.int64)
         if self.mode is MpolMode.BIND and cpu_node not in self.nodes:
@@ -101,11 +103,43 @@ class Mempolicy:
         return f"{self.mode.name.lower()}:{','.join(map(str, self.nodes))}"
 
 
-def zonelists(distance: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Row ``n``: all nodes in fallback order from node ``n`` (by SLIT distance, then node id)."""
+def zonelists(distance: npt.NDArray[np.int64], *, max_numnodes: int = 1024) -> npt.NDArray[np.int64]:
+    """Row ``n``: all nodes in fallback order from node ``n``, as ``build_zonelists()`` orders them.
+
+    ``find_next_best_node()`` (mm/page_alloc.c, 3.7) picks, after the local node, the node of smallest
+    ``(distance + (n < node) + PENALTY_FOR_NODE_WITH_CPUS) * (MAX_NODE_LOAD * MAX_NUMNODES) + node_load[n]``,
+    and ``build_zonelists()`` charges ``node_load`` to the first node of each distance group, so nodes at
+    equal distance are taken round-robin ("prefer the next node") instead of always the lowest id.
+    ``node_load`` persists across the nodes, which are built in id order. Every modelled node has CPUs, so
+    the CPU penalty is a constant here.
+    """
     nr = distance.shape[0]
+    max_node_load = nr
+    node_load = [0] * nr
     out = np.empty((nr, nr), dtype=np.int64)
-    ids = np.arange(nr)
-    for n in range(nr):
-        out[n] = np.lexsort((ids, distance[n]))
+    for local in range(nr):
+        used = [False] * nr
+        order: list[int] = []
+        load = nr
+        prev = local
+        for _ in range(nr):
+            if not used[local]:
+                node = local
+            else:
+                best, best_val = -1, None
+                for n in range(nr):
+                    if used[n]:
+                        continue
+                    val = int(distance[local, n]) + (1 if n < local else 0) + 1
+                    val = val * (max_node_load * max_numnodes) + node_load[n]
+                    if best_val is None or val < best_val:
+                        best, best_val = n, val
+                node = best
+            used[node] = True
+            if distance[local, node] != distance[local, prev]:
+                node_load[node] = load
+            prev = node
+            load -= 1
+            order.append(node)
+        out[local] = order
     return out

@@ -125,7 +125,7 @@ class MmStruct:
         p0, p1 = region.page_span(self.page_size)
         nodes = self.page_node[p0:p1].astype(np.int64) + 1  # -1 (absent) -> bin 0
         out = np.bincount(nodes, weights=region.page_weights(self.page_size), minlength=self.nr_nodes + 1)
-        return out[1:]
+        return np.asarray(out[1:], dtype=np.float64)
 
     def set_nodes(self, pages: npt.NDArray[np.int64], nodes: npt.NDArray[np.int64]) -> None:
         """Record new placement for ``pages`` (first touch or migration) and keep ``node_pages`` in step."""

@@ -26,7 +26,7 @@ from memsched.topology import Topology
 __all__ = ["OutOfMemory", "PageAllocator"]
 
 
-class OutOfMemory(SimulationError):
+class OutOfMemory(SimulationError):  # noqa: N818  (the kernel's name for the condition)
     """No allowed node has a free frame (the simulated kernel would invoke the OOM killer)."""
 
 

@@ -53,6 +53,7 @@ def build_domains(topo: Topology) -> list[list[Domain]]:
             if span == prev_span:
                 child_map = spans
                 continue  # degenerate level (sd_degenerate): same span as the child
+            groups: tuple[tuple[int, ...], ...]
             if child_map is None:
                 groups = tuple((c,) for c in span)
             else:

@@ -1,0 +1,150 @@
+"""The memsched command line: good paths, JSON contract, determinism, and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memsched.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_run_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    """run --json prints one JSON document with the contract's fields and /proc/vmstat names."""
+    rc, out, err = run_cli(
+        capsys, "run", "numa02", "--topology", "opteron-4n32", "--policy", "none", "--seed", "3", "--json"
+    )
+    assert rc == 0 and err == ""
+    rec = json.loads(out)
+    for key in ("workload", "policy", "topology", "seed", "elapsed_s", "user_s", "system_s", "vmstat"):
+        assert key in rec
+    assert rec["workload"] == "numa02" and rec["topology"] == "opteron-4n32" and rec["seed"] == 3
+    for counter in (
+        "numa_pte_updates",
+        "numa_hint_faults",
+        "numa_hint_faults_local",
+        "numa_pages_migrated",
+        "pgmigrate_success",
+    ):
+        assert counter in rec["vmstat"]
+    assert 40 < rec["elapsed_s"] < 80
+
+
+def test_same_seed_byte_identical_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """The same seed gives byte-identical --json output."""
+    args = ("run", "numa01_THREAD_ALLOC_HARD_BIND", "--topology", "opteron-4n32", "--seed", "5", "--json")
+    _, a, _ = run_cli(capsys, *args)
+    _, b, _ = run_cli(capsys, *args)
+    assert a == b
+
+
+def test_different_seeds_may_differ(capsys: pytest.CaptureFixture[str]) -> None:
+    """numa01's first-touch node comes from the seed (the wall clock's parity in the original)."""
+    nodes = set()
+    for seed in range(6):
+        _, out, _ = run_cli(capsys, "run", "numa01", "--topology", "opteron-4n32", "--seed", str(seed), "--json")
+        nodes.add(json.loads(out)["metrics"]["nodemask_global"])
+    assert nodes == {0, 1}
+
+
+def test_run_table_on_terminal_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --json, run prints a table with the elapsed time."""
+    rc, out, _ = run_cli(capsys, "run", "numa02_SMT", "--topology", "laptop-1n8")
+    assert rc == 0 and "elapsed" in out
+
+
+def test_list_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    """list shows the presets, the twelve autonuma-benchmark workloads and the policies."""
+    rc, out, _ = run_cli(capsys, "list", "topologies", "--json")
+    assert rc == 0 and {r["id"] for r in json.loads(out)} >= {"westmere-ex-4n48", "opteron-4n32", "x86-8n64"}
+    _, out, _ = run_cli(capsys, "list", "workloads", "--json")
+    ids = {r["id"] for r in json.loads(out)}
+    assert {"numa01", "numa02_SMT_INVERSE_BIND", "numa01_THREAD_ALLOC_HARD_BIND"} <= ids
+    _, out, _ = run_cli(capsys, "list", "policies", "--json")
+    assert "none" in {r["id"] for r in json.loads(out)}
+
+
+def test_compare_small_with_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """compare runs each workload with its HARD_BIND and INVERSE_BIND references and writes an HTML report."""
+    report = tmp_path / "r.html"
+    rc, out, _ = run_cli(
+        capsys,
+        "compare",
+        "--topology",
+        "opteron-4n32",
+        "--workloads",
+        "numa02",
+        "--jobs",
+        "1",
+        "--json",
+        "--report",
+        str(report),
+    )
+    assert rc == 0
+    recs = json.loads(out)
+    assert [r["label"] for r in recs][-2:] == ["HARD_BIND", "INVERSE_BIND"]
+    assert all(r["base"] == "numa02" for r in recs)
+    html = report.read_text()
+    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("run", "numa99"), "'workload' must be one of"),
+        (("run", "numa02", "--topology", "cray-1"), "'topology' must be one of"),
+        (("run", "numa02", "--policy", "greedy"), "'policy' must be one of"),
+        (("run", "numa02", "--set", "novalue"), "'--set' must be key=value"),
+        (("run", "numa02", "--set", "warp=9"), "'warp' is not a setting"),
+        (("run", "numa02", "--set", "mof=maybe"), "'mof' must be true or false"),
+        (("run", "numa02", "--seed", "-4"), "'seed'"),
+        (("run", "numa02", "--frobnicate"), "No such option"),
+        (("list", "colours"), "'what' must be one of"),
+        (("compare", "--policies", "none,greedy"), "'policy' must be one of"),
+        (("compare", "--workloads", "numa01,numa99"), "'workload' must be one of"),
+        (("compare", "--jobs", "0"), "'--jobs'"),
+    ],
+)
+def test_bad_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], needle: str) -> None:
+    """Bad input: exit 2, nothing on stdout, one line on stderr naming the value and what is allowed."""
+    rc, out, err = run_cli(capsys, *args)
+    assert rc == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert needle in err
+
+
+def test_bad_report_path_writes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A report path in a missing folder fails before any simulation, leaving nothing behind."""
+    target = tmp_path / "missing" / "r.html"
+    rc, _out, err = run_cli(capsys, "compare", "--workloads", "numa02", "--report", str(target))
+    assert rc == 2 and "'--report'" in err
+    assert not target.exists() and not target.parent.exists()
+
+
+def test_trace_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--trace writes a Chrome trace with counter events."""
+    trace = tmp_path / "t.json"
+    rc, _, _ = run_cli(capsys, "run", "numa02", "--topology", "sandybridge-2n32", "--trace", str(trace))
+    assert rc == 0
+    doc = json.loads(trace.read_text())
+    assert any(e["ph"] == "C" for e in doc["traceEvents"])
+
+
+def test_python_dash_m_entry_point() -> None:
+    """python -m memsched works and exits 2 on a bad argument."""
+    ok = subprocess.run(
+        [sys.executable, "-m", "memsched", "list", "policies"], capture_output=True, text=True, check=False
+    )
+    assert ok.returncode == 0 and "none" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "memsched", "run", "nope"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and bad.stdout == ""

@@ -1,0 +1,110 @@
+"""balance: fork placement spreads nodes, then cores, then SMT threads; balancing fills idle CPUs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memsched.sim.sched.balance import Balancer
+from memsched.sim.sched.domains import build_domains
+from memsched.topology import load_topology
+
+WSM = load_topology("westmere-ex-4n48")
+
+
+def fork_n(b: Balancer, n: int, nr_cpus: int, parent_cpu: int = 0, allowed: np.ndarray | None = None) -> list[int]:
+    load = np.zeros(nr_cpus)
+    load[parent_cpu] = 1024  # the forking parent is running
+    mask = np.ones(nr_cpus, bool) if allowed is None else allowed
+    placed = []
+    for _ in range(n):
+        cpu = b.select_fork_cpu(parent_cpu, mask, load)
+        load[cpu] += 1024
+        placed.append(cpu)
+    return placed
+
+
+def test_domains_of_westmere() -> None:
+    """CPU 0 has SMT (2 CPUs), MC (its node's 12) and one NUMA level (all 48)."""
+    doms = build_domains(WSM)[0]
+    assert [d.level for d in doms] == ["SMT", "MC", "NUMA20"]
+    assert [len(d.span) for d in doms] == [2, 12, 48]
+    assert len(doms[1].groups) == 6 and len(doms[2].groups) == 4
+
+
+def test_fork_spreads_over_nodes_first() -> None:
+    """Four new threads land on four different nodes."""
+    b = Balancer(WSM)
+    placed = fork_n(b, 4, 48)
+    assert sorted(WSM.cpu_node()[placed].tolist()) == [0, 1, 2, 3]
+
+
+def test_fork_one_thread_per_core_before_smt() -> None:
+    """23 threads next to a running parent take 23 different idle cores (numa02_SMT's check)."""
+    b = Balancer(WSM)
+    placed = fork_n(b, 23, 48)
+    cores = WSM.cpu_core()[placed]
+    assert len(set(cores.tolist())) == 23
+    assert WSM.cpu_core()[0] not in cores.tolist()
+
+
+def test_fork_respects_affinity() -> None:
+    """Threads of a parent bound to node 2 stay there and still spread over its cores."""
+    b = Balancer(WSM)
+    allowed = np.zeros(48, bool)
+    allowed[list(WSM.node_cpus(2))] = True
+    placed = fork_n(b, 6, 48, parent_cpu=WSM.node_cpus(2)[0], allowed=allowed)
+    assert set(WSM.cpu_node()[placed].tolist()) == {2}
+    assert len(set(WSM.cpu_core()[placed].tolist())) == 6
+
+
+def test_idle_cpu_pulls_from_overloaded_cpu() -> None:
+    """Two tasks queued on CPU 0 and everything else idle: one moves away."""
+    b = Balancer(WSM)
+    rq: list[list[int]] = [[] for _ in range(48)]
+    rq[0] = [1, 2]
+    moves = b.balance(rq, lambda t: 1024.0, lambda t, s, d: True)
+    assert len(moves) == 1 and moves[0].src == 0
+    assert sorted(len(q) for q in rq)[-1] == 1
+
+
+def test_smt_pair_split_onto_idle_core() -> None:
+    """Two tasks on sibling threads of one core, with whole cores idle: one moves to an idle core."""
+    b = Balancer(WSM)
+    rq: list[list[int]] = [[] for _ in range(48)]
+    rq[0] = [1]
+    rq[24] = [2]
+    b.balance(rq, lambda t: 1024.0, lambda t, s, d: True)
+    busy = [c for c, q in enumerate(rq) if q]
+    assert len(set(WSM.cpu_core()[busy].tolist())) == 2
+
+
+def test_balanced_state_does_not_move() -> None:
+    """One task per core is left alone; a veto stops every move."""
+    b = Balancer(WSM)
+    rq: list[list[int]] = [[i] if i < 24 else [] for i in range(48)]
+    assert b.balance(rq, lambda t: 1024.0, lambda t, s, d: True) == []
+    rq2: list[list[int]] = [[] for _ in range(48)]
+    rq2[0] = [1, 2, 3]
+    assert b.balance(rq2, lambda t: 1024.0, lambda t, s, d: False) == []
+
+
+def test_busy_cpus_even_out_load() -> None:
+    """Without idle CPUs, 3 tasks vs 1 task on two CPUs become 2 and 2."""
+    t = load_topology("laptop-1n8")
+    b = Balancer(t)
+    rq: list[list[int]] = [[10 + i] for i in range(8)]
+    rq[0] = [1, 2, 3]
+    rq[1] = [4]
+    b.balance(rq, lambda x: 1024.0, lambda x, s, d: True)
+    assert max(len(q) for q in rq) == 2
+
+
+def test_wake_prefers_prev_then_idle_core_in_llc() -> None:
+    """A waking task returns to its idle previous CPU, else to an idle core of the same node."""
+    b = Balancer(WSM)
+    nr = np.zeros(48, dtype=np.int64)
+    allowed = np.ones(48, bool)
+    assert b.select_wake_cpu(3, allowed, nr) == 3
+    nr[3] = 1
+    cpu = b.select_wake_cpu(3, allowed, nr)
+    assert WSM.cpu_node()[cpu] == 0 and cpu != 3 and nr[list(WSM.siblings(cpu))].sum() == 0

@@ -1,0 +1,68 @@
+"""config: knobs are validated and reachable from --set strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from memsched.config import describe, from_sets, knob, parse_set_args, validate
+from memsched.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Demo:
+    scan_delay_ms: int = knob(1000, "first scan after this delay", min=0)
+    ratio: float = knob(0.5, "a ratio", min=0.0, max=1.0)
+    enabled: bool = knob(True, "on or off")
+    mode: str = knob("fast", "how", choices=("fast", "slow"))
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def test_from_sets_parses_each_type() -> None:
+    """Strings become ints, floats, bools and choices."""
+    d = from_sets(Demo, {"scan_delay_ms": "250", "ratio": "0.25", "enabled": "off", "mode": "slow"}, owner="demo")
+    assert (d.scan_delay_ms, d.ratio, d.enabled, d.mode) == (250, 0.25, False, "slow")
+
+
+@pytest.mark.parametrize(
+    ("sets", "field"),
+    [
+        ({"scan_delay_ms": "-5"}, "scan_delay_ms"),
+        ({"scan_delay_ms": "x"}, "scan_delay_ms"),
+        ({"ratio": "2"}, "ratio"),
+        ({"enabled": "maybe"}, "enabled"),
+        ({"mode": "medium"}, "mode"),
+        ({"nope": "1"}, "nope"),
+    ],
+)
+def test_bad_values_name_the_field(sets: dict[str, str], field: str) -> None:
+    """Every bad value raises ConfigError naming the field and the value."""
+    with pytest.raises(ConfigError) as exc:
+        from_sets(Demo, sets, owner="demo")
+    assert exc.value.field == field
+    assert repr(sets[field]) in str(exc.value) or sets[field] in str(exc.value)
+
+
+def test_unknown_key_lists_valid_settings() -> None:
+    """An unknown key's message lists the valid settings."""
+    with pytest.raises(ConfigError, match="enabled, mode, ratio, scan_delay_ms"):
+        from_sets(Demo, {"nope": "1"}, owner="demo")
+
+
+def test_parse_set_args() -> None:
+    """key=value pairs parse; malformed or repeated keys are refused."""
+    assert parse_set_args(["a=1", "b-c= x "]) == {"a": "1", "b_c": "x"}
+    for bad in (["a"], ["=1"], ["a=1", "a=2"], ["a b=1"]):
+        with pytest.raises(ConfigError, match="--set"):
+            parse_set_args(bad)
+
+
+def test_describe_lists_knobs() -> None:
+    """describe() exposes name, type, default and help of each knob."""
+    info = {k.name: k for k in describe(Demo)}
+    assert info["scan_delay_ms"].default == 1000
+    assert info["scan_delay_ms"].type == "int"
+    assert "delay" in info["scan_delay_ms"].help
