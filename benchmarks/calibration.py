@@ -1,0 +1,55 @@
+"""Simulated versus published autonuma-benchmark times (no balancing), as the table in docs/calibration.md.
+
+    python benchmarks/calibration.py [--seed N]
+
+Published: Ingo Molnar's Opteron, v3.7 vanilla and HARD_BIND; Mel Gorman's E7-4807 box, vanilla, V1/V3/V10
+postings (numa.md §7.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from memsched.workloads.runner import RunSpec, run_one
+
+OPTERON = {
+    "numa01": (340.3, 166.6),
+    "numa01_THREAD_ALLOC": (425.1, 200.56),
+    "numa02": (56.1, 14.9),
+    "numa02_SMT": (56.1, 14.6),
+}
+WESTMERE = {
+    "numa01": (1511.76, 1514.61),
+    "numa01_THREAD_ALLOC": (1264.08, 1387.17),
+    "numa02": (176.81, 181.88),
+    "numa02_SMT": (163.59, 168.41),
+}
+
+
+def sim(workload: str, topology: str, seed: int) -> float:
+    return float(run_one(RunSpec(workload, topology, "none", seed))["elapsed_s"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=0)
+    seed = ap.parse_args().seed
+    print("| machine | workload | run | published s | simulated s | deviation |")
+    print("|---|---|---|---|---|---|")
+    for wl, (van, hard) in OPTERON.items():
+        for label, suffix, pub in (("vanilla", "", van), ("HARD_BIND", "_HARD_BIND", hard)):
+            s = sim(wl + suffix, "opteron-4n32", seed)
+            print(f"| opteron-4n32 | {wl} | {label} | {pub:.2f} | {s:.1f} | {100 * (s / pub - 1):+.1f} % |")
+    for wl, (lo, hi) in WESTMERE.items():
+        s = sim(wl, "westmere-ex-4n48", seed)
+        if s < lo:
+            dev = f"{100 * (s / lo - 1):+.1f} %"
+        elif s > hi:
+            dev = f"{100 * (s / hi - 1):+.1f} %"
+        else:
+            dev = "inside the range"
+        print(f"| westmere-ex-4n48 | {wl} | vanilla | {lo:.2f}–{hi:.2f} | {s:.1f} | {dev} |")
+
+
+if __name__ == "__main__":
+    main()
