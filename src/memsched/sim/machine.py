@@ -108,8 +108,12 @@ class Machine:
         self.tasks: list[Task] = []
         self.mms: list[MmStruct] = []
         self.rq: list[list[int]] = [[] for _ in range(self.nr_cpus)]
-        #: Extra vetoes on load-balancer moves ``(task, src, dst) -> allowed`` (NUMA policies add theirs).
-        self.migrate_filters: list[Callable[[Task, int, int], bool]] = []
+        #: NUMA policy's say in load balancing: ``(task, src, dst, dst_idle) -> None`` (veto) or a preference.
+        self.lb_score: Callable[[Task, int, int, bool], float | None] | None = None
+        #: The attached NUMA balancing mechanism (``sim/numa/balancing.py``), if any.
+        self.numa: Any = None
+        #: Called with every new task (the NUMA mechanism starts its per-mm scanners from here).
+        self.task_created_hooks: list[Callable[[Task], None]] = []
         # Per-task dynamic state.
         cap = 16
         self._rem = np.zeros(cap)
@@ -122,7 +126,9 @@ class Machine:
         self._kind = np.zeros(cap, dtype=np.int8)
         self._oncpu = np.full(cap, -1, dtype=np.int64)
         self._frac = np.zeros((cap, self.nr_nodes))
-        self._frac_cache: dict[tuple[int, int, int], tuple[int, npt.NDArray[np.float64]]] = {}
+        self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = {}
+        self._region: list[Region | None] = []  # region of each task's current Touch phase
+        self._weight = np.zeros(cap)
         self._t_last = 0
         self._dirty = True
         self._balance_event = False
@@ -179,6 +185,10 @@ class Machine:
         )
         mm.users += 1
         self.tasks.append(task)
+        self._region.append(None)
+        self._weight[tid] = task.weight
+        for hook in self.task_created_hooks:
+            hook(task)
         return task
 
     def _grow(self, n: int) -> None:
@@ -186,7 +196,7 @@ class Machine:
         if n <= cap:
             return
         new = max(n, 2 * cap)
-        for name in ("_rem", "_rate", "_share", "_debt", "_user_ns", "_sys_ns", "_write"):
+        for name in ("_rem", "_rate", "_share", "_debt", "_user_ns", "_sys_ns", "_write", "_weight"):
             old = getattr(self, name)
             arr = np.zeros(new, dtype=old.dtype)
             arr[:cap] = old
@@ -202,12 +212,38 @@ class Machine:
         self._frac = frac
 
     def charge_system(self, task: Task, ns: float) -> None:
-        """Kernel work of ``ns`` CPU nanoseconds in ``task``'s context (delays its user work)."""
+        """Kernel work of ``ns`` CPU nanoseconds in ``task``'s context (delays its user work).
+
+        The task's user progress stalls until its CPU share has paid the work off. Its bandwidth share is
+        not handed to others meanwhile (kernel stalls here are short against the intervals between
+        placement changes), which keeps a fault or a scan from forcing two rate recomputations.
+        """
         if ns <= 0:
             return
         self._sync()
         self._debt[task.id] += ns
-        self._dirty = True
+
+    def sweep_state(self, task: Task) -> tuple[Region, float, float] | None:
+        """Where a running task is in its current ``Touch`` sweep: (region, cursor in bytes, rate in B/ns).
+
+        The cursor is the offset in the region the task writes next: a ``bzero`` loop walks its buffer in
+        order, so after ``done`` bytes of a multi-pass phase it is at ``done mod nbytes``.
+        """
+        phase = task.phase
+        if not isinstance(phase, Touch) or self._oncpu[task.id] < 0:
+            return None
+        self._sync()
+        done = phase.work - float(self._rem[task.id])
+        return phase.region, done % phase.region.nbytes, float(self._rate[task.id])
+
+    def task_cpus(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """CPU each task is queued on, -1 for tasks not on a runqueue (sleeping, blocked, exited)."""
+        return self._oncpu[ids]
+
+    def running_cpu_task(self, cpu: int) -> Task | None:
+        """The task the fluid scheduler would show as ``rq->curr``: the first queued on ``cpu``."""
+        q = self.rq[cpu]
+        return self.tasks[q[0]] if q else None
 
     def invalidate_rates(self) -> None:
         """Placement or scheduling changed outside the machine's own paths (e.g. a migration)."""
@@ -271,10 +307,7 @@ class Machine:
         self._user_ns[:n][working] += share[working] * dt
         self._sys_ns[:n][indebt] += share[indebt] * dt
         if indebt.any():
-            left = debt[indebt] - share[indebt] * dt
-            if (left <= 1e-9).any():
-                self._dirty = True  # kernel work finished: user progress resumes at a new rate
-            debt[indebt] = np.maximum(left, 0.0)
+            debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
         progressed = self._rate[:n] * dt
         self._rem[:n][working] -= progressed[working]
         mem = working & (self._kind[:n] == _MEM)
@@ -314,10 +347,8 @@ class Machine:
         paid = running & (debt > 0) & (debt <= share * 1.0 + 1e-9)
         if paid.any():
             debt[paid] = 0.0
-            self._dirty = True
         rate = self._rate[:n]
-        # Rates were computed while the debt was unpaid, so a task that just paid is not "done" yet.
-        done = running & (debt <= 0) & ~paid & (rate > 0) & (self._rem[:n] <= rate * 1.0 + 1e-9)
+        done = running & (debt <= 0) & (rate > 0) & (self._rem[:n] <= rate * 1.0 + 1e-9)
         for tid in np.flatnonzero(done):
             task = self.tasks[int(tid)]
             if task.state is TaskState.RUNNABLE and self._oncpu[tid] >= 0:
@@ -335,16 +366,20 @@ class Machine:
             self.controller_util[:] = 0.0
             return
         cpus = self._oncpu[running]
-        weights = np.array([self.tasks[int(i)].weight for i in running])
-        share = fluid_shares(cpus, weights, self.nr_cpus)
+        share = fluid_shares(cpus, self._weight[running], self.nr_cpus)
         self._share[running] = share
-        working = self._debt[running] <= 0
+        working = np.ones(running.shape[0], dtype=bool)  # kernel debt stalls progress, not the rate
         kind = self._kind[running]
         mem_sel = working & (kind == _MEM)
         mem = running[mem_sel]
         if mem.size:
-            for tid in mem:
-                self._frac[tid] = self._region_frac(self.tasks[int(tid)])
+            by_region: dict[Region, list[int]] = {}
+            for tid in mem.tolist():
+                region = self._region[tid]
+                assert region is not None
+                by_region.setdefault(region, []).append(tid)
+            for region, tids in by_region.items():
+                self._frac[tids] = self._region_frac(region)
             res = self.memmodel.rates(
                 self.cpu_node[self._oncpu[mem]],
                 self.cpu_core[self._oncpu[mem]],
@@ -368,17 +403,13 @@ class Machine:
             )
             self._rate[comp] = self._share[comp] * yields
 
-    def _region_frac(self, task: Task) -> npt.NDArray[np.float64]:
-        phase = task.phase
-        assert isinstance(phase, Touch)
-        region = phase.region
-        key = (region.mm_id, region.start, region.nbytes)
+    def _region_frac(self, region: Region) -> npt.NDArray[np.float64]:
         mm = self.mms[region.mm_id]
-        hit = self._frac_cache.get(key)
+        hit = self._frac_cache.get(region)
         if hit is not None and hit[0] == mm.placement_version:
             return hit[1]
         frac = mm.region_node_bytes(region) / float(region.nbytes)
-        self._frac_cache[key] = (mm.placement_version, frac)
+        self._frac_cache[region] = (mm.placement_version, frac)
         return frac
 
     # ---- programs ------------------------------------------------------------------------------------------
@@ -396,6 +427,7 @@ class Machine:
                 if phase.region.mm_id != task.mm.id:
                     raise SimulationError(f"{task.name} touches a region of another mm")
                 self._kind[tid] = _MEM
+                self._region[tid] = phase.region
                 self._rem[tid] = phase.work
                 self._write[tid] = phase.write
                 mm = task.mm
@@ -582,15 +614,15 @@ class Machine:
             self._balance_event = True
             self.engine.at(self.engine.now, Prio.DEFERRED, self._balance)
 
-    def _can_migrate(self, tid: int, src: int, dst: int) -> bool:
+    def _lb_score(self, tid: int, src: int, dst: int, dst_idle: bool) -> float | None:
         task = self.tasks[tid]
         if not task.affinity[dst]:
-            return False
-        return all(f(task, src, dst) for f in self.migrate_filters)
+            return None
+        return 0.0 if self.lb_score is None else self.lb_score(task, src, dst, dst_idle)
 
     def _balance(self) -> None:
         self._balance_event = False
-        moves = self.balancer.balance(self.rq, lambda t: self.tasks[t].weight, self._can_migrate)
+        moves = self.balancer.balance(self.rq, lambda t: self.tasks[t].weight, self._lb_score)
         if moves:
             self._sync()
             for mv in moves:

@@ -1,3 +1,10 @@
 """Registers the built-in NUMA policies, in the order reports list them."""
 
-from memsched.policies.numa import none  # noqa: F401
+from memsched.policies.numa import (  # noqa: F401
+    autonuma,
+    balancenuma,
+    homenode,
+    moron,
+    none,
+    numacore,
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memsched.policies.numa.base import NumaPolicy
 from memsched.policies.numa.registry import PolicySpec, register
 
 
@@ -16,8 +17,8 @@ class NoneConfig:
     """``none`` has no settings."""
 
 
-class NoBalancing:
-    """A policy with no hooks: the mechanism never scans, never faults, never migrates."""
+class NoBalancing(NumaPolicy):
+    """A policy with no scanner and no hooks: nothing is marked, nothing faults, nothing migrates."""
 
     id = "none"
 
@@ -32,5 +33,6 @@ register(
         models="vanilla v3.7 (numa_balancing=0)",
         config_cls=NoneConfig,
         factory=NoBalancing,
+        rank=0,
     )
 )

@@ -26,6 +26,8 @@ class PolicySpec:
     models: str
     config_cls: type
     factory: Callable[[Any], Any]
+    #: Position in listings and comparisons (the order of the debate: baseline first, later designs after).
+    rank: int = 100
 
     def make_config(self, sets: Mapping[str, str]) -> Any:
         return from_sets(self.config_cls, sets, owner=f"policy {self.id}")
@@ -56,8 +58,9 @@ def get(name: str) -> PolicySpec:
 
 
 def names() -> list[str]:
+    """Policy ids in report order (``rank``, then id)."""
     _load_builtin()
-    return list(_REGISTRY)
+    return sorted(_REGISTRY, key=lambda k: (_REGISTRY[k].rank, k))
 
 
 def _load_builtin() -> None:

@@ -20,7 +20,9 @@ block, exit, fork, affinity change) instead of on every tick; between such chang
 the kernel's periodic balancer would reach the same fixed point.
 
 Deviations from the kernel: loads are instantaneous sums of weights (no ``cpu_load[]`` decay indexes); no
-cache-hot check (``task_hot``); NUMA policies can veto or steer moves through ``can_migrate``.
+cache-hot check (``task_hot``). NUMA policies veto or steer moves through the ``score`` callback: ``None``
+forbids a move (affinity, ``task_numa_hot()``), and among allowed candidates the highest score moves first
+(numa/core's preference order, moving off-home-node tasks first).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ SCHED_POWER_SCALE = 1024
 #: ``sd->smt_gain`` (3.7): an SMT core is worth 1178/1024 of a CPU, split among its threads.
 SMT_GAIN = 1178
 
-CanMigrate = Callable[[int, int, int], bool]  # (task id, src cpu, dst cpu) -> allowed
+#: (task id, src cpu, dst cpu, dst idle) -> None (not allowed) or a preference (higher moves first).
+Score = Callable[[int, int, int, bool], float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +164,7 @@ class Balancer:
         self,
         rq: Sequence[list[int]],
         weight: Callable[[int], float],
-        can_migrate: CanMigrate,
+        score: Score,
     ) -> list[Move]:
         """Moves that bring the runqueues ``rq`` (task ids per CPU, in enqueue order) to balance.
 
@@ -175,7 +178,7 @@ class Balancer:
             load = np.array([sum(weight(t) for t in q) for q in rq], dtype=np.float64)
             nr = np.array([len(q) for q in rq], dtype=np.int64)
             for cpu in range(self.nr_cpus):
-                move = self._balance_cpu(cpu, rq, nr, load, weight, can_migrate)
+                move = self._balance_cpu(cpu, rq, nr, load, weight, score)
                 if move is not None:
                     rq[move.src].remove(move.task)
                     rq[move.dst].append(move.task)
@@ -191,7 +194,7 @@ class Balancer:
         nr: npt.NDArray[np.int64],
         load: npt.NDArray[np.float64],
         weight: Callable[[int], float],
-        can_migrate: CanMigrate,
+        score: Score,
     ) -> Move | None:
         for sd in self.domains[cpu]:
             local = next(g for g in sd.groups if cpu in g)
@@ -199,11 +202,11 @@ class Balancer:
                 local_nr = int(nr[list(local)].sum())
                 if local_nr >= self._capacity(local) and len(local) > 1:
                     continue
-                move = self._pull_from_overloaded(cpu, sd, local, rq, nr, can_migrate)
+                move = self._pull_from_overloaded(cpu, sd, local, rq, nr, score)
                 if move is not None:
                     return move
             else:
-                move = self._even_out(cpu, sd, rq, load, weight, can_migrate)
+                move = self._even_out(cpu, sd, rq, load, weight, score)
                 if move is not None:
                     return move
         return None
@@ -215,7 +218,7 @@ class Balancer:
         local: tuple[int, ...],
         rq: Sequence[list[int]],
         nr: npt.NDArray[np.int64],
-        can_migrate: CanMigrate,
+        score: Score,
     ) -> Move | None:
         best: tuple[float, tuple[int, ...]] | None = None
         for group in self._groups_from(sd, cpu):
@@ -232,9 +235,9 @@ class Balancer:
             return None
         # Busiest CPU of the busiest group first; a lone running task may be pushed (active balance).
         for src in sorted(best[1], key=lambda c: (-nr[c], c)):
-            for task in reversed(rq[src]):
-                if can_migrate(task, src, cpu):
-                    return Move(task, src, cpu)
+            move = _best_candidate(rq[src], src, cpu, True, score)
+            if move is not None:
+                return move
         return None
 
     def _even_out(
@@ -244,14 +247,21 @@ class Balancer:
         rq: Sequence[list[int]],
         load: npt.NDArray[np.float64],
         weight: Callable[[int], float],
-        can_migrate: CanMigrate,
+        score: Score,
     ) -> Move | None:
         src = max(sd.span, key=lambda c: (load[c], -c))
         if src == cpu or load[src] * 100 <= load[cpu] * sd.imbalance_pct:
             return None
-        for task in reversed(rq[src]):
-            w = weight(task)
-            # Move only if it strictly narrows the gap (never just swaps which CPU is heavier).
-            if load[src] - load[cpu] > w and can_migrate(task, src, cpu):
-                return Move(task, src, cpu)
-        return None
+        # Move only if it strictly narrows the gap (never just swaps which CPU is heavier).
+        light = [t for t in rq[src] if load[src] - load[cpu] > weight(t)]
+        return _best_candidate(light, src, cpu, False, score)
+
+
+def _best_candidate(tasks: Sequence[int], src: int, dst: int, dst_idle: bool, score: Score) -> Move | None:
+    """The allowed task with the highest score; ties go to the most recently queued (the kernel's tail)."""
+    best: tuple[float, int] | None = None
+    for task in reversed(tasks):
+        s = score(task, src, dst, dst_idle)
+        if s is not None and (best is None or s > best[0]):
+            best = (s, task)
+    return Move(best[1], src, dst) if best is not None else None

@@ -62,7 +62,7 @@ def test_idle_cpu_pulls_from_overloaded_cpu() -> None:
     b = Balancer(WSM)
     rq: list[list[int]] = [[] for _ in range(48)]
     rq[0] = [1, 2]
-    moves = b.balance(rq, lambda t: 1024.0, lambda t, s, d: True)
+    moves = b.balance(rq, lambda t: 1024.0, lambda t, s, d, i: 0.0)
     assert len(moves) == 1 and moves[0].src == 0
     assert sorted(len(q) for q in rq)[-1] == 1
 
@@ -73,7 +73,7 @@ def test_smt_pair_split_onto_idle_core() -> None:
     rq: list[list[int]] = [[] for _ in range(48)]
     rq[0] = [1]
     rq[24] = [2]
-    b.balance(rq, lambda t: 1024.0, lambda t, s, d: True)
+    b.balance(rq, lambda t: 1024.0, lambda t, s, d, i: 0.0)
     busy = [c for c, q in enumerate(rq) if q]
     assert len(set(WSM.cpu_core()[busy].tolist())) == 2
 
@@ -82,10 +82,10 @@ def test_balanced_state_does_not_move() -> None:
     """One task per core is left alone; a veto stops every move."""
     b = Balancer(WSM)
     rq: list[list[int]] = [[i] if i < 24 else [] for i in range(48)]
-    assert b.balance(rq, lambda t: 1024.0, lambda t, s, d: True) == []
+    assert b.balance(rq, lambda t: 1024.0, lambda t, s, d, i: 0.0) == []
     rq2: list[list[int]] = [[] for _ in range(48)]
     rq2[0] = [1, 2, 3]
-    assert b.balance(rq2, lambda t: 1024.0, lambda t, s, d: False) == []
+    assert b.balance(rq2, lambda t: 1024.0, lambda t, s, d, i: None) == []
 
 
 def test_busy_cpus_even_out_load() -> None:
@@ -95,7 +95,7 @@ def test_busy_cpus_even_out_load() -> None:
     rq: list[list[int]] = [[10 + i] for i in range(8)]
     rq[0] = [1, 2, 3]
     rq[1] = [4]
-    b.balance(rq, lambda x: 1024.0, lambda x, s, d: True)
+    b.balance(rq, lambda x: 1024.0, lambda x, s, d, i: 0.0)
     assert max(len(q) for q in rq) == 2
 
 

@@ -1,0 +1,130 @@
+"""What a NUMA policy may ask of the mechanism: typed actions, applied with their cost and their rules.
+
+A policy never changes the machine itself. It returns these values from its hooks; the mechanism (the
+simulated kernel, or the live backend) applies each one with the kernel's cost and refusal rules: page
+migration goes through the rate limit and ``migrate_balanced_pgdat()``, task moves respect affinity, and
+everything is counted in ``/proc/vmstat`` terms. Actions are frozen, validated on construction, and hold
+only ids and numbers, so they can cross from a policy to either backend unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from memsched.errors import ConfigError
+
+__all__ = [
+    "Action",
+    "MigratePages",
+    "MigrateTask",
+    "SetAffinity",
+    "SetPreferredNode",
+    "SetScanPeriod",
+    "SwapTasks",
+]
+
+IntArray = npt.NDArray[np.int64]
+
+
+def _frozen_int_array(name: str, value: object) -> IntArray:
+    arr = np.array(value, dtype=np.int64, copy=True).reshape(-1)
+    arr.flags.writeable = False
+    if (arr < 0).any():
+        raise ConfigError(name, int(arr[arr < 0][0]), "must hold non-negative ids")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class MigratePages:
+    """Move ``pages`` of ``mm`` to ``dst`` (one node per page, or one for all).
+
+    ``mode="sync"``: migrate now, in the context of ``payer`` (the faulting task, one per page), as
+    ``migrate_misplaced_page()`` does from the hinting fault. ``mode="async"``: queue the pages on the
+    destination node's migration thread (AutoNUMA's ``knuma_migratedN``). ``mode="syscall"``: a
+    ``migrate_pages(2)`` / ``move_pages(2)`` call by a user-space daemon (no hinting rate limit).
+    """
+
+    mm: int
+    pages: IntArray
+    dst: IntArray
+    payer: IntArray | None = None
+    mode: Literal["sync", "async", "syscall"] = "sync"
+
+    def __post_init__(self) -> None:
+        pages = _frozen_int_array("pages", self.pages)
+        dst = _frozen_int_array("dst", self.dst)
+        if dst.shape[0] == 1 and pages.shape[0] != 1:
+            dst = np.full(pages.shape[0], int(dst[0]), dtype=np.int64)
+            dst.flags.writeable = False
+        if dst.shape != pages.shape:
+            raise ConfigError("dst", dst.shape[0], f"must give one node or one per page ({pages.shape[0]})")
+        object.__setattr__(self, "pages", pages)
+        object.__setattr__(self, "dst", dst)
+        if self.mode not in ("sync", "async", "syscall"):
+            raise ConfigError("mode", self.mode, "must be sync, async or syscall")
+        if self.payer is not None:
+            payer = _frozen_int_array("payer", self.payer)
+            if payer.shape[0] == 1 and pages.shape[0] != 1:
+                payer = np.full(pages.shape[0], int(payer[0]), dtype=np.int64)
+                payer.flags.writeable = False
+            if payer.shape != pages.shape:
+                raise ConfigError("payer", payer.shape[0], "must give one task or one per page")
+            object.__setattr__(self, "payer", payer)
+        elif self.mode == "sync":
+            raise ConfigError("payer", None, "is required for sync migration (the faulting task pays)")
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateTask:
+    """Move ``task`` to ``dst_cpu`` (``migrate_task_to()`` / ``stop_one_cpu(migration_cpu_stop)``)."""
+
+    task: int
+    dst_cpu: int
+
+
+@dataclass(frozen=True, slots=True)
+class SwapTasks:
+    """Exchange the CPUs of two tasks (``migrate_swap()``; AutoNUMA's and 3.13's task exchange)."""
+
+    a: int
+    b: int
+
+    def __post_init__(self) -> None:
+        if self.a == self.b:
+            raise ConfigError("b", self.b, "must differ from a")
+
+
+@dataclass(frozen=True, slots=True)
+class SetPreferredNode:
+    """Record ``task``'s preferred/home node (``sched_setnuma()``/``sched_setnode()``); -1 clears it."""
+
+    task: int
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetScanPeriod:
+    """Set ``task``'s ``numa_scan_period`` (the mechanism clamps nothing: policies own their bounds)."""
+
+    task: int
+    period_ns: int
+
+    def __post_init__(self) -> None:
+        if self.period_ns <= 0:
+            raise ConfigError("period_ns", self.period_ns, "must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class SetAffinity:
+    """``sched_setaffinity(2)`` on ``task`` (numad's binding); ``cpus=None`` allows every CPU."""
+
+    task: int
+    cpus: tuple[int, ...] | None
+
+
+Action = MigratePages | MigrateTask | SwapTasks | SetPreferredNode | SetScanPeriod | SetAffinity
+ACTION_TYPES = (MigratePages, MigrateTask, SwapTasks, SetPreferredNode, SetScanPeriod, SetAffinity)

@@ -1,0 +1,190 @@
+"""``autonuma``: Andrea Arcangeli's AutoNUMA (v27/v28, autonuma tree of autumn 2012).
+
+Models the design of ``Documentation/vm/autonuma.txt`` in that tree and its code (mm/autonuma.c,
+kernel/sched/numa.c; numa.md §3.5):
+
+* **knuma_scand** (the mechanism's ``KnumaScand`` driver): a kernel thread marks 128 MB per wake-up, every
+  100 ms, walking every mm in turn, and sleeps 10 s after each full pass. While scanning it counts each mm's
+  pages per node (``mm_autonuma``): the *memory weight* of a node is the share of the mm's memory there.
+* **Hinting faults** update ``task_autonuma``: per-thread fault counts per node of the faulted page. All of a
+  process's thread counts are halved when knuma_scand starts a new pass over it.
+* **last_nid filter**: a local fault only records ``last_nid``; a remote fault queues the page for migration
+  only when the page's previous fault also came from this node (a second fault on a later pass), otherwise
+  it just resets ``last_nid`` (``AUTONUMA_MIGRATE_ALLOW_FIRST_FAULT`` is off by default).
+* **Asynchronous migration**: pages go to per-node queues served by ``knuma_migratedN`` threads, at most
+  ``pages_to_migrate`` = 128 MB per ``migrate_sleep_millisecs`` = 100 ms per node.
+* **sched_autonuma_balance()** from the (non-idle) load balancer, for the task current on each CPU: task
+  weights ``w_t(nid)`` = share of the task's faults on ``nid``, memory weights ``w_m(nid)``; for every CPU
+  of every other node, the other task's weight there (thread weight if it is a thread of the same
+  process, memory weight otherwise; -1 for an idle CPU where both of the task's weights are better, else
+  excluded). The CPU with the largest ``(w(nid) - w_other) + (w(nid) - w(this_nid))``, both terms positive,
+  wins; the task's ``autonuma_node`` becomes that node and the two tasks are exchanged (``stop_one_cpu``).
+* **sched_autonuma_can_migrate_task()**: the regular balancer may not move a task off its
+  ``autonuma_node`` except in idle balancing, and then only if no CPU of that node is idle or runs a task
+  that wants another node; idle balancing prefers tasks whose node is the idle CPU's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from memsched.config import knob, validate
+from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SwapTasks
+from memsched.policies.numa.base import KnumaScand, MigrationRules, NumaPolicy
+from memsched.policies.numa.registry import PolicySpec, register
+from memsched.policies.numa.stats import NodeCounters
+from memsched.policies.numa.views import FaultBatch, PolicyContext
+
+NSEC_PER_MSEC = 1_000_000
+AUTONUMA_BALANCE_SCALE = 1000
+LONG_MAX = 1 << 62
+
+
+@dataclass(frozen=True)
+class AutonumaConfig:
+    scan_sleep_ms: int = knob(100, "knuma_scand scan_sleep_millisecs", min=1)
+    scan_sleep_pass_ms: int = knob(10000, "knuma_scand scan_sleep_pass_millisecs", min=1)
+    pages_to_scan_mb: int = knob(128, "knuma_scand pages_to_scan per wake-up (MB)", min=1)
+    pages_to_migrate_mb: int = knob(128, "knuma_migratedN pages_to_migrate per wake-up (MB)", min=1)
+    migrate_sleep_ms: int = knob(100, "knuma_migratedN migrate_sleep_millisecs", min=1)
+    balance_interval_ms: int = knob(1000, "sched_autonuma_balance cadence (busy NUMA load balance)", min=1)
+    load_balance_strict: bool = knob(True, "AUTONUMA_SCHED_LOAD_BALANCE_STRICT: busy balancing keeps tasks home")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+class Autonuma(NumaPolicy):
+    id = "autonuma"
+
+    def __init__(self, config: AutonumaConfig) -> None:
+        self.config = config
+        self.scan = KnumaScand(config.scan_sleep_ms, config.scan_sleep_pass_ms, config.pages_to_scan_mb)
+        self.migration = MigrationRules(
+            rate_limit=False, ratelimit_mb=config.pages_to_migrate_mb, migrate_interval_ms=config.migrate_sleep_ms
+        )
+        self.tick_interval_ns = config.balance_interval_ms * NSEC_PER_MSEC
+        self.faults: NodeCounters | None = None
+        self.mm_pages: dict[int, np.ndarray] = {}
+        self.node: dict[int, int] = {}  # autonuma_node / task_selected_nid
+
+    def _counters(self, ctx: PolicyContext) -> NodeCounters:
+        if self.faults is None:
+            self.faults = NodeCounters(ctx.nr_nodes)
+        return self.faults
+
+    def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
+        self._counters(ctx).add(batch.task, batch.page_node, float(batch.base_pages))
+        move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node)
+        if not move.any():
+            return ()
+        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], mode="async"),)
+
+    def on_scan_pass(self, ctx: PolicyContext, mm: int, node_pages: Sequence[int]) -> Sequence[Action]:
+        self.mm_pages[mm] = np.array(node_pages, dtype=np.float64)
+        counters = self._counters(ctx)
+        for task in ctx.mm_tasks(mm):
+            counters.floor_halve(task)
+        return ()
+
+    # ---- sched_autonuma_balance ----------------------------------------------------------------------------
+    def _weights(self, ctx: PolicyContext, task: int) -> tuple[np.ndarray, np.ndarray] | None:
+        counters = self._counters(ctx)
+        p = counters.row(task)
+        m = self.mm_pages.get(ctx.task_mm(task))
+        p_t, m_t = float(p.sum()), float(m.sum()) if m is not None else 0.0
+        if p_t <= 0 or m_t <= 0 or m is None:
+            return None
+        return (p * AUTONUMA_BALANCE_SCALE // p_t).astype(np.int64), (m * AUTONUMA_BALANCE_SCALE // m_t).astype(
+            np.int64
+        )
+
+    def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
+        out: list[Action] = []
+        used: set[int] = set()
+        nr_running = ctx.cpu_nr_running
+        for this_cpu in range(ctx.nr_cpus):
+            queued = ctx.cpu_tasks(this_cpu)
+            if not queued or this_cpu in used:
+                continue
+            p = queued[0]
+            w = self._weights(ctx, p)
+            if w is None:
+                continue
+            w_cur, w_cur_mm = w
+            cpu_nid = int(ctx.cpu_node[this_cpu])
+            allowed = ctx.task_allowed(p)
+            p_mm = ctx.task_mm(p)
+            best, sel_cpu, sel_nid, sel_other = 0, this_cpu, cpu_nid, -1
+            for nid in range(ctx.nr_nodes):
+                if nid == cpu_nid:
+                    continue
+                for cpu in ctx.node_cpus[nid]:
+                    if not allowed[cpu] or cpu in used:
+                        continue
+                    other = -1
+                    if nr_running[cpu] == 0:
+                        if w_cur[nid] > w_cur[cpu_nid] and w_cur_mm[nid] > w_cur_mm[cpu_nid]:
+                            w_other, same = -1, False
+                        else:
+                            continue
+                    else:
+                        other = ctx.cpu_tasks(cpu)[0]
+                        wo = self._weights(ctx, other)
+                        if wo is None:
+                            continue
+                        same = ctx.task_mm(other) == p_mm
+                        w_other = int(wo[0][nid]) if same else int(wo[1][nid])
+                    w_nid, w_cpu_nid = (w_cur[nid], w_cur[cpu_nid]) if same else (w_cur_mm[nid], w_cur_mm[cpu_nid])
+                    if w_nid > w_other and w_nid > w_cpu_nid:
+                        weight = int(w_nid - w_other + w_nid - w_cpu_nid)
+                        if weight > best:
+                            best, sel_cpu, sel_nid, sel_other = weight, cpu, nid, other
+            self.node[p] = sel_nid
+            if sel_cpu == this_cpu:
+                continue
+            if sel_other < 0:
+                out.append(MigrateTask(p, sel_cpu))
+            elif ctx.task_allowed(sel_other)[this_cpu]:
+                out.append(SwapTasks(p, sel_other))
+            else:
+                continue
+            used.update((this_cpu, sel_cpu))
+        return out
+
+    def lb_score(self, ctx: PolicyContext, task: int, src_cpu: int, dst_cpu: int, dst_idle: bool) -> float | None:
+        """``sched_autonuma_can_migrate_task()`` plus the idle balancer's preference."""
+        node = self.node.get(task, -1)
+        dst_node = int(ctx.cpu_node[dst_cpu])
+        if node < 0 or node == dst_node:
+            return 1.0 if node == dst_node else 0.0
+        if self.config.load_balance_strict and not dst_idle:
+            return None
+        allowed = ctx.task_allowed(task)
+        for cpu in ctx.node_cpus[node]:
+            if not allowed[cpu]:
+                continue
+            queued = ctx.cpu_tasks(cpu)
+            if not queued:
+                return None  # an idle CPU on its own node: it should go there instead
+            if self.node.get(queued[0], -1) != node:
+                return None
+        return 0.0
+
+    def metrics(self) -> dict[str, object]:
+        return {"autonuma_nodes": {str(k): v for k, v in sorted(self.node.items())}}
+
+
+register(
+    PolicySpec(
+        id="autonuma",
+        description="knuma_scand + last_nid filter + async per-node migration + sched_autonuma_balance task exchange",
+        models="AutoNUMA v27/v28 (Andrea Arcangeli, 2012)",
+        config_cls=AutonumaConfig,
+        factory=Autonuma,
+        rank=40,
+    )
+)

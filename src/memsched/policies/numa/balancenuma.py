@@ -1,0 +1,98 @@
+"""``balancenuma``: what Linux 3.8 merged — MORON behind a two-stage filter, with a migration rate limit and
+a scanner that slows down when faults stop migrating.
+
+Models v3.8 (Mel Gorman's balancenuma v10+ as merged; numa.md §3.2–3.4):
+
+* **Two-stage filter** (``mpol_misplaced()``, mm/mempolicy.c): ``last_nid = page_nid_xchg_last(page,
+  this_node)``; migrate only if the previous fault on the page also came from this node. The chance that a
+  node is sampled twice in a row is p², which squashes unlikely task<->node relations.
+* **Rate limit** (mm/migrate.c): at most 128 MB per 100 ms to each destination node; the PTE scanner skips
+  pages on nodes rate-limited within the last second (``migrate_ratelimited()``,
+  ``pteupdate_interval_millisecs`` = 1000).
+* **Scan slow-down** (``task_numa_fault()``, kernel/sched/fair.c): every fault that did not migrate its page
+  adds ``jiffies_to_msecs(10)`` to the task's ``numa_scan_period`` (40 ms at HZ=250), up to
+  ``scan_period_max``; every ``scan_period_reset`` (60 s) the period returns to the minimum.
+* ``task_numa_placement()`` is the empty placeholder of 3.8: no task placement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from memsched.config import knob, validate
+from memsched.policies.numa.actions import Action, MigratePages, SetScanPeriod
+from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.registry import PolicySpec, register
+from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
+
+NSEC_PER_MSEC = 1_000_000
+
+
+@dataclass(frozen=True)
+class BalancenumaConfig:
+    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms (3.8)", min=0)
+    scan_period_min_ms: int = knob(100, "numa_balancing_scan_period_min_ms (3.8)", min=1)
+    scan_period_max_ms: int = knob(5000, "numa_balancing_scan_period_max_ms (3.8: 100*50)", min=1)
+    scan_period_reset_ms: int = knob(60000, "numa_balancing_scan_period_reset (3.8: 100*600)", min=0)
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb (3.8)", min=1)
+    hz: int = knob(250, "CONFIG_HZ: the slow-down is 10 jiffies per non-migrating fault", min=100, max=1000)
+    ratelimit_mb: int = knob(128, "ratelimit_pages in MB per window and destination node (mm/migrate.c)", min=1)
+    migrate_interval_ms: int = knob(100, "migrate_interval_millisecs (mm/migrate.c)", min=1)
+    pteupdate_interval_ms: int = knob(1000, "pteupdate_interval_millisecs: scanner skips rate-limited nodes", min=0)
+    two_stage_filter: bool = knob(True, "the last_nid filter (off: MORON with rate limit and slow-down only)")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+class Balancenuma(NumaPolicy):
+    id = "balancenuma"
+
+    def __init__(self, config: BalancenumaConfig) -> None:
+        self.config = config
+        self.scan = TaskWorkScan(
+            scan_delay_ms=config.scan_delay_ms,
+            scan_period_min_ms=config.scan_period_min_ms,
+            scan_period_max_ms=config.scan_period_max_ms,
+            scan_period_reset_ms=config.scan_period_reset_ms,
+            scan_size_mb=config.scan_size_mb,
+        )
+        self.migration = MigrationRules(
+            rate_limit=True,
+            ratelimit_mb=config.ratelimit_mb,
+            migrate_interval_ms=config.migrate_interval_ms,
+            skip_ratelimited_ms=config.pteupdate_interval_ms,
+        )
+        self.slowdown_ns = 10 * 1000 // config.hz * NSEC_PER_MSEC  # jiffies_to_msecs(10)
+
+    def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
+        move = batch.page_node != batch.cpu_node
+        if self.config.two_stage_filter:
+            move &= batch.last_nid == batch.cpu_node
+        if not move.any():
+            return ()
+        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
+
+    def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
+        still = np.bincount(batch.task[~migrated])
+        out: list[Action] = []
+        cap = self.config.scan_period_max_ms * NSEC_PER_MSEC
+        for task in np.flatnonzero(still):
+            period = ctx.task_scan_period_ns(int(task))
+            out.append(SetScanPeriod(int(task), min(cap, period + int(still[task]) * self.slowdown_ns)))
+        return out
+
+
+register(
+    PolicySpec(
+        id="balancenuma",
+        description="MORON + two-stage last_nid filter + 128 MB/100 ms rate limit + scan slow-down (3.8)",
+        models="Linux v3.8 automatic NUMA balancing (balancenuma v10+, Mel Gorman)",
+        config_cls=BalancenumaConfig,
+        factory=Balancenuma,
+        rank=20,
+    )
+)

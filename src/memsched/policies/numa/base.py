@@ -1,0 +1,140 @@
+"""The NUMA policy interface: a small mandatory part and optional hooks that cost nothing when unused.
+
+A policy is an object with an ``id``, the scanner it wants (``scan``), the migration rules it runs under
+(``migration``), and any of these hooks (the mechanism dispatches only the ones a subclass overrides, as
+trio dispatches only the instrument hooks that exist):
+
+``on_faults(ctx, batch)``
+    A batch of NUMA hinting faults (``FaultBatch``): memory placement decisions (``do_numa_page()`` →
+    ``mpol_misplaced()`` → ``migrate_misplaced_page()``) and fault statistics (``task_numa_fault()``).
+``after_faults(ctx, batch, migrated)``
+    The same batch once its migrations were applied, with which faults migrated their page: the
+    ``migrated`` argument of ``task_numa_fault()`` (3.8 slows its scanner when faults do not migrate).
+``on_placement(ctx, task)``
+    The scanner finished a pass over the task's mm (``numa_scan_seq`` changed): ``task_numa_placement()``.
+``on_scan_pass(ctx, mm, node_pages)``
+    AutoNUMA's ``knuma_scand`` finished a pass over ``mm`` and counted its pages per node.
+``on_tick(ctx)``
+    Every ``tick_interval_ns``: periodic work such as AutoNUMA's ``sched_autonuma_balance()`` or numad's
+    sampling interval.
+``lb_score(ctx, task, src_cpu, dst_cpu, dst_idle)``
+    The load balancer asks whether (``None`` = no) and how much (higher = sooner) it should move ``task``:
+    home-node stickiness (``task_numa_hot()``), numa/core's preference order, AutoNUMA's
+    ``sched_autonuma_can_migrate_task()``.
+
+Every hook returns a sequence of actions (``memsched.policies.numa.actions``), except ``lb_score``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from memsched.config import knob, validate
+from memsched.policies.numa.actions import Action
+from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
+
+__all__ = [
+    "HOOKS",
+    "SCAN_3_8",
+    "SCAN_3_13",
+    "KnumaScand",
+    "MigrationRules",
+    "NumaPolicy",
+    "TaskWorkScan",
+    "overridden_hooks",
+]
+
+
+@dataclass(frozen=True)
+class TaskWorkScan:
+    """``task_numa_work()`` scanning from the task tick (kernel/sched/fair.c), in sysctl terms.
+
+    ``whole_address_space`` marks every VMA at once (numa/core's ``change_prot_numa`` on each scan) instead
+    of ``scan_size_mb`` per period. ``scale_by_rss`` enables 3.13's scan windows (period bounds divided by
+    ``roundup(RSS, scan_size) / scan_size``). ``scan_period_reset_ms`` = 0 disables 3.8's periodic reset.
+    """
+
+    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms: first scan after this delay", min=0)
+    scan_period_min_ms: int = knob(100, "numa_balancing_scan_period_min_ms (3.8: 100)", min=1)
+    scan_period_max_ms: int = knob(5000, "numa_balancing_scan_period_max_ms (3.8: 100*50)", min=1)
+    scan_period_reset_ms: int = knob(60000, "numa_balancing_scan_period_reset (3.8 only; 0 = off)", min=0)
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1)
+    whole_address_space: bool = knob(False, "mark the whole address space each scan (numa/core)")
+    scale_by_rss: bool = knob(False, "3.13 scan windows: period bounds scaled by RSS")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+#: The sysctl defaults of 3.8 (Documentation/sysctl/kernel.txt, commit 10fc05d0e551) and of 3.13+.
+SCAN_3_8 = TaskWorkScan(1000, 100, 5000, 60000, 256)
+SCAN_3_13 = TaskWorkScan(1000, 1000, 60000, 0, 256, scale_by_rss=True)
+
+
+@dataclass(frozen=True)
+class KnumaScand:
+    """AutoNUMA's ``knuma_scand`` kernel thread (Documentation/vm/autonuma.txt of the AutoNUMA tree)."""
+
+    scan_sleep_ms: int = knob(100, "scan_sleep_millisecs: pause between two chunks", min=1)
+    scan_sleep_pass_ms: int = knob(10000, "scan_sleep_pass_millisecs: pause between two full passes", min=1)
+    pages_to_scan_mb: int = knob(128, "pages_to_scan: address space marked per wake-up (MB)", min=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True)
+class MigrationRules:
+    """The mechanism's limits on hinting-fault migration (mm/migrate.c, 3.8 to ~4.x)."""
+
+    rate_limit: bool = knob(True, "numamigrate_update_ratelimit(): cap pages per destination node and window")
+    ratelimit_mb: int = knob(128, "ratelimit_pages: 128 MB per window per destination node", min=1)
+    migrate_interval_ms: int = knob(100, "migrate_interval_millisecs: the rate-limit window", min=1)
+    skip_ratelimited_ms: int = knob(
+        0, "3.8-3.12 migrate_ratelimited(): scanner skips pages on a node limited within this many ms (1000)", min=0
+    )
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+HOOKS = ("on_faults", "after_faults", "on_placement", "on_scan_pass", "on_tick", "lb_score")
+
+
+class NumaPolicy:
+    """Base class of NUMA policies. Subclasses set the class attributes and override hooks."""
+
+    id: ClassVar[str] = "abstract"
+    scan: TaskWorkScan | KnumaScand | None = None
+    migration: MigrationRules = MigrationRules(rate_limit=False)
+    tick_interval_ns: int | None = None
+
+    def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
+        return ()
+
+    def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
+        return ()
+
+    def on_placement(self, ctx: PolicyContext, task: int) -> Sequence[Action]:
+        return ()
+
+    def on_scan_pass(self, ctx: PolicyContext, mm: int, node_pages: Sequence[int]) -> Sequence[Action]:
+        return ()
+
+    def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
+        return ()
+
+    def lb_score(self, ctx: PolicyContext, task: int, src_cpu: int, dst_cpu: int, dst_idle: bool) -> float | None:
+        return 0.0
+
+    def metrics(self) -> dict[str, object]:
+        """Policy-specific figures for the run record (e.g. home nodes, group membership)."""
+        return {}
+
+
+def overridden_hooks(policy: object) -> tuple[str, ...]:
+    """Names of the hooks ``policy`` overrides (the only ones the mechanism will call)."""
+    cls = type(policy)
+    return tuple(h for h in HOOKS if getattr(cls, h, None) is not getattr(NumaPolicy, h))

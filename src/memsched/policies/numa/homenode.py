@@ -1,0 +1,246 @@
+"""``homenode``: balancenuma V2/V3's home node with "CPU follows memory".
+
+Models Mel Gorman's "Automatic NUMA Balancing V3" (linux-mm, 21 Nov 2012) on top of the 3.8 foundation:
+
+* Memory placement as ``balancenuma``: MORON behind the two-stage ``last_nid`` filter, rate-limited.
+* **Per-task and per-mm fault statistics** ("[PATCH 42/46] sched: numa: CPU follows memory", ported from
+  AutoNUMA's ``task_autonuma`` / ``mm_autonuma``): every hinting fault adds its pages to
+  ``task_numa_fault[nid]`` and ``mm_numa_fault[nid]`` of the node the page ends up on.
+  ``reset_ptenuma_scan()`` halves the totals at the end of each pass.
+* **task_numa_placement()** (once per ``numa_scan_seq``): with weights ``faults[nid] * 1000 / total``, the
+  task's and the mm's busiest nodes are found (and each call halves ``mm_numa_fault[]``, as the patch
+  does). If both are the node the task runs on, the task's home node becomes that node and its scan period
+  doubles; otherwise the scan period drops to the minimum and ``task_numa_find_placement()`` looks at the
+  task running on every CPU of the other nodes: using thread weights for threads of the same process and
+  mm weights otherwise, ``other_diff = w_p(nid) - w_other(nid)`` and ``this_diff = w_p(nid) -
+  w_p(this_nid)``; for the best positive sum the two tasks swap home nodes (``sched_setnode()``).
+* **Home-node awareness in the load balancer** ("[PATCH 28/31] sched: numa: Implement home-node
+  awareness"): ``task_numa_hot()`` keeps a task from being pulled away from its home node by busy
+  balancing unless the move brings it closer; off-node tasks are pulled first; and when the system is
+  balanced, ``NUMA_PULL_BIAS`` moves a task off its home node back there through active balancing, trading
+  places with an off-node or home-less task (``on_tick`` here, every busy NUMA balance interval).
+
+V5 removed all of this as too heavy and prone to bouncing (numa.md §3.1); the report shows where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from memsched.config import knob, validate
+from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SetScanPeriod, SwapTasks
+from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.registry import PolicySpec, register
+from memsched.policies.numa.stats import NodeCounters
+from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
+
+NSEC_PER_MSEC = 1_000_000
+BALANCENUMA_SCALE = 1000
+
+
+@dataclass(frozen=True)
+class HomenodeConfig:
+    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms", min=0)
+    scan_period_min_ms: int = knob(100, "scan period when placement is wrong (V3: scan_period_min)", min=1)
+    scan_period_max_ms: int = knob(5000, "scan period cap when placement is right", min=1)
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1)
+    ratelimit_mb: int = knob(128, "migration rate limit per window and destination node", min=1)
+    balance_interval_ms: int = knob(1000, "busy NUMA-level load balance (3.7: sd_weight ms x busy_factor 32)", min=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+class Homenode(NumaPolicy):
+    id = "homenode"
+
+    def __init__(self, config: HomenodeConfig) -> None:
+        self.config = config
+        self.scan = TaskWorkScan(
+            scan_delay_ms=config.scan_delay_ms,
+            scan_period_min_ms=config.scan_period_min_ms,
+            scan_period_max_ms=config.scan_period_max_ms,
+            scan_period_reset_ms=0,
+            scan_size_mb=config.scan_size_mb,
+        )
+        self.migration = MigrationRules(rate_limit=True, ratelimit_mb=config.ratelimit_mb)
+        self.tick_interval_ns = config.balance_interval_ms * NSEC_PER_MSEC
+        self.task_faults: NodeCounters | None = None
+        self.task_tot: dict[int, float] = {}
+        self.mm_faults: dict[int, np.ndarray] = {}
+        self.mm_tot: dict[int, float] = {}
+        self.home: dict[int, int] = {}
+        self._halved_seq: dict[int, int] = {}
+        self.home_changes = 0
+
+    def _counters(self, ctx: PolicyContext) -> NodeCounters:
+        if self.task_faults is None:
+            self.task_faults = NodeCounters(ctx.nr_nodes)
+        return self.task_faults
+
+    # ---- memory: MORON + two-stage filter ----------------------------------------------------------------
+    def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
+        move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node)
+        if not move.any():
+            return ()
+        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
+
+    def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
+        nid = np.where(migrated, batch.cpu_node, batch.page_node)
+        counters = self._counters(ctx)
+        counters.add(batch.task, nid, float(batch.base_pages))
+        for task, n in zip(*np.unique(batch.task, return_counts=True), strict=True):
+            self.task_tot[int(task)] = self.task_tot.get(int(task), 0.0) + float(n) * batch.base_pages
+        mm = self.mm_faults.setdefault(batch.mm, np.zeros(ctx.nr_nodes))
+        mm += np.bincount(nid, minlength=ctx.nr_nodes) * float(batch.base_pages)
+        self.mm_tot[batch.mm] = self.mm_tot.get(batch.mm, 0.0) + batch.size * float(batch.base_pages)
+        return ()
+
+    # ---- CPU follows memory --------------------------------------------------------------------------------
+    def _weight(self, faults: float, total: float) -> int:
+        if total <= 0:
+            return 0
+        return int(min(faults, total) * BALANCENUMA_SCALE // total)
+
+    def on_placement(self, ctx: PolicyContext, task: int) -> Sequence[Action]:
+        mm = ctx.task_mm(task)
+        seq = ctx.mm_scan_seq(mm)
+        counters = self._counters(ctx)
+        if self._halved_seq.get(mm) != seq:  # reset_ptenuma_scan(): once per pass
+            self._halved_seq[mm] = seq
+            self.mm_tot[mm] = float(int(self.mm_tot.get(mm, 0.0)) >> 1)
+        row = counters.row(task)
+        total = self.task_tot.get(task, 0.0)
+        mm_row = self.mm_faults.get(mm)
+        mm_total = self.mm_tot.get(mm, 0.0)
+        cpu = ctx.task_cpu(task)
+        out: list[Action] = []
+        if mm_row is not None and mm_total > 0 and total > 0 and cpu >= 0:
+            this_nid = int(ctx.cpu_node[cpu])
+            mm_w = [self._weight(mm_row[n], mm_total) for n in range(ctx.nr_nodes)]
+            t_w = [self._weight(row[n], total) for n in range(ctx.nr_nodes)]
+            mm_sel = _argmax_positive(mm_w)
+            t_sel = _argmax_positive(t_w)
+            mm_row //= 2  # "Decay the stats by a factor of 2" (each call, as in the patch)
+            period = ctx.task_scan_period_ns(task)
+            if t_sel == this_nid and mm_sel == this_nid:
+                out.append(SetScanPeriod(task, min(self.config.scan_period_max_ms * NSEC_PER_MSEC, period * 2)))
+                out += self._set_home(task, this_nid)
+            else:
+                out.append(SetScanPeriod(task, self.config.scan_period_min_ms * NSEC_PER_MSEC))
+                out += self._find_placement(ctx, task, this_nid, cpu)
+        counters.floor_halve(task)  # reset_ptenuma_scan() halves the per-task statistics each pass
+        self.task_tot[task] = float(int(total) >> 1)
+        return out
+
+    def _set_home(self, task: int, node: int) -> list[Action]:
+        if self.home.get(task, -1) != node:
+            self.home[task] = node
+            self.home_changes += 1
+        return [SetPreferredNode(task, node)]
+
+    def _find_placement(self, ctx: PolicyContext, task: int, this_nid: int, this_cpu: int) -> list[Action]:
+        """``task_numa_find_placement()``: swap home nodes with the task that gains most from it."""
+        counters = self._counters(ctx)
+        mm = ctx.task_mm(task)
+        p_total = self.task_tot.get(task, 0.0)
+        p_row = counters.row(task)
+        mm_row = self.mm_faults.get(mm, np.zeros(ctx.nr_nodes))
+        mm_total = self.mm_tot.get(mm, 0.0)
+        p_task_w = self._weight(p_row[this_nid], p_total)
+        p_mm_w = self._weight(mm_row[this_nid], mm_total)
+        allowed = ctx.task_allowed(task)
+        best, best_nid, best_other = 0, -1, -1
+        for nid in range(ctx.nr_nodes):
+            for cpu in ctx.node_cpus[nid]:
+                if not allowed[cpu]:
+                    continue
+                queued = ctx.cpu_tasks(cpu)
+                if not queued:
+                    continue  # idle CPUs are skipped
+                other = queued[0]
+                if other == task or self.task_tot.get(other, 0.0) <= 0:
+                    continue
+                o_mm = ctx.task_mm(other)
+                if self.mm_tot.get(o_mm, 0.0) <= 0 or not ctx.task_allowed(other)[this_cpu]:
+                    continue
+                if o_mm == mm:
+                    this_w = self._weight(p_row[nid], p_total)
+                    other_w = self._weight(counters.row(other)[nid], self.task_tot[other])
+                    p_w = p_task_w
+                else:
+                    this_w = self._weight(mm_row[nid], mm_total)
+                    other_w = self._weight(self.mm_faults[o_mm][nid], self.mm_tot[o_mm])
+                    p_w = p_mm_w
+                other_diff = this_w - other_w
+                this_diff = this_w - p_w
+                if other_diff > 0 and this_diff > 0 and other_diff + this_diff > best:
+                    best, best_nid, best_other = other_diff + this_diff, nid, other
+        if best_nid not in (-1, this_nid):
+            return self._set_home(task, best_nid) + self._set_home(best_other, this_nid)
+        return []
+
+    # ---- load balancer -------------------------------------------------------------------------------------
+    def lb_score(self, ctx: PolicyContext, task: int, src_cpu: int, dst_cpu: int, dst_idle: bool) -> float | None:
+        home = self.home.get(task, -1)
+        if home < 0:
+            return 0.0
+        src_node, dst_node = int(ctx.cpu_node[src_cpu]), int(ctx.cpu_node[dst_cpu])
+        closer = ctx.distance[dst_node, home] < ctx.distance[src_node, home]
+        if not dst_idle and not closer:
+            return None  # task_numa_hot(): stick to the home node
+        return 2.0 if closer else (1.0 if src_node != home else 0.0)
+
+    def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
+        """NUMA_PULL_BIAS: bring tasks that sit off their home node back, by idle CPU or by trade."""
+        out: list[Action] = []
+        busy = ctx.cpu_nr_running
+        used: set[int] = set()
+        for task in (int(x) for x in ctx.tasks()):
+            home = self.home.get(task, -1)
+            cpu = ctx.task_cpu(task)
+            if home < 0 or cpu < 0 or int(ctx.cpu_node[cpu]) == home or cpu in used:
+                continue
+            allowed = ctx.task_allowed(task)
+            idle = [c for c in ctx.node_cpus[home] if allowed[c] and busy[c] == 0 and c not in used]
+            if idle:
+                out.append(MigrateTask(task, idle[0]))
+                used.update((cpu, idle[0]))
+                continue
+            for other_cpu in ctx.node_cpus[home]:
+                queued = ctx.cpu_tasks(other_cpu)
+                if not queued or other_cpu in used or not allowed[other_cpu]:
+                    continue
+                other = queued[0]
+                # Trade only with a task that has no home or is itself off its home node here.
+                if self.home.get(other, -1) != home and ctx.task_allowed(other)[cpu]:
+                    out.append(SwapTasks(task, other))
+                    used.update((cpu, other_cpu))
+                    break
+        return out
+
+    def metrics(self) -> dict[str, object]:
+        return {"home_node_changes": self.home_changes, "home_nodes": {str(k): v for k, v in sorted(self.home.items())}}
+
+
+def _argmax_positive(weights: list[int]) -> int:
+    best, sel = 0, -1
+    for nid, w in enumerate(weights):
+        if w > best:
+            best, sel = w, nid
+    return sel
+
+
+register(
+    PolicySpec(
+        id="homenode",
+        description="balancenuma + home node per task, CPU follows memory, home-node-aware load balancing",
+        models="balancenuma V2/V3 (Mel Gorman, Nov 2012): home node + 'CPU follows memory'",
+        config_cls=HomenodeConfig,
+        factory=Homenode,
+        rank=30,
+    )
+)

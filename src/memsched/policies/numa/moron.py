@@ -1,0 +1,67 @@
+"""``moron``: balancenuma V1's placeholder policy, "Migrate On Reference Of pte_numa Node".
+
+Models Mel Gorman's "[RFC PATCH 00/19] Foundation for automatic NUMA balancing" (6 Nov 2012), the policy
+``MPOL_F_MORON`` of ``mpol_misplaced()`` (mm/mempolicy.c): on every NUMA hinting fault whose page is on
+another node than the faulting CPU, migrate the page to the CPU's node at once
+(``migrate_misplaced_page()``). No filter, no rate limit, no task placement; Mel described it as the naive
+greedy baseline any smarter policy should beat (numa.md §3.1). Scanning is ``task_numa_work()``'s
+incremental 256 MB per period at a fixed period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from memsched.config import knob, validate
+from memsched.policies.numa.actions import Action, MigratePages
+from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.registry import PolicySpec, register
+from memsched.policies.numa.views import FaultBatch, PolicyContext
+
+
+@dataclass(frozen=True)
+class MoronConfig:
+    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms (V1 default)", min=0)
+    scan_period_ms: int = knob(100, "fixed scan period: V1 scans at scan_period_min (100 ms)", min=1)
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+class Moron(NumaPolicy):
+    id = "moron"
+
+    def __init__(self, config: MoronConfig) -> None:
+        self.config = config
+        self.scan = TaskWorkScan(
+            scan_delay_ms=config.scan_delay_ms,
+            scan_period_min_ms=config.scan_period_ms,
+            scan_period_max_ms=config.scan_period_ms,
+            scan_period_reset_ms=0,
+            scan_size_mb=config.scan_size_mb,
+        )
+        self.migration = MigrationRules(rate_limit=False)
+
+    def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
+        misplaced = batch.page_node != batch.cpu_node
+        if not misplaced.any():
+            return ()
+        return (
+            MigratePages(
+                batch.mm, batch.page[misplaced], batch.cpu_node[misplaced], payer=batch.task[misplaced], mode="sync"
+            ),
+        )
+
+
+register(
+    PolicySpec(
+        id="moron",
+        description="migrate a page to the faulting CPU's node on every misplaced hinting fault",
+        models="balancenuma V1 (Mel Gorman, 6 Nov 2012): MPOL_F_MORON",
+        config_cls=MoronConfig,
+        factory=Moron,
+        rank=10,
+    )
+)
