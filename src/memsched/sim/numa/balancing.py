@@ -404,10 +404,10 @@ class NumaBalancing:
             return
         cols = np.array(sweeps, dtype=np.float64)  # tid, region start, nbytes, p0, p1, cursor, rate
         tid = cols[:, 0].astype(np.int64)
-        rstart, nbytes, cursor, speed = cols[:, 1:2], cols[:, 2:3], cols[:, 5:6], cols[:, 6:7]
+        rstart, nbytes, cursors, speed = cols[:, 1:2], cols[:, 2:3], cols[:, 5:6], cols[:, 6:7]
         starts = (pages * psz).astype(np.float64)
         offset_in = np.maximum(starts[None, :], rstart) - rstart
-        when = ((offset_in - cursor) % nbytes) / speed
+        when = ((offset_in - cursors) % nbytes) / speed
         cover = (pages[None, :] >= cols[:, 3:4]) & (pages[None, :] < cols[:, 4:5])
         when[~cover] = np.inf
         first = np.argmin(when, axis=0)
