@@ -137,9 +137,12 @@ def compare(
     if json_out:
         emit_json(records)
     else:
-        from memsched.report.tables import compare_table
+        from memsched.report.tables import compare_table, diagnosis_table
 
         out_console.print(compare_table(records))
+        why = diagnosis_table(records)
+        if why is not None:
+            out_console.print(why)
 
 
 def _base_of(workload: str) -> str:

@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from memsched.report.tables import compare_table
+from memsched.report.tables import compare_table, diagnosis_table
 
 __all__ = ["compare_report", "figure_png"]
 
@@ -72,8 +72,11 @@ def _timeline_charts(rec: dict[str, Any]) -> str:
 def compare_report(records: Sequence[dict[str, Any]]) -> str:
     from rich.console import Console
 
-    console = Console(record=True, width=140, file=io.StringIO())
+    console = Console(record=True, width=160, file=io.StringIO())
     console.print(compare_table(records))
+    why = diagnosis_table(records, only_problems=False)
+    if why is not None:
+        console.print(why)
     table_html = console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>memsched compare</title>",

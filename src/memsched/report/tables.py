@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["compare_table", "run_table"]
+__all__ = ["compare_table", "diagnosis_table", "run_table"]
 
 
 def _fmt(x: float | None, spec: str = ".1f") -> str:
@@ -68,6 +68,27 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
             str(r["vmstat"].get("numa_pages_migrated", 0)),
             _fmt(ratio, ".2f"),
         )
+    return t
+
+
+def diagnosis_table(records: Sequence[dict[str, Any]], *, only_problems: bool = True) -> Table | None:
+    """Notes on why runs lost time (all runs with notes, or only those that lose or trail HARD_BIND)."""
+    from memsched.report.diagnose import diagnose
+
+    notes = diagnose(records)
+    rows = [
+        (base, label, "; ".join(n))
+        for (base, label), n in notes.items()
+        if n and (not only_problems or any(x.startswith(("loses",)) or "hard-bound" in x for x in n))
+    ]
+    if not rows:
+        return None
+    t = Table(title="why (from each run's own counters)")
+    t.add_column("workload")
+    t.add_column("run")
+    t.add_column("notes")
+    for row in rows:
+        t.add_row(*row)
     return t
 
 

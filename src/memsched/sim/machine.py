@@ -640,11 +640,13 @@ class Machine:
         for mm in self.mms:
             if mm.users:
                 node_pages += mm.node_pages
+        node_tasks = np.bincount(self.cpu_node[[c for c, q in enumerate(self.rq) for _ in q]], minlength=self.nr_nodes)
         self.timeline.append(
             {
                 "t_s": self.engine.now / NSEC_PER_SEC,
                 "local_fraction": (local / total) if total > 0 else None,
                 "node_pages": node_pages.tolist(),
+                "node_tasks": node_tasks.tolist(),
             }
         )
         if progress is not None:

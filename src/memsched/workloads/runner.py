@@ -99,6 +99,8 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
         "user_s": _r(machine.user_ns() / NSEC_PER_SEC),
         "system_s": _r(machine.system_ns() / NSEC_PER_SEC),
         "local_fraction": _r(machine.local_fraction()),
+        "tasks": len(machine.tasks),
+        "memory_bytes": int(machine.vmstat["numa_hit"] + machine.vmstat["numa_miss"]) * machine.page_size,
         "vmstat": machine.vmstat.snapshot(),
         "numastat": machine.vmstat.numastat(),
         "metrics": built.metrics(machine) | balancing.metrics(machine),
@@ -117,6 +119,7 @@ def _timeline(machine: Machine) -> dict[str, list[Any]]:
         "t_s": [_r(s["t_s"]) for s in tl],
         "local_fraction": [_r(s["local_fraction"]) for s in tl],
         "node_pages": [s["node_pages"] for s in tl],
+        "node_tasks": [s["node_tasks"] for s in tl],
     }
 
 

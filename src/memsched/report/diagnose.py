@@ -1,0 +1,100 @@
+"""Why a run came out as it did: plain-language notes from a run's own counters.
+
+For each balancing run of a comparison, the notes name the mechanisms that cost it time, measured against
+the same workload's no-balancing run and its HARD_BIND reference: system time spent scanning, faulting and
+migrating; pages migrated relative to the working set (a migration storm, or pages bouncing between
+nodes); tasks moved or swapped relative to their number (bouncing); locality worse than no balancing; and
+migrations the rate limit refused. Thresholds are reporting choices, not model parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["diagnose"]
+
+GIB = 1 << 30
+REFERENCES = ("HARD_BIND", "INVERSE_BIND")
+
+
+def _base(rec: dict[str, Any]) -> str:
+    return str(rec.get("base", rec["workload"]))
+
+
+def _converged_at(rec: dict[str, Any], level: float) -> float | None:
+    """First sample time from which the local-access fraction stays at or above ``level``."""
+    tl = rec.get("timeline") or {}
+    times, fracs = tl.get("t_s", []), tl.get("local_fraction", [])
+    last_bad = None
+    for t, f in zip(times, fracs, strict=False):
+        if f is not None and f < level:
+            last_bad = t
+    if last_bad is None:
+        return None
+    later = [t for t in times if t > last_bad]
+    return later[0] if later else None
+
+
+def _crowding(rec: dict[str, Any]) -> tuple[int, float, float] | None:
+    """The node that ran far more than its share of the runnable tasks, averaged over the run."""
+    rows = [r for r in (rec.get("timeline") or {}).get("node_tasks", []) if sum(r) > 0]
+    if not rows:
+        return None
+    nodes = len(rows[0])
+    avg = [sum(r[n] for r in rows) / len(rows) for n in range(nodes)]
+    fair = sum(avg) / nodes
+    worst = max(range(nodes), key=lambda n: avg[n])
+    return (worst, avg[worst], fair) if nodes > 1 and avg[worst] > 1.5 * fair and avg[worst] - fair >= 2 else None
+
+
+def diagnose(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
+    """``(workload, label) -> notes`` for every run that is not a reference."""
+    by_base: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        by_base.setdefault(_base(r), {})[r["label"]] = r
+    out: dict[tuple[str, str], list[str]] = {}
+    for base, runs in by_base.items():
+        none, hard = runs.get("none"), runs.get("HARD_BIND")
+        for label, r in runs.items():
+            if label in REFERENCES or label == "none":
+                continue
+            notes: list[str] = []
+            if none is not None and r["elapsed_s"] > none["elapsed_s"]:
+                notes.append(f"loses to no balancing ({r['elapsed_s']:.0f} s vs {none['elapsed_s']:.0f} s)")
+            if hard is not None and r["elapsed_s"] > 1.25 * hard["elapsed_s"]:
+                notes.append(f"{r['elapsed_s'] / hard['elapsed_s']:.2f}x the hard-bound time")
+            user, sys = r["user_s"] or 0.0, r["system_s"] or 0.0
+            if user > 0 and sys > 0.03 * user:
+                notes.append(f"system time {sys:.0f} s, {100 * sys / user:.1f}% of user time (scans, faults, copies)")
+            vm = r["vmstat"]
+            moved = vm.get("numa_pages_migrated", 0) * 4096
+            mem = r.get("memory_bytes") or 0
+            if mem and moved > 2 * mem:
+                notes.append(
+                    f"migration storm: {moved / GIB:.0f} GiB moved, {moved / mem:.0f}x the {mem / GIB:.1f} GiB in use"
+                )
+            m = r.get("metrics", {})
+            task_moves = int(m.get("numa_task_migrations", 0)) + int(m.get("numa_task_swaps", 0))
+            tasks = int(r.get("tasks") or 0)
+            if tasks and task_moves > 5 * tasks:
+                notes.append(f"tasks bounced: {task_moves} moves/swaps for {tasks} tasks")
+            if (
+                none is not None
+                and r["local_fraction"] is not None
+                and none["local_fraction"] is not None
+                and r["local_fraction"] < none["local_fraction"] - 0.02
+            ):
+                notes.append(f"locality fell to {r['local_fraction']:.2f} from {none['local_fraction']:.2f}")
+            late = _converged_at(r, 0.8)
+            if late is not None and late > 0.25 * r["elapsed_s"]:
+                notes.append(f"converged late: 80% local only after {late:.0f} s of {r['elapsed_s']:.0f} s")
+            crowd = _crowding(r)
+            if crowd is not None:
+                node, avg, fair = crowd
+                notes.append(f"crowding: node {node} averaged {avg:.0f} tasks where an even spread gives {fair:.0f}")
+            limited = int(m.get("migrate_ratelimited_pages", 0)) * 4096
+            if limited > 0.1 * moved and limited > 0:
+                notes.append(f"rate limit refused {limited / GIB:.1f} GiB of migrations")
+            out[(base, label)] = notes
+    return out

@@ -1,0 +1,212 @@
+"""Each 2012 policy's rules on small hand-built cases (no simulation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers.numa_fake import FakeContext, batch
+from memsched.errors import ConfigError
+from memsched.policies.numa import get, names
+from memsched.policies.numa.actions import MigratePages, MigrateTask, SetPreferredNode, SetScanPeriod, SwapTasks
+from memsched.policies.numa.base import overridden_hooks
+
+
+def make(pid: str, **sets: str):  # type: ignore[no-untyped-def]
+    spec = get(pid)
+    return spec.make(spec.make_config(sets))
+
+
+def migrations(actions) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    out = []
+    for a in actions:
+        if isinstance(a, MigratePages):
+            out += list(zip(a.pages.tolist(), a.dst.tolist(), strict=True))
+    return out
+
+
+def test_registry_ids_in_debate_order() -> None:
+    """The 2012 policies are registered under their stable ids, baseline first."""
+    assert names()[:6] == ["none", "moron", "balancenuma", "homenode", "autonuma", "numacore"]
+
+
+def test_none_has_no_hooks_and_no_scanner() -> None:
+    """'none' scans nothing and overrides no hook."""
+    p = make("none")
+    assert p.scan is None and overridden_hooks(p) == ()
+
+
+def test_moron_migrates_every_misplaced_fault() -> None:
+    """MORON: a remote fault migrates to the CPU's node at once, whatever the page's history; local faults don't."""
+    p = make("moron")
+    b = batch(task=[1, 2, 3], cpu=[0, 2, 3], page_node=[1, 1, 0], last_nid=[-1, 0, 1])
+    assert migrations(p.on_faults(FakeContext(), b)) == [(0, 0), (2, 1)]
+    (action,) = p.on_faults(FakeContext(), b)
+    assert action.mode == "sync" and action.payer.tolist() == [1, 3]
+    assert p.migration.rate_limit is False
+
+
+def test_balancenuma_two_stage_filter() -> None:
+    """3.8: migrate only when the previous fault on the page came from this node (last_nid == this node)."""
+    p = make("balancenuma")
+    b = batch(task=[1, 1, 1, 1], cpu=[0, 0, 0, 2], page_node=[1, 1, 1, 0], last_nid=[-1, 1, 0, 1])
+    # first fault ever (-1), previous from node 1, previous from node 0 (migrate), previous from node 1 (migrate)
+    assert migrations(p.on_faults(FakeContext(), b)) == [(2, 0), (3, 1)]
+    off = make("balancenuma", two_stage_filter="false")
+    assert len(migrations(off.on_faults(FakeContext(), b))) == 4
+
+
+def test_balancenuma_rate_limit_and_scanner_settings() -> None:
+    """3.8's sysctls and mm/migrate.c limits are the defaults; --set reaches them."""
+    p = make("balancenuma")
+    assert (p.scan.scan_delay_ms, p.scan.scan_period_min_ms, p.scan.scan_period_max_ms) == (1000, 100, 5000)
+    assert (p.scan.scan_period_reset_ms, p.scan.scan_size_mb) == (60000, 256)
+    assert p.migration.rate_limit and p.migration.ratelimit_mb == 128 and p.migration.migrate_interval_ms == 100
+    assert make("balancenuma", scan_size_mb="64").scan.scan_size_mb == 64
+    with pytest.raises(ConfigError, match="scan_period_min_ms"):
+        make("balancenuma", scan_period_min_ms="0")
+
+
+def test_balancenuma_scan_slows_per_non_migrating_fault() -> None:
+    """task_numa_fault(): each fault that did not migrate adds 10 jiffies (40 ms at HZ=250), capped at max."""
+    p = make("balancenuma")
+    ctx = FakeContext(periods={1: 100_000_000, 2: 4_990_000_000})
+    b = batch(task=[1, 1, 1, 2, 2], cpu=[0, 0, 0, 0, 0], page_node=[0, 0, 1, 0, 0])
+    acts = p.after_faults(ctx, b, np.array([False, False, True, False, False]))
+    periods = {a.task: a.period_ns for a in acts if isinstance(a, SetScanPeriod)}
+    assert periods == {1: 180_000_000, 2: 5_000_000_000}
+    p1000 = make("balancenuma", hz="1000")
+    acts = p1000.after_faults(ctx, batch(task=[1], cpu=[0], page_node=[0]), np.array([False]))
+    assert acts[0].period_ns == 110_000_000
+
+
+def test_autonuma_last_nid_filter_and_async_queue() -> None:
+    """AutoNUMA: local faults only record; a remote fault queues an async migration on its second sample."""
+    p = make("autonuma")
+    ctx = FakeContext()
+    b = batch(task=[1, 1, 1], cpu=[0, 0, 0], page_node=[0, 1, 1], last_nid=[0, 1, 0])
+    (action,) = p.on_faults(ctx, b)
+    assert action.mode == "async" and action.payer is None
+    assert migrations([action]) == [(2, 0)]
+    # Fault statistics count the page's node.
+    assert p.faults.row(1).tolist() == [512.0, 1024.0]
+
+
+def test_autonuma_pass_halves_task_stats_and_sets_memory_weights() -> None:
+    """A knuma_scand pass over an mm halves its threads' fault counts and records its pages per node."""
+    p = make("autonuma")
+    ctx = FakeContext(task_info={1: (1, 0)})
+    p.on_faults(ctx, batch(task=[1, 1], cpu=[0, 0], page_node=[1, 1], base_pages=3))
+    p.on_scan_pass(ctx, 0, [10, 30])
+    assert p.faults.row(1).tolist() == [0.0, 3.0]
+    assert p.mm_pages[0].tolist() == [10.0, 30.0]
+
+
+def test_autonuma_balance_moves_to_idle_cpu_or_exchanges() -> None:
+    """sched_autonuma_balance: a task whose faults and memory are on node 1 moves to an idle CPU there;
+    with every CPU there busy with a task that prefers node 0, the two are exchanged."""
+    p = make("autonuma")
+    ctx = FakeContext(rq={0: [1]}, task_info={1: (1, 0), 2: (2, 1)}, mm_pages={0: [0, 100], 1: [100, 0]})
+    p.on_faults(ctx, batch(task=[1], cpu=[0], page_node=[1]))
+    p.on_scan_pass(ctx, 0, [0, 100])
+    p.on_faults(ctx, batch(task=[1], cpu=[0], page_node=[1]))
+    acts = p.on_tick(ctx)
+    assert acts == [MigrateTask(1, 2)]
+    assert p.node[1] == 1
+    ctx2 = FakeContext(rq={0: [1], 2: [2], 3: [3]}, task_info={1: (1, 0), 2: (2, 1), 3: (3, 1)})
+    p.on_scan_pass(ctx2, 1, [100, 0])
+    p.on_faults(ctx2, batch(task=[2, 3], cpu=[2, 3], page_node=[0, 0], mm=1))
+    acts = p.on_tick(ctx2)
+    assert SwapTasks(1, 2) in acts
+
+
+def test_autonuma_load_balancer_keeps_tasks_on_their_node() -> None:
+    """Busy balancing may not move a task off its autonuma_node; idle balancing prefers tasks going home."""
+    p = make("autonuma")
+    p.node[1] = 0
+    p.node[5] = 0
+    ctx = FakeContext(rq={0: [1], 1: [5]})
+    assert p.lb_score(ctx, 1, 0, 2, dst_idle=False) is None
+    assert p.lb_score(ctx, 1, 2, 0, dst_idle=False) == 1.0
+    assert p.lb_score(ctx, 1, 0, 2, dst_idle=True) == 0.0  # node 0 has no idle CPU and all want node 0
+    ctx_idle = FakeContext(rq={0: [1]})
+    assert p.lb_score(ctx_idle, 1, 0, 2, dst_idle=True) is None  # CPU 1 on its node is idle
+    p.node[5] = 1
+    assert p.lb_score(ctx, 1, 0, 2, dst_idle=True) is None  # a task on node 0 wants elsewhere
+
+
+def test_numacore_private_shared_by_last_cpu_and_settle() -> None:
+    """numa/core: a fault is private when the page's last fault came from the same CPU; the preferred node
+    changes only after NUMA_SETTLE = 2 placements agree; counts halve every scan."""
+    p = make("numacore")
+    ctx = FakeContext(task_info={1: (1, 0)})
+    p.on_faults(ctx, batch(task=[1, 1, 1], cpu=[2, 2, 2], page_node=[1, 1, 0], last_cpu=[2, 3, -1], base_pages=4))
+    row = p.faults.row(1).tolist()  # [n0 shared, n0 private, n1 shared, n1 private]
+    assert row == [4.0, 0.0, 4.0, 4.0]
+    assert p.on_placement(ctx, 1) == []
+    assert p.faults.row(1).tolist() == [2.0, 0.0, 2.0, 2.0]
+    assert p.on_placement(ctx, 1) == [SetPreferredNode(1, 1)]
+    assert p.shared[1] is True
+
+
+def test_numacore_whole_address_space_and_preference_order() -> None:
+    """Scans cover the whole address space every 5 s; the balancer prefers moving toward more faults,
+    then non-ideal, then private, then shared tasks."""
+    p = make("numacore")
+    assert p.scan.whole_address_space and p.scan.scan_period_min_ms == p.scan.scan_period_max_ms == 5000
+    ctx = FakeContext(task_info={1: (1, 0), 2: (2, 0)})
+    p.on_faults(ctx, batch(task=[1, 1], cpu=[0, 0], page_node=[0, 0], last_cpu=[0, 0]))  # private, node 0
+    p.on_faults(ctx, batch(task=[2, 2], cpu=[0, 0], page_node=[0, 0], last_cpu=[1, 1]))  # shared, node 0
+    p.shared = {1: False, 2: True}
+    p.preferred = {1: 0, 2: 0}
+    assert p.lb_score(ctx, 1, 2, 0, False) == 3.0  # toward more faults
+    assert p.lb_score(ctx, 1, 0, 2, False) == 1.0  # private getting worse
+    assert p.lb_score(ctx, 2, 0, 2, False) == 0.0  # shared getting worse: last
+    p.preferred[1] = 1
+    assert p.lb_score(ctx, 1, 0, 2, False) == 2.0  # not on its preferred node anyway
+
+
+def test_homenode_cpu_follows_memory() -> None:
+    """homenode: when the task's and the mm's fault maxima are both here, this becomes the home node and
+    the scan period doubles; otherwise the period drops to the minimum and homes are swapped with the
+    task that gains most."""
+    p = make("homenode")
+    ctx = FakeContext(rq={0: [1], 2: [2]}, task_info={1: (1, 0), 2: (1, 0)}, periods={1: 200_000_000})
+    p.after_faults(ctx, batch(task=[1, 1], cpu=[0, 0], page_node=[0, 0]), np.array([False, False]))
+    acts = p.on_placement(ctx, 1)
+    assert SetPreferredNode(1, 0) in acts
+    assert SetScanPeriod(1, 400_000_000) in acts
+    # Task 1 now faults mostly on node 1, where task 2 runs and faults on node 0: swap homes.
+    q = make("homenode")
+    ctx2 = FakeContext(rq={0: [1], 2: [2]}, task_info={1: (1, 0), 2: (1, 0)})
+    q.after_faults(ctx2, batch(task=[1, 1, 1, 2, 2], cpu=[0, 0, 0, 2, 2], page_node=[1, 1, 0, 0, 0]), np.zeros(5, bool))
+    acts = q.on_placement(ctx2, 1)
+    assert SetScanPeriod(1, 100_000_000) in acts
+    assert SetPreferredNode(1, 1) in acts and SetPreferredNode(2, 0) in acts
+
+
+def test_homenode_task_numa_hot() -> None:
+    """Busy balancing may not pull a task away from its home node unless the move brings it closer."""
+    p = make("homenode")
+    p.home[1] = 0
+    ctx = FakeContext()
+    assert p.lb_score(ctx, 1, 0, 2, dst_idle=False) is None
+    assert p.lb_score(ctx, 1, 2, 0, dst_idle=False) == 2.0
+    assert p.lb_score(ctx, 1, 0, 2, dst_idle=True) == 0.0
+    assert p.lb_score(ctx, 7, 0, 2, dst_idle=False) == 0.0  # no home: no preference
+
+
+def test_actions_validate() -> None:
+    """Actions refuse malformed arguments: negative ids, mismatched lengths, sync without a payer."""
+    with pytest.raises(ConfigError):
+        MigratePages(0, np.array([1, 2]), np.array([0, 1, 0]), payer=np.array([1]))
+    with pytest.raises(ConfigError, match="payer"):
+        MigratePages(0, np.array([1]), np.array([0]))
+    with pytest.raises(ConfigError):
+        MigratePages(0, np.array([-1]), np.array([0]), mode="async")
+    with pytest.raises(ConfigError):
+        SwapTasks(3, 3)
+    with pytest.raises(ConfigError):
+        SetScanPeriod(1, 0)
+    a = MigratePages(0, np.array([4, 5]), np.array([1]), mode="async")
+    assert a.dst.tolist() == [1, 1] and not a.pages.flags.writeable
