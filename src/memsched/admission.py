@@ -30,8 +30,8 @@ __all__ = [
     "DL_SCALE",
     "DlBandwidth",
     "cap_scale",
-    "dl_bw_of",
     "checkparam_dl",
+    "dl_bw_of",
     "to_ratio",
 ]
 

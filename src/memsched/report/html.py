@@ -11,9 +11,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from memsched.report.tables import compare_table  # noqa: E402
+from memsched.report.tables import compare_table
 
 __all__ = ["compare_report", "figure_png"]
 

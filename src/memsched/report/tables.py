@@ -57,7 +57,7 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
         if last is not None and base != last:
             t.add_section()
         last = base
-        ratio = r["elapsed_s"] / ref[base] if base in ref and ref[base] else None
+        ratio = r["elapsed_s"] / ref[base] if ref.get(base) else None
         t.add_row(
             base,
             r["label"],

@@ -35,7 +35,14 @@ from memsched.sim.sched.isolation import IsolationConfig, NoiseModel, install_no
 from memsched.sim.sched.preempt import Point, Resched
 from memsched.sim.sched.program import Phase
 from memsched.topology import Topology
-from memsched.uapi.sched import SCHED_ATTR_SIZE_VER0, SCHED_ATTR_SIZE_VER1, SCHED_FLAG_ALL, SchedAttr, SchedFlag, SchedPolicy
+from memsched.uapi.sched import (
+    SCHED_ATTR_SIZE_VER0,
+    SCHED_ATTR_SIZE_VER1,
+    SCHED_FLAG_ALL,
+    SchedAttr,
+    SchedFlag,
+    SchedPolicy,
+)
 
 __all__ = ["RtMachine", "simple_topology"]
 
@@ -252,6 +259,24 @@ class RtMachine:
         if until_ns < self.engine.now:
             raise ConfigError("until", until_ns, f"must be >= the current time {self.engine.now}")
         self.engine.run(until=until_ns)
+        self._close_busy()
+
+    def run_until_exit(self, tasks: Sequence[Task], limit_ns: int) -> None:
+        """Simulate until every task in ``tasks`` has exited, or until ``limit_ns``."""
+        eng = self.engine
+        pending = [t for t in tasks if t.state != TaskState.EXITED]
+        while pending:
+            nxt = eng.peek()
+            if nxt is None or nxt > limit_ns:
+                eng.run(until=limit_ns)
+                break
+            # run in bursts between checks: checking every event would cost more than the events
+            for _ in range(256):
+                nxt = eng.peek()
+                if nxt is None or nxt > limit_ns:
+                    break
+                eng.step()
+            pending = [t for t in pending if t.state != TaskState.EXITED]
         self._close_busy()
 
     def _close_busy(self) -> None:

@@ -38,7 +38,7 @@ from memsched.topology import Topology
 from memsched.units import GIB
 from memsched.workloads.base import Built, WorkloadSpec, register
 
-__all__ = ["AutonumaConfig", "VARIANTS"]
+__all__ = ["VARIANTS", "AutonumaConfig"]
 
 NUMA01_SIZE = 3 * GIB
 NUMA01_NR = 50  # repetitions after the first full write (numa01)

@@ -283,8 +283,10 @@ class Rq:
 
     __slots__ = (
         "balance_tick",
-        "budget_ev",
         "budget_at",
+        "budget_ev",
+        "busy_ns",
+        "busy_since",
         "complete_ev",
         "cpu",
         "curr",
@@ -300,8 +302,12 @@ class Rq:
         "irq_until",
         "isolated",
         "last_task",
+        "min_vruntime",
         "need_resched",
         "nohz_full",
+        "noise_events",
+        "noise_max",
+        "noise_ns",
         "nr_running",
         "nr_switches",
         "ovh_until",
@@ -310,17 +316,11 @@ class Rq:
         "rt_throttled",
         "rt_time",
         "run_until",
-        "sum_w",
-        "sum_wv",
-        "min_vruntime",
         "stolen",
         "stolen_mark",
+        "sum_w",
+        "sum_wv",
         "tick_ev",
-        "busy_ns",
-        "busy_since",
-        "noise_ns",
-        "noise_events",
-        "noise_max",
         "trace_start",
     )
 
@@ -443,7 +443,7 @@ class StopClass(SchedClass):
 
 
 class Mutex:
-    __slots__ = ("name", "owner", "waiters", "contended")
+    __slots__ = ("contended", "name", "owner", "waiters")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -453,7 +453,7 @@ class Mutex:
 
 
 class Channel:
-    __slots__ = ("name", "count", "waiters", "sent")
+    __slots__ = ("count", "name", "sent", "waiters")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -551,8 +551,7 @@ class SchedCore:
     def resched(self, rq: Rq, level: int, point: int) -> None:
         """``resched_curr()`` / ``resched_curr_lazy()``, then the model decides whether to switch now."""
         level = self.model.level(level)
-        if level > rq.need_resched:
-            rq.need_resched = level
+        rq.need_resched = max(rq.need_resched, level)
         curr = rq.curr
         if rq.paused:
             self.hooks_vcpu.kick(rq)
@@ -606,10 +605,8 @@ class SchedCore:
     def _arm(self, rq: Rq, t: Task) -> None:
         now = self.engine.now
         base = rq.ovh_until
-        if rq.irq_until > base:
-            base = rq.irq_until
-        if now > base:
-            base = now
+        base = max(base, rq.irq_until)
+        base = max(base, now)
         rq.run_until = base + t.rem
         rq.complete_ev = self.at(rq.run_until, PRIO_COMPLETE, self._phase_done, rq)
 
@@ -788,8 +785,7 @@ class SchedCore:
                 t.misses += 1
                 tard = resp - d
                 t.sum_tardiness += tard
-                if tard > t.max_tardiness:
-                    t.max_tardiness = tard
+                t.max_tardiness = max(t.max_tardiness, tard)
         t.job_open = True
         nxt = t.release + ph.period
         if ph.sporadic_mean_ns:
@@ -909,10 +905,8 @@ class SchedCore:
                 ev.cancelled = True
                 rq.complete_ev = None
                 base = rq.ovh_until
-                if rq.irq_until > base:
-                    base = rq.irq_until
-                if now > base:
-                    base = now
+                base = max(base, rq.irq_until)
+                base = max(base, now)
                 r = rq.run_until - base
                 prev.rem = r if r > 0 else 0
             if rq.budget_ev is not None:
@@ -1058,8 +1052,7 @@ class SchedCore:
         rq.stolen += duration
         rq.noise_ns += duration
         rq.noise_events += 1
-        if duration > rq.noise_max:
-            rq.noise_max = duration
+        rq.noise_max = max(rq.noise_max, duration)
         ev = rq.complete_ev
         if ev is not None:
             ev.cancelled = True

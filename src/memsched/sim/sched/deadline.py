@@ -237,8 +237,7 @@ class DlClass:
             if not self.start_dl_timer(p):
                 return
             p.dl_throttled = True
-            if p.dl_q > 0:
-                p.dl_q = 0
+            p.dl_q = min(p.dl_q, 0)
 
     def _insert(self, rq: Rq, p: Any, replenish: bool = False) -> None:
         if replenish:

@@ -188,14 +188,12 @@ class FairClass:
             p.vruntime = mv + self.calc_delta_fair(self._sched_slice(rq, p, p.weight), p.weight)
         else:  # GENTLE_FAIR_SLEEPERS: at most half a latency of sleeper credit
             thresh = mv - self.latency // 2
-            if p.vruntime < thresh:
-                p.vruntime = thresh
+            p.vruntime = max(p.vruntime, thresh)
 
     def _update_min_vruntime(self, rq: Rq) -> None:
         if rq.fair:
             lo = min(se.vruntime for se in rq.fair)
-            if lo > rq.min_vruntime:
-                rq.min_vruntime = lo
+            rq.min_vruntime = max(rq.min_vruntime, lo)
 
     def migrate_task_rq(self, p: Task, src: Rq, dst: Rq) -> None:
         if not self.eevdf:  # CFS normalises vruntime against the queues' min_vruntime
@@ -292,7 +290,6 @@ class FairClass:
     def yield_task(self, rq: Rq, p: Task) -> None:
         if self.eevdf:
             p.vdeadline += self.calc_delta_fair(p.slice, p.weight)  # yield_task_fair(): skip a request
-        return None
 
     # ---- placement and balancing ----------------------------------------------------------------------------
     def select_task_rq(self, p: Task, prev_cpu: int, waker_cpu: int) -> int:
