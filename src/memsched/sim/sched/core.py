@@ -128,6 +128,19 @@ class SchedConfig:
     def tick_ns(self) -> int:
         return NSEC_PER_SEC // self.hz
 
+    @classmethod
+    def ideal(cls, **overrides: Any) -> SchedConfig:
+        """The machine of scheduling theory: free context switches, no fair_server, no admission limit."""
+        base: dict[str, Any] = {
+            "ctx_switch_ns": 0,
+            "cache_refill_ns": 0,
+            "migration_refill_ns": 0,
+            "rt_bandwidth": "none",
+            "sched_rt_runtime_us": -1,
+        }
+        base.update(overrides)
+        return cls(**base)
+
 
 class TaskState(enum.IntEnum):
     RUNNABLE = 0
