@@ -763,7 +763,7 @@ class SchedCore:
                 t.pc = pc + 1
             elif k == K_VCPU:
                 rq.in_advance = False
-                self.hooks_vcpu.enter(rq, t, ph.vcpu)  # type: ignore[union-attr]
+                t.guest.enter(t, ph.vcpu)  # type: ignore[union-attr]
                 return
             else:  # pragma: no cover
                 raise SimulationError(f"unknown phase {ph!r}")
@@ -951,7 +951,7 @@ class SchedCore:
             if self.trace is not None:
                 self.trace.append((rq.cpu, prev.id, rq.trace_start, now))
             if prev.guest is not None:
-                self.hooks_vcpu.leave(rq, prev)
+                prev.guest.leave(prev)
         rq.nr_switches += 1
         if nxt is None:
             rq.curr = None
