@@ -75,7 +75,9 @@ def test_cbs_isolates_an_overrunning_task(tasks: list[tuple[int, int]], factor: 
     st.lists(st.tuples(st.integers(1, 500), st.integers(1, 1000)), min_size=1, max_size=12),
     st.booleans(),
 )
-def test_admission_rejects_exactly_beyond_the_bound(cpus: int, reqs: list[tuple[int, int]], servers: bool) -> None:
+def test_admission_rejects_exactly_beyond_the_bound(
+    cpus: int, reqs: list[tuple[int, int]], servers: bool
+) -> None:
     """sched_setattr gives EBUSY exactly when Σ runtime/period would exceed cpus x 95 % (minus fair_servers)."""
     m = RtMachine(cpus, SchedConfig(rt_bandwidth="fair-server" if servers else "none"))
     limit = (to_ratio(1_000_000_000, 950_000_000) * cpus * 1024) >> 10

@@ -19,8 +19,21 @@ from memsched.workloads import rt as scenarios
 def _task_table(rec: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    table = Table(title=f"{rec['taskset']} — preempt={rec['preempt']}, {rec['cpus']} CPUs, {rec['elapsed_s']:.3f} s simulated")
-    for col in ("task", "policy", "jobs", "misses", "resp mean/max µs", "max tard µs", "lat mean/max µs", "cs (v/iv)", "migr", "throughput"):
+    table = Table(
+        title=f"{rec['taskset']} — preempt={rec['preempt']}, {rec['cpus']} CPUs, {rec['elapsed_s']:.3f} s simulated"
+    )
+    for col in (
+        "task",
+        "policy",
+        "jobs",
+        "misses",
+        "resp mean/max µs",
+        "max tard µs",
+        "lat mean/max µs",
+        "cs (v/iv)",
+        "migr",
+        "throughput",
+    ):
         table.add_column(col)
     for t in rec["tasks"]:
         r = t.get("response_us")
@@ -52,7 +65,9 @@ def _summary(rec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _trace_doc(rec: dict[str, Any], slices: list[tuple[int, int, int, int]], names: dict[int, str]) -> dict[str, Any]:
+def _trace_doc(
+    rec: dict[str, Any], slices: list[tuple[int, int, int, int]], names: dict[int, str]
+) -> dict[str, Any]:
     from memsched.report.trace import schedule_trace
 
     return schedule_trace(f"{rec['taskset']} / {rec['preempt']}", rec["cpus"], slices, names)
@@ -61,14 +76,28 @@ def _trace_doc(rec: dict[str, Any], slices: list[tuple[int, int, int, int]], nam
 @rt_app.command("sim")
 def sim(
     taskset: Annotated[str | None, typer.Argument(help="scenario: " + ", ".join(scenarios.names()))] = None,
-    rt_app_file: Annotated[Path | None, typer.Option("--rt-app", help="an rt-app JSON file instead of a scenario")] = None,
-    preempt: Annotated[str | None, typer.Option("--preempt", help="preemption model: " + ", ".join(MODELS))] = None,
-    cpus: Annotated[int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)")] = None,
+    rt_app_file: Annotated[
+        Path | None, typer.Option("--rt-app", help="an rt-app JSON file instead of a scenario")
+    ] = None,
+    preempt: Annotated[
+        str | None, typer.Option("--preempt", help="preemption model: " + ", ".join(MODELS))
+    ] = None,
+    cpus: Annotated[
+        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of every random choice")] = 0,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value for the scenario or the scheduler")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")] = False,
-    trace: Annotated[Path | None, typer.Option("--trace", help="write a Chrome/Perfetto trace of the schedule")] = None,
-    compare_preempt: Annotated[bool, typer.Option("--compare-preempt", help="run hackbench+cyclictest under every model")] = False,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value for the scenario or the scheduler")
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")
+    ] = False,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="write a Chrome/Perfetto trace of the schedule")
+    ] = None,
+    compare_preempt: Annotated[
+        bool, typer.Option("--compare-preempt", help="run hackbench+cyclictest under every model")
+    ] = False,
 ) -> None:
     """Simulate a realtime task set on the exact scheduler and report response times, misses, switches."""
     sets = parse_set_args(set_ or [])
@@ -86,7 +115,9 @@ def sim(
             raise ConfigError("--trace", str(trace), "cannot be combined with --compare-preempt")
     if compare_preempt:
         if rt_app_file is not None or preempt is not None:
-            raise ConfigError("--compare-preempt", True, "runs every model on a scenario; drop --preempt/--rt-app")
+            raise ConfigError(
+                "--compare-preempt", True, "runs every model on a scenario; drop --preempt/--rt-app"
+            )
         name = taskset or "hackbench+cyclictest"
         rows = []
         with progress_bar(len(MODELS), "models") as advance:
@@ -156,14 +187,29 @@ def compare_doc(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "cyclictest_mean_lazy_over_full": ratio("cyclictest_mean_us"),
             "cyclictest_max_lazy_over_full": ratio("cyclictest_max_us"),
         }
-    return {"taskset": rows[0]["taskset"], "config": rows[0]["config"], "seed": rows[0]["seed"], "models": models, "ratios": ratios}
+    return {
+        "taskset": rows[0]["taskset"],
+        "config": rows[0]["config"],
+        "seed": rows[0]["seed"],
+        "models": models,
+        "ratios": ratios,
+    }
 
 
 def compare_table(doc: dict[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(title=f"{doc['taskset']} under every preemption model")
-    cols = ("preempt", "hackbench s", "msgs/s", "ctx switches", "involuntary", "lock contentions", "cyclic mean µs", "cyclic max µs")
+    cols = (
+        "preempt",
+        "hackbench s",
+        "msgs/s",
+        "ctx switches",
+        "involuntary",
+        "lock contentions",
+        "cyclic mean µs",
+        "cyclic max µs",
+    )
     for c in cols:
         table.add_column(c)
     for m in doc["models"]:

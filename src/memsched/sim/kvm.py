@@ -63,7 +63,9 @@ class KvmGuest:
             rq.paused = True
         self.vcpus: list[Task] = []
         for i in range(nr_vcpus):
-            t = host.spawn(f"{name}/vcpu{i}", (VcpuRun(i),), attr=vcpu_attr, affinity=[pin[i]] if pin else None)
+            t = host.spawn(
+                f"{name}/vcpu{i}", (VcpuRun(i),), attr=vcpu_attr, affinity=[pin[i]] if pin else None
+            )
             t.guest = self
             self.vcpus.append(t)
         self.halts = 0

@@ -152,7 +152,9 @@ class RtMachine:
             return self._apply(task, policy, None)
         if policy in (SchedPolicy.FIFO, SchedPolicy.RR):
             if not 1 <= attr.sched_priority <= 99:
-                raise KernelError(errno.EINVAL, f"sched_setattr: FIFO/RR priority must be 1..99 (got {attr.sched_priority})")
+                raise KernelError(
+                    errno.EINVAL, f"sched_setattr: FIFO/RR priority must be 1..99 (got {attr.sched_priority})"
+                )
         elif attr.sched_priority != 0:
             raise KernelError(errno.EINVAL, f"sched_setattr: priority must be 0 for policy {policy}")
         if policy == SchedPolicy.DEADLINE:
@@ -160,7 +162,9 @@ class RtMachine:
             if why is not None:
                 raise KernelError(errno.EINVAL, f"sched_setattr: {why}")
             if set(task.affinity) != set(self.core.all_cpus):
-                raise KernelError(errno.EPERM, "sched_setattr: a deadline task's affinity must span its root domain")
+                raise KernelError(
+                    errno.EPERM, "sched_setattr: a deadline task's affinity must span its root domain"
+                )
             dl = self.core.dl_class
             old_bw = task.dl_bw if task.policy == SchedPolicy.DEADLINE else 0
             new_bw = to_ratio(attr.effective_period, attr.sched_runtime)
@@ -177,10 +181,14 @@ class RtMachine:
     def _copy_attr(raw: bytes) -> SchedAttr:
         """``sched_copy_attr()``: sizes below VER0 or unknown non-zero tails are E2BIG."""
         if len(raw) < SCHED_ATTR_SIZE_VER0:
-            raise KernelError(errno.E2BIG, f"sched_setattr: struct sched_attr of {len(raw)} bytes is too small")
+            raise KernelError(
+                errno.E2BIG, f"sched_setattr: struct sched_attr of {len(raw)} bytes is too small"
+            )
         size = int.from_bytes(raw[:4], "little")
         if size and size != len(raw):
-            raise KernelError(errno.E2BIG, f"sched_setattr: attr.size {size} does not match the {len(raw)} bytes given")
+            raise KernelError(
+                errno.E2BIG, f"sched_setattr: attr.size {size} does not match the {len(raw)} bytes given"
+            )
         if len(raw) > SCHED_ATTR_SIZE_VER1 and any(raw[SCHED_ATTR_SIZE_VER1:]):
             raise KernelError(errno.E2BIG, "sched_setattr: non-zero bytes beyond the known struct sched_attr")
         try:
@@ -350,13 +358,20 @@ class RtMachine:
             "deadline_misses": sum(t.misses for t in core.tasks),
             "cpu_utilisation": [round(rq.busy_ns / now, 6) if now else 0.0 for rq in core.rqs],
             "noise": [
-                {"cpu": rq.cpu, "noise_us": rq.noise_ns / 1000, "events": rq.noise_events, "max_single_us": rq.noise_max / 1000}
+                {
+                    "cpu": rq.cpu,
+                    "noise_us": rq.noise_ns / 1000,
+                    "events": rq.noise_events,
+                    "max_single_us": rq.noise_max / 1000,
+                }
                 for rq in core.rqs
             ],
             "dl": {
                 "admitted_bw": core.dl_class.dl_b.total_bw / (1 << 20),
                 "throttled": core.dl_class.nr_throttled,
-                "fair_server_runs": sum(rq.fair_server.nr_runs for rq in core.rqs if rq.fair_server is not None),
+                "fair_server_runs": sum(
+                    rq.fair_server.nr_runs for rq in core.rqs if rq.fair_server is not None
+                ),
             },
             "rt_throttles": core.rt_class.nr_throttles,
             "slub": self.slub.stats(),

@@ -123,7 +123,9 @@ class HackbenchConfig:
     syscall_ns: int = knob(600, "system call entry/exit work per read or write (assumed)", min=0)
     copy_ns: int = knob(400, "copy of a 100-byte message under the pipe mutex (assumed)", min=0)
     user_ns: int = knob(800, "user-space work per message (assumed)", min=0)
-    wakeup_ns: int = knob(300, "try_to_wake_up() under the wait-queue and rq locks, preemption off (assumed)", min=0)
+    wakeup_ns: int = knob(
+        300, "try_to_wake_up() under the wait-queue and rq locks, preemption off (assumed)", min=0
+    )
     slub: bool = knob(True, "allocate/free a buffer from SLUB per message")
     duration_ms: int = knob(60_000, "upper bound of the run (it ends when hackbench finishes)", min=1)
 
@@ -166,7 +168,9 @@ def _hackbench_metrics(tasks: list[Task], c: HackbenchConfig) -> Callable[[RtMac
                 "throughput_msgs_per_s": msgs / (elapsed / 1e9) if elapsed else 0.0,
                 "context_switches": sum(t.nvcsw + t.nivcsw for t in tasks),
                 "involuntary_switches": sum(t.nivcsw for t in tasks),
-                "lock_contentions": sum(mx.contended for name, mx in m.core.locks.items() if name.startswith("hb")),
+                "lock_contentions": sum(
+                    mx.contended for name, mx in m.core.locks.items() if name.startswith("hb")
+                ),
             }
         }
 
@@ -175,10 +179,16 @@ def _hackbench_metrics(tasks: list[Task], c: HackbenchConfig) -> Callable[[RtMac
 
 def _hackbench(m: RtMachine, c: HackbenchConfig) -> RtBuilt:
     tasks = build_hackbench(m, c)
-    return RtBuilt({"hackbench": tasks}, c.duration_ms * NSEC_PER_MSEC, "hackbench", _hackbench_metrics(tasks, c))
+    return RtBuilt(
+        {"hackbench": tasks}, c.duration_ms * NSEC_PER_MSEC, "hackbench", _hackbench_metrics(tasks, c)
+    )
 
 
-register(RtScenario("hackbench", "SCHED_OTHER message passing through pipes (hackbench -p)", HackbenchConfig, _hackbench))
+register(
+    RtScenario(
+        "hackbench", "SCHED_OTHER message passing through pipes (hackbench -p)", HackbenchConfig, _hackbench
+    )
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -224,7 +234,14 @@ def _cyclictest(m: RtMachine, c: CyclictestConfig) -> RtBuilt:
     return RtBuilt({"cyclictest": tasks}, c.duration_ms * NSEC_PER_MSEC, None, _cyclic_metrics(tasks))
 
 
-register(RtScenario("cyclictest", "periodic SCHED_FIFO timer wakeups per CPU measuring latency", CyclictestConfig, _cyclictest))
+register(
+    RtScenario(
+        "cyclictest",
+        "periodic SCHED_FIFO timer wakeups per CPU measuring latency",
+        CyclictestConfig,
+        _cyclictest,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -239,7 +256,12 @@ def _mix(m: RtMachine, c: MixConfig) -> RtBuilt:
     cy = build_cyclictest(m, CyclictestConfig(c.interval_us, c.priority, c.work_ns, c.duration_ms))
     hm = _hackbench_metrics(hb, c)
     cm = _cyclic_metrics(cy)
-    return RtBuilt({"hackbench": hb, "cyclictest": cy}, c.duration_ms * NSEC_PER_MSEC, "hackbench", lambda mm: {**hm(mm), **cm(mm)})
+    return RtBuilt(
+        {"hackbench": hb, "cyclictest": cy},
+        c.duration_ms * NSEC_PER_MSEC,
+        "hackbench",
+        lambda mm: {**hm(mm), **cm(mm)},
+    )
 
 
 register(RtScenario("hackbench+cyclictest", "hackbench with a cyclictest thread per CPU", MixConfig, _mix))
@@ -253,7 +275,9 @@ register(RtScenario("hackbench+cyclictest", "hackbench with a cyclictest thread 
 class DlSetConfig:
     tasks: int = knob(16, "number of tasks", min=1)
     utilisation: float = knob(3.2, "total utilisation (sum of runtime/period)", min=0.001)
-    generator: str = knob("uunifast-discard", "utilisation generator", choices=("uunifast-discard", "randfixedsum"))
+    generator: str = knob(
+        "uunifast-discard", "utilisation generator", choices=("uunifast-discard", "randfixedsum")
+    )
     period_min_ms: int = knob(10, "shortest period (log-uniform)", min=1)
     period_max_ms: int = knob(100, "longest period", min=1)
     sporadic: bool = knob(False, "sporadic releases: exponential extra inter-arrival (mean period/4)")
@@ -263,7 +287,9 @@ class DlSetConfig:
     def __post_init__(self) -> None:
         validate(self)
         if self.period_min_ms > self.period_max_ms:
-            raise ConfigError("period_min_ms", self.period_min_ms, f"must be <= period_max_ms ({self.period_max_ms})")
+            raise ConfigError(
+                "period_min_ms", self.period_min_ms, f"must be <= period_max_ms ({self.period_max_ms})"
+            )
 
 
 def dl_taskset(c: DlSetConfig) -> list[tuple[int, int]]:
@@ -273,11 +299,15 @@ def dl_taskset(c: DlSetConfig) -> list[tuple[int, int]]:
         u = randfixedsum(c.tasks, c.utilisation, rng)
     else:
         u = uunifast_discard(c.tasks, c.utilisation, rng)
-    periods = log_uniform_periods(c.tasks, c.period_min_ms * NSEC_PER_MSEC, c.period_max_ms * NSEC_PER_MSEC, rng)
+    periods = log_uniform_periods(
+        c.tasks, c.period_min_ms * NSEC_PER_MSEC, c.period_max_ms * NSEC_PER_MSEC, rng
+    )
     return [(max(1024, int(ui * p)), p) for ui, p in zip(u, periods, strict=True)]
 
 
-def spawn_dl_set(m: RtMachine, pairs: list[tuple[int, int]], *, sporadic: bool = False, prefix: str = "dl") -> list[Task]:
+def spawn_dl_set(
+    m: RtMachine, pairs: list[tuple[int, int]], *, sporadic: bool = False, prefix: str = "dl"
+) -> list[Task]:
     out = []
     for i, (c_ns, p_ns) in enumerate(pairs):
         prog = (Run(c_ns), Timer(p_ns, p_ns // 4 if sporadic else 0))
@@ -310,7 +340,15 @@ class DlSporadicConfig(DlSetConfig):
     sporadic: bool = knob(True, "sporadic releases")
 
 
-register(RtScenario("dl-sporadic", "sporadic SCHED_DEADLINE task set", DlSporadicConfig, _dlset, machine_kwargs=_dl_machine))
+register(
+    RtScenario(
+        "dl-sporadic",
+        "sporadic SCHED_DEADLINE task set",
+        DlSporadicConfig,
+        _dlset,
+        machine_kwargs=_dl_machine,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -332,7 +370,15 @@ def _dhall(m: RtMachine, c: DhallConfig) -> RtBuilt:
     return RtBuilt({"dl": tasks}, c.duration_ms * NSEC_PER_MSEC)
 
 
-register(RtScenario("dhall", "Dhall's effect under global EDF (M light + 1 heavy task)", DhallConfig, _dhall, machine_kwargs=_dl_machine))
+register(
+    RtScenario(
+        "dhall",
+        "Dhall's effect under global EDF (M light + 1 heavy task)",
+        DhallConfig,
+        _dhall,
+        machine_kwargs=_dl_machine,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -372,7 +418,16 @@ def _grub_machine(c: Any) -> dict[str, Any]:
     }
 
 
-register(RtScenario("grub", "GRUB reclaiming worked example (sched-deadline.rst)", GrubConfig, _grub, cpus=1, machine_kwargs=_grub_machine))
+register(
+    RtScenario(
+        "grub",
+        "GRUB reclaiming worked example (sched-deadline.rst)",
+        GrubConfig,
+        _grub,
+        cpus=1,
+        machine_kwargs=_grub_machine,
+    )
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -405,7 +460,9 @@ def _isolation_machine(c: Any) -> dict[str, Any]:
 
 def _isolation(m: RtMachine, c: IsolationScenarioConfig) -> RtBuilt:
     if c.isolated_cpu >= m.nr_cpus or c.housekeeping_cpu >= m.nr_cpus or c.isolated_cpu == c.housekeeping_cpu:
-        raise ConfigError("isolated_cpu", c.isolated_cpu, f"and housekeeping_cpu must be two different CPUs < {m.nr_cpus}")
+        raise ConfigError(
+            "isolated_cpu", c.isolated_cpu, f"and housekeeping_cpu must be two different CPUs < {m.nr_cpus}"
+        )
     prog = (Run(c.chunk_us * NSEC_PER_USEC),)
     iso = m.spawn("poll-isolated", prog, affinity=[c.isolated_cpu])
     hk = m.spawn("poll-housekeeping", prog, affinity=[c.housekeeping_cpu])
@@ -461,7 +518,9 @@ class KvmConfig:
     guest_runtime_us: int = knob(200, "guest SCHED_DEADLINE task: runtime", min=2)
     guest_period_us: int = knob(2000, "guest SCHED_DEADLINE task: period (= deadline)", min=100)
     guest_work_us: int = knob(100, "guest task's work per job", min=1)
-    vm_entry_ns: int = knob(1_500, "cost of a VM entry after the vCPU was descheduled or halted (assumed)", min=0)
+    vm_entry_ns: int = knob(
+        1_500, "cost of a VM entry after the vCPU was descheduled or halted (assumed)", min=0
+    )
     duration_ms: int = knob(2_000, "run length", min=1)
 
     def __post_init__(self) -> None:
@@ -480,7 +539,14 @@ def _kvm(m: RtMachine, c: KvmConfig) -> RtBuilt:
         vattr = None
     pcpu = m.nr_cpus - 1
     hogs = [m.spawn(f"host-hog{i}", (Run(10 * NSEC_PER_MSEC),), affinity=[pcpu]) for i in range(c.host_load)]
-    vm = KvmGuest(m, 1, config=SchedConfig(), vcpu_attr=None, pin=[pcpu] if vattr is None else None, vm_entry_ns=c.vm_entry_ns)
+    vm = KvmGuest(
+        m,
+        1,
+        config=SchedConfig(),
+        vcpu_attr=None,
+        pin=[pcpu] if vattr is None else None,
+        vm_entry_ns=c.vm_entry_ns,
+    )
     if vattr is not None:
         for t in vm.vcpus:
             if vattr.sched_policy == SchedPolicy.DEADLINE:
@@ -491,7 +557,9 @@ def _kvm(m: RtMachine, c: KvmConfig) -> RtBuilt:
                 m.sched_setattr(t, vattr)
     g = vm.guest
     r, p = c.guest_runtime_us * NSEC_PER_USEC, c.guest_period_us * NSEC_PER_USEC
-    gt = g.spawn("guest-dl", (Run(c.guest_work_us * NSEC_PER_USEC), Timer(p)), attr=SchedAttr.deadline(r, p, p))
+    gt = g.spawn(
+        "guest-dl", (Run(c.guest_work_us * NSEC_PER_USEC), Timer(p)), attr=SchedAttr.deadline(r, p, p)
+    )
 
     def metrics(mm: RtMachine) -> dict[str, Any]:
         rec = g.task_record(gt, mm.engine.now)
@@ -505,10 +573,20 @@ def _kvm(m: RtMachine, c: KvmConfig) -> RtBuilt:
             }
         }
 
-    return RtBuilt({"vcpus": vm.vcpus, "host": hogs, "guest": [gt]}, c.duration_ms * NSEC_PER_MSEC, metrics=metrics)
+    return RtBuilt(
+        {"vcpus": vm.vcpus, "host": hogs, "guest": [gt]}, c.duration_ms * NSEC_PER_MSEC, metrics=metrics
+    )
 
 
-register(RtScenario("kvm", "a guest SCHED_DEADLINE task inside a KVM guest whose vCPU is a host task", KvmConfig, _kvm, cpus=2))
+register(
+    RtScenario(
+        "kvm",
+        "a guest SCHED_DEADLINE task inside a KVM guest whose vCPU is a host task",
+        KvmConfig,
+        _kvm,
+        cpus=2,
+    )
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -559,7 +637,10 @@ def _events(obj: Mapping[str, Any], src: str, where: str) -> list[Phase]:
             out.append(Yield())
         else:
             raise ConfigError(
-                f"{where}.{key}", val, "is not a supported rt-app event (run, runtime, sleep, timer, lock, unlock, yield)", source=src
+                f"{where}.{key}",
+                val,
+                "is not a supported rt-app event (run, runtime, sleep, timer, lock, unlock, yield)",
+                source=src,
             )
     return out
 
@@ -574,7 +655,12 @@ def load_rt_app(path: Path | str, m: RtMachine, *, duration_ns: int | None = Non
     except json.JSONDecodeError as e:
         raise ConfigError("--rt-app", src, f"must be valid JSON ({e.msg} at line {e.lineno})") from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("tasks"), Mapping) or not doc["tasks"]:
-        raise ConfigError("tasks", doc.get("tasks") if isinstance(doc, Mapping) else doc, "must be a non-empty object of threads", source=src)
+        raise ConfigError(
+            "tasks",
+            doc.get("tasks") if isinstance(doc, Mapping) else doc,
+            "must be a non-empty object of threads",
+            source=src,
+        )
     glob = doc.get("global", {})
     if not isinstance(glob, Mapping):
         raise ConfigError("global", glob, "must be an object", source=src)
@@ -583,7 +669,9 @@ def load_rt_app(path: Path | str, m: RtMachine, *, duration_ns: int | None = Non
     if dur is None:
         d = glob.get("duration", 10)
         if isinstance(d, bool) or not isinstance(d, int | float) or d <= 0:
-            raise ConfigError("global.duration", d, "must be a number of seconds > 0 (-1 is not supported)", source=src)
+            raise ConfigError(
+                "global.duration", d, "must be a number of seconds > 0 (-1 is not supported)", source=src
+            )
         dur = int(d * 1_000_000_000)
     tasks: list[Task] = []
     for name, spec in doc["tasks"].items():
@@ -611,7 +699,11 @@ def load_rt_app(path: Path | str, m: RtMachine, *, duration_ns: int | None = Non
         if policy == SchedPolicy.DEADLINE:
             rt = _us(spec.get("dl-runtime", 0), f"tasks.{name}.dl-runtime", src)
             per = _us(spec.get("dl-period", spec.get("dl-runtime", 0)), f"tasks.{name}.dl-period", src)
-            dl = _us(spec.get("dl-deadline", spec.get("dl-period", spec.get("dl-runtime", 0))), f"tasks.{name}.dl-deadline", src)
+            dl = _us(
+                spec.get("dl-deadline", spec.get("dl-period", spec.get("dl-runtime", 0))),
+                f"tasks.{name}.dl-deadline",
+                src,
+            )
             attr = SchedAttr.deadline(rt, dl, per)
             job_deadline = dl
         elif policy in (SchedPolicy.FIFO, SchedPolicy.RR):
@@ -622,7 +714,17 @@ def load_rt_app(path: Path | str, m: RtMachine, *, duration_ns: int | None = Non
         delay = _us(spec.get("delay", 0), f"tasks.{name}.delay", src)
         for i in range(int(spec.get("instance", 1))):
             tname = name if int(spec.get("instance", 1)) == 1 else f"{name}-{i}"
-            tasks.append(m.spawn(tname, prog, loops=loops, attr=attr, affinity=cpus, start_ns=delay, job_deadline_ns=job_deadline))
+            tasks.append(
+                m.spawn(
+                    tname,
+                    prog,
+                    loops=loops,
+                    attr=attr,
+                    affinity=cpus,
+                    start_ns=delay,
+                    job_deadline_ns=job_deadline,
+                )
+            )
     return RtBuilt({"rt-app": tasks}, dur)
 
 
@@ -654,7 +756,9 @@ def run_scenario(
     if rt_app is not None:
         if other:
             k = next(iter(other))
-            raise ConfigError(k, other[k], "is not a scheduler setting (an rt-app file takes only scheduler --set keys)")
+            raise ConfigError(
+                k, other[k], "is not a scheduler setting (an rt-app file takes only scheduler --set keys)"
+            )
         scen = None
         config = None
         mk: dict[str, Any] = {}

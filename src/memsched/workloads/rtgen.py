@@ -35,17 +35,23 @@ def uunifast(n: int, total: float, rng: np.random.Generator) -> npt.NDArray[np.f
     return out
 
 
-def uunifast_discard(n: int, total: float, rng: np.random.Generator, *, limit: float = 1.0, tries: int = 10_000) -> npt.NDArray[np.float64]:
+def uunifast_discard(
+    n: int, total: float, rng: np.random.Generator, *, limit: float = 1.0, tries: int = 10_000
+) -> npt.NDArray[np.float64]:
     if total > n * limit:
         raise ConfigError("utilisation", total, f"must be <= n * {limit} = {n * limit} for {n} tasks")
     for _ in range(tries):
         u = uunifast(n, total, rng)
         if u.max() <= limit:
             return u
-    raise ConfigError("utilisation", total, f"could not be split into {n} tasks of at most {limit} each in {tries} tries")
+    raise ConfigError(
+        "utilisation", total, f"could not be split into {n} tasks of at most {limit} each in {tries} tries"
+    )
 
 
-def randfixedsum(n: int, total: float, rng: np.random.Generator, *, a: float = 0.0, b: float = 1.0) -> npt.NDArray[np.float64]:
+def randfixedsum(
+    n: int, total: float, rng: np.random.Generator, *, a: float = 0.0, b: float = 1.0
+) -> npt.NDArray[np.float64]:
     """One vector of ``n`` values in ``[a, b]`` summing to ``total``, uniform over that polytope."""
     if n < 1 or not n * a <= total <= n * b or b <= a:
         raise ConfigError("randfixedsum", (n, total, a, b), "needs n*a <= total <= n*b and a < b")

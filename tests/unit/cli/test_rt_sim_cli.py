@@ -12,7 +12,23 @@ from memsched.cli import main
 
 def test_json_is_one_document_with_the_figures(capsys: pytest.CaptureFixture[str]) -> None:
     """--json prints exactly one sorted JSON document with per-task response times and misses."""
-    assert main(["rt", "sim", "dl-periodic", "--json", "--set", "duration_ms=200", "--set", "tasks=6", "--set", "utilisation=2"]) == 0
+    assert (
+        main(
+            [
+                "rt",
+                "sim",
+                "dl-periodic",
+                "--json",
+                "--set",
+                "duration_ms=200",
+                "--set",
+                "tasks=6",
+                "--set",
+                "utilisation=2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     doc = json.loads(out)
     assert doc["taskset"] == "dl-periodic" and len(doc["tasks"]) == 6
@@ -34,7 +50,20 @@ def test_trace_is_chrome_trace_events(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_compare_preempt_reports_every_model(capsys: pytest.CaptureFixture[str]) -> None:
     """--compare-preempt runs each model and reports lazy/full ratios."""
-    rc = main(["rt", "sim", "--compare-preempt", "--json", "--set", "loops=5", "--set", "groups=1", "--set", "fds=4"])
+    rc = main(
+        [
+            "rt",
+            "sim",
+            "--compare-preempt",
+            "--json",
+            "--set",
+            "loops=5",
+            "--set",
+            "groups=1",
+            "--set",
+            "fds=4",
+        ]
+    )
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
     assert [m["preempt"] for m in doc["models"]] == ["none", "voluntary", "full", "lazy", "rt-lazy"]

@@ -21,7 +21,9 @@ SMALL = {"loops": "60", "duration_ms": "2000"}
 
 @pytest.fixture(scope="module")
 def by_model() -> dict[str, dict]:
-    return {m: rt.run_scenario("hackbench+cyclictest", preempt=m, sets=SMALL)[0] for m in ("full", "lazy", "none")}
+    return {
+        m: rt.run_scenario("hackbench+cyclictest", preempt=m, sets=SMALL)[0] for m in ("full", "lazy", "none")
+    }
 
 
 def test_lazy_has_fewer_switches_and_more_throughput_than_full(by_model: dict[str, dict]) -> None:
@@ -82,7 +84,10 @@ def test_generators_hit_the_total_within_bounds(n: int, frac: float, seed: int) 
     (UUniFast-Discard's rejection rate explodes near U = n; that regime is RandFixedSum's.)"""
     total = frac * n
     rng = np.random.default_rng(seed)
-    for u in (randfixedsum(n, total, rng), uunifast_discard(n, total, rng) if frac <= 0.5 else randfixedsum(n, total, rng)):
+    for u in (
+        randfixedsum(n, total, rng),
+        uunifast_discard(n, total, rng) if frac <= 0.5 else randfixedsum(n, total, rng),
+    ):
         assert len(u) == n
         assert u.sum() == pytest.approx(total, rel=1e-9, abs=1e-9)
         assert (u >= -1e-12).all() and (u <= 1 + 1e-12).all()

@@ -99,30 +99,46 @@ PRIO_BUDGET = Prio.TIMER + 6
 class SchedConfig:
     """Knobs of the exact scheduler. Field names follow the sysctl / Kconfig / debugfs knob they mirror."""
 
-    preempt: str = knob("lazy", "preemption model (Kconfig.preempt, 6.13)", choices=("none", "voluntary", "full", "lazy", "rt-lazy"))
+    preempt: str = knob(
+        "lazy",
+        "preemption model (Kconfig.preempt, 6.13)",
+        choices=("none", "voluntary", "full", "lazy", "rt-lazy"),
+    )
     hz: int = knob(1000, "CONFIG_HZ: scheduler tick rate (x86 defaults 250 or 1000)", min=100, max=10000)
     fair: str = knob("eevdf", "fair class flavour: eevdf (6.6+) or cfs (<= 6.5)", choices=("eevdf", "cfs"))
     ctx_switch_ns: int = knob(2_000, "cost of one context switch (LITMUS^RT-order estimate, ~1-5 us)", min=0)
-    cache_refill_ns: int = knob(3_000, "extra work after switching to a task that did not run last here (estimate)", min=0)
+    cache_refill_ns: int = knob(
+        3_000, "extra work after switching to a task that did not run last here (estimate)", min=0
+    )
     migration_refill_ns: int = knob(10_000, "extra work after a migration: cold L1/L2 (estimate)", min=0)
-    hrtick_dl: bool = knob(False, "SCHED_FEAT(HRTICK_DL): enforce DL runtime with an hrtimer (default off: at the tick)")
+    hrtick_dl: bool = knob(
+        False, "SCHED_FEAT(HRTICK_DL): enforce DL runtime with an hrtimer (default off: at the tick)"
+    )
     sched_rt_runtime_us: int = knob(950_000, "/proc/sys/kernel/sched_rt_runtime_us (-1: unlimited)", min=-1)
     sched_rt_period_us: int = knob(1_000_000, "/proc/sys/kernel/sched_rt_period_us", min=1)
     rt_bandwidth: str = knob(
-        "fair-server", "RT bandwidth control: fair-server (6.12+), throttle (<= 6.11), none", choices=("fair-server", "throttle", "none")
+        "fair-server",
+        "RT bandwidth control: fair-server (6.12+), throttle (<= 6.11), none",
+        choices=("fair-server", "throttle", "none"),
     )
     fair_server_runtime_ns: int = knob(50_000_000, "debugfs sched/fair_server/cpuN/runtime (50 ms)", min=0)
     fair_server_period_ns: int = knob(1_000_000_000, "debugfs sched/fair_server/cpuN/period (1 s)", min=1)
     sched_rr_timeslice_ms: int = knob(100, "/proc/sys/kernel/sched_rr_timeslice_ms (RR_TIMESLICE)", min=1)
-    base_slice_ns: int = knob(0, "EEVDF sysctl_sched_base_slice; 0 = 0.75 ms x (1 + ilog2(min(ncpus, 8)))", min=0)
+    base_slice_ns: int = knob(
+        0, "EEVDF sysctl_sched_base_slice; 0 = 0.75 ms x (1 + ilog2(min(ncpus, 8)))", min=0
+    )
     run_to_parity: bool = knob(True, "SCHED_FEAT(RUN_TO_PARITY)")
     preempt_short: bool = knob(True, "SCHED_FEAT(PREEMPT_SHORT) (6.12)")
-    balance_interval_ms: int = knob(4, "periodic fair load balance interval (sd->balance_interval, 1 ms x cpus)", min=1)
+    balance_interval_ms: int = knob(
+        4, "periodic fair load balance interval (sd->balance_interval, 1 ms x cpus)", min=1
+    )
 
     def __post_init__(self) -> None:
         validate(self)
         if self.sched_rt_runtime_us > self.sched_rt_period_us:
-            raise ConfigError("sched_rt_runtime_us", self.sched_rt_runtime_us, "must be <= sched_rt_period_us")
+            raise ConfigError(
+                "sched_rt_runtime_us", self.sched_rt_runtime_us, "must be <= sched_rt_period_us"
+            )
 
     @property
     def tick_ns(self) -> int:
@@ -218,7 +234,9 @@ class Task:
         "work_ns",
     )
 
-    def __init__(self, tid: int, name: str, program: Sequence[Phase], loops: int, affinity: tuple[int, ...]) -> None:
+    def __init__(
+        self, tid: int, name: str, program: Sequence[Phase], loops: int, affinity: tuple[int, ...]
+    ) -> None:
         self.id = tid
         self.name = name
         self.program = tuple(program)
@@ -478,7 +496,9 @@ class Channel:
 class SchedCore:
     """The scheduler of one machine: runqueues, classes, the task-program interpreter and its events."""
 
-    def __init__(self, engine: Engine, nr_cpus: int, config: SchedConfig, *, slub: Slub | None = None) -> None:
+    def __init__(
+        self, engine: Engine, nr_cpus: int, config: SchedConfig, *, slub: Slub | None = None
+    ) -> None:
         if nr_cpus < 1:
             raise ConfigError("cpus", nr_cpus, "must be >= 1")
         from memsched.sim.sched.deadline import DlClass
@@ -648,7 +668,9 @@ class SchedCore:
         prog = t.program
         rq.in_advance = True
         while True:
-            if rq.need_resched and model.allows(rq.need_resched, point, t.user, t.preempt_count, t.lazy_count):
+            if rq.need_resched and model.allows(
+                rq.need_resched, point, t.user, t.preempt_count, t.lazy_count
+            ):
                 rq.in_advance = False
                 self.schedule(rq)
                 return
@@ -700,7 +722,9 @@ class SchedCore:
                     return
             elif k == K_LOCK:
                 t.user = False
-                if rq.need_resched and model.allows(rq.need_resched, Point.MIGHT_SLEEP, False, t.preempt_count, t.lazy_count):
+                if rq.need_resched and model.allows(
+                    rq.need_resched, Point.MIGHT_SLEEP, False, t.preempt_count, t.lazy_count
+                ):
                     rq.in_advance = False
                     self.schedule(rq)
                     return
@@ -1011,7 +1035,9 @@ class SchedCore:
         self.update_curr(rq)
         curr = rq.curr
         if rq.need_resched and curr is not None:
-            if self.model.allows(rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count):
+            if self.model.allows(
+                rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count
+            ):
                 self.schedule(rq)
         elif curr is not None:
             self._arm_budget(rq, curr)
@@ -1043,7 +1069,9 @@ class SchedCore:
         rq.tick_ev = self.at(nxt, Prio.TICK, self._tick, rq)
         curr = rq.curr
         if curr is not None and rq.need_resched:
-            if self.model.allows(rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count):
+            if self.model.allows(
+                rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count
+            ):
                 self.schedule(rq)
 
     def restart_tick(self, rq: Rq) -> None:

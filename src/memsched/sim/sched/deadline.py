@@ -536,7 +536,11 @@ class DlClass:
         s.nr_runs += 1
         rq.dl.append(s)
         s.dl_queued = True
-        if curr is None or curr.sched_class.rank > self.rank or (curr.sched_class is self and s.dl_d < curr.dl_d):
+        if (
+            curr is None
+            or curr.sched_class.rank > self.rank
+            or (curr.sched_class is self and s.dl_d < curr.dl_d)
+        ):
             self.core.resched(rq, Resched.NOW, Point.IRQ_EXIT)
 
     def _server_replenish(self, rq: Rq, s: FairServer) -> None:

@@ -39,7 +39,14 @@ from memsched.uapi.sched import SchedPolicy
 if TYPE_CHECKING:
     from memsched.sim.sched.core import Rq, SchedCore, Task
 
-__all__ = ["NICE_0_LOAD", "SCHED_PRIO_TO_WEIGHT", "WEIGHT_IDLEPRIO", "FairClass", "fluid_shares", "nice_to_weight"]
+__all__ = [
+    "NICE_0_LOAD",
+    "SCHED_PRIO_TO_WEIGHT",
+    "WEIGHT_IDLEPRIO",
+    "FairClass",
+    "fluid_shares",
+    "nice_to_weight",
+]
 
 #: ``sched_prio_to_weight[40]``, nice -20 .. 19 (kernel/sched/core.c).
 SCHED_PRIO_TO_WEIGHT: tuple[int, ...] = (
@@ -63,7 +70,9 @@ def nice_to_weight(nice: int) -> int:
     return SCHED_PRIO_TO_WEIGHT[nice + 20]
 
 
-def fluid_shares(cpu: npt.NDArray[np.int64], weight: npt.NDArray[np.float64], nr_cpus: int) -> npt.NDArray[np.float64]:
+def fluid_shares(
+    cpu: npt.NDArray[np.int64], weight: npt.NDArray[np.float64], nr_cpus: int
+) -> npt.NDArray[np.float64]:
     """CPU share of each runnable task: its weight over the total weight queued on its CPU."""
     if cpu.shape[0] == 0:
         return np.empty(0)
@@ -320,7 +329,9 @@ class FairClass:
         for other in core.rqs:
             if other is rq or other.isolated:
                 continue
-            if len(other.fair) - mine >= min_diff and (busiest is None or len(other.fair) > len(busiest.fair)):
+            if len(other.fair) - mine >= min_diff and (
+                busiest is None or len(other.fair) > len(busiest.fair)
+            ):
                 busiest = other
         if busiest is None:
             return False

@@ -43,13 +43,17 @@ class NoiseModel:
     """Housekeeping noise per CPU (osnoise magnitudes, realtime.md §4.2)."""
 
     tick_irq_ns: int = knob(2_300, "tick IRQ duration (osnoise local_timer 1.8-2.8 us)", min=0)
-    rcu_rate_hz: float = knob(30.0, "RCU callback softirqs per second per CPU (osnoise SoftIRQ 16-49/s)", min=0.0)
+    rcu_rate_hz: float = knob(
+        30.0, "RCU callback softirqs per second per CPU (osnoise SoftIRQ 16-49/s)", min=0.0
+    )
     rcu_ns: int = knob(6_000, "mean RCU softirq duration (assumed; osnoise max single noise 9-202 us)", min=0)
     kworker_rate_hz: float = knob(20.0, "kworker runs per second per CPU (osnoise thread 0-41/s)", min=0.0)
     kworker_ns: int = knob(12_000, "mean kworker run incl. its context switches (assumed)", min=0)
     timer_rate_hz: float = knob(25.0, "unbound timer callbacks per second per CPU (assumed)", min=0.0)
     timer_ns: int = knob(3_000, "mean timer callback duration (assumed)", min=0)
-    pollution_ns: int = knob(4_000, "cache refill the interrupted task pays per interruption (assumed)", min=0)
+    pollution_ns: int = knob(
+        4_000, "cache refill the interrupted task pays per interruption (assumed)", min=0
+    )
     scale: float = knob(1.0, "multiplies every rate: the noise model's magnitude", min=0.0)
 
     def __post_init__(self) -> None:
@@ -114,4 +118,14 @@ def _fire(core: SchedCore, rq: Rq, rng: object, rate: float, mean: int, pollutio
     assert isinstance(rng, np.random.Generator)
     d = max(1, int(rng.exponential(mean)))
     core.steal(rq, d, pollution if rq.curr is not None else 0)
-    core.at(core.engine.now + max(1, int(rng.exponential(NSEC_PER_SEC / rate))), Prio.TIMER, _fire, core, rq, rng, rate, mean, pollution)
+    core.at(
+        core.engine.now + max(1, int(rng.exponential(NSEC_PER_SEC / rate))),
+        Prio.TIMER,
+        _fire,
+        core,
+        rq,
+        rng,
+        rate,
+        mean,
+        pollution,
+    )

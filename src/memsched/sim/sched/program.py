@@ -207,4 +207,6 @@ class VcpuRun:
     kind = K_VCPU
 
 
-Phase = Run | Kernel | NoPreempt | Lock | Unlock | Send | Recv | Alloc | Free | Sleep | Timer | Yield | VcpuRun
+Phase = (
+    Run | Kernel | NoPreempt | Lock | Unlock | Send | Recv | Alloc | Free | Sleep | Timer | Yield | VcpuRun
+)

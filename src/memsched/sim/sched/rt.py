@@ -172,7 +172,11 @@ class RtClass:
         if prev_cpu not in aff:
             prev_cpu = aff[0]
         curr = self.core.rqs[prev_cpu].curr
-        if curr is not None and curr.sched_class.rank <= 2 and (curr.sched_class.rank < 2 or curr.prio >= p.prio):
+        if (
+            curr is not None
+            and curr.sched_class.rank <= 2
+            and (curr.sched_class.rank < 2 or curr.prio >= p.prio)
+        ):
             target = self.find_lowest_rq(p)
             if target is not None and self._cpu_prio(self.core.rqs[target]) < p.prio:
                 return target

@@ -81,7 +81,11 @@ def test_rt_preempts_fair_immediately_in_every_model() -> None:
     for model in ("none", "voluntary", "full", "lazy", "rt-lazy"):
         m = RtMachine(1, SchedConfig(preempt=model, ctx_switch_ns=2_000))
         m.spawn("hog", (Run(10_000 * MS),))
-        rt = m.spawn("rt", (Timer(MS), Kernel(1 * US)), attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90))
+        rt = m.spawn(
+            "rt",
+            (Timer(MS), Kernel(1 * US)),
+            attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90),
+        )
         m.run(50 * MS)
         assert rt.lat and max(rt.lat) == 2_000
 
@@ -90,7 +94,9 @@ def test_nopreempt_section_delays_rt_wakeup() -> None:
     """A preempt-disabled section delays even a FIFO wakeup until preempt_enable()."""
     m = RtMachine(1, SchedConfig(preempt="full", ctx_switch_ns=0, cache_refill_ns=0))
     m.spawn("spin", (NoPreempt(300 * US), Run(700 * US)))
-    rt = m.spawn("rt", (Timer(MS), Kernel(1 * US)), attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90))
+    rt = m.spawn(
+        "rt", (Timer(MS), Kernel(1 * US)), attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90)
+    )
     m.run(100 * MS)
     assert max(rt.lat) > 0
     assert max(rt.lat) <= 300 * US
@@ -102,7 +108,11 @@ def test_kernel_sections_are_not_preemptible_under_none() -> None:
     for model in ("none", "full"):
         m = RtMachine(1, SchedConfig(preempt=model, ctx_switch_ns=0, cache_refill_ns=0))
         m.spawn("sys", (Kernel(400 * US), Run(100 * US)))
-        rt = m.spawn("rt", (Timer(MS), Kernel(1 * US)), attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90))
+        rt = m.spawn(
+            "rt",
+            (Timer(MS), Kernel(1 * US)),
+            attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90),
+        )
         m.run(100 * MS)
         lat[model] = max(rt.lat)
     assert lat["full"] == 0

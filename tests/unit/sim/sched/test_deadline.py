@@ -110,7 +110,9 @@ def test_fair_servers_count_against_admission_like_the_2cpu_kernel() -> None:
 def test_overrun_is_throttled_signalled_and_repaid_by_whole_periods() -> None:
     """An overrunning task is throttled at q <= 0, gets SIGXCPU with DL_OVERRUN, and runs runtime per period."""
     m = RtMachine(1, SchedConfig.ideal(hrtick_dl=True))
-    t = m.spawn("hog", (Run(1000 * MS),), attr=SchedAttr.deadline(2 * MS, 10 * MS, 10 * MS, int(SchedFlag.DL_OVERRUN)))
+    t = m.spawn(
+        "hog", (Run(1000 * MS),), attr=SchedAttr.deadline(2 * MS, 10 * MS, 10 * MS, int(SchedFlag.DL_OVERRUN))
+    )
     m.run(100 * MS)
     assert t.dl_overruns == 10
     assert t.sum_exec == 20 * MS
