@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["run_trace"]
+__all__ = ["run_trace", "schedule_trace"]
 
 
 def run_trace(record: dict[str, Any]) -> dict[str, Any]:
@@ -34,3 +34,25 @@ def run_trace(record: dict[str, Any]) -> dict[str, Any]:
         "displayTimeUnit": "ms",
         "metadata": {k: record[k] for k in ("workload", "policy", "topology", "seed")},
     }
+
+
+def schedule_trace(
+    title: str, nr_cpus: int, slices: list[tuple[int, int, int, int]], names: dict[int, str]
+) -> dict[str, Any]:
+    """A realtime schedule: one track per CPU, one complete ("X") event per run slice ``(cpu, task, start, end)``."""
+    events: list[dict[str, Any]] = [{"name": "process_name", "ph": "M", "pid": 1, "args": {"name": title}}]
+    for cpu in range(nr_cpus):
+        events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": cpu, "args": {"name": f"CPU {cpu}"}})
+    for cpu, tid, start, end in slices:
+        events.append(
+            {
+                "name": names.get(tid, str(tid)),
+                "ph": "X",
+                "pid": 1,
+                "tid": cpu,
+                "ts": start / 1000,
+                "dur": (end - start) / 1000,
+                "args": {"task": tid},
+            }
+        )
+    return {"traceEvents": events, "displayTimeUnit": "ns"}

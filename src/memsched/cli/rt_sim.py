@@ -1,0 +1,230 @@
+"""``memsched rt sim``: run a task set or an rt-app file on the exact simulated scheduler."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.cli.rt import rt_app
+from memsched.config import parse_set_args
+from memsched.errors import ConfigError
+from memsched.sim.sched.preempt import MODELS, parse_model
+from memsched.workloads import rt as scenarios
+
+
+def _task_table(rec: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{rec['taskset']} — preempt={rec['preempt']}, {rec['cpus']} CPUs, {rec['elapsed_s']:.3f} s simulated"
+    )
+    for col in (
+        "task",
+        "policy",
+        "jobs",
+        "misses",
+        "resp mean/max µs",
+        "max tard µs",
+        "lat mean/max µs",
+        "cs (v/iv)",
+        "migr",
+        "throughput",
+    ):
+        table.add_column(col)
+    for t in rec["tasks"]:
+        r = t.get("response_us")
+        lat = t.get("latency_us")
+        table.add_row(
+            t["name"],
+            t["policy"],
+            str(t["jobs"]),
+            str(t["deadline_misses"]),
+            f"{r['mean']:.1f}/{r['max']:.1f}" if r else "-",
+            f"{t['max_tardiness_us']:.1f}",
+            f"{lat['mean']:.1f}/{lat['max']:.1f}" if lat else "-",
+            f"{t['nvcsw']}/{t['nivcsw']}",
+            str(t["migrations"]),
+            f"{t['throughput']:.3f}",
+        )
+    return table
+
+
+def _summary(rec: dict[str, Any]) -> str:
+    util = ", ".join(f"{u:.2f}" for u in rec["cpu_utilisation"])
+    lines = [
+        f"events {rec['events']}, context switches {rec['context_switches']} ({rec['involuntary_switches']} involuntary), "
+        f"migrations {rec['migrations']}, deadline misses {rec['deadline_misses']}, CPU utilisation [{util}]"
+    ]
+    for key in ("hackbench", "cyclictest", "isolation", "grub", "kvm"):
+        if key in rec:
+            lines.append(f"{key}: {json.dumps(rec[key], sort_keys=True)}")
+    return "\n".join(lines)
+
+
+def _trace_doc(
+    rec: dict[str, Any], slices: list[tuple[int, int, int, int]], names: dict[int, str]
+) -> dict[str, Any]:
+    from memsched.report.trace import schedule_trace
+
+    return schedule_trace(f"{rec['taskset']} / {rec['preempt']}", rec["cpus"], slices, names)
+
+
+@rt_app.command("sim")
+def sim(
+    taskset: Annotated[str | None, typer.Argument(help="scenario: " + ", ".join(scenarios.names()))] = None,
+    rt_app_file: Annotated[
+        Path | None, typer.Option("--rt-app", help="an rt-app JSON file instead of a scenario")
+    ] = None,
+    preempt: Annotated[
+        str | None, typer.Option("--preempt", help="preemption model: " + ", ".join(MODELS))
+    ] = None,
+    cpus: Annotated[
+        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice")] = 0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value for the scenario or the scheduler")
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")
+    ] = False,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="write a Chrome/Perfetto trace of the schedule")
+    ] = None,
+    compare_preempt: Annotated[
+        bool, typer.Option("--compare-preempt", help="run hackbench+cyclictest under every model")
+    ] = False,
+) -> None:
+    """Simulate a realtime task set on the exact scheduler and report response times, misses, switches."""
+    sets = parse_set_args(set_ or [])
+    if preempt is not None:
+        parse_model(preempt)
+    if cpus is not None and cpus < 1:
+        raise ConfigError("--cpus", cpus, "must be >= 1")
+    if taskset is not None and rt_app_file is not None:
+        raise ConfigError("--rt-app", str(rt_app_file), "cannot be combined with a TASKSET argument")
+    if taskset is not None:
+        scenarios.get(taskset)
+    if trace is not None:
+        check_writable(trace, "--trace")
+        if compare_preempt:
+            raise ConfigError("--trace", str(trace), "cannot be combined with --compare-preempt")
+    if compare_preempt:
+        if rt_app_file is not None or preempt is not None:
+            raise ConfigError(
+                "--compare-preempt", True, "runs every model on a scenario; drop --preempt/--rt-app"
+            )
+        name = taskset or "hackbench+cyclictest"
+        rows = []
+        with progress_bar(len(MODELS), "models") as advance:
+            for i, model in enumerate(MODELS):
+                rec, _ = scenarios.run_scenario(name, preempt=model, cpus=cpus, seed=seed, sets=sets)
+                rows.append(rec)
+                advance(i + 1)
+        doc = compare_doc(rows)
+        if json_out:
+            emit_json(doc)
+        else:
+            out_console.print(compare_table(doc))
+        return
+    with progress_bar(1, taskset or "rt-app") as advance:
+        rec, m = scenarios.run_scenario(
+            taskset if rt_app_file is None else None,
+            rt_app=rt_app_file,
+            preempt=preempt,
+            cpus=cpus,
+            seed=seed,
+            sets=sets,
+            trace=trace is not None,
+        )
+        advance(1)
+    if trace is not None:
+        names = {t.id: t.name for t in m.tasks}
+        write_atomic(trace, json.dumps(_trace_doc(rec, m.core.trace or [], names)))
+    if json_out:
+        emit_json(rec)
+    else:
+        out_console.print(_task_table(rec))
+        out_console.print(_summary(rec))
+
+
+def compare_doc(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Side-by-side figures per model and the lazy/full ratios the roadmap asks about."""
+    models = []
+    for r in rows:
+        hb = r.get("hackbench", {})
+        cy = r.get("cyclictest", {})
+        models.append(
+            {
+                "preempt": r["preempt"],
+                "hackbench_time_s": hb.get("time_s"),
+                "throughput_msgs_per_s": hb.get("throughput_msgs_per_s"),
+                "context_switches": hb.get("context_switches"),
+                "involuntary_switches": hb.get("involuntary_switches"),
+                "lock_contentions": hb.get("lock_contentions"),
+                "cyclictest_mean_us": cy.get("mean_us"),
+                "cyclictest_p99_us": cy.get("p99_us"),
+                "cyclictest_max_us": cy.get("max_us"),
+                "events": r["events"],
+            }
+        )
+    by = {m["preempt"]: m for m in models}
+    ratios: dict[str, Any] = {}
+    if "lazy" in by and "full" in by:
+        lz, fl = by["lazy"], by["full"]
+
+        def ratio(key: str) -> float | None:
+            a, b = lz.get(key), fl.get(key)
+            return (a / b) if a is not None and b else None
+
+        ratios = {
+            "context_switches_lazy_over_full": ratio("context_switches"),
+            "throughput_lazy_over_full": ratio("throughput_msgs_per_s"),
+            "cyclictest_mean_lazy_over_full": ratio("cyclictest_mean_us"),
+            "cyclictest_max_lazy_over_full": ratio("cyclictest_max_us"),
+        }
+    return {
+        "taskset": rows[0]["taskset"],
+        "config": rows[0]["config"],
+        "seed": rows[0]["seed"],
+        "models": models,
+        "ratios": ratios,
+    }
+
+
+def compare_table(doc: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{doc['taskset']} under every preemption model")
+    cols = (
+        "preempt",
+        "hackbench s",
+        "msgs/s",
+        "ctx switches",
+        "involuntary",
+        "lock contentions",
+        "cyclic mean µs",
+        "cyclic max µs",
+    )
+    for c in cols:
+        table.add_column(c)
+    for m in doc["models"]:
+
+        def f(v: Any, fmt: str) -> str:
+            return "-" if v is None else format(v, fmt)
+
+        table.add_row(
+            m["preempt"],
+            f(m["hackbench_time_s"], ".4f"),
+            f(m["throughput_msgs_per_s"], ".0f"),
+            f(m["context_switches"], "d"),
+            f(m["involuntary_switches"], "d"),
+            f(m["lock_contentions"], "d"),
+            f(m["cyclictest_mean_us"], ".2f"),
+            f(m["cyclictest_max_us"], ".2f"),
+        )
+    return table

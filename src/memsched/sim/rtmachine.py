@@ -1,0 +1,379 @@
+"""The exact realtime machine: the per-slice scheduler of ``sim/sched/core.py`` with its "syscalls".
+
+Where ``sim/machine.py`` is the fluid NUMA machine for long bandwidth-bound runs, :class:`RtMachine`
+simulates every context switch, tick and timer, for the questions of the realtime roadmap (latency,
+deadline misses, preemption models, isolation). It uses the same engine (integer ns, seeded named random
+streams), the same :class:`~memsched.topology.Topology` and the same ``uapi`` types.
+
+``sched_setattr(task, attr, flags)`` mirrors ``kernel/sched/syscalls.c`` (v6.13) and its errors:
+``E2BIG`` for a raw ``struct sched_attr`` of the wrong size or with non-zero bytes past what we know,
+``EINVAL`` for non-zero ``flags``, an unknown policy or flag, a priority outside 1..99 for FIFO/RR (or
+non-zero for the others) and failed ``__checkparam_dl`` (``memsched.admission.checkparam_dl``), ``EPERM``
+for a deadline task whose affinity is narrower than the root domain, ``EBUSY`` when
+``memsched.admission.DlBandwidth`` refuses the bandwidth (``__dl_overflow``).
+
+Deviations from the kernel: one root domain per machine; ``SCHED_FLAG_KEEP_PARAMS`` keeps all parameters
+and ``SCHED_FLAG_KEEP_POLICY`` the policy, with no finer semantics; utilisation clamps are accepted and
+ignored; ``SCHED_EXT`` is refused with EINVAL (no BPF scheduler is loaded).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from memsched.admission import checkparam_dl, to_ratio
+from memsched.errors import ConfigError, KernelError
+from memsched.sim.engine import Engine
+from memsched.sim.mm.slub import Slub, SlubConfig
+from memsched.sim.sched.core import ENQUEUE_INITIAL, SchedConfig, SchedCore, Task, TaskState
+from memsched.sim.sched.fair import WEIGHT_IDLEPRIO, nice_to_weight
+from memsched.sim.sched.isolation import IsolationConfig, NoiseModel, install_noise
+from memsched.sim.sched.preempt import Point, Resched
+from memsched.sim.sched.program import Phase
+from memsched.topology import Topology
+from memsched.uapi.sched import (
+    SCHED_ATTR_SIZE_VER0,
+    SCHED_ATTR_SIZE_VER1,
+    SCHED_FLAG_ALL,
+    SchedAttr,
+    SchedFlag,
+    SchedPolicy,
+)
+
+__all__ = ["RtMachine", "simple_topology"]
+
+
+def simple_topology(cpus: int) -> Topology:
+    """A one-node machine of ``cpus`` single-threaded cores (for the realtime experiments and tests)."""
+    if cpus < 1:
+        raise ConfigError("cpus", cpus, "must be >= 1")
+    return Topology.from_mapping(
+        {
+            "name": f"smp-{cpus}",
+            "description": f"{cpus} CPUs, one node",
+            "sockets": 1,
+            "cores_per_socket": cpus,
+            "node_memory": "1GiB",
+            "controller_gibps": 20.0,
+            "latency_local_ns": 90,
+            "core_mlp_bytes": 768,
+            "smt_yield": 0.6,
+        }
+    )
+
+
+def _percentile(values: Sequence[int], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
+
+
+class RtMachine:
+    """A simulated SMP machine with the exact scheduler. Create tasks with :meth:`spawn`, then :meth:`run`."""
+
+    def __init__(
+        self,
+        topology: Topology | int,
+        config: SchedConfig | None = None,
+        *,
+        seed: int = 0,
+        engine: Engine | None = None,
+        noise: NoiseModel | None = None,
+        isolation: IsolationConfig | None = None,
+        slub: SlubConfig | None = None,
+    ) -> None:
+        self.topology = simple_topology(topology) if isinstance(topology, int) else topology
+        self.cfg = config or SchedConfig()
+        self.engine = engine or Engine(seed)
+        self.nr_cpus = self.topology.nr_cpus
+        self.slub = Slub(self.nr_cpus, slub or SlubConfig(), self.engine.rng("slub"))
+        self.core = self._make_core()
+        self.isolation = isolation or IsolationConfig()
+        if noise is not None or isolation is not None:
+            install_noise(self.core, noise or NoiseModel(), self.isolation)
+        self._next_id = 0
+
+    def _make_core(self) -> SchedCore:
+        return SchedCore(self.engine, self.nr_cpus, self.cfg, slub=self.slub)
+
+    # ---- tasks ------------------------------------------------------------------------------------------------
+    def spawn(
+        self,
+        name: str,
+        program: Sequence[Phase],
+        *,
+        loops: int = -1,
+        attr: SchedAttr | None = None,
+        affinity: Sequence[int] | None = None,
+        start_ns: int = 0,
+        job_deadline_ns: int = 0,
+    ) -> Task:
+        """Create a thread running ``program`` ``loops`` times (-1: forever) from ``start_ns``."""
+        if not program:
+            raise ConfigError("program", name, "must have at least one phase")
+        if affinity is None:
+            aff = self.core.housekeeping
+        else:
+            aff = tuple(sorted(set(affinity)))
+            bad = [c for c in aff if not 0 <= c < self.nr_cpus]
+            if bad or not aff:
+                raise ConfigError("affinity", list(affinity), f"must be CPU ids in 0..{self.nr_cpus - 1}")
+        t = Task(self._next_id, name, program, loops, aff)
+        self._next_id += 1
+        t.job_deadline = job_deadline_ns
+        t.sched_class = self.core.fair_class
+        t.cpu = aff[t.id % len(aff)]
+        if attr is not None:
+            self.sched_setattr(t, attr)
+        self.core.add_task(t, t.cpu, start_ns)
+        return t
+
+    @property
+    def tasks(self) -> list[Task]:
+        return self.core.tasks
+
+    # ---- sched_setattr(2) -------------------------------------------------------------------------------------
+    def sched_setattr(self, task: Task, attr: SchedAttr | bytes, flags: int = 0) -> None:
+        """``sched_setattr(pid, attr, flags)`` with the kernel's checks and errno values."""
+        if flags != 0:
+            raise KernelError(errno.EINVAL, f"sched_setattr: flags must be 0 (got {flags})")
+        if isinstance(attr, (bytes, bytearray)):
+            attr = self._copy_attr(bytes(attr))
+        if task.state == TaskState.EXITED:
+            raise KernelError(errno.ESRCH, f"sched_setattr: task {task.name} has exited")
+        if attr.sched_flags & ~SCHED_FLAG_ALL:
+            raise KernelError(errno.EINVAL, f"sched_setattr: unknown sched_flags {attr.sched_flags:#x}")
+        policy = task.policy if attr.sched_flags & SchedFlag.KEEP_POLICY else attr.sched_policy
+        if policy not in (0, 1, 2, 3, 5, 6):
+            raise KernelError(errno.EINVAL, f"sched_setattr: invalid policy {policy}")
+        if attr.sched_flags & SchedFlag.KEEP_PARAMS:
+            return self._apply(task, policy, None)
+        if policy in (SchedPolicy.FIFO, SchedPolicy.RR):
+            if not 1 <= attr.sched_priority <= 99:
+                raise KernelError(
+                    errno.EINVAL, f"sched_setattr: FIFO/RR priority must be 1..99 (got {attr.sched_priority})"
+                )
+        elif attr.sched_priority != 0:
+            raise KernelError(errno.EINVAL, f"sched_setattr: priority must be 0 for policy {policy}")
+        if policy == SchedPolicy.DEADLINE:
+            why = checkparam_dl(attr)
+            if why is not None:
+                raise KernelError(errno.EINVAL, f"sched_setattr: {why}")
+            if set(task.affinity) != set(self.core.all_cpus):
+                raise KernelError(
+                    errno.EPERM, "sched_setattr: a deadline task's affinity must span its root domain"
+                )
+            dl = self.core.dl_class
+            old_bw = task.dl_bw if task.policy == SchedPolicy.DEADLINE else 0
+            new_bw = to_ratio(attr.effective_period, attr.sched_runtime)
+            if dl.dl_b.overflow(old_bw, new_bw):
+                raise KernelError(
+                    errno.EBUSY,
+                    f"sched_setattr: deadline bandwidth {new_bw / (1 << 20):.4f} does not fit "
+                    f"(admitted {dl.dl_b.total_bw / (1 << 20):.4f} of {(dl.dl_b.limit or 0) / (1 << 20):.4f})",
+                )
+        self._apply(task, policy, attr)
+        return None
+
+    @staticmethod
+    def _copy_attr(raw: bytes) -> SchedAttr:
+        """``sched_copy_attr()``: sizes below VER0 or unknown non-zero tails are E2BIG."""
+        if len(raw) < SCHED_ATTR_SIZE_VER0:
+            raise KernelError(
+                errno.E2BIG, f"sched_setattr: struct sched_attr of {len(raw)} bytes is too small"
+            )
+        size = int.from_bytes(raw[:4], "little")
+        if size and size != len(raw):
+            raise KernelError(
+                errno.E2BIG, f"sched_setattr: attr.size {size} does not match the {len(raw)} bytes given"
+            )
+        if len(raw) > SCHED_ATTR_SIZE_VER1 and any(raw[SCHED_ATTR_SIZE_VER1:]):
+            raise KernelError(errno.E2BIG, "sched_setattr: non-zero bytes beyond the known struct sched_attr")
+        try:
+            return SchedAttr.unpack(raw[:SCHED_ATTR_SIZE_VER1] if len(raw) >= SCHED_ATTR_SIZE_VER1 else raw)
+        except ConfigError as e:
+            raise KernelError(errno.EINVAL, f"sched_setattr: {e}") from None
+
+    def _apply(self, t: Task, policy: int, attr: SchedAttr | None) -> None:
+        core = self.core
+        dl = core.dl_class
+        rq = core.rqs[t.cpu]
+        running = t.state == TaskState.RUNNABLE
+        is_curr = rq.curr is t
+        if running:
+            if is_curr:
+                core.update_curr(rq)
+            t.sched_class.dequeue_task(rq, t, 0x02)  # DEQUEUE_SAVE: not a sleep
+        was_dl = t.policy == SchedPolicy.DEADLINE
+        if was_dl:
+            dl.dl_b.sub(t.dl_bw)
+            dl.update_extra_bw(t.dl_bw)
+            rq.dl_this_bw -= t.dl_bw
+            if running:
+                pass  # dequeue_task above already removed its running_bw
+            elif t.dl_non_contending:
+                t.dl_non_contending = False
+                if t.inactive_timer is not None:
+                    t.inactive_timer.cancelled = True
+                    t.inactive_timer = None
+                rq.dl_running_bw -= t.dl_bw
+            if t.dl_timer is not None:
+                t.dl_timer.cancelled = True
+                t.dl_timer = None
+            t.dl_throttled = False
+            t.dl_bw = 0
+        t.policy = policy
+        if attr is not None:
+            if policy in (SchedPolicy.FIFO, SchedPolicy.RR):
+                t.prio = attr.sched_priority
+            else:
+                t.prio = 0
+            if policy in (SchedPolicy.NORMAL, SchedPolicy.BATCH):
+                t.nice = attr.sched_nice
+                t.weight = nice_to_weight(attr.sched_nice)
+            elif policy == SchedPolicy.IDLE:
+                t.weight = WEIGHT_IDLEPRIO
+            if policy == SchedPolicy.DEADLINE:
+                t.dl_runtime = attr.sched_runtime
+                t.dl_deadline = attr.sched_deadline
+                t.dl_period = attr.effective_period
+                t.dl_bw = to_ratio(t.dl_period, t.dl_runtime)
+                t.dl_density = to_ratio(t.dl_deadline, t.dl_runtime)
+                t.dl_flags = attr.sched_flags
+                t.dl_d = 0
+                t.dl_q = 0
+        if policy == SchedPolicy.DEADLINE:
+            dl.dl_b.add(t.dl_bw)
+            dl.update_extra_bw(-t.dl_bw)
+            rq.dl_this_bw += t.dl_bw
+            t.sched_class = dl  # type: ignore[assignment]
+        elif policy in (SchedPolicy.FIFO, SchedPolicy.RR):
+            t.sched_class = core.rt_class  # type: ignore[assignment]
+        else:
+            t.sched_class = core.fair_class  # type: ignore[assignment]
+        if running:
+            t.sched_class.enqueue_task(rq, t, ENQUEUE_INITIAL)
+            if is_curr:
+                t.sched_class.set_next_task(rq, t)
+                core.resched(rq, Resched.NOW, Point.ASYNC)
+            else:
+                core.check_preempt(rq, t, Point.ASYNC)
+
+    # ---- running ----------------------------------------------------------------------------------------------
+    def run(self, until_ns: int) -> None:
+        """Simulate up to ``until_ns`` (absolute simulated time)."""
+        if until_ns < self.engine.now:
+            raise ConfigError("until", until_ns, f"must be >= the current time {self.engine.now}")
+        self.engine.run(until=until_ns)
+        self._close_busy()
+
+    def run_until_exit(self, tasks: Sequence[Task], limit_ns: int) -> None:
+        """Simulate until every task in ``tasks`` has exited, or until ``limit_ns``."""
+        eng = self.engine
+        pending = [t for t in tasks if t.state != TaskState.EXITED]
+        while pending:
+            nxt = eng.peek()
+            if nxt is None or nxt > limit_ns:
+                eng.run(until=limit_ns)
+                break
+            # run in bursts between checks: checking every event would cost more than the events
+            for _ in range(256):
+                nxt = eng.peek()
+                if nxt is None or nxt > limit_ns:
+                    break
+                eng.step()
+            pending = [t for t in pending if t.state != TaskState.EXITED]
+        self._close_busy()
+
+    def _close_busy(self) -> None:
+        now = self.engine.now
+        for rq in self.core.rqs:
+            if rq.busy_since >= 0:
+                rq.busy_ns += now - rq.busy_since
+                rq.busy_since = now
+
+    def enable_trace(self) -> None:
+        self.core.trace = []
+
+    # ---- results ----------------------------------------------------------------------------------------------
+    def task_record(self, t: Task, elapsed: int) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "id": t.id,
+            "name": t.name,
+            "policy": SchedPolicy(t.policy).name.lower(),
+            "jobs": t.jobs,
+            "deadline_misses": t.misses,
+            "max_tardiness_us": t.max_tardiness / 1000,
+            "mean_tardiness_us": (t.sum_tardiness / t.misses / 1000) if t.misses else 0.0,
+            "sum_exec_ms": t.sum_exec / 1e6,
+            "work_ms": t.work_ns / 1e6,
+            "throughput": t.work_ns / elapsed if elapsed else 0.0,
+            "nvcsw": t.nvcsw,
+            "nivcsw": t.nivcsw,
+            "migrations": t.nr_migrations,
+        }
+        if t.policy in (SchedPolicy.FIFO, SchedPolicy.RR):
+            rec["priority"] = t.prio
+        elif t.policy == SchedPolicy.DEADLINE:
+            rec.update(
+                dl_runtime_us=t.dl_runtime / 1000,
+                dl_deadline_us=t.dl_deadline / 1000,
+                dl_period_us=t.dl_period / 1000,
+                dl_overruns=t.dl_overruns,
+            )
+        else:
+            rec["nice"] = t.nice
+        if t.resp:
+            rec["response_us"] = {
+                "mean": float(np.mean(t.resp)) / 1000,
+                "p99": _percentile(t.resp, 99) / 1000,
+                "max": max(t.resp) / 1000,
+            }
+        if t.lat:
+            rec["latency_us"] = {
+                "mean": float(np.mean(t.lat)) / 1000,
+                "p99": _percentile(t.lat, 99) / 1000,
+                "max": max(t.lat) / 1000,
+                "samples": len(t.lat),
+            }
+        return rec
+
+    def results(self) -> dict[str, Any]:
+        now = self.engine.now
+        core = self.core
+        self._close_busy()
+        tasks = [self.task_record(t, now) for t in core.tasks]
+        return {
+            "cpus": self.nr_cpus,
+            "preempt": core.cfg.preempt,
+            "fair": core.cfg.fair,
+            "hz": core.cfg.hz,
+            "elapsed_s": now / 1e9,
+            "events": self.engine.events_processed,
+            "context_switches": sum(t.nvcsw + t.nivcsw for t in core.tasks),
+            "involuntary_switches": sum(t.nivcsw for t in core.tasks),
+            "migrations": sum(t.nr_migrations for t in core.tasks),
+            "deadline_misses": sum(t.misses for t in core.tasks),
+            "cpu_utilisation": [round(rq.busy_ns / now, 6) if now else 0.0 for rq in core.rqs],
+            "noise": [
+                {
+                    "cpu": rq.cpu,
+                    "noise_us": rq.noise_ns / 1000,
+                    "events": rq.noise_events,
+                    "max_single_us": rq.noise_max / 1000,
+                }
+                for rq in core.rqs
+            ],
+            "dl": {
+                "admitted_bw": core.dl_class.dl_b.total_bw / (1 << 20),
+                "throttled": core.dl_class.nr_throttled,
+                "fair_server_runs": sum(
+                    rq.fair_server.nr_runs for rq in core.rqs if rq.fair_server is not None
+                ),
+            },
+            "rt_throttles": core.rt_class.nr_throttles,
+            "slub": self.slub.stats(),
+            "tasks": tasks,
+        }

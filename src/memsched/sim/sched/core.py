@@ -1,0 +1,1106 @@
+"""The exact scheduler core: runqueues, scheduling classes, context switches, ticks, wakeups.
+
+This is the per-slice counterpart of the fluid NUMA machine (``sim/machine.py``): every context switch, tick,
+timer and wakeup is an event at an integer nanosecond, so latencies, deadline misses and context-switch
+counts are exact consequences of the rules, not averages. It follows ``kernel/sched/core.c`` (v6.13; checked
+with the search tool): ``__schedule()`` picks the next task by asking the classes in order
+stop > deadline > rt > fair > idle (``pick_next_task``: the first class with a runnable task wins);
+``try_to_wake_up()`` asks the task's class where to run (``select_task_rq``), enqueues it and calls
+``wakeup_preempt()`` (a higher class always preempts a lower one; the same class decides by itself);
+``sched_tick()`` accounts the running task and calls its class's ``task_tick``. Classes answer with a
+:class:`~memsched.sim.sched.preempt.Resched` level and ``preempt.py`` decides when that becomes a switch.
+
+What a CPU spends, and on whom
+------------------------------
+* ``ctx_switch_ns``: the cost of ``__schedule()`` + ``context_switch()``, paid by the incoming task before its
+  work resumes (charged to its runtime, as the kernel charges the time between two ``update_curr()``).
+* cache refill: after a switch to a task that did not run last on this CPU, ``cache_refill_ns`` extra work;
+  after a migration ``migration_refill_ns`` (realtime.md §2 and DESIGN.md ask for both penalties).
+* interrupts (tick, noise sources of ``isolation.py``, KVM exits): *stolen* time. The interrupted phase
+  finishes that much later, and the time is not charged to budgets or vruntime
+  (``CONFIG_IRQ_TIME_ACCOUNTING``); a cache-pollution penalty is added to the interrupted task's work.
+
+Defense of design
+-----------------
+*Phase completions are the only per-task events.* A running task has one pending completion event (and a
+DL task one budget event when ``hrtick_dl`` is on); accounting happens where the kernel does it (ticks,
+schedule, wakeup preemption), so most simulated nanoseconds cost nothing.
+
+*Re-entrancy.* A task program may wake others (``Send``, ``Unlock``) while it is being advanced; a
+reschedule of the CPU that is advancing is not done at once but checked at the next phase boundary, with
+the preemption point that boundary is (``Rq.in_advance``).
+
+Deviations from the kernel: no PELT, no hrtick for the fair class, no EAS/capacity scaling (all CPUs have
+capacity 1024 and run at full frequency); idle exit latency is not modelled; the stop class exists only for
+completeness (stop-machine work given as a task program).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from memsched.config import knob, validate
+from memsched.errors import ConfigError, SimulationError
+from memsched.sim.engine import Engine, Event, Prio
+from memsched.sim.sched.preempt import Point, PreemptModel, Resched, parse_model
+from memsched.sim.sched.program import (
+    K_ALLOC,
+    K_FREE,
+    K_KERNEL,
+    K_LOCK,
+    K_NOPREEMPT,
+    K_RECV,
+    K_RUN,
+    K_SEND,
+    K_SLEEP,
+    K_TIMER,
+    K_UNLOCK,
+    K_VCPU,
+    K_YIELD,
+    Phase,
+)
+from memsched.uapi.sched import SchedPolicy
+
+if TYPE_CHECKING:
+    from memsched.sim.mm.slub import Slub
+
+__all__ = [
+    "DEQUEUE_SLEEP",
+    "ENQUEUE_INITIAL",
+    "ENQUEUE_MIGRATED",
+    "ENQUEUE_REPLENISH",
+    "ENQUEUE_WAKEUP",
+    "Rq",
+    "SchedClass",
+    "SchedConfig",
+    "SchedCore",
+    "Task",
+    "TaskState",
+]
+
+ENQUEUE_WAKEUP = 0x01
+ENQUEUE_INITIAL = 0x02
+ENQUEUE_MIGRATED = 0x04
+ENQUEUE_REPLENISH = 0x08
+DEQUEUE_SLEEP = 0x01
+
+NSEC_PER_SEC = 1_000_000_000
+#: A running task reaching the end of a phase goes before timers and wakeups of the same instant (it got
+#: there first), and its budget hrtick after that: a job that ends exactly as its runtime does is not throttled.
+PRIO_COMPLETE = Prio.TIMER + 5
+PRIO_BUDGET = Prio.TIMER + 6
+
+
+@dataclass(frozen=True)
+class SchedConfig:
+    """Knobs of the exact scheduler. Field names follow the sysctl / Kconfig / debugfs knob they mirror."""
+
+    preempt: str = knob(
+        "lazy",
+        "preemption model (Kconfig.preempt, 6.13)",
+        choices=("none", "voluntary", "full", "lazy", "rt-lazy"),
+    )
+    hz: int = knob(1000, "CONFIG_HZ: scheduler tick rate (x86 defaults 250 or 1000)", min=100, max=10000)
+    fair: str = knob("eevdf", "fair class flavour: eevdf (6.6+) or cfs (<= 6.5)", choices=("eevdf", "cfs"))
+    ctx_switch_ns: int = knob(2_000, "cost of one context switch (LITMUS^RT-order estimate, ~1-5 us)", min=0)
+    cache_refill_ns: int = knob(
+        3_000, "extra work after switching to a task that did not run last here (estimate)", min=0
+    )
+    migration_refill_ns: int = knob(10_000, "extra work after a migration: cold L1/L2 (estimate)", min=0)
+    hrtick_dl: bool = knob(
+        False, "SCHED_FEAT(HRTICK_DL): enforce DL runtime with an hrtimer (default off: at the tick)"
+    )
+    sched_rt_runtime_us: int = knob(950_000, "/proc/sys/kernel/sched_rt_runtime_us (-1: unlimited)", min=-1)
+    sched_rt_period_us: int = knob(1_000_000, "/proc/sys/kernel/sched_rt_period_us", min=1)
+    rt_bandwidth: str = knob(
+        "fair-server",
+        "RT bandwidth control: fair-server (6.12+), throttle (<= 6.11), none",
+        choices=("fair-server", "throttle", "none"),
+    )
+    fair_server_runtime_ns: int = knob(50_000_000, "debugfs sched/fair_server/cpuN/runtime (50 ms)", min=0)
+    fair_server_period_ns: int = knob(1_000_000_000, "debugfs sched/fair_server/cpuN/period (1 s)", min=1)
+    sched_rr_timeslice_ms: int = knob(100, "/proc/sys/kernel/sched_rr_timeslice_ms (RR_TIMESLICE)", min=1)
+    base_slice_ns: int = knob(
+        0, "EEVDF sysctl_sched_base_slice; 0 = 0.75 ms x (1 + ilog2(min(ncpus, 8)))", min=0
+    )
+    run_to_parity: bool = knob(True, "SCHED_FEAT(RUN_TO_PARITY)")
+    preempt_short: bool = knob(True, "SCHED_FEAT(PREEMPT_SHORT) (6.12)")
+    balance_interval_ms: int = knob(
+        4, "periodic fair load balance interval (sd->balance_interval, 1 ms x cpus)", min=1
+    )
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.sched_rt_runtime_us > self.sched_rt_period_us:
+            raise ConfigError(
+                "sched_rt_runtime_us", self.sched_rt_runtime_us, "must be <= sched_rt_period_us"
+            )
+
+    @property
+    def tick_ns(self) -> int:
+        return NSEC_PER_SEC // self.hz
+
+    @classmethod
+    def ideal(cls, **overrides: Any) -> SchedConfig:
+        """The machine of scheduling theory: free context switches, no fair_server, no admission limit."""
+        base: dict[str, Any] = {
+            "ctx_switch_ns": 0,
+            "cache_refill_ns": 0,
+            "migration_refill_ns": 0,
+            "rt_bandwidth": "none",
+            "sched_rt_runtime_us": -1,
+        }
+        base.update(overrides)
+        return cls(**base)
+
+
+class TaskState(enum.IntEnum):
+    RUNNABLE = 0
+    BLOCKED = 1
+    EXITED = 2
+    NEW = 3
+
+
+class Task:
+    """A simulated thread for the exact scheduler (``struct task_struct`` with its ``sched_*_entity``)."""
+
+    __slots__ = (
+        "affinity",
+        "block_on",
+        "cpu",
+        "dl_bw",
+        "dl_d",
+        "dl_deadline",
+        "dl_density",
+        "dl_flags",
+        "dl_non_contending",
+        "dl_overruns",
+        "dl_period",
+        "dl_q",
+        "dl_queued",
+        "dl_runtime",
+        "dl_throttled",
+        "dl_timer",
+        "dl_yielded",
+        "exit_ns",
+        "fair_start_exec",
+        "guest",
+        "id",
+        "inactive_timer",
+        "job_deadline",
+        "job_open",
+        "jobs",
+        "last_cpu",
+        "lat",
+        "lat_release",
+        "lazy_count",
+        "locks_held",
+        "loops",
+        "loops_done",
+        "max_tardiness",
+        "misses",
+        "name",
+        "nice",
+        "nivcsw",
+        "nr_migrations",
+        "nvcsw",
+        "on_rq",
+        "pc",
+        "plen",
+        "policy",
+        "preempt_count",
+        "prio",
+        "program",
+        "release",
+        "rem",
+        "resp",
+        "rr_left",
+        "sched_class",
+        "seq",
+        "slice",
+        "start_ns",
+        "state",
+        "sum_exec",
+        "sum_tardiness",
+        "user",
+        "vdeadline",
+        "vlag",
+        "vruntime",
+        "weight",
+        "work_ns",
+    )
+
+    def __init__(
+        self, tid: int, name: str, program: Sequence[Phase], loops: int, affinity: tuple[int, ...]
+    ) -> None:
+        self.id = tid
+        self.name = name
+        self.program = tuple(program)
+        self.plen = len(self.program)
+        self.loops = loops
+        self.loops_done = 0
+        self.affinity = affinity
+        self.policy: int = SchedPolicy.NORMAL
+        self.prio = 0
+        self.nice = 0
+        self.weight = 1024
+        self.sched_class: SchedClass = None  # type: ignore[assignment]
+        self.state = TaskState.NEW
+        self.on_rq = False
+        self.cpu = -1
+        self.last_cpu = -1
+        self.pc = 0
+        self.rem = -1
+        self.user = True
+        self.preempt_count = 0
+        self.lazy_count = 0
+        self.locks_held = 0
+        self.block_on: object = None
+        self.seq = 0
+        # fair (sched_entity)
+        self.vruntime = 0
+        self.vdeadline = 0
+        self.vlag = 0
+        self.slice = 0
+        self.fair_start_exec = 0
+        # rt (sched_rt_entity)
+        self.rr_left = 0
+        # deadline (sched_dl_entity)
+        self.dl_runtime = 0
+        self.dl_deadline = 0
+        self.dl_period = 0
+        self.dl_bw = 0
+        self.dl_density = 0
+        self.dl_flags = 0
+        self.dl_d = 0
+        self.dl_q = 0
+        self.dl_throttled = False
+        self.dl_yielded = False
+        self.dl_non_contending = False
+        self.dl_queued = False
+        self.dl_timer: Event | None = None
+        self.inactive_timer: Event | None = None
+        self.dl_overruns = 0
+        self.guest: Any = None
+        # jobs and statistics
+        self.release = 0
+        self.job_open = False
+        self.job_deadline = 0
+        self.lat_release = -1
+        self.jobs = 0
+        self.misses = 0
+        self.max_tardiness = 0
+        self.sum_tardiness = 0
+        self.resp: list[int] = []
+        self.lat: list[int] = []
+        self.sum_exec = 0
+        self.work_ns = 0
+        self.nvcsw = 0
+        self.nivcsw = 0
+        self.nr_migrations = 0
+        self.start_ns = 0
+        self.exit_ns = -1
+
+    def __repr__(self) -> str:
+        return f"Task({self.id}, {self.name!r}, policy={self.policy}, cpu={self.cpu})"
+
+
+class Rq:
+    """``struct rq`` of one CPU, with the class-private parts (``cfs_rq``, ``rt_rq``, ``dl_rq``) inline."""
+
+    __slots__ = (
+        "balance_tick",
+        "budget_at",
+        "budget_ev",
+        "busy_ns",
+        "busy_since",
+        "complete_ev",
+        "cpu",
+        "curr",
+        "dl",
+        "dl_extra_bw",
+        "dl_running_bw",
+        "dl_this_bw",
+        "exec_start",
+        "fair",
+        "fair_server",
+        "fair_start_stamp",
+        "in_advance",
+        "irq_until",
+        "isolated",
+        "last_task",
+        "min_vruntime",
+        "need_resched",
+        "nohz_full",
+        "noise_events",
+        "noise_max",
+        "noise_ns",
+        "nr_running",
+        "nr_switches",
+        "ovh_until",
+        "paused",
+        "rt",
+        "rt_throttled",
+        "rt_time",
+        "run_until",
+        "stolen",
+        "stolen_mark",
+        "sum_w",
+        "sum_wv",
+        "tick_ev",
+        "trace_start",
+    )
+
+    def __init__(self, cpu: int) -> None:
+        self.cpu = cpu
+        self.curr: Task | None = None
+        self.nr_running = 0
+        self.need_resched = 0
+        self.in_advance = False
+        self.paused = False
+        self.exec_start = 0
+        self.stolen = 0
+        self.stolen_mark = 0
+        self.irq_until = 0
+        self.ovh_until = 0
+        self.run_until = 0
+        self.complete_ev: Event | None = None
+        self.budget_ev: Event | None = None
+        self.budget_at = 0
+        self.tick_ev: Event | None = None
+        self.balance_tick = 0
+        self.last_task: Task | None = None
+        self.nr_switches = 0
+        # classes
+        self.dl: list[Any] = []  # queued (not throttled) DL entities: tasks and the fair server
+        self.dl_running_bw = 0
+        self.dl_this_bw = 0
+        self.dl_extra_bw = 0
+        self.fair_server: Any = None
+        self.rt: list[Task] = []
+        self.rt_time = 0
+        self.rt_throttled = False
+        self.fair: list[Task] = []  # every on_rq fair task, curr included
+        self.sum_w = 0
+        self.sum_wv = 0
+        self.min_vruntime = 0
+        self.fair_start_stamp = 0
+        # isolation
+        self.isolated = False
+        self.nohz_full = False
+        # statistics
+        self.busy_ns = 0
+        self.busy_since = -1
+        self.noise_ns = 0
+        self.noise_events = 0
+        self.noise_max = 0
+        self.trace_start = 0
+
+
+class SchedClass:
+    """``struct sched_class``: the operations every scheduling class provides.
+
+    ``rank`` orders the classes (stop 0 < dl 1 < rt 2 < fair 3 < idle 4; lower runs first). Accounting is
+    done in :meth:`update_curr`, which may ask for a reschedule by returning a :class:`Resched` level.
+    """
+
+    rank = 4
+    name = "idle"
+
+    def __init__(self, core: SchedCore) -> None:
+        self.core = core
+
+    def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
+        raise NotImplementedError
+
+    def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
+        raise NotImplementedError
+
+    def pick_task(self, rq: Rq) -> Task | None:
+        return None
+
+    def put_prev_task(self, rq: Rq, p: Task) -> None:
+        return None
+
+    def set_next_task(self, rq: Rq, p: Task) -> None:
+        return None
+
+    def update_curr(self, rq: Rq, p: Task, delta: int) -> int:
+        return Resched.NONE
+
+    def task_tick(self, rq: Rq, p: Task) -> int:
+        return Resched.NONE
+
+    def wakeup_preempt(self, rq: Rq, p: Task) -> int:
+        return Resched.NONE
+
+    def select_task_rq(self, p: Task, prev_cpu: int, waker_cpu: int) -> int:
+        return prev_cpu
+
+    def yield_task(self, rq: Rq, p: Task) -> None:
+        return None
+
+    def migrate_task_rq(self, p: Task, src: Rq, dst: Rq) -> None:
+        return None
+
+    def balance(self, rq: Rq) -> None:
+        """Pull work before picking (``balance`` / ``pull_*_task``); optional."""
+        return None
+
+
+class StopClass(SchedClass):
+    """``stop_sched_class``: one FIFO queue above everything, never preempted (stop_machine work)."""
+
+    rank = 0
+    name = "stop"
+
+    def __init__(self, core: SchedCore) -> None:
+        super().__init__(core)
+        self.queues: dict[int, deque[Task]] = {}
+
+    def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
+        self.queues.setdefault(rq.cpu, deque()).append(p)
+
+    def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
+        self.queues[rq.cpu].remove(p)
+
+    def pick_task(self, rq: Rq) -> Task | None:
+        q = self.queues.get(rq.cpu)
+        return q[0] if q else None
+
+
+class Mutex:
+    __slots__ = ("contended", "name", "owner", "waiters")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.owner: Task | None = None
+        self.waiters: deque[Task] = deque()
+        self.contended = 0
+
+
+class Channel:
+    __slots__ = ("count", "name", "sent", "waiters")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+        self.sent = 0
+        self.waiters: deque[Task] = deque()
+
+
+class SchedCore:
+    """The scheduler of one machine: runqueues, classes, the task-program interpreter and its events."""
+
+    def __init__(
+        self, engine: Engine, nr_cpus: int, config: SchedConfig, *, slub: Slub | None = None
+    ) -> None:
+        if nr_cpus < 1:
+            raise ConfigError("cpus", nr_cpus, "must be >= 1")
+        from memsched.sim.sched.deadline import DlClass
+        from memsched.sim.sched.fair import FairClass
+        from memsched.sim.sched.rt import RtClass
+
+        self.engine = engine
+        self.cfg = config
+        self.model: PreemptModel = parse_model(config.preempt)
+        self.nr_cpus = nr_cpus
+        self.all_cpus = tuple(range(nr_cpus))
+        self.rqs = [Rq(c) for c in range(nr_cpus)]
+        self.tick_ns = config.tick_ns
+        self.slub = slub
+        self.stop_class = StopClass(self)
+        self.dl_class = DlClass(self)
+        self.rt_class = RtClass(self)
+        self.fair_class = FairClass(self)
+        self.idle_class = SchedClass(self)
+        #: Kernel order: for_each_class() walks stop, dl, rt, fair, idle.
+        self.classes: tuple[SchedClass, ...] = (
+            self.stop_class,
+            self.dl_class,
+            self.rt_class,
+            self.fair_class,
+            self.idle_class,
+        )
+        self.tasks: list[Task] = []
+        self.locks: dict[str, Mutex] = {}
+        self.chans: dict[str, Channel] = {}
+        self.ctx = config.ctx_switch_ns
+        self.refill = config.cache_refill_ns
+        self.mig_refill = config.migration_refill_ns
+        self.hrtick_dl = config.hrtick_dl
+        self.trace: list[tuple[int, int, int, int]] | None = None
+        #: Housekeeping CPUs for unbound work and load balancing (isolation.py narrows it).
+        self.housekeeping: tuple[int, ...] = self.all_cpus
+        self.on_switch_out: Callable[[Rq, Task], None] | None = None
+        self.hooks_vcpu: Any = None
+        #: Per-tick interrupt cost and the cache refill it causes (isolation.py sets them).
+        self.tick_cost_ns = 0
+        self.tick_pollution_ns = 0
+        self._seq = 0
+        self.dl_class.init_rqs()
+
+    # ---- events --------------------------------------------------------------------------------------------
+    def at(self, time: int, prio: int, fn: Callable[..., Any], *args: Any) -> Event:
+        """Schedule a CPU-side event (a guest machine overrides this to gate events on its vCPUs)."""
+        return self.engine.at(time, prio, fn, *args)
+
+    # ---- task lifecycle ------------------------------------------------------------------------------------
+    def add_task(self, t: Task, cpu: int, start_ns: int) -> None:
+        t.cpu = cpu
+        t.seq = self._seq
+        self._seq += 1
+        self.tasks.append(t)
+        t.start_ns = start_ns
+        self.at(start_ns, Prio.WAKEUP, self._start_task, t)
+
+    def _start_task(self, t: Task) -> None:
+        now = self.engine.now
+        t.release = now
+        t.job_open = bool(t.program) and t.program[0].kind != K_TIMER
+        t.state = TaskState.RUNNABLE
+        cpu = t.sched_class.select_task_rq(t, t.cpu, t.cpu)
+        t.cpu = cpu
+        rq = self.rqs[cpu]
+        t.on_rq = True
+        rq.nr_running += 1
+        t.sched_class.enqueue_task(rq, t, ENQUEUE_INITIAL)
+        self.check_preempt(rq, t, Point.IRQ_EXIT)
+        self.after_enqueue(rq, t)
+
+    def after_enqueue(self, rq: Rq, p: Task) -> None:
+        """Push work to other CPUs after an enqueue (DL/RT push)."""
+        cls = p.sched_class
+        if cls is self.dl_class:
+            self.dl_class.push_tasks(rq)
+        elif cls is self.rt_class:
+            self.rt_class.push_tasks(rq)
+
+    # ---- reschedule ----------------------------------------------------------------------------------------
+    def resched(self, rq: Rq, level: int, point: int) -> None:
+        """``resched_curr()`` / ``resched_curr_lazy()``, then the model decides whether to switch now."""
+        level = self.model.level(level)
+        rq.need_resched = max(rq.need_resched, level)
+        curr = rq.curr
+        if rq.paused:
+            self.hooks_vcpu.kick(rq)
+            return
+        if curr is None:
+            if not rq.in_advance:
+                self.schedule(rq)
+            return
+        if point == Point.ASYNC and not self.model.sends_ipi(rq.need_resched):
+            return
+        if rq.in_advance:
+            return  # honoured at the next phase boundary of the task being advanced
+        if self.model.allows(rq.need_resched, point, curr.user, curr.preempt_count, curr.lazy_count):
+            self.schedule(rq)
+
+    def check_preempt(self, rq: Rq, p: Task, point: int) -> None:
+        """``wakeup_preempt()``: a higher class preempts; the same class decides."""
+        curr = rq.curr
+        if curr is None:
+            self.resched(rq, Resched.NOW, point)
+            return
+        cls = p.sched_class
+        ccls = curr.sched_class
+        if cls is ccls:
+            self.update_curr(rq)
+            lvl = cls.wakeup_preempt(rq, p)
+            if lvl:
+                self.resched(rq, lvl, point)
+            elif rq.need_resched:
+                self.resched(rq, Resched.NONE, point)
+        elif cls.rank < ccls.rank:
+            self.resched(rq, Resched.NOW, point)
+
+    # ---- accounting ----------------------------------------------------------------------------------------
+    def update_curr(self, rq: Rq) -> None:
+        curr = rq.curr
+        if curr is None:
+            return
+        now = self.engine.now
+        delta = now - rq.exec_start - (rq.stolen - rq.stolen_mark)
+        rq.exec_start = now
+        rq.stolen_mark = rq.stolen
+        if delta <= 0:
+            return
+        curr.sum_exec += delta
+        lvl = curr.sched_class.update_curr(rq, curr, delta)
+        if lvl > rq.need_resched:
+            rq.need_resched = self.model.level(lvl)
+
+    # ---- the interpreter -----------------------------------------------------------------------------------
+    def _arm(self, rq: Rq, t: Task) -> None:
+        now = self.engine.now
+        base = rq.ovh_until
+        base = max(base, rq.irq_until)
+        base = max(base, now)
+        rq.run_until = base + t.rem
+        rq.complete_ev = self.at(rq.run_until, PRIO_COMPLETE, self._phase_done, rq)
+
+    def _phase_done(self, rq: Rq) -> None:
+        t = rq.curr
+        rq.complete_ev = None
+        if t is None:  # pragma: no cover - cancelled events never run
+            raise SimulationError("phase completion on an idle CPU")
+        ph = t.program[t.pc]
+        k = ph.kind
+        t.rem = -1
+        t.pc += 1
+        if k == K_RUN:
+            t.work_ns += ph.ns  # type: ignore[union-attr]
+            point = Point.KERNEL
+        elif k == K_KERNEL:
+            point = Point.COND_RESCHED
+        else:  # K_NOPREEMPT, or an allocation's slow path
+            t.preempt_count -= 1
+            point = Point.PREEMPT_ENABLE
+        self.run_program(rq, t, point)
+
+    def run_program(self, rq: Rq, t: Task, point: int) -> None:
+        """Advance ``t`` (``rq.curr``) through instantaneous phases until it runs, blocks or is preempted."""
+        model = self.model
+        prog = t.program
+        rq.in_advance = True
+        while True:
+            if rq.need_resched and model.allows(
+                rq.need_resched, point, t.user, t.preempt_count, t.lazy_count
+            ):
+                rq.in_advance = False
+                self.schedule(rq)
+                return
+            pc = t.pc
+            if pc >= t.plen:
+                t.loops_done += 1
+                if 0 <= t.loops <= t.loops_done:
+                    rq.in_advance = False
+                    self._exit(rq, t)
+                    return
+                t.pc = pc = 0
+            ph = prog[pc]
+            k = ph.kind
+            if k <= K_NOPREEMPT:
+                if k == K_RUN:
+                    if not t.user:
+                        t.user = True
+                        if rq.need_resched and model.allows(rq.need_resched, Point.RET_USER, True, 0, 0):
+                            rq.in_advance = False
+                            self.schedule(rq)
+                            return
+                else:
+                    t.user = False
+                    if k == K_NOPREEMPT and t.rem < 0:
+                        t.preempt_count += 1
+                if t.rem < 0:
+                    t.rem = ph.ns  # type: ignore[union-attr]
+                rq.in_advance = False
+                self._arm(rq, t)
+                return
+            # instantaneous phases (kernel mode unless sleeping)
+            point = Point.KERNEL
+            if k == K_SEND:
+                t.user = False
+                t.pc = pc + 1
+                self._send(t, ph.chan, ph.n)  # type: ignore[union-attr]
+            elif k == K_RECV:
+                t.user = False
+                ch = self.chans.get(ph.chan)  # type: ignore[union-attr]
+                if ch is None:
+                    ch = self.chans[ph.chan] = Channel(ph.chan)  # type: ignore[union-attr]
+                if ch.count > 0:
+                    ch.count -= 1
+                    t.pc = pc + 1
+                else:
+                    ch.waiters.append(t)
+                    rq.in_advance = False
+                    self._block(rq, t)
+                    return
+            elif k == K_LOCK:
+                t.user = False
+                if rq.need_resched and model.allows(
+                    rq.need_resched, Point.MIGHT_SLEEP, False, t.preempt_count, t.lazy_count
+                ):
+                    rq.in_advance = False
+                    self.schedule(rq)
+                    return
+                m = self.locks.get(ph.name)  # type: ignore[union-attr]
+                if m is None:
+                    m = self.locks[ph.name] = Mutex(ph.name)  # type: ignore[union-attr]
+                if m.owner is None:
+                    m.owner = t
+                    t.locks_held += 1
+                    t.lazy_count += 1
+                    t.pc = pc + 1
+                else:
+                    m.contended += 1
+                    m.waiters.append(t)
+                    rq.in_advance = False
+                    self._block(rq, t)
+                    return
+            elif k == K_UNLOCK:
+                t.pc = pc + 1
+                self._unlock(t, ph.name)  # type: ignore[union-attr]
+                point = Point.UNLOCK
+            elif k == K_TIMER:
+                t.pc = pc + 1
+                if self._job_end(rq, t, ph):
+                    return
+                point = Point.RET_USER
+            elif k == K_SLEEP:
+                t.pc = pc + 1
+                t.user = True
+                rq.in_advance = False
+                self.at(self.engine.now + ph.ns, Prio.WAKEUP, self._timer_wake, t)  # type: ignore[union-attr]
+                self._block(rq, t)
+                return
+            elif k == K_YIELD:
+                t.pc = pc + 1
+                t.user = True
+                rq.in_advance = False
+                self.update_curr(rq)
+                t.sched_class.yield_task(rq, t)
+                self.schedule(rq)
+                return
+            elif k == K_ALLOC or k == K_FREE:
+                t.user = False
+                if t.rem >= 0:  # resuming a preempted (fast-path) allocation
+                    rq.in_advance = False
+                    self._arm_alloc(rq, t, False)
+                    return
+                if self.slub is None:
+                    raise ConfigError("program", ph, "uses SLUB but the machine has no slub allocator")
+                self.slub.now = self.engine.now
+                cost, slow = self.slub.op(rq.cpu, ph.cache, ph.n, k == K_ALLOC)  # type: ignore[union-attr]
+                if cost > 0:
+                    # The allocation runs as a kernel phase; its slow path with preemption disabled.
+                    t.rem = cost
+                    if slow:
+                        t.preempt_count += 1
+                    rq.in_advance = False
+                    self._arm_alloc(rq, t, slow)
+                    return
+                t.pc = pc + 1
+            elif k == K_VCPU:
+                rq.in_advance = False
+                t.guest.enter(t, ph.vcpu)  # type: ignore[union-attr]
+                return
+            else:  # pragma: no cover
+                raise SimulationError(f"unknown phase {ph!r}")
+
+    def _arm_alloc(self, rq: Rq, t: Task, slow: bool) -> None:
+        now = self.engine.now
+        base = max(now, rq.ovh_until, rq.irq_until)
+        rq.run_until = base + t.rem
+        rq.complete_ev = self.at(rq.run_until, PRIO_COMPLETE, self._alloc_done, rq, slow)
+
+    def _alloc_done(self, rq: Rq, slow: bool) -> None:
+        t = rq.curr
+        rq.complete_ev = None
+        assert t is not None
+        t.rem = -1
+        t.pc += 1
+        if slow:
+            t.preempt_count -= 1
+            self.run_program(rq, t, Point.PREEMPT_ENABLE)
+        else:
+            self.run_program(rq, t, Point.KERNEL)
+
+    def _job_end(self, rq: Rq, t: Task, ph: Any) -> bool:
+        """rt-app ``timer``: close the current job, sleep until the next release. True if it blocked."""
+        now = self.engine.now
+        if t.job_open:
+            resp = now - t.release
+            t.jobs += 1
+            t.resp.append(resp)
+            d = t.job_deadline or ph.period
+            if resp > d:
+                t.misses += 1
+                tard = resp - d
+                t.sum_tardiness += tard
+                t.max_tardiness = max(t.max_tardiness, tard)
+        t.job_open = True
+        nxt = t.release + ph.period
+        if ph.sporadic_mean_ns:
+            nxt += int(self.engine.rng(f"sporadic/{t.name}").exponential(ph.sporadic_mean_ns))
+        t.release = nxt
+        t.user = True
+        if nxt > now:
+            rq.in_advance = False
+            self.at(nxt, Prio.WAKEUP, self._release, t, nxt)
+            self._block(rq, t)
+            return True
+        return False
+
+    def _release(self, t: Task, when: int) -> None:
+        t.lat_release = when
+        self._timer_wake(t)
+
+    def _timer_wake(self, t: Task) -> None:
+        self.wake_up(t, t.cpu, Point.IRQ_EXIT)
+
+    def _send(self, t: Task, name: str, n: int) -> None:
+        ch = self.chans.get(name)
+        if ch is None:
+            ch = self.chans[name] = Channel(name)
+        ch.sent += n
+        for _ in range(n):
+            if ch.waiters:
+                w = ch.waiters.popleft()
+                w.pc += 1  # its Recv completes with this message
+                self.wake_up(w, t.cpu, Point.ASYNC)
+            else:
+                ch.count += 1
+
+    def _unlock(self, t: Task, name: str) -> None:
+        m = self.locks.get(name)
+        if m is None or m.owner is not t:
+            raise SimulationError(f"{t.name} unlocks {name!r} which it does not hold")
+        t.locks_held -= 1
+        t.lazy_count -= 1
+        if m.waiters:
+            w = m.waiters.popleft()
+            m.owner = w  # handoff: the waiter owns the lock when it runs
+            w.locks_held += 1
+            w.lazy_count += 1
+            w.pc += 1
+            self.wake_up(w, t.cpu, Point.ASYNC)
+        else:
+            m.owner = None
+
+    # ---- blocking, waking, exiting -------------------------------------------------------------------------
+    def _block(self, rq: Rq, t: Task) -> None:
+        self.update_curr(rq)
+        t.state = TaskState.BLOCKED
+        t.on_rq = False
+        rq.nr_running -= 1
+        t.sched_class.dequeue_task(rq, t, DEQUEUE_SLEEP)
+        self.schedule(rq)
+
+    def _exit(self, rq: Rq, t: Task) -> None:
+        self.update_curr(rq)
+        t.state = TaskState.EXITED
+        t.exit_ns = self.engine.now
+        t.on_rq = False
+        rq.nr_running -= 1
+        t.sched_class.dequeue_task(rq, t, DEQUEUE_SLEEP)
+        if t.policy == SchedPolicy.DEADLINE:
+            self.dl_class.task_dead(t)
+        self.schedule(rq)
+
+    def wake_up(self, t: Task, src_cpu: int, point: int) -> None:
+        """``try_to_wake_up()``."""
+        if t.state != TaskState.BLOCKED:
+            return
+        t.state = TaskState.RUNNABLE
+        prev = t.cpu
+        cpu = t.sched_class.select_task_rq(t, prev, src_cpu)
+        flags = ENQUEUE_WAKEUP
+        if cpu != prev:
+            self._migrate_bookkeeping(t, self.rqs[prev], self.rqs[cpu])
+            flags |= ENQUEUE_MIGRATED
+        rq = self.rqs[cpu]
+        t.on_rq = True
+        rq.nr_running += 1
+        t.sched_class.enqueue_task(rq, t, flags)
+        self.check_preempt(rq, t, point if cpu == src_cpu else Point.ASYNC)
+        self.after_enqueue(rq, t)
+
+    def _migrate_bookkeeping(self, t: Task, src: Rq, dst: Rq) -> None:
+        t.sched_class.migrate_task_rq(t, src, dst)
+        t.cpu = dst.cpu
+        t.nr_migrations += 1
+
+    def move_queued(self, t: Task, src: Rq, dst: Rq) -> None:
+        """Migrate a queued, not running task (push/pull/load balance): dequeue, move, enqueue."""
+        cls = t.sched_class
+        cls.dequeue_task(src, t, 0)
+        src.nr_running -= 1
+        self._migrate_bookkeeping(t, src, dst)
+        dst.nr_running += 1
+        cls.enqueue_task(dst, t, ENQUEUE_MIGRATED)
+
+    # ---- __schedule() ----------------------------------------------------------------------------------------
+    def pick_next(self, rq: Rq) -> Task | None:
+        for cls in self.classes:
+            p = cls.pick_task(rq)
+            if p is not None:
+                return p
+        return None
+
+    def schedule(self, rq: Rq) -> None:
+        now = self.engine.now
+        prev = rq.curr
+        if prev is not None:
+            self.update_curr(rq)
+            ev = rq.complete_ev
+            if ev is not None:
+                ev.cancelled = True
+                rq.complete_ev = None
+                base = rq.ovh_until
+                base = max(base, rq.irq_until)
+                base = max(base, now)
+                r = rq.run_until - base
+                prev.rem = r if r > 0 else 0
+            if rq.budget_ev is not None:
+                rq.budget_ev.cancelled = True
+                rq.budget_ev = None
+            if prev.on_rq:
+                prev.sched_class.put_prev_task(rq, prev)
+            cls = prev.sched_class
+            if cls.rank == 1 or cls.rank == 2:
+                cls.balance(rq)  # need_pull_{dl,rt}_task: prev was DL/RT
+        nxt = self.pick_next(rq)
+        if nxt is None:
+            self.fair_class.balance(rq)
+            nxt = self.pick_next(rq)
+        rq.need_resched = 0
+        if nxt is prev:
+            if prev is None:
+                return
+            rq.exec_start = now
+            rq.stolen_mark = rq.stolen
+            self._arm_budget(rq, prev)
+            self.run_program(rq, prev, Point.KERNEL)
+            return
+        if prev is not None:
+            if prev.on_rq:
+                prev.nivcsw += 1
+            else:
+                prev.nvcsw += 1
+            if self.trace is not None:
+                self.trace.append((rq.cpu, prev.id, rq.trace_start, now))
+            if prev.guest is not None:
+                prev.guest.leave(prev)
+        rq.nr_switches += 1
+        if nxt is None:
+            rq.curr = None
+            if rq.busy_since >= 0:
+                rq.busy_ns += now - rq.busy_since
+                rq.busy_since = -1
+            return
+        if rq.busy_since < 0:
+            rq.busy_since = now
+        self._switch_in(rq, nxt, now)
+
+    def _switch_in(self, rq: Rq, nxt: Task, now: int) -> None:
+        start = rq.irq_until if rq.irq_until > now else now
+        if nxt.last_cpu != rq.cpu and nxt.last_cpu >= 0:
+            penalty = self.mig_refill
+        elif rq.last_task is not nxt:
+            penalty = self.refill
+        else:
+            penalty = 0
+        rq.ovh_until = start + self.ctx + penalty
+        rq.curr = nxt
+        rq.exec_start = now
+        rq.stolen_mark = rq.stolen
+        rq.last_task = nxt
+        rq.trace_start = now
+        nxt.last_cpu = rq.cpu
+        if nxt.lat_release >= 0:
+            nxt.lat.append(start + self.ctx - nxt.lat_release)
+            nxt.lat_release = -1
+        nxt.sched_class.set_next_task(rq, nxt)
+        if rq.tick_ev is None:
+            tick = self.tick_ns
+            rq.tick_ev = self.at((now // tick + 1) * tick, Prio.TICK, self._tick, rq)
+        self._arm_budget(rq, nxt)
+        self.run_program(rq, nxt, Point.KERNEL)
+
+    def _arm_budget(self, rq: Rq, t: Task) -> None:
+        if self.hrtick_dl:
+            wall = self.dl_class.budget_wall_ns(rq, t)
+            if wall is not None:
+                now = self.engine.now
+                base = rq.irq_until if rq.irq_until > now else now
+                rq.budget_at = base + wall
+                rq.budget_ev = self.at(rq.budget_at, PRIO_BUDGET, self._budget_expired, rq)
+
+    def rearm_budget(self, rq: Rq) -> None:
+        """The depletion rate of the running DL entity changed (GRUB): account and re-arm its hrtick."""
+        if rq.budget_ev is not None:
+            rq.budget_ev.cancelled = True
+            rq.budget_ev = None
+        if rq.curr is not None and self.hrtick_dl:
+            self.update_curr(rq)
+            self._arm_budget(rq, rq.curr)
+
+    def _budget_expired(self, rq: Rq) -> None:
+        rq.budget_ev = None
+        self.update_curr(rq)
+        curr = rq.curr
+        if rq.need_resched and curr is not None:
+            if self.model.allows(
+                rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count
+            ):
+                self.schedule(rq)
+        elif curr is not None:
+            self._arm_budget(rq, curr)
+
+    # ---- the tick --------------------------------------------------------------------------------------------
+    def _tick(self, rq: Rq) -> None:
+        curr = rq.curr
+        now = self.engine.now
+        if curr is None:
+            rq.tick_ev = None  # NO_HZ_IDLE: the tick stops on an idle CPU
+            return
+        if self.tick_cost_ns:
+            self.steal(rq, self.tick_cost_ns, self.tick_pollution_ns)
+        self.update_curr(rq)
+        lvl = curr.sched_class.task_tick(rq, curr)
+        if lvl > rq.need_resched:
+            rq.need_resched = self.model.level(lvl)
+        if rq.need_resched == Resched.LAZY and self.model is PreemptModel.LAZY:
+            rq.need_resched = Resched.NOW  # sched_tick(): lazy becomes a real request
+        rq.balance_tick += 1
+        if rq.balance_tick >= self.cfg.balance_interval_ms * self.cfg.hz // 1000:
+            rq.balance_tick = 0
+            self.fair_class.periodic_balance(rq)
+        tick = self.tick_ns
+        if rq.nohz_full and rq.nr_running <= 1:
+            nxt = now + NSEC_PER_SEC  # nohz_full: residual 1 Hz tick with a single runnable task
+        else:
+            nxt = now + tick
+        rq.tick_ev = self.at(nxt, Prio.TICK, self._tick, rq)
+        curr = rq.curr
+        if curr is not None and rq.need_resched:
+            if self.model.allows(
+                rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count
+            ):
+                self.schedule(rq)
+
+    def restart_tick(self, rq: Rq) -> None:
+        """A second task became runnable on a nohz_full CPU: bring the tick back."""
+        if rq.tick_ev is not None and rq.nohz_full:
+            rq.tick_ev.cancelled = True
+            tick = self.tick_ns
+            now = self.engine.now
+            rq.tick_ev = self.at((now // tick + 1) * tick, Prio.TICK, self._tick, rq)
+
+    # ---- stolen time -----------------------------------------------------------------------------------------
+    def steal(self, rq: Rq, duration: int, pollution: int) -> None:
+        """An interruption of ``duration`` ns on ``rq``'s CPU; the running task also refills ``pollution``."""
+        now = self.engine.now
+        if rq.irq_until > now:
+            rq.irq_until += duration
+        else:
+            rq.irq_until = now + duration
+        rq.stolen += duration
+        rq.noise_ns += duration
+        rq.noise_events += 1
+        rq.noise_max = max(rq.noise_max, duration)
+        ev = rq.complete_ev
+        if ev is not None:
+            ev.cancelled = True
+            rq.run_until += duration + pollution
+            rq.complete_ev = self.at(rq.run_until, ev.prio, ev.fn, *ev.args)
+        ev = rq.budget_ev
+        if ev is not None:
+            ev.cancelled = True
+            rq.budget_at += duration
+            rq.budget_ev = self.at(rq.budget_at, ev.prio, ev.fn, *ev.args)

@@ -1,0 +1,212 @@
+"""Task programs for the exact (per-slice) scheduler: what a simulated thread does, phase by phase.
+
+A program is a tuple of phases run in order and repeated ``loops`` times (``-1``: forever), like an
+rt-app thread's ``phases`` (realtime.md §9). Phases that take CPU time say in which mode they run, because
+the preemption model (``preempt.py``) treats user code, preemptible kernel code and preempt-disabled code
+differently:
+
+==================  ===========  ===========================================================================
+phase               mode         meaning
+==================  ===========  ===========================================================================
+``Run(ns)``         user         compute for ``ns`` of CPU time
+``Kernel(ns)``      kernel       a system call's work; ends with a ``cond_resched()`` point
+``NoPreempt(ns)``   kernel       ``preempt_disable()`` / spinlock-held section (raw spinlock on RT)
+``Lock(name)``      kernel       take a sleeping mutex (``might_sleep`` point; blocks when contended)
+``Unlock(name)``    kernel       release it, handing it to the first waiter
+``Send(chan, n)``   kernel       post ``n`` messages on a channel (pipe/socket), waking a waiting reader
+``Recv(chan)``      kernel       take a message; sleep until one arrives
+``Alloc(cache, n)`` kernel       ``kmalloc`` ``n`` objects from a SLUB cache (``sim/mm/slub.py`` sets the cost)
+``Free(cache, n)``  kernel       ``kfree`` ``n`` objects
+``Sleep(ns)``       —            ``clock_nanosleep`` relative
+``Timer(period)``   —            rt-app ``timer``: end of the current job; sleep until the next absolute
+                                 release (``release + period``), drift-free; sporadic tasks add a random
+                                 extra inter-arrival delay
+``Yield()``         —            ``sched_yield()``
+``VcpuRun()``       guest        a KVM vCPU thread entering the guest (``sim/kvm.py``)
+==================  ===========  ===========================================================================
+
+A return from kernel to user mode (a kernel-mode phase followed by ``Run``) is the ``RET_USER``
+preemption point. Jobs: a task's first job is released when it starts; each ``Timer`` ends one job (its
+response time, lateness against the task's relative deadline) and releases the next.
+
+Deviations from the kernel: locks have no priority inheritance; channels are counters (no buffer limit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memsched.errors import ConfigError
+
+__all__ = [
+    "K_ALLOC",
+    "K_FREE",
+    "K_KERNEL",
+    "K_LOCK",
+    "K_NOPREEMPT",
+    "K_RECV",
+    "K_RUN",
+    "K_SEND",
+    "K_SLEEP",
+    "K_TIMER",
+    "K_UNLOCK",
+    "K_VCPU",
+    "K_YIELD",
+    "Alloc",
+    "Free",
+    "Kernel",
+    "Lock",
+    "NoPreempt",
+    "Phase",
+    "Recv",
+    "Run",
+    "Send",
+    "Sleep",
+    "Timer",
+    "Unlock",
+    "VcpuRun",
+    "Yield",
+]
+
+# Phase kinds, dispatched on in the scheduler's hot path (ints compare faster than isinstance chains).
+K_RUN, K_KERNEL, K_NOPREEMPT = 0, 1, 2
+K_LOCK, K_UNLOCK, K_SEND, K_RECV, K_ALLOC, K_FREE = 3, 4, 5, 6, 7, 8
+K_SLEEP, K_TIMER, K_YIELD, K_VCPU = 9, 10, 11, 12
+
+
+def _nonneg(name: str, v: int) -> None:
+    if not isinstance(v, int) or v < 0:
+        raise ConfigError(name, v, "must be an integer number of ns >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """User-mode computation of ``ns`` nanoseconds of CPU time."""
+
+    ns: int
+    kind = K_RUN
+
+    def __post_init__(self) -> None:
+        _nonneg("run", self.ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    """Preemptible kernel work of ``ns`` (a system call); a ``cond_resched()`` point at its end."""
+
+    ns: int
+    kind = K_KERNEL
+
+    def __post_init__(self) -> None:
+        _nonneg("kernel", self.ns)
+
+
+@dataclass(frozen=True, slots=True)
+class NoPreempt:
+    """Kernel work with preemption disabled (spinlock held, ``preempt_disable()``) for ``ns``."""
+
+    ns: int
+    kind = K_NOPREEMPT
+
+    def __post_init__(self) -> None:
+        _nonneg("nopreempt", self.ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """``mutex_lock(name)``."""
+
+    name: str
+    kind = K_LOCK
+
+
+@dataclass(frozen=True, slots=True)
+class Unlock:
+    """``mutex_unlock(name)``."""
+
+    name: str
+    kind = K_UNLOCK
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Post ``n`` messages on channel ``chan`` (wakes one waiting reader per message)."""
+
+    chan: str
+    n: int = 1
+    kind = K_SEND
+
+
+@dataclass(frozen=True, slots=True)
+class Recv:
+    """Take one message from ``chan``, sleeping until one is there."""
+
+    chan: str
+    kind = K_RECV
+
+
+@dataclass(frozen=True, slots=True)
+class Alloc:
+    """``kmalloc`` ``n`` objects from SLUB cache ``cache``."""
+
+    cache: str
+    n: int = 1
+    kind = K_ALLOC
+
+
+@dataclass(frozen=True, slots=True)
+class Free:
+    """``kfree`` ``n`` objects to SLUB cache ``cache``."""
+
+    cache: str
+    n: int = 1
+    kind = K_FREE
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Sleep ``ns`` (relative)."""
+
+    ns: int
+    kind = K_SLEEP
+
+    def __post_init__(self) -> None:
+        _nonneg("sleep", self.ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """End of a job; sleep until the next release ``period`` after the previous one (rt-app ``timer``).
+
+    ``sporadic_mean_ns`` > 0 adds an exponentially distributed extra delay to each inter-arrival time, so
+    releases are at least ``period`` apart (a sporadic task).
+    """
+
+    period: int
+    sporadic_mean_ns: int = 0
+    kind = K_TIMER
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.period, int) or self.period <= 0:
+            raise ConfigError("timer.period", self.period, "must be an integer number of ns > 0")
+        _nonneg("timer.sporadic_mean_ns", self.sporadic_mean_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Yield:
+    """``sched_yield()``."""
+
+    kind = K_YIELD
+
+
+@dataclass(frozen=True, slots=True)
+class VcpuRun:
+    """A KVM vCPU thread: run the guest's CPU ``vcpu`` while on a host CPU (``sim/kvm.py``)."""
+
+    vcpu: int
+    kind = K_VCPU
+
+
+Phase = (
+    Run | Kernel | NoPreempt | Lock | Unlock | Send | Recv | Alloc | Free | Sleep | Timer | Yield | VcpuRun
+)

@@ -1,0 +1,88 @@
+"""``memsched rt sim``: JSON contract, trace file, compare-preempt, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memsched.cli import main
+
+
+def test_json_is_one_document_with_the_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    """--json prints exactly one sorted JSON document with per-task response times and misses."""
+    assert (
+        main(
+            [
+                "rt",
+                "sim",
+                "dl-periodic",
+                "--json",
+                "--set",
+                "duration_ms=200",
+                "--set",
+                "tasks=6",
+                "--set",
+                "utilisation=2",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    assert doc["taskset"] == "dl-periodic" and len(doc["tasks"]) == 6
+    for key in ("context_switches", "migrations", "cpu_utilisation", "deadline_misses", "events"):
+        assert key in doc
+    assert all("response_us" in t for t in doc["tasks"])
+
+
+def test_trace_is_chrome_trace_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--trace writes a Trace Event Format file with one complete event per run slice."""
+    f = tmp_path / "t.json"
+    assert main(["rt", "sim", "grub", "--trace", str(f), "--json"]) == 0
+    capsys.readouterr()
+    doc = json.loads(f.read_text())
+    slices = [e for e in doc["traceEvents"] if e["ph"] == "X"]
+    assert [e["name"] for e in slices] == ["T1", "T2"]
+    assert slices[1]["ts"] == 2000 and slices[1]["dur"] == 6000
+
+
+def test_compare_preempt_reports_every_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """--compare-preempt runs each model and reports lazy/full ratios."""
+    rc = main(
+        [
+            "rt",
+            "sim",
+            "--compare-preempt",
+            "--json",
+            "--set",
+            "loops=5",
+            "--set",
+            "groups=1",
+            "--set",
+            "fds=4",
+        ]
+    )
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [m["preempt"] for m in doc["models"]] == ["none", "voluntary", "full", "lazy", "rt-lazy"]
+    assert doc["ratios"]["context_switches_lazy_over_full"] > 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rt", "sim", "nosuch"],
+        ["rt", "sim", "hackbench", "--preempt", "sometimes"],
+        ["rt", "sim", "hackbench", "--set", "groups=0"],
+        ["rt", "sim", "hackbench", "--set", "bogus=1"],
+        ["rt", "sim", "--rt-app", "/nonexistent.json"],
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad arguments give one error line on stderr, nothing on stdout, exit status 2."""
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err.count("\n") == 1 and "error" in cap.err

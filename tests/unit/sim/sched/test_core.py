@@ -1,0 +1,160 @@
+"""The exact scheduler core: class order, preemption models, EEVDF/CFS, FIFO/RR, SLUB in programs."""
+
+from __future__ import annotations
+
+import pytest
+
+from memsched.sim.rtmachine import RtMachine
+from memsched.sim.sched.core import SchedConfig
+from memsched.sim.sched.preempt import Point, PreemptModel, Resched
+from memsched.sim.sched.program import Alloc, Free, Kernel, NoPreempt, Run, Sleep, Timer
+from memsched.uapi.sched import SchedAttr, SchedPolicy
+
+MS = 1_000_000
+US = 1_000
+
+
+def test_class_order_is_stop_dl_rt_fair_idle() -> None:
+    """for_each_class walks stop > deadline > rt > fair > idle."""
+    m = RtMachine(1)
+    assert [c.name for c in m.core.classes] == ["stop", "deadline", "rt", "fair", "idle"]
+    assert [c.rank for c in m.core.classes] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("model", "level", "point", "user", "expected"),
+    [
+        (PreemptModel.LAZY, Resched.LAZY, Point.KERNEL, False, False),
+        (PreemptModel.LAZY, Resched.LAZY, Point.ASYNC, True, False),
+        (PreemptModel.LAZY, Resched.LAZY, Point.RET_USER, False, True),
+        (PreemptModel.LAZY, Resched.LAZY, Point.IRQ_EXIT, True, True),
+        (PreemptModel.LAZY, Resched.NOW, Point.KERNEL, False, True),
+        (PreemptModel.FULL, Resched.NOW, Point.KERNEL, False, True),
+        (PreemptModel.NONE, Resched.NOW, Point.KERNEL, False, False),
+        (PreemptModel.NONE, Resched.NOW, Point.COND_RESCHED, False, True),
+        (PreemptModel.NONE, Resched.NOW, Point.MIGHT_SLEEP, False, False),
+        (PreemptModel.VOLUNTARY, Resched.NOW, Point.MIGHT_SLEEP, False, True),
+        (PreemptModel.NONE, Resched.NOW, Point.ASYNC, True, True),
+    ],
+)
+def test_preemption_table(model: PreemptModel, level: int, point: int, user: bool, expected: bool) -> None:
+    """Each model honours a pending request exactly at the points its kernel configuration has."""
+    assert model.allows(level, point, user, 0, 0) is expected
+
+
+def test_preempt_disabled_and_rt_lazy_lock_sections() -> None:
+    """preempt_count blocks every model; RT-lazy defers LAZY while a sleeping lock is held, not NOW."""
+    for model in PreemptModel:
+        assert not model.allows(Resched.NOW, Point.KERNEL, False, 1, 0)
+    assert not PreemptModel.RT_LAZY.allows(Resched.LAZY, Point.KERNEL, False, 0, 1)
+    assert PreemptModel.RT_LAZY.allows(Resched.LAZY, Point.UNLOCK, False, 0, 0)
+    assert PreemptModel.RT_LAZY.allows(Resched.NOW, Point.KERNEL, False, 0, 1)
+    assert PreemptModel.FULL.level(Resched.LAZY) == Resched.NOW
+    assert PreemptModel.LAZY.level(Resched.LAZY) == Resched.LAZY
+    assert not PreemptModel.LAZY.sends_ipi(Resched.LAZY)
+
+
+@pytest.mark.parametrize("fair", ["eevdf", "cfs"])
+def test_fair_shares_follow_weights(fair: str) -> None:
+    """Two CPU hogs at nice 0 and nice 5 share one CPU about 1024:335 under EEVDF and CFS."""
+    m = RtMachine(1, SchedConfig.ideal(fair=fair))
+    a = m.spawn("n0", (Run(10_000 * MS),))
+    b = m.spawn("n5", (Run(10_000 * MS),), attr=SchedAttr(sched_nice=5))
+    m.run(2000 * MS)
+    ratio = a.sum_exec / b.sum_exec
+    assert 1024 / 335 * 0.95 < ratio < 1024 / 335 * 1.05
+
+
+def test_eevdf_sleeper_keeps_bounded_lag_and_preempts_lazily() -> None:
+    """A short sleeper wakes with its lag and, eligible with an earlier deadline, preempts at the tick (lazy)."""
+    m = RtMachine(1, SchedConfig.ideal(preempt="lazy"))
+    hog = m.spawn("hog", (Run(10_000 * MS),))
+    s = m.spawn("sleeper", (Run(100 * US), Sleep(5 * MS)))
+    m.run(500 * MS)
+    assert s.lat == []  # not a timer task
+    assert s.sum_exec >= 90 * 100 * US  # ~100 wakeups served
+    assert hog.nivcsw > 50
+
+
+def test_rt_preempts_fair_immediately_in_every_model() -> None:
+    """A FIFO wakeup preempts a user-mode SCHED_OTHER task at once, whatever the model (latency = switch cost)."""
+    for model in ("none", "voluntary", "full", "lazy", "rt-lazy"):
+        m = RtMachine(1, SchedConfig(preempt=model, ctx_switch_ns=2_000))
+        m.spawn("hog", (Run(10_000 * MS),))
+        rt = m.spawn(
+            "rt",
+            (Timer(MS), Kernel(1 * US)),
+            attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90),
+        )
+        m.run(50 * MS)
+        assert rt.lat and max(rt.lat) == 2_000
+
+
+def test_nopreempt_section_delays_rt_wakeup() -> None:
+    """A preempt-disabled section delays even a FIFO wakeup until preempt_enable()."""
+    m = RtMachine(1, SchedConfig(preempt="full", ctx_switch_ns=0, cache_refill_ns=0))
+    m.spawn("spin", (NoPreempt(300 * US), Run(700 * US)))
+    rt = m.spawn(
+        "rt", (Timer(MS), Kernel(1 * US)), attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90)
+    )
+    m.run(100 * MS)
+    assert max(rt.lat) > 0
+    assert max(rt.lat) <= 300 * US
+
+
+def test_kernel_sections_are_not_preemptible_under_none() -> None:
+    """Under PREEMPT_NONE a long kernel phase delays an RT wakeup to its cond_resched point; FULL does not."""
+    lat = {}
+    for model in ("none", "full"):
+        m = RtMachine(1, SchedConfig(preempt=model, ctx_switch_ns=0, cache_refill_ns=0))
+        m.spawn("sys", (Kernel(400 * US), Run(100 * US)))
+        rt = m.spawn(
+            "rt",
+            (Timer(MS), Kernel(1 * US)),
+            attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90),
+        )
+        m.run(100 * MS)
+        lat[model] = max(rt.lat)
+    assert lat["full"] == 0
+    assert 0 < lat["none"] <= 400 * US
+
+
+def test_rr_timeslice_round_robins_equal_priorities() -> None:
+    """Two SCHED_RR tasks of equal priority alternate every sched_rr_timeslice_ms."""
+    m = RtMachine(1, SchedConfig.ideal(sched_rr_timeslice_ms=10))
+    attr = SchedAttr(sched_policy=SchedPolicy.RR, sched_priority=10)
+    a = m.spawn("a", (Run(10_000 * MS),), attr=attr)
+    b = m.spawn("b", (Run(10_000 * MS),), attr=attr)
+    m.run(100 * MS)
+    assert a.sum_exec == pytest.approx(50 * MS, abs=MS)
+    assert b.sum_exec == pytest.approx(50 * MS, abs=MS)
+    assert a.nivcsw >= 4
+
+
+def test_fifo_does_not_round_robin() -> None:
+    """SCHED_FIFO of equal priority runs the first task until it blocks."""
+    m = RtMachine(1, SchedConfig.ideal())
+    attr = SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=10)
+    a = m.spawn("a", (Run(10_000 * MS),), attr=attr)
+    b = m.spawn("b", (Run(10_000 * MS),), attr=attr)
+    m.run(100 * MS)
+    assert b.sum_exec == 0 and a.sum_exec == 100 * MS
+
+
+def test_slub_costs_show_in_kernel_time() -> None:
+    """Allocations draw on SLUB: the first of a slab takes the page-allocator path, the rest the fast path."""
+    m = RtMachine(1, SchedConfig.ideal())
+    t = m.spawn("alloc", (Alloc("kmalloc-64", 40), Free("kmalloc-64", 40)), loops=1)
+    m.run(10 * MS)
+    st = m.slub.stats()["kmalloc-64"]
+    assert st["new_slab"] == 2 and st["fast"] >= 38
+    assert t.sum_exec >= 2 * m.slub.cfg.new_slab_ns
+
+
+def test_same_seed_same_run() -> None:
+    """Determinism: the same seed gives identical results."""
+    from memsched.workloads.rt import run_scenario
+
+    a, _ = run_scenario("hackbench+cyclictest", sets={"loops": "3", "groups": "1", "fds": "4"}, seed=5)
+    b, _ = run_scenario("hackbench+cyclictest", sets={"loops": "3", "groups": "1", "fds": "4"}, seed=5)
+    assert a == b

@@ -1,0 +1,105 @@
+"""Realtime workloads: hackbench under lazy vs full, isolation, rt-app files, task-set generators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memsched.errors import ConfigError
+from memsched.sim.rtmachine import RtMachine
+from memsched.uapi.sched import SchedPolicy
+from memsched.workloads import rt
+from memsched.workloads.rtgen import randfixedsum, uunifast_discard
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "rt-app"
+SMALL = {"loops": "60", "duration_ms": "2000"}
+
+
+@pytest.fixture(scope="module")
+def by_model() -> dict[str, dict]:
+    return {
+        m: rt.run_scenario("hackbench+cyclictest", preempt=m, sets=SMALL)[0] for m in ("full", "lazy", "none")
+    }
+
+
+def test_lazy_has_fewer_switches_and_more_throughput_than_full(by_model: dict[str, dict]) -> None:
+    """PREEMPT_LAZY: fewer context switches and higher hackbench throughput than FULL."""
+    lz, fl = by_model["lazy"]["hackbench"], by_model["full"]["hackbench"]
+    assert lz["finished"] and fl["finished"]
+    assert lz["context_switches"] < fl["context_switches"]
+    assert lz["throughput_msgs_per_s"] > fl["throughput_msgs_per_s"]
+    assert lz["lock_contentions"] < fl["lock_contentions"]
+
+
+def test_rt_latency_does_not_depend_on_the_fair_model(by_model: dict[str, dict]) -> None:
+    """cyclictest latency is bounded by the same non-preemptible section under lazy and full; NONE is worse."""
+    lz, fl, no = (by_model[m]["cyclictest"] for m in ("lazy", "full", "none"))
+    bound_us = (2_000 + 300 + 400) / 1000  # switch + the longest preempt-off section (+ slub slow path)
+    assert lz["max_us"] <= bound_us + 0.5 and fl["max_us"] <= bound_us + 0.5
+    assert abs(lz["mean_us"] - fl["mean_us"]) / fl["mean_us"] < 0.05
+    assert no["max_us"] > lz["max_us"]
+
+
+def test_isolated_cpu_sees_less_noise_and_more_throughput() -> None:
+    """A poller on an isolcpus/nohz_full/rcu_nocbs CPU loses less time and does more work than on housekeeping."""
+    rec, _ = rt.run_scenario("isolation", sets={"duration_ms": "1000"})
+    iso = rec["isolation"]
+    a, b = iso["poll-isolated"], iso["poll-housekeeping"]
+    assert a["noise_us_per_s"] < b["noise_us_per_s"] / 10
+    assert a["throughput"] > b["throughput"]
+    assert iso["throughput_gain_pct"] > 0
+
+
+def test_rt_app_file_runs() -> None:
+    """An rt-app JSON file creates its threads with their policies, instances, phases and timers."""
+    m = RtMachine(2)
+    built = rt.load_rt_app(FIXTURES / "periodic.json", m)
+    names = sorted(t.name for t in built.groups["rt-app"])
+    assert names == ["dl", "fifo-0", "fifo-1", "other"]
+    m.run(built.duration_ns)
+    dl = next(t for t in m.tasks if t.name == "dl")
+    assert dl.policy == SchedPolicy.DEADLINE and dl.dl_runtime == 3_000_000
+    assert dl.jobs >= 95 and dl.misses == 0
+    fifo = next(t for t in m.tasks if t.name == "fifo-0")
+    assert fifo.policy == SchedPolicy.FIFO and fifo.prio == 50 and fifo.jobs > 10
+
+
+def test_rt_app_rejects_unknown_events(tmp_path: Path) -> None:
+    """An event the simulator does not model is a ConfigError naming it, not silently dropped."""
+    p = tmp_path / "bad.json"
+    p.write_text('{"tasks": {"t": {"run": 100, "mem": 10}}}')
+    with pytest.raises(ConfigError, match="mem"):
+        rt.load_rt_app(p, RtMachine(1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 20), st.floats(0.05, 1.0), st.integers(0, 2**32))
+def test_generators_hit_the_total_within_bounds(n: int, frac: float, seed: int) -> None:
+    """UUniFast-Discard and RandFixedSum return n utilisations in [0, 1] summing to U.
+
+    (UUniFast-Discard's rejection rate explodes near U = n; that regime is RandFixedSum's.)"""
+    total = frac * n
+    rng = np.random.default_rng(seed)
+    for u in (
+        randfixedsum(n, total, rng),
+        uunifast_discard(n, total, rng) if frac <= 0.5 else randfixedsum(n, total, rng),
+    ):
+        assert len(u) == n
+        assert u.sum() == pytest.approx(total, rel=1e-9, abs=1e-9)
+        assert (u >= -1e-12).all() and (u <= 1 + 1e-12).all()
+
+
+def test_guest_latency_depends_on_how_the_host_runs_the_vcpu() -> None:
+    """KVM: a guest task's wakeup latency is small with a FIFO vCPU, up to a host slice with a SCHED_OTHER one."""
+    lat = {}
+    for pol in ("fifo", "other"):
+        rec, _ = rt.run_scenario("kvm", sets={"vcpu_policy": pol, "duration_ms": "300"})
+        g = rec["kvm"]["guest_task"]
+        assert g["jobs"] >= 140
+        lat[pol] = g["latency_us"]["max"]
+    assert lat["fifo"] < 10
+    assert lat["other"] > 100 * lat["fifo"]
