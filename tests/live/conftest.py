@@ -3,28 +3,12 @@ leaves no task in SCHED_DEADLINE behind."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
+from kernel_helpers import deadline_tids
 
 from memsched.live import capabilities
-from memsched.uapi.sched import SchedPolicy
-
-
-def deadline_tids() -> set[int]:
-    """Every thread on the machine whose /proc stat says SCHED_DEADLINE (policy, field 41)."""
-    tids = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            for tid in filter(str.isdigit, os.listdir(f"/proc/{pid}/task")):
-                with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                    fields = f.read().rpartition(")")[2].split()
-                if int(fields[38]) == SchedPolicy.DEADLINE and fields[0] not in ("Z", "X"):
-                    tids.add(int(tid))
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return tids
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ import errno
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -141,17 +142,19 @@ def run_deadline(
     env = dict(os.environ if env is None else env)
     executable = resolve_command(argv, env)
 
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child execs or _exits
-        os.close(read_fd)
-        _child(executable, argv, env, attr, write_fd)
-    os.close(write_fd)
+    # Ignore SIGINT/SIGQUIT from before the fork (the child restores the defaults), so that a Ctrl-C at any
+    # moment reaches the command and never leaves the parent half-way with a child it has not reaped.
+    old_handlers = _ignore_terminal_signals()
+    pid = -1
     reaped = False
-    old_handlers = {
-        signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)
-    }
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child execs or _exits
+            os.close(read_fd)
+            _child(executable, argv, env, attr, write_fd)
+        os.close(write_fd)
+        write_fd = -1
         report = _read_report(read_fd)
         if report:
             os.waitpid(pid, 0)
@@ -162,16 +165,25 @@ def run_deadline(
         _, status = os.waitpid(pid, 0)
         reaped = True
     finally:
-        os.close(read_fd)
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
         for signum, handler in old_handlers.items():
             signal.signal(signum, handler)
-        if not reaped:
+        if pid > 0 and not reaped:
             _kill_and_reap(pid)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         overrun = sig == signal.SIGXCPU and bool(attr.sched_flags & SchedFlag.DL_OVERRUN)
         return RunResult(pid, 128 + sig, sig, overrun)
     return RunResult(pid, os.waitstatus_to_exitcode(status), None, False)
+
+
+def _ignore_terminal_signals() -> dict[int, signal.Handlers | int | Callable[..., object] | None]:
+    """Ignore SIGINT and SIGQUIT while the command runs, as a shell does (only the main thread may)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)}
 
 
 def _kill_and_reap(pid: int) -> None:

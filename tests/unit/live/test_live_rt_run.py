@@ -14,12 +14,18 @@ from memsched.live.rt_run import RunResult, resolve_command, run_deadline, valid
 from memsched.uapi.sched import SchedAttr, SchedFlag
 
 
-def no_children() -> bool:
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+def child_pids() -> set[int]:
+    """This process's children (ppid, field 4 of /proc/<pid>/stat)."""
+    me, out = os.getpid(), set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    if int(f.read().rpartition(")")[2].split()[1]) == me:
+                        out.add(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return out
 
 
 def test_validate_refuses_keep_and_clamp_flags(vm: LiveRoots) -> None:
@@ -54,12 +60,12 @@ def test_resolve_command(tmp_path: Path) -> None:
 
 def test_bad_input_starts_nothing(vm: LiveRoots) -> None:
     """Bad parameters or an unknown command fail before fork: no child process is ever created."""
-    assert no_children()
+    before = child_pids()
     with pytest.raises(ConfigError, match="runtime <= deadline"):
         run_deadline(["true"], SchedAttr.deadline(5_000_000, 1_000_000), roots=vm)
     with pytest.raises(ConfigError, match="command not found"):
         run_deadline(["memsched-no-such-command"], SchedAttr.deadline(1_000_000, 10_000_000), roots=vm)
-    assert no_children()
+    assert child_pids() == before
 
 
 def test_run_result_describe() -> None:
