@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -218,6 +220,26 @@ def test_narrow_affinity_is_refused_with_eperm() -> None:
     finally:
         os.sched_setaffinity(0, old)
     assert info.value.errno == errno.EPERM and "smaller than its root domain" in str(info.value)
+
+
+@pytest.mark.skipif(shutil.which("capsh") is None, reason="capsh (libcap) is needed to drop CAP_SYS_NICE")
+def test_missing_cap_sys_nice_is_named() -> None:
+    """Without CAP_SYS_NICE, rt run fails (EPERM) naming the capability and rt admit reports it."""
+    run = [*MEMSCHED, "rt", "run", "--runtime", "1ms", "--deadline", "10ms", "--", "true"]
+    admit = [*MEMSCHED, "rt", "admit", "--runtime", "1ms", "--deadline", "10ms", "--json"]
+    out = {}
+    for name, argv in (("run", run), ("admit", admit)):
+        out[name] = subprocess.run(
+            ["capsh", "--drop=cap_sys_nice", "--", "-c", shlex.join(argv)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert out["run"].returncode == 1 and "(EPERM)" in out["run"].stderr
+    assert "lacks CAP_SYS_NICE" in out["run"].stderr and "RLIMIT_RTPRIO" in out["run"].stderr
+    permitted = json.loads(out["admit"].stdout)["permitted"]
+    assert permitted["available"] is False and "CAP_SYS_NICE" in permitted["reason"]
 
 
 def test_parent_failure_kills_the_deadline_child() -> None:

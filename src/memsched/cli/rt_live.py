@@ -90,16 +90,20 @@ def admit(
     admission arithmetic (the simulator's memsched.admission).
     """
     attr = _attr(runtime, deadline, period, flags)
-    capabilities().require("sched_deadline")
+    caps = capabilities()
+    caps.require("sched_deadline")
     prediction = predict_admission(attr, pid=pid)
     if prediction.verdict == "invalid":
         raise ConfigError(
             "--runtime/--deadline/--period", f"{runtime}/{deadline}/{period or deadline}", prediction.reason
         )
+    permitted = caps.sched_deadline_permitted
     if json_out:
-        emit_json(prediction.to_dict())
+        emit_json({**prediction.to_dict(), "permitted": permitted.to_dict()})
     else:
         _print_prediction(prediction)
+        if not permitted.available:
+            typer.echo(f"note       this process may not set it: {permitted.reason}")
     if not prediction.admitted:
         raise typer.Exit(1)
 
