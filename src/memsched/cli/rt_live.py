@@ -61,6 +61,9 @@ def _print_prediction(p: AdmissionPrediction) -> None:
             f"deadline {format_ns(t.attr.sched_deadline)} / period {format_ns(t.attr.effective_period)} "
             f"= {_cpus(t.bw)}"
         )
+    if p.target is not None:
+        who = f"pid {p.target.pid} tid {p.target.tid}"
+        echo(f"           {who} itself holds {_cpus(p.old_bw)}, replaced by the request")
     echo(f"available  {_cpus(p.available_bw)}")
     verdict = "ADMITTED" if p.admitted else f"REFUSED ({p.verdict})"
     echo(f"verdict    {verdict}: {p.reason}")
@@ -112,7 +115,9 @@ def admit(
 def run(
     runtime: RuntimeOpt,
     deadline: DeadlineOpt,
-    command: Annotated[list[str], typer.Argument(help="the command and its arguments, after --")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="COMMAND", help="the command and its arguments, after --")
+    ],
     period: PeriodOpt = None,
     flags: Annotated[
         str,

@@ -437,6 +437,7 @@ class AdmissionPrediction:
     domain: RootDomain
     sysctls: DlSysctls
     bandwidth: DlBandwidth
+    target: DlTask | None = None
 
     @property
     def admitted(self) -> bool:
@@ -508,6 +509,7 @@ class AdmissionPrediction:
             "sched_rt_period_us": self.sysctls.rt_period_us,
             "fair_server": self.servers.to_dict(),
             "tasks": [t.to_dict() for t in self.tasks],
+            "target": None if self.target is None else self.target.to_dict(),
             "notes": list(self.sysctls.notes),
         }
 
@@ -572,6 +574,7 @@ def predict(
         domain=domain,
         sysctls=sysctls,
         bandwidth=bandwidth,
+        target=target,
     )
 
 

@@ -250,6 +250,7 @@ def test_prediction_changing_an_existing_reservation(vm: LiveRoots) -> None:
     getattr_fn = fake_getattr({4242: VM_TASK})
     same = predict_admission(VM_TASK, roots=vm, pid=4242, getattr_fn=getattr_fn)
     assert same.admitted and same.old_bw == 209715 and same.tasks == ()
+    assert same.target is not None and same.to_dict()["target"]["tid"] == 4242
     # 1.80 CPUs minus nothing else: a 0.95-CPU reservation fits only because the old 0.2 is given back.
     bigger = predict_admission(
         SchedAttr.deadline(9_500_000, 10_000_000), roots=vm, pid=4242, getattr_fn=getattr_fn
