@@ -1,0 +1,205 @@
+"""``memsched rt admit``, ``memsched rt run`` and ``memsched rt noise``: SCHED_DEADLINE and CPU noise on the
+running kernel (``memsched.live``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from memsched.admission import BW_UNIT
+from memsched.cli.common import emit_json
+from memsched.cli.rt import rt_app
+from memsched.errors import ConfigError
+from memsched.live import capabilities
+from memsched.live.deadline import AdmissionPrediction, predict_admission
+from memsched.live.noise import DEFAULT_THRESHOLD_NS, NoiseReport, measure_noise
+from memsched.live.rt_run import run_deadline
+from memsched.live.sched_attr import describe_attr
+from memsched.uapi.cpumask import format_cpulist, parse_cpulist
+from memsched.uapi.sched import SchedAttr, SchedFlag
+from memsched.units import format_ns, parse_duration
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
+RuntimeOpt = Annotated[str, typer.Option("--runtime", help="budget per period, with a unit: 500us, 2ms")]
+DeadlineOpt = Annotated[
+    str, typer.Option("--deadline", help="relative deadline, with a unit (ns, us, ms, s)")
+]
+PeriodOpt = Annotated[
+    str | None, typer.Option("--period", help="period, with a unit; default: equal to the deadline")
+]
+
+
+def _attr(runtime: str, deadline: str, period: str | None, flags: str = "") -> SchedAttr:
+    return SchedAttr.deadline(
+        runtime=parse_duration(runtime, field="--runtime"),
+        deadline=parse_duration(deadline, field="--deadline"),
+        period=parse_duration(period, field="--period") if period is not None else 0,
+        flags=SchedFlag.parse(flags),
+    )
+
+
+def _cpus(bw: int | None) -> str:
+    return "unlimited" if bw is None else f"{bw / BW_UNIT:.3f} CPUs"
+
+
+def _print_prediction(p: AdmissionPrediction) -> None:
+    echo = typer.echo
+    echo(f"request    {describe_attr(p.attr)} ({p.requested_bw} of BW_UNIT {BW_UNIT})")
+    echo(
+        f"domain     CPUs {p.domain.cpulist} (capacity {p.domain.capacity}); limit {_cpus(p.limit_bw)} "
+        f"(sched_rt_runtime_us {p.sysctls.rt_runtime_us} / sched_rt_period_us {p.sysctls.rt_period_us})"
+    )
+    echo(
+        f"held       {_cpus(p.total_bw)}: fair_servers {_cpus(p.servers_bw)} "
+        f"[{p.servers.source}: {p.servers.reason}], "
+        f"{len(p.tasks)} deadline task(s) {_cpus(p.tasks_bw)}"
+    )
+    for t in p.tasks:
+        echo(
+            f"           pid {t.pid} tid {t.tid} {t.comm}: runtime {format_ns(t.attr.sched_runtime)} / "
+            f"deadline {format_ns(t.attr.sched_deadline)} / period {format_ns(t.attr.effective_period)} "
+            f"= {_cpus(t.bw)}"
+        )
+    if p.target is not None:
+        who = f"pid {p.target.pid} tid {p.target.tid}"
+        echo(f"           {who} itself holds {_cpus(p.old_bw)}, replaced by the request")
+    echo(f"available  {_cpus(p.available_bw)}")
+    verdict = "ADMITTED" if p.admitted else f"REFUSED ({p.verdict})"
+    echo(f"verdict    {verdict}: {p.reason}")
+    for note in p.sysctls.notes:
+        echo(f"note       {note}")
+
+
+@rt_app.command("admit")
+def admit(
+    *,
+    runtime: RuntimeOpt,
+    deadline: DeadlineOpt,
+    period: PeriodOpt = None,
+    flags: Annotated[
+        str, typer.Option("--flags", help="comma-separated: reclaim, dl-overrun, reset-on-fork")
+    ] = "",
+    pid: Annotated[
+        int | None,
+        typer.Option("--pid", help="predict a change of this task's reservation (default: a new task)"),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Predict whether the kernel would admit a SCHED_DEADLINE reservation now (exit 0 if so, 1 if not).
+
+    Reads the deadline tasks already running (sched_getattr of every SCHED_DEADLINE thread), the root domain's
+    CPUs, sched_rt_runtime_us / sched_rt_period_us and the fair_server reservations, and applies the kernel's
+    admission arithmetic (the simulator's memsched.admission).
+    """
+    attr = _attr(runtime, deadline, period, flags)
+    caps = capabilities()
+    caps.require("sched_deadline")
+    prediction = predict_admission(attr, pid=pid)
+    if prediction.verdict == "invalid":
+        raise ConfigError(
+            "--runtime/--deadline/--period", f"{runtime}/{deadline}/{period or deadline}", prediction.reason
+        )
+    permitted = caps.sched_deadline_permitted
+    if json_out:
+        emit_json({**prediction.to_dict(), "permitted": permitted.to_dict()})
+    else:
+        _print_prediction(prediction)
+        if not permitted.available:
+            typer.echo(f"note       this process may not set it: {permitted.reason}")
+    if not prediction.admitted:
+        raise typer.Exit(1)
+
+
+@rt_app.command("run")
+def run(
+    runtime: RuntimeOpt,
+    deadline: DeadlineOpt,
+    command: Annotated[
+        list[str], typer.Argument(metavar="COMMAND", help="the command and its arguments, after --")
+    ],
+    period: PeriodOpt = None,
+    flags: Annotated[
+        str,
+        typer.Option("--flags", help="comma-separated: reclaim, dl-overrun (report SIGXCPU), reset-on-fork"),
+    ] = "",
+) -> None:
+    """Run COMMAND as a SCHED_DEADLINE task: memsched rt run --runtime 2ms --deadline 10ms -- COMMAND...
+
+    The child sets its own reservation and then execs COMMAND (a deadline task cannot fork); the exit status
+    is COMMAND's (128 + N when killed by signal N). A refused reservation or a failed exec leaves nothing
+    running.
+    """
+    attr = _attr(runtime, deadline, period, flags)
+    result = run_deadline(command, attr)
+    if result.signal is not None:
+        typer.echo(f"memsched: {command[0]} {result.describe()}", err=True)
+    raise typer.Exit(result.returncode)
+
+
+def _print_noise(report: NoiseReport) -> None:
+    iso = report.isolation
+    header = (
+        f"{'CPU':>4} {'ISOL':>10} {'RUNTIME us':>11} {'NOISE us':>10} {'% CPU AVAIL':>11} {'MAX us':>9} "
+        f"{'COUNT':>7} {'IRQ':>6} {'NMI':>4} {'SIRQ':>6} {'THREAD':>6} {'RES ns':>7}"
+    )
+    typer.echo(
+        f"noise above {format_ns(report.threshold_ns)} for {format_ns(report.duration_ns)} per CPU"
+        f" ({'all CPUs at once' if report.parallel else 'one CPU at a time'})"
+    )
+    typer.echo(header)
+
+    def opt(v: int | None) -> str:
+        return "-" if v is None else str(v)
+
+    for c in report.cpus:
+        typer.echo(
+            f"{c.cpu:>4} {iso.describe(c.cpu):>10} {c.runtime_ns / 1000:>11.0f} {c.noise_ns / 1000:>10.1f} "
+            f"{c.cpu_available_pct:>11.4f} {c.max_single_ns / 1000:>9.1f} {c.count:>7} {opt(c.irq):>6} "
+            f"{opt(c.nmi):>4} {opt(c.softirq):>6} {opt(c.thread):>6} {c.resolution_ns:>7.0f}"
+        )
+    nohz = (
+        "kernel without CONFIG_NO_HZ_FULL"
+        if iso.nohz_full is None
+        else format_cpulist(iso.nohz_full) or "none"
+    )
+    boot = " ".join(f"{k}={v}" if v else k for k, v in iso.boot_params.items()) or "none"
+    typer.echo(
+        f"isolated CPUs: {format_cpulist(iso.isolated) or 'none'}; nohz_full: {nohz}; boot parameters: {boot}"
+    )
+    floor = min(c.floor_ns for c in report.cpus)
+    typer.echo(
+        f"loop resolution (mean iteration, RES) {max(c.resolution_ns for c in report.cpus):.0f} ns; "
+        f"clock floor {floor} ns"
+    )
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+
+
+@rt_app.command("noise")
+def noise(
+    duration: Annotated[
+        str, typer.Option("--duration", help="how long to measure each CPU, with a unit")
+    ] = "1s",
+    threshold: Annotated[
+        str, typer.Option("--threshold", help="a gap longer than this is noise (osnoise's default 5us)")
+    ] = f"{DEFAULT_THRESHOLD_NS // 1000}us",
+    cpus: Annotated[
+        str | None, typer.Option("--cpus", help="CPU list such as 0-3,6 (default: all allowed)")
+    ] = None,
+    sequential: Annotated[
+        bool, typer.Option("--sequential", help="one CPU at a time instead of all at once (osnoise runs all)")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure scheduling noise per CPU from user space (osnoise-style) and show which CPUs are isolated."""
+    report = measure_noise(
+        parse_cpulist(cpus, field="--cpus") if cpus is not None else None,
+        duration_ns=parse_duration(duration, field="--duration"),
+        threshold_ns=parse_duration(threshold, field="--threshold"),
+        sequential=sequential,
+    )
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        _print_noise(report)

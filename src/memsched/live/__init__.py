@@ -1,0 +1,12 @@
+"""``memsched.live``: the same interfaces as the simulator, against the running Linux kernel.
+
+Every reader takes a :class:`~memsched.live.roots.LiveRoots` (``/proc``, ``/sys``, debugfs) so tests run on
+committed fixture trees; parsers are pure functions from text to named records. :func:`capabilities` is the
+one place that answers "does this kernel (and may this process) do X?". A live component leaves the system
+as it found it (scheduling policy restored, children reaped) even when interrupted.
+"""
+
+from memsched.live.capabilities import Capabilities, Capability, capabilities
+from memsched.live.roots import LiveRoots
+
+__all__ = ["Capabilities", "Capability", "LiveRoots", "capabilities"]

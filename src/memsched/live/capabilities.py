@@ -1,0 +1,259 @@
+"""``live.capabilities()``: the one place that answers "does this kernel (and do we) have X?".
+
+Every capability is a :class:`Capability` — ``available`` and a ``reason`` that says why in words (what was
+read, what was missing) — so a command or a test that cannot proceed can print the reason, and a live test can
+``pytest.skip(cap.reason)``.
+
+**Adding a capability** (PSI triggers, cgroup v1 ``memory.pressure_level``, NUMA nodes, ...): add a field to
+:class:`Capabilities`, write a probe ``def _probe_x(ctx: ProbeContext) -> Capability`` that reads through
+``ctx.roots`` (never a hard-coded ``/proc``), and register it in ``_PROBES`` under the field's name. A unit
+test checks that every field has exactly one probe. Probes must not change the system (no mounts, no
+writes) and must not raise for an absent feature: absence is an answer.
+
+Facts used here: ``CAP_SYS_NICE`` = 23 (include/uapi/linux/capability.h), read from ``CapEff`` in
+``/proc/self/status`` (fs/proc/array.c); SCHED_DEADLINE privilege rules from kernel/sched/syscalls.c (6.18,
+see :mod:`memsched.live.sched_attr`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from memsched.admission import BW_UNIT, DlBandwidth
+from memsched.errors import KernelError, MemschedError, UnsupportedError
+from memsched.live.deadline import dl_sysctls, fair_servers, root_domain
+from memsched.live.isolation import cpu_isolation
+from memsched.live.roots import LiveRoots, try_read_text
+from memsched.live.sched_attr import eperm_causes, sched_getattr
+from memsched.uapi.cpumask import format_cpulist, parse_cpulist
+from memsched.uapi.sched import SchedAttr
+
+__all__ = [
+    "CAP_SYS_NICE",
+    "Capabilities",
+    "Capability",
+    "DeadlinePrivilege",
+    "ProbeContext",
+    "capabilities",
+    "deadline_privilege",
+    "parse_limits",
+    "parse_status",
+]
+
+CAP_SYS_NICE = 23
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """Whether a mechanism is usable here, and why (or why not)."""
+
+    available: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"available": self.available, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the running kernel offers and what this process may do with it. One field per capability."""
+
+    sched_deadline: Capability
+    """The kernel has SCHED_DEADLINE and ``sched_getattr`` works on this ABI."""
+    sched_deadline_permitted: Capability
+    """This process may make a task SCHED_DEADLINE (CAP_SYS_NICE, affinity covers the root domain,
+    bandwidth > 0)."""
+    fair_server_params: Capability
+    """The per-CPU fair_server reservations are readable from debugfs (otherwise defaults are assumed)."""
+    nohz_full: Capability
+    """Some CPUs run tickless (``nohz_full=``; needs ``CONFIG_NO_HZ_FULL``)."""
+    isolated_cpus: Capability
+    """Some CPUs are outside the scheduler domains (``isolcpus=`` or an isolated cpuset partition)."""
+
+    def require(self, name: str) -> None:
+        """Raise :class:`UnsupportedError` with the reason when capability ``name`` is not available."""
+        cap = getattr(self, name)
+        if not cap.available:
+            raise UnsupportedError(name.replace("_", " "), cap.reason)
+
+    def to_dict(self) -> dict[str, dict[str, object]]:
+        return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeContext:
+    """What a probe may use: the roots to read and the system calls (injectable for tests)."""
+
+    roots: LiveRoots
+    getattr_fn: Callable[[int], SchedAttr]
+
+
+# --------------------------------------------------------------------------------------------- parsers
+
+
+def parse_status(text: str) -> dict[str, str]:
+    """``/proc/<pid>/status`` -> ``{"CapEff": "000001ffffffffff", "Cpus_allowed_list": "0-1", ...}``."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_limits(text: str) -> dict[str, tuple[str, str]]:
+    """``/proc/<pid>/limits`` -> ``{"Max realtime priority": ("0", "0"), ...}`` (soft, hard; may be
+    "unlimited"). The limit names are padded to 26 columns (fs/proc/base.c ``proc_pid_limits``).
+    """
+    out = {}
+    for line in text.splitlines()[1:]:
+        if len(line) < 26:
+            continue
+        name = line[:26].strip()
+        parts = line[26:].split()
+        if len(parts) >= 2:
+            out[name] = (parts[0], parts[1])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlinePrivilege:
+    """The facts ``__sched_setscheduler`` checks before it lets a task become SCHED_DEADLINE."""
+
+    has_cap_sys_nice: bool | None
+    rlimit_rtprio: int | None
+    affinity: frozenset[int] | None
+    domain_cpus: frozenset[int] | None
+    rt_runtime_us: int | None
+
+    def problems(self) -> list[str]:
+        return eperm_causes(
+            has_cap_sys_nice=self.has_cap_sys_nice,
+            rlimit_rtprio=self.rlimit_rtprio,
+            affinity=self.affinity,
+            domain_cpus=self.domain_cpus,
+            rt_runtime_us=self.rt_runtime_us,
+        )
+
+
+def deadline_privilege(roots: LiveRoots | None = None, *, pid: int = 0) -> DeadlinePrivilege:
+    """The caller's CAP_SYS_NICE and RLIMIT_RTPRIO, and ``pid``'s affinity (0 = the caller) against its root
+    domain."""
+    roots = roots or LiveRoots()
+    self_status, _ = try_read_text(roots.proc("self", "status"))
+    status = parse_status(self_status) if self_status is not None else {}
+    cap_eff = status.get("CapEff")
+    has_nice = bool(int(cap_eff, 16) >> CAP_SYS_NICE & 1) if cap_eff is not None else None
+    limits_text, _ = try_read_text(roots.proc("self", "limits"))
+    rtprio = parse_limits(limits_text).get("Max realtime priority") if limits_text is not None else None
+    rlimit = None
+    if rtprio is not None:
+        rlimit = -1 if rtprio[0] == "unlimited" else int(rtprio[0])
+    target_status = status
+    if pid:
+        text, _ = try_read_text(roots.proc(pid, "status"))
+        target_status = parse_status(text) if text is not None else {}
+    allowed = target_status.get("Cpus_allowed_list")
+    affinity = parse_cpulist(allowed, field="Cpus_allowed_list") if allowed is not None else None
+    try:
+        domain = frozenset(root_domain(roots).cpus)
+    except MemschedError:
+        domain = None
+    try:
+        rt_runtime: int | None = dl_sysctls(roots).rt_runtime_us
+    except MemschedError:
+        rt_runtime = None
+    return DeadlinePrivilege(has_nice, rlimit, affinity, domain, rt_runtime)
+
+
+# --------------------------------------------------------------------------------------------- probes
+
+
+def _probe_sched_deadline(ctx: ProbeContext) -> Capability:
+    try:
+        attr = ctx.getattr_fn(0)
+    except UnsupportedError as e:
+        return Capability(False, e.reason)
+    except KernelError as e:
+        return Capability(False, f"sched_getattr(0) failed: {e}")
+    release, _ = try_read_text(ctx.roots.proc("sys", "kernel", "osrelease"))
+    kernel = f"kernel {release.strip()}" if release else "this kernel"
+    return Capability(True, f"sched_getattr works on {kernel} (this thread: policy {attr.sched_policy})")
+
+
+def _probe_sched_deadline_permitted(ctx: ProbeContext) -> Capability:
+    base = _probe_sched_deadline(ctx)
+    if not base.available:
+        return base
+    priv = deadline_privilege(ctx.roots)
+    problems = priv.problems()
+    if priv.has_cap_sys_nice is None:
+        problems.append(f"cannot read CapEff from {ctx.roots.proc('self', 'status')}")
+    if problems:
+        return Capability(False, "; ".join(problems))
+    sysctls = dl_sysctls(ctx.roots)
+    domain = root_domain(ctx.roots)
+    limit = DlBandwidth(domain.capacities, sysctls.rt_runtime_us, sysctls.rt_period_us).limit
+    bandwidth = "unlimited (sched_rt_runtime_us = -1)" if limit is None else f"{limit / BW_UNIT:.3f} CPUs"
+    affinity = format_cpulist(priv.affinity) if priv.affinity is not None else "?"
+    return Capability(
+        True,
+        f"CAP_SYS_NICE held; affinity {affinity} covers root domain {domain.cpulist}; "
+        f"deadline limit {bandwidth} "
+        f"(sched_rt_runtime_us {sysctls.rt_runtime_us} / sched_rt_period_us {sysctls.rt_period_us})",
+    )
+
+
+def _probe_fair_server_params(ctx: ProbeContext) -> Capability:
+    domain = root_domain(ctx.roots)
+    servers = fair_servers(domain.cpus, ctx.roots)
+    return Capability(servers.source == "debugfs", servers.reason)
+
+
+def _probe_nohz_full(ctx: ProbeContext) -> Capability:
+    iso = cpu_isolation(ctx.roots)
+    path = ctx.roots.sys("devices", "system", "cpu", "nohz_full")
+    if iso.nohz_full is None:
+        return Capability(False, f"{path} does not exist: kernel built without CONFIG_NO_HZ_FULL")
+    if not iso.nohz_full:
+        return Capability(False, f"{path} lists no CPU (no nohz_full= on the kernel command line)")
+    return Capability(True, f"nohz_full CPUs: {format_cpulist(iso.nohz_full)}")
+
+
+def _probe_isolated_cpus(ctx: ProbeContext) -> Capability:
+    iso = cpu_isolation(ctx.roots)
+    if not iso.isolated:
+        return Capability(
+            False, f"no CPU is isolated ({ctx.roots.sys('devices', 'system', 'cpu', 'isolated')} is empty)"
+        )
+    return Capability(True, f"isolated CPUs: {format_cpulist(iso.isolated)}")
+
+
+_PROBES: Mapping[str, Callable[[ProbeContext], Capability]] = {
+    "sched_deadline": _probe_sched_deadline,
+    "sched_deadline_permitted": _probe_sched_deadline_permitted,
+    "fair_server_params": _probe_fair_server_params,
+    "nohz_full": _probe_nohz_full,
+    "isolated_cpus": _probe_isolated_cpus,
+}
+
+
+def capabilities(
+    roots: LiveRoots | None = None, *, getattr_fn: Callable[[int], SchedAttr] | None = None
+) -> Capabilities:
+    """Probe everything; a probe that hits an unexpected kernel error reports it as its reason."""
+    ctx = ProbeContext(roots or LiveRoots(), getattr_fn or sched_getattr)
+    results = {}
+    for name, probe in _PROBES.items():
+        try:
+            results[name] = probe(ctx)
+        except MemschedError as e:
+            results[name] = Capability(False, f"probe failed: {e}")
+        except OSError as e:
+            results[name] = Capability(
+                False, f"probe failed: {e.strerror or errno.errorcode.get(e.errno or 0, e)}"
+            )
+    return Capabilities(**results)

@@ -1,0 +1,617 @@
+"""SCHED_DEADLINE on the running kernel: the deadline tasks, the root domain, and admission prediction.
+
+``predict_admission()`` answers "would ``sched_setattr`` admit this reservation now?" with the kernel's own
+arithmetic (:mod:`memsched.admission`, shared with the simulator) applied to what the kernel exposes:
+
+* **deadline tasks** — every thread whose ``/proc/<pid>/task/<tid>/stat`` field 41 (``policy``) is 6. Their
+  reservations come from ``sched_getattr(tid)``: ``/proc/<pid>/sched`` prints only ``dl.runtime`` (the
+  *remaining* runtime) and ``dl.deadline`` (the *absolute* deadline) for deadline tasks
+  (``proc_sched_show_task`` in kernel/sched/debug.c, checked on 6.18), not ``dl_runtime`` / ``dl_period``,
+  so it cannot give a task's bandwidth. It is parsed (:func:`parse_proc_sched`) to show the current job's
+  state. Zombies are skipped (a dying task gives its bandwidth back on the way out, see the deviations), and
+  so are schedutil's ``sugov:N`` kthreads, which carry ``SCHED_FLAG_SUGOV`` and are never accounted
+  (``sched_dl_overflow`` returns early for them).
+* **root domain** — the online CPUs outside ``isolcpus`` (isolated CPUs sit in the default root domain,
+  kernel/sched/topology.c), with ``cpu_capacity`` from sysfs when the CPUs differ (``dl_bw_capacity``) and
+  ``SCHED_CAPACITY_SCALE`` each otherwise.
+* **limit** — ``/proc/sys/kernel/sched_rt_runtime_us`` / ``sched_rt_period_us`` (``-1`` disables the test);
+  the parameter bounds from ``sched_deadline_period_{min,max}_us``.
+* **deadline servers** — each CPU's fair_server reservation, which ``dl_server_apply_params`` adds to the
+  root domain's ``total_bw`` (realtime.md §1.5: on 6.18, 2 CPUs admit 1.80 CPUs, not 1.90). Read from debugfs
+  ``sched/fair_server/cpuN/{runtime,period}`` (ns) when readable, else the defaults (50 ms / 1000 ms) on
+  kernels from 6.12, which the prediction states.
+
+Deviations from the kernel: cpuset partitions (exclusive cpusets, cgroup v2 ``cpuset.cpus.partition``) that
+split the root domain are not read, so a machine using them is predicted as one domain; bandwidth that the
+kernel still holds for deadline tasks that exited or left SCHED_DEADLINE within their last period (released at
+their 0-lag time by the inactive timer, ``task_non_contending``) is invisible from user space; the snapshot
+of ``/proc`` is not atomic with respect to tasks starting or exiting meanwhile.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from memsched.admission import (
+    BW_UNIT,
+    DL_PERIOD_MAX_US,
+    DL_PERIOD_MIN_US,
+    FAIR_SERVER_PERIOD_NS,
+    FAIR_SERVER_RUNTIME_NS,
+    SCHED_CAPACITY_SCALE,
+    DlBandwidth,
+    checkparam_dl,
+    dl_bw_of,
+    to_ratio,
+)
+from memsched.errors import ConfigError, KernelError
+from memsched.live.isolation import CpuIsolation, cpu_isolation
+from memsched.live.roots import LiveRoots, read_int, read_text, try_read_text
+from memsched.live.sched_attr import sched_getattr
+from memsched.uapi.cpumask import format_cpulist
+from memsched.uapi.sched import SchedAttr, SchedPolicy
+
+__all__ = [
+    "AdmissionPrediction",
+    "DlSysctls",
+    "DlTask",
+    "FairServers",
+    "ProcSched",
+    "RootDomain",
+    "TaskStat",
+    "deadline_tasks",
+    "dl_sysctls",
+    "fair_servers",
+    "parse_proc_sched",
+    "parse_task_stat",
+    "predict",
+    "predict_admission",
+    "root_domain",
+]
+
+#: ``PF_KTHREAD`` in ``/proc/<pid>/stat`` field 9 (include/linux/sched.h).
+PF_KTHREAD = 0x00200000
+#: First kernel with per-CPU fair_server deadline servers (realtime.md §1.5: absent in 6.8, present in 6.17
+#: and 6.18; 6.12 is the commonly cited merge, unverified).
+FAIR_SERVER_SINCE = (6, 12)
+
+GetattrFn = Callable[[int], SchedAttr]
+
+
+# --------------------------------------------------------------------------------------------- parsers
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStat:
+    """The fields of ``/proc/<pid>/task/<tid>/stat`` that deadline accounting needs (proc(5) numbering)."""
+
+    tid: int
+    comm: str
+    state: str
+    flags: int
+    processor: int
+    rt_priority: int
+    policy: int
+
+    @property
+    def is_kthread(self) -> bool:
+        return bool(self.flags & PF_KTHREAD)
+
+
+def parse_task_stat(text: str) -> TaskStat:
+    """Parse one ``stat`` line; ``comm`` may hold spaces and parentheses, so split at the last ``)``."""
+    head, sep, tail = text.rpartition(")")
+    pid_text, _, comm = head.partition(" (")
+    fields = tail.split()
+    # After comm, fields[0] is field 3 (state); field N is fields[N - 3]. policy (41) exists since 2.5.19.
+    if not sep or len(fields) < 39:
+        raise KernelError(errno.EINVAL, f"malformed /proc stat line (need 41 fields): {text[:80]!r}")
+    try:
+        return TaskStat(
+            tid=int(pid_text),
+            comm=comm,
+            state=fields[0],
+            flags=int(fields[6]),
+            processor=int(fields[36]),
+            rt_priority=int(fields[37]),
+            policy=int(fields[38]),
+        )
+    except ValueError:
+        raise KernelError(errno.EINVAL, f"malformed /proc stat line: {text[:80]!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcSched:
+    """``/proc/<pid>/sched`` (kernel/sched/debug.c ``proc_sched_show_task``): header and the values we use.
+
+    ``dl_runtime_left_ns`` (``dl.runtime``) and ``dl_abs_deadline_ns`` (``dl.deadline``, on the rq clock) are
+    printed only for deadline tasks; ``values`` keeps every ``key: value`` line as text.
+    """
+
+    comm: str
+    pid: int
+    threads: int
+    policy: int
+    prio: int
+    dl_runtime_left_ns: int | None
+    dl_abs_deadline_ns: int | None
+    values: Mapping[str, str] = field(default_factory=dict)
+
+
+_SCHED_HEADER = re.compile(r"^(?P<comm>.*) \((?P<pid>\d+), #threads: (?P<threads>\d+)\)$")
+
+
+def parse_proc_sched(text: str) -> ProcSched:
+    """Parse ``/proc/<pid>/sched``; a missing ``policy``/``prio``, or a missing ``dl.*`` on a deadline task,
+    raises rather than reading as 0."""
+    lines = text.splitlines()
+    m = _SCHED_HEADER.match(lines[0]) if lines else None
+    if m is None:
+        raise KernelError(errno.EINVAL, f"/proc/<pid>/sched: unexpected header {lines[:1]!r}")
+    values: dict[str, str] = {}
+    for line in lines[1:]:
+        key, sep, value = line.partition(":")
+        if sep and not key.startswith("-"):
+            values[key.strip()] = value.strip()
+
+    def integer(key: str) -> int:
+        if key not in values:
+            raise KernelError(errno.EINVAL, f"/proc/{m['pid']}/sched has no {key!r} line")
+        try:
+            return int(values[key])
+        except ValueError:
+            raise KernelError(
+                errno.EINVAL, f"/proc/{m['pid']}/sched: {key} is not an integer ({values[key]!r})"
+            ) from None
+
+    policy = integer("policy")
+    is_dl = policy == SchedPolicy.DEADLINE
+    return ProcSched(
+        comm=m["comm"],
+        pid=int(m["pid"]),
+        threads=int(m["threads"]),
+        policy=policy,
+        prio=integer("prio"),
+        dl_runtime_left_ns=integer("dl.runtime") if is_dl else None,
+        dl_abs_deadline_ns=integer("dl.deadline") if is_dl else None,
+        values=values,
+    )
+
+
+def kernel_version(release: str) -> tuple[int, int]:
+    """``"6.18.44-fc-v769"`` -> ``(6, 18)``."""
+    m = re.match(r"(\d+)\.(\d+)", release.strip())
+    if m is None:
+        raise KernelError(errno.EINVAL, f"cannot parse kernel release {release!r}")
+    return int(m[1]), int(m[2])
+
+
+# --------------------------------------------------------------------------------------------- readers
+
+
+@dataclass(frozen=True, slots=True)
+class DlSysctls:
+    """The sysctls that bound deadline parameters and bandwidth (``/proc/sys/kernel``)."""
+
+    rt_runtime_us: int
+    rt_period_us: int
+    period_min_us: int = DL_PERIOD_MIN_US
+    period_max_us: int = DL_PERIOD_MAX_US
+    notes: tuple[str, ...] = ()
+
+
+def dl_sysctls(roots: LiveRoots | None = None) -> DlSysctls:
+    """``sched_rt_{runtime,period}_us`` (required) and ``sched_deadline_period_{min,max}_us`` (defaults if
+    absent)."""
+    roots = roots or LiveRoots()
+    kernel = roots.proc("sys", "kernel")
+    notes = []
+    bounds = []
+    for name, default in (
+        ("sched_deadline_period_min_us", DL_PERIOD_MIN_US),
+        ("sched_deadline_period_max_us", DL_PERIOD_MAX_US),
+    ):
+        if (kernel / name).exists():
+            bounds.append(read_int(kernel / name))
+        else:
+            bounds.append(default)
+            notes.append(f"{kernel / name} is missing; using the kernel default {default}")
+    return DlSysctls(
+        rt_runtime_us=read_int(kernel / "sched_rt_runtime_us"),
+        rt_period_us=read_int(kernel / "sched_rt_period_us"),
+        period_min_us=bounds[0],
+        period_max_us=bounds[1],
+        notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RootDomain:
+    """The CPUs whose deadline bandwidth a new task would share, and their capacities."""
+
+    cpus: tuple[int, ...]
+    capacities: tuple[int, ...]
+    isolation: CpuIsolation
+
+    @property
+    def cpulist(self) -> str:
+        return format_cpulist(self.cpus)
+
+    @property
+    def capacity(self) -> int:
+        return sum(self.capacities)
+
+
+def root_domain(
+    roots: LiveRoots | None = None, *, isolation: CpuIsolation | None = None, cpu: int | None = None
+) -> RootDomain:
+    """The root domain of ``cpu`` (default: a housekeeping CPU, where an unpinned new task lands)."""
+    roots = roots or LiveRoots()
+    iso = isolation or cpu_isolation(roots)
+    if cpu is not None and cpu not in iso.online:
+        raise ConfigError("cpu", cpu, f"must be an online CPU ({format_cpulist(iso.online)})")
+    cpus = sorted(iso.isolated & iso.online if cpu is not None and cpu in iso.isolated else iso.housekeeping)
+    read = []
+    for c in cpus:
+        text, _ = try_read_text(roots.sys("devices", "system", "cpu", f"cpu{c}", "cpu_capacity"))
+        read.append(int(text) if text is not None else SCHED_CAPACITY_SCALE)
+    # dl_bw_capacity(): without asymmetric capacities the kernel uses cpus << SCHED_CAPACITY_SHIFT.
+    capacities = tuple(read) if len(set(read)) > 1 else (SCHED_CAPACITY_SCALE,) * len(cpus)
+    return RootDomain(tuple(cpus), capacities, iso)
+
+
+@dataclass(frozen=True, slots=True)
+class FairServers:
+    """Per-CPU fair_server reservations ``(cpu, runtime_ns, period_ns)`` and where they came from."""
+
+    params: tuple[tuple[int, int, int], ...]
+    source: Literal["debugfs", "default", "none"]
+    reason: str
+
+    @property
+    def bws(self) -> tuple[int, ...]:
+        return tuple(to_ratio(period, runtime) for _, runtime, period in self.params)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "reason": self.reason,
+            "servers": [{"cpu": c, "runtime_ns": r, "period_ns": p} for c, r, p in self.params],
+        }
+
+
+def fair_servers(cpus: Iterable[int], roots: LiveRoots | None = None) -> FairServers:
+    """The fair_server reservations of ``cpus``: debugfs when readable, else the documented defaults."""
+    roots = roots or LiveRoots()
+    cpus = tuple(cpus)
+    sched_dir = roots.debugfs("sched")
+    server_dir = sched_dir / "fair_server"
+    defaults = tuple((c, FAIR_SERVER_RUNTIME_NS, FAIR_SERVER_PERIOD_NS) for c in cpus)
+    default_text = (
+        f"{FAIR_SERVER_RUNTIME_NS // 1_000_000} ms every {FAIR_SERVER_PERIOD_NS // 1_000_000} ms per CPU"
+    )
+    if server_dir.is_dir():
+        params = []
+        for c in cpus:
+            values = []
+            for name in ("runtime", "period"):
+                text, why = try_read_text(server_dir / f"cpu{c}" / name)
+                if text is None:
+                    return FairServers(defaults, "default", f"assumed the defaults ({default_text}): {why}")
+                values.append(int(text))
+            params.append((c, values[0], values[1]))
+        return FairServers(tuple(params), "debugfs", f"read from {server_dir}")
+    if sched_dir.is_dir():
+        return FairServers(
+            (), "none", f"debugfs is mounted but has no {server_dir}: no fair_server on this kernel"
+        )
+    release_text, why = try_read_text(roots.proc("sys", "kernel", "osrelease"))
+    if release_text is None:
+        return FairServers(defaults, "default", f"assumed the defaults ({default_text}): {why}")
+    version = kernel_version(release_text)
+    if version < FAIR_SERVER_SINCE:
+        return FairServers(
+            (), "none", f"kernel {release_text.strip()} predates fair_server (debugfs not mounted)"
+        )
+    return FairServers(
+        defaults,
+        "default",
+        f"assumed the defaults ({default_text}): debugfs is not mounted at {roots.debugfs()}",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DlTask:
+    """A thread in SCHED_DEADLINE with its reservation (from ``sched_getattr``) and current job state."""
+
+    pid: int
+    tid: int
+    comm: str
+    cpu: int
+    attr: SchedAttr
+    runtime_left_ns: int | None = None
+    abs_deadline_ns: int | None = None
+
+    @property
+    def bw(self) -> int:
+        return dl_bw_of(self.attr)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "pid": self.pid,
+            "tid": self.tid,
+            "comm": self.comm,
+            "cpu": self.cpu,
+            "runtime_ns": self.attr.sched_runtime,
+            "deadline_ns": self.attr.sched_deadline,
+            "period_ns": self.attr.effective_period,
+            "flags": self.attr.sched_flags,
+            "bw": self.bw,
+            "runtime_left_ns": self.runtime_left_ns,
+            "abs_deadline_ns": self.abs_deadline_ns,
+        }
+
+
+def _numeric_dirs(path: os.PathLike[str] | str) -> list[int]:
+    try:
+        return sorted(int(e.name) for e in os.scandir(path) if e.name.isdigit())
+    except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
+        return []
+
+
+def deadline_tasks(
+    roots: LiveRoots | None = None, *, getattr_fn: GetattrFn | None = None
+) -> tuple[DlTask, ...]:
+    """Every live SCHED_DEADLINE thread with its reservation (threads that exit meanwhile are skipped)."""
+    roots = roots or LiveRoots()
+    getattr_fn = getattr_fn or sched_getattr
+    tasks = []
+    for pid in _numeric_dirs(roots.proc_root):
+        for tid in _numeric_dirs(roots.proc(pid, "task")):
+            try:
+                stat = parse_task_stat(roots.proc(pid, "task", tid, "stat").read_text())
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if stat.policy != SchedPolicy.DEADLINE or stat.state in ("Z", "X", "x"):
+                continue
+            if stat.is_kthread and stat.comm.startswith("sugov:"):
+                continue  # SCHED_FLAG_SUGOV: a deadline task that admission control never counts
+            try:
+                attr = getattr_fn(tid)
+            except KernelError as e:
+                if e.errno == errno.ESRCH:
+                    continue
+                raise KernelError(
+                    e.errno or errno.EIO, f"cannot read the reservation of deadline task {tid}: {e}"
+                ) from e
+            if attr.sched_policy != SchedPolicy.DEADLINE:
+                continue  # left SCHED_DEADLINE between the two reads
+            sched_text, _ = try_read_text(roots.proc(pid, "task", tid, "sched"))
+            sched = parse_proc_sched(sched_text) if sched_text is not None else None
+            tasks.append(
+                DlTask(
+                    pid=pid,
+                    tid=tid,
+                    comm=stat.comm,
+                    cpu=stat.processor,
+                    attr=attr,
+                    runtime_left_ns=sched.dl_runtime_left_ns if sched else None,
+                    abs_deadline_ns=sched.dl_abs_deadline_ns if sched else None,
+                )
+            )
+    return tuple(tasks)
+
+
+# --------------------------------------------------------------------------------------------- prediction
+
+Verdict = Literal["admitted", "overflow", "invalid", "no-bandwidth"]
+_EXPECTED_ERRNO: dict[str, int] = {
+    "admitted": 0,
+    "overflow": errno.EBUSY,
+    "invalid": errno.EINVAL,
+    "no-bandwidth": errno.EPERM,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionPrediction:
+    """What ``sched_setattr`` would answer for ``attr`` in the current state, and the numbers behind it.
+
+    ``total_bw`` is the kernel's ``dl_b->total_bw`` before the request: the deadline tasks' bandwidth plus the
+    fair_servers'. ``old_bw`` is what the target task already holds when it is a deadline task.
+    """
+
+    attr: SchedAttr
+    verdict: Verdict
+    reason: str
+    requested_bw: int
+    old_bw: int
+    tasks: tuple[DlTask, ...]
+    servers: FairServers
+    domain: RootDomain
+    sysctls: DlSysctls
+    bandwidth: DlBandwidth
+    target: DlTask | None = None
+
+    @property
+    def admitted(self) -> bool:
+        return self.verdict == "admitted"
+
+    @property
+    def expected_errno(self) -> int:
+        """0, or the errno the kernel should return (EINVAL, EPERM, EBUSY)."""
+        return _EXPECTED_ERRNO[self.verdict]
+
+    @property
+    def tasks_bw(self) -> int:
+        return sum(t.bw for t in self.tasks)
+
+    @property
+    def servers_bw(self) -> int:
+        return sum(self.servers.bws)
+
+    @property
+    def total_bw(self) -> int:
+        return self.bandwidth.total_bw
+
+    @property
+    def limit_bw(self) -> int | None:
+        return self.bandwidth.limit
+
+    @property
+    def available_bw(self) -> int | None:
+        """What a new task could still get (``old_bw`` included when the target already holds some)."""
+        avail = self.bandwidth.available
+        return None if avail is None else avail + self.old_bw
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``memsched rt admit --json`` document (bandwidths in BW_UNIT = 2**20 per CPU, and in CPUs)."""
+
+        def cpus(bw: int | None) -> float | None:
+            return None if bw is None else round(bw / BW_UNIT, 6)
+
+        return {
+            "admitted": self.admitted,
+            "verdict": self.verdict,
+            "expected_errno": errno.errorcode.get(self.expected_errno, "0") if self.expected_errno else None,
+            "reason": self.reason,
+            "requested": {
+                "runtime_ns": self.attr.sched_runtime,
+                "deadline_ns": self.attr.sched_deadline,
+                "period_ns": self.attr.effective_period,
+                "flags": self.attr.sched_flags,
+            },
+            "bw_unit": BW_UNIT,
+            "requested_bw": self.requested_bw,
+            "requested_cpus": cpus(self.requested_bw),
+            "total_bw": self.total_bw,
+            "total_cpus": cpus(self.total_bw),
+            "total_bw_if_admitted": self.total_bw - self.old_bw + self.requested_bw,
+            "tasks_bw": self.tasks_bw,
+            "servers_bw": self.servers_bw,
+            "old_bw": self.old_bw,
+            "limit_bw": self.limit_bw,
+            "limit_cpus": cpus(self.limit_bw),
+            "available_bw": self.available_bw,
+            "available_cpus": cpus(self.available_bw),
+            "root_domain": {
+                "cpus": self.domain.cpulist,
+                "capacity": self.domain.capacity,
+                "isolated": format_cpulist(self.domain.isolation.isolated),
+            },
+            "sched_rt_runtime_us": self.sysctls.rt_runtime_us,
+            "sched_rt_period_us": self.sysctls.rt_period_us,
+            "fair_server": self.servers.to_dict(),
+            "tasks": [t.to_dict() for t in self.tasks],
+            "target": None if self.target is None else self.target.to_dict(),
+            "notes": list(self.sysctls.notes),
+        }
+
+
+def predict(
+    attr: SchedAttr,
+    *,
+    tasks: Iterable[DlTask],
+    servers: FairServers,
+    domain: RootDomain,
+    sysctls: DlSysctls,
+    target: DlTask | None = None,
+) -> AdmissionPrediction:
+    """The kernel's decision for ``sched_setattr(target, attr)`` from already-read state (pure).
+
+    Order as in ``__sched_setscheduler``: ``__checkparam_dl`` (EINVAL), a root domain without bandwidth
+    (EPERM), then ``sched_dl_overflow`` (EBUSY). ``target`` is the task being changed when it already is a
+    deadline task (its bandwidth is replaced, not added); it must not also be in ``tasks``.
+    """
+    if attr.sched_policy != SchedPolicy.DEADLINE:
+        raise ConfigError(
+            "policy", attr.sched_policy, "must be SCHED_DEADLINE (6) for an admission prediction"
+        )
+    in_domain = tuple(t for t in tasks if t.cpu in domain.cpus)
+    server_bws = tuple(
+        bw for (c, _, _), bw in zip(servers.params, servers.bws, strict=True) if c in domain.cpus
+    )
+    old_bw = target.bw if target is not None else 0
+    bandwidth = DlBandwidth(
+        capacities=domain.capacities,
+        rt_runtime_us=sysctls.rt_runtime_us,
+        rt_period_us=sysctls.rt_period_us,
+        total_bw=sum(server_bws) + sum(t.bw for t in in_domain) + old_bw,
+        fair_server_bw=server_bws,
+    )
+    requested = dl_bw_of(attr)
+    verdict: Verdict
+    rule = checkparam_dl(attr, period_min_us=sysctls.period_min_us, period_max_us=sysctls.period_max_us)
+    if rule is not None:
+        verdict, reason = "invalid", rule
+    elif bandwidth.bw == 0:
+        verdict, reason = (
+            "no-bandwidth",
+            "sched_rt_runtime_us is 0: the root domain has no deadline bandwidth",
+        )
+    elif target is not None and requested == old_bw:
+        verdict, reason = "admitted", "the task already holds exactly this bandwidth"
+    elif bandwidth.overflow(old_bw, requested):
+        verdict, reason = "overflow", "the request does not fit in the bandwidth left in the root domain"
+    else:
+        verdict, reason = "admitted", "the request fits in the bandwidth left in the root domain"
+    return AdmissionPrediction(
+        attr=attr,
+        verdict=verdict,
+        reason=reason,
+        requested_bw=requested,
+        old_bw=old_bw,
+        tasks=in_domain,
+        servers=FairServers(
+            tuple(p for p in servers.params if p[0] in domain.cpus), servers.source, servers.reason
+        ),
+        domain=domain,
+        sysctls=sysctls,
+        bandwidth=bandwidth,
+        target=target,
+    )
+
+
+def predict_admission(
+    attr: SchedAttr,
+    *,
+    roots: LiveRoots | None = None,
+    pid: int | None = None,
+    getattr_fn: GetattrFn | None = None,
+) -> AdmissionPrediction:
+    """Read the machine and predict ``sched_setattr(pid, attr)`` (``pid`` None: a new, unpinned task).
+
+    ``pid`` given: the root domain is that of the task's CPU, and if it is already a deadline task its current
+    bandwidth is replaced rather than added (``old_bw`` in ``__dl_overflow``).
+    """
+    roots = roots or LiveRoots()
+    if pid == 0:
+        pid = threading.get_native_id()  # sched_setattr(0, ...) means the calling thread
+    cpu = None
+    if pid:
+        text, _ = try_read_text(roots.proc(pid, "stat"))
+        if text is not None:
+            cpu = parse_task_stat(text).processor
+    domain = root_domain(roots, cpu=cpu)
+    tasks = deadline_tasks(roots, getattr_fn=getattr_fn)
+    target = next((t for t in tasks if pid and t.tid == pid), None)
+    return predict(
+        attr,
+        tasks=tuple(t for t in tasks if t is not target),
+        servers=fair_servers(domain.cpus, roots),
+        domain=domain,
+        sysctls=dl_sysctls(roots),
+        target=target,
+    )
+
+
+def read_proc_sched(pid: int, roots: LiveRoots | None = None) -> ProcSched:
+    """``/proc/<pid>/sched`` parsed (raises if the kernel lacks ``CONFIG_SCHED_DEBUG``'s file)."""
+    roots = roots or LiveRoots()
+    return parse_proc_sched(read_text(roots.proc(pid, "sched")))

@@ -1,0 +1,70 @@
+"""Where the live readers look — injectable ``/proc``, ``/sys``, debugfs — and how they read.
+
+Every reader in ``memsched.live`` takes a :class:`LiveRoots` so that tests feed committed fixture trees
+(``tests/fixtures/live/...``) and a user can point the tools at a copied ``/proc`` or a container's view.
+Reading goes through :func:`read_text` / :func:`read_int`, which turn ``OSError`` into the project's errors
+with the path and the reason in the message (psutil's ``_pslinux`` pattern): a file that must exist and is
+missing is a :class:`~memsched.errors.KernelError`, never a silent 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from memsched.errors import KernelError
+
+__all__ = ["LiveRoots", "read_int", "read_text", "try_read_text"]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRoots:
+    """The kernel's file systems as seen by the live readers.
+
+    ``debugfs_root`` defaults to ``<sys_root>/kernel/debug`` (where debugfs is usually mounted).
+    """
+
+    proc_root: Path = Path("/proc")
+    sys_root: Path = Path("/sys")
+    debugfs_root: Path | None = None
+
+    def proc(self, *parts: str | int) -> Path:
+        return self.proc_root.joinpath(*map(str, parts))
+
+    def sys(self, *parts: str | int) -> Path:
+        return self.sys_root.joinpath(*map(str, parts))
+
+    def debugfs(self, *parts: str | int) -> Path:
+        root = self.debugfs_root if self.debugfs_root is not None else self.sys_root / "kernel" / "debug"
+        return root.joinpath(*map(str, parts))
+
+
+def read_text(path: Path) -> str:
+    """The whole file; ``OSError`` becomes a :class:`KernelError` naming the path and the reason."""
+    try:
+        return path.read_text()
+    except OSError as e:
+        code = e.errno if e.errno is not None else errno.EIO
+        raise KernelError(code, f"cannot read {path}: {os.strerror(code)}") from e
+
+
+def try_read_text(path: Path) -> tuple[str | None, str]:
+    """``(text, "")`` or ``(None, reason)``: for optional files whose absence is an answer, not an error."""
+    try:
+        return path.read_text(), ""
+    except FileNotFoundError:
+        return None, f"{path} does not exist"
+    except OSError as e:
+        code = e.errno if e.errno is not None else errno.EIO
+        return None, f"reading {path} failed: {os.strerror(code)}"
+
+
+def read_int(path: Path) -> int:
+    """A file holding one decimal integer (sysctls, sysfs attributes)."""
+    text = read_text(path)
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise KernelError(errno.EINVAL, f"{path} does not hold an integer (got {text.strip()!r})") from None

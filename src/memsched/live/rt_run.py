@@ -1,0 +1,207 @@
+"""Run a command as a SCHED_DEADLINE task: the child sets its own reservation, then ``exec``\\ s the command.
+
+Why the child and not the parent: a SCHED_DEADLINE task cannot ``fork()`` (``sched_fork`` returns ``-EAGAIN``
+for deadline tasks, realtime.md §1.2), so the reservation must be set by the process that will become the
+command, after the fork and before the ``exec``. This is the ``chrt -d`` recipe, with three differences:
+
+* the parameters are checked (``__checkparam_dl`` with this kernel's period bounds) and the command is looked
+  up on ``PATH`` *before* forking, so bad input never touches the scheduler;
+* the child reports a failed ``sched_setattr`` or ``exec`` to the parent through a close-on-exec pipe (the
+  pattern of CPython's ``_posixsubprocess``) and ``_exit``\\ s at once: a child that could not exec dies
+  immediately, so no task is ever left in SCHED_DEADLINE running something it should not; the parent then
+  raises the explained error of :mod:`memsched.live.sched_attr` (EBUSY with the bandwidth figures, ...);
+* with ``SCHED_FLAG_DL_OVERRUN`` the kernel sends SIGXCPU when the task exceeds its runtime (the default
+  action terminates it); a command that dies of SIGXCPU is reported as a deadline overrun.
+
+The parent never changes its own scheduling class. While it waits it ignores SIGINT and SIGQUIT, as a shell
+does, so a Ctrl-C reaches the command (same process group) and the command's own status is reported; if the
+parent is interrupted or fails while the child lives, it kills and reaps the child in ``finally``. Signals
+that Python ignores (SIGPIPE, SIGXFSZ) are restored to their defaults in the child, as ``subprocess`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from memsched.admission import checkparam_dl
+from memsched.errors import ConfigError, KernelError
+from memsched.live.deadline import dl_sysctls
+from memsched.live.roots import LiveRoots
+from memsched.live.sched_attr import gather_context, raw_sched_setattr, setattr_error
+from memsched.uapi.sched import SchedAttr, SchedFlag, SchedPolicy
+
+__all__ = ["RUN_FLAGS", "RunResult", "resolve_command", "run_deadline", "validate_run_attr"]
+
+#: Flags that make sense for a command run under SCHED_DEADLINE (the KEEP_* and clamp flags do not).
+RUN_FLAGS = SchedFlag.RESET_ON_FORK | SchedFlag.RECLAIM | SchedFlag.DL_OVERRUN
+
+_STAGE_SETATTR = b"S"
+_STAGE_EXEC = b"E"
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How the command ended. ``returncode`` follows the shell: the exit status, or 128 + signal number."""
+
+    pid: int
+    returncode: int
+    signal: int | None
+    overrun: bool
+
+    def describe(self) -> str:
+        if self.signal is None:
+            return f"exited with status {self.returncode}"
+        name = signal.Signals(self.signal).name
+        if self.overrun:
+            return f"deadline overrun: killed by {name} after exceeding its runtime"
+        return f"killed by {name}"
+
+
+def validate_run_attr(attr: SchedAttr, roots: LiveRoots | None = None) -> None:
+    """Refuse what the kernel would refuse with EINVAL, and flags that do not belong to ``rt run``."""
+    if attr.sched_policy != SchedPolicy.DEADLINE:
+        raise ConfigError("policy", attr.sched_policy, "must be SCHED_DEADLINE")
+    extra = SchedFlag(attr.sched_flags) & ~RUN_FLAGS
+    if extra:
+        allowed = ", ".join(str(f.name).lower().replace("_", "-") for f in RUN_FLAGS)
+        raise ConfigError("--flags", str(extra.name).lower().replace("_", "-"), f"must be among: {allowed}")
+    sysctls = dl_sysctls(roots)
+    rule = checkparam_dl(attr, period_min_us=sysctls.period_min_us, period_max_us=sysctls.period_max_us)
+    if rule is not None:
+        value = f"{attr.sched_runtime}/{attr.sched_deadline}/{attr.sched_period} ns"
+        raise ConfigError("--runtime/--deadline/--period", value, f"are refused by __checkparam_dl: {rule}")
+
+
+def resolve_command(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
+    """The executable ``argv[0]`` names (searched on ``PATH`` unless it contains a ``/``)."""
+    if not argv:
+        raise ConfigError("COMMAND", "", "must name a command to run (after --)")
+    name = argv[0]
+    path_env = (env if env is not None else os.environ).get("PATH", os.defpath)
+    found = name if "/" in name else shutil.which(name, path=path_env)
+    if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        raise ConfigError(
+            "COMMAND", name, "must be an executable file or a command on PATH (command not found)"
+        )
+    return found
+
+
+def _child(
+    executable: str, argv: Sequence[str], env: dict[str, str], attr: SchedAttr, report_fd: int
+) -> None:
+    """In the forked child: become SCHED_DEADLINE, then exec. Never returns."""
+    code = 127
+    try:
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+        err, size = raw_sched_setattr(0, attr)
+        if err:
+            os.write(report_fd, _STAGE_SETATTR + f"{err}:{size}".encode())
+            return
+        try:
+            os.execve(executable, list(argv), env)
+        except OSError as e:
+            os.write(report_fd, _STAGE_EXEC + str(e.errno or errno.EIO).encode())
+            code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127
+    except BaseException:
+        code = 127
+    finally:
+        os._exit(code)
+
+
+def _read_report(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 256):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def run_deadline(
+    argv: Sequence[str],
+    attr: SchedAttr,
+    *,
+    roots: LiveRoots | None = None,
+    env: dict[str, str] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run ``argv`` as a SCHED_DEADLINE task with ``attr``; wait for it and return how it ended.
+
+    ``on_start(pid)`` is called once the command runs under its reservation (tests read it back with
+    ``sched_getattr``). Raises :class:`ConfigError` for bad parameters or an unknown command (nothing was
+    started) and :class:`KernelError` when the kernel refuses the reservation or the exec (the child is gone).
+    """
+    roots = roots or LiveRoots()
+    validate_run_attr(attr, roots)
+    env = dict(os.environ if env is None else env)
+    executable = resolve_command(argv, env)
+
+    # Ignore SIGINT/SIGQUIT from before the fork (the child restores the defaults), so that a Ctrl-C at any
+    # moment reaches the command and never leaves the parent half-way with a child it has not reaped.
+    old_handlers = _ignore_terminal_signals()
+    pid = -1
+    reaped = False
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child execs or _exits
+            os.close(read_fd)
+            _child(executable, argv, env, attr, write_fd)
+        os.close(write_fd)
+        write_fd = -1
+        report = _read_report(read_fd)
+        if report:
+            os.waitpid(pid, 0)
+            reaped = True
+            raise _child_failure(report, pid, attr, argv, roots)
+        if on_start is not None:
+            on_start(pid)
+        _, status = os.waitpid(pid, 0)
+        reaped = True
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
+        if pid > 0 and not reaped:
+            _kill_and_reap(pid)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        overrun = sig == signal.SIGXCPU and bool(attr.sched_flags & SchedFlag.DL_OVERRUN)
+        return RunResult(pid, 128 + sig, sig, overrun)
+    return RunResult(pid, os.waitstatus_to_exitcode(status), None, False)
+
+
+def _ignore_terminal_signals() -> dict[int, signal.Handlers | int | Callable[..., object] | None]:
+    """Ignore SIGINT and SIGQUIT while the command runs, as a shell does (only the main thread may)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)}
+
+
+def _kill_and_reap(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _child_failure(
+    report: bytes, pid: int, attr: SchedAttr, argv: Sequence[str], roots: LiveRoots
+) -> Exception:
+    stage, payload = report[:1], report[1:].decode()
+    if stage == _STAGE_SETATTR:
+        err_text, _, size_text = payload.partition(":")
+        err, size = int(err_text), int(size_text or 0)
+        # Explain from the parent: the child is gone, but it had the parent's affinity, credentials and CPU.
+        ctx = gather_context(err, 0, attr, roots, size)
+        return setattr_error(err, pid, attr, ctx)
+    err = int(payload)
+    return KernelError(err, f"cannot execute {argv[0]!r}: {os.strerror(err)} (nothing was left running)")

@@ -1,0 +1,40 @@
+"""Fixture trees and a fake ``sched_getattr`` shared by the live readers' unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from memsched.errors import KernelError
+from memsched.live.roots import LiveRoots
+from memsched.uapi.sched import SchedAttr
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "live"
+
+
+def tree(name: str) -> LiveRoots:
+    root = FIXTURES / name
+    return LiveRoots(proc_root=root / "proc", sys_root=root / "sys")
+
+
+def fake_getattr(
+    table: Mapping[int, SchedAttr], calls: list[int] | None = None
+) -> Callable[[int], SchedAttr]:
+    """A ``sched_getattr`` answering from ``table`` (ESRCH for other tids), recording the tids asked."""
+
+    def getattr_fn(tid: int) -> SchedAttr:
+        if calls is not None:
+            calls.append(tid)
+        if tid not in table:
+            raise KernelError(3, f"no task {tid}")
+        return table[tid]
+
+    return getattr_fn
+
+
+#: The reservation of the captured deadline task (chrt -d -T 2000000 -D 8000000 -P 10000000).
+VM_TASK = SchedAttr.deadline(2_000_000, 8_000_000, 10_000_000)
+ARM_TASKS = {
+    500: SchedAttr.deadline(3_000_000, 10_000_000, 10_000_000),
+    600: SchedAttr.deadline(1_000_000, 2_000_000),
+}

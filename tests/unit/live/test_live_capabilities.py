@@ -1,0 +1,92 @@
+"""live.capabilities(): one answer with a reason per capability, from fixture trees."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr
+
+from memsched.errors import UnsupportedError
+from memsched.live import capabilities
+from memsched.live.capabilities import _PROBES, Capabilities, deadline_privilege, parse_limits, parse_status
+from memsched.live.roots import LiveRoots
+from memsched.uapi.sched import SchedAttr
+
+
+def test_every_capability_has_exactly_one_probe() -> None:
+    """Adding a field without a probe (or a probe without a field) is caught here."""
+    assert list(_PROBES) == [f.name for f in dataclasses.fields(Capabilities)]
+
+
+def test_vm_capabilities(vm: LiveRoots) -> None:
+    """On the VM tree: deadline available and permitted; fair_server assumed; no nohz_full, no isolation."""
+    caps = capabilities(vm, getattr_fn=fake_getattr({0: SchedAttr(), 4242: VM_TASK}))
+    assert caps.sched_deadline.available and "6.18.44" in caps.sched_deadline.reason
+    assert caps.sched_deadline_permitted.available
+    assert "CAP_SYS_NICE held; affinity 0-1 covers root domain 0-1" in caps.sched_deadline_permitted.reason
+    assert "1.900 CPUs" in caps.sched_deadline_permitted.reason
+    assert not caps.fair_server_params.available and "not mounted" in caps.fair_server_params.reason
+    assert not caps.nohz_full.available and "CONFIG_NO_HZ_FULL" in caps.nohz_full.reason
+    assert not caps.isolated_cpus.available and "empty" in caps.isolated_cpus.reason
+
+
+def test_arm_capabilities(arm: LiveRoots) -> None:
+    """Arm tree: not permitted (no CAP_SYS_NICE, pinned to CPU 0); debugfs readable; CPUs 2-3 isolated."""
+    caps = capabilities(arm, getattr_fn=fake_getattr({0: SchedAttr(), **ARM_TASKS}))
+    assert caps.sched_deadline.available
+    reason = caps.sched_deadline_permitted.reason
+    assert not caps.sched_deadline_permitted.available
+    assert "lacks CAP_SYS_NICE" in reason and "affinity 0 is smaller than its root domain 0-1" in reason
+    assert caps.fair_server_params.available
+    assert caps.nohz_full.available and caps.nohz_full.reason == "nohz_full CPUs: 2-3"
+    assert caps.isolated_cpus.available and caps.isolated_cpus.reason == "isolated CPUs: 2-3"
+    with pytest.raises(UnsupportedError, match="lacks CAP_SYS_NICE"):
+        caps.require("sched_deadline_permitted")
+
+
+def test_nohz_full_built_but_unused(old: LiveRoots) -> None:
+    """nohz_full printing "(null)" means the kernel supports it but no CPU uses it."""
+    caps = capabilities(old, getattr_fn=fake_getattr({0: SchedAttr()}))
+    assert not caps.nohz_full.available and "lists no CPU" in caps.nohz_full.reason
+
+
+def test_kernel_without_sched_deadline(vm: LiveRoots) -> None:
+    """sched_getattr missing: deadline unavailable and not permitted, with the same reason."""
+
+    def enosys(pid: int) -> SchedAttr:
+        raise UnsupportedError(
+            "sched_getattr", "this kernel has no sched_getattr system call (added in 3.14)"
+        )
+
+    caps = capabilities(vm, getattr_fn=enosys)
+    assert not caps.sched_deadline.available and "3.14" in caps.sched_deadline.reason
+    assert caps.sched_deadline_permitted == caps.sched_deadline
+
+
+def test_empty_tree_never_raises(tmp_path: Path) -> None:
+    """Probes answer "no" with a reason when nothing is there; they do not raise."""
+    caps = capabilities(
+        LiveRoots(proc_root=tmp_path, sys_root=tmp_path), getattr_fn=fake_getattr({0: SchedAttr()})
+    )
+    for name, cap in caps.to_dict().items():
+        assert cap["reason"], name
+    assert not caps.isolated_cpus.available and "probe failed" in caps.isolated_cpus.reason
+
+
+def test_parse_limits_and_status_of_real_files() -> None:
+    """Real /proc/self/limits and status from the VM: RLIMIT_RTPRIO 0, CapEff with CAP_SYS_NICE."""
+    limits = parse_limits((FIXTURES / "vm-2cpu-6.18/proc/self/limits").read_text())
+    assert limits["Max realtime priority"] == ("0", "0")
+    assert limits["Max cpu time"] == ("unlimited", "unlimited")
+    status = parse_status((FIXTURES / "vm-2cpu-6.18/proc/self/status").read_text())
+    assert status["CapEff"] == "000001fffeffffff" and status["Cpus_allowed_list"] == "0-1"
+
+
+def test_deadline_privilege_of_another_task(arm: LiveRoots) -> None:
+    """The caller's capabilities, but the target task's affinity (its /proc/<pid>/status)."""
+    priv = deadline_privilege(arm, pid=500)
+    assert priv.has_cap_sys_nice is False
+    assert priv.affinity is None  # the fixture has no status for task 500: unknown, not assumed
+    assert "affinity" not in " ".join(priv.problems())

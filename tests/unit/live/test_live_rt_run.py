@@ -1,0 +1,75 @@
+"""rt run's checks before it forks: parameters, flags and the command."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from memsched.errors import ConfigError
+from memsched.live.roots import LiveRoots
+from memsched.live.rt_run import RunResult, resolve_command, run_deadline, validate_run_attr
+from memsched.uapi.sched import SchedAttr, SchedFlag
+
+
+def child_pids() -> set[int]:
+    """This process's children (ppid, field 4 of /proc/<pid>/stat)."""
+    me, out = os.getpid(), set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    if int(f.read().rpartition(")")[2].split()[1]) == me:
+                        out.add(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return out
+
+
+def test_validate_refuses_keep_and_clamp_flags(vm: LiveRoots) -> None:
+    """Only reclaim, dl-overrun and reset-on-fork make sense for a command."""
+    validate_run_attr(
+        SchedAttr.deadline(1_000_000, 10_000_000, flags=SchedFlag.RECLAIM | SchedFlag.DL_OVERRUN), vm
+    )
+    with pytest.raises(ConfigError, match="--flags"):
+        validate_run_attr(SchedAttr.deadline(1_000_000, 10_000_000, flags=SchedFlag.KEEP_POLICY), vm)
+
+
+def test_validate_applies_the_kernels_period_bounds(vm: LiveRoots, arm: LiveRoots) -> None:
+    """A 500 us period passes the default bounds but not the arm tree's 1000 us minimum."""
+    attr = SchedAttr.deadline(100_000, 500_000)
+    validate_run_attr(attr, vm)
+    with pytest.raises(ConfigError, match="period must be within"):
+        validate_run_attr(attr, arm)
+
+
+def test_resolve_command(tmp_path: Path) -> None:
+    """Commands are found on PATH; unknown names and non-executable paths are refused."""
+    assert os.path.basename(resolve_command(["sh", "-c", "true"])) == "sh"
+    with pytest.raises(ConfigError, match="command not found"):
+        resolve_command(["memsched-no-such-command"])
+    plain = tmp_path / "plain"
+    plain.write_text("data")
+    with pytest.raises(ConfigError, match="COMMAND"):
+        resolve_command([str(plain)])
+    with pytest.raises(ConfigError, match="must name a command"):
+        resolve_command([])
+
+
+def test_bad_input_starts_nothing(vm: LiveRoots) -> None:
+    """Bad parameters or an unknown command fail before fork: no child process is ever created."""
+    before = child_pids()
+    with pytest.raises(ConfigError, match="runtime <= deadline"):
+        run_deadline(["true"], SchedAttr.deadline(5_000_000, 1_000_000), roots=vm)
+    with pytest.raises(ConfigError, match="command not found"):
+        run_deadline(["memsched-no-such-command"], SchedAttr.deadline(1_000_000, 10_000_000), roots=vm)
+    assert child_pids() == before
+
+
+def test_run_result_describe() -> None:
+    """Exit status, plain signals and overruns are told apart."""
+    assert RunResult(1, 3, None, False).describe() == "exited with status 3"
+    assert RunResult(1, 143, signal.SIGTERM, False).describe() == "killed by SIGTERM"
+    assert "deadline overrun" in RunResult(1, 152, signal.SIGXCPU, True).describe()
