@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kernel_helpers import deadline_tids
+from helpers.kernel_helpers import deadline_tids
 
 from memsched.live import capabilities
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kernel_helpers import child_pids
+from helpers.kernel_helpers import child_pids
 
 from memsched.errors import ConfigError, KernelError
 from memsched.live.parity import admission_parity

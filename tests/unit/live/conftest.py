@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from live_fixtures import tree
+from helpers.live_fixtures import tree
 
 from memsched.live.roots import LiveRoots
 

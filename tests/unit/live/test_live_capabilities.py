@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr
+from helpers.live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr
 
 from memsched.errors import UnsupportedError
 from memsched.live import capabilities

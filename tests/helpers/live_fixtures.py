@@ -9,7 +9,7 @@ from memsched.errors import KernelError
 from memsched.live.roots import LiveRoots
 from memsched.uapi.sched import SchedAttr
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "live"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "live"
 
 
 def tree(name: str) -> LiveRoots:
