@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers.kernel_helpers import deadline_tids
 
+from helpers.kernel_helpers import deadline_tids
 from memsched.live import capabilities
 
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.kernel_helpers import child_pids
 
+from helpers.kernel_helpers import child_pids
 from memsched.errors import ConfigError, KernelError
 from memsched.live.parity import admission_parity
 from memsched.live.rt_run import run_deadline

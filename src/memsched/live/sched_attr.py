@@ -301,8 +301,8 @@ def setattr_error(err: int, pid: int, attr: SchedAttr, ctx: SetattrContext) -> M
 def gather_context(err: int, pid: int, attr: SchedAttr, roots: LiveRoots, kernel_size: int) -> SetattrContext:
     """Read what explains ``err`` (only what that errno needs)."""
     # Imported here: deadline and capabilities use this module's sched_getattr, and only an error needs them.
-    from memsched.live.capabilities import deadline_privilege  # noqa: PLC0415
-    from memsched.live.deadline import dl_sysctls, predict_admission  # noqa: PLC0415
+    from memsched.live.capabilities import deadline_privilege
+    from memsched.live.deadline import dl_sysctls, predict_admission
 
     sysctls = dl_sysctls(roots)
     ctx = SetattrContext(

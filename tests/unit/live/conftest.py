@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers.live_fixtures import tree
 
+from helpers.live_fixtures import tree
 from memsched.live.roots import LiveRoots
 
 

@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from helpers.live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr
 
+from helpers.live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr
 from memsched.errors import UnsupportedError
 from memsched.live import capabilities
 from memsched.live.capabilities import _PROBES, Capabilities, deadline_privilege, parse_limits, parse_status

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from helpers.live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr
 
+from helpers.live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr
 from memsched.admission import BW_UNIT
 from memsched.errors import ConfigError, KernelError
 from memsched.live.deadline import (

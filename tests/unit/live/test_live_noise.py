@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers.live_fixtures import FIXTURES
 
+from helpers.live_fixtures import FIXTURES
 from memsched.errors import ConfigError
 from memsched.live.noise import CpuNoise, calibrate, measure_noise, parse_interrupts, parse_softirqs, spin
 

@@ -6,8 +6,8 @@ import errno
 import platform
 
 import pytest
-from helpers.live_fixtures import ARM_TASKS, VM_TASK, fake_getattr
 
+from helpers.live_fixtures import ARM_TASKS, VM_TASK, fake_getattr
 from memsched.errors import KernelError, UnsupportedError
 from memsched.live.deadline import predict_admission
 from memsched.live.roots import LiveRoots
