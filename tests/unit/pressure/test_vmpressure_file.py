@@ -1,0 +1,177 @@
+"""Every file-descriptor semantic of the RFC's vmpressure_fd, checked with real select/poll on the fd."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import select
+import selectors
+import threading
+
+import pytest
+
+from memsched.errors import KernelError
+from memsched.pressure import VmpressureFile, WatcherList
+from memsched.uapi.pressure import VmpressureConfig, VmpressureEvent, VmpressureLevel
+
+LOW, MEDIUM, OOM = VmpressureLevel.LOW, VmpressureLevel.MEDIUM, VmpressureLevel.OOM
+
+
+def _readable(f: VmpressureFile) -> bool:
+    return bool(select.select([f], [], [], 0)[0])
+
+
+def test_idle_file_is_not_readable_under_select_and_poll() -> None:
+    """A fresh watcher reports no POLLIN to select, poll or epoll."""
+    with VmpressureFile() as f:
+        assert not _readable(f)
+        p = select.poll()
+        p.register(f, select.POLLIN)
+        assert p.poll(0) == []
+        ep = select.epoll()
+        try:
+            ep.register(f.fileno(), select.EPOLLIN)
+            assert ep.poll(0) == []
+        finally:
+            ep.close()
+
+
+def test_delivery_makes_fd_readable_and_read_clears_it() -> None:
+    """A delivered level sets POLLIN; reading the event clears it."""
+    with VmpressureFile() as f:
+        assert f.deliver(MEDIUM) is True
+        p = select.poll()
+        p.register(f, select.POLLIN)
+        assert p.poll(0) == [(f.fileno(), select.POLLIN)]
+        assert f.read_event_nowait() == VmpressureEvent(MEDIUM)
+        assert p.poll(0) == []
+        assert not f.pending
+
+
+def test_threshold_filters_lower_levels() -> None:
+    """A MEDIUM watcher ignores LOW and wakes for MEDIUM and OOM."""
+    with VmpressureFile(VmpressureConfig(threshold=MEDIUM)) as f:
+        assert f.deliver(LOW) is False
+        assert not _readable(f)
+        assert f.deliver(OOM) is True
+        assert _readable(f)
+        assert f.filtered == 1
+
+
+def test_pending_event_coalesces_until_read() -> None:
+    """Further deliveries while an event is pending do not queue more events; one read drains them."""
+    with VmpressureFile() as f:
+        f.deliver(LOW)
+        assert f.deliver(MEDIUM) is False
+        assert f.deliver(LOW) is False
+        f.read_event_nowait()
+        assert not _readable(f)
+        with pytest.raises(BlockingIOError):
+            f.read_event_nowait()
+        assert (f.signalled, f.coalesced, f.reads) == (1, 2, 1)
+
+
+def test_read_returns_most_recent_level_like_vmpressure_val() -> None:
+    """The event carries the latest delivered level, even a lower one that arrived after the wake-up."""
+    with VmpressureFile(VmpressureConfig(threshold=OOM)) as f:
+        f.deliver(OOM)
+        f.deliver(LOW)  # coalesced, but it is now the most recent level
+        assert f.read_event_nowait().level is LOW
+
+
+def test_nowait_raises_blocking_io_error_eagain() -> None:
+    """read_event_nowait with nothing pending raises BlockingIOError with errno EAGAIN."""
+    with VmpressureFile() as f, pytest.raises(BlockingIOError) as exc:
+        f.read_event_nowait()
+    assert exc.value.errno == errno.EAGAIN
+
+
+def test_read_event_blocks_until_a_producer_thread_delivers() -> None:
+    """read_event blocks until another thread delivers, then returns that event."""
+    with VmpressureFile() as f:
+        started = threading.Event()
+        result: list[VmpressureEvent] = []
+
+        def reader() -> None:
+            started.set()
+            result.append(f.read_event(timeout=10))
+
+        t = threading.Thread(target=reader)
+        t.start()
+        started.wait()
+        assert not result  # still blocked: nothing delivered yet
+        f.deliver(OOM)
+        t.join(10)
+        assert result == [VmpressureEvent(OOM)]
+
+
+def test_read_event_timeout() -> None:
+    """read_event with a timeout raises TimeoutError when nothing arrives."""
+    with VmpressureFile() as f, pytest.raises(TimeoutError):
+        f.read_event(timeout=0.01)
+
+
+def test_short_read_buffer_is_einval() -> None:
+    """Reads with a buffer smaller than struct vmpressure_event fail with EINVAL, even when pending."""
+    with VmpressureFile() as f:
+        f.deliver(LOW)
+        with pytest.raises(KernelError) as exc:
+            f.read(3)
+        assert exc.value.errno == errno.EINVAL
+        with pytest.raises(KernelError):
+            f.readinto(bytearray(2))
+        assert f.pending  # the failed reads consumed nothing
+
+
+def test_read_returns_4_byte_struct_and_readinto_returns_count() -> None:
+    """read() gives the packed u32; readinto() fills 4 bytes and returns the buffer length (RFC quirk)."""
+    with VmpressureFile() as f:
+        f.deliver(MEDIUM)
+        assert VmpressureEvent.unpack(f.read(64)).level is MEDIUM
+        f.deliver(OOM)
+        buf = bytearray(b"\xff" * 16)
+        assert f.readinto(buf) == 16
+        assert VmpressureEvent.unpack(bytes(buf[:4])).level is OOM
+        assert buf[4:] == b"\xff" * 12
+
+
+def test_selectors_and_asyncio_wait_on_the_fd() -> None:
+    """The fd works with selectors.DefaultSelector and asyncio's add_reader."""
+    with VmpressureFile() as f:
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(f, selectors.EVENT_READ)
+            assert sel.select(0) == []
+            f.deliver(LOW)
+            assert [key.fileobj for key, _ in sel.select(0)] == [f]
+        finally:
+            sel.close()
+        f.read_event_nowait()
+
+        async def main() -> VmpressureEvent:
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.01, f.deliver, OOM)
+            return await asyncio.wait_for(f.read_event_async(), 10)
+
+        assert asyncio.run(main()).level is OOM
+
+
+def test_close_unregisters_from_watcher_list_and_closes_fd() -> None:
+    """Closing a watcher removes it from the system-wide list and makes its fd unusable."""
+    watchers = WatcherList()
+    a = watchers.open(VmpressureConfig(threshold=LOW))
+    b = watchers.open(VmpressureConfig(threshold=OOM))
+    assert len(watchers) == 2
+    assert watchers.broadcast(MEDIUM) == [a]
+    a.close()
+    a.close()  # idempotent
+    assert len(watchers) == 1 and list(watchers) == [b]
+    assert a.deliver(OOM) is False
+    with pytest.raises(ValueError):
+        a.fileno()
+    with pytest.raises(KernelError) as exc:
+        a.read_event_nowait()
+    assert exc.value.errno == errno.EBADF
+    with b:
+        assert watchers.broadcast(OOM) == [b]
+    assert len(watchers) == 0
