@@ -393,14 +393,11 @@ class NumaBalancing:
         psz = machine.page_size
         sweeps = []
         for t in self._alive(st.mm):
-            state = machine.sweep_state(t)
-            if state is None:
-                continue
-            region, cursor, rate = state
-            p0, p1 = region.page_span(psz)
-            if p1 <= lo or p0 >= hi or rate <= 0:
-                continue
-            sweeps.append((t.id, region.start, region.nbytes, p0, p1, cursor, rate))
+            for region, cursor, rate in machine.sweep_state(t):
+                p0, p1 = region.page_span(psz)
+                if p1 <= lo or p0 >= hi or rate <= 0:
+                    continue
+                sweeps.append((t.id, region.start, region.nbytes, p0, p1, cursor, rate))
         if not sweeps:
             return
         cols = np.array(sweeps, dtype=np.float64)  # tid, region start, nbytes, p0, p1, cursor, rate
