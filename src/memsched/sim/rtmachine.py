@@ -248,11 +248,11 @@ class RtMachine:
             dl.dl_b.add(t.dl_bw)
             dl.update_extra_bw(-t.dl_bw)
             rq.dl_this_bw += t.dl_bw
-            t.sched_class = dl  # type: ignore[assignment]
+            t.sched_class = dl
         elif policy in (SchedPolicy.FIFO, SchedPolicy.RR):
-            t.sched_class = core.rt_class  # type: ignore[assignment]
+            t.sched_class = core.rt_class
         else:
-            t.sched_class = core.fair_class  # type: ignore[assignment]
+            t.sched_class = core.fair_class
         if running:
             t.sched_class.enqueue_task(rq, t, ENQUEUE_INITIAL)
             if is_curr:

@@ -63,6 +63,14 @@ from memsched.sim.sched.program import (
     K_YIELD,
     Phase,
 )
+from memsched.sim.sched.sched_class import (
+    DEQUEUE_SLEEP,
+    ENQUEUE_INITIAL,
+    ENQUEUE_MIGRATED,
+    ENQUEUE_REPLENISH,
+    ENQUEUE_WAKEUP,
+    SchedClass,
+)
 from memsched.uapi.sched import SchedPolicy
 
 if TYPE_CHECKING:
@@ -81,12 +89,6 @@ __all__ = [
     "Task",
     "TaskState",
 ]
-
-ENQUEUE_WAKEUP = 0x01
-ENQUEUE_INITIAL = 0x02
-ENQUEUE_MIGRATED = 0x04
-ENQUEUE_REPLENISH = 0x08
-DEQUEUE_SLEEP = 0x01
 
 NSEC_PER_SEC = 1_000_000_000
 #: A running task reaching the end of a phase goes before timers and wakeups of the same instant (it got
@@ -399,57 +401,6 @@ class Rq:
         self.noise_events = 0
         self.noise_max = 0
         self.trace_start = 0
-
-
-class SchedClass:
-    """``struct sched_class``: the operations every scheduling class provides.
-
-    ``rank`` orders the classes (stop 0 < dl 1 < rt 2 < fair 3 < idle 4; lower runs first). Accounting is
-    done in :meth:`update_curr`, which may ask for a reschedule by returning a :class:`Resched` level.
-    """
-
-    rank = 4
-    name = "idle"
-
-    def __init__(self, core: SchedCore) -> None:
-        self.core = core
-
-    def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        raise NotImplementedError
-
-    def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        raise NotImplementedError
-
-    def pick_task(self, rq: Rq) -> Task | None:
-        return None
-
-    def put_prev_task(self, rq: Rq, p: Task) -> None:
-        return None
-
-    def set_next_task(self, rq: Rq, p: Task) -> None:
-        return None
-
-    def update_curr(self, rq: Rq, p: Task, delta: int) -> int:
-        return Resched.NONE
-
-    def task_tick(self, rq: Rq, p: Task) -> int:
-        return Resched.NONE
-
-    def wakeup_preempt(self, rq: Rq, p: Task) -> int:
-        return Resched.NONE
-
-    def select_task_rq(self, p: Task, prev_cpu: int, waker_cpu: int) -> int:
-        return prev_cpu
-
-    def yield_task(self, rq: Rq, p: Task) -> None:
-        return None
-
-    def migrate_task_rq(self, p: Task, src: Rq, dst: Rq) -> None:
-        return None
-
-    def balance(self, rq: Rq) -> None:
-        """Pull work before picking (``balance`` / ``pull_*_task``); optional."""
-        return None
 
 
 class StopClass(SchedClass):

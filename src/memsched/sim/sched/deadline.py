@@ -42,6 +42,13 @@ from typing import TYPE_CHECKING, Any
 from memsched.admission import BW_SHIFT, BW_UNIT, DL_SCALE, DlBandwidth, to_ratio
 from memsched.sim.engine import Event, Prio
 from memsched.sim.sched.preempt import Point, Resched
+from memsched.sim.sched.sched_class import (
+    DEQUEUE_SLEEP,
+    ENQUEUE_INITIAL,
+    ENQUEUE_REPLENISH,
+    ENQUEUE_WAKEUP,
+    SchedClass,
+)
 from memsched.uapi.sched import SchedFlag, SchedPolicy
 
 if TYPE_CHECKING:
@@ -94,14 +101,14 @@ def _trunc_div(a: int, b: int) -> int:
     return q if a >= 0 else -q
 
 
-class DlClass:
+class DlClass(SchedClass):
     """``dl_sched_class``."""
 
     rank = 1
     name = "deadline"
 
     def __init__(self, core: SchedCore) -> None:
-        self.core = core
+        super().__init__(core)
         cfg = core.cfg
         self.servers = cfg.rt_bandwidth == "fair-server" and cfg.fair_server_runtime_ns > 0
         unlimited = cfg.sched_rt_runtime_us < 0
@@ -248,8 +255,6 @@ class DlClass:
 
     # ---- struct sched_class ------------------------------------------------------------------------------------
     def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        from memsched.sim.sched.core import ENQUEUE_INITIAL, ENQUEUE_REPLENISH, ENQUEUE_WAKEUP
-
         if not p.dl_throttled and p.dl_deadline != p.dl_period:
             self._dl_check_constrained(p)
         wake = flags & (ENQUEUE_WAKEUP | ENQUEUE_INITIAL)
@@ -270,8 +275,6 @@ class DlClass:
             self._insert(rq, p)
 
     def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        from memsched.sim.sched.core import DEQUEUE_SLEEP
-
         if p.dl_queued:
             rq.dl.remove(p)
             p.dl_queued = False

@@ -34,6 +34,8 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import ConfigError
+from memsched.sim.sched.preempt import Resched
+from memsched.sim.sched.sched_class import ENQUEUE_INITIAL, SchedClass
 from memsched.uapi.sched import SchedPolicy
 
 if TYPE_CHECKING:
@@ -94,16 +96,14 @@ def _ilog2(n: int) -> int:
     return n.bit_length() - 1
 
 
-class FairClass:
+class FairClass(SchedClass):
     """``fair_sched_class`` for the exact scheduler: EEVDF (6.6+) or CFS (<= 6.5), per ``SchedConfig.fair``."""
 
     rank = 3
     name = "fair"
 
     def __init__(self, core: SchedCore) -> None:
-        from memsched.sim.sched.preempt import Resched
-
-        self.core = core
+        super().__init__(core)
         cfg = core.cfg
         factor = 1 + _ilog2(min(core.nr_cpus, 8))  # SCHED_TUNABLESCALING_LOG
         self.eevdf = cfg.fair == "eevdf"
@@ -168,8 +168,6 @@ class FairClass:
                 rq.min_vruntime = p.vruntime
 
     def _place_eevdf(self, rq: Rq, p: Task, flags: int) -> None:
-        from memsched.sim.sched.core import ENQUEUE_INITIAL
-
         V = self.avg_vruntime(rq)
         p.slice = self.base_slice
         vslice = self.calc_delta_fair(p.slice, p.weight)
@@ -189,8 +187,6 @@ class FairClass:
         return period * p.weight // load if load else period
 
     def _place_cfs(self, rq: Rq, p: Task, flags: int) -> None:
-        from memsched.sim.sched.core import ENQUEUE_INITIAL
-
         self._update_min_vruntime(rq)
         mv = rq.min_vruntime
         if flags & ENQUEUE_INITIAL:  # START_DEBIT
@@ -215,11 +211,11 @@ class FairClass:
         if len(fair) == 1:
             return fair[0]
         if not self.eevdf:
-            best = fair[0]
+            leftmost = fair[0]
             for se in fair:
-                if se.vruntime < best.vruntime:
-                    best = se
-            return best
+                if se.vruntime < leftmost.vruntime:
+                    leftmost = se
+            return leftmost
         W = rq.sum_w
         S = rq.sum_wv
         curr = rq.curr
@@ -227,7 +223,7 @@ class FairClass:
             curr = None
         if curr is not None and self.run_to_parity and curr.vlag == curr.vdeadline:
             return curr
-        best = None
+        best: Task | None = None
         for se in fair:
             if se is curr:
                 continue

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from memsched.sim.engine import Prio
 from memsched.sim.sched.preempt import Resched
+from memsched.sim.sched.sched_class import SchedClass
 from memsched.uapi.sched import SchedPolicy
 
 if TYPE_CHECKING:
@@ -37,14 +38,14 @@ __all__ = ["RtClass"]
 NSEC_PER_USEC = 1000
 
 
-class RtClass:
+class RtClass(SchedClass):
     """``rt_sched_class``."""
 
     rank = 2
     name = "rt"
 
     def __init__(self, core: SchedCore) -> None:
-        self.core = core
+        super().__init__(core)
         cfg = core.cfg
         self.rr_slice = cfg.sched_rr_timeslice_ms * 1_000_000
         self.throttling = cfg.rt_bandwidth == "throttle" and cfg.sched_rt_runtime_us >= 0
