@@ -75,6 +75,7 @@ from memsched.uapi.sched import SchedPolicy
 
 if TYPE_CHECKING:
     from memsched.sim.mm.slub import Slub
+    from memsched.sim.sched.deadline import FairServer
 
 __all__ = [
     "DEQUEUE_SLEEP",
@@ -378,11 +379,11 @@ class Rq:
         self.last_task: Task | None = None
         self.nr_switches = 0
         # classes
-        self.dl: list[Any] = []  # queued (not throttled) DL entities: tasks and the fair server
+        self.dl: list[Task | FairServer] = []  # queued (not throttled) DL entities: tasks and the fair server
         self.dl_running_bw = 0
         self.dl_this_bw = 0
         self.dl_extra_bw = 0
-        self.fair_server: Any = None
+        self.fair_server: FairServer | None = None
         self.rt: list[Task] = []
         self.rt_time = 0
         self.rt_throttled = False
