@@ -8,7 +8,7 @@ from memsched.conformance import check_numa_policy
 from memsched.policies.numa import names
 from memsched.policies.numa.actions import MigrateTask
 from memsched.policies.numa.base import NumaPolicy
-from memsched.policies.numa.registry import PolicySpec, _REGISTRY, register
+from memsched.policies.numa.registry import _REGISTRY, PolicySpec, register
 
 
 @pytest.mark.parametrize("policy", names())

@@ -718,7 +718,7 @@ class SchedCore:
                 t.sched_class.yield_task(rq, t)
                 self.schedule(rq)
                 return
-            elif k == K_ALLOC or k == K_FREE:
+            elif k in (K_ALLOC, K_FREE):
                 t.user = False
                 if t.rem >= 0:  # resuming a preempted (fast-path) allocation
                     rq.in_advance = False
@@ -904,7 +904,7 @@ class SchedCore:
             if prev.on_rq:
                 prev.sched_class.put_prev_task(rq, prev)
             cls = prev.sched_class
-            if cls.rank == 1 or cls.rank == 2:
+            if cls is self.dl_class or cls is self.rt_class:
                 cls.balance(rq)  # need_pull_{dl,rt}_task: prev was DL/RT
         nxt = self.pick_next(rq)
         if nxt is None:
@@ -1020,11 +1020,12 @@ class SchedCore:
             nxt = now + tick
         rq.tick_ev = self.at(nxt, Prio.TICK, self._tick, rq)
         curr = rq.curr
-        if curr is not None and rq.need_resched:
-            if self.model.allows(
-                rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count
-            ):
-                self.schedule(rq)
+        if (
+            curr is not None
+            and rq.need_resched
+            and self.model.allows(rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count)
+        ):
+            self.schedule(rq)
 
     def restart_tick(self, rq: Rq) -> None:
         """A second task became runnable on a nohz_full CPU: bring the tick back."""

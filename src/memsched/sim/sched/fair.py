@@ -151,11 +151,11 @@ class FairClass(SchedClass):
             core.restart_tick(rq)
 
     def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        V = self.avg_vruntime(rq)
+        v_avg = self.avg_vruntime(rq)
         if self.eevdf:
             # update_entity_lag(): vlag = clamp(V - v, ±calc_delta_fair(max(2*slice, TICK_NSEC)))
             limit = self.calc_delta_fair(max(2 * p.slice, self.core.tick_ns), p.weight)
-            vlag = V - p.vruntime
+            vlag = v_avg - p.vruntime
             p.vlag = -limit if vlag < -limit else (limit if vlag > limit else vlag)
         w = p.weight
         rq.fair.remove(p)
@@ -163,19 +163,19 @@ class FairClass(SchedClass):
         rq.sum_wv -= w * p.vruntime
         if not rq.fair:
             if self.eevdf:
-                rq.min_vruntime = V
+                rq.min_vruntime = v_avg
             elif p.vruntime > rq.min_vruntime:
                 rq.min_vruntime = p.vruntime
 
     def _place_eevdf(self, rq: Rq, p: Task, flags: int) -> None:
-        V = self.avg_vruntime(rq)
+        v_avg = self.avg_vruntime(rq)
         p.slice = self.base_slice
         vslice = self.calc_delta_fair(p.slice, p.weight)
         lag = 0
         if rq.fair and not flags & ENQUEUE_INITIAL:  # PLACE_LAG
             load = rq.sum_w
             lag = _trunc_div(p.vlag * (load + p.weight), load)
-        p.vruntime = V - lag
+        p.vruntime = v_avg - lag
         if flags & ENQUEUE_INITIAL:  # PLACE_DEADLINE_INITIAL
             vslice //= 2
         p.vdeadline = p.vruntime + vslice
@@ -216,10 +216,10 @@ class FairClass(SchedClass):
                 if se.vruntime < leftmost.vruntime:
                     leftmost = se
             return leftmost
-        W = rq.sum_w
-        S = rq.sum_wv
+        w_sum = rq.sum_w
+        wv_sum = rq.sum_wv
         curr = rq.curr
-        if curr is not None and (curr.sched_class is not self or not curr.on_rq or curr.vruntime * W > S):
+        if curr is not None and (curr.sched_class is not self or not curr.on_rq or curr.vruntime * w_sum > wv_sum):
             curr = None
         if curr is not None and self.run_to_parity and curr.vlag == curr.vdeadline:
             return curr
@@ -227,7 +227,7 @@ class FairClass(SchedClass):
         for se in fair:
             if se is curr:
                 continue
-            if se.vruntime * W <= S and (best is None or se.vdeadline < best.vdeadline):
+            if se.vruntime * w_sum <= wv_sum and (best is None or se.vdeadline < best.vdeadline):
                 best = se
         if best is None or (curr is not None and curr.vdeadline < best.vdeadline):
             best = curr
