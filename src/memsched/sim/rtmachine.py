@@ -120,10 +120,9 @@ class RtMachine:
             bad = [c for c in aff if not 0 <= c < self.nr_cpus]
             if bad or not aff:
                 raise ConfigError("affinity", list(affinity), f"must be CPU ids in 0..{self.nr_cpus - 1}")
-        t = Task(self._next_id, name, program, loops, aff)
+        t = Task(self._next_id, name, program, loops, aff, self.core.fair_class)
         self._next_id += 1
         t.job_deadline = job_deadline_ns
-        t.sched_class = self.core.fair_class
         t.cpu = aff[t.id % len(aff)]
         if attr is not None:
             self.sched_setattr(t, attr)

@@ -238,7 +238,13 @@ class Task:
     )
 
     def __init__(
-        self, tid: int, name: str, program: Sequence[Phase], loops: int, affinity: tuple[int, ...]
+        self,
+        tid: int,
+        name: str,
+        program: Sequence[Phase],
+        loops: int,
+        affinity: tuple[int, ...],
+        sched_class: SchedClass,
     ) -> None:
         self.id = tid
         self.name = name
@@ -251,7 +257,7 @@ class Task:
         self.prio = 0
         self.nice = 0
         self.weight = 1024
-        self.sched_class: SchedClass = None  # type: ignore[assignment]
+        self.sched_class = sched_class
         self.state = TaskState.NEW
         self.on_rq = False
         self.cpu = -1
