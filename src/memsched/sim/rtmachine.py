@@ -34,6 +34,7 @@ from memsched.sim.sched.fair import WEIGHT_IDLEPRIO, nice_to_weight
 from memsched.sim.sched.isolation import IsolationConfig, NoiseModel, install_noise
 from memsched.sim.sched.preempt import Point, Resched
 from memsched.sim.sched.program import Phase
+from memsched.sim.sched.sched_class import DEQUEUE_SAVE
 from memsched.topology import Topology
 from memsched.uapi.sched import (
     SCHED_ATTR_SIZE_VER0,
@@ -204,7 +205,7 @@ class RtMachine:
         if running:
             if is_curr:
                 core.update_curr(rq)
-            t.sched_class.dequeue_task(rq, t, 0x02)  # DEQUEUE_SAVE: not a sleep
+            t.sched_class.dequeue_task(rq, t, DEQUEUE_SAVE)  # a class change, not a sleep
         was_dl = t.policy == SchedPolicy.DEADLINE
         if was_dl:
             dl.dl_b.sub(t.dl_bw)

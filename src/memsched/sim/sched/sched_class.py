@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from memsched.sim.sched.core import Rq, SchedCore, Task
 
 __all__ = [
+    "DEQUEUE_SAVE",
     "DEQUEUE_SLEEP",
     "ENQUEUE_INITIAL",
     "ENQUEUE_MIGRATED",
@@ -39,6 +40,7 @@ ENQUEUE_INITIAL = 0x02
 ENQUEUE_MIGRATED = 0x04
 ENQUEUE_REPLENISH = 0x08
 DEQUEUE_SLEEP = 0x01
+DEQUEUE_SAVE = 0x02
 
 
 class SchedClass:
