@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,7 +153,7 @@ for _bound in (False, True):
             ),
             family="perf-bench-numa",
             config_cls=PerfBenchConfig,
-            build=lambda m, c, _b=_bound: _build(m, c, bound=_b),
+            build=functools.partial(_build, bound=_bound),
             reference=None if _bound else "perf-bench-numa_HARD_BIND",
             headline=(("gb_per_s", "GB/s", ".2f"), ("convergence_s", "converged s", ".1f")),
         )

@@ -24,6 +24,7 @@ transactions are a fluid mix rather than discrete business operations.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +122,7 @@ for _bound in (False, True):
             ),
             family="specjbb",
             config_cls=SpecjbbConfig,
-            build=lambda m, c, _b=_bound: _build(m, c, bound=_b),
+            build=functools.partial(_build, bound=_bound),
             reference=None if _bound else "specjbb_HARD_BIND",
             headline=(("bops", "bops", ".0f"),),
         )
