@@ -23,9 +23,9 @@ convergence should reach.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-import functools
 from dataclasses import dataclass
 from typing import Any
 
