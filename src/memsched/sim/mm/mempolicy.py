@@ -78,7 +78,9 @@ class Mempolicy:
             mask[:] = True
         return mask
 
-    def target_nodes(self, cpu_node: int, page_index: npt.NDArray[np.int64], zonelist: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    def target_nodes(
+        self, cpu_node: int, page_index: npt.NDArray[np.int64], zonelist: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
         """The node each page should come from, before fallback (``policy_node()`` / ``offset_il_node()``).
 
         ``page_index`` is the index of each page inside its mapping; ``zonelist`` is ``zonelists(...)[cpu_node]``.
