@@ -1,4 +1,4 @@
-"""Reclaim in the simulated kernel: watermarks, kswapd, direct reclaim, dirty pages, swap and the OOM killer."""
+"""Reclaim in the simulated kernel: watermarks, kswapd, direct reclaim, dirty pages, swap, OOM killer."""
 
 from __future__ import annotations
 
@@ -22,12 +22,17 @@ def _writer(m: Machine, r: Reclaim, total_mib: int, chunk_kib: int = 256, name: 
     r.map_file(mm, reg)
     prog: list[Phase] = []
     for i in range(total_mib * 1024 // chunk_kib):
-        prog += [Touch(reg.sub(i * chunk_kib * 1024, chunk_kib * 1024), write=1.0), Wait(r.writeback.throttle)]
+        prog += [
+            Touch(reg.sub(i * chunk_kib * 1024, chunk_kib * 1024), write=1.0),
+            Wait(r.writeback.throttle),
+        ]
     prog.append(Compute(s(60)))  # stays alive: its page cache is dropped when it exits
     m.spawn_process(name, tuple(prog), mm=mm)
 
 
-def _allocator(m: Machine, total_mib: int, chunk_mib: int = 1, think_ms: float = 1.0, name: str = "alloc") -> None:
+def _allocator(
+    m: Machine, total_mib: int, chunk_mib: int = 1, think_ms: float = 1.0, name: str = "alloc"
+) -> None:
     mm = m.new_mm(name)
     reg = mm.mmap(total_mib * MIB, f"{name}:heap", header=0)
     prog: list[Phase] = []
@@ -89,8 +94,9 @@ def test_fast_anonymous_growth_enters_direct_reclaim(pressure_machine) -> None: 
 
 
 def test_dirty_pages_are_scanned_but_not_freed_until_written(pressure_machine) -> None:  # type: ignore[no-untyped-def]
-    """A writer in a 16 MiB memcg (the global dirty limit is far above it): memcg reclaim meets dirty and writeback pages it cannot free
-    at once (pgscan > pgsteal), tags them PG_reclaim, and they rotate to the tail when written."""
+    """A writer in a 16 MiB memcg (the global dirty limit is far above it): memcg reclaim meets dirty and
+    writeback pages it cannot free at once (pgscan > pgsteal), tags them PG_reclaim, and they rotate to the
+    tail when written."""
     m, r = pressure_machine(256, disk_write_bytes_per_s=32 * MIB)  # global dirty limit >> the memcg
     r.memcgs.mkdir("/w")
     r.memcgs.set_limit("/w", 16 * MIB, m.page_size)

@@ -77,8 +77,9 @@ class OomKiller:
         points += adj * totalpages // 1000
         return max(points, 1)
 
-    def out_of_memory(self, scope_memcg: int | None, trigger: Task) -> Task | None:
-        """Select and kill a victim; returns it (None if no process can be killed)."""
+    def out_of_memory(self, scope_memcg: int | None, trigger: Task, *, after_ns: float = 0.0) -> Task | None:
+        """Select and kill a victim; returns it (None if no process can be killed). ``after_ns``: how far into
+        the triggering task's reclaim stall the kill happens (recorded time = now + after_ns)."""
         m = self.machine
         if scope_memcg is None:
             totalpages = int(m.page_alloc.total_pages.sum()) + self.swap_total
@@ -107,7 +108,13 @@ class OomKiller:
             return None
         self.kills.append(
             OomKill(
-                m.engine.now, scope, victim.name, victim.tgid, self.rss_anon(victim), best[0], trigger.name
+                m.engine.now + round(after_ns),
+                scope,
+                victim.name,
+                victim.tgid,
+                self.rss_anon(victim),
+                best[0],
+                trigger.name,
             )
         )
         m.vmstat.inc("oom_kill")

@@ -347,7 +347,8 @@ class Reclaim:
                 stall += self.writeback.expedite(self.config.flusher_tick_ns)
             if fruitless < self.config.max_reclaim_retries and rounds < 64 * self.config.max_reclaim_retries:
                 continue
-            victim = self.oom.out_of_memory(over, task)
+            self.vmpressure.deliver_due(self.engine.now + round(stall))
+            victim = self.oom.out_of_memory(over, task, after_ns=stall)
             fruitless = rounds = 0
             if victim is None or task.state is TaskState.EXITED:
                 if victim is None and task.state is not TaskState.EXITED:
@@ -378,7 +379,8 @@ class Reclaim:
                 stall += self.writeback.expedite(_CONGESTION_WAIT_NS)
             if fruitless < self.config.max_reclaim_retries and rounds < 64 * self.config.max_reclaim_retries:
                 continue
-            victim = self.oom.out_of_memory(None, task)
+            self.vmpressure.deliver_due(self.engine.now + round(stall))
+            victim = self.oom.out_of_memory(None, task, after_ns=stall)
             fruitless = rounds = 0
             if victim is None:
                 raise SimulationError("out of memory and no killable process (kernel panic)")

@@ -113,6 +113,7 @@ class SimVmpressure:
         self.file_waiters: dict[int, list[tuple[Task, Callable[[Task], None]]]] = {}
         self.samples: list[Sample] = []
         self._pending: dict[int, tuple[int, Event | None]] = {}
+        self._deliveries_due: list[Event] = []
         self._clock = 0
         #: Every event delivered: (t_ns, design, receiver name, level name).
         self.deliveries: list[tuple[int, str, str, str]] = []
@@ -244,7 +245,26 @@ class SimVmpressure:
         if t <= self.engine.now:
             fn(*args)
         else:
-            self.engine.at(t, Prio.TIMER, fn, *args)
+            if len(self._deliveries_due) > 64:
+                now = self.engine.now
+                self._deliveries_due = [e for e in self._deliveries_due if not e.cancelled and e.time >= now]
+            self._deliveries_due.append(self.engine.at(t, Prio.TIMER, fn, *args))
+
+    def deliver_due(self, t: int) -> None:
+        """Run now every work item and delivery due by ``t`` (a point inside the current reclaim stall).
+
+        Used before the OOM killer acts at the end of a stall: the kill takes effect at once, and the
+        notifications that reclaim produced on the way there must not be lost if it ends the run."""
+        self._run_due(t)
+        due, self._deliveries_due = self._deliveries_due, []
+        for ev in sorted(due, key=lambda e: (e.time, e.seq)):
+            if ev.cancelled:
+                continue
+            if ev.time <= t:
+                ev.cancel()
+                ev.fn(*ev.args)
+            else:
+                self._deliveries_due.append(ev)
 
 
 def _rfc_name(level: int) -> str:
