@@ -126,7 +126,7 @@ class Waitable(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """Block until ``on`` is ready (``select``/``read`` on a pressure fd; ``balance_dirty_pages`` sleeping)."""
+    """Block until ``on`` is ready (``select`` on a pressure fd; ``balance_dirty_pages`` sleeping)."""
 
     on: Waitable
 
@@ -135,8 +135,8 @@ class Wait:
 class Call:
     """Run the application's own logic ``fn(machine, task)`` between phases (read an event, shed a cache).
 
-    ``fn`` returns the user CPU time, in ns, that logic costs (0 or None: none); that time is then spent like a
-    ``Compute`` phase."""
+    ``fn`` returns the user CPU time, in ns, that logic costs (0 or None: none); that time is then spent like
+    a ``Compute`` phase."""
 
     fn: Callable[[Any, Task], int | None]
 

@@ -11,7 +11,7 @@ import pytest
 from pressure_programs import allocator, writer
 
 from memsched.errors import KernelError
-from memsched.sim.task import Call, Wait
+from memsched.sim.task import Call
 from memsched.uapi.pressure import MemcgLevel, VmpressureConfig, VmpressureLevel
 from memsched.units import MIB, s
 
@@ -60,7 +60,7 @@ def test_task_blocks_on_the_fd_until_an_event(pressure_machine) -> None:  # type
         seen.append((machine.engine.now, f.read_event_nowait().level))
 
     mm = m.new_mm("listener")
-    listener = m.spawn_process("listener", (Wait(r.vmpressure.wait(f)), Call(read)) * 3, mm=mm)
+    listener = m.spawn_process("listener", (r.wait_pressure(f), Call(read)) * 3, mm=mm)
     m.run(until=s(1))
     assert seen == [] and listener.state.name == "BLOCKED"
     writer(m, r, 160)

@@ -66,6 +66,7 @@ def test_builtin_scenarios_load() -> None:
         (_with(psi={"critical": "all 1 2"}), "psi.critical", "PSI trigger"),
         (_with(sysctl={"dirty_ratio": 0}), "dirty_ratio", ">= 1"),
         (_with(rfc2012={"vmevent_window": 0}), "vmevent_window", ">= 1"),
+        (_with(mainline={"vmpressure_level_critical": 120}), "vmpressure_level_critical", "<= 100"),
         (_with(sysctl={"swapiness": 60}), "swapiness", "not a setting"),
     ],
 )

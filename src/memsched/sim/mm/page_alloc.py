@@ -35,7 +35,7 @@ __all__ = ["OutOfMemory", "PageAllocator", "Watermarks", "watermarks"]
 
 @dataclass(frozen=True, slots=True)
 class Watermarks:
-    """Per-node ``WMARK_MIN`` / ``WMARK_LOW`` / ``WMARK_HIGH`` in pages, and the ``min_free_kbytes`` behind them."""
+    """Per-node ``WMARK_MIN`` / ``WMARK_LOW`` / ``WMARK_HIGH`` in pages, and the ``min_free_kbytes`` used."""
 
     min: npt.NDArray[np.int64]
     low: npt.NDArray[np.int64]

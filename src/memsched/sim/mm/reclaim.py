@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from memsched.config import knob, validate
 from memsched.errors import ConfigError, SimulationError
+from memsched.pressure.fd import VmpressureFile
 from memsched.pressure.index import MainlineConfig, Rfc2012Config
 from memsched.sim.engine import Prio
 from memsched.sim.machine import Machine
@@ -53,7 +54,7 @@ from memsched.sim.mm.psi import SimPsi
 from memsched.sim.mm.vmpressure import SimVmpressure
 from memsched.sim.mm.vmscan import MAX_RECLAIM_RETRIES, RECLAIM_COUNTERS, ReclaimCosts, Swap, Vmscan
 from memsched.sim.mm.writeback import Writeback
-from memsched.sim.task import Task, TaskState
+from memsched.sim.task import Task, TaskState, Wait
 from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_4K
 
 __all__ = ["Reclaim", "ReclaimConfig", "attach"]
@@ -196,6 +197,10 @@ class Reclaim:
 
     def vmpressure_fd(self, config: Any = None) -> Any:
         return self.vmpressure.vmpressure_fd(config)
+
+    def wait_pressure(self, f: VmpressureFile) -> Wait:
+        """The program phase "wait for a pressure event" on ``f`` (a task blocked in ``select`` on the fd)."""
+        return Wait(self.vmpressure.wait(f))
 
     def set_oom_score_adj(self, task: Task, adj: int) -> None:
         if not -1000 <= adj <= 1000:
