@@ -114,3 +114,4 @@ def test_memcg_limit_reclaim_is_invisible_to_the_rfc(pressure_machine) -> None: 
     assert r.memcgs.memcgs[1].stat["pgscan"] > 0
     assert not [x for x in r.vmpressure.samples if x.flavour == "rfc2012"]
     assert [x for x in r.vmpressure.samples if x.flavour == "mainline" and x.memcg == 1]
+

@@ -171,7 +171,7 @@ class SimPsi:
         self._rtpoll_until = -1
         self._rtpoll_next = 0
         self.stall_intervals = 0
-        self._avgs_event = self.engine.after(self.period_ns, Prio.TICK, self._avgs_work)
+        self._avgs_event: Event | None = self.engine.after(self.period_ns, Prio.TICK, self._avgs_work)
 
     # ---- state ---------------------------------------------------------------------------------------------
     def _counts(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -206,6 +206,9 @@ class SimPsi:
         self.mask[:, NONIDLE] = (running > 0) | (memstall > 0)
         if self._poll_states() and (self.mask[:, :2] != old_some_full).any():
             self._schedule_rtpoll(self.jiffy_ns, force=False)
+        if self._avgs_event is None and self.mask[:, NONIDLE].any():  # the averaging clock restarts
+            nxt = max(self.avgs[SOME].avg_next_update, now + self.jiffy_ns)
+            self._avgs_event = self.engine.at(nxt, Prio.TICK, self._avgs_work)
 
     def memstall(self, task: Task, duration_ns: int) -> None:
         """``psi_memstall_enter()`` now and ``psi_memstall_leave()`` after ``duration_ns``."""
@@ -251,10 +254,13 @@ class SimPsi:
             self._update_triggers(AVGS, now)
             for s in (SOME, FULL):
                 self.avgs[s].update(now, self.total[AVGS][s])
-        alive = any(t.state is not TaskState.EXITED for t in self.machine.tasks)
-        if alive:
+        # psi_avgs_work() stops the clock when nothing is going on (it catches up on missed periods when
+        # it restarts); it must, or its timer alone would keep an idle simulation running forever.
+        if self.mask[:, NONIDLE].any():
             nxt = self.avgs[SOME].avg_next_update
             self._avgs_event = self.engine.at(max(nxt, now + self.jiffy_ns), Prio.TICK, self._avgs_work)
+        else:
+            self._avgs_event = None
 
     def _update_triggers(self, agg: int, now: int) -> None:
         for t in self.triggers:

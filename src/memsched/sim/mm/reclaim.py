@@ -183,6 +183,7 @@ class Reclaim:
         self.timeline: list[dict[str, Any]] = []
         for name in RECLAIM_COUNTERS:
             machine.vmstat.inc(name, 0)
+        self._sampling = True
         self.engine.at(self.engine.now, Prio.SAMPLE, self._sample)
 
     # ---- configuration "syscalls" --------------------------------------------------------------------------
@@ -245,6 +246,9 @@ class Reclaim:
 
     def on_sched_change(self) -> None:
         self.psi.record()
+        if not self._sampling and any(t.state is TaskState.RUNNABLE for t in self.machine.tasks):
+            self._sampling = True
+            self.engine.after(self.config.sample_interval_ns, Prio.SAMPLE, self._sample)
 
     def on_mm_exit(self, mm: MmStruct) -> None:
         pfn_map = self.frames.mm_pfn.get(mm.id)
@@ -432,8 +436,11 @@ class Reclaim:
         rec.update(self.psi.snapshot())
         rec["memcg_usage"] = self.memcgs.usage.tolist()
         self.timeline.append(rec)
-        if any(t.state is not TaskState.EXITED for t in self.machine.tasks) or not self.machine.tasks:
+        # Sample while something runs (or before anything started); an idle machine must be able to stop.
+        if any(t.state is TaskState.RUNNABLE for t in self.machine.tasks) or not self.machine.tasks:
             self.engine.after(self.config.sample_interval_ns, Prio.SAMPLE, self._sample)
+        else:
+            self._sampling = False
 
     def stats(self) -> dict[str, Any]:
         """Totals for reports: vmstat reclaim counters, OOM kills, memcg events, kswapd time."""
