@@ -31,12 +31,12 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from memsched.errors import ConfigError, SimulationError
+from memsched.errors import ConfigError, SimulationError, UnsupportedError
 from memsched.sim.engine import Engine, Prio
 from memsched.sim.memmodel import MemModel
 from memsched.sim.mm.mempolicy import Mempolicy
@@ -46,6 +46,7 @@ from memsched.sim.mm.vmstat import VmStat
 from memsched.sim.sched.balance import Balancer
 from memsched.sim.sched.fair import fluid_shares, nice_to_weight
 from memsched.sim.task import (
+    Call,
     Compute,
     Join,
     Phase,
@@ -57,11 +58,12 @@ from memsched.sim.task import (
     TaskState,
     ThreadSpec,
     Touch,
+    Wait,
 )
 from memsched.topology import Topology
 from memsched.units import NSEC_PER_SEC, PAGE_SIZE_4K, PAGE_SIZE_THP
 
-__all__ = ["Machine", "MachineConfig"]
+__all__ = ["Machine", "MachineConfig", "MmHooks"]
 
 _IDLE, _MEM, _COMPUTE = 0, 1, 2
 
@@ -91,6 +93,22 @@ class MachineConfig:
     @property
     def page_size(self) -> int:
         return PAGE_SIZE_THP if self.thp else PAGE_SIZE_4K
+
+
+class MmHooks(Protocol):
+    """What the memory-pressure subsystem (``sim/mm/reclaim.py``) needs to see of the machine's paths."""
+
+    def before_fault(self, task: Task, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]: ...
+
+    def after_fault(self, task: Task, pages: npt.NDArray[np.int64], nodes: npt.NDArray[np.int64]) -> None: ...
+
+    def on_touch(self, task: Task, region: Region) -> None: ...
+
+    def on_mm_exit(self, mm: MmStruct) -> None: ...
+
+    def on_sched_change(self) -> None: ...
+
+    def vmpressure_fd(self, config: Any) -> Any: ...
 
 
 class Machine:
@@ -152,6 +170,10 @@ class Machine:
         self.timeline: list[dict[str, Any]] = []
         self.controller_util = np.zeros(self.nr_nodes)
         self._sampling = False
+        # ---- memory-pressure attach point ---------------------------------------------------------------
+        #: Set by ``memsched.sim.mm.reclaim.attach()``: watermarks, reclaim, memcg, vmpressure and PSI see
+        #: page faults, touches, exits and runqueue changes through it. ``None`` leaves every path as it was.
+        self.mm_hooks: MmHooks | None = None
 
     # ---- setup "syscalls" ------------------------------------------------------------------------------
     def new_mm(self, name: str) -> MmStruct:
@@ -464,6 +486,8 @@ class Machine:
                 self._cpb[tid] = phase.cpu_ns_per_byte
                 self._mlp_scale[tid] = phase.mlp_scale
                 mm = task.mm
+                if self.mm_hooks is not None:
+                    self.mm_hooks.on_touch(task, phase.region)
                 for region in (phase.region, phase.shared):
                     if region is None:
                         continue
@@ -501,6 +525,22 @@ class Machine:
                 task.joining = True
                 self._dequeue(task, TaskState.BLOCKED)
                 return
+            if isinstance(phase, Wait):
+                if phase.on.poll_ready(task):
+                    continue
+                self._kind[tid] = _IDLE
+                self._dequeue(task, TaskState.BLOCKED)
+                phase.on.add_waiter(task, self.wake_task)
+                return
+            if isinstance(phase, Call):
+                ns = phase.fn(self, task)
+                if task.state is TaskState.EXITED:
+                    return
+                if ns:
+                    self._kind[tid] = _COMPUTE
+                    self._rem[tid] = float(ns)
+                    return
+                continue
             raise SimulationError(f"unknown phase {phase!r}")  # pragma: no cover
 
     def _spawn_thread(self, parent: Task, spec: ThreadSpec) -> Task:
@@ -548,6 +588,7 @@ class Machine:
         self._oncpu[task.id] = dst
         self._dirty = True
         self._request_balance()
+        self._sched_changed()
 
     def _charge_node_change(self, task: Task, src: int, dst: int) -> None:
         if self.cpu_node[src] != self.cpu_node[dst]:
@@ -562,6 +603,7 @@ class Machine:
         self._oncpu[task.id] = cpu
         self._dirty = True
         self._request_balance()
+        self._sched_changed()
 
     def _dequeue(self, task: Task, state: TaskState) -> None:
         self._sync()
@@ -571,8 +613,11 @@ class Machine:
         task.state = state
         self._dirty = True
         self._request_balance()
+        self._sched_changed()
 
     def _wake_and_continue(self, task: Task) -> None:
+        if task.state is TaskState.EXITED:  # killed while asleep or blocked
+            return
         self._wake(task)
         self._next_phase(task)
 
@@ -588,6 +633,8 @@ class Machine:
         mm = task.mm
         mm.users -= 1
         if mm.users == 0:
+            if self.mm_hooks is not None:
+                self.mm_hooks.on_mm_exit(mm)
             present = mm.page_node >= 0
             self.page_alloc.free(mm.page_node[present].astype(np.int64))
             mm.final_node_pages = mm.node_pages.copy()
@@ -597,6 +644,37 @@ class Machine:
             if parent.joining and parent.live_children == 0:
                 parent.joining = False
                 self.engine.at(self.engine.now, Prio.WAKEUP, self._wake_and_continue, parent)
+
+    # ---- memory-pressure "syscalls" and helpers (sim/mm/reclaim.py attaches the mechanisms) ----------------
+    def _sched_changed(self) -> None:
+        if self.mm_hooks is not None:
+            self.mm_hooks.on_sched_change()
+
+    def wake_task(self, task: Task) -> None:
+        """Wake a task blocked in a ``Wait`` phase; it continues with its next phase (once, however many
+        of its wait queues fire)."""
+        if task.state is TaskState.BLOCKED and not task.joining:
+            self.engine.at(self.engine.now, Prio.WAKEUP, self._wake_waiter, task)
+
+    def _wake_waiter(self, task: Task) -> None:
+        if task.state is TaskState.BLOCKED and not task.joining:
+            self._wake_and_continue(task)
+
+    def kill_process(self, task: Task) -> list[Task]:
+        """SIGKILL to ``task``'s thread group (as the OOM killer sends it): every thread exits now, and the
+        address space is freed when its last user is gone. Returns the threads killed."""
+        victims = [t for t in self.tasks if t.tgid == task.tgid and t.state is not TaskState.EXITED]
+        self._sync()
+        for t in victims:
+            t.killed = True
+            self._exit(t)
+        return victims
+
+    def vmpressure_fd(self, config: Any) -> Any:
+        """``vmpressure_fd(2)`` of the 2012 RFC: a system-wide :class:`~memsched.pressure.VmpressureFile`."""
+        if self.mm_hooks is None:
+            raise UnsupportedError("vmpressure_fd", "reclaim is not attached (sim.mm.reclaim.attach)")
+        return self.mm_hooks.vmpressure_fd(config)
 
     # ---- first touch ---------------------------------------------------------------------------------------
     def _do_first_touch(self) -> None:
@@ -616,22 +694,27 @@ class Machine:
             mm = self.mms[mm_id]
             spans = [r.page_span(self.page_size) for _, r in touchers]
             cuts = sorted({p for span in spans for p in span})
-            owner = np.full(mm.nr_pages, -1, dtype=np.int64)
+            base = cuts[0]  # owner covers only the touched span (mm-sized arrays made small touches O(mm))
+            owner = np.full(cuts[-1] - base, -1, dtype=np.int64)
             for lo, hi in itertools.pairwise(cuts):
                 covering = [k for k, (s0, s1) in enumerate(spans) if s0 <= lo and hi <= s1]
                 if not covering:
                     continue
                 absent = np.flatnonzero(mm.page_node[lo:hi] < 0) + lo
                 if absent.size:
-                    owner[absent] = np.asarray(covering)[rng.integers(len(covering), size=absent.size)]
+                    owner[absent - base] = np.asarray(covering)[rng.integers(len(covering), size=absent.size)]
             for k, (task, _) in enumerate(touchers):
-                pages = np.flatnonzero(owner == k)
+                pages = np.flatnonzero(owner == k) + base
                 if pages.size:
                     self.fault_in(task, pages)
         self._dirty = True
 
     def fault_in(self, task: Task, pages: npt.NDArray[np.int64]) -> None:
         """First-touch faults of ``task`` on ``pages`` of its mm: allocate under its policy, charge the faults."""
+        if self.mm_hooks is not None:
+            pages = self.mm_hooks.before_fault(task, pages)  # watermarks, reclaim, memcg charge, OOM
+            if pages.size == 0:
+                return
         mm = task.mm
         cpu_node = int(self.cpu_node[task.cpu])
         policy = task.mempolicy
@@ -644,6 +727,8 @@ class Machine:
             interleaved=policy.mode.name == "INTERLEAVE",
         )
         mm.set_nodes(pages, got)
+        if self.mm_hooks is not None:
+            self.mm_hooks.after_fault(task, pages, got)
         self.vmstat.inc("pgfault", pages.size)
         if self.page_size == PAGE_SIZE_THP:
             self.vmstat.inc("thp_fault_alloc", pages.size)
@@ -673,6 +758,7 @@ class Machine:
                 task.cpu = mv.dst
                 self._oncpu[mv.task] = mv.dst
             self._dirty = True
+            self._sched_changed()
 
     # ---- sampling and results ------------------------------------------------------------------------------
     def _sample(self, progress: Callable[[int], None] | None) -> None:

@@ -1,9 +1,10 @@
 """Tasks and their programs.
 
 A simulated task (a thread; ``struct task_struct``) runs a *program*: a tuple of phases, executed in order.
-Phases either take time (``Touch``, ``Compute``, ``Sleep``, ``Join``) or act at once (``SetMempolicy``,
-``SetAffinity``, ``Spawn``). Work phases progress fluidly: the machine gives every running task a rate, and a
-phase ends when its work is done (``DESIGN.md``, "Fluid progress").
+Phases either take time (``Touch``, ``Compute``, ``Sleep``, ``Join``, ``Wait``) or act at once
+(``SetMempolicy``, ``SetAffinity``, ``Spawn``; ``Call`` acts at once unless its function returns CPU
+time). Work phases progress fluidly: the machine gives every running task a rate, and a phase ends when
+its work is done (``DESIGN.md``, "Fluid progress").
 
 Workloads build programs from these values; the machine interprets them. New mechanisms add phases here
 (memory pressure adds allocation and "wait for a pressure event" phases; the realtime scheduler adds
@@ -13,7 +14,9 @@ periodic jobs and locked sections).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +26,7 @@ from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.sim.mm.mm import MmStruct, Region
 
 __all__ = [
+    "Call",
     "Compute",
     "Join",
     "Phase",
@@ -34,6 +38,8 @@ __all__ = [
     "TaskState",
     "ThreadSpec",
     "Touch",
+    "Wait",
+    "Waitable",
 ]
 
 
@@ -132,7 +138,37 @@ class Join:
     """``pthread_join`` every thread this task spawned."""
 
 
-Phase = Touch | Compute | Sleep | SetMempolicy | SetAffinity | Spawn | Join
+# ---- memory-pressure phases (sim/mm/reclaim.py and the pressure workloads) -------------------------------
+class Waitable(Protocol):
+    """A kernel wait queue a task can block on (a pressure fd, an eventfd, a PSI trigger, dirty throttling).
+
+    ``poll_ready(task)`` says whether the condition already holds (the task does not block); otherwise the
+    machine parks the task and calls ``add_waiter(task, wake)``; the waitable calls ``wake(task)`` once when
+    the condition becomes true, and the task continues with its next phase."""
+
+    def poll_ready(self, task: Task) -> bool: ...
+
+    def add_waiter(self, task: Task, wake: Callable[[Task], None]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Block until ``on`` is ready (``select`` on a pressure fd; ``balance_dirty_pages`` sleeping)."""
+
+    on: Waitable
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Run the application's own logic ``fn(machine, task)`` between phases (read an event, shed a cache).
+
+    ``fn`` returns the user CPU time, in ns, that logic costs (0 or None: none); that time is then spent like
+    a ``Compute`` phase."""
+
+    fn: Callable[[Any, Task], int | None]
+
+
+Phase = Touch | Compute | Sleep | SetMempolicy | SetAffinity | Spawn | Join | Wait | Call
 
 
 class TaskState(enum.Enum):
@@ -163,6 +199,8 @@ class Task:
     joining: bool = False
     start_ns: int = 0
     exit_ns: int | None = None
+    #: Ended by a signal (the OOM killer), not by finishing its program.
+    killed: bool = False
 
     @property
     def phase(self) -> Phase | None:

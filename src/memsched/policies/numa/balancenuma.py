@@ -90,6 +90,7 @@ class Balancenuma(NumaPolicy):
     def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
         still = np.bincount(batch.task[~migrated])
         out: list[Action] = []
+        assert isinstance(self.scan, TaskWorkScan)
         cap = self.scan.scan_period_max_ms * NSEC_PER_MSEC
         for task in np.flatnonzero(still):
             period = ctx.task_scan_period_ns(int(task))
