@@ -29,7 +29,26 @@ def run_table(rec: dict[str, Any]) -> Table:
     for key, value in rec.get("metrics", {}).items():
         if isinstance(value, int | float | str):
             t.add_row(key, str(value))
+        elif key == "numa_groups" and isinstance(value, dict):
+            sizes = sorted((len(v) for v in value.values()), reverse=True)
+            shown = "; ".join(f"group {g}: tasks {_span(v)}" for g, v in list(value.items())[:6])
+            more = f"; +{len(value) - 6} more" if len(value) > 6 else ""
+            t.add_row(key, f"{len(value)} groups of sizes {sizes[:8]}{'...' if len(sizes) > 8 else ''}: {shown}{more}")
+        elif isinstance(value, dict | list) and value:
+            text = str(value)
+            t.add_row(key, text if len(text) <= 100 else text[:97] + "...")
     return t
+
+
+def _span(ids: Sequence[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3,7"``."""
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def score_ratio(rec: dict[str, Any], ref: dict[str, Any] | None) -> float | None:
