@@ -85,6 +85,8 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
         title=f"memsched compare on {topo} (simulated seconds; vs {reference_label}: elapsed ratio, or throughput "
         "ratio for fixed-time benchmarks)"
     )
+    figures = {id(r): figures_text(r) for r in records}
+    show_figures = any(figures.values())
     for col, just in (
         ("workload", "left"),
         ("run", "left"),
@@ -93,7 +95,7 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
         ("hint faults", "right"),
         ("local", "right"),
         ("pages migrated", "right"),
-        ("figures", "left"),
+        *((("figures", "left"),) if show_figures else ()),
         (f"vs {reference_label}", "right"),
     ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
@@ -115,7 +117,7 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
             str(r["vmstat"].get("numa_hint_faults", 0)),
             _fmt(r["local_fraction"], ".3f"),
             str(r["vmstat"].get("numa_pages_migrated", 0)),
-            figures_text(r),
+            *((figures[id(r)],) if show_figures else ()),
             _fmt(score_ratio(r, ref.get(base)), ".2f"),
         )
     return t
