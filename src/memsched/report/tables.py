@@ -98,7 +98,7 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
         *((("figures", "left"),) if show_figures else ()),
         (f"vs {reference_label}", "right"),
     ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t.add_column(col, justify=just)
     ref: dict[str, dict[str, Any]] = {}
     for r in records:
         if r["label"] == reference_label:
