@@ -88,7 +88,7 @@ def _convergence_charts(records: Sequence[dict[str, Any]]) -> str:
         ax.set_xlabel("simulated s")
         ax.set_ylabel("converged processes")
         ax.set_title(f"{base}: convergence over time")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
         out.append(_img(fig, f"{base} convergence"))
     return "\n".join(out)
 
