@@ -76,10 +76,15 @@ class MachineConfig:
     page_fault_ns: int = 1_000
     #: Interval of the timeline samples (local access fraction, pages per node) in reports.
     sample_interval_ns: int = NSEC_PER_SEC
+    #: Cost to a task of moving to another node: its cache contents (a few MB) refilled from memory there
+    #: (estimate; the reason the load balancer resists cross-node moves). Charged as system time.
+    cross_node_move_ns: int = 1_000_000
 
     def __post_init__(self) -> None:
         if self.page_fault_ns < 0:
             raise ConfigError("page_fault_ns", self.page_fault_ns, "must be >= 0")
+        if self.cross_node_move_ns < 0:
+            raise ConfigError("cross_node_move_ns", self.cross_node_move_ns, "must be >= 0")
         if self.sample_interval_ns <= 0:
             raise ConfigError("sample_interval_ns", self.sample_interval_ns, "must be > 0")
 
@@ -108,8 +113,12 @@ class Machine:
         self.tasks: list[Task] = []
         self.mms: list[MmStruct] = []
         self.rq: list[list[int]] = [[] for _ in range(self.nr_cpus)]
+        #: Workload samplers: called at every timeline sample, their dicts stored under ``"workload"``.
+        self.sample_hooks: list[Callable[[], dict[str, Any]]] = []
         #: NUMA policy's say in load balancing: ``(task, src, dst, dst_idle) -> None`` (veto) or a preference.
         self.lb_score: Callable[[Task, int, int, bool], float | None] | None = None
+        #: Tasks moved to another node (by the load balancer or a NUMA policy).
+        self.task_node_moves = 0
         #: The attached NUMA balancing mechanism (``sim/numa/balancing.py``), if any.
         self.numa: Any = None
         #: Called with every new task (the NUMA mechanism starts its per-mm scanners from here).
@@ -123,11 +132,13 @@ class Machine:
         self._user_ns = np.zeros(cap)
         self._sys_ns = np.zeros(cap)
         self._write = np.zeros(cap)
+        self._cpb = np.zeros(cap)
+        self._mlp_scale = np.ones(cap)
         self._kind = np.zeros(cap, dtype=np.int8)
         self._oncpu = np.full(cap, -1, dtype=np.int64)
         self._frac = np.zeros((cap, self.nr_nodes))
         self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = {}
-        self._region: list[Region | None] = []  # region of each task's current Touch phase
+        self._region: list[Touch | None] = []  # each task's current Touch phase
         self._weight = np.zeros(cap)
         self._t_last = 0
         self._dirty = True
@@ -196,11 +207,14 @@ class Machine:
         if n <= cap:
             return
         new = max(n, 2 * cap)
-        for name in ("_rem", "_rate", "_share", "_debt", "_user_ns", "_sys_ns", "_write", "_weight"):
+        for name in ("_rem", "_rate", "_share", "_debt", "_user_ns", "_sys_ns", "_write", "_weight", "_cpb"):
             old = getattr(self, name)
             arr = np.zeros(new, dtype=old.dtype)
             arr[:cap] = old
             setattr(self, name, arr)
+        scale = np.ones(new)
+        scale[:cap] = self._mlp_scale
+        self._mlp_scale = scale
         kind = np.zeros(new, dtype=np.int8)
         kind[:cap] = self._kind
         self._kind = kind
@@ -223,22 +237,33 @@ class Machine:
         self._sync()
         self._debt[task.id] += ns
 
-    def sweep_state(self, task: Task) -> tuple[Region, float, float] | None:
-        """Where a running task is in its current ``Touch`` sweep: (region, cursor in bytes, rate in B/ns).
+    def sweep_state(self, task: Task) -> list[tuple[Region, float, float]]:
+        """Where a running task is in its current ``Touch`` sweeps: (region, cursor in bytes, rate in B/ns).
 
         The cursor is the offset in the region the task writes next: a ``bzero`` loop walks its buffer in
-        order, so after ``done`` bytes of a multi-pass phase it is at ``done mod nbytes``.
+        order, so after ``done`` bytes of a multi-pass phase it is at ``done mod nbytes``. A phase with a
+        shared region walks both, each at its share of the rate. Empty when the task is not streaming.
         """
         phase = task.phase
         if not isinstance(phase, Touch) or self._oncpu[task.id] < 0:
-            return None
+            return []
         self._sync()
         done = phase.work - float(self._rem[task.id])
-        return phase.region, done % phase.region.nbytes, float(self._rate[task.id])
+        return phase.sweeps(done, float(self._rate[task.id]))
 
     def task_cpus(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """CPU each task is queued on, -1 for tasks not on a runqueue (sleeping, blocked, exited)."""
         return self._oncpu[ids]
+
+    def phase_progress(self, task: Task) -> float:
+        """Work done so far in the task's current phase (bytes for ``Touch``, ns for ``Compute``)."""
+        phase = task.phase
+        self._sync()
+        if isinstance(phase, Touch):
+            return phase.work - float(self._rem[task.id])
+        if isinstance(phase, Compute):
+            return float(phase.ns) - float(self._rem[task.id])
+        return 0.0
 
     def running_cpu_task(self, cpu: int) -> Task | None:
         """The task the fluid scheduler would show as ``rq->curr``: the first queued on ``cpu``."""
@@ -373,19 +398,25 @@ class Machine:
         mem_sel = working & (kind == _MEM)
         mem = running[mem_sel]
         if mem.size:
-            by_region: dict[Region, list[int]] = {}
+            by_phase: dict[Touch, list[int]] = {}
             for tid in mem.tolist():
-                region = self._region[tid]
-                assert region is not None
-                by_region.setdefault(region, []).append(tid)
-            for region, tids in by_region.items():
-                self._frac[tids] = self._region_frac(region)
+                phase = self._region[tid]
+                assert phase is not None
+                by_phase.setdefault(phase, []).append(tid)
+            for phase, tids in by_phase.items():
+                frac = self._region_frac(phase.region)
+                if phase.shared is not None:
+                    f = phase.shared_fraction
+                    frac = (1.0 - f) * frac + f * self._region_frac(phase.shared)
+                self._frac[tids] = frac
             res = self.memmodel.rates(
                 self.cpu_node[self._oncpu[mem]],
                 self.cpu_core[self._oncpu[mem]],
                 self._share[mem],
                 self._frac[mem],
                 self._write[mem],
+                self._cpb[mem],
+                self._mlp_scale[mem],
             )
             self._rate[mem] = res.rate
             self.controller_util = res.controller_util
@@ -427,16 +458,21 @@ class Machine:
                 if phase.region.mm_id != task.mm.id:
                     raise SimulationError(f"{task.name} touches a region of another mm")
                 self._kind[tid] = _MEM
-                self._region[tid] = phase.region
+                self._region[tid] = phase
                 self._rem[tid] = phase.work
                 self._write[tid] = phase.write
+                self._cpb[tid] = phase.cpu_ns_per_byte
+                self._mlp_scale[tid] = phase.mlp_scale
                 mm = task.mm
-                p0, p1 = phase.region.page_span(self.page_size)
-                if (mm.page_node[p0:p1] < 0).any():
-                    self._first_touch.append((task, phase.region))
-                    if not self._first_touch_event:
-                        self._first_touch_event = True
-                        self.engine.at(self.engine.now, Prio.DEFERRED, self._do_first_touch)
+                for region in (phase.region, phase.shared):
+                    if region is None:
+                        continue
+                    p0, p1 = region.page_span(self.page_size)
+                    if (mm.page_node[p0:p1] < 0).any():
+                        self._first_touch.append((task, region))
+                        if not self._first_touch_event:
+                            self._first_touch_event = True
+                            self.engine.at(self.engine.now, Prio.DEFERRED, self._do_first_touch)
                 return
             if isinstance(phase, Compute):
                 self._kind[tid] = _COMPUTE
@@ -505,12 +541,18 @@ class Machine:
     def move_task(self, task: Task, dst: int) -> None:
         """Move a runnable task to ``dst``'s runqueue (the caller has checked the affinity)."""
         self._sync()
+        self._charge_node_change(task, task.cpu, dst)
         self.rq[task.cpu].remove(task.id)
         self.rq[dst].append(task.id)
         task.cpu = dst
         self._oncpu[task.id] = dst
         self._dirty = True
         self._request_balance()
+
+    def _charge_node_change(self, task: Task, src: int, dst: int) -> None:
+        if self.cpu_node[src] != self.cpu_node[dst]:
+            self.task_node_moves += 1
+            self.charge_system(task, self.config.cross_node_move_ns)
 
     def _enqueue(self, task: Task, cpu: int) -> None:
         self._sync()
@@ -627,6 +669,7 @@ class Machine:
             self._sync()
             for mv in moves:
                 task = self.tasks[mv.task]
+                self._charge_node_change(task, mv.src, mv.dst)
                 task.cpu = mv.dst
                 self._oncpu[mv.task] = mv.dst
             self._dirty = True
@@ -647,6 +690,7 @@ class Machine:
                 "local_fraction": (local / total) if total > 0 else None,
                 "node_pages": node_pages.tolist(),
                 "node_tasks": node_tasks.tolist(),
+                **({"workload": [h() for h in self.sample_hooks]} if self.sample_hooks else {}),
             }
         )
         if progress is not None:

@@ -42,21 +42,47 @@ class Touch:
     """Stream over ``region`` ``passes`` times (``bzero`` when ``write`` is 1.0; reads when 0.0).
 
     The first touch of a page allocates it under the task's memory policy on the node of the CPU it runs on.
+    ``cpu_ns_per_byte`` interleaves computation with the accesses (a transaction mix rather than a pure
+    stream); ``mlp_scale`` below 1 models dependent accesses (pointer chasing keeps fewer misses in flight
+    than a streaming ``bzero``). With ``shared`` set, a ``shared_fraction`` of every byte goes to a second
+    region walked in parallel (a thread's own data plus common data, as a SPECjbb warehouse has);
+    ``passes`` counts passes over ``region``.
     """
 
     region: Region
     passes: int = 1
     write: float = 1.0
+    cpu_ns_per_byte: float = 0.0
+    mlp_scale: float = 1.0
+    shared: Region | None = None
+    shared_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.passes < 1:
             raise ConfigError("passes", self.passes, "must be >= 1")
         if not 0.0 <= self.write <= 1.0:
             raise ConfigError("write", self.write, "must be in [0, 1]")
+        if self.cpu_ns_per_byte < 0:
+            raise ConfigError("cpu_ns_per_byte", self.cpu_ns_per_byte, "must be >= 0")
+        if not 0.0 < self.mlp_scale <= 1.0:
+            raise ConfigError("mlp_scale", self.mlp_scale, "must be in (0, 1]")
+        if not 0.0 <= self.shared_fraction < 1.0 or (self.shared_fraction > 0) != (self.shared is not None):
+            raise ConfigError("shared_fraction", self.shared_fraction, "must be in [0, 1), and > 0 iff shared is set")
+        if self.shared is not None and self.shared.mm_id != self.region.mm_id:
+            raise ConfigError("shared", self.shared, "must be in the same mm as region")
 
     @property
     def work(self) -> float:
-        return float(self.region.nbytes) * self.passes
+        return float(self.region.nbytes) * self.passes / (1.0 - self.shared_fraction)
+
+    def sweeps(self, done: float, rate: float) -> list[tuple[Region, float, float]]:
+        """(region, cursor, rate) of each region this phase walks, after ``done`` bytes at ``rate``."""
+        own = 1.0 - self.shared_fraction
+        out = [(self.region, (done * own) % self.region.nbytes, rate * own)]
+        if self.shared is not None:
+            f = self.shared_fraction
+            out.append((self.shared, (done * f) % self.shared.nbytes, rate * f))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
