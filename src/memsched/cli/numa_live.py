@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.table import Table
@@ -16,6 +19,7 @@ from memsched.config import parse_set_args
 from memsched.errors import ConfigError
 from memsched.live import capabilities
 from memsched.live.numa.balance import LiveBalancer, SampleReport
+from memsched.live.numa.readers import MissingFieldWarning
 from memsched.live.numa.snapshot import NumaSnapshot, locality, take_snapshot
 from memsched.live.roots import LiveRoots
 from memsched.policies.numa import registry as policy_registry
@@ -36,6 +40,30 @@ def _roots(proc_root: Path, sys_root: Path) -> LiveRoots:
         if not path.is_dir():
             raise ConfigError(field, str(path), "must be an existing directory")
     return LiveRoots(proc_root=proc_root, sys_root=sys_root)
+
+
+@contextmanager
+def _kernel_warnings() -> Iterator[None]:
+    """Fields the kernel did not print become one ``memsched: warning:`` line each on stderr (not repeated)."""
+    seen: set[str] = set()
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = str(message)
+        if text not in seen:
+            seen.add(text)
+            typer.echo(f"memsched: warning: {text}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MissingFieldWarning)
+        warnings.showwarning = show
+        yield
 
 
 def _count(count: int | None, field: str = "--count") -> int | None:
@@ -116,9 +144,8 @@ def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int) ->
         )
     out_console.print(procs)
     if snap.unreadable:
-        out_console.print(
-            f"{len(snap.unreadable)} process(es) not readable by this user (e.g. {next(iter(snap.unreadable.values()))})"
-        )
+        example = next(iter(snap.unreadable.values()))
+        out_console.print(f"{len(snap.unreadable)} process(es) not readable by this user (e.g. {example})")
 
 
 @numa_app.command("top")
@@ -146,6 +173,11 @@ def top(
         raise ConfigError("--limit", limit, "must be >= 1")
     if json_out and count not in (None, 1):
         raise ConfigError("--count", count, "must be 1 with --json (it prints one snapshot)")
+    with _kernel_warnings():
+        _top(roots, json_out, interval_ns, count, limit)
+
+
+def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, limit: int) -> None:
     topo = Topology.from_sysfs(roots.sys_root)
     if json_out:
         emit_json(_top_document(take_snapshot(roots, topo), roots))
@@ -248,7 +280,8 @@ def balance(
         for line in header:
             typer.echo(line, err=True)
     try:
-        balancer.run(count, on_sample=(reports.append if json_out else _print_sample))
+        with _kernel_warnings():
+            balancer.run(count, on_sample=(reports.append if json_out else _print_sample))
     finally:
         closing = [*balancer.close_notes, *balancer.summary()]
         if not json_out:

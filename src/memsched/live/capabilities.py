@@ -256,7 +256,8 @@ def _probe_numa_nodes(ctx: ProbeContext) -> Capability:
     nodes = parse_cpulist(text, field=str(path))
     if len(nodes) < 2:
         return Capability(
-            False, f"{len(nodes)} NUMA node online ({format_cpulist(nodes)}): every placement is local, moves are no-ops"
+            False,
+            f"{len(nodes)} NUMA node online ({format_cpulist(nodes)}): every placement is local, moves are no-ops",
         )
     return Capability(True, f"{len(nodes)} NUMA nodes online ({format_cpulist(nodes)})")
 
@@ -283,10 +284,9 @@ def _probe_numa_balancing(ctx: ProbeContext) -> Capability:
         return Capability(False, f"{path} does not hold a number (got {text.strip()!r})")
     if mode == 0:
         return Capability(False, f"{path} is 0: the kernel's automatic NUMA balancing is off")
+    name = _NUMA_BALANCING_MODES.get(mode, "unknown mode")
     return Capability(
-        True,
-        f"the kernel's automatic NUMA balancing is on ({path} = {mode}, {_NUMA_BALANCING_MODES.get(mode, 'unknown mode')}): "
-        "it moves pages and tasks too",
+        True, f"the kernel's automatic NUMA balancing is on ({path} = {mode}, {name}): it moves pages and tasks too"
     )
 
 

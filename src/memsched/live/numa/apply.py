@@ -3,6 +3,12 @@
 =================== ========================================================================================
 action              live meaning
 =================== ========================================================================================
+``MigrateMmNodes``  ``migrate_pages(2)`` on the whole process, ``MPOL_MF_MOVE`` semantics (the kernel's
+                    ``do_migrate_pages``: the n-th node of the sorted source set maps to the (n mod k)-th of
+                    the k destination nodes; when the sets differ in size, a source node that is also a
+                    destination keeps its pages). The process's ``numa_maps`` is read before and after, so
+                    the result gives the pages per node on both sides and the kernel's count of pages it could
+                    not move.
 ``MigratePages``    ``move_pages(2)`` with ``MPOL_MF_MOVE`` (pages this process maps alone) of every page
                     each page id stands for (the block a sampled page represents, see ``pages.py``); each
                     destination node is one call. Pages are queried first, so the result tells moved,
@@ -35,7 +41,7 @@ from __future__ import annotations
 
 import collections
 import errno
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,10 +51,12 @@ import numpy.typing as npt
 from memsched.errors import ConfigError, KernelError, MemschedError
 from memsched.live.numa.context import LiveContext, LiveTask
 from memsched.live.numa.pages import PageProbe, Window
+from memsched.live.numa.snapshot import ProcessSample
 from memsched.live.numa.syscalls import NumaSyscalls
 from memsched.policies.numa.actions import (
     ACTION_TYPES,
     Action,
+    MigrateMmNodes,
     MigratePages,
     MigrateTask,
     SetAffinity,
@@ -114,6 +122,7 @@ class Applier:
         elapsed_ns: int,
         online_cpus: frozenset[int],
         changed_affinity: dict[int, frozenset[int]],
+        node_pages_of: Callable[[int], IntArray | None] | None = None,
     ) -> None:
         self.ctx = ctx
         self.sample = sample
@@ -122,9 +131,12 @@ class Applier:
         self.rules = rules
         self.online_cpus = online_cpus
         self.changed_affinity = changed_affinity
+        self.node_pages_of = node_pages_of
         page = ctx.page_size
         windows = max(1.0, elapsed_ns / (rules.migrate_interval_ms * NSEC_PER_MSEC))
-        self._budget = collections.defaultdict(lambda: int(rules.ratelimit_mb * MIB // page * windows))
+        self._budget: collections.defaultdict[int, int] = collections.defaultdict(
+            lambda: int(rules.ratelimit_mb * MIB // page * windows)
+        )
         self._blocks: dict[int, tuple[IntArray, IntArray]] = {}
         self._moved_heads: dict[int, set[int]] = collections.defaultdict(set)
 
@@ -165,6 +177,8 @@ class Applier:
     def _apply_one(self, hook: str, action: Action) -> list[ActionResult]:
         if isinstance(action, MigratePages):
             return self._migrate_pages(hook, action)
+        if isinstance(action, MigrateMmNodes):
+            return [self._migrate_mm_nodes(hook, action)]
         if isinstance(action, MigrateTask):
             return [self._migrate_task(hook, action)]
         if isinstance(action, SwapTasks):
@@ -176,6 +190,7 @@ class Applier:
             self.ctx.state.preferred[action.task] = action.node
             who = t.describe() if t else f"task {action.task}"
             return [self._result(hook, action, who, f"preferred node {action.node}", "recorded", "balancer state")]
+        assert isinstance(action, SetScanPeriod)
         t = self._task(action.task)
         self.ctx.state.period[action.task] = action.period_ns
         who = t.describe() if t else f"task {action.task}"
@@ -199,113 +214,110 @@ class Applier:
         return owner + offsets, owner
 
     def _migrate_pages(self, hook: str, action: MigratePages) -> list[ActionResult]:
-        ctx = self.ctx
-        process = ctx.mm_process.get(action.mm)
-        out: list[ActionResult] = []
+        process = self.ctx.mm_process.get(action.mm)
         if process is None:
-            return [
-                self._result(
-                    hook,
-                    action,
-                    f"mm {action.mm}",
-                    f"{action.pages.shape[0]} pages",
-                    "skipped",
-                    "not a balanced process",
-                )
-            ]
-        target = f"pid {process.pid} ({process.comm})"
+            detail = f"{action.pages.shape[0]} page(s)"
+            return [self._result(hook, action, f"mm {action.mm}", detail, "skipped", "not a balanced process")]
+        return [
+            self._migrate_pages_to(hook, action, process, int(dst), action.pages[action.dst == dst])
+            for dst in np.unique(action.dst)
+        ]
+
+    def _migrate_pages_to(
+        self, hook: str, action: MigratePages, process: ProcessSample, dst: int, ids: IntArray
+    ) -> ActionResult:
+        ctx = self.ctx
         page = ctx.page_size
-        limited = action.mode in ("sync", "async") and self.rules.rate_limit
-        for dst in (int(x) for x in np.unique(action.dst)):
-            ids = action.pages[action.dst == dst]
-            detail = f"{ids.shape[0]} page(s) -> node {dst}"
-            if not 0 <= dst < ctx.nr_nodes or ctx.node_total_pages[dst] == 0:
-                out.append(
-                    self._result(hook, action, target, detail, "skipped", f"node {dst} has no memory or does not exist")
-                )
-                continue
-            vpns, owner = self._expand(action.mm, ids)
-            try:
-                before = self.probe.page_nodes(process, vpns, page)
-            except KernelError as e:
-                out.append(self._gone_or_failed(hook, action, target, detail, e))
-                continue
-            present = before >= 0
-            here = before == dst
-            movable = np.flatnonzero(present & ~here)
-            deferred = 0
-            if limited and movable.shape[0] > self._budget[dst]:
-                deferred = movable.shape[0] - self._budget[dst]
-                movable = movable[: self._budget[dst]]
-            detail = f"{ids.shape[0]} page(s), {format_bytes(vpns.shape[0] * page)} -> node {dst}"
-            sources = ", ".join(
-                f"node {n}: {c}" for n, c in sorted(collections.Counter(before[movable].tolist()).items())
+        target = f"pid {process.pid} ({process.comm})"
+        vpns, owner = self._expand(action.mm, ids)
+        detail = f"{ids.shape[0]} page id(s), {format_bytes(vpns.shape[0] * page)} -> node {dst}"
+        if not 0 <= dst < ctx.nr_nodes or ctx.node_total_pages[dst] == 0:
+            return self._result(hook, action, target, detail, "skipped", f"node {dst} has no memory or does not exist")
+        try:
+            before = self.probe.page_nodes(process, vpns, page)
+        except MemschedError as e:
+            return self._gone_or_failed(hook, action, target, detail, e)
+        present = before >= 0
+        here = before == dst
+        movable = np.flatnonzero(present & ~here)
+        facts = f"{int(here.sum())} already on node {dst}, {int((~present).sum())} not present"
+        if action.mode in ("sync", "async") and self.rules.rate_limit and movable.shape[0] > self._budget[dst]:
+            facts += (
+                f", {movable.shape[0] - self._budget[dst]} deferred by the rate limit "
+                f"({self.rules.ratelimit_mb} MB per {self.rules.migrate_interval_ms} ms to a node)"
             )
-            facts = f"{int(here.sum())} already on node {dst}, {int((~present).sum())} not present"
-            if deferred:
-                facts += f", {deferred} deferred by the rate limit ({self.rules.ratelimit_mb} MB per {self.rules.migrate_interval_ms} ms to a node)"
-            if movable.shape[0] == 0:
-                out.append(self._result(hook, action, target, detail, "no-op", f"nothing to move ({facts})"))
-                continue
-            if self.dry_run:
-                out.append(
-                    self._result(
-                        hook,
-                        action,
-                        target,
-                        detail,
-                        "dry-run",
-                        f"would move {movable.shape[0]} page(s) from {sources}; {facts}",
-                    )
-                )
-                continue
-            assert self.syscalls is not None
-            try:
-                status = self.syscalls.move_pages(
-                    process.pid, vpns[movable] * page, np.full(movable.shape[0], dst, dtype=np.int64)
-                )
-            except MemschedError as e:
-                out.append(self._gone_or_failed(hook, action, target, detail, e))
-                continue
-            moved = status == dst
-            failed = status < 0
-            n_moved = int(moved.sum())
-            self._budget[dst] -= n_moved
-            ctx.moved_pages(action.mm, before[movable][moved], dst)
-            heads = set(owner[movable][moved & (vpns[movable] == owner[movable])].tolist())
-            self._moved_heads[action.mm].update(heads)
-            stayed = int((~moved & ~failed).sum())
-            tail = f"; {facts}"
-            if n_moved == movable.shape[0]:
-                out.append(
-                    self._result(
-                        hook, action, target, detail, "applied", f"moved {n_moved} page(s) from {sources}{tail}"
-                    )
-                )
-            elif n_moved:
-                out.append(
-                    self._result(
-                        hook,
-                        action,
-                        target,
-                        detail,
-                        "partial",
-                        f"process partly moved: {n_moved} of {movable.shape[0]} page(s) now on node {dst}; "
-                        f"{int(failed.sum())} failed ({_errnos(status[failed])}), {stayed} left on another node{tail}",
-                    )
-                )
-            else:
-                out.append(
-                    self._result(
-                        hook,
-                        action,
-                        target,
-                        detail,
-                        "failed",
-                        f"no page moved: {int(failed.sum())} failed ({_errnos(status[failed])}), {stayed} left where they were{tail}",
-                    )
-                )
-        return out
+            movable = movable[: self._budget[dst]]
+        if movable.shape[0] == 0:
+            return self._result(hook, action, target, detail, "no-op", f"nothing to move ({facts})")
+        counts = collections.Counter(before[movable].tolist())
+        sources = ", ".join(f"{c} from node {n}" for n, c in sorted(counts.items()))
+        if self.dry_run:
+            self._budget[dst] -= movable.shape[0]
+            return self._result(hook, action, target, detail, "dry-run", f"would move {sources}; {facts}")
+        assert self.syscalls is not None
+        try:
+            status = self.syscalls.move_pages(
+                process.pid, vpns[movable] * page, np.full(movable.shape[0], dst, dtype=np.int64)
+            )
+        except MemschedError as e:
+            return self._gone_or_failed(hook, action, target, detail, e)
+        moved = status == dst
+        failed = status < 0
+        n_moved, n_failed = int(moved.sum()), int(failed.sum())
+        stayed = movable.shape[0] - n_moved - n_failed
+        self._budget[dst] -= n_moved
+        ctx.moved_pages(action.mm, before[movable][moved], dst)
+        heads = vpns[movable][moved]
+        self._moved_heads[action.mm].update(heads[heads == owner[movable][moved]].tolist())
+        if n_moved == movable.shape[0]:
+            return self._result(hook, action, target, detail, "applied", f"moved {sources}; {facts}")
+        errors = f"{n_failed} failed ({_errnos(status[failed])})" if n_failed else "none failed"
+        outcome = f"{errors}, {stayed} left on another node; {facts}"
+        if n_moved:
+            message = f"process partly moved: {n_moved} of {movable.shape[0]} page(s) now on node {dst}; {outcome}"
+            return self._result(hook, action, target, detail, "partial", message)
+        return self._result(hook, action, target, detail, "failed", f"no page moved: {outcome}")
+
+    def _migrate_mm_nodes(self, hook: str, action: MigrateMmNodes) -> ActionResult:
+        ctx = self.ctx
+        src, dst = sorted(set(action.from_nodes)), sorted(set(action.to_nodes))
+        detail = f"nodes {format_cpulist(src) or '-'} -> {format_cpulist(dst)}"
+        process = ctx.mm_process.get(action.mm)
+        if process is None:
+            return self._result(hook, action, f"mm {action.mm}", detail, "skipped", "not a balanced process")
+        target = f"pid {process.pid} ({process.comm})"
+        bad = [n for n in (*src, *dst) if not 0 <= n < ctx.nr_nodes]
+        if bad:
+            return self._result(hook, action, target, detail, "skipped", f"node(s) {bad} do not exist")
+        before = np.array(ctx.mm_node_pages(action.mm), dtype=np.int64)
+        moving = {s: d for s, d in _remap(src, dst).items() if before[s] > 0}
+        plan = "; ".join(f"{before[s]} page(s) node {s} -> {d}" for s, d in sorted(moving.items()))
+        if not moving:
+            return self._result(hook, action, target, detail, "no-op", "no resident page on a node that would move")
+        if self.dry_run:
+            return self._result(hook, action, target, detail, "dry-run", f"would migrate_pages: {plan}")
+        assert self.syscalls is not None
+        try:
+            left = self.syscalls.migrate_pages(process.pid, frozenset(src), frozenset(dst))
+        except MemschedError as e:
+            return self._gone_or_failed(hook, action, target, detail, e)
+        after = self.node_pages_of(process.pid) if self.node_pages_of is not None else None
+        seen = ""
+        if after is not None:
+            ctx.set_node_pages(action.mm, after)
+            seen = f"; numa_maps before {before.tolist()}, after {after.tolist()}"
+        if left == 0:
+            return self._result(hook, action, target, detail, "applied", f"migrate_pages: {plan}{seen}")
+        moved_any = after is not None and bool((after[list(moving)] < before[list(moving)]).any())
+        return self._result(
+            hook,
+            action,
+            target,
+            detail,
+            "partial" if moved_any else "failed",
+            f"{'process partly moved: ' if moved_any else ''}the kernel could not move {left} page(s) "
+            f"(planned: {plan}){seen}",
+        )
 
     def _gone_or_failed(self, hook: str, action: Action, target: str, detail: str, e: MemschedError) -> ActionResult:
         if isinstance(e, KernelError) and e.errno == errno.ESRCH:
@@ -425,3 +437,15 @@ class Applier:
         self.changed_affinity.setdefault(t.tid, before)
         self.ctx.changed_affinity(t.id, wanted)
         return self._result(hook, action, t.describe(), detail, "applied", f"was {format_cpulist(before)}")
+
+
+def _remap(src: list[int], dst: list[int]) -> dict[int, int]:
+    """Where ``migrate_pages(2)`` sends each source node's pages (``do_migrate_pages`` / ``node_remap``,
+    mm/mempolicy.c): the n-th source node to the (n mod k)-th destination; sources that stay are left out."""
+    out = {}
+    for i, s in enumerate(src):
+        d = dst[i % len(dst)]
+        if s == d or (len(src) != len(dst) and s in dst):
+            continue
+        out[s] = d
+    return out

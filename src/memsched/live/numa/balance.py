@@ -48,7 +48,8 @@ from memsched.live.numa.pages import (
     anon_regions,
     sample_window,
 )
-from memsched.live.numa.snapshot import NumaSnapshot, ProcessSample, take_snapshot
+from memsched.live.numa.readers import read_numa_maps
+from memsched.live.numa.snapshot import NumaSnapshot, ProcessSample, node_pages_of, take_snapshot
 from memsched.live.numa.syscalls import KernelNumaSyscalls, NumaSyscalls
 from memsched.live.roots import LiveRoots, try_read_text
 from memsched.policies.numa.base import KnumaScand, NumaPolicy, TaskWorkScan, overridden_hooks
@@ -261,6 +262,7 @@ class LiveBalancer:
             elapsed_ns=elapsed,
             online_cpus=frozenset(c.id for c in self.topology.cpus),
             changed_affinity=self.changed_affinity,
+            node_pages_of=self._read_node_pages,
         )
         results: list[ActionResult] = []
         sampled = 0
@@ -309,6 +311,12 @@ class LiveBalancer:
             notes=tuple(notes),
             faults=sampled,
         )
+
+    def _read_node_pages(self, pid: int) -> IntArray | None:
+        try:
+            return node_pages_of(read_numa_maps(pid, self.roots), self.topology.nr_nodes, self.page_size)
+        except KernelError:
+            return None
 
     def _notes(self, snap: NumaSnapshot) -> list[str]:
         notes = []
@@ -365,7 +373,7 @@ class LiveBalancer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> list[SampleReport]:
         """``count`` samples (``None``: until interrupted), ``interval_ns`` apart; always :meth:`close`."""
-        reports = []
+        reports: list[SampleReport] = []
         try:
             while count is None or len(reports) < count:
                 if reports:

@@ -183,6 +183,9 @@ class LiveContext:
         pages[dst] += src.shape[0]
         np.maximum(pages, 0, out=pages)
 
+    def set_node_pages(self, mm: int, pages: IntArray) -> None:
+        self._mm_pages[mm] = np.array(pages, dtype=np.int64)
+
     # ---- PolicyContext -----------------------------------------------------------------------------------
     @property
     def now_ns(self) -> int:

@@ -28,7 +28,7 @@ Formats, checked against the kernel sources (Linux 6.x unless said otherwise):
     :func:`memsched.topology.parse_node_meminfo` (``MemTotal``, ``MemFree``).
 
 Every reader takes a :class:`~memsched.live.roots.LiveRoots`; files of processes that exit while being read
-raise :class:`ProcessGone` so a scan over ``/proc`` can skip them and say so.
+raise :class:`ProcessGoneError` so a scan over ``/proc`` can skip them and say so.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ __all__ = [
     "MissingFieldWarning",
     "NumaCounters",
     "NumaMapsVma",
-    "ProcessGone",
+    "ProcessGoneError",
     "ThreadStat",
     "list_pids",
     "numa_counters",
@@ -96,7 +96,7 @@ class MissingFieldWarning(UserWarning):
     """A field the kernel normally prints was not there; the value is reported as unknown (``None``)."""
 
 
-class ProcessGone(KernelError):
+class ProcessGoneError(KernelError):
     """The process or thread exited (or was never there) while its files were read."""
 
 
@@ -324,7 +324,7 @@ def numa_counters(vmstat: Mapping[str, int], *, source: str = "/proc/vmstat") ->
     values = {name: vmstat.get(name) for name in NUMA_COUNTERS}
     missing = [name for name, v in values.items() if v is None]
     if missing:
-        reasons = sorted({NUMA_COUNTERS[m] for m in missing})
+        reasons = sorted({NUMA_COUNTERS[m].split(" (")[0] for m in missing})
         warnings.warn(
             f"{source} lacks {', '.join(missing)} (kernel built without {' / '.join(reasons)}?): reported as unknown",
             MissingFieldWarning,
@@ -359,7 +359,7 @@ def _read_process_file(roots: LiveRoots, *parts: str | int) -> str:
         return read_text(path)
     except KernelError as e:
         if e.errno in (errno.ENOENT, errno.ESRCH):
-            raise ProcessGone(e.errno, f"{path}: process gone") from None
+            raise ProcessGoneError(e.errno, f"{path}: process gone") from None
         raise
 
 

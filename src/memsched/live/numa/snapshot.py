@@ -31,7 +31,7 @@ from memsched.live.numa.readers import (
     MapsRange,
     NumaCounters,
     NumaMapsVma,
-    ProcessGone,
+    ProcessGoneError,
     list_pids,
     read_maps,
     read_node_memory,
@@ -50,6 +50,7 @@ __all__ = [
     "ProcessSample",
     "ThreadSample",
     "locality",
+    "node_pages_of",
     "take_snapshot",
 ]
 
@@ -130,7 +131,7 @@ def take_snapshot(
         threads: list[ThreadSample] = []
         try:
             stats = [read_thread_stat(pid, tid, roots) for tid in thread_ids(pid, roots)]
-        except ProcessGone:
+        except ProcessGoneError:
             gone += 1
             continue
         except KernelError as e:
@@ -153,7 +154,7 @@ def take_snapshot(
                 threads.append(
                     ThreadSample(st.tid, st.comm, st.state, st.processor, st.runtime_ticks * tick_ns, status.allowed)
                 )
-        except ProcessGone:
+        except ProcessGoneError:
             gone += 1
             continue
         except KernelError as e:
@@ -161,11 +162,7 @@ def take_snapshot(
                 unreadable[pid] = str(e)
                 continue
             raise
-        node_pages = np.zeros(topology.nr_nodes, dtype=np.int64)
-        for vma in vmas:
-            for node, nbytes in vma.node_bytes().items():
-                if 0 <= node < topology.nr_nodes:
-                    node_pages[node] += nbytes // page_size
+        node_pages = node_pages_of(vmas, topology.nr_nodes, page_size)
         node_pages.flags.writeable = False
         comm = next((t.comm for t in threads if t.tid == pid), threads[0].comm)
         processes[pid] = ProcessSample(pid, comm, uids, tuple(threads), vmas, maps, node_pages)
@@ -186,6 +183,16 @@ def take_snapshot(
         unreadable=unreadable,
         gone=gone,
     )
+
+
+def node_pages_of(vmas: Iterable[NumaMapsVma], nr_nodes: int, page_size: int) -> IntArray:
+    """Resident pages (of ``page_size``) per node over ``vmas`` (``numa_maps`` ``N<node>=`` totals)."""
+    out = np.zeros(nr_nodes, dtype=np.int64)
+    for vma in vmas:
+        for node, nbytes in vma.node_bytes().items():
+            if 0 <= node < nr_nodes:
+                out[node] += nbytes // page_size
+    return out
 
 
 @dataclass(frozen=True, slots=True)
