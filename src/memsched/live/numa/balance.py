@@ -269,6 +269,8 @@ class LiveBalancer:
         pid_ = self.policy.id
         if self.hooks & set(SAMPLING_HOOKS):
             for mm in sorted(ctx.mm_process):
+                if not any(ctx.tasks_by_id[t].active for t in ctx.mm_tasks(mm)):
+                    continue  # the kernel scans from a running thread's tick: an idle process is not scanned
                 process = ctx.mm_process[mm]
                 regions = anon_regions(process, self.page_size, self.topology.nr_nodes)
                 window = sample_window(regions, self.state.scan_offset.get(mm, 0), self.window_pages, self.max_samples)
@@ -335,8 +337,6 @@ class LiveBalancer:
         if window.vpns.shape[0] == 0:
             return None
         runners = [ctx.tasks_by_id[t] for t in ctx.mm_tasks(mm) if ctx.tasks_by_id[t].active]
-        if not runners:
-            return None  # nothing of this process ran: no access, no fault
         nodes = self.probe.page_nodes(process, window.vpns, self.page_size)
         present = nodes >= 0
         if not present.any():

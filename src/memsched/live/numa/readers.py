@@ -104,6 +104,7 @@ class ProcessGoneError(KernelError):
 
 _KNOWN_KEYS = ("file", "anon", "dirty", "mapped", "mapmax", "swapcache", "active", "writeback", "kernelpagesize_kB")
 _NODE_FIELD = re.compile(r"N(\d+)=(\d+)\Z")
+_NODE_KEY = re.compile(r"N\d+\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +151,8 @@ class NumaMapsVma:
 def _is_body_token(token: str) -> bool:
     if token in ("heap", "stack", "huge") or token.startswith("stack:"):
         return True
-    key = token.partition("=")[0]
-    return key in _KNOWN_KEYS or _NODE_FIELD.match(token) is not None
+    key, sep, _ = token.partition("=")
+    return bool(sep) and (key in _KNOWN_KEYS or _NODE_KEY.match(key) is not None)
 
 
 def parse_numa_maps(data: bytes | str) -> tuple[NumaMapsVma, ...]:
@@ -187,6 +188,8 @@ def parse_numa_maps(data: bytes | str) -> tuple[NumaMapsVma, ...]:
                     rec["stack"] = True
                 else:
                     key, sep, value = token.partition("=")
+                    if _NODE_KEY.match(key):
+                        raise ValueError(token)
                     if key == "file":
                         rec["file"] = value
                     elif key in ("anon", "dirty"):
