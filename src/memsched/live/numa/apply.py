@@ -138,7 +138,7 @@ class Applier:
             lambda: int(rules.ratelimit_mb * MIB // page * windows)
         )
         self._blocks: dict[int, tuple[IntArray, IntArray]] = {}
-        self._moved_heads: dict[int, set[int]] = collections.defaultdict(set)
+        self._moved_heads: dict[int, list[IntArray]] = collections.defaultdict(list)
 
     @property
     def dry_run(self) -> bool:
@@ -150,8 +150,8 @@ class Applier:
         self._blocks[mm] = (window.vpns, window.block_end)
 
     def migrated_mask(self, mm: int, pages: IntArray) -> npt.NDArray[np.bool_]:
-        moved = self._moved_heads.get(mm, set())
-        mask = np.fromiter((int(p) in moved for p in pages), dtype=bool, count=pages.shape[0])
+        moved = self._moved_heads.get(mm)
+        mask = np.isin(pages, np.concatenate(moved)) if moved else np.zeros(pages.shape[0], dtype=bool)
         mask.flags.writeable = False
         return mask
 
@@ -268,7 +268,7 @@ class Applier:
         self._budget[dst] -= n_moved
         ctx.moved_pages(action.mm, before[movable][moved], dst)
         heads = vpns[movable][moved]
-        self._moved_heads[action.mm].update(heads[heads == owner[movable][moved]].tolist())
+        self._moved_heads[action.mm].append(heads[heads == owner[movable][moved]])
         if n_moved == movable.shape[0]:
             return self._result(hook, action, target, detail, "applied", f"moved {sources}; {facts}")
         errors = f"{n_failed} failed ({_errnos(status[failed])})" if n_failed else "none failed"

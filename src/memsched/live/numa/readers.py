@@ -56,6 +56,7 @@ __all__ = [
     "NumaMapsVma",
     "ProcessGoneError",
     "ThreadStat",
+    "ThreadStatus",
     "list_pids",
     "numa_counters",
     "parse_maps",

@@ -23,8 +23,8 @@ from memsched.policies.numa.actions import (
     SetPreferredNode,
     SwapTasks,
 )
-from memsched.policies.numa.base import MigrationRules, NumaPolicy
-from memsched.policies.numa.views import PolicyContext
+from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.views import FaultBatch, PolicyContext
 from memsched.topology import Topology
 
 STREAM_BUF = 0x7F3A00000000 // PAGE  # first page of stream's 768 MiB buffer (4096 pages on node 0, then node 2)
@@ -194,3 +194,43 @@ def test_recorded_actions_and_unknown_targets() -> None:
     assert [r.status for r in results] == ["recorded", "skipped", "skipped"]
     with pytest.raises(ConfigError, match="must be an action"):
         run(lambda ctx: ["move everything"], kernel)  # type: ignore[list-item]
+
+
+class _ToNodeZero(NumaPolicy):
+    """on_faults: every sampled page to node 0; after_faults: remember which ones the mechanism migrated."""
+
+    id = "test-to-node-zero"
+    scan = TaskWorkScan(scan_size_mb=1024)
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
+        return [MigratePages(batch.mm, batch.page, [0], mode="syscall")] if batch.mm == 0 else []
+
+    def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: np.ndarray) -> Sequence[Action]:
+        if batch.mm == 0:
+            self.seen.append((np.array(batch.page_node), np.array(migrated)))
+        return ()
+
+
+def test_after_faults_learns_which_sampled_pages_moved() -> None:
+    """A sampled page counts as migrated when its own page moved: the node-2 pages of stream, not the pages
+    already on node 0; and the context's memory per node follows the moves."""
+    kernel = fake_kernel()
+    policy = _ToNodeZero()
+    b = LiveBalancer(
+        policy,
+        roots=numa4(),
+        syscalls=kernel,
+        probe=KernelPageProbe(kernel),
+        page_size=PAGE,
+        clk_tck=100,
+        clock=StepClock(1_000_000_000),
+        self_pid=4000,
+    )
+    (report,) = b.run(1, sleep=lambda s: None)
+    ((page_node, migrated),) = policy.seen
+    assert migrated[page_node == 2].all() and not migrated[page_node == 0].any()
+    (r,) = [r for r in report.results if r.action == "MigratePages"]
+    assert r.status == "applied" and "from node 2" in r.message
