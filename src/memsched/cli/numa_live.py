@@ -203,7 +203,10 @@ def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, 
 def _print_sample(report: SampleReport) -> None:
     for note in report.notes:
         typer.echo(f"note: {note}")
-    pids = ", ".join(f"{p} ({c})" for p, c in report.processes) or "none"
+    shown = 8
+    pids = ", ".join(f"{p} ({c})" for p, c in report.processes[:shown]) or "none"
+    if len(report.processes) > shown:
+        pids += f" and {len(report.processes) - shown} more"
     typer.echo(
         f"[{report.index}] t={report.now_ns / 1e9:.3f}s balanced: {pids}; "
         f"{report.faults} sampled page(s); {len(report.results)} action(s)"
