@@ -709,7 +709,15 @@ def load_rt_app(path: Path | str, m: RtMachine, *, duration_ns: int | None = Non
         elif policy in (SchedPolicy.FIFO, SchedPolicy.RR):
             attr = SchedAttr(sched_policy=policy, sched_priority=prio)
         else:
-            attr = SchedAttr(sched_policy=policy, sched_nice=prio if policy != SchedPolicy.IDLE else 0)
+            # rt-app passes dl-runtime as sched_runtime for fair threads too: a custom EEVDF slice (6.12+)
+            slice_ns = 0
+            if "dl-runtime" in spec and policy != SchedPolicy.IDLE:
+                slice_ns = _us(spec["dl-runtime"], f"tasks.{name}.dl-runtime", src)
+            attr = SchedAttr(
+                sched_policy=policy,
+                sched_nice=prio if policy != SchedPolicy.IDLE else 0,
+                sched_runtime=slice_ns,
+            )
         cpus = spec.get("cpus")
         delay = _us(spec.get("delay", 0), f"tasks.{name}.delay", src)
         for i in range(int(spec.get("instance", 1))):
