@@ -111,3 +111,20 @@ def test_guest_latency_depends_on_how_the_host_runs_the_vcpu() -> None:
         lat[pol] = g["latency_us"]["max"]
     assert lat["fifo"] < 10
     assert lat["other"] > 100 * lat["fifo"]
+
+
+def test_rt_app_dl_runtime_on_sched_other_sets_a_custom_slice(tmp_path: Path) -> None:
+    """rt-app's dl-runtime on a SCHED_OTHER thread becomes sched_runtime: an EEVDF custom slice (6.12+)."""
+    p = tmp_path / "slice.json"
+    p.write_text(
+        '{"global": {"duration": 1}, "tasks": {'
+        '"short": {"policy": "SCHED_OTHER", "dl-runtime": 300, "run": 100, "sleep": 900},'
+        '"plain": {"policy": "SCHED_OTHER", "run": 100, "sleep": 900}}}'
+    )
+    m = RtMachine(1)
+    built = rt.load_rt_app(p, m)
+    short, plain = sorted(built.groups["rt-app"], key=lambda t: t.name != "short")
+    assert short.custom_slice and short.slice == 300_000
+    assert not plain.custom_slice
+    m.run(50_000_000)
+    assert short.slice == 300_000 and short.sum_exec > 0
