@@ -52,7 +52,7 @@ from memsched.sim.sched.program import (
     Yield,
 )
 from memsched.uapi.sched import SchedAttr, SchedPolicy
-from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
+from memsched.units import NSEC_PER_MSEC, NSEC_PER_SEC, NSEC_PER_USEC
 from memsched.workloads.rtgen import log_uniform_periods, randfixedsum, uunifast_discard
 
 __all__ = [
@@ -672,7 +672,7 @@ def load_rt_app(path: Path | str, m: RtMachine, *, duration_ns: int | None = Non
             raise ConfigError(
                 "global.duration", d, "must be a number of seconds > 0 (-1 is not supported)", source=src
             )
-        dur = int(d * 1_000_000_000)
+        dur = int(d * NSEC_PER_SEC)
     tasks: list[Task] = []
     for name, spec in doc["tasks"].items():
         if not isinstance(spec, Mapping):
