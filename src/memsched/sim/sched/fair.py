@@ -220,7 +220,9 @@ class FairClass(SchedClass):
         period = nr * self.min_gran if nr > self.nr_latency else self.latency
         load = rq.sum_w + extra
         slice_ = period * p.weight // load if load else period
-        if p.policy == SchedPolicy.IDLE and not all(se.policy == SchedPolicy.IDLE for se in rq.fair):
+        # se_is_idle(p) && !sched_idle_cfs_rq(): a SCHED_IDLE task among non-idle ones (or on an empty queue)
+        idle_rq = bool(rq.fair) and all(se.policy == SchedPolicy.IDLE for se in rq.fair)
+        if p.policy == SchedPolicy.IDLE and not idle_rq:
             floor = self.idle_min_gran
         else:
             floor = self.min_gran
