@@ -6,7 +6,7 @@ import errno
 from fractions import Fraction
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from memsched.admission import BW_SHIFT, to_ratio
@@ -56,9 +56,7 @@ def test_uniprocessor_edf_misses_iff_overloaded(tasks: list[tuple[int, int]]) ->
 @given(uniproc_sets(), st.integers(2, 6), st.integers(0, 4))
 def test_cbs_isolates_an_overrunning_task(tasks: list[tuple[int, int]], factor: int, who: int) -> None:
     """A task running `factor` x its runtime never makes a conforming task miss while Σ bw <= 1."""
-    u = sum(Fraction(c, p) for c, p in tasks)
-    if u > 1:
-        return
+    assume(sum(Fraction(c, p) for c, p in tasks) <= 1)
     m = RtMachine(1, SchedConfig.ideal(hrtick_dl=True))
     bad = who % len(tasks)
     ts = [periodic(m, f"t{i}", c, p, run=c * factor if i == bad else None) for i, (c, p) in enumerate(tasks)]
@@ -101,16 +99,24 @@ def test_admission_rejects_exactly_beyond_the_bound(
 @FAST
 @given(st.integers(2, 4), st.integers(4, 20), st.integers(10, 300))
 def test_dhall_effect_under_global_edf(cpus: int, p_ms: int, eps_us: int) -> None:
-    """M tasks (ε, P−1, P−1) plus one (P, P, P) on M CPUs: the heavy task misses under global EDF."""
-    m = RtMachine(cpus, SchedConfig.ideal())
+    """M tasks (ε, P−1, P−1) plus one (P, P, P) on M CPUs pass admission (Σ ≤ 0.95·M) yet the heavy task misses
+    under global EDF; partitioned EDF (the heavy task alone on one CPU, the light ones on another) misses nothing."""
     p = p_ms * MS
+    m = RtMachine(cpus, SchedConfig.ideal(sched_rt_runtime_us=950_000))  # admission control on: all admitted
     light = [periodic(m, f"l{i}", eps_us * US, p - MS) for i in range(cpus)]
     heavy = periodic(m, "heavy", p, p)
     m.run(3 * p)
     assert heavy.misses >= 1
     assert all(t.misses == 0 for t in light)
-    u = Fraction(cpus * eps_us * US, p - MS) + 1
-    assert u < cpus
+    # Partitioned: one root domain per CPU (exclusive cpusets), EDF on each.
+    alone = RtMachine(1, SchedConfig.ideal())
+    heavy_p = periodic(alone, "heavy", p, p)
+    rest = RtMachine(1, SchedConfig.ideal())
+    light_p = [periodic(rest, f"l{i}", eps_us * US, p - MS) for i in range(cpus)]
+    alone.run(3 * p)
+    rest.run(3 * p)
+    assert heavy_p.jobs == 3 and heavy_p.misses == 0
+    assert all(t.jobs >= 3 and t.misses == 0 for t in light_p)
 
 
 def da_bound(cs: list[int], us: list[Fraction], cpus: int) -> Fraction:
@@ -133,12 +139,10 @@ def test_tardiness_stays_under_devi_anderson_bound(cpus: int, seed: int, load: f
     periods = [int(rng.integers(5, 40)) * MS for _ in range(n)]
     pairs = [(max(50 * US, int(ui * p) // US * US), p) for ui, p in zip(u, periods, strict=True)]
     m = RtMachine(cpus, SchedConfig.ideal(sched_rt_runtime_us=950_000))
-    ts = []
-    for i, (c, p) in enumerate(pairs):
-        try:
-            ts.append(periodic(m, f"t{i}", c, p))
-        except KernelError:
-            return  # rounding pushed the set past admission: not an admitted set
+    limit = m.core.dl_class.dl_b.limit
+    assert limit is not None
+    assume(sum(to_ratio(p, c) for c, p in pairs) <= limit)  # rounding may push the set past admission
+    ts = [periodic(m, f"t{i}", c, p) for i, (c, p) in enumerate(pairs)]
     m.run(400 * MS)
     bound = da_bound([c for c, _ in pairs], [Fraction(c, p) for c, p in pairs], cpus)
     worst = max(t.max_tardiness for t in ts)

@@ -10,15 +10,23 @@ streams), the same :class:`~memsched.topology.Topology` and the same ``uapi`` ty
 ``EINVAL`` for non-zero ``flags``, an unknown policy or flag, a priority outside 1..99 for FIFO/RR (or
 non-zero for the others) and failed ``__checkparam_dl`` (``memsched.admission.checkparam_dl``), ``EPERM``
 for a deadline task whose affinity is narrower than the root domain, ``EBUSY`` when
-``memsched.admission.DlBandwidth`` refuses the bandwidth (``__dl_overflow``).
+``memsched.admission.DlBandwidth`` refuses the bandwidth (``__dl_overflow``). ``SCHED_FLAG_KEEP_PARAMS``
+fills the attr from the task's current parameters (``get_params()``: DL runtime/deadline/period/flags, RT
+priority, or nice and slice) and then runs every check, so a policy change still has to pass them;
+``SCHED_FLAG_KEEP_POLICY`` keeps the policy. A call that changes nothing returns at once
+(``policy == p->policy`` and no parameter differs). ``sched_runtime`` on SCHED_NORMAL/BATCH sets a custom
+EEVDF slice (``se->custom_slice``, clamped to 0.1–100 ms; 6.12). The task is dequeued with ``DEQUEUE_SAVE``
+and enqueued again with ``ENQUEUE_RESTORE``, so a fair task keeps its lag.
 
-Deviations from the kernel: one root domain per machine; ``SCHED_FLAG_KEEP_PARAMS`` keeps all parameters
-and ``SCHED_FLAG_KEEP_POLICY`` the policy, with no finer semantics; utilisation clamps are accepted and
-ignored; ``SCHED_EXT`` is refused with EINVAL (no BPF scheduler is loaded).
+Deviations from the kernel: one root domain per machine; utilisation clamps are accepted and ignored;
+``SCHED_EXT`` is refused with EINVAL (no BPF scheduler is loaded); a task leaving SCHED_DEADLINE gives its
+bandwidth back at once (the kernel waits for its 0-lag time, ``switched_from_dl``); no
+``prio_changed``/``switched_to`` subtleties: a running task whose attributes change is rescheduled.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 from collections.abc import Sequence
 from typing import Any
@@ -29,12 +37,12 @@ from memsched.admission import checkparam_dl, to_ratio
 from memsched.errors import ConfigError, KernelError
 from memsched.sim.engine import Engine
 from memsched.sim.mm.slub import Slub, SlubConfig
-from memsched.sim.sched.core import ENQUEUE_INITIAL, SchedConfig, SchedCore, Task, TaskState
-from memsched.sim.sched.fair import WEIGHT_IDLEPRIO, nice_to_weight
+from memsched.sim.sched.core import ENQUEUE_RESTORE, SchedConfig, SchedCore, Task, TaskState
+from memsched.sim.sched.fair import SLICE_MAX_NS, SLICE_MIN_NS, WEIGHT_IDLEPRIO, nice_to_weight
 from memsched.sim.sched.isolation import IsolationConfig, NoiseModel, install_noise
 from memsched.sim.sched.preempt import Point, Resched
 from memsched.sim.sched.program import Phase
-from memsched.sim.sched.sched_class import DEQUEUE_SAVE
+from memsched.sim.sched.sched_class import DEQUEUE_SAVE, NO_DEADLINE
 from memsched.topology import Topology
 from memsched.uapi.sched import (
     SCHED_ATTR_SIZE_VER0,
@@ -146,10 +154,10 @@ class RtMachine:
         if attr.sched_flags & ~SCHED_FLAG_ALL:
             raise KernelError(errno.EINVAL, f"sched_setattr: unknown sched_flags {attr.sched_flags:#x}")
         policy = task.policy if attr.sched_flags & SchedFlag.KEEP_POLICY else attr.sched_policy
+        if attr.sched_flags & SchedFlag.KEEP_PARAMS:
+            attr = self._get_params(task, attr)  # sys_sched_setattr(): get_params(), then every check
         if policy not in (0, 1, 2, 3, 5, 6):
             raise KernelError(errno.EINVAL, f"sched_setattr: invalid policy {policy}")
-        if attr.sched_flags & SchedFlag.KEEP_PARAMS:
-            return self._apply(task, policy, None)
         if policy in (SchedPolicy.FIFO, SchedPolicy.RR):
             if not 1 <= attr.sched_priority <= 99:
                 raise KernelError(
@@ -161,6 +169,9 @@ class RtMachine:
             why = checkparam_dl(attr)
             if why is not None:
                 raise KernelError(errno.EINVAL, f"sched_setattr: {why}")
+        if self._unchanged(task, policy, attr):
+            return None
+        if policy == SchedPolicy.DEADLINE:
             if set(task.affinity) != set(self.core.all_cpus):
                 raise KernelError(
                     errno.EPERM, "sched_setattr: a deadline task's affinity must span its root domain"
@@ -176,6 +187,45 @@ class RtMachine:
                 )
         self._apply(task, policy, attr)
         return None
+
+    def _get_params(self, task: Task, attr: SchedAttr) -> SchedAttr:
+        """``get_params()``: overwrite ``attr``'s fields of the task's current class with its parameters."""
+        if task.policy == SchedPolicy.DEADLINE:
+            dl_flags = int(SchedFlag.RECLAIM | SchedFlag.DL_OVERRUN)  # SCHED_DL_FLAGS (SUGOV aside)
+            return dataclasses.replace(
+                attr,
+                sched_priority=0,
+                sched_runtime=task.dl_runtime,
+                sched_deadline=task.dl_deadline,
+                sched_period=task.dl_period,
+                sched_flags=(attr.sched_flags & ~dl_flags) | (task.dl_flags & dl_flags),
+            )
+        if task.policy in (SchedPolicy.FIFO, SchedPolicy.RR):
+            return dataclasses.replace(attr, sched_priority=task.prio)
+        return dataclasses.replace(
+            attr, sched_nice=task.nice, sched_runtime=task.slice or self.core.fair_class.base_slice
+        )
+
+    @staticmethod
+    def _unchanged(task: Task, policy: int, attr: SchedAttr) -> bool:
+        """``__sched_setscheduler()``: same policy and no parameter differs — nothing to do."""
+        if policy != task.policy:
+            return False
+        if policy in (SchedPolicy.NORMAL, SchedPolicy.BATCH):
+            return attr.sched_nice == task.nice and not (
+                attr.sched_runtime and attr.sched_runtime != task.slice
+            )
+        if policy in (SchedPolicy.FIFO, SchedPolicy.RR):
+            return attr.sched_priority == task.prio
+        if policy == SchedPolicy.DEADLINE:  # !dl_param_changed()
+            dl_flags = int(SchedFlag.RECLAIM | SchedFlag.DL_OVERRUN)
+            return (
+                task.dl_runtime == attr.sched_runtime
+                and task.dl_deadline == attr.sched_deadline
+                and task.dl_period == attr.sched_period
+                and task.dl_flags == attr.sched_flags & dl_flags
+            )
+        return True  # SCHED_IDLE has no parameters
 
     @staticmethod
     def _copy_attr(raw: bytes) -> SchedAttr:
@@ -196,7 +246,7 @@ class RtMachine:
         except ConfigError as e:
             raise KernelError(errno.EINVAL, f"sched_setattr: {e}") from None
 
-    def _apply(self, t: Task, policy: int, attr: SchedAttr | None) -> None:
+    def _apply(self, t: Task, policy: int, attr: SchedAttr) -> None:
         core = self.core
         dl = core.dl_class
         rq = core.rqs[t.cpu]
@@ -225,24 +275,31 @@ class RtMachine:
             t.dl_throttled = False
             t.dl_bw = 0
         t.policy = policy
-        if attr is not None:
-            if policy in (SchedPolicy.FIFO, SchedPolicy.RR):
-                t.prio = attr.sched_priority
+        if policy in (SchedPolicy.FIFO, SchedPolicy.RR):
+            t.prio = attr.sched_priority
+        else:
+            t.prio = 0
+        if policy in (SchedPolicy.NORMAL, SchedPolicy.BATCH):
+            t.nice = attr.sched_nice
+            t.weight = nice_to_weight(attr.sched_nice)
+            if attr.sched_runtime:  # __setscheduler_params(): a custom slice (6.12)
+                t.custom_slice = True
+                t.slice = min(max(attr.sched_runtime, SLICE_MIN_NS), SLICE_MAX_NS)
             else:
-                t.prio = 0
-            if policy in (SchedPolicy.NORMAL, SchedPolicy.BATCH):
-                t.nice = attr.sched_nice
-                t.weight = nice_to_weight(attr.sched_nice)
-            elif policy == SchedPolicy.IDLE:
-                t.weight = WEIGHT_IDLEPRIO
-            if policy == SchedPolicy.DEADLINE:
-                t.dl_runtime = attr.sched_runtime
-                t.dl_deadline = attr.sched_deadline
-                t.dl_period = attr.effective_period
-                t.dl_bw = to_ratio(t.dl_period, t.dl_runtime)
-                t.dl_density = to_ratio(t.dl_deadline, t.dl_runtime)
-                t.dl_flags = attr.sched_flags
-                t.dl_d = 0
+                t.custom_slice = False
+                t.slice = core.fair_class.base_slice
+        elif policy == SchedPolicy.IDLE:
+            t.weight = WEIGHT_IDLEPRIO
+        if policy == SchedPolicy.DEADLINE:
+            t.dl_runtime = attr.sched_runtime
+            t.dl_deadline = attr.sched_deadline
+            t.dl_period = attr.effective_period
+            t.dl_bw = to_ratio(t.dl_period, t.dl_runtime)
+            t.dl_density = to_ratio(t.dl_deadline, t.dl_runtime)
+            t.dl_flags = attr.sched_flags
+            if not was_dl:
+                # A task new to SCHED_DEADLINE has no current deadline: the next enqueue sets one up
+                t.dl_d = NO_DEADLINE
                 t.dl_q = 0
         if policy == SchedPolicy.DEADLINE:
             dl.dl_b.add(t.dl_bw)
@@ -254,7 +311,7 @@ class RtMachine:
         else:
             t.sched_class = core.fair_class
         if running:
-            t.sched_class.enqueue_task(rq, t, ENQUEUE_INITIAL)
+            t.sched_class.enqueue_task(rq, t, ENQUEUE_RESTORE)
             if is_curr:
                 t.sched_class.set_next_task(rq, t)
                 core.resched(rq, Resched.NOW, Point.ASYNC)

@@ -52,7 +52,7 @@ from memsched.sim.sched.program import (
     Yield,
 )
 from memsched.uapi.sched import SchedAttr, SchedPolicy
-from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
+from memsched.units import NSEC_PER_MSEC, NSEC_PER_SEC, NSEC_PER_USEC
 from memsched.workloads.rtgen import log_uniform_periods, randfixedsum, uunifast_discard
 
 __all__ = [
@@ -672,7 +672,7 @@ def load_rt_app(path: Path | str, m: RtMachine, *, duration_ns: int | None = Non
             raise ConfigError(
                 "global.duration", d, "must be a number of seconds > 0 (-1 is not supported)", source=src
             )
-        dur = int(d * 1_000_000_000)
+        dur = int(d * NSEC_PER_SEC)
     tasks: list[Task] = []
     for name, spec in doc["tasks"].items():
         if not isinstance(spec, Mapping):
@@ -709,7 +709,15 @@ def load_rt_app(path: Path | str, m: RtMachine, *, duration_ns: int | None = Non
         elif policy in (SchedPolicy.FIFO, SchedPolicy.RR):
             attr = SchedAttr(sched_policy=policy, sched_priority=prio)
         else:
-            attr = SchedAttr(sched_policy=policy, sched_nice=prio if policy != SchedPolicy.IDLE else 0)
+            # rt-app passes dl-runtime as sched_runtime for fair threads too: a custom EEVDF slice (6.12+)
+            slice_ns = 0
+            if "dl-runtime" in spec and policy != SchedPolicy.IDLE:
+                slice_ns = _us(spec["dl-runtime"], f"tasks.{name}.dl-runtime", src)
+            attr = SchedAttr(
+                sched_policy=policy,
+                sched_nice=prio if policy != SchedPolicy.IDLE else 0,
+                sched_runtime=slice_ns,
+            )
         cpus = spec.get("cpus")
         delay = _us(spec.get("delay", 0), f"tasks.{name}.delay", src)
         for i in range(int(spec.get("instance", 1))):

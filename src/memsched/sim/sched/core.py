@@ -5,10 +5,20 @@ timer and wakeup is an event at an integer nanosecond, so latencies, deadline mi
 counts are exact consequences of the rules, not averages. It follows ``kernel/sched/core.c`` (v6.13; checked
 with the search tool): ``__schedule()`` picks the next task by asking the classes in order
 stop > deadline > rt > fair > idle (``pick_next_task``: the first class with a runnable task wins);
-``try_to_wake_up()`` asks the task's class where to run (``select_task_rq``), enqueues it and calls
-``wakeup_preempt()`` (a higher class always preempts a lower one; the same class decides by itself);
-``sched_tick()`` accounts the running task and calls its class's ``task_tick``. Classes answer with a
+``try_to_wake_up()`` asks the task's class where to run (``select_task_rq``), enqueues it, calls
+``wakeup_preempt()`` (a higher class always preempts a lower one; the same class decides by itself) and then
+the class's ``task_woken`` (RT/DL push); ``__schedule()`` first runs ``prev_balance()`` (each class from
+``prev``'s down asks ``balance``, stopping at the first with a runnable task) and, after a switch, the
+balance callback ``set_next_task`` queued (RT/DL push); ``sched_tick()`` first promotes a pending
+``TIF_NEED_RESCHED_LAZY`` to ``TIF_NEED_RESCHED`` (``dynamic_preempt_lazy()``), then accounts the running task
+and calls its class's ``task_tick``, so a lazy request raised by that tick's accounting is honoured at the
+next tick (or at the return to user mode). Classes answer with a
 :class:`~memsched.sim.sched.preempt.Resched` level and ``preempt.py`` decides when that becomes a switch.
+
+nohz_full (``kernel/time/tick-sched.c`` and ``sched_can_stop_tick()`` in core.c, 6.13): the tick of a
+nohz_full CPU stops (leaving the residual 1 Hz tick) only while no SCHED_DEADLINE entity is queued, at most
+one SCHED_RR task is, and either a FIFO task is queued or at most one fair task; an enqueue that breaks
+this restarts it (``sched_update_tick_dependency()`` from ``add_nr_running()``).
 
 What a CPU spends, and on whom
 ------------------------------
@@ -32,7 +42,9 @@ the preemption point that boundary is (``Rq.in_advance``).
 
 Deviations from the kernel: no PELT, no hrtick for the fair class, no EAS/capacity scaling (all CPUs have
 capacity 1024 and run at full frequency); idle exit latency is not modelled; the stop class exists only for
-completeness (stop-machine work given as a task program).
+completeness (stop-machine work given as a task program); an idle CPU asked to reschedule that finds nothing
+to run tries a newidle pull (the kernel leaves that to the idle balancer); nohz_full has no tick
+dependencies other than the scheduler's (no POSIX CPU timers, perf events or RCU callbacks).
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ import enum
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from memsched.config import knob, validate
 from memsched.errors import ConfigError, SimulationError
@@ -68,10 +80,13 @@ from memsched.sim.sched.sched_class import (
     ENQUEUE_INITIAL,
     ENQUEUE_MIGRATED,
     ENQUEUE_REPLENISH,
+    ENQUEUE_RESTORE,
     ENQUEUE_WAKEUP,
+    NO_DEADLINE,
     SchedClass,
 )
 from memsched.uapi.sched import SchedPolicy
+from memsched.units import NSEC_PER_SEC
 
 if TYPE_CHECKING:
     from memsched.sim.mm.slub import Slub
@@ -82,7 +97,9 @@ __all__ = [
     "ENQUEUE_INITIAL",
     "ENQUEUE_MIGRATED",
     "ENQUEUE_REPLENISH",
+    "ENQUEUE_RESTORE",
     "ENQUEUE_WAKEUP",
+    "GuestHooks",
     "Rq",
     "SchedClass",
     "SchedConfig",
@@ -91,11 +108,12 @@ __all__ = [
     "TaskState",
 ]
 
-NSEC_PER_SEC = 1_000_000_000
 #: A running task reaching the end of a phase goes before timers and wakeups of the same instant (it got
 #: there first), and its budget hrtick after that: a job that ends exactly as its runtime does is not throttled.
 PRIO_COMPLETE = Prio.TIMER + 5
 PRIO_BUDGET = Prio.TIMER + 6
+#: hrtick_start() (core.c): the shortest hrtick delay, 10 us.
+HRTICK_MIN_NS = 10_000
 
 
 @dataclass(frozen=True)
@@ -168,6 +186,19 @@ class TaskState(enum.IntEnum):
     NEW = 3
 
 
+class GuestHooks(Protocol):
+    """What the scheduler asks of a KVM guest (``sim/kvm.py``): its vCPU threads and halted vCPUs."""
+
+    def enter(self, t: Task, vcpu: int) -> None:
+        """Host side: vCPU thread ``t`` reaches ``VcpuRun`` (VM entry)."""
+
+    def leave(self, t: Task) -> None:
+        """Host side: vCPU thread ``t`` is switched out (the guest CPU freezes)."""
+
+    def kick(self, rq: Rq) -> None:
+        """Guest side: a reschedule on a frozen or halted guest CPU (``kvm_vcpu_kick``)."""
+
+
 class Task:
     """A simulated thread for the exact scheduler (``struct task_struct`` with its ``sched_*_entity``)."""
 
@@ -175,6 +206,7 @@ class Task:
         "affinity",
         "block_on",
         "cpu",
+        "custom_slice",
         "dl_bw",
         "dl_d",
         "dl_deadline",
@@ -218,6 +250,7 @@ class Task:
         "preempt_count",
         "prio",
         "program",
+        "rel_deadline",
         "release",
         "rem",
         "resp",
@@ -275,6 +308,10 @@ class Task:
         self.vdeadline = 0
         self.vlag = 0
         self.slice = 0
+        #: ``se->custom_slice``: ``slice`` was set by sched_setattr(sched_runtime) on a fair policy (6.12+).
+        self.custom_slice = False
+        #: ``se->rel_deadline``: ``vdeadline`` holds deadline − vruntime across a non-sleep dequeue (6.12+).
+        self.rel_deadline = False
         self.fair_start_exec = 0
         # rt (sched_rt_entity)
         self.rr_left = 0
@@ -285,7 +322,7 @@ class Task:
         self.dl_bw = 0
         self.dl_density = 0
         self.dl_flags = 0
-        self.dl_d = 0
+        self.dl_d = NO_DEADLINE
         self.dl_q = 0
         self.dl_throttled = False
         self.dl_yielded = False
@@ -294,7 +331,8 @@ class Task:
         self.dl_timer: Event | None = None
         self.inactive_timer: Event | None = None
         self.dl_overruns = 0
-        self.guest: Any = None
+        #: The KVM guest whose vCPU this host thread runs (``sim/kvm.py``), if any.
+        self.guest: GuestHooks | None = None
         # jobs and statistics
         self.release = 0
         self.job_open = False
@@ -361,6 +399,7 @@ class Rq:
         "sum_w",
         "sum_wv",
         "tick_ev",
+        "tick_stopped",
         "trace_start",
     )
 
@@ -381,6 +420,8 @@ class Rq:
         self.budget_ev: Event | None = None
         self.budget_at = 0
         self.tick_ev: Event | None = None
+        #: nohz_full: the next tick is the residual 1 Hz one (``sched_can_stop_tick()`` said yes).
+        self.tick_stopped = False
         self.balance_tick = 0
         self.last_task: Task | None = None
         self.nr_switches = 0
@@ -495,7 +536,8 @@ class SchedCore:
         #: Housekeeping CPUs for unbound work and load balancing (isolation.py narrows it).
         self.housekeeping: tuple[int, ...] = self.all_cpus
         self.on_switch_out: Callable[[Rq, Task], None] | None = None
-        self.hooks_vcpu: Any = None
+        #: Set on a guest machine's core: the guest whose vCPUs back these runqueues.
+        self.hooks_vcpu: GuestHooks | None = None
         #: Per-tick interrupt cost and the cache refill it causes (isolation.py sets them).
         self.tick_cost_ns = 0
         self.tick_pollution_ns = 0
@@ -527,16 +569,35 @@ class SchedCore:
         t.on_rq = True
         rq.nr_running += 1
         t.sched_class.enqueue_task(rq, t, ENQUEUE_INITIAL)
+        self.tick_dep(rq)
         self.check_preempt(rq, t, Point.IRQ_EXIT)
-        self.after_enqueue(rq, t)
+        t.sched_class.task_woken(rq, t)  # wake_up_new_task() calls task_woken too
 
-    def after_enqueue(self, rq: Rq, p: Task) -> None:
-        """Push work to other CPUs after an enqueue (DL/RT push)."""
-        cls = p.sched_class
-        if cls is self.dl_class:
-            self.dl_class.push_tasks(rq)
-        elif cls is self.rt_class:
-            self.rt_class.push_tasks(rq)
+    # ---- nohz_full -----------------------------------------------------------------------------------------
+    @staticmethod
+    def sched_can_stop_tick(rq: Rq) -> bool:
+        """``sched_can_stop_tick()`` (core.c 6.13): may a nohz_full CPU run without its tick?"""
+        if rq.dl:
+            return False  # deadline entities, even a single one, need the tick
+        rr = 0
+        for t in rq.rt:
+            if t.policy == SchedPolicy.RR:
+                rr += 1
+        if rr:
+            return rr == 1
+        if rq.rt:
+            return True  # FIFO only: no forced preemption among FIFO tasks
+        return len(rq.fair) <= 1
+
+    def tick_dep(self, rq: Rq) -> None:
+        """``sched_update_tick_dependency()`` after an enqueue: restart a stopped nohz_full tick if needed."""
+        if rq.tick_stopped and not self.sched_can_stop_tick(rq):
+            rq.tick_stopped = False
+            ev = rq.tick_ev
+            if ev is not None:
+                ev.cancelled = True
+                tick = self.tick_ns
+                rq.tick_ev = self.at((self.engine.now // tick + 1) * tick, Prio.TICK, self._tick, rq)
 
     # ---- reschedule ----------------------------------------------------------------------------------------
     def resched(self, rq: Rq, level: int, point: int) -> None:
@@ -545,6 +606,7 @@ class SchedCore:
         rq.need_resched = max(rq.need_resched, level)
         curr = rq.curr
         if rq.paused:
+            assert self.hooks_vcpu is not None  # only a guest's runqueues are ever paused
             self.hooks_vcpu.kick(rq)
             return
         if curr is None:
@@ -593,15 +655,20 @@ class SchedCore:
             rq.need_resched = self.model.level(lvl)
 
     # ---- the interpreter -----------------------------------------------------------------------------------
-    def _arm(self, rq: Rq, t: Task) -> None:
+    def _work_start(self, rq: Rq) -> int:
+        """When the current task's work can go on: after the switch overhead and any interruption."""
         now = self.engine.now
-        base = rq.ovh_until
-        base = max(base, rq.irq_until)
-        base = max(base, now)
-        rq.run_until = base + t.rem
+        ovh = rq.ovh_until
+        irq = rq.irq_until
+        start = ovh if ovh > irq else irq
+        return start if start > now else now
+
+    def _arm(self, rq: Rq, t: Task) -> None:
+        rq.run_until = self._work_start(rq) + t.rem
         rq.complete_ev = self.at(rq.run_until, PRIO_COMPLETE, self._phase_done, rq)
 
     def _phase_done(self, rq: Rq) -> None:
+        """End of a ``Run``, ``Kernel`` or ``NoPreempt`` phase (allocations end in :meth:`_alloc_done`)."""
         t = rq.curr
         rq.complete_ev = None
         if t is None:  # pragma: no cover - cancelled events never run
@@ -615,7 +682,7 @@ class SchedCore:
             point = Point.KERNEL
         elif k == K_KERNEL:
             point = Point.COND_RESCHED
-        else:  # K_NOPREEMPT, or an allocation's slow path
+        else:  # K_NOPREEMPT: preempt_enable() at its end
             t.preempt_count -= 1
             point = Point.PREEMPT_ENABLE
         self.run_program(rq, t, point)
@@ -745,15 +812,15 @@ class SchedCore:
                 t.pc = pc + 1
             elif k == K_VCPU:
                 rq.in_advance = False
+                if t.guest is None:
+                    raise ConfigError("program", ph, "VcpuRun needs a KVM guest (sim/kvm.py)")
                 t.guest.enter(t, ph.vcpu)  # type: ignore[union-attr]
                 return
             else:  # pragma: no cover
                 raise SimulationError(f"unknown phase {ph!r}")
 
     def _arm_alloc(self, rq: Rq, t: Task, slow: bool) -> None:
-        now = self.engine.now
-        base = max(now, rq.ovh_until, rq.irq_until)
-        rq.run_until = base + t.rem
+        rq.run_until = self._work_start(rq) + t.rem
         rq.complete_ev = self.at(rq.run_until, PRIO_COMPLETE, self._alloc_done, rq, slow)
 
     def _alloc_done(self, rq: Rq, slow: bool) -> None:
@@ -775,7 +842,9 @@ class SchedCore:
             resp = now - t.release
             t.jobs += 1
             t.resp.append(resp)
-            d = t.job_deadline or ph.period
+            # Lateness against the job's relative deadline: rt-app's dl-deadline or the task's
+            # SCHED_DEADLINE deadline (constrained sets), else the period (implicit deadline).
+            d = t.job_deadline or (t.dl_deadline if t.policy == SchedPolicy.DEADLINE else 0) or ph.period
             if resp > d:
                 t.misses += 1
                 tard = resp - d
@@ -845,9 +914,9 @@ class SchedCore:
         t.exit_ns = self.engine.now
         t.on_rq = False
         rq.nr_running -= 1
+        # A dead DL task leaves like a sleeper: its bandwidth is released at its 0-lag time
+        # (task_non_contending() / inactive_task_timer() with TASK_DEAD), not at once.
         t.sched_class.dequeue_task(rq, t, DEQUEUE_SLEEP)
-        if t.policy == SchedPolicy.DEADLINE:
-            self.dl_class.task_dead(t)
         self.schedule(rq)
 
     def wake_up(self, t: Task, src_cpu: int, point: int) -> None:
@@ -865,8 +934,9 @@ class SchedCore:
         t.on_rq = True
         rq.nr_running += 1
         t.sched_class.enqueue_task(rq, t, flags)
+        self.tick_dep(rq)
         self.check_preempt(rq, t, point if cpu == src_cpu else Point.ASYNC)
-        self.after_enqueue(rq, t)
+        t.sched_class.task_woken(rq, t)
 
     def _migrate_bookkeeping(self, t: Task, src: Rq, dst: Rq) -> None:
         t.sched_class.migrate_task_rq(t, src, dst)
@@ -881,6 +951,7 @@ class SchedCore:
         self._migrate_bookkeeping(t, src, dst)
         dst.nr_running += 1
         cls.enqueue_task(dst, t, ENQUEUE_MIGRATED)
+        self.tick_dep(dst)
 
     # ---- __schedule() ----------------------------------------------------------------------------------------
     def pick_next(self, rq: Rq) -> Task | None:
@@ -899,22 +970,23 @@ class SchedCore:
             if ev is not None:
                 ev.cancelled = True
                 rq.complete_ev = None
-                base = rq.ovh_until
-                base = max(base, rq.irq_until)
-                base = max(base, now)
-                r = rq.run_until - base
+                r = rq.run_until - self._work_start(rq)
                 prev.rem = r if r > 0 else 0
             if rq.budget_ev is not None:
                 rq.budget_ev.cancelled = True
                 rq.budget_ev = None
+            # prev_balance(): from prev's class down, until a class reports a runnable task
+            classes = self.classes
+            for i in range(prev.sched_class.rank, len(classes)):
+                if classes[i].balance(rq, prev):
+                    break
             if prev.on_rq:
                 prev.sched_class.put_prev_task(rq, prev)
-            cls = prev.sched_class
-            if cls is self.dl_class or cls is self.rt_class:
-                cls.balance(rq)  # need_pull_{dl,rt}_task: prev was DL/RT
         nxt = self.pick_next(rq)
-        if nxt is None:
-            self.fair_class.balance(rq)
+        if nxt is None and prev is None:
+            # An idle CPU asked to reschedule with nothing to run: try a newidle pull as well (the kernel
+            # would leave this to the idle balancer).
+            self.fair_class.newidle_balance(rq)
             nxt = self.pick_next(rq)
         rq.need_resched = 0
         if nxt is prev:
@@ -967,7 +1039,12 @@ class SchedCore:
         if rq.tick_ev is None:
             tick = self.tick_ns
             rq.tick_ev = self.at((now // tick + 1) * tick, Prio.TICK, self._tick, rq)
+            rq.tick_stopped = False
         self._arm_budget(rq, nxt)
+        # The balance callback set_next_task_{rt,dl}() queued: push what no longer runs here. A resched of
+        # this CPU from inside it is honoured at the task's first preemption point.
+        rq.in_advance = True
+        nxt.sched_class.post_switch(rq)
         self.run_program(rq, nxt, Point.KERNEL)
 
     def _arm_budget(self, rq: Rq, t: Task) -> None:
@@ -976,7 +1053,9 @@ class SchedCore:
             if wall is not None:
                 now = self.engine.now
                 base = rq.irq_until if rq.irq_until > now else now
-                rq.budget_at = base + wall
+                # hrtick_start(): "Don't schedule slices shorter than 10000ns" (an entity picked with q <= 0
+                # is then throttled 10 us later instead of re-arming at the same instant forever)
+                rq.budget_at = base + (wall if wall > HRTICK_MIN_NS else HRTICK_MIN_NS)
                 rq.budget_ev = self.at(rq.budget_at, PRIO_BUDGET, self._budget_expired, rq)
 
     def rearm_budget(self, rq: Rq) -> None:
@@ -1006,24 +1085,28 @@ class SchedCore:
         now = self.engine.now
         if curr is None:
             rq.tick_ev = None  # NO_HZ_IDLE: the tick stops on an idle CPU
+            rq.tick_stopped = False
             return
         if self.tick_cost_ns:
             self.steal(rq, self.tick_cost_ns, self.tick_pollution_ns)
+        if rq.need_resched == Resched.LAZY and self.model is PreemptModel.LAZY:
+            # sched_tick() (6.13), before task_tick(): a lazy request pending since before this tick
+            # becomes TIF_NEED_RESCHED; one raised by this tick's own accounting waits for the next tick.
+            rq.need_resched = Resched.NOW
         self.update_curr(rq)
         lvl = curr.sched_class.task_tick(rq, curr)
         if lvl > rq.need_resched:
             rq.need_resched = self.model.level(lvl)
-        if rq.need_resched == Resched.LAZY and self.model is PreemptModel.LAZY:
-            rq.need_resched = Resched.NOW  # sched_tick(): lazy becomes a real request
         rq.balance_tick += 1
         if rq.balance_tick >= self.cfg.balance_interval_ms * self.cfg.hz // 1000:
             rq.balance_tick = 0
             self.fair_class.periodic_balance(rq)
-        tick = self.tick_ns
-        if rq.nohz_full and rq.nr_running <= 1:
-            nxt = now + NSEC_PER_SEC  # nohz_full: residual 1 Hz tick with a single runnable task
+        if rq.nohz_full and self.sched_can_stop_tick(rq):
+            nxt = now + NSEC_PER_SEC  # nohz_full: only the residual 1 Hz tick
+            rq.tick_stopped = True
         else:
-            nxt = now + tick
+            nxt = now + self.tick_ns
+            rq.tick_stopped = False
         rq.tick_ev = self.at(nxt, Prio.TICK, self._tick, rq)
         curr = rq.curr
         if (
@@ -1032,14 +1115,6 @@ class SchedCore:
             and self.model.allows(rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count)
         ):
             self.schedule(rq)
-
-    def restart_tick(self, rq: Rq) -> None:
-        """A second task became runnable on a nohz_full CPU: bring the tick back."""
-        if rq.tick_ev is not None and rq.nohz_full:
-            rq.tick_ev.cancelled = True
-            tick = self.tick_ns
-            now = self.engine.now
-            rq.tick_ev = self.at((now // tick + 1) * tick, Prio.TICK, self._tick, rq)
 
     # ---- stolen time -----------------------------------------------------------------------------------------
     def steal(self, rq: Rq, duration: int, pollution: int) -> None:

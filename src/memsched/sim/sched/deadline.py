@@ -3,9 +3,13 @@
 Follows ``kernel/sched/deadline.c`` (v6.6–v6.13; read with the search tool: ``setup_new_dl_entity``,
 ``replenish_dl_entity``, ``dl_entity_overflow``, ``update_dl_revised_wakeup``, ``update_dl_entity``,
 ``dl_next_period``, ``start_dl_timer``, ``dl_task_timer``, ``dl_check_constrained_dl``,
-``task_non_contending`` / ``task_contending`` / ``inactive_task_timer``, ``grub_reclaim`` (the v6.6 form
-``max{u_i, U_max - U_inact - U_extra} / U_max``), ``update_curr_dl``, ``yield_task_dl``, ``select_task_rq_dl``
-/ ``find_later_rq``, ``push_dl_task`` / ``pull_dl_task``, and the dl_server / fair_server of v6.12+) and
+``task_non_contending`` / ``task_contending`` / ``inactive_task_timer`` (including their ``TASK_DEAD`` branch:
+a dead task's bandwidth is released at its 0-lag time; there is no ``task_dead_dl`` since v4.13),
+``grub_reclaim`` (the v6.6 form ``max{u_i, U_max - U_inact - U_extra} / U_max``), ``update_curr_dl``,
+``yield_task_dl``, ``select_task_rq_dl`` / ``find_later_rq``, ``push_dl_task`` / ``pull_dl_task``,
+``balance_dl`` (pull only when ``prev`` left the DL queue), ``task_woken_dl``, ``set_next_task_dl``'s push
+callback, ``enqueue_dl_entity`` with ``ENQUEUE_RESTORE`` (``setup_new_dl_entity`` when the deadline has
+passed), and the dl_server / fair_server of v6.12+) and
 ``Documentation/scheduler/sched-deadline.rst`` (realtime.md §1). Parameter checks and admission control
 are *not* reimplemented here: they are ``memsched.admission.checkparam_dl`` and ``DlBandwidth``, shared with
 the live ``memsched rt admit``.
@@ -42,13 +46,16 @@ from typing import TYPE_CHECKING
 
 from memsched.admission import BW_SHIFT, BW_UNIT, DL_SCALE, DlBandwidth, to_ratio
 from memsched.sim.engine import Event, Prio
+from memsched.sim.sched.core import TaskState
 from memsched.sim.sched.preempt import Point, Resched
 from memsched.sim.sched.sched_class import (
     DEQUEUE_SLEEP,
     ENQUEUE_INITIAL,
     ENQUEUE_REPLENISH,
+    ENQUEUE_RESTORE,
     ENQUEUE_WAKEUP,
     SchedClass,
+    div_s64,
 )
 from memsched.uapi.sched import SchedFlag, SchedPolicy
 
@@ -97,11 +104,6 @@ class FairServer:
         self.nr_runs = 0
 
 
-def _trunc_div(a: int, b: int) -> int:
-    q = abs(a) // b
-    return q if a >= 0 else -q
-
-
 class DlClass(SchedClass):
     """``dl_sched_class``."""
 
@@ -147,7 +149,7 @@ class DlClass(SchedClass):
     # ---- bandwidth bookkeeping -----------------------------------------------------------------------------
     def update_extra_bw(self, delta_bw: int) -> None:
         """``__dl_update()``: spread an admitted (negative) or released (positive) bandwidth over the CPUs."""
-        share = _trunc_div(delta_bw, self.core.nr_cpus)
+        share = div_s64(delta_bw, self.core.nr_cpus)
         for rq in self.core.rqs:
             rq.dl_extra_bw += share
 
@@ -171,9 +173,11 @@ class DlClass(SchedClass):
 
     def task_non_contending(self, rq: Rq, p: Task) -> None:
         now = self.core.engine.now
-        zerolag = p.dl_d - _trunc_div(p.dl_q * p.dl_period, p.dl_runtime) - now
+        zerolag = p.dl_d - div_s64(p.dl_q * p.dl_period, p.dl_runtime) - now
         if zerolag < 0 or p.inactive_timer is not None:
             self._running_bw(rq, -p.dl_bw)
+            if p.state == TaskState.EXITED:
+                self._release_dead(rq, p)
             return
         p.dl_non_contending = True
         p.inactive_timer = self.core.at(now + zerolag, Prio.TIMER, self._inactive_timer, p)
@@ -183,7 +187,19 @@ class DlClass(SchedClass):
         if not p.dl_non_contending:
             return
         p.dl_non_contending = False
-        self._running_bw(self.core.rqs[p.cpu], -p.dl_bw)
+        rq = self.core.rqs[p.cpu]
+        self._running_bw(rq, -p.dl_bw)
+        if p.state == TaskState.EXITED:
+            self._release_dead(rq, p)
+
+    def _release_dead(self, rq: Rq, p: Task) -> None:
+        """``TASK_DEAD`` at the 0-lag time: ``sub_rq_bw()``, ``__dl_sub()`` (total_bw and extra_bw)."""
+        rq.dl_this_bw -= p.dl_bw
+        self.dl_b.sub(p.dl_bw)
+        self.update_extra_bw(p.dl_bw)
+        if p.dl_timer is not None:
+            p.dl_timer.cancelled = True
+            p.dl_timer = None
 
     # ---- CBS --------------------------------------------------------------------------------------------------
     def _overflow(self, p: Task, t: int) -> bool:
@@ -236,6 +252,7 @@ class DlClass(SchedClass):
             return
         rq = core.rqs[p.cpu]
         self._insert(rq, p, replenish=True)
+        core.tick_dep(rq)  # enqueue_task_dl(ENQUEUE_REPLENISH) → add_nr_running()
         core.check_preempt(rq, p, Point.IRQ_EXIT)
         self.push_tasks(rq)
 
@@ -271,8 +288,11 @@ class DlClass(SchedClass):
             self._insert(rq, p)
         elif flags & ENQUEUE_REPLENISH:
             self._insert(rq, p, replenish=True)
-        else:  # queued migration (push/pull)
+        else:  # queued migration (push/pull) or a sched_setattr() change (ENQUEUE_RESTORE)
             self._running_bw(rq, p.dl_bw)
+            if flags & ENQUEUE_RESTORE and p.dl_d < self.core.engine.now:
+                p.dl_d = self.core.engine.now + p.dl_deadline  # setup_new_dl_entity()
+                p.dl_q = p.dl_runtime
             self._insert(rq, p)
 
     def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
@@ -434,8 +454,8 @@ class DlClass(SchedClass):
                     p = e
             if p is None:
                 return
-            if curr is not None and curr.sched_class is self and p.dl_d < curr.dl_d:
-                core.resched(rq, Resched.NOW, Point.ASYNC)
+            if curr is not None and curr.sched_class is self and p.dl_d < curr.dl_d and len(curr.affinity) > 1:
+                core.resched(rq, Resched.NOW, Point.ASYNC)  # it would preempt here: reschedule instead
                 return
             target = self.find_later_rq(p)
             if target is None or target == rq.cpu:
@@ -444,7 +464,31 @@ class DlClass(SchedClass):
             core.move_queued(p, rq, dst)
             core.check_preempt(dst, p, Point.ASYNC)
 
-    def balance(self, rq: Rq) -> None:
+    def balance(self, rq: Rq, prev: Task) -> bool:
+        """``balance_dl()``: pull if ``prev`` was a DL task that left the DL queue (blocked, throttled)."""
+        if prev.sched_class is self and not prev.dl_queued:
+            self.pull(rq)
+        return bool(rq.dl) or self.core.stop_class.pick_task(rq) is not None
+
+    def task_woken(self, rq: Rq, p: Task) -> None:
+        """``task_woken_dl()``: push if ``p`` waits behind a DL task it cannot preempt (or a pinned one)."""
+        curr = rq.curr
+        if (
+            curr is not None
+            and curr is not p
+            and not rq.need_resched
+            and len(p.affinity) > 1
+            and curr.sched_class is self
+            and (len(curr.affinity) < 2 or not p.dl_d < curr.dl_d)
+        ):
+            self.push_tasks(rq)
+
+    def post_switch(self, rq: Rq) -> None:
+        """``set_next_task_dl()`` → ``deadline_queue_push_tasks()``: push what now waits here."""
+        if len(rq.dl) > 1:
+            self.push_tasks(rq)
+
+    def pull(self, rq: Rq) -> None:
         """``pull_dl_task()``: take queued DL tasks from overloaded CPUs that would run earlier here."""
         core = self.core
         dmin = self._earliest(rq)
@@ -465,22 +509,6 @@ class DlClass(SchedClass):
                 continue  # it preempts there; that CPU will push
             core.move_queued(p, src, rq)
             dmin = p.dl_d
-
-    # ---- task lifetime -----------------------------------------------------------------------------------------
-    def task_dead(self, p: Task) -> None:
-        rq = self.core.rqs[p.cpu]
-        if p.inactive_timer is not None:
-            p.inactive_timer.cancelled = True
-            p.inactive_timer = None
-        if p.dl_non_contending:
-            p.dl_non_contending = False
-            self._running_bw(rq, -p.dl_bw)
-        if p.dl_timer is not None:
-            p.dl_timer.cancelled = True
-            p.dl_timer = None
-        rq.dl_this_bw -= p.dl_bw
-        self.dl_b.sub(p.dl_bw)
-        self.update_extra_bw(p.dl_bw)
 
     # ---- fair_server (dl_server, deferred) -------------------------------------------------------------------------
     def server_start(self, rq: Rq) -> None:

@@ -12,15 +12,23 @@ Deviations of the fluid mode: no slices, no wakeup preemption, no vruntime.
 
 **Exact mode** (:class:`FairClass`, used by ``core.py``) follows ``kernel/sched/fair.c`` as of v6.12/6.13
 for EEVDF (checked with the search tool: ``avg_vruntime``, ``entity_lag``, ``vruntime_eligible``,
-``pick_eevdf`` with RUN_TO_PARITY, ``update_deadline``, ``place_entity`` with PLACE_LAG and
-PLACE_DEADLINE_INITIAL, ``check_preempt_wakeup_fair`` with PREEMPT_SHORT and ``resched_curr_lazy``) and v6.5
-for CFS (``sched_slice``, ``check_preempt_tick``, ``wakeup_preempt_entity``, ``place_entity`` with
-GENTLE_FAIR_SLEEPERS and START_DEBIT). Constants: realtime.md §3.
+``pick_eevdf`` with RUN_TO_PARITY, ``update_curr`` → ``update_deadline`` and ``did_preempt_short``,
+``place_entity`` with PLACE_LAG, PLACE_DEADLINE_INITIAL and PLACE_REL_DEADLINE (``dequeue_entity`` keeps
+the relative deadline of an entity that is not going to sleep), ``check_preempt_wakeup_fair`` with
+``do_preempt_short`` and ``resched_curr_lazy``; custom slices from ``__setscheduler_params`` in
+kernel/sched/syscalls.c 6.12: ``sched_runtime`` on a fair policy sets ``se->custom_slice``, clamped to
+0.1–100 ms, which ``place_entity`` / ``update_deadline`` then keep instead of the base slice) and v6.5 for
+CFS (``sched_slice`` with the BASE_SLICE floor, ``check_preempt_tick`` with its ``sysctl_sched_latency``
+cap, ``update_curr`` → ``update_min_vruntime``, ``wakeup_preempt_entity``, ``place_entity`` with
+GENTLE_FAIR_SLEEPERS on wakeups only and START_DEBIT for new tasks; a migrating task keeps its vruntime
+relative to ``min_vruntime``). Constants: realtime.md §3.
 
 Deviations of the exact mode: ``calc_delta_fair`` divides exactly (``delta * 1024 // weight``) instead of
 the kernel's 32-bit inverse-weight multiply (differences of at most a nanosecond of vruntime); V is kept as
 an exact ``Σ w·v`` with Python integers instead of relative to ``min_vruntime``; no DELAY_DEQUEUE (a sleeping
-task leaves the queue at once, keeping its clamped lag), no group scheduling, no NEXT_BUDDY; wake placement
+task leaves the queue at once, keeping its clamped lag), no group scheduling, no NEXT_BUDDY; under CFS a task
+coming back to the fair class (``ENQUEUE_RESTORE``) gets at most the sleeper credit (what
+``detach_task_cfs_rq`` / ``attach_task_cfs_rq`` amount to); wake placement
 is ``select_idle_sibling`` reduced to "previous CPU if idle, else any idle allowed CPU, else the less loaded
 of previous and waker CPU"; load balancing pulls one task when a CPU goes idle and, every
 ``balance_interval_ms``, when the busiest CPU has two or more fair tasks more.
@@ -35,8 +43,16 @@ import numpy.typing as npt
 
 from memsched.errors import ConfigError
 from memsched.sim.sched.preempt import Resched
-from memsched.sim.sched.sched_class import ENQUEUE_INITIAL, SchedClass
+from memsched.sim.sched.sched_class import (
+    DEQUEUE_SLEEP,
+    ENQUEUE_INITIAL,
+    ENQUEUE_RESTORE,
+    ENQUEUE_WAKEUP,
+    SchedClass,
+    div_s64,
+)
 from memsched.uapi.sched import SchedPolicy
+from memsched.units import NSEC_PER_MSEC
 
 if TYPE_CHECKING:
     from memsched.sim.sched.core import Rq, SchedCore, Task
@@ -44,6 +60,8 @@ if TYPE_CHECKING:
 __all__ = [
     "NICE_0_LOAD",
     "SCHED_PRIO_TO_WEIGHT",
+    "SLICE_MAX_NS",
+    "SLICE_MIN_NS",
     "WEIGHT_IDLEPRIO",
     "FairClass",
     "fluid_shares",
@@ -64,6 +82,10 @@ SCHED_PRIO_TO_WEIGHT: tuple[int, ...] = (
 NICE_0_LOAD = 1024
 #: SCHED_IDLE tasks' weight (kernel/sched/sched.h).
 WEIGHT_IDLEPRIO = 3
+#: Range of a custom slice (``__setscheduler_params``, syscalls.c 6.12: ``clamp_t(sched_runtime,
+#: NSEC_PER_MSEC/10, NSEC_PER_MSEC*100)``).
+SLICE_MIN_NS = NSEC_PER_MSEC // 10
+SLICE_MAX_NS = NSEC_PER_MSEC * 100
 
 
 def nice_to_weight(nice: int) -> int:
@@ -86,12 +108,6 @@ def fluid_shares(
 # Exact mode: the fair scheduling class
 
 
-def _trunc_div(a: int, b: int) -> int:
-    """``div_s64``: C division truncates toward zero."""
-    q = abs(a) // b
-    return q if a >= 0 else -q
-
-
 def _ilog2(n: int) -> int:
     return n.bit_length() - 1
 
@@ -110,6 +126,8 @@ class FairClass(SchedClass):
         self.base_slice = cfg.base_slice_ns or 750_000 * factor
         self.latency = 6_000_000 * factor
         self.min_gran = 750_000 * factor
+        #: sysctl_sched_idle_min_granularity (6.5): 0.75 ms, not scaled by update_sysctl().
+        self.idle_min_gran = 750_000
         self.wakeup_gran = 1_000_000 * factor
         self.nr_latency = 8
         self.run_to_parity = cfg.run_to_parity
@@ -134,12 +152,19 @@ class FairClass(SchedClass):
         return se.vruntime * rq.sum_w <= rq.sum_wv
 
     # ---- struct sched_class --------------------------------------------------------------------------------
+    def _account_curr(self, rq: Rq, p: Task) -> None:
+        """``enqueue_entity`` / ``dequeue_entity`` start with ``update_curr(cfs_rq)``: V and min_vruntime must
+        include what the running fair task has consumed before another entity is placed or removed."""
+        curr = rq.curr
+        if curr is not None and curr is not p and curr.sched_class is self and curr.on_rq:
+            self.core.update_curr(rq)
+
     def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        if flags:
-            if self.eevdf:
-                self._place_eevdf(rq, p, flags)
-            else:
-                self._place_cfs(rq, p, flags)
+        self._account_curr(rq, p)
+        if self.eevdf:
+            self._place_eevdf(rq, p, flags)  # enqueue_entity() places every entity (6.6+)
+        elif flags & (ENQUEUE_WAKEUP | ENQUEUE_INITIAL | ENQUEUE_RESTORE):
+            self._place_cfs(rq, p, flags)  # a queued migration keeps its vruntime (migrate_task_rq)
         w = p.weight
         rq.fair.append(p)
         rq.sum_w += w
@@ -147,44 +172,61 @@ class FairClass(SchedClass):
         core = self.core
         if core.dl_class.servers:
             core.dl_class.server_start(rq)
-        if rq.nohz_full and rq.nr_running > 1:
-            core.restart_tick(rq)
 
     def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        v_avg = self.avg_vruntime(rq)
+        self._account_curr(rq, p)
         if self.eevdf:
+            v_avg = self.avg_vruntime(rq)
             # update_entity_lag(): vlag = clamp(V - v, ±calc_delta_fair(max(2*slice, TICK_NSEC)))
             limit = self.calc_delta_fair(max(2 * p.slice, self.core.tick_ns), p.weight)
             vlag = v_avg - p.vruntime
             p.vlag = -limit if vlag < -limit else (limit if vlag > limit else vlag)
+            if not flags & DEQUEUE_SLEEP:  # PLACE_REL_DEADLINE: a migration or setattr keeps its deadline
+                p.vdeadline -= p.vruntime
+                p.rel_deadline = True
         w = p.weight
         rq.fair.remove(p)
         rq.sum_w -= w
         rq.sum_wv -= w * p.vruntime
-        if not rq.fair:
-            if self.eevdf:
+        if self.eevdf:
+            if not rq.fair:
                 rq.min_vruntime = v_avg
-            elif p.vruntime > rq.min_vruntime:
-                rq.min_vruntime = p.vruntime
+        else:
+            # dequeue_entity(): update_curr() (done by the caller for curr) already folded curr's vruntime
+            # in; now the remaining queue
+            self._update_min_vruntime(rq)
 
     def _place_eevdf(self, rq: Rq, p: Task, flags: int) -> None:
         v_avg = self.avg_vruntime(rq)
-        p.slice = self.base_slice
+        if not p.custom_slice:
+            p.slice = self.base_slice
         vslice = self.calc_delta_fair(p.slice, p.weight)
         lag = 0
-        if rq.fair and not flags & ENQUEUE_INITIAL:  # PLACE_LAG
+        if rq.fair and p.vlag and not flags & ENQUEUE_INITIAL:  # PLACE_LAG
             load = rq.sum_w
-            lag = _trunc_div(p.vlag * (load + p.weight), load)
+            lag = div_s64(p.vlag * (load + p.weight), load)
         p.vruntime = v_avg - lag
+        if p.rel_deadline:
+            p.vdeadline += p.vruntime
+            p.rel_deadline = False
+            return
         if flags & ENQUEUE_INITIAL:  # PLACE_DEADLINE_INITIAL
             vslice //= 2
         p.vdeadline = p.vruntime + vslice
 
     def _sched_slice(self, rq: Rq, p: Task, extra: int = 0) -> int:
+        """``sched_slice()`` (6.5), with the BASE_SLICE floor; ``extra`` = p's weight if p is not queued."""
         nr = len(rq.fair) + (1 if extra else 0)
         period = nr * self.min_gran if nr > self.nr_latency else self.latency
         load = rq.sum_w + extra
-        return period * p.weight // load if load else period
+        slice_ = period * p.weight // load if load else period
+        # se_is_idle(p) && !sched_idle_cfs_rq(): a SCHED_IDLE task among non-idle ones (or on an empty queue)
+        idle_rq = bool(rq.fair) and all(se.policy == SchedPolicy.IDLE for se in rq.fair)
+        if p.policy == SchedPolicy.IDLE and not idle_rq:
+            floor = self.idle_min_gran
+        else:
+            floor = self.min_gran
+        return slice_ if slice_ > floor else floor
 
     def _place_cfs(self, rq: Rq, p: Task, flags: int) -> None:
         self._update_min_vruntime(rq)
@@ -196,6 +238,7 @@ class FairClass(SchedClass):
             p.vruntime = max(p.vruntime, thresh)
 
     def _update_min_vruntime(self, rq: Rq) -> None:
+        """``update_min_vruntime()`` (6.5): the smallest vruntime of curr and the queue, never going back."""
         if rq.fair:
             lo = min(se.vruntime for se in rq.fair)
             rq.min_vruntime = max(rq.min_vruntime, lo)
@@ -248,19 +291,35 @@ class FairClass(SchedClass):
         rq.sum_wv += p.weight * dv
         dl = self.core.dl_class
         res = dl.server_charge(rq, delta) if dl.servers else 0
-        if self.eevdf and p.vruntime >= p.vdeadline:
-            # update_deadline(): the request is used up; a new slice and deadline
-            p.slice = self.base_slice
+        if not self.eevdf:
+            if p.on_rq:
+                self._update_min_vruntime(rq)
+            return res
+        resched = False
+        if p.vruntime >= p.vdeadline:
+            # update_deadline(): the request is used up; a new slice (unless custom) and deadline
+            if not p.custom_slice:
+                p.slice = self.base_slice
             p.vdeadline = p.vruntime + self.calc_delta_fair(p.slice, p.weight)
-            if len(rq.fair) > 1 and res < self.LAZY:
-                return self.LAZY
+            resched = True
+        # nr_running > 1: the request is used up, or did_preempt_short(): curr's slice protection is gone
+        # (a shorter-slice wakee cancelled it, or a new deadline replaced it) and curr is no longer eligible
+        if (
+            len(rq.fair) > 1
+            and res < self.LAZY
+            and (
+                resched
+                or (self.preempt_short and p.vlag != p.vdeadline and p.vruntime * rq.sum_w > rq.sum_wv)
+            )
+        ):
+            return self.LAZY
         return res
 
     def task_tick(self, rq: Rq, p: Task) -> int:
         if self.eevdf or len(rq.fair) < 2:
             return 0
-        # CFS check_preempt_tick()
-        ideal = self._sched_slice(rq, p)
+        # CFS check_preempt_tick(): the ideal slice is capped at sysctl_sched_latency
+        ideal = min(self._sched_slice(rq, p), self.latency)
         ran = p.sum_exec - p.fair_start_exec
         if ran > ideal:
             return self.LAZY
@@ -282,14 +341,16 @@ class FairClass(SchedClass):
         if not self.eevdf:
             gran = self.calc_delta_fair(self.wakeup_gran, p.weight)
             return self.LAZY if curr.vruntime - p.vruntime > gran else 0
+        # do_preempt_short(): a shorter-slice eligible wakee with an earlier deadline, or a curr that is no
+        # longer eligible, cancels curr's slice protection (even if the wakee is not picked now)
         if (
             self.preempt_short
+            and curr.vlag == curr.vdeadline
             and p.slice < curr.slice
             and self.eligible(rq, p)
-            and p.vdeadline < curr.vdeadline
-            and curr.vlag == curr.vdeadline
+            and (p.vdeadline < curr.vdeadline or not self.eligible(rq, curr))
         ):
-            curr.vlag = curr.vdeadline + 1  # cancel curr's slice protection
+            curr.vlag = curr.vdeadline + 1
         return self.LAZY if self.pick_task(rq) is p else 0
 
     def yield_task(self, rq: Rq, p: Task) -> None:
@@ -338,9 +399,15 @@ class FairClass(SchedClass):
                 return True
         return False
 
-    def balance(self, rq: Rq) -> None:
+    def newidle_balance(self, rq: Rq) -> bool:
         """``sched_balance_newidle()``: a CPU about to idle pulls one queued fair task."""
-        self._pull_one(rq, 1)
+        return self._pull_one(rq, 1)
+
+    def balance(self, rq: Rq, prev: Task) -> bool:
+        """``balance_fair()``: if nothing at all is runnable here, newidle balance."""
+        if rq.fair or rq.dl or (rq.rt and not rq.rt_throttled):
+            return True
+        return self.newidle_balance(rq)
 
     def periodic_balance(self, rq: Rq) -> None:
         """``sched_balance_rq()`` from the tick: pull when the busiest CPU has >= 2 fair tasks more."""

@@ -5,7 +5,8 @@ Models ``Documentation/admin-guide/cpu-isolation.rst`` and ``Documentation/timer
 ``Documentation/trace/osnoise-tracer.rst`` (realtime.md §4):
 
 * **tick**: an IRQ of ``tick_irq_ns`` (osnoise ``local_timer``: 1.8–2.8 µs) on every tick of a busy CPU.
-  ``nohz_full`` stops it while a single task is runnable, leaving the residual 1 Hz tick;
+  ``nohz_full`` stops it when ``sched_can_stop_tick()`` allows (no deadline task queued, not two fair or RR
+  tasks; see ``core.py``), leaving the residual 1 Hz tick;
 * **RCU callbacks** (softirq, osnoise 16–49 per second): ``rcu_nocbs`` offloads them to ``rcuo`` kthreads
   that run on housekeeping CPUs;
 * **kworkers** (thread noise, 0–41 per second) and **timers** (unbound, deferrable): ``isolcpus`` (the
@@ -26,16 +27,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from memsched.config import knob, validate
 from memsched.errors import ConfigError
 from memsched.sim.engine import Prio
+from memsched.units import NSEC_PER_SEC
 
 if TYPE_CHECKING:
     from memsched.sim.sched.core import Rq, SchedCore
 
 __all__ = ["IsolationConfig", "NoiseModel", "install_noise"]
-
-NSEC_PER_SEC = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,7 @@ def install_noise(core: SchedCore, noise: NoiseModel, iso: IsolationConfig) -> N
             core.at(first, Prio.TIMER, _fire, core, rq, rng, rate, mean, noise.pollution_ns)
 
 
-def _fire(core: SchedCore, rq: Rq, rng: object, rate: float, mean: int, pollution: int) -> None:
-    import numpy as np
-
-    assert isinstance(rng, np.random.Generator)
+def _fire(core: SchedCore, rq: Rq, rng: np.random.Generator, rate: float, mean: int, pollution: int) -> None:
     d = max(1, int(rng.exponential(mean)))
     core.steal(rq, d, pollution if rq.curr is not None else 0)
     core.at(

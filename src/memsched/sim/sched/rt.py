@@ -10,7 +10,12 @@ Follows ``kernel/sched/rt.c`` (v6.11 for throttling, v6.13 otherwise; checked wi
 * ``wakeup_preempt_rt``: a strictly higher priority preempts (``resched_curr``, never lazy);
 * ``select_task_rq_rt`` / ``push_rt_task`` / ``pull_rt_task``: a woken RT task that cannot preempt the
   current task of its CPU goes to the CPU running the lowest priority (cpupri: idle < fair < RT prio);
-  an overloaded CPU pushes its next task to such a CPU, a CPU lowering its priority pulls;
+  an overloaded CPU pushes its next task to such a CPU — unless that task outranks the running one, which
+  is then rescheduled instead — when a task is switched in (``set_next_task_rt`` → ``rt_queue_push_tasks``)
+  and after a wakeup only if the running task is RT or DL and keeps the CPU (``task_woken_rt``); a CPU
+  pulls in ``balance_rt`` only when ``prev`` left the RT queue and had a higher priority than anything
+  still queued (``need_pull_rt_task``; a DL ``prev`` always qualifies, so a CPU whose DL task blocked
+  pulls RT work too);
 * **RT throttling** (``sched_rt_runtime_exceeded``, ``do_sched_rt_period_timer``; the default bandwidth
   control up to v6.11): RT execution on a CPU accumulates in ``rt_time``; above ``sched_rt_runtime_us``
   in a ``sched_rt_period_us`` window the RT queue is throttled (not picked) until the period timer has
@@ -29,13 +34,12 @@ from memsched.sim.engine import Prio
 from memsched.sim.sched.preempt import Point, Resched
 from memsched.sim.sched.sched_class import SchedClass
 from memsched.uapi.sched import SchedPolicy
+from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
 
 if TYPE_CHECKING:
     from memsched.sim.sched.core import Rq, SchedCore, Task
 
 __all__ = ["RtClass"]
-
-NSEC_PER_USEC = 1000
 
 
 class RtClass(SchedClass):
@@ -47,7 +51,7 @@ class RtClass(SchedClass):
     def __init__(self, core: SchedCore) -> None:
         super().__init__(core)
         cfg = core.cfg
-        self.rr_slice = cfg.sched_rr_timeslice_ms * 1_000_000
+        self.rr_slice = cfg.sched_rr_timeslice_ms * NSEC_PER_MSEC
         self.throttling = cfg.rt_bandwidth == "throttle" and cfg.sched_rt_runtime_us >= 0
         self.rt_runtime = cfg.sched_rt_runtime_us * NSEC_PER_USEC
         self.rt_period = cfg.sched_rt_period_us * NSEC_PER_USEC
@@ -184,10 +188,15 @@ class RtClass(SchedClass):
         return prev_cpu
 
     def push_tasks(self, rq: Rq) -> None:
+        """``push_rt_tasks()``: move the highest pushable task to a lower-priority CPU, while overloaded."""
         core = self.core
         while len(rq.rt) > 1:  # rt_overloaded()
             p = next((t for t in rq.rt if t is not rq.curr and len(t.affinity) > 1), None)
             if p is None:
+                return
+            if p.prio > self._cpu_prio(rq):
+                # push_rt_task(): "next_task slipped in of higher priority than current": reschedule
+                core.resched(rq, Resched.NOW, Point.ASYNC)
                 return
             target = self.find_lowest_rq(p)
             if target is None or target == rq.cpu:
@@ -198,7 +207,39 @@ class RtClass(SchedClass):
             core.move_queued(p, rq, dst)
             core.check_preempt(dst, p, Point.ASYNC)
 
-    def balance(self, rq: Rq) -> None:
+    def balance(self, rq: Rq, prev: Task) -> bool:
+        """``balance_rt()``: pull if ``prev`` left the RT queue and outranked what is still queued here."""
+        # !on_rt_rq(&prev->rt) && need_pull_rt_task(): rq->rt.highest_prio.curr > prev->prio (a DL prev
+        # always qualifies)
+        left = not (prev.sched_class is self and prev.on_rq)
+        if left and (
+            prev.sched_class.rank < self.rank
+            or (prev.sched_class is self and (not rq.rt or rq.rt[0].prio < prev.prio))
+        ):
+            self.pull(rq)
+        if rq.dl or (rq.rt and not rq.rt_throttled):
+            return True
+        return self.core.stop_class.pick_task(rq) is not None
+
+    def task_woken(self, rq: Rq, p: Task) -> None:
+        """``task_woken_rt()``: push if ``p`` waits behind an RT/DL task that keeps the CPU."""
+        curr = rq.curr
+        if (
+            curr is not None
+            and curr is not p
+            and not rq.need_resched
+            and len(p.affinity) > 1
+            and curr.sched_class.rank < 3  # dl_task(curr) || rt_task(curr)
+            and (len(curr.affinity) < 2 or self._cpu_prio(rq) >= p.prio)
+        ):
+            self.push_tasks(rq)
+
+    def post_switch(self, rq: Rq) -> None:
+        """``set_next_task_rt()`` → ``rt_queue_push_tasks()``: push what now waits here."""
+        if len(rq.rt) > 1:
+            self.push_tasks(rq)
+
+    def pull(self, rq: Rq) -> None:
         """``pull_rt_task``: take the highest-priority queued RT task that would run here."""
         core = self.core
         best = None

@@ -159,3 +159,36 @@ def test_rt_throttling_leaves_five_percent_to_fair_tasks() -> None:
     assert 140 * MS <= f.sum_exec <= 160 * MS
     assert m.core.rt_class.nr_throttles == 3
     assert r.sum_exec > 2800 * MS
+
+
+def test_exiting_task_keeps_its_bandwidth_until_the_0_lag_time() -> None:
+    """task_non_contending()/inactive_task_timer() with TASK_DEAD: a DL task (5 ms / 10 ms) exiting at 1 ms with
+    q = 4 ms keeps running_bw, this_bw and its admitted bandwidth until 0-lag = 10 - 4 * 10 / 5 = 2 ms."""
+    m = RtMachine(1, SchedConfig.ideal(sched_rt_runtime_us=950_000, hrtick_dl=True))
+    t = m.spawn("t", (Run(1 * MS),), loops=1, attr=SchedAttr.deadline(5 * MS, 10 * MS))
+    rq = m.core.rqs[0]
+    bw = t.dl_bw
+    late = m.spawn("late", (Run(MS),), start_ns=10**12)
+    m.run(1_500_000)
+    assert t.exit_ns == 1 * MS
+    assert rq.dl_running_bw == bw and rq.dl_this_bw == bw
+    with pytest.raises(KernelError) as e:  # 0.5 + 0.5 > 0.95 while the dead task still holds its share
+        m.sched_setattr(late, SchedAttr.deadline(5 * MS, 10 * MS))
+    assert e.value.errno == errno.EBUSY
+    m.run(2 * MS)
+    assert rq.dl_running_bw == 0 and rq.dl_this_bw == 0
+    m.sched_setattr(late, SchedAttr.deadline(5 * MS, 10 * MS))
+    assert late.policy == SchedPolicy.DEADLINE
+
+
+def test_constrained_deadline_misses_count_against_the_deadline() -> None:
+    """A constrained task (2 ms, 4 ms, 10 ms) behind an earlier-deadline one (3 ms, 3 ms, 10 ms) finishes each
+    job at 5 ms: a miss by 1 ms against its 4 ms deadline (not a hit against its 10 ms period)."""
+    m = RtMachine(1, SchedConfig.ideal(hrtick_dl=True))
+    h = m.spawn("h", (Run(3 * MS), Timer(10 * MS)), attr=SchedAttr.deadline(3 * MS, 3 * MS, 10 * MS))
+    c = m.spawn("c", (Run(2 * MS), Timer(10 * MS)), attr=SchedAttr.deadline(2 * MS, 4 * MS, 10 * MS))
+    m.run(100 * MS)
+    assert h.jobs == c.jobs == 10
+    assert h.misses == 0
+    assert c.misses == 10 and c.max_tardiness == 1 * MS
+    assert c.resp == [5 * MS] * 10
