@@ -332,6 +332,10 @@ class PressureDaemon:
     def clients(self) -> int:
         return len(self._clients)
 
+    def subscribers(self) -> list[Subscriber]:
+        """A snapshot of the clients' protocol states (statistics, pending levels)."""
+        return [c.sub for c in list(self._clients.values())]
+
     def buffered_bytes(self) -> int:
         """Bytes held for all clients together (bounded: O(1) per client)."""
         return sum(c.sub.buffered for c in self._clients.values())
