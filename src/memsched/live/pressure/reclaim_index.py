@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +63,7 @@ __all__ = [
     "ReclaimIndexSource",
     "SampleDelta",
     "check",
+    "extract_counters",
     "memory_stat_sample",
     "open_source",
     "vmstat_sample",
@@ -84,7 +84,24 @@ _VMSTAT_KEYS = (
     "allocstall_movable",
     "allocstall_device",
 )
-_VMSTAT_RE = re.compile(rb"^(" + b"|".join(k.encode() for k in _VMSTAT_KEYS) + rb") (\d+)$", re.M)
+_VMSTAT_NEEDLES = tuple((k, b"\n" + k.encode() + b" ") for k in _VMSTAT_KEYS)
+
+
+def extract_counters(buf: bytes, needles: tuple[tuple[str, bytes], ...] = _VMSTAT_NEEDLES) -> dict[str, int]:
+    """The named ``key value`` lines of a ``/proc/vmstat``-style buffer (absent keys are absent).
+
+    Looks each key up with ``bytes.find`` instead of parsing all ~200 lines: this runs 100 times a second.
+    """
+    out = {}
+    view = b"\n" + buf
+    for key, needle in needles:
+        i = view.find(needle)
+        if i < 0:
+            continue
+        start = i + len(needle)
+        end = view.find(b"\n", start)
+        out[key] = int(view[start : end if end >= 0 else len(view)])
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +291,7 @@ class ReclaimIndexSource(PressureSource):
             stat = parse_flat_keyed(self._read("stat").decode(), source=stat_path)
             events = parse_flat_keyed(self._read("events").decode(), source=str(self._files["events"].path))
             return memory_stat_sample(stat, events, source=stat_path)
-        values = {k.decode(): int(v) for k, v in _VMSTAT_RE.findall(self._read("vmstat"))}
+        values = extract_counters(self._read("vmstat"))
         system = vmstat_sample(values, source=str(self._files["vmstat"].path))
         if kind == "system":
             return system
