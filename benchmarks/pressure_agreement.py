@@ -169,7 +169,7 @@ def _ms(values: list[float]) -> str:
     if not values:
         return "-"
     values = sorted(values)
-    p90 = values[min(len(values) - 1, int(round(0.9 * (len(values) - 1))))]
+    p90 = values[min(len(values) - 1, round(0.9 * (len(values) - 1)))]
     return f"{statistics.median(values):7.1f} / {p90:7.1f}"
 
 
@@ -189,14 +189,18 @@ def main() -> None:
         for run in range(args.runs):
             res = run_once(name, run, limit, args.seconds)
             for key in monitors():
-                results.setdefault(name, {}).setdefault(key, []).append(compare(res.events[KERNEL], res.events.get(key, [])))
+                results.setdefault(name, {}).setdefault(key, []).append(
+                    compare(res.events[KERNEL], res.events.get(key, []))
+                )
             print(
                 f"{name} run {run}: kernel {sum(e.weight for e in res.events[KERNEL])} events "
-                + " ".join(f"{lv.name.lower()}={sum(e.weight for e in res.events[KERNEL] if e.level == lv)}" for lv in LEVELS),
+                + " ".join(
+                    f"{lv.name.lower()}={sum(e.weight for e in res.events[KERNEL] if e.level == lv)}" for lv in LEVELS
+                ),
                 file=sys.stderr,
             )
     elapsed = time.perf_counter() - t0
-    summary: dict[str, dict[str, object]] = {}
+    summary: dict[str, dict[str, int]] = {}
     for key in monitors():
         rows = [r for per in results.values() for r in per[key]]
         summary[key] = {
@@ -212,7 +216,9 @@ def main() -> None:
         print()
         return
     print(f"limit {args.limit_mib} MiB, {args.runs} runs per workload, {elapsed:.0f} s")
-    header = f"{'workload':8} {'monitor':16} {'same top level/s':>17} {'kernel ev. matched':>19} {'monitor ev. matched':>20}"
+    header = (
+        f"{'workload':8} {'monitor':16} {'same top level/s':>17} {'kernel ev. matched':>19} {'monitor ev. matched':>20}"
+    )
     header += "   first-event / low / medium / oom extra latency ms (median / p90)"
     print(header)
     for name, per in results.items():
@@ -231,12 +237,12 @@ def main() -> None:
                 f"{mh:6}/{mt:<6} {_pct(mh, mt)}   " + " | ".join(lats)
             )
     print("overall")
-    for key, s in summary.items():
+    for key, tot in summary.items():
         print(
-            f"  {key:16} same top level in {_pct(int(s['seconds_agree']), int(s['seconds']))} of seconds "  # type: ignore[call-overload]
-            f"({s['seconds_agree']}/{s['seconds']}); kernel events matched within 1 s "
-            f"{_pct(int(s['kernel_events_matched']), int(s['kernel_events']))}; "  # type: ignore[call-overload]
-            f"monitor events matched {_pct(int(s['monitor_events_matched']), int(s['monitor_events']))}"  # type: ignore[call-overload]
+            f"  {key:16} same top level in {_pct(tot['seconds_agree'], tot['seconds'])} of seconds "
+            f"({tot['seconds_agree']}/{tot['seconds']}); kernel events matched within 1 s "
+            f"{_pct(tot['kernel_events_matched'], tot['kernel_events'])}; "
+            f"monitor events matched {_pct(tot['monitor_events_matched'], tot['monitor_events'])}"
         )
 
 

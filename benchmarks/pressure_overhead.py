@@ -154,7 +154,8 @@ def daemon_overhead(seconds: float, clients: int, rate: int) -> None:
         print(f"daemon (fifo backend), {clients} subscribers")
         print(f"  idle: {idle:.3f} s CPU in {seconds / 2:g} s = {100 * idle / (seconds / 2):.2f} % of one CPU")
         print(
-            f"  {n} events at {rate}/s over {busy_wall:.1f} s: {busy:.3f} s CPU = {100 * busy / busy_wall:.2f} % of one CPU, "
+            f"  {n} events at {rate}/s over {busy_wall:.1f} s: {busy:.3f} s CPU "
+            f"= {100 * busy / busy_wall:.2f} % of one CPU, "
             f"{busy / n * 1e6:.0f} us per event ({busy / n / clients * 1e6:.1f} us per event and subscriber); "
             f"events received per subscriber min {got[0]} / max {got[-1]} of {n}"
         )
@@ -167,7 +168,9 @@ def daemon_overhead(seconds: float, clients: int, rate: int) -> None:
         tmp = Path(tmpdir)
         path = tmp / "p.sock"
         with MemcgV1Child("memsched-bench-daemon", limit_bytes=64 << 20) as cg:
-            proc = _serve(path, ["--backend", "memcg-v1", "--cgroup", "/" + cg.path.name, "--max-clients", str(clients + 10)])
+            proc = _serve(
+                path, ["--backend", "memcg-v1", "--cgroup", "/" + cg.path.name, "--max-clients", str(clients + 10)]
+            )
             try:
                 subs = Subscribers(path, clients)
                 time.sleep(1.0)

@@ -220,3 +220,52 @@ def test_registration_on_a_missing_cgroup_is_refused(memcg: MemcgV1Child) -> Non
     """A cgroup that does not exist is an error naming it, for the kernel-registration backend."""
     with pytest.raises(UnsupportedError, match=r"-nope/memory\.pressure_level does not exist"):
         vmpressure_fd(backend="memcg-v1", cgroup=spec(memcg) + "-nope")
+
+
+def test_memcg_v1_modes_follow_the_kernels_propagation(memcg: MemcgV1Child) -> None:
+    """Pressure in a child memcg: a parent listener in 'local' mode stays silent, 'hierarchy' hears it."""
+    inner = memcg.child("inner", limit_bytes=32 * MIB)
+    parent = spec(memcg)
+    local = open_monitor(backend="memcg-v1", cgroup=parent, options=PressureOptions(memcg_mode="local"))
+    hier = open_monitor(backend="memcg-v1", cgroup=parent, options=PressureOptions(memcg_mode="hierarchy"))
+    with local, hier:
+        assert memcg.run_in(inner, anon_allocator(4 * LIMIT)).wait(60) != 0  # OOM-killed in the child
+        levels = wait_records(hier, lambda lv: OOM in lv)
+        assert OOM in levels
+        assert local.recent() == []
+        assert {r.details["mode"] for r in hier.recent()} == {"hierarchy"}
+
+
+def test_an_unprivileged_process_gets_psi_with_two_second_windows() -> None:
+    """As 'nobody', auto cannot register on memcg v1 and picks PSI triggers, within the 2 s window rule."""
+    if os.geteuid() != 0:
+        pytest.skip("dropping to another user needs root")
+    caps = capabilities()
+    if not caps.psi_triggers.available:
+        pytest.skip(f"PSI triggers unavailable: {caps.psi_triggers.reason}")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child drops privileges and reports the choice through the pipe
+        code = 1
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            opts = PressureOptions(socket_path="/nonexistent/memsched.sock")
+            with open_monitor(backend="auto", options=opts) as mon:
+                doc = mon.choice.to_dict()
+            os.write(w, json.dumps(doc).encode())
+            code = 0
+        except BaseException as e:
+            os.write(w, json.dumps({"error": repr(e)}).encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    doc = json.loads(data)
+    assert os.waitstatus_to_exitcode(status) == 0, doc
+    assert doc["backend"] == "psi" and "unprivileged, 2 s windows" in doc["reason"]
+    assert "not writable by this process" in doc["others"]["memcg-v1"]

@@ -358,6 +358,24 @@ class MemcgV1Child:
         self._children.append(child)
         return child
 
+    def child(self, name: str, *, limit_bytes: int | None = None) -> Path:
+        """Create a nested v1 memcg ``name`` (removed with this one, first); returns its directory."""
+        d = self.path / name
+        try:
+            d.mkdir()
+            self._created.append(d)
+            if limit_bytes is not None:
+                (d / "memory.limit_in_bytes").write_text(str(limit_bytes))
+        except OSError as e:
+            raise KernelError(e.errno or errno.EIO, f"cannot set up cgroup {d}: {e.strerror}") from e
+        return d
+
+    def run_in(self, directory: Path, argv: Sequence[str], **popen: object) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the nested memcg ``directory`` (see :meth:`child`)."""
+        child = spawn_in_cgroups([directory / "cgroup.procs"], argv, **popen)
+        self._children.append(child)
+        return child
+
     def pids(self) -> list[int]:
         pids: set[int] = set()
         for d in self._created:

@@ -189,15 +189,19 @@ class Monitor:
         poller = select.poll()
         poller.register(self._stop_fd, select.POLLIN)
         registered: dict[int, int] = {}
+        last_fds: object = None
         try:
             while True:
-                wanted = dict(self.source.fds())
-                for fd in registered.keys() - wanted.keys():
-                    poller.unregister(fd)
-                for fd, mask in wanted.items():
-                    if registered.get(fd) != mask:
-                        poller.register(fd, mask)
-                registered = wanted
+                fds = self.source.fds()
+                if fds != last_fds:  # the set changes rarely (a reconnect): re-register only then
+                    last_fds = fds
+                    wanted = dict(fds)
+                    for fd in registered.keys() - wanted.keys():
+                        poller.unregister(fd)
+                    for fd, mask in wanted.items():
+                        if registered.get(fd) != mask:
+                            poller.register(fd, mask)
+                    registered = wanted
                 wake = self.source.next_wakeup_ns()
                 timeout_ms = None
                 if wake is not None:
@@ -214,7 +218,8 @@ class Monitor:
                 if wake is not None and now >= wake:
                     records += self.source.on_timer(now)
                 # Ascending within one wake-up: a coalescing reader ends up with the highest level seen.
-                records.sort(key=lambda r: r.level)
+                if len(records) > 1:
+                    records.sort(key=lambda r: r.level)
                 for rec in records:
                     self.records += 1
                     with self._lock:
