@@ -229,7 +229,7 @@ def watch(
         psi_path = _psi_path_for(ctx)
         side = _SideIndex(ctx.roots)
         with Live(_view(mon, threshold, psi_path, side, started), console=out_console, refresh_per_second=4) as live:
-            for _ in _ticks(mon, deadline, 1.0):
+            for _ in _ticks(mon, deadline, 0.5):
                 side.update()
                 live.update(_view(mon, threshold, psi_path, side, started))
 
