@@ -63,7 +63,7 @@ def _check_config(spec: registry.PolicySpec, report: ConformanceReport) -> None:
         value = getattr(default, f.name)
         sets[f.name] = str(value).lower() if isinstance(value, bool) else str(value)
     try:
-        again = from_sets(spec.config_cls, sets, owner=spec.id)
+        again: object = from_sets(spec.config_cls, sets, owner=spec.id)
     except Exception as e:
         report.problems.append(f"defaults do not round-trip through --set: {e}")
         return

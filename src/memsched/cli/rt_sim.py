@@ -56,7 +56,8 @@ def _task_table(rec: dict[str, Any]) -> Any:
 def _summary(rec: dict[str, Any]) -> str:
     util = ", ".join(f"{u:.2f}" for u in rec["cpu_utilisation"])
     lines = [
-        f"events {rec['events']}, context switches {rec['context_switches']} ({rec['involuntary_switches']} involuntary), "
+        f"events {rec['events']}, context switches {rec['context_switches']} "
+        f"({rec['involuntary_switches']} involuntary), "
         f"migrations {rec['migrations']}, deadline misses {rec['deadline_misses']}, CPU utilisation [{util}]"
     ]
     for key in ("hackbench", "cyclictest", "isolation", "grub", "kvm"):

@@ -137,12 +137,14 @@ def compare(
     if json_out:
         emit_json(records)
     else:
-        from memsched.report.tables import compare_table, diagnosis_table
+        from memsched.report.tables import compare_table, diagnosis_table, workload_notes
 
         out_console.print(compare_table(records))
         why = diagnosis_table(records)
         if why is not None:
             out_console.print(why)
+        for note in workload_notes(records):
+            out_console.print(note)
 
 
 def _base_of(workload: str) -> str:

@@ -97,6 +97,15 @@ class Capabilities:
     reclaim_counters: Capability
     """``/proc/vmstat`` has the scan/steal counters the user-space reclaim index needs."""
 
+    # ---- NUMA (issue 8 points 5-6: memsched.live.numa) ---------------------------------------------------
+    numa_nodes: Capability
+    """More than one NUMA node is online (otherwise there is nothing to balance: every move is a no-op)."""
+    numa_maps: Capability
+    """``/proc/<pid>/numa_maps`` exists (a kernel with ``CONFIG_NUMA``): per-process memory per node."""
+    numa_balancing: Capability
+    """The kernel's own automatic NUMA balancing is on (``kernel.numa_balancing``), which a user-space
+    balancer then runs alongside."""
+
     def require(self, name: str) -> None:
         """Raise :class:`UnsupportedError` with the reason when capability ``name`` is not available."""
         cap = getattr(self, name)
@@ -390,6 +399,55 @@ def _probe_reclaim_counters(ctx: ProbeContext) -> Capability:
     return Capability(True, f"{path} has {', '.join(need)}{extra}")
 
 
+# ---- NUMA probes (issue 8 points 5-6) ---------------------------------------------------------------------
+# Formats: ``/sys/devices/system/node/online`` is a node list (drivers/base/node.c ``print_nodes_state``);
+# ``/proc/sys/kernel/numa_balancing`` is 0 (off), 1 (NUMA_BALANCING_NORMAL) or 2 (NUMA_BALANCING_MEMORY_TIERING),
+# or 3 for both (kernel/sched/core.c ``sysctl_numa_balancing``, 5.18+; 0/1 before). Neither probe imports
+# ``memsched.live.numa``, which itself uses this module.
+
+
+def _probe_numa_nodes(ctx: ProbeContext) -> Capability:
+    path = ctx.roots.sys("devices", "system", "node", "online")
+    text, why = try_read_text(path)
+    if text is None:
+        return Capability(False, f"{why}: kernel without CONFIG_NUMA, or sysfs not mounted")
+    nodes = parse_cpulist(text, field=str(path))
+    if len(nodes) < 2:
+        return Capability(
+            False,
+            f"{len(nodes)} NUMA node online ({format_cpulist(nodes)}): every placement is local, moves are no-ops",
+        )
+    return Capability(True, f"{len(nodes)} NUMA nodes online ({format_cpulist(nodes)})")
+
+
+def _probe_numa_maps(ctx: ProbeContext) -> Capability:
+    path = ctx.roots.proc("self", "numa_maps")
+    text, why = try_read_text(path)
+    if text is None:
+        return Capability(False, f"{why}: kernel without CONFIG_NUMA (no per-node memory of processes)")
+    return Capability(True, f"{path} is readable")
+
+
+_NUMA_BALANCING_MODES = {1: "NUMA_BALANCING_NORMAL", 2: "NUMA_BALANCING_MEMORY_TIERING", 3: "normal + memory tiering"}
+
+
+def _probe_numa_balancing(ctx: ProbeContext) -> Capability:
+    path = ctx.roots.proc("sys", "kernel", "numa_balancing")
+    text, why = try_read_text(path)
+    if text is None:
+        return Capability(False, f"{why}: kernel without CONFIG_NUMA_BALANCING")
+    try:
+        mode = int(text.strip())
+    except ValueError:
+        return Capability(False, f"{path} does not hold a number (got {text.strip()!r})")
+    if mode == 0:
+        return Capability(False, f"{path} is 0: the kernel's automatic NUMA balancing is off")
+    name = _NUMA_BALANCING_MODES.get(mode, "unknown mode")
+    return Capability(
+        True, f"the kernel's automatic NUMA balancing is on ({path} = {mode}, {name}): it moves pages and tasks too"
+    )
+
+
 _PROBES: Mapping[str, Callable[[ProbeContext], Capability]] = {
     "sched_deadline": _probe_sched_deadline,
     "sched_deadline_permitted": _probe_sched_deadline_permitted,
@@ -403,6 +461,9 @@ _PROBES: Mapping[str, Callable[[ProbeContext], Capability]] = {
     "memcg_v1_pressure_level": _probe_memcg_v1_pressure_level,
     "cgroup_v2_memory_stat": _probe_cgroup_v2_memory_stat,
     "reclaim_counters": _probe_reclaim_counters,
+    "numa_nodes": _probe_numa_nodes,
+    "numa_maps": _probe_numa_maps,
+    "numa_balancing": _probe_numa_balancing,
 }
 
 

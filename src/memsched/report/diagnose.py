@@ -36,6 +36,26 @@ def _converged_at(rec: dict[str, Any], level: float) -> float | None:
     return later[0] if later else None
 
 
+def _concentration(rec: dict[str, Any], none: dict[str, Any] | None) -> str | None:
+    """Memory gathered onto fewer nodes than without balancing (less aggregate bandwidth)."""
+
+    def share(r: dict[str, Any]) -> tuple[int, float] | None:
+        pages = (r.get("timeline") or {}).get("node_pages") or []
+        if not pages or not sum(pages[-1]):
+            return None
+        last = pages[-1]
+        node = max(range(len(last)), key=lambda n: last[n])
+        return node, last[node] / sum(last)
+
+    mine, theirs = share(rec), share(none) if none is not None else None
+    if mine is None or theirs is None or mine[1] < theirs[1] + 0.2:
+        return None
+    return (
+        f"memory concentrated: node {mine[0]} holds {100 * mine[1]:.0f}% of pages "
+        f"(no balancing: {100 * theirs[1]:.0f}%)"
+    )
+
+
 def _crowding(rec: dict[str, Any]) -> tuple[int, float, float] | None:
     """The node that ran far more than its share of the runnable tasks, averaged over the run."""
     rows = [r for r in (rec.get("timeline") or {}).get("node_tasks", []) if sum(r) > 0]
@@ -46,6 +66,29 @@ def _crowding(rec: dict[str, Any]) -> tuple[int, float, float] | None:
     fair = sum(avg) / nodes
     worst = max(range(nodes), key=lambda n: avg[n])
     return (worst, avg[worst], fair) if nodes > 1 and avg[worst] > 1.5 * fair and avg[worst] - fair >= 2 else None
+
+
+def _against(r: dict[str, Any], none: dict[str, Any] | None, hard: dict[str, Any] | None) -> list[str]:
+    """How the run's score compares with no balancing and with the hard-bound reference."""
+    score = r.get("score") or {"name": "elapsed s", "value": r["elapsed_s"], "higher_is_better": False}
+    value, name, higher = score["value"], score["name"], score["higher_is_better"]
+    if value is None:
+        return []
+    out = []
+
+    def worse(a: float, b: float, margin: float = 1.0) -> bool:
+        return a * margin < b if higher else a > b * margin
+
+    if none is not None and none.get("score", {}).get("value") is not None:
+        base = none["score"]["value"] if "score" in none else none["elapsed_s"]
+        if worse(value, base, 1.02):  # differences under 2 % are noise for a comparison
+            out.append(f"loses to no balancing ({name} {value:g} vs {base:g})")
+    if hard is not None and hard.get("score", {}).get("value"):
+        ref = hard["score"]["value"]
+        if worse(value, ref, 1.25):
+            ratio = value / ref
+            out.append(f"{ratio:.2f}x the hard-bound {name}")
+    return out
 
 
 def diagnose(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
@@ -60,10 +103,7 @@ def diagnose(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[st
             if label in REFERENCES or label == "none":
                 continue
             notes: list[str] = []
-            if none is not None and r["elapsed_s"] > none["elapsed_s"]:
-                notes.append(f"loses to no balancing ({r['elapsed_s']:.0f} s vs {none['elapsed_s']:.0f} s)")
-            if hard is not None and r["elapsed_s"] > 1.25 * hard["elapsed_s"]:
-                notes.append(f"{r['elapsed_s'] / hard['elapsed_s']:.2f}x the hard-bound time")
+            notes += _against(r, none, hard)
             user, sys = r["user_s"] or 0.0, r["system_s"] or 0.0
             if user > 0 and sys > 0.03 * user:
                 notes.append(f"system time {sys:.0f} s, {100 * sys / user:.1f}% of user time (scans, faults, copies)")
@@ -79,6 +119,13 @@ def diagnose(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[st
             tasks = int(r.get("tasks") or 0)
             if tasks and task_moves > 5 * tasks:
                 notes.append(f"tasks bounced: {task_moves} moves/swaps for {tasks} tasks")
+            node_moves = int(r.get("task_node_moves") or 0)
+            base_moves = int((none or {}).get("task_node_moves") or 0)
+            if node_moves > max(50, 3 * base_moves) and not (tasks and task_moves > 5 * tasks):
+                notes.append(f"{node_moves} cross-node task moves (no balancing: {base_moves}), each a cache refill")
+            conc = _concentration(r, none)
+            if conc is not None:
+                notes.append(conc)
             if (
                 none is not None
                 and r["local_fraction"] is not None

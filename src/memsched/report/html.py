@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from memsched.report.tables import compare_table, diagnosis_table
+from memsched.report.tables import compare_table, diagnosis_table, workload_notes
 
 __all__ = ["compare_report", "figure_png"]
 
@@ -30,6 +30,8 @@ def _img(fig: Any, alt: str) -> str:
 
 
 def _elapsed_chart(records: Sequence[dict[str, Any]]) -> str:
+    if not records:
+        return "<p>(no timed runs)</p>"
     bases = list(dict.fromkeys(r.get("base", r["workload"]) for r in records))
     labels = list(dict.fromkeys(r["label"] for r in records))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(bases)), 4))
@@ -46,6 +48,49 @@ def _elapsed_chart(records: Sequence[dict[str, Any]]) -> str:
     ax.set_ylabel("elapsed (simulated s)")
     ax.legend(fontsize="small")
     return _img(fig, "elapsed per workload and run")
+
+
+def _headline_charts(records: Sequence[dict[str, Any]]) -> str:
+    """For fixed-time benchmarks: their headline figure (bops, GB/s) per run, one chart per workload."""
+    out = []
+    for base in dict.fromkeys(r.get("base", r["workload"]) for r in records):
+        runs = [
+            r for r in records if r.get("base", r["workload"]) == base and r.get("score", {}).get("higher_is_better")
+        ]
+        if not runs:
+            continue
+        name = runs[0]["score"]["name"]
+        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(runs)), 3.5))
+        ax.bar([r["label"] for r in runs], [r["score"]["value"] or 0 for r in runs])
+        ax.set_ylabel(name)
+        ax.set_title(f"{base}: {name}")
+        ax.tick_params(axis="x", rotation=30)
+        out.append(_img(fig, f"{base} {name}"))
+    return "\n".join(out)
+
+
+def _convergence_charts(records: Sequence[dict[str, Any]]) -> str:
+    """perf-bench-numa: how many processes had converged, over simulated time, for every run."""
+    out = []
+    for base in dict.fromkeys(r.get("base", r["workload"]) for r in records):
+        runs = [r for r in records if r.get("base", r["workload"]) == base and "workload" in r["timeline"]]
+        series = []
+        for r in runs:
+            samples = r["timeline"]["workload"]
+            ys = [(s or [{}])[-1].get("converged_processes") for s in samples]
+            if any(y is not None for y in ys):
+                series.append((r["label"], r["timeline"]["t_s"], [y or 0 for y in ys]))
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        for label, xs, ys in series:
+            ax.step(xs, ys, where="post", label=label)
+        ax.set_xlabel("simulated s")
+        ax.set_ylabel("converged processes")
+        ax.set_title(f"{base}: convergence over time")
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+        out.append(_img(fig, f"{base} convergence"))
+    return "\n".join(out)
 
 
 def _timeline_charts(rec: dict[str, Any]) -> str:
@@ -77,6 +122,8 @@ def compare_report(records: Sequence[dict[str, Any]]) -> str:
     why = diagnosis_table(records, only_problems=False)
     if why is not None:
         console.print(why)
+    for note in workload_notes(records):
+        console.print(note)
     table_html = console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>memsched compare</title>",
@@ -84,7 +131,11 @@ def compare_report(records: Sequence[dict[str, Any]]) -> str:
         f"<h1>memsched compare — {html.escape(records[0]['topology']) if records else ''}</h1>",
         table_html,
         "<h2>Elapsed time</h2>",
-        _elapsed_chart(records),
+        _elapsed_chart([r for r in records if not r.get("score", {}).get("higher_is_better")]),
+        "<h2>Throughput of fixed-time benchmarks</h2>",
+        _headline_charts(records),
+        "<h2>Convergence</h2>",
+        _convergence_charts(records),
         "<h2>Locality and placement over time</h2>",
     ]
     parts += [_timeline_charts(r) for r in records]

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["compare_table", "diagnosis_table", "run_table"]
+__all__ = ["compare_table", "diagnosis_table", "figures_text", "run_table", "score_ratio", "workload_notes"]
 
 
 def _fmt(x: float | None, spec: str = ".1f") -> str:
@@ -29,13 +29,64 @@ def run_table(rec: dict[str, Any]) -> Table:
     for key, value in rec.get("metrics", {}).items():
         if isinstance(value, int | float | str):
             t.add_row(key, str(value))
+        elif key == "numa_groups" and isinstance(value, dict):
+            sizes = sorted((len(v) for v in value.values()), reverse=True)
+            shown = "; ".join(f"group {g}: tasks {_span(v)}" for g, v in list(value.items())[:6])
+            more = f"; +{len(value) - 6} more" if len(value) > 6 else ""
+            t.add_row(key, f"{len(value)} groups of sizes {sizes[:8]}{'...' if len(sizes) > 8 else ''}: {shown}{more}")
+        elif isinstance(value, dict | list) and value:
+            text = str(value)
+            t.add_row(key, text if len(text) <= 100 else text[:97] + "...")
     return t
 
 
+def _span(ids: Sequence[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3,7"``."""
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def score_ratio(rec: dict[str, Any], ref: dict[str, Any] | None) -> float | None:
+    """The run's score over the reference's: elapsed / reference (lower is better) for timed runs,
+    throughput / reference (higher is better) for fixed-duration benchmarks."""
+    if ref is None:
+        return None
+    a, b = rec["score"]["value"], ref["score"]["value"]
+    if a is None or not b:
+        return None
+    return float(a) / float(b)
+
+
+def figures_text(rec: dict[str, Any]) -> str:
+    """The workload's own headline figures (bops, GB/s, convergence), formatted."""
+    from memsched.errors import MemschedError
+    from memsched.workloads import base as workloads
+
+    try:
+        spec = workloads.get(rec["workload"])
+    except MemschedError:  # a record from another version: show nothing rather than fail
+        return ""
+    parts = []
+    for key, title, fmt in spec.headline:
+        value = rec.get("metrics", {}).get(key)
+        parts.append(f"{title} {'never' if value is None else format(value, fmt)}")
+    return ", ".join(parts)
+
+
 def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "HARD_BIND") -> Table:
-    """Rows: workload x label (policy or bind variant); ratio is elapsed over the reference run's elapsed."""
+    """Rows: workload x label (policy or bind variant); the ratio compares each run's score to the reference's."""
     topo = records[0]["topology"] if records else "?"
-    t = Table(title=f"memsched compare on {topo} (simulated seconds; ratio = elapsed / {reference_label})")
+    t = Table(
+        title=f"memsched compare on {topo} (simulated seconds; vs {reference_label}: elapsed ratio, or throughput "
+        "ratio for fixed-time benchmarks)"
+    )
+    figures = {id(r): figures_text(r) for r in records}
+    show_figures = any(figures.values())
     for col, just in (
         ("workload", "left"),
         ("run", "left"),
@@ -44,20 +95,20 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
         ("hint faults", "right"),
         ("local", "right"),
         ("pages migrated", "right"),
+        *((("figures", "left"),) if show_figures else ()),
         (f"vs {reference_label}", "right"),
     ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
-    ref: dict[str, float] = {}
+        t.add_column(col, justify=just)
+    ref: dict[str, dict[str, Any]] = {}
     for r in records:
         if r["label"] == reference_label:
-            ref[_base(r)] = r["elapsed_s"]
+            ref[_base(r)] = r
     last = None
     for r in records:
         base = _base(r)
         if last is not None and base != last:
             t.add_section()
         last = base
-        ratio = r["elapsed_s"] / ref[base] if ref.get(base) else None
         t.add_row(
             base,
             r["label"],
@@ -66,7 +117,8 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
             str(r["vmstat"].get("numa_hint_faults", 0)),
             _fmt(r["local_fraction"], ".3f"),
             str(r["vmstat"].get("numa_pages_migrated", 0)),
-            _fmt(ratio, ".2f"),
+            *((figures[id(r)],) if show_figures else ()),
+            _fmt(score_ratio(r, ref.get(base)), ".2f"),
         )
     return t
 
@@ -90,6 +142,29 @@ def diagnosis_table(records: Sequence[dict[str, Any]], *, only_problems: bool = 
     for row in rows:
         t.add_row(*row)
     return t
+
+
+def workload_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Each workload's note about what it shows on this machine (e.g. numa01's adverse case on >2 nodes)."""
+    from memsched.errors import MemschedError
+    from memsched.topology import load_topology
+    from memsched.workloads import base as workloads
+
+    out: list[str] = []
+    seen: set[str] = set()
+    for r in records:
+        wid = _base(r)
+        if wid in seen:
+            continue
+        seen.add(wid)
+        try:
+            spec, topo = workloads.get(wid), load_topology(r["topology"])
+        except MemschedError:  # a topology file that moved since the run: no note
+            continue
+        note = spec.note(topo)
+        if note:
+            out.append(f"Note — {note}")
+    return out
 
 
 def _base(rec: dict[str, Any]) -> str:

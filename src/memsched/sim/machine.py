@@ -31,12 +31,12 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from memsched.errors import ConfigError, SimulationError
+from memsched.errors import ConfigError, SimulationError, UnsupportedError
 from memsched.sim.engine import Engine, Prio
 from memsched.sim.memmodel import MemModel
 from memsched.sim.mm.mempolicy import Mempolicy
@@ -46,6 +46,7 @@ from memsched.sim.mm.vmstat import VmStat
 from memsched.sim.sched.balance import Balancer
 from memsched.sim.sched.fair import fluid_shares, nice_to_weight
 from memsched.sim.task import (
+    Call,
     Compute,
     Join,
     Phase,
@@ -57,11 +58,12 @@ from memsched.sim.task import (
     TaskState,
     ThreadSpec,
     Touch,
+    Wait,
 )
 from memsched.topology import Topology
 from memsched.units import NSEC_PER_SEC, PAGE_SIZE_4K, PAGE_SIZE_THP
 
-__all__ = ["Machine", "MachineConfig"]
+__all__ = ["Machine", "MachineConfig", "MmHooks"]
 
 _IDLE, _MEM, _COMPUTE = 0, 1, 2
 
@@ -76,16 +78,37 @@ class MachineConfig:
     page_fault_ns: int = 1_000
     #: Interval of the timeline samples (local access fraction, pages per node) in reports.
     sample_interval_ns: int = NSEC_PER_SEC
+    #: Cost to a task of moving to another node: its cache contents (a few MB) refilled from memory there
+    #: (estimate; the reason the load balancer resists cross-node moves). Charged as system time.
+    cross_node_move_ns: int = 1_000_000
 
     def __post_init__(self) -> None:
         if self.page_fault_ns < 0:
             raise ConfigError("page_fault_ns", self.page_fault_ns, "must be >= 0")
+        if self.cross_node_move_ns < 0:
+            raise ConfigError("cross_node_move_ns", self.cross_node_move_ns, "must be >= 0")
         if self.sample_interval_ns <= 0:
             raise ConfigError("sample_interval_ns", self.sample_interval_ns, "must be > 0")
 
     @property
     def page_size(self) -> int:
         return PAGE_SIZE_THP if self.thp else PAGE_SIZE_4K
+
+
+class MmHooks(Protocol):
+    """What the memory-pressure subsystem (``sim/mm/reclaim.py``) needs to see of the machine's paths."""
+
+    def before_fault(self, task: Task, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]: ...
+
+    def after_fault(self, task: Task, pages: npt.NDArray[np.int64], nodes: npt.NDArray[np.int64]) -> None: ...
+
+    def on_touch(self, task: Task, region: Region) -> None: ...
+
+    def on_mm_exit(self, mm: MmStruct) -> None: ...
+
+    def on_sched_change(self) -> None: ...
+
+    def vmpressure_fd(self, config: Any) -> Any: ...
 
 
 class Machine:
@@ -108,8 +131,12 @@ class Machine:
         self.tasks: list[Task] = []
         self.mms: list[MmStruct] = []
         self.rq: list[list[int]] = [[] for _ in range(self.nr_cpus)]
+        #: Workload samplers: called at every timeline sample, their dicts stored under ``"workload"``.
+        self.sample_hooks: list[Callable[[], dict[str, Any]]] = []
         #: NUMA policy's say in load balancing: ``(task, src, dst, dst_idle) -> None`` (veto) or a preference.
         self.lb_score: Callable[[Task, int, int, bool], float | None] | None = None
+        #: Tasks moved to another node (by the load balancer or a NUMA policy).
+        self.task_node_moves = 0
         #: The attached NUMA balancing mechanism (``sim/numa/balancing.py``), if any.
         self.numa: Any = None
         #: Called with every new task (the NUMA mechanism starts its per-mm scanners from here).
@@ -123,11 +150,13 @@ class Machine:
         self._user_ns = np.zeros(cap)
         self._sys_ns = np.zeros(cap)
         self._write = np.zeros(cap)
+        self._cpb = np.zeros(cap)
+        self._mlp_scale = np.ones(cap)
         self._kind = np.zeros(cap, dtype=np.int8)
         self._oncpu = np.full(cap, -1, dtype=np.int64)
         self._frac = np.zeros((cap, self.nr_nodes))
         self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = {}
-        self._region: list[Region | None] = []  # region of each task's current Touch phase
+        self._region: list[Touch | None] = []  # each task's current Touch phase
         self._weight = np.zeros(cap)
         self._t_last = 0
         self._dirty = True
@@ -141,6 +170,10 @@ class Machine:
         self.timeline: list[dict[str, Any]] = []
         self.controller_util = np.zeros(self.nr_nodes)
         self._sampling = False
+        # ---- memory-pressure attach point ---------------------------------------------------------------
+        #: Set by ``memsched.sim.mm.reclaim.attach()``: watermarks, reclaim, memcg, vmpressure and PSI see
+        #: page faults, touches, exits and runqueue changes through it. ``None`` leaves every path as it was.
+        self.mm_hooks: MmHooks | None = None
 
     # ---- setup "syscalls" ------------------------------------------------------------------------------
     def new_mm(self, name: str) -> MmStruct:
@@ -196,11 +229,14 @@ class Machine:
         if n <= cap:
             return
         new = max(n, 2 * cap)
-        for name in ("_rem", "_rate", "_share", "_debt", "_user_ns", "_sys_ns", "_write", "_weight"):
+        for name in ("_rem", "_rate", "_share", "_debt", "_user_ns", "_sys_ns", "_write", "_weight", "_cpb"):
             old = getattr(self, name)
             arr = np.zeros(new, dtype=old.dtype)
             arr[:cap] = old
             setattr(self, name, arr)
+        scale = np.ones(new)
+        scale[:cap] = self._mlp_scale
+        self._mlp_scale = scale
         kind = np.zeros(new, dtype=np.int8)
         kind[:cap] = self._kind
         self._kind = kind
@@ -223,22 +259,33 @@ class Machine:
         self._sync()
         self._debt[task.id] += ns
 
-    def sweep_state(self, task: Task) -> tuple[Region, float, float] | None:
-        """Where a running task is in its current ``Touch`` sweep: (region, cursor in bytes, rate in B/ns).
+    def sweep_state(self, task: Task) -> list[tuple[Region, float, float]]:
+        """Where a running task is in its current ``Touch`` sweeps: (region, cursor in bytes, rate in B/ns).
 
         The cursor is the offset in the region the task writes next: a ``bzero`` loop walks its buffer in
-        order, so after ``done`` bytes of a multi-pass phase it is at ``done mod nbytes``.
+        order, so after ``done`` bytes of a multi-pass phase it is at ``done mod nbytes``. A phase with a
+        shared region walks both, each at its share of the rate. Empty when the task is not streaming.
         """
         phase = task.phase
         if not isinstance(phase, Touch) or self._oncpu[task.id] < 0:
-            return None
+            return []
         self._sync()
         done = phase.work - float(self._rem[task.id])
-        return phase.region, done % phase.region.nbytes, float(self._rate[task.id])
+        return phase.sweeps(done, float(self._rate[task.id]))
 
     def task_cpus(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """CPU each task is queued on, -1 for tasks not on a runqueue (sleeping, blocked, exited)."""
         return self._oncpu[ids]
+
+    def phase_progress(self, task: Task) -> float:
+        """Work done so far in the task's current phase (bytes for ``Touch``, ns for ``Compute``)."""
+        phase = task.phase
+        self._sync()
+        if isinstance(phase, Touch):
+            return phase.work - float(self._rem[task.id])
+        if isinstance(phase, Compute):
+            return float(phase.ns) - float(self._rem[task.id])
+        return 0.0
 
     def running_cpu_task(self, cpu: int) -> Task | None:
         """The task the fluid scheduler would show as ``rq->curr``: the first queued on ``cpu``."""
@@ -373,19 +420,25 @@ class Machine:
         mem_sel = working & (kind == _MEM)
         mem = running[mem_sel]
         if mem.size:
-            by_region: dict[Region, list[int]] = {}
+            by_phase: dict[Touch, list[int]] = {}
             for tid in mem.tolist():
-                region = self._region[tid]
-                assert region is not None
-                by_region.setdefault(region, []).append(tid)
-            for region, tids in by_region.items():
-                self._frac[tids] = self._region_frac(region)
+                phase = self._region[tid]
+                assert phase is not None
+                by_phase.setdefault(phase, []).append(tid)
+            for phase, tids in by_phase.items():
+                frac = self._region_frac(phase.region)
+                if phase.shared is not None:
+                    f = phase.shared_fraction
+                    frac = (1.0 - f) * frac + f * self._region_frac(phase.shared)
+                self._frac[tids] = frac
             res = self.memmodel.rates(
                 self.cpu_node[self._oncpu[mem]],
                 self.cpu_core[self._oncpu[mem]],
                 self._share[mem],
                 self._frac[mem],
                 self._write[mem],
+                self._cpb[mem],
+                self._mlp_scale[mem],
             )
             self._rate[mem] = res.rate
             self.controller_util = res.controller_util
@@ -427,16 +480,23 @@ class Machine:
                 if phase.region.mm_id != task.mm.id:
                     raise SimulationError(f"{task.name} touches a region of another mm")
                 self._kind[tid] = _MEM
-                self._region[tid] = phase.region
+                self._region[tid] = phase
                 self._rem[tid] = phase.work
                 self._write[tid] = phase.write
+                self._cpb[tid] = phase.cpu_ns_per_byte
+                self._mlp_scale[tid] = phase.mlp_scale
                 mm = task.mm
-                p0, p1 = phase.region.page_span(self.page_size)
-                if (mm.page_node[p0:p1] < 0).any():
-                    self._first_touch.append((task, phase.region))
-                    if not self._first_touch_event:
-                        self._first_touch_event = True
-                        self.engine.at(self.engine.now, Prio.DEFERRED, self._do_first_touch)
+                if self.mm_hooks is not None:
+                    self.mm_hooks.on_touch(task, phase.region)
+                for region in (phase.region, phase.shared):
+                    if region is None:
+                        continue
+                    p0, p1 = region.page_span(self.page_size)
+                    if (mm.page_node[p0:p1] < 0).any():
+                        self._first_touch.append((task, region))
+                        if not self._first_touch_event:
+                            self._first_touch_event = True
+                            self.engine.at(self.engine.now, Prio.DEFERRED, self._do_first_touch)
                 return
             if isinstance(phase, Compute):
                 self._kind[tid] = _COMPUTE
@@ -465,6 +525,22 @@ class Machine:
                 task.joining = True
                 self._dequeue(task, TaskState.BLOCKED)
                 return
+            if isinstance(phase, Wait):
+                if phase.on.poll_ready(task):
+                    continue
+                self._kind[tid] = _IDLE
+                self._dequeue(task, TaskState.BLOCKED)
+                phase.on.add_waiter(task, self.wake_task)
+                return
+            if isinstance(phase, Call):
+                ns = phase.fn(self, task)
+                if task.state is TaskState.EXITED:
+                    return
+                if ns:
+                    self._kind[tid] = _COMPUTE
+                    self._rem[tid] = float(ns)
+                    return
+                continue
             raise SimulationError(f"unknown phase {phase!r}")  # pragma: no cover
 
     def _spawn_thread(self, parent: Task, spec: ThreadSpec) -> Task:
@@ -505,12 +581,19 @@ class Machine:
     def move_task(self, task: Task, dst: int) -> None:
         """Move a runnable task to ``dst``'s runqueue (the caller has checked the affinity)."""
         self._sync()
+        self._charge_node_change(task, task.cpu, dst)
         self.rq[task.cpu].remove(task.id)
         self.rq[dst].append(task.id)
         task.cpu = dst
         self._oncpu[task.id] = dst
         self._dirty = True
         self._request_balance()
+        self._sched_changed()
+
+    def _charge_node_change(self, task: Task, src: int, dst: int) -> None:
+        if self.cpu_node[src] != self.cpu_node[dst]:
+            self.task_node_moves += 1
+            self.charge_system(task, self.config.cross_node_move_ns)
 
     def _enqueue(self, task: Task, cpu: int) -> None:
         self._sync()
@@ -520,6 +603,7 @@ class Machine:
         self._oncpu[task.id] = cpu
         self._dirty = True
         self._request_balance()
+        self._sched_changed()
 
     def _dequeue(self, task: Task, state: TaskState) -> None:
         self._sync()
@@ -529,8 +613,11 @@ class Machine:
         task.state = state
         self._dirty = True
         self._request_balance()
+        self._sched_changed()
 
     def _wake_and_continue(self, task: Task) -> None:
+        if task.state is TaskState.EXITED:  # killed while asleep or blocked
+            return
         self._wake(task)
         self._next_phase(task)
 
@@ -546,6 +633,8 @@ class Machine:
         mm = task.mm
         mm.users -= 1
         if mm.users == 0:
+            if self.mm_hooks is not None:
+                self.mm_hooks.on_mm_exit(mm)
             present = mm.page_node >= 0
             self.page_alloc.free(mm.page_node[present].astype(np.int64))
             mm.final_node_pages = mm.node_pages.copy()
@@ -555,6 +644,37 @@ class Machine:
             if parent.joining and parent.live_children == 0:
                 parent.joining = False
                 self.engine.at(self.engine.now, Prio.WAKEUP, self._wake_and_continue, parent)
+
+    # ---- memory-pressure "syscalls" and helpers (sim/mm/reclaim.py attaches the mechanisms) ----------------
+    def _sched_changed(self) -> None:
+        if self.mm_hooks is not None:
+            self.mm_hooks.on_sched_change()
+
+    def wake_task(self, task: Task) -> None:
+        """Wake a task blocked in a ``Wait`` phase; it continues with its next phase (once, however many
+        of its wait queues fire)."""
+        if task.state is TaskState.BLOCKED and not task.joining:
+            self.engine.at(self.engine.now, Prio.WAKEUP, self._wake_waiter, task)
+
+    def _wake_waiter(self, task: Task) -> None:
+        if task.state is TaskState.BLOCKED and not task.joining:
+            self._wake_and_continue(task)
+
+    def kill_process(self, task: Task) -> list[Task]:
+        """SIGKILL to ``task``'s thread group (as the OOM killer sends it): every thread exits now, and the
+        address space is freed when its last user is gone. Returns the threads killed."""
+        victims = [t for t in self.tasks if t.tgid == task.tgid and t.state is not TaskState.EXITED]
+        self._sync()
+        for t in victims:
+            t.killed = True
+            self._exit(t)
+        return victims
+
+    def vmpressure_fd(self, config: Any) -> Any:
+        """``vmpressure_fd(2)`` of the 2012 RFC: a system-wide :class:`~memsched.pressure.VmpressureFile`."""
+        if self.mm_hooks is None:
+            raise UnsupportedError("vmpressure_fd", "reclaim is not attached (sim.mm.reclaim.attach)")
+        return self.mm_hooks.vmpressure_fd(config)
 
     # ---- first touch ---------------------------------------------------------------------------------------
     def _do_first_touch(self) -> None:
@@ -574,22 +694,27 @@ class Machine:
             mm = self.mms[mm_id]
             spans = [r.page_span(self.page_size) for _, r in touchers]
             cuts = sorted({p for span in spans for p in span})
-            owner = np.full(mm.nr_pages, -1, dtype=np.int64)
+            base = cuts[0]  # owner covers only the touched span (mm-sized arrays made small touches O(mm))
+            owner = np.full(cuts[-1] - base, -1, dtype=np.int64)
             for lo, hi in itertools.pairwise(cuts):
                 covering = [k for k, (s0, s1) in enumerate(spans) if s0 <= lo and hi <= s1]
                 if not covering:
                     continue
                 absent = np.flatnonzero(mm.page_node[lo:hi] < 0) + lo
                 if absent.size:
-                    owner[absent] = np.asarray(covering)[rng.integers(len(covering), size=absent.size)]
+                    owner[absent - base] = np.asarray(covering)[rng.integers(len(covering), size=absent.size)]
             for k, (task, _) in enumerate(touchers):
-                pages = np.flatnonzero(owner == k)
+                pages = np.flatnonzero(owner == k) + base
                 if pages.size:
                     self.fault_in(task, pages)
         self._dirty = True
 
     def fault_in(self, task: Task, pages: npt.NDArray[np.int64]) -> None:
         """First-touch faults of ``task`` on ``pages`` of its mm: allocate under its policy, charge the faults."""
+        if self.mm_hooks is not None:
+            pages = self.mm_hooks.before_fault(task, pages)  # watermarks, reclaim, memcg charge, OOM
+            if pages.size == 0:
+                return
         mm = task.mm
         cpu_node = int(self.cpu_node[task.cpu])
         policy = task.mempolicy
@@ -602,6 +727,8 @@ class Machine:
             interleaved=policy.mode.name == "INTERLEAVE",
         )
         mm.set_nodes(pages, got)
+        if self.mm_hooks is not None:
+            self.mm_hooks.after_fault(task, pages, got)
         self.vmstat.inc("pgfault", pages.size)
         if self.page_size == PAGE_SIZE_THP:
             self.vmstat.inc("thp_fault_alloc", pages.size)
@@ -627,9 +754,11 @@ class Machine:
             self._sync()
             for mv in moves:
                 task = self.tasks[mv.task]
+                self._charge_node_change(task, mv.src, mv.dst)
                 task.cpu = mv.dst
                 self._oncpu[mv.task] = mv.dst
             self._dirty = True
+            self._sched_changed()
 
     # ---- sampling and results ------------------------------------------------------------------------------
     def _sample(self, progress: Callable[[int], None] | None) -> None:
@@ -647,6 +776,7 @@ class Machine:
                 "local_fraction": (local / total) if total > 0 else None,
                 "node_pages": node_pages.tolist(),
                 "node_tasks": node_tasks.tolist(),
+                **({"workload": [h() for h in self.sample_hooks]} if self.sample_hooks else {}),
             }
         )
         if progress is not None:

@@ -92,12 +92,16 @@ class MemModel:
         share: npt.NDArray[np.float64],
         frac: npt.NDArray[np.float64],
         write: npt.NDArray[np.float64],
+        cpu_ns_per_byte: npt.NDArray[np.float64] | None = None,
+        mlp_scale: npt.NDArray[np.float64] | None = None,
     ) -> RateResult:
         """Rates of memory-streaming tasks.
 
         ``cpu_node``, ``core``, ``share``, ``write``: one entry per task; ``frac``: tasks x nodes, each row the
         fraction of the task's bytes on each node (rows summing to less than 1 are renormalised; an all-zero
-        row means the task touches nothing yet and runs at its latency-bound local rate).
+        row means the task touches nothing yet and runs at its latency-bound local rate). Optional
+        ``cpu_ns_per_byte`` (compute between accesses) and ``mlp_scale`` (fewer misses in flight) lower a
+        task's demand to ``share / (cpu_ns_per_byte + lat / (core_mlp_bytes * mlp_scale))``.
         """
         n = cpu_node.shape[0]
         nr = self.nr_nodes
@@ -108,7 +112,12 @@ class MemModel:
         local[np.arange(n), cpu_node] = 1.0
         f = np.where(total > _EPS, frac / np.maximum(total, _EPS), local)
         lat = np.einsum("im,im->i", f, self.latency[cpu_node])
-        demand = share * self.mlp / lat
+        if cpu_ns_per_byte is None and mlp_scale is None:
+            demand = share * self.mlp / lat
+        else:
+            cpb = np.zeros(n) if cpu_ns_per_byte is None else cpu_ns_per_byte
+            scale = np.ones(n) if mlp_scale is None else mlp_scale
+            demand = share / (cpb + lat / (self.mlp * scale))
 
         a_ctrl = f * (1.0 + write)[:, None]
         a_link = np.einsum("im,imd->id", f, self._path_to_cpu[cpu_node]) + write[:, None] * np.einsum(

@@ -34,6 +34,7 @@ from memsched.sim.sched.fair import WEIGHT_IDLEPRIO, nice_to_weight
 from memsched.sim.sched.isolation import IsolationConfig, NoiseModel, install_noise
 from memsched.sim.sched.preempt import Point, Resched
 from memsched.sim.sched.program import Phase
+from memsched.sim.sched.sched_class import DEQUEUE_SAVE
 from memsched.topology import Topology
 from memsched.uapi.sched import (
     SCHED_ATTR_SIZE_VER0,
@@ -120,10 +121,9 @@ class RtMachine:
             bad = [c for c in aff if not 0 <= c < self.nr_cpus]
             if bad or not aff:
                 raise ConfigError("affinity", list(affinity), f"must be CPU ids in 0..{self.nr_cpus - 1}")
-        t = Task(self._next_id, name, program, loops, aff)
+        t = Task(self._next_id, name, program, loops, aff, self.core.fair_class)
         self._next_id += 1
         t.job_deadline = job_deadline_ns
-        t.sched_class = self.core.fair_class
         t.cpu = aff[t.id % len(aff)]
         if attr is not None:
             self.sched_setattr(t, attr)
@@ -205,7 +205,7 @@ class RtMachine:
         if running:
             if is_curr:
                 core.update_curr(rq)
-            t.sched_class.dequeue_task(rq, t, 0x02)  # DEQUEUE_SAVE: not a sleep
+            t.sched_class.dequeue_task(rq, t, DEQUEUE_SAVE)  # a class change, not a sleep
         was_dl = t.policy == SchedPolicy.DEADLINE
         if was_dl:
             dl.dl_b.sub(t.dl_bw)
@@ -248,11 +248,11 @@ class RtMachine:
             dl.dl_b.add(t.dl_bw)
             dl.update_extra_bw(-t.dl_bw)
             rq.dl_this_bw += t.dl_bw
-            t.sched_class = dl  # type: ignore[assignment]
+            t.sched_class = dl
         elif policy in (SchedPolicy.FIFO, SchedPolicy.RR):
-            t.sched_class = core.rt_class  # type: ignore[assignment]
+            t.sched_class = core.rt_class
         else:
-            t.sched_class = core.fair_class  # type: ignore[assignment]
+            t.sched_class = core.fair_class
         if running:
             t.sched_class.enqueue_task(rq, t, ENQUEUE_INITIAL)
             if is_curr:

@@ -144,6 +144,20 @@ def _build_numa02(machine: Machine, cfg: AutonumaConfig, *, smt: bool, bind: str
     return Built([machine.spawn_process("numa02", tuple(program), mm=mm)])
 
 
+def _numa01_note(topology: Topology) -> str | None:
+    """numa01 is the adverse case on machines with more than two nodes (numa.md §1.2)."""
+    if topology.nr_nodes <= 2:
+        return None
+    half = topology.nr_nodes // 2
+    return (
+        f"numa01 on {topology.nr_nodes} nodes is the adverse case: each process's {topology.nr_cpus // 2} threads "
+        f"need {half} nodes and every thread writes all of the process's 3 GiB, so no single node can be local to "
+        f"them all. The right answer interleaves each process over its half of the machine, which HARD_BIND "
+        f"approximates (first touch spreads each process over its {half} nodes); migration alone can only move "
+        f"pages towards whichever thread faulted last, so balancing policies bounce pages or leave them remote."
+    )
+
+
 def _spec(base: str, bind: str) -> WorkloadSpec:
     suffix = {"none": "", "hard": "_HARD_BIND", "inverse": "_INVERSE_BIND"}[bind]
     wid = base + suffix
@@ -177,6 +191,7 @@ def _spec(base: str, bind: str) -> WorkloadSpec:
         config_cls=AutonumaConfig,
         build=build,
         reference=None if bind == "hard" else base + "_HARD_BIND",
+        note=_numa01_note if base == "numa01" else (lambda topology: None),
     )
 
 

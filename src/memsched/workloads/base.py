@@ -21,10 +21,15 @@ __all__ = ["Built", "WorkloadSpec", "get", "names", "register"]
 
 @dataclass
 class Built:
-    """What ``build`` set up: the processes' main tasks, plus a hook that adds workload figures at the end."""
+    """What ``build`` set up: the processes' main tasks, plus a hook that adds workload figures at the end.
+
+    Benchmarks that measure throughput over a fixed time (SPECjbb, perf bench numa) set ``duration_ns``:
+    the run stops there instead of when every task has exited.
+    """
 
     processes: list[Any]
     metrics: Callable[[Machine], dict[str, Any]] = field(default=lambda m: {})
+    duration_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class WorkloadSpec:
     reference: str | None = None
     #: Multi-node layout tricks (bind variants) need at least this many nodes to mean anything.
     min_nodes: int = 1
+    #: Workload figures the comparison table shows: (metrics key, column title, format).
+    headline: tuple[tuple[str, str, str], ...] = ()
+    #: A note for reports about what the workload shows on a given machine (``None`` if nothing to say).
+    note: Callable[[Any], str | None] = field(default=lambda topology: None)
 
     def make_config(self, sets: Mapping[str, str]) -> Any:
         return from_sets(self.config_cls, sets, owner=f"workload {self.id}")

@@ -611,7 +611,7 @@ _THREAD_KEYS = {
 def _us(v: Any, field_: str, src: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
         raise ConfigError(field_, v, "must be a number of microseconds >= 0", source=src)
-    return int(round(v * NSEC_PER_USEC))
+    return round(v * NSEC_PER_USEC)
 
 
 def _events(obj: Mapping[str, Any], src: str, where: str) -> list[Phase]:

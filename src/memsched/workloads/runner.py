@@ -86,7 +86,11 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
 
     balancing.attach(machine, pol.make(pol_cfg))
     built = wl.build(machine, wl_cfg)
-    machine.run(progress=(lambda now: progress(now / NSEC_PER_SEC)) if progress else None)
+    machine.run(
+        until=built.duration_ns,
+        progress=(lambda now: progress(now / NSEC_PER_SEC)) if progress else None,
+    )
+    elapsed_ns = built.duration_ns if built.duration_ns is not None else machine.elapsed_ns
     record: dict[str, Any] = {
         "workload": spec.workload,
         "policy": spec.policy,
@@ -95,18 +99,28 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
         "seed": spec.seed,
         "thp": spec.thp,
         "config": {"workload": wl.config_dict(wl_cfg), "policy": pol.config_dict(pol_cfg)},
-        "elapsed_s": _r(machine.elapsed_ns / NSEC_PER_SEC),
+        "elapsed_s": _r(elapsed_ns / NSEC_PER_SEC),
         "user_s": _r(machine.user_ns() / NSEC_PER_SEC),
         "system_s": _r(machine.system_ns() / NSEC_PER_SEC),
         "local_fraction": _r(machine.local_fraction()),
         "tasks": len(machine.tasks),
+        "task_node_moves": machine.task_node_moves,
         "memory_bytes": int(machine.vmstat["numa_hit"] + machine.vmstat["numa_miss"]) * machine.page_size,
         "vmstat": machine.vmstat.snapshot(),
         "numastat": machine.vmstat.numastat(),
-        "metrics": built.metrics(machine) | balancing.metrics(machine),
+        "metrics": (workload_metrics := built.metrics(machine)) | balancing.metrics(machine),
+        "score": _score(wl, workload_metrics, elapsed_ns),
         "timeline": _timeline(machine),
     }
     return record
+
+
+def _score(wl: workloads.WorkloadSpec, metrics: dict[str, Any], elapsed_ns: int) -> dict[str, Any]:
+    """The figure a comparison ranks this run by: the workload's first headline figure, else elapsed time."""
+    if wl.headline:
+        key, title, _ = wl.headline[0]
+        return {"name": title, "value": metrics.get(key), "higher_is_better": True}
+    return {"name": "elapsed s", "value": _r(elapsed_ns / NSEC_PER_SEC), "higher_is_better": False}
 
 
 def _r(x: float | None) -> float | None:
@@ -120,6 +134,7 @@ def _timeline(machine: Machine) -> dict[str, list[Any]]:
         "local_fraction": [_r(s["local_fraction"]) for s in tl],
         "node_pages": [s["node_pages"] for s in tl],
         "node_tasks": [s["node_tasks"] for s in tl],
+        **({"workload": [s.get("workload") for s in tl]} if any("workload" in s for s in tl) else {}),
     }
 
 

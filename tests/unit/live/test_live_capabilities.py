@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr
+from helpers.live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr, tree
 from memsched.errors import UnsupportedError
 from memsched.live import capabilities
 from memsched.live.capabilities import _PROBES, Capabilities, deadline_privilege, parse_limits, parse_status
@@ -90,3 +90,30 @@ def test_deadline_privilege_of_another_task(arm: LiveRoots) -> None:
     assert priv.has_cap_sys_nice is False
     assert priv.affinity is None  # the fixture has no status for task 500: unknown, not assumed
     assert "affinity" not in " ".join(priv.problems())
+
+
+def test_numa_capabilities_of_the_fixtures() -> None:
+    """4-node tree: several nodes, numa_maps, kernel balancing on; 2-node: no numa_balancing sysctl; the VM
+    tree has no node directory at all."""
+    four = capabilities(tree("numa-4node"), getattr_fn=fake_getattr({0: SchedAttr()}))
+    assert four.numa_nodes.available and four.numa_nodes.reason == "4 NUMA nodes online (0-3)"
+    assert four.numa_maps.available
+    assert four.numa_balancing.available and "NUMA_BALANCING_NORMAL" in four.numa_balancing.reason
+    two = capabilities(tree("numa-2node"), getattr_fn=fake_getattr({0: SchedAttr()}))
+    assert two.numa_nodes.available and not two.numa_balancing.available
+    assert "CONFIG_NUMA_BALANCING" in two.numa_balancing.reason
+    vm = capabilities(tree("vm-2cpu-6.18"), getattr_fn=fake_getattr({0: SchedAttr(), 4242: VM_TASK}))
+    assert not vm.numa_nodes.available and "CONFIG_NUMA" in vm.numa_nodes.reason
+
+
+def test_one_node_and_balancing_off(tmp_path: Path) -> None:
+    """One online node: nothing to balance; numa_balancing 0: the kernel's balancing is off."""
+    (tmp_path / "sys/devices/system/node").mkdir(parents=True)
+    (tmp_path / "sys/devices/system/node/online").write_text("0\n")
+    (tmp_path / "proc/sys/kernel").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/numa_balancing").write_text("0\n")
+    caps = capabilities(
+        LiveRoots(proc_root=tmp_path / "proc", sys_root=tmp_path / "sys"), getattr_fn=fake_getattr({0: SchedAttr()})
+    )
+    assert not caps.numa_nodes.available and "moves are no-ops" in caps.numa_nodes.reason
+    assert not caps.numa_balancing.available and "is 0" in caps.numa_balancing.reason

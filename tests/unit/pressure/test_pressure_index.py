@@ -37,7 +37,7 @@ VECTORS = [
 
 
 @pytest.mark.parametrize(("s", "r", "i310", "l310", "imod", "lmod", "irfc", "lrfc"), VECTORS)
-def test_reference_vectors_all_flavours(  # noqa: PLR0917 - one parameter per table column
+def test_reference_vectors_all_flavours(
     s: int, r: int, i310: int, l310: MemcgLevel, imod: int, lmod: MemcgLevel, irfc: int, lrfc: VmpressureLevel
 ) -> None:
     """Every row of pressure.md §2.3 gives the tabulated index and level in 3.10, modern and the RFC."""

@@ -29,13 +29,13 @@ def test_compute_runs_for_its_cpu_time() -> None:
 
 def test_two_tasks_share_one_cpu_by_weight() -> None:
     """Pinned to one CPU, two 1 s tasks both finish at 2 s; a nice 5 task gets a third of the weight share."""
-    m = machine()
+    m = machine(cross_node_move_ns=0)
     prog = (SetAffinity((5,)), Compute(NSEC_PER_SEC))
     a = m.spawn_process("a", prog)
     b = m.spawn_process("b", prog)
     m.run()
     assert a.exit_ns == b.exit_ns == 2 * NSEC_PER_SEC
-    m2 = machine()
+    m2 = machine(cross_node_move_ns=0)
     hi = m2.spawn_process("hi", prog)
     lo = m2.spawn_process("lo", prog, nice=5)
     m2.run()
@@ -127,3 +127,18 @@ def test_same_seed_same_run() -> None:
         return m.tasks[0].exit_ns, mm.final_node_pages.tolist()
 
     assert once(3) == once(3)
+
+
+def test_cross_node_move_costs_a_cache_refill() -> None:
+    """Moving a task to another node charges cross_node_move_ns of system time; a move within a node is free."""
+    m = machine(cross_node_move_ns=3_000_000)
+    t = m.spawn_process("p", (Compute(NSEC_PER_SEC),))
+    m.run(until=1000)
+    same_node = next(c for c in WSM.node_cpus(int(WSM.cpu_node()[t.cpu])) if c != t.cpu)
+    m.move_task(t, same_node)
+    other_node = WSM.node_cpus((int(WSM.cpu_node()[t.cpu]) + 1) % 4)[0]
+    m.move_task(t, other_node)
+    m.run()
+    assert m.task_node_moves == 1
+    assert m.system_ns() == pytest.approx(3_000_000)
+    assert t.exit_ns == NSEC_PER_SEC + 3_000_000

@@ -19,6 +19,7 @@ from memsched.errors import ConfigError
 
 __all__ = [
     "Action",
+    "MigrateMmNodes",
     "MigratePages",
     "MigrateTask",
     "SetAffinity",
@@ -79,6 +80,26 @@ class MigratePages:
 
 
 @dataclass(frozen=True, slots=True)
+class MigrateMmNodes:
+    """``migrate_pages(2)`` on a whole process: move its pages from ``from_nodes`` to ``to_nodes``.
+
+    As ``do_migrate_pages()`` maps node sets, a page on the i-th node of ``from_nodes`` that is not itself in
+    ``to_nodes`` goes to the (i mod len(to_nodes))-th node of ``to_nodes``. Issued by user-space daemons
+    (numad), so it is not subject to the hinting-fault rate limit; the daemon pays for the copy.
+    """
+
+    mm: int
+    from_nodes: tuple[int, ...]
+    to_nodes: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.to_nodes:
+            raise ConfigError("to_nodes", self.to_nodes, "must name at least one node")
+        if any(n < 0 for n in (*self.from_nodes, *self.to_nodes)):
+            raise ConfigError("nodes", (self.from_nodes, self.to_nodes), "must be node ids >= 0")
+
+
+@dataclass(frozen=True, slots=True)
 class MigrateTask:
     """Move ``task`` to ``dst_cpu`` (``migrate_task_to()`` / ``stop_one_cpu(migration_cpu_stop)``)."""
 
@@ -126,5 +147,5 @@ class SetAffinity:
     cpus: tuple[int, ...] | None
 
 
-Action = MigratePages | MigrateTask | SwapTasks | SetPreferredNode | SetScanPeriod | SetAffinity
-ACTION_TYPES = (MigratePages, MigrateTask, SwapTasks, SetPreferredNode, SetScanPeriod, SetAffinity)
+Action = MigratePages | MigrateMmNodes | MigrateTask | SwapTasks | SetPreferredNode | SetScanPeriod | SetAffinity
+ACTION_TYPES = (MigratePages, MigrateMmNodes, MigrateTask, SwapTasks, SetPreferredNode, SetScanPeriod, SetAffinity)

@@ -13,6 +13,9 @@ Models v3.8 (Mel Gorman's balancenuma v10+ as merged; numa.md §3.2–3.4):
   adds ``jiffies_to_msecs(10)`` to the task's ``numa_scan_period`` (40 ms at HZ=250), up to
   ``scan_period_max``; every ``scan_period_reset`` (60 s) the period returns to the minimum.
 * ``task_numa_placement()`` is the empty placeholder of 3.8: no task placement.
+
+``--set sysctls=3.13`` swaps in 3.13's scan sysctls (1000/60000 ms, scaled by RSS, no periodic reset) to see
+what 3.8's filter does with the later scan rate; the per-knob settings then do not apply.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, SetScanPeriod
-from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.base import SCAN_3_13, MigrationRules, NumaPolicy, TaskWorkScan
 from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
@@ -33,6 +36,11 @@ NSEC_PER_MSEC = 1_000_000
 
 @dataclass(frozen=True)
 class BalancenumaConfig:
+    sysctls: str = knob(
+        "3.8",
+        "named scan sysctl set: 3.8 (the knobs below) or 3.13 (1000/60000 ms scaled by RSS, no reset)",
+        choices=("3.8", "3.13"),
+    )
     scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms (3.8)", min=0)
     scan_period_min_ms: int = knob(100, "numa_balancing_scan_period_min_ms (3.8)", min=1)
     scan_period_max_ms: int = knob(5000, "numa_balancing_scan_period_max_ms (3.8: 100*50)", min=1)
@@ -53,13 +61,16 @@ class Balancenuma(NumaPolicy):
 
     def __init__(self, config: BalancenumaConfig) -> None:
         self.config = config
-        self.scan = TaskWorkScan(
-            scan_delay_ms=config.scan_delay_ms,
-            scan_period_min_ms=config.scan_period_min_ms,
-            scan_period_max_ms=config.scan_period_max_ms,
-            scan_period_reset_ms=config.scan_period_reset_ms,
-            scan_size_mb=config.scan_size_mb,
-        )
+        if config.sysctls == "3.13":
+            self.scan = SCAN_3_13
+        else:
+            self.scan = TaskWorkScan(
+                scan_delay_ms=config.scan_delay_ms,
+                scan_period_min_ms=config.scan_period_min_ms,
+                scan_period_max_ms=config.scan_period_max_ms,
+                scan_period_reset_ms=config.scan_period_reset_ms,
+                scan_size_mb=config.scan_size_mb,
+            )
         self.migration = MigrationRules(
             rate_limit=True,
             ratelimit_mb=config.ratelimit_mb,
@@ -79,7 +90,8 @@ class Balancenuma(NumaPolicy):
     def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
         still = np.bincount(batch.task[~migrated])
         out: list[Action] = []
-        cap = self.config.scan_period_max_ms * NSEC_PER_MSEC
+        assert isinstance(self.scan, TaskWorkScan)
+        cap = self.scan.scan_period_max_ms * NSEC_PER_MSEC
         for task in np.flatnonzero(still):
             period = ctx.task_scan_period_ns(int(task))
             out.append(SetScanPeriod(int(task), min(cap, period + int(still[task]) * self.slowdown_ns)))

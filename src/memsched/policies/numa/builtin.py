@@ -4,7 +4,9 @@ from memsched.policies.numa import (  # noqa: F401
     autonuma,
     balancenuma,
     homenode,
+    mainline,
     moron,
     none,
     numacore,
+    numad,
 )

@@ -9,11 +9,18 @@ is full, walks the target's zonelist (nodes by SLIT distance) limited to the nod
 Allocation is vectorised: one call places a whole batch of pages (the first touch of a buffer), with the
 fallback applied per target node, not per page.
 
-Deviations from the kernel: no zones, watermarks or reclaim here (memory pressure adds them in
-``vmscan.py``); a node that cannot satisfy a request falls back at once instead of first waking kswapd.
+Watermarks (:func:`watermarks`) follow ``init_per_zone_wmark_min()`` and ``__setup_per_zone_wmarks()``: they
+are used only when reclaim is attached (``sim/mm/reclaim.py``), which checks them before each batch of
+faults, wakes kswapd below ``low`` and reclaims directly below ``min``.
+
+Deviations from the kernel: no zones (one "zone" per node, so no lowmem reserves); without reclaim attached
+a node that cannot satisfy a request falls back at once instead of first waking kswapd.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +30,40 @@ from memsched.sim.mm.mempolicy import zonelists
 from memsched.sim.mm.vmstat import VmStat
 from memsched.topology import Topology
 
-__all__ = ["OutOfMemory", "PageAllocator"]
+__all__ = ["OutOfMemory", "PageAllocator", "Watermarks", "watermarks"]
+
+
+@dataclass(frozen=True, slots=True)
+class Watermarks:
+    """Per-node ``WMARK_MIN`` / ``WMARK_LOW`` / ``WMARK_HIGH`` in pages, and the ``min_free_kbytes`` used."""
+
+    min: npt.NDArray[np.int64]
+    low: npt.NDArray[np.int64]
+    high: npt.NDArray[np.int64]
+    min_free_kbytes: int
+
+
+def watermarks(
+    total_pages: npt.NDArray[np.int64],
+    page_size: int,
+    *,
+    min_free_kbytes: int | None = None,
+    watermark_scale_factor: int = 10,
+) -> Watermarks:
+    """Watermarks of each node as Linux 4.6+ sets them (mm/page_alloc.c).
+
+    ``min_free_kbytes = int_sqrt(lowmem_kbytes * 16)`` clamped to [128, 262144]; each node's ``min`` is its
+    share of it; ``low = min + max(min / 4, managed * watermark_scale_factor / 10000)`` and ``high = min +
+    2 * that distance`` (3.x used min/4 and min/2, the same for machines up to ~40 GiB per node).
+    """
+    managed = total_pages.astype(np.int64)
+    if min_free_kbytes is None:
+        lowmem_kbytes = int(managed.sum()) * page_size // 1024
+        min_free_kbytes = min(max(math.isqrt(lowmem_kbytes * 16), 128), 262144)
+    min_pages_total = min_free_kbytes * 1024 // page_size
+    share = managed * min_pages_total // max(int(managed.sum()), 1)
+    dist = np.maximum(share // 4, managed * watermark_scale_factor // 10000)
+    return Watermarks(share, share + dist, share + 2 * dist, min_free_kbytes)
 
 
 class OutOfMemory(SimulationError):  # noqa: N818  (the kernel's name for the condition)

@@ -127,11 +127,11 @@ class Slub:
 
     def _free(self, c: _Cache, cpu: int) -> tuple[int, bool]:
         cfg = self.cfg
-        if cfg.remote_free_prob == 0.0 or self.rng.random() >= cfg.remote_free_prob:
-            if c.cpu_free[cpu] < cfg.objects_per_slab:
-                c.cpu_free[cpu] += 1
-                c.stats["fast"] += 1
-                return cfg.fast_ns, False
+        local = cfg.remote_free_prob == 0.0 or self.rng.random() >= cfg.remote_free_prob
+        if local and c.cpu_free[cpu] < cfg.objects_per_slab:
+            c.cpu_free[cpu] += 1
+            c.stats["fast"] += 1
+            return cfg.fast_ns, False
         if cfg.cpu_partial:
             part = c.cpu_partial[cpu]
             if part and part[-1] < cfg.objects_per_slab:

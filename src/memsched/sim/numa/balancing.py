@@ -47,6 +47,7 @@ from memsched.errors import ConfigError
 from memsched.policies.numa.actions import (
     ACTION_TYPES,
     Action,
+    MigrateMmNodes,
     MigratePages,
     MigrateTask,
     SetAffinity,
@@ -392,14 +393,11 @@ class NumaBalancing:
         psz = machine.page_size
         sweeps = []
         for t in self._alive(st.mm):
-            state = machine.sweep_state(t)
-            if state is None:
-                continue
-            region, cursor, rate = state
-            p0, p1 = region.page_span(psz)
-            if p1 <= lo or p0 >= hi or rate <= 0:
-                continue
-            sweeps.append((t.id, region.start, region.nbytes, p0, p1, cursor, rate))
+            for region, cursor, rate in machine.sweep_state(t):
+                p0, p1 = region.page_span(psz)
+                if p1 <= lo or p0 >= hi or rate <= 0:
+                    continue
+                sweeps.append((t.id, region.start, region.nbytes, p0, p1, cursor, rate))
         if not sweeps:
             return
         cols = np.array(sweeps, dtype=np.float64)  # tid, region start, nbytes, p0, p1, cursor, rate
@@ -487,6 +485,8 @@ class NumaBalancing:
         machine = self.machine
         if isinstance(action, MigratePages):
             self._migrate_pages(action)
+        elif isinstance(action, MigrateMmNodes):
+            self._migrate_mm_nodes(action)
         elif isinstance(action, MigrateTask):
             task = machine.tasks[action.task]
             if (
@@ -554,6 +554,25 @@ class NumaBalancing:
         else:  # a daemon's migrate_pages(2): its own time, on a CPU of the source node
             node = int(moved_src[0])
             self._kthread_work(node, float(self.migrator.copy_ns(node, moved_src, res.moved_dst).sum()))
+
+    def _migrate_mm_nodes(self, action: MigrateMmNodes) -> None:
+        """``migrate_pages(2)``: the i-th source node's pages go to the (i mod n)-th destination node."""
+        mm = self.machine.mms[action.mm]
+        if mm.users == 0:
+            return
+        to = np.asarray(action.to_nodes, dtype=np.int64)
+        pages_l, dst_l = [], []
+        for i, src in enumerate(action.from_nodes):
+            if src in action.to_nodes:
+                continue
+            pages = np.flatnonzero(mm.page_node == src)
+            if pages.size:
+                pages_l.append(pages)
+                dst_l.append(np.full(pages.size, to[i % to.size], dtype=np.int64))
+        if pages_l:
+            self._migrate_pages(
+                MigratePages(action.mm, np.concatenate(pages_l), np.concatenate(dst_l), mode="syscall")
+            )
 
     def _knuma_migrated(self, node: int) -> None:
         """``knuma_migratedN``: migrate up to ``pages_to_migrate`` from node N's queue, then sleep."""

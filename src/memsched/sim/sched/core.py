@@ -63,10 +63,19 @@ from memsched.sim.sched.program import (
     K_YIELD,
     Phase,
 )
+from memsched.sim.sched.sched_class import (
+    DEQUEUE_SLEEP,
+    ENQUEUE_INITIAL,
+    ENQUEUE_MIGRATED,
+    ENQUEUE_REPLENISH,
+    ENQUEUE_WAKEUP,
+    SchedClass,
+)
 from memsched.uapi.sched import SchedPolicy
 
 if TYPE_CHECKING:
     from memsched.sim.mm.slub import Slub
+    from memsched.sim.sched.deadline import FairServer
 
 __all__ = [
     "DEQUEUE_SLEEP",
@@ -81,12 +90,6 @@ __all__ = [
     "Task",
     "TaskState",
 ]
-
-ENQUEUE_WAKEUP = 0x01
-ENQUEUE_INITIAL = 0x02
-ENQUEUE_MIGRATED = 0x04
-ENQUEUE_REPLENISH = 0x08
-DEQUEUE_SLEEP = 0x01
 
 NSEC_PER_SEC = 1_000_000_000
 #: A running task reaching the end of a phase goes before timers and wakeups of the same instant (it got
@@ -235,7 +238,13 @@ class Task:
     )
 
     def __init__(
-        self, tid: int, name: str, program: Sequence[Phase], loops: int, affinity: tuple[int, ...]
+        self,
+        tid: int,
+        name: str,
+        program: Sequence[Phase],
+        loops: int,
+        affinity: tuple[int, ...],
+        sched_class: SchedClass,
     ) -> None:
         self.id = tid
         self.name = name
@@ -248,7 +257,7 @@ class Task:
         self.prio = 0
         self.nice = 0
         self.weight = 1024
-        self.sched_class: SchedClass = None  # type: ignore[assignment]
+        self.sched_class = sched_class
         self.state = TaskState.NEW
         self.on_rq = False
         self.cpu = -1
@@ -376,11 +385,11 @@ class Rq:
         self.last_task: Task | None = None
         self.nr_switches = 0
         # classes
-        self.dl: list[Any] = []  # queued (not throttled) DL entities: tasks and the fair server
+        self.dl: list[Task | FairServer] = []  # queued (not throttled) DL entities: tasks and the fair server
         self.dl_running_bw = 0
         self.dl_this_bw = 0
         self.dl_extra_bw = 0
-        self.fair_server: Any = None
+        self.fair_server: FairServer | None = None
         self.rt: list[Task] = []
         self.rt_time = 0
         self.rt_throttled = False
@@ -399,57 +408,6 @@ class Rq:
         self.noise_events = 0
         self.noise_max = 0
         self.trace_start = 0
-
-
-class SchedClass:
-    """``struct sched_class``: the operations every scheduling class provides.
-
-    ``rank`` orders the classes (stop 0 < dl 1 < rt 2 < fair 3 < idle 4; lower runs first). Accounting is
-    done in :meth:`update_curr`, which may ask for a reschedule by returning a :class:`Resched` level.
-    """
-
-    rank = 4
-    name = "idle"
-
-    def __init__(self, core: SchedCore) -> None:
-        self.core = core
-
-    def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        raise NotImplementedError
-
-    def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        raise NotImplementedError
-
-    def pick_task(self, rq: Rq) -> Task | None:
-        return None
-
-    def put_prev_task(self, rq: Rq, p: Task) -> None:
-        return None
-
-    def set_next_task(self, rq: Rq, p: Task) -> None:
-        return None
-
-    def update_curr(self, rq: Rq, p: Task, delta: int) -> int:
-        return Resched.NONE
-
-    def task_tick(self, rq: Rq, p: Task) -> int:
-        return Resched.NONE
-
-    def wakeup_preempt(self, rq: Rq, p: Task) -> int:
-        return Resched.NONE
-
-    def select_task_rq(self, p: Task, prev_cpu: int, waker_cpu: int) -> int:
-        return prev_cpu
-
-    def yield_task(self, rq: Rq, p: Task) -> None:
-        return None
-
-    def migrate_task_rq(self, p: Task, src: Rq, dst: Rq) -> None:
-        return None
-
-    def balance(self, rq: Rq) -> None:
-        """Pull work before picking (``balance`` / ``pull_*_task``); optional."""
-        return None
 
 
 class StopClass(SchedClass):
@@ -766,7 +724,7 @@ class SchedCore:
                 t.sched_class.yield_task(rq, t)
                 self.schedule(rq)
                 return
-            elif k == K_ALLOC or k == K_FREE:
+            elif k in (K_ALLOC, K_FREE):
                 t.user = False
                 if t.rem >= 0:  # resuming a preempted (fast-path) allocation
                     rq.in_advance = False
@@ -952,7 +910,7 @@ class SchedCore:
             if prev.on_rq:
                 prev.sched_class.put_prev_task(rq, prev)
             cls = prev.sched_class
-            if cls.rank == 1 or cls.rank == 2:
+            if cls is self.dl_class or cls is self.rt_class:
                 cls.balance(rq)  # need_pull_{dl,rt}_task: prev was DL/RT
         nxt = self.pick_next(rq)
         if nxt is None:
@@ -1068,11 +1026,12 @@ class SchedCore:
             nxt = now + tick
         rq.tick_ev = self.at(nxt, Prio.TICK, self._tick, rq)
         curr = rq.curr
-        if curr is not None and rq.need_resched:
-            if self.model.allows(
-                rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count
-            ):
-                self.schedule(rq)
+        if (
+            curr is not None
+            and rq.need_resched
+            and self.model.allows(rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count)
+        ):
+            self.schedule(rq)
 
     def restart_tick(self, rq: Rq) -> None:
         """A second task became runnable on a nohz_full CPU: bring the tick back."""

@@ -37,11 +37,19 @@ when it finds no fair task at its zero-laxity instant (the kernel stops it from 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from memsched.admission import BW_SHIFT, BW_UNIT, DL_SCALE, DlBandwidth, to_ratio
 from memsched.sim.engine import Event, Prio
 from memsched.sim.sched.preempt import Point, Resched
+from memsched.sim.sched.sched_class import (
+    DEQUEUE_SLEEP,
+    ENQUEUE_INITIAL,
+    ENQUEUE_REPLENISH,
+    ENQUEUE_WAKEUP,
+    SchedClass,
+)
 from memsched.uapi.sched import SchedFlag, SchedPolicy
 
 if TYPE_CHECKING:
@@ -94,14 +102,14 @@ def _trunc_div(a: int, b: int) -> int:
     return q if a >= 0 else -q
 
 
-class DlClass:
+class DlClass(SchedClass):
     """``dl_sched_class``."""
 
     rank = 1
     name = "deadline"
 
     def __init__(self, core: SchedCore) -> None:
-        self.core = core
+        super().__init__(core)
         cfg = core.cfg
         self.servers = cfg.rt_bandwidth == "fair-server" and cfg.fair_server_runtime_ns > 0
         unlimited = cfg.sched_rt_runtime_us < 0
@@ -239,7 +247,7 @@ class DlClass:
             p.dl_throttled = True
             p.dl_q = min(p.dl_q, 0)
 
-    def _insert(self, rq: Rq, p: Any, replenish: bool = False) -> None:
+    def _insert(self, rq: Rq, p: Task, replenish: bool = False) -> None:
         if replenish:
             self.replenish(p)
         if not p.dl_queued:
@@ -248,8 +256,6 @@ class DlClass:
 
     # ---- struct sched_class ------------------------------------------------------------------------------------
     def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        from memsched.sim.sched.core import ENQUEUE_INITIAL, ENQUEUE_REPLENISH, ENQUEUE_WAKEUP
-
         if not p.dl_throttled and p.dl_deadline != p.dl_period:
             self._dl_check_constrained(p)
         wake = flags & (ENQUEUE_WAKEUP | ENQUEUE_INITIAL)
@@ -270,8 +276,6 @@ class DlClass:
             self._insert(rq, p)
 
     def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        from memsched.sim.sched.core import DEQUEUE_SLEEP
-
         if p.dl_queued:
             rq.dl.remove(p)
             p.dl_queued = False
@@ -297,8 +301,8 @@ class DlClass:
             for e in dl:
                 if e.dl_d < best.dl_d:
                     best = e
-            if best.__class__ is not FairServer:
-                return best  # type: ignore[no-any-return]
+            if not isinstance(best, FairServer):
+                return best
             p = self.core.fair_class.pick_task(rq)
             if p is not None:
                 return p
@@ -311,7 +315,7 @@ class DlClass:
     def set_next_task(self, rq: Rq, p: Task) -> None:
         return None
 
-    def grub_reclaim(self, delta: int, rq: Rq, p: Task) -> int:
+    def grub_reclaim(self, delta: int, rq: Rq, p: Task | FairServer) -> int:
         """``grub_reclaim()`` (v6.6+): ``delta · max{u_i, U_max − U_inact − U_extra} / U_max``."""
         u_inact = rq.dl_this_bw - rq.dl_running_bw
         if u_inact + rq.dl_extra_bw > self.max_bw - p.dl_bw:
@@ -321,7 +325,7 @@ class DlClass:
         u_act = (u_act * self.bw_ratio) >> RATIO_SHIFT
         return (delta * u_act) >> BW_SHIFT
 
-    def _u_act(self, rq: Rq, p: Task) -> int:
+    def _u_act(self, rq: Rq, p: Task | FairServer) -> int:
         return self.grub_reclaim(BW_UNIT, rq, p)
 
     def update_curr(self, rq: Rq, p: Task, delta: int) -> int:
@@ -363,8 +367,9 @@ class DlClass:
 
     def budget_wall_ns(self, rq: Rq, t: Task) -> int | None:
         """Wall time until the running entity's budget runs out (for the DL hrtick), or ``None``."""
+        e: Task | FairServer
         if t.sched_class is self:
-            e: Any = t
+            e = t
         else:
             s = rq.fair_server
             if s is None or not s.dl_queued or t.sched_class is not self.core.fair_class:
@@ -421,9 +426,9 @@ class DlClass:
         core = self.core
         while len(rq.dl) > 1:
             curr = rq.curr
-            p = None
+            p: Task | None = None
             for e in rq.dl:
-                if e is curr or e.__class__ is FairServer or len(e.affinity) < 2:
+                if e is curr or isinstance(e, FairServer) or len(e.affinity) < 2:
                     continue
                 if p is None or e.dl_d < p.dl_d:
                     p = e
@@ -448,9 +453,9 @@ class DlClass:
             if src is rq or len(src.dl) < 2:
                 continue
             scurr = src.curr
-            p = None
+            p: Task | None = None
             for e in src.dl:
-                if e is scurr or e.__class__ is FairServer or cpu not in e.affinity:
+                if e is scurr or isinstance(e, FairServer) or cpu not in e.affinity:
                     continue
                 if p is None or e.dl_d < p.dl_d:
                     p = e
@@ -490,7 +495,7 @@ class DlClass:
         self._running_bw(rq, s.dl_bw)
         self._arm_server(rq, s, s.dl_d - s.dl_q, self._server_zero_laxity)
 
-    def _arm_server(self, rq: Rq, s: FairServer, when: int, fn: Any) -> None:
+    def _arm_server(self, rq: Rq, s: FairServer, when: int, fn: Callable[[Rq, FairServer], None]) -> None:
         if s.timer is not None:
             s.timer.cancelled = True
         now = self.core.engine.now

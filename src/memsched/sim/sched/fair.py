@@ -34,6 +34,8 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import ConfigError
+from memsched.sim.sched.preempt import Resched
+from memsched.sim.sched.sched_class import ENQUEUE_INITIAL, SchedClass
 from memsched.uapi.sched import SchedPolicy
 
 if TYPE_CHECKING:
@@ -94,16 +96,14 @@ def _ilog2(n: int) -> int:
     return n.bit_length() - 1
 
 
-class FairClass:
+class FairClass(SchedClass):
     """``fair_sched_class`` for the exact scheduler: EEVDF (6.6+) or CFS (<= 6.5), per ``SchedConfig.fair``."""
 
     rank = 3
     name = "fair"
 
     def __init__(self, core: SchedCore) -> None:
-        from memsched.sim.sched.preempt import Resched
-
-        self.core = core
+        super().__init__(core)
         cfg = core.cfg
         factor = 1 + _ilog2(min(core.nr_cpus, 8))  # SCHED_TUNABLESCALING_LOG
         self.eevdf = cfg.fair == "eevdf"
@@ -151,11 +151,11 @@ class FairClass:
             core.restart_tick(rq)
 
     def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        V = self.avg_vruntime(rq)
+        v_avg = self.avg_vruntime(rq)
         if self.eevdf:
             # update_entity_lag(): vlag = clamp(V - v, ±calc_delta_fair(max(2*slice, TICK_NSEC)))
             limit = self.calc_delta_fair(max(2 * p.slice, self.core.tick_ns), p.weight)
-            vlag = V - p.vruntime
+            vlag = v_avg - p.vruntime
             p.vlag = -limit if vlag < -limit else (limit if vlag > limit else vlag)
         w = p.weight
         rq.fair.remove(p)
@@ -163,21 +163,19 @@ class FairClass:
         rq.sum_wv -= w * p.vruntime
         if not rq.fair:
             if self.eevdf:
-                rq.min_vruntime = V
+                rq.min_vruntime = v_avg
             elif p.vruntime > rq.min_vruntime:
                 rq.min_vruntime = p.vruntime
 
     def _place_eevdf(self, rq: Rq, p: Task, flags: int) -> None:
-        from memsched.sim.sched.core import ENQUEUE_INITIAL
-
-        V = self.avg_vruntime(rq)
+        v_avg = self.avg_vruntime(rq)
         p.slice = self.base_slice
         vslice = self.calc_delta_fair(p.slice, p.weight)
         lag = 0
         if rq.fair and not flags & ENQUEUE_INITIAL:  # PLACE_LAG
             load = rq.sum_w
             lag = _trunc_div(p.vlag * (load + p.weight), load)
-        p.vruntime = V - lag
+        p.vruntime = v_avg - lag
         if flags & ENQUEUE_INITIAL:  # PLACE_DEADLINE_INITIAL
             vslice //= 2
         p.vdeadline = p.vruntime + vslice
@@ -189,8 +187,6 @@ class FairClass:
         return period * p.weight // load if load else period
 
     def _place_cfs(self, rq: Rq, p: Task, flags: int) -> None:
-        from memsched.sim.sched.core import ENQUEUE_INITIAL
-
         self._update_min_vruntime(rq)
         mv = rq.min_vruntime
         if flags & ENQUEUE_INITIAL:  # START_DEBIT
@@ -215,23 +211,23 @@ class FairClass:
         if len(fair) == 1:
             return fair[0]
         if not self.eevdf:
-            best = fair[0]
+            leftmost = fair[0]
             for se in fair:
-                if se.vruntime < best.vruntime:
-                    best = se
-            return best
-        W = rq.sum_w
-        S = rq.sum_wv
+                if se.vruntime < leftmost.vruntime:
+                    leftmost = se
+            return leftmost
+        w_sum = rq.sum_w
+        wv_sum = rq.sum_wv
         curr = rq.curr
-        if curr is not None and (curr.sched_class is not self or not curr.on_rq or curr.vruntime * W > S):
+        if curr is not None and (curr.sched_class is not self or not curr.on_rq or curr.vruntime * w_sum > wv_sum):
             curr = None
         if curr is not None and self.run_to_parity and curr.vlag == curr.vdeadline:
             return curr
-        best = None
+        best: Task | None = None
         for se in fair:
             if se is curr:
                 continue
-            if se.vruntime * W <= S and (best is None or se.vdeadline < best.vdeadline):
+            if se.vruntime * w_sum <= wv_sum and (best is None or se.vdeadline < best.vdeadline):
                 best = se
         if best is None or (curr is not None and curr.vdeadline < best.vdeadline):
             best = curr

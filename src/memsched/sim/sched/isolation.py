@@ -99,12 +99,12 @@ def install_noise(core: SchedCore, noise: NoiseModel, iso: IsolationConfig) -> N
         is_hk = c in housekeeping
         rcu = noise.rcu_rate_hz * (0.0 if c in iso.rcu_nocbs else 1.0) * (rcu_hk_share if is_hk else 1.0)
         unbound = share if is_hk else 0.0
-        for name, rate, mean in (
+        for name, base_rate, mean in (
             ("rcu", rcu, noise.rcu_ns),
             ("kworker", noise.kworker_rate_hz * unbound, noise.kworker_ns),
             ("timer", noise.timer_rate_hz * unbound, noise.timer_ns),
         ):
-            rate *= noise.scale
+            rate = base_rate * noise.scale
             if rate <= 0 or mean <= 0:
                 continue
             rng = core.engine.rng(f"noise/{name}/{c}")

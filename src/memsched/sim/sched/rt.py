@@ -26,7 +26,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from memsched.sim.engine import Prio
-from memsched.sim.sched.preempt import Resched
+from memsched.sim.sched.preempt import Point, Resched
+from memsched.sim.sched.sched_class import SchedClass
 from memsched.uapi.sched import SchedPolicy
 
 if TYPE_CHECKING:
@@ -37,14 +38,14 @@ __all__ = ["RtClass"]
 NSEC_PER_USEC = 1000
 
 
-class RtClass:
+class RtClass(SchedClass):
     """``rt_sched_class``."""
 
     rank = 2
     name = "rt"
 
     def __init__(self, core: SchedCore) -> None:
-        self.core = core
+        super().__init__(core)
         cfg = core.cfg
         self.rr_slice = cfg.sched_rr_timeslice_ms * 1_000_000
         self.throttling = cfg.rt_bandwidth == "throttle" and cfg.sched_rt_runtime_us >= 0
@@ -142,7 +143,7 @@ class RtClass:
         if rq.rt_throttled and rq.rt_time < self.rt_runtime:
             rq.rt_throttled = False
             if rq.rt:
-                core.check_preempt(rq, rq.rt[0], 1)
+                core.check_preempt(rq, rq.rt[0], Point.IRQ_EXIT)
 
     # ---- placement, push and pull -------------------------------------------------------------------------------
     def _cpu_prio(self, rq: Rq) -> int:
@@ -195,7 +196,7 @@ class RtClass:
             if self._cpu_prio(dst) >= p.prio:
                 return
             core.move_queued(p, rq, dst)
-            core.check_preempt(dst, p, 0)
+            core.check_preempt(dst, p, Point.ASYNC)
 
     def balance(self, rq: Rq) -> None:
         """``pull_rt_task``: take the highest-priority queued RT task that would run here."""

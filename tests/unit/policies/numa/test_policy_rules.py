@@ -63,6 +63,8 @@ def test_balancenuma_rate_limit_and_scanner_settings() -> None:
     assert (p.scan.scan_period_reset_ms, p.scan.scan_size_mb) == (60000, 256)
     assert p.migration.rate_limit and p.migration.ratelimit_mb == 128 and p.migration.migrate_interval_ms == 100
     assert make("balancenuma", scan_size_mb="64").scan.scan_size_mb == 64
+    later = make("balancenuma", sysctls="3.13").scan
+    assert (later.scan_period_min_ms, later.scan_period_max_ms, later.scale_by_rss) == (1000, 60000, True)
     with pytest.raises(ConfigError, match="scan_period_min_ms"):
         make("balancenuma", scan_period_min_ms="0")
 

@@ -141,6 +141,16 @@ def test_fifo_does_not_round_robin() -> None:
     assert b.sum_exec == 0 and a.sum_exec == 100 * MS
 
 
+def test_rt_tasks_migrate_between_cpus() -> None:
+    """Three FIFO tasks on two CPUs move between them (wakeup placement, push/pull) and keep both CPUs busy."""
+    m = RtMachine(2, SchedConfig.ideal())
+    attr = SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=50)
+    tasks = [m.spawn(f"r{i}", (Run(3 * MS), Sleep(1 * MS)), attr=attr) for i in range(3)]
+    m.run(100 * MS)
+    assert all(t.nr_migrations > 0 for t in tasks)
+    assert sum(t.sum_exec for t in tasks) >= 190 * MS
+
+
 def test_slub_costs_show_in_kernel_time() -> None:
     """Allocations draw on SLUB: the first of a slab takes the page-allocator path, the rest the fast path."""
     m = RtMachine(1, SchedConfig.ideal())

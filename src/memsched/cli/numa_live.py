@@ -1,0 +1,303 @@
+"""``memsched numa top`` and ``memsched numa balance``: NUMA locality and balancing of real processes
+(``memsched.live.numa``)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.table import Table
+
+from memsched.cli.common import emit_json, out_console
+from memsched.cli.numa import numa_app
+from memsched.config import parse_set_args
+from memsched.errors import ConfigError
+from memsched.live import capabilities
+from memsched.live.numa.balance import LiveBalancer, SampleReport
+from memsched.live.numa.readers import MissingFieldWarning
+from memsched.live.numa.snapshot import NumaSnapshot, locality, take_snapshot
+from memsched.live.roots import LiveRoots
+from memsched.policies.numa import registry as policy_registry
+from memsched.topology import Topology
+from memsched.uapi.cpumask import format_cpulist
+from memsched.units import MIB, format_bytes, parse_duration
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
+IntervalOpt = Annotated[str, typer.Option("--interval", help="time between samples, with a unit (2s, 500ms)")]
+ProcRootOpt = Annotated[
+    Path, typer.Option("--proc-root", help="read this copy of /proc instead (a fixture or a saved tree)")
+]
+SysRootOpt = Annotated[Path, typer.Option("--sys-root", help="read this copy of /sys instead")]
+
+
+def _roots(proc_root: Path, sys_root: Path) -> LiveRoots:
+    for field, path in (("--proc-root", proc_root), ("--sys-root", sys_root)):
+        if not path.is_dir():
+            raise ConfigError(field, str(path), "must be an existing directory")
+    return LiveRoots(proc_root=proc_root, sys_root=sys_root)
+
+
+@contextmanager
+def _kernel_warnings() -> Iterator[None]:
+    """Fields the kernel did not print become one ``memsched: warning:`` line each on stderr (not repeated)."""
+    seen: set[str] = set()
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = str(message)
+        if text not in seen:
+            seen.add(text)
+            typer.echo(f"memsched: warning: {text}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MissingFieldWarning)
+        warnings.showwarning = show
+        yield
+
+
+def _count(count: int | None, field: str = "--count") -> int | None:
+    if count is not None and count < 1:
+        raise ConfigError(field, count, "must be >= 1")
+    return count
+
+
+# ------------------------------------------------------------------------------------------------ numa top
+
+
+def _top_document(snap: NumaSnapshot, roots: LiveRoots) -> dict[str, object]:
+    topo = snap.topology
+    caps = capabilities(roots)
+    return {
+        "time_ns": snap.time_ns,
+        "page_size": snap.page_size,
+        "nodes": [
+            {
+                "id": n.id,
+                "cpus": format_cpulist(n.cpus),
+                "total_bytes": snap.node_total_bytes[n.id],
+                "free_bytes": snap.node_free_bytes[n.id],
+            }
+            for n in topo.nodes
+        ],
+        "distance": topo.distance.tolist(),
+        "vmstat": dict(snap.counters.values),
+        "vmstat_missing": list(snap.counters.missing),
+        "processes": [row.to_dict(snap.page_size) for row in locality(snap)],
+        "unreadable": {str(k): v for k, v in sorted(snap.unreadable.items())},
+        "capabilities": {k: caps.to_dict()[k] for k in ("numa_nodes", "numa_maps", "numa_balancing")},
+    }
+
+
+def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int) -> None:
+    topo = snap.topology
+    nodes = Table(title=f"{topo.nr_nodes} NUMA node(s)", title_justify="left")
+    for col in ("node", "cpus", "memory", "free", "distance"):
+        nodes.add_column(col, justify="left" if col in ("node", "cpus", "distance") else "right")
+    for n in topo.nodes:
+        nodes.add_row(
+            str(n.id),
+            format_cpulist(n.cpus),
+            format_bytes(snap.node_total_bytes[n.id]),
+            format_bytes(snap.node_free_bytes[n.id]),
+            " ".join(str(int(d)) for d in topo.distance[n.id]),
+        )
+    out_console.print(nodes)
+    counters = Table(title="/proc/vmstat", title_justify="left")
+    counters.add_column("counter")
+    counters.add_column("value", justify="right")
+    rate_title = "per s" if previous is not None else ""
+    counters.add_column(rate_title, justify="right")
+    delta = snap.counters.delta(previous.counters) if previous is not None else {}
+    seconds = (snap.time_ns - previous.time_ns) / 1e9 if previous is not None else 0.0
+    for name, value in snap.counters.values.items():
+        d = delta.get(name)
+        rate = f"{d / seconds:.0f}" if d is not None and seconds > 0 else ""
+        counters.add_row(name, "unknown" if value is None else str(value), rate)
+    out_console.print(counters)
+    rows = locality(snap)
+    procs = Table(
+        title=f"processes by remote-memory share ({len(rows)} with an address space, top {min(limit, len(rows))})",
+        title_justify="left",
+    )
+    for col in ("pid", "comm", "thr", "thread nodes", "resident", *[f"N{n.id}" for n in topo.nodes], "remote"):
+        procs.add_column(col, justify="right" if col not in ("comm", "thread nodes") else "left")
+    for r in rows[:limit]:
+        procs.add_row(
+            str(r.pid),
+            r.comm,
+            str(r.threads),
+            ",".join(map(str, r.thread_nodes)) or "-",
+            format_bytes(r.total_pages * snap.page_size),
+            *[f"{p * snap.page_size / MIB:.0f}M" for p in r.node_pages],
+            f"{100 * r.remote_share:.1f}%",
+        )
+    out_console.print(procs)
+    if snap.unreadable:
+        example = next(iter(snap.unreadable.values()))
+        out_console.print(f"{len(snap.unreadable)} process(es) not readable by this user (e.g. {example})")
+
+
+@numa_app.command("top")
+def top(
+    json_out: JsonOpt = False,
+    interval: IntervalOpt = "2s",
+    count: Annotated[
+        int | None, typer.Option("--count", help="refreshes (default: until Ctrl-C on a terminal, else 1)")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="processes shown (text output)")] = 20,
+    proc_root: ProcRootOpt = Path("/proc"),
+    sys_root: SysRootOpt = Path("/sys"),
+) -> None:
+    """Processes by remote-memory share (memory not on the nodes their threads run on) and the NUMA counters.
+
+    Remote memory is resident memory (numa_maps N<node>= totals) on nodes none of the process's threads last
+    ran on. On a terminal the view refreshes every --interval; --json prints one snapshot.
+    """
+    roots = _roots(proc_root, sys_root)
+    interval_ns = parse_duration(interval, field="--interval")
+    if interval_ns <= 0:
+        raise ConfigError("--interval", interval, "must be > 0")
+    _count(count)
+    if limit < 1:
+        raise ConfigError("--limit", limit, "must be >= 1")
+    if json_out and count not in (None, 1):
+        raise ConfigError("--count", count, "must be 1 with --json (it prints one snapshot)")
+    with _kernel_warnings():
+        _top(roots, json_out, interval_ns, count, limit)
+
+
+def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, limit: int) -> None:
+    topo = Topology.from_sysfs(roots.sys_root)
+    if json_out:
+        emit_json(_top_document(take_snapshot(roots, topo), roots))
+        return
+    terminal = out_console.is_terminal
+    remaining = count if count is not None else (None if terminal else 1)
+    previous: NumaSnapshot | None = None
+    shown = 0
+    while remaining is None or shown < remaining:
+        if shown:
+            time.sleep(interval_ns / 1e9)
+        snap = take_snapshot(roots, topo)
+        if terminal:
+            out_console.clear()
+        _print_top(snap, previous, limit)
+        previous = snap
+        shown += 1
+
+
+# ------------------------------------------------------------------------------------------------ numa balance
+
+
+def _print_sample(report: SampleReport) -> None:
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    shown = 8
+    pids = ", ".join(f"{p} ({c})" for p, c in report.processes[:shown]) or "none"
+    if len(report.processes) > shown:
+        pids += f" and {len(report.processes) - shown} more"
+    typer.echo(
+        f"[{report.index}] t={report.now_ns / 1e9:.3f}s balanced: {pids}; "
+        f"{report.faults} sampled page(s); {len(report.results)} action(s)"
+    )
+    for r in report.results:
+        typer.echo(r.line())
+
+
+@numa_app.command("balance")
+def balance(
+    policy: Annotated[str, typer.Option("--policy", "-p", help="NUMA policy id (numad, homenode, ...)")] = "numad",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only print the actions; change nothing")] = False,
+    interval: Annotated[
+        str | None,
+        typer.Option("--interval", help="time between samples, with a unit (default: the policy's tick, else 5s)"),
+    ] = None,
+    count: Annotated[int | None, typer.Option("--count", help="samples to take (default: until Ctrl-C)")] = None,
+    pid: Annotated[
+        list[int] | None,
+        typer.Option("--pid", help="balance only this process (repeatable; default: all we may change)"),
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value for the policy (repeatable)")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the balancer's random choices")] = 0,
+    max_samples: Annotated[
+        int, typer.Option("--max-samples", help="sampled pages per process and sample (the scan window's budget)")
+    ] = 4096,
+    restore_affinity: Annotated[
+        bool, typer.Option("--restore-affinity", help="on exit, give threads the CPU masks SetAffinity changed back")
+    ] = False,
+    json_out: JsonOpt = False,
+    proc_root: ProcRootOpt = Path("/proc"),
+    sys_root: SysRootOpt = Path("/sys"),
+) -> None:
+    """Run a NUMA policy against real processes and apply its actions (sched_setaffinity, move_pages).
+
+    Each action is printed with what became of it (applied, partial, no-op, skipped, failed, or dry-run).
+    Only processes this user may change are balanced. With --proc-root/--sys-root (a copied tree or a
+    fixture) only --dry-run is possible.
+    """
+    roots = _roots(proc_root, sys_root)
+    spec = policy_registry.get(policy)
+    instance = spec.make(spec.make_config(parse_set_args(set_ or [])))
+    count = _count(count)
+    if max_samples < 1:
+        raise ConfigError("--max-samples", max_samples, "must be >= 1")
+    if interval is not None:
+        interval_ns = parse_duration(interval, field="--interval")
+        if interval_ns <= 0:
+            raise ConfigError("--interval", interval, "must be > 0")
+    else:
+        interval_ns = instance.tick_interval_ns or 5_000_000_000
+    if roots != LiveRoots() and not dry_run:
+        raise ConfigError(
+            "--dry-run", False, "is required with --proc-root/--sys-root (a copied tree's pids are not this machine's)"
+        )
+    balancer = LiveBalancer(
+        instance,
+        roots=roots,
+        dry_run=dry_run,
+        pids=pid,
+        seed=seed,
+        max_samples=max_samples,
+        restore_affinity=restore_affinity,
+        interval_ns=interval_ns,
+    )
+    header = [*balancer.describe(), f"interval {interval_ns / 1e9:g} s, {count or 'unlimited'} sample(s)"]
+    caps = capabilities(roots)
+    if not caps.numa_nodes.available:
+        header.append(f"note: {caps.numa_nodes.reason}")
+    if caps.numa_balancing.available:
+        header.append(f"note: {caps.numa_balancing.reason}")
+    reports: list[SampleReport] = []
+    if not json_out:
+        for line in header:
+            typer.echo(line, err=True)
+    try:
+        with _kernel_warnings():
+            balancer.run(count, on_sample=(reports.append if json_out else _print_sample))
+    finally:
+        closing = [*balancer.close_notes, *balancer.summary()]
+        if not json_out:
+            for line in closing:
+                typer.echo(f"exit: {line}", err=True)
+    if json_out:
+        emit_json(
+            {
+                "policy": spec.id,
+                "dry_run": dry_run,
+                "interval_ns": interval_ns,
+                "header": header,
+                "samples": [r.to_dict() for r in reports],
+                "exit": closing,
+            }
+        )

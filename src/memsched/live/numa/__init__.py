@@ -1,0 +1,1 @@
+"""Live NUMA: topology, placement and locality of real processes, and running policies against them."""

@@ -1,0 +1,509 @@
+"""``mainline``: NUMA balancing as Linux 3.13+ merged it — preferred nodes, task swaps and NUMA groups.
+
+Models kernel/sched/fair.c of 3.15–3.17 ("sched/numa: Basic scheduler support" V9 by Mel Gorman, Rik van
+Riel and Peter Zijlstra, merged in 3.13, and the group/active-node work of 3.14–3.15; numa.md §3.7):
+
+* **Scanning** (the mechanism's 3.13 ``TaskWorkScan``): ``scan_period_min`` 1000 ms, ``max`` 60000 ms, 256 MB
+  per scan, and both bounds divided by the task's number of 256 MB scan windows (``task_scan_min/max``,
+  floor 100 ms from ``MAX_SCAN_WINDOW`` = 2560 MB/s).
+* **task_numa_fault()**: private if the page never faulted or the last fault came from the same task
+  (``cpupid_match_pid``); a shared fault calls ``task_numa_group()``, which joins the group of the task
+  currently running on the CPU recorded in ``last_cpupid`` (if it is the task that faulted there last) when
+  that group is larger (ties by group id), always for threads of one process. Faults go into per-node,
+  per-type buffers for memory (the page's node after migration) and CPU (the faulting CPU's node), and into
+  ``numa_faults_locality[local]``; a shared fault between two of the group's active nodes counts as local.
+* **task_numa_placement()** (each new ``numa_scan_seq``): ``faults = faults/2 + buffer`` (decay by half per
+  scan), CPU faults weighted by the task's share of runtime; task and group totals; preferred node = the
+  node with most faults (the group's when in a group); ``update_numa_active_node_mask()`` (a node enters
+  the active set above 6/16 of the busiest node's CPU faults, leaves below 3/16); then
+  ``update_task_scan_period()``; and if the task runs elsewhere, ``numa_migrate_preferred()``.
+* **update_task_scan_period()**: ``NUMA_PERIOD_SLOTS`` = 10, ``NUMA_PERIOD_THRESHOLD`` = 7 (aim for 70 %
+  local): at or above, the period grows by ``max(ratio - 7, 1)`` slots; below, it shrinks by ``7 - ratio``
+  slots scaled by the private share; no faults at all double it.
+* **task_numa_migrate()**: search the preferred node's CPUs, then other nodes where the task's or group's
+  weight improves; for each CPU, moving to it if idle or swapping with its current task, scored by
+  ``imp = (w_p(dst) - w_p(src)) + (w_cur(src) - w_cur(dst))`` (group weights for tasks in groups,
+  ``imp -= imp/16`` inside one group), refused by ``load_too_imbalanced()`` with ``imbalance_pct`` 112. On
+  success the preferred node becomes the destination and the scan period drops to its minimum.
+  Retried every ``min(1 s, scan_period/16)`` while the task is off its preferred node.
+* **should_numa_migrate_memory()**: (1) two-stage ``last_cpupid`` filter; (2) private faults migrate;
+  (3) tasks without a group migrate; (4) never to a node outside the group's active set; (5) always from a
+  node outside it; (6) otherwise only if ``group_faults(dst) < 3/4 * group_faults(src)``, which spreads a
+  shared working set over the active nodes.
+* **Load balancer**: ``migrate_improves_locality()`` (NUMA_FAVOUR_HIGHER) prefers moving tasks towards their
+  preferred node; ``NUMA_RESIST_LOWER`` is off by default, so nothing is vetoed.
+
+Deviations: group CPU-fault weighting uses the task's runtime fraction since its last placement; the
+``numa_faults_locality[2]`` (failed migrations) slow-down of later kernels is not modelled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from memsched.config import knob, validate
+from memsched.policies.numa.actions import (
+    Action,
+    MigratePages,
+    MigrateTask,
+    SetPreferredNode,
+    SetScanPeriod,
+    SwapTasks,
+)
+from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.registry import PolicySpec, register
+from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
+
+NSEC_PER_MSEC = 1_000_000
+NUMA_PERIOD_SLOTS = 10
+NUMA_PERIOD_THRESHOLD = 7
+PRIV, SHARED = 1, 0
+
+
+@dataclass(frozen=True)
+class MainlineConfig:
+    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms", min=0)
+    scan_period_min_ms: int = knob(1000, "numa_balancing_scan_period_min_ms (3.13)", min=1)
+    scan_period_max_ms: int = knob(60000, "numa_balancing_scan_period_max_ms (3.13)", min=1)
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1)
+    ratelimit_mb: int = knob(128, "migration rate limit per 100 ms and destination node (mm/migrate.c)", min=1)
+    imbalance_pct: int = knob(112, "task_numa_migrate(): 100 + (sd->imbalance_pct - 100) / 2", min=100)
+    group_active_in: float = knob(
+        6 / 16, "a node joins the group's active set above this share of the max", min=0.0, max=1.0
+    )
+    group_active_out: float = knob(3 / 16, "and leaves it below this share", min=0.0, max=1.0)
+    migrate_check_ms: int = knob(250, "how often pending numa_migrate_preferred() retries are checked", min=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass
+class NumaGroup:
+    gid: int
+    tasks: set[int]
+    faults: np.ndarray  # [node, type] memory faults (decayed)
+    faults_cpu: np.ndarray  # [node, type] CPU faults (decayed, runtime-weighted)
+    active: set[int] = field(default_factory=set)
+
+    def node_faults(self) -> np.ndarray:
+        return np.asarray(self.faults.sum(axis=1))
+
+    def node_faults_cpu(self) -> np.ndarray:
+        return np.asarray(self.faults_cpu.sum(axis=1))
+
+
+@dataclass
+class _TaskNuma:
+    faults: np.ndarray  # [node, type], decayed memory faults
+    faults_cpu: np.ndarray
+    buf: np.ndarray  # buffers since the last placement
+    buf_cpu: np.ndarray
+    locality: np.ndarray  # [remote, local]
+    group: int | None = None
+    preferred: int = -1
+    retry_ns: int | None = None
+    runtime_seen: int = 0
+    placed_ns: int = 0
+
+
+class Mainline(NumaPolicy):
+    id = "mainline"
+
+    def __init__(self, config: MainlineConfig) -> None:
+        self.config = config
+        self.scan = TaskWorkScan(
+            scan_delay_ms=config.scan_delay_ms,
+            scan_period_min_ms=config.scan_period_min_ms,
+            scan_period_max_ms=config.scan_period_max_ms,
+            scan_period_reset_ms=0,
+            scan_size_mb=config.scan_size_mb,
+            scale_by_rss=True,
+        )
+        self.migration = MigrationRules(rate_limit=True, ratelimit_mb=config.ratelimit_mb)
+        self.tick_interval_ns = config.migrate_check_ms * NSEC_PER_MSEC
+        self.tasks: dict[int, _TaskNuma] = {}
+        self.groups: dict[int, NumaGroup] = {}
+        self.group_history: list[tuple[int, int, int]] = []  # (time, task, gid) joins
+        self.migrate_attempts = 0
+
+    # ---- per-task state --------------------------------------------------------------------------------
+    def _t(self, ctx: PolicyContext, task: int) -> _TaskNuma:
+        st = self.tasks.get(task)
+        if st is None:
+            z = np.zeros((ctx.nr_nodes, 2))
+            st = _TaskNuma(z.copy(), z.copy(), z.copy(), z.copy(), np.zeros(2))
+            self.tasks[task] = st
+        return st
+
+    def task_faults(self, task: int, nid: int) -> float:
+        st = self.tasks.get(task)
+        return float(st.faults[nid].sum()) if st else 0.0
+
+    def group_faults(self, task: int, nid: int) -> float:
+        st = self.tasks.get(task)
+        if st is None or st.group is None:
+            return 0.0
+        return float(self.groups[st.group].faults[nid].sum())
+
+    def task_weight(self, task: int, nid: int) -> int:
+        st = self.tasks.get(task)
+        if st is None:
+            return 0
+        total = float(st.faults.sum())
+        return int(1000 * float(st.faults[nid].sum()) // total) if total > 0 else 0
+
+    def group_weight(self, task: int, nid: int) -> int:
+        st = self.tasks.get(task)
+        if st is None or st.group is None:
+            return 0
+        g = self.groups[st.group]
+        total = float(g.faults.sum())
+        return int(1000 * float(g.faults[nid].sum()) // total) if total > 0 else 0
+
+    # ---- should_numa_migrate_memory() --------------------------------------------------------------------
+    def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
+        misplaced = batch.page_node != batch.cpu_node
+        stage1 = (batch.last_pid < 0) | (batch.last_nid == batch.cpu_node)
+        private = batch.last_pid == batch.task  # cpupid_match_pid(): an unset pid does not match
+        move = misplaced & stage1
+        shared_idx = np.flatnonzero(move & ~private)
+        for i in shared_idx:
+            task = int(batch.task[i])
+            st = self.tasks.get(task)
+            if st is None or st.group is None:
+                continue  # a shared fault, but no group yet: migrate
+            g = self.groups[st.group]
+            dst, src = int(batch.cpu_node[i]), int(batch.page_node[i])
+            if dst not in g.active:
+                move[i] = False
+            elif src not in g.active:
+                continue
+            elif not float(g.faults[dst].sum()) < float(g.faults[src].sum()) * 3 / 4:
+                move[i] = False
+        if not move.any():
+            return ()
+        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
+
+    # ---- task_numa_fault() -------------------------------------------------------------------------------
+    def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
+        mem_node = np.where(migrated, batch.cpu_node, batch.page_node)
+        priv = (batch.last_pid < 0) | (batch.last_pid == batch.task)
+        # Shared faults go through task_numa_group(), once per distinct (task, last task, last CPU).
+        shared = np.flatnonzero(~priv)
+        if shared.size:
+            keys = np.stack([batch.task[shared], batch.last_pid[shared], batch.last_cpu[shared]], axis=1)
+            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+            verdict = np.array([self._task_numa_group(ctx, int(a), int(b), int(c)) for a, b, c in uniq], dtype=bool)
+            priv = priv.copy()
+            priv[shared] = verdict[inverse.reshape(-1)]
+        kind = np.where(priv, PRIV, SHARED)
+        local = mem_node == batch.cpu_node
+        pages = float(batch.base_pages)
+        for task in (int(x) for x in np.unique(batch.task)):
+            sel = batch.task == task
+            st = self._t(ctx, task)
+            np.add.at(st.buf, (mem_node[sel], kind[sel]), pages)
+            np.add.at(st.buf_cpu, (batch.cpu_node[sel], kind[sel]), pages)
+            loc = local[sel].copy()
+            if st.group is not None and len(self.groups[st.group].active) > 1:
+                active = np.zeros(ctx.nr_nodes, dtype=bool)
+                active[list(self.groups[st.group].active)] = True
+                # A shared fault between two of the group's active nodes counts as local.
+                loc |= ~priv[sel] & active[batch.cpu_node[sel]] & active[mem_node[sel]]
+            st.locality[1] += pages * int(loc.sum())
+            st.locality[0] += pages * int((~loc).sum())
+        return ()
+
+    def _task_numa_group(self, ctx: PolicyContext, task: int, last_pid: int, last_cpu: int) -> bool:
+        """Join the group of the task now running where the page was last touched; return the new ``priv``."""
+        st = self._t(ctx, task)
+        if st.group is None:
+            g = NumaGroup(task, {task}, st.faults.copy(), st.faults_cpu.copy(), {self._task_node(ctx, task)})
+            self.groups[task] = g
+            st.group = task
+        if last_cpu < 0 or last_pid < 0:
+            return False
+        running = ctx.cpu_tasks(last_cpu)
+        if not running or running[0] != last_pid:
+            return False
+        other = self.tasks.get(last_pid)
+        if other is None or other.group is None or other.group == st.group:
+            return False
+        mine, theirs = self.groups[st.group], self.groups[other.group]
+        if len(mine.tasks) > len(theirs.tasks):
+            return False
+        if len(mine.tasks) == len(theirs.tasks) and mine.gid > theirs.gid:
+            return False
+        # Threads of one process always join; tasks of other processes join on TNF_SHARED pages, i.e. when
+        # the memory is mapped shared between them (processes sharing one simulated mm).
+        join = ctx.task_mm(last_pid) == ctx.task_mm(task)
+        if not join:
+            return True
+        mine.faults -= st.faults
+        mine.faults_cpu -= st.faults_cpu
+        theirs.faults += st.faults
+        theirs.faults_cpu += st.faults_cpu
+        mine.tasks.discard(task)
+        theirs.tasks.add(task)
+        if not mine.tasks:
+            del self.groups[mine.gid]
+        st.group = theirs.gid
+        self.group_history.append((ctx.now_ns, task, theirs.gid))
+        return False
+
+    @staticmethod
+    def _task_node(ctx: PolicyContext, task: int) -> int:
+        cpu = ctx.task_cpu(task)
+        return int(ctx.cpu_node[cpu]) if cpu >= 0 else 0
+
+    # ---- task_numa_placement() ---------------------------------------------------------------------------
+    def on_placement(self, ctx: PolicyContext, task: int) -> Sequence[Action]:
+        st = self._t(ctx, task)
+        now = ctx.now_ns
+        runtime = ctx.task_runtime_ns(task)
+        period = max(now - st.placed_ns, 1)
+        weight = min((runtime - st.runtime_seen) / period, 1.0)
+        st.runtime_seen, st.placed_ns = runtime, now
+        total_faults = float(st.locality.sum())
+        fault_types = st.buf.sum(axis=0)  # [shared, private]
+        diff = st.buf - st.faults / 2
+        # CPU faults count by CPU use, not raw numbers: (runtime << 16) / period * buffer / total faults.
+        f_weight = (65536.0 * weight) * st.buf_cpu / (total_faults + 1)
+        f_diff = f_weight - st.faults_cpu / 2
+        st.faults += diff
+        st.faults_cpu += f_diff
+        if st.group is not None:
+            g = self.groups[st.group]
+            g.faults += diff
+            g.faults_cpu += f_diff
+        st.buf[:] = 0
+        st.buf_cpu[:] = 0
+        out: list[Action] = [self._update_task_scan_period(ctx, task, st, fault_types)]
+        node_faults = st.faults.sum(axis=1)
+        max_nid = int(np.argmax(node_faults)) if node_faults.max() > 0 else -1
+        if st.group is not None:
+            g = self.groups[st.group]
+            self._update_active_nodes(g)
+            gf = g.node_faults()
+            if gf.max() > 0:
+                max_nid = int(np.argmax(gf))
+        if max_nid >= 0 and node_faults.max() > 0:
+            if max_nid != st.preferred:
+                st.preferred = max_nid
+                out.append(SetPreferredNode(task, max_nid))
+            if self._task_node(ctx, task) != st.preferred:
+                out += self._numa_migrate_preferred(ctx, task)
+        return out
+
+    def _update_active_nodes(self, g: NumaGroup) -> None:
+        """``update_numa_active_node_mask()``: hysteresis between 6/16 and 3/16 of the busiest node."""
+        faults = g.node_faults_cpu()
+        top = float(faults.max())
+        for nid, f in enumerate(faults):
+            if nid not in g.active:
+                if f > top * self.config.group_active_in:
+                    g.active.add(nid)
+            elif f < top * self.config.group_active_out:
+                g.active.discard(nid)
+
+    def _update_task_scan_period(self, ctx: PolicyContext, task: int, st: _TaskNuma, fault_types: np.ndarray) -> Action:
+        period = ctx.task_scan_period_ns(task)
+        lo, hi = self._scan_bounds(ctx, task)
+        local, remote = float(st.locality[1]), float(st.locality[0])
+        st.locality[:] = 0
+        if local + remote == 0:
+            return SetScanPeriod(task, min(hi, period * 2))
+        slot = -(-period // NUMA_PERIOD_SLOTS)
+        ratio = int(local * NUMA_PERIOD_SLOTS // (local + remote))
+        if ratio >= NUMA_PERIOD_THRESHOLD:
+            diff = max(ratio - NUMA_PERIOD_THRESHOLD, 1) * slot
+        else:
+            diff = -(NUMA_PERIOD_THRESHOLD - ratio) * slot
+            shared, private = float(fault_types[SHARED]), float(fault_types[PRIV])
+            scale = math.ceil(private * NUMA_PERIOD_SLOTS / (private + shared + 1))
+            diff = int(diff * scale / NUMA_PERIOD_SLOTS)
+        return SetScanPeriod(task, int(min(max(period + diff, lo), hi)))
+
+    def _scan_bounds(self, ctx: PolicyContext, task: int) -> tuple[int, int]:
+        """``task_scan_min()`` / ``task_scan_max()`` for the task's RSS (as the mechanism computes them)."""
+        cfg = self.config
+        rss_mb = float(np.asarray(ctx.mm_node_pages(ctx.task_mm(task))).sum()) * ctx.page_size / (1 << 20)
+        windows = max(1, math.ceil(rss_mb / cfg.scan_size_mb))
+        floor = 1000 // (2560 // cfg.scan_size_mb)
+        lo = max(floor, cfg.scan_period_min_ms // windows)
+        hi = max(lo, cfg.scan_period_max_ms // windows)
+        return lo * NSEC_PER_MSEC, hi * NSEC_PER_MSEC
+
+    # ---- numa_migrate_preferred() / task_numa_migrate() --------------------------------------------------
+    def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
+        out: list[Action] = []
+        now = ctx.now_ns
+        for task in sorted(self.tasks):
+            st = self.tasks[task]
+            if st.retry_ns is not None and now >= st.retry_ns and ctx.task_runnable(task):
+                if self._task_node(ctx, task) == st.preferred:
+                    st.retry_ns = None
+                else:
+                    out += self._numa_migrate_preferred(ctx, task)
+        return out
+
+    def _numa_migrate_preferred(self, ctx: PolicyContext, task: int) -> list[Action]:
+        st = self.tasks[task]
+        if st.preferred < 0 or ctx.task_cpu(task) < 0:
+            return []
+        period = ctx.task_scan_period_ns(task)
+        st.retry_ns = ctx.now_ns + min(1000 * NSEC_PER_MSEC, period // 16)
+        if self._task_node(ctx, task) == st.preferred:
+            return []
+        self.migrate_attempts += 1
+        return self._task_numa_migrate(ctx, task)
+
+    def _node_stats(self, ctx: PolicyContext, nid: int) -> tuple[float, float, bool]:
+        cpus = ctx.node_cpus[nid]
+        nr = ctx.cpu_nr_running
+        load = float(sum(nr[c] for c in cpus)) * 1024
+        capacity = float(len(cpus)) * 1024
+        # has_free_capacity: fewer runnable tasks than the node has CPUs to give them.
+        return load, capacity, int(sum(nr[c] for c in cpus)) < len(cpus)
+
+    def _task_numa_migrate(self, ctx: PolicyContext, task: int) -> list[Action]:
+        st = self.tasks[task]
+        src_cpu = ctx.task_cpu(task)
+        src_nid = int(ctx.cpu_node[src_cpu])
+        in_group = st.group is not None
+        taskweight = self.task_weight(task, src_nid)
+        groupweight = self.group_weight(task, src_nid)
+        src_stats = self._node_stats(ctx, src_nid)
+        best: tuple[int, int, int | None, int] | None = None  # imp, cpu, other, nid
+
+        def search(nid: int) -> None:
+            nonlocal best
+            taskimp = self.task_weight(task, nid) - taskweight
+            groupimp = self.group_weight(task, nid) - groupweight
+            dst_stats = self._node_stats(ctx, nid)
+            allowed = ctx.task_allowed(task)
+            for cpu in ctx.node_cpus[nid]:
+                if not allowed[cpu]:
+                    continue
+                cand = self._compare(
+                    ctx, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, in_group
+                )
+                if cand is not None and (best is None or cand[0] > best[0]):
+                    best = (cand[0], cpu, cand[1], nid)
+
+        search(st.preferred)
+        if best is None:
+            for nid in range(ctx.nr_nodes):
+                if nid in (src_nid, st.preferred):
+                    continue
+                if self.task_weight(task, nid) - taskweight < 0 and self.group_weight(task, nid) - groupweight < 0:
+                    continue
+                search(nid)
+        if best is None:
+            return []
+        _, cpu, other, nid = best
+        out: list[Action] = []
+        if nid != st.preferred:
+            st.preferred = nid
+            out.append(SetPreferredNode(task, nid))
+        lo, _ = self._scan_bounds(ctx, task)
+        out.append(SetScanPeriod(task, lo))
+        out.append(MigrateTask(task, cpu) if other is None else SwapTasks(task, other))
+        return out
+
+    def _compare(
+        self,
+        ctx: PolicyContext,
+        task: int,
+        src_cpu: int,
+        src_nid: int,
+        dst_nid: int,
+        dst_cpu: int,
+        taskimp: int,
+        groupimp: int,
+        src_stats: tuple[float, float, bool],
+        dst_stats: tuple[float, float, bool],
+        in_group: bool,
+    ) -> tuple[int, int | None] | None:
+        """``task_numa_compare()``: the improvement of moving to ``dst_cpu`` (or swapping), or ``None``."""
+        imp = groupimp if groupimp > 0 else taskimp
+        queued = ctx.cpu_tasks(dst_cpu)
+        cur = queued[0] if queued else None
+        if cur is not None:
+            if not ctx.task_allowed(cur)[src_cpu]:
+                return None
+            cur_st = self.tasks.get(cur)
+            cur_group = cur_st.group if cur_st else None
+            my_group = self.tasks[task].group
+            if cur_group == my_group:
+                imp = taskimp + self.task_weight(cur, src_nid) - self.task_weight(cur, dst_nid)
+                if cur_group is not None:
+                    imp -= imp // 16
+            else:
+                imp = groupimp if in_group else taskimp
+                if cur_group is not None:
+                    imp += self.group_weight(cur, src_nid) - self.group_weight(cur, dst_nid)
+                else:
+                    imp += self.task_weight(cur, src_nid) - self.task_weight(cur, dst_nid)
+        if imp <= 0:
+            return None
+        nr = ctx.cpu_nr_running
+        if cur is None:
+            if src_stats[2] and not dst_stats[2]:
+                return None
+        elif nr[src_cpu] == 1 and nr[dst_cpu] == 1:
+            return imp, cur
+        load = 1024.0
+        src_load, dst_load = src_stats[0] - load, dst_stats[0] + load
+        if cur is not None:
+            src_load += load
+            dst_load -= load
+        if self._load_too_imbalanced(src_stats, dst_stats, src_load, dst_load):
+            return None
+        return imp, cur
+
+    def _load_too_imbalanced(
+        self, src: tuple[float, float, bool], dst: tuple[float, float, bool], src_load: float, dst_load: float
+    ) -> bool:
+        src_cap, dst_cap = src[1], dst[1]
+        hi, lo = max(dst_load, src_load), min(dst_load, src_load)
+        imb = hi * src_cap * 100 - lo * dst_cap * self.config.imbalance_pct
+        if imb <= 0:
+            return False
+        ohi, olo = max(dst[0], src[0]), min(dst[0], src[0])
+        old_imb = ohi * src_cap * 100 - olo * dst_cap * self.config.imbalance_pct
+        return imb > old_imb
+
+    # ---- load balancer -----------------------------------------------------------------------------------
+    def lb_score(self, ctx: PolicyContext, task: int, src_cpu: int, dst_cpu: int, dst_idle: bool) -> float | None:
+        st = self.tasks.get(task)
+        if st is None or st.preferred < 0:
+            return 0.0
+        return 1.0 if int(ctx.cpu_node[dst_cpu]) == st.preferred else 0.0
+
+    def metrics(self) -> dict[str, object]:
+        groups = {str(g.gid): sorted(g.tasks) for g in sorted(self.groups.values(), key=lambda g: g.gid)}
+        return {
+            "numa_groups": groups,
+            "numa_group_active_nodes": {str(g.gid): sorted(g.active) for g in self.groups.values()},
+            "numa_group_joins": len(self.group_history),
+            "preferred_nodes": {str(t): st.preferred for t, st in sorted(self.tasks.items())},
+            "numa_migrate_attempts": self.migrate_attempts,
+        }
+
+
+register(
+    PolicySpec(
+        id="mainline",
+        description="3.13+ numa_balancing: preferred node, task_numa_migrate move/swap, NUMA groups, 3/4 rule",
+        models="Linux 3.13-3.17 kernel/sched/fair.c (Gorman, van Riel, Zijlstra)",
+        config_cls=MainlineConfig,
+        factory=Mainline,
+        rank=60,
+    )
+)

@@ -1,0 +1,160 @@
+"""``perf-bench-numa``: Ingo Molnar's ``perf bench numa mem`` layouts (tools/perf/bench/numa.c, Dec 2012).
+
+``layout=PxT`` runs P processes of T threads. Memory (numa.md §1.5):
+
+* ``mem=process`` (``-P``): each process has ``size_mb`` shared by all its threads;
+* ``mem=thread`` (``-T``): each thread has its own ``size_mb``;
+* ``mem=global`` (``-G``): one ``size_mb`` area shared by every thread of every process.
+
+Each process's main thread first-touches its memory on the node the scheduler started it on (global memory:
+the first process's), then its threads, spread by the scheduler like any new threads, loop over it
+(sequential walks, half reads half writes) for ``duration_s``.
+
+Two figures, as perf bench reports them:
+
+* **convergence**: a process has converged when its threads run on as few nodes as its thread count needs
+  (``ceil(T / CPUs per node)``) and at least 90 % of its memory sits on those nodes; the run converges at the
+  first sample from which every process stays converged to the end (``convergence_s``; ``None`` if never).
+* **GB/s**: bytes the threads moved per second over the run.
+
+``perf-bench-numa_HARD_BIND`` pins process i's CPUs and memory to node i (mod the node count): the placement
+convergence should reach.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memsched.config import knob, validate
+from memsched.errors import ConfigError
+from memsched.sim.machine import Machine
+from memsched.sim.mm.mempolicy import Mempolicy
+from memsched.sim.mm.mm import MmStruct, Region
+from memsched.sim.task import Join, Phase, SetAffinity, SetMempolicy, Spawn, TaskState, ThreadSpec, Touch
+from memsched.units import MIB, NSEC_PER_SEC
+from memsched.workloads.base import Built, WorkloadSpec, register
+
+__all__ = ["PerfBenchConfig"]
+
+FOREVER = 10**9
+CONVERGED_MEMORY = 0.9
+
+
+@dataclass(frozen=True)
+class PerfBenchConfig:
+    layout: str = knob("4x8", "processes x threads, e.g. 4x8, 2x16, 8x4")
+    mem: str = knob(
+        "process",
+        "working set: per process (-P), per thread (-T) or global (-G)",
+        choices=("process", "thread", "global"),
+    )
+    size_mb: int = knob(1024, "working set size in MB (per process, per thread, or global)", min=1)
+    duration_s: float = knob(120.0, "run time (simulated seconds)", min=0.1)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", self.layout):
+            raise ConfigError("layout", self.layout, "must be PROCESSESxTHREADS, e.g. 4x8")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        p, t = self.layout.split("x")
+        return int(p), int(t)
+
+
+def _build(machine: Machine, cfg: PerfBenchConfig, *, bound: bool) -> Built:
+    topo = machine.topology
+    nproc, nthr = cfg.shape
+    size = cfg.size_mb * MIB
+    total = size * (nproc * nthr if cfg.mem == "thread" else nproc if cfg.mem == "process" else 1)
+    if total > topo.memory_bytes * 0.9:
+        raise ConfigError("size_mb", cfg.size_mb, f"gives {total // MIB} MB in all, more than 90% of the machine")
+    shared_mm: MmStruct | None = None
+    shared_region: Region | None = None
+    if cfg.mem == "global":
+        shared_mm = machine.new_mm("global")
+        shared_region = shared_mm.mmap(size, "global")
+    procs = []
+    for p in range(nproc):
+        node = p % topo.nr_nodes
+        mm = shared_mm if shared_mm is not None else machine.new_mm(f"proc{p}")
+        setup: list[Phase] = []
+        if bound:
+            setup = [SetAffinity(topo.node_cpus(node)), SetMempolicy(Mempolicy.bind((node,)))]
+        if cfg.mem == "global":
+            assert shared_region is not None
+            regions = [shared_region] * nthr
+            touch = [Touch(shared_region, 1)] if p == 0 else []
+        elif cfg.mem == "process":
+            region = mm.mmap(size, "process")
+            regions = [region] * nthr
+            touch = [Touch(region, 1)]
+        else:
+            regions = [mm.mmap(size, f"thread{t}") for t in range(nthr)]
+            touch = [Touch(r, 1) for r in regions]
+        specs = tuple(ThreadSpec(f"p{p}.t{t}", (Touch(regions[t], FOREVER, write=0.5),)) for t in range(nthr))
+        procs.append(machine.spawn_process(f"proc{p}", (*setup, *touch, Spawn(specs), Join()), mm=mm))
+
+    cpus_per_node = min(len(n.cpus) for n in topo.nodes)
+    need_nodes = max(1, math.ceil(nthr / cpus_per_node))
+    node_of = topo.cpu_node()
+
+    def sample() -> dict[str, Any]:
+        converged = 0
+        for proc in procs:
+            threads = [t for t in machine.tasks if t.tgid == proc.id and t.parent is not None]
+            running = [t for t in threads if t.state is TaskState.RUNNABLE and t.cpu >= 0]
+            if len(running) < nthr:
+                continue
+            tnodes = np.unique(node_of[[t.cpu for t in running]])
+            pages = proc.mm.node_pages
+            on = pages[tnodes].sum() / max(pages.sum(), 1)
+            if len(tnodes) <= need_nodes and on >= CONVERGED_MEMORY:
+                converged += 1
+        return {"converged_processes": converged}
+
+    machine.sample_hooks.append(sample)
+
+    def metrics(m: Machine) -> dict[str, Any]:
+        tl = m.timeline
+        conv = [s.get("workload", [{}])[-1].get("converged_processes", 0) for s in tl]
+        times = [s["t_s"] for s in tl]
+        at = None
+        for t, c in zip(times, conv, strict=True):
+            if c == nproc:
+                if at is None:
+                    at = t
+            else:
+                at = None
+        moved = sum(m.phase_progress(t) for t in m.tasks if t.parent is not None)
+        return {
+            "convergence_s": at,
+            "gb_per_s": round(moved / cfg.duration_s / 1e9, 3),
+            "layout": cfg.layout,
+            "converged_processes_final": conv[-1] if conv else 0,
+        }
+
+    return Built(procs, metrics=metrics, duration_ns=round(cfg.duration_s * NSEC_PER_SEC))
+
+
+for _bound in (False, True):
+    register(
+        WorkloadSpec(
+            id="perf-bench-numa" + ("_HARD_BIND" if _bound else ""),
+            description=(
+                "perf bench numa mem: PxT processes x threads (--set layout=4x8) over process/thread/global memory"
+                + ("; process i bound to node i" if _bound else "")
+            ),
+            family="perf-bench-numa",
+            config_cls=PerfBenchConfig,
+            build=functools.partial(_build, bound=_bound),
+            reference=None if _bound else "perf-bench-numa_HARD_BIND",
+            headline=(("gb_per_s", "GB/s", ".2f"), ("convergence_s", "converged s", ".1f")),
+        )
+    )

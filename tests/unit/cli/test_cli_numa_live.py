@@ -1,0 +1,78 @@
+"""memsched numa top / numa balance on the fixture trees: one JSON document, clear errors, dry runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers.live_fixtures import FIXTURES
+from memsched.cli import main
+
+FOUR = ["--proc-root", str(FIXTURES / "numa-4node/proc"), "--sys-root", str(FIXTURES / "numa-4node/sys")]
+TWO = ["--proc-root", str(FIXTURES / "numa-2node/proc"), "--sys-root", str(FIXTURES / "numa-2node/sys")]
+
+
+def test_top_json_is_one_document(capsys: pytest.CaptureFixture[str]) -> None:
+    """--json: nodes, counters and processes by remote share, nothing else on stdout."""
+    assert main(["numa", "top", "--json", *FOUR]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert [p["pid"] for p in doc["processes"]] == [4400, 4200, 4100, 4300]
+    assert doc["processes"][2]["remote_pages"] == 192512 and doc["processes"][3]["remote_share"] == 0.0
+    assert doc["vmstat"]["numa_hint_faults_local"] == 301954 and doc["vmstat_missing"] == []
+    assert doc["nodes"][3] == {"id": 3, "cpus": "6-7,14-15", "total_bytes": 16 << 30, "free_bytes": 15 << 30}
+    assert doc["capabilities"]["numa_nodes"]["available"] is True
+    assert err == ""
+
+
+def test_top_text_names_unknown_counters(capsys: pytest.CaptureFixture[str]) -> None:
+    """Counters the kernel lacks show as unknown, with one warning line on stderr."""
+    assert main(["numa", "top", "--count", "1", *TWO]) == 0
+    out, err = capsys.readouterr()
+    assert "numa_hint_faults" in out and "unknown" in out and "cache (v2)" in out
+    assert err.count("\n") == 1 and err.startswith("memsched: warning: ") and "CONFIG_NUMA_BALANCING" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["numa", "top", "--json", "--count", "2", *FOUR], "'--count'"),
+        (["numa", "top", "--interval", "2", *FOUR], "'--interval'"),
+        (["numa", "top", "--proc-root", "/nonexistent"], "'--proc-root'"),
+        (["numa", "balance", "--policy", "homenode", "--count", "1", *FOUR], "'--dry-run'"),
+        (["numa", "balance", "--policy", "nope", "--dry-run", *FOUR], "'policy'"),
+        (["numa", "balance", "--policy", "numad", "--set", "cpu_threshold=-1", "--dry-run", *FOUR], "'cpu_threshold'"),
+        (["numa", "balance", "--policy", "numad", "--count", "0", "--dry-run", *FOUR], "'--count'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv: list[str], field: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each bad value is refused before any work, naming the option, with nothing on stdout."""
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("memsched: error: ") and field in err
+
+
+def test_balance_dry_run_json_on_the_four_node_fixture(capsys: pytest.CaptureFixture[str]) -> None:
+    """homenode --dry-run proposes moving the misplaced processes' threads, then their memory."""
+    argv = ["numa", "balance", "--policy", "homenode", "--dry-run", "--json", "--count", "2", "--interval", "1ms"]
+    assert main([*argv, "--set", "scan_size_mb=1024", *FOUR]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["policy"] == "homenode" and doc["dry_run"] is True and len(doc["samples"]) == 2
+    actions = [(a["sample"], a["action"], a["target"], a["status"]) for s in doc["samples"] for a in s["actions"]]
+    assert (1, "MigrateTask", "pid 4100 (stream)", "dry-run") in actions
+    assert (2, "MigratePages", "pid 4100 (stream)", "dry-run") in actions
+    assert (2, "MigratePages", "pid 4200 (worker pool)", "dry-run") in actions
+    assert err == ""
+
+
+def test_balance_dry_run_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """Text output: a header on stderr, one line per sample and per action on stdout."""
+    argv = ["numa", "balance", "--policy", "numad", "--dry-run", "--count", "2", "--interval", "1ms"]
+    assert main([*argv, "--set", "min_interval_s=1", *TWO]) == 0
+    out, err = capsys.readouterr()
+    assert "policy numad: hooks on_tick" in err and "mode: dry run" in err
+    assert "note: not balanced: pid 960 (rootd) belongs to uid 0" in out
+    assert out.splitlines()[1].startswith("[1] t=") and "balanced: 900 (db), 950 (cache (v2))" in out

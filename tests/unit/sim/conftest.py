@@ -1,0 +1,29 @@
+"""Fixtures for the simulated memory-pressure machinery: small 4 KiB-page machines with reclaim attached."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+
+from memsched.sim.machine import Machine, MachineConfig
+from memsched.sim.mm.reclaim import Reclaim, ReclaimConfig, attach
+from memsched.topology import load_topology
+from memsched.units import MIB
+
+MachineFactory = Callable[..., tuple[Machine, Reclaim]]
+
+
+@pytest.fixture
+def pressure_machine() -> MachineFactory:
+    """``make(memory_mib=128, **reclaim_config)`` -> (machine, reclaim) on a one-node, four-CPU machine."""
+
+    def make(memory_mib: int = 128, seed: int = 0, **cfg: object) -> tuple[Machine, Reclaim]:
+        topo = load_topology("pressure-1n4")
+        node = dataclasses.replace(topo.nodes[0], memory_bytes=memory_mib * MIB)
+        topo = dataclasses.replace(topo, nodes=(node,))
+        m = Machine(topo, seed=seed, config=MachineConfig(thp=False))
+        return m, attach(m, ReclaimConfig(**cfg))  # type: ignore[arg-type]
+
+    return make
