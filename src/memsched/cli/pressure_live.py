@@ -315,6 +315,7 @@ def serve(
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     for sig in previous:
         signal.signal(sig, lambda _s, _f: daemon.request_stop())
+    previous_wakeup = signal.set_wakeup_fd(daemon.signal_wakeup_fd, warn_on_full_buffer=False)
     try:
         daemon.open()
         assert daemon.source is not None
@@ -323,6 +324,7 @@ def serve(
         _log(f"watching {daemon.source.description}")
         status = daemon.serve()
     finally:
+        signal.set_wakeup_fd(previous_wakeup)
         daemon.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

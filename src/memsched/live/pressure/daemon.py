@@ -13,9 +13,10 @@ source's descriptors and a wake-up eventfd — no per-client threads, no unbound
   highest pending level; the kernel send buffer is shrunk to ``SO_SNDBUF`` = 4 KiB);
 * malformed input, a dead peer or a handshake not completed in time closes that client only;
 * ``max_clients`` bounds the number of connections; more are accepted and closed at once;
-* :meth:`PressureDaemon.request_stop` (async-signal-safe: one ``eventfd`` write; the CLI calls it from its
-  SIGTERM/SIGINT handlers) ends the loop; :meth:`PressureDaemon.close` closes every client, releases the
-  source and removes the socket (only if it is still ours) and a runtime directory it created.
+* :meth:`PressureDaemon.request_stop` (one byte to a self-pipe; the CLI calls it from its SIGTERM/SIGINT
+  handlers and also hands the pipe to ``signal.set_wakeup_fd()``) ends the loop; :meth:`PressureDaemon.close`
+  closes every client, releases the source and removes the socket (only if it is still ours) and a runtime
+  directory it created.
 
 Socket permissions: the socket is bound in a private ``0700`` temporary directory next to the target, given
 its mode (default ``0660``: owner and group) and group there, and renamed into place, so it is never
@@ -261,7 +262,9 @@ class PressureDaemon:
         self._listen: socket.socket | None = None
         self._ino: int | None = None
         self._made_dir: Path | None = None
-        self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        # A self-pipe, not an eventfd: signal.set_wakeup_fd() writes one byte per signal, from whichever
+        # thread the kernel delivered it to (see signal_wakeup_fd).
+        self._wake, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._clients: dict[int, _Client] = {}
 
     # -- setup ------------------------------------------------------------------------------------------
@@ -324,9 +327,16 @@ class PressureDaemon:
     # -- control ----------------------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Make :meth:`serve` return (safe from a signal handler and from another thread)."""
-        if self._wake >= 0:
+        if self._wake_w >= 0:
             with contextlib.suppress(OSError):
-                os.eventfd_write(self._wake, 1)
+                os.write(self._wake_w, b"\0")
+
+    @property
+    def signal_wakeup_fd(self) -> int:
+        """For ``signal.set_wakeup_fd()``: a process-directed signal can land on any thread (numpy's BLAS
+        threads, say), and then the main thread's ``poll()`` is not interrupted and its Python handler waits;
+        the wakeup fd makes the loop return at once whichever thread took the signal."""
+        return self._wake_w
 
     @property
     def clients(self) -> int:
@@ -500,10 +510,11 @@ class PressureDaemon:
             with contextlib.suppress(OSError):
                 self._made_dir.rmdir()  # only if empty
             self._made_dir = None
-        if self._wake >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._wake)
-            self._wake = -1
+        for fd in (self._wake, self._wake_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._wake = self._wake_w = -1
 
     def __enter__(self) -> PressureDaemon:
         return self.open()
