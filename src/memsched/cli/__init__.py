@@ -24,6 +24,7 @@ app = typer.Typer(
 
 # Command groups register themselves on ``app`` when imported.
 from memsched.cli import numa_live as _numa_live  # noqa: E402,F401
+from memsched.cli import pressure_live as _pressure_live  # noqa: E402,F401
 from memsched.cli import pressure_sim as _pressure_sim  # noqa: E402,F401
 from memsched.cli import rt_live as _rt_live  # noqa: E402,F401
 from memsched.cli import rt_sim as _rt_sim  # noqa: E402,F401

@@ -7,6 +7,15 @@ as it found it (scheduling policy restored, children reaped) even when interrupt
 """
 
 from memsched.live.capabilities import Capabilities, Capability, capabilities
+from memsched.live.pressure import PressureOptions, pressure_events, vmpressure_fd
 from memsched.live.roots import LiveRoots
 
-__all__ = ["Capabilities", "Capability", "LiveRoots", "capabilities"]
+__all__ = [
+    "Capabilities",
+    "Capability",
+    "LiveRoots",
+    "PressureOptions",
+    "capabilities",
+    "pressure_events",
+    "vmpressure_fd",
+]

@@ -10,20 +10,26 @@ read, what was missing) — so a command or a test that cannot proceed can print
 test checks that every field has exactly one probe. Probes must not change the system (no mounts, no
 writes) and must not raise for an absent feature: absence is an answer.
 
-Facts used here: ``CAP_SYS_NICE`` = 23 (include/uapi/linux/capability.h), read from ``CapEff`` in
-``/proc/self/status`` (fs/proc/array.c); SCHED_DEADLINE privilege rules from kernel/sched/syscalls.c (6.18,
-see :mod:`memsched.live.sched_attr`).
+Facts used here: ``CAP_SYS_NICE`` = 23 and ``CAP_SYS_RESOURCE`` = 24 (include/uapi/linux/capability.h), read
+from ``CapEff`` in ``/proc/self/status`` (fs/proc/array.c); SCHED_DEADLINE privilege rules from
+kernel/sched/syscalls.c (6.18, see :mod:`memsched.live.sched_attr`); PSI trigger rules from kernel/sched/psi.c
+(``psi_trigger_create()``: 6.5+ lets openers without CAP_SYS_RESOURCE arm triggers whose window is a multiple
+of 2 s; 5.13-6.4 refuse them with EPERM at open; triggers exist since 5.2); memcg v1 pressure levels from
+mm/vmpressure.c and Documentation/admin-guide/cgroup-v1/memory.rst §11.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from memsched.admission import BW_UNIT, DlBandwidth
 from memsched.errors import KernelError, MemschedError, UnsupportedError
+from memsched.live.cgroups import cgroup_mounts, own_cgroups, parse_flat_keyed, parse_psi
 from memsched.live.deadline import dl_sysctls, fair_servers, root_domain
 from memsched.live.isolation import cpu_isolation
 from memsched.live.roots import LiveRoots, try_read_text
@@ -33,17 +39,21 @@ from memsched.uapi.sched import SchedAttr
 
 __all__ = [
     "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
     "Capabilities",
     "Capability",
     "DeadlinePrivilege",
     "ProbeContext",
+    "cap_effective",
     "capabilities",
     "deadline_privilege",
     "parse_limits",
     "parse_status",
+    "psi_privileged",
 ]
 
 CAP_SYS_NICE = 23
+CAP_SYS_RESOURCE = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,20 @@ class Capabilities:
     """Some CPUs run tickless (``nohz_full=``; needs ``CONFIG_NO_HZ_FULL``)."""
     isolated_cpus: Capability
     """Some CPUs are outside the scheduler domains (``isolcpus=`` or an isolated cpuset partition)."""
+
+    # ---- memory pressure (issue 6) ------------------------------------------------------------------------
+    psi: Capability
+    """PSI memory accounting is on (``/proc/pressure/memory`` is readable)."""
+    psi_triggers: Capability
+    """This process may arm PSI triggers on ``/proc/pressure/memory`` (the reason states the window rule)."""
+    psi_cgroup: Capability
+    """The caller's own cgroup v2 has a ``memory.pressure`` this process may arm triggers on."""
+    memcg_v1_pressure_level: Capability
+    """cgroup v1 ``memory.pressure_level`` + ``cgroup.event_control`` are usable in the caller's memcg."""
+    cgroup_v2_memory_stat: Capability
+    """The caller's cgroup v2 has ``memory.stat`` with ``pgscan``/``pgsteal`` (a per-cgroup reclaim index)."""
+    reclaim_counters: Capability
+    """``/proc/vmstat`` has the scan/steal counters the user-space reclaim index needs."""
 
     # ---- NUMA (issue 8 points 5-6: memsched.live.numa) ---------------------------------------------------
     numa_nodes: Capability
@@ -241,6 +265,140 @@ def _probe_isolated_cpus(ctx: ProbeContext) -> Capability:
     return Capability(True, f"isolated CPUs: {format_cpulist(iso.isolated)}")
 
 
+# --------------------------------------------------------------------------------------------- memory pressure
+
+
+def cap_effective(roots: LiveRoots | None = None) -> int | None:
+    """The caller's effective capability mask (``CapEff``), or None if it cannot be read."""
+    text, _ = try_read_text((roots or LiveRoots()).proc("self", "status"))
+    value = parse_status(text).get("CapEff") if text is not None else None
+    return int(value, 16) if value is not None else None
+
+
+def psi_privileged(roots: LiveRoots | None = None) -> bool:
+    """Whether PSI treats this process as privileged (``CAP_SYS_RESOURCE`` in its effective set)."""
+    caps = cap_effective(roots)
+    return caps is not None and bool(caps >> CAP_SYS_RESOURCE & 1)
+
+
+def _kernel_version(roots: LiveRoots) -> tuple[int, int] | None:
+    text, _ = try_read_text(roots.proc("sys", "kernel", "osrelease"))
+    if text is None:
+        return None
+    parts = text.strip().split(".")
+    try:
+        return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return None
+
+
+def _psi_window_rule(roots: LiveRoots) -> str:
+    if psi_privileged(roots):
+        return "CAP_SYS_RESOURCE held: any trigger window up to 10 s"
+    return "without CAP_SYS_RESOURCE: trigger windows must be multiples of 2 s"
+
+
+def _probe_openable_rw(path: Path) -> str | None:
+    """Open for writing without writing (a PSI open checks privilege; nothing changes until a write)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        return f"cannot open {path} for writing: {os.strerror(e.errno or errno.EIO)}"
+    os.close(fd)
+    return None
+
+
+def _probe_psi(ctx: ProbeContext) -> Capability:
+    path = ctx.roots.proc("pressure", "memory")
+    text, why = try_read_text(path)
+    if text is None:
+        return Capability(False, f"{why} (kernel without CONFIG_PSI, or booted with psi=0)")
+    try:
+        parse_psi(text, source=str(path))
+    except KernelError as e:
+        return Capability(False, str(e))
+    return Capability(True, f"{path} is readable")
+
+
+def _probe_psi_triggers(ctx: ProbeContext) -> Capability:
+    base = _probe_psi(ctx)
+    if not base.available:
+        return base
+    version = _kernel_version(ctx.roots)
+    if version is not None and version < (5, 2):
+        return Capability(False, f"kernel {version[0]}.{version[1]} predates PSI triggers (5.2)")
+    path = ctx.roots.proc("pressure", "memory")
+    problem = _probe_openable_rw(path)
+    if problem is not None:
+        return Capability(False, problem + " (kernels 5.13-6.4 require CAP_SYS_RESOURCE to write triggers)")
+    return Capability(True, f"{path} accepts triggers; {_psi_window_rule(ctx.roots)}")
+
+
+def _probe_psi_cgroup(ctx: ProbeContext) -> Capability:
+    own = own_cgroups(ctx.roots)
+    if own.v2 is None:
+        return Capability(False, "the caller is in no cgroup v2 (the unified hierarchy is not mounted)")
+    path = own.v2 / "memory.pressure"
+    if not path.exists():
+        return Capability(False, f"{path} does not exist (kernel without CONFIG_PSI or cgroup PSI disabled)")
+    problem = _probe_openable_rw(path)
+    if problem is not None:
+        return Capability(False, problem)
+    where = "the root cgroup (system-wide, as /proc/pressure/memory)" if own.v2_path == "/" else own.v2_path
+    return Capability(True, f"{path} of {where} accepts triggers; {_psi_window_rule(ctx.roots)}")
+
+
+def _probe_memcg_v1_pressure_level(ctx: ProbeContext) -> Capability:
+    own = own_cgroups(ctx.roots)
+    if own.v1_memory is None:
+        mounts = cgroup_mounts(ctx.roots)
+        if mounts.v1_memory is None:
+            return Capability(
+                False,
+                "the cgroup v1 memory controller is not mounted (cgroup v2 has no memory.pressure_level; "
+                "CONFIG_MEMCG_V1 defaults to n since 6.11)",
+            )
+        return Capability(False, "the caller has no v1 memory cgroup in /proc/self/cgroup")
+    level = own.v1_memory / "memory.pressure_level"
+    control = own.v1_memory / "cgroup.event_control"
+    if not level.exists():
+        return Capability(False, f"{level} does not exist")
+    if not control.exists():
+        return Capability(False, f"{control} does not exist")
+    if not os.access(control, os.W_OK):
+        return Capability(False, f"{control} is not writable by this process")
+    return Capability(True, f"{level} with eventfd registration through {control}")
+
+
+def _probe_cgroup_v2_memory_stat(ctx: ProbeContext) -> Capability:
+    own = own_cgroups(ctx.roots)
+    if own.v2 is None:
+        return Capability(False, "the caller is in no cgroup v2 (the unified hierarchy is not mounted)")
+    path = own.v2 / "memory.stat"
+    text, why = try_read_text(path)
+    if text is None:
+        return Capability(False, f"{why} (the v2 memory controller is not enabled for this cgroup)")
+    stat = parse_flat_keyed(text, source=str(path))
+    missing = [k for k in ("pgscan", "pgsteal") if k not in stat]
+    if missing:
+        return Capability(False, f"{path} lacks {', '.join(missing)}")
+    return Capability(True, f"{path} has pgscan/pgsteal")
+
+
+def _probe_reclaim_counters(ctx: ProbeContext) -> Capability:
+    path = ctx.roots.proc("vmstat")
+    text, why = try_read_text(path)
+    if text is None:
+        return Capability(False, why)
+    vmstat = parse_flat_keyed(text, source=str(path))
+    need = ("pgscan_anon", "pgscan_file", "pgsteal_anon", "pgsteal_file")
+    missing = [k for k in need if k not in vmstat]
+    if missing:
+        return Capability(False, f"{path} lacks {', '.join(missing)} (kernel older than 5.8?)")
+    extra = "; proactive reclaim is subtracted" if "pgscan_proactive" in vmstat else ""
+    return Capability(True, f"{path} has {', '.join(need)}{extra}")
+
+
 # ---- NUMA probes (issue 8 points 5-6) ---------------------------------------------------------------------
 # Formats: ``/sys/devices/system/node/online`` is a node list (drivers/base/node.c ``print_nodes_state``);
 # ``/proc/sys/kernel/numa_balancing`` is 0 (off), 1 (NUMA_BALANCING_NORMAL) or 2 (NUMA_BALANCING_MEMORY_TIERING),
@@ -296,6 +454,13 @@ _PROBES: Mapping[str, Callable[[ProbeContext], Capability]] = {
     "fair_server_params": _probe_fair_server_params,
     "nohz_full": _probe_nohz_full,
     "isolated_cpus": _probe_isolated_cpus,
+    # memory pressure (issue 6)
+    "psi": _probe_psi,
+    "psi_triggers": _probe_psi_triggers,
+    "psi_cgroup": _probe_psi_cgroup,
+    "memcg_v1_pressure_level": _probe_memcg_v1_pressure_level,
+    "cgroup_v2_memory_stat": _probe_cgroup_v2_memory_stat,
+    "reclaim_counters": _probe_reclaim_counters,
     "numa_nodes": _probe_numa_nodes,
     "numa_maps": _probe_numa_maps,
     "numa_balancing": _probe_numa_balancing,

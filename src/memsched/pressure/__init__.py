@@ -17,7 +17,7 @@ from memsched.pressure.accounting import (
     parse_pressure_level_args,
     propagate,
 )
-from memsched.pressure.fd import VmpressureFile, WatcherList
+from memsched.pressure.fd import SourceGoneError, VmpressureFile, WatcherList
 from memsched.pressure.index import (
     DEF_PRIORITY,
     FLAVOURS,
@@ -40,6 +40,7 @@ __all__ = [
     "MainlineVmpressure",
     "Rfc2012Config",
     "RfcVmpressure",
+    "SourceGoneError",
     "VmpressureFile",
     "WatcherList",
     "WindowSample",

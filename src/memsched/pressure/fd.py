@@ -20,6 +20,11 @@ Semantics (RFC 1/3, ``vmpressure_sample()`` / ``vmpressure_poll()`` / ``vmpressu
   woke the watcher. A buffer smaller than 4 bytes is ``EINVAL`` (:class:`~memsched.errors.KernelError`).
 * **close** (or leaving the ``with`` block) unregisters the watcher (``vmpressure_release()``) and closes
   the descriptor. ``fasync``/SIGIO is not offered (the RFC had none).
+* **end of stream** (not in the RFC, whose source could not go away): a live producer whose source
+  disappears (a PSI ``POLLERR`` when the cgroup is removed, a daemon that does not come back) calls
+  :meth:`VmpressureFile.end` with the error. The descriptor stays readable from then on, an event still
+  pending is read first, and every later read raises that error (a :class:`SourceGoneError` naming the
+  source), so a waiting reader wakes up and learns why instead of hanging.
 
 RFC quirks: reproduced or not, and why
 --------------------------------------
@@ -49,7 +54,11 @@ from typing import Any
 from memsched.errors import KernelError
 from memsched.uapi.pressure import VMPRESSURE_EVENT_SIZE, VmpressureConfig, VmpressureEvent, VmpressureLevel
 
-__all__ = ["VmpressureFile", "WatcherList"]
+__all__ = ["SourceGoneError", "VmpressureFile", "WatcherList"]
+
+
+class SourceGoneError(KernelError):
+    """The source of a live ``vmpressure_fd`` went away: no more events will come (end of stream)."""
 
 
 def _set_done(fut: asyncio.Future[None]) -> None:
@@ -74,6 +83,7 @@ class VmpressureFile:
         self._pending = False
         self._closed = False
         self._current = 0
+        self._error: BaseException | None = None
         self._on_close = on_close
         #: Statistics: deliveries that made an event pending, were coalesced into a pending one, or were
         #: below the threshold; events read.
@@ -89,7 +99,7 @@ class VmpressureFile:
         The level becomes the file's "most recent level" whatever the outcome (the RFC's reads copy the
         global ``vmpressure_val``)."""
         with self._lock:
-            if self._closed:
+            if self._closed or self._error is not None:
                 return False
             self._current = int(level)
             if self._pending:
@@ -102,6 +112,16 @@ class VmpressureFile:
             self.signalled += 1
             os.eventfd_write(self._efd, 1)
             return True
+
+    def end(self, error: BaseException) -> None:
+        """The producer's source is gone: wake readers; once the pending event (if any) is read, every read
+        raises ``error``. Idempotent (the first error wins); nothing is delivered afterwards."""
+        with self._lock:
+            if self._closed or self._error is not None:
+                return
+            self._error = error
+            if not self._pending:
+                os.eventfd_write(self._efd, 1)
 
     # ---- consumer side -----------------------------------------------------------------------------------
     def fileno(self) -> int:
@@ -119,11 +139,18 @@ class VmpressureFile:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def error(self) -> BaseException | None:
+        """The error :meth:`end` recorded, or None while the source is alive."""
+        return self._error
+
     def _consume_locked(self) -> VmpressureEvent:
         with contextlib.suppress(BlockingIOError):  # the counter is 1 whenever _pending is set
             os.eventfd_read(self._efd)
         self._pending = False
         self.reads += 1
+        if self._error is not None:  # ended: stay readable so the next read reports the error
+            os.eventfd_write(self._efd, 1)
         return VmpressureEvent(self._current)
 
     def _check_open(self) -> None:
@@ -131,10 +158,13 @@ class VmpressureFile:
             raise KernelError(errno.EBADF, "vmpressure file is closed")
 
     def read_event_nowait(self) -> VmpressureEvent:
-        """Read the pending event, or raise :class:`BlockingIOError` (``EAGAIN``) if there is none."""
+        """Read the pending event, or raise :class:`BlockingIOError` (``EAGAIN``) if there is none (or the
+        :meth:`end` error once the source is gone)."""
         with self._lock:
             self._check_open()
             if not self._pending:
+                if self._error is not None:
+                    raise self._error
                 raise BlockingIOError(errno.EAGAIN, "no vmpressure event pending")
             return self._consume_locked()
 
@@ -146,6 +176,8 @@ class VmpressureFile:
                 self._check_open()
                 if self._pending:
                     return self._consume_locked()
+                if self._error is not None:
+                    raise self._error
                 fd = self._efd
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([fd], [], [], left)
@@ -211,6 +243,8 @@ class VmpressureFile:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("pending" if self._pending else "idle")
+        if self._error is not None and not self._closed:
+            state += ", ended"
         thr = VmpressureLevel(self.config.threshold).name
         return f"<VmpressureFile {self.name} threshold={thr} {state}>"
 

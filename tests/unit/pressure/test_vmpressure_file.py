@@ -175,3 +175,58 @@ def test_close_unregisters_from_watcher_list_and_closes_fd() -> None:
     with b:
         assert watchers.broadcast(OOM) == [b]
     assert len(watchers) == 0
+
+
+def test_end_wakes_a_blocked_reader_with_the_error() -> None:
+    """A reader blocked in read_event() wakes up with the producer's end-of-stream error."""
+    from memsched.pressure import SourceGoneError
+
+    with VmpressureFile() as f:
+        caught: list[BaseException] = []
+
+        def reader() -> None:
+            try:
+                f.read_event(timeout=30)
+            except BaseException as e:
+                caught.append(e)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        f.end(SourceGoneError(errno.ENODEV, "the cgroup was removed"))
+        t.join(30)
+        assert not t.is_alive()
+        assert len(caught) == 1 and isinstance(caught[0], SourceGoneError)
+        assert caught[0].errno == errno.ENODEV
+
+
+def test_end_keeps_the_pending_event_then_reports_the_error() -> None:
+    """An event pending when the source ends is still read; later reads raise; the fd stays readable."""
+    from memsched.pressure import SourceGoneError
+
+    with VmpressureFile() as f:
+        f.deliver(MEDIUM)
+        f.end(SourceGoneError(errno.EPIPE, "daemon gone"))
+        assert f.deliver(OOM) is False  # nothing is delivered after the end
+        assert _readable(f)
+        assert f.read_event_nowait() == VmpressureEvent(MEDIUM)
+        assert _readable(f)
+        for _ in range(2):
+            with pytest.raises(SourceGoneError, match="daemon gone"):
+                f.read_event_nowait()
+        with pytest.raises(SourceGoneError):
+            f.read_event(timeout=1)
+        assert "ended" in repr(f)
+
+
+def test_end_is_seen_by_the_async_reader() -> None:
+    """read_event_async() raises the end-of-stream error instead of waiting forever."""
+    from memsched.pressure import SourceGoneError
+
+    async def main(f: VmpressureFile) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, f.end, SourceGoneError(errno.ENODEV, "gone"))
+        with pytest.raises(SourceGoneError):
+            await asyncio.wait_for(f.read_event_async(), 30)
+
+    with VmpressureFile() as f:
+        asyncio.run(main(f))

@@ -1,0 +1,414 @@
+"""Control groups as the pressure backends see them: pure parsers, where the hierarchies are, which cgroup
+the caller is in, and a disposable memory cgroup for live tests and benchmarks.
+
+Parsers (pure functions of text, psutil style; a malformed line raises, a missing key is the caller's
+:class:`~memsched.errors.KernelError`, never a silent 0):
+
+* :func:`parse_proc_cgroup` — ``/proc/<pid>/cgroup``: ``hierarchy-ID:controller-list:cgroup-path``
+  (Documentation/admin-guide/cgroup-v1/cgroups.rst; the v2 line is ``0::/path``);
+* :func:`parse_mountinfo` — ``/proc/<pid>/mountinfo`` (Documentation/filesystems/proc.rst §3.5), to find the
+  v2 mount and the v1 ``memory`` mount without assuming ``/sys/fs/cgroup``;
+* :func:`parse_flat_keyed` — ``key value`` files: ``/proc/vmstat``, ``memory.stat``, ``memory.events``,
+  ``memory.oom_control``;
+* :func:`parse_psi` — ``/proc/pressure/*`` and ``<cgroup>/*.pressure`` (Documentation/accounting/psi.rst).
+
+Mount points in ``mountinfo`` are absolute paths of the running system; :func:`cgroup_mounts` maps those
+under ``/sys`` through :class:`~memsched.live.roots.LiveRoots` so that fixture trees work.
+
+:class:`MemcgV1Child` creates ``<memory mount>/<name>`` with a limit, starts short-lived child processes that
+move **themselves** into it before they do anything (the caller is never put in the cgroup), and on exit
+kills every task still inside, waits for the kernel to let go and removes the directory — also when the
+body raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from memsched.errors import KernelError
+from memsched.live.roots import LiveRoots, read_text, try_read_text
+
+__all__ = [
+    "CgroupMembership",
+    "CgroupMounts",
+    "MemcgV1Child",
+    "Mount",
+    "OwnCgroups",
+    "PsiLine",
+    "PsiStats",
+    "cgroup_mounts",
+    "own_cgroups",
+    "parse_flat_keyed",
+    "parse_mountinfo",
+    "parse_proc_cgroup",
+    "parse_psi",
+    "resolve_cgroup_dir",
+    "spawn_in_cgroups",
+]
+
+
+# --------------------------------------------------------------------------------------------- parsers
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupMembership:
+    """One line of ``/proc/<pid>/cgroup``."""
+
+    hierarchy_id: int
+    controllers: tuple[str, ...]
+    path: str
+
+    @property
+    def is_v2(self) -> bool:
+        return self.hierarchy_id == 0 and not self.controllers
+
+
+def parse_proc_cgroup(text: str) -> list[CgroupMembership]:
+    """``/proc/<pid>/cgroup`` -> memberships (``4:memory:/a/b`` and the v2 ``0::/a``)."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split(":", 2)
+        if len(parts) != 3 or not parts[0].isdigit():
+            raise KernelError(errno.EINVAL, f"/proc/<pid>/cgroup: malformed line {line!r}")
+        ctrls = tuple(c for c in parts[1].split(",") if c)
+        out.append(CgroupMembership(int(parts[0]), ctrls, parts[2]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """The fields of one ``mountinfo`` line the cgroup code needs."""
+
+    root: str
+    mount_point: str
+    fstype: str
+    super_options: tuple[str, ...]
+
+
+def _unescape(field: str) -> str:
+    """``mountinfo`` escapes space, tab, newline and backslash as octal (``\\040``)."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """``/proc/<pid>/mountinfo`` -> mounts. Fields: id, parent, dev, root, mount point, options, optional
+    fields up to ``-``, fstype, source, super options."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = line.split()
+        try:
+            sep = fields.index("-", 6)
+        except ValueError:
+            raise KernelError(errno.EINVAL, f"mountinfo: no '-' separator in {line!r}") from None
+        if len(fields) < sep + 3:
+            raise KernelError(errno.EINVAL, f"mountinfo: truncated line {line!r}")
+        super_opts = tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else ()
+        out.append(Mount(_unescape(fields[3]), _unescape(fields[4]), fields[sep + 1], super_opts))
+    return out
+
+
+def parse_flat_keyed(text: str, *, source: str) -> dict[str, int]:
+    """``key value`` lines (``/proc/vmstat``, ``memory.stat``, ``memory.events``, ``memory.oom_control``).
+
+    Lines whose value is not an integer are an error naming ``source``; blank lines are skipped."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise KernelError(errno.EINVAL, f"{source}: expected 'key value', got {line!r}")
+        try:
+            out[parts[0]] = int(parts[1])
+        except ValueError:
+            raise KernelError(errno.EINVAL, f"{source}: {parts[0]} is not an integer ({parts[1]!r})") from None
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PsiLine:
+    """One line of a PSI file: averages in percent (as printed, two decimals) and ``total`` stall in µs."""
+
+    avg10: float
+    avg60: float
+    avg300: float
+    total_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class PsiStats:
+    """A PSI file: ``some`` and, except for system-wide CPU before 5.13, ``full``."""
+
+    some: PsiLine
+    full: PsiLine | None
+
+
+def parse_psi(text: str, *, source: str = "pressure file") -> PsiStats:
+    """``some avg10=0.00 avg60=0.00 avg300=0.00 total=0`` (+ ``full ...``) -> :class:`PsiStats`."""
+    lines: dict[str, PsiLine] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        kind = parts[0]
+        fields: dict[str, str] = {}
+        for item in parts[1:]:
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise KernelError(errno.EINVAL, f"{source}: malformed field {item!r} in {line!r}")
+            fields[key] = value
+        try:
+            lines[kind] = PsiLine(
+                float(fields["avg10"]), float(fields["avg60"]), float(fields["avg300"]), int(fields["total"])
+            )
+        except KeyError as e:
+            raise KernelError(errno.EINVAL, f"{source}: {kind} line lacks {e.args[0]}= ({line!r})") from None
+        except ValueError:
+            raise KernelError(errno.EINVAL, f"{source}: non-numeric value in {line!r}") from None
+    if "some" not in lines:
+        raise KernelError(errno.EINVAL, f"{source}: no 'some' line")
+    return PsiStats(lines["some"], lines.get("full"))
+
+
+# --------------------------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupMounts:
+    """Where the unified (v2) hierarchy and the v1 ``memory`` hierarchy are mounted (None: not mounted)."""
+
+    v2: Path | None
+    v1_memory: Path | None
+
+
+def _under_roots(mount_point: str, roots: LiveRoots) -> Path:
+    """An absolute path of the running system as seen through ``roots`` (``/sys/...`` -> ``sys_root/...``)."""
+    p = Path(mount_point)
+    if p.parts[:2] == ("/", "sys"):
+        return roots.sys(*p.parts[2:])
+    if p.parts[:2] == ("/", "proc"):
+        return roots.proc(*p.parts[2:])
+    return p
+
+
+def cgroup_mounts(roots: LiveRoots | None = None) -> CgroupMounts:
+    """Find the hierarchies in ``/proc/self/mountinfo`` (a bind mount of a sub-tree is skipped: its root is
+    not ``/``, so paths from ``/proc/self/cgroup`` would not resolve under it)."""
+    roots = roots or LiveRoots()
+    text, _ = try_read_text(roots.proc("self", "mountinfo"))
+    v2 = v1_memory = None
+    for m in parse_mountinfo(text or ""):
+        if m.root != "/":
+            continue
+        if m.fstype == "cgroup2" and v2 is None:
+            v2 = _under_roots(m.mount_point, roots)
+        elif m.fstype == "cgroup" and "memory" in m.super_options and v1_memory is None:
+            v1_memory = _under_roots(m.mount_point, roots)
+    return CgroupMounts(v2, v1_memory)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnCgroups:
+    """The caller's cgroups as directories (None where the hierarchy is not mounted or not joined)."""
+
+    v2: Path | None
+    v2_path: str | None
+    v1_memory: Path | None
+    v1_memory_path: str | None
+
+
+def own_cgroups(roots: LiveRoots | None = None, *, pid: int | str = "self") -> OwnCgroups:
+    """The v2 cgroup and v1 memory cgroup of ``pid`` (default: the caller), resolved under the mounts."""
+    roots = roots or LiveRoots()
+    mounts = cgroup_mounts(roots)
+    text, _ = try_read_text(roots.proc(pid, "cgroup"))
+    v2 = v1 = None
+    v2_path = v1_path = None
+    for m in parse_proc_cgroup(text or ""):
+        if m.is_v2 and mounts.v2 is not None:
+            v2_path = m.path
+            v2 = mounts.v2.joinpath(*Path(m.path).parts[1:])
+        elif "memory" in m.controllers and mounts.v1_memory is not None:
+            v1_path = m.path
+            v1 = mounts.v1_memory.joinpath(*Path(m.path).parts[1:])
+    return OwnCgroups(v2, v2_path, v1, v1_path)
+
+
+def resolve_cgroup_dir(spec: str | os.PathLike[str], hierarchy: Path) -> Path:
+    """A user's ``--cgroup``: an existing cgroup directory (has ``cgroup.procs``) is taken as is; anything
+    else is a path inside ``hierarchy`` (``/`` is its root, ``a/b`` and ``/a/b`` the same child)."""
+    p = Path(spec)
+    if p.is_absolute() and (p / "cgroup.procs").exists():
+        return p
+    rel = p.parts[1:] if p.is_absolute() else p.parts
+    return hierarchy.joinpath(*rel)
+
+
+# --------------------------------------------------------------------------------------------- a test cgroup
+
+#: Run in the child before the workload: move this very process into each ``cgroup.procs`` given (writing
+#: ``0`` moves the writer), then exec the workload. Only the child ever joins the cgroup.
+_BOOT = (
+    "import os,sys\n"
+    "i=sys.argv.index('--')\n"
+    "for p in sys.argv[1:i]:\n"
+    "    fd=os.open(p,os.O_WRONLY)\n"
+    "    os.write(fd,b'0')\n"
+    "    os.close(fd)\n"
+    "os.execv(sys.argv[i+1],sys.argv[i+1:])\n"
+)
+
+
+def spawn_in_cgroups(procs_files: Sequence[Path], argv: Sequence[str], **popen: object) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as a child that first moves itself into every ``cgroup.procs`` of ``procs_files``."""
+    cmd = [sys.executable, "-c", _BOOT, *map(str, procs_files), "--", *argv]
+    return subprocess.Popen(cmd, **popen)  # type: ignore[call-overload,no-any-return]
+
+
+class MemcgV1Child:
+    """A disposable child of the v1 memory hierarchy with a limit (and an optional v2 twin for PSI).
+
+    >>> with MemcgV1Child("memsched-test", limit_bytes=64 << 20) as cg:   # doctest: +SKIP
+    ...     cg.run([sys.executable, "-c", "..."]).wait()
+
+    On exit every task still inside is killed, the children started here are reaped, and the directories
+    are removed (retrying while the kernel still holds the last references), even when the body raised.
+    ``v2=True`` also creates ``<v2 mount>/<name>`` and moves the children there, so that its
+    ``memory.pressure`` carries their stall (PSI accounts tasks by their v2 cgroup, with or without the v2
+    memory controller).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        limit_bytes: int,
+        v2: bool = False,
+        roots: LiveRoots | None = None,
+        memsw: bool = True,
+    ) -> None:
+        mounts = cgroup_mounts(roots)
+        if mounts.v1_memory is None:
+            raise KernelError(errno.ENOENT, "the cgroup v1 memory controller is not mounted")
+        if v2 and mounts.v2 is None:
+            raise KernelError(errno.ENOENT, "the cgroup v2 hierarchy is not mounted")
+        self.path = mounts.v1_memory / name
+        self.v2_path = (mounts.v2 / name) if v2 and mounts.v2 is not None else None
+        self.limit_bytes = limit_bytes
+        self.memsw = memsw
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._created: list[Path] = []
+
+    # -- lifetime -------------------------------------------------------------------------------------
+    def __enter__(self) -> MemcgV1Child:
+        try:
+            self.path.mkdir()
+            self._created.append(self.path)
+            (self.path / "memory.limit_in_bytes").write_text(str(self.limit_bytes))
+            if self.memsw and (self.path / "memory.memsw.limit_in_bytes").exists():
+                # With swap accounting, also cap memory+swap so an anonymous load cannot escape to swap.
+                (self.path / "memory.memsw.limit_in_bytes").write_text(str(self.limit_bytes))
+            if self.v2_path is not None:
+                self.v2_path.mkdir()
+                self._created.append(self.v2_path)
+        except OSError as e:
+            self.remove()
+            raise KernelError(e.errno or errno.EIO, f"cannot set up cgroup {self.path}: {e.strerror}") from e
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    @property
+    def procs_files(self) -> list[Path]:
+        files = [self.path / "cgroup.procs"]
+        if self.v2_path is not None:
+            files.append(self.v2_path / "cgroup.procs")
+        return files
+
+    def run(self, argv: Sequence[str], **popen: object) -> subprocess.Popen[bytes]:
+        """Start ``argv`` inside the cgroup(s); the process moves itself in before running the workload."""
+        child = spawn_in_cgroups(self.procs_files, argv, **popen)
+        self._children.append(child)
+        return child
+
+    def child(self, name: str, *, limit_bytes: int | None = None) -> Path:
+        """Create a nested v1 memcg ``name`` (removed with this one, first); returns its directory."""
+        d = self.path / name
+        try:
+            d.mkdir()
+            self._created.append(d)
+            if limit_bytes is not None:
+                (d / "memory.limit_in_bytes").write_text(str(limit_bytes))
+        except OSError as e:
+            raise KernelError(e.errno or errno.EIO, f"cannot set up cgroup {d}: {e.strerror}") from e
+        return d
+
+    def run_in(self, directory: Path, argv: Sequence[str], **popen: object) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the nested memcg ``directory`` (see :meth:`child`)."""
+        child = spawn_in_cgroups([directory / "cgroup.procs"], argv, **popen)
+        self._children.append(child)
+        return child
+
+    def pids(self) -> list[int]:
+        pids: set[int] = set()
+        for d in self._created:
+            with contextlib.suppress(OSError):
+                pids.update(int(x) for x in (d / "cgroup.procs").read_text().split())
+        return sorted(pids)
+
+    def stat(self) -> Mapping[str, int]:
+        return parse_flat_keyed(read_text(self.path / "memory.stat"), source=str(self.path / "memory.stat"))
+
+    def remove(self, *, timeout_s: float = 20.0) -> None:
+        """Kill what is inside, reap our children, remove the directories (idempotent)."""
+        deadline = time.monotonic() + timeout_s
+        while self._created:
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            for child in self._children:
+                if child.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        child.kill()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            for d in list(reversed(self._created)):
+                try:
+                    d.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise KernelError(e.errno or errno.EIO, f"cannot remove cgroup {d}: {e.strerror}") from e
+                    continue
+                self._created.remove(d)
+            if self._created:
+                time.sleep(0.02)  # the kernel releases a killed task's cgroup reference asynchronously
+        self._children.clear()

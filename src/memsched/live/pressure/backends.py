@@ -1,0 +1,113 @@
+"""Which backend serves a request: by name, or ``auto`` in a fixed order of preference, with the reasons.
+
+``auto`` tries, in order, and takes the first that is available **and** opens:
+
+1. ``psi`` — only when ``$MEMORY_PRESSURE_WATCH`` is set and no cgroup was named: the service manager said
+   what to watch (systemd's protocol), so that wins;
+2. ``memcg-v1`` — the kernel's own vmpressure levels, exactly the 2012 semantics (needs the v1 memory
+   controller and a writable ``cgroup.event_control``: root or a delegated cgroup);
+3. ``daemon`` — a running ``memsched pressure serve`` (no cgroup named): the unprivileged route to the
+   privileged registrations;
+4. ``psi`` — PSI triggers (stall time, not reclaim efficiency; unprivileged with 2 s windows on 6.5+);
+5. ``reclaim-index`` — the user-space emulation over ``/proc/vmstat``, available almost everywhere but polling.
+
+``fifo`` is never chosen automatically (it carries only what someone writes). Every backend not used gets a
+one-line reason, so ``memsched pressure watch`` can say why it is on, say, PSI and not memcg v1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from memsched.errors import ConfigError, KernelError, UnknownNameError, UnsupportedError
+from memsched.live.capabilities import Capability
+from memsched.live.pressure import daemon, fifo, memcg_v1, psi, reclaim_index
+from memsched.live.pressure.context import BackendContext
+from memsched.live.pressure.source import PressureSource
+
+__all__ = ["AUTO_ORDER", "BACKENDS", "BackendChoice", "check_backend", "open_backend"]
+
+#: Backend ids, as ``--backend`` takes them.
+BACKENDS = ("psi", "memcg-v1", "reclaim-index", "fifo", "daemon")
+#: The order ``auto`` tries (after a systemd ``$MEMORY_PRESSURE_WATCH``, which puts ``psi`` first).
+AUTO_ORDER = ("memcg-v1", "daemon", "psi", "reclaim-index")
+
+_CHECK: dict[str, Callable[[BackendContext], Capability]] = {
+    "psi": psi.check,
+    "memcg-v1": memcg_v1.check,
+    "reclaim-index": reclaim_index.check,
+    "fifo": fifo.check,
+    "daemon": daemon.check,
+}
+_OPEN: dict[str, Callable[[BackendContext], PressureSource]] = {
+    "psi": psi.open_source,
+    "memcg-v1": memcg_v1.open_source,
+    "reclaim-index": reclaim_index.open_source,
+    "fifo": fifo.open_source,
+    "daemon": daemon.open_source,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BackendChoice:
+    """The backend in use and why, and for every other backend why it is not the one in use."""
+
+    name: str
+    reason: str
+    others: tuple[tuple[str, str], ...]
+
+    def explain(self) -> str:
+        lines = [f"backend {self.name}: {self.reason}"]
+        lines += [f"  not {name}: {why}" for name, why in self.others]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"backend": self.name, "reason": self.reason, "others": dict(self.others)}
+
+
+def check_backend(name: str, ctx: BackendContext) -> Capability:
+    if name not in _CHECK:
+        raise UnknownNameError("backend", name, ("auto", *BACKENDS))
+    return _CHECK[name](ctx)
+
+
+def _order(ctx: BackendContext) -> tuple[str, ...]:
+    if ctx.cgroup is None and ctx.environ.get("MEMORY_PRESSURE_WATCH"):
+        return ("psi", *(b for b in AUTO_ORDER if b != "psi"))
+    return AUTO_ORDER
+
+
+def open_backend(name: str, ctx: BackendContext) -> tuple[PressureSource, BackendChoice]:
+    """Open the named backend (or the ``auto`` choice); :class:`UnsupportedError` says why none could."""
+    if name != "auto" and name not in _OPEN:
+        raise UnknownNameError("backend", name, ("auto", *BACKENDS))
+    if name != "auto":
+        cap = check_backend(name, ctx)
+        if not cap.available:
+            raise UnsupportedError(f"the {name} backend", cap.reason)
+        source = _OPEN[name](ctx)
+        others = []
+        for other in BACKENDS:
+            if other != name:
+                oc = check_backend(other, ctx)
+                others.append((other, "not requested (it is available)" if oc.available else oc.reason))
+        return source, BackendChoice(name, cap.reason, tuple(others))
+    tried: list[tuple[str, str]] = []
+    order = _order(ctx)
+    for i, candidate in enumerate(order):
+        cap = check_backend(candidate, ctx)
+        if not cap.available:
+            tried.append((candidate, cap.reason))
+            continue
+        try:
+            source = _OPEN[candidate](ctx)
+        except (KernelError, UnsupportedError, ConfigError) as e:
+            tried.append((candidate, f"available but failed to open: {e}"))
+            continue
+        for later in order[i + 1 :]:
+            lc = check_backend(later, ctx)
+            tried.append((later, f"lower priority than {candidate}" if lc.available else lc.reason))
+        tried.append(("fifo", "never chosen automatically (use --backend fifo with fifo_path)"))
+        return source, BackendChoice(candidate, cap.reason, tuple(tried))
+    raise UnsupportedError("memory-pressure notification", "; ".join(f"{n}: {why}" for n, why in tried))

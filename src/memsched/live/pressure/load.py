@@ -1,0 +1,71 @@
+"""Real memory pressure for the live tests and benchmarks: short-lived child programs (``python -c``) that
+run inside a :class:`~memsched.live.cgroups.MemcgV1Child`.
+
+Reference/pressure.md §5.1 and §2.7 (observed on 6.18, 64 MiB memcg v1): a streaming **page-cache writer**
+gives a mix of low, medium and critical windows (dirty and writeback pages are scanned but not freed); an
+**anonymous allocator** without swap gives no scan at all, only priority-driven critical events, then an OOM
+kill; a **re-reader** of a file larger than the limit gives clean page cache to reclaim (mostly low); a
+**syncing writer** (``fsync`` after every 64 MiB) stalls long enough to move PSI. The page-cache programs
+need a file on a disk-backed file system: on tmpfs the "cache" is shmem, which without swap behaves like
+anonymous memory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["anon_allocator", "file_rereader", "page_cache_writer", "syncing_writer"]
+
+_MIB = 1 << 20
+
+
+def _argv(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def page_cache_writer(path: str | os.PathLike[str], size_bytes: int) -> list[str]:
+    """Write ``size_bytes`` of page cache to ``path`` in 1 MiB writes, without syncing."""
+    return _argv(
+        f"f = open({os.fspath(path)!r}, 'wb')\n"
+        f"b = b'x' * {_MIB}\n"
+        f"for _ in range({max(1, size_bytes // _MIB)}):\n"
+        "    f.write(b)\n"
+        "f.close()\n"
+    )
+
+
+def syncing_writer(path: str | os.PathLike[str], duration_s: float, chunk_bytes: int = 64 * _MIB) -> list[str]:
+    """Rewrite ``chunk_bytes`` to ``path`` and ``fsync`` it, over and over, for ``duration_s``."""
+    return _argv(
+        "import os, time\n"
+        f"end = time.monotonic() + {duration_s!r}\n"
+        f"b = b'x' * {_MIB}\n"
+        "while time.monotonic() < end:\n"
+        f"    with open({os.fspath(path)!r}, 'wb') as f:\n"
+        f"        for _ in range({max(1, chunk_bytes // _MIB)}):\n"
+        "            f.write(b)\n"
+        "        f.flush()\n"
+        "        os.fsync(f.fileno())\n"
+    )
+
+
+def file_rereader(path: str | os.PathLike[str], passes: int) -> list[str]:
+    """Read ``path`` from start to end ``passes`` times (clean page cache, cheap to reclaim)."""
+    return _argv(
+        f"for _ in range({passes}):\n"
+        f"    with open({os.fspath(path)!r}, 'rb') as f:\n"
+        f"        while f.read({_MIB}):\n"
+        "            pass\n"
+    )
+
+
+def anon_allocator(size_bytes: int, *, step_bytes: int = _MIB, hold_s: float = 0.0) -> list[str]:
+    """Allocate and touch ``size_bytes`` of anonymous memory in ``step_bytes`` pieces (then hold it)."""
+    return _argv(
+        "import time\n"
+        "keep = []\n"
+        f"for _ in range({max(1, size_bytes // step_bytes)}):\n"
+        f"    keep.append(bytearray({step_bytes}))\n"
+        f"time.sleep({hold_s!r})\n"
+    )

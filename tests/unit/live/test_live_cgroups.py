@@ -1,0 +1,131 @@
+"""cgroup parsers and discovery on committed fixture trees (no running kernel needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers.live_fixtures import FIXTURES, fake_getattr, tree
+from memsched.errors import KernelError
+from memsched.live.capabilities import capabilities, psi_privileged
+from memsched.live.cgroups import (
+    cgroup_mounts,
+    own_cgroups,
+    parse_flat_keyed,
+    parse_mountinfo,
+    parse_proc_cgroup,
+    parse_psi,
+    resolve_cgroup_dir,
+)
+
+V1 = tree("pressure-v1-6.18")
+V2 = tree("cgroup2-user-6.12")
+OLD = tree("x86-5.4-nopsi")
+
+
+def test_proc_cgroup_lines_are_parsed_with_controllers_and_the_v2_line() -> None:
+    """Each line gives hierarchy id, controllers and path; the v2 line has none."""
+    rows = parse_proc_cgroup("4:memory:/a/b\n2:cpu,cpuacct:/\n0::/user.slice/x.scope\n")
+    assert rows[0].controllers == ("memory",) and rows[0].path == "/a/b" and not rows[0].is_v2
+    assert rows[1].controllers == ("cpu", "cpuacct")
+    assert rows[2].is_v2 and rows[2].path == "/user.slice/x.scope"
+
+
+def test_malformed_proc_cgroup_line_raises() -> None:
+    """A line without three fields is an error, not a skipped line."""
+    with pytest.raises(KernelError, match="malformed"):
+        parse_proc_cgroup("memory/a\n")
+
+
+def test_mountinfo_fields_and_octal_escapes() -> None:
+    """Mount point, root, fstype and super options are read; \\040 becomes a space."""
+    mounts = parse_mountinfo((FIXTURES / "x86-5.4-nopsi/proc/self/mountinfo").read_text())
+    bind = next(m for m in mounts if m.root != "/")
+    assert bind.mount_point == "/srv/bind mount" and bind.fstype == "cgroup" and "memory" in bind.super_options
+    with pytest.raises(KernelError, match="separator"):
+        parse_mountinfo("1 2 3:4 / /x rw\n")
+
+
+def test_flat_keyed_parser_refuses_non_integers() -> None:
+    """A value that is not an integer names the file and the key."""
+    assert parse_flat_keyed("a 1\n\nb 22\n", source="f") == {"a": 1, "b": 22}
+    with pytest.raises(KernelError, match=r"memory\.events: oom is not an integer"):
+        parse_flat_keyed("oom x\n", source="memory.events")
+    with pytest.raises(KernelError, match="expected 'key value'"):
+        parse_flat_keyed("a 1 2\n", source="f")
+
+
+def test_psi_file_parses_and_missing_fields_raise() -> None:
+    """Averages are percent floats, total is µs; a missing total= is an error."""
+    s = parse_psi((FIXTURES / "cgroup2-user-6.12/proc/pressure/memory").read_text())
+    assert s.some.avg10 == 1.25 and s.some.total_us == 81234567
+    assert s.full is not None and s.full.total_us == 30123456
+    assert parse_psi("some avg10=0.00 avg60=0.00 avg300=0.00 total=5\n").full is None
+    with pytest.raises(KernelError, match="lacks total"):
+        parse_psi("some avg10=0.00 avg60=0.00 avg300=0.00\n")
+    with pytest.raises(KernelError, match="no 'some' line"):
+        parse_psi("")
+
+
+def test_mounts_are_found_through_the_roots_and_bind_mounts_skipped() -> None:
+    """The hybrid VM has v1 memory and v2 mounts; a sub-tree bind mount is never taken for the hierarchy."""
+    m = cgroup_mounts(V1)
+    assert m.v1_memory == V1.sys("fs", "cgroup", "memory") and m.v2 == V1.sys("fs", "cgroup", "unified")
+    assert cgroup_mounts(V2).v1_memory is None and cgroup_mounts(V2).v2 == V2.sys("fs", "cgroup")
+    assert cgroup_mounts(OLD).v1_memory == OLD.sys("fs", "cgroup", "memory")
+
+
+def test_own_cgroups_resolve_to_directories() -> None:
+    """The caller's memcg and v2 cgroup are directories under the mounts."""
+    own = own_cgroups(V1)
+    assert own.v1_memory == V1.sys("fs", "cgroup", "memory", "process_api", "job1")
+    assert own.v2 == V1.sys("fs", "cgroup", "unified") and own.v2_path == "/"
+    own2 = own_cgroups(V2)
+    assert own2.v2_path == "/user.slice/user-1000.slice/app.scope" and own2.v1_memory is None
+
+
+def test_resolve_cgroup_dir_takes_directories_as_is_and_paths_inside_the_hierarchy(tmp_path: Path) -> None:
+    """An existing cgroup directory is used as is; '/a' and 'a' are the same child of the hierarchy."""
+    (tmp_path / "cg").mkdir()
+    (tmp_path / "cg" / "cgroup.procs").write_text("")
+    assert resolve_cgroup_dir(tmp_path / "cg", Path("/h")) == tmp_path / "cg"
+    assert resolve_cgroup_dir("/app/x", Path("/h")) == Path("/h/app/x") == resolve_cgroup_dir("app/x", Path("/h"))
+    assert resolve_cgroup_dir("/", Path("/h")) == Path("/h")
+
+
+def _caps(roots: object) -> dict[str, tuple[bool, str]]:
+    caps = capabilities(roots, getattr_fn=fake_getattr({}))  # type: ignore[arg-type]
+    return {k: (v["available"], v["reason"]) for k, v in caps.to_dict().items()}  # type: ignore[misc]
+
+
+def test_capabilities_on_the_hybrid_vm() -> None:
+    """Root without CAP_SYS_RESOURCE: PSI triggers with the 2 s rule, memcg v1 levels, no v2 memory.stat."""
+    c = _caps(V1)
+    assert c["psi"][0] and c["psi_triggers"][0] and "multiples of 2 s" in c["psi_triggers"][1]
+    assert c["psi_cgroup"][0] and "root cgroup" in c["psi_cgroup"][1]
+    assert c["memcg_v1_pressure_level"][0] and "job1/memory.pressure_level" in c["memcg_v1_pressure_level"][1]
+    assert not c["cgroup_v2_memory_stat"][0] and "memory controller" in c["cgroup_v2_memory_stat"][1]
+    assert c["reclaim_counters"][0] and "proactive" in c["reclaim_counters"][1]
+    assert not psi_privileged(V1)
+
+
+def test_capabilities_on_a_cgroup2_desktop() -> None:
+    """v2 only: no memory.pressure_level (with the reason), per-cgroup memory.stat available."""
+    c = _caps(V2)
+    assert (
+        not c["memcg_v1_pressure_level"][0]
+        and "cgroup v2 has no memory.pressure_level" in c["memcg_v1_pressure_level"][1]
+    )
+    assert c["cgroup_v2_memory_stat"][0]
+    assert c["psi_cgroup"][0] and "app.scope" in c["psi_cgroup"][1]
+
+
+def test_capabilities_on_an_old_kernel_say_why_not() -> None:
+    """5.4 without PSI: every PSI capability is off with a reason; the old vmstat lacks the counters."""
+    c = _caps(OLD)
+    assert not c["psi"][0] and "psi=0" in c["psi"][1]
+    assert not c["psi_triggers"][0]
+    assert not c["psi_cgroup"][0]
+    assert not c["reclaim_counters"][0] and "pgscan_anon" in c["reclaim_counters"][1]
+    assert c["memcg_v1_pressure_level"][0]
