@@ -64,13 +64,7 @@ class Balancenuma(NumaPolicy):
         if config.sysctls == "3.13":
             self.scan = SCAN_3_13
         else:
-            self.scan = TaskWorkScan(
-                scan_delay_ms=config.scan_delay_ms,
-                scan_period_min_ms=config.scan_period_min_ms,
-                scan_period_max_ms=config.scan_period_max_ms,
-                scan_period_reset_ms=config.scan_period_reset_ms,
-                scan_size_mb=config.scan_size_mb,
-            )
+            self.scan = TaskWorkScan.from_knobs(config)
         self.migration = MigrationRules(
             rate_limit=True,
             ratelimit_mb=config.ratelimit_mb,

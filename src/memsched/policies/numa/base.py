@@ -27,6 +27,7 @@ Every hook returns a sequence of actions (``memsched.policies.numa.actions``), e
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -66,6 +67,13 @@ class TaskWorkScan:
 
     def __post_init__(self) -> None:
         validate(self)
+
+    @classmethod
+    def from_knobs(cls, config: object, **fixed: object) -> TaskWorkScan:
+        """A scan built from the same-named knobs of a policy's config, with ``fixed`` values on top."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {n: getattr(config, n) for n in names if hasattr(config, n)}
+        return cls(**(values | fixed))
 
 
 #: The sysctl defaults of 3.8 (Documentation/sysctl/kernel.txt, commit 10fc05d0e551) and of 3.13+.

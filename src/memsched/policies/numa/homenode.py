@@ -59,13 +59,7 @@ class Homenode(NumaPolicy):
 
     def __init__(self, config: HomenodeConfig) -> None:
         self.config = config
-        self.scan = TaskWorkScan(
-            scan_delay_ms=config.scan_delay_ms,
-            scan_period_min_ms=config.scan_period_min_ms,
-            scan_period_max_ms=config.scan_period_max_ms,
-            scan_period_reset_ms=0,
-            scan_size_mb=config.scan_size_mb,
-        )
+        self.scan = TaskWorkScan.from_knobs(config, scan_period_reset_ms=0)
         self.migration = MigrationRules(rate_limit=True, ratelimit_mb=config.ratelimit_mb)
         self.tick_interval_ns = config.balance_interval_ms * NSEC_PER_MSEC
         self.task_faults: NodeCounters | None = None

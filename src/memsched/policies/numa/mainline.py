@@ -116,14 +116,7 @@ class Mainline(NumaPolicy):
 
     def __init__(self, config: MainlineConfig) -> None:
         self.config = config
-        self.scan = TaskWorkScan(
-            scan_delay_ms=config.scan_delay_ms,
-            scan_period_min_ms=config.scan_period_min_ms,
-            scan_period_max_ms=config.scan_period_max_ms,
-            scan_period_reset_ms=0,
-            scan_size_mb=config.scan_size_mb,
-            scale_by_rss=True,
-        )
+        self.scan = TaskWorkScan.from_knobs(config, scan_period_reset_ms=0, scale_by_rss=True)
         self.migration = MigrationRules(rate_limit=True, ratelimit_mb=config.ratelimit_mb)
         self.tick_interval_ns = config.migrate_check_ms * NSEC_PER_MSEC
         self.tasks: dict[int, _TaskNuma] = {}

@@ -35,12 +35,9 @@ class Moron(NumaPolicy):
 
     def __init__(self, config: MoronConfig) -> None:
         self.config = config
-        self.scan = TaskWorkScan(
-            scan_delay_ms=config.scan_delay_ms,
-            scan_period_min_ms=config.scan_period_ms,
-            scan_period_max_ms=config.scan_period_ms,
-            scan_period_reset_ms=0,
-            scan_size_mb=config.scan_size_mb,
+        period = config.scan_period_ms
+        self.scan = TaskWorkScan.from_knobs(
+            config, scan_period_min_ms=period, scan_period_max_ms=period, scan_period_reset_ms=0
         )
         self.migration = MigrationRules(rate_limit=False)
 

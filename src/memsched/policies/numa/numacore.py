@@ -57,12 +57,12 @@ class Numacore(NumaPolicy):
 
     def __init__(self, config: NumacoreConfig) -> None:
         self.config = config
-        self.scan = TaskWorkScan(
-            scan_delay_ms=config.scan_delay_ms,
-            scan_period_min_ms=config.scan_period_ms,
-            scan_period_max_ms=config.scan_period_ms,
+        period = config.scan_period_ms
+        self.scan = TaskWorkScan.from_knobs(
+            config,
+            scan_period_min_ms=period,
+            scan_period_max_ms=period,
             scan_period_reset_ms=0,
-            scan_size_mb=256,
             whole_address_space=True,
         )
         self.migration = MigrationRules(rate_limit=False)
