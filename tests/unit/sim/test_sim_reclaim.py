@@ -5,41 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.pressure_programs import allocator as _allocator
+from helpers.pressure_programs import writer as _writer
 from memsched.errors import ConfigError
 from memsched.sim.machine import Machine, MachineConfig
 from memsched.sim.mm.lru import LRU_ACTIVE_ANON, LRU_INACTIVE_FILE
 from memsched.sim.mm.page_alloc import watermarks
 from memsched.sim.mm.reclaim import Reclaim, attach
 from memsched.sim.mm.vmscan import ScanControl
-from memsched.sim.task import Compute, Phase, Touch, Wait
+from memsched.sim.task import Compute, Touch
 from memsched.topology import load_topology
 from memsched.units import GIB, MIB, ms, s
-
-
-def _writer(m: Machine, r: Reclaim, total_mib: int, chunk_kib: int = 256, name: str = "writer") -> None:
-    mm = m.new_mm(name)
-    reg = mm.mmap(total_mib * MIB, f"{name}:file", header=0)
-    r.map_file(mm, reg)
-    prog: list[Phase] = []
-    for i in range(total_mib * 1024 // chunk_kib):
-        prog += [
-            Touch(reg.sub(i * chunk_kib * 1024, chunk_kib * 1024), write=1.0),
-            Wait(r.writeback.throttle),
-        ]
-    prog.append(Compute(s(60)))  # stays alive: its page cache is dropped when it exits
-    m.spawn_process(name, tuple(prog), mm=mm)
-
-
-def _allocator(
-    m: Machine, total_mib: int, chunk_mib: int = 1, think_ms: float = 1.0, name: str = "alloc"
-) -> None:
-    mm = m.new_mm(name)
-    reg = mm.mmap(total_mib * MIB, f"{name}:heap", header=0)
-    prog: list[Phase] = []
-    for i in range(total_mib // chunk_mib):
-        prog += [Touch(reg.sub(i * chunk_mib * MIB, chunk_mib * MIB)), Compute(ms(think_ms))]
-    prog.append(Compute(s(60)))
-    m.spawn_process(name, tuple(prog), mm=mm)
 
 
 def _consistent(m: Machine, r: Reclaim) -> None:
