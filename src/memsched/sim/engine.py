@@ -92,6 +92,10 @@ class Engine:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
+    def has_events(self, *, except_prio: int | None = None) -> bool:
+        """Whether any live event is queued (optionally ignoring events of one priority)."""
+        return any(not ev.cancelled and ev.prio != except_prio for _, _, _, ev in self._heap)
+
     def step(self) -> None:
         """Pop and run the next live event (the caller has checked ``peek()``)."""
         heap = self._heap

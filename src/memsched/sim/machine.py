@@ -781,7 +781,10 @@ class Machine:
         )
         if progress is not None:
             progress(self.engine.now)
-        if self._any_alive():
+        # Keep sampling while something can still happen: a task on a CPU, or any other pending event. With
+        # neither, every live task waits for something that will never come, and run() reports it.
+        busy = bool((self._oncpu[: len(self.tasks)] >= 0).any())
+        if self._any_alive() and (busy or self.engine.has_events(except_prio=Prio.SAMPLE)):
             self.engine.after(self.config.sample_interval_ns, Prio.SAMPLE, self._sample, progress)
 
     @property

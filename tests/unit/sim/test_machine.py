@@ -142,3 +142,21 @@ def test_cross_node_move_costs_a_cache_refill() -> None:
     assert m.task_node_moves == 1
     assert m.system_ns() == pytest.approx(3_000_000)
     assert t.exit_ns == NSEC_PER_SEC + 3_000_000
+
+
+def test_deadlock_is_reported_not_spun() -> None:
+    """A task waiting for something that can never happen ends the run with a SimulationError."""
+    from memsched.errors import SimulationError
+    from memsched.sim.task import Wait
+
+    class Never:
+        def poll_ready(self, task: object) -> bool:
+            return False
+
+        def add_waiter(self, task: object, wake: object) -> None:
+            pass
+
+    m = machine()
+    m.spawn_process("p", (Compute(1000), Wait(Never())))
+    with pytest.raises(SimulationError, match="not exited"):
+        m.run()
