@@ -34,21 +34,23 @@ def show_progress() -> bool:
 
 
 @contextmanager
-def progress_bar(total: float, description: str) -> Iterator[Callable[[float], None]]:
-    """Yield ``advance_to(x)``; draws a bar on stderr only when stdout is a terminal."""
+def progress_bar(total: float | None, description: str) -> Iterator[Callable[[float], None]]:
+    """Yield ``advance_to(x)``; draws a bar on stderr only when stdout is a terminal.
+
+    With ``total=None`` the bar is indeterminate and ``x`` (simulated seconds) is shown in its text.
+    """
     if not show_progress():
         yield lambda x: None
         return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    columns = [TextColumn("{task.description}"), BarColumn()]
+    if total is not None:
+        columns.append(MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda x: bar.update(task, completed=x)
+        if total is None:
+            yield lambda x: bar.update(task, description=f"{description}: {x:,.0f} simulated s")
+        else:
+            yield lambda x: bar.update(task, completed=x)
 
 
 def check_writable(path: Path, field: str) -> None:

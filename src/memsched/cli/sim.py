@@ -48,9 +48,8 @@ def run(
     validate_spec(spec)
     if trace is not None:
         check_writable(trace, "--trace")
-    with progress_bar(1.0, f"{workload} / {policy}") as advance:
-        record = run_one(spec, progress=lambda t: advance(0.0))
-        advance(1.0)
+    with progress_bar(None, f"{workload} / {policy}") as advance:
+        record = run_one(spec, progress=advance)
     if trace is not None:
         from memsched.report.trace import run_trace
 
