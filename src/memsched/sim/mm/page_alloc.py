@@ -100,8 +100,9 @@ class PageAllocator:
             return np.empty(0, dtype=np.int64)
         if self.free_pages[allowed].sum() < n:
             raise OutOfMemory(
-                f"cannot allocate {n} pages on nodes {np.flatnonzero(allowed).tolist()}: "
-                f"{int(self.free_pages[allowed].sum())} free"
+                f"out of memory: cannot allocate {n} pages of {self.page_size // 1024} KiB on nodes "
+                f"{np.flatnonzero(allowed).tolist()} ({int(self.free_pages[allowed].sum())} free); the workload "
+                "needs more memory than the machine (or its memory policy) allows"
             )
         got = target.copy()
         free = self.free_pages.copy()
