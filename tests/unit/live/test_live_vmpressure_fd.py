@@ -4,6 +4,7 @@ cleanup of threads and descriptors, and the end-of-stream error."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import socket
@@ -53,6 +54,20 @@ def _fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Measure descriptors with nothing else opening or closing any: earlier tests' monitor threads have
+    finished and no garbage collection (finalizers close descriptors) runs in between."""
+    for t in _threads():
+        t.join(10)
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def test_tokens_map_to_levels_and_anything_else_to_the_default() -> None:
     """Level names, mainline's 'critical', constants and VMPRESSURE_* names; other tokens use the default."""
     levels = parse_tokens(b"low MEDIUM critical 1073741824 VMPRESSURE_LOW x\n", MEDIUM)
@@ -89,9 +104,10 @@ def test_threshold_filters_and_pending_events_coalesce(fifo: Path) -> None:
 
 def test_close_stops_the_thread_and_releases_every_descriptor(fifo: Path) -> None:
     """After close() the monitor thread is gone and every descriptor it opened is closed."""
-    before_fds, before_threads = _fds(), _threads()
-    f = vmpressure_fd(backend="fifo", options=_opts(fifo))
-    mine, opened = _threads() - before_threads, _fds() - before_fds
+    with _quiet():
+        before_fds, before_threads = _fds(), _threads()
+        f = vmpressure_fd(backend="fifo", options=_opts(fifo))
+        mine, opened = _threads() - before_threads, _fds() - before_fds
     assert mine and opened
     f.close()
     assert not any(t.is_alive() for t in mine)
@@ -100,9 +116,10 @@ def test_close_stops_the_thread_and_releases_every_descriptor(fifo: Path) -> Non
 
 def test_a_dropped_file_is_cleaned_up_by_the_garbage_collector(fifo: Path) -> None:
     """Dropping the last reference stops the monitor and closes its descriptors."""
-    before_fds, before_threads = _fds(), _threads()
-    f = vmpressure_fd(backend="fifo", options=_opts(fifo))
-    mine, opened = _threads() - before_threads, _fds() - before_fds
+    with _quiet():
+        before_fds, before_threads = _fds(), _threads()
+        f = vmpressure_fd(backend="fifo", options=_opts(fifo))
+        mine, opened = _threads() - before_threads, _fds() - before_fds
     assert mine and opened
     del f
     gc.collect()
