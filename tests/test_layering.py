@@ -9,7 +9,16 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "memsched"
 
-BASE = ("memsched.uapi", "memsched.units", "memsched.errors", "memsched.topology", "memsched.config", "memsched.data")
+BASE = (
+    "memsched.uapi",
+    "memsched.units",
+    "memsched.errors",
+    "memsched.topology",
+    "memsched.config",
+    "memsched.data",
+    "memsched.registry",
+    "memsched.fdobj",
+)
 PURE = ("memsched.pressure", "memsched.policies", "memsched.admission")
 
 # Layer of a module -> the layers it may import from (itself included).

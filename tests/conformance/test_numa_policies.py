@@ -8,7 +8,7 @@ from memsched.conformance import check_numa_policy
 from memsched.policies.numa import names
 from memsched.policies.numa.actions import MigrateTask
 from memsched.policies.numa.base import NumaPolicy
-from memsched.policies.numa.registry import _REGISTRY, PolicySpec, register
+from memsched.policies.numa.registry import PolicySpec, register, unregister
 
 
 @pytest.mark.parametrize("policy", names())
@@ -64,6 +64,6 @@ def test_checker_catches_broken_policies(cls: type, needle: str) -> None:
     try:
         report = check_numa_policy(cls.id)
     finally:
-        del _REGISTRY[cls.id]
+        unregister(cls.id)
     assert not report.ok
     assert any(needle in p for p in report.problems), report.problems

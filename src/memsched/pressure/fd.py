@@ -52,6 +52,7 @@ from collections.abc import Callable
 from typing import Any
 
 from memsched.errors import KernelError
+from memsched.fdobj import OwnedFd, new_eventfd
 from memsched.uapi.pressure import VMPRESSURE_EVENT_SIZE, VmpressureConfig, VmpressureEvent, VmpressureLevel
 
 __all__ = ["SourceGoneError", "VmpressureFile", "WatcherList"]
@@ -66,8 +67,12 @@ def _set_done(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-class VmpressureFile:
-    """One ``vmpressure_fd`` watcher (``struct vmpressure_watch`` + its ``struct file``)."""
+class VmpressureFile(OwnedFd):
+    """One ``vmpressure_fd`` watcher (``struct vmpressure_watch`` + its ``struct file``).
+
+    Its :meth:`fileno` is readable while an event is pending."""
+
+    kind = "vmpressure file"
 
     def __init__(
         self,
@@ -78,10 +83,9 @@ class VmpressureFile:
     ) -> None:
         self.config = config or VmpressureConfig()
         self.name = name
-        self._efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        super().__init__(new_eventfd())
         self._lock = threading.Lock()
         self._pending = False
-        self._closed = False
         self._current = 0
         self._error: BaseException | None = None
         self._on_close = on_close
@@ -110,7 +114,7 @@ class VmpressureFile:
                 return False
             self._pending = True
             self.signalled += 1
-            os.eventfd_write(self._efd, 1)
+            os.eventfd_write(self._fd, 1)
             return True
 
     def end(self, error: BaseException) -> None:
@@ -121,23 +125,13 @@ class VmpressureFile:
                 return
             self._error = error
             if not self._pending:
-                os.eventfd_write(self._efd, 1)
+                os.eventfd_write(self._fd, 1)
 
     # ---- consumer side -----------------------------------------------------------------------------------
-    def fileno(self) -> int:
-        """The descriptor to wait on: readable while an event is pending."""
-        if self._closed:
-            raise ValueError("I/O operation on closed vmpressure file")
-        return self._efd
-
     @property
     def pending(self) -> bool:
         """``vmpressure_poll()`` would return ``POLLIN``."""
         return self._pending
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def error(self) -> BaseException | None:
@@ -146,11 +140,11 @@ class VmpressureFile:
 
     def _consume_locked(self) -> VmpressureEvent:
         with contextlib.suppress(BlockingIOError):  # the counter is 1 whenever _pending is set
-            os.eventfd_read(self._efd)
+            os.eventfd_read(self._fd)
         self._pending = False
         self.reads += 1
         if self._error is not None:  # ended: stay readable so the next read reports the error
-            os.eventfd_write(self._efd, 1)
+            os.eventfd_write(self._fd, 1)
         return VmpressureEvent(self._current)
 
     def _check_open(self) -> None:
@@ -178,7 +172,7 @@ class VmpressureFile:
                     return self._consume_locked()
                 if self._error is not None:
                     raise self._error
-                fd = self._efd
+                fd = self._fd
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([fd], [], [], left)
             if not ready and deadline is not None and time.monotonic() >= deadline:
@@ -224,22 +218,10 @@ class VmpressureFile:
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
             self._pending = False
-            os.close(self._efd)
+            self._release_fd()
         if self._on_close is not None:
             self._on_close(self)
-
-    def __enter__(self) -> VmpressureFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            self._closed = True
-            os.close(self._efd)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("pending" if self._pending else "idle")

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from memsched.errors import KernelError
+from memsched.fdobj import OwnedFd, new_eventfd
 
 if TYPE_CHECKING:
     from memsched.sim.task import Task
@@ -32,26 +33,18 @@ __all__ = ["SimEventfd"]
 _U64 = struct.Struct(("<" if sys.byteorder == "little" else ">") + "Q")
 
 
-class SimEventfd:
+class SimEventfd(OwnedFd):
     """One eventfd: a counter, its waiters, and a real descriptor mirroring readiness."""
+
+    kind = "eventfd"
 
     def __init__(self, name: str = "eventfd") -> None:
         self.name = name
         self.count = 0
         self.signals = 0
-        self._fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        self._closed = False
+        super().__init__(new_eventfd())
         self._waiters: list[tuple[Task, Callable[[Task], None]]] = []
         self._on_close: list[Callable[[SimEventfd], None]] = []
-
-    def fileno(self) -> int:
-        if self._closed:
-            raise ValueError("I/O operation on closed eventfd")
-        return self._fd
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def signal(self, n: int = 1) -> None:
         """``eventfd_signal(ctx, n)``: add to the counter and wake readers."""
@@ -95,18 +88,6 @@ class SimEventfd:
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
-        os.close(self._fd)
+        self._release_fd()
         for fn in self._on_close:
             fn(self)
-
-    def __enter__(self) -> SimEventfd:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            self._closed = True
-            os.close(self._fd)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memsched.config import from_sets
-from memsched.errors import UnknownNameError
+from memsched.registry import Registry
 from memsched.sim.machine import Machine
 
 __all__ = ["Built", "WorkloadSpec", "get", "names", "register"]
@@ -58,22 +58,7 @@ class WorkloadSpec:
         return dataclasses.asdict(config)
 
 
-_REGISTRY: dict[str, WorkloadSpec] = {}
-
-
-def register(spec: WorkloadSpec) -> WorkloadSpec:
-    if spec.id in _REGISTRY:
-        raise ValueError(f"workload {spec.id} registered twice")
-    _REGISTRY[spec.id] = spec
-    return spec
-
-
-def get(name: str) -> WorkloadSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("workload", name, names()) from None
-
-
-def names() -> list[str]:
-    return list(_REGISTRY)
+_REGISTRY: Registry[WorkloadSpec] = Registry("workload")
+register = _REGISTRY.register
+get = _REGISTRY.get
+names = _REGISTRY.names

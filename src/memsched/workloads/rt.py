@@ -34,6 +34,7 @@ import numpy as np
 
 from memsched.config import from_sets, knob, validate
 from memsched.errors import ConfigError, UnknownNameError
+from memsched.registry import Registry
 from memsched.sim.rtmachine import RtMachine
 from memsched.sim.sched.core import Task
 from memsched.sim.sched.program import (
@@ -90,25 +91,11 @@ class RtScenario:
         return from_sets(self.config_cls, sets, owner=f"scenario {self.id}")
 
 
-_REGISTRY: dict[str, RtScenario] = {}
-
-
-def register(s: RtScenario) -> RtScenario:
-    if s.id in _REGISTRY:
-        raise ValueError(f"scenario {s.id} registered twice")
-    _REGISTRY[s.id] = s
-    return s
-
-
-def get(name: str) -> RtScenario:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("taskset", name, names()) from None
-
-
-def names() -> list[str]:
-    return list(_REGISTRY)
+#: Keyed by what ``memsched rt sim`` calls its argument.
+_REGISTRY: Registry[RtScenario] = Registry("taskset")
+register = _REGISTRY.register
+get = _REGISTRY.get
+names = _REGISTRY.names
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from memsched.config import from_sets
-from memsched.errors import UnknownNameError
+from memsched.registry import Registry
 
-__all__ = ["PolicySpec", "get", "names", "register"]
+__all__ = ["PolicySpec", "get", "names", "register", "unregister"]
 
 
 @dataclass(frozen=True)
@@ -39,29 +39,13 @@ class PolicySpec:
         return dataclasses.asdict(config)
 
 
-_REGISTRY: dict[str, PolicySpec] = {}
-
-
-def register(spec: PolicySpec) -> PolicySpec:
-    if spec.id in _REGISTRY:
-        raise ValueError(f"policy {spec.id} registered twice")
-    _REGISTRY[spec.id] = spec
-    return spec
-
-
-def get(name: str) -> PolicySpec:
-    _load_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("policy", name, names()) from None
-
-
-def names() -> list[str]:
-    """Policy ids in report order (``rank``, then id)."""
-    _load_builtin()
-    return sorted(_REGISTRY, key=lambda k: (_REGISTRY[k].rank, k))
-
-
 def _load_builtin() -> None:
     from memsched.policies.numa import builtin  # noqa: F401  (registers the built-in policies)
+
+
+#: Listed in report order: ``rank``, then id.
+_REGISTRY: Registry[PolicySpec] = Registry("policy", order=lambda s: (s.rank, s.id), load=_load_builtin)
+register = _REGISTRY.register
+unregister = _REGISTRY.unregister
+get = _REGISTRY.get
+names = _REGISTRY.names

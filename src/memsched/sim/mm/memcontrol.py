@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import ConfigError, KernelError, UnsupportedError
+from memsched.fdobj import OwnedFd
 from memsched.pressure.accounting import (
     Listener,
     MainlineVmpressure,
@@ -46,26 +47,14 @@ ROOT_MEMCG = 0
 _UNLIMITED = 1 << 62
 
 
-class PressureLevelFile:
+class PressureLevelFile(OwnedFd):
     """An open ``memory.pressure_level`` (a real descriptor on /dev/null: only its number matters)."""
 
+    kind = "memory.pressure_level"
+
     def __init__(self, memcg: int) -> None:
+        super().__init__(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
         self.memcg = memcg
-        self._fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        self.closed = False
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self._fd)
-
-    def __del__(self) -> None:
-        if not getattr(self, "closed", True):
-            self.closed = True
-            os.close(self._fd)
 
 
 @dataclass(eq=False)
@@ -232,7 +221,7 @@ class MemcgTree:
         if not isinstance(efd, SimEventfd) or efd.closed:
             raise KernelError(errno.EBADF, f"cgroup.event_control: {efd_no} is not an open eventfd")
         cfile = self.fds.get(cfd_no)
-        if cfile is None or getattr(cfile, "closed", False):
+        if cfile is None or cfile.closed:
             raise KernelError(errno.EBADF, f"cgroup.event_control: {cfd_no} is not an open file")
         if not isinstance(cfile, PressureLevelFile):
             raise UnsupportedError("cgroup.event_control", "only memory.pressure_level events are modelled")

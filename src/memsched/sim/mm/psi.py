@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import KernelError
+from memsched.fdobj import OwnedFd, new_eventfd
 from memsched.pressure.psi import PsiAverages, TriggerState, format_avg, psi_period_ns
 from memsched.sim.engine import Event, Prio
 from memsched.sim.task import TaskState
@@ -71,8 +72,10 @@ class _Trigger:
         return POLL if self.privileged else AVGS
 
 
-class PsiFile:
+class PsiFile(OwnedFd):
     """An open ``/proc/pressure/memory``: write one trigger, then wait for it (``POLLPRI``)."""
+
+    kind = "PSI file"
 
     def __init__(self, psi: SimPsi, *, privileged: bool, name: str = "/proc/pressure/memory") -> None:
         self.psi = psi
@@ -80,14 +83,8 @@ class PsiFile:
         self.name = name
         self.trigger: _Trigger | None = None
         self.events = 0
-        self._fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        self._closed = False
+        super().__init__(new_eventfd())
         self._waiters: list[tuple[Task, Callable[[Task], None]]] = []
-
-    def fileno(self) -> int:
-        if self._closed:
-            raise ValueError("I/O operation on closed PSI file")
-        return self._fd
 
     def read(self) -> str:
         """``psi_show()``: the two-line ``some``/``full`` text."""
@@ -132,21 +129,9 @@ class PsiFile:
         """``psi_fop_release()``: destroy the trigger."""
         if self._closed:
             return
-        self._closed = True
         if self.trigger is not None:
             self.psi._destroy_trigger(self.trigger)
-        os.close(self._fd)
-
-    def __enter__(self) -> PsiFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            self._closed = True
-            os.close(self._fd)
+        self._release_fd()
 
 
 class SimPsi:
