@@ -16,6 +16,7 @@ __all__ = [
     "ConfigError",
     "KernelError",
     "MemschedError",
+    "PolicyError",
     "SimulationError",
     "UnknownNameError",
     "UnsupportedError",
@@ -48,6 +49,18 @@ class UnknownNameError(ConfigError):
     def __init__(self, field: str, value: object, valid: Iterable[str], *, source: str | None = None) -> None:
         self.valid = tuple(valid)
         super().__init__(field, value, "must be one of: " + ", ".join(self.valid), source=source)
+
+
+class PolicyError(MemschedError):
+    """A policy plug-in broke its contract (returned something that is not an action, an action naming a
+    task or page it was never shown, ...): a bug in the policy, not in what the user asked for.
+
+    ``policy`` is the policy's id; the command line exits with status 1 and names it.
+    """
+
+    def __init__(self, policy: str, message: str) -> None:
+        self.policy = policy
+        super().__init__(f"policy {policy}: {message}")
 
 
 class SimulationError(MemschedError):

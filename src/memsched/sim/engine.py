@@ -5,14 +5,31 @@ Modelled on SimPy's ``Environment``: all state hangs off one object, and heap en
 of work at one instant (a lower number runs first); ``seq`` is a global counter, so ties never fall back to
 ``id()`` or to set order and the same seed always gives the same run.
 
+Only the engine moves simulated time, in one place (:meth:`Engine._advance_to`, called by :meth:`step`),
+as SimPy's ``Environment.step()`` does. Everything else either schedules an event (:meth:`at`,
+:meth:`after`) or is a :class:`Source`: something that changes continuously between events and can say
+when it next needs attention. The fluid NUMA machine's integrator is one: every running task progresses at
+a constant rate between two events, so the integrator knows its next phase completion and the engine's
+loop asks it, next to the heap, which comes first.
+
 Defense of design
 -----------------
 *Integer time.* Kernel timers, periods and runtimes are integers of nanoseconds; float time makes EDF ties
-and CBS arithmetic depend on rounding. Fluid progress (``sim/machine.py``) uses float rates between events,
-and every completion time is rounded **up** to the next nanosecond so that work is never finished early.
+and CBS arithmetic depend on rounding. Fluid progress (``sim/fluid/state.py``) uses float rates between
+events, and every completion time is rounded **up** to the next nanosecond so that work is never finished
+early.
 
 *Cancellation by flag.* Removing an entry from a heap is O(n); a cancelled :class:`Event` stays in the heap
 and is skipped when popped (the kernel's hrtimer code does the equivalent with ``hrtimer_try_to_cancel``).
+:meth:`Event.cancel` is the only way to cancel: ``cancelled`` is read-only.
+
+*A source wins a tie.* When a source's completion and a heap event fall on the same nanosecond, the
+completion runs first: the task got there before the timer that would look at it.
+
+*``run(until=T)`` ends at T.* As in SimPy, the run stops with ``now == T`` even when nothing happened
+near T, so a following ``run`` or a report reads a clock that means what the caller asked for. The one
+exception is a run whose sources say they are *done* (every simulated task has exited): its clock stops at
+the last thing that happened, and events still queued (periodic scanners, samplers) are left unrun.
 
 *Named random streams.* ``rng(name)`` derives an independent ``numpy.random.Generator`` from the run's seed
 and a stable hash of the name, so adding a new random component never shifts the numbers another one sees.
@@ -23,14 +40,13 @@ from __future__ import annotations
 import heapq
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from memsched.errors import ConfigError, SimulationError
 
-__all__ = ["Engine", "Event", "Prio"]
+__all__ = ["Engine", "Event", "Prio", "Source"]
 
 
 class Prio:
@@ -41,25 +57,53 @@ class Prio:
     DEFERRED = 20  # work that must see every wakeup of the instant first (first-touch allocation, ...)
     TICK = 30  # scheduler tick, periodic scanners and balancers
     SAMPLE = 90  # statistics sampling: sees the state after everything else at that instant
+    STOP = 1 << 30  # the end of ``run(until=...)``: after everything else at that instant
 
 
-@dataclass(order=False, eq=False, slots=True)
 class Event:
-    """A scheduled callback. ``cancel()`` makes it a no-op."""
+    """A scheduled callback; :meth:`cancel` makes it a no-op."""
 
-    time: int
-    prio: int
-    seq: int
-    fn: Callable[..., Any]
-    args: tuple[Any, ...] = field(default=())
-    cancelled: bool = False
+    __slots__ = ("_cancelled", "args", "fn", "prio", "seq", "time")
+
+    def __init__(self, time: int, prio: int, seq: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.time = time
+        self.prio = prio
+        self.seq = seq
+        self.fn = fn
+        self.args = args
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
 
     def cancel(self) -> None:
-        self.cancelled = True
+        """The event will not run (it stays in the heap and is skipped when it comes up)."""
+        self._cancelled = True
+
+    def __repr__(self) -> str:
+        state = ", cancelled" if self._cancelled else ""
+        return f"Event(t={self.time}, prio={self.prio}, seq={self.seq}, fn={self.fn!r}{state})"
+
+
+class Source(Protocol):
+    """Continuous state the engine integrates between events (the fluid machine's task progress)."""
+
+    def next_time(self) -> int | None:
+        """The next instant this source needs to act (a phase completes), or ``None``."""
+
+    def advance(self, t: int) -> None:
+        """Bring the source's state forward to ``t`` (called just before the clock moves to ``t``)."""
+
+    def fire(self) -> None:
+        """Handle what completes at ``now`` (the instant :meth:`next_time` gave)."""
+
+    def done(self) -> bool:
+        """Nothing is left to simulate: queued events alone do not keep the run going."""
 
 
 class Engine:
-    """Clock, heap and random streams of one simulation run."""
+    """Clock, heap, sources and random streams of one simulation run."""
 
     def __init__(self, seed: int) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -69,6 +113,9 @@ class Engine:
         self._heap: list[tuple[int, int, int, Event]] = []
         self._seq = 0
         self._rngs: dict[str, np.random.Generator] = {}
+        self._sources: list[Source] = []
+        self._stop: Event | None = None
+        #: Events run so far (the ``run(until=...)`` boundary is not counted).
         self.events_processed = 0
 
     # ---- scheduling --------------------------------------------------------------------------------------
@@ -82,40 +129,80 @@ class Engine:
         return ev
 
     def after(self, delay: int, prio: int, fn: Callable[..., Any], *args: Any) -> Event:
-        """Run ``fn(*args)`` ``delay`` ns from now."""
+        """Run ``fn(*args)`` ``delay`` ns from now: work deferred to a later instant of simulated time."""
         return self.at(self.now + int(delay), prio, fn, *args)
 
+    def add_source(self, source: Source) -> None:
+        """Integrate ``source`` between events from now on (see :class:`Source`)."""
+        self._sources.append(source)
+
+    # ---- inspecting the queue ----------------------------------------------------------------------------
     def peek(self) -> int | None:
         """Time of the next live event, or ``None`` if the heap is empty."""
         heap = self._heap
-        while heap and heap[0][3].cancelled:
+        while heap and heap[0][3]._cancelled:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
     def has_events(self, *, except_prio: int | None = None) -> bool:
-        """Whether any live event is queued (optionally ignoring events of one priority)."""
-        return any(not ev.cancelled and ev.prio != except_prio for _, _, _, ev in self._heap)
+        """Whether any live event is queued (optionally ignoring events of one priority; never the run's end)."""
+        return any(
+            not ev._cancelled and ev.prio != except_prio and ev.prio != Prio.STOP for _, _, _, ev in self._heap
+        )
+
+    # ---- running -----------------------------------------------------------------------------------------
+    def _advance_to(self, t: int) -> None:
+        """The one place simulated time moves: every source is brought to ``t``, then the clock."""
+        for src in self._sources:
+            src.advance(t)
+        self.now = t
 
     def step(self) -> None:
         """Pop and run the next live event (the caller has checked ``peek()``)."""
         heap = self._heap
         while True:
             time, _, _, ev = heapq.heappop(heap)
-            if not ev.cancelled:
+            if not ev._cancelled:
                 break
-        self.now = time
+        self._advance_to(time)
+        if ev is self._stop:
+            self._stop = None
+            return
         self.events_processed += 1
         ev.fn(*ev.args)
 
+    def _next_source(self) -> tuple[int | None, Source | None]:
+        best: int | None = None
+        who: Source | None = None
+        for src in self._sources:
+            t = src.next_time()
+            if t is not None and (best is None or t < best):
+                best, who = t, src
+        return best, who
+
     def run(self, until: int | None = None) -> None:
-        """Run events until the heap is empty or the next event is after ``until``; then set now = until."""
-        while True:
-            t = self.peek()
-            if t is None or (until is not None and t > until):
-                break
-            self.step()
-        if until is not None and until > self.now:
-            self.now = until
+        """Run events and source completions in time order until ``until`` (then ``now == until``), until
+        nothing is left, or until the sources are done (see the module's defense of design)."""
+        if until is not None:
+            if until < self.now:
+                raise ConfigError("until", until, f"must be >= the current time {self.now}")
+            self._stop = self.at(until, Prio.STOP, _noop)
+        stop = self._stop
+        try:
+            while stop is None or self._stop is stop:
+                t_src, src = self._next_source()
+                t_ev = self.peek()
+                if t_src is None and (t_ev is None or any(s.done() for s in self._sources)):
+                    break
+                if src is not None and t_src is not None and (t_ev is None or t_src <= t_ev):
+                    self._advance_to(t_src)
+                    src.fire()
+                else:
+                    self.step()
+        finally:
+            if self._stop is not None:
+                self._stop.cancel()
+                self._stop = None
 
     # ---- randomness --------------------------------------------------------------------------------------
     def rng(self, name: str) -> np.random.Generator:
@@ -126,3 +213,7 @@ class Engine:
             gen = np.random.Generator(np.random.PCG64(ss))
             self._rngs[name] = gen
         return gen
+
+
+def _noop() -> None:
+    """The event that marks the end of ``run(until=...)``."""

@@ -119,7 +119,7 @@ class KvmGuest:
             for attr in ("complete_ev", "budget_ev"):
                 ev = getattr(rq, attr)
                 if ev is not None:
-                    ev.cancelled = True
+                    ev.cancel()
                     if attr == "complete_ev":
                         rq.run_until += d
                         setattr(rq, attr, core.at(rq.run_until, ev.prio, *ev.args[1:2], *ev.args[2]))
@@ -132,7 +132,7 @@ class KvmGuest:
         pend, self.pending[vcpu] = self.pending[vcpu], []
         for ev in pend:
             if not ev.cancelled and self.running[vcpu]:
-                ev.cancelled = True
+                ev.cancel()
                 ev.args[1](*ev.args[2])
         curr = rq.curr
         if curr is None:

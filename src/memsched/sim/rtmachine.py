@@ -266,11 +266,11 @@ class RtMachine:
             elif t.dl_non_contending:
                 t.dl_non_contending = False
                 if t.inactive_timer is not None:
-                    t.inactive_timer.cancelled = True
+                    t.inactive_timer.cancel()
                     t.inactive_timer = None
                 rq.dl_running_bw -= t.dl_bw
             if t.dl_timer is not None:
-                t.dl_timer.cancelled = True
+                t.dl_timer.cancel()
                 t.dl_timer = None
             t.dl_throttled = False
             t.dl_bw = 0

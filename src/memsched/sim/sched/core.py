@@ -595,7 +595,7 @@ class SchedCore:
             rq.tick_stopped = False
             ev = rq.tick_ev
             if ev is not None:
-                ev.cancelled = True
+                ev.cancel()
                 tick = self.tick_ns
                 rq.tick_ev = self.at((self.engine.now // tick + 1) * tick, Prio.TICK, self._tick, rq)
 
@@ -968,12 +968,12 @@ class SchedCore:
             self.update_curr(rq)
             ev = rq.complete_ev
             if ev is not None:
-                ev.cancelled = True
+                ev.cancel()
                 rq.complete_ev = None
                 r = rq.run_until - self._work_start(rq)
                 prev.rem = r if r > 0 else 0
             if rq.budget_ev is not None:
-                rq.budget_ev.cancelled = True
+                rq.budget_ev.cancel()
                 rq.budget_ev = None
             # prev_balance(): from prev's class down, until a class reports a runnable task
             classes = self.classes
@@ -1061,7 +1061,7 @@ class SchedCore:
     def rearm_budget(self, rq: Rq) -> None:
         """The depletion rate of the running DL entity changed (GRUB): account and re-arm its hrtick."""
         if rq.budget_ev is not None:
-            rq.budget_ev.cancelled = True
+            rq.budget_ev.cancel()
             rq.budget_ev = None
         if rq.curr is not None and self.hrtick_dl:
             self.update_curr(rq)
@@ -1130,11 +1130,11 @@ class SchedCore:
         rq.noise_max = max(rq.noise_max, duration)
         ev = rq.complete_ev
         if ev is not None:
-            ev.cancelled = True
+            ev.cancel()
             rq.run_until += duration + pollution
             rq.complete_ev = self.at(rq.run_until, ev.prio, ev.fn, *ev.args)
         ev = rq.budget_ev
         if ev is not None:
-            ev.cancelled = True
+            ev.cancel()
             rq.budget_at += duration
             rq.budget_ev = self.at(rq.budget_at, ev.prio, ev.fn, *ev.args)

@@ -166,7 +166,7 @@ class DlClass(SchedClass):
         if p.dl_non_contending:
             p.dl_non_contending = False
             if p.inactive_timer is not None:
-                p.inactive_timer.cancelled = True
+                p.inactive_timer.cancel()
                 p.inactive_timer = None
         else:
             self._running_bw(rq, p.dl_bw)
@@ -198,7 +198,7 @@ class DlClass(SchedClass):
         self.dl_b.sub(p.dl_bw)
         self.update_extra_bw(p.dl_bw)
         if p.dl_timer is not None:
-            p.dl_timer.cancelled = True
+            p.dl_timer.cancel()
             p.dl_timer = None
 
     # ---- CBS --------------------------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ class DlClass(SchedClass):
         if not p.on_rq and p.dl_non_contending:  # waking on another CPU while ActiveNonContending
             p.dl_non_contending = False
             if p.inactive_timer is not None:
-                p.inactive_timer.cancelled = True
+                p.inactive_timer.cancel()
                 p.inactive_timer = None
             self._running_bw(src, -p.dl_bw)
         src.dl_this_bw -= p.dl_bw
@@ -525,7 +525,7 @@ class DlClass(SchedClass):
 
     def _arm_server(self, rq: Rq, s: FairServer, when: int, fn: Callable[[Rq, FairServer], None]) -> None:
         if s.timer is not None:
-            s.timer.cancelled = True
+            s.timer.cancel()
         now = self.core.engine.now
         s.timer = self.core.at(max(when, now), Prio.TIMER, fn, rq, s)
 
@@ -534,7 +534,7 @@ class DlClass(SchedClass):
             rq.dl.remove(s)
             s.dl_queued = False
         if s.timer is not None:
-            s.timer.cancelled = True
+            s.timer.cancel()
             s.timer = None
         if s.active:
             s.active = False
