@@ -32,8 +32,8 @@ from memsched.policies.numa import registry
 from memsched.policies.numa.actions import ACTION_TYPES
 from memsched.policies.numa.base import HOOKS, NumaPolicy, overridden_hooks
 from memsched.policies.numa.views import FaultBatch
-from memsched.sim.machine import Machine, MachineConfig
-from memsched.sim.numa import balancing
+from memsched.sim.fluid.machine import FluidMachine, MachineConfig
+from memsched.sim.numa.balancing import NumaBalancing, needs_mechanism
 from memsched.topology import load_topology
 from memsched.workloads import base as workloads
 from memsched.workloads.runner import RunSpec, run_one
@@ -82,7 +82,7 @@ def _check_hook_signatures(policy: NumaPolicy, report: ConformanceReport) -> Non
             report.problems.append(f"{hook} takes {list(mine.parameters)}, the interface {list(base.parameters)}")
 
 
-def _state_digest(machine: Machine) -> str:
+def _state_digest(machine: FluidMachine) -> str:
     h = hashlib.sha256()
     h.update(np.array([t.cpu for t in machine.tasks], dtype=np.int64).tobytes())
     for mm in machine.mms:
@@ -91,7 +91,7 @@ def _state_digest(machine: Machine) -> str:
     return h.hexdigest()
 
 
-def _watch(policy: NumaPolicy, machine: Machine, report: ConformanceReport) -> None:
+def _watch(policy: NumaPolicy, machine: FluidMachine, report: ConformanceReport) -> None:
     """Wrap each overridden hook of ``policy`` (instance attributes) with the checks."""
 
     def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,9 +144,10 @@ def check_numa_policy(
     _check_hook_signatures(policy, report)
     # A watched run on the real mechanism.
     topo = load_topology(topology)
-    machine = Machine(topo, seed=seed, config=MachineConfig())
+    machine = FluidMachine(topo, seed=seed, config=MachineConfig())
     _watch(policy, machine, report)
-    balancing.attach(machine, policy)
+    if needs_mechanism(policy):
+        machine.add_instrument(NumaBalancing(machine, policy))
     wl = workloads.get(workload)
     wl.build(machine, wl.default_config())
     try:

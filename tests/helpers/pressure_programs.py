@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from memsched.sim.machine import Machine
+from memsched.sim.fluid.machine import FluidMachine
+from memsched.sim.fluid.task import Compute, FluidTask, Phase, Touch, Wait
 from memsched.sim.mm.reclaim import Reclaim
-from memsched.sim.task import Compute, Phase, Task, Touch, Wait
 from memsched.units import MIB, ms, s
 
 
-def writer(m: Machine, r: Reclaim, total_mib: int, chunk_kib: int = 256, name: str = "writer") -> Task:
+def writer(m: FluidMachine, r: Reclaim, total_mib: int, chunk_kib: int = 256, name: str = "writer") -> FluidTask:
     """A page-cache writer (dirty-throttled), alive afterwards so its page cache stays."""
     mm = m.new_mm(name)
     reg = mm.mmap(total_mib * MIB, f"{name}:file", header=0)
@@ -24,8 +24,8 @@ def writer(m: Machine, r: Reclaim, total_mib: int, chunk_kib: int = 256, name: s
 
 
 def allocator(
-    m: Machine, total_mib: int, chunk_mib: int = 1, think_ms: float = 1.0, name: str = "alloc"
-) -> Task:
+    m: FluidMachine, total_mib: int, chunk_mib: int = 1, think_ms: float = 1.0, name: str = "alloc"
+) -> FluidTask:
     """An anonymous allocator that keeps what it allocates."""
     mm = m.new_mm(name)
     reg = mm.mmap(total_mib * MIB, f"{name}:heap", header=0)

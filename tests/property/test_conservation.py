@@ -8,11 +8,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memsched.sim.machine import Machine, MachineConfig
+from memsched.sim.fluid.machine import FluidMachine, MachineConfig
+from memsched.sim.fluid.task import Compute, Join, SchedSetaffinity, SetMempolicy, Sleep, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.sim.mm.page_alloc import OutOfMemory, PageAllocator
 from memsched.sim.mm.vmstat import VmStat
-from memsched.sim.task import Compute, Join, SetAffinity, SetMempolicy, Sleep, Spawn, ThreadSpec, Touch
 from memsched.topology import load_topology
 from memsched.units import MIB, NSEC_PER_MSEC
 
@@ -73,14 +73,14 @@ def test_cpu_time_never_exceeds_capacity_and_pages_balance(
 ) -> None:
     """user + system <= CPUs x elapsed; each task's CPU time <= its lifetime; mm placement matches frames."""
     t = load_topology(topo)
-    m = Machine(t, seed=seed, config=MachineConfig(thp=False))
+    m = FluidMachine(t, seed=seed, config=MachineConfig(thp=False))
     mm = m.new_mm("p")
     buf = mm.mmap(8 * MIB, "b")
     specs = []
     for i, (phases, cpu, touch, nice) in enumerate(threads):
         prog: list[object] = []
         if cpu is not None:
-            prog.append(SetAffinity((cpu % t.nr_cpus,)))
+            prog.append(SchedSetaffinity((cpu % t.nr_cpus,)))
         if touch:
             prog += [SetMempolicy(Mempolicy.interleave(tuple(range(t.nr_nodes)))), Touch(buf.slice(i % 4, 4), 2)]
         prog += phases

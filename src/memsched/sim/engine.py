@@ -147,7 +147,7 @@ class Engine:
     def has_events(self, *, except_prio: int | None = None) -> bool:
         """Whether any live event is queued (optionally ignoring events of one priority; never the run's end)."""
         return any(
-            not ev._cancelled and ev.prio != except_prio and ev.prio != Prio.STOP for _, _, _, ev in self._heap
+            not ev._cancelled and ev.prio not in (except_prio, Prio.STOP) for _, _, _, ev in self._heap
         )
 
     # ---- running -----------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ counter; a ``read`` of 8 bytes returns the host-endian counter and resets it (no
 with nothing counted is ``EAGAIN`` for a non-blocking reader; a buffer smaller than 8 bytes is ``EINVAL``.
 The counter carries no level: memcg listeners learn only "how many times since the last read".
 
-The object is also a :class:`~memsched.sim.task.Waitable`, so a simulated task can block on it, and its
+The object is also a :class:`~memsched.sim.fluid.task.Waitable`, so a simulated task can block on it, and its
 :meth:`SimEventfd.fileno` is a real eventfd whose counter mirrors the simulated one (readable exactly when
 the simulated counter is non-zero), so Python code outside the simulation can ``select`` on it.
 
@@ -26,7 +26,7 @@ from memsched.errors import KernelError
 from memsched.fdobj import OwnedFd, new_eventfd
 
 if TYPE_CHECKING:
-    from memsched.sim.task import Task
+    from memsched.sim.fluid.task import FluidTask
 
 __all__ = ["SimEventfd"]
 
@@ -43,7 +43,7 @@ class SimEventfd(OwnedFd):
         self.count = 0
         self.signals = 0
         super().__init__(new_eventfd())
-        self._waiters: list[tuple[Task, Callable[[Task], None]]] = []
+        self._waiters: list[tuple[FluidTask, Callable[[FluidTask], None]]] = []
         self._on_close: list[Callable[[SimEventfd], None]] = []
 
     def signal(self, n: int = 1) -> None:
@@ -75,10 +75,10 @@ class SimEventfd(OwnedFd):
         return _U64.pack(self.read())
 
     # Waitable
-    def poll_ready(self, task: Task) -> bool:
+    def poll_ready(self, task: FluidTask) -> bool:
         return self.count > 0
 
-    def add_waiter(self, task: Task, wake: Callable[[Task], None]) -> None:
+    def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
         self._waiters.append((task, wake))
 
     def on_close(self, fn: Callable[[SimEventfd], None]) -> None:

@@ -31,9 +31,9 @@ from typing import Any
 
 from memsched.config import knob, validate
 from memsched.errors import ConfigError
-from memsched.sim.machine import Machine
+from memsched.sim.fluid.machine import FluidMachine
+from memsched.sim.fluid.task import Join, Phase, SchedSetaffinity, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
-from memsched.sim.task import Join, Phase, SetAffinity, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.topology import Topology
 from memsched.units import GIB
 from memsched.workloads.base import Built, WorkloadSpec, register
@@ -75,7 +75,7 @@ def _cpus_of(topo: Topology, nodes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(c for n in nodes for c in topo.node_cpus(n)))
 
 
-def _build_numa01(machine: Machine, cfg: AutonumaConfig, *, thread_alloc: bool, bind: str) -> Built:
+def _build_numa01(machine: FluidMachine, cfg: AutonumaConfig, *, thread_alloc: bool, bind: str) -> Built:
     topo = machine.topology
     threads = _cpus(topo, cfg) // 2
     if threads < 1:
@@ -99,7 +99,7 @@ def _build_numa01(machine: Machine, cfg: AutonumaConfig, *, thread_alloc: bool, 
             mem_half = own_half
             if bind == "inverse" and own_half == first:  # the published swap fires for process 0 only
                 mem_half = second
-            setup += [SetAffinity(_cpus_of(topo, own_half)), SetMempolicy(Mempolicy.bind(mem_half))]
+            setup += [SchedSetaffinity(_cpus_of(topo, own_half)), SetMempolicy(Mempolicy.bind(mem_half))]
             thread_prog += [Touch(buf, 1)]
         specs = []
         for i in range(threads):
@@ -114,7 +114,7 @@ def _build_numa01(machine: Machine, cfg: AutonumaConfig, *, thread_alloc: bool, 
     return Built(processes, metrics=lambda m: {"nodemask_global": node_global})
 
 
-def _build_numa02(machine: Machine, cfg: AutonumaConfig, *, smt: bool, bind: str) -> Built:
+def _build_numa02(machine: FluidMachine, cfg: AutonumaConfig, *, smt: bool, bind: str) -> Built:
     topo = machine.topology
     cpus = _cpus(topo, cfg)
     threads = cpus // 2 if smt else cpus
@@ -128,7 +128,7 @@ def _build_numa02(machine: Machine, cfg: AutonumaConfig, *, smt: bool, bind: str
     def bind_to(node: int) -> list[Phase]:
         if bind == "none":
             return []
-        return [SetAffinity(_cpus_of(topo, (node,))), SetMempolicy(Mempolicy.bind((node,)))]
+        return [SchedSetaffinity(_cpus_of(topo, (node,))), SetMempolicy(Mempolicy.bind((node,)))]
 
     program: list[Phase] = []
     for n in range(nnodes):  # BINDMAP
@@ -179,7 +179,7 @@ def _spec(base: str, bind: str) -> WorkloadSpec:
         "inverse": "; inverse-bound: memory bound away from the CPUs (as published)",
     }[bind]
 
-    def build(machine: Machine, cfg: Any) -> Built:
+    def build(machine: FluidMachine, cfg: Any) -> Built:
         if base.startswith("numa01"):
             return _build_numa01(machine, cfg, thread_alloc=base.endswith("THREAD_ALLOC"), bind=bind)
         return _build_numa02(machine, cfg, smt=base.endswith("SMT"), bind=bind)

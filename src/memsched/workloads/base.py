@@ -14,9 +14,20 @@ from typing import Any
 
 from memsched.config import from_sets
 from memsched.registry import Registry
-from memsched.sim.machine import Machine
+from memsched.sim.fluid.instrument import Instrument
+from memsched.sim.fluid.machine import FluidMachine
 
-__all__ = ["Built", "WorkloadSpec", "get", "names", "register"]
+__all__ = ["Built", "Sampler", "WorkloadSpec", "get", "names", "register"]
+
+
+class Sampler(Instrument):
+    """A workload's figure at every timeline sample (``fn()``, stored under ``"workload"`` in the timeline)."""
+
+    def __init__(self, fn: Callable[[], dict[str, Any]]) -> None:
+        self.fn = fn
+
+    def timeline_sample(self) -> dict[str, Any]:
+        return self.fn()
 
 
 @dataclass
@@ -28,7 +39,7 @@ class Built:
     """
 
     processes: list[Any]
-    metrics: Callable[[Machine], dict[str, Any]] = field(default=lambda m: {})
+    metrics: Callable[[FluidMachine], dict[str, Any]] = field(default=lambda m: {})
     duration_ns: int | None = None
 
 
@@ -38,7 +49,7 @@ class WorkloadSpec:
     description: str
     family: str
     config_cls: type
-    build: Callable[[Machine, Any], Built]
+    build: Callable[[FluidMachine, Any], Built]
     #: Id of the run this one is measured against in comparisons (e.g. the HARD_BIND variant).
     reference: str | None = None
     #: Multi-node layout tricks (bind variants) need at least this many nodes to mean anything.

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from memsched.config import knob, validate
-from memsched.sim.machine import Machine
+from memsched.sim.fluid.machine import FluidMachine
+from memsched.sim.fluid.task import Compute, Join, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
-from memsched.sim.task import Compute, Join, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.units import MIB, NSEC_PER_SEC
 from memsched.workloads.base import Built, WorkloadSpec, register
 
@@ -41,7 +41,7 @@ class MixedConfig:
         validate(self)
 
 
-def _build(machine: Machine, cfg: MixedConfig) -> Built:
+def _build(machine: FluidMachine, cfg: MixedConfig) -> Built:
     topo = machine.topology
     threads = cfg.service_threads or topo.nr_cores
     jobs = cfg.batch_jobs or max(1, topo.nr_cpus - threads)
@@ -57,8 +57,8 @@ def _build(machine: Machine, cfg: MixedConfig) -> Built:
         driver_prog += [Spawn((job,) * jobs), Join()]
     driver = machine.spawn_process("batch", tuple(driver_prog), parent_cpu=topo.nr_cpus - 1)
 
-    def metrics(m: Machine) -> dict[str, Any]:
-        moved = sum(m.phase_progress(t) for t in m.tasks if t.tgid == service.id and t.parent is not None)
+    def metrics(m: FluidMachine) -> dict[str, Any]:
+        moved = sum(m.progress.phase_progress(t) for t in m.tasks if t.tgid == service.id and t.parent is not None)
         done = sum(1 for t in m.tasks if t.tgid == driver.id and t.parent is not None and t.exit_ns is not None)
         return {"service_gb_per_s": round(moved / cfg.duration_s / 1e9, 3), "batch_jobs": done}
 

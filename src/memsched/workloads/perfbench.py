@@ -33,12 +33,21 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.errors import ConfigError
-from memsched.sim.machine import Machine
+from memsched.sim.fluid.machine import FluidMachine
+from memsched.sim.fluid.task import (
+    FluidTaskState,
+    Join,
+    Phase,
+    SchedSetaffinity,
+    SetMempolicy,
+    Spawn,
+    ThreadSpec,
+    Touch,
+)
 from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.sim.mm.mm import MmStruct, Region
-from memsched.sim.task import Join, Phase, SetAffinity, SetMempolicy, Spawn, TaskState, ThreadSpec, Touch
 from memsched.units import MIB, NSEC_PER_SEC
-from memsched.workloads.base import Built, WorkloadSpec, register
+from memsched.workloads.base import Built, Sampler, WorkloadSpec, register
 
 __all__ = ["PerfBenchConfig"]
 
@@ -68,7 +77,7 @@ class PerfBenchConfig:
         return int(p), int(t)
 
 
-def _build(machine: Machine, cfg: PerfBenchConfig, *, bound: bool) -> Built:
+def _build(machine: FluidMachine, cfg: PerfBenchConfig, *, bound: bool) -> Built:
     topo = machine.topology
     nproc, nthr = cfg.shape
     size = cfg.size_mb * MIB
@@ -86,7 +95,7 @@ def _build(machine: Machine, cfg: PerfBenchConfig, *, bound: bool) -> Built:
         mm = shared_mm if shared_mm is not None else machine.new_mm(f"proc{p}")
         setup: list[Phase] = []
         if bound:
-            setup = [SetAffinity(topo.node_cpus(node)), SetMempolicy(Mempolicy.bind((node,)))]
+            setup = [SchedSetaffinity(topo.node_cpus(node)), SetMempolicy(Mempolicy.bind((node,)))]
         if cfg.mem == "global":
             assert shared_region is not None
             regions = [shared_region] * nthr
@@ -109,7 +118,7 @@ def _build(machine: Machine, cfg: PerfBenchConfig, *, bound: bool) -> Built:
         converged = 0
         for proc in procs:
             threads = [t for t in machine.tasks if t.tgid == proc.id and t.parent is not None]
-            running = [t for t in threads if t.state is TaskState.RUNNABLE and t.cpu >= 0]
+            running = [t for t in threads if t.state is FluidTaskState.RUNNABLE and t.cpu >= 0]
             if len(running) < nthr:
                 continue
             tnodes = np.unique(node_of[[t.cpu for t in running]])
@@ -119,10 +128,10 @@ def _build(machine: Machine, cfg: PerfBenchConfig, *, bound: bool) -> Built:
                 converged += 1
         return {"converged_processes": converged}
 
-    machine.sample_hooks.append(sample)
+    machine.add_instrument(Sampler(sample))
 
-    def metrics(m: Machine) -> dict[str, Any]:
-        tl = m.timeline
+    def metrics(m: FluidMachine) -> dict[str, Any]:
+        tl = m.timeline.samples
         conv = [s.get("workload", [{}])[-1].get("converged_processes", 0) for s in tl]
         times = [s["t_s"] for s in tl]
         at = None
@@ -132,7 +141,7 @@ def _build(machine: Machine, cfg: PerfBenchConfig, *, bound: bool) -> Built:
                     at = t
             else:
                 at = None
-        moved = sum(m.phase_progress(t) for t in m.tasks if t.parent is not None)
+        moved = sum(m.progress.phase_progress(t) for t in m.tasks if t.parent is not None)
         return {
             "convergence_s": at,
             "gb_per_s": round(moved / cfg.duration_s / 1e9, 3),

@@ -55,10 +55,10 @@ import numpy as np
 from memsched.config import from_sets
 from memsched.errors import ConfigError, KernelError, UnknownNameError
 from memsched.pressure.index import MainlineConfig, Rfc2012Config
-from memsched.sim.machine import Machine, MachineConfig
+from memsched.sim.fluid.machine import FluidMachine, MachineConfig
+from memsched.sim.fluid.task import Call, Compute, FluidTask, Phase, Sleep, Spawn, ThreadSpec, Touch, Wait
 from memsched.sim.mm.mm import Region
-from memsched.sim.mm.reclaim import Reclaim, ReclaimConfig, attach
-from memsched.sim.task import Call, Compute, Phase, Sleep, Spawn, Task, ThreadSpec, Touch, Wait
+from memsched.sim.mm.reclaim import Reclaim, ReclaimConfig
 from memsched.topology import Topology, load_topology
 from memsched.uapi.pressure import PsiTrigger, VmpressureConfig, VmpressureLevel
 from memsched.units import MIB, NSEC_PER_SEC, parse_duration, parse_size
@@ -366,10 +366,10 @@ class _AnyOf:
     def __init__(self, *waitables: Any) -> None:
         self.waitables = waitables
 
-    def poll_ready(self, task: Task) -> bool:
+    def poll_ready(self, task: FluidTask) -> bool:
         return any(w.poll_ready(task) for w in self.waitables)
 
-    def add_waiter(self, task: Task, wake: Callable[[Task], None]) -> None:
+    def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
         for w in self.waitables:
             w.add_waiter(task, wake)
 
@@ -379,7 +379,7 @@ class _Service:
     spec: ServiceSpec
     region: Region
     nr_chunks: int
-    task: Task | None = None
+    task: FluidTask | None = None
     steps: int = 0
     hits: float = 0.0
     chunks_done: int = 0
@@ -400,8 +400,9 @@ class _Run:
     def __init__(self, scenario: Scenario, design: str, seed: int) -> None:
         self.sc = scenario
         self.design = design
-        self.machine = Machine(scenario.topology, seed=seed, config=MachineConfig(thp=False))
-        self.r: Reclaim = attach(self.machine, scenario.reclaim)
+        self.machine = FluidMachine(scenario.topology, seed=seed, config=MachineConfig(thp=False))
+        self.r = Reclaim(self.machine, scenario.reclaim)
+        self.machine.add_instrument(self.r)
         self.page_size = self.machine.page_size
         self.services: list[_Service] = []
         for spec in scenario.services:
@@ -464,13 +465,13 @@ class _Run:
             out.append(Compute(max(1, dur)))
         return tuple(out)
 
-    def _count(self, svc: _Service, m: Machine, t: Task) -> int:
+    def _count(self, svc: _Service, m: FluidMachine, t: FluidTask) -> int:
         svc.chunks_done += 1
         if svc.chunks_done == svc.nr_chunks:
             svc.alloc_done = self.machine.engine.now
         return 0
 
-    def _request(self, svc: _Service, k: int, m: Machine, task: Task) -> int:
+    def _request(self, svc: _Service, k: int, m: FluidMachine, task: FluidTask) -> int:
         """One step of the cache: the cost depends on how much of chunk ``k`` is resident."""
         p0, p1 = svc.chunk(k).page_span(self.page_size)
         present = float(np.count_nonzero(task.mm.page_node[p0:p1] >= 0)) / (p1 - p0)
@@ -488,7 +489,7 @@ class _Run:
             )
             source: Any = r.vmpressure.wait(f)
 
-            def read(m: Machine, t: Task) -> None:
+            def read(m: FluidMachine, t: FluidTask) -> None:
                 try:
                     ev = f.read_event_nowait()
                 except BlockingIOError:
@@ -505,7 +506,7 @@ class _Run:
                 efds[level] = efd
             source = _AnyOf(efds["critical"], efds["medium"])
 
-            def read(m: Machine, t: Task) -> None:
+            def read(m: FluidMachine, t: FluidTask) -> None:
                 got = {lv: (efd.read() if efd.count else 0) for lv, efd in efds.items()}
                 if got["critical"]:
                     svc.pending.append("critical")
@@ -524,18 +525,18 @@ class _Run:
                 def __init__(self, level: str) -> None:
                     self.level = level
 
-                def poll_ready(self, task: Task) -> bool:
+                def poll_ready(self, task: FluidTask) -> bool:
                     if files[self.level].poll():
                         fired.append(self.level)
                         return True
                     return False
 
-                def add_waiter(self, task: Task, wake: Callable[[Task], None]) -> None:
+                def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
                     files[self.level].add_waiter(task, wake)
 
             source = _AnyOf(_Trig("critical"), _Trig("medium"))
 
-            def read(m: Machine, t: Task) -> None:
+            def read(m: FluidMachine, t: FluidTask) -> None:
                 for level in ("critical", "medium"):
                     if files[level].poll():
                         fired.append(level)
@@ -543,7 +544,7 @@ class _Run:
                     svc.pending.append("critical" if "critical" in fired else "medium")
                     fired.clear()
 
-        def react(m: Machine, t: Task) -> int:
+        def react(m: FluidMachine, t: FluidTask) -> int:
             read(m, t)
             return self._react(svc)
 

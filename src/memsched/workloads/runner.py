@@ -20,7 +20,7 @@ from typing import Any
 
 from memsched.errors import ConfigError
 from memsched.policies.numa import registry as policies
-from memsched.sim.machine import Machine, MachineConfig
+from memsched.sim.fluid.machine import FluidMachine, MachineConfig
 from memsched.topology import Topology, load_topology
 from memsched.units import NSEC_PER_SEC
 from memsched.workloads import base as workloads
@@ -77,14 +77,17 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
     wl = workloads.get(spec.workload)
     pol = policies.get(spec.policy)
     wl_cfg, pol_cfg = _split_sets(spec, wl, pol)
-    machine = Machine(
+    machine = FluidMachine(
         topo,
         seed=spec.seed,
         config=MachineConfig(thp=spec.thp, sample_interval_ns=round(spec.sample_interval_s * NSEC_PER_SEC)),
     )
-    from memsched.sim.numa import balancing
+    from memsched.sim.numa.balancing import NumaBalancing, needs_mechanism
 
-    balancing.attach(machine, pol.make(pol_cfg))
+    policy = pol.make(pol_cfg)
+    numa = NumaBalancing(machine, policy) if needs_mechanism(policy) else None
+    if numa is not None:
+        machine.add_instrument(numa)
     built = wl.build(machine, wl_cfg)
     machine.run(
         until=built.duration_ns,
@@ -104,11 +107,11 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
         "system_s": _r(machine.system_ns() / NSEC_PER_SEC),
         "local_fraction": _r(machine.local_fraction()),
         "tasks": len(machine.tasks),
-        "task_node_moves": machine.task_node_moves,
+        "task_node_moves": machine.sched.task_node_moves,
         "memory_bytes": int(machine.vmstat["numa_hit"] + machine.vmstat["numa_miss"]) * machine.page_size,
         "vmstat": machine.vmstat.snapshot(),
         "numastat": machine.vmstat.numastat(),
-        "metrics": (workload_metrics := built.metrics(machine)) | balancing.metrics(machine),
+        "metrics": (workload_metrics := built.metrics(machine)) | (numa.metrics() if numa is not None else {}),
         "score": _score(wl, workload_metrics, elapsed_ns),
         "timeline": _timeline(machine),
     }
@@ -127,8 +130,8 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 6)
 
 
-def _timeline(machine: Machine) -> dict[str, list[Any]]:
-    tl = machine.timeline
+def _timeline(machine: FluidMachine) -> dict[str, list[Any]]:
+    tl = machine.timeline.samples
     return {
         "t_s": [_r(s["t_s"]) for s in tl],
         "local_fraction": [_r(s["local_fraction"]) for s in tl],

@@ -30,11 +30,11 @@ from typing import Any
 
 from memsched.config import knob, validate
 from memsched.errors import ConfigError
-from memsched.sim.machine import Machine
+from memsched.sim.fluid.machine import FluidMachine
+from memsched.sim.fluid.task import Join, Phase, SchedSetaffinity, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
-from memsched.sim.task import Join, Phase, SetAffinity, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.units import KIB, MIB, NSEC_PER_SEC
-from memsched.workloads.base import Built, WorkloadSpec, register
+from memsched.workloads.base import Built, Sampler, WorkloadSpec, register
 
 __all__ = ["SpecjbbConfig"]
 
@@ -59,7 +59,7 @@ class SpecjbbConfig:
         validate(self)
 
 
-def _build(machine: Machine, cfg: SpecjbbConfig, *, bound: bool) -> Built:
+def _build(machine: FluidMachine, cfg: SpecjbbConfig, *, bound: bool) -> Built:
     topo = machine.topology
     jvms = cfg.jvms or topo.nr_nodes
     warehouses = cfg.warehouses or max(1, topo.nr_cpus // jvms)
@@ -75,7 +75,7 @@ def _build(machine: Machine, cfg: SpecjbbConfig, *, bound: bool) -> Built:
         setup: list[Phase] = []
         if bound:
             node = j % topo.nr_nodes
-            setup = [SetAffinity(topo.node_cpus(node)), SetMempolicy(Mempolicy.bind((node,)))]
+            setup = [SchedSetaffinity(topo.node_cpus(node)), SetMempolicy(Mempolicy.bind((node,)))]
         specs = []
         for w in range(warehouses):
             own = region.slice(w, warehouses)
@@ -90,19 +90,17 @@ def _build(machine: Machine, cfg: SpecjbbConfig, *, bound: bool) -> Built:
         procs.append(machine.spawn_process(f"jvm{j}", program, mm=mm))
 
     def done_per_jvm() -> list[float]:
-        out = []
-        for proc in procs:
-            out.append(
-                sum(machine.phase_progress(t) for t in machine.tasks if t.tgid == proc.id and t.parent is not None)
-            )
-        return out
+        progress = machine.progress.phase_progress
+        return [
+            sum(progress(t) for t in machine.tasks if t.tgid == proc.id and t.parent is not None) for proc in procs
+        ]
 
-    machine.sample_hooks.append(lambda: {"bytes_per_jvm": done_per_jvm()})
+    machine.add_instrument(Sampler(lambda: {"bytes_per_jvm": done_per_jvm()}))
     warmup = float(cfg.warmup_s)
 
-    def metrics(m: Machine) -> dict[str, Any]:
+    def metrics(m: FluidMachine) -> dict[str, Any]:
         start = next(
-            (s["workload"][-1]["bytes_per_jvm"] for s in m.timeline if s["t_s"] >= warmup - 1e-9),
+            (s["workload"][-1]["bytes_per_jvm"] for s in m.timeline.samples if s["t_s"] >= warmup - 1e-9),
             [0.0] * jvms,
         )
         end = done_per_jvm()

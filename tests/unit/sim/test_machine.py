@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memsched.sim.machine import Machine, MachineConfig
+from memsched.sim.fluid.machine import FluidMachine, MachineConfig
+from memsched.sim.fluid.task import Compute, Join, SchedSetaffinity, SetMempolicy, Sleep, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
-from memsched.sim.task import Compute, Join, SetAffinity, SetMempolicy, Sleep, Spawn, ThreadSpec, Touch
 from memsched.topology import load_topology
 from memsched.units import MIB, NSEC_PER_SEC
 
 WSM = load_topology("westmere-ex-4n48")
 
 
-def machine(**kw: object) -> Machine:
-    return Machine(WSM, seed=1, config=MachineConfig(**kw))  # type: ignore[arg-type]
+def machine(**kw: object) -> FluidMachine:
+    return FluidMachine(WSM, seed=1, config=MachineConfig(**kw))  # type: ignore[arg-type]
 
 
 def test_compute_runs_for_its_cpu_time() -> None:
@@ -30,7 +30,7 @@ def test_compute_runs_for_its_cpu_time() -> None:
 def test_two_tasks_share_one_cpu_by_weight() -> None:
     """Pinned to one CPU, two 1 s tasks both finish at 2 s; a nice 5 task gets a third of the weight share."""
     m = machine(cross_node_move_ns=0)
-    prog = (SetAffinity((5,)), Compute(NSEC_PER_SEC))
+    prog = (SchedSetaffinity((5,)), Compute(NSEC_PER_SEC))
     a = m.spawn_process("a", prog)
     b = m.spawn_process("b", prog)
     m.run()
@@ -91,7 +91,7 @@ def test_default_first_touch_is_local() -> None:
     m = machine()
     mm = m.new_mm("p")
     buf = mm.mmap(64 * MIB, "b")
-    t = m.spawn_process("p", (SetAffinity(WSM.node_cpus(3)), Touch(buf, 2)), mm=mm)
+    t = m.spawn_process("p", (SchedSetaffinity(WSM.node_cpus(3)), Touch(buf, 2)), mm=mm)
     m.run()
     assert mm.final_node_pages.tolist() == [0, 0, 0, 33]
     assert m.vmstat["pgfault"] == 33 and m.vmstat["thp_fault_alloc"] == 33
@@ -104,8 +104,8 @@ def test_concurrent_first_touch_splits_between_touchers() -> None:
     m = machine(thp=False)
     mm = m.new_mm("p")
     buf = mm.mmap(64 * MIB, "b")
-    a = ThreadSpec("a", (SetAffinity(WSM.node_cpus(0)), Touch(buf, 1)))
-    b = ThreadSpec("b", (SetAffinity(WSM.node_cpus(1)), Touch(buf, 1)))
+    a = ThreadSpec("a", (SchedSetaffinity(WSM.node_cpus(0)), Touch(buf, 1)))
+    b = ThreadSpec("b", (SchedSetaffinity(WSM.node_cpus(1)), Touch(buf, 1)))
     m.spawn_process("p", (Spawn((a, b)), Join()), mm=mm)
     m.run()
     pages = mm.final_node_pages
@@ -117,7 +117,7 @@ def test_same_seed_same_run() -> None:
     """Two machines with one seed give the same times and placement; the clock only moves forward."""
 
     def once(seed: int) -> tuple[int | None, list[int]]:
-        m = Machine(WSM, seed=seed, config=MachineConfig(thp=False))
+        m = FluidMachine(WSM, seed=seed, config=MachineConfig(thp=False))
         mm = m.new_mm("p")
         buf = mm.mmap(32 * MIB, "b")
         specs = tuple(ThreadSpec(f"t{i}", (Touch(buf, 3),)) for i in range(6))
@@ -135,11 +135,11 @@ def test_cross_node_move_costs_a_cache_refill() -> None:
     t = m.spawn_process("p", (Compute(NSEC_PER_SEC),))
     m.run(until=1000)
     same_node = next(c for c in WSM.node_cpus(int(WSM.cpu_node()[t.cpu])) if c != t.cpu)
-    m.move_task(t, same_node)
+    m.sched.move_task(t, same_node)
     other_node = WSM.node_cpus((int(WSM.cpu_node()[t.cpu]) + 1) % 4)[0]
-    m.move_task(t, other_node)
+    m.sched.move_task(t, other_node)
     m.run()
-    assert m.task_node_moves == 1
+    assert m.sched.task_node_moves == 1
     assert m.system_ns() == pytest.approx(3_000_000)
     assert t.exit_ns == NSEC_PER_SEC + 3_000_000
 
@@ -147,7 +147,7 @@ def test_cross_node_move_costs_a_cache_refill() -> None:
 def test_deadlock_is_reported_not_spun() -> None:
     """A task waiting for something that can never happen ends the run with a SimulationError."""
     from memsched.errors import SimulationError
-    from memsched.sim.task import Wait
+    from memsched.sim.fluid.task import Wait
 
     class Never:
         def poll_ready(self, task: object) -> bool:

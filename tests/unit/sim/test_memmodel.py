@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memsched.sim.memmodel import MemModel, _progressive_fill
+from memsched.sim.fluid.memmodel import MemModel, _progressive_fill
 from memsched.topology import load_topology
 from memsched.units import GIB
 

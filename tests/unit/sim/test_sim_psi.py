@@ -11,7 +11,7 @@ import pytest
 
 from helpers.pressure_programs import allocator, writer
 from memsched.errors import KernelError
-from memsched.sim.task import Call, Wait
+from memsched.sim.fluid.task import Call, Wait
 from memsched.units import s
 
 LINE = re.compile(r"^(some|full) avg10=\d+\.\d\d avg60=\d+\.\d\d avg300=\d+\.\d\d total=(\d+)$")

@@ -8,17 +8,17 @@ import pytest
 from helpers.pressure_programs import allocator as _allocator
 from helpers.pressure_programs import writer as _writer
 from memsched.errors import ConfigError
-from memsched.sim.machine import Machine, MachineConfig
+from memsched.sim.fluid.machine import FluidMachine, MachineConfig
+from memsched.sim.fluid.task import Compute, Touch
 from memsched.sim.mm.lru import LRU_ACTIVE_ANON, LRU_INACTIVE_FILE
 from memsched.sim.mm.page_alloc import watermarks
-from memsched.sim.mm.reclaim import Reclaim, attach
+from memsched.sim.mm.reclaim import Reclaim
 from memsched.sim.mm.vmscan import ScanControl
-from memsched.sim.task import Compute, Touch
 from memsched.topology import load_topology
 from memsched.units import GIB, MIB, ms, s
 
 
-def _consistent(m: Machine, r: Reclaim) -> None:
+def _consistent(m: FluidMachine, r: Reclaim) -> None:
     """Frames are conserved: free frames + LRU pages == all frames, and the allocator agrees."""
     fr = r.frames
     on_lru = int(r.lru.nr_pages.sum())
@@ -39,9 +39,9 @@ def test_watermarks_follow_the_kernel_formula() -> None:
 
 def test_attach_refuses_thp_machines() -> None:
     """Pressure runs need 4 KiB pages; a THP machine is refused with the reason."""
-    m = Machine(load_topology("pressure-1n4"), config=MachineConfig(thp=True))
+    m = FluidMachine(load_topology("pressure-1n4"), config=MachineConfig(thp=True))
     with pytest.raises(ConfigError, match="thp"):
-        attach(m)
+        Reclaim(m)
 
 
 def test_kswapd_keeps_a_slow_writer_out_of_direct_reclaim(pressure_machine) -> None:  # type: ignore[no-untyped-def]
@@ -154,11 +154,12 @@ def test_reclaim_config_is_validated() -> None:
         ReclaimConfig(swap_bytes=-1)
 
 
-def test_numa_machine_unchanged_without_attach() -> None:
-    """Without attach() the machine has no hooks: mm_hooks is None and vmpressure_fd is unsupported."""
+def test_numa_machine_unchanged_without_reclaim() -> None:
+    """Without a Reclaim instrument the machine has no fault hooks and vmpressure_fd is unsupported."""
     from memsched.errors import UnsupportedError
 
-    m = Machine(load_topology("pressure-1n4"), config=MachineConfig(thp=False))
-    assert m.mm_hooks is None
+    m = FluidMachine(load_topology("pressure-1n4"), config=MachineConfig(thp=False))
+    assert m.instruments.find(Reclaim) is None
+    assert not m.instruments.before_fault and not m.instruments.after_fault
     with pytest.raises(UnsupportedError):
         m.vmpressure_fd(None)

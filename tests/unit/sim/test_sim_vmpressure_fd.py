@@ -11,7 +11,7 @@ import pytest
 
 from helpers.pressure_programs import allocator, writer
 from memsched.errors import KernelError
-from memsched.sim.task import Call
+from memsched.sim.fluid.task import Call
 from memsched.uapi.pressure import MemcgLevel, VmpressureConfig, VmpressureLevel
 from memsched.units import MIB, s
 

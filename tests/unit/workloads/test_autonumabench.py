@@ -6,25 +6,25 @@ import numpy as np
 import pytest
 
 from memsched.errors import ConfigError
-from memsched.sim.machine import Machine
-from memsched.sim.task import Spawn, Touch
+from memsched.sim.fluid.machine import FluidMachine
+from memsched.sim.fluid.task import Spawn, Touch
 from memsched.topology import load_topology
 from memsched.units import GIB
 from memsched.workloads import get, names
 
 
-def build(wid: str, topo: str = "westmere-ex-4n48", **cfg: str) -> Machine:
-    m = Machine(load_topology(topo), seed=2)
+def build(wid: str, topo: str = "westmere-ex-4n48", **cfg: str) -> FluidMachine:
+    m = FluidMachine(load_topology(topo), seed=2)
     spec = get(wid)
     spec.build(m, spec.make_config(cfg))
     return m
 
 
-def threads_of(m: Machine) -> list:  # type: ignore[type-arg]
+def threads_of(m: FluidMachine) -> list:  # type: ignore[type-arg]
     return [t for t in m.tasks if t.parent is not None]
 
 
-def programs(m: Machine) -> list[tuple[object, ...]]:
+def programs(m: FluidMachine) -> list[tuple[object, ...]]:
     """Every program the workload will run: main threads' and, recursively, those they spawn."""
     out: list[tuple[object, ...]] = []
     todo = [t.program for t in m.tasks if t.parent is None]
@@ -37,7 +37,7 @@ def programs(m: Machine) -> list[tuple[object, ...]]:
     return out
 
 
-def bytes_written(m: Machine) -> float:
+def bytes_written(m: FluidMachine) -> float:
     return sum(p.work for prog in programs(m) for p in prog if isinstance(p, Touch))
 
 

@@ -35,9 +35,11 @@ from typing import ClassVar
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
+from memsched.units import NSEC_PER_MSEC
 
 __all__ = [
     "HOOKS",
+    "MAX_SCAN_WINDOW_MB",
     "SCAN_3_8",
     "SCAN_3_13",
     "KnumaScand",
@@ -46,6 +48,12 @@ __all__ = [
     "TaskWorkScan",
     "overridden_hooks",
 ]
+
+
+#: ``MAX_SCAN_WINDOW`` (kernel/sched/fair.c, 3.13): never scan more than 2560 MB of PTEs per second.
+MAX_SCAN_WINDOW_MB = 2560
+#: ``PAGE_SHIFT`` of the 4 KiB base pages ``get_mm_rss()`` counts.
+BASE_PAGE_SHIFT = 12
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,27 @@ class TaskWorkScan:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {n: getattr(config, n) for n in names if hasattr(config, n)}
         return cls(**(values | fixed))
+
+
+    def nr_scan_windows(self, rss_base_pages: int) -> int:
+        """``task_nr_scan_windows()`` (kernel/sched/fair.c, 3.13): scan windows that cover the RSS, in 4 KiB
+        pages as ``get_mm_rss()`` counts them (a THP counts 512)."""
+        nr_scan_pages = self.scan_size_mb << (20 - BASE_PAGE_SHIFT)
+        rss = rss_base_pages or nr_scan_pages
+        return -(-rss // nr_scan_pages)  # round_up(rss, nr_scan_pages) / nr_scan_pages
+
+    def period_bounds_ns(self, rss_base_pages: int) -> tuple[int, int]:
+        """``task_scan_min()`` / ``task_scan_max()`` in ns: the sysctl bounds, divided by the number of scan
+        windows under 3.13's ``scale_by_rss``, with its floor of ``MAX_SCAN_WINDOW`` = 2560 MB scanned per
+        second (kernel/sched/fair.c, 3.13; a ``scan_size_mb`` of 2560 or more gives a floor of 1 s)."""
+        lo, hi = self.scan_period_min_ms, self.scan_period_max_ms
+        if self.scale_by_rss:
+            windows = MAX_SCAN_WINDOW_MB // self.scan_size_mb if self.scan_size_mb < MAX_SCAN_WINDOW_MB else 1
+            floor = 1000 // windows
+            nr = self.nr_scan_windows(rss_base_pages)
+            lo = max(floor, self.scan_period_min_ms // nr)
+            hi = max(lo, self.scan_period_max_ms // nr)
+        return lo * NSEC_PER_MSEC, hi * NSEC_PER_MSEC
 
 
 #: The sysctl defaults of 3.8 (Documentation/sysctl/kernel.txt, commit 10fc05d0e551) and of 3.13+.

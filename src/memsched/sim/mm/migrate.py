@@ -35,7 +35,7 @@ from memsched.policies.numa.base import MigrationRules
 from memsched.units import MIB, NSEC_PER_MSEC
 
 if TYPE_CHECKING:
-    from memsched.sim.machine import Machine
+    from memsched.sim.fluid.machine import FluidMachine
 
 __all__ = ["MigrationCosts", "MigrationResult", "Migrator"]
 
@@ -69,7 +69,7 @@ class MigrationResult:
 class Migrator:
     """Rate-limit windows per node and the migration path of one machine."""
 
-    def __init__(self, machine: Machine, rules: MigrationRules, costs: MigrationCosts) -> None:
+    def __init__(self, machine: FluidMachine, rules: MigrationRules, costs: MigrationCosts) -> None:
         self.machine = machine
         self.rules = rules
         self.costs = costs
@@ -131,7 +131,7 @@ class Migrator:
             n_base = int(moved.shape[0]) * self.base_per_page
             machine.vmstat.inc("numa_pages_migrated", n_base)
             machine.vmstat.inc("pgmigrate_success", n_base)
-            machine.invalidate_rates()
+            machine.progress.invalidate()
         if failed:
             machine.vmstat.inc("pgmigrate_fail", failed * self.base_per_page)
         self.ratelimited_pages += refused_rl

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.lru import Frames
 from memsched.sim.mm.memcontrol import MemcgTree
-from memsched.sim.task import Task, TaskState
 
 if TYPE_CHECKING:
-    from memsched.sim.machine import Machine
+    from memsched.sim.fluid.machine import FluidMachine
 
 __all__ = ["OomKill", "OomKiller"]
 
@@ -47,7 +47,7 @@ class OomKill:
 class OomKiller:
     """``out_of_memory()`` of one simulated machine."""
 
-    def __init__(self, machine: Machine, frames: Frames, memcgs: MemcgTree, swap_total: int) -> None:
+    def __init__(self, machine: FluidMachine, frames: Frames, memcgs: MemcgTree, swap_total: int) -> None:
         self.machine = machine
         self.frames = frames
         self.memcgs = memcgs
@@ -56,18 +56,18 @@ class OomKiller:
         self.oom_score_adj: dict[int, int] = {}
         self.kills: list[OomKill] = []
 
-    def rss_anon(self, task: Task) -> int:
+    def rss_anon(self, task: FluidTask) -> int:
         mm_id = task.mm.id
         pfn = self.frames.mm_pfn.get(mm_id)
         if pfn is None:
             return 0
         return int(np.count_nonzero((pfn >= 0) & ~self.frames.mm_file[mm_id]))
 
-    def swapents(self, task: Task) -> int:
+    def swapents(self, task: FluidTask) -> int:
         sw = self.frames.mm_swapped.get(task.mm.id)
         return 0 if sw is None else int(np.count_nonzero(sw))
 
-    def badness(self, task: Task, totalpages: int) -> int | None:
+    def badness(self, task: FluidTask, totalpages: int) -> int | None:
         """``oom_badness()``; None for an exempt process (``oom_score_adj == -1000``)."""
         adj = self.oom_score_adj.get(task.tgid, 0)
         if adj <= -1000:
@@ -77,7 +77,7 @@ class OomKiller:
         points += adj * totalpages // 1000
         return max(points, 1)
 
-    def out_of_memory(self, scope_memcg: int | None, trigger: Task, *, after_ns: float = 0.0) -> Task | None:
+    def out_of_memory(self, scope_memcg: int | None, trigger: FluidTask, *, after_ns: float = 0.0) -> FluidTask | None:
         """Select and kill a victim; returns it (None if no process can be killed). ``after_ns``: how far into
         the triggering task's reclaim stall the kill happens (recorded time = now + after_ns)."""
         m = self.machine
@@ -92,9 +92,9 @@ class OomKiller:
             scope = memcg.path
             memcg.events["oom"] += 1
         best: tuple[int, int] | None = None
-        victim: Task | None = None
+        victim: FluidTask | None = None
         for t in m.tasks:
-            if t.id != t.tgid or t.state is TaskState.EXITED:
+            if t.id != t.tgid or t.state is FluidTaskState.EXITED:
                 continue
             if allowed is not None and self.memcgs.memcg_of(t.tgid) not in allowed:
                 continue

@@ -44,13 +44,13 @@ from memsched.errors import KernelError
 from memsched.fdobj import OwnedFd, new_eventfd
 from memsched.pressure.psi import PsiAverages, TriggerState, format_avg, psi_period_ns
 from memsched.sim.engine import Event, Prio
-from memsched.sim.task import TaskState
+from memsched.sim.fluid.task import FluidTaskState
 from memsched.uapi.pressure import PsiTrigger
 
 if TYPE_CHECKING:
-    from memsched.sim.machine import Machine
+    from memsched.sim.fluid.machine import FluidMachine
+    from memsched.sim.fluid.task import FluidTask
     from memsched.sim.mm.vmscan import Kswapd
-    from memsched.sim.task import Task
 
 __all__ = ["PsiFile", "SimPsi"]
 
@@ -84,7 +84,7 @@ class PsiFile(OwnedFd):
         self.trigger: _Trigger | None = None
         self.events = 0
         super().__init__(new_eventfd())
-        self._waiters: list[tuple[Task, Callable[[Task], None]]] = []
+        self._waiters: list[tuple[FluidTask, Callable[[FluidTask], None]]] = []
 
     def read(self) -> str:
         """``psi_show()``: the two-line ``some``/``full`` text."""
@@ -119,10 +119,10 @@ class PsiFile(OwnedFd):
         return True
 
     # Waitable: a task blocked in poll() for POLLPRI.
-    def poll_ready(self, task: Task) -> bool:
+    def poll_ready(self, task: FluidTask) -> bool:
         return self.poll()
 
-    def add_waiter(self, task: Task, wake: Callable[[Task], None]) -> None:
+    def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
         self._waiters.append((task, wake))
 
     def close(self) -> None:
@@ -137,7 +137,7 @@ class PsiFile(OwnedFd):
 class SimPsi:
     """The system PSI group, memory resource."""
 
-    def __init__(self, machine: Machine, *, hz: int = 1000) -> None:
+    def __init__(self, machine: FluidMachine, *, hz: int = 1000) -> None:
         self.machine = machine
         self.engine = machine.engine
         self.ncpu = machine.nr_cpus
@@ -161,15 +161,15 @@ class SimPsi:
     # ---- state ---------------------------------------------------------------------------------------------
     def _counts(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         m = self.machine
-        running = np.array([len(q) for q in m.rq], dtype=np.int64)
+        running = np.array([len(q) for q in m.sched.rq], dtype=np.int64)
         memstall = np.zeros(self.ncpu, dtype=np.int64)
         ms_running = np.zeros(self.ncpu, dtype=np.int64)
         for tid in self.memstall_until:
             t = m.tasks[tid]
-            if t.state is TaskState.EXITED or t.cpu < 0:
+            if t.state is FluidTaskState.EXITED or t.cpu < 0:
                 continue
             memstall[t.cpu] += 1
-            if t.state is TaskState.RUNNABLE:
+            if t.state is FluidTaskState.RUNNABLE:
                 ms_running[t.cpu] += 1
         for cpu in self.kswapd_cpus.values():
             running[cpu] += 1
@@ -195,7 +195,7 @@ class SimPsi:
             nxt = max(self.avgs[SOME].avg_next_update, now + self.jiffy_ns)
             self._avgs_event = self.engine.at(nxt, Prio.TICK, self._avgs_work)
 
-    def memstall(self, task: Task, duration_ns: int) -> None:
+    def memstall(self, task: FluidTask, duration_ns: int) -> None:
         """``psi_memstall_enter()`` now and ``psi_memstall_leave()`` after ``duration_ns``."""
         if duration_ns <= 0:
             return

@@ -1,9 +1,8 @@
-"""Memory pressure on the simulated machine: the allocation slow path, and the switch that turns it on.
+"""Memory pressure on the simulated machine: the allocation slow path, attached as an instrument.
 
-:func:`attach` gives a :class:`~memsched.sim.machine.Machine` watermarks, LRU lists, page reclaim (kswapd,
-direct, memcg-limit), writeback, memcgs, the OOM killer, both vmpressure flavours and PSI, and installs
-:class:`Reclaim` as the machine's ``mm_hooks``. Without it the machine behaves exactly as before (the NUMA
-runs never attach it).
+``machine.add_instrument(Reclaim(machine, config))`` gives a :class:`~memsched.sim.fluid.machine.FluidMachine`
+watermarks, LRU lists, page reclaim (kswapd, direct, memcg-limit), writeback, memcgs, the OOM killer, both
+vmpressure flavours and PSI. Without it the machine behaves exactly as before (the NUMA runs never add it).
 
 The fault path (``before_fault``) follows ``__alloc_pages()`` and ``mem_cgroup_charge()``:
 
@@ -44,7 +43,9 @@ from memsched.errors import ConfigError, SimulationError
 from memsched.pressure.fd import VmpressureFile
 from memsched.pressure.index import MainlineConfig, Rfc2012Config
 from memsched.sim.engine import Prio
-from memsched.sim.machine import Machine
+from memsched.sim.fluid.instrument import Instrument
+from memsched.sim.fluid.machine import FluidMachine
+from memsched.sim.fluid.task import FluidTask, FluidTaskState, Wait
 from memsched.sim.mm.lru import LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_NAMES, Frames, LruVecs
 from memsched.sim.mm.memcontrol import MemcgTree
 from memsched.sim.mm.mm import MmStruct, Region
@@ -54,10 +55,9 @@ from memsched.sim.mm.psi import SimPsi
 from memsched.sim.mm.vmpressure import SimVmpressure
 from memsched.sim.mm.vmscan import MAX_RECLAIM_RETRIES, RECLAIM_COUNTERS, ReclaimCosts, Swap, Vmscan
 from memsched.sim.mm.writeback import Writeback
-from memsched.sim.task import Task, TaskState, Wait
 from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_4K
 
-__all__ = ["Reclaim", "ReclaimConfig", "attach"]
+__all__ = ["Reclaim", "ReclaimConfig"]
 
 #: ``congestion_wait(BLK_RW_ASYNC, HZ/10)`` of ``should_reclaim_retry()`` when write-back is pending.
 _CONGESTION_WAIT_NS = 100 * NSEC_PER_MSEC
@@ -114,10 +114,15 @@ class _MmInfo:
     file_ranges: list[tuple[int, int]] = field(default_factory=list)
 
 
-class Reclaim:
-    """The memory-pressure subsystem of one machine (the machine's ``mm_hooks``)."""
+class Reclaim(Instrument):
+    """The memory-pressure subsystem of one machine (add it before any page is faulted in)."""
 
-    def __init__(self, machine: Machine, config: ReclaimConfig) -> None:
+    def __init__(self, machine: FluidMachine, config: ReclaimConfig | None = None) -> None:
+        config = config or ReclaimConfig()
+        if machine.instruments.find(Reclaim) is not None:
+            raise ConfigError("reclaim", "add_instrument", "is already attached to this machine")
+        if any(mm.rss_pages for mm in machine.mms):
+            raise ConfigError("reclaim", "add_instrument", "must be attached before any page is faulted in")
         if machine.page_size != PAGE_SIZE_4K:
             raise ConfigError("thp", True, "must be off for memory-pressure runs (MachineConfig(thp=False))")
         self.machine = machine
@@ -203,12 +208,12 @@ class Reclaim:
         """The program phase "wait for a pressure event" on ``f`` (a task blocked in ``select`` on the fd)."""
         return Wait(self.vmpressure.wait(f))
 
-    def set_oom_score_adj(self, task: Task, adj: int) -> None:
+    def set_oom_score_adj(self, task: FluidTask, adj: int) -> None:
         if not -1000 <= adj <= 1000:
             raise ConfigError("oom_score_adj", adj, "must be in -1000..1000")
         self.oom.oom_score_adj[task.tgid] = adj
 
-    def release(self, task: Task, region: Region, *, clean_only: bool = False) -> int:
+    def release(self, task: FluidTask, region: Region, *, clean_only: bool = False) -> int:
         """``madvise(MADV_DONTNEED)`` on ``region`` of the task's mm: its frames go back now; returns pages.
 
         ``clean_only``: ``posix_fadvise(POSIX_FADV_DONTNEED)`` on page cache — dirty pages and pages under
@@ -233,8 +238,8 @@ class Reclaim:
         self.released_pages[task.tgid] = self.released_pages.get(task.tgid, 0) + n
         return n
 
-    # ---- MmHooks -------------------------------------------------------------------------------------------
-    def on_touch(self, task: Task, region: Region) -> None:
+    # ---- instrument hooks ----------------------------------------------------------------------------------
+    def touch_started(self, task: FluidTask, region: Region) -> None:
         """An access sets the young/referenced bit of every present page of the region."""
         mm = task.mm
         pfn_map = self.frames.mm_pfn.get(mm.id)
@@ -244,13 +249,13 @@ class Reclaim:
         pfn = pfn_map[p0:p1]
         self.frames.referenced[pfn[pfn >= 0]] = True
 
-    def on_sched_change(self) -> None:
+    def sched_changed(self) -> None:
         self.psi.record()
-        if not self._sampling and any(t.state is TaskState.RUNNABLE for t in self.machine.tasks):
+        if not self._sampling and any(t.state is FluidTaskState.RUNNABLE for t in self.machine.tasks):
             self._sampling = True
             self.engine.after(self.config.sample_interval_ns, Prio.SAMPLE, self._sample)
 
-    def on_mm_exit(self, mm: MmStruct) -> None:
+    def mm_exit(self, mm: MmStruct) -> None:
         pfn_map = self.frames.mm_pfn.get(mm.id)
         if pfn_map is None:
             return
@@ -261,8 +266,8 @@ class Reclaim:
         self.swap.used -= int(sw.sum())
         sw[:] = False
 
-    def before_fault(self, task: Task, pages: I64) -> I64:
-        if task.state is TaskState.EXITED:
+    def before_fault(self, task: FluidTask, pages: I64) -> I64:
+        if task.state is FluidTaskState.EXITED:
             return np.empty(0, dtype=np.int64)
         mm = task.mm
         self.frames.ensure_mm(mm.id, mm.nr_pages)
@@ -280,7 +285,7 @@ class Reclaim:
             self._stall(task, stall)
         return pages if ok else np.empty(0, dtype=np.int64)
 
-    def after_fault(self, task: Task, pages: I64, nodes: I64) -> None:
+    def after_fault(self, task: FluidTask, pages: I64, nodes: I64) -> None:
         fr = self.frames
         mm_id = task.mm.id
         memcg = self.memcgs.memcg_of(task.tgid)
@@ -306,7 +311,7 @@ class Reclaim:
             self.writeback.mark_dirty(pfns[file])
 
     # ---- the slow path -------------------------------------------------------------------------------------
-    def _refaults(self, task: Task, pages: I64) -> float:
+    def _refaults(self, task: FluidTask, pages: I64) -> float:
         fr, mm_id, vs = self.frames, task.mm.id, self.machine.vmstat
         evicted = fr.mm_evicted[mm_id][pages]
         if evicted.any():
@@ -325,13 +330,13 @@ class Reclaim:
         vs.inc("workingset_refault_anon", k)
         return float(k * self.config.swapin_ns)
 
-    def _allowed_nodes(self, task: Task) -> list[int]:
+    def _allowed_nodes(self, task: FluidTask) -> list[int]:
         m = self.machine
         cpu_node = int(m.cpu_node[task.cpu]) if task.cpu >= 0 else 0
         allowed = task.mempolicy.allowed(m.nr_nodes)
         return [int(n) for n in m.page_alloc.zonelists[cpu_node] if allowed[n]]
 
-    def _try_charge(self, task: Task, memcg: int, n: int) -> tuple[bool, float]:
+    def _try_charge(self, task: FluidTask, memcg: int, n: int) -> tuple[bool, float]:
         stall = 0.0
         fruitless = 0
         rounds = 0
@@ -359,12 +364,12 @@ class Reclaim:
             self.vmpressure.deliver_due(self.engine.now + round(stall))
             victim = self.oom.out_of_memory(over, task, after_ns=stall)
             fruitless = rounds = 0
-            if victim is None or task.state is TaskState.EXITED:
-                if victim is None and task.state is not TaskState.EXITED:
+            if victim is None or task.state is FluidTaskState.EXITED:
+                if victim is None and task.state is not FluidTaskState.EXITED:
                     self.machine.kill_process(task)  # nothing else to kill: the charge fails, the task dies
                 return False, stall
 
-    def _alloc_slowpath(self, task: Task, n: int) -> tuple[bool, float]:
+    def _alloc_slowpath(self, task: FluidTask, n: int) -> tuple[bool, float]:
         nodes = self._allowed_nodes(task)
         free = self.machine.page_alloc.free_pages
         low = int(self.wmark.low[nodes].sum())
@@ -393,7 +398,7 @@ class Reclaim:
             fruitless = rounds = 0
             if victim is None:
                 raise SimulationError("out of memory and no killable process (kernel panic)")
-            if task.state is TaskState.EXITED:
+            if task.state is FluidTaskState.EXITED:
                 return False, stall
         return True, stall
 
@@ -402,11 +407,11 @@ class Reclaim:
         per = self.lru.nr_pages[nodes].sum(axis=(0, 1))
         return int(per[2] + per[3]) + (int(per[0] + per[1]) if self.swap.free > 0 else 0)
 
-    def _stall(self, task: Task, ns: float) -> None:
+    def _stall(self, task: FluidTask, ns: float) -> None:
         """The faulting task reclaimed (or waited) ``ns`` in its own context."""
         m = self.machine
         m.charge_system(task, ns)
-        weights = sum(m.tasks[t].weight for t in m.rq[task.cpu]) if task.cpu >= 0 else 0.0
+        weights = sum(m.tasks[t].weight for t in m.sched.rq[task.cpu]) if task.cpu >= 0 else 0.0
         share = task.weight / weights if weights > 0 else 1.0
         wall = round(ns / max(share, 1e-6))
         self.psi.memstall(task, wall)
@@ -437,7 +442,7 @@ class Reclaim:
         rec["memcg_usage"] = self.memcgs.usage.tolist()
         self.timeline.append(rec)
         # Sample while something runs (or before anything started); an idle machine must be able to stop.
-        if any(t.state is TaskState.RUNNABLE for t in self.machine.tasks) or not self.machine.tasks:
+        if any(t.state is FluidTaskState.RUNNABLE for t in self.machine.tasks) or not self.machine.tasks:
             self.engine.after(self.config.sample_interval_ns, Prio.SAMPLE, self._sample)
         else:
             self._sampling = False
@@ -463,16 +468,5 @@ class Reclaim:
         }
 
 
-def _exited(task: Task) -> bool:
-    return task.state is TaskState.EXITED
-
-
-def attach(machine: Machine, config: ReclaimConfig | None = None) -> Reclaim:
-    """Turn on reclaim, memcg, vmpressure and PSI on ``machine`` (4 KiB pages; before any task runs)."""
-    if machine.mm_hooks is not None:
-        raise ConfigError("reclaim", "attach", "is already attached to this machine")
-    if any(mm.rss_pages for mm in machine.mms):
-        raise ConfigError("reclaim", "attach", "must be attached before any page is faulted in")
-    r = Reclaim(machine, config or ReclaimConfig())
-    machine.mm_hooks = r
-    return r
+def _exited(task: FluidTask) -> bool:
+    return task.state is FluidTaskState.EXITED

@@ -45,7 +45,7 @@ from memsched.sim.mm.memcontrol import ROOT_MEMCG, MemcgTree
 from memsched.uapi.pressure import MemcgLevel, VmpressureConfig, VmpressureLevel
 
 if TYPE_CHECKING:
-    from memsched.sim.task import Task
+    from memsched.sim.fluid.task import FluidTask
 
 __all__ = ["FileWait", "Sample", "SimVmpressure", "VmpressureOp"]
 
@@ -79,16 +79,16 @@ class VmpressureOp:
 
 
 class FileWait:
-    """A :class:`~memsched.sim.task.Waitable` over a ``VmpressureFile``: ready while an event is pending."""
+    """A :class:`~memsched.sim.fluid.task.Waitable` over a ``VmpressureFile``: ready while an event is pending."""
 
     def __init__(self, vmp: SimVmpressure, f: VmpressureFile) -> None:
         self._vmp = vmp
         self.file = f
 
-    def poll_ready(self, task: Task) -> bool:
+    def poll_ready(self, task: FluidTask) -> bool:
         return self.file.pending
 
-    def add_waiter(self, task: Task, wake: Callable[[Task], None]) -> None:
+    def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
         self._vmp.file_waiters.setdefault(id(self.file), []).append((task, wake))
 
 
@@ -110,7 +110,7 @@ class SimVmpressure:
         self.mainline = mainline or memcgs.config
         self.workqueue_latency_ns = workqueue_latency_ns
         self.watchers = WatcherList()
-        self.file_waiters: dict[int, list[tuple[Task, Callable[[Task], None]]]] = {}
+        self.file_waiters: dict[int, list[tuple[FluidTask, Callable[[FluidTask], None]]]] = {}
         self.samples: list[Sample] = []
         self._pending: dict[int, tuple[int, Event | None]] = {}
         self._deliveries_due: list[Event] = []

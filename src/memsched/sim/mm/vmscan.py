@@ -78,7 +78,7 @@ from memsched.sim.mm.vmstat import VmStat
 from memsched.sim.mm.writeback import Writeback
 
 if TYPE_CHECKING:
-    from memsched.sim.machine import Machine
+    from memsched.sim.fluid.machine import FluidMachine
 
 __all__ = ["RECLAIM_COUNTERS", "Kswapd", "ReclaimCosts", "ScanControl", "Swap", "Vmscan"]
 
@@ -195,7 +195,7 @@ class Vmscan:
 
     def __init__(
         self,
-        machine: Machine,
+        machine: FluidMachine,
         frames: Frames,
         lru: LruVecs,
         memcgs: MemcgTree,

@@ -13,7 +13,7 @@ still the defaults today):
   ``end_page_writeback()`` -> ``rotate_reclaimable_page()`` moves it to the tail of the inactive list so the
   next scan frees it (``pgrotated``);
 * ``balance_dirty_pages()``: a writer that pushed dirty + writeback pages above the dirty threshold blocks
-  until the flusher brings them back below (a :class:`~memsched.sim.task.Wait` on :attr:`Writeback.throttle`);
+  until the flusher brings them back below (a :class:`~memsched.sim.fluid.task.Wait` on :attr:`Writeback.throttle`);
 * swap-out (``pageout()`` of an anon page) goes through the same completion path.
 
 Deviations from the kernel: the disk is a fixed-bandwidth pipeline of ``flusher_tick_ns`` batches (a page's
@@ -35,7 +35,7 @@ from memsched.sim.mm.lru import LRU_INACTIVE_ANON, LRU_INACTIVE_FILE, Frames, Lr
 from memsched.sim.mm.vmstat import VmStat
 
 if TYPE_CHECKING:
-    from memsched.sim.task import Task
+    from memsched.sim.fluid.task import FluidTask
 
 __all__ = ["DirtyThrottle", "Writeback"]
 
@@ -47,12 +47,12 @@ class DirtyThrottle:
 
     def __init__(self, wb: Writeback) -> None:
         self._wb = wb
-        self._waiters: list[tuple[Task, Callable[[Task], None]]] = []
+        self._waiters: list[tuple[FluidTask, Callable[[FluidTask], None]]] = []
 
-    def poll_ready(self, task: Task) -> bool:
+    def poll_ready(self, task: FluidTask) -> bool:
         return not self._wb.over_dirty_limit()
 
-    def add_waiter(self, task: Task, wake: Callable[[Task], None]) -> None:
+    def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
         self._wb.throttled += 1
         self._waiters.append((task, wake))
 

@@ -7,29 +7,35 @@ import pytest
 
 from memsched.policies.numa import get
 from memsched.policies.numa.base import MigrationRules
-from memsched.sim.machine import Machine, MachineConfig
+from memsched.sim.fluid.machine import FluidMachine, MachineConfig
+from memsched.sim.fluid.task import Join, SchedSetaffinity, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.sim.mm.migrate import MigrationCosts, Migrator
-from memsched.sim.numa.balancing import attach
-from memsched.sim.task import Join, SetAffinity, SetMempolicy, Spawn, ThreadSpec, Touch
+from memsched.sim.numa.balancing import NumaBalancing
 from memsched.topology import load_topology
 from memsched.units import GIB, MIB, NSEC_PER_MSEC, NSEC_PER_SEC
 
 SNB = load_topology("sandybridge-2n32")
 
 
+def attach(m: FluidMachine, policy: object) -> NumaBalancing:
+    numa = NumaBalancing(m, policy)  # type: ignore[arg-type]
+    m.add_instrument(numa)
+    return numa
+
+
 def setup(policy: str, *, passes: int = 40, size: int = 1 * GIB, sharers: int = 1, seed: int = 0, **sets: str):  # type: ignore[no-untyped-def]
     """Memory first-touched on node 0, then streamed by threads pinned to node 1 (and, with sharers=2, node 0)."""
-    m = Machine(SNB, seed=seed, config=MachineConfig())
+    m = FluidMachine(SNB, seed=seed, config=MachineConfig())
     spec = get(policy)
     numa = attach(m, spec.make(spec.make_config(sets)))
     mm = m.new_mm("p")
     buf = mm.mmap(size, "b")
-    threads = [ThreadSpec("remote", (SetAffinity(SNB.node_cpus(1)), Touch(buf, passes)))]
+    threads = [ThreadSpec("remote", (SchedSetaffinity(SNB.node_cpus(1)), Touch(buf, passes)))]
     if sharers == 2:
-        threads.append(ThreadSpec("local", (SetAffinity(SNB.node_cpus(0)), Touch(buf, passes))))
+        threads.append(ThreadSpec("local", (SchedSetaffinity(SNB.node_cpus(0)), Touch(buf, passes))))
     prog = (
-        SetAffinity(SNB.node_cpus(0)),
+        SchedSetaffinity(SNB.node_cpus(0)),
         SetMempolicy(Mempolicy.bind((0,))),
         Touch(buf, 1),
         SetMempolicy(Mempolicy()),
@@ -56,7 +62,7 @@ def test_scan_window_and_seq_wrap() -> None:
     assert m.vmstat["numa_huge_pte_updates"] == 128  # 256 MB of THPs
     assert m.vmstat["numa_pte_updates"] == 128 * 512
     m.run(until=1450 * NSEC_PER_MSEC)  # 1 GiB + header = 513 pages: 5 scans at 100 ms wrap once
-    assert numa.mm_state[mm.id].seq == 1
+    assert numa.state.scan_seq[mm.id] == 1
 
 
 def test_moron_migrates_on_first_remote_fault() -> None:
@@ -106,7 +112,7 @@ def test_autonuma_migrates_asynchronously_under_its_rate() -> None:
     assert m.vmstat["numa_pages_migrated"] > 0
     assert numa.metrics()["kthread_s"] > 0
     # Replay the queue logic directly: 1 GiB queued to node 1 takes 8 wake-ups of 64 THPs.
-    m2 = Machine(SNB, seed=0)
+    m2 = FluidMachine(SNB, seed=0)
     spec = get("autonuma")
     numa2 = attach(m2, spec.make())
     mm2 = m2.new_mm("q")
@@ -114,14 +120,14 @@ def test_autonuma_migrates_asynchronously_under_its_rate() -> None:
     mm2.set_nodes(np.arange(mm2.nr_pages), np.zeros(mm2.nr_pages, dtype=np.int64))
     m2.page_alloc.free_pages[0] -= mm2.nr_pages
     mm2.users = 1
-    numa2.async_queue[1].append((mm2.id, np.arange(mm2.nr_pages)))
-    numa2._knuma_migrated(1)
+    numa2.actuator.async_queue[1].append((mm2.id, np.arange(mm2.nr_pages)))
+    numa2.actuator._knuma_migrated(1)
     assert mm2.node_pages[1] == 64  # 128 MB of 2 MiB pages
 
 
 def test_rate_limit_window() -> None:
     """numamigrate_update_ratelimit(): 128 MB per 100 ms per destination node, overshooting by one page."""
-    m = Machine(SNB, seed=0, config=MachineConfig(thp=False))
+    m = FluidMachine(SNB, seed=0, config=MachineConfig(thp=False))
     mig = Migrator(m, MigrationRules(rate_limit=True), MigrationCosts())
     mm = m.new_mm("p")
     mm.mmap(512 * MIB, "b")
@@ -139,7 +145,7 @@ def test_rate_limit_window() -> None:
 
 def test_migrate_balanced_pgdat_refuses_a_full_node() -> None:
     """A destination without room above its high watermark refuses the migration."""
-    m = Machine(SNB, seed=0)
+    m = FluidMachine(SNB, seed=0)
     mig = Migrator(m, MigrationRules(rate_limit=False), MigrationCosts())
     mm = m.new_mm("p")
     mm.mmap(64 * MIB, "b")
@@ -152,7 +158,7 @@ def test_migrate_balanced_pgdat_refuses_a_full_node() -> None:
 
 def test_copy_cost_scales_with_page_size_and_distance() -> None:
     """Moving a 2 MiB page costs about 512x a 4 KiB copy plus the fixed part; remote copies cost more."""
-    m = Machine(SNB, seed=0)
+    m = FluidMachine(SNB, seed=0)
     mig = Migrator(m, MigrationRules(), MigrationCosts(migrate_fixed_ns=0))
     local = mig.copy_ns(0, np.array([0]), np.array([0]))[0]
     remote = mig.copy_ns(0, np.array([1]), np.array([0]))[0]
@@ -161,20 +167,24 @@ def test_copy_cost_scales_with_page_size_and_distance() -> None:
 
 
 def test_task_actions_respect_affinity_and_cost() -> None:
-    """MigrateTask/SwapTasks go through the scheduler with their cost; a move outside the affinity is dropped."""
+    """MigrateTask/SwapTasks go through the scheduler with their cost; a move outside the affinity is refused
+    with the reason; a hook that returns a non-action is a PolicyError naming the policy."""
+    from memsched.errors import PolicyError
     from memsched.policies.numa.actions import MigrateTask, SwapTasks
 
     m, _mm, numa = setup("homenode", passes=5)
     m.run(until=500 * NSEC_PER_MSEC)
     remote = next(t for t in m.tasks if t.name == "remote")
     before_sys = m.task_times(remote)[1]
-    numa._apply([MigrateTask(remote.id, SNB.node_cpus(0)[3])])  # not allowed: pinned to node 1
+    res = numa.actuator.apply(MigrateTask(remote.id, SNB.node_cpus(0)[3]))  # not allowed: pinned to node 1
+    assert res.status == "skipped" and "affinity" in res.message
     assert SNB.cpu_node()[remote.cpu] == 1
-    free = next(c for c in SNB.node_cpus(1) if not m.rq[c])
-    numa._apply([MigrateTask(remote.id, free)])
-    assert remote.cpu == free and numa.stats["numa_task_migrations"] == 1
+    free = next(c for c in SNB.node_cpus(1) if not m.sched.rq[c])
+    assert numa.actuator.apply(MigrateTask(remote.id, free)).status == "applied"
+    assert remote.cpu == free and numa.actuator.stats["numa_task_migrations"] == 1
+    assert numa.actuator.apply(MigrateTask(remote.id, free)).status == "no-op"
     m.run(until=510 * NSEC_PER_MSEC)
     assert m.task_times(remote)[1] > before_sys
-    with pytest.raises(Exception, match="must be an action"):
-        numa._apply(["not an action"])
+    with pytest.raises(PolicyError, match="policy homenode: on_tick returned 'not an action'"):
+        numa.driver._apply("on_tick", ["not an action"])  # type: ignore[list-item]
     assert isinstance(SwapTasks(1, 2), SwapTasks)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsched.sim.sched.balance import Balancer
-from memsched.sim.sched.domains import build_domains
+from memsched.sim.fluid.balance import Balancer
+from memsched.sim.fluid.domains import build_domains
 from memsched.topology import load_topology
 
 WSM = load_topology("westmere-ex-4n48")

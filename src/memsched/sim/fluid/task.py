@@ -1,14 +1,21 @@
-"""Tasks and their programs.
+"""Tasks of the fluid machine and their programs: phases that run themselves, and the interpreter.
 
-A simulated task (a thread; ``struct task_struct``) runs a *program*: a tuple of phases, executed in order.
+A simulated task (a thread; ``struct task_struct`` as far as the fluid model needs one) runs a *program*: a
+tuple of phases, executed in order. Its identity, address space, policies and program position live on the
+:class:`FluidTask`; its dynamic progress (work left, rate, CPU share, kernel-time debt, CPU time) lives in the
+machine's struct of arrays (``sim/fluid/state.py``), indexed by ``id``, so one numpy operation advances
+every task.
+
 Phases either take time (``Touch``, ``Compute``, ``Sleep``, ``Join``, ``Wait``) or act at once
-(``SetMempolicy``, ``SetAffinity``, ``Spawn``; ``Call`` acts at once unless its function returns CPU
-time). Work phases progress fluidly: the machine gives every running task a rate, and a phase ends when
-its work is done (``DESIGN.md``, "Fluid progress").
+(``SetMempolicy``, ``SchedSetaffinity``, ``Spawn``; ``Call`` acts at once unless its function returns CPU
+time). Work phases progress fluidly (``sim/fluid/progress.py``): the machine gives every running task a
+rate, and a phase ends when its work is done.
 
-Workloads build programs from these values; the machine interprets them. New mechanisms add phases here
-(memory pressure adds allocation and "wait for a pressure event" phases; the realtime scheduler adds
-periodic jobs and locked sections).
+Each phase carries its own behaviour: ``phase.run(host, task)`` does what the phase means through the
+:class:`ProgramHost` operations (``sim/fluid/lifecycle.py`` implements them) and returns whether the task
+now waits (for its work, a timer or a wakeup). :func:`run_program` steps a task through its instantaneous
+phases until one takes time, and exits the task at the end of its program. A workload or a mechanism adds
+a phase by writing a class with a ``run`` method; the interpreter does not change.
 """
 
 from __future__ import annotations
@@ -28,19 +35,37 @@ from memsched.sim.mm.mm import MmStruct, Region
 __all__ = [
     "Call",
     "Compute",
+    "FluidTask",
+    "FluidTaskState",
     "Join",
     "Phase",
-    "SetAffinity",
+    "ProgramHost",
+    "SchedSetaffinity",
     "SetMempolicy",
     "Sleep",
     "Spawn",
-    "Task",
-    "TaskState",
     "ThreadSpec",
     "Touch",
     "Wait",
     "Waitable",
+    "run_program",
 ]
+
+
+class ProgramHost(Protocol):
+    """What phases ask of the machine (implemented by ``sim/fluid/lifecycle.py``'s ``Lifecycle``)."""
+
+    def begin_touch(self, task: FluidTask, phase: Touch) -> None: ...
+    def begin_compute(self, task: FluidTask, ns: float) -> None: ...
+    def sleep(self, task: FluidTask, ns: int) -> None: ...
+    def set_mempolicy(self, task: FluidTask, policy: Mempolicy) -> None: ...
+    def set_affinity(self, task: FluidTask, cpus: tuple[int, ...] | None) -> None: ...
+    def spawn_thread(self, parent: FluidTask, spec: ThreadSpec) -> FluidTask: ...
+    def join(self, task: FluidTask) -> bool: ...
+    def wait(self, task: FluidTask, on: Waitable) -> bool: ...
+    def call(self, task: FluidTask, fn: Callable[[Any, FluidTask], int | None]) -> bool: ...
+    def exit(self, task: FluidTask) -> None: ...
+    def mark_dirty(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +115,20 @@ class Touch:
             out.append((self.shared, (done * f) % self.shared.nbytes, rate * f))
         return out
 
+    def run(self, host: ProgramHost, task: FluidTask) -> bool:
+        host.begin_touch(task, self)
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class Compute:
     """Burn ``ns`` nanoseconds of CPU time (progress only while on a CPU)."""
 
     ns: int
+
+    def run(self, host: ProgramHost, task: FluidTask) -> bool:
+        host.begin_compute(task, float(self.ns))
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +137,10 @@ class Sleep:
 
     ns: int
 
+    def run(self, host: ProgramHost, task: FluidTask) -> bool:
+        host.sleep(task, self.ns)
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class SetMempolicy:
@@ -111,19 +148,20 @@ class SetMempolicy:
 
     policy: Mempolicy
 
+    def run(self, host: ProgramHost, task: FluidTask) -> bool:
+        host.set_mempolicy(task, self.policy)
+        return False
+
 
 @dataclass(frozen=True, slots=True)
-class SetAffinity:
+class SchedSetaffinity:
     """``sched_setaffinity(2)`` for the calling thread; ``cpus=None`` allows every CPU."""
 
     cpus: tuple[int, ...] | None
 
-
-@dataclass(frozen=True, slots=True)
-class ThreadSpec:
-    name: str
-    program: tuple[Phase, ...]
-    nice: int = 0
+    def run(self, host: ProgramHost, task: FluidTask) -> bool:
+        host.set_affinity(task, self.cpus)
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +170,20 @@ class Spawn:
 
     threads: tuple[ThreadSpec, ...]
 
+    def run(self, host: ProgramHost, task: FluidTask) -> bool:
+        for spec in self.threads:
+            host.spawn_thread(task, spec)
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class Join:
     """``pthread_join`` every thread this task spawned."""
 
+    def run(self, host: ProgramHost, task: FluidTask) -> bool:
+        return host.join(task)
 
-# ---- memory-pressure phases (sim/mm/reclaim.py and the pressure workloads) -------------------------------
+
 class Waitable(Protocol):
     """A kernel wait queue a task can block on (a pressure fd, an eventfd, a PSI trigger, dirty throttling).
 
@@ -146,9 +191,9 @@ class Waitable(Protocol):
     machine parks the task and calls ``add_waiter(task, wake)``; the waitable calls ``wake(task)`` once when
     the condition becomes true, and the task continues with its next phase."""
 
-    def poll_ready(self, task: Task) -> bool: ...
+    def poll_ready(self, task: FluidTask) -> bool: ...
 
-    def add_waiter(self, task: Task, wake: Callable[[Task], None]) -> None: ...
+    def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +201,9 @@ class Wait:
     """Block until ``on`` is ready (``select`` on a pressure fd; ``balance_dirty_pages`` sleeping)."""
 
     on: Waitable
+
+    def run(self, host: ProgramHost, task: FluidTask) -> bool:
+        return host.wait(task, self.on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,22 +213,34 @@ class Call:
     ``fn`` returns the user CPU time, in ns, that logic costs (0 or None: none); that time is then spent like
     a ``Compute`` phase."""
 
-    fn: Callable[[Any, Task], int | None]
+    fn: Callable[[Any, FluidTask], int | None]
+
+    def run(self, host: ProgramHost, task: FluidTask) -> bool:
+        return host.call(task, self.fn)
 
 
-Phase = Touch | Compute | Sleep | SetMempolicy | SetAffinity | Spawn | Join | Wait | Call
+Phase = Touch | Compute | Sleep | SetMempolicy | SchedSetaffinity | Spawn | Join | Wait | Call
 
 
-class TaskState(enum.Enum):
+class FluidTaskState(enum.Enum):
     RUNNABLE = "R"
     SLEEPING = "S"
     BLOCKED = "D"
     EXITED = "X"
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadSpec:
+    """What ``pthread_create`` starts: a name, a program and a nice value."""
+
+    name: str
+    program: tuple[Phase, ...]
+    nice: int = 0
+
+
 @dataclass(eq=False)
-class Task:
-    """A simulated thread. Dynamic progress lives in the machine's arrays, indexed by ``id``."""
+class FluidTask:
+    """A simulated thread of the fluid machine. Dynamic progress lives in the machine's arrays, indexed by ``id``."""
 
     id: int
     name: str
@@ -191,7 +251,7 @@ class Task:
     mempolicy: Mempolicy = field(default_factory=Mempolicy)
     weight: float = 1024.0
     parent: int | None = None
-    state: TaskState = TaskState.RUNNABLE
+    state: FluidTaskState = FluidTaskState.RUNNABLE
     cpu: int = -1
     pc: int = -1
     children: list[int] = field(default_factory=list)
@@ -205,3 +265,17 @@ class Task:
     @property
     def phase(self) -> Phase | None:
         return self.program[self.pc] if 0 <= self.pc < len(self.program) else None
+
+
+def run_program(host: ProgramHost, task: FluidTask) -> None:
+    """Advance ``task`` to its next phase that takes time, running instantaneous ones on the way; a task
+    at the end of its program exits."""
+    host.mark_dirty()
+    while True:
+        task.pc += 1
+        phase = task.phase
+        if phase is None:
+            host.exit(task)
+            return
+        if phase.run(host, task):
+            return

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from memsched.sim.sched.domains import Domain, build_domains
+from memsched.sim.fluid.domains import Domain, build_domains
 from memsched.topology import Topology
 
 __all__ = ["Balancer", "Move"]

@@ -1,0 +1,306 @@
+"""Fluid progress: every running task advances at a constant rate between two events.
+
+This is the engine :class:`~memsched.sim.engine.Source` of the fluid machine. Memory phases progress at the
+rate :class:`~memsched.sim.fluid.memmodel.MemModel` gives for where the task runs and where its pages are,
+compute phases at the task's CPU share (times the SMT yield when its sibling is busy). The engine asks
+:meth:`FluidProgress.next_time` for the next phase completion (``remaining / rate``, rounded up to a whole
+nanosecond so work never finishes early), brings every task to an instant with one vectorised
+:meth:`FluidProgress.advance`, and lets :meth:`FluidProgress.fire` hand completed phases to the program
+interpreter. Rates are recomputed only after something changed (a task started, stopped or moved, pages
+moved) — never per access and never per page.
+
+Kernel work done in a task's context (page faults, NUMA scanning, hinting faults, migrations, reclaim) is
+charged with :meth:`FluidProgress.charge_system`: the task spends that much of its CPU share in the kernel
+before its user work progresses again, and the time shows up as ``system_s``. Its bandwidth share is not
+handed to others meanwhile (kernel stalls are short against the intervals between placement changes), which
+keeps a fault or a scan from forcing two rate recomputations.
+
+Deviations from the kernel: no time slices — CFS's ideal of every runnable task receiving ``weight / sum of
+weights`` of its CPU (kernel/sched/fair.c) is used directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from memsched.sim.engine import Engine
+from memsched.sim.fluid.memmodel import MemModel
+from memsched.sim.fluid.state import COMPUTE, IDLE, MEM, TaskArrays
+from memsched.sim.fluid.task import Compute, FluidTask, FluidTaskState, Touch
+from memsched.sim.mm.mm import MmStruct, Region
+from memsched.topology import Topology
+
+__all__ = ["FluidProgress", "fluid_shares"]
+
+
+def fluid_shares(
+    cpu: npt.NDArray[np.int64], weight: npt.NDArray[np.float64], nr_cpus: int
+) -> npt.NDArray[np.float64]:
+    """CPU share of each runnable task: its weight over the total weight queued on its CPU."""
+    if cpu.shape[0] == 0:
+        return np.empty(0)
+    per_cpu = np.bincount(cpu, weights=weight, minlength=nr_cpus)
+    return weight / per_cpu[cpu]
+
+
+class FluidProgress:
+    """Task progress between events, and the rates it follows."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        topology: Topology,
+        memmodel: MemModel,
+        tasks: list[FluidTask],
+        mms: list[MmStruct],
+    ) -> None:
+        self.engine = engine
+        self.topology = topology
+        self.memmodel = memmodel
+        self.tasks = tasks
+        self.mms = mms
+        self.nr_cpus = topology.nr_cpus
+        self.cpu_node = topology.cpu_node()
+        self.cpu_core = topology.cpu_core()
+        #: Called with each task whose phase completed (the program interpreter).
+        self.on_complete: Callable[[FluidTask], None] = lambda task: None
+        self.arrays = TaskArrays(topology.nr_nodes)
+        #: Each task's current ``Touch`` phase (``None`` when it is not streaming).
+        self.touch: list[Touch | None] = []
+        self.t_last = 0
+        self.dirty = True
+        self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = {}
+        self._sibling_cpus = [np.array(topology.siblings(c), dtype=np.int64) for c in range(self.nr_cpus)]
+        #: Memory traffic since the start, and since the last timeline sample: (total, local) bytes.
+        self.bytes_total = 0.0
+        self.bytes_local = 0.0
+        self.interval_bytes = np.zeros(2)
+        self.controller_util = np.zeros(topology.nr_nodes)
+
+    # ---- tasks ---------------------------------------------------------------------------------------------
+    def new_task(self, task: FluidTask) -> None:
+        self.arrays.grow(task.id + 1)
+        self.touch.append(None)
+        self.arrays.weight[task.id] = task.weight
+
+    def begin_touch(self, task: FluidTask, phase: Touch) -> None:
+        a, tid = self.arrays, task.id
+        a.kind[tid] = MEM
+        self.touch[tid] = phase
+        a.rem[tid] = phase.work
+        a.write[tid] = phase.write
+        a.cpu_ns_per_byte[tid] = phase.cpu_ns_per_byte
+        a.mlp_scale[tid] = phase.mlp_scale
+
+    def begin_compute(self, task: FluidTask, ns: float) -> None:
+        self.arrays.kind[task.id] = COMPUTE
+        self.arrays.rem[task.id] = float(ns)
+
+    def stop(self, task: FluidTask) -> None:
+        """The task's current phase consumes nothing (it sleeps, blocks, waits or exits)."""
+        self.arrays.kind[task.id] = IDLE
+
+    def charge_system(self, task: FluidTask, ns: float) -> None:
+        """Kernel work of ``ns`` CPU nanoseconds in ``task``'s context (delays its user work)."""
+        if ns <= 0:
+            return
+        self.sync()
+        self.arrays.debt[task.id] += ns
+
+    def sync(self) -> None:
+        """Bring every task's progress up to now (before state changes mid-event)."""
+        self.advance(self.engine.now)
+
+    def invalidate(self) -> None:
+        """Placement or scheduling changed: progress so far is kept and rates are recomputed before the next step."""
+        self.sync()
+        self.dirty = True
+
+    # ---- what the mechanisms read --------------------------------------------------------------------------
+    def sweep_state(self, task: FluidTask) -> list[tuple[Region, float, float]]:
+        """Where a running task is in its current ``Touch`` sweeps: (region, cursor in bytes, rate in B/ns).
+
+        The cursor is the offset in the region the task writes next: a ``bzero`` loop walks its buffer in
+        order, so after ``done`` bytes of a multi-pass phase it is at ``done mod nbytes``. A phase with a
+        shared region walks both, each at its share of the rate. Empty when the task is not streaming.
+        """
+        phase = task.phase
+        if not isinstance(phase, Touch) or self.arrays.oncpu[task.id] < 0:
+            return []
+        self.sync()
+        done = phase.work - float(self.arrays.rem[task.id])
+        return phase.sweeps(done, float(self.arrays.rate[task.id]))
+
+    def phase_progress(self, task: FluidTask) -> float:
+        """Work done so far in the task's current phase (bytes for ``Touch``, ns for ``Compute``)."""
+        phase = task.phase
+        self.sync()
+        if isinstance(phase, Touch):
+            return phase.work - float(self.arrays.rem[task.id])
+        if isinstance(phase, Compute):
+            return float(phase.ns) - float(self.arrays.rem[task.id])
+        return 0.0
+
+    def task_cpus(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """CPU each task is queued on, -1 for tasks not on a runqueue (sleeping, blocked, exited)."""
+        return self.arrays.oncpu[ids]
+
+    def take_interval_bytes(self) -> tuple[float, float]:
+        """(total, local) bytes since the last call."""
+        total, local = float(self.interval_bytes[0]), float(self.interval_bytes[1])
+        self.interval_bytes[:] = 0.0
+        return total, local
+
+    # ---- the engine's Source -------------------------------------------------------------------------------
+    def done(self) -> bool:
+        """Every task that ever ran has exited (a machine with no task yet is not done)."""
+        return bool(self.tasks) and all(t.state is FluidTaskState.EXITED for t in self.tasks)
+
+    def advance(self, t: int) -> None:
+        dt = t - self.t_last
+        if dt <= 0:
+            return
+        self.t_last = t
+        n = len(self.tasks)
+        a = self.arrays
+        running = a.oncpu[:n] >= 0
+        if not running.any():
+            return
+        share = a.share[:n]
+        debt = a.debt[:n]
+        indebt = running & (debt > 0)
+        working = running & ~indebt
+        a.user_ns[:n][working] += share[working] * dt
+        a.sys_ns[:n][indebt] += share[indebt] * dt
+        if indebt.any():
+            debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
+        progressed = a.rate[:n] * dt
+        a.rem[:n][working] -= progressed[working]
+        mem = working & (a.kind[:n] == MEM)
+        if mem.any():
+            nbytes = progressed[mem]
+            idx = np.flatnonzero(mem)
+            local = a.frac[idx, self.cpu_node[a.oncpu[idx]]]
+            total_b = float(nbytes.sum())
+            local_b = float((nbytes * local).sum())
+            self.bytes_total += total_b
+            self.bytes_local += local_b
+            self.interval_bytes += (total_b, local_b)
+
+    def next_time(self) -> int | None:
+        if self.dirty:
+            self.recompute()
+        n = len(self.tasks)
+        a = self.arrays
+        running = a.oncpu[:n] >= 0
+        if not running.any():
+            return None
+        debt = a.debt[:n]
+        rate = a.rate[:n]
+        best = math.inf
+        indebt = running & (debt > 0)
+        if indebt.any():
+            best = float((debt[indebt] / a.share[:n][indebt]).min())
+        working = running & ~indebt & (rate > 0)
+        if working.any():
+            best = min(best, float((a.rem[:n][working] / rate[working]).min()))
+        if best == math.inf:
+            return None
+        return self.t_last + max(1, math.ceil(best - 1e-9))
+
+    def fire(self) -> None:
+        """Pay off kernel debts and hand every phase that completed now to the program interpreter."""
+        tasks = self.tasks
+        n = len(tasks)
+        a = self.arrays
+        running = a.oncpu[:n] >= 0
+        debt = a.debt[:n]
+        share = a.share[:n]
+        paid = running & (debt > 0) & (debt <= share * 1.0 + 1e-9)
+        if paid.any():
+            debt[paid] = 0.0
+        rate = a.rate[:n]
+        done = running & (debt <= 0) & (rate > 0) & (a.rem[:n] <= rate * 1.0 + 1e-9)
+        for tid in np.flatnonzero(done):
+            task = tasks[int(tid)]
+            if task.state is FluidTaskState.RUNNABLE and a.oncpu[tid] >= 0:
+                a.rem[tid] = 0.0
+                self.on_complete(task)
+
+    # ---- rates ---------------------------------------------------------------------------------------------
+    def recompute(self) -> None:
+        self.dirty = False
+        n = len(self.tasks)
+        a = self.arrays
+        a.rate[:n] = 0.0
+        a.share[:n] = 0.0
+        running = np.flatnonzero(a.oncpu[:n] >= 0)
+        if running.size == 0:
+            self.controller_util[:] = 0.0
+            return
+        cpus = a.oncpu[running]
+        a.share[running] = fluid_shares(cpus, a.weight[running], self.nr_cpus)
+        kind = a.kind[running]
+        mem = running[kind == MEM]
+        if mem.size:
+            by_phase: dict[Touch, list[int]] = {}
+            for tid in mem.tolist():
+                phase = self.touch[tid]
+                assert phase is not None
+                by_phase.setdefault(phase, []).append(tid)
+            for phase, tids in by_phase.items():
+                frac = self._region_frac(phase.region)
+                if phase.shared is not None:
+                    f = phase.shared_fraction
+                    frac = (1.0 - f) * frac + f * self._region_frac(phase.shared)
+                a.frac[tids] = frac
+            oncpu = a.oncpu[mem]
+            res = self.memmodel.rates(
+                self.cpu_node[oncpu],
+                self.cpu_core[oncpu],
+                a.share[mem],
+                a.frac[mem],
+                a.write[mem],
+                a.cpu_ns_per_byte[mem],
+                a.mlp_scale[mem],
+            )
+            a.rate[mem] = res.rate
+            self.controller_util = res.controller_util
+        else:
+            self.controller_util = np.zeros(self.topology.nr_nodes)
+        comp = running[kind == COMPUTE]
+        if comp.size:
+            busy = np.zeros(self.nr_cpus, dtype=bool)
+            busy[cpus] = True
+            smt_yield = self.topology.smt_yield
+            yields = np.array(
+                [smt_yield if busy[self._sibling_cpus[int(c)]].sum() > 1 else 1.0 for c in a.oncpu[comp]]
+            )
+            a.rate[comp] = a.share[comp] * yields
+
+    def _region_frac(self, region: Region) -> npt.NDArray[np.float64]:
+        mm = self.mms[region.mm_id]
+        hit = self._frac_cache.get(region)
+        if hit is not None and hit[0] == mm.placement_version:
+            return hit[1]
+        frac = mm.region_node_bytes(region) / float(region.nbytes)
+        self._frac_cache[region] = (mm.placement_version, frac)
+        return frac
+
+    # ---- results -------------------------------------------------------------------------------------------
+    def user_ns(self) -> float:
+        return float(self.arrays.user_ns[: len(self.tasks)].sum())
+
+    def system_ns(self) -> float:
+        return float(self.arrays.sys_ns[: len(self.tasks)].sum())
+
+    def task_times(self, task: FluidTask) -> tuple[float, float]:
+        """User and system CPU nanoseconds of one task."""
+        return float(self.arrays.user_ns[task.id]), float(self.arrays.sys_ns[task.id])
+
+    def local_fraction(self) -> float | None:
+        return self.bytes_local / self.bytes_total if self.bytes_total > 0 else None
