@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "AccessDeniedError",
     "ConfigError",
     "KernelError",
     "MemschedError",
     "PolicyError",
+    "ProcessGoneError",
     "SimulationError",
     "UnknownNameError",
     "UnsupportedError",
@@ -76,6 +78,17 @@ class KernelError(MemschedError, OSError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ProcessGoneError(KernelError):
+    """The process or thread exited (or never existed) while it was read or acted on: ``ESRCH`` from a
+    system call, ``ENOENT``/``ESRCH`` from its ``/proc`` files (psutil's ``NoSuchProcess``). A scan over
+    ``/proc`` skips it; an action on it is skipped, not failed."""
+
+
+class AccessDeniedError(KernelError):
+    """The kernel refused this caller (``EACCES``/``EPERM``): credentials, capabilities or a ptrace access
+    check (psutil's ``AccessDenied``). The message says which rule, where it is known."""
 
 
 class UnsupportedError(MemschedError):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from memsched.errors import KernelError
+from memsched.errors import ProcessGoneError
 from memsched.live.roots import LiveRoots
 from memsched.uapi.sched import SchedAttr
 
@@ -20,13 +21,14 @@ def tree(name: str) -> LiveRoots:
 def fake_getattr(
     table: Mapping[int, SchedAttr], calls: list[int] | None = None
 ) -> Callable[[int], SchedAttr]:
-    """A ``sched_getattr`` answering from ``table`` (ESRCH for other tids), recording the tids asked."""
+    """A ``sched_getattr`` answering from ``table`` (ESRCH, as the real one raises it, for other tids), recording
+    the tids asked."""
 
     def getattr_fn(tid: int) -> SchedAttr:
         if calls is not None:
             calls.append(tid)
         if tid not in table:
-            raise KernelError(3, f"no task {tid}")
+            raise ProcessGoneError(errno.ESRCH, f"no task {tid}")
         return table[tid]
 
     return getattr_fn

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from helpers.live_fixtures import FIXTURES
-from memsched.errors import KernelError
+from memsched.live.oserrors import process_error
 from memsched.live.roots import LiveRoots
 
 IntArray = npt.NDArray[np.int64]
@@ -64,7 +64,7 @@ class FakeNumaSyscalls:
 
     def move_pages(self, pid: int, addrs: IntArray, nodes: IntArray | None) -> IntArray:
         if pid in self.exited:
-            raise KernelError(errno.ESRCH, f"move_pages: no process {pid} (it exited)")
+            raise process_error(errno.ESRCH, f"move_pages: no process {pid} (it exited)")
         vpns = np.asarray(addrs, dtype=np.int64) // PAGE
         now = self._node(pid, vpns)
         if nodes is None:
@@ -84,13 +84,13 @@ class FakeNumaSyscalls:
 
     def migrate_pages(self, pid: int, old_nodes: frozenset[int], new_nodes: frozenset[int]) -> int:
         if pid in self.exited:
-            raise KernelError(errno.ESRCH, f"migrate_pages: no process {pid} (it exited)")
+            raise process_error(errno.ESRCH, f"migrate_pages: no process {pid} (it exited)")
         self.calls.append(("migrate_pages", pid, sorted(old_nodes), sorted(new_nodes)))
         return self.unmovable
 
     def get_affinity(self, tid: int) -> frozenset[int]:
         if tid in self.exited:
-            raise KernelError(errno.ESRCH, f"sched_getaffinity: no process {tid} (it exited)")
+            raise process_error(errno.ESRCH, f"sched_getaffinity: no process {tid} (it exited)")
         return self.affinity.get(tid, frozenset(range(16)))
 
     def set_affinity(self, tid: int, cpus: frozenset[int]) -> None:
@@ -100,5 +100,5 @@ class FakeNumaSyscalls:
         if tid in self.exited:
             err = errno.ESRCH
         if err:
-            raise KernelError(err, f"sched_setaffinity(tid {tid}) failed: {errno.errorcode[err]}")
+            raise process_error(err, f"sched_setaffinity(tid {tid}) failed: {errno.errorcode[err]}")
         self.affinity[tid] = frozenset(cpus)

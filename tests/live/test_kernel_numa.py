@@ -20,8 +20,8 @@ import pytest
 from memsched.cli import main
 from memsched.live import capabilities
 from memsched.live.numa.balance import LiveBalancer
-from memsched.live.numa.readers import read_numa_maps
 from memsched.live.numa.syscalls import KernelNumaSyscalls
+from memsched.live.procfs import read_numa_maps
 from memsched.live.roots import LiveRoots
 from memsched.policies.numa.actions import Action, MigrateMmNodes, MigratePages, MigrateTask, SetAffinity, SwapTasks
 from memsched.policies.numa.base import NumaPolicy, TaskWorkScan
@@ -155,7 +155,7 @@ def test_every_action_applied_for_real(child: subprocess.Popen[str]) -> None:
     # The calls behind the no-ops, made directly: moving present pages to the node they are on, and
     # migrate_pages between the same nodes, both succeed and change nothing.
     kernel = KernelNumaSyscalls()
-    vma = max(read_numa_maps(child.pid, LiveRoots()), key=lambda v: v.anon)
+    vma = max(read_numa_maps(LiveRoots(), child.pid), key=lambda v: v.anon)
     addrs = vma.start + 4096 * np.arange(64, dtype=np.int64)
     where = kernel.move_pages(child.pid, addrs, None)
     present = addrs[where >= 0]

@@ -22,9 +22,10 @@ import pytest
 
 from helpers.kernel_helpers import child_pids
 from memsched.errors import ConfigError, KernelError
+from memsched.live.dl_explain import sched_setattr
 from memsched.live.parity import admission_parity
 from memsched.live.rt_run import run_deadline
-from memsched.live.sched_attr import sched_getattr, sched_setattr
+from memsched.live.sched_attr import sched_getattr
 from memsched.uapi.sched import SchedAttr, SchedFlag, SchedPolicy
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("deadline_machine")]

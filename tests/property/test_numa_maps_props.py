@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memsched.live.numa.readers import parse_numa_maps
+from memsched.live.procfs import parse_numa_maps
 
 POLICIES = st.sampled_from(
     ["default", "prefer:1", "bind:0-3", "bind=static:0-1", "interleave:0,2", "local", "prefer (many):0-1",

@@ -19,8 +19,8 @@ from memsched.config import parse_set_args
 from memsched.errors import ConfigError
 from memsched.live import capabilities
 from memsched.live.numa.balance import LiveBalancer, SampleReport
-from memsched.live.numa.readers import MissingFieldWarning
 from memsched.live.numa.snapshot import NumaSnapshot, locality, take_snapshot
+from memsched.live.procfs import MissingFieldWarning
 from memsched.live.roots import LiveRoots
 from memsched.policies.numa import registry as policy_registry
 from memsched.topology import Topology

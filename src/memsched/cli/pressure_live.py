@@ -33,7 +33,6 @@ from memsched.cli.common import out_console
 from memsched.cli.pressure import pressure_app
 from memsched.config import from_sets, parse_set_args
 from memsched.errors import ConfigError, MemschedError
-from memsched.live.cgroups import parse_flat_keyed, parse_psi
 from memsched.live.pressure import (
     PressureMonitor,
     PressureOptions,
@@ -47,6 +46,7 @@ from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.daemon import PressureDaemon, default_socket_path
 from memsched.live.pressure.psi import psi_target
 from memsched.live.pressure.reclaim_index import DeltaTracker, vmstat_sample
+from memsched.live.procfs import parse_flat_keyed, parse_psi
 from memsched.live.roots import LiveRoots, try_read_text
 from memsched.pressure.index import Rfc2012Config
 from memsched.uapi.pressure import VmpressureConfig, VmpressureLevel

@@ -13,9 +13,9 @@ from memsched.cli.rt import rt_app
 from memsched.errors import ConfigError
 from memsched.live import capabilities
 from memsched.live.deadline import AdmissionPrediction, predict_admission
+from memsched.live.dl_explain import describe_attr
 from memsched.live.noise import DEFAULT_THRESHOLD_NS, NoiseReport, measure_noise
 from memsched.live.rt_run import run_deadline
-from memsched.live.sched_attr import describe_attr
 from memsched.uapi.cpumask import format_cpulist, parse_cpulist
 from memsched.uapi.sched import SchedAttr, SchedFlag
 from memsched.units import format_ns, parse_duration

@@ -12,10 +12,10 @@ writes) and must not raise for an absent feature: absence is an answer.
 
 Facts used here: ``CAP_SYS_NICE`` = 23 and ``CAP_SYS_RESOURCE`` = 24 (include/uapi/linux/capability.h), read
 from ``CapEff`` in ``/proc/self/status`` (fs/proc/array.c); SCHED_DEADLINE privilege rules from
-kernel/sched/syscalls.c (6.18, see :mod:`memsched.live.sched_attr`); PSI trigger rules from kernel/sched/psi.c
+kernel/sched/syscalls.c (6.18, see :mod:`memsched.live.dl_explain`); PSI trigger rules from kernel/sched/psi.c
 (``psi_trigger_create()``: 6.5+ lets openers without CAP_SYS_RESOURCE arm triggers whose window is a multiple
 of 2 s; 5.13-6.4 refuse them with EPERM at open; triggers exist since 5.2); memcg v1 pressure levels from
-mm/vmpressure.c and Documentation/admin-guide/cgroup-v1/memory.rst §11.
+mm/vmpressure.c and Documentation/admin-guide/cgroup-v1/memory.rst (section 11, "Memory Pressure").
 """
 
 from __future__ import annotations
@@ -29,31 +29,31 @@ from pathlib import Path
 
 from memsched.admission import BW_UNIT, DlBandwidth
 from memsched.errors import KernelError, MemschedError, UnsupportedError
-from memsched.live.cgroups import cgroup_mounts, own_cgroups, parse_flat_keyed, parse_psi
+from memsched.live.cgroups import cgroup_mounts, own_cgroups
 from memsched.live.deadline import dl_sysctls, fair_servers, root_domain
+from memsched.live.dl_explain import deadline_privilege
 from memsched.live.isolation import cpu_isolation
+from memsched.live.procfs import (
+    CAP_SYS_RESOURCE,
+    kernel_version,
+    parse_flat_keyed,
+    parse_int,
+    parse_psi,
+    parse_status,
+)
 from memsched.live.roots import LiveRoots, try_read_text
-from memsched.live.sched_attr import eperm_causes, sched_getattr
+from memsched.live.sched_attr import sched_getattr
 from memsched.uapi.cpumask import format_cpulist, parse_cpulist
 from memsched.uapi.sched import SchedAttr
 
 __all__ = [
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
     "Capabilities",
     "Capability",
-    "DeadlinePrivilege",
     "ProbeContext",
     "cap_effective",
     "capabilities",
-    "deadline_privilege",
-    "parse_limits",
-    "parse_status",
     "psi_privileged",
 ]
-
-CAP_SYS_NICE = 23
-CAP_SYS_RESOURCE = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,7 @@ class Capabilities:
     isolated_cpus: Capability
     """Some CPUs are outside the scheduler domains (``isolcpus=`` or an isolated cpuset partition)."""
 
-    # ---- memory pressure (issue 6) ------------------------------------------------------------------------
+    # ---- memory pressure ---------------------------------------------------------------------------------
     psi: Capability
     """PSI memory accounting is on (``/proc/pressure/memory`` is readable)."""
     psi_triggers: Capability
@@ -97,7 +97,7 @@ class Capabilities:
     reclaim_counters: Capability
     """``/proc/vmstat`` has the scan/steal counters the user-space reclaim index needs."""
 
-    # ---- NUMA (issue 8 points 5-6: memsched.live.numa) ---------------------------------------------------
+    # ---- NUMA (memsched.live.numa) ----------------------------------------------------------------------
     numa_nodes: Capability
     """More than one NUMA node is online (otherwise there is nothing to balance: every move is a no-op)."""
     numa_maps: Capability
@@ -122,84 +122,6 @@ class ProbeContext:
 
     roots: LiveRoots
     getattr_fn: Callable[[int], SchedAttr]
-
-
-# --------------------------------------------------------------------------------------------- parsers
-
-
-def parse_status(text: str) -> dict[str, str]:
-    """``/proc/<pid>/status`` -> ``{"CapEff": "000001ffffffffff", "Cpus_allowed_list": "0-1", ...}``."""
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
-
-
-def parse_limits(text: str) -> dict[str, tuple[str, str]]:
-    """``/proc/<pid>/limits`` -> ``{"Max realtime priority": ("0", "0"), ...}`` (soft, hard; may be
-    "unlimited"). The limit names are padded to 26 columns (fs/proc/base.c ``proc_pid_limits``).
-    """
-    out = {}
-    for line in text.splitlines()[1:]:
-        if len(line) < 26:
-            continue
-        name = line[:26].strip()
-        parts = line[26:].split()
-        if len(parts) >= 2:
-            out[name] = (parts[0], parts[1])
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class DeadlinePrivilege:
-    """The facts ``__sched_setscheduler`` checks before it lets a task become SCHED_DEADLINE."""
-
-    has_cap_sys_nice: bool | None
-    rlimit_rtprio: int | None
-    affinity: frozenset[int] | None
-    domain_cpus: frozenset[int] | None
-    rt_runtime_us: int | None
-
-    def problems(self) -> list[str]:
-        return eperm_causes(
-            has_cap_sys_nice=self.has_cap_sys_nice,
-            rlimit_rtprio=self.rlimit_rtprio,
-            affinity=self.affinity,
-            domain_cpus=self.domain_cpus,
-            rt_runtime_us=self.rt_runtime_us,
-        )
-
-
-def deadline_privilege(roots: LiveRoots | None = None, *, pid: int = 0) -> DeadlinePrivilege:
-    """The caller's CAP_SYS_NICE and RLIMIT_RTPRIO, and ``pid``'s affinity (0 = the caller) against its root
-    domain."""
-    roots = roots or LiveRoots()
-    self_status, _ = try_read_text(roots.proc("self", "status"))
-    status = parse_status(self_status) if self_status is not None else {}
-    cap_eff = status.get("CapEff")
-    has_nice = bool(int(cap_eff, 16) >> CAP_SYS_NICE & 1) if cap_eff is not None else None
-    limits_text, _ = try_read_text(roots.proc("self", "limits"))
-    rtprio = parse_limits(limits_text).get("Max realtime priority") if limits_text is not None else None
-    rlimit = None
-    if rtprio is not None:
-        rlimit = -1 if rtprio[0] == "unlimited" else int(rtprio[0])
-    target_status = status
-    if pid:
-        text, _ = try_read_text(roots.proc(pid, "status"))
-        target_status = parse_status(text) if text is not None else {}
-    allowed = target_status.get("Cpus_allowed_list")
-    affinity = parse_cpulist(allowed, field="Cpus_allowed_list") if allowed is not None else None
-    try:
-        domain = frozenset(root_domain(roots).cpus)
-    except MemschedError:
-        domain = None
-    try:
-        rt_runtime: int | None = dl_sysctls(roots).rt_runtime_us
-    except MemschedError:
-        rt_runtime = None
-    return DeadlinePrivilege(has_nice, rlimit, affinity, domain, rt_runtime)
 
 
 # --------------------------------------------------------------------------------------------- probes
@@ -270,9 +192,9 @@ def _probe_isolated_cpus(ctx: ProbeContext) -> Capability:
 
 def cap_effective(roots: LiveRoots | None = None) -> int | None:
     """The caller's effective capability mask (``CapEff``), or None if it cannot be read."""
-    text, _ = try_read_text((roots or LiveRoots()).proc("self", "status"))
-    value = parse_status(text).get("CapEff") if text is not None else None
-    return int(value, 16) if value is not None else None
+    path = (roots or LiveRoots()).proc("self", "status")
+    text, _ = try_read_text(path)
+    return parse_status(text, source=str(path)).cap_eff if text is not None else None
 
 
 def psi_privileged(roots: LiveRoots | None = None) -> bool:
@@ -285,10 +207,9 @@ def _kernel_version(roots: LiveRoots) -> tuple[int, int] | None:
     text, _ = try_read_text(roots.proc("sys", "kernel", "osrelease"))
     if text is None:
         return None
-    parts = text.strip().split(".")
     try:
-        return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
-    except (IndexError, ValueError):
+        return kernel_version(text)
+    except KernelError:
         return None
 
 
@@ -399,11 +320,11 @@ def _probe_reclaim_counters(ctx: ProbeContext) -> Capability:
     return Capability(True, f"{path} has {', '.join(need)}{extra}")
 
 
-# ---- NUMA probes (issue 8 points 5-6) ---------------------------------------------------------------------
+# ---- NUMA probes ---------------------------------------------------------------------------------------------
 # Formats: ``/sys/devices/system/node/online`` is a node list (drivers/base/node.c ``print_nodes_state``);
 # ``/proc/sys/kernel/numa_balancing`` is 0 (off), 1 (NUMA_BALANCING_NORMAL) or 2 (NUMA_BALANCING_MEMORY_TIERING),
 # or 3 for both (kernel/sched/core.c ``sysctl_numa_balancing``, 5.18+; 0/1 before). Neither probe imports
-# ``memsched.live.numa``, which itself uses this module.
+# ``memsched.live.numa``: capabilities stay below the NUMA balancer.
 
 
 def _probe_numa_nodes(ctx: ProbeContext) -> Capability:
@@ -437,9 +358,9 @@ def _probe_numa_balancing(ctx: ProbeContext) -> Capability:
     if text is None:
         return Capability(False, f"{why}: kernel without CONFIG_NUMA_BALANCING")
     try:
-        mode = int(text.strip())
-    except ValueError:
-        return Capability(False, f"{path} does not hold a number (got {text.strip()!r})")
+        mode = parse_int(text, source=str(path))
+    except KernelError as e:
+        return Capability(False, str(e))
     if mode == 0:
         return Capability(False, f"{path} is 0: the kernel's automatic NUMA balancing is off")
     name = _NUMA_BALANCING_MODES.get(mode, "unknown mode")
@@ -454,7 +375,7 @@ _PROBES: Mapping[str, Callable[[ProbeContext], Capability]] = {
     "fair_server_params": _probe_fair_server_params,
     "nohz_full": _probe_nohz_full,
     "isolated_cpus": _probe_isolated_cpus,
-    # memory pressure (issue 6)
+    # memory pressure
     "psi": _probe_psi,
     "psi_triggers": _probe_psi_triggers,
     "psi_cgroup": _probe_psi_cgroup,

@@ -1,16 +1,10 @@
-"""Control groups as the pressure backends see them: pure parsers, where the hierarchies are, which cgroup
-the caller is in, and a disposable memory cgroup for live tests and benchmarks.
+"""Control groups as the pressure backends see them: where the hierarchies are, which cgroup the caller is
+in, and a disposable memory cgroup for live tests and benchmarks.
 
-Parsers (pure functions of text, psutil style; a malformed line raises, a missing key is the caller's
-:class:`~memsched.errors.KernelError`, never a silent 0):
-
-* :func:`parse_proc_cgroup` — ``/proc/<pid>/cgroup``: ``hierarchy-ID:controller-list:cgroup-path``
-  (Documentation/admin-guide/cgroup-v1/cgroups.rst; the v2 line is ``0::/path``);
-* :func:`parse_mountinfo` — ``/proc/<pid>/mountinfo`` (Documentation/filesystems/proc.rst §3.5), to find the
-  v2 mount and the v1 ``memory`` mount without assuming ``/sys/fs/cgroup``;
-* :func:`parse_flat_keyed` — ``key value`` files: ``/proc/vmstat``, ``memory.stat``, ``memory.events``,
-  ``memory.oom_control``;
-* :func:`parse_psi` — ``/proc/pressure/*`` and ``<cgroup>/*.pressure`` (Documentation/accounting/psi.rst).
+The files involved are parsed by :mod:`memsched.live.procfs`: ``/proc/<pid>/cgroup``
+(:func:`~memsched.live.procfs.parse_proc_cgroup`), ``/proc/<pid>/mountinfo``
+(:func:`~memsched.live.procfs.parse_mountinfo`, to find the v2 mount and the v1 ``memory`` mount without assuming
+``/sys/fs/cgroup``) and the ``memory.*`` counter files (:func:`~memsched.live.procfs.parse_flat_keyed`).
 
 Mount points in ``mountinfo`` are absolute paths of the running system; :func:`cgroup_mounts` maps those
 under ``/sys`` through :class:`~memsched.live.roots.LiveRoots` so that fixture trees work.
@@ -34,163 +28,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memsched.errors import KernelError
+from memsched.errors import AccessDeniedError, KernelError
+from memsched.live.oserrors import send_signal
+from memsched.live.procfs import parse_flat_keyed, parse_mountinfo, parse_proc_cgroup
 from memsched.live.roots import LiveRoots, read_text, try_read_text
 
 __all__ = [
-    "CgroupMembership",
     "CgroupMounts",
     "MemcgV1Child",
-    "Mount",
     "OwnCgroups",
-    "PsiLine",
-    "PsiStats",
     "cgroup_mounts",
     "own_cgroups",
-    "parse_flat_keyed",
-    "parse_mountinfo",
-    "parse_proc_cgroup",
-    "parse_psi",
     "resolve_cgroup_dir",
     "spawn_in_cgroups",
 ]
-
-
-# --------------------------------------------------------------------------------------------- parsers
-
-
-@dataclass(frozen=True, slots=True)
-class CgroupMembership:
-    """One line of ``/proc/<pid>/cgroup``."""
-
-    hierarchy_id: int
-    controllers: tuple[str, ...]
-    path: str
-
-    @property
-    def is_v2(self) -> bool:
-        return self.hierarchy_id == 0 and not self.controllers
-
-
-def parse_proc_cgroup(text: str) -> list[CgroupMembership]:
-    """``/proc/<pid>/cgroup`` -> memberships (``4:memory:/a/b`` and the v2 ``0::/a``)."""
-    out = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split(":", 2)
-        if len(parts) != 3 or not parts[0].isdigit():
-            raise KernelError(errno.EINVAL, f"/proc/<pid>/cgroup: malformed line {line!r}")
-        ctrls = tuple(c for c in parts[1].split(",") if c)
-        out.append(CgroupMembership(int(parts[0]), ctrls, parts[2]))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """The fields of one ``mountinfo`` line the cgroup code needs."""
-
-    root: str
-    mount_point: str
-    fstype: str
-    super_options: tuple[str, ...]
-
-
-def _unescape(field: str) -> str:
-    """``mountinfo`` escapes space, tab, newline and backslash as octal (``\\040``)."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text: str) -> list[Mount]:
-    """``/proc/<pid>/mountinfo`` -> mounts. Fields: id, parent, dev, root, mount point, options, optional
-    fields up to ``-``, fstype, source, super options."""
-    out = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        fields = line.split()
-        try:
-            sep = fields.index("-", 6)
-        except ValueError:
-            raise KernelError(errno.EINVAL, f"mountinfo: no '-' separator in {line!r}") from None
-        if len(fields) < sep + 3:
-            raise KernelError(errno.EINVAL, f"mountinfo: truncated line {line!r}")
-        super_opts = tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else ()
-        out.append(Mount(_unescape(fields[3]), _unescape(fields[4]), fields[sep + 1], super_opts))
-    return out
-
-
-def parse_flat_keyed(text: str, *, source: str) -> dict[str, int]:
-    """``key value`` lines (``/proc/vmstat``, ``memory.stat``, ``memory.events``, ``memory.oom_control``).
-
-    Lines whose value is not an integer are an error naming ``source``; blank lines are skipped."""
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2:
-            raise KernelError(errno.EINVAL, f"{source}: expected 'key value', got {line!r}")
-        try:
-            out[parts[0]] = int(parts[1])
-        except ValueError:
-            raise KernelError(errno.EINVAL, f"{source}: {parts[0]} is not an integer ({parts[1]!r})") from None
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class PsiLine:
-    """One line of a PSI file: averages in percent (as printed, two decimals) and ``total`` stall in µs."""
-
-    avg10: float
-    avg60: float
-    avg300: float
-    total_us: int
-
-
-@dataclass(frozen=True, slots=True)
-class PsiStats:
-    """A PSI file: ``some`` and, except for system-wide CPU before 5.13, ``full``."""
-
-    some: PsiLine
-    full: PsiLine | None
-
-
-def parse_psi(text: str, *, source: str = "pressure file") -> PsiStats:
-    """``some avg10=0.00 avg60=0.00 avg300=0.00 total=0`` (+ ``full ...``) -> :class:`PsiStats`."""
-    lines: dict[str, PsiLine] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        kind = parts[0]
-        fields: dict[str, str] = {}
-        for item in parts[1:]:
-            key, eq, value = item.partition("=")
-            if not eq:
-                raise KernelError(errno.EINVAL, f"{source}: malformed field {item!r} in {line!r}")
-            fields[key] = value
-        try:
-            lines[kind] = PsiLine(
-                float(fields["avg10"]), float(fields["avg60"]), float(fields["avg300"]), int(fields["total"])
-            )
-        except KeyError as e:
-            raise KernelError(errno.EINVAL, f"{source}: {kind} line lacks {e.args[0]}= ({line!r})") from None
-        except ValueError:
-            raise KernelError(errno.EINVAL, f"{source}: non-numeric value in {line!r}") from None
-    if "some" not in lines:
-        raise KernelError(errno.EINVAL, f"{source}: no 'some' line")
-    return PsiStats(lines["some"], lines.get("full"))
 
 
 # --------------------------------------------------------------------------------------------- discovery
@@ -391,8 +242,8 @@ class MemcgV1Child:
         deadline = time.monotonic() + timeout_s
         while self._created:
             for pid in self.pids():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(AccessDeniedError):
+                    send_signal(pid, signal.SIGKILL)
             for child in self._children:
                 if child.poll() is None:
                     with contextlib.suppress(ProcessLookupError):

@@ -7,9 +7,9 @@ arithmetic (:mod:`memsched.admission`, shared with the simulator) applied to wha
   reservations come from ``sched_getattr(tid)``: ``/proc/<pid>/sched`` prints only ``dl.runtime`` (the
   *remaining* runtime) and ``dl.deadline`` (the *absolute* deadline) for deadline tasks
   (``proc_sched_show_task`` in kernel/sched/debug.c, checked on 6.18), not ``dl_runtime`` / ``dl_period``,
-  so it cannot give a task's bandwidth. It is parsed (:func:`parse_proc_sched`) to show the current job's
-  state. Zombies are skipped (a dying task gives its bandwidth back on the way out, see the deviations), and
-  so are schedutil's ``sugov:N`` kthreads, which carry ``SCHED_FLAG_SUGOV`` and are never accounted
+  so it cannot give a task's bandwidth. It is parsed (:func:`memsched.live.procfs.parse_proc_sched`) to show
+  the current job's state. Zombies are skipped (a dying task gives its bandwidth back on the way out, see the
+  deviations), and so are schedutil's ``sugov:N`` kthreads, which carry ``SCHED_FLAG_SUGOV`` and are never accounted
   (``sched_dl_overflow`` returns early for them).
 * **root domain** — the online CPUs outside ``isolcpus`` (isolated CPUs sit in the default root domain,
   kernel/sched/topology.c), with ``cpu_capacity`` from sysfs when the CPUs differ (``dl_bw_capacity``) and
@@ -17,7 +17,8 @@ arithmetic (:mod:`memsched.admission`, shared with the simulator) applied to wha
 * **limit** — ``/proc/sys/kernel/sched_rt_runtime_us`` / ``sched_rt_period_us`` (``-1`` disables the test);
   the parameter bounds from ``sched_deadline_period_{min,max}_us``.
 * **deadline servers** — each CPU's fair_server reservation, which ``dl_server_apply_params`` adds to the
-  root domain's ``total_bw`` (realtime.md §1.5: on 6.18, 2 CPUs admit 1.80 CPUs, not 1.90). Read from debugfs
+  root domain's ``total_bw`` (kernel/sched/deadline.c; measured on a 2-CPU 6.18 machine, admission stops at
+  1.80 CPUs, not 1.90: the two servers' 5 % each count against the 95 % limit). Read from debugfs
   ``sched/fair_server/cpuN/{runtime,period}`` (ns) when readable, else the defaults (50 ms / 1000 ms) on
   kernels from 6.12, which the prediction states.
 
@@ -30,12 +31,11 @@ of ``/proc`` is not atomic with respect to tasks starting or exiting meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import os
-import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 from memsched.admission import (
@@ -50,9 +50,19 @@ from memsched.admission import (
     dl_bw_of,
     to_ratio,
 )
-from memsched.errors import ConfigError, KernelError
+from memsched.errors import AccessDeniedError, ConfigError, KernelError, ProcessGoneError
 from memsched.live.isolation import CpuIsolation, cpu_isolation
-from memsched.live.roots import LiveRoots, read_int, read_text, try_read_text
+from memsched.live.oserrors import process_error
+from memsched.live.procfs import (
+    kernel_version,
+    list_pids,
+    parse_int,
+    parse_proc_sched,
+    read_int,
+    read_task_stat,
+    thread_ids,
+)
+from memsched.live.roots import LiveRoots, try_read_text
 from memsched.live.sched_attr import sched_getattr
 from memsched.uapi.cpumask import format_cpulist
 from memsched.uapi.sched import SchedAttr, SchedPolicy
@@ -62,134 +72,20 @@ __all__ = [
     "DlSysctls",
     "DlTask",
     "FairServers",
-    "ProcSched",
     "RootDomain",
-    "TaskStat",
     "deadline_tasks",
     "dl_sysctls",
     "fair_servers",
-    "parse_proc_sched",
-    "parse_task_stat",
     "predict",
     "predict_admission",
     "root_domain",
 ]
 
-#: ``PF_KTHREAD`` in ``/proc/<pid>/stat`` field 9 (include/linux/sched.h).
-PF_KTHREAD = 0x00200000
-#: First kernel with per-CPU fair_server deadline servers (realtime.md §1.5: absent in 6.8, present in 6.17
-#: and 6.18; 6.12 is the commonly cited merge, unverified).
+#: First kernel with per-CPU fair_server deadline servers (``fair_server_init``, kernel/sched/fair.c): absent
+#: in 6.8, present in 6.17 and 6.18; 6.12 is the commonly cited merge release (not checked against a 6.12 build).
 FAIR_SERVER_SINCE = (6, 12)
 
 GetattrFn = Callable[[int], SchedAttr]
-
-
-# --------------------------------------------------------------------------------------------- parsers
-
-
-@dataclass(frozen=True, slots=True)
-class TaskStat:
-    """The fields of ``/proc/<pid>/task/<tid>/stat`` that deadline accounting needs (proc(5) numbering)."""
-
-    tid: int
-    comm: str
-    state: str
-    flags: int
-    processor: int
-    rt_priority: int
-    policy: int
-
-    @property
-    def is_kthread(self) -> bool:
-        return bool(self.flags & PF_KTHREAD)
-
-
-def parse_task_stat(text: str) -> TaskStat:
-    """Parse one ``stat`` line; ``comm`` may hold spaces and parentheses, so split at the last ``)``."""
-    head, sep, tail = text.rpartition(")")
-    pid_text, _, comm = head.partition(" (")
-    fields = tail.split()
-    # After comm, fields[0] is field 3 (state); field N is fields[N - 3]. policy (41) exists since 2.5.19.
-    if not sep or len(fields) < 39:
-        raise KernelError(errno.EINVAL, f"malformed /proc stat line (need 41 fields): {text[:80]!r}")
-    try:
-        return TaskStat(
-            tid=int(pid_text),
-            comm=comm,
-            state=fields[0],
-            flags=int(fields[6]),
-            processor=int(fields[36]),
-            rt_priority=int(fields[37]),
-            policy=int(fields[38]),
-        )
-    except ValueError:
-        raise KernelError(errno.EINVAL, f"malformed /proc stat line: {text[:80]!r}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class ProcSched:
-    """``/proc/<pid>/sched`` (kernel/sched/debug.c ``proc_sched_show_task``): header and the values we use.
-
-    ``dl_runtime_left_ns`` (``dl.runtime``) and ``dl_abs_deadline_ns`` (``dl.deadline``, on the rq clock) are
-    printed only for deadline tasks; ``values`` keeps every ``key: value`` line as text.
-    """
-
-    comm: str
-    pid: int
-    threads: int
-    policy: int
-    prio: int
-    dl_runtime_left_ns: int | None
-    dl_abs_deadline_ns: int | None
-    values: Mapping[str, str] = field(default_factory=dict)
-
-
-_SCHED_HEADER = re.compile(r"^(?P<comm>.*) \((?P<pid>\d+), #threads: (?P<threads>\d+)\)$")
-
-
-def parse_proc_sched(text: str) -> ProcSched:
-    """Parse ``/proc/<pid>/sched``; a missing ``policy``/``prio``, or a missing ``dl.*`` on a deadline task,
-    raises rather than reading as 0."""
-    lines = text.splitlines()
-    m = _SCHED_HEADER.match(lines[0]) if lines else None
-    if m is None:
-        raise KernelError(errno.EINVAL, f"/proc/<pid>/sched: unexpected header {lines[:1]!r}")
-    values: dict[str, str] = {}
-    for line in lines[1:]:
-        key, sep, value = line.partition(":")
-        if sep and not key.startswith("-"):
-            values[key.strip()] = value.strip()
-
-    def integer(key: str) -> int:
-        if key not in values:
-            raise KernelError(errno.EINVAL, f"/proc/{m['pid']}/sched has no {key!r} line")
-        try:
-            return int(values[key])
-        except ValueError:
-            raise KernelError(
-                errno.EINVAL, f"/proc/{m['pid']}/sched: {key} is not an integer ({values[key]!r})"
-            ) from None
-
-    policy = integer("policy")
-    is_dl = policy == SchedPolicy.DEADLINE
-    return ProcSched(
-        comm=m["comm"],
-        pid=int(m["pid"]),
-        threads=int(m["threads"]),
-        policy=policy,
-        prio=integer("prio"),
-        dl_runtime_left_ns=integer("dl.runtime") if is_dl else None,
-        dl_abs_deadline_ns=integer("dl.deadline") if is_dl else None,
-        values=values,
-    )
-
-
-def kernel_version(release: str) -> tuple[int, int]:
-    """``"6.18.44-fc-v769"`` -> ``(6, 18)``."""
-    m = re.match(r"(\d+)\.(\d+)", release.strip())
-    if m is None:
-        raise KernelError(errno.EINVAL, f"cannot parse kernel release {release!r}")
-    return int(m[1]), int(m[2])
 
 
 # --------------------------------------------------------------------------------------------- readers
@@ -259,8 +155,9 @@ def root_domain(
     cpus = sorted(iso.isolated & iso.online if cpu is not None and cpu in iso.isolated else iso.housekeeping)
     read = []
     for c in cpus:
-        text, _ = try_read_text(roots.sys("devices", "system", "cpu", f"cpu{c}", "cpu_capacity"))
-        read.append(int(text) if text is not None else SCHED_CAPACITY_SCALE)
+        path = roots.sys("devices", "system", "cpu", f"cpu{c}", "cpu_capacity")
+        text, _ = try_read_text(path)
+        read.append(parse_int(text, source=str(path)) if text is not None else SCHED_CAPACITY_SCALE)
     # dl_bw_capacity(): without asymmetric capacities the kernel uses cpus << SCHED_CAPACITY_SHIFT.
     capacities = tuple(read) if len(set(read)) > 1 else (SCHED_CAPACITY_SCALE,) * len(cpus)
     return RootDomain(tuple(cpus), capacities, iso)
@@ -301,10 +198,11 @@ def fair_servers(cpus: Iterable[int], roots: LiveRoots | None = None) -> FairSer
         for c in cpus:
             values = []
             for name in ("runtime", "period"):
-                text, why = try_read_text(server_dir / f"cpu{c}" / name)
+                path = server_dir / f"cpu{c}" / name
+                text, why = try_read_text(path)
                 if text is None:
                     return FairServers(defaults, "default", f"assumed the defaults ({default_text}): {why}")
-                values.append(int(text))
+                values.append(parse_int(text, source=str(path)))
             params.append((c, values[0], values[1]))
         return FairServers(tuple(params), "debugfs", f"read from {server_dir}")
     if sched_dir.is_dir():
@@ -358,25 +256,16 @@ class DlTask:
         }
 
 
-def _numeric_dirs(path: os.PathLike[str] | str) -> list[int]:
-    try:
-        return sorted(int(e.name) for e in os.scandir(path) if e.name.isdigit())
-    except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
-        return []
-
-
-def deadline_tasks(
-    roots: LiveRoots | None = None, *, getattr_fn: GetattrFn | None = None
-) -> tuple[DlTask, ...]:
+def deadline_tasks(roots: LiveRoots | None = None, *, getattr_fn: GetattrFn | None = None) -> tuple[DlTask, ...]:
     """Every live SCHED_DEADLINE thread with its reservation (threads that exit meanwhile are skipped)."""
     roots = roots or LiveRoots()
     getattr_fn = getattr_fn or sched_getattr
     tasks = []
-    for pid in _numeric_dirs(roots.proc_root):
-        for tid in _numeric_dirs(roots.proc(pid, "task")):
+    for pid in list_pids(roots):
+        for tid in thread_ids(roots, pid):
             try:
-                stat = parse_task_stat(roots.proc(pid, "task", tid, "stat").read_text())
-            except (FileNotFoundError, ProcessLookupError):
+                stat = read_task_stat(roots, pid, tid)
+            except ProcessGoneError:
                 continue
             if stat.policy != SchedPolicy.DEADLINE or stat.state in ("Z", "X", "x"):
                 continue
@@ -384,10 +273,10 @@ def deadline_tasks(
                 continue  # SCHED_FLAG_SUGOV: a deadline task that admission control never counts
             try:
                 attr = getattr_fn(tid)
+            except ProcessGoneError:
+                continue
             except KernelError as e:
-                if e.errno == errno.ESRCH:
-                    continue
-                raise KernelError(
+                raise process_error(
                     e.errno or errno.EIO, f"cannot read the reservation of deadline task {tid}: {e}"
                 ) from e
             if attr.sched_policy != SchedPolicy.DEADLINE:
@@ -594,10 +483,9 @@ def predict_admission(
     if pid == 0:
         pid = threading.get_native_id()  # sched_setattr(0, ...) means the calling thread
     cpu = None
-    if pid:
-        text, _ = try_read_text(roots.proc(pid, "stat"))
-        if text is not None:
-            cpu = parse_task_stat(text).processor
+    # A pid that is not there or not readable is predicted as a new, unpinned task.
+    with contextlib.suppress(ProcessGoneError, AccessDeniedError):
+        cpu = read_task_stat(roots, pid).processor if pid else None
     domain = root_domain(roots, cpu=cpu)
     tasks = deadline_tasks(roots, getattr_fn=getattr_fn)
     target = next((t for t in tasks if pid and t.tid == pid), None)
@@ -609,9 +497,3 @@ def predict_admission(
         sysctls=dl_sysctls(roots),
         target=target,
     )
-
-
-def read_proc_sched(pid: int, roots: LiveRoots | None = None) -> ProcSched:
-    """``/proc/<pid>/sched`` parsed (raises if the kernel lacks ``CONFIG_SCHED_DEBUG``'s file)."""
-    roots = roots or LiveRoots()
-    return parse_proc_sched(read_text(roots.proc(pid, "sched")))

@@ -31,13 +31,14 @@ import contextlib
 import gc
 import json
 import os
-import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from memsched.errors import ConfigError, KernelError
 from memsched.live.isolation import CpuIsolation, cpu_isolation
+from memsched.live.oserrors import kill_and_reap
+from memsched.live.procfs import parse_interrupts, parse_softirqs, parse_status
 from memsched.live.roots import LiveRoots, try_read_text
 from memsched.uapi.cpumask import format_cpulist
 
@@ -49,8 +50,6 @@ __all__ = [
     "calibrate",
     "measure_cpu",
     "measure_noise",
-    "parse_interrupts",
-    "parse_softirqs",
     "spin",
 ]
 
@@ -113,46 +112,6 @@ def calibrate(samples: int = _CALIBRATION_SAMPLES, clock: Clock = time.perf_coun
 # --------------------------------------------------------------------------------------------- counters
 
 
-def _per_cpu_table(text: str, source: str) -> tuple[list[int], dict[str, list[int]]]:
-    lines = text.splitlines()
-    if not lines:
-        raise KernelError(0, f"{source} is empty")
-    cpus = []
-    for name in lines[0].split():
-        if not name.startswith("CPU"):
-            raise KernelError(0, f"{source}: unexpected header word {name!r}")
-        cpus.append(int(name[3:]))
-    rows: dict[str, list[int]] = {}
-    for line in lines[1:]:
-        key, sep, rest = line.partition(":")
-        if not sep:
-            continue
-        counts = []
-        for word in rest.split()[: len(cpus)]:
-            if not word.isdigit():
-                break
-            counts.append(int(word))
-        if len(counts) == len(cpus):  # ERR/MIS carry one global count; they are not per CPU
-            rows[key.strip()] = counts
-    return cpus, rows
-
-
-def parse_interrupts(text: str) -> dict[int, tuple[int, int]]:
-    """``/proc/interrupts`` -> ``{cpu: (interrupts other than NMI, NMIs)}`` (fs/proc/interrupts.c,
-    arch ``arch_show_interrupts``: one column per online CPU, then chip and name)."""
-    cpus, rows = _per_cpu_table(text, "/proc/interrupts")
-    nmi = rows.pop("NMI", [0] * len(cpus))
-    totals = [sum(col) for col in zip(*rows.values(), strict=True)] if rows else [0] * len(cpus)
-    return {cpu: (totals[i], nmi[i]) for i, cpu in enumerate(cpus)}
-
-
-def parse_softirqs(text: str) -> dict[int, int]:
-    """``/proc/softirqs`` -> ``{cpu: softirqs handled}`` (fs/proc/softirqs.c)."""
-    cpus, rows = _per_cpu_table(text, "/proc/softirqs")
-    totals = [sum(col) for col in zip(*rows.values(), strict=True)] if rows else [0] * len(cpus)
-    return dict(zip(cpus, totals, strict=True))
-
-
 @dataclass(frozen=True, slots=True)
 class _Counters:
     irq: int | None
@@ -172,11 +131,10 @@ def _read_counters(cpu: int, roots: LiveRoots) -> _Counters:
     text, _ = try_read_text(roots.proc("softirqs"))
     if text is not None:
         softirq = parse_softirqs(text).get(cpu)
-    text, _ = try_read_text(roots.proc("thread-self", "status"))
+    path = roots.proc("thread-self", "status")
+    text, _ = try_read_text(path)
     if text is not None:
-        for line in text.splitlines():
-            if line.startswith("nonvoluntary_ctxt_switches:"):
-                thread = int(line.split()[1])
+        thread = parse_status(text, source=str(path)).nonvoluntary_ctxt_switches
     return _Counters(irq, nmi, softirq, thread)
 
 
@@ -292,13 +250,6 @@ def _collect(pid: int, read_fd: int) -> CpuNoise:
     return CpuNoise(**data)
 
 
-def _kill_and_reap(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
 @dataclass(frozen=True, slots=True)
 class NoiseReport:
     """Noise of every measured CPU and the machine's isolation state."""
@@ -359,7 +310,7 @@ def measure_noise(
                 collected.append(_collect(pid, fd))
         finally:
             for pid, fd in children:  # only after a failure: leave no spinning child behind
-                _kill_and_reap(pid)
+                kill_and_reap(pid)
                 os.close(fd)
         results = tuple(collected)
     worst = max(c.resolution_ns for c in results)

@@ -2,9 +2,11 @@
 
 Every reader in ``memsched.live`` takes a :class:`LiveRoots` so that tests feed committed fixture trees
 (``tests/fixtures/live/...``) and a user can point the tools at a copied ``/proc`` or a container's view.
-Reading goes through :func:`read_text` / :func:`read_int`, which turn ``OSError`` into the project's errors
-with the path and the reason in the message (psutil's ``_pslinux`` pattern): a file that must exist and is
-missing is a :class:`~memsched.errors.KernelError`, never a silent 0.
+Reading goes through :func:`read_text`, which turns ``OSError`` into the project's errors with the path and the
+reason in the message (psutil's ``_pslinux`` pattern): a file that must exist and is missing is a
+:class:`~memsched.errors.KernelError`, never a silent 0. Files of a process are read by
+:func:`memsched.live.procfs.read_process_file` instead, where ``ENOENT`` means the process is gone; the formats
+themselves are parsed in :mod:`memsched.live.procfs`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from memsched.errors import KernelError
 
-__all__ = ["LiveRoots", "read_int", "read_text", "try_read_text"]
+__all__ = ["LiveRoots", "read_text", "try_read_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +61,3 @@ def try_read_text(path: Path) -> tuple[str | None, str]:
     except OSError as e:
         code = e.errno if e.errno is not None else errno.EIO
         return None, f"reading {path} failed: {os.strerror(code)}"
-
-
-def read_int(path: Path) -> int:
-    """A file holding one decimal integer (sysctls, sysfs attributes)."""
-    text = read_text(path)
-    try:
-        return int(text.strip(), 10)
-    except ValueError:
-        raise KernelError(errno.EINVAL, f"{path} does not hold an integer (got {text.strip()!r})") from None

@@ -1,15 +1,15 @@
 """Run a command as a SCHED_DEADLINE task: the child sets its own reservation, then ``exec``\\ s the command.
 
-Why the child and not the parent: a SCHED_DEADLINE task cannot ``fork()`` (``sched_fork`` returns ``-EAGAIN``
-for deadline tasks, realtime.md §1.2), so the reservation must be set by the process that will become the
-command, after the fork and before the ``exec``. This is the ``chrt -d`` recipe, with three differences:
+Why the child and not the parent: a SCHED_DEADLINE task cannot ``fork()`` (``sched_fork`` in kernel/sched/core.c
+returns ``-EAGAIN`` for a deadline task, since 3.14), so the reservation must be set by the process that will
+become the command, after the fork and before the ``exec``. This is the ``chrt -d`` recipe, with three differences:
 
 * the parameters are checked (``__checkparam_dl`` with this kernel's period bounds) and the command is looked
   up on ``PATH`` *before* forking, so bad input never touches the scheduler;
 * the child reports a failed ``sched_setattr`` or ``exec`` to the parent through a close-on-exec pipe (the
   pattern of CPython's ``_posixsubprocess``) and ``_exit``\\ s at once: a child that could not exec dies
   immediately, so no task is ever left in SCHED_DEADLINE running something it should not; the parent then
-  raises the explained error of :mod:`memsched.live.sched_attr` (EBUSY with the bandwidth figures, ...);
+  raises the explained error of :mod:`memsched.live.dl_explain` (EBUSY with the bandwidth figures, ...);
 * with ``SCHED_FLAG_DL_OVERRUN`` the kernel sends SIGXCPU when the task exceeds its runtime (the default
   action terminates it); a command that dies of SIGXCPU is reported as a deadline overrun.
 
@@ -21,7 +21,6 @@ that Python ignores (SIGPIPE, SIGXFSZ) are restored to their defaults in the chi
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -33,8 +32,10 @@ from dataclasses import dataclass
 from memsched.admission import checkparam_dl
 from memsched.errors import ConfigError, KernelError
 from memsched.live.deadline import dl_sysctls
+from memsched.live.dl_explain import gather_context, setattr_error
+from memsched.live.oserrors import kill_and_reap
 from memsched.live.roots import LiveRoots
-from memsched.live.sched_attr import gather_context, raw_sched_setattr, setattr_error
+from memsched.live.sched_attr import raw_sched_setattr
 from memsched.uapi.sched import SchedAttr, SchedFlag, SchedPolicy
 
 __all__ = ["RUN_FLAGS", "RunResult", "resolve_command", "run_deadline", "validate_run_attr"]
@@ -171,7 +172,7 @@ def run_deadline(
         for signum, handler in old_handlers.items():
             signal.signal(signum, handler)
         if pid > 0 and not reaped:
-            _kill_and_reap(pid)
+            kill_and_reap(pid)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         overrun = sig == signal.SIGXCPU and bool(attr.sched_flags & SchedFlag.DL_OVERRUN)
@@ -184,13 +185,6 @@ def _ignore_terminal_signals() -> dict[int, signal.Handlers | int | Callable[...
     if threading.current_thread() is not threading.main_thread():
         return {}
     return {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)}
-
-
-def _kill_and_reap(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
 
 
 def _child_failure(

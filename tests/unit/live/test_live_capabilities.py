@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers.live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr, tree
+from helpers.live_fixtures import ARM_TASKS, VM_TASK, fake_getattr, tree
 from memsched.errors import UnsupportedError
 from memsched.live import capabilities
-from memsched.live.capabilities import _PROBES, Capabilities, deadline_privilege, parse_limits, parse_status
+from memsched.live.capabilities import _PROBES, Capabilities
+from memsched.live.dl_explain import deadline_privilege
 from memsched.live.roots import LiveRoots
 from memsched.uapi.sched import SchedAttr
 
@@ -73,15 +74,6 @@ def test_empty_tree_never_raises(tmp_path: Path) -> None:
     for name, cap in caps.to_dict().items():
         assert cap["reason"], name
     assert not caps.isolated_cpus.available and "probe failed" in caps.isolated_cpus.reason
-
-
-def test_parse_limits_and_status_of_real_files() -> None:
-    """Real /proc/self/limits and status from the VM: RLIMIT_RTPRIO 0, CapEff with CAP_SYS_NICE."""
-    limits = parse_limits((FIXTURES / "vm-2cpu-6.18/proc/self/limits").read_text())
-    assert limits["Max realtime priority"] == ("0", "0")
-    assert limits["Max cpu time"] == ("unlimited", "unlimited")
-    status = parse_status((FIXTURES / "vm-2cpu-6.18/proc/self/status").read_text())
-    assert status["CapEff"] == "000001fffeffffff" and status["Cpus_allowed_list"] == "0-1"
 
 
 def test_deadline_privilege_of_another_task(arm: LiveRoots) -> None:

@@ -12,16 +12,13 @@ from hypothesis import strategies as st
 
 from helpers.live_fixtures import ARM_TASKS, FIXTURES, VM_TASK, fake_getattr
 from memsched.admission import BW_UNIT
-from memsched.errors import ConfigError, KernelError
+from memsched.errors import AccessDeniedError, ConfigError, KernelError
 from memsched.live.deadline import (
     DlSysctls,
     DlTask,
     deadline_tasks,
     dl_sysctls,
     fair_servers,
-    kernel_version,
-    parse_proc_sched,
-    parse_task_stat,
     predict,
     predict_admission,
     root_domain,
@@ -33,54 +30,6 @@ VM = FIXTURES / "vm-2cpu-6.18"
 
 
 # --------------------------------------------------------------------------------------------- parsers
-
-
-def test_parse_task_stat_of_a_real_deadline_task() -> None:
-    """Field 41 (policy), 39 (processor) and 9 (flags) are read from a stat line captured on 6.18."""
-    stat = parse_task_stat((VM / "proc/4242/task/4242/stat").read_text())
-    assert (stat.tid, stat.comm, stat.state, stat.policy, stat.processor) == (4242, "cat", "R", 6, 1)
-    assert stat.flags == 4194560 and not stat.is_kthread
-
-
-def test_parse_task_stat_with_parentheses_in_comm() -> None:
-    """A comm holding spaces and parentheses does not shift the fields."""
-    stat = parse_task_stat((VM / "proc/4300/task/4301/stat").read_text())
-    assert stat.comm == "my (odd) thr" and stat.policy == 0 and stat.tid == 4301
-
-
-def test_parse_task_stat_refuses_truncated_line() -> None:
-    """A stat line without field 41 raises instead of yielding policy 0."""
-    with pytest.raises(KernelError, match="41 fields"):
-        parse_task_stat("12 (x) S 1 1 1 0")
-
-
-def test_parse_proc_sched_of_a_deadline_task() -> None:
-    """/proc/<pid>/sched shows dl.runtime (remaining) and dl.deadline (absolute) for a deadline task."""
-    sched = parse_proc_sched((VM / "proc/4242/task/4242/sched").read_text())
-    assert (sched.comm, sched.pid, sched.threads, sched.policy, sched.prio) == ("cat", 4242, 1, 6, -1)
-    assert sched.dl_runtime_left_ns == 2_000_000
-    assert sched.dl_abs_deadline_ns == 2388819362586
-    assert sched.values["se.nr_migrations"] == "1"
-
-
-def test_parse_proc_sched_of_a_normal_task_has_no_dl_fields() -> None:
-    """A SCHED_NORMAL task's file has no dl.* lines; they parse as None, not 0."""
-    sched = parse_proc_sched((VM / "proc/4300/task/4300/sched").read_text())
-    assert sched.policy == 0 and sched.dl_runtime_left_ns is None and sched.dl_abs_deadline_ns is None
-
-
-def test_parse_proc_sched_missing_dl_field_raises() -> None:
-    """A deadline task's file without dl.runtime is an error, never a silent 0."""
-    text = (VM / "proc/4242/task/4242/sched").read_text()
-    broken = "\n".join(line for line in text.splitlines() if not line.startswith("dl.runtime"))
-    with pytest.raises(KernelError, match=r"dl\.runtime"):
-        parse_proc_sched(broken)
-
-
-def test_kernel_version() -> None:
-    """Release strings with local suffixes give (major, minor)."""
-    assert kernel_version("6.18.44-fc-v769\n") == (6, 18)
-    assert kernel_version("5.4.0") == (5, 4)
 
 
 # --------------------------------------------------------------------------------------------- readers
@@ -106,8 +55,9 @@ def test_deadline_tasks_refuses_unreadable_reservation(vm: LiveRoots) -> None:
     def denied(tid: int) -> SchedAttr:
         raise KernelError(errno.EPERM, "denied")
 
-    with pytest.raises(KernelError, match="reservation of deadline task 4242"):
+    with pytest.raises(KernelError, match="reservation of deadline task 4242") as e:
         deadline_tasks(vm, getattr_fn=denied)
+    assert isinstance(e.value, AccessDeniedError) and e.value.errno == errno.EPERM
 
 
 def test_root_domain_symmetric(vm: LiveRoots) -> None:

@@ -6,9 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from helpers.live_fixtures import FIXTURES
 from memsched.errors import ConfigError
-from memsched.live.noise import CpuNoise, calibrate, measure_noise, parse_interrupts, parse_softirqs, spin
+from memsched.live.noise import CpuNoise, calibrate, measure_noise, spin
 
 
 def scripted_clock(times: list[int]) -> Iterator[int]:
@@ -57,29 +56,6 @@ def test_cpu_noise_figures() -> None:
     assert c.cpu_available_pct == pytest.approx(98.0)
     assert c.resolution_ns == pytest.approx(980_000 / 9_800)
     assert c.to_dict()["resolution_ns"] == 100.0
-
-
-INTERRUPTS = """\
-           CPU0       CPU1
-  0:         10          1   IO-APIC   2-edge      timer
-LOC:       1000       2000   Local timer interrupts
-NMI:          3          4   Non-maskable interrupts
-ERR:          7
-MIS:          0
-"""
-
-
-def test_parse_interrupts() -> None:
-    """Per-CPU sums of every row except NMI (counted apart) and the global ERR/MIS counters."""
-    assert parse_interrupts(INTERRUPTS) == {0: (1010, 3), 1: (2001, 4)}
-
-
-def test_parse_interrupts_and_softirqs_of_real_files() -> None:
-    """The VM's real files parse to one entry per CPU with the right softirq sums."""
-    irqs = parse_interrupts((FIXTURES / "vm-2cpu-6.18/proc/interrupts").read_text())
-    assert set(irqs) == {0, 1} and all(total > 0 for total, _ in irqs.values())
-    soft = parse_softirqs((FIXTURES / "vm-2cpu-6.18/proc/softirqs").read_text())
-    assert soft == {0: 16683 + 4 + 4026 + 2 + 46911 + 25216, 1: 29693 + 5143 + 21085 + 37273 + 30515}
 
 
 @pytest.mark.parametrize(

@@ -178,15 +178,3 @@ def test_v1_scope_takes_oom_evidence_from_the_memcg(tmp_path: Path) -> None:
     assert [r.level for r in recs] == [OOM]
     assert recs[0].details["evidence"] == ["memory.failcnt +17 with nothing scanned"]
     src.close()
-
-
-def test_fast_extraction_matches_the_full_parser() -> None:
-    """The find-based reader returns exactly what the line parser returns, first line included."""
-    from memsched.live.cgroups import parse_flat_keyed
-    from memsched.live.pressure.reclaim_index import extract_counters
-
-    buf = (FIXTURES / "pressure-v1-6.18" / "proc" / "vmstat").read_bytes()
-    full = parse_flat_keyed(buf.decode(), source="vmstat")
-    got = extract_counters(buf)
-    assert got and all(full[k] == v for k, v in got.items())
-    assert extract_counters(b"pgscan_anon 5\npgscan_anon_x 7\noom_kill 9") == {"pgscan_anon": 5, "oom_kill": 9}

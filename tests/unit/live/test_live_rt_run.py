@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,14 @@ def test_run_result_describe() -> None:
     assert RunResult(1, 3, None, False).describe() == "exited with status 3"
     assert RunResult(1, 143, signal.SIGTERM, False).describe() == "killed by SIGTERM"
     assert "deadline overrun" in RunResult(1, 152, signal.SIGXCPU, True).describe()
+
+
+def test_the_raw_calls_and_the_parsers_import_without_numpy() -> None:
+    """A program run under SCHED_DEADLINE may import sched_attr (and with it the live package and procfs): that
+    must not load numpy, whose BLAS threads a deadline task cannot create (clone fails with EAGAIN)."""
+    code = (
+        "import sys, memsched.live.sched_attr, memsched.live.procfs, memsched.live.dl_explain\n"
+        "print(sorted(m for m in sys.modules if m == 'numpy' or m.startswith('numpy.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""sched_setattr/sched_getattr ABI numbers and errno -> explained error mapping."""
+"""sched_setattr/sched_getattr ABI numbers (live.sched_attr) and errno -> explained error mapping (live.dl_explain)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,11 @@ import platform
 import pytest
 
 from helpers.live_fixtures import ARM_TASKS, VM_TASK, fake_getattr
-from memsched.errors import KernelError, UnsupportedError
+from memsched.errors import AccessDeniedError, KernelError, ProcessGoneError, UnsupportedError
 from memsched.live.deadline import predict_admission
+from memsched.live.dl_explain import SetattrContext, describe_attr, format_bw, gather_context, setattr_error
 from memsched.live.roots import LiveRoots
-from memsched.live.sched_attr import (
-    SYSCALL_NUMBERS,
-    SetattrContext,
-    describe_attr,
-    format_bw,
-    gather_context,
-    setattr_error,
-    syscall_abi,
-)
+from memsched.live.sched_attr import SYSCALL_NUMBERS, syscall_abi
 from memsched.uapi.sched import SCHED_ATTR_SIZE_VER0, SchedAttr, SchedFlag
 
 
@@ -117,6 +110,9 @@ def test_eperm_names_cap_sys_nice() -> None:
         setattr_error(errno.EPERM, 1, VM_TASK, SetattrContext(has_cap_sys_nice=False, rlimit_rtprio=95))
     )
     assert "lacks CAP_SYS_NICE" in text
+    assert isinstance(
+        setattr_error(errno.EPERM, 1, VM_TASK, SetattrContext(has_cap_sys_nice=False)), AccessDeniedError
+    )
     assert (
         "RLIMIT_RTPRIO (95 here) only lets unprivileged users use SCHED_FIFO/SCHED_RR, not SCHED_DEADLINE"
         in text
@@ -163,4 +159,5 @@ def test_e2big_esrch_enosys() -> None:
         setattr_error(errno.E2BIG, 1, attr, SetattrContext(kernel_size=SCHED_ATTR_SIZE_VER0))
     )
     assert "no task with pid 99" in str(setattr_error(errno.ESRCH, 99, attr, SetattrContext()))
+    assert isinstance(setattr_error(errno.ESRCH, 99, attr, SetattrContext()), ProcessGoneError)
     assert isinstance(setattr_error(errno.ENOSYS, 1, attr, SetattrContext()), UnsupportedError)

@@ -48,11 +48,12 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from memsched.errors import ConfigError, KernelError, MemschedError
+from memsched.errors import ConfigError, KernelError, MemschedError, ProcessGoneError
 from memsched.live.numa.context import LiveContext, LiveTask
 from memsched.live.numa.pages import PageProbe, Window
 from memsched.live.numa.snapshot import ProcessSample
 from memsched.live.numa.syscalls import NumaSyscalls
+from memsched.live.oserrors import process_error
 from memsched.policies.numa.actions import (
     ACTION_TYPES,
     Action,
@@ -320,7 +321,7 @@ class Applier:
         )
 
     def _gone_or_failed(self, hook: str, action: Action, target: str, detail: str, e: MemschedError) -> ActionResult:
-        if isinstance(e, KernelError) and e.errno == errno.ESRCH:
+        if isinstance(e, ProcessGoneError):
             return self._result(hook, action, target, detail, "skipped", "the process exited")
         return self._result(hook, action, target, detail, "failed", f"{e}; nothing changed")
 
@@ -344,12 +345,13 @@ class Applier:
         finally:
             try:
                 self.syscalls.set_affinity(t.tid, original)
+            except ProcessGoneError:
+                pass  # a thread that exited is not left pinned
             except KernelError as e:
-                if e.errno != errno.ESRCH:  # a thread that exited is not left pinned
-                    raise KernelError(
-                        e.errno or errno.EIO,
-                        f"LEFT PINNED to CPU {dst_cpu}: restoring its affinity {format_cpulist(original)} failed: {e}",
-                    ) from e
+                raise process_error(
+                    e.errno or errno.EIO,
+                    f"LEFT PINNED to CPU {dst_cpu}: restoring its affinity {format_cpulist(original)} failed: {e}",
+                ) from e
 
     def _migrate_task(self, hook: str, action: MigrateTask) -> ActionResult:
         t = self._task(action.task)
@@ -368,9 +370,9 @@ class Applier:
             return self._result(hook, action, t.describe(), detail, "dry-run", "would move it once (affinity kept)")
         try:
             self._move(t, action.dst_cpu)
+        except ProcessGoneError:
+            return self._result(hook, action, t.describe(), detail, "skipped", "the thread exited")
         except MemschedError as e:
-            if isinstance(e, KernelError) and e.errno == errno.ESRCH:
-                return self._result(hook, action, t.describe(), detail, "skipped", "the thread exited")
             return self._result(hook, action, t.describe(), detail, "failed", str(e))
         self.ctx.moved_task(t.id, action.dst_cpu)
         return self._result(hook, action, t.describe(), detail, "applied", "moved once; its affinity is unchanged")
@@ -393,6 +395,8 @@ class Applier:
         ca, cb = a.cpu, b.cpu
         try:
             self._move(a, cb)
+        except ProcessGoneError:
+            return self._result(hook, action, target, detail, "skipped", f"{a.describe()} exited, nothing changed")
         except MemschedError as e:
             return self._result(hook, action, target, detail, "failed", f"first move failed, nothing changed: {e}")
         self.ctx.moved_task(a.id, cb)
@@ -430,9 +434,9 @@ class Applier:
             if before == wanted:
                 return self._result(hook, action, t.describe(), detail, "no-op", "already its affinity")
             self.syscalls.set_affinity(t.tid, wanted)
+        except ProcessGoneError:
+            return self._result(hook, action, t.describe(), detail, "skipped", "the thread exited")
         except MemschedError as e:
-            if isinstance(e, KernelError) and e.errno == errno.ESRCH:
-                return self._result(hook, action, t.describe(), detail, "skipped", "the thread exited")
             return self._result(hook, action, t.describe(), detail, "failed", f"{e}; affinity unchanged")
         self.changed_affinity.setdefault(t.tid, before)
         self.ctx.changed_affinity(t.id, wanted)

@@ -27,7 +27,6 @@ threads, and processes this user may not change (listed once in the notes, with 
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,8 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from memsched.errors import ConfigError, KernelError, MemschedError
-from memsched.live.capabilities import CAP_SYS_NICE, parse_status
+from memsched.errors import ConfigError, KernelError, MemschedError, ProcessGoneError
 from memsched.live.numa.apply import ActionResult, Applier
 from memsched.live.numa.context import BalancerState, LiveContext
 from memsched.live.numa.pages import (
@@ -48,9 +46,9 @@ from memsched.live.numa.pages import (
     anon_regions,
     sample_window,
 )
-from memsched.live.numa.readers import read_numa_maps
 from memsched.live.numa.snapshot import NumaSnapshot, ProcessSample, node_pages_of, take_snapshot
 from memsched.live.numa.syscalls import KernelNumaSyscalls, NumaSyscalls
+from memsched.live.procfs import CAP_SYS_NICE, parse_status, read_numa_maps
 from memsched.live.roots import LiveRoots, try_read_text
 from memsched.policies.numa.base import KnumaScand, NumaPolicy, TaskWorkScan, overridden_hooks
 from memsched.policies.numa.views import FaultBatch
@@ -82,14 +80,13 @@ class Credentials:
 
 
 def read_credentials(roots: LiveRoots) -> Credentials:
-    text, _ = try_read_text(roots.proc("self", "status"))
-    status = parse_status(text) if text is not None else {}
-    uid = status.get("Uid", "").split()
-    cap = status.get("CapEff")
-    return Credentials(
-        int(uid[1]) if len(uid) > 1 else None,
-        bool(int(cap, 16) >> CAP_SYS_NICE & 1) if cap is not None else None,
-    )
+    """The caller's credentials from ``/proc/self/status`` (both unknown when it cannot be read)."""
+    path = roots.proc("self", "status")
+    text, _ = try_read_text(path)
+    if text is None:
+        return Credentials(None, None)
+    status = parse_status(text, source=str(path))
+    return Credentials(status.uids[1] if len(status.uids) > 1 else None, status.has_capability(CAP_SYS_NICE))
 
 
 @dataclass(frozen=True)
@@ -277,10 +274,8 @@ class LiveBalancer:
                 self.state.scan_offset[mm] = window.next_offset
                 try:
                     batch = self._fault_batch(ctx, mm, process, window)
-                except KernelError as e:
-                    if e.errno == errno.ESRCH:
-                        continue
-                    raise
+                except ProcessGoneError:
+                    continue
                 if batch is not None:
                     sampled += batch.size
                     applier.set_blocks(mm, window)
@@ -316,7 +311,7 @@ class LiveBalancer:
 
     def _read_node_pages(self, pid: int) -> IntArray | None:
         try:
-            return node_pages_of(read_numa_maps(pid, self.roots), self.topology.nr_nodes, self.page_size)
+            return node_pages_of(read_numa_maps(self.roots, pid), self.topology.nr_nodes, self.page_size)
         except KernelError:
             return None
 

@@ -11,6 +11,12 @@ does not export per-CPU runqueue lengths (``/proc/stat`` ``procs_running`` is ma
 ``/proc/sched_debug`` needs debugfs), so this is the snapshot's estimate of the runqueues. It is read from
 all of ``/proc``, not only from the processes being balanced.
 
+The NUMA counters of ``/proc/vmstat`` (mm/vmstat.c ``vmstat_text``) exist only with ``CONFIG_NUMA``
+(``numa_hit`` ... ``numa_other``), ``CONFIG_NUMA_BALANCING`` (``numa_pte_updates`` ... ``numa_pages_migrated``;
+``numa_huge_pte_updates`` since about 3.13) and ``CONFIG_MIGRATION`` (``pgmigrate_*``). A missing counter is
+``None`` and raises a :class:`~memsched.live.procfs.MissingFieldWarning` naming it and the likely reason, never a
+silent 0.
+
 The snapshot is not atomic: processes that exit while it is taken are left out and counted in ``gone``;
 processes whose files this user may not read are listed in ``unreadable`` with the reason.
 """
@@ -20,41 +26,102 @@ from __future__ import annotations
 import errno
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from memsched.errors import KernelError
-from memsched.live.numa.readers import (
+from memsched.errors import AccessDeniedError, KernelError, ProcessGoneError
+from memsched.live.procfs import (
     MapsRange,
-    NumaCounters,
+    MissingFieldWarning,
     NumaMapsVma,
-    ProcessGoneError,
+    ProcStatus,
     list_pids,
+    parse_flat_keyed,
     read_maps,
-    read_node_memory,
     read_numa_maps,
-    read_thread_stat,
-    read_thread_status,
-    read_vmstat,
+    read_status,
+    read_task_stat,
     thread_ids,
 )
-from memsched.live.roots import LiveRoots
-from memsched.topology import Topology
+from memsched.live.roots import LiveRoots, read_text
+from memsched.topology import Topology, parse_node_meminfo
 
 __all__ = [
+    "NUMA_COUNTERS",
+    "NumaCounters",
     "NumaSnapshot",
     "ProcessLocality",
     "ProcessSample",
     "ThreadSample",
     "locality",
     "node_pages_of",
+    "numa_counters",
+    "read_node_memory",
+    "read_numa_counters",
     "take_snapshot",
 ]
 
 IntArray = npt.NDArray[np.int64]
+
+#: The ``/proc/vmstat`` counters ``numa top`` shows, with the kernel option that provides them.
+NUMA_COUNTERS: Mapping[str, str] = {
+    "numa_hit": "CONFIG_NUMA",
+    "numa_miss": "CONFIG_NUMA",
+    "numa_foreign": "CONFIG_NUMA",
+    "numa_interleave": "CONFIG_NUMA",
+    "numa_local": "CONFIG_NUMA",
+    "numa_other": "CONFIG_NUMA",
+    "numa_pte_updates": "CONFIG_NUMA_BALANCING",
+    "numa_huge_pte_updates": "CONFIG_NUMA_BALANCING (3.13+)",
+    "numa_hint_faults": "CONFIG_NUMA_BALANCING",
+    "numa_hint_faults_local": "CONFIG_NUMA_BALANCING",
+    "numa_pages_migrated": "CONFIG_NUMA_BALANCING",
+    "pgmigrate_success": "CONFIG_MIGRATION",
+    "pgmigrate_fail": "CONFIG_MIGRATION",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NumaCounters:
+    """The NUMA counters of ``/proc/vmstat``; a counter the kernel did not print is ``None``."""
+
+    values: Mapping[str, int | None]
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(k for k, v in self.values.items() if v is None)
+
+    def delta(self, before: NumaCounters) -> dict[str, int | None]:
+        """Per-counter increase since ``before`` (``None`` where either side is unknown)."""
+        out: dict[str, int | None] = {}
+        for k, v in self.values.items():
+            b = before.values.get(k)
+            out[k] = None if v is None or b is None else v - b
+        return out
+
+
+def numa_counters(vmstat: Mapping[str, int], *, source: str = "/proc/vmstat") -> NumaCounters:
+    """Pick :data:`NUMA_COUNTERS` out of a parsed vmstat; warn once per call naming every missing one."""
+    values = {name: vmstat.get(name) for name in NUMA_COUNTERS}
+    missing = [name for name, v in values.items() if v is None]
+    if missing:
+        reasons = sorted({NUMA_COUNTERS[m].split(" (")[0] for m in missing})
+        warnings.warn(
+            f"{source} lacks {', '.join(missing)} (kernel built without {' / '.join(reasons)}?): reported as unknown",
+            MissingFieldWarning,
+            stacklevel=2,
+        )
+    return NumaCounters(values)
+
+
+def read_numa_counters(roots: LiveRoots) -> NumaCounters:
+    """The NUMA counters of ``/proc/vmstat``."""
+    path = roots.proc("vmstat")
+    return numa_counters(parse_flat_keyed(read_text(path), source=str(path)), source=str(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +197,11 @@ def take_snapshot(
     for pid in list_pids(roots):
         threads: list[ThreadSample] = []
         try:
-            stats = [read_thread_stat(pid, tid, roots) for tid in thread_ids(pid, roots)]
+            stats = [read_task_stat(roots, pid, tid) for tid in thread_ids(roots, pid)]
         except ProcessGoneError:
             gone += 1
             continue
-        except KernelError as e:
+        except AccessDeniedError as e:
             unreadable[pid] = str(e)
             continue
         for st in stats:
@@ -143,25 +210,22 @@ def take_snapshot(
         if pid in excluded or (wanted is not None and pid not in wanted) or not stats or stats[0].is_kthread:
             continue
         try:
-            vmas = read_numa_maps(pid, roots)
+            vmas = read_numa_maps(roots, pid)
             if not vmas:
                 continue  # no address space (a zombie, or a kernel thread without PF_KTHREAD in view)
-            maps = read_maps(pid, roots)
+            maps = read_maps(roots, pid)
             uids: tuple[int, ...] = ()
             for st in stats:
-                status = read_thread_status(pid, st.tid, roots)
+                status = read_status(roots, pid, st.tid)
                 uids = uids or status.uids
-                threads.append(
-                    ThreadSample(st.tid, st.comm, st.state, st.processor, st.runtime_ticks * tick_ns, status.allowed)
-                )
+                runtime_ns = st.runtime_ticks * tick_ns
+                threads.append(ThreadSample(st.tid, st.comm, st.state, st.processor, runtime_ns, _allowed(status)))
         except ProcessGoneError:
             gone += 1
             continue
-        except KernelError as e:
-            if e.errno in (errno.EACCES, errno.EPERM):
-                unreadable[pid] = str(e)
-                continue
-            raise
+        except AccessDeniedError as e:
+            unreadable[pid] = str(e)
+            continue
         node_pages = node_pages_of(vmas, topology.nr_nodes, page_size)
         node_pages.flags.writeable = False
         comm = next((t.comm for t in threads if t.tid == pid), threads[0].comm)
@@ -179,10 +243,31 @@ def take_snapshot(
         node_total_bytes=total,
         node_free_bytes=free,
         cpu_nr_running=running,
-        counters=read_vmstat(roots),
+        counters=read_numa_counters(roots),
         unreadable=unreadable,
         gone=gone,
     )
+
+
+def read_node_memory(roots: LiveRoots, nodes: Iterable[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(MemTotal, MemFree)`` in bytes for each node, from ``/sys/devices/system/node/nodeN/meminfo``."""
+    total, free = [], []
+    for n in nodes:
+        path = roots.sys("devices", "system", "node", f"node{n}", "meminfo")
+        info = parse_node_meminfo(read_text(path), source=str(path))
+        for key in ("MemTotal", "MemFree"):
+            if key not in info:
+                raise KernelError(errno.EINVAL, f"{path} has no {key} line")
+        total.append(info["MemTotal"])
+        free.append(info["MemFree"])
+    return tuple(total), tuple(free)
+
+
+def _allowed(status: ProcStatus) -> frozenset[int]:
+    """A thread's affinity: ``Cpus_allowed_list`` is required here (every kernel since 2.6.26 prints it)."""
+    if status.cpus_allowed is None:
+        raise KernelError(errno.EINVAL, f"{status.source} has no Cpus_allowed_list line")
+    return status.cpus_allowed
 
 
 def node_pages_of(vmas: Iterable[NumaMapsVma], nr_nodes: int, page_size: int) -> IntArray:

@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import KernelError, MemschedError, UnsupportedError
+from memsched.live.oserrors import process_error
 from memsched.live.sched_attr import syscall_abi
 from memsched.uapi.mempolicy import MPOL_MF_MOVE
 
@@ -94,17 +95,18 @@ def _libc_numbers() -> tuple[ctypes.CDLL, int, int]:
 
 
 def _errno_error(call: str, pid: int, err: int) -> MemschedError:
+    """The error for ``call`` failing with ``err``: gone and denied as :func:`process_error` classes them."""
     if err == errno.ENOSYS:
         return UnsupportedError(
             call, "the kernel has no such system call (built without CONFIG_NUMA or CONFIG_MIGRATION)"
         )
     if err == errno.ESRCH:
-        return KernelError(err, f"{call}: no process {pid} (it exited)")
+        return process_error(err, f"{call}: no process {pid} (it exited)")
     if err == errno.EPERM:
-        return KernelError(err, f"{call}: not permitted on pid {pid} (needs CAP_SYS_NICE or the same user)")
+        return process_error(err, f"{call}: not permitted on pid {pid} (needs CAP_SYS_NICE or the same user)")
     if err == errno.EACCES:
-        return KernelError(err, f"{call}: pid {pid} may not be inspected (ptrace access mode check failed)")
-    return KernelError(err, f"{call}(pid {pid}) failed: {os.strerror(err)}")
+        return process_error(err, f"{call}: pid {pid} may not be inspected (ptrace access mode check failed)")
+    return process_error(err, f"{call}(pid {pid}) failed: {os.strerror(err)}")
 
 
 class KernelNumaSyscalls:

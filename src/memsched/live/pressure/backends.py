@@ -22,8 +22,17 @@ from dataclasses import dataclass
 
 from memsched.errors import ConfigError, KernelError, UnknownNameError, UnsupportedError
 from memsched.live.capabilities import Capability
-from memsched.live.pressure import daemon, fifo, memcg_v1, psi, reclaim_index
 from memsched.live.pressure.context import BackendContext
+from memsched.live.pressure.daemon_client import check as daemon_check
+from memsched.live.pressure.daemon_client import open_source as daemon_open
+from memsched.live.pressure.fifo import check as fifo_check
+from memsched.live.pressure.fifo import open_source as fifo_open
+from memsched.live.pressure.memcg_v1 import check as memcg_v1_check
+from memsched.live.pressure.memcg_v1 import open_source as memcg_v1_open
+from memsched.live.pressure.psi import check as psi_check
+from memsched.live.pressure.psi import open_source as psi_open
+from memsched.live.pressure.reclaim_index import check as reclaim_index_check
+from memsched.live.pressure.reclaim_index import open_source as reclaim_index_open
 from memsched.live.pressure.source import PressureSource
 
 __all__ = ["AUTO_ORDER", "BACKENDS", "BackendChoice", "check_backend", "open_backend"]
@@ -34,18 +43,18 @@ BACKENDS = ("psi", "memcg-v1", "reclaim-index", "fifo", "daemon")
 AUTO_ORDER = ("memcg-v1", "daemon", "psi", "reclaim-index")
 
 _CHECK: dict[str, Callable[[BackendContext], Capability]] = {
-    "psi": psi.check,
-    "memcg-v1": memcg_v1.check,
-    "reclaim-index": reclaim_index.check,
-    "fifo": fifo.check,
-    "daemon": daemon.check,
+    "psi": psi_check,
+    "memcg-v1": memcg_v1_check,
+    "reclaim-index": reclaim_index_check,
+    "fifo": fifo_check,
+    "daemon": daemon_check,
 }
 _OPEN: dict[str, Callable[[BackendContext], PressureSource]] = {
-    "psi": psi.open_source,
-    "memcg-v1": memcg_v1.open_source,
-    "reclaim-index": reclaim_index.open_source,
-    "fifo": fifo.open_source,
-    "daemon": daemon.open_source,
+    "psi": psi_open,
+    "memcg-v1": memcg_v1_open,
+    "reclaim-index": reclaim_index_open,
+    "fifo": fifo_open,
+    "daemon": daemon_open,
 }
 
 

@@ -1,13 +1,13 @@
 """Real memory pressure for the live tests and benchmarks: short-lived child programs (``python -c``) that
 run inside a :class:`~memsched.live.cgroups.MemcgV1Child`.
 
-Reference/pressure.md §5.1 and §2.7 (observed on 6.18, 64 MiB memcg v1): a streaming **page-cache writer**
-gives a mix of low, medium and critical windows (dirty and writeback pages are scanned but not freed); an
-**anonymous allocator** without swap gives no scan at all, only priority-driven critical events, then an OOM
-kill; a **re-reader** of a file larger than the limit gives clean page cache to reclaim (mostly low); a
-**syncing writer** (``fsync`` after every 64 MiB) stalls long enough to move PSI. The page-cache programs
-need a file on a disk-backed file system: on tmpfs the "cache" is shmem, which without swap behaves like
-anonymous memory.
+Observed on 6.18 in a 64 MiB memcg v1 (the kernel's vmpressure levels, mm/vmpressure.c): a streaming
+**page-cache writer** gives a mix of low, medium and critical windows (dirty and writeback pages are scanned
+but not freed); an **anonymous allocator** without swap gives no scan at all, only priority-driven critical
+events from ``vmpressure_prio()``, then an OOM kill; a **re-reader** of a file larger than the limit gives
+clean page cache to reclaim (mostly low); a **syncing writer** (``fsync`` after every 64 MiB) stalls long
+enough to move PSI. The page-cache programs need a file on a disk-backed file system: on tmpfs the "cache" is
+shmem, which without swap behaves like anonymous memory.
 """
 
 from __future__ import annotations

@@ -45,11 +45,12 @@ from pathlib import Path
 
 from memsched.errors import ConfigError, KernelError
 from memsched.live.capabilities import Capability
-from memsched.live.cgroups import parse_psi, resolve_cgroup_dir
+from memsched.live.cgroups import resolve_cgroup_dir
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.fifo import FifoSource
 from memsched.live.pressure.options import parse_level
 from memsched.live.pressure.source import PressureRecord, PressureSource
+from memsched.live.procfs import parse_psi
 from memsched.uapi.pressure import PsiTrigger, VmpressureLevel
 
 __all__ = ["PsiSource", "PsiTarget", "check", "open_source", "psi_target"]

@@ -6,7 +6,7 @@ same quantities only as cumulative counters, so this monitor samples them every 
 RfcVmpressure`, the ``rfc2012`` flavour: window 256 pages, MEDIUM at 60, OOM at 99; or ``mainline``), and
 reports a level each time a window completes.
 
-Counters (reference/pressure.md §5.2-5.3; mm/vmscan.c ``shrink_inactive_list()``, 6.18):
+Counters (mm/vmscan.c ``shrink_inactive_list()``, mm/vmstat.c, mm/memcontrol.c, 6.18):
 
 * **system-wide** (``/proc/vmstat``): ``S = pgscan_anon + pgscan_file - pgscan_proactive``, same for
   ``pgsteal``. ``pgscan_{anon,file}`` count every reclaimer; ``pgscan_{kswapd,direct,khugepaged}`` are only
@@ -29,7 +29,8 @@ nothing reclaimed), is invisible from user space. A sample is taken as the equiv
 * allocation stalls **while nothing was scanned** — reclaim ran and found nothing to scan, which is what
   drives the priority to 0: ``allocstall_*`` (global direct reclaim), v2 ``memory.events`` ``max``, v1
   ``memory.failcnt`` (a charge hit the limit). This is how an anonymous load without swap is seen: the
-  kernel reports only priority-driven critical events and the scan counters do not move (observed, §2.7).
+  kernel reports only priority-driven critical events and the scan counters do not move (observed on 6.18
+  in a 64 MiB memcg v1 without swap: every level fired, then an OOM kill, with no pgscan/pgsteal delta).
 
 Deviations (an emulation, not a reproduction): polling merges the windows of one interval into one index,
 so short bursts are averaged out at long intervals; ``pgsteal`` of a shrink can land in the sample after
@@ -50,26 +51,28 @@ from pathlib import Path
 
 from memsched.errors import KernelError
 from memsched.live.capabilities import Capability
-from memsched.live.cgroups import parse_flat_keyed, resolve_cgroup_dir
+from memsched.live.cgroups import resolve_cgroup_dir
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.source import PressureRecord, PressureSource
+from memsched.live.procfs import parse_flat_keyed, parse_int
 from memsched.pressure.accounting import MainlineVmpressure, RfcVmpressure, WindowSample
 from memsched.pressure.index import MainlineConfig, Rfc2012Config
 from memsched.uapi.pressure import MemcgLevel, VmpressureLevel, memcg_to_rfc_level
 
 __all__ = [
+    "VMSTAT_KEYS",
     "CounterSample",
     "DeltaTracker",
     "ReclaimIndexSource",
     "SampleDelta",
     "check",
-    "extract_counters",
     "memory_stat_sample",
     "open_source",
     "vmstat_sample",
 ]
 
-_VMSTAT_KEYS = (
+#: The ``/proc/vmstat`` counters the index and the OOM evidence use (looked up by name at every sample).
+VMSTAT_KEYS = (
     "pgscan_anon",
     "pgscan_file",
     "pgsteal_anon",
@@ -84,24 +87,6 @@ _VMSTAT_KEYS = (
     "allocstall_movable",
     "allocstall_device",
 )
-_VMSTAT_NEEDLES = tuple((k, b"\n" + k.encode() + b" ") for k in _VMSTAT_KEYS)
-
-
-def extract_counters(buf: bytes, needles: tuple[tuple[str, bytes], ...] = _VMSTAT_NEEDLES) -> dict[str, int]:
-    """The named ``key value`` lines of a ``/proc/vmstat``-style buffer (absent keys are absent).
-
-    Looks each key up with ``bytes.find`` instead of parsing all ~200 lines: this runs 100 times a second.
-    """
-    out = {}
-    view = b"\n" + buf
-    for key, needle in needles:
-        i = view.find(needle)
-        if i < 0:
-            continue
-        start = i + len(needle)
-        end = view.find(b"\n", start)
-        out[key] = int(view[start : end if end >= 0 else len(view)])
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,15 +273,16 @@ class ReclaimIndexSource(PressureSource):
         kind = self.scope.kind
         if kind == "cgroup-v2":
             stat_path = str(self._files["stat"].path)
-            stat = parse_flat_keyed(self._read("stat").decode(), source=stat_path)
-            events = parse_flat_keyed(self._read("events").decode(), source=str(self._files["events"].path))
+            stat = parse_flat_keyed(self._read("stat"), source=stat_path)
+            events = parse_flat_keyed(self._read("events"), source=str(self._files["events"].path))
             return memory_stat_sample(stat, events, source=stat_path)
-        values = extract_counters(self._read("vmstat"))
-        system = vmstat_sample(values, source=str(self._files["vmstat"].path))
+        vmstat_path = str(self._files["vmstat"].path)
+        values = parse_flat_keyed(self._read("vmstat"), source=vmstat_path, keys=VMSTAT_KEYS)
+        system = vmstat_sample(values, source=vmstat_path)
         if kind == "system":
             return system
-        failcnt = int(self._read("failcnt").split()[0])
-        oom = parse_flat_keyed(self._read("oom_control").decode(), source=str(self._files["oom_control"].path))
+        failcnt = parse_int(self._read("failcnt").decode(), source=str(self._files["failcnt"].path))
+        oom = parse_flat_keyed(self._read("oom_control"), source=str(self._files["oom_control"].path))
         ooms = oom.get("oom_kill", oom.get("under_oom", 0))  # oom_kill: 4.13+
         return CounterSample(system.scanned, system.reclaimed, failcnt, ooms, 0)
 

@@ -143,6 +143,15 @@ def test_swap_half_done_is_partial() -> None:
     assert kernel.affinity[4100] == ALL and kernel.affinity[4300] == ALL
 
 
+def test_swap_with_an_exited_thread_is_skipped() -> None:
+    """The first thread exited before it moved: skipped, as every action on a thread that exited, not failed."""
+    kernel = fake_kernel()
+    kernel.exited = {4100}
+    (r,) = run(lambda ctx: [SwapTasks(0, 3)], kernel)
+    assert (r.status, r.message) == ("skipped", "pid 4100 (stream) exited, nothing changed")
+    assert kernel.affinity[4300] == ALL and all(call[1] != 4300 for call in kernel.calls)
+
+
 def test_set_affinity_persists_and_can_be_restored_on_close() -> None:
     """SetAffinity binds (numad); with restore_affinity the balancer puts the old mask back when it stops."""
     kernel = fake_kernel()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from helpers.live_fixtures import FIXTURES
 from helpers.numa_live import numa2, numa4
-from memsched.live.numa.readers import MissingFieldWarning
-from memsched.live.numa.snapshot import NumaSnapshot, locality, take_snapshot
+from memsched.live.numa.snapshot import NumaSnapshot, locality, numa_counters, take_snapshot
+from memsched.live.procfs import MissingFieldWarning, parse_flat_keyed
 from memsched.live.roots import LiveRoots
 from memsched.topology import Topology
 
@@ -64,3 +65,23 @@ def test_locality_document() -> None:
     s = snap(numa4())
     doc = next(r for r in locality(s) if r.pid == 4300).to_dict(s.page_size)
     assert doc["remote_share"] == 0.0 and doc["thread_nodes"] == [1] and doc["remote_bytes"] == 0
+
+
+def test_vmstat_missing_counters_warn_and_are_none() -> None:
+    """A kernel without CONFIG_NUMA_BALANCING lacks the hinting counters: None and one warning, never 0."""
+    vmstat = parse_flat_keyed((FIXTURES / "numa-2node/proc/vmstat").read_text(), source="vmstat")
+    with pytest.warns(MissingFieldWarning, match="numa_pte_updates.*CONFIG_NUMA_BALANCING") as rec:
+        counters = numa_counters(vmstat)
+    assert len(rec) == 1
+    assert counters.values["numa_hit"] == 5555555 and counters.values["numa_hint_faults"] is None
+    assert set(counters.missing) == {
+        "numa_pte_updates",
+        "numa_huge_pte_updates",
+        "numa_hint_faults",
+        "numa_hint_faults_local",
+        "numa_pages_migrated",
+    }
+    with pytest.warns(MissingFieldWarning):
+        after = numa_counters({**vmstat, "numa_hit": 5555600})
+    delta = after.delta(counters)
+    assert delta["numa_hit"] == 45 and delta["numa_hint_faults"] is None

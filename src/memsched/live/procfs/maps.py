@@ -1,0 +1,171 @@
+"""Parsers of a process's address space: ``/proc/<pid>/numa_maps`` and ``/proc/<pid>/maps``.
+
+``numa_maps`` (``show_numa_map``, fs/proc/task_mmu.c; proc(5))
+    One line per VMA: the start address in hex, the memory policy (``mpol_to_str``: ``default``,
+    ``prefer:1``, ``bind=static:0-1``, ``interleave:0-3``, ``local``, and the two-word ``prefer (many):0-1``
+    and ``weighted interleave:0-3``), then ``file=<path>`` (spaces, tabs, newlines and ``=`` escaped as
+    ``\\ooo`` by ``seq_file_path``) or ``heap`` or ``stack``, ``huge`` for hugetlb VMAs, and, only when the
+    VMA has resident pages, ``anon=``, ``dirty=``, ``mapped=``, ``mapmax=``, ``swapcache=``, ``active=``,
+    ``writeback=``, one ``N<node>=<pages>`` per node with pages, and ``kernelpagesize_kB=`` (since 4.0).
+    The ``N`` counts are in units of the VMA's kernel page: base pages for ordinary VMAs (a THP counts its
+    512 base pages, ``gather_pte_stats`` passes ``HPAGE_PMD_NR``), huge pages for hugetlb VMAs (2048 or
+    1048576 kB each). Bytes are therefore ``N * kernelpagesize_kB * 1024``.
+``maps`` (``show_map_vma``; proc(5))
+    ``start-end perms offset dev inode [path]``: the VMA ranges that ``numa_maps`` lacks.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from memsched.errors import KernelError
+from memsched.units import KIB
+
+__all__ = ["MapsRange", "MissingFieldWarning", "NumaMapsVma", "parse_maps", "parse_numa_maps"]
+
+
+class MissingFieldWarning(UserWarning):
+    """A field the kernel normally prints was not there; the value is reported as unknown (``None``)."""
+
+
+# --------------------------------------------------------------------------------------------- numa_maps
+
+_KNOWN_KEYS = ("file", "anon", "dirty", "mapped", "mapmax", "swapcache", "active", "writeback", "kernelpagesize_kB")
+_NODE_FIELD = re.compile(r"N(\d+)=(\d+)\Z")
+_NODE_KEY = re.compile(r"N\d+\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class NumaMapsVma:
+    """One line of ``numa_maps``. ``node_pages`` are in units of the VMA's kernel page (see the module doc)."""
+
+    start: int
+    policy: str
+    file: str | None = None
+    heap: bool = False
+    stack: bool = False
+    huge: bool = False
+    anon: int = 0
+    dirty: int = 0
+    node_pages: Mapping[int, int] = field(default_factory=dict)
+    kernelpagesize_kb: int | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def resident_pages(self) -> int:
+        """Resident pages (``N`` totals) in kernel-page units."""
+        return sum(self.node_pages.values())
+
+    def node_bytes(self) -> dict[int, int]:
+        """Resident bytes per node. A line with pages but no ``kernelpagesize_kB`` (kernels before 4.0) is
+        read as base pages of 4 KiB unless the VMA is hugetlb, whose page size is then unknown: it warns and
+        counts the VMA as 0 bytes rather than guess."""
+        if not self.node_pages:
+            return {}
+        kb = self.kernelpagesize_kb
+        if kb is None:
+            if self.huge:
+                warnings.warn(
+                    f"numa_maps line at {self.start:#x} is hugetlb but has no kernelpagesize_kB: its "
+                    "pages are left out of the totals",
+                    MissingFieldWarning,
+                    stacklevel=2,
+                )
+                return {}
+            kb = 4
+        return {n: pages * kb * KIB for n, pages in self.node_pages.items()}
+
+
+def _is_body_token(token: str) -> bool:
+    if token in ("heap", "stack", "huge") or token.startswith("stack:"):
+        return True
+    key, sep, _ = token.partition("=")
+    return bool(sep) and (key in _KNOWN_KEYS or _NODE_KEY.match(key) is not None)
+
+
+def parse_numa_maps(data: bytes | str) -> tuple[NumaMapsVma, ...]:
+    """``/proc/<pid>/numa_maps`` -> one record per VMA (pure; raises ``KernelError(EINVAL)`` on a bad line)."""
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        tokens = line.split(" ")
+        try:
+            start = int(tokens[0], 16)
+        except ValueError:
+            raise KernelError(errno.EINVAL, f"numa_maps: line does not start with an address: {line[:80]!r}") from None
+        i = 1
+        policy_words = []
+        while i < len(tokens) and not _is_body_token(tokens[i]):
+            policy_words.append(tokens[i])
+            i += 1
+        rec: dict[str, object] = {"start": start, "policy": " ".join(policy_words)}
+        nodes: dict[int, int] = {}
+        extra: dict[str, str] = {}
+        for token in tokens[i:]:
+            if not token:
+                continue
+            m = _NODE_FIELD.match(token)
+            try:
+                if m:
+                    nodes[int(m.group(1))] = int(m.group(2))
+                elif token in ("heap", "huge"):
+                    rec[token] = True
+                elif token == "stack" or token.startswith("stack:"):
+                    rec["stack"] = True
+                else:
+                    key, sep, value = token.partition("=")
+                    if _NODE_KEY.match(key):
+                        raise ValueError(token)
+                    if key == "file":
+                        rec["file"] = value
+                    elif key in ("anon", "dirty"):
+                        rec[key] = int(value)
+                    elif key == "kernelpagesize_kB":
+                        rec["kernelpagesize_kb"] = int(value)
+                    else:
+                        extra[key] = value if sep else ""
+            except ValueError:
+                raise KernelError(errno.EINVAL, f"numa_maps: bad field {token!r} in {line[:80]!r}") from None
+        out.append(NumaMapsVma(node_pages=nodes, extra=extra, **rec))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------- maps
+
+
+@dataclass(frozen=True, slots=True)
+class MapsRange:
+    """One line of ``/proc/<pid>/maps``."""
+
+    start: int
+    end: int
+    perms: str
+    path: str
+
+    @property
+    def private(self) -> bool:
+        return self.perms.endswith("p")
+
+
+def parse_maps(data: bytes | str) -> tuple[MapsRange, ...]:
+    """``/proc/<pid>/maps`` -> ranges (pure)."""
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    out = []
+    for line in text.splitlines():
+        parts = line.split(maxsplit=5)
+        if not parts:
+            continue
+        lo, sep, hi = parts[0].partition("-")
+        try:
+            if not sep or len(parts) < 5:
+                raise ValueError
+            out.append(MapsRange(int(lo, 16), int(hi, 16), parts[1], parts[5].strip() if len(parts) > 5 else ""))
+        except ValueError:
+            raise KernelError(errno.EINVAL, f"maps: malformed line {line[:80]!r}") from None
+    return tuple(out)
