@@ -42,20 +42,17 @@ from __future__ import annotations
 import collections
 import errno
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from memsched.errors import ConfigError, KernelError, MemschedError, ProcessGoneError
+from memsched.errors import KernelError, MemschedError, ProcessGoneError
 from memsched.live.numa.context import LiveContext, LiveTask
 from memsched.live.numa.pages import PageProbe, Window
 from memsched.live.numa.snapshot import ProcessSample
 from memsched.live.numa.syscalls import NumaSyscalls
 from memsched.live.oserrors import process_error
 from memsched.policies.numa.actions import (
-    ACTION_TYPES,
     Action,
     MigrateMmNodes,
     MigratePages,
@@ -66,42 +63,14 @@ from memsched.policies.numa.actions import (
     SwapTasks,
 )
 from memsched.policies.numa.base import MigrationRules
+from memsched.policies.numa.driver import ActionResult, Status
 from memsched.uapi.cpumask import format_cpulist
 from memsched.units import MIB, format_bytes
 
-__all__ = ["ActionResult", "Applier", "Status"]
+__all__ = ["Applier"]
 
 IntArray = npt.NDArray[np.int64]
-Status = Literal["applied", "partial", "no-op", "skipped", "failed", "dry-run", "recorded"]
 NSEC_PER_MSEC = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    """What became of one action."""
-
-    sample: int
-    hook: str
-    action: str
-    target: str
-    detail: str
-    status: Status
-    message: str = ""
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "sample": self.sample,
-            "hook": self.hook,
-            "action": self.action,
-            "target": self.target,
-            "detail": self.detail,
-            "status": self.status,
-            "message": self.message,
-        }
-
-    def line(self) -> str:
-        msg = f": {self.message}" if self.message else ""
-        return f"[{self.sample}] {self.hook:<12} {self.action:<16} {self.target}: {self.detail} -> {self.status}{msg}"
 
 
 def _errnos(codes: Iterable[int]) -> str:
@@ -139,7 +108,6 @@ class Applier:
             lambda: int(rules.ratelimit_mb * MIB // page * windows)
         )
         self._blocks: dict[int, tuple[IntArray, IntArray]] = {}
-        self._moved_heads: dict[int, list[IntArray]] = collections.defaultdict(list)
 
     @property
     def dry_run(self) -> bool:
@@ -150,54 +118,45 @@ class Applier:
         """The blocks the sampled pages of ``mm`` stand for in this sample."""
         self._blocks[mm] = (window.vpns, window.block_end)
 
-    def migrated_mask(self, mm: int, pages: IntArray) -> npt.NDArray[np.bool_]:
-        moved = self._moved_heads.get(mm)
-        mask = np.isin(pages, np.concatenate(moved)) if moved else np.zeros(pages.shape[0], dtype=bool)
-        mask.flags.writeable = False
-        return mask
-
-    # ---- dispatch ----------------------------------------------------------------------------------------
-    def apply(self, hook: str, actions: Iterable[Action] | None, policy_id: str) -> list[ActionResult]:
-        out: list[ActionResult] = []
-        for action in actions or ():
-            if not isinstance(action, ACTION_TYPES):
-                raise ConfigError(
-                    "action", action, f"must be an action of memsched.policies.numa.actions ({policy_id})"
-                )
-            out.extend(self._apply_one(hook, action))
-        return out
-
-    def _result(
-        self, hook: str, action: Action, target: str, detail: str, status: Status, message: str = ""
-    ) -> ActionResult:
-        return ActionResult(self.sample, hook, type(action).__name__, target, detail, status, message)
-
-    def _task(self, task: int) -> LiveTask | None:
-        return self.ctx.tasks_by_id.get(task)
-
-    def _apply_one(self, hook: str, action: Action) -> list[ActionResult]:
+    # ---- the Actuator protocol ---------------------------------------------------------------------------
+    def apply(self, action: Action) -> ActionResult:
+        """Carry out (or, in a dry run, describe) one action; the result says what became of it."""
         if isinstance(action, MigratePages):
-            return self._migrate_pages(hook, action)
+            return self._migrate_pages(action)
         if isinstance(action, MigrateMmNodes):
-            return [self._migrate_mm_nodes(hook, action)]
+            return self._migrate_mm_nodes(action)
         if isinstance(action, MigrateTask):
-            return [self._migrate_task(hook, action)]
+            return self._migrate_task(action)
         if isinstance(action, SwapTasks):
-            return [self._swap_tasks(hook, action)]
+            return self._swap_tasks(action)
         if isinstance(action, SetAffinity):
-            return [self._set_affinity(hook, action)]
+            return self._set_affinity(action)
         if isinstance(action, SetPreferredNode):
             t = self._task(action.task)
             self.ctx.state.preferred[action.task] = action.node
             who = t.describe() if t else f"task {action.task}"
-            return [self._result(hook, action, who, f"preferred node {action.node}", "recorded", "balancer state")]
+            return self._result(action, who, f"preferred node {action.node}", "recorded", "balancer state")
         assert isinstance(action, SetScanPeriod)
         t = self._task(action.task)
         self.ctx.state.period[action.task] = action.period_ns
         who = t.describe() if t else f"task {action.task}"
-        return [
-            self._result(hook, action, who, f"scan period {action.period_ns / 1e6:g} ms", "recorded", "balancer state")
-        ]
+        return self._result(action, who, f"scan period {action.period_ns / 1e6:g} ms", "recorded", "balancer state")
+
+    def _result(
+        self,
+        action: Action,
+        target: str,
+        detail: str,
+        status: Status,
+        message: str = "",
+        moved_pages: IntArray | None = None,
+    ) -> ActionResult:
+        return ActionResult(
+            type(action).__name__, target, detail, status, message, sample=self.sample, moved_pages=moved_pages
+        )
+
+    def _task(self, task: int) -> LiveTask | None:
+        return self.ctx.tasks_by_id.get(task)
 
     # ---- pages -------------------------------------------------------------------------------------------
     def _expand(self, mm: int, pages: IntArray) -> tuple[IntArray, IntArray]:
@@ -214,30 +173,46 @@ class Applier:
         offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return owner + offsets, owner
 
-    def _migrate_pages(self, hook: str, action: MigratePages) -> list[ActionResult]:
+    def _migrate_pages(self, action: MigratePages) -> ActionResult:
         process = self.ctx.mm_process.get(action.mm)
         if process is None:
             detail = f"{action.pages.shape[0]} page(s)"
-            return [self._result(hook, action, f"mm {action.mm}", detail, "skipped", "not a balanced process")]
-        return [
-            self._migrate_pages_to(hook, action, process, int(dst), action.pages[action.dst == dst])
+            return self._result(action, f"mm {action.mm}", detail, "skipped", "not a balanced process")
+        parts = [
+            self._migrate_pages_to(action, process, int(dst), action.pages[action.dst == dst])
             for dst in np.unique(action.dst)
         ]
+        if len(parts) == 1:
+            return parts[0]
+        statuses = {p.status for p in parts}
+        if len(statuses) == 1:
+            status: Status = parts[0].status
+        elif statuses & {"applied", "partial"}:
+            status = "partial"
+        else:
+            status = "failed" if "failed" in statuses else "skipped"
+        moved = [p.moved_pages for p in parts if p.moved_pages is not None]
+        return self._result(
+            action,
+            parts[0].target,
+            f"{action.pages.shape[0]} page id(s) to {len(parts)} nodes",
+            status,
+            "; ".join(f"{p.detail}: {p.status}{': ' + p.message if p.message else ''}" for p in parts),
+            np.concatenate(moved) if moved else None,
+        )
 
-    def _migrate_pages_to(
-        self, hook: str, action: MigratePages, process: ProcessSample, dst: int, ids: IntArray
-    ) -> ActionResult:
+    def _migrate_pages_to(self, action: MigratePages, process: ProcessSample, dst: int, ids: IntArray) -> ActionResult:
         ctx = self.ctx
         page = ctx.page_size
         target = f"pid {process.pid} ({process.comm})"
         vpns, owner = self._expand(action.mm, ids)
         detail = f"{ids.shape[0]} page id(s), {format_bytes(vpns.shape[0] * page)} -> node {dst}"
         if not 0 <= dst < ctx.nr_nodes or ctx.node_total_pages[dst] == 0:
-            return self._result(hook, action, target, detail, "skipped", f"node {dst} has no memory or does not exist")
+            return self._result(action, target, detail, "skipped", f"node {dst} has no memory or does not exist")
         try:
             before = self.probe.page_nodes(process, vpns, page)
         except MemschedError as e:
-            return self._gone_or_failed(hook, action, target, detail, e)
+            return self._gone_or_failed(action, target, detail, e)
         present = before >= 0
         here = before == dst
         movable = np.flatnonzero(present & ~here)
@@ -249,19 +224,19 @@ class Applier:
             )
             movable = movable[: self._budget[dst]]
         if movable.shape[0] == 0:
-            return self._result(hook, action, target, detail, "no-op", f"nothing to move ({facts})")
+            return self._result(action, target, detail, "no-op", f"nothing to move ({facts})")
         counts = collections.Counter(before[movable].tolist())
         sources = ", ".join(f"{c} from node {n}" for n, c in sorted(counts.items()))
         if self.dry_run:
             self._budget[dst] -= movable.shape[0]
-            return self._result(hook, action, target, detail, "dry-run", f"would move {sources}; {facts}")
+            return self._result(action, target, detail, "dry-run", f"would move {sources}; {facts}")
         assert self.syscalls is not None
         try:
             status = self.syscalls.move_pages(
                 process.pid, vpns[movable] * page, np.full(movable.shape[0], dst, dtype=np.int64)
             )
         except MemschedError as e:
-            return self._gone_or_failed(hook, action, target, detail, e)
+            return self._gone_or_failed(action, target, detail, e)
         moved = status == dst
         failed = status < 0
         n_moved, n_failed = int(moved.sum()), int(failed.sum())
@@ -269,49 +244,48 @@ class Applier:
         self._budget[dst] -= n_moved
         ctx.moved_pages(action.mm, before[movable][moved], dst)
         heads = vpns[movable][moved]
-        self._moved_heads[action.mm].append(heads[heads == owner[movable][moved]])
+        heads = heads[heads == owner[movable][moved]]
         if n_moved == movable.shape[0]:
-            return self._result(hook, action, target, detail, "applied", f"moved {sources}; {facts}")
+            return self._result(action, target, detail, "applied", f"moved {sources}; {facts}", heads)
         errors = f"{n_failed} failed ({_errnos(status[failed])})" if n_failed else "none failed"
         outcome = f"{errors}, {stayed} left on another node; {facts}"
         if n_moved:
             message = f"process partly moved: {n_moved} of {movable.shape[0]} page(s) now on node {dst}; {outcome}"
-            return self._result(hook, action, target, detail, "partial", message)
-        return self._result(hook, action, target, detail, "failed", f"no page moved: {outcome}")
+            return self._result(action, target, detail, "partial", message, heads)
+        return self._result(action, target, detail, "failed", f"no page moved: {outcome}")
 
-    def _migrate_mm_nodes(self, hook: str, action: MigrateMmNodes) -> ActionResult:
+    def _migrate_mm_nodes(self, action: MigrateMmNodes) -> ActionResult:
         ctx = self.ctx
         src, dst = sorted(set(action.from_nodes)), sorted(set(action.to_nodes))
         detail = f"nodes {format_cpulist(src) or '-'} -> {format_cpulist(dst)}"
         process = ctx.mm_process.get(action.mm)
         if process is None:
-            return self._result(hook, action, f"mm {action.mm}", detail, "skipped", "not a balanced process")
+            return self._result(action, f"mm {action.mm}", detail, "skipped", "not a balanced process")
         target = f"pid {process.pid} ({process.comm})"
         bad = [n for n in (*src, *dst) if not 0 <= n < ctx.nr_nodes]
         if bad:
-            return self._result(hook, action, target, detail, "skipped", f"node(s) {bad} do not exist")
+            return self._result(action, target, detail, "skipped", f"node(s) {bad} do not exist")
         before = np.array(ctx.mm_node_pages(action.mm), dtype=np.int64)
         moving = {s: d for s, d in _remap(src, dst).items() if before[s] > 0}
         plan = "; ".join(f"{before[s]} page(s) node {s} -> {d}" for s, d in sorted(moving.items()))
         if not moving:
-            return self._result(hook, action, target, detail, "no-op", "no resident page on a node that would move")
+            return self._result(action, target, detail, "no-op", "no resident page on a node that would move")
         if self.dry_run:
-            return self._result(hook, action, target, detail, "dry-run", f"would migrate_pages: {plan}")
+            return self._result(action, target, detail, "dry-run", f"would migrate_pages: {plan}")
         assert self.syscalls is not None
         try:
             left = self.syscalls.migrate_pages(process.pid, frozenset(src), frozenset(dst))
         except MemschedError as e:
-            return self._gone_or_failed(hook, action, target, detail, e)
+            return self._gone_or_failed(action, target, detail, e)
         after = self.node_pages_of(process.pid) if self.node_pages_of is not None else None
         seen = ""
         if after is not None:
             ctx.set_node_pages(action.mm, after)
             seen = f"; numa_maps before {before.tolist()}, after {after.tolist()}"
         if left == 0:
-            return self._result(hook, action, target, detail, "applied", f"migrate_pages: {plan}{seen}")
+            return self._result(action, target, detail, "applied", f"migrate_pages: {plan}{seen}")
         moved_any = after is not None and bool((after[list(moving)] < before[list(moving)]).any())
         return self._result(
-            hook,
             action,
             target,
             detail,
@@ -320,10 +294,10 @@ class Applier:
             f"(planned: {plan}){seen}",
         )
 
-    def _gone_or_failed(self, hook: str, action: Action, target: str, detail: str, e: MemschedError) -> ActionResult:
+    def _gone_or_failed(self, action: Action, target: str, detail: str, e: MemschedError) -> ActionResult:
         if isinstance(e, ProcessGoneError):
-            return self._result(hook, action, target, detail, "skipped", "the process exited")
-        return self._result(hook, action, target, detail, "failed", f"{e}; nothing changed")
+            return self._result(action, target, detail, "skipped", "the process exited")
+        return self._result(action, target, detail, "failed", f"{e}; nothing changed")
 
     # ---- tasks -------------------------------------------------------------------------------------------
     def _check_move(self, t: LiveTask, dst_cpu: int) -> str | None:
@@ -353,58 +327,57 @@ class Applier:
                     f"LEFT PINNED to CPU {dst_cpu}: restoring its affinity {format_cpulist(original)} failed: {e}",
                 ) from e
 
-    def _migrate_task(self, hook: str, action: MigrateTask) -> ActionResult:
+    def _migrate_task(self, action: MigrateTask) -> ActionResult:
         t = self._task(action.task)
         if t is None:
             return self._result(
-                hook, action, f"task {action.task}", f"-> CPU {action.dst_cpu}", "skipped", "not a balanced thread"
+                action, f"task {action.task}", f"-> CPU {action.dst_cpu}", "skipped", "not a balanced thread"
             )
         node = int(self.ctx.cpu_node[action.dst_cpu]) if 0 <= action.dst_cpu < self.ctx.nr_cpus else -1
         detail = f"CPU {t.cpu} -> CPU {action.dst_cpu} (node {node})"
         problem = self._check_move(t, action.dst_cpu)
         if problem:
-            return self._result(hook, action, t.describe(), detail, "skipped", problem)
+            return self._result(action, t.describe(), detail, "skipped", problem)
         if t.cpu == action.dst_cpu:
-            return self._result(hook, action, t.describe(), detail, "no-op", "already there")
+            return self._result(action, t.describe(), detail, "no-op", "already there")
         if self.dry_run:
-            return self._result(hook, action, t.describe(), detail, "dry-run", "would move it once (affinity kept)")
+            return self._result(action, t.describe(), detail, "dry-run", "would move it once (affinity kept)")
         try:
             self._move(t, action.dst_cpu)
         except ProcessGoneError:
-            return self._result(hook, action, t.describe(), detail, "skipped", "the thread exited")
+            return self._result(action, t.describe(), detail, "skipped", "the thread exited")
         except MemschedError as e:
-            return self._result(hook, action, t.describe(), detail, "failed", str(e))
+            return self._result(action, t.describe(), detail, "failed", str(e))
         self.ctx.moved_task(t.id, action.dst_cpu)
-        return self._result(hook, action, t.describe(), detail, "applied", "moved once; its affinity is unchanged")
+        return self._result(action, t.describe(), detail, "applied", "moved once; its affinity is unchanged")
 
-    def _swap_tasks(self, hook: str, action: SwapTasks) -> ActionResult:
+    def _swap_tasks(self, action: SwapTasks) -> ActionResult:
         a, b = self._task(action.a), self._task(action.b)
         if a is None or b is None:
             return self._result(
-                hook, action, f"tasks {action.a}, {action.b}", "swap", "skipped", "not balanced threads"
+                action, f"tasks {action.a}, {action.b}", "swap", "skipped", "not balanced threads"
             )
         target = f"{a.describe()} <-> {b.describe()}"
         detail = f"CPU {a.cpu} <-> CPU {b.cpu}"
         if a.cpu < 0 or b.cpu < 0:
-            return self._result(hook, action, target, detail, "skipped", "a thread is not running")
+            return self._result(action, target, detail, "skipped", "a thread is not running")
         problem = self._check_move(a, b.cpu) or self._check_move(b, a.cpu)
         if problem:
-            return self._result(hook, action, target, detail, "skipped", problem)
+            return self._result(action, target, detail, "skipped", problem)
         if self.dry_run:
-            return self._result(hook, action, target, detail, "dry-run", "would exchange their CPUs once")
+            return self._result(action, target, detail, "dry-run", "would exchange their CPUs once")
         ca, cb = a.cpu, b.cpu
         try:
             self._move(a, cb)
         except ProcessGoneError:
-            return self._result(hook, action, target, detail, "skipped", f"{a.describe()} exited, nothing changed")
+            return self._result(action, target, detail, "skipped", f"{a.describe()} exited, nothing changed")
         except MemschedError as e:
-            return self._result(hook, action, target, detail, "failed", f"first move failed, nothing changed: {e}")
+            return self._result(action, target, detail, "failed", f"first move failed, nothing changed: {e}")
         self.ctx.moved_task(a.id, cb)
         try:
             self._move(b, ca)
         except MemschedError as e:
             return self._result(
-                hook,
                 action,
                 target,
                 detail,
@@ -412,35 +385,35 @@ class Applier:
                 f"{a.describe()} moved to CPU {cb}, but {b.describe()} did not move: {e}",
             )
         self.ctx.moved_task(b.id, ca)
-        return self._result(hook, action, target, detail, "applied", "exchanged once; affinities unchanged")
+        return self._result(action, target, detail, "applied", "exchanged once; affinities unchanged")
 
-    def _set_affinity(self, hook: str, action: SetAffinity) -> ActionResult:
+    def _set_affinity(self, action: SetAffinity) -> ActionResult:
         t = self._task(action.task)
         wanted = self.online_cpus if action.cpus is None else frozenset(action.cpus) & self.online_cpus
         detail = f"affinity -> {format_cpulist(wanted) or '(none)'}"
         if t is None:
-            return self._result(hook, action, f"task {action.task}", detail, "skipped", "not a balanced thread")
+            return self._result(action, f"task {action.task}", detail, "skipped", "not a balanced thread")
         if not wanted:
-            return self._result(hook, action, t.describe(), detail, "skipped", f"no online CPU in {action.cpus}")
+            return self._result(action, t.describe(), detail, "skipped", f"no online CPU in {action.cpus}")
         if self.dry_run:
             if wanted == t.allowed:
-                return self._result(hook, action, t.describe(), detail, "no-op", "already its affinity")
+                return self._result(action, t.describe(), detail, "no-op", "already its affinity")
             return self._result(
-                hook, action, t.describe(), detail, "dry-run", f"would change it from {format_cpulist(t.allowed)}"
+                action, t.describe(), detail, "dry-run", f"would change it from {format_cpulist(t.allowed)}"
             )
         assert self.syscalls is not None
         try:
             before = self.syscalls.get_affinity(t.tid)
             if before == wanted:
-                return self._result(hook, action, t.describe(), detail, "no-op", "already its affinity")
+                return self._result(action, t.describe(), detail, "no-op", "already its affinity")
             self.syscalls.set_affinity(t.tid, wanted)
         except ProcessGoneError:
-            return self._result(hook, action, t.describe(), detail, "skipped", "the thread exited")
+            return self._result(action, t.describe(), detail, "skipped", "the thread exited")
         except MemschedError as e:
-            return self._result(hook, action, t.describe(), detail, "failed", f"{e}; affinity unchanged")
+            return self._result(action, t.describe(), detail, "failed", f"{e}; affinity unchanged")
         self.changed_affinity.setdefault(t.tid, before)
         self.ctx.changed_affinity(t.id, wanted)
-        return self._result(hook, action, t.describe(), detail, "applied", f"was {format_cpulist(before)}")
+        return self._result(action, t.describe(), detail, "applied", f"was {format_cpulist(before)}")
 
 
 def _remap(src: list[int], dst: list[int]) -> dict[int, int]:

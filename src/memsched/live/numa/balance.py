@@ -1,8 +1,9 @@
 """Running a NUMA policy of ``memsched.policies`` against real processes: the live mechanism.
 
 Each sample (every ``--interval``) the balancer reads the machine (:func:`take_snapshot`), builds a
-:class:`LiveContext` over the processes it balances, and calls the hooks the policy overrides, in the
-simulator's order:
+:class:`LiveContext` over the processes it balances, and is the *fault source* of the shared
+:class:`~memsched.policies.numa.driver.HookDriver`, which calls the hooks the policy overrides in the same
+order as in the simulator:
 
 1. **Page sampling instead of hinting faults** (``on_faults``, ``after_faults``, ``on_placement``,
    ``on_scan_pass``): user space cannot take NUMA hinting faults, so the balancer samples each process's
@@ -16,11 +17,13 @@ simulator's order:
    are what the balancer recorded for the same page on its previous pass (page flags in the kernel), so
    two-stage filters work across passes. A single-threaded process is therefore exact about *who* (its one
    thread) but still only sampled in *what*. When the window wraps, the pass is complete: ``mm_scan_seq``
-   goes up and ``on_scan_pass`` / ``on_placement`` run for that process's threads.
+   goes up and ``on_scan_pass`` / ``on_placement`` run for that process's threads, before the faults of
+   that last window are handed over (as the simulated ``task_numa_work()`` does).
 2. ``on_tick`` once per sample (the sampling interval stands in for the policy's ``tick_interval_ns``).
 3. ``lb_score`` is never called: user space cannot hook the kernel's load balancer.
 
-Actions go through :class:`~memsched.live.numa.apply.Applier` (or are only described with ``dry_run``).
+Actions go through :class:`~memsched.live.numa.apply.Applier`, the live actuator (or are only described with
+``dry_run``); each gives one :class:`~memsched.policies.numa.driver.ActionResult`.
 The balanced set is the processes named (or all with an address space), minus the balancer itself, kernel
 threads, and processes this user may not change (listed once in the notes, with the reason).
 """
@@ -36,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import ConfigError, KernelError, MemschedError, ProcessGoneError
-from memsched.live.numa.apply import ActionResult, Applier
+from memsched.live.numa.apply import Applier
 from memsched.live.numa.context import BalancerState, LiveContext
 from memsched.live.numa.pages import (
     KernelPageProbe,
@@ -51,6 +54,7 @@ from memsched.live.numa.syscalls import KernelNumaSyscalls, NumaSyscalls
 from memsched.live.procfs import CAP_SYS_NICE, parse_status, read_numa_maps
 from memsched.live.roots import LiveRoots, try_read_text
 from memsched.policies.numa.base import KnumaScand, NumaPolicy, TaskWorkScan, overridden_hooks
+from memsched.policies.numa.driver import ActionResult, HookDriver
 from memsched.policies.numa.views import FaultBatch
 from memsched.topology import Topology
 from memsched.units import MIB
@@ -261,9 +265,9 @@ class LiveBalancer:
             changed_affinity=self.changed_affinity,
             node_pages_of=self._read_node_pages,
         )
+        driver = HookDriver(self.policy, ctx, applier)
         results: list[ActionResult] = []
         sampled = 0
-        pid_ = self.policy.id
         if self.hooks & set(SAMPLING_HOOKS):
             for mm in sorted(ctx.mm_process):
                 if not any(ctx.tasks_by_id[t].active for t in ctx.mm_tasks(mm)):
@@ -272,31 +276,21 @@ class LiveBalancer:
                 regions = anon_regions(process, self.page_size, self.topology.nr_nodes)
                 window = sample_window(regions, self.state.scan_offset.get(mm, 0), self.window_pages, self.max_samples)
                 self.state.scan_offset[mm] = window.next_offset
+                applier.set_blocks(mm, window)
+                if window.wrapped:  # the pass is complete before the faults of its last window count
+                    self.state.scan_seq[mm] = self.state.scan_seq.get(mm, 0) + 1
+                    results += driver.scan_pass(mm)
                 try:
                     batch = self._fault_batch(ctx, mm, process, window)
                 except ProcessGoneError:
                     continue
                 if batch is not None:
                     sampled += batch.size
-                    applier.set_blocks(mm, window)
-                    if "on_faults" in self.hooks:
-                        results += applier.apply("on_faults", self.policy.on_faults(ctx, batch), pid_)
-                    if "after_faults" in self.hooks:
-                        migrated = applier.migrated_mask(mm, batch.page)
-                        results += applier.apply("after_faults", self.policy.after_faults(ctx, batch, migrated), pid_)
+                    results += driver.faults(batch)
                     self._pages.setdefault(mm, _PageMemory()).record(
                         np.array(batch.page), np.array(batch.cpu_node), np.array(batch.task), np.array(batch.cpu)
                     )
-                if window.wrapped:
-                    self.state.scan_seq[mm] = self.state.scan_seq.get(mm, 0) + 1
-                    if "on_scan_pass" in self.hooks:
-                        node_pages = tuple(int(x) for x in ctx.mm_node_pages(mm))
-                        results += applier.apply("on_scan_pass", self.policy.on_scan_pass(ctx, mm, node_pages), pid_)
-                    if "on_placement" in self.hooks:
-                        for task in ctx.mm_tasks(mm):
-                            results += applier.apply("on_placement", self.policy.on_placement(ctx, task), pid_)
-        if "on_tick" in self.hooks:
-            results += applier.apply("on_tick", self.policy.on_tick(ctx), pid_)
+        results += driver.tick()
         for t in ctx.tasks_by_id.values():
             self.state.runtime[t.id] = t.thread.runtime_ns
         self.state.samples += 1

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from helpers.numa_live import PAGE, FakeNumaSyscalls, StepClock, numa4
-from memsched.errors import ConfigError
-from memsched.live.numa.apply import ActionResult, _remap
+from memsched.errors import PolicyError
+from memsched.live.numa.apply import _remap
 from memsched.live.numa.balance import LiveBalancer
 from memsched.live.numa.pages import KernelPageProbe, NumaMapsLayoutProbe
 from memsched.live.numa.snapshot import take_snapshot
@@ -24,6 +24,7 @@ from memsched.policies.numa.actions import (
     SwapTasks,
 )
 from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.driver import ActionResult
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 from memsched.topology import Topology
 
@@ -201,7 +202,7 @@ def test_recorded_actions_and_unknown_targets() -> None:
     kernel = fake_kernel()
     results = run(lambda ctx: [SetPreferredNode(0, 2), MigrateTask(77, 1), MigrateMmNodes(9, (0,), (1,))], kernel)
     assert [r.status for r in results] == ["recorded", "skipped", "skipped"]
-    with pytest.raises(ConfigError, match="must be an action"):
+    with pytest.raises(PolicyError, match="policy test-scripted: on_tick returned 'move everything'"):
         run(lambda ctx: ["move everything"], kernel)  # type: ignore[list-item]
 
 

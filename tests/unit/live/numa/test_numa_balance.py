@@ -10,12 +10,12 @@ import pytest
 
 from helpers.numa_live import PAGE, StepClock, numa2, numa4
 from memsched.errors import ConfigError
-from memsched.live.numa.apply import ActionResult
 from memsched.live.numa.balance import LiveBalancer, SampleReport
 from memsched.live.roots import LiveRoots
 from memsched.policies.numa import registry
 from memsched.policies.numa.actions import Action
 from memsched.policies.numa.base import NumaPolicy, TaskWorkScan
+from memsched.policies.numa.driver import ActionResult
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
 SEC = 1_000_000_000
@@ -39,16 +39,19 @@ def results(reports: Sequence[SampleReport], action: str, sample: int | None = N
 
 
 def test_homenode_cpu_follows_memory_then_memory_follows_cpu() -> None:
-    """homenode on the 4-node fixture: pass 1 swaps home nodes (stream to node 2, worker pool to node 0) and
-    proposes moving the threads there; pass 2, the two-stage filter having seen the same node twice, proposes
-    moving each misplaced process's memory to its threads' node. The well-placed process is left alone."""
+    """homenode on the 4-node fixture, one window per pass: placement runs when a pass completes, before that
+    pass's faults count (task_numa_placement() sees the faults of the passes before), so sample 1 only
+    records faults. Sample 2 swaps home nodes (stream to node 2, worker pool to node 0), proposes moving the
+    threads there and, the two-stage filter having seen the same node twice, moving each misplaced
+    process's memory to its threads' node. The well-placed process is left alone."""
     policy = registry.get("homenode").make(registry.get("homenode").make_config({"scan_size_mb": "1024"}))
     reports = balancer(policy).run(2, sleep=lambda s: None)
-    homes = {(r.target, r.detail) for r in results(reports, "SetPreferredNode", 1)}
+    assert not reports[0].results and reports[0].faults > 0
+    homes = {(r.target, r.detail) for r in results(reports, "SetPreferredNode", 2)}
     assert ("pid 4100 (stream)", "preferred node 2") in homes
     assert ("pid 4200 (worker pool)", "preferred node 0") in homes
     assert ("tid 4201 (worker pool, pid 4200)", "preferred node 0") in homes
-    moves = {r.target: r.detail for r in results(reports, "MigrateTask", 1)}
+    moves = {r.target: r.detail for r in results(reports, "MigrateTask", 2)}
     assert moves == {
         "pid 4100 (stream)": "CPU 1 -> CPU 5 (node 2)",
         "pid 4200 (worker pool)": "CPU 4 -> CPU 0 (node 0)",
