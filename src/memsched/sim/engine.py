@@ -29,7 +29,9 @@ completion runs first: the task got there before the timer that would look at it
 *``run(until=T)`` ends at T.* As in SimPy, the run stops with ``now == T`` even when nothing happened
 near T, so a following ``run`` or a report reads a clock that means what the caller asked for. The one
 exception is a run whose sources say they are *done* (every simulated task has exited): its clock stops at
-the last thing that happened, and events still queued (periodic scanners, samplers) are left unrun.
+the last thing that happened, and events still queued (periodic scanners, samplers) are left unrun —
+except up to the :meth:`Engine.hold` horizon: work deferred into the future of something that already
+happened (the vmpressure calls of a reclaim stall that ended in an OOM kill) still runs.
 
 *Named random streams.* ``rng(name)`` derives an independent ``numpy.random.Generator`` from the run's seed
 and a stable hash of the name, so adding a new random component never shifts the numbers another one sees.
@@ -115,6 +117,7 @@ class Engine:
         self._rngs: dict[str, np.random.Generator] = {}
         self._sources: list[Source] = []
         self._stop: Event | None = None
+        self._horizon = 0
         #: Events run so far (the ``run(until=...)`` boundary is not counted).
         self.events_processed = 0
 
@@ -131,6 +134,12 @@ class Engine:
     def after(self, delay: int, prio: int, fn: Callable[..., Any], *args: Any) -> Event:
         """Run ``fn(*args)`` ``delay`` ns from now: work deferred to a later instant of simulated time."""
         return self.at(self.now + int(delay), prio, fn, *args)
+
+    def hold(self, t: int) -> None:
+        """A finished run (sources done) must still run the events due up to ``t``: deferred consequences
+        of what already happened."""
+        if t > self._horizon:
+            self._horizon = t
 
     def add_source(self, source: Source) -> None:
         """Integrate ``source`` between events from now on (see :class:`Source`)."""
@@ -192,7 +201,9 @@ class Engine:
             while stop is None or self._stop is stop:
                 t_src, src = self._next_source()
                 t_ev = self.peek()
-                if t_src is None and (t_ev is None or any(s.done() for s in self._sources)):
+                if t_src is None and (
+                    t_ev is None or (t_ev > self._horizon and any(s.done() for s in self._sources))
+                ):
                     break
                 if src is not None and t_src is not None and (t_ev is None or t_src <= t_ev):
                     self._advance_to(t_src)

@@ -361,7 +361,6 @@ class Reclaim(Instrument):
                 stall += self.writeback.expedite(self.config.flusher_tick_ns)
             if fruitless < self.config.max_reclaim_retries and rounds < 64 * self.config.max_reclaim_retries:
                 continue
-            self.vmpressure.deliver_due(self.engine.now + round(stall))
             victim = self.oom.out_of_memory(over, task, after_ns=stall)
             fruitless = rounds = 0
             if victim is None or task.state is FluidTaskState.EXITED:
@@ -393,7 +392,6 @@ class Reclaim(Instrument):
                 stall += self.writeback.expedite(_CONGESTION_WAIT_NS)
             if fruitless < self.config.max_reclaim_retries and rounds < 64 * self.config.max_reclaim_retries:
                 continue
-            self.vmpressure.deliver_due(self.engine.now + round(stall))
             victim = self.oom.out_of_memory(None, task, after_ns=stall)
             fruitless = rounds = 0
             if victim is None:

@@ -19,12 +19,14 @@ Both flavours always run side by side: they only observe reclaim, so one simulat
 would have reported. Every computed window is kept in :attr:`SimVmpressure.samples` (time, flavour, memcg,
 scanned, reclaimed, index, level) for reports.
 
-Timing. A vmpressure call happens at the instant its shrink pass ends in simulated time (a reclaim stall is
-computed at once but spans ``cost`` ns; its calls carry their offsets), and a scheduled work item runs
+Timing. A reclaim stall is computed at once but spans ``cost`` ns of simulated time; each of its shrink
+passes ends at an offset inside it. The vmpressure calls of a pass are deferred through the engine to the
+instant the pass ends (:meth:`SimVmpressure.account`), and a scheduled work item runs
 ``workqueue_latency_ns`` later on the system workqueue. So several windows filled by one long stall still
-merge into one snapshot when the work has not run yet — as they do in the kernel. The calls are processed
-on a virtual clock as they arrive (see :meth:`SimVmpressure.account`); only deliveries and work items that
-are still pending become engine events.
+merge into one snapshot when the work has not run yet — as they do in the kernel. Passes of different
+reclaimers are taken in the order they were computed (a later-computed pass never runs before an earlier
+one, as ``vmpr->sr_lock`` serialises the accumulators). A work item with nobody listening is not an
+event: it runs, at its own time, when the next pass or :meth:`SimVmpressure.flush` finds it due.
 
 Deviations from the kernel: no ``__GFP_*`` filter (every simulated reclaim is for user pages, which pass it);
 reclaimed slab pages do not exist, so ``reclaimed > scanned`` never happens in simulated runs.
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from memsched.pressure.accounting import RfcVmpressure, propagate
 from memsched.pressure.fd import VmpressureFile, WatcherList
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["FileWait", "Sample", "SimVmpressure", "VmpressureOp"]
 
 _SOCKET_PRESSURE_NS = 1_000_000_000  # memcg->socket_pressure = jiffies + HZ
+#: The deferred calls of a shrink pass run after the work items due at the same instant.
+_PRIO_PASS = Prio.TIMER + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +117,7 @@ class SimVmpressure:
         self.file_waiters: dict[int, list[tuple[FluidTask, Callable[[FluidTask], None]]]] = {}
         self.samples: list[Sample] = []
         self._pending: dict[int, tuple[int, Event | None]] = {}
-        self._deliveries_due: list[Event] = []
-        self._clock = 0
+        self._last_pass = 0
         #: Every event delivered: (t_ns, design, receiver name, level name).
         self.deliveries: list[tuple[int, str, str, str]] = []
 
@@ -133,17 +136,18 @@ class SimVmpressure:
 
     # ---- hooks called by vmscan ---------------------------------------------------------------------------
     def account(self, at: int, ops: list[VmpressureOp]) -> None:
-        """The vmpressure calls of one shrink pass, which ended at simulated time ``at`` (>= now).
-
-        Processed at once on a virtual clock: work items due before ``at`` run first (at their own time), so
-        windows merge exactly when the work had not run yet; only deliveries and work items still pending
-        after the pass become engine events. Passes of different reclaimers are taken in the order they were
-        computed (a pass never moves the virtual clock backwards)."""
+        """The vmpressure calls of one shrink pass, which ends at simulated time ``at`` (>= now): deferred
+        through the engine to that instant (or to the previous pass's, if that is later)."""
         if not ops:
             return
-        t = max(at, self.engine.now, self._clock)
+        t = max(at, self.engine.now, self._last_pass)
+        self._last_pass = t
+        self.engine.at(t, _PRIO_PASS, self._account, ops)
+        self.engine.hold(t + self.workqueue_latency_ns)  # even if the stall ends in killing the last task
+
+    def _account(self, ops: list[VmpressureOp]) -> None:
+        t = self.engine.now
         self._run_due(t)
-        self._clock = t
         for op in ops:
             if op.kind == "lruvec":
                 if self.rfc.vmpressure(op.scanned, op.reclaimed, memcg_reclaim=op.memcg_reclaim):
@@ -215,7 +219,7 @@ class SimVmpressure:
         )
         self.samples.append(sample)
         if len(self.watchers):
-            self._deliver_at(t, self._rfc_deliver, s.level)
+            self._rfc_deliver(s.level)
 
     def _rfc_deliver(self, level: int) -> None:
         now = self.engine.now
@@ -233,38 +237,13 @@ class SimVmpressure:
         fired = propagate(level, self.memcgs.listeners_path(mid), modes=self.mainline.modes)
         self.samples.append(Sample(t, "mainline", mid, s.scanned, s.reclaimed, s.index, s.level, len(fired)))
         if fired:
-            self._deliver_at(t, self._memcg_deliver, [ev.target for ev in fired], level)
+            self._memcg_deliver([ev.target for ev in fired], level)
 
     def _memcg_deliver(self, targets: list[SimEventfd], level: MemcgLevel) -> None:
         now = self.engine.now
         for efd in targets:
             efd.signal(1)
             self.deliveries.append((now, "mainline", efd.name, level.text))
-
-    def _deliver_at(self, t: int, fn: Callable[..., None], *args: Any) -> None:
-        if t <= self.engine.now:
-            fn(*args)
-        else:
-            if len(self._deliveries_due) > 64:
-                now = self.engine.now
-                self._deliveries_due = [e for e in self._deliveries_due if not e.cancelled and e.time >= now]
-            self._deliveries_due.append(self.engine.at(t, Prio.TIMER, fn, *args))
-
-    def deliver_due(self, t: int) -> None:
-        """Run now every work item and delivery due by ``t`` (a point inside the current reclaim stall).
-
-        Used before the OOM killer acts at the end of a stall: the kill takes effect at once, and the
-        notifications that reclaim produced on the way there must not be lost if it ends the run."""
-        self._run_due(t)
-        due, self._deliveries_due = self._deliveries_due, []
-        for ev in sorted(due, key=lambda e: (e.time, e.seq)):
-            if ev.cancelled:
-                continue
-            if ev.time <= t:
-                ev.cancel()
-                ev.fn(*ev.args)
-            else:
-                self._deliveries_due.append(ev)
 
 
 def _rfc_name(level: int) -> str:
