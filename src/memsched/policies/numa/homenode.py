@@ -33,7 +33,6 @@ import numpy as np
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SetScanPeriod, SwapTasks
 from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
-from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
@@ -55,8 +54,6 @@ class HomenodeConfig:
 
 
 class Homenode(NumaPolicy):
-    id = "homenode"
-
     def __init__(self, config: HomenodeConfig) -> None:
         self.config = config
         self.scan = TaskWorkScan.from_knobs(config, scan_period_reset_ms=0)
@@ -226,15 +223,3 @@ def _argmax_positive(weights: list[int]) -> int:
         if w > best:
             best, sel = w, nid
     return sel
-
-
-register(
-    PolicySpec(
-        id="homenode",
-        description="balancenuma + home node per task, CPU follows memory, home-node-aware load balancing",
-        models="balancenuma V2/V3 (Mel Gorman, Nov 2012): home node + 'CPU follows memory'",
-        config_cls=HomenodeConfig,
-        factory=Homenode,
-        rank=30,
-    )
-)

@@ -55,7 +55,6 @@ from memsched.policies.numa.actions import (
     SwapTasks,
 )
 from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
-from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
 NSEC_PER_MSEC = 1_000_000
@@ -112,8 +111,6 @@ class _TaskNuma:
 
 
 class Mainline(NumaPolicy):
-    id = "mainline"
-
     def __init__(self, config: MainlineConfig) -> None:
         self.config = config
         self.scan = TaskWorkScan.from_knobs(config, scan_period_reset_ms=0, scale_by_rss=True)
@@ -488,15 +485,3 @@ class Mainline(NumaPolicy):
             "preferred_nodes": {str(t): st.preferred for t, st in sorted(self.tasks.items())},
             "numa_migrate_attempts": self.migrate_attempts,
         }
-
-
-register(
-    PolicySpec(
-        id="mainline",
-        description="3.13+ numa_balancing: preferred node, task_numa_migrate move/swap, NUMA groups, 3/4 rule",
-        models="Linux 3.13-3.17 kernel/sched/fair.c (Gorman, van Riel, Zijlstra)",
-        config_cls=MainlineConfig,
-        factory=Mainline,
-        rank=60,
-    )
-)
