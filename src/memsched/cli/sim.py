@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from memsched.cli import app
+from memsched.cli.app import app
 from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
 from memsched.config import describe, parse_set_args
 from memsched.conformance import checked_spec
