@@ -14,11 +14,11 @@ decides the boundary cases, so the functions here emulate the C types exactly (`
 
     **Window: 256 pages.** The RFC *code* set ``vmpressure_win = SWAP_CLUSTER_MAX * 16`` = 512 pages, while
     its cover letter and its Documentation/sysctl/vm.txt text said "by default the window size equals to 256
-    pages (1MB)". DESIGN.md and issue 5 ask for the documented defaults, so :class:`Rfc2012VmpressureConfig`
-    defaults to 256; the code's 512 is one setting away (``vmevent_window=512``), as it was one sysctl write away in the
-    RFC. The tunables carry the cover letter's sysctl names (``vmevent_*``); the code named them
-    ``vmpressure_window``, ``vmpressure_level_medium``, ``vmpressure_level_oom``,
-    ``vmpressure_level_oom_priority``.
+    pages (1MB)". The documented interface is what a user of the RFC would have relied on, so
+    :class:`Rfc2012VmpressureConfig` defaults to 256; the code's 512 is one setting away
+    (``vmevent_window=512``), as it was one sysctl write away in the RFC. The tunables carry the cover
+    letter's sysctl names (``vmevent_*``); the code named them ``vmpressure_window``,
+    ``vmpressure_level_medium``, ``vmpressure_level_oom``, ``vmpressure_level_oom_priority``.
 
 ``mainline`` — mm/vmpressure.c, 3.10 to today (checked against 3.10 and a 5.x/6.x tree)
     ``scale = scanned + reclaimed; pressure = scale - (reclaimed * scale / scanned);

@@ -1,7 +1,7 @@
 """``autonuma``: Andrea Arcangeli's AutoNUMA (v27/v28, autonuma tree of autumn 2012).
 
 Models the design of ``Documentation/vm/autonuma.txt`` in that tree and its code (mm/autonuma.c,
-kernel/sched/numa.c; numa.md §3.5):
+kernel/sched/numa.c):
 
 * **knuma_scand** (the mechanism's ``KnumaScand`` driver): a kernel thread marks 128 MB per wake-up, every
   100 ms, walking every mm in turn, and sleeps 10 s after each full pass. While scanning it counts each mm's

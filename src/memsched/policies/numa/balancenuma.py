@@ -1,7 +1,7 @@
 """``balancenuma``: what Linux 3.8 merged — MORON behind a two-stage filter, with a migration rate limit and
 a scanner that slows down when faults stop migrating.
 
-Models v3.8 (Mel Gorman's balancenuma v10+ as merged; numa.md §3.2–3.4):
+Models v3.8 (Mel Gorman's balancenuma v10+ as merged: mm/mempolicy.c, mm/migrate.c, kernel/sched/fair.c):
 
 * **Two-stage filter** (``mpol_misplaced()``, mm/mempolicy.c): ``last_nid = page_nid_xchg_last(page,
   this_node)``; migrate only if the previous fault on the page also came from this node. The chance that a

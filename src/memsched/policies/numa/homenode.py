@@ -20,7 +20,8 @@ Models Mel Gorman's "Automatic NUMA Balancing V3" (linux-mm, 21 Nov 2012) on top
   balanced, ``NUMA_PULL_BIAS`` moves a task off its home node back there through active balancing, trading
   places with an off-node or home-less task (``on_tick`` here, every busy NUMA balance interval).
 
-V5 removed all of this as too heavy and prone to bouncing (numa.md §3.1); the report shows where.
+Mel Gorman's V5 of the series (linux-mm, late Nov 2012) removed all of this as too heavy and prone to
+bouncing tasks between nodes; the report shows where.
 """
 
 from __future__ import annotations

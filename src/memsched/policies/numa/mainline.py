@@ -1,7 +1,8 @@
 """``mainline``: NUMA balancing as Linux 3.13+ merged it — preferred nodes, task swaps and NUMA groups.
 
 Models kernel/sched/fair.c of 3.15–3.17 ("sched/numa: Basic scheduler support" V9 by Mel Gorman, Rik van
-Riel and Peter Zijlstra, merged in 3.13, and the group/active-node work of 3.14–3.15; numa.md §3.7):
+Riel and Peter Zijlstra, LKML, Oct 2013 on 3.12-rc3, merged in 3.13, and the group/active-node work of
+3.14–3.15):
 
 * **Scanning** (the mechanism's 3.13 ``TaskWorkScan``): ``scan_period_min`` 1000 ms, ``max`` 60000 ms, 256 MB
   per scan, and both bounds divided by the task's number of 256 MB scan windows (``task_scan_min/max``,

@@ -4,7 +4,7 @@ Models Mel Gorman's "[RFC PATCH 00/19] Foundation for automatic NUMA balancing" 
 ``MPOL_F_MORON`` of ``mpol_misplaced()`` (mm/mempolicy.c): on every NUMA hinting fault whose page is on
 another node than the faulting CPU, migrate the page to the CPU's node at once
 (``migrate_misplaced_page()``). No filter, no rate limit, no task placement; Mel described it as the naive
-greedy baseline any smarter policy should beat (numa.md §3.1). Scanning is ``task_numa_work()``'s
+greedy baseline any smarter policy should beat (the series' cover letter). Scanning is ``task_numa_work()``'s
 incremental 256 MB per period at a fixed period.
 """
 

@@ -1,7 +1,7 @@
 """``numacore``: Peter Zijlstra's numa/core with adaptive affinity ("[PATCH 5/8] sched, numa, mm: Add adaptive
 NUMA affinity support", 12 Nov 2012; numa/core v16+).
 
-Models (numa.md §3.6):
+Models that posting's scheduler and fault paths:
 
 * **Scanning**: every 5 s (``sysctl_sched_numa_scan_period_min = 5000``) the whole address space is made
   PROT_NONE (``change_prot_numa`` on every VMA), so every scan is a new ``numa_scan_seq``.

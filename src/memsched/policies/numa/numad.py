@@ -1,4 +1,4 @@
-"""``numad``: Red Hat's user-space NUMA daemon (numad 20121015; numa.md §4).
+"""``numad``: Red Hat's user-space NUMA daemon (numad.c and numad.8 of release 20121015).
 
 numad does not use hinting faults. It samples, every interval, what ``/proc/<pid>/stat`` and
 ``/proc/<pid>/numa_maps`` show, and binds the process that most deserves it:
