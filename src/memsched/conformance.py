@@ -13,6 +13,11 @@
 
 It runs the policy for real on a small multi-node case (numa02_SMT on the 2-node preset by default) through
 a proxy that watches every hook call. The test suite runs it over every registered policy.
+
+``load_policy(name, sets)`` is how the command line gets a policy: memsched's own policies are trusted (the
+test suite checks them), any other (``register()``, an installed entry point) must pass the checker the first
+time a process loads it, or :class:`~memsched.errors.PolicyError` names it and its first problems. The
+policy registry cannot do this itself: it is in the pure layer, and the checker runs the simulator.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ import dataclasses
 import hashlib
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from memsched.config import from_sets
+from memsched.errors import PolicyError
 from memsched.policies.numa import registry
 from memsched.policies.numa.actions import ACTION_TYPES
 from memsched.policies.numa.base import HOOKS, NumaPolicy, overridden_hooks
@@ -38,7 +44,7 @@ from memsched.topology import load_topology
 from memsched.workloads import base as workloads
 from memsched.workloads.runner import RunSpec, run_one
 
-__all__ = ["ConformanceReport", "check_numa_policy"]
+__all__ = ["ConformanceReport", "check_numa_policy", "checked_spec", "load_policy"]
 
 
 @dataclass
@@ -135,12 +141,12 @@ def check_numa_policy(
     spec = registry.get(policy_id)
     report = ConformanceReport(policy_id)
     _check_config(spec, report)
-    policy = spec.make()
+    policy: object = spec.make()
     if not isinstance(policy, NumaPolicy):
         report.problems.append("the factory does not return a NumaPolicy")
         return report
-    if policy.id != policy_id:
-        report.problems.append(f"policy.id is {policy.id!r}, registered as {policy_id!r}")
+    if policy.id != spec.id:
+        report.problems.append(f"policy.id is {policy.id!r}, registered as {spec.id!r}")
     _check_hook_signatures(policy, report)
     # A watched run on the real mechanism.
     topo = load_topology(topology)
@@ -161,3 +167,41 @@ def check_numa_policy(
     if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
         report.problems.append("two runs with the same seed gave different records")
     return report
+
+
+#: Versioned ids of the plug-ins this process has checked (the checker runs three simulations).
+_CHECKED: set[str] = set()
+
+#: How many of a failing plug-in's problems the error message lists.
+_PROBLEMS_SHOWN = 3
+
+
+def checked_spec(name: str) -> registry.PolicySpec:
+    """The spec of policy ``name`` (an id or a versioned id), after checking it if it is not built in.
+
+    A plug-in is checked once per process; one that does not conform raises :class:`PolicyError` naming it
+    and its first problems, and so does one that crashes the checker.
+    """
+    spec = registry.get(name)
+    if registry.is_builtin(spec) or spec.versioned_id in _CHECKED:
+        return spec
+    try:
+        report = check_numa_policy(spec.versioned_id)
+    except PolicyError:
+        raise
+    except Exception as e:  # the plug-in's code crashed the check: its fault, not the user's
+        raise PolicyError(spec.id, f"the conformance check crashed: {type(e).__name__}: {e}") from e
+    if not report.ok:
+        shown = "; ".join(report.problems[:_PROBLEMS_SHOWN])
+        more = len(report.problems) - _PROBLEMS_SHOWN
+        raise PolicyError(
+            spec.id, f"fails the conformance check: {shown}" + (f" (and {more} more)" if more > 0 else "")
+        )
+    _CHECKED.add(spec.versioned_id)
+    return spec
+
+
+def load_policy(name: str, sets: Mapping[str, str] | None = None) -> tuple[registry.PolicySpec, NumaPolicy]:
+    """The spec of policy ``name`` and a policy made with ``--set`` values ``sets`` (checked as above)."""
+    spec = checked_spec(name)
+    return spec, spec.make(spec.make_config(sets or {}))

@@ -5,24 +5,22 @@ from __future__ import annotations
 import pytest
 
 from memsched.conformance import check_numa_policy
-from memsched.policies.numa import names
+from memsched.policies.numa import specs
 from memsched.policies.numa.actions import MigrateTask
 from memsched.policies.numa.base import NumaPolicy
 from memsched.policies.numa.registry import PolicySpec, register, unregister
 
 
-@pytest.mark.parametrize("policy", names())
+@pytest.mark.parametrize("policy", [s.versioned_id for s in specs()])
 def test_policy_conforms(policy: str) -> None:
-    """Config round-trips, hooks are well-formed, views are not mutated, runs are deterministic."""
+    """Every version of every policy: config round-trips, hooks well-formed, views not mutated, deterministic."""
     report = check_numa_policy(policy)
     assert report.ok, report.problems
-    if policy != "none":
+    if policy != "none-v1":
         assert report.hook_calls, "a balancing policy must be called by the mechanism"
 
 
 class _Mutator(NumaPolicy):
-    id = "test-mutator"
-
     def __init__(self, config: object) -> None:
         from memsched.policies.numa.base import TaskWorkScan
 
@@ -34,8 +32,6 @@ class _Mutator(NumaPolicy):
 
 
 class _BadReturn(NumaPolicy):
-    id = "test-badreturn"
-
     def __init__(self, config: object) -> None:
         from memsched.policies.numa.base import TaskWorkScan
 
@@ -52,7 +48,7 @@ class _BadReturn(NumaPolicy):
     ("cls", "needle"),
     [(_Mutator, "read-only"), (_BadReturn, "returned non-actions"), (_BadReturn, "unknown hook 'on_bogus'")],
 )
-def test_checker_catches_broken_policies(cls: type, needle: str) -> None:
+def test_checker_catches_broken_policies(cls: type[NumaPolicy], needle: str) -> None:
     """The checker is not a rubber stamp: writing through views, returning non-actions, unknown hooks fail."""
     from dataclasses import dataclass
 
@@ -60,10 +56,11 @@ def test_checker_catches_broken_policies(cls: type, needle: str) -> None:
     class Empty:
         pass
 
-    register(PolicySpec(id=cls.id, description="broken", models="test", config_cls=Empty, factory=cls))
+    name = f"test-{cls.__name__.strip('_').lower()}"
+    register(PolicySpec(id=name, description="broken", models="test", config_entry_point=Empty, entry_point=cls))
     try:
-        report = check_numa_policy(cls.id)
+        report = check_numa_policy(name)
     finally:
-        unregister(cls.id)
+        unregister(name)
     assert not report.ok
     assert any(needle in p for p in report.problems), report.problems

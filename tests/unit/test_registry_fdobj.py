@@ -10,7 +10,7 @@ import pytest
 
 from memsched.errors import UnknownNameError
 from memsched.fdobj import OwnedFd, new_eventfd
-from memsched.registry import Registry
+from memsched.registry import Registry, VersionedRegistry, split_version
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,46 @@ def test_registry_orders_refuses_twice_and_names_the_known_ids() -> None:
     assert "widget" in str(info.value) and "nope" in str(info.value)
     reg.unregister("z")
     assert reg.names() == ["a", "b"]
+
+
+@dataclass(frozen=True)
+class _VSpec:
+    id: str
+    version: int = 1
+
+
+def test_registry_loads_once_before_first_use() -> None:
+    """The lazy loader runs once, before the first lookup or registration, however often the table is used."""
+    loads: list[int] = []
+
+    def load() -> None:
+        loads.append(1)
+        reg.register(_Spec("built-in"))
+
+    reg: Registry[_Spec] = Registry("widget", load=load)
+    reg.register(_Spec("mine"))
+    assert reg.names() == ["built-in", "mine"] and reg.get("mine") == _Spec("mine")
+    assert loads == [1]
+
+
+def test_versioned_registry_latest_exact_and_unknown_versions() -> None:
+    """Ids carry versions: bare id = latest, id-vN = exact, an unknown version lists the known ones."""
+    reg: VersionedRegistry[_VSpec] = VersionedRegistry("widget")
+    for spec in (_VSpec("a", 2), _VSpec("a", 1), _VSpec("b", 10)):
+        reg.register(spec)
+    assert reg.get("a") == _VSpec("a", 2) and reg.get("a-v1") == _VSpec("a", 1) and reg.get("b") == _VSpec("b", 10)
+    assert reg.names() == ["a", "b"]
+    with pytest.raises(UnknownNameError) as info:
+        reg.get("a-v3")
+    assert info.value.valid == ("a", "a-v1", "a-v2")
+    with pytest.raises(UnknownNameError) as info:
+        reg.get("c")
+    assert info.value.valid == ("a", "b")
+    with pytest.raises(ValueError, match="widget a-v1 registered twice"):
+        reg.register(_VSpec("a", 1))
+    reg.unregister("a")
+    assert reg.names() == ["b"]
+    assert split_version("b-v10") == ("b", 10) and split_version("numa02_SMT") == ("numa02_SMT", None)
 
 
 def test_registry_without_order_keeps_registration_order() -> None:

@@ -3,7 +3,7 @@
 
 import typer
 
-from memsched.cli import app
+from memsched.cli.app import app
 
 numa_app = typer.Typer(help="NUMA topology, locality and balancing of real processes.", no_args_is_help=True)
 app.add_typer(numa_app, name="numa")

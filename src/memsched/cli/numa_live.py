@@ -16,13 +16,13 @@ from rich.table import Table
 from memsched.cli.common import emit_json, out_console
 from memsched.cli.numa import numa_app
 from memsched.config import parse_set_args
+from memsched.conformance import load_policy
 from memsched.errors import ConfigError
 from memsched.live import capabilities
 from memsched.live.numa.balance import LiveBalancer, SampleReport
 from memsched.live.numa.snapshot import NumaSnapshot, locality, take_snapshot
 from memsched.live.procfs import MissingFieldWarning
 from memsched.live.roots import LiveRoots
-from memsched.policies.numa import registry as policy_registry
 from memsched.topology import Topology
 from memsched.uapi.cpumask import format_cpulist
 from memsched.units import MIB, format_bytes, parse_duration
@@ -247,8 +247,7 @@ def balance(
     fixture) only --dry-run is possible.
     """
     roots = _roots(proc_root, sys_root)
-    spec = policy_registry.get(policy)
-    instance = spec.make(spec.make_config(parse_set_args(set_ or [])))
+    spec, instance = load_policy(policy, parse_set_args(set_ or []))
     count = _count(count)
     if max_samples < 1:
         raise ConfigError("--max-samples", max_samples, "must be >= 1")

@@ -3,7 +3,7 @@
 
 import typer
 
-from memsched.cli import app
+from memsched.cli.app import app
 
 pressure_app = typer.Typer(
     help="Memory-pressure notification: vmpressure_fd(), memcg pressure_level, PSI; simulated and live.",

@@ -48,7 +48,7 @@ from memsched.live.pressure.psi import psi_target
 from memsched.live.pressure.reclaim_index import DeltaTracker, vmstat_sample
 from memsched.live.procfs import parse_flat_keyed, parse_psi
 from memsched.live.roots import LiveRoots, try_read_text
-from memsched.pressure.index import Rfc2012Config
+from memsched.pressure.index import Rfc2012VmpressureConfig
 from memsched.uapi.pressure import VmpressureConfig, VmpressureLevel
 from memsched.units import parse_duration
 
@@ -112,7 +112,7 @@ class _SideIndex:
         if not d.scanned:
             self.text = "no reclaim in the last interval" + (f" ({'; '.join(d.evidence)})" if d.evidence else "")
             return
-        index = Rfc2012Config().index(d.scanned, d.reclaimed)
+        index = Rfc2012VmpressureConfig().index(d.scanned, d.reclaimed)
         self.text = f"{index} (scanned {d.scanned}, reclaimed {d.reclaimed} pages, /proc/vmstat)"
 
 

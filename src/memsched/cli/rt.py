@@ -3,7 +3,7 @@ kernel), which import ``rt_app`` from here; ``memsched.cli`` imports those modul
 
 import typer
 
-from memsched.cli import app
+from memsched.cli.app import app
 
 rt_app = typer.Typer(
     help="SCHED_DEADLINE, preemption models and CPU isolation: simulated and on the running kernel.",

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from memsched.cli import app
+from memsched.cli.app import app
 from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
 from memsched.config import describe, parse_set_args
+from memsched.conformance import checked_spec
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.policies.numa import registry as policy_registry
 from memsched.topology import list_presets, load_topology
@@ -32,7 +33,9 @@ ThpOpt = Annotated[bool, typer.Option("--thp/--no-thp", help="2 MiB transparent 
 def run(
     workload: Annotated[str, typer.Argument(help="workload id (memsched list workloads)")],
     topology: TopologyOpt = DEFAULT_TOPOLOGY,
-    policy: Annotated[str, typer.Option("--policy", "-p", help="NUMA policy id (memsched list policies)")] = "none",
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help="NUMA policy id, latest version (mainline) or exact (mainline-v1)")
+    ] = "none",
     seed: SeedOpt = 0,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="key=value for the workload or the policy (repeatable)")
@@ -46,6 +49,7 @@ def run(
         workload=workload, topology=topology, policy=policy, seed=seed, sets=parse_set_args(set_ or []), thp=thp
     )
     validate_spec(spec)
+    checked_spec(policy)
     if trace is not None:
         check_writable(trace, "--trace")
     with progress_bar(None, f"{workload} / {policy}") as advance:
@@ -71,6 +75,12 @@ def _policy_list(text: str) -> list[str]:
     for name in names:
         policy_registry.get(name)
     return names
+
+
+def _check_plugins(policies: list[str]) -> None:
+    """Run the conformance checker over any policy that is not built in (once per process)."""
+    for name in policies:
+        checked_spec(name)
 
 
 def _workload_list(text: str) -> list[str]:
@@ -118,6 +128,7 @@ def compare(
         raise ConfigError("--jobs", jobs, "must be >= 1")
     if report is not None:
         check_writable(report, "--report")
+    _check_plugins(pols)
     specs = compare_specs(topology, wls, pols, seed, thp)
     with progress_bar(len(specs), "simulating") as advance:
         done = [0]
@@ -183,11 +194,12 @@ def list_(
         rows = [
             {
                 "id": s.id,
+                "version": s.version,
                 "models": s.models,
                 "description": s.description,
                 "settings": [k.name for k in describe(s.config_cls)],
             }
-            for s in (policy_registry.get(n) for n in policy_registry.names())
+            for s in policy_registry.specs()
         ]
     else:
         raise UnknownNameError("what", what, ["topologies", "workloads", "policies"])

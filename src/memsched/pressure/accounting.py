@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from memsched.errors import KernelError
-from memsched.pressure.index import MainlineConfig, Rfc2012Config
+from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.uapi.pressure import MAX_VMPRESSURE_ARGS_LEN, MemcgLevel, MemcgMode, VmpressureLevel
 
 __all__ = [
@@ -62,8 +62,8 @@ class WindowSample:
 class RfcVmpressure:
     """The RFC's system-wide accounting: ``vmpressure_sr``, the work item and ``vmpressure_val``."""
 
-    def __init__(self, config: Rfc2012Config | None = None) -> None:
-        self.config = config or Rfc2012Config()
+    def __init__(self, config: Rfc2012VmpressureConfig | None = None) -> None:
+        self.config = config or Rfc2012VmpressureConfig()
         self.scanned = 0
         self.reclaimed = 0
         self.work_pending = False
@@ -106,7 +106,7 @@ class RfcVmpressure:
 class MainlineVmpressure:
     """``struct vmpressure`` of one memcg."""
 
-    config: MainlineConfig = field(default_factory=MainlineConfig)
+    config: MainlineVmpressureConfig = field(default_factory=MainlineVmpressureConfig)
     is_root: bool = False
     tree_scanned: int = 0
     tree_reclaimed: int = 0

@@ -14,11 +14,11 @@ decides the boundary cases, so the functions here emulate the C types exactly (`
 
     **Window: 256 pages.** The RFC *code* set ``vmpressure_win = SWAP_CLUSTER_MAX * 16`` = 512 pages, while
     its cover letter and its Documentation/sysctl/vm.txt text said "by default the window size equals to 256
-    pages (1MB)". DESIGN.md and issue 5 ask for the documented defaults, so :class:`Rfc2012Config` defaults to
-    256; the code's 512 is one setting away (``vmevent_window=512``), as it was one sysctl write away in the
-    RFC. The tunables carry the cover letter's sysctl names (``vmevent_*``); the code named them
-    ``vmpressure_window``, ``vmpressure_level_medium``, ``vmpressure_level_oom``,
-    ``vmpressure_level_oom_priority``.
+    pages (1MB)". The documented interface is what a user of the RFC would have relied on, so
+    :class:`Rfc2012VmpressureConfig` defaults to 256; the code's 512 is one setting away
+    (``vmevent_window=512``), as it was one sysctl write away in the RFC. The tunables carry the cover
+    letter's sysctl names (``vmevent_*``); the code named them ``vmpressure_window``,
+    ``vmpressure_level_medium``, ``vmpressure_level_oom``, ``vmpressure_level_oom_priority``.
 
 ``mainline`` — mm/vmpressure.c, 3.10 to today (checked against 3.10 and a 5.x/6.x tree)
     ``scale = scanned + reclaimed; pressure = scale - (reclaimed * scale / scanned);
@@ -43,8 +43,8 @@ __all__ = [
     "FLAVOURS",
     "SWAP_CLUSTER_MAX",
     "Flavour",
-    "MainlineConfig",
-    "Rfc2012Config",
+    "MainlineVmpressureConfig",
+    "Rfc2012VmpressureConfig",
     "get_flavour",
     "mainline_index",
     "mainline_level",
@@ -74,7 +74,7 @@ def rfc2012_index(window: int, scanned: int, reclaimed: int) -> int:
     return ((p * 100) & _U64) // win
 
 
-def rfc2012_level(index: int, config: Rfc2012Config) -> VmpressureLevel:
+def rfc2012_level(index: int, config: Rfc2012VmpressureConfig) -> VmpressureLevel:
     """``vmpressure_level()`` of the RFC."""
     if index >= config.vmevent_level_oom:
         return VmpressureLevel.OOM
@@ -98,7 +98,7 @@ def mainline_index(scanned: int, reclaimed: int, *, underflow_guard: bool = True
     return ((pressure * 100) & _U64) // scale
 
 
-def mainline_level(index: int, config: MainlineConfig) -> MemcgLevel:
+def mainline_level(index: int, config: MainlineVmpressureConfig) -> MemcgLevel:
     """``vmpressure_level()``."""
     if index >= config.vmpressure_level_critical:
         return MemcgLevel.CRITICAL
@@ -121,7 +121,7 @@ class Flavour(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Rfc2012Config:
+class Rfc2012VmpressureConfig:
     """Tunables of the RFC (``/proc/sys/vm/vmevent_*`` in its cover letter), defaults as documented there."""
 
     vmevent_window: int = knob(
@@ -170,7 +170,7 @@ class Rfc2012Config:
 
 
 @dataclass(frozen=True, slots=True)
-class MainlineConfig:
+class MainlineVmpressureConfig:
     """mm/vmpressure.c's constants (compile-time in the kernel), and the 3.10-vs-modern switches."""
 
     vmpressure_win: int = knob(
@@ -205,7 +205,7 @@ class MainlineConfig:
             )
 
     @classmethod
-    def v3_10(cls) -> MainlineConfig:
+    def v3_10(cls) -> MainlineVmpressureConfig:
         """mm/vmpressure.c as merged in 3.10: no underflow guard, no modes."""
         return cls(underflow_guard=False, modes=False)
 
@@ -224,14 +224,14 @@ class MainlineConfig:
 
 
 #: Flavour ids (scenario files and ``--set`` use them) -> default configuration.
-FLAVOURS: dict[str, Rfc2012Config | MainlineConfig] = {
-    "rfc2012": Rfc2012Config(),
-    "mainline": MainlineConfig(),
-    "mainline-3.10": MainlineConfig.v3_10(),
+FLAVOURS: dict[str, Rfc2012VmpressureConfig | MainlineVmpressureConfig] = {
+    "rfc2012": Rfc2012VmpressureConfig(),
+    "mainline": MainlineVmpressureConfig(),
+    "mainline-3.10": MainlineVmpressureConfig.v3_10(),
 }
 
 
-def get_flavour(name: str) -> Rfc2012Config | MainlineConfig:
+def get_flavour(name: str) -> Rfc2012VmpressureConfig | MainlineVmpressureConfig:
     try:
         return FLAVOURS[name]
     except KeyError:

@@ -138,8 +138,7 @@ class Engine:
     def hold(self, t: int) -> None:
         """A finished run (sources done) must still run the events due up to ``t``: deferred consequences
         of what already happened."""
-        if t > self._horizon:
-            self._horizon = t
+        self._horizon = max(self._horizon, t)
 
     def add_source(self, source: Source) -> None:
         """Integrate ``source`` between events from now on (see :class:`Source`)."""

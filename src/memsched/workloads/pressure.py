@@ -54,7 +54,7 @@ import numpy as np
 
 from memsched.config import from_sets
 from memsched.errors import ConfigError, KernelError, UnknownNameError
-from memsched.pressure.index import MainlineConfig, Rfc2012Config
+from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.sim.fluid.machine import FluidMachine, MachineConfig
 from memsched.sim.fluid.task import Call, Compute, FluidTask, Phase, Sleep, Spawn, ThreadSpec, Touch, Wait
 from memsched.sim.mm.mm import Region
@@ -306,9 +306,9 @@ def scenario_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") -> Sce
     try:
         duration = parse_duration(raw.get("duration", "30s"), field="duration")
         reclaim_sets = _sets(raw.get("sysctl", {}), "sysctl", source)
-        rfc = from_sets(Rfc2012Config, _sets(raw.get("rfc2012", {}), "rfc2012", source), owner="[rfc2012]")
+        rfc = from_sets(Rfc2012VmpressureConfig, _sets(raw.get("rfc2012", {}), "rfc2012", source), owner="[rfc2012]")
         mainline = from_sets(
-            MainlineConfig, _sets(raw.get("mainline", {}), "mainline", source), owner="[mainline]"
+            MainlineVmpressureConfig, _sets(raw.get("mainline", {}), "mainline", source), owner="[mainline]"
         )
         base = ReclaimConfig(rfc=rfc, mainline=mainline)
         reclaim = from_sets(ReclaimConfig, reclaim_sets, owner="[sysctl]", base=base)

@@ -9,9 +9,9 @@ import pytest
 from memsched.errors import KernelError
 from memsched.pressure import (
     Listener,
-    MainlineConfig,
     MainlineVmpressure,
-    Rfc2012Config,
+    MainlineVmpressureConfig,
+    Rfc2012VmpressureConfig,
     RfcVmpressure,
     parse_event_control,
     parse_pressure_level_args,
@@ -46,7 +46,7 @@ def test_rfc_priority_path_fires_oom_with_nothing_scanned() -> None:
 
 def test_rfc_ignores_memcg_reclaim() -> None:
     """The RFC drops samples from reclaim on behalf of a memcg ("to be implemented")."""
-    acc = RfcVmpressure(Rfc2012Config(vmevent_window=32))
+    acc = RfcVmpressure(Rfc2012VmpressureConfig(vmevent_window=32))
     assert acc.vmpressure(1000, 0, memcg_reclaim=True) is False
     assert acc.vmpressure_prio(0, memcg_reclaim=True) is False
     assert acc.scanned == 0
@@ -60,7 +60,7 @@ def test_mainline_tree_window_is_a_minimum() -> None:
     assert vp.vmpressure(400, 0, tree=True) is False  # already pending
     sample = vp.work_fn()
     assert sample is not None and (sample.scanned, sample.reclaimed) == (1000, 400)
-    assert sample.level == MainlineConfig().level(MainlineConfig().index(1000, 400))
+    assert sample.level == MainlineVmpressureConfig().level(MainlineVmpressureConfig().index(1000, 400))
     assert vp.tree_scanned == 0 and vp.work_fn() is None  # re-queued work with nothing to do returns early
 
 

@@ -7,8 +7,8 @@ import pytest
 from memsched.errors import ConfigError
 from memsched.pressure import (
     FLAVOURS,
-    MainlineConfig,
-    Rfc2012Config,
+    MainlineVmpressureConfig,
+    Rfc2012VmpressureConfig,
     get_flavour,
     mainline_index,
     mainline_level,
@@ -41,7 +41,8 @@ def test_reference_vectors_all_flavours(
     s: int, r: int, i310: int, l310: MemcgLevel, imod: int, lmod: MemcgLevel, irfc: int, lrfc: VmpressureLevel
 ) -> None:
     """Every row of pressure.md §2.3 gives the tabulated index and level in 3.10, modern and the RFC."""
-    v310, modern, rfc = MainlineConfig.v3_10(), MainlineConfig(), Rfc2012Config(vmevent_window=512)
+    v310, modern = MainlineVmpressureConfig.v3_10(), MainlineVmpressureConfig()
+    rfc = Rfc2012VmpressureConfig(vmevent_window=512)
     assert mainline_index(s, r, underflow_guard=False) == i310
     assert mainline_level(mainline_index(s, r, underflow_guard=False), v310) is l310
     assert modern.index(s, r) == imod
@@ -52,14 +53,14 @@ def test_reference_vectors_all_flavours(
 
 def test_underflow_row_310_reads_critical() -> None:
     """600 scanned / 700 reclaimed underflows to 14189803133622715 in 3.10, which reads as critical."""
-    v310 = MainlineConfig.v3_10()
+    v310 = MainlineVmpressureConfig.v3_10()
     assert v310.index(600, 700) == 14189803133622715
     assert v310.level(v310.index(600, 700)) is MemcgLevel.CRITICAL
 
 
 def test_underflow_row_modern_guard_gives_zero() -> None:
     """The modern ``reclaimed >= scanned`` guard turns the underflow row (and r == s) into index 0, low."""
-    modern = MainlineConfig()
+    modern = MainlineVmpressureConfig()
     assert modern.index(600, 700) == 0
     assert modern.index(600, 600) == 0
     assert modern.level(0) is MemcgLevel.LOW
@@ -67,7 +68,7 @@ def test_underflow_row_modern_guard_gives_zero() -> None:
 
 def test_underflow_row_rfc_wraps_in_u32_and_reads_oom() -> None:
     """The RFC's uint arithmetic wraps r > s modulo 2**32: (600, 700) at win 512 is 838860783, OOM."""
-    cfg = Rfc2012Config(vmevent_window=512)
+    cfg = Rfc2012VmpressureConfig(vmevent_window=512)
     assert cfg.index(600, 700) == ((2**32 - 85) * 100) // 512 == 838860783
     assert cfg.level(cfg.index(600, 700)) is VmpressureLevel.OOM
 
@@ -79,7 +80,7 @@ def test_rfc_scale_is_window_not_scanned() -> None:
 
 def test_rfc_boundaries_at_default_thresholds() -> None:
     """RFC levels flip exactly at 60 (MEDIUM) and 99 (OOM); 98 stays MEDIUM."""
-    cfg = Rfc2012Config()
+    cfg = Rfc2012VmpressureConfig()
     assert rfc2012_level(59, cfg) is RL
     assert rfc2012_level(60, cfg) is RM
     assert rfc2012_level(98, cfg) is RM
@@ -88,7 +89,7 @@ def test_rfc_boundaries_at_default_thresholds() -> None:
 
 def test_mainline_boundaries() -> None:
     """Mainline levels flip exactly at 60 (medium) and 95 (critical)."""
-    cfg = MainlineConfig()
+    cfg = MainlineVmpressureConfig()
     assert [mainline_level(i, cfg) for i in (59, 60, 94, 95)] == [L, M, M, C]
 
 
@@ -102,7 +103,7 @@ def test_zero_scanned_is_rejected() -> None:
 
 def test_rfc_defaults_are_the_documented_ones() -> None:
     """rfc2012 defaults: window 256 (documented, not the code's 512), 60 / 99, OOM priority 4."""
-    cfg = Rfc2012Config()
+    cfg = Rfc2012VmpressureConfig()
     assert (
         cfg.vmevent_window,
         cfg.vmevent_level_medium,
@@ -119,7 +120,7 @@ def test_rfc_defaults_are_the_documented_ones() -> None:
 
 def test_mainline_defaults() -> None:
     """mainline: window 512, 60 / 95, critical priority 3 = ilog2(100 / 10)."""
-    cfg = MainlineConfig()
+    cfg = MainlineVmpressureConfig()
     assert (cfg.window, cfg.vmpressure_level_med, cfg.vmpressure_level_critical) == (512, 60, 95)
     assert [cfg.prio_forces_top_level(p) for p in (4, 3)] == [False, True]
 
@@ -137,13 +138,13 @@ def test_mainline_defaults() -> None:
 def test_rfc_bad_tunables_name_the_field(kwargs: dict[str, int], field: str) -> None:
     """Out-of-range RFC tunables raise ConfigError naming the sysctl-style field and the value."""
     with pytest.raises(ConfigError, match=f"'{field}'"):
-        Rfc2012Config(**kwargs)
+        Rfc2012VmpressureConfig(**kwargs)
 
 
 def test_mainline_bad_window() -> None:
     """A mainline window of 0 pages is refused with the field named."""
     with pytest.raises(ConfigError, match="'vmpressure_win' must be >= 1"):
-        MainlineConfig(vmpressure_win=0)
+        MainlineVmpressureConfig(vmpressure_win=0)
 
 
 def test_flavour_registry() -> None:

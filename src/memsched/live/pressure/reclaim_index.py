@@ -56,7 +56,7 @@ from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.source import PressureRecord, PressureSource
 from memsched.live.procfs import parse_flat_keyed, parse_int
 from memsched.pressure.accounting import MainlineVmpressure, RfcVmpressure, WindowSample
-from memsched.pressure.index import MainlineConfig, Rfc2012Config
+from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.uapi.pressure import MemcgLevel, VmpressureLevel, memcg_to_rfc_level
 
 __all__ = [
@@ -230,10 +230,10 @@ class ReclaimIndexSource(PressureSource):
         self.flavour = ctx.options.reclaim_flavour
         self.acc: RfcVmpressure | MainlineVmpressure
         if self.flavour == "rfc2012":
-            self.acc = RfcVmpressure(Rfc2012Config())
+            self.acc = RfcVmpressure(Rfc2012VmpressureConfig())
             self.window = self.acc.config.vmevent_window
         else:
-            self.acc = MainlineVmpressure(MainlineConfig())
+            self.acc = MainlineVmpressure(MainlineVmpressureConfig())
             self.window = self.acc.config.vmpressure_win
         self.description = f"reclaim index of {self.scope.description} every {ctx.options.reclaim_interval_ms} ms"
         self._files: dict[str, _File] = {}

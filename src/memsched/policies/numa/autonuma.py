@@ -1,7 +1,7 @@
 """``autonuma``: Andrea Arcangeli's AutoNUMA (v27/v28, autonuma tree of autumn 2012).
 
 Models the design of ``Documentation/vm/autonuma.txt`` in that tree and its code (mm/autonuma.c,
-kernel/sched/numa.c; numa.md §3.5):
+kernel/sched/numa.c):
 
 * **knuma_scand** (the mechanism's ``KnumaScand`` driver): a kernel thread marks 128 MB per wake-up, every
   100 ms, walking every mm in turn, and sleeps 10 s after each full pass. While scanning it counts each mm's
@@ -34,7 +34,6 @@ import numpy as np
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SwapTasks
 from memsched.policies.numa.base import KnumaScand, MigrationRules, NumaPolicy
-from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
@@ -58,8 +57,6 @@ class AutonumaConfig:
 
 
 class Autonuma(NumaPolicy):
-    id = "autonuma"
-
     def __init__(self, config: AutonumaConfig) -> None:
         self.config = config
         self.scan = KnumaScand(config.scan_sleep_ms, config.scan_sleep_pass_ms, config.pages_to_scan_mb)
@@ -176,15 +173,3 @@ class Autonuma(NumaPolicy):
 
     def metrics(self) -> dict[str, object]:
         return {"autonuma_nodes": {str(k): v for k, v in sorted(self.node.items())}}
-
-
-register(
-    PolicySpec(
-        id="autonuma",
-        description="knuma_scand + last_nid filter + async per-node migration + sched_autonuma_balance task exchange",
-        models="AutoNUMA v27/v28 (Andrea Arcangeli, 2012)",
-        config_cls=AutonumaConfig,
-        factory=Autonuma,
-        rank=40,
-    )
-)

@@ -1,7 +1,7 @@
 """``balancenuma``: what Linux 3.8 merged — MORON behind a two-stage filter, with a migration rate limit and
 a scanner that slows down when faults stop migrating.
 
-Models v3.8 (Mel Gorman's balancenuma v10+ as merged; numa.md §3.2–3.4):
+Models v3.8 (Mel Gorman's balancenuma v10+ as merged: mm/mempolicy.c, mm/migrate.c, kernel/sched/fair.c):
 
 * **Two-stage filter** (``mpol_misplaced()``, mm/mempolicy.c): ``last_nid = page_nid_xchg_last(page,
   this_node)``; migrate only if the previous fault on the page also came from this node. The chance that a
@@ -28,7 +28,6 @@ import numpy as np
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, SetScanPeriod
 from memsched.policies.numa.base import SCAN_3_13, MigrationRules, NumaPolicy, TaskWorkScan
-from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
 NSEC_PER_MSEC = 1_000_000
@@ -57,8 +56,6 @@ class BalancenumaConfig:
 
 
 class Balancenuma(NumaPolicy):
-    id = "balancenuma"
-
     def __init__(self, config: BalancenumaConfig) -> None:
         self.config = config
         if config.sysctls == "3.13":
@@ -90,15 +87,3 @@ class Balancenuma(NumaPolicy):
             period = ctx.task_scan_period_ns(int(task))
             out.append(SetScanPeriod(int(task), min(cap, period + int(still[task]) * self.slowdown_ns)))
         return out
-
-
-register(
-    PolicySpec(
-        id="balancenuma",
-        description="MORON + two-stage last_nid filter + 128 MB/100 ms rate limit + scan slow-down (3.8)",
-        models="Linux v3.8 automatic NUMA balancing (balancenuma v10+, Mel Gorman)",
-        config_cls=BalancenumaConfig,
-        factory=Balancenuma,
-        rank=20,
-    )
-)

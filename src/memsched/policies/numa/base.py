@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action
@@ -141,9 +140,12 @@ HOOKS = ("on_faults", "after_faults", "on_placement", "on_scan_pass", "on_tick",
 
 
 class NumaPolicy:
-    """Base class of NUMA policies. Subclasses set the class attributes and override hooks."""
+    """Base class of NUMA policies. Subclasses set the class attributes and override hooks.
 
-    id: ClassVar[str] = "abstract"
+    ``id`` is not written in the class: ``PolicySpec.make()`` sets it from the spec the policy was made from.
+    """
+
+    id: str = "unregistered"
     scan: TaskWorkScan | KnumaScand | None = None
     migration: MigrationRules = MigrationRules(rate_limit=False)
     tick_interval_ns: int | None = None

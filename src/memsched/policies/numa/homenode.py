@@ -20,7 +20,8 @@ Models Mel Gorman's "Automatic NUMA Balancing V3" (linux-mm, 21 Nov 2012) on top
   balanced, ``NUMA_PULL_BIAS`` moves a task off its home node back there through active balancing, trading
   places with an off-node or home-less task (``on_tick`` here, every busy NUMA balance interval).
 
-V5 removed all of this as too heavy and prone to bouncing (numa.md §3.1); the report shows where.
+Mel Gorman's V5 of the series (linux-mm, late Nov 2012) removed all of this as too heavy and prone to
+bouncing tasks between nodes; the report shows where.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import numpy as np
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SetScanPeriod, SwapTasks
 from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
-from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
@@ -55,8 +55,6 @@ class HomenodeConfig:
 
 
 class Homenode(NumaPolicy):
-    id = "homenode"
-
     def __init__(self, config: HomenodeConfig) -> None:
         self.config = config
         self.scan = TaskWorkScan.from_knobs(config, scan_period_reset_ms=0)
@@ -226,15 +224,3 @@ def _argmax_positive(weights: list[int]) -> int:
         if w > best:
             best, sel = w, nid
     return sel
-
-
-register(
-    PolicySpec(
-        id="homenode",
-        description="balancenuma + home node per task, CPU follows memory, home-node-aware load balancing",
-        models="balancenuma V2/V3 (Mel Gorman, Nov 2012): home node + 'CPU follows memory'",
-        config_cls=HomenodeConfig,
-        factory=Homenode,
-        rank=30,
-    )
-)

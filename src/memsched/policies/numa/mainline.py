@@ -1,7 +1,8 @@
 """``mainline``: NUMA balancing as Linux 3.13+ merged it — preferred nodes, task swaps and NUMA groups.
 
 Models kernel/sched/fair.c of 3.15–3.17 ("sched/numa: Basic scheduler support" V9 by Mel Gorman, Rik van
-Riel and Peter Zijlstra, merged in 3.13, and the group/active-node work of 3.14–3.15; numa.md §3.7):
+Riel and Peter Zijlstra, LKML, Oct 2013 on 3.12-rc3, merged in 3.13, and the group/active-node work of
+3.14–3.15):
 
 * **Scanning** (the mechanism's 3.13 ``TaskWorkScan``): ``scan_period_min`` 1000 ms, ``max`` 60000 ms, 256 MB
   per scan, and both bounds divided by the task's number of 256 MB scan windows (``task_scan_min/max``,
@@ -55,7 +56,6 @@ from memsched.policies.numa.actions import (
     SwapTasks,
 )
 from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
-from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
 NSEC_PER_MSEC = 1_000_000
@@ -112,8 +112,6 @@ class _TaskNuma:
 
 
 class Mainline(NumaPolicy):
-    id = "mainline"
-
     def __init__(self, config: MainlineConfig) -> None:
         self.config = config
         self.scan = TaskWorkScan.from_knobs(config, scan_period_reset_ms=0, scale_by_rss=True)
@@ -488,15 +486,3 @@ class Mainline(NumaPolicy):
             "preferred_nodes": {str(t): st.preferred for t, st in sorted(self.tasks.items())},
             "numa_migrate_attempts": self.migrate_attempts,
         }
-
-
-register(
-    PolicySpec(
-        id="mainline",
-        description="3.13+ numa_balancing: preferred node, task_numa_migrate move/swap, NUMA groups, 3/4 rule",
-        models="Linux 3.13-3.17 kernel/sched/fair.c (Gorman, van Riel, Zijlstra)",
-        config_cls=MainlineConfig,
-        factory=Mainline,
-        rank=60,
-    )
-)

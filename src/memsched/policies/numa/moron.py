@@ -4,7 +4,7 @@ Models Mel Gorman's "[RFC PATCH 00/19] Foundation for automatic NUMA balancing" 
 ``MPOL_F_MORON`` of ``mpol_misplaced()`` (mm/mempolicy.c): on every NUMA hinting fault whose page is on
 another node than the faulting CPU, migrate the page to the CPU's node at once
 (``migrate_misplaced_page()``). No filter, no rate limit, no task placement; Mel described it as the naive
-greedy baseline any smarter policy should beat (numa.md §3.1). Scanning is ``task_numa_work()``'s
+greedy baseline any smarter policy should beat (the series' cover letter). Scanning is ``task_numa_work()``'s
 incremental 256 MB per period at a fixed period.
 """
 
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages
 from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
-from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
 
@@ -31,8 +30,6 @@ class MoronConfig:
 
 
 class Moron(NumaPolicy):
-    id = "moron"
-
     def __init__(self, config: MoronConfig) -> None:
         self.config = config
         period = config.scan_period_ms
@@ -50,15 +47,3 @@ class Moron(NumaPolicy):
                 batch.mm, batch.page[misplaced], batch.cpu_node[misplaced], payer=batch.task[misplaced], mode="sync"
             ),
         )
-
-
-register(
-    PolicySpec(
-        id="moron",
-        description="migrate a page to the faulting CPU's node on every misplaced hinting fault",
-        models="balancenuma V1 (Mel Gorman, 6 Nov 2012): MPOL_F_MORON",
-        config_cls=MoronConfig,
-        factory=Moron,
-        rank=10,
-    )
-)

@@ -1,7 +1,7 @@
 """``numacore``: Peter Zijlstra's numa/core with adaptive affinity ("[PATCH 5/8] sched, numa, mm: Add adaptive
 NUMA affinity support", 12 Nov 2012; numa/core v16+).
 
-Models (numa.md §3.6):
+Models that posting's scheduler and fault paths:
 
 * **Scanning**: every 5 s (``sysctl_sched_numa_scan_period_min = 5000``) the whole address space is made
   PROT_NONE (``change_prot_numa`` on every VMA), so every scan is a new ``numa_scan_seq``.
@@ -34,7 +34,6 @@ import numpy as np
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SwapTasks
 from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
-from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
@@ -53,8 +52,6 @@ class NumacoreConfig:
 
 
 class Numacore(NumaPolicy):
-    id = "numacore"
-
     def __init__(self, config: NumacoreConfig) -> None:
         self.config = config
         period = config.scan_period_ms
@@ -155,15 +152,3 @@ class Numacore(NumaPolicy):
             "preferred_nodes": {str(k): v for k, v in sorted(self.preferred.items())},
             "shared_tasks": sum(1 for v in self.shared.values() if v),
         }
-
-
-register(
-    PolicySpec(
-        id="numacore",
-        description="whole-address-space scans, last_cpu private/shared, memory follows task, adaptive affinity",
-        models="numa/core v16+ adaptive affinity (Peter Zijlstra, 12 Nov 2012)",
-        config_cls=NumacoreConfig,
-        factory=Numacore,
-        rank=50,
-    )
-)

@@ -1,4 +1,4 @@
-"""``numad``: Red Hat's user-space NUMA daemon (numad 20121015; numa.md §4).
+"""``numad``: Red Hat's user-space NUMA daemon (numad.c and numad.8 of release 20121015).
 
 numad does not use hinting faults. It samples, every interval, what ``/proc/<pid>/stat`` and
 ``/proc/<pid>/numa_maps`` show, and binds the process that most deserves it:
@@ -33,7 +33,6 @@ import numpy as np
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigrateMmNodes, SetAffinity
 from memsched.policies.numa.base import NumaPolicy
-from memsched.policies.numa.registry import PolicySpec, register
 from memsched.policies.numa.views import PolicyContext
 
 NSEC_PER_SEC = 1_000_000_000
@@ -65,8 +64,6 @@ class _Process:
 
 
 class Numad(NumaPolicy):
-    id = "numad"
-
     def __init__(self, config: NumadConfig) -> None:
         self.config = config
         self.tick_interval_ns = NSEC_PER_SEC
@@ -177,15 +174,3 @@ class Numad(NumaPolicy):
             "numad_bindings": self.bindings,
             "numad_bound": {str(k): list(v) for k, v in sorted(self.bound.items())},
         }
-
-
-register(
-    PolicySpec(
-        id="numad",
-        description="user-space daemon: sample CPU and memory per process, bind the best candidate to its best nodes",
-        models="numad 20121015 (Red Hat), sched_setaffinity + migrate_pages",
-        config_cls=NumadConfig,
-        factory=Numad,
-        rank=70,
-    )
-)

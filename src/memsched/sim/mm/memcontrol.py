@@ -37,7 +37,7 @@ from memsched.pressure.accounting import (
     parse_event_control,
     parse_pressure_level_args,
 )
-from memsched.pressure.index import MainlineConfig
+from memsched.pressure.index import MainlineVmpressureConfig
 from memsched.sim.eventfd import SimEventfd
 from memsched.sim.mm.lru import LruVecs
 
@@ -85,9 +85,9 @@ class Memcg:
 class MemcgTree:
     """Every memcg of the machine, the process -> memcg map, charges and event registration."""
 
-    def __init__(self, lru: LruVecs, config: MainlineConfig | None = None) -> None:
+    def __init__(self, lru: LruVecs, config: MainlineVmpressureConfig | None = None) -> None:
         self.lru = lru
-        self.config = config or MainlineConfig()
+        self.config = config or MainlineVmpressureConfig()
         root = Memcg(ROOT_MEMCG, "/", None, MainlineVmpressure(self.config, is_root=True))
         self.memcgs: list[Memcg] = [root]
         self.by_path: dict[str, int] = {"/": ROOT_MEMCG}

@@ -41,7 +41,7 @@ import numpy.typing as npt
 from memsched.config import knob, validate
 from memsched.errors import ConfigError, SimulationError
 from memsched.pressure.fd import VmpressureFile
-from memsched.pressure.index import MainlineConfig, Rfc2012Config
+from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
@@ -94,8 +94,8 @@ class ReclaimConfig:
     )
     psi_hz: int = knob(1000, "CONFIG_HZ for PSI_FREQ = 2*HZ+1 jiffies", min=100, max=1000)
     sample_interval_ns: int = knob(100 * NSEC_PER_MSEC, "interval of the pressure timeline samples", min=1)
-    rfc: Rfc2012Config = field(default_factory=Rfc2012Config)
-    mainline: MainlineConfig = field(default_factory=MainlineConfig)
+    rfc: Rfc2012VmpressureConfig = field(default_factory=Rfc2012VmpressureConfig)
+    mainline: MainlineVmpressureConfig = field(default_factory=MainlineVmpressureConfig)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -13,7 +13,7 @@ to the simulated reclaimer and clock, as mm/vmpressure.c is wired to mm/vmscan.c
   pressure only); ``do_try_to_free_pages()`` calls ``vmpressure_prio()`` for direct and memcg-limit reclaim,
   not kswapd. Its work item computes one level per snapshot and signals the eventfds of
   ``memory.pressure_level`` listeners along the path to the root with the default / hierarchy / local rules
-  (3.10 rules with ``MainlineConfig.v3_10()``).
+  (3.10 rules with ``MainlineVmpressureConfig.v3_10()``).
 
 Both flavours always run side by side: they only observe reclaim, so one simulation shows what each design
 would have reported. Every computed window is kept in :attr:`SimVmpressure.samples` (time, flavour, memcg,
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 from memsched.pressure.accounting import RfcVmpressure, propagate
 from memsched.pressure.fd import VmpressureFile, WatcherList
-from memsched.pressure.index import MainlineConfig, Rfc2012Config
+from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.sim.engine import Engine, Event, Prio
 from memsched.sim.eventfd import SimEventfd
 from memsched.sim.mm.memcontrol import ROOT_MEMCG, MemcgTree
@@ -104,13 +104,13 @@ class SimVmpressure:
         engine: Engine,
         memcgs: MemcgTree,
         *,
-        rfc: Rfc2012Config | None = None,
-        mainline: MainlineConfig | None = None,
+        rfc: Rfc2012VmpressureConfig | None = None,
+        mainline: MainlineVmpressureConfig | None = None,
         workqueue_latency_ns: int = 10_000,
     ) -> None:
         self.engine = engine
         self.memcgs = memcgs
-        self.rfc = RfcVmpressure(rfc or Rfc2012Config())
+        self.rfc = RfcVmpressure(rfc or Rfc2012VmpressureConfig())
         self.mainline = mainline or memcgs.config
         self.workqueue_latency_ns = workqueue_latency_ns
         self.watchers = WatcherList()
