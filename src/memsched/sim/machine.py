@@ -44,7 +44,8 @@ from memsched.sim.mm.mm import MmStruct, Region
 from memsched.sim.mm.page_alloc import PageAllocator
 from memsched.sim.mm.vmstat import VmStat
 from memsched.sim.sched.balance import Balancer
-from memsched.sim.sched.fair import fluid_shares, nice_to_weight
+from memsched.sim.sched.fair import fluid_shares
+from memsched.sim.sched.sched import nice_to_weight
 from memsched.sim.task import (
     Call,
     Compute,

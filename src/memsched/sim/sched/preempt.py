@@ -12,7 +12,7 @@ Kernel sources (checked with the search tool): ``kernel/sched/core.c`` v6.13 (``
 the PREEMPT_DYNAMIC table: NONE keeps ``cond_resched``, VOLUNTARY adds ``might_resched``, FULL and LAZY
 make both no-ops and preempt at ``preempt_enable`` / IRQ exit), ``kernel/entry/common.c``
 (``exit_to_user_mode_loop`` honours both bits), ``kernel/Kconfig.preempt`` v6.13, and the 2012 -rt patch
-"sched: Add support for lazy preemption" (Thomas Gleixner, 26 Oct 2012; realtime.md §2.2): a lazy request
+"sched: Add support for lazy preemption" (Thomas Gleixner, 26 Oct 2012): a lazy request
 waits while the current task's ``preempt_lazy_count`` is raised (sleeping spinlocks, migrate_disable) and
 is honoured as soon as it drops to zero, an IPI being sent as usual.
 
