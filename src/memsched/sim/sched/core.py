@@ -143,6 +143,10 @@ class SchedCore:
         self.all_cpus = tuple(range(nr_cpus))
         self.rqs = [Rq(c) for c in range(nr_cpus)]
         self.tick_ns = config.tick_ns
+        #: sched_tick() promotes a pending lazy request at the tick (the mainline lazy model only).
+        self.lazy_tick_promotion = self.model is PreemptModel.LAZY
+        #: Ticks between two periodic fair load balances.
+        self.balance_ticks = config.balance_interval_ms * config.hz // 1000
         self.slub = slub
         self.stop_class = StopClass(self)
         self.dl_class = DlClass(self)
@@ -719,7 +723,7 @@ class SchedCore:
             return
         if self.tick_cost_ns:
             self.steal(rq, self.tick_cost_ns, self.tick_pollution_ns)
-        if rq.need_resched == Resched.LAZY and self.model is PreemptModel.LAZY:
+        if rq.need_resched == Resched.LAZY and self.lazy_tick_promotion:
             # sched_tick() (6.13), before task_tick(): a lazy request pending since before this tick
             # becomes TIF_NEED_RESCHED; one raised by this tick's own accounting waits for the next tick.
             rq.need_resched = Resched.NOW
@@ -728,7 +732,7 @@ class SchedCore:
         if lvl > rq.need_resched:
             rq.need_resched = self.model.level(lvl)
         rq.balance_tick += 1
-        if rq.balance_tick >= self.cfg.balance_interval_ms * self.cfg.hz // 1000:
+        if rq.balance_tick >= self.balance_ticks:
             rq.balance_tick = 0
             self.fair_class.periodic_balance(rq)
         if rq.nohz_full and self.sched_can_stop_tick(rq):

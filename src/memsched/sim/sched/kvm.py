@@ -1,5 +1,8 @@
 """A KVM guest whose vCPUs are host threads: realtime inside a virtual machine.
 
+Models the vCPU life cycle of ``virt/kvm/kvm_main.c`` and ``arch/x86/kvm/x86.c`` (v6.x, as concepts: VM
+entry, ``kvm_vcpu_halt`` on ``HLT``, ``kvm_vcpu_kick``) and paravirtual steal time.
+
 Each vCPU is a host task running ``VcpuRun`` (KVM's ``vcpu_run`` loop): while the host runs it, the guest's
 CPU runs; while the host runs something else the guest CPU is frozen (its running task makes no progress,
 its timer interrupts wait), and when the guest CPU has nothing to do it executes ``HLT``, the vCPU thread
