@@ -1,4 +1,5 @@
-"""SCHED_DEADLINE invariants of the exact scheduler (realtime.md §8), checked with hypothesis."""
+"""SCHED_DEADLINE invariants of the exact scheduler (uniprocessor EDF, CBS isolation, Dhall's effect, the
+Devi–Anderson tardiness bound), checked with hypothesis."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ def test_deadline_affinity_narrower_than_root_domain_is_eperm() -> None:
 
 
 def test_fair_servers_count_against_admission_like_the_2cpu_kernel() -> None:
-    """On 2 CPUs (realtime.md §1.5): three 0.6 tasks fit; 0.9 + 0.9 + 0.011 is refused with EBUSY."""
+    """As a 2-CPU 6.18 kernel (two 5 % fair_servers admitted): three 0.6 tasks fit; 0.9 + 0.9 + 0.011 is EBUSY."""
     m = RtMachine(2)
     for i in range(3):
         m.spawn(f"a{i}", (Run(MS),), attr=SchedAttr.deadline(60 * MS, 100 * MS))
