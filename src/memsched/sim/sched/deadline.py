@@ -9,14 +9,14 @@ a dead task's bandwidth is released at its 0-lag time; there is no ``task_dead_d
 ``yield_task_dl``, ``select_task_rq_dl`` / ``find_later_rq``, ``push_dl_task`` / ``pull_dl_task``,
 ``balance_dl`` (pull only when ``prev`` left the DL queue), ``task_woken_dl``, ``set_next_task_dl``'s push
 callback, ``enqueue_dl_entity`` with ``ENQUEUE_RESTORE`` (``setup_new_dl_entity`` when the deadline has
-passed), and the dl_server / fair_server of v6.12+) and
-``Documentation/scheduler/sched-deadline.rst``. Parameter checks and admission control
-are *not* reimplemented here: they are ``memsched.admission.checkparam_dl`` and ``DlBandwidth``, shared with
-the live ``memsched rt admit``.
+passed), and the dl_server / fair_server of v6.12+) and ``Documentation/scheduler/sched-deadline.rst``.
+Parameter checks and admission control are *not* reimplemented here: they are
+``memsched.admission.checkparam_dl`` and ``DlBandwidth``, shared with the live ``memsched rt admit``.
 
-The rules that concern one ``struct sched_dl_entity`` (:func:`update_dl_entity`, :func:`replenish_dl_entity`,
-...) are functions of a :class:`~memsched.sim.sched.sched.DlEntity` and the time, used alike for deadline tasks
-and the fair_server, which both embed one.
+The rules that concern one ``struct sched_dl_entity`` (:func:`update_dl_entity`, :func:`dl_entity_overflow`,
+:func:`replenish_dl_entity`, :func:`replenish_dl_new_period`, :func:`dl_next_period`) are functions of a
+:class:`~memsched.sim.sched.sched.DlEntity` and the time, written once for deadline tasks and the
+fair_server, which both embed one.
 
 Rules, in the kernel's fixed point (``BW_SHIFT`` = 20, ``DL_SCALE`` = 10, ``RATIO_SHIFT`` = 8):
 
