@@ -18,8 +18,8 @@ import subprocess
 import sys
 import time
 
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import SchedConfig
+from memsched.sim.sched.machine import RtMachine
+from memsched.sim.sched.sched import SchedConfig
 from memsched.workloads.rt import DlSetConfig, dl_taskset, spawn_dl_set
 
 SIMSO_SCRIPT = r"""
@@ -66,8 +66,8 @@ def run_memsched(pairs: list[tuple[int, int]], duration_ns: int, profile: bool) 
         "wall_s": wall,
         "events": ev,
         "events_per_s": ev / wall,
-        "jobs": sum(t.jobs for t in tasks),
-        "misses": sum(t.misses for t in tasks),
+        "jobs": sum(t.stats.jobs for t in tasks),
+        "misses": sum(t.stats.misses for t in tasks),
         "context_switches": sum(t.nvcsw + t.nivcsw for t in tasks),
     }
 

@@ -2,7 +2,7 @@
 
 Pure integer arithmetic, exactly as ``kernel/sched/deadline.c`` and ``kernel/sched/sched.h`` (Linux 6.x)
 compute it, so that the simulator (``sim/sched/deadline.py``) and ``memsched rt admit`` on a real machine
-give the kernel's answer to the last bit (realtime.md §1.1, §1.3, §1.5):
+give the kernel's answer to the last bit:
 
 * ``__checkparam_dl()``: ``deadline != 0``; ``runtime >= 1 << DL_SCALE``; bit 63 clear in deadline and
   period; ``period = period ?: deadline``; ``runtime <= deadline <= period``; period within

@@ -1,4 +1,5 @@
-"""SCHED_DEADLINE invariants of the exact scheduler (realtime.md §8), checked with hypothesis."""
+"""SCHED_DEADLINE invariants of the exact scheduler (uniprocessor EDF, CBS isolation, Dhall's effect, the
+Devi–Anderson tardiness bound), checked with hypothesis."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from hypothesis import strategies as st
 
 from memsched.admission import BW_SHIFT, to_ratio
 from memsched.errors import KernelError
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import SchedConfig, Task
+from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Run, Timer
+from memsched.sim.sched.sched import SchedConfig, SchedTask
 from memsched.uapi.sched import SchedAttr
 
 MS = 1_000_000
@@ -21,7 +22,7 @@ US = 1_000
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def periodic(m: RtMachine, name: str, c: int, p: int, run: int | None = None) -> Task:
+def periodic(m: RtMachine, name: str, c: int, p: int, run: int | None = None) -> SchedTask:
     return m.spawn(name, (Run(run if run is not None else c), Timer(p)), attr=SchedAttr.deadline(c, p, p))
 
 
@@ -48,7 +49,7 @@ def test_uniprocessor_edf_misses_iff_overloaded(tasks: list[tuple[int, int]]) ->
     ts = [periodic(m, f"t{i}", c, p) for i, (c, p) in enumerate(tasks)]
     m.run(2 * 20 * MS)
     u = sum(Fraction(c, p) for c, p in tasks)
-    misses = sum(t.misses for t in ts)
+    misses = sum(t.stats.misses for t in ts)
     assert (misses == 0) == (u <= 1), (u, misses)
 
 
@@ -63,7 +64,7 @@ def test_cbs_isolates_an_overrunning_task(tasks: list[tuple[int, int]], factor: 
     m.run(3 * 20 * MS)
     for i, t in enumerate(ts):
         if i != bad:
-            assert t.misses == 0, (tasks, bad, t.name)
+            assert t.stats.misses == 0, (tasks, bad, t.name)
     assert m.core.dl_class.nr_throttled > 0  # the overrunner was throttled, not allowed to run on
 
 
@@ -106,8 +107,8 @@ def test_dhall_effect_under_global_edf(cpus: int, p_ms: int, eps_us: int) -> Non
     light = [periodic(m, f"l{i}", eps_us * US, p - MS) for i in range(cpus)]
     heavy = periodic(m, "heavy", p, p)
     m.run(3 * p)
-    assert heavy.misses >= 1
-    assert all(t.misses == 0 for t in light)
+    assert heavy.stats.misses >= 1
+    assert all(t.stats.misses == 0 for t in light)
     # Partitioned: one root domain per CPU (exclusive cpusets), EDF on each.
     alone = RtMachine(1, SchedConfig.ideal())
     heavy_p = periodic(alone, "heavy", p, p)
@@ -115,8 +116,8 @@ def test_dhall_effect_under_global_edf(cpus: int, p_ms: int, eps_us: int) -> Non
     light_p = [periodic(rest, f"l{i}", eps_us * US, p - MS) for i in range(cpus)]
     alone.run(3 * p)
     rest.run(3 * p)
-    assert heavy_p.jobs == 3 and heavy_p.misses == 0
-    assert all(t.jobs >= 3 and t.misses == 0 for t in light_p)
+    assert heavy_p.stats.jobs == 3 and heavy_p.stats.misses == 0
+    assert all(t.stats.jobs >= 3 and t.stats.misses == 0 for t in light_p)
 
 
 def da_bound(cs: list[int], us: list[Fraction], cpus: int) -> Fraction:
@@ -145,5 +146,5 @@ def test_tardiness_stays_under_devi_anderson_bound(cpus: int, seed: int, load: f
     ts = [periodic(m, f"t{i}", c, p) for i, (c, p) in enumerate(pairs)]
     m.run(400 * MS)
     bound = da_bound([c for c, _ in pairs], [Fraction(c, p) for c, p in pairs], cpus)
-    worst = max(t.max_tardiness for t in ts)
+    worst = max(t.stats.max_tardiness for t in ts)
     assert worst <= bound, (pairs, worst, float(bound))

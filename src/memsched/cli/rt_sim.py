@@ -123,7 +123,7 @@ def sim(
         rows = []
         with progress_bar(len(MODELS), "models") as advance:
             for i, model in enumerate(MODELS):
-                rec, _ = scenarios.run_scenario(name, preempt=model, cpus=cpus, seed=seed, sets=sets)
+                rec, _ = scenarios.run_rt_scenario(name, preempt=model, cpus=cpus, seed=seed, sets=sets)
                 rows.append(rec)
                 advance(i + 1)
         doc = compare_doc(rows)
@@ -133,7 +133,7 @@ def sim(
             out_console.print(compare_table(doc))
         return
     with progress_bar(1, taskset or "rt-app") as advance:
-        rec, m = scenarios.run_scenario(
+        rec, m = scenarios.run_rt_scenario(
             taskset if rt_app_file is None else None,
             rt_app=rt_app_file,
             preempt=preempt,

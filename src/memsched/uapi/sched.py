@@ -1,6 +1,6 @@
 """Scheduling policies, ``struct sched_attr`` and ``SCHED_FLAG_*``.
 
-From ``include/uapi/linux/sched.h`` and ``include/uapi/linux/sched/types.h`` (Linux 6.x; realtime.md §1.6).
+From ``include/uapi/linux/sched.h`` and ``include/uapi/linux/sched/types.h`` (Linux 6.x).
 ``sched_setattr(2)`` / ``sched_getattr(2)`` pass a ``struct sched_attr`` whose first field is its own size:
 ``SCHED_ATTR_SIZE_VER0`` = 48 bytes (3.14) and ``SCHED_ATTR_SIZE_VER1`` = 56 bytes (5.3, utilisation clamps).
 Times are nanoseconds. The layout is packed native-endian with no padding:

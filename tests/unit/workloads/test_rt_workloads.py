@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from memsched.errors import ConfigError
 from memsched.sim.mm.slub import SlubConfig
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import SchedConfig
+from memsched.sim.sched.machine import RtMachine
+from memsched.sim.sched.sched import SchedConfig
 from memsched.uapi.sched import SchedPolicy
 from memsched.workloads import rt
 from memsched.workloads.rtgen import randfixedsum, uunifast_discard
@@ -26,7 +26,7 @@ SMALL = {"groups": "4", "fds": "5", "loops": "100", "duration_ms": "2000"}
 @pytest.fixture(scope="module")
 def by_model() -> dict[str, dict]:
     return {
-        m: rt.run_scenario("hackbench+cyclictest", preempt=m, sets=SMALL)[0] for m in ("full", "lazy", "none")
+        m: rt.run_rt_scenario("hackbench+cyclictest", preempt=m, sets=SMALL)[0] for m in ("full", "lazy", "none")
     }
 
 
@@ -54,7 +54,7 @@ def test_rt_latency_does_not_depend_on_the_fair_model(by_model: dict[str, dict])
 
 def test_isolated_cpu_sees_less_noise_and_more_throughput() -> None:
     """A poller on an isolcpus/nohz_full/rcu_nocbs CPU loses less time and does more work than on housekeeping."""
-    rec, _ = rt.run_scenario("isolation", sets={"duration_ms": "1000"})
+    rec, _ = rt.run_rt_scenario("isolation", sets={"duration_ms": "1000"})
     iso = rec["isolation"]
     a, b = iso["poll-isolated"], iso["poll-housekeeping"]
     assert a["noise_us_per_s"] < b["noise_us_per_s"] / 10
@@ -70,10 +70,10 @@ def test_rt_app_file_runs() -> None:
     assert names == ["dl", "fifo-0", "fifo-1", "other"]
     m.run(built.duration_ns)
     dl = next(t for t in m.tasks if t.name == "dl")
-    assert dl.policy == SchedPolicy.DEADLINE and dl.dl_runtime == 3_000_000
-    assert dl.jobs >= 95 and dl.misses == 0
+    assert dl.policy == SchedPolicy.DEADLINE and dl.dl.dl_runtime == 3_000_000
+    assert dl.stats.jobs >= 95 and dl.stats.misses == 0
     fifo = next(t for t in m.tasks if t.name == "fifo-0")
-    assert fifo.policy == SchedPolicy.FIFO and fifo.prio == 50 and fifo.jobs > 10
+    assert fifo.policy == SchedPolicy.FIFO and fifo.prio == 50 and fifo.stats.jobs > 10
 
 
 def test_rt_app_rejects_unknown_events(tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ def test_guest_latency_depends_on_how_the_host_runs_the_vcpu() -> None:
     """KVM: a guest task's wakeup latency is small with a FIFO vCPU, up to a host slice with a SCHED_OTHER one."""
     lat = {}
     for pol in ("fifo", "other"):
-        rec, _ = rt.run_scenario("kvm", sets={"vcpu_policy": pol, "duration_ms": "300"})
+        rec, _ = rt.run_rt_scenario("kvm", sets={"vcpu_policy": pol, "duration_ms": "300"})
         g = rec["kvm"]["guest_task"]
         assert g["jobs"] >= 140
         lat[pol] = g["latency_us"]["max"]
@@ -124,7 +124,15 @@ def test_rt_app_dl_runtime_on_sched_other_sets_a_custom_slice(tmp_path: Path) ->
     m = RtMachine(1)
     built = rt.load_rt_app(p, m)
     short, plain = sorted(built.groups["rt-app"], key=lambda t: t.name != "short")
-    assert short.custom_slice and short.slice == 300_000
-    assert not plain.custom_slice
+    assert short.se.custom_slice and short.se.slice == 300_000
+    assert not plain.se.custom_slice
     m.run(50_000_000)
-    assert short.slice == 300_000 and short.sum_exec > 0
+    assert short.se.slice == 300_000 and short.sum_exec > 0
+
+
+def test_builtin_scenarios_are_registered_from_the_package_table() -> None:
+    """memsched.workloads.rt registers exactly its SCENARIOS table, in order, each from its own module."""
+    assert rt.names() == [s.id for s in rt.SCENARIOS]
+    assert all(rt.get(s.id) is s for s in rt.SCENARIOS)
+    modules = {s.build.__module__ for s in rt.SCENARIOS}
+    assert len(modules) == len(rt.SCENARIOS) - 1  # dl-periodic and dl-sporadic share dlsets.py

@@ -39,7 +39,7 @@ from memsched.sim.mm.memory import Memory
 from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.mm.page_alloc import PageAllocator
-from memsched.sim.sched.fair import nice_to_weight
+from memsched.sim.sched.sched import nice_to_weight
 
 __all__ = ["Lifecycle"]
 

@@ -1,19 +1,21 @@
 """SLUB, coarsely: per-CPU slab fast path, per-CPU and per-node partial lists, the page allocator behind.
 
-Models ``mm/slub.c`` (v6.x; realtime.md §5): each CPU allocates from its own *cpu slab* without locks
-(``slab_alloc_node`` → fast path, ~10.5 ns for an alloc+free pair on an i7-4790K: J. D. Brouer, "slub bulk
-alloc"); when it is empty the slow path (``___slab_alloc``, preemption disabled) takes a slab from the
+Models ``mm/slub.c`` (v6.x; the structure its header comment describes): each CPU allocates from its own
+*cpu slab* without locks (``slab_alloc_node`` → fast path, ~10.5 ns for an alloc+free pair on an i7-4790K:
+Jesper Dangaard Brouer, "[PATCH V2 3/6] slub bulk alloc: extract objects from the per cpu slab", linux-mm,
+17 Jun 2015); when it is empty the slow path (``___slab_alloc``, preemption disabled) takes a slab from the
 CPU's partial list (``CONFIG_SLUB_CPU_PARTIAL``), else from the node's partial list under
 ``n->list_lock`` (shared by all CPUs of the node, so it can be contended), else a new slab from the page
 allocator, which now and then needs reclaim or compaction. Frees of objects that belong to another slab
 go to the CPU's partial list; when that list grows beyond ``cpu_partial_slabs`` it is flushed to the node
-list under ``list_lock`` — the "less deterministic free latency" the Kconfig help warns realtime users
-about. Only the fast-path cost is sourced; every other latency below is an assumption (realtime.md §5,
-"coarse model") and a knob.
+list under ``list_lock`` — the "indeterminism in the latency of the free" for which the ``SLUB_CPU_PARTIAL``
+help in mm/Kconfig says "Typically one would choose no for a realtime system". Only the fast-path cost is
+sourced; every other latency below is an assumption and a knob.
 
 State is counts, not objects: per cache, each CPU's free objects in its cpu slab and the free counts of
 its partial slabs, and the node's partial slabs. Randomness (which frees are remote, when the page
-allocator is slow) comes from the ``slub`` random stream of the run.
+allocator is slow) comes from the ``slub`` random stream of the run, and the time at which ``list_lock`` is
+taken from the run's engine: the allocator reads the simulated clock, it never keeps one.
 
 Deviations from the kernel: one node; no object identity (a free is remote with probability
 ``remote_free_prob``); no sheaves/barn (the ~6.18 design); empty slabs are never returned to the page
@@ -24,9 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from memsched.config import knob, validate
+from memsched.sim.engine import Engine
 
 __all__ = ["Slub", "SlubConfig"]
 
@@ -70,15 +71,15 @@ class _Cache:
 
 
 class Slub:
-    """The SLUB caches of one machine; :meth:`op` returns the cost of an alloc/free burst."""
+    """The SLUB caches of one machine; :meth:`op` returns the cost of an alloc/free burst at ``engine.now``."""
 
-    def __init__(self, nr_cpus: int, config: SlubConfig, rng: np.random.Generator) -> None:
+    def __init__(self, nr_cpus: int, config: SlubConfig, engine: Engine) -> None:
         self.cfg = config
         self.nr_cpus = nr_cpus
-        self.rng = rng
+        self.engine = engine
+        self.rng = engine.rng("slub")
         self.caches: dict[str, _Cache] = {}
         self.list_lock_free_at = 0
-        self.now = 0
 
     def op(self, cpu: int, cache: str, n: int, alloc: bool) -> tuple[int, bool]:
         """Cost (ns) of ``n`` allocations or frees on ``cpu``, and whether a slow path was taken."""
@@ -97,9 +98,10 @@ class Slub:
         return cost, slow
 
     def _locked(self, hold: int) -> int:
-        """Take ``list_lock`` at ``self.now``: waiting time for the previous holder, then hold it."""
-        wait = max(0, self.list_lock_free_at - self.now)
-        self.list_lock_free_at = self.now + wait + hold
+        """Take ``list_lock`` now: waiting time for the previous holder, then hold it."""
+        now = self.engine.now
+        wait = max(0, self.list_lock_free_at - now)
+        self.list_lock_free_at = now + wait + hold
         return wait
 
     def _alloc(self, c: _Cache, cpu: int) -> tuple[int, bool]:

@@ -1,8 +1,8 @@
 """The exact scheduler core: runqueues, scheduling classes, context switches, ticks, wakeups.
 
-This is the per-slice counterpart of the fluid NUMA machine (``sim/machine.py``): every context switch, tick,
-timer and wakeup is an event at an integer nanosecond, so latencies, deadline misses and context-switch
-counts are exact consequences of the rules, not averages. It follows ``kernel/sched/core.c`` (v6.13; checked
+This is the per-slice counterpart of the fluid NUMA machine: every context switch, tick, timer and wakeup
+is an event at an integer nanosecond, so latencies, deadline misses and context-switch counts are exact
+consequences of the rules, not averages. It follows ``kernel/sched/core.c`` (v6.13; checked
 with the search tool): ``__schedule()`` picks the next task by asking the classes in order
 stop > deadline > rt > fair > idle (``pick_next_task``: the first class with a runnable task wins);
 ``try_to_wake_up()`` asks the task's class where to run (``select_task_rq``), enqueues it, calls
@@ -25,7 +25,8 @@ What a CPU spends, and on whom
 * ``ctx_switch_ns``: the cost of ``__schedule()`` + ``context_switch()``, paid by the incoming task before its
   work resumes (charged to its runtime, as the kernel charges the time between two ``update_curr()``).
 * cache refill: after a switch to a task that did not run last on this CPU, ``cache_refill_ns`` extra work;
-  after a migration ``migration_refill_ns`` (realtime.md §2 and DESIGN.md ask for both penalties).
+  after a migration ``migration_refill_ns`` (a cold L1/L2: the cost of losing cache affinity, which a
+  per-slice simulator that charged only the switch itself would miss).
 * interrupts (tick, noise sources of ``isolation.py``, KVM exits): *stolen* time. The interrupted phase
   finishes that much later, and the time is not charged to budgets or vruntime
   (``CONFIG_IRQ_TIME_ACCOUNTING``); a cache-pollution penalty is added to the interrupted task's work.
@@ -35,6 +36,10 @@ Defense of design
 *Phase completions are the only per-task events.* A running task has one pending completion event (and a
 DL task one budget event when ``hrtick_dl`` is on); accounting happens where the kernel does it (ticks,
 schedule, wakeup preemption), so most simulated nanoseconds cost nothing.
+
+*The core builds the classes.* :class:`SchedCore` creates the stop, deadline, RT, fair and idle classes and
+hands itself to them as :class:`~memsched.sim.sched.sched.CoreOps`; the class modules import only ``sched.py``
+(the shared types, as ``sched.h`` is in the kernel), never this module, so there is no import cycle.
 
 *Re-entrancy.* A task program may wake others (``Send``, ``Unlock``) while it is being advanced; a
 reschedule of the CPU that is advancing is not done at once but checked at the next phase boundary, with
@@ -49,64 +54,51 @@ dependencies other than the scheduler's (no POSIX CPU timers, perf events or RCU
 
 from __future__ import annotations
 
-import enum
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from memsched.config import knob, validate
 from memsched.errors import ConfigError, SimulationError
 from memsched.sim.engine import Engine, Event, Prio
+from memsched.sim.sched.deadline import DlClass
+from memsched.sim.sched.fair import FairClass
 from memsched.sim.sched.preempt import Point, PreemptModel, Resched, parse_model
 from memsched.sim.sched.program import (
     K_ALLOC,
     K_FREE,
     K_KERNEL,
     K_LOCK,
+    K_NANOSLEEP,
     K_NOPREEMPT,
     K_RECV,
     K_RUN,
     K_SEND,
-    K_SLEEP,
     K_TIMER,
     K_UNLOCK,
     K_VCPU,
     K_YIELD,
-    Phase,
 )
-from memsched.sim.sched.sched_class import (
+from memsched.sim.sched.rt import RtClass
+from memsched.sim.sched.sched import (
     DEQUEUE_SLEEP,
     ENQUEUE_INITIAL,
     ENQUEUE_MIGRATED,
-    ENQUEUE_REPLENISH,
-    ENQUEUE_RESTORE,
     ENQUEUE_WAKEUP,
-    NO_DEADLINE,
+    GuestHooks,
+    Rq,
     SchedClass,
+    SchedConfig,
+    SchedTask,
+    SchedTaskState,
 )
+from memsched.sim.sched.stop_task import StopClass
 from memsched.uapi.sched import SchedPolicy
 from memsched.units import NSEC_PER_SEC
 
 if TYPE_CHECKING:
     from memsched.sim.mm.slub import Slub
-    from memsched.sim.sched.deadline import FairServer
 
-__all__ = [
-    "DEQUEUE_SLEEP",
-    "ENQUEUE_INITIAL",
-    "ENQUEUE_MIGRATED",
-    "ENQUEUE_REPLENISH",
-    "ENQUEUE_RESTORE",
-    "ENQUEUE_WAKEUP",
-    "GuestHooks",
-    "Rq",
-    "SchedClass",
-    "SchedConfig",
-    "SchedCore",
-    "Task",
-    "TaskState",
-]
+__all__ = ["SchedCore"]
 
 #: A running task reaching the end of a phase goes before timers and wakeups of the same instant (it got
 #: there first), and its budget hrtick after that: a job that ends exactly as its runtime does is not throttled.
@@ -116,369 +108,13 @@ PRIO_BUDGET = Prio.TIMER + 6
 HRTICK_MIN_NS = 10_000
 
 
-@dataclass(frozen=True)
-class SchedConfig:
-    """Knobs of the exact scheduler. Field names follow the sysctl / Kconfig / debugfs knob they mirror."""
-
-    preempt: str = knob(
-        "lazy",
-        "preemption model (Kconfig.preempt, 6.13)",
-        choices=("none", "voluntary", "full", "lazy", "rt-lazy"),
-    )
-    hz: int = knob(1000, "CONFIG_HZ: scheduler tick rate (x86 defaults 250 or 1000)", min=100, max=10000)
-    fair: str = knob("eevdf", "fair class flavour: eevdf (6.6+) or cfs (<= 6.5)", choices=("eevdf", "cfs"))
-    ctx_switch_ns: int = knob(2_000, "cost of one context switch (LITMUS^RT-order estimate, ~1-5 us)", min=0)
-    cache_refill_ns: int = knob(
-        3_000, "extra work after switching to a task that did not run last here (estimate)", min=0
-    )
-    migration_refill_ns: int = knob(10_000, "extra work after a migration: cold L1/L2 (estimate)", min=0)
-    hrtick_dl: bool = knob(
-        False, "SCHED_FEAT(HRTICK_DL): enforce DL runtime with an hrtimer (default off: at the tick)"
-    )
-    sched_rt_runtime_us: int = knob(950_000, "/proc/sys/kernel/sched_rt_runtime_us (-1: unlimited)", min=-1)
-    sched_rt_period_us: int = knob(1_000_000, "/proc/sys/kernel/sched_rt_period_us", min=1)
-    rt_bandwidth: str = knob(
-        "fair-server",
-        "RT bandwidth control: fair-server (6.12+), throttle (<= 6.11), none",
-        choices=("fair-server", "throttle", "none"),
-    )
-    fair_server_runtime_ns: int = knob(50_000_000, "debugfs sched/fair_server/cpuN/runtime (50 ms)", min=0)
-    fair_server_period_ns: int = knob(1_000_000_000, "debugfs sched/fair_server/cpuN/period (1 s)", min=1)
-    sched_rr_timeslice_ms: int = knob(100, "/proc/sys/kernel/sched_rr_timeslice_ms (RR_TIMESLICE)", min=1)
-    base_slice_ns: int = knob(
-        0, "EEVDF sysctl_sched_base_slice; 0 = 0.75 ms x (1 + ilog2(min(ncpus, 8)))", min=0
-    )
-    run_to_parity: bool = knob(True, "SCHED_FEAT(RUN_TO_PARITY)")
-    preempt_short: bool = knob(True, "SCHED_FEAT(PREEMPT_SHORT) (6.12)")
-    balance_interval_ms: int = knob(
-        4, "periodic fair load balance interval (sd->balance_interval, 1 ms x cpus)", min=1
-    )
-
-    def __post_init__(self) -> None:
-        validate(self)
-        if self.sched_rt_runtime_us > self.sched_rt_period_us:
-            raise ConfigError(
-                "sched_rt_runtime_us", self.sched_rt_runtime_us, "must be <= sched_rt_period_us"
-            )
-
-    @property
-    def tick_ns(self) -> int:
-        return NSEC_PER_SEC // self.hz
-
-    @classmethod
-    def ideal(cls, **overrides: Any) -> SchedConfig:
-        """The machine of scheduling theory: free context switches, no fair_server, no admission limit."""
-        base: dict[str, Any] = {
-            "ctx_switch_ns": 0,
-            "cache_refill_ns": 0,
-            "migration_refill_ns": 0,
-            "rt_bandwidth": "none",
-            "sched_rt_runtime_us": -1,
-        }
-        base.update(overrides)
-        return cls(**base)
-
-
-class TaskState(enum.IntEnum):
-    RUNNABLE = 0
-    BLOCKED = 1
-    EXITED = 2
-    NEW = 3
-
-
-class GuestHooks(Protocol):
-    """What the scheduler asks of a KVM guest (``sim/kvm.py``): its vCPU threads and halted vCPUs."""
-
-    def enter(self, t: Task, vcpu: int) -> None:
-        """Host side: vCPU thread ``t`` reaches ``VcpuRun`` (VM entry)."""
-
-    def leave(self, t: Task) -> None:
-        """Host side: vCPU thread ``t`` is switched out (the guest CPU freezes)."""
-
-    def kick(self, rq: Rq) -> None:
-        """Guest side: a reschedule on a frozen or halted guest CPU (``kvm_vcpu_kick``)."""
-
-
-class Task:
-    """A simulated thread for the exact scheduler (``struct task_struct`` with its ``sched_*_entity``)."""
-
-    __slots__ = (
-        "affinity",
-        "block_on",
-        "cpu",
-        "custom_slice",
-        "dl_bw",
-        "dl_d",
-        "dl_deadline",
-        "dl_density",
-        "dl_flags",
-        "dl_non_contending",
-        "dl_overruns",
-        "dl_period",
-        "dl_q",
-        "dl_queued",
-        "dl_runtime",
-        "dl_throttled",
-        "dl_timer",
-        "dl_yielded",
-        "exit_ns",
-        "fair_start_exec",
-        "guest",
-        "id",
-        "inactive_timer",
-        "job_deadline",
-        "job_open",
-        "jobs",
-        "last_cpu",
-        "lat",
-        "lat_release",
-        "lazy_count",
-        "locks_held",
-        "loops",
-        "loops_done",
-        "max_tardiness",
-        "misses",
-        "name",
-        "nice",
-        "nivcsw",
-        "nr_migrations",
-        "nvcsw",
-        "on_rq",
-        "pc",
-        "plen",
-        "policy",
-        "preempt_count",
-        "prio",
-        "program",
-        "rel_deadline",
-        "release",
-        "rem",
-        "resp",
-        "rr_left",
-        "sched_class",
-        "seq",
-        "slice",
-        "start_ns",
-        "state",
-        "sum_exec",
-        "sum_tardiness",
-        "user",
-        "vdeadline",
-        "vlag",
-        "vruntime",
-        "weight",
-        "work_ns",
-    )
-
-    def __init__(
-        self,
-        tid: int,
-        name: str,
-        program: Sequence[Phase],
-        loops: int,
-        affinity: tuple[int, ...],
-        sched_class: SchedClass,
-    ) -> None:
-        self.id = tid
-        self.name = name
-        self.program = tuple(program)
-        self.plen = len(self.program)
-        self.loops = loops
-        self.loops_done = 0
-        self.affinity = affinity
-        self.policy: int = SchedPolicy.NORMAL
-        self.prio = 0
-        self.nice = 0
-        self.weight = 1024
-        self.sched_class = sched_class
-        self.state = TaskState.NEW
-        self.on_rq = False
-        self.cpu = -1
-        self.last_cpu = -1
-        self.pc = 0
-        self.rem = -1
-        self.user = True
-        self.preempt_count = 0
-        self.lazy_count = 0
-        self.locks_held = 0
-        self.block_on: object = None
-        self.seq = 0
-        # fair (sched_entity)
-        self.vruntime = 0
-        self.vdeadline = 0
-        self.vlag = 0
-        self.slice = 0
-        #: ``se->custom_slice``: ``slice`` was set by sched_setattr(sched_runtime) on a fair policy (6.12+).
-        self.custom_slice = False
-        #: ``se->rel_deadline``: ``vdeadline`` holds deadline − vruntime across a non-sleep dequeue (6.12+).
-        self.rel_deadline = False
-        self.fair_start_exec = 0
-        # rt (sched_rt_entity)
-        self.rr_left = 0
-        # deadline (sched_dl_entity)
-        self.dl_runtime = 0
-        self.dl_deadline = 0
-        self.dl_period = 0
-        self.dl_bw = 0
-        self.dl_density = 0
-        self.dl_flags = 0
-        self.dl_d = NO_DEADLINE
-        self.dl_q = 0
-        self.dl_throttled = False
-        self.dl_yielded = False
-        self.dl_non_contending = False
-        self.dl_queued = False
-        self.dl_timer: Event | None = None
-        self.inactive_timer: Event | None = None
-        self.dl_overruns = 0
-        #: The KVM guest whose vCPU this host thread runs (``sim/kvm.py``), if any.
-        self.guest: GuestHooks | None = None
-        # jobs and statistics
-        self.release = 0
-        self.job_open = False
-        self.job_deadline = 0
-        self.lat_release = -1
-        self.jobs = 0
-        self.misses = 0
-        self.max_tardiness = 0
-        self.sum_tardiness = 0
-        self.resp: list[int] = []
-        self.lat: list[int] = []
-        self.sum_exec = 0
-        self.work_ns = 0
-        self.nvcsw = 0
-        self.nivcsw = 0
-        self.nr_migrations = 0
-        self.start_ns = 0
-        self.exit_ns = -1
-
-    def __repr__(self) -> str:
-        return f"Task({self.id}, {self.name!r}, policy={self.policy}, cpu={self.cpu})"
-
-
-class Rq:
-    """``struct rq`` of one CPU, with the class-private parts (``cfs_rq``, ``rt_rq``, ``dl_rq``) inline."""
-
-    __slots__ = (
-        "balance_tick",
-        "budget_at",
-        "budget_ev",
-        "busy_ns",
-        "busy_since",
-        "complete_ev",
-        "cpu",
-        "curr",
-        "dl",
-        "dl_extra_bw",
-        "dl_running_bw",
-        "dl_this_bw",
-        "exec_start",
-        "fair",
-        "fair_server",
-        "fair_start_stamp",
-        "in_advance",
-        "irq_until",
-        "isolated",
-        "last_task",
-        "min_vruntime",
-        "need_resched",
-        "nohz_full",
-        "noise_events",
-        "noise_max",
-        "noise_ns",
-        "nr_running",
-        "nr_switches",
-        "ovh_until",
-        "paused",
-        "rt",
-        "rt_throttled",
-        "rt_time",
-        "run_until",
-        "stolen",
-        "stolen_mark",
-        "sum_w",
-        "sum_wv",
-        "tick_ev",
-        "tick_stopped",
-        "trace_start",
-    )
-
-    def __init__(self, cpu: int) -> None:
-        self.cpu = cpu
-        self.curr: Task | None = None
-        self.nr_running = 0
-        self.need_resched = 0
-        self.in_advance = False
-        self.paused = False
-        self.exec_start = 0
-        self.stolen = 0
-        self.stolen_mark = 0
-        self.irq_until = 0
-        self.ovh_until = 0
-        self.run_until = 0
-        self.complete_ev: Event | None = None
-        self.budget_ev: Event | None = None
-        self.budget_at = 0
-        self.tick_ev: Event | None = None
-        #: nohz_full: the next tick is the residual 1 Hz one (``sched_can_stop_tick()`` said yes).
-        self.tick_stopped = False
-        self.balance_tick = 0
-        self.last_task: Task | None = None
-        self.nr_switches = 0
-        # classes
-        self.dl: list[Task | FairServer] = []  # queued (not throttled) DL entities: tasks and the fair server
-        self.dl_running_bw = 0
-        self.dl_this_bw = 0
-        self.dl_extra_bw = 0
-        self.fair_server: FairServer | None = None
-        self.rt: list[Task] = []
-        self.rt_time = 0
-        self.rt_throttled = False
-        self.fair: list[Task] = []  # every on_rq fair task, curr included
-        self.sum_w = 0
-        self.sum_wv = 0
-        self.min_vruntime = 0
-        self.fair_start_stamp = 0
-        # isolation
-        self.isolated = False
-        self.nohz_full = False
-        # statistics
-        self.busy_ns = 0
-        self.busy_since = -1
-        self.noise_ns = 0
-        self.noise_events = 0
-        self.noise_max = 0
-        self.trace_start = 0
-
-
-class StopClass(SchedClass):
-    """``stop_sched_class``: one FIFO queue above everything, never preempted (stop_machine work)."""
-
-    rank = 0
-    name = "stop"
-
-    def __init__(self, core: SchedCore) -> None:
-        super().__init__(core)
-        self.queues: dict[int, deque[Task]] = {}
-
-    def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        self.queues.setdefault(rq.cpu, deque()).append(p)
-
-    def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
-        self.queues[rq.cpu].remove(p)
-
-    def pick_task(self, rq: Rq) -> Task | None:
-        q = self.queues.get(rq.cpu)
-        return q[0] if q else None
-
-
 class Mutex:
     __slots__ = ("contended", "name", "owner", "waiters")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.owner: Task | None = None
-        self.waiters: deque[Task] = deque()
+        self.owner: SchedTask | None = None
+        self.waiters: deque[SchedTask] = deque()
         self.contended = 0
 
 
@@ -489,7 +125,7 @@ class Channel:
         self.name = name
         self.count = 0
         self.sent = 0
-        self.waiters: deque[Task] = deque()
+        self.waiters: deque[SchedTask] = deque()
 
 
 class SchedCore:
@@ -500,10 +136,6 @@ class SchedCore:
     ) -> None:
         if nr_cpus < 1:
             raise ConfigError("cpus", nr_cpus, "must be >= 1")
-        from memsched.sim.sched.deadline import DlClass
-        from memsched.sim.sched.fair import FairClass
-        from memsched.sim.sched.rt import RtClass
-
         self.engine = engine
         self.cfg = config
         self.model: PreemptModel = parse_model(config.preempt)
@@ -511,11 +143,15 @@ class SchedCore:
         self.all_cpus = tuple(range(nr_cpus))
         self.rqs = [Rq(c) for c in range(nr_cpus)]
         self.tick_ns = config.tick_ns
+        #: sched_tick() promotes a pending lazy request at the tick (the mainline lazy model only).
+        self.lazy_tick_promotion = self.model is PreemptModel.LAZY
+        #: Ticks between two periodic fair load balances.
+        self.balance_ticks = config.balance_interval_ms * config.hz // 1000
         self.slub = slub
         self.stop_class = StopClass(self)
         self.dl_class = DlClass(self)
         self.rt_class = RtClass(self)
-        self.fair_class = FairClass(self)
+        self.fair_class = FairClass(self, self.dl_class)
         self.idle_class = SchedClass(self)
         #: Kernel order: for_each_class() walks stop, dl, rt, fair, idle.
         self.classes: tuple[SchedClass, ...] = (
@@ -525,23 +161,21 @@ class SchedCore:
             self.fair_class,
             self.idle_class,
         )
-        self.tasks: list[Task] = []
+        self.tasks: list[SchedTask] = []
         self.locks: dict[str, Mutex] = {}
         self.chans: dict[str, Channel] = {}
-        self.ctx = config.ctx_switch_ns
-        self.refill = config.cache_refill_ns
-        self.mig_refill = config.migration_refill_ns
+        self.ctx_switch_ns = config.ctx_switch_ns
+        self.cache_refill_ns = config.cache_refill_ns
+        self.migration_refill_ns = config.migration_refill_ns
         self.hrtick_dl = config.hrtick_dl
         self.trace: list[tuple[int, int, int, int]] | None = None
         #: Housekeeping CPUs for unbound work and load balancing (isolation.py narrows it).
         self.housekeeping: tuple[int, ...] = self.all_cpus
-        self.on_switch_out: Callable[[Rq, Task], None] | None = None
         #: Set on a guest machine's core: the guest whose vCPUs back these runqueues.
         self.hooks_vcpu: GuestHooks | None = None
         #: Per-tick interrupt cost and the cache refill it causes (isolation.py sets them).
         self.tick_cost_ns = 0
         self.tick_pollution_ns = 0
-        self._seq = 0
         self.dl_class.init_rqs()
 
     # ---- events --------------------------------------------------------------------------------------------
@@ -550,19 +184,18 @@ class SchedCore:
         return self.engine.at(time, prio, fn, *args)
 
     # ---- task lifecycle ------------------------------------------------------------------------------------
-    def add_task(self, t: Task, cpu: int, start_ns: int) -> None:
+    def add_task(self, t: SchedTask, cpu: int, start_ns: int) -> None:
         t.cpu = cpu
-        t.seq = self._seq
-        self._seq += 1
         self.tasks.append(t)
         t.start_ns = start_ns
         self.at(start_ns, Prio.WAKEUP, self._start_task, t)
 
-    def _start_task(self, t: Task) -> None:
+    def _start_task(self, t: SchedTask) -> None:
         now = self.engine.now
-        t.release = now
-        t.job_open = bool(t.program) and t.program[0].kind != K_TIMER
-        t.state = TaskState.RUNNABLE
+        st = t.stats
+        st.release = now
+        st.job_open = bool(t.program) and t.program[0].kind != K_TIMER
+        t.state = SchedTaskState.RUNNABLE
         cpu = t.sched_class.select_task_rq(t, t.cpu, t.cpu)
         t.cpu = cpu
         rq = self.rqs[cpu]
@@ -620,7 +253,7 @@ class SchedCore:
         if self.model.allows(rq.need_resched, point, curr.user, curr.preempt_count, curr.lazy_count):
             self.schedule(rq)
 
-    def check_preempt(self, rq: Rq, p: Task, point: int) -> None:
+    def check_preempt(self, rq: Rq, p: SchedTask, point: int) -> None:
         """``wakeup_preempt()``: a higher class preempts; the same class decides."""
         curr = rq.curr
         if curr is None:
@@ -663,7 +296,7 @@ class SchedCore:
         start = ovh if ovh > irq else irq
         return start if start > now else now
 
-    def _arm(self, rq: Rq, t: Task) -> None:
+    def _arm(self, rq: Rq, t: SchedTask) -> None:
         rq.run_until = self._work_start(rq) + t.rem
         rq.complete_ev = self.at(rq.run_until, PRIO_COMPLETE, self._phase_done, rq)
 
@@ -678,7 +311,7 @@ class SchedCore:
         t.rem = -1
         t.pc += 1
         if k == K_RUN:
-            t.work_ns += ph.ns  # type: ignore[union-attr]
+            t.stats.work_ns += ph.ns  # type: ignore[union-attr]
             point = Point.KERNEL
         elif k == K_KERNEL:
             point = Point.COND_RESCHED
@@ -687,7 +320,7 @@ class SchedCore:
             point = Point.PREEMPT_ENABLE
         self.run_program(rq, t, point)
 
-    def run_program(self, rq: Rq, t: Task, point: int) -> None:
+    def run_program(self, rq: Rq, t: SchedTask, point: int) -> None:
         """Advance ``t`` (``rq.curr``) through instantaneous phases until it runs, blocks or is preempted."""
         model = self.model
         prog = t.program
@@ -776,7 +409,7 @@ class SchedCore:
                 if self._job_end(rq, t, ph):
                     return
                 point = Point.RET_USER
-            elif k == K_SLEEP:
+            elif k == K_NANOSLEEP:
                 t.pc = pc + 1
                 t.user = True
                 rq.in_advance = False
@@ -799,7 +432,6 @@ class SchedCore:
                     return
                 if self.slub is None:
                     raise ConfigError("program", ph, "uses SLUB but the machine has no slub allocator")
-                self.slub.now = self.engine.now
                 cost, slow = self.slub.op(rq.cpu, ph.cache, ph.n, k == K_ALLOC)  # type: ignore[union-attr]
                 if cost > 0:
                     # The allocation runs as a kernel phase; its slow path with preemption disabled.
@@ -813,13 +445,13 @@ class SchedCore:
             elif k == K_VCPU:
                 rq.in_advance = False
                 if t.guest is None:
-                    raise ConfigError("program", ph, "VcpuRun needs a KVM guest (sim/kvm.py)")
+                    raise ConfigError("program", ph, "VcpuRun needs a KVM guest (sim/sched/kvm.py)")
                 t.guest.enter(t, ph.vcpu)  # type: ignore[union-attr]
                 return
             else:  # pragma: no cover
                 raise SimulationError(f"unknown phase {ph!r}")
 
-    def _arm_alloc(self, rq: Rq, t: Task, slow: bool) -> None:
+    def _arm_alloc(self, rq: Rq, t: SchedTask, slow: bool) -> None:
         rq.run_until = self._work_start(rq) + t.rem
         rq.complete_ev = self.at(rq.run_until, PRIO_COMPLETE, self._alloc_done, rq, slow)
 
@@ -835,26 +467,27 @@ class SchedCore:
         else:
             self.run_program(rq, t, Point.KERNEL)
 
-    def _job_end(self, rq: Rq, t: Task, ph: Any) -> bool:
+    def _job_end(self, rq: Rq, t: SchedTask, ph: Any) -> bool:
         """rt-app ``timer``: close the current job, sleep until the next release. True if it blocked."""
         now = self.engine.now
-        if t.job_open:
-            resp = now - t.release
-            t.jobs += 1
-            t.resp.append(resp)
+        st = t.stats
+        if st.job_open:
+            resp = now - st.release
+            st.jobs += 1
+            st.resp.append(resp)
             # Lateness against the job's relative deadline: rt-app's dl-deadline or the task's
             # SCHED_DEADLINE deadline (constrained sets), else the period (implicit deadline).
-            d = t.job_deadline or (t.dl_deadline if t.policy == SchedPolicy.DEADLINE else 0) or ph.period
+            d = st.job_deadline or (t.dl.dl_deadline if t.policy == SchedPolicy.DEADLINE else 0) or ph.period
             if resp > d:
-                t.misses += 1
+                st.misses += 1
                 tard = resp - d
-                t.sum_tardiness += tard
-                t.max_tardiness = max(t.max_tardiness, tard)
-        t.job_open = True
-        nxt = t.release + ph.period
+                st.sum_tardiness += tard
+                st.max_tardiness = max(st.max_tardiness, tard)
+        st.job_open = True
+        nxt = st.release + ph.period
         if ph.sporadic_mean_ns:
             nxt += int(self.engine.rng(f"sporadic/{t.name}").exponential(ph.sporadic_mean_ns))
-        t.release = nxt
+        st.release = nxt
         t.user = True
         if nxt > now:
             rq.in_advance = False
@@ -863,14 +496,14 @@ class SchedCore:
             return True
         return False
 
-    def _release(self, t: Task, when: int) -> None:
-        t.lat_release = when
+    def _release(self, t: SchedTask, when: int) -> None:
+        t.stats.lat_release = when
         self._timer_wake(t)
 
-    def _timer_wake(self, t: Task) -> None:
+    def _timer_wake(self, t: SchedTask) -> None:
         self.wake_up(t, t.cpu, Point.IRQ_EXIT)
 
-    def _send(self, t: Task, name: str, n: int) -> None:
+    def _send(self, t: SchedTask, name: str, n: int) -> None:
         ch = self.chans.get(name)
         if ch is None:
             ch = self.chans[name] = Channel(name)
@@ -883,7 +516,7 @@ class SchedCore:
             else:
                 ch.count += 1
 
-    def _unlock(self, t: Task, name: str) -> None:
+    def _unlock(self, t: SchedTask, name: str) -> None:
         m = self.locks.get(name)
         if m is None or m.owner is not t:
             raise SimulationError(f"{t.name} unlocks {name!r} which it does not hold")
@@ -900,17 +533,17 @@ class SchedCore:
             m.owner = None
 
     # ---- blocking, waking, exiting -------------------------------------------------------------------------
-    def _block(self, rq: Rq, t: Task) -> None:
+    def _block(self, rq: Rq, t: SchedTask) -> None:
         self.update_curr(rq)
-        t.state = TaskState.BLOCKED
+        t.state = SchedTaskState.BLOCKED
         t.on_rq = False
         rq.nr_running -= 1
         t.sched_class.dequeue_task(rq, t, DEQUEUE_SLEEP)
         self.schedule(rq)
 
-    def _exit(self, rq: Rq, t: Task) -> None:
+    def _exit(self, rq: Rq, t: SchedTask) -> None:
         self.update_curr(rq)
-        t.state = TaskState.EXITED
+        t.state = SchedTaskState.EXITED
         t.exit_ns = self.engine.now
         t.on_rq = False
         rq.nr_running -= 1
@@ -919,11 +552,11 @@ class SchedCore:
         t.sched_class.dequeue_task(rq, t, DEQUEUE_SLEEP)
         self.schedule(rq)
 
-    def wake_up(self, t: Task, src_cpu: int, point: int) -> None:
+    def wake_up(self, t: SchedTask, src_cpu: int, point: int) -> None:
         """``try_to_wake_up()``."""
-        if t.state != TaskState.BLOCKED:
+        if t.state != SchedTaskState.BLOCKED:
             return
-        t.state = TaskState.RUNNABLE
+        t.state = SchedTaskState.RUNNABLE
         prev = t.cpu
         cpu = t.sched_class.select_task_rq(t, prev, src_cpu)
         flags = ENQUEUE_WAKEUP
@@ -938,12 +571,12 @@ class SchedCore:
         self.check_preempt(rq, t, point if cpu == src_cpu else Point.ASYNC)
         t.sched_class.task_woken(rq, t)
 
-    def _migrate_bookkeeping(self, t: Task, src: Rq, dst: Rq) -> None:
+    def _migrate_bookkeeping(self, t: SchedTask, src: Rq, dst: Rq) -> None:
         t.sched_class.migrate_task_rq(t, src, dst)
         t.cpu = dst.cpu
         t.nr_migrations += 1
 
-    def move_queued(self, t: Task, src: Rq, dst: Rq) -> None:
+    def move_queued(self, t: SchedTask, src: Rq, dst: Rq) -> None:
         """Migrate a queued, not running task (push/pull/load balance): dequeue, move, enqueue."""
         cls = t.sched_class
         cls.dequeue_task(src, t, 0)
@@ -954,7 +587,7 @@ class SchedCore:
         self.tick_dep(dst)
 
     # ---- __schedule() ----------------------------------------------------------------------------------------
-    def pick_next(self, rq: Rq) -> Task | None:
+    def pick_next(self, rq: Rq) -> SchedTask | None:
         for cls in self.classes:
             p = cls.pick_task(rq)
             if p is not None:
@@ -1017,24 +650,25 @@ class SchedCore:
             rq.busy_since = now
         self._switch_in(rq, nxt, now)
 
-    def _switch_in(self, rq: Rq, nxt: Task, now: int) -> None:
+    def _switch_in(self, rq: Rq, nxt: SchedTask, now: int) -> None:
         start = rq.irq_until if rq.irq_until > now else now
         if nxt.last_cpu != rq.cpu and nxt.last_cpu >= 0:
-            penalty = self.mig_refill
+            penalty = self.migration_refill_ns
         elif rq.last_task is not nxt:
-            penalty = self.refill
+            penalty = self.cache_refill_ns
         else:
             penalty = 0
-        rq.ovh_until = start + self.ctx + penalty
+        rq.ovh_until = start + self.ctx_switch_ns + penalty
         rq.curr = nxt
         rq.exec_start = now
         rq.stolen_mark = rq.stolen
         rq.last_task = nxt
         rq.trace_start = now
         nxt.last_cpu = rq.cpu
-        if nxt.lat_release >= 0:
-            nxt.lat.append(start + self.ctx - nxt.lat_release)
-            nxt.lat_release = -1
+        st = nxt.stats
+        if st.lat_release >= 0:
+            st.lat.append(start + self.ctx_switch_ns - st.lat_release)
+            st.lat_release = -1
         nxt.sched_class.set_next_task(rq, nxt)
         if rq.tick_ev is None:
             tick = self.tick_ns
@@ -1047,7 +681,7 @@ class SchedCore:
         nxt.sched_class.post_switch(rq)
         self.run_program(rq, nxt, Point.KERNEL)
 
-    def _arm_budget(self, rq: Rq, t: Task) -> None:
+    def _arm_budget(self, rq: Rq, t: SchedTask) -> None:
         if self.hrtick_dl:
             wall = self.dl_class.budget_wall_ns(rq, t)
             if wall is not None:
@@ -1089,7 +723,7 @@ class SchedCore:
             return
         if self.tick_cost_ns:
             self.steal(rq, self.tick_cost_ns, self.tick_pollution_ns)
-        if rq.need_resched == Resched.LAZY and self.model is PreemptModel.LAZY:
+        if rq.need_resched == Resched.LAZY and self.lazy_tick_promotion:
             # sched_tick() (6.13), before task_tick(): a lazy request pending since before this tick
             # becomes TIF_NEED_RESCHED; one raised by this tick's own accounting waits for the next tick.
             rq.need_resched = Resched.NOW
@@ -1098,7 +732,7 @@ class SchedCore:
         if lvl > rq.need_resched:
             rq.need_resched = self.model.level(lvl)
         rq.balance_tick += 1
-        if rq.balance_tick >= self.cfg.balance_interval_ms * self.cfg.hz // 1000:
+        if rq.balance_tick >= self.balance_ticks:
             rq.balance_tick = 0
             self.fair_class.periodic_balance(rq)
         if rq.nohz_full and self.sched_can_stop_tick(rq):

@@ -1,16 +1,9 @@
-"""SCHED_OTHER: the fluid ideal for long NUMA runs, and EEVDF / CFS exactly for the realtime machine.
+"""SCHED_OTHER for the exact scheduler: EEVDF (6.6+) and CFS (<= 6.5), slice by slice.
 
-**Fluid mode** (``fluid_shares``): every runnable task on a CPU gets its weighted share of that CPU.
+(The fluid NUMA machine uses CFS's ideal instead — every runnable task receives ``weight / sum(weights)`` of
+its CPU — in ``sim/fluid/progress.py``.)
 
-This is CFS's ideal (kernel/sched/fair.c): over a scheduling period each task receives
-``weight / sum(weights)`` of its CPU, with weights from ``sched_prio_to_weight`` (kernel/sched/core.c).
-Long NUMA runs (hundreds of simulated seconds, tens of threads) use this ideal directly instead of simulating
-every slice: between two events each task progresses at its share, which is exact in the limit CFS aims for
-and costs one numpy call per change instead of one event per 3 ms slice.
-
-Deviations of the fluid mode: no slices, no wakeup preemption, no vruntime.
-
-**Exact mode** (:class:`FairClass`, used by ``core.py``) follows ``kernel/sched/fair.c`` as of v6.12/6.13
+:class:`FairClass` (used by ``core.py``) follows ``kernel/sched/fair.c`` as of v6.12/6.13
 for EEVDF (checked with the search tool: ``avg_vruntime``, ``entity_lag``, ``vruntime_eligible``,
 ``pick_eevdf`` with RUN_TO_PARITY, ``update_curr`` → ``update_deadline`` and ``did_preempt_short``,
 ``place_entity`` with PLACE_LAG, PLACE_DEADLINE_INITIAL and PLACE_REL_DEADLINE (``dequeue_entity`` keeps
@@ -21,7 +14,10 @@ kernel/sched/syscalls.c 6.12: ``sched_runtime`` on a fair policy sets ``se->cust
 CFS (``sched_slice`` with the BASE_SLICE floor, ``check_preempt_tick`` with its ``sysctl_sched_latency``
 cap, ``update_curr`` → ``update_min_vruntime``, ``wakeup_preempt_entity``, ``place_entity`` with
 GENTLE_FAIR_SLEEPERS on wakeups only and START_DEBIT for new tasks; a migrating task keeps its vruntime
-relative to ``min_vruntime``). Constants: realtime.md §3.
+relative to ``min_vruntime``). Constants (fair.c 6.5/6.6): ``sysctl_sched_latency`` 6 ms,
+``sysctl_sched_min_granularity`` 0.75 ms, ``sysctl_sched_wakeup_granularity`` 1 ms, ``sched_nr_latency`` 8,
+``sysctl_sched_base_slice`` 0.75 ms, each scaled by ``1 + ilog2(min(ncpus, 8))`` (SCHED_TUNABLESCALING_LOG,
+``update_sysctl()``).
 
 Deviations of the exact mode: ``calc_delta_fair`` divides exactly (``delta * 1024 // weight``) instead of
 the kernel's 32-bit inverse-weight multiply (differences of at most a nanosecond of vruntime); V is kept as
@@ -36,76 +32,33 @@ of previous and waker CPU"; load balancing pulls one task when a CPU goes idle a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import numpy as np
-import numpy.typing as npt
-
-from memsched.errors import ConfigError
+from memsched.sim.sched.deadline import DlClass
 from memsched.sim.sched.preempt import Resched
-from memsched.sim.sched.sched_class import (
+from memsched.sim.sched.sched import (
     DEQUEUE_SLEEP,
     ENQUEUE_INITIAL,
     ENQUEUE_RESTORE,
     ENQUEUE_WAKEUP,
+    NICE_0_LOAD,
+    CoreOps,
+    Rq,
     SchedClass,
+    SchedTask,
     div_s64,
 )
 from memsched.uapi.sched import SchedPolicy
 from memsched.units import NSEC_PER_MSEC
 
-if TYPE_CHECKING:
-    from memsched.sim.sched.core import Rq, SchedCore, Task
-
 __all__ = [
-    "NICE_0_LOAD",
-    "SCHED_PRIO_TO_WEIGHT",
     "SLICE_MAX_NS",
     "SLICE_MIN_NS",
-    "WEIGHT_IDLEPRIO",
     "FairClass",
-    "fluid_shares",
-    "nice_to_weight",
 ]
 
-#: ``sched_prio_to_weight[40]``, nice -20 .. 19 (kernel/sched/core.c).
-SCHED_PRIO_TO_WEIGHT: tuple[int, ...] = (
-    88761, 71755, 56483, 46273, 36291,
-    29154, 23254, 18705, 14949, 11916,
-    9548, 7620, 6100, 4904, 3906,
-    3121, 2501, 1991, 1586, 1277,
-    1024, 820, 655, 526, 423,
-    335, 272, 215, 172, 137,
-    110, 87, 70, 56, 45,
-    36, 29, 23, 18, 15,
-)  # fmt: skip
-NICE_0_LOAD = 1024
-#: SCHED_IDLE tasks' weight (kernel/sched/sched.h).
-WEIGHT_IDLEPRIO = 3
 #: Range of a custom slice (``__setscheduler_params``, syscalls.c 6.12: ``clamp_t(sched_runtime,
 #: NSEC_PER_MSEC/10, NSEC_PER_MSEC*100)``).
 SLICE_MIN_NS = NSEC_PER_MSEC // 10
 SLICE_MAX_NS = NSEC_PER_MSEC * 100
-
-
-def nice_to_weight(nice: int) -> int:
-    if not -20 <= nice <= 19:
-        raise ConfigError("nice", nice, "must be in -20..19")
-    return SCHED_PRIO_TO_WEIGHT[nice + 20]
-
-
-def fluid_shares(
-    cpu: npt.NDArray[np.int64], weight: npt.NDArray[np.float64], nr_cpus: int
-) -> npt.NDArray[np.float64]:
-    """CPU share of each runnable task: its weight over the total weight queued on its CPU."""
-    if cpu.shape[0] == 0:
-        return np.empty(0)
-    per_cpu = np.bincount(cpu, weights=weight, minlength=nr_cpus)
-    return weight / per_cpu[cpu]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Exact mode: the fair scheduling class
 
 
 def _ilog2(n: int) -> int:
@@ -113,14 +66,19 @@ def _ilog2(n: int) -> int:
 
 
 class FairClass(SchedClass):
-    """``fair_sched_class`` for the exact scheduler: EEVDF (6.6+) or CFS (<= 6.5), per ``SchedConfig.fair``."""
+    """``fair_sched_class`` for the exact scheduler: EEVDF (6.6+) or CFS (<= 6.5), per ``SchedConfig.fair``.
+
+    ``dl`` is the deadline class whose per-CPU fair_server this class starts and charges (``dl_server_start``
+    and ``dl_server_update``, called from fair.c in the kernel).
+    """
 
     rank = 3
     name = "fair"
 
-    def __init__(self, core: SchedCore) -> None:
+    def __init__(self, core: CoreOps, dl: DlClass) -> None:
         super().__init__(core)
         cfg = core.cfg
+        self.dl = dl
         factor = 1 + _ilog2(min(core.nr_cpus, 8))  # SCHED_TUNABLESCALING_LOG
         self.eevdf = cfg.fair == "eevdf"
         self.base_slice = cfg.base_slice_ns or 750_000 * factor
@@ -147,47 +105,49 @@ class FairClass(SchedClass):
         return rq.min_vruntime
 
     @staticmethod
-    def eligible(rq: Rq, se: Task) -> bool:
+    def eligible(rq: Rq, p: SchedTask) -> bool:
         """``vruntime_eligible``: lag >= 0, i.e. ``v * W <= Σ w·v``."""
-        return se.vruntime * rq.sum_w <= rq.sum_wv
+        return p.se.vruntime * rq.sum_w <= rq.sum_wv
 
     # ---- struct sched_class --------------------------------------------------------------------------------
-    def _account_curr(self, rq: Rq, p: Task) -> None:
+    def _account_curr(self, rq: Rq, p: SchedTask) -> None:
         """``enqueue_entity`` / ``dequeue_entity`` start with ``update_curr(cfs_rq)``: V and min_vruntime must
         include what the running fair task has consumed before another entity is placed or removed."""
         curr = rq.curr
         if curr is not None and curr is not p and curr.sched_class is self and curr.on_rq:
             self.core.update_curr(rq)
 
-    def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
+    def enqueue_task(self, rq: Rq, p: SchedTask, flags: int) -> None:
         self._account_curr(rq, p)
         if self.eevdf:
             self._place_eevdf(rq, p, flags)  # enqueue_entity() places every entity (6.6+)
         elif flags & (ENQUEUE_WAKEUP | ENQUEUE_INITIAL | ENQUEUE_RESTORE):
             self._place_cfs(rq, p, flags)  # a queued migration keeps its vruntime (migrate_task_rq)
-        w = p.weight
+        se = p.se
+        w = se.weight
         rq.fair.append(p)
         rq.sum_w += w
-        rq.sum_wv += w * p.vruntime
-        core = self.core
-        if core.dl_class.servers:
-            core.dl_class.server_start(rq)
+        rq.sum_wv += w * se.vruntime
+        dl = self.dl
+        if dl.servers:
+            dl.server_start(rq)
 
-    def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
+    def dequeue_task(self, rq: Rq, p: SchedTask, flags: int) -> None:
         self._account_curr(rq, p)
+        se = p.se
         if self.eevdf:
             v_avg = self.avg_vruntime(rq)
             # update_entity_lag(): vlag = clamp(V - v, ±calc_delta_fair(max(2*slice, TICK_NSEC)))
-            limit = self.calc_delta_fair(max(2 * p.slice, self.core.tick_ns), p.weight)
-            vlag = v_avg - p.vruntime
-            p.vlag = -limit if vlag < -limit else (limit if vlag > limit else vlag)
+            limit = self.calc_delta_fair(max(2 * se.slice, self.core.tick_ns), se.weight)
+            vlag = v_avg - se.vruntime
+            se.vlag = -limit if vlag < -limit else (limit if vlag > limit else vlag)
             if not flags & DEQUEUE_SLEEP:  # PLACE_REL_DEADLINE: a migration or setattr keeps its deadline
-                p.vdeadline -= p.vruntime
-                p.rel_deadline = True
-        w = p.weight
+                se.vdeadline -= se.vruntime
+                se.rel_deadline = True
+        w = se.weight
         rq.fair.remove(p)
         rq.sum_w -= w
-        rq.sum_wv -= w * p.vruntime
+        rq.sum_wv -= w * se.vruntime
         if self.eevdf:
             if not rq.fair:
                 rq.min_vruntime = v_avg
@@ -196,58 +156,60 @@ class FairClass(SchedClass):
             # in; now the remaining queue
             self._update_min_vruntime(rq)
 
-    def _place_eevdf(self, rq: Rq, p: Task, flags: int) -> None:
+    def _place_eevdf(self, rq: Rq, p: SchedTask, flags: int) -> None:
+        se = p.se
         v_avg = self.avg_vruntime(rq)
-        if not p.custom_slice:
-            p.slice = self.base_slice
-        vslice = self.calc_delta_fair(p.slice, p.weight)
+        if not se.custom_slice:
+            se.slice = self.base_slice
+        vslice = self.calc_delta_fair(se.slice, se.weight)
         lag = 0
-        if rq.fair and p.vlag and not flags & ENQUEUE_INITIAL:  # PLACE_LAG
+        if rq.fair and se.vlag and not flags & ENQUEUE_INITIAL:  # PLACE_LAG
             load = rq.sum_w
-            lag = div_s64(p.vlag * (load + p.weight), load)
-        p.vruntime = v_avg - lag
-        if p.rel_deadline:
-            p.vdeadline += p.vruntime
-            p.rel_deadline = False
+            lag = div_s64(se.vlag * (load + se.weight), load)
+        se.vruntime = v_avg - lag
+        if se.rel_deadline:
+            se.vdeadline += se.vruntime
+            se.rel_deadline = False
             return
         if flags & ENQUEUE_INITIAL:  # PLACE_DEADLINE_INITIAL
             vslice //= 2
-        p.vdeadline = p.vruntime + vslice
+        se.vdeadline = se.vruntime + vslice
 
-    def _sched_slice(self, rq: Rq, p: Task, extra: int = 0) -> int:
+    def _sched_slice(self, rq: Rq, p: SchedTask, extra: int = 0) -> int:
         """``sched_slice()`` (6.5), with the BASE_SLICE floor; ``extra`` = p's weight if p is not queued."""
         nr = len(rq.fair) + (1 if extra else 0)
         period = nr * self.min_gran if nr > self.nr_latency else self.latency
         load = rq.sum_w + extra
-        slice_ = period * p.weight // load if load else period
+        slice_ = period * p.se.weight // load if load else period
         # se_is_idle(p) && !sched_idle_cfs_rq(): a SCHED_IDLE task among non-idle ones (or on an empty queue)
-        idle_rq = bool(rq.fair) and all(se.policy == SchedPolicy.IDLE for se in rq.fair)
+        idle_rq = bool(rq.fair) and all(t.policy == SchedPolicy.IDLE for t in rq.fair)
         if p.policy == SchedPolicy.IDLE and not idle_rq:
             floor = self.idle_min_gran
         else:
             floor = self.min_gran
         return slice_ if slice_ > floor else floor
 
-    def _place_cfs(self, rq: Rq, p: Task, flags: int) -> None:
+    def _place_cfs(self, rq: Rq, p: SchedTask, flags: int) -> None:
         self._update_min_vruntime(rq)
         mv = rq.min_vruntime
+        se = p.se
         if flags & ENQUEUE_INITIAL:  # START_DEBIT
-            p.vruntime = mv + self.calc_delta_fair(self._sched_slice(rq, p, p.weight), p.weight)
+            se.vruntime = mv + self.calc_delta_fair(self._sched_slice(rq, p, se.weight), se.weight)
         else:  # GENTLE_FAIR_SLEEPERS: at most half a latency of sleeper credit
             thresh = mv - self.latency // 2
-            p.vruntime = max(p.vruntime, thresh)
+            se.vruntime = max(se.vruntime, thresh)
 
     def _update_min_vruntime(self, rq: Rq) -> None:
         """``update_min_vruntime()`` (6.5): the smallest vruntime of curr and the queue, never going back."""
         if rq.fair:
-            lo = min(se.vruntime for se in rq.fair)
+            lo = min(t.se.vruntime for t in rq.fair)
             rq.min_vruntime = max(rq.min_vruntime, lo)
 
-    def migrate_task_rq(self, p: Task, src: Rq, dst: Rq) -> None:
+    def migrate_task_rq(self, p: SchedTask, src: Rq, dst: Rq) -> None:
         if not self.eevdf:  # CFS normalises vruntime against the queues' min_vruntime
-            p.vruntime += dst.min_vruntime - src.min_vruntime
+            p.se.vruntime += dst.min_vruntime - src.min_vruntime
 
-    def pick_task(self, rq: Rq) -> Task | None:
+    def pick_task(self, rq: Rq) -> SchedTask | None:
         fair = rq.fair
         if not fair:
             return None
@@ -255,52 +217,62 @@ class FairClass(SchedClass):
             return fair[0]
         if not self.eevdf:
             leftmost = fair[0]
-            for se in fair:
-                if se.vruntime < leftmost.vruntime:
-                    leftmost = se
+            left_v = leftmost.se.vruntime
+            for t in fair:
+                v = t.se.vruntime
+                if v < left_v:
+                    leftmost, left_v = t, v
             return leftmost
         w_sum = rq.sum_w
         wv_sum = rq.sum_wv
         curr = rq.curr
-        if curr is not None and (curr.sched_class is not self or not curr.on_rq or curr.vruntime * w_sum > wv_sum):
-            curr = None
-        if curr is not None and self.run_to_parity and curr.vlag == curr.vdeadline:
+        curr_se = None
+        if curr is not None:
+            curr_se = curr.se
+            if curr.sched_class is not self or not curr.on_rq or curr_se.vruntime * w_sum > wv_sum:
+                curr = curr_se = None
+        if curr_se is not None and self.run_to_parity and curr_se.vlag == curr_se.vdeadline:
             return curr
-        best: Task | None = None
-        for se in fair:
-            if se is curr:
+        best: SchedTask | None = None
+        best_d = 0
+        for t in fair:
+            if t is curr:
                 continue
-            if se.vruntime * w_sum <= wv_sum and (best is None or se.vdeadline < best.vdeadline):
-                best = se
-        if best is None or (curr is not None and curr.vdeadline < best.vdeadline):
+            se = t.se
+            if se.vruntime * w_sum <= wv_sum and (best is None or se.vdeadline < best_d):
+                best, best_d = t, se.vdeadline
+        if best is None or (curr_se is not None and curr_se.vdeadline < best_d):
             best = curr
         return best
 
-    def set_next_task(self, rq: Rq, p: Task) -> None:
+    def set_next_task(self, rq: Rq, p: SchedTask) -> None:
+        se = p.se
         if self.eevdf:
-            p.vlag = p.vdeadline  # RUN_TO_PARITY: stash the deadline at pick time
+            se.vlag = se.vdeadline  # RUN_TO_PARITY: stash the deadline at pick time
         else:
-            p.fair_start_exec = p.sum_exec
+            se.prev_sum_exec_runtime = p.sum_exec
 
-    def put_prev_task(self, rq: Rq, p: Task) -> None:
+    def put_prev_task(self, rq: Rq, p: SchedTask) -> None:
         return None
 
-    def update_curr(self, rq: Rq, p: Task, delta: int) -> int:
-        dv = delta if p.weight == NICE_0_LOAD else delta * NICE_0_LOAD // p.weight
-        p.vruntime += dv
-        rq.sum_wv += p.weight * dv
-        dl = self.core.dl_class
+    def update_curr(self, rq: Rq, p: SchedTask, delta: int) -> int:
+        se = p.se
+        w = se.weight
+        dv = delta if w == NICE_0_LOAD else delta * NICE_0_LOAD // w
+        se.vruntime += dv
+        rq.sum_wv += w * dv
+        dl = self.dl
         res = dl.server_charge(rq, delta) if dl.servers else 0
         if not self.eevdf:
             if p.on_rq:
                 self._update_min_vruntime(rq)
             return res
         resched = False
-        if p.vruntime >= p.vdeadline:
+        if se.vruntime >= se.vdeadline:
             # update_deadline(): the request is used up; a new slice (unless custom) and deadline
-            if not p.custom_slice:
-                p.slice = self.base_slice
-            p.vdeadline = p.vruntime + self.calc_delta_fair(p.slice, p.weight)
+            if not se.custom_slice:
+                se.slice = self.base_slice
+            se.vdeadline = se.vruntime + self.calc_delta_fair(se.slice, w)
             resched = True
         # nr_running > 1: the request is used up, or did_preempt_short(): curr's slice protection is gone
         # (a shorter-slice wakee cancelled it, or a new deadline replaced it) and curr is no longer eligible
@@ -309,28 +281,28 @@ class FairClass(SchedClass):
             and res < self.LAZY
             and (
                 resched
-                or (self.preempt_short and p.vlag != p.vdeadline and p.vruntime * rq.sum_w > rq.sum_wv)
+                or (self.preempt_short and se.vlag != se.vdeadline and se.vruntime * rq.sum_w > rq.sum_wv)
             )
         ):
             return self.LAZY
         return res
 
-    def task_tick(self, rq: Rq, p: Task) -> int:
+    def task_tick(self, rq: Rq, p: SchedTask) -> int:
         if self.eevdf or len(rq.fair) < 2:
             return 0
         # CFS check_preempt_tick(): the ideal slice is capped at sysctl_sched_latency
         ideal = min(self._sched_slice(rq, p), self.latency)
-        ran = p.sum_exec - p.fair_start_exec
+        ran = p.sum_exec - p.se.prev_sum_exec_runtime
         if ran > ideal:
             return self.LAZY
         if ran < self.min_gran:
             return 0
-        left = min((se for se in rq.fair if se is not p), key=lambda se: se.vruntime)
-        if p.vruntime - left.vruntime > ideal:
+        left = min((t for t in rq.fair if t is not p), key=lambda t: t.se.vruntime)
+        if p.se.vruntime - left.se.vruntime > ideal:
             return self.LAZY
         return 0
 
-    def wakeup_preempt(self, rq: Rq, p: Task) -> int:
+    def wakeup_preempt(self, rq: Rq, p: SchedTask) -> int:
         curr = rq.curr
         if curr is None or rq.need_resched == self.NOW:
             return 0
@@ -338,27 +310,29 @@ class FairClass(SchedClass):
             return self.LAZY
         if p.policy in (SchedPolicy.BATCH, SchedPolicy.IDLE):
             return 0
+        se, cse = p.se, curr.se
         if not self.eevdf:
-            gran = self.calc_delta_fair(self.wakeup_gran, p.weight)
-            return self.LAZY if curr.vruntime - p.vruntime > gran else 0
+            gran = self.calc_delta_fair(self.wakeup_gran, se.weight)
+            return self.LAZY if cse.vruntime - se.vruntime > gran else 0
         # do_preempt_short(): a shorter-slice eligible wakee with an earlier deadline, or a curr that is no
         # longer eligible, cancels curr's slice protection (even if the wakee is not picked now)
         if (
             self.preempt_short
-            and curr.vlag == curr.vdeadline
-            and p.slice < curr.slice
+            and cse.vlag == cse.vdeadline
+            and se.slice < cse.slice
             and self.eligible(rq, p)
-            and (p.vdeadline < curr.vdeadline or not self.eligible(rq, curr))
+            and (se.vdeadline < cse.vdeadline or not self.eligible(rq, curr))
         ):
-            curr.vlag = curr.vdeadline + 1
+            cse.vlag = cse.vdeadline + 1
         return self.LAZY if self.pick_task(rq) is p else 0
 
-    def yield_task(self, rq: Rq, p: Task) -> None:
+    def yield_task(self, rq: Rq, p: SchedTask) -> None:
         if self.eevdf:
-            p.vdeadline += self.calc_delta_fair(p.slice, p.weight)  # yield_task_fair(): skip a request
+            se = p.se
+            se.vdeadline += self.calc_delta_fair(se.slice, se.weight)  # yield_task_fair(): skip a request
 
     # ---- placement and balancing ----------------------------------------------------------------------------
-    def select_task_rq(self, p: Task, prev_cpu: int, waker_cpu: int) -> int:
+    def select_task_rq(self, p: SchedTask, prev_cpu: int, waker_cpu: int) -> int:
         aff = p.affinity
         if len(aff) == 1:
             return aff[0]
@@ -403,7 +377,7 @@ class FairClass(SchedClass):
         """``sched_balance_newidle()``: a CPU about to idle pulls one queued fair task."""
         return self._pull_one(rq, 1)
 
-    def balance(self, rq: Rq, prev: Task) -> bool:
+    def balance(self, rq: Rq, prev: SchedTask) -> bool:
         """``balance_fair()``: if nothing at all is runnable here, newidle balance."""
         if rq.fair or rq.dl or (rq.rt and not rq.rt_throttled):
             return True

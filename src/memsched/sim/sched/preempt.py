@@ -12,7 +12,7 @@ Kernel sources (checked with the search tool): ``kernel/sched/core.c`` v6.13 (``
 the PREEMPT_DYNAMIC table: NONE keeps ``cond_resched``, VOLUNTARY adds ``might_resched``, FULL and LAZY
 make both no-ops and preempt at ``preempt_enable`` / IRQ exit), ``kernel/entry/common.c``
 (``exit_to_user_mode_loop`` honours both bits), ``kernel/Kconfig.preempt`` v6.13, and the 2012 -rt patch
-"sched: Add support for lazy preemption" (Thomas Gleixner, 26 Oct 2012; realtime.md §2.2): a lazy request
+"sched: Add support for lazy preemption" (Thomas Gleixner, 26 Oct 2012): a lazy request
 waits while the current task's ``preempt_lazy_count`` is raised (sleeping spinlocks, migrate_disable) and
 is honoured as soon as it drops to zero, an IPI being sent as usual.
 
@@ -43,16 +43,20 @@ from memsched.errors import UnknownNameError
 __all__ = ["MODELS", "Point", "PreemptModel", "Resched", "parse_model"]
 
 
-class Resched(enum.IntEnum):
-    """How urgently the current task should be rescheduled (``TIF_NEED_RESCHED{,_LAZY}``)."""
+class Resched:
+    """How urgently the current task should be rescheduled (``TIF_NEED_RESCHED{,_LAZY}``).
+
+    Plain ``int`` constants, like :class:`~memsched.sim.engine.Prio`: they are read on every accounting update
+    and tick, where an ``IntEnum`` member lookup would cost several times an attribute read.
+    """
 
     NONE = 0
     LAZY = 1
     NOW = 2
 
 
-class Point(enum.IntEnum):
-    """Kinds of places where a pending reschedule may be honoured."""
+class Point:
+    """Kinds of places where a pending reschedule may be honoured (plain ``int`` constants, as :class:`Resched`)."""
 
     #: A reschedule IPI (or the local ``preempt_enable()`` after a wakeup) while the task runs.
     ASYNC = 0
@@ -86,7 +90,7 @@ class PreemptModel(enum.Enum):
 
     @property
     def kernel_preemptible(self) -> bool:
-        return self in (PreemptModel.FULL, PreemptModel.LAZY, PreemptModel.RT_LAZY)
+        return self in _KERNEL_PREEMPTIBLE
 
     def level(self, requested: int) -> int:
         """The flag a class request sets: LAZY becomes NOW unless the model has a lazy bit."""
@@ -104,18 +108,25 @@ class PreemptModel(enum.Enum):
             return False
         if point == Point.RET_USER:
             return True
+        rt_lazy = self is _RT_LAZY
         if user_mode and point in (Point.IRQ_EXIT, Point.ASYNC):
             # Interrupt exit to user mode runs exit_to_user_mode_loop: both bits count, in every model.
-            return level == Resched.NOW or point == Point.IRQ_EXIT or self is PreemptModel.RT_LAZY
-        if self.kernel_preemptible:
+            return level == Resched.NOW or point == Point.IRQ_EXIT or rt_lazy
+        if self in _KERNEL_PREEMPTIBLE:
             if level == Resched.NOW:
                 return True
-            if self is PreemptModel.RT_LAZY:
+            if rt_lazy:
                 return lazy_count == 0
             return False  # LAZY model: a lazy request waits for the tick or the return to user
         if point == Point.COND_RESCHED:
             return True
-        return point == Point.MIGHT_SLEEP and self is PreemptModel.VOLUNTARY
+        return point == Point.MIGHT_SLEEP and self is _VOLUNTARY
+
+
+# The members allows() compares with, bound once: an Enum member lookup costs ~0.1 µs on every call.
+_RT_LAZY = PreemptModel.RT_LAZY
+_VOLUNTARY = PreemptModel.VOLUNTARY
+_KERNEL_PREEMPTIBLE = (PreemptModel.FULL, PreemptModel.LAZY, PreemptModel.RT_LAZY)
 
 
 MODELS: tuple[str, ...] = tuple(m.value for m in PreemptModel)

@@ -1,9 +1,9 @@
 """Task programs for the exact (per-slice) scheduler: what a simulated thread does, phase by phase.
 
-A program is a tuple of phases run in order and repeated ``loops`` times (``-1``: forever), like an
-rt-app thread's ``phases`` (realtime.md §9). Phases that take CPU time say in which mode they run, because
-the preemption model (``preempt.py``) treats user code, preemptible kernel code and preempt-disabled code
-differently:
+A program is a tuple of phases run in order and repeated ``loops`` times (``-1``: forever), like the
+``phases`` of a thread in an rt-app JSON file (``scheduler-tools/rt-app``, ``doc/tutorial.txt``). Phases
+that take CPU time say in which mode they run, because the preemption model (``preempt.py``) treats user
+code, preemptible kernel code and preempt-disabled code differently:
 
 ==================  ===========  ===========================================================================
 phase               mode         meaning
@@ -17,17 +17,18 @@ phase               mode         meaning
 ``Recv(chan)``      kernel       take a message; sleep until one arrives
 ``Alloc(cache, n)`` kernel       ``kmalloc`` ``n`` objects from a SLUB cache (``sim/mm/slub.py`` sets the cost)
 ``Free(cache, n)``  kernel       ``kfree`` ``n`` objects
-``Sleep(ns)``       —            ``clock_nanosleep`` relative
+``Nanosleep(ns)``   —            ``clock_nanosleep`` relative
 ``Timer(period)``   —            rt-app ``timer``: end of the current job; sleep until the next absolute
                                  release (``release + period``), drift-free; sporadic tasks add a random
                                  extra inter-arrival delay
 ``Yield()``         —            ``sched_yield()``
-``VcpuRun()``       guest        a KVM vCPU thread entering the guest (``sim/kvm.py``)
+``VcpuRun()``       guest        a KVM vCPU thread entering the guest (``kvm.py``)
 ==================  ===========  ===========================================================================
 
 A return from kernel to user mode (a kernel-mode phase followed by ``Run``) is the ``RET_USER``
 preemption point. Jobs: a task's first job is released when it starts; each ``Timer`` ends one job (its
-response time, lateness against the task's relative deadline) and releases the next.
+response time, lateness against the task's relative deadline) and releases the next. :class:`TaskStats` holds
+what the simulator measures about a task: those jobs, its wakeup latencies and its useful work.
 
 Deviations from the kernel: locks have no priority inheritance; channels are counters (no buffer limit).
 """
@@ -43,11 +44,11 @@ __all__ = [
     "K_FREE",
     "K_KERNEL",
     "K_LOCK",
+    "K_NANOSLEEP",
     "K_NOPREEMPT",
     "K_RECV",
     "K_RUN",
     "K_SEND",
-    "K_SLEEP",
     "K_TIMER",
     "K_UNLOCK",
     "K_VCPU",
@@ -56,12 +57,13 @@ __all__ = [
     "Free",
     "Kernel",
     "Lock",
+    "Nanosleep",
     "NoPreempt",
     "Phase",
     "Recv",
     "Run",
     "Send",
-    "Sleep",
+    "TaskStats",
     "Timer",
     "Unlock",
     "VcpuRun",
@@ -71,7 +73,7 @@ __all__ = [
 # Phase kinds, dispatched on in the scheduler's hot path (ints compare faster than isinstance chains).
 K_RUN, K_KERNEL, K_NOPREEMPT = 0, 1, 2
 K_LOCK, K_UNLOCK, K_SEND, K_RECV, K_ALLOC, K_FREE = 3, 4, 5, 6, 7, 8
-K_SLEEP, K_TIMER, K_YIELD, K_VCPU = 9, 10, 11, 12
+K_NANOSLEEP, K_TIMER, K_YIELD, K_VCPU = 9, 10, 11, 12
 
 
 def _nonneg(name: str, v: int) -> None:
@@ -164,14 +166,14 @@ class Free:
 
 
 @dataclass(frozen=True, slots=True)
-class Sleep:
-    """Sleep ``ns`` (relative)."""
+class Nanosleep:
+    """``clock_nanosleep(CLOCK_MONOTONIC, 0, ns)``: sleep ``ns`` relative to now."""
 
     ns: int
-    kind = K_SLEEP
+    kind = K_NANOSLEEP
 
     def __post_init__(self) -> None:
-        _nonneg("sleep", self.ns)
+        _nonneg("nanosleep", self.ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,12 +203,55 @@ class Yield:
 
 @dataclass(frozen=True, slots=True)
 class VcpuRun:
-    """A KVM vCPU thread: run the guest's CPU ``vcpu`` while on a host CPU (``sim/kvm.py``)."""
+    """A KVM vCPU thread: run the guest's CPU ``vcpu`` while on a host CPU (``kvm.py``)."""
 
     vcpu: int
     kind = K_VCPU
 
 
 Phase = (
-    Run | Kernel | NoPreempt | Lock | Unlock | Send | Recv | Alloc | Free | Sleep | Timer | Yield | VcpuRun
+    Run | Kernel | NoPreempt | Lock | Unlock | Send | Recv | Alloc | Free | Nanosleep | Timer | Yield | VcpuRun
 )
+
+
+class TaskStats:
+    """What the simulator measures about one task: rt-app jobs, wakeup latencies, useful work.
+
+    A job is released when the task starts and by each ``Timer``; the ``Timer`` that ends a job records its
+    response time and, past the job's relative deadline, its tardiness. A wakeup latency runs from a timer
+    release (``Timer``) to the moment the task runs again, switch cost included (cyclictest's figure).
+    """
+
+    __slots__ = (
+        "job_deadline",
+        "job_open",
+        "jobs",
+        "lat",
+        "lat_release",
+        "max_tardiness",
+        "misses",
+        "release",
+        "resp",
+        "sum_tardiness",
+        "work_ns",
+    )
+
+    def __init__(self) -> None:
+        #: Release time of the current job.
+        self.release = 0
+        #: A job is in progress (the program does not start with its ``Timer``).
+        self.job_open = False
+        #: The relative deadline a job's lateness is measured against (rt-app ``dl-deadline``); 0: the task's
+        #: SCHED_DEADLINE deadline, else the ``Timer`` period.
+        self.job_deadline = 0
+        #: The pending timer release whose wakeup latency is still to be measured (-1: none).
+        self.lat_release = -1
+        self.jobs = 0
+        self.misses = 0
+        self.max_tardiness = 0
+        self.sum_tardiness = 0
+        #: Response time of every finished job, and every wakeup latency (ns).
+        self.resp: list[int] = []
+        self.lat: list[int] = []
+        #: Work of the finished ``Run`` phases (ns): the task's useful progress.
+        self.work_ns = 0

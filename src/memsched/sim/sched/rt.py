@@ -28,16 +28,11 @@ one period timer per CPU, aligned to time 0.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from memsched.sim.engine import Prio
 from memsched.sim.sched.preempt import Point, Resched
-from memsched.sim.sched.sched_class import SchedClass
+from memsched.sim.sched.sched import CoreOps, Rq, SchedClass, SchedTask
 from memsched.uapi.sched import SchedPolicy
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
-
-if TYPE_CHECKING:
-    from memsched.sim.sched.core import Rq, SchedCore, Task
 
 __all__ = ["RtClass"]
 
@@ -48,7 +43,7 @@ class RtClass(SchedClass):
     rank = 2
     name = "rt"
 
-    def __init__(self, core: SchedCore) -> None:
+    def __init__(self, core: CoreOps) -> None:
         super().__init__(core)
         cfg = core.cfg
         self.rr_slice = cfg.sched_rr_timeslice_ms * NSEC_PER_MSEC
@@ -59,22 +54,22 @@ class RtClass(SchedClass):
         self.nr_throttles = 0
 
     # ---- queue order ----------------------------------------------------------------------------------------
-    def enqueue_task(self, rq: Rq, p: Task, flags: int) -> None:
+    def enqueue_task(self, rq: Rq, p: SchedTask, flags: int) -> None:
         q = rq.rt
         prio = p.prio
         i = len(q)
         while i > 0 and q[i - 1].prio < prio:
             i -= 1
         q.insert(i, p)
-        if p.policy == SchedPolicy.RR and p.rr_left <= 0:
-            p.rr_left = self.rr_slice
+        if p.policy == SchedPolicy.RR and p.rt.time_slice <= 0:
+            p.rt.time_slice = self.rr_slice
         if self.throttling and not self.timers_started:
             self._start_period_timers()
 
-    def dequeue_task(self, rq: Rq, p: Task, flags: int) -> None:
+    def dequeue_task(self, rq: Rq, p: SchedTask, flags: int) -> None:
         rq.rt.remove(p)
 
-    def _requeue(self, rq: Rq, p: Task, head: bool) -> None:
+    def _requeue(self, rq: Rq, p: SchedTask, head: bool) -> None:
         q = rq.rt
         q.remove(p)
         prio = p.prio
@@ -88,23 +83,23 @@ class RtClass(SchedClass):
                 i -= 1
         q.insert(i, p)
 
-    def pick_task(self, rq: Rq) -> Task | None:
+    def pick_task(self, rq: Rq) -> SchedTask | None:
         if rq.rt and not rq.rt_throttled:
             return rq.rt[0]
         return None
 
-    def put_prev_task(self, rq: Rq, p: Task) -> None:
+    def put_prev_task(self, rq: Rq, p: SchedTask) -> None:
         # A preempted RT task stays at the head of its priority list (it was not "yielded").
         return None
 
-    def set_next_task(self, rq: Rq, p: Task) -> None:
+    def set_next_task(self, rq: Rq, p: SchedTask) -> None:
         return None
 
-    def yield_task(self, rq: Rq, p: Task) -> None:
+    def yield_task(self, rq: Rq, p: SchedTask) -> None:
         self._requeue(rq, p, head=False)
 
     # ---- accounting -----------------------------------------------------------------------------------------
-    def update_curr(self, rq: Rq, p: Task, delta: int) -> int:
+    def update_curr(self, rq: Rq, p: SchedTask, delta: int) -> int:
         if self.throttling:
             rq.rt_time += delta
             if rq.rt_time > self.rt_runtime and not rq.rt_throttled:
@@ -113,19 +108,20 @@ class RtClass(SchedClass):
                 return Resched.NOW
         return Resched.NONE
 
-    def task_tick(self, rq: Rq, p: Task) -> int:
+    def task_tick(self, rq: Rq, p: SchedTask) -> int:
         if p.policy != SchedPolicy.RR:
             return Resched.NONE
-        p.rr_left -= self.core.tick_ns
-        if p.rr_left > 0:
+        rt_se = p.rt
+        rt_se.time_slice -= self.core.tick_ns
+        if rt_se.time_slice > 0:
             return Resched.NONE
-        p.rr_left = self.rr_slice
+        rt_se.time_slice = self.rr_slice
         if any(o is not p and o.prio == p.prio for o in rq.rt):
             self._requeue(rq, p, head=False)
             return Resched.NOW
         return Resched.NONE
 
-    def wakeup_preempt(self, rq: Rq, p: Task) -> int:
+    def wakeup_preempt(self, rq: Rq, p: SchedTask) -> int:
         curr = rq.curr
         if curr is not None and p.prio > curr.prio:
             return Resched.NOW
@@ -162,7 +158,7 @@ class RtClass(SchedClass):
             return int(curr.prio)
         return 0
 
-    def find_lowest_rq(self, p: Task) -> int | None:
+    def find_lowest_rq(self, p: SchedTask) -> int | None:
         best = None
         best_prio = p.prio
         rqs = self.core.rqs
@@ -172,7 +168,7 @@ class RtClass(SchedClass):
                 best, best_prio = c, pr
         return best
 
-    def select_task_rq(self, p: Task, prev_cpu: int, waker_cpu: int) -> int:
+    def select_task_rq(self, p: SchedTask, prev_cpu: int, waker_cpu: int) -> int:
         aff = p.affinity
         if prev_cpu not in aff:
             prev_cpu = aff[0]
@@ -207,7 +203,7 @@ class RtClass(SchedClass):
             core.move_queued(p, rq, dst)
             core.check_preempt(dst, p, Point.ASYNC)
 
-    def balance(self, rq: Rq, prev: Task) -> bool:
+    def balance(self, rq: Rq, prev: SchedTask) -> bool:
         """``balance_rt()``: pull if ``prev`` left the RT queue and outranked what is still queued here."""
         # !on_rt_rq(&prev->rt) && need_pull_rt_task(): rq->rt.highest_prio.curr > prev->prio (a DL prev
         # always qualifies)
@@ -221,7 +217,7 @@ class RtClass(SchedClass):
             return True
         return self.core.stop_class.pick_task(rq) is not None
 
-    def task_woken(self, rq: Rq, p: Task) -> None:
+    def task_woken(self, rq: Rq, p: SchedTask) -> None:
         """``task_woken_rt()``: push if ``p`` waits behind an RT/DL task that keeps the CPU."""
         curr = rq.curr
         if (

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import Rq, SchedConfig, Task
+from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.preempt import Point, PreemptModel, Resched
-from memsched.sim.sched.program import Alloc, Free, Kernel, NoPreempt, Run, Sleep, Timer
+from memsched.sim.sched.program import Alloc, Free, Kernel, Nanosleep, NoPreempt, Run, Timer
+from memsched.sim.sched.sched import Rq, SchedConfig, SchedTask
 from memsched.uapi.sched import SchedAttr, SchedPolicy
 
 MS = 1_000_000
@@ -81,25 +81,25 @@ def test_eevdf_sleeper_keeps_bounded_lag_and_preempts_lazily() -> None:
         dequeue = fair.dequeue_task
 
         def recording_dequeue(
-            rq: Rq, p: Task, flags: int, dequeue: Any = dequeue, s: Task = s, lags: list[int] = lags
+            rq: Rq, p: SchedTask, flags: int, dequeue: Any = dequeue, s: SchedTask = s, lags: list[int] = lags
         ) -> None:
             dequeue(rq, p, flags)
             if p is s:
-                lags.append(p.vlag)
+                lags.append(p.se.vlag)
 
         fair.dequeue_task = recording_dequeue  # type: ignore[method-assign]
         m.run(500 * MS)
         tick = m.core.tick_ns
-        assert len(s.lat) == 94  # every release served (releases at k * 5.3 ms up to 500 ms)
+        assert len(s.stats.lat) == 94  # every release served (releases at k * 5.3 ms up to 500 ms)
         limit = max(2 * fair.base_slice, tick)
         assert lags and all(-limit <= lag <= limit for lag in lags)
         if model == "lazy":
             # honoured exactly at the next tick: TIF_NEED_RESCHED_LAZY promoted by sched_tick()
-            assert s.lat == [(-(k * period)) % tick for k in range(1, 95)]
-            assert 0.4 * tick < sum(s.lat) / len(s.lat) < 0.6 * tick
+            assert s.stats.lat == [(-(k * period)) % tick for k in range(1, 95)]
+            assert 0.4 * tick < sum(s.stats.lat) / len(s.stats.lat) < 0.6 * tick
             assert max(lags) == limit  # the sleeper waits while the hog runs: its credit hits the clamp
         else:
-            assert sum(1 for x in s.lat if x == 0) >= 0.8 * len(s.lat)
+            assert sum(1 for x in s.stats.lat if x == 0) >= 0.8 * len(s.stats.lat)
         assert hog.nivcsw >= 90
 
 
@@ -133,7 +133,7 @@ def test_rt_preempts_fair_immediately_in_every_model() -> None:
             attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90),
         )
         m.run(50 * MS)
-        assert rt.lat and max(rt.lat) == 2_000
+        assert rt.stats.lat and max(rt.stats.lat) == 2_000
 
 
 def test_nopreempt_section_delays_rt_wakeup() -> None:
@@ -144,8 +144,8 @@ def test_nopreempt_section_delays_rt_wakeup() -> None:
         "rt", (Timer(MS), Kernel(1 * US)), attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90)
     )
     m.run(100 * MS)
-    assert max(rt.lat) > 0
-    assert max(rt.lat) <= 300 * US
+    assert max(rt.stats.lat) > 0
+    assert max(rt.stats.lat) <= 300 * US
 
 
 def test_kernel_sections_are_not_preemptible_under_none() -> None:
@@ -160,7 +160,7 @@ def test_kernel_sections_are_not_preemptible_under_none() -> None:
             attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=90),
         )
         m.run(100 * MS)
-        lat[model] = max(rt.lat)
+        lat[model] = max(rt.stats.lat)
     assert lat["full"] == 0
     assert 0 < lat["none"] <= 400 * US
 
@@ -191,7 +191,7 @@ def test_rt_tasks_migrate_between_cpus() -> None:
     """Three FIFO tasks on two CPUs move between them (wakeup placement, push/pull) and keep both CPUs busy."""
     m = RtMachine(2, SchedConfig.ideal())
     attr = SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=50)
-    tasks = [m.spawn(f"r{i}", (Run(3 * MS), Sleep(1 * MS)), attr=attr) for i in range(3)]
+    tasks = [m.spawn(f"r{i}", (Run(3 * MS), Nanosleep(1 * MS)), attr=attr) for i in range(3)]
     m.run(100 * MS)
     assert all(t.nr_migrations > 0 for t in tasks)
     assert sum(t.sum_exec for t in tasks) >= 190 * MS
@@ -209,8 +209,8 @@ def test_slub_costs_show_in_kernel_time() -> None:
 
 def test_same_seed_same_run() -> None:
     """Determinism: the same seed gives identical results."""
-    from memsched.workloads.rt import run_scenario
+    from memsched.workloads.rt import run_rt_scenario
 
-    a, _ = run_scenario("hackbench+cyclictest", sets={"loops": "3", "groups": "1", "fds": "4"}, seed=5)
-    b, _ = run_scenario("hackbench+cyclictest", sets={"loops": "3", "groups": "1", "fds": "4"}, seed=5)
+    a, _ = run_rt_scenario("hackbench+cyclictest", sets={"loops": "3", "groups": "1", "fds": "4"}, seed=5)
+    b, _ = run_rt_scenario("hackbench+cyclictest", sets={"loops": "3", "groups": "1", "fds": "4"}, seed=5)
     assert a == b

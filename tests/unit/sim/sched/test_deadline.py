@@ -7,9 +7,10 @@ import errno
 import pytest
 
 from memsched.errors import KernelError
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import SchedConfig
+from memsched.sim.sched.deadline import replenish_dl_entity, update_dl_entity
+from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Run, Timer, Yield
+from memsched.sim.sched.sched import DlEntity, SchedConfig
 from memsched.uapi.sched import SchedAttr, SchedFlag, SchedPolicy
 
 MS = 1_000_000
@@ -22,10 +23,10 @@ def test_grub_worked_example_reproduces_exactly() -> None:
     t1 = m.spawn("T1", (Run(2 * MS), Timer(8 * MS)), attr=SchedAttr.deadline(4 * MS, 8 * MS, 8 * MS, flags))
     t2 = m.spawn("T2", (Run(100 * MS),), attr=SchedAttr.deadline(4 * MS, 8 * MS, 8 * MS, flags))
     m.run(4 * MS)
-    assert t1.dl_non_contending is False and t2.dl_q == 2 * MS  # inactive timer fired at the 0-lag time 4
+    assert t1.dl.non_contending is False and t2.dl.runtime == 2 * MS  # inactive timer fired at the 0-lag time 4
     assert m.core.rqs[0].dl_running_bw == 1 << 19
     m.run(6 * MS)
-    assert t2.dl_q == 1 * MS  # 2 ms of wall time cost 1 ms of runtime
+    assert t2.dl.runtime == 1 * MS  # 2 ms of wall time cost 1 ms of runtime
     m.run(8 * MS - 1)
     m.core.update_curr(m.core.rqs[0])  # account up to now (the kernel does so at ticks and switches)
     assert t2.sum_exec == 6 * MS - 1 and m.core.rqs[0].curr is t2
@@ -81,7 +82,7 @@ def test_sched_setattr_raw_struct_and_flags() -> None:
         m.sched_setattr(t, SchedAttr(), flags=1)
     assert e.value.errno == errno.EINVAL
     m.sched_setattr(t, SchedAttr(6, 0, 0, 0, MS, 10 * MS, 0, size=48).pack())
-    assert t.policy == SchedPolicy.DEADLINE and t.dl_period == 10 * MS
+    assert t.policy == SchedPolicy.DEADLINE and t.dl.dl_period == 10 * MS
 
 
 def test_deadline_affinity_narrower_than_root_domain_is_eperm() -> None:
@@ -94,7 +95,7 @@ def test_deadline_affinity_narrower_than_root_domain_is_eperm() -> None:
 
 
 def test_fair_servers_count_against_admission_like_the_2cpu_kernel() -> None:
-    """On 2 CPUs (realtime.md §1.5): three 0.6 tasks fit; 0.9 + 0.9 + 0.011 is refused with EBUSY."""
+    """As a 2-CPU 6.18 kernel (two 5 % fair_servers admitted): three 0.6 tasks fit; 0.9 + 0.9 + 0.011 is EBUSY."""
     m = RtMachine(2)
     for i in range(3):
         m.spawn(f"a{i}", (Run(MS),), attr=SchedAttr.deadline(60 * MS, 100 * MS))
@@ -114,7 +115,7 @@ def test_overrun_is_throttled_signalled_and_repaid_by_whole_periods() -> None:
         "hog", (Run(1000 * MS),), attr=SchedAttr.deadline(2 * MS, 10 * MS, 10 * MS, int(SchedFlag.DL_OVERRUN))
     )
     m.run(100 * MS)
-    assert t.dl_overruns == 10
+    assert t.dl.overruns == 10
     assert t.sum_exec == 20 * MS
 
 
@@ -133,12 +134,47 @@ def test_revised_cbs_caps_runtime_for_constrained_deadlines() -> None:
     """A constrained task waking before its deadline with too much runtime gets q = density·(d − t)."""
     m = RtMachine(1, SchedConfig.ideal())
     t = m.spawn("c", (Run(1 * MS),), attr=SchedAttr.deadline(4 * MS, 5 * MS, 20 * MS), start_ns=10**12)
-    t.dl_d = 3 * MS
-    t.dl_q = 3 * MS
-    m.engine.now = 1 * MS
-    m.core.dl_class.update_dl_entity(t)
-    assert t.dl_q == (t.dl_density * 2 * MS) >> 20
-    assert t.dl_d == 3 * MS
+    t.dl.deadline = 3 * MS
+    t.dl.runtime = 3 * MS
+    update_dl_entity(t.dl, 1 * MS)
+    assert t.dl.runtime == (t.dl.dl_density * 2 * MS) >> 20
+    assert t.dl.deadline == 3 * MS
+
+
+def test_replenishment_repays_an_overrun_by_whole_periods() -> None:
+    """replenish_dl_entity(): q = -1.5 runtime costs two periods; a deadline still in the past starts afresh."""
+    e = DlEntity(None)
+    e.dl_runtime, e.dl_deadline, e.dl_period = 4 * MS, 8 * MS, 10 * MS
+    e.deadline, e.runtime, e.throttled = 8 * MS, -6 * MS, True
+    assert not replenish_dl_entity(e, 9 * MS)
+    assert (e.deadline, e.runtime, e.throttled) == (28 * MS, 2 * MS, False)
+    e.runtime = -1
+    assert replenish_dl_entity(e, 100 * MS)  # "DL replenish lagged too much"
+    assert (e.deadline, e.runtime) == (108 * MS, 4 * MS)
+
+
+def test_yield_forfeits_the_remaining_runtime_at_replenishment() -> None:
+    """replenish_dl_entity() after sched_yield(): the runtime left is dropped, the next period starts full."""
+    e = DlEntity(None)
+    e.dl_runtime, e.dl_deadline, e.dl_period = 4 * MS, 10 * MS, 10 * MS
+    e.deadline, e.runtime, e.yielded = 10 * MS, 3 * MS, True
+    replenish_dl_entity(e, 10 * MS)
+    assert (e.deadline, e.runtime, e.yielded) == (20 * MS, 4 * MS, False)
+
+
+def test_fair_server_and_tasks_share_one_deadline_entity_type() -> None:
+    """rq->fair_server embeds the same DlEntity as a deadline task, queued in the same dl queue."""
+    m = RtMachine(1)
+    m.spawn("fifo", (Run(10_000 * MS),), attr=SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=50))
+    m.spawn("other", (Run(10_000 * MS),))
+    t = m.spawn("dl", (Run(MS), Timer(100 * MS)), attr=SchedAttr.deadline(MS, 100 * MS))
+    s = m.core.rqs[0].fair_server
+    assert s is not None and type(s.dl) is type(t.dl) is DlEntity
+    assert s.dl.task is None and t.dl.task is t
+    m.run(990 * MS)  # past the server's zero-laxity instant (950 ms): queued among the DL entities
+    assert s.nr_runs == 1 and s.dl.queued and s.dl in m.core.rqs[0].dl and s.dl.deadline == 1000 * MS
+    m.run(1001 * MS)  # its budget used up, the server was replenished for the next period
+    assert not s.dl.throttled and s.dl.deadline == 2000 * MS
 
 
 def test_fair_server_gives_fair_tasks_their_share_under_an_rt_hog() -> None:
@@ -167,7 +203,7 @@ def test_exiting_task_keeps_its_bandwidth_until_the_0_lag_time() -> None:
     m = RtMachine(1, SchedConfig.ideal(sched_rt_runtime_us=950_000, hrtick_dl=True))
     t = m.spawn("t", (Run(1 * MS),), loops=1, attr=SchedAttr.deadline(5 * MS, 10 * MS))
     rq = m.core.rqs[0]
-    bw = t.dl_bw
+    bw = t.dl.dl_bw
     late = m.spawn("late", (Run(MS),), start_ns=10**12)
     m.run(1_500_000)
     assert t.exit_ns == 1 * MS
@@ -188,7 +224,7 @@ def test_constrained_deadline_misses_count_against_the_deadline() -> None:
     h = m.spawn("h", (Run(3 * MS), Timer(10 * MS)), attr=SchedAttr.deadline(3 * MS, 3 * MS, 10 * MS))
     c = m.spawn("c", (Run(2 * MS), Timer(10 * MS)), attr=SchedAttr.deadline(2 * MS, 4 * MS, 10 * MS))
     m.run(100 * MS)
-    assert h.jobs == c.jobs == 10
-    assert h.misses == 0
-    assert c.misses == 10 and c.max_tardiness == 1 * MS
-    assert c.resp == [5 * MS] * 10
+    assert h.stats.jobs == c.stats.jobs == 10
+    assert h.stats.misses == 0
+    assert c.stats.misses == 10 and c.stats.max_tardiness == 1 * MS
+    assert c.stats.resp == [5 * MS] * 10

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import Rq, SchedConfig, Task
 from memsched.sim.sched.fair import SLICE_MAX_NS, SLICE_MIN_NS
+from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.preempt import Resched
-from memsched.sim.sched.program import Run, Sleep
-from memsched.sim.sched.sched_class import ENQUEUE_MIGRATED, ENQUEUE_WAKEUP
+from memsched.sim.sched.program import Nanosleep, Run
+from memsched.sim.sched.sched import ENQUEUE_MIGRATED, ENQUEUE_WAKEUP, Rq, SchedConfig, SchedTask
 from memsched.uapi.sched import SchedAttr, SchedPolicy
 
 MS = 1_000_000
@@ -17,7 +16,7 @@ US = 1_000
 LATER = 10**15  # a start time never reached: tasks that only serve as hand-placed entities
 
 
-def first_run_start(m: RtMachine, t: Task) -> int:
+def first_run_start(m: RtMachine, t: SchedTask) -> int:
     """When ``t`` was first switched in (from the schedule trace)."""
     return min(s[2] for s in m.core.trace or [] if s[1] == t.id)
 
@@ -27,11 +26,11 @@ def test_sched_runtime_sets_a_clamped_custom_slice(asked: int, got: int) -> None
     """sched_setattr(sched_runtime) on SCHED_OTHER sets se->custom_slice, clamped to 0.1-100 ms, kept on placement."""
     m = RtMachine(1, SchedConfig.ideal())
     t = m.spawn("t", (Run(100 * MS),), attr=SchedAttr(sched_runtime=asked))
-    assert t.custom_slice and t.slice == got
+    assert t.se.custom_slice and t.se.slice == got
     m.run(20 * MS)  # placed, picked and through several update_deadline()s
-    assert t.slice == got
+    assert t.se.slice == got
     plain = m.spawn("plain", (Run(MS),), start_ns=m.engine.now)
-    assert not plain.custom_slice
+    assert not plain.se.custom_slice
 
 
 @pytest.mark.parametrize("preempt_short", [True, False])
@@ -41,7 +40,9 @@ def test_preempt_short_lets_a_short_slice_wakee_preempt_a_protected_long_slice(p
     m = RtMachine(1, SchedConfig.ideal(preempt="full", preempt_short=preempt_short))
     m.enable_trace()
     m.spawn("hog", (Run(10_000 * MS),), attr=SchedAttr(sched_runtime=100 * MS))
-    short = m.spawn("short", (Run(50 * US), Sleep(5 * MS)), attr=SchedAttr(sched_runtime=100 * US), start_ns=10 * MS)
+    short = m.spawn(
+        "short", (Run(50 * US), Nanosleep(5 * MS)), attr=SchedAttr(sched_runtime=100 * US), start_ns=10 * MS
+    )
     m.run(120 * MS)
     if preempt_short:
         assert first_run_start(m, short) == 10 * MS
@@ -49,17 +50,17 @@ def test_preempt_short_lets_a_short_slice_wakee_preempt_a_protected_long_slice(p
         assert first_run_start(m, short) == 50 * MS  # the hog's initial deadline: v = 0 + 100 ms / 2
 
 
-def _hand_placed(m: RtMachine, entries: list[tuple[Task, int, int, int]], curr: Task) -> Rq:
+def _hand_placed(m: RtMachine, entries: list[tuple[SchedTask, int, int, int]], curr: SchedTask) -> Rq:
     """Queue tasks on CPU 0 with the given (vruntime, deadline, slice), ``curr`` running and protected."""
     rq = m.core.rqs[0]
     for t, v, d, sl in entries:
-        t.vruntime, t.vdeadline, t.slice, t.custom_slice = v, d, sl, True
+        t.se.vruntime, t.se.vdeadline, t.se.slice, t.se.custom_slice = v, d, sl, True
         t.on_rq = True
         rq.fair.append(t)
-        rq.sum_w += t.weight
-        rq.sum_wv += t.weight * v
+        rq.sum_w += t.se.weight
+        rq.sum_wv += t.se.weight * v
     rq.curr = curr
-    curr.vlag = curr.vdeadline  # RUN_TO_PARITY: the deadline stashed at pick time
+    curr.se.vlag = curr.se.vdeadline  # RUN_TO_PARITY: the deadline stashed at pick time
     return rq
 
 
@@ -72,7 +73,7 @@ def test_short_wakee_cancels_protection_of_an_ineligible_curr_and_the_next_updat
     rq = _hand_placed(m, [(a, 10 * MS, 11 * MS, 3 * MS), (b, 0, 5 * MS, 3 * MS), (c, 5 * MS, 12 * MS, MS)], a)
     fair = m.core.fair_class
     assert fair.wakeup_preempt(rq, c) == Resched.NONE  # pick_eevdf() chooses b, not the wakee
-    assert a.vlag != a.vdeadline  # ... but a's slice protection is gone
+    assert a.se.vlag != a.se.vdeadline  # ... but a's slice protection is gone
     assert fair.update_curr(rq, a, 1) == Resched.LAZY  # did_preempt_short(): a is not eligible
 
 
@@ -84,7 +85,7 @@ def test_protected_eligible_curr_keeps_the_cpu_against_a_later_short_wakee() -> 
     rq = _hand_placed(m, [(a, 0, 11 * MS, 3 * MS), (b, 10 * MS, 13 * MS, 3 * MS), (c, 5 * MS, 12 * MS, MS)], a)
     fair = m.core.fair_class
     assert fair.wakeup_preempt(rq, c) == Resched.NONE
-    assert a.vlag == a.vdeadline
+    assert a.se.vlag == a.se.vdeadline
     assert fair.update_curr(rq, a, 1) == Resched.NONE
 
 
@@ -101,13 +102,13 @@ def test_changing_a_running_fair_tasks_policy_keeps_its_lag_and_deadline() -> No
     assert curr is not None
     core.update_curr(rq)
     fair = core.fair_class
-    lag = fair.avg_vruntime(rq) - curr.vruntime
-    rel_deadline = curr.vdeadline - curr.vruntime
+    lag = fair.avg_vruntime(rq) - curr.se.vruntime
+    rel_deadline = curr.se.vdeadline - curr.se.vruntime
     assert lag != 0
     m.sched_setattr(curr, SchedAttr(sched_policy=SchedPolicy.BATCH))
     assert curr.policy == SchedPolicy.BATCH
-    assert abs((fair.avg_vruntime(rq) - curr.vruntime) - lag) <= 1
-    assert curr.vdeadline - curr.vruntime == rel_deadline
+    assert abs((fair.avg_vruntime(rq) - curr.se.vruntime) - lag) <= 1
+    assert curr.se.vdeadline - curr.se.vruntime == rel_deadline
     assert a.on_rq
 
 
@@ -118,8 +119,8 @@ def test_cfs_min_vruntime_follows_accounting() -> None:
     m.run(100 * MS)
     rq = m.core.rqs[0]
     m.core.update_curr(rq)
-    assert rq.min_vruntime == hog.vruntime
-    assert hog.vruntime >= 100 * MS  # START_DEBIT placed it a slice ahead, then it ran 100 ms
+    assert rq.min_vruntime == hog.se.vruntime
+    assert hog.se.vruntime >= 100 * MS  # START_DEBIT placed it a slice ahead, then it ran 100 ms
 
 
 def test_cfs_sleeper_credit_only_on_wakeup_not_on_migration() -> None:
@@ -132,11 +133,11 @@ def test_cfs_sleeper_credit_only_on_wakeup_not_on_migration() -> None:
     m.core.update_curr(rq)
     fair = m.core.fair_class
     mover, sleeper = (m.spawn(n, (Run(MS),), start_ns=LATER) for n in ("mover", "sleeper"))
-    mover.vruntime = sleeper.vruntime = 10 * MS  # far behind min_vruntime (100 ms)
+    mover.se.vruntime = sleeper.se.vruntime = 10 * MS  # far behind min_vruntime (100 ms)
     fair.enqueue_task(rq, mover, ENQUEUE_MIGRATED)
     fair.enqueue_task(rq, sleeper, ENQUEUE_WAKEUP)
-    assert mover.vruntime == 10 * MS
-    assert sleeper.vruntime == rq.min_vruntime - fair.latency // 2
+    assert mover.se.vruntime == 10 * MS
+    assert sleeper.se.vruntime == rq.min_vruntime - fair.latency // 2
 
 
 def test_cfs_slice_has_the_base_slice_floor() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import SchedConfig
 from memsched.sim.sched.isolation import IsolationConfig, NoiseModel
+from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Run
+from memsched.sim.sched.sched import SchedConfig
 from memsched.uapi.sched import SchedAttr, SchedPolicy
 
 MS = 1_000_000

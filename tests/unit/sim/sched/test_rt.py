@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import SchedConfig, Task
+from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.preempt import Resched
-from memsched.sim.sched.program import Kernel, Run, Sleep
+from memsched.sim.sched.program import Kernel, Nanosleep, Run
+from memsched.sim.sched.sched import SchedConfig, SchedTask
 from memsched.uapi.sched import SchedAttr, SchedPolicy
 
 MS = 1_000_000
@@ -16,19 +16,19 @@ def fifo(prio: int) -> SchedAttr:
     return SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=prio)
 
 
-def first_run_start(m: RtMachine, t: Task) -> int:
+def first_run_start(m: RtMachine, t: SchedTask) -> int:
     return min(s[2] for s in m.core.trace or [] if s[1] == t.id)
 
 
-def _rt_queued_behind_kernel_code() -> tuple[RtMachine, Task, Task]:
+def _rt_queued_behind_kernel_code() -> tuple[RtMachine, SchedTask, SchedTask]:
     """PREEMPT_NONE, 2 CPUs: CPU 0 runs a fair task in a 5 ms system call, CPU 1 a fair hog. Two migratable FIFO
     tasks (prio 60, then 70) wake on CPU 0 at 1 and 1.1 ms: they preempt at the cond_resched() point only."""
     m = RtMachine(2, SchedConfig.ideal(preempt="none"))
     m.enable_trace()
     m.spawn("sys", (Kernel(5 * MS), Run(10 * MS)), affinity=[0])
     m.spawn("hog", (Run(10_000 * MS),), affinity=[1])
-    b = m.spawn("b", (Run(2 * MS), Sleep(100 * MS)), attr=fifo(60), affinity=[0, 1], start_ns=1 * MS)
-    c = m.spawn("c", (Run(2 * MS), Sleep(100 * MS)), attr=fifo(70), affinity=[0, 1], start_ns=1 * MS + 100 * US)
+    b = m.spawn("b", (Run(2 * MS), Nanosleep(100 * MS)), attr=fifo(60), affinity=[0, 1], start_ns=1 * MS)
+    c = m.spawn("c", (Run(2 * MS), Nanosleep(100 * MS)), attr=fifo(70), affinity=[0, 1], start_ns=1 * MS + 100 * US)
     b.cpu = c.cpu = 0  # both last ran on CPU 0
     return m, b, c
 
@@ -55,7 +55,7 @@ def test_rt_push_reschedules_instead_of_pushing_a_task_that_outranks_curr() -> N
     assert rq0.need_resched == Resched.NOW
 
 
-def _stuck_on_cpu1(m: RtMachine) -> Task:
+def _stuck_on_cpu1(m: RtMachine) -> SchedTask:
     """CPU 1 runs FIFO 80 (pinned); a FIFO 70 task queues behind it, pinned, then gets both CPUs allowed (as after
     sched_setaffinity without a push): it can only move when CPU 0 pulls."""
     m.spawn("d", (Run(10_000 * MS),), attr=fifo(80), affinity=[1])
@@ -70,8 +70,8 @@ def test_rt_pull_only_when_prev_left_the_queue() -> None:
     with nothing of its priority left does (need_pull_rt_task)."""
     m = RtMachine(2, SchedConfig.ideal(sched_rr_timeslice_ms=10))
     rr = SchedAttr(sched_policy=SchedPolicy.RR, sched_priority=50)
-    m.spawn("a", (Run(30 * MS), Sleep(1_000 * MS)), attr=rr, affinity=[0])
-    m.spawn("a2", (Run(30 * MS), Sleep(1_000 * MS)), attr=rr, affinity=[0])
+    m.spawn("a", (Run(30 * MS), Nanosleep(1_000 * MS)), attr=rr, affinity=[0])
+    m.spawn("a2", (Run(30 * MS), Nanosleep(1_000 * MS)), attr=rr, affinity=[0])
     e = _stuck_on_cpu1(m)
     m.run(59 * MS)  # RR expiries at 10..50 ms; a blocks at 50 with a2 (same priority) still queued
     assert e.cpu == 1 and e.sum_exec == 0
@@ -83,7 +83,7 @@ def test_rt_pull_only_when_prev_left_the_queue() -> None:
 def test_dl_task_blocking_also_pulls_rt_work() -> None:
     """prev_balance() walks from prev's class down: after a DL task blocks, balance_rt() pulls RT work too."""
     m = RtMachine(2, SchedConfig.ideal())
-    t = m.spawn("dl", (Run(2 * MS), Sleep(1_000 * MS)), attr=SchedAttr.deadline(5 * MS, 10 * MS))
+    t = m.spawn("dl", (Run(2 * MS), Nanosleep(1_000 * MS)), attr=SchedAttr.deadline(5 * MS, 10 * MS))
     e = _stuck_on_cpu1(m)
     assert t.cpu == 0
     m.run(10 * MS)

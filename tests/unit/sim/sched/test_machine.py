@@ -7,9 +7,9 @@ import errno
 import pytest
 
 from memsched.errors import KernelError
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import SchedConfig
+from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Run
+from memsched.sim.sched.sched import SchedConfig
 from memsched.uapi.sched import SchedAttr, SchedFlag, SchedPolicy
 
 MS = 1_000_000
@@ -45,7 +45,7 @@ def test_keep_params_keeps_the_parameters_of_the_current_class() -> None:
     total = m.core.dl_class.dl_b.total_bw
     m.sched_setattr(d, SchedAttr(sched_flags=KEEP_PARAMS | KEEP_POLICY))
     assert d.policy == SchedPolicy.DEADLINE
-    assert (d.dl_runtime, d.dl_deadline, d.dl_period) == (2 * MS, 10 * MS, 10 * MS)
+    assert (d.dl.dl_runtime, d.dl.dl_deadline, d.dl.dl_period) == (2 * MS, 10 * MS, 10 * MS)
     assert m.core.dl_class.dl_b.total_bw == total
 
 
@@ -56,4 +56,4 @@ def test_keep_params_to_deadline_admits_the_kept_slice_as_runtime() -> None:
     m.sched_setattr(
         t, SchedAttr(sched_policy=SchedPolicy.DEADLINE, sched_deadline=10 * MS, sched_flags=KEEP_PARAMS)
     )
-    assert t.policy == SchedPolicy.DEADLINE and t.dl_runtime == 2 * MS and t.dl_period == 10 * MS
+    assert t.policy == SchedPolicy.DEADLINE and t.dl.dl_runtime == 2 * MS and t.dl.dl_period == 10 * MS

@@ -1,8 +1,9 @@
-"""The exact realtime machine: the per-slice scheduler of ``sim/sched/core.py`` with its "syscalls".
+"""The exact realtime machine: the per-slice scheduler of ``core.py`` with its "syscalls".
 
-Where ``sim/machine.py`` is the fluid NUMA machine for long bandwidth-bound runs, :class:`RtMachine`
-simulates every context switch, tick and timer, for the questions of the realtime roadmap (latency,
-deadline misses, preemption models, isolation). It uses the same engine (integer ns, seeded named random
+Where the fluid NUMA machine serves long bandwidth-bound runs, :class:`RtMachine` builds the exact
+scheduler (its core, classes, SLUB allocator and noise sources) and simulates every context switch, tick
+and timer, for the questions of the realtime roadmap (latency, deadline misses, preemption models,
+isolation). It uses the same engine (integer ns, seeded named random
 streams), the same :class:`~memsched.topology.Topology` and the same ``uapi`` types.
 
 ``sched_setattr(task, attr, flags)`` mirrors ``kernel/sched/syscalls.c`` (v6.13) and its errors:
@@ -37,12 +38,21 @@ from memsched.admission import checkparam_dl, to_ratio
 from memsched.errors import ConfigError, KernelError
 from memsched.sim.engine import Engine
 from memsched.sim.mm.slub import Slub, SlubConfig
-from memsched.sim.sched.core import ENQUEUE_RESTORE, SchedConfig, SchedCore, Task, TaskState
-from memsched.sim.sched.fair import SLICE_MAX_NS, SLICE_MIN_NS, WEIGHT_IDLEPRIO, nice_to_weight
+from memsched.sim.sched.core import SchedCore
+from memsched.sim.sched.fair import SLICE_MAX_NS, SLICE_MIN_NS
 from memsched.sim.sched.isolation import IsolationConfig, NoiseModel, install_noise
 from memsched.sim.sched.preempt import Point, Resched
 from memsched.sim.sched.program import Phase
-from memsched.sim.sched.sched_class import DEQUEUE_SAVE, NO_DEADLINE
+from memsched.sim.sched.sched import (
+    DEQUEUE_SAVE,
+    ENQUEUE_RESTORE,
+    NO_DEADLINE,
+    WEIGHT_IDLEPRIO,
+    SchedConfig,
+    SchedTask,
+    SchedTaskState,
+    nice_to_weight,
+)
 from memsched.topology import Topology
 from memsched.uapi.sched import (
     SCHED_ATTR_SIZE_VER0,
@@ -97,7 +107,7 @@ class RtMachine:
         self.cfg = config or SchedConfig()
         self.engine = engine or Engine(seed)
         self.nr_cpus = self.topology.nr_cpus
-        self.slub = Slub(self.nr_cpus, slub or SlubConfig(), self.engine.rng("slub"))
+        self.slub = Slub(self.nr_cpus, slub or SlubConfig(), self.engine)
         self.core = self._make_core()
         self.isolation = isolation or IsolationConfig()
         if noise is not None or isolation is not None:
@@ -118,7 +128,7 @@ class RtMachine:
         affinity: Sequence[int] | None = None,
         start_ns: int = 0,
         job_deadline_ns: int = 0,
-    ) -> Task:
+    ) -> SchedTask:
         """Create a thread running ``program`` ``loops`` times (-1: forever) from ``start_ns``."""
         if not program:
             raise ConfigError("program", name, "must have at least one phase")
@@ -129,9 +139,9 @@ class RtMachine:
             bad = [c for c in aff if not 0 <= c < self.nr_cpus]
             if bad or not aff:
                 raise ConfigError("affinity", list(affinity), f"must be CPU ids in 0..{self.nr_cpus - 1}")
-        t = Task(self._next_id, name, program, loops, aff, self.core.fair_class)
+        t = SchedTask(self._next_id, name, program, loops, aff, self.core.fair_class)
         self._next_id += 1
-        t.job_deadline = job_deadline_ns
+        t.stats.job_deadline = job_deadline_ns
         t.cpu = aff[t.id % len(aff)]
         if attr is not None:
             self.sched_setattr(t, attr)
@@ -139,17 +149,17 @@ class RtMachine:
         return t
 
     @property
-    def tasks(self) -> list[Task]:
+    def tasks(self) -> list[SchedTask]:
         return self.core.tasks
 
     # ---- sched_setattr(2) -------------------------------------------------------------------------------------
-    def sched_setattr(self, task: Task, attr: SchedAttr | bytes, flags: int = 0) -> None:
+    def sched_setattr(self, task: SchedTask, attr: SchedAttr | bytes, flags: int = 0) -> None:
         """``sched_setattr(pid, attr, flags)`` with the kernel's checks and errno values."""
         if flags != 0:
             raise KernelError(errno.EINVAL, f"sched_setattr: flags must be 0 (got {flags})")
         if isinstance(attr, (bytes, bytearray)):
             attr = self._copy_attr(bytes(attr))
-        if task.state == TaskState.EXITED:
+        if task.state == SchedTaskState.EXITED:
             raise KernelError(errno.ESRCH, f"sched_setattr: task {task.name} has exited")
         if attr.sched_flags & ~SCHED_FLAG_ALL:
             raise KernelError(errno.EINVAL, f"sched_setattr: unknown sched_flags {attr.sched_flags:#x}")
@@ -177,7 +187,7 @@ class RtMachine:
                     errno.EPERM, "sched_setattr: a deadline task's affinity must span its root domain"
                 )
             dl = self.core.dl_class
-            old_bw = task.dl_bw if task.policy == SchedPolicy.DEADLINE else 0
+            old_bw = task.dl.dl_bw if task.policy == SchedPolicy.DEADLINE else 0
             new_bw = to_ratio(attr.effective_period, attr.sched_runtime)
             if dl.dl_b.overflow(old_bw, new_bw):
                 raise KernelError(
@@ -188,42 +198,43 @@ class RtMachine:
         self._apply(task, policy, attr)
         return None
 
-    def _get_params(self, task: Task, attr: SchedAttr) -> SchedAttr:
+    def _get_params(self, task: SchedTask, attr: SchedAttr) -> SchedAttr:
         """``get_params()``: overwrite ``attr``'s fields of the task's current class with its parameters."""
         if task.policy == SchedPolicy.DEADLINE:
             dl_flags = int(SchedFlag.RECLAIM | SchedFlag.DL_OVERRUN)  # SCHED_DL_FLAGS (SUGOV aside)
             return dataclasses.replace(
                 attr,
                 sched_priority=0,
-                sched_runtime=task.dl_runtime,
-                sched_deadline=task.dl_deadline,
-                sched_period=task.dl_period,
-                sched_flags=(attr.sched_flags & ~dl_flags) | (task.dl_flags & dl_flags),
+                sched_runtime=task.dl.dl_runtime,
+                sched_deadline=task.dl.dl_deadline,
+                sched_period=task.dl.dl_period,
+                sched_flags=(attr.sched_flags & ~dl_flags) | (task.dl.flags & dl_flags),
             )
         if task.policy in (SchedPolicy.FIFO, SchedPolicy.RR):
             return dataclasses.replace(attr, sched_priority=task.prio)
         return dataclasses.replace(
-            attr, sched_nice=task.nice, sched_runtime=task.slice or self.core.fair_class.base_slice
+            attr, sched_nice=task.nice, sched_runtime=task.se.slice or self.core.fair_class.base_slice
         )
 
     @staticmethod
-    def _unchanged(task: Task, policy: int, attr: SchedAttr) -> bool:
+    def _unchanged(task: SchedTask, policy: int, attr: SchedAttr) -> bool:
         """``__sched_setscheduler()``: same policy and no parameter differs — nothing to do."""
         if policy != task.policy:
             return False
         if policy in (SchedPolicy.NORMAL, SchedPolicy.BATCH):
             return attr.sched_nice == task.nice and not (
-                attr.sched_runtime and attr.sched_runtime != task.slice
+                attr.sched_runtime and attr.sched_runtime != task.se.slice
             )
         if policy in (SchedPolicy.FIFO, SchedPolicy.RR):
             return attr.sched_priority == task.prio
         if policy == SchedPolicy.DEADLINE:  # !dl_param_changed()
             dl_flags = int(SchedFlag.RECLAIM | SchedFlag.DL_OVERRUN)
+            dl_se = task.dl
             return (
-                task.dl_runtime == attr.sched_runtime
-                and task.dl_deadline == attr.sched_deadline
-                and task.dl_period == attr.sched_period
-                and task.dl_flags == attr.sched_flags & dl_flags
+                dl_se.dl_runtime == attr.sched_runtime
+                and dl_se.dl_deadline == attr.sched_deadline
+                and dl_se.dl_period == attr.sched_period
+                and dl_se.flags == attr.sched_flags & dl_flags
             )
         return True  # SCHED_IDLE has no parameters
 
@@ -246,11 +257,13 @@ class RtMachine:
         except ConfigError as e:
             raise KernelError(errno.EINVAL, f"sched_setattr: {e}") from None
 
-    def _apply(self, t: Task, policy: int, attr: SchedAttr) -> None:
+    def _apply(self, t: SchedTask, policy: int, attr: SchedAttr) -> None:
         core = self.core
-        dl = core.dl_class
+        dl_class = core.dl_class
+        dl_se = t.dl
+        se = t.se
         rq = core.rqs[t.cpu]
-        running = t.state == TaskState.RUNNABLE
+        running = t.state == SchedTaskState.RUNNABLE
         is_curr = rq.curr is t
         if running:
             if is_curr:
@@ -258,22 +271,22 @@ class RtMachine:
             t.sched_class.dequeue_task(rq, t, DEQUEUE_SAVE)  # a class change, not a sleep
         was_dl = t.policy == SchedPolicy.DEADLINE
         if was_dl:
-            dl.dl_b.sub(t.dl_bw)
-            dl.update_extra_bw(t.dl_bw)
-            rq.dl_this_bw -= t.dl_bw
+            dl_class.dl_b.sub(dl_se.dl_bw)
+            dl_class.update_extra_bw(dl_se.dl_bw)
+            rq.dl_this_bw -= dl_se.dl_bw
             if running:
                 pass  # dequeue_task above already removed its running_bw
-            elif t.dl_non_contending:
-                t.dl_non_contending = False
-                if t.inactive_timer is not None:
-                    t.inactive_timer.cancel()
-                    t.inactive_timer = None
-                rq.dl_running_bw -= t.dl_bw
-            if t.dl_timer is not None:
-                t.dl_timer.cancel()
-                t.dl_timer = None
-            t.dl_throttled = False
-            t.dl_bw = 0
+            elif dl_se.non_contending:
+                dl_se.non_contending = False
+                if dl_se.inactive_timer is not None:
+                    dl_se.inactive_timer.cancel()
+                    dl_se.inactive_timer = None
+                rq.dl_running_bw -= dl_se.dl_bw
+            if dl_se.dl_timer is not None:
+                dl_se.dl_timer.cancel()
+                dl_se.dl_timer = None
+            dl_se.throttled = False
+            dl_se.dl_bw = 0
         t.policy = policy
         if policy in (SchedPolicy.FIFO, SchedPolicy.RR):
             t.prio = attr.sched_priority
@@ -281,31 +294,30 @@ class RtMachine:
             t.prio = 0
         if policy in (SchedPolicy.NORMAL, SchedPolicy.BATCH):
             t.nice = attr.sched_nice
-            t.weight = nice_to_weight(attr.sched_nice)
+            se.weight = nice_to_weight(attr.sched_nice)
             if attr.sched_runtime:  # __setscheduler_params(): a custom slice (6.12)
-                t.custom_slice = True
-                t.slice = min(max(attr.sched_runtime, SLICE_MIN_NS), SLICE_MAX_NS)
+                se.custom_slice = True
+                se.slice = min(max(attr.sched_runtime, SLICE_MIN_NS), SLICE_MAX_NS)
             else:
-                t.custom_slice = False
-                t.slice = core.fair_class.base_slice
+                se.custom_slice = False
+                se.slice = core.fair_class.base_slice
         elif policy == SchedPolicy.IDLE:
-            t.weight = WEIGHT_IDLEPRIO
+            se.weight = WEIGHT_IDLEPRIO
         if policy == SchedPolicy.DEADLINE:
-            t.dl_runtime = attr.sched_runtime
-            t.dl_deadline = attr.sched_deadline
-            t.dl_period = attr.effective_period
-            t.dl_bw = to_ratio(t.dl_period, t.dl_runtime)
-            t.dl_density = to_ratio(t.dl_deadline, t.dl_runtime)
-            t.dl_flags = attr.sched_flags
+            dl_se.dl_runtime = attr.sched_runtime
+            dl_se.dl_deadline = attr.sched_deadline
+            dl_se.dl_period = attr.effective_period
+            dl_se.dl_bw = to_ratio(dl_se.dl_period, dl_se.dl_runtime)
+            dl_se.dl_density = to_ratio(dl_se.dl_deadline, dl_se.dl_runtime)
+            dl_se.flags = attr.sched_flags
             if not was_dl:
                 # A task new to SCHED_DEADLINE has no current deadline: the next enqueue sets one up
-                t.dl_d = NO_DEADLINE
-                t.dl_q = 0
-        if policy == SchedPolicy.DEADLINE:
-            dl.dl_b.add(t.dl_bw)
-            dl.update_extra_bw(-t.dl_bw)
-            rq.dl_this_bw += t.dl_bw
-            t.sched_class = dl
+                dl_se.deadline = NO_DEADLINE
+                dl_se.runtime = 0
+            dl_class.dl_b.add(dl_se.dl_bw)
+            dl_class.update_extra_bw(-dl_se.dl_bw)
+            rq.dl_this_bw += dl_se.dl_bw
+            t.sched_class = dl_class
         elif policy in (SchedPolicy.FIFO, SchedPolicy.RR):
             t.sched_class = core.rt_class
         else:
@@ -326,10 +338,10 @@ class RtMachine:
         self.engine.run(until=until_ns)
         self._close_busy()
 
-    def run_until_exit(self, tasks: Sequence[Task], limit_ns: int) -> None:
+    def run_until_exit(self, tasks: Sequence[SchedTask], limit_ns: int) -> None:
         """Simulate until every task in ``tasks`` has exited, or until ``limit_ns``."""
         eng = self.engine
-        pending = [t for t in tasks if t.state != TaskState.EXITED]
+        pending = [t for t in tasks if t.state != SchedTaskState.EXITED]
         while pending:
             nxt = eng.peek()
             if nxt is None or nxt > limit_ns:
@@ -341,7 +353,7 @@ class RtMachine:
                 if nxt is None or nxt > limit_ns:
                     break
                 eng.step()
-            pending = [t for t in pending if t.state != TaskState.EXITED]
+            pending = [t for t in pending if t.state != SchedTaskState.EXITED]
         self._close_busy()
 
     def _close_busy(self) -> None:
@@ -355,18 +367,19 @@ class RtMachine:
         self.core.trace = []
 
     # ---- results ----------------------------------------------------------------------------------------------
-    def task_record(self, t: Task, elapsed: int) -> dict[str, Any]:
+    def task_record(self, t: SchedTask, elapsed: int) -> dict[str, Any]:
+        st = t.stats
         rec: dict[str, Any] = {
             "id": t.id,
             "name": t.name,
             "policy": SchedPolicy(t.policy).name.lower(),
-            "jobs": t.jobs,
-            "deadline_misses": t.misses,
-            "max_tardiness_us": t.max_tardiness / 1000,
-            "mean_tardiness_us": (t.sum_tardiness / t.misses / 1000) if t.misses else 0.0,
+            "jobs": st.jobs,
+            "deadline_misses": st.misses,
+            "max_tardiness_us": st.max_tardiness / 1000,
+            "mean_tardiness_us": (st.sum_tardiness / st.misses / 1000) if st.misses else 0.0,
             "sum_exec_ms": t.sum_exec / 1e6,
-            "work_ms": t.work_ns / 1e6,
-            "throughput": t.work_ns / elapsed if elapsed else 0.0,
+            "work_ms": st.work_ns / 1e6,
+            "throughput": st.work_ns / elapsed if elapsed else 0.0,
             "nvcsw": t.nvcsw,
             "nivcsw": t.nivcsw,
             "migrations": t.nr_migrations,
@@ -374,26 +387,27 @@ class RtMachine:
         if t.policy in (SchedPolicy.FIFO, SchedPolicy.RR):
             rec["priority"] = t.prio
         elif t.policy == SchedPolicy.DEADLINE:
+            dl_se = t.dl
             rec.update(
-                dl_runtime_us=t.dl_runtime / 1000,
-                dl_deadline_us=t.dl_deadline / 1000,
-                dl_period_us=t.dl_period / 1000,
-                dl_overruns=t.dl_overruns,
+                dl_runtime_us=dl_se.dl_runtime / 1000,
+                dl_deadline_us=dl_se.dl_deadline / 1000,
+                dl_period_us=dl_se.dl_period / 1000,
+                dl_overruns=dl_se.overruns,
             )
         else:
             rec["nice"] = t.nice
-        if t.resp:
+        if st.resp:
             rec["response_us"] = {
-                "mean": float(np.mean(t.resp)) / 1000,
-                "p99": _percentile(t.resp, 99) / 1000,
-                "max": max(t.resp) / 1000,
+                "mean": float(np.mean(st.resp)) / 1000,
+                "p99": _percentile(st.resp, 99) / 1000,
+                "max": max(st.resp) / 1000,
             }
-        if t.lat:
+        if st.lat:
             rec["latency_us"] = {
-                "mean": float(np.mean(t.lat)) / 1000,
-                "p99": _percentile(t.lat, 99) / 1000,
-                "max": max(t.lat) / 1000,
-                "samples": len(t.lat),
+                "mean": float(np.mean(st.lat)) / 1000,
+                "p99": _percentile(st.lat, 99) / 1000,
+                "max": max(st.lat) / 1000,
+                "samples": len(st.lat),
             }
         return rec
 
@@ -412,7 +426,7 @@ class RtMachine:
             "context_switches": sum(t.nvcsw + t.nivcsw for t in core.tasks),
             "involuntary_switches": sum(t.nivcsw for t in core.tasks),
             "migrations": sum(t.nr_migrations for t in core.tasks),
-            "deadline_misses": sum(t.misses for t in core.tasks),
+            "deadline_misses": sum(t.stats.misses for t in core.tasks),
             "cpu_utilisation": [round(rq.busy_ns / now, 6) if now else 0.0 for rq in core.rqs],
             "noise": [
                 {

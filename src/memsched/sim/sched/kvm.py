@@ -1,12 +1,16 @@
 """A KVM guest whose vCPUs are host threads: realtime inside a virtual machine.
 
+Models the vCPU life cycle of ``virt/kvm/kvm_main.c`` and ``arch/x86/kvm/x86.c`` (v6.x, as concepts: VM
+entry, ``kvm_vcpu_halt`` on ``HLT``, ``kvm_vcpu_kick``) and paravirtual steal time.
+
 Each vCPU is a host task running ``VcpuRun`` (KVM's ``vcpu_run`` loop): while the host runs it, the guest's
 CPU runs; while the host runs something else the guest CPU is frozen (its running task makes no progress,
 its timer interrupts wait), and when the guest CPU has nothing to do it executes ``HLT``, the vCPU thread
 blocks on the host (``kvm_vcpu_halt``) and a guest timer or IPI wakes it again (``kvm_vcpu_kick``). The guest
-has its own exact scheduler (an :class:`~memsched.sim.rtmachine.RtMachine` on the host's engine), so a guest
-deadline or FIFO task's latency depends on how the host schedules its vCPU: SCHED_OTHER next to other host
-work, SCHED_FIFO (the libvirt ``<vcpusched>`` recipe, realtime.md §6) or a SCHED_DEADLINE reservation.
+has its own exact scheduler (an :class:`~memsched.sim.sched.machine.RtMachine` on the host's engine), so a
+guest deadline or FIFO task's latency depends on how the host schedules its vCPU: SCHED_OTHER next to other
+host work, SCHED_FIFO (libvirt's ``<vcpusched scheduler='fifo'>``, which libvirt's "KVM Real Time Guest
+Config", libvirt.org/kbase/kvm-realtime.html, gives pinned realtime vCPUs) or a SCHED_DEADLINE reservation.
 
 Time frozen while a vCPU is descheduled is stolen from the guest CPU (paravirtual steal time), so guest
 budgets and vruntime are not charged for it; each VM entry costs ``vm_entry_ns``.
@@ -23,10 +27,10 @@ from typing import Any
 
 from memsched.errors import ConfigError
 from memsched.sim.engine import Event, Prio
-from memsched.sim.rtmachine import RtMachine
-from memsched.sim.sched.core import Rq, SchedConfig, Task, TaskState
+from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.preempt import Point
 from memsched.sim.sched.program import VcpuRun
+from memsched.sim.sched.sched import Rq, SchedConfig, SchedTask, SchedTaskState
 from memsched.uapi.sched import SchedAttr
 
 __all__ = ["KvmGuest"]
@@ -61,7 +65,7 @@ class KvmGuest:
         self.pending: list[list[Event]] = [[] for _ in range(nr_vcpus)]
         for rq in core.rqs:
             rq.paused = True
-        self.vcpus: list[Task] = []
+        self.vcpus: list[SchedTask] = []
         for i in range(nr_vcpus):
             t = host.spawn(
                 f"{name}/vcpu{i}", (VcpuRun(i),), attr=vcpu_attr, affinity=[pin[i]] if pin else None
@@ -80,7 +84,7 @@ class KvmGuest:
     @staticmethod
     def _cpu_of(args: tuple[Any, ...]) -> int:
         a = args[0] if args else None
-        if isinstance(a, Rq | Task):
+        if isinstance(a, Rq | SchedTask):
             return max(a.cpu, 0)
         return 0
 
@@ -96,14 +100,14 @@ class KvmGuest:
     def kick(self, rq: Rq) -> None:
         """``kvm_vcpu_kick``: wake a halted vCPU thread."""
         t = self.vcpus[rq.cpu]
-        if t.state == TaskState.BLOCKED:
+        if t.state == SchedTaskState.BLOCKED:
             self.host.core.wake_up(t, t.cpu, Point.IRQ_EXIT)
 
     # ---- host side: the vCPU thread is switched in and out ------------------------------------------------------
-    def enter(self, t: Task, vcpu: int) -> None:
+    def enter(self, t: SchedTask, vcpu: int) -> None:
         self.host.engine.at(self.host.engine.now, Prio.WAKEUP, self._resume, t, vcpu)
 
-    def _resume(self, t: Task, vcpu: int) -> None:
+    def _resume(self, t: SchedTask, vcpu: int) -> None:
         host_rq = self.host.core.rqs[t.cpu]
         if host_rq.curr is not t or self.running[vcpu]:
             return
@@ -144,7 +148,7 @@ class KvmGuest:
             core.schedule(rq)
         self._maybe_halt(vcpu)
 
-    def leave(self, t: Task) -> None:
+    def leave(self, t: SchedTask) -> None:
         vcpu = self.vcpus.index(t)
         if not self.running[vcpu]:
             return

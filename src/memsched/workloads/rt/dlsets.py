@@ -1,0 +1,110 @@
+"""``dl-periodic`` / ``dl-sporadic``: random SCHED_DEADLINE task sets under global EDF.
+
+Utilisations from UUniFast-Discard or RandFixedSum (``rtgen.py``), log-uniform periods, runtime = WCET and
+deadline = period (implicit deadlines). The machine runs without admission limit or fair_server, as the
+task-set generators of the schedulability literature assume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memsched.config import knob, validate
+from memsched.errors import ConfigError
+from memsched.sim.sched.machine import RtMachine
+from memsched.sim.sched.program import Run, Timer
+from memsched.sim.sched.sched import SchedTask
+from memsched.uapi.sched import SchedAttr
+from memsched.units import NSEC_PER_MSEC
+from memsched.workloads.rt.base import RtBuilt, RtScenario
+from memsched.workloads.rtgen import log_uniform_periods, randfixedsum, uunifast_discard
+
+__all__ = [
+    "PERIODIC",
+    "SPORADIC",
+    "DlSetConfig",
+    "DlSporadicConfig",
+    "dl_machine",
+    "dl_taskset",
+    "spawn_dl_set",
+]
+
+
+@dataclass(frozen=True)
+class DlSetConfig:
+    tasks: int = knob(16, "number of tasks", min=1)
+    utilisation: float = knob(3.2, "total utilisation (sum of runtime/period)", min=0.001)
+    generator: str = knob(
+        "uunifast-discard", "utilisation generator", choices=("uunifast-discard", "randfixedsum")
+    )
+    period_min_ms: int = knob(10, "shortest period (log-uniform)", min=1)
+    period_max_ms: int = knob(100, "longest period", min=1)
+    sporadic: bool = knob(False, "sporadic releases: exponential extra inter-arrival (mean period/4)")
+    duration_ms: int = knob(10_000, "run length", min=1)
+    set_seed: int = knob(1, "seed of the task-set generator", min=0)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.period_min_ms > self.period_max_ms:
+            raise ConfigError(
+                "period_min_ms", self.period_min_ms, f"must be <= period_max_ms ({self.period_max_ms})"
+            )
+
+
+@dataclass(frozen=True)
+class DlSporadicConfig(DlSetConfig):
+    sporadic: bool = knob(True, "sporadic releases")
+
+
+def dl_taskset(c: DlSetConfig) -> list[tuple[int, int]]:
+    """``(runtime_ns, period_ns)`` pairs (implicit deadlines) for the config's generator and seed."""
+    rng = np.random.default_rng(c.set_seed)
+    if c.generator == "randfixedsum":
+        u = randfixedsum(c.tasks, c.utilisation, rng)
+    else:
+        u = uunifast_discard(c.tasks, c.utilisation, rng)
+    periods = log_uniform_periods(
+        c.tasks, c.period_min_ms * NSEC_PER_MSEC, c.period_max_ms * NSEC_PER_MSEC, rng
+    )
+    return [(max(1024, int(ui * p)), p) for ui, p in zip(u, periods, strict=True)]
+
+
+def spawn_dl_set(
+    m: RtMachine, pairs: list[tuple[int, int]], *, sporadic: bool = False, prefix: str = "dl"
+) -> list[SchedTask]:
+    """One periodic (or sporadic) SCHED_DEADLINE task per ``(runtime_ns, period_ns)`` pair."""
+    out = []
+    for i, (c_ns, p_ns) in enumerate(pairs):
+        prog = (Run(c_ns), Timer(p_ns, p_ns // 4 if sporadic else 0))
+        out.append(m.spawn(f"{prefix}{i}", prog, attr=SchedAttr.deadline(c_ns, p_ns, p_ns)))
+    return out
+
+
+def dl_machine(c: Any) -> dict[str, Any]:
+    """The machine of the schedulability literature: no admission limit, no fair_server."""
+    return {"sched": {"sched_rt_runtime_us": -1, "rt_bandwidth": "none"}}
+
+
+def _build(m: RtMachine, c: DlSetConfig) -> RtBuilt:
+    tasks = spawn_dl_set(m, dl_taskset(c), sporadic=c.sporadic)
+    return RtBuilt({"dl": tasks}, c.duration_ms * NSEC_PER_MSEC)
+
+
+PERIODIC = RtScenario(
+    "dl-periodic",
+    "periodic SCHED_DEADLINE task set (UUniFast-Discard / RandFixedSum), global EDF",
+    DlSetConfig,
+    _build,
+    machine_kwargs=dl_machine,
+)
+
+SPORADIC = RtScenario(
+    "dl-sporadic",
+    "sporadic SCHED_DEADLINE task set",
+    DlSporadicConfig,
+    _build,
+    machine_kwargs=dl_machine,
+)

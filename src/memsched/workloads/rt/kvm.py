@@ -1,0 +1,96 @@
+"""``kvm``: a guest SCHED_DEADLINE task inside a KVM guest whose vCPU is a host task (``sim/sched/kvm.py``).
+
+The vCPU thread is SCHED_OTHER next to host CPU hogs, SCHED_FIFO, or a SCHED_DEADLINE reservation; the
+guest task's misses and response times show what each host policy gives the guest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from memsched.config import knob, validate
+from memsched.sim.sched.kvm import KvmGuest
+from memsched.sim.sched.machine import RtMachine
+from memsched.sim.sched.program import Run, Timer
+from memsched.sim.sched.sched import SchedConfig
+from memsched.uapi.sched import SchedAttr, SchedPolicy
+from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
+from memsched.workloads.rt.base import RtBuilt, RtScenario
+
+__all__ = ["SCENARIO", "KvmConfig"]
+
+
+@dataclass(frozen=True)
+class KvmConfig:
+    vcpu_policy: str = knob("fifo", "host policy of the vCPU thread", choices=("other", "fifo", "deadline"))
+    vcpu_runtime_us: int = knob(500, "SCHED_DEADLINE vCPU: runtime per period", min=2)
+    vcpu_period_us: int = knob(1000, "SCHED_DEADLINE vCPU: period", min=100)
+    host_load: int = knob(2, "host SCHED_OTHER CPU hogs sharing the vCPU's host CPU", min=0)
+    guest_runtime_us: int = knob(200, "guest SCHED_DEADLINE task: runtime", min=2)
+    guest_period_us: int = knob(2000, "guest SCHED_DEADLINE task: period (= deadline)", min=100)
+    guest_work_us: int = knob(100, "guest task's work per job", min=1)
+    vm_entry_ns: int = knob(
+        1_500, "cost of a VM entry after the vCPU was descheduled or halted (assumed)", min=0
+    )
+    duration_ms: int = knob(2_000, "run length", min=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def _build(m: RtMachine, c: KvmConfig) -> RtBuilt:
+    if c.vcpu_policy == "fifo":
+        vattr = SchedAttr(sched_policy=SchedPolicy.FIFO, sched_priority=50)
+    elif c.vcpu_policy == "deadline":
+        vattr = SchedAttr.deadline(c.vcpu_runtime_us * NSEC_PER_USEC, c.vcpu_period_us * NSEC_PER_USEC)
+    else:
+        vattr = None
+    pcpu = m.nr_cpus - 1
+    hogs = [m.spawn(f"host-hog{i}", (Run(10 * NSEC_PER_MSEC),), affinity=[pcpu]) for i in range(c.host_load)]
+    vm = KvmGuest(
+        m,
+        1,
+        config=SchedConfig(),
+        vcpu_attr=None,
+        pin=[pcpu] if vattr is None else None,
+        vm_entry_ns=c.vm_entry_ns,
+    )
+    if vattr is not None:
+        for t in vm.vcpus:
+            if vattr.sched_policy == SchedPolicy.DEADLINE:
+                m.sched_setattr(t, vattr)
+            else:
+                t.affinity = (pcpu,)
+                t.cpu = pcpu
+                m.sched_setattr(t, vattr)
+    g = vm.guest
+    r, p = c.guest_runtime_us * NSEC_PER_USEC, c.guest_period_us * NSEC_PER_USEC
+    gt = g.spawn(
+        "guest-dl", (Run(c.guest_work_us * NSEC_PER_USEC), Timer(p)), attr=SchedAttr.deadline(r, p, p)
+    )
+
+    def metrics(mm: RtMachine) -> dict[str, Any]:
+        rec = g.task_record(gt, mm.engine.now)
+        return {
+            "kvm": {
+                "vcpu_policy": c.vcpu_policy,
+                "guest_task": rec,
+                "vm_entries": vm.entries,
+                "halts": vm.halts,
+                "vcpu_sum_exec_ms": sum(t.sum_exec for t in vm.vcpus) / 1e6,
+            }
+        }
+
+    return RtBuilt(
+        {"vcpus": vm.vcpus, "host": hogs, "guest": [gt]}, c.duration_ms * NSEC_PER_MSEC, metrics=metrics
+    )
+
+
+SCENARIO = RtScenario(
+    "kvm",
+    "a guest SCHED_DEADLINE task inside a KVM guest whose vCPU is a host task",
+    KvmConfig,
+    _build,
+    cpus=2,
+)
