@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from memsched.workloads.runner import RunSpec, run_one
+from memsched.workloads.runner import run_one
+from memsched.workloads.runspec import RunSpec
 
 OPTERON = {
     "numa01": (340.3, 166.6),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
-from memsched.workloads.pressure import _Run, load_scenario
+from memsched.workloads.pressure import PressureRun, load_scenario
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     total = 0.0
     for design in sc.designs:
         t0 = time.perf_counter()
-        run = _Run(sc, design, 0)
+        run = PressureRun(sc, design, 0)
         rec = run.run()
         wall = time.perf_counter() - t0
         total += wall

@@ -13,7 +13,8 @@ import json
 import time
 
 from memsched.topology import list_presets
-from memsched.workloads.runner import RunSpec, run_one
+from memsched.workloads.runner import run_one
+from memsched.workloads.runspec import RunSpec
 
 DEFAULT_WORKLOADS = "numa01,numa01_THREAD_ALLOC,numa02,numa02_SMT"
 

@@ -1,4 +1,5 @@
-"""The import arrows of DESIGN.md ("Layers") hold for every module, including imports inside functions."""
+"""The import arrows of the layers hold for every module, and no module imports itself back, counting imports
+inside functions and under ``if TYPE_CHECKING:`` (docs/design.md, "Layers")."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ BASE = (
     "memsched.data",
     "memsched.registry",
     "memsched.fdobj",
+    "memsched.record",
 )
 PURE = ("memsched.pressure", "memsched.policies", "memsched.admission")
 
@@ -47,7 +49,9 @@ def layer_of(module: str) -> str:
     return "upper"
 
 
-def imports_of(path: Path, module: str) -> list[str]:
+def imports_of(path: Path, module: str, *, names: bool = False) -> list[str]:
+    """Every memsched module ``path`` imports; with ``names``, also ``pkg.name`` of each ``from pkg import name``
+    (a submodule when ``name`` is one)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     out = []
     for node in ast.walk(tree):
@@ -57,9 +61,14 @@ def imports_of(path: Path, module: str) -> list[str]:
             if node.level:
                 pkg = module.split(".")
                 base = ".".join(pkg[: len(pkg) - node.level + (1 if path.name == "__init__.py" else 0)])
-                out.append(f"{base}.{node.module}" if node.module else base)
+                target = f"{base}.{node.module}" if node.module else base
             elif node.module:
-                out.append(node.module)
+                target = node.module
+            else:  # pragma: no cover - "from . import x" handled above
+                continue
+            out.append(target)
+            if names:
+                out += [f"{target}.{a.name}" for a in node.names]
     return [m for m in out if m == "memsched" or m.startswith("memsched.")]
 
 
@@ -96,3 +105,65 @@ def test_policies_import_only_views_actions_and_base(module: str, path: Path) ->
         imp for imp in imports_of(path, module) if not any(imp == a or imp.startswith(a + ".") for a in POLICY_ALLOWED)
     ]
     assert not bad, f"{module} imports {bad}"
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the memsched modules it imports (explicitly: a package's ``__init__`` only when named)."""
+    mods = dict(modules())
+    graph: dict[str, set[str]] = {}
+    for module, path in mods.items():
+        deps = set()
+        for imp in imports_of(path, module, names=True):
+            target = imp
+            while target and target not in mods:
+                target = target.rpartition(".")[0]
+            if target and target != module:
+                deps.add(target)
+        graph[module] = deps
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles() -> None:
+    """No set of modules imports itself back, counting imports in functions and under TYPE_CHECKING."""
+    assert _cycles(_import_graph()) == []
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    """The cycle check itself: a two-module loop and a three-module loop are found, a chain is not."""
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c"}, "f": {"a"}}
+    assert sorted(_cycles(graph)) == [["a", "b"], ["c", "d", "e"]]

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from memsched.errors import ConfigError
 
-__all__ = ["KnobInfo", "describe", "from_sets", "knob", "parse_set_args", "validate"]
+__all__ = ["KnobInfo", "describe", "from_sets", "knob", "parse_set_args", "split_sets", "validate"]
 
 T = TypeVar("T")
 
@@ -117,6 +117,25 @@ def from_sets(cls: type[T], sets: Mapping[str, str], *, owner: str, base: T | No
     if base is not None:
         return dataclasses.replace(base, **values)  # type: ignore[type-var]
     return cls(**values)
+
+
+def split_sets(sets: Mapping[str, str], owners: Sequence[tuple[str, type]]) -> list[dict[str, str]]:
+    """Hand each ``--set`` key to the owners whose config class has a field of that name (a workload and a
+    policy; a scenario and the scheduler). ``owners`` are ``(name, config class)`` pairs, named in the error
+    a key no owner has raises, which lists every valid setting."""
+    names = [{f.name for f in dataclasses.fields(cls)} for _, cls in owners]
+    out: list[dict[str, str]] = [{} for _ in owners]
+    for key, value in sets.items():
+        hit = [i for i, fields in enumerate(names) if key in fields]
+        if not hit:
+            valid = sorted(set().union(*names))
+            whom = " or ".join(name for name, _ in owners)
+            raise ConfigError(
+                key, value, f"is not a setting of {whom}; valid settings: " + (", ".join(valid) if valid else "(none)")
+            )
+        for i in hit:
+            out[i][key] = value
+    return out
 
 
 def describe(cls: type) -> list[KnobInfo]:

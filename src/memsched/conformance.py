@@ -42,7 +42,8 @@ from memsched.sim.fluid.machine import FluidMachine, MachineConfig
 from memsched.sim.numa.balancing import NumaBalancing, needs_mechanism
 from memsched.topology import load_topology
 from memsched.workloads import base as workloads
-from memsched.workloads.runner import RunSpec, run_one
+from memsched.workloads.runner import run_one
+from memsched.workloads.runspec import RunSpec
 
 __all__ = ["ConformanceReport", "check_numa_policy", "checked_spec", "load_policy"]
 
@@ -164,7 +165,7 @@ def check_numa_policy(
     # Determinism: the full record twice.
     a = run_one(RunSpec(workload, topology, policy_id, seed))
     b = run_one(RunSpec(workload, topology, policy_id, seed))
-    if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
+    if json.dumps(a.to_json(), sort_keys=True) != json.dumps(b.to_json(), sort_keys=True):
         report.problems.append("two runs with the same seed gave different records")
     return report
 

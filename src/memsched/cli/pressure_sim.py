@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, UnknownNameError
-from memsched.workloads.pressure import DESIGNS, list_scenarios, load_scenario, run_design
+from memsched.record import RunRecord
+from memsched.workloads.pressure import DESIGNS, list_scenarios, load_scenario
+from memsched.workloads.runner import run_many
+from memsched.workloads.runspec import RunSpec
 
 
 def _designs(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -25,11 +26,6 @@ def _designs(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
         if d not in DESIGNS:
             raise UnknownNameError("--designs", d, DESIGNS)
     return names
-
-
-def _run(args: tuple[str, str, int]) -> dict[str, Any]:
-    ref, design, seed = args
-    return run_design(load_scenario(ref), design, seed=seed)
 
 
 @pressure_app.command("sim")
@@ -63,24 +59,21 @@ def sim(
         raise ConfigError("--seed", seed, "must be >= 0")
     if report is not None:
         check_writable(report, "--report")
-    work = [(scenario, d, seed) for d in chosen]
-    njobs = min(jobs or os.cpu_count() or 1, len(work))
-    with progress_bar(len(work), f"pressure {sc.name}") as advance:
-        if njobs <= 1:
-            records = []
-            for i, w in enumerate(work):
-                records.append(_run(w))
-                advance(i + 1)
-        else:
-            with ProcessPoolExecutor(max_workers=njobs) as pool:
-                records = list(pool.map(_run, work))
-            advance(len(work))
+    specs = [RunSpec(scenario, policy=d, seed=seed, family="pressure") for d in chosen]
+    with progress_bar(len(specs), f"pressure {sc.name}") as advance:
+        done = [0]
+
+        def tick(i: int, rec: RunRecord) -> None:
+            done[0] += 1
+            advance(done[0])
+
+        records = run_many(specs, jobs=jobs, on_done=tick)
     if report is not None:
         from memsched.report.pressure import pressure_report
 
         write_atomic(report, pressure_report(records))
     if json_out:
-        emit_json({"scenario": sc.name, "source": sc.source, "seed": seed, "designs": records})
+        emit_json({"scenario": sc.name, "source": sc.source, "seed": seed, "designs": [r.to_json() for r in records]})
     else:
         from memsched.report.pressure import pressure_table
 

@@ -12,11 +12,15 @@ from memsched.cli.common import check_writable, emit_json, out_console, progress
 from memsched.cli.rt import rt_app
 from memsched.config import parse_set_args
 from memsched.errors import ConfigError
+from memsched.record import RunRecord
 from memsched.sim.sched.preempt import MODELS, parse_model
 from memsched.workloads import rt as scenarios
+from memsched.workloads.rt.run import DEFAULT_SCENARIO, RtOptions
+from memsched.workloads.runner import run_one, runner_for
+from memsched.workloads.runspec import RunSpec
 
 
-def _task_table(rec: dict[str, Any]) -> Any:
+def _task_table(rec: RunRecord) -> Any:
     from rich.table import Table
 
     table = Table(
@@ -53,7 +57,7 @@ def _task_table(rec: dict[str, Any]) -> Any:
     return table
 
 
-def _summary(rec: dict[str, Any]) -> str:
+def _summary(rec: RunRecord) -> str:
     util = ", ".join(f"{u:.2f}" for u in rec["cpu_utilisation"])
     lines = [
         f"events {rec['events']}, context switches {rec['context_switches']} "
@@ -67,7 +71,7 @@ def _summary(rec: dict[str, Any]) -> str:
 
 
 def _trace_doc(
-    rec: dict[str, Any], slices: list[tuple[int, int, int, int]], names: dict[int, str]
+    rec: RunRecord, slices: list[tuple[int, int, int, int]], names: dict[int, str]
 ) -> dict[str, Any]:
     from memsched.report.trace import schedule_trace
 
@@ -119,12 +123,17 @@ def sim(
             raise ConfigError(
                 "--compare-preempt", True, "runs every model on a scenario; drop --preempt/--rt-app"
             )
-        name = taskset or "hackbench+cyclictest"
+        name = taskset or DEFAULT_SCENARIO
+        specs = [
+            RunSpec(name, policy=model, seed=seed, sets=sets, family="rt", options=RtOptions(cpus=cpus))
+            for model in MODELS
+        ]
+        for spec in specs:
+            runner_for("rt").check(spec)
         rows = []
         with progress_bar(len(MODELS), "models") as advance:
-            for i, model in enumerate(MODELS):
-                rec, _ = scenarios.run_rt_scenario(name, preempt=model, cpus=cpus, seed=seed, sets=sets)
-                rows.append(rec)
+            for i, spec in enumerate(specs):
+                rows.append(run_one(spec))
                 advance(i + 1)
         doc = compare_doc(rows)
         if json_out:
@@ -132,28 +141,31 @@ def sim(
         else:
             out_console.print(compare_table(doc))
         return
+    options = RtOptions(cpus=cpus, rt_app=None if rt_app_file is None else str(rt_app_file), trace=trace is not None)
+    spec = RunSpec(
+        taskset or (DEFAULT_SCENARIO if rt_app_file is None else "rt-app"),
+        policy=preempt,
+        seed=seed,
+        sets=sets,
+        family="rt",
+        options=options,
+    )
+    runner_for("rt").check(spec)
     with progress_bar(1, taskset or "rt-app") as advance:
-        rec, m = scenarios.run_rt_scenario(
-            taskset if rt_app_file is None else None,
-            rt_app=rt_app_file,
-            preempt=preempt,
-            cpus=cpus,
-            seed=seed,
-            sets=sets,
-            trace=trace is not None,
-        )
+        rec = run_one(spec)
         advance(1)
     if trace is not None:
+        m = rec.extras["machine"]
         names = {t.id: t.name for t in m.tasks}
         write_atomic(trace, json.dumps(_trace_doc(rec, m.core.trace or [], names)))
     if json_out:
-        emit_json(rec)
+        emit_json(rec.to_json())
     else:
         out_console.print(_task_table(rec))
         out_console.print(_summary(rec))
 
 
-def compare_doc(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def compare_doc(rows: list[RunRecord]) -> dict[str, Any]:
     """Side-by-side figures per model and the lazy/full ratios the roadmap asks about."""
     models = []
     for r in rows:

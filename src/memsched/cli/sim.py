@@ -14,9 +14,12 @@ from memsched.config import describe, parse_set_args
 from memsched.conformance import checked_spec
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.policies.numa import registry as policy_registry
+from memsched.record import RunRecord
 from memsched.topology import list_presets, load_topology
 from memsched.workloads import base as workload_registry
-from memsched.workloads.runner import RunSpec, run_many, run_one, validate_spec
+from memsched.workloads.numa import NumaOptions, compare_specs
+from memsched.workloads.runner import run_many, run_one, runner_for
+from memsched.workloads.runspec import RunSpec
 
 DEFAULT_TOPOLOGY = "westmere-ex-4n48"
 DEFAULT_WORKLOADS = "numa01,numa01_THREAD_ALLOC,numa02,numa02_SMT"
@@ -46,9 +49,9 @@ def run(
 ) -> None:
     """Simulate one workload under one policy and report times and /proc/vmstat counters."""
     spec = RunSpec(
-        workload=workload, topology=topology, policy=policy, seed=seed, sets=parse_set_args(set_ or []), thp=thp
+        workload, topology, policy, seed, sets=parse_set_args(set_ or []), options=NumaOptions(thp=thp)
     )
-    validate_spec(spec)
+    runner_for(spec.family).check(spec)
     checked_spec(policy)
     if trace is not None:
         check_writable(trace, "--trace")
@@ -59,7 +62,7 @@ def run(
 
         write_atomic(trace, json.dumps(run_trace(record)))
     if json_out:
-        emit_json(record)
+        emit_json(record.to_json())
     else:
         from memsched.report.tables import run_table
 
@@ -92,21 +95,6 @@ def _workload_list(text: str) -> list[str]:
     return names
 
 
-def compare_specs(topology: str, workloads: list[str], policies: list[str], seed: int, thp: bool) -> list[RunSpec]:
-    """Every (workload, policy) run plus each workload's reference runs (HARD_BIND, INVERSE_BIND)."""
-    specs = []
-    for wl in workloads:
-        ref = workload_registry.get(wl).reference
-        for pol in policies:
-            specs.append(RunSpec(wl, topology, pol, seed, thp=thp, label=pol))
-        if ref is not None:
-            specs.append(RunSpec(ref, topology, "none", seed, thp=thp, label="HARD_BIND"))
-            inverse = ref.replace("_HARD_BIND", "_INVERSE_BIND")
-            if inverse in workload_registry.names():
-                specs.append(RunSpec(inverse, topology, "none", seed, thp=thp, label="INVERSE_BIND"))
-    return specs
-
-
 @app.command()
 def compare(
     topology: TopologyOpt = DEFAULT_TOPOLOGY,
@@ -129,23 +117,21 @@ def compare(
     if report is not None:
         check_writable(report, "--report")
     _check_plugins(pols)
-    specs = compare_specs(topology, wls, pols, seed, thp)
+    specs = compare_specs(topology, wls, pols, seed, NumaOptions(thp=thp))
     with progress_bar(len(specs), "simulating") as advance:
         done = [0]
 
-        def tick(i: int, rec: dict[str, object]) -> None:
+        def tick(i: int, rec: RunRecord) -> None:
             done[0] += 1
             advance(done[0])
 
         records = run_many(specs, jobs=jobs, on_done=tick)
-    for spec, rec in zip(specs, records, strict=True):
-        rec["base"] = spec.workload if spec.label not in ("HARD_BIND", "INVERSE_BIND") else _base_of(spec.workload)
     if report is not None:
         from memsched.report.html import compare_report
 
         write_atomic(report, compare_report(records))
     if json_out:
-        emit_json(records)
+        emit_json([r.to_json() for r in records])
     else:
         from memsched.report.tables import compare_table, diagnosis_table, workload_notes
 
@@ -155,10 +141,6 @@ def compare(
             out_console.print(why)
         for note in workload_notes(records):
             out_console.print(note)
-
-
-def _base_of(workload: str) -> str:
-    return workload.removesuffix("_HARD_BIND").removesuffix("_INVERSE_BIND")
 
 
 @app.command("list")

@@ -10,19 +10,15 @@ migrations the rate limit refused. Thresholds are reporting choices, not model p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
+from memsched.record import RunRecord
 
 __all__ = ["diagnose"]
 
 GIB = 1 << 30
-REFERENCES = ("HARD_BIND", "INVERSE_BIND")
 
 
-def _base(rec: dict[str, Any]) -> str:
-    return str(rec.get("base", rec["workload"]))
-
-
-def _converged_at(rec: dict[str, Any], level: float) -> float | None:
+def _converged_at(rec: RunRecord, level: float) -> float | None:
     """First sample time from which the local-access fraction stays at or above ``level``."""
     tl = rec.get("timeline") or {}
     times, fracs = tl.get("t_s", []), tl.get("local_fraction", [])
@@ -36,10 +32,10 @@ def _converged_at(rec: dict[str, Any], level: float) -> float | None:
     return later[0] if later else None
 
 
-def _concentration(rec: dict[str, Any], none: dict[str, Any] | None) -> str | None:
+def _concentration(rec: RunRecord, none: RunRecord | None) -> str | None:
     """Memory gathered onto fewer nodes than without balancing (less aggregate bandwidth)."""
 
-    def share(r: dict[str, Any]) -> tuple[int, float] | None:
+    def share(r: RunRecord) -> tuple[int, float] | None:
         pages = (r.get("timeline") or {}).get("node_pages") or []
         if not pages or not sum(pages[-1]):
             return None
@@ -56,7 +52,7 @@ def _concentration(rec: dict[str, Any], none: dict[str, Any] | None) -> str | No
     )
 
 
-def _crowding(rec: dict[str, Any]) -> tuple[int, float, float] | None:
+def _crowding(rec: RunRecord) -> tuple[int, float, float] | None:
     """The node that ran far more than its share of the runnable tasks, averaged over the run."""
     rows = [r for r in (rec.get("timeline") or {}).get("node_tasks", []) if sum(r) > 0]
     if not rows:
@@ -68,7 +64,7 @@ def _crowding(rec: dict[str, Any]) -> tuple[int, float, float] | None:
     return (worst, avg[worst], fair) if nodes > 1 and avg[worst] > 1.5 * fair and avg[worst] - fair >= 2 else None
 
 
-def _against(r: dict[str, Any], none: dict[str, Any] | None, hard: dict[str, Any] | None) -> list[str]:
+def _against(r: RunRecord, none: RunRecord | None, hard: RunRecord | None) -> list[str]:
     """How the run's score compares with no balancing and with the hard-bound reference."""
     score = r.get("score") or {"name": "elapsed s", "value": r["elapsed_s"], "higher_is_better": False}
     value, name, higher = score["value"], score["name"], score["higher_is_better"]
@@ -80,7 +76,7 @@ def _against(r: dict[str, Any], none: dict[str, Any] | None, hard: dict[str, Any
         return a * margin < b if higher else a > b * margin
 
     if none is not None and none.get("score", {}).get("value") is not None:
-        base = none["score"]["value"] if "score" in none else none["elapsed_s"]
+        base = none["score"]["value"]
         if worse(value, base, 1.02):  # differences under 2 % are noise for a comparison
             out.append(f"loses to no balancing ({name} {value:g} vs {base:g})")
     if hard is not None and hard.get("score", {}).get("value"):
@@ -91,16 +87,16 @@ def _against(r: dict[str, Any], none: dict[str, Any] | None, hard: dict[str, Any
     return out
 
 
-def diagnose(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
+def diagnose(records: Sequence[RunRecord]) -> dict[tuple[str, str], list[str]]:
     """``(workload, label) -> notes`` for every run that is not a reference."""
-    by_base: dict[str, dict[str, dict[str, Any]]] = {}
+    by_base: dict[str, dict[str, RunRecord]] = {}
     for r in records:
-        by_base.setdefault(_base(r), {})[r["label"]] = r
+        by_base.setdefault(r.base, {})[r.label] = r
     out: dict[tuple[str, str], list[str]] = {}
     for base, runs in by_base.items():
         none, hard = runs.get("none"), runs.get("HARD_BIND")
         for label, r in runs.items():
-            if label in REFERENCES or label == "none":
+            if r.is_reference or label == "none":
                 continue
             notes: list[str] = []
             notes += _against(r, none, hard)
@@ -120,7 +116,7 @@ def diagnose(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[st
             if tasks and task_moves > 5 * tasks:
                 notes.append(f"tasks bounced: {task_moves} moves/swaps for {tasks} tasks")
             node_moves = int(r.get("task_node_moves") or 0)
-            base_moves = int((none or {}).get("task_node_moves") or 0)
+            base_moves = int((none.get("task_node_moves") if none is not None else 0) or 0)
             if node_moves > max(50, 3 * base_moves) and not (tasks and task_moves > 5 * tasks):
                 notes.append(f"{node_moves} cross-node task moves (no balancing: {base_moves}), each a cache refill")
             conc = _concentration(r, none)

@@ -13,7 +13,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from memsched.errors import MemschedError
+from memsched.record import RunRecord
 from memsched.report.tables import compare_table, diagnosis_table, workload_notes
+from memsched.workloads import base as workloads
 
 __all__ = ["compare_report", "figure_png"]
 
@@ -29,18 +32,18 @@ def _img(fig: Any, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{figure_png(fig)}"/>'
 
 
-def _elapsed_chart(records: Sequence[dict[str, Any]]) -> str:
+def _elapsed_chart(records: Sequence[RunRecord]) -> str:
     if not records:
         return "<p>(no timed runs)</p>"
-    bases = list(dict.fromkeys(r.get("base", r["workload"]) for r in records))
-    labels = list(dict.fromkeys(r["label"] for r in records))
+    bases = list(dict.fromkeys(r.base for r in records))
+    labels = list(dict.fromkeys(r.label for r in records))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(bases)), 4))
     width = 0.8 / max(1, len(labels))
     for j, label in enumerate(labels):
         xs, ys = [], []
         for i, b in enumerate(bases):
             for r in records:
-                if r.get("base", r["workload"]) == b and r["label"] == label:
+                if r.base == b and r.label == label:
                     xs.append(i + j * width)
                     ys.append(r["elapsed_s"])
         ax.bar(xs, ys, width, label=label)
@@ -50,18 +53,16 @@ def _elapsed_chart(records: Sequence[dict[str, Any]]) -> str:
     return _img(fig, "elapsed per workload and run")
 
 
-def _headline_charts(records: Sequence[dict[str, Any]]) -> str:
+def _headline_charts(records: Sequence[RunRecord]) -> str:
     """For fixed-time benchmarks: their headline figure (bops, GB/s) per run, one chart per workload."""
     out = []
-    for base in dict.fromkeys(r.get("base", r["workload"]) for r in records):
-        runs = [
-            r for r in records if r.get("base", r["workload"]) == base and r.get("score", {}).get("higher_is_better")
-        ]
+    for base in dict.fromkeys(r.base for r in records):
+        runs = [r for r in records if r.base == base and r.get("score", {}).get("higher_is_better")]
         if not runs:
             continue
         name = runs[0]["score"]["name"]
         fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(runs)), 3.5))
-        ax.bar([r["label"] for r in runs], [r["score"]["value"] or 0 for r in runs])
+        ax.bar([r.label for r in runs], [r["score"]["value"] or 0 for r in runs])
         ax.set_ylabel(name)
         ax.set_title(f"{base}: {name}")
         ax.tick_params(axis="x", rotation=30)
@@ -69,31 +70,35 @@ def _headline_charts(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def _convergence_charts(records: Sequence[dict[str, Any]]) -> str:
-    """perf-bench-numa: how many processes had converged, over simulated time, for every run."""
+def _workload_charts(records: Sequence[RunRecord]) -> str:
+    """Each workload's own timeline figures (its ``charts``: perf-bench's converged processes), one line per run."""
     out = []
-    for base in dict.fromkeys(r.get("base", r["workload"]) for r in records):
-        runs = [r for r in records if r.get("base", r["workload"]) == base and "workload" in r["timeline"]]
-        series = []
-        for r in runs:
-            samples = r["timeline"]["workload"]
-            ys = [(s or [{}])[-1].get("converged_processes") for s in samples]
-            if any(y is not None for y in ys):
-                series.append((r["label"], r["timeline"]["t_s"], [y or 0 for y in ys]))
-        if not series:
+    for base in dict.fromkeys(r.base for r in records):
+        try:
+            charts = workloads.get(base).charts
+        except MemschedError:  # a record of a workload this version does not know: no charts
             continue
-        fig, ax = plt.subplots(figsize=(8, 3.5))
-        for label, xs, ys in series:
-            ax.step(xs, ys, where="post", label=label)
-        ax.set_xlabel("simulated s")
-        ax.set_ylabel("converged processes")
-        ax.set_title(f"{base}: convergence over time")
-        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
-        out.append(_img(fig, f"{base} convergence"))
+        runs = [r for r in records if r.base == base and "workload" in r["timeline"]]
+        for chart in charts:
+            series = []
+            for r in runs:
+                ys = [(s or [{}])[-1].get(chart.key) for s in r["timeline"]["workload"]]
+                if any(y is not None for y in ys):
+                    series.append((r.label, r["timeline"]["t_s"], [y or 0 for y in ys]))
+            if not series:
+                continue
+            fig, ax = plt.subplots(figsize=(8, 3.5))
+            for label, xs, ys in series:
+                ax.step(xs, ys, where="post", label=label)
+            ax.set_xlabel("simulated s")
+            ax.set_ylabel(chart.ylabel)
+            ax.set_title(f"{base}: {chart.title}")
+            ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+            out.append(_img(fig, f"{base} {chart.title}"))
     return "\n".join(out)
 
 
-def _timeline_charts(rec: dict[str, Any]) -> str:
+def _timeline_charts(rec: RunRecord) -> str:
     tl = rec["timeline"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3))
     pts = [(t, f) for t, f in zip(tl["t_s"], tl["local_fraction"], strict=True) if f is not None]
@@ -109,12 +114,12 @@ def _timeline_charts(rec: dict[str, Any]) -> str:
         a2.legend(fontsize="small")
     a2.set_xlabel("simulated s")
     a2.set_ylabel("pages on node")
-    title = f"{rec['workload']} — {rec['label']}"
+    title = f"{rec.workload} — {rec.label}"
     fig.suptitle(title)
     return f"<h3>{html.escape(title)}</h3>" + _img(fig, title)
 
 
-def compare_report(records: Sequence[dict[str, Any]]) -> str:
+def compare_report(records: Sequence[RunRecord]) -> str:
     from rich.console import Console
 
     console = Console(record=True, width=160, file=io.StringIO())
@@ -135,7 +140,7 @@ def compare_report(records: Sequence[dict[str, Any]]) -> str:
         "<h2>Throughput of fixed-time benchmarks</h2>",
         _headline_charts(records),
         "<h2>Convergence</h2>",
-        _convergence_charts(records),
+        _workload_charts(records),
         "<h2>Locality and placement over time</h2>",
     ]
     parts += [_timeline_charts(r) for r in records]

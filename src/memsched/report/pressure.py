@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 from rich.console import Console
 from rich.table import Table
 
+from memsched.record import RunRecord
 from memsched.report.html import figure_png
 
 __all__ = ["pressure_chart", "pressure_report", "pressure_table"]
@@ -31,7 +32,7 @@ def _fmt_s(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
-def pressure_table(records: Sequence[dict[str, Any]]) -> Table:
+def pressure_table(records: Sequence[RunRecord]) -> Table:
     """One row per design: events read by the services, OOM kills, memory given back, throughputs."""
     first = records[0]
     table = Table(
@@ -64,7 +65,7 @@ def pressure_table(records: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
-def pressure_chart(rec: dict[str, Any]) -> Any:
+def pressure_chart(rec: RunRecord) -> Any:
     """The three-panel figure of one design's run."""
     tl = rec["timeline"]
     fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(10, 7), sharex=True, height_ratios=[3, 2, 1])
@@ -99,7 +100,7 @@ def pressure_chart(rec: dict[str, Any]) -> Any:
     return fig
 
 
-def pressure_report(records: Sequence[dict[str, Any]]) -> str:
+def pressure_report(records: Sequence[RunRecord]) -> str:
     """A self-contained HTML page: the summary table and every design's chart (PNG inlined)."""
     console = Console(record=True, width=160, file=io.StringIO())
     console.print(pressure_table(records))

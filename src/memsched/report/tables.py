@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from rich.table import Table
+
+from memsched.record import RunRecord
 
 __all__ = ["compare_table", "diagnosis_table", "figures_text", "run_table", "score_ratio", "workload_notes"]
 
@@ -14,7 +15,7 @@ def _fmt(x: float | None, spec: str = ".1f") -> str:
     return "-" if x is None else format(x, spec)
 
 
-def run_table(rec: dict[str, Any]) -> Table:
+def run_table(rec: RunRecord) -> Table:
     """One run: times, locality and the NUMA counters."""
     t = Table(title=f"{rec['workload']} on {rec['topology']} — policy {rec['policy']} (seed {rec['seed']})")
     t.add_column("measure")
@@ -51,7 +52,7 @@ def _span(ids: Sequence[int]) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
-def score_ratio(rec: dict[str, Any], ref: dict[str, Any] | None) -> float | None:
+def score_ratio(rec: RunRecord, ref: RunRecord | None) -> float | None:
     """The run's score over the reference's: elapsed / reference (lower is better) for timed runs,
     throughput / reference (higher is better) for fixed-duration benchmarks."""
     if ref is None:
@@ -62,7 +63,7 @@ def score_ratio(rec: dict[str, Any], ref: dict[str, Any] | None) -> float | None
     return float(a) / float(b)
 
 
-def figures_text(rec: dict[str, Any]) -> str:
+def figures_text(rec: RunRecord) -> str:
     """The workload's own headline figures (bops, GB/s, convergence), formatted."""
     from memsched.errors import MemschedError
     from memsched.workloads import base as workloads
@@ -78,7 +79,7 @@ def figures_text(rec: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "HARD_BIND") -> Table:
+def compare_table(records: Sequence[RunRecord], *, reference_label: str = "HARD_BIND") -> Table:
     """Rows: workload x label (policy or bind variant); the ratio compares each run's score to the reference's."""
     topo = records[0]["topology"] if records else "?"
     t = Table(
@@ -99,19 +100,16 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
         (f"vs {reference_label}", "right"),
     ):
         t.add_column(col, justify=just)
-    ref: dict[str, dict[str, Any]] = {}
-    for r in records:
-        if r["label"] == reference_label:
-            ref[_base(r)] = r
+    ref = {r.base: r for r in records if r.is_reference and r.label == reference_label}
     last = None
     for r in records:
-        base = _base(r)
+        base = r.base
         if last is not None and base != last:
             t.add_section()
         last = base
         t.add_row(
             base,
-            r["label"],
+            r.label,
             _fmt(r["elapsed_s"], ".1f"),
             _fmt(r["system_s"], ".2f"),
             str(r["vmstat"].get("numa_hint_faults", 0)),
@@ -123,7 +121,7 @@ def compare_table(records: Sequence[dict[str, Any]], *, reference_label: str = "
     return t
 
 
-def diagnosis_table(records: Sequence[dict[str, Any]], *, only_problems: bool = True) -> Table | None:
+def diagnosis_table(records: Sequence[RunRecord], *, only_problems: bool = True) -> Table | None:
     """Notes on why runs lost time (all runs with notes, or only those that lose or trail HARD_BIND)."""
     from memsched.report.diagnose import diagnose
 
@@ -144,7 +142,7 @@ def diagnosis_table(records: Sequence[dict[str, Any]], *, only_problems: bool = 
     return t
 
 
-def workload_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+def workload_notes(records: Sequence[RunRecord]) -> list[str]:
     """Each workload's note about what it shows on this machine (e.g. numa01's adverse case on >2 nodes)."""
     from memsched.errors import MemschedError
     from memsched.topology import load_topology
@@ -153,7 +151,7 @@ def workload_notes(records: Sequence[dict[str, Any]]) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     for r in records:
-        wid = _base(r)
+        wid = r.base
         if wid in seen:
             continue
         seen.add(wid)
@@ -165,7 +163,3 @@ def workload_notes(records: Sequence[dict[str, Any]]) -> list[str]:
         if note:
             out.append(f"Note — {note}")
     return out
-
-
-def _base(rec: dict[str, Any]) -> str:
-    return str(rec.get("base", rec["workload"]))

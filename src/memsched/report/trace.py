@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from memsched.record import RunRecord
+
 __all__ = ["run_trace", "schedule_trace"]
 
 
-def run_trace(record: dict[str, Any]) -> dict[str, Any]:
+def run_trace(record: RunRecord) -> dict[str, Any]:
     tl = record["timeline"]
     events: list[dict[str, Any]] = [
         {"name": "process_name", "ph": "M", "pid": 1, "args": {"name": f"{record['workload']} / {record['policy']}"}},

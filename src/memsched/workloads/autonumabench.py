@@ -36,7 +36,7 @@ from memsched.sim.fluid.task import Join, Phase, SchedSetaffinity, SetMempolicy,
 from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.topology import Topology
 from memsched.units import GIB
-from memsched.workloads.base import Built, WorkloadSpec, register
+from memsched.workloads.base import Built, Reference, WorkloadSpec, register
 
 __all__ = ["VARIANTS", "AutonumaConfig"]
 
@@ -190,7 +190,9 @@ def _spec(base: str, bind: str) -> WorkloadSpec:
         family="autonuma-benchmark",
         config_cls=AutonumaConfig,
         build=build,
-        reference=None if bind == "hard" else base + "_HARD_BIND",
+        references=()
+        if bind == "hard"
+        else (Reference("HARD_BIND", base + "_HARD_BIND"), Reference("INVERSE_BIND", base + "_INVERSE_BIND")),
         note=_numa01_note if base == "numa01" else (lambda topology: None),
     )
 

@@ -1,8 +1,12 @@
-"""The workload registry: stable ids, a validated config class per workload, one ``make()``.
+"""The workload registry of the fluid NUMA machine: stable ids, a validated config class per workload.
 
 A workload *builds* processes on a simulated machine (``build(machine, config)``) and may add its own figures
-to the run record (``metrics``: bops for SPECjbb-like runs, convergence for perf-bench). Workloads register
-explicitly in ``memsched.workloads.__init__`` (no discovery by file name), so a broken module fails loudly.
+to the run record (``metrics``: bops for SPECjbb-like runs, convergence for perf-bench). It also declares
+what a comparison needs to know about it: the reference runs it is measured against (``references``: the
+HARD_BIND and INVERSE_BIND variants of an autonuma-benchmark workload), the figures a table shows
+(``headline``), the timeline figures its report charts (``charts``), and a note about a given machine.
+Workloads register explicitly in ``memsched.workloads.__init__`` (no discovery by file name), so a broken
+module fails loudly.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from memsched.registry import Registry
 from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
 
-__all__ = ["Built", "Sampler", "WorkloadSpec", "get", "names", "register"]
+__all__ = ["Built", "Reference", "Sampler", "TimelineChart", "WorkloadSpec", "get", "names", "register"]
 
 
 class Sampler(Instrument):
@@ -43,6 +47,23 @@ class Built:
     duration_ns: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A run a workload is compared against: ``workload`` run without balancing, shown as ``label``."""
+
+    label: str
+    workload: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineChart:
+    """A workload figure to chart over simulated time, one line per run: ``key`` of its timeline samples."""
+
+    key: str
+    ylabel: str
+    title: str
+
+
 @dataclass(frozen=True)
 class WorkloadSpec:
     id: str
@@ -50,12 +71,14 @@ class WorkloadSpec:
     family: str
     config_cls: type
     build: Callable[[FluidMachine, Any], Built]
-    #: Id of the run this one is measured against in comparisons (e.g. the HARD_BIND variant).
-    reference: str | None = None
+    #: The runs this one is measured against in comparisons; the first is the one ratios are taken to.
+    references: tuple[Reference, ...] = ()
     #: Multi-node layout tricks (bind variants) need at least this many nodes to mean anything.
     min_nodes: int = 1
     #: Workload figures the comparison table shows: (metrics key, column title, format).
     headline: tuple[tuple[str, str, str], ...] = ()
+    #: Timeline figures the HTML report charts (a workload's ``Sampler`` records them).
+    charts: tuple[TimelineChart, ...] = ()
     #: A note for reports about what the workload shows on a given machine (``None`` if nothing to say).
     note: Callable[[Any], str | None] = field(default=lambda topology: None)
 

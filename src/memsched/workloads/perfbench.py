@@ -47,7 +47,7 @@ from memsched.sim.fluid.task import (
 from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.sim.mm.mm import MmStruct, Region
 from memsched.units import MIB, NSEC_PER_SEC
-from memsched.workloads.base import Built, Sampler, WorkloadSpec, register
+from memsched.workloads.base import Built, Reference, Sampler, TimelineChart, WorkloadSpec, register
 
 __all__ = ["PerfBenchConfig"]
 
@@ -163,7 +163,8 @@ for _bound in (False, True):
             family="perf-bench-numa",
             config_cls=PerfBenchConfig,
             build=functools.partial(_build, bound=_bound),
-            reference=None if _bound else "perf-bench-numa_HARD_BIND",
+            references=() if _bound else (Reference("HARD_BIND", "perf-bench-numa_HARD_BIND"),),
             headline=(("gb_per_s", "GB/s", ".2f"), ("convergence_s", "converged s", ".1f")),
+            charts=(TimelineChart("converged_processes", "converged processes", "convergence over time"),),
         )
     )

@@ -34,7 +34,7 @@ from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import Join, Phase, SchedSetaffinity, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.units import KIB, MIB, NSEC_PER_SEC
-from memsched.workloads.base import Built, Sampler, WorkloadSpec, register
+from memsched.workloads.base import Built, Reference, Sampler, WorkloadSpec, register
 
 __all__ = ["SpecjbbConfig"]
 
@@ -121,7 +121,7 @@ for _bound in (False, True):
             family="specjbb",
             config_cls=SpecjbbConfig,
             build=functools.partial(_build, bound=_bound),
-            reference=None if _bound else "specjbb_HARD_BIND",
+            references=() if _bound else (Reference("HARD_BIND", "specjbb_HARD_BIND"),),
             headline=(("bops", "bops", ".0f"),),
         )
     )

@@ -6,7 +6,8 @@ import pytest
 
 from memsched.errors import ConfigError
 from memsched.workloads import get
-from memsched.workloads.runner import RunSpec, run_one
+from memsched.workloads.runner import run_one
+from memsched.workloads.runspec import RunSpec
 
 WSM = "westmere-ex-4n48"
 

@@ -1,26 +1,44 @@
-"""Running one realtime scenario (or rt-app file) on a fresh exact machine, and the record it produces.
+"""Running one realtime scenario (or rt-app file) on a fresh exact machine: the ``rt`` family's runner.
 
-:func:`run_rt_scenario` splits the ``--set`` keys between the scheduler (:class:`SchedConfig` fields) and the
-scenario's config, builds the machine the scenario asks for, runs it, and returns the run record (a dict, as
-``memsched rt sim --json`` prints it) together with the machine. The record is assembled in one place,
-:func:`rt_record`.
+:class:`RtRunner` is the :class:`~memsched.workloads.runner.Runner` of the realtime scenarios: a
+:class:`~memsched.workloads.runner.RunSpec` with ``family="rt"`` names the scenario (``workload``), the
+preemption model (``policy``; ``None``: the scenario's), the seed, the ``--set`` keys (split between the
+scheduler, :class:`SchedConfig`, and the scenario's config by :func:`memsched.config.split_sets`) and
+:class:`RtOptions` (CPU count, an rt-app file instead of a scenario, a schedule trace). The figures are
+assembled in one place, :func:`rt_record`; the machine travels in the record's ``extras`` for the trace.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from memsched.config import from_sets
+from memsched.config import from_sets, split_sets
 from memsched.errors import ConfigError
+from memsched.record import RunRecord
 from memsched.sim.sched.machine import RtMachine
+from memsched.sim.sched.preempt import parse_model
 from memsched.sim.sched.sched import SchedConfig
 from memsched.workloads.rt.base import RtBuilt, RtScenario, config_dict, get
 from memsched.workloads.rt.rtapp import load_rt_app
+from memsched.workloads.runspec import RunSpec
 
-__all__ = ["rt_record", "run_rt_scenario"]
+__all__ = ["DEFAULT_SCENARIO", "RtOptions", "RtRunner", "rt_record", "run_rt_scenario"]
+
+#: What ``memsched rt sim`` runs without a scenario argument.
+DEFAULT_SCENARIO = "hackbench+cyclictest"
+
+
+@dataclass(frozen=True)
+class RtOptions:
+    """How a realtime run is simulated: CPU count (``None``: the scenario's), an rt-app file, a trace."""
+
+    cpus: int | None = None
+    rt_app: str | None = None
+    trace: bool = False
 
 
 def run_rt_scenario(
@@ -33,29 +51,8 @@ def run_rt_scenario(
     sets: Mapping[str, str] | None = None,
     trace: bool = False,
 ) -> tuple[dict[str, Any], RtMachine]:
-    """Build and run one scenario (or rt-app file); return its record and the machine."""
-    sets = dict(sets or {})
-    sched_fields = {f.name for f in dataclasses.fields(SchedConfig)}
-    sched_sets = {k: v for k, v in sets.items() if k in sched_fields}
-    other = {k: v for k, v in sets.items() if k not in sched_fields}
-    scen: RtScenario | None
-    if rt_app is not None:
-        if other:
-            k = next(iter(other))
-            raise ConfigError(
-                k, other[k], "is not a scheduler setting (an rt-app file takes only scheduler --set keys)"
-            )
-        scen = None
-        config = None
-        mk: dict[str, Any] = {}
-    else:
-        scen = get(taskset or "hackbench+cyclictest")
-        config = scen.make_config(other)
-        mk = scen.machine_kwargs(config)
-    base = SchedConfig(**mk.pop("sched", {}))
-    if preempt is not None:
-        sched_sets["preempt"] = preempt
-    sched = from_sets(SchedConfig, sched_sets, owner="the scheduler", base=base)
+    """Build and run one scenario (or rt-app file); return its figures and the machine."""
+    scen, config, sched, mk = _configure(taskset, rt_app, preempt, cpus, sets or {})
     ncpu = cpus if cpus is not None else mk.pop("cpus", scen.cpus if scen else 4)
     mk.pop("cpus", None)
     m = RtMachine(ncpu, sched, seed=seed, **mk)
@@ -71,6 +68,74 @@ def run_rt_scenario(
     else:
         m.run(built.duration_ns)
     return rt_record(m, built, scen, config, sched, seed, rt_app), m
+
+
+def _configure(
+    taskset: str | None, rt_app: Path | str | None, preempt: str | None, cpus: int | None, sets: Mapping[str, str]
+) -> tuple[RtScenario | None, Any, SchedConfig, dict[str, Any]]:
+    """The scenario, its config, the scheduler's config and the machine arguments; every check, no work."""
+    if preempt is not None:
+        parse_model(preempt)
+    if cpus is not None and cpus < 1:
+        raise ConfigError("--cpus", cpus, "must be >= 1")
+    scen: RtScenario | None
+    if rt_app is not None:
+        (sched_sets,) = split_sets(sets, (("the scheduler (an rt-app file takes only scheduler keys)", SchedConfig),))
+        scen, config, mk = None, None, {}
+    else:
+        scen = get(taskset or DEFAULT_SCENARIO)
+        owners = (("the scheduler", SchedConfig), (f"scenario {scen.id}", scen.config_cls))
+        sched_sets, scen_sets = split_sets(sets, owners)
+        config = scen.make_config(scen_sets)
+        mk = scen.machine_kwargs(config)
+    base = SchedConfig(**mk.pop("sched", {}))
+    if preempt is not None:
+        sched_sets["preempt"] = preempt
+    sched = from_sets(SchedConfig, sched_sets, owner="the scheduler", base=base)
+    return scen, config, sched, mk
+
+
+class RtRunner:
+    """The realtime scenarios (``memsched.workloads.rt``) on the exact scheduler."""
+
+    family: ClassVar[str] = "rt"
+
+    @staticmethod
+    def _options(spec: RunSpec) -> RtOptions:
+        if spec.options is None:
+            return RtOptions()
+        if not isinstance(spec.options, RtOptions):
+            raise ConfigError("options", spec.options, "must be RtOptions for a realtime run")
+        return spec.options
+
+    def check(self, spec: RunSpec) -> None:
+        opts = self._options(spec)
+        taskset = None if opts.rt_app is not None else spec.workload
+        _configure(taskset, opts.rt_app, spec.policy, opts.cpus, spec.sets)
+
+    def run(self, spec: RunSpec, *, progress: Callable[[float], None] | None = None) -> RunRecord:
+        opts = self._options(spec)
+        figures, m = run_rt_scenario(
+            None if opts.rt_app is not None else spec.workload,
+            rt_app=opts.rt_app,
+            preempt=spec.policy,
+            cpus=opts.cpus,
+            seed=spec.seed,
+            sets=spec.sets,
+            trace=opts.trace,
+        )
+        return RunRecord(
+            family=self.family,
+            workload=figures["taskset"],
+            policy=figures["preempt"],
+            label=spec.label or figures["preempt"],
+            seed=spec.seed,
+            figures=figures,
+            role=spec.role,
+            base=spec.base or figures["taskset"],
+            extras={"machine": m},
+        )
+
 
 
 def rt_record(

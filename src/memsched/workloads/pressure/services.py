@@ -1,363 +1,36 @@
-"""Memory-pressure scenarios: services filling a machine, each notification design, and what happens.
+"""The services of a memory-pressure scenario on a simulated machine, under one notification design.
 
-A scenario is a machine (topology, optionally smaller memory), the kernel's sysctls, and services. It is run
-once per *notification design*:
-
-``none``
-    nobody listens; the kernel reclaims and, when it cannot, the OOM killer decides.
-``rfc2012``
-    each shedding service opens ``vmpressure_fd(threshold = VMPRESSURE_MEDIUM)`` (system-wide, the RFC's only
-    mode) and reads the level: MEDIUM -> shed, OOM -> drop everything.
-``mainline``
-    each shedding service registers two eventfds on its memcg's ``memory.pressure_level`` through
-    ``cgroup.event_control`` (``medium`` and ``critical``, default mode; the root memcg unless the service
-    has its own): the eventfds count, so the service learns the level from which eventfd fired.
-``psi``
-    each shedding service arms two PSI triggers on ``/proc/pressure/memory`` (by default ``some 100000
-    1000000`` -> medium and ``full 100000 1000000`` -> critical, privileged, as lmkd's defaults) and waits
-    for ``POLLPRI``.
-
-Service kinds (every one may ``ignore`` notifications or ``shed``: on MEDIUM give back ``shed_fraction`` of
-what it holds, on OOM/critical give back everything; a ``cooldown`` after a shed ignores further MEDIUMs):
-
-``streamer``
-    writes a file through the page cache in ``chunk`` pieces as fast as dirty throttling lets it (the disk's
-    write bandwidth once ``dirty_ratio`` is reached). Throughput in MiB/s. Shedding = ``POSIX_FADV_DONTNEED``
-    on what it has written (clean pages only).
-``cache``
-    a memcached-like service cycling over ``size / chunk`` keys, one chunk of requests per step: a present
-    chunk costs ``hit_cost``, an absent one ``miss_cost`` and is (re)filled, so the cache grows to ``size``.
-    Throughput in steps/s. Shedding = ``MADV_DONTNEED`` on the most recently used chunks.
-``allocator``
-    an anonymous allocator (a batch job) that allocates ``size`` at ``rate`` and then keeps working on it.
-    Throughput in MiB allocated per second. Shedding = freeing its most recent chunks.
-
-Every service program is finite (sized for the scenario's duration); the run stops at ``duration``.
-Scenario files are TOML (see ``memsched/data/scenarios/*.toml``); unknown keys and bad values are
-:class:`~memsched.errors.ConfigError` naming the key, the value, what is allowed, and the file.
+:class:`PressureRun` builds the machine (the fluid machine with a :class:`~memsched.sim.mm.reclaim.Reclaim`
+instrument), the memcgs, the services' programs and, for a shedding service under a design other than
+``none``, its listener thread (a ``vmpressure_fd``, two memcg eventfds or two PSI triggers); runs it to the
+scenario's end; and assembles the figures of the run (:meth:`PressureRun.figures`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-import tomllib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from memsched.config import from_sets
-from memsched.errors import ConfigError, KernelError, UnknownNameError
-from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.sim.fluid.machine import FluidMachine, MachineConfig
 from memsched.sim.fluid.task import Call, Compute, FluidTask, Phase, Sleep, Spawn, ThreadSpec, Touch, Wait
 from memsched.sim.mm.mm import Region
-from memsched.sim.mm.reclaim import Reclaim, ReclaimConfig
-from memsched.topology import Topology, load_topology
-from memsched.uapi.pressure import PsiTrigger, VmpressureConfig, VmpressureLevel
-from memsched.units import MIB, NSEC_PER_SEC, parse_duration, parse_size
+from memsched.sim.mm.reclaim import Reclaim
+from memsched.uapi.pressure import VmpressureConfig, VmpressureLevel
+from memsched.units import MIB, NSEC_PER_SEC
+from memsched.workloads.pressure.scenario import LEVELS, Scenario, ServiceSpec
 
-__all__ = [
-    "DESIGNS",
-    "KINDS",
-    "Scenario",
-    "ServiceSpec",
-    "list_scenarios",
-    "load_scenario",
-    "run_design",
-    "run_scenario",
-]
-
-DESIGNS = ("none", "rfc2012", "mainline", "psi")
-KINDS = ("streamer", "cache", "allocator")
-POLICIES = ("ignore", "shed")
-LEVELS = ("low", "medium", "critical")
+__all__ = ["PressureRun"]
 
 #: User CPU to give back one page (munmap/madvise work: TLB flush, freeing), estimate.
 RELEASE_NS_PER_PAGE = 250
 #: Upper bound on listener iterations (each handles one wake-up).
 MAX_LISTENER_WAKEUPS = 20_000
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """One service of a scenario (sizes in bytes, times in ns)."""
-
-    name: str
-    kind: str
-    size: int
-    chunk: int = 2 * MIB
-    start: int = 0
-    policy: str = "ignore"
-    shed_fraction: float = 0.25
-    cooldown: int = NSEC_PER_SEC
-    memcg: str | None = None
-    limit: int | None = None
-    oom_score_adj: int = 0
-    hit_cost: int = 4_000_000
-    miss_cost: int = 12_000_000
-    rate: int = 64 * MIB
-
-    def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError("name", self.name, "must be a non-empty name of letters, digits, - and _")
-        if self.kind not in KINDS:
-            raise UnknownNameError("kind", self.kind, KINDS)
-        if self.policy not in POLICIES:
-            raise UnknownNameError("policy", self.policy, POLICIES)
-        if self.chunk < 4096 or self.chunk % 4096:
-            raise ConfigError("chunk", self.chunk, "must be a positive multiple of 4 KiB")
-        if self.size < self.chunk:
-            raise ConfigError("size", self.size, f"must be at least one chunk ({self.chunk} B)")
-        if not 0.0 < self.shed_fraction <= 1.0:
-            raise ConfigError("shed_fraction", self.shed_fraction, "must be in (0, 1]")
-        if not -1000 <= self.oom_score_adj <= 1000:
-            raise ConfigError("oom_score_adj", self.oom_score_adj, "must be in -1000..1000")
-        if self.limit is not None and self.memcg is None:
-            raise ConfigError("limit", self.limit, "needs a 'memcg' to apply to")
-        if self.memcg is not None and (not self.memcg.startswith("/") or self.memcg == "/"):
-            raise ConfigError("memcg", self.memcg, "must be a child cgroup path such as /cache")
-        for name in ("hit_cost", "miss_cost", "rate", "cooldown"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, getattr(self, name), "must be >= 0")
-        if self.rate == 0:
-            raise ConfigError("rate", 0, "must be > 0")
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A machine, its sysctls, the services, and the designs to compare."""
-
-    name: str
-    description: str
-    topology: Topology
-    duration: int
-    services: tuple[ServiceSpec, ...]
-    designs: tuple[str, ...] = DESIGNS
-    reclaim: ReclaimConfig = field(default_factory=ReclaimConfig)
-    psi_medium: PsiTrigger = field(default_factory=lambda: PsiTrigger("some", 100_000, 1_000_000))
-    psi_critical: PsiTrigger = field(default_factory=lambda: PsiTrigger("full", 100_000, 1_000_000))
-    psi_privileged: bool = True
-    source: str = "<builtin>"
-
-    def __post_init__(self) -> None:
-        if self.duration <= 0:
-            raise ConfigError("duration", self.duration, "must be > 0", source=self.source)
-        if not self.services:
-            raise ConfigError("service", [], "must list at least one [[service]]", source=self.source)
-        names = [s.name for s in self.services]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ConfigError("service.name", dup[0], "must be unique", source=self.source)
-        for d in self.designs:
-            if d not in DESIGNS:
-                raise UnknownNameError("designs", d, DESIGNS, source=self.source)
-        for trig in (self.psi_medium, self.psi_critical):
-            try:
-                trig.check_privilege(self.psi_privileged)
-            except ConfigError as e:
-                raise ConfigError("psi", trig.format(), e.allowed, source=self.source) from None
-
-
-# ---- loading -----------------------------------------------------------------------------------------------
-
-_TOP_KEYS = {
-    "name",
-    "description",
-    "topology",
-    "memory",
-    "duration",
-    "designs",
-    "sysctl",
-    "rfc2012",
-    "mainline",
-    "psi",
-    "service",
-}
-_SERVICE_KEYS = {f.name for f in dataclasses.fields(ServiceSpec)}
-_SIZE_KEYS = {"size", "chunk", "limit", "rate"}
-_TIME_KEYS = {"start", "cooldown", "hit_cost", "miss_cost"}
-
-
-def _scenario_dir() -> Any:
-    return resources.files("memsched.data") / "scenarios"
-
-
-def list_scenarios() -> list[str]:
-    """Names of the built-in scenarios (``memsched/data/scenarios/pressure-*.toml``)."""
-    return sorted(
-        p.name.removeprefix("pressure-").removesuffix(".toml")
-        for p in _scenario_dir().iterdir()
-        if p.name.startswith("pressure-") and p.name.endswith(".toml")
-    )
-
-
-def load_scenario(ref: str) -> Scenario:
-    """A built-in scenario by name, or a TOML file by path."""
-    path = Path(ref)
-    if ref.endswith(".toml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(
-                "SCENARIO",
-                ref,
-                "must be a readable TOML file or a built-in scenario: " + ", ".join(list_scenarios()),
-            )
-        text = path.read_text()
-        source = str(path)
-    else:
-        names = list_scenarios()
-        if ref not in names:
-            raise UnknownNameError("SCENARIO", ref, names)
-        text = (_scenario_dir() / f"pressure-{ref}.toml").read_text()
-        source = f"scenario {ref}"
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("SCENARIO", ref, f"must be valid TOML ({e})", source=source) from None
-    return scenario_from_dict(raw, source=source)
-
-
-def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str, source: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(
-                key,
-                raw[key],
-                f"is not a key of {where}; valid keys: " + ", ".join(sorted(allowed)),
-                source=source,
-            )
-
-
-def _as_str(raw: Mapping[str, Any], key: str, source: str) -> str:
-    v = raw[key]
-    if not isinstance(v, str):
-        raise ConfigError(key, v, "must be a string", source=source)
-    return v
-
-
-def _service(raw: Mapping[str, Any], i: int, source: str) -> ServiceSpec:
-    where = f"[[service]] #{i + 1}"
-    if not isinstance(raw, Mapping):
-        raise ConfigError("service", raw, "entries must be tables ([[service]])", source=source)
-    _check_keys(raw, _SERVICE_KEYS, where, source)
-    for key in ("name", "kind", "size"):
-        if key not in raw:
-            raise ConfigError(key, None, f"is required in {where}", source=source)
-    kw: dict[str, Any] = {}
-    for key, v in raw.items():
-        try:
-            if key in _SIZE_KEYS:
-                kw[key] = parse_size(v, field=key)
-            elif key in _TIME_KEYS:
-                kw[key] = parse_duration(v, field=key)
-            elif key == "shed_fraction":
-                if isinstance(v, bool) or not isinstance(v, int | float):
-                    raise ConfigError(key, v, "must be a number in (0, 1]")
-                kw[key] = float(v)
-            elif key == "oom_score_adj":
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise ConfigError(key, v, "must be an integer in -1000..1000")
-                kw[key] = v
-            else:
-                kw[key] = _as_str(raw, key, source)
-        except ConfigError as e:
-            raise ConfigError(f"service.{e.field}", e.value, e.allowed, source=f"{source}, {where}") from None
-    try:
-        return ServiceSpec(**kw)
-    except ConfigError as e:
-        raise ConfigError(f"service.{e.field}", e.value, e.allowed, source=f"{source}, {where}") from None
-
-
-def _sets(raw: Any, section: str, source: str) -> dict[str, str]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(section, raw, "must be a table", source=source)
-    out = {}
-    for k, v in raw.items():
-        if isinstance(v, bool):
-            out[k] = "true" if v else "false"
-        elif isinstance(v, str) and k.endswith(("_bytes", "_per_s")):
-            out[k] = str(parse_size(v, field=k))
-        elif isinstance(v, str) and k.endswith("_ns"):
-            out[k] = str(parse_duration(v, field=k))
-        else:
-            out[k] = str(v)
-    return out
-
-
-def scenario_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") -> Scenario:
-    """Validate a parsed scenario document (see the module docstring for the keys)."""
-    _check_keys(raw, _TOP_KEYS, "a scenario", source)
-    name = _as_str(raw, "name", source) if "name" in raw else Path(source).stem
-    topo = load_topology(_as_str(raw, "topology", source) if "topology" in raw else "pressure-1n4")
-    if "memory" in raw:
-        mem = parse_size(raw["memory"], field="memory")
-        if mem < 64 * MIB:
-            raise ConfigError("memory", raw["memory"], "must be at least 64MiB", source=source)
-        per_node = mem // topo.nr_nodes
-        topo = dataclasses.replace(
-            topo, nodes=tuple(dataclasses.replace(n, memory_bytes=per_node) for n in topo.nodes)
-        )
-    try:
-        duration = parse_duration(raw.get("duration", "30s"), field="duration")
-        reclaim_sets = _sets(raw.get("sysctl", {}), "sysctl", source)
-        rfc = from_sets(Rfc2012VmpressureConfig, _sets(raw.get("rfc2012", {}), "rfc2012", source), owner="[rfc2012]")
-        mainline = from_sets(
-            MainlineVmpressureConfig, _sets(raw.get("mainline", {}), "mainline", source), owner="[mainline]"
-        )
-        base = ReclaimConfig(rfc=rfc, mainline=mainline)
-        reclaim = from_sets(ReclaimConfig, reclaim_sets, owner="[sysctl]", base=base)
-    except ConfigError as e:
-        raise ConfigError(e.field, e.value, e.allowed, source=source) from None
-    psi_raw = raw.get("psi", {})
-    if not isinstance(psi_raw, Mapping):
-        raise ConfigError("psi", psi_raw, "must be a table", source=source)
-    _check_keys(psi_raw, {"medium", "critical", "privileged"}, "[psi]", source)
-    privileged = psi_raw.get("privileged", True)
-    if not isinstance(privileged, bool):
-        raise ConfigError("psi.privileged", privileged, "must be true or false", source=source)
-    trig = {}
-    for level, default in (("medium", "some 100000 1000000"), ("critical", "full 100000 1000000")):
-        text = psi_raw.get(level, default)
-        try:
-            trig[level] = PsiTrigger.parse_write(str(text).encode() + b"\0", privileged=True)
-        except (KernelError, ConfigError) as e:
-            raise ConfigError(
-                f"psi.{level}",
-                text,
-                f"must be a PSI trigger '<some|full> <stall us> <window us>' ({e})",
-                source=source,
-            ) from None
-    designs = raw.get("designs", list(DESIGNS))
-    if not isinstance(designs, list) or not all(isinstance(d, str) for d in designs) or not designs:
-        raise ConfigError(
-            "designs", designs, "must be a non-empty list of: " + ", ".join(DESIGNS), source=source
-        )
-    services_raw = raw.get("service", [])
-    if not isinstance(services_raw, list):
-        raise ConfigError("service", services_raw, "must be an array of tables ([[service]])", source=source)
-    services = tuple(_service(s, i, source) for i, s in enumerate(services_raw))
-    return Scenario(
-        name=name,
-        description=str(raw.get("description", "")),
-        topology=topo,
-        duration=duration,
-        services=services,
-        designs=tuple(designs),
-        reclaim=reclaim,
-        psi_medium=trig["medium"],
-        psi_critical=trig["critical"],
-        psi_privileged=privileged,
-        source=source,
-    )
-
-
-# ---- services on the machine -------------------------------------------------------------------------------
 
 
 class _AnyOf:
@@ -394,7 +67,7 @@ class _Service:
         return self.region.sub(k * self.spec.chunk, self.spec.chunk)
 
 
-class _Run:
+class PressureRun:
     """One scenario under one design."""
 
     def __init__(self, scenario: Scenario, design: str, seed: int) -> None:
@@ -593,6 +266,7 @@ class _Run:
 
     # -- running and reporting
     def run(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+        """Run to the scenario's end; return the figures."""
         m = self.machine
         step = max(self.sc.duration // 20, 1)
         t = 0
@@ -601,9 +275,9 @@ class _Run:
             m.run(until=t)
             if progress is not None:
                 progress(t / self.sc.duration)
-        return self.record()
+        return self.figures()
 
-    def record(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, Any]:
         m, r, sc = self.machine, self.r, self.sc
         dur_s = sc.duration / NSEC_PER_SEC
         services = {}
@@ -731,28 +405,3 @@ def _level_name(flavour: str, level: int) -> str:
 
 def _r(t_ns: float | None) -> float | None:
     return None if t_ns is None else round(t_ns / NSEC_PER_SEC, 6)
-
-
-def run_design(
-    scenario: Scenario, design: str, *, seed: int = 0, progress: Callable[[float], None] | None = None
-) -> dict[str, Any]:
-    """Run ``scenario`` under one notification design; returns its record."""
-    if design not in DESIGNS:
-        raise UnknownNameError("design", design, DESIGNS)
-    return _Run(scenario, design, seed).run(progress)
-
-
-def run_scenario(
-    scenario: Scenario,
-    *,
-    designs: tuple[str, ...] | None = None,
-    seed: int = 0,
-    on_done: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Every design of the scenario, in order."""
-    out = []
-    for d in designs or scenario.designs:
-        out.append(run_design(scenario, d, seed=seed))
-        if on_done is not None:
-            on_done(d)
-    return out

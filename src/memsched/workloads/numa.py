@@ -1,0 +1,168 @@
+"""The ``numa`` family's runner: a NUMA workload under a NUMA policy, on the fluid machine.
+
+A :class:`~memsched.workloads.runspec.RunSpec` with ``family="numa"`` names the workload (``memsched list
+workloads``), the topology (a preset or a TOML file), the policy (``memsched list policies``), the seed and the
+``--set`` keys, split between the workload and the policy by :func:`memsched.config.split_sets`.
+:func:`compare_specs` lists the runs of a comparison: every (workload, policy) pair plus the reference runs each
+workload declares.
+
+Record figures: ``workload``, ``policy``, ``label``, ``topology``, ``seed``, ``elapsed_s`` (simulated seconds
+until the last task exited, or the benchmark's fixed duration), ``user_s`` and ``system_s`` (CPU time of all
+tasks, as ``time(1)`` reports them), ``vmstat`` (``/proc/vmstat`` names), ``local_fraction`` (bytes served by
+the local node over all bytes), ``numastat`` per node, ``timeline`` samples, workload and policy ``metrics``,
+and the ``score`` a comparison ranks the run by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from memsched.config import split_sets
+from memsched.errors import ConfigError
+from memsched.policies.numa import registry as policies
+from memsched.record import RunRecord
+from memsched.sim.fluid.machine import FluidMachine, MachineConfig
+from memsched.topology import Topology, load_topology
+from memsched.units import NSEC_PER_SEC
+from memsched.workloads import base as workloads
+from memsched.workloads.runspec import RunSpec
+
+__all__ = ["NumaOptions", "NumaRunner", "compare_specs"]
+
+
+@dataclass(frozen=True)
+class NumaOptions:
+    """How a NUMA run is simulated: page size and timeline resolution."""
+
+    thp: bool = True
+    sample_interval_s: float = 1.0
+
+
+def compare_specs(
+    topology: str, names: Sequence[str], policies_: Sequence[str], seed: int, options: NumaOptions | None = None
+) -> list[RunSpec]:
+    """Every (workload, policy) run plus each workload's reference runs, in table order."""
+    specs = []
+    known = set(workloads.names())
+    for wl in names:
+        for pol in policies_:
+            specs.append(RunSpec(wl, topology, pol, seed, label=pol, options=options))
+        for ref in workloads.get(wl).references:
+            if ref.workload in known:
+                reference = RunSpec(
+                    ref.workload, topology, "none", seed, label=ref.label, role="reference", base=wl, options=options
+                )
+                specs.append(reference)
+    return specs
+
+
+class NumaRunner:
+    """The NUMA workloads (``memsched.workloads``) under a NUMA policy, on the fluid machine."""
+
+    family: ClassVar[str] = "numa"
+
+    def _parts(self, spec: RunSpec) -> tuple[Topology, workloads.WorkloadSpec, policies.PolicySpec, Any, Any]:
+        if spec.topology is None:
+            raise ConfigError("topology", None, "is required for a NUMA run (a preset name or a TOML file)")
+        topo = load_topology(spec.topology)
+        wl = workloads.get(spec.workload)
+        pol = policies.get(spec.policy or "none")
+        wl_sets, pol_sets = split_sets(
+            spec.sets, ((f"workload {wl.id}", wl.config_cls), (f"policy {pol.id}", pol.config_cls))
+        )
+        opts = self._options(spec)
+        if opts.sample_interval_s <= 0:
+            raise ConfigError("sample_interval_s", opts.sample_interval_s, "must be > 0")
+        return topo, wl, pol, wl.make_config(wl_sets), pol.make_config(pol_sets)
+
+    @staticmethod
+    def _options(spec: RunSpec) -> NumaOptions:
+        if spec.options is None:
+            return NumaOptions()
+        if not isinstance(spec.options, NumaOptions):
+            raise ConfigError("options", spec.options, "must be NumaOptions for a NUMA run")
+        return spec.options
+
+    def check(self, spec: RunSpec) -> None:
+        self._parts(spec)
+
+    def run(self, spec: RunSpec, *, progress: Callable[[float], None] | None = None) -> RunRecord:
+        from memsched.sim.numa.balancing import NumaBalancing, needs_mechanism
+
+        topo, wl, pol, wl_cfg, pol_cfg = self._parts(spec)
+        opts = self._options(spec)
+        machine = FluidMachine(
+            topo,
+            seed=spec.seed,
+            config=MachineConfig(thp=opts.thp, sample_interval_ns=round(opts.sample_interval_s * NSEC_PER_SEC)),
+        )
+        policy = pol.make(pol_cfg)
+        numa = NumaBalancing(machine, policy) if needs_mechanism(policy) else None
+        if numa is not None:
+            machine.add_instrument(numa)
+        built = wl.build(machine, wl_cfg)
+        machine.run(
+            until=built.duration_ns,
+            progress=(lambda now: progress(now / NSEC_PER_SEC)) if progress else None,
+        )
+        elapsed_ns = built.duration_ns if built.duration_ns is not None else machine.elapsed_ns
+        workload_metrics = built.metrics(machine)
+        label = spec.label or pol.id
+        figures: dict[str, Any] = {
+            "workload": spec.workload,
+            "policy": pol.id,
+            "label": label,
+            "topology": topo.name,
+            "seed": spec.seed,
+            "thp": opts.thp,
+            "config": {"workload": wl.config_dict(wl_cfg), "policy": pol.config_dict(pol_cfg)},
+            "elapsed_s": _r(elapsed_ns / NSEC_PER_SEC),
+            "user_s": _r(machine.user_ns() / NSEC_PER_SEC),
+            "system_s": _r(machine.system_ns() / NSEC_PER_SEC),
+            "local_fraction": _r(machine.local_fraction()),
+            "tasks": len(machine.tasks),
+            "task_node_moves": machine.sched.task_node_moves,
+            "memory_bytes": int(machine.vmstat["numa_hit"] + machine.vmstat["numa_miss"]) * machine.page_size,
+            "vmstat": machine.vmstat.snapshot(),
+            "numastat": machine.vmstat.numastat(),
+            "metrics": workload_metrics | (numa.metrics() if numa is not None else {}),
+            "score": _score(wl, workload_metrics, elapsed_ns),
+            "timeline": _timeline(machine),
+        }
+        return RunRecord(
+            family=self.family,
+            workload=spec.workload,
+            policy=pol.id,
+            label=label,
+            seed=spec.seed,
+            figures=figures,
+            role=spec.role,
+            base=spec.base or spec.workload,
+            policy_version=pol.version,
+        )
+
+
+
+def _score(wl: workloads.WorkloadSpec, metrics: dict[str, Any], elapsed_ns: int) -> dict[str, Any]:
+    """The figure a comparison ranks this run by: the workload's first headline figure, else elapsed time."""
+    if wl.headline:
+        key, title, _ = wl.headline[0]
+        return {"name": title, "value": metrics.get(key), "higher_is_better": True}
+    return {"name": "elapsed s", "value": _r(elapsed_ns / NSEC_PER_SEC), "higher_is_better": False}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def _timeline(machine: FluidMachine) -> dict[str, list[Any]]:
+    tl = machine.timeline.samples
+    return {
+        "t_s": [_r(s["t_s"]) for s in tl],
+        "local_fraction": [_r(s["local_fraction"]) for s in tl],
+        "node_pages": [s["node_pages"] for s in tl],
+        "node_tasks": [s["node_tasks"] for s in tl],
+        **({"workload": [s.get("workload") for s in tl]} if any("workload" in s for s in tl) else {}),
+    }

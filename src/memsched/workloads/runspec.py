@@ -1,0 +1,50 @@
+"""What a simulated run is (:class:`RunSpec`) and what every workload family provides to run it (:class:`Runner`).
+
+The families — the NUMA workloads (``workloads/numa.py``), the realtime scenarios (``workloads/rt/run.py``)
+and the memory-pressure scenarios (``workloads/pressure/run.py``) — each implement :class:`Runner`;
+``workloads/runner.py`` dispatches a spec to its family's runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from memsched.record import Role, RunRecord
+
+__all__ = ["RunSpec", "Runner"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a workload of a family, the policy under test, where, with which seed and settings.
+
+    ``policy`` is the NUMA policy (``numa``), the preemption model (``rt``; ``None``: the scenario's) or
+    the notification design (``pressure``). ``topology`` is a preset or a TOML file (``numa``; the other
+    families take their machine from the scenario). ``role``, ``base`` and ``label`` place the run in a
+    comparison. ``options`` are the family's own (:class:`NumaOptions`, ``RtOptions``).
+    """
+
+    workload: str
+    topology: str | None = None
+    policy: str | None = None
+    seed: int = 0
+    sets: Mapping[str, str] = field(default_factory=dict)
+    family: str = "numa"
+    label: str | None = None
+    role: Role = "policy"
+    base: str | None = None
+    options: Any = None
+
+
+class Runner(Protocol):
+    """What every workload family provides to run its workloads."""
+
+    family: ClassVar[str]
+
+    def check(self, spec: RunSpec) -> None:
+        """Validate every name and setting of ``spec``; raise :class:`~memsched.errors.ConfigError`."""
+
+    def run(self, spec: RunSpec, *, progress: Callable[[float], None] | None = None) -> RunRecord:
+        """Simulate ``spec`` and return its record; ``progress`` gets simulated seconds (or a fraction)."""
