@@ -57,6 +57,24 @@ class RunRecord:
         if not self.base:
             object.__setattr__(self, "base", self.workload)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Records cross process boundaries (``run_many``) without their ``extras``."""
+        return (
+            RunRecord,
+            (
+                self.family,
+                self.workload,
+                self.policy,
+                self.label,
+                self.seed,
+                dict(self.figures),
+                self.role,
+                self.base,
+                self.policy_version,
+                self.model_version,
+            ),
+        )
+
     @property
     def is_reference(self) -> bool:
         return self.role == "reference"

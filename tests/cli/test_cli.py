@@ -39,6 +39,16 @@ def test_run_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
     assert 40 < rec["elapsed_s"] < 80
 
 
+def test_huge_scan_size_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """A scan size at or above MAX_SCAN_WINDOW (2560 MB) is a valid sysctl, not a ZeroDivisionError."""
+    rc, out, err = run_cli(
+        capsys, "run", "numa02_SMT", "-t", "sandybridge-2n32", "--policy", "mainline", "--set", "scan_size_mb=4096",
+        "--json",
+    )
+    assert rc == 0 and err == ""
+    assert json.loads(out)["vmstat"]["numa_pte_updates"] > 0
+
+
 def test_same_seed_byte_identical_json(capsys: pytest.CaptureFixture[str]) -> None:
     """The same seed gives byte-identical --json output."""
     args = ("run", "numa01_THREAD_ALLOC_HARD_BIND", "--topology", "opteron-4n32", "--seed", "5", "--json")
@@ -92,6 +102,7 @@ def test_compare_small_with_report(capsys: pytest.CaptureFixture[str], tmp_path:
     assert rc == 0
     recs = json.loads(out)
     assert [r["label"] for r in recs][-2:] == ["HARD_BIND", "INVERSE_BIND"]
+    assert [r["role"] for r in recs][-3:] == ["policy", "reference", "reference"]
     assert all(r["base"] == "numa02" for r in recs)
     html = report.read_text()
     assert html.startswith("<!doctype html>") and "data:image/png;base64," in html

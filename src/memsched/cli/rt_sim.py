@@ -135,11 +135,11 @@ def sim(
             for i, spec in enumerate(specs):
                 rows.append(run_one(spec))
                 advance(i + 1)
-        doc = compare_doc(rows)
+        doc = preempt_doc(rows)
         if json_out:
             emit_json(doc)
         else:
-            out_console.print(compare_table(doc))
+            out_console.print(preempt_table(doc))
         return
     options = RtOptions(cpus=cpus, rt_app=None if rt_app_file is None else str(rt_app_file), trace=trace is not None)
     spec = RunSpec(
@@ -165,7 +165,7 @@ def sim(
         out_console.print(_summary(rec))
 
 
-def compare_doc(rows: list[RunRecord]) -> dict[str, Any]:
+def preempt_doc(rows: list[RunRecord]) -> dict[str, Any]:
     """Side-by-side figures per model and the lazy/full ratios the roadmap asks about."""
     models = []
     for r in rows:
@@ -209,7 +209,7 @@ def compare_doc(rows: list[RunRecord]) -> dict[str, Any]:
     }
 
 
-def compare_table(doc: dict[str, Any]) -> Any:
+def preempt_table(doc: dict[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(title=f"{doc['taskset']} under every preemption model")

@@ -38,7 +38,7 @@ from memsched.topology import Topology
 from memsched.units import GIB
 from memsched.workloads.base import Built, Reference, WorkloadSpec, register
 
-__all__ = ["VARIANTS", "AutonumaConfig"]
+__all__ = ["VARIANTS", "AutonumaBenchConfig"]
 
 NUMA01_SIZE = 3 * GIB
 NUMA01_NR = 50  # repetitions after the first full write (numa01)
@@ -49,7 +49,7 @@ MOF = 2
 
 
 @dataclass(frozen=True)
-class AutonumaConfig:
+class AutonumaBenchConfig:
     mof: bool = knob(False, "the -m switch of fdf7a42: cpus = 2 * nodes instead of nr_cpu_ids")
     first_touch_node: int = knob(
         -1, "numa01's nodemask_global: node 0 or 1; -1 = wall-clock parity, drawn from the seed", min=-1, max=1
@@ -59,7 +59,7 @@ class AutonumaConfig:
         validate(self)
 
 
-def _cpus(topo: Topology, cfg: AutonumaConfig) -> int:
+def _cpus(topo: Topology, cfg: AutonumaBenchConfig) -> int:
     return MOF * topo.nr_nodes if cfg.mof else topo.nr_cpus
 
 
@@ -75,7 +75,7 @@ def _cpus_of(topo: Topology, nodes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(c for n in nodes for c in topo.node_cpus(n)))
 
 
-def _build_numa01(machine: FluidMachine, cfg: AutonumaConfig, *, thread_alloc: bool, bind: str) -> Built:
+def _build_numa01(machine: FluidMachine, cfg: AutonumaBenchConfig, *, thread_alloc: bool, bind: str) -> Built:
     topo = machine.topology
     threads = _cpus(topo, cfg) // 2
     if threads < 1:
@@ -114,7 +114,7 @@ def _build_numa01(machine: FluidMachine, cfg: AutonumaConfig, *, thread_alloc: b
     return Built(processes, metrics=lambda m: {"nodemask_global": node_global})
 
 
-def _build_numa02(machine: FluidMachine, cfg: AutonumaConfig, *, smt: bool, bind: str) -> Built:
+def _build_numa02(machine: FluidMachine, cfg: AutonumaBenchConfig, *, smt: bool, bind: str) -> Built:
     topo = machine.topology
     cpus = _cpus(topo, cfg)
     threads = cpus // 2 if smt else cpus
@@ -188,7 +188,7 @@ def _spec(base: str, bind: str) -> WorkloadSpec:
         id=wid,
         description=about + how,
         family="autonuma-benchmark",
-        config_cls=AutonumaConfig,
+        config_cls=AutonumaBenchConfig,
         build=build,
         references=()
         if bind == "hard"

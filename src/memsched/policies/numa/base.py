@@ -37,6 +37,7 @@ from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 from memsched.units import NSEC_PER_MSEC
 
 __all__ = [
+    "BASE_PAGE_SIZE",
     "HOOKS",
     "MAX_SCAN_WINDOW_MB",
     "SCAN_3_8",
@@ -53,6 +54,7 @@ __all__ = [
 MAX_SCAN_WINDOW_MB = 2560
 #: ``PAGE_SHIFT`` of the 4 KiB base pages ``get_mm_rss()`` counts.
 BASE_PAGE_SHIFT = 12
+BASE_PAGE_SIZE = 1 << BASE_PAGE_SHIFT
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from memsched.policies.numa.actions import (
     SetScanPeriod,
     SwapTasks,
 )
-from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.base import BASE_PAGE_SIZE, MigrationRules, NumaPolicy, TaskWorkScan
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
 NSEC_PER_MSEC = 1_000_000
@@ -114,7 +114,8 @@ class _TaskNuma:
 class Mainline(NumaPolicy):
     def __init__(self, config: MainlineConfig) -> None:
         self.config = config
-        self.scan = TaskWorkScan.from_knobs(config, scan_period_reset_ms=0, scale_by_rss=True)
+        self.task_scan = TaskWorkScan.from_knobs(config, scan_period_reset_ms=0, scale_by_rss=True)
+        self.scan = self.task_scan
         self.migration = MigrationRules(rate_limit=True, ratelimit_mb=config.ratelimit_mb)
         self.tick_interval_ns = config.migrate_check_ms * NSEC_PER_MSEC
         self.tasks: dict[int, _TaskNuma] = {}
@@ -321,14 +322,9 @@ class Mainline(NumaPolicy):
         return SetScanPeriod(task, int(min(max(period + diff, lo), hi)))
 
     def _scan_bounds(self, ctx: PolicyContext, task: int) -> tuple[int, int]:
-        """``task_scan_min()`` / ``task_scan_max()`` for the task's RSS (as the mechanism computes them)."""
-        cfg = self.config
-        rss_mb = float(np.asarray(ctx.mm_node_pages(ctx.task_mm(task))).sum()) * ctx.page_size / (1 << 20)
-        windows = max(1, math.ceil(rss_mb / cfg.scan_size_mb))
-        floor = 1000 // (2560 // cfg.scan_size_mb)
-        lo = max(floor, cfg.scan_period_min_ms // windows)
-        hi = max(lo, cfg.scan_period_max_ms // windows)
-        return lo * NSEC_PER_MSEC, hi * NSEC_PER_MSEC
+        """``task_scan_min()`` / ``task_scan_max()`` for the task's RSS: the scanner's own bounds."""
+        rss_pages = int(np.asarray(ctx.mm_node_pages(ctx.task_mm(task))).sum())
+        return self.task_scan.period_bounds_ns(rss_pages * (ctx.page_size // BASE_PAGE_SIZE))
 
     # ---- numa_migrate_preferred() / task_numa_migrate() --------------------------------------------------
     def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
