@@ -6,7 +6,7 @@ the same vocabulary everywhere. The kernel counterparts are ``drivers/base/node.
 ``nodeN/distance``, ``nodeN/meminfo``) and the ACPI SRAT/SLIT tables behind them.
 
 Beyond what ``/sys`` shows, a simulated machine needs the hardware figures that decide how fast memory-bound
-work runs (``../shared/reference/numa.md`` §6–7 explains why these benchmarks are bandwidth-bound):
+work runs (the benchmarks of the debate are bandwidth-bound; ``docs/calibration.md`` derives each figure):
 
 ``controller_gibps``
     DRAM traffic one node's memory controller sustains, reads plus writes, in GiB/s. A ``bzero`` costs two

@@ -1,6 +1,6 @@
 """autonuma-benchmark: numa01, numa01_THREAD_ALLOC, numa02, numa02_SMT and their HARD_BIND / INVERSE_BIND
-variants, as Andrea Arcangeli's 2012 sources define them (``pholasek/autonuma-benchmark`` at ``fdf7a42``;
-numa.md §1).
+variants, as Andrea Arcangeli's 2012 sources define them (``pholasek/autonuma-benchmark`` at ``fdf7a42``,
+19 Sep 2012; the Makefile builds numa01 with ``-DNO_BIND_FORCE_SAME_NODE`` since ``2e33cc1``).
 
 What each program does (``numa01.c`` / ``numa02.c`` after ``preproc.awk`` filled in the topology):
 
@@ -145,7 +145,8 @@ def _build_numa02(machine: FluidMachine, cfg: AutonumaBenchConfig, *, smt: bool,
 
 
 def _numa01_note(topology: Topology) -> str | None:
-    """numa01 is the adverse case on machines with more than two nodes (numa.md §1.2)."""
+    """numa01 is the adverse case on machines with more than two nodes: every thread of a process writes the whole
+    3 GiB, so no node can be local to all of them (numa01.c)."""
     if topology.nr_nodes <= 2:
         return None
     half = topology.nr_nodes // 2

@@ -1,6 +1,7 @@
 """``perf-bench-numa``: Ingo Molnar's ``perf bench numa mem`` layouts (tools/perf/bench/numa.c, Dec 2012).
 
-``layout=PxT`` runs P processes of T threads. Memory (numa.md §1.5):
+``layout=PxT`` runs P processes of T threads; it reports a convergence time (until each group's memory and
+threads sit on one node) and bandwidth in GB/s. Memory:
 
 * ``mem=process`` (``-P``): each process has ``size_mb`` shared by all its threads;
 * ``mem=thread`` (``-T``): each thread has its own ``size_mb``;

@@ -1,6 +1,7 @@
 """``specjbb``: SPECjbb2005-like JVMs, measured in business operations per second (bops).
 
-Mel Gorman's runs of the debate (numa.md §7.1): four JVMs, one per node, each ``-Xmx12882m`` on a 64 GB
+Mel Gorman's runs of the debate (mmtests, in his "Automatic NUMA Balancing" postings, linux-mm, Nov–Dec
+2012): four JVMs, one per node, each ``-Xmx12882m`` on a 64 GB
 four-node machine, THP on; results in bops, with a "manually placed" reference where each JVM is bound to
 its own node (``numactl --cpunodebind=N --membind=N``). The figures themselves are withheld; this builds
 the same shape:

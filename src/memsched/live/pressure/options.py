@@ -91,7 +91,7 @@ class PressureOptions:
     )
     reclaim_flavour: str = knob(
         "rfc2012",
-        "reclaim-index levels: rfc2012 (window 256, 60/99, as issue 6 asks) or mainline (512, 60/95)",
+        "reclaim-index levels: rfc2012 (window 256, 60/99, the RFC's defaults) or mainline (512, 60/95)",
         choices=("rfc2012", "mainline"),
     )
     fifo_path: str = knob("", "fifo backend: the FIFO (or regular file) to read events from")

@@ -6,7 +6,8 @@ This array is the single source of truth for placement: the page allocator fills
 migration rewrites it, and the memory model reads per-node fractions out of it with ``numpy.bincount``.
 
 ``mmap`` mimics what ``malloc`` of a large buffer does under glibc: a fresh page-aligned mapping with a small
-chunk header before the returned pointer (16 bytes on x86-64; numa.md §1.3 marks the exact size unverified).
+chunk header before the returned pointer (16 bytes on x86-64: ``chunk2mem()`` adds 2 * ``SIZE_SZ``, glibc
+malloc/malloc.c).
 So a buffer carved into per-thread slices has slice boundaries that straddle pages, and neighbouring threads
 share the straddling page, as in the real autonuma-benchmark runs.
 

@@ -34,7 +34,9 @@ Models mm/vmscan.c of Linux 3.7-4.x (the classic LRU the vmpressure_fd RFC was w
     being woken until some reclaim succeeds (``kswapd_failures``).
 
 Counters follow /proc/vmstat: ``pgscan_kswapd``, ``pgscan_direct``, ``pgsteal_kswapd``, ``pgsteal_direct``
-(global reclaim only: memcg-limit reclaim does not count there, as observed on 6.18, pressure.md §2.7),
+(global reclaim only: memcg-limit reclaim does not count there — the counts are taken only under
+``global_reclaim(sc)``, 3.x–4.x mm/vmscan.c, ``!cgroup_reclaim(sc)`` from 5.x; on 6.18 a memcg-limited
+writer leaves them at 0),
 ``pgscan_anon``/``_file``, ``pgsteal_anon``/``_file``, ``pgrefill``, ``pgactivate``, ``pgdeactivate``,
 ``pgrotated``, ``pageoutrun``, ``allocstall``, ``pswpout``, ``nr_vmscan_write``, ``kswapd_failures`` (as a
 count of failed runs).

@@ -2,7 +2,7 @@
 
 Kernel counterpart: ``mm/vmstat.c`` (``vmstat_text``) and ``include/linux/vm_event_item.h``; the per-node
 ``numa_*`` allocator counters are ``/sys/devices/system/node/nodeN/numastat``. Counters are named exactly as
-the kernel prints them, so simulated and live figures line up (numa.md §5.1).
+the kernel prints them, so simulated and live figures line up (and mmtests' ExtractVmstat reads either).
 
 Deviations from the kernel: counters are exact integers (no per-CPU batching drift).
 """
