@@ -45,13 +45,13 @@ from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureC
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
+from memsched.sim.fluid.psi import SimPsi
 from memsched.sim.fluid.task import FluidTask, FluidTaskState, Wait
 from memsched.sim.mm.lru import LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_NAMES, Frames, LruVecs
 from memsched.sim.mm.memcontrol import MemcgTree
 from memsched.sim.mm.mm import MmStruct, Region
 from memsched.sim.mm.oom_kill import OomKiller
 from memsched.sim.mm.page_alloc import watermarks
-from memsched.sim.mm.psi import SimPsi
 from memsched.sim.mm.vmpressure import SimVmpressure
 from memsched.sim.mm.vmscan import MAX_RECLAIM_RETRIES, RECLAIM_COUNTERS, ReclaimCosts, Swap, Vmscan
 from memsched.sim.mm.writeback import Writeback

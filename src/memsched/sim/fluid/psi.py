@@ -1,4 +1,7 @@
-"""PSI memory pressure of the simulated machine: per-CPU stall states, totals, averages and triggers.
+"""PSI memory pressure of the fluid machine: per-CPU stall states, totals, averages and triggers.
+
+It lives with the fluid machine's scheduler, as kernel/sched/psi.c lives in kernel/sched: it tracks tasks on
+runqueues; reclaim (``sim/mm/reclaim.py``) tells it when a task stalls.
 
 Models kernel/sched/psi.c (6.5+; averaging and windows unchanged since 5.2) for the memory resource of the
 system-wide group (``/proc/pressure/memory``):
