@@ -37,9 +37,13 @@ Defense of design
 DL task one budget event when ``hrtick_dl`` is on); accounting happens where the kernel does it (ticks,
 schedule, wakeup preemption), so most simulated nanoseconds cost nothing.
 
-*The core builds the classes.* :class:`SchedCore` creates the stop, deadline, RT, fair and idle classes and
-hands itself to them as :class:`~memsched.sim.sched.sched.CoreOps`; the class modules import only ``sched.py``
-(the shared types, as ``sched.h`` is in the kernel), never this module, so there is no import cycle.
+*The core builds the classes and the interpreter.* :class:`SchedCore` creates the stop, deadline, RT, fair
+and idle classes and the task-program interpreter (``interp.py``: what the running task does between two
+events, phase by phase) and hands itself to them as :class:`~memsched.sim.sched.sched.CoreOps`; the class
+modules and the interpreter import only ``sched.py`` (the shared types, as ``sched.h`` is in the kernel),
+never this module, so there is no import cycle. The core calls the interpreter after every switch and
+every ``__schedule()`` that keeps the running task; the interpreter calls back into :meth:`~SchedCore.block`,
+:meth:`~SchedCore.task_dead`, :meth:`~SchedCore.wake_up` and :meth:`~SchedCore.schedule`.
 
 *Re-entrancy.* A task program may wake others (``Send``, ``Unlock``) while it is being advanced; a
 reschedule of the CPU that is advancing is not done at once but checked at the next phase boundary, with
@@ -54,30 +58,16 @@ dependencies other than the scheduler's (no POSIX CPU timers, perf events or RCU
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from memsched.errors import ConfigError, SimulationError
+from memsched.errors import ConfigError
 from memsched.sim.engine import Engine, Event, Prio
 from memsched.sim.sched.deadline import DlClass
 from memsched.sim.sched.fair import FairClass
+from memsched.sim.sched.interp import ProgramInterp, work_start
 from memsched.sim.sched.preempt import Point, PreemptModel, Resched, parse_model
-from memsched.sim.sched.program import (
-    K_ALLOC,
-    K_FREE,
-    K_KERNEL,
-    K_LOCK,
-    K_NANOSLEEP,
-    K_NOPREEMPT,
-    K_RECV,
-    K_RUN,
-    K_SEND,
-    K_TIMER,
-    K_UNLOCK,
-    K_VCPU,
-    K_YIELD,
-)
+from memsched.sim.sched.program import K_TIMER
 from memsched.sim.sched.rt import RtClass
 from memsched.sim.sched.sched import (
     DEQUEUE_SLEEP,
@@ -100,36 +90,15 @@ if TYPE_CHECKING:
 
 __all__ = ["SchedCore"]
 
-#: A running task reaching the end of a phase goes before timers and wakeups of the same instant (it got
-#: there first), and its budget hrtick after that: a job that ends exactly as its runtime does is not throttled.
-PRIO_COMPLETE = Prio.TIMER + 5
+#: A DL task's budget hrtick goes after a phase completion of the same instant (``interp.PRIO_COMPLETE``): a
+#: job that ends exactly as its runtime does is not throttled.
 PRIO_BUDGET = Prio.TIMER + 6
 #: hrtick_start() (core.c): the shortest hrtick delay, 10 us.
 HRTICK_MIN_NS = 10_000
 
 
-class Mutex:
-    __slots__ = ("contended", "name", "owner", "waiters")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.owner: SchedTask | None = None
-        self.waiters: deque[SchedTask] = deque()
-        self.contended = 0
-
-
-class Channel:
-    __slots__ = ("count", "name", "sent", "waiters")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.count = 0
-        self.sent = 0
-        self.waiters: deque[SchedTask] = deque()
-
-
 class SchedCore:
-    """The scheduler of one machine: runqueues, classes, the task-program interpreter and its events."""
+    """The scheduler of one machine: runqueues, classes, ``__schedule()``, wakeups, ticks and accounting."""
 
     def __init__(
         self, engine: Engine, nr_cpus: int, config: SchedConfig, *, slub: Slub | None = None
@@ -162,8 +131,8 @@ class SchedCore:
             self.idle_class,
         )
         self.tasks: list[SchedTask] = []
-        self.locks: dict[str, Mutex] = {}
-        self.chans: dict[str, Channel] = {}
+        #: The task-program interpreter (``interp.py``); it owns the programs' mutexes and channels.
+        self.interp = ProgramInterp(self)
         self.ctx_switch_ns = config.ctx_switch_ns
         self.cache_refill_ns = config.cache_refill_ns
         self.migration_refill_ns = config.migration_refill_ns
@@ -287,253 +256,9 @@ class SchedCore:
         if lvl > rq.need_resched:
             rq.need_resched = self.model.level(lvl)
 
-    # ---- the interpreter -----------------------------------------------------------------------------------
-    def _work_start(self, rq: Rq) -> int:
-        """When the current task's work can go on: after the switch overhead and any interruption."""
-        now = self.engine.now
-        ovh = rq.ovh_until
-        irq = rq.irq_until
-        start = ovh if ovh > irq else irq
-        return start if start > now else now
-
-    def _arm(self, rq: Rq, t: SchedTask) -> None:
-        rq.run_until = self._work_start(rq) + t.rem
-        rq.complete_ev = self.at(rq.run_until, PRIO_COMPLETE, self._phase_done, rq)
-
-    def _phase_done(self, rq: Rq) -> None:
-        """End of a ``Run``, ``Kernel`` or ``NoPreempt`` phase (allocations end in :meth:`_alloc_done`)."""
-        t = rq.curr
-        rq.complete_ev = None
-        if t is None:  # pragma: no cover - cancelled events never run
-            raise SimulationError("phase completion on an idle CPU")
-        ph = t.program[t.pc]
-        k = ph.kind
-        t.rem = -1
-        t.pc += 1
-        if k == K_RUN:
-            t.stats.work_ns += ph.ns  # type: ignore[union-attr]
-            point = Point.KERNEL
-        elif k == K_KERNEL:
-            point = Point.COND_RESCHED
-        else:  # K_NOPREEMPT: preempt_enable() at its end
-            t.preempt_count -= 1
-            point = Point.PREEMPT_ENABLE
-        self.run_program(rq, t, point)
-
-    def run_program(self, rq: Rq, t: SchedTask, point: int) -> None:
-        """Advance ``t`` (``rq.curr``) through instantaneous phases until it runs, blocks or is preempted."""
-        model = self.model
-        prog = t.program
-        rq.in_advance = True
-        while True:
-            if rq.need_resched and model.allows(
-                rq.need_resched, point, t.user, t.preempt_count, t.lazy_count
-            ):
-                rq.in_advance = False
-                self.schedule(rq)
-                return
-            pc = t.pc
-            if pc >= t.plen:
-                t.loops_done += 1
-                if 0 <= t.loops <= t.loops_done:
-                    rq.in_advance = False
-                    self._exit(rq, t)
-                    return
-                t.pc = pc = 0
-            ph = prog[pc]
-            k = ph.kind
-            if k <= K_NOPREEMPT:
-                if k == K_RUN:
-                    if not t.user:
-                        t.user = True
-                        if rq.need_resched and model.allows(rq.need_resched, Point.RET_USER, True, 0, 0):
-                            rq.in_advance = False
-                            self.schedule(rq)
-                            return
-                else:
-                    t.user = False
-                    if k == K_NOPREEMPT and t.rem < 0:
-                        t.preempt_count += 1
-                if t.rem < 0:
-                    t.rem = ph.ns  # type: ignore[union-attr]
-                rq.in_advance = False
-                self._arm(rq, t)
-                return
-            # instantaneous phases (kernel mode unless sleeping)
-            point = Point.KERNEL
-            if k == K_SEND:
-                t.user = False
-                t.pc = pc + 1
-                self._send(t, ph.chan, ph.n)  # type: ignore[union-attr]
-            elif k == K_RECV:
-                t.user = False
-                ch = self.chans.get(ph.chan)  # type: ignore[union-attr]
-                if ch is None:
-                    ch = self.chans[ph.chan] = Channel(ph.chan)  # type: ignore[union-attr]
-                if ch.count > 0:
-                    ch.count -= 1
-                    t.pc = pc + 1
-                else:
-                    ch.waiters.append(t)
-                    rq.in_advance = False
-                    self._block(rq, t)
-                    return
-            elif k == K_LOCK:
-                t.user = False
-                if rq.need_resched and model.allows(
-                    rq.need_resched, Point.MIGHT_SLEEP, False, t.preempt_count, t.lazy_count
-                ):
-                    rq.in_advance = False
-                    self.schedule(rq)
-                    return
-                m = self.locks.get(ph.name)  # type: ignore[union-attr]
-                if m is None:
-                    m = self.locks[ph.name] = Mutex(ph.name)  # type: ignore[union-attr]
-                if m.owner is None:
-                    m.owner = t
-                    t.locks_held += 1
-                    t.lazy_count += 1
-                    t.pc = pc + 1
-                else:
-                    m.contended += 1
-                    m.waiters.append(t)
-                    rq.in_advance = False
-                    self._block(rq, t)
-                    return
-            elif k == K_UNLOCK:
-                t.pc = pc + 1
-                self._unlock(t, ph.name)  # type: ignore[union-attr]
-                point = Point.UNLOCK
-            elif k == K_TIMER:
-                t.pc = pc + 1
-                if self._job_end(rq, t, ph):
-                    return
-                point = Point.RET_USER
-            elif k == K_NANOSLEEP:
-                t.pc = pc + 1
-                t.user = True
-                rq.in_advance = False
-                self.at(self.engine.now + ph.ns, Prio.WAKEUP, self._timer_wake, t)  # type: ignore[union-attr]
-                self._block(rq, t)
-                return
-            elif k == K_YIELD:
-                t.pc = pc + 1
-                t.user = True
-                rq.in_advance = False
-                self.update_curr(rq)
-                t.sched_class.yield_task(rq, t)
-                self.schedule(rq)
-                return
-            elif k in (K_ALLOC, K_FREE):
-                t.user = False
-                if t.rem >= 0:  # resuming a preempted (fast-path) allocation
-                    rq.in_advance = False
-                    self._arm_alloc(rq, t, False)
-                    return
-                if self.slub is None:
-                    raise ConfigError("program", ph, "uses SLUB but the machine has no slub allocator")
-                cost, slow = self.slub.op(rq.cpu, ph.cache, ph.n, k == K_ALLOC)  # type: ignore[union-attr]
-                if cost > 0:
-                    # The allocation runs as a kernel phase; its slow path with preemption disabled.
-                    t.rem = cost
-                    if slow:
-                        t.preempt_count += 1
-                    rq.in_advance = False
-                    self._arm_alloc(rq, t, slow)
-                    return
-                t.pc = pc + 1
-            elif k == K_VCPU:
-                rq.in_advance = False
-                if t.guest is None:
-                    raise ConfigError("program", ph, "VcpuRun needs a KVM guest (sim/sched/kvm.py)")
-                t.guest.enter(t, ph.vcpu)  # type: ignore[union-attr]
-                return
-            else:  # pragma: no cover
-                raise SimulationError(f"unknown phase {ph!r}")
-
-    def _arm_alloc(self, rq: Rq, t: SchedTask, slow: bool) -> None:
-        rq.run_until = self._work_start(rq) + t.rem
-        rq.complete_ev = self.at(rq.run_until, PRIO_COMPLETE, self._alloc_done, rq, slow)
-
-    def _alloc_done(self, rq: Rq, slow: bool) -> None:
-        t = rq.curr
-        rq.complete_ev = None
-        assert t is not None
-        t.rem = -1
-        t.pc += 1
-        if slow:
-            t.preempt_count -= 1
-            self.run_program(rq, t, Point.PREEMPT_ENABLE)
-        else:
-            self.run_program(rq, t, Point.KERNEL)
-
-    def _job_end(self, rq: Rq, t: SchedTask, ph: Any) -> bool:
-        """rt-app ``timer``: close the current job, sleep until the next release. True if it blocked."""
-        now = self.engine.now
-        st = t.stats
-        if st.job_open:
-            resp = now - st.release
-            st.jobs += 1
-            st.resp.append(resp)
-            # Lateness against the job's relative deadline: rt-app's dl-deadline or the task's
-            # SCHED_DEADLINE deadline (constrained sets), else the period (implicit deadline).
-            d = st.job_deadline or (t.dl.dl_deadline if t.policy == SchedPolicy.DEADLINE else 0) or ph.period
-            if resp > d:
-                st.misses += 1
-                tard = resp - d
-                st.sum_tardiness += tard
-                st.max_tardiness = max(st.max_tardiness, tard)
-        st.job_open = True
-        nxt = st.release + ph.period
-        if ph.sporadic_mean_ns:
-            nxt += int(self.engine.rng(f"sporadic/{t.name}").exponential(ph.sporadic_mean_ns))
-        st.release = nxt
-        t.user = True
-        if nxt > now:
-            rq.in_advance = False
-            self.at(nxt, Prio.WAKEUP, self._release, t, nxt)
-            self._block(rq, t)
-            return True
-        return False
-
-    def _release(self, t: SchedTask, when: int) -> None:
-        t.stats.lat_release = when
-        self._timer_wake(t)
-
-    def _timer_wake(self, t: SchedTask) -> None:
-        self.wake_up(t, t.cpu, Point.IRQ_EXIT)
-
-    def _send(self, t: SchedTask, name: str, n: int) -> None:
-        ch = self.chans.get(name)
-        if ch is None:
-            ch = self.chans[name] = Channel(name)
-        ch.sent += n
-        for _ in range(n):
-            if ch.waiters:
-                w = ch.waiters.popleft()
-                w.pc += 1  # its Recv completes with this message
-                self.wake_up(w, t.cpu, Point.ASYNC)
-            else:
-                ch.count += 1
-
-    def _unlock(self, t: SchedTask, name: str) -> None:
-        m = self.locks.get(name)
-        if m is None or m.owner is not t:
-            raise SimulationError(f"{t.name} unlocks {name!r} which it does not hold")
-        t.locks_held -= 1
-        t.lazy_count -= 1
-        if m.waiters:
-            w = m.waiters.popleft()
-            m.owner = w  # handoff: the waiter owns the lock when it runs
-            w.locks_held += 1
-            w.lazy_count += 1
-            w.pc += 1
-            self.wake_up(w, t.cpu, Point.ASYNC)
-        else:
-            m.owner = None
-
     # ---- blocking, waking, exiting -------------------------------------------------------------------------
-    def _block(self, rq: Rq, t: SchedTask) -> None:
+    def block(self, rq: Rq, t: SchedTask) -> None:
+        """The running ``t`` sleeps: ``__schedule()`` with a ``prev`` that leaves the queue (``DEQUEUE_SLEEP``)."""
         self.update_curr(rq)
         t.state = SchedTaskState.BLOCKED
         t.on_rq = False
@@ -541,7 +266,8 @@ class SchedCore:
         t.sched_class.dequeue_task(rq, t, DEQUEUE_SLEEP)
         self.schedule(rq)
 
-    def _exit(self, rq: Rq, t: SchedTask) -> None:
+    def task_dead(self, rq: Rq, t: SchedTask) -> None:
+        """The running ``t`` ends its program: ``do_exit()`` → ``do_task_dead()``, a last ``__schedule()``."""
         self.update_curr(rq)
         t.state = SchedTaskState.EXITED
         t.exit_ns = self.engine.now
@@ -603,7 +329,7 @@ class SchedCore:
             if ev is not None:
                 ev.cancel()
                 rq.complete_ev = None
-                r = rq.run_until - self._work_start(rq)
+                r = rq.run_until - work_start(rq, now)
                 prev.rem = r if r > 0 else 0
             if rq.budget_ev is not None:
                 rq.budget_ev.cancel()
@@ -628,7 +354,7 @@ class SchedCore:
             rq.exec_start = now
             rq.stolen_mark = rq.stolen
             self._arm_budget(rq, prev)
-            self.run_program(rq, prev, Point.KERNEL)
+            self.interp.run_program(rq, prev, Point.KERNEL)
             return
         if prev is not None:
             if prev.on_rq:
@@ -679,7 +405,7 @@ class SchedCore:
         # this CPU from inside it is honoured at the task's first preemption point.
         rq.in_advance = True
         nxt.sched_class.post_switch(rq)
-        self.run_program(rq, nxt, Point.KERNEL)
+        self.interp.run_program(rq, nxt, Point.KERNEL)
 
     def _arm_budget(self, rq: Rq, t: SchedTask) -> None:
         if self.hrtick_dl:

@@ -168,4 +168,4 @@ class KvmGuest:
         if not self.running[vcpu] or rq.curr is not None or rq.nr_running or host_rq.curr is not t:
             return
         self.halts += 1
-        self.host.core._block(host_rq, t)
+        self.host.core.block(host_rq, t)

@@ -25,12 +25,15 @@ phase               mode         meaning
 ``VcpuRun()``       guest        a KVM vCPU thread entering the guest (``kvm.py``)
 ==================  ===========  ===========================================================================
 
-A return from kernel to user mode (a kernel-mode phase followed by ``Run``) is the ``RET_USER``
-preemption point. Jobs: a task's first job is released when it starts; each ``Timer`` ends one job (its
-response time, lateness against the task's relative deadline) and releases the next. :class:`TaskStats` holds
-what the simulator measures about a task: those jobs, its wakeup latencies and its useful work.
+This module declares the phases; ``interp.py`` (:class:`~memsched.sim.sched.interp.ProgramInterp`) runs
+them for the core, with the mutexes and channels they name. A return from kernel to user mode (a
+kernel-mode phase followed by ``Run``) is the ``RET_USER`` preemption point. Jobs: a task's first job is
+released when it starts; each ``Timer`` ends one job (its response time, lateness against the task's relative
+deadline) and releases the next. :class:`TaskStats` holds what the simulator measures about a task: those
+jobs, its wakeup latencies and its useful work.
 
-Deviations from the kernel: locks have no priority inheritance; channels are counters (no buffer limit).
+Deviations from the kernel: locks have no priority inheritance; channels are counters (no buffer limit);
+``interp.py`` lists how the phases it runs differ from the kernel paths they stand for.
 """
 
 from __future__ import annotations

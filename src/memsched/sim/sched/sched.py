@@ -14,7 +14,8 @@ and the core (``core.py``) depend on this module and never on each other's const
   ``deadline.py`` (``replenish_dl_entity`` and the others) are written once for both;
 * :class:`SchedClass` — ``struct sched_class``, the operations the core calls on a task's class, with the
   ``ENQUEUE_*`` / ``DEQUEUE_*`` flags passed to them;
-* :class:`CoreOps` — what a class may ask of the core, so a class module needs no import of ``core.py``;
+* :class:`CoreOps` — what a class or the task-program interpreter (``interp.py``) may ask of the core, so
+  neither needs an import of ``core.py``;
 * ``sched_prio_to_weight`` (kernel/sched/core.c) and :class:`SchedConfig`, the scheduler's knobs.
 
 The default :class:`SchedClass` methods are the kernel's "optional hook absent" behaviour
@@ -37,16 +38,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from memsched.admission import to_ratio
 from memsched.config import knob, validate
 from memsched.errors import ConfigError
 from memsched.sim.engine import Engine, Event
-from memsched.sim.sched.preempt import Resched
+from memsched.sim.sched.preempt import PreemptModel, Resched
 from memsched.sim.sched.program import Phase, TaskStats
 from memsched.uapi.sched import SchedPolicy
 from memsched.units import NSEC_PER_SEC
+
+if TYPE_CHECKING:
+    from memsched.sim.mm.slub import Slub
 
 __all__ = [
     "DEQUEUE_SAVE",
@@ -499,11 +503,11 @@ class Rq:
 
 
 class CoreOps(Protocol):
-    """What a scheduling class may ask of the core (``core.py``'s ``SchedCore`` provides it).
+    """What a scheduling class or the task-program interpreter may ask of the core (``core.py``'s ``SchedCore``).
 
-    The core constructs the classes and hands itself to them as this protocol, so no class module imports
-    ``core.py``: the kernel's classes likewise call ``resched_curr()``, ``update_curr()`` and the rest through
-    ``sched.h``.
+    The core constructs the classes and the interpreter (``interp.py``) and hands itself to them as this
+    protocol, so neither imports ``core.py``: the kernel's classes likewise call ``resched_curr()``,
+    ``update_curr()`` and the rest through ``sched.h``.
     """
 
     @property
@@ -520,6 +524,12 @@ class CoreOps(Protocol):
 
     @property
     def tick_ns(self) -> int: ...
+
+    @property
+    def model(self) -> PreemptModel: ...
+
+    @property
+    def slub(self) -> Slub | None: ...
 
     @property
     def stop_class(self) -> SchedClass: ...
@@ -547,6 +557,18 @@ class CoreOps(Protocol):
 
     def move_queued(self, t: SchedTask, src: Rq, dst: Rq) -> None:
         """Migrate a queued, not running task."""
+
+    def schedule(self, rq: Rq) -> None:
+        """``__schedule()`` on ``rq``'s CPU."""
+
+    def block(self, rq: Rq, t: SchedTask) -> None:
+        """The running ``t`` goes to sleep (dequeued with ``DEQUEUE_SLEEP``), then ``__schedule()``."""
+
+    def task_dead(self, rq: Rq, t: SchedTask) -> None:
+        """The running ``t`` exits (``do_task_dead()``), then ``__schedule()``."""
+
+    def wake_up(self, t: SchedTask, src_cpu: int, point: int) -> None:
+        """``try_to_wake_up()`` of a sleeping ``t`` from ``src_cpu``."""
 
 
 class SchedClass:

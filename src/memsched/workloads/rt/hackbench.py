@@ -79,7 +79,7 @@ def hackbench_metrics(tasks: list[SchedTask], c: HackbenchConfig) -> Callable[[R
                 "context_switches": sum(t.nvcsw + t.nivcsw for t in tasks),
                 "involuntary_switches": sum(t.nivcsw for t in tasks),
                 "lock_contentions": sum(
-                    mx.contended for name, mx in m.core.locks.items() if name.startswith("hb")
+                    mx.contended for name, mx in m.core.interp.locks.items() if name.startswith("hb")
                 ),
             }
         }
