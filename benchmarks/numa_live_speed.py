@@ -20,7 +20,7 @@ from memsched.live.numa.balance import LiveBalancer
 from memsched.live.numa.snapshot import take_snapshot
 from memsched.live.roots import LiveRoots
 from memsched.policies.numa import registry
-from memsched.topology import Topology
+from memsched.topology.sysfs import topology_from_sysfs
 
 CHILD = """
 import sys, time
@@ -55,7 +55,7 @@ def main() -> None:
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         roots = LiveRoots()
-        topo = Topology.from_sysfs("/sys")
+        topo = topology_from_sysfs("/sys")
         snap = take_snapshot(roots, topo)
         med, worst = timed(lambda: take_snapshot(roots, topo), args.repeat)
         print(

@@ -26,7 +26,7 @@ from memsched.live.roots import LiveRoots
 from memsched.policies.numa.actions import Action, MigrateMmNodes, MigratePages, MigrateTask, SetAffinity, SwapTasks
 from memsched.policies.numa.base import NumaPolicy, TaskWorkScan
 from memsched.policies.numa.views import FaultBatch, PolicyContext
-from memsched.topology import Topology
+from memsched.topology.sysfs import topology_from_sysfs
 
 pytestmark = pytest.mark.live
 
@@ -121,7 +121,7 @@ class EveryAction(NumaPolicy):
 
 def test_sysfs_topology_of_this_machine() -> None:
     """The real /sys: every CPU we may run on belongs to a node; memory per node adds up to something."""
-    topo = Topology.from_sysfs("/sys")
+    topo = topology_from_sysfs("/sys")
     cpus = {c for n in topo.nodes for c in n.cpus}
     assert set(os.sched_getaffinity(0)) <= cpus
     assert topo.memory_bytes > 0 and (topo.distance.diagonal() == 10).all()
@@ -162,7 +162,7 @@ def test_every_action_applied_for_real(child: subprocess.Popen[str]) -> None:
     assert present.shape[0] > 0
     moved = kernel.move_pages(child.pid, present, where[where >= 0])
     assert (moved == where[where >= 0]).all()
-    nodes = frozenset(Topology.from_sysfs("/sys").nodes[i].id for i in range(1))
+    nodes = frozenset(topology_from_sysfs("/sys").nodes[i].id for i in range(1))
     assert kernel.migrate_pages(child.pid, nodes, nodes) == 0
     assert finish(child).startswith("ok")
 

@@ -10,13 +10,13 @@ import pytest
 
 from helpers.live_fixtures import FIXTURES
 from memsched.errors import ConfigError, KernelError, UnsupportedError
-from memsched.topology import SYSFS_HARDWARE_DEFAULTS, Topology
+from memsched.topology.sysfs import SYSFS_HARDWARE_DEFAULTS, topology_from_sysfs
 from memsched.units import GIB
 
 
 def test_four_node_fixture() -> None:
     """4 nodes x 2 cores x 2 threads: node CPU lists, siblings N and N+8, packages, ring SLIT, 16 GiB each."""
-    t = Topology.from_sysfs(FIXTURES / "numa-4node" / "sys")
+    t = topology_from_sysfs(FIXTURES / "numa-4node" / "sys")
     assert t.nr_nodes == 4 and t.nr_cpus == 16 and t.nr_cores == 8 and t.threads_per_core == 2
     assert [n.cpus for n in t.nodes] == [(0, 1, 8, 9), (2, 3, 10, 11), (4, 5, 12, 13), (6, 7, 14, 15)]
     assert t.siblings(5) == (5, 13) and t.cpus_by_id[13].thread == 1
@@ -30,13 +30,13 @@ def test_four_node_fixture() -> None:
 
 def test_two_node_fixture_and_hardware_override() -> None:
     """Given hardware figures replace the defaults and the description says they were given."""
-    t = Topology.from_sysfs(FIXTURES / "numa-2node" / "sys", hardware={"controller_gibps": 12.5})
+    t = topology_from_sysfs(FIXTURES / "numa-2node" / "sys", hardware={"controller_gibps": 12.5})
     assert t.siblings(1) == (1, 5) and t.distance.tolist() == [[10, 20], [20, 10]]
     assert t.nodes[1].controller_gibps == 12.5 and "given" in t.description
     with pytest.raises(ConfigError, match="'hardware'"):
-        Topology.from_sysfs(FIXTURES / "numa-2node" / "sys", hardware={"bogus": 1.0})
+        topology_from_sysfs(FIXTURES / "numa-2node" / "sys", hardware={"bogus": 1.0})
     with pytest.raises(ConfigError, match="'smt_yield' must be in"):
-        Topology.from_sysfs(FIXTURES / "numa-2node" / "sys", hardware={"smt_yield": 2.0})
+        topology_from_sysfs(FIXTURES / "numa-2node" / "sys", hardware={"smt_yield": 2.0})
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -50,7 +50,7 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     (root / "devices/system/node/node1/distance").unlink()
     with pytest.raises(KernelError, match=r"node1/distance") as e:
-        Topology.from_sysfs(root)
+        topology_from_sysfs(root)
     assert e.value.errno == errno.ENOENT
 
 
@@ -59,7 +59,7 @@ def test_holes_in_node_numbering_are_refused(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     (root / "devices/system/node/online").write_text("0,2\n")
     with pytest.raises(UnsupportedError, match=r"\[0, 2\] are not numbered 0..1"):
-        Topology.from_sysfs(root)
+        topology_from_sysfs(root)
 
 
 def test_malformed_distance_row(tmp_path: Path) -> None:
@@ -67,10 +67,10 @@ def test_malformed_distance_row(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     (root / "devices/system/node/node0/distance").write_text("10\n")
     with pytest.raises(KernelError, match="has 1 entries for 2 online nodes"):
-        Topology.from_sysfs(root)
+        topology_from_sysfs(root)
     (root / "devices/system/node/node0/distance").write_text("10 5\n")
     with pytest.raises(KernelError, match="SLIT must have 10 on the diagonal"):
-        Topology.from_sysfs(root)
+        topology_from_sysfs(root)
 
 
 def test_offline_cpu_and_memoryless_node(tmp_path: Path) -> None:
@@ -79,6 +79,6 @@ def test_offline_cpu_and_memoryless_node(tmp_path: Path) -> None:
     (root / "devices/system/cpu/online").write_text("0-6\n")
     meminfo = root / "devices/system/node/node1/meminfo"
     meminfo.write_text(meminfo.read_text().replace("MemTotal:       33554432 kB", "MemTotal:              0 kB"))
-    t = Topology.from_sysfs(root)
+    t = topology_from_sysfs(root)
     assert t.nodes[1].cpus == (2, 3, 6) and 7 not in t.cpus_by_id
     assert t.siblings(3) == (3,) and t.nodes[1].memory_bytes == 0

@@ -23,7 +23,7 @@ from memsched.live.numa.balance import LiveBalancer, SampleReport
 from memsched.live.numa.snapshot import NumaSnapshot, locality, take_snapshot
 from memsched.live.procfs import MissingFieldWarning
 from memsched.live.roots import LiveRoots
-from memsched.topology import Topology
+from memsched.topology.sysfs import topology_from_sysfs
 from memsched.uapi.cpumask import format_cpulist
 from memsched.units import MIB, format_bytes, parse_duration
 
@@ -178,7 +178,7 @@ def top(
 
 
 def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, limit: int) -> None:
-    topo = Topology.from_sysfs(roots.sys_root)
+    topo = topology_from_sysfs(roots.sys_root)
     if json_out:
         emit_json(_top_document(take_snapshot(roots, topo), roots))
         return

@@ -38,7 +38,7 @@ from memsched.live.procfs import (
     thread_ids,
 )
 from memsched.live.roots import LiveRoots
-from memsched.topology import parse_node_meminfo
+from memsched.topology.sysfs import parse_node_meminfo
 from memsched.units import KIB, MIB
 
 VM = FIXTURES / "vm-2cpu-6.18"

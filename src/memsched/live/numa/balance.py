@@ -57,6 +57,7 @@ from memsched.policies.numa.base import KnumaScand, NumaPolicy, TaskWorkScan, ov
 from memsched.policies.numa.driver import ActionResult, HookDriver
 from memsched.policies.numa.views import FaultBatch
 from memsched.topology import Topology
+from memsched.topology.sysfs import topology_from_sysfs
 from memsched.units import MIB
 
 __all__ = ["Credentials", "LiveBalancer", "SampleReport", "read_credentials"]
@@ -189,7 +190,7 @@ class LiveBalancer:
             )
         self.dry_run = dry_run
         self.syscalls = syscalls
-        self.topology = topology or Topology.from_sysfs(self.roots.sys_root)
+        self.topology = topology or topology_from_sysfs(self.roots.sys_root)
         self.probe: PageProbe = probe or (
             KernelPageProbe(syscalls)
             if self.real and syscalls is not None

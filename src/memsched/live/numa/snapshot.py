@@ -48,7 +48,8 @@ from memsched.live.procfs import (
     thread_ids,
 )
 from memsched.live.roots import LiveRoots, read_text
-from memsched.topology import Topology, parse_node_meminfo
+from memsched.topology import Topology
+from memsched.topology.sysfs import parse_node_meminfo
 
 __all__ = [
     "NUMA_COUNTERS",

@@ -31,7 +31,7 @@ Formats (Linux 6.x sources unless said otherwise; proc(5)):
     online CPU.
 ``/proc/<pid>/numa_maps``, ``/proc/<pid>/maps``  ``show_numa_map``, ``show_map_vma`` (fs/proc/task_mmu.c): see
     :mod:`memsched.live.procfs.maps`.
-``/sys/devices/system/node/nodeN/meminfo``: :func:`memsched.topology.parse_node_meminfo` (shared with
+``/sys/devices/system/node/nodeN/meminfo``: :func:`memsched.topology.sysfs.parse_node_meminfo` (shared with
     ``Topology.from_sysfs``; read by :mod:`memsched.live.numa.snapshot`, so that importing this package, which
     a command started under SCHED_DEADLINE may do, never loads numpy: a deadline task cannot create the
     threads numpy's BLAS starts).

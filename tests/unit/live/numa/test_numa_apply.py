@@ -26,7 +26,7 @@ from memsched.policies.numa.actions import (
 from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
 from memsched.policies.numa.driver import ActionResult
 from memsched.policies.numa.views import FaultBatch, PolicyContext
-from memsched.topology import Topology
+from memsched.topology.sysfs import topology_from_sysfs
 
 STREAM_BUF = 0x7F3A00000000 // PAGE  # first page of stream's 768 MiB buffer (4096 pages on node 0, then node 2)
 ALL = frozenset(range(16))
@@ -49,7 +49,7 @@ class Scripted(NumaPolicy):
 
 def fake_kernel() -> FakeNumaSyscalls:
     roots = numa4()
-    snap = take_snapshot(roots, Topology.from_sysfs(roots.sys_root), page_size=PAGE, clk_tck=100)
+    snap = take_snapshot(roots, topology_from_sysfs(roots.sys_root), page_size=PAGE, clk_tck=100)
     layout = NumaMapsLayoutProbe(4)
     return FakeNumaSyscalls(
         layout=lambda pid, vpns: layout.page_nodes(snap.processes[pid], vpns, PAGE),

@@ -8,14 +8,14 @@ import pytest
 from helpers.numa_live import PAGE, numa4
 from memsched.live.numa.context import BalancerState, LiveContext
 from memsched.live.numa.snapshot import take_snapshot
-from memsched.topology import Topology
+from memsched.topology.sysfs import topology_from_sysfs
 
 TICK_NS = 10_000_000
 
 
 def context(samples: int = 0, runtime: dict[int, int] | None = None) -> LiveContext:
     roots = numa4()
-    topo = Topology.from_sysfs(roots.sys_root)
+    topo = topology_from_sysfs(roots.sys_root)
     snap = take_snapshot(roots, topo, page_size=PAGE, clk_tck=100, clock=lambda: 5_000_000_000)
     state = BalancerState(seed=0, start_ns=1_000_000_000, samples=samples)
     for tid in (4100, 4200, 4201, 4300, 4400):  # the ids the context would give, in pid order

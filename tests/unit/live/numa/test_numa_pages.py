@@ -13,12 +13,12 @@ from memsched.live.numa.pages import (
     sample_window,
 )
 from memsched.live.numa.snapshot import take_snapshot
-from memsched.topology import Topology
+from memsched.topology.sysfs import topology_from_sysfs
 
 
 def stream_regions() -> tuple[Regions, object]:
     roots = numa4()
-    topo = Topology.from_sysfs(roots.sys_root)
+    topo = topology_from_sysfs(roots.sys_root)
     s = take_snapshot(roots, topo, page_size=PAGE, clk_tck=100)
     return anon_regions(s.processes[4100], PAGE, 4), s.processes[4100]
 

@@ -9,11 +9,11 @@ from helpers.numa_live import numa2, numa4
 from memsched.live.numa.snapshot import NumaSnapshot, locality, numa_counters, take_snapshot
 from memsched.live.procfs import MissingFieldWarning, parse_flat_keyed
 from memsched.live.roots import LiveRoots
-from memsched.topology import Topology
+from memsched.topology.sysfs import topology_from_sysfs
 
 
 def snap(roots: LiveRoots, **kw: object) -> NumaSnapshot:
-    topo = Topology.from_sysfs(roots.sys_root)
+    topo = topology_from_sysfs(roots.sys_root)
     return take_snapshot(roots, topo, page_size=4096, clk_tck=100, clock=lambda: 7, **kw)  # type: ignore[arg-type]
 
 

@@ -1,0 +1,192 @@
+"""The running machine's topology, read from a sysfs tree (``/sys/devices/system/{node,cpu}``).
+
+Models what drivers/base/node.c (``nodeN/cpulist``, ``nodeN/distance``, ``nodeN/meminfo``) and
+drivers/base/topology.c (``cpuK/topology/{thread_siblings_list,physical_package_id}``) export, 6.x.
+
+Deviations from the kernel's view: sysfs gives no bandwidth or latency figures, so those are
+:data:`SYSFS_HARDWARE_DEFAULTS` unless given; links are taken as fully connected; node ids must be
+contiguous from 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from memsched.errors import ConfigError, KernelError, UnsupportedError
+from memsched.topology import LOCAL_DISTANCE, Cpu, Link, Node, Topology
+from memsched.uapi.cpumask import parse_cpulist
+from memsched.units import KIB
+
+__all__ = ["SYSFS_HARDWARE_DEFAULTS", "parse_node_meminfo", "topology_from_sysfs"]
+
+#: Hardware figures a sysfs topology cannot read, by default those of the ``sandybridge-2n32`` preset (a generic
+#: 2012 two-socket server; see that file for their sources). Override with ``topology_from_sysfs(hardware=...)``.
+SYSFS_HARDWARE_DEFAULTS: Mapping[str, float] = {
+    "controller_gibps": 34.0,
+    "link_gibps": 18.4,
+    "latency_local_ns": 80.0,
+    "latency_hop_ns": 50.0,
+    "core_mlp_bytes": 640.0,
+    "smt_yield": 0.6,
+}
+
+
+def topology_from_sysfs(
+    root: str | os.PathLike[str] = "/sys",
+    *,
+    name: str = "sysfs",
+    hardware: Mapping[str, float] | None = None,
+) -> Topology:
+    """The running machine's topology from a sysfs tree (``root`` is the mount point, ``/sys``).
+
+    ``hardware`` overrides any of :data:`SYSFS_HARDWARE_DEFAULTS`. An unreadable file is a
+    :class:`~memsched.errors.KernelError` naming it; malformed content too (``EINVAL``).
+    """
+    return _from_sysfs(Path(root), name, hardware or {})
+
+
+def _sysfs_read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as e:
+        code = e.errno if e.errno is not None else errno.EIO
+        raise KernelError(code, f"cannot read {path}: {os.strerror(code)}") from e
+
+
+def _sysfs_int(path: Path) -> int:
+    text = _sysfs_read(path).strip()
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise KernelError(errno.EINVAL, f"{path} does not hold an integer (got {text!r})") from None
+
+
+def _sysfs_cpulist(path: Path) -> frozenset[int]:
+    text = _sysfs_read(path)
+    try:
+        return parse_cpulist(text, field=str(path))
+    except ConfigError:
+        raise KernelError(errno.EINVAL, f"{path} is not a CPU/node list (got {text.strip()!r})") from None
+
+
+def parse_node_meminfo(text: str, *, source: str = "meminfo") -> dict[str, int]:
+    """``nodeN/meminfo`` -> ``{"MemTotal": bytes, ..., "HugePages_Total": count}``.
+
+    Lines read ``Node 0 MemTotal:        8480544 kB`` (``node_read_meminfo``, drivers/base/node.c); the
+    ``HugePages_*`` lines carry counts without a unit and are returned as counts.
+    """
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        head, sep, value = line.partition(":")
+        words = head.split()
+        if not sep or len(words) != 3 or words[0] != "Node":
+            continue
+        parts = value.split()
+        try:
+            number = int(parts[0])
+        except (IndexError, ValueError):
+            raise KernelError(errno.EINVAL, f"{source}: malformed line {line!r}") from None
+        out[words[2]] = number * KIB if parts[1:] == ["kB"] else number
+    return out
+
+
+def _from_sysfs(root: Path, name: str, hardware: Mapping[str, float]) -> Topology:
+    unknown = sorted(set(hardware) - set(SYSFS_HARDWARE_DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            "hardware", unknown[0], "must be one of: " + ", ".join(sorted(SYSFS_HARDWARE_DEFAULTS))
+        )
+    figures = {**SYSFS_HARDWARE_DEFAULTS, **{k: float(v) for k, v in hardware.items()}}
+    for key, value in figures.items():
+        if not value > 0 or (key == "smt_yield" and value > 1):
+            raise ConfigError(key, value, "must be in (0, 1]" if key == "smt_yield" else "must be > 0")
+    node_dir = root / "devices" / "system" / "node"
+    cpu_dir = root / "devices" / "system" / "cpu"
+    node_ids = sorted(_sysfs_cpulist(node_dir / "online"))
+    if not node_ids:
+        raise KernelError(errno.EINVAL, f"{node_dir / 'online'} lists no node")
+    if node_ids != list(range(len(node_ids))):
+        raise UnsupportedError(
+            "a topology from sysfs",
+            f"online nodes {node_ids} are not numbered 0..{len(node_ids) - 1} (holes in the node numbering)",
+        )
+    nr_nodes = len(node_ids)
+    online_cpus = _sysfs_cpulist(cpu_dir / "online")
+
+    dist_rows = []
+    node_cpus: list[tuple[int, ...]] = []
+    memory: list[int] = []
+    for n in node_ids:
+        d = node_dir / f"node{n}"
+        row_text = _sysfs_read(d / "distance").split()
+        try:
+            row = [int(x) for x in row_text]
+        except ValueError:
+            raise KernelError(errno.EINVAL, f"{d / 'distance'} is not a list of integers") from None
+        if len(row) != nr_nodes:
+            raise KernelError(
+                errno.EINVAL, f"{d / 'distance'} has {len(row)} entries for {nr_nodes} online nodes"
+            )
+        dist_rows.append(row)
+        node_cpus.append(tuple(sorted(_sysfs_cpulist(d / "cpulist") & online_cpus)))
+        meminfo = parse_node_meminfo(_sysfs_read(d / "meminfo"), source=str(d / "meminfo"))
+        if "MemTotal" not in meminfo:
+            raise KernelError(errno.EINVAL, f"{d / 'meminfo'} has no MemTotal line")
+        memory.append(meminfo["MemTotal"])
+    dist = np.array(dist_rows, dtype=np.int64)
+    off = dist[~np.eye(nr_nodes, dtype=bool)]
+    if (np.diag(dist) != LOCAL_DISTANCE).any() or (off <= LOCAL_DISTANCE).any() or (dist > 254).any():
+        raise KernelError(
+            errno.EINVAL,
+            f"{node_dir}/node*/distance: SLIT must have {LOCAL_DISTANCE} on the diagonal and 11..254 elsewhere "
+            f"(got {dist.tolist()})",
+        )
+    dist.setflags(write=False)
+
+    cpu_to_node = {c: n for n in node_ids for c in node_cpus[n]}
+    missing = sorted(online_cpus - set(cpu_to_node))
+    if missing:
+        raise KernelError(errno.EINVAL, f"online CPUs {missing} are in no node's cpulist under {node_dir}")
+    # Cores: one per distinct SMT sibling group, numbered machine-wide in order of their first CPU (sysfs
+    # core_id is per package and may have holes, the simulator wants a machine-wide index).
+    sibling_groups: dict[int, tuple[int, ...]] = {}
+    sockets: dict[int, int] = {}
+    for c in sorted(online_cpus):
+        topo = cpu_dir / f"cpu{c}" / "topology"
+        group = tuple(sorted(_sysfs_cpulist(topo / "thread_siblings_list") & online_cpus)) or (c,)
+        sibling_groups[c] = group
+        sockets[c] = _sysfs_int(topo / "physical_package_id")
+    core_of_group = {g: i for i, g in enumerate(sorted(set(sibling_groups.values())))}
+    cpus = tuple(
+        Cpu(
+            id=c,
+            node=cpu_to_node[c],
+            socket=sockets[c],
+            core=core_of_group[sibling_groups[c]],
+            thread=sibling_groups[c].index(c),
+        )
+        for c in sorted(online_cpus)
+    )
+    nodes = tuple(
+        Node(id=n, cpus=node_cpus[n], memory_bytes=memory[n], controller_gibps=figures["controller_gibps"])
+        for n in node_ids
+    )
+    links = tuple(Link(a, b, figures["link_gibps"]) for a in node_ids for b in node_ids if a < b)
+    source = "given" if hardware else "defaults (sandybridge-2n32), not measured"
+    return Topology(
+        name=name,
+        description=f"read from {root}: {nr_nodes} node(s), {len(cpus)} online CPU(s); hardware figures {source}",
+        nodes=nodes,
+        cpus=cpus,
+        distance=dist,
+        links=links,
+        latency_local_ns=figures["latency_local_ns"],
+        latency_hop_ns=figures["latency_hop_ns"] if nr_nodes > 1 else 0.0,
+        core_mlp_bytes=figures["core_mlp_bytes"],
+        smt_yield=figures["smt_yield"],
+    )
