@@ -63,7 +63,7 @@ from memsched.policies.numa.actions import (
     SwapTasks,
 )
 from memsched.policies.numa.base import MigrationRules
-from memsched.policies.numa.driver import ActionResult, Status
+from memsched.policies.numa.driver import ActionHandlers, ActionResult, Status
 from memsched.uapi.cpumask import format_cpulist
 from memsched.units import MIB, format_bytes
 
@@ -78,7 +78,7 @@ def _errnos(codes: Iterable[int]) -> str:
     return ", ".join(f"{errno.errorcode.get(e, str(e))} x{n}" for e, n in sorted(counts.items()))
 
 
-class Applier:
+class Applier(ActionHandlers):
     """Applies (or, ``syscalls=None``, describes) the actions of one sample."""
 
     def __init__(
@@ -119,24 +119,13 @@ class Applier:
         self._blocks[mm] = (window.vpns, window.block_end)
 
     # ---- the Actuator protocol ---------------------------------------------------------------------------
-    def apply(self, action: Action) -> ActionResult:
-        """Carry out (or, in a dry run, describe) one action; the result says what became of it."""
-        if isinstance(action, MigratePages):
-            return self._migrate_pages(action)
-        if isinstance(action, MigrateMmNodes):
-            return self._migrate_mm_nodes(action)
-        if isinstance(action, MigrateTask):
-            return self._migrate_task(action)
-        if isinstance(action, SwapTasks):
-            return self._swap_tasks(action)
-        if isinstance(action, SetAffinity):
-            return self._set_affinity(action)
-        if isinstance(action, SetPreferredNode):
-            t = self._task(action.task)
-            self.ctx.state.preferred[action.task] = action.node
-            who = t.describe() if t else f"task {action.task}"
-            return self._result(action, who, f"preferred node {action.node}", "recorded", "balancer state")
-        assert isinstance(action, SetScanPeriod)
+    def set_preferred_node(self, action: SetPreferredNode) -> ActionResult:
+        t = self._task(action.task)
+        self.ctx.state.preferred[action.task] = action.node
+        who = t.describe() if t else f"task {action.task}"
+        return self._result(action, who, f"preferred node {action.node}", "recorded", "balancer state")
+
+    def set_scan_period(self, action: SetScanPeriod) -> ActionResult:
         t = self._task(action.task)
         self.ctx.state.period[action.task] = action.period_ns
         who = t.describe() if t else f"task {action.task}"
@@ -173,7 +162,7 @@ class Applier:
         offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return owner + offsets, owner
 
-    def _migrate_pages(self, action: MigratePages) -> ActionResult:
+    def migrate_pages(self, action: MigratePages) -> ActionResult:
         process = self.ctx.mm_process.get(action.mm)
         if process is None:
             detail = f"{action.pages.shape[0]} page(s)"
@@ -254,7 +243,7 @@ class Applier:
             return self._result(action, target, detail, "partial", message, heads)
         return self._result(action, target, detail, "failed", f"no page moved: {outcome}")
 
-    def _migrate_mm_nodes(self, action: MigrateMmNodes) -> ActionResult:
+    def migrate_mm_nodes(self, action: MigrateMmNodes) -> ActionResult:
         ctx = self.ctx
         src, dst = sorted(set(action.from_nodes)), sorted(set(action.to_nodes))
         detail = f"nodes {format_cpulist(src) or '-'} -> {format_cpulist(dst)}"
@@ -327,7 +316,7 @@ class Applier:
                     f"LEFT PINNED to CPU {dst_cpu}: restoring its affinity {format_cpulist(original)} failed: {e}",
                 ) from e
 
-    def _migrate_task(self, action: MigrateTask) -> ActionResult:
+    def migrate_task(self, action: MigrateTask) -> ActionResult:
         t = self._task(action.task)
         if t is None:
             return self._result(
@@ -351,7 +340,7 @@ class Applier:
         self.ctx.moved_task(t.id, action.dst_cpu)
         return self._result(action, t.describe(), detail, "applied", "moved once; its affinity is unchanged")
 
-    def _swap_tasks(self, action: SwapTasks) -> ActionResult:
+    def swap_tasks(self, action: SwapTasks) -> ActionResult:
         a, b = self._task(action.a), self._task(action.b)
         if a is None or b is None:
             return self._result(
@@ -387,7 +376,7 @@ class Applier:
         self.ctx.moved_task(b.id, ca)
         return self._result(action, target, detail, "applied", "exchanged once; affinities unchanged")
 
-    def _set_affinity(self, action: SetAffinity) -> ActionResult:
+    def set_affinity(self, action: SetAffinity) -> ActionResult:
         t = self._task(action.task)
         wanted = self.online_cpus if action.cpus is None else frozenset(action.cpus) & self.online_cpus
         detail = f"affinity -> {format_cpulist(wanted) or '(none)'}"

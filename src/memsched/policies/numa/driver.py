@@ -32,11 +32,21 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import PolicyError
-from memsched.policies.numa.actions import ACTION_TYPES, Action, MigrateMmNodes, MigratePages
+from memsched.policies.numa.actions import (
+    ACTION_TYPES,
+    Action,
+    MigrateMmNodes,
+    MigratePages,
+    MigrateTask,
+    SetAffinity,
+    SetPreferredNode,
+    SetScanPeriod,
+    SwapTasks,
+)
 from memsched.policies.numa.base import NumaPolicy, overridden_hooks
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
-__all__ = ["ActionResult", "Actuator", "HookDriver", "Status"]
+__all__ = ["ActionHandlers", "ActionResult", "Actuator", "HookDriver", "Status"]
 
 IntArray = npt.NDArray[np.int64]
 Status = Literal["applied", "partial", "queued", "no-op", "skipped", "failed", "dry-run", "recorded"]
@@ -80,6 +90,47 @@ class Actuator(Protocol):
     """Carries out a policy's actions on one backend, with that backend's costs and refusal rules."""
 
     def apply(self, action: Action) -> ActionResult: ...
+
+
+class ActionHandlers:
+    """An :class:`Actuator` with one method per kind of action; a backend implements the methods."""
+
+    def apply(self, action: Action) -> ActionResult:
+        if isinstance(action, MigratePages):
+            return self.migrate_pages(action)
+        if isinstance(action, MigrateMmNodes):
+            return self.migrate_mm_nodes(action)
+        if isinstance(action, MigrateTask):
+            return self.migrate_task(action)
+        if isinstance(action, SwapTasks):
+            return self.swap_tasks(action)
+        if isinstance(action, SetAffinity):
+            return self.set_affinity(action)
+        if isinstance(action, SetPreferredNode):
+            return self.set_preferred_node(action)
+        assert isinstance(action, SetScanPeriod)
+        return self.set_scan_period(action)
+
+    def migrate_pages(self, action: MigratePages) -> ActionResult:
+        raise NotImplementedError
+
+    def migrate_mm_nodes(self, action: MigrateMmNodes) -> ActionResult:
+        raise NotImplementedError
+
+    def migrate_task(self, action: MigrateTask) -> ActionResult:
+        raise NotImplementedError
+
+    def swap_tasks(self, action: SwapTasks) -> ActionResult:
+        raise NotImplementedError
+
+    def set_affinity(self, action: SetAffinity) -> ActionResult:
+        raise NotImplementedError
+
+    def set_preferred_node(self, action: SetPreferredNode) -> ActionResult:
+        raise NotImplementedError
+
+    def set_scan_period(self, action: SetScanPeriod) -> ActionResult:
+        raise NotImplementedError
 
 
 class HookDriver:

@@ -38,7 +38,7 @@ from memsched.policies.numa.actions import (
     SwapTasks,
 )
 from memsched.policies.numa.base import MigrationRules
-from memsched.policies.numa.driver import ActionResult
+from memsched.policies.numa.driver import ActionHandlers, ActionResult
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
@@ -51,7 +51,7 @@ __all__ = ["SimActuator"]
 IntArray = npt.NDArray[np.int64]
 
 
-class SimActuator:
+class SimActuator(ActionHandlers):
     """Applies actions to one simulated machine."""
 
     def __init__(
@@ -66,22 +66,15 @@ class SimActuator:
         self.async_queue: list[list[tuple[int, IntArray]]] = [[] for _ in range(machine.nr_nodes)]
         self._async_pending = [False] * machine.nr_nodes
 
-    def apply(self, action: Action) -> ActionResult:
-        if isinstance(action, MigratePages):
-            return self._migrate_pages(action)
-        if isinstance(action, MigrateMmNodes):
-            return self._migrate_mm_nodes(action)
-        if isinstance(action, MigrateTask):
-            return self._migrate_task(action)
-        if isinstance(action, SwapTasks):
-            return self._swap_tasks(action)
-        if isinstance(action, SetPreferredNode):
-            self.state.preferred[action.task] = action.node
-            return _result(action, f"task {action.task}", f"preferred node {action.node}", "recorded")
-        if isinstance(action, SetScanPeriod):
-            self.state.period[action.task] = action.period_ns
-            return _result(action, f"task {action.task}", f"scan period {action.period_ns} ns", "recorded")
-        assert isinstance(action, SetAffinity)
+    def set_preferred_node(self, action: SetPreferredNode) -> ActionResult:
+        self.state.preferred[action.task] = action.node
+        return _result(action, f"task {action.task}", f"preferred node {action.node}", "recorded")
+
+    def set_scan_period(self, action: SetScanPeriod) -> ActionResult:
+        self.state.period[action.task] = action.period_ns
+        return _result(action, f"task {action.task}", f"scan period {action.period_ns} ns", "recorded")
+
+    def set_affinity(self, action: SetAffinity) -> ActionResult:
         task = self.machine.tasks[action.task]
         detail = f"affinity {'all' if action.cpus is None else list(action.cpus)}"
         if task.state is FluidTaskState.EXITED:
@@ -97,7 +90,7 @@ class SimActuator:
             return f"CPU {dst_cpu} is outside its affinity"
         return None
 
-    def _migrate_task(self, action: MigrateTask) -> ActionResult:
+    def migrate_task(self, action: MigrateTask) -> ActionResult:
         m = self.machine
         task = m.tasks[action.task]
         detail = f"CPU {task.cpu} -> CPU {action.dst_cpu}"
@@ -111,7 +104,7 @@ class SimActuator:
         self.stats["numa_task_migrations"] += 1
         return _result(action, task.name, detail, "applied")
 
-    def _swap_tasks(self, action: SwapTasks) -> ActionResult:
+    def swap_tasks(self, action: SwapTasks) -> ActionResult:
         m = self.machine
         a, b = m.tasks[action.a], m.tasks[action.b]
         target, detail = f"{a.name} <-> {b.name}", f"CPU {a.cpu} <-> CPU {b.cpu}"
@@ -130,7 +123,7 @@ class SimActuator:
         return _result(action, target, detail, "applied")
 
     # ---- pages ---------------------------------------------------------------------------------------------
-    def _migrate_pages(self, action: MigratePages) -> ActionResult:
+    def migrate_pages(self, action: MigratePages) -> ActionResult:
         m = self.machine
         target = f"mm {action.mm}"
         detail = f"{action.pages.shape[0]} page(s), {action.mode}"
@@ -163,7 +156,7 @@ class SimActuator:
                 self.kthread_work(node, float(self.migrator.copy_ns(node, moved_src, res.moved_dst).sum()))
         return _migration_result(action, target, detail, res)
 
-    def _migrate_mm_nodes(self, action: MigrateMmNodes) -> ActionResult:
+    def migrate_mm_nodes(self, action: MigrateMmNodes) -> ActionResult:
         """``migrate_pages(2)``: the i-th source node's pages go to the (i mod n)-th destination node."""
         mm = self.machine.mms[action.mm]
         target = f"mm {action.mm}"
@@ -181,7 +174,7 @@ class SimActuator:
                 dst_l.append(np.full(pages.size, to[i % to.size], dtype=np.int64))
         if not pages_l:
             return _result(action, target, detail, "no-op", "no resident page on a node that would move")
-        inner = self._migrate_pages(
+        inner = self.migrate_pages(
             MigratePages(action.mm, np.concatenate(pages_l), np.concatenate(dst_l), mode="syscall")
         )
         return ActionResult(
