@@ -12,10 +12,9 @@ import pytest
 
 import memsched.cli.sim as cli_sim
 from helpers.live_fixtures import FIXTURES
+from helpers.numa_plugins import chatty_registered
 from memsched.cli import main
 from memsched.errors import SimulationError
-from memsched.policies.numa import registry
-from memsched.policies.numa.registry import PolicySpec
 
 SMALL = ("--topology", "laptop-1n8", "--seed", "1")
 FOUR = ("--proc-root", str(FIXTURES / "numa-4node/proc"), "--sys-root", str(FIXTURES / "numa-4node/sys"))
@@ -30,17 +29,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 @pytest.fixture
 def chatty() -> Iterator[str]:
     """A third-party policy whose hook returns words instead of actions."""
-    registry.register(
-        PolicySpec(
-            id="test-chatty",
-            entry_point="helpers.numa_plugins:Chatty",
-            config_entry_point="helpers.numa_plugins:GreedyConfig",
-            description="chatty",
-            models="a test",
-        )
-    )
-    yield "test-chatty"
-    registry.unregister("test-chatty")
+    with chatty_registered() as name:
+        yield name
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import numa_plugins
+from helpers.numa_plugins import chatty_registered
 from memsched import conformance
 from memsched.conformance import ConformanceReport, load_policy
 from memsched.errors import PolicyError
@@ -29,17 +30,8 @@ def plugin() -> Iterator[str]:
 @pytest.fixture
 def broken_plugin() -> Iterator[str]:
     """A plug-in whose hook returns words instead of actions."""
-    registry.register(
-        PolicySpec(
-            id="test-chatty",
-            entry_point="helpers.numa_plugins:Chatty",
-            config_entry_point="helpers.numa_plugins:GreedyConfig",
-            description="chatty",
-            models="a test",
-        )
-    )
-    yield "test-chatty"
-    registry.unregister("test-chatty")
+    with chatty_registered() as name:
+        yield name
 
 
 def _counting_checker(monkeypatch: pytest.MonkeyPatch) -> list[str]:

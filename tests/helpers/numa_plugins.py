@@ -5,12 +5,15 @@ They are importable as ``helpers.numa_plugins:Class``, as an installed plug-in's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from memsched.config import knob, validate
+from memsched.policies.numa import registry
 from memsched.policies.numa.actions import Action, MigratePages
 from memsched.policies.numa.base import NumaPolicy, TaskWorkScan
+from memsched.policies.numa.spec import PolicySpec
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
 
@@ -53,3 +56,21 @@ class Unannotated(NumaPolicy):
 
     def __init__(self, config) -> None:  # type: ignore[no-untyped-def]
         self.config = config
+
+
+@contextmanager
+def chatty_registered() -> Iterator[str]:
+    """:class:`Chatty` registered as the third-party policy ``test-chatty`` for the duration."""
+    registry.register(
+        PolicySpec(
+            id="test-chatty",
+            entry_point="helpers.numa_plugins:Chatty",
+            config_entry_point="helpers.numa_plugins:GreedyConfig",
+            description="chatty",
+            models="a test",
+        )
+    )
+    try:
+        yield "test-chatty"
+    finally:
+        registry.unregister("test-chatty")
