@@ -161,8 +161,9 @@ class Engine:
     # ---- running -----------------------------------------------------------------------------------------
     def _advance_to(self, t: int) -> None:
         """The one place simulated time moves: every source is brought to ``t``, then the clock."""
-        for src in self._sources:
-            src.advance(t)
+        if self._sources:
+            for src in self._sources:
+                src.advance(t)
         self.now = t
 
     def step(self) -> None:
@@ -196,12 +197,22 @@ class Engine:
                 raise ConfigError("until", until, f"must be >= the current time {self.now}")
             self._stop = self.at(until, Prio.STOP, _noop)
         stop = self._stop
+        sources = self._sources
+        single = sources[0] if len(sources) == 1 else None
         try:
+            if not sources:  # the exact scheduler: events only
+                while (stop is None or self._stop is stop) and self.peek() is not None:
+                    self.step()
+                return
             while stop is None or self._stop is stop:
-                t_src, src = self._next_source()
+                src: Source | None
+                if single is not None:  # the fluid machine: one source, asked directly
+                    t_src, src = single.next_time(), single
+                else:
+                    t_src, src = self._next_source()
                 t_ev = self.peek()
                 if t_src is None and (
-                    t_ev is None or (t_ev > self._horizon and any(s.done() for s in self._sources))
+                    t_ev is None or (t_ev > self._horizon and any(s.done() for s in sources))
                 ):
                     break
                 if src is not None and t_src is not None and (t_ev is None or t_src <= t_ev):

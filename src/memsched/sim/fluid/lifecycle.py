@@ -71,7 +71,7 @@ class Lifecycle:
         #: What ``Call`` phases receive as their first argument (the machine, for the application's logic).
         self.machine = machine
         self.nr_cpus = sched.nr_cpus
-        self.nr_nodes = page_alloc.total_pages.shape[0]
+        self.nr_nodes = sched.topology.nr_nodes
 
     # ---- fork ----------------------------------------------------------------------------------------------
     def new_task(

@@ -193,7 +193,7 @@ class NumaBalancing(Instrument):
         updated = self._mark(st, lo, hi)
         machine.charge_system(task, self.costs.scan_fixed_ns + self.costs.pte_update_ns * updated)
         st.offset = 0 if wrapped else hi
-        lo_p, hi_p = scan.period_bounds_ns(st.mm.rss_pages * self.base_per_page)
+        lo_p, hi_p = scan.period_bounds_ns(st.mm.rss_pages * self.base_per_page if scan.scale_by_rss else 0)
         period = min(max(self.state.scan_period(task.id), lo_p), hi_p)
         period_of[task.id] = period
         st.next_scan = now + period
