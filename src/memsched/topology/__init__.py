@@ -21,6 +21,13 @@ work runs (the benchmarks of the debate are bandwidth-bound; ``docs/calibration.
     ``core_mlp_bytes / latency``: this is how latency, not only bandwidth, enters the model.
 ``smt_yield``
     Throughput of one hardware thread while its sibling is busy, relative to running alone (compute work).
+``links`` with a capacity
+    A link may carry its own capacity (``[a, b, gibps]``), so a narrow connection between two chassis can
+    be expressed next to the wider links inside each chassis.
+``snoop_gibps`` / ``snoop_hop_cost`` (optional)
+    A machine-wide coherence resource: every byte of DRAM traffic between a CPU and memory ``h`` interconnect
+    hops away consumes ``1 + snoop_hop_cost * h`` bytes of it (snoops, directory look-ups and completions
+    that a remote line costs more of than a local one). Absent, nothing is shared machine-wide.
 
 Presets live as TOML files in ``memsched/data/topologies`` and go through the same loader and validation as
 a user's file, so every rule below is exercised by the presets themselves.
@@ -113,6 +120,10 @@ class Topology:
     latency_hop_ns: float
     core_mlp_bytes: float
     smt_yield: float
+    #: Machine-wide coherence resource (GiB/s of weighted traffic), ``None`` when the machine has none.
+    snoop_gibps: float | None = None
+    #: Extra cost of a remote byte on the coherence resource per interconnect hop.
+    snoop_hop_cost: float = 0.0
 
     # ---- derived, read-only views ------------------------------------------------------------------------
     @property
@@ -203,6 +214,7 @@ class Topology:
             "latency_hop_ns": self.latency_hop_ns,
             "core_mlp_bytes": self.core_mlp_bytes,
             "smt_yield": self.smt_yield,
+            **({"snoop_gibps": self.snoop_gibps, "snoop_hop_cost": self.snoop_hop_cost} if self.snoop_gibps else {}),
         }
 
 
@@ -256,6 +268,8 @@ _KNOWN_KEYS = {
     "latency_hop_ns",
     "core_mlp_bytes",
     "smt_yield",
+    "snoop_gibps",
+    "snoop_hop_cost",
 }
 
 
@@ -332,30 +346,48 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
     if not 0 < smt_yield <= 1:
         raise ConfigError("smt_yield", smt_yield, "must be in (0, 1]", source=source)
 
-    # Links: "full" (every pair of nodes directly connected) or a list of [a, b] pairs.
+    snoop: float | None = None
+    if "snoop_gibps" in data:
+        snoop = positive_float("snoop_gibps")
+    snoop_hop_cost = float(get("snoop_hop_cost", (int, float), 0.0))
+    if snoop_hop_cost < 0:
+        raise ConfigError("snoop_hop_cost", snoop_hop_cost, "must be >= 0", source=source)
+
+    # Links: "full" (every pair of nodes directly connected) or a list of [a, b] / [a, b, gibps] entries.
     links_raw = get("links", (str, list), "full")
     pairs: list[tuple[int, int]] = []
+    caps: list[float] = []
     if isinstance(links_raw, str):
         if links_raw != "full":
             raise ConfigError("links", links_raw, 'must be "full" or a list of [a, b] node pairs', source=source)
         pairs = [(a, b) for a in range(nr_nodes) for b in range(a + 1, nr_nodes)]
+        caps = [link_bw] * len(pairs)
     else:
         for item in links_raw:
             if (
                 not isinstance(item, list)
-                or len(item) != 2
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in item)
-                or not all(0 <= x < nr_nodes for x in item)
+                or len(item) not in (2, 3)
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in item[:2])
+                or not all(0 <= x < nr_nodes for x in item[:2])
                 or item[0] == item[1]
             ):
                 raise ConfigError(
-                    "links", item, f"entries must be [a, b] with distinct nodes in 0..{nr_nodes - 1}", source=source
+                    "links",
+                    item,
+                    f"entries must be [a, b] or [a, b, gibps] with distinct nodes in 0..{nr_nodes - 1}",
+                    source=source,
                 )
-            a, b = sorted(item)
+            cap = link_bw
+            if len(item) == 3:
+                if isinstance(item[2], bool) or not isinstance(item[2], int | float) or not item[2] > 0:
+                    raise ConfigError("links", item, "a link's capacity (third entry) must be a number > 0", source=source)
+                cap = float(item[2])
+            a, b = sorted(item[:2])
             if (a, b) in pairs:
                 raise ConfigError("links", item, "must not list a link twice", source=source)
             pairs.append((a, b))
-    links = tuple(Link(a, b, link_bw) for a, b in pairs)
+            caps.append(cap)
+    links = tuple(Link(a, b, cap) for (a, b), cap in zip(pairs, caps, strict=True))
     hops, _ = _routes(nr_nodes, links)
     if (hops < 0).any():
         i, j = (int(x) for x in np.argwhere(hops < 0)[0])
@@ -398,6 +430,8 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
         latency_hop_ns=latency_hop,
         core_mlp_bytes=mlp,
         smt_yield=smt_yield,
+        snoop_gibps=snoop,
+        snoop_hop_cost=snoop_hop_cost,
     )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memsched.sim.fluid.memmodel import MemModel, _progressive_fill
-from memsched.topology import load_topology
+from memsched.topology import Topology, load_topology
 from memsched.units import GIB
 
 GIBPS = GIB / 1e9  # bytes per ns in one GiB/s
@@ -65,12 +65,52 @@ def test_smt_siblings_share_a_core() -> None:
     assert two.sum() == pytest.approx(one[0])
 
 
-def test_two_hop_route_uses_both_links() -> None:
-    """On x86-8n64, node 0 reaching node 7 loads links 0->3 and 3->7."""
+def test_multi_hop_route_uses_every_link_on_it() -> None:
+    """On x86-8n64 (two rings joined by cables), node 0 reaching node 7 loads one directed link per hop."""
     t = load_topology("x86-8n64")
     m = MemModel(t)
     res = m.rates(np.array([0]), np.array([0]), np.ones(1), np.array([[0] * 7 + [1.0]]), np.zeros(1))
-    assert (res.link_util > 0).sum() == 2
+    assert (res.link_util > 0).sum() == int(t.hops()[0, 7]) == 3
+
+
+def test_a_narrow_link_is_its_own_bottleneck() -> None:
+    """A link given its own capacity ([a, b, gibps]) caps the traffic over it, not the topology-wide figure."""
+    base = {"name": "t", "sockets": 2, "cores_per_socket": 8, "node_memory": "4GiB", "controller_gibps": 100.0,
+            "link_gibps": 50.0, "latency_local_ns": 100, "latency_hop_ns": 0, "core_mlp_bytes": 1e6}
+    wide = MemModel(Topology.from_mapping(base))
+    narrow = MemModel(Topology.from_mapping(base | {"links": [[0, 1, 2.0]]}))
+    cpu, frac = np.zeros(8, dtype=np.int64), np.tile([0.0, 1.0], (8, 1))
+    read = np.zeros(8)
+    assert narrow.rates(cpu, np.arange(8), np.ones(8), frac, read).rate.sum() == pytest.approx(2.0 * GIBPS)
+    assert wide.rates(cpu, np.arange(8), np.ones(8), frac, read).rate.sum() == pytest.approx(50.0 * GIBPS)
+
+
+def test_coherence_resource_charges_remote_bytes_more() -> None:
+    """With snoop_gibps, local streams share the machine-wide resource at 1 byte per byte, remote ones at
+    1 + snoop_hop_cost per hop, so the same threads stream less when their memory is remote."""
+    base = {"name": "t", "sockets": 2, "cores_per_socket": 8, "node_memory": "4GiB", "controller_gibps": 100.0,
+            "link_gibps": 100.0, "latency_local_ns": 100, "latency_hop_ns": 0, "core_mlp_bytes": 1e6,
+            "snoop_gibps": 10.0, "snoop_hop_cost": 1.5}
+    m = MemModel(Topology.from_mapping(base))
+    cpu, read = np.zeros(8, dtype=np.int64), np.zeros(8)
+    local = m.rates(cpu, np.arange(8), np.ones(8), np.tile([1.0, 0.0], (8, 1)), read).rate.sum()
+    remote = m.rates(cpu, np.arange(8), np.ones(8), np.tile([0.0, 1.0], (8, 1)), read).rate.sum()
+    assert local == pytest.approx(10.0 * GIBPS)
+    assert remote == pytest.approx(10.0 * GIBPS / 2.5)
+
+
+def test_copy_row_loads_both_controllers_and_the_link() -> None:
+    """A page copy from node 1 to node 0 by a CPU of node 0 reads node 1 (over the link 1->0) and reads for
+    ownership and writes back node 0: per byte copied, 1 byte at node 1's controller and 2 at node 0's."""
+    t = load_topology("opteron-4n32")
+    m = MemModel(t)
+    src, dst = np.array([[0.0, 1.0, 0.0, 0.0]]), np.array([[1.0, 0.0, 0.0, 0.0]])
+    res = m.rates_rw(np.array([0]), np.array([0]), np.ones(1), src, dst)
+    r = float(res.rate[0])
+    cap = t.nodes[0].controller_gibps * GIBPS
+    assert res.controller_util[0] == pytest.approx(2 * r / cap)
+    assert res.controller_util[1] == pytest.approx(r / cap)
+    assert (res.link_util > 0).sum() == 1
 
 
 def test_progressive_fill_is_max_min_fair() -> None:

@@ -25,6 +25,16 @@ factor until some controller, link or core saturates; the tasks using a saturate
 rate and the others keep growing (progressive filling). Contention therefore lowers everyone's rate in
 proportion to demand, which is how queueing at a saturated controller behaves to first order.
 
+On a topology with a machine-wide coherence resource (``snoop_gibps``), every byte of DRAM traffic also
+consumes ``1 + snoop_hop_cost * hops`` bytes of that resource, so remote streaming costs more of it than local
+streaming (the 8-node preset, ``docs/calibration.md``).
+
+Kernel copies (page migration, ``sim/mm/migrate.py``) are rows of their own, given directly as the bytes a
+copied byte reads from (``reads``) and writes back to (``writes``) each node: a copy reads the source page,
+reads the destination line for ownership and writes it back (``copy_page()`` uses ordinary stores), so it
+loads both controllers and the links between them while the applications stream
+(:meth:`MemModel.rates_rw`).
+
 Compute phases progress at ``share`` (times ``smt_yield`` when the SMT sibling is busy).
 
 Deviations from real hardware: no caches (the benchmarks stream over GiB-sized buffers), no prefetchers, no
@@ -86,6 +96,11 @@ class MemModel:
                 for u, v in itertools.pairwise(hops):
                     self.path[src, dst, index[(u, v)]] = 1.0
         self._path_to_cpu = self.path.transpose(1, 0, 2).copy()  # [cpu, mem, d]: data mem -> cpu
+        # Coherence resource: weight of a byte between a CPU on node i and memory on node j.
+        self.snoop_cap = (
+            float(topology.snoop_gibps) * _BYTES_PER_NS_PER_GIBPS if topology.snoop_gibps else None
+        )
+        self.snoop_weight = 1.0 + topology.snoop_hop_cost * topology.hops().astype(np.float64)
 
     def rates(
         self,
@@ -109,6 +124,20 @@ class MemModel:
         nr = self.nr_nodes
         if n == 0:
             return RateResult(np.empty(0), np.zeros(nr), np.zeros(self.link_cap.shape[0]))
+        demand, reads, writes, core_ns = self.stream_rows(cpu_node, share, frac, write, cpu_ns_per_byte, mlp_scale)
+        return self.solve(cpu_node, core, demand, reads, writes, core_ns)
+
+    def stream_rows(
+        self,
+        cpu_node: npt.NDArray[np.int64],
+        share: npt.NDArray[np.float64],
+        frac: npt.NDArray[np.float64],
+        write: npt.NDArray[np.float64],
+        cpu_ns_per_byte: npt.NDArray[np.float64] | None = None,
+        mlp_scale: npt.NDArray[np.float64] | None = None,
+    ) -> tuple[npt.NDArray[np.float64], ...]:
+        """(demand, reads, writes, core_ns) of streaming rows, for :meth:`solve`."""
+        n = cpu_node.shape[0]
         total = frac.sum(axis=1, keepdims=True)
         local = np.zeros_like(frac)
         local[np.arange(n), cpu_node] = 1.0
@@ -120,16 +149,63 @@ class MemModel:
             cpb = np.zeros(n) if cpu_ns_per_byte is None else cpu_ns_per_byte
             scale = np.ones(n) if mlp_scale is None else mlp_scale
             demand = share / (cpb + lat / (self.mlp * scale))
+        return demand, f, f * write[:, None], lat
 
-        a_ctrl = f * (1.0 + write)[:, None]
-        a_link = np.einsum("im,imd->id", f, self._path_to_cpu[cpu_node]) + write[:, None] * np.einsum(
-            "im,imd->id", f, self.path[cpu_node]
+    def copy_rows(
+        self,
+        cpu_node: npt.NDArray[np.int64],
+        share: npt.NDArray[np.float64],
+        src: npt.NDArray[np.float64],
+        dst: npt.NDArray[np.float64],
+    ) -> tuple[npt.NDArray[np.float64], ...]:
+        """(demand, reads, writes, core_ns) of page-copy rows: per byte copied, read the source, read the
+        destination line for ownership and write it back (``src``/``dst``: bytes per node, any scale)."""
+        tot = np.maximum(src.sum(axis=1, keepdims=True), _EPS)
+        s, d = src / tot, dst / tot
+        reads = s + d
+        core_ns = np.einsum("im,im->i", reads, self.latency[cpu_node])
+        return share * self.mlp / np.maximum(core_ns, _EPS), reads, d, core_ns
+
+    def rates_rw(
+        self,
+        cpu_node: npt.NDArray[np.int64],
+        core: npt.NDArray[np.int64],
+        share: npt.NDArray[np.float64],
+        src: npt.NDArray[np.float64],
+        dst: npt.NDArray[np.float64],
+    ) -> RateResult:
+        """Rates of page copies alone (see :meth:`copy_rows`)."""
+        demand, reads, writes, core_ns = self.copy_rows(cpu_node, share, src, dst)
+        return self.solve(cpu_node, core, demand, reads, writes, core_ns)
+
+    def solve(
+        self,
+        cpu_node: npt.NDArray[np.int64],
+        core: npt.NDArray[np.int64],
+        demand: npt.NDArray[np.float64],
+        reads: npt.NDArray[np.float64],
+        writes: npt.NDArray[np.float64],
+        core_ns: npt.NDArray[np.float64],
+    ) -> RateResult:
+        """Weighted max-min rates of rows that read ``reads`` and write back ``writes`` per byte of progress and
+        keep their core busy ``core_ns / core_mlp_bytes`` per byte."""
+        n = cpu_node.shape[0]
+        nr = self.nr_nodes
+        traffic = reads + writes
+        a_ctrl = traffic
+        a_link = np.einsum("im,imd->id", reads, self._path_to_cpu[cpu_node]) + np.einsum(
+            "im,imd->id", writes, self.path[cpu_node]
         )
         cores, core_idx = np.unique(core, return_inverse=True)
         a_core = np.zeros((n, cores.shape[0]))
-        a_core[np.arange(n), core_idx] = lat / self.mlp
-        a = np.hstack([a_ctrl, a_link, a_core])
-        cap = np.concatenate([self.controller_cap, self.link_cap, np.ones(cores.shape[0])])
+        a_core[np.arange(n), core_idx] = core_ns / self.mlp
+        parts = [a_ctrl, a_link, a_core]
+        caps = [self.controller_cap, self.link_cap, np.ones(cores.shape[0])]
+        if self.snoop_cap is not None:
+            parts.append(np.einsum("im,im->i", traffic, self.snoop_weight[cpu_node])[:, None])
+            caps.append(np.array([self.snoop_cap]))
+        a = np.hstack(parts)
+        cap = np.concatenate(caps)
 
         rate = _progressive_fill(a, cap, demand)
         used = rate @ a

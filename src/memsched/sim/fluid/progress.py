@@ -15,6 +15,12 @@ before its user work progresses again, and the time shows up as ``system_s``. It
 handed to others meanwhile (kernel stalls are short against the intervals between placement changes), which
 keeps a fault or a scan from forcing two rate recomputations.
 
+Page copies are memory work, not a fixed CPU time (:meth:`FluidProgress.charge_copy`): a task that migrates
+pages in its own context (``migrate_misplaced_page()`` from a hinting fault) copies them at the rate the
+memory model gives a copy row (reading the source node, writing the destination node, crossing the links
+between them) while everybody else streams, and the time it takes is system time. A kernel thread's copy on
+an otherwise idle CPU (:meth:`FluidProgress.start_kernel_copy`) is such a row with no task behind it.
+
 Deviations from the kernel: no time slices — CFS's ideal of every runnable task receiving ``weight / sum of
 weights`` of its CPU (kernel/sched/fair.c) is used directly.
 """
@@ -80,6 +86,10 @@ class FluidProgress:
         self.bytes_local = 0.0
         self.interval_bytes = np.zeros(2)
         self.controller_util = np.zeros(topology.nr_nodes)
+        #: Bytes copied by page migrations (in tasks' context and by kernel threads).
+        self.copy_bytes = 0.0
+        #: Kernel threads' copies on idle CPUs: [cpu, bytes left, src bytes per node, dst bytes per node, rate].
+        self.kernel_copies: list[list[object]] = []
 
     # ---- tasks ---------------------------------------------------------------------------------------------
     def new_task(self, task: FluidTask) -> None:
@@ -110,6 +120,30 @@ class FluidProgress:
             return
         self.sync()
         self.arrays.debt[task.id] += ns
+
+    def charge_copy(
+        self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
+    ) -> None:
+        """Page copies in ``task``'s context: ``src``/``dst`` bytes read from / written to each node. Done after
+        any CPU debt, at the copy's memory rate, as system time."""
+        nbytes = float(src.sum())
+        if nbytes <= 0:
+            return
+        self.sync()
+        a, tid = self.arrays, task.id
+        a.copy_left[tid] += nbytes
+        a.copy_src[tid] += src
+        a.copy_dst[tid] += dst
+        self.dirty = True
+
+    def start_kernel_copy(self, cpu: int, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> None:
+        """A kernel thread copies pages on the idle ``cpu`` (it competes for memory, not for a task's CPU)."""
+        nbytes = float(src.sum())
+        if nbytes <= 0:
+            return
+        self.sync()
+        self.kernel_copies.append([cpu, nbytes, np.array(src, dtype=np.float64), np.array(dst, dtype=np.float64), 0.0])
+        self.dirty = True
 
     def sync(self) -> None:
         """Bring every task's progress up to now (before state changes mid-event)."""
@@ -165,6 +199,11 @@ class FluidProgress:
         if dt <= 0:
             return
         self.t_last = t
+        if self.kernel_copies:
+            for kc in self.kernel_copies:
+                moved = min(float(kc[1]), float(kc[4]) * dt)  # type: ignore[arg-type]
+                kc[1] = float(kc[1]) - moved  # type: ignore[arg-type]
+                self.copy_bytes += moved
         n = len(self.tasks)
         a = self.arrays
         running = a.oncpu[:n] >= 0
@@ -173,12 +212,19 @@ class FluidProgress:
         share = a.share[:n]
         debt = a.debt[:n]
         indebt = running & (debt > 0)
-        working = running & ~indebt
+        copy_left = a.copy_left[:n]
+        copying = running & ~indebt & (copy_left > 0)
+        working = running & ~indebt & ~copying
         a.user_ns[:n][working] += share[working] * dt
-        a.sys_ns[:n][indebt] += share[indebt] * dt
+        kernel = indebt | copying
+        a.sys_ns[:n][kernel] += share[kernel] * dt
         if indebt.any():
             debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
         progressed = a.rate[:n] * dt
+        if copying.any():
+            moved = np.minimum(progressed[copying], copy_left[copying])
+            copy_left[copying] -= moved
+            self.copy_bytes += float(moved.sum())
         a.rem[:n][working] -= progressed[working]
         mem = working & (a.kind[:n] == MEM)
         if mem.any():
@@ -196,24 +242,35 @@ class FluidProgress:
             self.recompute()
         n = len(self.tasks)
         a = self.arrays
-        running = a.oncpu[:n] >= 0
-        if not running.any():
-            return None
-        debt = a.debt[:n]
-        rate = a.rate[:n]
         best = math.inf
-        indebt = running & (debt > 0)
-        if indebt.any():
-            best = float((debt[indebt] / a.share[:n][indebt]).min())
-        working = running & ~indebt & (rate > 0)
-        if working.any():
-            best = min(best, float((a.rem[:n][working] / rate[working]).min()))
+        for kc in self.kernel_copies:
+            if float(kc[4]) > 0:  # type: ignore[arg-type]
+                best = min(best, float(kc[1]) / float(kc[4]))  # type: ignore[arg-type]
+        running = a.oncpu[:n] >= 0
+        if running.any():
+            debt = a.debt[:n]
+            rate = a.rate[:n]
+            indebt = running & (debt > 0)
+            if indebt.any():
+                best = min(best, float((debt[indebt] / a.share[:n][indebt]).min()))
+            copy_left = a.copy_left[:n]
+            copying = running & ~indebt & (copy_left > 0) & (rate > 0)
+            if copying.any():
+                best = min(best, float((copy_left[copying] / rate[copying]).min()))
+            working = running & ~indebt & (copy_left <= 0) & (rate > 0)
+            if working.any():
+                best = min(best, float((a.rem[:n][working] / rate[working]).min()))
         if best == math.inf:
             return None
         return self.t_last + max(1, math.ceil(best - 1e-9))
 
     def fire(self) -> None:
-        """Pay off kernel debts and hand every phase that completed now to the program interpreter."""
+        """Pay off kernel debts, finish copies and hand every phase that completed now to the interpreter."""
+        if self.kernel_copies:
+            left = [kc for kc in self.kernel_copies if float(kc[1]) > float(kc[4]) * 1.0 + 1e-6]  # type: ignore[arg-type]
+            if len(left) != len(self.kernel_copies):
+                self.kernel_copies = left
+                self.dirty = True
         tasks = self.tasks
         n = len(tasks)
         a = self.arrays
@@ -224,7 +281,15 @@ class FluidProgress:
         if paid.any():
             debt[paid] = 0.0
         rate = a.rate[:n]
-        done = running & (debt <= 0) & (rate > 0) & (a.rem[:n] <= rate * 1.0 + 1e-9)
+        copy_left = a.copy_left[:n]
+        copied = running & (debt <= 0) & (copy_left > 0) & (copy_left <= rate * 1.0 + 1e-6)
+        if copied.any():
+            self.copy_bytes += float(copy_left[copied].sum())
+            copy_left[copied] = 0.0
+            a.copy_src[:n][copied] = 0.0
+            a.copy_dst[:n][copied] = 0.0
+            self.dirty = True
+        done = running & (debt <= 0) & (copy_left <= 0) & (rate > 0) & (a.rem[:n] <= rate * 1.0 + 1e-9)
         for tid in np.flatnonzero(done):
             task = tasks[int(tid)]
             if task.state is FluidTaskState.RUNNABLE and a.oncpu[tid] >= 0:
@@ -239,17 +304,24 @@ class FluidProgress:
         a.rate[:n] = 0.0
         a.share[:n] = 0.0
         running = np.flatnonzero(a.oncpu[:n] >= 0)
-        if running.size == 0:
+        if running.size == 0 and not self.kernel_copies:
             self.controller_util[:] = 0.0
             return
         cpus = a.oncpu[running]
-        a.share[running] = fluid_shares(cpus, a.weight[running], self.nr_cpus)
+        if running.size:
+            a.share[running] = fluid_shares(cpus, a.weight[running], self.nr_cpus)
+        copying = a.copy_left[running] > 0
         kind = a.kind[running]
-        mem = running[kind == MEM]
+        mem = running[(kind == MEM) & ~copying]
+        cop = running[copying]
+        mm_model = self.memmodel
+        rows: list[tuple[npt.NDArray[np.float64], ...]] = []
+        row_cpu: list[npt.NDArray[np.int64]] = []
         if mem.size:
             by_phase: dict[Touch, list[int]] = {}
+            touch = self.touch
             for tid in mem.tolist():
-                phase = self.touch[tid]
+                phase = touch[tid]
                 assert phase is not None
                 by_phase.setdefault(phase, []).append(tid)
             for phase, tids in by_phase.items():
@@ -259,20 +331,49 @@ class FluidProgress:
                     frac = (1.0 - f) * frac + f * self._region_frac(phase.shared)
                 a.frac[tids] = frac
             oncpu = a.oncpu[mem]
-            res = self.memmodel.rates(
-                self.cpu_node[oncpu],
-                self.cpu_core[oncpu],
-                a.share[mem],
-                a.frac[mem],
-                a.write[mem],
-                a.cpu_ns_per_byte[mem],
-                a.mlp_scale[mem],
+            rows.append(
+                mm_model.stream_rows(
+                    self.cpu_node[oncpu], a.share[mem], a.frac[mem], a.write[mem], a.cpu_ns_per_byte[mem],
+                    a.mlp_scale[mem],
+                )
             )
-            a.rate[mem] = res.rate
+            row_cpu.append(oncpu)
+        if cop.size:
+            oncpu = a.oncpu[cop]
+            rows.append(mm_model.copy_rows(self.cpu_node[oncpu], a.share[cop], a.copy_src[cop], a.copy_dst[cop]))
+            row_cpu.append(oncpu)
+        kcs = self.kernel_copies
+        if kcs:
+            kcpu = np.array([int(kc[0]) for kc in kcs], dtype=np.int64)  # type: ignore[call-overload]
+            rows.append(
+                mm_model.copy_rows(
+                    self.cpu_node[kcpu],
+                    np.ones(len(kcs)),
+                    np.array([kc[2] for kc in kcs], dtype=np.float64),
+                    np.array([kc[3] for kc in kcs], dtype=np.float64),
+                )
+            )
+            row_cpu.append(kcpu)
+        if rows:
+            cpu_all = np.concatenate(row_cpu)
+            res = mm_model.solve(
+                self.cpu_node[cpu_all],
+                self.cpu_core[cpu_all],
+                *(np.concatenate([r[i] for r in rows]) for i in range(4)),
+            )
+            k = 0
+            if mem.size:
+                a.rate[mem] = res.rate[: mem.size]
+                k = mem.size
+            if cop.size:
+                a.rate[cop] = res.rate[k : k + cop.size]
+                k += cop.size
+            for i, kc in enumerate(kcs):
+                kc[4] = float(res.rate[k + i])
             self.controller_util = res.controller_util
         else:
             self.controller_util = np.zeros(self.topology.nr_nodes)
-        comp = running[kind == COMPUTE]
+        comp = running[(kind == COMPUTE) & ~copying]
         if comp.size:
             busy = np.zeros(self.nr_cpus, dtype=bool)
             busy[cpus] = True

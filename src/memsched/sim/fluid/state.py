@@ -45,6 +45,9 @@ FIELDS: tuple[Field, ...] = (
     Field("oncpu", np.int64, -1, "CPU whose runqueue holds the task, -1 when off every runqueue"),
     Field("weight", np.float64, 0.0, "load weight (nice_to_weight)"),
     Field("frac", np.float64, 0.0, "share of the current Touch's bytes on each node", per_node=True),
+    Field("copy_left", np.float64, 0.0, "bytes of page copies (migration) still to do in the kernel"),
+    Field("copy_src", np.float64, 0.0, "bytes of the pending copies read from each node", per_node=True),
+    Field("copy_dst", np.float64, 0.0, "bytes of the pending copies written to each node", per_node=True),
 )
 
 
@@ -64,6 +67,9 @@ class TaskArrays:
     oncpu: npt.NDArray[np.int64]
     weight: npt.NDArray[np.float64]
     frac: npt.NDArray[np.float64]
+    copy_left: npt.NDArray[np.float64]
+    copy_src: npt.NDArray[np.float64]
+    copy_dst: npt.NDArray[np.float64]
 
     def __init__(self, nr_nodes: int, capacity: int = 16) -> None:
         self.nr_nodes = nr_nodes

@@ -13,8 +13,19 @@ share the straddling page, as in the real autonuma-benchmark runs.
 
 Kernel counterparts: ``include/linux/mm_types.h`` (``mm_struct``, ``vm_area_struct``), ``mm/mmap.c``.
 
-Deviations from the kernel: no page tables (placement is per page, not per PTE); huge pages are modelled by
-using a 2 MiB page size for the whole run rather than mixing THP and base pages in one VMA.
+**Units.** The page array has one entry per *unit* of ``page_size`` bytes. A run with transparent huge pages
+that are never split uses 2 MiB units (one per huge page). A run on 4 KiB pages aggregates consecutive base
+pages into fixed runs (``MachineConfig.run_kib``, 64 KiB by default for the NUMA workloads, 4 KiB exactly for
+the memory-pressure scenarios): the pages of a run share their node and their NUMA hinting state, while every
+counter and cost stays per 4 KiB page. A THP run under a design that splits huge pages on a hinting fault uses
+such runs too and remembers, per 2 MiB block of ``thp_units`` units, whether the block is still mapped by a
+huge PMD (``huge``).
+
+**Per-node bytes of a region** (``region_node_bytes``) are cached per region and updated incrementally by
+``set_nodes``, so a migration of a few pages does not re-count a multi-GiB buffer.
+
+Deviations from the kernel: no page tables (placement is per page, not per PTE); base pages of one run share
+their placement; VMAs of a huge-page mm start on a 2 MiB boundary.
 """
 
 from __future__ import annotations
@@ -93,6 +104,11 @@ class MmStruct:
     users: int = 0
     #: Pages per node when the last user exited (frames are freed then; reports keep the picture).
     final_node_pages: npt.NDArray[np.int64] | None = None
+    #: Units per 2 MiB huge page when huge pages are tracked below their size (they may be split), else 0.
+    thp_units: int = 0
+    #: Per 2 MiB block (with ``thp_units``): still mapped by a huge PMD.
+    huge: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    _region_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.node_pages = np.zeros(self.nr_nodes, dtype=np.int64)
@@ -111,9 +127,32 @@ class MmStruct:
             raise ConfigError("nbytes", nbytes, "must be > 0")
         npages = -(-(nbytes + header) // self.page_size)
         start = self.nr_pages
-        self.page_node = np.concatenate([self.page_node, np.full(npages, -1, dtype=np.int16)])
+        if self.thp_units:
+            start = -(-start // self.thp_units) * self.thp_units
+            npages = -(-npages // self.thp_units) * self.thp_units
+        grow = start + npages - self.nr_pages
+        self.page_node = np.concatenate([self.page_node, np.full(grow, -1, dtype=np.int16)])
+        if self.thp_units:
+            self.huge = np.concatenate([self.huge, np.zeros(grow // self.thp_units, dtype=bool)])
         self.vmas.append(Vma(start, npages, name))
         return Region(self.id, start * self.page_size + header, nbytes)
+
+    def huge_block(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The 2 MiB block of each page (``thp_units`` must be set)."""
+        return pages // self.thp_units
+
+    def expand_huge(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """``pages`` with every page of a still-huge block replaced by all the pages of that block (a huge
+        page moves as one), each page once, in order."""
+        if not self.thp_units or pages.size == 0:
+            return pages
+        blocks = pages // self.thp_units
+        whole = self.huge[blocks]
+        if not whole.any():
+            return pages
+        hb = np.unique(blocks[whole])
+        full = (hb[:, None] * self.thp_units + np.arange(self.thp_units)[None, :]).reshape(-1)
+        return np.unique(np.concatenate([pages[~whole], full]))
 
     def vma_of(self, page: int) -> Vma:
         for vma in self.vmas:
@@ -122,18 +161,47 @@ class MmStruct:
         raise ConfigError("page", page, f"must be inside a VMA of mm {self.name}")
 
     def region_node_bytes(self, region: Region) -> npt.NDArray[np.float64]:
-        """Bytes of ``region`` resident on each node (pages not yet present are not counted)."""
+        """Bytes of ``region`` resident on each node (pages not yet present are not counted). The result is
+        cached and must not be modified."""
+        hit = self._region_cache.get(region)
+        if hit is not None and hit[0] == self.placement_version:
+            return hit[1]
         p0, p1 = region.page_span(self.page_size)
         nodes = self.page_node[p0:p1].astype(np.int64) + 1  # -1 (absent) -> bin 0
         out = np.bincount(nodes, weights=region.page_weights(self.page_size), minlength=self.nr_nodes + 1)
-        return np.asarray(out[1:], dtype=np.float64)
+        result = np.asarray(out[1:], dtype=np.float64)
+        self._region_cache[region] = (self.placement_version, result)
+        return result
 
     def set_nodes(self, pages: npt.NDArray[np.int64], nodes: npt.NDArray[np.int64]) -> None:
         """Record new placement for ``pages`` (first touch or migration) and keep ``node_pages`` in step."""
         old = self.page_node[pages].astype(np.int64)
         present = old >= 0
+        nr = self.nr_nodes
         if present.any():
-            self.node_pages -= np.bincount(old[present], minlength=self.nr_nodes)
-        self.node_pages += np.bincount(nodes, minlength=self.nr_nodes)
+            self.node_pages -= np.bincount(old[present], minlength=nr)
+        self.node_pages += np.bincount(nodes, minlength=nr)
         self.page_node[pages] = nodes.astype(np.int16)
+        version = self.placement_version
         self.placement_version += 1
+        if pages.size == 0:
+            return
+        lo, hi = int(pages.min()), int(pages.max()) + 1
+        psz = self.page_size
+        for region, (ver, cached) in list(self._region_cache.items()):
+            if ver != version:
+                continue  # stale already (placement changed behind set_nodes): recomputed on next use
+            p0, p1 = region.page_span(psz)
+            if p1 <= lo or p0 >= hi:
+                self._region_cache[region] = (self.placement_version, cached)
+                continue
+            sel = (pages >= p0) & (pages < p1)
+            w = np.full(int(sel.sum()), float(psz))
+            inside = pages[sel]
+            w[inside == p0] -= region.start - p0 * psz
+            w[inside == p1 - 1] -= p1 * psz - (region.start + region.nbytes)
+            delta = np.bincount(nodes[sel], weights=w, minlength=nr)
+            o = old[sel]
+            gone = o >= 0
+            delta -= np.bincount(o[gone], weights=w[gone], minlength=nr)
+            self._region_cache[region] = (self.placement_version, cached + delta)

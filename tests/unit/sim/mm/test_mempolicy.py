@@ -14,9 +14,12 @@ ZL = zonelists(load_topology("x86-8n64").distance)
 
 
 def test_zonelist_orders_by_distance_round_robin() -> None:
-    """Fallback goes by distance; equal distances rotate "to the next node" as build_zonelists() does."""
+    """Fallback goes by distance; equal distances rotate "to the next node" as build_zonelists() does: on the
+    flat 8-node table node n falls back to n+1, n+2, ..."""
     assert ZL[0].tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
-    assert ZL[5].tolist() == [5, 6, 7, 1, 4, 0, 2, 3]
+    assert ZL[5].tolist() == [5, 6, 7, 0, 1, 2, 3, 4]
+    two_levels = np.array([[10, 20, 30], [20, 10, 20], [30, 20, 10]])
+    assert zonelists(two_levels).tolist() == [[0, 1, 2], [1, 2, 0], [2, 1, 0]]
     dist = load_topology("x86-8n64").distance
     for row in ZL:
         assert sorted(row.tolist()) == list(range(8))

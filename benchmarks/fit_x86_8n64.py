@@ -1,0 +1,138 @@
+"""Fit the hardware figures of the ``x86-8n64`` preset to the 8-node box's no-balancing rows.
+
+    python benchmarks/fit_x86_8n64.py [--iterations N] [--start preset]
+
+Only the vanilla, HARD_BIND and INVERSE_BIND times of the four autonuma-benchmark workloads (Srikar Dronamraju,
+linux-mm, 10 Dec 2012) are used: no balancing policy runs here, and no policy's result is read. The fitted
+figures are the per-node controller, the link capacity inside a chassis and across chassis, the machine-wide
+coherence resource (capacity and the extra cost of a remote byte per hop), and the idle latencies. The
+objective is the largest deviation (log ratio) over the twelve rows, with the sum of squares as a tie-break;
+a Nelder-Mead simplex in log space searches it. The best figures are printed as TOML lines for the preset
+file; the preset itself is edited by hand (so a change to it is a reviewed change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from memsched.workloads.runner import run_one
+from memsched.workloads.runspec import RunSpec
+
+#: Srikar Dronamraju, linux-mm, 10 Dec 2012: 3.7-rc-era kernel without balancing, seconds.
+PUBLISHED = {
+    "numa01": (1555.24, 993.30, 3634.86),
+    "numa01_THREAD_ALLOC": (1121.17, 792.73, 1988.95),
+    "numa02": (147.04, 26.94, 349.10),
+    "numa02_SMT": (386.43, 101.98, 325.26),
+}
+PARAMS = ("controller_gibps", "link_gibps", "cross_gibps", "snoop_gibps", "snoop_hop_cost", "latency_local_ns",
+          "latency_hop_ns", "core_mlp_bytes")
+
+
+def preset() -> dict[str, object]:
+    raw = resources.files("memsched.data").joinpath("topologies", "x86-8n64.toml").read_text()
+    return tomllib.loads(raw)
+
+
+def start_point(base: dict[str, object]) -> np.ndarray:
+    links = base["links"]
+    assert isinstance(links, list)
+    cross = next(float(link[2]) for link in links if len(link) == 3)
+    values = [base["controller_gibps"], base["link_gibps"], cross, base["snoop_gibps"], base["snoop_hop_cost"],
+              base["latency_local_ns"], base["latency_hop_ns"], base["core_mlp_bytes"]]
+    return np.log(np.array([float(v) for v in values]))  # type: ignore[arg-type]
+
+
+def toml_text(base: dict[str, object], x: np.ndarray) -> str:
+    v = dict(zip(PARAMS, np.exp(x), strict=True))
+    links = [link[:2] + ([round(v["cross_gibps"], 3)] if len(link) == 3 else []) for link in base["links"]]  # type: ignore[union-attr,index]
+    lines = []
+    for key, value in base.items():
+        if key == "links":
+            value = links
+        elif key in v:
+            value = round(float(v[key]), 3)
+        lines.append(f"{key} = {_toml(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(x) for x in value) + "]"
+    return str(value)
+
+
+def rows(path: Path) -> list[tuple[str, float, float]]:
+    out = []
+    for wl, pubs in PUBLISHED.items():
+        for suffix, pub in zip(("", "_HARD_BIND", "_INVERSE_BIND"), pubs, strict=True):
+            sim = float(run_one(RunSpec(wl + suffix, str(path), "none", 0))["elapsed_s"])
+            out.append((wl + suffix, pub, sim))
+    return out
+
+
+def objective(base: dict[str, object], x: np.ndarray, folder: Path) -> tuple[float, list[tuple[str, float, float]]]:
+    path = folder / "fit.toml"
+    path.write_text(toml_text(base, x))
+    got = rows(path)
+    logs = np.array([math.log(sim / pub) for _, pub, sim in got])
+    return float(np.abs(logs).max() + 0.1 * np.sqrt((logs**2).mean())), got
+
+
+def nelder_mead(f, x0: np.ndarray, iterations: int, step: float = 0.25):  # type: ignore[no-untyped-def]
+    n = x0.shape[0]
+    simplex = [x0] + [x0 + step * np.eye(n)[i] for i in range(n)]
+    values = [f(x) for x in simplex]
+    for _ in range(iterations):
+        order = np.argsort(values)
+        simplex = [simplex[i] for i in order]
+        values = [values[i] for i in order]
+        centroid = np.mean(simplex[:-1], axis=0)
+        reflected = centroid + (centroid - simplex[-1])
+        fr = f(reflected)
+        if fr < values[0]:
+            expanded = centroid + 2 * (centroid - simplex[-1])
+            fe = f(expanded)
+            simplex[-1], values[-1] = (expanded, fe) if fe < fr else (reflected, fr)
+        elif fr < values[-2]:
+            simplex[-1], values[-1] = reflected, fr
+        else:
+            contracted = centroid + 0.5 * (simplex[-1] - centroid)
+            fc = f(contracted)
+            if fc < values[-1]:
+                simplex[-1], values[-1] = contracted, fc
+            else:
+                simplex = [simplex[0]] + [simplex[0] + 0.5 * (s - simplex[0]) for s in simplex[1:]]
+                values = [values[0]] + [f(s) for s in simplex[1:]]
+    best = int(np.argmin(values))
+    return simplex[best], values[best]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=60)
+    args = ap.parse_args()
+    base = preset()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        x0 = start_point(base)
+        best_x, best = nelder_mead(lambda x: objective(base, x, folder)[0], x0, args.iterations)
+        score, got = objective(base, best_x, folder)
+    print(f"# objective {score:.4f}")
+    for name, pub, sim in got:
+        print(f"# {name:28s} published {pub:8.1f} simulated {sim:8.1f} {100 * (sim / pub - 1):+6.1f} %")
+    for key, value in zip(PARAMS, np.exp(best_x), strict=True):
+        print(f"{key} = {value:.3f}")
+
+
+if __name__ == "__main__":
+    main()
