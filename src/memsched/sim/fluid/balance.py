@@ -7,8 +7,14 @@ Models ``kernel/sched/fair.c`` of Linux 3.7:
   group unless another is lighter by more than half of the level's ``imbalance_pct``; then
   ``find_idlest_cpu()`` picks the least loaded CPU (ties: the forking CPU, then the lowest id). New threads of
   one process therefore spread node by node, then core by core, then onto SMT siblings.
-* **Wakeup placement** (``select_idle_sibling``): the previous CPU if idle, else an idle CPU of a fully idle
-  core in the same LLC, else any idle CPU there, else the previous CPU.
+* **Wakeup placement** (``select_task_rq_fair`` with ``SD_BALANCE_WAKE``): when the waker's CPU is known
+  (a wake-up from a kernel lock), ``wake_affine()`` decides whether to pull the task towards the waker's CPU:
+  with ``this_load`` the waker CPU's load and ``load`` the previous CPU's, it is balanced when
+  ``100 * (this_load + weight) <= (100 + (imbalance_pct - 100) / 2) * load`` (``this_load`` 0 always is), and
+  the pull also happens when ``this_load <= load`` and ``this_load + load <= `` the waker CPU's load per task
+  (3.7; the NUMA levels carry ``SD_WAKE_AFFINE`` up to ``REMOTE_DISTANCE``, ``sd_local_flags()``). Then
+  ``select_idle_sibling``: the target if idle (or the previous CPU if it is the target and idle), else an idle
+  CPU of a fully idle core in the target's LLC, else any idle CPU there, else the target.
 * **Load balancing** (``load_balance`` from the idle and periodic paths): an idle CPU walks its domains bottom
   up and pulls one task from the busiest *overloaded* group (more runnable tasks than its capacity in cores,
   ``sgs->group_capacity``), provided its own group has spare capacity; this also splits two tasks sharing an
@@ -39,6 +45,8 @@ from memsched.topology import Topology
 __all__ = ["Balancer", "Move"]
 
 SCHED_POWER_SCALE = 1024
+#: ``REMOTE_DISTANCE`` (include/linux/topology.h): NUMA levels up to this distance get ``SD_WAKE_AFFINE``.
+REMOTE_DISTANCE = 20
 #: ``sd->smt_gain`` (3.7): an SMT core is worth 1178/1024 of a CPU, split among its threads.
 SMT_GAIN = 1178
 
@@ -143,8 +151,42 @@ class Balancer:
         start = next(i for i, g in enumerate(groups) if this_cpu in g)
         return groups[start:] + groups[:start]
 
-    def select_wake_cpu(self, prev_cpu: int, allowed: npt.NDArray[np.bool_], nr_running: npt.NDArray[np.int64]) -> int:
-        """``select_idle_sibling()`` around the previous CPU."""
+    def wake_affine(
+        self, waker: int, prev: int, load: npt.NDArray[np.float64], nr: npt.NDArray[np.int64], weight: float
+    ) -> bool:
+        """``wake_affine()`` (kernel/sched/fair.c, 3.7) with instantaneous loads, not sync, no cgroups."""
+        sd = next((d for d in self.domains[waker] if prev in d.span), None)
+        if sd is None or self.topology.distance[self.node_of[waker], self.node_of[prev]] > REMOTE_DISTANCE:
+            return False  # no SD_WAKE_AFFINE domain spans both CPUs
+        this_load, prev_load = float(load[waker]), float(load[prev])
+        balanced = True
+        if this_load > 0:
+            this_eff = 100 * self.power[prev] * (this_load + weight)
+            prev_eff = (100 + (sd.imbalance_pct - 100) // 2) * self.power[waker] * prev_load
+            balanced = this_eff <= prev_eff
+        per_task = this_load / nr[waker] if nr[waker] else 0.0
+        return balanced or (this_load <= prev_load and this_load + prev_load <= per_task)
+
+    def select_wake_cpu(
+        self,
+        prev_cpu: int,
+        allowed: npt.NDArray[np.bool_],
+        nr_running: npt.NDArray[np.int64],
+        *,
+        waker: int | None = None,
+        load: npt.NDArray[np.float64] | None = None,
+        weight: float = 1024.0,
+    ) -> int:
+        """``select_idle_sibling()`` around the previous CPU, or around the waker's CPU when ``waker`` is given
+        and ``wake_affine()`` pulls the task there."""
+        if (
+            waker is not None
+            and load is not None
+            and waker != prev_cpu
+            and allowed[waker]
+            and self.wake_affine(waker, prev_cpu, load, nr_running, weight)
+        ):
+            return self._idle_sibling(waker, prev_cpu, allowed, nr_running)
         if allowed[prev_cpu] and nr_running[prev_cpu] == 0:
             return prev_cpu
         llc = [c for c in self.llc_span[prev_cpu] if allowed[c]]
@@ -158,6 +200,22 @@ class Balancer:
             return prev_cpu
         candidates = np.flatnonzero(allowed)
         return int(candidates[np.argmin(nr_running[candidates])])
+
+    def _idle_sibling(
+        self, target: int, prev: int, allowed: npt.NDArray[np.bool_], nr_running: npt.NDArray[np.int64]
+    ) -> int:
+        """``select_idle_sibling(p, target)`` (3.7): the target if idle, else an idle CPU of a fully idle core of
+        the target's LLC, else any idle CPU there, else the target."""
+        if nr_running[target] == 0:
+            return target
+        llc = [c for c in self.llc_span[target] if allowed[c]]
+        for cpu in llc:
+            if all(nr_running[s] == 0 for s in self.core_siblings[cpu]):
+                return cpu
+        for cpu in llc:
+            if nr_running[cpu] == 0:
+                return cpu
+        return target
 
     # ---- balancing ---------------------------------------------------------------------------------------
     def balance(

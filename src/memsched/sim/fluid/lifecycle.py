@@ -168,6 +168,22 @@ class Lifecycle:
             return True
         return False
 
+    def block_for(self, task: FluidTask, ns: float, waker_cpu: int | None = None) -> bool:
+        """The task sleeps ``ns`` in the kernel in the middle of its phase (a sleeping lock), then is woken from
+        ``waker_cpu`` through the wake-up path; its phase resumes where it stopped. False if it is not running."""
+        if task.state is not FluidTaskState.RUNNABLE or task.cpu < 0 or ns <= 0:
+            return False
+        task.kblocked = True
+        self.sched.dequeue(task, FluidTaskState.BLOCKED)
+        self.engine.after(max(1, round(ns)), Prio.WAKEUP, self._kernel_wake, task, waker_cpu)
+        return True
+
+    def _kernel_wake(self, task: FluidTask, waker_cpu: int | None) -> None:
+        if task.state is FluidTaskState.EXITED or not task.kblocked:
+            return
+        task.kblocked = False
+        self.sched.wake(task, waker_cpu)
+
     # ---- waking --------------------------------------------------------------------------------------------
     def wake_and_continue(self, task: FluidTask) -> None:
         if task.state is FluidTaskState.EXITED:  # killed while asleep or blocked

@@ -52,6 +52,18 @@ class MachineConfig:
 
     #: Transparent huge pages: 2 MiB pages (on, as in the benchmarks of the debate) or 4 KiB.
     thp: bool = True
+    #: 4 KiB pages are tracked in runs of this many KiB that share placement and hinting state (every count
+    #: and cost stays per 4 KiB page; ``sim/mm/mm.py``). 4 = exact.
+    run_kib: int = 4
+    #: With THP: track huge pages at ``run_kib`` granularity so a NUMA hinting fault can split them (the
+    #: 2012 patch sets that split instead of migrating a huge page).
+    thp_split: bool = False
+    #: Page walk after a TLB miss, paid once per 4 KiB page a stream touches where memory is mapped by 4 KiB
+    #: pages (none, 0, by default; the NUMA runs use an estimate): the TLB reach a split huge page loses.
+    page_walk_ns: int = 0
+    #: Paying off a kernel debt is an event of its own (exact and slower), or folded into the task's next
+    #: completion (``False``; the NUMA runs, where every fault and scan charges a small debt).
+    debt_events: bool = True
     #: Trap, entry/exit and bookkeeping of one page fault, excluding zeroing (estimate: about 1 µs).
     page_fault_ns: int = 1_000
     #: Interval of the timeline samples (local access fraction, pages per node) in reports.
@@ -67,10 +79,26 @@ class MachineConfig:
             raise ConfigError("cross_node_move_ns", self.cross_node_move_ns, "must be >= 0")
         if self.sample_interval_ns <= 0:
             raise ConfigError("sample_interval_ns", self.sample_interval_ns, "must be > 0")
+        if self.page_walk_ns < 0:
+            raise ConfigError("page_walk_ns", self.page_walk_ns, "must be >= 0")
+        kib = self.run_kib
+        if kib < 4 or kib > PAGE_SIZE_THP // 1024 or kib & (kib - 1):
+            raise ConfigError("run_kib", kib, "must be a power of two from 4 to 2048")
 
     @property
     def page_size(self) -> int:
+        """Bytes per entry of the page arrays (a 2 MiB huge page, or a run of 4 KiB pages)."""
+        return PAGE_SIZE_THP if self.thp and not self.thp_split else self.run_kib * 1024
+
+    @property
+    def kernel_page_size(self) -> int:
+        """The page size of the mappings (what one page fault maps): 2 MiB with THP, else 4 KiB."""
         return PAGE_SIZE_THP if self.thp else PAGE_SIZE_4K
+
+    @property
+    def thp_units(self) -> int:
+        """Page-array entries per huge page when huge pages may be split, else 0."""
+        return PAGE_SIZE_THP // self.page_size if self.thp and self.thp_split else 0
 
 
 class FluidMachine:
@@ -81,17 +109,28 @@ class FluidMachine:
         self.config = config or MachineConfig()
         self.engine = Engine(seed)
         self.page_size = self.config.page_size
+        self.kernel_page_size = self.config.kernel_page_size
         self.nr_nodes = topology.nr_nodes
         self.nr_cpus = topology.nr_cpus
         self.cpu_node = topology.cpu_node()
         self.cpu_core = topology.cpu_core()
         self.vmstat = VmStat(self.nr_nodes)
-        self.page_alloc = PageAllocator(topology, self.page_size, self.vmstat)
+        self.page_alloc = PageAllocator(
+            topology, self.page_size, self.vmstat, allocs_per_page=self.page_size / self.kernel_page_size
+        )
         self.memmodel = MemModel(topology)
         self.tasks: list[FluidTask] = []
         self.mms: list[MmStruct] = []
         self.instruments = InstrumentHooks()
-        self.progress = FluidProgress(self.engine, topology, self.memmodel, self.tasks, self.mms)
+        self.progress = FluidProgress(
+            self.engine,
+            topology,
+            self.memmodel,
+            self.tasks,
+            self.mms,
+            page_walk_ns=self.config.page_walk_ns,
+            debt_events=self.config.debt_events,
+        )
         self.sched = FluidScheduler(
             self.engine,
             topology,
@@ -110,6 +149,7 @@ class FluidMachine:
             self.instruments,
             page_size=self.page_size,
             page_fault_ns=self.config.page_fault_ns,
+            kernel_page_size=self.kernel_page_size,
         )
         self.lifecycle = Lifecycle(
             self.engine,
@@ -141,7 +181,13 @@ class FluidMachine:
 
     # ---- setup "syscalls" --------------------------------------------------------------------------------
     def new_mm(self, name: str) -> MmStruct:
-        mm = MmStruct(id=len(self.mms), name=name, page_size=self.page_size, nr_nodes=self.nr_nodes)
+        mm = MmStruct(
+            id=len(self.mms),
+            name=name,
+            page_size=self.page_size,
+            nr_nodes=self.nr_nodes,
+            thp_units=self.config.thp_units,
+        )
         self.mms.append(mm)
         return mm
 
@@ -173,9 +219,9 @@ class FluidMachine:
         """Wake a task blocked in a ``Wait`` phase; it continues with its next phase."""
         self.lifecycle.wake_task(task)
 
-    def charge_system(self, task: FluidTask, ns: float) -> None:
+    def charge_system(self, task: FluidTask, ns: float, cause: str = "other") -> None:
         """Kernel work of ``ns`` CPU nanoseconds in ``task``'s context (delays its user work)."""
-        self.progress.charge_system(task, ns)
+        self.progress.charge_system(task, ns, cause)
 
     def vmpressure_fd(self, config: Any) -> Any:
         """``vmpressure_fd(2)`` of the 2012 RFC: a system-wide :class:`~memsched.pressure.VmpressureFile`."""

@@ -63,8 +63,15 @@ class FluidProgress:
         memmodel: MemModel,
         tasks: list[FluidTask],
         mms: list[MmStruct],
+        *,
+        page_walk_ns: int = 0,
+        debt_events: bool = True,
     ) -> None:
         self.engine = engine
+        self.walk_ns_per_byte = page_walk_ns / 4096.0
+        #: Whether paying off a kernel debt is an event of its own (True), or is folded into the time of the
+        #: task's next completion (False: fewer events; the NUMA runs, whose faults charge many small debts).
+        self.debt_events = debt_events
         self.topology = topology
         self.memmodel = memmodel
         self.tasks = tasks
@@ -88,6 +95,8 @@ class FluidProgress:
         self.controller_util = np.zeros(topology.nr_nodes)
         #: Bytes copied by page migrations (in tasks' context and by kernel threads).
         self.copy_bytes = 0.0
+        #: Kernel CPU time charged, by cause (``charge_system``), plus ``"copy"``: time tasks spent copying.
+        self.system_by_cause: dict[str, float] = {}
         #: Kernel threads' copies on idle CPUs: [cpu, bytes left, src bytes per node, dst bytes per node, rate].
         self.kernel_copies: list[list[object]] = []
 
@@ -114,12 +123,25 @@ class FluidProgress:
         """The task's current phase consumes nothing (it sleeps, blocks, waits or exits)."""
         self.arrays.kind[task.id] = IDLE
 
-    def charge_system(self, task: FluidTask, ns: float) -> None:
-        """Kernel work of ``ns`` CPU nanoseconds in ``task``'s context (delays its user work)."""
+    def charge_system(self, task: FluidTask, ns: float, cause: str = "other") -> None:
+        """Kernel work of ``ns`` CPU nanoseconds in ``task``'s context (delays its user work), counted under
+        ``cause`` in :attr:`system_by_cause`."""
         if ns <= 0:
             return
         self.sync()
         self.arrays.debt[task.id] += ns
+        self.system_by_cause[cause] = self.system_by_cause.get(cause, 0.0) + ns
+
+    def charge_causes(self, task: FluidTask, by_cause: dict[str, float]) -> None:
+        """``charge_system`` of several causes at once (one debt)."""
+        total = sum(by_cause.values())
+        if total <= 0:
+            return
+        self.sync()
+        self.arrays.debt[task.id] += total
+        causes = self.system_by_cause
+        for cause, ns in by_cause.items():
+            causes[cause] = causes.get(cause, 0.0) + ns
 
     def charge_copy(
         self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
@@ -169,6 +191,21 @@ class FluidProgress:
         done = phase.work - float(self.arrays.rem[task.id])
         return phase.sweeps(done, float(self.arrays.rate[task.id]))
 
+    def sweeps_of(self, tasks: list[FluidTask]) -> list[tuple[int, Region, float, float]]:
+        """``sweep_state`` of several tasks at once: (task id, region, cursor, rate) of every sweep."""
+        self.sync()
+        a = self.arrays
+        out: list[tuple[int, Region, float, float]] = []
+        for task in tasks:
+            tid = task.id
+            phase = task.phase
+            if not isinstance(phase, Touch) or a.oncpu[tid] < 0:
+                continue
+            done = phase.work - float(a.rem[tid])
+            for region, cursor, rate in phase.sweeps(done, float(a.rate[tid])):
+                out.append((tid, region, cursor, rate))
+        return out
+
     def phase_progress(self, task: FluidTask) -> float:
         """Work done so far in the task's current phase (bytes for ``Touch``, ns for ``Compute``)."""
         phase = task.phase
@@ -211,20 +248,47 @@ class FluidProgress:
             return
         share = a.share[:n]
         debt = a.debt[:n]
-        indebt = running & (debt > 0)
         copy_left = a.copy_left[:n]
-        copying = running & ~indebt & (copy_left > 0)
-        working = running & ~indebt & ~copying
-        a.user_ns[:n][working] += share[working] * dt
-        kernel = indebt | copying
-        a.sys_ns[:n][kernel] += share[kernel] * dt
-        if indebt.any():
-            debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
-        progressed = a.rate[:n] * dt
+        rate = a.rate[:n]
+        if self.debt_events:
+            indebt = running & (debt > 0)
+            copying = running & ~indebt & (copy_left > 0)
+            working = running & ~indebt & ~copying
+            a.user_ns[:n][working] += share[working] * dt
+            kernel = indebt | copying
+            a.sys_ns[:n][kernel] += share[kernel] * dt
+            if copying.any():
+                self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(share[copying].sum() * dt)
+            if indebt.any():
+                debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
+            progressed = rate * dt
+        else:
+            # The debt is paid first, then the task copies or works for the rest of dt.
+            indebt = running & (debt > 0) & (share > 0)
+            busy = np.zeros(n)
+            if indebt.any():
+                busy[indebt] = np.minimum(float(dt), debt[indebt] / share[indebt])
+                debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
+            rest = np.where(running, float(dt) - busy, 0.0)
+            copying = running & (copy_left > 0)
+            working = running & ~copying
+            a.sys_ns[:n][running] += share[running] * busy[running]
+            copy_ns = share[copying] * rest[copying]
+            a.sys_ns[:n][copying] += copy_ns
+            if copy_ns.size:
+                self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(copy_ns.sum())
+            a.user_ns[:n][working] += share[working] * rest[working]
+            progressed = rate * rest
         if copying.any():
-            moved = np.minimum(progressed[copying], copy_left[copying])
-            copy_left[copying] -= moved
-            self.copy_bytes += float(moved.sum())
+            copied = np.minimum(progressed[copying], copy_left[copying])
+            copy_left[copying] -= copied
+            self.copy_bytes += float(copied.sum())
+            finished = copying & (copy_left <= 1e-6)
+            if finished.any():  # the copy is over: the task streams again, at rates without the copy's row
+                copy_left[finished] = 0.0
+                a.copy_src[:n][finished] = 0.0
+                a.copy_dst[:n][finished] = 0.0
+                self.dirty = True
         a.rem[:n][working] -= progressed[working]
         mem = working & (a.kind[:n] == MEM)
         if mem.any():
@@ -247,7 +311,17 @@ class FluidProgress:
             if float(kc[4]) > 0:  # type: ignore[arg-type]
                 best = min(best, float(kc[1]) / float(kc[4]))  # type: ignore[arg-type]
         running = a.oncpu[:n] >= 0
-        if running.any():
+        if running.any() and not self.debt_events:
+            debt, rate, share = a.debt[:n], a.rate[:n], a.share[:n]
+            copy_left = a.copy_left[:n]
+            kt = np.where(running & (debt > 0) & (share > 0), debt / np.where(share > 0, share, 1.0), 0.0)
+            copying = running & (copy_left > 0) & (rate > 0)
+            if copying.any():
+                best = min(best, float((kt[copying] + copy_left[copying] / rate[copying]).min()))
+            working = running & (copy_left <= 0) & (rate > 0)
+            if working.any():
+                best = min(best, float((kt[working] + a.rem[:n][working] / rate[working]).min()))
+        elif running.any():
             debt = a.debt[:n]
             rate = a.rate[:n]
             indebt = running & (debt > 0)
@@ -324,17 +398,27 @@ class FluidProgress:
                 phase = touch[tid]
                 assert phase is not None
                 by_phase.setdefault(phase, []).append(tid)
+            walk = self.walk_ns_per_byte
+            cpb = a.cpu_ns_per_byte
+            if walk:
+                cpb = cpb.copy()
             for phase, tids in by_phase.items():
                 frac = self._region_frac(phase.region)
                 if phase.shared is not None:
                     f = phase.shared_fraction
                     frac = (1.0 - f) * frac + f * self._region_frac(phase.shared)
                 a.frac[tids] = frac
+                if walk:
+                    mm = self.mms[phase.region.mm_id]
+                    small = mm.region_small_fraction(phase.region)
+                    if phase.shared is not None:
+                        f = phase.shared_fraction
+                        small = (1.0 - f) * small + f * mm.region_small_fraction(phase.shared)
+                    cpb[tids] += walk * small
             oncpu = a.oncpu[mem]
             rows.append(
                 mm_model.stream_rows(
-                    self.cpu_node[oncpu], a.share[mem], a.frac[mem], a.write[mem], a.cpu_ns_per_byte[mem],
-                    a.mlp_scale[mem],
+                    self.cpu_node[oncpu], a.share[mem], a.frac[mem], a.write[mem], cpb[mem], a.mlp_scale[mem]
                 )
             )
             row_cpu.append(oncpu)

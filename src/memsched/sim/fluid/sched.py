@@ -53,8 +53,10 @@ class FluidScheduler:
         self.cpu_node = topology.cpu_node()
         self.balancer = Balancer(topology)
         self.rq: list[list[int]] = [[] for _ in range(self.nr_cpus)]
-        #: Tasks moved to another node (by the load balancer or a NUMA policy).
+        #: Tasks moved to another node (by the load balancer, a NUMA policy or a wake-up).
         self.task_node_moves = 0
+        #: Kernel-lock wake-ups that ``wake_affine()`` pulled towards the waker.
+        self.wakeups_affine = 0
         self._balance_pending = False
 
     # ---- queries -------------------------------------------------------------------------------------------
@@ -74,10 +76,22 @@ class FluidScheduler:
         """``select_task_rq_fair(SD_BALANCE_FORK)``: where a new task starts."""
         return self.balancer.select_fork_cpu(parent_cpu, task.affinity, self.cpu_load())
 
-    def wake(self, task: FluidTask) -> None:
-        """``try_to_wake_up()``: enqueue on the CPU ``select_idle_sibling`` picks."""
+    def wake(self, task: FluidTask, waker_cpu: int | None = None) -> None:
+        """``try_to_wake_up()``: enqueue on the CPU ``select_task_rq_fair(SD_BALANCE_WAKE)`` picks: the waker's
+        CPU if ``wake_affine()`` allows pulling the task there, then ``select_idle_sibling()``. ``waker_cpu``
+        is given for wake-ups from a kernel lock; a move to another node then costs the cache refill."""
         prev = task.cpu if task.cpu >= 0 else 0
-        cpu = self.balancer.select_wake_cpu(prev, task.affinity, self.nr_running())
+        if waker_cpu is None:
+            cpu = self.balancer.select_wake_cpu(prev, task.affinity, self.nr_running())
+            self.enqueue(task, cpu)
+            return
+        cpu = self.balancer.select_wake_cpu(
+            prev, task.affinity, self.nr_running(), waker=waker_cpu, load=self.cpu_load(), weight=task.weight
+        )
+        self.wakeups_affine += int(cpu != prev and self.cpu_node[cpu] == self.cpu_node[waker_cpu])
+        if task.cpu >= 0 and self.cpu_node[task.cpu] != self.cpu_node[cpu]:
+            self.task_node_moves += 1
+            self.progress.charge_system(task, self.cross_node_move_ns, "task_moves")
         self.enqueue(task, cpu)
 
     def enqueue(self, task: FluidTask, cpu: int) -> None:
@@ -131,7 +145,7 @@ class FluidScheduler:
     def _charge_node_change(self, task: FluidTask, src: int, dst: int) -> None:
         if self.cpu_node[src] != self.cpu_node[dst]:
             self.task_node_moves += 1
-            self.progress.charge_system(task, self.cross_node_move_ns)
+            self.progress.charge_system(task, self.cross_node_move_ns, "task_moves")
 
     def _changed(self) -> None:
         for hook in self.hooks.sched_changed:

@@ -261,6 +261,8 @@ class FluidTask:
     exit_ns: int | None = None
     #: Ended by a signal (the OOM killer), not by finishing its program.
     killed: bool = False
+    #: Asleep on a kernel lock in the middle of a phase (``Lifecycle.block_for``).
+    kblocked: bool = False
 
     @property
     def phase(self) -> Phase | None:

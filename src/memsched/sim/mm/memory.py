@@ -10,6 +10,11 @@ A task that starts streaming over a buffer with absent pages registers a first t
 one instant are resolved together by a deferred event, after every wakeup of that instant, so threads that
 start touching a buffer at the same moment race for its pages.
 
+With huge pages tracked below their size (``MmStruct.thp_units``, a design that may split them), a first
+touch allocates the whole 2 MiB block on one node and marks it huge. Faults, ``pgfault`` and
+``thp_fault_alloc`` count pages of the mapping's size (2 MiB with THP, else 4 KiB), whatever the size of the
+page-array units.
+
 Deviations from the kernel: a first touch places a whole buffer at once, page by page split among the
 threads that start touching it at the same instant (each page goes to one of them at random, the one "that
 got there first"), instead of page by page as a sweep advances; page zeroing is charged as system time at
@@ -53,6 +58,7 @@ class Memory:
         *,
         page_size: int,
         page_fault_ns: int,
+        kernel_page_size: int | None = None,
     ) -> None:
         self.engine = engine
         self.topology = topology
@@ -63,6 +69,7 @@ class Memory:
         self.hooks = hooks
         self.page_size = page_size
         self.page_fault_ns = page_fault_ns
+        self.kernel_page_size = kernel_page_size or page_size
         self.cpu_node = topology.cpu_node()
         self._pending: list[tuple[FluidTask, Region]] = []
         self._event_pending = False
@@ -101,7 +108,12 @@ class Memory:
                     continue
                 absent = np.flatnonzero(mm.page_node[lo:hi] < 0) + lo
                 if absent.size:
-                    owner[absent - base] = np.asarray(covering)[rng.integers(len(covering), size=absent.size)]
+                    if mm.thp_units:  # one toucher per huge page: the block is allocated by one fault
+                        blocks, first = np.unique(absent // mm.thp_units, return_inverse=True)
+                        pick = rng.integers(len(covering), size=blocks.size)[first]
+                    else:
+                        pick = rng.integers(len(covering), size=absent.size)
+                    owner[absent - base] = np.asarray(covering)[pick]
             for k, (task, _) in enumerate(touchers):
                 pages = np.flatnonzero(owner == k) + base
                 if pages.size:
@@ -117,9 +129,12 @@ class Memory:
         mm = task.mm
         cpu_node = int(self.cpu_node[task.cpu])
         policy = task.mempolicy
-        vma_start = np.array([mm.vma_of(int(pages[0])).start], dtype=np.int64)
+        vma_start = mm.vma_of(int(pages[0])).start
         pa = self.page_alloc
-        target = policy.target_nodes(cpu_node, pages - vma_start[0], pa.zonelists[cpu_node])
+        index = pages - vma_start
+        if mm.thp_units:  # a huge page's frames come from one node: the policy decides per huge page
+            index = index // mm.thp_units
+        target = policy.target_nodes(cpu_node, index, pa.zonelists[cpu_node])
         got = pa.alloc(
             target,
             policy.allowed(self.topology.nr_nodes),
@@ -127,10 +142,19 @@ class Memory:
             interleaved=policy.mode.name == "INTERLEAVE",
         )
         mm.set_nodes(pages, got)
+        if mm.thp_units:
+            blocks = pages // mm.thp_units
+            ub, first = np.unique(blocks, return_index=True)
+            one_node = np.ones(ub.size, dtype=bool)
+            inv = np.searchsorted(ub, blocks)
+            np.logical_and.at(one_node, inv, got == got[first][inv])
+            mm.huge[ub] = one_node
         for after in self.hooks.after_fault:
             after(task, pages, got)
-        self.vmstat.inc("pgfault", pages.size)
-        if self.page_size == PAGE_SIZE_THP:
-            self.vmstat.inc("thp_fault_alloc", pages.size)
+        nbytes = pages.size * self.page_size
+        faults = -(-nbytes // self.kernel_page_size)
+        self.vmstat.inc("pgfault", faults)
+        if self.kernel_page_size == PAGE_SIZE_THP:
+            self.vmstat.inc("thp_fault_alloc", faults)
         clear_rate = self.topology.core_mlp_bytes / self.topology.latency_local_ns  # bytes/ns
-        self.progress.charge_system(task, pages.size * (self.page_fault_ns + self.page_size / clear_rate))
+        self.progress.charge_system(task, faults * self.page_fault_ns + nbytes / clear_rate, "page_faults")

@@ -13,6 +13,10 @@ Models ``mm/mempolicy.c`` as of Linux 3.7/3.8 (the kernels of the NUMA balancing
 Zonelists (``build_zonelists()``, mm/page_alloc.c) order nodes by SLIT distance, with the kernel's
 ``node_load`` round-robin among nodes at equal distance (see :func:`zonelists`).
 
+``MPOL_F_MOF`` ("migrate on fault", mm/mempolicy.c 3.8): only the default policy a task falls back to when it
+has none of its own (``preferred_node_policy[]``) carries it, so :attr:`Mempolicy.mof` is true only for
+``MPOL_DEFAULT``; ``mpol_misplaced()`` never migrates a page faulted under any other policy.
+
 Deviations from the kernel: no per-VMA policies (``mbind``) yet; a policy is per task. ``MPOL_F_STATIC_NODES``
 and ``MPOL_F_RELATIVE_NODES`` do not apply because simulated cpusets never change.
 """
@@ -25,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import ConfigError
+from memsched.policies.numa.views import MempolicyView
 from memsched.uapi.mempolicy import MpolMode
 
 __all__ = ["Mempolicy", "zonelists"]
@@ -63,6 +68,16 @@ class Mempolicy:
     @classmethod
     def preferred(cls, node: int) -> Mempolicy:
         return cls(MpolMode.PREFERRED, (node,))
+
+    @property
+    def mof(self) -> bool:
+        """``MPOL_F_MOF``: a NUMA hinting fault may migrate pages faulted under this policy (only the default
+        ``preferred_node_policy[]`` has it; a task's own ``set_mempolicy(2)`` policy never does, 3.8)."""
+        return self.mode is MpolMode.DEFAULT
+
+    def view(self) -> MempolicyView:
+        """What a NUMA policy sees of this policy."""
+        return MempolicyView(self.mode.name.lower(), self.nodes, mof=self.mof)
 
     def validate_nodes(self, nr_nodes: int) -> None:
         bad = [n for n in self.nodes if not 0 <= n < nr_nodes]

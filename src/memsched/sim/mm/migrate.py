@@ -10,22 +10,26 @@ Models ``migrate_misplaced_page()`` and its helpers in mm/migrate.c (Linux 3.8 t
 * **migrate_balanced_pgdat()**: refuse if the target node would drop below its high watermark plus the
   pages being moved.
 * **Cost**: migration is synchronous in the faulting task's context (``mode="sync"``), or done by a kernel
-  thread (``"async"``, AutoNUMA's ``knuma_migratedN``), or by a user-space daemon's system call
-  (``"syscall"``, numad's ``migrate_pages(2)``). Each page costs a fixed part (isolate, unmap, TLB
-  shootdown IPIs, remap; an estimate of a few µs per 4 KiB page on 2012 hardware, where a raw 4 KiB copy at
-  5–10 GB/s is 0.4–0.8 µs) plus the copy at the copying core's
-  streaming rate from the farther of source and destination.
+  thread (``"async"``, the old AutoNUMA's ``knuma_migratedN``), or by a user-space daemon's system call
+  (``"syscall"``, numad's ``migrate_pages(2)``). Each migrated page (of the mapping's size: a huge page
+  moves as one) costs a fixed CPU part (isolate from the LRU, allocate, move the mapping, put back; an
+  estimate), and its bytes are *copied*: :meth:`Migrator.copy_bytes` gives the bytes read from each source
+  node and written to each destination node, which the caller hands to the memory model as a copy row
+  (``FluidProgress.charge_copy``), so the copy loads both controllers and the links between them while the
+  applications stream. The locks and TLB shootdowns of the migration are ``sim/numa/contention.py``'s.
+* **Huge pages and migrate_pages(2)**: ``unmap_and_move()`` splits a huge page before moving it (mm/migrate.c,
+  3.x), so a ``"syscall"`` migration of pages of a huge block splits the block first
+  (:attr:`MigrationResult.splits`).
 * **Counters**: ``numa_pages_migrated`` and ``pgmigrate_success`` in base (4 KiB) pages; ``pgmigrate_fail``
-  for pages whose destination had no free frame.
+  for pages whose destination had no free frame; ``thp_split`` for the splits.
 
 Deviations from the kernel: the high watermark is a fixed fraction of each node (until the reclaim model
-provides real watermarks); copy traffic is charged as CPU time but does not consume modelled memory
-bandwidth; rate-limit windows are evaluated at fault-batch granularity.
+provides real watermarks); rate-limit windows are evaluated at fault-batch granularity.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,7 +52,11 @@ BASE_PAGE = 4096
 class MigrationCosts:
     """CPU cost of moving memory and tasks (estimates of 2012 hardware; never fitted to policy results)."""
 
-    migrate_fixed_ns: int = knob(10_000, "per-page isolate/unmap/TLB-flush/remap cost (estimate: a few µs)", min=0)
+    migrate_fixed_ns: int = knob(
+        2_000,
+        "CPU per migrated page besides the copy, locks and TLB flushes: isolate, allocate, remap (estimate)",
+        min=0,
+    )
     task_migrate_ns: int = knob(20_000, "stop_one_cpu() task move or swap, per task (estimate)", min=0)
     high_wmark_fraction: float = knob(
         0.01, "high watermark as a fraction of a node's memory (approximation)", min=0.0, max=0.5
@@ -65,6 +73,9 @@ class MigrationResult:
     refused_ratelimit: int
     refused_balance: int
     failed: int
+    moved_src: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Huge pages split before moving (``migrate_pages(2)`` of a huge block).
+    splits: int = 0
 
 
 class Migrator:
@@ -90,10 +101,29 @@ class Migrator:
             return np.zeros(self.machine.nr_nodes, dtype=bool)
         return (self.machine.engine.now - self.last_limited) <= horizon
 
-    def migrate(self, mm_id: int, pages: IntArray, dst: IntArray, *, apply_ratelimit: bool) -> MigrationResult:
-        """Move what the rules allow, in order; return what moved and why the rest did not."""
+    def kernel_pages(self, mm_id: int, units: int) -> int:
+        """Pages of the mapping's size that ``units`` page-array entries of ``mm_id`` hold (a huge page
+        counts once, a run of 4 KiB pages counts each)."""
+        mm = self.machine.mms[mm_id]
+        if self.base_per_page == 512 and not mm.thp_units:
+            return units
+        return units * self.base_per_page
+
+    def migrate(
+        self, mm_id: int, pages: IntArray, dst: IntArray, *, apply_ratelimit: bool, split_huge: bool = False
+    ) -> MigrationResult:
+        """Move what the rules allow, in order; return what moved and why the rest did not. With
+        ``split_huge`` (``migrate_pages(2)``), huge blocks the pages belong to are split first."""
         machine = self.machine
         mm = machine.mms[mm_id]
+        splits = 0
+        if split_huge and mm.thp_units and pages.size:
+            blocks = np.unique(pages // mm.thp_units)
+            huge = blocks[mm.huge[blocks]]
+            splits = int(huge.size)
+            if splits:
+                mm.huge[huge] = False
+                machine.vmstat.inc("thp_split", splits)
         src = mm.page_node[pages].astype(np.int64)
         want = (src >= 0) & (src != dst)
         pages, dst, src = pages[want], dst[want], src[want]
@@ -136,12 +166,17 @@ class Migrator:
         if failed:
             machine.vmstat.inc("pgmigrate_fail", failed * self.base_per_page)
         self.ratelimited_pages += refused_rl
-        return MigrationResult(moved, moved_dst, refused_rl, refused_bal, failed)
+        return MigrationResult(moved, moved_dst, refused_rl, refused_bal, failed, moved_src, splits)
 
-    def copy_ns(self, cpu_node: int, src: IntArray, dst: IntArray) -> npt.NDArray[np.float64]:
-        """CPU time to move each page from a CPU on ``cpu_node``: fixed part plus the copy."""
-        topo = self.machine.topology
-        lat = self.machine.memmodel.latency
-        worst = np.maximum(lat[cpu_node, src], lat[cpu_node, dst])
-        copy = self.machine.page_size * worst / topo.core_mlp_bytes
-        return np.asarray(self.costs.migrate_fixed_ns + copy, dtype=np.float64)
+    def copy_bytes(self, src: IntArray, dst: IntArray) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Bytes the copies of pages from ``src`` to ``dst`` nodes read from and write to each node."""
+        nr = self.machine.nr_nodes
+        psz = float(self.machine.page_size)
+        return (
+            np.bincount(src, minlength=nr).astype(np.float64) * psz,
+            np.bincount(dst, minlength=nr).astype(np.float64) * psz,
+        )
+
+    def fixed_ns(self, mm_id: int, units: int) -> float:
+        """CPU time of moving ``units`` page-array entries, copies, locks and flushes aside."""
+        return float(self.kernel_pages(mm_id, units) * self.costs.migrate_fixed_ns)

@@ -137,6 +137,16 @@ class MmStruct:
         self.vmas.append(Vma(start, npages, name))
         return Region(self.id, start * self.page_size + header, nbytes)
 
+    def region_small_fraction(self, region: Region) -> float:
+        """Share of ``region``'s pages mapped by 4 KiB pages (not by a huge PMD)."""
+        if self.page_size >= 2 * 1024 * 1024:
+            return 0.0
+        if not self.thp_units:
+            return 1.0
+        p0, p1 = region.page_span(self.page_size)
+        blocks = self.huge[p0 // self.thp_units : (p1 - 1) // self.thp_units + 1]
+        return float(1.0 - blocks.mean()) if blocks.size else 0.0
+
     def huge_block(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """The 2 MiB block of each page (``thp_units`` must be set)."""
         return pages // self.thp_units

@@ -13,6 +13,9 @@ Watermarks (:func:`watermarks`) follow ``init_per_zone_wmark_min()`` and ``__set
 are used only when reclaim is attached (``sim/mm/reclaim.py``), which checks them before each batch of
 faults, wakes kswapd below ``low`` and reclaims directly below ``min``.
 
+Frames are counted in units of the page arrays (``sim/mm/mm.py``: a huge page, or a run of 4 KiB pages);
+``zone_statistics()`` counts allocations of the mapping's page size (``allocs_per_page`` per unit).
+
 Deviations from the kernel: no zones (one "zone" per node, so no lowmem reserves); without reclaim attached
 a node that cannot satisfy a request falls back at once instead of first waking kswapd.
 """
@@ -73,8 +76,11 @@ class OutOfMemory(SimulationError):  # noqa: N818  (the kernel's name for the co
 class PageAllocator:
     """Free frames per node, and the fallback walk of ``get_page_from_freelist()``."""
 
-    def __init__(self, topology: Topology, page_size: int, vmstat: VmStat) -> None:
+    def __init__(self, topology: Topology, page_size: int, vmstat: VmStat, *, allocs_per_page: float = 1.0) -> None:
         self.page_size = page_size
+        #: Kernel page allocations one unit stands for (16 for a 64 KiB run of 4 KiB pages, 1/32 for a
+        #: 64 KiB piece of a huge page), for the allocator counters.
+        self.allocs_per_page = allocs_per_page
         self.nr_nodes = topology.nr_nodes
         self.total_pages = np.array([n.memory_bytes // page_size for n in topology.nodes], dtype=np.int64)
         self.free_pages = self.total_pages.copy()
@@ -145,11 +151,17 @@ class PageAllocator:
         nr = self.nr_nodes
         hit = got == target
         vs = self.vmstat
-        vs.inc_node("numa_hit", np.bincount(got[hit], minlength=nr))
-        vs.inc_node("numa_miss", np.bincount(got[~hit], minlength=nr))
-        vs.inc_node("numa_foreign", np.bincount(target[~hit], minlength=nr))
+        scale = self.allocs_per_page
+
+        def count(nodes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+            c = np.bincount(nodes, minlength=nr)
+            return c if scale == 1.0 else np.rint(c * scale).astype(np.int64)
+
+        vs.inc_node("numa_hit", count(got[hit]))
+        vs.inc_node("numa_miss", count(got[~hit]))
+        vs.inc_node("numa_foreign", count(target[~hit]))
         local = got == cpu_node
-        vs.inc_node("numa_local", np.bincount(got[local], minlength=nr))
-        vs.inc_node("numa_other", np.bincount(got[~local], minlength=nr))
+        vs.inc_node("numa_local", count(got[local]))
+        vs.inc_node("numa_other", count(got[~local]))
         if interleaved:
-            vs.inc_node("numa_interleave", np.bincount(got[hit], minlength=nr))
+            vs.inc_node("numa_interleave", count(got[hit]))

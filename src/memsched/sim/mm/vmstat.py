@@ -4,6 +4,10 @@ Kernel counterpart: ``mm/vmstat.c`` (``vmstat_text``) and ``include/linux/vm_eve
 ``numa_*`` allocator counters are ``/sys/devices/system/node/nodeN/numastat``. Counters are named exactly as
 the kernel prints them, so simulated and live figures line up (and mmtests' ExtractVmstat reads either).
 
+``thp_split`` is 3.x's name (later ``thp_split_page``); ``nr_tlb_remote_flush`` and
+``nr_tlb_remote_flush_received`` are the shootdown counters of 3.12+ (``CONFIG_DEBUG_TLBFLUSH``), counted
+here for every kernel so the cost of a design's flushes is visible.
+
 Deviations from the kernel: counters are exact integers (no per-CPU batching drift).
 """
 
@@ -31,6 +35,9 @@ VMSTAT_COUNTERS: tuple[str, ...] = (
     "pgmigrate_success",
     "pgmigrate_fail",
     "thp_fault_alloc",
+    "thp_split",
+    "nr_tlb_remote_flush",
+    "nr_tlb_remote_flush_received",
 )
 
 #: Allocator counters also kept per node (``nodeN/numastat``).
