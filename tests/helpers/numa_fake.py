@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memsched.policies.numa.views import FaultBatch
+from memsched.policies.numa.views import FaultBatch, MempolicyView
 
 
 @dataclass
@@ -20,6 +20,7 @@ class FakeContext:
     mm_pages: dict[int, list[int]] = field(default_factory=dict)
     seq: dict[int, int] = field(default_factory=dict)
     periods: dict[int, int] = field(default_factory=dict)
+    policies: dict[int, MempolicyView] = field(default_factory=dict)
     now: int = 0
 
     @property
@@ -105,6 +106,12 @@ class FakeContext:
     def mm_scan_seq(self, mm: int) -> int:
         return self.seq.get(mm, 0)
 
+    def task_mempolicy(self, task: int) -> MempolicyView:
+        return self.policies.get(task, MempolicyView("default", mof=True))
+
+    def mm_vma_mempolicies(self, mm: int) -> tuple[tuple[int, MempolicyView], ...]:
+        return ()
+
 
 def batch(
     *,
@@ -117,6 +124,8 @@ def batch(
     cpus_per_node: int = 2,
     mm: int = 0,
     base_pages: int = 512,
+    nr_faults: int = 1,
+    mof: list[bool] | None = None,
 ) -> FaultBatch:
     n = len(task)
     arr = lambda v, fill: np.array(v if v is not None else [fill] * n, dtype=np.int64)  # noqa: E731
@@ -134,4 +143,6 @@ def batch(
         last_pid=arr(last_pid, -1),
         last_cpu=arr(last_cpu, -1),
         base_pages=base_pages,
+        nr_faults=nr_faults,
+        mof=None if mof is None else np.array(mof, dtype=bool),
     )

@@ -8,7 +8,10 @@ workload declares.
 
 Record figures: ``workload``, ``policy``, ``label``, ``topology``, ``seed``, ``elapsed_s`` (simulated seconds
 until the last task exited, or the benchmark's fixed duration), ``user_s`` and ``system_s`` (CPU time of all
-tasks, as ``time(1)`` reports them), ``vmstat`` (``/proc/vmstat`` names), ``local_fraction`` (bytes served by
+tasks, as ``time(1)`` reports them), ``system_by_cause`` (the kernel CPU time charged, by mechanism:
+``page_faults``, ``scanning``, ``hint_faults``, ``migration``, ``copy``, ``lock_spin``, ``tlb_flush``,
+``tlb_ipi``, ``thp_split``, ``task_moves``, ``kthreads``; charged, so debts still unpaid at the end of a
+fixed-time run count), ``vmstat`` (``/proc/vmstat`` names), ``local_fraction`` (bytes served by
 the local node over all bytes), ``numastat`` per node, ``timeline`` samples, workload and policy ``metrics``,
 and the ``score`` a comparison ranks the run by.
 """
@@ -32,12 +35,21 @@ from memsched.workloads.runspec import RunSpec
 __all__ = ["NumaOptions", "NumaRunner", "compare_specs"]
 
 
+#: 4 KiB pages are tracked in runs of this size (``sim/mm/mm.py``): within a run a streaming sweep has one
+#: first toucher except where a cursor or a buffer's end falls inside it.
+NUMA_RUN_KIB = 256
+#: A page walk after a TLB miss that hits the caches (estimate), paid per 4 KiB page streamed where memory is
+#: mapped by 4 KiB pages.
+NUMA_PAGE_WALK_NS = 30
+
+
 @dataclass(frozen=True)
 class NumaOptions:
-    """How a NUMA run is simulated: page size and timeline resolution."""
+    """How a NUMA run is simulated: page size, the runs 4 KiB pages are tracked in, timeline resolution."""
 
     thp: bool = True
     sample_interval_s: float = 1.0
+    run_kib: int = NUMA_RUN_KIB
 
 
 def compare_specs(
@@ -93,12 +105,19 @@ class NumaRunner:
 
         topo, wl, pol, wl_cfg, pol_cfg = self._parts(spec)
         opts = self._options(spec)
+        policy = pol.make(pol_cfg)
         machine = FluidMachine(
             topo,
             seed=spec.seed,
-            config=MachineConfig(thp=opts.thp, sample_interval_ns=round(opts.sample_interval_s * NSEC_PER_SEC)),
+            config=MachineConfig(
+                thp=opts.thp,
+                thp_split=opts.thp and policy.kernel.thp_split,
+                run_kib=opts.run_kib,
+                page_walk_ns=NUMA_PAGE_WALK_NS,
+                debt_events=False,
+                sample_interval_ns=round(opts.sample_interval_s * NSEC_PER_SEC),
+            ),
         )
-        policy = pol.make(pol_cfg)
         numa = NumaBalancing(machine, policy) if needs_mechanism(policy) else None
         if numa is not None:
             machine.add_instrument(numa)
@@ -121,10 +140,13 @@ class NumaRunner:
             "elapsed_s": _r(elapsed_ns / NSEC_PER_SEC),
             "user_s": _r(machine.user_ns() / NSEC_PER_SEC),
             "system_s": _r(machine.system_ns() / NSEC_PER_SEC),
+            "system_by_cause": {
+                k: _r(v / NSEC_PER_SEC) for k, v in sorted(machine.progress.system_by_cause.items())
+            },
             "local_fraction": _r(machine.local_fraction()),
             "tasks": len(machine.tasks),
             "task_node_moves": machine.sched.task_node_moves,
-            "memory_bytes": int(machine.vmstat["numa_hit"] + machine.vmstat["numa_miss"]) * machine.page_size,
+            "memory_bytes": int(machine.vmstat["numa_hit"] + machine.vmstat["numa_miss"]) * machine.kernel_page_size,
             "vmstat": machine.vmstat.snapshot(),
             "numastat": machine.vmstat.numastat(),
             "metrics": workload_metrics | (numa.metrics() if numa is not None else {}),

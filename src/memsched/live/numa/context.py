@@ -24,6 +24,11 @@ node pages         ``nodeN/meminfo`` ``MemTotal`` / ``MemFree`` in pages of ``pa
                    are not tasks of the context)
 ``mm_node_pages``  ``numa_maps`` ``N<node>=`` totals, every VMA, in base pages
 ``mm_scan_seq``    completed passes of the balancer's page sampling over the process (``pages.py``)
+``task_mempolicy`` the policy ``numa_maps`` prints for most of the process's anonymous memory (the main
+                   thread's view: a VMA without a policy of its own shows the task's; other threads'
+                   policies are not visible in ``/proc/<pid>/numa_maps``)
+``mm_vma_mempolicies`` the VMAs whose ``numa_maps`` policy differs from that one (an ``mbind(2)``), by first
+                   base page (start address / base page size)
 preferred node,    kept by the balancer (``SetPreferredNode`` / ``SetScanPeriod`` actions); the kernel has no
 scan period        interface for either from user space
 ``now_ns``         monotonic time since the balancer started
@@ -44,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.live.numa.snapshot import NumaSnapshot, ProcessSample, ThreadSample
+from memsched.policies.numa.views import MempolicyView, parse_mpol_str
 
 __all__ = ["IdTable", "LiveContext", "LiveTask"]
 
@@ -272,6 +278,23 @@ class LiveContext:
 
     def mm_scan_seq(self, mm: int) -> int:
         return self.state.scan_seq.get(mm, 0)
+
+    def _process_policy(self, mm: int) -> str:
+        counts: dict[str, int] = {}
+        for vma in self.mm_process[mm].vmas:
+            if vma.anon or vma.heap or vma.stack:
+                counts[vma.policy] = counts.get(vma.policy, 0) + max(vma.anon, 1)
+        return max(sorted(counts), key=lambda p: counts[p]) if counts else "default"
+
+    def task_mempolicy(self, task: int) -> MempolicyView:
+        return parse_mpol_str(self._process_policy(self.tasks_by_id[task].mm))
+
+    def mm_vma_mempolicies(self, mm: int) -> tuple[tuple[int, MempolicyView], ...]:
+        common = self._process_policy(mm)
+        page = self.snapshot.page_size
+        return tuple(
+            (vma.start // page, parse_mpol_str(vma.policy)) for vma in self.mm_process[mm].vmas if vma.policy != common
+        )
 
 
 def _ro(arr: IntArray) -> IntArray:

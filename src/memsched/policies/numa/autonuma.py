@@ -1,24 +1,33 @@
 """``autonuma``: Andrea Arcangeli's AutoNUMA (v27/v28, autonuma tree of autumn 2012).
 
-Models the design of ``Documentation/vm/autonuma.txt`` in that tree and its code (mm/autonuma.c,
+Models AutoNUMA27 ("[PATCH 00/33] AutoNUMA27", linux-mm, 4 Oct 2012, on 3.6) and its autonuma28fast branch,
+after the documentation in that tree (``Documentation/vm/autonuma.txt``) and its code (mm/autonuma.c,
 kernel/sched/numa.c):
 
 * **knuma_scand** (the mechanism's ``KnumaScand`` driver): a kernel thread marks 128 MB per wake-up, every
   100 ms, walking every mm in turn, and sleeps 10 s after each full pass. While scanning it counts each mm's
   pages per node (``mm_autonuma``): the *memory weight* of a node is the share of the mm's memory there.
 * **Hinting faults** update ``task_autonuma``: per-thread fault counts per node of the faulted page. All of a
-  process's thread counts are halved when knuma_scand starts a new pass over it.
+  process's thread counts are halved when knuma_scand starts a new pass over it. ``numa_hinting_fault()``
+  does nothing at all for a task with a memory policy of its own (``!current->mempolicy``), which the
+  mechanism's ``MPOL_F_MOF`` flag says.
 * **last_nid filter**: a local fault only records ``last_nid``; a remote fault queues the page for migration
   only when the page's previous fault also came from this node (a second fault on a later pass), otherwise
   it just resets ``last_nid`` (``AUTONUMA_MIGRATE_ALLOW_FIRST_FAULT`` is off by default).
-* **Asynchronous migration**: pages go to per-node queues served by ``knuma_migratedN`` threads, at most
-  ``pages_to_migrate`` = 128 MB per ``migrate_sleep_millisecs`` = 100 ms per node.
+* **Migrate on fault**: AutoNUMA27 changed "the page migration implementation to synchronous" (its cover
+  letter): the faulting task migrates the page in ``autonuma_migrate_page()``, rate limited per destination
+  node to ``pages_to_migrate`` = 128 MB per ``migrate_sleep_millisecs`` = 100 ms (``pgdat->
+  autonuma_migrate_nr_pages``). The earlier ``knuma_migratedN`` queues are gone.
+* **No native THP migration** (Rik van Riel, linux-mm, 20 Nov 2012: "AutoNUMA does not have native THP
+  migration"): a huge page is split before it migrates (``sync_isolate_migratepages()``), so its 4 KiB pages
+  then fault and migrate one by one; 3.6's anon_vma mutex.
 * **sched_autonuma_balance()** from the (non-idle) load balancer, for the task current on each CPU: task
-  weights ``w_t(nid)`` = share of the task's faults on ``nid``, memory weights ``w_m(nid)``; for every CPU
-  of every other node, the other task's weight there (thread weight if it is a thread of the same
-  process, memory weight otherwise; -1 for an idle CPU where both of the task's weights are better, else
-  excluded). The CPU with the largest ``(w(nid) - w_other) + (w(nid) - w(this_nid))``, both terms positive,
-  wins; the task's ``autonuma_node`` becomes that node and the two tasks are exchanged (``stop_one_cpu``).
+  weights ``w_t(nid)`` = share of the task's faults on ``nid``, memory weights ``w_m(nid)``; for every busy
+  CPU of every other node (idle CPUs are skipped: "Offload the while IDLE balancing and physical / logical
+  imbalances to CFS"), the other task's weight there (thread weight if it is a thread of the same process,
+  memory weight otherwise). The CPU with the largest ``(w(nid) - w_other) + (w(nid) - w(this_nid))``, both
+  terms positive, wins; the task's ``autonuma_node`` becomes that node and the two tasks are exchanged
+  (``stop_one_cpu``).
 * **sched_autonuma_can_migrate_task()**: the regular balancer may not move a task off its
   ``autonuma_node`` except in idle balancing, and then only if no CPU of that node is idle or runs a task
   that wants another node; idle balancing prefers tasks whose node is the idle CPU's.
@@ -32,8 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsched.config import knob, validate
-from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SwapTasks
-from memsched.policies.numa.base import KnumaScand, MigrationRules, NumaPolicy
+from memsched.policies.numa.actions import Action, MigratePages, SwapTasks
+from memsched.policies.numa.base import KernelTree, KnumaScand, MigrationRules, NumaPolicy
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
@@ -47,8 +56,8 @@ class AutonumaConfig:
     scan_sleep_ms: int = knob(100, "knuma_scand scan_sleep_millisecs", min=1)
     scan_sleep_pass_ms: int = knob(10000, "knuma_scand scan_sleep_pass_millisecs", min=1)
     pages_to_scan_mb: int = knob(128, "knuma_scand pages_to_scan per wake-up (MB)", min=1)
-    pages_to_migrate_mb: int = knob(128, "knuma_migratedN pages_to_migrate per wake-up (MB)", min=1)
-    migrate_sleep_ms: int = knob(100, "knuma_migratedN migrate_sleep_millisecs", min=1)
+    pages_to_migrate_mb: int = knob(128, "pages_to_migrate: migrate-on-fault limit per destination node (MB)", min=1)
+    migrate_sleep_ms: int = knob(100, "migrate_sleep_millisecs: the window of that limit", min=1)
     balance_interval_ms: int = knob(1000, "sched_autonuma_balance cadence (busy NUMA load balance)", min=1)
     load_balance_strict: bool = knob(True, "AUTONUMA_SCHED_LOAD_BALANCE_STRICT: busy balancing keeps tasks home")
 
@@ -61,8 +70,9 @@ class Autonuma(NumaPolicy):
         self.config = config
         self.scan = KnumaScand(config.scan_sleep_ms, config.scan_sleep_pass_ms, config.pages_to_scan_mb)
         self.migration = MigrationRules(
-            rate_limit=False, ratelimit_mb=config.pages_to_migrate_mb, migrate_interval_ms=config.migrate_sleep_ms
+            rate_limit=True, ratelimit_mb=config.pages_to_migrate_mb, migrate_interval_ms=config.migrate_sleep_ms
         )
+        self.kernel = KernelTree(thp_split=True, anon_vma_lock="mutex", base="3.6")
         self.tick_interval_ns = config.balance_interval_ms * NSEC_PER_MSEC
         self.faults: NodeCounters | None = None
         self.mm_pages: dict[int, np.ndarray] = {}
@@ -74,11 +84,12 @@ class Autonuma(NumaPolicy):
         return self.faults
 
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
-        self._counters(ctx).add(batch.task, batch.page_node, float(batch.base_pages))
-        move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node)
+        ok = batch.migratable  # numa_hinting_fault() ignores tasks with a mempolicy of their own
+        self._counters(ctx).add(batch.task[ok], batch.page_node[ok], float(batch.pages_per_record))
+        move = ok & (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node)
         if not move.any():
             return ()
-        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], mode="async"),)
+        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move], mode="sync"),)
 
     def on_scan_pass(self, ctx: PolicyContext, mm: int, node_pages: Sequence[int]) -> Sequence[Action]:
         self.mm_pages[mm] = np.array(node_pages, dtype=np.float64)
@@ -122,33 +133,23 @@ class Autonuma(NumaPolicy):
                 for cpu in ctx.node_cpus[nid]:
                     if not allowed[cpu] or cpu in used:
                         continue
-                    other = -1
                     if nr_running[cpu] == 0:
-                        if w_cur[nid] > w_cur[cpu_nid] and w_cur_mm[nid] > w_cur_mm[cpu_nid]:
-                            w_other, same = -1, False
-                        else:
-                            continue
-                    else:
-                        other = ctx.cpu_tasks(cpu)[0]
-                        wo = self._weights(ctx, other)
-                        if wo is None:
-                            continue
-                        same = ctx.task_mm(other) == p_mm
-                        w_other = int(wo[0][nid]) if same else int(wo[1][nid])
+                        continue  # "Offload the while IDLE balancing ... to CFS"
+                    other = ctx.cpu_tasks(cpu)[0]
+                    wo = self._weights(ctx, other)
+                    if wo is None:
+                        continue
+                    same = ctx.task_mm(other) == p_mm
+                    w_other = int(wo[0][nid]) if same else int(wo[1][nid])
                     w_nid, w_cpu_nid = (w_cur[nid], w_cur[cpu_nid]) if same else (w_cur_mm[nid], w_cur_mm[cpu_nid])
                     if w_nid > w_other and w_nid > w_cpu_nid:
                         weight = int(w_nid - w_other + w_nid - w_cpu_nid)
                         if weight > best:
                             best, sel_cpu, sel_nid, sel_other = weight, cpu, nid, other
             self.node[p] = sel_nid
-            if sel_cpu == this_cpu:
+            if sel_cpu == this_cpu or sel_other < 0 or not ctx.task_allowed(sel_other)[this_cpu]:
                 continue
-            if sel_other < 0:
-                out.append(MigrateTask(p, sel_cpu))
-            elif ctx.task_allowed(sel_other)[this_cpu]:
-                out.append(SwapTasks(p, sel_other))
-            else:
-                continue
+            out.append(SwapTasks(p, sel_other))
             used.update((this_cpu, sel_cpu))
         return out
 

@@ -13,6 +13,10 @@ Models v3.8 (Mel Gorman's balancenuma v10+ as merged: mm/mempolicy.c, mm/migrate
   adds ``jiffies_to_msecs(10)`` to the task's ``numa_scan_period`` (40 ms at HZ=250), up to
   ``scan_period_max``; every ``scan_period_reset`` (60 s) the period returns to the minimum.
 * ``task_numa_placement()`` is the empty placeholder of 3.8: no task placement.
+* ``mpol_misplaced()`` proposes a node only under a policy with ``MPOL_F_MOF`` (the default's), so pages of
+  tasks with a memory policy of their own are never moved; their faults still count for the slow-down.
+* The 3.8 tree migrates huge pages natively (``migrate_misplaced_transhuge_page()``) and its anon_vma lock is
+  an rwsem (the mechanism's defaults, ``KERNEL_3_8``).
 
 ``--set sysctls=3.13`` swaps in 3.13's scan sysctls (1000/60000 ms, scaled by RSS, no periodic reset) to see
 what 3.8's filter does with the later scan rate; the per-knob settings then do not apply.
@@ -71,7 +75,7 @@ class Balancenuma(NumaPolicy):
         self.slowdown_ns = 10 * 1000 // config.hz * NSEC_PER_MSEC  # jiffies_to_msecs(10)
 
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
-        move = batch.page_node != batch.cpu_node
+        move = (batch.page_node != batch.cpu_node) & batch.migratable
         if self.config.two_stage_filter:
             move &= batch.last_nid == batch.cpu_node
         if not move.any():
@@ -79,7 +83,7 @@ class Balancenuma(NumaPolicy):
         return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
 
     def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
-        still = np.bincount(batch.task[~migrated])
+        still = np.bincount(batch.task[~migrated]) * batch.nr_faults  # one slow-down step per fault
         out: list[Action] = []
         assert isinstance(self.scan, TaskWorkScan)
         cap = self.scan.scan_period_max_ms * NSEC_PER_MSEC

@@ -39,9 +39,11 @@ from memsched.units import NSEC_PER_MSEC
 __all__ = [
     "BASE_PAGE_SIZE",
     "HOOKS",
+    "KERNEL_3_8",
     "MAX_SCAN_WINDOW_MB",
     "SCAN_3_8",
     "SCAN_3_13",
+    "KernelTree",
     "KnumaScand",
     "MigrationRules",
     "NumaPolicy",
@@ -138,6 +140,35 @@ class MigrationRules:
         validate(self)
 
 
+@dataclass(frozen=True)
+class KernelTree:
+    """What the kernel tree a design was posted on does around its policy, as far as costs go.
+
+    ``thp_split``: a NUMA hinting fault on a huge page splits it (``split_huge_page()``) instead of
+    migrating it whole; the 4 KiB pages then fault and migrate one by one. True of the 2012 trees without
+    native THP migration (balancenuma V1-V3, AutoNUMA27/28) and of ``migrate_pages(2)``, whose
+    ``unmap_and_move()`` splits every huge page it moves (mm/migrate.c, 3.x).
+    ``anon_vma_lock``: ``"mutex"`` before Ingo Molnar's "mm/rmap: Convert the struct anon_vma::mutex to an
+    rwsem" (2 Dec 2012, merged for 3.8), so every rmap walk of a migration serialises on the process's
+    anon_vma; ``"rwsem"`` from 3.8 on, where migration walks take it for read ("mm/rmap, migration: Make
+    rmap_walk_anon() and try_to_unmap_anon() more scalable", same series).
+    ``base``: the kernel the tree was based on (for reports).
+    """
+
+    thp_split: bool = False
+    anon_vma_lock: str = knob(
+        "rwsem", "anon_vma lock of the tree: mutex (3.7 and earlier) or rwsem (3.8+)", choices=("mutex", "rwsem")
+    )
+    base: str = "3.8+"
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+#: The mainline trees (3.8 on): native THP migration, anon_vma rwsem.
+KERNEL_3_8 = KernelTree()
+
+
 HOOKS = ("on_faults", "after_faults", "on_placement", "on_scan_pass", "on_tick", "lb_score")
 
 
@@ -151,6 +182,8 @@ class NumaPolicy:
     scan: TaskWorkScan | KnumaScand | None = None
     migration: MigrationRules = MigrationRules(rate_limit=False)
     tick_interval_ns: int | None = None
+    #: The kernel tree around the policy (THP split on fault, anon_vma lock); see :class:`KernelTree`.
+    kernel: KernelTree = KERNEL_3_8
 
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
         return ()

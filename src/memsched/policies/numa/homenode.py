@@ -1,11 +1,13 @@
 """``homenode``: balancenuma V2/V3's home node with "CPU follows memory".
 
-Models Mel Gorman's "Automatic NUMA Balancing V3" (linux-mm, 21 Nov 2012) on top of the 3.8 foundation:
+Models Mel Gorman's "[RFC PATCH 00/43] Automatic NUMA Balancing V3" (linux-mm, 16 Nov 2012, on 3.7-rc4), the
+"cpuone" kernel of its cover letter (patches 1-42; patch 43 adapts the scan rate):
 
-* Memory placement as ``balancenuma``: MORON behind the two-stage ``last_nid`` filter, rate-limited.
-* **Per-task and per-mm fault statistics** ("[PATCH 42/46] sched: numa: CPU follows memory", ported from
-  AutoNUMA's ``task_autonuma`` / ``mm_autonuma``): every hinting fault adds its pages to
-  ``task_numa_fault[nid]`` and ``mm_numa_fault[nid]`` of the node the page ends up on.
+* Memory placement as ``balancenuma``: MORON behind the two-stage ``last_nid`` filter (patches 31-32),
+  rate-limited per node (patches 27-29), only under a policy with ``MPOL_F_MOF``.
+* **Per-task and per-mm fault statistics** (patches 40-41, "CPU follows memory", ported from AutoNUMA's
+  ``task_autonuma`` / ``mm_autonuma``): every hinting fault adds its pages to ``task_numa_fault[nid]`` and
+  ``mm_numa_fault[nid]`` of the node the page ends up on.
   ``reset_ptenuma_scan()`` halves the totals at the end of each pass.
 * **task_numa_placement()** (once per ``numa_scan_seq``): with weights ``faults[nid] * 1000 / total``, the
   task's and the mm's busiest nodes are found (and each call halves ``mm_numa_fault[]``, as the patch
@@ -14,11 +16,15 @@ Models Mel Gorman's "Automatic NUMA Balancing V3" (linux-mm, 21 Nov 2012) on top
   task running on every CPU of the other nodes: using thread weights for threads of the same process and
   mm weights otherwise, ``other_diff = w_p(nid) - w_other(nid)`` and ``this_diff = w_p(nid) -
   w_p(this_nid)``; for the best positive sum the two tasks swap home nodes (``sched_setnode()``).
-* **Home-node awareness in the load balancer** ("[PATCH 28/31] sched: numa: Implement home-node
-  awareness"): ``task_numa_hot()`` keeps a task from being pulled away from its home node by busy
-  balancing unless the move brings it closer; off-node tasks are pulled first; and when the system is
+* **Home-node awareness in the load balancer** (V3 patches 36-39, first posted as V2's "[PATCH 28/31] sched:
+  numa: Implement home-node awareness"): ``task_numa_hot()`` keeps a task from being pulled away from its home
+  node by busy balancing unless the move brings it closer; off-node tasks are pulled first; and when the system is
   balanced, ``NUMA_PULL_BIAS`` moves a task off its home node back there through active balancing, trading
   places with an off-node or home-less task (``on_tick`` here, every busy NUMA balance interval).
+
+The tree (``kernel``): V3 has no native THP migration (its cover letter lists it as a TODO and says patch 14
+splits transparent huge pages on a fault; it arrived in V4, 21 Nov 2012), so huge pages are split on a hinting
+fault; 3.7's anon_vma mutex.
 
 Mel Gorman's V5 of the series (linux-mm, late Nov 2012) removed all of this as too heavy and prone to
 bouncing tasks between nodes; the report shows where.
@@ -33,7 +39,7 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SetScanPeriod, SwapTasks
-from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.base import KernelTree, MigrationRules, NumaPolicy, TaskWorkScan
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
@@ -59,6 +65,7 @@ class Homenode(NumaPolicy):
         self.config = config
         self.scan = TaskWorkScan.from_knobs(config, scan_period_reset_ms=0)
         self.migration = MigrationRules(rate_limit=True, ratelimit_mb=config.ratelimit_mb)
+        self.kernel = KernelTree(thp_split=True, anon_vma_lock="mutex", base="3.7-rc4")
         self.tick_interval_ns = config.balance_interval_ms * NSEC_PER_MSEC
         self.task_faults: NodeCounters | None = None
         self.task_tot: dict[int, float] = {}
@@ -75,7 +82,7 @@ class Homenode(NumaPolicy):
 
     # ---- memory: MORON + two-stage filter ----------------------------------------------------------------
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
-        move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node)
+        move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node) & batch.migratable
         if not move.any():
             return ()
         return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
@@ -83,12 +90,13 @@ class Homenode(NumaPolicy):
     def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
         nid = np.where(migrated, batch.cpu_node, batch.page_node)
         counters = self._counters(ctx)
-        counters.add(batch.task, nid, float(batch.base_pages))
+        pages = float(batch.pages_per_record)
+        counters.add(batch.task, nid, pages)
         for task, n in zip(*np.unique(batch.task, return_counts=True), strict=True):
-            self.task_tot[int(task)] = self.task_tot.get(int(task), 0.0) + float(n) * batch.base_pages
+            self.task_tot[int(task)] = self.task_tot.get(int(task), 0.0) + float(n) * pages
         mm = self.mm_faults.setdefault(batch.mm, np.zeros(ctx.nr_nodes))
-        mm += np.bincount(nid, minlength=ctx.nr_nodes) * float(batch.base_pages)
-        self.mm_tot[batch.mm] = self.mm_tot.get(batch.mm, 0.0) + batch.size * float(batch.base_pages)
+        mm += np.bincount(nid, minlength=ctx.nr_nodes) * pages
+        self.mm_tot[batch.mm] = self.mm_tot.get(batch.mm, 0.0) + batch.size * pages
         return ()
 
     # ---- CPU follows memory --------------------------------------------------------------------------------

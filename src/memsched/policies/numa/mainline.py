@@ -159,24 +159,26 @@ class Mainline(NumaPolicy):
 
     # ---- should_numa_migrate_memory() --------------------------------------------------------------------
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
-        misplaced = batch.page_node != batch.cpu_node
+        misplaced = (batch.page_node != batch.cpu_node) & batch.migratable  # mpol_misplaced(): MPOL_F_MOF only
         stage1 = (batch.last_pid < 0) | (batch.last_nid == batch.cpu_node)
         private = batch.last_pid == batch.task  # cpupid_match_pid(): an unset pid does not match
         move = misplaced & stage1
         shared_idx = np.flatnonzero(move & ~private)
-        for i in shared_idx:
-            task = int(batch.task[i])
-            st = self.tasks.get(task)
-            if st is None or st.group is None:
-                continue  # a shared fault, but no group yet: migrate
-            g = self.groups[st.group]
-            dst, src = int(batch.cpu_node[i]), int(batch.page_node[i])
-            if dst not in g.active:
-                move[i] = False
-            elif src not in g.active:
-                continue
-            elif not float(g.faults[dst].sum()) < float(g.faults[src].sum()) * 3 / 4:
-                move[i] = False
+        if shared_idx.size:
+            move = move.copy()
+            nr = ctx.nr_nodes
+            for task in np.unique(batch.task[shared_idx]).tolist():
+                st = self.tasks.get(task)
+                if st is None or st.group is None:
+                    continue  # a shared fault, but no group yet: migrate
+                g = self.groups[st.group]
+                idx = shared_idx[batch.task[shared_idx] == task]
+                dst, src = batch.cpu_node[idx], batch.page_node[idx]
+                active = np.zeros(nr, dtype=bool)
+                active[list(g.active)] = True
+                gf = g.faults.sum(axis=1)
+                keep = active[dst] & (~active[src] | (gf[dst] < gf[src] * 3 / 4))
+                move[idx] = keep
         if not move.any():
             return ()
         return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
@@ -195,7 +197,7 @@ class Mainline(NumaPolicy):
             priv[shared] = verdict[inverse.reshape(-1)]
         kind = np.where(priv, PRIV, SHARED)
         local = mem_node == batch.cpu_node
-        pages = float(batch.base_pages)
+        pages = float(batch.pages_per_record)
         for task in (int(x) for x in np.unique(batch.task)):
             sel = batch.task == task
             st = self._t(ctx, task)

@@ -11,7 +11,12 @@ Models that posting's scheduler and fault paths:
   ``total_shared >= total_private / 2`` (the /2 stands in for an unknown 1/n). A new preferred node takes
   effect only after ``NUMA_SETTLE`` = 2 scans agreeing on it. No home node is imposed.
 * **Memory follows the task**: a page migrates to the faulting CPU's node after two samples from that node
-  (the ``last_nid`` two-stage check). No rate limit (Ingo Molnar ran with limits ten times larger).
+  (the ``last_nid`` two-stage check), only under a policy with ``MPOL_F_MOF`` (numa/core carries Lee
+  Schermerhorn's "mm/mempolicy: Check for misplaced page", whose ``mpol_misplaced()`` has the check). No rate
+  limit (Ingo Molnar ran with limits ten times larger).
+* **The tree** (``kernel``): numa/core migrates huge pages natively (Peter Zijlstra's
+  ``do_huge_pmd_numa_page()`` THP migration, in the tree since Oct 2012); its anon_vma lock is still 3.7's
+  mutex (the rwsem conversion arrived on 2 Dec 2012).
 * **Load-balancer preference** when choosing a task to move: (1) non-NUMA tasks and NUMA tasks moving
   towards more of their faults, (2) non-ideal tasks getting worse, (3) private tasks getting worse,
   (4) shared tasks getting worse — so memory locality improves first, and when something must get worse,
@@ -33,7 +38,7 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SwapTasks
-from memsched.policies.numa.base import MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.base import KernelTree, MigrationRules, NumaPolicy, TaskWorkScan
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
@@ -63,6 +68,7 @@ class Numacore(NumaPolicy):
             whole_address_space=True,
         )
         self.migration = MigrationRules(rate_limit=False)
+        self.kernel = KernelTree(thp_split=False, anon_vma_lock="mutex", base="3.7-rc")
         self.tick_interval_ns = config.balance_interval_ms * NSEC_PER_MSEC
         self.faults: NodeCounters | None = None
         self.preferred: dict[int, int] = {}
@@ -80,8 +86,8 @@ class Numacore(NumaPolicy):
 
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
         priv = (batch.last_cpu == batch.cpu).astype(np.int64)
-        self._counters(ctx).add(batch.task, 2 * batch.page_node + priv, float(batch.base_pages))
-        move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node)
+        self._counters(ctx).add(batch.task, 2 * batch.page_node + priv, float(batch.pages_per_record))
+        move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node) & batch.migratable
         if not move.any():
             return ()
         return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)

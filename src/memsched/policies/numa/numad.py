@@ -19,6 +19,9 @@ numad does not use hinting faults. It samples, every interval, what ``/proc/<pid
 Written against views and actions only, so ``memsched numa balance --policy numad`` runs the same object
 on a real machine.
 
+The kernel under it (``kernel``) is a vanilla 3.7: ``migrate_pages(2)`` splits every huge page it moves
+(``unmap_and_move()``), and the anon_vma lock is a mutex.
+
 Deviations from numad: no cpusets (the later affinity + migrate_pages method), no ``-w`` advice mode, no
 one-hour skip of interleaved processes (the simulated workloads never interleave on their own).
 """
@@ -32,7 +35,7 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigrateMmNodes, SetAffinity
-from memsched.policies.numa.base import NumaPolicy
+from memsched.policies.numa.base import KernelTree, NumaPolicy
 from memsched.policies.numa.views import PolicyContext
 
 NSEC_PER_SEC = 1_000_000_000
@@ -66,6 +69,7 @@ class _Process:
 class Numad(NumaPolicy):
     def __init__(self, config: NumadConfig) -> None:
         self.config = config
+        self.kernel = KernelTree(thp_split=True, anon_vma_lock="mutex", base="3.7")
         self.tick_interval_ns = NSEC_PER_SEC
         self.next_run_ns = config.min_interval_s * NSEC_PER_SEC
         self.last_sample_ns = 0

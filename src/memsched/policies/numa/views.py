@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BoolArray", "FaultBatch", "IntArray", "PolicyContext", "readonly"]
+__all__ = ["BoolArray", "FaultBatch", "IntArray", "MempolicyView", "PolicyContext", "parse_mpol_str", "readonly"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -33,14 +33,54 @@ def readonly(arr: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     return view
 
 
+@dataclass(frozen=True, slots=True)
+class MempolicyView:
+    """A memory policy as a policy may see it (``mpol_to_str()`` terms).
+
+    ``mode`` is ``default``, ``local``, ``preferred``, ``bind`` or ``interleave``; ``nodes`` its node set.
+    ``mof`` is whether the policy carries ``MPOL_F_MOF`` ("migrate on fault"): only the default policy does
+    (``preferred_node_policy[]`` of mm/mempolicy.c, 3.8), so only pages faulted under it may be moved by a
+    NUMA hinting fault (``mpol_misplaced()``).
+    """
+
+    mode: str
+    nodes: tuple[int, ...] = ()
+    mof: bool = False
+
+
+_MPOL_MODES = {
+    "default": "default", "local": "local", "prefer": "preferred", "bind": "bind", "interleave": "interleave"
+}
+
+
+def parse_mpol_str(text: str) -> MempolicyView:
+    """A policy as ``mpol_to_str()`` prints it in ``numa_maps`` (``default``, ``local``, ``prefer:1``,
+    ``bind=static:0-3``, ``interleave:0,2``; mm/mempolicy.c). Unknown modes read as ``default``-less views
+    of their own name; only ``default`` carries ``MPOL_F_MOF``."""
+    head, _, nodelist = text.strip().partition(":")
+    mode_word = head.split("=")[0].split(" ")[0]
+    mode = _MPOL_MODES.get(mode_word, mode_word)
+    nodes: list[int] = []
+    for part in filter(None, nodelist.split(",")):
+        lo, _, hi = part.partition("-")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            nodes.extend(range(int(lo), int(hi or lo) + 1))
+    return MempolicyView(mode, tuple(nodes), mof=mode == "default")
+
+
 @dataclass(frozen=True, eq=False)
 class FaultBatch:
     """NUMA hinting faults on pages of one mm, taken since the last batch, in time order.
 
-    Each field is an array with one entry per fault. ``last_*`` are the page's state *before* this fault
+    Each field is an array with one entry per record. ``last_*`` are the page's state *before* this fault
     (-1: never faulted); the mechanism records the new state after the policy has seen the batch.
     ``base_pages`` is the number of 4 KiB pages one fault stands for (512 under THP), the ``pages``
-    argument of ``task_numa_fault()``.
+    argument of ``task_numa_fault()``. ``nr_faults`` is the number of faults one record stands for: the
+    simulator tracks 4 KiB pages in runs that share their state, and one record is the run's faults (1 for a
+    huge page and for the live backend). A policy that counts pages weighs a record by
+    ``pages_per_record`` (``base_pages * nr_faults``); one that counts faults, by ``nr_faults``.
+    ``mof`` says, per record, whether the faulting task's (or the VMA's) memory policy carries
+    ``MPOL_F_MOF``: ``mpol_misplaced()`` never asks to migrate a page faulted without it (``None``: all do).
     """
 
     mm: int
@@ -55,10 +95,24 @@ class FaultBatch:
     last_pid: IntArray
     last_cpu: IntArray
     base_pages: int
+    nr_faults: int = 1
+    mof: BoolArray | None = None
 
     @property
     def size(self) -> int:
         return int(self.task.shape[0])
+
+    @property
+    def pages_per_record(self) -> int:
+        """4 KiB pages one record accounts for: ``base_pages * nr_faults``."""
+        return self.base_pages * self.nr_faults
+
+    @property
+    def migratable(self) -> BoolArray:
+        """Records whose memory policy lets a hinting fault migrate the page (``MPOL_F_MOF``)."""
+        if self.mof is None:
+            return np.ones(self.size, dtype=np.bool_)
+        return np.asarray(self.mof, dtype=np.bool_)
 
     @property
     def local(self) -> BoolArray:
@@ -134,3 +188,9 @@ class PolicyContext(Protocol):
 
     def mm_scan_seq(self, mm: int) -> int:
         """``mm->numa_scan_seq``: completed passes of the NUMA scanner over ``mm``."""
+
+    def task_mempolicy(self, task: int) -> MempolicyView:
+        """The task's memory policy (``set_mempolicy(2)``; ``default`` when it has none)."""
+
+    def mm_vma_mempolicies(self, mm: int) -> tuple[tuple[int, MempolicyView], ...]:
+        """``(first page, policy)`` of each VMA of ``mm`` that has a policy of its own (``mbind(2)``)."""

@@ -6,10 +6,13 @@ not (fully) do it, why:
 
 ``MigratePages``
     ``sync``: ``migrate_misplaced_page()`` from the hinting fault, under the rate limit and
-    ``migrate_balanced_pgdat()`` (``sim/mm/migrate.py``); the faulting task pays the copy. ``async``:
-    queued on the destination node's ``knuma_migratedN`` thread (AutoNUMA), which migrates up to
-    ``ratelimit_mb`` per ``migrate_interval_ms`` and pays with its own CPU time. ``syscall``: a daemon's
-    ``move_pages(2)``, not rate limited, paid on a CPU of the source node.
+    ``migrate_balanced_pgdat()`` (``sim/mm/migrate.py``); refused for a faulting task whose memory policy
+    lacks ``MPOL_F_MOF`` (``mpol_misplaced()`` never asks, mm/mempolicy.c 3.8); the faulting task pays: the
+    fixed CPU part, then the copy at the memory model's rate (``FluidProgress.charge_copy``), and its lock
+    holds and TLB flushes are queued for ``sim/numa/contention.py``. ``async``: queued on the destination
+    node's ``knuma_migratedN`` thread (the old AutoNUMA), which migrates up to ``ratelimit_mb`` per
+    ``migrate_interval_ms``. ``syscall``: a daemon's ``migrate_pages(2)``/``move_pages(2)``, not rate
+    limited, splitting the huge pages it moves (``unmap_and_move()``), copied on a CPU of the source node.
 ``MigrateMmNodes``
     ``migrate_pages(2)`` (``do_migrate_pages()``: the i-th source node maps to the (i mod n)-th destination).
 ``MigrateTask`` / ``SwapTasks``
@@ -19,7 +22,8 @@ not (fully) do it, why:
     ``sched_setaffinity(2)``. ``SetPreferredNode`` / ``SetScanPeriod``: recorded in :class:`NumaState`.
 
 Kernel threads' CPU time (``knuma_scand``, ``knuma_migratedN``) is taken from the task running on the CPU
-they use (nothing, when one of those CPUs is idle) and counted in system time.
+they use (nothing, when one of those CPUs is idle) and counted in system time; their copies run on an idle
+CPU of the node as a copy of their own, or in the time of the task they displace.
 """
 
 from __future__ import annotations
@@ -43,8 +47,9 @@ from memsched.sim.engine import Prio
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import MigrationCosts, MigrationResult, Migrator
+from memsched.sim.numa.contention import Contention
 from memsched.sim.numa.context import NumaState
-from memsched.units import MIB, NSEC_PER_MSEC
+from memsched.units import MIB, NSEC_PER_MSEC, PAGE_SIZE_THP
 
 __all__ = ["SimActuator"]
 
@@ -55,12 +60,20 @@ class SimActuator(ActionHandlers):
     """Applies actions to one simulated machine."""
 
     def __init__(
-        self, machine: FluidMachine, rules: MigrationRules, costs: MigrationCosts, state: NumaState
+        self,
+        machine: FluidMachine,
+        rules: MigrationRules,
+        costs: MigrationCosts,
+        state: NumaState,
+        contention: Contention | None = None,
     ) -> None:
         self.machine = machine
         self.rules = rules
         self.costs = costs
         self.state = state
+        self.contention = contention
+        #: Migrations refused because the faulting task's policy has no MPOL_F_MOF.
+        self.refused_mof = 0
         self.migrator = Migrator(machine, rules, costs)
         self.stats: dict[str, float] = {"numa_task_migrations": 0, "numa_task_swaps": 0, "kthread_ns": 0.0}
         self.async_queue: list[list[tuple[int, IntArray]]] = [[] for _ in range(machine.nr_nodes)]
@@ -100,7 +113,7 @@ class SimActuator(ActionHandlers):
         if why is not None:
             return _result(action, task.name, detail, "skipped", why)
         m.sched.move_task(task, action.dst_cpu)
-        m.charge_system(task, self.costs.task_migrate_ns)
+        m.charge_system(task, self.costs.task_migrate_ns, "task_moves")
         self.stats["numa_task_migrations"] += 1
         return _result(action, task.name, detail, "applied")
 
@@ -117,8 +130,8 @@ class SimActuator(ActionHandlers):
         ca, cb = a.cpu, b.cpu
         m.sched.move_task(a, cb)
         m.sched.move_task(b, ca)
-        m.charge_system(a, self.costs.task_migrate_ns)
-        m.charge_system(b, self.costs.task_migrate_ns)
+        m.charge_system(a, self.costs.task_migrate_ns, "task_moves")
+        m.charge_system(b, self.costs.task_migrate_ns, "task_moves")
         self.stats["numa_task_swaps"] += 1
         return _result(action, target, detail, "applied")
 
@@ -135,26 +148,69 @@ class SimActuator(ActionHandlers):
                     self._async_pending[int(node)] = True
                     m.engine.after(0, Prio.DEFERRED, self._knuma_migrated, int(node))
             return _result(action, target, detail, "queued", "on the destination nodes' knuma_migrated threads")
-        mm = m.mms[action.mm]
-        src_before = mm.page_node[action.pages].astype(np.int64)
+        pages, dst, payer = action.pages, action.dst, action.payer
+        refused_mof = 0
+        if action.mode == "sync":
+            assert payer is not None
+            who = np.unique(payer)
+            bad = [int(t) for t in who if not m.tasks[int(t)].mempolicy.mof]
+            mof = ~np.isin(payer, bad) if bad else np.ones(payer.shape[0], dtype=bool)
+            if not mof.all():
+                refused_mof = int((~mof).sum())
+                self.refused_mof += refused_mof
+                pages, dst, payer = pages[mof], dst[mof], payer[mof]
         res = self.migrator.migrate(
-            action.mm, action.pages.copy(), action.dst.copy(), apply_ratelimit=action.mode == "sync"
+            action.mm,
+            pages.copy(),
+            dst.copy(),
+            apply_ratelimit=action.mode == "sync",
+            split_huge=action.mode == "syscall",
         )
         if res.moved.size:
-            moved_src = _lookup(action.pages, src_before, res.moved)
             if action.mode == "sync":
-                assert action.payer is not None
-                payer = _lookup(action.pages, action.payer, res.moved)
-                for tid in np.unique(payer):
-                    sel = payer == tid
-                    task = m.tasks[int(tid)]
-                    cpu_node = int(m.cpu_node[task.cpu]) if task.cpu >= 0 else int(res.moved_dst[sel][0])
-                    cost = float(self.migrator.copy_ns(cpu_node, moved_src[sel], res.moved_dst[sel]).sum())
-                    m.charge_system(task, cost)
-            else:  # a daemon's migrate_pages(2): its own time, on a CPU of the source node
-                node = int(moved_src[0])
-                self.kthread_work(node, float(self.migrator.copy_ns(node, moved_src, res.moved_dst).sum()))
-        return _migration_result(action, target, detail, res)
+                assert payer is not None
+                payers = _lookup(pages, payer, res.moved)
+                for tid in np.unique(payers):
+                    sel = payers == tid
+                    self._pay_sync(m.tasks[int(tid)], action.mm, res.moved_src[sel], res.moved_dst[sel])
+            else:  # a daemon's migrate_pages(2): copied on a CPU of the source node, no task of the mm pays
+                node = int(res.moved_src[0])
+                units = int(res.moved.size)
+                src_b, dst_b = self.migrator.copy_bytes(res.moved_src, res.moved_dst)
+                self.kthread_work(node, self.migrator.fixed_ns(action.mm, units))
+                self.kthread_copy(node, src_b, dst_b)
+                self._flushes(action.mm, -1, self.migrator.kernel_pages(action.mm, units), splits=res.splits)
+        elif res.splits:
+            self._flushes(action.mm, -1, 0, splits=res.splits)
+        result = _migration_result(action, target, detail, res)
+        if refused_mof:
+            why = f"{refused_mof} refused: the faulting task's memory policy has no MPOL_F_MOF (mpol_misplaced)"
+            status = "partial" if res.moved.size else "skipped"
+            msg = f"{result.message}; {why}" if result.message and res.moved.size else why
+            result = ActionResult(result.action, target, detail, status, msg, moved_pages=res.moved)  # type: ignore[arg-type]
+        return result
+
+    def _pay_sync(self, task: FluidTask, mm_id: int, src: IntArray, dst: IntArray) -> None:
+        """The faulting task migrates in its own context: CPU part, the copy, and its locks and flushes."""
+        m = self.machine
+        units = int(src.size)
+        m.charge_system(task, self.migrator.fixed_ns(mm_id, units), "migration")
+        src_b, dst_b = self.migrator.copy_bytes(src, dst)
+        m.progress.charge_copy(task, src_b, dst_b)
+        if self.contention is None:
+            return
+        ev = self.contention.events(mm_id, task.id)
+        costs = self.contention.costs
+        if m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units:
+            ev.hold("ptl", units, costs.ptl_thp_migrate_ns)  # native THP migration: no rmap walk, no flush
+        else:
+            base = self.migrator.kernel_pages(mm_id, units)
+            ev.hold("anon", 2 * base, costs.rmap_walk_ns)  # try_to_unmap() + remove_migration_ptes()
+            ev.tlb_flushes += base  # ptep_clear_flush() of a PTE the hinting fault made present again
+
+    def _flushes(self, mm_id: int, task: int, base_pages: int, *, splits: int = 0) -> None:
+        if self.contention is not None:
+            self.contention.events(mm_id, task).tlb_flushes += base_pages + splits
 
     def migrate_mm_nodes(self, action: MigrateMmNodes) -> ActionResult:
         """``migrate_pages(2)``: the i-th source node's pages go to the (i mod n)-th destination node."""
@@ -197,17 +253,32 @@ class SimActuator(ActionHandlers):
                 queue.pop(0)
             if m.mms[mm_id].users == 0:
                 continue
-            src = m.mms[mm_id].page_node[take].astype(np.int64)
             dst = np.full(take.shape[0], node, dtype=np.int64)
             res = self.migrator.migrate(mm_id, take, dst, apply_ratelimit=False)
             done += take.shape[0]
             if res.moved.size:
-                moved_src = _lookup(take, src, res.moved)
-                self.kthread_work(node, float(self.migrator.copy_ns(node, moved_src, res.moved_dst).sum()))
+                src_b, dst_b = self.migrator.copy_bytes(res.moved_src, res.moved_dst)
+                self.kthread_work(node, self.migrator.fixed_ns(mm_id, int(res.moved.size)))
+                self.kthread_copy(node, src_b, dst_b)
+                if not (m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units):
+                    self._flushes(mm_id, -1, self.migrator.kernel_pages(mm_id, int(res.moved.size)))
         if queue:
             m.engine.after(self.rules.migrate_interval_ms * NSEC_PER_MSEC, Prio.TICK, self._knuma_migrated, node)
         else:
             self._async_pending[node] = False
+
+    def kthread_copy(self, node: int, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> None:
+        """A kernel thread's page copy on a CPU of ``node``: on an idle one as a copy of its own, else in the time
+        of the task running on the first CPU of the node."""
+        m = self.machine
+        cpus = m.topology.node_cpus(node)
+        idle = [c for c in cpus if not m.sched.rq[c]]
+        if idle:
+            m.progress.start_kernel_copy(idle[0], src, dst)
+            return
+        victim = m.sched.running_cpu_task(min(cpus))
+        if victim is not None:
+            m.progress.charge_copy(victim, src, dst)
 
     def kthread_work(self, node: int | None, ns: float) -> None:
         """A kernel thread's CPU time: taken from the task running on the CPU it uses (an idle one if any)."""
@@ -221,7 +292,7 @@ class SimActuator(ActionHandlers):
             return
         victim = m.sched.running_cpu_task(min(cpus))
         if victim is not None:
-            m.charge_system(victim, ns)
+            m.charge_system(victim, ns, "kthreads")
 
 
 def _result(action: Action, target: str, detail: str, status: str, message: str = "") -> ActionResult:

@@ -17,19 +17,37 @@ space each scan.
 **Hinting faults.** A marked page faults when a task next touches it. Tasks stream over their buffers, so
 for every marked page the mechanism computes, for each running task whose current sweep covers it, when
 that task's cursor reaches the page (``(page offset - cursor) mod buffer size / rate``), and the earliest
-wins: that task takes the fault on its CPU. All of this is vectorised over tasks x pages. Faults are
-handed to the policy as one batch per scan (``FaultBatch``), at the time by which half of them have
-happened (never later than the next scan), and each costs its task ``hint_fault_ns`` of system time.
-After the policy has seen a batch, each page remembers the fault (``last_nid``, ``last_pid``, ``last_cpu``:
-``page_nid_xchg_last()`` / ``page_cpupid_xchg_last()``).
+wins: that task takes the fault on its CPU (``sim/numa/faults.py`` evaluates this without visiting every
+(task, page) pair). Faults are handed to the policy as one batch per scan (``FaultBatch``), at the time by
+which half of them have happened (never later than the next scan), and each costs its task
+``hint_fault_ns`` of system time. After the policy has seen a batch, each page remembers the fault
+(``last_nid``, ``last_pid``, ``last_cpu``: ``page_nid_xchg_last()`` / ``page_cpupid_xchg_last()``).
+A record of the batch is one entry of the page arrays: a huge page (one fault of 512 base pages), or a run
+of 4 KiB pages (``FaultBatch.nr_faults`` faults of one base page each, ``sim/mm/mm.py``).
+
+**Memory policy.** ``mpol_misplaced()`` only proposes a node for a page faulted under a policy with
+``MPOL_F_MOF`` (the default policy's; mm/mempolicy.c, 3.8): each record says whether its faulting task's
+policy has it (``FaultBatch.mof``), and the actuator refuses a hinting-fault migration whose task's does not.
+
+**Huge pages split on a fault.** Under a design whose tree has no native THP migration
+(``policy.kernel.thp_split``), the first hinting fault on a huge page splits it (``split_huge_page()``; the
+pte_numa bits pass to the 512 PTEs): the fault is then a 4 KiB fault, the other pages of the block fault on
+their own when touched, and each migrates alone. ``thp_split`` counts the splits; the lost TLB reach costs
+every later access to the block a page walk per 4 KiB page (``MachineConfig.page_walk_ns``, in the streaming
+tasks' rates, ``sim/fluid/progress.py``).
+
+**Contention.** After every batch (and every tick or pass that moved pages), the locks the faults, the scan
+and the migrations held and the TLB flushes they sent are turned into waits, sleeps and IPIs
+(``sim/numa/contention.py``): spinning and interrupts are system time, a sleep takes the task off its CPU
+until the lock is released, and it wakes through the wake-up path.
 
 **Counters**: ``numa_pte_updates`` (base pages marked), ``numa_huge_pte_updates`` (PMDs, under THP),
 ``numa_hint_faults``, ``numa_hint_faults_local``, plus the migration counters.
 
 Deviations from the kernel: faults are batched per scan rather than handled one at a time; a marked page
-that no running task's current sweep covers stays marked until a later scan finds it covered; THP pages
-migrate whole (3.8 behaviour) for every policy, including those of the 2012 patch sets that split huge
-pages instead.
+that no running task's current sweep covers stays marked until a later scan finds it covered; the 4 KiB
+pages of one run share their fault (the run's first toucher takes all of them); lock waits come from a
+batch's utilisation (``sim/numa/contention.py``).
 """
 
 from __future__ import annotations
@@ -53,8 +71,10 @@ from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
+from memsched.sim.numa.contention import Contention, ContentionCosts
 from memsched.sim.numa.context import NumaState, SimContext
-from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC
+from memsched.sim.numa.faults import Sweep, first_touchers
+from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_THP
 
 __all__ = ["NumaBalancing", "NumaCosts", "needs_mechanism"]
 
@@ -68,7 +88,11 @@ class NumaCosts:
     pte_update_ns: int = knob(50, "change_prot_numa() per PTE or PMD marked (estimate)", min=0)
     scan_fixed_ns: int = knob(10_000, "task_numa_work() entry, mmap_sem and VMA walk per scan (estimate)", min=0)
     hint_fault_ns: int = knob(2_000, "one NUMA hinting fault: trap, do_numa_page, task_numa_fault (estimate)", min=0)
+    split_ns: int = knob(
+        30_000, "split_huge_page() CPU besides its locks: 512 tail pages and PTEs (estimate)", min=0
+    )
     migration: MigrationCosts = field(default_factory=MigrationCosts)
+    contention: ContentionCosts = field(default_factory=ContentionCosts)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -117,10 +141,24 @@ class NumaBalancing(Instrument):
         default = scan.scan_period_min_ms * NSEC_PER_MSEC if isinstance(scan, TaskWorkScan) else NSEC_PER_SEC
         self.state = NumaState(default_period_ns=default)
         self.ctx = SimContext(machine, self.state)
-        self.actuator = SimActuator(machine, policy.migration, self.costs.migration, self.state)
+        self.contention = Contention(self.costs.contention, anon_vma_mutex=policy.kernel.anon_vma_lock == "mutex")
+        self.actuator = SimActuator(machine, policy.migration, self.costs.migration, self.state, self.contention)
         self.driver = HookDriver(policy, self.ctx, self.actuator)
         self.mm_scan: dict[int, _MmScan] = {}
         self.base_per_page = machine.page_size // BASE_PAGE
+        #: A record stands for one fault of ``fault_pages`` base pages (a huge page) or for the
+        #: ``nr_faults`` 4 KiB faults of a run.
+        huge_units = machine.page_size == PAGE_SIZE_THP
+        self.fault_pages = self.base_per_page if huge_units else 1
+        self.nr_faults = 1 if huge_units else self.base_per_page
+        self.splits = 0
+        #: Remote hinting faults (4 KiB or huge) that left their page where it was.
+        self.remote_kept = 0
+        #: CPU time of the current batch's faults by task, charged together with its contention.
+        self._pending_ns: dict[int, dict[str, float]] = {}
+        #: Live tasks of each mm (refreshed when tasks come and go).
+        self._mm_tasks: dict[int, list[FluidTask]] = {}
+        self._mm_tasks_at = -1
         #: Every action's outcome: (action, status) -> count.
         self.results: Counter[tuple[str, str]] = Counter()
         self._tgid_cache = np.zeros(0, dtype=np.int64)
@@ -161,7 +199,15 @@ class NumaBalancing(Instrument):
 
     # ---- task_numa_work ------------------------------------------------------------------------------------
     def _alive(self, mm: MmStruct) -> list[FluidTask]:
-        return [t for t in self.machine.tasks if t.mm is mm and t.state is not FluidTaskState.EXITED]
+        tasks = self.machine.tasks
+        key = sum(1 for t in tasks if t.state is FluidTaskState.EXITED) * 100_003 + len(tasks)
+        if key != self._mm_tasks_at:
+            self._mm_tasks_at = key
+            self._mm_tasks = {}
+            for t in tasks:
+                if t.state is not FluidTaskState.EXITED:
+                    self._mm_tasks.setdefault(t.mm.id, []).append(t)
+        return self._mm_tasks.get(mm.id, [])
 
     def _task_numa_work(self, st: _MmScan) -> None:
         machine = self.machine
@@ -190,8 +236,13 @@ class NumaBalancing(Instrument):
             lo = st.offset
             hi = min(npages, lo + window)
             wrapped = hi >= npages
-        updated = self._mark(st, lo, hi)
-        machine.charge_system(task, self.costs.scan_fixed_ns + self.costs.pte_update_ns * updated)
+        pmds, ptes = self._mark(st, lo, hi)
+        machine.charge_system(task, self.costs.scan_fixed_ns + self.costs.pte_update_ns * (pmds + ptes), "scanning")
+        ev = self.contention.events(st.mm.id, task.id)
+        if pmds:  # change_huge_pmd() takes mm->page_table_lock per huge PMD
+            ev.hold("ptl", pmds, self.contention.costs.ptl_scan_pmd_ns)
+        if pmds or ptes:
+            ev.tlb_flushes += 1  # change_protection(): one flush_tlb_range() per range marked
         st.offset = 0 if wrapped else hi
         lo_p, hi_p = scan.period_bounds_ns(st.mm.rss_pages * self.base_per_page if scan.scale_by_rss else 0)
         period = min(max(self.state.scan_period(task.id), lo_p), hi_p)
@@ -201,21 +252,33 @@ class NumaBalancing(Instrument):
         self._generate_faults(st, lo, hi, horizon=period)
         if wrapped:
             self._scan_pass_done(st.mm)
+        self._settle(st.mm.id, 1.0)
 
-    def _mark(self, st: _MmScan, lo: int, hi: int) -> int:
-        """``change_prot_numa()`` over pages [lo, hi): returns the number of PTEs/PMDs newly marked."""
-        present = st.mm.page_node[lo:hi] >= 0
+    def _mark(self, st: _MmScan, lo: int, hi: int) -> tuple[int, int]:
+        """``change_prot_numa()`` over pages [lo, hi): returns (huge PMDs, 4 KiB PTEs) newly marked."""
+        mm = st.mm
+        node = mm.page_node[lo:hi]
+        present = node >= 0
         skip = self.actuator.migrator.ratelimited_nodes()
         if skip.any():
-            present &= ~skip[np.maximum(st.mm.page_node[lo:hi], 0)]
+            present &= ~skip[np.maximum(node, 0)]
         new = present & ~st.marked[lo:hi]
         n = int(new.sum())
         st.marked[lo:hi] |= present
         vs = self.machine.vmstat
-        vs.inc("numa_pte_updates", n * self.base_per_page)
-        if self.base_per_page > 1:
-            vs.inc("numa_huge_pte_updates", n)
-        return n
+        if self.fault_pages > 1:  # 2 MiB units: every entry is a huge PMD
+            pmds, ptes = n, 0
+        elif mm.thp_units:
+            blocks = (np.flatnonzero(new) + lo) // mm.thp_units
+            huge = mm.huge[blocks]
+            pmds = int(np.unique(blocks[huge]).size)
+            ptes = int((~huge).sum()) * self.base_per_page
+        else:
+            pmds, ptes = 0, n * self.base_per_page
+        vs.inc("numa_pte_updates", pmds * (PAGE_SIZE_THP // BASE_PAGE) + ptes)
+        if pmds:
+            vs.inc("numa_huge_pte_updates", pmds)
+        return pmds, ptes
 
     def _scan_pass_done(self, mm: MmStruct) -> None:
         """``numa_scan_seq`` goes up (``reset_ptenuma_scan()`` / a full ``knuma_scand`` pass)."""
@@ -237,6 +300,7 @@ class NumaBalancing(Instrument):
         if idx >= len(machine.mms):
             idx, offset = 0, 0
         marked = 0
+        touched: list[int] = []
         while budget > 0 and live_ids:
             if idx >= len(machine.mms):  # the pass over all mms is complete
                 idx, offset = 0, 0
@@ -252,7 +316,12 @@ class NumaBalancing(Instrument):
                 self.mm_scan[mm.id] = st
             st.ensure()
             hi = min(mm.nr_pages, offset + budget)
-            marked += self._mark(st, offset, hi)
+            pmds, ptes = self._mark(st, offset, hi)
+            marked += pmds + ptes
+            if pmds or ptes:
+                # knuma_scand defers the TLB flush to the end of the chunk (one per mm per wake-up)
+                self.contention.events(mm.id, -1).tlb_flushes += 1
+                touched.append(mm.id)
             self._generate_faults(st, offset, hi, horizon=scan.scan_sleep_pass_ms * NSEC_PER_MSEC)
             budget -= hi - offset
             offset = hi
@@ -261,6 +330,8 @@ class NumaBalancing(Instrument):
                 idx, offset = idx + 1, 0
         self._knuma_pos = (idx, offset)
         self.actuator.kthread_work(None, self.costs.scan_fixed_ns + self.costs.pte_update_ns * marked)
+        for mm_id in touched:
+            self._settle(mm_id, 1.0)
         machine.engine.after(sleep * NSEC_PER_MSEC, Prio.TICK, self._knuma_scand_wake)
 
     # ---- hinting faults ------------------------------------------------------------------------------------
@@ -271,32 +342,22 @@ class NumaBalancing(Instrument):
         if pages.size == 0:
             return
         psz = machine.page_size
-        sweeps = []
-        for t in self._alive(st.mm):
-            for region, cursor, rate in machine.progress.sweep_state(t):
-                p0, p1 = region.page_span(psz)
-                if p1 <= lo or p0 >= hi or rate <= 0:
-                    continue
-                sweeps.append((t.id, region.start, region.nbytes, p0, p1, cursor, rate))
+        sweeps: list[Sweep] = []
+        for tid, region, cursor, rate in machine.progress.sweeps_of(self._alive(st.mm)):
+            p0, p1 = region.page_span(psz)
+            if p1 <= lo or p0 >= hi or rate <= 0:
+                continue
+            sweeps.append((tid, region.start, region.nbytes, p0, p1, cursor, rate))
         if not sweeps:
             return
-        cols = np.array(sweeps, dtype=np.float64)  # tid, region start, nbytes, p0, p1, cursor, rate
-        tid = cols[:, 0].astype(np.int64)
-        rstart, nbytes, cursors, speed = cols[:, 1:2], cols[:, 2:3], cols[:, 5:6], cols[:, 6:7]
-        starts = (pages * psz).astype(np.float64)
-        offset_in = np.maximum(starts[None, :], rstart) - rstart
-        when = ((offset_in - cursors) % nbytes) / speed
-        cover = (pages[None, :] >= cols[:, 3:4]) & (pages[None, :] < cols[:, 4:5])
-        when[~cover] = np.inf
-        first = np.argmin(when, axis=0)
-        t_first = when[first, np.arange(pages.size)]
-        hit = np.isfinite(t_first)
+        first, t_first = first_touchers(pages, psz, sweeps)
+        hit = first >= 0
         if not hit.any():
             return
         pages, first, t_first = pages[hit], first[hit], t_first[hit]
         order = np.argsort(t_first, kind="stable")
         pages, first, t_first = pages[order], first[order], t_first[order]
-        task_ids = tid[first]
+        task_ids = np.array([s[0] for s in sweeps], dtype=np.int64)[first]
         delay = int(min(float(np.median(t_first)), float(horizon)))
         machine.engine.after(max(delay, 0), Prio.WAKEUP, self._deliver_faults, st, pages, task_ids, t_first)
 
@@ -304,18 +365,27 @@ class NumaBalancing(Instrument):
         self, st: _MmScan, pages: IntArray, task_ids: IntArray, offsets: npt.NDArray[np.float64]
     ) -> None:
         machine = self.machine
+        mm = st.mm
         # Faults only for pages still marked, by tasks still running on a CPU.
         cpus = machine.progress.task_cpus(task_ids)
-        ok = (cpus >= 0) & st.marked[pages] & (st.mm.page_node[pages] >= 0)
+        ok = (cpus >= 0) & st.marked[pages] & (mm.page_node[pages] >= 0)
         if not ok.any():
             return
         pages, task_ids, offsets, cpus = pages[ok], task_ids[ok], offsets[ok], cpus[ok]
         st.marked[pages] = False
+        tasks = machine.tasks
+        if mm.thp_units:
+            self._split_faulted(mm, pages, task_ids)
         cpu_node = machine.cpu_node[cpus]
-        page_node = st.mm.page_node[pages].astype(np.int64)
+        page_node = mm.page_node[pages].astype(np.int64)
         now = machine.engine.now
+        per_task = np.bincount(task_ids, minlength=len(tasks))
+        faulters = np.flatnonzero(per_task)
+        mof_task = np.zeros(len(tasks), dtype=bool)
+        mof_task[faulters] = [tasks[int(t)].mempolicy.mof for t in faulters]
+        nr_faults = self.nr_faults
         batch = FaultBatch(
-            mm=st.mm.id,
+            mm=mm.id,
             time_ns=_ro(now + offsets.astype(np.int64) - int(np.median(offsets))),
             task=_ro(task_ids),
             tgid=_ro(self._tgids()[task_ids]),
@@ -326,18 +396,76 @@ class NumaBalancing(Instrument):
             last_nid=_ro(st.last_nid[pages].copy()),
             last_pid=_ro(st.last_pid[pages].copy()),
             last_cpu=_ro(st.last_cpu[pages].copy()),
-            base_pages=self.base_per_page,
+            base_pages=self.fault_pages,
+            nr_faults=nr_faults,
+            mof=_ro_bool(mof_task[task_ids]),
         )
         vs = machine.vmstat
-        vs.inc("numa_hint_faults", batch.size)
-        vs.inc("numa_hint_faults_local", int((cpu_node == page_node).sum()))
-        per_task = np.bincount(task_ids, minlength=len(machine.tasks))
-        for tid in np.flatnonzero(per_task):
-            machine.charge_system(machine.tasks[int(tid)], float(per_task[tid]) * self.costs.hint_fault_ns)
+        vs.inc("numa_hint_faults", batch.size * nr_faults)
+        vs.inc("numa_hint_faults_local", int((cpu_node == page_node).sum()) * nr_faults)
+        huge_faults = self.fault_pages > 1
+        fault_ns = float(nr_faults * self.costs.hint_fault_ns)
+        for tid in faulters.tolist():
+            n = int(per_task[tid])
+            self._pending_ns[tid] = {"hint_faults": n * fault_ns}
+            if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock
+                self.contention.events(mm.id, tid).hold("ptl", n, self.contention.costs.ptl_huge_fault_ns)
         self._count(self.driver.faults(batch))
+        remote = cpu_node != page_node
+        if remote.any():  # remote faults whose page is still remote after the policy acted: filtered
+            self.remote_kept += int((mm.page_node[pages[remote]] != cpu_node[remote]).sum()) * nr_faults
         st.last_nid[pages] = cpu_node
         st.last_pid[pages] = task_ids
         st.last_cpu[pages] = cpus
+        span = float(offsets.max() - offsets.min()) if offsets.size > 1 else 0.0
+        self._settle(mm.id, max(span, 1.0))
+
+    def _split_faulted(self, mm: MmStruct, pages: IntArray, task_ids: IntArray) -> None:
+        """``split_huge_page()`` of every still-huge block among the faulted pages, by its first faulter."""
+        blocks = pages // mm.thp_units
+        ub, first = np.unique(blocks, return_index=True)
+        huge = mm.huge[ub]
+        if not huge.any():
+            return
+        ub, first = ub[huge], first[huge]
+        mm.huge[ub] = False
+        self.machine.progress.dirty = True  # the blocks' accesses now walk 4 KiB page tables
+        self.splits += int(ub.size)
+        self.machine.vmstat.inc("thp_split", int(ub.size))
+        c = self.contention.costs
+        who, counts = np.unique(task_ids[first], return_counts=True)
+        for tid, n in zip(who.tolist(), counts.tolist(), strict=True):
+            self.machine.charge_system(self.machine.tasks[tid], float(n) * self.costs.split_ns, "thp_split")
+            ev = self.contention.events(mm.id, tid)
+            ev.hold("anon", n, c.split_anon_vma_ns)
+            ev.hold("ptl", n, c.split_ptl_ns)
+            ev.tlb_flushes += n  # pmdp_splitting_flush()
+
+    def _settle(self, mm_id: int, window_ns: float) -> None:
+        """Charge what the pending lock holds and TLB flushes of ``mm_id`` cost its tasks."""
+        machine = self.machine
+        tasks = machine.tasks
+        pending, self._pending_ns = self._pending_ns, {}
+        charge = machine.progress.charge_causes
+        if mm_id not in self.contention.pending:
+            for tid, by_cause in pending.items():
+                charge(tasks[tid], by_cause)
+            return
+        oncpu = machine.progress.arrays.oncpu
+        cpus_of = {t.id: int(oncpu[t.id]) for t in self._alive(machine.mms[mm_id]) if oncpu[t.id] >= 0}
+        mm_cpus = sorted(set(cpus_of.values()))
+        out = self.contention.settle(mm_id, window_ns, cpus_of, mm_cpus)
+        for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns), ("tlb_ipi", out.ipi_ns)):
+            for tid, ns in part.items():
+                pending.setdefault(tid, {})[cause] = ns
+        for tid, by_cause in pending.items():
+            charge(tasks[tid], by_cause)
+        vs = machine.vmstat
+        if out.flushes:
+            vs.inc("nr_tlb_remote_flush", out.flushes)
+            vs.inc("nr_tlb_remote_flush_received", out.ipis)
+        for tid, ns in out.sleep_ns.items():
+            machine.lifecycle.block_for(tasks[tid], ns, out.waker.get(tid))
 
     def _tgids(self) -> IntArray:
         if self._tgid_cache.shape[0] != len(self.machine.tasks):
@@ -350,6 +478,8 @@ class NumaBalancing(Instrument):
         if not any(t.state is not FluidTaskState.EXITED for t in machine.tasks):
             return
         self._count(self.driver.tick())
+        for mm_id in list(self.contention.pending):
+            self._settle(mm_id, 1.0)
         interval = self.policy.tick_interval_ns
         assert interval is not None
         machine.engine.after(interval, Prio.TICK, self._tick)
@@ -366,9 +496,21 @@ class NumaBalancing(Instrument):
             "numa_task_swaps": stats["numa_task_swaps"],
             "kthread_s": round(stats["kthread_ns"] / NSEC_PER_SEC, 6),
             "migrate_ratelimited_pages": self.actuator.migrator.ratelimited_pages * self.base_per_page,
+            "migrate_refused_mof": self.actuator.refused_mof,
+            "migrate_copy_bytes": int(self.machine.progress.copy_bytes),
+            "thp_splits_on_fault": self.splits,
+            "hint_faults_remote_kept": self.remote_kept,
+            **self.contention.metrics(),
         }
+
         out.update(self.policy.metrics())
         return out
+
+
+def _ro_bool(arr: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    out = np.array(arr, dtype=np.bool_)
+    out.flags.writeable = False
+    return out
 
 
 def _ro(arr: npt.NDArray[Any]) -> IntArray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from memsched.policies.numa.views import readonly
+from memsched.policies.numa.views import MempolicyView, readonly
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTaskState
 
@@ -135,3 +135,9 @@ class SimContext:
 
     def mm_scan_seq(self, mm: int) -> int:
         return self._state.scan_seq.get(mm, 0)
+
+    def task_mempolicy(self, task: int) -> MempolicyView:
+        return self._m.tasks[task].mempolicy.view()
+
+    def mm_vma_mempolicies(self, mm: int) -> tuple[tuple[int, MempolicyView], ...]:
+        return ()  # no mbind(2) in the simulator: VMAs have no policy of their own

@@ -82,16 +82,26 @@ def test_balancenuma_scan_slows_per_non_migrating_fault() -> None:
     assert acts[0].period_ns == 110_000_000
 
 
-def test_autonuma_last_nid_filter_and_async_queue() -> None:
-    """AutoNUMA: local faults only record; a remote fault queues an async migration on its second sample."""
+def test_autonuma_last_nid_filter_and_migrate_on_fault() -> None:
+    """AutoNUMA27: local faults only record; a remote fault migrates on its second sample, synchronously in the
+    faulting task (its cover letter: migration became synchronous), rate limited per destination node."""
     p = make("autonuma")
     ctx = FakeContext()
     b = batch(task=[1, 1, 1], cpu=[0, 0, 0], page_node=[0, 1, 1], last_nid=[0, 1, 0])
     (action,) = p.on_faults(ctx, b)
-    assert action.mode == "async" and action.payer is None
+    assert action.mode == "sync" and action.payer is not None and action.payer.tolist() == [1]
     assert migrations([action]) == [(2, 0)]
+    assert p.migration.rate_limit and p.kernel.thp_split
     # Fault statistics count the page's node.
     assert p.faults.row(1).tolist() == [512.0, 1024.0]
+
+
+def test_autonuma_ignores_tasks_with_a_mempolicy() -> None:
+    """numa_hinting_fault() does nothing for a task with a mempolicy of its own: no statistics, no migration."""
+    p = make("autonuma")
+    b = batch(task=[1, 1], cpu=[0, 0], page_node=[1, 1], last_nid=[0, 0], mof=[False, False])
+    assert p.on_faults(FakeContext(), b) == ()
+    assert p.faults.row(1).tolist() == [0.0, 0.0]
 
 
 def test_autonuma_pass_halves_task_stats_and_sets_memory_weights() -> None:
@@ -104,8 +114,9 @@ def test_autonuma_pass_halves_task_stats_and_sets_memory_weights() -> None:
     assert p.mm_pages[0].tolist() == [10.0, 30.0]
 
 
-def test_autonuma_balance_moves_to_idle_cpu_or_exchanges() -> None:
-    """sched_autonuma_balance: a task whose faults and memory are on node 1 moves to an idle CPU there;
+def test_autonuma_leaves_idle_cpus_alone() -> None:
+    """sched_autonuma_balance skips idle CPUs ("Offload the while IDLE balancing ... to CFS"): a task whose
+    faults and memory are on node 1, whose CPUs are all idle, is not moved there (CFS's idle balancing may);
     with every CPU there busy with a task that prefers node 0, the two are exchanged."""
     p = make("autonuma")
     ctx = FakeContext(rq={0: [1]}, task_info={1: (1, 0), 2: (2, 1)}, mm_pages={0: [0, 100], 1: [100, 0]})
@@ -113,8 +124,8 @@ def test_autonuma_balance_moves_to_idle_cpu_or_exchanges() -> None:
     p.on_scan_pass(ctx, 0, [0, 100])
     p.on_faults(ctx, batch(task=[1], cpu=[0], page_node=[1]))
     acts = p.on_tick(ctx)
-    assert acts == [MigrateTask(1, 2)]
-    assert p.node[1] == 1
+    assert acts == []
+    assert not any(isinstance(a, MigrateTask) for a in acts)
     ctx2 = FakeContext(rq={0: [1], 2: [2], 3: [3]}, task_info={1: (1, 0), 2: (2, 1), 3: (3, 1)})
     p.on_scan_pass(ctx2, 1, [100, 0])
     p.on_faults(ctx2, batch(task=[2, 3], cpu=[2, 3], page_node=[0, 0], mm=1))

@@ -156,14 +156,16 @@ def test_migrate_balanced_pgdat_refuses_a_full_node() -> None:
     assert res.moved.shape[0] == 5 and res.refused_balance == n - 5
 
 
-def test_copy_cost_scales_with_page_size_and_distance() -> None:
-    """Moving a 2 MiB page costs about 512x a 4 KiB copy plus the fixed part; remote copies cost more."""
+def test_copy_bytes_per_source_and_destination_node() -> None:
+    """A migration copies each page's bytes: read from its source node, written to its destination node (the
+    memory model then charges them to both controllers and the links between, ``FluidProgress.charge_copy``)."""
     m = FluidMachine(SNB, seed=0)
     mig = Migrator(m, MigrationRules(), MigrationCosts(migrate_fixed_ns=0))
-    local = mig.copy_ns(0, np.array([0]), np.array([0]))[0]
-    remote = mig.copy_ns(0, np.array([1]), np.array([0]))[0]
-    assert local == pytest.approx(2 * MIB * 80 / 640)
-    assert remote > local
+    src_b, dst_b = mig.copy_bytes(np.array([1, 1, 0]), np.array([0, 0, 1]))
+    assert src_b.tolist() == [2 * MIB, 4 * MIB]
+    assert dst_b.tolist() == [4 * MIB, 2 * MIB]
+    m.new_mm("p")
+    assert mig.fixed_ns(0, 3) == 0.0
 
 
 def test_task_actions_respect_affinity_and_cost() -> None:

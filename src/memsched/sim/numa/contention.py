@@ -1,0 +1,214 @@
+"""Per-process serialisation of NUMA balancing: the locks its hinting faults, scans and migrations queue on,
+and the TLB shootdowns they send to every CPU running the process.
+
+The kernel paths (Linux 3.7/3.8 and the 2012 patch sets) and what they hold:
+
+* ``mm->page_table_lock``, a spinlock of the whole process until split PMD locks (3.13): taken by a hinting
+  fault on a huge PMD (``do_huge_pmd_numa_page()``, balancenuma V1 "mm: numa: Create basic numa page hinting
+  infrastructure", Mel Gorman, 6 Nov 2012), by the scanner for every huge PMD it marks
+  (``change_huge_pmd()``), by ``migrate_misplaced_transhuge_page()`` to recheck and install the PMD (3.8), and
+  by ``split_huge_page()`` while it rewrites the PMD into 512 PTEs. 4 KiB PTEs use split PTE locks, which
+  the model takes as uncontended.
+* the ``anon_vma`` lock: every rmap walk of a page migration (``try_to_unmap()`` and
+  ``remove_migration_ptes()``) and all of ``split_huge_page()`` hold it. Before 3.8 it is a mutex
+  (``anon_vma->mutex``; 3.7's adaptive spinning waits in ``mutex_spin_on_owner()`` while the owner runs, and
+  sleeps once the lock passes to another waiter first); from 3.8 an rwsem that migrations take for read, so
+  they no longer serialise (Ingo Molnar, "mm/rmap: Convert the struct anon_vma::mutex to an rwsem" and
+  "mm/rmap, migration: Make rmap_walk_anon() and try_to_unmap_anon() more scalable", 1-2 Dec 2012).
+  ``split_huge_page()`` takes it for write in both.
+* ``mmap_sem``, held for read by hinting faults and by ``task_numa_work()`` (kernel/sched/fair.c 3.8:
+  ``down_read``): readers do not wait for each other, so it adds nothing here.
+* TLB shootdowns (``flush_tlb_others()``): the scanner flushes once per range it marked
+  (``change_protection()``; AutoNUMA's knuma_scand defers its flush to the end of a chunk), every 4 KiB page
+  migration flushes once when ``try_to_unmap_one()`` clears the PTE the hinting fault had just made present
+  again (``ptep_clear_flush()``), and a split flushes the PMD (``pmdp_splitting_flush()``). Each flush
+  interrupts every other CPU that runs a thread of the process and waits for them all.
+
+**Queueing.** A batch of faults and migrations of one process is spread over a window of ``W`` ns. Task
+``i`` needs ``D_i`` ns of a lock; the others use it at utilisation ``rho = sum_{j != i} D_j / W``, and each
+of ``i``'s acquisitions waits the mean residual work of the others, ``sum_{j != i} n_j h_j^2 / (2 W)``,
+divided by ``1 - rho`` (the M/G/1 mean wait, ``rho`` capped at 0.95), but never more in total than the
+others' whole demand ``sum_{j != i} D_j`` (with the lock saturated, it waits for everybody else once). So the
+wait grows with the number of threads faulting and vanishes for a lone one. Waiting on a spinlock is system
+time; on the 3.7 mutex a waiter spins for at most one hold of the current owner and sleeps the rest: it
+leaves its CPU, and wakes through the scheduler's wake-up path (``sim/fluid/sched.py``).
+
+Deviations from the kernel: waits come from the per-batch utilisation (a mean-value approximation), not from
+ordering every acquisition; hold times and IPI costs are estimates (``ContentionCosts``), never fitted to a
+policy's result; kernel threads' migrations (AutoNUMA's old knuma_migratedN, numad's ``migrate_pages``) send
+shootdowns but do not queue on the process's locks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from memsched.config import knob, validate
+
+__all__ = ["Contention", "ContentionCosts", "Events"]
+
+RHO_CAP = 0.95
+
+
+@dataclass(frozen=True)
+class ContentionCosts:
+    """Hold times and IPI costs (estimates of 2012 x86 servers; never fitted to a policy's results)."""
+
+    ptl_huge_fault_ns: int = knob(500, "page_table_lock held by one huge-PMD hinting fault (estimate)", min=0)
+    ptl_scan_pmd_ns: int = knob(100, "page_table_lock held per huge PMD the scanner marks (estimate)", min=0)
+    ptl_thp_migrate_ns: int = knob(1_000, "page_table_lock held by one native THP migration (estimate)", min=0)
+    rmap_walk_ns: int = knob(1_000, "anon_vma lock held by one rmap walk of a 4 KiB page (estimate)", min=0)
+    split_anon_vma_ns: int = knob(40_000, "anon_vma lock held by split_huge_page() (512 tail pages; estimate)", min=0)
+    split_ptl_ns: int = knob(15_000, "page_table_lock held by split_huge_page() (512 PTEs; estimate)", min=0)
+    tlb_flush_ns: int = knob(2_000, "flush_tlb_others(): send the IPIs and wait for the acks (estimate)", min=0)
+    tlb_flush_per_cpu_ns: int = knob(200, "sender's cost per CPU interrupted (estimate)", min=0)
+    tlb_ipi_ns: int = knob(1_500, "one TLB-flush IPI on the receiving CPU: entry, flush, exit (estimate)", min=0)
+    min_sleep_ns: int = knob(10_000, "waits on a sleeping lock shorter than this are spent spinning", min=0)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass
+class Events:
+    """What one task (or a kernel thread, task -1) did to one process in a batch."""
+
+    ptl_ns: float = 0.0
+    ptl_n: int = 0
+    ptl_sq: float = 0.0
+    anon_ns: float = 0.0
+    anon_n: int = 0
+    anon_sq: float = 0.0
+    tlb_flushes: int = 0
+
+    def hold(self, lock: str, n: int, each_ns: float) -> None:
+        if n <= 0 or each_ns <= 0:
+            return
+        if lock == "ptl":
+            self.ptl_ns += n * each_ns
+            self.ptl_n += n
+            self.ptl_sq += n * each_ns * each_ns
+        else:
+            self.anon_ns += n * each_ns
+            self.anon_n += n
+            self.anon_sq += n * each_ns * each_ns
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a batch's contention costs each task: spin and shootdown sends (system time), sleep (off CPU), the
+    CPU whose release wakes a sleeper, and TLB-flush IPIs received (system time)."""
+
+    spin_ns: dict[int, float]
+    send_ns: dict[int, float]
+    sleep_ns: dict[int, float]
+    waker: dict[int, int]
+    ipi_ns: dict[int, float]
+    flushes: int = 0
+    ipis: int = 0
+
+
+@dataclass
+class Contention:
+    """The lock and TLB-shootdown accounting of one machine's NUMA balancing."""
+
+    costs: ContentionCosts
+    anon_vma_mutex: bool
+    pending: dict[int, dict[int, Events]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(Events)))
+    #: Totals over the run, for the record.
+    lock_spin_ns: float = 0.0
+    lock_sleep_ns: float = 0.0
+    lock_blocks: int = 0
+    tlb_shootdowns: int = 0
+    tlb_ipis: int = 0
+    ipi_ns: float = 0.0
+    tlb_send_ns: float = 0.0
+
+    def events(self, mm: int, task: int) -> Events:
+        return self.pending[mm][task]
+
+    def settle(self, mm: int, window_ns: float, cpus_of: dict[int, int], mm_cpus: list[int]) -> Outcome:
+        """Turn the pending events of ``mm`` into waits and IPIs. ``cpus_of``: task -> CPU it runs on (tasks
+        not running are absent); ``mm_cpus``: CPUs running a thread of ``mm`` (the shootdown targets)."""
+        ev = self.pending.pop(mm, None)
+        spin: dict[int, float] = {}
+        send_ns: dict[int, float] = {}
+        sleep: dict[int, float] = {}
+        waker: dict[int, int] = {}
+        ipi: dict[int, float] = {}
+        if not ev:
+            return Outcome(spin, send_ns, sleep, waker, ipi)
+        flushes_now = ipis_now = 0
+        c = self.costs
+        w = max(float(window_ns), 1.0)
+        for lock in ("ptl", "anon"):
+            total = sum(getattr(e, f"{lock}_ns") for e in ev.values())
+            if total <= 0:
+                continue
+            total_sq = sum(getattr(e, f"{lock}_sq") for e in ev.values())
+            total_n = sum(getattr(e, f"{lock}_n") for e in ev.values())
+            mutex = lock == "anon" and self.anon_vma_mutex
+            for task, e in ev.items():
+                n_i = getattr(e, f"{lock}_n")
+                if task < 0 or n_i == 0:
+                    continue
+                others = total - getattr(e, f"{lock}_ns")
+                if others <= 0:
+                    continue
+                rho = min(others / w, RHO_CAP)
+                residual = (total_sq - getattr(e, f"{lock}_sq")) / (2 * w)
+                wait = min(n_i * residual / (1.0 - rho), others)
+                if mutex:
+                    mean_hold = others / max(total_n - n_i, 1)
+                    spun = min(wait, n_i * mean_hold)
+                    slept = wait - spun
+                    if slept < c.min_sleep_ns:
+                        spun, slept = wait, 0.0
+                else:
+                    spun, slept = wait, 0.0
+                spin[task] = spin.get(task, 0.0) + spun
+                if slept > 0:
+                    sleep[task] = sleep.get(task, 0.0) + slept
+                    # The waiter is woken by whoever releases the lock last before it: the heaviest other user.
+                    heavy = max(
+                        (t for t in ev if t >= 0 and t != task), key=lambda t: getattr(ev[t], f"{lock}_ns"), default=-1
+                    )
+                    if heavy >= 0 and heavy in cpus_of:
+                        waker[task] = cpus_of[heavy]
+        self.lock_spin_ns += float(sum(spin.values()))
+        self.lock_sleep_ns += float(sum(sleep.values()))
+        self.lock_blocks += len(sleep)
+        flushes = {t: e.tlb_flushes for t, e in ev.items() if e.tlb_flushes}
+        if flushes:
+            total_flush = sum(flushes.values())
+            for task, n in flushes.items():
+                own_cpu = cpus_of.get(task, -1)
+                targets = len([cpu for cpu in mm_cpus if cpu != own_cpu])
+                if task >= 0:
+                    send = n * (c.tlb_flush_ns + c.tlb_flush_per_cpu_ns * targets)
+                    send_ns[task] = send_ns.get(task, 0.0) + send
+                    self.tlb_send_ns += send
+                self.tlb_shootdowns += n
+                self.tlb_ipis += n * targets
+                flushes_now += n
+                ipis_now += n * targets
+            for task, cpu in cpus_of.items():
+                if cpu in mm_cpus:
+                    received = total_flush - flushes.get(task, 0)
+                    if received > 0:
+                        ipi[task] = received * float(c.tlb_ipi_ns)
+        self.ipi_ns += float(sum(ipi.values()))
+        return Outcome(spin, send_ns, sleep, waker, ipi, flushes_now, ipis_now)
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "lock_spin_s": round(self.lock_spin_ns / 1e9, 6),
+            "lock_sleep_s": round(self.lock_sleep_ns / 1e9, 6),
+            "lock_blocks": self.lock_blocks,
+            "tlb_shootdowns": self.tlb_shootdowns,
+            "tlb_ipis": self.tlb_ipis,
+            "tlb_ipi_s": round(self.ipi_ns / 1e9, 6),
+            "tlb_send_s": round(self.tlb_send_ns / 1e9, 6),
+        }
+

@@ -1,0 +1,165 @@
+"""The mechanisms of issue 12 on small hand-built cases: copy traffic, lock queueing, memory policy (MPOL_F_MOF),
+huge pages split on a hinting fault."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from memsched.policies.numa import get
+from memsched.sim.fluid.machine import FluidMachine, MachineConfig
+from memsched.sim.fluid.task import SchedSetaffinity, Touch
+from memsched.sim.numa.balancing import NumaBalancing
+from memsched.sim.numa.contention import Contention, ContentionCosts
+from memsched.topology import load_topology
+from memsched.units import GIB, NSEC_PER_MSEC, NSEC_PER_SEC
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_balancing import SNB, setup
+
+
+def _streamers(m: FluidMachine) -> None:
+    """Eight processes streaming on the CPUs of node 0: together they saturate its controller."""
+    for i, cpu in enumerate(SNB.node_cpus(0)[:8]):
+        mm = m.new_mm(f"s{i}")
+        buf = mm.mmap(256 * 1024 * 1024, "b")
+        m.spawn_process(f"s{i}", (SchedSetaffinity([cpu]), Touch(buf, 200)), mm=mm)
+
+
+def test_copy_traffic_slows_a_co_running_streamer() -> None:
+    """Kernel threads copying pages off node 0 on idle CPUs of node 1 load node 0's controller and the link: the
+    tasks streaming on node 0 slow down while the copies run, and not after."""
+    m = FluidMachine(SNB, seed=0, config=MachineConfig())
+    _streamers(m)
+    m.run(until=500 * NSEC_PER_MSEC)
+    m.progress.recompute()
+    alone = float(m.progress.arrays.rate[0])
+    util_alone = m.progress.controller_util.copy()
+    for cpu in SNB.node_cpus(1)[:4]:
+        m.progress.start_kernel_copy(cpu, np.array([1.0 * GIB, 0.0]), np.array([0.0, 1.0 * GIB]))
+    m.progress.recompute()
+    during = float(m.progress.arrays.rate[0])
+    assert during < 0.95 * alone
+    assert m.progress.controller_util[1] > util_alone[1]  # the destination controller works too
+    m.run(until=m.engine.now + 5 * NSEC_PER_SEC)  # the copies (1 GiB each) are over by then
+    m.progress.recompute()
+    assert m.progress.kernel_copies == []
+    assert float(m.progress.arrays.rate[0]) == alone
+    assert m.progress.copy_bytes == 4.0 * GIB
+
+
+def _waits(nthreads: int) -> float:
+    """Mean spin per thread when ``nthreads`` threads each take 200 huge-PMD hinting faults in a 10 ms window."""
+    c = Contention(ContentionCosts(), anon_vma_mutex=False)
+    for t in range(nthreads):
+        c.events(0, t).hold("ptl", 200, 500)
+    cpus = {t: t for t in range(nthreads)}
+    out = c.settle(0, 10 * NSEC_PER_MSEC, cpus, sorted(cpus.values()))
+    return sum(out.spin_ns.values()) / nthreads
+
+
+def test_lock_queueing_grows_with_the_number_of_threads_faulting() -> None:
+    """page_table_lock waits: none for a lone faulting thread, then growing faster than the thread count."""
+    w = [_waits(n) for n in (1, 2, 4, 8, 16)]
+    assert w[0] == 0.0
+    assert all(b > a for a, b in itertools.pairwise(w))
+    assert w[4] > 8 * w[1]
+
+
+def test_mutex_waiters_sleep_and_wake_through_the_scheduler() -> None:
+    """On 3.7's anon_vma mutex a long wait is mostly slept: the waiter leaves its CPU and a waker CPU is named."""
+    c = Contention(ContentionCosts(), anon_vma_mutex=True)
+    for t in range(8):
+        c.events(0, t).hold("anon", 100, 40_000)  # splits: long holds
+    out = c.settle(0, 10 * NSEC_PER_MSEC, {t: t for t in range(8)}, list(range(8)))
+    assert out.sleep_ns and all(out.sleep_ns[t] > 0 for t in range(8))
+    assert set(out.waker) == set(range(8)) and all(out.waker[t] != t for t in out.waker)
+    assert c.lock_blocks == 8
+
+
+def test_tlb_shootdowns_interrupt_every_other_cpu_of_the_process() -> None:
+    c = Contention(ContentionCosts(), anon_vma_mutex=False)
+    c.events(0, 0).tlb_flushes += 3
+    out = c.settle(0, 1.0, {0: 0, 1: 1, 2: 2}, [0, 1, 2])
+    assert out.flushes == 3 and out.ipis == 6
+    assert set(out.ipi_ns) == {1, 2} and 0 in out.send_ns
+
+
+def test_a_bound_tasks_pages_are_never_migrated() -> None:
+    """mpol_misplaced(): the remote thread runs under MPOL_BIND (no MPOL_F_MOF), so MORON's hinting faults move
+    nothing, though they are taken and counted."""
+    from memsched.sim.fluid.task import Join, SetMempolicy, Spawn, ThreadSpec
+    from memsched.sim.mm.mempolicy import Mempolicy
+
+    m = FluidMachine(SNB, seed=0, config=MachineConfig())
+    spec = get("moron")
+    numa = NumaBalancing(m, spec.make(spec.make_config({})))
+    m.add_instrument(numa)
+    mm = m.new_mm("p")
+    buf = mm.mmap(1 * GIB, "b")
+    remote = ThreadSpec("remote", (SchedSetaffinity(SNB.node_cpus(1)), Touch(buf, 20)))
+    prog = (
+        SchedSetaffinity(SNB.node_cpus(0)),
+        SetMempolicy(Mempolicy.bind((0,))),
+        Touch(buf, 1),
+        Spawn((remote,)),  # inherits the bind policy
+        Join(),
+    )
+    m.spawn_process("p", prog, mm=mm)
+    m.run(until=5 * NSEC_PER_SEC)
+    vs = m.vmstat
+    assert vs["numa_hint_faults"] - vs["numa_hint_faults_local"] > 0
+    assert vs["numa_pages_migrated"] == 0 and mm.node_pages[1] == 0
+    assert numa.remote_kept == vs["numa_hint_faults"] - vs["numa_hint_faults_local"]
+    # The same run with the default policy migrates.
+    m2, mm2, _ = setup("moron")
+    m2.run(until=5 * NSEC_PER_SEC)
+    assert m2.vmstat["numa_pages_migrated"] > 0 and mm2.node_pages[1] > 0
+
+
+def test_split_huge_pages_fault_and_migrate_per_4k() -> None:
+    """Under a tree that splits huge pages on a hinting fault (MORON's), the first fault on a huge page splits it;
+    from then on each 4 KiB page faults and migrates alone, and the stream pays a page walk per 4 KiB."""
+    m = FluidMachine(SNB, seed=0, config=MachineConfig(thp=True, thp_split=True, run_kib=64, page_walk_ns=30))
+    spec = get("moron")
+    policy = spec.make(spec.make_config({}))
+    assert policy.kernel.thp_split
+    numa = NumaBalancing(m, policy)
+    m.add_instrument(numa)
+    from memsched.sim.fluid.task import Join, SetMempolicy, Spawn, ThreadSpec
+    from memsched.sim.mm.mempolicy import Mempolicy
+
+    mm = m.new_mm("p")
+    buf = mm.mmap(256 * 1024 * 1024, "b")
+    remote = ThreadSpec("remote", (SchedSetaffinity(SNB.node_cpus(1)), Touch(buf, 200)))
+    prog = (
+        SchedSetaffinity(SNB.node_cpus(0)),
+        SetMempolicy(Mempolicy.bind((0,))),
+        Touch(buf, 1),
+        SetMempolicy(Mempolicy()),
+        Spawn((remote,)),
+        Join(),
+    )
+    m.spawn_process("p", prog, mm=mm)
+    assert m.vmstat["thp_fault_alloc"] == 0
+    m.run(until=1500 * NSEC_PER_MSEC)  # one scan at 1 s covers the whole buffer
+    vs = m.vmstat
+    assert vs["thp_fault_alloc"] == 129  # first touch: huge pages (256 MiB + the header's)
+    assert vs["thp_split"] > 0 and numa.splits == vs["thp_split"]
+    remote_faults = vs["numa_hint_faults"] - vs["numa_hint_faults_local"]
+    assert remote_faults > 512  # per 4 KiB, not per huge page
+    assert vs["numa_pages_migrated"] == remote_faults  # one base page per fault
+    assert not mm.huge[: vs["thp_split"]].all()
+    assert mm.region_small_fraction(buf) > 0  # the split blocks lost their TLB reach
+
+
+def test_autonuma_tree_splits_and_migrates_on_fault() -> None:
+    """The AutoNUMA tree as modelled: THP split on fault, the 3.6 anon_vma mutex, migrate on fault."""
+    spec = get("autonuma")
+    p = spec.make(spec.make_config({}))
+    assert p.kernel.thp_split and p.kernel.anon_vma_lock == "mutex"
+    topo = load_topology("sandybridge-2n32")
+    assert topo.nr_nodes == 2
