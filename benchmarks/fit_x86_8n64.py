@@ -55,11 +55,12 @@ def toml_text(base: dict[str, object], x: np.ndarray) -> str:
     links = [link[:2] + ([round(v["cross_gibps"], 3)] if len(link) == 3 else []) for link in base["links"]]  # type: ignore[union-attr,index]
     lines = []
     for key, value in base.items():
+        out = value
         if key == "links":
-            value = links
+            out = links
         elif key in v:
-            value = round(float(v[key]), 3)
-        lines.append(f"{key} = {_toml(value)}")
+            out = round(float(v[key]), 3)
+        lines.append(f"{key} = {_toml(out)}")
     return "\n".join(lines) + "\n"
 
 
@@ -125,7 +126,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         x0 = start_point(base)
-        best_x, best = nelder_mead(lambda x: objective(base, x, folder)[0], x0, args.iterations)
+        best_x, _ = nelder_mead(lambda x: objective(base, x, folder)[0], x0, args.iterations)
         score, got = objective(base, best_x, folder)
     print(f"# objective {score:.4f}")
     for name, pub, sim in got:

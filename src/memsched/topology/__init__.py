@@ -380,7 +380,8 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
             cap = link_bw
             if len(item) == 3:
                 if isinstance(item[2], bool) or not isinstance(item[2], int | float) or not item[2] > 0:
-                    raise ConfigError("links", item, "a link's capacity (third entry) must be a number > 0", source=source)
+                    why = "a link's capacity (third entry) must be a number > 0"
+                    raise ConfigError("links", item, why, source=source)
                 cap = float(item[2])
             a, b = sorted(item[:2])
             if (a, b) in pairs:
