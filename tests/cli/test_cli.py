@@ -108,6 +108,26 @@ def test_compare_small_with_report(capsys: pytest.CaptureFixture[str], tmp_path:
     assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
 
 
+def test_compare_seeds_median_min_max(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """compare --seeds N runs every cell N times (seeds 5, 6) and reports median, min and max in the table, the
+    JSON summary and the report."""
+    args = ("compare", "-t", "sandybridge-2n32", "-w", "numa02", "--policies", "none,mainline", "-j", "1")
+    rc, out, _ = run_cli(capsys, *args, "--seed", "5", "--seeds", "2", "--json", "--report", str(tmp_path / "r.html"))
+    assert rc == 0
+    doc = json.loads(out)
+    assert sorted({r["seed"] for r in doc["runs"]}) == [5, 6]
+    assert len(doc["runs"]) == 2 * 4  # none, mainline, HARD_BIND, INVERSE_BIND per seed
+    cell = next(c for c in doc["summary"] if c["label"] == "mainline")
+    assert cell["seeds"] == [5, 6]
+    el = [r["elapsed_s"] for r in doc["runs"] if r["label"] == "mainline"]
+    assert cell["elapsed_s"] == {"median": sum(el) / 2, "min": min(el), "max": max(el)}
+    hard = next(c for c in doc["summary"] if c["label"] == "HARD_BIND")
+    assert hard["vs_HARD_BIND"] == {"median": 1.0, "min": 1.0, "max": 1.0}
+    assert "over 2 seeds" in (tmp_path / "r.html").read_text()
+    rc, out, _ = run_cli(capsys, *args, "--seed", "5", "--seeds", "2")
+    assert rc == 0 and "median[min–max]over2seeds" in "".join(out.split())
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -123,6 +143,7 @@ def test_compare_small_with_report(capsys: pytest.CaptureFixture[str], tmp_path:
         (("compare", "--policies", "none,greedy"), "'policy' must be one of"),
         (("compare", "--workloads", "numa01,numa99"), "'workload' must be one of"),
         (("compare", "--jobs", "0"), "'--jobs'"),
+        (("compare", "--seeds", "0"), "'--seeds'"),
     ],
 )
 def test_bad_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], needle: str) -> None:

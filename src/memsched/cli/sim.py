@@ -103,6 +103,9 @@ def compare(
     ] = DEFAULT_WORKLOADS,
     policies: Annotated[str, typer.Option("--policies", help="comma-separated policy ids, or 'all'")] = "all",
     seed: SeedOpt = 0,
+    seeds: Annotated[
+        int, typer.Option("--seeds", help="run every cell with N seeds (seed, seed+1, ...): median, min and max")
+    ] = 1,
     json_out: JsonOpt = False,
     report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)")] = None,
@@ -114,10 +117,14 @@ def compare(
     pols = _policy_list(policies)
     if jobs is not None and jobs < 1:
         raise ConfigError("--jobs", jobs, "must be >= 1")
+    if seeds < 1:
+        raise ConfigError("--seeds", seeds, "must be >= 1")
     if report is not None:
         check_writable(report, "--report")
     _check_plugins(pols)
-    specs = compare_specs(topology, wls, pols, seed, NumaOptions(thp=thp))
+    specs = [
+        spec for s in range(seed, seed + seeds) for spec in compare_specs(topology, wls, pols, s, NumaOptions(thp=thp))
+    ]
     with progress_bar(len(specs), "simulating") as advance:
         done = [0]
 
@@ -130,7 +137,11 @@ def compare(
         from memsched.report.html import compare_report
 
         write_atomic(report, compare_report(records))
-    if json_out:
+    if json_out and seeds > 1:
+        from memsched.report.tables import compare_summary
+
+        emit_json({"runs": [r.to_json() for r in records], "summary": compare_summary(records)})
+    elif json_out:
         emit_json([r.to_json() for r in records])
     else:
         from memsched.report.tables import compare_table, diagnosis_table, workload_notes

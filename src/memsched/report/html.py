@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 
 from memsched.errors import MemschedError
 from memsched.record import RunRecord
-from memsched.report.tables import compare_table, diagnosis_table, workload_notes
+from memsched.report.tables import cells, compare_table, diagnosis_table, median_run, spread, workload_notes
 from memsched.workloads import base as workloads
 
 __all__ = ["compare_report", "figure_png"]
@@ -33,20 +33,24 @@ def _img(fig: Any, alt: str) -> str:
 
 
 def _elapsed_chart(records: Sequence[RunRecord]) -> str:
+    """Elapsed time per workload and run; with several seeds, the median with a min–max error bar."""
     if not records:
         return "<p>(no timed runs)</p>"
-    bases = list(dict.fromkeys(r.base for r in records))
-    labels = list(dict.fromkeys(r.label for r in records))
+    groups = cells(records)
+    bases = list(dict.fromkeys(b for b, _ in groups))
+    labels = list(dict.fromkeys(lab for _, lab in groups))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(bases)), 4))
     width = 0.8 / max(1, len(labels))
     for j, label in enumerate(labels):
-        xs, ys = [], []
+        xs, ys, lo, hi = [], [], [], []
         for i, b in enumerate(bases):
-            for r in records:
-                if r.base == b and r.label == label:
-                    xs.append(i + j * width)
-                    ys.append(r["elapsed_s"])
-        ax.bar(xs, ys, width, label=label)
+            s = spread([r["elapsed_s"] for r in groups.get((b, label), [])])
+            if s is not None:
+                xs.append(i + j * width)
+                ys.append(s[0])
+                lo.append(s[0] - s[1])
+                hi.append(s[2] - s[0])
+        ax.bar(xs, ys, width, label=label, yerr=[lo, hi] if any(lo) or any(hi) else None)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(bases))], bases, rotation=15)
     ax.set_ylabel("elapsed (simulated s)")
     ax.legend(fontsize="small")
@@ -57,7 +61,11 @@ def _headline_charts(records: Sequence[RunRecord]) -> str:
     """For fixed-time benchmarks: their headline figure (bops, GB/s) per run, one chart per workload."""
     out = []
     for base in dict.fromkeys(r.base for r in records):
-        runs = [r for r in records if r.base == base and r.get("score", {}).get("higher_is_better")]
+        runs = [
+            median_run(rs)
+            for (b, _), rs in cells(records).items()
+            if b == base and rs[0].get("score", {}).get("higher_is_better")
+        ]
         if not runs:
             continue
         name = runs[0]["score"]["name"]
@@ -78,7 +86,8 @@ def _workload_charts(records: Sequence[RunRecord]) -> str:
             charts = workloads.get(base).charts
         except MemschedError:  # a record of a workload this version does not know: no charts
             continue
-        runs = [r for r in records if r.base == base and "workload" in r["timeline"]]
+        groups = cells(records).items()
+        runs = [median_run(rs) for (b, _), rs in groups if b == base and "workload" in rs[0]["timeline"]]
         for chart in charts:
             series = []
             for r in runs:
@@ -143,6 +152,6 @@ def compare_report(records: Sequence[RunRecord]) -> str:
         _workload_charts(records),
         "<h2>Locality and placement over time</h2>",
     ]
-    parts += [_timeline_charts(r) for r in records]
+    parts += [_timeline_charts(median_run(rs)) for rs in cells(records).values()]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -4,15 +4,82 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from memsched.record import RunRecord
 
-__all__ = ["compare_table", "diagnosis_table", "figures_text", "run_table", "score_ratio", "workload_notes"]
+__all__ = [
+    "cells",
+    "compare_summary",
+    "compare_table",
+    "diagnosis_table",
+    "figures_text",
+    "median_run",
+    "run_table",
+    "score_ratio",
+    "spread",
+    "workload_notes",
+]
 
 
 def _fmt(x: float | None, spec: str = ".1f") -> str:
     return "-" if x is None else format(x, spec)
+
+
+def spread(values: Sequence[float | None]) -> tuple[float, float, float] | None:
+    """(median, minimum, maximum) of the values that are not None; None when there are none. The median of an
+    even count is the mean of the two middle values."""
+    xs = sorted(float(v) for v in values if v is not None)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    med = xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+    return med, xs[0], xs[-1]
+
+
+def _fmt_spread(values: Sequence[float | None], spec: str = ".1f") -> str:
+    """One run: its value. Several seeds: ``median [min–max]``."""
+    if len(values) == 1:
+        return _fmt(values[0], spec)
+    s = spread(values)
+    if s is None:
+        return "-"
+    med, lo, hi = s
+    return escape(f"{format(med, spec)} [{format(lo, spec)}–{format(hi, spec)}]")
+
+
+def cells(records: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+    """The runs of each (workload, label) cell, in table order; a cell holds one run per seed."""
+    out: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in records:
+        out.setdefault((r.base, r.label), []).append(r)
+    return out
+
+
+def _references(records: Sequence[RunRecord], label: str) -> dict[tuple[str, int], RunRecord]:
+    return {(r.base, r.seed): r for r in records if r.is_reference and r.label == label}
+
+
+def compare_summary(records: Sequence[RunRecord], *, reference_label: str = "HARD_BIND") -> list[dict[str, object]]:
+    """Median, minimum and maximum over the seeds of each cell, for ``compare --json`` with ``--seeds``: elapsed,
+    system time, local fraction, the score and the ratio to the same seed's reference run."""
+    ref = _references(records, reference_label)
+    out: list[dict[str, object]] = []
+    for (base, label), runs in cells(records).items():
+        row: dict[str, object] = {"base": base, "label": label, "role": runs[0].role, "seeds": [r.seed for r in runs]}
+        series: dict[str, list[float | None]] = {
+            "elapsed_s": [r["elapsed_s"] for r in runs],
+            "system_s": [r["system_s"] for r in runs],
+            "local_fraction": [r["local_fraction"] for r in runs],
+            "score": [r["score"]["value"] for r in runs],
+            f"vs_{reference_label}": [score_ratio(r, ref.get((base, r.seed))) for r in runs],
+        }
+        for key, values in series.items():
+            s = spread(values)
+            row[key] = None if s is None else {"median": s[0], "min": s[1], "max": s[2]}
+        out.append(row)
+    return out
 
 
 def run_table(rec: RunRecord) -> Table:
@@ -80,11 +147,15 @@ def figures_text(rec: RunRecord) -> str:
 
 
 def compare_table(records: Sequence[RunRecord], *, reference_label: str = "HARD_BIND") -> Table:
-    """Rows: workload x label (policy or bind variant); the ratio compares each run's score to the reference's."""
+    """Rows: workload x label (policy or bind variant); the ratio compares each run's score to the reference's
+    (of the same seed). With several seeds per cell, every figure is ``median [min–max]`` over the seeds."""
     topo = records[0]["topology"] if records else "?"
+    groups = cells(records)
+    nseeds = max((len(g) for g in groups.values()), default=1)
+    over = escape(f"; median [min–max] over {nseeds} seeds") if nseeds > 1 else ""
     t = Table(
         title=f"memsched compare on {topo} (simulated seconds; vs {reference_label}: elapsed ratio, or throughput "
-        "ratio for fixed-time benchmarks)"
+        f"ratio for fixed-time benchmarks{over})"
     )
     figures = {id(r): figures_text(r) for r in records}
     show_figures = any(figures.values())
@@ -100,25 +171,33 @@ def compare_table(records: Sequence[RunRecord], *, reference_label: str = "HARD_
         (f"vs {reference_label}", "right"),
     ):
         t.add_column(col, justify=just)
-    ref = {r.base: r for r in records if r.is_reference and r.label == reference_label}
+    ref = _references(records, reference_label)
     last = None
-    for r in records:
-        base = r.base
+    for (base, label), runs in groups.items():
         if last is not None and base != last:
             t.add_section()
         last = base
+        mid = median_run(runs)
         t.add_row(
             base,
-            r.label,
-            _fmt(r["elapsed_s"], ".1f"),
-            _fmt(r["system_s"], ".2f"),
-            str(r["vmstat"].get("numa_hint_faults", 0)),
-            _fmt(r["local_fraction"], ".3f"),
-            str(r["vmstat"].get("numa_pages_migrated", 0)),
-            *((figures[id(r)],) if show_figures else ()),
-            _fmt(score_ratio(r, ref.get(base)), ".2f"),
+            label,
+            _fmt_spread([r["elapsed_s"] for r in runs], ".1f"),
+            _fmt_spread([r["system_s"] for r in runs], ".2f"),
+            _fmt_spread([r["vmstat"].get("numa_hint_faults", 0) for r in runs], ".0f"),
+            _fmt_spread([r["local_fraction"] for r in runs], ".3f"),
+            _fmt_spread([r["vmstat"].get("numa_pages_migrated", 0) for r in runs], ".0f"),
+            *((figures[id(mid)],) if show_figures else ()),
+            _fmt_spread([score_ratio(r, ref.get((base, r.seed))) for r in runs], ".2f"),
         )
     return t
+
+
+def median_run(runs: Sequence[RunRecord]) -> RunRecord:
+    """The run whose score is the median of the cell's (the lower middle one for an even count)."""
+    if len(runs) == 1:
+        return runs[0]
+    ranked = sorted(runs, key=lambda r: (r["score"]["value"] is None, r["score"]["value"] or 0.0, r.seed))
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def diagnosis_table(records: Sequence[RunRecord], *, only_problems: bool = True) -> Table | None:
