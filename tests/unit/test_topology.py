@@ -41,11 +41,14 @@ def test_preset_shapes(name: str, nodes: int, cpus: int, cores: int, tpc: int, m
 
 
 def test_x86_8n64_memory_layout_and_hops() -> None:
-    """Six 32 GiB nodes and two 64 GiB nodes; every node at most two hops away."""
+    """Six 32 GiB nodes and two 64 GiB nodes behind a flat SLIT; two chassis whose four sockets form a ring,
+    joined socket to socket by narrower cables: the far corner is three hops away."""
     t = load_topology("x86-8n64")
     assert sorted(n.memory_bytes // GIB for n in t.nodes) == [32] * 6 + [64] * 2
-    assert t.hops().max() == 2
-    assert t.routes()[0][7] == [0, 3, 7]
+    assert (t.distance[~np.eye(8, dtype=bool)] == 20).all()
+    assert t.hops().max() == 3
+    assert t.routes()[0][4] == [0, 4]
+    assert t.routes()[0][7] == [0, 1, 3, 7]
 
 
 def test_westmere_smt_siblings_and_latency() -> None:
