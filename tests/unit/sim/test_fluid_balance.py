@@ -108,3 +108,50 @@ def test_wake_prefers_prev_then_idle_core_in_llc() -> None:
     nr[3] = 1
     cpu = b.select_wake_cpu(3, allowed, nr)
     assert WSM.cpu_node()[cpu] == 0 and cpu != 3 and nr[list(WSM.siblings(cpu))].sum() == 0
+
+
+def test_wake_from_a_lock_goes_through_wake_affine() -> None:
+    """A task woken by a lock holder on another node: wake_affine() pulls it next to the waker when the waker's
+    CPU is idle or lighter (then select_idle_sibling() in the waker's LLC), and leaves it near its previous CPU
+    when the waker's side is the busier one (3.7 kernel/sched/fair.c)."""
+    b = Balancer(WSM)
+    nr = np.zeros(48, dtype=np.int64)
+    load = np.zeros(48)
+    allowed = np.ones(48, bool)
+    node = WSM.cpu_node()
+    nr[3], load[3] = 1, 1024.0  # the previous CPU (node 0) is busy
+    cpu = b.select_wake_cpu(3, allowed, nr, waker=7, load=load, weight=1024.0)
+    assert node[cpu] == node[7] == 1 and cpu == 7  # the waker's CPU is idle: pulled onto it
+    # The waker's node is loaded and the previous CPU idle: the task stays at home.
+    nr[:] = 0
+    load[:] = 0.0
+    for c in WSM.node_cpus(1):
+        nr[c], load[c] = 2, 2048.0
+    cpu = b.select_wake_cpu(3, allowed, nr, waker=7, load=load, weight=1024.0)
+    assert cpu == 3
+
+
+def test_a_task_asleep_on_a_kernel_lock_blocks_and_wakes_through_the_wake_path() -> None:
+    """Lifecycle.block_for: the task leaves its CPU for the wait, its phase resumes where it stopped, and the
+    wake-up places it with the waker's CPU in view (here: pulled to the idle waker's node)."""
+    from memsched.sim.fluid.machine import FluidMachine
+    from memsched.sim.fluid.task import Compute, FluidTaskState, SchedSetaffinity
+
+    m = FluidMachine(WSM, seed=0)
+    m.spawn_process("busy", (SchedSetaffinity([3]), Compute(10**9)))
+    t = m.spawn_process("p", (Compute(10**9),))
+    m.run(until=1_000_000)
+    assert t.cpu >= 0
+    home = int(WSM.cpu_node()[t.cpu])
+    other = (home + 2) % 4
+    waker = WSM.node_cpus(other)[1]
+    done_before = m.progress.phase_progress(t)
+    assert m.lifecycle.block_for(t, 2_000_000, waker_cpu=waker)
+    assert t.state is FluidTaskState.BLOCKED and t.kblocked
+    m.run(until=2_000_000)
+    assert m.progress.phase_progress(t) == done_before  # no progress while asleep
+    m.run(until=3_500_000)
+    assert t.state is FluidTaskState.RUNNABLE and not t.kblocked
+    assert WSM.cpu_node()[t.cpu] == other and m.sched.wakeups_affine == 1
+    m.run(until=10_000_000)  # after the cache refill of the cross-node move (system time)
+    assert m.progress.phase_progress(t) > done_before
