@@ -3,7 +3,8 @@
     python benchmarks/calibration.py [--seed N]
 
 Published: Ingo Molnar's Opteron, v3.7 vanilla and HARD_BIND; Mel Gorman's E7-4807 box, vanilla, V1/V3/V10
-postings (numa.md §7.2).
+postings; Srikar Dronamraju's 8-node box, vanilla, HARD_BIND and INVERSE_BIND (linux-mm, 10 Dec 2012). No
+balancing policy runs here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ WESTMERE = {
     "numa01_THREAD_ALLOC": (1264.08, 1387.17),
     "numa02": (176.81, 181.88),
     "numa02_SMT": (163.59, 168.41),
+}
+
+#: Srikar Dronamraju, linux-mm, 10 Dec 2012 (3.7-rc-era kernel without balancing): vanilla, HARD, INVERSE.
+X86_8N64 = {
+    "numa01": (1555.24, 993.30, 3634.86),
+    "numa01_THREAD_ALLOC": (1121.17, 792.73, 1988.95),
+    "numa02": (147.04, 26.94, 349.10),
+    "numa02_SMT": (386.43, 101.98, 325.26),
 }
 
 
@@ -50,6 +59,11 @@ def main() -> None:
         else:
             dev = "inside the range"
         print(f"| westmere-ex-4n48 | {wl} | vanilla | {lo:.2f}–{hi:.2f} | {s:.1f} | {dev} |")
+    for wl, pubs in X86_8N64.items():
+        runs = zip(("vanilla", "HARD_BIND", "INVERSE_BIND"), ("", "_HARD_BIND", "_INVERSE_BIND"), pubs, strict=True)
+        for label, suffix, pub in runs:
+            s = sim(wl + suffix, "x86-8n64", seed)
+            print(f"| x86-8n64 | {wl} | {label} | {pub:.2f} | {s:.1f} | {100 * (s / pub - 1):+.1f} % |")
 
 
 if __name__ == "__main__":

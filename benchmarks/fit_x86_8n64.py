@@ -5,9 +5,15 @@
 Only the vanilla, HARD_BIND and INVERSE_BIND times of the four autonuma-benchmark workloads (Srikar Dronamraju,
 linux-mm, 10 Dec 2012) are used: no balancing policy runs here, and no policy's result is read. The fitted
 figures are the per-node controller, the link capacity inside a chassis and across chassis, the machine-wide
-coherence resource (capacity and the extra cost of a remote byte per hop), and the idle latencies. The
-objective is the largest deviation (log ratio) over the twelve rows, with the sum of squares as a tie-break;
-a Nelder-Mead simplex in log space searches it. The best figures are printed as TOML lines for the preset
+coherence resource (capacity and the extra cost of a remote byte per hop), and the latency of a hop. A core's
+own figures are not fitted: ``core_mlp_bytes`` (10 line-fill buffers x 64 B) and ``latency_local_ns`` are
+those of the Westmere-EX class (E7-48xx/88xx, the westmere-ex-4n48 preset), because a fit of them to whole-run
+times drives them to values no core has. The objective is the largest deviation (log ratio) over the nine
+rows of numa01, numa01_THREAD_ALLOC and numa02, with the RMS as a tie-break; a Nelder-Mead simplex in log
+space searches it. numa02_SMT is left out of the objective: its posted rows (32 threads bound 3.8x slower
+than 64, INVERSE_BIND faster than vanilla) cannot be met by a model where a thread's rate depends only on
+where it runs and where its memory is, together with the other nine; its rows are still printed. The best
+figures are printed as TOML lines for the preset
 file; the preset itself is edited by hand (so a change to it is a reviewed change).
 """
 
@@ -32,8 +38,11 @@ PUBLISHED = {
     "numa02": (147.04, 26.94, 349.10),
     "numa02_SMT": (386.43, 101.98, 325.26),
 }
-PARAMS = ("controller_gibps", "link_gibps", "cross_gibps", "snoop_gibps", "snoop_hop_cost", "latency_local_ns",
-          "latency_hop_ns", "core_mlp_bytes")
+PARAMS = ("controller_gibps", "link_gibps", "cross_gibps", "snoop_gibps", "snoop_hop_cost", "latency_hop_ns")
+#: A Westmere-EX core (the westmere-ex-4n48 preset): 10 line-fill buffers x 64 B, 135 ns to local memory.
+FIXED = {"core_mlp_bytes": 640.0, "latency_local_ns": 135.0}
+#: Rows in the objective (numa02_SMT's are printed, not fitted: see the module docstring).
+FITTED = ("numa01", "numa01_THREAD_ALLOC", "numa02")
 
 
 def preset() -> dict[str, object]:
@@ -46,12 +55,12 @@ def start_point(base: dict[str, object]) -> np.ndarray:
     assert isinstance(links, list)
     cross = next(float(link[2]) for link in links if len(link) == 3)
     values = [base["controller_gibps"], base["link_gibps"], cross, base["snoop_gibps"], base["snoop_hop_cost"],
-              base["latency_local_ns"], base["latency_hop_ns"], base["core_mlp_bytes"]]
+              base["latency_hop_ns"]]
     return np.log(np.array([float(v) for v in values]))  # type: ignore[arg-type]
 
 
 def toml_text(base: dict[str, object], x: np.ndarray) -> str:
-    v = dict(zip(PARAMS, np.exp(x), strict=True))
+    v = dict(zip(PARAMS, np.exp(x), strict=True)) | FIXED
     links = [link[:2] + ([round(v["cross_gibps"], 3)] if len(link) == 3 else []) for link in base["links"]]  # type: ignore[union-attr,index]
     lines = []
     for key, value in base.items():
@@ -85,7 +94,7 @@ def objective(base: dict[str, object], x: np.ndarray, folder: Path) -> tuple[flo
     path = folder / "fit.toml"
     path.write_text(toml_text(base, x))
     got = rows(path)
-    logs = np.array([math.log(sim / pub) for _, pub, sim in got])
+    logs = np.array([math.log(sim / pub) for name, pub, sim in got if name.startswith(FITTED) and "SMT" not in name])
     return float(np.abs(logs).max() + 0.1 * np.sqrt((logs**2).mean())), got
 
 
@@ -131,7 +140,7 @@ def main() -> None:
     print(f"# objective {score:.4f}")
     for name, pub, sim in got:
         print(f"# {name:28s} published {pub:8.1f} simulated {sim:8.1f} {100 * (sim / pub - 1):+6.1f} %")
-    for key, value in zip(PARAMS, np.exp(best_x), strict=True):
+    for key, value in (dict(zip(PARAMS, np.exp(best_x), strict=True)) | FIXED).items():
         print(f"{key} = {value:.3f}")
 
 

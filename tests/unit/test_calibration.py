@@ -59,3 +59,30 @@ def test_numa02_speedup_is_the_number_of_controllers() -> None:
 def test_inverse_bind_slower_than_hard_bind(topology: str, workload: str) -> None:
     """INVERSE_BIND is slower than HARD_BIND on every workload and every multi-node preset."""
     assert elapsed(workload + "_INVERSE_BIND", topology) > 1.05 * elapsed(workload + "_HARD_BIND", topology)
+
+
+#: Srikar Dronamraju's 8-node box, 10 Dec 2012 (numa.md §7.5): vanilla, HARD_BIND, INVERSE_BIND.
+X86_8N64 = {
+    "numa01": (1555.24, 993.30, 3634.86),
+    "numa01_THREAD_ALLOC": (1121.17, 792.73, 1988.95),
+    "numa02": (147.04, 26.94, 349.10),
+}
+
+
+@pytest.mark.parametrize("workload", sorted(X86_8N64))
+def test_x86_8n64_vanilla_and_hard_bind_within_25_percent(workload: str) -> None:
+    """The 8-node box's vanilla and HARD_BIND rows of the fitted workloads are within ±25 % (INVERSE_BIND and
+    numa02_SMT are not: docs/calibration.md, "Known deviations")."""
+    vanilla, hard, _ = X86_8N64[workload]
+    assert elapsed(workload, "x86-8n64") == pytest.approx(vanilla, rel=TOLERANCE)
+    assert elapsed(workload + "_HARD_BIND", "x86-8n64") == pytest.approx(hard, rel=TOLERANCE)
+
+
+def test_x86_8n64_inverse_bind_slower_than_vanilla_where_published() -> None:
+    """numa.md §7.5's check: INVERSE_BIND is slower than vanilla on numa01, numa01_THREAD_ALLOC and numa02 (and
+    slower than HARD_BIND everywhere, above); HARD_BIND numa01 is well under vanilla but far from the 3-4x of
+    the four-node boxes (1.57x published)."""
+    for wl in X86_8N64:
+        assert elapsed(wl + "_INVERSE_BIND", "x86-8n64") > elapsed(wl, "x86-8n64")
+    ratio = elapsed("numa01", "x86-8n64") / elapsed("numa01_HARD_BIND", "x86-8n64")
+    assert 1.3 < ratio < 2.5
