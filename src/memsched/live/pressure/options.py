@@ -101,9 +101,14 @@ class PressureOptions:
     socket_path: str = knob("", "daemon socket; empty: $MEMSCHED_PRESSURE_SOCKET, else /run/memsched/pressure.sock")
     reconnect_timeout_ms: int = knob(
         5000,
-        "daemon backend: how long to retry after the daemon went away before ending the stream (0: never)",
+        "daemon and dbus backends: how long to retry after the daemon or the bus went away before ending the "
+        "stream (0: never)",
         min=0,
         max=3_600_000,
+    )
+    dbus_bus: str = knob(
+        "system",
+        "dbus backend: the bus whose org.freedesktop.LowMemoryMonitor to hear: system, session or a D-Bus address",
     )
 
     def __post_init__(self) -> None:
