@@ -212,8 +212,9 @@ def test_auto_prefers_the_kernels_own_levels_here(memcg: MemcgV1Child) -> None:
     with open_monitor(backend="auto", cgroup=spec(memcg)) as mon:
         others = dict(mon.choice.others)
     assert mon.choice.name == "memcg-v1"
-    assert set(others) == {"psi", "reclaim-index", "fifo", "daemon"}
+    assert set(others) == {"psi", "reclaim-index", "fifo", "daemon", "dbus"}
     assert "takes no --cgroup" in others["daemon"] and "never chosen automatically" in others["fifo"]
+    assert "never chosen automatically" in others["dbus"]
 
 
 def test_registration_on_a_missing_cgroup_is_refused(memcg: MemcgV1Child) -> None:

@@ -3,12 +3,11 @@ signal gate, the dbus backend's place among the backends, and the command's refu
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from memsched.cli import main
 from memsched.errors import ConfigError
 from memsched.live.pressure import PressureOptions
 from memsched.live.pressure.backends import AUTO_ORDER, BACKENDS, check_backend
@@ -119,14 +118,10 @@ def test_dbus_backend_check_says_why_not(tmp_path: Path) -> None:
     assert not cap.available and "'dbus_bus' must be" in cap.reason
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "memsched", "pressure", "dbus", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = main(["pressure", "dbus", *args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
 @pytest.mark.parametrize(
@@ -140,9 +135,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         (("--set", "dbus_bus"), "dbus_bus"),
     ],
 )
-def test_command_refuses_bad_input(args: tuple[str, ...], field: str) -> None:
+def test_command_refuses_bad_input(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], field: str) -> None:
     """Bad input gets one line naming the option and exit status 2, before any bus is touched."""
-    out = _cli(*args)
-    assert out.returncode == 2, out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and field in lines[0] and out.stdout == ""
+    rc, out, err = _cli(capsys, *args)
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0] and out == ""

@@ -12,6 +12,9 @@ The bus connection is dbus-fast's asyncio ``MessageBus`` on a private event loop
 are queued and an eventfd wakes the poll loop of the monitor or daemon that runs this source. If the bus goes
 away it reconnects for ``reconnect_timeout_ms`` (the daemon backend's setting), then ends the stream.
 Settings: ``dbus_bus`` (``system``, ``session`` or an address).
+
+There is no kernel counterpart. Deviations from GLib's client: GLib hands the byte to applications as it came;
+this backend turns it into one of the three 2012 levels (by ranges), and it reports the owner's identity.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class DBusSource(PressureSource):
         self._end: SourceGoneError | None = None
         self._efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._conn: MessageBus | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="memsched-dbus-source", daemon=True)
@@ -96,14 +100,19 @@ class DBusSource(PressureSource):
             await bus_call(conn, "AddMatch", "s", [rule])
         self._conn = conn
         owner = await bus_call(conn, "GetNameOwner", "s", [BUS_NAME])
-        await self._set_owner(owner or None)
+        self._set_owner_now(owner or None)
+        if owner:
+            await self._describe(owner)
 
-    async def _set_owner(self, owner: str | None) -> None:
+    def _set_owner_now(self, owner: str | None) -> None:
         self.owner = owner
-        if owner is None:
-            self.owner_text = "no owner: waiting for one"
-            return
-        self.owner_text = "owned by " + (await describe_owner(self._conn, owner) if self._conn else owner)
+        self.owner_text = f"owned by {owner}" if owner else "no owner: waiting for one"
+
+    async def _describe(self, owner: str) -> None:
+        with contextlib.suppress(Exception):  # the text is for people; a failure leaves the unique name
+            text = "owned by " + (await describe_owner(self._conn, owner) if self._conn else owner)
+            if self.owner == owner:
+                self.owner_text = text
         log.info("%s on the %s is %s", BUS_NAME, self.bus.label, self.owner_text)
 
     def _on_message(self, msg: Message) -> bool:
@@ -113,7 +122,12 @@ class DBusSource(PressureSource):
             return False
         if msg.member == "NameOwnerChanged" and msg.sender == "org.freedesktop.DBus":
             if msg.body and msg.body[0] == BUS_NAME:
-                asyncio.get_running_loop().create_task(self._set_owner(msg.body[2] or None))
+                # The owner changes now, before any later message of this batch is looked at; who it is (pid,
+                # command) is asked for in the background.
+                self._set_owner_now(msg.body[2] or None)
+                if self.owner is not None:
+                    self._tasks.add(task := asyncio.get_running_loop().create_task(self._describe(self.owner)))
+                    task.add_done_callback(self._tasks.discard)
             return False
         if msg.interface != INTERFACE or msg.member != SIGNAL or msg.path != OBJECT_PATH:
             return False
@@ -149,7 +163,7 @@ class DBusSource(PressureSource):
                 try:
                     await self._connect()
                     break
-                except KernelError as e:
+                except Exception as e:  # refused, or a bus still coming up
                     if time.monotonic_ns() >= deadline:
                         secs = self.reconnect_timeout_ns / 1e9
                         message = f"{why}; it did not come back within {secs:g} s ({e})"
@@ -193,11 +207,15 @@ class DBusSource(PressureSource):
         self._closing = True
 
         async def shutdown() -> None:
-            if self._conn is not None:
-                self._conn.disconnect()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            conn = self._conn
+            if conn is not None:
+                conn.disconnect()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(conn.wait_for_disconnect()), 1.0)  # type: ignore[no-untyped-call]
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         if self._loop.is_running():
             with contextlib.suppress(Exception):

@@ -17,6 +17,10 @@ Failures: a client that disappears costs nothing (signals are broadcast; the bus
 queues). If the bus connection is lost (the bus daemon restarted), events meanwhile are counted and dropped, and
 the service reconnects every 100 ms and owns the name again, for up to ``reconnect_timeout_ns``; then it ends
 with a message (exit status 1). A source that ends ends the service the same way.
+
+There is no kernel counterpart. Deviations from low-memory-monitor, the service it stands in for (no
+``MemAvailable`` gate, no 15 s recovery interval, no kernel OOM trigger, any backend as the source), are listed
+in :mod:`memsched.live.pressure.dbus`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from memsched.errors import ConfigError, KernelError
+from memsched.errors import ConfigError, KernelError, MemschedError
 from memsched.live.pressure.dbus import (
     BUS_NAME,
     INTERFACE,
@@ -117,7 +121,10 @@ async def bus_call(bus: MessageBus, member: str, signature: str = "", body: list
         signature=signature,
         body=body or [],
     )
-    reply = await asyncio.wait_for(bus.call(msg), _CALL_TIMEOUT_S)
+    try:
+        reply = await asyncio.wait_for(bus.call(msg), _CALL_TIMEOUT_S)
+    except TimeoutError:
+        raise KernelError(errno.ETIMEDOUT, f"the bus did not answer {member} within {_CALL_TIMEOUT_S:g} s") from None
     if reply is None or reply.message_type == MessageType.ERROR:
         return None
     return reply.body[0] if reply.body else None
@@ -236,9 +243,12 @@ class LowMemoryMonitorService:
         try:
             bus.export(OBJECT_PATH, iface)
             await self._own(bus)
-        except BaseException:
+        except (MemschedError, asyncio.CancelledError):
             bus.disconnect()
             raise
+        except Exception as e:  # the connection broke half-way (a bus restarting), or dbus-fast failed
+            bus.disconnect()
+            raise KernelError(errno.EIO, f"cannot own {BUS_NAME} on the {self.bus_address}: {e!r}") from None
         return bus, iface
 
     # -- the loop ---------------------------------------------------------------------------------------
@@ -352,9 +362,13 @@ class LowMemoryMonitorService:
             try:
                 bus, iface = await self._connect_and_own()
             except KernelError as e:
-                if e.errno == errno.EADDRINUSE:  # someone else took the name while the bus was away
+                if e.errno in (errno.EADDRINUSE, errno.EACCES):  # the name was taken meanwhile, or is forbidden now
                     queue.put_nowait(e)
                     return
+                last = e
+                await asyncio.sleep(_RETRY_S)
+                continue
+            except Exception as e:  # anything else from a bus that is still coming up: try again
                 last = e
                 await asyncio.sleep(_RETRY_S)
                 continue
