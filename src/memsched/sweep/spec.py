@@ -94,7 +94,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str, base_dir: Path, default_n
     try:
         return _parse(raw, source, base_dir, default_name)
     except ConfigError as e:
-        if e.source is not None:
+        if e.source:
             raise
         raise ConfigError(e.field, e.value, e.allowed, source=source) from None
 
