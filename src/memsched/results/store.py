@@ -24,6 +24,7 @@ says the run finished. Every open of the file goes through :class:`~memsched.res
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -164,42 +165,48 @@ class ResultStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self.connection()
-        con.execute("BEGIN TRANSACTION")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        import duckdb
+
+        with _interruptible():
+            con = self.connection()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with _interruptible():
+            return self.connection().execute(sql, list(params)).fetchall()
 
     # ---- reading ----------------------------------------------------------------------------------------------
     def finished_keys(self) -> set[str]:
         """Keys of every cell that finished ``ok`` (by any sweep)."""
-        return {k for (k,) in self.connection().execute("SELECT key FROM runs WHERE status = 'ok'").fetchall()}
+        return {k for (k,) in self._fetch("SELECT key FROM runs WHERE status = 'ok'")}
 
     def records(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The ``record`` documents of those ``keys`` that finished ``ok``."""
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        rows = self.connection().execute(
-            "SELECT key, record FROM runs WHERE status = 'ok' AND key IN (SELECT unnest(?))", [wanted]
-        ).fetchall()
+        rows = self._fetch("SELECT key, record FROM runs WHERE status = 'ok' AND key IN (SELECT unnest(?))", [wanted])
         return {k: json.loads(doc) for k, doc in rows}
 
     def failures(self, keys: Iterable[str]) -> dict[str, str]:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        rows = self.connection().execute(
-            "SELECT key, error FROM runs WHERE status = 'failed' AND key IN (SELECT unnest(?))", [wanted]
-        ).fetchall()
+        sql = "SELECT key, error FROM runs WHERE status = 'failed' AND key IN (SELECT unnest(?))"
+        rows = self._fetch(sql, [wanted])
         return dict(rows)
 
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """The result of ``sql`` as a pandas DataFrame."""
-        return self.connection().execute(sql, list(params)).df()
+        with _interruptible():
+            return self.connection().execute(sql, list(params)).df()
 
     # ---- writing ----------------------------------------------------------------------------------------------
     def register_sweep(
@@ -243,8 +250,8 @@ class ResultStore:
                 if o.record is not None and isinstance(o.record.get("timeline"), Mapping):
                     write_timeline(timelines / f"{o.key}.parquet", o.record["timeline"])
         rows = [self._row(o) for o in outcomes]
-        con = self.connection()
-        self._fit_columns(con, rows)
+        with _interruptible():
+            self._fit_columns(self.connection(), rows)
         names = sorted(set().union(*rows))
         cols = ", ".join(f'"{n}"' for n in names)
         marks = ", ".join("?" for _ in names)
@@ -353,6 +360,22 @@ def write_timeline(path: Path, timeline: Mapping[str, Any]) -> None:
     finally:
         con.close()
     os.replace(tmp, path)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """DuckDB turns Ctrl-C during a statement into its own error; make it the KeyboardInterrupt it was (the
+    statement's transaction is rolled back, so nothing is half-written)."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except RuntimeError as e:
+        if "interrupted" in str(e).lower():
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _duck_type(value: Any) -> str:
