@@ -121,6 +121,7 @@ def _knob_charts(runs: pd.DataFrame, knobs: Sequence[str]) -> str:
         if _log_axis(rows[knob]):
             ax.set_xscale("log")
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_title(f"speed-up against {knob}")
         ax.set_xlabel(knob)
         ax.set_ylabel("speed-up (median, min-max over seeds)")
         ax.legend(fontsize="small")
