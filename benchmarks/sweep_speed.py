@@ -12,11 +12,14 @@ local Ray instance (``ray.init(num_cpus=jobs)``), and reports for each:
 * the mean cell time (``wall_s`` of the runs, measured inside the worker around ``run_one``);
 * the per-task overhead: ``(wall x workers - sum of cell times) / cells``, everything a cell costs besides its
   simulation (dispatch, pickling, the commit, idle workers);
-* the driver's CPU per cell (``time.process_time`` of this process over the sweep / cells): what bounds a big
-  cluster, since one driver commits every result;
+* the driver's CPU per cell (``time.process_time`` of this process over the sweep / cells), split into the
+  database commits (a fixed cost per commit plus a cost per row, measured separately by committing batches
+  of 1 and of 100 copies of one real outcome) and the executor's own share (submitting, waiting, receiving);
 * what ``--cores`` cores would do, **computed** from these figures, not simulated:
-  ``min(cores / (cell + worker-side overhead), 1 / driver CPU per cell)``, where the worker-side overhead is
-  the per-task overhead less the driver's share.
+  ``min(cores / (cell + per-task overhead), 1 / (row cost + executor driver share))``. On many cores each
+  poll brings many results, so one commit's fixed cost is shared by all of them; the per-task overhead
+  measured on two workers also counts the time a worker waited for this driver, so the compute bound is
+  conservative.
 
 ``rates`` runs every autonuma-benchmark workload (with its references), SPECjbb, perf-bench-numa and mixed
 under every policy on every preset once, and writes the median cell wall time per (workload, policy,
@@ -27,6 +30,7 @@ Figures are machine-dependent; nothing asserts them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -37,7 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memsched.results.store import ResultStore
+from memsched.results.store import Outcome, ResultStore
+from memsched.sweep.cell import run_cell
 from memsched.sweep.executors import Executor, LocalPool, RayPool
 from memsched.sweep.run import run_cells
 from memsched.sweep.spec import parse_spec
@@ -53,7 +58,25 @@ def short_spec(cells: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def measure(executor: Executor, doc: dict[str, Any], cells_wanted: int) -> dict[str, Any]:
+def commit_costs(outcome: Outcome) -> tuple[float, float]:
+    """CPU seconds of one commit (fixed) and of one more row in it, from batches of 1 and of 100 rows."""
+    with tempfile.TemporaryDirectory() as tmp, ResultStore(Path(tmp) / "c.duckdb") as store:
+        copies = [dataclasses.replace(outcome, key=f"c{i}") for i in range(321)]
+        store.commit(copies[:1])  # columns created
+        t0 = time.process_time()
+        for i in range(20):
+            store.commit(copies[1 + i : 2 + i])
+        one = (time.process_time() - t0) / 20
+        t0 = time.process_time()
+        for i in range(3):
+            store.commit(copies[21 + 100 * i : 121 + 100 * i])
+        hundred = (time.process_time() - t0) / 3
+    per_row = max(0.0, (hundred - one) / 99)
+    return max(0.0, one - per_row), per_row
+
+
+def measure(executor: Executor, doc: dict[str, Any], cells_wanted: int,
+            costs: tuple[float, float]) -> dict[str, Any]:
     spec = parse_spec(doc, source="<throughput>", base_dir=Path.cwd())
     cells = list(spec.cells[:cells_wanted])
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,17 +91,21 @@ def measure(executor: Executor, doc: dict[str, Any], cells_wanted: int) -> dict[
     n = progress.ran
     cell_s = statistics.fmean(walls[1:] if len(walls) > 1 else walls)
     overhead = (wall * executor.workers - cell_s * n) / n
+    fixed, per_row = costs
+    executor_share = max(0.0, (cpu - progress.commits * fixed - n * per_row) / n)
     return {
         "executor": executor.name, "workers": executor.workers, "cells": n, "failed": progress.failed,
         "wall_s": round(wall, 3), "cells_per_s": round(n / wall, 2), "mean_cell_s": round(cell_s, 4),
         "overhead_s_per_cell": round(overhead, 4), "driver_cpu_s_per_cell": round(cpu / n, 5),
+        "commits": progress.commits, "commit_fixed_s": round(fixed, 5), "commit_row_s": round(per_row, 5),
+        "executor_driver_s_per_cell": round(executor_share, 5),
     }  # fmt: skip
 
 
 def project(row: dict[str, Any], cores: int) -> dict[str, Any]:
-    worker_overhead = max(0.0, row["overhead_s_per_cell"] - row["driver_cpu_s_per_cell"])
-    compute = cores / (row["mean_cell_s"] + worker_overhead)
-    driver = 1 / row["driver_cpu_s_per_cell"] if row["driver_cpu_s_per_cell"] > 0 else float("inf")
+    compute = cores / (row["mean_cell_s"] + row["overhead_s_per_cell"])
+    driver_s = row["commit_row_s"] + row["executor_driver_s_per_cell"]
+    driver = 1 / driver_s if driver_s > 0 else float("inf")
     return {
         "cores": cores, "cells_per_s": round(min(compute, driver), 1), "compute_bound_cells_per_s": round(compute, 1),
         "driver_bound_cells_per_s": round(driver, 1), "bound_by": "driver" if driver < compute else "compute",
@@ -87,10 +114,12 @@ def project(row: dict[str, Any], cores: int) -> dict[str, Any]:
 
 def throughput(args: argparse.Namespace) -> None:
     doc = short_spec(args.cells + 1)
+    first = parse_spec(doc, source="<throughput>", base_dir=Path.cwd()).cells[0]
+    costs = commit_costs(run_cell(first))
     rows = []
     pool = LocalPool(args.jobs)
     try:
-        rows.append(measure(pool, doc, args.cells + 1))
+        rows.append(measure(pool, doc, args.cells + 1, costs))
     finally:
         pool.close()
     if not args.no_ray:
@@ -98,7 +127,7 @@ def throughput(args: argparse.Namespace) -> None:
 
         ray.init(num_cpus=args.jobs, include_dashboard=False, logging_level="warning")
         try:
-            rows.append(measure(RayPool("local"), doc, args.cells + 1))
+            rows.append(measure(RayPool("local"), doc, args.cells + 1, costs))
         finally:
             ray.shutdown()
     for row in rows:
@@ -108,11 +137,13 @@ def throughput(args: argparse.Namespace) -> None:
         return
     for r in rows:
         p = r["projection"]
+        ms = {k: v * 1000 for k, v in r.items() if isinstance(v, int | float) and k.endswith(("_s", "_cell"))}
         print(
             f"{r['executor']:5s} x{r['workers']}: {r['cells']} cells in {r['wall_s']:.2f} s = {r['cells_per_s']:.1f} "
-            f"cells/s; mean cell {r['mean_cell_s'] * 1000:.1f} ms, overhead {r['overhead_s_per_cell'] * 1000:.1f} ms "
-            f"per cell, driver CPU {r['driver_cpu_s_per_cell'] * 1000:.2f} ms per cell; {p['cores']} cores "
-            f"(computed): {p['cells_per_s']:.0f} cells/s, bound by the {p['bound_by']}"
+            f"cells/s; mean cell {ms['mean_cell_s']:.1f} ms, overhead {ms['overhead_s_per_cell']:.1f} ms per cell; "
+            f"driver CPU {ms['driver_cpu_s_per_cell']:.2f} ms per cell (commit {ms['commit_fixed_s']:.1f} ms + "
+            f"{ms['commit_row_s']:.2f} ms a row, executor {ms['executor_driver_s_per_cell']:.2f} ms); "
+            f"{p['cores']} cores (computed): {p['cells_per_s']:.0f} cells/s, bound by the {p['bound_by']}"
         )
 
 

@@ -244,6 +244,8 @@ class ResultStore:
         """Write finished cells in one transaction (their timelines first, when ``timelines`` is a folder)."""
         if not outcomes:
             return
+        import pandas as pd
+
         if timelines is not None:
             timelines.mkdir(parents=True, exist_ok=True)
             for o in outcomes:
@@ -253,16 +255,17 @@ class ResultStore:
         with _interruptible():
             self._fit_columns(self.connection(), rows)
         names = sorted(set().union(*rows))
-        cols = ", ".join(f'"{n}"' for n in names)
-        marks = ", ".join("?" for _ in names)
+        # One vectorised INSERT of a DataFrame: executemany binds row by row (about 10 ms a row here).
+        batch = pd.DataFrame([[self._value(n, r.get(n)) for n in names] for r in rows], columns=names, dtype=object)
         with self._transaction() as con:
             con.execute(
                 "DELETE FROM runs WHERE status = 'failed' AND key IN (SELECT unnest(?))", [[o.key for o in outcomes]]
             )
-            con.executemany(
-                f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING",
-                [[self._value(n, r.get(n)) for n in names] for r in rows],
-            )
+            con.register("_batch", batch)
+            try:
+                con.execute("INSERT INTO runs BY NAME SELECT * FROM _batch ON CONFLICT DO NOTHING")
+            finally:
+                con.unregister("_batch")
 
     def _row(self, o: Outcome) -> dict[str, Any]:
         row: dict[str, Any] = {k: o.cell.get(k) for k in _IDENTITY}

@@ -41,6 +41,7 @@ class Progress:
     ok: int = 0
     failed: int = 0
     elsewhere: int = 0
+    commits: int = 0
     wall_s: float = 0.0
 
     @property
@@ -83,6 +84,7 @@ def run_cells(
         outcomes = executor.poll(POLL_S)
         if outcomes:
             store.commit(outcomes, timelines=timelines)
+            progress.commits += 1
             progress.ran += len(outcomes)
             progress.ok += sum(o.ok for o in outcomes)
             progress.failed += sum(not o.ok for o in outcomes)
