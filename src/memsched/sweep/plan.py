@@ -10,6 +10,7 @@ depend on how a number was written.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -71,10 +72,15 @@ def knob_kinds(classes: Iterable[type]) -> dict[str, type]:
     """Setting name -> its Python type, over the given config classes."""
     out: dict[str, type] = {}
     for cls in classes:
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            out.setdefault(f.name, hints[f.name])
+        for name, kind in _kinds(cls):
+            out.setdefault(name, kind)
     return out
+
+
+@functools.cache
+def _kinds(cls: type) -> tuple[tuple[str, type], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
 
 
 def make_cell(
@@ -108,8 +114,9 @@ def make_cell(
         "topology_params": dict(machine.params), "seed": seed, "sets": typed, "options": opts,
         "model_version": MODEL_VERSION,
     }  # fmt: skip
-    spec = RunSpec(
-        workload, machine.arg, pol.id, seed, sets=strings, label=label, role=role, base=base, options=options
+    spec = RunSpec(  # the exact version the key names, even after a newer one is registered
+        workload, machine.arg, pol.versioned_id, seed, sets=strings, label=label, role=role, base=base,
+        options=options,
     )
     return Cell(cell_key(description), spec, doc, machine.toml)
 
