@@ -171,7 +171,7 @@ def _winners(runs: pd.DataFrame) -> list[list[str]]:
     for fam, grp in runs.groupby("topology_family"):
         for wl, sub in [("all", grp), *grp.groupby("base")]:
             score = sub.groupby(["policy", "config"])["speedup"].agg(_gmean).reset_index()
-            score = score.sort_values("speedup", ascending=False)
+            score = score.sort_values(["speedup", "config"], ascending=[False, True])
             if score.empty:
                 continue
             win = score.iloc[0]
