@@ -135,6 +135,7 @@ class ResultStore:
         try:
             if not self.read_only:
                 con.execute(_SCHEMA)
+            con.execute("SELECT 1 FROM sweeps, sweep_cells, trials LIMIT 0")  # a DuckDB file, but is it ours?
             self._columns = {name: kind for name, kind, *_ in con.execute("DESCRIBE runs").fetchall()}
         except duckdb.Error as e:
             con.close()

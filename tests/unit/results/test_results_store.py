@@ -128,6 +128,12 @@ def test_reading_a_missing_or_foreign_file_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / "x.duckdb").write_text("not a database")
     with pytest.raises(ConfigError, match="'--db'"):
         results.open(tmp_path / "x.duckdb")
+    foreign = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE runs (key VARCHAR)")
+    for read in (results.open, results.sweeps):
+        with pytest.raises(ConfigError, match="'--db'.*must be a memsched results database"):
+            read(foreign)
 
 
 def _hold(db: str, ready: object, release: object) -> None:
