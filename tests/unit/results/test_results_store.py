@@ -132,7 +132,7 @@ def test_reading_a_missing_or_foreign_file_is_bad_input(tmp_path: Path) -> None:
     with duckdb.connect(str(foreign)) as con:
         con.execute("CREATE TABLE runs (key VARCHAR)")
     for read in (results.open, results.sweeps):
-        with pytest.raises(ConfigError, match="'--db'.*must be a memsched results database"):
+        with pytest.raises(ConfigError, match=r"'--db'.*must be a memsched results database"):
             read(foreign)
 
 
