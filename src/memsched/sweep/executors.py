@@ -202,8 +202,9 @@ class RayPool:
         self._owned = False
         if not ray.is_initialized():
             try:
-                if address == "local":
-                    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+                if address == "local":  # a new instance even if this machine belongs to a cluster
+                    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                             logging_level=logging.WARNING)
                 else:
                     ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as e:
