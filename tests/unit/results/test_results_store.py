@@ -144,23 +144,37 @@ def _hold(db: str, ready: object, release: object) -> None:
     lock.release()
 
 
+def _wait_for(db: str, timeout_s: float) -> None:
+    DbLock(Path(db)).acquire(timeout_s)  # exits 0 once it has the lock, 1 (LockTimeoutError) if never
+
+
 def test_a_waiter_is_seen_and_gets_the_lock_when_it_is_let_go(tmp_path: Path) -> None:
-    """The holder sees a waiting process (contended) and the waiter proceeds once the holder releases."""
+    """A process that wants the database while another holds it waits (or gives up after its timeout); the
+    holder sees it waiting (contended), and once the holder lets go the waiter has it."""
     db = tmp_path / "r.duckdb"
-    ctx = multiprocessing.get_context("forkserver")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(str(db), ready, release))
-    holder.start()
-    assert ready.wait(30)
     mine = DbLock(db)
-    assert not mine.contended()
-    with pytest.raises(OSError, match="still in use"):
-        mine.acquire(timeout_s=0.3)
-    release.set()
-    mine.acquire(timeout_s=30)
-    assert mine.held
-    mine.release()
-    holder.join(10)
+    mine.acquire(timeout_s=0)
+    assert not mine.contended()  # nobody waits yet
+    ctx = multiprocessing.get_context("forkserver")
+    impatient = ctx.Process(target=_wait_for, args=(str(db), 0.0))
+    impatient.start()
+    impatient.join(30)
+    assert impatient.exitcode == 1  # "still in use by another process"
+    waiter = ctx.Process(target=_wait_for, args=(str(db), 60.0))
+    waiter.start()
+    try:
+        for _ in range(3000):  # until the waiter has declared itself (or it died)
+            if mine.contended() or not waiter.is_alive():
+                break
+            time.sleep(0.01)
+        assert mine.contended() and waiter.is_alive()
+        mine.release()
+        waiter.join(60)
+        assert waiter.exitcode == 0
+        assert not mine.contended()
+    finally:
+        if waiter.is_alive():
+            waiter.kill()
 
 
 def test_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
@@ -171,11 +185,12 @@ def test_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
     holder = ctx.Process(target=_hold, args=(str(db), ready, release))
     holder.start()
     assert ready.wait(30)
+    with pytest.raises(OSError, match="still in use"):
+        DbLock(db).acquire(timeout_s=0)
     assert holder.pid is not None
     os.kill(holder.pid, signal.SIGKILL)
     holder.join(10)
-    start = time.monotonic()
     lock = DbLock(db)
-    lock.acquire(timeout_s=5)
-    assert time.monotonic() - start < 1.0
+    lock.acquire(timeout_s=0)  # no waiting: the lock went with the process
+    assert lock.held
     lock.release()
