@@ -171,3 +171,27 @@ def test_tune_bad_input(extra: tuple[str, ...], where: str, tmp_path: Path,
     rc, out, err = run(capsys, "tune", "--policy", "mainline", "--workloads", "numa02", "--trials", "2",
                        "--db", str(tmp_path / "t.duckdb"), *extra)  # fmt: skip
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and where in err
+
+
+def test_the_progress_bar_counts_cells_to_run_with_an_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal: the cells to run (those already in the database left out), elapsed, ETA and failures."""
+    import io
+
+    from rich.console import Console
+
+    from memsched.cli import sweep as sweep_cli
+    from memsched.sweep.run import Progress
+
+    screen = io.StringIO()
+    monkeypatch.setattr(sweep_cli, "show_progress", lambda: True)
+    monkeypatch.setattr(sweep_cli, "err_console", Console(file=screen, force_terminal=True, width=120))
+    with sweep_cli.sweep_progress(5, "sweep demo") as tick:
+        tick(Progress(total=5, skipped=1, ran=3, ok=2, failed=1), [])
+    drawn = screen.getvalue()
+    assert "sweep demo" in drawn and "3/4" in drawn and "ETA" in drawn and "1 failed" in drawn
+    monkeypatch.setattr(sweep_cli, "show_progress", lambda: False)  # not a terminal: nothing drawn
+    screen.seek(0)
+    screen.truncate()
+    with sweep_cli.sweep_progress(5, "sweep demo") as tick:
+        tick(Progress(total=5, skipped=1, ran=3, ok=2, failed=1), [])
+    assert screen.getvalue() == ""
