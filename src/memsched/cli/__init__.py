@@ -26,9 +26,12 @@ from memsched.cli import numa_live as _numa_live  # noqa: F401  (command groups 
 from memsched.cli import pressure_dbus as _pressure_dbus  # noqa: F401
 from memsched.cli import pressure_live as _pressure_live  # noqa: F401
 from memsched.cli import pressure_sim as _pressure_sim  # noqa: F401
+from memsched.cli import results as _results  # noqa: F401
 from memsched.cli import rt_live as _rt_live  # noqa: F401
 from memsched.cli import rt_sim as _rt_sim  # noqa: F401
 from memsched.cli import sim as _sim  # noqa: F401
+from memsched.cli import sweep as _sweep  # noqa: F401
+from memsched.cli import tune as _tune  # noqa: F401
 from memsched.cli.app import GlobalOptions, app
 from memsched.errors import ConfigError, MemschedError, PolicyError, SimulationError
 
