@@ -10,15 +10,16 @@ exits. The description is run:
   exit even when the run fails): the writer is ``dd if=/dev/zero bs=1M``, the reader ``cat``, the grower a
   Python loop appending 1 MiB ``bytearray`` objects at its rate until it is killed. Each process is started by
   ``/bin/sh`` that moves itself into its cgroup and ``exec``s the program, so a phase starts within a
-  millisecond of the workload. On a system without the v1 memory controller, the cgroup is a v2 cgroup with
-  ``memory.max``; the levels then come from PSI triggers on its ``memory.pressure`` (``some`` 10 ms per 1 s =
-  low, ``some`` 100 ms = medium, ``full`` 100 ms = critical, low-memory-monitor's scale) and the kills from its
-  ``memory.events`` (``oom_kill``);
+  millisecond of the workload. (The v2-only side — PSI triggers on ``memory.pressure`` and ``oom_kill`` of
+  ``memory.events`` — is not built: without the v1 memory controller the script stops with exit 2; saved real
+  runs can still be compared with ``--real``);
 * **in the simulator**, as a ``memsched pressure sim`` scenario built from the same description: the same
   limits, the same listeners (a ``listener`` service per level in the same memcg, mode ``default``), the
   processes as ``streamer`` / ``reader`` / ``allocator`` services with ``start_after``; rates the description
-  does not fix (``dd`` and ``cat`` run as fast as they can) are the median of the real runs; the disk's write
-  bandwidth is measured once (``dd oflag=direct``, 256 MiB).
+  does not fix (``dd`` and ``cat`` run as fast as they can) are the median of the real runs; the disk's
+  bandwidths are measured once (``dd`` with ``O_DIRECT``, 256 MiB); the simulated kernel is the running one's
+  version, and on a ``PREEMPT_NONE`` kernel the vmpressure work item runs a tick after it is scheduled
+  (:func:`kernel_config`).
 
 Per *phase* — the intervals between process starts and exits, named by what runs in them — it prints the
 events at each exact level (a critical window bumps the low, medium and critical eventfds together: exact
@@ -26,12 +27,12 @@ counts are differences of the cumulative ones), the time from the phase's start 
 of *phase-tenths* (each phase cut into ten equal parts) whose highest level agrees between simulator and
 kernel (and between the real runs themselves), and the OOM kills.
 
-Needs root and either the v1 memory controller (``memory.pressure_level``) or a v2 hierarchy with the memory
-controller. The real runs are short (a few seconds each) and bounded by ``--timeout``; the machine is shared.
+Needs root and the v1 memory controller (``memory.pressure_level``). The real runs are short (a few seconds
+each) and bounded by ``--timeout``; the machine is shared.
 Usage::
 
     python benchmarks/pressure_vs_kernel.py [--runs 5] [--workloads issue,anon,duo] [--json]
-        [--save-real FILE | --real FILE] [--disk-mib-s N]
+        [--save-real FILE | --real FILE] [--disk-mib-s WRITE READ] [--sysctl KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from memsched.errors import MemschedError
 from memsched.live.cgroups import MemcgV1Child, cgroup_mounts
+from memsched.sim.mm.version import KERNELS
 from memsched.units import MIB, NSEC_PER_SEC
 from memsched.workloads.pressure import run_design, scenario_from_dict
 
@@ -304,11 +307,59 @@ def measure_disk_mib_s(tmpdir: str = "/var/tmp") -> tuple[float, float]:
     return out[0], out[1]
 
 
+def kernel_config() -> dict[str, Any]:
+    """The running kernel's version and the scheduling facts the simulated work item depends on.
+
+    ``schedule_work()`` queues ``vmpressure_work_fn()`` on the reclaiming CPU's pool (``system_wq`` is
+    per-CPU). On a ``CONFIG_PREEMPT_NONE`` kernel (or ``preempt=none``) a reclaimer that keeps the CPU is
+    rescheduled only from the tick (``CONFIG_HZ``), so the woken kworker runs about a tick later and windows
+    filled meanwhile merge into its one snapshot: the simulated work item then runs ``workqueue_latency_ns`` =
+    one tick after it was scheduled. Measured here (6.18, HZ=250, PREEMPT_NONE, 64 MiB v1 memcg): ``dd``
+    writing 400 MiB scans 88-89 k file pages (``pgscan_file`` of /proc/vmstat), 172-174 windows of 512 pages,
+    but its listener gets 91-104 events; a re-read scans 56-72 k pages for 64-76 events. Otherwise the work
+    runs at the reclaimer's next ``cond_resched()`` (the simulator's default)."""
+    release = os.uname().release
+    text = ""
+    with contextlib.suppress(OSError):
+        import gzip
+
+        text = gzip.decompress(Path("/proc/config.gz").read_bytes()).decode()
+    if not text:
+        with contextlib.suppress(OSError):
+            text = Path(f"/boot/config-{release}").read_text()
+    conf = dict(line.split("=", 1) for line in text.splitlines() if line.startswith("CONFIG_") and "=" in line)
+    hz = int(conf.get("CONFIG_HZ", "250"))
+    preempt = "none" if conf.get("CONFIG_PREEMPT_NONE") == "y" else "voluntary"
+    if conf.get("CONFIG_PREEMPT") == "y":
+        preempt = "full"
+    with contextlib.suppress(OSError):  # a PREEMPT_DYNAMIC kernel's mode, when debugfs shows it
+        for word in Path("/sys/kernel/debug/sched/preempt").read_text().split():
+            if word.startswith("(") and word.endswith(")"):
+                preempt = word[1:-1]
+    with contextlib.suppress(OSError):
+        for arg in Path("/proc/cmdline").read_text().split():
+            if arg.startswith("preempt="):
+                preempt = arg.split("=", 1)[1]
+    major_minor = tuple(int(x) for x in release.split("-")[0].split(".")[:2])
+    known = sorted(KERNELS, key=lambda k: tuple(int(x) for x in k.split(".")))
+    sim_kernel = next((k for k in reversed(known) if tuple(int(x) for x in k.split(".")) <= major_minor), known[0])
+    return {"release": release, "hz": hz, "preempt": preempt, "sim_kernel": sim_kernel,
+            "tick_ns": NSEC_PER_SEC // hz if preempt == "none" else 0}
+
+
 # ------------------------------------------------------------------------------------------ the simulated side
 
 
-def scenario_doc(w: Workload, rates: dict[str, float], disk: tuple[float, float], duration_s: float) -> dict[str, Any]:
-    """The ``memsched pressure sim`` scenario of ``w``: same limits, listeners and rates."""
+def scenario_doc(
+    w: Workload,
+    rates: dict[str, float],
+    disk: tuple[float, float],
+    duration_s: float,
+    kernel: dict[str, Any] | None = None,
+    sysctl: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ``memsched pressure sim`` scenario of ``w``: same limits, listeners and rates, the running kernel's
+    version and work-item timing (:func:`kernel_config`), and any ``sysctl`` overrides."""
     top = f"/{TOP}"
     services: list[dict[str, Any]] = [
         {
@@ -350,14 +401,25 @@ def scenario_doc(w: Workload, rates: dict[str, float], disk: tuple[float, float]
             "disk_write_bytes_per_s": f"{round(disk[0])}MiB",
             "disk_read_bytes_per_s": f"{round(disk[1])}MiB",
             "flusher_tick_ns": "1ms",
+            **({"kernel": kernel["sim_kernel"]} if kernel else {}),
+            **({"workqueue_latency_ns": int(kernel["tick_ns"])} if kernel and kernel["tick_ns"] else {}),
+            **(sysctl or {}),
         },
         "service": services,
     }
 
 
-def run_sim(w: Workload, rates: dict[str, float], disk: tuple[float, float], duration_s: float) -> Trace:
+def run_sim(
+    w: Workload,
+    rates: dict[str, float],
+    disk: tuple[float, float],
+    duration_s: float,
+    kernel: dict[str, Any] | None = None,
+    sysctl: dict[str, str] | None = None,
+) -> Trace:
     """The simulated run of ``w``, as a :class:`Trace`."""
-    sc = scenario_from_dict(scenario_doc(w, rates, disk, duration_s), source=f"benchmark {w.name}")
+    doc = scenario_doc(w, rates, disk, duration_s, kernel, sysctl)
+    sc = scenario_from_dict(doc, source=f"benchmark {w.name}")
     fig = run_design(sc, "mainline")
     trace = Trace(oom_kills=int(fig["oom_kills"]))
     for p in w.procs:
@@ -406,15 +468,23 @@ def _top(signals: Sequence[tuple[int, str, int]], t0: int, t1: int) -> str:
     return top
 
 
+#: Events up to this long after the last process exits count in the last phase: the work item of the last
+#: windows may run after the OOM victim is gone (the real run listens 0.1 s more).
+TAIL_NS = 100_000_000
+
+
 def phase_stats(trace: Trace) -> dict[str, dict[str, Any]]:
-    """Per phase: exact events per level, ms from the phase's start to its first event, top level per tenth."""
+    """Per phase: exact events per level, ms from the phase's start to its first event, top level per tenth
+    (the last phase's counts and first event include :data:`TAIL_NS` after it; its tenths do not)."""
     out = {}
-    for ph in phases(trace):
-        first = min((t for t, _, _ in trace.signals if ph.t0 <= t < ph.t1), default=None)
+    all_phases = phases(trace)
+    for i, ph in enumerate(all_phases):
+        end = ph.t1 + TAIL_NS if i == len(all_phases) - 1 else ph.t1
+        first = min((t for t, _, _ in trace.signals if ph.t0 <= t < end), default=None)
         edges = [ph.t0 + (ph.t1 - ph.t0) * i // 10 for i in range(11)]
         out[ph.name] = {
             "ms": (ph.t1 - ph.t0) / 1e6,
-            "events": _exact(trace.signals, ph.t0, ph.t1),
+            "events": _exact(trace.signals, ph.t0, end),
             "first_ms": None if first is None else (first - ph.t0) / 1e6,
             "tenths": [_top(trace.signals, edges[i], edges[i + 1]) for i in range(10)],
         }
@@ -511,29 +581,48 @@ def _traces(doc: list[dict[str, Any]]) -> list[Trace]:
     return out
 
 
+def _fail(msg: str) -> NoReturn:
+    print(f"pressure_vs_kernel: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="real runs per workload")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated: " + ", ".join(WORKLOADS))
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a real run may take")
     parser.add_argument("--real", type=Path, help="compare with real runs saved by --save-real (no real runs)")
-    parser.add_argument("--save-real", type=Path, help="save the real runs (and the disk figures) as JSON")
+    parser.add_argument("--save-real", type=Path, help="save the real runs (disk and kernel figures too) as JSON")
     parser.add_argument("--disk-mib-s", type=float, nargs=2, metavar=("WRITE", "READ"),
                         help="the disk's bandwidths instead of measuring them")
+    parser.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of the simulated scenario's [sysctl] table (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the tables")
     args = parser.parse_args()
     names = args.workloads.split(",")
     for n in names:
         if n not in WORKLOADS:
-            print(f"pressure_vs_kernel: unknown workload {n!r} (known: {', '.join(WORKLOADS)})", file=sys.stderr)
-            raise SystemExit(2)
+            _fail(f"--workloads: unknown workload {n!r} (known: {', '.join(WORKLOADS)})")
+    if args.runs < 1:
+        _fail(f"--runs: must be >= 1, not {args.runs}")
+    sysctl = {}
+    for item in args.sysctl:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            _fail(f"--sysctl: {item!r} is not KEY=VALUE")
+        sysctl[key] = value
     if args.real is not None:
-        saved = json.loads(args.real.read_text())
-        disk = tuple(saved["disk_mib_s"])
-        reals = {n: _traces(saved["runs"][n]) for n in names}
+        try:
+            saved = json.loads(args.real.read_text())
+            disk = tuple(float(x) for x in saved["disk_mib_s"])
+            kernel = saved["kernel"]
+            reals = {n: _traces(saved["runs"][n]) for n in names}
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+            _fail(f"--real {args.real}: not a file saved by --save-real with {','.join(names)} ({e!r})")
     else:
         if cgroup_mounts().v1_memory is None:
-            raise SystemExit("pressure_vs_kernel: needs the cgroup v1 memory controller (memory.pressure_level)")
+            _fail("needs the cgroup v1 memory controller (memory.pressure_level); the v2 side is not built")
+        kernel = kernel_config()
         disk = tuple(args.disk_mib_s) if args.disk_mib_s else measure_disk_mib_s()
         reals = {}
         for n in names:
@@ -542,22 +631,31 @@ def main() -> None:
                 reals[n].append(run_real(WORKLOADS[n], run, args.timeout))
                 print(f"{n} run {run}: done", file=sys.stderr)
         if args.save_real is not None:
-            args.save_real.write_text(
-                json.dumps({"disk_mib_s": disk, "runs": {n: [asdict(t) for t in ts] for n, ts in reals.items()}})
-            )
+            runs = {n: [asdict(t) for t in ts] for n, ts in reals.items()}
+            doc = {"disk_mib_s": disk, "kernel": kernel, "runs": runs}
+            args.save_real.write_text(json.dumps(doc))
     results = []
     for n in names:
         w = WORKLOADS[n]
         real = reals[n]
         rates = {p.name: _median([t.rates(w)[p.name] for t in real]) for p in w.procs if p.size_mib is not None}
         span = _median([max(t1 for _, t1, _ in t.procs.values()) for t in real]) / NSEC_PER_SEC
-        sim = run_sim(w, rates, (float(disk[0]), float(disk[1])), 2 * span + 1.0)
-        results.append(compare(w, real, sim) | {"rates_mib_s": rates, "disk_mib_s": list(disk)})
+        try:
+            sim = run_sim(w, rates, (float(disk[0]), float(disk[1])), 2 * span + 1.0, kernel, sysctl)
+        except MemschedError as e:
+            _fail(f"--sysctl: {e}")
+        results.append(compare(w, real, sim) | {"rates_mib_s": rates, "disk_mib_s": list(disk), "kernel": kernel})
     if args.json:
         json.dump(results, sys.stdout, indent=1, sort_keys=True)
         print()
         return
-    print(f"disk {disk[0]:.0f} MiB/s write, {disk[1]:.0f} MiB/s read; {args.runs} real runs per workload")
+    tick = f"a tick later ({kernel['tick_ns'] / 1e6:g} ms)" if kernel["tick_ns"] else "the next cond_resched()"
+    print(
+        f"kernel {kernel['release']} (preempt={kernel['preempt']}, HZ={kernel['hz']}; simulated as "
+        f"{kernel['sim_kernel']}, vmpressure work at {tick}); disk {disk[0]:.0f} MiB/s write, {disk[1]:.0f} "
+        f"MiB/s read; {len(reals[names[0]])} real runs per workload"
+        + (f"; sysctl {sysctl}" if sysctl else "")
+    )
     for res in results:
         print_table(res)
 
