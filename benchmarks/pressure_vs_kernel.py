@@ -594,7 +594,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, help="compare with real runs saved by --save-real (no real runs)")
     parser.add_argument("--save-real", type=Path, help="save the real runs (disk and kernel figures too) as JSON")
     parser.add_argument("--disk-mib-s", type=float, nargs=2, metavar=("WRITE", "READ"),
-                        help="the disk's bandwidths instead of measuring them")
+                        help="the disk's bandwidths instead of measuring them (or of the saved ones)")
     parser.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of the simulated scenario's [sysctl] table (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the tables")
@@ -619,6 +619,8 @@ def main() -> None:
             reals = {n: _traces(saved["runs"][n]) for n in names}
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
             _fail(f"--real {args.real}: not a file saved by --save-real with {','.join(names)} ({e!r})")
+        if args.disk_mib_s:
+            disk = tuple(args.disk_mib_s)
     else:
         if cgroup_mounts().v1_memory is None:
             _fail("needs the cgroup v1 memory controller (memory.pressure_level); the v2 side is not built")
