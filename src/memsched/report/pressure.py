@@ -76,15 +76,18 @@ def pressure_chart(rec: RunRecord) -> Any:
     a1.plot(t, tl["dirty_mib"], label="dirty + writeback", color="tab:brown", linestyle=":")
     a1.set_ylabel("MiB")
     a1.legend(fontsize="small", loc="upper right", ncols=2)
+    plotted = False
     for key, label, marker in (("index_mainline", "mainline (root)", "."), ("index_rfc2012", "rfc2012", "x")):
         pts = tl[key]
         if pts:
             a2.scatter([p[0] for p in pts], [p[1] for p in pts], s=6, marker=marker, label=label, alpha=0.6)
+            plotted = True
     a2.axhline(60, color="tab:orange", linewidth=0.8, linestyle="--")
     a2.axhline(95, color="tab:red", linewidth=0.8, linestyle="--")
     a2.set_ylim(-5, 105)
     a2.set_ylabel("index")
-    a2.legend(fontsize="small", loc="upper left")
+    if plotted:  # memcg-only reclaim leaves the root's and the RFC's index empty
+        a2.legend(fontsize="small", loc="upper left")
     for level, times in rec["event_times_s"].items():
         for x in times:
             a3.axvline(x, color=_LEVEL_COLOURS[level], linewidth=1.0)

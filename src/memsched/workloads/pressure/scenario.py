@@ -1,5 +1,11 @@
 """What a memory-pressure scenario is — a machine, its sysctls, services, the designs to compare — and how
-one is loaded and validated from TOML (a built-in name or a file)."""
+one is loaded and validated from TOML (a built-in name or a file).
+
+A service may start at a time (``start``) or when another service's process exits (``start_after``, then
+``start`` is a delay after that exit); move ``rate`` bytes per second (streamer, reader, allocator); have
+``file_backed`` memory (its interpreter and libraries, mapped and touched as it works). A ``reader`` reads the
+file a ``streamer`` wrote (``file = "<service>"``) or a file already on disk; a ``listener`` only registers
+for ``levels`` in ``mode`` on its memcg and counts what it hears."""
 
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ __all__ = [
     "DESIGNS",
     "KINDS",
     "LEVELS",
+    "MODES",
     "POLICIES",
     "Scenario",
     "ServiceSpec",
@@ -32,9 +39,12 @@ __all__ = [
 ]
 
 DESIGNS = ("none", "rfc2012", "mainline", "psi")
-KINDS = ("streamer", "cache", "allocator")
+KINDS = ("streamer", "cache", "allocator", "reader", "listener")
 POLICIES = ("ignore", "shed")
 LEVELS = ("low", "medium", "critical")
+MODES = ("default", "hierarchy", "local")
+#: An allocator's rate when the scenario gives none.
+DEFAULT_ALLOCATOR_RATE = 64 * MIB
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -42,7 +52,7 @@ class ServiceSpec:
 
     name: str
     kind: str
-    size: int
+    size: int = 0
     chunk: int = 2 * MIB
     start: int = 0
     policy: str = "ignore"
@@ -53,7 +63,16 @@ class ServiceSpec:
     oom_score_adj: int = 0
     hit_cost: int = 4_000_000
     miss_cost: int = 12_000_000
-    rate: int = 64 * MIB
+    #: Bytes per second the service moves while the kernel lets it (None: streamer/reader as fast as they
+    #: can, allocator 64 MiB/s).
+    rate: int | None = None
+    start_after: str | None = None
+    file: str | None = None
+    levels: tuple[str, ...] = ()
+    mode: str = "default"
+    file_backed: int = 0
+    #: Allocator: how long it keeps what it allocated before exiting (None: to the scenario's end).
+    hold: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -64,8 +83,16 @@ class ServiceSpec:
             raise UnknownNameError("policy", self.policy, POLICIES)
         if self.chunk < 4096 or self.chunk % 4096:
             raise ConfigError("chunk", self.chunk, "must be a positive multiple of 4 KiB")
-        if self.size < self.chunk:
+        if self.kind == "listener":
+            self._check_listener()
+        elif self.size < self.chunk and not (self.kind == "reader" and self.file and not self.size):
             raise ConfigError("size", self.size, f"must be at least one chunk ({self.chunk} B)")
+        if self.file is not None and self.kind != "reader":
+            raise ConfigError("file", self.file, "is for a reader (the service whose file it reads)")
+        if self.file_backed < 0 or self.file_backed % 4096:
+            raise ConfigError("file_backed", self.file_backed, "must be a multiple of 4 KiB, >= 0")
+        if self.start_after == self.name:
+            raise ConfigError("start_after", self.start_after, "must name another service")
         if not 0.0 < self.shed_fraction <= 1.0:
             raise ConfigError("shed_fraction", self.shed_fraction, "must be in (0, 1]")
         if not -1000 <= self.oom_score_adj <= 1000:
@@ -74,11 +101,38 @@ class ServiceSpec:
             raise ConfigError("limit", self.limit, "needs a 'memcg' to apply to")
         if self.memcg is not None and (not self.memcg.startswith("/") or self.memcg == "/"):
             raise ConfigError("memcg", self.memcg, "must be a child cgroup path such as /cache")
-        for name in ("hit_cost", "miss_cost", "rate", "cooldown"):
+        for name in ("hit_cost", "miss_cost", "cooldown"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, getattr(self, name), "must be >= 0")
-        if self.rate == 0:
-            raise ConfigError("rate", 0, "must be > 0")
+        if self.rate is not None and self.rate <= 0:
+            raise ConfigError("rate", self.rate, "must be > 0")
+        if self.rate is not None and self.kind in ("cache", "listener"):
+            raise ConfigError("rate", self.rate, "is for a streamer, reader or allocator")
+        if self.hold is not None and (self.kind != "allocator" or self.hold < 0):
+            raise ConfigError("hold", self.hold, "is for an allocator, and must be >= 0")
+
+    def _check_listener(self) -> None:
+        if not self.levels:
+            raise ConfigError("levels", [], "must list at least one of: " + ", ".join(LEVELS))
+        for level in self.levels:
+            if level not in LEVELS:
+                raise UnknownNameError("levels", level, LEVELS)
+        if len(set(self.levels)) != len(self.levels):
+            raise ConfigError("levels", list(self.levels), "must not repeat a level")
+        if self.mode not in MODES:
+            raise UnknownNameError("mode", self.mode, MODES)
+        if self.policy != "ignore":
+            raise ConfigError("policy", self.policy, "must be ignore for a listener (it only counts)")
+        if self.size or self.file_backed:
+            key = "size" if self.size else "file_backed"
+            raise ConfigError(key, getattr(self, key), "is not for a listener (it holds no memory)")
+
+    @property
+    def pace(self) -> int | None:
+        """Bytes per second it keeps to (None: as fast as it can)."""
+        if self.rate is None and self.kind == "allocator":
+            return DEFAULT_ALLOCATOR_RATE
+        return self.rate
 
 
 @dataclass(frozen=True)
@@ -106,6 +160,33 @@ class Scenario:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError("service.name", dup[0], "must be unique", source=self.source)
+        by_name = {s.name: s for s in self.services}
+        for svc in self.services:
+            after = svc.start_after
+            if after is not None and after not in by_name:
+                raise ConfigError(
+                    "service.start_after", after, "must name a service: " + ", ".join(names), source=self.source
+                )
+            if after is not None and by_name[after].kind == "listener":
+                raise ConfigError(
+                    "service.start_after", after, "must name a service that ends (not a listener)", source=self.source
+                )
+            if svc.file is not None and svc.file in by_name and by_name[svc.file].kind != "streamer":
+                raise ConfigError(
+                    "service.file", svc.file, "must name a streamer (or a file on disk)", source=self.source
+                )
+            if svc.kind == "reader" and not svc.size and (svc.file is None or svc.file not in by_name):
+                raise ConfigError(
+                    "service.size", 0, "is required for a reader of a file on disk", source=self.source
+                )
+            seen = {svc.name}
+            while after is not None:
+                if after in seen:
+                    raise ConfigError(
+                        "service.start_after", svc.start_after, "must not form a cycle", source=self.source
+                    )
+                seen.add(after)
+                after = by_name[after].start_after
         for d in self.designs:
             if d not in DESIGNS:
                 raise UnknownNameError("designs", d, DESIGNS, source=self.source)
@@ -132,8 +213,8 @@ _TOP_KEYS = {
     "service",
 }
 _SERVICE_KEYS = {f.name for f in dataclasses.fields(ServiceSpec)}
-_SIZE_KEYS = {"size", "chunk", "limit", "rate"}
-_TIME_KEYS = {"start", "cooldown", "hit_cost", "miss_cost"}
+_SIZE_KEYS = {"size", "chunk", "limit", "rate", "file_backed"}
+_TIME_KEYS = {"start", "cooldown", "hit_cost", "miss_cost", "hold"}
 
 
 def _scenario_dir() -> Any:
@@ -197,7 +278,10 @@ def _service(raw: Mapping[str, Any], i: int, source: str) -> ServiceSpec:
     if not isinstance(raw, Mapping):
         raise ConfigError("service", raw, "entries must be tables ([[service]])", source=source)
     _check_keys(raw, _SERVICE_KEYS, where, source)
-    for key in ("name", "kind", "size"):
+    required = ["name", "kind"]
+    if raw.get("kind") not in ("listener", "reader"):
+        required.append("size")
+    for key in required:
         if key not in raw:
             raise ConfigError(key, None, f"is required in {where}", source=source)
     kw: dict[str, Any] = {}
@@ -211,6 +295,10 @@ def _service(raw: Mapping[str, Any], i: int, source: str) -> ServiceSpec:
                 if isinstance(v, bool) or not isinstance(v, int | float):
                     raise ConfigError(key, v, "must be a number in (0, 1]")
                 kw[key] = float(v)
+            elif key == "levels":
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise ConfigError(key, v, "must be a list of: " + ", ".join(LEVELS))
+                kw[key] = tuple(v)
             elif key == "oom_score_adj":
                 if isinstance(v, bool) or not isinstance(v, int):
                     raise ConfigError(key, v, "must be an integer in -1000..1000")
