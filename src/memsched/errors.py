@@ -20,6 +20,7 @@ __all__ = [
     "PolicyError",
     "ProcessGoneError",
     "SimulationError",
+    "Terminated",
     "UnknownNameError",
     "UnsupportedError",
 ]
@@ -98,3 +99,15 @@ class UnsupportedError(MemschedError):
         self.what = what
         self.reason = reason
         super().__init__(f"{what} is not available: {reason}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived while a command ran (the command line raises it from its handler).
+
+    A ``KeyboardInterrupt``, so that every ``finally`` and every handler written for Ctrl-C also runs for a
+    ``kill`` or a closed terminal: children are reaped, registrations released, temporary files removed.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    out_console,
+    progress_bar,
+    simulation_memory_limit,
+    write_atomic,
+)
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.record import RunRecord
@@ -67,7 +75,8 @@ def sim(
             done[0] += 1
             advance(done[0])
 
-        records = run_many(specs, jobs=jobs, on_done=tick)
+        with simulation_memory_limit(min(jobs or os.cpu_count() or 1, len(specs))):
+            records = run_many(specs, jobs=jobs, on_done=tick)
     if report is not None:
         from memsched.report.pressure import pressure_report
 

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    out_console,
+    progress_bar,
+    simulation_memory_limit,
+    write_atomic,
+)
 from memsched.cli.rt import rt_app
 from memsched.config import parse_set_args
 from memsched.errors import ConfigError
@@ -131,7 +138,7 @@ def sim(
         for spec in specs:
             runner_for("rt").check(spec)
         rows = []
-        with progress_bar(len(MODELS), "models") as advance:
+        with progress_bar(len(MODELS), "models") as advance, simulation_memory_limit():
             for i, spec in enumerate(specs):
                 rows.append(run_one(spec))
                 advance(i + 1)
@@ -151,7 +158,7 @@ def sim(
         options=options,
     )
     runner_for("rt").check(spec)
-    with progress_bar(1, taskset or "rt-app") as advance:
+    with progress_bar(1, taskset or "rt-app") as advance, simulation_memory_limit():
         rec = run_one(spec)
         advance(1)
     if trace is not None:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from memsched.cli.app import app
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    out_console,
+    progress_bar,
+    simulation_memory_limit,
+    write_atomic,
+)
 from memsched.config import describe, parse_set_args
 from memsched.conformance import checked_spec
 from memsched.errors import ConfigError, UnknownNameError
@@ -55,7 +63,7 @@ def run(
     checked_spec(policy)
     if trace is not None:
         check_writable(trace, "--trace")
-    with progress_bar(None, f"{workload} / {policy}") as advance:
+    with progress_bar(None, f"{workload} / {policy}") as advance, simulation_memory_limit():
         record = run_one(spec, progress=advance)
     if trace is not None:
         from memsched.report.trace import run_trace
@@ -125,7 +133,8 @@ def compare(
             done[0] += 1
             advance(done[0])
 
-        records = run_many(specs, jobs=jobs, on_done=tick)
+        with simulation_memory_limit(min(jobs or os.cpu_count() or 1, len(specs))):
+            records = run_many(specs, jobs=jobs, on_done=tick)
     if report is not None:
         from memsched.report.html import compare_report
 
