@@ -21,6 +21,7 @@ from memsched.config import parse_set_args
 from memsched.errors import ConfigError
 from memsched.record import RunRecord
 from memsched.sim.sched.preempt import MODELS, parse_model
+from memsched.topology.bounds import MAX_CPUS
 from memsched.workloads import rt as scenarios
 from memsched.workloads.rt.run import DEFAULT_SCENARIO, RtOptions
 from memsched.workloads.runner import run_one, runner_for
@@ -115,8 +116,8 @@ def sim(
     sets = parse_set_args(set_ or [])
     if preempt is not None:
         parse_model(preempt)
-    if cpus is not None and cpus < 1:
-        raise ConfigError("--cpus", cpus, "must be >= 1")
+    if cpus is not None and not 1 <= cpus <= MAX_CPUS:
+        raise ConfigError("--cpus", cpus, f"must be in 1..{MAX_CPUS} (the most CPUs simulated)")
     if taskset is not None and rt_app_file is not None:
         raise ConfigError("--rt-app", str(rt_app_file), "cannot be combined with a TASKSET argument")
     if taskset is not None:
