@@ -26,6 +26,10 @@ __all__ = [
 ]
 
 
+#: The most characters of a bad value an error message shows.
+_MAX_SHOWN = 120
+
+
 class MemschedError(Exception):
     """Base class of every error memsched raises on purpose."""
 
@@ -43,7 +47,10 @@ class ConfigError(MemschedError, ValueError):
         self.allowed = allowed
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}'{field}' {allowed} (got {value!r})")
+        shown = repr(value)
+        if len(shown) > _MAX_SHOWN:  # a message is one line: a huge value is shown by its start
+            shown = shown[: _MAX_SHOWN - 3] + "..."
+        super().__init__(f"{where}'{field}' {allowed} (got {shown})")
 
 
 class UnknownNameError(ConfigError):

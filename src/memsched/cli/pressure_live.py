@@ -33,6 +33,7 @@ from memsched.cli.common import out_console
 from memsched.cli.pressure import pressure_app
 from memsched.config import from_sets, parse_set_args
 from memsched.errors import ConfigError, MemschedError
+from memsched.live.cgroups import cgroup_mounts, check_cgroup_exists
 from memsched.live.pressure import (
     PressureMonitor,
     PressureOptions,
@@ -69,6 +70,17 @@ _COLOURS = {VmpressureLevel.LOW: "yellow", VmpressureLevel.MEDIUM: "dark_orange"
 
 def _options(sets: list[str] | None) -> PressureOptions:
     return from_sets(PressureOptions, parse_set_args(sets or []), owner="the pressure backends")
+
+
+def _check_request(backend: str, cgroup: str | None, options: PressureOptions) -> None:
+    """The user's part of a request, before any backend is opened: a named cgroup must exist, and ``fifo``
+    needs its path (exit 2; a backend the system lacks is exit 1)."""
+    if backend == "fifo" and not options.fifo_path:
+        raise ConfigError("--set fifo_path", "", "is required with --backend fifo (the FIFO or file to read)")
+    if cgroup is not None:
+        if backend in ("fifo", "daemon"):
+            raise ConfigError("--cgroup", cgroup, f"cannot be used with --backend {backend} (it reads no cgroup)")
+        check_cgroup_exists(cgroup, cgroup_mounts())
 
 
 def _summary(rec: PressureRecord) -> str:
@@ -198,6 +210,7 @@ def watch(
     if duration_ns is not None and duration_ns <= 0:
         raise ConfigError("--duration", duration, "must be > 0")
     options = _options(set_)
+    _check_request(backend, cgroup, options)
     started = time.monotonic_ns()
     deadline = None if duration_ns is None else started + duration_ns
     out_lock = threading.Lock()
@@ -261,8 +274,11 @@ def _log(message: str) -> None:
 
 
 def _group_id(group: str) -> int:
-    if group.isdigit():
-        return int(group)
+    if group.isascii() and group.isdigit():
+        gid = int(group)
+        if gid >= (1 << 32) - 1:  # (gid_t)-1 means "no change" to chown(2)
+            raise ConfigError("--group", group, "must be a gid below 4294967295")
+        return gid
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
@@ -301,6 +317,7 @@ def serve(
         raise ConfigError("--max-clients", max_clients, "must be >= 1")
     gid = _group_id(group) if group is not None else None
     options = _options(set_)
+    _check_request(backend, cgroup, options)
     ctx = BackendContext(cgroup=cgroup, options=options)
     path = socket_path if socket_path is not None else default_socket_path(BackendContext(options=options))
     logging.basicConfig(level=logging.INFO, format="memsched pressure serve: %(message)s", stream=sys.stderr)

@@ -85,6 +85,7 @@ def _policy_list(text: str) -> list[str]:
         raise ConfigError("--policies", text, "must be 'all' or a comma-separated list of policy ids")
     for name in names:
         policy_registry.get(name)
+    _no_repeats("--policies", names)
     return names
 
 
@@ -100,7 +101,17 @@ def _workload_list(text: str) -> list[str]:
         raise ConfigError("--workloads", text, "must be a comma-separated list of workload ids")
     for name in names:
         workload_registry.get(name)
+    _no_repeats("--workloads", names)
     return names
+
+
+def _no_repeats(field: str, names: list[str]) -> None:
+    """A name given twice would give the same rows twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(field, ",".join(names), f"names {name!r} twice")
+        seen.add(name)
 
 
 @app.command()

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memsched.errors import AccessDeniedError, KernelError
+from memsched.errors import AccessDeniedError, ConfigError, KernelError
 from memsched.live.oserrors import send_signal
 from memsched.live.procfs import parse_flat_keyed, parse_mountinfo, parse_proc_cgroup
 from memsched.live.roots import LiveRoots, read_text, try_read_text
@@ -38,6 +38,7 @@ __all__ = [
     "MemcgV1Child",
     "OwnCgroups",
     "cgroup_mounts",
+    "check_cgroup_exists",
     "own_cgroups",
     "resolve_cgroup_dir",
     "spawn_in_cgroups",
@@ -49,10 +50,22 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class CgroupMounts:
-    """Where the unified (v2) hierarchy and the v1 ``memory`` hierarchy are mounted (None: not mounted)."""
+    """Where the unified (v2) hierarchy and the v1 ``memory`` hierarchy are mounted (None: not mounted), and
+    every cgroup mount point (v2 and each v1 hierarchy), which decides what hierarchy a directory is in."""
 
     v2: Path | None
     v1_memory: Path | None
+    all: tuple[Path, ...] = ()
+
+    def mount_of(self, path: Path) -> Path | None:
+        """The cgroup mount ``path`` is under (the longest mount point that contains it), or None."""
+        real = Path(os.path.realpath(path))
+        best: Path | None = None
+        for m in self.all:
+            mreal = Path(os.path.realpath(m))
+            if (real == mreal or mreal in real.parents) and (best is None or len(mreal.parts) > len(best.parts)):
+                best = mreal
+        return best
 
 
 def _under_roots(mount_point: str, roots: LiveRoots) -> Path:
@@ -71,14 +84,17 @@ def cgroup_mounts(roots: LiveRoots | None = None) -> CgroupMounts:
     roots = roots or LiveRoots()
     text, _ = try_read_text(roots.proc("self", "mountinfo"))
     v2 = v1_memory = None
+    every: list[Path] = []
     for m in parse_mountinfo(text or ""):
-        if m.root != "/":
+        if m.root != "/" or m.fstype not in ("cgroup", "cgroup2"):
             continue
+        where = _under_roots(m.mount_point, roots)
+        every.append(where)
         if m.fstype == "cgroup2" and v2 is None:
-            v2 = _under_roots(m.mount_point, roots)
+            v2 = where
         elif m.fstype == "cgroup" and "memory" in m.super_options and v1_memory is None:
-            v1_memory = _under_roots(m.mount_point, roots)
-    return CgroupMounts(v2, v1_memory)
+            v1_memory = where
+    return CgroupMounts(v2, v1_memory, tuple(every))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +124,33 @@ def own_cgroups(roots: LiveRoots | None = None, *, pid: int | str = "self") -> O
     return OwnCgroups(v2, v2_path, v1, v1_path)
 
 
-def resolve_cgroup_dir(spec: str | os.PathLike[str], hierarchy: Path) -> Path:
+def resolve_cgroup_dir(spec: str | os.PathLike[str], hierarchy: Path, mounts: CgroupMounts | None = None) -> Path:
     """A user's ``--cgroup``: an existing cgroup directory (has ``cgroup.procs``) is taken as is; anything
-    else is a path inside ``hierarchy`` (``/`` is its root, ``a/b`` and ``/a/b`` the same child)."""
+    else is a path inside ``hierarchy`` (``/`` is its root, ``a/b`` and ``/a/b`` the same child).
+
+    A directory belongs to the hierarchy of the mount it is under (``mounts``), not to whichever hierarchy
+    its files resemble: on a hybrid system (v1 at ``/sys/fs/cgroup/memory``, v2 at ``/sys/fs/cgroup/unified``)
+    a v1 memcg also has ``memory.stat`` and used to pass for v2. A directory under another cgroup mount raises
+    :class:`~memsched.errors.KernelError` (``ENOENT``: not in this hierarchy)."""
     p = Path(spec)
     if p.is_absolute() and (p / "cgroup.procs").exists():
-        return p
+        mount = mounts.mount_of(p) if mounts is not None else None
+        if mount is None or mount == Path(os.path.realpath(hierarchy)):
+            return p
+        raise KernelError(errno.ENOENT, f"{p} is in the cgroup hierarchy mounted at {mount}, not at {hierarchy}")
     rel = p.parts[1:] if p.is_absolute() else p.parts
     return hierarchy.joinpath(*rel)
+
+
+def check_cgroup_exists(spec: str, mounts: CgroupMounts) -> None:
+    """Refuse a ``--cgroup`` that is a directory in no mounted hierarchy (a user's error, exit 2)."""
+    candidates = [h for h in (mounts.v2, mounts.v1_memory) if h is not None]
+    for h in candidates:
+        with contextlib.suppress(KernelError):
+            if resolve_cgroup_dir(spec, h, mounts).is_dir():
+                return
+    where = " or ".join(str(h) for h in candidates) or "no mounted hierarchy"
+    raise ConfigError("--cgroup", spec, f"must be an existing cgroup: a directory, or a path under {where}")
 
 
 # --------------------------------------------------------------------------------------------- a test cgroup
