@@ -65,6 +65,9 @@ SetOpt = Annotated[
     typer.Option("--set", help="backend setting key=value (psi_low, memcg_mode, reclaim_interval_ms, fifo_path, ...)"),
 ]
 
+#: The most connections ``serve`` takes: each is a descriptor, and poll() scans them all on every wake-up.
+MAX_CLIENTS = 65536
+
 _COLOURS = {VmpressureLevel.LOW: "yellow", VmpressureLevel.MEDIUM: "dark_orange", VmpressureLevel.OOM: "bold red"}
 
 
@@ -304,6 +307,10 @@ def serve(
     max_clients: Annotated[
         int, typer.Option("--max-clients", help="connections beyond this are closed at once")
     ] = 1024,
+    max_clients_per_uid: Annotated[
+        int | None,
+        typer.Option("--max-clients-per-uid", help="connections of one user beyond this are closed (default: 1/8)"),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Serve pressure events to unprivileged subscribers over a Unix socket (4-byte vmpressure_event records)."""
@@ -313,8 +320,10 @@ def serve(
         raise ConfigError("--mode", mode, "must be an octal permission mode such as 0660") from None
     if not 0 <= mode_bits <= 0o777:
         raise ConfigError("--mode", mode, "must be between 0000 and 0777")
-    if max_clients < 1:
-        raise ConfigError("--max-clients", max_clients, "must be >= 1")
+    if not 1 <= max_clients <= MAX_CLIENTS:
+        raise ConfigError("--max-clients", max_clients, f"must be in 1..{MAX_CLIENTS}")
+    if max_clients_per_uid is not None and not 1 <= max_clients_per_uid <= max_clients:
+        raise ConfigError("--max-clients-per-uid", max_clients_per_uid, f"must be in 1..{max_clients} (--max-clients)")
     gid = _group_id(group) if group is not None else None
     options = _options(set_)
     _check_request(backend, cgroup, options)
@@ -328,8 +337,10 @@ def serve(
         chosen.append(choice.explain())
         return source
 
-    daemon = PressureDaemon(path, factory, mode=mode_bits, group=gid, max_clients=max_clients)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    daemon = PressureDaemon(
+        path, factory, mode=mode_bits, group=gid, max_clients=max_clients, max_clients_per_uid=max_clients_per_uid
+    )
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     for sig in previous:
         signal.signal(sig, lambda _s, _f: daemon.request_stop())
     previous_wakeup = signal.set_wakeup_fd(daemon.signal_wakeup_fd, warn_on_full_buffer=False)
@@ -348,7 +359,7 @@ def serve(
     s = daemon.stats
     _log(
         f"stopped ({s.events} events, {s.accepted} clients, {s.malformed} malformed, "
-        f"{s.timed_out} timed out, {s.refused} refused)"
+        f"{s.timed_out} timed out, {s.refused} refused, {s.refused_uid} refused over the per-user limit)"
     )
     if status:
         assert daemon.error is not None
