@@ -12,7 +12,12 @@ under ``/sys`` through :class:`~memsched.live.roots.LiveRoots` so that fixture t
 :class:`MemcgV1Child` creates ``<memory mount>/<name>`` with a limit, starts short-lived child processes that
 move **themselves** into it before they do anything (the caller is never put in the cgroup), and on exit
 kills every task still inside, waits for the kernel to let go and removes the directory — also when the
-body raised.
+body raised, and also on SIGTERM or SIGHUP: while the cgroup exists (and the signal's handler was the
+default) they raise :class:`~memsched.errors.Terminated`, so the ``with`` block unwinds through the removal
+(before, a ``kill`` left the cgroup and its children, and the next run under the same name failed with
+"File exists"). Its children ask for SIGKILL when their parent dies (``PR_SET_PDEATHSIG``), so a ``kill -9``
+of the owner leaves an empty cgroup at most; a later run with the same name removes an empty leftover and
+refuses one that still has tasks.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memsched.errors import AccessDeniedError, ConfigError, KernelError
+from memsched.errors import AccessDeniedError, ConfigError, KernelError, Terminated
 from memsched.live.oserrors import send_signal
 from memsched.live.procfs import parse_flat_keyed, parse_mountinfo, parse_proc_cgroup
 from memsched.live.roots import LiveRoots, read_text, try_read_text
@@ -157,10 +163,14 @@ def check_cgroup_exists(spec: str, mounts: CgroupMounts) -> None:
 
 #: Run in the child before the workload: move this very process into each ``cgroup.procs`` given (writing
 #: ``0`` moves the writer), then exec the workload. Only the child ever joins the cgroup.
+#: The child first asks for SIGKILL when its parent dies (``PR_SET_PDEATHSIG`` = 1, kept across exec) and exits
+#: if the parent is already gone (argv[1] is the parent's pid).
 _BOOT = (
-    "import os,sys\n"
+    "import ctypes,os,sys\n"
+    "ctypes.CDLL(None).prctl(1,9,0,0,0)\n"
+    "if os.getppid()!=int(sys.argv[1]): os._exit(137)\n"
     "i=sys.argv.index('--')\n"
-    "for p in sys.argv[1:i]:\n"
+    "for p in sys.argv[2:i]:\n"
     "    fd=os.open(p,os.O_WRONLY)\n"
     "    os.write(fd,b'0')\n"
     "    os.close(fd)\n"
@@ -169,9 +179,14 @@ _BOOT = (
 
 
 def spawn_in_cgroups(procs_files: Sequence[Path], argv: Sequence[str], **popen: object) -> subprocess.Popen[bytes]:
-    """Start ``argv`` as a child that first moves itself into every ``cgroup.procs`` of ``procs_files``."""
-    cmd = [sys.executable, "-c", _BOOT, *map(str, procs_files), "--", *argv]
+    """Start ``argv`` as a child that first moves itself into every ``cgroup.procs`` of ``procs_files`` (and
+    is killed if the caller dies)."""
+    cmd = [sys.executable, "-c", _BOOT, str(os.getpid()), *map(str, procs_files), "--", *argv]
     return subprocess.Popen(cmd, **popen)  # type: ignore[call-overload,no-any-return]
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
 
 
 class MemcgV1Child:
@@ -207,29 +222,70 @@ class MemcgV1Child:
         self.memsw = memsw
         self._children: list[subprocess.Popen[bytes]] = []
         self._created: list[Path] = []
+        self._handlers: dict[int, object] = {}
 
     # -- lifetime -------------------------------------------------------------------------------------
-    def __enter__(self) -> MemcgV1Child:
+    def _make(self, d: Path) -> None:
+        """``mkdir`` the cgroup; an empty leftover of a killed run is removed first, a busy one refused."""
         try:
-            self.path.mkdir()
-            self._created.append(self.path)
+            d.mkdir()
+        except FileExistsError:
+            text, _ = try_read_text(d / "cgroup.procs")
+            if text is None or text.split():
+                raise KernelError(
+                    errno.EEXIST, f"cgroup {d} exists and has tasks (another run is using it); choose another name"
+                ) from None
+            d.rmdir()  # left by a run that was killed with SIGKILL
+            d.mkdir()
+        self._created.append(d)
+
+    def _catch_termination(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                self._handlers[sig] = signal.signal(sig, _raise_terminated)
+
+    def _release_termination(self) -> None:
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._handlers.clear()
+
+    def __enter__(self) -> MemcgV1Child:
+        self._catch_termination()
+        try:
+            self._make(self.path)
             (self.path / "memory.limit_in_bytes").write_text(str(self.limit_bytes))
             if self.memsw and (self.path / "memory.memsw.limit_in_bytes").exists():
                 # With swap accounting, also cap memory+swap so an anonymous load cannot escape to swap.
                 (self.path / "memory.memsw.limit_in_bytes").write_text(str(self.limit_bytes))
             if self.v2_path is not None:
-                self.v2_path.mkdir()
-                self._created.append(self.v2_path)
+                self._make(self.v2_path)
+        except KernelError:
+            self.remove()
+            self._release_termination()
+            raise
         except OSError as e:
             self.remove()
+            self._release_termination()
             raise KernelError(e.errno or errno.EIO, f"cannot set up cgroup {self.path}: {e.strerror}") from e
         except BaseException:
             self.remove()
+            self._release_termination()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.remove()
+        # A second SIGTERM while removing must not cut the removal short: hold it, and raise it afterwards.
+        held: list[int] = []
+        for sig in self._handlers:
+            signal.signal(sig, lambda signum, frame: held.append(signum))
+        try:
+            self.remove()
+        finally:
+            self._release_termination()
+        if held:
+            raise Terminated(held[0])
 
     @property
     def procs_files(self) -> list[Path]:
