@@ -33,8 +33,8 @@ def parse_cpulist(text: str, *, field: str = "cpulist", nr_cpus: int = NR_CPUS_M
     cpus: set[int] = set()
     for part in body.split(","):
         lo_text, sep, hi_text = part.strip().partition("-")
-        if not (lo_text.isascii() and lo_text.isdigit() and (not sep or (hi_text.isascii() and hi_text.isdigit()))):
-            raise ConfigError(field, text, "must be a CPU list such as 0-3,8")
+        if not all(t.isascii() and t.isdigit() and len(t) <= 9 for t in ((lo_text, hi_text) if sep else (lo_text,))):
+            raise ConfigError(field, text, "must be a CPU list such as 0-3,8 (of CPU ids below 10^9)")
         lo = int(lo_text, 10)
         hi = int(hi_text, 10) if sep else lo
         if hi < lo:
