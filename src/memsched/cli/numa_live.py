@@ -66,10 +66,24 @@ def _kernel_warnings() -> Iterator[None]:
         yield
 
 
+#: Limits of the live NUMA tools' options: an hour between samples at most, a million samples, 2^20 pages
+#: sampled per process and sample (the move_pages(2) status query of one window).
+MAX_INTERVAL_NS = 3600 * 1_000_000_000
+MAX_COUNT = 1_000_000
+MAX_SAMPLES = 1 << 20
+
+
 def _count(count: int | None, field: str = "--count") -> int | None:
-    if count is not None and count < 1:
-        raise ConfigError(field, count, "must be >= 1")
+    if count is not None and not 1 <= count <= MAX_COUNT:
+        raise ConfigError(field, count, f"must be in 1..{MAX_COUNT}")
     return count
+
+
+def _interval(text: str) -> int:
+    interval_ns = parse_duration(text, field="--interval", max_ns=MAX_INTERVAL_NS)
+    if interval_ns <= 0:
+        raise ConfigError("--interval", text, "must be > 0")
+    return interval_ns
 
 
 # ------------------------------------------------------------------------------------------------ numa top
@@ -165,12 +179,9 @@ def top(
     ran on. On a terminal the view refreshes every --interval; --json prints one snapshot.
     """
     roots = _roots(proc_root, sys_root)
-    interval_ns = parse_duration(interval, field="--interval")
-    if interval_ns <= 0:
-        raise ConfigError("--interval", interval, "must be > 0")
+    interval_ns = _interval(interval)
     _count(count)
-    if limit < 1:
-        raise ConfigError("--limit", limit, "must be >= 1")
+    _count(limit, "--limit")
     if json_out and count not in (None, 1):
         raise ConfigError("--count", count, "must be 1 with --json (it prints one snapshot)")
     with _kernel_warnings():
@@ -249,12 +260,10 @@ def balance(
     roots = _roots(proc_root, sys_root)
     spec, instance = load_policy(policy, parse_set_args(set_ or []))
     count = _count(count)
-    if max_samples < 1:
-        raise ConfigError("--max-samples", max_samples, "must be >= 1")
+    if not 1 <= max_samples <= MAX_SAMPLES:
+        raise ConfigError("--max-samples", max_samples, f"must be in 1..{MAX_SAMPLES}")
     if interval is not None:
-        interval_ns = parse_duration(interval, field="--interval")
-        if interval_ns <= 0:
-            raise ConfigError("--interval", interval, "must be > 0")
+        interval_ns = _interval(interval)
     else:
         interval_ns = instance.tick_interval_ns or 5_000_000_000
     if roots != LiveRoots() and not dry_run:

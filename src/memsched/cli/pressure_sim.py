@@ -61,8 +61,8 @@ def sim(
     """Simulate services filling memory, once per notification design, and compare what they saw and did."""
     sc = load_scenario(scenario)
     chosen = _designs(designs, sc.designs)
-    if jobs is not None and jobs < 1:
-        raise ConfigError("--jobs", jobs, "must be >= 1")
+    if jobs is not None and not 1 <= jobs <= 1024:
+        raise ConfigError("--jobs", jobs, "must be in 1..1024")
     if seed < 0:
         raise ConfigError("--seed", seed, "must be >= 0")
     if report is not None:

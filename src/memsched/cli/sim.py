@@ -131,8 +131,8 @@ def compare(
     load_topology(topology)
     wls = _workload_list(workloads)
     pols = _policy_list(policies)
-    if jobs is not None and jobs < 1:
-        raise ConfigError("--jobs", jobs, "must be >= 1")
+    if jobs is not None and not 1 <= jobs <= 1024:
+        raise ConfigError("--jobs", jobs, "must be in 1..1024")
     if report is not None:
         check_writable(report, "--report")
     _check_plugins(pols)
