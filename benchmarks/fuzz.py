@@ -42,6 +42,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 TIME_CAP_S = 20
 MEMORY_CAP_MB = 2048
+#: What every format reports, zero included.
+_COUNTS = ("examples", "accepted", "refused", "crashes", "hangs", "runaway_allocations")
 
 
 # ---------------------------------------------------------------------------------------------- bytes -> inputs
@@ -120,7 +122,7 @@ def run_atheris(kind: str, examples: int, workdir: Path, seeds: list[Any]) -> di
     corpus.mkdir(exist_ok=True)
     for i, seed in enumerate(seeds):
         (corpus / f"seed-{i}").write_bytes(encode(kind, seed))
-    totals: collections.Counter[str] = collections.Counter()
+    totals: collections.Counter[str] = collections.Counter(dict.fromkeys(_COUNTS, 0))
     started = time.monotonic()
     while totals["examples"] < examples:
         stats_file = workdir / f"{kind}.stats.json"
@@ -131,7 +133,7 @@ def run_atheris(kind: str, examples: int, workdir: Path, seeds: list[Any]) -> di
              "--workdir", str(workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
         )  # fmt: skip
-        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+        stats = json.loads(stats_file.read_text() or "{}") if stats_file.exists() else {}
         totals.update(stats)
         artifacts = {p.name for p in workdir.glob(f"{kind}.*-*")} - before
         hung = sum(a.startswith(f"{kind}.timeout-") for a in artifacts)
@@ -158,7 +160,7 @@ def run_hypothesis(kind: str, examples: int, workdir: Path, seeds: list[Any]) ->
     from helpers.fuzz_strategies import STRATEGIES
     from helpers.fuzz_worker import FuzzWorker
 
-    totals: collections.Counter[str] = collections.Counter()
+    totals: collections.Counter[str] = collections.Counter(dict.fromkeys(_COUNTS, 0))
     failures: list[dict[str, str]] = []
     worker = FuzzWorker(time_cap=TIME_CAP_S, memory_cap=MEMORY_CAP_MB << 20)
     started = time.monotonic()

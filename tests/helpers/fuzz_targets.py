@@ -188,7 +188,7 @@ def psi_trigger_text(text: str) -> None:
         lambda: parse_psi_trigger(text, field="psi_low"),
         lambda: from_sets(PressureOptions, {"psi_medium": text}, owner="the pressure backends"),
         lambda: PsiTrigger.parse_write(raw + b"\0", privileged=True),
-        lambda: PsiTrigger.parse_write(raw, privileged=False),
+        lambda: PsiTrigger.parse_write(raw + b"\0", privileged=False),
     )
 
 
