@@ -2,8 +2,9 @@
 
 Whose fault an error is decides how the command ends:
 
-* the user's (``ConfigError``: a bad option, name, setting or file; typer's usage errors): one line on stderr
-  and exit status 2;
+* the user's (``ConfigError``: a bad option, name, setting or file; typer's usage errors; a workload that needs
+  more memory than the simulated machine has; a simulation that outgrows its memory limit, ``MemoryError``):
+  one line on stderr and exit status 2;
 * a policy plug-in's (``PolicyError``: a policy broke its contract or failed the conformance check): one line
   naming the policy, exit status 1;
 * the system's or the model's (``KernelError``, ``UnsupportedError``, ``SimulationError``): one line, exit
