@@ -258,4 +258,7 @@ def finite_number(
         raise ConfigError(field, value, "must be a finite number (not NaN or infinity)", source=source)
     if not lo <= value <= hi:
         raise ConfigError(field, value, f"must be in {lo:g}..{hi:g}{unit}", source=source)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the largest float (10**400)
+        raise ConfigError(field, value, "must be a number a float can hold", source=source) from None

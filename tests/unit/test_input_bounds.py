@@ -207,7 +207,15 @@ def test_scenario_limits_name_the_key_and_the_file(tmp_path: Path, patch: str, f
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("size", "1.0"), ("size", "4096"), ("start", "5"), ("shed_fraction", "nan"), ("chunk", '"2GiB"')]
+    ("key", "value"),
+    [
+        ("size", "1.0"),
+        ("size", "4096"),
+        ("start", "5"),
+        ("shed_fraction", "nan"),
+        ("shed_fraction", "9" * 400),
+        ("chunk", '"2GiB"'),
+    ],
 )
 def test_scenario_service_values(tmp_path: Path, key: str, value: str) -> None:
     """size = 1.0 crashed; bare numbers where a unit is expected and NaN are refused, naming the service."""

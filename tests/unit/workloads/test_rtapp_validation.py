@@ -96,6 +96,8 @@ def test_threads_and_work_are_bounded(tmp_path: Path) -> None:
         load(tmp_path, {"tasks": {"a": {"instance": 1000, "run": 100}, "b": {"instance": 100, "run": 100}}})
     with pytest.raises(ConfigError, match=r"global\.duration"):
         load(tmp_path, {"global": {"duration": 1e9}, "tasks": {"a": {"run": 10}}})
+    with pytest.raises(ConfigError, match=r"global\.duration"):  # found by the fuzzer: an OverflowError in isfinite
+        load(tmp_path, None, raw='{"global": {"duration": ' + "9" * 400 + '}, "tasks": {"a": {"run": 10}}}')
     with pytest.raises(ConfigError, match=f"at most {MAX_EVENTS:,}"):
         load(tmp_path, {"global": {"duration": 100}, "tasks": {"a": {"run": 1}}})
 

@@ -252,7 +252,9 @@ def _cpus(v: Any, ncpu: int, src: str, where: str) -> list[int] | None:
 
 def _duration(glob: Mapping[str, Any], src: str) -> int:
     d = glob.get("duration", 10)
-    if isinstance(d, bool) or not isinstance(d, int | float) or not math.isfinite(d) or not 0 < d <= MAX_DURATION_S:
+    # The range test alone refuses NaN (every comparison with it is false) and never converts a huge int to a
+    # float (math.isfinite(10**400) raises OverflowError).
+    if isinstance(d, bool) or not isinstance(d, int | float) or not 0 < d <= MAX_DURATION_S:
         raise ConfigError(
             "global.duration", d, f"must be a number of seconds in (0, {MAX_DURATION_S}] (-1 is not supported)",
             source=src,
