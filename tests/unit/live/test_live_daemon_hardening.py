@@ -222,3 +222,17 @@ def test_watch_with_the_daemon_backend_says_why_it_ended(
     assert rc == 1 and out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("memsched: error: ") and "did not come back" in last, err
+
+
+def test_a_burst_in_one_wake_up_reaches_a_reading_client_whole(tmp_path: Path, fifo: Path) -> None:
+    """Three records in one wake-up (memcg v1 signals every level's listener at once) are three records for a
+    client that keeps up; coalescing is for clients whose socket buffer is full."""
+    run = start_daemon(tmp_path / "p.sock", fifo)
+    try:
+        client = raw_client(run.path, LOW)
+        time.sleep(0.2)
+        run.inject("low\nmedium\noom\n")
+        assert recv_levels(client, 3) == [LOW, MEDIUM, OOM]
+        close_quietly(client)
+    finally:
+        assert run.stop() == 0
