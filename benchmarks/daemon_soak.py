@@ -14,9 +14,10 @@ own vmpressure events drive everything. One client process holds every subscribe
 
 The daemon's process logs the time each event left its source (``CLOCK_MONOTONIC``, shared by every process).
 Reported: events the daemon fanned out; **events lost per well-behaved client** (fanned out minus received;
-the daemon coalesces only for a client whose previous record is still unread); **fan-out latency** from the
-source's read to the subscriber's ``recv`` (p50, p99, max over every record of every well-behaved client,
-which includes the client process's own time to get round its 900 sockets); the daemon's **RSS** before the
+the daemon coalesces only for a client whose socket buffer is full); the **daemon's fan-out time** from the
+source's read to the record written to every subscriber, and the **fan-out latency** from the source's read to
+each subscriber's ``recv`` (p50, p99, max over every record of every well-behaved client; this includes the
+one client process's own time to get round its 900 sockets); the daemon's **RSS** before the
 clients, with them connected, and after the soak, and its **CPU** over the soak; what became of the
 misbehaving clients (the daemon's counters). Needs root and the v1 memory controller.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import selectors
@@ -87,16 +89,35 @@ def daemon_main(sock_path: str, cgroup: str, out_path: str) -> int:
         source, _ = open_backend("memcg-v1", BackendContext(cgroup=cgroup))
         return Logged(source)
 
-    daemon = PressureDaemon(
+    done: list[float] = []  # per record: source read -> written to every subscriber, in ms
+
+    class Timed(PressureDaemon):
+        def _fan_out(self, records: list[PressureRecord]) -> None:
+            super()._fan_out(records)
+            end = time.monotonic_ns()
+            done.extend((end - r.monotonic_ns) / 1e6 for r in records)
+
+    daemon = Timed(
         Path(sock_path), factory, max_clients=4096, max_clients_per_uid=4096, handshake_timeout_ns=2_000_000_000
     ).open()
     signal.signal(signal.SIGTERM, lambda s, f: daemon.request_stop())
     signal.set_wakeup_fd(daemon.signal_wakeup_fd, warn_on_full_buffer=False)
     print("ready", flush=True)
     status = daemon.serve()
+    stopped_ns = time.monotonic_ns()
     stats = daemon.stats
     daemon.close()
-    Path(out_path).write_text(json.dumps({"events": events, "stats": dataclasses.asdict(stats), "status": status}))
+    Path(out_path).write_text(
+        json.dumps(
+            {
+                "events": events,
+                "stats": dataclasses.asdict(stats),
+                "status": status,
+                "stopped_ns": stopped_ns,
+                "daemon_fanout_ms": done,
+            }
+        )
+    )
     return 0
 
 
@@ -114,11 +135,16 @@ class Client:
     rounds: int = 0
 
 
-def _connect(path: Path) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(str(path))
-    s.setblocking(False)
-    return s
+def _connect(path: Path) -> socket.socket | None:
+    """A non-blocking connection (None while the daemon's backlog is full: never stall the other clients)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    code = s.connect_ex(str(path))
+    if code == 0:
+        return s
+    s.close()
+    if code in (errno.EAGAIN, errno.EINPROGRESS):
+        return None
+    raise OSError(code, os.strerror(code))
 
 
 class Clients:
@@ -135,13 +161,19 @@ class Clients:
         n_bad = round(n * bad_share)
         self.clients = [Client(KINDS_BAD[i % len(KINDS_BAD)]) for i in range(n_bad)]
         self.clients += [Client("good") for _ in range(n - n_bad)]
+        self.draining = False
+        self.bad = [c for c in self.clients if c.kind not in ("good", "half-closed")]
+        self._next_upkeep = 0.0
         for c in self.clients:
-            self._open(c)
+            while c.sock is None:  # the well-behaved must all be in before the pressure starts
+                self._open(c)
+                if c.sock is None:
+                    self.poll(0.01)
 
     def _open(self, c: Client) -> None:
         c.sock = _connect(self.path)
         c.buf, c.stage = b"", "hello"
-        if c.kind != "stuck":
+        if c.sock is not None and c.kind not in ("stuck", "slow"):  # those two are read on the upkeep timer
             self.sel.register(c.sock, selectors.EVENT_READ, c)
 
     def _close(self, c: Client) -> None:
@@ -155,12 +187,15 @@ class Clients:
         assert c.sock is not None
         if c.kind == "silent":
             return
-        c.sock.sendall(self.config)
-        c.stage = "events"
-        if c.kind == "garbage":
-            c.sock.sendall(b"\xde\xad\xbe\xef" * 4)
-        elif c.kind == "half-closed":
-            c.sock.shutdown(socket.SHUT_WR)
+        try:
+            c.sock.sendall(self.config)
+            c.stage = "events"
+            if c.kind == "garbage":
+                c.sock.sendall(b"\xde\xad\xbe\xef" * 4)
+            elif c.kind == "half-closed":
+                c.sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the daemon closed it already (a garbage client, or the daemon stopping)
+            self._close(c)
 
     def _read(self, c: Client, now_ns: int) -> None:
         assert c.sock is not None
@@ -185,29 +220,39 @@ class Clients:
 
     def poll(self, timeout: float) -> None:
         for key, _ in self.sel.select(timeout):
-            c: Client = key.data
-            now_ns = time.monotonic_ns()
-            if c.kind == "slow" and c.stage == "events":
-                if time.monotonic() < c.next_read:
-                    continue
-                c.next_read = time.monotonic() + 1.0
-            self._read(c, now_ns)
-        for c in self.clients:  # the stuck ones subscribe without reading; the churners come and go
-            if c.kind == "stuck" and c.sock is not None and c.stage == "hello":
-                try:
+            self._read(key.data, time.monotonic_ns())
+        now = time.monotonic()
+        if self.draining or now < self._next_upkeep:
+            return
+        self._next_upkeep = now + 0.05
+        for c in self.bad:
+            if c.kind in ("stuck", "slow") and c.sock is not None and c.stage == "hello":
+                try:  # the hello, then the subscription; a stuck client never reads again
                     hello = c.sock.recv(self.hello_size)
                 except BlockingIOError:
                     continue
                 if len(hello) == self.hello_size:
                     self._subscribe(c)
+            elif c.kind == "slow" and c.sock is not None and now >= c.next_read:
+                c.next_read = now + 1.0  # one record a second
+                self._read(c, time.monotonic_ns())
             elif c.kind == "churn" and c.stage == "events" and c.received:
                 self._close(c)
                 c.rounds += 1
                 c.received.clear()
                 self._open(c)
-            elif c.kind in ("garbage", "silent") and c.sock is None and c.rounds < 1000:
-                c.rounds += 1  # dropped by the daemon, as they should be: come back misbehaving again
+            elif c.kind in ("garbage", "silent", "churn") and c.sock is None and now >= c.next_read:
+                c.rounds += 1  # dropped by the daemon, as they should be: come back misbehaving, at most 10/s
+                c.next_read = now + 0.1
                 self._open(c)
+
+    def drain(self, timeout: float) -> None:
+        """After the daemon stopped: read what it delivered until every reading client sees the end."""
+        self.draining = True
+        end = time.monotonic() + timeout
+        readers = [c for c in self.clients if c.kind in ("good", "half-closed")]
+        while any(c.sock is not None for c in readers) and time.monotonic() < end:
+            self.poll(0.05)
 
     def close(self) -> None:
         for c in self.clients:
@@ -265,14 +310,15 @@ def soak(n: int, bad: float, seconds: float) -> dict[str, Any]:
                     load.append(cg.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                     k += 1
                 clients.poll(0.01)
-            for p in load:
-                p.wait(60)
+            while any(p.poll() is None for p in load):  # keep reading while the last load finishes
+                clients.poll(0.01)
             end = time.monotonic() + 2.0  # let the last events arrive
             while time.monotonic() < end:
                 clients.poll(0.05)
             rss_end, cpu1 = _proc(daemon.pid)
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(60)
+            clients.drain(30.0)  # what the daemon wrote before it closed is in the sockets: read it all
             clients.close()
         finally:
             if daemon.poll() is None:
@@ -300,6 +346,11 @@ def soak(n: int, bad: float, seconds: float) -> dict[str, Any]:
             "clients_with_loss": sum(x > 0 for x in lost["good"]),
         },
         "lost_per_half_closed_client": {"max": max(lost["half-closed"], default=0)},
+        "daemon_fanout_ms": {
+            "p50": _pct(doc["daemon_fanout_ms"], 0.50),
+            "p99": _pct(doc["daemon_fanout_ms"], 0.99),
+            "max": max(doc["daemon_fanout_ms"], default=float("nan")),
+        },
         "fanout_ms": {
             "p50": _pct(latencies, 0.50),
             "p99": _pct(latencies, 0.99),
@@ -355,6 +406,11 @@ def main() -> int:
         f"half-closed: max {r['lost_per_half_closed_client']['max']}"
     )
     f = r["fanout_ms"]
+    d = r["daemon_fanout_ms"]
+    print(
+        f"daemon fan-out (source read -> written to all {r['clients']['good']} + others): p50 {d['p50']:.2f} ms, "
+        f"p99 {d['p99']:.2f} ms, max {d['max']:.2f} ms"
+    )
     print(
         f"fan-out latency (source read -> subscriber recv): p50 {f['p50']:.2f} ms, p99 {f['p99']:.2f} ms, "
         f"max {f['max']:.2f} ms over {f['records']} records"

@@ -239,11 +239,12 @@ class PressureDaemon:
             events = poller.poll(timeout)
             now = time.monotonic_ns()
             records: list[PressureRecord] = []
+            stop = False
             try:
                 for fd, revents in events:
                     if fd == self._wake:
-                        return 0
-                    if fd == listen_fd:
+                        stop = True  # after this round: what the source gave in it still goes out
+                    elif fd == listen_fd:
                         self._accept(now)
                     elif fd in self._clients:
                         self._client_event(fd, revents)
@@ -255,10 +256,13 @@ class PressureDaemon:
             except (SourceGoneError, KernelError, OSError) as e:
                 self.error = e
                 log.error("pressure source ended: %s", e)
+                self._fan_out(records)
                 return 1
             self._expire_handshakes(now)
             if records:
                 self._fan_out(records)
+            if stop:
+                return 0
 
     def _accept(self, now: int) -> None:
         assert self._listen is not None
