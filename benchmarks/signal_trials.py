@@ -86,12 +86,17 @@ def memsched_cgroups() -> set[str]:
     return out
 
 
-def _wait_line(stream: IO[str], pred: Callable[[str], bool], timeout: float) -> str | None:
-    """The first line of ``stream`` for which ``pred`` holds, read on a thread (None: not within timeout)."""
+def _wait_line(
+    stream: IO[str], pred: Callable[[str], bool], timeout: float, seen: list[str] | None = None
+) -> str | None:
+    """The first line of ``stream`` for which ``pred`` holds, read on a thread (None: not within timeout);
+    the lines read before it are appended to ``seen``."""
     found: list[str] = []
 
     def reader() -> None:
         for line in stream:
+            if seen is not None:
+                seen.append(line.rstrip())
             if pred(line):
                 found.append(line)
                 return
@@ -158,9 +163,10 @@ class Bench:
         cgroups_before = memsched_cgroups()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         assert proc.stdout is not None and proc.stderr is not None
-        ready = (
-            _wait_line(proc.stdout if stream == "out" else proc.stderr, lambda s: ready_when(s.strip()), 60) is not None
-        )
+        seen: list[str] = []
+        notes: list[str] = []
+        watched = proc.stdout if stream == "out" else proc.stderr
+        ready = _wait_line(watched, lambda s: ready_when(s.strip()), 60, seen) is not None
         if sig == signal.SIGINT:
             os.killpg(proc.pid, sig)  # Ctrl-C: the whole foreground group
         else:
@@ -170,6 +176,9 @@ class Bench:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if not ready:  # why it never got to work (an admission refusal when others hold the bandwidth, ...)
+            said = [*seen, *(proc.stderr.read().splitlines() if stream == "out" else [])]
+            notes = [line for line in said if line.strip()][-2:]
         proc.stdout.close()
         proc.stderr.close()
         deadline_t = time.monotonic() + 5.0  # the kernel delivers PDEATHSIG and reparents asynchronously
@@ -180,6 +189,7 @@ class Bench:
             time.sleep(0.05)
         new_cgroups = sorted(memsched_cgroups() - cgroups_before)
         t = Trial(command, sig.name, proc.returncode, ready, len(procs), len(dl), new_cgroups)
+        t.notes = notes
         for pid in procs:  # clean up for the next trial, after counting
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -275,6 +285,8 @@ def _print_row(rows: list[Trial]) -> None:
         if r0.signal == "SIGKILL":
             line += f", next start ok {sum(bool(t.next_start_ok) for t in rows)}/{len(rows)}"
     print(line, flush=True)
+    for note in sorted({n for t in rows for n in t.notes}):
+        print(f"    not ready: {note}", flush=True)
 
 
 if __name__ == "__main__":
