@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.kernel_helpers import child_pids
+from helpers.kernel_helpers import child_pids, foreign_deadline_tids
 from memsched.errors import ConfigError, KernelError
 from memsched.live.dl_explain import sched_setattr
 from memsched.live.parity import admission_parity
@@ -54,8 +54,23 @@ def cli_admit(attr: SchedAttr) -> bool:
 def test_admission_parity_with_the_kernel(dl_bandwidth: Callable[..., None]) -> None:
     """rt admit's prediction equals the kernel's answer for every attempt, up to the exact bandwidth unit."""
     dl_bandwidth(1.0, idle=True)  # exact boundaries: another program's reservation coming or going moves them
-    report = admission_parity(seed=20121105, rounds=4, cli=cli_admit, cli_every=12)
+    seen: set[int] = set()  # other programs' deadline tasks during the run (other sessions on a shared machine)
+    done = threading.Event()
+
+    def watch_others() -> None:
+        while not done.wait(0.02):
+            seen.update(foreign_deadline_tids())
+
+    watcher = threading.Thread(target=watch_others, daemon=True)
+    watcher.start()
+    try:
+        report = admission_parity(seed=20121105, rounds=4, cli=cli_admit, cli_every=12)
+    finally:
+        done.set()
+        watcher.join()
     print(report.summary())  # shown with -rP: the attempts and agreement of this run
+    if report.disagreements and seen:
+        pytest.skip(f"other programs ran {len(seen)} SCHED_DEADLINE task(s) during the run: the boundaries moved")
     bad = [
         (a.kind, a.attr, a.requested_bw, a.available_bw, a.predicted_errno, a.kernel_errno, a.cli_admitted)
         for a in report.disagreements

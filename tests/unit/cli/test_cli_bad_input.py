@@ -23,6 +23,14 @@ from memsched.live import capabilities
 MEMSCHED = [sys.executable, "-m", "memsched"]
 
 
+def _status(pid: int, key: str) -> str:
+    """A field of /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return line.split()[1]
+    raise KeyError(key)
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     rc = main(list(argv))
     out, err = capsys.readouterr()
@@ -219,7 +227,11 @@ def test_sigterm_ends_a_simulation_through_its_cleanup() -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(3)
+        give_up = time.monotonic() + 60
+        while not int(_status(proc.pid, "SigCgt"), 16) & 1 << (signal.SIGTERM - 1):  # memsched's handler is in
+            assert proc.poll() is None and time.monotonic() < give_up, "the SIGTERM handler was never installed"
+            time.sleep(0.01)
+        time.sleep(1)  # into the simulation
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 143 and err.strip().endswith("memsched: terminated by SIGTERM"), err
