@@ -13,7 +13,7 @@ from typing import Annotated, TextIO
 import typer
 from rich.table import Table
 
-from memsched.cli.common import emit_json, out_console
+from memsched.cli.common import emit_json, out_console, whole_number
 from memsched.cli.numa import numa_app
 from memsched.config import parse_set_args
 from memsched.conformance import load_policy
@@ -66,10 +66,24 @@ def _kernel_warnings() -> Iterator[None]:
         yield
 
 
+#: Limits of the live NUMA tools' options: an hour between samples at most, a million samples, 2^20 pages
+#: sampled per process and sample (the move_pages(2) status query of one window).
+MAX_INTERVAL_NS = 3600 * 1_000_000_000
+MAX_COUNT = 1_000_000
+MAX_SAMPLES = 1 << 20
+
+
 def _count(count: int | None, field: str = "--count") -> int | None:
-    if count is not None and count < 1:
-        raise ConfigError(field, count, "must be >= 1")
+    if count is not None and not 1 <= count <= MAX_COUNT:
+        raise ConfigError(field, count, f"must be in 1..{MAX_COUNT}")
     return count
+
+
+def _interval(text: str) -> int:
+    interval_ns = parse_duration(text, field="--interval", max_ns=MAX_INTERVAL_NS)
+    if interval_ns <= 0:
+        raise ConfigError("--interval", text, "must be > 0")
+    return interval_ns
 
 
 # ------------------------------------------------------------------------------------------------ numa top
@@ -153,9 +167,10 @@ def top(
     json_out: JsonOpt = False,
     interval: IntervalOpt = "2s",
     count: Annotated[
-        int | None, typer.Option("--count", help="refreshes (default: until Ctrl-C on a terminal, else 1)")
+        int | None,
+        typer.Option("--count", help="refreshes (default: until Ctrl-C on a terminal, else 1)", parser=whole_number),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="processes shown (text output)")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="processes shown (text output)", parser=whole_number)] = 20,
     proc_root: ProcRootOpt = Path("/proc"),
     sys_root: SysRootOpt = Path("/sys"),
 ) -> None:
@@ -165,12 +180,9 @@ def top(
     ran on. On a terminal the view refreshes every --interval; --json prints one snapshot.
     """
     roots = _roots(proc_root, sys_root)
-    interval_ns = parse_duration(interval, field="--interval")
-    if interval_ns <= 0:
-        raise ConfigError("--interval", interval, "must be > 0")
+    interval_ns = _interval(interval)
     _count(count)
-    if limit < 1:
-        raise ConfigError("--limit", limit, "must be >= 1")
+    _count(limit, "--limit")
     if json_out and count not in (None, 1):
         raise ConfigError("--count", count, "must be 1 with --json (it prints one snapshot)")
     with _kernel_warnings():
@@ -223,15 +235,22 @@ def balance(
         str | None,
         typer.Option("--interval", help="time between samples, with a unit (default: the policy's tick, else 5s)"),
     ] = None,
-    count: Annotated[int | None, typer.Option("--count", help="samples to take (default: until Ctrl-C)")] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", help="samples to take (default: until Ctrl-C)", parser=whole_number)
+    ] = None,
     pid: Annotated[
         list[int] | None,
-        typer.Option("--pid", help="balance only this process (repeatable; default: all we may change)"),
+        typer.Option(
+            "--pid", help="balance only this process (repeatable; default: all we may change)", parser=whole_number
+        ),
     ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value for the policy (repeatable)")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the balancer's random choices")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the balancer's random choices", parser=whole_number)] = 0,
     max_samples: Annotated[
-        int, typer.Option("--max-samples", help="sampled pages per process and sample (the scan window's budget)")
+        int,
+        typer.Option(
+            "--max-samples", help="sampled pages per process and sample (the scan window's budget)", parser=whole_number
+        ),
     ] = 4096,
     restore_affinity: Annotated[
         bool, typer.Option("--restore-affinity", help="on exit, give threads the CPU masks SetAffinity changed back")
@@ -249,12 +268,10 @@ def balance(
     roots = _roots(proc_root, sys_root)
     spec, instance = load_policy(policy, parse_set_args(set_ or []))
     count = _count(count)
-    if max_samples < 1:
-        raise ConfigError("--max-samples", max_samples, "must be >= 1")
+    if not 1 <= max_samples <= MAX_SAMPLES:
+        raise ConfigError("--max-samples", max_samples, f"must be in 1..{MAX_SAMPLES}")
     if interval is not None:
-        interval_ns = parse_duration(interval, field="--interval")
-        if interval_ns <= 0:
-            raise ConfigError("--interval", interval, "must be > 0")
+        interval_ns = _interval(interval)
     else:
         interval_ns = instance.tick_interval_ns or 5_000_000_000
     if roots != LiveRoots() and not dry_run:

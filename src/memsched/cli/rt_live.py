@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from memsched.admission import BW_UNIT
-from memsched.cli.common import emit_json
+from memsched.cli.common import emit_json, whole_number
 from memsched.cli.rt import rt_app
-from memsched.errors import ConfigError
+from memsched.errors import ConfigError, ProcessGoneError
 from memsched.live import capabilities
 from memsched.live.deadline import AdmissionPrediction, predict_admission
 from memsched.live.dl_explain import describe_attr
@@ -19,6 +19,12 @@ from memsched.live.rt_run import run_deadline
 from memsched.uapi.cpumask import format_cpulist, parse_cpulist
 from memsched.uapi.sched import SchedAttr, SchedFlag
 from memsched.units import format_ns, parse_duration
+
+#: ``PID_MAX_LIMIT`` on 64-bit kernels (include/linux/threads.h): 4 Mi thread ids.
+PID_MAX_LIMIT = 4 * 1024 * 1024
+#: The longest ``rt noise`` measurement per CPU, and the largest gap threshold.
+MAX_NOISE_DURATION_NS = 3600 * 1_000_000_000
+MAX_NOISE_THRESHOLD_NS = 1_000_000_000
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 RuntimeOpt = Annotated[str, typer.Option("--runtime", help="budget per period, with a unit: 500us, 2ms")]
@@ -82,7 +88,9 @@ def admit(
     ] = "",
     pid: Annotated[
         int | None,
-        typer.Option("--pid", help="predict a change of this task's reservation (default: a new task)"),
+        typer.Option(
+            "--pid", help="predict a change of this task's reservation (default: a new task)", parser=whole_number
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -93,9 +101,14 @@ def admit(
     admission arithmetic (the simulator's memsched.admission).
     """
     attr = _attr(runtime, deadline, period, flags)
+    if pid is not None and not 0 <= pid <= PID_MAX_LIMIT:
+        raise ConfigError("--pid", pid, f"must be a thread id in 0..{PID_MAX_LIMIT}")
     caps = capabilities()
     caps.require("sched_deadline")
-    prediction = predict_admission(attr, pid=pid)
+    try:
+        prediction = predict_admission(attr, pid=pid)
+    except ProcessGoneError:
+        raise ConfigError("--pid", pid, "must be a running thread (no such process)") from None
     if prediction.verdict == "invalid":
         raise ConfigError(
             "--runtime/--deadline/--period", f"{runtime}/{deadline}/{period or deadline}", prediction.reason
@@ -195,8 +208,8 @@ def noise(
     """Measure scheduling noise per CPU from user space (osnoise-style) and show which CPUs are isolated."""
     report = measure_noise(
         parse_cpulist(cpus, field="--cpus") if cpus is not None else None,
-        duration_ns=parse_duration(duration, field="--duration"),
-        threshold_ns=parse_duration(threshold, field="--threshold"),
+        duration_ns=parse_duration(duration, field="--duration", max_ns=MAX_NOISE_DURATION_NS),
+        threshold_ns=parse_duration(threshold, field="--threshold", max_ns=MAX_NOISE_THRESHOLD_NS),
         sequential=sequential,
     )
     if json_out:

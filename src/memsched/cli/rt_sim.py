@@ -8,12 +8,21 @@ from typing import Annotated, Any
 
 import typer
 
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    out_console,
+    progress_bar,
+    simulation_memory_limit,
+    whole_number,
+    write_atomic,
+)
 from memsched.cli.rt import rt_app
 from memsched.config import parse_set_args
 from memsched.errors import ConfigError
 from memsched.record import RunRecord
 from memsched.sim.sched.preempt import MODELS, parse_model
+from memsched.topology.bounds import MAX_CPUS
 from memsched.workloads import rt as scenarios
 from memsched.workloads.rt.run import DEFAULT_SCENARIO, RtOptions
 from memsched.workloads.runner import run_one, runner_for
@@ -88,9 +97,9 @@ def sim(
         str | None, typer.Option("--preempt", help="preemption model: " + ", ".join(MODELS))
     ] = None,
     cpus: Annotated[
-        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)")
+        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)", parser=whole_number)
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="key=value for the scenario or the scheduler")
     ] = None,
@@ -108,8 +117,8 @@ def sim(
     sets = parse_set_args(set_ or [])
     if preempt is not None:
         parse_model(preempt)
-    if cpus is not None and cpus < 1:
-        raise ConfigError("--cpus", cpus, "must be >= 1")
+    if cpus is not None and not 1 <= cpus <= MAX_CPUS:
+        raise ConfigError("--cpus", cpus, f"must be in 1..{MAX_CPUS} (the most CPUs simulated)")
     if taskset is not None and rt_app_file is not None:
         raise ConfigError("--rt-app", str(rt_app_file), "cannot be combined with a TASKSET argument")
     if taskset is not None:
@@ -131,7 +140,7 @@ def sim(
         for spec in specs:
             runner_for("rt").check(spec)
         rows = []
-        with progress_bar(len(MODELS), "models") as advance:
+        with progress_bar(len(MODELS), "models") as advance, simulation_memory_limit():
             for i, spec in enumerate(specs):
                 rows.append(run_one(spec))
                 advance(i + 1)
@@ -151,7 +160,7 @@ def sim(
         options=options,
     )
     runner_for("rt").check(spec)
-    with progress_bar(1, taskset or "rt-app") as advance:
+    with progress_bar(1, taskset or "rt-app") as advance, simulation_memory_limit():
         rec = run_one(spec)
         advance(1)
     if trace is not None:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from memsched.cli.app import app
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    out_console,
+    progress_bar,
+    simulation_memory_limit,
+    whole_number,
+    write_atomic,
+)
 from memsched.config import describe, parse_set_args
 from memsched.conformance import checked_spec
 from memsched.errors import ConfigError, UnknownNameError
@@ -27,7 +36,9 @@ DEFAULT_WORKLOADS = "numa01,numa01_THREAD_ALLOC,numa02,numa02_SMT"
 TopologyOpt = Annotated[
     str, typer.Option("--topology", "-t", help="preset name (memsched list topologies) or a TOML file")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed of every random choice; same seed, same result")]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", help="seed of every random choice; same seed, same result", parser=whole_number)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 ThpOpt = Annotated[bool, typer.Option("--thp/--no-thp", help="2 MiB transparent huge pages (default) or 4 KiB pages")]
 
@@ -55,7 +66,7 @@ def run(
     checked_spec(policy)
     if trace is not None:
         check_writable(trace, "--trace")
-    with progress_bar(None, f"{workload} / {policy}") as advance:
+    with progress_bar(None, f"{workload} / {policy}") as advance, simulation_memory_limit():
         record = run_one(spec, progress=advance)
     if trace is not None:
         from memsched.report.trace import run_trace
@@ -77,6 +88,7 @@ def _policy_list(text: str) -> list[str]:
         raise ConfigError("--policies", text, "must be 'all' or a comma-separated list of policy ids")
     for name in names:
         policy_registry.get(name)
+    _no_repeats("--policies", names)
     return names
 
 
@@ -92,7 +104,17 @@ def _workload_list(text: str) -> list[str]:
         raise ConfigError("--workloads", text, "must be a comma-separated list of workload ids")
     for name in names:
         workload_registry.get(name)
+    _no_repeats("--workloads", names)
     return names
+
+
+def _no_repeats(field: str, names: list[str]) -> None:
+    """A name given twice would give the same rows twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(field, ",".join(names), f"names {name!r} twice")
+        seen.add(name)
 
 
 @app.command()
@@ -105,15 +127,17 @@ def compare(
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
     report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)", parser=whole_number)
+    ] = None,
     thp: ThpOpt = True,
 ) -> None:
     """Run workloads under every policy, next to their hard-bound reference runs, and compare."""
     load_topology(topology)
     wls = _workload_list(workloads)
     pols = _policy_list(policies)
-    if jobs is not None and jobs < 1:
-        raise ConfigError("--jobs", jobs, "must be >= 1")
+    if jobs is not None and not 1 <= jobs <= 1024:
+        raise ConfigError("--jobs", jobs, "must be in 1..1024")
     if report is not None:
         check_writable(report, "--report")
     _check_plugins(pols)
@@ -125,7 +149,8 @@ def compare(
             done[0] += 1
             advance(done[0])
 
-        records = run_many(specs, jobs=jobs, on_done=tick)
+        with simulation_memory_limit(min(jobs or os.cpu_count() or 1, len(specs))):
+            records = run_many(specs, jobs=jobs, on_done=tick)
     if report is not None:
         from memsched.report.html import compare_report
 

@@ -35,16 +35,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DlSetConfig:
-    tasks: int = knob(16, "number of tasks", min=1)
-    utilisation: float = knob(3.2, "total utilisation (sum of runtime/period)", min=0.001)
+    tasks: int = knob(16, "number of tasks (at most 256)", min=1, max=256)
+    utilisation: float = knob(3.2, "total utilisation (sum of runtime/period)", min=0.001, max=256.0)
     generator: str = knob(
         "uunifast-discard", "utilisation generator", choices=("uunifast-discard", "randfixedsum")
     )
-    period_min_ms: int = knob(10, "shortest period (log-uniform)", min=1)
-    period_max_ms: int = knob(100, "longest period", min=1)
+    period_min_ms: int = knob(10, "shortest period (log-uniform)", min=1, max=10_000)
+    period_max_ms: int = knob(100, "longest period (at most 10 s)", min=1, max=10_000)
     sporadic: bool = knob(False, "sporadic releases: exponential extra inter-arrival (mean period/4)")
-    duration_ms: int = knob(10_000, "run length", min=1)
-    set_seed: int = knob(1, "seed of the task-set generator", min=0)
+    duration_ms: int = knob(10_000, "run length (at most 60 s simulated)", min=1, max=60_000)
+    set_seed: int = knob(1, "seed of the task-set generator", min=0, max=2**32 - 1)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -25,9 +25,9 @@ __all__ = ["SCENARIO", "HackbenchConfig", "build_hackbench", "hackbench_metrics"
 
 @dataclass(frozen=True)
 class HackbenchConfig:
-    groups: int = knob(4, "groups of senders+receivers (hackbench -g; default 10 scaled to 4 CPUs)", min=1)
-    fds: int = knob(10, "senders and receivers per group (hackbench -f, default 20)", min=1)
-    loops: int = knob(40, "messages each sender sends to each receiver (hackbench -l)", min=1)
+    groups: int = knob(4, "groups of senders+receivers (hackbench -g; default 10 scaled to 4 CPUs)", min=1, max=64)
+    fds: int = knob(10, "senders and receivers per group (hackbench -f, default 20)", min=1, max=64)
+    loops: int = knob(40, "messages each sender sends to each receiver (hackbench -l)", min=1, max=100_000)
     syscall_ns: int = knob(600, "system call entry/exit work per read or write (assumed)", min=0)
     copy_ns: int = knob(400, "copy of a 100-byte message under the pipe mutex (assumed)", min=0)
     user_ns: int = knob(800, "user-space work per message (assumed)", min=0)
@@ -35,7 +35,7 @@ class HackbenchConfig:
         300, "try_to_wake_up() under the wait-queue and rq locks, preemption off (assumed)", min=0
     )
     slub: bool = knob(True, "allocate/free a buffer from SLUB per message")
-    duration_ms: int = knob(60_000, "upper bound of the run (it ends when hackbench finishes)", min=1)
+    duration_ms: int = knob(60_000, "upper bound of the run (it ends when hackbench finishes)", min=1, max=60_000)
 
     def __post_init__(self) -> None:
         validate(self)
