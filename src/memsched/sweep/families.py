@@ -41,7 +41,7 @@ _PARAMS: dict[str, tuple[type, ...]] = {
     "nodes": (int,),
     "cores_per_node": (int,),
     "threads_per_core": (int,),
-    "node_memory": (str, int),
+    "node_memory": (str,),  # a size with a unit, as in a topology file
     "controller_gibps": (int, float),
     "link_gibps": (int, float),
     "latency_local_ns": (int, float),
@@ -140,7 +140,7 @@ def _mapping(label: str, like: str, params: Mapping[str, Scalar]) -> dict[str, A
         "nodes_per_socket": 1,
         "cores_per_socket": cores,
         "threads_per_core": threads,
-        "node_memory": p.get("node_memory", base.nodes[0].memory_bytes),
+        "node_memory": p.get("node_memory", f"{base.nodes[0].memory_bytes}B"),  # topology files take units
         "controller_gibps": p.get("controller_gibps", base.nodes[0].controller_gibps),
         "latency_local_ns": p.get("latency_local_ns", base.latency_local_ns),
         "core_mlp_bytes": p.get("core_mlp_bytes", base.core_mlp_bytes),

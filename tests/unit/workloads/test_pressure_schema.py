@@ -29,7 +29,7 @@ def _doc(*services: dict[str, Any], duration: str = "3s") -> dict[str, Any]:
         ((WRITER, LISTENER | {"mode": "global"}), "mode", "must be one of"),
         ((WRITER, LISTENER | {"policy": "shed"}), "policy", "ignore"),
         ((WRITER, LISTENER | {"size": "8MiB"}), "size", "not for a listener"),
-        ((WRITER | {"rate": "0MiB"}, LISTENER), "rate", "> 0"),
+        ((WRITER | {"rate": "0MiB"}, LISTENER), "rate", "must be in 1B..64GiB"),
         (({"name": "c", "kind": "cache", "size": "8MiB", "rate": "1MiB"},), "rate", "streamer, reader or allocator"),
         ((WRITER | {"hold": "1s"},), "hold", "allocator"),
         ((WRITER | {"file": "x"},), "file", "reader"),
