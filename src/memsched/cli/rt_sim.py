@@ -70,12 +70,16 @@ def _summary(rec: RunRecord) -> str:
     return "\n".join(lines)
 
 
-def _trace_doc(
-    rec: RunRecord, slices: list[tuple[int, int, int, int]], names: dict[int, str]
-) -> dict[str, Any]:
+def _trace_doc(rec: RunRecord) -> dict[str, Any]:
     from memsched.report.trace import schedule_trace
 
-    return schedule_trace(f"{rec['taskset']} / {rec['preempt']}", rec["cpus"], slices, names)
+    m = rec.extras["machine"]
+    names = {t.id: t.name for t in m.tasks}
+    now = m.engine.now
+    # the slice each CPU is still running when the simulation ends
+    running = [(rq.cpu, rq.curr.id, rq.trace_start, now) for rq in m.core.rqs if rq.curr is not None]
+    slices = [*(m.core.trace or []), *(s for s in running if s[3] > s[2])]
+    return schedule_trace(f"{rec['taskset']} / {rec['preempt']}", rec["cpus"], slices, names, m.job_records())
 
 
 @rt_app.command("sim")
@@ -181,9 +185,7 @@ def sim(
         rec = run_one(spec)
         advance(1)
     if trace is not None:
-        m = rec.extras["machine"]
-        names = {t.id: t.name for t in m.tasks}
-        write_atomic(trace, json.dumps(_trace_doc(rec, m.core.trace or [], names)))
+        write_atomic(trace, json.dumps(_trace_doc(rec)))
     if json_out:
         emit_json(rec.to_json())
     else:

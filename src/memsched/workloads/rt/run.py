@@ -66,7 +66,7 @@ def run_rt_scenario(
     m = RtMachine(ncpu, sched, seed=seed, **mk)
     if trace:
         m.enable_trace()
-    if per_job:
+    if per_job or trace:
         m.enable_job_log()
     if scen is not None:
         built = scen.build(m, config)
