@@ -4,7 +4,7 @@
 fluid machine before it runs (``NumaOptions(trace=True)``); it changes nothing the machine computes (a test
 checks the run's figures are the same with and without it). It records:
 
-* per task (pid = the simulated process, tid = the thread; ids + 1, since 0 is the idle task's): one
+* per task (pid = the simulated process, tid = the thread: ``TASK_ID_BASE`` + tgid / task id): one
   complete ("X") slice per stretch the task was queued on one CPU, named ``node N``, with the CPU and node
   in its args, from the runqueue changes (the ``sched_changed`` hook, ``psi_task_change()``'s call sites);
 * instant ("i") events on the task's track for each cross-node move of the load balancer, and for each
@@ -36,10 +36,12 @@ from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.state import MEM
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
 
-__all__ = ["MACHINE_PID", "NumaTraceRecorder"]
+__all__ = ["MACHINE_PID", "TASK_ID_BASE", "NumaTraceRecorder"]
 
 #: The machine's own track (the node counters).
 MACHINE_PID = 1
+#: Simulated tgids and task ids are offset by this in the trace, apart from the machine's pid.
+TASK_ID_BASE = 100
 
 
 def _us(ns: int) -> float:
@@ -55,7 +57,6 @@ class NumaTraceRecorder(Instrument):
         self.events: list[dict[str, Any]] = []
         #: Per task id: (cpu, since ns) of the open slice, or None while not queued.
         self._open: dict[int, tuple[int, int] | None] = {}
-        self._names: dict[int, tuple[int, str]] = {}
         self._faults = np.zeros(machine.nr_nodes, dtype=np.int64)
         #: Tasks an action moved at this instant (their node change is not the load balancer's).
         self._action_moved: tuple[int, set[int]] = (-1, set())
@@ -87,7 +88,6 @@ class NumaTraceRecorder(Instrument):
 
     # ---- hooks ---------------------------------------------------------------------------------------------
     def task_created(self, task: FluidTask) -> None:
-        self._names[task.id] = (task.tgid, task.name)
         self._open[task.id] = None
 
     def sched_changed(self) -> None:
@@ -109,8 +109,8 @@ class NumaTraceRecorder(Instrument):
 
     # ---- recording -----------------------------------------------------------------------------------------
     def _ids(self, task: int) -> tuple[int, int]:
-        tgid, _ = self._names.get(task, (task, ""))
-        return tgid + 1, task + 1
+        """(pid, tid) of a simulated task (its tgid is read when needed: a leader's is set after creation)."""
+        return TASK_ID_BASE + self.machine.tasks[task].tgid, TASK_ID_BASE + task
 
     def _slice(self, task: int, cpu: int, start: int, end: int) -> None:
         if end <= start:
@@ -148,7 +148,7 @@ class NumaTraceRecorder(Instrument):
         elif isinstance(action, SwapTasks):
             self._note_moved(now, action.a, action.b)
             for me, other in ((action.a, action.b), (action.b, action.a)):
-                self._instant(me, now, "numa swap_tasks", {"with_task": other + 1, **base})
+                self._instant(me, now, "numa swap_tasks", {"with_tid": self._ids(other)[1], **base})
         elif isinstance(action, MigratePages):
             pages = len(action.pages)
             moved = 0 if res.moved_pages is None else len(res.moved_pages)
@@ -218,12 +218,13 @@ class NumaTraceRecorder(Instrument):
             {"name": "process_name", "ph": "M", "pid": MACHINE_PID, "tid": 0, "args": {"name": f"machine: {title}"}}
         ]
         seen: set[int] = set()
-        for task, (tgid, name) in sorted(self._names.items()):
-            pid, tid = tgid + 1, task + 1
+        tasks = self.machine.tasks
+        for t in tasks:
+            pid, tid = self._ids(t.id)
             if pid not in seen:
                 seen.add(pid)
-                pname = self._names.get(tgid, (tgid, name))[1]
-                meta.append({"name": "process_name", "ph": "M", "pid": pid, "tid": pid, "args": {"name": pname}})
-            meta.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}})
+                leader = tasks[t.tgid].name if 0 <= t.tgid < len(tasks) else t.name
+                meta.append({"name": "process_name", "ph": "M", "pid": pid, "tid": pid, "args": {"name": leader}})
+            meta.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": t.name}})
         events = sorted(self.events, key=lambda e: e["ts"])
         return {"traceEvents": meta + events, "displayTimeUnit": "ms", "metadata": metadata}

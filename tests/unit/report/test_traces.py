@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from memsched.cli import main
+from memsched.report.numa_trace import MACHINE_PID
 from memsched.report.trace_format import TraceFormatError, check, validate
 
 
@@ -90,7 +91,11 @@ def test_numa_trace_has_task_tracks_moves_and_node_counters(tmp_path: Path, caps
     record = json.loads(out)
     ev = doc["traceEvents"]
     threads = {(e["pid"], e["tid"]) for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
-    assert len(threads) == record["tasks"]
+    processes = {e["pid"] for e in ev if e["ph"] == "M" and e["name"] == "process_name"}
+    assert len(threads) == record["tasks"] and len({tid for _, tid in threads}) == record["tasks"]
+    assert MACHINE_PID in processes and MACHINE_PID not in {pid for pid, _ in threads}
+    assert {pid for pid, _ in threads} | {MACHINE_PID} == processes  # every pid is named, none is shared
+    assert all(e["pid"] in processes for e in ev)
     slices = [e for e in ev if e["ph"] == "X"]
     assert {(e["pid"], e["tid"]) for e in slices} == threads  # every task has a placement track
     assert all(e["name"] == f"node {e['args']['node']}" and "cpu" in e["args"] for e in slices)
