@@ -49,38 +49,44 @@ def _pressure(scenario: str) -> list[dict[str, Any]]:
 
 
 def _oom(d: dict[str, Any]) -> str:
-    victims = [v["victim"] for v in d["oom_victims"]]
-    return f"{d['oom_kills']} ({', '.join(victims)})" if victims else str(d["oom_kills"])
+    """``1 (cache, 11.9 s)``: the kills, each victim and when."""
+    victims = [f"{v['victim']}, {v['t_s']:.1f} s" for v in d["oom_victims"]]
+    return f"{d['oom_kills']} ({'; '.join(victims)})" if victims else str(d["oom_kills"])
 
 
-def _events(d: dict[str, Any], level: str) -> str:
-    n = d["events"].get(level, 0)
-    low = d["events"].get("low", 0)
-    if level == "medium" and low:
-        s = "s" if low > 1 else ""
-        return f"{n} (+{low} read{s} that returned LOW: reads return the latest level)"
-    return str(n)
+def _read(d: dict[str, Any]) -> str:
+    """``2 medium + 2 critical (2 + 3)``: the events the services read, and (in parentheses) the kernel's
+    medium and critical signals, when it sent any."""
+    ev, kev = d["events"], d["kernel_events"]
+    read = " + ".join(f"{ev[lvl]} {lvl}" for lvl in ("medium", "critical") if ev.get(lvl)) or "0"
+    if kev.get("medium") or kev.get("critical"):
+        read += f" ({kev.get('medium', 0)} + {kev.get('critical', 0)})"
+    if ev.get("low"):  # a read returns the latest level, which may have dropped back
+        read += f"; {ev['low']} more read{'s' if ev['low'] > 1 else ''} returned LOW"
+    return read
+
+
+def _given_back(d: dict[str, Any]) -> str:
+    mib = d["app_released_mib"]
+    return f"{mib:.0f} MiB" if mib else "0"
 
 
 def pressure_default() -> str:
-    rows = ["| design | medium events read | OOM kills | memory given back |", "|---|---|---|---|"]
+    rows = ["| design | events read (kernel signals) | OOM kills | memory given back |", "|---|---|---|---|"]
     for d in _pressure("default"):
-        rows.append(f"| {d['design']} | {_events(d, 'medium')} | {_oom(d)} | {d['app_released_mib']:.0f} MiB |")
+        rows.append(f"| {d['design']} | {_read(d)} | {_oom(d)} | {_given_back(d)} |")
     return "\n".join(rows) + "\n"
 
 
 def pressure_memcg() -> str:
     rows = [
-        "| design | events read (medium / critical) | kernel notifications (medium / critical) | OOM kills "
-        "| memory given back | cache throughput |",
-        "|---|---|---|---|---|---|",
+        "| design | events read (kernel signals) | OOM kills | memory given back | cache throughput |",
+        "|---|---|---|---|---|",
     ]
     for d in _pressure("memcg"):
         cache = d["services"]["cache"]
-        ev, kev = d["events"], d["kernel_events"]
         rows.append(
-            f"| {d['design']} | {ev.get('medium', 0)} / {ev.get('critical', 0)} | {kev.get('medium', 0)} / "
-            f"{kev.get('critical', 0)} | {_oom(d)} | {d['app_released_mib']:.0f} MiB | "
+            f"| {d['design']} | {_read(d)} | {_oom(d)} | {_given_back(d)} | "
             f"{cache['throughput']:.1f} {cache['throughput_unit']} |"
         )
     return "\n".join(rows) + "\n"
