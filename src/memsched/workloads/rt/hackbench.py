@@ -7,7 +7,7 @@ blocks on that very mutex), and a read that takes the mutex and frees the buffer
 = messages per simulated second. The run ends when every task has exited.
 
 The system call's entry work reaches the pipe mutex without a ``cond_resched()`` (fs/pipe.c v6.13:
-``pipe_write()`` and ``pipe_read()`` start with ``__pipe_lock()``, whose ``mutex_lock()`` begins with
+``pipe_write()`` and ``pipe_read()`` first take ``pipe->mutex``, and ``mutex_lock()`` begins with
 ``might_sleep()``), so a reschedule requested meanwhile is honoured there by ``voluntary`` (``might_resched()``)
 and waits for the copy's ``cond_resched()`` or the return to user under ``none``: the two models differ.
 """
