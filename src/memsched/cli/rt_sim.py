@@ -79,12 +79,16 @@ def _summary(rec: RunRecord) -> str:
     return "\n".join(lines)
 
 
-def _trace_doc(
-    rec: RunRecord, slices: list[tuple[int, int, int, int]], names: dict[int, str]
-) -> dict[str, Any]:
+def _trace_doc(rec: RunRecord) -> dict[str, Any]:
     from memsched.report.trace import schedule_trace
 
-    return schedule_trace(f"{rec['taskset']} / {rec['preempt']}", rec["cpus"], slices, names)
+    m = rec.extras["machine"]
+    names = {t.id: t.name for t in m.tasks}
+    now = m.engine.now
+    # the slice each CPU is still running when the simulation ends
+    running = [(rq.cpu, rq.curr.id, rq.trace_start, now) for rq in m.core.rqs if rq.curr is not None]
+    slices = [*(m.core.trace or []), *(s for s in running if s[3] > s[2])]
+    return schedule_trace(f"{rec['taskset']} / {rec['preempt']}", rec["cpus"], slices, names, m.job_records())
 
 
 @rt_app.command("sim")
@@ -112,6 +116,22 @@ def sim(
     compare_preempt: Annotated[
         bool, typer.Option("--compare-preempt", help="run hackbench+cyclictest under every model")
     ] = False,
+    per_job: Annotated[
+        bool,
+        typer.Option(
+            "--per-job",
+            help="with --json: add every finished job (task, release, start, finish, deadline, response, "
+            "missed, preemptions, migrations; ns) as per_job",
+        ),
+    ] = False,
+    ideal: Annotated[
+        bool,
+        typer.Option(
+            "--ideal",
+            help="textbook machine: no switch/cache costs or noise, no fair_server, no admission limit "
+            "(--set keys still win)",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a realtime task set on the exact scheduler and report response times, misses, switches."""
     sets = parse_set_args(set_ or [])
@@ -123,6 +143,10 @@ def sim(
         raise ConfigError("--rt-app", str(rt_app_file), "cannot be combined with a TASKSET argument")
     if taskset is not None:
         scenarios.get(taskset)
+    if per_job and not json_out:
+        raise ConfigError("--per-job", True, "adds the jobs to the JSON document: use it with --json")
+    if per_job and compare_preempt:
+        raise ConfigError("--per-job", True, "cannot be combined with --compare-preempt")
     if trace is not None:
         check_writable(trace, "--trace")
         if compare_preempt:
@@ -134,7 +158,7 @@ def sim(
             )
         name = taskset or DEFAULT_SCENARIO
         specs = [
-            RunSpec(name, policy=model, seed=seed, sets=sets, family="rt", options=RtOptions(cpus=cpus))
+            RunSpec(name, policy=model, seed=seed, sets=sets, family="rt", options=RtOptions(cpus=cpus, ideal=ideal))
             for model in MODELS
         ]
         for spec in specs:
@@ -150,7 +174,13 @@ def sim(
         else:
             out_console.print(preempt_table(doc))
         return
-    options = RtOptions(cpus=cpus, rt_app=None if rt_app_file is None else str(rt_app_file), trace=trace is not None)
+    options = RtOptions(
+        cpus=cpus,
+        rt_app=None if rt_app_file is None else str(rt_app_file),
+        trace=trace is not None,
+        per_job=per_job,
+        ideal=ideal,
+    )
     spec = RunSpec(
         taskset or (DEFAULT_SCENARIO if rt_app_file is None else "rt-app"),
         policy=preempt,
@@ -164,9 +194,7 @@ def sim(
         rec = run_one(spec)
         advance(1)
     if trace is not None:
-        m = rec.extras["machine"]
-        names = {t.id: t.name for t in m.tasks}
-        write_atomic(trace, json.dumps(_trace_doc(rec, m.core.trace or [], names)))
+        write_atomic(trace, json.dumps(_trace_doc(rec)))
     if json_out:
         emit_json(rec.to_json())
     else:

@@ -60,7 +60,12 @@ def run(
 ) -> None:
     """Simulate one workload under one policy and report times and /proc/vmstat counters."""
     spec = RunSpec(
-        workload, topology, policy, seed, sets=parse_set_args(set_ or []), options=NumaOptions(thp=thp)
+        workload,
+        topology,
+        policy,
+        seed,
+        sets=parse_set_args(set_ or []),
+        options=NumaOptions(thp=thp, trace=trace is not None),
     )
     runner_for(spec.family).check(spec)
     checked_spec(policy)

@@ -34,10 +34,12 @@ __all__ = ["NumaOptions", "NumaRunner", "compare_specs"]
 
 @dataclass(frozen=True)
 class NumaOptions:
-    """How a NUMA run is simulated: page size and timeline resolution."""
+    """How a NUMA run is simulated: page size, timeline resolution, and whether to record a trace."""
 
     thp: bool = True
     sample_interval_s: float = 1.0
+    #: Attach a :class:`~memsched.report.numa_trace.NumaTraceRecorder` (in the record's ``extras["trace"]``).
+    trace: bool = False
 
 
 def compare_specs(
@@ -102,6 +104,15 @@ class NumaRunner:
         numa = NumaBalancing(machine, policy) if needs_mechanism(policy) else None
         if numa is not None:
             machine.add_instrument(numa)
+        recorder = None
+        if opts.trace:
+            from memsched.report.numa_trace import NumaTraceRecorder
+
+            recorder = NumaTraceRecorder(machine, machine.config.sample_interval_ns)
+            machine.add_instrument(recorder)
+            if numa is not None:
+                recorder.attach_balancing(numa.driver)
+            recorder.start()
         built = wl.build(machine, wl_cfg)
         machine.run(
             until=built.duration_ns,
@@ -141,6 +152,7 @@ class NumaRunner:
             role=spec.role,
             base=spec.base or spec.workload,
             policy_version=pol.version,
+            extras={} if recorder is None else {"trace": recorder},
         )
 
 

@@ -5,6 +5,11 @@ system call that takes the pipe mutex, allocates a buffer from SLUB and wakes th
 mutex (the case the 2012 -rt lazy-preemption patch was written for: a woken reader that preempts the writer
 blocks on that very mutex), and a read that takes the mutex and frees the buffer. Wakeup-heavy; throughput
 = messages per simulated second. The run ends when every task has exited.
+
+The system call's entry work reaches the pipe mutex without a ``cond_resched()`` (fs/pipe.c v6.13:
+``pipe_write()`` and ``pipe_read()`` first take ``pipe->mutex``, and ``mutex_lock()`` begins with
+``might_sleep()``), so a reschedule requested meanwhile is honoured there by ``voluntary`` (``might_resched()``)
+and waits for the copy's ``cond_resched()`` or the return to user under ``none``: the two models differ.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ def build_hackbench(m: RtMachine, c: HackbenchConfig, *, prefix: str = "hb") -> 
     for g in range(c.groups):
         pipes = [f"{prefix}{g}.pipe{r}" for r in range(c.fds)]
         for r, pipe in enumerate(pipes):
-            prog: list[Phase] = [Kernel(c.syscall_ns), Recv(pipe), Lock(pipe), Kernel(c.copy_ns)]
+            prog: list[Phase] = [Kernel(c.syscall_ns, cond_resched=False), Recv(pipe), Lock(pipe), Kernel(c.copy_ns)]
             if c.slub:
                 prog.append(Free("skbuff", 1))
             prog += [Unlock(pipe), Run(c.user_ns)]
@@ -54,7 +59,7 @@ def build_hackbench(m: RtMachine, c: HackbenchConfig, *, prefix: str = "hb") -> 
         for s in range(c.fds):
             prog = []
             for pipe in pipes:
-                prog += [Kernel(c.syscall_ns), Lock(pipe), Kernel(c.copy_ns)]
+                prog += [Kernel(c.syscall_ns, cond_resched=False), Lock(pipe), Kernel(c.copy_ns)]
                 if c.slub:
                     prog.append(Alloc("skbuff", 1))
                 prog += [NoPreempt(c.wakeup_ns), Send(pipe), Unlock(pipe), Run(c.user_ns)]
