@@ -72,3 +72,64 @@ def act(
         by_status[r.status] = by_status.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "no action"
     print(f"memsched pressure act: {actor.samples} samples, {summary}", file=sys.stderr)
+
+
+def _act_sim_one(args: tuple[str, str, int]) -> dict[str, object]:
+    from memsched.workloads.act import load_act_scenario, run_policy
+
+    ref, policy, seed = args
+    fig = run_policy(load_act_scenario(ref), policy, seed=seed)
+    fig.pop("timeline", None)
+    return fig
+
+
+@pressure_app.command("act-sim")
+def act_sim(
+    scenario: Annotated[
+        str | None, typer.Argument(help="built-in action scenario or a TOML file (default: every built-in one)")
+    ] = None,
+    policies: Annotated[
+        str | None, typer.Option("--policies", help="comma-separated action policies (default: the scenario's)")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout alone")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="parallel runs")] = 1,
+) -> None:
+    """Score every action policy on the same simulated scenarios: thrashing, time to act, who was killed."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from memsched.cli.common import check_writable, emit_json, out_console, write_atomic
+    from memsched.errors import UnknownNameError
+    from memsched.report.act import act_html, act_table
+    from memsched.workloads.act import list_act_scenarios, load_act_scenario
+
+    refs = [scenario] if scenario is not None else list_act_scenarios()
+    scs = [load_act_scenario(r) for r in refs]
+    chosen: list[str] | None = None
+    if policies is not None:
+        chosen = [p.strip() for p in policies.split(",") if p.strip()]
+        if not chosen:
+            raise ConfigError("--policies", policies, "must be a comma-separated list of: "
+                              + ", ".join(act_registry.names()))
+        for p in chosen:
+            if p not in act_registry.names() and p not in [s.versioned_id for s in act_registry.specs()]:
+                raise UnknownNameError("--policies", p, act_registry.names())
+    if seed < 0:
+        raise ConfigError("--seed", seed, "must be >= 0")
+    if jobs < 1:
+        raise ConfigError("--jobs", jobs, "must be >= 1")
+    if report is not None:
+        check_writable(report, "--report")
+    work = [(r, p, seed) for r, sc in zip(refs, scs, strict=True) for p in (chosen or list(sc.policies))]
+    if jobs == 1:
+        runs = [_act_sim_one(w) for w in work]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            runs = list(pool.map(_act_sim_one, work))
+    if report is not None:
+        write_atomic(report, act_html(runs))
+    if json_out:
+        emit_json({"seed": seed, "runs": runs})
+    else:
+        out_console.print(act_table(runs))
