@@ -23,7 +23,7 @@ from typing import Any
 
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.policies.act import registry
-from memsched.units import NSEC_PER_SEC, parse_duration
+from memsched.units import parse_duration
 from memsched.workloads.pressure.scenario import Scenario, scenario_from_dict
 
 __all__ = ["ActScenario", "list_act_scenarios", "load_act_scenario"]
@@ -112,7 +112,7 @@ def act_scenario_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") ->
                 raise ConfigError(e.field, e.value, e.allowed, source=source) from None
             for k in range(forks):
                 member = dict(base, name=f"{name}-{k}", kind="allocator",
-                              start=f"{(start + k * interval) / NSEC_PER_SEC}s")
+                              start=f"{start + k * interval}ns")
                 services.append(member)
                 group[f"{name}-{k}"] = name
                 if prot:
