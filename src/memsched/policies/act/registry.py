@@ -109,6 +109,9 @@ BUILTIN: tuple[ActPolicySpec, ...] = (
     _spec("lmkd", "lmkd", "Lmkd",
           "PSI events (some 70 ms, full 700 ms per 1 s), then watermark, swap and thrashing rules by oom_score_adj",
           "AOSP system/memory/lmkd lmkd.cpp mp_event_psi() (Android 11, PSI new strategy)", 40),
+    _spec("nohang", "nohang", "Nohang",
+          "MemAvailable/SwapFree at 5 %/10 %: SIGTERM, 2 %/4 %: SIGKILL; PSI 40/90 for 30 s if enabled (off)",
+          "nohang 0.2 (hakavlad/nohang conf/nohang/nohang.conf.in defaults)", 50),
 )
 
 

@@ -254,3 +254,33 @@ def test_checker_catches_a_policy_that_kills_outside_its_view() -> None:
         assert not report.ok and "4242" in report.problems[0]
     finally:
         registry.unregister("rogue")
+
+
+# ---------------------------------------------------------------------------------------- nohang
+
+
+def test_nohang_terms_at_5_percent_kills_at_2_and_ignores_psi_by_default() -> None:
+    """nohang.conf: soft_threshold_min_mem 5 %, hard 2 %; psi_checking_enabled = False."""
+    from memsched.policies.act.nohang import Nohang, NohangConfig
+
+    p = Nohang(NohangConfig())
+    assert not p.on_sample(view(0, avail_pct=6, procs=PROCS, psi_full_avg10=99.0))
+    (a,) = p.on_sample(view(SEC, avail_pct=4.5, procs=PROCS))
+    assert a.pid == 200 and a.signal == signal.SIGTERM
+    (b,) = p.on_sample(view(SEC + 100 * MS, avail_pct=1.5, procs=PROCS))
+    assert b.pid == 200 and b.signal == signal.SIGKILL
+
+
+def test_nohang_psi_40_for_30s_when_enabled() -> None:
+    from memsched.policies.act.nohang import Nohang, NohangConfig
+
+    p = Nohang(NohangConfig(psi_checking_enabled=True))
+    kills = []
+    t = 0
+    while t <= 45 * SEC:
+        v = view(t, avail_pct=50, procs=PROCS, psi_full_avg10=50.0)
+        kills += [(t, a) for a in p.on_sample(v)]
+        t += p.next_interval_ns(v)
+    (t_kill, a), *_ = kills
+    assert a.signal == signal.SIGTERM and a.reason == "PSI above the threshold"
+    assert 30 * SEC <= t_kill <= 33 * SEC  # 40 exceeded for psi_excess_duration, polled at most every 3 s
