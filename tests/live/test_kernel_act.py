@@ -188,3 +188,23 @@ def test_cgroups_are_removed_even_when_the_test_fails(tmp_path: Path) -> None:
         time.sleep(0.3)
         raise RuntimeError("a failing test body")
     assert not cg.path.exists() and cg.v2_path is not None and not cg.v2_path.exists()
+
+
+def test_shed_service_calls_the_callback_on_pressure_and_kills_nothing(tree: Tree) -> None:
+    """vmpressure-shed through the Python API: the kernel's own levels (memory.pressure_level, hierarchy mode)
+    reach the callback; the policy never kills (the kernel's OOM killer stays the backstop)."""
+    from memsched.live.act import ShedService
+
+    calls: list[tuple[int, str]] = []
+    svc = ShedService("vmpressure-shed", cgroup=tree.name)
+    svc.register("cache", sheddable=lambda: 40 * MIB, shed=lambda n, level: calls.append((n, level)) or n)
+    with svc:
+        leak = tree.cg.run_in(tree.leak_dir, slow_leaker(reread=tree.reread, oom_score_adj=500))
+        deadline = time.monotonic() + 40
+        while not calls and leak.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    assert calls, "no shed request although the kernel reported pressure"
+    assert calls[0][1] in ("medium", "critical")
+    assert calls[0][0] in (10 * MIB, 40 * MIB)  # 25 % on medium, all on critical
+    assert all(r.status == "applied" and r.action.__class__.__name__ == "Shed" for r in svc.actor.results)
