@@ -10,8 +10,8 @@ from rich.table import Table
 
 __all__ = ["COLUMNS", "act_html", "act_rows", "act_table"]
 
-COLUMNS = ("scenario", "policy", "thrash s", "trouble→act s", "killed (user)", "kernel OOM", "sheds", "verdict",
-           "work lost cpu s", "protected", "req ms")
+COLUMNS = ("scenario", "policy", "thrash s", "trouble s", "1st act s", "trouble→act s", "killed (user)", "kernel OOM",
+           "sheds", "verdict", "work lost cpu s", "protected", "req ms")
 
 
 def _f(v: object) -> str:
@@ -29,7 +29,8 @@ def act_rows(runs: Sequence[dict[str, Any]]) -> list[list[str]]:
             prot = "-"
         else:
             prot = f"{p['name']} KILLED" if p["killed"] else f"{p['name']} {p['throughput']:g} {p['unit']}"
-        rows.append([f["scenario"], f["policy"].removesuffix("-v1"), _f(s["thrashing_s"]), _f(s["time_to_action_s"]),
+        rows.append([f["scenario"], f["policy"].removesuffix("-v1"), _f(s["thrashing_s"]), _f(s["trouble_s"]),
+                     _f(s["first_action_s"]), _f(s["time_to_action_s"]),
                      users or "-", kernel, str(s["sheds"]), s["verdict"], _f(s["work_lost_cpu_s"]), prot,
                      _f(p.get("mean_request_ms") if p else None)])
     return rows

@@ -13,7 +13,7 @@ process; a cgroup holding one is not killed):
 | ``file_lru``, ``workingset_refault``, ``pgscan_*`` | the LRU lists and ``/proc/vmstat`` counters |
 | watermarks | the zone watermarks (``page_alloc.watermarks()``) summed over nodes |
 | PSI | ``SimPsi`` (system-wide; every cgroup view carries the system's averages) |
-| vmpressure | the highest mainline level of the root memcg's windows since the previous sample |
+| vmpressure | the highest mainline level of any memcg's windows since the last sample (a hierarchy listener) |
 | processes | every live unprotected process: anonymous RSS, swap entries, ``oom_score`` (below), pid = tgid + 1000 |
 | cgroups | each memcg: usage, swap of its processes, hierarchical ``pgscan``; managed flags from the scenario |
 
@@ -111,7 +111,7 @@ class SimActDriver:
         level = 0
         samples = r.vmpressure.samples
         for s in samples[self._vmp_seen:]:
-            if s.flavour == "mainline" and s.memcg == 0:
+            if s.flavour == "mainline":
                 level = max(level, int(s.level) + 1)
         self._vmp_seen = len(samples)
         totalpages = total + r.swap.total
