@@ -89,10 +89,10 @@ def outsider() -> Iterator[subprocess.Popen[bytes]]:
 
 
 SETS = {
-    "earlyoom": ({}, 0.05),
+    "earlyoom": ({}, 0.1),
     # the test cannot wait 30 s at 60 %: the same rule with a 2 % limit held for 1 s, and a slower leak
     "systemd-oomd": ({"mem_pressure_limit_pct": "2", "mem_pressure_duration_s": "1"}, 0.2),
-    "lmkd": ({}, 0.05),
+    "lmkd": ({}, 0.1),
 }
 
 
@@ -158,7 +158,7 @@ def test_safety_rules_refuse_every_forbidden_target(tree: Tree, outsider: subpro
 
 def test_cli_kills_the_leak_logs_json_lines_and_ends_cleanly_on_sigterm(tree: Tree, tmp_path: Path) -> None:
     steady = tree.cg.run_in(tree.steady_dir, idle_sibling())
-    leak = tree.cg.run_in(tree.leak_dir, slow_leaker(reread=tree.reread, oom_score_adj=500))
+    leak = tree.cg.run_in(tree.leak_dir, slow_leaker(reread=tree.reread, interval_s=0.1, oom_score_adj=500))
     logfile = tmp_path / "act.jsonl"
     cli = subprocess.Popen(
         [sys.executable, "-m", "memsched", "pressure", "act", "--policy", "earlyoom", "--cgroup", tree.name,
@@ -199,7 +199,7 @@ def test_shed_service_calls_the_callback_on_pressure_and_kills_nothing(tree: Tre
     svc = ShedService("vmpressure-shed", cgroup=tree.name)
     svc.register("cache", sheddable=lambda: 40 * MIB, shed=lambda n, level: calls.append((n, level)) or n)
     with svc:
-        leak = tree.cg.run_in(tree.leak_dir, slow_leaker(reread=tree.reread, oom_score_adj=500))
+        leak = tree.cg.run_in(tree.leak_dir, slow_leaker(reread=tree.reread, interval_s=0.1, oom_score_adj=500))
         deadline = time.monotonic() + 40
         while not calls and leak.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
