@@ -1,4 +1,4 @@
-"""``earlyoom``: the Early OOM Daemon (rfjakob/earlyoom, v1.8; main.c, kill.c, meminfo.c).
+"""``earlyoom``: the Early OOM Daemon (rfjakob/earlyoom main.c, kill.c, meminfo.c; 1.6-1.8).
 
 What is modelled, with the source's constants:
 
@@ -16,9 +16,12 @@ What is modelled, with the source's constants:
 - **Adaptive polling** (main.c ``sleep_time_ms()``): sleep = memory headroom above the term threshold at
   6000 MiB/s + swap headroom at 800 MiB/s, clamped to 100..1000 ms.
 
-Deviations: ``--ignore``, ``-g`` (process groups), notifications, hooks and ``process_mrelease`` are not
-modelled; ``MemAvailable``/``MemTotal`` are whatever the backend puts in the view (in a memory cgroup: the
-cgroup's headroom and limit, see ``docs/act.md``).
+Deviations: percentages are of ``MemTotal`` (the view's ``mem_total``) as in earlyoom up to 1.6; later
+meminfo.c divides ``MemAvailable`` by ``UserMemTotal`` = ``MemAvailable + AnonPages`` (kernel memory and page
+cache left out), which fires somewhat later on machines with much kernel memory. ``--ignore``, ``-g``
+(process groups), notifications, hooks and ``process_mrelease`` are not modelled; ``MemAvailable`` and
+``MemTotal`` are whatever the backend puts in the view (in a memory cgroup: the cgroup's headroom and limit,
+see ``docs/act.md``).
 """
 
 from __future__ import annotations

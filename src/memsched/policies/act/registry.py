@@ -102,7 +102,7 @@ BUILTIN: tuple[ActPolicySpec, ...] = (
           "vmpressure_fd() RFC (Anton Vorontsov, linux-mm, Nov 2012) and mm/vmpressure.c's levels", 10),
     _spec("earlyoom", "earlyoom", "Earlyoom",
           "MemAvailable and SwapFree below 10 %: SIGTERM the highest oom_score, SIGKILL below 5 %",
-          "earlyoom 1.8 (rfjakob/earlyoom main.c, kill.c, meminfo.c)", 20),
+          "earlyoom 1.6-1.8 (rfjakob/earlyoom main.c, kill.c, meminfo.c)", 20),
     _spec("systemd-oomd", "systemd_oomd", "SystemdOomd",
           "PSI full avg10 above 60 % for 30 s kills the opted-in cgroup reclaiming most; swap above 90 % kills "
           "the largest swap user", "systemd 254-256 src/oom/oomd-manager.c, oomd-util.c, oomd.conf(5)", 30),
