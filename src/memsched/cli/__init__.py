@@ -41,6 +41,7 @@ import typer
 import typer.main
 
 from memsched.cli import numa_live as _numa_live  # noqa: F401  (command groups register on ``app``)
+from memsched.cli import pressure_act as _pressure_act  # noqa: F401
 from memsched.cli import pressure_dbus as _pressure_dbus  # noqa: F401
 from memsched.cli import pressure_live as _pressure_live  # noqa: F401
 from memsched.cli import pressure_sim as _pressure_sim  # noqa: F401

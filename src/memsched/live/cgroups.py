@@ -300,21 +300,30 @@ class MemcgV1Child:
         self._children.append(child)
         return child
 
-    def child(self, name: str, *, limit_bytes: int | None = None) -> Path:
-        """Create a nested v1 memcg ``name`` (removed with this one, first); returns its directory."""
+    def child(self, name: str, *, limit_bytes: int | None = None, v2: bool = False) -> Path:
+        """Create a nested v1 memcg ``name`` (removed with this one, first); returns its directory. ``v2=True``
+        also creates ``name`` under the v2 twin (for its own ``memory.pressure``)."""
         d = self.path / name
         try:
             d.mkdir()
             self._created.append(d)
             if limit_bytes is not None:
                 (d / "memory.limit_in_bytes").write_text(str(limit_bytes))
+            if v2 and self.v2_path is not None:
+                (self.v2_path / name).mkdir()
+                self._created.append(self.v2_path / name)
         except OSError as e:
             raise KernelError(e.errno or errno.EIO, f"cannot set up cgroup {d}: {e.strerror}") from e
         return d
 
     def run_in(self, directory: Path, argv: Sequence[str], **popen: object) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in the nested memcg ``directory`` (see :meth:`child`)."""
-        child = spawn_in_cgroups([directory / "cgroup.procs"], argv, **popen)
+        """Start ``argv`` in the nested memcg ``directory`` (see :meth:`child`), and in its v2 twin if any."""
+        files = [directory / "cgroup.procs"]
+        if self.v2_path is not None and directory.parent == self.path:
+            twin = self.v2_path / directory.name / "cgroup.procs"
+            if twin.exists():
+                files.append(twin)
+        child = spawn_in_cgroups(files, argv, **popen)
         self._children.append(child)
         return child
 
