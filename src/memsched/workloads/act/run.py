@@ -53,7 +53,7 @@ class ActRun:
                 self.driver.add_service(s.spec.name, s.spec.memcg or "/", self._sheddable(s), self._shed(s))
 
     def _present(self, s: _Service) -> int:
-        if s.task is None or s.task.exit_ns is not None:
+        if s.task is None or s.task.exit_ns is not None or s.region is None:  # a listener holds no memory
             return 0
         p0, p1 = s.region.page_span(self.pr.page_size)
         return int(np.count_nonzero(s.task.mm.page_node[p0:p1] >= 0)) * self.pr.page_size

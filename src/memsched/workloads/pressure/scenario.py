@@ -60,7 +60,7 @@ DEFAULT_ALLOCATOR_RATE = 64 * MIB
 #: Limits of a scenario (see the module docstring for why).
 MAX_MEMORY = 16 * GIB
 MAX_DURATION = 600 * NSEC_PER_SEC
-MAX_SERVICES = 64
+MAX_SERVICES = 1024  # processes, not frames, bound the cost: an act-sim fork bomb expands to up to 512
 MAX_SERVICE_SIZE = 64 * GIB
 MAX_CHUNK = GIB
 MAX_RATE = 64 * GIB
