@@ -113,9 +113,19 @@ def _top_document(snap: NumaSnapshot, roots: LiveRoots) -> dict[str, object]:
     }
 
 
-def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int) -> None:
+def _machine_line(nr_nodes: int, roots: LiveRoots) -> str:
+    """``1 node, balancing off``: what the JSON's capabilities say, in words (with the reason for "off")."""
+    caps = capabilities(roots)
+    nodes = f"{nr_nodes} node{'' if nr_nodes == 1 else 's'}"
+    if caps.numa_balancing.available:
+        return f"{nodes}, balancing on (the kernel's automatic NUMA balancing)"
+    return f"{nodes}, balancing off ({caps.numa_balancing.reason})"
+
+
+def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int, machine: str) -> None:
     topo = snap.topology
-    nodes = Table(title=f"{topo.nr_nodes} NUMA node(s)", title_justify="left")
+    out_console.print(machine, highlight=False)
+    nodes = Table(title="nodes", title_justify="left")
     for col in ("node", "cpus", "memory", "free", "distance"):
         nodes.add_column(col, justify="left" if col in ("node", "cpus", "distance") else "right")
     for n in topo.nodes:
@@ -130,14 +140,14 @@ def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int) ->
     counters = Table(title="/proc/vmstat", title_justify="left")
     counters.add_column("counter")
     counters.add_column("value", justify="right")
-    rate_title = "per s" if previous is not None else ""
-    counters.add_column(rate_title, justify="right")
+    if previous is not None:  # a rate needs two snapshots: no empty column in one-shot mode
+        counters.add_column("per s", justify="right")
     delta = snap.counters.delta(previous.counters) if previous is not None else {}
     seconds = (snap.time_ns - previous.time_ns) / 1e9 if previous is not None else 0.0
     for name, value in snap.counters.values.items():
         d = delta.get(name)
-        rate = f"{d / seconds:.0f}" if d is not None and seconds > 0 else ""
-        counters.add_row(name, "unknown" if value is None else str(value), rate)
+        rate = [f"{d / seconds:.0f}" if d is not None and seconds > 0 else "-"] if previous is not None else []
+        counters.add_row(name, "unknown" if value is None else str(value), *rate)
     out_console.print(counters)
     rows = locality(snap)
     procs = Table(
@@ -196,6 +206,7 @@ def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, 
     terminal = out_console.is_terminal
     remaining = count if count is not None else (None if terminal else 1)
     previous: NumaSnapshot | None = None
+    machine = _machine_line(topo.nr_nodes, roots)
     shown = 0
     while remaining is None or shown < remaining:
         if shown:
@@ -203,7 +214,7 @@ def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, 
         snap = take_snapshot(roots, topo)
         if terminal:
             out_console.clear()
-        _print_top(snap, previous, limit)
+        _print_top(snap, previous, limit, machine)
         previous = snap
         shown += 1
 

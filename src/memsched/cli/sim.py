@@ -153,8 +153,10 @@ def compare(
     if json_out:
         emit_json([r.to_json() for r in records])
     else:
-        from memsched.report.tables import compare_table, diagnosis_table, workload_notes
+        from memsched.report.tables import best_lines, compare_table, diagnosis_table, workload_notes
 
+        for line in best_lines(records):
+            out_console.print(line, highlight=False)
         out_console.print(compare_table(records))
         why = diagnosis_table(records)
         if why is not None:
