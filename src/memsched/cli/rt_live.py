@@ -77,6 +77,12 @@ def _print_prediction(p: AdmissionPrediction) -> None:
         echo(f"note       {note}")
 
 
+#: Every flag ``SchedFlag.parse`` accepts, in the kernel's order (``SCHED_FLAG_*`` in include/uapi/linux/sched.h).
+_FLAGS_HELP = "comma-separated SCHED_FLAG_* names: " + ", ".join(
+    str(f.name).lower().replace("_", "-") for f in SchedFlag
+)
+
+
 @rt_app.command("admit")
 def admit(
     *,
@@ -84,7 +90,7 @@ def admit(
     deadline: DeadlineOpt,
     period: PeriodOpt = None,
     flags: Annotated[
-        str, typer.Option("--flags", help="comma-separated: reclaim, dl-overrun, reset-on-fork")
+        str, typer.Option("--flags", help=_FLAGS_HELP)
     ] = "",
     pid: Annotated[
         int | None,
@@ -132,7 +138,7 @@ def run(
     period: PeriodOpt = None,
     flags: Annotated[
         str,
-        typer.Option("--flags", help="comma-separated: reclaim, dl-overrun (report SIGXCPU), reset-on-fork"),
+        typer.Option("--flags", help=_FLAGS_HELP + "; dl-overrun reports an overrun with SIGXCPU"),
     ] = "",
 ) -> None:
     """Run COMMAND as a SCHED_DEADLINE task: memsched rt run --runtime 2ms --deadline 10ms -- COMMAND...

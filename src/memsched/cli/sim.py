@@ -167,10 +167,28 @@ def compare(
 
 @app.command("list")
 def list_(
-    what: Annotated[str, typer.Argument(help="topologies, workloads or policies")],
+    what: Annotated[str, typer.Argument(help="topologies, workloads, policies or settings")],
     json_out: JsonOpt = False,
+    policy: Annotated[str | None, typer.Option("--policy", "-p", help="settings: this policy's --set keys")] = None,
+    workload: Annotated[
+        str | None, typer.Option("--workload", "-w", help="settings: this workload's --set keys")
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option("--scenario", help="settings: this rt scenario's and the rt scheduler's keys")
+    ] = None,
 ) -> None:
-    """List topologies, workloads or policies by id."""
+    """List topologies, workloads, policies, or the --set keys with type, default, range, unit and source."""
+    if what != "settings" and (policy, workload, scenario) != (None, None, None):
+        raise ConfigError("--policy/--workload/--scenario", what, "go with 'memsched list settings' only")
+    if what == "settings":
+        from memsched.cli.settings import owners, setting_rows, settings_table
+
+        settings = setting_rows(owners(policy, workload, scenario))
+        if json_out:
+            emit_json(settings)
+        else:
+            out_console.print(settings_table(settings))
+        return
     if what == "topologies":
         rows = []
         for name in list_presets():
@@ -206,7 +224,7 @@ def list_(
             for s in policy_registry.specs()
         ]
     else:
-        raise UnknownNameError("what", what, ["topologies", "workloads", "policies"])
+        raise UnknownNameError("what", what, ["topologies", "workloads", "policies", "settings"])
     if json_out:
         emit_json(rows)
         return

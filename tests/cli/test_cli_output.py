@@ -1,0 +1,96 @@
+"""What a person reads: the compare table on an 80-column screen, whole names and full numbers, no dicts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memsched.cli import main
+
+#: Compact counts (``1.161M``): the multiplier of each suffix.
+_SUFFIX = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def _close(cell: str, value: float) -> bool:
+    """Whether ``cell`` (``44.6``, ``1.161M``, ``44289``) is ``value`` shown to the digits it has."""
+    m = re.fullmatch(r"(-?\d+)(?:\.(\d+))?([kMGT]?)", cell)
+    assert m is not None, f"not a number: {cell!r}"
+    scale = _SUFFIX.get(m.group(3), 1.0)
+    decimals = len(m.group(2) or "")
+    shown = float(f"{m.group(1)}.{m.group(2) or 0}") * scale
+    return abs(shown - value) <= 0.5 * 10.0**-decimals * scale * (1 + 1e-9)
+
+
+@pytest.fixture(scope="module")
+def compare_numa02(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[str, object]], Path]:
+    """``COLUMNS=80 memsched compare --workloads numa02`` (text and report) and the --json of the same run."""
+    report = tmp_path_factory.mktemp("report") / "compare.html"
+    env = {**os.environ, "COLUMNS": "80"}
+    text = subprocess.run(
+        [sys.executable, "-m", "memsched", "compare", "--workloads", "numa02", "--jobs", "2", "--report", str(report)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    capture = subprocess.run(
+        [sys.executable, "-m", "memsched", "compare", "--workloads", "numa02", "--jobs", "2", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return text, json.loads(capture), report
+
+
+@pytest.mark.slow
+def test_compare_on_80_columns(compare_numa02: tuple[str, list[dict[str, object]], Path]) -> None:
+    """COLUMNS=80 compare: every line fits, every policy and workload name is whole, every number in full."""
+    text, records, _ = compare_numa02
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert "…" not in text and "{" not in text
+    assert "numa02: best " in lines[0]
+    rows = {}
+    for line in lines:
+        cells = line.split()
+        if len(cells) == 7 and line.startswith("  "):
+            rows[cells[0]] = cells[1:]
+    assert "numa02" in [line.strip() for line in lines]
+    hard = next(r for r in records if r["label"] == "HARD_BIND")
+    assert {str(r["label"]) for r in records} == set(rows)
+    for r in records:
+        elapsed, system, faults, local, migrated, ratio = rows[str(r["label"])]
+        vmstat = r["vmstat"]
+        assert isinstance(vmstat, dict)
+        assert _close(elapsed, float(r["elapsed_s"]))  # type: ignore[arg-type]
+        assert _close(system, float(r["system_s"]))  # type: ignore[arg-type]
+        assert _close(faults, vmstat["numa_hint_faults"])
+        assert _close(local, float(r["local_fraction"]))  # type: ignore[arg-type]
+        assert _close(migrated, vmstat["numa_pages_migrated"])
+        assert _close(ratio, float(r["elapsed_s"]) / float(hard["elapsed_s"]))  # type: ignore[arg-type]
+    best = min((r for r in records if r["role"] == "policy"), key=lambda r: float(r["elapsed_s"]))  # type: ignore[arg-type]
+    assert lines[0].startswith(f"numa02: best {best['label']}, ")
+
+
+def test_run_text_has_no_dicts(capsys: pytest.CaptureFixture[str]) -> None:
+    """memsched run prints task groups and preferred nodes as words and ranges, not Python dicts."""
+    rc = main(["run", "numa02", "--topology", "sandybridge-2n32", "--policy", "mainline"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "preferred_nodes" in out and "node 0: tasks " in out
+    assert not re.search(r"[{}\[\]]|'\d+'", out)
+
+
+def test_rt_sim_kvm_text_has_no_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """rt sim kvm prints its guest figures as indented words, not a JSON blob."""
+    rc = main(["rt", "sim", "kvm"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "kvm: " in out and "latency_us: " in out
+    assert not re.search(r'[{}]|"\w+":', out)
