@@ -235,17 +235,25 @@ def _print_sample(report: SampleReport) -> None:
     )
     for r in report.results:
         typer.echo(r.line())
+    if not report.results:
+        typer.echo(f"[{report.index}] no action this sample: every process stays where it is")
 
 
 @numa_app.command("balance")
 def balance(
     policy: Annotated[str, typer.Option("--policy", "-p", help="NUMA policy id (numad, homenode, ...)")] = "numad",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="only print the actions; change nothing")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="take one sample (more with --count), print what would be done, change nothing"),
+    ] = False,
     interval: Annotated[
         str | None,
         typer.Option("--interval", help="time between samples, with a unit (default: the policy's tick, else 5s)"),
     ] = None,
-    count: Annotated[int | None, typer.Option("--count", help="samples to take (default: until Ctrl-C)")] = None,
+    count: Annotated[
+        int | None,
+        typer.Option("--count", help="samples to take (default: 1 with --dry-run, else until Ctrl-C)"),
+    ] = None,
     pid: Annotated[
         list[int] | None,
         typer.Option("--pid", help="balance only this process (repeatable; default: all we may change)"),
@@ -271,6 +279,8 @@ def balance(
     roots = _roots(proc_root, sys_root)
     spec, instance = load_policy(policy, parse_set_args(set_ or []))
     count = _count(count)
+    if count is None and dry_run:  # a dry run answers "what would it do now?": one pass, not a loop
+        count = 1
     if not 1 <= max_samples <= MAX_SAMPLES:
         raise ConfigError("--max-samples", max_samples, f"must be in 1..{MAX_SAMPLES}")
     if interval is not None:
