@@ -7,6 +7,7 @@ each command's summary at 45 characters (``Simulate one workload under one polic
 * gives every option that takes a value and has no metavar of its own a metavar in words: the table
   :data:`METAVARS` for the options whose value has a form (a list, a duration, a size), else the value's
   kind (``N`` for a count, ``FILE`` for a path, the option's name for a string: ``--topology TOPOLOGY``);
+* shows arguments by name alone (``SCENARIO``, not ``SCENARIO <str>``);
 * sets each command's summary to the first paragraph of its help, which the formatter wraps, not cuts.
 """
 
@@ -61,6 +62,10 @@ def _metavar(option: typer.core.TyperOption) -> str:
     return name.removeprefix("--").replace("-", "_").upper()
 
 
+def _no_type(ctx: object) -> None:
+    return None
+
+
 def _summary(text: str) -> str:
     return " ".join(text.strip().split("\n\n")[0].split())
 
@@ -70,8 +75,12 @@ def polish(command: typer.core.TyperCommand | typer.core.TyperGroup) -> None:
     for param in command.params:
         if isinstance(param, typer.core.TyperOption) and not param.is_flag and param.metavar is None:
             param.metavar = _metavar(param)
-        elif isinstance(param, typer.core.TyperArgument) and param.metavar is None and param.name:
-            param.metavar = param.name.upper()
+        elif isinstance(param, typer.core.TyperArgument):
+            if param.metavar is None and param.name:
+                param.metavar = param.name.upper()
+            # An argument's name already says what it is (``SCENARIO``, not ``SCENARIO <str>``): typer has no
+            # setting for this, so the instance's type display is replaced.
+            setattr(param, "display_type_rich", _no_type)  # noqa: B010
     if command.help and command.short_help is None:
         command.short_help = _summary(command.help)
     for sub in getattr(command, "commands", {}).values():
