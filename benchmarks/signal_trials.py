@@ -11,7 +11,9 @@ it to end, give the kernel a moment, and count leftovers:
 * **processes** still in its session (children, grandchildren, orphans), and any process carrying the trial's
   marker in its command line;
 * **deadline**: those of them in SCHED_DEADLINE;
-* **cgroups**: ``memsched-*`` directories in the v1 memory and v2 hierarchies that were not there before;
+* **cgroups**: ``memsched-*`` directories in the v1 memory and v2 hierarchies that appeared during the trial
+  and are still there when all trials are over (other sessions on a shared machine create and remove their
+  own test cgroups meanwhile; a leftover persists);
 * **sockets**: the daemon's socket file after it ended, and private ``.memsched-*`` directories next to it.
 
 SIGINT is sent to the command's process group, as Ctrl-C on a terminal would (``rt run`` leaves it to its
@@ -108,7 +110,8 @@ class Trial:
     ready: bool
     processes: int
     deadline: int
-    cgroups: int
+    new_cgroups: list[str]
+    cgroups: int = 0  # of new_cgroups, those still there when all trials are over
     socket_left: bool = False
     private_dirs: int = 0
     next_start_ok: bool | None = None
@@ -124,10 +127,13 @@ class Bench:
 
     def argv(self, command: str, marker: str) -> tuple[list[str], Callable[[str], bool], str]:
         """The command line, how to recognise it is working, and which stream says so."""
-        sleeper = [sys.executable, "-c", f"import os,time; print(os.getpid(), flush=True); time.sleep(600) # {marker}"]
         if command == "rt-run":
+            # 0.01 CPU (others on a shared machine may hold most of the deadline bandwidth), so a command that
+            # needs little CPU to start: sh prints its pid and becomes sleep (a deadline task may not fork); the
+            # marker is in sh's command line, and sleep stays in the trial's session
+            shell = ["sh", "-c", f"echo $$; exec sleep 600 # {marker}"]
             return (
-                [*MEMSCHED, "rt", "run", "--runtime", "1ms", "--deadline", "10ms", "--", *sleeper],
+                [*MEMSCHED, "rt", "run", "--runtime", "1ms", "--deadline", "100ms", "--", *shell],
                 str.isdigit,
                 "out",
             )
@@ -172,9 +178,8 @@ class Bench:
             if not procs or time.monotonic() > deadline_t:
                 break
             time.sleep(0.05)
-        t = Trial(
-            command, sig.name, proc.returncode, ready, len(procs), len(dl), len(memsched_cgroups() - cgroups_before)
-        )
+        new_cgroups = sorted(memsched_cgroups() - cgroups_before)
+        t = Trial(command, sig.name, proc.returncode, ready, len(procs), len(dl), new_cgroups)
         for pid in procs:  # clean up for the next trial, after counting
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -229,10 +234,16 @@ def main() -> int:
                 for sig in SIGNALS:
                     for n in range(args.trials):
                         trials.append(bench.trial(command, sig, n))
-                    if not args.json:
-                        _print_row(trials[-args.trials :])
+                    print(f"{command} {sig.name}: {args.trials} trials done", file=sys.stderr, flush=True)
         finally:
             bench.close()
+    time.sleep(5.0)
+    remaining = memsched_cgroups()
+    for t in trials:
+        t.cgroups = sum(c in remaining for c in t.new_cgroups)
+    if not args.json:
+        for i in range(0, len(trials), args.trials):
+            _print_row(trials[i : i + args.trials])
     if args.json:
         print(json.dumps([t.__dict__ for t in trials], indent=1))
     bad = [

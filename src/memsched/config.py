@@ -98,11 +98,13 @@ def validate(obj: Any) -> None:
             raise ConfigError(f.name, value, "must be an integer")
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f.name, value, "must be a finite number (not NaN or infinity)")
+        lo, hi = meta.get("min"), meta.get("max")
         if expected in (int, float) and not -KNOB_LIMIT <= value <= KNOB_LIMIT:
-            raise ConfigError(f.name, value, f"must be between -{KNOB_LIMIT} and {KNOB_LIMIT}")
+            low = -KNOB_LIMIT if lo is None else lo
+            high = KNOB_LIMIT if hi is None else hi
+            raise ConfigError(f.name, value, f"must be between {low} and {high}")
         if expected is bool and not isinstance(value, bool):
             raise ConfigError(f.name, value, "must be true or false")
-        lo, hi = meta.get("min"), meta.get("max")
         if lo is not None and value < lo:
             raise ConfigError(f.name, value, f"must be >= {lo}")
         if hi is not None and value > hi:

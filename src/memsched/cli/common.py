@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import stat
 import sys
@@ -40,6 +41,7 @@ __all__ = [
     "out_console",
     "progress_bar",
     "simulation_memory_limit",
+    "whole_number",
     "write_atomic",
 ]
 
@@ -47,6 +49,22 @@ __all__ = [
 # $COLUMNS says how wide the reader's screen is (rich reads it when ``width`` is None).
 out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160)
 err_console = Console(stderr=True)
+
+
+#: An integer option: optional sign, then at most 19 ASCII digits (every value fits a signed 64-bit integer).
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,19}")
+
+
+def whole_number(value: str | int) -> int:
+    """The parser of every integer option (``typer.Option(parser=whole_number)``).
+
+    typer converts an ``int`` option with pydantic's lax mode, which drops leading zeros and so reads
+    ``--cpus 0-3`` as -3 (and ``3.0`` as 3): an integer option is written in digits, or refused."""
+    if isinstance(value, int):  # a default
+        return value
+    if not _WHOLE_NUMBER.fullmatch(value.strip()):
+        raise ValueError(f"must be a whole number written in digits (got {value[:40]!r})")
+    return int(value)
 
 
 def emit_json(doc: Any) -> None:

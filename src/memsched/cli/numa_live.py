@@ -13,7 +13,7 @@ from typing import Annotated, TextIO
 import typer
 from rich.table import Table
 
-from memsched.cli.common import emit_json, out_console
+from memsched.cli.common import emit_json, out_console, whole_number
 from memsched.cli.numa import numa_app
 from memsched.config import parse_set_args
 from memsched.conformance import load_policy
@@ -177,9 +177,10 @@ def top(
     json_out: JsonOpt = False,
     interval: IntervalOpt = "2s",
     count: Annotated[
-        int | None, typer.Option("--count", help="refreshes (default: until Ctrl-C on a terminal, else 1)")
+        int | None,
+        typer.Option("--count", help="refreshes (default: until Ctrl-C on a terminal, else 1)", parser=whole_number),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="processes shown (text output)")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="processes shown (text output)", parser=whole_number)] = 20,
     proc_root: ProcRootOpt = Path("/proc"),
     sys_root: SysRootOpt = Path("/sys"),
 ) -> None:
@@ -252,16 +253,23 @@ def balance(
     ] = None,
     count: Annotated[
         int | None,
-        typer.Option("--count", help="samples to take (default: 1 with --dry-run, else until Ctrl-C)"),
+        typer.Option(
+            "--count", help="samples to take (default: 1 with --dry-run, else until Ctrl-C)", parser=whole_number
+        ),
     ] = None,
     pid: Annotated[
         list[int] | None,
-        typer.Option("--pid", help="balance only this process (repeatable; default: all we may change)"),
+        typer.Option(
+            "--pid", help="balance only this process (repeatable; default: all we may change)", parser=whole_number
+        ),
     ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value for the policy (repeatable)")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the balancer's random choices")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the balancer's random choices", parser=whole_number)] = 0,
     max_samples: Annotated[
-        int, typer.Option("--max-samples", help="sampled pages per process and sample (the scan window's budget)")
+        int,
+        typer.Option(
+            "--max-samples", help="sampled pages per process and sample (the scan window's budget)", parser=whole_number
+        ),
     ] = 4096,
     restore_affinity: Annotated[
         bool, typer.Option("--restore-affinity", help="on exit, give threads the CPU masks SetAffinity changed back")

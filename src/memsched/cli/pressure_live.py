@@ -29,7 +29,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from memsched.cli.common import out_console
+from memsched.cli.common import out_console, whole_number
 from memsched.cli.pressure import pressure_app
 from memsched.config import from_sets, parse_set_args
 from memsched.errors import ConfigError, MemschedError
@@ -305,11 +305,15 @@ def serve(
     backend: BackendOpt = "auto",
     cgroup: CgroupOpt = None,
     max_clients: Annotated[
-        int, typer.Option("--max-clients", help="connections beyond this are closed at once")
+        int, typer.Option("--max-clients", help="connections beyond this are closed at once", parser=whole_number)
     ] = 1024,
     max_clients_per_uid: Annotated[
         int | None,
-        typer.Option("--max-clients-per-uid", help="connections of one user beyond this are closed (default: 1/8)"),
+        typer.Option(
+            "--max-clients-per-uid",
+            help="connections of one user beyond this are closed (default: 1/8)",
+            parser=whole_number,
+        ),
     ] = None,
     set_: SetOpt = None,
 ) -> None:

@@ -14,6 +14,7 @@ from memsched.cli.common import (
     out_console,
     progress_bar,
     simulation_memory_limit,
+    whole_number,
     write_atomic,
 )
 from memsched.cli.pressure import pressure_app
@@ -47,7 +48,7 @@ def sim(
             "--designs", help="comma-separated: " + ", ".join(DESIGNS) + " (default: the scenario's)"
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
     json_out: Annotated[
         bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")
     ] = False,
@@ -55,7 +56,7 @@ def sim(
         Path | None, typer.Option("--report", help="write a self-contained HTML report")
     ] = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)")
+        int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)", parser=whole_number)
     ] = None,
 ) -> None:
     """Simulate services filling memory, once per notification design, and compare what they saw and did."""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from memsched.admission import BW_UNIT
-from memsched.cli.common import emit_json
+from memsched.cli.common import emit_json, whole_number
 from memsched.cli.rt import rt_app
 from memsched.errors import ConfigError, ProcessGoneError
 from memsched.live import capabilities
@@ -94,7 +94,9 @@ def admit(
     ] = "",
     pid: Annotated[
         int | None,
-        typer.Option("--pid", help="predict a change of this task's reservation (default: a new task)"),
+        typer.Option(
+            "--pid", help="predict a change of this task's reservation (default: a new task)", parser=whole_number
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:

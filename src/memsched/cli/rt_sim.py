@@ -14,6 +14,7 @@ from memsched.cli.common import (
     out_console,
     progress_bar,
     simulation_memory_limit,
+    whole_number,
     write_atomic,
 )
 from memsched.cli.rt import rt_app
@@ -100,9 +101,9 @@ def sim(
         str | None, typer.Option("--preempt", help="preemption model: " + ", ".join(MODELS))
     ] = None,
     cpus: Annotated[
-        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)")
+        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)", parser=whole_number)
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="key=value for the scenario or the scheduler")
     ] = None,

@@ -16,6 +16,7 @@ from memsched.cli.common import (
     out_console,
     progress_bar,
     simulation_memory_limit,
+    whole_number,
     write_atomic,
 )
 from memsched.config import describe, parse_set_args
@@ -35,7 +36,9 @@ DEFAULT_WORKLOADS = "numa01,numa01_THREAD_ALLOC,numa02,numa02_SMT"
 TopologyOpt = Annotated[
     str, typer.Option("--topology", "-t", help="preset name (memsched list topologies) or a TOML file")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed of every random choice; same seed, same result")]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", help="seed of every random choice; same seed, same result", parser=whole_number)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 ThpOpt = Annotated[bool, typer.Option("--thp/--no-thp", help="2 MiB transparent huge pages (default) or 4 KiB pages")]
 
@@ -124,7 +127,9 @@ def compare(
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
     report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)", parser=whole_number)
+    ] = None,
     thp: ThpOpt = True,
 ) -> None:
     """Run workloads under every policy, next to their hard-bound reference runs, and compare."""
