@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers.report_check import check_report
 from memsched.cli import main
+from memsched.record import RunRecord
+from memsched.report.tables import why_rows
 
 #: Compact counts (``1.161M``): the multiplier of each suffix.
 _SUFFIX = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
@@ -94,3 +98,41 @@ def test_rt_sim_kvm_text_has_no_json(capsys: pytest.CaptureFixture[str]) -> None
     assert rc == 0
     assert "kvm: " in out and "latency_us: " in out
     assert not re.search(r'[{}]|"\w+":', out)
+
+
+def _record(doc: dict[str, object]) -> RunRecord:
+    figures = dict(doc)
+    base, role, model = figures.pop("base"), figures.pop("role"), figures.pop("model_version")
+    version = figures.pop("policy_version", None)
+    return RunRecord(
+        "numa", str(figures["workload"]), str(figures["policy"]), str(figures["label"]), int(figures["seed"]),  # type: ignore[call-overload]
+        figures, role, str(base), version, str(model),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.slow
+def test_compare_report_at_a_glance(compare_numa02: tuple[str, list[dict[str, object]], Path]) -> None:
+    """The report opens with the summary (winner, heatmap), has no empty section, and its charts are SVG."""
+    text, records, report_path = compare_numa02
+    report = check_report(report_path.read_text())
+    assert report.problems == []
+    assert report.headings() == ["Summary", "Results", "Why", "Elapsed time", "Locality and placement over time"]
+    summary = report.section("Summary")
+    assert summary.tables == 1 and "numa02: best " in summary.text.replace("\n", " ")
+    assert "elapsed per workload and run" in report.charts
+    assert len(report.charts) == 1 + len(records)  # the elapsed chart and one timeline per run
+
+
+@pytest.mark.slow
+def test_why_notes_are_the_same_in_terminal_and_report(
+    compare_numa02: tuple[str, list[dict[str, object]], Path],
+) -> None:
+    """Every "why" note of the run is in the terminal output and, word for word, in the HTML report."""
+    text, records, report_path = compare_numa02
+    notes = why_rows([_record(r) for r in records])
+    assert notes, "numa02 under every policy has runs that trail HARD_BIND"
+    page = report_path.read_text()
+    words = " ".join(text.split())
+    for _, label, note in notes:
+        assert html.escape(note) in page
+        assert f"{label} {note}" in words

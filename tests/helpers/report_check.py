@@ -71,7 +71,7 @@ class _Parser(HTMLParser):
         if self.in_h2:
             self.current.heading += data.strip()
         else:
-            self.current.text += data.strip()
+            self.current.text += " " + data.strip() if data.strip() else ""
 
     def _reference(self, ref: str) -> None:
         if ref.startswith("#"):

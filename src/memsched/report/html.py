@@ -33,24 +33,29 @@ def _labels(records: Sequence[RunRecord]) -> list[str]:
     return list(dict.fromkeys(r.label for r in records))
 
 
-def _elapsed_chart(records: Sequence[RunRecord]) -> str:
+def _elapsed_chart(records: Sequence[RunRecord], *, reference_label: str = "HARD_BIND") -> str:
+    """Elapsed time of every run, one panel per workload: a bar per run (named on the axis, no legend to
+    decode) and a dashed line at the reference's time."""
     if not records:
         return ""
     bases = list(dict.fromkeys(r.base for r in records))
-    labels = list(dict.fromkeys(r.label for r in records))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(bases)), 4))
-    width = 0.8 / max(1, len(labels))
-    for j, label in enumerate(labels):
-        xs, ys = [], []
-        for i, b in enumerate(bases):
-            for r in records:
-                if r.base == b and r.label == label:
-                    xs.append(i + j * width)
-                    ys.append(r["elapsed_s"])
-        ax.bar(xs, ys, width, label=label, color=series_colour(label, labels))
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(bases))], bases, rotation=15)
-    ax.set_ylabel("elapsed (simulated s)")
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    labels = _labels(records)
+    cols = min(len(bases), 2)
+    rows = -(-len(bases) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, (0.32 * len(labels) + 1.2) * rows), squeeze=False)
+    for ax in axes.flat[len(bases) :]:
+        ax.set_visible(False)
+    for ax, base in zip(axes.flat, bases, strict=False):
+        runs = [r for r in records if r.base == base]
+        ys = list(range(len(runs)))[::-1]
+        ax.barh(ys, [r["elapsed_s"] for r in runs], color=[series_colour(r.label, labels) for r in runs])
+        ax.set_yticks(ys, [r.label for r in runs])
+        ref = next((r for r in runs if r.label == reference_label), None)
+        if ref is not None:
+            ax.axvline(ref["elapsed_s"], color="#222222", linestyle="--", linewidth=0.8)
+        ax.set_title(base)
+        ax.set_xlabel("elapsed (simulated s)" + (f"; dashed: {reference_label}" if ref is not None else ""))
+    fig.tight_layout()
     return svg_img(fig, "elapsed per workload and run")
 
 

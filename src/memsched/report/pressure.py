@@ -93,13 +93,13 @@ def pressure_chart(rec: RunRecord) -> Any:
     a1.set_ylabel("MiB")
     a1.legend(fontsize="small", loc="upper right", ncols=2)
     for key, flavour, label, marker in (
-        ("index_mainline", "mainline", "mainline index (root)", "."),
+        ("index_mainline", "mainline", "mainline index (root)", "o"),
         ("index_rfc2012", "rfc2012", "rfc2012 index", "x"),
     ):
         pts = tl[key]
         if pts:
             a2.scatter(
-                [p[0] for p in pts], [p[1] for p in pts], s=6, marker=marker, label=label, alpha=0.6,
+                [p[0] for p in pts], [p[1] for p in pts], s=10, marker=marker, label=label, alpha=0.7,
                 color=_design_colour(flavour),
             )
     psi = [(x, y) for x, y in zip(t, tl.get("psi_some_avg10") or [], strict=False) if y is not None]
@@ -110,7 +110,7 @@ def pressure_chart(rec: RunRecord) -> Any:
     a2.set_ylim(-5, 105)
     a2.set_ylabel("index, PSI %")
     if a2.get_legend_handles_labels()[0]:
-        a2.legend(fontsize="small", loc="upper left")
+        a2.legend(fontsize="small", loc="upper left", markerscale=2)
     else:
         a2.text(0.5, 0.5, "no reclaim window computed, no PSI sample", transform=a2.transAxes, ha="center")
     for level, times in rec["event_times_s"].items():
@@ -124,7 +124,7 @@ def pressure_chart(rec: RunRecord) -> Any:
     a3.set_xlabel("simulated s")
     a3.set_ylabel("events")
     a3.set_xlim(0, rec["duration_s"])
-    fig.suptitle(f"{rec['scenario']} — {rec['design']}")
+    a1.set_title(f"{rec['scenario']}, design {rec['design']}", fontsize="medium")
     return fig
 
 

@@ -17,6 +17,7 @@ worker gets SIGTERM at once, so the command stops within a second instead of fin
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 from collections.abc import Callable, Sequence
@@ -52,11 +53,26 @@ def _worker(item: tuple[int, RunSpec]) -> tuple[int, RunRecord]:
     return item[0], run_one(item[1])
 
 
+#: Signals blocked while the pool forks its workers, so that none arrives before a worker has set its handlers.
+_POOL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
 def _worker_signals() -> None:
     """In each worker: Ctrl-C is the parent's to handle; SIGTERM (the pool's terminate) simply ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _POOL_SIGNALS)
+
+
+def _start_pool(processes: int) -> multiprocessing.pool.Pool:
+    """A pool whose workers (and helper threads) start with the signals blocked: a Ctrl-C during the start stays
+    pending in the parent, which takes it once the pool exists and can be terminated."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _POOL_SIGNALS)
+    try:
+        return multiprocessing.get_context().Pool(processes, initializer=_worker_signals)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def run_many(
@@ -78,7 +94,7 @@ def run_many(
             if on_done:
                 on_done(i, rec)
     else:
-        pool = multiprocessing.get_context().Pool(min(jobs, len(specs)), initializer=_worker_signals)
+        pool = _start_pool(min(jobs, len(specs)))
         try:
             for i, rec in pool.imap_unordered(_worker, list(enumerate(specs))):
                 results[i] = rec
