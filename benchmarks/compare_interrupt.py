@@ -74,7 +74,8 @@ def main() -> None:
     for r in results:
         print(json.dumps(r, sort_keys=True))
     times = [float(r["stopped_s"]) for r in results]  # type: ignore[arg-type]
-    print(f"stop after Ctrl-C: median {statistics.median(times):.3f} s, max {max(times):.3f} s over {len(times)} trials")
+    median, worst = statistics.median(times), max(times)
+    print(f"stop after Ctrl-C: median {median:.3f} s, max {worst:.3f} s over {len(times)} trials")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def _record(doc: dict[str, object]) -> RunRecord:
 @pytest.mark.slow
 def test_compare_report_at_a_glance(compare_numa02: tuple[str, list[dict[str, object]], Path]) -> None:
     """The report opens with the summary (winner, heatmap), has no empty section, and its charts are SVG."""
-    text, records, report_path = compare_numa02
+    _, records, report_path = compare_numa02
     report = check_report(report_path.read_text())
     assert report.problems == []
     assert report.headings() == ["Summary", "Results", "Why", "Elapsed time", "Locality and placement over time"]

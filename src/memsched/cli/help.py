@@ -14,6 +14,7 @@ each command's summary at 45 characters (``Simulate one workload under one polic
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer.core
 
@@ -70,8 +71,10 @@ def _summary(text: str) -> str:
     return " ".join(text.strip().split("\n\n")[0].split())
 
 
-def polish(command: typer.core.TyperCommand | typer.core.TyperGroup) -> None:
-    """Metavars in words and uncut summaries for ``command`` and every command under it (see the module)."""
+def polish(command: Any) -> None:
+    """Metavars in words and uncut summaries for ``command`` and every command under it (see the module).
+
+    ``command`` is what ``typer.main.get_command`` returns (a command or a group of typer's own click)."""
     for param in command.params:
         if isinstance(param, typer.core.TyperOption) and not param.is_flag and param.metavar is None:
             param.metavar = _metavar(param)

@@ -66,7 +66,8 @@ def metric_text(key: str, value: object) -> str:
         for task, node in value.items():
             by_node.setdefault(int(node), []).append(int(task))
         return "; ".join(
-            f"{'no node' if node < 0 else f'node {node}'}: tasks {_span(tasks)}" for node, tasks in sorted(by_node.items())
+            f"{'no node' if node < 0 else f'node {node}'}: tasks {_span(tasks)}"
+            for node, tasks in sorted(by_node.items())
         )
     parts = []
     for k, v in value.items():

@@ -9,7 +9,10 @@ from memsched.record import RunRecord
 from memsched.report.page import page
 from memsched.report.pressure import pressure_chart, pressure_report
 
-_SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><defs><clipPath id="c"><rect/></clipPath></defs><g clip-path="url(#c)"/></svg>'
+_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg"><defs><clipPath id="c"><rect/></clipPath></defs>'
+    b'<g clip-path="url(#c)"/></svg>'
+)
 
 
 def _img(svg: bytes, alt: str = "chart") -> str:
