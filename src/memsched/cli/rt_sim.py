@@ -223,34 +223,35 @@ def preempt_doc(rows: list[RunRecord]) -> dict[str, Any]:
 
 
 def preempt_table(doc: dict[str, Any]) -> Any:
-    from rich.table import Table
+    from memsched.report.fit import Column, FitTable, count
 
-    table = Table(title=f"{doc['taskset']} under every preemption model")
-    cols = (
-        "preempt",
-        "hackbench s",
-        "msgs/s",
-        "ctx switches",
-        "involuntary",
-        "lock contentions",
-        "cyclic mean µs",
-        "cyclic max µs",
+    table = FitTable(
+        f"{doc['taskset']} under every preemption model",
+        [
+            Column("preempt"),
+            Column("hb s", "hackbench time, simulated s", right=True),
+            Column("msgs/s", "hackbench messages per second", right=True),
+            Column("cs", "context switches", right=True),
+            Column("invol", "involuntary context switches", right=True),
+            Column("lock", "lock contentions", right=True),
+            Column("cyc µs", "cyclictest latency mean/max, µs", right=True),
+        ],
     )
-    for c in cols:
-        table.add_column(c)
+    rows = table.add_group(None)
+
+    def f(v: Any, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
     for m in doc["models"]:
-
-        def f(v: Any, fmt: str) -> str:
-            return "-" if v is None else format(v, fmt)
-
-        table.add_row(
-            m["preempt"],
-            f(m["hackbench_time_s"], ".4f"),
-            f(m["throughput_msgs_per_s"], ".0f"),
-            f(m["context_switches"], "d"),
-            f(m["involuntary_switches"], "d"),
-            f(m["lock_contentions"], "d"),
-            f(m["cyclictest_mean_us"], ".2f"),
-            f(m["cyclictest_max_us"], ".2f"),
+        rows.append(
+            [
+                m["preempt"],
+                f(m["hackbench_time_s"], ".4f"),
+                f(m["throughput_msgs_per_s"], ".0f"),
+                count(m["context_switches"]),
+                count(m["involuntary_switches"]),
+                count(m["lock_contentions"]),
+                f"{f(m['cyclictest_mean_us'], '.2f')}/{f(m['cyclictest_max_us'], '.2f')}",
+            ]
         )
     return table

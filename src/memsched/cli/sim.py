@@ -233,11 +233,10 @@ def list_(
     if json_out:
         emit_json(rows)
         return
-    from rich.table import Table
+    from memsched.report.fit import Column, FitTable
 
-    table = Table(title=what)
-    for key in rows[0]:
-        table.add_column(key)
+    table = FitTable(what, [Column(key, wrap=key in ("description", "models", "settings")) for key in rows[0]])
+    cells = table.add_group(None)
     for row in rows:
-        table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
+        cells.append([", ".join(v) if isinstance(v, list) else str(v) for v in row.values()])
     out_console.print(table)

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -161,22 +162,28 @@ class FitTable:
                 t.add_row(indent + row[0], *row[1:])
         return t
 
-    def _stacked(self, width: int) -> list[Text]:
-        out = [Text(self.title, style="bold")]
+    def _stacked(self, width: int) -> list[RenderableType]:
+        """One block per row: its first cell, then ``head value`` pairs packed into lines under it (indented;
+        a pair longer than a line wraps at its spaces, still indented)."""
+        out: list[RenderableType] = [Text(self.title, style="bold")]
         indent = self._indent()
+        pad = len(indent) + 2
+        limit = max(8, width - pad)
         for heading, rows in self.groups:
             if heading is not None:
                 out.append(Text(heading, style="bold"))
             for row in rows:
                 out.append(Text(indent + row[0]))
-                pairs = [f"{c.head} {v}" for c, v in zip(self.columns[1:], row[1:], strict=True)]
-                line = indent + "  "
-                for pair in pairs:
-                    if line.strip() and cell_len(line) + cell_len(pair) > width:
-                        out.append(Text(line.rstrip()))
-                        line = indent + "  "
-                    line += pair + "  "
-                out.append(Text(line.rstrip()))
+                lines: list[str] = []
+                line = ""
+                for c, v in zip(self.columns[1:], row[1:], strict=True):
+                    pair = f"{c.head} {v}"
+                    if line and cell_len(line) + 2 + cell_len(pair) > limit:
+                        lines.append(line)
+                        line = ""
+                    line = f"{line}  {pair}" if line else pair
+                lines.append(line)
+                out += [Padding(Text(text), (0, 0, 0, pad)) for text in lines]
         return out
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
