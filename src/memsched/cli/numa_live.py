@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
-from rich.table import Table
 
 from memsched.cli.common import emit_json, out_console, whole_number
 from memsched.cli.numa import numa_app
@@ -25,7 +24,7 @@ from memsched.live.procfs import MissingFieldWarning
 from memsched.live.roots import LiveRoots
 from memsched.topology.sysfs import topology_from_sysfs
 from memsched.uapi.cpumask import format_cpulist
-from memsched.units import MIB, format_bytes, parse_duration
+from memsched.units import MIB, parse_duration
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 IntervalOpt = Annotated[str, typer.Option("--interval", help="time between samples, with a unit (2s, 500ms)")]
@@ -123,48 +122,70 @@ def _machine_line(nr_nodes: int, roots: LiveRoots) -> str:
 
 
 def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int, machine: str) -> None:
+    from memsched.report.fit import Column, FitTable, size
+
     topo = snap.topology
     out_console.print(machine, highlight=False)
-    nodes = Table(title="nodes", title_justify="left")
-    for col in ("node", "cpus", "memory", "free", "distance"):
-        nodes.add_column(col, justify="left" if col in ("node", "cpus", "distance") else "right")
+    nodes = FitTable(
+        "nodes",
+        [
+            Column("node"),
+            Column("cpus"),
+            Column("memory", "node's memory (MemTotal of its meminfo)", right=True),
+            Column("free", "free memory on the node", right=True),
+            Column("distance", "SLIT distances to nodes 0, 1, ..."),
+        ],
+    )
+    rows = nodes.add_group(None)
     for n in topo.nodes:
-        nodes.add_row(
-            str(n.id),
-            format_cpulist(n.cpus),
-            format_bytes(snap.node_total_bytes[n.id]),
-            format_bytes(snap.node_free_bytes[n.id]),
-            " ".join(str(int(d)) for d in topo.distance[n.id]),
+        rows.append(
+            [
+                str(n.id),
+                format_cpulist(n.cpus),
+                size(snap.node_total_bytes[n.id]),
+                size(snap.node_free_bytes[n.id]),
+                " ".join(str(int(d)) for d in topo.distance[n.id]),
+            ]
         )
     out_console.print(nodes)
-    counters = Table(title="/proc/vmstat", title_justify="left")
-    counters.add_column("counter")
-    counters.add_column("value", justify="right")
-    if previous is not None:  # a rate needs two snapshots: no empty column in one-shot mode
-        counters.add_column("per s", justify="right")
+    rate_column = [Column("per s", "change per second since the last refresh", right=True)] if previous else []
+    counters = FitTable("/proc/vmstat", [Column("counter"), Column("value", right=True), *rate_column])
+    rows = counters.add_group(None)
     delta = snap.counters.delta(previous.counters) if previous is not None else {}
     seconds = (snap.time_ns - previous.time_ns) / 1e9 if previous is not None else 0.0
     for name, value in snap.counters.values.items():
         d = delta.get(name)
         rate = [f"{d / seconds:.0f}" if d is not None and seconds > 0 else "-"] if previous is not None else []
-        counters.add_row(name, "unknown" if value is None else str(value), *rate)
+        rows.append([name, "unknown" if value is None else str(value), *rate])
     out_console.print(counters)
-    rows = locality(snap)
-    procs = Table(
-        title=f"processes by remote-memory share ({len(rows)} with an address space, top {min(limit, len(rows))})",
-        title_justify="left",
+    found = locality(snap)
+    procs = FitTable(
+        f"processes by remote-memory share ({len(found)} with an address space, top {min(limit, len(found))})",
+        [
+            Column("pid", right=True),
+            Column("comm", wrap=True),
+            Column("thr", "threads", right=True),
+            Column("on nodes", "nodes the threads last ran on"),
+            Column("resident", "resident memory (numa_maps N<node>= totals)", right=True),
+            *(
+                Column(f"N{n.id}", "resident MiB on each node (N0, N1, ...)" if n.id == topo.nodes[0].id else "", True)
+                for n in topo.nodes
+            ),
+            Column("remote", "share of resident memory on nodes none of its threads ran on", right=True),
+        ],
     )
-    for col in ("pid", "comm", "thr", "thread nodes", "resident", *[f"N{n.id}" for n in topo.nodes], "remote"):
-        procs.add_column(col, justify="right" if col not in ("comm", "thread nodes") else "left")
-    for r in rows[:limit]:
-        procs.add_row(
-            str(r.pid),
-            r.comm,
-            str(r.threads),
-            ",".join(map(str, r.thread_nodes)) or "-",
-            format_bytes(r.total_pages * snap.page_size),
-            *[f"{p * snap.page_size / MIB:.0f}M" for p in r.node_pages],
-            f"{100 * r.remote_share:.1f}%",
+    rows = procs.add_group(None)
+    for r in found[:limit]:
+        rows.append(
+            [
+                str(r.pid),
+                r.comm,
+                str(r.threads),
+                ",".join(map(str, r.thread_nodes)) or "-",
+                size(r.total_pages * snap.page_size),
+                *[f"{p * snap.page_size / MIB:.0f}" for p in r.node_pages],
+                f"{100 * r.remote_share:.1f}%",
+            ]
         )
     out_console.print(procs)
     if snap.unreadable:

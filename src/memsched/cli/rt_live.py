@@ -158,25 +158,54 @@ def run(
 
 def _print_noise(report: NoiseReport) -> None:
     iso = report.isolation
-    header = (
-        f"{'CPU':>4} {'ISOL':>10} {'RUNTIME us':>11} {'NOISE us':>10} {'% CPU AVAIL':>11} {'MAX us':>9} "
-        f"{'COUNT':>7} {'IRQ':>6} {'NMI':>4} {'SIRQ':>6} {'THREAD':>6} {'RES ns':>7}"
-    )
+    from memsched.cli.common import out_console
+    from memsched.report.fit import Column, FitTable
+
     typer.echo(
         f"noise above {format_ns(report.threshold_ns)} for {format_ns(report.duration_ns)} per CPU"
         f" ({'all CPUs at once' if report.parallel else 'one CPU at a time'})"
     )
-    typer.echo(header)
+    # osnoise's columns (Documentation/trace/osnoise-tracer.rst), heads shortened to fit 80 columns.
+    table = FitTable(
+        "",
+        [
+            Column("CPU", right=True),
+            Column("isol", "isolation of the CPU (isolcpus, nohz_full)", right=True),
+            Column("run us", "time the loop ran, µs (osnoise RUNTIME IN US)", right=True),
+            Column("noise us", "time stolen from the loop, µs", right=True),
+            Column("avail %", "% of CPU available to the loop (osnoise % OF CPU AVAILABLE)", right=True),
+            Column("max us", "longest single noise, µs", right=True),
+            Column("count", "noise occurrences above the threshold", right=True),
+            Column("IRQ", "hardware interrupts during the run", right=True),
+            Column("NMI", "non-maskable interrupts", right=True),
+            Column("SIRQ", "softirqs", right=True),
+            Column("thr", "threads that preempted the loop (THREAD)", right=True),
+            Column("res ns", "loop resolution: mean iteration, ns", right=True),
+        ],
+    )
+    rows = table.add_group(None)
 
     def opt(v: int | None) -> str:
         return "-" if v is None else str(v)
 
     for c in report.cpus:
-        typer.echo(
-            f"{c.cpu:>4} {iso.describe(c.cpu):>10} {c.runtime_ns / 1000:>11.0f} {c.noise_ns / 1000:>10.1f} "
-            f"{c.cpu_available_pct:>11.4f} {c.max_single_ns / 1000:>9.1f} {c.count:>7} {opt(c.irq):>6} "
-            f"{opt(c.nmi):>4} {opt(c.softirq):>6} {opt(c.thread):>6} {c.resolution_ns:>7.0f}"
+        rows.append(
+            [
+                str(c.cpu),
+                iso.describe(c.cpu),
+                f"{c.runtime_ns / 1000:.0f}",
+                f"{c.noise_ns / 1000:.1f}",
+                f"{c.cpu_available_pct:.4f}",
+                f"{c.max_single_ns / 1000:.1f}",
+                str(c.count),
+                opt(c.irq),
+                opt(c.nmi),
+                opt(c.softirq),
+                opt(c.thread),
+                f"{c.resolution_ns:.0f}",
+            ]
         )
+    out_console.print(table)
     nohz = (
         "kernel without CONFIG_NO_HZ_FULL"
         if iso.nohz_full is None

@@ -31,8 +31,8 @@ __all__ = ["Column", "FitTable", "count", "mapping_lines", "size"]
 
 #: Narrowest a wrapping column may become before the stacked layout is used instead.
 _MIN_WRAP = 16
-#: What a column costs besides its cells: one space of padding each side and a one-character divider.
-_GAP = 3
+#: What a column costs besides its cells: one space of padding and a blank divider (adjacent padding collapsed).
+_GAP = 2
 
 
 def count(n: int | float | None) -> str:
@@ -149,6 +149,7 @@ class FitTable:
             box=box.SIMPLE_HEAD,
             show_edge=False,
             pad_edge=False,
+            collapse_padding=True,
             title_justify="left",
             title_style="bold",
         )
