@@ -136,3 +136,73 @@ def test_why_notes_are_the_same_in_terminal_and_report(
     for _, label, note in notes:
         assert html.escape(note) in page
         assert f"{label} {note}" in words
+
+
+def test_version_and_short_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """memsched --version prints the version; -h is --help, for the program and its commands."""
+    from memsched import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"memsched {__version__}\n"
+    assert main(["-h"]) == 0
+    top = capsys.readouterr().out
+    assert main(["compare", "-h"]) == 0
+    assert top.startswith("Usage: memsched") and "Usage: memsched compare" in capsys.readouterr().out
+
+
+def test_help_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """Metavars name what to type; command summaries are whole; rt admit --flags lists every flag."""
+    from memsched.uapi.sched import SchedFlag
+
+    assert main(["compare", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "--policies POLICY[,POLICY…]|all" in out and "--workloads WORKLOAD[,WORKLOAD…]" in out
+    assert "--jobs N" in out and "--report FILE.html" in out and "<" not in out
+    assert main(["-h"]) == 0
+    commands = " ".join(capsys.readouterr().out.split("Commands:")[1].split())
+    assert "Simulate one workload under one policy and report times and /proc/vmstat counters." in commands
+    assert "..." not in commands
+    assert main(["rt", "admit", "-h"]) == 0
+    words = re.sub(r"-\s+", "-", " ".join(capsys.readouterr().out.split()))  # click wraps after hyphens
+    for flag in SchedFlag:
+        assert str(flag.name).lower().replace("_", "-") in words
+
+
+def test_list_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    """list settings shows each --set key with type, default, range, unit and source; JSON has the same rows."""
+    assert main(["list", "settings", "--policy", "mainline", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    scan = next(r for r in rows if r["key"] == "scan_delay_ms")
+    assert scan == {
+        "owner": "policy mainline", "key": "scan_delay_ms", "type": "int", "default": 1000, "range": ">= 0",
+        "min": 0, "max": None, "choices": None, "unit": "ms", "source": "numa_balancing_scan_delay_ms",
+    }  # fmt: skip
+    assert main(["list", "settings", "--scenario", "kvm"]) == 0
+    out = capsys.readouterr().out
+    assert "rt scenario kvm" in out and "the rt scheduler (rt sim)" in out and "eevdf|cfs" in out
+    assert main(["list", "policies", "--policy", "mainline"]) == 2
+
+
+def test_numa_top_one_shot_says_nodes_and_balancing(capsys: pytest.CaptureFixture[str]) -> None:
+    """numa top once: '4 nodes, balancing on' in words, and no rate column without a previous snapshot."""
+    from helpers.live_fixtures import FIXTURES
+
+    root = FIXTURES / "numa-4node"
+    assert main(["numa", "top", "--proc-root", str(root / "proc"), "--sys-root", str(root / "sys")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("4 nodes, balancing on")
+    assert "per s" not in out and "resident" in out
+
+
+def test_numa_balance_dry_run_is_one_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    """--dry-run without --count takes one sample, prints the actions it would take, and ends."""
+    from helpers.live_fixtures import FIXTURES
+
+    root = FIXTURES / "numa-4node"
+    argv = ["numa", "balance", "--policy", "mainline", "--dry-run"]
+    assert main([*argv, "--proc-root", str(root / "proc"), "--sys-root", str(root / "sys")]) == 0
+    out, err = capsys.readouterr()
+    assert "1 sample(s)" in err
+    lines = out.splitlines()
+    assert lines[0].startswith("[1] ") and all(line.startswith("[1] ") for line in lines)
+    assert any("dry-run: would move" in line for line in lines)

@@ -258,7 +258,10 @@ def _print_sample(report: SampleReport) -> None:
     for r in report.results:
         typer.echo(r.line())
     if not report.results:
-        typer.echo(f"[{report.index}] no action this sample: every process stays where it is")
+        typer.echo(
+            f"[{report.index}] no action from this sample (a policy that places tasks when a scan pass ends, "
+            "such as homenode, acts from the next sample: --count 2)"
+        )
 
 
 @numa_app.command("balance")
