@@ -131,14 +131,12 @@ class FitTable:
     def min_width(self) -> int:
         """The narrowest table that keeps every name and number whole."""
         need = 0
-        for col, w in zip(self.columns, self.natural_widths(), strict=True):
-            need += min(w, max(_MIN_WRAP, self._longest_word(col))) if col.wrap else w
+        for i, (col, w) in enumerate(zip(self.columns, self.natural_widths(), strict=True)):
+            need += min(w, max(_MIN_WRAP, self._longest_word(i))) if col.wrap else w
         return need + _GAP * (len(self.columns) - 1)
 
-    def _longest_word(self, col: Column) -> int:
-        i = list(self.columns).index(col)
-        words = [cell_len(w) for _, row in self.rows() for w in row[i].split()]
-        return max(words, default=0)
+    def _longest_word(self, i: int) -> int:
+        return max((cell_len(word) for _, row in self.rows() for word in row[i].split()), default=0)
 
     def legend(self) -> list[str]:
         return [f"{c.head}: {c.legend}" for c in self.columns if c.legend] + list(self.footnotes)
