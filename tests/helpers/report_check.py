@@ -71,7 +71,7 @@ class _Parser(HTMLParser):
         if self.in_h2:
             self.current.heading += data.strip()
         else:
-            self.current.text += " " + data.strip() if data.strip() else ""
+            self.current.text += data
 
     def _reference(self, ref: str) -> None:
         if ref.startswith("#"):
@@ -122,6 +122,7 @@ def check_report(text: str) -> Report:
         if fragment not in parser.ids:
             report.problems.append(f"link to a missing #{fragment}")
     for s in report.sections:
+        s.text = " ".join(s.text.split())
         if not s.heading:
             report.problems.append("a section without a heading")
         if not (s.text or s.images or s.tables):
