@@ -36,13 +36,15 @@ def compare_numa02(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[
     """``COLUMNS=80 memsched compare --workloads numa02`` (text and report) and the --json of the same run."""
     report = tmp_path_factory.mktemp("report") / "compare.html"
     env = {**os.environ, "COLUMNS": "80"}
-    text = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "memsched", "compare", "--workloads", "numa02", "--jobs", "2", "--report", str(report)],
         capture_output=True,
         text=True,
         env=env,
         check=True,
-    ).stdout
+    )
+    assert done.stderr == ""  # no matplotlib (or any other) warning while the report is drawn
+    text = done.stdout
     capture = subprocess.run(
         [sys.executable, "-m", "memsched", "compare", "--workloads", "numa02", "--jobs", "2", "--json"],
         capture_output=True,
