@@ -183,6 +183,8 @@ def test_list_settings(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "rt scenario kvm" in out and "the rt scheduler (rt sim)" in out and "eevdf|cfs" in out
     assert main(["list", "policies", "--policy", "mainline"]) == 2
+    assert main(["list", "settings", "--scenario", "nope"]) == 2
+    assert "'--scenario' must be one of" in capsys.readouterr().err
 
 
 def test_numa_top_one_shot_says_nodes_and_balancing(capsys: pytest.CaptureFixture[str]) -> None:

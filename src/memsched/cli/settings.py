@@ -12,6 +12,7 @@ import dataclasses
 import typing
 from typing import Any
 
+from memsched.errors import UnknownNameError
 from memsched.report.fit import Column, FitTable
 
 __all__ = ["owners", "setting_rows", "settings_table"]
@@ -54,6 +55,8 @@ def owners(policy: str | None, workload: str | None, scenario: str | None) -> li
     if workload is not None:
         out.append((f"workload {workload}", workloads.get(workload).config_cls))
     if scenario is not None:
+        if scenario not in scenarios.names():
+            raise UnknownNameError("--scenario", scenario, scenarios.names())
         out.append((f"rt scenario {scenario}", scenarios.get(scenario).config_cls))
         out.append(("the rt scheduler (rt sim)", SchedConfig))
     return out
