@@ -151,7 +151,11 @@ def summary_html(records: Sequence[RunRecord], *, reference_label: str = "HARD_B
         if policy is None:
             items.append(f"<li><b>{html.escape(base)}</b>: no policy run has a score</li>")
             continue
-        against = "" if ratio is None else f", {ratio:.2f}× {html.escape(reference_label)}’s {html.escape(what)}"
+        against = (
+            f" (no {html.escape(reference_label)} run to compare with)"
+            if ratio is None
+            else f", {ratio:.2f}× {html.escape(reference_label)}’s {html.escape(what)}"
+        )
         items.append(f"<li><b>{html.escape(base)}</b>: best <b>{html.escape(policy)}</b>{against}</li>")
     policies = list(dict.fromkeys(r.label for r in records if not r.is_reference))
     refs = {r.base: r for r in records if r.is_reference and r.label == reference_label}
@@ -166,8 +170,8 @@ def summary_html(records: Sequence[RunRecord], *, reference_label: str = "HARD_B
                 cells.append("<td>-</td>")
                 continue
             higher = bool(rec["score"]["higher_is_better"]) if rec is not None else False
-            badness = (1 / ratio if higher and ratio > 0 else ratio) - 1.0
-            bg, fg = heat_colour(badness)
+            behind = (1 / ratio if higher and ratio > 0 else ratio) - 1.0  # 0.5: 1.5x the time, 2/3 the throughput
+            bg, fg = heat_colour(behind / 0.5)
             cls = ' class="best"' if p == winner else ""
             cells.append(f'<td{cls} style="background:{bg};color:{fg}">{ratio:.2f}</td>')
         rows.append(f"<tr><th class='txt'>{html.escape(base)}</th>{''.join(cells)}</tr>")
@@ -175,7 +179,7 @@ def summary_html(records: Sequence[RunRecord], *, reference_label: str = "HARD_B
         f'<table class="heat"><caption>ratio to {html.escape(reference_label)} (elapsed time; throughput for '
         f"fixed-time benchmarks)</caption><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
         "</table><ul class='legend'><li>Darker: further behind "
-        f"{html.escape(reference_label)} (white: as good; the darkest shade is 2× or worse). "
+        f"{html.escape(reference_label)} (white: as good; the darkest: 1.5× the time, or ⅔ the throughput, or worse). "
         "Framed: the workload's best policy.</li></ul>"
     )
     return f"<ul class='winners'>{''.join(items)}</ul>\n{heat}" if items else ""
