@@ -50,7 +50,17 @@ def _cpus(bw: int | None) -> str:
 
 
 def _print_prediction(p: AdmissionPrediction) -> None:
-    echo = typer.echo
+    import textwrap
+
+    from memsched.cli.common import out_console
+
+    def echo(line: str) -> None:  # "key        value": a long value wraps under itself, at the screen's width
+        typer.echo(
+            textwrap.fill(
+                line, out_console.width, subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False
+            )
+        )
+
     echo(f"request    {describe_attr(p.attr)} ({p.requested_bw} of BW_UNIT {BW_UNIT})")
     echo(
         f"domain     CPUs {p.domain.cpulist} (capacity {p.domain.capacity}); limit {_cpus(p.limit_bw)} "
