@@ -53,6 +53,7 @@ from memsched.cli import sweep as _sweep  # noqa: F401
 from memsched.cli import tune as _tune  # noqa: F401
 from memsched.cli.app import GlobalOptions, app
 from memsched.cli.common import memory_error_message
+from memsched.cli.help import polish
 from memsched.errors import ConfigError, MemschedError, PolicyError, SimulationError, Terminated
 
 __all__ = ["app", "main"]
@@ -111,6 +112,7 @@ def _stdout_closed() -> bool:
 
 def _invoke(argv: list[str] | None, options: GlobalOptions) -> int:
     command = typer.main.get_command(app)
+    polish(command)
     args = sys.argv[1:] if argv is None else list(argv)
     with command.make_context("memsched", args, obj=options) as ctx:
         rv = command.invoke(ctx)

@@ -45,8 +45,9 @@ __all__ = [
     "write_atomic",
 ]
 
-# Off a terminal (pipes, CI logs) rich would wrap tables at 80 columns; give them room instead.
-out_console = Console(width=None if sys.stdout.isatty() else 160)
+# Off a terminal (pipes, CI logs) rich would lay tables out for 80 columns; give them room instead, unless
+# $COLUMNS says how wide the reader's screen is (rich reads it when ``width`` is None).
+out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160)
 err_console = Console(stderr=True)
 
 

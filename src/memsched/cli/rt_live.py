@@ -50,7 +50,17 @@ def _cpus(bw: int | None) -> str:
 
 
 def _print_prediction(p: AdmissionPrediction) -> None:
-    echo = typer.echo
+    import textwrap
+
+    from memsched.cli.common import out_console
+
+    def echo(line: str) -> None:  # "key        value": a long value wraps under itself, at the screen's width
+        typer.echo(
+            textwrap.fill(
+                line, out_console.width, subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False
+            )
+        )
+
     echo(f"request    {describe_attr(p.attr)} ({p.requested_bw} of BW_UNIT {BW_UNIT})")
     echo(
         f"domain     CPUs {p.domain.cpulist} (capacity {p.domain.capacity}); limit {_cpus(p.limit_bw)} "
@@ -77,6 +87,12 @@ def _print_prediction(p: AdmissionPrediction) -> None:
         echo(f"note       {note}")
 
 
+#: Every flag ``SchedFlag.parse`` accepts, in the kernel's order (``SCHED_FLAG_*`` in include/uapi/linux/sched.h).
+_FLAGS_HELP = "comma-separated SCHED_FLAG_* names: " + ", ".join(
+    str(f.name).lower().replace("_", "-") for f in SchedFlag
+)
+
+
 @rt_app.command("admit")
 def admit(
     *,
@@ -84,7 +100,7 @@ def admit(
     deadline: DeadlineOpt,
     period: PeriodOpt = None,
     flags: Annotated[
-        str, typer.Option("--flags", help="comma-separated: reclaim, dl-overrun, reset-on-fork")
+        str, typer.Option("--flags", help=_FLAGS_HELP)
     ] = "",
     pid: Annotated[
         int | None,
@@ -134,7 +150,7 @@ def run(
     period: PeriodOpt = None,
     flags: Annotated[
         str,
-        typer.Option("--flags", help="comma-separated: reclaim, dl-overrun (report SIGXCPU), reset-on-fork"),
+        typer.Option("--flags", help=_FLAGS_HELP + "; dl-overrun reports an overrun with SIGXCPU"),
     ] = "",
 ) -> None:
     """Run COMMAND as a SCHED_DEADLINE task: memsched rt run --runtime 2ms --deadline 10ms -- COMMAND...
@@ -152,25 +168,54 @@ def run(
 
 def _print_noise(report: NoiseReport) -> None:
     iso = report.isolation
-    header = (
-        f"{'CPU':>4} {'ISOL':>10} {'RUNTIME us':>11} {'NOISE us':>10} {'% CPU AVAIL':>11} {'MAX us':>9} "
-        f"{'COUNT':>7} {'IRQ':>6} {'NMI':>4} {'SIRQ':>6} {'THREAD':>6} {'RES ns':>7}"
-    )
+    from memsched.cli.common import out_console
+    from memsched.report.fit import Column, FitTable
+
     typer.echo(
         f"noise above {format_ns(report.threshold_ns)} for {format_ns(report.duration_ns)} per CPU"
         f" ({'all CPUs at once' if report.parallel else 'one CPU at a time'})"
     )
-    typer.echo(header)
+    # osnoise's columns (Documentation/trace/osnoise-tracer.rst), heads shortened to fit 80 columns.
+    table = FitTable(
+        "",
+        [
+            Column("CPU", right=True),
+            Column("isol", "isolation of the CPU (isolcpus, nohz_full)", right=True),
+            Column("run us", "time the loop ran, µs (osnoise RUNTIME IN US)", right=True),
+            Column("noise us", "time stolen from the loop, µs", right=True),
+            Column("avail %", "% of CPU available to the loop (osnoise % OF CPU AVAILABLE)", right=True),
+            Column("max us", "longest single noise, µs", right=True),
+            Column("count", "noise occurrences above the threshold", right=True),
+            Column("IRQ", "hardware interrupts during the run", right=True),
+            Column("NMI", "non-maskable interrupts", right=True),
+            Column("SIRQ", "softirqs", right=True),
+            Column("thr", "threads that preempted the loop (THREAD)", right=True),
+            Column("res ns", "loop resolution: mean iteration, ns", right=True),
+        ],
+    )
+    rows = table.add_group(None)
 
     def opt(v: int | None) -> str:
         return "-" if v is None else str(v)
 
     for c in report.cpus:
-        typer.echo(
-            f"{c.cpu:>4} {iso.describe(c.cpu):>10} {c.runtime_ns / 1000:>11.0f} {c.noise_ns / 1000:>10.1f} "
-            f"{c.cpu_available_pct:>11.4f} {c.max_single_ns / 1000:>9.1f} {c.count:>7} {opt(c.irq):>6} "
-            f"{opt(c.nmi):>4} {opt(c.softirq):>6} {opt(c.thread):>6} {c.resolution_ns:>7.0f}"
+        rows.append(
+            [
+                str(c.cpu),
+                iso.describe(c.cpu),
+                f"{c.runtime_ns / 1000:.0f}",
+                f"{c.noise_ns / 1000:.1f}",
+                f"{c.cpu_available_pct:.4f}",
+                f"{c.max_single_ns / 1000:.1f}",
+                str(c.count),
+                opt(c.irq),
+                opt(c.nmi),
+                opt(c.softirq),
+                opt(c.thread),
+                f"{c.resolution_ns:.0f}",
+            ]
         )
+    out_console.print(table)
     nohz = (
         "kernel without CONFIG_NO_HZ_FULL"
         if iso.nohz_full is None

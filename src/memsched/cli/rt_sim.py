@@ -30,52 +30,56 @@ from memsched.workloads.runspec import RunSpec
 
 
 def _task_table(rec: RunRecord) -> Any:
-    from rich.table import Table
+    from memsched.report.fit import Column, FitTable, count
 
-    table = Table(
-        title=f"{rec['taskset']} — preempt={rec['preempt']}, {rec['cpus']} CPUs, {rec['elapsed_s']:.3f} s simulated"
+    table = FitTable(
+        f"{rec['taskset']}, preempt={rec['preempt']}, {rec['cpus']} CPUs, {rec['elapsed_s']:.3f} s simulated",
+        [
+            Column("task"),
+            Column("policy"),
+            Column("jobs", "jobs released", right=True),
+            Column("miss", "deadline misses", right=True),
+            Column("resp µs", "response time mean/max, µs", right=True),
+            Column("tard µs", "largest tardiness, µs", right=True),
+            Column("lat µs", "wakeup latency mean/max, µs", right=True),
+            Column("cs v/iv", "voluntary/involuntary context switches", right=True),
+            Column("migr", "migrations between CPUs", right=True),
+            Column("thru", "throughput: share of a CPU the task ran", right=True),
+        ],
     )
-    for col in (
-        "task",
-        "policy",
-        "jobs",
-        "misses",
-        "resp mean/max µs",
-        "max tard µs",
-        "lat mean/max µs",
-        "cs (v/iv)",
-        "migr",
-        "throughput",
-    ):
-        table.add_column(col)
+    rows = table.add_group(None)
     for t in rec["tasks"]:
         r = t.get("response_us")
         lat = t.get("latency_us")
-        table.add_row(
-            t["name"],
-            t["policy"],
-            str(t["jobs"]),
-            str(t["deadline_misses"]),
-            f"{r['mean']:.1f}/{r['max']:.1f}" if r else "-",
-            f"{t['max_tardiness_us']:.1f}",
-            f"{lat['mean']:.1f}/{lat['max']:.1f}" if lat else "-",
-            f"{t['nvcsw']}/{t['nivcsw']}",
-            str(t["migrations"]),
-            f"{t['throughput']:.3f}",
+        rows.append(
+            [
+                t["name"],
+                t["policy"],
+                count(t["jobs"]),
+                count(t["deadline_misses"]),
+                f"{r['mean']:.1f}/{r['max']:.1f}" if r else "-",
+                f"{t['max_tardiness_us']:.1f}",
+                f"{lat['mean']:.1f}/{lat['max']:.1f}" if lat else "-",
+                f"{count(t['nvcsw'])}/{count(t['nivcsw'])}",
+                count(t["migrations"]),
+                f"{t['throughput']:.3f}",
+            ]
         )
     return table
 
 
 def _summary(rec: RunRecord) -> str:
+    from memsched.report.fit import mapping_lines
+
     util = ", ".join(f"{u:.2f}" for u in rec["cpu_utilisation"])
     lines = [
         f"events {rec['events']}, context switches {rec['context_switches']} "
         f"({rec['involuntary_switches']} involuntary), "
-        f"migrations {rec['migrations']}, deadline misses {rec['deadline_misses']}, CPU utilisation [{util}]"
+        f"migrations {rec['migrations']}, deadline misses {rec['deadline_misses']}, CPU utilisation {util}"
     ]
     for key in ("hackbench", "cyclictest", "isolation", "grub", "kvm"):
         if key in rec:
-            lines.append(f"{key}: {json.dumps(rec[key], sort_keys=True)}")
+            lines += mapping_lines(key, rec[key])
     return "\n".join(lines)
 
 
@@ -247,34 +251,35 @@ def preempt_doc(rows: list[RunRecord]) -> dict[str, Any]:
 
 
 def preempt_table(doc: dict[str, Any]) -> Any:
-    from rich.table import Table
+    from memsched.report.fit import Column, FitTable, count
 
-    table = Table(title=f"{doc['taskset']} under every preemption model")
-    cols = (
-        "preempt",
-        "hackbench s",
-        "msgs/s",
-        "ctx switches",
-        "involuntary",
-        "lock contentions",
-        "cyclic mean µs",
-        "cyclic max µs",
+    table = FitTable(
+        f"{doc['taskset']} under every preemption model",
+        [
+            Column("preempt"),
+            Column("hb s", "hackbench time, simulated s", right=True),
+            Column("msgs/s", "hackbench messages per second", right=True),
+            Column("cs", "context switches", right=True),
+            Column("invol", "involuntary context switches", right=True),
+            Column("lock", "lock contentions", right=True),
+            Column("cyc µs", "cyclictest latency mean/max, µs", right=True),
+        ],
     )
-    for c in cols:
-        table.add_column(c)
+    rows = table.add_group(None)
+
+    def f(v: Any, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
     for m in doc["models"]:
-
-        def f(v: Any, fmt: str) -> str:
-            return "-" if v is None else format(v, fmt)
-
-        table.add_row(
-            m["preempt"],
-            f(m["hackbench_time_s"], ".4f"),
-            f(m["throughput_msgs_per_s"], ".0f"),
-            f(m["context_switches"], "d"),
-            f(m["involuntary_switches"], "d"),
-            f(m["lock_contentions"], "d"),
-            f(m["cyclictest_mean_us"], ".2f"),
-            f(m["cyclictest_max_us"], ".2f"),
+        rows.append(
+            [
+                m["preempt"],
+                f(m["hackbench_time_s"], ".4f"),
+                f(m["throughput_msgs_per_s"], ".0f"),
+                count(m["context_switches"]),
+                count(m["involuntary_switches"]),
+                count(m["lock_contentions"]),
+                f"{f(m['cyclictest_mean_us'], '.2f')}/{f(m['cyclictest_max_us'], '.2f')}",
+            ]
         )
     return table

@@ -163,8 +163,10 @@ def compare(
     if json_out:
         emit_json([r.to_json() for r in records])
     else:
-        from memsched.report.tables import compare_table, diagnosis_table, workload_notes
+        from memsched.report.tables import best_lines, compare_table, diagnosis_table, workload_notes
 
+        for line in best_lines(records):
+            out_console.print(line, highlight=False)
         out_console.print(compare_table(records))
         why = diagnosis_table(records)
         if why is not None:
@@ -175,10 +177,28 @@ def compare(
 
 @app.command("list")
 def list_(
-    what: Annotated[str, typer.Argument(help="topologies, workloads or policies")],
+    what: Annotated[str, typer.Argument(help="topologies, workloads, policies or settings")],
     json_out: JsonOpt = False,
+    policy: Annotated[str | None, typer.Option("--policy", "-p", help="settings: this policy's --set keys")] = None,
+    workload: Annotated[
+        str | None, typer.Option("--workload", "-w", help="settings: this workload's --set keys")
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option("--scenario", help="settings: this rt scenario's and the rt scheduler's keys")
+    ] = None,
 ) -> None:
-    """List topologies, workloads or policies by id."""
+    """List topologies, workloads, policies, or the --set keys with type, default, range, unit and source."""
+    if what != "settings" and (policy, workload, scenario) != (None, None, None):
+        raise ConfigError("--policy/--workload/--scenario", what, "go with 'memsched list settings' only")
+    if what == "settings":
+        from memsched.cli.settings import owners, setting_rows, settings_table
+
+        settings = setting_rows(owners(policy, workload, scenario))
+        if json_out:
+            emit_json(settings)
+        else:
+            out_console.print(settings_table(settings))
+        return
     if what == "topologies":
         rows = []
         for name in list_presets():
@@ -214,15 +234,14 @@ def list_(
             for s in policy_registry.specs()
         ]
     else:
-        raise UnknownNameError("what", what, ["topologies", "workloads", "policies"])
+        raise UnknownNameError("what", what, ["topologies", "workloads", "policies", "settings"])
     if json_out:
         emit_json(rows)
         return
-    from rich.table import Table
+    from memsched.report.fit import Column, FitTable
 
-    table = Table(title=what)
-    for key in rows[0]:
-        table.add_column(key)
+    table = FitTable(what, [Column(key, wrap=key in ("description", "models", "settings")) for key in rows[0]])
+    cells = table.add_group(None)
     for row in rows:
-        table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
+        cells.append([", ".join(v) if isinstance(v, list) else str(v) for v in row.values()])
     out_console.print(table)
