@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from memsched.errors import MemschedError
-from memsched.report.html import figure_png
+from memsched.report.page import svg_img
 from memsched.workloads import base as workloads
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _img(fig: Any, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{figure_png(fig)}"/>'
+    return svg_img(fig, alt)  # SVG, as the other reports
 
 
 def sweep_report(frame: pd.DataFrame, meta: Mapping[str, Any]) -> str:
