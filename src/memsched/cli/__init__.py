@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
 import traceback
@@ -102,12 +103,24 @@ def _stdout_closed() -> bool:
     except BrokenPipeError:
         pass
     else:
-        return False
+        # The failed write may have emptied the buffer, so the flush succeeds although the reader is gone: a
+        # pipe whose reader closed polls POLLERR on its write end (pipe_poll() in fs/pipe.c).
+        if not _pipe_reader_gone():
+            return False
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
     return True
+
+
+def _pipe_reader_gone() -> bool:
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture), or already closed
+        return False
 
 
 def _invoke(argv: list[str] | None, options: GlobalOptions) -> int:
