@@ -13,11 +13,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from helpers.daemon_clients import Running, start_daemon
 from memsched.errors import ConfigError, KernelError
 from memsched.live.pressure import PressureOptions, SourceGoneError, vmpressure_fd
 from memsched.live.pressure.context import BackendContext
@@ -75,37 +75,6 @@ def test_subscriber_coalesces_to_the_highest_pending_level() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- a daemon
-
-
-@dataclass
-class Running:
-    daemon: PressureDaemon
-    path: Path
-    fifo: Path
-    thread: threading.Thread
-    status: list[int]
-
-    def inject(self, text: str) -> None:
-        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-
-    def stop(self) -> int:
-        self.daemon.request_stop()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the daemon did not stop"
-        self.daemon.close()
-        return self.status[0]
-
-
-def start_daemon(path: Path, fifo: Path, **kw: object) -> Running:
-    daemon = PressureDaemon(path, lambda: FifoSource(fifo), **kw).open()  # type: ignore[arg-type]
-    status: list[int] = []
-    thread = threading.Thread(target=lambda: status.append(daemon.serve()), daemon=True)
-    thread.start()
-    return Running(daemon, path, fifo, thread, status)
 
 
 @pytest.fixture
