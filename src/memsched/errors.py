@@ -23,6 +23,7 @@ __all__ = [
     "Terminated",
     "UnknownNameError",
     "UnsupportedError",
+    "is_interrupt",
 ]
 
 
@@ -118,3 +119,14 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def is_interrupt(error: BaseException | None) -> bool:
+    """Whether ``error`` is a KeyboardInterrupt or was caused by one."""
+    seen = 0
+    while error is not None and seen < 32:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False

@@ -55,7 +55,7 @@ from memsched.cli import tune as _tune  # noqa: F401
 from memsched.cli.app import GlobalOptions, app
 from memsched.cli.common import memory_error_message
 from memsched.cli.help import polish
-from memsched.errors import ConfigError, MemschedError, PolicyError, SimulationError, Terminated
+from memsched.errors import ConfigError, MemschedError, PolicyError, SimulationError, Terminated, is_interrupt
 
 __all__ = ["app", "main"]
 
@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         message = f"memsched: internal error: {type(e).__name__}: {e} (memsched --debug ... shows the traceback)"
         return _fail(message, e, debug=options.debug)
     except Exception as e:
+        if is_interrupt(e):  # Ctrl-C in a class body's __set_name__ arrives wrapped in a RuntimeError
+            print("memsched: interrupted", file=sys.stderr)
+            return 130
         message = f"memsched: internal error: {type(e).__name__}: {e} (memsched --debug ... shows the traceback)"
         return _fail(message, e, debug=options.debug)
 
