@@ -19,6 +19,12 @@ numad does not use hinting faults. It samples, every interval, what ``/proc/<pid
 Written against views and actions only, so ``memsched numa balance --policy numad`` runs the same object
 on a real machine.
 
+A process already confined to the chosen nodes (its threads' affinity) with its memory there counts as
+bound without an action; one whose threads merely happen to run there is bound (numad compares the best
+nodes with the process's allowed nodes, not with where its threads last ran). The first version recorded a
+binding for a JVM sampled while only its main thread ran, never bound it, and so gave specjbb exactly the
+bops of no balancing with ``numad_bindings: 0``.
+
 Deviations from numad: no cpusets (the later affinity + migrate_pages method), no ``-w`` advice mode, no
 one-hour skip of interleaved processes (the simulated workloads never interleave on their own).
 """
@@ -141,6 +147,16 @@ class Numad(NumaPolicy):
         cpu_avail = np.maximum(cpus * target - used, 0) + own
         return mb_avail, cpu_avail
 
+    @staticmethod
+    def _confined(ctx: PolicyContext, proc: _Process, nodes: tuple[int, ...]) -> bool:
+        """Every thread of the process may run only on CPUs of ``nodes`` (its ``Cpus_allowed``). Where its
+        threads happen to run now does not count: a process that is merely there, unbound, spreads out again
+        (as each JVM's warehouses do once its main thread has committed the heap)."""
+        on = np.zeros(ctx.nr_cpus, dtype=bool)
+        for n in nodes:
+            on[list(ctx.node_cpus[n])] = True
+        return all(not (ctx.task_allowed(t) & ~on).any() for t in proc.threads)
+
     def _place(self, ctx: PolicyContext, proc: _Process, procs: list[_Process]) -> list[Action]:
         mb_avail, cpu_avail = self._available(ctx, proc, procs)
         need_mb, need_cpu = proc.mem_mb, proc.cpu_pct
@@ -160,8 +176,8 @@ class Numad(NumaPolicy):
         thr_on = float(proc.thread_nodes[list(nodes)].sum() / max(proc.thread_nodes.sum(), 1))
         if min(mem_on, thr_on) >= 1.0 - self.config.improvement_threshold / 100.0 and proc.tgid in self.bound:
             return []
-        if mem_on >= 0.999 and thr_on >= 0.999:
-            self.bound[proc.tgid] = nodes
+        if mem_on >= 0.999 and self._confined(ctx, proc, nodes):
+            self.bound[proc.tgid] = nodes  # already bound there (numactl, or an earlier binding)
             return []
         self.bound[proc.tgid] = nodes
         cpus = tuple(sorted(c for n in nodes for c in ctx.node_cpus[n]))

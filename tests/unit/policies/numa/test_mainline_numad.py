@@ -143,3 +143,27 @@ def test_numad_binds_a_big_busy_process_to_its_memory() -> None:
     small.task_runtime_ns = lambda t: 5_000_000_000  # type: ignore[method-assign]
     assert q.on_tick(small) == ()
     assert q.next_run_ns == small.now + 15_000_000_000  # nothing to do: back off to MAX_INTERVAL
+
+
+def test_numad_binds_a_process_that_only_happens_to_be_in_place() -> None:
+    """A process whose threads run where its memory is, but may run anywhere, is bound (the specjbb JVM sampled
+    while only its main thread ran); one already confined there by its affinity is left alone, as bound."""
+    import numpy as np
+
+    def ctx_with(allowed_cpus: list[int] | None) -> FakeContext:
+        ctx = FakeContext(nodes=2, cpus_per_node=4, rq={4: [1]}, task_info={1: (1, 0)}, mm_pages={0: [0, 400]})
+        ctx.now = 5_000_000_000
+        ctx.task_runtime_ns = lambda t: 5_000_000_000  # type: ignore[method-assign]
+        if allowed_cpus is not None:
+            mask = np.zeros(8, dtype=bool)
+            mask[allowed_cpus] = True
+            ctx.task_allowed = lambda t: mask  # type: ignore[method-assign]
+        return ctx
+
+    p = get("numad").make()
+    acts = p.on_tick(ctx_with(None))
+    assert [a for a in acts if isinstance(a, SetAffinity)] == [SetAffinity(1, (4, 5, 6, 7))]
+    assert p.bindings == 1 and p.bound == {1: (1,)}
+    q = get("numad").make()
+    assert q.on_tick(ctx_with([4, 5, 6, 7])) == ()
+    assert q.bindings == 0 and q.bound == {1: (1,)}
