@@ -29,3 +29,21 @@ def test_bad_input_exits_2_with_one_line(args: list[str], word: str, capsys: pyt
     rc = main(["pressure", "act", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and word in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["--jobs", "0"], "--jobs"),
+        (["--jobs", "0-3"], "--jobs"),
+        (["--seed", "0-3"], "--seed"),
+        (["--policies", "nope"], "--policies"),
+        (["act-nope"], "act-nope"),
+    ],
+)
+def test_act_sim_bad_input_exits_2_before_running(
+    args: list[str], word: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["pressure", "act-sim", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and word in err[0], err

@@ -8,6 +8,7 @@ the pids signalled; a summary goes to stderr at the end. SIGINT/SIGTERM end the 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from typing import IO, Annotated
 
 import typer
 
+from memsched.cli.common import whole_number
 from memsched.cli.pressure import pressure_app
 from memsched.config import parse_set_args
 from memsched.errors import ConfigError
@@ -91,15 +93,17 @@ def act_sim(
     policies: Annotated[
         str | None, typer.Option("--policies", help="comma-separated action policies (default: the scenario's)")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout alone")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="parallel runs")] = 1,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)", parser=whole_number)
+    ] = None,
 ) -> None:
     """Score every action policy on the same simulated scenarios: thrashing, time to act, who was killed."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from memsched.cli.common import check_writable, emit_json, out_console, write_atomic
+    from memsched.cli.common import check_writable, emit_json, out_console, simulation_memory_limit, write_atomic
     from memsched.errors import UnknownNameError
     from memsched.report.act import act_html, act_table
     from memsched.workloads.act import list_act_scenarios, load_act_scenario
@@ -117,16 +121,18 @@ def act_sim(
                 raise UnknownNameError("--policies", p, act_registry.names())
     if seed < 0:
         raise ConfigError("--seed", seed, "must be >= 0")
-    if jobs < 1:
-        raise ConfigError("--jobs", jobs, "must be >= 1")
+    if jobs is not None and not 1 <= jobs <= 1024:
+        raise ConfigError("--jobs", jobs, "must be in 1..1024")
     if report is not None:
         check_writable(report, "--report")
     work = [(r, p, seed) for r, sc in zip(refs, scs, strict=True) for p in (chosen or list(sc.policies))]
-    if jobs == 1:
-        runs = [_act_sim_one(w) for w in work]
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            runs = list(pool.map(_act_sim_one, work))
+    workers = min(jobs or os.cpu_count() or 1, len(work))
+    with simulation_memory_limit(workers):
+        if workers <= 1:
+            runs = [_act_sim_one(w) for w in work]
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                runs = list(pool.map(_act_sim_one, work))
     if report is not None:
         write_atomic(report, act_html(runs))
     if json_out:
