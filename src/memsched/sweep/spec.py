@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,12 @@ class SweepSpec:
         """The sweep's id: a hash of its cells' keys (the same cells, the same sweep)."""
         return hashlib.sha256("\n".join(sorted(c.key for c in self.cells)).encode()).hexdigest()[:16]
 
+
+#: A sweep's policy runs at most (a million cells is days of CPU here; the database and the driver cope).
+MAX_CELLS = 1_000_000
+#: Seeds per cell at most, and the largest seed (numpy's default_rng takes any; 32 bits as elsewhere).
+MAX_SEEDS = 10_000
+MAX_SEED = 2**32 - 1
 
 def load_spec(path: Path | str) -> SweepSpec:
     """Read, check and expand a sweep spec file."""
@@ -140,12 +147,19 @@ def _parse(raw: Mapping[str, Any], source: str, base_dir: Path, default_name: st
         for key in ("samples", "sample_seed"):
             if key in raw:
                 raise ConfigError(key, raw[key], "applies to mode = random only")
+        nr_members = sum(math.prod(len(grid(v, f"families.{f.name}.{k}", source)) for k, v in f.dims.items())
+                         for f in families)
+        size = _grid_size(plan, len(machines) + nr_members, wls, pols, len(seeds))
+        if size > MAX_CELLS:
+            raise ConfigError("sweep", f"{size:,} runs", f"must have at most {MAX_CELLS:,} (split it into sweeps)")
         members = [m for fam in families for m in map(Machine.member, fam.members())]
         cells = plan.grid([*machines, *members], wls, pols, seeds)
     else:
         samples = _get(raw, "samples", int, None)
-        if samples is None or samples < 1:
-            raise ConfigError("samples", samples, "must be an integer >= 1 for mode = random")
+        if samples is None or not 1 <= samples * len(seeds) <= MAX_CELLS:
+            raise ConfigError(
+                "samples", samples, f"must be an integer >= 1 for mode = random, with samples x seeds <= {MAX_CELLS:,}"
+            )
         rng = np.random.default_rng(_get(raw, "sample_seed", int, 0))
         cells = plan.random(machines, families, wls, pols, seeds, samples, rng)
     unique = tuple({c.key: c for c in cells}.values())
@@ -269,10 +283,24 @@ def _names(raw: Mapping[str, Any], key: str, valid: Sequence[str], *, versioned:
 
 def _seeds(value: Any) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise ConfigError("seeds", value, "must be a count >= 1 or a list of seeds")
+        if not 1 <= value <= MAX_SEEDS:
+            raise ConfigError("seeds", value, f"must be a count in 1..{MAX_SEEDS:,} or a list of seeds")
         return list(range(value))
     seeds = _list({"seeds": value}, "seeds", int)
-    if not seeds or any(s < 0 for s in seeds):
-        raise ConfigError("seeds", value, "must be a count >= 1 or a non-empty list of seeds >= 0")
+    if not seeds or len(seeds) > MAX_SEEDS or any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise ConfigError(
+            "seeds", value, f"must be a count or a list of at most {MAX_SEEDS:,} seeds, each in 0..{MAX_SEED}"
+        )
     return seeds
+
+
+def _grid_size(plan: _Plan, machines: int, wls: Sequence[str], pols: Sequence[str], seeds: int) -> int:
+    """How many policy runs a grid has, counted before any cell is made."""
+    per_machine = 0
+    for wl in wls:
+        for pol in pols:
+            n = 1
+            for k in plan._keys(wl, pol):
+                n *= len(grid(plan.sets[k], f"sets.{k}"))
+            per_machine += n
+    return machines * per_machine * seeds

@@ -33,6 +33,9 @@ class Range:
 Values = tuple[Scalar, ...] | Range
 
 
+#: Values one dimension may take (a list, or a range's steps): a sweep is bounded by its cells anyway.
+MAX_VALUES = 10_000
+
 def parse_values(raw: Any, field: str, source: str, *, kinds: tuple[type, ...] = (bool, int, float, str)) -> Values:
     """A TOML value (scalar, array or ``{min, max, steps, log}`` table) as :data:`Values`."""
     if isinstance(raw, dict):
@@ -45,6 +48,8 @@ def parse_values(raw: Any, field: str, source: str, *, kinds: tuple[type, ...] =
     items = raw if isinstance(raw, list) else [raw]
     if not items:
         raise ConfigError(field, raw, "must not be an empty list", source=source)
+    if len(items) > MAX_VALUES:
+        raise ConfigError(field, f"{len(items)} values", f"must list at most {MAX_VALUES:,}", source=source)
     for item in items:
         if not isinstance(item, kinds) or (isinstance(item, bool) and bool not in kinds):
             names = " or ".join(k.__name__ for k in kinds)
@@ -68,8 +73,8 @@ def _parse_range(raw: dict[str, Any], field: str, source: str) -> Range:
     if hi < lo:
         raise ConfigError(f"{field}.max", hi, f"must be >= min ({lo})", source=source)
     steps = raw.get("steps")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ConfigError(f"{field}.steps", steps, "must be an integer >= 1", source=source)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_VALUES):
+        raise ConfigError(f"{field}.steps", steps, f"must be an integer in 1..{MAX_VALUES:,}", source=source)
     if steps == 1 and hi != lo:
         raise ConfigError(f"{field}.steps", steps, "must be >= 2 when min != max", source=source)
     log = raw.get("log", False)

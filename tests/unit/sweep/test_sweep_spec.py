@@ -129,6 +129,15 @@ def test_references_add_each_workloads_reference_runs(tmp_path: Path) -> None:
          "'families.f.sockets'"),
         ('workloads = ["numa02"]\npolicies = ["none"]\n[families.f]\nnodes = {min = 2.5, max = 4, steps = 2}\n',
          "'families.f.nodes'"),
+        # bounds: a spec that would take the driver minutes and gigabytes to plan is refused before planning
+        ('workloads = ["numa02"]\npolicies = ["none"]\ntopologies = ["laptop-1n8"]\nseeds = 100000000\n', "'seeds'"),
+        ('workloads = ["numa02"]\npolicies = ["none"]\ntopologies = ["laptop-1n8"]\nseeds = [-1]\n', "'seeds'"),
+        ('workloads = ["numa02"]\npolicies = ["mainline"]\ntopologies = ["laptop-1n8"]\n[sets]\n'
+         "scan_size_mb = {min = 1, max = 1000000, steps = 1000000}\n", "'sets.scan_size_mb.steps'"),
+        ('workloads = ["numa02"]\npolicies = ["mainline"]\ntopologies = ["laptop-1n8"]\nseeds = 2000\n[sets]\n'
+         "scan_size_mb = {min = 1, max = 1000, steps = 1000}\n", "'sweep'"),
+        ('mode = "random"\nsamples = 1000000\nseeds = 2\nworkloads = ["numa02"]\npolicies = ["none"]\n'
+         'topologies = ["laptop-1n8"]\n', "'samples'"),
     ],
 )
 def test_bad_input_names_the_field_and_the_file(text: str, field: str, tmp_path: Path) -> None:
