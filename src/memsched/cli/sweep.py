@@ -12,7 +12,15 @@ from typing import Annotated, Any
 import typer
 
 from memsched.cli.app import app
-from memsched.cli.common import check_writable, emit_json, err_console, out_console, show_progress, write_atomic
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    err_console,
+    out_console,
+    show_progress,
+    whole_number,
+    write_atomic,
+)
 from memsched.conformance import checked_spec
 from memsched.errors import MemschedError
 from memsched.results import DEFAULT_DB
@@ -23,8 +31,13 @@ RayOpt = Annotated[
     str | None,
     typer.Option("--ray", metavar="ADDRESS", help="run each cell as a Ray task: a cluster address, auto or local"),
 ]
-JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", help="local worker processes (default: one per CPU)")]
-RetriesOpt = Annotated[int, typer.Option("--retries", help="reruns of a cell whose worker died, before it fails")]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", help="local worker processes (default: one per CPU)", parser=whole_number),
+]
+RetriesOpt = Annotated[
+    int, typer.Option("--retries", help="reruns of a cell whose worker died, before it fails", parser=whole_number)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 
 
@@ -43,10 +56,11 @@ def sweep(
     json_out: JsonOpt = False,
 ) -> None:
     """Run every cell of a sweep spec not yet in the database; each result is committed as it arrives."""
-    from memsched.sweep.executors import make_executor
+    from memsched.sweep.executors import check_executor_options, make_executor
     from memsched.sweep.run import run_sweep
     from memsched.sweep.spec import load_spec
 
+    check_executor_options(jobs, retries)
     plan = load_spec(spec)
     for pol in {c.doc["policy"] for c in plan.cells}:
         checked_spec(pol)

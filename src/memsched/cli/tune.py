@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from memsched.cli.app import app
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar
+from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, whole_number
 from memsched.cli.sweep import DbOpt, JobsOpt, JsonOpt, RayOpt, RetriesOpt
 from memsched.conformance import checked_spec
 from memsched.errors import ConfigError
@@ -45,7 +45,9 @@ def tune(
     policy: Annotated[str, typer.Option("--policy", "-p", help="the NUMA policy whose knobs are searched")],
     workloads: Annotated[str, typer.Option("--workloads", "-w", help="comma-separated workload ids")],
     topology: Annotated[str, typer.Option("--topology", "-t", help="preset or TOML file")] = "x86-8n64",
-    trials: Annotated[int, typer.Option("--trials", help="number of trials (trial 0: the defaults)")] = 100,
+    trials: Annotated[
+        int, typer.Option("--trials", help="number of trials (trial 0: the defaults)", parser=whole_number)
+    ] = 100,
     objective: Annotated[str, typer.Option("--objective", help="speedup (over none) or hard-bind")] = "speedup",
     seeds: Annotated[str, typer.Option("--seeds", help="seeds each trial runs")] = "0",
     holdout_seeds: Annotated[
@@ -53,8 +55,12 @@ def tune(
     ] = "100,101,102",
     knobs: Annotated[str | None, typer.Option("--knobs", help="search only these knobs (comma-separated)")] = None,
     range_: Annotated[list[str] | None, typer.Option("--range", help="KEY=LO:HI search range (repeatable)")] = None,
-    sampler_seed: Annotated[int, typer.Option("--sampler-seed", help="seed of the TPE sampler")] = 0,
-    batch: Annotated[int | None, typer.Option("--batch", help="trials run at once (default: one per worker)")] = None,
+    sampler_seed: Annotated[
+        int, typer.Option("--sampler-seed", help="seed of the TPE sampler", parser=whole_number)
+    ] = 0,
+    batch: Annotated[
+        int | None, typer.Option("--batch", help="trials run at once (default: one per worker)", parser=whole_number)
+    ] = None,
     db: DbOpt = Path(DEFAULT_DB),
     ray: RayOpt = None,
     jobs: JobsOpt = None,
@@ -85,7 +91,7 @@ def tune(
     try:
         setup = TuneSetup(
             policy, wls, machine, tuple(dims), trials, objective, _ints(seeds, "--seeds"),
-            _ints(holdout_seeds, "--holdout-seeds"), sampler_seed, batch or executor.workers,
+            _ints(holdout_seeds, "--holdout-seeds"), sampler_seed, executor.workers if batch is None else batch,
         )  # fmt: skip
         name = f"tune {policy} {'+'.join(wls)} {machine.name} {objective}"
         with ResultStore(db) as store, progress_bar(trials, name) as advance:

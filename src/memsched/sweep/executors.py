@@ -57,12 +57,17 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def check_executor_options(jobs: int | None, retries: int) -> None:
+    """``--jobs`` and ``--retries`` within what a machine (or a cluster's share of the driver) can honour."""
+    if jobs is not None and not 1 <= jobs <= 1024:
+        raise ConfigError("--jobs", jobs, "must be in 1..1024")
+    if not 0 <= retries <= 100:
+        raise ConfigError("--retries", retries, "must be in 0..100")
+
+
 def make_executor(ray: str | None, jobs: int | None, retries: int) -> Executor:
     """The local pool (``ray is None``) or a Ray executor at that address."""
-    if jobs is not None and jobs < 1:
-        raise ConfigError("--jobs", jobs, "must be >= 1")
-    if retries < 0:
-        raise ConfigError("--retries", retries, "must be >= 0")
+    check_executor_options(jobs, retries)
     if ray is None:
         return LocalPool(jobs, retries=retries)
     return RayPool(ray, retries=retries, num_cpus=jobs)

@@ -77,6 +77,9 @@ SYSCTLS: dict[str, dict[str, str]] = {
 SPAN = 10.0
 
 
+#: Trials of one tuning run at most.
+MAX_TRIALS = 10_000
+
 @dataclass(frozen=True)
 class Dim:
     """One searched knob: ``kind`` int, float or a list of ``choices``; ``origin`` says where the range came from."""
@@ -166,10 +169,12 @@ class TuneSetup:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ConfigError("--objective", self.objective, "must be one of: " + ", ".join(OBJECTIVES))
-        if self.trials < 1:
-            raise ConfigError("--trials", self.trials, "must be >= 1")
-        if self.batch < 1:
-            raise ConfigError("--batch", self.batch, "must be >= 1")
+        if not 1 <= self.trials <= MAX_TRIALS:  # TPE's own cost grows with the history; a sweep holds the rest
+            raise ConfigError("--trials", self.trials, f"must be in 1..{MAX_TRIALS:,}")
+        if not 1 <= self.batch <= 1024:
+            raise ConfigError("--batch", self.batch, "must be in 1..1024")
+        if not 0 <= self.sampler_seed <= 2**32 - 1:  # numpy's RandomState, under TPESampler
+            raise ConfigError("--sampler-seed", self.sampler_seed, "must be in 0..4294967295")
         if set(self.seeds) & set(self.holdout_seeds):
             raise ConfigError("--holdout-seeds", list(self.holdout_seeds), "must not repeat a tuning seed")
         if not self.dims:

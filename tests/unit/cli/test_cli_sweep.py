@@ -163,6 +163,10 @@ def test_tune_prints_settings_sysctls_and_held_out_gain(tmp_path: Path, capsys: 
         (("--objective", "fastest"), "'--objective'"),
         (("--holdout-seeds", "0"), "'--holdout-seeds'"),
         (("--workloads", "specjbb,nope"), "'workload'"),
+        (("--trials", "100000000"), "'--trials'"),
+        (("--trials", "0-3"), "'--trials'"),
+        (("--sampler-seed", "-5"), "'--sampler-seed'"),
+        (("--batch", "0"), "'--batch'"),
     ],
 )
 def test_tune_bad_input(extra: tuple[str, ...], where: str, tmp_path: Path,
@@ -195,3 +199,20 @@ def test_the_progress_bar_counts_cells_to_run_with_an_eta(monkeypatch: pytest.Mo
     with sweep_cli.sweep_progress(5, "sweep demo") as tick:
         tick(Progress(total=5, skipped=1, ran=3, ok=2, failed=1), [])
     assert screen.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        (("--jobs", "5000"), "'--jobs'"),
+        (("--jobs", "0-3"), "'--jobs'"),
+        (("--retries", "1000"), "'--retries'"),
+    ],
+)
+def test_sweep_executor_options_are_bounded_before_planning(
+    extra: tuple[str, ...], where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Also with --dry-run, which otherwise prices the cells for the workers asked for."""
+    spec = write_spec(tmp_path)
+    rc, out, err = run(capsys, "sweep", str(spec), "--db", str(tmp_path / "r.duckdb"), "--dry-run", *extra)
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and where in err
