@@ -107,6 +107,7 @@ def act_sim(
     from memsched.errors import UnknownNameError
     from memsched.report.act import act_html, act_table
     from memsched.workloads.act import list_act_scenarios, load_act_scenario
+    from memsched.workloads.runner import pool_worker_init
 
     refs = [scenario] if scenario is not None else list_act_scenarios()
     scs = [load_act_scenario(r) for r in refs]
@@ -131,7 +132,9 @@ def act_sim(
         if workers <= 1:
             runs = [_act_sim_one(w) for w in work]
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with ProcessPoolExecutor(  # workers die with memsched, also when it is SIGKILLed
+                max_workers=workers, initializer=pool_worker_init, initargs=(os.getpid(),)
+            ) as pool:
                 runs = list(pool.map(_act_sim_one, work))
     if report is not None:
         write_atomic(report, act_html(runs))

@@ -23,13 +23,14 @@ import signal
 from collections.abc import Callable, Sequence
 
 from memsched.errors import UnknownNameError
+from memsched.live.pdeathsig import set_parent_death_signal
 from memsched.record import RunRecord
 from memsched.workloads.numa import NumaRunner
 from memsched.workloads.pressure.run import PressureRunner
 from memsched.workloads.rt.run import RtRunner
 from memsched.workloads.runspec import Runner, RunSpec
 
-__all__ = ["RUNNERS", "run_many", "run_one", "runner_for"]
+__all__ = ["RUNNERS", "pool_worker_init", "run_many", "run_one", "runner_for"]
 
 #: The runner of each workload family.
 RUNNERS: dict[str, Runner] = {r.family: r for r in (NumaRunner(), RtRunner(), PressureRunner())}
@@ -57,11 +58,15 @@ def _worker(item: tuple[int, RunSpec]) -> tuple[int, RunRecord]:
 _POOL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
-def _worker_signals() -> None:
-    """In each worker: Ctrl-C is the parent's to handle; SIGTERM (the pool's terminate) simply ends it."""
+def pool_worker_init(parent: int) -> None:
+    """In each worker: Ctrl-C is the parent's to handle; SIGTERM (the pool's terminate) simply ends it; and the
+    worker dies with its parent, also when that is SIGKILLed (a pool's workers otherwise wait on their queue
+    forever)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if not set_parent_death_signal(signal.SIGKILL, parent):
+        os._exit(1)  # the parent is already gone
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _POOL_SIGNALS)
 
 
@@ -70,7 +75,7 @@ def _start_pool(processes: int) -> multiprocessing.pool.Pool:
     pending in the parent, which takes it once the pool exists and can be terminated."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _POOL_SIGNALS)
     try:
-        return multiprocessing.get_context().Pool(processes, initializer=_worker_signals)
+        return multiprocessing.get_context().Pool(processes, initializer=pool_worker_init, initargs=(os.getpid(),))
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
