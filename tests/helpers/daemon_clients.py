@@ -61,7 +61,7 @@ def raw_client(
         chunk = s.recv(HELLO_SIZE - len(hello))
         assert chunk, "the daemon closed the connection during the hello"
         hello += chunk
-    Hello.unpack(hello)
+    assert Hello.unpack(hello).backend == "fifo"  # start_daemon serves a FIFO source
     if subscribe:
         s.sendall(VmpressureConfig(threshold=threshold).pack())
     return s

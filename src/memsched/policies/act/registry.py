@@ -9,18 +9,13 @@ names its config dataclass), library users through :func:`register`. Plug-ins th
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
-import typing
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from memsched.config import from_sets
 from memsched.errors import PolicyError
 from memsched.policies.act.base import ActPolicy
-from memsched.policies.numa.spec import load_entry_point
-from memsched.registry import VersionedRegistry, split_version, versioned_id
+from memsched.policies.plugin import PluginSpec
+from memsched.registry import VersionedRegistry, split_version
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "ActPolicySpec", "get", "names", "register", "specs", "unregister"]
 
@@ -28,59 +23,8 @@ ENTRY_POINT_GROUP = "memsched.act_policies"
 
 
 @dataclass(frozen=True, kw_only=True)
-class ActPolicySpec:
-    id: str
-    entry_point: str | Callable[[Any], ActPolicy]
-    config_entry_point: str | type | None = None
-    description: str
-    models: str
-    version: int = 1
-    rank: int = 100
-
-    @property
-    def versioned_id(self) -> str:
-        return versioned_id(self.id, self.version)
-
-    @property
-    def factory(self) -> Callable[[Any], ActPolicy]:
-        ep = self.entry_point
-        if isinstance(ep, str):
-            loaded = load_entry_point(ep, owner=self.id)
-            if not callable(loaded):
-                raise PolicyError(self.id, f"entry point {ep!r} is a {type(loaded).__name__}, not a class")
-            return typing.cast(Callable[[Any], ActPolicy], loaded)
-        return ep
-
-    @property
-    def config_cls(self) -> type:
-        ep = self.config_entry_point
-        if isinstance(ep, str):
-            cls: Any = load_entry_point(ep, owner=self.id)
-        elif ep is not None:
-            cls = ep
-        else:
-            factory = self.factory
-            init = next(vars(k)["__init__"] for k in factory.__mro__ if "__init__" in vars(k)) if isinstance(
-                factory, type
-            ) else factory
-            try:
-                hints = typing.get_type_hints(init)
-            except Exception as e:
-                raise PolicyError(self.id, f"the annotations of the policy class do not resolve: {e}") from e
-            if "config" not in hints:
-                raise PolicyError(self.id, "the policy class has no annotated 'config' parameter")
-            cls = hints["config"]
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise PolicyError(self.id, f"config class {cls!r} is not a dataclass")
-        return cls
-
-    def make_config(self, sets: Mapping[str, str]) -> Any:
-        return from_sets(self.config_cls, sets, owner=f"policy {self.id}")
-
-    def make(self, config: Any | None = None) -> ActPolicy:
-        policy = self.factory(config if config is not None else self.config_cls())
-        policy.id = self.id
-        return policy
+class ActPolicySpec(PluginSpec[ActPolicy]):
+    """An action policy's spec (the fields and ``make()`` are :class:`~memsched.policies.plugin.PluginSpec`'s)."""
 
 
 def _spec(id: str, module: str, cls: str, description: str, models: str, rank: int) -> ActPolicySpec:
