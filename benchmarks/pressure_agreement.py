@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -97,7 +98,7 @@ def run_once(name: str, run: int, limit: int, seconds: float) -> RunResult:
 
     with tempfile.TemporaryDirectory(prefix="memsched-agree-", dir="/var/tmp") as tmpdir:
         tmp = Path(tmpdir)
-        with MemcgV1Child(f"memsched-agree-{run}", limit_bytes=limit) as cg:
+        with MemcgV1Child(f"memsched-agree-{os.getpid()}-{run}", limit_bytes=limit) as cg:
             spec = "/" + cg.path.name
             mons = [open_monitor(backend="memcg-v1", cgroup=spec, on_record=sink(KERNEL))]
             for key, opts in monitors().items():

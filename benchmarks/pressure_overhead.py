@@ -167,7 +167,7 @@ def daemon_overhead(seconds: float, clients: int, rate: int) -> None:
     with tempfile.TemporaryDirectory(prefix="memsched-bench-", dir="/var/tmp") as tmpdir:
         tmp = Path(tmpdir)
         path = tmp / "p.sock"
-        with MemcgV1Child("memsched-bench-daemon", limit_bytes=64 << 20) as cg:
+        with MemcgV1Child(f"memsched-bench-daemon-{os.getpid()}", limit_bytes=64 << 20) as cg:
             proc = _serve(
                 path, ["--backend", "memcg-v1", "--cgroup", "/" + cg.path.name, "--max-clients", str(clients + 10)]
             )

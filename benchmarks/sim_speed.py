@@ -1,36 +1,169 @@
-"""Simulated seconds per wall-clock second for the autonuma-benchmark workloads on every preset.
+"""Simulated seconds per wall-clock second for the autonuma-benchmark workloads, and old against new code.
 
     python benchmarks/sim_speed.py [--policies none,...] [--workloads numa01,...] [--topologies ...] [--json]
+    python benchmarks/sim_speed.py --compare-to REV [--repeat 3] [--policies all] [--topologies ...]
+    python benchmarks/sim_speed.py --compare-to REV --whole [-- compare arguments...]
 
-Runs each (topology, workload, policy) once in this process, timing only the simulation, and prints the
-elapsed simulated time, the wall time and their ratio. Figures are machine-dependent; nothing asserts them.
+Without ``--compare-to``: runs each (topology, workload, policy) once in this process, timing only the
+simulation, and prints the elapsed simulated time, the wall time and their ratio.
+
+With ``--compare-to REV``: checks REV out into a temporary git worktree and runs every cell in both the
+old code (REV) and this tree's, each in a fresh interpreter, alternating old and new ``--repeat`` times, and
+prints the median CPU seconds of each and their ratio (new / old). The two sides run one after the other in
+the same minutes, so machine noise touches both alike; on a shared machine read the ratios, not the absolute
+times. ``--whole`` times whole ``memsched compare`` commands instead (default: ``memsched compare`` on its
+defaults), wall time and CPU time of the command and its workers.
+
+Figures are machine-dependent; nothing asserts them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
-
-from memsched.topology import list_presets
-from memsched.workloads.runner import run_one
-from memsched.workloads.runspec import RunSpec
+from pathlib import Path
 
 DEFAULT_WORKLOADS = "numa01,numa01_THREAD_ALLOC,numa02,numa02_SMT"
+HERE = Path(__file__).resolve().parent.parent
+
+#: Runs in a fresh interpreter with one tree's ``src`` first on the path: times each cell's simulation.
+CHILD = r"""
+import json, sys, time
+from memsched.workloads.runner import run_one
+from memsched.workloads.runspec import RunSpec
+out = []
+for topo, wl, pol, seed in json.loads(sys.argv[1]):
+    t0, c0 = time.perf_counter(), time.process_time()
+    rec = run_one(RunSpec(wl, topo, pol, seed))
+    out.append({"elapsed_s": rec["elapsed_s"], "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0})
+print(json.dumps(out))
+"""
+
+
+def _presets() -> list[str]:
+    from memsched.topology import list_presets
+
+    return [p for p in list_presets() if p != "pressure-1n4"]
+
+
+def _policies(arg: str) -> list[str]:
+    if arg != "all":
+        return arg.split(",")
+    from memsched.policies import numa as numa_policies
+
+    return list(numa_policies.names())
+
+
+def _worktree(rev: str, where: str) -> Path:
+    path = Path(where) / "old"
+    subprocess.run(["git", "-C", str(HERE), "worktree", "add", "--detach", "-q", str(path), rev], check=True)
+    return path
+
+
+def _env(src: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _cells_in(src: Path, cells: list[tuple[str, str, str, int]]) -> list[dict[str, float]]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(cells)], env=_env(src), capture_output=True, text=True, check=True
+    )
+    rows: list[dict[str, float]] = json.loads(done.stdout)
+    return rows
+
+
+def _whole_in(src: Path, argv: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (the command and its worker processes) of one ``memsched`` command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "memsched", *argv], env=_env(src), stdout=subprocess.DEVNULL, check=True
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def _compare_to(args: argparse.Namespace, extra: list[str]) -> None:
+    new_src = HERE / "src"
+    with tempfile.TemporaryDirectory(prefix="sim-speed-") as tmp:
+        old = _worktree(args.compare_to, tmp)
+        try:
+            if args.whole:
+                argv = ["compare", *extra]
+                walls: dict[str, list[float]] = {"old": [], "new": []}
+                cpus: dict[str, list[float]] = {"old": [], "new": []}
+                for _ in range(args.repeat):
+                    for side, src in (("old", old / "src"), ("new", new_src)):
+                        w, c = _whole_in(src, argv)
+                        walls[side].append(w)
+                        cpus[side].append(c)
+                ow, nw = statistics.median(walls["old"]), statistics.median(walls["new"])
+                oc, nc = statistics.median(cpus["old"]), statistics.median(cpus["new"])
+                print(f"memsched {' '.join(argv)}  (median of {args.repeat}, old = {args.compare_to})")
+                print(f"  wall  old {ow:8.2f} s  new {nw:8.2f} s  new/old {nw / ow:5.2f}")
+                print(f"  cpu   old {oc:8.2f} s  new {nc:8.2f} s  new/old {nc / oc:5.2f}")
+                return
+            cells = [
+                (t, w, p, args.seed)
+                for t in args.topologies.split(",")
+                for w in args.workloads.split(",")
+                for p in _policies(args.policies)
+            ]
+            times: dict[str, list[list[float]]] = {"old": [], "new": []}
+            for _ in range(args.repeat):
+                for side, src in (("old", old / "src"), ("new", new_src)):
+                    times[side].append([r["cpu_s"] for r in _cells_in(src, cells)])
+            print(f"{'topology':18s} {'workload':20s} {'policy':12s} {'old cpu s':>10s} {'new cpu s':>10s} {'new/old':>8s}")
+            tot_old = tot_new = 0.0
+            for i, (t, w, p, _) in enumerate(cells):
+                o = statistics.median(rep[i] for rep in times["old"])
+                n = statistics.median(rep[i] for rep in times["new"])
+                tot_old, tot_new = tot_old + o, tot_new + n
+                print(f"{t:18s} {w:20s} {p:12s} {o:10.3f} {n:10.3f} {n / o:8.2f}")
+            print(f"{'total':52s} {tot_old:10.3f} {tot_new:10.3f} {tot_new / tot_old:8.2f}")
+        finally:
+            subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(old)], check=False)
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--topologies", default=",".join(p for p in list_presets() if p != "pressure-1n4"))
+    ap.add_argument("--topologies", default=None)
     ap.add_argument("--workloads", default=DEFAULT_WORKLOADS)
-    ap.add_argument("--policies", default="none")
+    ap.add_argument("--policies", default="none", help="comma-separated, or 'all'")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--compare-to", metavar="REV", help="time this git revision's code side by side with this tree's")
+    ap.add_argument("--repeat", type=int, default=3, help="alternations of old and new (with --compare-to)")
+    ap.add_argument("--whole", action="store_true", help="time whole `memsched compare ARGS` commands")
+    args = ap.parse_args(argv)
+    if args.topologies is None:
+        args.topologies = ",".join(_presets())
+    if args.compare_to:
+        _compare_to(args, extra)
+        return
+    from memsched.workloads.runner import run_one
+    from memsched.workloads.runspec import RunSpec
+
     rows = []
     for topo in args.topologies.split(","):
         for wl in args.workloads.split(","):
-            for pol in args.policies.split(","):
+            for pol in _policies(args.policies):
                 t0 = time.perf_counter()
                 rec = run_one(RunSpec(wl, topo, pol, args.seed))
                 wall = time.perf_counter() - t0

@@ -30,6 +30,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "sim": BASE + PURE + ("memsched.sim",),
     "live": BASE + PURE + ("memsched.live",),
     "upper": BASE + PURE + ("memsched.sim", "memsched.live", "memsched.workloads", "memsched.report"),
+    "results": (*BASE, "memsched.results"),
+    "sweep": BASE + PURE + ("memsched.sim", "memsched.live", "memsched.workloads", "memsched.report")
+    + ("memsched.results", "memsched.sweep"),
     "cli": ("memsched",),
 }
 
@@ -43,7 +46,7 @@ def layer_of(module: str) -> str:
     for prefix in PURE:
         if module == prefix or module.startswith(prefix + "."):
             return "pure"
-    for name in ("sim", "live"):
+    for name in ("sim", "live", "results", "sweep"):
         if module == f"memsched.{name}" or module.startswith(f"memsched.{name}."):
             return name
     return "upper"

@@ -23,15 +23,40 @@ memsched.errors.ConfigError: 'scan_delay_ms' must be >= 0 (got -5)
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import os
+import stat
+import tomllib
 import typing
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from memsched.errors import ConfigError
 
-__all__ = ["KnobInfo", "describe", "from_sets", "knob", "parse_set_args", "split_sets", "validate"]
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "KnobInfo",
+    "describe",
+    "finite_number",
+    "from_sets",
+    "knob",
+    "parse_json",
+    "parse_set_args",
+    "parse_toml",
+    "read_input_file",
+    "split_sets",
+    "validate",
+]
 
 T = TypeVar("T")
+
+#: Every numeric knob fits a signed 64-bit integer, as the sysctl or struct field it mirrors; tighter bounds
+#: are the knob's own ``min``/``max``. NaN and infinity are never a setting.
+KNOB_LIMIT = (1 << 63) - 1
+#: The longest number ``--set`` parses (``int()`` itself stops at 4,300 digits).
+_MAX_NUMBER_CHARS = 64
 
 
 def knob(
@@ -71,9 +96,15 @@ def validate(obj: Any) -> None:
             raise ConfigError(f.name, value, f"must be a number ({expected.__name__})")
         if expected is int and isinstance(value, float):
             raise ConfigError(f.name, value, "must be an integer")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f.name, value, "must be a finite number (not NaN or infinity)")
+        lo, hi = meta.get("min"), meta.get("max")
+        if expected in (int, float) and not -KNOB_LIMIT <= value <= KNOB_LIMIT:
+            low = -KNOB_LIMIT if lo is None else lo
+            high = KNOB_LIMIT if hi is None else hi
+            raise ConfigError(f.name, value, f"must be between {low} and {high}")
         if expected is bool and not isinstance(value, bool):
             raise ConfigError(f.name, value, "must be true or false")
-        lo, hi = meta.get("min"), meta.get("max")
         if lo is not None and value < lo:
             raise ConfigError(f.name, value, f"must be >= {lo}")
         if hi is not None and value > hi:
@@ -91,6 +122,9 @@ def _parse_value(name: str, text: str, kind: Any) -> Any:
         if low in ("0", "false", "no", "off"):
             return False
         raise ConfigError(name, text, "must be true or false")
+    if kind in (int, float) and len(text) > _MAX_NUMBER_CHARS:
+        short = text[:_MAX_NUMBER_CHARS] + "..."
+        raise ConfigError(name, short, f"must be a number of at most {_MAX_NUMBER_CHARS} characters")
     if kind is int:
         try:
             return int(text, 0)
@@ -98,9 +132,12 @@ def _parse_value(name: str, text: str, kind: Any) -> Any:
             raise ConfigError(name, text, "must be an integer") from None
     if kind is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ConfigError(name, text, "must be a number") from None
+        if not math.isfinite(value):
+            raise ConfigError(name, text, "must be a finite number (not NaN or infinity)")
+        return value
     return text
 
 
@@ -161,3 +198,69 @@ def parse_set_args(items: Iterable[str]) -> dict[str, str]:
             raise ConfigError("--set", item, f"sets '{key}' twice")
         out[key] = value.strip()
     return out
+
+
+# ---- input files ---------------------------------------------------------------------------------------------
+
+#: The largest input file read (topology, scenario, rt-app): the biggest real one is a few KiB.
+MAX_INPUT_BYTES = 1 << 20
+
+
+def read_input_file(path: Path, field: str, what: str) -> bytes:
+    """The bytes of a user's input file, or a :class:`ConfigError` naming ``field``: unreadable, not a regular
+    file (a FIFO would block, a directory cannot be read), or larger than :data:`MAX_INPUT_BYTES`."""
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer before fstat could refuse it.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(field, str(path), f"must be a regular {what}")
+            os.set_blocking(fd, True)
+            raw = f.read(MAX_INPUT_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(field, str(path), f"must be a readable {what} ({e.strerror})") from None
+    if len(raw) > MAX_INPUT_BYTES:
+        raise ConfigError(field, str(path), f"must be a {what} of at most {MAX_INPUT_BYTES >> 20} MiB")
+    return raw
+
+
+def parse_toml(raw: bytes, field: str, source: str) -> dict[str, Any]:
+    """A TOML document, or one :class:`ConfigError`: bad syntax, bad UTF-8, an integer literal longer than
+    Python converts (4,300 digits), nesting deeper than the parser recurses."""
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # TOMLDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ConfigError(field, source, f"must be valid TOML ({reason})") from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes, field: str, source: str) -> Any:
+    """A JSON document, or one :class:`ConfigError`. ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's
+    parser accepts) are refused: they are not JSON, and no quantity may be one."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise ConfigError(field, source, f"must be valid JSON ({e.msg} at line {e.lineno})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ConfigError(field, source, f"must be valid JSON ({reason})") from None
+
+
+def finite_number(
+    value: object, field: str, *, lo: float, hi: float, source: str | None = None, unit: str = ""
+) -> float:
+    """``value`` as a float if it is a number (not a bool) in ``lo..hi``; NaN and infinity are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(field, value, "must be a number", source=source)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(field, value, "must be a finite number (not NaN or infinity)", source=source)
+    if not lo <= value <= hi:
+        raise ConfigError(field, value, f"must be in {lo:g}..{hi:g}{unit}", source=source)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the largest float (10**400)
+        raise ConfigError(field, value, "must be a number a float can hold", source=source) from None

@@ -20,9 +20,15 @@ __all__ = [
     "PolicyError",
     "ProcessGoneError",
     "SimulationError",
+    "Terminated",
     "UnknownNameError",
     "UnsupportedError",
+    "is_interrupt",
 ]
+
+
+#: The most characters of a bad value an error message shows.
+_MAX_SHOWN = 120
 
 
 class MemschedError(Exception):
@@ -42,7 +48,10 @@ class ConfigError(MemschedError, ValueError):
         self.allowed = allowed
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}'{field}' {allowed} (got {value!r})")
+        shown = repr(value)
+        if len(shown) > _MAX_SHOWN:  # a message is one line: a huge value is shown by its start
+            shown = shown[: _MAX_SHOWN - 3] + "..."
+        super().__init__(f"{where}'{field}' {allowed} (got {shown})")
 
 
 class UnknownNameError(ConfigError):
@@ -98,3 +107,26 @@ class UnsupportedError(MemschedError):
         self.what = what
         self.reason = reason
         super().__init__(f"{what} is not available: {reason}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived while a command ran (the command line raises it from its handler).
+
+    A ``KeyboardInterrupt``, so that every ``finally`` and every handler written for Ctrl-C also runs for a
+    ``kill`` or a closed terminal: children are reaped, registrations released, temporary files removed.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def is_interrupt(error: BaseException | None) -> bool:
+    """Whether ``error`` is a KeyboardInterrupt or was caused by one."""
+    seen = 0
+    while error is not None and seen < 32:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False

@@ -13,20 +13,22 @@ Sizes follow two conventions side by side, because both appear in kernel documen
 
 from __future__ import annotations
 
-import math
 import re
+from fractions import Fraction
 
 from memsched.errors import ConfigError
 
 __all__ = [
     "GIB",
     "KIB",
+    "KTIME_MAX",
     "MIB",
     "NSEC_PER_MSEC",
     "NSEC_PER_SEC",
     "NSEC_PER_USEC",
     "PAGE_SIZE_4K",
     "PAGE_SIZE_THP",
+    "SIZE_MAX",
     "TIB",
     "bytes_to_pages",
     "format_bytes",
@@ -93,56 +95,101 @@ def ns_to_s(value: int | float) -> float:
     return value / NSEC_PER_SEC
 
 
-def parse_duration(text: str | int, *, field: str = "duration") -> int:
+#: The longest duration or size string parsed (anything longer is refused before it is looked at).
+MAX_TEXT_CHARS = 64
+#: The largest duration: ``KTIME_MAX`` (an s64 of nanoseconds, include/linux/ktime.h), about 292 years.
+KTIME_MAX = (1 << 63) - 1
+#: The largest size: a signed 64-bit byte count (8 EiB), the kernel's ``loff_t``.
+SIZE_MAX = (1 << 63) - 1
+
+
+def _short(text: str) -> str:
+    """What a message shows of a (possibly huge) value."""
+    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "..."
+
+
+def _number_and_unit(text: object, field: str, what: str, example: str) -> tuple[Fraction, str] | int:
+    """The exact number and the unit of a ``"<number><unit>"`` string, or an ``int`` as it is.
+
+    Exact (a :class:`~fractions.Fraction`), so ``"1.0000000001s"`` and 400-digit numbers are judged, not
+    rounded or overflowed; ``bool``, ``float`` and other types are refused (a float has no unit and may be
+    NaN or infinite).
+    """
+    if isinstance(text, bool) or not isinstance(text, int | str):
+        raise ConfigError(field, text, f"must be {what} with a unit such as {example}")
+    if isinstance(text, int):
+        return text
+    if len(text) > MAX_TEXT_CHARS:
+        raise ConfigError(field, _short(text), f"must be {what} of at most {MAX_TEXT_CHARS} characters")
+    m = _NUMBER_UNIT.match(text)
+    if m is None:
+        raise ConfigError(field, text, f"must be {what} with a unit such as {example}")
+    return Fraction(m.group("num")), m.group("unit")
+
+
+def parse_duration(
+    text: str | int, *, field: str = "duration", max_ns: int = KTIME_MAX, unit_required: bool = False
+) -> int:
     """Parse ``"2ms"``, ``"10us"``, ``"1.5s"``, ``"100ns"`` into integer nanoseconds.
 
     A unit is required for strings (a bare ``"10"`` is ambiguous between the kernel's ns and rt-app's µs);
-    an ``int`` is taken as nanoseconds. Negative values are refused.
+    an ``int`` is taken as nanoseconds unless ``unit_required`` (a file format whose durations carry units:
+    then only ``0`` may be bare). Negative values, fractions of a nanosecond and values above ``max_ns``
+    (default :data:`KTIME_MAX`) are refused.
 
     >>> parse_duration("2ms")
     2000000
     >>> parse_duration("1.5s")
     1500000000
     """
-    if isinstance(text, bool):
-        raise ConfigError(field, text, "must be a duration such as 2ms")
-    if isinstance(text, int):
-        if text < 0:
-            raise ConfigError(field, text, "must be >= 0")
-        return text
-    m = _NUMBER_UNIT.match(text)
-    if m is None:
-        raise ConfigError(field, text, "must be a duration with a unit: ns, us, ms or s (e.g. 2ms)")
-    unit = m.group("unit")
-    if unit not in _DURATION_UNITS:
-        raise ConfigError(field, text, "must be a duration with a unit: ns, us, ms or s (e.g. 2ms)")
-    value = float(m.group("num")) * _DURATION_UNITS[unit]
-    if value != math.floor(value):
+    parsed = _number_and_unit(text, field, "a duration", "2ms")
+    if isinstance(parsed, int):
+        if unit_required and parsed != 0:
+            raise ConfigError(field, text, "must be a duration with a unit: ns, us, ms or s (e.g. \"2ms\")")
+        value = Fraction(parsed)
+    else:
+        number, unit = parsed
+        if unit not in _DURATION_UNITS:
+            raise ConfigError(field, text, "must be a duration with a unit: ns, us, ms or s (e.g. 2ms)")
+        value = number * _DURATION_UNITS[unit]
+    if value < 0:
+        raise ConfigError(field, text, "must be >= 0")
+    if value.denominator != 1:
         raise ConfigError(field, text, "must be a whole number of nanoseconds")
+    if value > max_ns:
+        raise ConfigError(field, text, f"must be at most {format_ns(max_ns)} ({max_ns} ns)")
     return int(value)
 
 
-def parse_size(text: str | int, *, field: str = "size") -> int:
+def parse_size(text: str | int, *, field: str = "size", max_bytes: int = SIZE_MAX, unit_required: bool = False) -> int:
     """Parse ``"3GiB"``, ``"256M"``, ``"64 MB"``, ``"4096"`` into bytes.
+
+    A bare number (``4096`` or ``"4096"``) is bytes, unless ``unit_required`` (a file format whose sizes
+    carry units: then ``"4096B"``). Negative values, fractions of a byte and values above ``max_bytes``
+    (default :data:`SIZE_MAX`) are refused.
 
     >>> parse_size("3GiB") == 3 * GIB
     True
     >>> parse_size("1MB")
     1000000
     """
-    if isinstance(text, bool):
-        raise ConfigError(field, text, "must be a size such as 3GiB")
-    if isinstance(text, int):
-        if text < 0:
-            raise ConfigError(field, text, "must be >= 0")
-        return text
-    m = _NUMBER_UNIT.match(text)
-    unit = m.group("unit") if m else None
-    if m is None or unit is None or unit.lower() not in _SIZE_UNITS:
-        raise ConfigError(field, text, "must be a size: a number with B, KiB, MiB, GiB, TiB (or K/M/G/T, or kB/MB/GB)")
-    value = float(m.group("num")) * _SIZE_UNITS[unit.lower()]
-    if value != math.floor(value):
+    parsed = _number_and_unit(text, field, "a size", "3GiB")
+    allowed = "must be a size: a number with B, KiB, MiB, GiB, TiB (or K/M/G/T, or kB/MB/GB)"
+    if isinstance(parsed, int):
+        if unit_required:
+            raise ConfigError(field, text, allowed + " (a bare number has no unit)")
+        value = Fraction(parsed)
+    else:
+        number, unit = parsed
+        if unit.lower() not in _SIZE_UNITS or (unit_required and not unit):
+            raise ConfigError(field, text, allowed)
+        value = number * _SIZE_UNITS[unit.lower()]
+    if value < 0:
+        raise ConfigError(field, text, "must be >= 0")
+    if value.denominator != 1:
         raise ConfigError(field, text, "must be a whole number of bytes")
+    if value > max_bytes:
+        raise ConfigError(field, text, f"must be at most {format_bytes(max_bytes)} ({max_bytes} bytes)")
     return int(value)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.report_check import check_report
 from memsched.cli import main
 
 
@@ -104,8 +105,8 @@ def test_compare_small_with_report(capsys: pytest.CaptureFixture[str], tmp_path:
     assert [r["label"] for r in recs][-2:] == ["HARD_BIND", "INVERSE_BIND"]
     assert [r["role"] for r in recs][-3:] == ["policy", "reference", "reference"]
     assert all(r["base"] == "numa02" for r in recs)
-    html = report.read_text()
-    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    checked = check_report(report.read_text())
+    assert checked.problems == [] and checked.headings()[0] == "Summary" and checked.charts
 
 
 def test_compare_seeds_median_min_max(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -123,9 +124,14 @@ def test_compare_seeds_median_min_max(capsys: pytest.CaptureFixture[str], tmp_pa
     assert cell["elapsed_s"] == {"median": sum(el) / 2, "min": min(el), "max": max(el)}
     hard = next(c for c in doc["summary"] if c["label"] == "HARD_BIND")
     assert hard["vs_HARD_BIND"] == {"median": 1.0, "min": 1.0, "max": 1.0}
-    assert "over 2 seeds" in (tmp_path / "r.html").read_text()
+    page = (tmp_path / "r.html").read_text()
+    assert "seeds 5–6, median [min–max]" in page
+    assert check_report(page).problems == []
     rc, out, _ = run_cli(capsys, *args, "--seed", "5", "--seeds", "2")
-    assert rc == 0 and "median[min–max]over2seeds" in "".join(out.split())
+    flat = "".join(out.split())
+    assert rc == 0 and "seeds5–6,median[min–max]" in flat
+    mainline = [r["elapsed_s"] for r in doc["runs"] if r["label"] == "mainline"]
+    assert f"{cell['elapsed_s']['median']:.1f}[{min(mainline):.1f}–{max(mainline):.1f}]" in flat
 
 
 @pytest.mark.parametrize(

@@ -105,8 +105,16 @@ def test_reclaim_index_backend_tracks_real_reclaim(memcg: MemcgV1Child, tmp_path
         rc = run(memcg, anon_allocator(3 * LIMIT))
         levels = wait_records(mon, lambda lv: OOM in lv)
         assert OOM in levels, f"no OOM-level window (allocator exit status {rc})"
-        oom = [r for r in mon.recent() if r.level == OOM and r.details["evidence"]]
-        assert oom and any("memory.failcnt" in e or "oom" in e for r in oom for e in r.details["evidence"])  # type: ignore[attr-defined]
+        # The first OOM-level window may come from the index alone (nothing reclaimed) before the kill; the
+        # evidence of the kill itself arrives with the monitor's next sample, which may lag on a loaded machine.
+        deadline = time.monotonic() + 20.0
+        while True:
+            oom = [r for r in mon.recent() if r.level == OOM and r.details["evidence"]]
+            if oom or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert oom, f"no OOM-level window with evidence (allocator exit status {rc})"
+        assert any("memory.failcnt" in e or "oom" in e for r in oom for e in r.details["evidence"])  # type: ignore[attr-defined]
 
 
 def test_psi_backend_fires_on_stall_in_the_cgroup(memcg: MemcgV1Child, tmp_path: Path) -> None:
@@ -212,8 +220,9 @@ def test_auto_prefers_the_kernels_own_levels_here(memcg: MemcgV1Child) -> None:
     with open_monitor(backend="auto", cgroup=spec(memcg)) as mon:
         others = dict(mon.choice.others)
     assert mon.choice.name == "memcg-v1"
-    assert set(others) == {"psi", "reclaim-index", "fifo", "daemon"}
+    assert set(others) == {"psi", "reclaim-index", "fifo", "daemon", "dbus"}
     assert "takes no --cgroup" in others["daemon"] and "never chosen automatically" in others["fifo"]
+    assert "never chosen automatically" in others["dbus"]
 
 
 def test_registration_on_a_missing_cgroup_is_refused(memcg: MemcgV1Child) -> None:

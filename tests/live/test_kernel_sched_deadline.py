@@ -15,12 +15,12 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers.kernel_helpers import child_pids
+from helpers.kernel_helpers import child_pids, foreign_deadline_tids
 from memsched.errors import ConfigError, KernelError
 from memsched.live.dl_explain import sched_setattr
 from memsched.live.parity import admission_parity
@@ -51,10 +51,26 @@ def cli_admit(attr: SchedAttr) -> bool:
     return bool(doc["admitted"])
 
 
-def test_admission_parity_with_the_kernel() -> None:
+def test_admission_parity_with_the_kernel(dl_bandwidth: Callable[..., None]) -> None:
     """rt admit's prediction equals the kernel's answer for every attempt, up to the exact bandwidth unit."""
-    report = admission_parity(seed=20121105, rounds=4, cli=cli_admit, cli_every=12)
+    dl_bandwidth(1.0, idle=True)  # exact boundaries: another program's reservation coming or going moves them
+    seen: set[int] = set()  # other programs' deadline tasks during the run (other sessions on a shared machine)
+    done = threading.Event()
+
+    def watch_others() -> None:
+        while not done.wait(0.02):
+            seen.update(foreign_deadline_tids())
+
+    watcher = threading.Thread(target=watch_others, daemon=True)
+    watcher.start()
+    try:
+        report = admission_parity(seed=20121105, rounds=4, cli=cli_admit, cli_every=12)
+    finally:
+        done.set()
+        watcher.join()
     print(report.summary())  # shown with -rP: the attempts and agreement of this run
+    if report.disagreements and seen:
+        pytest.skip(f"other programs ran {len(seen)} SCHED_DEADLINE task(s) during the run: the boundaries moved")
     bad = [
         (a.kind, a.attr, a.requested_bw, a.available_bw, a.predicted_errno, a.kernel_errno, a.cli_admitted)
         for a in report.disagreements
@@ -87,8 +103,9 @@ def hold(procs: list[subprocess.Popen[bytes]], attr: SchedAttr) -> int:
     return p.pid
 
 
-def test_rt_run_sets_the_reservation_the_kernel_reports() -> None:
+def test_rt_run_sets_the_reservation_the_kernel_reports(dl_bandwidth: Callable[..., None]) -> None:
     """The command runs with exactly the requested runtime, deadline, period and flags (via sched_getattr)."""
+    dl_bandwidth(0.15)
     attr = SchedAttr.deadline(3_000_000, 8_000_000, 20_000_000, SchedFlag.RECLAIM | SchedFlag.RESET_ON_FORK)
     seen: list[SchedAttr] = []
     result = run_deadline(
@@ -110,8 +127,9 @@ def test_rt_run_sets_the_reservation_the_kernel_reports() -> None:
     )
 
 
-def test_rt_run_cli_command_sees_its_own_reservation() -> None:
+def test_rt_run_cli_command_sees_its_own_reservation(dl_bandwidth: Callable[..., None]) -> None:
     """Through the CLI, the command reads its own attributes back and memsched returns its exit status."""
+    dl_bandwidth(0.25)
     code = (
         "from memsched.live.sched_attr import sched_getattr as g; a = g(0); "
         "print(a.sched_policy, a.sched_runtime, a.sched_deadline, a.sched_period); raise SystemExit(7)"
@@ -141,8 +159,9 @@ def test_rt_run_cli_command_sees_its_own_reservation() -> None:
     assert proc.stdout.split() == ["6", "5000000", "10000000", "20000000"]
 
 
-def test_overrun_with_dl_overrun_gets_sigxcpu() -> None:
+def test_overrun_with_dl_overrun_gets_sigxcpu(dl_bandwidth: Callable[..., None]) -> None:
     """A command that exceeds its runtime with dl-overrun is killed by SIGXCPU and reported as an overrun."""
+    dl_bandwidth(0.1)
     attr = SchedAttr.deadline(1_000_000, 10_000_000, flags=SchedFlag.DL_OVERRUN)
     watchdog: list[threading.Timer] = []
 
@@ -158,8 +177,9 @@ def test_overrun_with_dl_overrun_gets_sigxcpu() -> None:
     assert result.signal == signal.SIGXCPU and result.overrun and result.returncode == 128 + signal.SIGXCPU
 
 
-def test_overrun_without_dl_overrun_is_only_throttled() -> None:
+def test_overrun_without_dl_overrun_is_only_throttled(dl_bandwidth: Callable[..., None]) -> None:
     """Without dl-overrun the same command is throttled, not signalled: it is still running when stopped."""
+    dl_bandwidth(0.1)
     attr = SchedAttr.deadline(1_000_000, 10_000_000)
     timers: list[threading.Timer] = []
 
@@ -176,9 +196,10 @@ def test_overrun_without_dl_overrun_is_only_throttled() -> None:
 
 
 def test_oversubscription_is_refused_with_the_bandwidth_figures(
-    helpers: list[subprocess.Popen[bytes]],
+    helpers: list[subprocess.Popen[bytes]], dl_bandwidth: Callable[..., None]
 ) -> None:
     """With 1.75 CPUs held, a 0.5-CPU command is refused (EBUSY) with requested and available bandwidth."""
+    dl_bandwidth(1.80, idle=True)
     hold(helpers, SchedAttr.deadline(9_000_000, 10_000_000))
     hold(helpers, SchedAttr.deadline(8_500_000, 10_000_000))
     with pytest.raises(KernelError) as info:
@@ -198,8 +219,9 @@ def test_oversubscription_is_refused_with_the_bandwidth_figures(
     assert proc.stderr.count("\n") == 1 and "EBUSY" in proc.stderr
 
 
-def test_exec_failure_after_setattr_leaves_nothing(tmp_path: Path) -> None:
+def test_exec_failure_after_setattr_leaves_nothing(tmp_path: Path, dl_bandwidth: Callable[..., None]) -> None:
     """A command the kernel cannot exec fails after the child became SCHED_DEADLINE; the child is gone."""
+    dl_bandwidth(0.1)
     bogus = tmp_path / "not-a-program"
     bogus.write_bytes(b"\x00\x01\x02 not an executable format\n")
     bogus.chmod(0o755)
@@ -243,8 +265,9 @@ def test_missing_cap_sys_nice_is_named() -> None:
     assert permitted["available"] is False and "CAP_SYS_NICE" in permitted["reason"]
 
 
-def test_parent_failure_kills_the_deadline_child() -> None:
+def test_parent_failure_kills_the_deadline_child(dl_bandwidth: Callable[..., None]) -> None:
     """If memsched fails while the command runs, the command is killed and reaped, not left running."""
+    dl_bandwidth(0.1)
     started: list[int] = []
 
     def fail(pid: int) -> None:

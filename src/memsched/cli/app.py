@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -30,9 +31,21 @@ class GlobalOptions:
     debug: bool = False
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from memsched import __version__
+
+        typer.echo(f"memsched {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
     debug: Annotated[
         bool,
         typer.Option(

@@ -1,9 +1,24 @@
-"""Helpers shared by the command groups: JSON on stdout, progress on stderr, atomic file output."""
+"""Helpers shared by the command groups: JSON on stdout, progress on stderr, output files checked before the
+work and written atomically with the caller's umask, and the memory limit of a simulation.
+
+**Memory limit.** A simulation's input is bounded where it is validated (topology, scenario, rt-app file,
+``--cpus``), but a workload's own settings can still ask for more than this computer has. So that such a run
+stops with one line instead of meeting the OOM killer, :func:`simulation_memory_limit` caps the process's data
+segment (``RLIMIT_DATA``: heap and private anonymous mappings, which is where numpy's arrays live) at three
+quarters of what is available when the command starts — the lower of ``MemAvailable`` and the headroom of
+the caller's memory cgroup — divided among the parallel runs; ``$MEMSCHED_MEMORY_LIMIT`` (a size such as
+``4GiB``) sets it instead. An allocation beyond it raises ``MemoryError``, which the command line reports
+with the limit and exit status 2.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import resource
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -15,17 +30,49 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from memsched.errors import ConfigError
+from memsched.units import MIB, format_bytes, parse_size
 
-__all__ = ["emit_json", "err_console", "out_console", "progress_bar", "write_atomic"]
+__all__ = [
+    "check_writable",
+    "emit_json",
+    "err_console",
+    "memory_budget",
+    "memory_error_message",
+    "out_console",
+    "progress_bar",
+    "simulation_memory_limit",
+    "whole_number",
+    "write_atomic",
+]
 
-# Off a terminal (pipes, CI logs) rich would wrap tables at 80 columns; give them room instead.
-out_console = Console(width=None if sys.stdout.isatty() else 160)
+# Off a terminal (pipes, CI logs) rich would lay tables out for 80 columns; give them room instead, unless
+# $COLUMNS says how wide the reader's screen is (rich reads it when ``width`` is None).
+out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160)
 err_console = Console(stderr=True)
 
 
+#: An integer option: optional sign, then at most 19 ASCII digits (every value fits a signed 64-bit integer).
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,19}")
+
+
+def whole_number(value: str | int) -> int:
+    """The parser of every integer option (``typer.Option(parser=whole_number)``).
+
+    typer converts an ``int`` option with pydantic's lax mode, which drops leading zeros and so reads
+    ``--cpus 0-3`` as -3 (and ``3.0`` as 3): an integer option is written in digits, or refused."""
+    if isinstance(value, int):  # a default
+        return value
+    if not _WHOLE_NUMBER.fullmatch(value.strip()):
+        raise ValueError(f"must be a whole number written in digits (got {value[:40]!r})")
+    return int(value)
+
+
 def emit_json(doc: Any) -> None:
-    """The one JSON document of a ``--json`` run: sorted keys, so the same run gives the same bytes."""
-    sys.stdout.write(json.dumps(doc, sort_keys=True, indent=1) + "\n")
+    """The one JSON document of a ``--json`` run: sorted keys, so the same run gives the same bytes.
+
+    ``allow_nan=False``: a NaN or an infinity is not JSON; inputs that could produce one are refused, so one
+    here is a bug to report, not a document to print."""
+    sys.stdout.write(json.dumps(doc, sort_keys=True, indent=1, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
@@ -54,7 +101,21 @@ def progress_bar(total: float | None, description: str) -> Iterator[Callable[[fl
 
 
 def check_writable(path: Path, field: str) -> None:
-    """Fail before any work if ``path`` cannot be written (its folder must exist)."""
+    """Fail before any work if ``path`` cannot be written: its folder must exist and be writable, and the path
+    itself must be absent or a regular file (a directory, a device or a FIFO is refused, not replaced)."""
+    if not path.name or str(path).endswith(os.sep):
+        raise ConfigError(field, str(path), "must name a file, not a directory")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise ConfigError(field, str(path), f"must be a writable file ({e.strerror})") from None
+    else:
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(field, str(path), "is a directory; it must name a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(field, str(path), "must be a regular file (it would be replaced)")
     parent = path.resolve().parent
     if not parent.is_dir():
         raise ConfigError(field, str(path), "must be in an existing directory")
@@ -62,14 +123,121 @@ def check_writable(path: Path, field: str) -> None:
         raise ConfigError(field, str(path), "must be in a writable directory")
 
 
+def _umask() -> int:
+    """The process's umask (``Umask:`` in /proc/self/status, 4.7+; else set and restored)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write through a temporary file and rename, so an interrupted run leaves no half-written file."""
+    """Write through a temporary file and rename, so an interrupted run leaves no half-written file.
+
+    The file gets the mode ``open()`` would give a new file (0666 less the umask): ``mkstemp`` creates 0600."""
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(raw)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+# ---- the memory limit of a simulation ------------------------------------------------------------------------
+
+#: The last limit set (bytes of data segment beyond what the process held), for the message: the exception
+#: reaches the command line's handler after the limit has been lifted again.
+_last_limit: list[int] = []
+#: Below this, a limit would refuse even the smallest simulation; a smaller machine is left to itself.
+_MIN_LIMIT = 256 * MIB
+
+
+def _meminfo_available() -> int | None:
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def _cgroup_headroom() -> int | None:
+    """Limit minus usage of the caller's memory cgroup (v2 ``memory.max``, else v1 ``memory.limit_in_bytes``)."""
+    from memsched.live.cgroups import own_cgroups
+
+    with contextlib.suppress(OSError, ValueError):
+        own = own_cgroups()
+        pairs = []
+        if own.v2 is not None:
+            pairs.append((own.v2 / "memory.max", own.v2 / "memory.current"))
+        if own.v1_memory is not None:
+            pairs.append((own.v1_memory / "memory.limit_in_bytes", own.v1_memory / "memory.usage_in_bytes"))
+        for limit_file, usage_file in pairs:
+            if limit_file.exists() and usage_file.exists():
+                limit = limit_file.read_text().strip()
+                if limit != "max" and int(limit) < (1 << 60):
+                    return max(0, int(limit) - int(usage_file.read_text()))
+    return None
+
+
+def _data_size() -> int:
+    """The process's current data segment (``VmData``), which the limit is added to."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def memory_budget(jobs: int = 1, environ: dict[str, str] | None = None) -> int | None:
+    """Bytes each of ``jobs`` simulations may allocate (None: nothing to go by, no limit)."""
+    env = os.environ if environ is None else environ
+    text = env.get("MEMSCHED_MEMORY_LIMIT")
+    if text:
+        return parse_size(text, field="MEMSCHED_MEMORY_LIMIT", unit_required=True)
+    known = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
+    if not known:
+        return None
+    return max(_MIN_LIMIT, min(known) * 3 // 4 // max(1, jobs))
+
+
+@contextmanager
+def simulation_memory_limit(jobs: int | None = 1) -> Iterator[None]:
+    """Cap the data segment while a simulation runs (see the module docstring); restored afterwards."""
+    budget = memory_budget(jobs or os.cpu_count() or 1)
+    if budget is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    want = _data_size() + budget
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft <= want:
+        yield  # already tighter
+        return
+    resource.setrlimit(resource.RLIMIT_DATA, (want, hard))
+    _last_limit[:] = [budget]
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def memory_error_message() -> str:
+    """What to say when an allocation failed (under :func:`simulation_memory_limit` or not)."""
+    if _last_limit:
+        limit = _last_limit[0]
+        return (
+            f"out of memory: the simulation needed more than its limit of {format_bytes(limit)} "
+            "(3/4 of the memory available when it started, or $MEMSCHED_MEMORY_LIMIT); "
+            "simulate a smaller machine or workload"
+        )
+    return "out of memory: this computer could not hold the simulation; simulate a smaller machine or workload"
+
+

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
-from rich.table import Table
 
-from memsched.cli.common import emit_json, out_console
+from memsched.cli.common import emit_json, out_console, whole_number
 from memsched.cli.numa import numa_app
 from memsched.config import parse_set_args
 from memsched.conformance import load_policy
@@ -25,7 +24,7 @@ from memsched.live.procfs import MissingFieldWarning
 from memsched.live.roots import LiveRoots
 from memsched.topology.sysfs import topology_from_sysfs
 from memsched.uapi.cpumask import format_cpulist
-from memsched.units import MIB, format_bytes, parse_duration
+from memsched.units import MIB, parse_duration
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 IntervalOpt = Annotated[str, typer.Option("--interval", help="time between samples, with a unit (2s, 500ms)")]
@@ -66,10 +65,24 @@ def _kernel_warnings() -> Iterator[None]:
         yield
 
 
+#: Limits of the live NUMA tools' options: an hour between samples at most, a million samples, 2^20 pages
+#: sampled per process and sample (the move_pages(2) status query of one window).
+MAX_INTERVAL_NS = 3600 * 1_000_000_000
+MAX_COUNT = 1_000_000
+MAX_SAMPLES = 1 << 20
+
+
 def _count(count: int | None, field: str = "--count") -> int | None:
-    if count is not None and count < 1:
-        raise ConfigError(field, count, "must be >= 1")
+    if count is not None and not 1 <= count <= MAX_COUNT:
+        raise ConfigError(field, count, f"must be in 1..{MAX_COUNT}")
     return count
+
+
+def _interval(text: str) -> int:
+    interval_ns = parse_duration(text, field="--interval", max_ns=MAX_INTERVAL_NS)
+    if interval_ns <= 0:
+        raise ConfigError("--interval", text, "must be > 0")
+    return interval_ns
 
 
 # ------------------------------------------------------------------------------------------------ numa top
@@ -99,48 +112,80 @@ def _top_document(snap: NumaSnapshot, roots: LiveRoots) -> dict[str, object]:
     }
 
 
-def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int) -> None:
+def _machine_line(nr_nodes: int, roots: LiveRoots) -> str:
+    """``1 node, balancing off``: what the JSON's capabilities say, in words (with the reason for "off")."""
+    caps = capabilities(roots)
+    nodes = f"{nr_nodes} node{'' if nr_nodes == 1 else 's'}"
+    if caps.numa_balancing.available:
+        return f"{nodes}, balancing on (the kernel's automatic NUMA balancing)"
+    return f"{nodes}, balancing off ({caps.numa_balancing.reason})"
+
+
+def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int, machine: str) -> None:
+    from memsched.report.fit import Column, FitTable, size
+
     topo = snap.topology
-    nodes = Table(title=f"{topo.nr_nodes} NUMA node(s)", title_justify="left")
-    for col in ("node", "cpus", "memory", "free", "distance"):
-        nodes.add_column(col, justify="left" if col in ("node", "cpus", "distance") else "right")
+    out_console.print(machine, highlight=False)
+    nodes = FitTable(
+        "nodes",
+        [
+            Column("node"),
+            Column("cpus"),
+            Column("memory", "node's memory (MemTotal of its meminfo)", right=True),
+            Column("free", "free memory on the node", right=True),
+            Column("distance", "SLIT distances to nodes 0, 1, ..."),
+        ],
+    )
+    rows = nodes.add_group(None)
     for n in topo.nodes:
-        nodes.add_row(
-            str(n.id),
-            format_cpulist(n.cpus),
-            format_bytes(snap.node_total_bytes[n.id]),
-            format_bytes(snap.node_free_bytes[n.id]),
-            " ".join(str(int(d)) for d in topo.distance[n.id]),
+        rows.append(
+            [
+                str(n.id),
+                format_cpulist(n.cpus),
+                size(snap.node_total_bytes[n.id]),
+                size(snap.node_free_bytes[n.id]),
+                " ".join(str(int(d)) for d in topo.distance[n.id]),
+            ]
         )
     out_console.print(nodes)
-    counters = Table(title="/proc/vmstat", title_justify="left")
-    counters.add_column("counter")
-    counters.add_column("value", justify="right")
-    rate_title = "per s" if previous is not None else ""
-    counters.add_column(rate_title, justify="right")
+    rate_column = [Column("per s", "change per second since the last refresh", right=True)] if previous else []
+    counters = FitTable("/proc/vmstat", [Column("counter"), Column("value", right=True), *rate_column])
+    rows = counters.add_group(None)
     delta = snap.counters.delta(previous.counters) if previous is not None else {}
     seconds = (snap.time_ns - previous.time_ns) / 1e9 if previous is not None else 0.0
     for name, value in snap.counters.values.items():
         d = delta.get(name)
-        rate = f"{d / seconds:.0f}" if d is not None and seconds > 0 else ""
-        counters.add_row(name, "unknown" if value is None else str(value), rate)
+        rate = [f"{d / seconds:.0f}" if d is not None and seconds > 0 else "-"] if previous is not None else []
+        rows.append([name, "unknown" if value is None else str(value), *rate])
     out_console.print(counters)
-    rows = locality(snap)
-    procs = Table(
-        title=f"processes by remote-memory share ({len(rows)} with an address space, top {min(limit, len(rows))})",
-        title_justify="left",
+    found = locality(snap)
+    procs = FitTable(
+        f"processes by remote-memory share ({len(found)} with an address space, top {min(limit, len(found))})",
+        [
+            Column("pid", right=True),
+            Column("comm", wrap=True),
+            Column("thr", "threads", right=True),
+            Column("on nodes", "nodes the threads last ran on"),
+            Column("resident", "resident memory (numa_maps N<node>= totals)", right=True),
+            *(
+                Column(f"N{n.id}", "resident MiB on each node (N0, N1, ...)" if n.id == topo.nodes[0].id else "", True)
+                for n in topo.nodes
+            ),
+            Column("remote", "share of resident memory on nodes none of its threads ran on", right=True),
+        ],
     )
-    for col in ("pid", "comm", "thr", "thread nodes", "resident", *[f"N{n.id}" for n in topo.nodes], "remote"):
-        procs.add_column(col, justify="right" if col not in ("comm", "thread nodes") else "left")
-    for r in rows[:limit]:
-        procs.add_row(
-            str(r.pid),
-            r.comm,
-            str(r.threads),
-            ",".join(map(str, r.thread_nodes)) or "-",
-            format_bytes(r.total_pages * snap.page_size),
-            *[f"{p * snap.page_size / MIB:.0f}M" for p in r.node_pages],
-            f"{100 * r.remote_share:.1f}%",
+    rows = procs.add_group(None)
+    for r in found[:limit]:
+        rows.append(
+            [
+                str(r.pid),
+                r.comm,
+                str(r.threads),
+                ",".join(map(str, r.thread_nodes)) or "-",
+                size(r.total_pages * snap.page_size),
+                *[f"{p * snap.page_size / MIB:.0f}" for p in r.node_pages],
+                f"{100 * r.remote_share:.1f}%",
+            ]
         )
     out_console.print(procs)
     if snap.unreadable:
@@ -153,9 +198,10 @@ def top(
     json_out: JsonOpt = False,
     interval: IntervalOpt = "2s",
     count: Annotated[
-        int | None, typer.Option("--count", help="refreshes (default: until Ctrl-C on a terminal, else 1)")
+        int | None,
+        typer.Option("--count", help="refreshes (default: until Ctrl-C on a terminal, else 1)", parser=whole_number),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="processes shown (text output)")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="processes shown (text output)", parser=whole_number)] = 20,
     proc_root: ProcRootOpt = Path("/proc"),
     sys_root: SysRootOpt = Path("/sys"),
 ) -> None:
@@ -165,12 +211,9 @@ def top(
     ran on. On a terminal the view refreshes every --interval; --json prints one snapshot.
     """
     roots = _roots(proc_root, sys_root)
-    interval_ns = parse_duration(interval, field="--interval")
-    if interval_ns <= 0:
-        raise ConfigError("--interval", interval, "must be > 0")
+    interval_ns = _interval(interval)
     _count(count)
-    if limit < 1:
-        raise ConfigError("--limit", limit, "must be >= 1")
+    _count(limit, "--limit")
     if json_out and count not in (None, 1):
         raise ConfigError("--count", count, "must be 1 with --json (it prints one snapshot)")
     with _kernel_warnings():
@@ -185,6 +228,7 @@ def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, 
     terminal = out_console.is_terminal
     remaining = count if count is not None else (None if terminal else 1)
     previous: NumaSnapshot | None = None
+    machine = _machine_line(topo.nr_nodes, roots)
     shown = 0
     while remaining is None or shown < remaining:
         if shown:
@@ -192,7 +236,7 @@ def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, 
         snap = take_snapshot(roots, topo)
         if terminal:
             out_console.clear()
-        _print_top(snap, previous, limit)
+        _print_top(snap, previous, limit, machine)
         previous = snap
         shown += 1
 
@@ -213,25 +257,43 @@ def _print_sample(report: SampleReport) -> None:
     )
     for r in report.results:
         typer.echo(r.line())
+    if not report.results:
+        typer.echo(
+            f"[{report.index}] no action from this sample (a policy that places tasks when a scan pass ends, "
+            "such as homenode, acts from the next sample: --count 2)"
+        )
 
 
 @numa_app.command("balance")
 def balance(
     policy: Annotated[str, typer.Option("--policy", "-p", help="NUMA policy id (numad, homenode, ...)")] = "numad",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="only print the actions; change nothing")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="take one sample (more with --count), print what would be done, change nothing"),
+    ] = False,
     interval: Annotated[
         str | None,
         typer.Option("--interval", help="time between samples, with a unit (default: the policy's tick, else 5s)"),
     ] = None,
-    count: Annotated[int | None, typer.Option("--count", help="samples to take (default: until Ctrl-C)")] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            "--count", help="samples to take (default: 1 with --dry-run, else until Ctrl-C)", parser=whole_number
+        ),
+    ] = None,
     pid: Annotated[
         list[int] | None,
-        typer.Option("--pid", help="balance only this process (repeatable; default: all we may change)"),
+        typer.Option(
+            "--pid", help="balance only this process (repeatable; default: all we may change)", parser=whole_number
+        ),
     ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value for the policy (repeatable)")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the balancer's random choices")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the balancer's random choices", parser=whole_number)] = 0,
     max_samples: Annotated[
-        int, typer.Option("--max-samples", help="sampled pages per process and sample (the scan window's budget)")
+        int,
+        typer.Option(
+            "--max-samples", help="sampled pages per process and sample (the scan window's budget)", parser=whole_number
+        ),
     ] = 4096,
     restore_affinity: Annotated[
         bool, typer.Option("--restore-affinity", help="on exit, give threads the CPU masks SetAffinity changed back")
@@ -249,12 +311,12 @@ def balance(
     roots = _roots(proc_root, sys_root)
     spec, instance = load_policy(policy, parse_set_args(set_ or []))
     count = _count(count)
-    if max_samples < 1:
-        raise ConfigError("--max-samples", max_samples, "must be >= 1")
+    if count is None and dry_run:  # a dry run answers "what would it do now?": one pass, not a loop
+        count = 1
+    if not 1 <= max_samples <= MAX_SAMPLES:
+        raise ConfigError("--max-samples", max_samples, f"must be in 1..{MAX_SAMPLES}")
     if interval is not None:
-        interval_ns = parse_duration(interval, field="--interval")
-        if interval_ns <= 0:
-            raise ConfigError("--interval", interval, "must be > 0")
+        interval_ns = _interval(interval)
     else:
         interval_ns = instance.tick_interval_ns or 5_000_000_000
     if roots != LiveRoots() and not dry_run:

@@ -29,10 +29,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from memsched.cli.common import out_console
+from memsched.cli.common import out_console, whole_number
 from memsched.cli.pressure import pressure_app
 from memsched.config import from_sets, parse_set_args
 from memsched.errors import ConfigError, MemschedError
+from memsched.live.cgroups import cgroup_mounts, check_cgroup_exists
 from memsched.live.pressure import (
     PressureMonitor,
     PressureOptions,
@@ -64,11 +65,25 @@ SetOpt = Annotated[
     typer.Option("--set", help="backend setting key=value (psi_low, memcg_mode, reclaim_interval_ms, fifo_path, ...)"),
 ]
 
+#: The most connections ``serve`` takes: each is a descriptor, and poll() scans them all on every wake-up.
+MAX_CLIENTS = 65536
+
 _COLOURS = {VmpressureLevel.LOW: "yellow", VmpressureLevel.MEDIUM: "dark_orange", VmpressureLevel.OOM: "bold red"}
 
 
 def _options(sets: list[str] | None) -> PressureOptions:
     return from_sets(PressureOptions, parse_set_args(sets or []), owner="the pressure backends")
+
+
+def _check_request(backend: str, cgroup: str | None, options: PressureOptions) -> None:
+    """The user's part of a request, before any backend is opened: a named cgroup must exist, and ``fifo``
+    needs its path (exit 2; a backend the system lacks is exit 1)."""
+    if backend == "fifo" and not options.fifo_path:
+        raise ConfigError("--set fifo_path", "", "is required with --backend fifo (the FIFO or file to read)")
+    if cgroup is not None:
+        if backend in ("fifo", "daemon"):
+            raise ConfigError("--cgroup", cgroup, f"cannot be used with --backend {backend} (it reads no cgroup)")
+        check_cgroup_exists(cgroup, cgroup_mounts())
 
 
 def _summary(rec: PressureRecord) -> str:
@@ -198,6 +213,7 @@ def watch(
     if duration_ns is not None and duration_ns <= 0:
         raise ConfigError("--duration", duration, "must be > 0")
     options = _options(set_)
+    _check_request(backend, cgroup, options)
     started = time.monotonic_ns()
     deadline = None if duration_ns is None else started + duration_ns
     out_lock = threading.Lock()
@@ -261,8 +277,11 @@ def _log(message: str) -> None:
 
 
 def _group_id(group: str) -> int:
-    if group.isdigit():
-        return int(group)
+    if group.isascii() and group.isdigit():
+        gid = int(group)
+        if gid >= (1 << 32) - 1:  # (gid_t)-1 means "no change" to chown(2)
+            raise ConfigError("--group", group, "must be a gid below 4294967295")
+        return gid
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
@@ -286,8 +305,16 @@ def serve(
     backend: BackendOpt = "auto",
     cgroup: CgroupOpt = None,
     max_clients: Annotated[
-        int, typer.Option("--max-clients", help="connections beyond this are closed at once")
+        int, typer.Option("--max-clients", help="connections beyond this are closed at once", parser=whole_number)
     ] = 1024,
+    max_clients_per_uid: Annotated[
+        int | None,
+        typer.Option(
+            "--max-clients-per-uid",
+            help="connections of one user beyond this are closed (default: 1/8)",
+            parser=whole_number,
+        ),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Serve pressure events to unprivileged subscribers over a Unix socket (4-byte vmpressure_event records)."""
@@ -297,10 +324,13 @@ def serve(
         raise ConfigError("--mode", mode, "must be an octal permission mode such as 0660") from None
     if not 0 <= mode_bits <= 0o777:
         raise ConfigError("--mode", mode, "must be between 0000 and 0777")
-    if max_clients < 1:
-        raise ConfigError("--max-clients", max_clients, "must be >= 1")
+    if not 1 <= max_clients <= MAX_CLIENTS:
+        raise ConfigError("--max-clients", max_clients, f"must be in 1..{MAX_CLIENTS}")
+    if max_clients_per_uid is not None and not 1 <= max_clients_per_uid <= max_clients:
+        raise ConfigError("--max-clients-per-uid", max_clients_per_uid, f"must be in 1..{max_clients} (--max-clients)")
     gid = _group_id(group) if group is not None else None
     options = _options(set_)
+    _check_request(backend, cgroup, options)
     ctx = BackendContext(cgroup=cgroup, options=options)
     path = socket_path if socket_path is not None else default_socket_path(BackendContext(options=options))
     logging.basicConfig(level=logging.INFO, format="memsched pressure serve: %(message)s", stream=sys.stderr)
@@ -311,8 +341,10 @@ def serve(
         chosen.append(choice.explain())
         return source
 
-    daemon = PressureDaemon(path, factory, mode=mode_bits, group=gid, max_clients=max_clients)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    daemon = PressureDaemon(
+        path, factory, mode=mode_bits, group=gid, max_clients=max_clients, max_clients_per_uid=max_clients_per_uid
+    )
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     for sig in previous:
         signal.signal(sig, lambda _s, _f: daemon.request_stop())
     previous_wakeup = signal.set_wakeup_fd(daemon.signal_wakeup_fd, warn_on_full_buffer=False)
@@ -331,7 +363,7 @@ def serve(
     s = daemon.stats
     _log(
         f"stopped ({s.events} events, {s.accepted} clients, {s.malformed} malformed, "
-        f"{s.timed_out} timed out, {s.refused} refused)"
+        f"{s.timed_out} timed out, {s.refused} refused, {s.refused_uid} refused over the per-user limit)"
     )
     if status:
         assert daemon.error is not None

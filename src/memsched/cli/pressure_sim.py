@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    out_console,
+    progress_bar,
+    simulation_memory_limit,
+    whole_number,
+    write_atomic,
+)
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.record import RunRecord
@@ -39,7 +48,7 @@ def sim(
             "--designs", help="comma-separated: " + ", ".join(DESIGNS) + " (default: the scenario's)"
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
     json_out: Annotated[
         bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")
     ] = False,
@@ -47,14 +56,14 @@ def sim(
         Path | None, typer.Option("--report", help="write a self-contained HTML report")
     ] = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)")
+        int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)", parser=whole_number)
     ] = None,
 ) -> None:
     """Simulate services filling memory, once per notification design, and compare what they saw and did."""
     sc = load_scenario(scenario)
     chosen = _designs(designs, sc.designs)
-    if jobs is not None and jobs < 1:
-        raise ConfigError("--jobs", jobs, "must be >= 1")
+    if jobs is not None and not 1 <= jobs <= 1024:
+        raise ConfigError("--jobs", jobs, "must be in 1..1024")
     if seed < 0:
         raise ConfigError("--seed", seed, "must be >= 0")
     if report is not None:
@@ -67,7 +76,8 @@ def sim(
             done[0] += 1
             advance(done[0])
 
-        records = run_many(specs, jobs=jobs, on_done=tick)
+        with simulation_memory_limit(min(jobs or os.cpu_count() or 1, len(specs))):
+            records = run_many(specs, jobs=jobs, on_done=tick)
     if report is not None:
         from memsched.report.pressure import pressure_report
 

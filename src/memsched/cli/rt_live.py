@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from memsched.admission import BW_UNIT
-from memsched.cli.common import emit_json
+from memsched.cli.common import emit_json, whole_number
 from memsched.cli.rt import rt_app
-from memsched.errors import ConfigError
+from memsched.errors import ConfigError, ProcessGoneError
 from memsched.live import capabilities
 from memsched.live.deadline import AdmissionPrediction, predict_admission
 from memsched.live.dl_explain import describe_attr
@@ -19,6 +19,12 @@ from memsched.live.rt_run import run_deadline
 from memsched.uapi.cpumask import format_cpulist, parse_cpulist
 from memsched.uapi.sched import SchedAttr, SchedFlag
 from memsched.units import format_ns, parse_duration
+
+#: ``PID_MAX_LIMIT`` on 64-bit kernels (include/linux/threads.h): 4 Mi thread ids.
+PID_MAX_LIMIT = 4 * 1024 * 1024
+#: The longest ``rt noise`` measurement per CPU, and the largest gap threshold.
+MAX_NOISE_DURATION_NS = 3600 * 1_000_000_000
+MAX_NOISE_THRESHOLD_NS = 1_000_000_000
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 RuntimeOpt = Annotated[str, typer.Option("--runtime", help="budget per period, with a unit: 500us, 2ms")]
@@ -44,7 +50,17 @@ def _cpus(bw: int | None) -> str:
 
 
 def _print_prediction(p: AdmissionPrediction) -> None:
-    echo = typer.echo
+    import textwrap
+
+    from memsched.cli.common import out_console
+
+    def echo(line: str) -> None:  # "key        value": a long value wraps under itself, at the screen's width
+        typer.echo(
+            textwrap.fill(
+                line, out_console.width, subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False
+            )
+        )
+
     echo(f"request    {describe_attr(p.attr)} ({p.requested_bw} of BW_UNIT {BW_UNIT})")
     echo(
         f"domain     CPUs {p.domain.cpulist} (capacity {p.domain.capacity}); limit {_cpus(p.limit_bw)} "
@@ -71,6 +87,12 @@ def _print_prediction(p: AdmissionPrediction) -> None:
         echo(f"note       {note}")
 
 
+#: Every flag ``SchedFlag.parse`` accepts, in the kernel's order (``SCHED_FLAG_*`` in include/uapi/linux/sched.h).
+_FLAGS_HELP = "comma-separated SCHED_FLAG_* names: " + ", ".join(
+    str(f.name).lower().replace("_", "-") for f in SchedFlag
+)
+
+
 @rt_app.command("admit")
 def admit(
     *,
@@ -78,11 +100,13 @@ def admit(
     deadline: DeadlineOpt,
     period: PeriodOpt = None,
     flags: Annotated[
-        str, typer.Option("--flags", help="comma-separated: reclaim, dl-overrun, reset-on-fork")
+        str, typer.Option("--flags", help=_FLAGS_HELP)
     ] = "",
     pid: Annotated[
         int | None,
-        typer.Option("--pid", help="predict a change of this task's reservation (default: a new task)"),
+        typer.Option(
+            "--pid", help="predict a change of this task's reservation (default: a new task)", parser=whole_number
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -93,9 +117,14 @@ def admit(
     admission arithmetic (the simulator's memsched.admission).
     """
     attr = _attr(runtime, deadline, period, flags)
+    if pid is not None and not 0 <= pid <= PID_MAX_LIMIT:
+        raise ConfigError("--pid", pid, f"must be a thread id in 0..{PID_MAX_LIMIT}")
     caps = capabilities()
     caps.require("sched_deadline")
-    prediction = predict_admission(attr, pid=pid)
+    try:
+        prediction = predict_admission(attr, pid=pid)
+    except ProcessGoneError:
+        raise ConfigError("--pid", pid, "must be a running thread (no such process)") from None
     if prediction.verdict == "invalid":
         raise ConfigError(
             "--runtime/--deadline/--period", f"{runtime}/{deadline}/{period or deadline}", prediction.reason
@@ -121,7 +150,7 @@ def run(
     period: PeriodOpt = None,
     flags: Annotated[
         str,
-        typer.Option("--flags", help="comma-separated: reclaim, dl-overrun (report SIGXCPU), reset-on-fork"),
+        typer.Option("--flags", help=_FLAGS_HELP + "; dl-overrun reports an overrun with SIGXCPU"),
     ] = "",
 ) -> None:
     """Run COMMAND as a SCHED_DEADLINE task: memsched rt run --runtime 2ms --deadline 10ms -- COMMAND...
@@ -139,25 +168,54 @@ def run(
 
 def _print_noise(report: NoiseReport) -> None:
     iso = report.isolation
-    header = (
-        f"{'CPU':>4} {'ISOL':>10} {'RUNTIME us':>11} {'NOISE us':>10} {'% CPU AVAIL':>11} {'MAX us':>9} "
-        f"{'COUNT':>7} {'IRQ':>6} {'NMI':>4} {'SIRQ':>6} {'THREAD':>6} {'RES ns':>7}"
-    )
+    from memsched.cli.common import out_console
+    from memsched.report.fit import Column, FitTable
+
     typer.echo(
         f"noise above {format_ns(report.threshold_ns)} for {format_ns(report.duration_ns)} per CPU"
         f" ({'all CPUs at once' if report.parallel else 'one CPU at a time'})"
     )
-    typer.echo(header)
+    # osnoise's columns (Documentation/trace/osnoise-tracer.rst), heads shortened to fit 80 columns.
+    table = FitTable(
+        "",
+        [
+            Column("CPU", right=True),
+            Column("isol", "isolation of the CPU (isolcpus, nohz_full)", right=True),
+            Column("run us", "time the loop ran, µs (osnoise RUNTIME IN US)", right=True),
+            Column("noise us", "time stolen from the loop, µs", right=True),
+            Column("avail %", "% of CPU available to the loop (osnoise % OF CPU AVAILABLE)", right=True),
+            Column("max us", "longest single noise, µs", right=True),
+            Column("count", "noise occurrences above the threshold", right=True),
+            Column("IRQ", "hardware interrupts during the run", right=True),
+            Column("NMI", "non-maskable interrupts", right=True),
+            Column("SIRQ", "softirqs", right=True),
+            Column("thr", "threads that preempted the loop (THREAD)", right=True),
+            Column("res ns", "loop resolution: mean iteration, ns", right=True),
+        ],
+    )
+    rows = table.add_group(None)
 
     def opt(v: int | None) -> str:
         return "-" if v is None else str(v)
 
     for c in report.cpus:
-        typer.echo(
-            f"{c.cpu:>4} {iso.describe(c.cpu):>10} {c.runtime_ns / 1000:>11.0f} {c.noise_ns / 1000:>10.1f} "
-            f"{c.cpu_available_pct:>11.4f} {c.max_single_ns / 1000:>9.1f} {c.count:>7} {opt(c.irq):>6} "
-            f"{opt(c.nmi):>4} {opt(c.softirq):>6} {opt(c.thread):>6} {c.resolution_ns:>7.0f}"
+        rows.append(
+            [
+                str(c.cpu),
+                iso.describe(c.cpu),
+                f"{c.runtime_ns / 1000:.0f}",
+                f"{c.noise_ns / 1000:.1f}",
+                f"{c.cpu_available_pct:.4f}",
+                f"{c.max_single_ns / 1000:.1f}",
+                str(c.count),
+                opt(c.irq),
+                opt(c.nmi),
+                opt(c.softirq),
+                opt(c.thread),
+                f"{c.resolution_ns:.0f}",
+            ]
         )
+    out_console.print(table)
     nohz = (
         "kernel without CONFIG_NO_HZ_FULL"
         if iso.nohz_full is None
@@ -195,8 +253,8 @@ def noise(
     """Measure scheduling noise per CPU from user space (osnoise-style) and show which CPUs are isolated."""
     report = measure_noise(
         parse_cpulist(cpus, field="--cpus") if cpus is not None else None,
-        duration_ns=parse_duration(duration, field="--duration"),
-        threshold_ns=parse_duration(threshold, field="--threshold"),
+        duration_ns=parse_duration(duration, field="--duration", max_ns=MAX_NOISE_DURATION_NS),
+        threshold_ns=parse_duration(threshold, field="--threshold", max_ns=MAX_NOISE_THRESHOLD_NS),
         sequential=sequential,
     )
     if json_out:

@@ -8,12 +8,21 @@ from typing import Annotated, Any
 
 import typer
 
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    out_console,
+    progress_bar,
+    simulation_memory_limit,
+    whole_number,
+    write_atomic,
+)
 from memsched.cli.rt import rt_app
 from memsched.config import parse_set_args
 from memsched.errors import ConfigError
 from memsched.record import RunRecord
 from memsched.sim.sched.preempt import MODELS, parse_model
+from memsched.topology.bounds import MAX_CPUS
 from memsched.workloads import rt as scenarios
 from memsched.workloads.rt.run import DEFAULT_SCENARIO, RtOptions
 from memsched.workloads.runner import run_one, runner_for
@@ -21,61 +30,69 @@ from memsched.workloads.runspec import RunSpec
 
 
 def _task_table(rec: RunRecord) -> Any:
-    from rich.table import Table
+    from memsched.report.fit import Column, FitTable, count
 
-    table = Table(
-        title=f"{rec['taskset']} — preempt={rec['preempt']}, {rec['cpus']} CPUs, {rec['elapsed_s']:.3f} s simulated"
+    table = FitTable(
+        f"{rec['taskset']}, preempt={rec['preempt']}, {rec['cpus']} CPUs, {rec['elapsed_s']:.3f} s simulated",
+        [
+            Column("task"),
+            Column("policy"),
+            Column("jobs", "jobs released", right=True),
+            Column("miss", "deadline misses", right=True),
+            Column("resp µs", "response time mean/max, µs", right=True),
+            Column("tard µs", "largest tardiness, µs", right=True),
+            Column("lat µs", "wakeup latency mean/max, µs", right=True),
+            Column("cs v/iv", "voluntary/involuntary context switches", right=True),
+            Column("migr", "migrations between CPUs", right=True),
+            Column("thru", "throughput: share of a CPU the task ran", right=True),
+        ],
     )
-    for col in (
-        "task",
-        "policy",
-        "jobs",
-        "misses",
-        "resp mean/max µs",
-        "max tard µs",
-        "lat mean/max µs",
-        "cs (v/iv)",
-        "migr",
-        "throughput",
-    ):
-        table.add_column(col)
+    rows = table.add_group(None)
     for t in rec["tasks"]:
         r = t.get("response_us")
         lat = t.get("latency_us")
-        table.add_row(
-            t["name"],
-            t["policy"],
-            str(t["jobs"]),
-            str(t["deadline_misses"]),
-            f"{r['mean']:.1f}/{r['max']:.1f}" if r else "-",
-            f"{t['max_tardiness_us']:.1f}",
-            f"{lat['mean']:.1f}/{lat['max']:.1f}" if lat else "-",
-            f"{t['nvcsw']}/{t['nivcsw']}",
-            str(t["migrations"]),
-            f"{t['throughput']:.3f}",
+        rows.append(
+            [
+                t["name"],
+                t["policy"],
+                count(t["jobs"]),
+                count(t["deadline_misses"]),
+                f"{r['mean']:.1f}/{r['max']:.1f}" if r else "-",
+                f"{t['max_tardiness_us']:.1f}",
+                f"{lat['mean']:.1f}/{lat['max']:.1f}" if lat else "-",
+                f"{count(t['nvcsw'])}/{count(t['nivcsw'])}",
+                count(t["migrations"]),
+                f"{t['throughput']:.3f}",
+            ]
         )
     return table
 
 
 def _summary(rec: RunRecord) -> str:
+    from memsched.report.fit import mapping_lines
+
     util = ", ".join(f"{u:.2f}" for u in rec["cpu_utilisation"])
     lines = [
         f"events {rec['events']}, context switches {rec['context_switches']} "
         f"({rec['involuntary_switches']} involuntary), "
-        f"migrations {rec['migrations']}, deadline misses {rec['deadline_misses']}, CPU utilisation [{util}]"
+        f"migrations {rec['migrations']}, deadline misses {rec['deadline_misses']}, CPU utilisation {util}"
     ]
     for key in ("hackbench", "cyclictest", "isolation", "grub", "kvm"):
         if key in rec:
-            lines.append(f"{key}: {json.dumps(rec[key], sort_keys=True)}")
+            lines += mapping_lines(key, rec[key])
     return "\n".join(lines)
 
 
-def _trace_doc(
-    rec: RunRecord, slices: list[tuple[int, int, int, int]], names: dict[int, str]
-) -> dict[str, Any]:
+def _trace_doc(rec: RunRecord) -> dict[str, Any]:
     from memsched.report.trace import schedule_trace
 
-    return schedule_trace(f"{rec['taskset']} / {rec['preempt']}", rec["cpus"], slices, names)
+    m = rec.extras["machine"]
+    names = {t.id: t.name for t in m.tasks}
+    now = m.engine.now
+    # the slice each CPU is still running when the simulation ends
+    running = [(rq.cpu, rq.curr.id, rq.trace_start, now) for rq in m.core.rqs if rq.curr is not None]
+    slices = [*(m.core.trace or []), *(s for s in running if s[3] > s[2])]
+    return schedule_trace(f"{rec['taskset']} / {rec['preempt']}", rec["cpus"], slices, names, m.job_records())
 
 
 @rt_app.command("sim")
@@ -88,9 +105,9 @@ def sim(
         str | None, typer.Option("--preempt", help="preemption model: " + ", ".join(MODELS))
     ] = None,
     cpus: Annotated[
-        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)")
+        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)", parser=whole_number)
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="key=value for the scenario or the scheduler")
     ] = None,
@@ -103,17 +120,37 @@ def sim(
     compare_preempt: Annotated[
         bool, typer.Option("--compare-preempt", help="run hackbench+cyclictest under every model")
     ] = False,
+    per_job: Annotated[
+        bool,
+        typer.Option(
+            "--per-job",
+            help="with --json: add every finished job (task, release, start, finish, deadline, response, "
+            "missed, preemptions, migrations; ns) as per_job",
+        ),
+    ] = False,
+    ideal: Annotated[
+        bool,
+        typer.Option(
+            "--ideal",
+            help="textbook machine: no switch/cache costs or noise, no fair_server, no admission limit "
+            "(--set keys still win)",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a realtime task set on the exact scheduler and report response times, misses, switches."""
     sets = parse_set_args(set_ or [])
     if preempt is not None:
         parse_model(preempt)
-    if cpus is not None and cpus < 1:
-        raise ConfigError("--cpus", cpus, "must be >= 1")
+    if cpus is not None and not 1 <= cpus <= MAX_CPUS:
+        raise ConfigError("--cpus", cpus, f"must be in 1..{MAX_CPUS} (the most CPUs simulated)")
     if taskset is not None and rt_app_file is not None:
         raise ConfigError("--rt-app", str(rt_app_file), "cannot be combined with a TASKSET argument")
     if taskset is not None:
         scenarios.get(taskset)
+    if per_job and not json_out:
+        raise ConfigError("--per-job", True, "adds the jobs to the JSON document: use it with --json")
+    if per_job and compare_preempt:
+        raise ConfigError("--per-job", True, "cannot be combined with --compare-preempt")
     if trace is not None:
         check_writable(trace, "--trace")
         if compare_preempt:
@@ -125,13 +162,13 @@ def sim(
             )
         name = taskset or DEFAULT_SCENARIO
         specs = [
-            RunSpec(name, policy=model, seed=seed, sets=sets, family="rt", options=RtOptions(cpus=cpus))
+            RunSpec(name, policy=model, seed=seed, sets=sets, family="rt", options=RtOptions(cpus=cpus, ideal=ideal))
             for model in MODELS
         ]
         for spec in specs:
             runner_for("rt").check(spec)
         rows = []
-        with progress_bar(len(MODELS), "models") as advance:
+        with progress_bar(len(MODELS), "models") as advance, simulation_memory_limit():
             for i, spec in enumerate(specs):
                 rows.append(run_one(spec))
                 advance(i + 1)
@@ -141,7 +178,13 @@ def sim(
         else:
             out_console.print(preempt_table(doc))
         return
-    options = RtOptions(cpus=cpus, rt_app=None if rt_app_file is None else str(rt_app_file), trace=trace is not None)
+    options = RtOptions(
+        cpus=cpus,
+        rt_app=None if rt_app_file is None else str(rt_app_file),
+        trace=trace is not None,
+        per_job=per_job,
+        ideal=ideal,
+    )
     spec = RunSpec(
         taskset or (DEFAULT_SCENARIO if rt_app_file is None else "rt-app"),
         policy=preempt,
@@ -151,13 +194,11 @@ def sim(
         options=options,
     )
     runner_for("rt").check(spec)
-    with progress_bar(1, taskset or "rt-app") as advance:
+    with progress_bar(1, taskset or "rt-app") as advance, simulation_memory_limit():
         rec = run_one(spec)
         advance(1)
     if trace is not None:
-        m = rec.extras["machine"]
-        names = {t.id: t.name for t in m.tasks}
-        write_atomic(trace, json.dumps(_trace_doc(rec, m.core.trace or [], names)))
+        write_atomic(trace, json.dumps(_trace_doc(rec)))
     if json_out:
         emit_json(rec.to_json())
     else:
@@ -210,34 +251,35 @@ def preempt_doc(rows: list[RunRecord]) -> dict[str, Any]:
 
 
 def preempt_table(doc: dict[str, Any]) -> Any:
-    from rich.table import Table
+    from memsched.report.fit import Column, FitTable, count
 
-    table = Table(title=f"{doc['taskset']} under every preemption model")
-    cols = (
-        "preempt",
-        "hackbench s",
-        "msgs/s",
-        "ctx switches",
-        "involuntary",
-        "lock contentions",
-        "cyclic mean µs",
-        "cyclic max µs",
+    table = FitTable(
+        f"{doc['taskset']} under every preemption model",
+        [
+            Column("preempt"),
+            Column("hb s", "hackbench time, simulated s", right=True),
+            Column("msgs/s", "hackbench messages per second", right=True),
+            Column("cs", "context switches", right=True),
+            Column("invol", "involuntary context switches", right=True),
+            Column("lock", "lock contentions", right=True),
+            Column("cyc µs", "cyclictest latency mean/max, µs", right=True),
+        ],
     )
-    for c in cols:
-        table.add_column(c)
+    rows = table.add_group(None)
+
+    def f(v: Any, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
     for m in doc["models"]:
-
-        def f(v: Any, fmt: str) -> str:
-            return "-" if v is None else format(v, fmt)
-
-        table.add_row(
-            m["preempt"],
-            f(m["hackbench_time_s"], ".4f"),
-            f(m["throughput_msgs_per_s"], ".0f"),
-            f(m["context_switches"], "d"),
-            f(m["involuntary_switches"], "d"),
-            f(m["lock_contentions"], "d"),
-            f(m["cyclictest_mean_us"], ".2f"),
-            f(m["cyclictest_max_us"], ".2f"),
+        rows.append(
+            [
+                m["preempt"],
+                f(m["hackbench_time_s"], ".4f"),
+                f(m["throughput_msgs_per_s"], ".0f"),
+                count(m["context_switches"]),
+                count(m["involuntary_switches"]),
+                count(m["lock_contentions"]),
+                f"{f(m['cyclictest_mean_us'], '.2f')}/{f(m['cyclictest_max_us'], '.2f')}",
+            ]
         )
     return table

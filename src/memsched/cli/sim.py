@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from memsched.cli.app import app
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, write_atomic
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    out_console,
+    progress_bar,
+    simulation_memory_limit,
+    whole_number,
+    write_atomic,
+)
 from memsched.config import describe, parse_set_args
 from memsched.conformance import checked_spec
 from memsched.errors import ConfigError, UnknownNameError
@@ -27,7 +36,9 @@ DEFAULT_WORKLOADS = "numa01,numa01_THREAD_ALLOC,numa02,numa02_SMT"
 TopologyOpt = Annotated[
     str, typer.Option("--topology", "-t", help="preset name (memsched list topologies) or a TOML file")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed of every random choice; same seed, same result")]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", help="seed of every random choice; same seed, same result", parser=whole_number)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 ThpOpt = Annotated[bool, typer.Option("--thp/--no-thp", help="2 MiB transparent huge pages (default) or 4 KiB pages")]
 
@@ -49,13 +60,18 @@ def run(
 ) -> None:
     """Simulate one workload under one policy and report times and /proc/vmstat counters."""
     spec = RunSpec(
-        workload, topology, policy, seed, sets=parse_set_args(set_ or []), options=NumaOptions(thp=thp)
+        workload,
+        topology,
+        policy,
+        seed,
+        sets=parse_set_args(set_ or []),
+        options=NumaOptions(thp=thp, trace=trace is not None),
     )
     runner_for(spec.family).check(spec)
     checked_spec(policy)
     if trace is not None:
         check_writable(trace, "--trace")
-    with progress_bar(None, f"{workload} / {policy}") as advance:
+    with progress_bar(None, f"{workload} / {policy}") as advance, simulation_memory_limit():
         record = run_one(spec, progress=advance)
     if trace is not None:
         from memsched.report.trace import run_trace
@@ -77,6 +93,7 @@ def _policy_list(text: str) -> list[str]:
         raise ConfigError("--policies", text, "must be 'all' or a comma-separated list of policy ids")
     for name in names:
         policy_registry.get(name)
+    _no_repeats("--policies", names)
     return names
 
 
@@ -92,7 +109,17 @@ def _workload_list(text: str) -> list[str]:
         raise ConfigError("--workloads", text, "must be a comma-separated list of workload ids")
     for name in names:
         workload_registry.get(name)
+    _no_repeats("--workloads", names)
     return names
+
+
+def _no_repeats(field: str, names: list[str]) -> None:
+    """A name given twice would give the same rows twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(field, ",".join(names), f"names {name!r} twice")
+        seen.add(name)
 
 
 @app.command()
@@ -108,17 +135,19 @@ def compare(
     ] = 1,
     json_out: JsonOpt = False,
     report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)", parser=whole_number)
+    ] = None,
     thp: ThpOpt = True,
 ) -> None:
     """Run workloads under every policy, next to their hard-bound reference runs, and compare."""
     load_topology(topology)
     wls = _workload_list(workloads)
     pols = _policy_list(policies)
-    if jobs is not None and jobs < 1:
-        raise ConfigError("--jobs", jobs, "must be >= 1")
-    if seeds < 1:
-        raise ConfigError("--seeds", seeds, "must be >= 1")
+    if jobs is not None and not 1 <= jobs <= 1024:
+        raise ConfigError("--jobs", jobs, "must be in 1..1024")
+    if not 1 <= seeds <= 1000:
+        raise ConfigError("--seeds", seeds, "must be in 1..1000")
     if report is not None:
         check_writable(report, "--report")
     _check_plugins(pols)
@@ -132,7 +161,8 @@ def compare(
             done[0] += 1
             advance(done[0])
 
-        records = run_many(specs, jobs=jobs, on_done=tick)
+        with simulation_memory_limit(min(jobs or os.cpu_count() or 1, len(specs))):
+            records = run_many(specs, jobs=jobs, on_done=tick)
     if report is not None:
         from memsched.report.html import compare_report
 
@@ -144,8 +174,10 @@ def compare(
     elif json_out:
         emit_json([r.to_json() for r in records])
     else:
-        from memsched.report.tables import compare_table, diagnosis_table, workload_notes
+        from memsched.report.tables import best_lines, compare_table, diagnosis_table, workload_notes
 
+        for line in best_lines(records):
+            out_console.print(line, highlight=False)
         out_console.print(compare_table(records))
         why = diagnosis_table(records)
         if why is not None:
@@ -156,10 +188,28 @@ def compare(
 
 @app.command("list")
 def list_(
-    what: Annotated[str, typer.Argument(help="topologies, workloads or policies")],
+    what: Annotated[str, typer.Argument(help="topologies, workloads, policies or settings")],
     json_out: JsonOpt = False,
+    policy: Annotated[str | None, typer.Option("--policy", "-p", help="settings: this policy's --set keys")] = None,
+    workload: Annotated[
+        str | None, typer.Option("--workload", "-w", help="settings: this workload's --set keys")
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option("--scenario", help="settings: this rt scenario's and the rt scheduler's keys")
+    ] = None,
 ) -> None:
-    """List topologies, workloads or policies by id."""
+    """List topologies, workloads, policies, or the --set keys with type, default, range, unit and source."""
+    if what != "settings" and (policy, workload, scenario) != (None, None, None):
+        raise ConfigError("--policy/--workload/--scenario", what, "go with 'memsched list settings' only")
+    if what == "settings":
+        from memsched.cli.settings import owners, setting_rows, settings_table
+
+        settings = setting_rows(owners(policy, workload, scenario))
+        if json_out:
+            emit_json(settings)
+        else:
+            out_console.print(settings_table(settings))
+        return
     if what == "topologies":
         rows = []
         for name in list_presets():
@@ -195,15 +245,14 @@ def list_(
             for s in policy_registry.specs()
         ]
     else:
-        raise UnknownNameError("what", what, ["topologies", "workloads", "policies"])
+        raise UnknownNameError("what", what, ["topologies", "workloads", "policies", "settings"])
     if json_out:
         emit_json(rows)
         return
-    from rich.table import Table
+    from memsched.report.fit import Column, FitTable
 
-    table = Table(title=what)
-    for key in rows[0]:
-        table.add_column(key)
+    table = FitTable(what, [Column(key, wrap=key in ("description", "models", "settings")) for key in rows[0]])
+    cells = table.add_group(None)
     for row in rows:
-        table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
+        cells.append([", ".join(v) if isinstance(v, list) else str(v) for v in row.values()])
     out_console.print(table)

@@ -12,7 +12,12 @@ under ``/sys`` through :class:`~memsched.live.roots.LiveRoots` so that fixture t
 :class:`MemcgV1Child` creates ``<memory mount>/<name>`` with a limit, starts short-lived child processes that
 move **themselves** into it before they do anything (the caller is never put in the cgroup), and on exit
 kills every task still inside, waits for the kernel to let go and removes the directory — also when the
-body raised.
+body raised, and also on SIGTERM or SIGHUP: while the cgroup exists (and the signal's handler was the
+default) they raise :class:`~memsched.errors.Terminated`, so the ``with`` block unwinds through the removal
+(before, a ``kill`` left the cgroup and its children, and the next run under the same name failed with
+"File exists"). Its children ask for SIGKILL when their parent dies (``PR_SET_PDEATHSIG``), so a ``kill -9``
+of the owner leaves an empty cgroup at most; a later run with the same name removes an empty leftover and
+refuses one that still has tasks.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memsched.errors import AccessDeniedError, KernelError
+from memsched.errors import AccessDeniedError, ConfigError, KernelError, Terminated
 from memsched.live.oserrors import send_signal
 from memsched.live.procfs import parse_flat_keyed, parse_mountinfo, parse_proc_cgroup
 from memsched.live.roots import LiveRoots, read_text, try_read_text
@@ -38,6 +44,7 @@ __all__ = [
     "MemcgV1Child",
     "OwnCgroups",
     "cgroup_mounts",
+    "check_cgroup_exists",
     "own_cgroups",
     "resolve_cgroup_dir",
     "spawn_in_cgroups",
@@ -49,10 +56,22 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class CgroupMounts:
-    """Where the unified (v2) hierarchy and the v1 ``memory`` hierarchy are mounted (None: not mounted)."""
+    """Where the unified (v2) hierarchy and the v1 ``memory`` hierarchy are mounted (None: not mounted), and
+    every cgroup mount point (v2 and each v1 hierarchy), which decides what hierarchy a directory is in."""
 
     v2: Path | None
     v1_memory: Path | None
+    all: tuple[Path, ...] = ()
+
+    def mount_of(self, path: Path) -> Path | None:
+        """The cgroup mount ``path`` is under (the longest mount point that contains it), or None."""
+        real = Path(os.path.realpath(path))
+        best: Path | None = None
+        for m in self.all:
+            mreal = Path(os.path.realpath(m))
+            if (real == mreal or mreal in real.parents) and (best is None or len(mreal.parts) > len(best.parts)):
+                best = mreal
+        return best
 
 
 def _under_roots(mount_point: str, roots: LiveRoots) -> Path:
@@ -71,14 +90,17 @@ def cgroup_mounts(roots: LiveRoots | None = None) -> CgroupMounts:
     roots = roots or LiveRoots()
     text, _ = try_read_text(roots.proc("self", "mountinfo"))
     v2 = v1_memory = None
+    every: list[Path] = []
     for m in parse_mountinfo(text or ""):
-        if m.root != "/":
+        if m.root != "/" or m.fstype not in ("cgroup", "cgroup2"):
             continue
+        where = _under_roots(m.mount_point, roots)
+        every.append(where)
         if m.fstype == "cgroup2" and v2 is None:
-            v2 = _under_roots(m.mount_point, roots)
+            v2 = where
         elif m.fstype == "cgroup" and "memory" in m.super_options and v1_memory is None:
-            v1_memory = _under_roots(m.mount_point, roots)
-    return CgroupMounts(v2, v1_memory)
+            v1_memory = where
+    return CgroupMounts(v2, v1_memory, tuple(every))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,24 +130,47 @@ def own_cgroups(roots: LiveRoots | None = None, *, pid: int | str = "self") -> O
     return OwnCgroups(v2, v2_path, v1, v1_path)
 
 
-def resolve_cgroup_dir(spec: str | os.PathLike[str], hierarchy: Path) -> Path:
+def resolve_cgroup_dir(spec: str | os.PathLike[str], hierarchy: Path, mounts: CgroupMounts | None = None) -> Path:
     """A user's ``--cgroup``: an existing cgroup directory (has ``cgroup.procs``) is taken as is; anything
-    else is a path inside ``hierarchy`` (``/`` is its root, ``a/b`` and ``/a/b`` the same child)."""
+    else is a path inside ``hierarchy`` (``/`` is its root, ``a/b`` and ``/a/b`` the same child).
+
+    A directory belongs to the hierarchy of the mount it is under (``mounts``), not to whichever hierarchy
+    its files resemble: on a hybrid system (v1 at ``/sys/fs/cgroup/memory``, v2 at ``/sys/fs/cgroup/unified``)
+    a v1 memcg also has ``memory.stat`` and used to pass for v2. A directory under another cgroup mount raises
+    :class:`~memsched.errors.KernelError` (``ENOENT``: not in this hierarchy)."""
     p = Path(spec)
     if p.is_absolute() and (p / "cgroup.procs").exists():
-        return p
+        mount = mounts.mount_of(p) if mounts is not None else None
+        if mount is None or mount == Path(os.path.realpath(hierarchy)):
+            return p
+        raise KernelError(errno.ENOENT, f"{p} is in the cgroup hierarchy mounted at {mount}, not at {hierarchy}")
     rel = p.parts[1:] if p.is_absolute() else p.parts
     return hierarchy.joinpath(*rel)
+
+
+def check_cgroup_exists(spec: str, mounts: CgroupMounts) -> None:
+    """Refuse a ``--cgroup`` that is a directory in no mounted hierarchy (a user's error, exit 2)."""
+    candidates = [h for h in (mounts.v2, mounts.v1_memory) if h is not None]
+    for h in candidates:
+        with contextlib.suppress(KernelError):
+            if resolve_cgroup_dir(spec, h, mounts).is_dir():
+                return
+    where = " or ".join(str(h) for h in candidates) or "no mounted hierarchy"
+    raise ConfigError("--cgroup", spec, f"must be an existing cgroup: a directory, or a path under {where}")
 
 
 # --------------------------------------------------------------------------------------------- a test cgroup
 
 #: Run in the child before the workload: move this very process into each ``cgroup.procs`` given (writing
 #: ``0`` moves the writer), then exec the workload. Only the child ever joins the cgroup.
+#: The child first asks for SIGKILL when its parent dies (``PR_SET_PDEATHSIG`` = 1, kept across exec) and exits
+#: if the parent is already gone (argv[1] is the parent's pid).
 _BOOT = (
-    "import os,sys\n"
+    "import ctypes,os,sys\n"
+    "ctypes.CDLL(None).prctl(1,9,0,0,0)\n"
+    "if os.getppid()!=int(sys.argv[1]): os._exit(137)\n"
     "i=sys.argv.index('--')\n"
-    "for p in sys.argv[1:i]:\n"
+    "for p in sys.argv[2:i]:\n"
     "    fd=os.open(p,os.O_WRONLY)\n"
     "    os.write(fd,b'0')\n"
     "    os.close(fd)\n"
@@ -134,9 +179,14 @@ _BOOT = (
 
 
 def spawn_in_cgroups(procs_files: Sequence[Path], argv: Sequence[str], **popen: object) -> subprocess.Popen[bytes]:
-    """Start ``argv`` as a child that first moves itself into every ``cgroup.procs`` of ``procs_files``."""
-    cmd = [sys.executable, "-c", _BOOT, *map(str, procs_files), "--", *argv]
+    """Start ``argv`` as a child that first moves itself into every ``cgroup.procs`` of ``procs_files`` (and
+    is killed if the caller dies)."""
+    cmd = [sys.executable, "-c", _BOOT, str(os.getpid()), *map(str, procs_files), "--", *argv]
     return subprocess.Popen(cmd, **popen)  # type: ignore[call-overload,no-any-return]
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
 
 
 class MemcgV1Child:
@@ -172,29 +222,70 @@ class MemcgV1Child:
         self.memsw = memsw
         self._children: list[subprocess.Popen[bytes]] = []
         self._created: list[Path] = []
+        self._handlers: dict[int, object] = {}
 
     # -- lifetime -------------------------------------------------------------------------------------
-    def __enter__(self) -> MemcgV1Child:
+    def _make(self, d: Path) -> None:
+        """``mkdir`` the cgroup; an empty leftover of a killed run is removed first, a busy one refused."""
         try:
-            self.path.mkdir()
-            self._created.append(self.path)
+            d.mkdir()
+        except FileExistsError:
+            text, _ = try_read_text(d / "cgroup.procs")
+            if text is None or text.split():
+                raise KernelError(
+                    errno.EEXIST, f"cgroup {d} exists and has tasks (another run is using it); choose another name"
+                ) from None
+            d.rmdir()  # left by a run that was killed with SIGKILL
+            d.mkdir()
+        self._created.append(d)
+
+    def _catch_termination(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                self._handlers[sig] = signal.signal(sig, _raise_terminated)
+
+    def _release_termination(self) -> None:
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._handlers.clear()
+
+    def __enter__(self) -> MemcgV1Child:
+        self._catch_termination()
+        try:
+            self._make(self.path)
             (self.path / "memory.limit_in_bytes").write_text(str(self.limit_bytes))
             if self.memsw and (self.path / "memory.memsw.limit_in_bytes").exists():
                 # With swap accounting, also cap memory+swap so an anonymous load cannot escape to swap.
                 (self.path / "memory.memsw.limit_in_bytes").write_text(str(self.limit_bytes))
             if self.v2_path is not None:
-                self.v2_path.mkdir()
-                self._created.append(self.v2_path)
+                self._make(self.v2_path)
+        except KernelError:
+            self.remove()
+            self._release_termination()
+            raise
         except OSError as e:
             self.remove()
+            self._release_termination()
             raise KernelError(e.errno or errno.EIO, f"cannot set up cgroup {self.path}: {e.strerror}") from e
         except BaseException:
             self.remove()
+            self._release_termination()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.remove()
+        # A second SIGTERM while removing must not cut the removal short: hold it, and raise it afterwards.
+        held: list[int] = []
+        for sig in self._handlers:
+            signal.signal(sig, lambda signum, frame: held.append(signum))
+        try:
+            self.remove()
+        finally:
+            self._release_termination()
+        if held:
+            raise Terminated(held[0])
 
     @property
     def procs_files(self) -> list[Path]:
@@ -209,21 +300,30 @@ class MemcgV1Child:
         self._children.append(child)
         return child
 
-    def child(self, name: str, *, limit_bytes: int | None = None) -> Path:
-        """Create a nested v1 memcg ``name`` (removed with this one, first); returns its directory."""
+    def child(self, name: str, *, limit_bytes: int | None = None, v2: bool = False) -> Path:
+        """Create a nested v1 memcg ``name`` (removed with this one, first); returns its directory. ``v2=True``
+        also creates ``name`` under the v2 twin (for its own ``memory.pressure``)."""
         d = self.path / name
         try:
             d.mkdir()
             self._created.append(d)
             if limit_bytes is not None:
                 (d / "memory.limit_in_bytes").write_text(str(limit_bytes))
+            if v2 and self.v2_path is not None:
+                (self.v2_path / name).mkdir()
+                self._created.append(self.v2_path / name)
         except OSError as e:
             raise KernelError(e.errno or errno.EIO, f"cannot set up cgroup {d}: {e.strerror}") from e
         return d
 
     def run_in(self, directory: Path, argv: Sequence[str], **popen: object) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in the nested memcg ``directory`` (see :meth:`child`)."""
-        child = spawn_in_cgroups([directory / "cgroup.procs"], argv, **popen)
+        """Start ``argv`` in the nested memcg ``directory`` (see :meth:`child`), and in its v2 twin if any."""
+        files = [directory / "cgroup.procs"]
+        if self.v2_path is not None and directory.parent == self.path:
+            twin = self.v2_path / directory.name / "cgroup.procs"
+            if twin.exists():
+                files.append(twin)
+        child = spawn_in_cgroups(files, argv, **popen)
         self._children.append(child)
         return child
 

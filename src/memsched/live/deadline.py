@@ -477,14 +477,18 @@ def predict_admission(
     """Read the machine and predict ``sched_setattr(pid, attr)`` (``pid`` None: a new, unpinned task).
 
     ``pid`` given: the root domain is that of the task's CPU, and if it is already a deadline task its current
-    bandwidth is replaced rather than added (``old_bw`` in ``__dl_overflow``).
+    bandwidth is replaced rather than added (``old_bw`` in ``__dl_overflow``). A ``pid`` that does not exist
+    raises :class:`~memsched.errors.ProcessGoneError` (``ESRCH``, as ``sched_setattr`` would).
     """
     roots = roots or LiveRoots()
+    gone: tuple[type[Exception], ...] = ()
     if pid == 0:
         pid = threading.get_native_id()  # sched_setattr(0, ...) means the calling thread
+        gone = (ProcessGoneError,)  # ... which may not be in a copied tree
     cpu = None
-    # A pid that is not there or not readable is predicted as a new, unpinned task.
-    with contextlib.suppress(ProcessGoneError, AccessDeniedError):
+    # A pid that is not there is an error (sched_setattr would fail with ESRCH, not admit anything); one this
+    # user may not read is predicted as a new, unpinned task.
+    with contextlib.suppress(AccessDeniedError, *gone):
         cpu = read_task_stat(roots, pid).processor if pid else None
     domain = root_domain(roots, cpu=cpu)
     tasks = deadline_tasks(roots, getattr_fn=getattr_fn)

@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass, replace
 
 from memsched.admission import BW_UNIT, DL_PERIOD_MAX_US, DL_PERIOD_MIN_US, checkparam_dl, dl_bw_of
-from memsched.errors import MemschedError, UnsupportedError
+from memsched.errors import MemschedError, ProcessGoneError, UnsupportedError
 from memsched.live.deadline import AdmissionPrediction, dl_sysctls, predict_admission, root_domain
 from memsched.live.oserrors import process_error
 from memsched.live.procfs import CAP_SYS_NICE, parse_limits, parse_status
@@ -243,7 +243,10 @@ def gather_context(err: int, pid: int, attr: SchedAttr, roots: LiveRoots, kernel
         period_min_us=sysctls.period_min_us, period_max_us=sysctls.period_max_us, kernel_size=kernel_size
     )
     if err == errno.EBUSY:
-        return replace(ctx, prediction=predict_admission(attr, roots=roots, pid=pid))
+        try:
+            return replace(ctx, prediction=predict_admission(attr, roots=roots, pid=pid))
+        except ProcessGoneError:  # the task exited since: explain as for a new task
+            return replace(ctx, prediction=predict_admission(attr, roots=roots))
     if err == errno.EPERM:
         priv = deadline_privilege(roots, pid=pid)
         return replace(

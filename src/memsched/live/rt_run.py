@@ -17,10 +17,19 @@ The parent never changes its own scheduling class. While it waits it ignores SIG
 does, so a Ctrl-C reaches the command (same process group) and the command's own status is reported; if the
 parent is interrupted or fails while the child lives, it kills and reaps the child in ``finally``. Signals
 that Python ignores (SIGPIPE, SIGXFSZ) are restored to their defaults in the child, as ``subprocess`` does.
+
+**Nothing outlives memsched.** A SIGTERM or SIGHUP to memsched alone (``timeout 10 memsched rt run ...``, a
+closed terminal, a service manager stopping it) is forwarded to the command, whose status is then reported
+(128 + the signal); before, the default action killed memsched and left the command running in
+SCHED_DEADLINE. For what no handler can see — ``kill -9`` of memsched, a crash — the child asks for SIGKILL
+when its parent dies (``PR_SET_PDEATHSIG``, :mod:`memsched.live.pdeathsig`) before it takes the reservation,
+and gives up if the parent is already gone. (``PR_SET_PDEATHSIG`` is cleared by exec of a set-user-ID or
+file-capability binary; such a command is on its own after a ``kill -9``.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -34,6 +43,7 @@ from memsched.errors import ConfigError, KernelError
 from memsched.live.deadline import dl_sysctls
 from memsched.live.dl_explain import gather_context, setattr_error
 from memsched.live.oserrors import kill_and_reap
+from memsched.live.pdeathsig import set_parent_death_signal
 from memsched.live.roots import LiveRoots
 from memsched.live.sched_attr import raw_sched_setattr
 from memsched.uapi.sched import SchedAttr, SchedFlag, SchedPolicy
@@ -88,20 +98,21 @@ def resolve_command(argv: Sequence[str], env: dict[str, str] | None = None) -> s
     path_env = (env if env is not None else os.environ).get("PATH", os.defpath)
     found = name if "/" in name else shutil.which(name, path=path_env)
     if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
-        raise ConfigError(
-            "COMMAND", name, "must be an executable file or a command on PATH (command not found)"
-        )
+        raise ConfigError("COMMAND", name, "must be an executable file or a command on PATH (command not found)")
     return found
 
 
 def _child(
-    executable: str, argv: Sequence[str], env: dict[str, str], attr: SchedAttr, report_fd: int
+    executable: str, argv: Sequence[str], env: dict[str, str], attr: SchedAttr, report_fd: int, parent: int
 ) -> None:
-    """In the forked child: become SCHED_DEADLINE, then exec. Never returns."""
+    """In the forked child: die with the parent, become SCHED_DEADLINE, then exec. Never returns."""
     code = 127
     try:
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_DFL)
+        if not set_parent_death_signal(signal.SIGKILL, parent):
+            code = 128 + signal.SIGKILL  # memsched died before the prctl: run nothing
+            return
         err, size = raw_sched_setattr(0, attr)
         if err:
             os.write(report_fd, _STAGE_SETATTR + f"{err}:{size}".encode())
@@ -143,9 +154,12 @@ def run_deadline(
     env = dict(os.environ if env is None else env)
     executable = resolve_command(argv, env)
 
-    # Ignore SIGINT/SIGQUIT from before the fork (the child restores the defaults), so that a Ctrl-C at any
-    # moment reaches the command and never leaves the parent half-way with a child it has not reaped.
-    old_handlers = _ignore_terminal_signals()
+    # Ignore SIGINT/SIGQUIT and forward SIGTERM/SIGHUP from before the fork (the child restores the defaults),
+    # so that a signal at any moment reaches the command and never leaves the parent half-way with a child it
+    # has not reaped.
+    parent = os.getpid()
+    child: list[int] = []
+    old_handlers = _take_signals(parent, child)
     pid = -1
     reaped = False
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
@@ -153,7 +167,8 @@ def run_deadline(
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child execs or _exits
             os.close(read_fd)
-            _child(executable, argv, env, attr, write_fd)
+            _child(executable, argv, env, attr, write_fd, parent)
+        child.append(pid)
         os.close(write_fd)
         write_fd = -1
         report = _read_report(read_fd)
@@ -180,16 +195,28 @@ def run_deadline(
     return RunResult(pid, os.waitstatus_to_exitcode(status), None, False)
 
 
-def _ignore_terminal_signals() -> dict[int, signal.Handlers | int | Callable[..., object] | None]:
-    """Ignore SIGINT and SIGQUIT while the command runs, as a shell does (only the main thread may)."""
+def _take_signals(parent: int, child: list[int]) -> dict[int, signal.Handlers | int | Callable[..., object] | None]:
+    """While the command runs: ignore SIGINT and SIGQUIT, as a shell does (the terminal sends them to the
+    command too), and forward SIGTERM and SIGHUP, which are usually sent to memsched alone. Only the main
+    thread may; from another thread the signals keep their handlers."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)}
+
+    def forward(signum: int, frame: object) -> None:
+        if os.getpid() != parent:  # the child, between fork and its own reset: die as the signal would
+            os._exit(128 + signum)
+        if child:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child[0], signum)
+
+    old: dict[int, signal.Handlers | int | Callable[..., object] | None] = {
+        signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)
+    }
+    old.update({signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGHUP)})
+    return old
 
 
-def _child_failure(
-    report: bytes, pid: int, attr: SchedAttr, argv: Sequence[str], roots: LiveRoots
-) -> Exception:
+def _child_failure(report: bytes, pid: int, attr: SchedAttr, argv: Sequence[str], roots: LiveRoots) -> Exception:
     stage, payload = report[:1], report[1:].decode()
     if stage == _STAGE_SETATTR:
         err_text, _, size_text = payload.partition(":")

@@ -1,64 +1,82 @@
-"""Self-contained HTML reports with matplotlib charts embedded as base64 PNG (no network, no assets)."""
+"""The HTML report of ``memsched compare``: a summary first, then the tables and the charts (SVG, self-contained).
+
+The page opens with what a reader wants first: the best policy of each workload with its ratio to HARD_BIND,
+and a heatmap of workload x policy (ratio to HARD_BIND; darker is further behind). Then the same tables as
+the terminal (the same rows, from the same functions, "why" notes included), and the charts: elapsed time,
+throughput of fixed-time benchmarks, the workloads' own convergence charts, and locality and placement over
+time. A section with nothing to show is left out (:func:`memsched.report.page.page`).
+"""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections.abc import Sequence
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from memsched.errors import MemschedError
 from memsched.record import RunRecord
-from memsched.report.tables import cells, compare_table, diagnosis_table, median_run, spread, workload_notes
+from memsched.report.page import heat_colour, node_colour, page, series_colour, svg_img
+from memsched.report.tables import (
+    cell_ratio,
+    cells,
+    compare_table,
+    diagnosis_table,
+    median_run,
+    spread,
+    winners,
+    workload_notes,
+)
 from memsched.workloads import base as workloads
 
-__all__ = ["compare_report", "figure_png"]
+__all__ = ["compare_report", "summary_html"]
 
 
-def figure_png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+def _labels(records: Sequence[RunRecord]) -> list[str]:
+    return list(dict.fromkeys(r.label for r in records))
 
 
-def _img(fig: Any, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{figure_png(fig)}"/>'
-
-
-def _elapsed_chart(records: Sequence[RunRecord]) -> str:
-    """Elapsed time per workload and run; with several seeds, the median with a min–max error bar."""
+def _elapsed_chart(records: Sequence[RunRecord], *, reference_label: str = "HARD_BIND") -> str:
+    """Elapsed time of every run, one panel per workload: a bar per run (named on the axis, no legend to
+    decode) and a dashed line at the reference's time; with several seeds, the median with a min-max bar."""
     if not records:
-        return "<p>(no timed runs)</p>"
+        return ""
+    bases = list(dict.fromkeys(r.base for r in records))
+    labels = _labels(records)
+    cols = min(len(bases), 2)
+    rows = -(-len(bases) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, (0.32 * len(labels) + 1.2) * rows), squeeze=False)
+    for ax in axes.flat[len(bases) :]:
+        ax.set_visible(False)
     groups = cells(records)
-    bases = list(dict.fromkeys(b for b, _ in groups))
-    labels = list(dict.fromkeys(lab for _, lab in groups))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(bases)), 4))
-    width = 0.8 / max(1, len(labels))
-    for j, label in enumerate(labels):
-        xs, ys, lo, hi = [], [], [], []
-        for i, b in enumerate(bases):
-            s = spread([r["elapsed_s"] for r in groups.get((b, label), [])])
-            if s is not None:
-                xs.append(i + j * width)
-                ys.append(s[0])
-                lo.append(s[0] - s[1])
-                hi.append(s[2] - s[0])
-        ax.bar(xs, ys, width, label=label, yerr=[lo, hi] if any(lo) or any(hi) else None)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(bases))], bases, rotation=15)
-    ax.set_ylabel("elapsed (simulated s)")
-    ax.legend(fontsize="small")
-    return _img(fig, "elapsed per workload and run")
+    for ax, base in zip(axes.flat, bases, strict=False):
+        runs = [(label, rs) for (b, label), rs in groups.items() if b == base]
+        stats = [spread([r["elapsed_s"] for r in rs]) or (0.0, 0.0, 0.0) for _, rs in runs]
+        ys = list(range(len(runs)))[::-1]
+        several = any(len(rs) > 1 for _, rs in runs)
+        ax.barh(
+            ys,
+            [m for m, _, _ in stats],
+            xerr=[[m - lo for m, lo, _ in stats], [hi - m for m, _, hi in stats]] if several else None,
+            color=[series_colour(label, labels) for label, _ in runs],
+        )
+        ax.set_yticks(ys, [label for label, _ in runs])
+        ref = next((st for (label, _), st in zip(runs, stats, strict=True) if label == reference_label), None)
+        if ref is not None:
+            ax.axvline(ref[0], color="#222222", linestyle="--", linewidth=0.8)
+        ax.set_title(base)
+        ax.set_xlabel(
+            "elapsed (simulated s)"
+            + ("; median, min–max bars" if several else "")
+            + (f"; dashed: {reference_label}" if ref is not None else "")
+        )
+    fig.tight_layout()
+    return svg_img(fig, "elapsed per workload and run")
 
 
 def _headline_charts(records: Sequence[RunRecord]) -> str:
     """For fixed-time benchmarks: their headline figure (bops, GB/s) per run, one chart per workload."""
+    labels = _labels(records)
     out = []
     for base in dict.fromkeys(r.base for r in records):
         runs = [
@@ -70,24 +88,29 @@ def _headline_charts(records: Sequence[RunRecord]) -> str:
             continue
         name = runs[0]["score"]["name"]
         fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(runs)), 3.5))
-        ax.bar([r.label for r in runs], [r["score"]["value"] or 0 for r in runs])
+        ax.bar(
+            [r.label for r in runs],
+            [r["score"]["value"] or 0 for r in runs],
+            color=[series_colour(r.label, labels) for r in runs],
+        )
         ax.set_ylabel(name)
         ax.set_title(f"{base}: {name}")
         ax.tick_params(axis="x", rotation=30)
-        out.append(_img(fig, f"{base} {name}"))
+        out.append(svg_img(fig, f"{base} {name}"))
     return "\n".join(out)
 
 
 def _workload_charts(records: Sequence[RunRecord]) -> str:
     """Each workload's own timeline figures (its ``charts``: perf-bench's converged processes), one line per run."""
+    labels = _labels(records)
     out = []
     for base in dict.fromkeys(r.base for r in records):
         try:
             charts = workloads.get(base).charts
         except MemschedError:  # a record of a workload this version does not know: no charts
             continue
-        groups = cells(records).items()
-        runs = [median_run(rs) for (b, _), rs in groups if b == base and "workload" in rs[0]["timeline"]]
+        runs = [median_run(rs) for (b, _), rs in cells(records).items() if b == base]
+        runs = [r for r in runs if "workload" in r["timeline"]]
         for chart in charts:
             series = []
             for r in runs:
@@ -98,12 +121,12 @@ def _workload_charts(records: Sequence[RunRecord]) -> str:
                 continue
             fig, ax = plt.subplots(figsize=(8, 3.5))
             for label, xs, ys in series:
-                ax.step(xs, ys, where="post", label=label)
+                ax.step(xs, ys, where="post", label=label, color=series_colour(label, labels))
             ax.set_xlabel("simulated s")
             ax.set_ylabel(chart.ylabel)
             ax.set_title(f"{base}: {chart.title}")
             ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
-            out.append(_img(fig, f"{base} {chart.title}"))
+            out.append(svg_img(fig, f"{base} {chart.title}"))
     return "\n".join(out)
 
 
@@ -112,46 +135,93 @@ def _timeline_charts(rec: RunRecord) -> str:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3))
     pts = [(t, f) for t, f in zip(tl["t_s"], tl["local_fraction"], strict=True) if f is not None]
     if pts:
-        a1.plot([p[0] for p in pts], [p[1] for p in pts])
+        a1.plot([p[0] for p in pts], [p[1] for p in pts], color="#222222")
     a1.set_ylim(0, 1.02)
     a1.set_xlabel("simulated s")
     a1.set_ylabel("local access fraction")
     pages = tl["node_pages"]
     if pages:
-        for n in range(len(pages[0])):
-            a2.plot(tl["t_s"], [p[n] for p in pages], label=f"node {n}")
-        a2.legend(fontsize="small")
+        nodes = len(pages[0])
+        for n in range(nodes):
+            a2.plot(tl["t_s"], [p[n] for p in pages], label=f"node {n}", color=node_colour(n, nodes))
+        a2.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     a2.set_xlabel("simulated s")
     a2.set_ylabel("pages on node")
     title = f"{rec.workload} — {rec.label}"
     fig.suptitle(title)
-    return f"<h3>{html.escape(title)}</h3>" + _img(fig, title)
+    return svg_img(fig, title)
+
+
+def _timelines(records: Sequence[RunRecord]) -> str:
+    """Locality and pages per node over time: one folded block per workload, one chart per run."""
+    out = []
+    for base in dict.fromkeys(r.base for r in records):
+        runs = [median_run(rs) for (b, _), rs in cells(records).items() if b == base]
+        runs = [r for r in runs if r["timeline"]["t_s"]]
+        if runs:
+            charts = "\n".join(_timeline_charts(r) for r in runs)
+            out.append(f"<details><summary>{html.escape(base)} ({len(runs)} runs)</summary>\n{charts}</details>")
+    return "\n".join(out)
+
+
+def summary_html(records: Sequence[RunRecord], *, reference_label: str = "HARD_BIND") -> str:
+    """The winner of each workload, and the heatmap workload x policy of the ratio to the reference."""
+    best = winners(records, reference_label=reference_label)
+    items = []
+    for base, policy, ratio, what in best:
+        if policy is None:
+            items.append(f"<li><b>{html.escape(base)}</b>: no policy run has a score</li>")
+            continue
+        against = (
+            f" (no {html.escape(reference_label)} run to compare with)"
+            if ratio is None
+            else f", {ratio:.2f}× {html.escape(reference_label)}’s {html.escape(what)}"
+        )
+        items.append(f"<li><b>{html.escape(base)}</b>: best <b>{html.escape(policy)}</b>{against}</li>")
+    policies = list(dict.fromkeys(r.label for r in records if not r.is_reference))
+    groups = cells(records)
+    refs = {(r.base, r.seed): r for r in records if r.is_reference and r.label == reference_label}
+    head = "".join(f"<th>{html.escape(p)}</th>" for p in policies)
+    rows = []
+    for base, winner, _, _ in best:
+        tds = []
+        for p in policies:
+            runs = groups.get((base, p), [])
+            ratio = cell_ratio(runs, refs) if runs else None
+            if ratio is None:
+                tds.append("<td>-</td>")
+                continue
+            higher = bool(runs[0]["score"]["higher_is_better"])
+            behind = (1 / ratio if higher and ratio > 0 else ratio) - 1.0  # 0.5: 1.5x the time, 2/3 the throughput
+            bg, fg = heat_colour(behind / 0.5)
+            cls = ' class="best"' if p == winner else ""
+            tds.append(f'<td{cls} style="background:{bg};color:{fg}">{ratio:.2f}</td>')
+        rows.append(f"<tr><th class='txt'>{html.escape(base)}</th>{''.join(tds)}</tr>")
+    heat = (
+        f'<table class="heat"><caption>ratio to {html.escape(reference_label)} (elapsed time; throughput for '
+        f"fixed-time benchmarks)</caption><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+        "</table><ul class='legend'><li>Darker: further behind "
+        f"{html.escape(reference_label)} (white: as good; the darkest: 1.5× the time, or ⅔ the throughput, or worse). "
+        "Framed: the workload's best policy.</li></ul>"
+    )
+    return f"<ul class='winners'>{''.join(items)}</ul>\n{heat}" if items else ""
 
 
 def compare_report(records: Sequence[RunRecord]) -> str:
-    from rich.console import Console
-
-    console = Console(record=True, width=160, file=io.StringIO())
-    console.print(compare_table(records))
-    why = diagnosis_table(records, only_problems=False)
-    if why is not None:
-        console.print(why)
-    for note in workload_notes(records):
-        console.print(note)
-    table_html = console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>memsched compare</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto} img{max-width:100%}</style></head><body>",
-        f"<h1>memsched compare — {html.escape(records[0]['topology']) if records else ''}</h1>",
-        table_html,
-        "<h2>Elapsed time</h2>",
-        _elapsed_chart([r for r in records if not r.get("score", {}).get("higher_is_better")]),
-        "<h2>Throughput of fixed-time benchmarks</h2>",
-        _headline_charts(records),
-        "<h2>Convergence</h2>",
-        _workload_charts(records),
-        "<h2>Locality and placement over time</h2>",
-    ]
-    parts += [_timeline_charts(median_run(rs)) for rs in cells(records).values()]
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    """The self-contained HTML page of a comparison (see the module docstring)."""
+    topo = records[0]["topology"] if records else "?"
+    why = diagnosis_table(records)
+    notes = "".join(f"<p>{html.escape(n)}</p>" for n in workload_notes(records))
+    timed = [r for r in records if not r.get("score", {}).get("higher_is_better")]
+    return page(
+        f"memsched compare — {topo}",
+        [
+            ("Summary", summary_html(records)),
+            ("Results", compare_table(records).to_html()),
+            ("Why", (why.to_html() if why is not None else "") + notes),
+            ("Elapsed time", _elapsed_chart(timed)),
+            ("Throughput of fixed-time benchmarks", _headline_charts(records)),
+            ("Convergence", _workload_charts(records)),
+            ("Locality and placement over time", _timelines(records)),
+        ],
+    )

@@ -158,6 +158,21 @@ class Engine:
             not ev._cancelled and ev.prio not in (except_prio, Prio.STOP) for _, _, _, ev in self._heap
         )
 
+    def pop_due(self, pred: Callable[[Event], bool]) -> Event | None:
+        """Take the next live event if it is due now and ``pred`` accepts it (counted as run): a handler that
+        serves several events of one instant at once (the hrtimer interrupt's expired timers) takes them here."""
+        heap = self._heap
+        while heap and heap[0][3]._cancelled:
+            heapq.heappop(heap)
+        if not heap or heap[0][0] != self.now:
+            return None
+        ev = heap[0][3]
+        if ev is self._stop or not pred(ev):
+            return None
+        heapq.heappop(heap)
+        self.events_processed += 1
+        return ev
+
     # ---- running -----------------------------------------------------------------------------------------
     def _advance_to(self, t: int) -> None:
         """The one place simulated time moves: every source is brought to ``t``, then the clock."""

@@ -49,7 +49,6 @@ Memory-less and CPU-less nodes are kept as they are (``memory_bytes`` 0, ``cpus`
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,7 +59,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from memsched.config import parse_toml, read_input_file
 from memsched.errors import ConfigError, UnknownNameError
+from memsched.topology.bounds import MAX_NODE_MEMORY, check_bounds
 from memsched.units import GIB, parse_size
 
 __all__ = [
@@ -232,12 +233,7 @@ def load_topology(name_or_path: str | Path) -> Topology:
     """A preset by name, or a TOML file by path (anything containing a path separator or ending in .toml)."""
     text = str(name_or_path)
     if text.endswith(".toml") or "/" in text:
-        path = Path(text)
-        try:
-            raw = path.read_bytes()
-        except OSError as e:
-            raise ConfigError("topology", text, f"must be a readable TOML file ({e.strerror})") from None
-        return _parse_toml(raw, str(path))
+        return _parse_toml(read_input_file(Path(text), "topology", "TOML file"), text)
     if text not in list_presets():
         raise UnknownNameError("topology", text, [*list_presets(), "<path>.toml"])
     raw = resources.files("memsched.data").joinpath("topologies", f"{text}.toml").read_bytes()
@@ -245,11 +241,7 @@ def load_topology(name_or_path: str | Path) -> Topology:
 
 
 def _parse_toml(raw: bytes, source: str) -> Topology:
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError("topology", source, f"must be valid TOML ({e})") from None
-    return _build(data, source)
+    return _build(parse_toml(raw, "topology", source), source)
 
 
 _KNOWN_KEYS = {
@@ -282,6 +274,7 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
             "is not a topology key; known keys: " + ", ".join(sorted(_KNOWN_KEYS)),
             source=source,
         )
+    check_bounds(data, source)
 
     def get(key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
         if key not in data:
@@ -330,7 +323,10 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
         raise ConfigError("node_memory", mem_raw, f"must have one entry per node ({nr_nodes})", source=source)
     memory = []
     for m in mem_list:
-        size = parse_size(m, field="node_memory")
+        try:
+            size = parse_size(m, field="node_memory", max_bytes=MAX_NODE_MEMORY, unit_required=True)
+        except ConfigError as e:
+            raise ConfigError("node_memory", m, e.allowed, source=source) from None
         if size < 64 * (1 << 20):
             raise ConfigError("node_memory", m, "must be at least 64MiB per node", source=source)
         memory.append(size)

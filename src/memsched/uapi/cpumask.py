@@ -15,24 +15,32 @@ from collections.abc import Iterable
 
 from memsched.errors import ConfigError
 
-__all__ = ["format_cpulist", "parse_cpulist"]
+__all__ = ["NR_CPUS_MAX", "format_cpulist", "parse_cpulist"]
 
 
-def parse_cpulist(text: str, *, field: str = "cpulist") -> frozenset[int]:
-    """``"0-2,5"`` -> ``frozenset({0, 1, 2, 5})``; ``""``, ``"\\n"`` and ``"(null)"`` -> empty."""
+#: The largest ``CONFIG_NR_CPUS`` (x86-64 with ``MAXSMP``): a CPU id at or above it exists on no kernel.
+NR_CPUS_MAX = 8192
+
+
+def parse_cpulist(text: str, *, field: str = "cpulist", nr_cpus: int = NR_CPUS_MAX) -> frozenset[int]:
+    """``"0-2,5"`` -> ``frozenset({0, 1, 2, 5})``; ``""``, ``"\\n"`` and ``"(null)"`` -> empty.
+
+    CPU ids must be below ``nr_cpus`` (``bitmap_parselist()`` refuses bits beyond the mask with ``ERANGE``),
+    so ``0-99999999999`` is refused instead of expanded."""
     body = text.strip()
     if body in ("", "(null)"):
         return frozenset()
     cpus: set[int] = set()
     for part in body.split(","):
         lo_text, sep, hi_text = part.strip().partition("-")
-        try:
-            lo = int(lo_text, 10)
-            hi = int(hi_text, 10) if sep else lo
-        except ValueError:
-            raise ConfigError(field, text, "must be a CPU list such as 0-3,8") from None
-        if lo < 0 or hi < lo:
+        if not all(t.isascii() and t.isdigit() and len(t) <= 9 for t in ((lo_text, hi_text) if sep else (lo_text,))):
+            raise ConfigError(field, text, "must be a CPU list such as 0-3,8 (of CPU ids below 10^9)")
+        lo = int(lo_text, 10)
+        hi = int(hi_text, 10) if sep else lo
+        if hi < lo:
             raise ConfigError(field, text, "must be a CPU list of ascending ranges such as 0-3,8")
+        if hi >= nr_cpus:
+            raise ConfigError(field, text, f"must name CPUs below {nr_cpus}")
         cpus.update(range(lo, hi + 1))
     return frozenset(cpus)
 

@@ -31,11 +31,11 @@ FOREVER = 10**9
 
 @dataclass(frozen=True)
 class MixedConfig:
-    service_threads: int = knob(0, "service threads; 0 = one per core", min=0)
-    service_mb: int = knob(4096, "service working set (MB), interleaved over all nodes", min=1)
-    batch_jobs: int = knob(0, "batch jobs per wave; 0 = the CPUs the service leaves free", min=0)
-    job_s: float = knob(1.0, "CPU seconds per batch job", min=0.001)
-    duration_s: float = knob(120.0, "run time (simulated seconds)", min=0.1)
+    service_threads: int = knob(0, "service threads; 0 = one per core", min=0, max=1024)
+    service_mb: int = knob(4096, "service working set (MB), interleaved over all nodes", min=1, max=1 << 20)
+    batch_jobs: int = knob(0, "batch jobs per wave; 0 = the CPUs the service leaves free", min=0, max=1024)
+    job_s: float = knob(1.0, "CPU seconds per batch job", min=0.001, max=3600.0)
+    duration_s: float = knob(120.0, "run time (simulated seconds)", min=0.1, max=3600.0)
 
     def __post_init__(self) -> None:
         validate(self)

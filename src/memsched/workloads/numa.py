@@ -45,11 +45,14 @@ NUMA_PAGE_WALK_NS = 30
 
 @dataclass(frozen=True)
 class NumaOptions:
-    """How a NUMA run is simulated: page size, the runs 4 KiB pages are tracked in, timeline resolution."""
+    """How a NUMA run is simulated: page size, the runs 4 KiB pages are tracked in, timeline resolution, and
+    whether to record a trace."""
 
     thp: bool = True
     sample_interval_s: float = 1.0
     run_kib: int = NUMA_RUN_KIB
+    #: Attach a :class:`~memsched.report.numa_trace.NumaTraceRecorder` (in the record's ``extras["trace"]``).
+    trace: bool = False
 
 
 def compare_specs(
@@ -121,6 +124,15 @@ class NumaRunner:
         numa = NumaBalancing(machine, policy) if needs_mechanism(policy) else None
         if numa is not None:
             machine.add_instrument(numa)
+        recorder = None
+        if opts.trace:
+            from memsched.report.numa_trace import NumaTraceRecorder
+
+            recorder = NumaTraceRecorder(machine, machine.config.sample_interval_ns)
+            machine.add_instrument(recorder)
+            if numa is not None:
+                recorder.attach_balancing(numa.driver)
+            recorder.start()
         built = wl.build(machine, wl_cfg)
         machine.run(
             until=built.duration_ns,
@@ -163,6 +175,7 @@ class NumaRunner:
             role=spec.role,
             base=spec.base or spec.workload,
             policy_version=pol.version,
+            extras={} if recorder is None else {"trace": recorder},
         )
 
 

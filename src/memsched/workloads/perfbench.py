@@ -72,13 +72,15 @@ class PerfBenchConfig:
         "working set: per process (-P), per thread (-T) or global (-G)",
         choices=("process", "thread", "global"),
     )
-    size_mb: int = knob(1024, "working set size in MB (per process, per thread, or global)", min=1)
-    duration_s: float = knob(120.0, "run time (simulated seconds)", min=0.1)
+    size_mb: int = knob(1024, "working set size in MB (per process, per thread, or global)", min=1, max=1 << 20)
+    duration_s: float = knob(120.0, "run time (simulated seconds)", min=0.1, max=3600.0)
 
     def __post_init__(self) -> None:
         validate(self)
-        if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", self.layout):
+        if not re.fullmatch(r"[1-9][0-9]{0,3}x[1-9][0-9]{0,3}", self.layout):
             raise ConfigError("layout", self.layout, "must be PROCESSESxTHREADS, e.g. 4x8")
+        if self.shape[0] * self.shape[1] > 1024:
+            raise ConfigError("layout", self.layout, "must have at most 1024 threads in all")
 
     @property
     def shape(self) -> tuple[int, int]:

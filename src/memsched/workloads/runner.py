@@ -7,22 +7,30 @@ Every workload family has a :class:`~memsched.workloads.runspec.Runner` with the
 :func:`run_many` fans a list of runs out over worker processes (runs are independent and CPU-bound) and
 returns the records in input order, so the output never depends on which worker finished first. The same
 cell function serves a command, a sweep or a test.
+
+**Interruptions.** Workers ignore SIGINT (Ctrl-C reaches the whole foreground process group) and take SIGTERM's
+default action: the parent alone decides. When :func:`run_many` ends by an exception (Ctrl-C's
+``KeyboardInterrupt``, SIGTERM's ``Terminated``, a failed run), the pool is *terminated*, not drained: every
+worker gets SIGTERM at once, so the command stops within a second instead of finishing the runs under way.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.pool
 import os
+import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from memsched.errors import UnknownNameError
+from memsched.live.pdeathsig import set_parent_death_signal
 from memsched.record import RunRecord
 from memsched.workloads.numa import NumaRunner
 from memsched.workloads.pressure.run import PressureRunner
 from memsched.workloads.rt.run import RtRunner
 from memsched.workloads.runspec import Runner, RunSpec
 
-__all__ = ["RUNNERS", "run_many", "run_one", "runner_for"]
+__all__ = ["RUNNERS", "pool_worker_init", "run_many", "run_one", "runner_for"]
 
 #: The runner of each workload family.
 RUNNERS: dict[str, Runner] = {r.family: r for r in (NumaRunner(), RtRunner(), PressureRunner())}
@@ -42,8 +50,34 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
     return runner.run(spec, progress=progress)
 
 
-def _worker(spec: RunSpec) -> RunRecord:
-    return run_one(spec)
+def _worker(item: tuple[int, RunSpec]) -> tuple[int, RunRecord]:
+    return item[0], run_one(item[1])
+
+
+#: Signals blocked while the pool forks its workers, so that none arrives before a worker has set its handlers.
+_POOL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def pool_worker_init(parent: int) -> None:
+    """In each worker: Ctrl-C is the parent's to handle; SIGTERM (the pool's terminate) simply ends it; and the
+    worker dies with its parent, also when that is SIGKILLed (a pool's workers otherwise wait on their queue
+    forever)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if not set_parent_death_signal(signal.SIGKILL, parent):
+        os._exit(1)  # the parent is already gone
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _POOL_SIGNALS)
+
+
+def _start_pool(processes: int) -> multiprocessing.pool.Pool:
+    """A pool whose workers (and helper threads) start with the signals blocked: a Ctrl-C during the start stays
+    pending in the parent, which takes it once the pool exists and can be terminated."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _POOL_SIGNALS)
+    try:
+        return multiprocessing.get_context().Pool(processes, initializer=pool_worker_init, initargs=(os.getpid(),))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def run_many(
@@ -65,13 +99,19 @@ def run_many(
             if on_done:
                 on_done(i, rec)
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(specs))) as pool:
-            futures = {pool.submit(_worker, spec): i for i, spec in enumerate(specs)}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                rec = results[i] = fut.result()
+        pool = _start_pool(min(jobs, len(specs)))
+        try:
+            for i, rec in pool.imap_unordered(_worker, list(enumerate(specs))):
+                results[i] = rec
                 if on_done:
                     on_done(i, rec)
+        except BaseException:
+            pool.terminate()  # SIGTERM to every worker now; the runs under way are abandoned
+            raise
+        else:
+            pool.close()
+        finally:
+            pool.join()
     return [r for r in results if r is not None]
 
 

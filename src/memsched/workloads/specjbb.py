@@ -45,16 +45,18 @@ XMX_SHARE = 12882 / 16384  # Mel's -Xmx12882m on 16 GB nodes
 
 @dataclass(frozen=True)
 class SpecjbbConfig:
-    jvms: int = knob(0, "JVM processes; 0 = one per node (Mel Gorman's setup)", min=0)
-    warehouses: int = knob(0, "warehouse threads per JVM; 0 = CPUs / JVMs", min=0)
-    heap_mb: int = knob(0, "heap per JVM in MB; 0 = 12882/16384 of a node (-Xmx12882m on 16 GB nodes)", min=0)
-    txn_cpu_us: float = knob(15.0, "CPU time per transaction (estimate)", min=0.0)
-    txn_kib: float = knob(16.0, "heap touched per transaction, KiB (estimate)", min=0.01)
+    jvms: int = knob(0, "JVM processes; 0 = one per node (Mel Gorman's setup)", min=0, max=64)
+    warehouses: int = knob(0, "warehouse threads per JVM; 0 = CPUs / JVMs", min=0, max=1024)
+    heap_mb: int = knob(
+        0, "heap per JVM in MB; 0 = 12882/16384 of a node (-Xmx12882m on 16 GB nodes)", min=0, max=1 << 20
+    )
+    txn_cpu_us: float = knob(15.0, "CPU time per transaction (estimate)", min=0.0, max=1e6)
+    txn_kib: float = knob(16.0, "heap touched per transaction, KiB (estimate)", min=0.01, max=1 << 20)
     shared: float = knob(
         0.2, "share of a transaction's accesses outside its own warehouse (estimate)", min=0.0, max=0.99
     )
-    warmup_s: int = knob(30, "ramp-up before measuring (SPECjbb2005 ramp_up_seconds = 30)", min=0)
-    duration_s: int = knob(240, "measurement time (SPECjbb2005 measurement_seconds = 240)", min=1)
+    warmup_s: int = knob(30, "ramp-up before measuring (SPECjbb2005 ramp_up_seconds = 30)", min=0, max=3600)
+    duration_s: int = knob(240, "measurement time (SPECjbb2005 measurement_seconds = 240)", min=1, max=3600)
 
     def __post_init__(self) -> None:
         validate(self)

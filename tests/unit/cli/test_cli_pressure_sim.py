@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.report_check import check_report
 from memsched.cli import main
 
 TINY = Path(__file__).resolve().parents[2] / "fixtures" / "pressure" / "tiny.toml"
@@ -35,8 +36,8 @@ def test_json_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     ):
         assert key in rec
     assert set(rec["services"]) == {"streamer", "cache", "batch"}
-    html = report.read_text()
-    assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 1
+    checked = check_report(report.read_text())
+    assert checked.problems == [] and checked.charts == ["design mainline"]
 
 
 @pytest.mark.parametrize(

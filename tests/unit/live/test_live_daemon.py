@@ -11,13 +11,12 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from helpers.daemon_clients import Running, raw_client, recv_levels, start_daemon, wait_for
 from memsched.errors import ConfigError, KernelError
 from memsched.live.pressure import PressureOptions, SourceGoneError, vmpressure_fd
 from memsched.live.pressure.context import BackendContext
@@ -77,37 +76,6 @@ def test_subscriber_coalesces_to_the_highest_pending_level() -> None:
 # ----------------------------------------------------------------------------------------------- a daemon
 
 
-@dataclass
-class Running:
-    daemon: PressureDaemon
-    path: Path
-    fifo: Path
-    thread: threading.Thread
-    status: list[int]
-
-    def inject(self, text: str) -> None:
-        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-
-    def stop(self) -> int:
-        self.daemon.request_stop()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the daemon did not stop"
-        self.daemon.close()
-        return self.status[0]
-
-
-def start_daemon(path: Path, fifo: Path, **kw: object) -> Running:
-    daemon = PressureDaemon(path, lambda: FifoSource(fifo), **kw).open()  # type: ignore[arg-type]
-    status: list[int] = []
-    thread = threading.Thread(target=lambda: status.append(daemon.serve()), daemon=True)
-    thread.start()
-    return Running(daemon, path, fifo, thread, status)
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Running]:
     fifo = tmp_path / "fifo"
@@ -121,39 +89,10 @@ def served(tmp_path: Path) -> Iterator[Running]:
         run.daemon.close()
 
 
-def raw_client(path: Path, threshold: VmpressureLevel = LOW, *, subscribe: bool = True) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(str(path))
-    hello = b""
-    while len(hello) < HELLO_SIZE:
-        hello += s.recv(HELLO_SIZE - len(hello))
-    assert Hello.unpack(hello).backend == "fifo"
-    if subscribe:
-        s.sendall(VmpressureConfig(threshold=threshold).pack())
-    return s
-
-
-def recv_levels(s: socket.socket, n: int) -> list[VmpressureLevel]:
-    buf = b""
-    while len(buf) < 4 * n:
-        chunk = s.recv(4 * n - len(buf))
-        assert chunk, "the daemon closed the connection"
-        buf += chunk
-    return [VmpressureEvent.unpack(buf[i : i + 4]).level for i in range(0, len(buf), 4)]
-
-
 def assert_closed(s: socket.socket) -> None:
     """The daemon closed this connection (an unread subscription makes the close a reset)."""
     with contextlib.suppress(ConnectionResetError):
         assert s.recv(64) == b""
-
-
-def wait_for(cond: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def test_socket_is_owner_and_group_only_by_default(served: Running) -> None:

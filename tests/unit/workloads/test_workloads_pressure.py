@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -90,9 +91,11 @@ def test_unknown_scenario_and_bad_toml(tmp_path: Path) -> None:
 
 
 def test_shedding_on_medium_avoids_the_oom_kill() -> None:
-    """Same scenario, same seed: without notifications the growing cache is OOM-killed; with the RFC's
-    vmpressure_fd it sheds on MEDIUM, gives memory back, and nobody is killed."""
+    """Same scenario, same seed, on the 3.10 kernel the RFC was written for: without notifications the
+    growing cache is OOM-killed; with the RFC's vmpressure_fd it sheds on MEDIUM, gives memory back, and
+    nobody is killed."""
     sc = load_scenario(str(TINY))
+    sc = dataclasses.replace(sc, reclaim=dataclasses.replace(sc.reclaim, kernel="3.10"))
     none = run_design(sc, "none")
     rfc = run_design(sc, "rfc2012")
     assert none["oom_kills"] >= 1 and none["events"] == {"low": 0, "medium": 0, "critical": 0}
@@ -125,3 +128,15 @@ def test_psi_design_delivers_when_its_threshold_is_met() -> None:
     rec = run_design(sc, "psi")
     assert rec["kernel_events"]["medium"] >= 1 and rec["events"]["medium"] >= 1
     assert rec["services"]["cache"]["sheds"] >= 1
+
+
+def test_large_folios_take_the_rfc_medium_away() -> None:
+    """The same scenario on 6.18: the streamer's page cache is reclaimed in whole large folios (ext4, 6.16+)
+    and its dirty pages are moved out of the way, so its windows stay low; the RFC's MEDIUM never comes, the
+    cache sheds only at the OOM level, refills, and is killed."""
+    sc = load_scenario(str(TINY))
+    assert sc.reclaim.kernel == "6.18"
+    rfc = run_design(sc, "rfc2012")
+    assert rfc["index"]["rfc2012"]["levels"]["medium"] == 0
+    assert rfc["index"]["rfc2012"]["levels"]["critical"] > 0
+    assert rfc["services"]["cache"]["sheds"] >= 1 and rfc["oom_kills"] == 1

@@ -11,8 +11,10 @@
 4. ``psi`` — PSI triggers (stall time, not reclaim efficiency; unprivileged with 2 s windows on 6.5+);
 5. ``reclaim-index`` — the user-space emulation over ``/proc/vmstat``, available almost everywhere but polling.
 
-``fifo`` is never chosen automatically (it carries only what someone writes). Every backend not used gets a
-one-line reason, so ``memsched pressure watch`` can say why it is on, say, PSI and not memcg v1.
+``fifo`` is never chosen automatically (it carries only what someone writes), nor is ``dbus`` (the owner of
+``org.freedesktop.LowMemoryMonitor`` may be memsched's own D-Bus service, fed by this very choice). Every
+backend not used gets a one-line reason, so ``memsched pressure watch`` can say why it is on, say, PSI and
+not memcg v1.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from memsched.live.capabilities import Capability
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.daemon_client import check as daemon_check
 from memsched.live.pressure.daemon_client import open_source as daemon_open
+from memsched.live.pressure.dbus_client import check as dbus_check
+from memsched.live.pressure.dbus_client import open_source as dbus_open
 from memsched.live.pressure.fifo import check as fifo_check
 from memsched.live.pressure.fifo import open_source as fifo_open
 from memsched.live.pressure.memcg_v1 import check as memcg_v1_check
@@ -38,7 +42,7 @@ from memsched.live.pressure.source import PressureSource
 __all__ = ["AUTO_ORDER", "BACKENDS", "BackendChoice", "check_backend", "open_backend"]
 
 #: Backend ids, as ``--backend`` takes them.
-BACKENDS = ("psi", "memcg-v1", "reclaim-index", "fifo", "daemon")
+BACKENDS = ("psi", "memcg-v1", "reclaim-index", "fifo", "daemon", "dbus")
 #: The order ``auto`` tries (after a systemd ``$MEMORY_PRESSURE_WATCH``, which puts ``psi`` first).
 AUTO_ORDER = ("memcg-v1", "daemon", "psi", "reclaim-index")
 
@@ -48,6 +52,7 @@ _CHECK: dict[str, Callable[[BackendContext], Capability]] = {
     "reclaim-index": reclaim_index_check,
     "fifo": fifo_check,
     "daemon": daemon_check,
+    "dbus": dbus_check,
 }
 _OPEN: dict[str, Callable[[BackendContext], PressureSource]] = {
     "psi": psi_open,
@@ -55,6 +60,7 @@ _OPEN: dict[str, Callable[[BackendContext], PressureSource]] = {
     "reclaim-index": reclaim_index_open,
     "fifo": fifo_open,
     "daemon": daemon_open,
+    "dbus": dbus_open,
 }
 
 
@@ -118,5 +124,6 @@ def open_backend(name: str, ctx: BackendContext) -> tuple[PressureSource, Backen
             lc = check_backend(later, ctx)
             tried.append((later, f"lower priority than {candidate}" if lc.available else lc.reason))
         tried.append(("fifo", "never chosen automatically (use --backend fifo with fifo_path)"))
+        tried.append(("dbus", "never chosen automatically (use --backend dbus)"))
         return source, BackendChoice(candidate, cap.reason, tuple(tried))
     raise UnsupportedError("memory-pressure notification", "; ".join(f"{n}: {why}" for n, why in tried))

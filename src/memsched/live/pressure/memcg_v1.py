@@ -56,7 +56,7 @@ def memcg_dir(ctx: BackendContext) -> Path:
             "CONFIG_MEMCG_V1 defaults to n since 6.11)",
         )
     if ctx.cgroup is not None:
-        return resolve_cgroup_dir(ctx.cgroup, ctx.mounts.v1_memory)
+        return resolve_cgroup_dir(ctx.cgroup, ctx.mounts.v1_memory, ctx.mounts)
     if ctx.own.v1_memory is None:
         raise KernelError(errno.ENOENT, "the caller has no v1 memory cgroup in /proc/self/cgroup")
     return ctx.own.v1_memory

@@ -20,10 +20,11 @@ not arm; with ``CAP_SYS_RESOURCE`` any window up to 10 s is allowed. Each level 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from memsched.config import knob, validate
-from memsched.errors import ConfigError
+from memsched.errors import ConfigError, UnknownNameError
 from memsched.uapi.pressure import PsiTrigger, VmpressureLevel
 from memsched.units import parse_duration
 
@@ -31,18 +32,34 @@ __all__ = ["LEVEL_NAMES", "PressureOptions", "parse_level", "parse_psi_trigger"]
 
 #: Level names accepted by the live tools: the RFC's, plus mainline's ``critical`` for OOM.
 LEVEL_NAMES = ("low", "medium", "oom", "critical")
+_U32_MAX = (1 << 32) - 1
 
 
 def parse_level(text: str | int, *, field: str = "level") -> VmpressureLevel:
-    """``low``/``medium``/``oom`` (or ``critical``, memory.pressure_level's name for it) or a constant."""
-    if isinstance(text, str) and text.strip().lower() == "critical":
-        return VmpressureLevel.OOM
+    """``low``/``medium``/``oom`` (or ``critical``, memory.pressure_level's name for it) or a constant.
+
+    Only ASCII is looked at: ``"²"`` passes ``str.isdigit()`` but is no number, and ``1<<N`` is computed only
+    for a shift below 64 (a 400-digit shift would be a 10^400-bit integer)."""
+    if isinstance(text, str):
+        key = text.strip()
+        shift = re.fullmatch(r"1\s*<<\s*([0-9]+)", key)
+        if (
+            not key.isascii()
+            or len(key) > 32
+            or (shift is not None and (len(shift.group(1)) > 2 or int(shift.group(1)) > 63))
+        ):
+            raise UnknownNameError(field, text, [m.name.lower() for m in VmpressureLevel])
+        if key.lower() == "critical":
+            return VmpressureLevel.OOM
     return VmpressureLevel.parse(text, field=field)
 
 
 def _micros(token: str, field: str) -> int:
-    if token.isdigit():
-        return int(token)  # the kernel's own unit
+    if token.isascii() and token.isdigit():
+        value = int(token)  # the kernel's own unit, a u32 in psi_trigger_create()
+        if value > _U32_MAX:
+            raise ConfigError(field, token, f"must be at most {_U32_MAX} microseconds")
+        return value
     ns = parse_duration(token, field=field)
     if ns % 1000:
         raise ConfigError(field, token, "must be a whole number of microseconds")
@@ -101,9 +118,14 @@ class PressureOptions:
     socket_path: str = knob("", "daemon socket; empty: $MEMSCHED_PRESSURE_SOCKET, else /run/memsched/pressure.sock")
     reconnect_timeout_ms: int = knob(
         5000,
-        "daemon backend: how long to retry after the daemon went away before ending the stream (0: never)",
+        "daemon and dbus backends: how long to retry after the daemon or the bus went away before ending the "
+        "stream (0: never)",
         min=0,
         max=3_600_000,
+    )
+    dbus_bus: str = knob(
+        "system",
+        "dbus backend: the bus whose org.freedesktop.LowMemoryMonitor to hear: system, session or a D-Bus address",
     )
 
     def __post_init__(self) -> None:

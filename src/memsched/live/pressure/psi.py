@@ -87,7 +87,7 @@ def psi_target(ctx: BackendContext) -> PsiTarget:
     if ctx.cgroup is not None:
         if ctx.mounts.v2 is None:
             raise KernelError(errno.ENOENT, "the cgroup v2 hierarchy is not mounted (no memory.pressure files)")
-        d = resolve_cgroup_dir(ctx.cgroup, ctx.mounts.v2)
+        d = resolve_cgroup_dir(ctx.cgroup, ctx.mounts.v2, ctx.mounts)
         path = d / "memory.pressure"
         if not path.exists():
             raise KernelError(errno.ENOENT, f"{path} does not exist (not a cgroup v2 directory, or PSI is off)")

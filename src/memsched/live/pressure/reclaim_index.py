@@ -205,14 +205,18 @@ def _scope(ctx: BackendContext) -> _Scope:
         if own.v2 is not None and own.v2_path not in (None, "/") and (own.v2 / "memory.stat").exists():
             return _Scope("cgroup-v2", own.v2, f"the caller's cgroup {own.v2_path}")
         return _Scope("system", None, "system-wide")
+    # The hierarchy is the mount the directory is under (resolve_cgroup_dir), not the files it has: a v1
+    # memcg has a memory.stat too.
     if ctx.mounts.v2 is not None:
-        d = resolve_cgroup_dir(ctx.cgroup, ctx.mounts.v2)
-        if (d / "memory.stat").exists():
-            return _Scope("cgroup-v2", d, f"cgroup v2 {d}")
+        with contextlib.suppress(KernelError):
+            d = resolve_cgroup_dir(ctx.cgroup, ctx.mounts.v2, ctx.mounts)
+            if (d / "memory.stat").exists():
+                return _Scope("cgroup-v2", d, f"cgroup v2 {d}")
     if ctx.mounts.v1_memory is not None:
-        d = resolve_cgroup_dir(ctx.cgroup, ctx.mounts.v1_memory)
-        if (d / "memory.failcnt").exists():
-            return _Scope("cgroup-v1", d, f"memcg v1 {d} (scan counters system-wide)")
+        with contextlib.suppress(KernelError):
+            d = resolve_cgroup_dir(ctx.cgroup, ctx.mounts.v1_memory, ctx.mounts)
+            if (d / "memory.failcnt").exists():
+                return _Scope("cgroup-v1", d, f"memcg v1 {d} (scan counters system-wide)")
     raise KernelError(
         errno.ENOENT,
         f"cgroup {ctx.cgroup!s} has neither a v2 memory.stat nor a v1 memory.failcnt under the mounted hierarchies",

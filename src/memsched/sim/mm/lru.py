@@ -4,8 +4,9 @@ Models the frame-level state the reclaimer looks at — include/linux/mmzone.h (
 ``struct lruvec``), include/linux/mm_inline.h (``add_page_to_lru_list``), mm/swap.c (``lru_cache_add``,
 ``rotate_reclaimable_page``) — as of Linux 3.7-4.x (the classic two-list LRU, before MGLRU):
 
-* every frame of every node has a row in :class:`Frames`: which LRU list it is on, its memcg, the mm and
-  page index it backs, and the flags reclaim tests (``PG_referenced``/young PTE, ``PG_dirty``,
+* every frame of every node has a row in :class:`Frames`: which LRU list it is on, its memcg, what it backs
+  (an anonymous page: the mm and page index; a page-cache page: the file and page offset, see
+  ``sim/mm/filemap.py``), and the flags reclaim tests (``PG_referenced``/young PTE, ``PG_dirty``,
   ``PG_writeback``, ``PG_reclaim``, ``PG_swapcache``, anon vs file);
 * each ``(node, memcg, list)`` lruvec list is a :class:`PageFifo`: pages enter at the head, reclaim isolates
   from the tail, and ``rotate_reclaimable_page()`` puts a page back at the tail;
@@ -16,7 +17,9 @@ frame, which invalidates its old queue entry in O(1); isolating ``n`` pages pops
 drops stale ones, all in numpy. A list's size is kept in ``nr_pages``; the queue is compacted when stale
 entries outnumber live ones. So LRU order is exact, and no operation walks pages one by one in Python.
 
-Deviations from the kernel: one bit stands for both ``PG_referenced`` and the PTE young bits; no
+Deviations from the kernel: one bit stands for both ``PG_referenced`` and the PTE young bits (which of the two
+it is follows from the page: anonymous and mapped file pages have PTEs, ``read()``/``write()`` page cache has
+not); no
 unevictable/mlocked pages; no per-CPU pagevecs (pages reach their list at once).
 """
 
@@ -124,14 +127,19 @@ class Frames:
         self.node = np.repeat(np.arange(self.nr_nodes, dtype=np.int64), self.total_pages)
         self.lru = np.full(nr, -1, dtype=np.int8)
         self.memcg = np.zeros(nr, dtype=np.int64)
+        #: Anonymous pages: the mm and page index they back (-1: none). Page-cache pages: the file and offset.
         self.mm = np.full(nr, -1, dtype=np.int64)
         self.index = np.zeros(nr, dtype=np.int64)
+        self.file = np.full(nr, -1, dtype=np.int64)
+        self.pgoff = np.zeros(nr, dtype=np.int64)
         self.anon = np.zeros(nr, dtype=bool)
         self.referenced = np.zeros(nr, dtype=bool)
         self.dirty = np.zeros(nr, dtype=bool)
         self.writeback = np.zeros(nr, dtype=bool)
         self.reclaim = np.zeros(nr, dtype=bool)
         self.swapcache = np.zeros(nr, dtype=bool)
+        #: A page-cache page some process has mapped (``page_mapped()``: its references are PTE references).
+        self.mapped = np.zeros(nr, dtype=bool)
         #: LRU queue validity (-1 when not on a list) and dirty-queue validity (-1 when clean).
         self.stamp = np.full(nr, -1, dtype=np.int64)
         self.dirty_seq = np.full(nr, -1, dtype=np.int64)
@@ -143,10 +151,9 @@ class Frames:
             for b, t in zip(self.base, self.total_pages, strict=True)
         ]
         self._free_top = [int(t) for t in self.total_pages]
-        #: Per-mm page -> pfn (-1 absent), file-backed flag, and "evicted or swapped" flag (for refaults).
+        #: Per-mm view: page -> pfn of what the process sees there (-1 absent: an anonymous page never touched or
+        #: swapped out, a file page not touched or evicted), and the anonymous pages that live in swap.
         self.mm_pfn: dict[int, I64] = {}
-        self.mm_file: dict[int, npt.NDArray[np.bool_]] = {}
-        self.mm_evicted: dict[int, npt.NDArray[np.bool_]] = {}
         self.mm_swapped: dict[int, npt.NDArray[np.bool_]] = {}
 
     def stamps(self, n: int) -> I64:
@@ -178,10 +185,13 @@ class Frames:
             self._free[node][top : top + sel.size] = sel[::-1]
             self._free_top[node] = top + int(sel.size)
         self.mm[pfns] = -1
+        self.file[pfns] = -1
         self.lru[pfns] = -1
         self.stamp[pfns] = -1
         self.dirty_seq[pfns] = -1
-        for flag in (self.anon, self.referenced, self.dirty, self.writeback, self.reclaim, self.swapcache):
+        for flag in (
+            self.anon, self.referenced, self.dirty, self.writeback, self.reclaim, self.swapcache, self.mapped
+        ):
             flag[pfns] = False
 
     # ---- per-mm maps ---------------------------------------------------------------------------------------
@@ -195,11 +205,10 @@ class Frames:
         self.mm_pfn[mm_id] = np.concatenate(
             [old if old is not None else np.empty(0, np.int64), np.full(grow, -1, np.int64)]
         )
-        for table in (self.mm_file, self.mm_evicted, self.mm_swapped):
-            prev = table.get(mm_id)
-            table[mm_id] = np.concatenate(
-                [prev if prev is not None else np.empty(0, bool), np.zeros(grow, bool)]
-            )
+        prev = self.mm_swapped.get(mm_id)
+        self.mm_swapped[mm_id] = np.concatenate(
+            [prev if prev is not None else np.empty(0, bool), np.zeros(grow, bool)]
+        )
 
 
 class LruVecs:

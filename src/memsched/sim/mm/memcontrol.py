@@ -7,9 +7,11 @@ Models mm/memcontrol.c (3.10 interface, modern internals) as far as memory press
   and the v2-style event counts ``max``, ``oom``, ``oom_kill``;
 * processes belong to one memcg (``cgroup.procs``); the pages they fault are charged to it, and each memcg
   has its own lruvec lists (``sim/mm/lru.py``) — the per-cgroup LRU accounting reclaim scans;
-* ``try_charge()`` (driven by ``sim/mm/reclaim.py``): when a charge would exceed a limit on the path to the
-  root, reclaim that memcg's subtree (``try_to_free_mem_cgroup_pages``), retry, and after
-  ``MAX_RECLAIM_RETRIES`` failures invoke the memcg OOM killer;
+* the charge path (:func:`charge`, driven by ``sim/mm/reclaim.py``): when a charge would exceed a limit on the
+  path to the root, reclaim that memcg's subtree (``try_to_free_mem_cgroup_pages``), retry, and when the
+  retries run out invoke the memcg OOM killer — with the retry loop, the OOM path and the exit of a dying task
+  of the kernel version chosen (3.10 ``__mem_cgroup_try_charge``, 5.10 ``try_charge``, 6.18
+  ``try_charge_memcg``; see ``sim/mm/version.py``);
 * ``memory.pressure_level`` + ``cgroup.event_control``: writing ``"<event_fd> <pressure_level fd>
   <level[,mode]>"`` registers an eventfd listener (``vmpressure_register_event``); closing the eventfd
   removes it; ``struct vmpressure`` of each memcg is a
@@ -25,6 +27,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -40,8 +43,9 @@ from memsched.pressure.accounting import (
 from memsched.pressure.index import MainlineVmpressureConfig
 from memsched.sim.eventfd import SimEventfd
 from memsched.sim.mm.lru import LruVecs
+from memsched.sim.mm.version import MmBehaviour
 
-__all__ = ["ROOT_MEMCG", "Memcg", "MemcgTree", "PressureLevelFile"]
+__all__ = ["ROOT_MEMCG", "Charge", "ChargeOps", "Memcg", "MemcgTree", "PressureLevelFile", "charge"]
 
 ROOT_MEMCG = 0
 _UNLIMITED = 1 << 62
@@ -241,3 +245,191 @@ class MemcgTree:
 
     def listeners_path(self, mid: int) -> list[list[Listener[SimEventfd]]]:
         return [self.memcgs[m].listeners for m in self.path_to_root(mid)]
+
+
+# ---- the charge path ------------------------------------------------------------------------------------------
+
+#: ``PAGE_ALLOC_COSTLY_ORDER``: charges of at most 1 << 3 pages retry as long as reclaim makes progress.
+_COSTLY_PAGES = 8
+#: ``MEM_CGROUP_MAX_RECLAIM_LOOPS`` of 3.10's ``mem_cgroup_reclaim()``.
+_MAX_RECLAIM_LOOPS = 100
+
+
+class ChargeOps(Protocol):
+    """What the charge path asks of the rest of the memory manager (implemented by ``Reclaim``)."""
+
+    def reclaim(self, memcg: int, nr_pages: int, at_ns: float) -> tuple[int, float]:
+        """``try_to_free_mem_cgroup_pages(memcg, nr_pages)``, ``at_ns`` into the charging task's stall:
+        (pages reclaimed, ns it took)."""
+
+    def oom(self, memcg: int, at_ns: float) -> str:
+        """``mem_cgroup_out_of_memory()``: ``"current"`` (the charging task was chosen: it is dying, and
+        exits when the charge returns), ``"other"`` (another process was killed) or ``"none"``."""
+
+
+@dataclass
+class Charge:
+    """What a charge came to: charged (maybe forced over the limit), the stall, whether the task is dying."""
+
+    ok: bool
+    stall_ns: float = 0.0
+    dying: bool = False
+    reclaims: int = 0
+
+
+def charge(
+    tree: MemcgTree, mid: int, nr_pages: int, unit: int, b: MmBehaviour, ops: ChargeOps, *, at_ns: float = 0.0
+) -> Charge:
+    """Charge ``nr_pages`` to ``mid`` as the kernel charges them: ``unit`` pages per ``try_charge_memcg()``
+    (1 for anonymous faults, a folio for the page cache). Pages that fit are charged at once; each unit beyond
+    the margin goes through the version's retry loop, so reclaim runs in rounds of
+    ``max(unit, SWAP_CLUSTER_MAX)`` pages. On failure — or when the OOM killer chose the charging task, which
+    exits as soon as the fault returns — nothing stays charged."""
+    out = Charge(ok=True, stall_ns=0.0)
+    done = 0
+    while done < nr_pages:
+        fit = max(0, min(tree.margin(mid), nr_pages - done))
+        if fit:
+            tree.charge(mid, fit)
+            done += fit
+            continue
+        step = min(unit, nr_pages - done)
+        loop = {"3.10": _charge_3_10, "5.10": _charge_5_10}.get(b.charge_loop, _charge_6_18)
+        r = loop(tree, mid, step, b, ops, at_ns + out.stall_ns, out.dying)
+        out.stall_ns += r.stall_ns
+        out.reclaims += r.reclaims
+        out.dying = out.dying or r.dying
+        if r.ok:
+            done += step
+        if not r.ok or out.dying:  # failed, or forced through for a task that exits right after the fault
+            out.ok = False
+            if done:
+                tree.charge(mid, -done)
+            return out
+    return out
+
+
+def _over(tree: MemcgTree, mid: int, n: int) -> int | None:
+    over = tree.over_limit(mid, n)
+    if over is not None:
+        m = tree.memcgs[over]
+        m.failcnt += 1
+        m.events["max"] += 1
+    return over
+
+
+def _charge_6_18(
+    tree: MemcgTree, mid: int, n: int, b: MmBehaviour, ops: ChargeOps, at: float, dying: bool
+) -> Charge:
+    """``try_charge_memcg()`` (5.16+): reclaim, drain, retry on progress, ``MAX_RECLAIM_RETRIES`` fruitless
+    rounds, then the OOM killer; a kill resets the retries (``passed_oom``); a dying task fails only when they
+    run out again."""
+    out = Charge(ok=False)
+    retries, passed_oom, drained = b.memcg_retries, False, False
+    while True:
+        over = _over(tree, mid, n)
+        if over is None:
+            tree.charge(mid, n)
+            out.ok = True
+            return out
+        reclaimed, ns = ops.reclaim(over, n, at + out.stall_ns)
+        out.stall_ns += ns
+        out.reclaims += 1
+        if tree.over_limit(mid, n) is None:
+            continue
+        if not drained:  # drain_all_stock()
+            drained = True
+            continue
+        if reclaimed and n <= _COSTLY_PAGES:
+            continue
+        if retries > 0:
+            retries -= 1
+            continue
+        if passed_oom and (dying or out.dying):
+            return out  # -ENOMEM: the dying task leaves the fault and exits
+        killed = ops.oom(over, at + out.stall_ns)
+        if killed == "none":
+            return out
+        passed_oom = True
+        retries = b.memcg_retries
+        out.dying = out.dying or killed == "current"
+
+
+def _charge_5_10(
+    tree: MemcgTree, mid: int, n: int, b: MmBehaviour, ops: ChargeOps, at: float, dying: bool
+) -> Charge:
+    """``try_charge()`` (5.9-5.15): as 6.18 up to the OOM kill, but a dying task's charge is forced through
+    (``should_force_charge()``), and so is one the OOM killer could not help (``OOM_FAILED``)."""
+    out = Charge(ok=False)
+    retries, drained = b.memcg_retries, False
+    while True:
+        over = _over(tree, mid, n)
+        if over is None:
+            tree.charge(mid, n)
+            out.ok = True
+            return out
+        if dying or out.dying:  # should_force_charge(): over the limit, so that the task can exit
+            tree.charge(mid, n)
+            out.ok = True
+            return out
+        reclaimed, ns = ops.reclaim(over, n, at + out.stall_ns)
+        out.stall_ns += ns
+        out.reclaims += 1
+        if tree.over_limit(mid, n) is None:
+            continue
+        if not drained:
+            drained = True
+            continue
+        if reclaimed and n <= _COSTLY_PAGES:
+            continue
+        if retries > 0:
+            retries -= 1
+            continue
+        killed = ops.oom(over, at + out.stall_ns)
+        if killed == "none":
+            tree.charge(mid, n)  # OOM_FAILED: force
+            out.ok = True
+            return out
+        retries = b.memcg_retries
+        out.dying = out.dying or killed == "current"
+
+
+def _charge_3_10(
+    tree: MemcgTree, mid: int, n: int, b: MmBehaviour, ops: ChargeOps, at: float, dying: bool
+) -> Charge:
+    """``__mem_cgroup_try_charge()`` (3.10): ``mem_cgroup_do_charge()`` reclaims through
+    ``mem_cgroup_reclaim()`` (a second call when the first freed nothing); ``MEM_CGROUP_RECLAIM_RETRIES``
+    fruitless attempts, then one with ``oom_check`` that invokes ``mem_cgroup_handle_oom()``; a dying task
+    bypasses the limit."""
+    out = Charge(ok=False)
+    oom_retries = b.memcg_retries
+    while True:
+        if dying or out.dying:  # TIF_MEMDIE / fatal_signal_pending(): bypass (charged to the root)
+            tree.charge(mid, n)
+            out.ok = True
+            return out
+        oom_check = oom_retries == 0
+        if oom_check:
+            oom_retries = b.memcg_retries
+        over = _over(tree, mid, n)
+        if over is None:
+            tree.charge(mid, n)
+            out.ok = True
+            return out
+        total = 0
+        for loop in range(_MAX_RECLAIM_LOOPS):
+            reclaimed, ns = ops.reclaim(over, n, at + out.stall_ns)
+            out.stall_ns += ns
+            out.reclaims += 1
+            total += reclaimed
+            if tree.margin(over) > 0 or (loop and not total):
+                break
+        if tree.over_limit(mid, n) is None or (n == 1 and total):
+            continue  # CHARGE_RETRY
+        if not oom_check:
+            oom_retries -= 1  # CHARGE_NOMEM
+            continue
+        killed = ops.oom(over, at + out.stall_ns)
+        if killed == "none":
+            return out
+        out.dying = out.dying or killed == "current"  # CHARGE_OOM_DIE -> bypass; else CHARGE_RETRY

@@ -6,56 +6,65 @@ vmpressure flavours and PSI. Without it the machine behaves exactly as before (t
 
 The fault path (``before_fault``) follows ``__alloc_pages()`` and ``mem_cgroup_charge()``:
 
-1. refaults: pages evicted earlier count ``workingset_refault_*``; swapped pages are read back
-   (``pswpin``, ``pgmajfault``, ``swapin_ns`` each, and their swap slots are freed);
-2. ``try_charge()``: while the charge would exceed a limit on the memcg's path, reclaim that memcg
-   (``try_to_free_mem_cgroup_pages``), retry while it makes progress, up to ``MAX_RECLAIM_RETRIES`` fruitless
-   rounds, then the memcg OOM killer (legacy memcg reclaim waits on pages under write-back: a fruitless
-   round that met dirty pages waits for one disk batch);
+1. refaults: swapped pages are read back (``pswpin``, ``pgmajfault``, ``swapin_ns`` each, and their swap
+   slots are freed);
+2. the memcg charge (``sim/mm/memcontrol.py`` :func:`~memsched.sim.mm.memcontrol.charge`): anonymous pages
+   one at a time, page-cache pages a folio at a time; beyond the limit, reclaim that memcg
+   (``try_to_free_mem_cgroup_pages``) in the retry loop of the kernel version chosen (``kernel``: 3.10, 5.10
+   or 6.18, ``sim/mm/version.py``) and then the memcg OOM killer. When the killer chooses the charging task
+   itself, the task keeps retrying as its kernel does and exits when the charge gives up;
 3. ``get_page_from_freelist()`` with the low watermark; below it, ``wake_all_kswapds()``; then the min
    watermark (``ALLOC_WMARK_MIN``); below that, direct reclaim (``__alloc_pages_direct_reclaim``), retried
    like ``should_reclaim_retry()`` (progress resets the count; ``MAX_RECLAIM_RETRIES`` rounds without
    progress; a fruitless round while dirty + writeback pages exceed half the reclaimable ones waits
    ``HZ/10`` for I/O) and finally ``__alloc_pages_may_oom()``.
 
+Page cache (``sim/mm/filemap.py``) belongs to files: :meth:`Reclaim.map_file` opens a window of a process onto
+a file (the buffer of its ``read()``/``write()`` calls, or an ``mmap()``). A page found in the cache is shown
+to the process without a charge (``filemap_get_folio()``, ``mark_page_accessed()``: a second access
+activates it); a missing one is charged to the process's memcg, read from disk if it has data there
+(``disk_read_bytes_per_s``, a refault if reclaim evicted it), and put on the inactive file list. Written pages
+are dirty. Pages stay cached, and charged, when the process exits.
+
 The faulting task pays its reclaim in its own context: the CPU work and writeback waits are charged as
 system time and PSI sees it in a memory stall for as long. The frames the machine's page allocator handed
-out are then given ``struct page`` state and put on their LRU lists (``after_fault``).
+out for anonymous pages are then given ``struct page`` state and put on their LRU lists (``after_fault``).
 
-Deviations from the kernel: a batch of faults (a buffer's first touch) is one allocation request (the
-kernel allocates and charges page by page), so reclaim targets the batch's deficit rather than
-``SWAP_CLUSTER_MAX``; a swap-in is charged as system time rather than as a sleeping major fault; waiting for
-I/O in the slow path completes, at that instant, the write-back the disk would have done during the wait
+Deviations from the kernel: a batch of faults (a buffer's first touch) is one request; its anonymous pages
+are charged one by one and allocated together, so global direct reclaim targets the batch's deficit rather
+than ``SWAP_CLUSTER_MAX``; a swap-in, a page entering the page cache (``page_fault_ns``) and a disk read are
+charged as system time (the read is not a memory stall); waiting for I/O in the slow path completes, at that
+instant, the write-back the disk would have done during the wait
 (:meth:`~memsched.sim.mm.writeback.Writeback.expedite`), and the wait is charged to the task as a stall.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from memsched.config import knob, validate
 from memsched.errors import ConfigError, SimulationError
 from memsched.pressure.fd import VmpressureFile
-from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.psi import SimPsi
 from memsched.sim.fluid.task import FluidTask, FluidTaskState, Wait
-from memsched.sim.mm.lru import LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_NAMES, Frames, LruVecs
-from memsched.sim.mm.memcontrol import MemcgTree
+from memsched.sim.mm.filemap import AddressSpace, FileAccess, FileWindow, PageCache
+from memsched.sim.mm.lru import LRU_ACTIVE_ANON, LRU_NAMES, Frames, LruVecs
+from memsched.sim.mm.memcontrol import MemcgTree, charge
 from memsched.sim.mm.mm import MmStruct, Region
 from memsched.sim.mm.oom_kill import OomKiller
 from memsched.sim.mm.page_alloc import watermarks
+from memsched.sim.mm.sysctl import ReclaimConfig
+from memsched.sim.mm.version import behaviour
 from memsched.sim.mm.vmpressure import SimVmpressure
-from memsched.sim.mm.vmscan import MAX_RECLAIM_RETRIES, RECLAIM_COUNTERS, ReclaimCosts, Swap, Vmscan
+from memsched.sim.mm.vmscan import RECLAIM_COUNTERS, ReclaimCosts, Swap, Vmscan
 from memsched.sim.mm.writeback import Writeback
-from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_4K
+from memsched.units import NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_4K
 
 __all__ = ["Reclaim", "ReclaimConfig"]
 
@@ -65,53 +74,28 @@ _CONGESTION_WAIT_NS = 100 * NSEC_PER_MSEC
 I64 = npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True, slots=True)
-class ReclaimConfig:
-    """Sysctls and hardware figures of the memory-pressure machinery (Linux defaults or estimates)."""
+class ChargeOps:
+    """The memcg charge path's view of the machine, for one charging task."""
 
-    swap_bytes: int = knob(0, "swap space; 0 = no swap (the default, as on most servers)", min=0)
-    min_free_kbytes: int = knob(0, "vm.min_free_kbytes; 0 = the kernel's int_sqrt(lowmem_kb * 16)", min=0)
-    watermark_scale_factor: int = knob(10, "vm.watermark_scale_factor (4.6+ default 10)", min=1, max=3000)
-    dirty_ratio: int = knob(20, "vm.dirty_ratio, % of dirtyable memory (default 20)", min=1, max=100)
-    dirty_background_ratio: int = knob(10, "vm.dirty_background_ratio (default 10)", min=0, max=100)
-    dirty_expire_centisecs: int = knob(3000, "vm.dirty_expire_centisecs (default 3000 = 30 s)", min=1)
-    dirty_writeback_centisecs: int = knob(500, "vm.dirty_writeback_centisecs (default 500 = 5 s)", min=1)
-    disk_write_bytes_per_s: int = knob(
-        200 * MIB, "disk write bandwidth (estimate: a SATA SSD, 200 MiB/s)", min=1
-    )
-    flusher_tick_ns: int = knob(20 * NSEC_PER_MSEC, "granularity of the simulated disk pipeline", min=1)
-    swapin_ns: int = knob(100_000, "cost of reading one page back from swap (estimate: SSD, 100 us)", min=0)
-    reclaim_scan_ns: int = knob(400, "CPU ns per page isolated by reclaim (estimate)", min=0)
-    reclaim_free_ns: int = knob(1_000, "CPU ns per page freed by reclaim (estimate)", min=0)
-    reclaim_move_ns: int = knob(200, "CPU ns per page moved between LRU lists (estimate)", min=0)
-    shrink_node_ns: int = knob(5_000, "CPU ns of fixed work per shrink_node pass (estimate)", min=0)
-    kswapd_wakeup_ns: int = knob(20_000, "latency from wakeup_kswapd() to kswapd running (estimate)", min=0)
-    workqueue_latency_ns: int = knob(
-        10_000, "latency from schedule_work() to the work running (estimate)", min=0
-    )
-    max_reclaim_retries: int = knob(
-        MAX_RECLAIM_RETRIES, "MAX_RECLAIM_RETRIES (4.7+: 16; 3.x memcg: 5)", min=1
-    )
-    psi_hz: int = knob(1000, "CONFIG_HZ for PSI_FREQ = 2*HZ+1 jiffies", min=100, max=1000)
-    sample_interval_ns: int = knob(100 * NSEC_PER_MSEC, "interval of the pressure timeline samples", min=1)
-    rfc: Rfc2012VmpressureConfig = field(default_factory=Rfc2012VmpressureConfig)
-    mainline: MainlineVmpressureConfig = field(default_factory=MainlineVmpressureConfig)
+    def __init__(self, r: Reclaim, task: FluidTask) -> None:
+        self.r = r
+        self.task = task
 
-    def __post_init__(self) -> None:
-        validate(self)
-        if self.dirty_background_ratio >= self.dirty_ratio:
-            raise ConfigError(
-                "dirty_background_ratio",
-                self.dirty_background_ratio,
-                f"must be < dirty_ratio ({self.dirty_ratio})",
-            )
+    def reclaim(self, memcg: int, nr_pages: int, at_ns: float) -> tuple[int, float]:
+        r = self.r
+        sc = r.vmscan.try_to_free_mem_cgroup_pages(memcg, nr_pages, t0_ns=at_ns)
+        ns = sc.elapsed_ns
+        if not sc.nr_reclaimed and sc.nr_dirty_seen and not r.vmscan.b.v1_writeback_throttle:
+            # Before 5.16 legacy memcg reclaim waits for the pages it tagged (wait_on_page_writeback); the rounds
+            # are instantaneous here, so wait for one disk batch before scanning again.
+            ns += r.writeback.expedite(r.config.flusher_tick_ns)
+        return sc.nr_reclaimed, ns
 
-
-@dataclass
-class _MmInfo:
-    """Per-mm page-cache mapping: which page ranges are file-backed."""
-
-    file_ranges: list[tuple[int, int]] = field(default_factory=list)
+    def oom(self, memcg: int, at_ns: float) -> str:
+        victim = self.r.oom.out_of_memory(memcg, self.task, after_ns=at_ns, kill_current=False)
+        if victim is None:
+            return "none"
+        return "current" if victim.tgid == self.task.tgid else "other"
 
 
 class Reclaim(Instrument):
@@ -128,6 +112,7 @@ class Reclaim(Instrument):
         self.machine = machine
         self.config = config
         self.engine = machine.engine
+        self.behaviour = behaviour(config.kernel)
         pa = machine.page_alloc
         self.page_size = pa.page_size
         self.wmark = watermarks(
@@ -138,6 +123,7 @@ class Reclaim(Instrument):
         )
         self.frames = Frames(pa.total_pages)
         self.lru = LruVecs(self.frames)
+        self.cache = PageCache()
         self.memcgs = MemcgTree(self.lru, config.mainline)
         self.swap = Swap(total=config.swap_bytes // self.page_size)
         self.writeback = Writeback(
@@ -153,6 +139,7 @@ class Reclaim(Instrument):
             dirty_writeback_ns=config.dirty_writeback_centisecs * 10 * NSEC_PER_MSEC,
             disk_write_bytes_per_s=config.disk_write_bytes_per_s,
             flusher_tick_ns=config.flusher_tick_ns,
+            rotate_active=self.behaviour.dirty_file_activate,
         )
         self.vmpressure = SimVmpressure(
             self.engine,
@@ -175,11 +162,15 @@ class Reclaim(Instrument):
             self.swap,
             costs,
             kswapd_wakeup_ns=config.kswapd_wakeup_ns,
+            cache=self.cache,
+            behaviour=self.behaviour,
+            cgroup_v2=config.cgroup_v2,
+            file_folio=config.folio_pages(256),
         )
-        self.oom = OomKiller(machine, self.frames, self.memcgs, self.swap.total)
+        self.oom = OomKiller(machine, self.frames, self.memcgs, self.swap.total, self.cache)
+        self.files = FileAccess(self)
         self.psi = SimPsi(machine, hz=config.psi_hz)
         self.vmscan.on_kswapd.append(self.psi.kswapd_changed)
-        self._mm: dict[int, _MmInfo] = {}
         #: Pages given back by applications (``MADV_DONTNEED``/``munmap`` through :meth:`release`), by tgid.
         self.released_pages: dict[int, int] = {}
         #: Per task: reclaim stalls (count, ns) it suffered in its own context.
@@ -192,14 +183,30 @@ class Reclaim(Instrument):
         self.engine.at(self.engine.now, Prio.SAMPLE, self._sample)
 
     # ---- configuration "syscalls" --------------------------------------------------------------------------
-    def map_file(self, mm: MmStruct, region: Region) -> None:
-        """Declare ``region`` of ``mm`` as page cache of a file (read/written through the page cache).
+    def map_file(
+        self,
+        mm: MmStruct,
+        region: Region,
+        *,
+        file: str | None = None,
+        offset: int = 0,
+        mapped: bool = False,
+        exists: bool = False,
+    ) -> AddressSpace:
+        """Make ``region`` of ``mm`` a window onto the page cache of ``file`` from byte ``offset`` (a file of
+        its own when ``file`` is None): the buffer of ``read()``/``write()`` calls, or an ``mmap()`` of the file
+        with ``mapped`` (its pages then count in the process's RSS). ``exists``: the file is already on disk.
 
-        Its pages go on the file LRU, written pages become dirty, and they are never counted as RSS."""
+        Its pages go on the file LRU, written pages become dirty, and they outlive the process."""
         p0, p1 = region.page_span(self.page_size)
-        self._mm.setdefault(mm.id, _MmInfo()).file_ranges.append((p0, p1))
+        if offset % self.page_size:
+            raise ConfigError("offset", offset, f"must be a multiple of the page size ({self.page_size})")
+        name = file if file is not None else f"{mm.name}@{mm.id}:{p0}"
+        pgoff = offset // self.page_size
+        f = self.cache.open(name, pgoff + (p1 - p0), exists=exists)
+        self.cache.add_window(FileWindow(mm.id, p0, p1 - p0, f.id, pgoff, mapped))
         self.frames.ensure_mm(mm.id, mm.nr_pages)
-        self.frames.mm_file[mm.id][p0:p1] = True
+        return f
 
     def vmpressure_fd(self, config: Any = None) -> Any:
         return self.vmpressure.vmpressure_fd(config)
@@ -216,8 +223,8 @@ class Reclaim(Instrument):
     def release(self, task: FluidTask, region: Region, *, clean_only: bool = False) -> int:
         """``madvise(MADV_DONTNEED)`` on ``region`` of the task's mm: its frames go back now; returns pages.
 
-        ``clean_only``: ``posix_fadvise(POSIX_FADV_DONTNEED)`` on page cache — dirty pages and pages under
-        writeback stay."""
+        A page-cache window: ``posix_fadvise(POSIX_FADV_DONTNEED)`` on its pages — with ``clean_only``, dirty
+        pages and pages under writeback stay."""
         mm = task.mm
         self.frames.ensure_mm(mm.id, mm.nr_pages)
         p0, p1 = region.page_span(self.page_size)
@@ -227,9 +234,7 @@ class Reclaim(Instrument):
             fr = self.frames
             present = present[~fr.dirty[present] & ~fr.writeback[present]]
         if present.size:
-            idx = self.frames.index[present]
-            self.vmscan.free_frames(present)
-            self.frames.mm_evicted[mm.id][idx] = False  # dropped by the app: a later fault is not a refault
+            self.vmscan.free_frames(present, shadow=False)  # dropped by the app: a later fault is not a refault
         swapped = self.frames.mm_swapped[mm.id][p0:p1]
         if swapped.any():
             self.swap.used -= int(swapped.sum())
@@ -240,14 +245,15 @@ class Reclaim(Instrument):
 
     # ---- instrument hooks ----------------------------------------------------------------------------------
     def touch_started(self, task: FluidTask, region: Region) -> None:
-        """An access sets the young/referenced bit of every present page of the region."""
+        """An access sets the young/referenced bit of every present page of the region; a page-cache page
+        read or written again is ``mark_page_accessed()``: referenced, and activated if it already was."""
         mm = task.mm
         pfn_map = self.frames.mm_pfn.get(mm.id)
         if pfn_map is None:
             return
         p0, p1 = region.page_span(self.page_size)
         pfn = pfn_map[p0:p1]
-        self.frames.referenced[pfn[pfn >= 0]] = True
+        self.files.mark_accessed(pfn[pfn >= 0])
 
     def sched_changed(self) -> None:
         self.psi.record()
@@ -256,6 +262,10 @@ class Reclaim(Instrument):
             self.engine.after(self.config.sample_interval_ns, Prio.SAMPLE, self._sample)
 
     def mm_exit(self, mm: MmStruct) -> None:
+        """``exit_mmap()``: anonymous pages are freed (the machine returns their frames); page-cache pages
+        stay in their files' caches, still charged, and leave the process's view before the machine frees
+        what the view still shows."""
+        self.cache.close_mm(self.frames, mm)
         pfn_map = self.frames.mm_pfn.get(mm.id)
         if pfn_map is None:
             return
@@ -271,54 +281,64 @@ class Reclaim(Instrument):
             return np.empty(0, dtype=np.int64)
         mm = task.mm
         self.frames.ensure_mm(mm.id, mm.nr_pages)
-        stall = self._refaults(task, pages)
-        n = int(pages.size)
-        memcg = self.memcgs.memcg_of(task.tgid)
-        ok, s = self._try_charge(task, memcg, n)
-        stall += s
-        if ok:
-            ok, s = self._alloc_slowpath(task, n)
-            stall += s
-            if not ok:
-                self.memcgs.uncharge(np.full(n, memcg, dtype=np.int64))
-        if stall > 0 and not _exited(task):
-            self._stall(task, stall)
+        fids, offs = self.cache.lookup(mm.id, pages)
+        in_file = fids >= 0
+        stall, dying, ok = 0.0, False, True
+        if in_file.any():
+            ok, stall, dying = self.files.fault(task, pages[in_file], fids[in_file], offs[in_file])
+            pages = pages[~in_file]
+        if ok and pages.size:
+            stall += self._refaults(task, pages)
+            memcg = self.memcgs.memcg_of(task.tgid)
+            c = charge(self.memcgs, memcg, int(pages.size), 1, self.behaviour, ChargeOps(self, task), at_ns=stall)
+            stall += c.stall_ns
+            ok, dying = c.ok, c.dying
+            if ok:
+                ok, s = self.alloc_slowpath(task, int(pages.size))
+                stall += s
+                if not ok:
+                    self.memcgs.charge(memcg, -int(pages.size))
+        if not _exited(task):
+            if stall > 0:
+                self._stall(task, stall)
+            if dying:  # chosen by the memcg OOM killer: it exits when its charge gives up
+                self.engine.after(max(1, round(stall)), Prio.WAKEUP, self._oom_exit, task)
         return pages if ok else np.empty(0, dtype=np.int64)
 
+    def charge_ops(self, task: FluidTask) -> ChargeOps:
+        """What the memcg charge path of ``task`` asks of the machine."""
+        return ChargeOps(self, task)
+
+    def _oom_exit(self, task: FluidTask) -> None:
+        if not _exited(task):
+            self.machine.kill_process(task)
+
     def after_fault(self, task: FluidTask, pages: I64, nodes: I64) -> None:
+        """Anonymous pages got frames (page-cache pages are handled in :meth:`before_fault`)."""
         fr = self.frames
-        mm_id = task.mm.id
-        memcg = self.memcgs.memcg_of(task.tgid)
-        if fr.nr_nodes == 1:
-            pfns = fr.take(0, int(pages.shape[0]))
-        else:
-            pfns = np.empty(pages.shape[0], dtype=np.int64)
-            for node in np.unique(nodes):
-                sel = nodes == node
-                pfns[sel] = fr.take(int(node), int(sel.sum()))
-        file = fr.mm_file[mm_id][pages]
-        fr.mm[pfns] = mm_id
+        pfns = self.take_frames(nodes)
+        fr.mm[pfns] = task.mm.id
         fr.index[pfns] = pages
-        fr.memcg[pfns] = memcg
-        fr.anon[pfns] = ~file
-        fr.referenced[pfns] = ~file  # a new anon page's PTE is young; page cache is use-once until re-read
-        fr.mm_pfn[mm_id][pages] = pfns
-        lrus = np.where(file, LRU_INACTIVE_FILE, LRU_ACTIVE_ANON)  # 3.x: lru_cache_add_active_or_unevictable
-        self.lru.add(pfns, lrus)
-        phase = task.phase
-        write = getattr(phase, "write", 0.0)
-        if write > 0 and file.any():
-            self.writeback.mark_dirty(pfns[file])
+        fr.memcg[pfns] = self.memcgs.memcg_of(task.tgid)
+        fr.anon[pfns] = True
+        fr.referenced[pfns] = True  # a new anon page's PTE is young
+        fr.mm_pfn[task.mm.id][pages] = pfns
+        self.lru.add(pfns, LRU_ACTIVE_ANON)  # 3.x: lru_cache_add_active_or_unevictable
+
+    def take_frames(self, nodes: I64) -> I64:
+        fr = self.frames
+        if fr.nr_nodes == 1:
+            return fr.take(0, int(nodes.shape[0]))
+        pfns = np.empty(nodes.shape[0], dtype=np.int64)
+        for node in np.unique(nodes):
+            sel = nodes == node
+            pfns[sel] = fr.take(int(node), int(sel.sum()))
+        return pfns
 
     # ---- the slow path -------------------------------------------------------------------------------------
     def _refaults(self, task: FluidTask, pages: I64) -> float:
+        """Anonymous pages that live in swap are read back."""
         fr, mm_id, vs = self.frames, task.mm.id, self.machine.vmstat
-        evicted = fr.mm_evicted[mm_id][pages]
-        if evicted.any():
-            file = fr.mm_file[mm_id][pages]
-            vs.inc("workingset_refault_file", int((evicted & file).sum()))
-            vs.inc("workingset_refault_anon", int((evicted & ~file).sum()))
-            fr.mm_evicted[mm_id][pages[evicted]] = False
         swapped = fr.mm_swapped[mm_id][pages]
         if not swapped.any():
             return 0.0
@@ -336,39 +356,7 @@ class Reclaim(Instrument):
         allowed = task.mempolicy.allowed(m.nr_nodes)
         return [int(n) for n in m.page_alloc.zonelists[cpu_node] if allowed[n]]
 
-    def _try_charge(self, task: FluidTask, memcg: int, n: int) -> tuple[bool, float]:
-        stall = 0.0
-        fruitless = 0
-        rounds = 0
-        while True:
-            over = self.memcgs.over_limit(memcg, n)
-            if over is None:
-                self.memcgs.charge(memcg, n)
-                return True, stall
-            m = self.memcgs.memcgs[over]
-            m.failcnt += 1
-            m.events["max"] += 1
-            need = n - self.memcgs.margin(memcg)
-            sc = self.vmscan.try_to_free_mem_cgroup_pages(over, need, t0_ns=stall)
-            stall += sc.elapsed_ns
-            rounds += 1
-            if self.memcgs.over_limit(memcg, n) is None:
-                continue
-            fruitless = 0 if sc.nr_reclaimed else fruitless + 1
-            if not sc.nr_reclaimed and sc.nr_dirty_seen:
-                # Legacy memcg reclaim waits for the pages it tagged (wait_on_page_writeback); the rounds
-                # are instantaneous here, so wait for one disk batch before scanning again.
-                stall += self.writeback.expedite(self.config.flusher_tick_ns)
-            if fruitless < self.config.max_reclaim_retries and rounds < 64 * self.config.max_reclaim_retries:
-                continue
-            victim = self.oom.out_of_memory(over, task, after_ns=stall)
-            fruitless = rounds = 0
-            if victim is None or task.state is FluidTaskState.EXITED:
-                if victim is None and task.state is not FluidTaskState.EXITED:
-                    self.machine.kill_process(task)  # nothing else to kill: the charge fails, the task dies
-                return False, stall
-
-    def _alloc_slowpath(self, task: FluidTask, n: int) -> tuple[bool, float]:
+    def alloc_slowpath(self, task: FluidTask, n: int) -> tuple[bool, float]:
         nodes = self._allowed_nodes(task)
         free = self.machine.page_alloc.free_pages
         low = int(self.wmark.low[nodes].sum())

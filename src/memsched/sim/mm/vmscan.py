@@ -65,6 +65,7 @@ import numpy.typing as npt
 
 from memsched.pressure.index import DEF_PRIORITY, SWAP_CLUSTER_MAX
 from memsched.sim.engine import Engine, Prio
+from memsched.sim.mm.filemap import PageCache
 from memsched.sim.mm.lru import (
     LRU_ACTIVE_ANON,
     LRU_ACTIVE_FILE,
@@ -75,6 +76,8 @@ from memsched.sim.mm.lru import (
 )
 from memsched.sim.mm.memcontrol import ROOT_MEMCG, MemcgTree
 from memsched.sim.mm.page_alloc import PageAllocator, Watermarks
+from memsched.sim.mm.sysctl import MAX_RECLAIM_RETRIES
+from memsched.sim.mm.version import KERNELS, MmBehaviour
 from memsched.sim.mm.vmpressure import SimVmpressure, VmpressureOp
 from memsched.sim.mm.vmstat import VmStat
 from memsched.sim.mm.writeback import Writeback
@@ -114,8 +117,6 @@ RECLAIM_COUNTERS: tuple[str, ...] = (
     "workingset_refault_file",
 )
 
-#: Rounds of reclaim without progress before OOM (``MAX_RECLAIM_RETRIES``, mm/internal.h, 4.7+).
-MAX_RECLAIM_RETRIES = 16
 #: Pages one shrink round takes from a list at most (the kernel's batch is SWAP_CLUSTER_MAX).
 _BATCH = 1024
 #: Swappiness (``vm.swappiness`` default 60): anon vs file scan weight is 60 : 140.
@@ -208,6 +209,10 @@ class Vmscan:
         costs: ReclaimCosts,
         *,
         kswapd_wakeup_ns: int = 20_000,
+        cache: PageCache | None = None,
+        behaviour: MmBehaviour | None = None,
+        cgroup_v2: bool = False,
+        file_folio: int = 1,
     ) -> None:
         self.machine = machine
         self.engine: Engine = machine.engine
@@ -222,19 +227,34 @@ class Vmscan:
         self.swap = swap
         self.costs = costs
         self.kswapd_wakeup_ns = kswapd_wakeup_ns
+        self.cache = cache if cache is not None else PageCache()
+        self.b = behaviour or KERNELS["6.18"]
+        #: Pages of one page-cache folio: reclaim isolates file pages in these units.
+        self.file_folio = file_folio
+        #: ``cgroup_subsys_on_dfl(memory_cgrp_subsys)``: memcg reclaim throttles like global reclaim
+        #: (``writeback_throttling_sane()``) and computes socket pressure; on v1 neither.
+        self.cgroup_v2 = cgroup_v2
         self.kswapd = [Kswapd(n, machine.topology.nodes[n].cpus[-1]) for n in range(frames.nr_nodes)]
         #: Called with (kswapd, running) when a kswapd starts or stops (PSI counts it as a stalled task).
         self.on_kswapd: list[Callable[[Kswapd, bool], None]] = []
 
     # ---- freeing -------------------------------------------------------------------------------------------
     def free_frames(
-        self, pfns: I64, *, unmap: bool = True, count_free: bool = True, swapped: bool = False
+        self,
+        pfns: I64,
+        *,
+        unmap: bool = True,
+        count_free: bool = True,
+        swapped: bool = False,
+        shadow: bool = True,
     ) -> None:
         """Release frames: off the LRU, uncharged, out of the page cache, back to the free lists.
 
-        ``unmap``: the pages disappear from their mm (reclaim, ``MADV_DONTNEED``); not on exit, where the
+        ``unmap``: anonymous pages disappear from their mm (reclaim, ``MADV_DONTNEED``); not on exit, where the
         machine frees the whole mm. ``count_free``: also return them to ``PageAllocator`` (not on exit, which
-        the machine does itself). ``swapped``: anon pages that now live in swap."""
+        the machine does itself). ``swapped``: anon pages that now live in swap. ``shadow``: page-cache pages
+        leave a shadow entry (reclaim; not ``POSIX_FADV_DONTNEED``). Page-cache pages always leave every
+        process view."""
         if not pfns.size:
             return
         fr = self.frames
@@ -243,10 +263,14 @@ class Vmscan:
         self.memcgs.uncharge(fr.memcg[pfns])
         if not swapped:  # swap-cache pages dropped with their mapping: their swap slots go too
             self.swap.used -= int(np.count_nonzero(fr.swapcache[pfns]))
-        if unmap:
-            mms = fr.mm[pfns]
+        cached = fr.file[pfns] >= 0
+        if cached.any():  # page cache: out of its file (a shadow entry if reclaim evicted it) and every view
+            self.cache.remove(fr, self.machine.mms, pfns[cached], shadow=shadow)
+        anon = pfns[~cached]
+        if unmap and anon.size:
+            mms = fr.mm[anon]
             m0 = int(mms[0])
-            groups = [(m0, pfns)] if (mms == m0).all() else [(int(i), pfns[mms == i]) for i in np.unique(mms)]
+            groups = [(m0, anon)] if (mms == m0).all() else [(int(i), anon[mms == i]) for i in np.unique(mms)]
             for mm_id, sel in groups:
                 idx = fr.index[sel]
                 mm = self.machine.mms[int(mm_id)]
@@ -257,8 +281,6 @@ class Vmscan:
                 self.frames.mm_pfn[int(mm_id)][idx] = -1
                 if swapped:
                     self.frames.mm_swapped[int(mm_id)][idx] = True
-                else:
-                    self.frames.mm_evicted[int(mm_id)][idx] = True
         if count_free:
             self.page_alloc.free(fr.node[pfns])
         fr.give_back(pfns)
@@ -329,7 +351,8 @@ class Vmscan:
             ds, dr = sc.nr_scanned - ms, sc.nr_reclaimed - mr
             if ds:
                 ops.append(VmpressureOp("lruvec", memcg, ds, dr, memcg_reclaim=memcg_reclaim))
-                ops.append(VmpressureOp("memcg", memcg, ds, dr))
+                if self.cgroup_v2:  # vmpressure(tree=false) returns at once on a v1 memcg (4.5+)
+                    ops.append(VmpressureOp("memcg", memcg, ds, dr))
         sc.cost_ns += self.costs.shrink_node_ns
         if sc.nr_scanned - s0:
             ops.append(VmpressureOp("tree", sc.target_memcg, sc.nr_scanned - s0, sc.nr_reclaimed - r0))
@@ -340,6 +363,9 @@ class Vmscan:
     def shrink_lruvec(self, node: int, memcg: int, sc: ScanControl) -> None:
         nr = self.get_scan_count(node, memcg, sc)
         start = sc.nr_reclaimed
+        # Global direct reclaim at DEF_PRIORITY scans the lists proportionally to the end (scan_adjusted /
+        # proportional_reclaim); memcg reclaim and kswapd stop once they have what they came for.
+        proportional = sc.global_reclaim and not sc.kswapd and sc.priority == DEF_PRIORITY
         while nr[LRU_INACTIVE_ANON] or nr[LRU_ACTIVE_FILE] or nr[LRU_INACTIVE_FILE]:
             left = sc.nr_to_reclaim - (sc.nr_reclaimed - start)
             batch = min(_BATCH, max(SWAP_CLUSTER_MAX, left))
@@ -347,8 +373,10 @@ class Vmscan:
                 if nr[lru]:
                     k = min(nr[lru], batch)
                     nr[lru] -= k
+                    if lru >= LRU_INACTIVE_FILE:  # isolate_lru_folios() takes whole folios
+                        k = max(k, self.file_folio)
                     self.shrink_list(lru, k, node, memcg, sc)
-            if sc.nr_reclaimed - start >= sc.nr_to_reclaim and sc.priority < DEF_PRIORITY:
+            if sc.nr_reclaimed - start >= sc.nr_to_reclaim and not proportional:
                 break
         if self._inactive_is_low(node, memcg, file=False):
             self.shrink_active_list(SWAP_CLUSTER_MAX, node, memcg, LRU_ACTIVE_ANON, sc)
@@ -389,26 +417,38 @@ class Vmscan:
         vs.inc("pgscan_file" if file else "pgscan_anon", k)
         self.memcgs.add_stat(memcg, "pgscan", k)
 
+        b = self.b
+        legacy_memcg = not sc.global_reclaim and not self.cgroup_v2  # !writeback_throttling_sane(sc)
         wb = fr.writeback[pfns]
-        if not sc.global_reclaim:  # legacy memcg: wait on pages already tagged for immediate reclaim
+        if legacy_memcg:  # wait on pages already tagged for immediate reclaim (shrink_folio_list case 3)
             waiting = wb & fr.reclaim[pfns]
             if waiting.any():
                 sc.wait_ns += self.writeback.wait_on_writeback(pfns[waiting])
                 wb = fr.writeback[pfns]
-        keep = wb.copy()
         fr.reclaim[pfns[wb]] = True
-        ref = fr.referenced[pfns] & ~keep
+        # Under writeback: tagged PG_reclaim, and (4.12+) activated out of the way until written.
+        keep = np.zeros(k, dtype=bool) if b.dirty_file_activate else wb.copy()
+        ref = fr.referenced[pfns] & ~wb
         fr.referenced[pfns] = False
-        activate = ref.copy()
-        rest = ~keep & ~activate
+        if file:  # folio_check_references(): PTE references activate; PG_referenced alone is RECLAIM_CLEAN
+            ref &= fr.mapped[pfns]
+        activate = ref | wb if b.dirty_file_activate else ref.copy()
+        rest = ~wb & ~ref
         free = np.zeros(k, dtype=bool)
         if file:
             dirty = rest & fr.dirty[pfns]
             if dirty.any():
                 fr.reclaim[pfns[dirty]] = True
-                keep |= dirty
-                sc.nr_dirty_seen += int(dirty.sum())
-                self.writeback.wakeup_flusher()
+                if b.dirty_file_activate:
+                    activate |= dirty
+                else:
+                    keep |= dirty
+                nd = int(dirty.sum())
+                sc.nr_dirty_seen += nd
+                if nd == k or not b.dirty_file_activate:  # nr_unqueued_dirty == nr_taken: nudge the flusher
+                    self.writeback.wakeup_flusher()
+                    if nd == k and legacy_memcg and b.v1_writeback_throttle:
+                        sc.wait_ns += self.writeback.reclaim_throttle()
             free = rest & ~dirty
         else:
             in_swap = rest & fr.swapcache[pfns]
@@ -450,20 +490,24 @@ class Vmscan:
 
     # ---- do_try_to_free_pages -----------------------------------------------------------------------------
     def do_try_to_free_pages(self, sc: ScanControl) -> ScanControl:
-        """The priority loop of direct and memcg-limit reclaim."""
+        """The priority loop of direct and memcg-limit reclaim (6.11+: a fruitless loop is run once more with
+        a full walk of the cgroup tree, ``memcg_full_walk``)."""
         if sc.global_reclaim:
             self.vmstat.inc("allocstall")
-        for prio in range(DEF_PRIORITY, -1, -1):
-            sc.priority = prio
-            self.vmpressure.account(
-                self.engine.now + round(sc.at_ns),
-                [VmpressureOp("prio", sc.target_memcg, priority=prio, memcg_reclaim=not sc.global_reclaim)],
-            )
-            sc.nr_scanned = 0
-            for node in sc.nodes:
-                self.shrink_node(node, sc)
-            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+        for sweep in range(2 if self.b.full_walk_retry else 1):
+            if sweep and sc.nr_reclaimed:
                 break
+            for prio in range(DEF_PRIORITY, -1, -1):
+                sc.priority = prio
+                self.vmpressure.account(
+                    self.engine.now + round(sc.at_ns),
+                    [VmpressureOp("prio", sc.target_memcg, priority=prio, memcg_reclaim=not sc.global_reclaim)],
+                )
+                sc.nr_scanned = 0
+                for node in sc.nodes:
+                    self.shrink_node(node, sc)
+                if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                    break
         return sc
 
     def try_to_free_pages(self, nodes: list[int], nr_pages: int, *, t0_ns: float = 0.0) -> ScanControl:

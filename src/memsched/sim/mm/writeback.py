@@ -11,7 +11,12 @@ still the defaults today):
   dirty for longer than ``dirty_expire_centisecs`` (30 s);
 * a page under writeback cannot be freed; when its I/O completes and reclaim had tagged it ``PG_reclaim``,
   ``end_page_writeback()`` -> ``rotate_reclaimable_page()`` moves it to the tail of the inactive list so the
-  next scan frees it (``pgrotated``);
+  next scan frees it (``pgrotated``; 4.12+ also from the active list, where reclaim put it, clearing
+  ``PG_active``: ``lru_move_tail()``);
+* reclaim that met only dirty pages not yet queued for I/O sleeps in ``reclaim_throttle(pgdat,
+  VMSCAN_THROTTLE_WRITEBACK)`` (5.16+, cgroup-v1 memcg reclaim: mm/vmscan.c ``shrink_inactive_list()``) until
+  more than ``SWAP_CLUSTER_MAX`` pages have been written since it started waiting
+  (``__acct_reclaim_writeback()``), or for ``HZ/10``;
 * ``balance_dirty_pages()``: a writer that pushed dirty + writeback pages above the dirty threshold blocks
   until the flusher brings them back below (a :class:`~memsched.sim.fluid.task.Wait` on :attr:`Writeback.throttle`);
 * swap-out (``pageout()`` of an anon page) goes through the same completion path.
@@ -30,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from memsched.pressure.index import SWAP_CLUSTER_MAX
 from memsched.sim.engine import Engine, Event, Prio
 from memsched.sim.mm.lru import LRU_INACTIVE_ANON, LRU_INACTIVE_FILE, Frames, LruVecs, PageFifo
 from memsched.sim.mm.vmstat import VmStat
@@ -83,6 +89,7 @@ class Writeback:
         dirty_writeback_ns: int,
         disk_write_bytes_per_s: int,
         flusher_tick_ns: int,
+        rotate_active: bool = True,
     ) -> None:
         self.engine = engine
         self.frames = frames
@@ -94,6 +101,9 @@ class Writeback:
         self.dirty_expire_ns = dirty_expire_ns
         self.dirty_writeback_ns = dirty_writeback_ns
         self.tick_ns = flusher_tick_ns
+        self.rotate_active = rotate_active
+        #: Times reclaim slept in ``reclaim_throttle(VMSCAN_THROTTLE_WRITEBACK)``.
+        self.throttled_reclaim = 0
         self.pages_per_tick = max(1, disk_write_bytes_per_s * flusher_tick_ns // (page_size * 1_000_000_000))
         self.nr_dirty = 0
         self.nr_writeback = 0
@@ -168,11 +178,12 @@ class Writeback:
     def expedite(self, wait_ns: int) -> int:
         """A reclaimer that made no progress waits ``wait_ns`` for I/O (``congestion_wait(HZ/10)`` in
         ``should_reclaim_retry``): what the disk would finish in that time finishes now, on its behalf —
-        the batch in flight, then as many dirty pages (oldest first) as the disk writes in ``wait_ns``."""
+        the batch in flight, then as many dirty pages (oldest first) as the disk writes in ``wait_ns`` (at least
+        ``SWAP_CLUSTER_MAX``)."""
         for batch in self._inflight:
             self._complete(batch)
         self._inflight = []
-        budget = self.pages_per_tick * max(1, wait_ns // self.tick_ns)
+        budget = max(SWAP_CLUSTER_MAX, wait_ns * self.pages_per_tick // self.tick_ns)
         fr = self.frames
         pfns = self._fifo.pop_tail(budget, fr.dirty_seq)
         if pfns.size:
@@ -187,6 +198,20 @@ class Writeback:
         if len(self.throttle) and not self.over_dirty_limit():
             self.throttle.wake_all()
         return wait_ns
+
+    def reclaim_throttle(self, timeout_ns: int = 100_000_000) -> int:
+        """``reclaim_throttle(VMSCAN_THROTTLE_WRITEBACK)``: ns the reclaimer sleeps — until more than
+        ``SWAP_CLUSTER_MAX`` pages have been written since it started waiting, that is until the first batch of
+        I/O completes (the flusher was just woken), or ``timeout_ns`` (HZ/10) when too little is left to write.
+        What the disk writes meanwhile completes now, on the sleeper's behalf."""
+        self.throttled_reclaim += 1
+        if self.nr_dirty + self.nr_writeback <= SWAP_CLUSTER_MAX:
+            return self.expedite(timeout_ns)  # too little left to write to wake it early
+        # The first I/O to complete wakes it: the batch in flight, else the one the woken flusher submits now.
+        wait = self.tick_ns
+        if self._inflight and self._tick is not None:
+            wait = max(1, self._tick.time - self.engine.now)
+        return self.expedite(min(timeout_ns, wait))
 
     @property
     def write_pending(self) -> int:
@@ -215,9 +240,12 @@ class Writeback:
         tagged = pfns[fr.reclaim[pfns]]
         fr.reclaim[tagged] = False
         lru = fr.lru[tagged]
-        rot = tagged[(lru == LRU_INACTIVE_FILE) | (lru == LRU_INACTIVE_ANON)]
+        on_lru = lru >= 0
+        if not self.rotate_active:
+            on_lru &= (lru == LRU_INACTIVE_FILE) | (lru == LRU_INACTIVE_ANON)
+        rot = tagged[on_lru & ~fr.dirty[tagged]]
         if rot.size:
-            lists = fr.lru[rot].astype(np.int64)
+            lists = fr.lru[rot].astype(np.int64) & ~1  # LRU_ACTIVE_* -> LRU_INACTIVE_* (folio_clear_active)
             self.lru.remove(rot)
             self.lru.add(rot, lists, tail=True)
             self.vmstat.inc("pgrotated", int(rot.size))

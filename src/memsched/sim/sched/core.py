@@ -15,6 +15,10 @@ and calls its class's ``task_tick``, so a lazy request raised by that tick's acc
 next tick (or at the return to user mode). Classes answer with a
 :class:`~memsched.sim.sched.preempt.Resched` level and ``preempt.py`` decides when that becomes a switch.
 
+Timers of one CPU that expire at the same nanosecond (job releases, nanosleeps, task starts) run in one
+interrupt, as ``__hrtimer_run_queues()`` (kernel/time/hrtimer.c) runs every expired timer before the
+interrupt returns: all their wakeups are enqueued, then the CPU reschedules once (:meth:`SchedCore.hrtimer_expire`).
+
 nohz_full (``kernel/time/tick-sched.c`` and ``sched_can_stop_tick()`` in core.c, 6.13): the tick of a
 nohz_full CPU stops (leaving the residual 1 Hz tick) only while no SCHED_DEADLINE entity is queued, at most
 one SCHED_RR task is, and either a FIFO task is queued or at most one fair task; an enqueue that breaks
@@ -145,6 +149,9 @@ class SchedCore:
         #: Per-tick interrupt cost and the cache refill it causes (isolation.py sets them).
         self.tick_cost_ns = 0
         self.tick_pollution_ns = 0
+        #: Inside one hrtimer interrupt serving several timers (:meth:`hrtimer_expire`): the runqueues whose
+        #: reschedule waits for the interrupt's exit; ``None`` outside.
+        self.irq_rqs: list[Rq] | None = None
         self.dl_class.init_rqs()
 
     # ---- events --------------------------------------------------------------------------------------------
@@ -152,18 +159,58 @@ class SchedCore:
         """Schedule a CPU-side event (a guest machine overrides this to gate events on its vCPUs)."""
         return self.engine.at(time, prio, fn, *args)
 
+    def hrtimer_expire(self, fn: Callable[..., None], t: SchedTask, *args: Any) -> None:
+        """A task's timer expires (a job release, a nanosleep, a start): ``fn(t, *args)`` wakes it.
+
+        ``__hrtimer_run_queues()`` (kernel/time/hrtimer.c, v6.13) runs every timer of the CPU's bases that
+        has expired before the interrupt returns, and the reschedule they ask for happens once, at the
+        interrupt's exit. So timers of one CPU due at the same nanosecond are served here together: their
+        wakeups are all enqueued first, then each runqueue they asked to reschedule picks once (no task is
+        switched in and preempted at the same instant). A lone timer takes the direct path.
+        """
+        if self.irq_rqs is not None:
+            fn(t, *args)
+            return
+        cpu = t.cpu
+        expire = self.hrtimer_expire
+
+        def same_irq(ev: Event) -> bool:
+            return ev.fn == expire and ev.prio == Prio.WAKEUP and ev.args[1].cpu == cpu
+
+        nxt = self.engine.pop_due(same_irq)
+        if nxt is None:
+            fn(t, *args)
+            return
+        pending: list[Rq] = []
+        self.irq_rqs = pending
+        try:
+            fn(t, *args)
+            while nxt is not None:
+                nxt.fn(*nxt.args)
+                nxt = self.engine.pop_due(same_irq)
+        finally:
+            self.irq_rqs = None
+        for rq in sorted(set(pending), key=lambda r: r.cpu):  # irq_exit(): each CPU's reschedule, once
+            curr = rq.curr
+            if rq.need_resched and (
+                curr is None
+                or self.model.allows(rq.need_resched, Point.IRQ_EXIT, curr.user, curr.preempt_count, curr.lazy_count)
+            ):
+                self.schedule(rq)
+
     # ---- task lifecycle ------------------------------------------------------------------------------------
     def add_task(self, t: SchedTask, cpu: int, start_ns: int) -> None:
         t.cpu = cpu
         self.tasks.append(t)
         t.start_ns = start_ns
-        self.at(start_ns, Prio.WAKEUP, self._start_task, t)
+        self.at(start_ns, Prio.WAKEUP, self.hrtimer_expire, self._start_task, t)
 
     def _start_task(self, t: SchedTask) -> None:
         now = self.engine.now
         st = t.stats
         st.release = now
         st.job_open = bool(t.program) and t.program[0].kind != K_TIMER
+        st.job_start = -1
         t.state = SchedTaskState.RUNNABLE
         cpu = t.sched_class.select_task_rq(t, t.cpu, t.cpu)
         t.cpu = cpu
@@ -210,6 +257,9 @@ class SchedCore:
         if rq.paused:
             assert self.hooks_vcpu is not None  # only a guest's runqueues are ever paused
             self.hooks_vcpu.kick(rq)
+            return
+        if self.irq_rqs is not None:
+            self.irq_rqs.append(rq)  # in a hardirq serving several timers: at its exit
             return
         if curr is None:
             if not rq.in_advance:
@@ -392,6 +442,8 @@ class SchedCore:
         rq.trace_start = now
         nxt.last_cpu = rq.cpu
         st = nxt.stats
+        if st.job_start < 0:
+            st.job_start = now
         if st.lat_release >= 0:
             st.lat.append(start + self.ctx_switch_ns - st.lat_release)
             st.lat_release = -1

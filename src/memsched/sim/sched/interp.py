@@ -222,7 +222,7 @@ class ProgramInterp:
                 t.pc = pc + 1
                 t.user = True
                 rq.in_advance = False
-                core.at(self.engine.now + ph.ns, Prio.WAKEUP, self._timer_wake, t)  # type: ignore[union-attr]
+                core.at(self.engine.now + ph.ns, Prio.WAKEUP, core.hrtimer_expire, self._timer_wake, t)  # type: ignore[union-attr]
                 core.block(rq, t)
                 return
             elif k == K_YIELD:
@@ -279,7 +279,7 @@ class ProgramInterp:
             t.stats.work_ns += ph.ns  # type: ignore[union-attr]
             point = Point.KERNEL
         elif k == K_KERNEL:
-            point = Point.COND_RESCHED
+            point = Point.COND_RESCHED if ph.cond_resched else Point.KERNEL  # type: ignore[union-attr]
         else:  # K_NOPREEMPT: preempt_enable() at its end
             t.preempt_count -= 1
             point = Point.PREEMPT_ENABLE
@@ -318,15 +318,23 @@ class ProgramInterp:
                 tard = resp - d
                 st.sum_tardiness += tard
                 st.max_tardiness = max(st.max_tardiness, tard)
+            if st.job_log is not None:
+                st.job_log.append(
+                    (st.release, st.job_start, now, d, t.nivcsw - st.job_nivcsw0, t.nr_migrations - st.job_migr0)
+                )
         st.job_open = True
         nxt = st.release + ph.period
         if ph.sporadic_mean_ns:
             nxt += int(self.engine.rng(f"sporadic/{t.name}").exponential(ph.sporadic_mean_ns))
         st.release = nxt
+        # the next job: it starts now if already due (the task runs on), else when it is next switched in
+        st.job_start = now if nxt <= now else -1
+        st.job_nivcsw0 = t.nivcsw
+        st.job_migr0 = t.nr_migrations
         t.user = True
         if nxt > now:
             rq.in_advance = False
-            self.core.at(nxt, Prio.WAKEUP, self._release, t, nxt)
+            self.core.at(nxt, Prio.WAKEUP, self.core.hrtimer_expire, self._release, t, nxt)
             self.core.block(rq, t)
             return True
         return False

@@ -113,6 +113,8 @@ class RtMachine:
         if noise is not None or isolation is not None:
             install_noise(self.core, noise or NoiseModel(), self.isolation)
         self._next_id = 0
+        #: Keep a record of every finished job (:meth:`job_records`); off by default (memory).
+        self.job_log = False
 
     def _make_core(self) -> SchedCore:
         return SchedCore(self.engine, self.nr_cpus, self.cfg, slub=self.slub)
@@ -142,6 +144,8 @@ class RtMachine:
         t = SchedTask(self._next_id, name, program, loops, aff, self.core.fair_class)
         self._next_id += 1
         t.stats.job_deadline = job_deadline_ns
+        if self.job_log:
+            t.stats.job_log = []
         t.cpu = aff[t.id % len(aff)]
         if attr is not None:
             self.sched_setattr(t, attr)
@@ -365,6 +369,44 @@ class RtMachine:
 
     def enable_trace(self) -> None:
         self.core.trace = []
+
+    def enable_job_log(self) -> None:
+        """Record every finished job of every task (spawned or to be spawned) for :meth:`job_records`."""
+        self.job_log = True
+        for t in self.core.tasks:
+            if t.stats.job_log is None:
+                t.stats.job_log = []
+
+    def job_records(self) -> list[dict[str, Any]]:
+        """Every finished job, by task then release: times in ns, as the task totals count them.
+
+        ``start`` is when the job was first switched in (before the switch cost), ``finish`` when it reached
+        its ``Timer``; ``deadline`` is absolute (release + the relative deadline its lateness is measured
+        against); ``preemptions`` and ``migrations`` are the task's involuntary switches and migrations
+        between the job's release and its end. A job still running when the run ends is not listed (the
+        task's ``jobs`` and ``deadline_misses`` do not count it either).
+        """
+        out: list[dict[str, Any]] = []
+        for t in self.core.tasks:
+            log = t.stats.job_log
+            if not log:
+                continue
+            for i, (release, start, finish, d, preempt, migr) in enumerate(log):
+                out.append(
+                    {
+                        "task": t.name,
+                        "job": i,
+                        "release_ns": release,
+                        "start_ns": start if start >= 0 else None,
+                        "finish_ns": finish,
+                        "deadline_ns": release + d,
+                        "response_ns": finish - release,
+                        "missed": finish - release > d,
+                        "preemptions": preempt,
+                        "migrations": migr,
+                    }
+                )
+        return out
 
     # ---- results ----------------------------------------------------------------------------------------------
     def task_record(self, t: SchedTask, elapsed: int) -> dict[str, Any]:

@@ -9,7 +9,8 @@ code, preemptible kernel code and preempt-disabled code differently:
 phase               mode         meaning
 ==================  ===========  ===========================================================================
 ``Run(ns)``         user         compute for ``ns`` of CPU time
-``Kernel(ns)``      kernel       a system call's work; ends with a ``cond_resched()`` point
+``Kernel(ns)``      kernel       a system call's work; ends with a ``cond_resched()`` point (unless
+                                 ``cond_resched=False``)
 ``NoPreempt(ns)``   kernel       ``preempt_disable()`` / spinlock-held section (raw spinlock on RT)
 ``Lock(name)``      kernel       take a sleeping mutex (``might_sleep`` point; blocks when contended)
 ``Unlock(name)``    kernel       release it, handing it to the first waiter
@@ -97,9 +98,12 @@ class Run:
 
 @dataclass(frozen=True, slots=True)
 class Kernel:
-    """Preemptible kernel work of ``ns`` (a system call); a ``cond_resched()`` point at its end."""
+    """Preemptible kernel work of ``ns`` (a system call); a ``cond_resched()`` point at its end unless
+    ``cond_resched=False`` (kernel code that reaches its next ``might_sleep()`` without one, as a system call's
+    entry reaches the mutex of ``pipe_write()``: only preemptible kernels can switch at its end)."""
 
     ns: int
+    cond_resched: bool = True
     kind = K_KERNEL
 
     def __post_init__(self) -> None:
@@ -227,7 +231,11 @@ class TaskStats:
 
     __slots__ = (
         "job_deadline",
+        "job_log",
+        "job_migr0",
+        "job_nivcsw0",
         "job_open",
+        "job_start",
         "jobs",
         "lat",
         "lat_release",
@@ -258,3 +266,11 @@ class TaskStats:
         self.lat: list[int] = []
         #: Work of the finished ``Run`` phases (ns): the task's useful progress.
         self.work_ns = 0
+        #: Per-job records when the machine keeps them (``RtMachine(job_log=True)``), else ``None``: one
+        #: ``(release, start, finish, relative deadline, preemptions, migrations)`` per finished job.
+        self.job_log: list[tuple[int, int, int, int, int, int]] | None = None
+        #: When the current job first ran (-1: not yet), and the task's involuntary switches and migrations
+        #: when it was released.
+        self.job_start = -1
+        self.job_nivcsw0 = 0
+        self.job_migr0 = 0

@@ -60,6 +60,7 @@ __all__ = [
     "ENQUEUE_REPLENISH",
     "ENQUEUE_RESTORE",
     "ENQUEUE_WAKEUP",
+    "IDEAL_SCHED",
     "NICE_0_LOAD",
     "NO_DEADLINE",
     "SCHED_PRIO_TO_WEIGHT",
@@ -120,6 +121,17 @@ def div_s64(a: int, b: int) -> int:
     return q if a >= 0 else -q
 
 
+#: What :meth:`SchedConfig.ideal` (``memsched rt sim --ideal``) changes: every switch and cache cost off, no
+#: fair_server or RT throttling, no admission limit.
+IDEAL_SCHED: dict[str, Any] = {
+    "ctx_switch_ns": 0,
+    "cache_refill_ns": 0,
+    "migration_refill_ns": 0,
+    "rt_bandwidth": "none",
+    "sched_rt_runtime_us": -1,
+}
+
+
 @dataclass(frozen=True)
 class SchedConfig:
     """Knobs of the exact scheduler. Field names follow the sysctl / Kconfig / debugfs knob they mirror."""
@@ -172,13 +184,7 @@ class SchedConfig:
     @classmethod
     def ideal(cls, **overrides: Any) -> SchedConfig:
         """The machine of scheduling theory: free context switches, no fair_server, no admission limit."""
-        base: dict[str, Any] = {
-            "ctx_switch_ns": 0,
-            "cache_refill_ns": 0,
-            "migration_refill_ns": 0,
-            "rt_bandwidth": "none",
-            "sched_rt_runtime_us": -1,
-        }
+        base: dict[str, Any] = dict(IDEAL_SCHED)
         base.update(overrides)
         return cls(**base)
 
@@ -569,6 +575,9 @@ class CoreOps(Protocol):
 
     def wake_up(self, t: SchedTask, src_cpu: int, point: int) -> None:
         """``try_to_wake_up()`` of a sleeping ``t`` from ``src_cpu``."""
+
+    def hrtimer_expire(self, fn: Callable[..., None], t: SchedTask, *args: Any) -> None:
+        """A task's timer expires: ``fn(t, *args)``, with the other timers of its CPU due at that instant."""
 
 
 class SchedClass:

@@ -1,28 +1,46 @@
 """What a memory-pressure scenario is — a machine, its sysctls, services, the designs to compare — and how
-one is loaded and validated from TOML (a built-in name or a file)."""
+one is loaded and validated from TOML (a built-in name or a file).
+
+A service may start at a time (``start``) or when another service's process exits (``start_after``, then
+``start`` is a delay after that exit); move ``rate`` bytes per second (streamer, reader, allocator); have
+``file_backed`` memory (its interpreter and libraries, mapped and touched as it works). A ``reader`` reads the
+file a ``streamer`` wrote (``file = "<service>"``) or a file already on disk; a ``listener`` only registers
+for ``levels`` in ``mode`` on its memcg and counts what it hears.
+
+Sizes and durations in a scenario file are strings with units (``"640MiB"``, ``"8ms"``): a bare number is
+refused, since ``duration = 5`` used to simulate 5 ns without a word (only ``0`` may be bare). Every value is
+bounded so that an accepted scenario can be simulated here:
+
+* the machine's memory, :data:`MAX_MEMORY` = 16 GiB (the reclaim model keeps a frame table of about 80 bytes
+  per 4 KiB page: ~320 MB at the limit; 1 GiB and 8 GiB simulate in about the same 4 s);
+* the duration, :data:`MAX_DURATION` = 600 s of simulated time (the 24 s default takes ~4 s per design);
+* at most :data:`MAX_SERVICES` services, each at most :data:`MAX_SERVICE_SIZE` (64 GiB; a streamer's file is
+  written, not held), chunks of 4 KiB..1 GiB, rates up to 64 GiB/s, and times up to the duration limit.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from memsched.config import from_sets
+from memsched.config import finite_number, from_sets, parse_toml, read_input_file
 from memsched.errors import ConfigError, KernelError, UnknownNameError
 from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.sim.mm.reclaim import ReclaimConfig
 from memsched.topology import Topology, load_topology
 from memsched.uapi.pressure import PsiTrigger
-from memsched.units import MIB, NSEC_PER_SEC, parse_duration, parse_size
+from memsched.units import GIB, MIB, NSEC_PER_SEC, parse_duration, parse_size
 
 __all__ = [
     "DESIGNS",
     "KINDS",
     "LEVELS",
+    "MODES",
     "POLICIES",
     "Scenario",
     "ServiceSpec",
@@ -32,9 +50,21 @@ __all__ = [
 ]
 
 DESIGNS = ("none", "rfc2012", "mainline", "psi")
-KINDS = ("streamer", "cache", "allocator")
+KINDS = ("streamer", "cache", "allocator", "reader", "listener")
 POLICIES = ("ignore", "shed")
 LEVELS = ("low", "medium", "critical")
+MODES = ("default", "hierarchy", "local")
+#: An allocator's rate when the scenario gives none.
+DEFAULT_ALLOCATOR_RATE = 64 * MIB
+
+#: Limits of a scenario (see the module docstring for why).
+MAX_MEMORY = 16 * GIB
+MAX_DURATION = 600 * NSEC_PER_SEC
+MAX_SERVICES = 1024  # processes, not frames, bound the cost: an act-sim fork bomb expands to up to 512
+MAX_SERVICE_SIZE = 64 * GIB
+MAX_CHUNK = GIB
+MAX_RATE = 64 * GIB
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -42,7 +72,7 @@ class ServiceSpec:
 
     name: str
     kind: str
-    size: int
+    size: int = 0
     chunk: int = 2 * MIB
     start: int = 0
     policy: str = "ignore"
@@ -53,7 +83,16 @@ class ServiceSpec:
     oom_score_adj: int = 0
     hit_cost: int = 4_000_000
     miss_cost: int = 12_000_000
-    rate: int = 64 * MIB
+    #: Bytes per second the service moves while the kernel lets it (None: streamer/reader as fast as they
+    #: can, allocator 64 MiB/s).
+    rate: int | None = None
+    start_after: str | None = None
+    file: str | None = None
+    levels: tuple[str, ...] = ()
+    mode: str = "default"
+    file_backed: int = 0
+    #: Allocator: how long it keeps what it allocated before exiting (None: to the scenario's end).
+    hold: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -62,11 +101,23 @@ class ServiceSpec:
             raise UnknownNameError("kind", self.kind, KINDS)
         if self.policy not in POLICIES:
             raise UnknownNameError("policy", self.policy, POLICIES)
-        if self.chunk < 4096 or self.chunk % 4096:
-            raise ConfigError("chunk", self.chunk, "must be a positive multiple of 4 KiB")
-        if self.size < self.chunk:
+        if self.chunk < 4096 or self.chunk % 4096 or self.chunk > MAX_CHUNK:
+            raise ConfigError("chunk", self.chunk, f"must be a multiple of 4 KiB in 4KiB..{MAX_CHUNK >> 30}GiB")
+        if self.size > MAX_SERVICE_SIZE:
+            raise ConfigError("size", self.size, f"must be at most {MAX_SERVICE_SIZE >> 30}GiB")
+        if self.kind == "listener":
+            self._check_listener()
+        elif self.size < self.chunk and not (self.kind == "reader" and self.file and not self.size):
             raise ConfigError("size", self.size, f"must be at least one chunk ({self.chunk} B)")
-        if not 0.0 < self.shed_fraction <= 1.0:
+        if self.file is not None and self.kind != "reader":
+            raise ConfigError("file", self.file, "is for a reader (the service whose file it reads)")
+        if self.file_backed < 0 or self.file_backed % 4096 or self.file_backed > MAX_SERVICE_SIZE:
+            raise ConfigError(
+                "file_backed", self.file_backed, f"must be a multiple of 4 KiB in 0..{MAX_SERVICE_SIZE >> 30}GiB"
+            )
+        if self.start_after == self.name:
+            raise ConfigError("start_after", self.start_after, "must name another service")
+        if not 0.0 < self.shed_fraction <= 1.0:  # NaN fails this too
             raise ConfigError("shed_fraction", self.shed_fraction, "must be in (0, 1]")
         if not -1000 <= self.oom_score_adj <= 1000:
             raise ConfigError("oom_score_adj", self.oom_score_adj, "must be in -1000..1000")
@@ -74,11 +125,44 @@ class ServiceSpec:
             raise ConfigError("limit", self.limit, "needs a 'memcg' to apply to")
         if self.memcg is not None and (not self.memcg.startswith("/") or self.memcg == "/"):
             raise ConfigError("memcg", self.memcg, "must be a child cgroup path such as /cache")
-        for name in ("hit_cost", "miss_cost", "rate", "cooldown"):
+        for name in ("hit_cost", "miss_cost", "cooldown", "start"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, getattr(self, name), "must be >= 0")
-        if self.rate == 0:
-            raise ConfigError("rate", 0, "must be > 0")
+            if getattr(self, name) > MAX_DURATION:
+                raise ConfigError(name, getattr(self, name), f"must be at most {MAX_DURATION // NSEC_PER_SEC}s")
+        if self.rate is not None and not 0 < self.rate <= MAX_RATE:
+            raise ConfigError("rate", self.rate, f"must be in 1B..{MAX_RATE >> 30}GiB (per second)")
+        if self.rate is not None and self.kind in ("cache", "listener"):
+            raise ConfigError("rate", self.rate, "is for a streamer, reader or allocator")
+        if self.hold is not None and (self.kind != "allocator" or not 0 <= self.hold <= MAX_DURATION):
+            raise ConfigError(
+                "hold", self.hold, f"is for an allocator, and must be in 0..{MAX_DURATION // NSEC_PER_SEC}s"
+            )
+        if self.limit is not None and not 0 < self.limit <= MAX_MEMORY:
+            raise ConfigError("limit", self.limit, f"must be in 1B..{MAX_MEMORY >> 30}GiB")
+
+    def _check_listener(self) -> None:
+        if not self.levels:
+            raise ConfigError("levels", [], "must list at least one of: " + ", ".join(LEVELS))
+        for level in self.levels:
+            if level not in LEVELS:
+                raise UnknownNameError("levels", level, LEVELS)
+        if len(set(self.levels)) != len(self.levels):
+            raise ConfigError("levels", list(self.levels), "must not repeat a level")
+        if self.mode not in MODES:
+            raise UnknownNameError("mode", self.mode, MODES)
+        if self.policy != "ignore":
+            raise ConfigError("policy", self.policy, "must be ignore for a listener (it only counts)")
+        if self.size or self.file_backed:
+            key = "size" if self.size else "file_backed"
+            raise ConfigError(key, getattr(self, key), "is not for a listener (it holds no memory)")
+
+    @property
+    def pace(self) -> int | None:
+        """Bytes per second it keeps to (None: as fast as it can)."""
+        if self.rate is None and self.kind == "allocator":
+            return DEFAULT_ALLOCATOR_RATE
+        return self.rate
 
 
 @dataclass(frozen=True)
@@ -98,14 +182,50 @@ class Scenario:
     source: str = "<builtin>"
 
     def __post_init__(self) -> None:
-        if self.duration <= 0:
-            raise ConfigError("duration", self.duration, "must be > 0", source=self.source)
+        if not 0 < self.duration <= MAX_DURATION:
+            raise ConfigError(
+                "duration", self.duration, f"must be in 1ns..{MAX_DURATION // NSEC_PER_SEC}s", source=self.source
+            )
+        if self.topology.memory_bytes > MAX_MEMORY:
+            raise ConfigError(
+                "memory", self.topology.memory_bytes,
+                f"must be at most {MAX_MEMORY >> 30}GiB (the reclaim model keeps a frame per page)", source=self.source,
+            )  # fmt: skip
         if not self.services:
             raise ConfigError("service", [], "must list at least one [[service]]", source=self.source)
+        if len(self.services) > MAX_SERVICES:
+            raise ConfigError("service", len(self.services), f"must list at most {MAX_SERVICES}", source=self.source)
         names = [s.name for s in self.services]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError("service.name", dup[0], "must be unique", source=self.source)
+        by_name = {s.name: s for s in self.services}
+        for svc in self.services:
+            after = svc.start_after
+            if after is not None and after not in by_name:
+                raise ConfigError(
+                    "service.start_after", after, "must name a service: " + ", ".join(names), source=self.source
+                )
+            if after is not None and by_name[after].kind == "listener":
+                raise ConfigError(
+                    "service.start_after", after, "must name a service that ends (not a listener)", source=self.source
+                )
+            if svc.file is not None and svc.file in by_name and by_name[svc.file].kind != "streamer":
+                raise ConfigError(
+                    "service.file", svc.file, "must name a streamer (or a file on disk)", source=self.source
+                )
+            if svc.kind == "reader" and not svc.size and (svc.file is None or svc.file not in by_name):
+                raise ConfigError(
+                    "service.size", 0, "is required for a reader of a file on disk", source=self.source
+                )
+            seen = {svc.name}
+            while after is not None:
+                if after in seen:
+                    raise ConfigError(
+                        "service.start_after", svc.start_after, "must not form a cycle", source=self.source
+                    )
+                seen.add(after)
+                after = by_name[after].start_after
         for d in self.designs:
             if d not in DESIGNS:
                 raise UnknownNameError("designs", d, DESIGNS, source=self.source)
@@ -132,8 +252,8 @@ _TOP_KEYS = {
     "service",
 }
 _SERVICE_KEYS = {f.name for f in dataclasses.fields(ServiceSpec)}
-_SIZE_KEYS = {"size", "chunk", "limit", "rate"}
-_TIME_KEYS = {"start", "cooldown", "hit_cost", "miss_cost"}
+_SIZE_KEYS = {"size", "chunk", "limit", "rate", "file_backed"}
+_TIME_KEYS = {"start", "cooldown", "hit_cost", "miss_cost", "hold"}
 
 
 def _scenario_dir() -> Any:
@@ -159,19 +279,15 @@ def load_scenario(ref: str) -> Scenario:
                 ref,
                 "must be a readable TOML file or a built-in scenario: " + ", ".join(list_scenarios()),
             )
-        text = path.read_text()
+        data = read_input_file(path, "SCENARIO", "TOML file")
         source = str(path)
     else:
         names = list_scenarios()
         if ref not in names:
             raise UnknownNameError("SCENARIO", ref, names)
-        text = (_scenario_dir() / f"pressure-{ref}.toml").read_text()
+        data = (_scenario_dir() / f"pressure-{ref}.toml").read_bytes()
         source = f"scenario {ref}"
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("SCENARIO", ref, f"must be valid TOML ({e})", source=source) from None
-    return scenario_from_dict(raw, source=source)
+    return scenario_from_dict(parse_toml(data, "SCENARIO", source), source=source)
 
 
 def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str, source: str) -> None:
@@ -197,20 +313,25 @@ def _service(raw: Mapping[str, Any], i: int, source: str) -> ServiceSpec:
     if not isinstance(raw, Mapping):
         raise ConfigError("service", raw, "entries must be tables ([[service]])", source=source)
     _check_keys(raw, _SERVICE_KEYS, where, source)
-    for key in ("name", "kind", "size"):
+    required = ["name", "kind"]
+    if raw.get("kind") not in ("listener", "reader"):
+        required.append("size")
+    for key in required:
         if key not in raw:
             raise ConfigError(key, None, f"is required in {where}", source=source)
     kw: dict[str, Any] = {}
     for key, v in raw.items():
         try:
             if key in _SIZE_KEYS:
-                kw[key] = parse_size(v, field=key)
+                kw[key] = parse_size(v, field=key, unit_required=True)
             elif key in _TIME_KEYS:
-                kw[key] = parse_duration(v, field=key)
+                kw[key] = parse_duration(v, field=key, unit_required=True)
             elif key == "shed_fraction":
-                if isinstance(v, bool) or not isinstance(v, int | float):
-                    raise ConfigError(key, v, "must be a number in (0, 1]")
-                kw[key] = float(v)
+                kw[key] = finite_number(v, key, lo=-math.inf, hi=math.inf)  # the range: ServiceSpec's "(0, 1]"
+            elif key == "levels":
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise ConfigError(key, v, "must be a list of: " + ", ".join(LEVELS))
+                kw[key] = tuple(v)
             elif key == "oom_score_adj":
                 if isinstance(v, bool) or not isinstance(v, int):
                     raise ConfigError(key, v, "must be an integer in -1000..1000")
@@ -236,8 +357,10 @@ def _sets(raw: Any, section: str, source: str) -> dict[str, str]:
             out[k] = str(parse_size(v, field=k))
         elif isinstance(v, str) and k.endswith("_ns"):
             out[k] = str(parse_duration(v, field=k))
-        else:
+        elif isinstance(v, int | float | str):  # the unit is in the name; from_sets checks the number
             out[k] = str(v)
+        else:
+            raise ConfigError(k, v, "must be a number, a string or true/false", source=source)
     return out
 
 
@@ -247,15 +370,16 @@ def scenario_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") -> Sce
     name = _as_str(raw, "name", source) if "name" in raw else Path(source).stem
     topo = load_topology(_as_str(raw, "topology", source) if "topology" in raw else "pressure-1n4")
     if "memory" in raw:
-        mem = parse_size(raw["memory"], field="memory")
+        try:
+            mem = parse_size(raw["memory"], field="memory", max_bytes=MAX_MEMORY, unit_required=True)
+        except ConfigError as e:
+            raise ConfigError("memory", raw["memory"], e.allowed, source=source) from None
         if mem < 64 * MIB:
             raise ConfigError("memory", raw["memory"], "must be at least 64MiB", source=source)
         per_node = mem // topo.nr_nodes
-        topo = dataclasses.replace(
-            topo, nodes=tuple(dataclasses.replace(n, memory_bytes=per_node) for n in topo.nodes)
-        )
+        topo = dataclasses.replace(topo, nodes=tuple(dataclasses.replace(n, memory_bytes=per_node) for n in topo.nodes))
     try:
-        duration = parse_duration(raw.get("duration", "30s"), field="duration")
+        duration = parse_duration(raw.get("duration", "30s"), field="duration", unit_required=True)
         reclaim_sets = _sets(raw.get("sysctl", {}), "sysctl", source)
         rfc = from_sets(Rfc2012VmpressureConfig, _sets(raw.get("rfc2012", {}), "rfc2012", source), owner="[rfc2012]")
         mainline = from_sets(
@@ -286,9 +410,9 @@ def scenario_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") -> Sce
             ) from None
     designs = raw.get("designs", list(DESIGNS))
     if not isinstance(designs, list) or not all(isinstance(d, str) for d in designs) or not designs:
-        raise ConfigError(
-            "designs", designs, "must be a non-empty list of: " + ", ".join(DESIGNS), source=source
-        )
+        raise ConfigError("designs", designs, "must be a non-empty list of: " + ", ".join(DESIGNS), source=source)
+    if len(set(designs)) != len(designs):
+        raise ConfigError("designs", designs, "must not name a design twice", source=source)
     services_raw = raw.get("service", [])
     if not isinstance(services_raw, list):
         raise ConfigError("service", services_raw, "must be an array of tables ([[service]])", source=source)

@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine, MachineConfig
 from memsched.sim.fluid.task import Call, Compute, FluidTask, Phase, Sleep, Spawn, ThreadSpec, Touch, Wait
-from memsched.sim.mm.mm import Region
+from memsched.sim.mm.mm import MmStruct, Region
 from memsched.sim.mm.reclaim import Reclaim
-from memsched.uapi.pressure import VmpressureConfig, VmpressureLevel
+from memsched.uapi.pressure import VmpressureLevel
 from memsched.units import MIB, NSEC_PER_SEC
+from memsched.workloads.pressure.listen import open_ears
 from memsched.workloads.pressure.scenario import LEVELS, Scenario, ServiceSpec
 
 __all__ = ["PressureRun"]
@@ -33,25 +35,38 @@ RELEASE_NS_PER_PAGE = 250
 MAX_LISTENER_WAKEUPS = 20_000
 
 
-class _AnyOf:
-    """Wait on several wait queues at once (``poll`` on a set of fds); ready as soon as one is."""
+class _Exited:
+    """Wait until another service's process has exited (its main program ended, or it was killed)."""
 
-    def __init__(self, *waitables: Any) -> None:
-        self.waitables = waitables
+    def __init__(self, run: PressureRun, name: str) -> None:
+        self.run = run
+        self.name = name
 
     def poll_ready(self, task: FluidTask) -> bool:
-        return any(w.poll_ready(task) for w in self.waitables)
+        return self.run.by_name[self.name].exited
 
     def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
-        for w in self.waitables:
-            w.add_waiter(task, wake)
+        self.run.exit_waiters.setdefault(self.name, []).append((task, wake))
+
+
+class _ExitWatch(Instrument):
+    """Tells :class:`PressureRun` when a service's address space goes (a killed process)."""
+
+    def __init__(self, run: PressureRun) -> None:
+        self.run = run
+
+    def mm_exit(self, mm: MmStruct) -> None:
+        for svc in self.run.services:
+            if svc.task is not None and svc.task.mm is mm:
+                self.run.service_exited(svc)
 
 
 @dataclass
 class _Service:
     spec: ServiceSpec
-    region: Region
+    region: Region | None
     nr_chunks: int
+    text: Region | None = None
     task: FluidTask | None = None
     steps: int = 0
     hits: float = 0.0
@@ -62,8 +77,13 @@ class _Service:
     events: list[tuple[int, str]] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     alloc_done: int | None = None
+    started_at: int | None = None
+    exited: bool = False
+    step_t0: int = 0
+    receivers: dict[str, str] = field(default_factory=dict)
 
     def chunk(self, k: int) -> Region:
+        assert self.region is not None
         return self.region.sub(k * self.spec.chunk, self.spec.chunk)
 
 
@@ -76,67 +96,140 @@ class PressureRun:
         self.machine = FluidMachine(scenario.topology, seed=seed, config=MachineConfig(thp=False))
         self.r = Reclaim(self.machine, scenario.reclaim)
         self.machine.add_instrument(self.r)
+        self.machine.add_instrument(_ExitWatch(self))
         self.page_size = self.machine.page_size
         self.services: list[_Service] = []
+        self.by_name: dict[str, _Service] = {}
+        self.exit_waiters: dict[str, list[tuple[FluidTask, Callable[[FluidTask], None]]]] = {}
         for spec in scenario.services:
-            self.services.append(self._build(spec))
+            svc = self._build(spec)
+            self.services.append(svc)
+            self.by_name[spec.name] = svc
 
     # -- building
+    def _memcg(self, spec: ServiceSpec) -> None:
+        r = self.r
+        if spec.memcg is None:
+            return
+        if spec.memcg not in r.memcgs.by_path:
+            parts = spec.memcg.strip("/").split("/")
+            for i in range(len(parts)):
+                p = "/" + "/".join(parts[: i + 1])
+                if p not in r.memcgs.by_path:
+                    r.memcgs.mkdir(p)
+        if spec.limit is not None:
+            r.memcgs.set_limit(spec.memcg, spec.limit, self.page_size)
+
     def _build(self, spec: ServiceSpec) -> _Service:
         m, r = self.machine, self.r
-        if spec.memcg is not None:
-            if spec.memcg not in r.memcgs.by_path:
-                parts = spec.memcg.strip("/").split("/")
-                for i in range(len(parts)):
-                    p = "/" + "/".join(parts[: i + 1])
-                    if p not in r.memcgs.by_path:
-                        r.memcgs.mkdir(p)
-            if spec.limit is not None:
-                r.memcgs.set_limit(spec.memcg, spec.limit, self.page_size)
+        self._memcg(spec)
         mm = m.new_mm(spec.name)
-        if spec.kind == "streamer":
-            region = mm.mmap(spec.size, f"{spec.name}:file", header=0)
-            r.map_file(mm, region)
-        else:
-            region = mm.mmap(spec.size, f"{spec.name}:heap", header=0)
-        svc = _Service(spec, region, region.nbytes // spec.chunk)
-        main = self._main_program(svc)
-        program: tuple[Phase, ...] = main
-        if spec.policy == "shed" and self.design != "none":
-            listener = self._listener_program(svc)
-            program = (Spawn((ThreadSpec(f"{spec.name}-listener", listener),)), *main)
+        size = spec.size
+        region: Region | None = None
+        if spec.kind == "reader" and spec.file in {s.name for s in self.sc.services}:
+            size = size or next(s.size for s in self.sc.services if s.name == spec.file)
+        if spec.kind in ("streamer", "reader"):
+            region = mm.mmap(size, f"{spec.name}:file", header=0)
+            if spec.kind == "streamer":
+                r.map_file(mm, region, file=f"{spec.name}.data")
+            elif spec.file in {s.name for s in self.sc.services}:
+                r.map_file(mm, region, file=f"{spec.file}.data")
+            else:
+                r.map_file(mm, region, file=spec.file or f"{spec.name}.input", exists=True)
+        elif spec.kind != "listener":
+            region = mm.mmap(size, f"{spec.name}:heap", header=0)
+        svc = _Service(spec, region, 0 if region is None else region.nbytes // spec.chunk)
+        if spec.file_backed:
+            svc.text = mm.mmap(spec.file_backed, f"{spec.name}:text", header=0)
+            r.map_file(mm, svc.text, file=f"{spec.name}:text", mapped=True, exists=True)
+        program: list[Phase] = []
+        if spec.start_after is not None:
+            program.append(Wait(_Exited(self, spec.start_after)))
         if spec.start:
-            program = (Sleep(spec.start), *program)
-        svc.task = m.spawn_process(spec.name, program, mm=mm)
+            program.append(Sleep(spec.start))
+        program.append(Call(functools.partial(self._started, svc)))
+        if svc.text is not None:
+            program.append(Touch(svc.text, write=0.0))
+        if spec.policy == "shed" and self.design != "none":
+            listener = self._listener_program(svc, ("medium",) if self.design == "rfc2012" else ("medium", "critical"))
+            program.append(Spawn((ThreadSpec(f"{spec.name}-listener", tuple(listener)),)))
+        program += self._main_program(svc)
+        program.append(Call(functools.partial(self._finished, svc)))
+        svc.task = m.spawn_process(spec.name, tuple(program), mm=mm)
         if spec.memcg is not None:
             r.memcgs.attach(svc.task.tgid, spec.memcg)
         if spec.oom_score_adj:
             r.set_oom_score_adj(svc.task, spec.oom_score_adj)
         return svc
 
-    def _main_program(self, svc: _Service) -> tuple[Phase, ...]:
+    def _main_program(self, svc: _Service) -> list[Phase]:
         spec = svc.spec
         dur = self.sc.duration - spec.start
         out: list[Phase] = []
+        done = Call(functools.partial(self._count, svc))
         if spec.kind == "streamer":
             throttle = Wait(self.r.writeback.throttle)
-            done = Call(functools.partial(self._count, svc))
             for k in range(svc.nr_chunks):
-                out += [Touch(svc.chunk(k), write=1.0), done, throttle]
+                out += self._step(svc, k, [Touch(svc.chunk(k), write=1.0), throttle, done])
+        elif spec.kind == "reader":
+            for k in range(svc.nr_chunks):
+                out += self._step(svc, k, [Touch(svc.chunk(k), write=0.0), done])
         elif spec.kind == "cache":
             steps = max(1, math.ceil(dur / max(spec.hit_cost, 1))) + 1
             keys = svc.nr_chunks
             touches = [Touch(svc.chunk(k), write=0.25) for k in range(keys)]
             calls = [Call(functools.partial(self._request, svc, k)) for k in range(keys)]
             for i in range(steps):
-                out += [calls[i % keys], touches[i % keys]]
-        else:  # allocator
-            think = max(0, round(spec.chunk / spec.rate * NSEC_PER_SEC))
-            done = Call(functools.partial(self._count, svc))
+                out += [*self._text_touch(svc, i), calls[i % keys], touches[i % keys]]
+        elif spec.kind == "allocator":
             for k in range(svc.nr_chunks):
-                out += [Touch(svc.chunk(k), write=1.0), done, Compute(think)]
-            out.append(Compute(max(1, dur)))
-        return tuple(out)
+                out += self._step(svc, k, [Touch(svc.chunk(k), write=1.0), done])
+            out.append(Compute(max(1, dur if spec.hold is None else spec.hold)))
+        else:  # listener
+            out += self._listener_program(svc, spec.levels)
+        return out
+
+    def _step(self, svc: _Service, k: int, phases: list[Phase]) -> list[Phase]:
+        """One chunk of work, kept to the service's rate: what the kernel leaves of the chunk's time budget
+        is spent in the service's own code (a copy loop, computing)."""
+        pace = svc.spec.pace
+        text = self._text_touch(svc, k)
+        if pace is None:
+            return [*text, *phases]
+        budget = round(svc.spec.chunk * NSEC_PER_SEC / pace)
+        start, pad = Call(functools.partial(self._step_start, svc)), Call(functools.partial(self._pad, svc, budget))
+        return [start, *text, *phases, pad]
+
+    def _text_touch(self, svc: _Service, k: int) -> list[Phase]:
+        """The code the service runs for a step: one 64 KiB piece of its file-backed memory, in rotation."""
+        if svc.text is None:
+            return []
+        piece = min(64 * 1024, svc.text.nbytes)
+        n = max(1, svc.text.nbytes // piece)
+        return [Touch(svc.text.sub((k % n) * piece, piece), write=0.0)]
+
+    def _step_start(self, svc: _Service, m: FluidMachine, t: FluidTask) -> int:
+        svc.step_t0 = m.engine.now
+        return 0
+
+    def _pad(self, svc: _Service, budget: int, m: FluidMachine, t: FluidTask) -> int:
+        return max(0, budget - (m.engine.now - svc.step_t0))
+
+    def _started(self, svc: _Service, m: FluidMachine, t: FluidTask) -> int:
+        svc.started_at = m.engine.now
+        return 0
+
+    def _finished(self, svc: _Service, m: FluidMachine, t: FluidTask) -> int:
+        self.service_exited(svc)
+        return 0
+
+    def service_exited(self, svc: _Service) -> None:
+        """The service's process ends (now): whoever waits for it starts."""
+        if svc.exited:
+            return
+        svc.exited = True
+        for task, wake in self.exit_waiters.pop(svc.spec.name, []):
+            wake(task)
 
     def _count(self, svc: _Service, m: FluidMachine, t: FluidTask) -> int:
         svc.chunks_done += 1
@@ -153,75 +246,37 @@ class PressureRun:
         return round(present * svc.spec.hit_cost + (1.0 - present) * svc.spec.miss_cost)
 
     # -- listening
-    def _listener_program(self, svc: _Service) -> tuple[Phase, ...]:
-        r = self.r
-        name = svc.spec.name
-        if self.design == "rfc2012":
-            f = r.vmpressure.vmpressure_fd(
-                VmpressureConfig(threshold=VmpressureLevel.MEDIUM), name=f"{name}:vmpressure_fd"
-            )
-            source: Any = r.vmpressure.wait(f)
-
-            def read(m: FluidMachine, t: FluidTask) -> None:
-                try:
-                    ev = f.read_event_nowait()
-                except BlockingIOError:
-                    return
-                svc.pending.append("critical" if ev.level is VmpressureLevel.OOM else ev.level.name.lower())
-
-        elif self.design == "mainline":
-            memcg = svc.spec.memcg or "/"
-            efds = {}
-            for level in ("medium", "critical"):
-                efd = r.memcgs.eventfd(f"{name}:{level}")
-                plf = r.memcgs.open_pressure_level(memcg)
-                r.memcgs.write_event_control(memcg, f"{efd.fileno()} {plf.fileno()} {level}")
-                efds[level] = efd
-            source = _AnyOf(efds["critical"], efds["medium"])
-
-            def read(m: FluidMachine, t: FluidTask) -> None:
-                got = {lv: (efd.read() if efd.count else 0) for lv, efd in efds.items()}
-                if got["critical"]:
-                    svc.pending.append("critical")
-                elif got["medium"]:
-                    svc.pending.append("medium")
-
-        else:  # psi
-            files = {}
-            for level, trig in (("medium", self.sc.psi_medium), ("critical", self.sc.psi_critical)):
-                pf = r.psi.open(privileged=self.sc.psi_privileged, name=f"{name}:psi-{level}")
-                pf.write(trig.encode())
-                files[level] = pf
-            fired: list[str] = []
-
-            class _Trig:
-                def __init__(self, level: str) -> None:
-                    self.level = level
-
-                def poll_ready(self, task: FluidTask) -> bool:
-                    if files[self.level].poll():
-                        fired.append(self.level)
-                        return True
-                    return False
-
-                def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
-                    files[self.level].add_waiter(task, wake)
-
-            source = _AnyOf(_Trig("critical"), _Trig("medium"))
-
-            def read(m: FluidMachine, t: FluidTask) -> None:
-                for level in ("critical", "medium"):
-                    if files[level].poll():
-                        fired.append(level)
-                if fired:
-                    svc.pending.append("critical" if "critical" in fired else "medium")
-                    fired.clear()
+    def _listener_program(self, svc: _Service, levels: tuple[str, ...]) -> list[Phase]:
+        """Listen for ``levels`` under the design: a shedding service's listener thread reacts, a
+        ``listener`` service only counts."""
+        spec = svc.spec
+        ears = open_ears(
+            self.r,
+            self.design,
+            spec.name,
+            levels,
+            mode=spec.mode,
+            memcg=spec.memcg or "/",
+            psi={"medium": self.sc.psi_medium, "critical": self.sc.psi_critical},
+            psi_privileged=self.sc.psi_privileged,
+        )
+        if ears is None:
+            return [Sleep(max(1, self.sc.duration))] if spec.kind == "listener" else []
+        svc.receivers = ears.receivers
+        pure = spec.kind == "listener"
 
         def react(m: FluidMachine, t: FluidTask) -> int:
-            read(m, t)
+            heard = ears.read()
+            now = m.engine.now
+            if pure:
+                for level, _, n in heard:
+                    svc.events += [(now, level)] * n
+                return 0
+            if heard:
+                svc.pending.append(max((h for _, h, _ in heard), key=LEVELS.index))
             return self._react(svc)
 
-        return (Wait(source), Call(react)) * MAX_LISTENER_WAKEUPS
+        return [Wait(ears.waitable), Call(react)] * MAX_LISTENER_WAKEUPS
 
     def _react(self, svc: _Service) -> int:
         now = self.machine.engine.now
@@ -259,7 +314,7 @@ class PressureRun:
             present.sort(reverse=True)
         pages = 0
         for k in present[:n]:
-            pages += self.r.release(task, svc.chunk(k), clean_only=svc.spec.kind == "streamer")
+            pages += self.r.release(task, svc.chunk(k), clean_only=svc.spec.kind in ("streamer", "reader"))
         svc.sheds += 1
         svc.released_pages += pages
         return pages * RELEASE_NS_PER_PAGE
@@ -285,17 +340,21 @@ class PressureRun:
             task = svc.task
             assert task is not None
             end = task.exit_ns if task.exit_ns is not None else sc.duration
-            alive_s = max((end - svc.spec.start) / NSEC_PER_SEC, 1e-9)
+            start = svc.started_at if svc.started_at is not None else end
+            alive_s = max((end - start) / NSEC_PER_SEC, 1e-9)
             chunk_mib = svc.spec.chunk / MIB
+            extra: dict[str, Any] = {}
             if svc.spec.kind == "cache":
                 unit, ops = "steps/s", float(svc.steps)
-                extra: dict[str, Any] = {"hit_ratio": round(svc.hits / svc.steps, 4) if svc.steps else None}
+                extra["hit_ratio"] = round(svc.hits / svc.steps, 4) if svc.steps else None
+            elif svc.spec.kind == "listener":
+                unit, ops = "events/s", float(len(svc.events))
+                extra["signal_times_s"] = self._signal_times(svc)
             else:
                 unit, ops = "MiB/s", svc.chunks_done * chunk_mib
-                extra = {}
                 if svc.spec.kind == "allocator":  # its rate while allocating, not over its whole life
                     end = svc.alloc_done if svc.alloc_done is not None else end
-                    alive_s = max((end - svc.spec.start) / NSEC_PER_SEC, 1e-9)
+                    alive_s = max((end - start) / NSEC_PER_SEC, 1e-9)
                     extra["allocated_s"] = _r(svc.alloc_done)
             user, system = m.task_times(task)
             services[svc.spec.name] = {
@@ -305,7 +364,8 @@ class PressureRun:
                 "throughput_unit": unit,
                 "work_done": round(ops, 3),
                 "oom_killed": task.killed,
-                "end_s": round(end / NSEC_PER_SEC, 6) if task.exit_ns is not None else None,
+                "start_s": _r(svc.started_at),
+                "end_s": round(task.exit_ns / NSEC_PER_SEC, 6) if task.exit_ns is not None else None,
                 "sheds": svc.sheds,
                 "released_mib": round(svc.released_pages * self.page_size / MIB, 3),
                 "events": dict(Counter(level for _, level in svc.events)),
@@ -363,6 +423,19 @@ class PressureRun:
             "kswapd_busy_s": round(stats["kswapd_busy_s"], 6),
             "timeline": self._timeline(),
         }
+
+    def _signal_times(self, svc: _Service) -> dict[str, list[float | None]]:
+        """When each of a listener's descriptors was signalled (the kernel's side; PSI: when it was read)."""
+        out: dict[str, list[float | None]] = {lv: [] for lv in svc.spec.levels}
+        if svc.receivers:
+            for t, _, receiver, _ in self.r.vmpressure.deliveries:
+                level = svc.receivers.get(receiver)
+                if level is not None:
+                    out[level].append(_r(t))
+        else:
+            for t, level in svc.events:
+                out[level].append(_r(t))
+        return out
 
     def _kernel_events(self) -> dict[str, int]:
         """Notifications the kernel side produced for the listeners (what reached an fd)."""

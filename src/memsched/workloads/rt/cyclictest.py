@@ -28,7 +28,7 @@ class CyclictestConfig:
     interval_us: int = knob(1000, "timer interval (cyclictest -i, default 1000 us)", min=10)
     priority: int = knob(99, "SCHED_FIFO priority (cyclictest -p)", min=1, max=99)
     work_ns: int = knob(2_000, "clock read + bookkeeping per wakeup (assumed)", min=0)
-    duration_ms: int = knob(2_000, "run length", min=1)
+    duration_ms: int = knob(2_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -23,7 +23,7 @@ __all__ = ["SCENARIO", "DhallConfig"]
 class DhallConfig:
     period_ms: int = knob(10, "P of the heavy task (P, P, P); light tasks have period P-1 ms", min=2)
     epsilon_us: int = knob(100, "runtime of each light task", min=2)
-    duration_ms: int = knob(1_000, "run length", min=1)
+    duration_ms: int = knob(1_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -23,7 +23,7 @@ __all__ = ["SCENARIO", "GrubConfig"]
 @dataclass(frozen=True)
 class GrubConfig:
     reclaim: bool = knob(True, "SCHED_FLAG_RECLAIM on both tasks")
-    duration_ms: int = knob(8, "run length (the example's period)", min=1)
+    duration_ms: int = knob(8, "run length (the example's period; at most 60 s)", min=1, max=60_000)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -5,6 +5,11 @@ system call that takes the pipe mutex, allocates a buffer from SLUB and wakes th
 mutex (the case the 2012 -rt lazy-preemption patch was written for: a woken reader that preempts the writer
 blocks on that very mutex), and a read that takes the mutex and frees the buffer. Wakeup-heavy; throughput
 = messages per simulated second. The run ends when every task has exited.
+
+The system call's entry work reaches the pipe mutex without a ``cond_resched()`` (fs/pipe.c v6.13:
+``pipe_write()`` and ``pipe_read()`` first take ``pipe->mutex``, and ``mutex_lock()`` begins with
+``might_sleep()``), so a reschedule requested meanwhile is honoured there by ``voluntary`` (``might_resched()``)
+and waits for the copy's ``cond_resched()`` or the return to user under ``none``: the two models differ.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ __all__ = ["SCENARIO", "HackbenchConfig", "build_hackbench", "hackbench_metrics"
 
 @dataclass(frozen=True)
 class HackbenchConfig:
-    groups: int = knob(4, "groups of senders+receivers (hackbench -g; default 10 scaled to 4 CPUs)", min=1)
-    fds: int = knob(10, "senders and receivers per group (hackbench -f, default 20)", min=1)
-    loops: int = knob(40, "messages each sender sends to each receiver (hackbench -l)", min=1)
+    groups: int = knob(4, "groups of senders+receivers (hackbench -g; default 10 scaled to 4 CPUs)", min=1, max=64)
+    fds: int = knob(10, "senders and receivers per group (hackbench -f, default 20)", min=1, max=64)
+    loops: int = knob(40, "messages each sender sends to each receiver (hackbench -l)", min=1, max=100_000)
     syscall_ns: int = knob(600, "system call entry/exit work per read or write (assumed)", min=0)
     copy_ns: int = knob(400, "copy of a 100-byte message under the pipe mutex (assumed)", min=0)
     user_ns: int = knob(800, "user-space work per message (assumed)", min=0)
@@ -35,7 +40,7 @@ class HackbenchConfig:
         300, "try_to_wake_up() under the wait-queue and rq locks, preemption off (assumed)", min=0
     )
     slub: bool = knob(True, "allocate/free a buffer from SLUB per message")
-    duration_ms: int = knob(60_000, "upper bound of the run (it ends when hackbench finishes)", min=1)
+    duration_ms: int = knob(60_000, "upper bound of the run (it ends when hackbench finishes)", min=1, max=60_000)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -46,7 +51,7 @@ def build_hackbench(m: RtMachine, c: HackbenchConfig, *, prefix: str = "hb") -> 
     for g in range(c.groups):
         pipes = [f"{prefix}{g}.pipe{r}" for r in range(c.fds)]
         for r, pipe in enumerate(pipes):
-            prog: list[Phase] = [Kernel(c.syscall_ns), Recv(pipe), Lock(pipe), Kernel(c.copy_ns)]
+            prog: list[Phase] = [Kernel(c.syscall_ns, cond_resched=False), Recv(pipe), Lock(pipe), Kernel(c.copy_ns)]
             if c.slub:
                 prog.append(Free("skbuff", 1))
             prog += [Unlock(pipe), Run(c.user_ns)]
@@ -54,7 +59,7 @@ def build_hackbench(m: RtMachine, c: HackbenchConfig, *, prefix: str = "hb") -> 
         for s in range(c.fds):
             prog = []
             for pipe in pipes:
-                prog += [Kernel(c.syscall_ns), Lock(pipe), Kernel(c.copy_ns)]
+                prog += [Kernel(c.syscall_ns, cond_resched=False), Lock(pipe), Kernel(c.copy_ns)]
                 if c.slub:
                     prog.append(Alloc("skbuff", 1))
                 prog += [NoPreempt(c.wakeup_ns), Send(pipe), Unlock(pipe), Run(c.user_ns)]

@@ -25,10 +25,10 @@ class IsolationScenarioConfig:
     isolated_cpu: int = knob(3, "the CPU given to isolcpus=domain, nohz_full and rcu_nocbs", min=1)
     housekeeping_cpu: int = knob(1, "the housekeeping CPU running the comparison poller", min=0)
     chunk_us: int = knob(1000, "poller work per loop iteration", min=1)
-    noise_scale: float = knob(1.0, "multiplies every noise rate", min=0.0)
+    noise_scale: float = knob(1.0, "multiplies every noise rate", min=0.0, max=1000.0)
     pollution_ns: int = knob(4_000, "cache refill per interruption", min=0)
     background: bool = knob(True, "a hackbench load on the housekeeping CPUs")
-    duration_ms: int = knob(5_000, "run length", min=1)
+    duration_ms: int = knob(5_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 
     def __post_init__(self) -> None:
         validate(self)

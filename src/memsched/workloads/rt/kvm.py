@@ -26,14 +26,14 @@ class KvmConfig:
     vcpu_policy: str = knob("fifo", "host policy of the vCPU thread", choices=("other", "fifo", "deadline"))
     vcpu_runtime_us: int = knob(500, "SCHED_DEADLINE vCPU: runtime per period", min=2)
     vcpu_period_us: int = knob(1000, "SCHED_DEADLINE vCPU: period", min=100)
-    host_load: int = knob(2, "host SCHED_OTHER CPU hogs sharing the vCPU's host CPU", min=0)
+    host_load: int = knob(2, "host SCHED_OTHER CPU hogs sharing the vCPU's host CPU", min=0, max=64)
     guest_runtime_us: int = knob(200, "guest SCHED_DEADLINE task: runtime", min=2)
     guest_period_us: int = knob(2000, "guest SCHED_DEADLINE task: period (= deadline)", min=100)
     guest_work_us: int = knob(100, "guest task's work per job", min=1)
     vm_entry_ns: int = knob(
         1_500, "cost of a VM entry after the vCPU was descheduled or halted (assumed)", min=0
     )
-    duration_ms: int = knob(2_000, "run length", min=1)
+    duration_ms: int = knob(2_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 
     def __post_init__(self) -> None:
         validate(self)

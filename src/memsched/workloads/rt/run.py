@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 from memsched.config import from_sets, split_sets
 from memsched.errors import ConfigError
 from memsched.record import RunRecord
+from memsched.sim.sched.isolation import NoiseModel
 from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.preempt import parse_model
-from memsched.sim.sched.sched import SchedConfig
+from memsched.sim.sched.sched import IDEAL_SCHED, SchedConfig
 from memsched.workloads.rt.base import RtBuilt, RtScenario, config_dict, get
 from memsched.workloads.rt.rtapp import load_rt_app
 from memsched.workloads.runspec import RunSpec
@@ -39,6 +40,11 @@ class RtOptions:
     cpus: int | None = None
     rt_app: str | None = None
     trace: bool = False
+    #: Add every finished job to the record (``per_job``): ``memsched rt sim --per-job``.
+    per_job: bool = False
+    #: The machine of scheduling theory (``SchedConfig.ideal``: no switch or cache costs, no fair_server, no
+    #: admission limit), under the scenario; ``--set`` keys still win. ``memsched rt sim --ideal``.
+    ideal: bool = False
 
 
 def run_rt_scenario(
@@ -50,14 +56,18 @@ def run_rt_scenario(
     seed: int = 0,
     sets: Mapping[str, str] | None = None,
     trace: bool = False,
+    per_job: bool = False,
+    ideal: bool = False,
 ) -> tuple[dict[str, Any], RtMachine]:
     """Build and run one scenario (or rt-app file); return its figures and the machine."""
-    scen, config, sched, mk = _configure(taskset, rt_app, preempt, cpus, sets or {})
+    scen, config, sched, mk = _configure(taskset, rt_app, preempt, cpus, sets or {}, ideal)
     ncpu = cpus if cpus is not None else mk.pop("cpus", scen.cpus if scen else 4)
     mk.pop("cpus", None)
     m = RtMachine(ncpu, sched, seed=seed, **mk)
     if trace:
         m.enable_trace()
+    if per_job or trace:
+        m.enable_job_log()
     if scen is not None:
         built = scen.build(m, config)
     else:
@@ -67,11 +77,21 @@ def run_rt_scenario(
         m.run_until_exit(built.groups[built.until_exit], built.duration_ns)
     else:
         m.run(built.duration_ns)
-    return rt_record(m, built, scen, config, sched, seed, rt_app), m
+    rec = rt_record(m, built, scen, config, sched, seed, rt_app)
+    if ideal:
+        rec["ideal"] = True
+    if per_job:
+        rec["per_job"] = m.job_records()
+    return rec, m
 
 
 def _configure(
-    taskset: str | None, rt_app: Path | str | None, preempt: str | None, cpus: int | None, sets: Mapping[str, str]
+    taskset: str | None,
+    rt_app: Path | str | None,
+    preempt: str | None,
+    cpus: int | None,
+    sets: Mapping[str, str],
+    ideal: bool = False,
 ) -> tuple[RtScenario | None, Any, SchedConfig, dict[str, Any]]:
     """The scenario, its config, the scheduler's config and the machine arguments; every check, no work."""
     if preempt is not None:
@@ -89,6 +109,10 @@ def _configure(
         config = scen.make_config(scen_sets)
         mk = scen.machine_kwargs(config)
     base = SchedConfig(**mk.pop("sched", {}))
+    if ideal:
+        base = dataclasses.replace(base, **IDEAL_SCHED)
+        if "noise" in mk or "isolation" in mk:  # no interrupt noise, tick cost or cache pollution either
+            mk["noise"] = NoiseModel(tick_irq_ns=0, scale=0.0, pollution_ns=0)
     if preempt is not None:
         sched_sets["preempt"] = preempt
     sched = from_sets(SchedConfig, sched_sets, owner="the scheduler", base=base)
@@ -111,7 +135,7 @@ class RtRunner:
     def check(self, spec: RunSpec) -> None:
         opts = self._options(spec)
         taskset = None if opts.rt_app is not None else spec.workload
-        _configure(taskset, opts.rt_app, spec.policy, opts.cpus, spec.sets)
+        _configure(taskset, opts.rt_app, spec.policy, opts.cpus, spec.sets, opts.ideal)
 
     def run(self, spec: RunSpec, *, progress: Callable[[float], None] | None = None) -> RunRecord:
         opts = self._options(spec)
@@ -123,6 +147,8 @@ class RtRunner:
             seed=spec.seed,
             sets=spec.sets,
             trace=opts.trace,
+            per_job=opts.per_job,
+            ideal=opts.ideal,
         )
         return RunRecord(
             family=self.family,

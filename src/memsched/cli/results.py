@@ -1,0 +1,128 @@
+"""``memsched results {show,export,query}``: read the results database of sweeps and tuning runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from memsched.cli.app import app
+from memsched.cli.common import check_writable, emit_json, out_console
+from memsched.errors import ConfigError
+from memsched.results import DEFAULT_DB
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+results_app = typer.Typer(help="The results database of sweeps and tuning runs (DuckDB).", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+DbOpt = Annotated[Path, typer.Option("--db", help="the results database (DuckDB file)")]
+SweepOpt = Annotated[str | None, typer.Option("--sweep", help="only the runs of this sweep (name or id)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
+
+#: Columns ``show --sweep`` groups runs by, when the sweep has them.
+_SHOW_KEYS = ("topology", "workload", "policy")
+
+
+@results_app.command("show")
+def show(db: DbOpt = Path(DEFAULT_DB), sweep: SweepOpt = None, json_out: JsonOpt = False) -> None:
+    """The sweeps and tuning runs in the database, or one sweep's runs grouped by cell (seeds together)."""
+    from memsched import results
+
+    if sweep is None:
+        frame = results.sweeps(db)
+        title = f"{db}: sweeps and tuning runs"
+    else:
+        frame = _grouped(results.open(db, sweep=sweep))
+        title = f"{db}: sweep {sweep}"
+    if json_out:
+        emit_json(_records(frame))
+    else:
+        out_console.print(frame_table(frame, title))
+
+
+@results_app.command("export")
+def export(
+    db: DbOpt = Path(DEFAULT_DB),
+    csv: Annotated[Path | None, typer.Option("--csv", help="write the runs as CSV")] = None,
+    parquet: Annotated[Path | None, typer.Option("--parquet", help="write the runs as Parquet")] = None,
+    sweep: SweepOpt = None,
+) -> None:
+    """Write every run (or one sweep's) to a CSV or Parquet file, one row per run."""
+    from memsched import results
+
+    if (csv is None) == (parquet is None):
+        raise ConfigError("--csv/--parquet", None, "exactly one of them must be given")
+    dest, fmt = (csv, "csv") if csv is not None else (parquet, "parquet")
+    assert dest is not None
+    check_writable(dest, f"--{fmt}")
+    n = results.export(db, dest, "csv" if fmt == "csv" else "parquet", sweep=sweep)
+    print(f"wrote {n} runs to {dest}", file=sys.stderr)
+
+
+@results_app.command("query")
+def query(
+    sql: Annotated[str, typer.Argument(help="one SQL statement over runs, sweeps, sweep_cells, trials")],
+    db: DbOpt = Path(DEFAULT_DB),
+    json_out: JsonOpt = False,
+    csv: Annotated[bool, typer.Option("--csv", help="print CSV on stdout")] = False,
+) -> None:
+    """Run SQL over the database, read-only, and print the result as a table, JSON or CSV."""
+    from memsched import results
+
+    frame = results.query(db, sql)
+    if json_out:
+        emit_json(_records(frame))
+    elif csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    else:
+        out_console.print(frame_table(frame, None))
+
+
+def _grouped(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell over seeds: the cell's keys, runs, failures and the median of the ranking figure."""
+    if frame.empty:
+        return frame
+    knobs = [c for c in frame.columns if c.startswith(("set_", "topo_"))]
+    keys = [k for k in _SHOW_KEYS if k in frame.columns] + knobs
+    frame = frame.assign(ok=frame["status"] == "ok", failed=frame["status"] == "failed")
+    agg: dict[str, Any] = {"runs": ("key", "count"), "ok": ("ok", "sum"), "failed": ("failed", "sum")}
+    if "score_value" in frame.columns:
+        agg["median_score"] = ("score_value", "median")
+    if "score_name" in frame.columns:
+        agg["score"] = ("score_name", "first")
+    grouped: pd.DataFrame = frame.groupby(keys, dropna=False).agg(**agg).reset_index()
+    return grouped
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    doc: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return doc
+
+
+def frame_table(frame: pd.DataFrame, title: str | None, max_rows: int = 200) -> Any:
+    """A DataFrame as a rich table (first ``max_rows`` rows; the caption says how many were left out)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col), overflow="fold")
+    for row in frame.head(max_rows).itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    if len(frame) > max_rows:
+        table.caption = f"{len(frame) - max_rows} more rows (use --json, or results export)"
+    return table
+
+
+def _cell(value: Any) -> str:
+    import pandas as pd
+
+    if value is None or (not isinstance(value, list | dict) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

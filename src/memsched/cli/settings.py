@@ -1,0 +1,136 @@
+"""``memsched list settings``: every ``--set`` key with its type, default, allowed range, unit and source.
+
+The facts come from the config dataclasses themselves (:func:`memsched.config.knob`: default, help line
+citing where the default comes from, bounds, choices), so the list cannot drift from what ``--set`` accepts.
+Whose keys a command takes is decided by :func:`memsched.config.split_sets`: ``run``/``compare`` give them to
+the workload and the policy, ``rt sim`` to the scenario and the scheduler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+from memsched.errors import UnknownNameError
+from memsched.report.fit import Column, FitTable
+
+__all__ = ["owners", "setting_rows", "settings_table"]
+
+#: The unit a knob's name ends with (the kernel's own naming: ``scan_delay_ms``, ``dl_runtime_us``).
+_UNITS = (
+    ("_ns", "ns"),
+    ("_us", "µs"),
+    ("_ms", "ms"),
+    ("_s", "s"),
+    ("_mb", "MiB"),
+    ("_kb", "KiB"),
+    ("_gb", "GiB"),
+    ("_bytes", "bytes"),
+    ("_pages", "pages"),
+    ("_pct", "%"),
+    ("_percent", "%"),
+    ("_hz", "Hz"),
+)
+
+
+def owners(policy: str | None, workload: str | None, scenario: str | None) -> list[tuple[str, type]]:
+    """``(owner, config class)`` for the names given; with none, every policy, workload and rt scenario."""
+    from memsched.policies.numa import registry as policies
+    from memsched.sim.sched.sched import SchedConfig
+    from memsched.workloads import base as workloads
+    from memsched.workloads import rt as scenarios
+
+    if policy is None and workload is None and scenario is None:
+        return [
+            *((f"policy {s.id}", s.config_cls) for s in policies.specs()),
+            *((f"workload {n}", workloads.get(n).config_cls) for n in workloads.names()),
+            *((f"rt scenario {n}", scenarios.get(n).config_cls) for n in scenarios.names()),
+            ("the rt scheduler (rt sim)", SchedConfig),
+        ]
+    out: list[tuple[str, type]] = []
+    if policy is not None:
+        spec = policies.get(policy)
+        out.append((f"policy {spec.id}", spec.config_cls))
+    if workload is not None:
+        out.append((f"workload {workload}", workloads.get(workload).config_cls))
+    if scenario is not None:
+        if scenario not in scenarios.names():
+            raise UnknownNameError("--scenario", scenario, scenarios.names())
+        out.append((f"rt scenario {scenario}", scenarios.get(scenario).config_cls))
+        out.append(("the rt scheduler (rt sim)", SchedConfig))
+    return out
+
+
+def _unit(name: str) -> str:
+    return next((unit for suffix, unit in _UNITS if name.endswith(suffix)), "")
+
+
+def _range(meta: typing.Mapping[str, Any], kind: str) -> str:
+    if meta.get("choices"):
+        return "|".join(meta["choices"])
+    if kind == "bool":
+        return "true|false"
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and hi is not None:
+        return f"{lo:g}..{hi:g}"
+    if lo is not None:
+        return f">= {lo:g}"
+    if hi is not None:
+        return f"<= {hi:g}"
+    return "any" if kind in ("int", "float") else ""
+
+
+def setting_rows(owner_list: list[tuple[str, type]]) -> list[dict[str, Any]]:
+    """One row per ``--set`` key of each owner (the ``--json`` document of ``list settings``)."""
+    rows = []
+    for owner, cls in owner_list:
+        types = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kind = getattr(types.get(f.name), "__name__", str(types.get(f.name)))
+            rows.append(
+                {
+                    "owner": owner,
+                    "key": f.name,
+                    "type": kind,
+                    "default": f.default,
+                    "range": _range(f.metadata, kind),
+                    "min": f.metadata.get("min"),
+                    "max": f.metadata.get("max"),
+                    "choices": list(f.metadata["choices"]) if f.metadata.get("choices") else None,
+                    "unit": _unit(f.name),
+                    "source": f.metadata.get("help", ""),
+                }
+            )
+    return rows
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def settings_table(rows: list[dict[str, Any]]) -> FitTable:
+    t = FitTable(
+        "--set keys (key=value)",
+        [
+            Column("key"),
+            Column("type"),
+            Column("default", right=True),
+            Column("range", "allowed values", wrap=True),
+            Column("unit"),
+            Column("source", "what the key is and where its default comes from", wrap=True),
+        ],
+    )
+    groups: dict[str, list[list[str]]] = {}
+    for row in rows:
+        if row["owner"] not in groups:
+            groups[row["owner"]] = t.add_group(row["owner"])
+        groups[row["owner"]].append(
+            [row["key"], row["type"], _default_text(row["default"]), row["range"] or "-", row["unit"] or "-",
+             row["source"] or "-"]
+        )
+    return t

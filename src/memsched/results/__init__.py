@@ -1,0 +1,100 @@
+"""The results database of sweeps and tuning runs (DuckDB), and how to read it.
+
+>>> import memsched.results
+>>> df = memsched.results.open("results.duckdb")                    # doctest: +SKIP
+>>> df.groupby("policy")["elapsed_s"].median()                      # doctest: +SKIP
+
+:func:`open` gives every run (or one sweep's) as a pandas DataFrame, :func:`query` runs SQL over the database
+read-only, :func:`export` writes CSV or Parquet. The schema is in ``results/store.py``; how concurrent writers
+share a file in ``results/lock.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from memsched.errors import ConfigError, UnknownNameError
+from memsched.results.store import FIXED_COLUMNS, Outcome, ResultStore, record_digest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["FIXED_COLUMNS", "Outcome", "ResultStore", "export", "open", "query", "record_digest", "sweeps"]
+
+#: Where sweeps, tuning runs and ``memsched results`` keep their results unless told otherwise.
+DEFAULT_DB = "results.duckdb"
+
+_SWEEPS_SQL = """
+SELECT s.name, s.kind, s.id, s.cells,
+       count(r.key) FILTER (WHERE r.status = 'ok') AS ok,
+       count(r.key) FILTER (WHERE r.status = 'failed') AS failed,
+       s.cells - count(r.key) AS missing,
+       round(sum(r.wall_s), 1) AS wall_s, s.model_version, s.created_at
+FROM sweeps s LEFT JOIN sweep_cells c ON c.sweep = s.id LEFT JOIN runs r ON r.key = c.key
+GROUP BY s.name, s.kind, s.id, s.cells, s.model_version, s.created_at ORDER BY s.created_at
+"""
+
+
+def open(path: Path | str, *, sweep: str | None = None) -> pd.DataFrame:
+    """Every run in the database at ``path`` (or of one sweep, by name or id) as a DataFrame, one row per run."""
+    with ResultStore(path, read_only=True) as store:
+        return store.frame(*_select_runs(store, sweep))
+
+
+def query(path: Path | str, sql: str) -> pd.DataFrame:
+    """The result of one SQL statement over the database, opened read-only (tables ``runs``, ``sweeps``,
+    ``sweep_cells``, ``trials``)."""
+    import duckdb
+
+    with ResultStore(path, read_only=True) as store:
+        try:
+            return store.frame(sql)
+        except duckdb.Error as e:
+            raise ConfigError("query", sql, f"must be valid read-only SQL over runs, sweeps, sweep_cells, trials "
+                              f"({str(e).strip().splitlines()[0]})") from None
+
+
+def sweeps(path: Path | str) -> pd.DataFrame:
+    """One row per sweep or tuning run: its cells, how many finished ok, failed or are missing, and wall time."""
+    with ResultStore(path, read_only=True) as store:
+        return store.frame(_SWEEPS_SQL)
+
+
+def export(path: Path | str, dest: Path, fmt: Literal["csv", "parquet"], *, sweep: str | None = None) -> int:
+    """Write the runs (or one sweep's) to ``dest`` as CSV or Parquet, atomically; returns the number of rows."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    with ResultStore(path, read_only=True) as store:
+        sql, params = _select_runs(store, sweep)
+        con = store.connection()
+        try:
+            con.execute(f"COPY ({sql}) TO '{_quote(tmp)}' (FORMAT {fmt.upper()})", params)
+            os.replace(tmp, dest)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        (count,) = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone() or (0,)
+    return int(count)
+
+
+def _select_runs(store: ResultStore, sweep: str | None) -> tuple[str, list[object]]:
+    if sweep is None:
+        return "SELECT * FROM runs ORDER BY key", []
+    sql = (
+        "SELECT * FROM runs WHERE key IN (SELECT key FROM sweep_cells WHERE sweep IN (SELECT unnest(?))) "
+        "ORDER BY key"
+    )
+    return sql, [_sweep_ids(store, sweep)]
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _sweep_ids(store: ResultStore, sweep: str) -> list[str]:
+    rows = store.connection().execute("SELECT id FROM sweeps WHERE id = ? OR name = ?", [sweep, sweep]).fetchall()
+    if not rows:
+        names = [n for (n,) in store.connection().execute("SELECT DISTINCT name FROM sweeps ORDER BY 1").fetchall()]
+        raise UnknownNameError("--sweep", sweep, names or ["(no sweeps in this database)"])
+    return [i for (i,) in rows]

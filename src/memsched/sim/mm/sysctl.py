@@ -1,0 +1,95 @@
+"""The sysctls and hardware figures of the simulated memory manager (``vm.*`` and the machine's disk).
+
+:class:`ReclaimConfig` is what a scenario's ``[sysctl]`` table sets: the ``vm.*`` sysctls reclaim and
+writeback read (mm/page_alloc.c watermarks, mm/page-writeback.c dirty ratios, mm/vmscan.c), the kernel version
+whose rules apply (``sim/mm/version.py``), the disk, and the CPU costs of reclaim work (estimates). Defaults
+are Linux's or cite their estimate.
+
+Deviations from the kernel: the costs are per page and per pass, not measured per code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from memsched.config import knob, validate
+from memsched.errors import ConfigError
+from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
+from memsched.sim.mm.version import KERNELS, behaviour
+from memsched.units import KIB, MIB, NSEC_PER_MSEC, PAGE_SIZE_4K
+
+__all__ = ["MAX_RECLAIM_RETRIES", "ReclaimConfig"]
+
+#: Rounds of reclaim without progress before OOM (``MAX_RECLAIM_RETRIES``, mm/internal.h, 4.7+).
+MAX_RECLAIM_RETRIES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ReclaimConfig:
+    """Sysctls and hardware figures of the memory-pressure machinery (Linux defaults or estimates)."""
+
+    swap_bytes: int = knob(0, "swap space; 0 = no swap (the default, as on most servers)", min=0)
+    min_free_kbytes: int = knob(0, "vm.min_free_kbytes; 0 = the kernel's int_sqrt(lowmem_kb * 16)", min=0)
+    watermark_scale_factor: int = knob(10, "vm.watermark_scale_factor (4.6+ default 10)", min=1, max=3000)
+    dirty_ratio: int = knob(20, "vm.dirty_ratio, % of dirtyable memory (default 20)", min=1, max=100)
+    dirty_background_ratio: int = knob(10, "vm.dirty_background_ratio (default 10)", min=0, max=100)
+    dirty_expire_centisecs: int = knob(3000, "vm.dirty_expire_centisecs (default 3000 = 30 s)", min=1)
+    dirty_writeback_centisecs: int = knob(500, "vm.dirty_writeback_centisecs (default 500 = 5 s)", min=1)
+    disk_write_bytes_per_s: int = knob(
+        200 * MIB, "disk write bandwidth (estimate: a SATA SSD, 200 MiB/s)", min=1
+    )
+    flusher_tick_ns: int = knob(20 * NSEC_PER_MSEC, "granularity of the simulated disk pipeline", min=1)
+    swapin_ns: int = knob(100_000, "cost of reading one page back from swap (estimate: SSD, 100 us)", min=0)
+    reclaim_scan_ns: int = knob(400, "CPU ns per page isolated by reclaim (estimate)", min=0)
+    reclaim_free_ns: int = knob(1_000, "CPU ns per page freed by reclaim (estimate)", min=0)
+    reclaim_move_ns: int = knob(200, "CPU ns per page moved between LRU lists (estimate)", min=0)
+    shrink_node_ns: int = knob(2_000, "CPU ns of fixed work per shrink_node pass (estimate)", min=0)
+    kswapd_wakeup_ns: int = knob(20_000, "latency from wakeup_kswapd() to kswapd running (estimate)", min=0)
+    workqueue_latency_ns: int = knob(
+        1_000,
+        "latency from schedule_work() to the work running: the kworker woken on the reclaimer's CPU runs at "
+        "its next cond_resched(), before the next shrink pass (estimate)",
+        min=0,
+    )
+    max_reclaim_retries: int = knob(
+        MAX_RECLAIM_RETRIES,
+        "MAX_RECLAIM_RETRIES of the page allocator's slow path (4.7+: 16); the memcg count follows 'kernel'",
+        min=1,
+    )
+    kernel: str = knob(
+        "6.18", "kernel whose memcg charge loop, dirty-page and throttling rules apply", choices=tuple(KERNELS)
+    )
+    cgroup_v2: bool = knob(
+        False, "memory controller on cgroup v2 (socket pressure, writeback_throttling_sane); false: v1"
+    )
+    disk_read_bytes_per_s: int = knob(
+        500 * MIB, "disk read bandwidth for page-cache misses (estimate: a SATA SSD, 500 MiB/s)", min=1
+    )
+    page_cache_folio_kib: int = knob(
+        0,
+        "page-cache folio a read()/write() fills and charges at once; 0: the kernel's (4 KiB, 6.16+ ext4 "
+        "large folios: the I/O size up to 2 MiB)",
+        min=0,
+        max=2048,
+    )
+    psi_hz: int = knob(1000, "CONFIG_HZ for PSI_FREQ = 2*HZ+1 jiffies", min=100, max=1000)
+    sample_interval_ns: int = knob(100 * NSEC_PER_MSEC, "interval of the pressure timeline samples", min=1)
+    rfc: Rfc2012VmpressureConfig = field(default_factory=Rfc2012VmpressureConfig)
+    mainline: MainlineVmpressureConfig = field(default_factory=MainlineVmpressureConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.dirty_background_ratio >= self.dirty_ratio:
+            raise ConfigError(
+                "dirty_background_ratio",
+                self.dirty_background_ratio,
+                f"must be < dirty_ratio ({self.dirty_ratio})",
+            )
+        if self.page_cache_folio_kib % 4:
+            raise ConfigError("page_cache_folio_kib", self.page_cache_folio_kib, "must be a multiple of 4")
+
+    def folio_pages(self, io_pages: int) -> int:
+        """Pages of one page-cache folio for an I/O of ``io_pages`` (see ``page_cache_folio_kib``)."""
+        if self.page_cache_folio_kib:
+            return self.page_cache_folio_kib * KIB // PAGE_SIZE_4K
+        return min(io_pages, 512) if behaviour(self.kernel).large_folios else 1

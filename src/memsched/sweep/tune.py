@@ -1,0 +1,382 @@
+"""``memsched tune``: Optuna searches a NUMA policy's knobs on chosen workloads and one machine.
+
+**Search space.** A knob declared with both bounds (``knob(min=, max=)``) is searched between them; one with
+choices, or a bool, over its values. A knob with only a lower bound (most scan sysctls) is searched from a tenth
+to ten times its default (clipped to the declared bound), on a log scale when that spans two decades or more:
+the declared bounds say what is legal, not what is sensible, and an unbounded integer cannot be sampled.
+``--range key=lo:hi`` overrides either; a knob whose default is 0 and that has no upper bound needs one.
+
+**Objective** (maximised). ``speedup``: the geometric mean, over workloads and tuning seeds, of each run's
+speed-up over the same run under ``none`` (elapsed time ratio; the score ratio for fixed-time benchmarks).
+``hard-bind``: the same against the workload's HARD_BIND reference (1.0 = as good as hand placement).
+
+**Trials are sweep cells.** Each trial is one cell per (workload, seed) with the trial's ``--set`` values, run on
+the same executors by :func:`~memsched.sweep.run.run_cells` into the same database (a tuning run is registered
+as a sweep of kind ``tune``, its trials in the ``trials`` table). Trial 0 is the defaults. Trials are asked in
+batches (one per worker by default) and told in order, and the sampler is seeded, so the same command gives
+the same trials; rerun after an interruption, it finds every finished cell in the database and replays them
+without simulating.
+
+**Held-out seeds.** The best settings and the defaults are run on seeds the search never saw; the gain reported
+is the ratio of their objectives there.
+
+**Sysctls.** Knobs that are real kernel tunables print as an ``/etc/sysctl.d`` snippet: ``kernel.numa_balancing_
+scan_{delay,period_min,period_max,size}`` (Documentation/sysctl/kernel.txt, Linux 3.8-5.12; from 5.13 the same
+files are ``/sys/kernel/debug/sched/numa_balancing/scan_*``, Documentation/scheduler/sched-debug.rst, after
+"sched: Move SCHED_DEBUG sysctl to debugfs", Peter Zijlstra, 2021), and 3.8's
+``kernel.numa_balancing_scan_period_reset`` (removed in 3.13).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+import typing
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from memsched.errors import ConfigError
+from memsched.policies.numa import registry as policies
+from memsched.record import MODEL_VERSION, Role
+from memsched.results.store import ResultStore
+from memsched.sweep.cell import Cell
+from memsched.sweep.executors import Executor
+from memsched.sweep.plan import Machine, check_cells, make_cell
+from memsched.sweep.run import run_cells
+from memsched.sweep.values import Scalar
+from memsched.workloads import base as workloads
+from memsched.workloads.numa import NumaOptions
+
+__all__ = ["OBJECTIVES", "SYSCTLS", "Dim", "TuneResult", "TuneSetup", "search_space", "tune"]
+
+OBJECTIVES = {"speedup": "geometric-mean speed-up over none", "hard-bind": "geometric-mean ratio to HARD_BIND"}
+
+#: Knobs that are kernel sysctls, per policy (the policy models that kernel's tunables).
+SYSCTLS: dict[str, dict[str, str]] = {
+    "mainline": {
+        "scan_delay_ms": "kernel.numa_balancing_scan_delay_ms",
+        "scan_period_min_ms": "kernel.numa_balancing_scan_period_min_ms",
+        "scan_period_max_ms": "kernel.numa_balancing_scan_period_max_ms",
+        "scan_size_mb": "kernel.numa_balancing_scan_size_mb",
+    },
+    "balancenuma": {
+        "scan_delay_ms": "kernel.numa_balancing_scan_delay_ms",
+        "scan_period_min_ms": "kernel.numa_balancing_scan_period_min_ms",
+        "scan_period_max_ms": "kernel.numa_balancing_scan_period_max_ms",
+        "scan_period_reset_ms": "kernel.numa_balancing_scan_period_reset",
+        "scan_size_mb": "kernel.numa_balancing_scan_size_mb",
+    },
+}
+
+#: How far from its default a knob with no upper bound is searched (a factor each way).
+SPAN = 10.0
+
+
+#: Trials of one tuning run at most.
+MAX_TRIALS = 10_000
+
+@dataclass(frozen=True)
+class Dim:
+    """One searched knob: ``kind`` int, float or a list of ``choices``; ``origin`` says where the range came from."""
+
+    name: str
+    kind: str
+    default: Scalar
+    lo: float | None = None
+    hi: float | None = None
+    log: bool = False
+    choices: tuple[Scalar, ...] = ()
+    origin: str = "declared bounds"
+
+    def describe(self) -> str:
+        if self.choices:
+            return f"{self.name} in {{{', '.join(map(str, self.choices))}}}"
+        scale = " log" if self.log else ""
+        return f"{self.name} [{self.lo:g}, {self.hi:g}]{scale} ({self.origin}; default {self.default})"
+
+
+def search_space(
+    policy: str, *, knobs: Sequence[str] | None = None, ranges: Mapping[str, tuple[float, float]] | None = None
+) -> tuple[list[Dim], list[str]]:
+    """The dimensions to search for ``policy``, and a note for each knob left at its default."""
+    cls = policies.get(policy).config_cls
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    ranges = dict(ranges or {})
+    for name in [*(knobs or []), *ranges]:
+        if name not in fields:
+            raise ConfigError("--knobs" if name not in ranges else "--range", name,
+                              f"is not a knob of policy {policy}; its knobs: " + ", ".join(fields))
+    dims, skipped = [], []
+    for name, f in fields.items():
+        if knobs and name not in knobs:
+            continue
+        kind, meta = hints[name], f.metadata
+        default: Any = f.default
+        if meta.get("choices"):
+            dims.append(Dim(name, "choice", default, choices=tuple(meta["choices"])))
+        elif kind is bool:
+            dims.append(Dim(name, "choice", default, choices=(False, True)))
+        elif kind not in (int, float):
+            skipped.append(f"{name}: a {getattr(kind, '__name__', kind)} without declared choices")
+        else:
+            lo, hi, origin = _bounds(name, default, meta.get("min"), meta.get("max"), ranges.get(name))
+            if lo is None or hi is None:
+                skipped.append(f"{name}: default {default} and no upper bound (give --range {name}=LO:HI)")
+                continue
+            log = lo > 0 and hi / lo >= 100
+            dims.append(Dim(name, kind.__name__, default, lo, hi, log, origin=origin))
+    return dims, skipped
+
+
+def _bounds(
+    name: str, default: Any, lo: float | None, hi: float | None, given: tuple[float, float] | None
+) -> tuple[float | None, float | None, str]:
+    if given is not None:
+        g_lo, g_hi = given
+        if g_lo >= g_hi or (lo is not None and g_lo < lo) or (hi is not None and g_hi > hi):
+            raise ConfigError("--range", f"{name}={g_lo:g}:{g_hi:g}",
+                              f"must be LO:HI with LO < HI inside the knob's bounds [{lo}, {hi}]")
+        return g_lo, g_hi, "--range"
+    if lo is not None and hi is not None:
+        return lo, hi, "declared bounds"
+    if default <= 0:
+        return lo, hi, ""
+    d_lo, d_hi = default / SPAN, default * SPAN
+    return (max(lo, d_lo) if lo is not None else d_lo), (min(hi, d_hi) if hi is not None else d_hi), \
+        f"default /{SPAN:g}..x{SPAN:g}"
+
+
+@dataclass(frozen=True)
+class TuneSetup:
+    policy: str
+    workloads: tuple[str, ...]
+    machine: Machine
+    dims: tuple[Dim, ...]
+    trials: int
+    objective: str = "speedup"
+    seeds: tuple[int, ...] = (0,)
+    holdout_seeds: tuple[int, ...] = (100, 101, 102)
+    sampler_seed: int = 0
+    batch: int = 1
+    options: NumaOptions = field(default_factory=NumaOptions)
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError("--objective", self.objective, "must be one of: " + ", ".join(OBJECTIVES))
+        if not 1 <= self.trials <= MAX_TRIALS:  # TPE's own cost grows with the history; a sweep holds the rest
+            raise ConfigError("--trials", self.trials, f"must be in 1..{MAX_TRIALS:,}")
+        if not 1 <= self.batch <= 1024:
+            raise ConfigError("--batch", self.batch, "must be in 1..1024")
+        if not 0 <= self.sampler_seed <= 2**32 - 1:  # numpy's RandomState, under TPESampler
+            raise ConfigError("--sampler-seed", self.sampler_seed, "must be in 0..4294967295")
+        if set(self.seeds) & set(self.holdout_seeds):
+            raise ConfigError("--holdout-seeds", list(self.holdout_seeds), "must not repeat a tuning seed")
+        if not self.dims:
+            raise ConfigError("--knobs", None, f"leave nothing to search for policy {self.policy}")
+        for wl in self.workloads:
+            self.reference(wl)
+
+    @property
+    def study_id(self) -> str:
+        """The id of this tuning run (its sweep id): a hash of everything that decides its trials."""
+        doc = {"policy": policies.get(self.policy).versioned_id, "workloads": self.workloads,
+               "topology": self.machine.topology.to_mapping(), "dims": [dataclasses.asdict(d) for d in self.dims],
+               "objective": self.objective, "seeds": self.seeds, "holdout": self.holdout_seeds,
+               "sampler_seed": self.sampler_seed, "batch": self.batch, "options": dataclasses.asdict(self.options),
+               "model_version": MODEL_VERSION}  # fmt: skip
+        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+        return digest
+
+    def reference(self, workload: str) -> tuple[str, str, str]:
+        """(workload, policy, label) of the run ``workload`` is measured against."""
+        if self.objective == "speedup":
+            return workload, "none", "none"
+        for ref in workloads.get(workload).references:
+            if ref.workload.endswith("_HARD_BIND"):
+                return ref.workload, "none", ref.label
+        raise ConfigError("--objective", self.objective, f"needs a HARD_BIND reference, which {workload} lacks")
+
+    def cells(self, sets: Mapping[str, Scalar], seeds: Sequence[int]) -> dict[tuple[str, int], Cell]:
+        return {(wl, s): make_cell(self.machine, wl, self.policy, s, sets, options=self.options)
+                for wl in self.workloads for s in seeds}  # fmt: skip
+
+    def reference_cells(self, seeds: Sequence[int]) -> dict[tuple[str, int], Cell]:
+        out = {}
+        for wl in self.workloads:
+            ref, pol, label = self.reference(wl)
+            role: Role = "policy" if self.objective == "speedup" else "reference"
+            for s in seeds:
+                out[(wl, s)] = make_cell(self.machine, ref, pol, s, {}, options=self.options, role=role, base=wl,
+                                         label=label)
+        return out
+
+
+@dataclass
+class TuneResult:
+    study: str
+    trials: list[dict[str, Any]]
+    best: dict[str, Any]
+    default_value: float | None
+    holdout: dict[str, Any]
+    sysctls: dict[str, Scalar]
+    wall_s: float
+    cells_run: int
+    cells_cached: int
+
+
+def tune(
+    setup: TuneSetup,
+    store: ResultStore,
+    executor: Executor,
+    *,
+    name: str,
+    on_trial: Callable[[int, int], None] | None = None,
+) -> TuneResult:
+    """Run the search and the held-out comparison; every cell goes through ``store``."""
+    import optuna
+
+    start = time.monotonic()
+    counts = {"run": 0, "cached": 0}
+    keys: list[str] = []
+
+    def run(cells: Sequence[Cell]) -> dict[str, dict[str, Any]]:
+        progress = run_cells(cells, store, executor)
+        counts["run"] += progress.ran
+        counts["cached"] += progress.skipped + progress.elsewhere
+        keys.extend(c.key for c in cells)
+        store.register_sweep(setup.study_id, name, "tune", _doc(setup), [c.key for c in cells])
+        return store.records(c.key for c in cells)
+
+    all_seeds = [*setup.seeds, *setup.holdout_seeds]
+    refs = setup.reference_cells(all_seeds)
+    ref_docs = run(list(refs.values()))
+    missing = [k for k, c in refs.items() if c.key not in ref_docs]
+    if missing:
+        why = store.failures([refs[missing[0]].key])
+        raise ConfigError("--workloads", missing[0][0], f"has a reference run that failed: {why}")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=setup.sampler_seed, constant_liar=setup.batch > 1)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial({d.name: d.default for d in setup.dims})
+    trials: list[dict[str, Any]] = []
+    while len(trials) < setup.trials:
+        asked = [study.ask() for _ in range(min(setup.batch, setup.trials - len(trials)))]
+        planned: list[tuple[Any, dict[str, Scalar], dict[tuple[str, int], Cell], str | None]] = []
+        for t in asked:
+            params = {d.name: _suggest(t, d) for d in setup.dims}
+            try:
+                cells = setup.cells(params, setup.seeds)
+                check_cells(cells.values())
+            except ConfigError as e:
+                planned.append((t, params, {}, str(e)))
+                continue
+            planned.append((t, params, cells, None))
+        docs = run([c for _, _, cells, _ in planned for c in cells.values()])
+        for t, params, cells, reason in planned:
+            value = None if reason else _objective(cells, refs, docs, ref_docs)
+            state = "complete" if value is not None else "failed"
+            if value is None:
+                study.tell(t, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(t, value)
+            trials.append({"number": t.number, "params": params, "value": value, "state": state,
+                           "keys": sorted(c.key for c in cells.values()),
+                           "reason": reason or (None if value is not None else "a run failed")})  # fmt: skip
+        store.put_trials(setup.study_id, trials[-len(planned):])
+        if on_trial:
+            on_trial(len(trials), setup.trials)
+    done = [t for t in trials if t["value"] is not None]
+    if not done:
+        raise ConfigError("--trials", setup.trials, "gave no complete trial (every one failed; see the trials table)")
+    best = max(done, key=lambda t: (t["value"], -t["number"]))
+    defaults = {d.name: d.default for d in setup.dims}
+    holdout = _holdout(setup, best["params"], defaults, refs, ref_docs, run)
+    sysctl_names = SYSCTLS.get(policies.get(setup.policy).id, {})
+    return TuneResult(
+        study=setup.study_id,
+        trials=trials,
+        best=best,
+        default_value=trials[0]["value"],
+        holdout=holdout,
+        sysctls={sysctl_names[k]: v for k, v in best["params"].items() if k in sysctl_names},
+        wall_s=time.monotonic() - start,
+        cells_run=counts["run"],
+        cells_cached=counts["cached"],
+    )
+
+
+def _suggest(trial: Any, d: Dim) -> Scalar:
+    if d.choices:
+        value: Scalar = trial.suggest_categorical(d.name, list(d.choices))
+        return value
+    assert d.lo is not None and d.hi is not None
+    if d.kind == "int":
+        return int(trial.suggest_int(d.name, math.ceil(d.lo), math.floor(d.hi), log=d.log))
+    return float(trial.suggest_float(d.name, d.lo, d.hi, log=d.log))
+
+
+def _ratio(run: Mapping[str, Any], ref: Mapping[str, Any]) -> float:
+    """How much better ``run`` is than ``ref``: elapsed time ratio, or score ratio when higher is better."""
+    score, base = run["score"], ref["score"]
+    if score["value"] is None or base["value"] is None or score["value"] <= 0 or base["value"] <= 0:
+        return math.nan
+    if score.get("higher_is_better"):
+        return float(score["value"] / base["value"])
+    return float(base["value"] / score["value"])
+
+
+def _objective(
+    cells: Mapping[tuple[str, int], Cell],
+    refs: Mapping[tuple[str, int], Cell],
+    docs: Mapping[str, Mapping[str, Any]],
+    ref_docs: Mapping[str, Mapping[str, Any]],
+) -> float | None:
+    """Geometric mean of the ratios of ``cells`` to their references; None when a run failed."""
+    logs = []
+    for k, cell in cells.items():
+        if cell.key not in docs:
+            return None
+        r = _ratio(docs[cell.key], ref_docs[refs[k].key])
+        if not r > 0:
+            return None
+        logs.append(math.log(r))
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def _holdout(
+    setup: TuneSetup,
+    best: Mapping[str, Scalar],
+    defaults: Mapping[str, Scalar],
+    refs: Mapping[tuple[str, int], Cell],
+    ref_docs: Mapping[str, Mapping[str, Any]],
+    run: Callable[[Sequence[Cell]], dict[str, dict[str, Any]]],
+) -> dict[str, Any]:
+    """The best settings against the defaults on the held-out seeds, overall and per workload."""
+    if not setup.holdout_seeds:
+        return {}
+    b, d = setup.cells(best, setup.holdout_seeds), setup.cells(defaults, setup.holdout_seeds)
+    docs = run([*b.values(), *d.values()])
+    out: dict[str, Any] = {"seeds": list(setup.holdout_seeds)}
+    vb, vd = _objective(b, refs, docs, ref_docs), _objective(d, refs, docs, ref_docs)
+    out |= {"best": vb, "default": vd, "gain": (vb / vd - 1) if vb and vd else None, "per_workload": {}}
+    for wl in setup.workloads:
+        pb = _objective({k: c for k, c in b.items() if k[0] == wl}, refs, docs, ref_docs)
+        pd_ = _objective({k: c for k, c in d.items() if k[0] == wl}, refs, docs, ref_docs)
+        out["per_workload"][wl] = {"best": pb, "default": pd_, "gain": (pb / pd_ - 1) if pb and pd_ else None}
+    return out
+
+
+def _doc(setup: TuneSetup) -> dict[str, Any]:
+    return {"policy": setup.policy, "workloads": list(setup.workloads), "topology": setup.machine.name,
+            "objective": setup.objective, "seeds": list(setup.seeds), "holdout_seeds": list(setup.holdout_seeds),
+            "space": [d.describe() for d in setup.dims], "trials": setup.trials, "sampler_seed": setup.sampler_seed,
+            "model_version": MODEL_VERSION}  # fmt: skip

@@ -1,0 +1,49 @@
+"""``memsched pressure act``: bad input is one line and exit 2, before anything is read or signalled."""
+
+from __future__ import annotations
+
+import pytest
+
+from memsched.cli import main
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["--policy", "oomd-classic", "--cgroup", "/x"], "oomd-classic"),
+        (["--policy", "earlyoom", "--cgroup", "/x", "--set", "mem_term_percent=200"], "mem_term_percent"),
+        (["--policy", "earlyoom", "--cgroup", "/x", "--set", "nope=1"], "nope"),
+        (["--policy", "earlyoom", "--cgroup", "/x", "--set", "prefer=("], "prefer"),
+        (["--policy", "lmkd", "--cgroup", "/x", "--protect", "a/b"], "protect"),
+        (["--policy", "lmkd", "--cgroup", "/x", "--duration", "0s"], "--duration"),
+        (["--policy", "lmkd", "--cgroup", "/memsched-surely-not-a-cgroup"], "cgroup"),
+        (["--policy", "lmkd", "--cgroup", "/"], "cgroup"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args: list[str], word: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from memsched.live.cgroups import cgroup_mounts
+
+    mounts = cgroup_mounts()
+    if word == "cgroup" and mounts.v1_memory is None and mounts.v2 is None:
+        pytest.skip("no cgroup hierarchy is mounted")
+    rc = main(["pressure", "act", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and word in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["--jobs", "0"], "--jobs"),
+        (["--jobs", "0-3"], "--jobs"),
+        (["--seed", "0-3"], "--seed"),
+        (["--policies", "nope"], "--policies"),
+        (["act-nope"], "act-nope"),
+    ],
+)
+def test_act_sim_bad_input_exits_2_before_running(
+    args: list[str], word: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["pressure", "act-sim", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and word in err[0], err

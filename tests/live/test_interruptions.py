@@ -1,0 +1,168 @@
+"""Interrupted live commands leave nothing behind: ``rt run`` killed or terminated (its SCHED_DEADLINE command
+goes with it), the test cgroup helper terminated or killed, ``pressure serve`` killed (its stale socket is
+replaced by the next start). ``benchmarks/signal_trials.py`` runs the same interruptions 20 times each."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers.kernel_helpers import own_deadline_tids
+from memsched.live.cgroups import MemcgV1Child, cgroup_mounts
+
+pytestmark = pytest.mark.live
+
+MEMSCHED = [sys.executable, "-m", "memsched"]
+SLEEPER = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
+
+
+def gone(pid: int) -> bool:
+    """The process no longer runs (absent, or a zombie waiting for its new parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def rt_run(dl_bandwidth: Callable[..., None]) -> Iterator[Callable[[], tuple[subprocess.Popen[str], int]]]:
+    """Start ``memsched rt run`` (1 ms / 10 ms) over a sleeper; yield (memsched, the command's pid)."""
+    dl_bandwidth(0.1)
+    started: list[subprocess.Popen[str]] = []
+
+    def start() -> tuple[subprocess.Popen[str], int]:
+        argv = [*MEMSCHED, "rt", "run", "--runtime", "1ms", "--deadline", "10ms", "--", sys.executable, "-c", SLEEPER]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(proc)
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            err = proc.stderr.read()
+            if "(EBUSY)" in err:  # another program took the bandwidth since dl_bandwidth() looked
+                pytest.skip(f"deadline bandwidth taken meanwhile: {err.strip()[:200]}")
+            raise AssertionError(err or line)
+        return proc, int(line)
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_terminating_rt_run_ends_its_deadline_command(
+    rt_run: Callable[[], tuple[subprocess.Popen[str], int]], sig: signal.Signals
+) -> None:
+    """SIGTERM/SIGHUP to memsched alone reach the command; memsched reports it and exits 128 + N."""
+    proc, child = rt_run()
+    assert child in own_deadline_tids()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig, err
+    assert f"killed by {sig.name}" in err
+    assert gone(child) and child not in own_deadline_tids()
+
+
+def test_killing_rt_run_kills_its_deadline_command(rt_run: Callable[[], tuple[subprocess.Popen[str], int]]) -> None:
+    """kill -9 of memsched: the command dies too (PR_SET_PDEATHSIG), no reservation is left running."""
+    proc, child = rt_run()
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert wait_until(lambda: gone(child)), f"the command {child} outlived memsched"
+    assert child not in own_deadline_tids()
+
+
+CGROUP_OWNER = """
+import sys, time
+from memsched.live.cgroups import MemcgV1Child
+with MemcgV1Child(sys.argv[1], limit_bytes=64 << 20) as cg:
+    child = cg.run([sys.executable, "-c", "import time; time.sleep(60)"])
+    while not cg.pids():
+        time.sleep(0.01)
+    print(child.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def v1_memory() -> Path:
+    if os.geteuid() != 0:
+        pytest.skip("creating memory cgroups needs root")
+    mounts = cgroup_mounts()
+    if mounts.v1_memory is None:
+        pytest.skip("the cgroup v1 memory controller is not mounted")
+    return mounts.v1_memory
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+def test_the_test_cgroup_goes_with_its_owner(v1_memory: Path, sig: signal.Signals) -> None:
+    """SIGTERM/SIGHUP: the cgroup and its child are removed; SIGKILL: the child dies with its owner and the
+    next use of the same name removes the empty leftover instead of failing with "File exists"."""
+    name = f"memsched-test-signal-{os.getpid()}-{int(sig)}"
+    owner = subprocess.Popen([sys.executable, "-c", CGROUP_OWNER, name], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        child = int(owner.stdout.readline())
+        owner.send_signal(sig)
+        owner.communicate(timeout=30)
+        assert wait_until(lambda: gone(child)), "the cgroup's child outlived its owner"
+        if sig != signal.SIGKILL:
+            assert not (v1_memory / name).exists()
+        with MemcgV1Child(name, limit_bytes=64 << 20) as cg:
+            assert cg.pids() == []
+        assert not (v1_memory / name).exists()
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.communicate()
+        if (v1_memory / name).exists():
+            (v1_memory / name).rmdir()
+
+
+def test_a_killed_daemons_socket_is_replaced_by_the_next_start(tmp_path: Path) -> None:
+    """kill -9 cannot remove the socket; the next ``pressure serve`` on the path replaces the stale one."""
+    fifo = tmp_path / "events"
+    os.mkfifo(fifo)
+    path = tmp_path / "run" / "p.sock"
+    argv = [*MEMSCHED, "pressure", "serve", "--socket", str(path), "--backend", "fifo", "--set", f"fifo_path={fifo}"]
+    first = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(path.exists, 60)
+        first.kill()
+        first.communicate(timeout=30)
+        assert path.exists()  # stale: nobody listens
+        with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) as second:
+            try:
+                assert second.stderr is not None
+                lines = [second.stderr.readline() for _ in range(2)]  # "replacing ...", "listening on ..."
+                second.send_signal(signal.SIGTERM)
+                _, err = second.communicate(timeout=30)
+            finally:
+                if second.poll() is None:
+                    second.kill()
+        err = "".join(lines) + err
+        assert second.returncode == 0, err
+        assert "replacing stale socket" in lines[0] and "listening on" in lines[1], err
+        assert not path.exists()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()

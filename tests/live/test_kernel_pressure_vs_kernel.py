@@ -1,0 +1,78 @@
+"""benchmarks/pressure_vs_kernel.py's real side against the running kernel: one description run for real in a
+fresh v1 memcg and in the simulator, and its cgroups removed even when a run fails.
+
+Expectations are ranges (an OOM kill, at least one critical event before it), with generous timeouts: CI runs
+this as root on a loaded 2-core machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from memsched.live.cgroups import cgroup_mounts
+
+pytestmark = pytest.mark.live
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "pressure_vs_kernel.py"
+
+
+@pytest.fixture
+def bench() -> ModuleType:
+    if os.geteuid() != 0:
+        pytest.skip("creating memory cgroups needs root")
+    if cgroup_mounts().v1_memory is None:
+        pytest.skip("the cgroup v1 memory controller is not mounted (CONFIG_MEMCG_V1=n or a v2-only system)")
+    spec = importlib.util.spec_from_file_location("pressure_vs_kernel", BENCH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        del sys.modules[spec.name]
+    return mod
+
+
+def _left_behind() -> list[Path]:
+    root = cgroup_mounts().v1_memory
+    assert root is not None
+    return sorted(root.glob(f"memsched-vs-kernel-{os.getpid()}-*"))
+
+
+def test_one_description_real_and_simulated(bench: ModuleType) -> None:
+    """An anonymous grower (64 MiB/s) in a 32 MiB memcg: the kernel kills it once, after at least one critical
+    event; the simulator, from the same description, kills it once too; nothing is left in the hierarchy."""
+    w = bench.Workload("t", "32 MiB memcg, a grower at 64 MiB/s", 32, (bench.Proc("grower", "grower", rate_mib_s=64),))
+    try:
+        real = bench.run_real(w, 0, 120.0)
+    finally:
+        assert not _left_behind()
+    assert real.oom_kills == 1
+    start, end, killed = real.procs["grower"]
+    assert killed and 0 <= start < end
+    assert any(level == "critical" for _, level, _ in real.signals)
+    sim = bench.run_sim(w, {}, (500.0, 500.0), 2.0, bench.kernel_config())
+    assert sim.oom_kills == 1 and sim.procs["grower"][2]
+    assert any(level == "critical" for _, level, _ in sim.signals)
+    stats = bench.phase_stats(real)
+    assert list(stats) == ["grower"] and stats["grower"]["events"]["critical"] >= 1
+
+
+def test_cgroups_are_removed_when_a_run_fails(bench: ModuleType) -> None:
+    """A run that overruns its timeout raises, kills what it started and removes its cgroups."""
+    w = bench.Workload(
+        "slow",
+        "a grower far too slow for its timeout",
+        32,
+        (bench.Proc("grower", "grower", memcg="a", size_mib=8, rate_mib_s=1),),
+        children=(("a", 16),),
+    )
+    with pytest.raises(TimeoutError):
+        bench.run_real(w, 1, 0.5)
+    assert not _left_behind()

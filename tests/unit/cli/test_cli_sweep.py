@@ -1,0 +1,218 @@
+"""``memsched sweep``, ``memsched results`` and ``memsched tune`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from helpers.sweeps import write_spec
+from memsched.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tests' 12-cell spec, swept once into a database (with a report)."""
+    folder = tmp_path_factory.mktemp("swept")
+    spec = write_spec(folder)
+    rc = main(["sweep", str(spec), "--db", str(folder / "r.duckdb"), "--jobs", "2", "--report",
+               str(folder / "r.html"), "--json"])  # fmt: skip
+    assert rc == 0
+    return spec, folder / "r.duckdb"
+
+
+def test_dry_run_counts_cells_and_estimates_without_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--dry-run prints the cells and an estimated wall time priced from the rates file; no database appears."""
+    spec = write_spec(tmp_path)
+    rc, out, err = run(capsys, "sweep", str(spec), "--db", str(tmp_path / "r.duckdb"), "--dry-run", "--jobs", "2")
+    assert rc == 0 and err == ""
+    assert "12 cells, 0 already in" in out and "12 to run on local x2" in out and "estimated wall time" in out
+    assert not (tmp_path / "r.duckdb").exists()
+    rc, out, _ = run(capsys, "sweep", str(spec), "--db", str(tmp_path / "r.duckdb"), "--dry-run", "--json")
+    doc = json.loads(out)
+    assert doc["to_run"] == 12 and doc["estimate_s"] > 0 and sum(doc["priced_from"].values()) == 12
+
+
+def test_dry_run_after_a_sweep_prices_from_the_database(swept: tuple[Path, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Cells already in the database are not counted; the rest are priced from its measured wall times."""
+    spec, db = swept
+    rc, out, _ = run(capsys, "sweep", str(spec), "--db", str(db), "--dry-run", "--json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert (doc["cells"], doc["done"], doc["to_run"]) == (12, 12, 0)
+    other = write_spec(db.parent, "seeds = [7]\nworkloads = ['numa02']\npolicies = ['none']\n"
+                                  "topologies = ['laptop-1n8']\n", "other.toml")  # fmt: skip
+    doc = json.loads(run(capsys, "sweep", str(other), "--db", str(db), "--dry-run", "--json")[1])
+    assert doc["priced_from"] == {"this database": 1}
+
+
+def test_sweep_summary_and_report(swept: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A rerun skips every cell; the report has each section the issue asks for."""
+    spec, db = swept
+    rc, out, _ = run(capsys, "sweep", str(spec), "--db", str(db), "--json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert (doc["cells"], doc["skipped"], doc["ran"], doc["failed"]) == (12, 12, 0, 0)
+    page = (db.parent / "r.html").read_text()
+    for heading in ("Speed-up against each swept knob", "Two knobs at a time", "Winner per topology family",
+                    "Which knobs matter"):  # fmt: skip
+        assert heading in page
+    assert page.count("<img") >= 1 and "set_scan_size_mb" in page
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("workloads = ['numa02']\npolicies = ['none']\ntopologies = ['laptop-1n8']\nseeds = -1\n", "'seeds'"),
+        ("workloads = ['numa02'\n", "'SPEC'"),
+        ("workloads = ['numa02']\npolicies = ['none']\ntopologies = ['laptop-1n8']\n[sets]\nscan_size_mb = [1]\n",
+         "'sets.scan_size_mb'"),
+    ],
+)
+def test_a_bad_spec_is_one_line_and_exit_2(text: str, where: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A spec mistake: one line naming the file (or the argument) and the field, exit 2, no database."""
+    spec = write_spec(tmp_path, text)
+    rc, out, err = run(capsys, "sweep", str(spec), "--db", str(tmp_path / "r.duckdb"))
+    assert rc == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and where in err
+    assert not (tmp_path / "r.duckdb").exists()
+
+
+def test_results_show_export_query(swept: tuple[Path, Path], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """show lists the sweep; show --sweep groups its runs; export writes CSV or Parquet; query prints JSON."""
+    _, db = swept
+    rc, out, _ = run(capsys, "results", "show", "--db", str(db), "--json")
+    assert rc == 0
+    [row] = json.loads(out)
+    assert (row["name"], row["cells"], row["ok"], row["missing"]) == ("fast", 12, 12, 0)
+    rc, out, _ = run(capsys, "results", "show", "--db", str(db), "--sweep", "fast", "--json")
+    groups = json.loads(out)
+    assert len(groups) == 6 and {g["runs"] for g in groups} == {2}
+    rc, _, err = run(capsys, "results", "export", "--db", str(db), "--csv", str(tmp_path / "r.csv"))
+    assert rc == 0 and "wrote 12 runs" in err
+    assert len((tmp_path / "r.csv").read_text().splitlines()) == 13
+    rc, _, _ = run(capsys, "results", "export", "--db", str(db), "--parquet", str(tmp_path / "r.parquet"))
+    assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'r.parquet'}'").fetchall() == [(12,)]
+    rc, out, _ = run(capsys, "results", "query", "SELECT policy, count(*) AS n FROM runs GROUP BY 1 ORDER BY 1",
+                     "--db", str(db), "--json")  # fmt: skip
+    assert json.loads(out) == [{"policy": "mainline", "n": 8}, {"policy": "none", "n": 4}]
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (("results", "query", "SELECT nope FROM runs"), "'query'"),
+        (("results", "export"), "'--csv/--parquet'"),
+        (("results", "show", "--sweep", "nope"), "'--sweep'"),
+    ],
+)
+def test_results_bad_input(args: tuple[str, ...], where: str, swept: tuple[Path, Path],
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad query, a missing format or an unknown sweep: one line, exit 2."""
+    rc, out, err = run(capsys, *args, "--db", str(swept[1]))
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and where in err
+
+
+def test_results_of_a_missing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Reading a database that does not exist is bad input naming --db (and does not create it)."""
+    rc, _, err = run(capsys, "results", "show", "--db", str(tmp_path / "none.duckdb"))
+    assert rc == 2 and "'--db'" in err and not (tmp_path / "none.duckdb").exists()
+
+
+@pytest.mark.slow
+def test_tune_prints_settings_sysctls_and_held_out_gain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three trials of mainline on numa02: --set lines, the sysctl snippet, a held-out comparison; the same
+    command again replays every cell from the database."""
+    args = ("tune", "--policy", "mainline", "--workloads", "numa02", "--topology", "sandybridge-2n32", "--trials",
+            "3", "--holdout-seeds", "100", "--knobs", "scan_size_mb,scan_period_min_ms,group_active_in", "--db",
+            str(tmp_path / "t.duckdb"), "--jobs", "2")  # fmt: skip
+    rc, out, _ = run(capsys, *args, "--json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["trials"] == 3 and doc["best_value"] >= doc["default_value"] > 0
+    assert set(doc["best_params"]) == {"scan_size_mb", "scan_period_min_ms", "group_active_in"}
+    assert set(doc["sysctls"]) == {"kernel.numa_balancing_scan_size_mb", "kernel.numa_balancing_scan_period_min_ms"}
+    assert doc["holdout"]["seeds"] == [100] and doc["holdout"]["gain"] is not None
+    assert doc["cells_run"] > 0
+    rc, out, _ = run(capsys, *args)
+    assert rc == 0
+    assert "--set scan_size_mb=" in out and "kernel.numa_balancing_scan_size_mb = " in out
+    assert "held-out seeds 100:" in out and "0 cells run" in out
+    rc, out, _ = run(capsys, "results", "query", "SELECT count(*) AS n FROM trials", "--db", str(tmp_path / "t.duckdb"),
+                     "--json")  # fmt: skip
+    assert json.loads(out) == [{"n": 3}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        (("--range", "scan_size_mb=10"), "'--range'"),
+        (("--range", "scan_size_mb=0:10"), "'--range'"),
+        (("--knobs", "colour"), "'--knobs'"),
+        (("--objective", "fastest"), "'--objective'"),
+        (("--holdout-seeds", "0"), "'--holdout-seeds'"),
+        (("--workloads", "specjbb,nope"), "'workload'"),
+        (("--trials", "100000000"), "'--trials'"),
+        (("--trials", "0-3"), "'--trials'"),
+        (("--sampler-seed", "-5"), "'--sampler-seed'"),
+        (("--batch", "0"), "'--batch'"),
+    ],
+)
+def test_tune_bad_input(extra: tuple[str, ...], where: str, tmp_path: Path,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad ranges, knobs, objectives and seeds: one line, exit 2, before any run."""
+    rc, out, err = run(capsys, "tune", "--policy", "mainline", "--workloads", "numa02", "--trials", "2",
+                       "--db", str(tmp_path / "t.duckdb"), *extra)  # fmt: skip
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and where in err
+
+
+def test_the_progress_bar_counts_cells_to_run_with_an_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal: the cells to run (those already in the database left out), elapsed, ETA and failures."""
+    import io
+
+    from rich.console import Console
+
+    from memsched.cli import sweep as sweep_cli
+    from memsched.sweep.run import Progress
+
+    screen = io.StringIO()
+    monkeypatch.setattr(sweep_cli, "show_progress", lambda: True)
+    monkeypatch.setattr(sweep_cli, "err_console", Console(file=screen, force_terminal=True, width=120))
+    with sweep_cli.sweep_progress(5, "sweep demo") as tick:
+        tick(Progress(total=5, skipped=1, ran=3, ok=2, failed=1), [])
+    drawn = screen.getvalue()
+    assert "sweep demo" in drawn and "3/4" in drawn and "ETA" in drawn and "1 failed" in drawn
+    monkeypatch.setattr(sweep_cli, "show_progress", lambda: False)  # not a terminal: nothing drawn
+    screen.seek(0)
+    screen.truncate()
+    with sweep_cli.sweep_progress(5, "sweep demo") as tick:
+        tick(Progress(total=5, skipped=1, ran=3, ok=2, failed=1), [])
+    assert screen.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        (("--jobs", "5000"), "'--jobs'"),
+        (("--jobs", "0-3"), "'--jobs'"),
+        (("--retries", "1000"), "'--retries'"),
+    ],
+)
+def test_sweep_executor_options_are_bounded_before_planning(
+    extra: tuple[str, ...], where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Also with --dry-run, which otherwise prices the cells for the workers asked for."""
+    spec = write_spec(tmp_path)
+    rc, out, err = run(capsys, "sweep", str(spec), "--db", str(tmp_path / "r.duckdb"), "--dry-run", *extra)
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and where in err

@@ -1,0 +1,185 @@
+"""Running sweeps: the pool gives the records run_one gives, failures are per cell, a killed worker costs one try,
+a killed sweep resumes where it stopped, and two sweeps can share one database at the same time."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from helpers.sweeps import cli, same_content, write_spec
+from memsched import results
+from memsched.results.store import Outcome, ResultStore, record_digest
+from memsched.sweep.cell import Cell, run_cell, topology_file
+from memsched.sweep.executors import LocalPool
+from memsched.sweep.plan import Machine, make_cell
+from memsched.sweep.run import Progress, run_cells, run_sweep
+from memsched.sweep.spec import load_spec
+from memsched.workloads.numa import NumaOptions
+from memsched.workloads.runner import run_one
+
+#: Ten cells of about 0.2 s each: slow enough to stop a sweep half-way.
+RESUME_SPEC = """
+name = "resume"
+seeds = 2
+workloads = ["numa02"]
+policies = ["mainline"]
+topologies = ["opteron-4n32"]
+[sets]
+scan_size_mb = [64, 128, 256, 512]
+"""
+
+
+@pytest.fixture
+def pool() -> Iterator[LocalPool]:
+    p = LocalPool(2)
+    yield p
+    p.close()
+
+
+def test_the_pool_gives_the_records_run_one_gives(tmp_path: Path, pool: LocalPool) -> None:
+    """Every record a worker returns is byte for byte the record of run_one in this process."""
+    spec = load_spec(write_spec(tmp_path))
+    progress = run_sweep(spec, tmp_path / "r.duckdb", pool)
+    assert (progress.ran, progress.ok, progress.failed) == (12, 12, 0)
+    df = results.open(tmp_path / "r.duckdb")
+    for cell in spec.cells[:4] + spec.cells[-2:]:
+        run = cell.spec if cell.topology_toml is None else dataclasses.replace(
+            cell.spec, topology=topology_file(cell.topology_toml))  # fmt: skip
+        digest = record_digest(run_one(run).to_json())
+        assert df.loc[df["key"] == cell.key, "record_sha256"].item() == digest
+    again = run_sweep(spec, tmp_path / "r.duckdb", pool)
+    assert (again.skipped, again.ran) == (12, 0)
+
+
+def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path: Path, pool: LocalPool) -> None:
+    """A cell whose run raises is a failed row with the error; the other cells finish."""
+    good = make_cell(Machine.named("laptop-1n8", tmp_path), "numa02", "none", 0, {}, options=NumaOptions())
+    bad = dataclasses.replace(good, key="bad", spec=dataclasses.replace(good.spec, workload="no-such-workload"))
+    stale = dataclasses.replace(good, key="stale", doc={**good.doc, "model_version": "1999.01-1"})
+    with ResultStore(tmp_path / "r.duckdb") as store:
+        progress = run_cells([bad, good, stale], store, pool)
+        errors = store.failures(["bad", "stale", good.key])
+    assert (progress.ok, progress.failed) == (1, 2)
+    assert errors["bad"].startswith("UnknownNameError: 'workload' must be one of")
+    assert "this worker runs model" in errors["stale"]
+    assert run_cell(bad).error == errors["bad"]
+
+
+def _kill_mid_cell(store: ResultStore, cells: Sequence[Cell], pool: LocalPool) -> Progress:
+    """Run ``cells`` (fast, then slow) on one worker and SIGKILL that worker 0.2 s into the slow cell."""
+    timers: list[threading.Timer] = []
+
+    def on_progress(progress: Progress, outcomes: Sequence[Outcome]) -> None:
+        if progress.ran == 1 and not timers:
+            timers.append(threading.Timer(0.2, os.kill, (outcomes[0].pid, signal.SIGKILL)))
+            timers[0].start()
+
+    progress = run_cells(cells, store, pool, on_progress=on_progress)
+    timers[0].join()
+    return progress
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_cell_is_retried_or_recorded_as_failed(tmp_path: Path) -> None:
+    """SIGKILL of a worker running a cell: retried on a new worker (attempts 2), or with --retries 0 recorded as
+    failed with the signal and run again by the next sweep; both databases end with the same content."""
+    machine = Machine.named("x86-8n64", tmp_path)
+    fast = make_cell(Machine.named("laptop-1n8", tmp_path), "numa02", "none", 0, {}, options=NumaOptions())
+    slow = make_cell(machine, "numa02", "mainline", 0, {}, options=NumaOptions())
+    retried, failed = tmp_path / "retried.duckdb", tmp_path / "failed.duckdb"
+
+    pool = LocalPool(1, retries=1)
+    try:
+        with ResultStore(retried) as store:
+            progress = _kill_mid_cell(store, [fast, slow], pool)
+    finally:
+        pool.close()
+    assert (progress.ok, progress.failed) == (2, 0)
+    df = results.open(retried).set_index("key")
+    assert df.loc[slow.key, "attempts"] == 2 and df.loc[fast.key, "attempts"] == 1
+
+    pool = LocalPool(1, retries=0)
+    try:
+        with ResultStore(failed) as store:
+            progress = _kill_mid_cell(store, [fast, slow], pool)
+            assert (progress.ok, progress.failed) == (1, 1)
+            error = store.failures([slow.key])[slow.key]
+            assert "killed by SIGKILL while running this cell (attempt 1 of 1)" in error
+            rerun = run_cells([fast, slow], store, pool)
+            assert (rerun.skipped, rerun.ran, rerun.ok) == (1, 1, 1)
+    finally:
+        pool.close()
+    same_content(retried, failed)
+
+
+def _rows(db: Path) -> int:
+    try:
+        return len(results.open(db))
+    except Exception:  # not created yet, or its tables not yet
+        return 0
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_half_way_resumes_with_only_the_missing_cells(tmp_path: Path) -> None:
+    """SIGKILL of `memsched sweep` half-way: the rerun skips what was committed, runs the rest, and the database
+    ends as an uninterrupted sweep's."""
+    spec = write_spec(tmp_path, RESUME_SPEC)
+    db = tmp_path / "killed.duckdb"
+    proc = cli("sweep", str(spec), "--db", str(db), "--jobs", "1")
+    deadline = time.monotonic() + 120
+    while _rows(db) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    committed = _rows(db)
+    assert 3 <= committed < 10, "the sweep was not stopped half-way"
+
+    proc = cli("sweep", str(spec), "--db", str(db), "--jobs", "2", "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert (summary["cells"], summary["skipped"], summary["ran"]) == (10, committed, 10 - committed)
+
+    whole = tmp_path / "whole.duckdb"
+    pool = LocalPool(2)
+    try:
+        run_sweep(load_spec(spec), whole, pool)
+    finally:
+        pool.close()
+    same_content(db, whole)
+
+
+@pytest.mark.slow
+def test_two_sweeps_at_once_share_one_database(tmp_path: Path) -> None:
+    """Two `memsched sweep` processes writing one database at the same time both finish; every cell is written
+    once, and the content is that of the two sweeps run one after the other."""
+    one_seed = RESUME_SPEC.replace("seeds = 2", "seeds = 1")
+    a = write_spec(tmp_path, one_seed.replace('"resume"', '"a"'), "a.toml")
+    b = write_spec(tmp_path, one_seed.replace('"resume"', '"b"').replace("512", "1024"), "b.toml")
+    db = tmp_path / "both.duckdb"
+    procs = [cli("sweep", str(s), "--db", str(db), "--jobs", "1", "--json") for s in (a, b)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    ran = sum(json.loads(out)["ran"] + json.loads(out)["done_elsewhere"] for out, _ in outs)
+    assert ran >= 6  # 4 cells in common, 1 of each sweep's own: none lost
+    frame = results.open(db)
+    assert len(frame) == 6 and frame["key"].is_unique and set(frame["status"]) == {"ok"}
+    assert set(results.sweeps(db)["missing"]) == {0}
+
+    one_after_other = tmp_path / "seq.duckdb"
+    pool = LocalPool(2)
+    try:
+        for s in (a, b):
+            run_sweep(load_spec(s), one_after_other, pool)
+    finally:
+        pool.close()
+    same_content(db, one_after_other)
