@@ -191,19 +191,29 @@ class FluidProgress:
         done = phase.work - float(self.arrays.rem[task.id])
         return phase.sweeps(done, float(self.arrays.rate[task.id]))
 
-    def sweeps_of(self, tasks: list[FluidTask]) -> list[tuple[int, Region, float, float]]:
-        """``sweep_state`` of several tasks at once: (task id, region, cursor, rate) of every sweep."""
+    def sweeps_of(self, tasks: list[FluidTask]) -> list[tuple[int, Region, float, float, float, float, float]]:
+        """``sweep_state`` of several tasks at once: (task id, region, cursor, rate, delay, done, share) of every
+        sweep. ``delay`` (ns) is the kernel work the task does before its cursor moves again (its CPU debt at
+        its share of the CPU, then a page copy in its context); ``done`` is the work done in the phase so far
+        and ``share`` the part of it that goes to this sweep's region (for :meth:`phase_progress` later)."""
         self.sync()
         a = self.arrays
-        out: list[tuple[int, Region, float, float]] = []
+        out: list[tuple[int, Region, float, float, float, float, float]] = []
         for task in tasks:
             tid = task.id
             phase = task.phase
             if not isinstance(phase, Touch) or a.oncpu[tid] < 0:
                 continue
+            rate = float(a.rate[tid])
+            delay = 0.0
+            debt, share, copy_left = float(a.debt[tid]), float(a.share[tid]), float(a.copy_left[tid])
+            if debt > 0:
+                delay += debt / share if share > 0 else math.inf
+            if copy_left > 0:
+                delay += copy_left / rate if rate > 0 else math.inf
             done = phase.work - float(a.rem[tid])
-            for region, cursor, rate in phase.sweeps(done, float(a.rate[tid])):
-                out.append((tid, region, cursor, rate))
+            for region, cursor, r in phase.sweeps(done, rate):
+                out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0))
         return out
 
     def phase_progress(self, task: FluidTask) -> float:

@@ -249,7 +249,9 @@ class NumaBalancing(Instrument):
         period_of[task.id] = period
         st.next_scan = now + period
         machine.engine.at(st.next_scan, Prio.TICK, self._task_numa_work, st)
-        self._generate_faults(st, lo, hi, horizon=period)
+        # The window's pages are looked at again one pass later: a full pass of the address space.
+        windows = 1 if scan.whole_address_space else -(-npages // max(1, scan.scan_size_mb * MIB // machine.page_size))
+        self._generate_faults(st, lo, hi, horizon=period * windows)
         if wrapped:
             self._scan_pass_done(st.mm)
         self._settle(st.mm.id, 1.0)
@@ -301,6 +303,9 @@ class NumaBalancing(Instrument):
             idx, offset = 0, 0
         marked = 0
         touched: list[int] = []
+        # A page is looked at again one pass later: every wake-up's budget over all the mms, then the pass sleep.
+        wakes = -(-sum(mm.nr_pages for mm in mms) // budget)
+        pass_ns = (wakes * scan.scan_sleep_ms + scan.scan_sleep_pass_ms) * NSEC_PER_MSEC
         while budget > 0 and live_ids:
             if idx >= len(machine.mms):  # the pass over all mms is complete
                 idx, offset = 0, 0
@@ -322,7 +327,7 @@ class NumaBalancing(Instrument):
                 # knuma_scand defers the TLB flush to the end of the chunk (one per mm per wake-up)
                 self.contention.events(mm.id, -1).tlb_flushes += 1
                 touched.append(mm.id)
-            self._generate_faults(st, offset, hi, horizon=scan.scan_sleep_pass_ms * NSEC_PER_MSEC)
+            self._generate_faults(st, offset, hi, horizon=pass_ns)
             budget -= hi - offset
             offset = hi
             if offset >= mm.nr_pages:
@@ -343,23 +348,55 @@ class NumaBalancing(Instrument):
             return
         psz = machine.page_size
         sweeps: list[Sweep] = []
-        for tid, region, cursor, rate in machine.progress.sweeps_of(self._alive(st.mm)):
+        reach: list[tuple[int, int, float, float]] = []  # (task id, pc, phase work done, share of it) per sweep
+        tasks = machine.tasks
+        for tid, region, cursor, rate, delay, done, part in machine.progress.sweeps_of(self._alive(st.mm)):
             p0, p1 = region.page_span(psz)
-            if p1 <= lo or p0 >= hi or rate <= 0:
+            if p1 <= lo or p0 >= hi or rate <= 0 or delay >= horizon:
                 continue
-            sweeps.append((tid, region.start, region.nbytes, p0, p1, cursor, rate))
+            sweeps.append((tid, region.start, region.nbytes, p0, p1, cursor, rate, delay))
+            reach.append((tid, tasks[tid].pc, done, part))
         if not sweeps:
             return
         first, t_first = first_touchers(pages, psz, sweeps)
-        hit = first >= 0
+        # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
+        # looked at again then (a task slowed by kernel work touches, and so faults, fewer pages).
+        hit = (first >= 0) & (t_first <= horizon)
         if not hit.any():
             return
         pages, first, t_first = pages[hit], first[hit], t_first[hit]
         order = np.argsort(t_first, kind="stable")
         pages, first, t_first = pages[order], first[order], t_first[order]
-        task_ids = np.array([s[0] for s in sweeps], dtype=np.int64)[first]
+        cols = np.array(sweeps, dtype=np.float64)
+        # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
+        ahead = (t_first - cols[first, 7]) * cols[first, 6]
         delay = int(min(float(np.median(t_first)), float(horizon)))
-        machine.engine.after(max(delay, 0), Prio.WAKEUP, self._deliver_faults, st, pages, task_ids, t_first)
+        machine.engine.after(max(delay, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach)
+
+    def _reached(
+        self,
+        st: _MmScan,
+        pages: IntArray,
+        first: IntArray,
+        offsets: npt.NDArray[np.float64],
+        ahead: npt.NDArray[np.float64],
+        reach: list[tuple[int, int, float, float]],
+    ) -> None:
+        """The faults of the pages their sweep has really reached by now: a task that spent the time in kernel
+        work (faults, copies, waits on locks) has come less far than its rate promised, and the pages it has
+        not reached stay marked (they fault when their window is scanned and looked at again)."""
+        progress = self.machine.progress
+        tasks = self.machine.tasks
+        came = np.empty(len(reach))
+        for k, (tid, pc, done, part) in enumerate(reach):
+            task = tasks[tid]
+            came[k] = (progress.phase_progress(task) - done) * part if task.pc == pc else np.inf
+        ok = ahead <= came[first] + 1.0
+        if not ok.all():
+            pages, first, offsets = pages[ok], first[ok], offsets[ok]
+        if pages.size:
+            task_ids = np.array([r[0] for r in reach], dtype=np.int64)[first]
+            self._deliver_faults(st, pages, task_ids, offsets)
 
     def _deliver_faults(
         self, st: _MmScan, pages: IntArray, task_ids: IntArray, offsets: npt.NDArray[np.float64]

@@ -1,7 +1,7 @@
 """Who takes the NUMA hinting fault on each marked page, and when: the geometry of streaming sweeps.
 
-A task streaming over a buffer touches byte ``x`` of it ``((x - cursor) mod size) / rate`` nanoseconds from
-now, so the first task to reach a marked page (and take its hinting fault) follows from the tasks' cursors
+A task streaming over a buffer touches byte ``x`` of it ``delay + ((x - cursor) mod size) / rate`` nanoseconds
+from now (``delay``: the kernel work it must finish first, its CPU debt and a page copy in its context), so the first task to reach a marked page (and take its hinting fault) follows from the tasks' cursors
 and rates (``FluidProgress.sweep_state``). :func:`first_touchers` answers it for every marked page of a scan
 window at once.
 
@@ -29,16 +29,16 @@ __all__ = ["Sweep", "first_touchers"]
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
-#: (task id, region start byte, region bytes, first page, end page, cursor byte, rate bytes/ns)
-Sweep = tuple[int, int, int, int, int, float, float]
+#: (task id, region start byte, region bytes, first page, end page, cursor byte, rate bytes/ns, delay ns)
+Sweep = tuple[int, int, int, int, int, float, float, float]
 
 
 def _when(pages: IntArray, page_size: int, cols: FloatArray) -> FloatArray:
     """Arrival time (ns) of every sweep (rows) at every page (columns); ``inf`` where a sweep does not cover."""
-    rstart, nbytes, p0, p1, cursor, rate = (cols[:, k : k + 1] for k in range(1, 7))
+    rstart, nbytes, p0, p1, cursor, rate, delay = (cols[:, k : k + 1] for k in range(1, 8))
     starts = (pages * page_size).astype(np.float64)[None, :]
     offset = np.maximum(starts, rstart) - rstart
-    when = ((offset - cursor) % nbytes) / rate
+    when = delay + ((offset - cursor) % nbytes) / rate
     cover = (pages[None, :] >= p0) & (pages[None, :] < p1)
     return np.where(cover, when, np.inf)
 
@@ -82,7 +82,7 @@ def first_touchers(
     c = cols[who]
     starts = (pages * page_size).astype(np.float64)
     offset = np.maximum(starts, c[:, 1]) - c[:, 1]
-    t = ((offset - c[:, 5]) % c[:, 2]) / c[:, 6]
+    t = c[:, 7] + ((offset - c[:, 5]) % c[:, 2]) / c[:, 6]
     covered = (pages >= c[:, 3]) & (pages < c[:, 4])
     t = np.where(covered, t, np.inf)
     return np.where(covered, who, -1).astype(np.int64), t
