@@ -163,3 +163,45 @@ def test_autonuma_tree_splits_and_migrates_on_fault() -> None:
     assert p.kernel.thp_split and p.kernel.anon_vma_lock == "mutex"
     topo = load_topology("sandybridge-2n32")
     assert topo.nr_nodes == 2
+
+
+def _remote_faults_with_debt(debt_ns: int, at_ns: int, until_ns: int) -> int:
+    """Remote hinting faults of a thread streaming a node-0 buffer from node 1 under MORON, when it is charged
+    ``debt_ns`` of kernel work at ``at_ns`` (0: never)."""
+    m = FluidMachine(SNB, seed=0, config=MachineConfig())
+    spec = get("moron")
+    numa = NumaBalancing(m, spec.make(spec.make_config({})))
+    m.add_instrument(numa)
+    from memsched.sim.engine import Prio
+    from memsched.sim.fluid.task import Join, SetMempolicy, Spawn, ThreadSpec
+    from memsched.sim.mm.mempolicy import Mempolicy
+
+    mm = m.new_mm("p")
+    buf = mm.mmap(256 * 1024 * 1024, "b")
+    remote = ThreadSpec("remote", (SchedSetaffinity(SNB.node_cpus(1)), Touch(buf, 200)))
+    prog = (
+        SchedSetaffinity(SNB.node_cpus(0)),
+        SetMempolicy(Mempolicy.bind((0,))),
+        Touch(buf, 1),
+        SetMempolicy(Mempolicy()),
+        Spawn((remote,)),
+        Join(),
+    )
+    m.spawn_process("p", prog, mm=mm)
+    if debt_ns:
+        m.engine.at(at_ns, Prio.TICK, lambda: m.charge_system(m.tasks[1], debt_ns, "other"))
+    m.run(until=until_ns)
+    return int(m.vmstat["numa_hint_faults"] - m.vmstat["numa_hint_faults_local"])
+
+
+def test_a_task_busy_in_the_kernel_faults_only_the_pages_it_reaches() -> None:
+    """Hinting faults follow a task's real progress. A thread with kernel work pending past the time its window
+    is scanned again reaches no marked page in that time and takes no fault; one charged kernel work just after
+    the scan has not come as far as its rate promised when the batch is due, and faults none of those pages."""
+    scan = 1000 * NSEC_PER_MSEC  # MORON's first task_numa_work (numa_balancing_scan_delay_ms)
+    free = _remote_faults_with_debt(0, 0, scan + 90 * NSEC_PER_MSEC)
+    assert free >= 32  # huge pages: the batch due at the median of the 128 arrival times
+    assert _remote_faults_with_debt(10 * NSEC_PER_SEC, scan - 100 * NSEC_PER_MSEC, scan + 90 * NSEC_PER_MSEC) == 0
+    assert _remote_faults_with_debt(150 * NSEC_PER_MSEC, scan + 1, scan + 90 * NSEC_PER_MSEC) == 0
+    # Once the work is done the thread streams, and faults, again.
+    assert _remote_faults_with_debt(150 * NSEC_PER_MSEC, scan + 1, scan + 1500 * NSEC_PER_MSEC) > 0
