@@ -124,7 +124,8 @@ def _compare_to(args: argparse.Namespace, extra: list[str]) -> None:
             for _ in range(args.repeat):
                 for side, src in (("old", old / "src"), ("new", new_src)):
                     times[side].append([r["cpu_s"] for r in _cells_in(src, cells)])
-            print(f"{'topology':18s} {'workload':20s} {'policy':12s} {'old cpu s':>10s} {'new cpu s':>10s} {'new/old':>8s}")
+            head = f"{'topology':18s} {'workload':20s} {'policy':12s}"
+            print(f"{head} {'old cpu s':>10s} {'new cpu s':>10s} {'new/old':>8s}")
             tot_old = tot_new = 0.0
             for i, (t, w, p, _) in enumerate(cells):
                 o = statistics.median(rep[i] for rep in times["old"])

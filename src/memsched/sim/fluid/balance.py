@@ -77,6 +77,7 @@ class Balancer:
         self.core_of = topology.cpu_core()
         self.node_of = topology.cpu_node()
         self.llc_span = [next(d.span for d in doms if d.level == "MC") for doms in self.domains]
+        self._spans: dict[int, npt.NDArray[np.int64]] = {}
         self.core_siblings = {c.id: topology.siblings(c.id) for c in topology.cpus}
 
     # ---- group statistics ------------------------------------------------------------------------------
@@ -298,6 +299,13 @@ class Balancer:
                 return move
         return None
 
+    def _span_array(self, sd: Domain) -> npt.NDArray[np.int64]:
+        arr = self._spans.get(id(sd))
+        if arr is None:
+            arr = np.array(sorted(sd.span), dtype=np.int64)
+            self._spans[id(sd)] = arr
+        return arr
+
     def _even_out(
         self,
         cpu: int,
@@ -307,7 +315,8 @@ class Balancer:
         weight: Callable[[int], float],
         score: Score,
     ) -> Move | None:
-        src = max(sd.span, key=lambda c: (load[c], -c))
+        span = self._span_array(sd)
+        src = int(span[np.argmax(load[span])])  # the busiest CPU, the lowest id among equals (span is sorted)
         if src == cpu or load[src] * 100 <= load[cpu] * sd.imbalance_pct:
             return None
         # Move only if it strictly narrows the gap (never just swaps which CPU is heavier).

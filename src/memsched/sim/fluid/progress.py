@@ -84,6 +84,8 @@ class FluidProgress:
         self.arrays = TaskArrays(topology.nr_nodes)
         #: Each task's current ``Touch`` phase (``None`` when it is not streaming).
         self.touch: list[Touch | None] = []
+        self._canon_phase: dict[int, Touch] = {}
+        self._equal_phase: dict[Touch, Touch] = {}
         self.t_last = 0
         self.dirty = True
         self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = {}
@@ -169,7 +171,9 @@ class FluidProgress:
 
     def sync(self) -> None:
         """Bring every task's progress up to now (before state changes mid-event)."""
-        self.advance(self.engine.now)
+        now = self.engine.now
+        if now > self.t_last:
+            self.advance(now)
 
     def invalidate(self) -> None:
         """Placement or scheduling changed: progress so far is kept and rates are recomputed before the next step."""
@@ -402,17 +406,28 @@ class FluidProgress:
         rows: list[tuple[npt.NDArray[np.float64], ...]] = []
         row_cpu: list[npt.NDArray[np.int64]] = []
         if mem.size:
-            by_phase: dict[Touch, list[int]] = {}
+            # Tasks in equal phases share one computation. Equal phases are found once per phase object (hashing
+            # a frozen dataclass each time costs more than the rest of the grouping); the programs keep their
+            # phase objects alive, so an id is not reused during a run.
+            by_phase: dict[int, tuple[Touch, list[int]]] = {}
             touch = self.touch
+            canon = self._canon_phase
             for tid in mem.tolist():
                 phase = touch[tid]
                 assert phase is not None
-                by_phase.setdefault(phase, []).append(tid)
+                rep = canon.get(id(phase))
+                if rep is None:
+                    rep = canon[id(phase)] = self._equal_phase.setdefault(phase, phase)
+                group = by_phase.get(id(rep))
+                if group is None:
+                    by_phase[id(rep)] = (rep, [tid])
+                else:
+                    group[1].append(tid)
             walk = self.walk_ns_per_byte
             cpb = a.cpu_ns_per_byte
             if walk:
                 cpb = cpb.copy()
-            for phase, tids in by_phase.items():
+            for phase, tids in by_phase.values():
                 frac = self._region_frac(phase.region)
                 if phase.shared is not None:
                     f = phase.shared_fraction
