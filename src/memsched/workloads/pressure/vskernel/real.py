@@ -13,7 +13,17 @@ Cgroup modes (:func:`cgroup_modes` tells which this machine can run):
     ``memory.pressure``, counters from ``memory.events``. On a hybrid system whose v2 hierarchy lacks the
     memory controller, a v1 memcg twin sets the limit and gives the counters, and the v2 cgroup only the PSI
     (its ``memory.pressure`` exists without the controller; a task's stall is accounted in its v2 cgroup): the
-    trace's mode is then ``v2-hybrid``.
+    trace's mode is then ``v2-hybrid``. The processes run in ``<cgroup>/run`` (and its children), whose
+    ``memory.pressure`` is the one sampled, while the triggers sit on ``<cgroup>``: both groups see the same
+    tasks, and a reader of a group's PSI file steals that group's averaging update from its triggers —
+    ``psi_show()`` moves ``avg_next_update`` on without ``update_triggers()``, which only ``psi_avgs_work()``
+    calls, so unprivileged triggers on a file polled every 10 ms almost never fire (kernel/sched/psi.c, 6.18;
+    measured: 0 events in 15 runs with the samples on the triggers' own cgroup).
+
+The v1 memcg caps memory+swap (``memory.memsw.limit_in_bytes``) only when swap is on: with the memsw limit the
+charge tries the memsw counter first (mm/memcontrol.c ``try_charge_memcg()``, 6.18) and that counter does not
+count failures (``track_failcnt`` is set on the memory counter only, ``mem_cgroup_css_alloc()``), so
+``failcnt`` would stay 0 however often the charge fails.
 
 Processes run the programs of :mod:`memsched.live.pressure.load` (grower: ``anon_allocator`` until killed or
 for its size; paced writer/reader: ``page_cache_writer`` / ``file_rereader`` at their rate); a writer or reader
@@ -38,7 +48,7 @@ from memsched.errors import ConfigError
 from memsched.live.capabilities import psi_privileged
 from memsched.live.cgroups import MemcgV1Child, cgroup_mounts
 from memsched.live.pressure.load import anon_allocator, file_rereader, page_cache_writer
-from memsched.live.roots import LiveRoots
+from memsched.live.roots import LiveRoots, try_read_text
 from memsched.sim.mm.version import KERNELS
 from memsched.units import MIB, NSEC_PER_SEC
 from memsched.workloads.pressure.vskernel.compare import TAIL_V2_NS
@@ -105,6 +115,12 @@ def argv_of(p: Proc, files: dict[str, Path]) -> list[str]:
     return [_which("dd"), f"if={path}", "of=/dev/null", "bs=1M", "status=none"]
 
 
+def _swap_active(roots: LiveRoots | None) -> bool:
+    """Whether any swap is on (``/proc/swaps`` lists more than its header)."""
+    text, _ = try_read_text((roots or LiveRoots()).proc("swaps"))
+    return text is None or len(text.strip().splitlines()) > 1
+
+
 def _in_cgroups(procs_files: list[Path], argv: list[str]) -> list[str]:
     """``/bin/sh`` that writes 0 (itself) into each ``cgroup.procs`` and ``exec``s ``argv``."""
     moves = "".join(f'echo 0 > "${i}" && ' for i in range(1, len(procs_files) + 1))
@@ -119,8 +135,9 @@ def run_real(w: Workload, run: int, timeout_s: float, mode: str = "v1", roots: L
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memsched-vs-kernel-", dir="/var/tmp")))
         dirs: dict[str, list[Path]] = {}
+        memsw = _swap_active(roots)
         if mode == "v1":
-            cg1 = stack.enter_context(MemcgV1Child(name, limit_bytes=limit, roots=roots))
+            cg1 = stack.enter_context(MemcgV1Child(name, limit_bytes=limit, roots=roots, memsw=memsw))
             dirs[""] = [cg1.path]
             for child, lim in w.children:
                 dirs[child] = [cg1.child(child, limit_bytes=None if lim is None else lim * MIB)]
@@ -128,16 +145,19 @@ def run_real(w: Workload, run: int, timeout_s: float, mode: str = "v1", roots: L
         else:
             hybrid = not v2_memory_controller(cgroup_mounts(roots).v2 or Path("/nonexistent"))
             cg2 = V2Cgroup(name, limit_bytes=None if hybrid else limit, roots=roots)
-            cg1v = stack.enter_context(MemcgV1Child(name, limit_bytes=limit, roots=roots)) if hybrid else None
+            cg1v = MemcgV1Child(name, limit_bytes=limit, roots=roots, memsw=memsw) if hybrid else None
+            if cg1v is not None:
+                stack.enter_context(cg1v)
             stack.enter_context(cg2)
-            dirs[""] = [cg2.path] + ([cg1v.path] if cg1v else [])
+            run_dir = cg2.child("run")  # the samples' PSI group: see the module's docstring
+            dirs[""] = [run_dir] + ([cg1v.path] if cg1v else [])
             for child, lim in w.children:
                 lb = None if lim is None else lim * MIB
-                dirs[child] = [cg2.child(child, limit_bytes=None if hybrid else lb)]
+                dirs[child] = [cg2.child(f"run/{child}", limit_bytes=None if hybrid else lb)]
                 if cg1v is not None:
                     dirs[child].append(cg1v.child(child, limit_bytes=lb))
             counters = cg1v.path if cg1v is not None else cg2.path
-            watch = {"psi": cg2.path, "counters": counters, "privileged": psi_privileged(roots)}
+            watch = {"psi": cg2.path, "samples": run_dir, "counters": counters, "privileged": psi_privileged(roots)}
             mode = "v2-hybrid" if hybrid else "v2"
         files = {p.name: tmp / f"{p.name}.data" for p in w.procs if p.kind == "writer"}
         trace = Trace(mode=mode)

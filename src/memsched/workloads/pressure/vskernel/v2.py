@@ -113,11 +113,12 @@ class V2Cgroup:
             raise Terminated(held[0])
 
     def child(self, name: str, *, limit_bytes: int | None = None) -> Path:
-        """Create the child ``name`` (removed with this one, first), with ``memory.max`` when limited."""
+        """Create the child ``name`` (``a`` or ``a/b`` under an existing ``a``; removed with this one, first),
+        with ``memory.max`` when limited."""
         d = self.path / name
         try:
-            if self.memory and not v2_memory_controller(self.path):
-                (self.path / "cgroup.subtree_control").write_text("+memory")
+            if self.memory and not v2_memory_controller(d.parent):
+                (d.parent / "cgroup.subtree_control").write_text("+memory")
             d.mkdir()
             self._created.append(d)
             if limit_bytes is not None:

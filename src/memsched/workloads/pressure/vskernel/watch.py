@@ -26,7 +26,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from memsched.live.procfs import parse_flat_keyed, parse_psi
@@ -61,7 +61,11 @@ def read_counters(directory: Path) -> dict[str, int]:
 
 class Watcher:
     """Listens and samples on a thread from construction to :meth:`close`; times are ns from ``t0``
-    (``time.monotonic_ns()``)."""
+    (``time.monotonic_ns()``). ``vmpressure``: the v1 memcg to register eventfds on; ``psi``: the v2 cgroup
+    whose ``memory.pressure`` gets ``triggers`` (level -> trigger; ``{}`` samples only) and is sampled unless
+    ``samples`` names another cgroup to sample (reading a PSI file delays its group's trigger updates: see
+    :mod:`~memsched.workloads.pressure.vskernel.real`);
+    ``counters``: the cgroup whose event counters are sampled (:func:`read_counters`)."""
 
     def __init__(
         self,
@@ -70,6 +74,8 @@ class Watcher:
         vmpressure: Path | None = None,
         psi: Path | None = None,
         privileged: bool = False,
+        triggers: Mapping[str, PsiTrigger] = PSI_TRIGGERS,
+        samples: Path | None = None,
         counters: Path | None = None,
         sample_ms: float = 10.0,
         clock: Callable[[], int] = time.monotonic_ns,
@@ -80,7 +86,8 @@ class Watcher:
         self.psi: list[tuple[int, int, int]] = []
         self.counters: list[tuple[int, dict[str, int]]] = []
         self.gone = False
-        self._psi_file = psi / "memory.pressure" if psi is not None else None
+        sampled = samples if samples is not None else psi
+        self._psi_file = sampled / "memory.pressure" if sampled is not None else None
         self._counter_dir = counters
         self._sample_ns = round(sample_ms * 1e6)
         self._stop = threading.Event()
@@ -90,8 +97,9 @@ class Watcher:
             if vmpressure is not None:
                 self._arm_vmpressure(vmpressure)
             if psi is not None:
-                for level, trig in PSI_TRIGGERS.items():
-                    trig.check_privilege(privileged)
+                for trig in triggers.values():
+                    trig.check_privilege(privileged)  # all checked before any is written
+                for level, trig in triggers.items():
                     fd = os.open(psi / "memory.pressure", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
                     self._fds[fd] = (level, select.POLLPRI)
                     os.write(fd, trig.encode())
