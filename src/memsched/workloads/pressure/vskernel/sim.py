@@ -12,8 +12,13 @@ listener's triggers are :data:`~.watch.PSI_TRIGGERS`, privileged as the real sid
 Samples (every ``sample_ms``, like :class:`~.watch.Watcher`'s): the PSI totals as reading ``memory.pressure``
 gives them (:meth:`memsched.sim.fluid.psi.SimPsi.show`, ``psi_show()``: fold the per-CPU times first) and the
 workload memcg's counters (``failcnt`` and ``max``/``oom``/``oom_kill`` of
-:class:`memsched.sim.mm.memcontrol.Memcg`). The simulator's PSI group is system-wide; the simulated machine runs
-only the workload, so it stands for the workload's cgroup.
+:class:`memsched.sim.mm.memcontrol.Memcg`).
+
+Deviations from the kernel: the simulator's PSI group is system-wide (no per-cgroup groups); the simulated
+machine runs only the workload, so it stands for the workload's cgroup. The simulated ``failcnt`` counts a
+failed charge per reclaim try; the kernel's also counts the first, batched (``MEMCG_CHARGE_BATCH`` = 64 pages)
+try of every charge that finds less than a batch of room (``try_charge_memcg()`` retries with the exact size),
+so it runs higher where many small charges meet a full memcg.
 """
 
 from __future__ import annotations
