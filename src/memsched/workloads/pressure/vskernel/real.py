@@ -29,7 +29,10 @@ Processes run the programs of :mod:`memsched.live.pressure.load` (grower: ``anon
 for its size; paced writer/reader: ``page_cache_writer`` / ``file_rereader`` at their rate); a writer or reader
 without a rate is ``dd bs=1M`` (no interpreter start-up inside the phase: ``cat`` without a pipe for the
 reader). Each is started by ``/bin/sh``, which moves itself into the cgroup(s) and ``exec``s the program, so a
-phase starts within a millisecond of the workload.
+phase starts within a millisecond of the workload; exits are waited for on pidfds (``pidfd_open``, 5.3+), so the
+harness does not wake every half millisecond on a CPU the workload may share (what the kernel's scheduler
+decides for the vmpressure kworker depends on who else runs there: see
+``benchmarks/pressure_vs_kernel_trace.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -174,20 +178,32 @@ def run_real(w: Workload, run: int, timeout_s: float, mode: str = "v1", roots: L
         stack.callback(reap)
         pending = list(w.procs)
         deadline = time.monotonic() + timeout_s
+        exits = select.poll()  # a pidfd is readable once its process has exited: no polling loop
+        pidfds: dict[int, str] = {}
+
+        def close_pidfds() -> None:
+            for fd in pidfds:
+                os.close(fd)
+
+        stack.callback(close_pidfds)
         while pending or running:
             for p in [p for p in pending if p.after is None or trace.procs.get(p.after, (0, -1, False))[1] >= 0]:
                 pending.remove(p)
                 argv = _in_cgroups([d / "cgroup.procs" for d in dirs[p.memcg]], argv_of(p, files))
                 trace.procs[p.name] = (time.monotonic_ns() - t0, -1, False)
                 running[p.name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-            for pname, proc in list(running.items()):
-                rc = proc.poll()
-                if rc is not None:
-                    trace.procs[pname] = (trace.procs[pname][0], time.monotonic_ns() - t0, rc == -9)
-                    del running[pname]
-            if time.monotonic() > deadline:
+                fd = os.pidfd_open(running[p.name].pid)
+                pidfds[fd] = p.name
+                exits.register(fd, select.POLLIN)
+            left_ms = (deadline - time.monotonic()) * 1000
+            if left_ms <= 0:
                 raise TimeoutError(f"{w.name} run {run} did not finish in {timeout_s} s")
-            time.sleep(0.0005)
+            for fd, _ in exits.poll(left_ms):
+                pname = pidfds.pop(fd)
+                exits.unregister(fd)
+                os.close(fd)
+                rc = running.pop(pname).wait()
+                trace.procs[pname] = (trace.procs[pname][0], time.monotonic_ns() - t0, rc == -9)
         time.sleep(0.1 if mode == "v1" else TAIL_V2_NS / NSEC_PER_SEC)  # the last work items, the last window
         watcher.close()
         trace.signals = sorted(watcher.signals)
