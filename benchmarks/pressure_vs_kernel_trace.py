@@ -5,9 +5,12 @@ Per run it prints, from tracefs: the listener's events per level (exact, as the 
 memcg reclaim rounds of the OOM-killed task (``vmscan:mm_vmscan_memcg_reclaim_begin``), how long its charge
 loop ran from its first reclaim round to its exit, how often ``vmpressure_work_fn`` was queued and run
 (``workqueue:workqueue_queue_work`` / ``workqueue_execute_start``), how many of those runs preempted the
-reclaimer at once (a ``sched_switch`` from it, ``R+``, straight to the kworker, before the victim exited), and
-the writeback throttles (``vmscan:mm_vmscan_throttled``) with the time they slept. Tracing itself slows the
-reclaimers down (the issue workload's writer hears more critical windows while traced).
+reclaimer at once (a ``sched_switch`` from it, ``R+``, straight to the kworker, before the victim exited), the
+writeback throttles (``vmscan:mm_vmscan_throttled``) with the time they slept, and how many other tasks were
+switched out while still runnable on the victim's CPU in the 50 ms before its first reclaim round (contention
+there; on 5 Dec 2026 it did not separate the two outcomes: 13-15 before merged runs, 9-25 before per-window
+ones). Tracing itself slows the reclaimers down (the issue workload's writer hears more critical windows while
+traced).
 
 The kernel facts behind the reading (6.18): ``schedule_work()`` queues the work on the reclaimer's CPU and
 wakes its kworker; with ``CONFIG_PREEMPT_NONE`` the reclaimer gives the CPU up only at ``cond_resched()`` or
@@ -121,6 +124,14 @@ def analyse(text: str) -> dict[str, float]:
             out["throttled_ms"] += int(m.group(1)) / 1000 if m else 0.0
     if first is not None and exit_ts is not None:
         out["loop_ms"] = (exit_ts - first) * 1000
+        # Contention on the victim's CPU just before: other tasks switched out while still runnable (R, R+).
+        cpu = next((d["cpu"] for d in lines if d["ev"] == "mm_vmscan_memcg_reclaim_begin" and d["pid"] == victim), None)
+        out["others_preempted_before"] = sum(
+            1
+            for d in lines
+            if d["ev"] == "sched_switch" and d["cpu"] == cpu and first - 0.05 <= float(d["ts"]) < first
+            and d["pid"] != victim and re.search(r"prev_state=R\+? ", d["rest"])
+        )
     return out
 
 
@@ -153,7 +164,8 @@ def main() -> None:
             print(f"run {run}: events {events}; victim's reclaim rounds {fig['reclaim_rounds']:.0f}, charge loop "
                   f"{fig['loop_ms']:.1f} ms; vmpressure work queued {fig['queued']:.0f}, ran {fig['ran']:.0f} "
                   f"({fig['preempted_at_once']:.0f} preempting the reclaimer at once); writeback throttles "
-                  f"{fig['throttles']:.0f} ({fig['throttled_ms']:.0f} ms asleep)", flush=True)
+                  f"{fig['throttles']:.0f} ({fig['throttled_ms']:.0f} ms asleep); other tasks preempted on its CPU "
+                  f"in the 50 ms before {fig.get('others_preempted_before', float('nan')):.0f}", flush=True)
 
 
 if __name__ == "__main__":
