@@ -1,5 +1,5 @@
 """benchmarks/pressure_vs_kernel.py's real side against the running kernel: one description run for real in a
-fresh v1 memcg and in the simulator, and its cgroups removed even when a run fails.
+fresh v1 memcg or v2 cgroup and in the simulator, and its cgroups removed even when a run fails.
 
 Expectations are ranges (an OOM kill, at least one critical event before it), with generous timeouts: CI runs
 this as root on a loaded 2-core machine.
@@ -16,6 +16,7 @@ from types import ModuleType
 import pytest
 
 from memsched.live.cgroups import cgroup_mounts
+from memsched.workloads.pressure.vskernel import cgroup_modes, phase_stats
 
 pytestmark = pytest.mark.live
 
@@ -26,8 +27,8 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "pressure_vs_kernel
 def bench() -> ModuleType:
     if os.geteuid() != 0:
         pytest.skip("creating memory cgroups needs root")
-    if cgroup_mounts().v1_memory is None:
-        pytest.skip("the cgroup v1 memory controller is not mounted (CONFIG_MEMCG_V1=n or a v2-only system)")
+    if not cgroup_modes():
+        pytest.skip("neither a v1 memory controller nor a v2 hierarchy with one is mounted")
     spec = importlib.util.spec_from_file_location("pressure_vs_kernel", BENCH)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
@@ -40,14 +41,16 @@ def bench() -> ModuleType:
 
 
 def _left_behind() -> list[Path]:
-    root = cgroup_mounts().v1_memory
-    assert root is not None
-    return sorted(root.glob(f"memsched-vs-kernel-{os.getpid()}-*"))
+    mounts = cgroup_mounts()
+    roots = [r for r in (mounts.v1_memory, mounts.v2) if r is not None]
+    return sorted(p for r in roots for p in r.glob(f"memsched-vs-kernel-{os.getpid()}-*"))
 
 
 def test_one_description_real_and_simulated(bench: ModuleType) -> None:
     """An anonymous grower (64 MiB/s) in a 32 MiB memcg: the kernel kills it once, after at least one critical
     event; the simulator, from the same description, kills it once too; nothing is left in the hierarchy."""
+    if "v1" not in cgroup_modes():
+        pytest.skip("the cgroup v1 memory controller is not mounted (CONFIG_MEMCG_V1=n or a v2-only system)")
     w = bench.Workload("t", "32 MiB memcg, a grower at 64 MiB/s", 32, (bench.Proc("grower", "grower", rate_mib_s=64),))
     try:
         real = bench.run_real(w, 0, 120.0)
@@ -60,12 +63,16 @@ def test_one_description_real_and_simulated(bench: ModuleType) -> None:
     sim = bench.run_sim(w, {}, (500.0, 500.0), 2.0, bench.kernel_config())
     assert sim.oom_kills == 1 and sim.procs["grower"][2]
     assert any(level == "critical" for _, level, _ in sim.signals)
-    stats = bench.phase_stats(real)
+    stats = phase_stats(real)
     assert list(stats) == ["grower"] and stats["grower"]["events"]["critical"] >= 1
 
 
-def test_cgroups_are_removed_when_a_run_fails(bench: ModuleType) -> None:
-    """A run that overruns its timeout raises, kills what it started and removes its cgroups."""
+@pytest.mark.parametrize("mode", ["v1", "v2"])
+def test_cgroups_are_removed_when_a_run_fails(bench: ModuleType, mode: str) -> None:
+    """A run that overruns its timeout raises, kills what it started and removes its cgroups (v1 memcg, v2
+    cgroup with its children, and on a hybrid system the v2 cgroup's v1 twin)."""
+    if mode not in cgroup_modes():
+        pytest.skip(f"this machine cannot run --cgroup {mode}")
     w = bench.Workload(
         "slow",
         "a grower far too slow for its timeout",
@@ -74,5 +81,24 @@ def test_cgroups_are_removed_when_a_run_fails(bench: ModuleType) -> None:
         children=(("a", 16),),
     )
     with pytest.raises(TimeoutError):
-        bench.run_real(w, 1, 0.5)
+        bench.run_real(w, 1, 0.5, mode)
     assert not _left_behind()
+
+
+def test_v2_side_psi_and_counters(bench: ModuleType) -> None:
+    """The v2 path on the running kernel (on a hybrid machine: PSI of a v2 cgroup, limit and counters from its
+    v1 twin): the grower stalls (PSI some total grows), its charges fail (failcnt or max) and it is killed once
+    (oom_kill); the samples are in time order; nothing is left in either hierarchy."""
+    if "v2" not in cgroup_modes():
+        pytest.skip("no usable cgroup v2 hierarchy")
+    w = bench.Workload("t", "32 MiB memcg, a grower at 64 MiB/s", 32, (bench.Proc("grower", "grower", rate_mib_s=64),))
+    try:
+        real = bench.run_real(w, 2, 120.0, "v2")
+    finally:
+        assert not _left_behind()
+    assert real.mode in ("v2", "v2-hybrid") and real.oom_kills == 1 and real.procs["grower"][2]
+    somes = [s for _, s, _ in real.psi]
+    assert somes == sorted(somes) and somes[-1] > somes[0]
+    last = real.counters[-1][1]
+    assert last["oom_kill"] == 1 and last.get("failcnt", last.get("max", 0)) > 0
+    assert [t for t, _ in real.counters] == sorted(t for t, _ in real.counters)

@@ -8,6 +8,9 @@ events from ``vmpressure_prio()``, then an OOM kill; a **re-reader** of a file l
 clean page cache to reclaim (mostly low); a **syncing writer** (``fsync`` after every 64 MiB) stalls long
 enough to move PSI. The page-cache programs need a file on a disk-backed file system: on tmpfs the "cache" is
 shmem, which without swap behaves like anonymous memory.
+
+``rate_bytes_s`` paces a program: it sleeps after each step until the step's due time (a step that runs late
+is not made up for by skipping sleeps later: the schedule is absolute, so a late program catches up).
 """
 
 from __future__ import annotations
@@ -24,14 +27,33 @@ def _argv(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def page_cache_writer(path: str | os.PathLike[str], size_bytes: int) -> list[str]:
-    """Write ``size_bytes`` of page cache to ``path`` in 1 MiB writes, without syncing."""
+def _pace(rate_bytes_s: float | None, step_bytes: int, indent: str) -> str:
+    """Code that sleeps until the next step is due (``t`` is the schedule's clock), or nothing."""
+    if rate_bytes_s is None:
+        return ""
+    if not rate_bytes_s > 0:
+        raise ValueError(f"rate_bytes_s must be > 0, not {rate_bytes_s!r}")
+    return (
+        f"{indent}t += {step_bytes / rate_bytes_s!r}\n"
+        f"{indent}d = t - time.monotonic()\n"
+        f"{indent}if d > 0:\n"
+        f"{indent}    time.sleep(d)\n"
+    )
+
+
+def page_cache_writer(
+    path: str | os.PathLike[str], size_bytes: int, *, rate_bytes_s: float | None = None
+) -> list[str]:
+    """Write ``size_bytes`` of page cache to ``path`` in 1 MiB writes, without syncing (at ``rate_bytes_s``)."""
     return _argv(
+        "import time\n"
         f"f = open({os.fspath(path)!r}, 'wb')\n"
         f"b = b'x' * {_MIB}\n"
+        "t = time.monotonic()\n"
         f"for _ in range({max(1, size_bytes // _MIB)}):\n"
         "    f.write(b)\n"
-        "f.close()\n"
+        + _pace(rate_bytes_s, _MIB, "    ")
+        + "f.close()\n"
     )
 
 
@@ -50,22 +72,35 @@ def syncing_writer(path: str | os.PathLike[str], duration_s: float, chunk_bytes:
     )
 
 
-def file_rereader(path: str | os.PathLike[str], passes: int) -> list[str]:
-    """Read ``path`` from start to end ``passes`` times (clean page cache, cheap to reclaim)."""
+def file_rereader(path: str | os.PathLike[str], passes: int, *, rate_bytes_s: float | None = None) -> list[str]:
+    """Read ``path`` from start to end ``passes`` times (clean page cache, cheap to reclaim), 1 MiB per read
+    (at ``rate_bytes_s``)."""
     return _argv(
+        "import time\n"
+        "t = time.monotonic()\n"
         f"for _ in range({passes}):\n"
         f"    with open({os.fspath(path)!r}, 'rb') as f:\n"
         f"        while f.read({_MIB}):\n"
-        "            pass\n"
+        + (_pace(rate_bytes_s, _MIB, "            ") or "            pass\n")
     )
 
 
-def anon_allocator(size_bytes: int, *, step_bytes: int = _MIB, hold_s: float = 0.0) -> list[str]:
-    """Allocate and touch ``size_bytes`` of anonymous memory in ``step_bytes`` pieces (then hold it)."""
+def anon_allocator(
+    size_bytes: int | None,
+    *,
+    step_bytes: int = _MIB,
+    hold_s: float = 0.0,
+    rate_bytes_s: float | None = None,
+) -> list[str]:
+    """Allocate and touch ``size_bytes`` of anonymous memory in ``step_bytes`` pieces (then hold it), at
+    ``rate_bytes_s``; ``size_bytes=None`` grows until the program is killed (the memcg's OOM killer)."""
+    steps = "itertools.count()" if size_bytes is None else f"range({max(1, size_bytes // step_bytes)})"
     return _argv(
-        "import time\n"
+        "import itertools, time\n"
         "keep = []\n"
-        f"for _ in range({max(1, size_bytes // step_bytes)}):\n"
+        "t = time.monotonic()\n"
+        f"for _ in {steps}:\n"
         f"    keep.append(bytearray({step_bytes}))\n"
-        f"time.sleep({hold_s!r})\n"
+        + _pace(rate_bytes_s, step_bytes, "    ")
+        + f"time.sleep({hold_s!r})\n"
     )
