@@ -200,7 +200,7 @@ class NumaBalancing(Instrument):
     # ---- task_numa_work ------------------------------------------------------------------------------------
     def _alive(self, mm: MmStruct) -> list[FluidTask]:
         tasks = self.machine.tasks
-        key = sum(1 for t in tasks if t.state is FluidTaskState.EXITED) * 100_003 + len(tasks)
+        key = self.machine.lifecycle.nr_exited * 100_003 + len(tasks)
         if key != self._mm_tasks_at:
             self._mm_tasks_at = key
             self._mm_tasks = {}
@@ -465,7 +465,7 @@ class NumaBalancing(Instrument):
         if not huge.any():
             return
         ub, first = ub[huge], first[huge]
-        mm.huge[ub] = False
+        mm.set_huge(ub, False)
         self.machine.progress.dirty = True  # the blocks' accesses now walk 4 KiB page tables
         self.splits += int(ub.size)
         self.machine.vmstat.inc("thp_split", int(ub.size))
