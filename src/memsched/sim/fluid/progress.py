@@ -305,10 +305,11 @@ class FluidProgress:
             if _nonzero(indebt):
                 busy[indebt] = np.minimum(float(dt), debt[indebt] / share[indebt])
                 debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
+                # only the tasks in debt were busy in the kernel (elsewhere busy is 0 and the sum unchanged)
+                a.sys_ns[:n][indebt] += share[indebt] * busy[indebt]
             rest = np.where(running, float(dt) - busy, 0.0)
             copying = running & (copy_left > 0)
             working = running & ~copying
-            a.sys_ns[:n][running] += share[running] * busy[running]
             copy_ns = share[copying] * rest[copying]
             a.sys_ns[:n][copying] += copy_ns
             if copy_ns.size:
