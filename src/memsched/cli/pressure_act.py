@@ -19,11 +19,8 @@ import typer
 
 from memsched.cli.common import whole_number
 from memsched.cli.pressure import pressure_app
-from memsched.config import parse_set_args
 from memsched.errors import ConfigError
-from memsched.live.act import LiveActor, Protect, open_subtree
 from memsched.policies.act import registry as act_registry
-from memsched.policies.act.conformance import load_policy
 from memsched.units import NSEC_PER_SEC, parse_duration
 
 
@@ -40,6 +37,10 @@ def act(
     duration: Annotated[str | None, typer.Option("--duration", help="stop after this long (e.g. 30s)")] = None,
 ) -> None:
     """Kill or shed inside one cgroup subtree as earlyoom, systemd-oomd, lmkd ... would."""
+    from memsched.config import parse_set_args
+    from memsched.live.act import LiveActor, Protect, open_subtree
+    from memsched.policies.act.conformance import load_policy
+
     knobs = parse_set_args(sets or [])
     chosen = load_policy(policy, knobs)
     prot = Protect.parse(protect or [])

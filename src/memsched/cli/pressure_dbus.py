@@ -16,13 +16,8 @@ from typing import Annotated
 import typer
 
 from memsched.cli.pressure import pressure_app
-from memsched.config import from_sets, parse_set_args
 from memsched.errors import ConfigError, MemschedError
-from memsched.live.pressure import PressureOptions, PressureSource, parse_level
-from memsched.live.pressure.backends import BACKENDS, open_backend
-from memsched.live.pressure.context import BackendContext
-from memsched.live.pressure.dbus import BUS_NAME, LMM_LEVELS, OBJECT_PATH, resolve_bus
-from memsched.live.pressure.dbus_service import LowMemoryMonitorService
+from memsched.live.pressure.backends import BACKENDS
 from memsched.units import parse_duration
 
 
@@ -70,6 +65,13 @@ def dbus(
     ] = None,
 ) -> None:
     """Serve org.freedesktop.LowMemoryMonitor: LowMemoryWarning 50/100/255 for LOW/MEDIUM/OOM, for GLib apps."""
+    from memsched.config import from_sets, parse_set_args
+    from memsched.live.pressure import PressureOptions, PressureSource, parse_level
+    from memsched.live.pressure.backends import open_backend
+    from memsched.live.pressure.context import BackendContext
+    from memsched.live.pressure.dbus import BUS_NAME, LMM_LEVELS, OBJECT_PATH, resolve_bus
+    from memsched.live.pressure.dbus_service import LowMemoryMonitorService
+
     threshold = parse_level(level, field="--level")
     min_interval_ns = _nonnegative_duration(min_interval, "--min-interval")
     reconnect_ns = _nonnegative_duration(reconnect_timeout, "--reconnect-timeout")

@@ -19,10 +19,7 @@ from memsched.cli.common import (
 )
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, UnknownNameError
-from memsched.record import RunRecord
-from memsched.workloads.pressure import DESIGNS, list_scenarios, load_scenario
-from memsched.workloads.runner import run_many
-from memsched.workloads.runspec import RunSpec
+from memsched.workloads.pressure import DESIGNS, list_scenarios
 
 
 def _designs(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -60,6 +57,11 @@ def sim(
     ] = None,
 ) -> None:
     """Simulate services filling memory, once per notification design, and compare what they saw and did."""
+    from memsched.record import RunRecord
+    from memsched.workloads.pressure import load_scenario
+    from memsched.workloads.runner import run_many
+    from memsched.workloads.runspec import RunSpec
+
     sc = load_scenario(scenario)
     chosen = _designs(designs, sc.designs)
     if jobs is not None and not 1 <= jobs <= 1024:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,15 +18,12 @@ from memsched.cli.common import (
     write_atomic,
 )
 from memsched.cli.rt import rt_app
-from memsched.config import parse_set_args
 from memsched.errors import ConfigError
-from memsched.record import RunRecord
-from memsched.sim.sched.preempt import MODELS, parse_model
-from memsched.topology.bounds import MAX_CPUS
+from memsched.sim.sched.preempt import MODELS
 from memsched.workloads import rt as scenarios
-from memsched.workloads.rt.run import DEFAULT_SCENARIO, RtOptions
-from memsched.workloads.runner import run_one, runner_for
-from memsched.workloads.runspec import RunSpec
+
+if TYPE_CHECKING:
+    from memsched.record import RunRecord
 
 
 def _task_table(rec: RunRecord) -> Any:
@@ -138,6 +135,13 @@ def sim(
     ] = False,
 ) -> None:
     """Simulate a realtime task set on the exact scheduler and report response times, misses, switches."""
+    from memsched.config import parse_set_args
+    from memsched.sim.sched.preempt import parse_model
+    from memsched.topology.bounds import MAX_CPUS
+    from memsched.workloads.rt.run import DEFAULT_SCENARIO, RtOptions
+    from memsched.workloads.runner import run_one, runner_for
+    from memsched.workloads.runspec import RunSpec
+
     sets = parse_set_args(set_ or [])
     if preempt is not None:
         parse_model(preempt)

@@ -21,7 +21,6 @@ from memsched.cli.common import (
     whole_number,
     write_atomic,
 )
-from memsched.conformance import checked_spec
 from memsched.errors import MemschedError
 from memsched.results import DEFAULT_DB
 from memsched.results.store import Outcome
@@ -56,6 +55,7 @@ def sweep(
     json_out: JsonOpt = False,
 ) -> None:
     """Run every cell of a sweep spec not yet in the database; each result is committed as it arrives."""
+    from memsched.conformance import checked_spec
     from memsched.sweep.executors import check_executor_options, make_executor
     from memsched.sweep.run import run_sweep
     from memsched.sweep.spec import load_spec

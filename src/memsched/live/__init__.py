@@ -8,9 +8,27 @@ this process) do X?". A live component leaves the system
 as it found it (scheduling policy restored, children reaped) even when interrupted.
 """
 
-from memsched.live.capabilities import Capabilities, Capability, capabilities
-from memsched.live.pressure import PressureOptions, pressure_events, vmpressure_fd
-from memsched.live.roots import LiveRoots
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memsched.live.capabilities import Capabilities, Capability, capabilities
+    from memsched.live.pressure import PressureOptions, pressure_events, vmpressure_fd
+    from memsched.live.roots import LiveRoots
+
+#: Where each name of this package lives. They are imported on first use (PEP 562), so that importing one
+#: live module (``memsched rt admit`` needs ``deadline``) does not import the pressure backends too.
+_LAZY = {
+    "Capabilities": "memsched.live.capabilities",
+    "Capability": "memsched.live.capabilities",
+    "capabilities": "memsched.live.capabilities",
+    "PressureOptions": "memsched.live.pressure",
+    "pressure_events": "memsched.live.pressure",
+    "vmpressure_fd": "memsched.live.pressure",
+    "LiveRoots": "memsched.live.roots",
+}
 
 __all__ = [
     "Capabilities",
@@ -21,3 +39,11 @@ __all__ = [
     "pressure_events",
     "vmpressure_fd",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,179 @@
+"""The catalogue: what ``memsched list`` shows of the built-in registries, recorded in a data file so that the
+fast path (:mod:`memsched.cli.fast`) answers without importing numpy or the simulators.
+
+The registries stay the one source of truth. ``data/catalogue.json`` is *generated* from them
+(``python -m memsched.cli.catalogue --write``; ``--check`` says whether it is current), and the test suite
+fails when it differs from what they give now (tests/unit/cli/test_startup.py), as it would for any other
+generated file. It holds the rows of ``memsched list topologies|workloads|policies`` and, per owner, the rows
+of ``memsched list settings``; :class:`CatalogueSource` answers ``--policy``/``--workload``/``--scenario``
+through the same selection code as the registries (:func:`memsched.cli.settings.select_owners`), so
+unknown names fail with the same message.
+
+Only memsched's own policies can be recorded: an installed plug-in (an entry point of the group
+``memsched.numa_policies``) is listed by the registry, so :func:`load` returns ``None`` whenever a
+distribution on ``sys.path`` declares that group (found by reading ``entry_points.txt`` files, as
+``importlib.metadata`` does, without its ~50 ms import), or when the file is missing or of another format,
+and ``memsched list`` then takes the ordinary path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from memsched.registry import Registry, VersionedRegistry
+
+__all__ = ["FORMAT", "PATH", "PLUGIN_GROUP", "CatalogueSource", "build", "load", "plugins_installed"]
+
+#: The file, next to the topology presets (package data).
+PATH = Path(__file__).resolve().parents[1] / "data" / "catalogue.json"
+#: Bumped when the file's layout changes; a file of another format is not used.
+FORMAT = 1
+#: ``memsched.policies.numa.registry.ENTRY_POINT_GROUP`` (that module imports importlib.metadata; a test
+#: checks that the two agree).
+PLUGIN_GROUP = "memsched.numa_policies"
+
+
+def build() -> dict[str, Any]:
+    """The catalogue as the registries give it now (imports them: numpy, the simulators)."""
+    from memsched.cli.listing import live_rows
+    from memsched.cli.settings import setting_rows
+    from memsched.policies.numa import registry as policies
+    from memsched.sim.sched.sched import SchedConfig
+    from memsched.workloads import base as workloads
+    from memsched.workloads import rt as scenarios
+
+    def rows_of(cls: type) -> list[dict[str, Any]]:
+        return [{k: v for k, v in row.items() if k != "owner"} for row in setting_rows([("", cls)])]
+
+    doc = {
+        "format": FORMAT,
+        "topologies": live_rows("topologies"),
+        "workloads": live_rows("workloads"),
+        "policies": live_rows("policies"),
+        "settings": {
+            "policies": [{"id": s.id, "version": s.version, "rows": rows_of(s.config_cls)} for s in policies.specs()],
+            "workloads": [{"id": n, "rows": rows_of(workloads.get(n).config_cls)} for n in workloads.names()],
+            "scenarios": [{"id": n, "rows": rows_of(scenarios.get(n).config_cls)} for n in scenarios.names()],
+            "scheduler": rows_of(SchedConfig),
+        },
+    }
+    if json.loads(dump(doc)) != doc:  # a tuple default would come back a list (and print as one)
+        raise ValueError("the catalogue does not survive JSON: a row holds a value JSON changes")
+    return doc
+
+
+def dump(doc: dict[str, Any]) -> str:
+    """The file's text (keys in the rows' own order: the first row's keys are a table's columns)."""
+    return json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _dist_dirs(entry: str) -> list[str]:
+    try:
+        names = os.listdir(entry or ".")
+    except OSError:
+        return []
+    return [os.path.join(entry or ".", n) for n in names if n.lower().endswith((".dist-info", ".egg-info"))]
+
+
+def plugins_installed(path: list[str] | None = None) -> bool:
+    """Whether a distribution on ``path`` (default ``sys.path``) may declare an entry point of
+    :data:`PLUGIN_GROUP`: any ``entry_points.txt`` that mentions it, or a path entry this scan cannot read
+    (a zip file), counts."""
+    stdlib = os.path.join(sys.base_prefix, "")
+    for entry in sys.path if path is None else path:
+        if os.path.isfile(entry or "."):
+            if not entry.startswith(stdlib):
+                return True
+            continue  # the standard library's own zip (lib/python311.zip): no distributions
+        for dist in _dist_dirs(entry):
+            try:
+                with open(os.path.join(dist, "entry_points.txt"), encoding="utf-8", errors="replace") as f:
+                    if PLUGIN_GROUP in f.read():
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def load(path: Path = PATH) -> dict[str, Any] | None:
+    """The recorded catalogue, or ``None`` when it cannot answer (no file, another format, plug-ins)."""
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or plugins_installed():
+        return None
+    return doc
+
+
+class _Entry:
+    """A registry entry as the catalogue recorded it: its id (and version) and its settings rows (a plain
+    class: ``dataclasses`` alone takes ~15 ms to import)."""
+
+    __slots__ = ("id", "rows", "version")
+
+    def __init__(self, id: str, rows: list[dict[str, Any]], version: int = 1) -> None:
+        self.id = id
+        self.rows = rows
+        self.version = version
+
+
+def _table(kind: str, entries: list[dict[str, Any]]) -> Registry[_Entry]:
+    table: Registry[_Entry] = Registry(kind)
+    for e in entries:
+        table.register(_Entry(e["id"], e["rows"]))
+    return table
+
+
+class CatalogueSource:
+    """:class:`memsched.cli.listing.Source` over a loaded catalogue."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+
+    def rows(self, what: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.doc[what]
+        return rows
+
+    def settings(self, policy: str | None, workload: str | None, scenario: str | None) -> list[dict[str, Any]]:
+        from memsched.cli.settings import select_owners
+
+        recorded = self.doc["settings"]
+        # The registries' kinds, which their "unknown name" messages name (memsched.policies.numa.registry,
+        # memsched.workloads.base, memsched.workloads.rt.base).
+        policies: VersionedRegistry[_Entry] = VersionedRegistry("policy")
+        for e in recorded["policies"]:  # recorded in listing order
+            policies.register(_Entry(e["id"], e["rows"], e["version"]))
+        chosen = select_owners(
+            policy, workload, scenario, policies=policies, workloads=_table("workload", recorded["workloads"]),
+            scenarios=_table("taskset", recorded["scenarios"]), scheduler=recorded["scheduler"],
+            settings_of=lambda entry: entry.rows,
+        )  # fmt: skip
+        return [{"owner": owner, **row} for owner, rows in chosen for row in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m memsched.cli.catalogue --write|--check``."""
+    args = sys.argv[1:] if argv is None else argv
+    if args not in (["--write"], ["--check"]):
+        print("usage: python -m memsched.cli.catalogue --write|--check", file=sys.stderr)
+        return 2
+    text = dump(build())
+    current = PATH.read_text(encoding="utf-8") if PATH.exists() else None
+    if args == ["--check"]:
+        if current != text:
+            print(f"{PATH} is out of date: python -m memsched.cli.catalogue --write", file=sys.stderr)
+            return 1
+        return 0
+    if current != text:
+        PATH.write_text(text, encoding="utf-8")
+        print(f"wrote {PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
