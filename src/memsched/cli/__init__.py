@@ -29,6 +29,8 @@ progress bars and logs go to stderr, and only when stdout is a terminal.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,13 +40,29 @@ __all__ = ["app", "main"]
 
 
 def __getattr__(name: str) -> Any:
-    """``app`` and ``main`` (:mod:`memsched.cli.entry`), imported on first use: the fast path of ``memsched
-    list`` and ``memsched rt admit`` (:mod:`memsched.cli.fast`) imports modules of this package without
-    loading typer and every command."""
-    if name not in __all__:
+    """``main`` (:mod:`memsched.cli.entry`), imported on first use: the fast path of ``memsched list`` and
+    ``memsched rt admit`` (:mod:`memsched.cli.fast`) imports modules of this package without loading typer
+    and every command."""
+    if name != "main":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from memsched.cli import entry
 
-    value = getattr(entry, name)
-    globals()[name] = value
-    return value
+    return entry.main
+
+
+class _Package(types.ModuleType):
+    """``memsched.cli.app`` is the typer app (as when this package imported every command), although a
+    submodule has the same name: importing the submodule binds it here, and this property keeps the app."""
+
+    @property
+    def app(self) -> Any:
+        from memsched.cli import entry
+
+        return entry.app
+
+    @app.setter
+    def app(self, value: Any) -> None:
+        pass  # the import system binding the submodule memsched.cli.app (sys.modules has it)
+
+
+sys.modules[__name__].__class__ = _Package

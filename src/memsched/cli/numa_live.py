@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from memsched.cli.common import emit_json, out_console, whole_number
+from memsched.cli.common import (
+    emit_json,
+    whole_number,
+)
 from memsched.cli.numa import numa_app
 from memsched.errors import ConfigError
 from memsched.units import MIB, parse_duration
@@ -128,6 +131,7 @@ def _machine_line(nr_nodes: int, roots: LiveRoots) -> str:
 
 
 def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int, machine: str) -> None:
+    from memsched.cli.common import out_console
     from memsched.live.numa.snapshot import locality
     from memsched.report.fit import Column, FitTable, size
     from memsched.uapi.cpumask import format_cpulist
@@ -229,6 +233,7 @@ def top(
 
 
 def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, limit: int) -> None:
+    from memsched.cli.common import out_console
     from memsched.live.numa.snapshot import take_snapshot
     from memsched.topology.sysfs import topology_from_sysfs
 

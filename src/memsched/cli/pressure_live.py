@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from memsched.cli.common import out_console, whole_number
+from memsched.cli.common import (
+    whole_number,
+)
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, MemschedError
 from memsched.live.pressure.backends import BACKENDS
@@ -212,6 +214,7 @@ def watch(
     """Watch memory pressure live: current level, recent events, PSI averages, reclaim index."""
     from rich.live import Live
 
+    from memsched.cli.common import out_console
     from memsched.live.pressure import open_monitor, parse_level
     from memsched.live.pressure.context import BackendContext
     from memsched.uapi.pressure import VmpressureConfig

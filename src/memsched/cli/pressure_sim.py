@@ -11,7 +11,6 @@ import typer
 from memsched.cli.common import (
     check_writable,
     emit_json,
-    out_console,
     progress_bar,
     simulation_memory_limit,
     whole_number,
@@ -57,6 +56,7 @@ def sim(
     ] = None,
 ) -> None:
     """Simulate services filling memory, once per notification design, and compare what they saw and did."""
+    from memsched.cli.common import out_console
     from memsched.record import RunRecord
     from memsched.workloads.pressure import load_scenario
     from memsched.workloads.runner import run_many

@@ -11,7 +11,6 @@ import typer
 from memsched.cli.common import (
     check_writable,
     emit_json,
-    out_console,
     progress_bar,
     simulation_memory_limit,
     whole_number,
@@ -135,6 +134,7 @@ def sim(
     ] = False,
 ) -> None:
     """Simulate a realtime task set on the exact scheduler and report response times, misses, switches."""
+    from memsched.cli.common import out_console
     from memsched.config import parse_set_args
     from memsched.sim.sched.preempt import parse_model
     from memsched.topology.bounds import MAX_CPUS

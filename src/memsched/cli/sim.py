@@ -13,7 +13,6 @@ from memsched.cli.app import app
 from memsched.cli.common import (
     check_writable,
     emit_json,
-    out_console,
     progress_bar,
     simulation_memory_limit,
     whole_number,
@@ -50,6 +49,7 @@ def run(
     thp: ThpOpt = True,
 ) -> None:
     """Simulate one workload under one policy and report times and /proc/vmstat counters."""
+    from memsched.cli.common import out_console
     from memsched.config import parse_set_args
     from memsched.conformance import checked_spec
     from memsched.workloads.numa import NumaOptions
@@ -141,6 +141,7 @@ def compare(
     thp: ThpOpt = True,
 ) -> None:
     """Run workloads under every policy, next to their hard-bound reference runs, and compare."""
+    from memsched.cli.common import out_console
     from memsched.record import RunRecord
     from memsched.topology import load_topology
     from memsched.workloads.numa import NumaOptions, compare_specs

@@ -15,8 +15,6 @@ from memsched.cli.app import app
 from memsched.cli.common import (
     check_writable,
     emit_json,
-    err_console,
-    out_console,
     show_progress,
     whole_number,
     write_atomic,
@@ -105,6 +103,7 @@ def sweep(
 
 
 def _dry_run(cells: Sequence[Any], name: str, db: Path, ray: str | None, jobs: int | None, json_out: bool) -> None:
+    from memsched.cli.common import out_console
     from memsched.results.store import ResultStore
     from memsched.sweep.estimate import estimate, history
 
@@ -153,6 +152,8 @@ def _duration(seconds: float) -> str:
 def sweep_progress(total: int, description: str) -> Iterator[Callable[[Any, Sequence[Outcome]], None]]:
     """A progress bar with an ETA on stderr (only on a terminal) over the cells to run (not those already in
     the database, which would make the first rate look fast); yields the ``on_progress`` callback."""
+    from memsched.cli.common import err_console
+
     if not show_progress():
         yield lambda progress, outcomes: None
         return

@@ -13,21 +13,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from memsched.live.capabilities import Capabilities, Capability, capabilities
-    from memsched.live.pressure import PressureOptions, pressure_events, vmpressure_fd
-    from memsched.live.roots import LiveRoots
+from memsched.live.capabilities import Capabilities, Capability, capabilities
+from memsched.live.roots import LiveRoots
 
-#: Where each name of this package lives. They are imported on first use (PEP 562), so that importing one
-#: live module (``memsched rt admit`` needs ``deadline``) does not import the pressure backends too.
+if TYPE_CHECKING:
+    from memsched.live.pressure import PressureOptions, pressure_events, vmpressure_fd
+
+#: The pressure names are imported on first use (PEP 562), so that importing one live module (``memsched rt
+#: admit`` needs ``deadline``) does not import the pressure backends too.
 _LAZY = {
-    "Capabilities": "memsched.live.capabilities",
-    "Capability": "memsched.live.capabilities",
-    "capabilities": "memsched.live.capabilities",
     "PressureOptions": "memsched.live.pressure",
     "pressure_events": "memsched.live.pressure",
     "vmpressure_fd": "memsched.live.pressure",
-    "LiveRoots": "memsched.live.roots",
 }
 
 __all__ = [
