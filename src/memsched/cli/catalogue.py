@@ -26,15 +26,62 @@ from typing import Any
 
 from memsched.registry import Registry, VersionedRegistry
 
-__all__ = ["FORMAT", "PATH", "PLUGIN_GROUP", "CatalogueSource", "build", "load", "plugins_installed"]
+__all__ = ["FORMAT", "PATH", "PLUGIN_GROUPS", "CatalogueSource", "build", "load", "names", "plugins_installed"]
 
 #: The file, next to the topology presets (package data).
 PATH = Path(__file__).resolve().parents[1] / "data" / "catalogue.json"
 #: Bumped when the file's layout changes; a file of another format is not used.
 FORMAT = 1
-#: ``memsched.policies.numa.registry.ENTRY_POINT_GROUP`` (that module imports importlib.metadata; a test
-#: checks that the two agree).
-PLUGIN_GROUP = "memsched.numa_policies"
+#: ``ENTRY_POINT_GROUP`` of ``memsched.policies.numa.registry`` and ``memsched.policies.act.registry`` (those
+#: modules import importlib.metadata; a test checks that these agree).
+PLUGIN_GROUPS = ("memsched.numa_policies", "memsched.act_policies")
+
+
+def _rt_scenarios() -> list[str]:
+    from memsched.workloads import rt as scenarios
+
+    return scenarios.names()
+
+
+def _preempt_models() -> list[str]:
+    from memsched.sim.sched.preempt import MODELS
+
+    return list(MODELS)
+
+
+def _pressure_designs() -> list[str]:
+    from memsched.workloads.pressure import DESIGNS
+
+    return list(DESIGNS)
+
+
+def _pressure_scenarios() -> list[str]:
+    from memsched.workloads.pressure import list_scenarios
+
+    return list_scenarios()
+
+
+def _pressure_backends() -> list[str]:
+    from memsched.live.pressure.backends import BACKENDS
+
+    return list(BACKENDS)
+
+
+def _act_policies() -> list[str]:
+    from memsched.policies.act import registry as act_registry
+
+    return act_registry.names()
+
+
+#: Names the commands' help texts list (``names(key)``), and how the registries give them.
+_NAMES = {
+    "rt_scenarios": _rt_scenarios,
+    "preempt_models": _preempt_models,
+    "pressure_designs": _pressure_designs,
+    "pressure_scenarios": _pressure_scenarios,
+    "pressure_backends": _pressure_backends,
+    "act_policies": _act_policies,
+}
 
 
 def build() -> dict[str, Any]:
@@ -60,6 +107,7 @@ def build() -> dict[str, Any]:
             "scenarios": [{"id": n, "rows": rows_of(scenarios.get(n).config_cls)} for n in scenarios.names()],
             "scheduler": rows_of(SchedConfig),
         },
+        "names": {key: names_of() for key, names_of in _NAMES.items()},
     }
     if json.loads(dump(doc)) != doc:  # a tuple default would come back a list (and print as one)
         raise ValueError("the catalogue does not survive JSON: a row holds a value JSON changes")
@@ -80,8 +128,8 @@ def _dist_dirs(entry: str) -> list[str]:
 
 
 def plugins_installed(path: list[str] | None = None) -> bool:
-    """Whether a distribution on ``path`` (default ``sys.path``) may declare an entry point of
-    :data:`PLUGIN_GROUP`: any ``entry_points.txt`` that mentions it, or a path entry this scan cannot read
+    """Whether a distribution on ``path`` (default ``sys.path``) may declare an entry point of one of
+    :data:`PLUGIN_GROUPS`: any ``entry_points.txt`` that mentions one, or a path entry this scan cannot read
     (a zip file), counts."""
     stdlib = os.path.join(sys.base_prefix, "")
     for entry in sys.path if path is None else path:
@@ -92,11 +140,27 @@ def plugins_installed(path: list[str] | None = None) -> bool:
         for dist in _dist_dirs(entry):
             try:
                 with open(os.path.join(dist, "entry_points.txt"), encoding="utf-8", errors="replace") as f:
-                    if PLUGIN_GROUP in f.read():
-                        return True
+                    text = f.read()
+                if any(group in text for group in PLUGIN_GROUPS):
+                    return True
             except OSError:
                 continue
     return False
+
+
+_loaded: list[dict[str, Any] | None] = []
+
+
+def names(key: str) -> list[str]:
+    """The names a command's help lists (``rt_scenarios``, ``preempt_models``, ``pressure_designs``,
+    ``pressure_scenarios``, ``pressure_backends``, ``act_policies``): recorded, or else from the registries."""
+    if not _loaded:
+        _loaded.append(load())
+    doc = _loaded[0]
+    if doc is None:
+        return _NAMES[key]()
+    recorded: list[str] = doc["names"][key]
+    return recorded
 
 
 def load(path: Path = PATH) -> dict[str, Any] | None:

@@ -17,16 +17,20 @@ from typing import IO, Annotated
 
 import typer
 
+from memsched.cli import catalogue
 from memsched.cli.common import whole_number
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError
-from memsched.policies.act import registry as act_registry
 from memsched.units import NSEC_PER_SEC, parse_duration
+
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_POLICY_HELP = "action policy: " + ", ".join(catalogue.names("act_policies"))
+
 
 
 @pressure_app.command("act")
 def act(
-    policy: Annotated[str, typer.Option("--policy", help="action policy: " + ", ".join(act_registry.names()))],
+    policy: Annotated[str, typer.Option("--policy", help=_POLICY_HELP)],
     cgroup: Annotated[str, typer.Option("--cgroup", help="the subtree to act in: a directory or a path (/app)")],
     protect: Annotated[
         list[str] | None, typer.Option("--protect", help="pid or comm name never to signal (repeatable, a,b)")
@@ -106,6 +110,7 @@ def act_sim(
 
     from memsched.cli.common import check_writable, emit_json, out_console, simulation_memory_limit, write_atomic
     from memsched.errors import UnknownNameError
+    from memsched.policies.act import registry as act_registry
     from memsched.report.act import act_html, act_table
     from memsched.workloads.act import list_act_scenarios, load_act_scenario
     from memsched.workloads.runner import pool_worker_init

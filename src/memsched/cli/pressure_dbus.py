@@ -7,7 +7,6 @@ The other direction is a backend: ``memsched pressure watch --backend dbus`` (``
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import sys
@@ -15,10 +14,14 @@ from typing import Annotated
 
 import typer
 
+from memsched.cli import catalogue
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, MemschedError
-from memsched.live.pressure.backends import BACKENDS
 from memsched.units import parse_duration
+
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_BACKEND_HELP = "auto, " + ", ".join(catalogue.names("pressure_backends")) + " (the source of the events)"
+
 
 
 def _log(message: str) -> None:
@@ -42,7 +45,7 @@ def dbus(
         typer.Option("--bus", help="system (where GLib listens), session, or a D-Bus address (unix:path=...)"),
     ] = "system",
     backend: Annotated[
-        str, typer.Option("--backend", "-b", help="auto, " + ", ".join(BACKENDS) + " (the source of the events)")
+        str, typer.Option("--backend", "-b", help=_BACKEND_HELP)
     ] = "auto",
     cgroup: Annotated[
         str | None,
@@ -65,6 +68,8 @@ def dbus(
     ] = None,
 ) -> None:
     """Serve org.freedesktop.LowMemoryMonitor: LowMemoryWarning 50/100/255 for LOW/MEDIUM/OOM, for GLib apps."""
+    import asyncio
+
     from memsched.config import from_sets, parse_set_args
     from memsched.live.pressure import PressureOptions, PressureSource, parse_level
     from memsched.live.pressure.backends import open_backend

@@ -24,16 +24,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from memsched.cli import catalogue
 from memsched.cli.common import (
     whole_number,
 )
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, MemschedError
-from memsched.live.pressure.backends import BACKENDS
-from memsched.live.pressure.reclaim_index import DeltaTracker, vmstat_sample
-from memsched.live.procfs import parse_flat_keyed
-from memsched.live.roots import LiveRoots, try_read_text
-from memsched.pressure.index import Rfc2012VmpressureConfig
 from memsched.uapi.pressure import VmpressureLevel
 from memsched.units import parse_duration
 
@@ -42,10 +38,12 @@ if TYPE_CHECKING:
 
     from memsched.live.pressure import PressureMonitor, PressureOptions, PressureRecord
     from memsched.live.pressure.context import BackendContext
+    from memsched.live.pressure.reclaim_index import DeltaTracker
+    from memsched.live.roots import LiveRoots
 
-BackendOpt = Annotated[
-    str, typer.Option("--backend", "-b", help="auto, " + ", ".join(BACKENDS) + " (auto picks by capability)")
-]
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_BACKEND_HELP = "auto, " + ", ".join(catalogue.names("pressure_backends")) + " (auto picks by capability)"
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help=_BACKEND_HELP)]
 CgroupOpt = Annotated[
     str | None,
     typer.Option("--cgroup", help="cgroup to watch: a directory, or a path in each hierarchy such as /app"),
@@ -106,6 +104,11 @@ class _SideIndex:
         self.update()
 
     def update(self) -> None:
+        from memsched.live.pressure.reclaim_index import DeltaTracker, vmstat_sample
+        from memsched.live.procfs import parse_flat_keyed
+        from memsched.live.roots import try_read_text
+        from memsched.pressure.index import Rfc2012VmpressureConfig
+
         text, why = try_read_text(self.roots.proc("vmstat"))
         if text is None:
             self.text = why
@@ -128,6 +131,7 @@ class _SideIndex:
 
 def _psi_text(path: Path | None) -> str:
     from memsched.live.procfs import parse_psi
+    from memsched.live.roots import try_read_text
 
     if path is None:
         return "n/a"

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from memsched.cli import catalogue
 from memsched.cli.common import (
     check_writable,
     emit_json,
@@ -18,10 +19,16 @@ from memsched.cli.common import (
 )
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, UnknownNameError
-from memsched.workloads.pressure import DESIGNS, list_scenarios
+
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_SCENARIO_HELP = "built-in scenario (" + ", ".join(catalogue.names("pressure_scenarios")) + ") or a TOML file"
+_DESIGNS_HELP = "comma-separated: " + ", ".join(catalogue.names("pressure_designs")) + " (default: the scenario's)"
+
 
 
 def _designs(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    from memsched.workloads.pressure import DESIGNS
+
     if text is None:
         return default
     names = tuple(d.strip() for d in text.split(",") if d.strip())
@@ -36,12 +43,12 @@ def _designs(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
 @pressure_app.command("sim")
 def sim(
     scenario: Annotated[
-        str, typer.Argument(help="built-in scenario (" + ", ".join(list_scenarios()) + ") or a TOML file")
+        str, typer.Argument(help=_SCENARIO_HELP)
     ] = "default",
     designs: Annotated[
         str | None,
         typer.Option(
-            "--designs", help="comma-separated: " + ", ".join(DESIGNS) + " (default: the scenario's)"
+            "--designs", help=_DESIGNS_HELP
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,

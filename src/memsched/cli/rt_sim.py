@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from memsched.cli import catalogue
 from memsched.cli.common import (
     check_writable,
     emit_json,
@@ -18,11 +19,14 @@ from memsched.cli.common import (
 )
 from memsched.cli.rt import rt_app
 from memsched.errors import ConfigError
-from memsched.sim.sched.preempt import MODELS
-from memsched.workloads import rt as scenarios
 
 if TYPE_CHECKING:
     from memsched.record import RunRecord
+
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_SCENARIOS_HELP = "scenario: " + ", ".join(catalogue.names("rt_scenarios"))
+_MODELS_HELP = "preemption model: " + ", ".join(catalogue.names("preempt_models"))
+
 
 
 def _task_table(rec: RunRecord) -> Any:
@@ -93,12 +97,12 @@ def _trace_doc(rec: RunRecord) -> dict[str, Any]:
 
 @rt_app.command("sim")
 def sim(
-    taskset: Annotated[str | None, typer.Argument(help="scenario: " + ", ".join(scenarios.names()))] = None,
+    taskset: Annotated[str | None, typer.Argument(help=_SCENARIOS_HELP)] = None,
     rt_app_file: Annotated[
         Path | None, typer.Option("--rt-app", help="an rt-app JSON file instead of a scenario")
     ] = None,
     preempt: Annotated[
-        str | None, typer.Option("--preempt", help="preemption model: " + ", ".join(MODELS))
+        str | None, typer.Option("--preempt", help=_MODELS_HELP)
     ] = None,
     cpus: Annotated[
         int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)", parser=whole_number)
@@ -136,8 +140,9 @@ def sim(
     """Simulate a realtime task set on the exact scheduler and report response times, misses, switches."""
     from memsched.cli.common import out_console
     from memsched.config import parse_set_args
-    from memsched.sim.sched.preempt import parse_model
+    from memsched.sim.sched.preempt import MODELS, parse_model
     from memsched.topology.bounds import MAX_CPUS
+    from memsched.workloads import rt as scenarios
     from memsched.workloads.rt.run import DEFAULT_SCENARIO, RtOptions
     from memsched.workloads.runner import run_one, runner_for
     from memsched.workloads.runspec import RunSpec

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,7 +21,9 @@ from memsched.cli.common import (
 )
 from memsched.errors import MemschedError
 from memsched.results import DEFAULT_DB
-from memsched.results.store import Outcome
+
+if TYPE_CHECKING:
+    from memsched.results.store import Outcome
 
 DbOpt = Annotated[Path, typer.Option("--db", help="the results database (DuckDB file)")]
 RayOpt = Annotated[

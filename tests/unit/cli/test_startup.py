@@ -174,9 +174,10 @@ def test_copied_constants_agree() -> None:
     """The constants the light modules copy to avoid heavy imports are the originals' values."""
     from memsched.cli import rt_live
     from memsched.live import noise
+    from memsched.policies.act import registry as act_registry
     from memsched.policies.numa import registry
 
-    assert catalogue.PLUGIN_GROUP == registry.ENTRY_POINT_GROUP
+    assert catalogue.PLUGIN_GROUPS == (registry.ENTRY_POINT_GROUP, act_registry.ENTRY_POINT_GROUP)
     assert rt_live.DEFAULT_THRESHOLD_NS == noise.DEFAULT_THRESHOLD_NS
 
 
@@ -191,7 +192,8 @@ def _plugin_dist(folder: Path, group: str) -> Path:
 def test_installed_plugins_turn_the_catalogue_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A distribution declaring a memsched.numa_policies entry point (or an unreadable zip) disables it."""
     assert not catalogue.plugins_installed([str(_plugin_dist(tmp_path / "other", "console_scripts"))])
-    plugged = str(_plugin_dist(tmp_path / "plugged", catalogue.PLUGIN_GROUP))
+    plugged = str(_plugin_dist(tmp_path / "plugged", "memsched.numa_policies"))
+    assert catalogue.plugins_installed([str(_plugin_dist(tmp_path / "act", "memsched.act_policies"))])
     assert catalogue.plugins_installed([str(tmp_path / "missing"), plugged])
     (tmp_path / "some.zip").write_bytes(b"")
     assert catalogue.plugins_installed([str(tmp_path / "some.zip")])
@@ -202,7 +204,7 @@ def test_installed_plugins_turn_the_catalogue_off(tmp_path: Path, monkeypatch: p
 
 def test_a_plugin_is_listed_by_the_console_script(tmp_path: Path) -> None:
     """With a plug-in installed, `memsched list policies` lists it (the registry answers, not the catalogue)."""
-    site = _plugin_dist(tmp_path, catalogue.PLUGIN_GROUP)
+    site = _plugin_dist(tmp_path, "memsched.numa_policies")
     env = {"PYTHONPATH": os.pathsep.join([str(site), str(HELPERS), str(SRC)])}
     rc, out, err = _run(["list", "policies", "--json"], env=env)
     assert rc == 0, err
