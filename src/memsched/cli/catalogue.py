@@ -9,11 +9,15 @@ of ``memsched list settings``; :class:`CatalogueSource` answers ``--policy``/``-
 through the same selection code as the registries (:func:`memsched.cli.settings.select_owners`), so
 unknown names fail with the same message.
 
+It also records the names some commands' help texts list (:func:`names`: rt scenarios, preemption models,
+pressure designs, scenarios and backends, action policies), so that building the typer command line does not
+import the simulators either.
+
 Only memsched's own policies can be recorded: an installed plug-in (an entry point of the group
-``memsched.numa_policies``) is listed by the registry, so :func:`load` returns ``None`` whenever a
-distribution on ``sys.path`` declares that group (found by reading ``entry_points.txt`` files, as
-``importlib.metadata`` does, without its ~50 ms import), or when the file is missing or of another format,
-and ``memsched list`` then takes the ordinary path.
+``memsched.numa_policies`` or ``memsched.act_policies``) is listed by its registry, so :func:`load` returns
+``None`` whenever a distribution on ``sys.path`` may declare one (found by reading ``entry_points.txt``
+files, as ``importlib.metadata`` does, without its ~50 ms import), or when the file is missing or of another
+format; ``memsched list`` then takes the ordinary path and :func:`names` asks the registries.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The typer command line: every command group registered on ``app``, and :func:`main`, which runs it.
+"""The typer command line: every command group registered on ``app``, and :func:`main`, which runs it
+(``memsched.cli.app`` and ``memsched.cli.main`` load this module on first use).
 
-The ``memsched`` command: a thin typer app over the library.
-
-Whose fault an error is decides how the command ends:
+The ``memsched`` command: a thin typer app over the library. Whose fault an error is decides how the command
+ends (:func:`memsched.cli.outcome.exit_status`, which the fast path of ``list`` and ``rt admit`` shares):
 
 * the user's (``ConfigError``: a bad option, name, setting or file; typer's usage errors; a workload that needs
   more memory than the simulated machine has; a simulation that outgrows its memory limit, ``MemoryError``):
@@ -36,17 +36,17 @@ import sys
 import typer
 import typer.main
 
-from memsched.cli import numa_live as _numa_live  # noqa: F401  (command groups register on ``app``)
-from memsched.cli import pressure_act as _pressure_act  # noqa: F401
-from memsched.cli import pressure_dbus as _pressure_dbus  # noqa: F401
-from memsched.cli import pressure_live as _pressure_live  # noqa: F401
-from memsched.cli import pressure_sim as _pressure_sim  # noqa: F401
-from memsched.cli import results as _results  # noqa: F401
-from memsched.cli import rt_live as _rt_live  # noqa: F401
-from memsched.cli import rt_sim as _rt_sim  # noqa: F401
-from memsched.cli import sim as _sim  # noqa: F401
-from memsched.cli import sweep as _sweep  # noqa: F401
-from memsched.cli import tune as _tune  # noqa: F401
+import memsched.cli.numa_live
+import memsched.cli.pressure_act
+import memsched.cli.pressure_dbus
+import memsched.cli.pressure_live
+import memsched.cli.pressure_sim
+import memsched.cli.results
+import memsched.cli.rt_live
+import memsched.cli.rt_sim
+import memsched.cli.sim
+import memsched.cli.sweep
+import memsched.cli.tune  # noqa: F401
 from memsched.cli.app import GlobalOptions, app
 from memsched.cli.help import polish
 from memsched.cli.outcome import exit_status, terminating_signals

@@ -88,9 +88,9 @@ def _list(args: list[str]) -> Callable[[], int] | None:
             return 2
 
         return missing
-    from memsched.cli import catalogue
+    from memsched.cli.catalogue import CatalogueSource, load
 
-    doc = catalogue.load()
+    doc = load()
     if doc is None:
         return None
 
@@ -98,7 +98,7 @@ def _list(args: list[str]) -> Callable[[], int] | None:
         from memsched.cli.listing import list_command
 
         list_command(
-            catalogue.CatalogueSource(doc),
+            CatalogueSource(doc),
             positional[0],
             json_out=bool(options.get("json", False)),
             policy=_text(options.get("policy")),

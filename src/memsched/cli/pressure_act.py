@@ -17,14 +17,14 @@ from typing import IO, Annotated
 
 import typer
 
-from memsched.cli import catalogue
+from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import whole_number
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError
 from memsched.units import NSEC_PER_SEC, parse_duration
 
 #: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
-_POLICY_HELP = "action policy: " + ", ".join(catalogue.names("act_policies"))
+_POLICY_HELP = "action policy: " + ", ".join(registry_names("act_policies"))
 
 
 

@@ -14,13 +14,13 @@ from typing import Annotated
 
 import typer
 
-from memsched.cli import catalogue
+from memsched.cli.catalogue import names as registry_names
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, MemschedError
 from memsched.units import parse_duration
 
 #: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
-_BACKEND_HELP = "auto, " + ", ".join(catalogue.names("pressure_backends")) + " (the source of the events)"
+_BACKEND_HELP = "auto, " + ", ".join(registry_names("pressure_backends")) + " (the source of the events)"
 
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from memsched.cli import catalogue
+from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import (
     whole_number,
 )
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from memsched.live.roots import LiveRoots
 
 #: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
-_BACKEND_HELP = "auto, " + ", ".join(catalogue.names("pressure_backends")) + " (auto picks by capability)"
+_BACKEND_HELP = "auto, " + ", ".join(registry_names("pressure_backends")) + " (auto picks by capability)"
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", help=_BACKEND_HELP)]
 CgroupOpt = Annotated[
     str | None,

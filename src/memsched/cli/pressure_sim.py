@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from memsched.cli import catalogue
+from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import (
     check_writable,
     emit_json,
@@ -21,8 +21,8 @@ from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, UnknownNameError
 
 #: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
-_SCENARIO_HELP = "built-in scenario (" + ", ".join(catalogue.names("pressure_scenarios")) + ") or a TOML file"
-_DESIGNS_HELP = "comma-separated: " + ", ".join(catalogue.names("pressure_designs")) + " (default: the scenario's)"
+_SCENARIO_HELP = "built-in scenario (" + ", ".join(registry_names("pressure_scenarios")) + ") or a TOML file"
+_DESIGNS_HELP = "comma-separated: " + ", ".join(registry_names("pressure_designs")) + " (default: the scenario's)"
 
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from memsched.cli import catalogue
+from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import (
     check_writable,
     emit_json,
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from memsched.record import RunRecord
 
 #: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
-_SCENARIOS_HELP = "scenario: " + ", ".join(catalogue.names("rt_scenarios"))
-_MODELS_HELP = "preemption model: " + ", ".join(catalogue.names("preempt_models"))
+_SCENARIOS_HELP = "scenario: " + ", ".join(registry_names("rt_scenarios"))
+_MODELS_HELP = "preemption model: " + ", ".join(registry_names("preempt_models"))
 
 
 
