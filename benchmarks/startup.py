@@ -2,10 +2,15 @@
 
     python benchmarks/startup.py [-n 11] [--compare-to REV] [--json]
 
-Times ``memsched list``, ``memsched list topologies``, ``memsched rt admit`` of a typical reservation,
+Times ``memsched list``, ``memsched list topologies``, ``memsched list settings``, ``memsched rt admit`` of a
+typical reservation,
 ``memsched --version`` and ``memsched --help``, each as the console script runs them (a fresh interpreter
 calling ``memsched.__main__.console``, output to a pipe that is read and dropped), and prints the median
 wall time and the median CPU time (user + system, the kernel's accounting of the finished child) per command.
+
+Compiled bytecode is kept in a temporary ``PYTHONPYCACHEPREFIX`` (written by the warm-up runs, even where
+``PYTHONDONTWRITEBYTECODE`` is set), as an installed package has it: otherwise every run would compile
+memsched's modules from source, which is not what a user waits for.
 
 ``--compare-to REV`` checks REV out in a temporary ``git worktree`` and runs the same commands from its
 ``src/`` (``PYTHONPATH``, the same interpreter and installed dependencies), old and new in turn (A B A B …)
@@ -34,6 +39,7 @@ HERE = Path(__file__).resolve().parents[1]
 COMMANDS = [
     ("list", ["list"]),
     ("list topologies", ["list", "topologies"]),
+    ("list settings", ["list", "settings"]),  # the longest table: ~300 rows laid out by rich
     ("rt admit", ["rt", "admit", "--runtime", "2ms", "--deadline", "10ms", "--period", "10ms"]),
     ("--version", ["--version"]),
     ("--help", ["--help"]),
@@ -42,9 +48,10 @@ COMMANDS = [
 _CONSOLE = "import sys; sys.argv[0] = 'memsched'; from memsched.__main__ import console; console()"
 
 
-def _once(src: Path, args: list[str]) -> tuple[float, float]:
+def _once(src: Path, args: list[str], pycache: Path) -> tuple[float, float]:
     """Wall and CPU seconds of one run of the console script from ``src``."""
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPATH=str(src), PYTHONPYCACHEPREFIX=str(pycache))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
@@ -68,16 +75,16 @@ def _checkout(rev: str) -> Iterator[Path]:
             subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(tree)], check=False)
 
 
-def _measure(sources: dict[str, Path], runs: int) -> dict[str, dict[str, dict[str, float]]]:
+def _measure(sources: dict[str, Path], runs: int, pycache: Path) -> dict[str, dict[str, dict[str, float]]]:
     """Per command, per source: median wall and CPU milliseconds; sources alternate run by run."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for label, args in COMMANDS:
         for src in sources.values():  # warm-up: page cache, .pyc files
-            _once(src, args)
+            _once(src, args, pycache)
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
         for _ in range(runs):
             for name, src in sources.items():
-                samples[name].append(_once(src, args))
+                samples[name].append(_once(src, args, pycache))
         out[label] = {
             name: {
                 "wall_ms": round(1000 * statistics.median(w for w, _ in s), 1),
@@ -116,10 +123,11 @@ def main() -> None:
     if not 1 <= args.runs <= 1000:
         ap.error("--runs must be in 1..1000")
     with contextlib.ExitStack() as stack:
+        pycache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memsched-pycache-")))
         sources = {"new": HERE / "src"}
         if args.compare_to is not None:
             sources = {"old": stack.enter_context(_checkout(args.compare_to)), **sources}
-        results = _measure(sources, args.runs)
+        results = _measure(sources, args.runs, pycache)
     if args.json:
         print(json.dumps({"runs": args.runs, "compare_to": args.compare_to, "results": results}, indent=1))
     else:
