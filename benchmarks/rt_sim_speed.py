@@ -15,7 +15,10 @@ this one run.
   interpreter of a throwaway venv (SimSo needs SimPy 2.3.1; keep it out of this project's environment):
   ``python3.11 -m venv /tmp/simso-venv && /tmp/simso-venv/bin/pip install simso==0.8.5``;
 * ``--compare-to REV``: the code of git revision ``REV`` (a temporary ``git worktree add`` of it, run with
-  ``PYTHONPATH=<worktree>/src``), removed afterwards.
+  ``PYTHONPATH=<worktree>/src``), removed afterwards;
+* ``--mypyc``: this checkout compiled with mypyc (``MEMSCHED_MYPYC=1 python setup.py build_ext --inplace`` in a
+  temporary copy of ``src/``; needs mypy >= 1.10, setuptools >= 77 and a C compiler), whose counts must equal
+  the pure-Python side's.
 
 ``--profile`` prints a cProfile of our side (by internal time) instead.
 """
@@ -27,6 +30,7 @@ import cProfile
 import json
 import os
 import pstats
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,6 +68,7 @@ print(json.dumps({"cpu_s": cpu, "jobs": jobs, "misses": misses}))
 OURS_SCRIPT = r"""
 import json, sys, time
 import memsched
+import memsched.sim.sched.core
 from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.sched import SchedConfig
 from memsched.workloads.rt import spawn_dl_set
@@ -80,6 +85,7 @@ print(json.dumps({
     "misses": sum(t.stats.misses for t in tasks),
     "context_switches": sum(t.nvcsw + t.nivcsw for t in tasks),
     "memsched": memsched.__file__,
+    "compiled": not memsched.sim.sched.core.__file__.endswith(".py"),
 }))
 """
 
@@ -107,6 +113,27 @@ def _ratio(slow: dict[str, Any], fast: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _build_mypyc(tmp: Path) -> dict[str, str]:
+    """Copy ``src/`` and ``setup.py`` to ``tmp`` and compile them there; the environment that imports it."""
+    repo = Path(__file__).resolve().parent.parent
+    dst = tmp / "mypyc"
+    shutil.copytree(repo / "src", dst / "src", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    for f in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(repo / f, dst / f)
+    env = dict(os.environ, MEMSCHED_MYPYC="1")
+    res = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+        check=False,
+        cwd=dst,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if res.returncode != 0:
+        sys.exit(f"rt_sim_speed: the mypyc build failed:\n{res.stderr.strip()[-2000:]}")
+    return dict(os.environ, PYTHONPATH=str(dst / "src"))
+
+
 def _profile(pairs: list[tuple[int, int]], duration_ns: int) -> None:
     from memsched.sim.sched.machine import RtMachine
     from memsched.sim.sched.sched import SchedConfig
@@ -126,6 +153,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="simulated seconds (default 10)")
     ap.add_argument("--simso", metavar="PY", help="python interpreter of a venv with simso==0.8.5 installed")
     ap.add_argument("--compare-to", metavar="REV", help="also time git revision REV's code, side by side")
+    ap.add_argument("--mypyc", action="store_true", help="also time this checkout compiled with mypyc (setup.py)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per side (default 3)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of our side and stop")
     args = ap.parse_args()
@@ -153,6 +181,8 @@ def main() -> None:
             )
             env = dict(os.environ, PYTHONPATH=str(old_wt / "src"))
             sides["old"] = ([sys.executable, "-c", OURS_SCRIPT, *argv, str(dur_ns)], env)
+        if args.mypyc:
+            sides["mypyc"] = ([sys.executable, "-c", OURS_SCRIPT, *argv, str(dur_ns)], _build_mypyc(Path(tmp)))
         if args.simso:
             sides["simso"] = ([args.simso, "-c", SIMSO_SCRIPT, *argv, str(int(args.seconds * 1000))], None)
         try:
@@ -163,8 +193,15 @@ def main() -> None:
         finally:
             if old_wt is not None:
                 subprocess.run(
-                    ["git", "-C", str(Path(__file__).resolve().parent.parent), "worktree", "remove", "--force",
-                     str(old_wt)],
+                    [
+                        "git",
+                        "-C",
+                        str(Path(__file__).resolve().parent.parent),
+                        "worktree",
+                        "remove",
+                        "--force",
+                        str(old_wt),
+                    ],
                     check=False,
                 )
     out: dict[str, Any] = {"task_set": pairs, "simulated_s": args.seconds, "rounds": args.rounds}
@@ -175,11 +212,18 @@ def main() -> None:
             sys.exit("rt_sim_speed: the old revision's run imported this checkout's memsched")
         out["old"]["revision"] = args.compare_to
         out["speedup_vs_old"] = _ratio(out["old"], out["memsched"])
+    if "mypyc" in out:
+        counts = ("events", "jobs", "misses", "context_switches")
+        if any(out["mypyc"][k] != out["memsched"][k] for k in counts):
+            sys.exit(f"rt_sim_speed: the compiled build's counts differ: {out['mypyc']} vs {out['memsched']}")
+        out["speedup_mypyc_vs_pure"] = _ratio(out["memsched"], out["mypyc"])
     if "simso" in out:
         out["speedup_vs_simso"] = _ratio(out["simso"], out["memsched"])
-        if "old" in out:
-            out["old_speedup_vs_simso"] = _ratio(out["simso"], out["old"])
-    print(json.dumps(out, indent=1))
+        for k in ("old", "mypyc"):
+            if k in out:
+                out[f"{k}_speedup_vs_simso"] = _ratio(out["simso"], out[k])
+    text = json.dumps(out, indent=1)
+    print(text.replace(json.dumps(pairs, indent=1).replace("\n", "\n "), json.dumps(pairs)))
 
 
 if __name__ == "__main__":
