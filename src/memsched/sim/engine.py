@@ -131,6 +131,18 @@ class Engine:
         heapq.heappush(self._heap, (ev.time, prio, self._seq, ev))
         return ev
 
+    def again(self, ev: Event, time: int) -> Event:
+        """Run the event that is running now once more at ``time``, as :meth:`at` with its ``prio``, ``fn`` and
+        ``args`` would, without a new :class:`Event` (the exact scheduler's tick re-arms itself this way)."""
+        if time < self.now:
+            raise SimulationError(f"event scheduled in the past: {time} < now {self.now} ({ev.fn!r})")
+        seq = self._seq = self._seq + 1
+        ev.time = time
+        ev.seq = seq
+        ev._cancelled = False
+        heapq.heappush(self._heap, (time, ev.prio, seq, ev))
+        return ev
+
     def after(self, delay: int, prio: int, fn: Callable[..., Any], *args: Any) -> Event:
         """Run ``fn(*args)`` ``delay`` ns from now: work deferred to a later instant of simulated time."""
         return self.at(self.now + int(delay), prio, fn, *args)

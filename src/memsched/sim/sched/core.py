@@ -545,7 +545,13 @@ class SchedCore:
         else:
             nxt = now + self.tick_ns
             rq.tick_stopped = False
-        rq.tick_ev = self.at(nxt, Prio.TICK, self._tick, rq)
+        ev = rq.tick_ev
+        if ev is not None and ev.time == now and self.hooks_vcpu is None:
+            # The event that runs this tick (not one tick_dep() armed meanwhile, which is in the future), on a
+            # machine whose events are the engine's own (a guest's are wrapped): queue it again.
+            self.engine.again(ev, nxt)
+        else:
+            rq.tick_ev = self.at(nxt, Prio.TICK, self._tick, rq)
         curr = rq.curr
         if (
             curr is not None
