@@ -45,6 +45,7 @@ __all__ = [
     "OwnCgroups",
     "cgroup_mounts",
     "check_cgroup_exists",
+    "make_cgroup",
     "own_cgroups",
     "resolve_cgroup_dir",
     "spawn_in_cgroups",
@@ -189,6 +190,21 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
+
+def make_cgroup(d: Path) -> None:
+    """``mkdir`` a cgroup for a run; an empty leftover of a killed run is removed first, a busy one refused."""
+    try:
+        d.mkdir()
+    except FileExistsError:
+        text, _ = try_read_text(d / "cgroup.procs")
+        if text is None or text.split():
+            raise KernelError(
+                errno.EEXIST, f"cgroup {d} exists and has tasks (another run is using it); choose another name"
+            ) from None
+        d.rmdir()  # left by a run that was killed with SIGKILL
+        d.mkdir()
+
+
 class MemcgV1Child:
     """A disposable child of the v1 memory hierarchy with a limit (and an optional v2 twin for PSI).
 
@@ -226,17 +242,7 @@ class MemcgV1Child:
 
     # -- lifetime -------------------------------------------------------------------------------------
     def _make(self, d: Path) -> None:
-        """``mkdir`` the cgroup; an empty leftover of a killed run is removed first, a busy one refused."""
-        try:
-            d.mkdir()
-        except FileExistsError:
-            text, _ = try_read_text(d / "cgroup.procs")
-            if text is None or text.split():
-                raise KernelError(
-                    errno.EEXIST, f"cgroup {d} exists and has tasks (another run is using it); choose another name"
-                ) from None
-            d.rmdir()  # left by a run that was killed with SIGKILL
-            d.mkdir()
+        make_cgroup(d)
         self._created.append(d)
 
     def _catch_termination(self) -> None:

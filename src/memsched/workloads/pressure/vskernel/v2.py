@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from memsched.errors import AccessDeniedError, KernelError, Terminated
-from memsched.live.cgroups import cgroup_mounts
+from memsched.live.cgroups import cgroup_mounts, make_cgroup
 from memsched.live.oserrors import send_signal
 from memsched.live.roots import LiveRoots, try_read_text
 
@@ -66,16 +66,7 @@ class V2Cgroup:
 
     # -- lifetime -------------------------------------------------------------------------------------
     def _make(self, d: Path) -> None:
-        try:
-            d.mkdir()
-        except FileExistsError:
-            text, _ = try_read_text(d / "cgroup.procs")
-            if text is None or text.split():
-                raise KernelError(
-                    errno.EEXIST, f"cgroup {d} exists and has tasks (another run is using it); choose another name"
-                ) from None
-            d.rmdir()
-            d.mkdir()
+        make_cgroup(d)
         self._created.append(d)
 
     def __enter__(self) -> V2Cgroup:
