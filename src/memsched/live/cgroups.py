@@ -47,6 +47,7 @@ __all__ = [
     "check_cgroup_exists",
     "make_cgroup",
     "own_cgroups",
+    "remove_cgroups",
     "resolve_cgroup_dir",
     "spawn_in_cgroups",
 ]
@@ -189,6 +190,20 @@ def spawn_in_cgroups(procs_files: Sequence[Path], argv: Sequence[str], **popen: 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
+
+def remove_cgroups(created: list[Path], deadline: float) -> None:
+    """``rmdir`` the cgroups a run created, innermost first, dropping each one removed from ``created``; one still
+    busy (its killed tasks not yet released) stays listed for another try until ``deadline`` (monotonic)."""
+    for d in list(reversed(created)):
+        try:
+            d.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise KernelError(e.errno or errno.EIO, f"cannot remove cgroup {d}: {e.strerror}") from e
+            continue
+        created.remove(d)
 
 
 def make_cgroup(d: Path) -> None:
@@ -356,16 +371,7 @@ class MemcgV1Child:
                         child.kill()
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            for d in list(reversed(self._created)):
-                try:
-                    d.rmdir()
-                except FileNotFoundError:
-                    pass
-                except OSError as e:
-                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                        raise KernelError(e.errno or errno.EIO, f"cannot remove cgroup {d}: {e.strerror}") from e
-                    continue
-                self._created.remove(d)
+            remove_cgroups(self._created, deadline)
             if self._created:
                 time.sleep(0.02)  # the kernel releases a killed task's cgroup reference asynchronously
         self._children.clear()
