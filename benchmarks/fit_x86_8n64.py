@@ -12,12 +12,12 @@ times drives them to values no core has. The objective is the largest deviation 
 rows of numa01, numa01_THREAD_ALLOC and numa02, with the RMS as a tie-break; a Nelder-Mead simplex in log
 space searches it. numa02_SMT is left out of the objective: its posted rows (32 threads bound 3.8x slower
 than 64, INVERSE_BIND faster than vanilla) cannot be met by a model where a thread's rate depends only on
-where it runs and where its memory is, together with the other nine; its rows are still printed. The best figures are printed as TOML lines for
-the preset file; the preset itself is edited by hand (so a change to it is a reviewed change). ``--routing``
-fits under another routing discipline than the preset's (``memsched.topology.routing``). The search starts
-from the preset's figures, or from ``--start`` values (a simplex on a max-deviation objective stops in local
-optima); the figures stay inside ``BOUNDS``. Every row runs in this one process (about 0.2 s each);
-numa02_SMT's rows run once, for the final printout.
+where it runs and where its memory is, together with the other nine; its rows are still printed.
+The best figures are printed as TOML lines for the preset file; the preset itself is edited by hand (so a change
+to it is a reviewed change). ``--routing`` fits under another routing discipline than the preset's
+(``memsched.topology.routing``). The search starts from the preset's figures, or from ``--start`` values (a
+simplex on a max-deviation objective stops in local optima); the figures stay inside ``BOUNDS``. Every row runs
+in this one process (about 0.2 s each); numa02_SMT's rows run once, for the final printout.
 """
 
 from __future__ import annotations
