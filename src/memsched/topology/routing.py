@@ -14,9 +14,8 @@ Two routing disciplines, chosen per topology by its ``routing`` key (``docs/topo
 
 What it models: Intel QuickPath routing is table-driven. Every packet carries a destination NodeID and each
 router looks the NodeID up in a table that firmware fills at boot, one output port per entry; the
-architecture allows several paths to a destination with load balancing between them (R. A. Maddox, G. Singh,
-R. J. Safranek, *Weaving High Performance Multiprocessor Fabric*, Intel Press 2009, "The Routing Layer",
-excerpted as "QuickPath Interconnect: Rules of the Revolution", Dr. Dobb's, Nov 2009). A Xeon 7500 / E7
+architecture allows several paths to a destination with load balancing between them ("QuickPath Interconnect:
+Rules of the Revolution", Dr. Dobb's, 2009, section "The Routing Layer"). A Xeon 7500 / E7
 socket has two home agents with their own NodeIDs, and consecutive cache lines of a socket's memory
 alternate between them ("hemisphere" interleave: Intel Xeon Processor 7500 Series Datasheet vol. 2, §3.1
 "NodeID Generation"; HP ProLiant DL580 G7 user guide, "Memory subsystem architecture"), so the lines of
