@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memsched.cli import main
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.topology import list_presets, load_topology
 from memsched.units import GIB
@@ -113,6 +114,8 @@ def test_toml_file_loads(tmp_path: Path) -> None:
         ('links = "ring"', "links"),
         ("smt_yield = 2", "smt_yield"),
         ("nodes_per_socket = 3", "cores_per_socket"),
+        ('routing = "adaptive"', "routing"),
+        ("routing = 1", "routing"),
     ],
 )
 def test_toml_errors_name_the_field(tmp_path: Path, patch: str, field: str) -> None:
@@ -147,3 +150,53 @@ def test_toml_syntax_and_missing_file(tmp_path: Path) -> None:
         load_topology(write(tmp_path, "name = "))
     with pytest.raises(ConfigError, match="readable"):
         load_topology(tmp_path / "absent.toml")
+
+
+RING4 = GOOD.replace("sockets = 2", "sockets = 4") + "links = [[0, 1], [1, 2], [2, 3], [3, 0]]\n"
+
+
+def test_fixed_routing_is_one_route_per_pair(tmp_path: Path) -> None:
+    """By default (routing = "fixed") every link of the one route carries all of a pair's traffic, ties broken
+    towards the lower-numbered intermediate node; on x86-8n64 that is also what a destination-indexed table
+    that picks the lowest-numbered next hop gives."""
+    t = load_topology(write(tmp_path, RING4))
+    assert t.routing == "fixed"
+    assert t.link_shares()[(0, 2)] == {(0, 1): 1.0, (1, 2): 1.0}
+    x = load_topology("x86-8n64")
+    adj = {n: {v for link in x.links for u, v in ((link.a, link.b), (link.b, link.a)) if u == n} for n in range(8)}
+    hops = x.hops()
+    for src in range(8):
+        for dst in range(8):
+            path = [src]
+            while path[-1] != dst:
+                path.append(min(v for v in adj[path[-1]] if hops[v, dst] == hops[path[-1], dst] - 1))
+            assert x.routes()[src][dst] == path
+
+
+def test_spread_routing_splits_over_every_shortest_route(tmp_path: Path) -> None:
+    """routing = "spread": the traffic of a pair is split evenly over all its shortest routes, so a link
+    carries the fraction of those routes through it; what leaves the source sums to the whole."""
+    t = load_topology(write(tmp_path, RING4 + 'routing = "spread"\n'))
+    assert t.link_shares()[(0, 2)] == {(0, 1): 0.5, (1, 2): 0.5, (0, 3): 0.5, (3, 2): 0.5}
+    assert t.link_shares()[(0, 1)] == {(0, 1): 1.0}
+    assert t.to_mapping()["routing"] == "spread"
+    x = load_topology(write(tmp_path, RING4.replace("sockets = 4", "sockets = 8").replace(
+        "links = [[0, 1], [1, 2], [2, 3], [3, 0]]",
+        "links = [[0, 1], [1, 3], [3, 2], [2, 0], [4, 5], [5, 7], [7, 6], [6, 4], [0, 4], [1, 5], [2, 6], [3, 7]]",
+    ) + 'routing = "spread"\n'))
+    shares = x.link_shares()
+    # node 0 to the far corner 7: six three-hop routes, two over each of the cables 0-4 and 3-7, one over 1-5, 2-6
+    far = shares[(0, 7)]
+    assert (far[(0, 4)], far[(3, 7)], far[(1, 5)], far[(2, 6)]) == pytest.approx((1 / 3, 1 / 3, 1 / 6, 1 / 6))
+    for (src, _dst), links in shares.items():
+        assert sum(f for (u, _v), f in links.items() if u == src) == pytest.approx(1.0)
+    assert "routing" not in load_topology("x86-8n64").to_mapping()
+
+
+def test_bad_routing_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command line refuses an unknown routing with one line naming the key and the file, exit status 2."""
+    path = write(tmp_path, GOOD + 'routing = "adaptive"\n')
+    assert main(["run", "numa02", "--topology", str(path), "--policy", "none"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert "routing" in err and "t.toml" in err and '"spread"' in err

@@ -24,6 +24,9 @@ work runs (the benchmarks of the debate are bandwidth-bound; ``docs/calibration.
 ``links`` with a capacity
     A link may carry its own capacity (``[a, b, gibps]``), so a narrow connection between two chassis can
     be expressed next to the wider links inside each chassis.
+``routing``
+    ``"fixed"`` (default: one shortest route per pair of nodes) or ``"spread"`` (traffic split evenly over
+    every shortest route); ``memsched.topology.routing`` says what each models.
 ``snoop_gibps`` / ``snoop_hop_cost`` (optional)
     A machine-wide coherence resource: every byte of DRAM traffic between a CPU and memory ``h`` interconnect
     hops away consumes ``1 + snoop_hop_cost * h`` bytes of it (snoops, directory look-ups and completions
@@ -49,8 +52,7 @@ Memory-less and CPU-less nodes are kept as they are (``memory_bytes`` 0, ``cpus`
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -62,6 +64,8 @@ import numpy.typing as npt
 from memsched.config import parse_toml, read_input_file
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.topology.bounds import MAX_NODE_MEMORY, check_bounds
+from memsched.topology.routing import ROUTING_MODES, link_shares
+from memsched.topology.routing import shortest_routes as _routes
 from memsched.units import GIB, parse_size
 
 __all__ = [
@@ -125,6 +129,8 @@ class Topology:
     snoop_gibps: float | None = None
     #: Extra cost of a remote byte on the coherence resource per interconnect hop.
     snoop_hop_cost: float = 0.0
+    #: How traffic between two nodes uses the links: "fixed" (one route) or "spread" (``topology.routing``).
+    routing: str = "fixed"
 
     # ---- derived, read-only views ------------------------------------------------------------------------
     @property
@@ -182,6 +188,11 @@ class Topology:
         ties broken towards the lower-numbered intermediate node, as a fixed routing table would)."""
         return _routes(self.nr_nodes, self.links)[1]
 
+    def link_shares(self) -> dict[tuple[int, int], dict[tuple[int, int], float]]:
+        """``link_shares()[(src, dst)][(u, v)]``: fraction of the ``src -> dst`` traffic on the directed link
+        ``u -> v`` under this topology's ``routing`` (``memsched.topology.routing``)."""
+        return link_shares(self.nr_nodes, self.links, self.routing)
+
     def latency_ns(self) -> npt.NDArray[np.float64]:
         """Idle memory latency from a CPU on node ``i`` to memory on node ``j``."""
         return self.latency_local_ns + self.latency_hop_ns * self.hops().astype(np.float64)
@@ -216,6 +227,7 @@ class Topology:
             "core_mlp_bytes": self.core_mlp_bytes,
             "smt_yield": self.smt_yield,
             **({"snoop_gibps": self.snoop_gibps, "snoop_hop_cost": self.snoop_hop_cost} if self.snoop_gibps else {}),
+            **({"routing": self.routing} if self.routing != "fixed" else {}),
         }
 
 
@@ -262,6 +274,7 @@ _KNOWN_KEYS = {
     "smt_yield",
     "snoop_gibps",
     "snoop_hop_cost",
+    "routing",
 }
 
 
@@ -349,6 +362,10 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
     if snoop_hop_cost < 0:
         raise ConfigError("snoop_hop_cost", snoop_hop_cost, "must be >= 0", source=source)
 
+    routing = str(get("routing", str, "fixed"))
+    if routing not in ROUTING_MODES:
+        raise ConfigError("routing", routing, "must be " + " or ".join(f'"{m}"' for m in ROUTING_MODES), source=source)
+
     # Links: "full" (every pair of nodes directly connected) or a list of [a, b] / [a, b, gibps] entries.
     links_raw = get("links", (str, list), "full")
     pairs: list[tuple[int, int]] = []
@@ -429,6 +446,7 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
         smt_yield=smt_yield,
         snoop_gibps=snoop,
         snoop_hop_cost=snoop_hop_cost,
+        routing=routing,
     )
 
 
@@ -452,36 +470,6 @@ def _validate_distance(raw: Any, nr_nodes: int, source: str) -> npt.NDArray[np.i
     if (dist != dist.T).any():
         raise ConfigError("distance", raw, "must be symmetric", source=source)
     return dist
-
-
-def _routes(nr_nodes: int, links: Sequence[Link]) -> tuple[npt.NDArray[np.int64], list[list[list[int]]]]:
-    adj: list[list[int]] = [[] for _ in range(nr_nodes)]
-    for link in links:
-        adj[link.a].append(link.b)
-        adj[link.b].append(link.a)
-    for lst in adj:
-        lst.sort()
-    hops = np.full((nr_nodes, nr_nodes), -1, dtype=np.int64)
-    paths: list[list[list[int]]] = [[[] for _ in range(nr_nodes)] for _ in range(nr_nodes)]
-    for src in range(nr_nodes):
-        prev = [-1] * nr_nodes
-        hops[src, src] = 0
-        queue = deque([src])
-        while queue:
-            u = queue.popleft()
-            for v in adj[u]:
-                if hops[src, v] < 0:
-                    hops[src, v] = hops[src, u] + 1
-                    prev[v] = u
-                    queue.append(v)
-        for dst in range(nr_nodes):
-            if hops[src, dst] < 0:
-                continue
-            path = [dst]
-            while path[-1] != src:
-                path.append(prev[path[-1]])
-            paths[src][dst] = path[::-1]
-    return hops, paths
 
 
 def node_memory_gib(topo: Topology) -> list[float]:

@@ -26,8 +26,8 @@ node whether or not its threads do, so both runs saturate the same four controll
 more only where the machine has a resource it alone uses: a link that binds, or the machine-wide coherence
 resource (``snoop_gibps``). Without them (westmere-ex-4n48: its links have headroom for this pattern and no
 allowed data constrains a coherence figure) unbound and bound runs report the same GB/s; on x86-8n64 (narrow
-cross-chassis cables, a fitted coherence resource) the unbound run reports 14.0 GB/s at locality 0.29 against
-36.9 GB/s bound.
+ring links and cross-chassis cables, a fitted coherence resource) the unbound run reports 11.2 GB/s at locality
+0.22 against 37.8 GB/s bound.
 """
 
 from __future__ import annotations

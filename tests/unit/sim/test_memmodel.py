@@ -73,6 +73,27 @@ def test_multi_hop_route_uses_every_link_on_it() -> None:
     assert (res.link_util > 0).sum() == int(t.hops()[0, 7]) == 3
 
 
+def test_spread_routing_shares_the_links_of_every_shortest_route() -> None:
+    """Under routing = "spread", a stream from the opposite corner of a four-node ring loads both two-hop
+    routes at half the rate each, so with the links as the bottleneck it runs twice as fast as over the one
+    fixed route; nothing changes for a neighbour (one route either way)."""
+    base = {"name": "ring", "sockets": 4, "cores_per_socket": 8, "node_memory": "4GiB", "controller_gibps": 100.0,
+            "link_gibps": 2.0, "latency_local_ns": 100, "latency_hop_ns": 0, "core_mlp_bytes": 1e6,
+            "links": [[0, 1], [1, 2], [2, 3], [3, 0]]}
+    fixed = MemModel(Topology.from_mapping(base))
+    spread = MemModel(Topology.from_mapping(base | {"routing": "spread"}))
+    # directed links: 0->1, 1->0, 1->2, 2->1, 2->3, 3->2, 0->3, 3->0; 2 -> 0 goes 2-1-0 and 2-3-0
+    assert spread.path[2, 0].tolist() == [0.0, 0.5, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5]
+    cpu, read = np.zeros(8, dtype=np.int64), np.zeros(8)
+    far, near = np.tile([0.0, 0.0, 1.0, 0.0], (8, 1)), np.tile([0.0, 1.0, 0.0, 0.0], (8, 1))
+    res = spread.rates(cpu, np.arange(8), np.ones(8), far, read)
+    assert res.rate.sum() == pytest.approx(4.0 * GIBPS)
+    assert fixed.rates(cpu, np.arange(8), np.ones(8), far, read).rate.sum() == pytest.approx(2.0 * GIBPS)
+    assert sorted(res.link_util.round(6)) == [0.0] * 4 + [1.0] * 4
+    for m in (fixed, spread):
+        assert m.rates(cpu, np.arange(8), np.ones(8), near, read).rate.sum() == pytest.approx(2.0 * GIBPS)
+
+
 def test_a_narrow_link_is_its_own_bottleneck() -> None:
     """A link given its own capacity ([a, b, gibps]) caps the traffic over it, not the topology-wide figure."""
     base = {"name": "t", "sockets": 2, "cores_per_socket": 8, "node_memory": "4GiB", "controller_gibps": 100.0,

@@ -14,7 +14,8 @@ the page array by ``MmStruct.region_node_bytes``). Per byte of progress it consu
 * controller ``m``: ``f[m] * (1 + w)`` bytes of DRAM traffic (a write costs a read-for-ownership plus a
   write-back; ``w`` is the write fraction of the phase);
 * every directed link on the route ``m -> cpu node``: ``f[m]`` (data coming back), and every directed link on
-  ``cpu node -> m``: ``f[m] * w`` (write-backs going out);
+  ``cpu node -> m``: ``f[m] * w`` (write-backs going out); under ``routing = "spread"`` a link carries only
+  its share of the pair's traffic (the fraction of the shortest routes through it, ``topology/routing.py``);
 * its core's memory-level parallelism: ``lat / core_mlp_bytes`` nanoseconds, where ``lat = sum f[m] *
   latency(cpu node, m)``. A core keeps ``core_mlp_bytes`` in flight, so alone it streams at
   ``core_mlp_bytes / lat``; SMT siblings share that budget. This is where distance (latency) enters.
@@ -44,7 +45,6 @@ The hardware figures behind every preset are derived in ``docs/calibration.md``.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,14 +91,12 @@ class MemModel:
             caps += [link.gibps, link.gibps]
         self.link_cap = np.array(caps, dtype=np.float64) * _BYTES_PER_NS_PER_GIBPS
         nd = len(caps)
-        # path[src, dst, d] = 1 if directed link d carries data from node src to node dst.
+        # path[src, dst, d]: the fraction of the data going from node src to node dst that directed link d
+        # carries (1 on every link of the one route under fixed routing; topology.routing).
         self.path = np.zeros((nr, nr, nd), dtype=np.float64)
-        routes = topology.routes()
-        for src in range(nr):
-            for dst in range(nr):
-                hops = routes[src][dst]
-                for u, v in itertools.pairwise(hops):
-                    self.path[src, dst, index[(u, v)]] = 1.0
+        for (src, dst), shares in topology.link_shares().items():
+            for uv, share in shares.items():
+                self.path[src, dst, index[uv]] = share
         self._path_to_cpu = self.path.transpose(1, 0, 2).copy()  # [cpu, mem, d]: data mem -> cpu
         # Coherence resource: weight of a byte between a CPU on node i and memory on node j.
         self.snoop_cap = (
