@@ -72,6 +72,21 @@ class RateResult:
     link_util: npt.NDArray[np.float64]
 
 
+@dataclass(frozen=True, slots=True)
+class _RowLayout:
+    """What :meth:`MemModel.solve` derives from where its rows run: the matrix width, each row's core cell, the
+    capacities (and ``1e-9`` of them, the saturation slack), and the route and coherence weights gathered
+    by row."""
+
+    width: int
+    core_at: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+    cap: npt.NDArray[np.float64]
+    tiny: npt.NDArray[np.float64]
+    path_in: npt.NDArray[np.float64]
+    path_out: npt.NDArray[np.float64]
+    snoop_weight: npt.NDArray[np.float64]
+
+
 class MemModel:
     """Precomputed hardware matrices of one topology; :meth:`rates` is called whenever something changes."""
 
@@ -105,6 +120,9 @@ class MemModel:
             float(topology.snoop_gibps) * _BYTES_PER_NS_PER_GIBPS if topology.snoop_gibps else None
         )
         self.snoop_weight = 1.0 + topology.snoop_hop_cost * topology.hops().astype(np.float64)
+        #: ``solve``'s layout of the resource matrix for the CPUs its rows run on (the same CPUs stream between
+        #: most recomputes), by the bytes of the row's cores and nodes.
+        self._row_cache: dict[bytes, _RowLayout] = {}
 
     def rates(
         self,
@@ -143,9 +161,12 @@ class MemModel:
         """(demand, reads, writes, core_ns) of streaming rows, for :meth:`solve`."""
         n = cpu_node.shape[0]
         total = frac.sum(axis=1, keepdims=True)
-        local = np.zeros_like(frac)
-        local[np.arange(n), cpu_node] = 1.0
-        f = np.where(total > _EPS, frac / np.maximum(total, _EPS), local)
+        f = frac / np.maximum(total, _EPS)
+        empty = total <= _EPS
+        if _nonzero(empty):  # rows touching nothing yet stream locally
+            local = np.zeros_like(frac)
+            local[np.arange(n), cpu_node] = 1.0
+            f = np.where(empty, local, f)
         lat = np.einsum("im,im->i", f, self.latency[cpu_node])
         if cpu_ns_per_byte is None and mlp_scale is None:
             demand = share * self.mlp / lat
@@ -195,63 +216,97 @@ class MemModel:
         keep their core busy ``core_ns / core_mlp_bytes`` per byte."""
         n = cpu_node.shape[0]
         nr = self.nr_nodes
-        traffic = reads + writes
-        a_ctrl = traffic
-        a_link = np.einsum("im,imd->id", reads, self._path_to_cpu[cpu_node]) + np.einsum(
-            "im,imd->id", writes, self.path[cpu_node]
-        )
-        # np.unique(core, return_inverse=True), by counting (core ids are small): two thirds of the cost.
-        present = np.bincount(core) > 0
-        cores = np.flatnonzero(present)
-        core_idx = (np.cumsum(present) - 1)[core]
-        a_core = np.zeros((n, cores.shape[0]))
-        a_core[np.arange(n), core_idx] = core_ns / self.mlp
-        parts = [a_ctrl, a_link, a_core]
-        caps = [self.controller_cap, self.link_cap, np.ones(cores.shape[0])]
-        if self.snoop_cap is not None:
-            parts.append(np.einsum("im,im->i", traffic, self.snoop_weight[cpu_node])[:, None])
-            caps.append(np.array([self.snoop_cap]))
-        a = np.hstack(parts)
-        cap = np.concatenate(caps)
-
-        rate = _progressive_fill(a, cap, demand)
-        used = rate @ a
         nd = self.link_cap.shape[0]
+        # The cores the rows run on, numbered densely in core order (``np.unique(core, return_inverse=True)``),
+        # with the capacities and saturation thresholds of that many columns: cached by the core array (the
+        # same CPUs stream between most recomputes).
+        key = core.tobytes() + cpu_node.tobytes()
+        hit = self._row_cache.get(key)
+        if hit is None:
+            present = np.bincount(core) > 0
+            nc = int(np.count_nonzero(present))
+            core_col = (np.cumsum(present) - 1)[core] + (nr + nd)
+            caps = [self.controller_cap, self.link_cap, np.ones(nc)]
+            if self.snoop_cap is not None:
+                caps.append(np.array([self.snoop_cap]))
+            cap = np.concatenate(caps)
+            if len(self._row_cache) >= 4096:
+                self._row_cache.clear()
+            hit = self._row_cache[key] = _RowLayout(
+                nr + nd + nc,
+                (np.arange(n), core_col),
+                cap,
+                1e-9 * cap,
+                self._path_to_cpu[cpu_node],
+                self.path[cpu_node],
+                self.snoop_weight[cpu_node],
+            )
+        # The matrix of what one unit of each row's rate uses: controllers, links, cores (, coherence).
+        width = hit.width
+        a = np.zeros((n, width + (self.snoop_cap is not None)))
+        traffic = np.add(reads, writes, out=a[:, :nr])
+        a_link = a[:, nr : nr + nd]
+        np.einsum("im,imd->id", reads, hit.path_in, out=a_link)
+        a_link += np.einsum("im,imd->id", writes, hit.path_out)
+        a[hit.core_at] = core_ns / self.mlp
+        if self.snoop_cap is not None:
+            a[:, width] = np.einsum("im,im->i", traffic, hit.snoop_weight)
+        cap = hit.cap
+
+        rate = _progressive_fill(a, cap, demand, hit.tiny)
+        used = rate @ a
         ctrl_util = used[:nr] / self.controller_cap
         link_util = used[nr : nr + nd] / self.link_cap if nd else np.zeros(0)
         return RateResult(rate, ctrl_util, link_util)
 
 
 def _progressive_fill(
-    a: npt.NDArray[np.float64], cap: npt.NDArray[np.float64], demand: npt.NDArray[np.float64]
+    a: npt.NDArray[np.float64],
+    cap: npt.NDArray[np.float64],
+    demand: npt.NDArray[np.float64],
+    tiny: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """Weighted max-min fair rates: ``rate = t_i * demand_i`` with every ``t_i <= 1`` raised together.
 
-    ``a[i, r]`` is what one unit of task i's rate consumes of resource r, ``cap[r]`` its capacity. Each round
-    raises all unfrozen tasks until the next resource saturates (or t reaches 1), then freezes the tasks that
-    use it; at most one round per resource.
+    ``a[i, r]`` is what one unit of task i's rate consumes of resource r, ``cap[r]`` its capacity (``tiny``:
+    ``1e-9 * cap``, the slack under which a resource counts as saturated). Each round raises all unfrozen tasks
+    until the next resource saturates (or t reaches 1), then freezes the tasks that use it; at most one round
+    per resource.
     """
     n = a.shape[0]
-    rate = np.zeros(n)
-    remaining = cap.astype(np.float64).copy()
+    remaining = cap.astype(np.float64)  # a copy
+    if tiny is None:
+        tiny = 1e-9 * cap
     active = demand > 0
+    nr_active = int(_nonzero(active))
+    if nr_active == n:  # every row grows (the usual first round): no copies of the rows
+        rate = np.zeros(n)
+        act_demand, act_a = demand, a
+    else:
+        rate = np.zeros(n)
+        act_demand, act_a = demand[active], a[active]
     t = 0.0
-    uses = a > 0
-    while _nonzero(active):
-        load = demand[active] @ a[active]
+    while nr_active:
+        load = act_demand @ act_a
         pos = load > _EPS
         step = 1.0 - t
         if _nonzero(pos):
             step = min(step, float((remaining[pos] / load[pos]).min()))
         step = max(step, 0.0)
-        rate[active] += step * demand[active]
+        if nr_active == n:
+            rate += step * act_demand
+        else:
+            rate[active] += step * act_demand
         remaining -= step * load
         t += step
         if t >= 1.0 - 1e-12:
             break
-        saturated = pos & (remaining <= 1e-9 * cap)
-        frozen = active & uses[:, saturated].any(axis=1)
-        if not _nonzero(frozen):  # numerical corner: nothing left to freeze, stop growing
+        saturated = pos & (remaining <= tiny)
+        frozen = active & (a[:, saturated] > 0).any(axis=1)
+        nr_frozen = int(_nonzero(frozen))
+        if not nr_frozen:  # numerical corner: nothing left to freeze, stop growing
             break
         active &= ~frozen
+        nr_active -= nr_frozen
+        act_demand, act_a = demand[active], a[active]
     return rate

@@ -277,6 +277,9 @@ class FluidProgress:
                 moved = min(float(kc[1]), float(kc[4]) * dt)  # type: ignore[arg-type]
                 kc[1] = float(kc[1]) - moved  # type: ignore[arg-type]
                 self.copy_bytes += moved
+        if not self.debt_events:
+            self._advance_folded(dt)
+            return
         n = len(self.tasks)
         a = self.arrays
         running = a.oncpu[:n] >= 0
@@ -286,36 +289,17 @@ class FluidProgress:
         debt = a.debt[:n]
         copy_left = a.copy_left[:n]
         rate = a.rate[:n]
-        if self.debt_events:
-            indebt = running & (debt > 0)
-            copying = running & ~indebt & (copy_left > 0)
-            working = running & ~indebt & ~copying
-            a.user_ns[:n][working] += share[working] * dt
-            kernel = indebt | copying
-            a.sys_ns[:n][kernel] += share[kernel] * dt
-            if _nonzero(copying):
-                self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(share[copying].sum() * dt)
-            if _nonzero(indebt):
-                debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
-            progressed = rate * dt
-        else:
-            # The debt is paid first, then the task copies or works for the rest of dt.
-            indebt = running & (debt > 0) & (share > 0)
-            busy = np.zeros(n)
-            if _nonzero(indebt):
-                busy[indebt] = np.minimum(float(dt), debt[indebt] / share[indebt])
-                debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
-                # only the tasks in debt were busy in the kernel (elsewhere busy is 0 and the sum unchanged)
-                a.sys_ns[:n][indebt] += share[indebt] * busy[indebt]
-            rest = np.where(running, float(dt) - busy, 0.0)
-            copying = running & (copy_left > 0)
-            working = running & ~copying
-            copy_ns = share[copying] * rest[copying]
-            a.sys_ns[:n][copying] += copy_ns
-            if copy_ns.size:
-                self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(copy_ns.sum())
-            a.user_ns[:n][working] += share[working] * rest[working]
-            progressed = rate * rest
+        indebt = running & (debt > 0)
+        copying = running & ~indebt & (copy_left > 0)
+        working = running & ~indebt & ~copying
+        a.user_ns[:n][working] += share[working] * dt
+        kernel = indebt | copying
+        a.sys_ns[:n][kernel] += share[kernel] * dt
+        if _nonzero(copying):
+            self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(share[copying].sum() * dt)
+        if _nonzero(indebt):
+            debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
+        progressed = rate * dt
         if _nonzero(copying):
             copied = np.minimum(progressed[copying], copy_left[copying])
             copy_left[copying] -= copied
@@ -338,6 +322,69 @@ class FluidProgress:
             self.bytes_local += local_b
             self.interval_bytes += (total_b, local_b)
 
+    def _advance_folded(self, dt: int) -> None:
+        """:meth:`advance` when debts are folded into completions: the debt is paid first, then the task copies
+        or works for the rest of ``dt``. Works on the running tasks' rows only (gathered once); every
+        element's arithmetic, and every sum's terms and their order, are those of the masked form."""
+        a = self.arrays
+        idx = np.flatnonzero(a.oncpu[: len(self.tasks)] >= 0)
+        if not idx.size:
+            return
+        fdt = float(dt)
+        share = a.share[idx]
+        debt = a.debt[idx]
+        indebt = (debt > 0) & (share > 0)
+        rest: npt.NDArray[np.float64] | float
+        if _nonzero(indebt):
+            di = idx[indebt]
+            s, d = share[indebt], debt[indebt]
+            busy = np.minimum(fdt, d / s)
+            a.debt[di] = np.maximum(d - s * dt, 0.0)
+            a.sys_ns[di] += s * busy
+            rest = np.full(idx.size, fdt)
+            rest[indebt] = fdt - busy
+        else:
+            rest = fdt
+        copy_left = a.copy_left[idx]
+        copying = copy_left > 0
+        progressed = a.rate[idx] * rest
+        if _nonzero(copying):
+            ci = idx[copying]
+            rest_c = rest[copying] if isinstance(rest, np.ndarray) else rest
+            copy_ns = share[copying] * rest_c
+            a.sys_ns[ci] += copy_ns
+            self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(copy_ns.sum())
+            working = ~copying
+            wi = idx[working]
+            share_w = share[working]
+            rest_w = rest[working] if isinstance(rest, np.ndarray) else rest
+            prog_w = progressed[working]
+            copied = np.minimum(progressed[copying], copy_left[copying])
+            left = copy_left[copying] - copied
+            a.copy_left[ci] = left
+            self.copy_bytes += float(copied.sum())
+            finished = left <= 1e-6
+            if _nonzero(finished):  # the copy is over: the task streams again, at rates without the copy's row
+                fi = ci[finished]
+                a.copy_left[fi] = 0.0
+                a.copy_src[fi] = 0.0
+                a.copy_dst[fi] = 0.0
+                self.dirty = True
+        else:
+            wi, share_w, rest_w, prog_w = idx, share, rest, progressed
+        a.user_ns[wi] += share_w * rest_w
+        a.rem[wi] -= prog_w
+        mem = a.kind[wi] == MEM
+        if _nonzero(mem):
+            nbytes = prog_w[mem]
+            mi = wi[mem]
+            local = a.frac[mi, self.cpu_node[a.oncpu[mi]]]
+            total_b = float(nbytes.sum())
+            local_b = float((nbytes * local).sum())
+            self.bytes_total += total_b
+            self.bytes_local += local_b
+            self.interval_bytes += (total_b, local_b)
+
     def next_time(self) -> int | None:
         if self.dirty:
             self.recompute()
@@ -348,16 +395,22 @@ class FluidProgress:
             if float(kc[4]) > 0:  # type: ignore[arg-type]
                 best = min(best, float(kc[1]) / float(kc[4]))  # type: ignore[arg-type]
         running = a.oncpu[:n] >= 0
-        if _nonzero(running) and not self.debt_events:
-            debt, rate, share = a.debt[:n], a.rate[:n], a.share[:n]
-            copy_left = a.copy_left[:n]
-            kt = np.where(running & (debt > 0) & (share > 0), debt / np.where(share > 0, share, 1.0), 0.0)
-            copying = running & (copy_left > 0) & (rate > 0)
-            if _nonzero(copying):
-                best = min(best, float((kt[copying] + copy_left[copying] / rate[copying]).min()))
-            working = running & (copy_left <= 0) & (rate > 0)
-            if _nonzero(working):
-                best = min(best, float((kt[working] + a.rem[:n][working] / rate[working]).min()))
+        if not self.debt_events:
+            idx = np.flatnonzero(running)
+            if idx.size:
+                # kernel debt first, then the copy (copy_left > 0) or the phase's work: the earliest of them
+                rate = a.rate[idx]
+                pos = rate > 0
+                if _nonzero(pos):
+                    copy_left = a.copy_left[idx]
+                    left = np.where(copy_left > 0, copy_left, a.rem[idx])
+                    t = left[pos] / rate[pos]
+                    debt, share = a.debt[idx], a.share[idx]
+                    indebt = (debt > 0) & (share > 0)
+                    if _nonzero(indebt):
+                        kt = np.where(indebt, debt / np.where(share > 0, share, 1.0), 0.0)
+                        t = kt[pos] + t
+                    best = min(best, float(t.min()))
         elif _nonzero(running):
             debt = a.debt[:n]
             rate = a.rate[:n]
