@@ -72,21 +72,6 @@ class RateResult:
     link_util: npt.NDArray[np.float64]
 
 
-@dataclass(frozen=True, slots=True)
-class _RowLayout:
-    """What :meth:`MemModel.solve` derives from where its rows run: the matrix width, each row's core cell, the
-    capacities (and ``1e-9`` of them, the saturation slack), and the route and coherence weights gathered
-    by row."""
-
-    width: int
-    core_at: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
-    cap: npt.NDArray[np.float64]
-    tiny: npt.NDArray[np.float64]
-    path_in: npt.NDArray[np.float64]
-    path_out: npt.NDArray[np.float64]
-    snoop_weight: npt.NDArray[np.float64]
-
-
 class MemModel:
     """Precomputed hardware matrices of one topology; :meth:`rates` is called whenever something changes."""
 
@@ -120,9 +105,10 @@ class MemModel:
             float(topology.snoop_gibps) * _BYTES_PER_NS_PER_GIBPS if topology.snoop_gibps else None
         )
         self.snoop_weight = 1.0 + topology.snoop_hop_cost * topology.hops().astype(np.float64)
-        #: ``solve``'s layout of the resource matrix for the CPUs its rows run on (the same CPUs stream between
-        #: most recomputes), by the bytes of the row's cores and nodes.
-        self._row_cache: dict[bytes, _RowLayout] = {}
+        #: ``solve``'s capacities (and 1e-9 of them, the saturation slack) by the number of cores in use.
+        self._caps: dict[int, npt.NDArray[np.float64]] = {}
+        self._tiny: dict[int, npt.NDArray[np.float64]] = {}
+        self._rows = np.arange(256)
 
     def rates(
         self,
@@ -217,43 +203,31 @@ class MemModel:
         n = cpu_node.shape[0]
         nr = self.nr_nodes
         nd = self.link_cap.shape[0]
-        # The cores the rows run on, numbered densely in core order (``np.unique(core, return_inverse=True)``),
-        # with the capacities and saturation thresholds of that many columns: cached by the core array (the
-        # same CPUs stream between most recomputes).
-        key = core.tobytes() + cpu_node.tobytes()
-        hit = self._row_cache.get(key)
-        if hit is None:
-            present = np.bincount(core) > 0
-            nc = int(np.count_nonzero(present))
-            core_col = (np.cumsum(present) - 1)[core] + (nr + nd)
+        # The cores the rows run on, numbered densely in core order (``np.unique(core, return_inverse=True)``,
+        # by counting: core ids are small).
+        present = np.bincount(core) > 0
+        nc = int(_nonzero(present))
+        width = nr + nd + nc
+        snoop = self.snoop_cap is not None
+        cap = self._caps.get(nc)
+        if cap is None:
             caps = [self.controller_cap, self.link_cap, np.ones(nc)]
-            if self.snoop_cap is not None:
+            if snoop:
                 caps.append(np.array([self.snoop_cap]))
-            cap = np.concatenate(caps)
-            if len(self._row_cache) >= 4096:
-                self._row_cache.clear()
-            hit = self._row_cache[key] = _RowLayout(
-                nr + nd + nc,
-                (np.arange(n), core_col),
-                cap,
-                1e-9 * cap,
-                self._path_to_cpu[cpu_node],
-                self.path[cpu_node],
-                self.snoop_weight[cpu_node],
-            )
-        # The matrix of what one unit of each row's rate uses: controllers, links, cores (, coherence).
-        width = hit.width
-        a = np.zeros((n, width + (self.snoop_cap is not None)))
+            cap = self._caps[nc] = np.concatenate(caps)
+            self._tiny[nc] = 1e-9 * cap
+        # What one unit of each row's rate uses: controllers, links, its core (, the coherence resource).
+        a = np.zeros((n, width + snoop))
         traffic = np.add(reads, writes, out=a[:, :nr])
         a_link = a[:, nr : nr + nd]
-        np.einsum("im,imd->id", reads, hit.path_in, out=a_link)
-        a_link += np.einsum("im,imd->id", writes, hit.path_out)
-        a[hit.core_at] = core_ns / self.mlp
-        if self.snoop_cap is not None:
-            a[:, width] = np.einsum("im,im->i", traffic, hit.snoop_weight)
-        cap = hit.cap
+        np.einsum("im,imd->id", reads, self._path_to_cpu[cpu_node], out=a_link)
+        a_link += np.einsum("im,imd->id", writes, self.path[cpu_node])
+        rows = self._rows[:n] if n <= self._rows.shape[0] else np.arange(n)
+        a[rows, (np.cumsum(present) + (nr + nd - 1))[core]] = core_ns / self.mlp
+        if snoop:
+            a[:, width] = np.einsum("im,im->i", traffic, self.snoop_weight[cpu_node])
 
-        rate = _progressive_fill(a, cap, demand, hit.tiny)
+        rate = _progressive_fill(a, cap, demand, self._tiny[nc])
         used = rate @ a
         ctrl_util = used[:nr] / self.controller_cap
         link_util = used[nr : nr + nd] / self.link_cap if nd else np.zeros(0)

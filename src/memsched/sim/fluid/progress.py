@@ -167,6 +167,23 @@ class FluidProgress:
         for cause, ns in by_cause.items():
             causes[cause] = causes.get(cause, 0.0) + ns
 
+    def charge_many(self, pending: dict[int, dict[str, float]]) -> None:
+        """``charge_causes`` of the task with id ``tid`` and ``by_cause`` for every (tid, by_cause) of ``pending``,
+        in its order (with one sync)."""
+        synced = False
+        debt = self.arrays.debt
+        causes = self.system_by_cause
+        for tid, by_cause in pending.items():
+            total = sum(by_cause.values())
+            if total <= 0:
+                continue
+            if not synced:
+                self.sync()
+                synced = True
+            debt[tid] += total
+            for cause, ns in by_cause.items():
+                causes[cause] = causes.get(cause, 0.0) + ns
+
     def charge_copy(
         self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
     ) -> None:
@@ -244,8 +261,12 @@ class FluidProgress:
 
     def phase_progress(self, task: FluidTask) -> float:
         """Work done so far in the task's current phase (bytes for ``Touch``, ns for ``Compute``)."""
-        phase = task.phase
         self.sync()
+        return self.synced_progress(task)
+
+    def synced_progress(self, task: FluidTask) -> float:
+        """:meth:`phase_progress` when the caller has just synced (no event in between)."""
+        phase = task.phase
         if isinstance(phase, Touch):
             return phase.work - float(self.arrays.rem[task.id])
         if isinstance(phase, Compute):

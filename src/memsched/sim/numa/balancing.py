@@ -370,7 +370,7 @@ class NumaBalancing(Instrument):
         cols = np.array(sweeps, dtype=np.float64)
         # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
         ahead = (t_first - cols[first, 7]) * cols[first, 6]
-        delay = int(min(float(np.median(t_first)), float(horizon)))
+        delay = int(min(_median(t_first), float(horizon)))
         machine.engine.after(max(delay, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
 
     def _reached(
@@ -389,10 +389,18 @@ class NumaBalancing(Instrument):
         still not reached then stays marked (it faults when its window is scanned and looked at again)."""
         progress = self.machine.progress
         tasks = self.machine.tasks
-        came = np.empty(len(reach))
-        for k, (tid, pc, done, part) in enumerate(reach):
+        came_l: list[float] = []
+        synced = False
+        for tid, pc, done, part in reach:
             task = tasks[tid]
-            came[k] = (progress.phase_progress(task) - done) * part if task.pc == pc else np.inf
+            if task.pc == pc:
+                if not synced:
+                    progress.sync()
+                    synced = True
+                came_l.append((progress.synced_progress(task) - done) * part)
+            else:
+                came_l.append(np.inf)
+        came = np.array(came_l, dtype=np.float64)
         ok = ahead <= came[first] + 1.0
         if not ok.all():
             rest = ~ok
@@ -458,7 +466,7 @@ class NumaBalancing(Instrument):
         nr_faults = self.nr_faults
         batch = FaultBatch(
             mm=mm.id,
-            time_ns=_ro(now + offsets.astype(np.int64) - int(np.median(offsets))),
+            time_ns=_ro(now + offsets.astype(np.int64) - int(_median(offsets))),
             task=_ro(task_ids),
             tgid=_ro(self._tgids()[task_ids]),
             cpu=_ro(cpus),
@@ -518,10 +526,8 @@ class NumaBalancing(Instrument):
         machine = self.machine
         tasks = machine.tasks
         pending, self._pending_ns = self._pending_ns, {}
-        charge = machine.progress.charge_causes
         if mm_id not in self.contention.pending:
-            for tid, by_cause in pending.items():
-                charge(tasks[tid], by_cause)
+            machine.progress.charge_many(pending)
             return
         oncpu = machine.progress.arrays.oncpu
         cpus_of = {t.id: int(oncpu[t.id]) for t in self._alive(machine.mms[mm_id]) if oncpu[t.id] >= 0}
@@ -530,8 +536,7 @@ class NumaBalancing(Instrument):
         for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns), ("tlb_ipi", out.ipi_ns)):
             for tid, ns in part.items():
                 pending.setdefault(tid, {})[cause] = ns
-        for tid, by_cause in pending.items():
-            charge(tasks[tid], by_cause)
+        machine.progress.charge_many(pending)
         vs = machine.vmstat
         if out.flushes:
             vs.inc("nr_tlb_remote_flush", out.flushes)
@@ -577,6 +582,17 @@ class NumaBalancing(Instrument):
 
         out.update(self.policy.metrics())
         return out
+
+
+def _median(x: npt.NDArray[np.float64]) -> float:
+    """``float(np.median(x))`` of a non-empty array without NaN, without its generic reduction machinery: the
+    middle value, or the mean of the two middle values, ``(a + b) / 2`` as ``np.mean`` computes it."""
+    n = x.shape[0]
+    s = np.sort(x)
+    h = n // 2
+    if n % 2:
+        return float(s[h])
+    return float((s[h - 1] + s[h]) / 2.0)
 
 
 def _ro_bool(arr: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
