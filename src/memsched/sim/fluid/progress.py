@@ -505,14 +505,9 @@ class FluidProgress:
         if mem.size:
             # One group per distinct phase (see begin_touch); every group's rows get its placement fractions.
             keys = self._phase_key[mem]
-            order = np.argsort(keys, kind="stable")
-            sorted_keys = keys[order]
-            starts = np.flatnonzero(np.diff(sorted_keys)) + 1
-            bounds = [0, *starts.tolist(), int(mem.size)]
-            group_keys = sorted_keys[bounds[:-1]].tolist()
+            group_keys = np.flatnonzero(np.bincount(keys)).tolist()  # in ascending order
             phases = self._phases
             walk = self.walk_ns_per_byte
-            cpb = a.cpu_ns_per_byte
             fracs = []
             smalls = []
             for key in group_keys:
@@ -529,17 +524,19 @@ class FluidProgress:
                         f = phase.shared_fraction
                         small = (1.0 - f) * small + f * mm.region_small_fraction(phase.shared)
                     smalls.append(walk * small)
-            counts = np.diff(bounds)
-            grouped = mem[order]
-            a.frac[grouped] = np.repeat(np.array(fracs), counts, axis=0)
+            # Every row gets its group's placement fractions (and page-walk cost), looked up by phase key.
+            table = np.empty((group_keys[-1] + 1, self.arrays.nr_nodes))
+            table[group_keys] = fracs
+            frac_mem = table[keys]
+            a.frac[mem] = frac_mem
+            cpb = a.cpu_ns_per_byte[mem]
             if walk:
-                cpb = cpb.copy()
-                cpb[grouped] += np.repeat(np.array(smalls), counts)
+                small_of = np.zeros(group_keys[-1] + 1)
+                small_of[group_keys] = smalls
+                cpb += small_of[keys]
             oncpu = a.oncpu[mem]
             rows.append(
-                mm_model.stream_rows(
-                    self.cpu_node[oncpu], a.share[mem], a.frac[mem], a.write[mem], cpb[mem], a.mlp_scale[mem]
-                )
+                mm_model.stream_rows(self.cpu_node[oncpu], a.share[mem], frac_mem, a.write[mem], cpb, a.mlp_scale[mem])
             )
             row_cpu.append(oncpu)
         if cop.size:
@@ -559,12 +556,9 @@ class FluidProgress:
             )
             row_cpu.append(kcpu)
         if rows:
-            cpu_all = np.concatenate(row_cpu)
-            res = mm_model.solve(
-                self.cpu_node[cpu_all],
-                self.cpu_core[cpu_all],
-                *(np.concatenate([r[i] for r in rows]) for i in range(4)),
-            )
+            cpu_all = np.concatenate(row_cpu) if len(rows) > 1 else row_cpu[0]
+            parts = [np.concatenate([r[i] for r in rows]) for i in range(4)] if len(rows) > 1 else rows[0]
+            res = mm_model.solve(self.cpu_node[cpu_all], self.cpu_core[cpu_all], *parts)
             k = 0
             if mem.size:
                 a.rate[mem] = res.rate[: mem.size]

@@ -529,8 +529,8 @@ class NumaBalancing(Instrument):
         if mm_id not in self.contention.pending:
             machine.progress.charge_many(pending)
             return
-        oncpu = machine.progress.arrays.oncpu
-        cpus_of = {t.id: int(oncpu[t.id]) for t in self._alive(machine.mms[mm_id]) if oncpu[t.id] >= 0}
+        oncpu = machine.progress.arrays.oncpu.tolist()
+        cpus_of = {t.id: oncpu[t.id] for t in self._alive(machine.mms[mm_id]) if oncpu[t.id] >= 0}
         mm_cpus = sorted(set(cpus_of.values()))
         out = self.contention.settle(mm_id, window_ns, cpus_of, mm_cpus)
         for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns), ("tlb_ipi", out.ipi_ns)):
