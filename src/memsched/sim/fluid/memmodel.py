@@ -58,6 +58,9 @@ __all__ = ["MemModel", "RateResult"]
 #: ``mask.any()`` of a small boolean mask at a quarter of the cost (no ufunc reduction): the hot loop calls it
 #: several times per event.
 _nonzero = np.count_nonzero
+#: ``x.min()`` and ``x.any(axis=...)`` without the method's Python wrapper (the same ufunc reductions).
+_min = np.minimum.reduce
+_any = np.logical_or.reduce
 
 _BYTES_PER_NS_PER_GIBPS = GIB / 1e9
 _EPS = 1e-12
@@ -265,7 +268,7 @@ def _progressive_fill(
         pos = load > _EPS
         step = 1.0 - t
         if _nonzero(pos):
-            step = min(step, float((remaining[pos] / load[pos]).min()))
+            step = min(step, float(_min(remaining[pos] / load[pos])))
         step = max(step, 0.0)
         if nr_active == n:
             rate += step * act_demand
@@ -275,8 +278,12 @@ def _progressive_fill(
         t += step
         if t >= 1.0 - 1e-12:
             break
-        saturated = pos & (remaining <= tiny)
-        frozen = active & (a[:, saturated] > 0).any(axis=1)
+        saturated = np.flatnonzero(pos & (remaining <= tiny))
+        # the rows using a saturated resource (usually one: a column, not a sub-matrix)
+        if saturated.shape[0] == 1:
+            frozen = active & (a[:, saturated[0]] > 0)
+        else:
+            frozen = active & _any(a[:, saturated] > 0, axis=1)
         nr_frozen = int(_nonzero(frozen))
         if not nr_frozen:  # numerical corner: nothing left to freeze, stop growing
             break

@@ -242,19 +242,23 @@ class FluidProgress:
         self.sync()
         a = self.arrays
         out: list[tuple[int, Region, float, float, float, float, float]] = []
+        oncpu = a.oncpu.tolist()
+        rates, debts, shares, copies, rems = (
+            a.rate.tolist(), a.debt.tolist(), a.share.tolist(), a.copy_left.tolist(), a.rem.tolist()
+        )
         for task in tasks:
             tid = task.id
             phase = task.phase
-            if not isinstance(phase, Touch) or a.oncpu[tid] < 0:
+            if not isinstance(phase, Touch) or oncpu[tid] < 0:
                 continue
-            rate = float(a.rate[tid])
+            rate = rates[tid]
             delay = 0.0
-            debt, share, copy_left = float(a.debt[tid]), float(a.share[tid]), float(a.copy_left[tid])
+            debt, share, copy_left = debts[tid], shares[tid], copies[tid]
             if debt > 0:
                 delay += debt / share if share > 0 else math.inf
             if copy_left > 0:
                 delay += copy_left / rate if rate > 0 else math.inf
-            done = phase.work - float(a.rem[tid])
+            done = phase.work - rems[tid]
             for region, cursor, r in phase.sweeps(done, rate):
                 out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0))
         return out

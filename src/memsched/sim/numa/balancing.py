@@ -426,11 +426,14 @@ class NumaBalancing(Instrument):
         a = self.machine.progress.arrays
         delay = np.full(len(reach), np.inf)  # kernel work before the sweep moves again (ns)
         per_byte = np.full(len(reach), np.inf)  # ns per byte of the sweep at its rate now
+        rates, shares, oncpu, debts, copies = (
+            a.rate.tolist(), a.share.tolist(), a.oncpu.tolist(), a.debt.tolist(), a.copy_left.tolist()
+        )
         for k, (tid, _pc, _done, part) in enumerate(reach):
-            rate = float(a.rate[tid])
-            share = float(a.share[tid])
-            if rate * part > 0 and share > 0 and a.oncpu[tid] >= 0:
-                delay[k] = float(a.debt[tid]) / share + float(a.copy_left[tid]) / rate
+            rate = rates[tid]
+            share = shares[tid]
+            if rate * part > 0 and share > 0 and oncpu[tid] >= 0:
+                delay[k] = debts[tid] / share + copies[tid] / rate
                 per_byte[k] = 1.0 / (rate * part)
         t = delay[first] + np.maximum(ahead - came[first], 0.0) * per_byte[first]
         finite = np.isfinite(t)
