@@ -67,7 +67,7 @@ from memsched.policies.numa.views import FaultBatch
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
-from memsched.sim.fluid.task import FluidTask, FluidTaskState
+from memsched.sim.fluid.task import Compute, FluidTask, FluidTaskState, Touch
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
@@ -358,7 +358,8 @@ class NumaBalancing(Instrument):
             reach.append((tid, tasks[tid].pc, done, part))
         if not sweeps:
             return
-        first, t_first = first_touchers(pages, psz, sweeps)
+        cols = np.array(sweeps, dtype=np.float64)
+        first, t_first = first_touchers(pages, psz, cols)
         # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
         # looked at again then (a task slowed by kernel work touches, and so faults, fewer pages).
         hit = (first >= 0) & (t_first <= horizon)
@@ -367,10 +368,9 @@ class NumaBalancing(Instrument):
         pages, first, t_first = pages[hit], first[hit], t_first[hit]
         order = np.argsort(t_first, kind="stable")
         pages, first, t_first = pages[order], first[order], t_first[order]
-        cols = np.array(sweeps, dtype=np.float64)
         # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
         ahead = (t_first - cols[first, 7]) * cols[first, 6]
-        delay = int(min(_median(t_first), float(horizon)))
+        delay = int(min(_median(t_first, is_sorted=True), float(horizon)))
         machine.engine.after(max(delay, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
 
     def _reached(
@@ -390,14 +390,21 @@ class NumaBalancing(Instrument):
         progress = self.machine.progress
         tasks = self.machine.tasks
         came_l: list[float] = []
-        synced = False
+        rem: list[float] | None = None
         for tid, pc, done, part in reach:
             task = tasks[tid]
             if task.pc == pc:
-                if not synced:
+                if rem is None:  # progress.phase_progress of each task, with one sync
                     progress.sync()
-                    synced = True
-                came_l.append((progress.synced_progress(task) - done) * part)
+                    rem = progress.arrays.rem.tolist()
+                phase = task.phase
+                if isinstance(phase, Touch):
+                    now_done = phase.work - rem[tid]
+                elif isinstance(phase, Compute):
+                    now_done = float(phase.ns) - rem[tid]
+                else:
+                    now_done = 0.0
+                came_l.append((now_done - done) * part)
             else:
                 came_l.append(np.inf)
         came = np.array(came_l, dtype=np.float64)
@@ -587,11 +594,11 @@ class NumaBalancing(Instrument):
         return out
 
 
-def _median(x: npt.NDArray[np.float64]) -> float:
+def _median(x: npt.NDArray[np.float64], *, is_sorted: bool = False) -> float:
     """``float(np.median(x))`` of a non-empty array without NaN, without its generic reduction machinery: the
     middle value, or the mean of the two middle values, ``(a + b) / 2`` as ``np.mean`` computes it."""
     n = x.shape[0]
-    s = np.sort(x)
+    s = x if is_sorted else np.sort(x)
     h = n // 2
     if n % 2:
         return float(s[h])

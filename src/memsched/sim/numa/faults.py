@@ -45,12 +45,13 @@ def _when(pages: IntArray, page_size: int, cols: FloatArray) -> FloatArray:
 
 
 def first_touchers(
-    pages: IntArray, page_size: int, sweeps: Sequence[Sweep], *, stride: int = 32
+    pages: IntArray, page_size: int, sweeps: Sequence[Sweep] | FloatArray, *, stride: int = 32
 ) -> tuple[IntArray, FloatArray]:
     """For each page of ``pages`` (sorted, ascending): the index into ``sweeps`` of the first sweep to reach
-    it and the time (ns from now) it gets there (``inf`` and -1 where no sweep covers the page)."""
+    it and the time (ns from now) it gets there (``inf`` and -1 where no sweep covers the page). ``sweeps``
+    may be given as their float64 array already (one row per sweep)."""
     n = pages.shape[0]
-    cols = np.array(sweeps, dtype=np.float64)
+    cols = sweeps if isinstance(sweeps, np.ndarray) else np.array(sweeps, dtype=np.float64)
     if n == 0 or cols.shape[0] == 0:
         return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
     if n * cols.shape[0] <= 8192 or n <= 2 * stride or cols.shape[0] == 1:
