@@ -45,6 +45,9 @@ __all__ = ["FluidProgress", "fluid_shares"]
 #: ``mask.any()`` of a small boolean mask at a quarter of the cost (no ufunc reduction): the hot loop calls it
 #: several times per event.
 _nonzero = np.count_nonzero
+#: ``x.sum()`` and ``x.min()`` of a 1-D array without the method's Python wrapper (the same ufunc reductions).
+_sum = np.add.reduce
+_min = np.minimum.reduce
 
 
 def fluid_shares(
@@ -378,7 +381,7 @@ class FluidProgress:
             rest_c = rest[copying] if isinstance(rest, np.ndarray) else rest
             copy_ns = share[copying] * rest_c
             a.sys_ns[ci] += copy_ns
-            self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(copy_ns.sum())
+            self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(_sum(copy_ns))
             working = ~copying
             wi = idx[working]
             share_w = share[working]
@@ -387,7 +390,7 @@ class FluidProgress:
             copied = np.minimum(progressed[copying], copy_left[copying])
             left = copy_left[copying] - copied
             a.copy_left[ci] = left
-            self.copy_bytes += float(copied.sum())
+            self.copy_bytes += float(_sum(copied))
             finished = left <= 1e-6
             if _nonzero(finished):  # the copy is over: the task streams again, at rates without the copy's row
                 fi = ci[finished]
@@ -404,11 +407,13 @@ class FluidProgress:
             nbytes = prog_w[mem]
             mi = wi[mem]
             local = a.frac[mi, self.cpu_node[a.oncpu[mi]]]
-            total_b = float(nbytes.sum())
-            local_b = float((nbytes * local).sum())
+            total_b = float(_sum(nbytes))
+            local_b = float(_sum(nbytes * local))
             self.bytes_total += total_b
             self.bytes_local += local_b
-            self.interval_bytes += (total_b, local_b)
+            interval = self.interval_bytes
+            interval[0] += total_b
+            interval[1] += local_b
 
     def next_time(self) -> int | None:
         if self.dirty:
@@ -435,7 +440,7 @@ class FluidProgress:
                     if _nonzero(indebt):
                         kt = np.where(indebt, debt / np.where(share > 0, share, 1.0), 0.0)
                         t = kt[pos] + t
-                    best = min(best, float(t.min()))
+                    best = min(best, float(_min(t)))
         elif _nonzero(running):
             debt = a.debt[:n]
             rate = a.rate[:n]
@@ -501,7 +506,8 @@ class FluidProgress:
             a.share[running] = fluid_shares(cpus, a.weight[running], self.nr_cpus)
         copying = a.copy_left[running] > 0
         kind = a.kind[running]
-        mem = running[(kind == MEM) & ~copying]
+        not_copying = ~copying
+        mem = running[(kind == MEM) & not_copying]
         cop = running[copying]
         mm_model = self.memmodel
         rows: list[tuple[npt.NDArray[np.float64], ...]] = []
@@ -575,7 +581,8 @@ class FluidProgress:
             self.controller_util = res.controller_util
         else:
             self.controller_util = np.zeros(self.topology.nr_nodes)
-        comp = running[(kind == COMPUTE) & ~copying]
+        # the rest of the running tasks: those in a compute phase (none when every one streams or copies)
+        comp = running[(kind == COMPUTE) & not_copying] if mem.size + cop.size < running.size else running[:0]
         if comp.size:
             busy = np.zeros(self.nr_cpus, dtype=bool)
             busy[cpus] = True
