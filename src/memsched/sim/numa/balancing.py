@@ -472,7 +472,8 @@ class NumaBalancing(Instrument):
         per_task = np.bincount(task_ids, minlength=len(tasks))
         faulters = np.flatnonzero(per_task)
         mof_task = np.zeros(len(tasks), dtype=bool)
-        mof_task[faulters] = [tasks[int(t)].mempolicy.mof for t in faulters]
+        faulter_ids = faulters.tolist()
+        mof_task[faulters] = [tasks[t].mempolicy.mof for t in faulter_ids]
         nr_faults = self.nr_faults
         batch = FaultBatch(
             mm=mm.id,
@@ -483,26 +484,26 @@ class NumaBalancing(Instrument):
             cpu_node=_ro(cpu_node),
             page=_ro(pages),
             page_node=_ro(page_node),
-            last_nid=_ro(st.last_nid[pages].copy()),
-            last_pid=_ro(st.last_pid[pages].copy()),
-            last_cpu=_ro(st.last_cpu[pages].copy()),
+            last_nid=_ro(st.last_nid[pages]),  # (fancy indexing copies)
+            last_pid=_ro(st.last_pid[pages]),
+            last_cpu=_ro(st.last_cpu[pages]),
             base_pages=self.fault_pages,
             nr_faults=nr_faults,
             mof=_ro_bool(mof_task[task_ids]),
         )
         vs = machine.vmstat
         vs.inc("numa_hint_faults", batch.size * nr_faults)
-        vs.inc("numa_hint_faults_local", int((cpu_node == page_node).sum()) * nr_faults)
+        vs.inc("numa_hint_faults_local", int(np.count_nonzero(cpu_node == page_node)) * nr_faults)
         huge_faults = self.fault_pages > 1
         fault_ns = float(nr_faults * self.costs.hint_fault_ns)
-        for tid in faulters.tolist():
+        for tid in faulter_ids:
             n = int(per_task[tid])
             self._pending_ns[tid] = {"hint_faults": n * fault_ns}
             if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock
                 self.contention.events(mm.id, tid).hold("ptl", n, self.contention.costs.ptl_huge_fault_ns)
         self._count(self.driver.faults(batch))
         remote = cpu_node != page_node
-        if remote.any():  # remote faults whose page is still remote after the policy acted: filtered
+        if np.count_nonzero(remote):  # remote faults whose page is still remote after the policy acted: filtered
             self.remote_kept += int((mm.page_node[pages[remote]] != cpu_node[remote]).sum()) * nr_faults
         st.last_nid[pages] = cpu_node
         st.last_pid[pages] = task_ids

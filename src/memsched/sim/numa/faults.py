@@ -67,7 +67,8 @@ def first_touchers(
     # Pages where some sweep's arrival time jumps: just after its cursor (the time wraps to zero there) and
     # at the ends of its region.
     cursor_page = (cols[:, 1] + cols[:, 5]) // page_size
-    jumps = np.unique(np.concatenate([cursor_page, cursor_page + 1, cols[:, 3], cols[:, 4]]).astype(np.int64))
+    # (sorted, not deduplicated: only whether a gap holds one matters)
+    jumps = np.sort(np.concatenate([cursor_page, cursor_page + 1, cols[:, 3], cols[:, 4]]).astype(np.int64))
     lo_p, hi_p = pages[idx[:-1]], pages[idx[1:]]
     inside = np.searchsorted(jumps, hi_p, side="right") - np.searchsorted(jumps, lo_p, side="right")
     ambiguous = (who_s[:-1] != who_s[1:]) | (inside > 0)
@@ -77,14 +78,14 @@ def first_touchers(
         gaps = np.flatnonzero(ambiguous)
         lengths = idx[gaps + 1] - idx[gaps] + 1
         within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        # (adjacent gaps share their end page: it is evaluated twice, to the same winner)
         sel = np.repeat(idx[gaps], lengths) + within
-        sel = np.unique(sel)
         who[sel] = np.argmin(_when(pages[sel], page_size, cols), axis=0)
     # Arrival time of the chosen sweep at each page.
-    c = cols[who]
+    rstart, nbytes, p0, p1, cursor, rate, delay = (np.take(col, who) for col in cols.T[1:8])
     starts = (pages * page_size).astype(np.float64)
-    offset = np.maximum(starts, c[:, 1]) - c[:, 1]
-    t = c[:, 7] + ((offset - c[:, 5]) % c[:, 2]) / c[:, 6]
-    covered = (pages >= c[:, 3]) & (pages < c[:, 4])
+    offset = np.maximum(starts, rstart) - rstart
+    t = delay + ((offset - cursor) % nbytes) / rate
+    covered = (pages >= p0) & (pages < p1)
     t = np.where(covered, t, np.inf)
     return np.where(covered, who, -1).astype(np.int64), t
