@@ -60,6 +60,7 @@ __all__ = ["MemModel", "RateResult"]
 _nonzero = np.count_nonzero
 #: ``x.min()`` and ``x.any(axis=...)`` without the method's Python wrapper (the same ufunc reductions).
 _min = np.minimum.reduce
+_add = np.add.reduce
 _any = np.logical_or.reduce
 
 _BYTES_PER_NS_PER_GIBPS = GIB / 1e9
@@ -149,7 +150,7 @@ class MemModel:
     ) -> tuple[npt.NDArray[np.float64], ...]:
         """(demand, reads, writes, core_ns) of streaming rows, for :meth:`solve`."""
         n = cpu_node.shape[0]
-        total = frac.sum(axis=1, keepdims=True)
+        total = _add(frac, axis=1, keepdims=True)
         f = frac / np.maximum(total, _EPS)
         empty = total <= _EPS
         if _nonzero(empty):  # rows touching nothing yet stream locally
@@ -174,7 +175,7 @@ class MemModel:
     ) -> tuple[npt.NDArray[np.float64], ...]:
         """(demand, reads, writes, core_ns) of page-copy rows: per byte copied, read the source, read the
         destination line for ownership and write it back (``src``/``dst``: bytes per node, any scale)."""
-        tot = np.maximum(src.sum(axis=1, keepdims=True), _EPS)
+        tot = np.maximum(_add(src, axis=1, keepdims=True), _EPS)
         s, d = src / tot, dst / tot
         reads = s + d
         core_ns = np.einsum("im,im->i", reads, self.latency[cpu_node])

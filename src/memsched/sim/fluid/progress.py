@@ -192,7 +192,7 @@ class FluidProgress:
     ) -> None:
         """Page copies in ``task``'s context: ``src``/``dst`` bytes read from / written to each node. Done after
         any CPU debt, at the copy's memory rate, as system time."""
-        nbytes = float(src.sum())
+        nbytes = float(_sum(src))
         if nbytes <= 0:
             return
         self.sync()
@@ -466,26 +466,28 @@ class FluidProgress:
                 self.kernel_copies = left
                 self.dirty = True
         tasks = self.tasks
-        n = len(tasks)
         a = self.arrays
-        running = a.oncpu[:n] >= 0
-        debt = a.debt[:n]
-        share = a.share[:n]
-        paid = running & (debt > 0) & (debt <= share * 1.0 + 1e-9)
+        idx = np.flatnonzero(a.oncpu[: len(tasks)] >= 0)  # the running tasks' rows (gathered once)
+        debt = a.debt[idx]
+        paid = (debt > 0) & (debt <= a.share[idx] * 1.0 + 1e-9)
         if _nonzero(paid):
+            a.debt[idx[paid]] = 0.0
             debt[paid] = 0.0
-        rate = a.rate[:n]
-        copy_left = a.copy_left[:n]
-        copied = running & (debt <= 0) & (copy_left > 0) & (copy_left <= rate * 1.0 + 1e-6)
+        rate = a.rate[idx]
+        copy_left = a.copy_left[idx]
+        no_debt = debt <= 0
+        copied = no_debt & (copy_left > 0) & (copy_left <= rate * 1.0 + 1e-6)
         if _nonzero(copied):
-            self.copy_bytes += float(copy_left[copied].sum())
+            ci = idx[copied]
+            self.copy_bytes += float(_sum(copy_left[copied]))
+            a.copy_left[ci] = 0.0
             copy_left[copied] = 0.0
-            a.copy_src[:n][copied] = 0.0
-            a.copy_dst[:n][copied] = 0.0
+            a.copy_src[ci] = 0.0
+            a.copy_dst[ci] = 0.0
             self.dirty = True
-        done = running & (debt <= 0) & (copy_left <= 0) & (rate > 0) & (a.rem[:n] <= rate * 1.0 + 1e-9)
-        for tid in np.flatnonzero(done):
-            task = tasks[int(tid)]
+        done = no_debt & (copy_left <= 0) & (rate > 0) & (a.rem[idx] <= rate * 1.0 + 1e-9)
+        for tid in idx[done].tolist():
+            task = tasks[tid]
             if task.state is FluidTaskState.RUNNABLE and a.oncpu[tid] >= 0:
                 a.rem[tid] = 0.0
                 self.on_complete(task)

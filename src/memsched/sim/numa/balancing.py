@@ -262,7 +262,7 @@ class NumaBalancing(Instrument):
         node = mm.page_node[lo:hi]
         present = node >= 0
         skip = self.actuator.migrator.ratelimited_nodes()
-        if skip.any():
+        if np.count_nonzero(skip):
             present &= ~skip[np.maximum(node, 0)]
         new = present & ~st.marked[lo:hi]
         n = int(new.sum())
@@ -363,7 +363,7 @@ class NumaBalancing(Instrument):
         # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
         # looked at again then (a task slowed by kernel work touches, and so faults, fewer pages).
         hit = (first >= 0) & (t_first <= horizon)
-        if not hit.any():
+        if not np.count_nonzero(hit):
             return
         pages, first, t_first = pages[hit], first[hit], t_first[hit]
         order = np.argsort(t_first, kind="stable")
@@ -409,7 +409,7 @@ class NumaBalancing(Instrument):
                 came_l.append(np.inf)
         came = np.array(came_l, dtype=np.float64)
         ok = ahead <= came[first] + 1.0
-        if not ok.all():
+        if np.count_nonzero(ok) != ok.shape[0]:
             rest = ~ok
             if again:
                 self._look_again(st, pages[rest], first[rest], offsets[rest], ahead[rest], reach, came)
@@ -444,7 +444,7 @@ class NumaBalancing(Instrument):
                 per_byte[k] = 1.0 / (rate * part)
         t = delay[first] + np.maximum(ahead - came[first], 0.0) * per_byte[first]
         finite = np.isfinite(t)
-        if not finite.any():
+        if not np.count_nonzero(finite):
             return
         pages, first, offsets, ahead = pages[finite], first[finite], offsets[finite], ahead[finite]
         when = int(min(float(t[finite].max()), 10 * NSEC_PER_SEC))
@@ -459,7 +459,7 @@ class NumaBalancing(Instrument):
         # Faults only for pages still marked, by tasks still running on a CPU.
         cpus = machine.progress.task_cpus(task_ids)
         ok = (cpus >= 0) & st.marked[pages] & (mm.page_node[pages] >= 0)
-        if not ok.any():
+        if not np.count_nonzero(ok):
             return
         pages, task_ids, offsets, cpus = pages[ok], task_ids[ok], offsets[ok], cpus[ok]
         st.marked[pages] = False
@@ -516,7 +516,7 @@ class NumaBalancing(Instrument):
         blocks = pages // mm.thp_units
         ub, first = np.unique(blocks, return_index=True)
         huge = mm.huge[ub]
-        if not huge.any():
+        if not np.count_nonzero(huge):
             return
         ub, first = ub[huge], first[huge]
         mm.set_huge(ub, False)

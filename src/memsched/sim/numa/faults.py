@@ -74,7 +74,7 @@ def first_touchers(
     ambiguous = (who_s[:-1] != who_s[1:]) | (inside > 0)
     who = np.repeat(who_s[:-1], np.diff(idx))
     who = np.append(who, who_s[-1])
-    if ambiguous.any():
+    if np.count_nonzero(ambiguous):
         gaps = np.flatnonzero(ambiguous)
         lengths = idx[gaps + 1] - idx[gaps] + 1
         within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
