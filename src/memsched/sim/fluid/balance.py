@@ -77,7 +77,7 @@ class Balancer:
         self.core_of = topology.cpu_core()
         self.node_of = topology.cpu_node()
         self.llc_span = [next(d.span for d in doms if d.level == "MC") for doms in self.domains]
-        self._spans: dict[int, npt.NDArray[np.int64]] = {}
+        self._spans: dict[int, list[int]] = {}
         self.core_siblings = {c.id: topology.siblings(c.id) for c in topology.cpus}
 
     # ---- group statistics ------------------------------------------------------------------------------
@@ -234,8 +234,9 @@ class Balancer:
         changed = True
         while changed and len(moves) < limit:
             changed = False
-            load = np.array([sum(weight(t) for t in q) for q in rq], dtype=np.float64)
-            nr = np.array([len(q) for q in rq], dtype=np.int64)
+            # plain lists: the per-CPU reads below are scalar (the same float64 values as an array's)
+            load = [float(sum(weight(t) for t in q)) for q in rq]
+            nr = [len(q) for q in rq]
             for cpu in range(self.nr_cpus):
                 move = self._balance_cpu(cpu, rq, nr, load, weight, score)
                 if move is not None:
@@ -250,15 +251,15 @@ class Balancer:
         self,
         cpu: int,
         rq: Sequence[list[int]],
-        nr: npt.NDArray[np.int64],
-        load: npt.NDArray[np.float64],
+        nr: list[int],
+        load: list[float],
         weight: Callable[[int], float],
         score: Score,
     ) -> Move | None:
         for sd in self.domains[cpu]:
             local = next(g for g in sd.groups if cpu in g)
             if nr[cpu] == 0:
-                local_nr = int(nr[list(local)].sum())
+                local_nr = sum(nr[c] for c in local)
                 if local_nr >= self._capacity(local) and len(local) > 1:
                     continue
                 move = self._pull_from_overloaded(cpu, sd, local, rq, nr, score)
@@ -276,14 +277,14 @@ class Balancer:
         sd: Domain,
         local: tuple[int, ...],
         rq: Sequence[list[int]],
-        nr: npt.NDArray[np.int64],
+        nr: list[int],
         score: Score,
     ) -> Move | None:
         best: tuple[float, tuple[int, ...]] | None = None
         for group in self._groups_from(sd, cpu):
             if group == local:
                 continue
-            g_nr = int(nr[list(group)].sum())
+            g_nr = sum(nr[c] for c in group)
             cap = self._capacity(group)
             if g_nr <= cap:
                 continue
@@ -299,24 +300,23 @@ class Balancer:
                 return move
         return None
 
-    def _span_array(self, sd: Domain) -> npt.NDArray[np.int64]:
-        arr = self._spans.get(id(sd))
-        if arr is None:
-            arr = np.array(sorted(sd.span), dtype=np.int64)
-            self._spans[id(sd)] = arr
-        return arr
+    def _span_list(self, sd: Domain) -> list[int]:
+        span = self._spans.get(id(sd))
+        if span is None:
+            span = self._spans[id(sd)] = sorted(sd.span)
+        return span
 
     def _even_out(
         self,
         cpu: int,
         sd: Domain,
         rq: Sequence[list[int]],
-        load: npt.NDArray[np.float64],
+        load: list[float],
         weight: Callable[[int], float],
         score: Score,
     ) -> Move | None:
-        span = self._span_array(sd)
-        src = int(span[np.argmax(load[span])])  # the busiest CPU, the lowest id among equals (span is sorted)
+        span = self._span_list(sd)
+        src = max(span, key=load.__getitem__)  # the busiest CPU, the lowest id among equals (span is sorted)
         if src == cpu or load[src] * 100 <= load[cpu] * sd.imbalance_pct:
             return None
         # Move only if it strictly narrows the gap (never just swaps which CPU is heavier).

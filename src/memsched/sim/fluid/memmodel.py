@@ -58,6 +58,10 @@ __all__ = ["MemModel", "RateResult"]
 #: ``mask.any()`` of a small boolean mask at a quarter of the cost (no ufunc reduction): the hot loop calls it
 #: several times per event.
 _nonzero = np.count_nonzero
+#: ``x.min()`` and ``x.any(axis=...)`` without the method's Python wrapper (the same ufunc reductions).
+_min = np.minimum.reduce
+_add = np.add.reduce
+_any = np.logical_or.reduce
 
 _BYTES_PER_NS_PER_GIBPS = GIB / 1e9
 _EPS = 1e-12
@@ -103,6 +107,10 @@ class MemModel:
             float(topology.snoop_gibps) * _BYTES_PER_NS_PER_GIBPS if topology.snoop_gibps else None
         )
         self.snoop_weight = 1.0 + topology.snoop_hop_cost * topology.hops().astype(np.float64)
+        #: ``solve``'s capacities (and 1e-9 of them, the saturation slack) by the number of cores in use.
+        self._caps: dict[int, npt.NDArray[np.float64]] = {}
+        self._tiny: dict[int, npt.NDArray[np.float64]] = {}
+        self._rows = np.arange(256)
 
     def rates(
         self,
@@ -140,10 +148,13 @@ class MemModel:
     ) -> tuple[npt.NDArray[np.float64], ...]:
         """(demand, reads, writes, core_ns) of streaming rows, for :meth:`solve`."""
         n = cpu_node.shape[0]
-        total = frac.sum(axis=1, keepdims=True)
-        local = np.zeros_like(frac)
-        local[np.arange(n), cpu_node] = 1.0
-        f = np.where(total > _EPS, frac / np.maximum(total, _EPS), local)
+        total = _add(frac, axis=1, keepdims=True)
+        f = frac / np.maximum(total, _EPS)
+        empty = total <= _EPS
+        if _nonzero(empty):  # rows touching nothing yet stream locally
+            local = np.zeros_like(frac)
+            local[np.arange(n), cpu_node] = 1.0
+            f = np.where(empty, local, f)
         lat = np.einsum("im,im->i", f, self.latency[cpu_node])
         if cpu_ns_per_byte is None and mlp_scale is None:
             demand = share * self.mlp / lat
@@ -162,7 +173,7 @@ class MemModel:
     ) -> tuple[npt.NDArray[np.float64], ...]:
         """(demand, reads, writes, core_ns) of page-copy rows: per byte copied, read the source, read the
         destination line for ownership and write it back (``src``/``dst``: bytes per node, any scale)."""
-        tot = np.maximum(src.sum(axis=1, keepdims=True), _EPS)
+        tot = np.maximum(_add(src, axis=1, keepdims=True), _EPS)
         s, d = src / tot, dst / tot
         reads = s + d
         core_ns = np.einsum("im,im->i", reads, self.latency[cpu_node])
@@ -193,63 +204,89 @@ class MemModel:
         keep their core busy ``core_ns / core_mlp_bytes`` per byte."""
         n = cpu_node.shape[0]
         nr = self.nr_nodes
-        traffic = reads + writes
-        a_ctrl = traffic
-        a_link = np.einsum("im,imd->id", reads, self._path_to_cpu[cpu_node]) + np.einsum(
-            "im,imd->id", writes, self.path[cpu_node]
-        )
-        # np.unique(core, return_inverse=True), by counting (core ids are small): two thirds of the cost.
-        present = np.bincount(core) > 0
-        cores = np.flatnonzero(present)
-        core_idx = (np.cumsum(present) - 1)[core]
-        a_core = np.zeros((n, cores.shape[0]))
-        a_core[np.arange(n), core_idx] = core_ns / self.mlp
-        parts = [a_ctrl, a_link, a_core]
-        caps = [self.controller_cap, self.link_cap, np.ones(cores.shape[0])]
-        if self.snoop_cap is not None:
-            parts.append(np.einsum("im,im->i", traffic, self.snoop_weight[cpu_node])[:, None])
-            caps.append(np.array([self.snoop_cap]))
-        a = np.hstack(parts)
-        cap = np.concatenate(caps)
-
-        rate = _progressive_fill(a, cap, demand)
-        used = rate @ a
         nd = self.link_cap.shape[0]
+        # The cores the rows run on, numbered densely in core order (``np.unique(core, return_inverse=True)``,
+        # by counting: core ids are small).
+        present = np.bincount(core) > 0
+        nc = int(_nonzero(present))
+        width = nr + nd + nc
+        snoop = self.snoop_cap is not None
+        cap = self._caps.get(nc)
+        if cap is None:
+            caps = [self.controller_cap, self.link_cap, np.ones(nc)]
+            if snoop:
+                caps.append(np.array([self.snoop_cap]))
+            cap = self._caps[nc] = np.concatenate(caps)
+            self._tiny[nc] = 1e-9 * cap
+        # What one unit of each row's rate uses: controllers, links, its core (, the coherence resource).
+        a = np.zeros((n, width + snoop))
+        traffic = np.add(reads, writes, out=a[:, :nr])
+        a_link = a[:, nr : nr + nd]
+        np.einsum("im,imd->id", reads, self._path_to_cpu[cpu_node], out=a_link)
+        a_link += np.einsum("im,imd->id", writes, self.path[cpu_node])
+        rows = self._rows[:n] if n <= self._rows.shape[0] else np.arange(n)
+        a[rows, (np.cumsum(present) + (nr + nd - 1))[core]] = core_ns / self.mlp
+        if snoop:
+            a[:, width] = np.einsum("im,im->i", traffic, self.snoop_weight[cpu_node])
+
+        rate = _progressive_fill(a, cap, demand, self._tiny[nc])
+        used = rate @ a
         ctrl_util = used[:nr] / self.controller_cap
         link_util = used[nr : nr + nd] / self.link_cap if nd else np.zeros(0)
         return RateResult(rate, ctrl_util, link_util)
 
 
 def _progressive_fill(
-    a: npt.NDArray[np.float64], cap: npt.NDArray[np.float64], demand: npt.NDArray[np.float64]
+    a: npt.NDArray[np.float64],
+    cap: npt.NDArray[np.float64],
+    demand: npt.NDArray[np.float64],
+    tiny: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """Weighted max-min fair rates: ``rate = t_i * demand_i`` with every ``t_i <= 1`` raised together.
 
-    ``a[i, r]`` is what one unit of task i's rate consumes of resource r, ``cap[r]`` its capacity. Each round
-    raises all unfrozen tasks until the next resource saturates (or t reaches 1), then freezes the tasks that
-    use it; at most one round per resource.
+    ``a[i, r]`` is what one unit of task i's rate consumes of resource r, ``cap[r]`` its capacity (``tiny``:
+    ``1e-9 * cap``, the slack under which a resource counts as saturated). Each round raises all unfrozen tasks
+    until the next resource saturates (or t reaches 1), then freezes the tasks that use it; at most one round
+    per resource.
     """
     n = a.shape[0]
-    rate = np.zeros(n)
-    remaining = cap.astype(np.float64).copy()
+    remaining = cap.astype(np.float64)  # a copy
+    if tiny is None:
+        tiny = 1e-9 * cap
     active = demand > 0
+    nr_active = int(_nonzero(active))
+    if nr_active == n:  # every row grows (the usual first round): no copies of the rows
+        rate = np.zeros(n)
+        act_demand, act_a = demand, a
+    else:
+        rate = np.zeros(n)
+        act_demand, act_a = demand[active], a[active]
     t = 0.0
-    uses = a > 0
-    while _nonzero(active):
-        load = demand[active] @ a[active]
+    while nr_active:
+        load = act_demand @ act_a
         pos = load > _EPS
         step = 1.0 - t
         if _nonzero(pos):
-            step = min(step, float((remaining[pos] / load[pos]).min()))
+            step = min(step, float(_min(remaining[pos] / load[pos])))
         step = max(step, 0.0)
-        rate[active] += step * demand[active]
+        if nr_active == n:
+            rate += step * act_demand
+        else:
+            rate[active] += step * act_demand
         remaining -= step * load
         t += step
         if t >= 1.0 - 1e-12:
             break
-        saturated = pos & (remaining <= 1e-9 * cap)
-        frozen = active & uses[:, saturated].any(axis=1)
-        if not _nonzero(frozen):  # numerical corner: nothing left to freeze, stop growing
+        saturated = np.flatnonzero(pos & (remaining <= tiny))
+        # the rows using a saturated resource (usually one: a column, not a sub-matrix)
+        if saturated.shape[0] == 1:
+            frozen = active & (a[:, saturated[0]] > 0)
+        else:
+            frozen = active & _any(a[:, saturated] > 0, axis=1)
+        nr_frozen = int(_nonzero(frozen))
+        if not nr_frozen:  # numerical corner: nothing left to freeze, stop growing
             break
         active &= ~frozen
+        nr_active -= nr_frozen
+        act_demand, act_a = demand[active], a[active]
     return rate

@@ -45,6 +45,9 @@ __all__ = ["FluidProgress", "fluid_shares"]
 #: ``mask.any()`` of a small boolean mask at a quarter of the cost (no ufunc reduction): the hot loop calls it
 #: several times per event.
 _nonzero = np.count_nonzero
+#: ``x.sum()`` and ``x.min()`` of a 1-D array without the method's Python wrapper (the same ufunc reductions).
+_sum = np.add.reduce
+_min = np.minimum.reduce
 
 
 def fluid_shares(
@@ -167,12 +170,29 @@ class FluidProgress:
         for cause, ns in by_cause.items():
             causes[cause] = causes.get(cause, 0.0) + ns
 
+    def charge_many(self, pending: dict[int, dict[str, float]]) -> None:
+        """``charge_causes`` of the task with id ``tid`` and ``by_cause`` for every (tid, by_cause) of ``pending``,
+        in its order (with one sync)."""
+        synced = False
+        debt = self.arrays.debt
+        causes = self.system_by_cause
+        for tid, by_cause in pending.items():
+            total = sum(by_cause.values())
+            if total <= 0:
+                continue
+            if not synced:
+                self.sync()
+                synced = True
+            debt[tid] += total
+            for cause, ns in by_cause.items():
+                causes[cause] = causes.get(cause, 0.0) + ns
+
     def charge_copy(
         self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
     ) -> None:
         """Page copies in ``task``'s context: ``src``/``dst`` bytes read from / written to each node. Done after
         any CPU debt, at the copy's memory rate, as system time."""
-        nbytes = float(src.sum())
+        nbytes = float(_sum(src))
         if nbytes <= 0:
             return
         self.sync()
@@ -225,27 +245,35 @@ class FluidProgress:
         self.sync()
         a = self.arrays
         out: list[tuple[int, Region, float, float, float, float, float]] = []
+        oncpu = a.oncpu.tolist()
+        rates, debts, shares, copies, rems = (
+            a.rate.tolist(), a.debt.tolist(), a.share.tolist(), a.copy_left.tolist(), a.rem.tolist()
+        )
         for task in tasks:
             tid = task.id
             phase = task.phase
-            if not isinstance(phase, Touch) or a.oncpu[tid] < 0:
+            if not isinstance(phase, Touch) or oncpu[tid] < 0:
                 continue
-            rate = float(a.rate[tid])
+            rate = rates[tid]
             delay = 0.0
-            debt, share, copy_left = float(a.debt[tid]), float(a.share[tid]), float(a.copy_left[tid])
+            debt, share, copy_left = debts[tid], shares[tid], copies[tid]
             if debt > 0:
                 delay += debt / share if share > 0 else math.inf
             if copy_left > 0:
                 delay += copy_left / rate if rate > 0 else math.inf
-            done = phase.work - float(a.rem[tid])
+            done = phase.work - rems[tid]
             for region, cursor, r in phase.sweeps(done, rate):
                 out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0))
         return out
 
     def phase_progress(self, task: FluidTask) -> float:
         """Work done so far in the task's current phase (bytes for ``Touch``, ns for ``Compute``)."""
-        phase = task.phase
         self.sync()
+        return self.synced_progress(task)
+
+    def synced_progress(self, task: FluidTask) -> float:
+        """:meth:`phase_progress` when the caller has just synced (no event in between)."""
+        phase = task.phase
         if isinstance(phase, Touch):
             return phase.work - float(self.arrays.rem[task.id])
         if isinstance(phase, Compute):
@@ -277,6 +305,9 @@ class FluidProgress:
                 moved = min(float(kc[1]), float(kc[4]) * dt)  # type: ignore[arg-type]
                 kc[1] = float(kc[1]) - moved  # type: ignore[arg-type]
                 self.copy_bytes += moved
+        if not self.debt_events:
+            self._advance_folded(dt)
+            return
         n = len(self.tasks)
         a = self.arrays
         running = a.oncpu[:n] >= 0
@@ -286,36 +317,17 @@ class FluidProgress:
         debt = a.debt[:n]
         copy_left = a.copy_left[:n]
         rate = a.rate[:n]
-        if self.debt_events:
-            indebt = running & (debt > 0)
-            copying = running & ~indebt & (copy_left > 0)
-            working = running & ~indebt & ~copying
-            a.user_ns[:n][working] += share[working] * dt
-            kernel = indebt | copying
-            a.sys_ns[:n][kernel] += share[kernel] * dt
-            if _nonzero(copying):
-                self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(share[copying].sum() * dt)
-            if _nonzero(indebt):
-                debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
-            progressed = rate * dt
-        else:
-            # The debt is paid first, then the task copies or works for the rest of dt.
-            indebt = running & (debt > 0) & (share > 0)
-            busy = np.zeros(n)
-            if _nonzero(indebt):
-                busy[indebt] = np.minimum(float(dt), debt[indebt] / share[indebt])
-                debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
-                # only the tasks in debt were busy in the kernel (elsewhere busy is 0 and the sum unchanged)
-                a.sys_ns[:n][indebt] += share[indebt] * busy[indebt]
-            rest = np.where(running, float(dt) - busy, 0.0)
-            copying = running & (copy_left > 0)
-            working = running & ~copying
-            copy_ns = share[copying] * rest[copying]
-            a.sys_ns[:n][copying] += copy_ns
-            if copy_ns.size:
-                self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(copy_ns.sum())
-            a.user_ns[:n][working] += share[working] * rest[working]
-            progressed = rate * rest
+        indebt = running & (debt > 0)
+        copying = running & ~indebt & (copy_left > 0)
+        working = running & ~indebt & ~copying
+        a.user_ns[:n][working] += share[working] * dt
+        kernel = indebt | copying
+        a.sys_ns[:n][kernel] += share[kernel] * dt
+        if _nonzero(copying):
+            self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(share[copying].sum() * dt)
+        if _nonzero(indebt):
+            debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
+        progressed = rate * dt
         if _nonzero(copying):
             copied = np.minimum(progressed[copying], copy_left[copying])
             copy_left[copying] -= copied
@@ -338,6 +350,71 @@ class FluidProgress:
             self.bytes_local += local_b
             self.interval_bytes += (total_b, local_b)
 
+    def _advance_folded(self, dt: int) -> None:
+        """:meth:`advance` when debts are folded into completions: the debt is paid first, then the task copies
+        or works for the rest of ``dt``. Works on the running tasks' rows only (gathered once); every
+        element's arithmetic, and every sum's terms and their order, are those of the masked form."""
+        a = self.arrays
+        idx = np.flatnonzero(a.oncpu[: len(self.tasks)] >= 0)
+        if not idx.size:
+            return
+        fdt = float(dt)
+        share = a.share[idx]
+        debt = a.debt[idx]
+        indebt = (debt > 0) & (share > 0)
+        rest: npt.NDArray[np.float64] | float
+        if _nonzero(indebt):
+            di = idx[indebt]
+            s, d = share[indebt], debt[indebt]
+            busy = np.minimum(fdt, d / s)
+            a.debt[di] = np.maximum(d - s * dt, 0.0)
+            a.sys_ns[di] += s * busy
+            rest = np.full(idx.size, fdt)
+            rest[indebt] = fdt - busy
+        else:
+            rest = fdt
+        copy_left = a.copy_left[idx]
+        copying = copy_left > 0
+        progressed = a.rate[idx] * rest
+        if _nonzero(copying):
+            ci = idx[copying]
+            rest_c = rest[copying] if isinstance(rest, np.ndarray) else rest
+            copy_ns = share[copying] * rest_c
+            a.sys_ns[ci] += copy_ns
+            self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(_sum(copy_ns))
+            working = ~copying
+            wi = idx[working]
+            share_w = share[working]
+            rest_w = rest[working] if isinstance(rest, np.ndarray) else rest
+            prog_w = progressed[working]
+            copied = np.minimum(progressed[copying], copy_left[copying])
+            left = copy_left[copying] - copied
+            a.copy_left[ci] = left
+            self.copy_bytes += float(_sum(copied))
+            finished = left <= 1e-6
+            if _nonzero(finished):  # the copy is over: the task streams again, at rates without the copy's row
+                fi = ci[finished]
+                a.copy_left[fi] = 0.0
+                a.copy_src[fi] = 0.0
+                a.copy_dst[fi] = 0.0
+                self.dirty = True
+        else:
+            wi, share_w, rest_w, prog_w = idx, share, rest, progressed
+        a.user_ns[wi] += share_w * rest_w
+        a.rem[wi] -= prog_w
+        mem = a.kind[wi] == MEM
+        if _nonzero(mem):
+            nbytes = prog_w[mem]
+            mi = wi[mem]
+            local = a.frac[mi, self.cpu_node[a.oncpu[mi]]]
+            total_b = float(_sum(nbytes))
+            local_b = float(_sum(nbytes * local))
+            self.bytes_total += total_b
+            self.bytes_local += local_b
+            interval = self.interval_bytes
+            interval[0] += total_b
+            interval[1] += local_b
+
     def next_time(self) -> int | None:
         if self.dirty:
             self.recompute()
@@ -348,16 +425,22 @@ class FluidProgress:
             if float(kc[4]) > 0:  # type: ignore[arg-type]
                 best = min(best, float(kc[1]) / float(kc[4]))  # type: ignore[arg-type]
         running = a.oncpu[:n] >= 0
-        if _nonzero(running) and not self.debt_events:
-            debt, rate, share = a.debt[:n], a.rate[:n], a.share[:n]
-            copy_left = a.copy_left[:n]
-            kt = np.where(running & (debt > 0) & (share > 0), debt / np.where(share > 0, share, 1.0), 0.0)
-            copying = running & (copy_left > 0) & (rate > 0)
-            if _nonzero(copying):
-                best = min(best, float((kt[copying] + copy_left[copying] / rate[copying]).min()))
-            working = running & (copy_left <= 0) & (rate > 0)
-            if _nonzero(working):
-                best = min(best, float((kt[working] + a.rem[:n][working] / rate[working]).min()))
+        if not self.debt_events:
+            idx = np.flatnonzero(running)
+            if idx.size:
+                # kernel debt first, then the copy (copy_left > 0) or the phase's work: the earliest of them
+                rate = a.rate[idx]
+                pos = rate > 0
+                if _nonzero(pos):
+                    copy_left = a.copy_left[idx]
+                    left = np.where(copy_left > 0, copy_left, a.rem[idx])
+                    t = left[pos] / rate[pos]
+                    debt, share = a.debt[idx], a.share[idx]
+                    indebt = (debt > 0) & (share > 0)
+                    if _nonzero(indebt):
+                        kt = np.where(indebt, debt / np.where(share > 0, share, 1.0), 0.0)
+                        t = kt[pos] + t
+                    best = min(best, float(_min(t)))
         elif _nonzero(running):
             debt = a.debt[:n]
             rate = a.rate[:n]
@@ -383,26 +466,28 @@ class FluidProgress:
                 self.kernel_copies = left
                 self.dirty = True
         tasks = self.tasks
-        n = len(tasks)
         a = self.arrays
-        running = a.oncpu[:n] >= 0
-        debt = a.debt[:n]
-        share = a.share[:n]
-        paid = running & (debt > 0) & (debt <= share * 1.0 + 1e-9)
+        idx = np.flatnonzero(a.oncpu[: len(tasks)] >= 0)  # the running tasks' rows (gathered once)
+        debt = a.debt[idx]
+        paid = (debt > 0) & (debt <= a.share[idx] * 1.0 + 1e-9)
         if _nonzero(paid):
+            a.debt[idx[paid]] = 0.0
             debt[paid] = 0.0
-        rate = a.rate[:n]
-        copy_left = a.copy_left[:n]
-        copied = running & (debt <= 0) & (copy_left > 0) & (copy_left <= rate * 1.0 + 1e-6)
+        rate = a.rate[idx]
+        copy_left = a.copy_left[idx]
+        no_debt = debt <= 0
+        copied = no_debt & (copy_left > 0) & (copy_left <= rate * 1.0 + 1e-6)
         if _nonzero(copied):
-            self.copy_bytes += float(copy_left[copied].sum())
+            ci = idx[copied]
+            self.copy_bytes += float(_sum(copy_left[copied]))
+            a.copy_left[ci] = 0.0
             copy_left[copied] = 0.0
-            a.copy_src[:n][copied] = 0.0
-            a.copy_dst[:n][copied] = 0.0
+            a.copy_src[ci] = 0.0
+            a.copy_dst[ci] = 0.0
             self.dirty = True
-        done = running & (debt <= 0) & (copy_left <= 0) & (rate > 0) & (a.rem[:n] <= rate * 1.0 + 1e-9)
-        for tid in np.flatnonzero(done):
-            task = tasks[int(tid)]
+        done = no_debt & (copy_left <= 0) & (rate > 0) & (a.rem[idx] <= rate * 1.0 + 1e-9)
+        for tid in idx[done].tolist():
+            task = tasks[tid]
             if task.state is FluidTaskState.RUNNABLE and a.oncpu[tid] >= 0:
                 a.rem[tid] = 0.0
                 self.on_complete(task)
@@ -423,7 +508,8 @@ class FluidProgress:
             a.share[running] = fluid_shares(cpus, a.weight[running], self.nr_cpus)
         copying = a.copy_left[running] > 0
         kind = a.kind[running]
-        mem = running[(kind == MEM) & ~copying]
+        not_copying = ~copying
+        mem = running[(kind == MEM) & not_copying]
         cop = running[copying]
         mm_model = self.memmodel
         rows: list[tuple[npt.NDArray[np.float64], ...]] = []
@@ -431,14 +517,9 @@ class FluidProgress:
         if mem.size:
             # One group per distinct phase (see begin_touch); every group's rows get its placement fractions.
             keys = self._phase_key[mem]
-            order = np.argsort(keys, kind="stable")
-            sorted_keys = keys[order]
-            starts = np.flatnonzero(np.diff(sorted_keys)) + 1
-            bounds = [0, *starts.tolist(), int(mem.size)]
-            group_keys = sorted_keys[bounds[:-1]].tolist()
+            group_keys = np.flatnonzero(np.bincount(keys)).tolist()  # in ascending order
             phases = self._phases
             walk = self.walk_ns_per_byte
-            cpb = a.cpu_ns_per_byte
             fracs = []
             smalls = []
             for key in group_keys:
@@ -455,17 +536,19 @@ class FluidProgress:
                         f = phase.shared_fraction
                         small = (1.0 - f) * small + f * mm.region_small_fraction(phase.shared)
                     smalls.append(walk * small)
-            counts = np.diff(bounds)
-            grouped = mem[order]
-            a.frac[grouped] = np.repeat(np.array(fracs), counts, axis=0)
+            # Every row gets its group's placement fractions (and page-walk cost), looked up by phase key.
+            table = np.empty((group_keys[-1] + 1, self.arrays.nr_nodes))
+            table[group_keys] = fracs
+            frac_mem = table[keys]
+            a.frac[mem] = frac_mem
+            cpb = a.cpu_ns_per_byte[mem]
             if walk:
-                cpb = cpb.copy()
-                cpb[grouped] += np.repeat(np.array(smalls), counts)
+                small_of = np.zeros(group_keys[-1] + 1)
+                small_of[group_keys] = smalls
+                cpb += small_of[keys]
             oncpu = a.oncpu[mem]
             rows.append(
-                mm_model.stream_rows(
-                    self.cpu_node[oncpu], a.share[mem], a.frac[mem], a.write[mem], cpb[mem], a.mlp_scale[mem]
-                )
+                mm_model.stream_rows(self.cpu_node[oncpu], a.share[mem], frac_mem, a.write[mem], cpb, a.mlp_scale[mem])
             )
             row_cpu.append(oncpu)
         if cop.size:
@@ -485,12 +568,9 @@ class FluidProgress:
             )
             row_cpu.append(kcpu)
         if rows:
-            cpu_all = np.concatenate(row_cpu)
-            res = mm_model.solve(
-                self.cpu_node[cpu_all],
-                self.cpu_core[cpu_all],
-                *(np.concatenate([r[i] for r in rows]) for i in range(4)),
-            )
+            cpu_all = np.concatenate(row_cpu) if len(rows) > 1 else row_cpu[0]
+            parts = [np.concatenate([r[i] for r in rows]) for i in range(4)] if len(rows) > 1 else rows[0]
+            res = mm_model.solve(self.cpu_node[cpu_all], self.cpu_core[cpu_all], *parts)
             k = 0
             if mem.size:
                 a.rate[mem] = res.rate[: mem.size]
@@ -503,7 +583,8 @@ class FluidProgress:
             self.controller_util = res.controller_util
         else:
             self.controller_util = np.zeros(self.topology.nr_nodes)
-        comp = running[(kind == COMPUTE) & ~copying]
+        # the rest of the running tasks: those in a compute phase (none when every one streams or copies)
+        comp = running[(kind == COMPUTE) & not_copying] if mem.size + cop.size < running.size else running[:0]
         if comp.size:
             busy = np.zeros(self.nr_cpus, dtype=bool)
             busy[cpus] = True

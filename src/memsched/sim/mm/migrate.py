@@ -42,7 +42,7 @@ from memsched.units import MIB, NSEC_PER_MSEC
 if TYPE_CHECKING:
     from memsched.sim.fluid.machine import FluidMachine
 
-__all__ = ["MigrationCosts", "MigrationResult", "Migrator"]
+__all__ = ["MigrationCosts", "MigrationResult", "Migrator", "distinct"]
 
 IntArray = npt.NDArray[np.int64]
 BASE_PAGE = 4096
@@ -131,7 +131,7 @@ class Migrator:
         refused_rl = refused_bal = failed = 0
         now = machine.engine.now
         pa = machine.page_alloc
-        for node in np.unique(dst):
+        for node in distinct(dst):
             idx = np.flatnonzero(dst == node)
             if apply_ratelimit and self.rules.rate_limit:
                 if now > self.window_end[node]:
@@ -180,3 +180,11 @@ class Migrator:
     def fixed_ns(self, mm_id: int, units: int) -> float:
         """CPU time of moving ``units`` page-array entries, copies, locks and flushes aside."""
         return float(self.kernel_pages(mm_id, units) * self.costs.migrate_fixed_ns)
+
+
+def distinct(ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``np.unique(ids)`` of small non-negative ids (nodes, tasks), by counting: a fifth of the cost on the
+    short arrays of one fault batch."""
+    if ids.shape[0] == 0 or int(ids.min()) < 0:
+        return np.unique(ids)
+    return np.flatnonzero(np.bincount(ids)).astype(ids.dtype, copy=False)

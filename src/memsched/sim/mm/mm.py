@@ -203,7 +203,7 @@ class MmStruct:
         old = self.page_node[pages].astype(np.int64)
         present = old >= 0
         nr = self.nr_nodes
-        if present.any():
+        if np.count_nonzero(present):
             self.node_pages -= np.bincount(old[present], minlength=nr)
         self.node_pages += np.bincount(nodes, minlength=nr)
         self.page_node[pages] = nodes.astype(np.int16)

@@ -46,7 +46,7 @@ from memsched.policies.numa.driver import ActionHandlers, ActionResult
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
-from memsched.sim.mm.migrate import MigrationCosts, MigrationResult, Migrator
+from memsched.sim.mm.migrate import MigrationCosts, MigrationResult, Migrator, distinct
 from memsched.sim.numa.contention import Contention
 from memsched.sim.numa.context import NumaState
 from memsched.units import MIB, NSEC_PER_MSEC, PAGE_SIZE_THP
@@ -152,7 +152,7 @@ class SimActuator(ActionHandlers):
         refused_mof = 0
         if action.mode == "sync":
             assert payer is not None
-            who = np.unique(payer)
+            who = distinct(payer)
             bad = [int(t) for t in who if not m.tasks[int(t)].mempolicy.mof]
             mof = ~np.isin(payer, bad) if bad else np.ones(payer.shape[0], dtype=bool)
             if not mof.all():
@@ -170,7 +170,7 @@ class SimActuator(ActionHandlers):
             if action.mode == "sync":
                 assert payer is not None
                 payers = _lookup(pages, payer, res.moved)
-                for tid in np.unique(payers):
+                for tid in distinct(payers):
                     sel = payers == tid
                     self._pay_sync(m.tasks[int(tid)], action.mm, res.moved_src[sel], res.moved_dst[sel])
             else:  # a daemon's migrate_pages(2): copied on a CPU of the source node, no task of the mm pays

@@ -67,7 +67,7 @@ from memsched.policies.numa.views import FaultBatch
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
-from memsched.sim.fluid.task import FluidTask, FluidTaskState
+from memsched.sim.fluid.task import Compute, FluidTask, FluidTaskState, Touch
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
@@ -262,7 +262,7 @@ class NumaBalancing(Instrument):
         node = mm.page_node[lo:hi]
         present = node >= 0
         skip = self.actuator.migrator.ratelimited_nodes()
-        if skip.any():
+        if np.count_nonzero(skip):
             present &= ~skip[np.maximum(node, 0)]
         new = present & ~st.marked[lo:hi]
         n = int(new.sum())
@@ -358,19 +358,19 @@ class NumaBalancing(Instrument):
             reach.append((tid, tasks[tid].pc, done, part))
         if not sweeps:
             return
-        first, t_first = first_touchers(pages, psz, sweeps)
+        cols = np.array(sweeps, dtype=np.float64)
+        first, t_first = first_touchers(pages, psz, cols)
         # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
         # looked at again then (a task slowed by kernel work touches, and so faults, fewer pages).
         hit = (first >= 0) & (t_first <= horizon)
-        if not hit.any():
+        if not np.count_nonzero(hit):
             return
         pages, first, t_first = pages[hit], first[hit], t_first[hit]
         order = np.argsort(t_first, kind="stable")
         pages, first, t_first = pages[order], first[order], t_first[order]
-        cols = np.array(sweeps, dtype=np.float64)
         # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
         ahead = (t_first - cols[first, 7]) * cols[first, 6]
-        delay = int(min(float(np.median(t_first)), float(horizon)))
+        delay = int(min(_median(t_first, is_sorted=True), float(horizon)))
         machine.engine.after(max(delay, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
 
     def _reached(
@@ -389,12 +389,27 @@ class NumaBalancing(Instrument):
         still not reached then stays marked (it faults when its window is scanned and looked at again)."""
         progress = self.machine.progress
         tasks = self.machine.tasks
-        came = np.empty(len(reach))
-        for k, (tid, pc, done, part) in enumerate(reach):
+        came_l: list[float] = []
+        rem: list[float] | None = None
+        for tid, pc, done, part in reach:
             task = tasks[tid]
-            came[k] = (progress.phase_progress(task) - done) * part if task.pc == pc else np.inf
+            if task.pc == pc:
+                if rem is None:  # progress.phase_progress of each task, with one sync
+                    progress.sync()
+                    rem = progress.arrays.rem.tolist()
+                phase = task.phase
+                if isinstance(phase, Touch):
+                    now_done = phase.work - rem[tid]
+                elif isinstance(phase, Compute):
+                    now_done = float(phase.ns) - rem[tid]
+                else:
+                    now_done = 0.0
+                came_l.append((now_done - done) * part)
+            else:
+                came_l.append(np.inf)
+        came = np.array(came_l, dtype=np.float64)
         ok = ahead <= came[first] + 1.0
-        if not ok.all():
+        if np.count_nonzero(ok) != ok.shape[0]:
             rest = ~ok
             if again:
                 self._look_again(st, pages[rest], first[rest], offsets[rest], ahead[rest], reach, came)
@@ -418,15 +433,18 @@ class NumaBalancing(Instrument):
         a = self.machine.progress.arrays
         delay = np.full(len(reach), np.inf)  # kernel work before the sweep moves again (ns)
         per_byte = np.full(len(reach), np.inf)  # ns per byte of the sweep at its rate now
+        rates, shares, oncpu, debts, copies = (
+            a.rate.tolist(), a.share.tolist(), a.oncpu.tolist(), a.debt.tolist(), a.copy_left.tolist()
+        )
         for k, (tid, _pc, _done, part) in enumerate(reach):
-            rate = float(a.rate[tid])
-            share = float(a.share[tid])
-            if rate * part > 0 and share > 0 and a.oncpu[tid] >= 0:
-                delay[k] = float(a.debt[tid]) / share + float(a.copy_left[tid]) / rate
+            rate = rates[tid]
+            share = shares[tid]
+            if rate * part > 0 and share > 0 and oncpu[tid] >= 0:
+                delay[k] = debts[tid] / share + copies[tid] / rate
                 per_byte[k] = 1.0 / (rate * part)
         t = delay[first] + np.maximum(ahead - came[first], 0.0) * per_byte[first]
         finite = np.isfinite(t)
-        if not finite.any():
+        if not np.count_nonzero(finite):
             return
         pages, first, offsets, ahead = pages[finite], first[finite], offsets[finite], ahead[finite]
         when = int(min(float(t[finite].max()), 10 * NSEC_PER_SEC))
@@ -441,7 +459,7 @@ class NumaBalancing(Instrument):
         # Faults only for pages still marked, by tasks still running on a CPU.
         cpus = machine.progress.task_cpus(task_ids)
         ok = (cpus >= 0) & st.marked[pages] & (mm.page_node[pages] >= 0)
-        if not ok.any():
+        if not np.count_nonzero(ok):
             return
         pages, task_ids, offsets, cpus = pages[ok], task_ids[ok], offsets[ok], cpus[ok]
         st.marked[pages] = False
@@ -454,37 +472,38 @@ class NumaBalancing(Instrument):
         per_task = np.bincount(task_ids, minlength=len(tasks))
         faulters = np.flatnonzero(per_task)
         mof_task = np.zeros(len(tasks), dtype=bool)
-        mof_task[faulters] = [tasks[int(t)].mempolicy.mof for t in faulters]
+        faulter_ids = faulters.tolist()
+        mof_task[faulters] = [tasks[t].mempolicy.mof for t in faulter_ids]
         nr_faults = self.nr_faults
         batch = FaultBatch(
             mm=mm.id,
-            time_ns=_ro(now + offsets.astype(np.int64) - int(np.median(offsets))),
+            time_ns=_ro(now + offsets.astype(np.int64) - int(_median(offsets))),
             task=_ro(task_ids),
             tgid=_ro(self._tgids()[task_ids]),
             cpu=_ro(cpus),
             cpu_node=_ro(cpu_node),
             page=_ro(pages),
             page_node=_ro(page_node),
-            last_nid=_ro(st.last_nid[pages].copy()),
-            last_pid=_ro(st.last_pid[pages].copy()),
-            last_cpu=_ro(st.last_cpu[pages].copy()),
+            last_nid=_ro(st.last_nid[pages]),  # (fancy indexing copies)
+            last_pid=_ro(st.last_pid[pages]),
+            last_cpu=_ro(st.last_cpu[pages]),
             base_pages=self.fault_pages,
             nr_faults=nr_faults,
             mof=_ro_bool(mof_task[task_ids]),
         )
         vs = machine.vmstat
         vs.inc("numa_hint_faults", batch.size * nr_faults)
-        vs.inc("numa_hint_faults_local", int((cpu_node == page_node).sum()) * nr_faults)
+        vs.inc("numa_hint_faults_local", int(np.count_nonzero(cpu_node == page_node)) * nr_faults)
         huge_faults = self.fault_pages > 1
         fault_ns = float(nr_faults * self.costs.hint_fault_ns)
-        for tid in faulters.tolist():
+        for tid in faulter_ids:
             n = int(per_task[tid])
             self._pending_ns[tid] = {"hint_faults": n * fault_ns}
             if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock
                 self.contention.events(mm.id, tid).hold("ptl", n, self.contention.costs.ptl_huge_fault_ns)
         self._count(self.driver.faults(batch))
         remote = cpu_node != page_node
-        if remote.any():  # remote faults whose page is still remote after the policy acted: filtered
+        if np.count_nonzero(remote):  # remote faults whose page is still remote after the policy acted: filtered
             self.remote_kept += int((mm.page_node[pages[remote]] != cpu_node[remote]).sum()) * nr_faults
         st.last_nid[pages] = cpu_node
         st.last_pid[pages] = task_ids
@@ -497,7 +516,7 @@ class NumaBalancing(Instrument):
         blocks = pages // mm.thp_units
         ub, first = np.unique(blocks, return_index=True)
         huge = mm.huge[ub]
-        if not huge.any():
+        if not np.count_nonzero(huge):
             return
         ub, first = ub[huge], first[huge]
         mm.set_huge(ub, False)
@@ -518,20 +537,17 @@ class NumaBalancing(Instrument):
         machine = self.machine
         tasks = machine.tasks
         pending, self._pending_ns = self._pending_ns, {}
-        charge = machine.progress.charge_causes
         if mm_id not in self.contention.pending:
-            for tid, by_cause in pending.items():
-                charge(tasks[tid], by_cause)
+            machine.progress.charge_many(pending)
             return
-        oncpu = machine.progress.arrays.oncpu
-        cpus_of = {t.id: int(oncpu[t.id]) for t in self._alive(machine.mms[mm_id]) if oncpu[t.id] >= 0}
+        oncpu = machine.progress.arrays.oncpu.tolist()
+        cpus_of = {t.id: oncpu[t.id] for t in self._alive(machine.mms[mm_id]) if oncpu[t.id] >= 0}
         mm_cpus = sorted(set(cpus_of.values()))
         out = self.contention.settle(mm_id, window_ns, cpus_of, mm_cpus)
         for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns), ("tlb_ipi", out.ipi_ns)):
             for tid, ns in part.items():
                 pending.setdefault(tid, {})[cause] = ns
-        for tid, by_cause in pending.items():
-            charge(tasks[tid], by_cause)
+        machine.progress.charge_many(pending)
         vs = machine.vmstat
         if out.flushes:
             vs.inc("nr_tlb_remote_flush", out.flushes)
@@ -577,6 +593,17 @@ class NumaBalancing(Instrument):
 
         out.update(self.policy.metrics())
         return out
+
+
+def _median(x: npt.NDArray[np.float64], *, is_sorted: bool = False) -> float:
+    """``float(np.median(x))`` of a non-empty array without NaN, without its generic reduction machinery: the
+    middle value, or the mean of the two middle values, ``(a + b) / 2`` as ``np.mean`` computes it."""
+    n = x.shape[0]
+    s = x if is_sorted else np.sort(x)
+    h = n // 2
+    if n % 2:
+        return float(s[h])
+    return float((s[h - 1] + s[h]) / 2.0)
 
 
 def _ro_bool(arr: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from memsched.config import knob, validate
 
@@ -109,6 +110,12 @@ class Outcome:
     ipis: int = 0
 
 
+#: Each lock's name and readers of its ``Events`` fields: hold ns, sum of squared holds, number of holds.
+_LOCK_FIELDS = tuple(
+    (lock, attrgetter(f"{lock}_ns"), attrgetter(f"{lock}_sq"), attrgetter(f"{lock}_n")) for lock in ("ptl", "anon")
+)
+
+
 @dataclass
 class Contention:
     """The lock and TLB-shootdown accounting of one machine's NUMA balancing."""
@@ -142,22 +149,22 @@ class Contention:
         flushes_now = ipis_now = 0
         c = self.costs
         w = max(float(window_ns), 1.0)
-        for lock in ("ptl", "anon"):
-            total = sum(getattr(e, f"{lock}_ns") for e in ev.values())
+        for lock, ns_of, sq_of, n_of in _LOCK_FIELDS:
+            total = sum(ns_of(e) for e in ev.values())
             if total <= 0:
                 continue
-            total_sq = sum(getattr(e, f"{lock}_sq") for e in ev.values())
-            total_n = sum(getattr(e, f"{lock}_n") for e in ev.values())
+            total_sq = sum(sq_of(e) for e in ev.values())
+            total_n = sum(n_of(e) for e in ev.values())
             mutex = lock == "anon" and self.anon_vma_mutex
             for task, e in ev.items():
-                n_i = getattr(e, f"{lock}_n")
+                n_i = n_of(e)
                 if task < 0 or n_i == 0:
                     continue
-                others = total - getattr(e, f"{lock}_ns")
+                others = total - ns_of(e)
                 if others <= 0:
                     continue
                 rho = min(others / w, RHO_CAP)
-                residual = (total_sq - getattr(e, f"{lock}_sq")) / (2 * w)
+                residual = (total_sq - sq_of(e)) / (2 * w)
                 wait = min(n_i * residual / (1.0 - rho), others)
                 if mutex:
                     mean_hold = others / max(total_n - n_i, 1)
@@ -172,7 +179,7 @@ class Contention:
                     sleep[task] = sleep.get(task, 0.0) + slept
                     # The waiter is woken by whoever releases the lock last before it: the heaviest other user.
                     heavy = max(
-                        (t for t in ev if t >= 0 and t != task), key=lambda t: getattr(ev[t], f"{lock}_ns"), default=-1
+                        (t for t in ev if t >= 0 and t != task), key=lambda t: ns_of(ev[t]), default=-1
                     )
                     if heavy >= 0 and heavy in cpus_of:
                         waker[task] = cpus_of[heavy]
@@ -182,9 +189,10 @@ class Contention:
         flushes = {t: e.tlb_flushes for t, e in ev.items() if e.tlb_flushes}
         if flushes:
             total_flush = sum(flushes.values())
+            mm_set = set(mm_cpus)
             for task, n in flushes.items():
-                own_cpu = cpus_of.get(task, -1)
-                targets = len([cpu for cpu in mm_cpus if cpu != own_cpu])
+                # every CPU of the mm but the sender's own (mm_cpus holds each CPU once)
+                targets = len(mm_set) - (cpus_of.get(task, -1) in mm_set)
                 if task >= 0:
                     send = n * (c.tlb_flush_ns + c.tlb_flush_per_cpu_ns * targets)
                     send_ns[task] = send_ns.get(task, 0.0) + send
@@ -194,7 +202,7 @@ class Contention:
                 flushes_now += n
                 ipis_now += n * targets
             for task, cpu in cpus_of.items():
-                if cpu in mm_cpus:
+                if cpu in mm_set:
                     received = total_flush - flushes.get(task, 0)
                     if received > 0:
                         ipi[task] = received * float(c.tlb_ipi_ns)

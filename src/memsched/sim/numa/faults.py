@@ -45,12 +45,13 @@ def _when(pages: IntArray, page_size: int, cols: FloatArray) -> FloatArray:
 
 
 def first_touchers(
-    pages: IntArray, page_size: int, sweeps: Sequence[Sweep], *, stride: int = 32
+    pages: IntArray, page_size: int, sweeps: Sequence[Sweep] | FloatArray, *, stride: int = 32
 ) -> tuple[IntArray, FloatArray]:
     """For each page of ``pages`` (sorted, ascending): the index into ``sweeps`` of the first sweep to reach
-    it and the time (ns from now) it gets there (``inf`` and -1 where no sweep covers the page)."""
+    it and the time (ns from now) it gets there (``inf`` and -1 where no sweep covers the page). ``sweeps``
+    may be given as their float64 array already (one row per sweep)."""
     n = pages.shape[0]
-    cols = np.array(sweeps, dtype=np.float64)
+    cols = sweeps if isinstance(sweeps, np.ndarray) else np.array(sweeps, dtype=np.float64)
     if n == 0 or cols.shape[0] == 0:
         return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
     if n * cols.shape[0] <= 8192 or n <= 2 * stride or cols.shape[0] == 1:
@@ -66,24 +67,25 @@ def first_touchers(
     # Pages where some sweep's arrival time jumps: just after its cursor (the time wraps to zero there) and
     # at the ends of its region.
     cursor_page = (cols[:, 1] + cols[:, 5]) // page_size
-    jumps = np.unique(np.concatenate([cursor_page, cursor_page + 1, cols[:, 3], cols[:, 4]]).astype(np.int64))
+    # (sorted, not deduplicated: only whether a gap holds one matters)
+    jumps = np.sort(np.concatenate([cursor_page, cursor_page + 1, cols[:, 3], cols[:, 4]]).astype(np.int64))
     lo_p, hi_p = pages[idx[:-1]], pages[idx[1:]]
     inside = np.searchsorted(jumps, hi_p, side="right") - np.searchsorted(jumps, lo_p, side="right")
     ambiguous = (who_s[:-1] != who_s[1:]) | (inside > 0)
     who = np.repeat(who_s[:-1], np.diff(idx))
     who = np.append(who, who_s[-1])
-    if ambiguous.any():
+    if np.count_nonzero(ambiguous):
         gaps = np.flatnonzero(ambiguous)
         lengths = idx[gaps + 1] - idx[gaps] + 1
         within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        # (adjacent gaps share their end page: it is evaluated twice, to the same winner)
         sel = np.repeat(idx[gaps], lengths) + within
-        sel = np.unique(sel)
         who[sel] = np.argmin(_when(pages[sel], page_size, cols), axis=0)
     # Arrival time of the chosen sweep at each page.
-    c = cols[who]
+    rstart, nbytes, p0, p1, cursor, rate, delay = (np.take(col, who) for col in cols.T[1:8])
     starts = (pages * page_size).astype(np.float64)
-    offset = np.maximum(starts, c[:, 1]) - c[:, 1]
-    t = c[:, 7] + ((offset - c[:, 5]) % c[:, 2]) / c[:, 6]
-    covered = (pages >= c[:, 3]) & (pages < c[:, 4])
+    offset = np.maximum(starts, rstart) - rstart
+    t = delay + ((offset - cursor) % nbytes) / rate
+    covered = (pages >= p0) & (pages < p1)
     t = np.where(covered, t, np.inf)
     return np.where(covered, who, -1).astype(np.int64), t

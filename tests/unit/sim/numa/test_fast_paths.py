@@ -1,0 +1,97 @@
+"""The hot path's shortcuts give exactly (bit for bit) what the generic numpy calls they replace give."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from memsched.sim.fluid.memmodel import _progressive_fill
+from memsched.sim.mm.migrate import distinct
+from memsched.sim.numa.balancing import _median
+from memsched.sim.numa.faults import _when, first_touchers
+
+
+def test_median_is_numpys_bit_for_bit() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        n = int(rng.integers(1, 40))
+        x = rng.random(n) * 10.0 ** int(rng.integers(0, 12))
+        want = np.float64(np.median(x)).tobytes()
+        assert np.float64(_median(x)).tobytes() == want
+        assert np.float64(_median(np.sort(x), is_sorted=True)).tobytes() == want
+
+
+def test_distinct_is_unique() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(2000):
+        x = rng.integers(-3 if rng.random() < 0.1 else 0, 60, size=int(rng.integers(0, 30)))
+        got, want = distinct(x), np.unique(x)
+        assert got.dtype == want.dtype and got.tolist() == want.tolist()
+
+
+def test_first_touchers_sampled_path_equals_every_pair() -> None:
+    """Sampling every 32nd page (and the pages of ambiguous gaps) finds the same first sweep and time as
+    evaluating every (sweep, page) pair."""
+    rng = np.random.default_rng(2)
+    psz = 4096
+    for _ in range(40):
+        npages = 4000
+        pages = np.sort(rng.choice(npages, size=int(rng.integers(300, 1500)), replace=False)).astype(np.int64)
+        sweeps = []
+        for tid in range(int(rng.integers(2, 30))):
+            p0 = int(rng.integers(0, npages // 2))
+            p1 = int(rng.integers(p0 + 1, npages + 1))
+            start, nbytes = p0 * psz + int(rng.integers(0, psz)), (p1 - p0 - 1) * psz
+            sweeps.append(
+                (tid, start, max(nbytes, 1), p0, p1, float(rng.random() * nbytes), float(rng.random() * 4 + 0.1),
+                 float(rng.random() * 1e5))
+            )
+        who, t = first_touchers(pages, psz, sweeps)
+        when = _when(pages, psz, np.array(sweeps, dtype=np.float64))
+        best: npt.NDArray[np.int64] = np.argmin(when, axis=0)
+        t_all = when[best, np.arange(pages.shape[0])]
+        assert t.tobytes() == t_all.tobytes()
+        assert who.tolist() == np.where(np.isfinite(t_all), best, -1).tolist()
+
+
+def _fill_reference(
+    a: npt.NDArray[np.float64], cap: npt.NDArray[np.float64], demand: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Progressive filling as first written (row copies every round, the used columns as a sub-matrix)."""
+    n = a.shape[0]
+    rate = np.zeros(n)
+    remaining = cap.astype(np.float64).copy()
+    active = demand > 0
+    t = 0.0
+    uses = a > 0
+    while active.any():
+        load = demand[active] @ a[active]
+        pos = load > 1e-12
+        step = 1.0 - t
+        if pos.any():
+            step = min(step, float((remaining[pos] / load[pos]).min()))
+        step = max(step, 0.0)
+        rate[active] += step * demand[active]
+        remaining -= step * load
+        t += step
+        if t >= 1.0 - 1e-12:
+            break
+        saturated = pos & (remaining <= 1e-9 * cap)
+        frozen = active & uses[:, saturated].any(axis=1)
+        if not frozen.any():
+            break
+        active &= ~frozen
+    return rate
+
+
+def test_progressive_fill_equals_its_first_form() -> None:
+    """Including rounds that saturate several resources at once and rows that start frozen (zero demand)."""
+    rng = np.random.default_rng(3)
+    for k in range(500):
+        n, r = int(rng.integers(1, 50)), int(rng.integers(2, 40))
+        a = rng.random((n, r)) * (rng.random((n, r)) < 0.4)
+        demand = rng.random(n) * (rng.random(n) < 0.9)
+        cap = rng.random(r) * n * 0.3
+        if k % 3 == 0:  # equal capacities and demands: ties, several columns saturating together
+            a, cap, demand = np.round(a * 4) / 4, np.full(r, 1.0), np.where(demand > 0, 1.0, 0.0)
+        assert _progressive_fill(a, cap, demand).tobytes() == _fill_reference(a, cap, demand).tobytes()
