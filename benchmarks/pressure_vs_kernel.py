@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         json.dump(results, sys.stdout, indent=1, sort_keys=True)
         print()
         return
-    tick = f"a tick later ({kernel['tick_ns'] / 1e6:g} ms)" if kernel["tick_ns"] else "the next cond_resched()"
+    tick = "the reclaimer's sleeps and the EEVDF wakeup rule at each tick"
     print(
         f"kernel {kernel['release']} (preempt={kernel['preempt']}, HZ={kernel['hz']}; simulated as "
         f"{kernel['sim_kernel']}, vmpressure work at {tick}); disk {disk[0]:.0f} MiB/s write, {disk[1]:.0f} "

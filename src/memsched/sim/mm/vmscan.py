@@ -237,6 +237,8 @@ class Vmscan:
         self.kswapd = [Kswapd(n, machine.topology.nodes[n].cpus[-1]) for n in range(frames.nr_nodes)]
         #: Called with (kswapd, running) when a kswapd starts or stops (PSI counts it as a stalled task).
         self.on_kswapd: list[Callable[[Kswapd, bool], None]] = []
+        #: Called with (offset in the reclaimer's stall, ns) when the reclaimer sleeps (set by ``Reclaim``).
+        self.on_sleep: Callable[[float, float], None] = _no_sleep_hook
 
     # ---- freeing -------------------------------------------------------------------------------------------
     def free_frames(
@@ -423,7 +425,10 @@ class Vmscan:
         if legacy_memcg:  # wait on pages already tagged for immediate reclaim (shrink_folio_list case 3)
             waiting = wb & fr.reclaim[pfns]
             if waiting.any():
-                sc.wait_ns += self.writeback.wait_on_writeback(pfns[waiting])
+                at = sc.at_ns
+                w = self.writeback.wait_on_writeback(pfns[waiting])
+                self.on_sleep(at, w)
+                sc.wait_ns += w
                 wb = fr.writeback[pfns]
         fr.reclaim[pfns[wb]] = True
         # Under writeback: tagged PG_reclaim, and (4.12+) activated out of the way until written.
@@ -448,7 +453,10 @@ class Vmscan:
                 if nd == k or not b.dirty_file_activate:  # nr_unqueued_dirty == nr_taken: nudge the flusher
                     self.writeback.wakeup_flusher()
                     if nd == k and legacy_memcg and b.v1_writeback_throttle:
-                        sc.wait_ns += self.writeback.reclaim_throttle()
+                        at = sc.at_ns
+                        w = self.writeback.reclaim_throttle()
+                        self.on_sleep(at, w)  # schedule_timeout(): the task leaves its CPU
+                        sc.wait_ns += w
             free = rest & ~dirty
         else:
             in_swap = rest & fr.swapcache[pfns]
@@ -582,3 +590,7 @@ class Vmscan:
     def _kswapd_sleep(self, k: Kswapd) -> None:
         k.running = False
         self._kswapd_state(k, False)
+
+
+def _no_sleep_hook(at_ns: float, ns: float) -> None:
+    """No task to put to sleep (a Vmscan without a ``Reclaim``)."""

@@ -61,6 +61,8 @@ class DirtyThrottle:
     def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
         self._wb.throttled += 1
         self._waiters.append((task, wake))
+        for hook in self._wb.on_task_sleep:  # io_schedule_timeout(): the writer leaves its CPU
+            hook(task)
 
     def wake_all(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -114,6 +116,8 @@ class Writeback:
         self._last_run: int | None = None
         self._reclaim_request = False
         self.throttle = DirtyThrottle(self)
+        #: Called with a task that starts sleeping in ``balance_dirty_pages()``.
+        self.on_task_sleep: list[Callable[[FluidTask], None]] = []
 
     # ---- thresholds ----------------------------------------------------------------------------------------
     def thresholds(self) -> tuple[int, int]:
