@@ -88,7 +88,7 @@ def test_reader_after_writer_finds_its_cache_and_listener_only_counts() -> None:
     signals = {lv: len(t) for lv, t in ear["signal_times_s"].items()}
     # A critical snapshot would signal the low listener too; on EEVDF (6.18) the writer's first windows (all
     # dirty, priorities walked down) merge with the low ones after them until the tick lets the kworker in.
-    assert 0 < signals["low"] and signals.get("critical", 0) <= signals["low"]
+    assert signals["low"] > 0 and signals.get("critical", 0) <= signals["low"]
     assert 0 < sum(ear["events"].values()) <= sum(signals.values())  # one read may take several signals
     assert ear["sheds"] == 0 and ear["released_mib"] == 0
     assert set(ear["events"]) <= {"low", "critical"}
