@@ -314,7 +314,9 @@ class Reclaim(Instrument):
         if not _exited(task):
             if stall > 0:
                 self._stall(task, stall, asleep[0])
-            self.machine.lifecycle.block_for(task, asleep[0] + asleep[1])
+            slept = asleep[0] + asleep[1]
+            if slept > 0 and not self.machine.lifecycle.block_for(task, slept):
+                self.machine.charge_system(task, slept)  # not on a CPU to leave: the wait delays it all the same
             if dying:  # chosen by the memcg OOM killer: it exits when its charge gives up
                 self.engine.after(max(1, round(stall)), Prio.WAKEUP, self._oom_exit, task)
         return pages if ok else np.empty(0, dtype=np.int64)
