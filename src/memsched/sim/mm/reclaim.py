@@ -270,8 +270,7 @@ class Reclaim(Instrument):
             self._sampling = True
             self.engine.after(self.config.sample_interval_ns, Prio.SAMPLE, self._sample)
 
-    def _task_sleeps(self, task: FluidTask) -> None:
-        """``task`` blocks (``balance_dirty_pages()``): its CPU schedules, and its kworker runs."""
+    def _task_sleeps(self, task: FluidTask) -> None:  # balance_dirty_pages(): its CPU's kworker runs
         if task.cpu >= 0:
             self.vmpressure.sleep(self.engine.now, 0, cpu=task.cpu)
 
@@ -322,12 +321,11 @@ class Reclaim(Instrument):
         return pages if ok else np.empty(0, dtype=np.int64)
 
     def kernel_sleep(self, at_ns: float, ns: float, *, in_stall: bool = True) -> None:
-        """The faulting task sleeps ``ns`` at ``at_ns`` into its fault (``in_stall``: a reclaim wait, part of
-        its memory stall; else a disk read): it leaves its CPU, whose kworker runs then."""
-        asleep = self._asleep
-        if ns <= 0 or asleep is None:
+        """The faulting task sleeps ``ns`` at ``at_ns`` into its fault (``in_stall``: a reclaim wait, else a
+        disk read): it leaves its CPU, whose kworker runs then."""
+        if ns <= 0 or self._asleep is None:
             return
-        asleep[0 if in_stall else 1] += ns
+        self._asleep[0 if in_stall else 1] += ns
         self.vmpressure.sleep(self.engine.now + round(at_ns), ns)
 
     def _fault_anon(
