@@ -1,7 +1,7 @@
 """Simulated seconds per wall-clock second for the autonuma-benchmark workloads, and old against new code.
 
     python benchmarks/sim_speed.py [--policies none,...] [--workloads numa01,...] [--topologies ...] [--json]
-    python benchmarks/sim_speed.py --compare-to REV [--repeat 3] [--policies all] [--topologies ...]
+    python benchmarks/sim_speed.py --compare-to REV [--repeat 3] [--policies all] [--topologies ...] [--no-thp]
     python benchmarks/sim_speed.py --compare-to REV --whole [-- compare arguments...]
 
 Without ``--compare-to``: runs each (topology, workload, policy) once in this process, timing only the
@@ -38,10 +38,12 @@ CHILD = r"""
 import json, sys, time
 from memsched.workloads.runner import run_one
 from memsched.workloads.runspec import RunSpec
+from memsched.workloads.numa import NumaOptions
 out = []
+opts = None if sys.argv[2] == "thp" else NumaOptions(thp=False)
 for topo, wl, pol, seed in json.loads(sys.argv[1]):
     t0, c0 = time.perf_counter(), time.process_time()
-    rec = run_one(RunSpec(wl, topo, pol, seed))
+    rec = run_one(RunSpec(wl, topo, pol, seed, options=opts))
     out.append({"elapsed_s": rec["elapsed_s"], "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0})
 print(json.dumps(out))
 """
@@ -73,9 +75,13 @@ def _env(src: Path) -> dict[str, str]:
     return env
 
 
-def _cells_in(src: Path, cells: list[tuple[str, str, str, int]]) -> list[dict[str, float]]:
+def _cells_in(src: Path, cells: list[tuple[str, str, str, int]], thp: bool = True) -> list[dict[str, float]]:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(cells)], env=_env(src), capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, json.dumps(cells), "thp" if thp else "4k"],
+        env=_env(src),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rows: list[dict[str, float]] = json.loads(done.stdout)
     return rows
@@ -113,6 +119,10 @@ def _compare_to(args: argparse.Namespace, extra: list[str]) -> None:
                 print(f"memsched {' '.join(argv)}  (median of {args.repeat}, old = {args.compare_to})")
                 print(f"  wall  old {ow:8.2f} s  new {nw:8.2f} s  new/old {nw / ow:5.2f}")
                 print(f"  cpu   old {oc:8.2f} s  new {nc:8.2f} s  new/old {nc / oc:5.2f}")
+                # Parallel efficiency: CPU used over what the workers could have used while the command ran.
+                ncpu = os.cpu_count() or 1
+                eff_old, eff_new = oc / (ow * ncpu), nc / (nw * ncpu)
+                print(f"  parallel efficiency (cpu / (wall x {ncpu}))  old {eff_old:5.2f}  new {eff_new:5.2f}")
                 return
             cells = [
                 (t, w, p, args.seed)
@@ -123,7 +133,7 @@ def _compare_to(args: argparse.Namespace, extra: list[str]) -> None:
             times: dict[str, list[list[float]]] = {"old": [], "new": []}
             for _ in range(args.repeat):
                 for side, src in (("old", old / "src"), ("new", new_src)):
-                    times[side].append([r["cpu_s"] for r in _cells_in(src, cells)])
+                    times[side].append([r["cpu_s"] for r in _cells_in(src, cells, not args.no_thp)])
             head = f"{'topology':18s} {'workload':20s} {'policy':12s}"
             print(f"{head} {'old cpu s':>10s} {'new cpu s':>10s} {'new/old':>8s}")
             tot_old = tot_new = 0.0
@@ -152,6 +162,7 @@ def main() -> None:
     ap.add_argument("--compare-to", metavar="REV", help="time this git revision's code side by side with this tree's")
     ap.add_argument("--repeat", type=int, default=3, help="alternations of old and new (with --compare-to)")
     ap.add_argument("--whole", action="store_true", help="time whole `memsched compare ARGS` commands")
+    ap.add_argument("--no-thp", action="store_true", help="cells with 4 KiB pages (memsched run --no-thp)")
     args = ap.parse_args(argv)
     if args.topologies is None:
         args.topologies = ",".join(_presets())

@@ -1,5 +1,9 @@
 """``python -m memsched`` and the ``memsched`` console script.
 
+``memsched list ...`` and ``memsched rt admit ...`` take a fast path that does not load typer
+(:mod:`memsched.cli.fast`, which hands anything it does not fully understand back); every other command
+loads the typer command line.
+
 The command line is imported inside :func:`run`, so that a Ctrl-C while it loads (numpy, rich, typer: about
 half a second) ends with "memsched: interrupted" and status 130, not a traceback from the import machinery.
 
@@ -43,8 +47,13 @@ def run() -> int:
     except ValueError:  # not the main thread
         previous = None
     hook, sys.unraisablehook = sys.unraisablehook, unraisable
+    fast_command = None
     try:
-        from memsched.cli import main
+        from memsched.cli import fast
+
+        fast_command = fast.parse(sys.argv[1:])
+        if fast_command is None:
+            from memsched.cli import main
     except BaseException as e:
         if not is_interrupt(e):
             raise
@@ -56,6 +65,8 @@ def run() -> int:
     if seen:  # also when the import machinery swallowed the KeyboardInterrupt ("Exception ignored in ...")
         print("memsched: interrupted", file=sys.stderr)
         return 130
+    if fast_command is not None:
+        return fast.execute(fast_command)
     return main()
 
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-import memsched.cli.sim as cli_sim
 from helpers.live_fixtures import FIXTURES
 from helpers.numa_plugins import chatty_registered
 from memsched.cli import main
@@ -76,7 +75,7 @@ def test_model_and_internal_errors(
     def fail(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(cli_sim, "run_one", fail)
+    monkeypatch.setattr("memsched.workloads.runner.run_one", fail)  # cli/sim.py imports it when it runs
     rc, out, err = run_cli(capsys, "run", "numa02", *SMALL)
     assert rc == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and err.startswith(line)

@@ -20,17 +20,12 @@ import re
 import resource
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, Any
 
 from memsched.errors import ConfigError
-from memsched.units import MIB, format_bytes, parse_size
 
 __all__ = [
     "check_writable",
@@ -39,16 +34,58 @@ __all__ = [
     "memory_budget",
     "memory_error_message",
     "out_console",
+    "out_width",
     "progress_bar",
     "simulation_memory_limit",
     "whole_number",
     "write_atomic",
 ]
 
-# Off a terminal (pipes, CI logs) rich would lay tables out for 80 columns; give them room instead, unless
-# $COLUMNS says how wide the reader's screen is (rich reads it when ``width`` is None).
-out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160)
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    #: stdout's and stderr's rich consoles, made on first use (``rich`` takes ~40 ms to import; ``memsched list``
+    #: with ``--json`` and ``rt admit`` never need it): see :func:`__getattr__`.
+    out_console: Console
+    err_console: Console
+
+#: The width tables get off a terminal when ``$COLUMNS`` does not say (see :func:`out_width`).
+PIPE_WIDTH = 160
+
+
+def _fixed_out_width() -> int | None:
+    """Off a terminal (pipes, CI logs) rich would lay tables out for 80 columns; give them room instead, unless
+    $COLUMNS says how wide the reader's screen is (rich reads it when ``width`` is None)."""
+    return None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else PIPE_WIDTH
+
+
+def out_width() -> int:
+    """The width of :data:`out_console`, without importing rich when it is the fixed :data:`PIPE_WIDTH`."""
+    fixed = _fixed_out_width()
+    if fixed is not None and "out_console" not in globals():
+        return fixed
+    width: int = _console("out_console").width
+    return width
+
+
+def _console(name: str) -> Console:
+    """``out_console`` or ``err_console`` (a bare name inside this module does not reach :func:`__getattr__`)."""
+    console: Console = globals()[name] if name in globals() else __getattr__(name)
+    return console
+
+
+def __getattr__(name: str) -> Any:
+    """``out_console`` and ``err_console``, made (once) on first use."""
+    if name not in ("out_console", "err_console"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    if name == "out_console":
+        console = Console(width=_fixed_out_width())
+    else:
+        console = Console(stderr=True)
+    globals()[name] = console
+    return console
 
 
 #: An integer option: optional sign, then at most 19 ASCII digits (every value fits a signed 64-bit integer).
@@ -89,10 +126,12 @@ def progress_bar(total: float | None, description: str) -> Iterator[Callable[[fl
     if not show_progress():
         yield lambda x: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = [TextColumn("{task.description}"), BarColumn()]
     if total is not None:
         columns.append(MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=err_console, transient=True) as bar:
+    with Progress(*columns, TimeElapsedColumn(), console=_console("err_console"), transient=True) as bar:
         task = bar.add_task(description, total=total)
         if total is None:
             yield lambda x: bar.update(task, description=f"{description}: {x:,.0f} simulated s")
@@ -139,6 +178,8 @@ def write_atomic(path: Path, data: bytes | str) -> None:
 
     The file gets the mode ``open()`` would give a new file (0666 less the umask): ``mkstemp`` creates 0600."""
     raw = data.encode() if isinstance(data, str) else data
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -156,7 +197,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
 #: reaches the command line's handler after the limit has been lifted again.
 _last_limit: list[int] = []
 #: Below this, a limit would refuse even the smallest simulation; a smaller machine is left to itself.
-_MIN_LIMIT = 256 * MIB
+_MIN_LIMIT = 256 << 20  # 256 MiB
 
 
 def _meminfo_available() -> int | None:
@@ -200,6 +241,8 @@ def memory_budget(jobs: int = 1, environ: dict[str, str] | None = None) -> int |
     env = os.environ if environ is None else environ
     text = env.get("MEMSCHED_MEMORY_LIMIT")
     if text:
+        from memsched.units import parse_size
+
         return parse_size(text, field="MEMSCHED_MEMORY_LIMIT", unit_required=True)
     known = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
     if not known:
@@ -232,6 +275,8 @@ def simulation_memory_limit(jobs: int | None = 1) -> Iterator[None]:
 def memory_error_message() -> str:
     """What to say when an allocation failed (under :func:`simulation_memory_limit` or not)."""
     if _last_limit:
+        from memsched.units import format_bytes
+
         limit = _last_limit[0]
         return (
             f"out of memory: the simulation needed more than its limit of {format_bytes(limit)} "

@@ -8,23 +8,22 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from memsched.cli.common import emit_json, out_console, whole_number
+from memsched.cli.common import (
+    emit_json,
+    whole_number,
+)
 from memsched.cli.numa import numa_app
-from memsched.config import parse_set_args
-from memsched.conformance import load_policy
 from memsched.errors import ConfigError
-from memsched.live import capabilities
-from memsched.live.numa.balance import LiveBalancer, SampleReport
-from memsched.live.numa.snapshot import NumaSnapshot, locality, take_snapshot
-from memsched.live.procfs import MissingFieldWarning
-from memsched.live.roots import LiveRoots
-from memsched.topology.sysfs import topology_from_sysfs
-from memsched.uapi.cpumask import format_cpulist
 from memsched.units import MIB, parse_duration
+
+if TYPE_CHECKING:
+    from memsched.live.numa.balance import SampleReport
+    from memsched.live.numa.snapshot import NumaSnapshot
+    from memsched.live.roots import LiveRoots
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 IntervalOpt = Annotated[str, typer.Option("--interval", help="time between samples, with a unit (2s, 500ms)")]
@@ -35,6 +34,8 @@ SysRootOpt = Annotated[Path, typer.Option("--sys-root", help="read this copy of 
 
 
 def _roots(proc_root: Path, sys_root: Path) -> LiveRoots:
+    from memsched.live.roots import LiveRoots
+
     for field, path in (("--proc-root", proc_root), ("--sys-root", sys_root)):
         if not path.is_dir():
             raise ConfigError(field, str(path), "must be an existing directory")
@@ -44,6 +45,8 @@ def _roots(proc_root: Path, sys_root: Path) -> LiveRoots:
 @contextmanager
 def _kernel_warnings() -> Iterator[None]:
     """Fields the kernel did not print become one ``memsched: warning:`` line each on stderr (not repeated)."""
+    from memsched.live.procfs import MissingFieldWarning
+
     seen: set[str] = set()
 
     def show(
@@ -89,6 +92,10 @@ def _interval(text: str) -> int:
 
 
 def _top_document(snap: NumaSnapshot, roots: LiveRoots) -> dict[str, object]:
+    from memsched.live import capabilities
+    from memsched.live.numa.snapshot import locality
+    from memsched.uapi.cpumask import format_cpulist
+
     topo = snap.topology
     caps = capabilities(roots)
     return {
@@ -114,6 +121,8 @@ def _top_document(snap: NumaSnapshot, roots: LiveRoots) -> dict[str, object]:
 
 def _machine_line(nr_nodes: int, roots: LiveRoots) -> str:
     """``1 node, balancing off``: what the JSON's capabilities say, in words (with the reason for "off")."""
+    from memsched.live import capabilities
+
     caps = capabilities(roots)
     nodes = f"{nr_nodes} node{'' if nr_nodes == 1 else 's'}"
     if caps.numa_balancing.available:
@@ -122,7 +131,10 @@ def _machine_line(nr_nodes: int, roots: LiveRoots) -> str:
 
 
 def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int, machine: str) -> None:
+    from memsched.cli.common import out_console
+    from memsched.live.numa.snapshot import locality
     from memsched.report.fit import Column, FitTable, size
+    from memsched.uapi.cpumask import format_cpulist
 
     topo = snap.topology
     out_console.print(machine, highlight=False)
@@ -221,6 +233,10 @@ def top(
 
 
 def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, limit: int) -> None:
+    from memsched.cli.common import out_console
+    from memsched.live.numa.snapshot import take_snapshot
+    from memsched.topology.sysfs import topology_from_sysfs
+
     topo = topology_from_sysfs(roots.sys_root)
     if json_out:
         emit_json(_top_document(take_snapshot(roots, topo), roots))
@@ -308,6 +324,12 @@ def balance(
     Only processes this user may change are balanced. With --proc-root/--sys-root (a copied tree or a
     fixture) only --dry-run is possible.
     """
+    from memsched.config import parse_set_args
+    from memsched.conformance import load_policy
+    from memsched.live import capabilities
+    from memsched.live.numa.balance import LiveBalancer
+    from memsched.live.roots import LiveRoots
+
     roots = _roots(proc_root, sys_root)
     spec, instance = load_policy(policy, parse_set_args(set_ or []))
     count = _count(count)

@@ -17,19 +17,20 @@ from typing import IO, Annotated
 
 import typer
 
+from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import whole_number
 from memsched.cli.pressure import pressure_app
-from memsched.config import parse_set_args
 from memsched.errors import ConfigError
-from memsched.live.act import LiveActor, Protect, open_subtree
-from memsched.policies.act import registry as act_registry
-from memsched.policies.act.conformance import load_policy
 from memsched.units import NSEC_PER_SEC, parse_duration
+
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_POLICY_HELP = "action policy: " + ", ".join(registry_names("act_policies"))
+
 
 
 @pressure_app.command("act")
 def act(
-    policy: Annotated[str, typer.Option("--policy", help="action policy: " + ", ".join(act_registry.names()))],
+    policy: Annotated[str, typer.Option("--policy", help=_POLICY_HELP)],
     cgroup: Annotated[str, typer.Option("--cgroup", help="the subtree to act in: a directory or a path (/app)")],
     protect: Annotated[
         list[str] | None, typer.Option("--protect", help="pid or comm name never to signal (repeatable, a,b)")
@@ -40,6 +41,10 @@ def act(
     duration: Annotated[str | None, typer.Option("--duration", help="stop after this long (e.g. 30s)")] = None,
 ) -> None:
     """Kill or shed inside one cgroup subtree as earlyoom, systemd-oomd, lmkd ... would."""
+    from memsched.config import parse_set_args
+    from memsched.live.act import LiveActor, Protect, open_subtree
+    from memsched.policies.act.conformance import load_policy
+
     knobs = parse_set_args(sets or [])
     chosen = load_policy(policy, knobs)
     prot = Protect.parse(protect or [])
@@ -105,6 +110,7 @@ def act_sim(
 
     from memsched.cli.common import check_writable, emit_json, out_console, simulation_memory_limit, write_atomic
     from memsched.errors import UnknownNameError
+    from memsched.policies.act import registry as act_registry
     from memsched.report.act import act_html, act_table
     from memsched.workloads.act import list_act_scenarios, load_act_scenario
     from memsched.workloads.runner import pool_worker_init

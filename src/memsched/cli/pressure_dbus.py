@@ -7,7 +7,6 @@ The other direction is a backend: ``memsched pressure watch --backend dbus`` (``
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import sys
@@ -15,15 +14,14 @@ from typing import Annotated
 
 import typer
 
+from memsched.cli.catalogue import names as registry_names
 from memsched.cli.pressure import pressure_app
-from memsched.config import from_sets, parse_set_args
 from memsched.errors import ConfigError, MemschedError
-from memsched.live.pressure import PressureOptions, PressureSource, parse_level
-from memsched.live.pressure.backends import BACKENDS, open_backend
-from memsched.live.pressure.context import BackendContext
-from memsched.live.pressure.dbus import BUS_NAME, LMM_LEVELS, OBJECT_PATH, resolve_bus
-from memsched.live.pressure.dbus_service import LowMemoryMonitorService
 from memsched.units import parse_duration
+
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_BACKEND_HELP = "auto, " + ", ".join(registry_names("pressure_backends")) + " (the source of the events)"
+
 
 
 def _log(message: str) -> None:
@@ -47,7 +45,7 @@ def dbus(
         typer.Option("--bus", help="system (where GLib listens), session, or a D-Bus address (unix:path=...)"),
     ] = "system",
     backend: Annotated[
-        str, typer.Option("--backend", "-b", help="auto, " + ", ".join(BACKENDS) + " (the source of the events)")
+        str, typer.Option("--backend", "-b", help=_BACKEND_HELP)
     ] = "auto",
     cgroup: Annotated[
         str | None,
@@ -70,6 +68,15 @@ def dbus(
     ] = None,
 ) -> None:
     """Serve org.freedesktop.LowMemoryMonitor: LowMemoryWarning 50/100/255 for LOW/MEDIUM/OOM, for GLib apps."""
+    import asyncio
+
+    from memsched.config import from_sets, parse_set_args
+    from memsched.live.pressure import PressureOptions, PressureSource, parse_level
+    from memsched.live.pressure.backends import open_backend
+    from memsched.live.pressure.context import BackendContext
+    from memsched.live.pressure.dbus import BUS_NAME, LMM_LEVELS, OBJECT_PATH, resolve_bus
+    from memsched.live.pressure.dbus_service import LowMemoryMonitorService
+
     threshold = parse_level(level, field="--level")
     min_interval_ns = _nonnegative_duration(min_interval, "--min-interval")
     reconnect_ns = _nonnegative_duration(reconnect_timeout, "--reconnect-timeout")

@@ -20,42 +20,30 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Group
-from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
-from memsched.cli.common import out_console, whole_number
-from memsched.cli.pressure import pressure_app
-from memsched.config import from_sets, parse_set_args
-from memsched.errors import ConfigError, MemschedError
-from memsched.live.cgroups import cgroup_mounts, check_cgroup_exists
-from memsched.live.pressure import (
-    PressureMonitor,
-    PressureOptions,
-    PressureRecord,
-    PressureSource,
-    open_monitor,
-    parse_level,
+from memsched.cli.catalogue import names as registry_names
+from memsched.cli.common import (
+    whole_number,
 )
-from memsched.live.pressure.backends import BACKENDS, open_backend
-from memsched.live.pressure.context import BackendContext
-from memsched.live.pressure.daemon import PressureDaemon, default_socket_path
-from memsched.live.pressure.psi import psi_target
-from memsched.live.pressure.reclaim_index import DeltaTracker, vmstat_sample
-from memsched.live.procfs import parse_flat_keyed, parse_psi
-from memsched.live.roots import LiveRoots, try_read_text
-from memsched.pressure.index import Rfc2012VmpressureConfig
-from memsched.uapi.pressure import VmpressureConfig, VmpressureLevel
+from memsched.cli.pressure import pressure_app
+from memsched.errors import ConfigError, MemschedError
+from memsched.uapi.pressure import VmpressureLevel
 from memsched.units import parse_duration
 
-BackendOpt = Annotated[
-    str, typer.Option("--backend", "-b", help="auto, " + ", ".join(BACKENDS) + " (auto picks by capability)")
-]
+if TYPE_CHECKING:
+    from rich.panel import Panel
+
+    from memsched.live.pressure import PressureMonitor, PressureOptions, PressureRecord
+    from memsched.live.pressure.context import BackendContext
+    from memsched.live.pressure.reclaim_index import DeltaTracker
+    from memsched.live.roots import LiveRoots
+
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_BACKEND_HELP = "auto, " + ", ".join(registry_names("pressure_backends")) + " (auto picks by capability)"
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help=_BACKEND_HELP)]
 CgroupOpt = Annotated[
     str | None,
     typer.Option("--cgroup", help="cgroup to watch: a directory, or a path in each hierarchy such as /app"),
@@ -72,12 +60,17 @@ _COLOURS = {VmpressureLevel.LOW: "yellow", VmpressureLevel.MEDIUM: "dark_orange"
 
 
 def _options(sets: list[str] | None) -> PressureOptions:
+    from memsched.config import from_sets, parse_set_args
+    from memsched.live.pressure import PressureOptions
+
     return from_sets(PressureOptions, parse_set_args(sets or []), owner="the pressure backends")
 
 
 def _check_request(backend: str, cgroup: str | None, options: PressureOptions) -> None:
     """The user's part of a request, before any backend is opened: a named cgroup must exist, and ``fifo``
     needs its path (exit 2; a backend the system lacks is exit 1)."""
+    from memsched.live.cgroups import cgroup_mounts, check_cgroup_exists
+
     if backend == "fifo" and not options.fifo_path:
         raise ConfigError("--set fifo_path", "", "is required with --backend fifo (the FIFO or file to read)")
     if cgroup is not None:
@@ -111,6 +104,11 @@ class _SideIndex:
         self.update()
 
     def update(self) -> None:
+        from memsched.live.pressure.reclaim_index import DeltaTracker, vmstat_sample
+        from memsched.live.procfs import parse_flat_keyed
+        from memsched.live.roots import try_read_text
+        from memsched.pressure.index import Rfc2012VmpressureConfig
+
         text, why = try_read_text(self.roots.proc("vmstat"))
         if text is None:
             self.text = why
@@ -132,6 +130,9 @@ class _SideIndex:
 
 
 def _psi_text(path: Path | None) -> str:
+    from memsched.live.procfs import parse_psi
+    from memsched.live.roots import try_read_text
+
     if path is None:
         return "n/a"
     text, why = try_read_text(path)
@@ -148,6 +149,11 @@ def _psi_text(path: Path | None) -> str:
 
 
 def _view(mon: PressureMonitor, level: VmpressureLevel, psi_path: Path | None, side: _SideIndex, started: int) -> Panel:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
     recs = [r for r in mon.recent() if r.level >= level]
     now = time.monotonic_ns()
     head = Table.grid(padding=(0, 2))
@@ -184,6 +190,8 @@ def _view(mon: PressureMonitor, level: VmpressureLevel, psi_path: Path | None, s
 
 
 def _psi_path_for(backend_ctx: BackendContext) -> Path | None:
+    from memsched.live.pressure.psi import psi_target
+
     try:
         return psi_target(backend_ctx).path
     except MemschedError:
@@ -208,6 +216,13 @@ def watch(
     set_: SetOpt = None,
 ) -> None:
     """Watch memory pressure live: current level, recent events, PSI averages, reclaim index."""
+    from rich.live import Live
+
+    from memsched.cli.common import out_console
+    from memsched.live.pressure import open_monitor, parse_level
+    from memsched.live.pressure.context import BackendContext
+    from memsched.uapi.pressure import VmpressureConfig
+
     threshold = parse_level(level, field="--level")
     duration_ns = parse_duration(duration, field="--duration") if duration is not None else None
     if duration_ns is not None and duration_ns <= 0:
@@ -318,6 +333,11 @@ def serve(
     set_: SetOpt = None,
 ) -> None:
     """Serve pressure events to unprivileged subscribers over a Unix socket (4-byte vmpressure_event records)."""
+    from memsched.live.pressure import PressureSource
+    from memsched.live.pressure.backends import open_backend
+    from memsched.live.pressure.context import BackendContext
+    from memsched.live.pressure.daemon import PressureDaemon, default_socket_path
+
     try:
         mode_bits = int(mode, 8)
     except ValueError:

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
+from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import (
     check_writable,
     emit_json,
-    out_console,
     progress_bar,
     simulation_memory_limit,
     whole_number,
@@ -19,13 +19,16 @@ from memsched.cli.common import (
 )
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError, UnknownNameError
-from memsched.record import RunRecord
-from memsched.workloads.pressure import DESIGNS, list_scenarios, load_scenario
-from memsched.workloads.runner import run_many
-from memsched.workloads.runspec import RunSpec
+
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_SCENARIO_HELP = "built-in scenario (" + ", ".join(registry_names("pressure_scenarios")) + ") or a TOML file"
+_DESIGNS_HELP = "comma-separated: " + ", ".join(registry_names("pressure_designs")) + " (default: the scenario's)"
+
 
 
 def _designs(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    from memsched.workloads.pressure import DESIGNS
+
     if text is None:
         return default
     names = tuple(d.strip() for d in text.split(",") if d.strip())
@@ -40,12 +43,12 @@ def _designs(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
 @pressure_app.command("sim")
 def sim(
     scenario: Annotated[
-        str, typer.Argument(help="built-in scenario (" + ", ".join(list_scenarios()) + ") or a TOML file")
+        str, typer.Argument(help=_SCENARIO_HELP)
     ] = "default",
     designs: Annotated[
         str | None,
         typer.Option(
-            "--designs", help="comma-separated: " + ", ".join(DESIGNS) + " (default: the scenario's)"
+            "--designs", help=_DESIGNS_HELP
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
@@ -60,6 +63,12 @@ def sim(
     ] = None,
 ) -> None:
     """Simulate services filling memory, once per notification design, and compare what they saw and did."""
+    from memsched.cli.common import out_console
+    from memsched.record import RunRecord
+    from memsched.workloads.pressure import load_scenario
+    from memsched.workloads.runner import run_many
+    from memsched.workloads.runspec import RunSpec
+
     sc = load_scenario(scenario)
     chosen = _designs(designs, sc.designs)
     if jobs is not None and not 1 <= jobs <= 1024:

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from memsched.cli.app import app
-from memsched.cli.common import check_writable, emit_json, out_console
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+)
 from memsched.errors import ConfigError
 from memsched.results import DEFAULT_DB
 
@@ -32,6 +35,7 @@ _SHOW_KEYS = ("topology", "workload", "policy")
 def show(db: DbOpt = Path(DEFAULT_DB), sweep: SweepOpt = None, json_out: JsonOpt = False) -> None:
     """The sweeps and tuning runs in the database, or one sweep's runs grouped by cell (seeds together)."""
     from memsched import results
+    from memsched.cli.common import out_console
 
     if sweep is None:
         frame = results.sweeps(db)
@@ -73,6 +77,7 @@ def query(
 ) -> None:
     """Run SQL over the database, read-only, and print the result as a table, JSON or CSV."""
     from memsched import results
+    from memsched.cli.common import out_console
 
     frame = results.query(db, sql)
     if json_out:

@@ -3,28 +3,24 @@ running kernel (``memsched.live``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from memsched.admission import BW_UNIT
 from memsched.cli.common import emit_json, whole_number
 from memsched.cli.rt import rt_app
-from memsched.errors import ConfigError, ProcessGoneError
-from memsched.live import capabilities
-from memsched.live.deadline import AdmissionPrediction, predict_admission
-from memsched.live.dl_explain import describe_attr
-from memsched.live.noise import DEFAULT_THRESHOLD_NS, NoiseReport, measure_noise
-from memsched.live.rt_run import run_deadline
-from memsched.uapi.cpumask import format_cpulist, parse_cpulist
-from memsched.uapi.sched import SchedAttr, SchedFlag
+from memsched.cli.rt_admit import deadline_attr
+from memsched.uapi.sched import SchedFlag
 from memsched.units import format_ns, parse_duration
 
-#: ``PID_MAX_LIMIT`` on 64-bit kernels (include/linux/threads.h): 4 Mi thread ids.
-PID_MAX_LIMIT = 4 * 1024 * 1024
+if TYPE_CHECKING:
+    from memsched.live.noise import NoiseReport
+
 #: The longest ``rt noise`` measurement per CPU, and the largest gap threshold.
 MAX_NOISE_DURATION_NS = 3600 * 1_000_000_000
 MAX_NOISE_THRESHOLD_NS = 1_000_000_000
+#: osnoise's default threshold (``memsched.live.noise.DEFAULT_THRESHOLD_NS``, which a test compares).
+DEFAULT_THRESHOLD_NS = 5_000
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 RuntimeOpt = Annotated[str, typer.Option("--runtime", help="budget per period, with a unit: 500us, 2ms")]
@@ -34,57 +30,6 @@ DeadlineOpt = Annotated[
 PeriodOpt = Annotated[
     str | None, typer.Option("--period", help="period, with a unit; default: equal to the deadline")
 ]
-
-
-def _attr(runtime: str, deadline: str, period: str | None, flags: str = "") -> SchedAttr:
-    return SchedAttr.deadline(
-        runtime=parse_duration(runtime, field="--runtime"),
-        deadline=parse_duration(deadline, field="--deadline"),
-        period=parse_duration(period, field="--period") if period is not None else 0,
-        flags=SchedFlag.parse(flags),
-    )
-
-
-def _cpus(bw: int | None) -> str:
-    return "unlimited" if bw is None else f"{bw / BW_UNIT:.3f} CPUs"
-
-
-def _print_prediction(p: AdmissionPrediction) -> None:
-    import textwrap
-
-    from memsched.cli.common import out_console
-
-    def echo(line: str) -> None:  # "key        value": a long value wraps under itself, at the screen's width
-        typer.echo(
-            textwrap.fill(
-                line, out_console.width, subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False
-            )
-        )
-
-    echo(f"request    {describe_attr(p.attr)} ({p.requested_bw} of BW_UNIT {BW_UNIT})")
-    echo(
-        f"domain     CPUs {p.domain.cpulist} (capacity {p.domain.capacity}); limit {_cpus(p.limit_bw)} "
-        f"(sched_rt_runtime_us {p.sysctls.rt_runtime_us} / sched_rt_period_us {p.sysctls.rt_period_us})"
-    )
-    echo(
-        f"held       {_cpus(p.total_bw)}: fair_servers {_cpus(p.servers_bw)} "
-        f"[{p.servers.source}: {p.servers.reason}], "
-        f"{len(p.tasks)} deadline task(s) {_cpus(p.tasks_bw)}"
-    )
-    for t in p.tasks:
-        echo(
-            f"           pid {t.pid} tid {t.tid} {t.comm}: runtime {format_ns(t.attr.sched_runtime)} / "
-            f"deadline {format_ns(t.attr.sched_deadline)} / period {format_ns(t.attr.effective_period)} "
-            f"= {_cpus(t.bw)}"
-        )
-    if p.target is not None:
-        who = f"pid {p.target.pid} tid {p.target.tid}"
-        echo(f"           {who} itself holds {_cpus(p.old_bw)}, replaced by the request")
-    echo(f"available  {_cpus(p.available_bw)}")
-    verdict = "ADMITTED" if p.admitted else f"REFUSED ({p.verdict})"
-    echo(f"verdict    {verdict}: {p.reason}")
-    for note in p.sysctls.notes:
-        echo(f"note       {note}")
 
 
 #: Every flag ``SchedFlag.parse`` accepts, in the kernel's order (``SCHED_FLAG_*`` in include/uapi/linux/sched.h).
@@ -116,28 +61,11 @@ def admit(
     CPUs, sched_rt_runtime_us / sched_rt_period_us and the fair_server reservations, and applies the kernel's
     admission arithmetic (the simulator's memsched.admission).
     """
-    attr = _attr(runtime, deadline, period, flags)
-    if pid is not None and not 0 <= pid <= PID_MAX_LIMIT:
-        raise ConfigError("--pid", pid, f"must be a thread id in 0..{PID_MAX_LIMIT}")
-    caps = capabilities()
-    caps.require("sched_deadline")
-    try:
-        prediction = predict_admission(attr, pid=pid)
-    except ProcessGoneError:
-        raise ConfigError("--pid", pid, "must be a running thread (no such process)") from None
-    if prediction.verdict == "invalid":
-        raise ConfigError(
-            "--runtime/--deadline/--period", f"{runtime}/{deadline}/{period or deadline}", prediction.reason
-        )
-    permitted = caps.sched_deadline_permitted
-    if json_out:
-        emit_json({**prediction.to_dict(), "permitted": permitted.to_dict()})
-    else:
-        _print_prediction(prediction)
-        if not permitted.available:
-            typer.echo(f"note       this process may not set it: {permitted.reason}")
-    if not prediction.admitted:
-        raise typer.Exit(1)
+    from memsched.cli.rt_admit import admit as predict
+
+    rc = predict(runtime, deadline, period, flags, pid, json_out=json_out, echo=typer.echo)
+    if rc:
+        raise typer.Exit(rc)
 
 
 @rt_app.command("run")
@@ -159,7 +87,9 @@ def run(
     is COMMAND's (128 + N when killed by signal N). A refused reservation or a failed exec leaves nothing
     running.
     """
-    attr = _attr(runtime, deadline, period, flags)
+    from memsched.live.rt_run import run_deadline
+
+    attr = deadline_attr(runtime, deadline, period, flags)
     result = run_deadline(command, attr)
     if result.signal is not None:
         typer.echo(f"memsched: {command[0]} {result.describe()}", err=True)
@@ -167,8 +97,10 @@ def run(
 
 
 def _print_noise(report: NoiseReport) -> None:
-    iso = report.isolation
     from memsched.cli.common import out_console
+    from memsched.uapi.cpumask import format_cpulist
+
+    iso = report.isolation
     from memsched.report.fit import Column, FitTable
 
     typer.echo(
@@ -251,6 +183,9 @@ def noise(
     json_out: JsonOpt = False,
 ) -> None:
     """Measure scheduling noise per CPU from user space (osnoise-style) and show which CPUs are isolated."""
+    from memsched.live.noise import measure_noise
+    from memsched.uapi.cpumask import parse_cpulist
+
     report = measure_noise(
         parse_cpulist(cpus, field="--cpus") if cpus is not None else None,
         duration_ns=parse_duration(duration, field="--duration", max_ns=MAX_NOISE_DURATION_NS),

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import (
     check_writable,
     emit_json,
-    out_console,
     progress_bar,
     simulation_memory_limit,
     whole_number,
     write_atomic,
 )
 from memsched.cli.rt import rt_app
-from memsched.config import parse_set_args
 from memsched.errors import ConfigError
-from memsched.record import RunRecord
-from memsched.sim.sched.preempt import MODELS, parse_model
-from memsched.topology.bounds import MAX_CPUS
-from memsched.workloads import rt as scenarios
-from memsched.workloads.rt.run import DEFAULT_SCENARIO, RtOptions
-from memsched.workloads.runner import run_one, runner_for
-from memsched.workloads.runspec import RunSpec
+
+if TYPE_CHECKING:
+    from memsched.record import RunRecord
+
+#: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
+_SCENARIOS_HELP = "scenario: " + ", ".join(registry_names("rt_scenarios"))
+_MODELS_HELP = "preemption model: " + ", ".join(registry_names("preempt_models"))
+
 
 
 def _task_table(rec: RunRecord) -> Any:
@@ -97,12 +97,12 @@ def _trace_doc(rec: RunRecord) -> dict[str, Any]:
 
 @rt_app.command("sim")
 def sim(
-    taskset: Annotated[str | None, typer.Argument(help="scenario: " + ", ".join(scenarios.names()))] = None,
+    taskset: Annotated[str | None, typer.Argument(help=_SCENARIOS_HELP)] = None,
     rt_app_file: Annotated[
         Path | None, typer.Option("--rt-app", help="an rt-app JSON file instead of a scenario")
     ] = None,
     preempt: Annotated[
-        str | None, typer.Option("--preempt", help="preemption model: " + ", ".join(MODELS))
+        str | None, typer.Option("--preempt", help=_MODELS_HELP)
     ] = None,
     cpus: Annotated[
         int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)", parser=whole_number)
@@ -138,6 +138,15 @@ def sim(
     ] = False,
 ) -> None:
     """Simulate a realtime task set on the exact scheduler and report response times, misses, switches."""
+    from memsched.cli.common import out_console
+    from memsched.config import parse_set_args
+    from memsched.sim.sched.preempt import MODELS, parse_model
+    from memsched.topology.bounds import MAX_CPUS
+    from memsched.workloads import rt as scenarios
+    from memsched.workloads.rt.run import DEFAULT_SCENARIO, RtOptions
+    from memsched.workloads.runner import run_one, runner_for
+    from memsched.workloads.runspec import RunSpec
+
     sets = parse_set_args(set_ or [])
     if preempt is not None:
         parse_model(preempt)

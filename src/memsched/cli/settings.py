@@ -8,14 +8,31 @@ the workload and the policy, ``rt sim`` to the scenario and the scheduler.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from memsched.errors import UnknownNameError
-from memsched.report.fit import Column, FitTable
 
-__all__ = ["owners", "setting_rows", "settings_table"]
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from memsched.report.fit import FitTable
+
+__all__ = ["owners", "select_owners", "setting_rows", "settings_table"]
+
+T = TypeVar("T")
+
+
+class _Table(Protocol):
+    """What :func:`select_owners` asks of a registry (:class:`memsched.registry.Registry`'s methods)."""
+
+    def get(self, name: str) -> Any: ...
+
+    def names(self) -> list[str]: ...
+
+
+class _VersionedTable(_Table, Protocol):
+    def specs(self) -> Sequence[Any]: ...
 
 #: The unit a knob's name ends with (the kernel's own naming: ``scan_delay_ms``, ``dl_runtime_us``).
 _UNITS = (
@@ -41,24 +58,48 @@ def owners(policy: str | None, workload: str | None, scenario: str | None) -> li
     from memsched.workloads import base as workloads
     from memsched.workloads import rt as scenarios
 
+    def config_cls(spec: Any) -> type:
+        cls: type = spec.config_cls
+        return cls
+
+    return select_owners(
+        policy, workload, scenario, policies=policies, workloads=workloads, scenarios=scenarios,
+        scheduler=SchedConfig, settings_of=config_cls,
+    )  # fmt: skip
+
+
+def select_owners(
+    policy: str | None,
+    workload: str | None,
+    scenario: str | None,
+    *,
+    policies: _VersionedTable,
+    workloads: _Table,
+    scenarios: _Table,
+    scheduler: T,
+    settings_of: Callable[[Any], T],
+) -> list[tuple[str, T]]:
+    """``(owner, settings_of(spec))`` for the names given (unknown names raise as the registries do); with
+    none, every policy, workload and rt scenario, then the scheduler. The live registries give config classes
+    (:func:`owners`); the catalogue of :mod:`memsched.cli.catalogue` gives the rows it recorded from them."""
     if policy is None and workload is None and scenario is None:
         return [
-            *((f"policy {s.id}", s.config_cls) for s in policies.specs()),
-            *((f"workload {n}", workloads.get(n).config_cls) for n in workloads.names()),
-            *((f"rt scenario {n}", scenarios.get(n).config_cls) for n in scenarios.names()),
-            ("the rt scheduler (rt sim)", SchedConfig),
+            *((f"policy {s.id}", settings_of(s)) for s in policies.specs()),
+            *((f"workload {n}", settings_of(workloads.get(n))) for n in workloads.names()),
+            *((f"rt scenario {n}", settings_of(scenarios.get(n))) for n in scenarios.names()),
+            ("the rt scheduler (rt sim)", scheduler),
         ]
-    out: list[tuple[str, type]] = []
+    out: list[tuple[str, T]] = []
     if policy is not None:
         spec = policies.get(policy)
-        out.append((f"policy {spec.id}", spec.config_cls))
+        out.append((f"policy {spec.id}", settings_of(spec)))
     if workload is not None:
-        out.append((f"workload {workload}", workloads.get(workload).config_cls))
+        out.append((f"workload {workload}", settings_of(workloads.get(workload))))
     if scenario is not None:
         if scenario not in scenarios.names():
             raise UnknownNameError("--scenario", scenario, scenarios.names())
-        out.append((f"rt scenario {scenario}", scenarios.get(scenario).config_cls))
-        out.append(("the rt scheduler (rt sim)", SchedConfig))
+        out.append((f"rt scenario {scenario}", settings_of(scenarios.get(scenario))))
+        out.append(("the rt scheduler (rt sim)", scheduler))
     return out
 
 
@@ -66,7 +107,7 @@ def _unit(name: str) -> str:
     return next((unit for suffix, unit in _UNITS if name.endswith(suffix)), "")
 
 
-def _range(meta: typing.Mapping[str, Any], kind: str) -> str:
+def _range(meta: Mapping[str, Any], kind: str) -> str:
     if meta.get("choices"):
         return "|".join(meta["choices"])
     if kind == "bool":
@@ -83,6 +124,9 @@ def _range(meta: typing.Mapping[str, Any], kind: str) -> str:
 
 def setting_rows(owner_list: list[tuple[str, type]]) -> list[dict[str, Any]]:
     """One row per ``--set`` key of each owner (the ``--json`` document of ``list settings``)."""
+    import dataclasses
+    import typing
+
     rows = []
     for owner, cls in owner_list:
         types = typing.get_type_hints(cls)
@@ -114,6 +158,8 @@ def _default_text(value: Any) -> str:
 
 
 def settings_table(rows: list[dict[str, Any]]) -> FitTable:
+    from memsched.report.fit import Column, FitTable
+
     t = FitTable(
         "--set keys (key=value)",
         [

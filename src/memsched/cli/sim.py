@@ -13,22 +13,12 @@ from memsched.cli.app import app
 from memsched.cli.common import (
     check_writable,
     emit_json,
-    out_console,
     progress_bar,
     simulation_memory_limit,
     whole_number,
     write_atomic,
 )
-from memsched.config import describe, parse_set_args
-from memsched.conformance import checked_spec
-from memsched.errors import ConfigError, UnknownNameError
-from memsched.policies.numa import registry as policy_registry
-from memsched.record import RunRecord
-from memsched.topology import list_presets, load_topology
-from memsched.workloads import base as workload_registry
-from memsched.workloads.numa import NumaOptions, compare_specs
-from memsched.workloads.runner import run_many, run_one, runner_for
-from memsched.workloads.runspec import RunSpec
+from memsched.errors import ConfigError
 
 DEFAULT_TOPOLOGY = "westmere-ex-4n48"
 DEFAULT_WORKLOADS = "numa01,numa01_THREAD_ALLOC,numa02,numa02_SMT"
@@ -59,6 +49,13 @@ def run(
     thp: ThpOpt = True,
 ) -> None:
     """Simulate one workload under one policy and report times and /proc/vmstat counters."""
+    from memsched.cli.common import out_console
+    from memsched.config import parse_set_args
+    from memsched.conformance import checked_spec
+    from memsched.workloads.numa import NumaOptions
+    from memsched.workloads.runner import run_one, runner_for
+    from memsched.workloads.runspec import RunSpec
+
     spec = RunSpec(
         workload,
         topology,
@@ -86,6 +83,8 @@ def run(
 
 
 def _policy_list(text: str) -> list[str]:
+    from memsched.policies.numa import registry as policy_registry
+
     if text == "all":
         return policy_registry.names()
     names = [p.strip() for p in text.split(",") if p.strip()]
@@ -99,11 +98,15 @@ def _policy_list(text: str) -> list[str]:
 
 def _check_plugins(policies: list[str]) -> None:
     """Run the conformance checker over any policy that is not built in (once per process)."""
+    from memsched.conformance import checked_spec
+
     for name in policies:
         checked_spec(name)
 
 
 def _workload_list(text: str) -> list[str]:
+    from memsched.workloads import base as workload_registry
+
     names = [w.strip() for w in text.split(",") if w.strip()]
     if not names:
         raise ConfigError("--workloads", text, "must be a comma-separated list of workload ids")
@@ -141,6 +144,12 @@ def compare(
     thp: ThpOpt = True,
 ) -> None:
     """Run workloads under every policy, next to their hard-bound reference runs, and compare."""
+    from memsched.cli.common import out_console
+    from memsched.record import RunRecord
+    from memsched.topology import load_topology
+    from memsched.workloads.numa import NumaOptions, compare_specs
+    from memsched.workloads.runner import run_many
+
     load_topology(topology)
     wls = _workload_list(workloads)
     pols = _policy_list(policies)
@@ -199,60 +208,6 @@ def list_(
     ] = None,
 ) -> None:
     """List topologies, workloads, policies, or the --set keys with type, default, range, unit and source."""
-    if what != "settings" and (policy, workload, scenario) != (None, None, None):
-        raise ConfigError("--policy/--workload/--scenario", what, "go with 'memsched list settings' only")
-    if what == "settings":
-        from memsched.cli.settings import owners, setting_rows, settings_table
+    from memsched.cli.listing import LiveSource, list_command
 
-        settings = setting_rows(owners(policy, workload, scenario))
-        if json_out:
-            emit_json(settings)
-        else:
-            out_console.print(settings_table(settings))
-        return
-    if what == "topologies":
-        rows = []
-        for name in list_presets():
-            t = load_topology(name)
-            rows.append(
-                {
-                    "id": name,
-                    "nodes": t.nr_nodes,
-                    "cpus": t.nr_cpus,
-                    "memory_gib": t.memory_bytes >> 30,
-                    "description": t.description,
-                }
-            )
-    elif what == "workloads":
-        rows = [
-            {
-                "id": s.id,
-                "family": s.family,
-                "description": s.description,
-                "settings": [k.name for k in describe(s.config_cls)],
-            }
-            for s in (workload_registry.get(n) for n in workload_registry.names())
-        ]
-    elif what == "policies":
-        rows = [
-            {
-                "id": s.id,
-                "version": s.version,
-                "models": s.models,
-                "description": s.description,
-                "settings": [k.name for k in describe(s.config_cls)],
-            }
-            for s in policy_registry.specs()
-        ]
-    else:
-        raise UnknownNameError("what", what, ["topologies", "workloads", "policies", "settings"])
-    if json_out:
-        emit_json(rows)
-        return
-    from memsched.report.fit import Column, FitTable
-
-    table = FitTable(what, [Column(key, wrap=key in ("description", "models", "settings")) for key in rows[0]])
-    cells = table.add_group(None)
-    for row in rows:
-        cells.append([", ".join(v) if isinstance(v, list) else str(v) for v in row.values()])
-    out_console.print(table)
+    list_command(LiveSource(), what, json_out=json_out, policy=policy, workload=workload, scenario=scenario)

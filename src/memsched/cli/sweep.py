@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,16 +15,15 @@ from memsched.cli.app import app
 from memsched.cli.common import (
     check_writable,
     emit_json,
-    err_console,
-    out_console,
     show_progress,
     whole_number,
     write_atomic,
 )
-from memsched.conformance import checked_spec
 from memsched.errors import MemschedError
 from memsched.results import DEFAULT_DB
-from memsched.results.store import Outcome
+
+if TYPE_CHECKING:
+    from memsched.results.store import Outcome
 
 DbOpt = Annotated[Path, typer.Option("--db", help="the results database (DuckDB file)")]
 RayOpt = Annotated[
@@ -56,6 +55,7 @@ def sweep(
     json_out: JsonOpt = False,
 ) -> None:
     """Run every cell of a sweep spec not yet in the database; each result is committed as it arrives."""
+    from memsched.conformance import checked_spec
     from memsched.sweep.executors import check_executor_options, make_executor
     from memsched.sweep.run import run_sweep
     from memsched.sweep.spec import load_spec
@@ -105,6 +105,7 @@ def sweep(
 
 
 def _dry_run(cells: Sequence[Any], name: str, db: Path, ray: str | None, jobs: int | None, json_out: bool) -> None:
+    from memsched.cli.common import out_console
     from memsched.results.store import ResultStore
     from memsched.sweep.estimate import estimate, history
 
@@ -153,6 +154,8 @@ def _duration(seconds: float) -> str:
 def sweep_progress(total: int, description: str) -> Iterator[Callable[[Any, Sequence[Outcome]], None]]:
     """A progress bar with an ETA on stderr (only on a terminal) over the cells to run (not those already in
     the database, which would make the first rate look fast); yields the ``on_progress`` callback."""
+    from memsched.cli.common import err_console
+
     if not show_progress():
         yield lambda progress, outcomes: None
         return

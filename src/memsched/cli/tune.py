@@ -8,12 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from memsched.cli.app import app
-from memsched.cli.common import check_writable, emit_json, out_console, progress_bar, whole_number
+from memsched.cli.common import (
+    check_writable,
+    emit_json,
+    progress_bar,
+    whole_number,
+)
 from memsched.cli.sweep import DbOpt, JobsOpt, JsonOpt, RayOpt, RetriesOpt
-from memsched.conformance import checked_spec
 from memsched.errors import ConfigError
 from memsched.results import DEFAULT_DB
-from memsched.results.store import ResultStore
 
 
 def _ints(text: str, field: str) -> tuple[int, ...]:
@@ -68,6 +71,9 @@ def tune(
     json_out: JsonOpt = False,
 ) -> None:
     """Search a policy's knobs for the best geometric-mean speed-up; print them as --set lines and sysctls."""
+    from memsched.cli.common import out_console
+    from memsched.conformance import checked_spec
+    from memsched.results.store import ResultStore
     from memsched.sweep.executors import make_executor
     from memsched.sweep.plan import Machine
     from memsched.sweep.tune import TuneSetup, search_space

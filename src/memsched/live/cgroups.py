@@ -45,7 +45,9 @@ __all__ = [
     "OwnCgroups",
     "cgroup_mounts",
     "check_cgroup_exists",
+    "make_cgroup",
     "own_cgroups",
+    "remove_cgroups",
     "resolve_cgroup_dir",
     "spawn_in_cgroups",
 ]
@@ -189,6 +191,35 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
+def remove_cgroups(created: list[Path], deadline: float) -> None:
+    """``rmdir`` the cgroups a run created, innermost first, dropping each one removed from ``created``; one still
+    busy (its killed tasks not yet released) stays listed for another try until ``deadline`` (monotonic)."""
+    for d in list(reversed(created)):
+        try:
+            d.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise KernelError(e.errno or errno.EIO, f"cannot remove cgroup {d}: {e.strerror}") from e
+            continue
+        created.remove(d)
+
+
+def make_cgroup(d: Path) -> None:
+    """``mkdir`` a cgroup for a run; an empty leftover of a killed run is removed first, a busy one refused."""
+    try:
+        d.mkdir()
+    except FileExistsError:
+        text, _ = try_read_text(d / "cgroup.procs")
+        if text is None or text.split():
+            raise KernelError(
+                errno.EEXIST, f"cgroup {d} exists and has tasks (another run is using it); choose another name"
+            ) from None
+        d.rmdir()  # left by a run that was killed with SIGKILL
+        d.mkdir()
+
+
 class MemcgV1Child:
     """A disposable child of the v1 memory hierarchy with a limit (and an optional v2 twin for PSI).
 
@@ -226,17 +257,7 @@ class MemcgV1Child:
 
     # -- lifetime -------------------------------------------------------------------------------------
     def _make(self, d: Path) -> None:
-        """``mkdir`` the cgroup; an empty leftover of a killed run is removed first, a busy one refused."""
-        try:
-            d.mkdir()
-        except FileExistsError:
-            text, _ = try_read_text(d / "cgroup.procs")
-            if text is None or text.split():
-                raise KernelError(
-                    errno.EEXIST, f"cgroup {d} exists and has tasks (another run is using it); choose another name"
-                ) from None
-            d.rmdir()  # left by a run that was killed with SIGKILL
-            d.mkdir()
+        make_cgroup(d)
         self._created.append(d)
 
     def _catch_termination(self) -> None:
@@ -350,16 +371,7 @@ class MemcgV1Child:
                         child.kill()
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            for d in list(reversed(self._created)):
-                try:
-                    d.rmdir()
-                except FileNotFoundError:
-                    pass
-                except OSError as e:
-                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                        raise KernelError(e.errno or errno.EIO, f"cannot remove cgroup {d}: {e.strerror}") from e
-                    continue
-                self._created.remove(d)
+            remove_cgroups(self._created, deadline)
             if self._created:
                 time.sleep(0.02)  # the kernel releases a killed task's cgroup reference asynchronously
         self._children.clear()

@@ -178,6 +178,16 @@ class NumaTraceRecorder(Instrument):
         return self._ids(self._mm_task(mm))[1]
 
     def _sample(self) -> None:
+        self._sample_counters()
+        m = self.machine
+        a = m.progress.arrays
+        n = len(m.tasks)
+        busy = bool((a.oncpu[:n] >= 0).any())
+        alive = any(t.state is not FluidTaskState.EXITED for t in m.tasks)
+        if alive and (busy or m.engine.has_events(except_prio=Prio.SAMPLE)):
+            m.engine.after(self.interval_ns, Prio.SAMPLE, self._sample)
+
+    def _sample_counters(self) -> None:
         m = self.machine
         now = m.engine.now
         ts = _us(now)
@@ -194,18 +204,16 @@ class NumaTraceRecorder(Instrument):
                 {"name": name, "cat": "node", "ph": "C", "pid": MACHINE_PID, "tid": 0, "ts": ts,
                  "args": {f"node{i}": float(v) if name == "bandwidth GB/s" else int(v) for i, v in enumerate(values)}}
             )
-        busy = bool((a.oncpu[:n] >= 0).any())
-        alive = any(t.state is not FluidTaskState.EXITED for t in m.tasks)
-        if alive and (busy or m.engine.has_events(except_prio=Prio.SAMPLE)):
-            m.engine.after(self.interval_ns, Prio.SAMPLE, self._sample)
 
     # ---- the document --------------------------------------------------------------------------------------
     def finish(self) -> None:
-        """Close the slices still open when the run ended."""
+        """Close the slices still open when the run ended, and take a last counter sample (faults taken after
+        the last periodic sample count in the run's totals, so the trace ends with them)."""
         if self._finished:
             return
         self._finished = True
         now = self.machine.engine.now
+        self._sample_counters()
         for tid, cur in self._open.items():
             if cur is not None:
                 self._slice(tid, cur[0], cur[1], now)

@@ -11,15 +11,17 @@ share a file in ``results/lock.py``.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from memsched.errors import ConfigError, UnknownNameError
-from memsched.results.store import FIXED_COLUMNS, Outcome, ResultStore, record_digest
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from memsched.results.store import FIXED_COLUMNS, Outcome, ResultStore, record_digest
 
 __all__ = ["FIXED_COLUMNS", "Outcome", "ResultStore", "export", "open", "query", "record_digest", "sweeps"]
 
@@ -39,6 +41,8 @@ GROUP BY s.name, s.kind, s.id, s.cells, s.model_version, s.created_at ORDER BY s
 
 def open(path: Path | str, *, sweep: str | None = None) -> pd.DataFrame:
     """Every run in the database at ``path`` (or of one sweep, by name or id) as a DataFrame, one row per run."""
+    from memsched.results.store import ResultStore
+
     with ResultStore(path, read_only=True) as store:
         return store.frame(*_select_runs(store, sweep))
 
@@ -47,6 +51,8 @@ def query(path: Path | str, sql: str) -> pd.DataFrame:
     """The result of one SQL statement over the database, opened read-only (tables ``runs``, ``sweeps``,
     ``sweep_cells``, ``trials``)."""
     import duckdb
+
+    from memsched.results.store import ResultStore
 
     with ResultStore(path, read_only=True) as store:
         try:
@@ -58,6 +64,8 @@ def query(path: Path | str, sql: str) -> pd.DataFrame:
 
 def sweeps(path: Path | str) -> pd.DataFrame:
     """One row per sweep or tuning run: its cells, how many finished ok, failed or are missing, and wall time."""
+    from memsched.results.store import ResultStore
+
     with ResultStore(path, read_only=True) as store:
         return store.frame(_SWEEPS_SQL)
 
@@ -65,6 +73,8 @@ def sweeps(path: Path | str) -> pd.DataFrame:
 def export(path: Path | str, dest: Path, fmt: Literal["csv", "parquet"], *, sweep: str | None = None) -> int:
     """Write the runs (or one sweep's) to ``dest`` as CSV or Parquet, atomically; returns the number of rows."""
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    from memsched.results.store import ResultStore
+
     with ResultStore(path, read_only=True) as store:
         sql, params = _select_runs(store, sweep)
         con = store.connection()
@@ -98,3 +108,13 @@ def _sweep_ids(store: ResultStore, sweep: str) -> list[str]:
         names = [n for (n,) in store.connection().execute("SELECT DISTINCT name FROM sweeps ORDER BY 1").fetchall()]
         raise UnknownNameError("--sweep", sweep, names or ["(no sweeps in this database)"])
     return [i for (i,) in rows]
+
+
+def __getattr__(name: str) -> Any:
+    """The store's names, imported on first use (PEP 562): the command line reads :data:`DEFAULT_DB` for its
+    option defaults without loading the store."""
+    if name not in ("FIXED_COLUMNS", "Outcome", "ResultStore", "record_digest"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("memsched.results.store"), name)
+    globals()[name] = value
+    return value

@@ -32,7 +32,7 @@ from memsched.units import NSEC_PER_SEC
 from memsched.workloads import base as workloads
 from memsched.workloads.runspec import RunSpec
 
-__all__ = ["NumaOptions", "NumaRunner", "compare_specs"]
+__all__ = ["NumaOptions", "NumaRunner", "compare_specs", "relative_cost"]
 
 
 #: 4 KiB pages are tracked in runs of this size (``sim/mm/mm.py``): within a run a streaming sweep has one
@@ -73,6 +73,25 @@ def compare_specs(
     return specs
 
 
+#: Relative simulation cost of a workload (numa02 = 1), from CPU seconds measured per run on westmere-ex-4n48
+#: (numa01: moron 29, autonuma 12, mainline 7.4, homenode 4.1, numacore 2.9, balancenuma 1.9, none 1.1)
+#: (``benchmarks/golden_numa.py`` records them): only the order matters, so that a comparison starts its longest
+#: runs first. The ``_HARD_BIND``/``_INVERSE_BIND`` references cost about what their base does under ``none``.
+_WORKLOAD_COST = {"numa01": 4.0, "numa01_THREAD_ALLOC": 2.0, "specjbb": 2.0, "perf-bench-numa": 1.3}
+#: Relative cost of a policy (``none`` = 1): the policies that migrate on every fault simulate far more events.
+_POLICY_COST = {"moron": 8.0, "autonuma": 4.0, "mainline": 3.0, "homenode": 2.5, "numacore": 1.5, "balancenuma": 1.3}
+
+
+def relative_cost(spec: RunSpec) -> float:
+    """An estimate of how long ``spec`` takes to simulate, relative to the other runs of a comparison (unknown
+    workloads and policies count as the cheapest): :func:`~memsched.workloads.runner.run_many` starts the
+    costliest first so that no long run is left alone at the end."""
+    wl = spec.workload
+    for suffix in ("_HARD_BIND", "_INVERSE_BIND"):
+        wl = wl.removesuffix(suffix)
+    return _WORKLOAD_COST.get(wl, 1.0) * _POLICY_COST.get(spec.policy or "none", 1.0)
+
+
 class NumaRunner:
     """The NUMA workloads (``memsched.workloads``) under a NUMA policy, on the fluid machine."""
 
@@ -102,6 +121,11 @@ class NumaRunner:
 
     def check(self, spec: RunSpec) -> None:
         self._parts(spec)
+
+    @staticmethod
+    def cost(spec: RunSpec) -> float:
+        """:func:`relative_cost`: which runs of a comparison to start first."""
+        return relative_cost(spec)
 
     def run(self, spec: RunSpec, *, progress: Callable[[float], None] | None = None) -> RunRecord:
         from memsched.sim.numa.balancing import NumaBalancing, needs_mechanism

@@ -5,7 +5,9 @@ Every workload family has a :class:`~memsched.workloads.runspec.Runner` with the
 ``check(spec)`` validates every name and setting before any work starts (so nothing is half-done), and
 ``run(spec)`` simulates and returns the record. :func:`run_one` dispatches on ``spec.family``;
 :func:`run_many` fans a list of runs out over worker processes (runs are independent and CPU-bound) and
-returns the records in input order, so the output never depends on which worker finished first. The same
+returns the records in input order, so the output never depends on which worker finished first. Workers take
+the runs costliest first (a runner's optional ``cost(spec)``, e.g. the NUMA runner's static estimate), one at a
+time, so both cores stay busy until the last run ends instead of one long run starting last. The same
 cell function serves a command, a sweep or a test.
 
 **Interruptions.** Workers ignore SIGINT (Ctrl-C reaches the whole foreground process group) and take SIGTERM's
@@ -30,7 +32,7 @@ from memsched.workloads.pressure.run import PressureRunner
 from memsched.workloads.rt.run import RtRunner
 from memsched.workloads.runspec import Runner, RunSpec
 
-__all__ = ["RUNNERS", "pool_worker_init", "run_many", "run_one", "runner_for"]
+__all__ = ["RUNNERS", "longest_first", "pool_worker_init", "run_many", "run_one", "runner_for"]
 
 #: The runner of each workload family.
 RUNNERS: dict[str, Runner] = {r.family: r for r in (NumaRunner(), RtRunner(), PressureRunner())}
@@ -48,6 +50,16 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
     runner = runner_for(spec.family)
     runner.check(spec)
     return runner.run(spec, progress=progress)
+
+
+def longest_first(specs: Sequence[RunSpec]) -> list[int]:
+    """Indices of ``specs`` in the order to start them: the costliest first by their runner's ``cost(spec)``
+    (runs whose runner has none count 1.0), ties in input order."""
+    costs = []
+    for spec in specs:
+        cost = getattr(runner_for(spec.family), "cost", None)
+        costs.append(float(cost(spec)) if cost is not None else 1.0)
+    return sorted(range(len(specs)), key=lambda i: -costs[i])
 
 
 def _worker(item: tuple[int, RunSpec]) -> tuple[int, RunRecord]:
@@ -101,7 +113,8 @@ def run_many(
     else:
         pool = _start_pool(min(jobs, len(specs)))
         try:
-            for i, rec in pool.imap_unordered(_worker, list(enumerate(specs))):
+            order = [(i, specs[i]) for i in longest_first(specs)]
+            for i, rec in pool.imap_unordered(_worker, order):
                 results[i] = rec
                 if on_done:
                     on_done(i, rec)

@@ -183,12 +183,13 @@ def test_the_progress_bar_counts_cells_to_run_with_an_eta(monkeypatch: pytest.Mo
 
     from rich.console import Console
 
+    from memsched.cli import common
     from memsched.cli import sweep as sweep_cli
     from memsched.sweep.run import Progress
 
     screen = io.StringIO()
     monkeypatch.setattr(sweep_cli, "show_progress", lambda: True)
-    monkeypatch.setattr(sweep_cli, "err_console", Console(file=screen, force_terminal=True, width=120))
+    monkeypatch.setattr(common, "err_console", Console(file=screen, force_terminal=True, width=120))
     with sweep_cli.sweep_progress(5, "sweep demo") as tick:
         tick(Progress(total=5, skipped=1, ran=3, ok=2, failed=1), [])
     drawn = screen.getvalue()

@@ -157,6 +157,13 @@ def test_counters_v2_and_v1(tmp_path: Path) -> None:
     assert read_counters(tmp_path / "nothing") == {}
 
 
+def _replace(path: Path, text: str) -> None:
+    """Write a file the way the kernel presents it: whole, never seen empty or half-written by a reader."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def test_watcher_samples_stall_and_counters(tmp_path: Path) -> None:
     """Samples follow the files (a fake clock stamps them); closing takes a last sample and is idempotent."""
     psi = tmp_path / "memory.pressure"
@@ -168,8 +175,8 @@ def test_watcher_samples_stall_and_counters(tmp_path: Path) -> None:
     deadline = time.monotonic() + 30
     while len(w.psi) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
-    psi.write_text(line.format("some", 900) + line.format("full", 500))
-    (tmp_path / "memory.events").write_text("max 7\noom_kill 1\n")
+    _replace(psi, line.format("some", 900) + line.format("full", 500))  # the watcher thread reads meanwhile
+    _replace(tmp_path / "memory.events", "max 7\noom_kill 1\n")
     w.close()
     w.close()
     assert w.psi[0][1:] == (100, 40) and w.psi[-1][1:] == (900, 500)

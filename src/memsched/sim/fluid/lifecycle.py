@@ -72,6 +72,8 @@ class Lifecycle:
         self.machine = machine
         self.nr_cpus = sched.nr_cpus
         self.nr_nodes = sched.topology.nr_nodes
+        #: Tasks that have exited so far (lets per-mm task lists be rebuilt only when one exits).
+        self.nr_exited = 0
 
     # ---- fork ----------------------------------------------------------------------------------------------
     def new_task(
@@ -203,6 +205,8 @@ class Lifecycle:
 
     # ---- exit ----------------------------------------------------------------------------------------------
     def exit(self, task: FluidTask) -> None:
+        if task.state is not FluidTaskState.EXITED:
+            self.nr_exited += 1
         self.progress.stop(task)
         self.sched.dequeue(task, FluidTaskState.EXITED)
         task.exit_ns = self.engine.now

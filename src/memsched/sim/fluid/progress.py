@@ -42,6 +42,10 @@ from memsched.topology import Topology
 
 __all__ = ["FluidProgress", "fluid_shares"]
 
+#: ``mask.any()`` of a small boolean mask at a quarter of the cost (no ufunc reduction): the hot loop calls it
+#: several times per event.
+_nonzero = np.count_nonzero
+
 
 def fluid_shares(
     cpu: npt.NDArray[np.int64], weight: npt.NDArray[np.float64], nr_cpus: int
@@ -84,8 +88,11 @@ class FluidProgress:
         self.arrays = TaskArrays(topology.nr_nodes)
         #: Each task's current ``Touch`` phase (``None`` when it is not streaming).
         self.touch: list[Touch | None] = []
-        self._canon_phase: dict[int, Touch] = {}
-        self._equal_phase: dict[Touch, Touch] = {}
+        self._canon_phase: dict[int, int] = {}
+        self._equal_phase: dict[Touch, int] = {}
+        #: The distinct (by value) ``Touch`` phases seen, and each task's index into them (its current phase's).
+        self._phases: list[Touch] = []
+        self._phase_key = np.zeros(16, dtype=np.int64)
         self.t_last = 0
         self.dirty = True
         self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = {}
@@ -105,6 +112,10 @@ class FluidProgress:
     # ---- tasks ---------------------------------------------------------------------------------------------
     def new_task(self, task: FluidTask) -> None:
         self.arrays.grow(task.id + 1)
+        if self._phase_key.shape[0] < self.arrays.capacity:
+            key = np.zeros(self.arrays.capacity, dtype=np.int64)
+            key[: self._phase_key.shape[0]] = self._phase_key
+            self._phase_key = key
         self.touch.append(None)
         self.arrays.weight[task.id] = task.weight
 
@@ -112,6 +123,17 @@ class FluidProgress:
         a, tid = self.arrays, task.id
         a.kind[tid] = MEM
         self.touch[tid] = phase
+        # Tasks in equal phases share one rate computation. Equal phases are found once per phase object
+        # (hashing a frozen dataclass each time costs more than the rest); the programs keep their phase
+        # objects alive, so an id is not reused during a run.
+        key = self._canon_phase.get(id(phase))
+        if key is None:
+            key = self._equal_phase.get(phase)
+            if key is None:
+                key = self._equal_phase[phase] = len(self._phases)
+                self._phases.append(phase)
+            self._canon_phase[id(phase)] = key
+        self._phase_key[tid] = key
         a.rem[tid] = phase.work
         a.write[tid] = phase.write
         a.cpu_ns_per_byte[tid] = phase.cpu_ns_per_byte
@@ -258,7 +280,7 @@ class FluidProgress:
         n = len(self.tasks)
         a = self.arrays
         running = a.oncpu[:n] >= 0
-        if not running.any():
+        if not _nonzero(running):
             return
         share = a.share[:n]
         debt = a.debt[:n]
@@ -271,41 +293,42 @@ class FluidProgress:
             a.user_ns[:n][working] += share[working] * dt
             kernel = indebt | copying
             a.sys_ns[:n][kernel] += share[kernel] * dt
-            if copying.any():
+            if _nonzero(copying):
                 self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(share[copying].sum() * dt)
-            if indebt.any():
+            if _nonzero(indebt):
                 debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
             progressed = rate * dt
         else:
             # The debt is paid first, then the task copies or works for the rest of dt.
             indebt = running & (debt > 0) & (share > 0)
             busy = np.zeros(n)
-            if indebt.any():
+            if _nonzero(indebt):
                 busy[indebt] = np.minimum(float(dt), debt[indebt] / share[indebt])
                 debt[indebt] = np.maximum(debt[indebt] - share[indebt] * dt, 0.0)
+                # only the tasks in debt were busy in the kernel (elsewhere busy is 0 and the sum unchanged)
+                a.sys_ns[:n][indebt] += share[indebt] * busy[indebt]
             rest = np.where(running, float(dt) - busy, 0.0)
             copying = running & (copy_left > 0)
             working = running & ~copying
-            a.sys_ns[:n][running] += share[running] * busy[running]
             copy_ns = share[copying] * rest[copying]
             a.sys_ns[:n][copying] += copy_ns
             if copy_ns.size:
                 self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(copy_ns.sum())
             a.user_ns[:n][working] += share[working] * rest[working]
             progressed = rate * rest
-        if copying.any():
+        if _nonzero(copying):
             copied = np.minimum(progressed[copying], copy_left[copying])
             copy_left[copying] -= copied
             self.copy_bytes += float(copied.sum())
             finished = copying & (copy_left <= 1e-6)
-            if finished.any():  # the copy is over: the task streams again, at rates without the copy's row
+            if _nonzero(finished):  # the copy is over: the task streams again, at rates without the copy's row
                 copy_left[finished] = 0.0
                 a.copy_src[:n][finished] = 0.0
                 a.copy_dst[:n][finished] = 0.0
                 self.dirty = True
         a.rem[:n][working] -= progressed[working]
         mem = working & (a.kind[:n] == MEM)
-        if mem.any():
+        if _nonzero(mem):
             nbytes = progressed[mem]
             idx = np.flatnonzero(mem)
             local = a.frac[idx, self.cpu_node[a.oncpu[idx]]]
@@ -325,28 +348,28 @@ class FluidProgress:
             if float(kc[4]) > 0:  # type: ignore[arg-type]
                 best = min(best, float(kc[1]) / float(kc[4]))  # type: ignore[arg-type]
         running = a.oncpu[:n] >= 0
-        if running.any() and not self.debt_events:
+        if _nonzero(running) and not self.debt_events:
             debt, rate, share = a.debt[:n], a.rate[:n], a.share[:n]
             copy_left = a.copy_left[:n]
             kt = np.where(running & (debt > 0) & (share > 0), debt / np.where(share > 0, share, 1.0), 0.0)
             copying = running & (copy_left > 0) & (rate > 0)
-            if copying.any():
+            if _nonzero(copying):
                 best = min(best, float((kt[copying] + copy_left[copying] / rate[copying]).min()))
             working = running & (copy_left <= 0) & (rate > 0)
-            if working.any():
+            if _nonzero(working):
                 best = min(best, float((kt[working] + a.rem[:n][working] / rate[working]).min()))
-        elif running.any():
+        elif _nonzero(running):
             debt = a.debt[:n]
             rate = a.rate[:n]
             indebt = running & (debt > 0)
-            if indebt.any():
+            if _nonzero(indebt):
                 best = min(best, float((debt[indebt] / a.share[:n][indebt]).min()))
             copy_left = a.copy_left[:n]
             copying = running & ~indebt & (copy_left > 0) & (rate > 0)
-            if copying.any():
+            if _nonzero(copying):
                 best = min(best, float((copy_left[copying] / rate[copying]).min()))
             working = running & ~indebt & (copy_left <= 0) & (rate > 0)
-            if working.any():
+            if _nonzero(working):
                 best = min(best, float((a.rem[:n][working] / rate[working]).min()))
         if best == math.inf:
             return None
@@ -366,12 +389,12 @@ class FluidProgress:
         debt = a.debt[:n]
         share = a.share[:n]
         paid = running & (debt > 0) & (debt <= share * 1.0 + 1e-9)
-        if paid.any():
+        if _nonzero(paid):
             debt[paid] = 0.0
         rate = a.rate[:n]
         copy_left = a.copy_left[:n]
         copied = running & (debt <= 0) & (copy_left > 0) & (copy_left <= rate * 1.0 + 1e-6)
-        if copied.any():
+        if _nonzero(copied):
             self.copy_bytes += float(copy_left[copied].sum())
             copy_left[copied] = 0.0
             a.copy_src[:n][copied] = 0.0
@@ -406,40 +429,38 @@ class FluidProgress:
         rows: list[tuple[npt.NDArray[np.float64], ...]] = []
         row_cpu: list[npt.NDArray[np.int64]] = []
         if mem.size:
-            # Tasks in equal phases share one computation. Equal phases are found once per phase object (hashing
-            # a frozen dataclass each time costs more than the rest of the grouping); the programs keep their
-            # phase objects alive, so an id is not reused during a run.
-            by_phase: dict[int, tuple[Touch, list[int]]] = {}
-            touch = self.touch
-            canon = self._canon_phase
-            for tid in mem.tolist():
-                phase = touch[tid]
-                assert phase is not None
-                rep = canon.get(id(phase))
-                if rep is None:
-                    rep = canon[id(phase)] = self._equal_phase.setdefault(phase, phase)
-                group = by_phase.get(id(rep))
-                if group is None:
-                    by_phase[id(rep)] = (rep, [tid])
-                else:
-                    group[1].append(tid)
+            # One group per distinct phase (see begin_touch); every group's rows get its placement fractions.
+            keys = self._phase_key[mem]
+            order = np.argsort(keys, kind="stable")
+            sorted_keys = keys[order]
+            starts = np.flatnonzero(np.diff(sorted_keys)) + 1
+            bounds = [0, *starts.tolist(), int(mem.size)]
+            group_keys = sorted_keys[bounds[:-1]].tolist()
+            phases = self._phases
             walk = self.walk_ns_per_byte
             cpb = a.cpu_ns_per_byte
-            if walk:
-                cpb = cpb.copy()
-            for phase, tids in by_phase.values():
+            fracs = []
+            smalls = []
+            for key in group_keys:
+                phase = phases[key]
                 frac = self._region_frac(phase.region)
                 if phase.shared is not None:
                     f = phase.shared_fraction
                     frac = (1.0 - f) * frac + f * self._region_frac(phase.shared)
-                a.frac[tids] = frac
+                fracs.append(frac)
                 if walk:
                     mm = self.mms[phase.region.mm_id]
                     small = mm.region_small_fraction(phase.region)
                     if phase.shared is not None:
                         f = phase.shared_fraction
                         small = (1.0 - f) * small + f * mm.region_small_fraction(phase.shared)
-                    cpb[tids] += walk * small
+                    smalls.append(walk * small)
+            counts = np.diff(bounds)
+            grouped = mem[order]
+            a.frac[grouped] = np.repeat(np.array(fracs), counts, axis=0)
+            if walk:
+                cpb = cpb.copy()
+                cpb[grouped] += np.repeat(np.array(smalls), counts)
             oncpu = a.oncpu[mem]
             rows.append(
                 mm_model.stream_rows(

@@ -148,7 +148,7 @@ class Memory:
             one_node = np.ones(ub.size, dtype=bool)
             inv = np.searchsorted(ub, blocks)
             np.logical_and.at(one_node, inv, got == got[first][inv])
-            mm.huge[ub] = one_node
+            mm.set_huge(ub, one_node)
         for after in self.hooks.after_fault:
             after(task, pages, got)
         nbytes = pages.size * self.page_size

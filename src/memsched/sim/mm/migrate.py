@@ -122,7 +122,7 @@ class Migrator:
             huge = blocks[mm.huge[blocks]]
             splits = int(huge.size)
             if splits:
-                mm.huge[huge] = False
+                mm.set_huge(huge, False)
                 machine.vmstat.inc("thp_split", splits)
         src = mm.page_node[pages].astype(np.int64)
         want = (src >= 0) & (src != dst)

@@ -108,6 +108,10 @@ class MmStruct:
     thp_units: int = 0
     #: Per 2 MiB block (with ``thp_units``): still mapped by a huge PMD.
     huge: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: Bumped on every change of ``huge`` (write it through :meth:`set_huge`); the small-page fraction cache
+    #: keys on it.
+    huge_version: int = 0
+    _small_cache: dict[Region, tuple[int, float]] = field(default_factory=dict, repr=False)
     _region_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +138,7 @@ class MmStruct:
         self.page_node = np.concatenate([self.page_node, np.full(grow, -1, dtype=np.int16)])
         if self.thp_units:
             self.huge = np.concatenate([self.huge, np.zeros(grow // self.thp_units, dtype=bool)])
+            self.huge_version += 1
         self.vmas.append(Vma(start, npages, name))
         return Region(self.id, start * self.page_size + header, nbytes)
 
@@ -143,9 +148,19 @@ class MmStruct:
             return 0.0
         if not self.thp_units:
             return 1.0
+        hit = self._small_cache.get(region)
+        if hit is not None and hit[0] == self.huge_version:
+            return hit[1]
         p0, p1 = region.page_span(self.page_size)
         blocks = self.huge[p0 // self.thp_units : (p1 - 1) // self.thp_units + 1]
-        return float(1.0 - blocks.mean()) if blocks.size else 0.0
+        small = float(1.0 - blocks.mean()) if blocks.size else 0.0
+        self._small_cache[region] = (self.huge_version, small)
+        return small
+
+    def set_huge(self, blocks: npt.NDArray[np.int64], huge: bool | npt.NDArray[np.bool_]) -> None:
+        """Map ``blocks`` by a huge PMD (``True``) or by 4 KiB pages (``False``: split)."""
+        self.huge[blocks] = huge
+        self.huge_version += 1
 
     def huge_block(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """The 2 MiB block of each page (``thp_units`` must be set)."""

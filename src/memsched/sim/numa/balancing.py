@@ -200,7 +200,7 @@ class NumaBalancing(Instrument):
     # ---- task_numa_work ------------------------------------------------------------------------------------
     def _alive(self, mm: MmStruct) -> list[FluidTask]:
         tasks = self.machine.tasks
-        key = sum(1 for t in tasks if t.state is FluidTaskState.EXITED) * 100_003 + len(tasks)
+        key = self.machine.lifecycle.nr_exited * 100_003 + len(tasks)
         if key != self._mm_tasks_at:
             self._mm_tasks_at = key
             self._mm_tasks = {}
@@ -371,7 +371,7 @@ class NumaBalancing(Instrument):
         # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
         ahead = (t_first - cols[first, 7]) * cols[first, 6]
         delay = int(min(float(np.median(t_first)), float(horizon)))
-        machine.engine.after(max(delay, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach)
+        machine.engine.after(max(delay, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
 
     def _reached(
         self,
@@ -381,10 +381,12 @@ class NumaBalancing(Instrument):
         offsets: npt.NDArray[np.float64],
         ahead: npt.NDArray[np.float64],
         reach: list[tuple[int, int, float, float]],
+        again: bool,
     ) -> None:
         """The faults of the pages their sweep has really reached by now: a task that spent the time in kernel
-        work (faults, copies, waits on locks) has come less far than its rate promised, and the pages it has
-        not reached stay marked (they fault when their window is scanned and looked at again)."""
+        work (faults, copies, waits on locks) has come less far than its rate promised. The pages it has not
+        reached are looked at once more, when it should have reached the last of them at its rate now; what is
+        still not reached then stays marked (it faults when its window is scanned and looked at again)."""
         progress = self.machine.progress
         tasks = self.machine.tasks
         came = np.empty(len(reach))
@@ -393,10 +395,43 @@ class NumaBalancing(Instrument):
             came[k] = (progress.phase_progress(task) - done) * part if task.pc == pc else np.inf
         ok = ahead <= came[first] + 1.0
         if not ok.all():
+            rest = ~ok
+            if again:
+                self._look_again(st, pages[rest], first[rest], offsets[rest], ahead[rest], reach, came)
             pages, first, offsets = pages[ok], first[ok], offsets[ok]
         if pages.size:
             task_ids = np.array([r[0] for r in reach], dtype=np.int64)[first]
             self._deliver_faults(st, pages, task_ids, offsets)
+
+    def _look_again(
+        self,
+        st: _MmScan,
+        pages: IntArray,
+        first: IntArray,
+        offsets: npt.NDArray[np.float64],
+        ahead: npt.NDArray[np.float64],
+        reach: list[tuple[int, int, float, float]],
+        came: npt.NDArray[np.float64],
+    ) -> None:
+        """Schedule the second look at the pages not reached yet: when, from each sweep's position, pending kernel
+        work and rate now, the last of them should have been reached."""
+        a = self.machine.progress.arrays
+        delay = np.full(len(reach), np.inf)  # kernel work before the sweep moves again (ns)
+        per_byte = np.full(len(reach), np.inf)  # ns per byte of the sweep at its rate now
+        for k, (tid, _pc, _done, part) in enumerate(reach):
+            rate = float(a.rate[tid])
+            share = float(a.share[tid])
+            if rate * part > 0 and share > 0 and a.oncpu[tid] >= 0:
+                delay[k] = float(a.debt[tid]) / share + float(a.copy_left[tid]) / rate
+                per_byte[k] = 1.0 / (rate * part)
+        t = delay[first] + np.maximum(ahead - came[first], 0.0) * per_byte[first]
+        finite = np.isfinite(t)
+        if not finite.any():
+            return
+        pages, first, offsets, ahead = pages[finite], first[finite], offsets[finite], ahead[finite]
+        when = int(min(float(t[finite].max()), 10 * NSEC_PER_SEC))
+        args = (st, pages, first, offsets, ahead, reach, False)
+        self.machine.engine.after(max(when, 1), Prio.WAKEUP, self._reached, *args)
 
     def _deliver_faults(
         self, st: _MmScan, pages: IntArray, task_ids: IntArray, offsets: npt.NDArray[np.float64]
@@ -465,7 +500,7 @@ class NumaBalancing(Instrument):
         if not huge.any():
             return
         ub, first = ub[huge], first[huge]
-        mm.huge[ub] = False
+        mm.set_huge(ub, False)
         self.machine.progress.dirty = True  # the blocks' accesses now walk 4 KiB page tables
         self.splits += int(ub.size)
         self.machine.vmstat.inc("thp_split", int(ub.size))

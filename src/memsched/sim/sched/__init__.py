@@ -4,4 +4,17 @@
 ``rt.py`` and ``fair.py``, ``preempt.py``, ``program.py`` (task programs) and ``interp.py`` (their
 interpreter), ``isolation.py``, ``machine.py`` (``RtMachine``) and ``kvm.py`` (``KvmGuest``). The fluid NUMA
 machine is the other simulator (``memsched.sim.fluid``).
+
+The package installs as pure Python; ``MEMSCHED_MYPYC=1 pip install --no-build-isolation .`` (with mypy and a C
+compiler) compiles the hot modules with mypyc instead (``setup.py``), with the same results.
 """
+
+from __future__ import annotations
+
+
+def compiled() -> bool:
+    """Whether the scheduler core imported here is the mypyc-compiled build (``MEMSCHED_MYPYC=1``, ``setup.py``)
+    rather than the pure-Python modules; the two give identical results."""
+    from memsched.sim.sched import core
+
+    return not (core.__file__ or "").endswith(".py")

@@ -59,7 +59,7 @@ class KvmGuest:
         self.guest = RtMachine(nr_vcpus, config, engine=host.engine)
         core = self.guest.core
         core.hooks_vcpu = self
-        core.at = self._gated_at  # type: ignore[method-assign]
+        core.at = self._gated_at
         self.running = [False] * nr_vcpus
         self.pause_start = [0] * nr_vcpus
         self.pending: list[list[Event]] = [[] for _ in range(nr_vcpus)]

@@ -52,3 +52,19 @@ def test_bad_region_requests() -> None:
     r = mm.mmap(100, "x")
     with pytest.raises(ConfigError):
         r.sub(50, 60)
+
+
+def test_small_page_fraction_follows_every_split_and_collapse() -> None:
+    """The small-page fraction is cached per region, and every change of the huge map through ``set_huge``
+    (first touch, splits) is seen at once."""
+    mm = MmStruct(0, "p", 4096, 1, thp_units=512)
+    buf = mm.mmap(4 * 2 * 1024 * 1024 - 4096, "buf", header=0)
+    assert mm.region_small_fraction(buf) == 1.0  # nothing mapped huge yet
+    mm.set_huge(np.arange(4), True)
+    assert mm.region_small_fraction(buf) == 0.0
+    mm.set_huge(np.array([1, 3]), False)
+    assert mm.region_small_fraction(buf) == 0.5
+    assert mm.region_small_fraction(buf.sub(0, 2 * 1024 * 1024)) == 0.0
+    mm.set_huge(np.array([0]), False)
+    assert mm.region_small_fraction(buf) == 0.75
+    assert mm.region_small_fraction(buf.sub(0, 2 * 1024 * 1024)) == 1.0

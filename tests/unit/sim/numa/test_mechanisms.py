@@ -12,6 +12,7 @@ import numpy as np
 from memsched.policies.numa import get
 from memsched.sim.fluid.machine import FluidMachine, MachineConfig
 from memsched.sim.fluid.task import SchedSetaffinity, Touch
+from memsched.sim.mm.mm import MmStruct, Region
 from memsched.sim.numa.balancing import NumaBalancing
 from memsched.sim.numa.contention import Contention, ContentionCosts
 from memsched.topology import load_topology
@@ -120,18 +121,15 @@ def test_a_bound_tasks_pages_are_never_migrated() -> None:
     assert m2.vmstat["numa_pages_migrated"] > 0 and mm2.node_pages[1] > 0
 
 
-def test_split_huge_pages_fault_and_migrate_per_4k() -> None:
-    """Under a tree that splits huge pages on a hinting fault (MORON's), the first fault on a huge page splits it;
-    from then on each 4 KiB page faults and migrates alone, and the stream pays a page walk per 4 KiB."""
-    m = FluidMachine(SNB, seed=0, config=MachineConfig(thp=True, thp_split=True, run_kib=64, page_walk_ns=30))
-    spec = get("moron")
-    policy = spec.make(spec.make_config({}))
-    assert policy.kernel.thp_split
-    numa = NumaBalancing(m, policy)
-    m.add_instrument(numa)
+def _moron_remote_streamer(config: MachineConfig) -> tuple[FluidMachine, NumaBalancing, MmStruct, Region]:
+    """MORON over a 256 MiB buffer first-touched on node 0 and then streamed 200 times by a thread on node 1."""
     from memsched.sim.fluid.task import Join, SetMempolicy, Spawn, ThreadSpec
     from memsched.sim.mm.mempolicy import Mempolicy
 
+    m = FluidMachine(SNB, seed=0, config=config)
+    spec = get("moron")
+    numa = NumaBalancing(m, spec.make(spec.make_config({})))
+    m.add_instrument(numa)
     mm = m.new_mm("p")
     buf = mm.mmap(256 * 1024 * 1024, "b")
     remote = ThreadSpec("remote", (SchedSetaffinity(SNB.node_cpus(1)), Touch(buf, 200)))
@@ -144,6 +142,15 @@ def test_split_huge_pages_fault_and_migrate_per_4k() -> None:
         Join(),
     )
     m.spawn_process("p", prog, mm=mm)
+    return m, numa, mm, buf
+
+
+def test_split_huge_pages_fault_and_migrate_per_4k() -> None:
+    """Under a tree that splits huge pages on a hinting fault (MORON's), the first fault on a huge page splits it;
+    from then on each 4 KiB page faults and migrates alone, and the stream pays a page walk per 4 KiB."""
+    config = MachineConfig(thp=True, thp_split=True, run_kib=64, page_walk_ns=30)
+    m, numa, mm, buf = _moron_remote_streamer(config)
+    assert numa.policy.kernel.thp_split
     assert m.vmstat["thp_fault_alloc"] == 0
     m.run(until=1500 * NSEC_PER_MSEC)  # one scan at 1 s covers the whole buffer
     vs = m.vmstat
@@ -168,26 +175,9 @@ def test_autonuma_tree_splits_and_migrates_on_fault() -> None:
 def _remote_faults_with_debt(debt_ns: int, at_ns: int, until_ns: int) -> int:
     """Remote hinting faults of a thread streaming a node-0 buffer from node 1 under MORON, when it is charged
     ``debt_ns`` of kernel work at ``at_ns`` (0: never)."""
-    m = FluidMachine(SNB, seed=0, config=MachineConfig())
-    spec = get("moron")
-    numa = NumaBalancing(m, spec.make(spec.make_config({})))
-    m.add_instrument(numa)
     from memsched.sim.engine import Prio
-    from memsched.sim.fluid.task import Join, SetMempolicy, Spawn, ThreadSpec
-    from memsched.sim.mm.mempolicy import Mempolicy
 
-    mm = m.new_mm("p")
-    buf = mm.mmap(256 * 1024 * 1024, "b")
-    remote = ThreadSpec("remote", (SchedSetaffinity(SNB.node_cpus(1)), Touch(buf, 200)))
-    prog = (
-        SchedSetaffinity(SNB.node_cpus(0)),
-        SetMempolicy(Mempolicy.bind((0,))),
-        Touch(buf, 1),
-        SetMempolicy(Mempolicy()),
-        Spawn((remote,)),
-        Join(),
-    )
-    m.spawn_process("p", prog, mm=mm)
+    m, _numa, _mm, _buf = _moron_remote_streamer(MachineConfig())
     if debt_ns:
         m.engine.at(at_ns, Prio.TICK, lambda: m.charge_system(m.tasks[1], debt_ns, "other"))
     m.run(until=until_ns)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from memsched.errors import AccessDeniedError, KernelError, Terminated
-from memsched.live.cgroups import cgroup_mounts
+from memsched.live.cgroups import cgroup_mounts, make_cgroup, remove_cgroups
 from memsched.live.oserrors import send_signal
 from memsched.live.roots import LiveRoots, try_read_text
 
@@ -66,16 +66,7 @@ class V2Cgroup:
 
     # -- lifetime -------------------------------------------------------------------------------------
     def _make(self, d: Path) -> None:
-        try:
-            d.mkdir()
-        except FileExistsError:
-            text, _ = try_read_text(d / "cgroup.procs")
-            if text is None or text.split():
-                raise KernelError(
-                    errno.EEXIST, f"cgroup {d} exists and has tasks (another run is using it); choose another name"
-                ) from None
-            d.rmdir()
-            d.mkdir()
+        make_cgroup(d)
         self._created.append(d)
 
     def __enter__(self) -> V2Cgroup:
@@ -148,15 +139,6 @@ class V2Cgroup:
             for pid in self.pids():
                 with contextlib.suppress(AccessDeniedError):
                     send_signal(pid, signal.SIGKILL)
-            for d in list(reversed(self._created)):
-                try:
-                    d.rmdir()
-                except FileNotFoundError:
-                    pass
-                except OSError as e:
-                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                        raise KernelError(e.errno or errno.EIO, f"cannot remove cgroup {d}: {e.strerror}") from e
-                    continue
-                self._created.remove(d)
+            remove_cgroups(self._created, deadline)
             if self._created:
                 time.sleep(0.02)

@@ -1,0 +1,91 @@
+"""Golden check for the NUMA (fluid) simulator: rerun a fixed set of ``memsched`` commands and compare byte for byte.
+
+    python benchmarks/golden_numa.py record DIR [--src SRC] [--jobs 2] [--only REGEX]
+    python benchmarks/golden_numa.py check DIR OUT [--src SRC] [--jobs 2] [--only REGEX]
+
+``record`` writes each command's ``--json`` stdout and exit status into DIR; ``check`` reruns the same
+commands into OUT and prints ``same``/``DIFF`` per command and a ``same=N diff=M`` total. ``--src`` puts
+another tree's ``src`` first on ``PYTHONPATH`` (e.g. a ``git archive`` of the base revision), so one venv
+can record the old code's outputs. The set: every autonuma-benchmark workload plus specjbb and
+perf-bench-numa under every NUMA policy on westmere-ex-4n48 and sandybridge-2n32 at seed 0 (seed 1 too for
+the cheap workloads), the default ``memsched compare`` and ``memsched compare -t x86-8n64 -w numa02``.
+Speed work must leave every output identical; nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+POLICIES = ("none", "moron", "balancenuma", "homenode", "autonuma", "numacore", "mainline", "numad")
+WORKLOADS = ("numa01", "numa01_THREAD_ALLOC", "numa02", "numa02_SMT", "specjbb", "perf-bench-numa")
+CHEAP = ("numa02", "numa02_SMT", "specjbb", "perf-bench-numa")
+TOPOLOGIES = ("westmere-ex-4n48", "sandybridge-2n32")
+
+
+def commands() -> list[tuple[str, list[str]]]:
+    """The golden set, as (name, argv) pairs: the cheapest first so a short check fails early."""
+    cmds: list[tuple[str, list[str]]] = [
+        ("compare.x86-8n64.numa02", ["memsched", "compare", "-t", "x86-8n64", "-w", "numa02", "--json"]),
+    ]
+    for seed in (0, 1):
+        for wl in WORKLOADS:
+            if seed == 1 and wl not in CHEAP:
+                continue
+            for topo in TOPOLOGIES:
+                for pol in POLICIES:
+                    argv = ["memsched", "run", wl, "-t", topo, "-p", pol, "--seed", str(seed), "--json"]
+                    cmds.append((f"run.{topo}.{wl}.{pol}.{seed}", argv))
+    cmds.append(("compare.default", ["memsched", "compare", "--json"]))
+    return cmds
+
+
+def _run(name: str, argv: list[str], out: Path, src: str | None) -> None:
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    exe = [sys.executable, "-m", "memsched", *argv[1:]]
+    with open(out / f"{name}.json", "wb") as stdout:
+        proc = subprocess.Popen(exe, env=env, stdout=stdout, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    (out / f"{name}.rc").write_text(f"{proc.returncode}\n")
+    # CPU seconds of the command (its own, not its pool workers'): the cost hint behind run ordering.
+    (out / f"{name}.cpu").write_text(f"{ru.ru_utime + ru.ru_stime:.2f}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=("record", "check"))
+    ap.add_argument("dirs", nargs="+")
+    ap.add_argument("--src", default=None)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", default=None, help="regex on command names")
+    args = ap.parse_args(argv)
+    out = Path(args.dirs[-1])
+    out.mkdir(parents=True, exist_ok=True)
+    sel = [(n, a) for n, a in commands() if not args.only or re.search(args.only, n)]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(lambda c: _run(c[0], c[1], out, args.src), sel))
+    if args.mode == "record":
+        print(f"recorded {len(sel)} commands into {out}")
+        return 0
+    base = Path(args.dirs[0])
+    same = diff = 0
+    for name, _ in sel:
+        ok = all((base / f"{name}.{x}").read_bytes() == (out / f"{name}.{x}").read_bytes() for x in ("json", "rc"))
+        same += ok
+        diff += not ok
+        if not ok:
+            print("DIFF", name)
+    print(f"same={same} diff={diff}")
+    return 1 if diff else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

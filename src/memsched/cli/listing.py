@@ -1,0 +1,136 @@
+"""``memsched list``: what it shows of the registries, and how it prints it.
+
+The rows come from one of two sources that give the same answer:
+
+* the registries themselves (:func:`live_rows`: topology presets, workloads, policies with their config
+  classes), which import numpy and the simulators: what the typer command ``memsched list`` uses;
+* the catalogue (:mod:`memsched.cli.catalogue`), the same rows recorded from the registries into a data file
+  that a test keeps equal to them: what the fast path (:mod:`memsched.cli.fast`) uses, so that ``memsched
+  list`` answers in tens of milliseconds instead of importing the simulators.
+
+:func:`list_command` checks the arguments, selects and prints the rows identically for both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from memsched.cli.common import emit_json
+from memsched.errors import ConfigError, UnknownNameError
+
+__all__ = ["KINDS", "Source", "list_command", "live_rows", "live_settings"]
+
+#: What ``memsched list`` lists, in the order its error message names them.
+KINDS = ("topologies", "workloads", "policies", "settings")
+
+
+class Source(Protocol):
+    """Where :func:`list_command` gets its rows."""
+
+    def rows(self, what: str) -> list[dict[str, Any]]:
+        """The rows of ``topologies``, ``workloads`` or ``policies``."""
+        ...
+
+    def settings(self, policy: str | None, workload: str | None, scenario: str | None) -> list[dict[str, Any]]:
+        """The ``--set`` rows of the owners named (every owner when none is)."""
+        ...
+
+
+def live_rows(what: str) -> list[dict[str, Any]]:
+    """The rows of ``what`` from the registries (imports the simulators)."""
+    from memsched.config import describe
+
+    if what == "topologies":
+        from memsched.topology import list_presets, load_topology
+
+        rows = []
+        for name in list_presets():
+            t = load_topology(name)
+            rows.append(
+                {
+                    "id": name,
+                    "nodes": t.nr_nodes,
+                    "cpus": t.nr_cpus,
+                    "memory_gib": t.memory_bytes >> 30,
+                    "description": t.description,
+                }
+            )
+        return rows
+    if what == "workloads":
+        from memsched.workloads import base as workload_registry
+
+        return [
+            {
+                "id": s.id,
+                "family": s.family,
+                "description": s.description,
+                "settings": [k.name for k in describe(s.config_cls)],
+            }
+            for s in (workload_registry.get(n) for n in workload_registry.names())
+        ]
+    if what == "policies":
+        from memsched.policies.numa import registry as policy_registry
+
+        return [
+            {
+                "id": s.id,
+                "version": s.version,
+                "models": s.models,
+                "description": s.description,
+                "settings": [k.name for k in describe(s.config_cls)],
+            }
+            for s in policy_registry.specs()
+        ]
+    raise UnknownNameError("what", what, list(KINDS))
+
+
+def live_settings(policy: str | None, workload: str | None, scenario: str | None) -> list[dict[str, Any]]:
+    """The ``--set`` rows from the config classes themselves."""
+    from memsched.cli.settings import owners, setting_rows
+
+    return setting_rows(owners(policy, workload, scenario))
+
+
+class LiveSource:
+    """The registries (what the typer command uses)."""
+
+    rows = staticmethod(live_rows)
+    settings = staticmethod(live_settings)
+
+
+def list_command(
+    source: Source,
+    what: str,
+    *,
+    json_out: bool,
+    policy: str | None,
+    workload: str | None,
+    scenario: str | None,
+) -> None:
+    """List ``what`` from ``source`` on stdout: one JSON document with ``json_out``, else a table."""
+    if what != "settings" and (policy, workload, scenario) != (None, None, None):
+        raise ConfigError("--policy/--workload/--scenario", what, "go with 'memsched list settings' only")
+    if what == "settings":
+        settings = source.settings(policy, workload, scenario)
+        if json_out:
+            emit_json(settings)
+        else:
+            from memsched.cli.common import out_console
+            from memsched.cli.settings import settings_table
+
+            out_console.print(settings_table(settings))
+        return
+    if what not in KINDS:
+        raise UnknownNameError("what", what, list(KINDS))
+    rows = source.rows(what)
+    if json_out:
+        emit_json(rows)
+        return
+    from memsched.cli.common import out_console
+    from memsched.report.fit import Column, FitTable
+
+    table = FitTable(what, [Column(key, wrap=key in ("description", "models", "settings")) for key in rows[0]])
+    cells = table.add_group(None)
+    for row in rows:
+        cells.append([", ".join(v) if isinstance(v, list) else str(v) for v in row.values()])
+    out_console.print(table)

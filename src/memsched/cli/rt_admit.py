@@ -1,0 +1,132 @@
+"""``memsched rt admit``: would the running kernel admit this SCHED_DEADLINE reservation now?
+
+The command's work, without typer: the typer command (:mod:`memsched.cli.rt_live`) and the fast path
+(:mod:`memsched.cli.fast`) both call :func:`admit`, which imports only the live readers and the admission
+arithmetic (:mod:`memsched.admission`: integers, no numpy), never the simulators.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from memsched.admission import BW_UNIT
+from memsched.cli.common import emit_json
+from memsched.errors import ConfigError, ProcessGoneError
+from memsched.uapi.sched import SchedAttr, SchedFlag
+from memsched.units import format_ns, parse_duration
+
+if TYPE_CHECKING:
+    from memsched.live.deadline import AdmissionPrediction
+
+__all__ = ["PID_MAX_LIMIT", "admit", "deadline_attr", "echo"]
+
+#: ``PID_MAX_LIMIT`` on 64-bit kernels (include/linux/threads.h): 4 Mi thread ids.
+PID_MAX_LIMIT = 4 * 1024 * 1024
+
+#: click's ``_ansi_re`` (click/_compat.py): the escape sequences ``click.echo`` strips off a terminal.
+_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+
+
+def echo(line: str) -> None:
+    """``typer.echo(line)`` as click does it for text on stdout: escape sequences stripped when stdout is not a
+    terminal, the line and a newline written, stdout flushed."""
+    out = sys.stdout
+    if not out.isatty():
+        line = _ANSI.sub("", line)
+    out.write(line + "\n")
+    out.flush()
+
+
+def deadline_attr(runtime: str, deadline: str, period: str | None, flags: str = "") -> SchedAttr:
+    """The ``SCHED_DEADLINE`` attributes the options ask for (``--runtime`` etc. name a bad value)."""
+    return SchedAttr.deadline(
+        runtime=parse_duration(runtime, field="--runtime"),
+        deadline=parse_duration(deadline, field="--deadline"),
+        period=parse_duration(period, field="--period") if period is not None else 0,
+        flags=SchedFlag.parse(flags),
+    )
+
+
+def _cpus(bw: int | None) -> str:
+    return "unlimited" if bw is None else f"{bw / BW_UNIT:.3f} CPUs"
+
+
+def _print_prediction(p: AdmissionPrediction, echo: Callable[[str], None]) -> None:
+    import textwrap
+
+    from memsched.cli.common import out_width
+    from memsched.live.dl_explain import describe_attr
+
+    width = out_width()
+
+    def line(text: str) -> None:  # "key        value": a long value wraps under itself, at the screen's width
+        echo(
+            textwrap.fill(
+                text, width, subsequent_indent=" " * 11, break_long_words=False, break_on_hyphens=False
+            )
+        )
+
+    line(f"request    {describe_attr(p.attr)} ({p.requested_bw} of BW_UNIT {BW_UNIT})")
+    line(
+        f"domain     CPUs {p.domain.cpulist} (capacity {p.domain.capacity}); limit {_cpus(p.limit_bw)} "
+        f"(sched_rt_runtime_us {p.sysctls.rt_runtime_us} / sched_rt_period_us {p.sysctls.rt_period_us})"
+    )
+    line(
+        f"held       {_cpus(p.total_bw)}: fair_servers {_cpus(p.servers_bw)} "
+        f"[{p.servers.source}: {p.servers.reason}], "
+        f"{len(p.tasks)} deadline task(s) {_cpus(p.tasks_bw)}"
+    )
+    for t in p.tasks:
+        line(
+            f"           pid {t.pid} tid {t.tid} {t.comm}: runtime {format_ns(t.attr.sched_runtime)} / "
+            f"deadline {format_ns(t.attr.sched_deadline)} / period {format_ns(t.attr.effective_period)} "
+            f"= {_cpus(t.bw)}"
+        )
+    if p.target is not None:
+        who = f"pid {p.target.pid} tid {p.target.tid}"
+        line(f"           {who} itself holds {_cpus(p.old_bw)}, replaced by the request")
+    line(f"available  {_cpus(p.available_bw)}")
+    verdict = "ADMITTED" if p.admitted else f"REFUSED ({p.verdict})"
+    line(f"verdict    {verdict}: {p.reason}")
+    for note in p.sysctls.notes:
+        line(f"note       {note}")
+
+
+def admit(
+    runtime: str,
+    deadline: str,
+    period: str | None,
+    flags: str,
+    pid: int | None,
+    *,
+    json_out: bool,
+    echo: Callable[[str], None] = echo,
+) -> int:
+    """Print the prediction (``--json``: one document) and return the exit status: 0 admitted, 1 refused."""
+    from memsched.live.capabilities import capabilities
+    from memsched.live.deadline import predict_admission
+
+    attr = deadline_attr(runtime, deadline, period, flags)
+    if pid is not None and not 0 <= pid <= PID_MAX_LIMIT:
+        raise ConfigError("--pid", pid, f"must be a thread id in 0..{PID_MAX_LIMIT}")
+    caps = capabilities()
+    caps.require("sched_deadline")
+    try:
+        prediction = predict_admission(attr, pid=pid)
+    except ProcessGoneError:
+        raise ConfigError("--pid", pid, "must be a running thread (no such process)") from None
+    if prediction.verdict == "invalid":
+        raise ConfigError(
+            "--runtime/--deadline/--period", f"{runtime}/{deadline}/{period or deadline}", prediction.reason
+        )
+    permitted = caps.sched_deadline_permitted
+    if json_out:
+        emit_json({**prediction.to_dict(), "permitted": permitted.to_dict()})
+    else:
+        _print_prediction(prediction, echo)
+        if not permitted.available:
+            echo(f"note       this process may not set it: {permitted.reason}")
+    return 0 if prediction.admitted else 1
