@@ -63,3 +63,21 @@ def test_a_flusher_slower_than_the_writer_leaves_reclaim_meeting_dirty_pages(pre
     assert stolen >= (96 - 16) * MIB // 4096
     assert scanned > 1.5 * stolen  # met dirty, activated, rotated back when written, scanned again
     assert vs["pgrotated"] > 0.3 * stolen
+
+
+def test_reclaim_judges_dirty_pages_in_the_kernels_batches(pressure_machine) -> None:  # type: ignore[no-untyped-def]
+    """``shrink_inactive_list()`` takes SWAP_CLUSTER_MAX pages (at least a folio) at a time: the first batch
+    that is all dirty and not queued ends the pages judged before the flusher is woken and the reclaimer
+    throttled; the rest are judged after."""
+    _m, r = pressure_machine(64, page_cache_folio_kib=4)
+    vmscan, fr = r.vmscan, r.frames
+    pages = np.arange(100, dtype=np.int64)
+    fr.dirty[pages] = False
+    fr.writeback[pages] = False
+    fr.dirty[40:100] = True
+    assert vmscan.file_folio == 1
+    assert vmscan._all_dirty_cut(pages) == (96, True)  # [32, 64) has clean pages; [64, 96) is all dirty
+    fr.writeback[64:70] = True  # queued for I/O already: not "unqueued dirty"
+    assert vmscan._all_dirty_cut(pages) == (100, True)  # the short last batch [96, 100)
+    fr.dirty[98] = False
+    assert vmscan._all_dirty_cut(pages) == (100, False)
