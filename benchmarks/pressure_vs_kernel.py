@@ -39,6 +39,7 @@ from memsched.errors import ConfigError, MemschedError
 from memsched.units import NSEC_PER_SEC
 from memsched.workloads.pressure.vskernel import (
     CGROUP_MODES,
+    DISK_METHOD,
     LEVELS,
     Proc,
     Trace,
@@ -176,12 +177,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             saved = json.loads(args.real.read_text())
             disk = tuple(float(x) for x in saved["disk_mib_s"])
+            disk_how = str(saved.get("disk_method", "O_DIRECT"))
             kernel = saved["kernel"]
             reals = {n: [Trace.from_json(d) for d in saved["runs"][n]] for n in names}
         except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
             _fail(f"--real {args.real}: not a file saved by --save-real with {','.join(names)} ({e!r})")
         if args.disk_mib_s:
-            disk = tuple(args.disk_mib_s)
+            disk, disk_how = tuple(args.disk_mib_s), "given"
     else:
         try:
             mode = pick_mode(args.cgroup)
@@ -189,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _fail(str(e))
         kernel = kernel_config()
         disk = tuple(args.disk_mib_s) if args.disk_mib_s else measure_disk_mib_s()
+        disk_how = "given" if args.disk_mib_s else DISK_METHOD
         reals = {}
         for n in names:
             reals[n] = []
@@ -197,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"{n} run {run} ({reals[n][-1].mode}): done", file=sys.stderr)
         if args.save_real is not None:
             runs = {n: [asdict(t) for t in ts] for n, ts in reals.items()}
-            args.save_real.write_text(json.dumps({"disk_mib_s": disk, "kernel": kernel, "runs": runs}))
+            doc = {"disk_mib_s": disk, "disk_method": disk_how, "kernel": kernel, "runs": runs}
+            args.save_real.write_text(json.dumps(doc))
     results = []
     for n in names:
         w, real = WORKLOADS[n], reals[n]
@@ -214,11 +218,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         json.dump(results, sys.stdout, indent=1, sort_keys=True)
         print()
         return
-    tick = f"a tick later ({kernel['tick_ns'] / 1e6:g} ms)" if kernel["tick_ns"] else "the next cond_resched()"
+    tick = "the reclaimer's sleeps and the EEVDF wakeup rule at each tick"
     print(
         f"kernel {kernel['release']} (preempt={kernel['preempt']}, HZ={kernel['hz']}; simulated as "
         f"{kernel['sim_kernel']}, vmpressure work at {tick}); disk {disk[0]:.0f} MiB/s write, {disk[1]:.0f} "
-        f"MiB/s read; {len(reals[names[0]])} real runs per workload"
+        f"MiB/s read ({disk_how}); {len(reals[names[0]])} real runs per workload"
         + (f"; sysctl {args.sysctl_map}" if args.sysctl_map else "")
     )
     for res in results:

@@ -43,14 +43,22 @@ def test_critical_windows_before_the_oom_kill_follow_the_kernel(pressure_machine
     assert task.killed and [k.victim for k in r.oom.kills] == ["grower"]
     kill_t = r.oom.kills[0].t_ns
     windows = [w for w in r.vmpressure.samples if w.flavour == "mainline" and w.memcg == box]
-    forced = [w for w in windows if (w.scanned, w.reclaimed) == (512, 0)]
-    assert all(w.level == MemcgLevel.CRITICAL for w in forced) and len(forced) == len(windows)
     before, after, per_call = RULES[kernel]
-    assert sum(w.t_ns <= kill_t for w in forced) == before * per_call
-    assert sum(w.t_ns > kill_t for w in forced) == after * per_call
-    assert all(w.t_ns <= task.exit_ns for w in forced)
-    assert crit.signals == len(forced)  # each window reached the listener on its own
     assert r.memcgs.memcgs[box].events["oom_kill"] == 1
+    assert crit.signals == len(windows)  # each snapshot reached the listener once
+    assert all(w.level == MemcgLevel.CRITICAL and w.reclaimed == 0 for w in windows)
+    if not KERNELS[kernel].eevdf:
+        # CFS: the woken kworker preempts the reclaimer at once, so each window is a snapshot of its own.
+        forced = [w for w in windows if (w.scanned, w.reclaimed) == (512, 0)]
+        assert len(forced) == len(windows)
+        assert sum(w.t_ns <= kill_t for w in forced) == before * per_call
+        assert sum(w.t_ns > kill_t for w in forced) == after * per_call
+        assert all(w.t_ns <= task.exit_ns for w in forced)
+    else:
+        # EEVDF: the reclaimer keeps its CPU until its deadline passes at a tick, and the windows filled
+        # meanwhile merge; the windows computed are still the retry rule's.
+        assert sum(w.scanned for w in windows) == (before + after) * per_call * 512
+        assert len(windows) < (before + after) * per_call // 10
 
 
 class _Ops:

@@ -24,6 +24,7 @@ from memsched.workloads.pressure.vskernel import (
     Watcher,
     Workload,
     cgroup_modes,
+    measure_disk_mib_s,
     phase_stats,
     pick_mode,
     read_counters,
@@ -247,3 +248,10 @@ def test_paced_load_programs(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="rate_bytes_s"):
             anon_allocator(1 << 20, rate_bytes_s=bad)
     assert os.path.exists(f)
+
+
+def test_disk_bandwidths_through_the_page_cache(tmp_path: Path) -> None:
+    """Writeback of dirty page cache (fdatasync) and a readahead-fed re-read: positive figures, no file left."""
+    write, read = measure_disk_mib_s(str(tmp_path), trials=1, size_mib=4)
+    assert write > 0 and read > 0
+    assert list(tmp_path.iterdir()) == []

@@ -245,6 +245,8 @@ class MemoryManager(Protocol):
 
     def take_frames(self, nodes: I64) -> I64: ...
 
+    def kernel_sleep(self, at_ns: float, ns: float, *, in_stall: bool = True) -> None: ...
+
 
 class FileAccess:
     """A process reaching the page cache through its windows — ``generic_perform_write()``,
@@ -299,7 +301,7 @@ class FileAccess:
             if not ok:
                 r.memcgs.charge(memcg, -n)
                 return False, stall, dying
-            self._fill(task, pages[miss], fids[miss], offs[miss], memcg, write)
+            self._fill(task, pages[miss], fids[miss], offs[miss], memcg, write, at_ns=stall)
             self.misses += n
             cached = r.cache.cached(fids, offs)
         view = fr.mm_pfn[mm.id]
@@ -315,8 +317,12 @@ class FileAccess:
                 r.writeback.mark_dirty(hpfn)
         return True, stall, dying
 
-    def _fill(self, task: FluidTask, pages: I64, fids: I64, offs: I64, memcg: int, write: bool) -> None:
-        """``filemap_add_folio()`` for charged misses: frames, the cache, the file LRU, the process's view."""
+    def _fill(
+        self, task: FluidTask, pages: I64, fids: I64, offs: I64, memcg: int, write: bool, *, at_ns: float = 0.0
+    ) -> None:
+        """``filemap_add_folio()`` for charged misses: frames, the cache, the file LRU, the process's view.
+        A read waits for the disk ``at_ns`` into the fault, asleep (``filemap_read()`` →
+        ``filemap_get_pages()`` → ``folio_wait_locked()`` on a folio under read I/O, mm/filemap.c)."""
         r = self.r
         fr, mm, m = r.frames, task.mm, r.machine
         vs = m.vmstat
@@ -354,7 +360,8 @@ class FileAccess:
             vs.inc("pgfault", int(mapped.sum()))
             vs.inc("pgmajfault", int((mapped & read).sum()))
         # Entering the page cache costs about a fault (allocation, charge, LRU); a read waits for the disk.
-        m.charge_system(task, pages.shape[0] * m.config.page_fault_ns + self._read_wait(task, n_read))
+        m.charge_system(task, pages.shape[0] * m.config.page_fault_ns)
+        r.kernel_sleep(at_ns, self._read_wait(task, n_read), in_stall=False)
 
     def _read_wait(self, task: FluidTask, n_read: int) -> float:
         """ns ``task`` waits for ``n_read`` pages from disk. Sequential readahead (``page_cache_async_ra()``):

@@ -61,7 +61,7 @@ from memsched.sim.mm.oom_kill import OomKiller
 from memsched.sim.mm.page_alloc import watermarks
 from memsched.sim.mm.sysctl import ReclaimConfig
 from memsched.sim.mm.version import behaviour
-from memsched.sim.mm.vmpressure import SimVmpressure
+from memsched.sim.mm.vmpressure import SimVmpressure, base_slice_ns
 from memsched.sim.mm.vmscan import RECLAIM_COUNTERS, ReclaimCosts, Swap, Vmscan
 from memsched.sim.mm.writeback import Writeback
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_4K
@@ -88,7 +88,9 @@ class ChargeOps:
         if not sc.nr_reclaimed and sc.nr_dirty_seen and not r.vmscan.b.v1_writeback_throttle:
             # Before 5.16 legacy memcg reclaim waits for the pages it tagged (wait_on_page_writeback); the rounds
             # are instantaneous here, so wait for one disk batch before scanning again.
-            ns += r.writeback.expedite(r.config.flusher_tick_ns)
+            w = r.writeback.expedite(r.config.flusher_tick_ns)
+            r.kernel_sleep(at_ns + ns, w)
+            ns += w
         return sc.nr_reclaimed, ns
 
     def oom(self, memcg: int, at_ns: float) -> str:
@@ -147,6 +149,9 @@ class Reclaim(Instrument):
             rfc=config.rfc,
             mainline=config.mainline,
             workqueue_latency_ns=config.workqueue_latency_ns,
+            eevdf=self.behaviour.eevdf,
+            tick_ns=NSEC_PER_SEC // config.sched_hz,
+            slice_ns=config.sched_base_slice_ns or base_slice_ns(machine.nr_cpus),
         )
         costs = ReclaimCosts(
             config.reclaim_scan_ns, config.reclaim_free_ns, config.reclaim_move_ns, config.shrink_node_ns
@@ -171,6 +176,10 @@ class Reclaim(Instrument):
         self.files = FileAccess(self)
         self.psi = SimPsi(machine, hz=config.psi_hz)
         self.vmscan.on_kswapd.append(self.psi.kswapd_changed)
+        self.vmscan.on_sleep = self.kernel_sleep
+        self.writeback.on_task_sleep.append(self._task_sleeps)
+        #: While a task faults: ns it sleeps in this fault (reclaim waits, counted in its stall; disk reads).
+        self._asleep: list[float] | None = None
         #: Pages given back by applications (``MADV_DONTNEED``/``munmap`` through :meth:`release`), by tgid.
         self.released_pages: dict[int, int] = {}
         #: Per task: reclaim stalls (count, ns) it suffered in its own context.
@@ -261,10 +270,17 @@ class Reclaim(Instrument):
             self._sampling = True
             self.engine.after(self.config.sample_interval_ns, Prio.SAMPLE, self._sample)
 
+    def _task_sleeps(self, task: FluidTask) -> None:  # balance_dirty_pages(): its CPU's kworker runs
+        if task.cpu >= 0:
+            self.vmpressure.sleep(self.engine.now, 0, cpu=task.cpu)
+
     def mm_exit(self, mm: MmStruct) -> None:
         """``exit_mmap()``: anonymous pages are freed (the machine returns their frames); page-cache pages
         stay in their files' caches, still charged, and leave the process's view before the machine frees
-        what the view still shows."""
+        what the view still shows. The exiting task's CPU schedules (``do_task_dead()``): its kworker runs."""
+        for t in self.machine.tasks:
+            if t.mm is mm and t.exit_ns == self.engine.now and t.cpu >= 0:
+                self.vmpressure.sleep(self.engine.now, 0, cpu=t.cpu)
         self.cache.close_mm(self.frames, mm)
         pfn_map = self.frames.mm_pfn.get(mm.id)
         if pfn_map is None:
@@ -284,9 +300,38 @@ class Reclaim(Instrument):
         fids, offs = self.cache.lookup(mm.id, pages)
         in_file = fids >= 0
         stall, dying, ok = 0.0, False, True
-        if in_file.any():
-            ok, stall, dying = self.files.fault(task, pages[in_file], fids[in_file], offs[in_file])
-            pages = pages[~in_file]
+        self._asleep = asleep = [0.0, 0.0]
+        self.vmpressure.current_cpu = task.cpu
+        try:
+            if in_file.any():
+                ok, stall, dying = self.files.fault(task, pages[in_file], fids[in_file], offs[in_file])
+                pages = pages[~in_file]
+            ok, stall, dying, pages = self._fault_anon(task, pages, ok, stall, dying)
+        finally:
+            self.vmpressure.current_cpu = -1
+            self._asleep = None
+        if not _exited(task):
+            if stall > 0:
+                self._stall(task, stall, asleep[0])
+            slept = asleep[0] + asleep[1]
+            if slept > 0 and not self.machine.lifecycle.block_for(task, slept):
+                self.machine.charge_system(task, slept)  # not on a CPU to leave: the wait delays it all the same
+            if dying:  # chosen by the memcg OOM killer: it exits when its charge gives up
+                self.engine.after(max(1, round(stall)), Prio.WAKEUP, self._oom_exit, task)
+        return pages if ok else np.empty(0, dtype=np.int64)
+
+    def kernel_sleep(self, at_ns: float, ns: float, *, in_stall: bool = True) -> None:
+        """The faulting task sleeps ``ns`` at ``at_ns`` into its fault (``in_stall``: a reclaim wait, else a
+        disk read): it leaves its CPU, whose kworker runs then."""
+        if ns <= 0 or self._asleep is None:
+            return
+        self._asleep[0 if in_stall else 1] += ns
+        self.vmpressure.sleep(self.engine.now + round(at_ns), ns)
+
+    def _fault_anon(
+        self, task: FluidTask, pages: I64, ok: bool, stall: float, dying: bool
+    ) -> tuple[bool, float, bool, I64]:
+        """The anonymous part of a fault batch: refaults, the memcg charge and the page allocator."""
         if ok and pages.size:
             stall += self._refaults(task, pages)
             memcg = self.memcgs.memcg_of(task.tgid)
@@ -298,12 +343,7 @@ class Reclaim(Instrument):
                 stall += s
                 if not ok:
                     self.memcgs.charge(memcg, -int(pages.size))
-        if not _exited(task):
-            if stall > 0:
-                self._stall(task, stall)
-            if dying:  # chosen by the memcg OOM killer: it exits when its charge gives up
-                self.engine.after(max(1, round(stall)), Prio.WAKEUP, self._oom_exit, task)
-        return pages if ok else np.empty(0, dtype=np.int64)
+        return ok, stall, dying, pages
 
     def charge_ops(self, task: FluidTask) -> ChargeOps:
         """What the memcg charge path of ``task`` asks of the machine."""
@@ -377,7 +417,9 @@ class Reclaim(Instrument):
                 break
             fruitless = 0 if sc.nr_reclaimed else fruitless + 1
             if not sc.nr_reclaimed and 2 * self.writeback.write_pending > self._reclaimable(nodes):
-                stall += self.writeback.expedite(_CONGESTION_WAIT_NS)
+                w = self.writeback.expedite(_CONGESTION_WAIT_NS)
+                self.kernel_sleep(stall, w)
+                stall += w
             if fruitless < self.config.max_reclaim_retries and rounds < 64 * self.config.max_reclaim_retries:
                 continue
             victim = self.oom.out_of_memory(None, task, after_ns=stall)
@@ -393,13 +435,13 @@ class Reclaim(Instrument):
         per = self.lru.nr_pages[nodes].sum(axis=(0, 1))
         return int(per[2] + per[3]) + (int(per[0] + per[1]) if self.swap.free > 0 else 0)
 
-    def _stall(self, task: FluidTask, ns: float) -> None:
-        """The faulting task reclaimed (or waited) ``ns`` in its own context."""
+    def _stall(self, task: FluidTask, ns: float, asleep: float = 0.0) -> None:
+        """The faulting task reclaimed ``ns`` in its own context, ``asleep`` of them asleep off its CPU."""
         m = self.machine
-        m.charge_system(task, ns)
+        m.charge_system(task, ns - asleep)
         weights = sum(m.tasks[t].weight for t in m.sched.rq[task.cpu]) if task.cpu >= 0 else 0.0
         share = task.weight / weights if weights > 0 else 1.0
-        wall = round(ns / max(share, 1e-6))
+        wall = round((ns - asleep) / max(share, 1e-6) + asleep)
         self.psi.memstall(task, wall)
         self.stall_ns[task.id] = self.stall_ns.get(task.id, 0.0) + ns
         self.stalls[task.id] = self.stalls.get(task.id, 0) + 1

@@ -47,8 +47,21 @@ class ReclaimConfig:
     kswapd_wakeup_ns: int = knob(20_000, "latency from wakeup_kswapd() to kswapd running (estimate)", min=0)
     workqueue_latency_ns: int = knob(
         1_000,
-        "latency from schedule_work() to the work running: the kworker woken on the reclaimer's CPU runs at "
-        "its next cond_resched(), before the next shrink pass (estimate)",
+        "latency from the reschedule that lets the kworker in to the work running: the reclaimer's next "
+        "cond_resched(), before its next shrink pass (estimate); when that reschedule comes is the "
+        "scheduler's rule (see sim/mm/vmpressure.py)",
+        min=0,
+    )
+    sched_hz: int = knob(
+        250,
+        "CONFIG_HZ (Kconfig default 250): the scheduler tick, where EEVDF (6.6+) checks the running task's "
+        "deadline and lets a woken kworker in",
+        min=100,
+        max=1000,
+    )
+    sched_base_slice_ns: int = knob(
+        0,
+        "EEVDF base slice; 0: the kernel's (6.15+: 0.70 ms x (1 + ilog2(min(CPUs, 8))), kernel/sched/fair.c)",
         min=0,
     )
     max_reclaim_retries: int = knob(

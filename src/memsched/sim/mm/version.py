@@ -64,12 +64,17 @@ class MmBehaviour:
     v1_writeback_throttle: bool
     full_walk_retry: bool
     large_folios: bool
+    #: The scheduler is EEVDF (6.6+, Peter Zijlstra, "sched/fair: Implement an EEVDF-like scheduling policy"):
+    #: a woken kworker does not preempt a reclaimer that is eligible and inside its slice (RUN_TO_PARITY).
+    #: Before, CFS placed a long sleeper ``sched_latency/2`` behind ``min_vruntime`` (GENTLE_FAIR_SLEEPERS),
+    #: more than ``wakeup_granularity``: it preempted the reclaimer at once.
+    eevdf: bool = False
 
 
 KERNELS: dict[str, MmBehaviour] = {
     "3.10": MmBehaviour("3.10", 5, "3.10", False, False, False, False),
     "5.10": MmBehaviour("5.10", 16, "5.10", True, False, False, False),
-    "6.18": MmBehaviour("6.18", 16, "6.18", True, True, True, True),
+    "6.18": MmBehaviour("6.18", 16, "6.18", True, True, True, True, True),
 }
 
 

@@ -28,8 +28,35 @@ reclaimers are taken in the order they were computed (a later-computed pass neve
 one, as ``vmpr->sr_lock`` serialises the accumulators). A work item with nobody listening is not an
 event: it runs, at its own time, when the next pass or :meth:`SimVmpressure.flush` finds it due.
 
+When the work runs. ``schedule_work()`` queues it on the system workqueue's pool of the reclaimer's CPU
+(kernel/workqueue.c: ``queue_work_on(WORK_CPU_UNBOUND)`` takes the local CPU for a per-CPU workqueue) and
+wakes that pool's kworker, which runs when its CPU next schedules:
+
+* at once if the reclaimer sleeps (:meth:`SimVmpressure.sleep`): ``reclaim_throttle()`` (mm/vmscan.c 6.18:
+  ``schedule_timeout()`` on the pgdat's wait queue, which schedules even when it returns at once), waiting
+  for writeback (``folio_wait_writeback()``), or for the disk in ``filemap_read()`` (``filemap_get_pages()``
+  → ``folio_wait_locked()``/``folio_put_wait_locked()`` on a folio under read I/O);
+* otherwise by the scheduler's wakeup rule. On EEVDF (6.6+; ``MmBehaviour.eevdf``) the woken kworker is
+  placed at zero lag; ``check_preempt_wakeup_fair()`` first runs ``update_curr()``, which gives the running
+  reclaimer a new deadline (and asks for a reschedule when another task is queued) once its vruntime passed
+  the old one, then ``pick_eevdf()`` keeps the reclaimer while it is eligible with the earlier deadline
+  (kernel/sched/fair.c 6.18; ``RUN_TO_PARITY``: ``set_protect_slice()`` protects it to its deadline when all
+  slices are equal). Alone on its CPU the reclaimer is always eligible (its vruntime is the queue's
+  average), so the kworker runs when the reclaimer's deadline has passed: at the wakeup if it already has,
+  else at the first tick (``CONFIG_HZ``, ``task_tick_fair()`` → ``update_curr()``) at or after it. The
+  deadline is set when the reclaimer gets the CPU (after its sleep, or after the kworker ran) to that time
+  plus the base slice, and renewed by ``update_curr()`` at the first tick past it. The switch itself comes
+  ``workqueue_latency_ns`` later (the reclaimer's next ``cond_resched()``). Before EEVDF (3.10, 5.10), CFS
+  placed the long-sleeping kworker ``sched_latency/2`` behind ``min_vruntime``, more than the wakeup
+  granularity: it preempts at once, ``workqueue_latency_ns`` after ``schedule_work()``.
+
 Deviations from the kernel: no ``__GFP_*`` filter (every simulated reclaim is for user pages, which pass it);
-reclaimed slab pages do not exist, so ``reclaimed > scanned`` never happens in simulated runs.
+reclaimed slab pages do not exist, so ``reclaimed > scanned`` never happens in simulated runs. The wakeup
+rule assumes the reclaimer is the only runnable task on its CPU: with other load there its lag (and so its
+eligibility) depends on their history, which the fluid machine does not keep — a reclaimer made ineligible
+by them is preempted at every wakeup, which this model never gives. Ticks fall on multiples of the tick
+period from time 0; kswapd's passes (no CPU of their own here) use the rule with a deadline renewed at every
+tick.
 """
 
 from __future__ import annotations
@@ -49,11 +76,19 @@ from memsched.uapi.pressure import MemcgLevel, VmpressureConfig, VmpressureLevel
 if TYPE_CHECKING:
     from memsched.sim.fluid.task import FluidTask
 
-__all__ = ["FileWait", "Sample", "SimVmpressure", "VmpressureOp"]
+__all__ = ["FileWait", "Sample", "SimVmpressure", "VmpressureOp", "base_slice_ns"]
 
 _SOCKET_PRESSURE_NS = 1_000_000_000  # memcg->socket_pressure = jiffies + HZ
 #: The deferred calls of a shrink pass run after the work items due at the same instant.
 _PRIO_PASS = Prio.TIMER + 1
+#: ``normalized_sysctl_sched_base_slice`` (kernel/sched/fair.c 6.15+: 0.70 ms; 0.75 ms in 6.6-6.14).
+_BASE_SLICE_NS = 700_000
+
+
+def base_slice_ns(nr_cpus: int) -> int:
+    """``sysctl_sched_base_slice`` after ``update_sysctl()`` with the default ``SCHED_TUNABLESCALING_LOG``:
+    the normalized slice times ``1 + ilog2(min(CPUs, 8))``."""
+    return _BASE_SLICE_NS * (1 + max(1, min(nr_cpus, 8)).bit_length() - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +142,27 @@ class SimVmpressure:
         rfc: Rfc2012VmpressureConfig | None = None,
         mainline: MainlineVmpressureConfig | None = None,
         workqueue_latency_ns: int = 10_000,
+        eevdf: bool = False,
+        tick_ns: int = 4_000_000,
+        slice_ns: int = 1_400_000,
     ) -> None:
         self.engine = engine
         self.memcgs = memcgs
         self.rfc = RfcVmpressure(rfc or Rfc2012VmpressureConfig())
         self.mainline = mainline or memcgs.config
         self.workqueue_latency_ns = workqueue_latency_ns
+        self.eevdf = eevdf
+        self.tick_ns = tick_ns
+        self.slice_ns = slice_ns
+        #: The CPU whose task is reclaiming now (set by the fault path; -1: none known, e.g. kswapd).
+        self.current_cpu = -1
+        #: When the task on each CPU last got it (its EEVDF deadline is this plus the slice).
+        self._picked: dict[int, int] = {}
         self.watchers = WatcherList()
         self.file_waiters: dict[int, list[tuple[FluidTask, Callable[[FluidTask], None]]]] = {}
         self.samples: list[Sample] = []
-        self._pending: dict[int, tuple[int, Event | None]] = {}
+        #: Queued work items: key -> (when it runs, its engine event if someone listens, the CPU it was queued on).
+        self._pending: dict[int, tuple[int, Event | None, int]] = {}
         self._last_pass = 0
         #: Every event delivered: (t_ns, design, receiver name, level name).
         self.deliveries: list[tuple[int, str, str, str]] = []
@@ -142,24 +188,47 @@ class SimVmpressure:
             return
         t = max(at, self.engine.now, self._last_pass)
         self._last_pass = t
-        self.engine.at(t, _PRIO_PASS, self._account, ops)
-        self.engine.hold(t + self.workqueue_latency_ns)  # even if the stall ends in killing the last task
+        self.engine.at(t, _PRIO_PASS, self._account, ops, self.current_cpu)
+        # even if the stall ends in killing the last task
+        self.engine.hold(t + self.workqueue_latency_ns + (self.tick_ns + self.slice_ns if self.eevdf else 0))
 
-    def _account(self, ops: list[VmpressureOp]) -> None:
+    def sleep(self, at: int, ns: float, *, cpu: int | None = None) -> None:
+        """The task reclaiming on ``cpu`` (default :attr:`current_cpu`) sleeps ``ns`` from simulated time
+        ``at`` (>= now), or exits (``ns`` 0): the kworker of its CPU runs then (the work items queued there run
+        at that instant), and the task gets its CPU back when it wakes. Deferred through the engine in order
+        with the shrink passes."""
+        cpu = self.current_cpu if cpu is None else cpu
+        if cpu < 0:
+            return
+        t = max(at, self.engine.now, self._last_pass)
+        self._last_pass = t
+        self.engine.at(t, _PRIO_PASS, self._sleep, cpu, round(ns))
+        self.engine.hold(t)
+
+    def _sleep(self, cpu: int, ns: int) -> None:
+        t = self.engine.now
+        self._run_due(t)
+        for key, (_, ev, on) in list(self._pending.items()):
+            if on == cpu:
+                self._pending[key] = (t, ev, on)
+        self._run_due(t)
+        self._picked[cpu] = max(self._picked.get(cpu, t), t + ns)
+
+    def _account(self, ops: list[VmpressureOp], cpu: int) -> None:
         t = self.engine.now
         self._run_due(t)
         for op in ops:
             if op.kind == "lruvec":
                 if self.rfc.vmpressure(op.scanned, op.reclaimed, memcg_reclaim=op.memcg_reclaim):
-                    self._schedule(-1, t)
+                    self._schedule(-1, t, cpu)
             elif op.kind == "prio":
                 if self.rfc.vmpressure_prio(op.priority, memcg_reclaim=op.memcg_reclaim):
-                    self._schedule(-1, t)
+                    self._schedule(-1, t, cpu)
                 if self.memcgs.memcgs[op.memcg].vmpr.vmpressure_prio(op.priority):
-                    self._schedule(op.memcg, t)
+                    self._schedule(op.memcg, t, cpu)
             elif op.kind == "tree":
                 if self.memcgs.memcgs[op.memcg].vmpr.vmpressure(op.scanned, op.reclaimed, tree=True):
-                    self._schedule(op.memcg, t)
+                    self._schedule(op.memcg, t, cpu)
             elif op.kind == "memcg":
                 m = self.memcgs.memcgs[op.memcg]
                 level = m.vmpr.vmpressure(op.scanned, op.reclaimed, tree=False)
@@ -169,18 +238,39 @@ class SimVmpressure:
             else:  # pragma: no cover - programming error
                 raise ValueError(op.kind)
 
-    def _schedule(self, key: int, t: int) -> None:
-        """``schedule_work()``: the work of ``key`` (-1: the RFC's global work, else a memcg) runs later.
+    def _schedule(self, key: int, t: int, cpu: int) -> None:
+        """``schedule_work()`` on ``cpu``: the work of ``key`` (-1: the RFC's global work, else a memcg) runs
+        when that CPU's kworker gets the CPU (:meth:`work_time`, or earlier if the reclaimer sleeps).
 
         It becomes an engine event only if someone listens; otherwise the next vmpressure call (or
         :meth:`flush`) runs it at its due time, which gives the same snapshots without the event."""
         if key in self._pending:
             return
-        run_at = t + self.workqueue_latency_ns
+        run_at = self.work_time(t, cpu)
         ev: Event | None = None
         if self._has_listeners(key):
             ev = self.engine.at(run_at, Prio.TIMER, self._work_event, key)
-        self._pending[key] = (run_at, ev)
+        self._pending[key] = (run_at, ev, cpu)
+
+    def work_time(self, t: int, cpu: int) -> int:
+        """When the kworker woken at ``t`` on ``cpu`` runs, the reclaimer staying on the CPU (see the module
+        docstring: CFS preempts at once; EEVDF when the reclaimer's deadline has passed, checked at the wakeup
+        and at each tick)."""
+        lat = self.workqueue_latency_ns
+        if not self.eevdf:
+            return t + lat
+        tick, s = self.tick_ns, self.slice_ns
+        picked = self._picked.get(cpu)
+        # Deadlines renewed at ticks long before t repeat with the same phase: start a few periods back.
+        start = t - 4 * (tick + s)
+        d = picked + s if picked is not None and picked > start else (start // tick) * tick + s
+        nxt = -(-d // tick) * tick  # the first tick at or after the deadline
+        while nxt <= t:  # update_curr() at that tick renews the deadline
+            d = nxt + s
+            nxt = -(-d // tick) * tick
+        if t >= d:
+            return t + lat
+        return nxt + lat
 
     def _has_listeners(self, key: int) -> bool:
         if key < 0:
@@ -193,7 +283,7 @@ class SimVmpressure:
 
     def _run_due(self, t: int) -> None:
         while self._pending:
-            key, (run_at, _) = min(self._pending.items(), key=lambda kv: (kv[1][0], kv[0]))
+            key, (run_at, _, _) = min(self._pending.items(), key=lambda kv: (kv[1][0], kv[0]))
             if run_at > t:
                 return
             self._run_work(key)
@@ -203,9 +293,11 @@ class SimVmpressure:
             self._run_due(self.engine.now)
 
     def _run_work(self, key: int) -> None:
-        run_at, ev = self._pending.pop(key)
+        run_at, ev, cpu = self._pending.pop(key)
         if ev is not None:
             ev.cancel()
+        if cpu >= 0:  # the reclaimer gets its CPU back after the kworker (unless it is asleep until later)
+            self._picked[cpu] = max(self._picked.get(cpu, run_at), run_at)
         if key < 0:
             self._rfc_work(run_at)
         else:

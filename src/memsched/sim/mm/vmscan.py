@@ -47,10 +47,12 @@ reclaimer pays it in its own context (system time, and a memory stall for PSI); 
 by their cost.
 
 Deviations from the kernel: pages are scanned in batches of up to 1024 (not ``SWAP_CLUSTER_MAX`` = 32) per
-list and round, so a pass can overshoot ``nr_to_reclaim`` by up to one batch; ``SCAN_FRACT`` ignores the
-recent-rotation feedback; no slab shrinking, compaction, ``congestion_wait`` throttling or MGLRU; dirty file
-pages stay on the inactive list with ``PG_reclaim`` (3.x; since 4.12 they are activated instead); memcg
-protection (``memory.low``/``min``) and soft limits are not modelled.
+list and round, so a pass can overshoot ``nr_to_reclaim`` by up to one batch (dirty pages are still judged
+per kernel batch: the flusher is woken, and v1 reclaim throttled, at the first batch of ``SWAP_CLUSTER_MAX``
+pages or one folio that is all dirty and unqueued, and the pages after it are judged after that sleep);
+``SCAN_FRACT`` ignores the recent-rotation feedback; no slab shrinking, compaction, ``congestion_wait``
+throttling or MGLRU; dirty file pages stay on the inactive list with ``PG_reclaim`` (3.x; since 4.12 they are
+activated instead); memcg protection (``memory.low``/``min``) and soft limits are not modelled.
 """
 
 from __future__ import annotations
@@ -237,6 +239,8 @@ class Vmscan:
         self.kswapd = [Kswapd(n, machine.topology.nodes[n].cpus[-1]) for n in range(frames.nr_nodes)]
         #: Called with (kswapd, running) when a kswapd starts or stops (PSI counts it as a stalled task).
         self.on_kswapd: list[Callable[[Kswapd, bool], None]] = []
+        #: Called with (offset in the reclaimer's stall, ns) when the reclaimer sleeps (set by ``Reclaim``).
+        self.on_sleep: Callable[[float, float], None] = _no_sleep_hook
 
     # ---- freeing -------------------------------------------------------------------------------------------
     def free_frames(
@@ -405,7 +409,6 @@ class Vmscan:
         pfns = self.lru.isolate(node, memcg, lru, n)
         if not pfns.size:
             return
-        fr = self.frames
         k = int(pfns.size)
         file = lru == LRU_INACTIVE_FILE
         sc.nr_scanned += k
@@ -416,14 +419,49 @@ class Vmscan:
             vs.inc("pgscan_kswapd" if sc.kswapd else "pgscan_direct", k)
         vs.inc("pgscan_file" if file else "pgscan_anon", k)
         self.memcgs.add_stat(memcg, "pgscan", k)
+        rest = pfns
+        while rest.size:  # the kernel's batches, up to the first all-dirty one, then the rest after it
+            cut, all_dirty = self._all_dirty_cut(rest) if file else (int(rest.size), False)
+            self._shrink_isolated(rest[:cut], memcg, lru, sc, all_dirty=all_dirty)
+            rest = rest[cut:]
 
+    def _all_dirty_cut(self, pfns: I64) -> tuple[int, bool]:
+        """Where the kernel's first all-dirty batch among ``pfns`` (oldest first) ends, and whether there is one.
+
+        The kernel isolates ``SWAP_CLUSTER_MAX`` pages at a time (at least one folio) and judges each batch:
+        one whose pages are all dirty and not yet queued for I/O (``nr_unqueued_dirty == nr_taken``) wakes the
+        flusher, and on v1 sleeps in ``reclaim_throttle()`` before the next batch is taken. The pages after it
+        are judged after that sleep, when the flusher may have written them."""
+        fr = self.frames
+        unit = max(SWAP_CLUSTER_MAX, self.file_folio)
+        k = int(pfns.size)
+        unqueued = fr.dirty[pfns] & ~fr.writeback[pfns]
+        if not unqueued.any():
+            return k, False
+        nb = -(-k // unit)
+        padded = np.ones(nb * unit, dtype=bool)
+        padded[:k] = unqueued
+        full = np.flatnonzero(padded.reshape(nb, unit).all(axis=1))
+        if not full.size:
+            return k, False
+        return min(k, (int(full[0]) + 1) * unit), True
+
+    def _shrink_isolated(self, pfns: I64, memcg: int, lru: int, sc: ScanControl, *, all_dirty: bool) -> None:
+        """``shrink_folio_list()`` on isolated pages; ``all_dirty``: their last kernel batch was all dirty."""
+        fr = self.frames
+        vs = self.vmstat
+        k = int(pfns.size)
+        file = lru == LRU_INACTIVE_FILE
         b = self.b
         legacy_memcg = not sc.global_reclaim and not self.cgroup_v2  # !writeback_throttling_sane(sc)
         wb = fr.writeback[pfns]
         if legacy_memcg:  # wait on pages already tagged for immediate reclaim (shrink_folio_list case 3)
             waiting = wb & fr.reclaim[pfns]
             if waiting.any():
-                sc.wait_ns += self.writeback.wait_on_writeback(pfns[waiting])
+                at = sc.at_ns
+                w = self.writeback.wait_on_writeback(pfns[waiting])
+                self.on_sleep(at, w)
+                sc.wait_ns += w
                 wb = fr.writeback[pfns]
         fr.reclaim[pfns[wb]] = True
         # Under writeback: tagged PG_reclaim, and (4.12+) activated out of the way until written.
@@ -445,10 +483,13 @@ class Vmscan:
                     keep |= dirty
                 nd = int(dirty.sum())
                 sc.nr_dirty_seen += nd
-                if nd == k or not b.dirty_file_activate:  # nr_unqueued_dirty == nr_taken: nudge the flusher
+                if all_dirty or not b.dirty_file_activate:  # nr_unqueued_dirty == nr_taken: nudge the flusher
                     self.writeback.wakeup_flusher()
-                    if nd == k and legacy_memcg and b.v1_writeback_throttle:
-                        sc.wait_ns += self.writeback.reclaim_throttle()
+                    if all_dirty and legacy_memcg and b.v1_writeback_throttle:
+                        at = sc.at_ns
+                        w = self.writeback.reclaim_throttle()
+                        self.on_sleep(at, w)  # schedule_timeout(): the task leaves its CPU
+                        sc.wait_ns += w
             free = rest & ~dirty
         else:
             in_swap = rest & fr.swapcache[pfns]
@@ -582,3 +623,7 @@ class Vmscan:
     def _kswapd_sleep(self, k: Kswapd) -> None:
         k.running = False
         self._kswapd_state(k, False)
+
+
+def _no_sleep_hook(at_ns: float, ns: float) -> None:
+    """No task to put to sleep (a Vmscan without a ``Reclaim``)."""

@@ -6,9 +6,14 @@ still the defaults today):
 * ``vm.dirty_background_ratio`` (10) and ``vm.dirty_ratio`` (20) percent of *dirtyable* memory — free pages
   plus file LRU pages, minus the high watermarks (``global_dirtyable_memory()``);
 * the flusher writes dirty pages back, oldest first, at the disk's write bandwidth, once dirty pages exceed
-  the background threshold, when reclaim asks (``wakeup_flusher_threads(WB_REASON_VMSCAN)`` after meeting
-  dirty pages it could not free), and periodically (every ``dirty_writeback_centisecs``, 5 s) for pages
-  dirty for longer than ``dirty_expire_centisecs`` (30 s);
+  the background threshold, when reclaim asks, and periodically (every ``dirty_writeback_centisecs``, 5 s)
+  for pages dirty for longer than ``dirty_expire_centisecs`` (30 s). Reclaim asks when a batch it isolated
+  was all dirty and not yet queued (``wakeup_flusher_threads(WB_REASON_VMSCAN)``, mm/vmscan.c
+  ``shrink_inactive_list()``): ``wb_start_writeback()`` sets ``WB_start_all`` unless it is set already, and
+  the flusher's ``wb_check_start_all()`` writes as many pages as ``get_nr_dirty_pages()`` counts when it
+  starts — pages dirtied meanwhile are written within that count, oldest first (``range_cyclic``), not
+  beyond it — then clears the bit (fs/fs-writeback.c 6.18). A writer that the flusher outruns finds its
+  pages clean when reclaim reaches them; one it does not meets them dirty (below);
 * a page under writeback cannot be freed; when its I/O completes and reclaim had tagged it ``PG_reclaim``,
   ``end_page_writeback()`` -> ``rotate_reclaimable_page()`` moves it to the tail of the inactive list so the
   next scan frees it (``pgrotated``; 4.12+ also from the active list, where reclaim put it, clearing
@@ -24,7 +29,10 @@ still the defaults today):
 Deviations from the kernel: the disk is a fixed-bandwidth pipeline of ``flusher_tick_ns`` batches (a page's
 I/O completes at the end of the tick after it was submitted); throttling is a hard stop at the threshold
 instead of the proportional pacing between the "freerun" point and the limit; one global writeback domain
-(memcg v1 had no per-cgroup dirty limits); swap I/O does not take disk bandwidth from file writeback.
+(memcg v1 had no per-cgroup dirty limits); swap I/O does not take disk bandwidth from file writeback. The
+disk's bandwidth is the one the flusher gets (many requests in flight), not that of one synchronous
+request at a time. The ``WB_start_all`` rule (one flush-everything request at a time, 4.14+) applies to
+every simulated version; before 4.14 each wakeup queued its own work item.
 """
 
 from __future__ import annotations
@@ -61,6 +69,8 @@ class DirtyThrottle:
     def add_waiter(self, task: FluidTask, wake: Callable[[FluidTask], None]) -> None:
         self._wb.throttled += 1
         self._waiters.append((task, wake))
+        for hook in self._wb.on_task_sleep:  # io_schedule_timeout(): the writer leaves its CPU
+            hook(task)
 
     def wake_all(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -113,7 +123,12 @@ class Writeback:
         self._tick: Event | None = None
         self._last_run: int | None = None
         self._reclaim_request = False
+        #: Pages the ``WB_start_all`` flush still has to write (-1: not yet started: the flusher reads
+        #: ``get_nr_dirty_pages()`` when it runs).
+        self._start_all_left = 0
         self.throttle = DirtyThrottle(self)
+        #: Called with a task that starts sleeping in ``balance_dirty_pages()``.
+        self.on_task_sleep: list[Callable[[FluidTask], None]] = []
 
     # ---- thresholds ----------------------------------------------------------------------------------------
     def thresholds(self) -> tuple[int, int]:
@@ -160,10 +175,23 @@ class Writeback:
         self._kick(self.engine.now)
 
     def wakeup_flusher(self) -> None:
-        """``wakeup_flusher_threads(WB_REASON_VMSCAN)``: reclaim met dirty pages; write them all back."""
-        if self.nr_dirty:
+        """``wakeup_flusher_threads(WB_REASON_VMSCAN)`` → ``wb_start_writeback()``: set ``WB_start_all`` unless
+        it is set already (one flush-everything request at a time); the flusher then writes as many pages as
+        were dirty when it starts (``wb_check_start_all()``: ``get_nr_dirty_pages()``), not more, and clears
+        the bit (fs/fs-writeback.c, 4.15+ to 6.18)."""
+        if self.nr_dirty and not self._reclaim_request:
             self._reclaim_request = True
+            self._start_all_left = -1
             self._kick(self.engine.now)
+
+    def _start_all_wrote(self, n: int) -> None:
+        """``n`` pages of the ``WB_start_all`` flush were written; at its count, ``clear_bit(WB_start_all)``."""
+        if not self._reclaim_request:
+            return
+        self._start_all_left -= n
+        if self._start_all_left <= 0 or self.nr_dirty == 0:
+            self._reclaim_request = False
+            self._start_all_left = 0
 
     def wait_on_writeback(self, pfns: I64) -> int:
         """``wait_on_page_writeback()`` for pages memcg reclaim waits on: ns until their I/O completes (their
@@ -195,6 +223,8 @@ class Writeback:
             self.nr_writeback += int(pfns.size)
             fr.reclaim[pfns] = True
             self._complete(pfns)
+            if self._start_all_left > 0:
+                self._start_all_wrote(int(pfns.size))
         if len(self.throttle) and not self.over_dirty_limit():
             self.throttle.wake_all()
         return wait_ns
@@ -260,8 +290,12 @@ class Writeback:
         bg, thresh = self.thresholds()
         fr = self.frames
         budget = self.pages_per_tick
-        if self.nr_dirty > bg or self._reclaim_request:
+        if self._reclaim_request and self._start_all_left < 0:  # wb_check_start_all(): get_nr_dirty_pages()
+            self._start_all_left = self.nr_dirty
+        if self.nr_dirty > bg:  # background writeback: until below the background threshold
             pfns = self._fifo.pop_tail(budget, fr.dirty_seq)
+        elif self._reclaim_request:  # the WB_start_all flush: its count, oldest first (range_cyclic)
+            pfns = self._fifo.pop_tail(min(budget, self._start_all_left), fr.dirty_seq)
         else:  # kupdate: only pages dirty for longer than dirty_expire
             pfns = self._fifo.pop_tail(budget, fr.dirty_seq)
             young = fr.dirtied_at[pfns] > now - self.dirty_expire_ns
@@ -276,8 +310,7 @@ class Writeback:
             self.nr_writeback += int(pfns.size)
             self.vmstat.inc("nr_written", int(pfns.size))
             self._inflight.append(pfns)
-        if self.nr_dirty == 0:
-            self._reclaim_request = False
+        self._start_all_wrote(int(pfns.size))
         if len(self.throttle) and self.nr_dirty + self.nr_writeback <= thresh:
             self.throttle.wake_all()
         if self._inflight or self.nr_dirty > bg or self._reclaim_request or len(self.throttle):

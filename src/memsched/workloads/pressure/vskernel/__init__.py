@@ -11,6 +11,7 @@ from memsched.workloads.pressure.vskernel.compare import agreement, compare, pha
 from memsched.workloads.pressure.vskernel.describe import LEVELS, Proc, Trace, Workload
 from memsched.workloads.pressure.vskernel.real import (
     CGROUP_MODES,
+    DISK_METHOD,
     cgroup_modes,
     kernel_config,
     measure_disk_mib_s,
@@ -23,6 +24,7 @@ from memsched.workloads.pressure.vskernel.watch import PSI_TRIGGERS, Watcher, re
 
 __all__ = [
     "CGROUP_MODES",
+    "DISK_METHOD",
     "LEVELS",
     "PSI_TRIGGERS",
     "TOP",

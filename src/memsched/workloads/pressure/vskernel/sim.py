@@ -85,7 +85,7 @@ def scenario_doc(
             "disk_read_bytes_per_s": f"{round(disk[1])}MiB",
             "flusher_tick_ns": "1ms",
             **({"kernel": kernel["sim_kernel"]} if kernel else {}),
-            **({"workqueue_latency_ns": int(kernel["tick_ns"])} if kernel and kernel["tick_ns"] else {}),
+            **({"sched_hz": int(kernel["hz"])} if kernel and kernel.get("hz") else {}),
             **(sysctl or {}),
         },
         "service": services,
