@@ -122,6 +122,10 @@ class Mainline(NumaPolicy):
         self.groups: dict[int, NumaGroup] = {}
         self.group_history: list[tuple[int, int, int]] = []  # (time, task, gid) joins
         self.migrate_attempts = 0
+        # task_weight()/group_weight() per node, cached until the task's or group's faults change
+        # (task_numa_placement(), a group created or joined): the migration search asks for them per CPU.
+        self._task_w: dict[int, list[int]] = {}
+        self._group_w: dict[int, list[int]] = {}
 
     # ---- per-task state --------------------------------------------------------------------------------
     def _t(self, ctx: PolicyContext, task: int) -> _TaskNuma:
@@ -146,16 +150,37 @@ class Mainline(NumaPolicy):
         st = self.tasks.get(task)
         if st is None:
             return 0
-        total = float(st.faults.sum())
-        return int(1000 * float(st.faults[nid].sum()) // total) if total > 0 else 0
+        w = self._task_w.get(task)
+        if w is None:
+            w = self._task_w[task] = self._weights(st.faults)
+        return w[nid]
 
     def group_weight(self, task: int, nid: int) -> int:
         st = self.tasks.get(task)
         if st is None or st.group is None:
             return 0
-        g = self.groups[st.group]
-        total = float(g.faults.sum())
-        return int(1000 * float(g.faults[nid].sum()) // total) if total > 0 else 0
+        w = self._group_w.get(st.group)
+        if w is None:
+            w = self._group_w[st.group] = self._weights(self.groups[st.group].faults)
+        return w[nid]
+
+    @staticmethod
+    def _weights(faults: np.ndarray) -> list[int]:
+        """``1000 * faults[nid] // total`` for every node: the weights of one task or group.
+
+        The two-column row sums are ``a + b`` in any order, so one ``sum(axis=1)`` equals the per-row sums.
+        """
+        total = float(faults.sum())
+        if total <= 0:
+            return [0] * faults.shape[0]
+        return [int(1000 * f // total) for f in faults.sum(axis=1).tolist()]
+
+    def _faults_changed(self, task: int | None, gid: int | None) -> None:
+        """Forget the cached weights of a task and/or group whose fault counters just changed."""
+        if task is not None:
+            self._task_w.pop(task, None)
+        if gid is not None:
+            self._group_w.pop(gid, None)
 
     # ---- should_numa_migrate_memory() --------------------------------------------------------------------
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
@@ -220,6 +245,7 @@ class Mainline(NumaPolicy):
             g = NumaGroup(task, {task}, st.faults.copy(), st.faults_cpu.copy(), {self._task_node(ctx, task)})
             self.groups[task] = g
             st.group = task
+            self._faults_changed(None, task)
         if last_cpu < 0 or last_pid < 0:
             return False
         running = ctx.cpu_tasks(last_cpu)
@@ -242,6 +268,8 @@ class Mainline(NumaPolicy):
         mine.faults_cpu -= st.faults_cpu
         theirs.faults += st.faults
         theirs.faults_cpu += st.faults_cpu
+        self._faults_changed(None, mine.gid)
+        self._faults_changed(None, theirs.gid)
         mine.tasks.discard(task)
         theirs.tasks.add(task)
         if not mine.tasks:
@@ -271,6 +299,7 @@ class Mainline(NumaPolicy):
         f_diff = f_weight - st.faults_cpu / 2
         st.faults += diff
         st.faults_cpu += f_diff
+        self._faults_changed(task, st.group)
         if st.group is not None:
             g = self.groups[st.group]
             g.faults += diff
