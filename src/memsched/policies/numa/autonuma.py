@@ -116,20 +116,27 @@ class Autonuma(NumaPolicy):
         nr_running = ctx.cpu_nr_running.tolist()
         cpu_node = ctx.cpu_node.tolist()
         # Nothing a task's weights depend on (its fault counters, its mm's scanned pages) changes within one
-        # call: the swaps are returned, not applied. So each task's weights are computed once per tick.
+        # call, nor do the run queues: the swaps are returned, not applied. So each task's weights are
+        # computed once per tick, and each node's candidates (busy CPUs, their current task, its weights and
+        # mm) gathered once.
         weights: dict[int, tuple[list[int], list[int]] | None] = {}
-        mms: dict[int, int] = {}
 
         def weights_of(task: int) -> tuple[list[int], list[int]] | None:
             if task not in weights:
                 weights[task] = self._weights(ctx, task)
             return weights[task]
 
-        def mm_of(task: int) -> int:
-            mm = mms.get(task)
-            if mm is None:
-                mm = mms[task] = ctx.task_mm(task)
-            return mm
+        cands: list[list[tuple[int, int, list[int], list[int], int]]] = []
+        for nid in range(ctx.nr_nodes):
+            row = []
+            for cpu in ctx.node_cpus[nid]:
+                if nr_running[cpu] == 0:
+                    continue  # "Offload the while IDLE balancing ... to CFS"
+                other = ctx.cpu_tasks(cpu)[0]
+                wo = weights_of(other)
+                if wo is not None:
+                    row.append((cpu, other, wo[0], wo[1], ctx.task_mm(other)))
+            cands.append(row)
 
         for this_cpu in range(ctx.nr_cpus):
             queued = ctx.cpu_tasks(this_cpu)
@@ -142,23 +149,18 @@ class Autonuma(NumaPolicy):
             w_cur, w_cur_mm = w
             cpu_nid = cpu_node[this_cpu]
             allowed = ctx.task_allowed(p).tolist()
-            p_mm = mm_of(p)
+            p_mm = ctx.task_mm(p)
             best, sel_cpu, sel_nid, sel_other = 0, this_cpu, cpu_nid, -1
-            for nid in range(ctx.nr_nodes):
+            for nid, row in enumerate(cands):
                 if nid == cpu_nid:
                     continue
-                for cpu in ctx.node_cpus[nid]:
+                for cpu, other, wo_p, wo_m, other_mm in row:
                     if not allowed[cpu] or cpu in used:
                         continue
-                    if nr_running[cpu] == 0:
-                        continue  # "Offload the while IDLE balancing ... to CFS"
-                    other = ctx.cpu_tasks(cpu)[0]
-                    wo = weights_of(other)
-                    if wo is None:
-                        continue
-                    same = mm_of(other) == p_mm
-                    w_other = wo[0][nid] if same else wo[1][nid]
-                    w_nid, w_cpu_nid = (w_cur[nid], w_cur[cpu_nid]) if same else (w_cur_mm[nid], w_cur_mm[cpu_nid])
+                    if other_mm == p_mm:
+                        w_other, w_nid, w_cpu_nid = wo_p[nid], w_cur[nid], w_cur[cpu_nid]
+                    else:
+                        w_other, w_nid, w_cpu_nid = wo_m[nid], w_cur_mm[nid], w_cur_mm[cpu_nid]
                     if w_nid > w_other and w_nid > w_cpu_nid:
                         weight = w_nid - w_other + w_nid - w_cpu_nid
                         if weight > best:
