@@ -381,13 +381,14 @@ class Mainline(NumaPolicy):
         self.migrate_attempts += 1
         return self._task_numa_migrate(ctx, task)
 
-    def _node_stats(self, ctx: PolicyContext, nid: int) -> tuple[float, float, bool]:
+    @staticmethod
+    def _node_stats(ctx: PolicyContext, nid: int, nr: list[int]) -> tuple[float, float, bool]:
         cpus = ctx.node_cpus[nid]
-        nr = ctx.cpu_nr_running
-        load = float(sum(nr[c] for c in cpus)) * 1024
+        running = sum(nr[c] for c in cpus)
+        load = float(running) * 1024
         capacity = float(len(cpus)) * 1024
         # has_free_capacity: fewer runnable tasks than the node has CPUs to give them.
-        return load, capacity, int(sum(nr[c] for c in cpus)) < len(cpus)
+        return load, capacity, running < len(cpus)
 
     def _task_numa_migrate(self, ctx: PolicyContext, task: int) -> list[Action]:
         st = self.tasks[task]
@@ -396,20 +397,24 @@ class Mainline(NumaPolicy):
         in_group = st.group is not None
         taskweight = self.task_weight(task, src_nid)
         groupweight = self.group_weight(task, src_nid)
-        src_stats = self._node_stats(ctx, src_nid)
+        # The run queues and affinities cannot change during the search (its result is returned, not applied).
+        nr: list[int] = ctx.cpu_nr_running.tolist()
+        allowed: list[bool] = ctx.task_allowed(task).tolist()
+        cur_allowed: dict[int, bool] = {}  # may the task on a candidate CPU run on src_cpu?
+        src_stats = self._node_stats(ctx, src_nid, nr)
         best: tuple[int, int, int | None, int] | None = None  # imp, cpu, other, nid
 
         def search(nid: int) -> None:
             nonlocal best
             taskimp = self.task_weight(task, nid) - taskweight
             groupimp = self.group_weight(task, nid) - groupweight
-            dst_stats = self._node_stats(ctx, nid)
-            allowed = ctx.task_allowed(task)
+            dst_stats = self._node_stats(ctx, nid, nr)
             for cpu in ctx.node_cpus[nid]:
                 if not allowed[cpu]:
                     continue
                 cand = self._compare(
-                    ctx, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, in_group
+                    ctx, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, in_group, nr,
+                    cur_allowed,
                 )
                 if cand is not None and (best is None or cand[0] > best[0]):
                     best = (cand[0], cpu, cand[1], nid)
@@ -447,13 +452,18 @@ class Mainline(NumaPolicy):
         src_stats: tuple[float, float, bool],
         dst_stats: tuple[float, float, bool],
         in_group: bool,
+        nr: list[int],
+        cur_allowed: dict[int, bool],
     ) -> tuple[int, int | None] | None:
         """``task_numa_compare()``: the improvement of moving to ``dst_cpu`` (or swapping), or ``None``."""
         imp = groupimp if groupimp > 0 else taskimp
         queued = ctx.cpu_tasks(dst_cpu)
         cur = queued[0] if queued else None
         if cur is not None:
-            if not ctx.task_allowed(cur)[src_cpu]:
+            ok = cur_allowed.get(cur)
+            if ok is None:
+                ok = cur_allowed[cur] = bool(ctx.task_allowed(cur)[src_cpu])
+            if not ok:
                 return None
             cur_st = self.tasks.get(cur)
             cur_group = cur_st.group if cur_st else None
@@ -470,7 +480,6 @@ class Mainline(NumaPolicy):
                     imp += self.task_weight(cur, src_nid) - self.task_weight(cur, dst_nid)
         if imp <= 0:
             return None
-        nr = ctx.cpu_nr_running
         if cur is None:
             if src_stats[2] and not dst_stats[2]:
                 return None
