@@ -97,6 +97,41 @@ class NumaGroup:
         return np.asarray(self.faults_cpu.sum(axis=1))
 
 
+class _RqView:
+    """What ``task_numa_migrate()`` reads of the run queues, each read once: queue lengths, the current task of
+    each CPU, affinities and node loads. Valid while no action is applied, i.e. within one hook call."""
+
+    __slots__ = ("_allowed", "_ctx", "_current", "_stats", "nr")
+
+    def __init__(self, ctx: PolicyContext) -> None:
+        self._ctx = ctx
+        self.nr: list[int] = ctx.cpu_nr_running.tolist()
+        self._current: dict[int, int | None] = {}
+        self._allowed: dict[int, list[bool]] = {}
+        self._stats: dict[int, tuple[float, float, bool]] = {}
+
+    def current(self, cpu: int) -> int | None:
+        if cpu not in self._current:
+            queued = self._ctx.cpu_tasks(cpu)
+            self._current[cpu] = queued[0] if queued else None
+        return self._current[cpu]
+
+    def allowed(self, task: int) -> list[bool]:
+        mask = self._allowed.get(task)
+        if mask is None:
+            mask = self._allowed[task] = self._ctx.task_allowed(task).tolist()
+        return mask
+
+    def node_stats(self, nid: int) -> tuple[float, float, bool]:
+        """Load, capacity and ``has_free_capacity`` (fewer runnable tasks than CPUs) of a node."""
+        stats = self._stats.get(nid)
+        if stats is None:
+            cpus = self._ctx.node_cpus[nid]
+            running = sum(self.nr[c] for c in cpus)
+            stats = self._stats[nid] = (float(running) * 1024, float(len(cpus)) * 1024, running < len(cpus))
+        return stats
+
+
 @dataclass
 class _TaskNuma:
     faults: np.ndarray  # [node, type], decayed memory faults
@@ -361,16 +396,18 @@ class Mainline(NumaPolicy):
     def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
         out: list[Action] = []
         now = ctx.now_ns
+        # One view of the run queues for the whole tick: the swaps are returned and applied after this call.
+        view = _RqView(ctx)
         for task in sorted(self.tasks):
             st = self.tasks[task]
             if st.retry_ns is not None and now >= st.retry_ns and ctx.task_runnable(task):
                 if self._task_node(ctx, task) == st.preferred:
                     st.retry_ns = None
                 else:
-                    out += self._numa_migrate_preferred(ctx, task)
+                    out += self._numa_migrate_preferred(ctx, task, view)
         return out
 
-    def _numa_migrate_preferred(self, ctx: PolicyContext, task: int) -> list[Action]:
+    def _numa_migrate_preferred(self, ctx: PolicyContext, task: int, view: _RqView | None = None) -> list[Action]:
         st = self.tasks[task]
         if st.preferred < 0 or ctx.task_cpu(task) < 0:
             return []
@@ -379,42 +416,29 @@ class Mainline(NumaPolicy):
         if self._task_node(ctx, task) == st.preferred:
             return []
         self.migrate_attempts += 1
-        return self._task_numa_migrate(ctx, task)
+        return self._task_numa_migrate(ctx, task, view or _RqView(ctx))
 
-    @staticmethod
-    def _node_stats(ctx: PolicyContext, nid: int, nr: list[int]) -> tuple[float, float, bool]:
-        cpus = ctx.node_cpus[nid]
-        running = sum(nr[c] for c in cpus)
-        load = float(running) * 1024
-        capacity = float(len(cpus)) * 1024
-        # has_free_capacity: fewer runnable tasks than the node has CPUs to give them.
-        return load, capacity, running < len(cpus)
-
-    def _task_numa_migrate(self, ctx: PolicyContext, task: int) -> list[Action]:
+    def _task_numa_migrate(self, ctx: PolicyContext, task: int, view: _RqView) -> list[Action]:
         st = self.tasks[task]
         src_cpu = ctx.task_cpu(task)
         src_nid = int(ctx.cpu_node[src_cpu])
         in_group = st.group is not None
         taskweight = self.task_weight(task, src_nid)
         groupweight = self.group_weight(task, src_nid)
-        # The run queues and affinities cannot change during the search (its result is returned, not applied).
-        nr: list[int] = ctx.cpu_nr_running.tolist()
-        allowed: list[bool] = ctx.task_allowed(task).tolist()
-        cur_allowed: dict[int, bool] = {}  # may the task on a candidate CPU run on src_cpu?
-        src_stats = self._node_stats(ctx, src_nid, nr)
+        allowed = view.allowed(task)
+        src_stats = view.node_stats(src_nid)
         best: tuple[int, int, int | None, int] | None = None  # imp, cpu, other, nid
 
         def search(nid: int) -> None:
             nonlocal best
             taskimp = self.task_weight(task, nid) - taskweight
             groupimp = self.group_weight(task, nid) - groupweight
-            dst_stats = self._node_stats(ctx, nid, nr)
+            dst_stats = view.node_stats(nid)
             for cpu in ctx.node_cpus[nid]:
                 if not allowed[cpu]:
                     continue
                 cand = self._compare(
-                    ctx, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, in_group, nr,
-                    cur_allowed,
+                    view, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, in_group
                 )
                 if cand is not None and (best is None or cand[0] > best[0]):
                     best = (cand[0], cpu, cand[1], nid)
@@ -441,7 +465,7 @@ class Mainline(NumaPolicy):
 
     def _compare(
         self,
-        ctx: PolicyContext,
+        view: _RqView,
         task: int,
         src_cpu: int,
         src_nid: int,
@@ -452,18 +476,12 @@ class Mainline(NumaPolicy):
         src_stats: tuple[float, float, bool],
         dst_stats: tuple[float, float, bool],
         in_group: bool,
-        nr: list[int],
-        cur_allowed: dict[int, bool],
     ) -> tuple[int, int | None] | None:
         """``task_numa_compare()``: the improvement of moving to ``dst_cpu`` (or swapping), or ``None``."""
         imp = groupimp if groupimp > 0 else taskimp
-        queued = ctx.cpu_tasks(dst_cpu)
-        cur = queued[0] if queued else None
+        cur = view.current(dst_cpu)
         if cur is not None:
-            ok = cur_allowed.get(cur)
-            if ok is None:
-                ok = cur_allowed[cur] = bool(ctx.task_allowed(cur)[src_cpu])
-            if not ok:
+            if not view.allowed(cur)[src_cpu]:
                 return None
             cur_st = self.tasks.get(cur)
             cur_group = cur_st.group if cur_st else None
@@ -480,6 +498,7 @@ class Mainline(NumaPolicy):
                     imp += self.task_weight(cur, src_nid) - self.task_weight(cur, dst_nid)
         if imp <= 0:
             return None
+        nr = view.nr
         if cur is None:
             if src_stats[2] and not dst_stats[2]:
                 return None
