@@ -182,22 +182,32 @@ class Mainline(NumaPolicy):
         return float(self.groups[st.group].faults[nid].sum())
 
     def task_weight(self, task: int, nid: int) -> int:
-        st = self.tasks.get(task)
-        if st is None:
-            return 0
-        w = self._task_w.get(task)
-        if w is None:
-            w = self._task_w[task] = self._weights(st.faults)
-        return w[nid]
+        w = self._task_ws(task)
+        return w[nid] if w is not None else 0
 
     def group_weight(self, task: int, nid: int) -> int:
+        w = self._group_ws(task)
+        return w[nid] if w is not None else 0
+
+    def _task_ws(self, task: int) -> list[int] | None:
+        """``task_weight()`` for every node (``None``: the task has no NUMA state, all weights 0)."""
+        w = self._task_w.get(task)
+        if w is None:
+            st = self.tasks.get(task)
+            if st is None:
+                return None
+            w = self._task_w[task] = self._weights(st.faults)
+        return w
+
+    def _group_ws(self, task: int) -> list[int] | None:
+        """``group_weight()`` for every node (``None``: the task is in no group, all weights 0)."""
         st = self.tasks.get(task)
         if st is None or st.group is None:
-            return 0
+            return None
         w = self._group_w.get(st.group)
         if w is None:
             w = self._group_w[st.group] = self._weights(self.groups[st.group].faults)
-        return w[nid]
+        return w
 
     @staticmethod
     def _weights(faults: np.ndarray) -> list[int]:
@@ -487,15 +497,15 @@ class Mainline(NumaPolicy):
             cur_group = cur_st.group if cur_st else None
             my_group = self.tasks[task].group
             if cur_group == my_group:
-                imp = taskimp + self.task_weight(cur, src_nid) - self.task_weight(cur, dst_nid)
+                w = self._task_ws(cur)
+                imp = taskimp + (w[src_nid] - w[dst_nid] if w is not None else 0)
                 if cur_group is not None:
                     imp -= imp // 16
             else:
                 imp = groupimp if in_group else taskimp
-                if cur_group is not None:
-                    imp += self.group_weight(cur, src_nid) - self.group_weight(cur, dst_nid)
-                else:
-                    imp += self.task_weight(cur, src_nid) - self.task_weight(cur, dst_nid)
+                w = self._group_ws(cur) if cur_group is not None else self._task_ws(cur)
+                if w is not None:
+                    imp += w[src_nid] - w[dst_nid]
         if imp <= 0:
             return None
         nr = view.nr
