@@ -99,51 +99,70 @@ class Autonuma(NumaPolicy):
         return ()
 
     # ---- sched_autonuma_balance ----------------------------------------------------------------------------
-    def _weights(self, ctx: PolicyContext, task: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def _weights(self, ctx: PolicyContext, task: int) -> tuple[list[int], list[int]] | None:
         counters = self._counters(ctx)
         p = counters.row(task)
         m = self.mm_pages.get(ctx.task_mm(task))
         p_t, m_t = float(p.sum()), float(m.sum()) if m is not None else 0.0
         if p_t <= 0 or m_t <= 0 or m is None:
             return None
-        return (p * AUTONUMA_BALANCE_SCALE // p_t).astype(np.int64), (m * AUTONUMA_BALANCE_SCALE // m_t).astype(
-            np.int64
-        )
+        w_p: list[int] = (p * AUTONUMA_BALANCE_SCALE // p_t).astype(np.int64).tolist()
+        w_m: list[int] = (m * AUTONUMA_BALANCE_SCALE // m_t).astype(np.int64).tolist()
+        return w_p, w_m
 
     def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
         out: list[Action] = []
         used: set[int] = set()
-        nr_running = ctx.cpu_nr_running
+        nr_running = ctx.cpu_nr_running.tolist()
+        cpu_node = ctx.cpu_node.tolist()
+        # Nothing a task's weights depend on (its fault counters, its mm's scanned pages) changes within one
+        # call, nor do the run queues: the swaps are returned, not applied. So each task's weights are
+        # computed once per tick, and each node's candidates (busy CPUs, their current task, its weights and
+        # mm) gathered once.
+        weights: dict[int, tuple[list[int], list[int]] | None] = {}
+
+        def weights_of(task: int) -> tuple[list[int], list[int]] | None:
+            if task not in weights:
+                weights[task] = self._weights(ctx, task)
+            return weights[task]
+
+        cands: list[list[tuple[int, int, list[int], list[int], int]]] = []
+        for nid in range(ctx.nr_nodes):
+            row = []
+            for cpu in ctx.node_cpus[nid]:
+                if nr_running[cpu] == 0:
+                    continue  # "Offload the while IDLE balancing ... to CFS"
+                other = ctx.cpu_tasks(cpu)[0]
+                wo = weights_of(other)
+                if wo is not None:
+                    row.append((cpu, other, wo[0], wo[1], ctx.task_mm(other)))
+            cands.append(row)
+
         for this_cpu in range(ctx.nr_cpus):
             queued = ctx.cpu_tasks(this_cpu)
             if not queued or this_cpu in used:
                 continue
             p = queued[0]
-            w = self._weights(ctx, p)
+            w = weights_of(p)
             if w is None:
                 continue
             w_cur, w_cur_mm = w
-            cpu_nid = int(ctx.cpu_node[this_cpu])
-            allowed = ctx.task_allowed(p)
+            cpu_nid = cpu_node[this_cpu]
+            allowed = ctx.task_allowed(p).tolist()
             p_mm = ctx.task_mm(p)
             best, sel_cpu, sel_nid, sel_other = 0, this_cpu, cpu_nid, -1
-            for nid in range(ctx.nr_nodes):
+            for nid, row in enumerate(cands):
                 if nid == cpu_nid:
                     continue
-                for cpu in ctx.node_cpus[nid]:
+                for cpu, other, wo_p, wo_m, other_mm in row:
                     if not allowed[cpu] or cpu in used:
                         continue
-                    if nr_running[cpu] == 0:
-                        continue  # "Offload the while IDLE balancing ... to CFS"
-                    other = ctx.cpu_tasks(cpu)[0]
-                    wo = self._weights(ctx, other)
-                    if wo is None:
-                        continue
-                    same = ctx.task_mm(other) == p_mm
-                    w_other = int(wo[0][nid]) if same else int(wo[1][nid])
-                    w_nid, w_cpu_nid = (w_cur[nid], w_cur[cpu_nid]) if same else (w_cur_mm[nid], w_cur_mm[cpu_nid])
+                    if other_mm == p_mm:
+                        w_other, w_nid, w_cpu_nid = wo_p[nid], w_cur[nid], w_cur[cpu_nid]
+                    else:
+                        w_other, w_nid, w_cpu_nid = wo_m[nid], w_cur_mm[nid], w_cur_mm[cpu_nid]
                     if w_nid > w_other and w_nid > w_cpu_nid:
-                        weight = int(w_nid - w_other + w_nid - w_cpu_nid)
+                        weight = w_nid - w_other + w_nid - w_cpu_nid
                         if weight > best:
                             best, sel_cpu, sel_nid, sel_other = weight, cpu, nid, other
             self.node[p] = sel_nid

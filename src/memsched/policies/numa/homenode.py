@@ -152,7 +152,12 @@ class Homenode(NumaPolicy):
         mm_total = self.mm_tot.get(mm, 0.0)
         p_task_w = self._weight(p_row[this_nid], p_total)
         p_mm_w = self._weight(mm_row[this_nid], mm_total)
-        allowed = ctx.task_allowed(task)
+        allowed = ctx.task_allowed(task).tolist()
+        # Within one call nothing changes: the weights that depend only on the node (and the other task's mm)
+        # are computed once.
+        own_w: dict[int, int] = {}  # the task's own weight per node
+        own_mm_w: dict[int, int] = {}  # its mm's weight per node
+        other_mm_w: dict[tuple[int, int], int] = {}  # (other mm, node)
         best, best_nid, best_other = 0, -1, -1
         for nid in range(ctx.nr_nodes):
             for cpu in ctx.node_cpus[nid]:
@@ -168,12 +173,19 @@ class Homenode(NumaPolicy):
                 if self.mm_tot.get(o_mm, 0.0) <= 0 or not ctx.task_allowed(other)[this_cpu]:
                     continue
                 if o_mm == mm:
-                    this_w = self._weight(p_row[nid], p_total)
+                    if nid not in own_w:
+                        own_w[nid] = self._weight(p_row[nid], p_total)
+                    this_w = own_w[nid]
                     other_w = self._weight(counters.row(other)[nid], self.task_tot[other])
                     p_w = p_task_w
                 else:
-                    this_w = self._weight(mm_row[nid], mm_total)
-                    other_w = self._weight(self.mm_faults[o_mm][nid], self.mm_tot[o_mm])
+                    if nid not in own_mm_w:
+                        own_mm_w[nid] = self._weight(mm_row[nid], mm_total)
+                    this_w = own_mm_w[nid]
+                    key = (o_mm, nid)
+                    if key not in other_mm_w:
+                        other_mm_w[key] = self._weight(self.mm_faults[o_mm][nid], self.mm_tot[o_mm])
+                    other_w = other_mm_w[key]
                     p_w = p_mm_w
                 other_diff = this_w - other_w
                 this_diff = this_w - p_w

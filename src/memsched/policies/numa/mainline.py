@@ -97,6 +97,41 @@ class NumaGroup:
         return np.asarray(self.faults_cpu.sum(axis=1))
 
 
+class _RqView:
+    """What ``task_numa_migrate()`` reads of the run queues, each read once: queue lengths, the current task of
+    each CPU, affinities and node loads. Valid while no action is applied, i.e. within one hook call."""
+
+    __slots__ = ("_allowed", "_ctx", "_current", "_stats", "nr")
+
+    def __init__(self, ctx: PolicyContext) -> None:
+        self._ctx = ctx
+        self.nr: list[int] = ctx.cpu_nr_running.tolist()
+        self._current: dict[int, int | None] = {}
+        self._allowed: dict[int, list[bool]] = {}
+        self._stats: dict[int, tuple[float, float, bool]] = {}
+
+    def current(self, cpu: int) -> int | None:
+        if cpu not in self._current:
+            queued = self._ctx.cpu_tasks(cpu)
+            self._current[cpu] = queued[0] if queued else None
+        return self._current[cpu]
+
+    def allowed(self, task: int) -> list[bool]:
+        mask = self._allowed.get(task)
+        if mask is None:
+            mask = self._allowed[task] = self._ctx.task_allowed(task).tolist()
+        return mask
+
+    def node_stats(self, nid: int) -> tuple[float, float, bool]:
+        """Load, capacity and ``has_free_capacity`` (fewer runnable tasks than CPUs) of a node."""
+        stats = self._stats.get(nid)
+        if stats is None:
+            cpus = self._ctx.node_cpus[nid]
+            running = sum(self.nr[c] for c in cpus)
+            stats = self._stats[nid] = (float(running) * 1024, float(len(cpus)) * 1024, running < len(cpus))
+        return stats
+
+
 @dataclass
 class _TaskNuma:
     faults: np.ndarray  # [node, type], decayed memory faults
@@ -122,6 +157,10 @@ class Mainline(NumaPolicy):
         self.groups: dict[int, NumaGroup] = {}
         self.group_history: list[tuple[int, int, int]] = []  # (time, task, gid) joins
         self.migrate_attempts = 0
+        # task_weight()/group_weight() per node, cached until the task's or group's faults change
+        # (task_numa_placement(), a group created or joined): the migration search asks for them per CPU.
+        self._task_w: dict[int, list[int]] = {}
+        self._group_w: dict[int, list[int]] = {}
 
     # ---- per-task state --------------------------------------------------------------------------------
     def _t(self, ctx: PolicyContext, task: int) -> _TaskNuma:
@@ -143,19 +182,50 @@ class Mainline(NumaPolicy):
         return float(self.groups[st.group].faults[nid].sum())
 
     def task_weight(self, task: int, nid: int) -> int:
-        st = self.tasks.get(task)
-        if st is None:
-            return 0
-        total = float(st.faults.sum())
-        return int(1000 * float(st.faults[nid].sum()) // total) if total > 0 else 0
+        w = self._task_ws(task)
+        return w[nid] if w is not None else 0
 
     def group_weight(self, task: int, nid: int) -> int:
+        w = self._group_ws(task)
+        return w[nid] if w is not None else 0
+
+    def _task_ws(self, task: int) -> list[int] | None:
+        """``task_weight()`` for every node (``None``: the task has no NUMA state, all weights 0)."""
+        w = self._task_w.get(task)
+        if w is None:
+            st = self.tasks.get(task)
+            if st is None:
+                return None
+            w = self._task_w[task] = self._weights(st.faults)
+        return w
+
+    def _group_ws(self, task: int) -> list[int] | None:
+        """``group_weight()`` for every node (``None``: the task is in no group, all weights 0)."""
         st = self.tasks.get(task)
         if st is None or st.group is None:
-            return 0
-        g = self.groups[st.group]
-        total = float(g.faults.sum())
-        return int(1000 * float(g.faults[nid].sum()) // total) if total > 0 else 0
+            return None
+        w = self._group_w.get(st.group)
+        if w is None:
+            w = self._group_w[st.group] = self._weights(self.groups[st.group].faults)
+        return w
+
+    @staticmethod
+    def _weights(faults: np.ndarray) -> list[int]:
+        """``1000 * faults[nid] // total`` for every node: the weights of one task or group.
+
+        The two-column row sums are ``a + b`` in any order, so one ``sum(axis=1)`` equals the per-row sums.
+        """
+        total = float(faults.sum())
+        if total <= 0:
+            return [0] * faults.shape[0]
+        return [int(1000 * f // total) for f in faults.sum(axis=1).tolist()]
+
+    def _faults_changed(self, task: int | None, gid: int | None) -> None:
+        """Forget the cached weights of a task and/or group whose fault counters just changed."""
+        if task is not None:
+            self._task_w.pop(task, None)
+        if gid is not None:
+            self._group_w.pop(gid, None)
 
     # ---- should_numa_migrate_memory() --------------------------------------------------------------------
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
@@ -220,6 +290,7 @@ class Mainline(NumaPolicy):
             g = NumaGroup(task, {task}, st.faults.copy(), st.faults_cpu.copy(), {self._task_node(ctx, task)})
             self.groups[task] = g
             st.group = task
+            self._faults_changed(None, task)
         if last_cpu < 0 or last_pid < 0:
             return False
         running = ctx.cpu_tasks(last_cpu)
@@ -242,6 +313,8 @@ class Mainline(NumaPolicy):
         mine.faults_cpu -= st.faults_cpu
         theirs.faults += st.faults
         theirs.faults_cpu += st.faults_cpu
+        self._faults_changed(None, mine.gid)
+        self._faults_changed(None, theirs.gid)
         mine.tasks.discard(task)
         theirs.tasks.add(task)
         if not mine.tasks:
@@ -271,6 +344,7 @@ class Mainline(NumaPolicy):
         f_diff = f_weight - st.faults_cpu / 2
         st.faults += diff
         st.faults_cpu += f_diff
+        self._faults_changed(task, st.group)
         if st.group is not None:
             g = self.groups[st.group]
             g.faults += diff
@@ -332,16 +406,18 @@ class Mainline(NumaPolicy):
     def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
         out: list[Action] = []
         now = ctx.now_ns
+        # One view of the run queues for the whole tick: the swaps are returned and applied after this call.
+        view = _RqView(ctx)
         for task in sorted(self.tasks):
             st = self.tasks[task]
             if st.retry_ns is not None and now >= st.retry_ns and ctx.task_runnable(task):
                 if self._task_node(ctx, task) == st.preferred:
                     st.retry_ns = None
                 else:
-                    out += self._numa_migrate_preferred(ctx, task)
+                    out += self._numa_migrate_preferred(ctx, task, view)
         return out
 
-    def _numa_migrate_preferred(self, ctx: PolicyContext, task: int) -> list[Action]:
+    def _numa_migrate_preferred(self, ctx: PolicyContext, task: int, view: _RqView | None = None) -> list[Action]:
         st = self.tasks[task]
         if st.preferred < 0 or ctx.task_cpu(task) < 0:
             return []
@@ -350,37 +426,29 @@ class Mainline(NumaPolicy):
         if self._task_node(ctx, task) == st.preferred:
             return []
         self.migrate_attempts += 1
-        return self._task_numa_migrate(ctx, task)
+        return self._task_numa_migrate(ctx, task, view or _RqView(ctx))
 
-    def _node_stats(self, ctx: PolicyContext, nid: int) -> tuple[float, float, bool]:
-        cpus = ctx.node_cpus[nid]
-        nr = ctx.cpu_nr_running
-        load = float(sum(nr[c] for c in cpus)) * 1024
-        capacity = float(len(cpus)) * 1024
-        # has_free_capacity: fewer runnable tasks than the node has CPUs to give them.
-        return load, capacity, int(sum(nr[c] for c in cpus)) < len(cpus)
-
-    def _task_numa_migrate(self, ctx: PolicyContext, task: int) -> list[Action]:
+    def _task_numa_migrate(self, ctx: PolicyContext, task: int, view: _RqView) -> list[Action]:
         st = self.tasks[task]
         src_cpu = ctx.task_cpu(task)
         src_nid = int(ctx.cpu_node[src_cpu])
         in_group = st.group is not None
         taskweight = self.task_weight(task, src_nid)
         groupweight = self.group_weight(task, src_nid)
-        src_stats = self._node_stats(ctx, src_nid)
+        allowed = view.allowed(task)
+        src_stats = view.node_stats(src_nid)
         best: tuple[int, int, int | None, int] | None = None  # imp, cpu, other, nid
 
         def search(nid: int) -> None:
             nonlocal best
             taskimp = self.task_weight(task, nid) - taskweight
             groupimp = self.group_weight(task, nid) - groupweight
-            dst_stats = self._node_stats(ctx, nid)
-            allowed = ctx.task_allowed(task)
+            dst_stats = view.node_stats(nid)
             for cpu in ctx.node_cpus[nid]:
                 if not allowed[cpu]:
                     continue
                 cand = self._compare(
-                    ctx, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, in_group
+                    view, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, in_group
                 )
                 if cand is not None and (best is None or cand[0] > best[0]):
                     best = (cand[0], cpu, cand[1], nid)
@@ -407,7 +475,7 @@ class Mainline(NumaPolicy):
 
     def _compare(
         self,
-        ctx: PolicyContext,
+        view: _RqView,
         task: int,
         src_cpu: int,
         src_nid: int,
@@ -421,27 +489,26 @@ class Mainline(NumaPolicy):
     ) -> tuple[int, int | None] | None:
         """``task_numa_compare()``: the improvement of moving to ``dst_cpu`` (or swapping), or ``None``."""
         imp = groupimp if groupimp > 0 else taskimp
-        queued = ctx.cpu_tasks(dst_cpu)
-        cur = queued[0] if queued else None
+        cur = view.current(dst_cpu)
         if cur is not None:
-            if not ctx.task_allowed(cur)[src_cpu]:
+            if not view.allowed(cur)[src_cpu]:
                 return None
             cur_st = self.tasks.get(cur)
             cur_group = cur_st.group if cur_st else None
             my_group = self.tasks[task].group
             if cur_group == my_group:
-                imp = taskimp + self.task_weight(cur, src_nid) - self.task_weight(cur, dst_nid)
+                w = self._task_ws(cur)
+                imp = taskimp + (w[src_nid] - w[dst_nid] if w is not None else 0)
                 if cur_group is not None:
                     imp -= imp // 16
             else:
                 imp = groupimp if in_group else taskimp
-                if cur_group is not None:
-                    imp += self.group_weight(cur, src_nid) - self.group_weight(cur, dst_nid)
-                else:
-                    imp += self.task_weight(cur, src_nid) - self.task_weight(cur, dst_nid)
+                w = self._group_ws(cur) if cur_group is not None else self._task_ws(cur)
+                if w is not None:
+                    imp += w[src_nid] - w[dst_nid]
         if imp <= 0:
             return None
-        nr = ctx.cpu_nr_running
+        nr = view.nr
         if cur is None:
             if src_stats[2] and not dst_stats[2]:
                 return None

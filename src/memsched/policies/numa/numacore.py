@@ -74,19 +74,27 @@ class Numacore(NumaPolicy):
         self.preferred: dict[int, int] = {}
         self.shared: dict[int, bool] = {}
         self._candidate: dict[int, tuple[int, int]] = {}
+        # Each task's faults per node and their sum, as the load balancer and on_tick ask for them, cached
+        # until its counters change (a fault batch, a placement's halving).
+        self._nf: dict[int, tuple[list[float], float]] = {}
 
     def _counters(self, ctx: PolicyContext) -> NodeCounters:
         if self.faults is None:
             self.faults = NodeCounters(2 * ctx.nr_nodes)
         return self.faults
 
-    def _node_faults(self, ctx: PolicyContext, task: int) -> np.ndarray:
-        row = self._counters(ctx).row(task)
-        return row[0::2] + row[1::2]
+    def _node_faults(self, ctx: PolicyContext, task: int) -> tuple[list[float], float]:
+        nf = self._nf.get(task)
+        if nf is None:
+            row = self._counters(ctx).row(task)
+            f = row[0::2] + row[1::2]
+            nf = self._nf[task] = (f.tolist(), float(f.sum()))
+        return nf
 
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
         priv = (batch.last_cpu == batch.cpu).astype(np.int64)
         self._counters(ctx).add(batch.task, 2 * batch.page_node + priv, float(batch.pages_per_record))
+        self._nf.clear()
         move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node) & batch.migratable
         if not move.any():
             return ()
@@ -108,11 +116,12 @@ class Numacore(NumaPolicy):
                 self.preferred[task] = max_node
                 out.append(SetPreferredNode(task, max_node))
         counters.scale(task, 0.5)  # halved every scan
+        self._nf.pop(task, None)
         return out
 
     def _category(self, ctx: PolicyContext, task: int, src_node: int, dst_node: int) -> float:
-        f = self._node_faults(ctx, task)
-        if f.sum() <= 0 or f[dst_node] > f[src_node]:
+        f, total = self._node_faults(ctx, task)
+        if total <= 0 or f[dst_node] > f[src_node]:
             return 3.0  # !numa, or towards more faults
         if src_node != self.preferred.get(task, src_node):
             return 2.0  # not ideal anyway
@@ -146,7 +155,7 @@ class Numacore(NumaPolicy):
                 if not queued or other_cpu in used or not allowed[other_cpu]:
                     continue
                 other = queued[0]
-                fo = self._node_faults(ctx, other)
+                fo, _ = self._node_faults(ctx, other)
                 if fo[src] > fo[pref] and ctx.task_allowed(other)[cpu]:
                     out.append(SwapTasks(task, other))
                     used.update((cpu, other_cpu))

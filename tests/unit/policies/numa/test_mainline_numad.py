@@ -167,3 +167,38 @@ def test_numad_binds_a_process_that_only_happens_to_be_in_place() -> None:
     q = get("numad").make()
     assert q.on_tick(ctx_with([4, 5, 6, 7])) == ()
     assert q.bindings == 0 and q.bound == {1: (1,)}
+
+
+def test_cached_weights_follow_placement_and_group_joins() -> None:
+    """task_weight()/group_weight() are cached per task and group: after faults, placements and a group join
+    they still equal ``1000 * faults[nid].sum() // faults.sum()`` computed afresh, bit for bit."""
+
+    def fresh(faults: np.ndarray, nid: int) -> int:
+        total = float(faults.sum())
+        return int(1000 * float(faults[nid].sum()) // total) if total > 0 else 0
+
+    def check(p: Mainline) -> None:
+        for t, st in p.tasks.items():
+            for nid in range(4):
+                assert p.task_weight(t, nid) == fresh(st.faults, nid)
+                want = fresh(p.groups[st.group].faults, nid) if st.group is not None else 0
+                assert p.group_weight(t, nid) == want
+
+    rng = np.random.default_rng(7)
+    ctx = FakeContext(nodes=4, rq={0: [1], 2: [2], 4: [3]}, task_info={1: (1, 0), 2: (1, 0), 3: (3, 1)},
+                      mm_pages={0: [64, 0, 0, 0], 1: [0, 64, 0, 0]}, periods={1: 1000 * MS, 2: 1000 * MS, 3: 1000 * MS})
+    p = mainline()
+    for step in range(12):
+        for t in (1, 2, 3):
+            n = 5
+            b = batch(task=[t] * n, cpu=rng.integers(0, 8, n).tolist(), page_node=rng.integers(0, 4, n).tolist())
+            p.after_faults(ctx, b, np.zeros(n, bool))
+            check(p)
+            p.on_placement(ctx, t)
+            check(p)
+        if step == 3:  # shared faults: task 2 gets a group, then task 1 joins it
+            p.after_faults(ctx, batch(task=[2], cpu=[2], page_node=[0], last_pid=[1], last_cpu=[0]), np.array([False]))
+            check(p)
+            p.after_faults(ctx, batch(task=[1], cpu=[0], page_node=[1], last_pid=[2], last_cpu=[2]), np.array([False]))
+            check(p)
+    assert p.tasks[1].group == p.tasks[2].group == 2

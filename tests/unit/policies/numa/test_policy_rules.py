@@ -223,3 +223,70 @@ def test_actions_validate() -> None:
         SetScanPeriod(1, 0)
     a = MigratePages(0, np.array([4, 5]), np.array([1]), mode="async")
     assert a.dst.tolist() == [1, 1] and not a.pages.flags.writeable
+
+
+def _autonuma_tick_reference(p, ctx):  # type: ignore[no-untyped-def]
+    """sched_autonuma_balance() as written before its weights were computed once per tick (numpy per call)."""
+
+    def weights(task):  # type: ignore[no-untyped-def]
+        row = p.faults.row(task)
+        m = p.mm_pages.get(ctx.task_mm(task))
+        p_t, m_t = float(row.sum()), float(m.sum()) if m is not None else 0.0
+        if p_t <= 0 or m_t <= 0 or m is None:
+            return None
+        return (row * 1000 // p_t).astype(np.int64), (m * 1000 // m_t).astype(np.int64)
+
+    out, used, nodes = [], set(), {}
+    for this_cpu in range(ctx.nr_cpus):
+        queued = ctx.cpu_tasks(this_cpu)
+        if not queued or this_cpu in used:
+            continue
+        t = queued[0]
+        w = weights(t)
+        if w is None:
+            continue
+        cpu_nid = int(ctx.cpu_node[this_cpu])
+        best, sel_cpu, sel_nid, sel_other = 0, this_cpu, cpu_nid, -1
+        for nid in range(ctx.nr_nodes):
+            for cpu in ctx.node_cpus[nid] if nid != cpu_nid else ():
+                if cpu in used or ctx.cpu_nr_running[cpu] == 0:
+                    continue
+                other = ctx.cpu_tasks(cpu)[0]
+                wo = weights(other)
+                if wo is None:
+                    continue
+                k = 0 if ctx.task_mm(other) == ctx.task_mm(t) else 1
+                w_nid, w_cpu_nid, w_other = w[k][nid], w[k][cpu_nid], wo[k][nid]
+                if w_nid > w_other and w_nid > w_cpu_nid and int(2 * w_nid - w_other - w_cpu_nid) > best:
+                    best, sel_cpu, sel_nid, sel_other = int(2 * w_nid - w_other - w_cpu_nid), cpu, nid, other
+        nodes[t] = sel_nid
+        if sel_cpu != this_cpu and sel_other >= 0:
+            out.append(SwapTasks(t, sel_other))
+            used.update((this_cpu, sel_cpu))
+    return out, nodes
+
+
+def test_autonuma_tick_equals_the_per_call_reference() -> None:
+    """The per-tick weight cache changes nothing: on random queues, fault counts and memory weights the swaps
+    and autonuma_node choices equal a per-call computation of every weight."""
+    rng = np.random.default_rng(3)
+    swaps = 0
+    for _ in range(30):
+        tasks = list(range(1, 15))
+        info = {t: (t if t > 10 else 1, 0 if t <= 10 else t) for t in tasks}
+        rq: dict[int, list[int]] = {}
+        for t in tasks:
+            if rng.random() < 0.8:
+                rq.setdefault(int(rng.integers(0, 12)), []).append(t)
+        ctx = FakeContext(nodes=4, cpus_per_node=3, rq=rq, task_info=info)
+        p = make("autonuma")
+        for mm in {m for _, m in info.values()}:
+            p.on_scan_pass(ctx, mm, rng.integers(0, 50, 4).tolist())
+        n = 200
+        faulting, where = rng.choice(tasks, n).tolist(), rng.integers(0, 4, n).tolist()
+        p.on_faults(ctx, batch(task=faulting, cpu=[0] * n, page_node=where, last_nid=[-1] * n, cpus_per_node=3))
+        want, nodes = _autonuma_tick_reference(p, ctx)
+        assert p.on_tick(ctx) == want
+        assert {t: p.node[t] for t in nodes} == nodes
+        swaps += len(want)
+    assert swaps > 10  # the cases do exchange tasks
