@@ -110,7 +110,7 @@ class Balancer:
             doms = self.domains[cpu]
             level = max((i for i, d in enumerate(doms) if len(d.span) < weight), default=-1)
         if not allowed[cpu]:
-            cpu = int(np.flatnonzero(allowed)[0])
+            cpu = int(allowed.nonzero()[0][0])
         return cpu
 
     def _find_idlest_group(
@@ -199,7 +199,7 @@ class Balancer:
                 return cpu
         if allowed[prev_cpu]:
             return prev_cpu
-        candidates = np.flatnonzero(allowed)
+        candidates = allowed.nonzero()[0]
         return int(candidates[np.argmin(nr_running[candidates])])
 
     def _idle_sibling(

@@ -277,7 +277,7 @@ def _progressive_fill(
         t += step
         if t >= 1.0 - 1e-12:
             break
-        saturated = np.flatnonzero(pos & (remaining <= tiny))
+        saturated = (pos & (remaining <= tiny)).nonzero()[0]
         # the rows using a saturated resource (usually one: a column, not a sub-matrix)
         if saturated.shape[0] == 1:
             frozen = active & (a[:, saturated[0]] > 0)

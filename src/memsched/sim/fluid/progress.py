@@ -342,7 +342,7 @@ class FluidProgress:
         mem = working & (a.kind[:n] == MEM)
         if _nonzero(mem):
             nbytes = progressed[mem]
-            idx = np.flatnonzero(mem)
+            idx = mem.nonzero()[0]
             local = a.frac[idx, self.cpu_node[a.oncpu[idx]]]
             total_b = float(nbytes.sum())
             local_b = float((nbytes * local).sum())
@@ -355,7 +355,7 @@ class FluidProgress:
         or works for the rest of ``dt``. Works on the running tasks' rows only (gathered once); every
         element's arithmetic, and every sum's terms and their order, are those of the masked form."""
         a = self.arrays
-        idx = np.flatnonzero(a.oncpu[: len(self.tasks)] >= 0)
+        idx = (a.oncpu[: len(self.tasks)] >= 0).nonzero()[0]
         if not idx.size:
             return
         fdt = float(dt)
@@ -426,7 +426,7 @@ class FluidProgress:
                 best = min(best, float(kc[1]) / float(kc[4]))  # type: ignore[arg-type]
         running = a.oncpu[:n] >= 0
         if not self.debt_events:
-            idx = np.flatnonzero(running)
+            idx = running.nonzero()[0]
             if idx.size:
                 # kernel debt first, then the copy (copy_left > 0) or the phase's work: the earliest of them
                 rate = a.rate[idx]
@@ -467,7 +467,7 @@ class FluidProgress:
                 self.dirty = True
         tasks = self.tasks
         a = self.arrays
-        idx = np.flatnonzero(a.oncpu[: len(tasks)] >= 0)  # the running tasks' rows (gathered once)
+        idx = (a.oncpu[: len(tasks)] >= 0).nonzero()[0]  # the running tasks' rows (gathered once)
         debt = a.debt[idx]
         paid = (debt > 0) & (debt <= a.share[idx] * 1.0 + 1e-9)
         if _nonzero(paid):
@@ -499,7 +499,7 @@ class FluidProgress:
         a = self.arrays
         a.rate[:n] = 0.0
         a.share[:n] = 0.0
-        running = np.flatnonzero(a.oncpu[:n] >= 0)
+        running = (a.oncpu[:n] >= 0).nonzero()[0]
         if running.size == 0 and not self.kernel_copies:
             self.controller_util[:] = 0.0
             return
@@ -517,7 +517,7 @@ class FluidProgress:
         if mem.size:
             # One group per distinct phase (see begin_touch); every group's rows get its placement fractions.
             keys = self._phase_key[mem]
-            group_keys = np.flatnonzero(np.bincount(keys)).tolist()  # in ascending order
+            group_keys = np.bincount(keys).nonzero()[0].tolist()  # in ascending order
             phases = self._phases
             walk = self.walk_ns_per_byte
             fracs = []

@@ -132,7 +132,7 @@ class Migrator:
         now = machine.engine.now
         pa = machine.page_alloc
         for node in distinct(dst):
-            idx = np.flatnonzero(dst == node)
+            idx = (dst == node).nonzero()[0]
             if apply_ratelimit and self.rules.rate_limit:
                 if now > self.window_end[node]:
                     self.window_pages[node] = 0
@@ -187,4 +187,4 @@ def distinct(ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     short arrays of one fault batch."""
     if ids.shape[0] == 0 or int(ids.min()) < 0:
         return np.unique(ids)
-    return np.flatnonzero(np.bincount(ids)).astype(ids.dtype, copy=False)
+    return np.bincount(ids).nonzero()[0].astype(ids.dtype, copy=False)

@@ -224,7 +224,7 @@ class SimActuator(ActionHandlers):
         for i, src in enumerate(action.from_nodes):
             if src in action.to_nodes:
                 continue
-            pages = np.flatnonzero(mm.page_node == src)
+            pages = (mm.page_node == src).nonzero()[0]
             if pages.size:
                 pages_l.append(pages)
                 dst_l.append(np.full(pages.size, to[i % to.size], dtype=np.int64))

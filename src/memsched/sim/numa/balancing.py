@@ -271,7 +271,7 @@ class NumaBalancing(Instrument):
         if self.fault_pages > 1:  # 2 MiB units: every entry is a huge PMD
             pmds, ptes = n, 0
         elif mm.thp_units:
-            blocks = (np.flatnonzero(new) + lo) // mm.thp_units
+            blocks = (new.nonzero()[0] + lo) // mm.thp_units
             huge = mm.huge[blocks]
             pmds = int(np.unique(blocks[huge]).size)
             ptes = int((~huge).sum()) * self.base_per_page
@@ -343,7 +343,7 @@ class NumaBalancing(Instrument):
     def _generate_faults(self, st: _MmScan, lo: int, hi: int, *, horizon: int) -> None:
         """Which task touches each marked page of [lo, hi) first, and when; then hand them to the policy."""
         machine = self.machine
-        pages = np.flatnonzero(st.marked[lo:hi]) + lo
+        pages = st.marked[lo:hi].nonzero()[0] + lo
         if pages.size == 0:
             return
         psz = machine.page_size
@@ -470,7 +470,7 @@ class NumaBalancing(Instrument):
         page_node = mm.page_node[pages].astype(np.int64)
         now = machine.engine.now
         per_task = np.bincount(task_ids, minlength=len(tasks))
-        faulters = np.flatnonzero(per_task)
+        faulters = per_task.nonzero()[0]
         mof_task = np.zeros(len(tasks), dtype=bool)
         faulter_ids = faulters.tolist()
         mof_task[faulters] = [tasks[t].mempolicy.mof for t in faulter_ids]

@@ -75,7 +75,7 @@ def first_touchers(
     who = np.repeat(who_s[:-1], np.diff(idx))
     who = np.append(who, who_s[-1])
     if np.count_nonzero(ambiguous):
-        gaps = np.flatnonzero(ambiguous)
+        gaps = ambiguous.nonzero()[0]
         lengths = idx[gaps + 1] - idx[gaps] + 1
         within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         # (adjacent gaps share their end page: it is evaluated twice, to the same winner)
