@@ -74,12 +74,13 @@ def compare_specs(
 
 
 #: Relative simulation cost of a workload (numa02 = 1), from CPU seconds measured per run on westmere-ex-4n48
-#: (numa01: moron 29, autonuma 12, mainline 7.4, homenode 4.1, numacore 2.9, balancenuma 1.9, none 1.1)
+#: (numa01, with 0.7 s of interpreter start-up: moron 34, homenode 3.5, autonuma 3.4, mainline 2.6, numacore 2.0,
+#: balancenuma 1.4, none 0.8)
 #: (``benchmarks/golden_numa.py`` records them): only the order matters, so that a comparison starts its longest
 #: runs first. The ``_HARD_BIND``/``_INVERSE_BIND`` references cost about what their base does under ``none``.
 _WORKLOAD_COST = {"numa01": 4.0, "numa01_THREAD_ALLOC": 2.0, "specjbb": 2.0, "perf-bench-numa": 1.3}
 #: Relative cost of a policy (``none`` = 1): the policies that migrate on every fault simulate far more events.
-_POLICY_COST = {"moron": 8.0, "autonuma": 4.0, "mainline": 3.0, "homenode": 2.5, "numacore": 1.5, "balancenuma": 1.3}
+_POLICY_COST = {"moron": 8.0, "homenode": 2.6, "autonuma": 2.5, "mainline": 2.0, "numacore": 1.5, "balancenuma": 1.3}
 
 
 def relative_cost(spec: RunSpec) -> float:
