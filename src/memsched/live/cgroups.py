@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +191,39 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
+class TerminationGuard:
+    """SIGTERM and SIGHUP while a live cgroup exists: they raise :class:`Terminated` in the main thread (so the
+    owner's ``finally`` removes it), and while it is being removed they are held and raised afterwards (a second
+    SIGTERM must not cut the removal short). A signal the caller ignores, or handles itself, is left alone."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[int, object] = {}
+
+    def catch(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                self._handlers[sig] = signal.signal(sig, _raise_terminated)
+
+    def release(self) -> None:
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._handlers.clear()
+
+    def removing(self, remove: Callable[[], None]) -> None:
+        """Run ``remove`` with the caught signals held, give the signals back, then raise the first one held."""
+        held: list[int] = []
+        for sig in self._handlers:
+            signal.signal(sig, lambda signum, frame: held.append(signum))
+        try:
+            remove()
+        finally:
+            self.release()
+        if held:
+            raise Terminated(held[0])
+
+
 def remove_cgroups(created: list[Path], deadline: float) -> None:
     """``rmdir`` the cgroups a run created, innermost first, dropping each one removed from ``created``; one still
     busy (its killed tasks not yet released) stays listed for another try until ``deadline`` (monotonic)."""
@@ -253,27 +286,15 @@ class MemcgV1Child:
         self.memsw = memsw
         self._children: list[subprocess.Popen[bytes]] = []
         self._created: list[Path] = []
-        self._handlers: dict[int, object] = {}
+        self._signals = TerminationGuard()
 
     # -- lifetime -------------------------------------------------------------------------------------
     def _make(self, d: Path) -> None:
         make_cgroup(d)
         self._created.append(d)
 
-    def _catch_termination(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) == signal.SIG_DFL:
-                self._handlers[sig] = signal.signal(sig, _raise_terminated)
-
-    def _release_termination(self) -> None:
-        for sig, handler in self._handlers.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
-        self._handlers.clear()
-
     def __enter__(self) -> MemcgV1Child:
-        self._catch_termination()
+        self._signals.catch()
         try:
             self._make(self.path)
             (self.path / "memory.limit_in_bytes").write_text(str(self.limit_bytes))
@@ -284,29 +305,20 @@ class MemcgV1Child:
                 self._make(self.v2_path)
         except KernelError:
             self.remove()
-            self._release_termination()
+            self._signals.release()
             raise
         except OSError as e:
             self.remove()
-            self._release_termination()
+            self._signals.release()
             raise KernelError(e.errno or errno.EIO, f"cannot set up cgroup {self.path}: {e.strerror}") from e
         except BaseException:
             self.remove()
-            self._release_termination()
+            self._signals.release()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # A second SIGTERM while removing must not cut the removal short: hold it, and raise it afterwards.
-        held: list[int] = []
-        for sig in self._handlers:
-            signal.signal(sig, lambda signum, frame: held.append(signum))
-        try:
-            self.remove()
-        finally:
-            self._release_termination()
-        if held:
-            raise Terminated(held[0])
+        self._signals.removing(self.remove)
 
     @property
     def procs_files(self) -> list[Path]:

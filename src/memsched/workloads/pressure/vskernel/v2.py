@@ -22,12 +22,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import signal
-import threading
 import time
 from pathlib import Path
 
-from memsched.errors import AccessDeniedError, KernelError, Terminated
-from memsched.live.cgroups import cgroup_mounts, make_cgroup, remove_cgroups
+from memsched.errors import AccessDeniedError, KernelError
+from memsched.live.cgroups import TerminationGuard, cgroup_mounts, make_cgroup, remove_cgroups
 from memsched.live.oserrors import send_signal
 from memsched.live.roots import LiveRoots, try_read_text
 
@@ -38,10 +37,6 @@ def v2_memory_controller(directory: Path) -> bool:
     """Whether the cgroup ``directory``'s children get the memory controller (its ``cgroup.subtree_control``)."""
     text, _ = try_read_text(directory / "cgroup.subtree_control")
     return text is not None and "memory" in text.split()
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated(signum)
 
 
 class V2Cgroup:
@@ -62,7 +57,7 @@ class V2Cgroup:
                 f"{self.path}",
             )
         self._created: list[Path] = []
-        self._handlers: dict[int, object] = {}
+        self._signals = TerminationGuard()
 
     # -- lifetime -------------------------------------------------------------------------------------
     def _make(self, d: Path) -> None:
@@ -70,10 +65,7 @@ class V2Cgroup:
         self._created.append(d)
 
     def __enter__(self) -> V2Cgroup:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                if signal.getsignal(sig) == signal.SIG_DFL:
-                    self._handlers[sig] = signal.signal(sig, _raise_terminated)
+        self._signals.catch()
         try:
             self._make(self.path)
             if self.limit_bytes is not None:
@@ -91,17 +83,7 @@ class V2Cgroup:
         self._exit()
 
     def _exit(self) -> None:
-        held: list[int] = []
-        for sig in self._handlers:
-            signal.signal(sig, lambda signum, frame: held.append(signum))
-        try:
-            self.remove()
-        finally:
-            for sig, handler in self._handlers.items():
-                signal.signal(sig, handler)  # type: ignore[arg-type]
-            self._handlers.clear()
-        if held:
-            raise Terminated(held[0])
+        self._signals.removing(self.remove)
 
     def child(self, name: str, *, limit_bytes: int | None = None) -> Path:
         """Create the child ``name`` (``a`` or ``a/b`` under an existing ``a``; removed with this one, first),
