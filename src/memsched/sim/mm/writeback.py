@@ -122,9 +122,8 @@ class Writeback:
         self._inflight: list[I64] = []
         self._tick: Event | None = None
         self._last_run: int | None = None
-        self._reclaim_request = False
-        #: Pages the ``WB_start_all`` flush still has to write (-1: not yet started: the flusher reads
-        #: ``get_nr_dirty_pages()`` when it runs).
+        #: The ``WB_start_all`` flush that reclaim asked for: 0 none (the bit clear), -1 asked for but not yet
+        #: started (the flusher reads ``get_nr_dirty_pages()`` when it runs), else the pages it still has to write.
         self._start_all_left = 0
         self.throttle = DirtyThrottle(self)
         #: Called with a task that starts sleeping in ``balance_dirty_pages()``.
@@ -179,18 +178,16 @@ class Writeback:
         it is set already (one flush-everything request at a time); the flusher then writes as many pages as
         were dirty when it starts (``wb_check_start_all()``: ``get_nr_dirty_pages()``), not more, and clears
         the bit (fs/fs-writeback.c, 4.15+ to 6.18)."""
-        if self.nr_dirty and not self._reclaim_request:
-            self._reclaim_request = True
+        if self.nr_dirty and not self._start_all_left:
             self._start_all_left = -1
             self._kick(self.engine.now)
 
     def _start_all_wrote(self, n: int) -> None:
         """``n`` pages of the ``WB_start_all`` flush were written; at its count, ``clear_bit(WB_start_all)``."""
-        if not self._reclaim_request:
+        if not self._start_all_left:
             return
         self._start_all_left -= n
         if self._start_all_left <= 0 or self.nr_dirty == 0:
-            self._reclaim_request = False
             self._start_all_left = 0
 
     def wait_on_writeback(self, pfns: I64) -> int:
@@ -290,11 +287,11 @@ class Writeback:
         bg, thresh = self.thresholds()
         fr = self.frames
         budget = self.pages_per_tick
-        if self._reclaim_request and self._start_all_left < 0:  # wb_check_start_all(): get_nr_dirty_pages()
+        if self._start_all_left < 0:  # wb_check_start_all(): get_nr_dirty_pages()
             self._start_all_left = self.nr_dirty
         if self.nr_dirty > bg:  # background writeback: until below the background threshold
             pfns = self._fifo.pop_tail(budget, fr.dirty_seq)
-        elif self._reclaim_request:  # the WB_start_all flush: its count, oldest first (range_cyclic)
+        elif self._start_all_left:  # the WB_start_all flush: its count, oldest first (range_cyclic)
             pfns = self._fifo.pop_tail(min(budget, self._start_all_left), fr.dirty_seq)
         else:  # kupdate: only pages dirty for longer than dirty_expire
             pfns = self._fifo.pop_tail(budget, fr.dirty_seq)
@@ -313,7 +310,7 @@ class Writeback:
         self._start_all_wrote(int(pfns.size))
         if len(self.throttle) and self.nr_dirty + self.nr_writeback <= thresh:
             self.throttle.wake_all()
-        if self._inflight or self.nr_dirty > bg or self._reclaim_request or len(self.throttle):
+        if self._inflight or self.nr_dirty > bg or self._start_all_left or len(self.throttle):
             self._kick(now + self.tick_ns)
         elif self.nr_dirty:
             self._kick(now + self.dirty_writeback_ns)
