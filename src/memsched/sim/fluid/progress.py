@@ -159,20 +159,9 @@ class FluidProgress:
         self.arrays.debt[task.id] += ns
         self.system_by_cause[cause] = self.system_by_cause.get(cause, 0.0) + ns
 
-    def charge_causes(self, task: FluidTask, by_cause: dict[str, float]) -> None:
-        """``charge_system`` of several causes at once (one debt)."""
-        total = sum(by_cause.values())
-        if total <= 0:
-            return
-        self.sync()
-        self.arrays.debt[task.id] += total
-        causes = self.system_by_cause
-        for cause, ns in by_cause.items():
-            causes[cause] = causes.get(cause, 0.0) + ns
-
     def charge_many(self, pending: dict[int, dict[str, float]]) -> None:
-        """``charge_causes`` of the task with id ``tid`` and ``by_cause`` for every (tid, by_cause) of ``pending``,
-        in its order (with one sync)."""
+        """``charge_system`` of several causes at once, for every ``(task id, by_cause)`` of ``pending`` in its
+        order: one debt per task (the sum of its causes), one sync for them all."""
         synced = False
         debt = self.arrays.debt
         causes = self.system_by_cause
@@ -223,25 +212,14 @@ class FluidProgress:
         self.dirty = True
 
     # ---- what the mechanisms read --------------------------------------------------------------------------
-    def sweep_state(self, task: FluidTask) -> list[tuple[Region, float, float]]:
-        """Where a running task is in its current ``Touch`` sweeps: (region, cursor in bytes, rate in B/ns).
-
-        The cursor is the offset in the region the task writes next: a ``bzero`` loop walks its buffer in
-        order, so after ``done`` bytes of a multi-pass phase it is at ``done mod nbytes``. A phase with a
-        shared region walks both, each at its share of the rate. Empty when the task is not streaming.
-        """
-        phase = task.phase
-        if not isinstance(phase, Touch) or self.arrays.oncpu[task.id] < 0:
-            return []
-        self.sync()
-        done = phase.work - float(self.arrays.rem[task.id])
-        return phase.sweeps(done, float(self.arrays.rate[task.id]))
-
     def sweeps_of(self, tasks: list[FluidTask]) -> list[tuple[int, Region, float, float, float, float, float]]:
-        """``sweep_state`` of several tasks at once: (task id, region, cursor, rate, delay, done, share) of every
-        sweep. ``delay`` (ns) is the kernel work the task does before its cursor moves again (its CPU debt at
-        its share of the CPU, then a page copy in its context); ``done`` is the work done in the phase so far
-        and ``share`` the part of it that goes to this sweep's region (for :meth:`phase_progress` later)."""
+        """Where the running tasks of ``tasks`` are in their current ``Touch`` sweeps: (task id, region, cursor,
+        rate, delay, done, share) of every sweep. The cursor is the offset in the region the task writes next (a
+        ``bzero`` loop walks its buffer in order, so after ``done`` bytes of a multi-pass phase it is at ``done
+        mod nbytes``); a phase with a shared region walks both, each at its share of the rate. ``delay`` (ns) is
+        the kernel work the task does before its cursor moves again (its CPU debt at its share of the CPU, then a
+        page copy in its context); ``done`` is the work done in the phase so far and ``share`` the part of it
+        that goes to this sweep's region (for :meth:`phase_progress` later)."""
         self.sync()
         a = self.arrays
         out: list[tuple[int, Region, float, float, float, float, float]] = []

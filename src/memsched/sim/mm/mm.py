@@ -162,23 +162,6 @@ class MmStruct:
         self.huge[blocks] = huge
         self.huge_version += 1
 
-    def huge_block(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """The 2 MiB block of each page (``thp_units`` must be set)."""
-        return pages // self.thp_units
-
-    def expand_huge(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """``pages`` with every page of a still-huge block replaced by all the pages of that block (a huge
-        page moves as one), each page once, in order."""
-        if not self.thp_units or pages.size == 0:
-            return pages
-        blocks = pages // self.thp_units
-        whole = self.huge[blocks]
-        if not whole.any():
-            return pages
-        hb = np.unique(blocks[whole])
-        full = (hb[:, None] * self.thp_units + np.arange(self.thp_units)[None, :]).reshape(-1)
-        return np.unique(np.concatenate([pages[~whole], full]))
-
     def vma_of(self, page: int) -> Vma:
         for vma in self.vmas:
             if vma.start <= page < vma.start + vma.npages:
