@@ -24,7 +24,7 @@ Needs root, the v1 memory controller and tracefs (``/sys/kernel/tracing``, mount
 if it is not there and unmounted afterwards); the tracing state it touches (the events it enables,
 ``tracing_on``, ``buffer_size_kb``) is put back. Real runs are short and sequential. Usage::
 
-    python benchmarks/pressure_vs_kernel_trace.py [--workload anon] [--runs 4]
+    python benchmarks/pressure_vs_kernel_trace.py [--workload anon] [--runs 4] [--save-trace DIR]
 """
 
 from __future__ import annotations
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--workload", default="anon", choices=sorted(WORKLOADS))
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--save-trace", metavar="DIR", help="also write each run's raw trace to DIR/run-N.txt")
     args = parser.parse_args()
     if not 1 <= args.runs <= 50:
         print(f"pressure_vs_kernel_trace: --runs: must be 1..50, not {args.runs}", file=sys.stderr)
@@ -159,6 +160,9 @@ def main() -> None:
                 trace = run_real(w, 200 + run, args.timeout, "v1")
                 (t / "tracing_on").write_text("0")
                 text = (t / "trace").read_text()
+            if args.save_trace:
+                Path(args.save_trace).mkdir(parents=True, exist_ok=True)
+                (Path(args.save_trace) / f"run-{run}.txt").write_text(text)
             events = {name: s["events"] for name, s in phase_stats(trace).items()}
             fig = analyse(text)
             print(f"run {run}: events {events}; victim's reclaim rounds {fig['reclaim_rounds']:.0f}, charge loop "

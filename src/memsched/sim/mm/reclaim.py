@@ -149,6 +149,7 @@ class Reclaim(Instrument):
             rfc=config.rfc,
             mainline=config.mainline,
             workqueue_latency_ns=config.workqueue_latency_ns,
+            kworker_run_ns=config.kworker_run_ns,
             eevdf=self.behaviour.eevdf,
             tick_ns=NSEC_PER_SEC // config.sched_hz,
             slice_ns=config.sched_base_slice_ns or base_slice_ns(machine.nr_cpus),

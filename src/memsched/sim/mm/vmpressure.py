@@ -37,24 +37,38 @@ wakes that pool's kworker, which runs when its CPU next schedules:
   for writeback (``folio_wait_writeback()``), or for the disk in ``filemap_read()`` (``filemap_get_pages()``
   → ``folio_wait_locked()``/``folio_put_wait_locked()`` on a folio under read I/O);
 * otherwise by the scheduler's wakeup rule. On EEVDF (6.6+; ``MmBehaviour.eevdf``) the woken kworker is
-  placed at zero lag; ``check_preempt_wakeup_fair()`` first runs ``update_curr()``, which gives the running
-  reclaimer a new deadline (and asks for a reschedule when another task is queued) once its vruntime passed
-  the old one, then ``pick_eevdf()`` keeps the reclaimer while it is eligible with the earlier deadline
-  (kernel/sched/fair.c 6.18; ``RUN_TO_PARITY``: ``set_protect_slice()`` protects it to its deadline when all
-  slices are equal). Alone on its CPU the reclaimer is always eligible (its vruntime is the queue's
-  average), so the kworker runs when the reclaimer's deadline has passed: at the wakeup if it already has,
-  else at the first tick (``CONFIG_HZ``, ``task_tick_fair()`` → ``update_curr()``) at or after it. The
-  deadline is set when the reclaimer gets the CPU (after its sleep, or after the kworker ran) to that time
-  plus the base slice, and renewed by ``update_curr()`` at the first tick past it. The switch itself comes
-  ``workqueue_latency_ns`` later (the reclaimer's next ``cond_resched()``). Before EEVDF (3.10, 5.10), CFS
-  placed the long-sleeping kworker ``sched_latency/2`` behind ``min_vruntime``, more than the wakeup
-  granularity: it preempts at once, ``workqueue_latency_ns`` after ``schedule_work()``.
+  placed with the lag it kept when it last went to sleep (``place_entity()`` with PLACE_LAG: with the
+  reclaimer alone on the queue, ``v = V - 2*vlag``); ``check_preempt_wakeup_fair()`` first runs
+  ``update_curr()``, which gives the running reclaimer a new deadline once its vruntime passed the old one,
+  then ``__pick_eevdf()`` decides (kernel/sched/fair.c 6.18):
+
+  - **positive lag**: the reclaimer is no longer eligible (its vruntime is above the new average), so it has
+    no slice protection and the eligible kworker is picked: it runs at the reclaimer's next preemption point;
+  - **zero or negative lag**: the reclaimer is eligible and keeps the CPU while protected
+    (``RUN_TO_PARITY``: ``set_protect_slice()`` protects it to its deadline when all slices are equal), so
+    the kworker runs when the reclaimer's deadline has passed: at the wakeup if it already has, else at the
+    first tick (``CONFIG_HZ``, ``task_tick_fair()`` → ``update_curr()``) at or after it. The deadline is set
+    when the reclaimer gets the CPU (after its sleep, or after the kworker ran) to that time plus the base
+    slice, and renewed by ``update_curr()`` at the first tick past it.
+
+  The switch itself comes ``workqueue_latency_ns`` later (the reclaimer's next ``cond_resched()``). The
+  kworker's lag when it goes back to sleep is ``V - v`` of the two-entity queue: its old lag plus half of
+  (the time the reclaimer ran since the wakeup minus the kworker's own run, ``kworker_run_ns`` per work
+  item), clamped to ``max(2*slice, TICK_NSEC)`` (``update_entity_lag()``). So a kworker that had to wait for
+  a deadline leaves with a large positive lag and then runs after every window until its own runs use the
+  lag up; one that ran at once keeps about what it had. When the reclaimer sleeps with work pending, the
+  kworker runs then and the same rule applies (the sleeping reclaimer, no longer eligible, stays queued as
+  a delayed entity, ``DELAY_DEQUEUE``). Before EEVDF (3.10, 5.10), CFS placed the long-sleeping kworker
+  ``sched_latency/2`` behind ``min_vruntime``, more than the wakeup granularity: it preempts at once,
+  ``workqueue_latency_ns`` after ``schedule_work()``. Work items queued on a CPU whose kworker is already
+  woken run in that same kworker run.
 
 Deviations from the kernel: no ``__GFP_*`` filter (every simulated reclaim is for user pages, which pass it);
 reclaimed slab pages do not exist, so ``reclaimed > scanned`` never happens in simulated runs. The wakeup
-rule assumes the reclaimer is the only runnable task on its CPU: with other load there its lag (and so its
-eligibility) depends on their history, which the fluid machine does not keep — a reclaimer made ineligible
-by them is preempted at every wakeup, which this model never gives. Ticks fall on multiples of the tick
+rule assumes the reclaimer and the kworker are the only runnable tasks on their CPU: other tasks there (the
+listener the kworker wakes, for one) move both lags, which the fluid machine does not keep; a kworker whose
+lag turns negative is treated as placed at zero lag (the kernel keeps it queued as a delayed entity until it
+is eligible, a few microseconds of the reclaimer's run). Ticks fall on multiples of the tick
 period from time 0; kswapd's passes (no CPU of their own here) use the rule with a deadline renewed at every
 tick.
 """
@@ -142,6 +156,7 @@ class SimVmpressure:
         rfc: Rfc2012VmpressureConfig | None = None,
         mainline: MainlineVmpressureConfig | None = None,
         workqueue_latency_ns: int = 10_000,
+        kworker_run_ns: int = 2_000,
         eevdf: bool = False,
         tick_ns: int = 4_000_000,
         slice_ns: int = 1_400_000,
@@ -151,6 +166,7 @@ class SimVmpressure:
         self.rfc = RfcVmpressure(rfc or Rfc2012VmpressureConfig())
         self.mainline = mainline or memcgs.config
         self.workqueue_latency_ns = workqueue_latency_ns
+        self.kworker_run_ns = kworker_run_ns
         self.eevdf = eevdf
         self.tick_ns = tick_ns
         self.slice_ns = slice_ns
@@ -158,6 +174,10 @@ class SimVmpressure:
         self.current_cpu = -1
         #: When the task on each CPU last got it (its EEVDF deadline is this plus the slice).
         self._picked: dict[int, int] = {}
+        #: The kworker of each CPU: its EEVDF lag (ns of vruntime, nice 0 like the reclaimer) and, while it is
+        #: woken, when that happened.
+        self._lag: dict[int, int] = {}
+        self._woke: dict[int, int] = {}
         self.watchers = WatcherList()
         self.file_waiters: dict[int, list[tuple[FluidTask, Callable[[FluidTask], None]]]] = {}
         self.samples: list[Sample] = []
@@ -246,7 +266,13 @@ class SimVmpressure:
         :meth:`flush`) runs it at its due time, which gives the same snapshots without the event."""
         if key in self._pending:
             return
-        run_at = self.work_time(t, cpu)
+        woken = cpu >= 0 and cpu in self._woke
+        if woken:  # the kworker is already woken: the item is on its worklist and runs in that same run
+            run_at = next(r for r, _, on in self._pending.values() if on == cpu)
+        else:
+            run_at = self.work_time(t, cpu)
+            if cpu >= 0:
+                self._woke[cpu] = t
         ev: Event | None = None
         if self._has_listeners(key):
             ev = self.engine.at(run_at, Prio.TIMER, self._work_event, key)
@@ -257,7 +283,7 @@ class SimVmpressure:
         docstring: CFS preempts at once; EEVDF when the reclaimer's deadline has passed, checked at the wakeup
         and at each tick)."""
         lat = self.workqueue_latency_ns
-        if not self.eevdf:
+        if not self.eevdf or self._lag.get(cpu, 0) > 0:  # CFS, or an EEVDF kworker with positive lag
             return t + lat
         tick, s = self.tick_ns, self.slice_ns
         picked = self._picked.get(cpu)
@@ -298,10 +324,22 @@ class SimVmpressure:
             ev.cancel()
         if cpu >= 0:  # the reclaimer gets its CPU back after the kworker (unless it is asleep until later)
             self._picked[cpu] = max(self._picked.get(cpu, run_at), run_at)
+            woke = self._woke.pop(cpu, None)
+            if self.eevdf:
+                self._kworker_ran(cpu, run_at, woke)
         if key < 0:
             self._rfc_work(run_at)
         else:
             self._memcg_work(key, run_at)
+
+    def _kworker_ran(self, cpu: int, run_at: int, woke: int | None) -> None:
+        """The kworker of ``cpu``, woken at ``woke`` (None: earlier in this same run), ran one work item at
+        ``run_at``: its lag when it goes back to sleep (``update_entity_lag()``, see the module docstring). The
+        reclaimer's run since the wakeup counts once per kworker run, ``kworker_run_ns`` once per item."""
+        reclaimer_ran = run_at - woke if woke is not None else 0
+        limit = max(2 * self.slice_ns, self.tick_ns)
+        lag = self._lag.get(cpu, 0) + (reclaimer_ran - self.kworker_run_ns) // 2
+        self._lag[cpu] = max(-limit, min(limit, lag))
 
     # ---- work items ---------------------------------------------------------------------------------------
     def _rfc_work(self, t: int) -> None:
