@@ -2,7 +2,7 @@
 
 It builds a mypyc copy of this checkout in a temporary directory (about a minute of CPU), so it needs mypy >= 1.10,
 setuptools >= 77 and a C compiler, as the build itself does; it skips, saying which is missing, where they are not
-(CI installs the ``test`` extra only).
+(the ``test`` extra installs the build tools, so CI runs it).
 """
 
 from __future__ import annotations
