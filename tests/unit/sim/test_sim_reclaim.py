@@ -101,6 +101,25 @@ def test_scan_count_is_lru_size_shifted_by_priority(pressure_machine) -> None:  
         assert nr[LRU_ACTIVE_ANON] == 0
 
 
+@pytest.mark.parametrize(("kernel", "forced"), [("3.10", True), ("5.10", False), ("6.18", False)])
+def test_memcg_reclaim_forces_a_minimum_scan_only_before_4_12(pressure_machine, kernel: str, forced: bool) -> None:  # type: ignore[no-untyped-def]
+    """A small list gives nothing at a high priority (size >> priority == 0): memcg limit reclaim on 3.10 scans
+    min(size, SWAP_CLUSTER_MAX) of it anyway (force_scan); from 4.12 on it does not, and walks down the
+    priorities (Johannes Weiner, "mm: don't avoid high-priority reclaim on memcg limit reclaim", 2017)."""
+    m, r = pressure_machine(64, kernel=kernel)
+    r.memcgs.mkdir("/w")
+    box = r.memcgs.get("/w").id
+    w = _writer(m, r, 8)
+    r.memcgs.attach(w.tgid, "/w")
+    m.run(until=s(1))
+    size = int(r.lru.nr_pages[0, box][LRU_INACTIVE_FILE])
+    assert 0 < size < 4096
+    for prio in (12, 2):
+        nr = r.vmscan.get_scan_count(0, box, ScanControl(nr_to_reclaim=32, priority=prio, target_memcg=box))
+        want = size >> prio
+        assert nr[LRU_INACTIVE_FILE] == (min(size, 32) if forced and not want else want)
+
+
 def test_no_swap_anon_exhaustion_ends_in_oom_kill_of_largest(pressure_machine) -> None:  # type: ignore[no-untyped-def]
     """Anonymous demand beyond RAM without swap: reclaim fails at priority 0 and the OOM killer picks the
     process with the largest RSS (the hog), not the small bystander."""

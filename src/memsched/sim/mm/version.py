@@ -35,6 +35,11 @@ sweeps the priorities                             14 May 2024, 6.11; with Shakee
 again                                             ``sc->priority``): 8 forced critical windows instead of 4
 page-cache folios         4 KiB   4 KiB   I/O     ext4 large folios (6.16): a 1 MiB ``write()`` or readahead
                                           size    fills one folio, charged in one ``try_charge_memcg()``
+memcg reclaim scans at    yes     no      no      3.10 ``get_scan_count()``'s ``force_scan`` (``!global_reclaim``);
+least ``SWAP_CLUSTER_MAX``                        removed by Johannes Weiner, "mm: don't avoid high-priority
+of a small list                                   reclaim on memcg limit reclaim" (28 Feb 2017, 4.12): a small
+                                                  memcg's lists are scanned ``size >> priority``, so its
+                                                  reclaim walks down the priorities
 ========================  ======  ======  ======  =========================================================
 
 Checked against mm/memcontrol.c and mm/vmscan.c of 3.x (``__mem_cgroup_try_charge`` / ``mem_cgroup_do_charge`` /
@@ -64,6 +69,7 @@ class MmBehaviour:
     v1_writeback_throttle: bool
     full_walk_retry: bool
     large_folios: bool
+    memcg_force_scan: bool
     #: The scheduler is EEVDF (6.6+, Peter Zijlstra, "sched/fair: Implement an EEVDF-like scheduling policy"):
     #: a woken kworker does not preempt a reclaimer that is eligible and inside its slice (RUN_TO_PARITY).
     #: Before, CFS placed a long sleeper ``sched_latency/2`` behind ``min_vruntime`` (GENTLE_FAIR_SLEEPERS),
@@ -72,9 +78,9 @@ class MmBehaviour:
 
 
 KERNELS: dict[str, MmBehaviour] = {
-    "3.10": MmBehaviour("3.10", 5, "3.10", False, False, False, False),
-    "5.10": MmBehaviour("5.10", 16, "5.10", True, False, False, False),
-    "6.18": MmBehaviour("6.18", 16, "6.18", True, True, True, True, True),
+    "3.10": MmBehaviour("3.10", 5, "3.10", False, False, False, False, True),
+    "5.10": MmBehaviour("5.10", 16, "5.10", True, False, False, False, False),
+    "6.18": MmBehaviour("6.18", 16, "6.18", True, True, True, True, False, True),
 }
 
 

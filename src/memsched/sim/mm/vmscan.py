@@ -12,10 +12,11 @@ Models mm/vmscan.c of Linux 3.7-4.x (the classic LRU the vmpressure_fd RFC was w
     ``vmpressure(tree=true)`` of the target and ``tree=false`` of each memcg; the RFC's hook sits at the end
     of each ``shrink_lruvec()`` instead (and ignores memcg-limit reclaim).
 ``get_scan_count()`` / ``shrink_lruvec()``
-    Each evictable list is scanned ``lru_size >> priority`` pages (memcg reclaim scans at least
-    ``SWAP_CLUSTER_MAX`` of a non-empty list). Without swap (the default) anon lists are not scanned at all;
-    with swap, ``SCAN_EQUAL`` at priority 0, ``SCAN_ANON`` when file + free pages are under the high
-    watermark, ``SCAN_FILE`` while the inactive file list is not low, else ``SCAN_FRACT`` with swappiness 60.
+    Each evictable list is scanned ``lru_size >> priority`` pages (on 3.10 memcg reclaim scans at least
+    ``SWAP_CLUSTER_MAX`` of a non-empty list, ``force_scan``; 4.12 dropped that, see ``sim/mm/version.py``).
+    Without swap (the default) anon lists are not scanned at all; with swap, ``SCAN_EQUAL`` at priority 0,
+    ``SCAN_ANON`` when file + free pages are under the high watermark, ``SCAN_FILE`` while the inactive file
+    list is not low, else ``SCAN_FRACT`` with swappiness 60.
     The loop stops early once ``nr_to_reclaim`` is met below ``DEF_PRIORITY``; afterwards the active anon
     list is aged when the inactive anon list is low.
 ``shrink_active_list()``
@@ -313,7 +314,7 @@ class Vmscan:
     def get_scan_count(self, node: int, memcg: int, sc: ScanControl) -> dict[int, int]:
         sizes = self.lru.nr_pages[node, memcg]
         scan = {lru: int(sizes[lru]) >> sc.priority for lru in (0, 1, 2, 3)}
-        if not sc.global_reclaim:  # force_scan: small memcgs still make progress
+        if not sc.global_reclaim and self.b.memcg_force_scan:  # 3.10 force_scan: small memcgs still progress
             for lru, n in scan.items():
                 if n == 0 and sizes[lru]:
                     scan[lru] = min(int(sizes[lru]), SWAP_CLUSTER_MAX)
