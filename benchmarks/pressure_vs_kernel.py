@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         json.dump(results, sys.stdout, indent=1, sort_keys=True)
         print()
         return
-    tick = "the reclaimer's sleeps and the EEVDF wakeup rule at each tick"
+    tick = "the reclaimer's sleeps and by the kworker's EEVDF lag, else at the reclaimer's deadline tick"
     print(
         f"kernel {kernel['release']} (preempt={kernel['preempt']}, HZ={kernel['hz']}; simulated as "
         f"{kernel['sim_kernel']}, vmpressure work at {tick}); disk {disk[0]:.0f} MiB/s write, {disk[1]:.0f} "

@@ -273,10 +273,11 @@ def kernel_config() -> dict[str, Any]:
     """The running kernel's version and the scheduling facts the simulated work item depends on.
 
     ``schedule_work()`` queues ``vmpressure_work_fn()`` on the reclaiming CPU's pool (``system_wq`` is
-    per-CPU). A reclaimer that keeps the CPU lets the woken kworker in only once its EEVDF deadline has
-    passed, which the tick (``CONFIG_HZ``) checks, so windows filled meanwhile merge into one snapshot: the
-    simulator models that rule (sim/mm/vmpressure.py) and is given this kernel's ``CONFIG_HZ``
-    (``sched_hz``). Measured here (6.18, HZ=250, PREEMPT_NONE, 64 MiB v1 memcg): ``dd``
+    per-CPU). A kworker without EEVDF lag gets the CPU from a running reclaimer only once the reclaimer's
+    deadline has passed, which the tick (``CONFIG_HZ``) checks, so windows filled meanwhile merge into one
+    snapshot; one with lag (after such a wait) preempts at the reclaimer's next preemption point. The
+    simulator models both (sim/mm/vmpressure.py) and is given this kernel's ``CONFIG_HZ`` (``sched_hz``).
+    Measured here (6.18, HZ=250, PREEMPT_NONE, 64 MiB v1 memcg): ``dd``
     writing 400 MiB scans 88-89 k file pages (``pgscan_file`` of /proc/vmstat), 172-174 windows of 512 pages,
     but its listener gets 91-104 events; a re-read scans 56-72 k pages for 64-76 events. The work also runs
     whenever the reclaimer sleeps."""

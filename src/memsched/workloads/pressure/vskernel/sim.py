@@ -5,8 +5,8 @@ pressure sim`` scenario, run under the ``mainline`` design (vmpressure listeners
 The scenario has the same limits, a pure ``listener`` service in the workload's memcg (mode ``default``, the
 three levels), the processes as ``streamer`` / ``reader`` / ``allocator`` services with ``start_after``; rates
 the description does not fix (``dd`` runs as fast as it can) are the median of the real runs; the disk's
-bandwidths are measured; the simulated kernel is the running one's version, and on a ``PREEMPT_NONE`` kernel
-the vmpressure work item runs a tick after it is scheduled (:func:`~.real.kernel_config`). Under ``psi`` the
+bandwidths are measured; the simulated kernel is the running one's version, with its ``CONFIG_HZ``
+(:func:`~.real.kernel_config`; when the vmpressure work item runs is sim/mm/vmpressure.py's rule). Under ``psi`` the
 listener's triggers are :data:`~.watch.PSI_TRIGGERS`, privileged as the real side was.
 
 Samples (every ``sample_ms``, like :class:`~.watch.Watcher`'s): the PSI totals as reading ``memory.pressure``
