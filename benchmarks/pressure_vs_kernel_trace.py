@@ -6,11 +6,12 @@ memcg reclaim rounds of the OOM-killed task (``vmscan:mm_vmscan_memcg_reclaim_be
 loop ran from its first reclaim round to its exit, how often ``vmpressure_work_fn`` was queued and run
 (``workqueue:workqueue_queue_work`` / ``workqueue_execute_start``), how many of those runs preempted the
 reclaimer at once (a ``sched_switch`` from it, ``R+``, straight to the kworker, before the victim exited), the
-writeback throttles (``vmscan:mm_vmscan_throttled``) with the time they slept, and how many other tasks were
+writeback throttles (``vmscan:mm_vmscan_throttled``) with the time they slept, the pages reclaim met under
+writeback and the batches that freed nothing (``vmscan:mm_vmscan_lru_shrink_inactive``), how many other tasks were
 switched out while still runnable on the victim's CPU in the 50 ms before its first reclaim round (contention
 there; on 5 Dec 2026 it did not separate the two outcomes: 13-15 before merged runs, 9-25 before per-window
-ones). Tracing itself slows the reclaimers down (the issue workload's writer hears more critical windows while
-traced).
+ones). ``--save-trace DIR`` keeps each run's raw trace. Tracing itself slows the reclaimers down (the issue
+workload's writer hears more critical windows while traced).
 
 The kernel facts behind the reading (6.18): ``schedule_work()`` queues the work on the reclaimer's CPU and
 wakes its kworker; with ``CONFIG_PREEMPT_NONE`` the reclaimer gives the CPU up only at ``cond_resched()`` or
@@ -52,6 +53,7 @@ EVENTS = (
     "oom/mark_victim",
     "sched/sched_switch",
     "sched/sched_process_exit",
+    "vmscan/mm_vmscan_lru_shrink_inactive",
 )
 _LINE = re.compile(
     r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>[\d.]+):\s+(?P<ev>\w+):\s?(?P<rest>.*)$"
@@ -99,7 +101,8 @@ def analyse(text: str) -> dict[str, float]:
     lines = [m.groupdict() for m in map(_LINE.match, text.splitlines()) if m]
     victim = next((re.search(r"pid=(\d+)", d["rest"]).group(1) for d in lines if d["ev"] == "mark_victim"), None)  # type: ignore[union-attr]
     out: dict[str, float] = {"reclaim_rounds": 0, "queued": 0, "ran": 0, "preempted_at_once": 0, "throttles": 0,
-                             "throttled_ms": 0.0, "loop_ms": float("nan")}
+                             "throttled_ms": 0.0, "loop_ms": float("nan"), "under_writeback": 0,
+                             "fruitless_batches": 0}
     first = exit_ts = None
     last_queue_by: dict[str, str] = {}
     for i, d in enumerate(lines):
@@ -118,6 +121,11 @@ def analyse(text: str) -> dict[str, float]:
             by_reclaimer = prev is not None and prev["pid"] == last_queue_by.get(d["cpu"])
             if by_reclaimer and exit_ts is None and prev is not None and "prev_state=R+" in prev["rest"]:
                 out["preempted_at_once"] += 1
+        elif ev == "mm_vmscan_lru_shrink_inactive":  # pages met under writeback; batches that freed nothing
+            m = re.search(r"nr_reclaimed=(\d+) .*nr_writeback=(\d+)", rest)
+            if m:
+                out["under_writeback"] += int(m.group(2))
+                out["fruitless_batches"] += int(m.group(1)) == 0
         elif ev == "mm_vmscan_throttled":
             out["throttles"] += 1
             m = re.search(r"usect_delayed=(\d+)", rest)
@@ -168,7 +176,9 @@ def main() -> None:
             print(f"run {run}: events {events}; victim's reclaim rounds {fig['reclaim_rounds']:.0f}, charge loop "
                   f"{fig['loop_ms']:.1f} ms; vmpressure work queued {fig['queued']:.0f}, ran {fig['ran']:.0f} "
                   f"({fig['preempted_at_once']:.0f} preempting the reclaimer at once); writeback throttles "
-                  f"{fig['throttles']:.0f} ({fig['throttled_ms']:.0f} ms asleep); other tasks preempted on its CPU "
+                  f"{fig['throttles']:.0f} ({fig['throttled_ms']:.0f} ms asleep); pages met under writeback "
+                  f"{fig['under_writeback']:.0f} ({fig['fruitless_batches']:.0f} batches freed nothing); other "
+                  f"tasks preempted on its CPU "
                   f"in the 50 ms before {fig.get('others_preempted_before', float('nan')):.0f}", flush=True)
 
 
