@@ -111,6 +111,7 @@ class MemModel:
         self._caps: dict[int, npt.NDArray[np.float64]] = {}
         self._tiny: dict[int, npt.NDArray[np.float64]] = {}
         self._rows = np.arange(256)
+        self._nodes = np.arange(nr)
 
     def rates(
         self,
@@ -147,6 +148,19 @@ class MemModel:
         mlp_scale: npt.NDArray[np.float64] | None = None,
     ) -> tuple[npt.NDArray[np.float64], ...]:
         """(demand, reads, writes, core_ns) of streaming rows, for :meth:`solve`."""
+        if cpu_ns_per_byte is None and mlp_scale is None:
+            f, lat = self._stream_f_lat(cpu_node, frac)
+            return share * self.mlp / lat, f, f * write[:, None], lat
+        n = cpu_node.shape[0]
+        cpb = np.zeros(n) if cpu_ns_per_byte is None else cpu_ns_per_byte
+        scale = np.ones(n) if mlp_scale is None else mlp_scale
+        den, f, writes, lat = self.stream_parts(cpu_node, frac, write, cpb, scale)
+        return share / den, f, writes, lat
+
+    def _stream_f_lat(
+        self, cpu_node: npt.NDArray[np.int64], frac: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Each row's bytes per node as fractions (rows touching nothing stream locally) and its latency."""
         n = cpu_node.shape[0]
         total = _add(frac, axis=1, keepdims=True)
         f = frac / np.maximum(total, _EPS)
@@ -155,14 +169,36 @@ class MemModel:
             local = np.zeros_like(frac)
             local[np.arange(n), cpu_node] = 1.0
             f = np.where(empty, local, f)
-        lat = np.einsum("im,im->i", f, self.latency[cpu_node])
-        if cpu_ns_per_byte is None and mlp_scale is None:
-            demand = share * self.mlp / lat
-        else:
-            cpb = np.zeros(n) if cpu_ns_per_byte is None else cpu_ns_per_byte
-            scale = np.ones(n) if mlp_scale is None else mlp_scale
-            demand = share / (cpb + lat / (self.mlp * scale))
-        return demand, f, f * write[:, None], lat
+        return f, np.einsum("im,im->i", f, self.latency[cpu_node])
+
+    def stream_parts(
+        self,
+        cpu_node: npt.NDArray[np.int64],
+        frac: npt.NDArray[np.float64],
+        write: npt.NDArray[np.float64],
+        cpu_ns_per_byte: npt.NDArray[np.float64],
+        mlp_scale: npt.NDArray[np.float64],
+    ) -> tuple[npt.NDArray[np.float64], ...]:
+        """(den, reads, writes, core_ns) of streaming rows: a row's demand is ``share / den``. Every element is
+        computed on its own row's values only, so rows that share their inputs can be computed once."""
+        f, lat = self._stream_f_lat(cpu_node, frac)
+        return cpu_ns_per_byte + lat / (self.mlp * mlp_scale), f, f * write[:, None], lat
+
+    def stream_table(
+        self,
+        frac: npt.NDArray[np.float64],
+        write: npt.NDArray[np.float64],
+        cpu_ns_per_byte: npt.NDArray[np.float64],
+        mlp_scale: npt.NDArray[np.float64],
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(den, base) of a streaming row on each node (row ``k``: a CPU on node ``k``) of one phase whose bytes
+        lie ``frac`` per node (``write``, ``cpu_ns_per_byte``, ``mlp_scale``: the phase's, one per node): what
+        :meth:`stream_parts` and :meth:`row_base` give every row of that phase on that node, element for
+        element."""
+        nodes = self._nodes
+        frac_rows = np.repeat(frac[None, :], self.nr_nodes, axis=0)
+        den, reads, writes, core_ns = self.stream_parts(nodes, frac_rows, write, cpu_ns_per_byte, mlp_scale)
+        return den, self.row_base(nodes, reads, writes, core_ns)
 
     def copy_rows(
         self,
@@ -202,7 +238,35 @@ class MemModel:
     ) -> RateResult:
         """Weighted max-min rates of rows that read ``reads`` and write back ``writes`` per byte of progress and
         keep their core busy ``core_ns / core_mlp_bytes`` per byte."""
+        return self.solve_base(core, demand, self.row_base(cpu_node, reads, writes, core_ns))
+
+    def row_base(
+        self,
+        cpu_node: npt.NDArray[np.int64],
+        reads: npt.NDArray[np.float64],
+        writes: npt.NDArray[np.float64],
+        core_ns: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        """What one unit of each row's rate uses, before the cores are numbered: controllers, links, then its
+        core (``core_ns / core_mlp_bytes``) and the coherence resource (0 without one), for :meth:`solve_base`."""
         n = cpu_node.shape[0]
+        nr = self.nr_nodes
+        nd = self.link_cap.shape[0]
+        base = np.zeros((n, nr + nd + 2))
+        traffic = np.add(reads, writes, out=base[:, :nr])
+        a_link = base[:, nr : nr + nd]
+        np.einsum("im,imd->id", reads, self._path_to_cpu[cpu_node], out=a_link)
+        a_link += np.einsum("im,imd->id", writes, self.path[cpu_node])
+        base[:, nr + nd] = core_ns / self.mlp
+        if self.snoop_cap is not None:
+            base[:, nr + nd + 1] = np.einsum("im,im->i", traffic, self.snoop_weight[cpu_node])
+        return base
+
+    def solve_base(
+        self, core: npt.NDArray[np.int64], demand: npt.NDArray[np.float64], base: npt.NDArray[np.float64]
+    ) -> RateResult:
+        """:meth:`solve` of rows given by :meth:`row_base` (``core``: the core each row runs on)."""
+        n = core.shape[0]
         nr = self.nr_nodes
         nd = self.link_cap.shape[0]
         # The cores the rows run on, numbered densely in core order (``np.unique(core, return_inverse=True)``,
@@ -220,14 +284,11 @@ class MemModel:
             self._tiny[nc] = 1e-9 * cap
         # What one unit of each row's rate uses: controllers, links, its core (, the coherence resource).
         a = np.zeros((n, width + snoop))
-        traffic = np.add(reads, writes, out=a[:, :nr])
-        a_link = a[:, nr : nr + nd]
-        np.einsum("im,imd->id", reads, self._path_to_cpu[cpu_node], out=a_link)
-        a_link += np.einsum("im,imd->id", writes, self.path[cpu_node])
+        a[:, : nr + nd] = base[:, : nr + nd]
         rows = self._rows[:n] if n <= self._rows.shape[0] else np.arange(n)
-        a[rows, (np.cumsum(present) + (nr + nd - 1))[core]] = core_ns / self.mlp
+        a[rows, (np.cumsum(present) + (nr + nd - 1))[core]] = base[:, nr + nd]
         if snoop:
-            a[:, width] = np.einsum("im,im->i", traffic, self.snoop_weight[cpu_node])
+            a[:, width] = base[:, nr + nd + 1]
 
         rate = _progressive_fill(a, cap, demand, self._tiny[nc])
         used = rate @ a

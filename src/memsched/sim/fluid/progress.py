@@ -98,7 +98,14 @@ class FluidProgress:
         self._phase_key = np.zeros(16, dtype=np.int64)
         self.t_last = 0
         self.dirty = True
-        self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = {}
+        self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+        #: Stream tables by phase key (``_refresh_phase_rows``): placement fractions, and by key * nr_nodes +
+        #: node the demand's denominator and the resource use of a row; with the inputs they were computed from.
+        nr = topology.nr_nodes
+        self._tab_frac = np.zeros((4, nr))
+        self._tab_den = np.zeros(4 * nr)
+        self._tab_base = np.zeros((4 * nr, nr + memmodel.link_cap.shape[0] + 2))
+        self._tab_state: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None, float] | None] = []
         self._sibling_cpus = [np.array(topology.siblings(c), dtype=np.int64) for c in range(self.nr_cpus)]
         #: Memory traffic since the start, and since the last timeline sample: (total, local) bytes.
         self.bytes_total = 0.0
@@ -490,65 +497,48 @@ class FluidProgress:
         mem = running[(kind == MEM) & not_copying]
         cop = running[copying]
         mm_model = self.memmodel
-        rows: list[tuple[npt.NDArray[np.float64], ...]] = []
+        demands: list[npt.NDArray[np.float64]] = []
+        bases: list[npt.NDArray[np.float64]] = []
         row_cpu: list[npt.NDArray[np.int64]] = []
         if mem.size:
-            # One group per distinct phase (see begin_touch); every group's rows get its placement fractions.
+            # One group per distinct phase (see begin_touch); every row of a group on one node is the same
+            # row (its placement fractions, page-walk cost and resource use), kept in a table per phase until
+            # the placement it was computed from changes.
             keys = self._phase_key[mem]
-            group_keys = np.bincount(keys).nonzero()[0].tolist()  # in ascending order
-            phases = self._phases
-            walk = self.walk_ns_per_byte
-            fracs = []
-            smalls = []
-            for key in group_keys:
-                phase = phases[key]
-                frac = self._region_frac(phase.region)
-                if phase.shared is not None:
-                    f = phase.shared_fraction
-                    frac = (1.0 - f) * frac + f * self._region_frac(phase.shared)
-                fracs.append(frac)
-                if walk:
-                    mm = self.mms[phase.region.mm_id]
-                    small = mm.region_small_fraction(phase.region)
-                    if phase.shared is not None:
-                        f = phase.shared_fraction
-                        small = (1.0 - f) * small + f * mm.region_small_fraction(phase.shared)
-                    smalls.append(walk * small)
-            # Every row gets its group's placement fractions (and page-walk cost), looked up by phase key.
-            table = np.empty((group_keys[-1] + 1, self.arrays.nr_nodes))
-            table[group_keys] = fracs
-            frac_mem = table[keys]
-            a.frac[mem] = frac_mem
-            cpb = a.cpu_ns_per_byte[mem]
-            if walk:
-                small_of = np.zeros(group_keys[-1] + 1)
-                small_of[group_keys] = smalls
-                cpb += small_of[keys]
+            for key in np.bincount(keys).nonzero()[0].tolist():  # in ascending order
+                self._refresh_phase_rows(key)
             oncpu = a.oncpu[mem]
-            rows.append(
-                mm_model.stream_rows(self.cpu_node[oncpu], a.share[mem], frac_mem, a.write[mem], cpb, a.mlp_scale[mem])
-            )
+            a.frac[mem] = self._tab_frac[keys]
+            g = keys * self.arrays.nr_nodes + self.cpu_node[oncpu]
+            demands.append(a.share[mem] / self._tab_den[g])
+            bases.append(self._tab_base[g])
             row_cpu.append(oncpu)
         if cop.size:
             oncpu = a.oncpu[cop]
-            rows.append(mm_model.copy_rows(self.cpu_node[oncpu], a.share[cop], a.copy_src[cop], a.copy_dst[cop]))
+            node = self.cpu_node[oncpu]
+            demand, reads, writes, core_ns = mm_model.copy_rows(node, a.share[cop], a.copy_src[cop], a.copy_dst[cop])
+            demands.append(demand)
+            bases.append(mm_model.row_base(node, reads, writes, core_ns))
             row_cpu.append(oncpu)
         kcs = self.kernel_copies
         if kcs:
             kcpu = np.array([int(kc[0]) for kc in kcs], dtype=np.int64)  # type: ignore[call-overload]
-            rows.append(
-                mm_model.copy_rows(
-                    self.cpu_node[kcpu],
-                    np.ones(len(kcs)),
-                    np.array([kc[2] for kc in kcs], dtype=np.float64),
-                    np.array([kc[3] for kc in kcs], dtype=np.float64),
-                )
+            node = self.cpu_node[kcpu]
+            demand, reads, writes, core_ns = mm_model.copy_rows(
+                node,
+                np.ones(len(kcs)),
+                np.array([kc[2] for kc in kcs], dtype=np.float64),
+                np.array([kc[3] for kc in kcs], dtype=np.float64),
             )
+            demands.append(demand)
+            bases.append(mm_model.row_base(node, reads, writes, core_ns))
             row_cpu.append(kcpu)
-        if rows:
-            cpu_all = np.concatenate(row_cpu) if len(rows) > 1 else row_cpu[0]
-            parts = [np.concatenate([r[i] for r in rows]) for i in range(4)] if len(rows) > 1 else rows[0]
-            res = mm_model.solve(self.cpu_node[cpu_all], self.cpu_core[cpu_all], *parts)
+        if demands:
+            if len(demands) > 1:
+                cpu_all = np.concatenate(row_cpu)
+                res = mm_model.solve_base(self.cpu_core[cpu_all], np.concatenate(demands), np.concatenate(bases))
+            else:
+                res = mm_model.solve_base(self.cpu_core[row_cpu[0]], demands[0], bases[0])
             k = 0
             if mem.size:
                 a.rate[mem] = res.rate[: mem.size]
@@ -572,13 +562,65 @@ class FluidProgress:
             )
             a.rate[comp] = a.share[comp] * yields
 
+    def _refresh_phase_rows(self, key: int) -> None:
+        """Bring the rows of phase ``key`` in the stream tables up to date: its placement fractions
+        (``_tab_frac``) and, per node its task runs on, its demand's denominator and resource use
+        (``MemModel.stream_table``). Recomputed only when a fraction it depends on is a new array (placement
+        changed) or its page-walk share changed."""
+        phase = self._phases[key]
+        frac1 = self._region_frac(phase.region)
+        frac2 = self._region_frac(phase.shared) if phase.shared is not None else None
+        walk = self.walk_ns_per_byte
+        small = 0.0
+        if walk:
+            mm = self.mms[phase.region.mm_id]
+            small = mm.region_small_fraction(phase.region)
+            if phase.shared is not None:
+                f = phase.shared_fraction
+                small = (1.0 - f) * small + f * mm.region_small_fraction(phase.shared)
+        state = self._tab_state
+        if key < len(state):
+            old = state[key]
+            if old is not None and old[0] is frac1 and old[1] is frac2 and old[2] == small:
+                return
+        else:
+            state.extend([None] * (key + 1 - len(state)))
+        nr = self.arrays.nr_nodes
+        if self._tab_frac.shape[0] <= key:
+            cap = max(2 * self._tab_frac.shape[0], key + 1)
+            grown_frac = np.zeros((cap, nr))
+            grown_frac[: self._tab_frac.shape[0]] = self._tab_frac
+            grown_den = np.zeros(cap * nr)
+            grown_den[: self._tab_den.shape[0]] = self._tab_den
+            grown_base = np.zeros((cap * nr, self._tab_base.shape[1]))
+            grown_base[: self._tab_base.shape[0]] = self._tab_base
+            self._tab_frac, self._tab_den, self._tab_base = grown_frac, grown_den, grown_base
+        frac = frac1
+        if frac2 is not None:
+            f = phase.shared_fraction
+            frac = (1.0 - f) * frac1 + f * frac2
+        cpb = np.full(nr, phase.cpu_ns_per_byte, dtype=np.float64)
+        if walk:
+            cpb += walk * small
+        den, base = self.memmodel.stream_table(
+            frac, np.full(nr, phase.write, dtype=np.float64), cpb, np.full(nr, phase.mlp_scale, dtype=np.float64)
+        )
+        self._tab_frac[key] = frac
+        self._tab_den[key * nr : (key + 1) * nr] = den
+        self._tab_base[key * nr : (key + 1) * nr] = base
+        state[key] = (frac1, frac2, small)
+
     def _region_frac(self, region: Region) -> npt.NDArray[np.float64]:
         mm = self.mms[region.mm_id]
+        version = mm.placement_version
         hit = self._frac_cache.get(region)
-        if hit is not None and hit[0] == mm.placement_version:
-            return hit[1]
-        frac = mm.region_node_bytes(region) / float(region.nbytes)
-        self._frac_cache[region] = (mm.placement_version, frac)
+        if hit is not None and hit[0] == version:
+            return hit[2]
+        node_bytes = mm.region_node_bytes(region)
+        # the same array when the pages that moved lie outside the region (``MmStruct.set_nodes``): the same
+        # fractions, kept as the same object so the stream tables stay valid
+        frac = hit[2] if hit is not None and hit[1] is node_bytes else node_bytes / float(region.nbytes)
+        self._frac_cache[region] = (version, node_bytes, frac)
         return frac
 
     # ---- results -------------------------------------------------------------------------------------------
