@@ -60,6 +60,27 @@ def fluid_shares(
     return weight / per_cpu[cpu]
 
 
+class _Running:
+    """The running tasks' rows (``idx``) and what :meth:`FluidProgress.next_time`, ``advance`` and ``fire`` read
+    of them that only :meth:`FluidProgress.recompute` changes: CPU shares and rates, gathered once. Read-only."""
+
+    __slots__ = ("idx", "nr_pos", "pos", "rate", "rate_pos", "share", "share_pos", "share_safe")
+
+    def __init__(self, idx: npt.NDArray[np.int64], share: npt.NDArray[np.float64], rate: npt.NDArray[np.float64]):
+        self.idx = idx
+        self.share = share
+        self.rate = rate
+        self.share_pos = share > 0
+        self.share_safe = np.where(self.share_pos, share, 1.0)
+        self.pos = rate > 0
+        self.nr_pos = int(_nonzero(self.pos))
+        self.rate_pos = rate if self.nr_pos == rate.shape[0] else rate[self.pos]
+
+    @classmethod
+    def of(cls, idx: npt.NDArray[np.int64], a: TaskArrays) -> _Running:
+        return cls(idx, a.share[idx], a.rate[idx])
+
+
 class FluidProgress:
     """Task progress between events, and the rates it follows."""
 
@@ -98,6 +119,7 @@ class FluidProgress:
         self._phase_key = np.zeros(16, dtype=np.int64)
         self.t_last = 0
         self.dirty = True
+        self._running: _Running | None = None
         self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
         #: Stream tables by phase key (``_refresh_phase_rows``): placement fractions, and by key * nr_nodes +
         #: node the demand's denominator and the resource use of a row; with the inputs they were computed from.
@@ -340,13 +362,14 @@ class FluidProgress:
         or works for the rest of ``dt``. Works on the running tasks' rows only (gathered once); every
         element's arithmetic, and every sum's terms and their order, are those of the masked form."""
         a = self.arrays
-        idx = (a.oncpu[: len(self.tasks)] >= 0).nonzero()[0]
+        run = self._running_rows()
+        idx = run.idx
         if not idx.size:
             return
         fdt = float(dt)
-        share = a.share[idx]
+        share = run.share
         debt = a.debt[idx]
-        indebt = (debt > 0) & (share > 0)
+        indebt = (debt > 0) & run.share_pos
         rest: npt.NDArray[np.float64] | float
         if _nonzero(indebt):
             di = idx[indebt]
@@ -360,7 +383,7 @@ class FluidProgress:
             rest = fdt
         copy_left = a.copy_left[idx]
         copying = copy_left > 0
-        progressed = a.rate[idx] * rest
+        progressed = run.rate * rest
         if _nonzero(copying):
             ci = idx[copying]
             rest_c = rest[copying] if isinstance(rest, np.ndarray) else rest
@@ -409,24 +432,24 @@ class FluidProgress:
         for kc in self.kernel_copies:
             if float(kc[4]) > 0:  # type: ignore[arg-type]
                 best = min(best, float(kc[1]) / float(kc[4]))  # type: ignore[arg-type]
-        running = a.oncpu[:n] >= 0
         if not self.debt_events:
-            idx = running.nonzero()[0]
-            if idx.size:
+            run = self._running_rows()
+            idx = run.idx
+            if run.nr_pos:
                 # kernel debt first, then the copy (copy_left > 0) or the phase's work: the earliest of them
-                rate = a.rate[idx]
-                pos = rate > 0
-                if _nonzero(pos):
-                    copy_left = a.copy_left[idx]
-                    left = np.where(copy_left > 0, copy_left, a.rem[idx])
-                    t = left[pos] / rate[pos]
-                    debt, share = a.debt[idx], a.share[idx]
-                    indebt = (debt > 0) & (share > 0)
-                    if _nonzero(indebt):
-                        kt = np.where(indebt, debt / np.where(share > 0, share, 1.0), 0.0)
-                        t = kt[pos] + t
-                    best = min(best, float(_min(t)))
-        elif _nonzero(running):
+                copy_left = a.copy_left[idx]
+                left = np.where(copy_left > 0, copy_left, a.rem[idx])
+                all_pos = run.nr_pos == idx.shape[0]
+                t = (left if all_pos else left[run.pos]) / run.rate_pos
+                debt = a.debt[idx]
+                indebt = (debt > 0) & run.share_pos
+                if _nonzero(indebt):
+                    kt = np.where(indebt, debt / run.share_safe, 0.0)
+                    t = (kt if all_pos else kt[run.pos]) + t
+                best = min(best, float(_min(t)))
+            return self.t_last + max(1, math.ceil(best - 1e-9)) if best != math.inf else None
+        running = a.oncpu[:n] >= 0
+        if _nonzero(running):
             debt = a.debt[:n]
             rate = a.rate[:n]
             indebt = running & (debt > 0)
@@ -452,13 +475,14 @@ class FluidProgress:
                 self.dirty = True
         tasks = self.tasks
         a = self.arrays
-        idx = (a.oncpu[: len(tasks)] >= 0).nonzero()[0]  # the running tasks' rows (gathered once)
+        run = self._running_rows()  # the running tasks' rows (gathered once)
+        idx = run.idx
         debt = a.debt[idx]
-        paid = (debt > 0) & (debt <= a.share[idx] * 1.0 + 1e-9)
+        paid = (debt > 0) & (debt <= run.share * 1.0 + 1e-9)
         if _nonzero(paid):
             a.debt[idx[paid]] = 0.0
             debt[paid] = 0.0
-        rate = a.rate[idx]
+        rate = run.rate
         copy_left = a.copy_left[idx]
         no_debt = debt <= 0
         copied = no_debt & (copy_left > 0) & (copy_left <= rate * 1.0 + 1e-6)
@@ -487,6 +511,7 @@ class FluidProgress:
         running = (a.oncpu[:n] >= 0).nonzero()[0]
         if running.size == 0 and not self.kernel_copies:
             self.controller_util[:] = 0.0
+            self._running = _Running.of(running, a)
             return
         cpus = a.oncpu[running]
         if running.size:
@@ -561,6 +586,15 @@ class FluidProgress:
                 [smt_yield if busy[self._sibling_cpus[int(c)]].sum() > 1 else 1.0 for c in a.oncpu[comp]]
             )
             a.rate[comp] = a.share[comp] * yields
+        self._running = _Running.of(running, a)
+
+    def _running_rows(self) -> _Running:
+        """The running tasks' rows with their CPU shares and rates: as of the last :meth:`recompute` while nothing
+        has changed since (every change of a task's CPU marks the rates dirty), else gathered now."""
+        run = self._running
+        if self.dirty or run is None:
+            return _Running.of((self.arrays.oncpu[: len(self.tasks)] >= 0).nonzero()[0], self.arrays)
+        return run
 
     def _refresh_phase_rows(self, key: int) -> None:
         """Bring the rows of phase ``key`` in the stream tables up to date: its placement fractions
