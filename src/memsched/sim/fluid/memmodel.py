@@ -45,7 +45,9 @@ The hardware figures behind every preset are derived in ``docs/calibration.md``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +64,10 @@ _nonzero = np.count_nonzero
 _min = np.minimum.reduce
 _add = np.add.reduce
 _any = np.logical_or.reduce
+
+#: ``np.einsum`` without its Python wrapper: with ``optimize`` off (the default) the wrapper calls this C
+#: function with the same operands, so the result is the same.
+_einsum: Callable[..., Any] = getattr(getattr(getattr(np, "_core", None), "multiarray", None), "c_einsum", np.einsum)
 
 _BYTES_PER_NS_PER_GIBPS = GIB / 1e9
 _EPS = 1e-12
@@ -169,7 +175,7 @@ class MemModel:
             local = np.zeros_like(frac)
             local[np.arange(n), cpu_node] = 1.0
             f = np.where(empty, local, f)
-        return f, np.einsum("im,im->i", f, self.latency[cpu_node])
+        return f, _einsum("im,im->i", f, self.latency[cpu_node])
 
     def stream_parts(
         self,
@@ -196,7 +202,7 @@ class MemModel:
         :meth:`stream_parts` and :meth:`row_base` give every row of that phase on that node, element for
         element."""
         nodes = self._nodes
-        frac_rows = np.repeat(frac[None, :], self.nr_nodes, axis=0)
+        frac_rows = frac[None, :].repeat(self.nr_nodes, axis=0)
         den, reads, writes, core_ns = self.stream_parts(nodes, frac_rows, write, cpu_ns_per_byte, mlp_scale)
         return den, self.row_base(nodes, reads, writes, core_ns)
 
@@ -212,7 +218,7 @@ class MemModel:
         tot = np.maximum(_add(src, axis=1, keepdims=True), _EPS)
         s, d = src / tot, dst / tot
         reads = s + d
-        core_ns = np.einsum("im,im->i", reads, self.latency[cpu_node])
+        core_ns = _einsum("im,im->i", reads, self.latency[cpu_node])
         return share * self.mlp / np.maximum(core_ns, _EPS), reads, d, core_ns
 
     def rates_rw(
@@ -255,11 +261,11 @@ class MemModel:
         base = np.zeros((n, nr + nd + 2))
         traffic = np.add(reads, writes, out=base[:, :nr])
         a_link = base[:, nr : nr + nd]
-        np.einsum("im,imd->id", reads, self._path_to_cpu[cpu_node], out=a_link)
-        a_link += np.einsum("im,imd->id", writes, self.path[cpu_node])
+        _einsum("im,imd->id", reads, self._path_to_cpu[cpu_node], out=a_link)
+        a_link += _einsum("im,imd->id", writes, self.path[cpu_node])
         base[:, nr + nd] = core_ns / self.mlp
         if self.snoop_cap is not None:
-            base[:, nr + nd + 1] = np.einsum("im,im->i", traffic, self.snoop_weight[cpu_node])
+            base[:, nr + nd + 1] = _einsum("im,im->i", traffic, self.snoop_weight[cpu_node])
         return base
 
     def solve_base(
@@ -286,7 +292,7 @@ class MemModel:
         a = np.zeros((n, width + snoop))
         a[:, : nr + nd] = base[:, : nr + nd]
         rows = self._rows[:n] if n <= self._rows.shape[0] else np.arange(n)
-        a[rows, (np.cumsum(present) + (nr + nd - 1))[core]] = base[:, nr + nd]
+        a[rows, (present.cumsum() + (nr + nd - 1))[core]] = base[:, nr + nd]
         if snoop:
             a[:, width] = base[:, nr + nd + 1]
 
