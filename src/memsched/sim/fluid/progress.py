@@ -64,13 +64,14 @@ class _Running:
     """The running tasks' rows (``idx``) and what :meth:`FluidProgress.next_time`, ``advance`` and ``fire`` read
     of them that only :meth:`FluidProgress.recompute` changes: CPU shares and rates, gathered once. Read-only."""
 
-    __slots__ = ("idx", "nr_pos", "pos", "rate", "rate_pos", "share", "share_pos", "share_safe")
+    __slots__ = ("all_share_pos", "idx", "nr_pos", "pos", "rate", "rate_pos", "share", "share_pos", "share_safe")
 
     def __init__(self, idx: npt.NDArray[np.int64], share: npt.NDArray[np.float64], rate: npt.NDArray[np.float64]):
         self.idx = idx
         self.share = share
         self.rate = rate
         self.share_pos = share > 0
+        self.all_share_pos = int(_nonzero(self.share_pos)) == share.shape[0]
         self.share_safe = np.where(self.share_pos, share, 1.0)
         self.pos = rate > 0
         self.nr_pos = int(_nonzero(self.pos))
@@ -369,9 +370,15 @@ class FluidProgress:
         fdt = float(dt)
         share = run.share
         debt = a.debt[idx]
-        indebt = (debt > 0) & run.share_pos
         rest: npt.NDArray[np.float64] | float
-        if _nonzero(indebt):
+        if run.all_share_pos:
+            # every row at once: a row without debt pays 0 (its debt stays 0.0, its system time gains 0.0 and
+            # its rest is fdt - 0.0), so the rows in debt get exactly the masked form's values
+            busy = np.minimum(fdt, debt / share)
+            a.debt[idx] = np.maximum(debt - share * dt, 0.0)
+            a.sys_ns[idx] += share * busy
+            rest = fdt - busy
+        elif _nonzero(indebt := (debt > 0) & run.share_pos):
             di = idx[indebt]
             s, d = share[indebt], debt[indebt]
             busy = np.minimum(fdt, d / s)
@@ -442,8 +449,10 @@ class FluidProgress:
                 all_pos = run.nr_pos == idx.shape[0]
                 t = (left if all_pos else left[run.pos]) / run.rate_pos
                 debt = a.debt[idx]
-                indebt = (debt > 0) & run.share_pos
-                if _nonzero(indebt):
+                if run.all_share_pos:  # a row without debt adds 0.0 / share = 0.0, as the masked form's 0.0
+                    kt = debt / run.share
+                    t = (kt if all_pos else kt[run.pos]) + t
+                elif _nonzero(indebt := (debt > 0) & run.share_pos):
                     kt = np.where(indebt, debt / run.share_safe, 0.0)
                     t = (kt if all_pos else kt[run.pos]) + t
                 best = min(best, float(_min(t)))
