@@ -353,7 +353,9 @@ def _progressive_fill(
         nr_frozen = int(_nonzero(frozen))
         if not nr_frozen:  # numerical corner: nothing left to freeze, stop growing
             break
-        active &= ~frozen
         nr_active -= nr_frozen
+        if not nr_active:  # (the usual end: the last unfrozen rows froze)
+            break
+        active &= ~frozen
         act_demand, act_a = demand[active], a[active]
     return rate

@@ -64,18 +64,16 @@ class _Running:
     """The running tasks' rows (``idx``) and what :meth:`FluidProgress.next_time`, ``advance`` and ``fire`` read
     of them that only :meth:`FluidProgress.recompute` changes: CPU shares and rates, gathered once. Read-only."""
 
-    __slots__ = ("all_share_pos", "idx", "nr_pos", "pos", "rate", "rate_pos", "share", "share_pos", "share_safe")
+    __slots__ = ("all_pos", "all_share_pos", "idx", "rate", "share")
 
     def __init__(self, idx: npt.NDArray[np.int64], share: npt.NDArray[np.float64], rate: npt.NDArray[np.float64]):
         self.idx = idx
         self.share = share
         self.rate = rate
-        self.share_pos = share > 0
-        self.all_share_pos = int(_nonzero(self.share_pos)) == share.shape[0]
-        self.share_safe = np.where(self.share_pos, share, 1.0)
-        self.pos = rate > 0
-        self.nr_pos = int(_nonzero(self.pos))
-        self.rate_pos = rate if self.nr_pos == rate.shape[0] else rate[self.pos]
+        n = idx.shape[0]
+        #: Every row has a CPU share > 0 (the usual case: a runnable task's weight is > 0) / a rate > 0.
+        self.all_share_pos = n == 0 or bool(_min(share) > 0)
+        self.all_pos = n > 0 and bool(_min(rate) > 0)
 
     @classmethod
     def of(cls, idx: npt.NDArray[np.int64], a: TaskArrays) -> _Running:
@@ -259,8 +257,10 @@ class FluidProgress:
         )
         for task in tasks:
             tid = task.id
+            if oncpu[tid] < 0:
+                continue
             phase = task.phase
-            if not isinstance(phase, Touch) or oncpu[tid] < 0:
+            if not isinstance(phase, Touch):
                 continue
             rate = rates[tid]
             delay = 0.0
@@ -270,6 +270,9 @@ class FluidProgress:
             if copy_left > 0:
                 delay += copy_left / rate if rate > 0 else math.inf
             done = phase.work - rems[tid]
+            if phase.shared is None:  # Touch.sweeps of one region: cursor (done * 1.0) % nbytes, rate * 1.0
+                out.append((tid, phase.region, done % phase.region.nbytes, rate, delay, done, 1.0 if rate > 0 else 0.0))
+                continue
             for region, cursor, r in phase.sweeps(done, rate):
                 out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0))
         return out
@@ -378,7 +381,7 @@ class FluidProgress:
             a.debt[idx] = np.maximum(debt - share * dt, 0.0)
             a.sys_ns[idx] += share * busy
             rest = fdt - busy
-        elif _nonzero(indebt := (debt > 0) & run.share_pos):
+        elif _nonzero(indebt := (debt > 0) & (share > 0)):
             di = idx[indebt]
             s, d = share[indebt], debt[indebt]
             busy = np.minimum(fdt, d / s)
@@ -442,19 +445,21 @@ class FluidProgress:
         if not self.debt_events:
             run = self._running_rows()
             idx = run.idx
-            if run.nr_pos:
+            all_pos = run.all_pos
+            pos = None if all_pos or not idx.shape[0] else run.rate > 0
+            if all_pos or (pos is not None and _nonzero(pos)):
                 # kernel debt first, then the copy (copy_left > 0) or the phase's work: the earliest of them
                 copy_left = a.copy_left[idx]
                 left = np.where(copy_left > 0, copy_left, a.rem[idx])
-                all_pos = run.nr_pos == idx.shape[0]
-                t = (left if all_pos else left[run.pos]) / run.rate_pos
+                t = left / run.rate if pos is None else left[pos] / run.rate[pos]
                 debt = a.debt[idx]
+                share = run.share
                 if run.all_share_pos:  # a row without debt adds 0.0 / share = 0.0, as the masked form's 0.0
-                    kt = debt / run.share
-                    t = (kt if all_pos else kt[run.pos]) + t
-                elif _nonzero(indebt := (debt > 0) & run.share_pos):
-                    kt = np.where(indebt, debt / run.share_safe, 0.0)
-                    t = (kt if all_pos else kt[run.pos]) + t
+                    kt = debt / share
+                    t = (kt if pos is None else kt[pos]) + t
+                elif _nonzero(indebt := (debt > 0) & (share > 0)):
+                    kt = np.where(indebt, debt / np.where(share > 0, share, 1.0), 0.0)
+                    t = (kt if pos is None else kt[pos]) + t
                 best = min(best, float(_min(t)))
             return self.t_last + max(1, math.ceil(best - 1e-9)) if best != math.inf else None
         running = a.oncpu[:n] >= 0
@@ -523,8 +528,9 @@ class FluidProgress:
             self._running = _Running.of(running, a)
             return
         cpus = a.oncpu[running]
+        run_share = fluid_shares(cpus, a.weight[running], self.nr_cpus)
         if running.size:
-            a.share[running] = fluid_shares(cpus, a.weight[running], self.nr_cpus)
+            a.share[running] = run_share
         copying = a.copy_left[running] > 0
         kind = a.kind[running]
         not_copying = ~copying
@@ -595,7 +601,7 @@ class FluidProgress:
                 [smt_yield if busy[self._sibling_cpus[int(c)]].sum() > 1 else 1.0 for c in a.oncpu[comp]]
             )
             a.rate[comp] = a.share[comp] * yields
-        self._running = _Running.of(running, a)
+        self._running = _Running(running, run_share, a.rate[running])
 
     def _running_rows(self) -> _Running:
         """The running tasks' rows with their CPU shares and rates: as of the last :meth:`recompute` while nothing
