@@ -64,7 +64,7 @@ class _Running:
     """The running tasks' rows (``idx``) and what :meth:`FluidProgress.next_time`, ``advance`` and ``fire`` read
     of them that only :meth:`FluidProgress.recompute` changes: CPU shares and rates, gathered once. Read-only."""
 
-    __slots__ = ("all_pos", "all_share_pos", "idx", "rate", "share")
+    __slots__ = ("_split", "all_pos", "all_share_pos", "idx", "rate", "share")
 
     def __init__(self, idx: npt.NDArray[np.int64], share: npt.NDArray[np.float64], rate: npt.NDArray[np.float64]):
         self.idx = idx
@@ -74,10 +74,46 @@ class _Running:
         #: Every row has a CPU share > 0 (the usual case: a runnable task's weight is > 0) / a rate > 0.
         self.all_share_pos = n == 0 or bool(_min(share) > 0)
         self.all_pos = n > 0 and bool(_min(rate) > 0)
+        self._split: _Split | None = None
 
     @classmethod
     def of(cls, idx: npt.NDArray[np.int64], a: TaskArrays) -> _Running:
         return cls(idx, a.share[idx], a.rate[idx])
+
+    def split(self, a: TaskArrays, cpu_node: npt.NDArray[np.int64]) -> _Split:
+        """The rows copying and working, and the working rows' streams (see :class:`_Split`), found once: which
+        rows copy changes only with a copy started or finished and which stream only with a phase, and either
+        marks the rates dirty."""
+        sp = self._split
+        if sp is None:
+            sp = self._split = _Split(self, a, cpu_node)
+        return sp
+
+
+class _Split:
+    """The running rows copying (``copying``: mask, ``ci``: rows, ``share_c``) and working (``working``, ``wi``,
+    ``share_w``), and which working rows stream (``mem``: mask or None for all, ``nr_mem``, ``local``: their
+    fraction of bytes on their CPU's node), as ``_advance_folded`` reads them."""
+
+    __slots__ = ("ci", "copying", "local", "mem", "nr_copying", "nr_mem", "share_c", "share_w", "wi", "working")
+
+    def __init__(self, run: _Running, a: TaskArrays, cpu_node: npt.NDArray[np.int64]) -> None:
+        idx, share = run.idx, run.share
+        self.copying = a.copy_left[idx] > 0
+        self.nr_copying = int(_nonzero(self.copying))
+        if self.nr_copying:
+            self.ci = idx[self.copying]
+            self.share_c = share[self.copying]
+            self.working = ~self.copying
+            self.wi = idx[self.working]
+            self.share_w = share[self.working]
+        else:
+            self.ci, self.share_c, self.working, self.wi, self.share_w = idx[:0], share[:0], self.copying, idx, share
+        mem = a.kind[self.wi] == MEM
+        self.nr_mem = int(_nonzero(mem))
+        self.mem = None if self.nr_mem == mem.shape[0] else mem
+        mi = self.wi if self.mem is None else self.wi[mem]
+        self.local = a.frac[mi, cpu_node[a.oncpu[mi]]]
 
 
 class FluidProgress:
@@ -391,22 +427,19 @@ class FluidProgress:
             rest[indebt] = fdt - busy
         else:
             rest = fdt
-        copy_left = a.copy_left[idx]
-        copying = copy_left > 0
+        sp = run.split(a, self.cpu_node)
         progressed = run.rate * rest
-        if _nonzero(copying):
-            ci = idx[copying]
+        if sp.nr_copying:
+            copying, working, ci = sp.copying, sp.working, sp.ci
             rest_c = rest[copying] if isinstance(rest, np.ndarray) else rest
-            copy_ns = share[copying] * rest_c
+            copy_ns = sp.share_c * rest_c
             a.sys_ns[ci] += copy_ns
             self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(_sum(copy_ns))
-            working = ~copying
-            wi = idx[working]
-            share_w = share[working]
             rest_w = rest[working] if isinstance(rest, np.ndarray) else rest
             prog_w = progressed[working]
-            copied = np.minimum(progressed[copying], copy_left[copying])
-            left = copy_left[copying] - copied
+            copy_left_c = a.copy_left[ci]
+            copied = np.minimum(progressed[copying], copy_left_c)
+            left = copy_left_c - copied
             a.copy_left[ci] = left
             self.copy_bytes += float(_sum(copied))
             finished = left <= 1e-6
@@ -417,16 +450,14 @@ class FluidProgress:
                 a.copy_dst[fi] = 0.0
                 self.dirty = True
         else:
-            wi, share_w, rest_w, prog_w = idx, share, rest, progressed
-        a.user_ns[wi] += share_w * rest_w
+            rest_w, prog_w = rest, progressed
+        wi = sp.wi
+        a.user_ns[wi] += sp.share_w * rest_w
         a.rem[wi] -= prog_w
-        mem = a.kind[wi] == MEM
-        if _nonzero(mem):
-            nbytes = prog_w[mem]
-            mi = wi[mem]
-            local = a.frac[mi, self.cpu_node[a.oncpu[mi]]]
+        if sp.nr_mem:
+            nbytes = prog_w if sp.mem is None else prog_w[sp.mem]
             total_b = float(_sum(nbytes))
-            local_b = float(_sum(nbytes * local))
+            local_b = float(_sum(nbytes * sp.local))
             self.bytes_total += total_b
             self.bytes_local += local_b
             interval = self.interval_bytes

@@ -514,10 +514,10 @@ class NumaBalancing(Instrument):
     def _split_faulted(self, mm: MmStruct, pages: IntArray, task_ids: IntArray) -> None:
         """``split_huge_page()`` of every still-huge block among the faulted pages, by its first faulter."""
         blocks = pages // mm.thp_units
+        if not np.count_nonzero(mm.huge[blocks]):  # (the usual case once the blocks are split: no unique)
+            return
         ub, first = np.unique(blocks, return_index=True)
         huge = mm.huge[ub]
-        if not np.count_nonzero(huge):
-            return
         ub, first = ub[huge], first[huge]
         mm.set_huge(ub, False)
         self.machine.progress.dirty = True  # the blocks' accesses now walk 4 KiB page tables
