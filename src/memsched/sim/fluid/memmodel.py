@@ -333,8 +333,10 @@ def _progressive_fill(
         load = act_demand @ act_a
         pos = load > _EPS
         step = 1.0 - t
-        if _nonzero(pos):
-            step = min(step, float(_min(remaining[pos] / load[pos])))
+        nr_pos = _nonzero(pos)
+        if nr_pos:
+            ratio = remaining / load if nr_pos == pos.shape[0] else remaining[pos] / load[pos]
+            step = min(step, float(_min(ratio)))
         step = max(step, 0.0)
         if nr_active == n:
             rate += step * act_demand

@@ -60,11 +60,14 @@ def fluid_shares(
     return weight / per_cpu[cpu]
 
 
+_Tols = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]
+
+
 class _Running:
     """The running tasks' rows (``idx``) and what :meth:`FluidProgress.next_time`, ``advance`` and ``fire`` read
     of them that only :meth:`FluidProgress.recompute` changes: CPU shares and rates, gathered once. Read-only."""
 
-    __slots__ = ("_split", "all_pos", "all_share_pos", "idx", "rate", "share")
+    __slots__ = ("_split", "_tols", "all_pos", "all_share_pos", "idx", "rate", "share")
 
     def __init__(self, idx: npt.NDArray[np.int64], share: npt.NDArray[np.float64], rate: npt.NDArray[np.float64]):
         self.idx = idx
@@ -75,6 +78,16 @@ class _Running:
         self.all_share_pos = n == 0 or bool(_min(share) > 0)
         self.all_pos = n > 0 and bool(_min(rate) > 0)
         self._split: _Split | None = None
+        self._tols: _Tols | None = None
+
+    def tols(self) -> _Tols:
+        """What ``fire`` compares with, from shares and rates only: (share * 1.0 + 1e-9, rate * 1.0 + 1e-6,
+        rate * 1.0 + 1e-9, rate > 0)."""
+        t = self._tols
+        if t is None:
+            share, rate = self.share, self.rate
+            t = self._tols = (share * 1.0 + 1e-9, rate * 1.0 + 1e-6, rate * 1.0 + 1e-9, rate > 0)
+        return t
 
     @classmethod
     def of(cls, idx: npt.NDArray[np.int64], a: TaskArrays) -> _Running:
@@ -480,8 +493,10 @@ class FluidProgress:
             pos = None if all_pos or not idx.shape[0] else run.rate > 0
             if all_pos or (pos is not None and _nonzero(pos)):
                 # kernel debt first, then the copy (copy_left > 0) or the phase's work: the earliest of them
-                copy_left = a.copy_left[idx]
-                left = np.where(copy_left > 0, copy_left, a.rem[idx])
+                sp = run.split(a, self.cpu_node)
+                left = a.rem[idx]  # the copy (copy_left > 0) or else the phase's work
+                if sp.nr_copying:
+                    left[sp.copying] = a.copy_left[sp.ci]
                 t = left / run.rate if pos is None else left[pos] / run.rate[pos]
                 debt = a.debt[idx]
                 share = run.share
@@ -523,14 +538,14 @@ class FluidProgress:
         run = self._running_rows()  # the running tasks' rows (gathered once)
         idx = run.idx
         debt = a.debt[idx]
-        paid = (debt > 0) & (debt <= run.share * 1.0 + 1e-9)
+        share_tol, copy_tol, rem_tol, rate_pos = run.tols()
+        paid = (debt > 0) & (debt <= share_tol)
         if _nonzero(paid):
             a.debt[idx[paid]] = 0.0
             debt[paid] = 0.0
-        rate = run.rate
         copy_left = a.copy_left[idx]
         no_debt = debt <= 0
-        copied = no_debt & (copy_left > 0) & (copy_left <= rate * 1.0 + 1e-6)
+        copied = no_debt & (copy_left > 0) & (copy_left <= copy_tol)
         if _nonzero(copied):
             ci = idx[copied]
             self.copy_bytes += float(_sum(copy_left[copied]))
@@ -539,7 +554,7 @@ class FluidProgress:
             a.copy_src[ci] = 0.0
             a.copy_dst[ci] = 0.0
             self.dirty = True
-        done = no_debt & (copy_left <= 0) & (rate > 0) & (a.rem[idx] <= rate * 1.0 + 1e-9)
+        done = no_debt & (copy_left <= 0) & rate_pos & (a.rem[idx] <= rem_tol)
         for tid in idx[done].tolist():
             task = tasks[tid]
             if task.state is FluidTaskState.RUNNABLE and a.oncpu[tid] >= 0:
