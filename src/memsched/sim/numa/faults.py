@@ -70,7 +70,7 @@ def first_touchers(
     # (sorted, not deduplicated: only whether a gap holds one matters)
     jumps = np.sort(np.concatenate([cursor_page, cursor_page + 1, cols[:, 3], cols[:, 4]]).astype(np.int64))
     lo_p, hi_p = pages[idx[:-1]], pages[idx[1:]]
-    inside = np.searchsorted(jumps, hi_p, side="right") - np.searchsorted(jumps, lo_p, side="right")
+    inside = jumps.searchsorted(hi_p, side="right") - jumps.searchsorted(lo_p, side="right")
     ambiguous = (who_s[:-1] != who_s[1:]) | (inside > 0)
     who = who_s[:-1].repeat(idx[1:] - idx[:-1])
     who = np.append(who, who_s[-1])
