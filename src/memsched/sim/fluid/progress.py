@@ -240,8 +240,9 @@ class FluidProgress:
         """``charge_system`` of several causes at once, for every ``(task id, by_cause)`` of ``pending`` in its
         order: one debt per task (the sum of its causes), one sync for them all."""
         synced = False
-        debt = self.arrays.debt
         causes = self.system_by_cause
+        tids: list[int] = []
+        totals: list[float] = []
         for tid, by_cause in pending.items():
             total = sum(by_cause.values())
             if total <= 0:
@@ -249,9 +250,12 @@ class FluidProgress:
             if not synced:
                 self.sync()
                 synced = True
-            debt[tid] += total
+            tids.append(tid)
+            totals.append(total)
             for cause, ns in by_cause.items():
                 causes[cause] = causes.get(cause, 0.0) + ns
+        if tids:  # (distinct tasks: one add per task, as debt[tid] += total each)
+            self.arrays.debt[tids] += totals
 
     def charge_copy(
         self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
