@@ -34,7 +34,7 @@ IntArray = npt.NDArray[np.int64]
 def _frozen_int_array(name: str, value: object) -> IntArray:
     arr = np.array(value, dtype=np.int64, copy=True).reshape(-1)
     arr.flags.writeable = False
-    if (arr < 0).any():
+    if np.count_nonzero(arr < 0):
         raise ConfigError(name, int(arr[arr < 0][0]), "must hold non-negative ids")
     return arr
 

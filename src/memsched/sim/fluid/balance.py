@@ -78,12 +78,19 @@ class Balancer:
         self.node_of = topology.cpu_node()
         self.llc_span = [next(d.span for d in doms if d.level == "MC") for doms in self.domains]
         self._spans: dict[int, list[int]] = {}
+        self._caps: dict[tuple[int, ...], int] = {}
+        self._local: dict[tuple[int, int], tuple[int, ...]] = {}
         self.core_siblings = {c.id: topology.siblings(c.id) for c in topology.cpus}
 
     # ---- group statistics ------------------------------------------------------------------------------
     def _capacity(self, cpus: Sequence[int]) -> int:
-        """``DIV_ROUND_CLOSEST(group power, SCHED_POWER_SCALE)``, at least 1: cores, not threads."""
-        return max(1, round(float(self.power[list(cpus)].sum()) / SCHED_POWER_SCALE))
+        """``DIV_ROUND_CLOSEST(group power, SCHED_POWER_SCALE)``, at least 1: cores, not threads (per group,
+        computed once: the powers do not change)."""
+        key = tuple(cpus)
+        cap = self._caps.get(key)
+        if cap is None:
+            cap = self._caps[key] = max(1, round(float(self.power[list(cpus)].sum()) / SCHED_POWER_SCALE))
+        return cap
 
     def _avg_load(self, cpus: Sequence[int], load: npt.NDArray[np.float64]) -> float:
         idx = list(cpus)
@@ -257,7 +264,9 @@ class Balancer:
         score: Score,
     ) -> Move | None:
         for sd in self.domains[cpu]:
-            local = next(g for g in sd.groups if cpu in g)
+            local = self._local.get((id(sd), cpu))
+            if local is None:
+                local = self._local[(id(sd), cpu)] = next(g for g in sd.groups if cpu in g)
             if nr[cpu] == 0:
                 local_nr = sum(nr[c] for c in local)
                 if local_nr >= self._capacity(local) and len(local) > 1:

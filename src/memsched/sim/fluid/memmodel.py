@@ -45,7 +45,9 @@ The hardware figures behind every preset are derived in ``docs/calibration.md``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +64,10 @@ _nonzero = np.count_nonzero
 _min = np.minimum.reduce
 _add = np.add.reduce
 _any = np.logical_or.reduce
+
+#: ``np.einsum`` without its Python wrapper: with ``optimize`` off (the default) the wrapper calls this C
+#: function with the same operands, so the result is the same.
+_einsum: Callable[..., Any] = getattr(getattr(getattr(np, "_core", None), "multiarray", None), "c_einsum", np.einsum)
 
 _BYTES_PER_NS_PER_GIBPS = GIB / 1e9
 _EPS = 1e-12
@@ -111,6 +117,7 @@ class MemModel:
         self._caps: dict[int, npt.NDArray[np.float64]] = {}
         self._tiny: dict[int, npt.NDArray[np.float64]] = {}
         self._rows = np.arange(256)
+        self._nodes = np.arange(nr)
 
     def rates(
         self,
@@ -147,6 +154,19 @@ class MemModel:
         mlp_scale: npt.NDArray[np.float64] | None = None,
     ) -> tuple[npt.NDArray[np.float64], ...]:
         """(demand, reads, writes, core_ns) of streaming rows, for :meth:`solve`."""
+        if cpu_ns_per_byte is None and mlp_scale is None:
+            f, lat = self._stream_f_lat(cpu_node, frac)
+            return share * self.mlp / lat, f, f * write[:, None], lat
+        n = cpu_node.shape[0]
+        cpb = np.zeros(n) if cpu_ns_per_byte is None else cpu_ns_per_byte
+        scale = np.ones(n) if mlp_scale is None else mlp_scale
+        den, f, writes, lat = self.stream_parts(cpu_node, frac, write, cpb, scale)
+        return share / den, f, writes, lat
+
+    def _stream_f_lat(
+        self, cpu_node: npt.NDArray[np.int64], frac: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Each row's bytes per node as fractions (rows touching nothing stream locally) and its latency."""
         n = cpu_node.shape[0]
         total = _add(frac, axis=1, keepdims=True)
         f = frac / np.maximum(total, _EPS)
@@ -155,14 +175,36 @@ class MemModel:
             local = np.zeros_like(frac)
             local[np.arange(n), cpu_node] = 1.0
             f = np.where(empty, local, f)
-        lat = np.einsum("im,im->i", f, self.latency[cpu_node])
-        if cpu_ns_per_byte is None and mlp_scale is None:
-            demand = share * self.mlp / lat
-        else:
-            cpb = np.zeros(n) if cpu_ns_per_byte is None else cpu_ns_per_byte
-            scale = np.ones(n) if mlp_scale is None else mlp_scale
-            demand = share / (cpb + lat / (self.mlp * scale))
-        return demand, f, f * write[:, None], lat
+        return f, _einsum("im,im->i", f, self.latency[cpu_node])
+
+    def stream_parts(
+        self,
+        cpu_node: npt.NDArray[np.int64],
+        frac: npt.NDArray[np.float64],
+        write: npt.NDArray[np.float64],
+        cpu_ns_per_byte: npt.NDArray[np.float64],
+        mlp_scale: npt.NDArray[np.float64],
+    ) -> tuple[npt.NDArray[np.float64], ...]:
+        """(den, reads, writes, core_ns) of streaming rows: a row's demand is ``share / den``. Every element is
+        computed on its own row's values only, so rows that share their inputs can be computed once."""
+        f, lat = self._stream_f_lat(cpu_node, frac)
+        return cpu_ns_per_byte + lat / (self.mlp * mlp_scale), f, f * write[:, None], lat
+
+    def stream_table(
+        self,
+        frac: npt.NDArray[np.float64],
+        write: npt.NDArray[np.float64],
+        cpu_ns_per_byte: npt.NDArray[np.float64],
+        mlp_scale: npt.NDArray[np.float64],
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(den, base) of a streaming row on each node (row ``k``: a CPU on node ``k``) of one phase whose bytes
+        lie ``frac`` per node (``write``, ``cpu_ns_per_byte``, ``mlp_scale``: the phase's, one per node): what
+        :meth:`stream_parts` and :meth:`row_base` give every row of that phase on that node, element for
+        element."""
+        nodes = self._nodes
+        frac_rows = frac[None, :].repeat(self.nr_nodes, axis=0)
+        den, reads, writes, core_ns = self.stream_parts(nodes, frac_rows, write, cpu_ns_per_byte, mlp_scale)
+        return den, self.row_base(nodes, reads, writes, core_ns)
 
     def copy_rows(
         self,
@@ -176,7 +218,7 @@ class MemModel:
         tot = np.maximum(_add(src, axis=1, keepdims=True), _EPS)
         s, d = src / tot, dst / tot
         reads = s + d
-        core_ns = np.einsum("im,im->i", reads, self.latency[cpu_node])
+        core_ns = _einsum("im,im->i", reads, self.latency[cpu_node])
         return share * self.mlp / np.maximum(core_ns, _EPS), reads, d, core_ns
 
     def rates_rw(
@@ -202,7 +244,35 @@ class MemModel:
     ) -> RateResult:
         """Weighted max-min rates of rows that read ``reads`` and write back ``writes`` per byte of progress and
         keep their core busy ``core_ns / core_mlp_bytes`` per byte."""
+        return self.solve_base(core, demand, self.row_base(cpu_node, reads, writes, core_ns))
+
+    def row_base(
+        self,
+        cpu_node: npt.NDArray[np.int64],
+        reads: npt.NDArray[np.float64],
+        writes: npt.NDArray[np.float64],
+        core_ns: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        """What one unit of each row's rate uses, before the cores are numbered: controllers, links, then its
+        core (``core_ns / core_mlp_bytes``) and the coherence resource (0 without one), for :meth:`solve_base`."""
         n = cpu_node.shape[0]
+        nr = self.nr_nodes
+        nd = self.link_cap.shape[0]
+        base = np.zeros((n, nr + nd + 2))
+        traffic = np.add(reads, writes, out=base[:, :nr])
+        a_link = base[:, nr : nr + nd]
+        _einsum("im,imd->id", reads, self._path_to_cpu[cpu_node], out=a_link)
+        a_link += _einsum("im,imd->id", writes, self.path[cpu_node])
+        base[:, nr + nd] = core_ns / self.mlp
+        if self.snoop_cap is not None:
+            base[:, nr + nd + 1] = _einsum("im,im->i", traffic, self.snoop_weight[cpu_node])
+        return base
+
+    def solve_base(
+        self, core: npt.NDArray[np.int64], demand: npt.NDArray[np.float64], base: npt.NDArray[np.float64]
+    ) -> RateResult:
+        """:meth:`solve` of rows given by :meth:`row_base` (``core``: the core each row runs on)."""
+        n = core.shape[0]
         nr = self.nr_nodes
         nd = self.link_cap.shape[0]
         # The cores the rows run on, numbered densely in core order (``np.unique(core, return_inverse=True)``,
@@ -220,14 +290,11 @@ class MemModel:
             self._tiny[nc] = 1e-9 * cap
         # What one unit of each row's rate uses: controllers, links, its core (, the coherence resource).
         a = np.zeros((n, width + snoop))
-        traffic = np.add(reads, writes, out=a[:, :nr])
-        a_link = a[:, nr : nr + nd]
-        np.einsum("im,imd->id", reads, self._path_to_cpu[cpu_node], out=a_link)
-        a_link += np.einsum("im,imd->id", writes, self.path[cpu_node])
+        a[:, : nr + nd] = base[:, : nr + nd]
         rows = self._rows[:n] if n <= self._rows.shape[0] else np.arange(n)
-        a[rows, (np.cumsum(present) + (nr + nd - 1))[core]] = core_ns / self.mlp
+        a[rows, (present.cumsum() + (nr + nd - 1))[core]] = base[:, nr + nd]
         if snoop:
-            a[:, width] = np.einsum("im,im->i", traffic, self.snoop_weight[cpu_node])
+            a[:, width] = base[:, nr + nd + 1]
 
         rate = _progressive_fill(a, cap, demand, self._tiny[nc])
         used = rate @ a
@@ -266,8 +333,10 @@ def _progressive_fill(
         load = act_demand @ act_a
         pos = load > _EPS
         step = 1.0 - t
-        if _nonzero(pos):
-            step = min(step, float(_min(remaining[pos] / load[pos])))
+        nr_pos = _nonzero(pos)
+        if nr_pos:
+            ratio = remaining / load if nr_pos == pos.shape[0] else remaining[pos] / load[pos]
+            step = min(step, float(_min(ratio)))
         step = max(step, 0.0)
         if nr_active == n:
             rate += step * act_demand
@@ -286,7 +355,9 @@ def _progressive_fill(
         nr_frozen = int(_nonzero(frozen))
         if not nr_frozen:  # numerical corner: nothing left to freeze, stop growing
             break
-        active &= ~frozen
         nr_active -= nr_frozen
+        if not nr_active:  # (the usual end: the last unfrozen rows froze)
+            break
+        active &= ~frozen
         act_demand, act_a = demand[active], a[active]
     return rate

@@ -60,6 +60,75 @@ def fluid_shares(
     return weight / per_cpu[cpu]
 
 
+_Tols = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]
+
+
+class _Running:
+    """The running tasks' rows (``idx``) and what :meth:`FluidProgress.next_time`, ``advance`` and ``fire`` read
+    of them that only :meth:`FluidProgress.recompute` changes: CPU shares and rates, gathered once. Read-only."""
+
+    __slots__ = ("_split", "_tols", "all_pos", "all_share_pos", "idx", "rate", "share")
+
+    def __init__(self, idx: npt.NDArray[np.int64], share: npt.NDArray[np.float64], rate: npt.NDArray[np.float64]):
+        self.idx = idx
+        self.share = share
+        self.rate = rate
+        n = idx.shape[0]
+        #: Every row has a CPU share > 0 (the usual case: a runnable task's weight is > 0) / a rate > 0.
+        self.all_share_pos = n == 0 or bool(_min(share) > 0)
+        self.all_pos = n > 0 and bool(_min(rate) > 0)
+        self._split: _Split | None = None
+        self._tols: _Tols | None = None
+
+    def tols(self) -> _Tols:
+        """What ``fire`` compares with, from shares and rates only: (share * 1.0 + 1e-9, rate * 1.0 + 1e-6,
+        rate * 1.0 + 1e-9, rate > 0)."""
+        t = self._tols
+        if t is None:
+            share, rate = self.share, self.rate
+            t = self._tols = (share * 1.0 + 1e-9, rate * 1.0 + 1e-6, rate * 1.0 + 1e-9, rate > 0)
+        return t
+
+    @classmethod
+    def of(cls, idx: npt.NDArray[np.int64], a: TaskArrays) -> _Running:
+        return cls(idx, a.share[idx], a.rate[idx])
+
+    def split(self, a: TaskArrays, cpu_node: npt.NDArray[np.int64]) -> _Split:
+        """The rows copying and working, and the working rows' streams (see :class:`_Split`), found once: which
+        rows copy changes only with a copy started or finished and which stream only with a phase, and either
+        marks the rates dirty."""
+        sp = self._split
+        if sp is None:
+            sp = self._split = _Split(self, a, cpu_node)
+        return sp
+
+
+class _Split:
+    """The running rows copying (``copying``: mask, ``ci``: rows, ``share_c``) and working (``working``, ``wi``,
+    ``share_w``), and which working rows stream (``mem``: mask or None for all, ``nr_mem``, ``local``: their
+    fraction of bytes on their CPU's node), as ``_advance_folded`` reads them."""
+
+    __slots__ = ("ci", "copying", "local", "mem", "nr_copying", "nr_mem", "share_c", "share_w", "wi", "working")
+
+    def __init__(self, run: _Running, a: TaskArrays, cpu_node: npt.NDArray[np.int64]) -> None:
+        idx, share = run.idx, run.share
+        self.copying = a.copy_left[idx] > 0
+        self.nr_copying = int(_nonzero(self.copying))
+        if self.nr_copying:
+            self.ci = idx[self.copying]
+            self.share_c = share[self.copying]
+            self.working = ~self.copying
+            self.wi = idx[self.working]
+            self.share_w = share[self.working]
+        else:
+            self.ci, self.share_c, self.working, self.wi, self.share_w = idx[:0], share[:0], self.copying, idx, share
+        mem = a.kind[self.wi] == MEM
+        self.nr_mem = int(_nonzero(mem))
+        self.mem = None if self.nr_mem == mem.shape[0] else mem
+        mi = self.wi if self.mem is None else self.wi[mem]
+        self.local = a.frac[mi, cpu_node[a.oncpu[mi]]]
+
+
 class FluidProgress:
     """Task progress between events, and the rates it follows."""
 
@@ -98,7 +167,15 @@ class FluidProgress:
         self._phase_key = np.zeros(16, dtype=np.int64)
         self.t_last = 0
         self.dirty = True
-        self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = {}
+        self._running: _Running | None = None
+        self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+        #: Stream tables by phase key (``_refresh_phase_rows``): placement fractions, and by key * nr_nodes +
+        #: node the demand's denominator and the resource use of a row; with the inputs they were computed from.
+        nr = topology.nr_nodes
+        self._tab_frac = np.zeros((4, nr))
+        self._tab_den = np.zeros(4 * nr)
+        self._tab_base = np.zeros((4 * nr, nr + memmodel.link_cap.shape[0] + 2))
+        self._tab_state: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None, float] | None] = []
         self._sibling_cpus = [np.array(topology.siblings(c), dtype=np.int64) for c in range(self.nr_cpus)]
         #: Memory traffic since the start, and since the last timeline sample: (total, local) bytes.
         self.bytes_total = 0.0
@@ -163,8 +240,9 @@ class FluidProgress:
         """``charge_system`` of several causes at once, for every ``(task id, by_cause)`` of ``pending`` in its
         order: one debt per task (the sum of its causes), one sync for them all."""
         synced = False
-        debt = self.arrays.debt
         causes = self.system_by_cause
+        tids: list[int] = []
+        totals: list[float] = []
         for tid, by_cause in pending.items():
             total = sum(by_cause.values())
             if total <= 0:
@@ -172,9 +250,12 @@ class FluidProgress:
             if not synced:
                 self.sync()
                 synced = True
-            debt[tid] += total
+            tids.append(tid)
+            totals.append(total)
             for cause, ns in by_cause.items():
                 causes[cause] = causes.get(cause, 0.0) + ns
+        if tids:  # (distinct tasks: one add per task, as debt[tid] += total each)
+            self.arrays.debt[tids] += totals
 
     def charge_copy(
         self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
@@ -229,8 +310,10 @@ class FluidProgress:
         )
         for task in tasks:
             tid = task.id
+            if oncpu[tid] < 0:
+                continue
             phase = task.phase
-            if not isinstance(phase, Touch) or oncpu[tid] < 0:
+            if not isinstance(phase, Touch):
                 continue
             rate = rates[tid]
             delay = 0.0
@@ -240,6 +323,9 @@ class FluidProgress:
             if copy_left > 0:
                 delay += copy_left / rate if rate > 0 else math.inf
             done = phase.work - rems[tid]
+            if phase.shared is None:  # Touch.sweeps of one region: cursor (done * 1.0) % nbytes, rate * 1.0
+                out.append((tid, phase.region, done % phase.region.nbytes, rate, delay, done, 1.0 if rate > 0 else 0.0))
+                continue
             for region, cursor, r in phase.sweeps(done, rate):
                 out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0))
         return out
@@ -333,15 +419,22 @@ class FluidProgress:
         or works for the rest of ``dt``. Works on the running tasks' rows only (gathered once); every
         element's arithmetic, and every sum's terms and their order, are those of the masked form."""
         a = self.arrays
-        idx = (a.oncpu[: len(self.tasks)] >= 0).nonzero()[0]
+        run = self._running_rows()
+        idx = run.idx
         if not idx.size:
             return
         fdt = float(dt)
-        share = a.share[idx]
+        share = run.share
         debt = a.debt[idx]
-        indebt = (debt > 0) & (share > 0)
         rest: npt.NDArray[np.float64] | float
-        if _nonzero(indebt):
+        if run.all_share_pos:
+            # every row at once: a row without debt pays 0 (its debt stays 0.0, its system time gains 0.0 and
+            # its rest is fdt - 0.0), so the rows in debt get exactly the masked form's values
+            busy = np.minimum(fdt, debt / share)
+            a.debt[idx] = np.maximum(debt - share * dt, 0.0)
+            a.sys_ns[idx] += share * busy
+            rest = fdt - busy
+        elif _nonzero(indebt := (debt > 0) & (share > 0)):
             di = idx[indebt]
             s, d = share[indebt], debt[indebt]
             busy = np.minimum(fdt, d / s)
@@ -351,22 +444,19 @@ class FluidProgress:
             rest[indebt] = fdt - busy
         else:
             rest = fdt
-        copy_left = a.copy_left[idx]
-        copying = copy_left > 0
-        progressed = a.rate[idx] * rest
-        if _nonzero(copying):
-            ci = idx[copying]
+        sp = run.split(a, self.cpu_node)
+        progressed = run.rate * rest
+        if sp.nr_copying:
+            copying, working, ci = sp.copying, sp.working, sp.ci
             rest_c = rest[copying] if isinstance(rest, np.ndarray) else rest
-            copy_ns = share[copying] * rest_c
+            copy_ns = sp.share_c * rest_c
             a.sys_ns[ci] += copy_ns
             self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + float(_sum(copy_ns))
-            working = ~copying
-            wi = idx[working]
-            share_w = share[working]
             rest_w = rest[working] if isinstance(rest, np.ndarray) else rest
             prog_w = progressed[working]
-            copied = np.minimum(progressed[copying], copy_left[copying])
-            left = copy_left[copying] - copied
+            copy_left_c = a.copy_left[ci]
+            copied = np.minimum(progressed[copying], copy_left_c)
+            left = copy_left_c - copied
             a.copy_left[ci] = left
             self.copy_bytes += float(_sum(copied))
             finished = left <= 1e-6
@@ -377,16 +467,14 @@ class FluidProgress:
                 a.copy_dst[fi] = 0.0
                 self.dirty = True
         else:
-            wi, share_w, rest_w, prog_w = idx, share, rest, progressed
-        a.user_ns[wi] += share_w * rest_w
+            rest_w, prog_w = rest, progressed
+        wi = sp.wi
+        a.user_ns[wi] += sp.share_w * rest_w
         a.rem[wi] -= prog_w
-        mem = a.kind[wi] == MEM
-        if _nonzero(mem):
-            nbytes = prog_w[mem]
-            mi = wi[mem]
-            local = a.frac[mi, self.cpu_node[a.oncpu[mi]]]
+        if sp.nr_mem:
+            nbytes = prog_w if sp.mem is None else prog_w[sp.mem]
             total_b = float(_sum(nbytes))
-            local_b = float(_sum(nbytes * local))
+            local_b = float(_sum(nbytes * sp.local))
             self.bytes_total += total_b
             self.bytes_local += local_b
             interval = self.interval_bytes
@@ -402,24 +490,30 @@ class FluidProgress:
         for kc in self.kernel_copies:
             if float(kc[4]) > 0:  # type: ignore[arg-type]
                 best = min(best, float(kc[1]) / float(kc[4]))  # type: ignore[arg-type]
-        running = a.oncpu[:n] >= 0
         if not self.debt_events:
-            idx = running.nonzero()[0]
-            if idx.size:
+            run = self._running_rows()
+            idx = run.idx
+            all_pos = run.all_pos
+            pos = None if all_pos or not idx.shape[0] else run.rate > 0
+            if all_pos or (pos is not None and _nonzero(pos)):
                 # kernel debt first, then the copy (copy_left > 0) or the phase's work: the earliest of them
-                rate = a.rate[idx]
-                pos = rate > 0
-                if _nonzero(pos):
-                    copy_left = a.copy_left[idx]
-                    left = np.where(copy_left > 0, copy_left, a.rem[idx])
-                    t = left[pos] / rate[pos]
-                    debt, share = a.debt[idx], a.share[idx]
-                    indebt = (debt > 0) & (share > 0)
-                    if _nonzero(indebt):
-                        kt = np.where(indebt, debt / np.where(share > 0, share, 1.0), 0.0)
-                        t = kt[pos] + t
-                    best = min(best, float(_min(t)))
-        elif _nonzero(running):
+                sp = run.split(a, self.cpu_node)
+                left = a.rem[idx]  # the copy (copy_left > 0) or else the phase's work
+                if sp.nr_copying:
+                    left[sp.copying] = a.copy_left[sp.ci]
+                t = left / run.rate if pos is None else left[pos] / run.rate[pos]
+                debt = a.debt[idx]
+                share = run.share
+                if run.all_share_pos:  # a row without debt adds 0.0 / share = 0.0, as the masked form's 0.0
+                    kt = debt / share
+                    t = (kt if pos is None else kt[pos]) + t
+                elif _nonzero(indebt := (debt > 0) & (share > 0)):
+                    kt = np.where(indebt, debt / np.where(share > 0, share, 1.0), 0.0)
+                    t = (kt if pos is None else kt[pos]) + t
+                best = min(best, float(_min(t)))
+            return self.t_last + max(1, math.ceil(best - 1e-9)) if best != math.inf else None
+        running = a.oncpu[:n] >= 0
+        if _nonzero(running):
             debt = a.debt[:n]
             rate = a.rate[:n]
             indebt = running & (debt > 0)
@@ -445,16 +539,17 @@ class FluidProgress:
                 self.dirty = True
         tasks = self.tasks
         a = self.arrays
-        idx = (a.oncpu[: len(tasks)] >= 0).nonzero()[0]  # the running tasks' rows (gathered once)
+        run = self._running_rows()  # the running tasks' rows (gathered once)
+        idx = run.idx
         debt = a.debt[idx]
-        paid = (debt > 0) & (debt <= a.share[idx] * 1.0 + 1e-9)
+        share_tol, copy_tol, rem_tol, rate_pos = run.tols()
+        paid = (debt > 0) & (debt <= share_tol)
         if _nonzero(paid):
             a.debt[idx[paid]] = 0.0
             debt[paid] = 0.0
-        rate = a.rate[idx]
         copy_left = a.copy_left[idx]
         no_debt = debt <= 0
-        copied = no_debt & (copy_left > 0) & (copy_left <= rate * 1.0 + 1e-6)
+        copied = no_debt & (copy_left > 0) & (copy_left <= copy_tol)
         if _nonzero(copied):
             ci = idx[copied]
             self.copy_bytes += float(_sum(copy_left[copied]))
@@ -463,7 +558,7 @@ class FluidProgress:
             a.copy_src[ci] = 0.0
             a.copy_dst[ci] = 0.0
             self.dirty = True
-        done = no_debt & (copy_left <= 0) & (rate > 0) & (a.rem[idx] <= rate * 1.0 + 1e-9)
+        done = no_debt & (copy_left <= 0) & rate_pos & (a.rem[idx] <= rem_tol)
         for tid in idx[done].tolist():
             task = tasks[tid]
             if task.state is FluidTaskState.RUNNABLE and a.oncpu[tid] >= 0:
@@ -480,75 +575,60 @@ class FluidProgress:
         running = (a.oncpu[:n] >= 0).nonzero()[0]
         if running.size == 0 and not self.kernel_copies:
             self.controller_util[:] = 0.0
+            self._running = _Running.of(running, a)
             return
         cpus = a.oncpu[running]
+        run_share = fluid_shares(cpus, a.weight[running], self.nr_cpus)
         if running.size:
-            a.share[running] = fluid_shares(cpus, a.weight[running], self.nr_cpus)
+            a.share[running] = run_share
         copying = a.copy_left[running] > 0
         kind = a.kind[running]
         not_copying = ~copying
         mem = running[(kind == MEM) & not_copying]
         cop = running[copying]
         mm_model = self.memmodel
-        rows: list[tuple[npt.NDArray[np.float64], ...]] = []
+        demands: list[npt.NDArray[np.float64]] = []
+        bases: list[npt.NDArray[np.float64]] = []
         row_cpu: list[npt.NDArray[np.int64]] = []
         if mem.size:
-            # One group per distinct phase (see begin_touch); every group's rows get its placement fractions.
+            # One group per distinct phase (see begin_touch); every row of a group on one node is the same
+            # row (its placement fractions, page-walk cost and resource use), kept in a table per phase until
+            # the placement it was computed from changes.
             keys = self._phase_key[mem]
-            group_keys = np.bincount(keys).nonzero()[0].tolist()  # in ascending order
-            phases = self._phases
-            walk = self.walk_ns_per_byte
-            fracs = []
-            smalls = []
-            for key in group_keys:
-                phase = phases[key]
-                frac = self._region_frac(phase.region)
-                if phase.shared is not None:
-                    f = phase.shared_fraction
-                    frac = (1.0 - f) * frac + f * self._region_frac(phase.shared)
-                fracs.append(frac)
-                if walk:
-                    mm = self.mms[phase.region.mm_id]
-                    small = mm.region_small_fraction(phase.region)
-                    if phase.shared is not None:
-                        f = phase.shared_fraction
-                        small = (1.0 - f) * small + f * mm.region_small_fraction(phase.shared)
-                    smalls.append(walk * small)
-            # Every row gets its group's placement fractions (and page-walk cost), looked up by phase key.
-            table = np.empty((group_keys[-1] + 1, self.arrays.nr_nodes))
-            table[group_keys] = fracs
-            frac_mem = table[keys]
-            a.frac[mem] = frac_mem
-            cpb = a.cpu_ns_per_byte[mem]
-            if walk:
-                small_of = np.zeros(group_keys[-1] + 1)
-                small_of[group_keys] = smalls
-                cpb += small_of[keys]
+            for key in np.bincount(keys).nonzero()[0].tolist():  # in ascending order
+                self._refresh_phase_rows(key)
             oncpu = a.oncpu[mem]
-            rows.append(
-                mm_model.stream_rows(self.cpu_node[oncpu], a.share[mem], frac_mem, a.write[mem], cpb, a.mlp_scale[mem])
-            )
+            a.frac[mem] = self._tab_frac[keys]
+            g = keys * self.arrays.nr_nodes + self.cpu_node[oncpu]
+            demands.append(a.share[mem] / self._tab_den[g])
+            bases.append(self._tab_base[g])
             row_cpu.append(oncpu)
         if cop.size:
             oncpu = a.oncpu[cop]
-            rows.append(mm_model.copy_rows(self.cpu_node[oncpu], a.share[cop], a.copy_src[cop], a.copy_dst[cop]))
+            node = self.cpu_node[oncpu]
+            demand, reads, writes, core_ns = mm_model.copy_rows(node, a.share[cop], a.copy_src[cop], a.copy_dst[cop])
+            demands.append(demand)
+            bases.append(mm_model.row_base(node, reads, writes, core_ns))
             row_cpu.append(oncpu)
         kcs = self.kernel_copies
         if kcs:
             kcpu = np.array([int(kc[0]) for kc in kcs], dtype=np.int64)  # type: ignore[call-overload]
-            rows.append(
-                mm_model.copy_rows(
-                    self.cpu_node[kcpu],
-                    np.ones(len(kcs)),
-                    np.array([kc[2] for kc in kcs], dtype=np.float64),
-                    np.array([kc[3] for kc in kcs], dtype=np.float64),
-                )
+            node = self.cpu_node[kcpu]
+            demand, reads, writes, core_ns = mm_model.copy_rows(
+                node,
+                np.ones(len(kcs)),
+                np.array([kc[2] for kc in kcs], dtype=np.float64),
+                np.array([kc[3] for kc in kcs], dtype=np.float64),
             )
+            demands.append(demand)
+            bases.append(mm_model.row_base(node, reads, writes, core_ns))
             row_cpu.append(kcpu)
-        if rows:
-            cpu_all = np.concatenate(row_cpu) if len(rows) > 1 else row_cpu[0]
-            parts = [np.concatenate([r[i] for r in rows]) for i in range(4)] if len(rows) > 1 else rows[0]
-            res = mm_model.solve(self.cpu_node[cpu_all], self.cpu_core[cpu_all], *parts)
+        if demands:
+            if len(demands) > 1:
+                cpu_all = np.concatenate(row_cpu)
+                res = mm_model.solve_base(self.cpu_core[cpu_all], np.concatenate(demands), np.concatenate(bases))
+            else:
+                res = mm_model.solve_base(self.cpu_core[row_cpu[0]], demands[0], bases[0])
             k = 0
             if mem.size:
                 a.rate[mem] = res.rate[: mem.size]
@@ -571,14 +651,75 @@ class FluidProgress:
                 [smt_yield if busy[self._sibling_cpus[int(c)]].sum() > 1 else 1.0 for c in a.oncpu[comp]]
             )
             a.rate[comp] = a.share[comp] * yields
+        self._running = _Running(running, run_share, a.rate[running])
+
+    def _running_rows(self) -> _Running:
+        """The running tasks' rows with their CPU shares and rates: as of the last :meth:`recompute` while nothing
+        has changed since (every change of a task's CPU marks the rates dirty), else gathered now."""
+        run = self._running
+        if self.dirty or run is None:
+            return _Running.of((self.arrays.oncpu[: len(self.tasks)] >= 0).nonzero()[0], self.arrays)
+        return run
+
+    def _refresh_phase_rows(self, key: int) -> None:
+        """Bring the rows of phase ``key`` in the stream tables up to date: its placement fractions
+        (``_tab_frac``) and, per node its task runs on, its demand's denominator and resource use
+        (``MemModel.stream_table``). Recomputed only when a fraction it depends on is a new array (placement
+        changed) or its page-walk share changed."""
+        phase = self._phases[key]
+        frac1 = self._region_frac(phase.region)
+        frac2 = self._region_frac(phase.shared) if phase.shared is not None else None
+        walk = self.walk_ns_per_byte
+        small = 0.0
+        if walk:
+            mm = self.mms[phase.region.mm_id]
+            small = mm.region_small_fraction(phase.region)
+            if phase.shared is not None:
+                f = phase.shared_fraction
+                small = (1.0 - f) * small + f * mm.region_small_fraction(phase.shared)
+        state = self._tab_state
+        if key < len(state):
+            old = state[key]
+            if old is not None and old[0] is frac1 and old[1] is frac2 and old[2] == small:
+                return
+        else:
+            state.extend([None] * (key + 1 - len(state)))
+        nr = self.arrays.nr_nodes
+        if self._tab_frac.shape[0] <= key:
+            cap = max(2 * self._tab_frac.shape[0], key + 1)
+            grown_frac = np.zeros((cap, nr))
+            grown_frac[: self._tab_frac.shape[0]] = self._tab_frac
+            grown_den = np.zeros(cap * nr)
+            grown_den[: self._tab_den.shape[0]] = self._tab_den
+            grown_base = np.zeros((cap * nr, self._tab_base.shape[1]))
+            grown_base[: self._tab_base.shape[0]] = self._tab_base
+            self._tab_frac, self._tab_den, self._tab_base = grown_frac, grown_den, grown_base
+        frac = frac1
+        if frac2 is not None:
+            f = phase.shared_fraction
+            frac = (1.0 - f) * frac1 + f * frac2
+        cpb = np.full(nr, phase.cpu_ns_per_byte, dtype=np.float64)
+        if walk:
+            cpb += walk * small
+        den, base = self.memmodel.stream_table(
+            frac, np.full(nr, phase.write, dtype=np.float64), cpb, np.full(nr, phase.mlp_scale, dtype=np.float64)
+        )
+        self._tab_frac[key] = frac
+        self._tab_den[key * nr : (key + 1) * nr] = den
+        self._tab_base[key * nr : (key + 1) * nr] = base
+        state[key] = (frac1, frac2, small)
 
     def _region_frac(self, region: Region) -> npt.NDArray[np.float64]:
         mm = self.mms[region.mm_id]
+        version = mm.placement_version
         hit = self._frac_cache.get(region)
-        if hit is not None and hit[0] == mm.placement_version:
-            return hit[1]
-        frac = mm.region_node_bytes(region) / float(region.nbytes)
-        self._frac_cache[region] = (mm.placement_version, frac)
+        if hit is not None and hit[0] == version:
+            return hit[2]
+        node_bytes = mm.region_node_bytes(region)
+        # the same array when the pages that moved lie outside the region (``MmStruct.set_nodes``): the same
+        # fractions, kept as the same object so the stream tables stay valid
+        frac = hit[2] if hit is not None and hit[1] is node_bytes else node_bytes / float(region.nbytes)
+        self._frac_cache[region] = (version, node_bytes, frac)
         return frac
 
     # ---- results -------------------------------------------------------------------------------------------

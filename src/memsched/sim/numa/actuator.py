@@ -322,6 +322,6 @@ def _migration_result(action: MigratePages, target: str, detail: str, res: Migra
 
 def _lookup(keys: IntArray, values: npt.NDArray[np.int64], wanted: IntArray) -> npt.NDArray[np.int64]:
     """``values[i]`` for each ``wanted`` key (keys unique)."""
-    order = np.argsort(keys, kind="stable")
-    pos = np.searchsorted(keys[order], wanted)
+    order = keys.argsort(kind="stable")
+    pos = keys[order].searchsorted(wanted)
     return np.asarray(values[order[pos]])

@@ -265,7 +265,7 @@ class NumaBalancing(Instrument):
         if np.count_nonzero(skip):
             present &= ~skip[np.maximum(node, 0)]
         new = present & ~st.marked[lo:hi]
-        n = int(new.sum())
+        n = int(np.count_nonzero(new))
         st.marked[lo:hi] |= present
         vs = self.machine.vmstat
         if self.fault_pages > 1:  # 2 MiB units: every entry is a huge PMD
@@ -273,8 +273,9 @@ class NumaBalancing(Instrument):
         elif mm.thp_units:
             blocks = (new.nonzero()[0] + lo) // mm.thp_units
             huge = mm.huge[blocks]
-            pmds = int(np.unique(blocks[huge]).size)
-            ptes = int((~huge).sum()) * self.base_per_page
+            hb = blocks[huge]  # ascending (so are the pages): its distinct values are where it steps
+            pmds = int(np.count_nonzero(hb[1:] != hb[:-1])) + 1 if hb.size else 0
+            ptes = int(np.count_nonzero(~huge)) * self.base_per_page
         else:
             pmds, ptes = 0, n * self.base_per_page
         vs.inc("numa_pte_updates", pmds * (PAGE_SIZE_THP // BASE_PAGE) + ptes)
@@ -366,7 +367,7 @@ class NumaBalancing(Instrument):
         if not np.count_nonzero(hit):
             return
         pages, first, t_first = pages[hit], first[hit], t_first[hit]
-        order = np.argsort(t_first, kind="stable")
+        order = t_first.argsort(kind="stable")
         pages, first, t_first = pages[order], first[order], t_first[order]
         # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
         ahead = (t_first - cols[first, 7]) * cols[first, 6]
@@ -514,10 +515,10 @@ class NumaBalancing(Instrument):
     def _split_faulted(self, mm: MmStruct, pages: IntArray, task_ids: IntArray) -> None:
         """``split_huge_page()`` of every still-huge block among the faulted pages, by its first faulter."""
         blocks = pages // mm.thp_units
+        if not np.count_nonzero(mm.huge[blocks]):  # (the usual case once the blocks are split: no unique)
+            return
         ub, first = np.unique(blocks, return_index=True)
         huge = mm.huge[ub]
-        if not np.count_nonzero(huge):
-            return
         ub, first = ub[huge], first[huge]
         mm.set_huge(ub, False)
         self.machine.progress.dirty = True  # the blocks' accesses now walk 4 KiB page tables

@@ -201,11 +201,12 @@ class Contention:
                 self.tlb_ipis += n * targets
                 flushes_now += n
                 ipis_now += n * targets
+            ipi_ns = float(c.tlb_ipi_ns)
             for task, cpu in cpus_of.items():
                 if cpu in mm_set:
                     received = total_flush - flushes.get(task, 0)
                     if received > 0:
-                        ipi[task] = received * float(c.tlb_ipi_ns)
+                        ipi[task] = received * ipi_ns
         self.ipi_ns += float(sum(ipi.values()))
         return Outcome(spin, send_ns, sleep, waker, ipi, flushes_now, ipis_now)
 

@@ -56,33 +56,33 @@ def first_touchers(
         return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
     if n * cols.shape[0] <= 8192 or n <= 2 * stride or cols.shape[0] == 1:
         when = _when(pages, page_size, cols)
-        who = np.argmin(when, axis=0)
+        who = when.argmin(axis=0)
         t = when[who, np.arange(n)]
         return np.where(np.isfinite(t), who, -1).astype(np.int64), t
     idx = np.arange(0, n, stride)
     if idx[-1] != n - 1:
         idx = np.append(idx, n - 1)
     when_s = _when(pages[idx], page_size, cols)
-    who_s = np.argmin(when_s, axis=0)
+    who_s = when_s.argmin(axis=0)
     # Pages where some sweep's arrival time jumps: just after its cursor (the time wraps to zero there) and
     # at the ends of its region.
     cursor_page = (cols[:, 1] + cols[:, 5]) // page_size
     # (sorted, not deduplicated: only whether a gap holds one matters)
     jumps = np.sort(np.concatenate([cursor_page, cursor_page + 1, cols[:, 3], cols[:, 4]]).astype(np.int64))
     lo_p, hi_p = pages[idx[:-1]], pages[idx[1:]]
-    inside = np.searchsorted(jumps, hi_p, side="right") - np.searchsorted(jumps, lo_p, side="right")
+    inside = jumps.searchsorted(hi_p, side="right") - jumps.searchsorted(lo_p, side="right")
     ambiguous = (who_s[:-1] != who_s[1:]) | (inside > 0)
-    who = np.repeat(who_s[:-1], np.diff(idx))
+    who = who_s[:-1].repeat(idx[1:] - idx[:-1])
     who = np.append(who, who_s[-1])
     if np.count_nonzero(ambiguous):
         gaps = ambiguous.nonzero()[0]
         lengths = idx[gaps + 1] - idx[gaps] + 1
-        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        within = np.arange(lengths.sum()) - (lengths.cumsum() - lengths).repeat(lengths)
         # (adjacent gaps share their end page: it is evaluated twice, to the same winner)
-        sel = np.repeat(idx[gaps], lengths) + within
-        who[sel] = np.argmin(_when(pages[sel], page_size, cols), axis=0)
+        sel = idx[gaps].repeat(lengths) + within
+        who[sel] = _when(pages[sel], page_size, cols).argmin(axis=0)
     # Arrival time of the chosen sweep at each page.
-    rstart, nbytes, p0, p1, cursor, rate, delay = (np.take(col, who) for col in cols.T[1:8])
+    rstart, nbytes, p0, p1, cursor, rate, delay = cols.T[1:8].take(who, axis=1)  # (one gather, C order)
     starts = (pages * page_size).astype(np.float64)
     offset = np.maximum(starts, rstart) - rstart
     t = delay + ((offset - cursor) % nbytes) / rate

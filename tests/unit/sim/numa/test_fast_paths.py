@@ -95,3 +95,35 @@ def test_progressive_fill_equals_its_first_form() -> None:
         if k % 3 == 0:  # equal capacities and demands: ties, several columns saturating together
             a, cap, demand = np.round(a * 4) / 4, np.full(r, 1.0), np.where(demand > 0, 1.0, 0.0)
         assert _progressive_fill(a, cap, demand).tobytes() == _fill_reference(a, cap, demand).tobytes()
+
+
+def test_stream_table_rows_equal_per_row_rows() -> None:
+    """A phase's table row on node k (``MemModel.stream_table``, computed once per placement) is bit for bit
+    the row ``stream_rows`` + ``row_base`` give a task of that phase running on node k, and ``solve_base`` of
+    such rows equals ``solve`` of the per-row inputs: on every preset (links, routing, coherence resource)."""
+    from memsched.sim.fluid.memmodel import MemModel
+    from memsched.topology import list_presets, load_topology
+
+    rng = np.random.default_rng(5)
+    for name in list_presets():
+        m = MemModel(load_topology(name))
+        nr = m.nr_nodes
+        for _ in range(60):
+            frac = rng.random(nr) * (rng.random(nr) < 0.7) * 2.0**30
+            if rng.random() < 0.1:
+                frac[:] = 0.0  # touches nothing yet: streams locally
+            write, cpb, scale = float(rng.random()), float(rng.random() * 0.01), float(rng.uniform(0.2, 1.0))
+            den, base = m.stream_table(frac, np.full(nr, write), np.full(nr, cpb), np.full(nr, scale))
+            n = int(rng.integers(1, 40))
+            node = rng.integers(0, nr, n)
+            share = rng.uniform(0.3, 1.0, n)
+            rows = np.repeat(frac[None, :], n, axis=0)
+            demand, reads, writes, core_ns = m.stream_rows(
+                node, share, rows, np.full(n, write), np.full(n, cpb), np.full(n, scale)
+            )
+            assert (share / den[node]).tobytes() == demand.tobytes()
+            assert base[node].tobytes() == m.row_base(node, reads, writes, core_ns).tobytes()
+            core = rng.integers(0, 8, n)
+            got = m.solve_base(core, share / den[node], base[node])
+            want = m.solve(node, core, demand, reads, writes, core_ns)
+            assert got.rate.tobytes() == want.rate.tobytes()
