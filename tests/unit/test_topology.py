@@ -63,7 +63,8 @@ def test_westmere_smt_siblings_and_latency() -> None:
 
 
 def test_opteron_slit() -> None:
-    """The Opteron's SLIT is 10 on the diagonal and 16 elsewhere (numa.md §6.1)."""
+    """The Opteron's SLIT is 10 on the diagonal and 16 elsewhere, as `numactl --hardware` prints it on a 4-node
+    Opteron-class box."""
     t = load_topology("opteron-4n32")
     assert (np.diag(t.distance) == 10).all()
     assert (t.distance[~np.eye(4, dtype=bool)] == 16).all()

@@ -159,7 +159,8 @@ def test_prediction_on_the_vm(vm: LiveRoots) -> None:
 
 
 def test_prediction_reproduces_the_measured_1_80_cpu_limit(vm: LiveRoots) -> None:
-    """realtime.md §1.5 on 6.18: 0.9 + 0.9 admitted, then 0.011 more refused with EBUSY."""
+    """The fair_servers (5 % per CPU, kernel/sched/deadline.c 6.18) against the 95 % limit on 6.18: 0.9 + 0.9
+    admitted, then 0.011 more refused with EBUSY."""
     admitted: list[DlTask] = []
     answers = []
     for runtime in (9_000_000, 9_000_000, 110_000):

@@ -1,4 +1,5 @@
-"""The reclaimer inefficiency index and levels against the reference test vectors (pressure.md §2.3)."""
+"""The reclaimer inefficiency index and levels against test vectors worked out from mm/vmpressure.c's arithmetic
+(3.10 and 6.x) and the RFC's (Anton Vorontsov, Nov 2012)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ VECTORS = [
 def test_reference_vectors_all_flavours(
     s: int, r: int, i310: int, l310: MemcgLevel, imod: int, lmod: MemcgLevel, irfc: int, lrfc: VmpressureLevel
 ) -> None:
-    """Every row of pressure.md §2.3 gives the tabulated index and level in 3.10, modern and the RFC."""
+    """Every worked row gives the tabulated index and level in 3.10, modern and the RFC."""
     v310, modern = MainlineVmpressureConfig.v3_10(), MainlineVmpressureConfig()
     rfc = Rfc2012VmpressureConfig(vmevent_window=512)
     assert mainline_index(s, r, underflow_guard=False) == i310

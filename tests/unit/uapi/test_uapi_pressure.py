@@ -75,7 +75,7 @@ def test_event_layout() -> None:
         VmpressureEvent.unpack(b"\x00\x00")
 
 
-# pressure.md §3.4, observed as root without CAP_SYS_RESOURCE on 6.18.
+# kernel/sched/psi.c (6.18) psi_trigger_create(), observed as root without CAP_SYS_RESOURCE on 6.18.
 OBSERVED = [
     (b"some 150000 1000000\0", False),
     (b"some 150000 2000000\0", True),

@@ -77,7 +77,8 @@ def test_process_and_thread_counts(wid: str, topo: str, procs: int, threads: int
     ],
 )
 def test_write_volume_matches_numa_md(wid: str, gib: int) -> None:
-    """Bytes written per run are those of numa.md §1.4 (48 CPUs)."""
+    """Bytes written per run are those numa01.c / numa02.c imply on 48 CPUs (2 · T · 51 · 3 GiB, 6T + 6000 GiB,
+    800 GiB)."""
     m = build(wid)
     assert bytes_written(m) == pytest.approx(gib * GIB, rel=1e-6)
 
