@@ -218,10 +218,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         json.dump(results, sys.stdout, indent=1, sort_keys=True)
         print()
         return
-    tick = "the reclaimer's sleeps and by the kworker's EEVDF lag, else at the reclaimer's deadline tick"
+    rule = "the reclaimer's sleeps and by the kworker's EEVDF lag, else at the reclaimer's deadline tick"
     print(
         f"kernel {kernel['release']} (preempt={kernel['preempt']}, HZ={kernel['hz']}; simulated as "
-        f"{kernel['sim_kernel']}, vmpressure work at {tick}); disk {disk[0]:.0f} MiB/s write, {disk[1]:.0f} "
+        f"{kernel['sim_kernel']}, vmpressure work at {rule}); disk {disk[0]:.0f} MiB/s write, {disk[1]:.0f} "
         f"MiB/s read ({disk_how}); {len(reals[names[0]])} real runs per workload"
         + (f"; sysctl {args.sysctl_map}" if args.sysctl_map else "")
     )

@@ -323,9 +323,6 @@ class FluidProgress:
             if copy_left > 0:
                 delay += copy_left / rate if rate > 0 else math.inf
             done = phase.work - rems[tid]
-            if phase.shared is None:  # Touch.sweeps of one region: cursor (done * 1.0) % nbytes, rate * 1.0
-                out.append((tid, phase.region, done % phase.region.nbytes, rate, delay, done, 1.0 if rate > 0 else 0.0))
-                continue
             for region, cursor, r in phase.sweeps(done, rate):
                 out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0))
         return out

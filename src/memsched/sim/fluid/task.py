@@ -108,12 +108,14 @@ class Touch:
 
     def sweeps(self, done: float, rate: float) -> list[tuple[Region, float, float]]:
         """(region, cursor, rate) of each region this phase walks, after ``done`` bytes at ``rate``."""
+        if self.shared is None:  # the whole walk in one region (x * 1.0 == x: the general form's floats)
+            return [(self.region, done % self.region.nbytes, rate)]
         own = 1.0 - self.shared_fraction
-        out = [(self.region, (done * own) % self.region.nbytes, rate * own)]
-        if self.shared is not None:
-            f = self.shared_fraction
-            out.append((self.shared, (done * f) % self.shared.nbytes, rate * f))
-        return out
+        f = self.shared_fraction
+        return [
+            (self.region, (done * own) % self.region.nbytes, rate * own),
+            (self.shared, (done * f) % self.shared.nbytes, rate * f),
+        ]
 
     def run(self, host: ProgramHost, task: FluidTask) -> bool:
         host.begin_touch(task, self)

@@ -174,8 +174,8 @@ class SimVmpressure:
         self.current_cpu = -1
         #: When the task on each CPU last got it (its EEVDF deadline is this plus the slice).
         self._picked: dict[int, int] = {}
-        #: The kworker of each CPU: its EEVDF lag (ns of vruntime, nice 0 like the reclaimer) and, while it is
-        #: woken, when that happened.
+        #: The kworker of each CPU: its EEVDF lag (ns of vruntime, nice 0 like the reclaimer) and, from its
+        #: wakeup to its first work item of that run, when it was woken.
         self._lag: dict[int, int] = {}
         self._woke: dict[int, int] = {}
         self.watchers = WatcherList()
@@ -266,10 +266,10 @@ class SimVmpressure:
         :meth:`flush`) runs it at its due time, which gives the same snapshots without the event."""
         if key in self._pending:
             return
-        woken = cpu >= 0 and cpu in self._woke
-        if woken:  # the kworker is already woken: the item is on its worklist and runs in that same run
-            run_at = next(r for r, _, on in self._pending.values() if on == cpu)
-        else:
+        # The kworker of ``cpu`` already woken (an item queued there is pending): this one joins its worklist
+        # and runs in that same run.
+        run_at = next((r for r, _, on in self._pending.values() if on == cpu), None) if cpu >= 0 else None
+        if run_at is None:
             run_at = self.work_time(t, cpu)
             if cpu >= 0:
                 self._woke[cpu] = t
