@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,80 @@ def test_progressive_fill_is_max_min_fair() -> None:
     assert r[:2] == pytest.approx([0.5, 0.5])
     assert r[2] == pytest.approx(2.0)
     assert (r @ a <= cap + 1e-9).all()
+
+
+# ---- the same bits on every machine --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 7), (3, 40), (48, 40), (131, 19)])
+def test_weighted_rows_adds_row_after_row(shape: tuple[int, int]) -> None:
+    """The fill's sums are an explicit row-after-row loop, bit for bit (a numpy that reordered an axis-0
+    reduction would fail here, not move results silently)."""
+    from memsched.sim.fluid.memmodel import _weighted_rows
+
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    for _ in range(20):
+        w = rng.random(shape[0]) * 10.0 ** rng.integers(-6, 6, shape[0])
+        a = rng.random(shape) * (rng.random(shape) < 0.6)
+        expect = np.zeros(shape[1])
+        for i in range(shape[0]):
+            expect = expect + w[i] * a[i]
+        assert _weighted_rows(w, a).tobytes() == expect.tobytes()
+
+
+_FILL_DIGEST = """
+import hashlib, numpy as np
+from memsched.sim.fluid.memmodel import _progressive_fill
+rng = np.random.default_rng(7)
+h = hashlib.sha256()
+for _ in range(200):
+    a = rng.random((48, 40)) * (rng.random((48, 40)) < 0.5)
+    cap = rng.random(40) * 30.0 + 1.0
+    demand = rng.random(48) * 10.0 ** rng.integers(-3, 3, 48)
+    h.update(_progressive_fill(a, cap, demand).tobytes())
+print(h.hexdigest())
+"""
+
+
+def _openblas_core_types() -> list[str]:
+    """OpenBLAS kernels this CPU can run, when numpy's BLAS is an OpenBLAS that picks them at run time."""
+    try:
+        cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except (TypeError, KeyError):
+        return []
+    dynamic = "DYNAMIC_ARCH" in str(cfg.get("openblas configuration", ""))
+    if "openblas" not in str(cfg.get("name", "")).lower() or not dynamic:
+        return []
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    kinds = ["Nehalem"] if "sse4_2" in flags else []
+    if "avx" in flags:
+        kinds.append("Sandybridge")
+    if {"avx2", "fma"} <= flags:
+        kinds.append("Haswell")
+    if {"avx512f", "avx512bw", "avx512vl"} <= flags:
+        kinds.append("SkylakeX")
+    return kinds
+
+
+def test_fill_gives_the_same_bits_under_every_openblas_kernel() -> None:
+    """Rates do not depend on which BLAS kernel the machine's CPU selects (OpenBLAS's ``dgemv`` adds in a
+    different order per kernel; ``OPENBLAS_CORETYPE`` picks one, as another CPU would)."""
+    import os
+    import subprocess
+    import sys
+
+    kinds = _openblas_core_types()
+    if len(kinds) < 2:
+        pytest.skip("numpy's BLAS is not a run-time-dispatching OpenBLAS, or this CPU runs one kernel only")
+    digests = {}
+    for kind in kinds:
+        env = {**os.environ, "OPENBLAS_CORETYPE": kind}
+        out = subprocess.run(
+            [sys.executable, "-c", _FILL_DIGEST], check=False, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        digests[kind] = out.stdout.strip()
+    assert len(set(digests.values())) == 1, digests

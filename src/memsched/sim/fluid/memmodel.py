@@ -73,6 +73,21 @@ _BYTES_PER_NS_PER_GIBPS = GIB / 1e9
 _EPS = 1e-12
 
 
+def _weighted_rows(w: npt.NDArray[np.float64], a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``w @ a`` (``w``: one weight per row of ``a``) summed in one fixed order, the same on every machine:
+    row 0's products, plus row 1's, and so on, one column at a time.
+
+    ``w @ a`` hands the sum to the BLAS library numpy was built with, and OpenBLAS picks its ``dgemv`` kernel
+    at run time by CPU (Haswell, SkylakeX, Sandybridge, ...): each kernel adds the products in its own order,
+    so the last bits of the rates, and through the event times every later result, depended on the machine
+    (the default compare's MORON numa01 took 997.6 s on an AVX-512 CPU and 987.9 s under OpenBLAS's Haswell
+    kernel). A reduction over axis 0 of a C-ordered array adds row after row into the output (the inner loop
+    runs along the columns; numpy's pairwise summation applies only along an inner reduction axis), which
+    ``tests/unit/sim/test_memmodel.py`` holds against an explicit loop.
+    """
+    return _add(w[:, None] * a, axis=0)  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True, slots=True)
 class RateResult:
     """Progress rates (bytes/ns) and the utilisation of each resource class."""
@@ -297,7 +312,7 @@ class MemModel:
             a[:, width] = base[:, nr + nd + 1]
 
         rate = _progressive_fill(a, cap, demand, self._tiny[nc])
-        used = rate @ a
+        used = _weighted_rows(rate, a)
         ctrl_util = used[:nr] / self.controller_cap
         link_util = used[nr : nr + nd] / self.link_cap if nd else np.zeros(0)
         return RateResult(rate, ctrl_util, link_util)
@@ -330,7 +345,7 @@ def _progressive_fill(
         act_demand, act_a = demand[active], a[active]
     t = 0.0
     while nr_active:
-        load = act_demand @ act_a
+        load = _weighted_rows(act_demand, act_a)
         pos = load > _EPS
         step = 1.0 - t
         nr_pos = _nonzero(pos)

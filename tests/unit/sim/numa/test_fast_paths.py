@@ -57,7 +57,8 @@ def test_first_touchers_sampled_path_equals_every_pair() -> None:
 def _fill_reference(
     a: npt.NDArray[np.float64], cap: npt.NDArray[np.float64], demand: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
-    """Progressive filling as first written (row copies every round, the used columns as a sub-matrix)."""
+    """Progressive filling as first written (row copies every round, the used columns as a sub-matrix), with
+    its load summed row after row (the fixed order that replaced ``demand @ a``, see ``_weighted_rows``)."""
     n = a.shape[0]
     rate = np.zeros(n)
     remaining = cap.astype(np.float64).copy()
@@ -65,7 +66,9 @@ def _fill_reference(
     t = 0.0
     uses = a > 0
     while active.any():
-        load = demand[active] @ a[active]
+        load = np.zeros(a.shape[1])
+        for d, row in zip(demand[active], a[active], strict=True):
+            load = load + d * row
         pos = load > 1e-12
         step = 1.0 - t
         if pos.any():
