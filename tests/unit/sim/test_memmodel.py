@@ -150,7 +150,7 @@ def test_progressive_fill_is_max_min_fair() -> None:
 # ---- the same bits on every machine --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", [(1, 7), (3, 40), (48, 40), (131, 19)])
+@pytest.mark.parametrize("shape", [(1, 7), (3, 40), (48, 40), (131, 19), (17, 1), (33, 2), (200, 81)])
 def test_weighted_rows_adds_row_after_row(shape: tuple[int, int]) -> None:
     """The fill's sums are an explicit row-after-row loop, bit for bit (a numpy that reordered an axis-0
     reduction would fail here, not move results silently)."""

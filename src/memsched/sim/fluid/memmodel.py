@@ -81,11 +81,17 @@ def _weighted_rows(w: npt.NDArray[np.float64], a: npt.NDArray[np.float64]) -> np
     at run time by CPU (Haswell, SkylakeX, Sandybridge, ...): each kernel adds the products in its own order,
     so the last bits of the rates, and through the event times every later result, depended on the machine
     (the default compare's MORON numa01 took 997.6 s on an AVX-512 CPU and 987.9 s under OpenBLAS's Haswell
-    kernel). A reduction over axis 0 of a C-ordered array adds row after row into the output (the inner loop
-    runs along the columns; numpy's pairwise summation applies only along an inner reduction axis), which
-    ``tests/unit/sim/test_memmodel.py`` holds against an explicit loop.
+    kernel). ``einsum`` over a C-ordered matrix with two or more columns runs its inner loop along the columns
+    and adds row after row into the output, as fast as the BLAS call; with one column the rows would be the
+    inner loop, summed pairwise, so that case adds them one by one. ``tests/unit/sim/test_memmodel.py`` holds
+    both to an explicit loop.
     """
-    return _add(w[:, None] * a, axis=0)  # type: ignore[no-any-return]
+    if a.shape[1] > 1:
+        return _einsum("i,ij->j", w, a)  # type: ignore[no-any-return]
+    out = np.zeros(a.shape[1])
+    for i in range(a.shape[0]):
+        out += w[i] * a[i]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
