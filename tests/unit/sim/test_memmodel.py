@@ -222,3 +222,23 @@ def test_fill_gives_the_same_bits_under_every_openblas_kernel() -> None:
         assert out.returncode == 0, out.stderr
         digests[kind] = out.stdout.strip()
     assert len(set(digests.values())) == 1, digests
+
+
+def test_a_whole_run_gives_the_same_record_under_every_openblas_kernel() -> None:
+    """End to end: a run whose record depended on the BLAS kernel (before the sums were fixed, this one's
+    ``migrate_copy_bytes`` differed under OpenBLAS's Sandybridge kernel) is byte-identical under each."""
+    import os
+    import subprocess
+    import sys
+
+    kinds = _openblas_core_types()
+    if len(kinds) < 2:
+        pytest.skip("numpy's BLAS is not a run-time-dispatching OpenBLAS, or this CPU runs one kernel only")
+    argv = [sys.executable, "-m", "memsched", "run", "numa02", "-t", "sandybridge-2n32", "--policy", "balancenuma"]
+    records = {}
+    for kind in kinds:
+        env = {**os.environ, "OPENBLAS_CORETYPE": kind}
+        out = subprocess.run([*argv, "--seed", "0", "--json"], check=False, env=env, capture_output=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        records[kind] = out.stdout
+    assert len(set(records.values())) == 1, sorted(records)

@@ -75,7 +75,7 @@ class SimActuator(ActionHandlers):
         #: Migrations refused because the faulting task's policy has no MPOL_F_MOF.
         self.refused_mof = 0
         self.migrator = Migrator(machine, rules, costs)
-        self.stats: dict[str, float] = {"numa_task_migrations": 0, "numa_task_swaps": 0, "kthread_ns": 0.0}
+        self.stats: dict[str, int | float] = {"numa_task_migrations": 0, "numa_task_swaps": 0, "kthread_ns": 0.0}
         self.async_queue: list[list[tuple[int, IntArray]]] = [[] for _ in range(machine.nr_nodes)]
         self._async_pending = [False] * machine.nr_nodes
 

@@ -371,8 +371,8 @@ class NumaBalancing(Instrument):
         pages, first, t_first = pages[order], first[order], t_first[order]
         # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
         ahead = (t_first - cols[first, 7]) * cols[first, 6]
-        delay = int(min(_median(t_first, is_sorted=True), float(horizon)))
-        machine.engine.after(max(delay, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
+        when = int(min(_median(t_first, is_sorted=True), float(horizon)))  # (not ``delay``: a float above)
+        machine.engine.after(max(when, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
 
     def _reached(
         self,

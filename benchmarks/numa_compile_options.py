@@ -1,0 +1,219 @@
+"""What compiling the fluid NUMA engine's hot code buys: pure Python, numba, mypyc, on the same runs.
+
+    python benchmarks/numa_compile_options.py [--cells westmere-ex-4n48:numa01:moron,...] [--repeat 2]
+                                              [--sides pure,numba,mypyc]
+
+Each side runs every cell (``memsched run``'s simulation, ``run_one``) in a fresh interpreter, the sides
+alternating ``--repeat`` times, and the script prints the median CPU seconds per cell and each side's ratio to
+the pure one. Every side's record must equal the pure side's byte for byte (the script stops otherwise):
+only time may change.
+
+* ``pure``: this tree as it is.
+* ``numba``: the rate solve's progressive filling (``memmodel._progressive_fill``, the kernel issue 17 names
+  first: "rate computation") replaced by a numba ``@njit`` loop of the same operations in the same order
+  (its sums add row after row, as ``_weighted_rows`` does). Needs numba importable here; its compile time is
+  paid before the timed runs (``cache=False``) and printed on its own.
+* ``mypyc``: the fluid engine's and the scan/fault path's modules (:data:`MYPYC_FLUID`) compiled with mypyc,
+  from a copy of ``src/`` (needs mypy >= 1.10 and a C compiler; ``sim/numa/contention.py`` is left out: a
+  lambda in it crashes mypyc 1.19).
+
+Figures are machine-dependent; nothing asserts them. On this shared 2-core machine read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+
+#: The modules the ``mypyc`` side compiles.
+MYPYC_FLUID = [
+    "src/memsched/sim/fluid/progress.py",
+    "src/memsched/sim/fluid/memmodel.py",
+    "src/memsched/sim/numa/balancing.py",
+    "src/memsched/sim/numa/faults.py",
+]
+
+#: Progressive filling as one numba loop: ``_progressive_fill``'s operations, in its order.
+NUMBA_FILL = r"""
+import numba, numpy as np
+import memsched.sim.fluid.memmodel as mm
+
+EPS = mm._EPS
+
+@numba.njit(cache=False)
+def _fill(a, cap, demand, tiny):
+    n, w = a.shape
+    remaining = cap.copy()
+    active = demand > 0
+    nr_active = 0
+    for i in range(n):
+        if active[i]:
+            nr_active += 1
+    rate = np.zeros(n)
+    load = np.empty(w)
+    t = 0.0
+    while nr_active:
+        load[:] = 0.0
+        for i in range(n):  # row after row, as _weighted_rows
+            if active[i]:
+                d = demand[i]
+                for j in range(w):
+                    load[j] += d * a[i, j]
+        step = 1.0 - t
+        lo = np.inf
+        any_pos = False
+        for j in range(w):
+            if load[j] > EPS:
+                any_pos = True
+                r = remaining[j] / load[j]
+                if r < lo:
+                    lo = r
+        if any_pos:
+            step = min(step, lo)
+        step = max(step, 0.0)
+        for i in range(n):
+            if active[i]:
+                rate[i] += step * demand[i]
+        for j in range(w):
+            remaining[j] -= step * load[j]
+        t += step
+        if t >= 1.0 - 1e-12:
+            break
+        frozen = 0
+        for i in range(n):
+            if active[i]:
+                for j in range(w):
+                    if load[j] > EPS and remaining[j] <= tiny[j] and a[i, j] > 0:
+                        active[i] = False
+                        frozen += 1
+                        break
+        if not frozen:
+            break
+        nr_active -= frozen
+    return rate
+
+def fill(a, cap, demand, tiny=None):
+    return _fill(a, cap, demand, 1e-9 * cap if tiny is None else tiny)
+
+import time as _t
+_c0 = _t.process_time()
+fill(np.ones((2, 3)), np.ones(3), np.ones(2))
+COMPILE_S = _t.process_time() - _c0
+mm._progressive_fill = fill
+"""
+
+#: One side's runs: prints [{"cpu_s": ..., "record": ...}] (plus the numba compile time when patched).
+CHILD = r"""
+import json, sys, time
+patch = sys.argv[2]
+compile_s = 0.0
+if patch:
+    ns = {}
+    exec(patch, ns)
+    compile_s = ns["COMPILE_S"]
+from memsched.workloads.runner import run_one
+from memsched.workloads.runspec import RunSpec
+out = []
+for topo, wl, pol, seed in json.loads(sys.argv[1]):
+    c0 = time.process_time()
+    rec = run_one(RunSpec(wl, topo, pol, seed))
+    out.append({"cpu_s": time.process_time() - c0, "record": json.dumps(rec, sort_keys=True, default=str)})
+print(json.dumps({"runs": out, "compile_s": compile_s}))
+"""
+
+
+def _build_mypyc(tmp: Path) -> Path:
+    dst = tmp / "mypyc"
+    shutil.copytree(HERE / "src", dst / "src", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    script = (
+        "from setuptools import find_packages, setup\nfrom mypyc.build import mypycify\n"
+        f"setup(name='memsched-bench', ext_modules=mypycify({MYPYC_FLUID!r}, opt_level='3'),"
+        " package_dir={'': 'src'}, packages=find_packages('src'), script_args=['-q', 'build_ext', '--inplace'])\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", script], check=False, cwd=dst, capture_output=True, text=True, timeout=1800
+    )
+    if res.returncode != 0:
+        sys.exit(f"numa_compile_options: the mypyc build failed:\n{res.stderr.strip()[-2000:]}")
+    return dst / "src"
+
+
+def _side(src: Path, cells: list[tuple[str, str, str, int]], patch: str) -> dict[str, object]:
+    env = dict(os.environ, PYTHONPATH=str(src))
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(cells), patch],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        sys.exit(f"numa_compile_options: a side failed:\n{done.stderr.strip()[-2000:]}")
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--cells", default="westmere-ex-4n48:numa01:moron", help="topology:workload:policy,...")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--sides", default="pure,numba,mypyc")
+    args = ap.parse_args()
+    cells = [(*c.split(":"), args.seed) for c in args.cells.split(",")]
+    if any(len(c) != 4 for c in cells):
+        ap.error("--cells: each cell is topology:workload:policy")
+    sides = args.sides.split(",")
+    if "pure" not in sides or not set(sides) <= {"pure", "numba", "mypyc"}:
+        ap.error("--sides: pure and any of numba, mypyc")
+    with tempfile.TemporaryDirectory(prefix="compile-options-") as tmp:
+        src = {"pure": HERE / "src", "numba": HERE / "src"}
+        if "mypyc" in sides:
+            src["mypyc"] = _build_mypyc(Path(tmp))
+        cpu: dict[str, list[list[float]]] = {s: [] for s in sides}
+        records: dict[str, list[str]] = {}
+        compile_s: list[float] = []
+        for _ in range(args.repeat):
+            for side in sides:
+                got = _side(src[side], cells, NUMBA_FILL if side == "numba" else "")
+                runs = got["runs"]
+                assert isinstance(runs, list)
+                cpu[side].append([r["cpu_s"] for r in runs])
+                recs = [r["record"] for r in runs]
+                if records.setdefault(side, recs) != recs:
+                    sys.exit(f"numa_compile_options: {side} gave two different records for the same runs")
+                if side == "numba":
+                    compile_s.append(float(got["compile_s"]))  # type: ignore[arg-type]
+        for side in sides:
+            if records[side] != records["pure"]:
+                sys.exit(f"numa_compile_options: the {side} side's records differ from the pure side's")
+    print(
+        f"{'cell':40s}"
+        + "".join(f"{s + ' cpu s':>13s}" for s in sides)
+        + "".join(f"{'pure/' + s:>12s}" for s in sides[1:])
+    )
+    for i, c in enumerate(cells):
+        med = {s: statistics.median(rep[i] for rep in cpu[s]) for s in sides}
+        name = ":".join(map(str, c[:3]))
+        print(
+            f"{name:40s}"
+            + "".join(f"{med[s]:13.2f}" for s in sides)
+            + "".join(f"{med['pure'] / med[s]:12.2f}" for s in sides[1:])
+        )
+    if compile_s:
+        print(f"numba compile time (once per process, not in the figures above): {statistics.median(compile_s):.2f} s")
+    print("records: byte-identical across the sides")
+
+
+if __name__ == "__main__":
+    main()
