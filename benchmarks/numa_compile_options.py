@@ -9,10 +9,12 @@ the pure one. Every side's record must equal the pure side's byte for byte (the 
 only time may change.
 
 * ``pure``: this tree as it is.
-* ``numba``: the rate solve's progressive filling (``memmodel._progressive_fill``, the kernel issue 17 names
+* ``numba-fill``: the rate solve's progressive filling (``memmodel._progressive_fill``, the kernel issue 17 names
   first: "rate computation") replaced by a numba ``@njit`` loop of the same operations in the same order
   (its sums add row after row, as ``_weighted_rows`` does). Needs numba importable here; its compile time is
   paid before the timed runs (``cache=False``) and printed on its own.
+* ``numba-faults``: fault prediction (``faults.first_touchers``, "fault sampling") as a numba loop over every
+  (sweep, page) pair with ``_when``'s formula; ``numba`` patches both.
 * ``mypyc``: the fluid engine's and the scan/fault path's modules (:data:`MYPYC_FLUID`) compiled with mypyc,
   from a copy of ``src/`` (needs mypy >= 1.10 and a C compiler; ``sim/numa/contention.py`` is left out: a
   lambda in it crashes mypyc 1.19).
@@ -111,6 +113,41 @@ COMPILE_S = _t.process_time() - _c0
 mm._progressive_fill = fill
 """
 
+#: Fault prediction as one numba loop: every (sweep, page) arrival time by ``_when``'s formula, the first sweep
+#: with the lowest (``argmin``), ``-1`` and ``inf`` where none covers the page.
+NUMBA_FAULTS = r"""
+import numba, numpy as np
+import memsched.sim.numa.balancing as bal
+
+@numba.njit(cache=False)
+def _first(pages, page_size, cols):
+    n = pages.shape[0]
+    who = np.full(n, -1, dtype=np.int64)
+    t = np.full(n, np.inf)
+    for k in range(n):
+        page = pages[k]
+        start = float(page * page_size)
+        for s in range(cols.shape[0]):
+            if page >= cols[s, 3] and page < cols[s, 4]:
+                rstart = cols[s, 1]
+                offset = max(start, rstart) - rstart
+                when = cols[s, 7] + ((offset - cols[s, 5]) % cols[s, 2]) / cols[s, 6]
+                if when < t[k]:
+                    t[k] = when
+                    who[k] = s
+    return who, t
+
+def first_touchers(pages, page_size, sweeps, *, stride=32):
+    cols = sweeps if isinstance(sweeps, np.ndarray) else np.array(sweeps, dtype=np.float64)
+    return _first(pages.astype(np.int64), page_size, cols)
+
+import time as _t
+_c0 = _t.process_time()
+first_touchers(np.arange(4), 4096, np.ones((2, 8)))
+COMPILE_S = globals().get("COMPILE_S", 0.0) + _t.process_time() - _c0
+bal.first_touchers = first_touchers
+"""
+
 #: One side's runs: prints [{"cpu_s": ..., "record": ...}] (plus the numba compile time when patched).
 CHILD = r"""
 import json, sys, time
@@ -129,6 +166,15 @@ for topo, wl, pol, seed in json.loads(sys.argv[1]):
     out.append({"cpu_s": time.process_time() - c0, "record": json.dumps(rec, sort_keys=True, default=str)})
 print(json.dumps({"runs": out, "compile_s": compile_s}))
 """
+
+
+#: What each side runs before its cells (``mypyc`` runs a compiled copy instead).
+PATCHES = {
+    "pure": "",
+    "numba-fill": NUMBA_FILL,
+    "numba-faults": NUMBA_FAULTS,
+    "numba": NUMBA_FILL + NUMBA_FAULTS,
+}
 
 
 def _build_mypyc(tmp: Path) -> Path:
@@ -168,50 +214,44 @@ def main() -> None:
     ap.add_argument("--cells", default="westmere-ex-4n48:numa01:moron", help="topology:workload:policy,...")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--sides", default="pure,numba,mypyc")
+    ap.add_argument("--sides", default="pure,numba-fill,numba-faults,numba,mypyc")
     args = ap.parse_args()
     cells = [(*c.split(":"), args.seed) for c in args.cells.split(",")]
     if any(len(c) != 4 for c in cells):
         ap.error("--cells: each cell is topology:workload:policy")
     sides = args.sides.split(",")
-    if "pure" not in sides or not set(sides) <= {"pure", "numba", "mypyc"}:
-        ap.error("--sides: pure and any of numba, mypyc")
+    if "pure" not in sides or not set(sides) <= set(PATCHES) | {"mypyc"}:
+        ap.error("--sides: pure and any of numba-fill, numba-faults, numba (both), mypyc")
     with tempfile.TemporaryDirectory(prefix="compile-options-") as tmp:
-        src = {"pure": HERE / "src", "numba": HERE / "src"}
+        src = {side: HERE / "src" for side in PATCHES}
         if "mypyc" in sides:
             src["mypyc"] = _build_mypyc(Path(tmp))
         cpu: dict[str, list[list[float]]] = {s: [] for s in sides}
         records: dict[str, list[str]] = {}
-        compile_s: list[float] = []
+        compile_s: dict[str, list[float]] = {}
         for _ in range(args.repeat):
             for side in sides:
-                got = _side(src[side], cells, NUMBA_FILL if side == "numba" else "")
+                got = _side(src[side], cells, PATCHES.get(side, ""))
                 runs = got["runs"]
                 assert isinstance(runs, list)
                 cpu[side].append([r["cpu_s"] for r in runs])
                 recs = [r["record"] for r in runs]
                 if records.setdefault(side, recs) != recs:
                     sys.exit(f"numa_compile_options: {side} gave two different records for the same runs")
-                if side == "numba":
-                    compile_s.append(float(got["compile_s"]))  # type: ignore[arg-type]
+                if side.startswith("numba"):
+                    compile_s.setdefault(side, []).append(float(got["compile_s"]))  # type: ignore[arg-type]
         for side in sides:
             if records[side] != records["pure"]:
                 sys.exit(f"numa_compile_options: the {side} side's records differ from the pure side's")
-    print(
-        f"{'cell':40s}"
-        + "".join(f"{s + ' cpu s':>13s}" for s in sides)
-        + "".join(f"{'pure/' + s:>12s}" for s in sides[1:])
-    )
+    cols = [f"{s} cpu s" for s in sides] + [f"pure/{s}" for s in sides[1:]]
+    print(f"{'cell':34s}" + "".join(f"{c:>{len(c) + 2}s}" for c in cols))
     for i, c in enumerate(cells):
         med = {s: statistics.median(rep[i] for rep in cpu[s]) for s in sides}
+        figures = [f"{med[s]:.2f}" for s in sides] + [f"{med['pure'] / med[s]:.2f}" for s in sides[1:]]
         name = ":".join(map(str, c[:3]))
-        print(
-            f"{name:40s}"
-            + "".join(f"{med[s]:13.2f}" for s in sides)
-            + "".join(f"{med['pure'] / med[s]:12.2f}" for s in sides[1:])
-        )
-    if compile_s:
-        print(f"numba compile time (once per process, not in the figures above): {statistics.median(compile_s):.2f} s")
+        print(f"{name:34s}" + "".join(f"{f:>{len(h) + 2}s}" for f, h in zip(figures, cols, strict=True)))
+    for side, secs in compile_s.items():
+        print(f"{side}: compile time {statistics.median(secs):.2f} s once per process (not in the figures above)")
     print("records: byte-identical across the sides")
 
 
