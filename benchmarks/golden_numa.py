@@ -1,7 +1,7 @@
 """Golden check for the NUMA (fluid) simulator: rerun a fixed set of ``memsched`` commands and compare byte for byte.
 
-    python benchmarks/golden_numa.py record DIR [--src SRC] [--jobs 2] [--only REGEX]
-    python benchmarks/golden_numa.py check DIR OUT [--src SRC] [--jobs 2] [--only REGEX]
+    python benchmarks/golden_numa.py record DIR [--src SRC] [--jobs 2] [--only REGEX] [--full]
+    python benchmarks/golden_numa.py check DIR OUT [--src SRC] [--jobs 2] [--only REGEX] [--full]
 
 ``record`` writes each command's ``--json`` stdout and exit status into DIR; ``check`` reruns the same
 commands into OUT and prints ``same``/``DIFF`` per command and a ``same=N diff=M`` total. ``--src`` puts
@@ -10,6 +10,10 @@ can record the old code's outputs. The set: every autonuma-benchmark workload pl
 perf-bench-numa under every NUMA policy on westmere-ex-4n48 and sandybridge-2n32 at seed 0 (seed 1 too for
 the cheap workloads), the default ``memsched compare`` and ``memsched compare -t x86-8n64 -w numa02``.
 Speed work must leave every output identical; nothing here is timed.
+
+``--full`` is issue 17's whole matrix instead (about 12 minutes on two cores): every workload under every
+NUMA policy on every NUMA preset at seeds 0 and 1, every ``rt sim`` scenario and every ``pressure sim``
+scenario at seeds 0 and 1.
 """
 
 from __future__ import annotations
@@ -45,6 +49,36 @@ def commands() -> list[tuple[str, list[str]]]:
     return cmds
 
 
+RT_SCENARIOS = (
+    "hackbench", "cyclictest", "hackbench+cyclictest", "dl-periodic", "dl-sporadic", "dhall", "grub", "isolation",
+    "kvm",
+)  # fmt: skip
+PRESSURE_SCENARIOS = ("default", "memcg")
+
+
+def full_commands() -> list[tuple[str, list[str]]]:
+    """Every workload x policy x NUMA preset, every rt and pressure scenario, at seeds 0 and 1."""
+    from memsched.topology import list_presets
+
+    presets = [p for p in list_presets() if p != "pressure-1n4"]  # (the pressure scenarios' machine)
+    cmds: list[tuple[str, list[str]]] = []
+    for seed in ("0", "1"):
+        cmds += [(f"rt.{sc}.{seed}", ["memsched", "rt", "sim", sc, "--seed", seed, "--json"]) for sc in RT_SCENARIOS]
+        for sc in PRESSURE_SCENARIOS:
+            cmds.append((f"pressure.{sc}.{seed}", ["memsched", "pressure", "sim", sc, "--seed", seed, "--json"]))
+        for topo in presets:
+            for wl in WORKLOADS:
+                for pol in POLICIES:
+                    argv = ["memsched", "run", wl, "-t", topo, "-p", pol, "--seed", seed, "--json"]
+                    cmds.append((f"run.{topo}.{wl}.{pol}.{seed}", argv))
+
+    def cost(cmd: tuple[str, list[str]]) -> int:  # the longest first, so two workers end together
+        name = cmd[0]
+        return -(4 * ("moron" in name) + 2 * ("x86-8n64" in name) + ("numa01" in name))
+
+    return sorted(cmds, key=cost)
+
+
 def _run(name: str, argv: list[str], out: Path, src: str | None) -> None:
     env = dict(os.environ)
     if src:
@@ -66,10 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src", default=None)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", default=None, help="regex on command names")
+    ap.add_argument("--full", action="store_true", help="the whole matrix of issue 17 (see above)")
     args = ap.parse_args(argv)
     out = Path(args.dirs[-1])
     out.mkdir(parents=True, exist_ok=True)
-    sel = [(n, a) for n, a in commands() if not args.only or re.search(args.only, n)]
+    cmds = full_commands() if args.full else commands()
+    sel = [(n, a) for n, a in cmds if not args.only or re.search(args.only, n)]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         list(pool.map(lambda c: _run(c[0], c[1], out, args.src), sel))
     if args.mode == "record":
