@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -152,8 +155,8 @@ def test_progressive_fill_is_max_min_fair() -> None:
 
 @pytest.mark.parametrize("shape", [(1, 7), (3, 40), (48, 40), (131, 19), (17, 1), (33, 2), (200, 81)])
 def test_weighted_rows_adds_row_after_row(shape: tuple[int, int]) -> None:
-    """The fill's sums are an explicit row-after-row loop, bit for bit (a numpy that reordered an axis-0
-    reduction would fail here, not move results silently)."""
+    """The fill's sums are an explicit row-after-row loop, bit for bit (a numpy whose ``einsum`` added in another
+    order would fail here, not move results silently)."""
     from memsched.sim.fluid.memmodel import _weighted_rows
 
     rng = np.random.default_rng(shape[0] * 1000 + shape[1])
@@ -206,10 +209,6 @@ def _openblas_core_types() -> list[str]:
 def test_fill_gives_the_same_bits_under_every_openblas_kernel() -> None:
     """Rates do not depend on which BLAS kernel the machine's CPU selects (OpenBLAS's ``dgemv`` adds in a
     different order per kernel; ``OPENBLAS_CORETYPE`` picks one, as another CPU would)."""
-    import os
-    import subprocess
-    import sys
-
     kinds = _openblas_core_types()
     if len(kinds) < 2:
         pytest.skip("numpy's BLAS is not a run-time-dispatching OpenBLAS, or this CPU runs one kernel only")
@@ -226,11 +225,7 @@ def test_fill_gives_the_same_bits_under_every_openblas_kernel() -> None:
 
 def test_a_whole_run_gives_the_same_record_under_every_openblas_kernel() -> None:
     """End to end: a run whose record depended on the BLAS kernel (before the sums were fixed, this one's
-    ``migrate_copy_bytes`` differed under OpenBLAS's Sandybridge kernel) is byte-identical under each."""
-    import os
-    import subprocess
-    import sys
-
+    ``--json`` differed under OpenBLAS's Sandybridge kernel) is byte-identical under each."""
     kinds = _openblas_core_types()
     if len(kinds) < 2:
         pytest.skip("numpy's BLAS is not a run-time-dispatching OpenBLAS, or this CPU runs one kernel only")
