@@ -11,7 +11,7 @@ perf-bench-numa under every NUMA policy on westmere-ex-4n48 and sandybridge-2n32
 the cheap workloads), the default ``memsched compare`` and ``memsched compare -t x86-8n64 -w numa02``.
 Speed work must leave every output identical; nothing here is timed.
 
-``--full`` is issue 17's whole matrix instead (about 12 minutes on two cores): every workload under every
+``--full`` is issue 17's whole matrix instead (502 commands, about 10 minutes on two cores): every workload under every
 NUMA policy on every NUMA preset at seeds 0 and 1, every ``rt sim`` scenario and every ``pressure sim``
 scenario at seeds 0 and 1.
 """
@@ -49,22 +49,19 @@ def commands() -> list[tuple[str, list[str]]]:
     return cmds
 
 
-RT_SCENARIOS = (
-    "hackbench", "cyclictest", "hackbench+cyclictest", "dl-periodic", "dl-sporadic", "dhall", "grub", "isolation",
-    "kvm",
-)  # fmt: skip
-PRESSURE_SCENARIOS = ("default", "memcg")
-
-
 def full_commands() -> list[tuple[str, list[str]]]:
-    """Every workload x policy x NUMA preset, every rt and pressure scenario, at seeds 0 and 1."""
+    """Every workload x policy x NUMA preset, every rt and pressure scenario (from their registries), at seeds
+    0 and 1."""
     from memsched.topology import list_presets
+    from memsched.workloads.pressure.scenario import list_scenarios
+    from memsched.workloads.rt import SCENARIOS
 
     presets = [p for p in list_presets() if p != "pressure-1n4"]  # (the pressure scenarios' machine)
     cmds: list[tuple[str, list[str]]] = []
     for seed in ("0", "1"):
-        cmds += [(f"rt.{sc}.{seed}", ["memsched", "rt", "sim", sc, "--seed", seed, "--json"]) for sc in RT_SCENARIOS]
-        for sc in PRESSURE_SCENARIOS:
+        for rt in SCENARIOS:
+            cmds.append((f"rt.{rt.id}.{seed}", ["memsched", "rt", "sim", rt.id, "--seed", seed, "--json"]))
+        for sc in list_scenarios():
             cmds.append((f"pressure.{sc}.{seed}", ["memsched", "pressure", "sim", sc, "--seed", seed, "--json"]))
         for topo in presets:
             for wl in WORKLOADS:

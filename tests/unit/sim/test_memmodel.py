@@ -206,34 +206,31 @@ def _openblas_core_types() -> list[str]:
     return kinds
 
 
-def test_fill_gives_the_same_bits_under_every_openblas_kernel() -> None:
-    """Rates do not depend on which BLAS kernel the machine's CPU selects (OpenBLAS's ``dgemv`` adds in a
-    different order per kernel; ``OPENBLAS_CORETYPE`` picks one, as another CPU would)."""
+def _stdout_per_kernel(argv: list[str]) -> dict[str, str]:
+    """``argv``'s standard output under each OpenBLAS kernel this CPU can run (``OPENBLAS_CORETYPE`` picks one,
+    as another CPU would); skips where there are fewer than two."""
     kinds = _openblas_core_types()
     if len(kinds) < 2:
         pytest.skip("numpy's BLAS is not a run-time-dispatching OpenBLAS, or this CPU runs one kernel only")
-    digests = {}
+    outs = {}
     for kind in kinds:
         env = {**os.environ, "OPENBLAS_CORETYPE": kind}
-        out = subprocess.run(
-            [sys.executable, "-c", _FILL_DIGEST], check=False, env=env, capture_output=True, text=True, timeout=120
-        )
+        out = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
-        digests[kind] = out.stdout.strip()
+        outs[kind] = out.stdout
+    return outs
+
+
+def test_fill_gives_the_same_bits_under_every_openblas_kernel() -> None:
+    """Rates do not depend on which BLAS kernel the machine's CPU selects (OpenBLAS's ``dgemv`` adds in a
+    different order per kernel)."""
+    digests = _stdout_per_kernel([sys.executable, "-c", _FILL_DIGEST])
     assert len(set(digests.values())) == 1, digests
 
 
 def test_a_whole_run_gives_the_same_record_under_every_openblas_kernel() -> None:
     """End to end: a run whose record depended on the BLAS kernel (before the sums were fixed, this one's
     ``--json`` differed under OpenBLAS's Sandybridge kernel) is byte-identical under each."""
-    kinds = _openblas_core_types()
-    if len(kinds) < 2:
-        pytest.skip("numpy's BLAS is not a run-time-dispatching OpenBLAS, or this CPU runs one kernel only")
-    argv = [sys.executable, "-m", "memsched", "run", "numa02", "-t", "sandybridge-2n32", "--policy", "balancenuma"]
-    records = {}
-    for kind in kinds:
-        env = {**os.environ, "OPENBLAS_CORETYPE": kind}
-        out = subprocess.run([*argv, "--seed", "0", "--json"], check=False, env=env, capture_output=True, timeout=300)
-        assert out.returncode == 0, out.stderr
-        records[kind] = out.stdout
+    run = ["memsched", "run", "numa02", "-t", "sandybridge-2n32", "--policy", "balancenuma", "--seed", "0", "--json"]
+    records = _stdout_per_kernel([sys.executable, "-m", *run])
     assert len(set(records.values())) == 1, sorted(records)
