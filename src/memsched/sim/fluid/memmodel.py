@@ -236,11 +236,22 @@ class MemModel:
     ) -> tuple[npt.NDArray[np.float64], ...]:
         """(demand, reads, writes, core_ns) of page-copy rows: per byte copied, read the source, read the
         destination line for ownership and write it back (``src``/``dst``: bytes per node, any scale)."""
+        reads, d, core_ns = self.copy_parts(cpu_node, src, dst)
+        return share * self.mlp / self.copy_den(core_ns), reads, d, core_ns
+
+    def copy_parts(
+        self, cpu_node: npt.NDArray[np.int64], src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], ...]:
+        """(reads, writes, core_ns) of :meth:`copy_rows`, which do not depend on the rows' CPU shares."""
         tot = np.maximum(_add(src, axis=1, keepdims=True), _EPS)
         s, d = src / tot, dst / tot
         reads = s + d
-        core_ns = _einsum("im,im->i", reads, self.latency[cpu_node])
-        return share * self.mlp / np.maximum(core_ns, _EPS), reads, d, core_ns
+        return reads, d, _einsum("im,im->i", reads, self.latency[cpu_node])
+
+    @staticmethod
+    def copy_den(core_ns: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """What a copy row's ``share * mlp`` is divided by for its demand."""
+        return np.maximum(core_ns, _EPS)
 
     def rates_rw(
         self,

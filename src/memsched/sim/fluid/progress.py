@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +60,8 @@ def fluid_shares(
     per_cpu = np.bincount(cpu, weights=weight, minlength=nr_cpus)
     return weight / per_cpu[cpu]
 
+
+_T = TypeVar("_T", bound=np.generic)
 
 _Tols = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]
 
@@ -129,6 +132,13 @@ class _Split:
         self.local = a.frac[mi, cpu_node[a.oncpu[mi]]]
 
 
+def _grown(arr: npt.NDArray[_T], cap: int, fill: float) -> npt.NDArray[_T]:
+    """``arr`` with room for ``cap`` rows, the new ones ``fill``."""
+    out = np.full((cap, *arr.shape[1:]), fill, dtype=arr.dtype)
+    out[: arr.shape[0]] = arr
+    return out
+
+
 class FluidProgress:
     """Task progress between events, and the rates it follows."""
 
@@ -176,6 +186,18 @@ class FluidProgress:
         self._tab_den = np.zeros(4 * nr)
         self._tab_base = np.zeros((4 * nr, nr + memmodel.link_cap.shape[0] + 2))
         self._tab_state: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None, float] | None] = []
+        #: The placement and huge-page versions of every mm the tables were last checked against, and the phase
+        #: keys checked since: a key checked under the same versions is up to date (``_refresh_phase_rows``
+        #: would return at once).
+        self._tab_sig: tuple[tuple[int, int], ...] = ()
+        self._tab_fresh: set[int] = set()
+        #: Copy rows by task (``_copy_table``): each task's copy epoch (bumped when its pending copy grows),
+        #: and the epoch and node its row was computed for, ``max(core_ns, eps)`` and the row's resource use.
+        self._copy_epoch = np.zeros(16, dtype=np.int64)
+        self._crow_epoch = np.full(16, -1, dtype=np.int64)
+        self._crow_node = np.full(16, -1, dtype=np.int64)
+        self._crow_m = np.zeros(16)
+        self._crow_base = np.zeros((16, self._tab_base.shape[1]))
         self._sibling_cpus = [np.array(topology.siblings(c), dtype=np.int64) for c in range(self.nr_cpus)]
         #: Memory traffic since the start, and since the last timeline sample: (total, local) bytes.
         self.bytes_total = 0.0
@@ -192,10 +214,14 @@ class FluidProgress:
     # ---- tasks ---------------------------------------------------------------------------------------------
     def new_task(self, task: FluidTask) -> None:
         self.arrays.grow(task.id + 1)
-        if self._phase_key.shape[0] < self.arrays.capacity:
-            key = np.zeros(self.arrays.capacity, dtype=np.int64)
-            key[: self._phase_key.shape[0]] = self._phase_key
-            self._phase_key = key
+        cap = self.arrays.capacity
+        if self._phase_key.shape[0] < cap:
+            self._phase_key = _grown(self._phase_key, cap, 0)
+            self._copy_epoch = _grown(self._copy_epoch, cap, 0)
+            self._crow_epoch = _grown(self._crow_epoch, cap, -1)
+            self._crow_node = _grown(self._crow_node, cap, -1)
+            self._crow_m = _grown(self._crow_m, cap, 0.0)
+            self._crow_base = _grown(self._crow_base, cap, 0.0)
         self.touch.append(None)
         self.arrays.weight[task.id] = task.weight
 
@@ -270,6 +296,7 @@ class FluidProgress:
         a.copy_left[tid] += nbytes
         a.copy_src[tid] += src
         a.copy_dst[tid] += dst
+        self._copy_epoch[tid] += 1
         self.dirty = True
 
     def start_kernel_copy(self, cpu: int, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> None:
@@ -293,17 +320,19 @@ class FluidProgress:
         self.dirty = True
 
     # ---- what the mechanisms read --------------------------------------------------------------------------
-    def sweeps_of(self, tasks: list[FluidTask]) -> list[tuple[int, Region, float, float, float, float, float]]:
+    def sweeps_of(
+        self, tasks: list[FluidTask]
+    ) -> list[tuple[int, Region, float, float, float, float, float, float]]:
         """Where the running tasks of ``tasks`` are in their current ``Touch`` sweeps: (task id, region, cursor,
         rate, delay, done, share) of every sweep. The cursor is the offset in the region the task writes next (a
         ``bzero`` loop walks its buffer in order, so after ``done`` bytes of a multi-pass phase it is at ``done
         mod nbytes``); a phase with a shared region walks both, each at its share of the rate. ``delay`` (ns) is
         the kernel work the task does before its cursor moves again (its CPU debt at its share of the CPU, then a
         page copy in its context); ``done`` is the work done in the phase so far and ``share`` the part of it
-        that goes to this sweep's region (for :meth:`phase_progress` later)."""
+        that goes to this sweep's region (for :meth:`phase_progress` later); last, the phase's whole ``work``."""
         self.sync()
         a = self.arrays
-        out: list[tuple[int, Region, float, float, float, float, float]] = []
+        out: list[tuple[int, Region, float, float, float, float, float, float]] = []
         oncpu = a.oncpu.tolist()
         rates, debts, shares, copies, rems = (
             a.rate.tolist(), a.debt.tolist(), a.share.tolist(), a.copy_left.tolist(), a.rem.tolist()
@@ -322,9 +351,10 @@ class FluidProgress:
                 delay += debt / share if share > 0 else math.inf
             if copy_left > 0:
                 delay += copy_left / rate if rate > 0 else math.inf
-            done = phase.work - rems[tid]
+            work = phase.work
+            done = work - rems[tid]
             for region, cursor, r in phase.sweeps(done, rate):
-                out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0))
+                out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0, work))
         return out
 
     def phase_progress(self, task: FluidTask) -> float:
@@ -592,8 +622,15 @@ class FluidProgress:
             # row (its placement fractions, page-walk cost and resource use), kept in a table per phase until
             # the placement it was computed from changes.
             keys = self._phase_key[mem]
+            sig = tuple([(mm.placement_version, mm.huge_version) for mm in self.mms])
+            if sig != self._tab_sig:
+                self._tab_sig = sig
+                self._tab_fresh.clear()
+            fresh = self._tab_fresh
             for key in np.bincount(keys).nonzero()[0].tolist():  # in ascending order
-                self._refresh_phase_rows(key)
+                if key not in fresh:
+                    self._refresh_phase_rows(key)
+                    fresh.add(key)
             oncpu = a.oncpu[mem]
             a.frac[mem] = self._tab_frac[keys]
             g = keys * self.arrays.nr_nodes + self.cpu_node[oncpu]
@@ -603,9 +640,9 @@ class FluidProgress:
         if cop.size:
             oncpu = a.oncpu[cop]
             node = self.cpu_node[oncpu]
-            demand, reads, writes, core_ns = mm_model.copy_rows(node, a.share[cop], a.copy_src[cop], a.copy_dst[cop])
-            demands.append(demand)
-            bases.append(mm_model.row_base(node, reads, writes, core_ns))
+            m, base = self._copy_table(cop, node)
+            demands.append(a.share[cop] * mm_model.mlp / m)  # (copy_rows' demand, from the kept rows)
+            bases.append(base)
             row_cpu.append(oncpu)
         kcs = self.kernel_copies
         if kcs:
@@ -705,6 +742,26 @@ class FluidProgress:
         self._tab_den[key * nr : (key + 1) * nr] = den
         self._tab_base[key * nr : (key + 1) * nr] = base
         state[key] = (frac1, frac2, small)
+
+    def _copy_table(
+        self, cop: npt.NDArray[np.int64], node: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """``max(core_ns, eps)`` and the resource use (``MemModel.row_base``) of the copy rows of tasks ``cop`` on
+        ``node``, computed again only for a task whose pending copy grew or that moved node since: a row depends
+        on its own task's copy and node only (every element and each row's sums are computed from its row
+        alone, so a row computed among others is the row computed alone)."""
+        stale = (self._crow_epoch[cop] != self._copy_epoch[cop]) | (self._crow_node[cop] != node)
+        if _nonzero(stale):
+            si = cop[stale]
+            sn = node[stale]
+            a = self.arrays
+            mm_model = self.memmodel
+            reads, writes, core_ns = mm_model.copy_parts(sn, a.copy_src[si], a.copy_dst[si])
+            self._crow_base[si] = mm_model.row_base(sn, reads, writes, core_ns)
+            self._crow_m[si] = mm_model.copy_den(core_ns)
+            self._crow_epoch[si] = self._copy_epoch[si]
+            self._crow_node[si] = sn
+        return self._crow_m[cop], self._crow_base[cop]
 
     def _region_frac(self, region: Region) -> npt.NDArray[np.float64]:
         mm = self.mms[region.mm_id]

@@ -67,7 +67,7 @@ from memsched.policies.numa.views import FaultBatch
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
-from memsched.sim.fluid.task import Compute, FluidTask, FluidTaskState, Touch
+from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
@@ -349,14 +349,15 @@ class NumaBalancing(Instrument):
             return
         psz = machine.page_size
         sweeps: list[Sweep] = []
-        reach: list[tuple[int, int, float, float]] = []  # (task id, pc, phase work done, share of it) per sweep
+        # (task id, pc, the phase's work, work done, share of it) per sweep
+        reach: list[tuple[int, int, float, float, float]] = []
         tasks = machine.tasks
-        for tid, region, cursor, rate, delay, done, part in machine.progress.sweeps_of(self._alive(st.mm)):
+        for tid, region, cursor, rate, delay, done, part, work in machine.progress.sweeps_of(self._alive(st.mm)):
             p0, p1 = region.page_span(psz)
             if p1 <= lo or p0 >= hi or rate <= 0 or delay >= horizon:
                 continue
             sweeps.append((tid, region.start, region.nbytes, p0, p1, cursor, rate, delay))
-            reach.append((tid, tasks[tid].pc, done, part))
+            reach.append((tid, tasks[tid].pc, work, done, part))
         if not sweeps:
             return
         cols = np.array(sweeps, dtype=np.float64)
@@ -381,7 +382,7 @@ class NumaBalancing(Instrument):
         first: IntArray,
         offsets: npt.NDArray[np.float64],
         ahead: npt.NDArray[np.float64],
-        reach: list[tuple[int, int, float, float]],
+        reach: list[tuple[int, int, float, float, float]],
         again: bool,
     ) -> None:
         """The faults of the pages their sweep has really reached by now: a task that spent the time in kernel
@@ -392,20 +393,12 @@ class NumaBalancing(Instrument):
         tasks = self.machine.tasks
         came_l: list[float] = []
         rem: list[float] | None = None
-        for tid, pc, done, part in reach:
-            task = tasks[tid]
-            if task.pc == pc:
+        for tid, pc, work, done, part in reach:
+            if tasks[tid].pc == pc:  # still in the phase of the sweep (a Touch of that work)
                 if rem is None:  # progress.phase_progress of each task, with one sync
                     progress.sync()
                     rem = progress.arrays.rem.tolist()
-                phase = task.phase
-                if isinstance(phase, Touch):
-                    now_done = phase.work - rem[tid]
-                elif isinstance(phase, Compute):
-                    now_done = float(phase.ns) - rem[tid]
-                else:
-                    now_done = 0.0
-                came_l.append((now_done - done) * part)
+                came_l.append((work - rem[tid] - done) * part)
             else:
                 came_l.append(np.inf)
         came = np.array(came_l, dtype=np.float64)
@@ -426,7 +419,7 @@ class NumaBalancing(Instrument):
         first: IntArray,
         offsets: npt.NDArray[np.float64],
         ahead: npt.NDArray[np.float64],
-        reach: list[tuple[int, int, float, float]],
+        reach: list[tuple[int, int, float, float, float]],
         came: npt.NDArray[np.float64],
     ) -> None:
         """Schedule the second look at the pages not reached yet: when, from each sweep's position, pending kernel
@@ -437,7 +430,7 @@ class NumaBalancing(Instrument):
         rates, shares, oncpu, debts, copies = (
             a.rate.tolist(), a.share.tolist(), a.oncpu.tolist(), a.debt.tolist(), a.copy_left.tolist()
         )
-        for k, (tid, _pc, _done, part) in enumerate(reach):
+        for k, (tid, _pc, _work, _done, part) in enumerate(reach):
             rate = rates[tid]
             share = shares[tid]
             if rate * part > 0 and share > 0 and oncpu[tid] >= 0:
