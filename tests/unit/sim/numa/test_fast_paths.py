@@ -130,3 +130,66 @@ def test_stream_table_rows_equal_per_row_rows() -> None:
             got = m.solve_base(core, share / den[node], base[node])
             want = m.solve(node, core, demand, reads, writes, core_ns)
             assert got.rate.tobytes() == want.rate.tobytes()
+
+
+def test_copy_rows_alone_equal_rows_among_others() -> None:
+    """What ``FluidProgress`` keeps per task (``_copy_table``) relies on this: a copy row computed alone
+    (``copy_parts`` + ``row_base``) is bit for bit the same row computed among others, on every preset."""
+    from memsched.sim.fluid.memmodel import MemModel
+    from memsched.topology import list_presets, load_topology
+
+    rng = np.random.default_rng(11)
+    for name in list_presets():
+        m = MemModel(load_topology(name))
+        nr = m.nr_nodes
+        for k in (2, 3, 17, 48):
+            node = rng.integers(0, nr, k)
+            src = rng.random((k, nr)) * (rng.random((k, nr)) < 0.6) * 2.0**21
+            dst = rng.random((k, nr)) * (rng.random((k, nr)) < 0.6) * 2.0**21
+            reads, writes, core_ns = m.copy_parts(node, src, dst)
+            base = m.row_base(node, reads, writes, core_ns)
+            for i in range(k):
+                one = slice(i, i + 1)
+                r1, w1, c1 = m.copy_parts(node[one], src[one], dst[one])
+                assert m.row_base(node[one], r1, w1, c1).tobytes() == base[one].tobytes()
+                assert m.copy_den(c1).tobytes() == m.copy_den(core_ns[one]).tobytes()
+
+
+def test_kept_copy_rows_follow_the_copy_and_the_node() -> None:
+    """A task's kept copy row is rebuilt when its pending copy grows and when it runs on another node, and is
+    then the row computed afresh from its copy and node."""
+    from memsched.sim.fluid.machine import FluidMachine, MachineConfig
+    from memsched.sim.fluid.task import Join, Spawn, ThreadSpec, Touch
+    from memsched.topology import load_topology
+    from memsched.units import GIB, NSEC_PER_MSEC
+
+    topo = load_topology("sandybridge-2n32")
+    m = FluidMachine(topo, seed=0, config=MachineConfig())
+    mm = m.new_mm("p")
+    buf = mm.mmap(1 * GIB, "b")
+    m.spawn_process("p", (Spawn((ThreadSpec("t", (Touch(buf, 20),)),)), Join()), mm=mm)
+    m.run(until=50 * NSEC_PER_MSEC)
+    p = m.progress
+    task = next(t for t in m.tasks if t.name == "t")
+    mib = float(2**20)
+
+    def fresh() -> tuple[bytes, bytes]:
+        node = p.cpu_node[p.arrays.oncpu[[task.id]]]
+        reads, writes, core_ns = p.memmodel.copy_parts(node, p.arrays.copy_src[[task.id]], p.arrays.copy_dst[[task.id]])
+        return p.memmodel.copy_den(core_ns).tobytes(), p.memmodel.row_base(node, reads, writes, core_ns).tobytes()
+
+    def kept() -> tuple[bytes, bytes]:
+        p.recompute()
+        den, base = p._copy_table(np.array([task.id]), p.cpu_node[p.arrays.oncpu[[task.id]]])
+        return den.tobytes(), base.tobytes()
+
+    p.charge_copy(task, np.array([8 * mib, 0.0]), np.array([0.0, 8 * mib]))
+    first = kept()
+    assert first == fresh()
+    p.charge_copy(task, np.array([0.0, 24 * mib]), np.array([24 * mib, 0.0]))  # the copy grows the other way
+    second = kept()
+    assert second == fresh() and second != first
+    other = next(c for c in range(topo.nr_cpus) if topo.cpu_node()[c] != topo.cpu_node()[task.cpu])
+    m.sched.move_task(task, other)
+    third = kept()
+    assert third == fresh() and third != second
