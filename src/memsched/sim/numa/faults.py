@@ -34,12 +34,21 @@ FloatArray = npt.NDArray[np.float64]
 Sweep = tuple[int, int, int, int, int, float, float, float]
 
 
+def _wrap(x: FloatArray, nbytes: FloatArray) -> FloatArray:
+    """``x % nbytes`` for ``-nbytes < x < nbytes`` (``nbytes > 0``), bit for bit, without the division and ``fmod``
+    (2x to 7x faster): ``x``, or ``x + nbytes`` where ``x < 0``, which is what numpy's floor remainder computes
+    there (its ``fmod`` returns ``x`` unchanged when ``|x| < nbytes``, then it adds ``nbytes`` to a negative
+    remainder; ``-0.0 + 0.0`` gives its ``+0.0``). A covered page's offset in its region and the sweep's cursor
+    both lie in ``[0, nbytes)``, so their difference does; other entries are masked out by the caller."""
+    return x + (x < 0) * nbytes
+
+
 def _when(pages: IntArray, page_size: int, cols: FloatArray) -> FloatArray:
     """Arrival time (ns) of every sweep (rows) at every page (columns); ``inf`` where a sweep does not cover."""
     rstart, nbytes, p0, p1, cursor, rate, delay = (cols[:, k : k + 1] for k in range(1, 8))
     starts = (pages * page_size).astype(np.float64)[None, :]
     offset = np.maximum(starts, rstart) - rstart
-    when = delay + ((offset - cursor) % nbytes) / rate
+    when = delay + _wrap(offset - cursor, nbytes) / rate
     cover = (pages[None, :] >= p0) & (pages[None, :] < p1)
     return np.where(cover, when, np.inf)
 
@@ -61,7 +70,7 @@ def first_touchers(
         return np.where(np.isfinite(t), who, -1).astype(np.int64), t
     idx = np.arange(0, n, stride)
     if idx[-1] != n - 1:
-        idx = np.append(idx, n - 1)
+        idx = np.concatenate((idx, np.array([n - 1], dtype=idx.dtype)))
     when_s = _when(pages[idx], page_size, cols)
     who_s = when_s.argmin(axis=0)
     # Pages where some sweep's arrival time jumps: just after its cursor (the time wraps to zero there) and
@@ -73,7 +82,7 @@ def first_touchers(
     inside = jumps.searchsorted(hi_p, side="right") - jumps.searchsorted(lo_p, side="right")
     ambiguous = (who_s[:-1] != who_s[1:]) | (inside > 0)
     who = who_s[:-1].repeat(idx[1:] - idx[:-1])
-    who = np.append(who, who_s[-1])
+    who = np.concatenate((who, who_s[-1:]))
     if np.count_nonzero(ambiguous):
         gaps = ambiguous.nonzero()[0]
         lengths = idx[gaps + 1] - idx[gaps] + 1
@@ -85,7 +94,7 @@ def first_touchers(
     rstart, nbytes, p0, p1, cursor, rate, delay = cols.T[1:8].take(who, axis=1)  # (one gather, C order)
     starts = (pages * page_size).astype(np.float64)
     offset = np.maximum(starts, rstart) - rstart
-    t = delay + ((offset - cursor) % nbytes) / rate
+    t = delay + _wrap(offset - cursor, nbytes) / rate
     covered = (pages >= p0) & (pages < p1)
     t = np.where(covered, t, np.inf)
     return np.where(covered, who, -1).astype(np.int64), t

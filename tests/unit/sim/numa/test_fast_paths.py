@@ -8,7 +8,7 @@ import numpy.typing as npt
 from memsched.sim.fluid.memmodel import _progressive_fill
 from memsched.sim.mm.migrate import distinct
 from memsched.sim.numa.balancing import _median
-from memsched.sim.numa.faults import _when, first_touchers
+from memsched.sim.numa.faults import _when, _wrap, first_touchers
 
 
 def test_median_is_numpys_bit_for_bit() -> None:
@@ -27,6 +27,42 @@ def test_distinct_is_unique() -> None:
         x = rng.integers(-3 if rng.random() < 0.1 else 0, 60, size=int(rng.integers(0, 30)))
         got, want = distinct(x), np.unique(x)
         assert got.dtype == want.dtype and got.tolist() == want.tolist()
+
+
+def test_wrap_is_the_floor_remainder_inside_one_period() -> None:
+    """``_wrap(x, n)`` is ``x % n`` bit for bit (sign of zero included) for every ``-n < x < n``, the edges too."""
+    rng = np.random.default_rng(3)
+    n = rng.uniform(1.0, 2.0**34, (50, 1))
+    x = rng.uniform(-1.0, 1.0, (50, 400)) * n
+    edges = np.hstack([np.nextafter(-n, 0), np.nextafter(n, 0), np.full_like(n, -0.0), np.zeros_like(n), -n / 3])
+    x = np.hstack([x, edges])
+    want, got = x % n, _wrap(x, n)
+    assert got.tobytes() == want.tobytes()
+
+
+def test_arrival_times_equal_the_floor_remainder_formula() -> None:
+    """``_when`` (with ``_wrap``) equals ``delay + ((offset - cursor) % nbytes) / rate`` on covered pages, for
+    sweeps over real regions (their page spans, cursors in ``[0, nbytes)``)."""
+    from memsched.sim.mm.mm import Region
+
+    rng = np.random.default_rng(4)
+    for psz in (4096, 65536, 2 * 1024 * 1024):
+        for _ in range(30):
+            cols = []
+            for tid in range(int(rng.integers(1, 30))):
+                region = Region(0, int(rng.integers(0, 2**31)), int(rng.integers(1, 2**32)))
+                p0, p1 = region.page_span(psz)
+                cursor = float(rng.random() * region.nbytes) % region.nbytes
+                rate, delay = rng.uniform(0.01, 8.0), rng.random() * 1e6
+                cols.append((tid, region.start, region.nbytes, p0, p1, cursor, rate, delay))
+            c = np.array(cols, dtype=np.float64)
+            lo = int(c[:, 3].min())
+            pages = np.unique(rng.integers(lo, int(c[:, 4].max()) + 3, 600)).astype(np.int64)
+            rstart, nbytes, p0c, p1c, cursor_c, rate, delay = (c[:, k : k + 1] for k in range(1, 8))
+            offset = np.maximum((pages * psz).astype(np.float64)[None, :], rstart) - rstart
+            want = delay + ((offset - cursor_c) % nbytes) / rate
+            cover = (pages[None, :] >= p0c) & (pages[None, :] < p1c)
+            assert _when(pages, psz, c).tobytes() == np.where(cover, want, np.inf).tobytes()
 
 
 def test_first_touchers_sampled_path_equals_every_pair() -> None:
