@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "memsched"
 BASE = (
     "memsched.uapi",
     "memsched.units",
+    "memsched.numeric",
     "memsched.errors",
     "memsched.topology",
     "memsched.config",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from memsched.numeric import seq_sum
 from memsched.record import RunRecord
 
 __all__ = ["MECHANISMS", "diagnose", "diagnose_runs"]
@@ -87,8 +88,8 @@ def _crowding(rec: RunRecord) -> tuple[int, float, float] | None:
     if not rows:
         return None
     nodes = len(rows[0])
-    avg = [sum(r[n] for r in rows) / len(rows) for n in range(nodes)]
-    fair = sum(avg) / nodes
+    avg = [seq_sum(r[n] for r in rows) / len(rows) for n in range(nodes)]
+    fair = seq_sum(avg) / nodes
     worst = max(range(nodes), key=lambda n: avg[n])
     return (worst, avg[worst], fair) if nodes > 1 and avg[worst] > 1.5 * fair and avg[worst] - fair >= 2 else None
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memsched.errors import ConfigError
+from memsched.numeric import seq_sum
 from memsched.policies.numa import registry as policies
 from memsched.record import MODEL_VERSION, Role
 from memsched.results.store import ResultStore
@@ -349,7 +350,7 @@ def _objective(
         if not r > 0:
             return None
         logs.append(math.log(r))
-    return math.exp(sum(logs) / len(logs)) if logs else None
+    return math.exp(seq_sum(logs) / len(logs)) if logs else None
 
 
 def _holdout(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memsched.config import knob, validate
+from memsched.numeric import seq_sum
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import Compute, Join, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
@@ -58,7 +59,7 @@ def _build(machine: FluidMachine, cfg: MixedConfig) -> Built:
     driver = machine.spawn_process("batch", tuple(driver_prog), parent_cpu=topo.nr_cpus - 1)
 
     def metrics(m: FluidMachine) -> dict[str, Any]:
-        moved = sum(m.progress.phase_progress(t) for t in m.tasks if t.tgid == service.id and t.parent is not None)
+        moved = seq_sum(m.progress.phase_progress(t) for t in m.tasks if t.tgid == service.id and t.parent is not None)
         done = sum(1 for t in m.tasks if t.tgid == driver.id and t.parent is not None and t.exit_ns is not None)
         return {"service_gb_per_s": round(moved / cfg.duration_s / 1e9, 3), "batch_jobs": done}
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.errors import ConfigError
+from memsched.numeric import seq_sum
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import (
     FluidTaskState,
@@ -152,7 +153,7 @@ def _build(machine: FluidMachine, cfg: PerfBenchConfig, *, bound: bool) -> Built
                     at = t
             else:
                 at = None
-        moved = sum(m.progress.phase_progress(t) for t in m.tasks if t.parent is not None)
+        moved = seq_sum(m.progress.phase_progress(t) for t in m.tasks if t.parent is not None)
         return {
             "convergence_s": at,
             "gb_per_s": round(moved / cfg.duration_s / 1e9, 3),

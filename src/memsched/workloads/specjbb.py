@@ -31,6 +31,7 @@ from typing import Any
 
 from memsched.config import knob, validate
 from memsched.errors import ConfigError
+from memsched.numeric import seq_sum
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import Join, Phase, SchedSetaffinity, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
@@ -95,7 +96,7 @@ def _build(machine: FluidMachine, cfg: SpecjbbConfig, *, bound: bool) -> Built:
     def done_per_jvm() -> list[float]:
         progress = machine.progress.phase_progress
         return [
-            sum(progress(t) for t in machine.tasks if t.tgid == proc.id and t.parent is not None) for proc in procs
+            seq_sum(progress(t) for t in machine.tasks if t.tgid == proc.id and t.parent is not None) for proc in procs
         ]
 
     machine.add_instrument(Sampler(lambda: {"bytes_per_jvm": done_per_jvm()}))
@@ -108,7 +109,7 @@ def _build(machine: FluidMachine, cfg: SpecjbbConfig, *, bound: bool) -> Built:
         )
         end = done_per_jvm()
         per_jvm = [round((e - s) / txn_bytes / cfg.duration_s, 1) for s, e in zip(start, end, strict=True)]
-        return {"bops": round(sum(per_jvm), 1), "bops_per_jvm": per_jvm, "jvms": jvms, "warehouses": warehouses}
+        return {"bops": round(seq_sum(per_jvm), 1), "bops_per_jvm": per_jvm, "jvms": jvms, "warehouses": warehouses}
 
     return Built(procs, metrics=metrics, duration_ns=(cfg.warmup_s + cfg.duration_s) * NSEC_PER_SEC)
 

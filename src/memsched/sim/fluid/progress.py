@@ -34,6 +34,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from memsched.numeric import seq_sum
 from memsched.sim.engine import Engine
 from memsched.sim.fluid.memmodel import MemModel
 from memsched.sim.fluid.state import COMPUTE, IDLE, MEM, TaskArrays
@@ -270,7 +271,7 @@ class FluidProgress:
         tids: list[int] = []
         totals: list[float] = []
         for tid, by_cause in pending.items():
-            total = sum(by_cause.values())
+            total = seq_sum(by_cause.values())
             if total <= 0:
                 continue
             if not synced:

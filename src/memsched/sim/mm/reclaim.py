@@ -47,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import ConfigError, SimulationError
+from memsched.numeric import seq_sum
 from memsched.pressure.fd import VmpressureFile
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.instrument import Instrument
@@ -493,7 +494,7 @@ class Reclaim(Instrument):
                 }
                 for m in self.memcgs.memcgs
             },
-            "kswapd_busy_s": sum(k.busy_ns for k in self.vmscan.kswapd) / NSEC_PER_SEC,
+            "kswapd_busy_s": seq_sum(k.busy_ns for k in self.vmscan.kswapd) / NSEC_PER_SEC,
         }
 
 

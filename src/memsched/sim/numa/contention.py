@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from memsched.config import knob, validate
+from memsched.numeric import seq_sum
 
 __all__ = ["Contention", "ContentionCosts", "Events"]
 
@@ -150,10 +151,10 @@ class Contention:
         c = self.costs
         w = max(float(window_ns), 1.0)
         for lock, ns_of, sq_of, n_of in _LOCK_FIELDS:
-            total = sum(ns_of(e) for e in ev.values())
+            total = seq_sum(ns_of(e) for e in ev.values())
             if total <= 0:
                 continue
-            total_sq = sum(sq_of(e) for e in ev.values())
+            total_sq = seq_sum(sq_of(e) for e in ev.values())
             total_n = sum(n_of(e) for e in ev.values())
             mutex = lock == "anon" and self.anon_vma_mutex
             for task, e in ev.items():
@@ -183,8 +184,8 @@ class Contention:
                     )
                     if heavy >= 0 and heavy in cpus_of:
                         waker[task] = cpus_of[heavy]
-        self.lock_spin_ns += float(sum(spin.values()))
-        self.lock_sleep_ns += float(sum(sleep.values()))
+        self.lock_spin_ns += seq_sum(spin.values())
+        self.lock_sleep_ns += seq_sum(sleep.values())
         self.lock_blocks += len(sleep)
         flushes = {t: e.tlb_flushes for t, e in ev.items() if e.tlb_flushes}
         if flushes:
@@ -207,7 +208,7 @@ class Contention:
                     received = total_flush - flushes.get(task, 0)
                     if received > 0:
                         ipi[task] = received * ipi_ns
-        self.ipi_ns += float(sum(ipi.values()))
+        self.ipi_ns += seq_sum(ipi.values())
         return Outcome(spin, send_ns, sleep, waker, ipi, flushes_now, ipis_now)
 
     def metrics(self) -> dict[str, float]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from memsched.numeric import seq_sum
 from memsched.policies.act import registry
 from memsched.sim.act import SimActDriver
 from memsched.units import NSEC_PER_SEC
@@ -92,7 +93,7 @@ class ActRun:
         r, sc = self.pr.r, self.sc
         tl = r.timeline
         step = r.config.sample_interval_ns / NSEC_PER_SEC
-        thrashing = sum(step for s in tl if s["full_avg10"] > THRASHING_FULL_PCT)
+        thrashing = seq_sum(step for s in tl if s["full_avg10"] > THRASHING_FULL_PCT)
         low = int(r.wmark.low.sum())
         trouble = next((s["t_ns"] for s in tl if s["some_total_us"] > 0 or s["free"] <= low), None)
         applied = [e for e in self.driver.events if e.status == "applied"]
@@ -105,7 +106,7 @@ class ActRun:
         wrong = {g for g in groups if g not in sc.culprit}
         verdict = "none" if not groups else "right" if not wrong else "wrong" if not right else "mixed"
         services = fig["services"]
-        lost = sum(services[v]["user_s"] + services[v]["system_s"] for v in set(killed) if v in services)
+        lost = seq_sum(services[v]["user_s"] + services[v]["system_s"] for v in set(killed) if v in services)
         prot = sorted(sc.protected)
         protected: dict[str, Any] = {}
         if prot:
