@@ -49,13 +49,17 @@ def open(path: Path | str, *, sweep: str | None = None) -> pd.DataFrame:
 
 def query(path: Path | str, sql: str) -> pd.DataFrame:
     """The result of one SQL statement over the database, opened read-only (tables ``runs``, ``sweeps``,
-    ``sweep_cells``, ``trials``)."""
+    ``sweep_cells``, ``trials``). The statement can read no other file and write none (``COPY ... TO``,
+    ``read_csv`` and ``ATTACH`` are refused)."""
     import duckdb
 
     from memsched.results.store import ResultStore
 
-    with ResultStore(path, read_only=True) as store:
+    with ResultStore(path, read_only=True, sandboxed=True) as store:
         try:
+            count = len(store.connection().extract_statements(sql))
+            if count != 1:
+                raise ConfigError("query", sql, f"must be exactly one SQL statement, not {count}")
             return store.frame(sql)
         except duckdb.Error as e:
             raise ConfigError("query", sql, f"must be valid read-only SQL over runs, sweeps, sweep_cells, trials "

@@ -109,9 +109,16 @@ def _canonical(doc: Any) -> str:
 class ResultStore:
     """A results database file, opened under its lock only while it is used (see ``results/lock.py``)."""
 
-    def __init__(self, path: Path | str, *, read_only: bool = False, timeout_s: float = 600.0) -> None:
+    def __init__(
+        self, path: Path | str, *, read_only: bool = False, sandboxed: bool = False, timeout_s: float = 600.0
+    ) -> None:
+        """``sandboxed`` (read-only stores only): the connection may touch no file but the database, for SQL a
+        user wrote (no ``COPY ... TO``, ``read_csv``, ``ATTACH``, ``INSTALL``), and no statement can lift that."""
+        if sandboxed and not read_only:
+            raise ValueError("a sandboxed results store must be read-only")
         self.path = Path(path)
         self.read_only = read_only
+        self.sandboxed = sandboxed
         self.timeout_s = timeout_s
         self.lock = DbLock(self.path)
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -128,7 +135,7 @@ class ResultStore:
 
         self.lock.acquire(self.timeout_s)
         try:
-            con = duckdb.connect(str(self.path), read_only=self.read_only)
+            con = duckdb.connect(str(self.path), read_only=self.read_only, config=self._config())
         except duckdb.Error as e:
             self.lock.release()
             raise ConfigError("--db", str(self.path), f"must be a DuckDB results database ({_first_line(e)})") from None
@@ -144,6 +151,13 @@ class ResultStore:
             raise ConfigError("--db", str(self.path), f"must be a memsched results database ({why})") from None
         self._con = con
         return con
+
+    def _config(self) -> dict[str, str | bool | int | float | list[str]]:
+        if not self.sandboxed:
+            return {}
+        # enable_external_access=false refuses every file but this one (COPY, table functions over files,
+        # ATTACH, extensions); lock_configuration=true makes SET and PRAGMA unable to turn it back on.
+        return {"enable_external_access": False, "lock_configuration": True}
 
     def close(self) -> None:
         if self._con is not None:

@@ -121,6 +121,39 @@ def test_query_export_and_sweeps(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_query_touches_no_file_but_the_database(tmp_path: Path) -> None:
+    """query() can neither write a file (COPY ... TO) nor read one (read_csv, ATTACH), nor switch that back on."""
+    db = tmp_path / "r.duckdb"
+    with ResultStore(db) as store:
+        store.commit([outcome("k1", record(1.0))])
+    (tmp_path / "other.csv").write_text("a\n1\n")
+    escapes = (
+        f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+        f"COPY runs TO '{tmp_path / 'out.parquet'}' (FORMAT PARQUET)",
+        f"EXPORT DATABASE '{tmp_path / 'dump'}'",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        f"SELECT * FROM '{tmp_path / 'other.csv'}'",
+        f"ATTACH '{tmp_path / 'new.duckdb'}' AS x",
+        "SET enable_external_access = true",
+    )
+    for sql in escapes:
+        with pytest.raises(ConfigError, match="'query' must be valid read-only SQL"):
+            results.query(db, sql)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.csv", "r.duckdb", "r.duckdb.lock"]
+    assert list(results.query(db, "SELECT count(*) AS n FROM runs")["n"]) == [1]
+
+
+@pytest.mark.parametrize("sql, count", [("SELECT 1; SELECT 2", 2), ("SELECT 1;;SELECT 2;", 2), ("", 0), (";", 0)])
+def test_query_is_one_statement(sql: str, count: int, tmp_path: Path) -> None:
+    """More (or fewer) than one statement is refused, not run with only the last result shown."""
+    db = tmp_path / "r.duckdb"
+    with ResultStore(db) as store:
+        store.commit([outcome("k1", record(1.0))])
+    with pytest.raises(ConfigError, match=f"'query' must be exactly one SQL statement, not {count}"):
+        results.query(db, sql)
+    assert list(results.query(db, "SELECT 1 AS one;")["one"]) == [1]
+
+
 def test_reading_a_missing_or_foreign_file_is_bad_input(tmp_path: Path) -> None:
     """A database that does not exist, or a file that is not one, is a ConfigError naming --db."""
     with pytest.raises(ConfigError, match="'--db'"):
