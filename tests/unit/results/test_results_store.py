@@ -169,6 +169,34 @@ def test_reading_a_missing_or_foreign_file_is_bad_input(tmp_path: Path) -> None:
             read(foreign)
 
 
+def test_writing_into_a_foreign_database_is_refused_and_leaves_it_untouched(tmp_path: Path) -> None:
+    """sweep and tune (a writable store) refuse a DuckDB file with other tables, as results does, and add none."""
+    foreign = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.execute("CREATE TABLE runs (key VARCHAR)")
+    before = foreign.read_bytes()
+    with pytest.raises(ConfigError, match=r"'--db' must be a memsched results database"), ResultStore(foreign) as store:
+        store.register_sweep("s1", "one", "sweep", {"model_version": "m"}, ["k1"])
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.duckdb", "foreign.duckdb.lock"]
+    with duckdb.connect(str(foreign), read_only=True) as con:
+        assert con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall() == [
+            ("runs",), ("t",)
+        ]
+
+
+def test_a_new_an_empty_and_an_own_database_are_written(tmp_path: Path) -> None:
+    """A missing file, a DuckDB file with no tables and an existing results database all take a sweep."""
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    for db in (tmp_path / "new.duckdb", empty, tmp_path / "new.duckdb"):
+        with ResultStore(db) as store:
+            store.commit([outcome(db.stem, record(1.0))])
+    assert sorted(results.open(tmp_path / "new.duckdb")["key"]) == ["new"]
+    assert list(results.open(empty)["key"]) == ["empty"]
+
+
 def _hold(db: str, ready: object, release: object) -> None:
     lock = DbLock(Path(db))
     lock.acquire()
