@@ -11,12 +11,13 @@ share a file in ``results/lock.py``.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from memsched.errors import ConfigError, UnknownNameError
+from memsched.errors import ConfigError, KernelError, UnknownNameError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +76,10 @@ def sweeps(path: Path | str) -> pd.DataFrame:
 
 
 def export(path: Path | str, dest: Path, fmt: Literal["csv", "parquet"], *, sweep: str | None = None) -> int:
-    """Write the runs (or one sweep's) to ``dest`` as CSV or Parquet, atomically; returns the number of rows."""
+    """Write the runs (or one sweep's) to ``dest`` as CSV or Parquet, atomically; returns the number of rows.
+    A file that cannot be written is a ``KernelError`` naming ``dest``."""
+    import duckdb
+
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     from memsched.results.store import ResultStore
 
@@ -85,6 +89,9 @@ def export(path: Path | str, dest: Path, fmt: Literal["csv", "parquet"], *, swee
         try:
             con.execute(f"COPY ({sql}) TO '{_quote(tmp)}' (FORMAT {fmt.upper()})", params)
             os.replace(tmp, dest)
+        except (duckdb.IOException, OSError) as e:
+            why = e.strerror if isinstance(e, OSError) else str(e).strip().splitlines()[0]
+            raise KernelError(getattr(e, "errno", None) or errno.EIO, f"cannot write {dest}: {why}") from e
         finally:
             if tmp.exists():
                 tmp.unlink()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -152,6 +153,19 @@ def test_query_is_one_statement(sql: str, count: int, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=f"'query' must be exactly one SQL statement, not {count}"):
         results.query(db, sql)
     assert list(results.query(db, "SELECT 1 AS one;")["one"]) == [1]
+
+
+def test_an_export_that_cannot_be_written_names_the_file(tmp_path: Path) -> None:
+    """A destination where DuckDB cannot make its file is a KernelError naming it, not DuckDB's IOException."""
+    from memsched.errors import KernelError
+
+    db = tmp_path / "r.duckdb"
+    with ResultStore(db) as store:
+        store.commit([outcome("k1", record(1.0))])
+    for dest in (Path("/proc/x.csv"), tmp_path / "gone" / "x.parquet"):
+        with pytest.raises(KernelError, match=re.escape(f"cannot write {dest}: IO Error")):
+            results.export(db, dest, "parquet" if dest.suffix == ".parquet" else "csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.duckdb", "r.duckdb.lock"]
 
 
 def test_reading_a_missing_or_foreign_file_is_bad_input(tmp_path: Path) -> None:
