@@ -105,6 +105,20 @@ def test_output_paths_where_no_file_can_be_made_are_refused_before_the_run(
     assert f"'{argv[-2]}' must be in a writable directory" in one_line_error(err) and f"'{args[-1]}'" in err
 
 
+def test_a_full_stdout_is_one_line_not_an_internal_error() -> None:
+    """`memsched ... > /dev/full`: exit 1 with 'cannot write the output', no traceback, no 'internal error'."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    for args in (["list", "policies"], ["rt", "admit", "--runtime", "1ms", "--deadline", "10ms", "--period", "10ms"]):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run(
+                [sys.executable, "-m", "memsched", *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+                check=False,
+            )  # fmt: skip
+        assert proc.returncode == 1
+        assert proc.stderr == "memsched: error: cannot write the output: No space left on device\n"
+
+
 def test_a_file_that_fails_while_it_is_written_is_named(tmp_path: Path) -> None:
     """write_atomic turns a failure of the system into a KernelError naming the file, and leaves no temp file."""
     from memsched.errors import KernelError
