@@ -89,9 +89,10 @@ def export(path: Path | str, dest: Path, fmt: Literal["csv", "parquet"], *, swee
         try:
             con.execute(f"COPY ({sql}) TO '{_quote(tmp)}' (FORMAT {fmt.upper()})", params)
             os.replace(tmp, dest)
-        except (duckdb.IOException, OSError) as e:
-            why = e.strerror if isinstance(e, OSError) else str(e).strip().splitlines()[0]
-            raise KernelError(getattr(e, "errno", None) or errno.EIO, f"cannot write {dest}: {why}") from e
+        except OSError as e:  # os.replace
+            raise KernelError(e.errno or errno.EIO, f"cannot write {dest}: {e.strerror or e}") from e
+        except duckdb.IOException as e:  # COPY: DuckDB keeps no errno
+            raise KernelError(errno.EIO, f"cannot write {dest}: {str(e).strip().splitlines()[0]}") from e
         finally:
             if tmp.exists():
                 tmp.unlink()
