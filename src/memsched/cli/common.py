@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memsched.errors import ConfigError
+from memsched.errors import ConfigError, KernelError
 
 __all__ = [
     "check_writable",
@@ -141,7 +141,10 @@ def progress_bar(total: float | None, description: str) -> Iterator[Callable[[fl
 
 def check_writable(path: Path, field: str) -> None:
     """Fail before any work if ``path`` cannot be written: its folder must exist and be writable, and the path
-    itself must be absent or a regular file (a directory, a device or a FIFO is refused, not replaced)."""
+    itself must be absent or a regular file (a directory, a device or a FIFO is refused, not replaced).
+
+    Writable means that the temporary file :func:`write_atomic` makes there can be made (and it is removed
+    again): ``access(2)`` alone says yes to root on ``/proc`` and ``/sys``, where no file can be created."""
     if not path.name or str(path).endswith(os.sep):
         raise ConfigError(field, str(path), "must name a file, not a directory")
     try:
@@ -160,6 +163,15 @@ def check_writable(path: Path, field: str) -> None:
         raise ConfigError(field, str(path), "must be in an existing directory")
     if not os.access(parent, os.W_OK):
         raise ConfigError(field, str(path), "must be in a writable directory")
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.")
+    except OSError as e:
+        why = f"must be in a writable directory (no file can be created there: {e.strerror})"
+        raise ConfigError(field, str(path), why) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _umask() -> int:
@@ -176,19 +188,26 @@ def _umask() -> int:
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write through a temporary file and rename, so an interrupted run leaves no half-written file.
 
-    The file gets the mode ``open()`` would give a new file (0666 less the umask): ``mkstemp`` creates 0600."""
+    The file gets the mode ``open()`` would give a new file (0666 less the umask): ``mkstemp`` creates 0600.
+    A failure of the system (a full disk, after :func:`check_writable` passed) is a ``KernelError`` naming
+    ``path``."""
     raw = data.encode() if isinstance(data, str) else data
     import tempfile
 
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
+                f.write(raw)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        if isinstance(e, KernelError):
+            raise
+        raise KernelError(e.errno or 0, f"cannot write {path}: {e.strerror or e}") from e
 
 
 # ---- the memory limit of a simulation ------------------------------------------------------------------------

@@ -9,8 +9,8 @@ ends (:func:`memsched.cli.outcome.exit_status`, which the fast path of ``list`` 
   one line on stderr and exit status 2;
 * a policy plug-in's (``PolicyError``: a policy broke its contract or failed the conformance check): one line
   naming the policy, exit status 1;
-* the system's or the model's (``KernelError``, ``UnsupportedError``, ``SimulationError``): one line, exit
-  status 1;
+* the system's or the model's (``KernelError``, ``UnsupportedError``, ``SimulationError``, an output with no
+  room left: ``memsched ... > /dev/full``): one line, exit status 1;
 * memsched's own (any other exception): one line naming the exception, exit status 1.
 
 An interruption ends the command through the same ``finally`` blocks as an error: SIGINT (Ctrl-C) raises

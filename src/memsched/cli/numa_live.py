@@ -36,9 +36,14 @@ SysRootOpt = Annotated[Path, typer.Option("--sys-root", help="read this copy of 
 def _roots(proc_root: Path, sys_root: Path) -> LiveRoots:
     from memsched.live.roots import LiveRoots
 
-    for field, path in (("--proc-root", proc_root), ("--sys-root", sys_root)):
+    # The first file each tree is read for, there in every kernel: its absence means a wrong directory, which
+    # is the user's mistake (exit 2), not a kernel that failed to answer (exit 1).
+    trees = (("--proc-root", proc_root, "/proc", "vmstat"), ("--sys-root", sys_root, "/sys", "devices/system/cpu"))
+    for field, path, real, entry in trees:
         if not path.is_dir():
             raise ConfigError(field, str(path), "must be an existing directory")
+        if not (path / entry).exists():
+            raise ConfigError(field, str(path), f"must be a copy of {real} (it has no {entry})")
     return LiveRoots(proc_root=proc_root, sys_root=sys_root)
 
 

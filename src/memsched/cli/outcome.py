@@ -10,12 +10,14 @@ own exceptions (usage errors, ``typer.Exit``) are handled by :func:`memsched.cli
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
 import sys
 from collections.abc import Iterator
 from types import FrameType
+from typing import TypeGuard
 
 from memsched.errors import ConfigError, MemschedError, PolicyError, SimulationError, Terminated, is_interrupt
 
@@ -114,6 +116,8 @@ def exit_status(error: Exception | KeyboardInterrupt, *, debug: bool) -> int:
 
         print(f"memsched: error: {memory_error_message()}", file=sys.stderr)
         return 2
+    if _is_output_full(error):
+        return _fail(f"memsched: error: cannot write the output: {error.strerror}", error, debug=debug)
     message = f"memsched: internal error: {type(error).__name__}: {error} (memsched --debug ... shows the traceback)"
     if isinstance(error, BrokenPipeError):
         if stdout_closed():  # `memsched ... | head`: the reader has what it wanted
@@ -123,6 +127,17 @@ def exit_status(error: Exception | KeyboardInterrupt, *, debug: bool) -> int:
         print("memsched: interrupted", file=sys.stderr)
         return 130
     return _fail(message, error, debug=debug)
+
+
+#: Errors only a write can give (write(2)): no space, quota, file size limit.
+_WRITE_ONLY_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _is_output_full(error: BaseException) -> TypeGuard[OSError]:
+    """A write to stdout (or stderr) that failed for want of room (``memsched ... > /dev/full``, a full disk):
+    files memsched writes itself say which file (:func:`memsched.cli.common.write_atomic`), and an ``OSError``
+    of a file carries its name, so a nameless write-only errno is the output's."""
+    return isinstance(error, OSError) and error.filename is None and error.errno in _WRITE_ONLY_ERRNOS
 
 
 def _is_users_out_of_memory(error: SimulationError) -> bool:

@@ -11,12 +11,13 @@ share a file in ``results/lock.py``.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from memsched.errors import ConfigError, UnknownNameError
+from memsched.errors import ConfigError, KernelError, UnknownNameError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,13 +50,17 @@ def open(path: Path | str, *, sweep: str | None = None) -> pd.DataFrame:
 
 def query(path: Path | str, sql: str) -> pd.DataFrame:
     """The result of one SQL statement over the database, opened read-only (tables ``runs``, ``sweeps``,
-    ``sweep_cells``, ``trials``)."""
+    ``sweep_cells``, ``trials``). The statement can read no other file and write none (``COPY ... TO``,
+    ``read_csv`` and ``ATTACH`` are refused)."""
     import duckdb
 
     from memsched.results.store import ResultStore
 
-    with ResultStore(path, read_only=True) as store:
+    with ResultStore(path, read_only=True, sandboxed=True) as store:
         try:
+            count = len(store.connection().extract_statements(sql))
+            if count != 1:
+                raise ConfigError("query", sql, f"must be exactly one SQL statement, not {count}")
             return store.frame(sql)
         except duckdb.Error as e:
             raise ConfigError("query", sql, f"must be valid read-only SQL over runs, sweeps, sweep_cells, trials "
@@ -71,7 +76,10 @@ def sweeps(path: Path | str) -> pd.DataFrame:
 
 
 def export(path: Path | str, dest: Path, fmt: Literal["csv", "parquet"], *, sweep: str | None = None) -> int:
-    """Write the runs (or one sweep's) to ``dest`` as CSV or Parquet, atomically; returns the number of rows."""
+    """Write the runs (or one sweep's) to ``dest`` as CSV or Parquet, atomically; returns the number of rows.
+    A file that cannot be written is a ``KernelError`` naming ``dest``."""
+    import duckdb
+
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     from memsched.results.store import ResultStore
 
@@ -81,6 +89,10 @@ def export(path: Path | str, dest: Path, fmt: Literal["csv", "parquet"], *, swee
         try:
             con.execute(f"COPY ({sql}) TO '{_quote(tmp)}' (FORMAT {fmt.upper()})", params)
             os.replace(tmp, dest)
+        except OSError as e:  # os.replace
+            raise KernelError(e.errno or errno.EIO, f"cannot write {dest}: {e.strerror or e}") from e
+        except duckdb.IOException as e:  # COPY: DuckDB keeps no errno
+            raise KernelError(errno.EIO, f"cannot write {dest}: {str(e).strip().splitlines()[0]}") from e
         finally:
             if tmp.exists():
                 tmp.unlink()

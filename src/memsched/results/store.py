@@ -109,13 +109,21 @@ def _canonical(doc: Any) -> str:
 class ResultStore:
     """A results database file, opened under its lock only while it is used (see ``results/lock.py``)."""
 
-    def __init__(self, path: Path | str, *, read_only: bool = False, timeout_s: float = 600.0) -> None:
+    def __init__(
+        self, path: Path | str, *, read_only: bool = False, sandboxed: bool = False, timeout_s: float = 600.0
+    ) -> None:
+        """``sandboxed`` (read-only stores only): the connection may touch no file but the database, for SQL a
+        user wrote (no ``COPY ... TO``, ``read_csv``, ``ATTACH``, ``INSTALL``), and no statement can lift that."""
+        if sandboxed and not read_only:
+            raise ValueError("a sandboxed results store must be read-only")
         self.path = Path(path)
         self.read_only = read_only
+        self.sandboxed = sandboxed
         self.timeout_s = timeout_s
         self.lock = DbLock(self.path)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._columns: dict[str, str] = {}
+        self._vetted = False  # an existing file was found to be ours (or empty) before it was opened for writing
         if read_only and not self.path.is_file():
             raise ConfigError("--db", str(self.path), "must be an existing results database")
 
@@ -124,26 +132,66 @@ class ResultStore:
         """The open connection, opening the file (and waiting for the lock) if this store let it go."""
         if self._con is not None:
             return self._con
-        import duckdb
-
         self.lock.acquire(self.timeout_s)
         try:
-            con = duckdb.connect(str(self.path), read_only=self.read_only)
-        except duckdb.Error as e:
+            if not self.read_only and not self._vetted and self.path.exists():
+                self._vet_existing()
+            con = self._open(read_only=self.read_only)
+            try:
+                self._columns = self._schema(con, create=not self.read_only)
+            except BaseException:
+                con.close()
+                raise
+        except BaseException:
             self.lock.release()
-            raise ConfigError("--db", str(self.path), f"must be a DuckDB results database ({_first_line(e)})") from None
-        try:
-            if not self.read_only:
-                con.execute(_SCHEMA)
-            con.execute("SELECT 1 FROM sweeps, sweep_cells, trials LIMIT 0")  # a DuckDB file, but is it ours?
-            self._columns = {name: kind for name, kind, *_ in con.execute("DESCRIBE runs").fetchall()}
-        except duckdb.Error as e:
-            con.close()
-            self.lock.release()
-            why = _first_line(e)
-            raise ConfigError("--db", str(self.path), f"must be a memsched results database ({why})") from None
+            raise
         self._con = con
         return con
+
+    def _vet_existing(self) -> None:
+        """Refuse an existing DuckDB file that holds tables but not ours, before anything is written to it: it is
+        looked at through a read-only connection, so a foreign database is left as it was. An empty one is fine."""
+        import duckdb
+
+        with contextlib.closing(self._open(read_only=True)) as con:
+            try:
+                (tables,) = con.execute("SELECT count(*) FROM information_schema.tables").fetchone() or (0,)
+            except duckdb.Error as e:
+                raise self._not_ours(e) from None
+            if tables:
+                self._schema(con, create=False)
+        self._vetted = True
+
+    def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        try:
+            return duckdb.connect(str(self.path), read_only=read_only, config=self._config())
+        except duckdb.Error as e:
+            raise ConfigError("--db", str(self.path), f"must be a DuckDB results database ({_first_line(e)})") from None
+
+    def _schema(self, con: duckdb.DuckDBPyConnection, *, create: bool) -> dict[str, str]:
+        """The columns of ``runs`` by type, after making the tables if ``create``; a ConfigError if the file holds
+        other tables than memsched's."""
+        import duckdb
+
+        try:
+            if create:
+                con.execute(_SCHEMA)
+            con.execute("SELECT 1 FROM sweeps, sweep_cells, trials LIMIT 0")  # a DuckDB file, but is it ours?
+            return {name: kind for name, kind, *_ in con.execute("DESCRIBE runs").fetchall()}
+        except duckdb.Error as e:
+            raise self._not_ours(e) from None
+
+    def _not_ours(self, error: BaseException) -> ConfigError:
+        return ConfigError("--db", str(self.path), f"must be a memsched results database ({_first_line(error)})")
+
+    def _config(self) -> dict[str, str | bool | int | float | list[str]]:
+        if not self.sandboxed:
+            return {}
+        # enable_external_access=false refuses every file but this one (COPY, table functions over files,
+        # ATTACH, extensions); lock_configuration=true makes SET and PRAGMA unable to turn it back on.
+        return {"enable_external_access": False, "lock_configuration": True}
 
     def close(self) -> None:
         if self._con is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -78,6 +79,55 @@ def test_output_paths_are_checked_before_the_run(
     rc, out, err = run(capsys, *(a.replace("{dir}", str(tmp_path)) for a in argv))
     assert rc == 2 and out == "" and ("directory" in one_line_error(err) or "regular file" in err)
     assert time.monotonic() - started < 10  # nothing was simulated
+
+
+@pytest.mark.parametrize("folder", ["/proc", "/sys"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "numa02", "--trace", "{folder}/t.json"],
+        ["rt", "sim", "grub", "--trace", "{folder}/t.json"],
+        ["pressure", "sim", "--designs", "none", "--report", "{folder}/x.html"],
+        ["compare", "--workloads", "numa02", "--policies", "none", "--report", "{folder}/x.html"],
+        ["results", "export", "--db", "{tmp}/r.duckdb", "--csv", "{folder}/x.csv"],
+        ["tune", "--policy", "mainline", "--workloads", "numa02", "--trials", "1", "--db", "{folder}/t.duckdb"],
+    ],
+)
+def test_output_paths_where_no_file_can_be_made_are_refused_before_the_run(
+    folder: str, argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/proc and /sys pass access(W_OK) for root, yet no file can be made there: exit 2 naming the option."""
+    if not os.path.ismount(folder):
+        pytest.skip(f"{folder} is not mounted here")
+    args = [a.replace("{folder}", folder).replace("{tmp}", str(tmp_path)) for a in argv]
+    rc, out, err = run(capsys, *args)
+    assert rc == 2 and out == "", err
+    assert f"'{argv[-2]}' must be in a writable directory" in one_line_error(err) and f"'{args[-1]}'" in err
+
+
+def test_a_full_stdout_is_one_line_not_an_internal_error() -> None:
+    """`memsched ... > /dev/full`: exit 1 with 'cannot write the output', no traceback, no 'internal error'."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    for args in (["list", "policies"], ["rt", "admit", "--runtime", "1ms", "--deadline", "10ms", "--period", "10ms"]):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run(
+                [sys.executable, "-m", "memsched", *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+                check=False,
+            )  # fmt: skip
+        assert proc.returncode == 1
+        assert proc.stderr == "memsched: error: cannot write the output: No space left on device\n"
+
+
+def test_a_file_that_fails_while_it_is_written_is_named(tmp_path: Path) -> None:
+    """write_atomic turns a failure of the system into a KernelError naming the file, and leaves no temp file."""
+    from memsched.errors import KernelError
+
+    with pytest.raises(KernelError, match=re.escape("cannot write /proc/x.json: No such file or directory")):
+        write_atomic(Path("/proc/x.json"), "{}")
+    target = tmp_path / "gone" / "x.json"
+    with pytest.raises(KernelError, match=re.escape(f"cannot write {target}: ")):
+        write_atomic(target, "{}")
 
 
 @pytest.mark.parametrize(

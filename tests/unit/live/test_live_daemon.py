@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import stat
@@ -217,6 +218,18 @@ def test_existing_paths_are_respected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a socket"):
         PressureDaemon(regular, lambda: FifoSource(fifo)).open()
     assert regular.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("folder", ["/proc", "/sys"])
+def test_a_socket_where_no_file_can_be_made_is_the_users_error(folder: str, tmp_path: Path) -> None:
+    """--socket in /proc or /sys (writable by access() for root) is a ConfigError naming --socket, not exit 1."""
+    if not os.path.ismount(folder):
+        pytest.skip(f"{folder} is not mounted here")
+    fifo = tmp_path / "f"
+    os.mkfifo(fifo)
+    where = re.escape(f"'{folder}/p.sock'")
+    with pytest.raises(ConfigError, match=rf"'--socket' must be in a writable directory .*{where}"):
+        PressureDaemon(Path(folder) / "p.sock", lambda: FifoSource(fifo)).open()
 
 
 def test_source_end_stops_the_daemon_with_an_error(tmp_path: Path) -> None:

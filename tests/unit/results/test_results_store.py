@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -121,6 +122,52 @@ def test_query_export_and_sweeps(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_query_touches_no_file_but_the_database(tmp_path: Path) -> None:
+    """query() can neither write a file (COPY ... TO) nor read one (read_csv, ATTACH), nor switch that back on."""
+    db = tmp_path / "r.duckdb"
+    with ResultStore(db) as store:
+        store.commit([outcome("k1", record(1.0))])
+    (tmp_path / "other.csv").write_text("a\n1\n")
+    escapes = (
+        f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+        f"COPY runs TO '{tmp_path / 'out.parquet'}' (FORMAT PARQUET)",
+        f"EXPORT DATABASE '{tmp_path / 'dump'}'",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        f"SELECT * FROM '{tmp_path / 'other.csv'}'",
+        f"ATTACH '{tmp_path / 'new.duckdb'}' AS x",
+        "SET enable_external_access = true",
+    )
+    for sql in escapes:
+        with pytest.raises(ConfigError, match="'query' must be valid read-only SQL"):
+            results.query(db, sql)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.csv", "r.duckdb", "r.duckdb.lock"]
+    assert list(results.query(db, "SELECT count(*) AS n FROM runs")["n"]) == [1]
+
+
+@pytest.mark.parametrize("sql, count", [("SELECT 1; SELECT 2", 2), ("SELECT 1;;SELECT 2;", 2), ("", 0), (";", 0)])
+def test_query_is_one_statement(sql: str, count: int, tmp_path: Path) -> None:
+    """More (or fewer) than one statement is refused, not run with only the last result shown."""
+    db = tmp_path / "r.duckdb"
+    with ResultStore(db) as store:
+        store.commit([outcome("k1", record(1.0))])
+    with pytest.raises(ConfigError, match=f"'query' must be exactly one SQL statement, not {count}"):
+        results.query(db, sql)
+    assert list(results.query(db, "SELECT 1 AS one;")["one"]) == [1]
+
+
+def test_an_export_that_cannot_be_written_names_the_file(tmp_path: Path) -> None:
+    """A destination where DuckDB cannot make its file is a KernelError naming it, not DuckDB's IOException."""
+    from memsched.errors import KernelError
+
+    db = tmp_path / "r.duckdb"
+    with ResultStore(db) as store:
+        store.commit([outcome("k1", record(1.0))])
+    for dest in (Path("/proc/x.csv"), tmp_path / "gone" / "x.parquet"):
+        with pytest.raises(KernelError, match=re.escape(f"cannot write {dest}: IO Error")):
+            results.export(db, dest, "parquet" if dest.suffix == ".parquet" else "csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.duckdb", "r.duckdb.lock"]
+
+
 def test_reading_a_missing_or_foreign_file_is_bad_input(tmp_path: Path) -> None:
     """A database that does not exist, or a file that is not one, is a ConfigError naming --db."""
     with pytest.raises(ConfigError, match="'--db'"):
@@ -134,6 +181,34 @@ def test_reading_a_missing_or_foreign_file_is_bad_input(tmp_path: Path) -> None:
     for read in (results.open, results.sweeps):
         with pytest.raises(ConfigError, match=r"'--db'.*must be a memsched results database"):
             read(foreign)
+
+
+def test_writing_into_a_foreign_database_is_refused_and_leaves_it_untouched(tmp_path: Path) -> None:
+    """sweep and tune (a writable store) refuse a DuckDB file with other tables, as results does, and add none."""
+    foreign = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.execute("CREATE TABLE runs (key VARCHAR)")
+    before = foreign.read_bytes()
+    with pytest.raises(ConfigError, match=r"'--db' must be a memsched results database"), ResultStore(foreign) as store:
+        store.register_sweep("s1", "one", "sweep", {"model_version": "m"}, ["k1"])
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.duckdb", "foreign.duckdb.lock"]
+    with duckdb.connect(str(foreign), read_only=True) as con:
+        assert con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall() == [
+            ("runs",), ("t",)
+        ]
+
+
+def test_a_new_an_empty_and_an_own_database_are_written(tmp_path: Path) -> None:
+    """A missing file, a DuckDB file with no tables and an existing results database all take a sweep."""
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    for db in (tmp_path / "new.duckdb", empty, tmp_path / "new.duckdb"):
+        with ResultStore(db) as store:
+            store.commit([outcome(db.stem, record(1.0))])
+    assert sorted(results.open(tmp_path / "new.duckdb")["key"]) == ["new"]
+    assert list(results.open(empty)["key"]) == ["empty"]
 
 
 def _hold(db: str, ready: object, release: object) -> None:

@@ -40,6 +40,10 @@ __all__ = ["ListeningSocket", "check_directory_mode"]
 log = logging.getLogger(__name__)
 
 _PRIVATE = 0o700
+#: Why ``mkdirat`` in the socket's directory fails when that directory is the wrong place for a socket
+#: (``EROFS``: a read-only mount; ``ENOENT``: ``/proc``; ``EPERM``/``EACCES``: ``/sys``, or no permission),
+#: as opposed to a system short of something (``ENOSPC``, ``EDQUOT``, ``EMLINK``), which stays a KernelError.
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.ENOENT, errno.EPERM, errno.EACCES})
 
 
 def _fd_path(fd: int, name: str = "") -> str:
@@ -135,6 +139,9 @@ class ListeningSocket:
         try:
             os.mkdir(private, _PRIVATE, dir_fd=self._dir_fd)
         except OSError as e:
+            if e.errno in _NOT_WRITABLE:  # the user's path: a read-only mount, /proc, /sys, no permission
+                why = f"must be in a writable directory (no directory can be created there: {e.strerror})"
+                raise ConfigError("--socket", str(self.path), why) from None
             raise _kernel_error(e, f"cannot create a private directory in {self.path.parent}") from e
         try:
             return self._bind_in(private)
