@@ -109,7 +109,9 @@ def sim(
         str | None, typer.Option("--preempt", help=_MODELS_HELP)
     ] = None,
     cpus: Annotated[
-        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)", parser=whole_number)
+        int | None, typer.Option(
+            "--cpus", metavar="N", help="number of CPUs (default: the scenario's)", parser=whole_number
+        )
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
     set_: Annotated[
