@@ -170,6 +170,26 @@ def test_help_in_words(capsys: pytest.CaptureFixture[str]) -> None:
         assert str(flag.name).lower().replace("_", "-") in words
 
 
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["pressure", "act"], ["--protect PID|NAME"]),
+        (["pressure", "dbus"], ["--min-interval DURATION", "--reconnect-timeout DURATION"]),
+        (["results", "show"], ["--sweep NAME|ID"]),
+        (["results", "export"], ["--sweep NAME|ID"]),
+        (["rt", "sim"], ["--cpus N"]),  # a count here; rt noise --cpus is a CPU list
+        (["rt", "noise"], ["--cpus CPUS"]),
+        (["pressure", "serve"], ["--max-clients-per-uid N", "(default: 1/8 of --max-clients, at least 1)"]),
+    ],
+)
+def test_help_metavars_say_what_to_type(argv: list[str], shown: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Options show the form of their value (DURATION, PID|NAME, N), not their own name in capitals."""
+    assert main([*argv, "-h"]) == 0
+    words = re.sub(r"-\s+", "-", " ".join(capsys.readouterr().out.split()))  # click wraps after hyphens
+    for text in shown:
+        assert text in words, text
+
+
 def test_list_settings(capsys: pytest.CaptureFixture[str]) -> None:
     """list settings shows each --set key with type, default, range, unit and source; JSON has the same rows."""
     assert main(["list", "settings", "--policy", "mainline", "--json"]) == 0

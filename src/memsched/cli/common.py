@@ -88,20 +88,39 @@ def __getattr__(name: str) -> Any:
     return console
 
 
-#: An integer option: optional sign, then at most 19 ASCII digits (every value fits a signed 64-bit integer).
-_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,19}")
+#: An integer option: optional sign, then ASCII digits; its value must fit a signed 64-bit integer.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def whole_number(value: str | int) -> int:
     """The parser of every integer option (``typer.Option(parser=whole_number)``).
 
     typer converts an ``int`` option with pydantic's lax mode, which drops leading zeros and so reads
-    ``--cpus 0-3`` as -3 (and ``3.0`` as 3): an integer option is written in digits, or refused."""
+    ``--cpus 0-3`` as -3 (and ``3.0`` as 3): an integer option is written in digits, or refused; and it fits a
+    signed 64-bit integer (each option checks its own range after this).
+
+    typer runs the parser as a pydantic validator, which puts "Value error, " before a ``ValueError``'s
+    message; the error raised is pydantic's own custom error (a ``ValueError`` too), whose message is shown
+    as it is: ``Invalid value for '--seed': must be ...``."""
     if isinstance(value, int):  # a default
         return value
-    if not _WHOLE_NUMBER.fullmatch(value.strip()):
-        raise ValueError(f"must be a whole number written in digits (got {value[:40]!r})")
-    return int(value)
+    text = value.strip()
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise _option_error("must be a whole number written in digits", value)
+    digits = text.lstrip("+-").lstrip("0")
+    number = int(text) if len(digits) <= 19 else None  # int() of thousands of digits is refused, and slow
+    if number is None or not INT64_MIN <= number <= INT64_MAX:
+        raise _option_error(f"must be a whole number in {INT64_MIN}..{INT64_MAX}", value)
+    return number
+
+
+def _option_error(allowed: str, value: str) -> ValueError:
+    """The error of an option's parser: ``allowed``, then the value given (its start, when long)."""
+    from pydantic_core import PydanticCustomError  # only on an error: `rt admit`'s fast path does not import it
+
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    return PydanticCustomError("memsched_option", allowed + " (got {value})", {"value": repr(shown)})
 
 
 def emit_json(doc: Any) -> None:

@@ -34,6 +34,8 @@ METAVARS = {
     "--deadline": "DURATION",
     "--period": "DURATION",
     "--threshold": "DURATION",
+    "--min-interval": "DURATION",
+    "--reconnect-timeout": "DURATION",
     "--mode": "OCTAL",
     "--report": "FILE.html",
     "--trace": "FILE.json",
@@ -42,6 +44,8 @@ METAVARS = {
     "--sys-root": "DIR",
     "--socket": "PATH",
     "--seed": "N",
+    "--protect": "PID|NAME",
+    "--sweep": "NAME|ID",
 }
 
 

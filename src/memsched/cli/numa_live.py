@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
@@ -265,24 +265,62 @@ def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, 
 # ------------------------------------------------------------------------------------------------ numa balance
 
 
-def _print_sample(report: SampleReport) -> None:
-    for note in report.notes:
-        typer.echo(f"note: {note}")
-    shown = 8
-    pids = ", ".join(f"{p} ({c})" for p, c in report.processes[:shown]) or "none"
-    if len(report.processes) > shown:
-        pids += f" and {len(report.processes) - shown} more"
-    typer.echo(
-        f"[{report.index}] t={report.now_ns / 1e9:.3f}s balanced: {pids}; "
-        f"{report.faults} sampled page(s); {len(report.results)} action(s)"
-    )
-    for r in report.results:
-        typer.echo(r.line())
-    if not report.results:
+def _check_pids(roots: LiveRoots, pids: list[int]) -> None:
+    """Each ``--pid`` names a process of the tree read, with an address space (as ``rt admit --pid``: a pid
+    that is not there is bad input, not a sample without work)."""
+    from memsched.cli.rt_admit import PID_MAX_LIMIT
+    from memsched.errors import KernelError
+    from memsched.live.procfs import list_pids, read_task_stat
+
+    for p in pids:
+        if not 1 <= p <= PID_MAX_LIMIT:
+            raise ConfigError("--pid", p, f"must be a process id in 1..{PID_MAX_LIMIT - 1}")
+    running = set(list_pids(roots))
+    for p in pids:
+        if p not in running:
+            raise ConfigError("--pid", p, f"must be a running process (no such process in {roots.proc_root})")
+        try:
+            kthread = read_task_stat(roots, p).is_kthread
+        except KernelError:
+            continue  # gone or unreadable since: the first sample says so
+        if kthread:
+            raise ConfigError("--pid", p, "must be a process with an address space (it is a kernel thread)")
+
+
+def _sample_printer(policy_id: str, places_on_scan_pass: bool, count: int | None) -> Callable[[SampleReport], None]:
+    """What ``numa balance`` prints per sample. A sample without an action says so; for a policy that places
+    tasks when a scan pass ends (``on_scan_pass``/``on_placement``: a pass's placement runs before that pass's
+    faults count, so it acts from a later sample) it adds why, and on the last sample of a run in which it
+    never acted, that more samples are needed."""
+    acted = False
+
+    def show(report: SampleReport) -> None:
+        nonlocal acted
+        for note in report.notes:
+            typer.echo(f"note: {note}")
+        shown = 8
+        pids = ", ".join(f"{p} ({c})" for p, c in report.processes[:shown]) or "none"
+        if len(report.processes) > shown:
+            pids += f" and {len(report.processes) - shown} more"
         typer.echo(
-            f"[{report.index}] no action from this sample (a policy that places tasks when a scan pass ends, "
-            "such as homenode, acts from the next sample: --count 2)"
+            f"[{report.index}] t={report.now_ns / 1e9:.3f}s balanced: {pids}; "
+            f"{report.faults} sampled page(s); {len(report.results)} action(s)"
         )
+        for r in report.results:
+            typer.echo(r.line())
+        acted = acted or bool(report.results)
+        if report.results:
+            return
+        why = ""
+        if places_on_scan_pass:
+            last = count is not None and report.index >= count
+            if not last:
+                why = f" ({policy_id} places tasks when a scan pass ends: it acts from a later sample)"
+            elif not acted:
+                why = f" ({policy_id} places tasks when a scan pass ends, from the sample after it: more with --count)"
+        typer.echo(f"[{report.index}] no action from this sample{why}")
+
+    return show
 
 
 @numa_app.command("balance")
@@ -342,6 +380,7 @@ def balance(
         count = 1
     if not 1 <= max_samples <= MAX_SAMPLES:
         raise ConfigError("--max-samples", max_samples, f"must be in 1..{MAX_SAMPLES}")
+    _check_pids(roots, pid or [])
     if interval is not None:
         interval_ns = _interval(interval)
     else:
@@ -372,7 +411,8 @@ def balance(
             typer.echo(line, err=True)
     try:
         with _kernel_warnings():
-            balancer.run(count, on_sample=(reports.append if json_out else _print_sample))
+            printer = _sample_printer(spec.id, balancer.places_on_scan_pass, count)
+            balancer.run(count, on_sample=(reports.append if json_out else printer))
     finally:
         closing = [*balancer.close_notes, *balancer.summary()]
         if not json_out:

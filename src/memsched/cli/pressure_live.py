@@ -326,7 +326,7 @@ def serve(
         int | None,
         typer.Option(
             "--max-clients-per-uid",
-            help="connections of one user beyond this are closed (default: 1/8)",
+            help="connections of one user beyond this are closed (default: 1/8 of --max-clients, at least 1)",
             parser=whole_number,
         ),
     ] = None,

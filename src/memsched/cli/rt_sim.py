@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 #: Help texts that list registry names (memsched.cli.catalogue.names: no simulator import).
 _SCENARIOS_HELP = "scenario: " + ", ".join(registry_names("rt_scenarios"))
 _MODELS_HELP = "preemption model: " + ", ".join(registry_names("preempt_models"))
+#: The scenarios whose records carry the hackbench or cyclictest figures that --compare-preempt sets side by side
+#: (:func:`preempt_doc`); on the others every model gives the same run, and the table would have nothing to show.
+PREEMPT_SCENARIOS = ("hackbench", "cyclictest", "hackbench+cyclictest")
+_COMPARE_HELP = f"run the scenario under every model ({', '.join(PREEMPT_SCENARIOS)}; default {PREEMPT_SCENARIOS[-1]})"
 
 
 
@@ -105,7 +109,9 @@ def sim(
         str | None, typer.Option("--preempt", help=_MODELS_HELP)
     ] = None,
     cpus: Annotated[
-        int | None, typer.Option("--cpus", help="number of CPUs (default: the scenario's)", parser=whole_number)
+        int | None, typer.Option(
+            "--cpus", metavar="N", help="number of CPUs (default: the scenario's)", parser=whole_number
+        )
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
     set_: Annotated[
@@ -118,7 +124,7 @@ def sim(
         Path | None, typer.Option("--trace", help="write a Chrome/Perfetto trace of the schedule")
     ] = None,
     compare_preempt: Annotated[
-        bool, typer.Option("--compare-preempt", help="run hackbench+cyclictest under every model")
+        bool, typer.Option("--compare-preempt", help=_COMPARE_HELP)
     ] = False,
     per_job: Annotated[
         bool,
@@ -170,6 +176,12 @@ def sim(
                 "--compare-preempt", True, "runs every model on a scenario; drop --preempt/--rt-app"
             )
         name = taskset or DEFAULT_SCENARIO
+        if name not in PREEMPT_SCENARIOS:
+            raise ConfigError(
+                "--compare-preempt",
+                name,
+                "compares hackbench and cyclictest figures: use it with " + ", ".join(PREEMPT_SCENARIOS),
+            )
         specs = [
             RunSpec(name, policy=model, seed=seed, sets=sets, family="rt", options=RtOptions(cpus=cpus, ideal=ideal))
             for model in MODELS

@@ -1,4 +1,9 @@
-"""The scenario × policy table of ``memsched pressure act-sim`` (terminal and HTML)."""
+"""The scenario × policy table of ``memsched pressure act-sim`` (terminal and HTML).
+
+The table is a :class:`~memsched.report.fit.FitTable`: one group per scenario, one row per policy, so that a
+narrow terminal gets the stacked layout and no policy or scenario id is ever cut (they are what a user types
+back into ``--policies``).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,34 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from rich.table import Table
+from memsched.report.fit import Column, FitTable
+from memsched.report.page import page
 
 __all__ = ["COLUMNS", "act_html", "act_rows", "act_table"]
 
-COLUMNS = ("scenario", "policy", "thrash s", "trouble s", "1st act s", "trouble→act s", "killed (user)", "kernel OOM",
-           "sheds", "verdict", "work lost cpu s", "protected", "req ms")
+#: The columns after the policy (the scenario is each group's heading); the heads are those of docs/act.md.
+COLUMNS = (
+    Column("policy"),
+    Column("thrash s", "seconds with PSI memory full avg10 above 10 %", right=True),
+    Column("trouble s", "first memory stall or free memory at the low watermark, simulated s", right=True),
+    Column("1st act s", "first applied action, simulated s", right=True),
+    Column("trouble→act s", "from trouble to the first action (negative: before trouble)", right=True),
+    Column("killed (user)", "processes the policy killed (×N: N kills)", wrap=True),
+    Column("kernel OOM", "kills by the kernel's OOM killer (victims)", wrap=True),
+    Column("sheds", "requests to a service to shed memory", right=True),
+    Column("verdict", "the kills against the scenario's culprit: right, wrong, mixed or none"),
+    Column("work lost cpu s", "CPU time (user + system) of the killed processes", right=True),
+    Column("protected", "the protected service's throughput, or KILLED", wrap=True),
+    Column("req ms", "the protected service's mean request time", right=True),
+)
 
 
 def _f(v: object) -> str:
     return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def act_rows(runs: Sequence[dict[str, Any]]) -> list[list[str]]:
+def act_rows(runs: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """``(scenario, cells under COLUMNS)`` for each run, in order."""
     rows = []
     for f in runs:
         s = f["score"]
@@ -29,32 +49,30 @@ def act_rows(runs: Sequence[dict[str, Any]]) -> list[list[str]]:
             prot = "-"
         else:
             prot = f"{p['name']} KILLED" if p["killed"] else f"{p['name']} {p['throughput']:g} {p['unit']}"
-        rows.append([f["scenario"], f["policy"].removesuffix("-v1"), _f(s["thrashing_s"]), _f(s["trouble_s"]),
-                     _f(s["first_action_s"]), _f(s["time_to_action_s"]),
-                     users or "-", kernel, str(s["sheds"]), s["verdict"], _f(s["work_lost_cpu_s"]), prot,
-                     _f(p.get("mean_request_ms") if p else None)])
+        rows.append((f["scenario"], [f["policy"].removesuffix("-v1"), _f(s["thrashing_s"]), _f(s["trouble_s"]),
+                                     _f(s["first_action_s"]), _f(s["time_to_action_s"]),
+                                     users or "-", kernel, str(s["sheds"]), s["verdict"], _f(s["work_lost_cpu_s"]),
+                                     prot, _f(p.get("mean_request_ms") if p else None)]))
     return rows
 
 
-def act_table(runs: Sequence[dict[str, Any]]) -> Table:
-    t = Table(title="acting on pressure (simulated)")
-    for c in COLUMNS:
-        t.add_column(c, justify="left" if c in ("scenario", "policy", "killed (user)", "verdict", "protected")
-                     else "right")
-    for row in act_rows(runs):
-        t.add_row(*row)
+def act_table(runs: Sequence[dict[str, Any]]) -> FitTable:
+    """The runs under one heading per scenario (in the order they come), one row per policy."""
+    t = FitTable("acting on pressure (simulated)", COLUMNS)
+    groups: dict[str, list[list[str]]] = {}
+    for scenario, row in act_rows(runs):
+        if scenario not in groups:
+            groups[scenario] = t.add_group(scenario)
+        groups[scenario].append(row)
     return t
 
 
 def act_html(runs: Sequence[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in row) + "</tr>" for row in act_rows(runs))
+    """A self-contained page: the same table as the terminal's, then every run's first 50 actions."""
     actions = "".join(
         f"<h3>{html.escape(f['scenario'])} / {html.escape(f['policy'])}</h3><ul>"
         + "".join(f"<li>{a['t_s']:.3f} s: {html.escape(a['action'])} {html.escape(a['target'])} "
                   f"({html.escape(a['reason'])}) {html.escape(a['status'])}</li>" for a in f["actions"][:50])
         + "</ul>" for f in runs)
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>memsched pressure act-sim</title>"
-            "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ccc}</style>"
-            f"</head><body><h1>Acting on pressure (simulated)</h1><table><tr>{head}</tr>{body}</table>"
-            f"<h2>Actions</h2>{actions}</body></html>\n")
+    return page("memsched pressure act-sim", [("Acting on pressure (simulated)", act_table(runs).to_html()),
+                                              ("Actions", actions)])

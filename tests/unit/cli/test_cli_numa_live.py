@@ -81,3 +81,29 @@ def test_balance_dry_run_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert "policy numad: hooks on_tick" in err and "mode: dry run" in err
     assert "note: not balanced: pid 960 (rootd) belongs to uid 0" in out
     assert out.splitlines()[1].startswith("[1] t=") and "balanced: 900 (db), 950 (cache (v2))" in out
+
+
+@pytest.mark.parametrize("pid", ["999999", "-5", "0"])
+def test_balance_pid_not_there_exits_2(pid: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--pid naming no process of the tree read is bad input (as rt admit --pid): one line, exit 2, no sample."""
+    assert main(["numa", "balance", "--policy", "numad", "--dry-run", "--pid", pid, *FOUR]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "'--pid'" in err and pid in err
+
+
+def _no_action_lines(policy: str, count: int, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    argv = ["numa", "balance", "--policy", policy, "--dry-run", "--count", str(count), "--interval", "1ms"]
+    assert main([*argv, "--set", "scan_size_mb=1024" if policy == "homenode" else "min_interval_s=1", *FOUR]) == 0
+    return [line for line in capsys.readouterr().out.splitlines() if "no action from this sample" in line]
+
+
+def test_balance_scan_pass_hint_only_where_true(capsys: pytest.CaptureFixture[str]) -> None:
+    """The "places tasks when a scan pass ends" hint is for such policies only: with samples to come it says a
+    later sample acts; on the last sample of a run without an action it asks for more; numad never gets it."""
+    assert _no_action_lines("homenode", 2, capsys) == [
+        "[1] no action from this sample (homenode places tasks when a scan pass ends: it acts from a later sample)"
+    ]
+    (last,) = _no_action_lines("homenode", 1, capsys)
+    assert last.startswith("[1] no action") and "--count" in last
+    assert _no_action_lines("numad", 2, capsys) == ["[1] no action from this sample", "[2] no action from this sample"]

@@ -78,6 +78,27 @@ def test_compare_preempt_reports_every_model(capsys: pytest.CaptureFixture[str])
     assert abs(ratios["cyclictest_mean_lazy_over_full"] - 1) < 0.01
 
 
+@pytest.mark.parametrize("scenario", ["dl-periodic", "dhall", "grub", "isolation", "kvm"])
+def test_compare_preempt_refuses_scenarios_without_its_figures(
+    scenario: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--compare-preempt on a scenario without hackbench or cyclictest figures exits 2 before running, naming
+    the scenarios it applies to (it used to print a table of "-" and exit 0)."""
+    assert main(["rt", "sim", scenario, "--compare-preempt"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err.count("\n") == 1 and "--compare-preempt" in cap.err and scenario in cap.err
+    assert "hackbench, cyclictest, hackbench+cyclictest" in cap.err
+
+
+def test_compare_preempt_default_scenario_has_its_figures() -> None:
+    """Without a scenario argument --compare-preempt runs the default, which must be one it applies to."""
+    from memsched.cli.rt_sim import PREEMPT_SCENARIOS
+    from memsched.workloads.rt.run import DEFAULT_SCENARIO
+
+    assert PREEMPT_SCENARIOS[-1] == DEFAULT_SCENARIO  # the help says so
+
+
 @pytest.mark.parametrize(
     "argv",
     [

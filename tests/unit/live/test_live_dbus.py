@@ -141,3 +141,21 @@ def test_command_refuses_bad_input(capsys: pytest.CaptureFixture[str], args: tup
     assert rc == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and field in lines[0] and out == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (EOFError(), ": the bus closed the connection"),  # dbus-fast's bare EOFError when the socket closes
+        (ConnectionResetError(104, "Connection reset by peer"), ": [Errno 104] Connection reset by peer"),
+        (RuntimeError(), ": RuntimeError"),
+        (None, ""),
+    ],
+)
+def test_a_lost_bus_is_never_reported_with_an_empty_reason(error: BaseException | None, reason: str) -> None:
+    """The service's "lost the connection" line says why (it printed "...: ; reconnecting" for a bare EOFError)."""
+    from memsched.live.pressure.dbus_service import LowMemoryMonitorService
+
+    bus = resolve_bus("unix:path=/run/x/bus")
+    service = LowMemoryMonitorService(bus, lambda: None)  # type: ignore[arg-type,return-value]
+    assert service._lost_message(error) == f"lost the connection to the {bus}{reason}"

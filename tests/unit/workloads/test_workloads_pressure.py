@@ -61,6 +61,13 @@ def test_builtin_scenarios_load() -> None:
             "memcg",
         ),
         (_with(service=[{"name": "a", "kind": "cache", "size": "64MiB", "speed": 3}]), "speed", "not a key"),
+        (_with(topology="bogus"), "topology", "must be one of"),
+        (_with(topology="/nonexistent/box.toml"), "topology", "readable TOML file"),
+        (
+            _with(service=[{"name": "a", "kind": "cache", "size": "64MiB", "memcg": "/x", "limit": "1B"}]),
+            "service.limit",
+            "at least one page",
+        ),
         (_with(service=[]), "service", "at least one"),
         (_with(service=[BASE["service"][0], BASE["service"][0]]), "service.name", "unique"),  # type: ignore[index]
         (_with(psi={"medium": "some 100000 1000000", "privileged": False}), "psi", "multiple of 2000000"),
@@ -78,6 +85,15 @@ def test_bad_scenarios_name_the_key(doc: dict[str, object], field: str, allowed:
     assert exc.value.field == field
     assert allowed in str(exc.value)
     assert "bad.toml" in str(exc.value)
+
+
+def test_an_error_inside_the_topology_file_names_that_file(tmp_path: Path) -> None:
+    """A scenario's topology file with a bad key is that file's error, not the scenario's."""
+    topo = tmp_path / "box.toml"
+    topo.write_text('name = "box"\nsockets = 1\ncores_per_socket = 2\nnode_memory = "1 banana"\n')
+    with pytest.raises(ConfigError) as exc:
+        scenario_from_dict(_with(topology=str(topo)), source="scenario.toml")
+    assert exc.value.field == "node_memory" and exc.value.source == str(topo)
 
 
 def test_unknown_scenario_and_bad_toml(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,10 @@ from memsched.live.procfs import parse_proc_cgroup, parse_task_stat
 from memsched.live.roots import LiveRoots
 
 __all__ = ["Protect", "Subtree", "open_subtree"]
+
+#: ``PID_MAX_LIMIT`` on 64-bit kernels (include/linux/threads.h): every pid is in 1..PID_MAX_LIMIT - 1.
+_PID_MAX_LIMIT = 4 * 1024 * 1024
+_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,13 @@ class Protect:
             for item in (x.strip() for x in raw.split(",")):
                 if not item:
                     continue
-                if item.isdigit():
-                    pids.add(int(item))
+                if _NUMBER.fullmatch(item):  # a number is a pid, never a comm name: "-5" too
+                    pid = int(item) if len(item) <= 12 else 0
+                    if not 1 <= pid < _PID_MAX_LIMIT:
+                        raise ConfigError("--protect", item, f"must be a pid in 1..{_PID_MAX_LIMIT - 1} or a comm name")
+                    pids.add(pid)
                 elif len(item) > 15 or "/" in item:
-                    raise ConfigError("protect", item, "must be a pid or a comm name (at most 15 characters)")
+                    raise ConfigError("--protect", item, "must be a pid or a comm name (at most 15 characters)")
                 else:
                     comms.add(item)
         return cls(frozenset(pids), frozenset(comms))

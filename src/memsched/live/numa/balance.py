@@ -222,6 +222,12 @@ class LiveBalancer:
         self._noted: set[int] = set()
         self.close_notes: list[str] = []
 
+    @property
+    def places_on_scan_pass(self) -> bool:
+        """The policy acts when a scan pass over a process ends (``on_scan_pass``/``on_placement``): it runs
+        before that pass's faults count, so the first pass gives it nothing to act on."""
+        return bool(self.hooks & {"on_scan_pass", "on_placement"})
+
     # ---- what the output header says ---------------------------------------------------------------------
     def describe(self) -> list[str]:
         hooks = ", ".join(sorted(self.hooks)) or "none"

@@ -36,7 +36,7 @@ from memsched.live.capabilities import Capability
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.dbus import BUS_NAME, INTERFACE, OBJECT_PATH, SIGNAL, SIGNATURE, BusAddress, level_from_lmm
 from memsched.live.pressure.dbus import resolve_bus as _resolve_bus
-from memsched.live.pressure.dbus_service import bus_call, connect_bus, describe_owner
+from memsched.live.pressure.dbus_service import bus_call, connect_bus, describe_owner, lost_connection
 from memsched.live.pressure.source import PressureRecord, PressureSource
 from memsched.pressure.fd import SourceGoneError
 
@@ -152,7 +152,7 @@ class DBusSource(PressureSource):
                 error = e
             if self._closing:
                 return
-            why = f"lost the connection to the {self.bus.label}" + (f" ({error})" if error else "")
+            why = lost_connection(self.bus.label, error)
             if self.reconnect_timeout_ns <= 0:
                 self._finish(self.gone(why, errno.ECONNRESET))
                 return

@@ -52,12 +52,29 @@ from memsched.uapi.pressure import VmpressureLevel
 if TYPE_CHECKING:
     from dbus_fast.aio import MessageBus
 
-__all__ = ["DBusServiceStats", "LowMemoryMonitorService", "bus_call", "connect_bus", "describe_owner"]
+__all__ = [
+    "DBusServiceStats",
+    "LowMemoryMonitorService",
+    "bus_call",
+    "connect_bus",
+    "describe_owner",
+    "lost_connection",
+]
 
 log = logging.getLogger(__name__)
 
 _RETRY_S = 0.1
 _CALL_TIMEOUT_S = 5.0
+
+
+def lost_connection(where: str, error: BaseException | None) -> str:
+    """``lost the connection to the <where>``, then why, when the bus connection said: its message, or for an
+    exception without one (dbus-fast raises a bare ``EOFError`` when the bus closes the socket) what it means
+    or its type's name, never an empty reason."""
+    if error is None:
+        return f"lost the connection to the {where}"
+    reason = str(error) or ("the bus closed the connection" if isinstance(error, EOFError) else type(error).__name__)
+    return f"lost the connection to the {where}: {reason}"
 
 
 @dataclass(slots=True)
@@ -326,8 +343,7 @@ class LowMemoryMonitorService:
                 self._bus = None
 
     def _lost_message(self, error: BaseException | None) -> str:
-        why = f": {error or type(error).__name__}" if error is not None else ""
-        return f"lost the connection to the {self.bus_address}{why}"
+        return lost_connection(str(self.bus_address), error)
 
     def _deliver(self, rec: PressureRecord) -> None:
         self.stats.events += 1

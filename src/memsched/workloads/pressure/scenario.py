@@ -138,8 +138,8 @@ class ServiceSpec:
             raise ConfigError(
                 "hold", self.hold, f"is for an allocator, and must be in 0..{MAX_DURATION // NSEC_PER_SEC}s"
             )
-        if self.limit is not None and not 0 < self.limit <= MAX_MEMORY:
-            raise ConfigError("limit", self.limit, f"must be in 1B..{MAX_MEMORY >> 30}GiB")
+        if self.limit is not None and not 4096 <= self.limit <= MAX_MEMORY:  # the memcg charges whole 4 KiB pages
+            raise ConfigError("limit", self.limit, f"must be in 4KiB..{MAX_MEMORY >> 30}GiB (at least one page)")
 
     def _check_listener(self) -> None:
         if not self.levels:
@@ -308,6 +308,21 @@ def _as_str(raw: Mapping[str, Any], key: str, source: str) -> str:
     return v
 
 
+def _topology(ref: str, source: str) -> Topology:
+    """The scenario's machine; a name that is neither a preset nor a file is this scenario's error (a topology
+    file's own errors already name that file)."""
+    try:
+        return load_topology(ref)
+    except UnknownNameError as e:
+        if e.source is not None:
+            raise
+        raise UnknownNameError("topology", e.value, e.valid, source=source) from None
+    except ConfigError as e:
+        if e.source is not None:
+            raise
+        raise ConfigError("topology", e.value, e.allowed, source=source) from None
+
+
 def _service(raw: Mapping[str, Any], i: int, source: str) -> ServiceSpec:
     where = f"[[service]] #{i + 1}"
     if not isinstance(raw, Mapping):
@@ -368,7 +383,7 @@ def scenario_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") -> Sce
     """Validate a parsed scenario document (see the module docstring for the keys)."""
     _check_keys(raw, _TOP_KEYS, "a scenario", source)
     name = _as_str(raw, "name", source) if "name" in raw else Path(source).stem
-    topo = load_topology(_as_str(raw, "topology", source) if "topology" in raw else "pressure-1n4")
+    topo = _topology(_as_str(raw, "topology", source) if "topology" in raw else "pressure-1n4", source)
     if "memory" in raw:
         try:
             mem = parse_size(raw["memory"], field="memory", max_bytes=MAX_MEMORY, unit_required=True)
