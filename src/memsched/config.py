@@ -40,6 +40,7 @@ __all__ = [
     "KnobInfo",
     "describe",
     "finite_number",
+    "format_bound",
     "from_sets",
     "knob",
     "parse_json",
@@ -250,6 +251,16 @@ def parse_json(raw: bytes, field: str, source: str) -> Any:
         raise ConfigError(field, source, f"must be valid JSON ({reason})") from None
 
 
+def format_bound(x: float) -> str:
+    """A limit as a user should read it: a whole number in full (``1048576``, not ``1.04858e+06``), any
+    other float by its shortest exact form (``0.001``, ``18.4``)."""
+    if isinstance(x, int):
+        return str(x)
+    if math.isfinite(x) and x.is_integer():
+        return str(int(x))
+    return repr(x)
+
+
 def finite_number(
     value: object, field: str, *, lo: float, hi: float, source: str | None = None, unit: str = ""
 ) -> float:
@@ -259,7 +270,7 @@ def finite_number(
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(field, value, "must be a finite number (not NaN or infinity)", source=source)
     if not lo <= value <= hi:
-        raise ConfigError(field, value, f"must be in {lo:g}..{hi:g}{unit}", source=source)
+        raise ConfigError(field, value, f"must be in {format_bound(lo)}..{format_bound(hi)}{unit}", source=source)
     try:
         return float(value)
     except OverflowError:  # an int beyond the largest float (10**400)
