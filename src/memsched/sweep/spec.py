@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from memsched.config import MAX_SEED
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.policies.numa import registry as policies
 from memsched.sweep.cell import Cell
@@ -80,9 +81,8 @@ class SweepSpec:
 
 #: A sweep's policy runs at most (a million cells is days of CPU here; the database and the driver cope).
 MAX_CELLS = 1_000_000
-#: Seeds per cell at most, and the largest seed (numpy's default_rng takes any; 32 bits as elsewhere).
+#: Seeds per cell at most (the largest seed is memsched.config.MAX_SEED, as everywhere).
 MAX_SEEDS = 10_000
-MAX_SEED = 2**32 - 1
 
 def load_spec(path: Path | str) -> SweepSpec:
     """Read, check and expand a sweep spec file."""
