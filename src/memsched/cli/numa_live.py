@@ -327,6 +327,7 @@ def balance(
     from memsched.config import parse_set_args
     from memsched.conformance import load_policy
     from memsched.live import capabilities
+    from memsched.config import check_seed
     from memsched.live.numa.balance import LiveBalancer
     from memsched.live.roots import LiveRoots
 
@@ -337,6 +338,7 @@ def balance(
         count = 1
     if not 1 <= max_samples <= MAX_SAMPLES:
         raise ConfigError("--max-samples", max_samples, f"must be in 1..{MAX_SAMPLES}")
+    check_seed(seed, "--seed")
     if interval is not None:
         interval_ns = _interval(interval)
     else:
