@@ -324,10 +324,9 @@ def balance(
     Only processes this user may change are balanced. With --proc-root/--sys-root (a copied tree or a
     fixture) only --dry-run is possible.
     """
-    from memsched.config import parse_set_args
+    from memsched.config import check_seed, parse_set_args
     from memsched.conformance import load_policy
     from memsched.live import capabilities
-    from memsched.config import check_seed
     from memsched.live.numa.balance import LiveBalancer
     from memsched.live.roots import LiveRoots
 

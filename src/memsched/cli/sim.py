@@ -174,10 +174,10 @@ def compare(
     check_seed(seed, "--seed")
     if not 1 <= seeds <= 1000:
         raise ConfigError("--seeds", seeds, "must be in 1..1000")
-    if seed + seeds - 1 > MAX_SEED:  # the last seed run is seed + seeds - 1
-        raise ConfigError(
-            "--seeds", seeds, f"runs seeds {seed}..{seed + seeds - 1} with --seed {seed}; seeds must be in 0..{MAX_SEED}"
-        )
+    last = seed + seeds - 1
+    if last > MAX_SEED:
+        why = f"runs seeds {seed}..{last} with --seed {seed}; seeds must be in 0..{MAX_SEED}"
+        raise ConfigError("--seeds", seeds, why)
     if report is not None:
         check_writable(report, "--report")
     _check_plugins(pols)
