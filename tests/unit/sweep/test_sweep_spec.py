@@ -140,6 +140,11 @@ def test_references_add_each_workloads_reference_runs(tmp_path: Path) -> None:
          "scan_size_mb = {min = 1, max = 1000, steps = 1000}\n", "'sweep'"),
         ('mode = "random"\nsamples = 1000000\nseeds = 2\nworkloads = ["numa02"]\npolicies = ["none"]\n'
          'topologies = ["laptop-1n8"]\n', "'samples'"),
+        # a member's topology errors name the family keys, not the generated file's sockets/cores_per_socket
+        ('workloads = ["numa02"]\npolicies = ["none"]\n[families.g]\nlike = "x86-8n64"\n'
+         "nodes = {min = 2, max = 64, steps = 2}\n", "'families.g.nodes' must be in 1..32 (got 64)"),
+        ('workloads = ["numa02"]\npolicies = ["none"]\n[families.g]\nnodes = 2\ncores_per_node = 1000\n',
+         "'families.g.cores_per_node' gives 4000 CPUs with 2 nodes"),
         (ONE_CELL + "sample_interval_s = nan\n", "'sample_interval_s'"),
         (ONE_CELL + "sample_interval_s = inf\n", "'sample_interval_s'"),
         (ONE_CELL + "sample_interval_s = 1e300\n", "'sample_interval_s'"),
