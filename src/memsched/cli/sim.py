@@ -176,8 +176,8 @@ def compare(
         raise ConfigError("--seeds", seeds, "must be in 1..1000")
     last = seed + seeds - 1
     if last > MAX_SEED:
-        why = f"runs seeds {seed}..{last} with --seed {seed}; seeds must be in 0..{MAX_SEED}"
-        raise ConfigError("--seeds", seeds, why)
+        allowed = f"runs seeds {seed}..{last} with --seed {seed}; seeds must be in 0..{MAX_SEED}"
+        raise ConfigError("--seeds", seeds, allowed)
     if report is not None:
         check_writable(report, "--report")
     _check_plugins(pols)
