@@ -1,8 +1,9 @@
 """``memsched tune``: Optuna searches a NUMA policy's knobs on chosen workloads and one machine.
 
-**Search space.** A knob declared with both bounds (``knob(min=, max=)``) is searched between them; one with
-choices, or a bool, over its values. A knob with only a lower bound (most scan sysctls) is searched from a tenth
-to ten times its default (clipped to the declared bound), on a log scale when that spans two decades or more:
+**Search space.** A knob declared with both bounds (``knob(min=, max=)``) close together (two decades at most,
+or from 0 up to a hundred times its default) is searched between them; one with choices, or a bool, over its values.
+A knob with only a lower bound, or with bounds further apart (most scan sysctls), is searched from a tenth to
+ten times its default (clipped to the declared bounds), on a log scale when that spans two decades or more:
 the declared bounds say what is legal, not what is sensible, and an unbounded integer cannot be sampled.
 ``--range key=lo:hi`` overrides either; a knob whose default is 0 and that has no upper bound needs one.
 An integer knob never goes above :data:`INT_MAX` (nor its own maximum), so that every value the search can
@@ -156,7 +157,8 @@ def search_space(
         else:
             lo, hi, origin = _bounds(name, kind, default, meta.get("min"), meta.get("max"), ranges.get(name))
             if lo is None or hi is None:
-                skipped.append(f"{name}: default {default} and no upper bound (give --range {name}=LO:HI)")
+                skipped.append(f"{name}: default {default} and no upper bound to search to (give --range "
+                               f"{name}=LO:HI)")
                 continue
             log = lo > 0 and hi / lo >= 100
             dims.append(Dim(name, kind.__name__, default, lo, hi, log, origin=origin))
@@ -181,12 +183,21 @@ def _bounds(
                               f"must be LO:HI with LO < HI{whole} inside {name}'s range "
                               f"{format_bound(k_lo)}..{format_bound(k_hi)}")
         return g_lo, g_hi, "--range"
-    if lo is not None and hi is not None:
+    if lo is not None and hi is not None and _narrow(lo, k_hi, default):
         return lo, k_hi, "declared bounds"
     if default <= 0:
-        return lo, hi, ""
+        return lo, None, ""
     d_lo, d_hi = default / SPAN, default * SPAN
     return max(k_lo, d_lo), min(k_hi, d_hi), f"default /{SPAN:g}..x{SPAN:g}"
+
+
+def _narrow(lo: float, hi: float, default: Any) -> bool:
+    """Declared bounds close enough to search between: two decades at most, or, from 0 or below, up to a hundred
+    times the default. A wider declared range (a sysctl's maximum, say) is what is legal, not what is sensible:
+    it is searched like a knob with a lower bound only, around its default."""
+    if lo > 0:
+        return hi / lo <= SPAN * SPAN
+    return bool(default > 0 and hi <= default * SPAN * SPAN)
 
 
 def check_seeds(seeds: Sequence[int], option: str, *, at_least: int = 1) -> tuple[int, ...]:

@@ -44,6 +44,19 @@ def test_an_int_knob_is_searched_only_where_its_sysctl_holds_it() -> None:
     assert (dim.lo, dim.hi) == (1, INT_MAX) and "[1, 2147483647]" in dim.describe()
 
 
+def test_a_wide_declared_range_is_searched_around_the_default() -> None:
+    """A knob's maximum says what is legal (a sysctl's INT_MAX, say), not what is sensible: with it, a scan knob is
+    still searched from a tenth to ten times its default; a declared range within two decades is searched whole."""
+    from memsched.sweep.tune import _bounds
+
+    assert _bounds("scan_size_mb", int, 256, 1, INT_MAX, None) == (25.6, 2560, "default /10..x10")
+    assert _bounds("scan_delay_ms", int, 1000, 0, INT_MAX, None) == (100, 10000, "default /10..x10")
+    assert _bounds("scan_size_mb", int, 256, 1, 1000, None) == (25.6, 1000, "default /10..x10")
+    assert _bounds("improvement_threshold", float, 5, 0, 100, None) == (0, 100, "declared bounds")
+    assert _bounds("hz", int, 250, 100, 1000, None) == (100, 1000, "declared bounds")
+    assert _bounds("offset", int, 0, 0, INT_MAX, None)[1] is None  # nothing to search around: --range needed
+
+
 @pytest.mark.parametrize(
     ("knobs", "ranges", "match"),
     [
