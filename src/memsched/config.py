@@ -37,9 +37,12 @@ from memsched.errors import ConfigError
 
 __all__ = [
     "MAX_INPUT_BYTES",
+    "MAX_SEED",
     "KnobInfo",
+    "check_seed",
     "describe",
     "finite_number",
+    "format_bound",
     "from_sets",
     "knob",
     "parse_json",
@@ -55,6 +58,9 @@ T = TypeVar("T")
 #: Every numeric knob fits a signed 64-bit integer, as the sysctl or struct field it mirrors; tighter bounds
 #: are the knob's own ``min``/``max``. NaN and infinity are never a setting.
 KNOB_LIMIT = (1 << 63) - 1
+#: The largest seed anything accepts (``--seed``, sweep and tune seeds, a scenario's ``set_seed``): 32 bits, what
+#: numpy's legacy ``RandomState`` (under Optuna's TPE sampler) takes, so one range holds everywhere.
+MAX_SEED = 2**32 - 1
 #: The longest number ``--set`` parses (``int()`` itself stops at 4,300 digits).
 _MAX_NUMBER_CHARS = 64
 
@@ -250,6 +256,25 @@ def parse_json(raw: bytes, field: str, source: str) -> Any:
         raise ConfigError(field, source, f"must be valid JSON ({reason})") from None
 
 
+def check_seed(value: object, field: str) -> int:
+    """``value`` if it is a seed (an integer in 0..MAX_SEED), else a :class:`ConfigError` naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, value, f"must be a whole number in 0..{MAX_SEED}")
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(field, value, f"must be in 0..{MAX_SEED}")
+    return value
+
+
+def format_bound(x: float) -> str:
+    """A limit as a user should read it: a whole number in full (``1048576``, not ``1.04858e+06``), any
+    other float by its shortest exact form (``0.001``, ``18.4``)."""
+    if isinstance(x, int):
+        return str(x)
+    if math.isfinite(x) and x.is_integer() and abs(x) <= 2**53:  # beyond, a float's digits are not all real
+        return str(int(x))
+    return repr(x)
+
+
 def finite_number(
     value: object, field: str, *, lo: float, hi: float, source: str | None = None, unit: str = ""
 ) -> float:
@@ -259,7 +284,7 @@ def finite_number(
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(field, value, "must be a finite number (not NaN or infinity)", source=source)
     if not lo <= value <= hi:
-        raise ConfigError(field, value, f"must be in {lo:g}..{hi:g}{unit}", source=source)
+        raise ConfigError(field, value, f"must be in {format_bound(lo)}..{format_bound(hi)}{unit}", source=source)
     try:
         return float(value)
     except OverflowError:  # an int beyond the largest float (10**400)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from memsched.config import describe, from_sets, knob, parse_set_args, validate
+from memsched.config import describe, finite_number, format_bound, from_sets, knob, parse_set_args, validate
 from memsched.errors import ConfigError
 
 
@@ -66,3 +66,12 @@ def test_describe_lists_knobs() -> None:
     assert info["scan_delay_ms"].default == 1000
     assert info["scan_delay_ms"].type == "int"
     assert "delay" in info["scan_delay_ms"].help
+
+
+def test_limits_are_printed_in_full() -> None:
+    """A range in a message shows its real ends (1048576, 4294967295, 0.001), never %g's 1.04858e+06."""
+    assert [format_bound(x) for x in (1 << 20, float(1 << 20), 4294967295, 0.001, 18.4, 0.0, 1e30)] == [
+        "1048576", "1048576", "4294967295", "0.001", "18.4", "0", "1e+30",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"must be in 64\.\.1048576 bytes \(got 63\)"):
+        finite_number(63, "core_mlp_bytes", lo=64.0, hi=float(1 << 20), unit=" bytes")

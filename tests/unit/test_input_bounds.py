@@ -162,6 +162,16 @@ def test_toml_and_json_errors_are_config_errors() -> None:
         ('node_memory = "100000TiB"', "node_memory"),
         ("distance = [[10, 9223372036854775808], [20, 10]]", "distance"),
         ("smt_yield = nan", "smt_yield"),
+        ("snoop_gibps = 68.0\nsnoop_hop_cost = nan", "snoop_hop_cost"),
+        ("snoop_gibps = 68.0\nsnoop_hop_cost = inf", "snoop_hop_cost"),
+        ("snoop_gibps = 68.0\nsnoop_hop_cost = 1e300", "snoop_hop_cost"),
+        ("snoop_gibps = 68.0\nsnoop_hop_cost = -1", "snoop_hop_cost"),
+        ("snoop_gibps = 0.001", "snoop_gibps"),
+        ("snoop_gibps = nan", "snoop_gibps"),
+        ("links = [[0, 1, 1e-300]]", "links"),
+        ("links = [[0, 1, 1e5]]", "links"),
+        ("links = [[0, 1, nan]]", "links"),
+        ("links = [[0, 1, true]]", "links"),
     ],
 )
 def test_topology_limits_name_the_key_and_the_file(tmp_path: Path, patch: str, field: str) -> None:
@@ -174,6 +184,17 @@ def test_topology_limits_name_the_key_and_the_file(tmp_path: Path, patch: str, f
     with pytest.raises(ConfigError) as info:
         load_topology(path)
     assert info.value.field == field and info.value.source == str(path)
+
+
+def test_topology_figures_at_their_limits_load(tmp_path: Path) -> None:
+    """The ends of the snoop and per-link ranges are accepted, and the limits are named in full."""
+    path = tmp_path / "t.toml"
+    path.write_text(TOPOLOGY + "snoop_gibps = 0.1\nsnoop_hop_cost = 10\nlinks = [[0, 1, 10000]]\n")
+    topo = load_topology(path)
+    assert (topo.snoop_gibps, topo.snoop_hop_cost, topo.links[0].gibps) == (0.1, 10.0, 10000.0)
+    path.write_text(TOPOLOGY + "links = [[0, 1, 0.05]]\n")
+    with pytest.raises(ConfigError, match=r"in 0\.1\.\.10000 GiB/s"):
+        load_topology(path)
 
 
 def test_topology_at_its_limits_loads(tmp_path: Path) -> None:

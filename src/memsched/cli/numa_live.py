@@ -367,7 +367,7 @@ def balance(
     Only processes this user may change are balanced. With --proc-root/--sys-root (a copied tree or a
     fixture) only --dry-run is possible.
     """
-    from memsched.config import parse_set_args
+    from memsched.config import check_seed, parse_set_args
     from memsched.conformance import load_policy
     from memsched.live import capabilities
     from memsched.live.numa.balance import LiveBalancer
@@ -381,6 +381,7 @@ def balance(
     if not 1 <= max_samples <= MAX_SAMPLES:
         raise ConfigError("--max-samples", max_samples, f"must be in 1..{MAX_SAMPLES}")
     _check_pids(roots, pid or [])
+    check_seed(seed, "--seed")
     if interval is not None:
         interval_ns = _interval(interval)
     else:

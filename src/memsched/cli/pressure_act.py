@@ -109,6 +109,7 @@ def act_sim(
     from concurrent.futures import ProcessPoolExecutor
 
     from memsched.cli.common import check_writable, emit_json, out_console, simulation_memory_limit, write_atomic
+    from memsched.config import check_seed
     from memsched.errors import UnknownNameError
     from memsched.policies.act import registry as act_registry
     from memsched.report.act import act_html, act_table
@@ -126,8 +127,7 @@ def act_sim(
         for p in chosen:
             if p not in act_registry.names() and p not in [s.versioned_id for s in act_registry.specs()]:
                 raise UnknownNameError("--policies", p, act_registry.names())
-    if seed < 0:
-        raise ConfigError("--seed", seed, "must be >= 0")
+    check_seed(seed, "--seed")
     if jobs is not None and not 1 <= jobs <= 1024:
         raise ConfigError("--jobs", jobs, "must be in 1..1024")
     if report is not None:

@@ -64,6 +64,7 @@ def sim(
 ) -> None:
     """Simulate services filling memory, once per notification design, and compare what they saw and did."""
     from memsched.cli.common import out_console
+    from memsched.config import check_seed
     from memsched.record import RunRecord
     from memsched.workloads.pressure import load_scenario
     from memsched.workloads.runner import run_many
@@ -73,8 +74,7 @@ def sim(
     chosen = _designs(designs, sc.designs)
     if jobs is not None and not 1 <= jobs <= 1024:
         raise ConfigError("--jobs", jobs, "must be in 1..1024")
-    if seed < 0:
-        raise ConfigError("--seed", seed, "must be >= 0")
+    check_seed(seed, "--seed")
     if report is not None:
         check_writable(report, "--report")
     specs = [RunSpec(scenario, policy=d, seed=seed, family="pressure") for d in chosen]

@@ -145,7 +145,7 @@ def sim(
 ) -> None:
     """Simulate a realtime task set on the exact scheduler and report response times, misses, switches."""
     from memsched.cli.common import out_console
-    from memsched.config import parse_set_args
+    from memsched.config import check_seed, parse_set_args
     from memsched.sim.sched.preempt import MODELS, parse_model
     from memsched.topology.bounds import MAX_CPUS
     from memsched.workloads import rt as scenarios
@@ -154,6 +154,7 @@ def sim(
     from memsched.workloads.runspec import RunSpec
 
     sets = parse_set_args(set_ or [])
+    check_seed(seed, "--seed")
     if preempt is not None:
         parse_model(preempt)
     if cpus is not None and not 1 <= cpus <= MAX_CPUS:

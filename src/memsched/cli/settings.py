@@ -108,17 +108,21 @@ def _unit(name: str) -> str:
 
 
 def _range(meta: Mapping[str, Any], kind: str) -> str:
+    """The allowed values as a user reads them: the bounds in full (``0..1048576``, not ``%g``'s
+    ``0..1.04858e+06``, which hid the real maximum)."""
+    from memsched.config import format_bound
+
     if meta.get("choices"):
         return "|".join(meta["choices"])
     if kind == "bool":
         return "true|false"
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and hi is not None:
-        return f"{lo:g}..{hi:g}"
+        return f"{format_bound(lo)}..{format_bound(hi)}"
     if lo is not None:
-        return f">= {lo:g}"
+        return f">= {format_bound(lo)}"
     if hi is not None:
-        return f"<= {hi:g}"
+        return f"<= {format_bound(hi)}"
     return "any" if kind in ("int", "float") else ""
 
 

@@ -50,12 +50,13 @@ def run(
 ) -> None:
     """Simulate one workload under one policy and report times and /proc/vmstat counters."""
     from memsched.cli.common import out_console
-    from memsched.config import parse_set_args
+    from memsched.config import check_seed, parse_set_args
     from memsched.conformance import checked_spec
     from memsched.workloads.numa import NumaOptions
     from memsched.workloads.runner import run_one, runner_for
     from memsched.workloads.runspec import RunSpec
 
+    check_seed(seed, "--seed")
     spec = RunSpec(
         workload,
         topology,
@@ -90,9 +91,13 @@ def _policy_list(text: str) -> list[str]:
     names = [p.strip() for p in text.split(",") if p.strip()]
     if not names:
         raise ConfigError("--policies", text, "must be 'all' or a comma-separated list of policy ids")
-    for name in names:
-        policy_registry.get(name)
     _no_repeats("--policies", names)
+    exact: dict[str, str] = {}
+    for name in names:  # an alias and its exact id (mainline, mainline-v1) are the same runs
+        versioned = policy_registry.get(name).versioned_id
+        if versioned in exact:
+            raise ConfigError("--policies", text, f"names {versioned} twice ({exact[versioned]} and {name})")
+        exact[versioned] = name
     return names
 
 
@@ -129,12 +134,22 @@ def _no_repeats(field: str, names: list[str]) -> None:
 def compare(
     topology: TopologyOpt = DEFAULT_TOPOLOGY,
     workloads: Annotated[
-        str, typer.Option("--workloads", "-w", help="comma-separated workload ids")
+        str,
+        typer.Option(
+            "--workloads",
+            "-w",
+            # the default listed with spaces, so that help wraps between ids, not inside one ("numa ⏎ 01")
+            help=f"comma-separated workload ids  [default: {DEFAULT_WORKLOADS.replace(',', ', ')}]",
+            show_default=False,
+        ),
     ] = DEFAULT_WORKLOADS,
     policies: Annotated[str, typer.Option("--policies", help="comma-separated policy ids, or 'all'")] = "all",
     seed: SeedOpt = 0,
     seeds: Annotated[
-        int, typer.Option("--seeds", help="run every cell with N seeds (seed, seed+1, ...): median, min and max")
+        int,
+        typer.Option(
+            "--seeds", help="run every cell with N seeds (seed, seed+1, ...): median, min and max", parser=whole_number
+        ),
     ] = 1,
     json_out: JsonOpt = False,
     report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
@@ -145,6 +160,7 @@ def compare(
 ) -> None:
     """Run workloads under every policy, next to their hard-bound reference runs, and compare."""
     from memsched.cli.common import out_console
+    from memsched.config import MAX_SEED, check_seed
     from memsched.record import RunRecord
     from memsched.topology import load_topology
     from memsched.workloads.numa import NumaOptions, compare_specs
@@ -155,8 +171,13 @@ def compare(
     pols = _policy_list(policies)
     if jobs is not None and not 1 <= jobs <= 1024:
         raise ConfigError("--jobs", jobs, "must be in 1..1024")
+    check_seed(seed, "--seed")
     if not 1 <= seeds <= 1000:
         raise ConfigError("--seeds", seeds, "must be in 1..1000")
+    last = seed + seeds - 1
+    if last > MAX_SEED:
+        allowed = f"runs seeds {seed}..{last} with --seed {seed}; seeds must be in 0..{MAX_SEED}"
+        raise ConfigError("--seeds", seeds, allowed)
     if report is not None:
         check_writable(report, "--report")
     _check_plugins(pols)

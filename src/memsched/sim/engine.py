@@ -46,6 +46,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from memsched.config import check_seed
 from memsched.errors import ConfigError, SimulationError
 
 __all__ = ["Engine", "Event", "Prio", "Source"]
@@ -108,9 +109,7 @@ class Engine:
     """Clock, heap, sources and random streams of one simulation run."""
 
     def __init__(self, seed: int) -> None:
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ConfigError("seed", seed, "must be an integer >= 0")
-        self.seed = seed
+        self.seed = check_seed(seed, "seed")
         self.now = 0
         self._heap: list[tuple[int, int, int, Event]] = []
         self._seq = 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,10 @@ _PARAMS: dict[str, tuple[type, ...]] = {
     "smt_yield": (int, float),
     "wiring": (str,),
 }
+
+
+#: The generated topology document's keys that carry a family parameter under another name (:func:`_mapping`).
+_TOPOLOGY_TO_FAMILY = {"sockets": "nodes", "cores_per_socket": "cores_per_node"}
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,20 @@ class Family:
         varying = {k: v for k, v in sorted(params.items()) if varies(self.dims[k])}
         label = self.name + ("(" + ",".join(f"{k}={v}" for k, v in varying.items()) + ")" if varying else "")
         mapping = _mapping(label, self.like, params)
-        topo = Topology.from_mapping(mapping, source=f"{self.source}: families.{self.name}")
+        try:
+            topo = Topology.from_mapping(mapping, source=f"{self.source}: families.{self.name}")
+        except ConfigError as e:
+            raise self._in_family_terms(e) from None
         return Member(self.name, dict(params), mapping, topo)
+
+    def _in_family_terms(self, error: ConfigError) -> ConfigError:
+        """A member's topology error named by the family key the user wrote (``nodes``, not the generated
+        document's ``sockets``), as ``families.NAME.KEY`` like every other family error."""
+        key = _TOPOLOGY_TO_FAMILY.get(error.field, error.field)
+        if key not in _PARAMS:
+            return error  # a key of the generated document only (links, name): the family's own message
+        allowed = re.sub(r"\bsockets\b", "nodes", error.allowed)  # "gives 2000 CPUs with 2 sockets"
+        return ConfigError(f"families.{self.name}.{key}", error.value, allowed, source=self.source)
 
 
 def parse_family(name: str, raw: Any, source: str) -> Family:

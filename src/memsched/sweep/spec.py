@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from memsched.config import MAX_SEED
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.policies.numa import registry as policies
 from memsched.sweep.cell import Cell
@@ -80,9 +81,8 @@ class SweepSpec:
 
 #: A sweep's policy runs at most (a million cells is days of CPU here; the database and the driver cope).
 MAX_CELLS = 1_000_000
-#: Seeds per cell at most, and the largest seed (numpy's default_rng takes any; 32 bits as elsewhere).
+#: Seeds per cell at most (the largest seed is memsched.config.MAX_SEED, as everywhere).
 MAX_SEEDS = 10_000
-MAX_SEED = 2**32 - 1
 
 def load_spec(path: Path | str) -> SweepSpec:
     """Read, check and expand a sweep spec file."""
@@ -125,10 +125,9 @@ def _parse(raw: Mapping[str, Any], source: str, base_dir: Path, default_name: st
     else:
         policies.get(baseline)
     references = _get(raw, "references", bool, False)
-    options = NumaOptions(thp=_get(raw, "thp", bool, True), sample_interval_s=float(_get(raw, "sample_interval_s",
-                                                                                          (int, float), 1.0)))
-    if options.sample_interval_s <= 0:
-        raise ConfigError("sample_interval_s", options.sample_interval_s, "must be > 0")
+    # NumaOptions refuses an interval outside MIN_SAMPLE_INTERVAL_S..MAX_SAMPLE_INTERVAL_S (NaN and inf too).
+    options = NumaOptions(thp=_get(raw, "thp", bool, True), sample_interval_s=_get(raw, "sample_interval_s",
+                                                                                    (int, float), 1.0))
     machines = [Machine.named(t, base_dir) for t in _list(raw, "topologies", str)]
     fams_raw = raw.get("families", {})
     if not isinstance(fams_raw, dict):

@@ -1,10 +1,13 @@
 """``memsched tune``: Optuna searches a NUMA policy's knobs on chosen workloads and one machine.
 
-**Search space.** A knob declared with both bounds (``knob(min=, max=)``) is searched between them; one with
-choices, or a bool, over its values. A knob with only a lower bound (most scan sysctls) is searched from a tenth
-to ten times its default (clipped to the declared bound), on a log scale when that spans two decades or more:
+**Search space.** A knob declared with both bounds (``knob(min=, max=)``) close together (two decades at most,
+or from 0 up to a hundred times its default) is searched between them; one with choices, or a bool, over its values.
+A knob with only a lower bound, or with bounds further apart (most scan sysctls), is searched from a tenth to
+ten times its default (clipped to the declared bounds), on a log scale when that spans two decades or more:
 the declared bounds say what is legal, not what is sensible, and an unbounded integer cannot be sampled.
 ``--range key=lo:hi`` overrides either; a knob whose default is 0 and that has no upper bound needs one.
+An integer knob never goes above :data:`INT_MAX` (nor its own maximum), so that every value the search can
+recommend is one its sysctl holds; a ``--range`` outside a knob's range, or for a knob not searched, is refused.
 
 **Objective** (maximised). ``speedup``: the geometric mean, over workloads and tuning seeds, of each run's
 speed-up over the same run under ``none`` (elapsed time ratio; the score ratio for fixed-time benchmarks).
@@ -40,7 +43,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memsched.errors import ConfigError
+from memsched.config import KNOB_LIMIT, check_seed, format_bound
+from memsched.errors import ConfigError, MemschedError
 from memsched.numeric import seq_sum
 from memsched.policies.numa import registry as policies
 from memsched.record import MODEL_VERSION, Role
@@ -49,11 +53,22 @@ from memsched.sweep.cell import Cell
 from memsched.sweep.executors import Executor
 from memsched.sweep.plan import Machine, check_cells, make_cell
 from memsched.sweep.run import run_cells
+from memsched.sweep.spec import MAX_SEEDS
 from memsched.sweep.values import Scalar
 from memsched.workloads import base as workloads
 from memsched.workloads.numa import NumaOptions
 
-__all__ = ["OBJECTIVES", "SYSCTLS", "Dim", "TuneResult", "TuneSetup", "search_space", "tune"]
+__all__ = [
+    "INT_MAX",
+    "OBJECTIVES",
+    "SYSCTLS",
+    "Dim",
+    "TuneResult",
+    "TuneSetup",
+    "check_seeds",
+    "search_space",
+    "tune",
+]
 
 OBJECTIVES = {"speedup": "geometric-mean speed-up over none", "hard-bind": "geometric-mean ratio to HARD_BIND"}
 
@@ -77,6 +92,12 @@ SYSCTLS: dict[str, dict[str, str]] = {
 #: How far from its default a knob with no upper bound is searched (a factor each way).
 SPAN = 10.0
 
+#: The largest value searched for an integer knob that declares no maximum: the numa_balancing sysctls are C
+#: ints written through ``proc_dointvec``/``proc_dointvec_minmax`` (kernel/sysctl.c, Linux 3.8-5.12), which
+#: refuse anything above INT_MAX with EINVAL, so a recommended ``kernel.numa_balancing_scan_size_mb =
+#: 16199129468987638`` could never be written. The other integer knobs model C ints too.
+INT_MAX = 2**31 - 1
+
 
 #: Trials of one tuning run at most.
 MAX_TRIALS = 10_000
@@ -98,7 +119,9 @@ class Dim:
         if self.choices:
             return f"{self.name} in {{{', '.join(map(str, self.choices))}}}"
         scale = " log" if self.log else ""
-        return f"{self.name} [{self.lo:g}, {self.hi:g}]{scale} ({self.origin}; default {self.default})"
+        assert self.lo is not None and self.hi is not None
+        span = f"[{format_bound(self.lo)}, {format_bound(self.hi)}]"
+        return f"{self.name} {span}{scale} ({self.origin}; default {self.default})"
 
 
 def search_space(
@@ -113,6 +136,13 @@ def search_space(
         if name not in fields:
             raise ConfigError("--knobs" if name not in ranges else "--range", name,
                               f"is not a knob of policy {policy}; its knobs: " + ", ".join(fields))
+    for name in ranges:
+        if knobs and name not in knobs:
+            raise ConfigError("--range", name, f"names {name}, which --knobs {','.join(knobs)} does not search: "
+                              "add it to --knobs or drop the --range")
+        if fields[name].metadata.get("choices") or hints[name] not in (int, float):
+            raise ConfigError("--range", name, f"names {name}, a knob that is not a number (a choice is searched "
+                              "over its values)")
     dims, skipped = [], []
     for name, f in fields.items():
         if knobs and name not in knobs:
@@ -126,9 +156,10 @@ def search_space(
         elif kind not in (int, float):
             skipped.append(f"{name}: a {getattr(kind, '__name__', kind)} without declared choices")
         else:
-            lo, hi, origin = _bounds(name, default, meta.get("min"), meta.get("max"), ranges.get(name))
+            lo, hi, origin = _bounds(name, kind, default, meta.get("min"), meta.get("max"), ranges.get(name))
             if lo is None or hi is None:
-                skipped.append(f"{name}: default {default} and no upper bound (give --range {name}=LO:HI)")
+                skipped.append(f"{name}: default {default} and no upper bound to search to (give --range "
+                               f"{name}=LO:HI)")
                 continue
             log = lo > 0 and hi / lo >= 100
             dims.append(Dim(name, kind.__name__, default, lo, hi, log, origin=origin))
@@ -136,21 +167,51 @@ def search_space(
 
 
 def _bounds(
-    name: str, default: Any, lo: float | None, hi: float | None, given: tuple[float, float] | None
+    name: str, kind: type, default: Any, lo: float | None, hi: float | None, given: tuple[float, float] | None
 ) -> tuple[float | None, float | None, str]:
+    # What the knob can hold: its declared bounds, else what validate() allows, and an int no more than INT_MAX.
+    k_lo = -KNOB_LIMIT if lo is None else lo
+    k_hi = KNOB_LIMIT if hi is None else hi
+    if kind is int:
+        k_lo, k_hi = max(k_lo, -INT_MAX - 1), min(k_hi, INT_MAX)
     if given is not None:
         g_lo, g_hi = given
-        if g_lo >= g_hi or (lo is not None and g_lo < lo) or (hi is not None and g_hi > hi):
-            raise ConfigError("--range", f"{name}={g_lo:g}:{g_hi:g}",
-                              f"must be LO:HI with LO < HI inside the knob's bounds [{lo}, {hi}]")
+        if not (math.isfinite(g_lo) and math.isfinite(g_hi) and k_lo <= g_lo < g_hi <= k_hi) or (
+            kind is int and math.ceil(g_lo) > math.floor(g_hi)
+        ):
+            whole = " holding a whole number" if kind is int else ""
+            raise ConfigError("--range", f"{name}={format_bound(g_lo)}:{format_bound(g_hi)}",
+                              f"must be LO:HI with LO < HI{whole} inside {name}'s range "
+                              f"{format_bound(k_lo)}..{format_bound(k_hi)}")
         return g_lo, g_hi, "--range"
-    if lo is not None and hi is not None:
-        return lo, hi, "declared bounds"
+    if lo is not None and hi is not None and _narrow(lo, k_hi, default):
+        return lo, k_hi, "declared bounds"
     if default <= 0:
-        return lo, hi, ""
+        return lo, None, ""
     d_lo, d_hi = default / SPAN, default * SPAN
-    return (max(lo, d_lo) if lo is not None else d_lo), (min(hi, d_hi) if hi is not None else d_hi), \
-        f"default /{SPAN:g}..x{SPAN:g}"
+    return max(k_lo, d_lo), min(k_hi, d_hi), f"default /{SPAN:g}..x{SPAN:g}"
+
+
+def _narrow(lo: float, hi: float, default: Any) -> bool:
+    """Declared bounds close enough to search between: two decades at most, or, from 0 or below, up to a hundred
+    times the default. A wider declared range (a sysctl's maximum, say) is what is legal, not what is sensible:
+    it is searched like a knob with a lower bound only, around its default."""
+    if lo > 0:
+        return hi / lo <= SPAN * SPAN
+    return bool(default > 0 and hi <= default * SPAN * SPAN)
+
+
+def check_seeds(seeds: Sequence[int], option: str, *, at_least: int = 1) -> tuple[int, ...]:
+    """``seeds`` if they are ``at_least`` and at most MAX_SEEDS distinct seeds, else a ConfigError naming ``option``
+    (an empty ``--seeds`` used to run the references, fail every trial and blame ``--trials``)."""
+    shown = ",".join(map(str, seeds))
+    if not at_least <= len(seeds) <= MAX_SEEDS:
+        raise ConfigError(option, shown, f"must list {at_least} to {MAX_SEEDS:,} seeds")
+    for s in seeds:
+        check_seed(s, option)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(option, shown, "must not repeat a seed")
+    return tuple(seeds)
 
 
 @dataclass(frozen=True)
@@ -174,8 +235,9 @@ class TuneSetup:
             raise ConfigError("--trials", self.trials, f"must be in 1..{MAX_TRIALS:,}")
         if not 1 <= self.batch <= 1024:
             raise ConfigError("--batch", self.batch, "must be in 1..1024")
-        if not 0 <= self.sampler_seed <= 2**32 - 1:  # numpy's RandomState, under TPESampler
-            raise ConfigError("--sampler-seed", self.sampler_seed, "must be in 0..4294967295")
+        check_seed(self.sampler_seed, "--sampler-seed")  # numpy's RandomState, under TPESampler, takes 32 bits
+        check_seeds(self.seeds, "--seeds")
+        check_seeds(self.holdout_seeds, "--holdout-seeds", at_least=0)
         if set(self.seeds) & set(self.holdout_seeds):
             raise ConfigError("--holdout-seeds", list(self.holdout_seeds), "must not repeat a tuning seed")
         if not self.dims:
@@ -297,7 +359,9 @@ def tune(
             on_trial(len(trials), setup.trials)
     done = [t for t in trials if t["value"] is not None]
     if not done:
-        raise ConfigError("--trials", setup.trials, "gave no complete trial (every one failed; see the trials table)")
+        # Not the user's --trials: the seeds and ranges were checked up front, so this is runs failing.
+        raise MemschedError(f"no trial completed: all {len(trials)} failed (trial 0, the defaults: "
+                            f"{trials[0]['reason']}); the trials table of the database has each one's reason")
     best = max(done, key=lambda t: (t["value"], -t["number"]))
     defaults = {d.name: d.default for d in setup.dims}
     holdout = _holdout(setup, best["params"], defaults, refs, ref_docs, run)

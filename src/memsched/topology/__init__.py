@@ -63,7 +63,7 @@ import numpy.typing as npt
 
 from memsched.config import parse_toml, read_input_file
 from memsched.errors import ConfigError, UnknownNameError
-from memsched.topology.bounds import MAX_NODE_MEMORY, check_bounds
+from memsched.topology.bounds import MAX_NODE_MEMORY, check_bounds, link_capacity
 from memsched.topology.routing import ROUTING_MODES, link_shares
 from memsched.topology.routing import shortest_routes as _routes
 from memsched.units import GIB, parse_size
@@ -392,10 +392,7 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
                 )
             cap = link_bw
             if len(item) == 3:
-                if isinstance(item[2], bool) or not isinstance(item[2], int | float) or not item[2] > 0:
-                    why = "a link's capacity (third entry) must be a number > 0"
-                    raise ConfigError("links", item, why, source=source)
-                cap = float(item[2])
+                cap = link_capacity(item, source)
             a, b = sorted(item[:2])
             if (a, b) in pairs:
                 raise ConfigError("links", item, "must not list a link twice", source=source)

@@ -21,21 +21,36 @@ Why these numbers:
 Hardware figures
     Finite, positive where a rate or a latency must be, and inside what real machines span with margin
     (bandwidths 0.1–10,000 GiB/s, latencies up to 1 µs per access and per hop, 64 B–1 MiB in flight per
-    core). Slower or slower-to-reach memory would stretch a run's simulated time without bound.
+    core). Slower or slower-to-reach memory would stretch a run's simulated time without bound. The
+    bandwidths include a link's own capacity (the third entry of a ``links`` entry, the range of
+    ``link_gibps``) and the machine-wide coherence resource ``snoop_gibps``.
+``snoop_hop_cost`` 0–10
+    The extra bytes of the coherence resource a byte from one hop further away uses. The fitted
+    ``x86-8n64`` preset has 1.935; 10 leaves a wide margin and keeps the slowest allowed machine finite
+    (numa02 on a 2-node file with ``snoop_gibps = 0.1`` and ``snoop_hop_cost = 10`` takes about 7 s here,
+    where 1e300 ran forever and NaN was quietly taken as 0).
 
 NaN and infinity are refused everywhere; so are booleans where numbers are expected.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from memsched.config import finite_number
+from memsched.config import finite_number, format_bound
 from memsched.errors import ConfigError
 from memsched.units import TIB
 
-__all__ = ["MAX_CPUS", "MAX_NODES", "MAX_NODE_MEMORY", "MAX_THREADS_PER_CORE", "check_bounds"]
+__all__ = [
+    "MAX_CPUS",
+    "MAX_NODES",
+    "MAX_NODE_MEMORY",
+    "MAX_THREADS_PER_CORE",
+    "check_bounds",
+    "link_capacity",
+]
 
 MAX_NODES = 32
 MAX_CPUS = 1024
@@ -46,6 +61,8 @@ MAX_NODE_MEMORY = 4 * TIB
 _FIGURES: dict[str, tuple[float, float, str]] = {
     "controller_gibps": (0.1, 10_000.0, " GiB/s"),
     "link_gibps": (0.1, 10_000.0, " GiB/s"),
+    "snoop_gibps": (0.1, 10_000.0, " GiB/s"),
+    "snoop_hop_cost": (0.0, 10.0, ""),
     "latency_local_ns": (1.0, 1_000.0, " ns"),
     "latency_hop_ns": (0.0, 1_000.0, " ns"),
     "core_mlp_bytes": (64.0, float(1 << 20), " bytes"),
@@ -64,6 +81,22 @@ def _count(data: Mapping[str, Any], key: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         return default  # the loader names the wrong type
     return value
+
+
+def link_capacity(entry: list[Any], source: str) -> float:
+    """The capacity (third entry) of a ``links`` entry ``[a, b, gibps]``, within the range of ``link_gibps``."""
+    lo, hi, unit = _FIGURES["link_gibps"]
+    cap = entry[2]
+    if (
+        isinstance(cap, bool)
+        or not isinstance(cap, int | float)
+        or (isinstance(cap, float) and not math.isfinite(cap))
+        or not lo <= cap <= hi
+    ):
+        span = f"{format_bound(lo)}..{format_bound(hi)}{unit}"
+        why = f"entries' capacity (third entry) must be a number in {span}, the range of link_gibps"
+        raise ConfigError("links", entry, why, source=source)
+    return float(cap)
 
 
 def check_bounds(data: Mapping[str, Any], source: str) -> None:

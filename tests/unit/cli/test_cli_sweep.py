@@ -167,14 +167,58 @@ def test_tune_prints_settings_sysctls_and_held_out_gain(tmp_path: Path, capsys: 
         (("--trials", "0-3"), "'--trials'"),
         (("--sampler-seed", "-5"), "'--sampler-seed'"),
         (("--batch", "0"), "'--batch'"),
+        # review 1: each of these used to run cells and write a study before failing (or not fail at all)
+        (("--range", "scan_size_mb=nan:10"), "'--range'"),
+        (("--range", "scan_size_mb=1:inf"), "'--range'"),
+        (("--range", "group_active_in=0.1:nan"), "'--range'"),
+        (("--range", "group_active_in=0.1:2"), "'--range'"),
+        (("--range", "scan_size_mb=1:1e30"), "'--range'"),  # past the sysctl's INT_MAX
+        (("--range", "scan_size_mb=1.2:1.5"), "'--range'"),  # no whole number for an int knob
+        (("--range", "scan_size_mb=1:9", "--range", "scan_size_mb=2:9"), "'--range'"),
+        (("--knobs", "scan_size_mb", "--range", "group_active_in=0.1:0.2"), "'group_active_in'"),
+        (("--seeds", ""), "'--seeds'"),
+        (("--seeds", "4294967296"), "'--seeds'"),
+        (("--seeds", "1,1"), "'--seeds'"),
+        (("--holdout-seeds", "4294967296"), "'--holdout-seeds'"),
     ],
 )
 def test_tune_bad_input(extra: tuple[str, ...], where: str, tmp_path: Path,
                         capsys: pytest.CaptureFixture[str]) -> None:
-    """Bad ranges, knobs, objectives and seeds: one line, exit 2, before any run."""
+    """Bad ranges, knobs, objectives and seeds: one line, exit 2, before any run (no database is written)."""
     rc, out, err = run(capsys, "tune", "--policy", "mainline", "--workloads", "numa02", "--trials", "2",
                        "--db", str(tmp_path / "t.duckdb"), *extra)  # fmt: skip
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and where in err
+    assert not (tmp_path / "t.duckdb").exists()
+
+
+def test_tune_never_splits_a_set_option_from_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a narrow terminal and piped, every --set stays on one line with its KEY=VALUE, one option per line
+    joined by backslashes, and the sysctl lines are whole."""
+    import io
+
+    from rich.console import Console
+
+    from memsched.cli import common
+    from memsched.cli import tune as tune_cli
+
+    params = {"scan_delay_ms": 1249, "scan_period_min_ms": 2690, "group_active_in": 0.4375872112626925}
+    doc = {
+        "policy": "mainline", "workloads": ["numa02"], "topology": "sandybridge-2n32", "trials": 2,
+        "failed_trials": 0, "objective_text": "geometric-mean speed-up over none", "seeds": [0], "space": [],
+        "not_searched": [], "best_trial": 1, "best_value": 1.5, "default_value": 1.4,
+        "set_lines": [f"--set {k}={v}" for k, v in params.items()],
+        "sysctls": {"kernel.numa_balancing_scan_delay_ms": 1249}, "holdout": {}, "wall_s": 1.0, "cells_run": 3,
+        "cells_from_db": 0, "executor": "local", "workers": 1,
+    }  # fmt: skip
+    for width in (24, 80, 160):
+        screen = io.StringIO()
+        monkeypatch.setattr(common, "out_console", Console(file=screen, width=width), raising=False)
+        tune_cli._print(doc)
+        lines = screen.getvalue().splitlines()
+        sets = [ln.strip() for ln in lines if "--set" in ln]
+        assert sets == ["--set scan_delay_ms=1249 \\", "--set scan_period_min_ms=2690 \\",
+                        "--set group_active_in=0.4375872112626925"], width  # fmt: skip
+        assert "  kernel.numa_balancing_scan_delay_ms = 1249" in lines
 
 
 def test_the_progress_bar_counts_cells_to_run_with_an_eta(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,9 +54,9 @@ def test_named_rng_streams_are_stable_and_independent() -> None:
     assert not (a == c).all()
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, True])
+@pytest.mark.parametrize("seed", [-1, 1.5, True, 2**32, 2**63])
 def test_bad_seed(seed: object) -> None:
-    """Seeds are non-negative integers."""
+    """Seeds are integers in 0..MAX_SEED (32 bits), the range every seed option has."""
     with pytest.raises(ConfigError, match="'seed'"):
         Engine(seed)  # type: ignore[arg-type]
 

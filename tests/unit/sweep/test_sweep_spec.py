@@ -16,6 +16,8 @@ from memsched.sweep.spec import SweepSpec, load_spec, parse_spec
 from memsched.sweep.values import draw, grid, parse_values
 from memsched.topology import Topology, load_topology
 
+ONE_CELL = 'workloads = ["numa02"]\npolicies = ["mainline"]\ntopologies = ["laptop-1n8"]\nbaseline = false\n'
+
 
 def spec(text: str, tmp_path: Path) -> SweepSpec:
     return parse_spec(tomllib.loads(text), source="s.toml", base_dir=tmp_path)
@@ -138,6 +140,18 @@ def test_references_add_each_workloads_reference_runs(tmp_path: Path) -> None:
          "scan_size_mb = {min = 1, max = 1000, steps = 1000}\n", "'sweep'"),
         ('mode = "random"\nsamples = 1000000\nseeds = 2\nworkloads = ["numa02"]\npolicies = ["none"]\n'
          'topologies = ["laptop-1n8"]\n', "'samples'"),
+        # a member's topology errors name the family keys, not the generated file's sockets/cores_per_socket
+        ('workloads = ["numa02"]\npolicies = ["none"]\n[families.g]\nlike = "x86-8n64"\n'
+         "nodes = {min = 2, max = 64, steps = 2}\n", "'families.g.nodes' must be in 1..32 (got 64)"),
+        ('workloads = ["numa02"]\npolicies = ["none"]\n[families.g]\nnodes = 2\ncores_per_node = 1000\n',
+         "'families.g.cores_per_node' gives 4000 CPUs with 2 nodes"),
+        (ONE_CELL + "sample_interval_s = nan\n", "'sample_interval_s'"),
+        (ONE_CELL + "sample_interval_s = inf\n", "'sample_interval_s'"),
+        (ONE_CELL + "sample_interval_s = 1e300\n", "'sample_interval_s'"),
+        (ONE_CELL + "sample_interval_s = 1e-6\n", "'sample_interval_s'"),
+        (ONE_CELL + "sample_interval_s = 0\n", "'sample_interval_s'"),
+        (ONE_CELL + "sample_interval_s = 7200\n", "'sample_interval_s'"),
+        (ONE_CELL + "sample_interval_s = 1" + "0" * 400 + "\n", "'sample_interval_s'"),
     ],
 )
 def test_bad_input_names_the_field_and_the_file(text: str, field: str, tmp_path: Path) -> None:
@@ -148,6 +162,14 @@ def test_bad_input_names_the_field_and_the_file(text: str, field: str, tmp_path:
     assert str(e.value).startswith(f"{path}: ")
     assert field in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_sample_interval_ends_are_accepted(tmp_path: Path) -> None:
+    """The timeline's resolution is accepted from 10 ms to an hour, and reaches the cells as a float."""
+    for value in ("0.01", "3600"):
+        (cell,) = spec(ONE_CELL + f"sample_interval_s = {value}\n", tmp_path).cells
+        assert cell.spec.options.sample_interval_s == float(value)
+        assert cell.doc["options"]["sample_interval_s"] == float(value)
 
 
 def test_ranges_in_a_grid_and_as_draws() -> None:

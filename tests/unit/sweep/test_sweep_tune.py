@@ -13,7 +13,7 @@ from memsched.errors import ConfigError
 from memsched.results.store import ResultStore
 from memsched.sweep.executors import LocalPool
 from memsched.sweep.plan import Machine
-from memsched.sweep.tune import TuneSetup, search_space, tune
+from memsched.sweep.tune import INT_MAX, TuneSetup, search_space, tune
 
 
 def test_the_search_space_comes_from_the_declared_bounds() -> None:
@@ -33,6 +33,65 @@ def test_the_search_space_comes_from_the_declared_bounds() -> None:
     assert [(d.name, d.lo, d.hi, d.log, d.origin) for d in dims] == [("scan_size_mb", 64, 1024, False, "--range")]
     with pytest.raises(ConfigError, match="'--range'"):
         search_space("mainline", ranges={"scan_size_mb": (0, 1024)})  # below the declared min=1
+
+
+def test_an_int_knob_is_searched_only_where_its_sysctl_holds_it() -> None:
+    """kernel.numa_balancing_* are C ints (proc_dointvec): a --range past INT_MAX is refused with the knob's range,
+    and a range that reaches INT_MAX is searched up to it, never beyond."""
+    with pytest.raises(ConfigError, match=r"'--range' .* scan_size_mb's range 1\.\.2147483647 "):
+        search_space("mainline", ranges={"scan_size_mb": (1, 1e30)})
+    (dim,) = search_space("mainline", knobs=["scan_size_mb"], ranges={"scan_size_mb": (1, INT_MAX)})[0]
+    assert (dim.lo, dim.hi) == (1, INT_MAX) and "[1, 2147483647]" in dim.describe()
+
+
+def test_a_wide_declared_range_is_searched_around_the_default() -> None:
+    """A knob's maximum says what is legal (a sysctl's INT_MAX, say), not what is sensible: with it, a scan knob is
+    still searched from a tenth to ten times its default; a declared range within two decades is searched whole."""
+    from memsched.sweep.tune import _bounds
+
+    assert _bounds("scan_size_mb", int, 256, 1, INT_MAX, None) == (25.6, 2560, "default /10..x10")
+    assert _bounds("scan_delay_ms", int, 1000, 0, INT_MAX, None) == (100, 10000, "default /10..x10")
+    assert _bounds("scan_size_mb", int, 256, 1, 1000, None) == (25.6, 1000, "default /10..x10")
+    assert _bounds("improvement_threshold", float, 5, 0, 100, None) == (0, 100, "declared bounds")
+    assert _bounds("hz", int, 250, 100, 1000, None) == (100, 1000, "declared bounds")
+    assert _bounds("offset", int, 0, 0, INT_MAX, None)[1] is None  # nothing to search around: --range needed
+
+
+@pytest.mark.parametrize(
+    ("knobs", "ranges", "match"),
+    [
+        (["scan_size_mb"], {"group_active_in": (0.1, 0.2)}, "group_active_in, which --knobs scan_size_mb does not"),
+        (None, {"group_active_in": (0.5, math.nan)}, "'--range'"),
+        (None, {"group_active_in": (0.5, 0.5)}, "LO < HI"),
+        (None, {"scan_size_mb": (1.2, 1.5)}, "whole number"),
+    ],
+)
+def test_a_range_must_fit_a_searched_knob(
+    knobs: list[str] | None, ranges: dict[str, tuple[float, float]], match: str
+) -> None:
+    """A --range for a knob left out of --knobs, NaN, an empty span, or no integer in an int knob's span."""
+    with pytest.raises(ConfigError, match=match):
+        search_space("mainline", knobs=knobs, ranges=ranges)
+
+
+def test_a_range_for_a_choice_knob_is_refused() -> None:
+    """balancenuma's two_stage_filter is a bool, searched over its values: a --range for it is not ignored."""
+    with pytest.raises(ConfigError, match="not a number"):
+        search_space("balancenuma", ranges={"two_stage_filter": (0, 1)})
+
+
+@pytest.mark.parametrize(
+    ("seeds", "holdout", "field"),
+    [((), (100,), "'--seeds'"), ((0, 0), (), "'--seeds'"), ((2**32,), (), "'--seeds'"), ((0,), (-1,), "'--holdout")],
+)
+def test_tuning_seeds_are_checked_before_anything_runs(
+    seeds: tuple[int, ...], holdout: tuple[int, ...], field: str, tmp_path: Path
+) -> None:
+    """No tuning seed (it used to fail every trial and blame --trials), repeats, or seeds past 32 bits."""
+    dims, _ = search_space("mainline", knobs=["scan_size_mb"])
+    with pytest.raises(ConfigError, match=field):
+        TuneSetup("mainline", ("numa02",), Machine.named("laptop-1n8", tmp_path), tuple(dims), trials=2, seeds=seeds,
+                  holdout_seeds=holdout)  # fmt: skip
 
 
 @pytest.mark.slow

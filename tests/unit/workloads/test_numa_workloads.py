@@ -76,3 +76,15 @@ def test_numa01_note_on_many_nodes() -> None:
     spec = get("numa01")
     assert "interleaves" in (spec.note(load_topology("x86-8n64")) or "")
     assert spec.note(load_topology("sandybridge-2n32")) is None
+
+
+@pytest.mark.parametrize(
+    "interval", [float("nan"), float("inf"), 1e-6, 0.0, -1.0, 1e300, pytest.param(10**400, id="int-1e400")]
+)
+def test_numa_options_bound_the_sample_interval(interval: float) -> None:
+    """A timeline interval the simulator cannot honour (NaN, 1 µs, an int past float) is a ConfigError."""
+    from memsched.workloads.numa import NumaOptions
+
+    with pytest.raises(ConfigError, match="'sample_interval_s'"):
+        NumaOptions(sample_interval_s=interval)
+    assert NumaOptions(sample_interval_s=1).sample_interval_s == 1.0

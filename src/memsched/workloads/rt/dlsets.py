@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from memsched.config import knob, validate
+from memsched.config import MAX_SEED, knob, validate
 from memsched.errors import ConfigError
 from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Run, Timer
@@ -48,7 +48,7 @@ class DlSetConfig:
     period_max_ms: int = knob(100, "longest period (at most 10 s)", min=1, max=10_000)
     sporadic: bool = knob(False, "sporadic releases: exponential extra inter-arrival (mean period/4)")
     duration_ms: int = knob(10_000, "run length (at most 60 s simulated)", min=1, max=60_000)
-    set_seed: int = knob(1, "seed of the task-set generator", min=0, max=2**32 - 1)
+    set_seed: int = knob(1, "seed of the task-set generator", min=0, max=MAX_SEED)
     runtime_margin_pct: float = knob(
         10.0, "runtime over each job's execution time (%), on top of one switch-in and migration cost", min=0.0,
         max=1000.0,
