@@ -143,7 +143,7 @@ def test_compare_seeds_median_min_max(capsys: pytest.CaptureFixture[str], tmp_pa
         (("run", "numa02", "--set", "novalue"), "'--set' must be key=value"),
         (("run", "numa02", "--set", "warp=9"), "'warp' is not a setting"),
         (("run", "numa02", "--set", "mof=maybe"), "'mof' must be true or false"),
-        (("run", "numa02", "--seed", "-4"), "'seed'"),
+        (("run", "numa02", "--seed", "-4"), "'--seed' must be in 0..4294967295"),
         (("run", "numa02", "--frobnicate"), "No such option"),
         (("list", "colours"), "'what' must be one of"),
         (("compare", "--policies", "none,greedy"), "'policy' must be one of"),
