@@ -125,7 +125,9 @@ def search_space(
         elif kind not in (int, float):
             skipped.append(f"{name}: a {getattr(kind, '__name__', kind)} without declared choices")
         else:
-            lo, hi, origin = _bounds(name, default, meta.get("min"), meta.get("max"), ranges.get(name))
+            lo, hi, origin = _bounds(
+                name, default, meta.get("min"), meta.get("max"), ranges.get(name), limit=bool(meta.get("limit"))
+            )
             if lo is None or hi is None:
                 skipped.append(f"{name}: default {default} and no upper bound (give --range {name}=LO:HI)")
                 continue
@@ -135,15 +137,17 @@ def search_space(
 
 
 def _bounds(
-    name: str, default: Any, lo: float | None, hi: float | None, given: tuple[float, float] | None
+    name: str, default: Any, lo: float | None, hi: float | None, given: tuple[float, float] | None, *, limit: bool
 ) -> tuple[float | None, float | None, str]:
+    """The search range of a knob: ``--range``, else its declared bounds, else the default /SPAN..xSPAN clipped to
+    them. A ``max`` declared as a limit (:func:`memsched.config.knob`) is not a range: it only clips."""
     if given is not None:
         g_lo, g_hi = given
         if g_lo >= g_hi or (lo is not None and g_lo < lo) or (hi is not None and g_hi > hi):
             raise ConfigError("--range", f"{name}={g_lo:g}:{g_hi:g}",
                               f"must be LO:HI with LO < HI inside the knob's bounds [{lo}, {hi}]")
         return g_lo, g_hi, "--range"
-    if lo is not None and hi is not None:
+    if lo is not None and hi is not None and not limit:
         return lo, hi, "declared bounds"
     if default <= 0:
         return lo, hi, ""

@@ -35,6 +35,18 @@ def test_the_search_space_comes_from_the_declared_bounds() -> None:
         search_space("mainline", ranges={"scan_size_mb": (0, 1024)})  # below the declared min=1
 
 
+def test_a_declared_limit_only_clips_the_default_window() -> None:
+    """A max declared as a limit (the sysctl's INT_MAX) is no range to search: the window stays a tenth to ten
+    times the default, and a window that would pass the limit ends at it."""
+    by = {d.name: d for d in search_space("mainline")[0]}
+    size = by["scan_size_mb"]
+    assert (size.lo, size.hi, size.origin) == (25.6, 2560, "default /10..x10")
+    with pytest.raises(ConfigError, match="'--range'"):
+        search_space("mainline", ranges={"scan_size_mb": (1, 1e30)})  # above the sysctl's INT_MAX
+    by = {d.name: d for d in search_space("numacore")[0]}
+    assert (by["numa_settle"].lo, by["numa_settle"].hi) == (1, 20)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("objective", "reference", "role"), [
     ("speedup", "numa02", "policy"),
