@@ -59,9 +59,10 @@ BASE_PAGE_SHIFT = 12
 BASE_PAGE_SIZE = 1 << BASE_PAGE_SHIFT
 
 # ---- the largest value of each kind of knob ------------------------------------------------------------------
-#: The ``numa_balancing_*`` sysctls are ``unsigned int`` written through ``proc_dointvec`` (kernel/sysctl.c,
-#: 3.8 to 5.9; ``numa_balancing_scan_size_mb`` through ``proc_dointvec_minmax`` with ``extra1 = &one`` from 3.13),
-#: whose ``do_proc_dointvec_conv()`` refuses anything above ``INT_MAX`` with ``-EINVAL``: the kernel's own limit.
+#: The ``numa_balancing_*`` sysctls are ``unsigned int`` written through ``proc_dointvec`` (kernel/sysctl.c, 3.8
+#: until 5.13 moved them to debugfs; ``numa_balancing_scan_size_mb`` later through ``proc_dointvec_minmax`` with
+#: ``extra1 = SYSCTL_ONE``): an ``int`` to the handler, whose ``do_proc_dointvec_conv()`` refuses anything above
+#: ``INT_MAX`` with ``-EINVAL`` (older kernels truncated it). The kernel's own limit.
 SYSCTL_INT_MAX = (1 << 31) - 1
 #: Product limit of a period or interval that is not a sysctl (rate-limit windows, kernel-thread sleeps, a
 #: policy's own cadence): one hour, the longest simulated run (``duration_s`` <= 3600); a longer one never fires.
