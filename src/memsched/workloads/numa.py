@@ -62,13 +62,19 @@ NUMA_PAGE_WALK_NS = 30
 # * numa02 under moron on opteron-4n32 (18.5 simulated s): scan_period_ms=10 with scan_size_mb=16 (1,670 scans)
 #   took 1.5 s, with 256 (1,950 scans) 3.3 s, with 1024 (3,275 scans, 32.8 s) 9.6 s, of which 0.5 s start-up:
 #   a scan costs ~0.54 ms plus ~3.5 us per MB it marks (its hinting faults and migrations follow from them);
+# * against the estimate (which takes a policy's shortest period throughout, and the slowest placement's run
+#   time): MORON at scan_period_ms=1 on numa02/opteron-4n32, estimated 23.2 million MB, took 35.5 s (36.4
+#   simulated s); MORON's default numa01 on westmere-ex-4n48, 13.0 million, 28 s; the scan_period_ms=10 runs
+#   above 1.4 us per MB estimated: 1.4 to 2.2 us per MB in all. Policies that lengthen their period scan less;
 # * mixed on sandybridge-2n32: 1,186 tasks took 0.9 s, 11,570 tasks (job_s=0.1) 2.0 s and 23,106 (job_s=0.05)
 #   3.3 s and 82 MB: ~0.11 ms and ~1 KiB per task.
 
 #: Each scan counts as this many MB marked on top of what it marks: its fixed cost (0.54 ms / 3.5 us per MB).
 SCAN_FIXED_MB = 150
-#: The most scan work a run may ask for, in MB marked (fixed costs included): about 90 s of CPU.
-MAX_SCAN_WORK_MB = 25_000_000
+#: The most scan work a run may ask for, in MB marked (fixed costs included): at most 70 to 110 s of CPU, as
+#: rt-app's limit (the heaviest default, mainline's numa01 on westmere-ex-4n48, asks for 13.9 million; the
+#: heaviest cell of the docs/sweeps.md example, balancenuma's numa01 on x86-8n64 at 100 ms and 1024 MB, 30.5).
+MAX_SCAN_WORK_MB = 50_000_000
 #: The most tasks a run may create (every batch job of ``mixed`` is one): about 25 s of CPU and 300 MB.
 MAX_TASKS = 200_000
 #: The most timeline samples a run may take (``sample_interval_s``); the defaults take at most a few thousand.

@@ -31,6 +31,7 @@ def test_mixed_with_millisecond_jobs_is_refused_up_front() -> None:
 
 @pytest.mark.parametrize(("workload", "topology", "policy", "sets", "key"), [
     ("numa02", "opteron-4n32", "moron", {"scan_period_ms": "1", "scan_size_mb": "999999"}, "scan_period_ms"),
+    ("numa02", "opteron-4n32", "numacore", {"scan_period_ms": "1"}, "scan_period_ms"),
     ("numa01", "westmere-ex-4n48", "moron", {"scan_period_ms": "1"}, "scan_period_ms"),
     ("numa01", "westmere-ex-4n48", "mainline", {"scan_period_min_ms": "1", "scan_size_mb": "1"}, "scan_period_min_ms"),
     ("specjbb", "sandybridge-2n32", "mainline", {"migrate_check_ms": "1", "duration_s": "3600"}, "migrate_check_ms"),
@@ -47,8 +48,10 @@ def test_a_scan_period_too_short_for_the_run_is_refused(
 
 def test_a_short_scan_period_that_the_run_can_afford_is_accepted() -> None:
     """MORON scanning 256 MB every millisecond of numa02 on opteron-4n32: 36 simulated s, 35 s of CPU (the
-    estimate allows for 57 s): accepted, like the default numa01 under MORON on westmere-ex-4n48 (28 s)."""
+    estimate allows for 57 s): accepted, like the default numa01 under MORON on westmere-ex-4n48 (28 s); so is
+    the heaviest cell of the docs/sweeps.md example."""
     check("numa02", "opteron-4n32", "moron", scan_period_ms="1")
+    check("numa01", "x86-8n64", "balancenuma", scan_period_min_ms="100", scan_size_mb="1024")
 
 
 def test_timeline_samples_are_bounded() -> None:
