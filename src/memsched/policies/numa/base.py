@@ -118,11 +118,15 @@ class TaskWorkScan:
     def period_bounds_ns(self, rss_base_pages: int) -> tuple[int, int]:
         """``task_scan_min()`` / ``task_scan_max()`` in ns: the sysctl bounds, divided by the number of scan
         windows under 3.13's ``scale_by_rss``, with its floor of ``MAX_SCAN_WINDOW`` = 2560 MB scanned per
-        second (kernel/sched/fair.c, 3.13; a ``scan_size_mb`` of 2560 or more gives a floor of 1 s)."""
+        second (kernel/sched/fair.c, 3.13; a ``scan_size_mb`` of 2560 or more gives a floor of 1 s).
+
+        Both are at least 1 ms: with a ``scan_size_mb`` under 3 the kernel's floor is 0 ms and the divided bounds
+        can be too, and ``task_numa_work()`` then runs at the next tick, which is 1 ms at HZ=1000 (it sets
+        ``numa_next_scan`` to now + 0 jiffies and ``task_tick_numa()`` queues it again)."""
         lo, hi = self.scan_period_min_ms, self.scan_period_max_ms
         if self.scale_by_rss:
             windows = MAX_SCAN_WINDOW_MB // self.scan_size_mb if self.scan_size_mb < MAX_SCAN_WINDOW_MB else 1
-            floor = 1000 // windows
+            floor = max(1, 1000 // windows)
             nr = self.nr_scan_windows(rss_base_pages)
             lo = max(floor, self.scan_period_min_ms // nr)
             hi = max(lo, self.scan_period_max_ms // nr)
