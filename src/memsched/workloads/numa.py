@@ -134,7 +134,7 @@ def _check_work(spec: RunSpec, topo: Topology, wl: workloads.WorkloadSpec, wl_cf
         raise ConfigError(
             "sample_interval_s", opts.sample_interval_s,
             f"gives about {samples:,.0f} timeline samples over the ~{fp.duration_s:,.0f} s of {what}; "
-            f"at most {MAX_TIMELINE_SAMPLES:,} are taken",
+            f"at most {MAX_TIMELINE_SAMPLES:,} are taken (a longer interval, a shorter run or faster memory)",
         )  # fmt: skip
     scans, ticks = _scan_and_tick_work(policy, fp)
     work = scans + ticks
