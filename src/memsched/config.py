@@ -72,11 +72,17 @@ def knob(
     min: float | None = None,
     max: float | None = None,
     choices: Sequence[str] | None = None,
+    limit: bool = False,
 ) -> Any:
-    """A config field: default, one-line help (cite the source of the default), and optional bounds."""
-    return dataclasses.field(
-        default=default, metadata={"help": help, "min": min, "max": max, "choices": tuple(choices) if choices else None}
-    )
+    """A config field: default, one-line help (cite the source of the default), and optional bounds.
+
+    ``limit=True`` says that ``max`` is the largest value the machine can honour (a kernel's own limit, or a
+    product limit that keeps a run finishable), not the end of a natural range: it is validated the same way,
+    but ``memsched tune`` searches around the default and only clips its window there."""
+    meta = {"help": help, "min": min, "max": max, "choices": tuple(choices) if choices else None}
+    if limit:
+        meta["limit"] = True
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -196,8 +196,9 @@ def test_list_settings(capsys: pytest.CaptureFixture[str]) -> None:
     rows = json.loads(capsys.readouterr().out)
     scan = next(r for r in rows if r["key"] == "scan_delay_ms")
     assert scan == {
-        "owner": "policy mainline", "key": "scan_delay_ms", "type": "int", "default": 1000, "range": ">= 0",
-        "min": 0, "max": None, "choices": None, "unit": "ms", "source": "numa_balancing_scan_delay_ms",
+        "owner": "policy mainline", "key": "scan_delay_ms", "type": "int", "default": 1000,
+        "range": "0..2147483647", "min": 0, "max": 2147483647, "choices": None, "unit": "ms",
+        "source": "numa_balancing_scan_delay_ms",
     }  # fmt: skip
     assert main(["list", "settings", "--scenario", "kvm"]) == 0
     out = capsys.readouterr().out

@@ -47,6 +47,7 @@ from memsched.config import KNOB_LIMIT, check_seed, format_bound
 from memsched.errors import ConfigError, MemschedError
 from memsched.numeric import seq_sum
 from memsched.policies.numa import registry as policies
+from memsched.policies.numa.base import SYSCTL_INT_MAX
 from memsched.record import MODEL_VERSION, Role
 from memsched.results.store import ResultStore
 from memsched.sweep.cell import Cell
@@ -96,7 +97,7 @@ SPAN = 10.0
 #: ints written through ``proc_dointvec``/``proc_dointvec_minmax`` (kernel/sysctl.c, Linux 3.8-5.12), which
 #: refuse anything above INT_MAX with EINVAL, so a recommended ``kernel.numa_balancing_scan_size_mb =
 #: 16199129468987638`` could never be written. The other integer knobs model C ints too.
-INT_MAX = 2**31 - 1
+INT_MAX = SYSCTL_INT_MAX
 
 
 #: Trials of one tuning run at most.
@@ -156,7 +157,10 @@ def search_space(
         elif kind not in (int, float):
             skipped.append(f"{name}: a {getattr(kind, '__name__', kind)} without declared choices")
         else:
-            lo, hi, origin = _bounds(name, kind, default, meta.get("min"), meta.get("max"), ranges.get(name))
+            lo, hi, origin = _bounds(
+                name, kind, default, meta.get("min"), meta.get("max"), ranges.get(name),
+                limit=bool(meta.get("limit")),
+            )
             if lo is None or hi is None:
                 skipped.append(f"{name}: default {default} and no upper bound to search to (give --range "
                                f"{name}=LO:HI)")
@@ -167,8 +171,18 @@ def search_space(
 
 
 def _bounds(
-    name: str, kind: type, default: Any, lo: float | None, hi: float | None, given: tuple[float, float] | None
+    name: str,
+    kind: type,
+    default: Any,
+    lo: float | None,
+    hi: float | None,
+    given: tuple[float, float] | None,
+    *,
+    limit: bool,
 ) -> tuple[float | None, float | None, str]:
+    """The search range of a knob: ``--range``, else its declared bounds when they are a range to search
+    (:func:`_narrow`), else the default /SPAN..xSPAN clipped to what the knob can hold. A ``max`` declared as
+    a limit (:func:`memsched.config.knob`) is not a range: it only clips."""
     # What the knob can hold: its declared bounds, else what validate() allows, and an int no more than INT_MAX.
     k_lo = -KNOB_LIMIT if lo is None else lo
     k_hi = KNOB_LIMIT if hi is None else hi
@@ -184,7 +198,7 @@ def _bounds(
                               f"must be LO:HI with LO < HI{whole} inside {name}'s range "
                               f"{format_bound(k_lo)}..{format_bound(k_hi)}")
         return g_lo, g_hi, "--range"
-    if lo is not None and hi is not None and _narrow(lo, k_hi, default):
+    if lo is not None and hi is not None and not limit and _narrow(lo, k_hi, default):
         return lo, k_hi, "declared bounds"
     if default <= 0:
         return lo, None, ""

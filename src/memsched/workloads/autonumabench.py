@@ -35,8 +35,8 @@ from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import Join, Phase, SchedSetaffinity, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.topology import Topology
-from memsched.units import GIB
-from memsched.workloads.base import Built, Reference, WorkloadSpec, register
+from memsched.units import GIB, MIB
+from memsched.workloads.base import Built, Footprint, Reference, WorkloadSpec, register
 
 __all__ = ["VARIANTS", "AutonumaBenchConfig"]
 
@@ -144,6 +144,30 @@ def _build_numa02(machine: FluidMachine, cfg: AutonumaBenchConfig, *, smt: bool,
     return Built([machine.spawn_process("numa02", tuple(program), mm=mm)])
 
 
+#: DRAM traffic per byte written: read-for-ownership plus write-back (docs/calibration.md: controller_gibps is
+#: twice the bzero rate).
+WRITE_TRAFFIC = 2
+
+
+def _footprint(topo: Topology, cfg: AutonumaBenchConfig, base: str) -> Footprint:
+    """The run time under the slowest placement, all pages on one node: the traffic of the bytes the program
+    writes (numa01: each thread its process's whole buffer, then 50 more times or its slice 1000 times; numa02:
+    the first touch, then 800 slice writes per thread) through the slowest node's controller. numa01 under
+    ``none`` on westmere-ex-4n48, all 6 GiB on one node, takes 1596.6 simulated s; this gives 1596.5 s. Every
+    golden run (benchmarks/golden_numa.py) takes at most 0.5 % longer than it gives."""
+    cpus = _cpus(topo, cfg)
+    if base.startswith("numa01"):
+        threads = cpus // 2
+        again = NUMA01_THREAD_ALLOC_NR if base.endswith("THREAD_ALLOC") else threads * NUMA01_NR
+        again *= NUMA01_SIZE
+        written, mms, size, tasks = 2 * (threads * NUMA01_SIZE + again), 2, NUMA01_SIZE, 2 * (1 + threads)
+    else:
+        threads = cpus // 2 if base.endswith("SMT") else cpus
+        written, mms, size, tasks = NUMA02_SIZE + NUMA02_TOTALSIZE, 1, NUMA02_SIZE, 1 + threads
+    slowest = min(n.controller_gibps for n in topo.nodes) * GIB
+    return Footprint(WRITE_TRAFFIC * written / slowest, mms=mms, mm_mb=size // MIB, tasks=tasks)
+
+
 def _numa01_note(topology: Topology) -> str | None:
     """numa01 is the adverse case on machines with more than two nodes: every thread of a process writes the whole
     3 GiB, so no node can be local to all of them (numa01.c)."""
@@ -195,6 +219,7 @@ def _spec(base: str, bind: str) -> WorkloadSpec:
         if bind == "hard"
         else (Reference("HARD_BIND", base + "_HARD_BIND"), Reference("INVERSE_BIND", base + "_INVERSE_BIND")),
         note=_numa01_note if base == "numa01" else (lambda topology: None),
+        footprint=lambda topology, cfg: _footprint(topology, cfg, base),
     )
 
 

@@ -21,7 +21,7 @@ from memsched.registry import Registry
 from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
 
-__all__ = ["Built", "Reference", "Sampler", "TimelineChart", "WorkloadSpec", "get", "names", "register"]
+__all__ = ["Built", "Footprint", "Reference", "Sampler", "TimelineChart", "WorkloadSpec", "get", "names", "register"]
 
 
 class Sampler(Instrument):
@@ -45,6 +45,19 @@ class Built:
     processes: list[Any]
     metrics: Callable[[FluidMachine], dict[str, Any]] = field(default=lambda m: {})
     duration_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What a workload asks of the simulator, known from its config and the topology before anything is built:
+    how long it runs (simulated seconds; for a benchmark that runs to completion, an estimate under its slowest
+    placement), its address spaces (``mms``, the largest ``mm_mb``) and the tasks it creates. The NUMA runner
+    refuses a run whose estimated work is more than the simulator can do (``memsched.workloads.numa``)."""
+
+    duration_s: float
+    mms: int
+    mm_mb: int
+    tasks: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +94,9 @@ class WorkloadSpec:
     charts: tuple[TimelineChart, ...] = ()
     #: A note for reports about what the workload shows on a given machine (``None`` if nothing to say).
     note: Callable[[Any], str | None] = field(default=lambda topology: None)
+    #: ``footprint(topology, config)``: what a run asks of the simulator (:class:`Footprint`), checked before it
+    #: starts.
+    footprint: Callable[[Any, Any], Footprint] | None = None
 
     def make_config(self, sets: Mapping[str, str]) -> Any:
         return from_sets(self.config_cls, sets, owner=f"workload {self.id}")

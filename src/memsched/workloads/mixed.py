@@ -22,8 +22,9 @@ from memsched.numeric import seq_sum
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import Compute, Join, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
+from memsched.topology import Topology
 from memsched.units import MIB, NSEC_PER_SEC
-from memsched.workloads.base import Built, WorkloadSpec, register
+from memsched.workloads.base import Built, Footprint, WorkloadSpec, register
 
 __all__ = ["MixedConfig"]
 
@@ -42,16 +43,27 @@ class MixedConfig:
         validate(self)
 
 
-def _build(machine: FluidMachine, cfg: MixedConfig) -> Built:
-    topo = machine.topology
+def _shape(topo: Topology, cfg: MixedConfig) -> tuple[int, int, int]:
+    """Service threads, batch jobs per wave, and waves (back to back for ``duration_s``, plus two)."""
     threads = cfg.service_threads or topo.nr_cores
     jobs = cfg.batch_jobs or max(1, topo.nr_cpus - threads)
+    return threads, jobs, int(cfg.duration_s / cfg.job_s) + 2
+
+
+def _footprint(topo: Topology, cfg: MixedConfig) -> Footprint:
+    """Every batch job is a task of its own: ``duration_s / job_s`` waves of them."""
+    threads, jobs, waves = _shape(topo, cfg)
+    return Footprint(cfg.duration_s, mms=2, mm_mb=cfg.service_mb, tasks=2 + threads + waves * jobs)
+
+
+def _build(machine: FluidMachine, cfg: MixedConfig) -> Built:
+    topo = machine.topology
+    threads, jobs, waves = _shape(topo, cfg)
     mm = machine.new_mm("service")
     region = mm.mmap(cfg.service_mb * MIB, "service")
     specs = tuple(ThreadSpec(f"svc.t{i}", (Touch(region, FOREVER, write=0.5),)) for i in range(threads))
     interleave = SetMempolicy(Mempolicy.interleave(tuple(range(topo.nr_nodes))))
     service = machine.spawn_process("service", (interleave, Touch(region, 1), Spawn(specs), Join()), mm=mm)
-    waves = int(cfg.duration_s / cfg.job_s) + 2
     job = ThreadSpec("batch.job", (Compute(round(cfg.job_s * NSEC_PER_SEC)),))
     driver_prog: list[Any] = []
     for _ in range(waves):
@@ -74,5 +86,6 @@ register(
         config_cls=MixedConfig,
         build=_build,
         headline=(("service_gb_per_s", "service GB/s", ".2f"), ("batch_jobs", "jobs", "d")),
+        footprint=_footprint,
     )
 )

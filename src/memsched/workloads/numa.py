@@ -18,6 +18,7 @@ and the ``score`` a comparison ranks the run by.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -25,20 +26,25 @@ from typing import Any, ClassVar
 from memsched.config import finite_number, split_sets
 from memsched.errors import ConfigError
 from memsched.policies.numa import registry as policies
+from memsched.policies.numa.base import BASE_PAGE_SHIFT, KnumaScand, NumaPolicy, TaskWorkScan
 from memsched.record import RunRecord
 from memsched.sim.fluid.machine import FluidMachine, MachineConfig
 from memsched.topology import Topology, load_topology
-from memsched.units import NSEC_PER_SEC
+from memsched.units import NSEC_PER_MSEC, NSEC_PER_SEC
 from memsched.workloads import base as workloads
 from memsched.workloads.runspec import RunSpec
 
 __all__ = [
     "MAX_SAMPLE_INTERVAL_S",
+    "MAX_SCAN_WORK_MB",
+    "MAX_TASKS",
+    "MAX_TIMELINE_SAMPLES",
     "MIN_SAMPLE_INTERVAL_S",
     "NumaOptions",
     "NumaRunner",
     "compare_specs",
     "relative_cost",
+    "scan_work_mb",
 ]
 
 
@@ -57,6 +63,100 @@ NUMA_PAGE_WALK_NS = 30
 #: Above an hour no run gets a sample after its first.
 MIN_SAMPLE_INTERVAL_S = 0.01
 MAX_SAMPLE_INTERVAL_S = 3600.0
+
+
+# ---- what a run may ask of the simulator ---------------------------------------------------------------------
+# Estimated from the workload's footprint (``WorkloadSpec.footprint``: its duration, address spaces and tasks) and
+# the policy's scan cadence before anything is built, and refused above these limits, as rt-app files are
+# refused above 10 million scheduler events. Calibration, CPU seconds on the 2-CPU development VM:
+#
+# * numa02 under moron on opteron-4n32 (18.5 simulated s): scan_period_ms=10 with scan_size_mb=16 (1,670 scans)
+#   took 1.5 s, with 256 (1,950 scans) 3.3 s, with 1024 (3,275 scans, 32.8 s) 9.6 s, of which 0.5 s start-up:
+#   a scan costs ~0.54 ms plus ~3.5 us per MB it marks (its hinting faults and migrations follow from them);
+# * against the estimate (which takes a policy's shortest period throughout, and the slowest placement's run
+#   time): MORON at scan_period_ms=1 on numa02/opteron-4n32, estimated 23.2 million MB, took 35.5 s (36.4
+#   simulated s); MORON's default numa01 on westmere-ex-4n48, 13.0 million, 28 s; the scan_period_ms=10 runs
+#   above 1.4 us per MB estimated: 1.4 to 2.2 us per MB in all. Policies that lengthen their period scan less;
+# * mixed on sandybridge-2n32: 1,186 tasks took 0.9 s, 11,570 tasks (job_s=0.1) 2.0 s and 23,106 (job_s=0.05)
+#   3.3 s and 82 MB: ~0.11 ms and ~1 KiB per task.
+
+#: Each scan counts as this many MB marked on top of what it marks: its fixed cost (0.54 ms / 3.5 us per MB).
+SCAN_FIXED_MB = 150
+#: The most scan work a run may ask for, in MB marked (fixed costs included): at most 70 to 110 s of CPU, as
+#: rt-app's limit (the heaviest default, mainline's numa01 on westmere-ex-4n48, asks for 13.9 million; the
+#: heaviest cell of the docs/sweeps.md example, balancenuma's numa01 on x86-8n64 at 100 ms and 1024 MB, 30.5).
+MAX_SCAN_WORK_MB = 50_000_000
+#: The most tasks a run may create (every batch job of ``mixed`` is one): about 25 s of CPU and 300 MB.
+MAX_TASKS = 200_000
+#: The most timeline samples a run may take (``sample_interval_s``); the defaults take at most a few thousand.
+MAX_TIMELINE_SAMPLES = 100_000
+
+
+def _cadence_knob(config: Any, *, tick: bool) -> str:
+    """The knob that sets the policy's shortest scan period, or its tick, to name in a refusal."""
+    ticks: tuple[str, ...] = ("migrate_check_ms", "balance_interval_ms", "min_interval_s") if tick else ()
+    names = (*ticks, "scan_period_ms", "scan_period_min_ms", "scan_sleep_ms")
+    return next((n for n in names if hasattr(config, n)), "scan_size_mb")
+
+
+def scan_work_mb(policy: NumaPolicy, fp: workloads.Footprint) -> int:
+    """:func:`_scan_and_tick_work` in all."""
+    return sum(_scan_and_tick_work(policy, fp))
+
+
+def _scan_and_tick_work(policy: NumaPolicy, fp: workloads.Footprint) -> tuple[int, int]:
+    """The scan work ``policy`` asks for over ``fp``'s run, in MB marked (:data:`SCAN_FIXED_MB` per scan on top),
+    at the shortest scan period it may choose: ``task_numa_work()`` once per period and address space, at most
+    ``scan_size_mb`` or the whole address space each time; AutoNUMA's ``knuma_scand`` once per ``scan_sleep_ms``
+    over all of them; and apart, a policy's own tick (``tick_interval_ns``), which counts as a scan that marks
+    nothing."""
+    duration_ms = fp.duration_s * 1000
+    scan = policy.scan
+    work = ticks = 0.0
+    if isinstance(scan, TaskWorkScan):
+        lo_ns, _ = scan.period_bounds_ns(fp.mm_mb << (20 - BASE_PAGE_SHIFT))
+        period_ms = max(1.0, lo_ns / NSEC_PER_MSEC)  # task_numa_work() runs from the tick: 1 ms at HZ=1000
+        marked = fp.mm_mb if scan.whole_address_space else min(scan.scan_size_mb, fp.mm_mb)
+        work += fp.mms * math.ceil(duration_ms / period_ms) * (SCAN_FIXED_MB + marked)
+    elif isinstance(scan, KnumaScand):
+        marked = min(scan.pages_to_scan_mb, fp.mms * fp.mm_mb)
+        work += math.ceil(duration_ms / scan.scan_sleep_ms) * (SCAN_FIXED_MB + marked)
+    if policy.tick_interval_ns:
+        ticks = math.ceil(duration_ms * NSEC_PER_MSEC / policy.tick_interval_ns) * SCAN_FIXED_MB
+    return int(work), int(ticks)
+
+
+def _check_work(spec: RunSpec, topo: Topology, wl: workloads.WorkloadSpec, wl_cfg: Any, policy: NumaPolicy,
+                pol_cfg: Any, opts: NumaOptions) -> None:
+    """Refuse a run that asks for more than the limits above (see there), naming the key to change."""
+    if wl.footprint is None:
+        return
+    fp = wl.footprint(topo, wl_cfg)
+    what = f"workload {wl.id} on {topo.name}"
+    if fp.tasks > MAX_TASKS:
+        key = "job_s" if hasattr(wl_cfg, "job_s") else "duration_s"
+        raise ConfigError(
+            key, getattr(wl_cfg, key, None),
+            f"makes {what} create about {fp.tasks:,} tasks; at most {MAX_TASKS:,} are simulated "
+            "(lengthen the jobs, shorten the run or use fewer jobs)",
+        )  # fmt: skip
+    samples = fp.duration_s / opts.sample_interval_s
+    if samples > MAX_TIMELINE_SAMPLES:
+        raise ConfigError(
+            "sample_interval_s", opts.sample_interval_s,
+            f"gives about {samples:,.0f} timeline samples over the ~{fp.duration_s:,.0f} s of {what}; "
+            f"at most {MAX_TIMELINE_SAMPLES:,} are taken (a longer interval, a shorter run or faster memory)",
+        )  # fmt: skip
+    scans, ticks = _scan_and_tick_work(policy, fp)
+    work = scans + ticks
+    if work > MAX_SCAN_WORK_MB:
+        key = _cadence_knob(pol_cfg, tick=ticks > scans)
+        raise ConfigError(
+            key, getattr(pol_cfg, key),
+            f"with policy {policy.id} makes the ~{fp.duration_s:,.0f} s of {what} ask for about {work:,} MB of "
+            f"NUMA scanning (a policy tick counting as a scan); at most {MAX_SCAN_WORK_MB:,} are simulated "
+            "(lengthen the scan period or the tick, shrink scan_size_mb or shorten the run)",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -129,8 +229,10 @@ class NumaRunner:
         wl_sets, pol_sets = split_sets(
             spec.sets, ((f"workload {wl.id}", wl.config_cls), (f"policy {pol.id}", pol.config_cls))
         )
-        self._options(spec)  # NumaOptions checked its own fields when it was made
-        return topo, wl, pol, wl.make_config(wl_sets), pol.make_config(pol_sets)
+        opts = self._options(spec)  # NumaOptions checked its own fields when it was made
+        wl_cfg, pol_cfg = wl.make_config(wl_sets), pol.make_config(pol_sets)
+        _check_work(spec, topo, wl, wl_cfg, pol.make(pol_cfg), pol_cfg, opts)
+        return topo, wl, pol, wl_cfg, pol_cfg
 
     @staticmethod
     def _options(spec: RunSpec) -> NumaOptions:

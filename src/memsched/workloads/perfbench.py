@@ -56,8 +56,9 @@ from memsched.sim.fluid.task import (
 )
 from memsched.sim.mm.mempolicy import Mempolicy
 from memsched.sim.mm.mm import MmStruct, Region
+from memsched.topology import Topology
 from memsched.units import MIB, NSEC_PER_SEC
-from memsched.workloads.base import Built, Reference, Sampler, TimelineChart, WorkloadSpec, register
+from memsched.workloads.base import Built, Footprint, Reference, Sampler, TimelineChart, WorkloadSpec, register
 
 __all__ = ["PerfBenchConfig"]
 
@@ -87,6 +88,13 @@ class PerfBenchConfig:
     def shape(self) -> tuple[int, int]:
         p, t = self.layout.split("x")
         return int(p), int(t)
+
+
+def _footprint(topo: Topology, cfg: PerfBenchConfig) -> Footprint:
+    nproc, nthr = cfg.shape
+    per_mm = cfg.size_mb * (nthr if cfg.mem == "thread" else 1)
+    mms = 1 if cfg.mem == "global" else nproc
+    return Footprint(cfg.duration_s, mms=mms, mm_mb=per_mm, tasks=nproc * (1 + nthr))
 
 
 def _build(machine: FluidMachine, cfg: PerfBenchConfig, *, bound: bool) -> Built:
@@ -178,5 +186,6 @@ for _bound in (False, True):
             references=() if _bound else (Reference("HARD_BIND", "perf-bench-numa_HARD_BIND"),),
             headline=(("gb_per_s", "GB/s", ".2f"), ("convergence_s", "converged s", ".1f")),
             charts=(TimelineChart("converged_processes", "converged processes", "convergence over time"),),
+            footprint=_footprint,
         )
     )

@@ -35,8 +35,9 @@ from memsched.numeric import seq_sum
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import Join, Phase, SchedSetaffinity, SetMempolicy, Spawn, ThreadSpec, Touch
 from memsched.sim.mm.mempolicy import Mempolicy
+from memsched.topology import Topology
 from memsched.units import KIB, MIB, NSEC_PER_SEC
-from memsched.workloads.base import Built, Reference, Sampler, WorkloadSpec, register
+from memsched.workloads.base import Built, Footprint, Reference, Sampler, WorkloadSpec, register
 
 __all__ = ["SpecjbbConfig"]
 
@@ -61,6 +62,13 @@ class SpecjbbConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+
+
+def _footprint(topo: Topology, cfg: SpecjbbConfig) -> Footprint:
+    jvms = cfg.jvms or topo.nr_nodes
+    warehouses = cfg.warehouses or max(1, topo.nr_cpus // jvms)
+    heap = (cfg.heap_mb * MIB) if cfg.heap_mb else int(min(n.memory_bytes for n in topo.nodes) * XMX_SHARE)
+    return Footprint(cfg.warmup_s + cfg.duration_s, mms=jvms, mm_mb=heap // MIB, tasks=jvms * (1 + warehouses))
 
 
 def _build(machine: FluidMachine, cfg: SpecjbbConfig, *, bound: bool) -> Built:
@@ -127,5 +135,6 @@ for _bound in (False, True):
             build=functools.partial(_build, bound=_bound),
             references=() if _bound else (Reference("HARD_BIND", "specjbb_HARD_BIND"),),
             headline=(("bops", "bops", ".0f"),),
+            footprint=_footprint,
         )
     )

@@ -49,12 +49,12 @@ def test_a_wide_declared_range_is_searched_around_the_default() -> None:
     still searched from a tenth to ten times its default; a declared range within two decades is searched whole."""
     from memsched.sweep.tune import _bounds
 
-    assert _bounds("scan_size_mb", int, 256, 1, INT_MAX, None) == (25.6, 2560, "default /10..x10")
-    assert _bounds("scan_delay_ms", int, 1000, 0, INT_MAX, None) == (100, 10000, "default /10..x10")
-    assert _bounds("scan_size_mb", int, 256, 1, 1000, None) == (25.6, 1000, "default /10..x10")
-    assert _bounds("improvement_threshold", float, 5, 0, 100, None) == (0, 100, "declared bounds")
-    assert _bounds("hz", int, 250, 100, 1000, None) == (100, 1000, "declared bounds")
-    assert _bounds("offset", int, 0, 0, INT_MAX, None)[1] is None  # nothing to search around: --range needed
+    assert _bounds("scan_size_mb", int, 256, 1, INT_MAX, None, limit=False) == (25.6, 2560, "default /10..x10")
+    assert _bounds("scan_delay_ms", int, 1000, 0, INT_MAX, None, limit=False) == (100, 10000, "default /10..x10")
+    assert _bounds("scan_size_mb", int, 256, 1, 1000, None, limit=False) == (25.6, 1000, "default /10..x10")
+    assert _bounds("improvement_threshold", float, 5, 0, 100, None, limit=False) == (0, 100, "declared bounds")
+    assert _bounds("hz", int, 250, 100, 1000, None, limit=False) == (100, 1000, "declared bounds")
+    assert _bounds("offset", int, 0, 0, INT_MAX, None, limit=False)[1] is None  # nothing to search around
 
 
 @pytest.mark.parametrize(
@@ -92,6 +92,16 @@ def test_tuning_seeds_are_checked_before_anything_runs(
     with pytest.raises(ConfigError, match=field):
         TuneSetup("mainline", ("numa02",), Machine.named("laptop-1n8", tmp_path), tuple(dims), trials=2, seeds=seeds,
                   holdout_seeds=holdout)  # fmt: skip
+def test_a_declared_limit_only_clips_the_default_window() -> None:
+    """A max declared as a limit (the sysctl's INT_MAX) is no range to search: the window stays a tenth to ten
+    times the default, and a window that would pass the limit ends at it."""
+    by = {d.name: d for d in search_space("mainline")[0]}
+    size = by["scan_size_mb"]
+    assert (size.lo, size.hi, size.origin) == (25.6, 2560, "default /10..x10")
+    with pytest.raises(ConfigError, match="'--range'"):
+        search_space("mainline", ranges={"scan_size_mb": (1, 1e30)})  # above the sysctl's INT_MAX
+    by = {d.name: d for d in search_space("numacore")[0]}
+    assert (by["numa_settle"].lo, by["numa_settle"].hi) == (1, 20)
 
 
 @pytest.mark.slow

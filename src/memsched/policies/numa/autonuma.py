@@ -42,7 +42,14 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, SwapTasks
-from memsched.policies.numa.base import KernelTree, KnumaScand, MigrationRules, NumaPolicy
+from memsched.policies.numa.base import (
+    MAX_INTERVAL_MS,
+    MAX_MEMORY_MB,
+    KernelTree,
+    KnumaScand,
+    MigrationRules,
+    NumaPolicy,
+)
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
@@ -53,12 +60,22 @@ LONG_MAX = 1 << 62
 
 @dataclass(frozen=True)
 class AutonumaConfig:
-    scan_sleep_ms: int = knob(100, "knuma_scand scan_sleep_millisecs", min=1)
-    scan_sleep_pass_ms: int = knob(10000, "knuma_scand scan_sleep_pass_millisecs", min=1)
-    pages_to_scan_mb: int = knob(128, "knuma_scand pages_to_scan per wake-up (MB)", min=1)
-    pages_to_migrate_mb: int = knob(128, "pages_to_migrate: migrate-on-fault limit per destination node (MB)", min=1)
-    migrate_sleep_ms: int = knob(100, "migrate_sleep_millisecs: the window of that limit", min=1)
-    balance_interval_ms: int = knob(1000, "sched_autonuma_balance cadence (busy NUMA load balance)", min=1)
+    scan_sleep_ms: int = knob(100, "knuma_scand scan_sleep_millisecs", min=1, max=MAX_INTERVAL_MS, limit=True)
+    scan_sleep_pass_ms: int = knob(
+        10000, "knuma_scand scan_sleep_pass_millisecs", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
+    pages_to_scan_mb: int = knob(
+        128, "knuma_scand pages_to_scan per wake-up (MB)", min=1, max=MAX_MEMORY_MB, limit=True
+    )
+    pages_to_migrate_mb: int = knob(
+        128, "pages_to_migrate: migrate-on-fault limit per destination node (MB)", min=1, max=MAX_MEMORY_MB, limit=True
+    )
+    migrate_sleep_ms: int = knob(
+        100, "migrate_sleep_millisecs: the window of that limit", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
+    balance_interval_ms: int = knob(
+        1000, "sched_autonuma_balance cadence (busy NUMA load balance)", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
     load_balance_strict: bool = knob(True, "AUTONUMA_SCHED_LOAD_BALANCE_STRICT: busy balancing keeps tasks home")
 
     def __post_init__(self) -> None:

@@ -31,7 +31,15 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, SetScanPeriod
-from memsched.policies.numa.base import SCAN_3_13, MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.base import (
+    MAX_INTERVAL_MS,
+    MAX_MEMORY_MB,
+    SCAN_3_13,
+    SYSCTL_INT_MAX,
+    MigrationRules,
+    NumaPolicy,
+    TaskWorkScan,
+)
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
 NSEC_PER_MSEC = 1_000_000
@@ -44,15 +52,28 @@ class BalancenumaConfig:
         "named scan sysctl set: 3.8 (the knobs below) or 3.13 (1000/60000 ms scaled by RSS, no reset)",
         choices=("3.8", "3.13"),
     )
-    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms (3.8)", min=0)
-    scan_period_min_ms: int = knob(100, "numa_balancing_scan_period_min_ms (3.8)", min=1)
-    scan_period_max_ms: int = knob(5000, "numa_balancing_scan_period_max_ms (3.8: 100*50)", min=1)
-    scan_period_reset_ms: int = knob(60000, "numa_balancing_scan_period_reset (3.8: 100*600)", min=0)
-    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb (3.8)", min=1)
+    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms (3.8)", min=0, max=SYSCTL_INT_MAX, limit=True)
+    scan_period_min_ms: int = knob(
+        100, "numa_balancing_scan_period_min_ms (3.8)", min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_period_max_ms: int = knob(
+        5000, "numa_balancing_scan_period_max_ms (3.8: 100*50)", min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_period_reset_ms: int = knob(
+        60000, "numa_balancing_scan_period_reset (3.8: 100*600)", min=0, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb (3.8)", min=1, max=SYSCTL_INT_MAX, limit=True)
     hz: int = knob(250, "CONFIG_HZ: the slow-down is 10 jiffies per non-migrating fault", min=100, max=1000)
-    ratelimit_mb: int = knob(128, "ratelimit_pages in MB per window and destination node (mm/migrate.c)", min=1)
-    migrate_interval_ms: int = knob(100, "migrate_interval_millisecs (mm/migrate.c)", min=1)
-    pteupdate_interval_ms: int = knob(1000, "pteupdate_interval_millisecs: scanner skips rate-limited nodes", min=0)
+    ratelimit_mb: int = knob(
+        128, "ratelimit_pages in MB per window and destination node (mm/migrate.c)",
+        min=1, max=MAX_MEMORY_MB, limit=True
+    )
+    migrate_interval_ms: int = knob(
+        100, "migrate_interval_millisecs (mm/migrate.c)", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
+    pteupdate_interval_ms: int = knob(
+        1000, "pteupdate_interval_millisecs: scanner skips rate-limited nodes", min=0, max=MAX_INTERVAL_MS, limit=True
+    )
     two_stage_filter: bool = knob(True, "the last_nid filter (off: MORON with rate limit and slow-down only)")
 
     def __post_init__(self) -> None:

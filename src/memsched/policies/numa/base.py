@@ -58,6 +58,19 @@ MAX_SCAN_WINDOW_MB = 2560
 BASE_PAGE_SHIFT = 12
 BASE_PAGE_SIZE = 1 << BASE_PAGE_SHIFT
 
+# ---- the largest value of each kind of knob ------------------------------------------------------------------
+#: The ``numa_balancing_*`` sysctls are ``unsigned int`` written through ``proc_dointvec`` (kernel/sysctl.c, 3.8
+#: until 5.13 moved them to debugfs; ``numa_balancing_scan_size_mb`` later through ``proc_dointvec_minmax`` with
+#: ``extra1 = SYSCTL_ONE``): an ``int`` to the handler, whose ``do_proc_dointvec_conv()`` refuses anything above
+#: ``INT_MAX`` with ``-EINVAL`` (older kernels truncated it). The kernel's own limit.
+SYSCTL_INT_MAX = (1 << 31) - 1
+#: Product limit of a period or interval that is not a sysctl (rate-limit windows, kernel-thread sleeps, a
+#: policy's own cadence): one hour, the longest simulated run (``duration_s`` <= 3600); a longer one never fires.
+MAX_INTERVAL_MS = 3_600_000
+#: Product limit of an amount of memory that is not a sysctl (rate limits, pages per wake-up): 1 TiB, the largest
+#: working set a workload may have (``size_mb`` / ``heap_mb`` <= 1 << 20).
+MAX_MEMORY_MB = 1 << 20
+
 
 @dataclass(frozen=True)
 class TaskWorkScan:
@@ -68,11 +81,19 @@ class TaskWorkScan:
     ``roundup(RSS, scan_size) / scan_size``). ``scan_period_reset_ms`` = 0 disables 3.8's periodic reset.
     """
 
-    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms: first scan after this delay", min=0)
-    scan_period_min_ms: int = knob(100, "numa_balancing_scan_period_min_ms (3.8: 100)", min=1)
-    scan_period_max_ms: int = knob(5000, "numa_balancing_scan_period_max_ms (3.8: 100*50)", min=1)
-    scan_period_reset_ms: int = knob(60000, "numa_balancing_scan_period_reset (3.8 only; 0 = off)", min=0)
-    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1)
+    scan_delay_ms: int = knob(
+        1000, "numa_balancing_scan_delay_ms: first scan after this delay", min=0, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_period_min_ms: int = knob(
+        100, "numa_balancing_scan_period_min_ms (3.8: 100)", min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_period_max_ms: int = knob(
+        5000, "numa_balancing_scan_period_max_ms (3.8: 100*50)", min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_period_reset_ms: int = knob(
+        60000, "numa_balancing_scan_period_reset (3.8 only; 0 = off)", min=0, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1, max=SYSCTL_INT_MAX, limit=True)
     whole_address_space: bool = knob(False, "mark the whole address space each scan (numa/core)")
     scale_by_rss: bool = knob(False, "3.13 scan windows: period bounds scaled by RSS")
 
@@ -97,11 +118,15 @@ class TaskWorkScan:
     def period_bounds_ns(self, rss_base_pages: int) -> tuple[int, int]:
         """``task_scan_min()`` / ``task_scan_max()`` in ns: the sysctl bounds, divided by the number of scan
         windows under 3.13's ``scale_by_rss``, with its floor of ``MAX_SCAN_WINDOW`` = 2560 MB scanned per
-        second (kernel/sched/fair.c, 3.13; a ``scan_size_mb`` of 2560 or more gives a floor of 1 s)."""
+        second (kernel/sched/fair.c, 3.13; a ``scan_size_mb`` of 2560 or more gives a floor of 1 s).
+
+        Both are at least 1 ms: with a ``scan_size_mb`` under 3 the kernel's floor is 0 ms and the divided bounds
+        can be too, and ``task_numa_work()`` then runs at the next tick, which is 1 ms at HZ=1000 (it sets
+        ``numa_next_scan`` to now + 0 jiffies and ``task_tick_numa()`` queues it again)."""
         lo, hi = self.scan_period_min_ms, self.scan_period_max_ms
         if self.scale_by_rss:
             windows = MAX_SCAN_WINDOW_MB // self.scan_size_mb if self.scan_size_mb < MAX_SCAN_WINDOW_MB else 1
-            floor = 1000 // windows
+            floor = max(1, 1000 // windows)
             nr = self.nr_scan_windows(rss_base_pages)
             lo = max(floor, self.scan_period_min_ms // nr)
             hi = max(lo, self.scan_period_max_ms // nr)
@@ -117,9 +142,15 @@ SCAN_3_13 = TaskWorkScan(1000, 1000, 60000, 0, 256, scale_by_rss=True)
 class KnumaScand:
     """AutoNUMA's ``knuma_scand`` kernel thread (Documentation/vm/autonuma.txt of the AutoNUMA tree)."""
 
-    scan_sleep_ms: int = knob(100, "scan_sleep_millisecs: pause between two chunks", min=1)
-    scan_sleep_pass_ms: int = knob(10000, "scan_sleep_pass_millisecs: pause between two full passes", min=1)
-    pages_to_scan_mb: int = knob(128, "pages_to_scan: address space marked per wake-up (MB)", min=1)
+    scan_sleep_ms: int = knob(
+        100, "scan_sleep_millisecs: pause between two chunks", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
+    scan_sleep_pass_ms: int = knob(
+        10000, "scan_sleep_pass_millisecs: pause between two full passes", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
+    pages_to_scan_mb: int = knob(
+        128, "pages_to_scan: address space marked per wake-up (MB)", min=1, max=MAX_MEMORY_MB, limit=True
+    )
 
     def __post_init__(self) -> None:
         validate(self)
@@ -130,11 +161,15 @@ class MigrationRules:
     """The mechanism's limits on hinting-fault migration (mm/migrate.c, 3.8 to ~4.x)."""
 
     rate_limit: bool = knob(True, "numamigrate_update_ratelimit(): cap pages per destination node and window")
-    ratelimit_mb: int = knob(128, "ratelimit_pages: 128 MB per window per destination node", min=1)
-    migrate_interval_ms: int = knob(100, "migrate_interval_millisecs: the rate-limit window", min=1)
+    ratelimit_mb: int = knob(
+        128, "ratelimit_pages: 128 MB per window per destination node", min=1, max=MAX_MEMORY_MB, limit=True
+    )
+    migrate_interval_ms: int = knob(
+        100, "migrate_interval_millisecs: the rate-limit window", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
     skip_ratelimited_ms: int = knob(
         0, "3.8-3.12 migrate_ratelimited(): scanner skips pages on a node limited within this many ms (1000)", min=0
-    )
+    , max=MAX_INTERVAL_MS, limit=True)
 
     def __post_init__(self) -> None:
         validate(self)

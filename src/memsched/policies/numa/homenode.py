@@ -39,7 +39,15 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SetScanPeriod, SwapTasks
-from memsched.policies.numa.base import KernelTree, MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.base import (
+    MAX_INTERVAL_MS,
+    MAX_MEMORY_MB,
+    SYSCTL_INT_MAX,
+    KernelTree,
+    MigrationRules,
+    NumaPolicy,
+    TaskWorkScan,
+)
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
@@ -49,12 +57,21 @@ BALANCENUMA_SCALE = 1000
 
 @dataclass(frozen=True)
 class HomenodeConfig:
-    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms", min=0)
-    scan_period_min_ms: int = knob(100, "scan period when placement is wrong (V3: scan_period_min)", min=1)
-    scan_period_max_ms: int = knob(5000, "scan period cap when placement is right", min=1)
-    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1)
-    ratelimit_mb: int = knob(128, "migration rate limit per window and destination node", min=1)
-    balance_interval_ms: int = knob(1000, "busy NUMA-level load balance (3.7: sd_weight ms x busy_factor 32)", min=1)
+    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms", min=0, max=SYSCTL_INT_MAX, limit=True)
+    scan_period_min_ms: int = knob(
+        100, "scan period when placement is wrong (V3: scan_period_min)", min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_period_max_ms: int = knob(
+        5000, "scan period cap when placement is right", min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1, max=SYSCTL_INT_MAX, limit=True)
+    ratelimit_mb: int = knob(
+        128, "migration rate limit per window and destination node", min=1, max=MAX_MEMORY_MB, limit=True
+    )
+    balance_interval_ms: int = knob(
+        1000, "busy NUMA-level load balance (3.7: sd_weight ms x busy_factor 32)",
+        min=1, max=MAX_INTERVAL_MS, limit=True
+    )
 
     def __post_init__(self) -> None:
         validate(self)

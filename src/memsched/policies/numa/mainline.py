@@ -55,7 +55,15 @@ from memsched.policies.numa.actions import (
     SetScanPeriod,
     SwapTasks,
 )
-from memsched.policies.numa.base import BASE_PAGE_SIZE, MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.base import (
+    BASE_PAGE_SIZE,
+    MAX_INTERVAL_MS,
+    MAX_MEMORY_MB,
+    SYSCTL_INT_MAX,
+    MigrationRules,
+    NumaPolicy,
+    TaskWorkScan,
+)
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
 NSEC_PER_MSEC = 1_000_000
@@ -64,19 +72,34 @@ NUMA_PERIOD_THRESHOLD = 7
 PRIV, SHARED = 1, 0
 
 
+#: Product limit of ``imbalance_pct``: a destination node up to 100x busier than the source. The sched domains'
+#: own ``imbalance_pct`` is 110-125 (kernel/sched/topology.c), 112 after task_numa_migrate() halves it.
+MAX_IMBALANCE_PCT = 10_000
+
+
 @dataclass(frozen=True)
 class MainlineConfig:
-    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms", min=0)
-    scan_period_min_ms: int = knob(1000, "numa_balancing_scan_period_min_ms (3.13)", min=1)
-    scan_period_max_ms: int = knob(60000, "numa_balancing_scan_period_max_ms (3.13)", min=1)
-    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1)
-    ratelimit_mb: int = knob(128, "migration rate limit per 100 ms and destination node (mm/migrate.c)", min=1)
-    imbalance_pct: int = knob(112, "task_numa_migrate(): 100 + (sd->imbalance_pct - 100) / 2", min=100)
+    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms", min=0, max=SYSCTL_INT_MAX, limit=True)
+    scan_period_min_ms: int = knob(
+        1000, "numa_balancing_scan_period_min_ms (3.13)", min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_period_max_ms: int = knob(
+        60000, "numa_balancing_scan_period_max_ms (3.13)", min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1, max=SYSCTL_INT_MAX, limit=True)
+    ratelimit_mb: int = knob(
+        128, "migration rate limit per 100 ms and destination node (mm/migrate.c)", min=1, max=MAX_MEMORY_MB, limit=True
+    )
+    imbalance_pct: int = knob(
+        112, "task_numa_migrate(): 100 + (sd->imbalance_pct - 100) / 2", min=100, max=MAX_IMBALANCE_PCT, limit=True
+    )
     group_active_in: float = knob(
         6 / 16, "a node joins the group's active set above this share of the max", min=0.0, max=1.0
     )
     group_active_out: float = knob(3 / 16, "and leaves it below this share", min=0.0, max=1.0)
-    migrate_check_ms: int = knob(250, "how often pending numa_migrate_preferred() retries are checked", min=1)
+    migrate_check_ms: int = knob(
+        250, "how often pending numa_migrate_preferred() retries are checked", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
 
     def __post_init__(self) -> None:
         validate(self)

@@ -20,15 +20,17 @@ from dataclasses import dataclass
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages
-from memsched.policies.numa.base import KernelTree, MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.base import SYSCTL_INT_MAX, KernelTree, MigrationRules, NumaPolicy, TaskWorkScan
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
 
 @dataclass(frozen=True)
 class MoronConfig:
-    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms (V1 default)", min=0)
-    scan_period_ms: int = knob(100, "fixed scan period: V1 scans at scan_period_min (100 ms)", min=1)
-    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1)
+    scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms (V1 default)", min=0, max=SYSCTL_INT_MAX, limit=True)
+    scan_period_ms: int = knob(
+        100, "fixed scan period: V1 scans at scan_period_min (100 ms)", min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    scan_size_mb: int = knob(256, "numa_balancing_scan_size_mb", min=1, max=SYSCTL_INT_MAX, limit=True)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -38,19 +38,39 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SwapTasks
-from memsched.policies.numa.base import KernelTree, MigrationRules, NumaPolicy, TaskWorkScan
+from memsched.policies.numa.base import (
+    MAX_INTERVAL_MS,
+    SYSCTL_INT_MAX,
+    KernelTree,
+    MigrationRules,
+    NumaPolicy,
+    TaskWorkScan,
+)
 from memsched.policies.numa.stats import NodeCounters
 from memsched.policies.numa.views import FaultBatch, PolicyContext
 
 NSEC_PER_MSEC = 1_000_000
 
 
+#: Product limit of ``numa_settle``: scans that must agree; beyond a thousand the preferred node never changes
+#: within a run (one scan per ``scan_period_ms``, 5 s by default).
+MAX_NUMA_SETTLE = 1000
+
+
 @dataclass(frozen=True)
 class NumacoreConfig:
-    scan_delay_ms: int = knob(1000, "first scan after this delay", min=0)
-    scan_period_ms: int = knob(5000, "sysctl_sched_numa_scan_period_min: whole-address-space scan period", min=1)
-    numa_settle: int = knob(2, "NUMA_SETTLE: scans that must agree before the preferred node changes", min=1)
-    balance_interval_ms: int = knob(1000, "adaptive-affinity cadence (busy NUMA load balance)", min=1)
+    scan_delay_ms: int = knob(1000, "first scan after this delay", min=0, max=SYSCTL_INT_MAX, limit=True)
+    scan_period_ms: int = knob(
+        5000, "sysctl_sched_numa_scan_period_min: whole-address-space scan period",
+        min=1, max=SYSCTL_INT_MAX, limit=True
+    )
+    numa_settle: int = knob(
+        2, "NUMA_SETTLE: scans that must agree before the preferred node changes",
+        min=1, max=MAX_NUMA_SETTLE, limit=True
+    )
+    balance_interval_ms: int = knob(
+        1000, "adaptive-affinity cadence (busy NUMA load balance)", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
 
     def __post_init__(self) -> None:
         validate(self)

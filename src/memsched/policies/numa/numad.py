@@ -41,19 +41,32 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigrateMmNodes, SetAffinity
-from memsched.policies.numa.base import KernelTree, NumaPolicy
+from memsched.policies.numa.base import MAX_MEMORY_MB, KernelTree, NumaPolicy
 from memsched.policies.numa.views import PolicyContext
 
 NSEC_PER_SEC = 1_000_000_000
 MB = 1 << 20
 
 
+#: Product limit of numad's intervals: one hour, the longest simulated run (numad's ``-i`` takes any int).
+MAX_INTERVAL_S = 3600
+#: Product limit of ``cpu_threshold`` (% of one CPU): all the CPUs of the largest machine a topology may have
+#: (``MAX_CPUS`` = 1024, topology/bounds.py).
+MAX_CPU_THRESHOLD = 100 * 1024
+
+
 @dataclass(frozen=True)
 class NumadConfig:
-    min_interval_s: int = knob(5, "MIN_INTERVAL (numad 20121015; 2 in Feb 2012)", min=1)
-    max_interval_s: int = knob(15, "MAX_INTERVAL (numad 20121015; 10 in Feb 2012)", min=1)
-    cpu_threshold: int = knob(50, "CPU_THRESHOLD: % of one CPU a process must use to be managed", min=0)
-    memory_threshold_mb: int = knob(300, "MEMORY_THRESHOLD: MB a process must use to be managed", min=0)
+    min_interval_s: int = knob(5, "MIN_INTERVAL (numad 20121015; 2 in Feb 2012)", min=1, max=MAX_INTERVAL_S, limit=True)
+    max_interval_s: int = knob(
+        15, "MAX_INTERVAL (numad 20121015; 10 in Feb 2012)", min=1, max=MAX_INTERVAL_S, limit=True
+    )
+    cpu_threshold: int = knob(
+        50, "CPU_THRESHOLD: % of one CPU a process must use to be managed", min=0, max=MAX_CPU_THRESHOLD, limit=True
+    )
+    memory_threshold_mb: int = knob(
+        300, "MEMORY_THRESHOLD: MB a process must use to be managed", min=0, max=MAX_MEMORY_MB, limit=True
+    )
     target_utilization: int = knob(85, "TARGET_UTILIZATION_PERCENT of each node's memory and CPUs", min=1, max=100)
     improvement_threshold: int = knob(5, "IMPROVEMENT_THRESHOLD_PERCENT needed before rebinding", min=0, max=100)
 

@@ -132,6 +132,21 @@ IDEAL_SCHED: dict[str, Any] = {
 }
 
 
+#: ``sched_rt_period_us``, ``sched_rt_runtime_us`` and ``sched_rr_timeslice_ms`` are ``int`` sysctls
+#: (kernel/sched/rt.c, 6.x: ``proc_dointvec``, or ``proc_dointvec_minmax`` to ``SYSCTL_INT_MAX``): ``INT_MAX``.
+SYSCTL_INT_MAX = (1 << 31) - 1
+#: ``fair_server_period_max`` (kernel/sched/debug.c, 6.12): ``(1UL << 22) * NSEC_PER_USEC``, ~4 s; the runtime is at
+#: most the period.
+FAIR_SERVER_PERIOD_MAX_NS = (1 << 22) * 1000
+#: ``base_slice_ns`` is a ``debugfs_create_u32`` file (kernel/sched/debug.c, 6.6+).
+U32_MAX = (1 << 32) - 1
+#: Product limit of the costs charged per switch or migration: 1 ms, 500x the default context switch and above
+#: any measured one (LITMUS^RT overheads are a few us); a larger cost only stalls every scenario.
+MAX_SWITCH_COST_NS = 1_000_000
+#: Product limit of the periodic load balance interval: 60 s, the longest scenario.
+MAX_BALANCE_INTERVAL_MS = 60_000
+
+
 @dataclass(frozen=True)
 class SchedConfig:
     """Knobs of the exact scheduler. Field names follow the sysctl / Kconfig / debugfs knob they mirror."""
@@ -143,31 +158,44 @@ class SchedConfig:
     )
     hz: int = knob(1000, "CONFIG_HZ: scheduler tick rate (x86 defaults 250 or 1000)", min=100, max=10000)
     fair: str = knob("eevdf", "fair class flavour: eevdf (6.6+) or cfs (<= 6.5)", choices=("eevdf", "cfs"))
-    ctx_switch_ns: int = knob(2_000, "cost of one context switch (LITMUS^RT-order estimate, ~1-5 us)", min=0)
-    cache_refill_ns: int = knob(
-        3_000, "extra work after switching to a task that did not run last here (estimate)", min=0
+    ctx_switch_ns: int = knob(
+        2_000, "cost of one context switch (LITMUS^RT-order estimate, ~1-5 us)", min=0, max=MAX_SWITCH_COST_NS
     )
-    migration_refill_ns: int = knob(10_000, "extra work after a migration: cold L1/L2 (estimate)", min=0)
+    cache_refill_ns: int = knob(
+        3_000, "extra work after switching to a task that did not run last here (estimate)",
+        min=0, max=MAX_SWITCH_COST_NS,
+    )
+    migration_refill_ns: int = knob(
+        10_000, "extra work after a migration: cold L1/L2 (estimate)", min=0, max=MAX_SWITCH_COST_NS
+    )
     hrtick_dl: bool = knob(
         False, "SCHED_FEAT(HRTICK_DL): enforce DL runtime with an hrtimer (default off: at the tick)"
     )
-    sched_rt_runtime_us: int = knob(950_000, "/proc/sys/kernel/sched_rt_runtime_us (-1: unlimited)", min=-1)
-    sched_rt_period_us: int = knob(1_000_000, "/proc/sys/kernel/sched_rt_period_us", min=1)
+    sched_rt_runtime_us: int = knob(
+        950_000, "/proc/sys/kernel/sched_rt_runtime_us (-1: unlimited)", min=-1, max=SYSCTL_INT_MAX
+    )
+    sched_rt_period_us: int = knob(1_000_000, "/proc/sys/kernel/sched_rt_period_us", min=1, max=SYSCTL_INT_MAX)
     rt_bandwidth: str = knob(
         "fair-server",
         "RT bandwidth control: fair-server (6.12+), throttle (<= 6.11), none",
         choices=("fair-server", "throttle", "none"),
     )
-    fair_server_runtime_ns: int = knob(50_000_000, "debugfs sched/fair_server/cpuN/runtime (50 ms)", min=0)
-    fair_server_period_ns: int = knob(1_000_000_000, "debugfs sched/fair_server/cpuN/period (1 s)", min=1)
-    sched_rr_timeslice_ms: int = knob(100, "/proc/sys/kernel/sched_rr_timeslice_ms (RR_TIMESLICE)", min=1)
+    fair_server_runtime_ns: int = knob(
+        50_000_000, "debugfs sched/fair_server/cpuN/runtime (50 ms)", min=0, max=FAIR_SERVER_PERIOD_MAX_NS
+    )
+    fair_server_period_ns: int = knob(
+        1_000_000_000, "debugfs sched/fair_server/cpuN/period (1 s)", min=1, max=FAIR_SERVER_PERIOD_MAX_NS
+    )
+    sched_rr_timeslice_ms: int = knob(
+        100, "/proc/sys/kernel/sched_rr_timeslice_ms (RR_TIMESLICE)", min=1, max=SYSCTL_INT_MAX
+    )
     base_slice_ns: int = knob(
-        0, "EEVDF sysctl_sched_base_slice; 0 = 0.75 ms x (1 + ilog2(min(ncpus, 8)))", min=0
+        0, "EEVDF sysctl_sched_base_slice; 0 = 0.75 ms x (1 + ilog2(min(ncpus, 8)))", min=0, max=U32_MAX
     )
     run_to_parity: bool = knob(True, "SCHED_FEAT(RUN_TO_PARITY)")
     preempt_short: bool = knob(True, "SCHED_FEAT(PREEMPT_SHORT) (6.12)")
     balance_interval_ms: int = knob(
-        4, "periodic fair load balance interval (sd->balance_interval, 1 ms x cpus)", min=1
+        4, "periodic fair load balance interval (sd->balance_interval, 1 ms x cpus)", min=1, max=MAX_BALANCE_INTERVAL_MS
     )
 
     def __post_init__(self) -> None:

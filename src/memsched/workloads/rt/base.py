@@ -17,9 +17,42 @@ from typing import Any
 from memsched.config import from_sets
 from memsched.registry import Registry
 from memsched.sim.sched.machine import RtMachine
-from memsched.sim.sched.sched import SchedTask
+from memsched.sim.sched.sched import MAX_SWITCH_COST_NS, SchedTask
 
-__all__ = ["RtBuilt", "RtScenario", "config_dict", "get", "names", "register"]
+__all__ = [
+    "DL_PERIOD_MAX_US",
+    "MAX_COST_NS",
+    "MAX_TIMER_US",
+    "RtBuilt",
+    "RtScenario",
+    "config_dict",
+    "get",
+    "names",
+    "periodic_events",
+    "register",
+    "ticks",
+]
+
+# ---- the largest value of each kind of scenario knob ---------------------------------------------------------
+#: ``sched_deadline_period_max_us``'s default (kernel/sched/deadline.c, 6.x: ``1 << 22``, ~4 s): the longest
+#: SCHED_DEADLINE period, so the longest runtime too; the kernel's own limit.
+DL_PERIOD_MAX_US = 1 << 22
+#: Product limit of a cost charged per event (a system call, a copy, a VM entry, a cache refill): the scheduler's
+#: own limit for a context switch, 1 ms (:data:`memsched.sim.sched.sched.MAX_SWITCH_COST_NS`).
+MAX_COST_NS = MAX_SWITCH_COST_NS
+#: Product limit of a timer interval or a poller's chunk: 1 s (cyclictest's ``-i`` takes any int; a scenario runs
+#: at most 60 s).
+MAX_TIMER_US = 1_000_000
+
+
+def ticks(ncpu: int, duration_ms: int) -> int:
+    """One tick per CPU and millisecond: the floor of every scenario's event estimate (as rt-app files')."""
+    return ncpu * duration_ms
+
+
+def periodic_events(duration_ns: int, period_ns: int, per_job: int) -> int:
+    """The events of a periodic activity: its releases in ``duration_ns`` times the events each takes."""
+    return -(-duration_ns // period_ns) * per_job
 
 
 @dataclass
@@ -44,6 +77,10 @@ class RtScenario:
     cpus: int = 4
     #: Machine arguments the config asks for: ``cpus``, ``sched`` (SchedConfig fields), ``noise``, ``isolation``.
     machine_kwargs: Callable[[Any], dict[str, Any]] = field(default=lambda c: {})
+    #: ``events(config, ncpu)``: an estimate of the scheduler events a run needs (its jobs, wakeups and messages
+    #: times the events each takes, plus a tick per CPU and millisecond), refused above
+    #: :data:`memsched.workloads.rt.rtapp.MAX_EVENTS` as an rt-app file is. ``None``: bounded by its knobs alone.
+    events: Callable[[Any, int], int] | None = None
 
     def make_config(self, sets: Mapping[str, str]) -> Any:
         return from_sets(self.config_cls, sets, owner=f"scenario {self.id}")

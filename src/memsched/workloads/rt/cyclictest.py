@@ -18,16 +18,16 @@ from memsched.sim.sched.program import Kernel, Timer
 from memsched.sim.sched.sched import SchedTask
 from memsched.uapi.sched import SchedAttr, SchedPolicy
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
-from memsched.workloads.rt.base import RtBuilt, RtScenario
+from memsched.workloads.rt.base import MAX_COST_NS, MAX_TIMER_US, RtBuilt, RtScenario, periodic_events, ticks
 
 __all__ = ["SCENARIO", "CyclictestConfig", "build_cyclictest", "cyclictest_metrics"]
 
 
 @dataclass(frozen=True)
 class CyclictestConfig:
-    interval_us: int = knob(1000, "timer interval (cyclictest -i, default 1000 us)", min=10)
+    interval_us: int = knob(1000, "timer interval (cyclictest -i, default 1000 us)", min=10, max=MAX_TIMER_US)
     priority: int = knob(99, "SCHED_FIFO priority (cyclictest -p)", min=1, max=99)
-    work_ns: int = knob(2_000, "clock read + bookkeeping per wakeup (assumed)", min=0)
+    work_ns: int = knob(2_000, "clock read + bookkeeping per wakeup (assumed)", min=0, max=MAX_COST_NS)
     duration_ms: int = knob(2_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 
     def __post_init__(self) -> None:
@@ -66,9 +66,16 @@ def _build(m: RtMachine, c: CyclictestConfig) -> RtBuilt:
     return RtBuilt({"cyclictest": tasks}, c.duration_ms * NSEC_PER_MSEC, None, cyclictest_metrics(tasks))
 
 
+def cyclictest_events(c: CyclictestConfig, ncpu: int) -> int:
+    """A thread per CPU, two events per wakeup (timer, sleep): the default's 24,000 events exactly."""
+    duration = c.duration_ms * NSEC_PER_MSEC
+    return ncpu * periodic_events(duration, c.interval_us * NSEC_PER_USEC, 2) + ticks(ncpu, c.duration_ms)
+
+
 SCENARIO = RtScenario(
     "cyclictest",
     "periodic SCHED_FIFO timer wakeups per CPU measuring latency",
     CyclictestConfig,
     _build,
+    events=cyclictest_events,
 )

@@ -13,7 +13,7 @@ from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Run, Timer
 from memsched.uapi.sched import SchedAttr
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
-from memsched.workloads.rt.base import RtBuilt, RtScenario
+from memsched.workloads.rt.base import DL_PERIOD_MAX_US, RtBuilt, RtScenario
 from memsched.workloads.rt.dlsets import dl_machine, spawn_dl_set
 
 __all__ = ["SCENARIO", "DhallConfig"]
@@ -21,8 +21,10 @@ __all__ = ["SCENARIO", "DhallConfig"]
 
 @dataclass(frozen=True)
 class DhallConfig:
-    period_ms: int = knob(10, "P of the heavy task (P, P, P); light tasks have period P-1 ms", min=2)
-    epsilon_us: int = knob(100, "runtime of each light task", min=2)
+    period_ms: int = knob(
+        10, "P of the heavy task (P, P, P); light tasks have period P-1 ms", min=2, max=DL_PERIOD_MAX_US // 1000
+    )
+    epsilon_us: int = knob(100, "runtime of each light task", min=2, max=DL_PERIOD_MAX_US)
     duration_ms: int = knob(1_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 
     def __post_init__(self) -> None:

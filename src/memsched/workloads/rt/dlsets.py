@@ -23,7 +23,7 @@ from memsched.sim.sched.program import Run, Timer
 from memsched.sim.sched.sched import SchedTask
 from memsched.uapi.sched import SchedAttr
 from memsched.units import NSEC_PER_MSEC
-from memsched.workloads.rt.base import RtBuilt, RtScenario
+from memsched.workloads.rt.base import RtBuilt, RtScenario, periodic_events, ticks
 from memsched.workloads.rtgen import log_uniform_periods, randfixedsum, uunifast_discard
 
 __all__ = [
@@ -126,12 +126,25 @@ def _build(m: RtMachine, c: DlSetConfig) -> RtBuilt:
     return RtBuilt({"dl": tasks}, c.duration_ms * NSEC_PER_MSEC)
 
 
+#: Scheduler events per job: its release and its completion (dl-periodic's default: 51,721 events for 4,990 jobs
+#: and 40,000 ticks; 256 tasks of 1 ms for 1 s: 514,684 for 256,000 jobs and 4,000 ticks).
+DL_EVENTS_PER_JOB = 2
+
+
+def _events(c: DlSetConfig, ncpu: int) -> int:
+    """Every task's jobs in the run, at its period (a sporadic release only comes later)."""
+    duration = c.duration_ms * NSEC_PER_MSEC
+    jobs = sum(periodic_events(duration, period, DL_EVENTS_PER_JOB) for _, period in dl_taskset(c))
+    return jobs + ticks(ncpu, c.duration_ms)
+
+
 PERIODIC = RtScenario(
     "dl-periodic",
     "periodic SCHED_DEADLINE task set (UUniFast-Discard / RandFixedSum), global EDF",
     DlSetConfig,
     _build,
     machine_kwargs=dl_machine,
+    events=_events,
 )
 
 SPORADIC = RtScenario(
@@ -140,4 +153,5 @@ SPORADIC = RtScenario(
     DlSporadicConfig,
     _build,
     machine_kwargs=dl_machine,
+    events=_events,
 )

@@ -23,7 +23,7 @@ from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Alloc, Free, Kernel, Lock, NoPreempt, Phase, Recv, Run, Send, Unlock
 from memsched.sim.sched.sched import SchedTask
 from memsched.units import NSEC_PER_MSEC
-from memsched.workloads.rt.base import RtBuilt, RtScenario
+from memsched.workloads.rt.base import MAX_COST_NS, RtBuilt, RtScenario, ticks
 
 __all__ = ["SCENARIO", "HackbenchConfig", "build_hackbench", "hackbench_metrics"]
 
@@ -33,11 +33,11 @@ class HackbenchConfig:
     groups: int = knob(4, "groups of senders+receivers (hackbench -g; default 10 scaled to 4 CPUs)", min=1, max=64)
     fds: int = knob(10, "senders and receivers per group (hackbench -f, default 20)", min=1, max=64)
     loops: int = knob(40, "messages each sender sends to each receiver (hackbench -l)", min=1, max=100_000)
-    syscall_ns: int = knob(600, "system call entry/exit work per read or write (assumed)", min=0)
-    copy_ns: int = knob(400, "copy of a 100-byte message under the pipe mutex (assumed)", min=0)
-    user_ns: int = knob(800, "user-space work per message (assumed)", min=0)
+    syscall_ns: int = knob(600, "system call entry/exit work per read or write (assumed)", min=0, max=MAX_COST_NS)
+    copy_ns: int = knob(400, "copy of a 100-byte message under the pipe mutex (assumed)", min=0, max=MAX_COST_NS)
+    user_ns: int = knob(800, "user-space work per message (assumed)", min=0, max=MAX_COST_NS)
     wakeup_ns: int = knob(
-        300, "try_to_wake_up() under the wait-queue and rq locks, preemption off (assumed)", min=0
+        300, "try_to_wake_up() under the wait-queue and rq locks, preemption off (assumed)", min=0, max=MAX_COST_NS
     )
     slub: bool = knob(True, "allocate/free a buffer from SLUB per message")
     duration_ms: int = knob(60_000, "upper bound of the run (it ends when hackbench finishes)", min=1, max=60_000)
@@ -99,6 +99,19 @@ def _build(m: RtMachine, c: HackbenchConfig) -> RtBuilt:
     )
 
 
+#: Scheduler events per message: the default's 16,000 messages took 144,216 events (9 each, ticks included).
+HACKBENCH_EVENTS_PER_MESSAGE = 10
+
+
+def hackbench_events(c: HackbenchConfig, ncpu: int) -> int:
+    """Every message a sender writes to every receiver of its group (they run until done, or ``duration_ms``)."""
+    return c.groups * c.fds * c.fds * c.loops * HACKBENCH_EVENTS_PER_MESSAGE + ticks(ncpu, c.duration_ms)
+
+
 SCENARIO = RtScenario(
-    "hackbench", "SCHED_OTHER message passing through pipes (hackbench -p)", HackbenchConfig, _build
+    "hackbench",
+    "SCHED_OTHER message passing through pipes (hackbench -p)",
+    HackbenchConfig,
+    _build,
+    events=hackbench_events,
 )

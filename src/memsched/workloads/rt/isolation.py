@@ -6,6 +6,7 @@ the figures compare what each poller gets done and how much noise its CPU saw, o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,18 +16,18 @@ from memsched.sim.sched.isolation import IsolationConfig, NoiseModel
 from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Nanosleep, Run
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
-from memsched.workloads.rt.base import RtBuilt, RtScenario
+from memsched.workloads.rt.base import MAX_COST_NS, MAX_TIMER_US, RtBuilt, RtScenario, periodic_events, ticks
 
 __all__ = ["SCENARIO", "IsolationScenarioConfig"]
 
 
 @dataclass(frozen=True)
 class IsolationScenarioConfig:
-    isolated_cpu: int = knob(3, "the CPU given to isolcpus=domain, nohz_full and rcu_nocbs", min=1)
-    housekeeping_cpu: int = knob(1, "the housekeeping CPU running the comparison poller", min=0)
-    chunk_us: int = knob(1000, "poller work per loop iteration", min=1)
+    isolated_cpu: int = knob(3, "the CPU given to isolcpus=domain, nohz_full and rcu_nocbs", min=1, max=1023)
+    housekeeping_cpu: int = knob(1, "the housekeeping CPU running the comparison poller", min=0, max=1023)
+    chunk_us: int = knob(1000, "poller work per loop iteration", min=1, max=MAX_TIMER_US)
     noise_scale: float = knob(1.0, "multiplies every noise rate", min=0.0, max=1000.0)
-    pollution_ns: int = knob(4_000, "cache refill per interruption", min=0)
+    pollution_ns: int = knob(4_000, "cache refill per interruption", min=0, max=MAX_COST_NS)
     background: bool = knob(True, "a hackbench load on the housekeeping CPUs")
     duration_ms: int = knob(5_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 
@@ -55,8 +56,9 @@ def _build(m: RtMachine, c: IsolationScenarioConfig) -> RtBuilt:
         others = [x for x in m.core.housekeeping if x != c.housekeeping_cpu]
         if others:
             bg = []
-            for i in range(4 * len(others)):
-                bg.append(m.spawn(f"bg{i}", (Run(200_000), Nanosleep(100_000)), affinity=others))
+            load = (Run(BACKGROUND_RUN_US * NSEC_PER_USEC), Nanosleep(BACKGROUND_SLEEP_US * NSEC_PER_USEC))
+            for i in range(BACKGROUND_PER_CPU * len(others)):
+                bg.append(m.spawn(f"bg{i}", load, affinity=others))
             groups["background"] = bg
 
     def metrics(mm: RtMachine) -> dict[str, Any]:
@@ -78,10 +80,30 @@ def _build(m: RtMachine, c: IsolationScenarioConfig) -> RtBuilt:
     return RtBuilt(groups, c.duration_ms * NSEC_PER_MSEC, metrics=metrics)
 
 
+#: The background load's program: run 200 us, sleep 100 us, four tasks per housekeeping CPU.
+BACKGROUND_RUN_US, BACKGROUND_SLEEP_US, BACKGROUND_PER_CPU = 200, 100, 4
+
+
+def _events(c: IsolationScenarioConfig, ncpu: int) -> int:
+    """Both pollers' chunks, every noise interruption (the noise model's rates times ``noise_scale`` per CPU),
+    the background's runs and sleeps, two events each, and the ticks (the default asks for 576,344; it takes
+    123,369: the background tasks share their CPUs and sleep less often than alone)."""
+    duration = c.duration_ms * NSEC_PER_MSEC
+    noise = NoiseModel()
+    rate_hz = (noise.rcu_rate_hz + noise.kworker_rate_hz + noise.timer_rate_hz) * c.noise_scale
+    events = 2 * periodic_events(duration, c.chunk_us * NSEC_PER_USEC, 2)
+    events += 2 * math.ceil(rate_hz * ncpu * c.duration_ms / 1000)
+    if c.background:
+        cycle = (BACKGROUND_RUN_US + BACKGROUND_SLEEP_US) * NSEC_PER_USEC
+        events += BACKGROUND_PER_CPU * ncpu * periodic_events(duration, cycle, 2)
+    return events + ticks(ncpu, c.duration_ms)
+
+
 SCENARIO = RtScenario(
     "isolation",
     "polling task on an isolated CPU vs a housekeeping CPU, with housekeeping noise",
     IsolationScenarioConfig,
     _build,
     machine_kwargs=_machine,
+    events=_events,
 )

@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from memsched.config import knob
 from memsched.sim.sched.machine import RtMachine
 from memsched.units import NSEC_PER_MSEC
-from memsched.workloads.rt.base import RtBuilt, RtScenario
-from memsched.workloads.rt.cyclictest import CyclictestConfig, build_cyclictest, cyclictest_metrics
-from memsched.workloads.rt.hackbench import HackbenchConfig, build_hackbench, hackbench_metrics
+from memsched.workloads.rt.base import MAX_COST_NS, MAX_TIMER_US, RtBuilt, RtScenario
+from memsched.workloads.rt.cyclictest import CyclictestConfig, build_cyclictest, cyclictest_events, cyclictest_metrics
+from memsched.workloads.rt.hackbench import HackbenchConfig, build_hackbench, hackbench_events, hackbench_metrics
 
 __all__ = ["SCENARIO", "MixConfig"]
 
 
 @dataclass(frozen=True)
 class MixConfig(HackbenchConfig):
-    interval_us: int = knob(1000, "cyclictest interval", min=10)
+    interval_us: int = knob(1000, "cyclictest interval", min=10, max=MAX_TIMER_US)
     priority: int = knob(99, "cyclictest priority", min=1, max=99)
-    work_ns: int = knob(2_000, "cyclictest work per wakeup", min=0)
+    work_ns: int = knob(2_000, "cyclictest work per wakeup", min=0, max=MAX_COST_NS)
 
 
 def _build(m: RtMachine, c: MixConfig) -> RtBuilt:
@@ -38,4 +38,11 @@ def _build(m: RtMachine, c: MixConfig) -> RtBuilt:
     )
 
 
-SCENARIO = RtScenario("hackbench+cyclictest", "hackbench with a cyclictest thread per CPU", MixConfig, _build)
+def _events(c: MixConfig, ncpu: int) -> int:
+    cyclic = CyclictestConfig(c.interval_us, c.priority, c.work_ns, c.duration_ms)
+    return hackbench_events(c, ncpu) + cyclictest_events(cyclic, ncpu)
+
+
+SCENARIO = RtScenario(
+    "hackbench+cyclictest", "hackbench with a cyclictest thread per CPU", MixConfig, _build, events=_events
+)

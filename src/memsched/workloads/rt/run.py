@@ -24,7 +24,7 @@ from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.preempt import parse_model
 from memsched.sim.sched.sched import IDEAL_SCHED, SchedConfig
 from memsched.workloads.rt.base import RtBuilt, RtScenario, config_dict, get
-from memsched.workloads.rt.rtapp import load_rt_app
+from memsched.workloads.rt.rtapp import MAX_EVENTS, load_rt_app
 from memsched.workloads.runspec import RunSpec
 
 __all__ = ["DEFAULT_SCENARIO", "RtOptions", "RtRunner", "rt_record", "run_rt_scenario"]
@@ -85,6 +85,20 @@ def run_rt_scenario(
     return rec, m
 
 
+def _check_events(scen: RtScenario, config: Any, ncpu: int) -> None:
+    """Refuse a scenario whose estimated scheduler events (``RtScenario.events``) exceed the limit of rt-app files."""
+    if scen.events is None:
+        return
+    events = scen.events(config, ncpu)
+    if events > MAX_EVENTS:
+        key = "duration_ms" if hasattr(config, "duration_ms") else "--set"
+        raise ConfigError(
+            key, getattr(config, key, None),
+            f"with these settings of scenario {scen.id} on {ncpu} CPUs asks for about {events:,} scheduler events; "
+            f"at most {MAX_EVENTS:,} are simulated (shorten the run, lengthen the periods or use fewer tasks)",
+        )  # fmt: skip
+
+
 def _configure(
     taskset: str | None,
     rt_app: Path | str | None,
@@ -108,6 +122,7 @@ def _configure(
         sched_sets, scen_sets = split_sets(sets, owners)
         config = scen.make_config(scen_sets)
         mk = scen.machine_kwargs(config)
+        _check_events(scen, config, cpus if cpus is not None else mk.get("cpus", scen.cpus))
     base = SchedConfig(**mk.pop("sched", {}))
     if ideal:
         base = dataclasses.replace(base, **IDEAL_SCHED)

@@ -22,10 +22,13 @@ from memsched.units import NSEC_PER_MSEC
         (256, 384, 500, 30000),  # round_up(384, 256) / 256 = 2 windows
         (256, 5120, 100, 3000),  # 20 windows: 50 ms, raised to the 100 ms floor of 2560 MB/s
         (4096, 8192, 1000, 30000),  # scan_size >= MAX_SCAN_WINDOW: one window per second at most
+        (1, 1024, 1, 58),  # floor 1000 // 2560 = 0 and 1000 // 1024 windows = 0: the next tick, 1 ms
+        (1, 65536, 1, 1),  # both divided bounds 0: never a zero period
     ],
 )
 def test_period_bounds_follow_task_scan_min_max(scan_size_mb: int, rss_mb: int, min_ms: int, max_ms: int) -> None:
-    """task_scan_min()/task_scan_max() of 3.13 (kernel/sched/fair.c): no division by zero at any scan size."""
+    """task_scan_min()/task_scan_max() of 3.13 (kernel/sched/fair.c): no division by zero at any scan size, and
+    no period under the 1 ms tick (a 0 ms period failed the run with "'period_ns' must be > 0")."""
     scan = TaskWorkScan(1000, 1000, 60000, 0, scan_size_mb, scale_by_rss=True)
     assert scan.period_bounds_ns(rss_mb * 256) == (min_ms * NSEC_PER_MSEC, max_ms * NSEC_PER_MSEC)
 

@@ -129,3 +129,33 @@ def test_bad_entry_points_name_the_policy(entry_point: str, config: str | None, 
     )
     with pytest.raises(PolicyError, match=f"^policy test-bad: .*{message}"):
         spec.make()
+
+
+@pytest.mark.parametrize("spec", BUILTIN, ids=[s.id for s in BUILTIN])
+def test_every_numeric_knob_has_a_maximum(spec: PolicySpec) -> None:
+    """Each int and float knob of every policy is bounded above, so no --set value asks for unbounded work."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(spec.config_cls)
+    for f in dataclasses.fields(spec.config_cls):
+        if hints[f.name] in (int, float):
+            assert f.metadata.get("max") is not None, f"{spec.id}.{f.name} has no maximum"
+
+
+@pytest.mark.parametrize(
+    ("policy", "key", "value"),
+    [
+        ("mainline", "scan_size_mb", 1 << 31),  # past INT_MAX: proc_dointvec refuses it
+        ("mainline", "scan_delay_ms", 99_999_999_999_999),
+        ("mainline", "imbalance_pct", 999_999_999),
+        ("moron", "scan_period_ms", 1 << 31),
+        ("autonuma", "pages_to_scan_mb", (1 << 20) + 1),
+    ],
+)
+def test_knobs_past_their_maximum_are_refused(policy: str, key: str, value: int) -> None:
+    """A value above the kernel's own limit (or the product limit) is a ConfigError naming the key and the bound."""
+    from memsched.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"'{key}' must be <= \d+ \(got {value}\)"):
+        get(policy).make_config({key: str(value)})
