@@ -190,6 +190,25 @@ def test_help_metavars_say_what_to_type(argv: list[str], shown: list[str], capsy
         assert text in words, text
 
 
+def test_list_scenarios_names_each_with_its_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """list scenarios: every built-in scenario of rt sim, pressure sim and pressure act-sim, with the command that
+    runs it and its description."""
+    from memsched.workloads import rt
+    from memsched.workloads.act import list_act_scenarios
+    from memsched.workloads.pressure.scenario import list_scenarios
+
+    assert main(["list", "scenarios", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by_command: dict[str, list[str]] = {}
+    for r in rows:
+        assert r["description"]
+        by_command.setdefault(r["command"], []).append(r["id"])
+    assert by_command == {
+        "rt sim": rt.names(), "pressure sim": list_scenarios(), "pressure act-sim": list_act_scenarios(),
+    }  # fmt: skip
+    assert main(["list", "scenarios", "--policy", "mainline"]) == 2
+
+
 def test_list_settings(capsys: pytest.CaptureFixture[str]) -> None:
     """list settings shows each --set key with type, default, range, unit and source; JSON has the same rows."""
     assert main(["list", "settings", "--policy", "mainline", "--json"]) == 0

@@ -4,7 +4,7 @@ fast path (:mod:`memsched.cli.fast`) answers without importing numpy or the simu
 The registries stay the one source of truth. ``data/catalogue.json`` is *generated* from them
 (``python -m memsched.cli.catalogue --write``; ``--check`` says whether it is current), and the test suite
 fails when it differs from what they give now (tests/unit/cli/test_startup.py), as it would for any other
-generated file. It holds the rows of ``memsched list topologies|workloads|policies`` and, per owner, the rows
+generated file. It holds the rows of ``memsched list topologies|workloads|policies|scenarios`` and, per owner, the rows
 of ``memsched list settings``; :class:`CatalogueSource` answers ``--policy``/``--workload``/``--scenario``
 through the same selection code as the registries (:func:`memsched.cli.settings.select_owners`), so
 unknown names fail with the same message.
@@ -35,7 +35,7 @@ __all__ = ["FORMAT", "PATH", "PLUGIN_GROUPS", "CatalogueSource", "build", "load"
 #: The file, next to the topology presets (package data).
 PATH = Path(__file__).resolve().parents[1] / "data" / "catalogue.json"
 #: Bumped when the file's layout changes; a file of another format is not used.
-FORMAT = 1
+FORMAT = 2
 #: ``ENTRY_POINT_GROUP`` of ``memsched.policies.numa.registry`` and ``memsched.policies.act.registry`` (those
 #: modules import importlib.metadata; a test checks that these agree).
 PLUGIN_GROUPS = ("memsched.numa_policies", "memsched.act_policies")
@@ -105,6 +105,7 @@ def build() -> dict[str, Any]:
         "topologies": live_rows("topologies"),
         "workloads": live_rows("workloads"),
         "policies": live_rows("policies"),
+        "scenarios": live_rows("scenarios"),
         "settings": {
             "policies": [{"id": s.id, "version": s.version, "rows": rows_of(s.config_cls)} for s in policies.specs()],
             "workloads": [{"id": n, "rows": rows_of(workloads.get(n).config_cls)} for n in workloads.names()],

@@ -3,7 +3,8 @@
 The rows come from one of two sources that give the same answer:
 
 * the registries themselves (:func:`live_rows`: topology presets, workloads, policies with their config
-  classes), which import numpy and the simulators: what the typer command ``memsched list`` uses;
+  classes, the scenarios of ``rt sim``, ``pressure sim`` and ``pressure act-sim``), which import numpy and the
+  simulators: what the typer command ``memsched list`` uses;
 * the catalogue (:mod:`memsched.cli.catalogue`), the same rows recorded from the registries into a data file
   that a test keeps equal to them: what the fast path (:mod:`memsched.cli.fast`) uses, so that ``memsched
   list`` answers in tens of milliseconds instead of importing the simulators.
@@ -21,14 +22,14 @@ from memsched.errors import ConfigError, UnknownNameError
 __all__ = ["KINDS", "Source", "list_command", "live_rows", "live_settings"]
 
 #: What ``memsched list`` lists, in the order its error message names them.
-KINDS = ("topologies", "workloads", "policies", "settings")
+KINDS = ("topologies", "workloads", "policies", "scenarios", "settings")
 
 
 class Source(Protocol):
     """Where :func:`list_command` gets its rows."""
 
     def rows(self, what: str) -> list[dict[str, Any]]:
-        """The rows of ``topologies``, ``workloads`` or ``policies``."""
+        """The rows of ``topologies``, ``workloads``, ``policies`` or ``scenarios``."""
         ...
 
     def settings(self, policy: str | None, workload: str | None, scenario: str | None) -> list[dict[str, Any]]:
@@ -81,7 +82,28 @@ def live_rows(what: str) -> list[dict[str, Any]]:
             }
             for s in policy_registry.specs()
         ]
+    if what == "scenarios":
+        return _scenario_rows()
     raise UnknownNameError("what", what, list(KINDS))
+
+
+def _scenario_rows() -> list[dict[str, Any]]:
+    """The built-in scenarios, each with the command that runs it."""
+    from memsched.workloads import rt as rt_scenarios
+    from memsched.workloads.act import list_act_scenarios, load_act_scenario
+    from memsched.workloads.pressure.scenario import list_scenarios, load_scenario
+
+    rows = [
+        {"id": n, "command": "rt sim", "description": rt_scenarios.get(n).description} for n in rt_scenarios.names()
+    ]
+    rows += [
+        {"id": n, "command": "pressure sim", "description": load_scenario(n).description} for n in list_scenarios()
+    ]
+    rows += [
+        {"id": n, "command": "pressure act-sim", "description": load_act_scenario(n).pressure.description}
+        for n in list_act_scenarios()
+    ]
+    return rows
 
 
 def live_settings(policy: str | None, workload: str | None, scenario: str | None) -> list[dict[str, Any]]:

@@ -48,7 +48,8 @@ def _task_table(rec: RunRecord) -> Any:
             Column("lat µs", "wakeup latency mean/max, µs", right=True),
             Column("cs v/iv", "voluntary/involuntary context switches", right=True),
             Column("migr", "migrations between CPUs", right=True),
-            Column("thru", "throughput: share of a CPU the task ran", right=True),
+            Column("thru", "throughput: the work its program completed per second of the run, in CPUs (a vCPU's "
+                   "is its guest's, shown under kvm)", right=True),
         ],
     )
     rows = table.add_group(None)

@@ -218,7 +218,7 @@ def compare(
 
 @app.command("list")
 def list_(
-    what: Annotated[str, typer.Argument(help="topologies, workloads, policies or settings")],
+    what: Annotated[str, typer.Argument(help="topologies, workloads, policies, scenarios or settings")],
     json_out: JsonOpt = False,
     policy: Annotated[str | None, typer.Option("--policy", "-p", help="settings: this policy's --set keys")] = None,
     workload: Annotated[
@@ -228,7 +228,8 @@ def list_(
         str | None, typer.Option("--scenario", help="settings: this rt scenario's and the rt scheduler's keys")
     ] = None,
 ) -> None:
-    """List topologies, workloads, policies, or the --set keys with type, default, range, unit and source."""
+    """List topologies, workloads, policies, scenarios (of rt sim, pressure sim and act-sim), or the --set keys with
+    type, default, range, unit and source."""
     from memsched.cli.listing import LiveSource, list_command
 
     list_command(LiveSource(), what, json_out=json_out, policy=policy, workload=workload, scenario=scenario)

@@ -29,6 +29,8 @@ LIST_FORMS = [
     ["list", "workloads"],
     ["list", "policies"],
     ["list", "policies", "--json"],
+    ["list", "scenarios"],
+    ["list", "scenarios", "--json"],
     ["list", "settings"],
     ["list", "settings", "--json"],
     ["list", "settings", "--policy", "mainline"],
