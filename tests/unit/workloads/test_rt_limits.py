@@ -64,3 +64,13 @@ def test_the_estimate_covers_what_a_default_run_takes(scenario: str) -> None:
     rec, _ = run_rt_scenario(scenario, sets={"duration_ms": "1000"} if scenario != "hackbench" else {})
     short = spec.events(dataclasses.replace(config, duration_ms=1000), ncpu) if scenario != "hackbench" else estimate
     assert rec["events"] <= short <= estimate < MAX_EVENTS
+
+
+@pytest.mark.parametrize("who", ["vcpu", "guest"])
+def test_kvm_runtime_above_its_period_is_refused_before_the_run(who: str) -> None:
+    """sched_setattr() refuses runtime > deadline: a kvm scenario asking for it is refused naming the knob, not
+    failed by the simulated syscall mid-run; runtime == period is allowed."""
+    spec = get("kvm")
+    with pytest.raises(ConfigError, match=rf"'{who}_runtime_us' must be <= {who}_period_us \(100\)"):
+        spec.make_config({f"{who}_period_us": "100", f"{who}_runtime_us": "200"})
+    spec.make_config({f"{who}_period_us": "200", f"{who}_runtime_us": "200"})

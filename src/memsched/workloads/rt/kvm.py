@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memsched.config import knob, validate
+from memsched.errors import ConfigError
 from memsched.sim.sched.kvm import KvmGuest
 from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Run, Timer
@@ -37,6 +38,13 @@ class KvmConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        # sched_setattr() refuses runtime > deadline (kernel/sched/deadline.c, __checkparam_dl()): say so for the
+        # knob, before the run, rather than as the simulated syscall's failure.
+        for who in ("vcpu", "guest"):
+            runtime, period = getattr(self, f"{who}_runtime_us"), getattr(self, f"{who}_period_us")
+            if runtime > period:
+                why = f"must be <= {who}_period_us ({period}): runtime <= deadline <= period"
+                raise ConfigError(f"{who}_runtime_us", runtime, why)
 
 
 def _build(m: RtMachine, c: KvmConfig) -> RtBuilt:
