@@ -34,7 +34,6 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from memsched.numeric import seq_sum
 from memsched.sim.engine import Engine
 from memsched.sim.fluid.memmodel import MemModel
 from memsched.sim.fluid.state import COMPUTE, IDLE, MEM, TaskArrays
@@ -268,10 +267,13 @@ class FluidProgress:
         order: one debt per task (the sum of its causes), one sync for them all."""
         synced = False
         causes = self.system_by_cause
+        get = causes.get
         tids: list[int] = []
         totals: list[float] = []
         for tid, by_cause in pending.items():
-            total = seq_sum(by_cause.values())
+            total: float = 0  # memsched.numeric.seq_sum of the causes, inline: this runs ~800,000 times a run
+            for ns in by_cause.values():
+                total += ns
             if total <= 0:
                 continue
             if not synced:
@@ -280,7 +282,7 @@ class FluidProgress:
             tids.append(tid)
             totals.append(total)
             for cause, ns in by_cause.items():
-                causes[cause] = causes.get(cause, 0.0) + ns
+                causes[cause] = get(cause, 0.0) + ns
         if tids:  # (distinct tasks: one add per task, as debt[tid] += total each)
             self.arrays.debt[tids] += totals
 
