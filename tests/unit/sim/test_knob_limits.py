@@ -52,6 +52,17 @@ def test_values_past_a_maximum_are_refused(cls: type, key: str, value: float, bo
         cls(**{key: value})
 
 
+@pytest.mark.parametrize(("key", "value", "floor"), [
+    ("flusher_tick_ns", 1_000, 1_000_000),  # 1 us ticks: a 10 s scenario ran past 60 s
+    ("sample_interval_ns", 1, 10_000_000),  # 1 ns samples: 600 billion timeline rows in 600 s
+])  # fmt: skip
+def test_the_finest_ticks_are_bounded_below(key: str, value: int, floor: int) -> None:
+    """The disk pipeline's tick and the timeline's interval have floors the run can honour."""
+    with pytest.raises(ConfigError, match=rf"^'{key}' must be >= {floor} \(got {value}\)"):
+        ReclaimConfig(**{key: value})
+    ReclaimConfig(**{key: floor})
+
+
 def test_a_scenario_sysctl_past_its_maximum_is_one_line_naming_the_file() -> None:
     """[sysctl] swapin_ns = "100000s" (a day per page read back) is refused before anything runs."""
     doc = {"name": "t", "memory": "128MiB", "duration": "1s", "sysctl": {"swapin_ns": "100000s"},

@@ -27,7 +27,14 @@ from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureC
 from memsched.sim.mm.version import KERNELS, behaviour
 from memsched.units import KIB, MIB, NSEC_PER_MSEC, PAGE_SIZE_4K
 
-__all__ = ["MAX_RECLAIM_RETRIES", "RECLAIM_RETRIES_LIMIT", "SYSCTL_INT_MAX", "ReclaimConfig"]
+__all__ = [
+    "MAX_RECLAIM_RETRIES",
+    "MIN_FLUSHER_TICK_NS",
+    "MIN_SAMPLE_INTERVAL_NS",
+    "RECLAIM_RETRIES_LIMIT",
+    "SYSCTL_INT_MAX",
+    "ReclaimConfig",
+]
 
 #: Rounds of reclaim without progress before OOM (``MAX_RECLAIM_RETRIES``, mm/internal.h, 4.7+).
 MAX_RECLAIM_RETRIES = 16
@@ -42,6 +49,13 @@ U32_MAX = (1 << 32) - 1
 #: reclaim pass (up to 64 per retry), and act-sim's leak to the OOM killer takes 5.1 s with 16, 6.4 s with 1,000 and
 #: 19.7 s with 10,000.
 RECLAIM_RETRIES_LIMIT = 1_000
+#: The finest disk-pipeline tick: 1 ms (a jiffy at HZ=1000). Each tick is an event whether or not anything is
+#: written: on the default scenario cut to 10 s, 20 ms (the default) takes 2.3 s, 1 ms 2.8 s, 100 us 7 s, and 1 us
+#: did not finish in 60 s.
+MIN_FLUSHER_TICK_NS = NSEC_PER_MSEC
+#: The finest pressure timeline: 10 ms, so the longest scenario (600 s) keeps at most 60,000 samples (a 100 us
+#: interval held 290 MB after 10 s).
+MIN_SAMPLE_INTERVAL_NS = 10 * NSEC_PER_MSEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +81,8 @@ class ReclaimConfig:
         200 * MIB, "disk write bandwidth (estimate: a SATA SSD, 200 MiB/s)", min=1, max=LIMIT_BYTES, limit=True
     )
     flusher_tick_ns: int = knob(
-        20 * NSEC_PER_MSEC, "granularity of the simulated disk pipeline", min=1, max=LIMIT_INTERVAL_NS, limit=True
+        20 * NSEC_PER_MSEC, "granularity of the simulated disk pipeline",
+        min=MIN_FLUSHER_TICK_NS, max=LIMIT_INTERVAL_NS, limit=True,
     )
     swapin_ns: int = knob(
         100_000, "cost of reading one page back from swap (estimate: SSD, 100 us)",
@@ -145,7 +160,8 @@ class ReclaimConfig:
     )
     psi_hz: int = knob(1000, "CONFIG_HZ for PSI_FREQ = 2*HZ+1 jiffies", min=100, max=1000)
     sample_interval_ns: int = knob(
-        100 * NSEC_PER_MSEC, "interval of the pressure timeline samples", min=1, max=LIMIT_INTERVAL_NS, limit=True
+        100 * NSEC_PER_MSEC, "interval of the pressure timeline samples",
+        min=MIN_SAMPLE_INTERVAL_NS, max=LIMIT_INTERVAL_NS, limit=True,
     )
     rfc: Rfc2012VmpressureConfig = field(default_factory=Rfc2012VmpressureConfig)
     mainline: MainlineVmpressureConfig = field(default_factory=MainlineVmpressureConfig)
