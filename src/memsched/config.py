@@ -36,6 +36,10 @@ from typing import Any, TypeVar
 from memsched.errors import ConfigError
 
 __all__ = [
+    "LIMIT_BYTES",
+    "LIMIT_EVENT_COST_NS",
+    "LIMIT_INTERVAL_NS",
+    "LIMIT_LATENCY_NS",
     "MAX_INPUT_BYTES",
     "MAX_SEED",
     "KnobInfo",
@@ -61,6 +65,18 @@ KNOB_LIMIT = (1 << 63) - 1
 #: The largest seed anything accepts (``--seed``, sweep and tune seeds, a scenario's ``set_seed``): 32 bits, what
 #: numpy's legacy ``RandomState`` (under Optuna's TPE sampler) takes, so one range holds everywhere.
 MAX_SEED = 2**32 - 1
+# ---- product limits: the maximum of a knob that mirrors no kernel or tool setting with a limit of its own --------
+#: A cost charged per event (a page scanned, a lock held, an IPI, one noise interruption): 1 ms, hundreds of times
+#: every default and measured one; a larger cost only stalls every run.
+LIMIT_EVENT_COST_NS = 1_000_000
+#: A latency or device time per event (a page read back from swap, a kthread's wakeup, a slow page allocation): 1 s,
+#: a hundred times a rotating disk's seek.
+LIMIT_LATENCY_NS = 1_000_000_000
+#: A period, delay or timeout: one hour, longer than any simulated run (a pressure scenario ends by 600 s, a NUMA
+#: workload by 3,600 s), so a longer one would never fire.
+LIMIT_INTERVAL_NS = 3_600_000_000_000
+#: An amount of memory, or a bandwidth per second: 1 TiB.
+LIMIT_BYTES = 1 << 40
 #: The longest number ``--set`` parses (``int()`` itself stops at 4,300 digits).
 _MAX_NUMBER_CHARS = 64
 

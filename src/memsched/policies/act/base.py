@@ -14,11 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from memsched.config import LIMIT_BYTES, LIMIT_INTERVAL_NS
 from memsched.policies.act.actions import Action
 from memsched.policies.act.views import MemoryView
-from memsched.units import NSEC_PER_MSEC
+from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC
 
-__all__ = ["ActPolicy"]
+__all__ = ["MAX_FILL_RATE_MIB_S", "MAX_INTERVAL_MS", "MAX_INTERVAL_S", "ActPolicy"]
+
+# ---- the largest value of a knob the modelled tool takes without a maximum of its own (or hard-codes) ---------------
+#: A period, delay, timeout or duration: one hour (:data:`memsched.config.LIMIT_INTERVAL_NS`), longer than any
+#: simulated scenario (600 s) and than every daemon's default (systemd-oomd's 30 s, earlyoom's 10 s kill wait).
+MAX_INTERVAL_MS = LIMIT_INTERVAL_NS // NSEC_PER_MSEC
+MAX_INTERVAL_S = LIMIT_INTERVAL_NS // NSEC_PER_SEC
+#: An expected fill rate: 1 TiB/s (:data:`memsched.config.LIMIT_BYTES` per second), above any memory bandwidth.
+MAX_FILL_RATE_MIB_S = LIMIT_BYTES // MIB
 
 
 class ActPolicy:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from memsched.config import knob, validate
 from memsched.errors import ConfigError
 from memsched.policies.act.actions import Action, KillProcess
-from memsched.policies.act.base import ActPolicy
+from memsched.policies.act.base import MAX_INTERVAL_S, ActPolicy
 from memsched.policies.act.views import MemoryView, ProcView
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_SEC
 
@@ -49,6 +49,8 @@ SWAP_FILL_RATE_MIB_S = 800
 MIN_SLEEP_MS, MAX_SLEEP_MS = 100, 1000
 #: kill.c kill_wait(): poll period while waiting for the victim to exit.
 KILL_WAIT_POLL_MS = 100
+#: earlyoom (1.6-1.9 kill.c kill_wait()) hard-codes the wait, 100 polls of 100 ms; as a knob, at most one hour.
+MAX_KILL_WAIT_TIMEOUT_S = MAX_INTERVAL_S
 
 @dataclass(frozen=True)
 class EarlyoomConfig:
@@ -58,7 +60,10 @@ class EarlyoomConfig:
     swap_kill_percent: float = knob(-1.0, "-s ,KILL: SIGKILL threshold; -1 = half the term one", min=-1, max=100)
     prefer: str = knob("", "--prefer REGEX on comm: +300 badness (kill.c BADNESS_PREFER)")
     avoid: str = knob("", "--avoid REGEX on comm: -300 badness (kill.c BADNESS_AVOID)")
-    kill_wait_timeout_s: int = knob(10, "kill_wait(): give up waiting for the victim after this many s", min=1)
+    kill_wait_timeout_s: int = knob(
+        10, "kill_wait(): give up waiting for the victim after this many s",
+        min=1, max=MAX_KILL_WAIT_TIMEOUT_S, limit=True,
+    )
 
     def __post_init__(self) -> None:
         validate(self)

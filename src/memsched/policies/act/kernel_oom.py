@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memsched.config import knob, validate
-from memsched.policies.act.base import ActPolicy
+from memsched.policies.act.base import MAX_INTERVAL_MS, ActPolicy
 from memsched.units import NSEC_PER_SEC
 
 __all__ = ["KernelOom", "KernelOomConfig"]
@@ -19,7 +19,9 @@ __all__ = ["KernelOom", "KernelOomConfig"]
 
 @dataclass(frozen=True)
 class KernelOomConfig:
-    interval_ms: int = knob(1000, "how often the (idle) policy is sampled; it never acts", min=1)
+    interval_ms: int = knob(
+        1000, "how often the (idle) policy is sampled; it never acts", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
 
     def __post_init__(self) -> None:
         validate(self)

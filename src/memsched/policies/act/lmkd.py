@@ -36,12 +36,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memsched.config import knob, validate
+from memsched.errors import ConfigError
 from memsched.policies.act.actions import Action, KillProcess
-from memsched.policies.act.base import ActPolicy
+from memsched.policies.act.base import MAX_INTERVAL_MS, ActPolicy
 from memsched.policies.act.views import MemoryView, ProcView
+from memsched.uapi.pressure import PSI_WINDOW_MAX_US
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
 
-__all__ = ["PERCEPTIBLE_APP_ADJ", "Lmkd", "LmkdConfig"]
+__all__ = ["PERCEPTIBLE_APP_ADJ", "PSI_WINDOW_MAX_MS", "Lmkd", "LmkdConfig"]
 
 #: frameworks ProcessList.PERCEPTIBLE_APP_ADJ, mirrored in lmkd.cpp.
 PERCEPTIBLE_APP_ADJ = 200
@@ -49,22 +51,42 @@ OOM_SCORE_ADJ_MAX = 1000
 PSI_POLL_PERIOD_SHORT_MS = 10
 PSI_POLL_PERIOD_LONG_MS = 100
 PAGE = 4096
+#: The kernel's limits on lmkd's PSI triggers: a window of at most ``WINDOW_MAX_US`` (10 s, kernel/sched/psi.c), and
+#: ``psi_trigger_create()`` refuses a stall threshold above the window (EINVAL), after which lmkd's
+#: ``init_psi_monitors()`` fails.
+PSI_WINDOW_MAX_MS = PSI_WINDOW_MAX_US // 1000
+#: ``ro.lmk.thrashing_limit`` is read with ``property_get_int32()`` and only floored at 0 (lmkd.cpp ``main()``).
+INT32_MAX = (1 << 31) - 1
 
 
 @dataclass(frozen=True)
 class LmkdConfig:
-    psi_partial_stall_ms: int = knob(70, "ro.lmk.psi_partial_stall_ms (DEF_PARTIAL_STALL 70; low-RAM 200)", min=1)
-    psi_complete_stall_ms: int = knob(700, "ro.lmk.psi_complete_stall_ms (DEF_COMPLETE_STALL 700)", min=1)
-    psi_window_ms: int = knob(1000, "PSI_WINDOW_SIZE_MS", min=1)
+    psi_partial_stall_ms: int = knob(
+        70, "ro.lmk.psi_partial_stall_ms (DEF_PARTIAL_STALL 70; low-RAM 200)", min=1, max=PSI_WINDOW_MAX_MS, limit=True
+    )
+    psi_complete_stall_ms: int = knob(
+        700, "ro.lmk.psi_complete_stall_ms (DEF_COMPLETE_STALL 700)", min=1, max=PSI_WINDOW_MAX_MS, limit=True
+    )
+    psi_window_ms: int = knob(1000, "PSI_WINDOW_SIZE_MS", min=1, max=PSI_WINDOW_MAX_MS, limit=True)
     swap_free_low_percentage: int = knob(10, "ro.lmk.swap_free_low_percentage (DEF_LOW_SWAP 10)", min=0, max=100)
-    thrashing_limit_pct: int = knob(100, "ro.lmk.thrashing_limit (DEF_THRASHING 100; low-RAM 30)", min=0)
+    thrashing_limit_pct: int = knob(
+        100, "ro.lmk.thrashing_limit (DEF_THRASHING 100; low-RAM 30)", min=0, max=INT32_MAX, limit=True
+    )
     thrashing_limit_decay_pct: int = knob(10, "ro.lmk.thrashing_limit_decay (DEF_THRASHING_DECAY 10)", min=0, max=100)
     kill_heaviest_task: bool = knob(False, "ro.lmk.kill_heaviest_task (default false: least recently added)")
-    idle_interval_ms: int = knob(20, "sampling period while no event is pending (the trigger emulation's resolution)",
-                                 min=1)
+    idle_interval_ms: int = knob(
+        20, "sampling period while no event is pending (the trigger emulation's resolution)",
+        min=1, max=MAX_INTERVAL_MS, limit=True,
+    )
 
     def __post_init__(self) -> None:
         validate(self)
+        for name in ("psi_partial_stall_ms", "psi_complete_stall_ms"):
+            if getattr(self, name) > self.psi_window_ms:
+                raise ConfigError(
+                    name, getattr(self, name), f"must be <= psi_window_ms ({self.psi_window_ms}): the kernel refuses "
+                    "a PSI trigger whose stall threshold exceeds its window",
+                )
 
 
 class Lmkd(ActPolicy):

@@ -27,11 +27,17 @@ from dataclasses import dataclass
 
 from memsched.config import knob, validate
 from memsched.policies.act.actions import Action, KillProcess
-from memsched.policies.act.base import ActPolicy
+from memsched.policies.act.base import MAX_FILL_RATE_MIB_S, MAX_INTERVAL_S, ActPolicy
 from memsched.policies.act.views import MemoryView, ProcView
 from memsched.units import NSEC_PER_SEC
 
-__all__ = ["Nohang", "NohangConfig"]
+__all__ = ["MAX_BADNESS", "Nohang", "NohangConfig"]
+
+#: nohang checks only lower bounds (src/nohang's config checks: ``< 0.1``, ``< 10``, ``< 100``; floats and ints of any
+#: size); its maxima here are the product limits of ``base.py`` (one hour, 1 TiB/s) and, for ``min_badness``, the
+#: largest ``/proc/<pid>/oom_score``, 2000 (fs/proc/base.c ``proc_oom_score()``, 5.9+: badness scaled into 0..2000),
+#: above which nothing could ever be killed.
+MAX_BADNESS = 2000
 
 
 @dataclass(frozen=True)
@@ -43,15 +49,27 @@ class NohangConfig:
     psi_checking_enabled: bool = knob(False, "act on PSI too (default False)")
     soft_threshold_max_psi: float = knob(40.0, "PSI full_avg10 for SIGTERM (40)", min=5, max=100)
     hard_threshold_max_psi: float = knob(90.0, "PSI full_avg10 for SIGKILL (90)", min=5, max=100)
-    psi_excess_duration: float = knob(30.0, "PSI above a threshold this long (s, 30)", min=0)
-    psi_post_action_delay: float = knob(15.0, "no PSI action this soon after one (s, 15)", min=10)
-    max_soft_exit_time: float = knob(10.0, "time a SIGTERMed victim gets to exit (s, 10)", min=0.1)
-    post_soft_action_delay: float = knob(3.0, "pause after a soft action (s, 3)", min=0.1)
-    min_badness: int = knob(1, "nothing is killed below this badness (1)", min=1)
-    fill_rate_mem: float = knob(6000.0, "MiB/s for the adaptive sleep (6000)", min=100)
-    fill_rate_swap: float = knob(2000.0, "MiB/s for the adaptive sleep (2000)", min=100)
-    min_sleep: float = knob(0.1, "s (0.1)", min=0.01)
-    max_sleep: float = knob(3.0, "s (3)", min=0.01)
+    psi_excess_duration: float = knob(
+        30.0, "PSI above a threshold this long (s, 30)", min=0, max=MAX_INTERVAL_S, limit=True
+    )
+    psi_post_action_delay: float = knob(
+        15.0, "no PSI action this soon after one (s, 15)", min=10, max=MAX_INTERVAL_S, limit=True
+    )
+    max_soft_exit_time: float = knob(
+        10.0, "time a SIGTERMed victim gets to exit (s, 10)", min=0.1, max=MAX_INTERVAL_S, limit=True
+    )
+    post_soft_action_delay: float = knob(
+        3.0, "pause after a soft action (s, 3)", min=0.1, max=MAX_INTERVAL_S, limit=True
+    )
+    min_badness: int = knob(1, "nothing is killed below this badness (1)", min=1, max=MAX_BADNESS, limit=True)
+    fill_rate_mem: float = knob(
+        6000.0, "MiB/s for the adaptive sleep (6000)", min=100, max=MAX_FILL_RATE_MIB_S, limit=True
+    )
+    fill_rate_swap: float = knob(
+        2000.0, "MiB/s for the adaptive sleep (2000)", min=100, max=MAX_FILL_RATE_MIB_S, limit=True
+    )
+    min_sleep: float = knob(0.1, "s (0.1)", min=0.01, max=MAX_INTERVAL_S, limit=True)
+    max_sleep: float = knob(3.0, "s (3)", min=0.01, max=MAX_INTERVAL_S, limit=True)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from memsched.config import knob, validate
 from memsched.policies.act.actions import Action, KillCgroup
-from memsched.policies.act.base import ActPolicy
+from memsched.policies.act.base import MAX_INTERVAL_MS, MAX_INTERVAL_S, ActPolicy
 from memsched.policies.act.views import CgroupView, MemoryView
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_SEC
 
@@ -42,14 +42,24 @@ __all__ = ["SystemdOomd", "SystemdOomdConfig"]
 @dataclass(frozen=True)
 class SystemdOomdConfig:
     mem_pressure_limit_pct: float = knob(60.0, "DefaultMemoryPressureLimit= (oomd-manager.h: 60 %)", min=0, max=100)
-    mem_pressure_duration_s: float = knob(30.0, "DefaultMemoryPressureDurationSec= (30 s)", min=0)
+    # oomd.c only refuses a duration under 1 s, and parse_sec() takes any usec_t: at most one hour here; the
+    # RECLAIM/POST_ACTION/INTERVAL figures below are compile-time constants of oomd-manager.h, as knobs as long.
+    mem_pressure_duration_s: float = knob(
+        30.0, "DefaultMemoryPressureDurationSec= (30 s)", min=0, max=MAX_INTERVAL_S, limit=True
+    )
     swap_used_limit_pct: float = knob(90.0, "SwapUsedLimit= (90 %)", min=0, max=100)
     threshold_swap_used_pct: float = knob(5.0, "THRESHOLD_SWAP_USED_PERCENT: minimum share of swap a candidate uses",
                                           min=0, max=100)
-    reclaim_duration_s: float = knob(30.0, "RECLAIM_DURATION_USEC: reclaim must have happened this recently", min=0)
-    post_action_delay_s: float = knob(15.0, "POST_ACTION_DELAY_USEC: pause after a pressure kill", min=0)
-    pressure_interval_ms: int = knob(1000, "MEM_PRESSURE_INTERVAL_USEC (1 s)", min=1)
-    swap_interval_ms: int = knob(150, "SWAP_INTERVAL_USEC (150 ms)", min=1)
+    reclaim_duration_s: float = knob(
+        30.0, "RECLAIM_DURATION_USEC: reclaim must have happened this recently", min=0, max=MAX_INTERVAL_S, limit=True
+    )
+    post_action_delay_s: float = knob(
+        15.0, "POST_ACTION_DELAY_USEC: pause after a pressure kill", min=0, max=MAX_INTERVAL_S, limit=True
+    )
+    pressure_interval_ms: int = knob(
+        1000, "MEM_PRESSURE_INTERVAL_USEC (1 s)", min=1, max=MAX_INTERVAL_MS, limit=True
+    )
+    swap_interval_ms: int = knob(150, "SWAP_INTERVAL_USEC (150 ms)", min=1, max=MAX_INTERVAL_MS, limit=True)
 
     def __post_init__(self) -> None:
         validate(self)

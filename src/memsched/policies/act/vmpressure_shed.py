@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from memsched.config import knob, validate
 from memsched.policies.act.actions import Action, Shed
-from memsched.policies.act.base import ActPolicy
+from memsched.policies.act.base import MAX_INTERVAL_MS, ActPolicy
 from memsched.policies.act.views import MemoryView
 from memsched.units import NSEC_PER_MSEC
 
@@ -30,8 +30,8 @@ __all__ = ["VmpressureShed", "VmpressureShedConfig"]
 class VmpressureShedConfig:
     medium_fraction: float = knob(0.25, "share of its sheddable memory a service gives back on MEDIUM", min=0, max=1)
     critical_fraction: float = knob(1.0, "share given back on CRITICAL (the RFC's OOM level: everything)", min=0, max=1)
-    cooldown_ms: int = knob(1000, "a service is asked again at most this often", min=0)
-    interval_ms: int = knob(100, "sampling period of the level heard", min=1)
+    cooldown_ms: int = knob(1000, "a service is asked again at most this often", min=0, max=MAX_INTERVAL_MS, limit=True)
+    interval_ms: int = knob(100, "sampling period of the level heard", min=1, max=MAX_INTERVAL_MS, limit=True)
 
     def __post_init__(self) -> None:
         validate(self)

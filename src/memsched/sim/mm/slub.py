@@ -26,31 +26,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memsched.config import knob, validate
+from memsched.config import LIMIT_EVENT_COST_NS, LIMIT_LATENCY_NS, knob, validate
 from memsched.sim.engine import Engine
 
-__all__ = ["Slub", "SlubConfig"]
+__all__ = ["MAX_OBJS_PER_PAGE", "Slub", "SlubConfig"]
+
+#: ``MAX_OBJS_PER_PAGE`` (mm/slub.c, 6.x): ``slab->objects`` is a 15-bit field.
+MAX_OBJS_PER_PAGE = 32767
+#: ``cpu_partial_slabs`` is an ``unsigned int`` (struct kmem_cache, 5.16+), derived from the sysfs ``cpu_partial``
+#: that ``cpu_partial_store()`` reads with ``kstrtouint()``.
+UINT_MAX = (1 << 32) - 1
 
 
 @dataclass(frozen=True)
 class SlubConfig:
-    objects_per_slab: int = knob(32, "objects per slab (e.g. kmalloc-128 on a 4 KiB slab)", min=1)
+    objects_per_slab: int = knob(
+        32, "objects per slab (e.g. kmalloc-128 on a 4 KiB slab)", min=1, max=MAX_OBJS_PER_PAGE, limit=True
+    )
     cpu_partial: bool = knob(True, "CONFIG_SLUB_CPU_PARTIAL (default y on SMP; Kconfig says n for realtime)")
     cpu_partial_slabs: int = knob(
-        4, "slabs a CPU keeps on its partial list before flushing (s->cpu_partial_slabs)", min=1
+        4, "slabs a CPU keeps on its partial list before flushing (s->cpu_partial_slabs)",
+        min=1, max=UINT_MAX, limit=True,
     )
-    fast_ns: int = knob(5, "fast-path alloc or free: half of 10.554 ns per pair (Brouer, i7-4790K)", min=0)
+    fast_ns: int = knob(
+        5, "fast-path alloc or free: half of 10.554 ns per pair (Brouer, i7-4790K)",
+        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
+    )
     cpu_partial_ns: int = knob(
-        150, "refill from / put to the per-CPU partial list (assumed, 100s of ns)", min=0
+        150, "refill from / put to the per-CPU partial list (assumed, 100s of ns)",
+        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
     )
-    node_partial_ns: int = knob(400, "take a slab from the node list incl. list_lock (assumed)", min=0)
-    list_lock_hold_ns: int = knob(250, "list_lock hold time per operation, for contention (assumed)", min=0)
-    new_slab_ns: int = knob(2_000, "new slab from the page allocator's per-CPU lists (assumed, ~µs)", min=0)
+    node_partial_ns: int = knob(
+        400, "take a slab from the node list incl. list_lock (assumed)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
+    )
+    list_lock_hold_ns: int = knob(
+        250, "list_lock hold time per operation, for contention (assumed)",
+        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
+    )
+    new_slab_ns: int = knob(
+        2_000, "new slab from the page allocator's per-CPU lists (assumed, ~µs)",
+        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
+    )
     reclaim_prob: float = knob(
         0.0, "probability that a new slab needs reclaim/compaction (assumed)", min=0.0, max=1.0
     )
     reclaim_mean_ns: int = knob(
-        200_000, "mean cost of that slow page allocation, exponential (assumed)", min=0
+        200_000, "mean cost of that slow page allocation, exponential (assumed)",
+        min=0, max=LIMIT_LATENCY_NS, limit=True,
     )
     remote_free_prob: float = knob(
         0.5, "fraction of frees to a slab other than the CPU's slab (assumed)", min=0.0, max=1.0

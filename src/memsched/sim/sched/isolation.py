@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from memsched.config import knob, validate
+from memsched.config import LIMIT_EVENT_COST_NS, knob, validate
 from memsched.errors import ConfigError
 from memsched.sim.engine import Prio
 from memsched.units import NSEC_PER_SEC
@@ -40,26 +40,48 @@ if TYPE_CHECKING:
     from memsched.sim.sched.core import SchedCore
     from memsched.sim.sched.sched import Rq
 
-__all__ = ["IsolationConfig", "NoiseModel", "install_noise"]
+__all__ = ["MAX_NOISE_RATE_HZ", "MAX_NOISE_SCALE", "IsolationConfig", "NoiseModel", "install_noise"]
+
+#: Product limit of a noise source's rate per CPU: 10 kHz, the fastest tick the scheduler takes (``hz`` <= 10000)
+#: and ten times the osnoise example's IRQ rate; each interruption is an event of the run.
+MAX_NOISE_RATE_HZ = 10_000.0
+#: Product limit of ``scale``: the ``isolation`` scenario's ``noise_scale`` maximum.
+MAX_NOISE_SCALE = 1000.0
 
 
 @dataclass(frozen=True)
 class NoiseModel:
-    """Housekeeping noise per CPU (magnitudes of the osnoise-tracer.rst example run)."""
+    """Housekeeping noise per CPU (magnitudes of the osnoise-tracer.rst example run). Maxima: 1 ms per interruption
+    (:data:`memsched.config.LIMIT_EVENT_COST_NS`), :data:`MAX_NOISE_RATE_HZ`, :data:`MAX_NOISE_SCALE`."""
 
-    tick_irq_ns: int = knob(2_300, "tick IRQ duration (osnoise local_timer 1.8-2.8 us)", min=0)
+    tick_irq_ns: int = knob(
+        2_300, "tick IRQ duration (osnoise local_timer 1.8-2.8 us)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
+    )
     rcu_rate_hz: float = knob(
-        30.0, "RCU callback softirqs per second per CPU (osnoise SoftIRQ 16-49/s)", min=0.0
+        30.0, "RCU callback softirqs per second per CPU (osnoise SoftIRQ 16-49/s)",
+        min=0.0, max=MAX_NOISE_RATE_HZ, limit=True,
     )
-    rcu_ns: int = knob(6_000, "mean RCU softirq duration (assumed; osnoise max single noise 9-202 us)", min=0)
-    kworker_rate_hz: float = knob(20.0, "kworker runs per second per CPU (osnoise thread 0-41/s)", min=0.0)
-    kworker_ns: int = knob(12_000, "mean kworker run incl. its context switches (assumed)", min=0)
-    timer_rate_hz: float = knob(25.0, "unbound timer callbacks per second per CPU (assumed)", min=0.0)
-    timer_ns: int = knob(3_000, "mean timer callback duration (assumed)", min=0)
+    rcu_ns: int = knob(
+        6_000, "mean RCU softirq duration (assumed; osnoise max single noise 9-202 us)",
+        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
+    )
+    kworker_rate_hz: float = knob(
+        20.0, "kworker runs per second per CPU (osnoise thread 0-41/s)", min=0.0, max=MAX_NOISE_RATE_HZ, limit=True
+    )
+    kworker_ns: int = knob(
+        12_000, "mean kworker run incl. its context switches (assumed)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
+    )
+    timer_rate_hz: float = knob(
+        25.0, "unbound timer callbacks per second per CPU (assumed)", min=0.0, max=MAX_NOISE_RATE_HZ, limit=True
+    )
+    timer_ns: int = knob(3_000, "mean timer callback duration (assumed)", min=0, max=LIMIT_EVENT_COST_NS, limit=True)
     pollution_ns: int = knob(
-        4_000, "cache refill the interrupted task pays per interruption (assumed)", min=0
+        4_000, "cache refill the interrupted task pays per interruption (assumed)",
+        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
     )
-    scale: float = knob(1.0, "multiplies every rate: the noise model's magnitude", min=0.0)
+    scale: float = knob(
+        1.0, "multiplies every rate: the noise model's magnitude", min=0.0, max=MAX_NOISE_SCALE, limit=True
+    )
 
     def __post_init__(self) -> None:
         validate(self)
