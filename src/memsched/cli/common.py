@@ -36,6 +36,7 @@ __all__ = [
     "out_console",
     "out_width",
     "progress_bar",
+    "seed_number",
     "simulation_memory_limit",
     "whole_number",
     "write_atomic",
@@ -113,6 +114,19 @@ def whole_number(value: str | int) -> int:
     if number is None or not INT64_MIN <= number <= INT64_MAX:
         raise _option_error(f"must be a whole number in {INT64_MIN}..{INT64_MAX}", value)
     return number
+
+
+def seed_number(value: str | int) -> int:
+    """The parser of every ``--seed``: :func:`whole_number`, except that a number beyond a 64-bit integer is told
+    the seed range (``config.MAX_SEED``), as the command's own check tells one inside it."""
+    try:
+        return whole_number(value)
+    except ValueError:
+        from memsched.config import MAX_SEED
+
+        if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
+            raise _option_error(f"must be in 0..{MAX_SEED}", value) from None
+        raise
 
 
 def _option_error(allowed: str, value: str) -> ValueError:

@@ -14,6 +14,7 @@ import typer
 
 from memsched.cli.common import (
     emit_json,
+    seed_number,
     whole_number,
 )
 from memsched.cli.numa import numa_app
@@ -347,7 +348,7 @@ def balance(
         ),
     ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value for the policy (repeatable)")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the balancer's random choices", parser=whole_number)] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the balancer's random choices", parser=seed_number)] = 0,
     max_samples: Annotated[
         int,
         typer.Option(

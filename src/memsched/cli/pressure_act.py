@@ -18,7 +18,7 @@ from typing import IO, Annotated
 import typer
 
 from memsched.cli.catalogue import names as registry_names
-from memsched.cli.common import whole_number
+from memsched.cli.common import seed_number, whole_number
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError
 from memsched.units import NSEC_PER_SEC, parse_duration
@@ -98,7 +98,7 @@ def act_sim(
     policies: Annotated[
         str | None, typer.Option("--policies", help="comma-separated action policies (default: the scenario's)")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=seed_number)] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout alone")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
     jobs: Annotated[

@@ -13,6 +13,7 @@ from memsched.cli.common import (
     check_writable,
     emit_json,
     progress_bar,
+    seed_number,
     simulation_memory_limit,
     whole_number,
     write_atomic,
@@ -51,7 +52,7 @@ def sim(
             "--designs", help=_DESIGNS_HELP
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=seed_number)] = 0,
     json_out: Annotated[
         bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")
     ] = False,

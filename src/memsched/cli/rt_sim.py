@@ -13,6 +13,7 @@ from memsched.cli.common import (
     check_writable,
     emit_json,
     progress_bar,
+    seed_number,
     simulation_memory_limit,
     whole_number,
     write_atomic,
@@ -114,7 +115,7 @@ def sim(
             "--cpus", metavar="N", help="number of CPUs (default: the scenario's)", parser=whole_number
         )
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=whole_number)] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=seed_number)] = 0,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="key=value for the scenario or the scheduler")
     ] = None,

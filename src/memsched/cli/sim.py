@@ -14,6 +14,7 @@ from memsched.cli.common import (
     check_writable,
     emit_json,
     progress_bar,
+    seed_number,
     simulation_memory_limit,
     whole_number,
     write_atomic,
@@ -27,7 +28,7 @@ TopologyOpt = Annotated[
     str, typer.Option("--topology", "-t", help="preset name (memsched list topologies) or a TOML file")
 ]
 SeedOpt = Annotated[
-    int, typer.Option("--seed", help="seed of every random choice; same seed, same result", parser=whole_number)
+    int, typer.Option("--seed", help="seed of every random choice; same seed, same result", parser=seed_number)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 ThpOpt = Annotated[bool, typer.Option("--thp/--no-thp", help="2 MiB transparent huge pages (default) or 4 KiB pages")]

@@ -35,6 +35,23 @@ def test_every_seed_option_has_the_sweeps_range(argv: list[str], capsys: pytest.
     assert rc == 2 and out == "" and err == f"memsched: error: '--seed' must be in 0..{MAX_SEED} (got {TOO_BIG})\n"
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "numa02"],
+        ["compare", "--workloads", "numa02", "--policies", "none"],
+        ["rt", "sim", "dl-periodic"],
+        ["pressure", "sim"],
+        ["pressure", "act-sim"],
+        ["numa", "balance", "--policy", "numad", "--dry-run"],
+    ],
+)
+def test_a_seed_past_64_bits_is_told_the_seed_range(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Past a 64-bit integer too, the message gives the seed range, not int64's."""
+    rc, out, err = run(capsys, *argv, "--seed", "9" * 20)
+    assert rc == 2 and out == "" and f"'--seed': must be in 0..{MAX_SEED} (got '{'9' * 20}')" in err
+
+
 def test_compare_seeds_must_end_inside_the_range(capsys: pytest.CaptureFixture[str]) -> None:
     """--seed S --seeds N runs S..S+N-1: it used to record seed 2^63 (past int64) from --seed 2^63-1."""
     argv = ["compare", "--workloads", "numa02", "--policies", "none", "--topology", "sandybridge-2n32", "--json"]
