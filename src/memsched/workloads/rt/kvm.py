@@ -27,7 +27,9 @@ class KvmConfig:
     vcpu_policy: str = knob("fifo", "host policy of the vCPU thread", choices=("other", "fifo", "deadline"))
     vcpu_runtime_us: int = knob(500, "SCHED_DEADLINE vCPU: runtime per period", min=2, max=DL_PERIOD_MAX_US)
     vcpu_period_us: int = knob(1000, "SCHED_DEADLINE vCPU: period", min=100, max=DL_PERIOD_MAX_US)
-    host_load: int = knob(2, "host SCHED_OTHER CPU hogs sharing the vCPU's host CPU", min=0, max=64)
+    host_load: int = knob(
+        2, "host SCHED_OTHER CPU hogs on the vCPU's host CPU (a deadline vCPU is not pinned there)", min=0, max=64
+    )
     guest_runtime_us: int = knob(200, "guest SCHED_DEADLINE task: runtime", min=2, max=DL_PERIOD_MAX_US)
     guest_period_us: int = knob(2000, "guest SCHED_DEADLINE task: period (= deadline)", min=100, max=DL_PERIOD_MAX_US)
     guest_work_us: int = knob(100, "guest task's work per job", min=1, max=DL_PERIOD_MAX_US)
@@ -67,6 +69,9 @@ def _build(m: RtMachine, c: KvmConfig) -> RtBuilt:
     if vattr is not None:
         for t in vm.vcpus:
             if vattr.sched_policy == SchedPolicy.DEADLINE:
+                # Not pinned: sched_setattr() refuses SCHED_DEADLINE to a task whose affinity is narrower than its
+                # root domain (-EPERM in __sched_setscheduler(): kernel/sched/core.c to 6.9, syscalls.c since), so
+                # it runs where global EDF finds room, away from the hogs when another CPU is free.
                 m.sched_setattr(t, vattr)
             else:
                 t.affinity = (pcpu,)
