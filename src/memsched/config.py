@@ -44,6 +44,7 @@ __all__ = [
     "MAX_SEED",
     "KnobInfo",
     "check_seed",
+    "cost_knob",
     "describe",
     "finite_number",
     "format_bound",
@@ -99,6 +100,11 @@ def knob(
     if limit:
         meta["limit"] = True
     return dataclasses.field(default=default, metadata=meta)
+
+
+def cost_knob(default: int, help: str) -> Any:
+    """A :func:`knob` for a cost charged per event (ns): from 0 to :data:`LIMIT_EVENT_COST_NS`, a limit."""
+    return knob(default, help, min=0, max=LIMIT_EVENT_COST_NS, limit=True)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

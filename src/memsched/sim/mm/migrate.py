@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from memsched.config import LIMIT_EVENT_COST_NS, knob, validate
+from memsched.config import cost_knob, knob, validate
 from memsched.policies.numa.base import MigrationRules
 from memsched.units import MIB, NSEC_PER_MSEC
 
@@ -53,14 +53,10 @@ class MigrationCosts:
     """CPU cost of moving memory and tasks (estimates of 2012 hardware; never fitted to policy results), each at most
     1 ms (:data:`memsched.config.LIMIT_EVENT_COST_NS`)."""
 
-    migrate_fixed_ns: int = knob(
-        2_000,
-        "CPU per migrated page besides the copy, locks and TLB flushes: isolate, allocate, remap (estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
+    migrate_fixed_ns: int = cost_knob(
+        2_000, "CPU per migrated page besides the copy, locks and TLB flushes: isolate, allocate, remap (estimate)"
     )
-    task_migrate_ns: int = knob(
-        20_000, "stop_one_cpu() task move or swap, per task (estimate)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
+    task_migrate_ns: int = cost_knob(20_000, "stop_one_cpu() task move or swap, per task (estimate)")
     high_wmark_fraction: float = knob(
         0.01, "high watermark as a fraction of a node's memory (approximation)", min=0.0, max=0.5
     )

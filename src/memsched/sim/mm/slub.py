@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memsched.config import LIMIT_EVENT_COST_NS, LIMIT_LATENCY_NS, knob, validate
+from memsched.config import LIMIT_LATENCY_NS, cost_knob, knob, validate
 from memsched.sim.engine import Engine
 
 __all__ = ["MAX_OBJS_PER_PAGE", "Slub", "SlubConfig"]
@@ -48,25 +48,11 @@ class SlubConfig:
         4, "slabs a CPU keeps on its partial list before flushing (s->cpu_partial_slabs)",
         min=1, max=UINT_MAX, limit=True,
     )
-    fast_ns: int = knob(
-        5, "fast-path alloc or free: half of 10.554 ns per pair (Brouer, i7-4790K)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    cpu_partial_ns: int = knob(
-        150, "refill from / put to the per-CPU partial list (assumed, 100s of ns)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    node_partial_ns: int = knob(
-        400, "take a slab from the node list incl. list_lock (assumed)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
-    list_lock_hold_ns: int = knob(
-        250, "list_lock hold time per operation, for contention (assumed)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    new_slab_ns: int = knob(
-        2_000, "new slab from the page allocator's per-CPU lists (assumed, ~µs)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
+    fast_ns: int = cost_knob(5, "fast-path alloc or free: half of 10.554 ns per pair (Brouer, i7-4790K)")
+    cpu_partial_ns: int = cost_knob(150, "refill from / put to the per-CPU partial list (assumed, 100s of ns)")
+    node_partial_ns: int = cost_knob(400, "take a slab from the node list incl. list_lock (assumed)")
+    list_lock_hold_ns: int = cost_knob(250, "list_lock hold time per operation, for contention (assumed)")
+    new_slab_ns: int = cost_knob(2_000, "new slab from the page allocator's per-CPU lists (assumed, ~µs)")
     reclaim_prob: float = knob(
         0.0, "probability that a new slab needs reclaim/compaction (assumed)", min=0.0, max=1.0
     )

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from memsched.config import (
     LIMIT_BYTES,
-    LIMIT_EVENT_COST_NS,
     LIMIT_INTERVAL_NS,
     LIMIT_LATENCY_NS,
+    cost_knob,
     knob,
     validate,
 )
@@ -88,18 +88,10 @@ class ReclaimConfig:
         100_000, "cost of reading one page back from swap (estimate: SSD, 100 us)",
         min=0, max=LIMIT_LATENCY_NS, limit=True,
     )
-    reclaim_scan_ns: int = knob(
-        400, "CPU ns per page isolated by reclaim (estimate)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
-    reclaim_free_ns: int = knob(
-        1_000, "CPU ns per page freed by reclaim (estimate)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
-    reclaim_move_ns: int = knob(
-        200, "CPU ns per page moved between LRU lists (estimate)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
-    shrink_node_ns: int = knob(
-        2_000, "CPU ns of fixed work per shrink_node pass (estimate)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
+    reclaim_scan_ns: int = cost_knob(400, "CPU ns per page isolated by reclaim (estimate)")
+    reclaim_free_ns: int = cost_knob(1_000, "CPU ns per page freed by reclaim (estimate)")
+    reclaim_move_ns: int = cost_knob(200, "CPU ns per page moved between LRU lists (estimate)")
+    shrink_node_ns: int = cost_knob(2_000, "CPU ns of fixed work per shrink_node pass (estimate)")
     kswapd_wakeup_ns: int = knob(
         20_000, "latency from wakeup_kswapd() to kswapd running (estimate)", min=0, max=LIMIT_LATENCY_NS, limit=True
     )

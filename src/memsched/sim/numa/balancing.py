@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memsched.config import LIMIT_EVENT_COST_NS, knob, validate
+from memsched.config import cost_knob, validate
 from memsched.errors import ConfigError
 from memsched.policies.numa.base import KnumaScand, NumaPolicy, TaskWorkScan, overridden_hooks
 from memsched.policies.numa.driver import ActionResult, HookDriver
@@ -86,21 +86,10 @@ class NumaCosts:
     """CPU costs of the hinting-fault machinery (estimates; never fitted to a policy's results), each at most 1 ms
     (:data:`memsched.config.LIMIT_EVENT_COST_NS`)."""
 
-    pte_update_ns: int = knob(
-        50, "change_prot_numa() per PTE or PMD marked (estimate)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
-    scan_fixed_ns: int = knob(
-        10_000, "task_numa_work() entry, mmap_sem and VMA walk per scan (estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    hint_fault_ns: int = knob(
-        2_000, "one NUMA hinting fault: trap, do_numa_page, task_numa_fault (estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    split_ns: int = knob(
-        30_000, "split_huge_page() CPU besides its locks: 512 tail pages and PTEs (estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
+    pte_update_ns: int = cost_knob(50, "change_prot_numa() per PTE or PMD marked (estimate)")
+    scan_fixed_ns: int = cost_knob(10_000, "task_numa_work() entry, mmap_sem and VMA walk per scan (estimate)")
+    hint_fault_ns: int = cost_knob(2_000, "one NUMA hinting fault: trap, do_numa_page, task_numa_fault (estimate)")
+    split_ns: int = cost_knob(30_000, "split_huge_page() CPU besides its locks: 512 tail pages and PTEs (estimate)")
     migration: MigrationCosts = field(default_factory=MigrationCosts)
     contention: ContentionCosts = field(default_factory=ContentionCosts)
 

@@ -45,7 +45,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from memsched.config import LIMIT_EVENT_COST_NS, knob, validate
+from memsched.config import cost_knob, validate
 from memsched.numeric import seq_sum
 
 __all__ = ["Contention", "ContentionCosts", "Events"]
@@ -58,43 +58,16 @@ class ContentionCosts:
     """Hold times and IPI costs (estimates of 2012 x86 servers; never fitted to a policy's results), each at most
     1 ms (:data:`memsched.config.LIMIT_EVENT_COST_NS`)."""
 
-    ptl_huge_fault_ns: int = knob(
-        500, "page_table_lock held by one huge-PMD hinting fault (estimate)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
-    ptl_scan_pmd_ns: int = knob(
-        100, "page_table_lock held per huge PMD the scanner marks (estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    ptl_thp_migrate_ns: int = knob(
-        1_000, "page_table_lock held by one native THP migration (estimate)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
-    rmap_walk_ns: int = knob(
-        1_000, "anon_vma lock held by one rmap walk of a 4 KiB page (estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    split_anon_vma_ns: int = knob(
-        40_000, "anon_vma lock held by split_huge_page() (512 tail pages; estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    split_ptl_ns: int = knob(
-        15_000, "page_table_lock held by split_huge_page() (512 PTEs; estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    tlb_flush_ns: int = knob(
-        2_000, "flush_tlb_others(): send the IPIs and wait for the acks (estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    tlb_flush_per_cpu_ns: int = knob(
-        200, "sender's cost per CPU interrupted (estimate)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
-    tlb_ipi_ns: int = knob(
-        1_500, "one TLB-flush IPI on the receiving CPU: entry, flush, exit (estimate)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
-    min_sleep_ns: int = knob(
-        10_000, "waits on a sleeping lock shorter than this are spent spinning",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
+    ptl_huge_fault_ns: int = cost_knob(500, "page_table_lock held by one huge-PMD hinting fault (estimate)")
+    ptl_scan_pmd_ns: int = cost_knob(100, "page_table_lock held per huge PMD the scanner marks (estimate)")
+    ptl_thp_migrate_ns: int = cost_knob(1_000, "page_table_lock held by one native THP migration (estimate)")
+    rmap_walk_ns: int = cost_knob(1_000, "anon_vma lock held by one rmap walk of a 4 KiB page (estimate)")
+    split_anon_vma_ns: int = cost_knob(40_000, "anon_vma lock held by split_huge_page() (512 tail pages; estimate)")
+    split_ptl_ns: int = cost_knob(15_000, "page_table_lock held by split_huge_page() (512 PTEs; estimate)")
+    tlb_flush_ns: int = cost_knob(2_000, "flush_tlb_others(): send the IPIs and wait for the acks (estimate)")
+    tlb_flush_per_cpu_ns: int = cost_knob(200, "sender's cost per CPU interrupted (estimate)")
+    tlb_ipi_ns: int = cost_knob(1_500, "one TLB-flush IPI on the receiving CPU: entry, flush, exit (estimate)")
+    min_sleep_ns: int = cost_knob(10_000, "waits on a sleeping lock shorter than this are spent spinning")
 
     def __post_init__(self) -> None:
         validate(self)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from memsched.config import LIMIT_EVENT_COST_NS, knob, validate
+from memsched.config import cost_knob, knob, validate
 from memsched.errors import ConfigError
 from memsched.sim.engine import Prio
 from memsched.units import NSEC_PER_SEC
@@ -54,31 +54,21 @@ class NoiseModel:
     """Housekeeping noise per CPU (magnitudes of the osnoise-tracer.rst example run). Maxima: 1 ms per interruption
     (:data:`memsched.config.LIMIT_EVENT_COST_NS`), :data:`MAX_NOISE_RATE_HZ`, :data:`MAX_NOISE_SCALE`."""
 
-    tick_irq_ns: int = knob(
-        2_300, "tick IRQ duration (osnoise local_timer 1.8-2.8 us)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
+    tick_irq_ns: int = cost_knob(2_300, "tick IRQ duration (osnoise local_timer 1.8-2.8 us)")
     rcu_rate_hz: float = knob(
         30.0, "RCU callback softirqs per second per CPU (osnoise SoftIRQ 16-49/s)",
         min=0.0, max=MAX_NOISE_RATE_HZ, limit=True,
     )
-    rcu_ns: int = knob(
-        6_000, "mean RCU softirq duration (assumed; osnoise max single noise 9-202 us)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
+    rcu_ns: int = cost_knob(6_000, "mean RCU softirq duration (assumed; osnoise max single noise 9-202 us)")
     kworker_rate_hz: float = knob(
         20.0, "kworker runs per second per CPU (osnoise thread 0-41/s)", min=0.0, max=MAX_NOISE_RATE_HZ, limit=True
     )
-    kworker_ns: int = knob(
-        12_000, "mean kworker run incl. its context switches (assumed)", min=0, max=LIMIT_EVENT_COST_NS, limit=True
-    )
+    kworker_ns: int = cost_knob(12_000, "mean kworker run incl. its context switches (assumed)")
     timer_rate_hz: float = knob(
         25.0, "unbound timer callbacks per second per CPU (assumed)", min=0.0, max=MAX_NOISE_RATE_HZ, limit=True
     )
-    timer_ns: int = knob(3_000, "mean timer callback duration (assumed)", min=0, max=LIMIT_EVENT_COST_NS, limit=True)
-    pollution_ns: int = knob(
-        4_000, "cache refill the interrupted task pays per interruption (assumed)",
-        min=0, max=LIMIT_EVENT_COST_NS, limit=True,
-    )
+    timer_ns: int = cost_knob(3_000, "mean timer callback duration (assumed)")
+    pollution_ns: int = cost_knob(4_000, "cache refill the interrupted task pays per interruption (assumed)")
     scale: float = knob(
         1.0, "multiplies every rate: the noise model's magnitude", min=0.0, max=MAX_NOISE_SCALE, limit=True
     )

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from memsched.admission import to_ratio
-from memsched.config import knob, validate
+from memsched.config import cost_knob, knob, validate
 from memsched.errors import ConfigError
 from memsched.sim.engine import Engine, Event
 from memsched.sim.sched.preempt import PreemptModel, Resched
@@ -140,9 +140,6 @@ SYSCTL_INT_MAX = (1 << 31) - 1
 FAIR_SERVER_PERIOD_MAX_NS = (1 << 22) * 1000
 #: ``base_slice_ns`` is a ``debugfs_create_u32`` file (kernel/sched/debug.c, 6.6+).
 U32_MAX = (1 << 32) - 1
-#: Product limit of the costs charged per switch or migration: 1 ms, 500x the default context switch and above
-#: any measured one (LITMUS^RT overheads are a few us); a larger cost only stalls every scenario.
-MAX_SWITCH_COST_NS = 1_000_000
 #: Product limit of the periodic load balance interval: 60 s, the longest scenario.
 MAX_BALANCE_INTERVAL_MS = 60_000
 
@@ -158,16 +155,11 @@ class SchedConfig:
     )
     hz: int = knob(1000, "CONFIG_HZ: scheduler tick rate (x86 defaults 250 or 1000)", min=100, max=10000)
     fair: str = knob("eevdf", "fair class flavour: eevdf (6.6+) or cfs (<= 6.5)", choices=("eevdf", "cfs"))
-    ctx_switch_ns: int = knob(
-        2_000, "cost of one context switch (LITMUS^RT-order estimate, ~1-5 us)", min=0, max=MAX_SWITCH_COST_NS
+    ctx_switch_ns: int = cost_knob(2_000, "cost of one context switch (LITMUS^RT-order estimate, ~1-5 us)")
+    cache_refill_ns: int = cost_knob(
+        3_000, "extra work after switching to a task that did not run last here (estimate)"
     )
-    cache_refill_ns: int = knob(
-        3_000, "extra work after switching to a task that did not run last here (estimate)",
-        min=0, max=MAX_SWITCH_COST_NS,
-    )
-    migration_refill_ns: int = knob(
-        10_000, "extra work after a migration: cold L1/L2 (estimate)", min=0, max=MAX_SWITCH_COST_NS
-    )
+    migration_refill_ns: int = cost_knob(10_000, "extra work after a migration: cold L1/L2 (estimate)")
     hrtick_dl: bool = knob(
         False, "SCHED_FEAT(HRTICK_DL): enforce DL runtime with an hrtimer (default off: at the tick)"
     )

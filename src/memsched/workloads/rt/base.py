@@ -17,11 +17,10 @@ from typing import Any
 from memsched.config import from_sets
 from memsched.registry import Registry
 from memsched.sim.sched.machine import RtMachine
-from memsched.sim.sched.sched import MAX_SWITCH_COST_NS, SchedTask
+from memsched.sim.sched.sched import SchedTask
 
 __all__ = [
     "DL_PERIOD_MAX_US",
-    "MAX_COST_NS",
     "MAX_TIMER_US",
     "RtBuilt",
     "RtScenario",
@@ -37,9 +36,6 @@ __all__ = [
 #: ``sched_deadline_period_max_us``'s default (kernel/sched/deadline.c, 6.x: ``1 << 22``, ~4 s): the longest
 #: SCHED_DEADLINE period, so the longest runtime too; the kernel's own limit.
 DL_PERIOD_MAX_US = 1 << 22
-#: Product limit of a cost charged per event (a system call, a copy, a VM entry, a cache refill): the scheduler's
-#: own limit for a context switch, 1 ms (:data:`memsched.sim.sched.sched.MAX_SWITCH_COST_NS`).
-MAX_COST_NS = MAX_SWITCH_COST_NS
 #: Product limit of a timer interval or a poller's chunk: 1 s (cyclictest's ``-i`` takes any int; a scenario runs
 #: at most 60 s).
 MAX_TIMER_US = 1_000_000

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from memsched.config import knob, validate
+from memsched.config import cost_knob, knob, validate
 from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Kernel, Timer
 from memsched.sim.sched.sched import SchedTask
 from memsched.uapi.sched import SchedAttr, SchedPolicy
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
-from memsched.workloads.rt.base import MAX_COST_NS, MAX_TIMER_US, RtBuilt, RtScenario, periodic_events, ticks
+from memsched.workloads.rt.base import MAX_TIMER_US, RtBuilt, RtScenario, periodic_events, ticks
 
 __all__ = ["SCENARIO", "CyclictestConfig", "build_cyclictest", "cyclictest_metrics"]
 
@@ -27,7 +27,7 @@ __all__ = ["SCENARIO", "CyclictestConfig", "build_cyclictest", "cyclictest_metri
 class CyclictestConfig:
     interval_us: int = knob(1000, "timer interval (cyclictest -i, default 1000 us)", min=10, max=MAX_TIMER_US)
     priority: int = knob(99, "SCHED_FIFO priority (cyclictest -p)", min=1, max=99)
-    work_ns: int = knob(2_000, "clock read + bookkeeping per wakeup (assumed)", min=0, max=MAX_COST_NS)
+    work_ns: int = cost_knob(2_000, "clock read + bookkeeping per wakeup (assumed)")
     duration_ms: int = knob(2_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 
     def __post_init__(self) -> None:

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from memsched.config import knob, validate
+from memsched.config import cost_knob, knob, validate
 from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Alloc, Free, Kernel, Lock, NoPreempt, Phase, Recv, Run, Send, Unlock
 from memsched.sim.sched.sched import SchedTask
 from memsched.units import NSEC_PER_MSEC
-from memsched.workloads.rt.base import MAX_COST_NS, RtBuilt, RtScenario, ticks
+from memsched.workloads.rt.base import RtBuilt, RtScenario, ticks
 
 __all__ = ["SCENARIO", "HackbenchConfig", "build_hackbench", "hackbench_metrics"]
 
@@ -33,12 +33,10 @@ class HackbenchConfig:
     groups: int = knob(4, "groups of senders+receivers (hackbench -g; default 10 scaled to 4 CPUs)", min=1, max=64)
     fds: int = knob(10, "senders and receivers per group (hackbench -f, default 20)", min=1, max=64)
     loops: int = knob(40, "messages each sender sends to each receiver (hackbench -l)", min=1, max=100_000)
-    syscall_ns: int = knob(600, "system call entry/exit work per read or write (assumed)", min=0, max=MAX_COST_NS)
-    copy_ns: int = knob(400, "copy of a 100-byte message under the pipe mutex (assumed)", min=0, max=MAX_COST_NS)
-    user_ns: int = knob(800, "user-space work per message (assumed)", min=0, max=MAX_COST_NS)
-    wakeup_ns: int = knob(
-        300, "try_to_wake_up() under the wait-queue and rq locks, preemption off (assumed)", min=0, max=MAX_COST_NS
-    )
+    syscall_ns: int = cost_knob(600, "system call entry/exit work per read or write (assumed)")
+    copy_ns: int = cost_knob(400, "copy of a 100-byte message under the pipe mutex (assumed)")
+    user_ns: int = cost_knob(800, "user-space work per message (assumed)")
+    wakeup_ns: int = cost_knob(300, "try_to_wake_up() under the wait-queue and rq locks, preemption off (assumed)")
     slub: bool = knob(True, "allocate/free a buffer from SLUB per message")
     duration_ms: int = knob(60_000, "upper bound of the run (it ends when hackbench finishes)", min=1, max=60_000)
 

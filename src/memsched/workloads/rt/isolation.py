@@ -10,13 +10,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from memsched.config import knob, validate
+from memsched.config import cost_knob, knob, validate
 from memsched.errors import ConfigError
 from memsched.sim.sched.isolation import IsolationConfig, NoiseModel
 from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Nanosleep, Run
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
-from memsched.workloads.rt.base import MAX_COST_NS, MAX_TIMER_US, RtBuilt, RtScenario, periodic_events, ticks
+from memsched.workloads.rt.base import MAX_TIMER_US, RtBuilt, RtScenario, periodic_events, ticks
 
 __all__ = ["SCENARIO", "IsolationScenarioConfig"]
 
@@ -27,7 +27,7 @@ class IsolationScenarioConfig:
     housekeeping_cpu: int = knob(1, "the housekeeping CPU running the comparison poller", min=0, max=1023)
     chunk_us: int = knob(1000, "poller work per loop iteration", min=1, max=MAX_TIMER_US)
     noise_scale: float = knob(1.0, "multiplies every noise rate", min=0.0, max=1000.0)
-    pollution_ns: int = knob(4_000, "cache refill per interruption", min=0, max=MAX_COST_NS)
+    pollution_ns: int = cost_knob(4_000, "cache refill per interruption")
     background: bool = knob(True, "a hackbench load on the housekeeping CPUs")
     duration_ms: int = knob(5_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 

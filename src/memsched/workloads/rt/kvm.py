@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memsched.config import knob, validate
+from memsched.config import cost_knob, knob, validate
 from memsched.errors import ConfigError
 from memsched.sim.sched.kvm import KvmGuest
 from memsched.sim.sched.machine import RtMachine
@@ -17,7 +17,7 @@ from memsched.sim.sched.program import Run, Timer
 from memsched.sim.sched.sched import SchedConfig
 from memsched.uapi.sched import SchedAttr, SchedPolicy
 from memsched.units import NSEC_PER_MSEC, NSEC_PER_USEC
-from memsched.workloads.rt.base import DL_PERIOD_MAX_US, MAX_COST_NS, RtBuilt, RtScenario, periodic_events, ticks
+from memsched.workloads.rt.base import DL_PERIOD_MAX_US, RtBuilt, RtScenario, periodic_events, ticks
 
 __all__ = ["SCENARIO", "KvmConfig"]
 
@@ -33,9 +33,7 @@ class KvmConfig:
     guest_runtime_us: int = knob(200, "guest SCHED_DEADLINE task: runtime", min=2, max=DL_PERIOD_MAX_US)
     guest_period_us: int = knob(2000, "guest SCHED_DEADLINE task: period (= deadline)", min=100, max=DL_PERIOD_MAX_US)
     guest_work_us: int = knob(100, "guest task's work per job", min=1, max=DL_PERIOD_MAX_US)
-    vm_entry_ns: int = knob(
-        1_500, "cost of a VM entry after the vCPU was descheduled or halted (assumed)", min=0, max=MAX_COST_NS
-    )
+    vm_entry_ns: int = cost_knob(1_500, "cost of a VM entry after the vCPU was descheduled or halted (assumed)")
     duration_ms: int = knob(2_000, "run length (at most 60 s simulated)", min=1, max=60_000)
 
     def __post_init__(self) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memsched.config import knob
+from memsched.config import cost_knob, knob
 from memsched.sim.sched.machine import RtMachine
 from memsched.units import NSEC_PER_MSEC
-from memsched.workloads.rt.base import MAX_COST_NS, MAX_TIMER_US, RtBuilt, RtScenario
+from memsched.workloads.rt.base import MAX_TIMER_US, RtBuilt, RtScenario
 from memsched.workloads.rt.cyclictest import CyclictestConfig, build_cyclictest, cyclictest_events, cyclictest_metrics
 from memsched.workloads.rt.hackbench import HackbenchConfig, build_hackbench, hackbench_events, hackbench_metrics
 
@@ -22,7 +22,7 @@ __all__ = ["SCENARIO", "MixConfig"]
 class MixConfig(HackbenchConfig):
     interval_us: int = knob(1000, "cyclictest interval", min=10, max=MAX_TIMER_US)
     priority: int = knob(99, "cyclictest priority", min=1, max=99)
-    work_ns: int = knob(2_000, "cyclictest work per wakeup", min=0, max=MAX_COST_NS)
+    work_ns: int = cost_knob(2_000, "cyclictest work per wakeup")
 
 
 def _build(m: RtMachine, c: MixConfig) -> RtBuilt:
