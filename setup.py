@@ -1,35 +1,117 @@
-"""Optional compiled build of the exact scheduler; everything else about the package is in pyproject.toml.
+"""The compiled build of the exact scheduler; everything else about the package is in pyproject.toml.
 
-A plain ``pip install .`` builds a pure-Python package and needs no compiler. With ``MEMSCHED_MYPYC=1`` the
-exact scheduler's modules (``memsched.sim.sched``, :data:`MYPYC_MODULES`) are compiled to C extensions with
-mypyc (shipped with mypy >= 1.10) and a C compiler; they give byte-identical results, about 2.5x faster
-(``benchmarks/rt_sim_speed.py --mypyc``)::
+The exact scheduler's hot modules (``memsched.sim.sched``, :data:`MYPYC_MODULES`) can be compiled to C extensions
+with mypyc (shipped with mypy >= 1.10); they give byte-identical results, about 2x faster
+(``benchmarks/rt_sim_speed.py --mypyc``). ``MEMSCHED_MYPYC`` chooses:
 
-    pip install "mypy>=1.10" "setuptools>=77" wheel
-    MEMSCHED_MYPYC=1 pip install --no-build-isolation .
+* unset: a wheel build (``pip install .``, an install from the sdist; ``build_backend/memsched_build.py`` asks for
+  mypy then) compiles when mypyc is importable, Python's headers are installed and the C compiler builds a test
+  file; otherwise, or if compiling fails, the package is pure Python, and the build says why. Editable installs
+  (``pip install -e .``) stay pure: compiled modules would shadow the sources being edited.
+* ``0``: pure Python.
+* ``1``: compile or fail (also in ``python setup.py build_ext --inplace``, as the tests and benchmarks do).
 
-``memsched.sim.sched.compiled()`` says which one is imported.
+``memsched.sim.sched.compiled()`` (and ``memsched --version``) say which one is imported.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Any
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
-#: The modules compiled with ``MEMSCHED_MYPYC=1``: the scheduler's hot path.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "build_backend"))
+from memsched_build import WHEEL_BUILD_FLAG, compiler_command  # (the in-tree backend's module)
+
+#: The modules compiled: the scheduler's hot path.
 MYPYC_MODULES = [
     f"src/memsched/sim/sched/{m}.py"
     for m in ("core", "deadline", "fair", "interp", "machine", "preempt", "program", "rt", "sched", "stop_task")
 ]
 
 
-def _ext_modules() -> list[object]:
-    if os.environ.get("MEMSCHED_MYPYC", "") in ("", "0"):
+def _say(msg: str) -> None:
+    print(f"memsched build: {msg}", file=sys.stderr)
+
+
+def _mode() -> str:
+    """``"on"`` (compile or fail), ``"auto"`` (compile where possible) or ``"off"``."""
+    value = os.environ.get("MEMSCHED_MYPYC", "")
+    if value == "1":
+        return "on"
+    if value == "0":
+        return "off"
+    if value:
+        raise SystemExit(f"memsched build: MEMSCHED_MYPYC={value!r}: expected 0, 1 or unset")
+    return "auto" if os.environ.get(WHEEL_BUILD_FLAG) == "1" else "off"
+
+
+def _cannot_compile() -> str | None:
+    """Why this machine cannot build a C extension (no mypyc, no compiler, no Python headers), or None."""
+    if compiler_command() is None:
+        return "no C compiler ($CC or cc) on PATH"
+    if importlib.util.find_spec("mypyc") is None:
+        return "mypyc (mypy >= 1.10) is not importable"
+    from distutils.ccompiler import new_compiler  # setuptools' distutils (imported with setuptools)
+    from distutils.sysconfig import customize_compiler
+
+    cc = new_compiler()
+    customize_compiler(cc)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "probe.c")
+        src.write_text("#include <Python.h>\nint memsched_probe(void) { return 0; }\n")
+        try:
+            cc.compile([str(src)], output_dir=tmp, include_dirs=[sysconfig.get_paths()["include"]])
+        except Exception as e:  # CompileError, or the compiler could not be run
+            return f"the C compiler cannot build against Python's headers ({type(e).__name__}: {e})"
+    return None
+
+
+class OptionalBuildExt(build_ext):
+    """``build_ext`` that, when compiling is optional, leaves a pure-Python package if a module fails to compile
+    (and removes what it built, since a compiled module that imports a missing one would not import)."""
+
+    optional = False
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as e:
+            if not self.optional:
+                raise
+            for ext in self.extensions:
+                Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+            _say(f"compiling the exact scheduler failed ({type(e).__name__}: {e}); building pure Python")
+
+
+def _ext_modules() -> list[Any]:
+    mode = _mode()
+    if mode == "off":
         return []
-    from mypyc.build import mypycify  # needs mypy >= 1.10 in the build environment (--no-build-isolation)
+    why = _cannot_compile()
+    if why is not None:
+        if mode == "on":
+            raise SystemExit(f"memsched build: MEMSCHED_MYPYC=1 but {why}")
+        _say(f"{why}: building pure Python (identical results, the exact scheduler about 2x slower)")
+        return []
+    OptionalBuildExt.optional = mode == "auto"
+    try:
+        from mypyc.build import mypycify
 
-    return list(mypycify(MYPYC_MODULES, opt_level="3"))
+        return list(mypycify(MYPYC_MODULES, opt_level="3"))
+    except (Exception, SystemExit) as e:  # mypyc failed (it exits on type errors, e.g. a stub it cannot find)
+        if mode == "on":
+            raise
+        _say(f"mypyc failed ({type(e).__name__}: {e}); building pure Python")
+        return []
 
 
-setup(ext_modules=_ext_modules())
+if __name__ == "__main__":  # (setuptools runs this file as __main__; the tests import it for OptionalBuildExt)
+    setup(ext_modules=_ext_modules(), cmdclass={"build_ext": OptionalBuildExt})

@@ -118,6 +118,7 @@ def _build_mypyc(tmp: Path) -> dict[str, str]:
     repo = Path(__file__).resolve().parent.parent
     dst = tmp / "mypyc"
     shutil.copytree(repo / "src", dst / "src", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    shutil.copytree(repo / "build_backend", dst / "build_backend", ignore=shutil.ignore_patterns("__pycache__"))
     for f in ("setup.py", "pyproject.toml", "README.md"):
         shutil.copy(repo / f, dst / f)
     env = dict(os.environ, MEMSCHED_MYPYC="1")

@@ -143,9 +143,11 @@ def test_why_notes_are_the_same_in_terminal_and_report(
 def test_version_and_short_help(capsys: pytest.CaptureFixture[str]) -> None:
     """memsched --version prints the version; -h is --help, for the program and its commands."""
     from memsched import __version__
+    from memsched.sim.sched import compiled
 
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out == f"memsched {__version__}\n"
+    build = "compiled with mypyc" if compiled() else "pure Python"
+    assert capsys.readouterr().out == f"memsched {__version__} (exact scheduler: {build})\n"
     assert main(["-h"]) == 0
     top = capsys.readouterr().out
     assert main(["compare", "-h"]) == 0

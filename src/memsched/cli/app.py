@@ -34,8 +34,10 @@ class GlobalOptions:
 def _print_version(value: bool) -> None:
     if value:
         from memsched import __version__
+        from memsched.sim.sched import compiled
 
-        typer.echo(f"memsched {__version__}")
+        build = "compiled with mypyc" if compiled() else "pure Python"
+        typer.echo(f"memsched {__version__} (exact scheduler: {build})")
         raise typer.Exit(0)
 
 

@@ -5,15 +5,15 @@
 interpreter), ``isolation.py``, ``machine.py`` (``RtMachine``) and ``kvm.py`` (``KvmGuest``). The fluid NUMA
 machine is the other simulator (``memsched.sim.fluid``).
 
-The package installs as pure Python; ``MEMSCHED_MYPYC=1 pip install --no-build-isolation .`` (with mypy and a C
-compiler) compiles the hot modules with mypyc instead (``setup.py``), with the same results.
+A wheel build (``pip install .``) compiles the hot modules with mypyc where a C compiler is found, with the same
+results; an editable install, a machine without a compiler and ``MEMSCHED_MYPYC=0`` give pure Python (``setup.py``).
 """
 
 from __future__ import annotations
 
 
 def compiled() -> bool:
-    """Whether the scheduler core imported here is the mypyc-compiled build (``MEMSCHED_MYPYC=1``, ``setup.py``)
+    """Whether the scheduler core imported here is the mypyc-compiled build (``setup.py``)
     rather than the pure-Python modules; the two give identical results."""
     from memsched.sim.sched import core
 
