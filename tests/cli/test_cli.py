@@ -84,6 +84,20 @@ def test_list_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "none" in {r["id"] for r in json.loads(out)}
 
 
+def test_list_without_an_argument_lists_every_catalogue_but_the_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    """memsched list alone: the topologies, workloads, policies and scenarios, each as `list WHAT` prints it."""
+    rc, out, _ = run_cli(capsys, "list", "--json")
+    doc = json.loads(out)
+    assert rc == 0 and list(doc) == ["policies", "scenarios", "topologies", "workloads"]  # (emit_json sorts keys)
+    for kind, rows in doc.items():
+        assert rows == json.loads(run_cli(capsys, "list", kind, "--json")[1])
+    rc, out, _ = run_cli(capsys, "list")
+    tables = [run_cli(capsys, "list", kind)[1] for kind in ("topologies", "workloads", "policies", "scenarios")]
+    assert rc == 0 and out == "\n".join(tables)
+    rc, _, err = run_cli(capsys, "list", "--policy", "moron")
+    assert rc == 2 and "go with 'memsched list settings' only (got 'moron')" in err
+
+
 def test_compare_small_with_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """compare runs each workload with its HARD_BIND and INVERSE_BIND references and writes an HTML report."""
     report = tmp_path / "r.html"

@@ -9,8 +9,7 @@ the catalogue, :func:`memsched.cli.rt_admit.admit`), inside the same signal hand
 (:mod:`memsched.cli.outcome`). Anything else returns ``None`` and goes through typer: ``--help``, an
 unknown or repeated option, a missing value or an option value that starts with ``-`` (whose meaning is
 click's to decide), ``--`` and extra arguments, an ``--pid`` that is not a whole number, plug-ins installed
-(the catalogue cannot list them). ``memsched list`` without its argument is the one usage error handled
-here, with click's message.
+(the catalogue cannot list them).
 
 tests/unit/cli/test_startup.py runs every ``list`` form and ``rt admit`` form through both paths and compares
 stdout, stderr and the exit status byte for byte.
@@ -79,15 +78,6 @@ def _list(args: list[str]) -> Callable[[], int] | None:
     if read is None or len(read[1]) > 1:
         return None
     options, positional = read
-    if not positional:
-
-        def missing() -> int:
-            import sys
-
-            print("memsched: error: Missing argument 'WHAT'.", file=sys.stderr)
-            return 2
-
-        return missing
     from memsched.cli.catalogue import CatalogueSource, load
 
     doc = load()
@@ -99,7 +89,7 @@ def _list(args: list[str]) -> Callable[[], int] | None:
 
         list_command(
             CatalogueSource(doc),
-            positional[0],
+            positional[0] if positional else None,
             json_out=bool(options.get("json", False)),
             policy=_text(options.get("policy")),
             workload=_text(options.get("workload")),

@@ -19,10 +19,13 @@ from typing import Any, Protocol
 from memsched.cli.common import emit_json
 from memsched.errors import ConfigError, UnknownNameError
 
-__all__ = ["KINDS", "Source", "list_command", "live_rows", "live_settings"]
+__all__ = ["KINDS", "OVERVIEW", "Source", "list_command", "live_rows", "live_settings"]
 
 #: What ``memsched list`` lists, in the order its error message names them.
 KINDS = ("topologies", "workloads", "policies", "scenarios", "settings")
+
+#: What ``memsched list`` without an argument lists, in this order: every catalogue but the ``--set`` keys.
+OVERVIEW = KINDS[:-1]
 
 
 class Source(Protocol):
@@ -122,16 +125,29 @@ class LiveSource:
 
 def list_command(
     source: Source,
-    what: str,
+    what: str | None,
     *,
     json_out: bool,
     policy: str | None,
     workload: str | None,
     scenario: str | None,
 ) -> None:
-    """List ``what`` from ``source`` on stdout: one JSON document with ``json_out``, else a table."""
+    """List ``what`` from ``source`` on stdout: one JSON document with ``json_out``, else a table. Without
+    ``what``: every catalogue of :data:`OVERVIEW`, one table each (one JSON object of them, by name)."""
     if what != "settings" and (policy, workload, scenario) != (None, None, None):
-        raise ConfigError("--policy/--workload/--scenario", what, "go with 'memsched list settings' only")
+        given = what if what is not None else next(v for v in (policy, workload, scenario) if v is not None)
+        raise ConfigError("--policy/--workload/--scenario", given, "go with 'memsched list settings' only")
+    if what is None:
+        if json_out:
+            emit_json({kind: source.rows(kind) for kind in OVERVIEW})
+            return
+        for i, kind in enumerate(OVERVIEW):
+            if i:
+                from memsched.cli.common import out_console
+
+                out_console.print()
+            _print_rows(kind, source.rows(kind))
+        return
     if what == "settings":
         settings = source.settings(policy, workload, scenario)
         if json_out:
@@ -148,6 +164,11 @@ def list_command(
     if json_out:
         emit_json(rows)
         return
+    _print_rows(what, rows)
+
+
+def _print_rows(what: str, rows: list[dict[str, Any]]) -> None:
+    """The table of one catalogue, titled with its name."""
     from memsched.cli.common import out_console
     from memsched.report.fit import Column, FitTable
 

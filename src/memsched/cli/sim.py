@@ -219,7 +219,13 @@ def compare(
 
 @app.command("list")
 def list_(
-    what: Annotated[str, typer.Argument(help="topologies, workloads, policies, scenarios or settings")],
+    what: Annotated[
+        str | None,
+        typer.Argument(
+            help="topologies, workloads, policies, scenarios or settings; without it, all but settings",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     policy: Annotated[str | None, typer.Option("--policy", "-p", help="settings: this policy's --set keys")] = None,
     workload: Annotated[
@@ -230,7 +236,7 @@ def list_(
     ] = None,
 ) -> None:
     """List topologies, workloads, policies, scenarios (of rt sim, pressure sim and act-sim), or the --set keys with
-    type, default, range, unit and source."""
+    type, default, range, unit and source; without an argument, the first four."""
     from memsched.cli.listing import LiveSource, list_command
 
     list_command(LiveSource(), what, json_out=json_out, policy=policy, workload=workload, scenario=scenario)
