@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,6 +29,19 @@ DbOpt = Annotated[Path, typer.Option("--db", help="the results database (DuckDB 
 SweepOpt = Annotated[str | None, typer.Option("--sweep", help="only the runs of this sweep (name or id)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")]
 
+
+
+@contextmanager
+def _db_option() -> Iterator[None]:
+    """The Python API's errors about its ``path`` argument, as the command line's ``--db`` option."""
+    try:
+        yield
+    except ConfigError as e:
+        if e.field != "path":
+            raise
+        raise ConfigError("--db", e.value, e.allowed, source=e.source) from None
+
+
 #: Columns ``show --sweep`` groups runs by, when the sweep has them.
 _SHOW_KEYS = ("topology", "workload", "policy")
 
@@ -37,12 +52,13 @@ def show(db: DbOpt = Path(DEFAULT_DB), sweep: SweepOpt = None, json_out: JsonOpt
     from memsched import results
     from memsched.cli.common import out_console
 
-    if sweep is None:
-        frame = results.sweeps(db)
-        title = f"{db}: sweeps and tuning runs"
-    else:
-        frame = _grouped(results.open(db, sweep=sweep))
-        title = f"{db}: sweep {sweep}"
+    with _db_option():
+        if sweep is None:
+            frame = results.sweeps(db)
+            title = f"{db}: sweeps and tuning runs"
+        else:
+            frame = _grouped(results.open(db, sweep=sweep))
+            title = f"{db}: sweep {sweep}"
     if json_out:
         emit_json(_records(frame))
     else:
@@ -64,7 +80,8 @@ def export(
     dest, fmt = (csv, "csv") if csv is not None else (parquet, "parquet")
     assert dest is not None
     check_writable(dest, f"--{fmt}")
-    n = results.export(db, dest, "csv" if fmt == "csv" else "parquet", sweep=sweep)
+    with _db_option():
+        n = results.export(db, dest, "csv" if fmt == "csv" else "parquet", sweep=sweep)
     print(f"wrote {n} runs to {dest}", file=sys.stderr)
 
 
@@ -79,7 +96,8 @@ def query(
     from memsched import results
     from memsched.cli.common import out_console
 
-    frame = results.query(db, sql)
+    with _db_option():
+        frame = results.query(db, sql)
     if json_out:
         emit_json(_records(frame))
     elif csv:
@@ -128,6 +146,6 @@ def _cell(value: Any) -> str:
 
     if value is None or (not isinstance(value, list | dict) and pd.isna(value)):
         return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    if isinstance(value, float):  # ten digits: two runs' scores that differ in the seventh digit look different
+        return f"{value:.10g}"
     return str(value)

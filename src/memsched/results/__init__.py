@@ -44,7 +44,7 @@ def open(path: Path | str, *, sweep: str | None = None) -> pd.DataFrame:
     """Every run in the database at ``path`` (or of one sweep, by name or id) as a DataFrame, one row per run."""
     from memsched.results.store import ResultStore
 
-    with ResultStore(path, read_only=True) as store:
+    with ResultStore(path, read_only=True, field="path") as store:
         return store.frame(*_select_runs(store, sweep))
 
 
@@ -56,7 +56,7 @@ def query(path: Path | str, sql: str) -> pd.DataFrame:
 
     from memsched.results.store import ResultStore
 
-    with ResultStore(path, read_only=True, sandboxed=True) as store:
+    with ResultStore(path, read_only=True, sandboxed=True, field="path") as store:
         try:
             count = len(store.connection().extract_statements(sql))
             if count != 1:
@@ -71,7 +71,7 @@ def sweeps(path: Path | str) -> pd.DataFrame:
     """One row per sweep or tuning run: its cells, how many finished ok, failed or are missing, and wall time."""
     from memsched.results.store import ResultStore
 
-    with ResultStore(path, read_only=True) as store:
+    with ResultStore(path, read_only=True, field="path") as store:
         return store.frame(_SWEEPS_SQL)
 
 
@@ -83,7 +83,7 @@ def export(path: Path | str, dest: Path, fmt: Literal["csv", "parquet"], *, swee
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     from memsched.results.store import ResultStore
 
-    with ResultStore(path, read_only=True) as store:
+    with ResultStore(path, read_only=True, field="path") as store:
         sql, params = _select_runs(store, sweep)
         con = store.connection()
         try:

@@ -110,13 +110,21 @@ class ResultStore:
     """A results database file, opened under its lock only while it is used (see ``results/lock.py``)."""
 
     def __init__(
-        self, path: Path | str, *, read_only: bool = False, sandboxed: bool = False, timeout_s: float = 600.0
+        self,
+        path: Path | str,
+        *,
+        read_only: bool = False,
+        sandboxed: bool = False,
+        timeout_s: float = 600.0,
+        field: str = "--db",
     ) -> None:
         """``sandboxed`` (read-only stores only): the connection may touch no file but the database, for SQL a
-        user wrote (no ``COPY ... TO``, ``read_csv``, ``ATTACH``, ``INSTALL``), and no statement can lift that."""
+        user wrote (no ``COPY ... TO``, ``read_csv``, ``ATTACH``, ``INSTALL``), and no statement can lift that.
+        ``field``: what errors call the path (the command line's ``--db``, the Python API's ``path``)."""
         if sandboxed and not read_only:
             raise ValueError("a sandboxed results store must be read-only")
         self.path = Path(path)
+        self.field = field
         self.read_only = read_only
         self.sandboxed = sandboxed
         self.timeout_s = timeout_s
@@ -124,14 +132,16 @@ class ResultStore:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._columns: dict[str, str] = {}
         self._vetted = False  # an existing file was found to be ours (or empty) before it was opened for writing
+        self._con_ever = False  # the file was opened once (its lock file is then the database's, and stays)
         if read_only and not self.path.is_file():
-            raise ConfigError("--db", str(self.path), "must be an existing results database")
+            raise ConfigError(self.field, str(self.path), "must be an existing results database")
 
     # ---- opening and letting go -----------------------------------------------------------------------------
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The open connection, opening the file (and waiting for the lock) if this store let it go."""
         if self._con is not None:
             return self._con
+        made_lock = not self.lock.path.exists()
         self.lock.acquire(self.timeout_s)
         try:
             if not self.read_only and not self._vetted and self.path.exists():
@@ -143,9 +153,12 @@ class ResultStore:
                 con.close()
                 raise
         except BaseException:
+            if made_lock and not self._con_ever:  # a file refused (not ours, not DuckDB): leave nothing beside it
+                self.lock.path.unlink(missing_ok=True)
             self.lock.release()
             raise
         self._con = con
+        self._con_ever = True
         return con
 
     def _vet_existing(self) -> None:
@@ -168,7 +181,9 @@ class ResultStore:
         try:
             return duckdb.connect(str(self.path), read_only=read_only, config=self._config())
         except duckdb.Error as e:
-            raise ConfigError("--db", str(self.path), f"must be a DuckDB results database ({_first_line(e)})") from None
+            raise ConfigError(
+                self.field, str(self.path), f"must be a DuckDB results database ({_first_line(e)})"
+            ) from None
 
     def _schema(self, con: duckdb.DuckDBPyConnection, *, create: bool) -> dict[str, str]:
         """The columns of ``runs`` by type, after making the tables if ``create``; a ConfigError if the file holds
@@ -184,7 +199,7 @@ class ResultStore:
             raise self._not_ours(e) from None
 
     def _not_ours(self, error: BaseException) -> ConfigError:
-        return ConfigError("--db", str(self.path), f"must be a memsched results database ({_first_line(error)})")
+        return ConfigError(self.field, str(self.path), f"must be a memsched results database ({_first_line(error)})")
 
     def _config(self) -> dict[str, str | bool | int | float | list[str]]:
         if not self.sandboxed:

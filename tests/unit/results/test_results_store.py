@@ -169,18 +169,34 @@ def test_an_export_that_cannot_be_written_names_the_file(tmp_path: Path) -> None
 
 
 def test_reading_a_missing_or_foreign_file_is_bad_input(tmp_path: Path) -> None:
-    """A database that does not exist, or a file that is not one, is a ConfigError naming --db."""
-    with pytest.raises(ConfigError, match="'--db'"):
+    """A database that does not exist, or a file that is not one, is a ConfigError naming the API's ``path``
+    (the command line's --db, below), and no lock file is left beside a file that was refused."""
+    with pytest.raises(ConfigError, match="'path'"):
         results.open(tmp_path / "none.duckdb")
     (tmp_path / "x.duckdb").write_text("not a database")
-    with pytest.raises(ConfigError, match="'--db'"):
+    with pytest.raises(ConfigError, match="'path'"):
         results.open(tmp_path / "x.duckdb")
     foreign = tmp_path / "foreign.duckdb"
     with duckdb.connect(str(foreign)) as con:
         con.execute("CREATE TABLE runs (key VARCHAR)")
     for read in (results.open, results.sweeps):
-        with pytest.raises(ConfigError, match=r"'--db'.*must be a memsched results database"):
+        with pytest.raises(ConfigError, match=r"'path'.*must be a memsched results database"):
             read(foreign)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.duckdb", "x.duckdb"]
+
+
+def test_the_results_commands_name_db_and_leave_nothing_beside_a_refused_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from memsched.cli import main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    for args in (["show"], ["query", "SELECT 1"], ["export", "--csv", str(tmp_path / "o.csv")]):
+        assert main(["results", *args, "--db", str(notes)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("memsched: error: '--db' must be a DuckDB results database"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_writing_into_a_foreign_database_is_refused_and_leaves_it_untouched(tmp_path: Path) -> None:
@@ -193,7 +209,7 @@ def test_writing_into_a_foreign_database_is_refused_and_leaves_it_untouched(tmp_
     with pytest.raises(ConfigError, match=r"'--db' must be a memsched results database"), ResultStore(foreign) as store:
         store.register_sweep("s1", "one", "sweep", {"model_version": "m"}, ["k1"])
     assert foreign.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.duckdb", "foreign.duckdb.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.duckdb"]  # (no lock file left beside it)
     with duckdb.connect(str(foreign), read_only=True) as con:
         assert con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall() == [
             ("runs",), ("t",)
@@ -269,3 +285,11 @@ def test_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
     lock.acquire(timeout_s=0)  # no waiting: the lock went with the process
     assert lock.held
     lock.release()
+
+
+def test_result_tables_print_floats_to_ten_digits() -> None:
+    """Two scores that differ in their seventh digit (1255019.7 and 1255024.4) look different in the table."""
+    from memsched.cli.results import _cell
+
+    assert (_cell(1255019.7), _cell(1255024.4)) == ("1255019.7", "1255024.4")
+    assert (_cell(0.1 + 0.2), _cell(1e20), _cell(float("nan")), _cell(None)) == ("0.3", "1e+20", "", "")
