@@ -115,6 +115,13 @@ class SchedAttr:
     size: int = SCHED_ATTR_SIZE_VER1
 
     def __post_init__(self) -> None:
+        for name in (
+            "sched_policy", "sched_flags", "sched_nice", "sched_priority", "sched_runtime", "sched_deadline",
+            "sched_period", "sched_util_min", "sched_util_max", "size",
+        ):  # fmt: skip
+            v = getattr(self, name)
+            if isinstance(v, bool) or not hasattr(type(v), "__index__"):  # (ints, IntEnums, numpy ints; not 2e6)
+                raise ConfigError(name, v, "must be an integer (nanoseconds for runtime, deadline and period)")
         if self.size not in (SCHED_ATTR_SIZE_VER0, SCHED_ATTR_SIZE_VER1):
             raise ConfigError("size", self.size, f"must be {SCHED_ATTR_SIZE_VER0} or {SCHED_ATTR_SIZE_VER1}")
         for name in ("sched_runtime", "sched_deadline", "sched_period"):

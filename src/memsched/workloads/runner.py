@@ -24,7 +24,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 
-from memsched.errors import UnknownNameError
+from memsched.errors import ConfigError, UnknownNameError
 from memsched.live.pdeathsig import set_parent_death_signal
 from memsched.record import RunRecord
 from memsched.workloads.numa import NumaRunner
@@ -47,6 +47,8 @@ def runner_for(family: str) -> Runner:
 
 def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -> RunRecord:
     """Simulate one run of any family and return its record."""
+    if not isinstance(spec, RunSpec):
+        raise ConfigError("spec", spec, "must be a memsched.workloads.runspec.RunSpec")
     runner = runner_for(spec.family)
     runner.check(spec)
     return runner.run(spec, progress=progress)

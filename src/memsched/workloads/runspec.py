@@ -7,10 +7,13 @@ and the memory-pressure scenarios (``workloads/pressure/run.py``) — each imple
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, get_args
 
+from memsched.config import check_seed
+from memsched.errors import ConfigError
 from memsched.record import Role, RunRecord
 
 __all__ = ["RunSpec", "Runner"]
@@ -36,6 +39,26 @@ class RunSpec:
     role: Role = "policy"
     base: str | None = None
     options: Any = None
+
+    def __post_init__(self) -> None:
+        """The types a spec from Python code may hold, checked here rather than deep in a run."""
+        if not isinstance(self.workload, str) or not self.workload:
+            raise ConfigError("workload", self.workload, "must be a workload id (a non-empty str)")
+        if self.topology is not None and not isinstance(self.topology, str | os.PathLike):
+            raise ConfigError("topology", self.topology, "must be a preset name or a TOML file's path, or None")
+        for name in ("policy", "label", "base"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(name, value, "must be a str or None")
+        check_seed(self.seed, "seed")
+        if not isinstance(self.sets, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.sets.items()
+        ):
+            raise ConfigError("sets", self.sets, "must map --set keys to their values, both str")
+        if not isinstance(self.family, str):
+            raise ConfigError("family", self.family, "must be a str: numa, rt or pressure")
+        if self.role not in get_args(Role):
+            raise ConfigError("role", self.role, "must be one of: " + ", ".join(get_args(Role)))
 
 
 class Runner(Protocol):

@@ -161,3 +161,19 @@ def test_e2big_esrch_enosys() -> None:
     assert "no task with pid 99" in str(setattr_error(errno.ESRCH, 99, attr, SetattrContext()))
     assert isinstance(setattr_error(errno.ESRCH, 99, attr, SetattrContext()), ProcessGoneError)
     assert isinstance(setattr_error(errno.ENOSYS, 1, attr, SetattrContext()), UnsupportedError)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("sched_runtime", 2e6), ("sched_period", "10000000"), ("sched_priority", True)]
+)
+def test_a_sched_attr_field_that_is_not_an_integer_is_refused_at_once(field: str, value: object) -> None:
+    """Not later in pack() (struct.error) or checkparam_dl (TypeError): at construction, naming the field."""
+    import numpy as np
+
+    from memsched.errors import ConfigError
+    from memsched.uapi.sched import SchedPolicy
+
+    with pytest.raises(ConfigError, match=f"'{field}' must be an integer"):
+        SchedAttr(**{"sched_policy": SchedPolicy.DEADLINE, "sched_runtime": 2_000_000, field: value})  # type: ignore[arg-type]
+    numpy_int = SchedAttr.deadline(np.int64(2_000_000), 10_000_000)  # type: ignore[arg-type]
+    assert numpy_int.pack() == SchedAttr.deadline(2_000_000, 10_000_000).pack()
