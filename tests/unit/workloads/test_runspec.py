@@ -42,5 +42,5 @@ def test_good_specs_are_accepted() -> None:
 
 
 def test_run_one_refuses_what_is_not_a_run_spec() -> None:
-    with pytest.raises(ConfigError, match="'spec' must be a memsched.workloads.runspec.RunSpec"):
+    with pytest.raises(ConfigError, match=r"'spec' must be a memsched\.workloads\.runspec\.RunSpec"):
         run_one("numa02")  # type: ignore[arg-type]
