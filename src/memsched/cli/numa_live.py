@@ -270,8 +270,8 @@ def _check_pids(roots: LiveRoots, pids: list[int]) -> None:
     """Each ``--pid`` names a process of the tree read, with an address space (as ``rt admit --pid``: a pid
     that is not there is bad input, not a sample without work)."""
     from memsched.cli.rt_admit import PID_MAX_LIMIT
-    from memsched.errors import KernelError
-    from memsched.live.procfs import list_pids, read_task_stat
+    from memsched.errors import AccessDeniedError, KernelError
+    from memsched.live.procfs import list_pids, read_numa_maps, read_task_stat
 
     for p in pids:
         if not 1 <= p <= PID_MAX_LIMIT:
@@ -286,6 +286,12 @@ def _check_pids(roots: LiveRoots, pids: list[int]) -> None:
             continue  # gone or unreadable since: the first sample says so
         if kthread:
             raise ConfigError("--pid", p, "must be a process with an address space (it is a kernel thread)")
+        try:  # a process asked for by name that cannot be balanced is refused, not noted and skipped
+            read_numa_maps(roots, p)
+        except AccessDeniedError as e:
+            raise ConfigError("--pid", p, f"must be a process this user may read the memory map of ({e})") from None
+        except KernelError:
+            continue  # gone since: the first sample says so
 
 
 def _sample_printer(policy_id: str, places_on_scan_pass: bool, count: int | None) -> Callable[[SampleReport], None]:

@@ -92,6 +92,26 @@ def test_balance_pid_not_there_exits_2(pid: str, capsys: pytest.CaptureFixture[s
     assert err.count("\n") == 1 and "'--pid'" in err and pid in err
 
 
+def test_balance_pid_whose_memory_map_may_not_be_read_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one process asked for, that this user may not read (PID 1 in a container, even for root): exit 2 before
+    any sample, not exit 0 with "not balanced" and "balanced: none"."""
+    import errno
+
+    from memsched.errors import AccessDeniedError
+    from memsched.live import procfs
+
+    def denied(roots: object, pid: int) -> object:
+        raise AccessDeniedError(errno.EACCES, f"cannot read /proc/{pid}/numa_maps: Permission denied")
+
+    monkeypatch.setattr(procfs, "read_numa_maps", denied)
+    assert main(["numa", "balance", "--policy", "numad", "--dry-run", "--pid", "4100", *FOUR]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "'--pid' must be a process this user may read the memory map of (cannot read /proc/4100/numa_maps" in err
+
+
 def _no_action_lines(policy: str, count: int, capsys: pytest.CaptureFixture[str]) -> list[str]:
     argv = ["numa", "balance", "--policy", policy, "--dry-run", "--count", str(count), "--interval", "1ms"]
     assert main([*argv, "--set", "scan_size_mb=1024" if policy == "homenode" else "min_interval_s=1", *FOUR]) == 0
