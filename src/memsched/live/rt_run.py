@@ -97,8 +97,12 @@ def resolve_command(argv: Sequence[str], env: dict[str, str] | None = None) -> s
     name = argv[0]
     path_env = (env if env is not None else os.environ).get("PATH", os.defpath)
     found = name if "/" in name else shutil.which(name, path=path_env)
-    if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
+    if found is None or not os.path.exists(found):
         raise ConfigError("COMMAND", name, "must be an executable file or a command on PATH (command not found)")
+    if not os.path.isfile(found):
+        raise ConfigError("COMMAND", name, "must be an executable file or a command on PATH (not a regular file)")
+    if not os.access(found, os.X_OK):
+        raise ConfigError("COMMAND", name, "must be an executable file or a command on PATH (not executable)")
     return found
 
 

@@ -54,8 +54,12 @@ def test_resolve_command(tmp_path: Path) -> None:
         resolve_command(["memsched-no-such-command"])
     plain = tmp_path / "plain"
     plain.write_text("data")
-    with pytest.raises(ConfigError, match="COMMAND"):
+    with pytest.raises(ConfigError, match=r"'COMMAND' .*\(not executable\)"):  # (it exists: not "not found")
         resolve_command([str(plain)])
+    with pytest.raises(ConfigError, match=r"'COMMAND' .*\(not a regular file\)"):
+        resolve_command([str(tmp_path)])
+    with pytest.raises(ConfigError, match="command not found"):
+        resolve_command([str(tmp_path / "gone")])
     with pytest.raises(ConfigError, match="must name a command"):
         resolve_command([])
 
