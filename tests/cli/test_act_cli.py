@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from memsched.cli import main
@@ -32,6 +34,26 @@ def test_bad_input_exits_2_with_one_line(args: list[str], word: str, capsys: pyt
     rc = main(["pressure", "act", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and word in err[0], err
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute"])
+def test_a_cgroup_outside_the_hierarchies_is_not_a_subtree(
+    how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--cgroup with '..' out of the hierarchy, or a plain directory holding a cgroup.procs, is exit 2: it is
+    not taken for the subtree to act in (review 2, item 2)."""
+    from memsched.live.cgroups import cgroup_mounts
+
+    if cgroup_mounts().v1_memory is None and cgroup_mounts().v2 is None:
+        pytest.skip("no cgroup hierarchy is mounted")
+    fake = tmp_path / "fakecg"
+    fake.mkdir()
+    for name in ("memory.pressure_level", "cgroup.event_control", "cgroup.procs"):
+        (fake / name).write_text("")
+    spec = "../" * 40 + fake.as_posix().lstrip("/") if how == "relative" else str(fake)
+    rc = main(["pressure", "act", "--policy", "earlyoom", "--cgroup", spec, "--dry-run", "--duration", "1s"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "'--cgroup' must be a cgroup inside a mounted" in err[0], err
 
 
 @pytest.mark.parametrize(

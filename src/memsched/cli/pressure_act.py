@@ -51,7 +51,7 @@ def act(
     end_s = None if duration is None else parse_duration(duration, field="--duration") / NSEC_PER_SEC
     if end_s is not None and end_s <= 0:
         raise ConfigError("--duration", duration, "must be > 0")
-    sub = open_subtree(cgroup)
+    sub = open_subtree(cgroup, field="--cgroup")
     out: IO[str]
     if log is not None:
         try:

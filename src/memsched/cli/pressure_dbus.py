@@ -86,6 +86,10 @@ def dbus(
         raise ConfigError(
             "--backend", backend, f"would listen to this service's own signals on the {address.label} (set dbus_bus)"
         )
+    if cgroup is not None:  # the user's value, before the bus and the backend (exit 2, as watch and serve)
+        from memsched.live.cgroups import cgroup_mounts, check_cgroup_exists
+
+        check_cgroup_exists(cgroup, cgroup_mounts())
     ctx = BackendContext(cgroup=cgroup, threshold=threshold, options=options)
     logging.basicConfig(level=logging.INFO, format="memsched pressure dbus: %(message)s", stream=sys.stderr)
     chosen: list[str] = []

@@ -9,6 +9,13 @@ The files involved are parsed by :mod:`memsched.live.procfs`: ``/proc/<pid>/cgro
 Mount points in ``mountinfo`` are absolute paths of the running system; :func:`cgroup_mounts` maps those
 under ``/sys`` through :class:`~memsched.live.roots.LiveRoots` so that fixture trees work.
 
+A cgroup a user names (``--cgroup``, ``cgroup=``) goes through :func:`resolve_cgroup_dir`, the one check that
+it is inside a mounted hierarchy: the path is resolved (``..`` and symlinks, :func:`os.path.realpath`) before it
+is compared with the mount points, and on the running system ``statfs(2)`` must say cgroupfs. Before, ``..``
+was joined as is and any absolute directory holding a ``cgroup.procs`` was taken, so an eventfd registration
+went into an ordinary file (``--cgroup ../../../../tmp/x``) and ``pressure act`` took a plain directory for its
+subtree.
+
 :class:`MemcgV1Child` creates ``<memory mount>/<name>`` with a limit, starts short-lived child processes that
 move **themselves** into it before they do anything (the caller is never put in the cgroup), and on exit
 kills every task still inside, waits for the kernel to let go and removes the directory — also when the
@@ -23,8 +30,10 @@ refuses one that still has tasks.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -40,15 +49,20 @@ from memsched.live.procfs import parse_flat_keyed, parse_mountinfo, parse_proc_c
 from memsched.live.roots import LiveRoots, read_text, try_read_text
 
 __all__ = [
+    "CGROUP2_SUPER_MAGIC",
+    "CGROUP_SUPER_MAGIC",
     "CgroupMounts",
     "MemcgV1Child",
     "OwnCgroups",
     "cgroup_mounts",
     "check_cgroup_exists",
+    "check_cgroup_inside",
+    "fs_type",
     "make_cgroup",
     "own_cgroups",
     "remove_cgroups",
     "resolve_cgroup_dir",
+    "resolve_inside",
     "spawn_in_cgroups",
 ]
 
@@ -64,6 +78,9 @@ class CgroupMounts:
     v2: Path | None
     v1_memory: Path | None
     all: tuple[Path, ...] = ()
+    #: The mount points of ``all`` that are paths of the running system (not mapped into a fixture tree
+    #: through the roots): a directory under one of them must be on a cgroup file system (``statfs``).
+    real: tuple[Path, ...] = ()
 
     def mount_of(self, path: Path) -> Path | None:
         """The cgroup mount ``path`` is under (the longest mount point that contains it), or None."""
@@ -71,9 +88,29 @@ class CgroupMounts:
         best: Path | None = None
         for m in self.all:
             mreal = Path(os.path.realpath(m))
-            if (real == mreal or mreal in real.parents) and (best is None or len(mreal.parts) > len(best.parts)):
+            if _within(real, mreal) and (best is None or len(mreal.parts) > len(best.parts)):
                 best = mreal
         return best
+
+    def on_this_system(self, mount: Path) -> bool:
+        """Whether the (resolved) mount point ``mount`` is one of the running system's, not a fixture's."""
+        return any(Path(os.path.realpath(m)) == mount for m in self.real)
+
+    def describe(self) -> str:
+        """The hierarchies a user's cgroup may be in, for messages."""
+        return " or ".join(str(h) for h in (self.v2, self.v1_memory) if h is not None) or "none is mounted"
+
+
+def _within(path: Path, root: Path) -> bool:
+    """``path`` is ``root`` or below it (both already resolved: a lexical test on resolved paths)."""
+    return path == root or root in path.parents
+
+
+def resolve_inside(path: Path, root: Path) -> Path | None:
+    """``path`` resolved (``..``, symlinks: :func:`os.path.realpath`) and expressed under ``root`` as given, or
+    None when it is not ``root`` or below it. ``Path.is_relative_to`` is lexical: ``root/../..`` passes it."""
+    real, rroot = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return root.joinpath(real.relative_to(rroot)) if _within(real, rroot) else None
 
 
 def _under_roots(mount_point: str, roots: LiveRoots) -> Path:
@@ -93,16 +130,19 @@ def cgroup_mounts(roots: LiveRoots | None = None) -> CgroupMounts:
     text, _ = try_read_text(roots.proc("self", "mountinfo"))
     v2 = v1_memory = None
     every: list[Path] = []
+    real: list[Path] = []
     for m in parse_mountinfo(text or ""):
         if m.root != "/" or m.fstype not in ("cgroup", "cgroup2"):
             continue
         where = _under_roots(m.mount_point, roots)
         every.append(where)
+        if where == Path(m.mount_point):
+            real.append(where)
         if m.fstype == "cgroup2" and v2 is None:
             v2 = where
         elif m.fstype == "cgroup" and "memory" in m.super_options and v1_memory is None:
             v1_memory = where
-    return CgroupMounts(v2, v1_memory, tuple(every))
+    return CgroupMounts(v2, v1_memory, tuple(every), tuple(real))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,31 +163,63 @@ def own_cgroups(roots: LiveRoots | None = None, *, pid: int | str = "self") -> O
     v2 = v1 = None
     v2_path = v1_path = None
     for m in parse_proc_cgroup(text or ""):
+        # The kernel writes normalised paths; a fixture tree's may leave the mount, and is then not joined.
         if m.is_v2 and mounts.v2 is not None:
             v2_path = m.path
-            v2 = mounts.v2.joinpath(*Path(m.path).parts[1:])
+            v2 = resolve_inside(mounts.v2.joinpath(*Path(m.path).parts[1:]), mounts.v2)
         elif "memory" in m.controllers and mounts.v1_memory is not None:
             v1_path = m.path
-            v1 = mounts.v1_memory.joinpath(*Path(m.path).parts[1:])
-    return OwnCgroups(v2, v2_path, v1, v1_path)
+            v1 = resolve_inside(mounts.v1_memory.joinpath(*Path(m.path).parts[1:]), mounts.v1_memory)
+    return OwnCgroups(v2, v2_path if v2 is not None else None, v1, v1_path if v1 is not None else None)
 
 
-def resolve_cgroup_dir(spec: str | os.PathLike[str], hierarchy: Path, mounts: CgroupMounts | None = None) -> Path:
-    """A user's ``--cgroup``: an existing cgroup directory (has ``cgroup.procs``) is taken as is; anything
-    else is a path inside ``hierarchy`` (``/`` is its root, ``a/b`` and ``/a/b`` the same child).
+def resolve_cgroup_dir(
+    spec: str | os.PathLike[str], hierarchy: Path, mounts: CgroupMounts, *, field: str = "cgroup"
+) -> Path:
+    """A user's ``--cgroup`` as a directory of ``hierarchy``: an absolute path to an existing cgroup directory
+    (has ``cgroup.procs``), or else a path inside ``hierarchy`` (``/`` is its root, ``a/b`` and ``/a/b`` the
+    same child). The result is resolved (``..``, symlinks) and expressed under ``hierarchy`` as given.
 
-    A directory belongs to the hierarchy of the mount it is under (``mounts``), not to whichever hierarchy
-    its files resemble: on a hybrid system (v1 at ``/sys/fs/cgroup/memory``, v2 at ``/sys/fs/cgroup/unified``)
-    a v1 memcg also has ``memory.stat`` and used to pass for v2. A directory under another cgroup mount raises
-    :class:`~memsched.errors.KernelError` (``ENOENT``: not in this hierarchy)."""
+    The resolved directory must be inside a mounted cgroup hierarchy (``mounts``), and a path inside
+    ``hierarchy`` must stay inside it (``a/../b`` is ``b``; ``../x`` leaves it); on the running system it must
+    also be on a cgroup file system (``statfs`` ``f_type``). Otherwise :class:`~memsched.errors.ConfigError`
+    naming ``field``: it is the user's value that is wrong, whatever the backend.
+
+    A directory belongs to the hierarchy of the mount it is under, not to whichever hierarchy its files
+    resemble: on a hybrid system (v1 at ``/sys/fs/cgroup/memory``, v2 at ``/sys/fs/cgroup/unified``) a v1
+    memcg also has ``memory.stat`` and used to pass for v2. A directory under another cgroup mount raises
+    :class:`~memsched.errors.KernelError` (``ENOENT``: not in this hierarchy; another backend may serve it)."""
+    if "\0" in os.fspath(spec):
+        raise ConfigError(field, os.fspath(spec), "must be a cgroup path (it holds a NUL byte)")
     p = Path(spec)
-    if p.is_absolute() and (p / "cgroup.procs").exists():
-        mount = mounts.mount_of(p) if mounts is not None else None
-        if mount is None or mount == Path(os.path.realpath(hierarchy)):
-            return p
+    existing = p.is_absolute() and (p / "cgroup.procs").exists()
+    candidate = p if existing else hierarchy.joinpath(*(p.parts[1:] if p.is_absolute() else p.parts))
+    real = Path(os.path.realpath(candidate))
+    mount = mounts.mount_of(real)
+    inside = resolve_inside(candidate, hierarchy)
+    if mount is None or (inside is None and not existing):
+        raise ConfigError(
+            field,
+            os.fspath(spec),
+            f"must be a cgroup inside a mounted cgroup hierarchy ({mounts.describe()}): a directory there, or a "
+            f"path in one such as /app, which '..' may not leave (it resolves to {real})",
+        )
+    if inside is None or mount != Path(os.path.realpath(hierarchy)):
         raise KernelError(errno.ENOENT, f"{p} is in the cgroup hierarchy mounted at {mount}, not at {hierarchy}")
-    rel = p.parts[1:] if p.is_absolute() else p.parts
-    return hierarchy.joinpath(*rel)
+    if mounts.on_this_system(mount):
+        v2 = mounts.v2 is not None and Path(os.path.realpath(mounts.v2)) == mount
+        _check_cgroupfs(real if real.exists() else mount, v2=v2, spec=spec, field=field)
+    return inside
+
+
+def check_cgroup_inside(spec: str | os.PathLike[str], mounts: CgroupMounts, *, field: str = "cgroup") -> None:
+    """:func:`resolve_cgroup_dir` in every mounted hierarchy: a cgroup outside them all, or a path that
+    leaves them, is :class:`~memsched.errors.ConfigError` before any backend opens a file there (one in
+    another hierarchy is left to the backends to explain)."""
+    for h in (mounts.v2, mounts.v1_memory):
+        if h is not None:
+            with contextlib.suppress(KernelError):
+                resolve_cgroup_dir(spec, h, mounts, field=field)
 
 
 def check_cgroup_exists(spec: str, mounts: CgroupMounts) -> None:
@@ -155,10 +227,49 @@ def check_cgroup_exists(spec: str, mounts: CgroupMounts) -> None:
     candidates = [h for h in (mounts.v2, mounts.v1_memory) if h is not None]
     for h in candidates:
         with contextlib.suppress(KernelError):
-            if resolve_cgroup_dir(spec, h, mounts).is_dir():
+            if resolve_cgroup_dir(spec, h, mounts, field="--cgroup").is_dir():
                 return
     where = " or ".join(str(h) for h in candidates) or "no mounted hierarchy"
     raise ConfigError("--cgroup", spec, f"must be an existing cgroup: a directory, or a path under {where}")
+
+
+# --------------------------------------------------------------------------------------------- statfs
+
+#: ``statfs(2)`` ``f_type`` of cgroup v1 and of cgroup2 (include/uapi/linux/magic.h).
+CGROUP_SUPER_MAGIC = 0x27E0EB
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+#: ``struct statfs`` begins with ``f_type``, a ``__fsword_t``: a ``long`` on every Linux ABI glibc supports but
+#: s390x, where it is an ``unsigned int`` (glibc sysdeps/unix/sysv/linux/{,s390/}bits/statfs.h). x32's is an
+#: 8-byte little-endian word whose low half a 4-byte ``long`` reads correctly. 256 bytes hold the whole struct
+#: (120 on x86-64).
+_F_TYPE = ctypes.c_uint if platform.machine().startswith("s390") else ctypes.c_long
+_STATFS_SIZE = 256
+
+
+def fs_type(path: Path) -> int:
+    """``statfs(path).f_type`` (Python's ``os.statvfs`` does not report it); ``OSError`` as the kernel says."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(_STATFS_SIZE)
+    if libc.statfs(os.fsencode(path), buf) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(path))
+    return int(_F_TYPE.from_buffer(buf).value)
+
+
+def _check_cgroupfs(path: Path, *, v2: bool, spec: str | os.PathLike[str], field: str) -> None:
+    """``path`` of the running system is on the cgroup file system of its mount (something mounted over a
+    cgroup directory, or a stale ``mountinfo``, is not a cgroup)."""
+    want, name = (CGROUP2_SUPER_MAGIC, "cgroup2") if v2 else (CGROUP_SUPER_MAGIC, "cgroup")
+    try:
+        got = fs_type(path)
+    except OSError as e:
+        code = e.errno or errno.EIO
+        raise KernelError(code, f"cannot statfs {path}: {os.strerror(code)}") from e
+    if got != want:
+        raise ConfigError(
+            field, os.fspath(spec), f"must be a cgroup: {path} is not on a {name} file system (statfs f_type {got:#x})"
+        )
 
 
 # --------------------------------------------------------------------------------------------- a test cgroup

@@ -118,3 +118,24 @@ def test_the_systemd_unit_runs_serve_with_options_it_accepts() -> None:
     known = {opt for p in params for opt in p.opts}
     assert {a for a in argv[3:] if a.startswith("--")} <= known
     assert lines["RuntimeDirectory"] == "memsched" and "/run/memsched/pressure.sock" in argv
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute"])
+def test_watch_refuses_a_cgroup_outside_the_hierarchies(
+    how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--cgroup with '..' out of the hierarchy, or a plain directory holding the files of a memcg, is exit 2
+    before any registration: the fake cgroup.event_control stays empty (review 2, item 2)."""
+    from memsched.live.cgroups import cgroup_mounts
+
+    if cgroup_mounts().v1_memory is None and cgroup_mounts().v2 is None:
+        pytest.skip("no cgroup hierarchy is mounted")
+    fake = tmp_path / "fakecg"
+    fake.mkdir()
+    for name in ("memory.pressure_level", "cgroup.event_control", "cgroup.procs"):
+        (fake / name).write_text("")
+    spec = "../" * 40 + fake.as_posix().lstrip("/") if how == "relative" else str(fake)
+    assert main(["pressure", "watch", "--backend", "memcg-v1", "--cgroup", spec, "--duration", "1s"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "'--cgroup' must be a cgroup inside a mounted" in err, err
+    assert (fake / "cgroup.event_control").read_text() == ""

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from helpers.live_fixtures import fake_getattr, tree
+from memsched.errors import ConfigError
 from memsched.live.capabilities import capabilities, psi_privileged
-from memsched.live.cgroups import cgroup_mounts, own_cgroups, resolve_cgroup_dir
+from memsched.live.cgroups import CgroupMounts, cgroup_mounts, own_cgroups, resolve_cgroup_dir
+from memsched.live.roots import LiveRoots
 
 V1 = tree("pressure-v1-6.18")
 V2 = tree("cgroup2-user-6.12")
@@ -30,13 +34,20 @@ def test_own_cgroups_resolve_to_directories() -> None:
     assert own2.v2_path == "/user.slice/user-1000.slice/app.scope" and own2.v1_memory is None
 
 
-def test_resolve_cgroup_dir_takes_directories_as_is_and_paths_inside_the_hierarchy(tmp_path: Path) -> None:
-    """An existing cgroup directory is used as is; '/a' and 'a' are the same child of the hierarchy."""
-    (tmp_path / "cg").mkdir()
-    (tmp_path / "cg" / "cgroup.procs").write_text("")
-    assert resolve_cgroup_dir(tmp_path / "cg", Path("/h")) == tmp_path / "cg"
-    assert resolve_cgroup_dir("/app/x", Path("/h")) == Path("/h/app/x") == resolve_cgroup_dir("app/x", Path("/h"))
-    assert resolve_cgroup_dir("/", Path("/h")) == Path("/h")
+def test_resolve_cgroup_dir_takes_directories_in_the_mount_and_paths_inside_the_hierarchy(tmp_path: Path) -> None:
+    """An existing cgroup directory under the mount is used; '/a' and 'a' are the same child of the hierarchy;
+    a directory in no cgroup mount is not a cgroup, whatever files it holds."""
+    h = tmp_path / "h"
+    (h / "cg").mkdir(parents=True)
+    (h / "cg" / "cgroup.procs").write_text("")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "cgroup.procs").write_text("")
+    mounts = CgroupMounts(v2=h, v1_memory=None, all=(h,))  # a fixture's mount: no statfs
+    assert resolve_cgroup_dir(h / "cg", h, mounts) == h / "cg"
+    assert resolve_cgroup_dir("/app/x", h, mounts) == h / "app" / "x" == resolve_cgroup_dir("app/x", h, mounts)
+    assert resolve_cgroup_dir("/", h, mounts) == h
+    with pytest.raises(ConfigError, match="must be a cgroup inside a mounted cgroup hierarchy"):
+        resolve_cgroup_dir(tmp_path / "plain", h, mounts)
 
 
 def _caps(roots: object) -> dict[str, tuple[bool, str]]:
@@ -74,3 +85,12 @@ def test_capabilities_on_an_old_kernel_say_why_not() -> None:
     assert not c["psi_cgroup"][0]
     assert not c["reclaim_counters"][0] and "pgscan_anon" in c["reclaim_counters"][1]
     assert c["memcg_v1_pressure_level"][0]
+
+
+def test_own_cgroup_paths_that_leave_the_mount_are_not_joined(tmp_path: Path) -> None:
+    """A fixture's /proc/self/cgroup with '..' does not make the caller's cgroup a directory outside the mount."""
+    (tmp_path / "proc" / "self").mkdir(parents=True)
+    (tmp_path / "proc" / "self" / "mountinfo").write_text("41 31 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+    (tmp_path / "proc" / "self" / "cgroup").write_text("0::/../../../etc\n")
+    own = own_cgroups(LiveRoots(proc_root=tmp_path / "proc", sys_root=tmp_path / "sys"))
+    assert own.v2 is None and own.v2_path is None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memsched.errors import ConfigError, KernelError
-from memsched.live.cgroups import cgroup_mounts, resolve_cgroup_dir
+from memsched.live.cgroups import cgroup_mounts, resolve_cgroup_dir, resolve_inside
 from memsched.live.procfs import parse_proc_cgroup, parse_task_stat
 from memsched.live.roots import LiveRoots
 
@@ -103,10 +103,11 @@ class Subtree:
         return cgroup_path == self.path or cgroup_path.startswith(root + "/") or root == ""
 
     def dir_of(self, cgroup_path: str) -> Path | None:
+        """The directory of ``cgroup_path`` when it is in the subtree once resolved (``/app/../x`` is not)."""
         if not self.contains(cgroup_path):
             return None
         rel = cgroup_path[len(self.path.rstrip("/")):].strip("/")
-        return self.directory / rel if rel else self.directory
+        return resolve_inside(self.directory / rel if rel else self.directory, self.directory)
 
     def untouchable(self, pid: int, protect: Protect) -> str | None:
         """Why ``pid`` must never be signalled, or None."""
@@ -127,25 +128,30 @@ class Subtree:
         return None
 
 
-def open_subtree(spec: str, roots: LiveRoots | None = None) -> Subtree:
-    """Resolve ``--cgroup`` (a directory, or a path inside the v1 memory hierarchy, else the v2 one)."""
+def open_subtree(spec: str, roots: LiveRoots | None = None, *, field: str = "cgroup") -> Subtree:
+    """Resolve ``--cgroup`` (a directory, or a path inside the v1 memory hierarchy, else the v2 one) with
+    :func:`~memsched.live.cgroups.resolve_cgroup_dir`, the one check that it stays inside a mounted
+    hierarchy; ``field`` names the option or argument in the :class:`~memsched.errors.ConfigError`."""
     roots = roots or LiveRoots()
     mounts = cgroup_mounts(roots)
-    hierarchy = mounts.v1_memory or mounts.v2
-    if hierarchy is None:
+    hierarchies = [h for h in (mounts.v1_memory, mounts.v2) if h is not None]
+    if not hierarchies:
         raise KernelError(errno.ENOENT, "no cgroup hierarchy with the memory controller is mounted")
-    d = resolve_cgroup_dir(spec, hierarchy)
+    found: tuple[Path, Path] | None = None
+    for base in hierarchies:
+        with contextlib.suppress(KernelError):  # a directory of the other hierarchy
+            found = (base, resolve_cgroup_dir(spec, base, mounts, field=field))
+            break
+    if found is None:
+        raise ConfigError(field, spec, "is not inside the v1 memory or the v2 hierarchy")
+    base, d = found
     if not (d / "cgroup.procs").exists():
-        raise ConfigError("cgroup", spec, f"is not a cgroup ({d}/cgroup.procs does not exist)")
-    v1 = mounts.v1_memory is not None and d.is_relative_to(mounts.v1_memory)
-    base = mounts.v1_memory if v1 else mounts.v2
-    assert base is not None
-    if not v1 and (mounts.v2 is None or not d.is_relative_to(mounts.v2)):
-        raise ConfigError("cgroup", spec, "is not inside the v1 memory or the v2 hierarchy")
-    rel = d.relative_to(base)
+        raise ConfigError(field, spec, f"is not a cgroup ({d}/cgroup.procs does not exist)")
+    v1 = base == mounts.v1_memory
+    rel = d.relative_to(base)  # resolved inside base by resolve_cgroup_dir, not a lexical prefix
     path = "/" + rel.as_posix() if rel.parts else "/"
     if path == "/":
-        raise ConfigError("cgroup", spec, "is the root cgroup: name a subtree to act in")
+        raise ConfigError(field, spec, "is the root cgroup: name a subtree to act in")
     twin = None
     if v1 and mounts.v2 is not None and (mounts.v2 / rel / "memory.pressure").exists():
         twin = mounts.v2 / rel

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from memsched.errors import ConfigError, KernelError, UnknownNameError, UnsupportedError
 from memsched.live.capabilities import Capability
+from memsched.live.cgroups import check_cgroup_inside
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.daemon_client import check as daemon_check
 from memsched.live.pressure.daemon_client import open_source as daemon_open
@@ -94,9 +95,12 @@ def _order(ctx: BackendContext) -> tuple[str, ...]:
 
 
 def open_backend(name: str, ctx: BackendContext) -> tuple[PressureSource, BackendChoice]:
-    """Open the named backend (or the ``auto`` choice); :class:`UnsupportedError` says why none could."""
+    """Open the named backend (or the ``auto`` choice); :class:`UnsupportedError` says why none could. A
+    cgroup outside the mounted hierarchies is :class:`ConfigError` first, whichever backend would look."""
     if name != "auto" and name not in _OPEN:
         raise UnknownNameError("backend", name, ("auto", *BACKENDS))
+    if ctx.cgroup is not None:
+        check_cgroup_inside(ctx.cgroup, ctx.mounts)
     if name != "auto":
         cap = check_backend(name, ctx)
         if not cap.available:
