@@ -8,14 +8,17 @@ A block of generated text in a Markdown file sits between::
 
 ``python tools/docs_figures.py`` reruns what each block quotes and rewrites the blocks in place;
 ``--check`` rewrites nothing and exits 1 naming each block whose text differs from a fresh run (CI runs it
-through ``tests/docs/test_docs_figures.py``). Every figure comes from the JSON document the quoted command
-prints (the same runs, in process, through ``memsched.workloads.runner``).
+through ``tests/docs/test_docs_figures.py``); ``--block NAME`` (repeatable) limits either to those blocks.
+Every figure comes from the JSON document the quoted command prints: the pressure scenarios' runs in process,
+through ``memsched.workloads.runner``; ``memsched pressure act-sim -j 2 --json`` as a command (a few minutes).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -92,10 +95,28 @@ def pressure_memcg() -> str:
     return "\n".join(rows) + "\n"
 
 
+def act_sim_table(runs: list[dict[str, Any]]) -> str:
+    """The act-sim runs as the terminal table's rows (``memsched.report.act``), one Markdown row per run."""
+    from memsched.report.act import COLUMNS, act_rows
+
+    heads = ["scenario", *(c.head for c in COLUMNS)]
+    rows = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    rows += ["| " + " | ".join([scenario, *cells]) + " |" for scenario, cells in act_rows(runs)]
+    return "\n".join(rows) + "\n"
+
+
+def act_sim() -> str:
+    """``memsched pressure act-sim -j 2 --json`` (seed 0, every built-in scenario with its policies)."""
+    cmd = [sys.executable, "-m", "memsched", "pressure", "act-sim", "-j", "2", "--json"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return act_sim_table(json.loads(out)["runs"])
+
+
 #: Block name -> the function that renders it from fresh runs.
 BLOCKS: dict[str, Callable[[], str]] = {
     "pressure-default": pressure_default,
     "pressure-memcg": pressure_memcg,
+    "act-sim": act_sim,
 }
 
 
@@ -107,11 +128,14 @@ def blocks_in(text: str) -> list[str]:
     return [m.group("name") for m in BLOCK.finditer(text)]
 
 
-def regenerate(text: str, rendered: dict[str, str]) -> str:
-    """``text`` with every known block's body replaced by its rendering."""
+def regenerate(text: str, rendered: dict[str, str], only: set[str] | None = None) -> str:
+    """``text`` with every known block's body (each block named in ``only``, if given) replaced by its
+    rendering."""
 
     def sub(m: re.Match[str]) -> str:
         name = m.group("name")
+        if only is not None and name not in only:
+            return m.group(0)
         if name not in rendered:
             raise KeyError(f"unknown figures block {name!r} (known: {', '.join(BLOCKS)})")
         return m.group(1) + rendered[name] + m.group(4)
@@ -122,13 +146,16 @@ def regenerate(text: str, rendered: dict[str, str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="rewrite nothing; exit 1 if a block differs")
+    ap.add_argument("--block", action="append", choices=sorted(BLOCKS), help="only this block (repeatable)")
     args = ap.parse_args(argv)
     files = {p: p.read_text() for p in doc_files()}
     wanted = {name for text in files.values() for name in blocks_in(text)}
+    if args.block:
+        wanted &= set(args.block)
     rendered = {name: BLOCKS[name]() for name in sorted(wanted) if name in BLOCKS}
     stale = []
     for path, text in files.items():
-        new = regenerate(text, rendered)
+        new = regenerate(text, rendered, only=wanted)
         if new != text:
             stale.append(path.relative_to(ROOT))
             if not args.check:

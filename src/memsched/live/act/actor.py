@@ -9,7 +9,14 @@
 - ``KillCgroup``: the cgroup must be the subtree's root or below it and hold no untouchable process (the whole
   kill is refused otherwise); every process in it and its descendants gets the signal, each through a pidfd.
 - ``Shed``: the service's registered callback is called with the bytes asked for (``memsched.live.act``'s
-  Python API); its return value (bytes freed) is logged.
+  Python API). It returns the bytes it freed, or None when it cannot tell: both are ``applied`` (the message
+  says ``freed N bytes`` or ``freed an unknown number of bytes``); an exception, or any other return value
+  (a negative number, NaN, a string), is ``failed`` with the reason.
+
+A service's ``sheddable()`` is called at every sample. An exception from it, or a value that is not a number of
+bytes (an int or a finite float, 0..SIZE_MAX), leaves that service out of this sample's view (a policy sheds
+nothing from it) and is recorded in :attr:`LiveActor.sample_errors` and logged (one warning when the service
+starts failing, an info line when it works again); sampling goes on.
 
 ``dry_run``: nothing is signalled or called; the result is ``dry-run``. Every action, applied or not, is one
 JSON line in the log with the policy's evidence, the result and the pids signalled. ``close()`` (also on
@@ -18,13 +25,19 @@ JSON line in the log with the policy's evidence, the result and the pids signall
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
+import logging
+import math
+import numbers
+import operator
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from memsched.errors import KernelError
@@ -33,11 +46,45 @@ from memsched.live.act.view import build_view
 from memsched.policies.act.actions import Action, ActionResult, KillCgroup, KillProcess, Shed
 from memsched.policies.act.base import ActPolicy
 from memsched.policies.act.views import MemoryView, ServiceView
-from memsched.units import NSEC_PER_MSEC, NSEC_PER_SEC
+from memsched.units import NSEC_PER_MSEC, NSEC_PER_SEC, SIZE_MAX
 
-__all__ = ["LiveActor", "ShedCallback"]
+__all__ = ["LiveActor", "SampleError", "ShedCallback", "byte_count"]
 
-ShedCallback = Callable[[int, str], int]
+log = logging.getLogger(__name__)
+
+#: ``shed(bytes_asked, level) -> bytes freed``, or None when the service cannot tell how much it freed.
+ShedCallback = Callable[[int, str], int | None]
+
+#: The last sheddable() failures kept in :attr:`LiveActor.sample_errors` (a service failing at every 100 ms
+#: sample for a day would otherwise grow the list without bound); :attr:`LiveActor.sample_error_count` counts all.
+MAX_SAMPLE_ERRORS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SampleError:
+    """A registered service's ``sheddable()`` raised or returned something that is not a number of bytes."""
+
+    monotonic_ns: int
+    service: str
+    message: str
+
+
+def byte_count(value: object) -> int:
+    """``value`` as a number of bytes: an int, or a finite float (truncated), in 0..SIZE_MAX.
+
+    Raises ``ValueError`` naming what was wrong (a bool, NaN, a negative or huge number, a non-number).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"returned {value!r}, not a number of bytes")
+    if isinstance(value, numbers.Integral):
+        n = operator.index(value)
+    elif math.isfinite(f := float(value)):
+        n = int(f)
+    else:
+        raise ValueError(f"returned {value!r}, not a finite number of bytes")
+    if not 0 <= n <= SIZE_MAX:
+        raise ValueError(f"returned {value!r}, outside 0..{SIZE_MAX} bytes")
+    return n
 
 _KIND = {KillProcess: "kill-process", KillCgroup: "kill-cgroup", Shed: "shed"}
 
@@ -96,14 +143,59 @@ class LiveActor:
         self.kills = kills
         self.results: list[ActionResult] = []
         self.samples = 0
+        #: The last MAX_SAMPLE_ERRORS failures of a service's sheddable(); sample_error_count counts every one.
+        self.sample_errors: collections.deque[SampleError] = collections.deque(maxlen=MAX_SAMPLE_ERRORS)
+        self.sample_error_count = 0
+        self._failing: set[str] = set()
         self._vmp = _Vmpressure(subtree)
         self._lock = threading.Lock()
+        self._services_lock = threading.Lock()
+
+    def add_service(self, name: str, cgroup: str, sheddable: Callable[[], int], shed: ShedCallback) -> None:
+        """Register a service (also while :meth:`run` goes on in another thread)."""
+        with self._services_lock:
+            self.services[name] = (cgroup, sheddable, shed)
+
+    def reopen(self) -> None:
+        """After :meth:`close`: open the vmpressure registration again (a service started a second time)."""
+        if self._vmp.source is None:
+            self._vmp = _Vmpressure(self.subtree)
 
     # -- one pass ----------------------------------------------------------------------------------------
     def sample(self) -> MemoryView:
         now = time.monotonic_ns()
-        services = tuple(ServiceView(n, cg, max(0, int(size()))) for n, (cg, size, _) in sorted(self.services.items()))
-        return build_view(self.subtree, self.protect, now, vmpressure=self._vmp.level(now), services=services)
+        return build_view(self.subtree, self.protect, now, vmpressure=self._vmp.level(now),
+                          services=self._service_views(now))
+
+    def _service_views(self, now_ns: int) -> tuple[ServiceView, ...]:
+        """Each service's ``sheddable()`` now; a service whose call fails is left out of this sample."""
+        with self._services_lock:
+            services = sorted(self.services.items())
+        views = []
+        for name, (cgroup, size, _) in services:
+            try:
+                value = size()
+            except Exception as e:
+                self._sample_failed(SampleError(now_ns, name, f"{name}: sheddable() raised {type(e).__name__}: {e}"))
+                continue
+            try:
+                views.append(ServiceView(name, cgroup, byte_count(value)))
+            except ValueError as e:
+                self._sample_failed(SampleError(now_ns, name, f"{name}: sheddable() {e}"))
+                continue
+            if name in self._failing:
+                self._failing.discard(name)
+                log.info("%s: sheddable() works again", name)
+        return tuple(views)
+
+    def _sample_failed(self, error: SampleError) -> None:
+        self.sample_errors.append(error)
+        self.sample_error_count += 1
+        if error.service not in self._failing:  # once per run of failures: a failing service must not flood
+            self._failing.add(error.service)
+            log.warning("%s; left out of the samples until it works again", error.message)
+        else:
+            log.debug("%s", error.message)
 
     def step(self) -> tuple[MemoryView, list[ActionResult]]:
         view = self.sample()
@@ -190,9 +282,16 @@ class LiveActor:
         if self.dry_run:
             return ActionResult(a, "dry-run", f"would ask {a.service} to shed {a.bytes} bytes")
         try:
-            freed = int(entry[2](a.bytes, a.level))
+            returned = entry[2](a.bytes, a.level)
         except Exception as e:
             return ActionResult(a, "failed", f"the shed callback of {a.service} raised {type(e).__name__}: {e}")
+        if returned is None:  # the service shed but cannot tell how much (a cache's clear() returns None)
+            return ActionResult(a, "applied", "freed an unknown number of bytes")
+        try:
+            freed = byte_count(returned)
+        except ValueError as e:
+            return ActionResult(a, "failed", f"the shed callback of {a.service} {e} (must be the bytes freed, "
+                                             "an int >= 0, or None)")
         return ActionResult(a, "applied", f"freed {freed} bytes")
 
     def _log(self, a: Action, r: ActionResult, view: MemoryView) -> None:
