@@ -10,7 +10,8 @@ time. A section with nothing to show is left out (:func:`memsched.report.page.pa
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 
@@ -130,6 +131,16 @@ def _workload_charts(records: Sequence[RunRecord]) -> str:
     return "\n".join(out)
 
 
+def node_memory_axis(timeline: Mapping[str, Any]) -> tuple[float, str]:
+    """How the memory-per-node chart shows a timeline's ``node_pages``: (factor, axis label). GiB where the record
+    says how long its pages are (``page_bytes``: 2 MiB with THP, a run of 4 KiB pages without), else the model's
+    pages, so that records from before ``page_bytes`` still draw."""
+    page_bytes = timeline.get("page_bytes")
+    if isinstance(page_bytes, int) and page_bytes > 0:
+        return page_bytes / 2**30, "GiB on node"
+    return 1.0, "pages on node (model units)"
+
+
 def _timeline_charts(rec: RunRecord) -> str:
     tl = rec["timeline"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3))
@@ -140,13 +151,14 @@ def _timeline_charts(rec: RunRecord) -> str:
     a1.set_xlabel("simulated s")
     a1.set_ylabel("local access fraction")
     pages = tl["node_pages"]
+    scale, ylabel = node_memory_axis(tl)
     if pages:
         nodes = len(pages[0])
         for n in range(nodes):
-            a2.plot(tl["t_s"], [p[n] for p in pages], label=f"node {n}", color=node_colour(n, nodes))
+            a2.plot(tl["t_s"], [p[n] * scale for p in pages], label=f"node {n}", color=node_colour(n, nodes))
         a2.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     a2.set_xlabel("simulated s")
-    a2.set_ylabel("pages on node")
+    a2.set_ylabel(ylabel)
     title = f"{rec.workload} — {rec.label}"
     fig.suptitle(title)
     return svg_img(fig, title)

@@ -339,12 +339,14 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 6)
 
 
-def _timeline(machine: FluidMachine) -> dict[str, list[Any]]:
+def _timeline(machine: FluidMachine) -> dict[str, Any]:
     tl = machine.timeline.samples
     return {
         "t_s": [_r(s["t_s"]) for s in tl],
         "local_fraction": [_r(s["local_fraction"]) for s in tl],
+        # in the model's page units: a 2 MiB huge page, or a run of 4 KiB pages without THP (--no-thp)
         "node_pages": [s["node_pages"] for s in tl],
+        "page_bytes": machine.page_size,
         "node_tasks": [s["node_tasks"] for s in tl],
         **({"workload": [s.get("workload") for s in tl]} if any("workload" in s for s in tl) else {}),
     }
