@@ -74,7 +74,11 @@ def test_act_sim_figures_match_a_fresh_run() -> None:
 
     tool = _tool()
     cmd = [sys.executable, "-m", "memsched", "pressure", "act-sim", "burst", "-j", "2", "--json"]
-    runs = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["runs"]
+    doc = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    runs = doc["runs"]
+    from memsched.record import MODEL_VERSION  # (the JSON says which model made it, as every run record does)
+
+    assert doc["model_version"] == MODEL_VERSION and {r["model_version"] for r in runs} == {MODEL_VERSION}
     fresh = [line for line in tool.act_sim_table(runs).splitlines() if line.startswith("| burst |")]
     text = (Path(__file__).resolve().parents[2] / "docs" / "act.md").read_text()
     documented = [line for line in text.splitlines() if line.startswith("| burst |")]

@@ -85,8 +85,11 @@ def _act_sim_one(args: tuple[str, str, int]) -> dict[str, object]:
     from memsched.workloads.act import load_act_scenario, run_policy
 
     ref, policy, seed = args
+    from memsched.record import MODEL_VERSION
+
     fig = run_policy(load_act_scenario(ref), policy, seed=seed)
     fig.pop("timeline", None)
+    fig["model_version"] = MODEL_VERSION  # which model made the figures, as every run record says
     return fig
 
 
@@ -145,6 +148,8 @@ def act_sim(
     if report is not None:
         write_atomic(report, act_html(runs))
     if json_out:
-        emit_json({"seed": seed, "runs": runs})
+        from memsched.record import MODEL_VERSION
+
+        emit_json({"seed": seed, "model_version": MODEL_VERSION, "runs": runs})
     else:
         out_console.print(act_table(runs))
