@@ -39,6 +39,7 @@ __all__ = [
     "parse_duration",
     "parse_size",
     "s",
+    "unit_of_key",
     "us",
 ]
 
@@ -218,3 +219,25 @@ def format_bytes(value: int | float) -> str:
         if abs(v) >= scale:
             return f"{v / scale:.2f} {unit}"
     return f"{v:.0f} B"
+
+
+#: The unit a knob's name ends with (the kernel's own naming: ``scan_delay_ms``, ``dl_runtime_us``).
+_KEY_UNITS = (
+    ("_ns", "ns"),
+    ("_us", "µs"),
+    ("_ms", "ms"),
+    ("_s", "s"),
+    ("_mb", "MiB"),
+    ("_kb", "KiB"),
+    ("_gb", "GiB"),
+    ("_bytes", "bytes"),
+    ("_pages", "pages"),
+    ("_pct", "%"),
+    ("_percent", "%"),
+    ("_hz", "Hz"),
+)
+
+
+def unit_of_key(name: str) -> str:
+    """The unit a setting's name says it is in (``scan_size_mb`` -> ``MiB``), or ``""``."""
+    return next((unit for suffix, unit in _KEY_UNITS if name.endswith(suffix)), "")

@@ -34,21 +34,6 @@ class _Table(Protocol):
 class _VersionedTable(_Table, Protocol):
     def specs(self) -> Sequence[Any]: ...
 
-#: The unit a knob's name ends with (the kernel's own naming: ``scan_delay_ms``, ``dl_runtime_us``).
-_UNITS = (
-    ("_ns", "ns"),
-    ("_us", "µs"),
-    ("_ms", "ms"),
-    ("_s", "s"),
-    ("_mb", "MiB"),
-    ("_kb", "KiB"),
-    ("_gb", "GiB"),
-    ("_bytes", "bytes"),
-    ("_pages", "pages"),
-    ("_pct", "%"),
-    ("_percent", "%"),
-    ("_hz", "Hz"),
-)
 
 
 def owners(policy: str | None, workload: str | None, scenario: str | None) -> list[tuple[str, type]]:
@@ -104,7 +89,9 @@ def select_owners(
 
 
 def _unit(name: str) -> str:
-    return next((unit for suffix, unit in _UNITS if name.endswith(suffix)), "")
+    from memsched.units import unit_of_key
+
+    return unit_of_key(name)
 
 
 def _range(meta: Mapping[str, Any], kind: str) -> str:

@@ -19,6 +19,9 @@ from memsched.record import RunRecord
 from memsched.report.fit import Column, FitTable
 from memsched.report.page import LEVEL_COLOURS, page, series_colour, svg_img
 
+#: The events strip's bands, bottom to top.
+_LEVEL_ORDER = tuple(LEVEL_COLOURS)
+
 __all__ = ["pressure_chart", "pressure_report", "pressure_table"]
 
 #: The designs in a fixed order, so that each keeps its colour in every chart and report.
@@ -91,7 +94,7 @@ def pressure_chart(rec: RunRecord) -> Any:
     for key, label, colour, style in _MEMORY_LINES:
         a1.plot(t, tl[key], label=label, color=colour, linestyle=style)
     a1.set_ylabel("MiB")
-    a1.legend(fontsize="small", loc="upper right", ncols=2)
+    a1.legend(fontsize="small", loc="best", ncols=2)  # (where it covers the fewest points: not over a peak)
     for key, flavour, label, marker in (
         ("index_mainline", "mainline", "mainline index (root)", "o"),
         ("index_rfc2012", "rfc2012", "rfc2012 index", "x"),
@@ -113,13 +116,16 @@ def pressure_chart(rec: RunRecord) -> Any:
         a2.legend(fontsize="small", loc="upper left", markerscale=2)
     else:
         a2.text(0.5, 0.5, "no reclaim window computed, no PSI sample", transform=a2.transAxes, ha="center")
-    for level, times in rec["event_times_s"].items():
-        for x in times:
-            a3.axvline(x, color=LEVEL_COLOURS[level], linewidth=1.0)
+    # one band per level, so that events of two levels 10 ms apart are both seen (they share a pixel column)
+    bands = [level for level in _LEVEL_ORDER if level in rec["event_times_s"]]
+    for i, level in enumerate(bands):
+        times = rec["event_times_s"][level]
+        if times:
+            a3.vlines(times, i / len(bands) + 0.03, (i + 1) / len(bands) - 0.03, color=LEVEL_COLOURS[level], lw=1.0)
     for v in rec["oom_victims"]:
         a3.plot([v["t_s"]], [0.5], marker="x", color="black", markersize=10)
         a3.annotate(v["victim"], (v["t_s"], 0.55), fontsize="small")
-    a3.set_yticks([])
+    a3.set_yticks([(i + 0.5) / len(bands) for i in range(len(bands))], bands, fontsize="small")
     a3.set_ylim(0, 1)
     a3.set_xlabel("simulated s")
     a3.set_ylabel("events")

@@ -36,6 +36,7 @@ import numpy as np
 
 from memsched.errors import MemschedError
 from memsched.report.page import svg_img
+from memsched.units import unit_of_key
 from memsched.workloads import base as workloads
 
 if TYPE_CHECKING:
@@ -121,12 +122,22 @@ def _knob_charts(runs: pd.DataFrame, knobs: Sequence[str]) -> str:
         if _log_axis(rows[knob]):
             ax.set_xscale("log")
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set_title(f"speed-up against {knob}")
-        ax.set_xlabel(knob)
+        ax.set_title(f"speed-up against {knob_label(knob)}")
+        ax.set_xlabel(knob_label(knob))
         ax.set_ylabel("speed-up (median, min-max over seeds)")
         ax.legend(fontsize="small")
         out.append(_img(fig, f"speed-up against {knob}"))
     return "\n".join(out) or "<p>(no swept knob with speed-ups)</p>"
+
+
+def knob_label(column: str) -> str:
+    """A swept column as the chart names it: a ``--set`` knob (``set_scan_size_mb``) by its key and the unit its
+    name says (``scan_size_mb (MiB, --set)``, as ``memsched list settings`` gives it), other columns as they are."""
+    if not column.startswith("set_"):
+        return column
+    key = column.removeprefix("set_")
+    unit = unit_of_key(key)
+    return f"{key} ({unit}, --set)" if unit else f"{key} (--set)"
 
 
 def _log_axis(values: pd.Series) -> bool:
@@ -153,8 +164,8 @@ def _heatmaps(runs: pd.DataFrame, knobs: Sequence[str]) -> str:
             for (i, j), v in np.ndenumerate(cells.to_numpy(dtype=float)):
                 if not math.isnan(v):
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w", fontsize=8)
-            ax.set_xlabel(a)
-            ax.set_ylabel(b)
+            ax.set_xlabel(knob_label(a))
+            ax.set_ylabel(knob_label(b))
             ax.set_title(f"{policy}: median speed-up")
             fig.colorbar(im, ax=ax)
             out.append(_img(fig, f"{policy}: {a} x {b}"))

@@ -89,3 +89,22 @@ def test_pressure_report_parses() -> None:
     assert report.problems == []
     assert report.headings() == ["Summary", "Over time, per design"]
     assert report.charts == ["design rfc2012", "design psi"]
+
+
+def test_pressure_events_of_two_levels_10_ms_apart_are_both_drawn() -> None:
+    """Review 2: a medium at 11.81 s and a critical at 11.82 s shared a pixel column, so one of the three event
+    lines was hidden; each level now has its own band of the events strip, labelled."""
+    from matplotlib.collections import LineCollection
+
+    rec = _pressure_record("mainline", index=True, psi=False)
+    rec["event_times_s"].update(medium=[1.0, 1.81], critical=[1.82])
+    strip = pressure_chart(rec).axes[2]
+    bands = {}
+    for coll in strip.collections:
+        if isinstance(coll, LineCollection):
+            for seg in coll.get_segments():
+                bands.setdefault((round(seg[0][1], 2), round(seg[1][1], 2)), []).append(seg[0][0])
+    assert sorted(bands.values()) == [[1.0, 1.81], [1.82]]
+    (_, hi_medium), (lo_critical, _) = sorted(bands)
+    assert hi_medium <= lo_critical  # the critical band sits above the medium band: no overlap
+    assert [t.get_text() for t in strip.get_yticklabels()] == ["low", "medium", "critical"]

@@ -63,3 +63,13 @@ def test_report_has_every_section(frame: pd.DataFrame) -> None:
                     "Which knobs matter", "Failed cells"):  # fmt: skip
         assert heading in page
     assert page.count("<img") >= 2
+
+
+def test_swept_knobs_are_labelled_by_key_and_unit() -> None:
+    """The chart says what a user typed and its unit, not the results table's column name (review 2)."""
+    from memsched.report.sweep import knob_label
+
+    assert knob_label("set_scan_size_mb") == "scan_size_mb (MiB, --set)"
+    assert knob_label("set_imbalance_pct") == "imbalance_pct (%, --set)"
+    assert knob_label("set_mof") == "mof (--set)"
+    assert knob_label("topology") == "topology"
