@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import select
 import selectors
+import signal
 import threading
+import time
 
 import pytest
 
 from memsched.errors import KernelError
-from memsched.pressure import VmpressureFile, WatcherList
+from memsched.pressure import FileClosedError, VmpressureFile, WatcherList
 from memsched.uapi.pressure import VmpressureConfig, VmpressureEvent, VmpressureLevel
 
 LOW, MEDIUM, OOM = VmpressureLevel.LOW, VmpressureLevel.MEDIUM, VmpressureLevel.OOM
@@ -230,3 +233,86 @@ def test_end_is_seen_by_the_async_reader() -> None:
 
     with VmpressureFile() as f:
         asyncio.run(main(f))
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _blocked_reader(f: VmpressureFile, caught: list[BaseException]) -> threading.Thread:
+    """A thread blocked in ``f.read_event()`` with no timeout, recording what it raises."""
+    started = threading.Event()
+
+    def reader() -> None:
+        started.set()
+        try:
+            f.read_event()
+        except BaseException as e:
+            caught.append(e)
+
+    t = threading.Thread(target=reader, name="test-reader", daemon=True)
+    t.start()
+    started.wait(10)
+    time.sleep(0.2)  # into select(); a reader that had not got there would see the close all the same
+    return t
+
+
+def test_close_from_another_thread_wakes_every_blocked_reader() -> None:
+    """close() wakes readers blocked in read_event() in other threads: each raises FileClosedError (EBADF),
+    and the descriptor is closed once they have left, not leaked."""
+    before = _fds()
+    f = VmpressureFile()
+    caught: list[BaseException] = []
+    readers = [_blocked_reader(f, caught) for _ in range(2)]
+    f.close()
+    for t in readers:
+        t.join(timeout=10)
+        assert not t.is_alive(), "a reader stayed blocked after close()"
+    assert len(caught) == 2 and all(isinstance(e, FileClosedError) for e in caught)
+    assert {e.errno for e in caught if isinstance(e, OSError)} == {errno.EBADF}
+    assert "closed while a read waited" in str(caught[0])
+    assert _fds() <= before
+
+
+def test_close_from_a_signal_handler_wakes_the_reader_in_the_same_thread() -> None:
+    """A signal handler that closes the file while this thread waits in read_event(): the read raises
+    FileClosedError; the descriptor was not closed under the waiting select()."""
+    f = VmpressureFile()
+    old = signal.signal(signal.SIGALRM, lambda *_: f.close())
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(FileClosedError, match="closed while a read waited"):
+            f.read_event(timeout=30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert f.closed
+
+
+def test_close_from_another_task_wakes_the_async_reader() -> None:
+    """A task awaiting read_event_async() raises FileClosedError when another task closes the file."""
+
+    async def main(f: VmpressureFile) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, f.close)
+        with pytest.raises(FileClosedError):
+            await asyncio.wait_for(f.read_event_async(), 10)
+
+    before = _fds()
+    asyncio.run(main(VmpressureFile()))
+    assert _fds() <= before
+
+
+def test_close_from_another_thread_wakes_the_async_reader() -> None:
+    """A thread closing the file wakes an asyncio reader in the loop's thread."""
+
+    async def main(f: VmpressureFile) -> None:
+        closer = threading.Timer(0.1, f.close)
+        closer.start()
+        try:
+            with pytest.raises(FileClosedError):
+                await asyncio.wait_for(f.read_event_async(), 10)
+        finally:
+            closer.join(10)
+
+    asyncio.run(main(VmpressureFile()))

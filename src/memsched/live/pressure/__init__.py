@@ -15,7 +15,9 @@ Lifetime: closing the file (or leaving its ``with`` block) stops the monitor and
 holds, which also removes the kernel registrations (PSI triggers, memcg eventfds). A file that is simply
 dropped is cleaned up when it is garbage-collected, and whatever is still running at interpreter exit is
 stopped by an ``atexit`` hook. When the source disappears (the cgroup is removed, the daemon does not come
-back) reads raise :class:`~memsched.pressure.fd.SourceGoneError`.
+back) reads raise :class:`~memsched.pressure.fd.SourceGoneError`. Closing the file from another thread or task
+wakes its blocked readers: they raise :class:`~memsched.pressure.fd.FileClosedError`, and an ``async for`` over
+:func:`pressure_events` ends.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.options import PressureOptions, parse_level
 from memsched.live.pressure.source import Monitor, PressureRecord, PressureSource, stop_all_monitors
 from memsched.live.roots import LiveRoots
-from memsched.pressure.fd import SourceGoneError, VmpressureFile
+from memsched.pressure.fd import FileClosedError, SourceGoneError, VmpressureFile
 from memsched.uapi.pressure import VmpressureConfig, VmpressureEvent
 
 __all__ = [
     "AUTO_ORDER",
     "BACKENDS",
     "BackendChoice",
+    "FileClosedError",
     "PressureEvents",
     "PressureMonitor",
     "PressureOptions",
@@ -163,8 +166,9 @@ def vmpressure_fd(
 class PressureEvents:
     """``async for event in pressure_events(...)``; also an async context manager that closes on exit.
 
-    Iteration ends with :class:`StopAsyncIteration` once the file is closed and raises
-    :class:`~memsched.pressure.fd.SourceGoneError` when the source goes away."""
+    Iteration ends with :class:`StopAsyncIteration` once the file is closed (also when another task or thread
+    closes it while the iteration waits) and raises :class:`~memsched.pressure.fd.SourceGoneError` when the
+    source goes away."""
 
     def __init__(self, file: VmpressureFile) -> None:
         self.file = file
@@ -175,7 +179,10 @@ class PressureEvents:
     async def __anext__(self) -> VmpressureEvent:
         if self.file.closed:
             raise StopAsyncIteration
-        return await self.file.read_event_async()
+        try:
+            return await self.file.read_event_async()
+        except FileClosedError:
+            raise StopAsyncIteration from None
 
     async def __aenter__(self) -> PressureEvents:
         return self
