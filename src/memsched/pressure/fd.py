@@ -56,11 +56,18 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from memsched.errors import KernelError
+from memsched.config import LIMIT_INTERVAL_NS
+from memsched.errors import ConfigError, KernelError
 from memsched.fdobj import OwnedFd, new_eventfd
 from memsched.uapi.pressure import VMPRESSURE_EVENT_SIZE, VmpressureConfig, VmpressureEvent, VmpressureLevel
+from memsched.units import NSEC_PER_SEC
 
-__all__ = ["FileClosedError", "SourceGoneError", "VmpressureFile", "WatcherList"]
+__all__ = ["MAX_TIMEOUT_S", "FileClosedError", "SourceGoneError", "VmpressureFile", "WatcherList"]
+
+#: The longest finite ``timeout`` of :meth:`VmpressureFile.read_event`: one hour, the project's limit for a
+#: timeout (:data:`memsched.config.LIMIT_INTERVAL_NS`). ``timeout=None`` waits without a limit.
+MAX_TIMEOUT_S = LIMIT_INTERVAL_NS // NSEC_PER_SEC
+
 
 class SourceGoneError(KernelError):
     """The source of a live ``vmpressure_fd`` went away: no more events will come (end of stream)."""
@@ -74,6 +81,18 @@ class FileClosedError(KernelError):
 def _set_done(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def _check_timeout(timeout: object) -> float | None:
+    """``timeout`` in seconds as a float, or None (no limit); anything else is a :class:`ConfigError`."""
+    if timeout is None:
+        return None
+    # ``0 <= x <= max`` is False for NaN and refuses infinity; a bool is not a number of seconds.
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and 0 <= timeout <= MAX_TIMEOUT_S:
+        return float(timeout)
+    raise ConfigError(
+        "timeout", timeout, f"must be a number of seconds from 0 to {MAX_TIMEOUT_S}, or None to wait without a limit"
+    )
 
 
 class VmpressureFile(OwnedFd):
@@ -226,10 +245,13 @@ class VmpressureFile(OwnedFd):
             return self._consume_locked()
 
     def read_event(self, timeout: float | None = None) -> VmpressureEvent:
-        """Block until an event is pending, then read it; :class:`TimeoutError` after ``timeout`` seconds.
+        """Block until an event is pending, then read it.
 
-        A ``close()`` from another thread or a signal handler while this waits raises :class:`FileClosedError`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        ``timeout``: seconds, from 0 (only what is pending now) to :data:`MAX_TIMEOUT_S`, after which
+        :class:`TimeoutError` is raised; None waits without a limit. A ``close()`` from another thread or a
+        signal handler while this waits raises :class:`FileClosedError`."""
+        limit = _check_timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         with self._waiting():
             while True:
                 with self._lock:

@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from memsched.errors import KernelError
+from memsched.errors import ConfigError, KernelError
 from memsched.pressure import FileClosedError, VmpressureFile, WatcherList
+from memsched.pressure.fd import MAX_TIMEOUT_S
 from memsched.uapi.pressure import VmpressureConfig, VmpressureEvent, VmpressureLevel
 
 LOW, MEDIUM, OOM = VmpressureLevel.LOW, VmpressureLevel.MEDIUM, VmpressureLevel.OOM
@@ -316,3 +317,24 @@ def test_close_from_another_thread_wakes_the_async_reader() -> None:
             closer.join(10)
 
     asyncio.run(main(VmpressureFile()))
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1, -0.5, 1e300, MAX_TIMEOUT_S + 1, "1", True, [1]])
+def test_read_event_refuses_a_timeout_that_is_not_a_bounded_number(timeout: object) -> None:
+    """NaN (which spun at 100 % CPU), infinity, negative, too large and non-numbers are refused at the call,
+    naming 'timeout' and what is allowed; None is the way to wait without a limit."""
+    with VmpressureFile() as f:
+        f.deliver(MEDIUM)  # even with an event pending: the argument is checked first
+        with pytest.raises(ConfigError, match=r"'timeout' must be a number of seconds from 0 to 3600, or None"):
+            f.read_event(timeout=timeout)  # type: ignore[arg-type]
+        assert f.pending
+
+
+def test_read_event_timeout_bounds_are_accepted() -> None:
+    """timeout=0 only looks at what is pending; the largest timeout and None are accepted."""
+    with VmpressureFile() as f:
+        with pytest.raises(TimeoutError):
+            f.read_event(timeout=0)
+        for timeout in (0, MAX_TIMEOUT_S, None):
+            f.deliver(LOW)
+            assert f.read_event(timeout=timeout).level is LOW
