@@ -109,6 +109,10 @@ class VmpressureFile(OwnedFd):
         on_close: Callable[[VmpressureFile], None] | None = None,
         name: str = "[vmpressure]",
     ) -> None:
+        if config is not None and not isinstance(config, VmpressureConfig):
+            raise ConfigError(
+                "config", config, "must be a VmpressureConfig (e.g. VmpressureConfig(threshold='medium')) or None"
+            )
         self.config = config or VmpressureConfig()
         self.name = name
         # Reentrant: a signal handler that closes the file may run in a thread that holds the lock.

@@ -21,6 +21,7 @@ from memsched.errors import ConfigError, UnknownNameError, UnsupportedError
 from memsched.live import PressureOptions, pressure_events, vmpressure_fd
 from memsched.live.pressure import FileClosedError, SourceGoneError, open_monitor
 from memsched.live.pressure.fifo import FOLLOW_INTERVAL_NS, parse_tokens
+from memsched.live.roots import LiveRoots
 from memsched.pressure.fd import VmpressureFile
 from memsched.uapi.pressure import VmpressureConfig, VmpressureEvent, VmpressureLevel
 
@@ -272,3 +273,34 @@ def test_async_iteration_ends_when_another_task_closes_the_events(fifo: Path) ->
         m.join(10)
         assert not m.is_alive()
     assert _fds() <= before_fds
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "field", "allowed"),
+    [
+        (("medium",), {}, "config", "must be a VmpressureConfig"),
+        ((VmpressureLevel.MEDIUM,), {}, "config", "must be a VmpressureConfig"),
+        ((), {"options": "x"}, "options", "must be a PressureOptions or None"),
+        ((), {"cgroup": 123}, "cgroup", "must be a path"),
+        ((), {"cgroup": b"/app"}, "cgroup", "must be a path"),
+        ((), {"roots": "/"}, "roots", "must be a LiveRoots or None"),
+        ((), {"environ": ["A=1"]}, "environ", "must be a mapping"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_refused_at_the_call(
+    args: tuple[object, ...], kwargs: dict[str, object], field: str, allowed: str
+) -> None:
+    """A level where the config goes, a string for the options, a number for the cgroup...: a ConfigError
+    naming the argument, the value and what is allowed, before any backend is opened."""
+    with _quiet():
+        before_fds, before_threads = _fds(), _threads()
+        with pytest.raises(ConfigError, match=f"^'{field}' {allowed}") as exc:
+            vmpressure_fd(*args, **kwargs)  # type: ignore[arg-type]
+        assert exc.value.field == field
+        assert _fds() == before_fds and _threads() == before_threads
+
+
+def test_a_pathlike_cgroup_is_accepted(tmp_path: Path) -> None:
+    """cgroup takes os.PathLike as well as str (the type check refuses only what is not a path)."""
+    with pytest.raises(UnsupportedError):  # a path, but no cgroup: refused by the backends, not by the type check
+        vmpressure_fd(backend="memcg-v1", cgroup=tmp_path / "none", roots=LiveRoots(tmp_path, tmp_path))

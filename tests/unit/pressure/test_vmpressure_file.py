@@ -338,3 +338,10 @@ def test_read_event_timeout_bounds_are_accepted() -> None:
         for timeout in (0, MAX_TIMEOUT_S, None):
             f.deliver(LOW)
             assert f.read_event(timeout=timeout).level is LOW
+
+
+@pytest.mark.parametrize("config", ["medium", VmpressureLevel.OOM, 8])
+def test_a_config_that_is_not_a_vmpressure_config_is_refused(config: object) -> None:
+    """VmpressureFile(config) takes a VmpressureConfig or None; a level or a name is refused at once."""
+    with pytest.raises(ConfigError, match=r"^'config' must be a VmpressureConfig"):
+        VmpressureFile(config)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from memsched.errors import ConfigError
 from memsched.live.pressure.backends import AUTO_ORDER, BACKENDS, BackendChoice, open_backend
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.options import PressureOptions, parse_level
@@ -52,6 +53,28 @@ __all__ = [
     "stop_all_monitors",
     "vmpressure_fd",
 ]
+
+
+def _check_arguments(
+    config: object, cgroup: object, options: object, roots: object, environ: object
+) -> str | None:
+    """Refuse a wrong type at the call, naming the argument; returns ``cgroup`` as a str (or None)."""
+    if config is not None and not isinstance(config, VmpressureConfig):
+        raise ConfigError(
+            "config", config, "must be a VmpressureConfig (e.g. VmpressureConfig(threshold='medium')) or None"
+        )
+    if options is not None and not isinstance(options, PressureOptions):
+        raise ConfigError("options", options, "must be a PressureOptions or None")
+    if roots is not None and not isinstance(roots, LiveRoots):
+        raise ConfigError("roots", roots, "must be a LiveRoots or None")
+    if environ is not None and not isinstance(environ, Mapping):
+        raise ConfigError("environ", environ, "must be a mapping of str to str (like os.environ) or None")
+    if cgroup is None:
+        return None
+    path = os.fspath(cgroup) if isinstance(cgroup, str | os.PathLike) else None
+    if not isinstance(path, str):  # an int, or a bytes path
+        raise ConfigError("cgroup", cgroup, "must be a path (str or os.PathLike of str) or None")
+    return path
 
 
 class PressureMonitor:
@@ -100,9 +123,12 @@ def open_monitor(
 
     ``on_record`` sees every record (all levels, before the file's threshold and coalescing), on the monitor
     thread; an exception it raises ends the stream with that error."""
+    cgroup_path = _check_arguments(config, cgroup, options, roots, environ)
+    if on_record is not None and not callable(on_record):
+        raise ConfigError("on_record", on_record, "must be a callable taking a PressureRecord, or None")
     config = config or VmpressureConfig()
     ctx = BackendContext(
-        cgroup=None if cgroup is None else os.fspath(cgroup),
+        cgroup=cgroup_path,
         threshold=config.level,
         options=options or PressureOptions(),
         roots=roots or LiveRoots(),
@@ -157,8 +183,8 @@ def vmpressure_fd(
     map, memcg mode, sampling interval, FIFO path, socket). ``roots``/``environ`` are injectable for tests.
 
     Raises :class:`~memsched.errors.UnsupportedError` with the reasons when no backend can serve the request,
-    :class:`~memsched.errors.ConfigError` for bad settings, :class:`~memsched.errors.KernelError` when the
-    kernel refuses a registration.
+    :class:`~memsched.errors.ConfigError` for bad settings or an argument of the wrong type (naming it),
+    :class:`~memsched.errors.KernelError` when the kernel refuses a registration.
     """
     return open_monitor(config, backend=backend, cgroup=cgroup, options=options, roots=roots, environ=environ).file
 
