@@ -78,9 +78,10 @@ class FileClosedError(KernelError):
     asyncio task or signal handler while the call waited for an event."""
 
 
-def _set_done(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+def _wake_all(waiters: set[asyncio.Future[None]]) -> None:
+    for fut in waiters:
+        if not fut.done():
+            fut.set_result(None)
 
 
 def _check_timeout(timeout: object) -> float | None:
@@ -120,6 +121,8 @@ class VmpressureFile(OwnedFd):
         #: Calls that use the descriptor right now (readers blocked in a wait included). ``close()`` leaves
         #: closing the descriptor to the last of them, so none of them ever touches a closed, reused number.
         self._users = 0
+        #: The tasks waiting in :meth:`read_event_async`, per event loop.
+        self._async_waiters: dict[asyncio.AbstractEventLoop, set[asyncio.Future[None]]] = {}
         super().__init__(new_eventfd())
         self._pending = False
         self._current = 0
@@ -270,21 +273,31 @@ class VmpressureFile(OwnedFd):
 
     async def read_event_async(self) -> VmpressureEvent:
         """Wait in an asyncio loop (``add_reader`` on :meth:`fileno`), then read. A ``close()`` from another
-        task or thread while this waits raises :class:`FileClosedError`."""
+        task or thread while this waits raises :class:`FileClosedError`.
+
+        Several tasks may wait on one file in one loop: a loop has one reader callback per descriptor, so the
+        first waiter registers one that wakes them all, and the last one out removes it."""
         loop = asyncio.get_running_loop()
         with self._waiting():
             while True:
                 with self._lock:
                     event = self._ready_event_locked()
+                    if event is not None:
+                        return event
                     fd = self._fd
-                if event is not None:
-                    return event
-                ready: asyncio.Future[None] = loop.create_future()
-                loop.add_reader(fd, _set_done, ready)
+                    ready: asyncio.Future[None] = loop.create_future()
+                    waiters = self._async_waiters.setdefault(loop, set())
+                    if not waiters:
+                        loop.add_reader(fd, _wake_all, waiters)
+                    waiters.add(ready)
                 try:
                     await ready
                 finally:
-                    loop.remove_reader(fd)
+                    with self._lock:
+                        waiters.discard(ready)
+                        if not waiters:
+                            del self._async_waiters[loop]
+                            loop.remove_reader(fd)
 
     def read(self, count: int = VMPRESSURE_EVENT_SIZE) -> bytes:
         """``read(fd, buf, count)``: ``EINVAL`` if ``count < 4``; blocks; returns the 4-byte event."""

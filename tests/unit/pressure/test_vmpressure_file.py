@@ -345,3 +345,29 @@ def test_a_config_that_is_not_a_vmpressure_config_is_refused(config: object) -> 
     """VmpressureFile(config) takes a VmpressureConfig or None; a level or a name is refused at once."""
     with pytest.raises(ConfigError, match=r"^'config' must be a VmpressureConfig"):
         VmpressureFile(config)  # type: ignore[arg-type]
+
+
+def test_several_async_readers_of_one_file_all_wake() -> None:
+    """Two tasks awaiting one file in one loop: an event goes to one of them and the other keeps waiting
+    (it is not left without a reader callback), and a close wakes the one still waiting."""
+
+    async def main(f: VmpressureFile) -> list[object]:
+        async def reader() -> object:
+            try:
+                return (await f.read_event_async()).level
+            except FileClosedError as e:
+                return type(e)
+
+        tasks = [asyncio.create_task(reader()) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        f.deliver(OOM)
+        done, _ = await asyncio.wait(tasks, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1
+        await asyncio.sleep(0.05)
+        f.close()
+        return list(await asyncio.wait_for(asyncio.gather(*tasks), 10))
+
+    before = _fds()
+    results = asyncio.run(main(VmpressureFile()))
+    assert len(results) == 2 and set(results) == {FileClosedError, OOM}
+    assert _fds() <= before
