@@ -16,21 +16,42 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from memsched.errors import KernelError
+from memsched.errors import ConfigError, KernelError
 
 __all__ = ["LiveRoots", "read_text", "try_read_text"]
 
 
-@dataclass(frozen=True, slots=True)
+def _root(field: str, value: object) -> Path:
+    """A root given as ``str`` or ``os.PathLike`` as a :class:`Path`; anything else is a :class:`ConfigError`."""
+    path = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    if not isinstance(path, str) or not path:  # None, a number, a bytes path, ""
+        raise ConfigError(field, value, "must be a directory path (a non-empty str or os.PathLike of str)")
+    return Path(path)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class LiveRoots:
     """The kernel's file systems as seen by the live readers.
 
-    ``debugfs_root`` defaults to ``<sys_root>/kernel/debug`` (where debugfs is usually mounted).
+    Each root is a path (``str`` or ``os.PathLike``, kept as a :class:`Path`); ``debugfs_root`` defaults to
+    ``<sys_root>/kernel/debug`` (where debugfs is usually mounted). A root of another type is refused here,
+    with a :class:`~memsched.errors.ConfigError` naming it, not by the first reader that uses it.
     """
 
-    proc_root: Path = Path("/proc")
-    sys_root: Path = Path("/sys")
-    debugfs_root: Path | None = None
+    proc_root: Path
+    sys_root: Path
+    debugfs_root: Path | None
+
+    def __init__(
+        self,
+        proc_root: str | os.PathLike[str] = "/proc",
+        sys_root: str | os.PathLike[str] = "/sys",
+        debugfs_root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        object.__setattr__(self, "proc_root", _root("proc_root", proc_root))
+        object.__setattr__(self, "sys_root", _root("sys_root", sys_root))
+        debugfs = None if debugfs_root is None else _root("debugfs_root", debugfs_root)
+        object.__setattr__(self, "debugfs_root", debugfs)
 
     def proc(self, *parts: str | int) -> Path:
         return self.proc_root.joinpath(*map(str, parts))

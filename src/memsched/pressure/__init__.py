@@ -17,7 +17,7 @@ from memsched.pressure.accounting import (
     parse_pressure_level_args,
     propagate,
 )
-from memsched.pressure.fd import SourceGoneError, VmpressureFile, WatcherList
+from memsched.pressure.fd import FileClosedError, SourceGoneError, VmpressureFile, WatcherList
 from memsched.pressure.index import (
     DEF_PRIORITY,
     FLAVOURS,
@@ -35,6 +35,7 @@ __all__ = [
     "DEF_PRIORITY",
     "FLAVOURS",
     "SWAP_CLUSTER_MAX",
+    "FileClosedError",
     "Listener",
     "MainlineVmpressure",
     "MainlineVmpressureConfig",

@@ -19,7 +19,12 @@ Semantics (RFC 1/3, ``vmpressure_sample()`` / ``vmpressure_poll()`` / ``vmpressu
   delivered (the RFC copied the global ``vmpressure_val`` at read time), which can differ from the level that
   woke the watcher. A buffer smaller than 4 bytes is ``EINVAL`` (:class:`~memsched.errors.KernelError`).
 * **close** (or leaving the ``with`` block) unregisters the watcher (``vmpressure_release()``) and closes
-  the descriptor. ``fasync``/SIGIO is not offered (the RFC had none).
+  the descriptor. ``fasync``/SIGIO is not offered (the RFC had none). A close from another thread, another
+  asyncio task or a signal handler wakes every reader blocked in :meth:`~VmpressureFile.read_event` or
+  :meth:`~VmpressureFile.read_event_async`, which then raises :class:`FileClosedError`: ``close()`` makes
+  the descriptor readable, and the descriptor itself is closed by the last reader on its way out, so no
+  reader ever waits on a descriptor number that was closed and could be reused (a kernel file's
+  ``release`` likewise runs only once its last user has dropped it).
 * **end of stream** (not in the RFC, whose source could not go away): a live producer whose source
   disappears (a PSI ``POLLERR`` when the cgroup is removed, a daemon that does not come back) calls
   :meth:`VmpressureFile.end` with the error. The descriptor stays readable from then on, an event still
@@ -48,23 +53,47 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from memsched.errors import KernelError
+from memsched.config import LIMIT_INTERVAL_NS
+from memsched.errors import ConfigError, KernelError
 from memsched.fdobj import OwnedFd, new_eventfd
 from memsched.uapi.pressure import VMPRESSURE_EVENT_SIZE, VmpressureConfig, VmpressureEvent, VmpressureLevel
+from memsched.units import NSEC_PER_SEC
 
-__all__ = ["SourceGoneError", "VmpressureFile", "WatcherList"]
+__all__ = ["MAX_TIMEOUT_S", "FileClosedError", "SourceGoneError", "VmpressureFile", "WatcherList"]
+
+#: The longest finite ``timeout`` of :meth:`VmpressureFile.read_event`: one hour, the project's limit for a
+#: timeout (:data:`memsched.config.LIMIT_INTERVAL_NS`). ``timeout=None`` waits without a limit.
+MAX_TIMEOUT_S = LIMIT_INTERVAL_NS // NSEC_PER_SEC
 
 
 class SourceGoneError(KernelError):
     """The source of a live ``vmpressure_fd`` went away: no more events will come (end of stream)."""
 
 
-def _set_done(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+class FileClosedError(KernelError):
+    """The ``vmpressure_fd`` file is closed (``EBADF``): it was closed before the call, or by another thread,
+    asyncio task or signal handler while the call waited for an event."""
+
+
+def _wake_all(waiters: set[asyncio.Future[None]]) -> None:
+    for fut in waiters:
+        if not fut.done():
+            fut.set_result(None)
+
+
+def _check_timeout(timeout: object) -> float | None:
+    """``timeout`` in seconds as a float, or None (no limit); anything else is a :class:`ConfigError`."""
+    if timeout is None:
+        return None
+    # ``0 <= x <= max`` is False for NaN and refuses infinity; a bool is not a number of seconds.
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and 0 <= timeout <= MAX_TIMEOUT_S:
+        return float(timeout)
+    raise ConfigError(
+        "timeout", timeout, f"must be a number of seconds from 0 to {MAX_TIMEOUT_S}, or None to wait without a limit"
+    )
 
 
 class VmpressureFile(OwnedFd):
@@ -81,10 +110,20 @@ class VmpressureFile(OwnedFd):
         on_close: Callable[[VmpressureFile], None] | None = None,
         name: str = "[vmpressure]",
     ) -> None:
+        if config is not None and not isinstance(config, VmpressureConfig):
+            raise ConfigError(
+                "config", config, "must be a VmpressureConfig (e.g. VmpressureConfig(threshold='medium')) or None"
+            )
         self.config = config or VmpressureConfig()
         self.name = name
+        # Reentrant: a signal handler that closes the file may run in a thread that holds the lock.
+        self._lock = threading.RLock()
+        #: Calls that use the descriptor right now (readers blocked in a wait included). ``close()`` leaves
+        #: closing the descriptor to the last of them, so none of them ever touches a closed, reused number.
+        self._users = 0
+        #: The tasks waiting in :meth:`read_event_async`, per event loop.
+        self._async_waiters: dict[asyncio.AbstractEventLoop, set[asyncio.Future[None]]] = {}
         super().__init__(new_eventfd())
-        self._lock = threading.Lock()
         self._pending = False
         self._current = 0
         self._error: BaseException | None = None
@@ -96,13 +135,53 @@ class VmpressureFile(OwnedFd):
         self.filtered = 0
         self.reads = 0
 
+    # ---- the descriptor's users --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _in_use(self) -> Iterator[None]:
+        """Hold the lock, and keep the descriptor open until the block ends even if a signal handler closes
+        the file in the middle of it."""
+        with self._lock:
+            self._users += 1
+            try:
+                yield
+            finally:
+                self._leave()
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """Keep the descriptor open while a reader waits on it (without the lock); ``FileClosedError`` if the
+        file is already closed."""
+        with self._lock:
+            self._check_open()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._leave()
+
+    def _leave(self) -> None:
+        self._users -= 1
+        if self._closed and self._users == 0:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, -1  # -1: a late use fails with EBADF instead of reaching a reused number
+        if fd >= 0:
+            os.close(fd)
+
+    def _release_fd(self) -> None:
+        self._closed = True
+        if self._users == 0:
+            self._close_fd()
+
     # ---- producer side -----------------------------------------------------------------------------------
     def deliver(self, level: int) -> bool:
         """``vmpressure_sample()``: offer ``level``; returns True if it made an event pending.
 
         The level becomes the file's "most recent level" whatever the outcome (the RFC's reads copy the
         global ``vmpressure_val``)."""
-        with self._lock:
+        with self._in_use():
             if self._closed or self._error is not None:
                 return False
             self._current = int(level)
@@ -120,7 +199,7 @@ class VmpressureFile(OwnedFd):
     def end(self, error: BaseException) -> None:
         """The producer's source is gone: wake readers; once the pending event (if any) is read, every read
         raises ``error``. Idempotent (the first error wins); nothing is delivered afterwards."""
-        with self._lock:
+        with self._in_use():
             if self._closed or self._error is not None:
                 return
             self._error = error
@@ -149,12 +228,22 @@ class VmpressureFile(OwnedFd):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise KernelError(errno.EBADF, "vmpressure file is closed")
+            raise FileClosedError(errno.EBADF, "vmpressure file is closed")
+
+    def _ready_event_locked(self) -> VmpressureEvent | None:
+        """A waiting reader's check after each wake-up: the event, None (wait again), or the reason to stop."""
+        if self._closed:
+            raise FileClosedError(errno.EBADF, "vmpressure file was closed while a read waited for an event")
+        if self._pending:
+            return self._consume_locked()
+        if self._error is not None:
+            raise self._error
+        return None
 
     def read_event_nowait(self) -> VmpressureEvent:
         """Read the pending event, or raise :class:`BlockingIOError` (``EAGAIN``) if there is none (or the
         :meth:`end` error once the source is gone)."""
-        with self._lock:
+        with self._in_use():
             self._check_open()
             if not self._pending:
                 if self._error is not None:
@@ -163,36 +252,52 @@ class VmpressureFile(OwnedFd):
             return self._consume_locked()
 
     def read_event(self, timeout: float | None = None) -> VmpressureEvent:
-        """Block until an event is pending, then read it; :class:`TimeoutError` after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                self._check_open()
-                if self._pending:
-                    return self._consume_locked()
-                if self._error is not None:
-                    raise self._error
-                fd = self._fd
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready and deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"no vmpressure event within {timeout} s")
+        """Block until an event is pending, then read it.
+
+        ``timeout``: seconds, from 0 (only what is pending now) to :data:`MAX_TIMEOUT_S`, after which
+        :class:`TimeoutError` is raised; None waits without a limit. A ``close()`` from another thread or a
+        signal handler while this waits raises :class:`FileClosedError`."""
+        limit = _check_timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        with self._waiting():
+            while True:
+                with self._lock:
+                    event = self._ready_event_locked()
+                    fd = self._fd  # open until this reader has left _waiting()
+                if event is not None:
+                    return event
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"no vmpressure event within {timeout} s")
+                select.select([fd], [], [], left)
 
     async def read_event_async(self) -> VmpressureEvent:
-        """Wait in an asyncio loop (``add_reader`` on :meth:`fileno`), then read."""
+        """Wait in an asyncio loop (``add_reader`` on :meth:`fileno`), then read. A ``close()`` from another
+        task or thread while this waits raises :class:`FileClosedError`.
+
+        Several tasks may wait on one file in one loop: a loop has one reader callback per descriptor, so the
+        first waiter registers one that wakes them all, and the last one out removes it."""
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                return self.read_event_nowait()
-            except BlockingIOError:
-                pass
-            ready: asyncio.Future[None] = loop.create_future()
-            fd = self.fileno()
-            loop.add_reader(fd, _set_done, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(fd)
+        with self._waiting():
+            while True:
+                with self._lock:
+                    event = self._ready_event_locked()
+                    if event is not None:
+                        return event
+                    fd = self._fd
+                    ready: asyncio.Future[None] = loop.create_future()
+                    waiters = self._async_waiters.setdefault(loop, set())
+                    if not waiters:
+                        loop.add_reader(fd, _wake_all, waiters)
+                    waiters.add(ready)
+                try:
+                    await ready
+                finally:
+                    with self._lock:
+                        waiters.discard(ready)
+                        if not waiters:
+                            del self._async_waiters[loop]
+                            loop.remove_reader(fd)
 
     def read(self, count: int = VMPRESSURE_EVENT_SIZE) -> bytes:
         """``read(fd, buf, count)``: ``EINVAL`` if ``count < 4``; blocks; returns the 4-byte event."""
@@ -214,11 +319,16 @@ class VmpressureFile(OwnedFd):
 
     # ---- lifetime ----------------------------------------------------------------------------------------
     def close(self) -> None:
-        """``vmpressure_release()``: unregister and close the descriptor (idempotent)."""
+        """``vmpressure_release()``: unregister and close the descriptor (idempotent).
+
+        Readers waiting on the file are woken and raise :class:`FileClosedError`; the last of them closes the
+        descriptor."""
         with self._lock:
             if self._closed:
                 return
             self._pending = False
+            if self._users:  # make the descriptor readable: every waiting reader wakes and sees the close
+                os.eventfd_write(self._fd, 1)
             self._release_fd()
         if self._on_close is not None:
             self._on_close(self)

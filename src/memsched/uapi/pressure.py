@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import operator
 import re
 import struct
 import sys
@@ -74,6 +75,8 @@ VMPRESSURE_EVENT_SIZE = _EVENT.size
 assert VMPRESSURE_CONFIG_SIZE == 8 and VMPRESSURE_EVENT_SIZE == 4
 
 _U32_MAX = (1 << 32) - 1
+#: The longest level name or number :meth:`VmpressureLevel.parse` reads (``VMPRESSURE_MEDIUM`` is 17).
+_MAX_LEVEL_CHARS = 32
 
 
 class VmpressureLevel(enum.IntEnum):
@@ -85,21 +88,26 @@ class VmpressureLevel(enum.IntEnum):
 
     @classmethod
     def parse(cls, text: str | int, *, field: str = "threshold") -> VmpressureLevel:
-        """``"medium"``, ``"VMPRESSURE_MEDIUM"``, ``1048576`` or ``"1<<20"`` -> :attr:`MEDIUM`."""
-        if isinstance(text, int) and not isinstance(text, bool):
-            if text in cls._value2member_map_:
-                return cls(text)
+        """``"medium"``, ``"VMPRESSURE_MEDIUM"``, ``1048576`` or ``"1<<20"`` -> :attr:`MEDIUM`.
+
+        Only ASCII text is read: ``"²"`` passes ``str.isdigit()`` but is no number. A name or number longer
+        than 32 characters is refused unread, and ``1<<N`` is computed only for a shift below 64 (a 400-digit
+        shift would be a 10^400-bit integer). Anything else (a bool, a float, None) is refused."""
+        if not isinstance(text, bool | str) and hasattr(text, "__index__"):  # an int, or numpy's
+            if operator.index(text) in cls._value2member_map_:
+                return cls(operator.index(text))
             raise UnknownNameError(field, text, [f"{m.name.lower()} ({m.value})" for m in cls])
-        key = str(text).strip()
-        shift = re.fullmatch(r"1\s*<<\s*(\d+)", key)
-        if shift:
-            return cls.parse(1 << int(shift.group(1)), field=field)
-        if key.isdigit():
-            return cls.parse(int(key), field=field)
-        try:
-            return cls[key.upper().removeprefix("VMPRESSURE_")]
-        except KeyError:
-            raise UnknownNameError(field, text, [m.name.lower() for m in cls]) from None
+        key = text.strip() if isinstance(text, str) else ""
+        if key.isascii() and len(key) <= _MAX_LEVEL_CHARS:
+            shift = re.fullmatch(r"1\s*<<\s*([0-9]{1,2})", key)
+            if shift and int(shift.group(1)) < 64:
+                return cls.parse(1 << int(shift.group(1)), field=field)
+            if key.isdigit():
+                return cls.parse(int(key), field=field)
+            member = cls.__members__.get(key.upper().removeprefix("VMPRESSURE_"))
+            if member is not None:
+                return member
+        raise UnknownNameError(field, text, [m.name.lower() for m in cls])
 
 
 class MemcgLevel(enum.IntEnum):

@@ -19,8 +19,9 @@ import pytest
 
 from memsched.errors import ConfigError, UnknownNameError, UnsupportedError
 from memsched.live import PressureOptions, pressure_events, vmpressure_fd
-from memsched.live.pressure import SourceGoneError, open_monitor
+from memsched.live.pressure import FileClosedError, SourceGoneError, open_monitor
 from memsched.live.pressure.fifo import FOLLOW_INTERVAL_NS, parse_tokens
+from memsched.live.roots import LiveRoots
 from memsched.pressure.fd import VmpressureFile
 from memsched.uapi.pressure import VmpressureConfig, VmpressureEvent, VmpressureLevel
 
@@ -218,3 +219,88 @@ def test_bad_requests_are_refused_with_reasons(tmp_path: Path) -> None:
         PressureOptions(reclaim_interval_ms=0)
     with pytest.raises(ConfigError, match="memcg_mode"):
         PressureOptions(memcg_mode="cascade")
+
+
+def test_close_from_another_thread_wakes_the_reader_and_releases_everything(fifo: Path) -> None:
+    """A service that shuts down by closing its file from another thread gets its blocked reader back (with
+    FileClosedError), and the monitor thread and every descriptor are gone afterwards."""
+    with _quiet():
+        before_fds, before_threads = _fds(), _threads()
+        f = vmpressure_fd(backend="fifo", options=_opts(fifo))
+        mine = _threads() - before_threads
+    caught: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            f.read_event()
+        except BaseException as e:
+            caught.append(e)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    time.sleep(0.2)  # let it block in select()
+    f.close()
+    t.join(timeout=10)
+    assert not t.is_alive(), "the reader stayed blocked after close()"
+    assert len(caught) == 1 and isinstance(caught[0], FileClosedError)
+    for m in mine:
+        m.join(10)
+        assert not m.is_alive()
+    assert _fds() <= before_fds
+
+
+def test_async_iteration_ends_when_another_task_closes_the_events(fifo: Path) -> None:
+    """`async for` over pressure_events() stops (StopAsyncIteration) when another task closes it."""
+
+    async def main() -> list[VmpressureLevel]:
+        got: list[VmpressureLevel] = []
+        events = pressure_events(backend="fifo", options=_opts(fifo))
+
+        async def consume() -> None:
+            async for event in events:
+                got.append(event.level)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.1)
+        events.close()
+        await asyncio.wait_for(task, 10)  # ends by itself: no cancel, no error
+        return got
+
+    with _quiet():
+        before_fds, before_threads = _fds(), _threads()
+    assert asyncio.run(main()) == []
+    for m in _threads() - before_threads:
+        m.join(10)
+        assert not m.is_alive()
+    assert _fds() <= before_fds
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "field", "allowed"),
+    [
+        (("medium",), {}, "config", "must be a VmpressureConfig"),
+        ((VmpressureLevel.MEDIUM,), {}, "config", "must be a VmpressureConfig"),
+        ((), {"options": "x"}, "options", "must be a PressureOptions or None"),
+        ((), {"cgroup": 123}, "cgroup", "must be a path"),
+        ((), {"cgroup": b"/app"}, "cgroup", "must be a path"),
+        ((), {"roots": "/"}, "roots", "must be a LiveRoots or None"),
+        ((), {"environ": ["A=1"]}, "environ", "must be a mapping"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_refused_at_the_call(
+    args: tuple[object, ...], kwargs: dict[str, object], field: str, allowed: str
+) -> None:
+    """A level where the config goes, a string for the options, a number for the cgroup...: a ConfigError
+    naming the argument, the value and what is allowed, before any backend is opened."""
+    with _quiet():
+        before_fds, before_threads = _fds(), _threads()
+        with pytest.raises(ConfigError, match=f"^'{field}' {allowed}") as exc:
+            vmpressure_fd(*args, **kwargs)  # type: ignore[arg-type]
+        assert exc.value.field == field
+        assert _fds() == before_fds and _threads() == before_threads
+
+
+def test_a_pathlike_cgroup_is_accepted(tmp_path: Path) -> None:
+    """cgroup takes os.PathLike as well as str (the type check refuses only what is not a path)."""
+    with pytest.raises(UnsupportedError):  # a path, but no cgroup: refused by the backends, not by the type check
+        vmpressure_fd(backend="memcg-v1", cgroup=tmp_path / "none", roots=LiveRoots(tmp_path, tmp_path))

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import select
 import selectors
+import signal
 import threading
+import time
 
 import pytest
 
-from memsched.errors import KernelError
-from memsched.pressure import VmpressureFile, WatcherList
+from memsched.errors import ConfigError, KernelError
+from memsched.pressure import FileClosedError, VmpressureFile, WatcherList
+from memsched.pressure.fd import MAX_TIMEOUT_S
 from memsched.uapi.pressure import VmpressureConfig, VmpressureEvent, VmpressureLevel
 
 LOW, MEDIUM, OOM = VmpressureLevel.LOW, VmpressureLevel.MEDIUM, VmpressureLevel.OOM
@@ -230,3 +234,140 @@ def test_end_is_seen_by_the_async_reader() -> None:
 
     with VmpressureFile() as f:
         asyncio.run(main(f))
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _blocked_reader(f: VmpressureFile, caught: list[BaseException]) -> threading.Thread:
+    """A thread blocked in ``f.read_event()`` with no timeout, recording what it raises."""
+    started = threading.Event()
+
+    def reader() -> None:
+        started.set()
+        try:
+            f.read_event()
+        except BaseException as e:
+            caught.append(e)
+
+    t = threading.Thread(target=reader, name="test-reader", daemon=True)
+    t.start()
+    started.wait(10)
+    time.sleep(0.2)  # into select(); a reader that had not got there would see the close all the same
+    return t
+
+
+def test_close_from_another_thread_wakes_every_blocked_reader() -> None:
+    """close() wakes readers blocked in read_event() in other threads: each raises FileClosedError (EBADF),
+    and the descriptor is closed once they have left, not leaked."""
+    before = _fds()
+    f = VmpressureFile()
+    caught: list[BaseException] = []
+    readers = [_blocked_reader(f, caught) for _ in range(2)]
+    f.close()
+    for t in readers:
+        t.join(timeout=10)
+        assert not t.is_alive(), "a reader stayed blocked after close()"
+    assert len(caught) == 2 and all(isinstance(e, FileClosedError) for e in caught)
+    assert {e.errno for e in caught if isinstance(e, OSError)} == {errno.EBADF}
+    assert "closed while a read waited" in str(caught[0])
+    assert _fds() <= before
+
+
+def test_close_from_a_signal_handler_wakes_the_reader_in_the_same_thread() -> None:
+    """A signal handler that closes the file while this thread waits in read_event(): the read raises
+    FileClosedError; the descriptor was not closed under the waiting select()."""
+    f = VmpressureFile()
+    old = signal.signal(signal.SIGALRM, lambda *_: f.close())
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(FileClosedError, match="closed while a read waited"):
+            f.read_event(timeout=30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert f.closed
+
+
+def test_close_from_another_task_wakes_the_async_reader() -> None:
+    """A task awaiting read_event_async() raises FileClosedError when another task closes the file."""
+
+    async def main(f: VmpressureFile) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, f.close)
+        with pytest.raises(FileClosedError):
+            await asyncio.wait_for(f.read_event_async(), 10)
+
+    before = _fds()
+    asyncio.run(main(VmpressureFile()))
+    assert _fds() <= before
+
+
+def test_close_from_another_thread_wakes_the_async_reader() -> None:
+    """A thread closing the file wakes an asyncio reader in the loop's thread."""
+
+    async def main(f: VmpressureFile) -> None:
+        closer = threading.Timer(0.1, f.close)
+        closer.start()
+        try:
+            with pytest.raises(FileClosedError):
+                await asyncio.wait_for(f.read_event_async(), 10)
+        finally:
+            closer.join(10)
+
+    asyncio.run(main(VmpressureFile()))
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1, -0.5, 1e300, MAX_TIMEOUT_S + 1, "1", True, [1]])
+def test_read_event_refuses_a_timeout_that_is_not_a_bounded_number(timeout: object) -> None:
+    """NaN (which spun at 100 % CPU), infinity, negative, too large and non-numbers are refused at the call,
+    naming 'timeout' and what is allowed; None is the way to wait without a limit."""
+    with VmpressureFile() as f:
+        f.deliver(MEDIUM)  # even with an event pending: the argument is checked first
+        with pytest.raises(ConfigError, match=r"'timeout' must be a number of seconds from 0 to 3600, or None"):
+            f.read_event(timeout=timeout)  # type: ignore[arg-type]
+        assert f.pending
+
+
+def test_read_event_timeout_bounds_are_accepted() -> None:
+    """timeout=0 only looks at what is pending; the largest timeout and None are accepted."""
+    with VmpressureFile() as f:
+        with pytest.raises(TimeoutError):
+            f.read_event(timeout=0)
+        for timeout in (0, MAX_TIMEOUT_S, None):
+            f.deliver(LOW)
+            assert f.read_event(timeout=timeout).level is LOW
+
+
+@pytest.mark.parametrize("config", ["medium", VmpressureLevel.OOM, 8])
+def test_a_config_that_is_not_a_vmpressure_config_is_refused(config: object) -> None:
+    """VmpressureFile(config) takes a VmpressureConfig or None; a level or a name is refused at once."""
+    with pytest.raises(ConfigError, match=r"^'config' must be a VmpressureConfig"):
+        VmpressureFile(config)  # type: ignore[arg-type]
+
+
+def test_several_async_readers_of_one_file_all_wake() -> None:
+    """Two tasks awaiting one file in one loop: an event goes to one of them and the other keeps waiting
+    (it is not left without a reader callback), and a close wakes the one still waiting."""
+
+    async def main(f: VmpressureFile) -> list[object]:
+        async def reader() -> object:
+            try:
+                return (await f.read_event_async()).level
+            except FileClosedError as e:
+                return type(e)
+
+        tasks = [asyncio.create_task(reader()) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        f.deliver(OOM)
+        done, _ = await asyncio.wait(tasks, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1
+        await asyncio.sleep(0.05)
+        f.close()
+        return list(await asyncio.wait_for(asyncio.gather(*tasks), 10))
+
+    before = _fds()
+    results = asyncio.run(main(VmpressureFile()))
+    assert len(results) == 2 and set(results) == {FileClosedError, OOM}
+    assert _fds() <= before

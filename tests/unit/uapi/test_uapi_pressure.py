@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 
+import numpy
 import pytest
 
 from memsched.errors import ConfigError, KernelError
@@ -64,6 +65,27 @@ def test_threshold_by_name() -> None:
     assert VmpressureConfig(threshold="medium").threshold is VmpressureLevel.MEDIUM  # type: ignore[arg-type]
     assert VmpressureLevel.parse("VMPRESSURE_OOM") is VmpressureLevel.OOM
     assert VmpressureLevel.parse("1<<10") is VmpressureLevel.LOW
+
+
+@pytest.mark.parametrize(
+    "threshold",
+    ["²", "٣", "１０２４", "1<<" + "9" * 400, "1<<64", "1 << 99", "x" * 100_000, 1.5, None, True, b"low"],
+)
+def test_threshold_text_is_read_as_ascii_and_bounded(threshold: object) -> None:
+    """'²' passes str.isdigit() and crashed in int(); a huge shift is refused before it is computed; other
+    types are refused: each a ConfigError naming 'threshold' (VmpressureConfig and VmpressureLevel.parse)."""
+    with pytest.raises(ConfigError, match=r"^'threshold' must be one of: low"):
+        VmpressureConfig(threshold=threshold)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^'level' must be one of: low"):
+        VmpressureLevel.parse(threshold, field="level")  # type: ignore[arg-type]
+
+
+def test_threshold_integers_of_any_int_type() -> None:
+    """A level constant as a Python int, a numpy integer or text with spaces around it is accepted."""
+    assert VmpressureConfig(threshold=1 << 30).threshold is VmpressureLevel.OOM
+    assert VmpressureLevel.parse(numpy.int64(1 << 20)) is VmpressureLevel.MEDIUM  # type: ignore[arg-type]
+    assert VmpressureLevel.parse(" 1024 ") is VmpressureLevel.LOW
+    assert VmpressureLevel.parse("1 << 30") is VmpressureLevel.OOM
 
 
 def test_event_layout() -> None:

@@ -15,7 +15,9 @@ Lifetime: closing the file (or leaving its ``with`` block) stops the monitor and
 holds, which also removes the kernel registrations (PSI triggers, memcg eventfds). A file that is simply
 dropped is cleaned up when it is garbage-collected, and whatever is still running at interpreter exit is
 stopped by an ``atexit`` hook. When the source disappears (the cgroup is removed, the daemon does not come
-back) reads raise :class:`~memsched.pressure.fd.SourceGoneError`.
+back) reads raise :class:`~memsched.pressure.fd.SourceGoneError`. Closing the file from another thread or task
+wakes its blocked readers: they raise :class:`~memsched.pressure.fd.FileClosedError`, and an ``async for`` over
+:func:`pressure_events` ends.
 """
 
 from __future__ import annotations
@@ -25,18 +27,20 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from memsched.errors import ConfigError
 from memsched.live.pressure.backends import AUTO_ORDER, BACKENDS, BackendChoice, open_backend
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.options import PressureOptions, parse_level
 from memsched.live.pressure.source import Monitor, PressureRecord, PressureSource, stop_all_monitors
 from memsched.live.roots import LiveRoots
-from memsched.pressure.fd import SourceGoneError, VmpressureFile
+from memsched.pressure.fd import FileClosedError, SourceGoneError, VmpressureFile
 from memsched.uapi.pressure import VmpressureConfig, VmpressureEvent
 
 __all__ = [
     "AUTO_ORDER",
     "BACKENDS",
     "BackendChoice",
+    "FileClosedError",
     "PressureEvents",
     "PressureMonitor",
     "PressureOptions",
@@ -49,6 +53,28 @@ __all__ = [
     "stop_all_monitors",
     "vmpressure_fd",
 ]
+
+
+def _check_arguments(
+    config: object, cgroup: object, options: object, roots: object, environ: object
+) -> str | None:
+    """Refuse a wrong type at the call, naming the argument; returns ``cgroup`` as a str (or None)."""
+    if config is not None and not isinstance(config, VmpressureConfig):
+        raise ConfigError(
+            "config", config, "must be a VmpressureConfig (e.g. VmpressureConfig(threshold='medium')) or None"
+        )
+    if options is not None and not isinstance(options, PressureOptions):
+        raise ConfigError("options", options, "must be a PressureOptions or None")
+    if roots is not None and not isinstance(roots, LiveRoots):
+        raise ConfigError("roots", roots, "must be a LiveRoots or None")
+    if environ is not None and not isinstance(environ, Mapping):
+        raise ConfigError("environ", environ, "must be a mapping of str to str (like os.environ) or None")
+    if cgroup is None:
+        return None
+    path = os.fspath(cgroup) if isinstance(cgroup, str | os.PathLike) else None
+    if not isinstance(path, str):  # an int, or a bytes path
+        raise ConfigError("cgroup", cgroup, "must be a path (str or os.PathLike of str) or None")
+    return path
 
 
 class PressureMonitor:
@@ -97,9 +123,12 @@ def open_monitor(
 
     ``on_record`` sees every record (all levels, before the file's threshold and coalescing), on the monitor
     thread; an exception it raises ends the stream with that error."""
+    cgroup_path = _check_arguments(config, cgroup, options, roots, environ)
+    if on_record is not None and not callable(on_record):
+        raise ConfigError("on_record", on_record, "must be a callable taking a PressureRecord, or None")
     config = config or VmpressureConfig()
     ctx = BackendContext(
-        cgroup=None if cgroup is None else os.fspath(cgroup),
+        cgroup=cgroup_path,
         threshold=config.level,
         options=options or PressureOptions(),
         roots=roots or LiveRoots(),
@@ -154,8 +183,8 @@ def vmpressure_fd(
     map, memcg mode, sampling interval, FIFO path, socket). ``roots``/``environ`` are injectable for tests.
 
     Raises :class:`~memsched.errors.UnsupportedError` with the reasons when no backend can serve the request,
-    :class:`~memsched.errors.ConfigError` for bad settings, :class:`~memsched.errors.KernelError` when the
-    kernel refuses a registration.
+    :class:`~memsched.errors.ConfigError` for bad settings or an argument of the wrong type (naming it),
+    :class:`~memsched.errors.KernelError` when the kernel refuses a registration.
     """
     return open_monitor(config, backend=backend, cgroup=cgroup, options=options, roots=roots, environ=environ).file
 
@@ -163,8 +192,9 @@ def vmpressure_fd(
 class PressureEvents:
     """``async for event in pressure_events(...)``; also an async context manager that closes on exit.
 
-    Iteration ends with :class:`StopAsyncIteration` once the file is closed and raises
-    :class:`~memsched.pressure.fd.SourceGoneError` when the source goes away."""
+    Iteration ends with :class:`StopAsyncIteration` once the file is closed (also when another task or thread
+    closes it while the iteration waits) and raises :class:`~memsched.pressure.fd.SourceGoneError` when the
+    source goes away."""
 
     def __init__(self, file: VmpressureFile) -> None:
         self.file = file
@@ -175,7 +205,10 @@ class PressureEvents:
     async def __anext__(self) -> VmpressureEvent:
         if self.file.closed:
             raise StopAsyncIteration
-        return await self.file.read_event_async()
+        try:
+            return await self.file.read_event_async()
+        except FileClosedError:
+            raise StopAsyncIteration from None
 
     async def __aenter__(self) -> PressureEvents:
         return self
