@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
+from helpers.hang import no_hang
 from memsched.errors import ConfigError, KernelError, KernelFileError, excerpt
 from memsched.kfile import MAX_KERNEL_FILE_BYTES, MAX_LISTING_BYTES, read_kernel_file, read_limit
-
-
-@contextlib.contextmanager
-def no_hang(seconds: int = 10) -> Iterator[None]:
-    """Turn a read that would wait forever (the defect under test) into a failure instead of a hung suite."""
-
-    def fail(signum: int, frame: FrameType | None) -> None:
-        raise AssertionError("the read blocked")
-
-    previous = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_a_regular_file_is_read_whole(tmp_path: Path) -> None:
