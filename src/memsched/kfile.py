@@ -23,11 +23,20 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from memsched.errors import KernelFileError
 
-__all__ = ["MAX_KERNEL_FILE_BYTES", "MAX_LISTING_BYTES", "decode_kernel_text", "read_kernel_file", "read_limit"]
+__all__ = [
+    "MAX_KERNEL_FILE_BYTES",
+    "MAX_LISTING_BYTES",
+    "decode_kernel_text",
+    "open_kernel_file",
+    "pread_kernel_file",
+    "read_kernel_file",
+    "read_limit",
+]
 
 #: The cap of an ordinary kernel file (the design's limit for input files). A sysfs attribute is at most a page
 #: (``sysfs_kf_seq_show``, fs/sysfs/file.c); ``/proc/vmstat``, ``meminfo``, ``stat``, ``status`` are a few KiB.
@@ -75,14 +84,10 @@ def _confined(path: Path, root: Path) -> Path:
     return Path(real)
 
 
-def read_kernel_file(path: Path, *, root: Path | None = None, limit: int | None = None) -> bytes:
-    """The bytes of kernel file ``path``, at most ``limit`` (default :func:`read_limit`).
-
-    ``root``: the copied tree ``path`` belongs to; a symlink on the way that leaves it is refused. Refusals
-    (outside the tree, not a regular file, larger than ``limit``) are :class:`KernelFileError`; ``OSError`` of
-    ``open`` and ``read`` propagates.
-    """
-    cap = read_limit(path) if limit is None else limit
+def open_kernel_file(path: Path, *, root: Path | None = None) -> int:
+    """A descriptor of kernel file ``path``, opened ``O_NONBLOCK`` and checked to be a regular file (confined to
+    the tree ``root`` when given), for readers that keep it open and ``pread`` it again (:func:`pread_kernel_file`).
+    Refusals are :class:`KernelFileError`; ``OSError`` of ``open`` propagates."""
     target = _confined(path, root) if root is not None else path
     # O_NOFOLLOW: the resolved path must not turn into a symlink between the check and the open.
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (os.O_NOFOLLOW if root is not None else 0)
@@ -91,19 +96,47 @@ def read_kernel_file(path: Path, *, root: Path | None = None, limit: int | None 
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise KernelFileError(path, f"must be a regular file, as the kernel's are (it is {_kind(mode)})")
-        chunks = []
-        size = 0
-        while size <= cap:
-            chunk = os.read(fd, min(_CHUNK, cap + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > cap:
-            raise KernelFileError(path, f"is larger than {cap >> 20} MiB, more than the kernel writes there")
-        return b"".join(chunks)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def pread_kernel_file(fd: int, path: Path, *, limit: int | None = None) -> bytes:
+    """The contents of the kernel file open on ``fd`` from offset 0 (``pread``: the file position is left alone),
+    at most ``limit`` bytes (default :func:`read_limit` of ``path``, which messages name); more is a
+    :class:`KernelFileError`."""
+    return _read_capped(lambda n, offset: os.pread(fd, n, offset), path, limit)
+
+
+def read_kernel_file(path: Path, *, root: Path | None = None, limit: int | None = None) -> bytes:
+    """The bytes of kernel file ``path``, at most ``limit`` (default :func:`read_limit`).
+
+    ``root``: the copied tree ``path`` belongs to; a symlink on the way that leaves it is refused. Refusals
+    (outside the tree, not a regular file, larger than ``limit``) are :class:`KernelFileError`; ``OSError`` of
+    ``open`` and ``read`` propagates.
+    """
+    fd = open_kernel_file(path, root=root)
+    try:
+        return _read_capped(lambda n, offset: os.read(fd, n), path, limit)
     finally:
         os.close(fd)
+
+
+def _read_capped(read: Callable[[int, int], bytes], path: Path, limit: int | None) -> bytes:
+    """Chunks from ``read(size, offset)`` until end of file, stopping one byte past the cap."""
+    cap = read_limit(path) if limit is None else limit
+    chunks = []
+    size = 0
+    while size <= cap:
+        chunk = read(min(_CHUNK, cap + 1 - size), size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > cap:
+        raise KernelFileError(path, f"is larger than {cap >> 20} MiB, more than the kernel writes there")
+    return b"".join(chunks)
 
 
 def decode_kernel_text(data: bytes) -> str:
