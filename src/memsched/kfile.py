@@ -32,6 +32,7 @@ __all__ = [
     "MAX_KERNEL_FILE_BYTES",
     "MAX_LISTING_BYTES",
     "decode_kernel_text",
+    "file_kind",
     "open_kernel_file",
     "pread_kernel_file",
     "read_kernel_file",
@@ -71,7 +72,10 @@ def read_limit(path: Path) -> int:
     return MAX_LISTING_BYTES if path.name in _LISTINGS else MAX_KERNEL_FILE_BYTES
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What ``st_mode`` is, for a message: ``a FIFO``, ``a character device``, ..."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
@@ -95,7 +99,7 @@ def open_kernel_file(path: Path, *, root: Path | None = None) -> int:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise KernelFileError(path, f"must be a regular file, as the kernel's are (it is {_kind(mode)})")
+            raise KernelFileError(path, f"must be a regular file, as the kernel's are (it is {file_kind(mode)})")
     except BaseException:
         os.close(fd)
         raise

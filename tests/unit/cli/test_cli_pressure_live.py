@@ -118,3 +118,27 @@ def test_the_systemd_unit_runs_serve_with_options_it_accepts() -> None:
     known = {opt for p in params for opt in p.opts}
     assert {a for a in argv[3:] if a.startswith("--")} <= known
     assert lines["RuntimeDirectory"] == "memsched" and "/run/memsched/pressure.sock" in argv
+
+
+@pytest.mark.parametrize("kind", ["passwd", "nul bytes", "dev-zero", "directory"])
+def test_a_bad_memory_pressure_watch_is_one_short_line(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """$MEMORY_PRESSURE_WATCH naming no PSI file, FIFO or socket: exit 2, one line naming it, at most a short
+    escaped excerpt of what it holds (the contents were printed whole: a 20 KB line of NULs)."""
+    watch = tmp_path / "watch"
+    if kind == "passwd":
+        watch.write_text("root:x:0:0:" + "A" * 100 + "TOPSECRET:/root:/bin/bash\nme:x:1000:1000::/home/me:/bin/sh\n")
+    elif kind == "nul bytes":
+        watch.write_bytes(b"\0" * 20_000)
+    elif kind == "dev-zero":
+        watch.symlink_to("/dev/zero")
+    else:
+        watch.mkdir()
+    before = watch.read_bytes() if watch.is_file() else None
+    monkeypatch.setenv("MEMORY_PRESSURE_WATCH", str(watch))
+    assert main(["pressure", "watch", "--backend", "psi", "--duration", "1s"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("memsched: error: ") and str(watch) in err
+    assert "TOPSECRET" not in err and "\\x00" * 20 not in err and "\0" not in err and len(err) < 300, err
+    assert watch.is_symlink() or before is None or watch.read_bytes() == before  # no trigger written into it

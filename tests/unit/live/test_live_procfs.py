@@ -397,8 +397,9 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
         ("vmstat", b"\x00" * 20_000 + b"\n", "expected 'key value'"),
         ("vmstat", b"numa_hit 99999999999999999999999\n", "64 bits"),
         ("stat", b"901 (db) S 1\n", "need 41 fields"),
-        ("psi", b"root:x:0:0:root:/root:/bin/bash\n", "lacks avg10="),
-        ("psi", b"\x00" * 20_000, "lacks avg10="),
+        ("psi", b"root:x:0:0:root:/root:/bin/bash\n", "is not a PSI file"),
+        ("psi", b"\x00" * 20_000, "is not a PSI file"),
+        ("psi", b"some avg60=0.00 avg300=0.00 total=0\n", "some line lacks avg10="),
     ],
 )
 def test_bad_contents_name_the_file_with_a_short_excerpt(file: str, data: bytes, needle: str) -> None:

@@ -116,6 +116,8 @@ def parse_psi(text: str, *, source: str = "pressure file") -> PsiStats:
         parts = line.split()
         if not parts:
             continue
+        if parts[0] not in ("some", "full"):
+            raise KernelFileError(source, f"is not a PSI file: a line starts {excerpt(parts[0])}, not some or full")
         fields: dict[str, str] = {}
         for item in parts[1:]:
             key, eq, value = item.partition("=")
@@ -124,7 +126,7 @@ def parse_psi(text: str, *, source: str = "pressure file") -> PsiStats:
             fields[key] = value
         missing = [key for key in ("avg10", "avg60", "avg300", "total") if key not in fields]
         if missing:
-            raise KernelFileError(source, f"{excerpt(parts[0])} line lacks {missing[0]}= (line {excerpt(line)})")
+            raise KernelFileError(source, f"{parts[0]} line lacks {missing[0]}= (line {excerpt(line)})")
         avg10, avg60, avg300 = (_average(fields[key]) for key in ("avg10", "avg60", "avg300"))
         total = _integer(fields["total"])
         if avg10 is None or avg60 is None or avg300 is None or total is None or total < 0:
