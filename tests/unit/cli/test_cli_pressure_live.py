@@ -142,3 +142,14 @@ def test_a_bad_memory_pressure_watch_is_one_short_line(
     assert out == "" and err.count("\n") == 1 and err.startswith("memsched: error: ") and str(watch) in err
     assert "TOPSECRET" not in err and "\\x00" * 20 not in err and "\0" not in err and len(err) < 300, err
     assert watch.is_symlink() or before is None or watch.read_bytes() == before  # no trigger written into it
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "DIR"])
+def test_a_fifo_path_that_is_no_fifo_socket_or_file_exits_2(
+    path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--set fifo_path= naming a device or a directory is a bad --set value: exit 2 naming fifo_path (was 1)."""
+    path = str(tmp_path) if path == "DIR" else path
+    assert main(["pressure", "watch", "--backend", "fifo", "--set", f"fifo_path={path}", "--duration", "1s"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "'fifo_path' must be a FIFO, a socket or a regular file" in err
