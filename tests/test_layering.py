@@ -21,6 +21,7 @@ BASE = (
     "memsched.registry",
     "memsched.fdobj",
     "memsched.record",
+    "memsched.kfile",
 )
 PURE = ("memsched.pressure", "memsched.policies", "memsched.admission")
 

@@ -10,12 +10,14 @@ keep working; ``KernelError`` is also ``OSError`` and keeps the ``errno`` of the
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 
 __all__ = [
     "AccessDeniedError",
     "ConfigError",
     "KernelError",
+    "KernelFileError",
     "MemschedError",
     "PolicyError",
     "ProcessGoneError",
@@ -23,12 +25,25 @@ __all__ = [
     "Terminated",
     "UnknownNameError",
     "UnsupportedError",
+    "excerpt",
     "is_interrupt",
 ]
 
 
 #: The most characters of a bad value an error message shows.
 _MAX_SHOWN = 120
+#: The most characters of a file's contents an error message shows (:func:`excerpt`).
+_MAX_EXCERPT = 60
+
+
+def excerpt(text: str | bytes) -> str:
+    """A short, escaped excerpt of a file's contents for an error message: its ``repr``, cut to at most 60
+    characters. A message never carries more of a file than this: the file may be large, binary, or someone
+    else's (a symlink to ``/etc/shadow`` in a copied tree)."""
+    shown = repr(text[: _MAX_EXCERPT + 1])
+    if len(shown) > _MAX_EXCERPT:
+        shown = shown[: _MAX_EXCERPT - 3] + "..."
+    return shown
 
 
 class MemschedError(Exception):
@@ -87,6 +102,24 @@ class KernelError(MemschedError, OSError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class KernelFileError(ConfigError, KernelError):
+    """A file read as a kernel file (``/proc``, ``/sys``, or their copies under ``--proc-root``/``--sys-root``)
+    is not what the kernel writes there: not a regular file, larger than the kernel writes it, reached through a
+    symlink that leaves its tree, or malformed (bad bytes, a missing field, a number out of range).
+
+    The input's fault, so a :class:`ConfigError` (the command line exits 2 with the one line) and, for code that
+    catches the errors of the kernel's interfaces, a :class:`KernelError` with ``errno`` ``EINVAL``. The message
+    starts with the file's path; it shows the file's contents only through :func:`excerpt`.
+    """
+
+    def __init__(self, path: object, problem: str) -> None:
+        KernelError.__init__(self, errno.EINVAL, f"{path}: {problem}")
+        self.field = str(path)
+        self.value = None
+        self.allowed = problem
+        self.source = str(path)
 
 
 class ProcessGoneError(KernelError):

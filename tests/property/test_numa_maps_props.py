@@ -21,7 +21,8 @@ def vma_lines(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
     kind = draw(st.sampled_from(["file", "heap", "stack", "anon"]))
     path = draw(PATHS) if kind == "file" else None
     huge = draw(st.booleans())
-    nodes = draw(st.dictionaries(st.integers(0, 63), st.integers(1, 1 << 40), max_size=4))
+    # Up to 2^33 pages per node: four nodes of 2 MiB pages stay within a 57-bit address space, as a real VMA does.
+    nodes = draw(st.dictionaries(st.integers(0, 63), st.integers(1, 1 << 33), max_size=4))
     anon = draw(st.integers(0, 1 << 30))
     parts = [f"{start:x}", policy]
     if path is not None:

@@ -109,7 +109,7 @@ class _SideIndex:
         from memsched.live.roots import try_read_text
         from memsched.pressure.index import Rfc2012VmpressureConfig
 
-        text, why = try_read_text(self.roots.proc("vmstat"))
+        text, why = try_read_text(self.roots.proc("vmstat"), self.roots)
         if text is None:
             self.text = why
             return

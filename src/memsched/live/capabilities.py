@@ -134,7 +134,7 @@ def _probe_sched_deadline(ctx: ProbeContext) -> Capability:
         return Capability(False, e.reason)
     except KernelError as e:
         return Capability(False, f"sched_getattr(0) failed: {e}")
-    release, _ = try_read_text(ctx.roots.proc("sys", "kernel", "osrelease"))
+    release, _ = try_read_text(ctx.roots.proc("sys", "kernel", "osrelease"), ctx.roots)
     kernel = f"kernel {release.strip()}" if release else "this kernel"
     return Capability(True, f"sched_getattr works on {kernel} (this thread: policy {attr.sched_policy})")
 
@@ -193,7 +193,7 @@ def _probe_isolated_cpus(ctx: ProbeContext) -> Capability:
 def cap_effective(roots: LiveRoots | None = None) -> int | None:
     """The caller's effective capability mask (``CapEff``), or None if it cannot be read."""
     path = (roots or LiveRoots()).proc("self", "status")
-    text, _ = try_read_text(path)
+    text, _ = try_read_text(path, roots)
     return parse_status(text, source=str(path)).cap_eff if text is not None else None
 
 
@@ -204,7 +204,7 @@ def psi_privileged(roots: LiveRoots | None = None) -> bool:
 
 
 def _kernel_version(roots: LiveRoots) -> tuple[int, int] | None:
-    text, _ = try_read_text(roots.proc("sys", "kernel", "osrelease"))
+    text, _ = try_read_text(roots.proc("sys", "kernel", "osrelease"), roots)
     if text is None:
         return None
     try:
@@ -231,7 +231,7 @@ def _probe_openable_rw(path: Path) -> str | None:
 
 def _probe_psi(ctx: ProbeContext) -> Capability:
     path = ctx.roots.proc("pressure", "memory")
-    text, why = try_read_text(path)
+    text, why = try_read_text(path, ctx.roots)
     if text is None:
         return Capability(False, f"{why} (kernel without CONFIG_PSI, or booted with psi=0)")
     try:
@@ -296,7 +296,7 @@ def _probe_cgroup_v2_memory_stat(ctx: ProbeContext) -> Capability:
     if own.v2 is None:
         return Capability(False, "the caller is in no cgroup v2 (the unified hierarchy is not mounted)")
     path = own.v2 / "memory.stat"
-    text, why = try_read_text(path)
+    text, why = try_read_text(path, ctx.roots)
     if text is None:
         return Capability(False, f"{why} (the v2 memory controller is not enabled for this cgroup)")
     stat = parse_flat_keyed(text, source=str(path))
@@ -308,7 +308,7 @@ def _probe_cgroup_v2_memory_stat(ctx: ProbeContext) -> Capability:
 
 def _probe_reclaim_counters(ctx: ProbeContext) -> Capability:
     path = ctx.roots.proc("vmstat")
-    text, why = try_read_text(path)
+    text, why = try_read_text(path, ctx.roots)
     if text is None:
         return Capability(False, why)
     vmstat = parse_flat_keyed(text, source=str(path))
@@ -329,7 +329,7 @@ def _probe_reclaim_counters(ctx: ProbeContext) -> Capability:
 
 def _probe_numa_nodes(ctx: ProbeContext) -> Capability:
     path = ctx.roots.sys("devices", "system", "node", "online")
-    text, why = try_read_text(path)
+    text, why = try_read_text(path, ctx.roots)
     if text is None:
         return Capability(False, f"{why}: kernel without CONFIG_NUMA, or sysfs not mounted")
     nodes = parse_cpulist(text, field=str(path))
@@ -343,7 +343,7 @@ def _probe_numa_nodes(ctx: ProbeContext) -> Capability:
 
 def _probe_numa_maps(ctx: ProbeContext) -> Capability:
     path = ctx.roots.proc("self", "numa_maps")
-    text, why = try_read_text(path)
+    text, why = try_read_text(path, ctx.roots)
     if text is None:
         return Capability(False, f"{why}: kernel without CONFIG_NUMA (no per-node memory of processes)")
     return Capability(True, f"{path} is readable")
@@ -354,7 +354,7 @@ _NUMA_BALANCING_MODES = {1: "NUMA_BALANCING_NORMAL", 2: "NUMA_BALANCING_MEMORY_T
 
 def _probe_numa_balancing(ctx: ProbeContext) -> Capability:
     path = ctx.roots.proc("sys", "kernel", "numa_balancing")
-    text, why = try_read_text(path)
+    text, why = try_read_text(path, ctx.roots)
     if text is None:
         return Capability(False, f"{why}: kernel without CONFIG_NUMA_BALANCING")
     try:

@@ -127,7 +127,7 @@ def cgroup_mounts(roots: LiveRoots | None = None) -> CgroupMounts:
     """Find the hierarchies in ``/proc/self/mountinfo`` (a bind mount of a sub-tree is skipped: its root is
     not ``/``, so paths from ``/proc/self/cgroup`` would not resolve under it)."""
     roots = roots or LiveRoots()
-    text, _ = try_read_text(roots.proc("self", "mountinfo"))
+    text, _ = try_read_text(roots.proc("self", "mountinfo"), roots)
     v2 = v1_memory = None
     every: list[Path] = []
     real: list[Path] = []
@@ -159,7 +159,7 @@ def own_cgroups(roots: LiveRoots | None = None, *, pid: int | str = "self") -> O
     """The v2 cgroup and v1 memory cgroup of ``pid`` (default: the caller), resolved under the mounts."""
     roots = roots or LiveRoots()
     mounts = cgroup_mounts(roots)
-    text, _ = try_read_text(roots.proc(pid, "cgroup"))
+    text, _ = try_read_text(roots.proc(pid, "cgroup"), roots)
     v2 = v1 = None
     v2_path = v1_path = None
     for m in parse_proc_cgroup(text or ""):
@@ -475,7 +475,7 @@ class MemcgV1Child:
         pids: set[int] = set()
         for d in self._created:
             with contextlib.suppress(OSError):
-                pids.update(int(x) for x in (d / "cgroup.procs").read_text().split())
+                pids.update(int(x) for x in read_text(d / "cgroup.procs").split())
         return sorted(pids)
 
     def stat(self) -> Mapping[str, int]:

@@ -114,13 +114,13 @@ def dl_sysctls(roots: LiveRoots | None = None) -> DlSysctls:
         ("sched_deadline_period_max_us", DL_PERIOD_MAX_US),
     ):
         if (kernel / name).exists():
-            bounds.append(read_int(kernel / name))
+            bounds.append(read_int(kernel / name, roots))
         else:
             bounds.append(default)
             notes.append(f"{kernel / name} is missing; using the kernel default {default}")
     return DlSysctls(
-        rt_runtime_us=read_int(kernel / "sched_rt_runtime_us"),
-        rt_period_us=read_int(kernel / "sched_rt_period_us"),
+        rt_runtime_us=read_int(kernel / "sched_rt_runtime_us", roots),
+        rt_period_us=read_int(kernel / "sched_rt_period_us", roots),
         period_min_us=bounds[0],
         period_max_us=bounds[1],
         notes=tuple(notes),
@@ -156,7 +156,7 @@ def root_domain(
     read = []
     for c in cpus:
         path = roots.sys("devices", "system", "cpu", f"cpu{c}", "cpu_capacity")
-        text, _ = try_read_text(path)
+        text, _ = try_read_text(path, roots)
         read.append(parse_int(text, source=str(path)) if text is not None else SCHED_CAPACITY_SCALE)
     # dl_bw_capacity(): without asymmetric capacities the kernel uses cpus << SCHED_CAPACITY_SHIFT.
     capacities = tuple(read) if len(set(read)) > 1 else (SCHED_CAPACITY_SCALE,) * len(cpus)
@@ -199,7 +199,7 @@ def fair_servers(cpus: Iterable[int], roots: LiveRoots | None = None) -> FairSer
             values = []
             for name in ("runtime", "period"):
                 path = server_dir / f"cpu{c}" / name
-                text, why = try_read_text(path)
+                text, why = try_read_text(path, roots)
                 if text is None:
                     return FairServers(defaults, "default", f"assumed the defaults ({default_text}): {why}")
                 values.append(parse_int(text, source=str(path)))
@@ -209,7 +209,7 @@ def fair_servers(cpus: Iterable[int], roots: LiveRoots | None = None) -> FairSer
         return FairServers(
             (), "none", f"debugfs is mounted but has no {server_dir}: no fair_server on this kernel"
         )
-    release_text, why = try_read_text(roots.proc("sys", "kernel", "osrelease"))
+    release_text, why = try_read_text(roots.proc("sys", "kernel", "osrelease"), roots)
     if release_text is None:
         return FairServers(defaults, "default", f"assumed the defaults ({default_text}): {why}")
     version = kernel_version(release_text)
@@ -281,7 +281,7 @@ def deadline_tasks(roots: LiveRoots | None = None, *, getattr_fn: GetattrFn | No
                 ) from e
             if attr.sched_policy != SchedPolicy.DEADLINE:
                 continue  # left SCHED_DEADLINE between the two reads
-            sched_text, _ = try_read_text(roots.proc(pid, "task", tid, "sched"))
+            sched_text, _ = try_read_text(roots.proc(pid, "task", tid, "sched"), roots)
             sched = parse_proc_sched(sched_text) if sched_text is not None else None
             tasks.append(
                 DlTask(

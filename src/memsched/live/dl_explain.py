@@ -154,17 +154,17 @@ def deadline_privilege(roots: LiveRoots | None = None, *, pid: int = 0) -> Deadl
     """The caller's CAP_SYS_NICE and RLIMIT_RTPRIO, and ``pid``'s affinity (0 = the caller) against its root
     domain. A file that cannot be read leaves its fact unknown (``None``)."""
     roots = roots or LiveRoots()
-    self_text, _ = try_read_text(roots.proc("self", "status"))
+    self_text, _ = try_read_text(roots.proc("self", "status"), roots)
     self_status = parse_status(self_text, source=str(roots.proc("self", "status"))) if self_text is not None else None
     has_nice = self_status.has_capability(CAP_SYS_NICE) if self_status is not None else None
-    limits_text, _ = try_read_text(roots.proc("self", "limits"))
+    limits_text, _ = try_read_text(roots.proc("self", "limits"), roots)
     rtprio = parse_limits(limits_text).get("Max realtime priority") if limits_text is not None else None
     rlimit = None
     if rtprio is not None:
         rlimit = -1 if rtprio[0] == "unlimited" else int(rtprio[0])
     target_status = self_status
     if pid:
-        text, _ = try_read_text(roots.proc(pid, "status"))
+        text, _ = try_read_text(roots.proc(pid, "status"), roots)
         target_status = parse_status(text, source=str(roots.proc(pid, "status"))) if text is not None else None
     affinity = target_status.cpus_allowed if target_status is not None else None
     try:

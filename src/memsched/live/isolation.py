@@ -73,10 +73,10 @@ def cpu_isolation(roots: LiveRoots | None = None) -> CpuIsolation:
     """Read online, isolated and nohz_full CPUs (``online`` must exist; the others are optional)."""
     roots = roots or LiveRoots()
     cpu_dir = roots.sys("devices", "system", "cpu")
-    online = parse_cpulist(read_text(cpu_dir / "online"), field=str(cpu_dir / "online"))
-    isolated_text, _ = try_read_text(cpu_dir / "isolated")
+    online = parse_cpulist(read_text(cpu_dir / "online", roots), field=str(cpu_dir / "online"))
+    isolated_text, _ = try_read_text(cpu_dir / "isolated", roots)
     isolated = parse_cpulist(isolated_text, field="isolated") if isolated_text is not None else frozenset()
-    nohz_text, _ = try_read_text(cpu_dir / "nohz_full")
+    nohz_text, _ = try_read_text(cpu_dir / "nohz_full", roots)
     nohz_full = parse_cpulist(nohz_text, field="nohz_full") if nohz_text is not None else None
-    cmdline, _ = try_read_text(roots.proc("cmdline"))
+    cmdline, _ = try_read_text(roots.proc("cmdline"), roots)
     return CpuIsolation(online, isolated, nohz_full, isolation_boot_params(cmdline or ""))

@@ -125,14 +125,14 @@ def _read_counters(cpu: int, roots: LiveRoots) -> _Counters:
     nmi: int | None = None
     softirq: int | None = None
     thread: int | None = None
-    text, _ = try_read_text(roots.proc("interrupts"))
+    text, _ = try_read_text(roots.proc("interrupts"), roots)
     if text is not None and cpu in (counts := parse_interrupts(text)):
         irq, nmi = counts[cpu]
-    text, _ = try_read_text(roots.proc("softirqs"))
+    text, _ = try_read_text(roots.proc("softirqs"), roots)
     if text is not None:
         softirq = parse_softirqs(text).get(cpu)
     path = roots.proc("thread-self", "status")
-    text, _ = try_read_text(path)
+    text, _ = try_read_text(path, roots)
     if text is not None:
         thread = parse_status(text, source=str(path)).nonvoluntary_ctxt_switches
     return _Counters(irq, nmi, softirq, thread)

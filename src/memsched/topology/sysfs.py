@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memsched.errors import ConfigError, KernelError, UnsupportedError
+from memsched.errors import ConfigError, KernelError, KernelFileError, UnsupportedError, excerpt
+from memsched.kfile import decode_kernel_text, read_kernel_file
 from memsched.topology import LOCAL_DISTANCE, Cpu, Link, Node, Topology
 from memsched.uapi.cpumask import parse_cpulist
 from memsched.units import KIB
@@ -50,28 +51,30 @@ def topology_from_sysfs(
     return _from_sysfs(Path(root), name, hardware or {})
 
 
-def _sysfs_read(path: Path) -> str:
+def _sysfs_read(path: Path, root: Path) -> str:
+    """Bounded, regular files only, confined to the tree ``root`` (:func:`memsched.kfile.read_kernel_file`)."""
     try:
-        return path.read_text()
+        return decode_kernel_text(read_kernel_file(path, root=root))
+    except KernelError:
+        raise
     except OSError as e:
         code = e.errno if e.errno is not None else errno.EIO
         raise KernelError(code, f"cannot read {path}: {os.strerror(code)}") from e
 
 
-def _sysfs_int(path: Path) -> int:
-    text = _sysfs_read(path).strip()
-    try:
-        return int(text, 10)
-    except ValueError:
-        raise KernelError(errno.EINVAL, f"{path} does not hold an integer (got {text!r})") from None
+def _sysfs_int(path: Path, root: Path) -> int:
+    text = _sysfs_read(path, root).strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 20):
+        raise KernelFileError(path, f"must hold an integer (got {excerpt(text)})")
+    return int(text, 10)
 
 
-def _sysfs_cpulist(path: Path) -> frozenset[int]:
-    text = _sysfs_read(path)
+def _sysfs_cpulist(path: Path, root: Path) -> frozenset[int]:
+    text = _sysfs_read(path, root)
     try:
         return parse_cpulist(text, field=str(path))
     except ConfigError:
-        raise KernelError(errno.EINVAL, f"{path} is not a CPU/node list (got {text.strip()!r})") from None
+        raise KernelFileError(path, f"is not a CPU/node list (got {excerpt(text.strip())})") from None
 
 
 def parse_node_meminfo(text: str, *, source: str = "meminfo") -> dict[str, int]:
@@ -90,7 +93,7 @@ def parse_node_meminfo(text: str, *, source: str = "meminfo") -> dict[str, int]:
         try:
             number = int(parts[0])
         except (IndexError, ValueError):
-            raise KernelError(errno.EINVAL, f"{source}: malformed line {line!r}") from None
+            raise KernelFileError(source, f"malformed line {excerpt(line)}") from None
         out[words[2]] = number * KIB if parts[1:] == ["kB"] else number
     return out
 
@@ -107,60 +110,59 @@ def _from_sysfs(root: Path, name: str, hardware: Mapping[str, float]) -> Topolog
             raise ConfigError(key, value, "must be in (0, 1]" if key == "smt_yield" else "must be > 0")
     node_dir = root / "devices" / "system" / "node"
     cpu_dir = root / "devices" / "system" / "cpu"
-    node_ids = sorted(_sysfs_cpulist(node_dir / "online"))
+    node_ids = sorted(_sysfs_cpulist(node_dir / "online", root))
     if not node_ids:
-        raise KernelError(errno.EINVAL, f"{node_dir / 'online'} lists no node")
+        raise KernelFileError(node_dir / "online", "lists no node")
     if node_ids != list(range(len(node_ids))):
         raise UnsupportedError(
             "a topology from sysfs",
             f"online nodes {node_ids} are not numbered 0..{len(node_ids) - 1} (holes in the node numbering)",
         )
     nr_nodes = len(node_ids)
-    online_cpus = _sysfs_cpulist(cpu_dir / "online")
+    online_cpus = _sysfs_cpulist(cpu_dir / "online", root)
 
     dist_rows = []
     node_cpus: list[tuple[int, ...]] = []
     memory: list[int] = []
     for n in node_ids:
         d = node_dir / f"node{n}"
-        row_text = _sysfs_read(d / "distance").split()
-        try:
-            row = [int(x) for x in row_text]
-        except ValueError:
-            raise KernelError(errno.EINVAL, f"{d / 'distance'} is not a list of integers") from None
+        row_text = _sysfs_read(d / "distance", root).split()
+        if not all(x.isascii() and x.isdigit() and len(x) <= 3 for x in row_text):
+            shown = excerpt(" ".join(row_text))
+            raise KernelFileError(d / "distance", f"must be a list of SLIT distances (got {shown})")
+        row = [int(x) for x in row_text]
         if len(row) != nr_nodes:
-            raise KernelError(
-                errno.EINVAL, f"{d / 'distance'} has {len(row)} entries for {nr_nodes} online nodes"
-            )
+            raise KernelFileError(d / "distance", f"has {len(row)} entries for {nr_nodes} online nodes")
         dist_rows.append(row)
-        node_cpus.append(tuple(sorted(_sysfs_cpulist(d / "cpulist") & online_cpus)))
-        meminfo = parse_node_meminfo(_sysfs_read(d / "meminfo"), source=str(d / "meminfo"))
+        node_cpus.append(tuple(sorted(_sysfs_cpulist(d / "cpulist", root) & online_cpus)))
+        meminfo = parse_node_meminfo(_sysfs_read(d / "meminfo", root), source=str(d / "meminfo"))
         if "MemTotal" not in meminfo:
-            raise KernelError(errno.EINVAL, f"{d / 'meminfo'} has no MemTotal line")
+            raise KernelFileError(d / "meminfo", "has no MemTotal line")
         memory.append(meminfo["MemTotal"])
     dist = np.array(dist_rows, dtype=np.int64)
     off = dist[~np.eye(nr_nodes, dtype=bool)]
     if (np.diag(dist) != LOCAL_DISTANCE).any() or (off <= LOCAL_DISTANCE).any() or (dist > 254).any():
-        raise KernelError(
-            errno.EINVAL,
-            f"{node_dir}/node*/distance: SLIT must have {LOCAL_DISTANCE} on the diagonal and 11..254 elsewhere "
-            f"(got {dist.tolist()})",
+        raise KernelFileError(
+            f"{node_dir}/node*/distance",
+            f"SLIT must have {LOCAL_DISTANCE} on the diagonal and 11..254 elsewhere "
+            f"(got {excerpt(str(dist.tolist()))})",
         )
     dist.setflags(write=False)
 
     cpu_to_node = {c: n for n in node_ids for c in node_cpus[n]}
     missing = sorted(online_cpus - set(cpu_to_node))
     if missing:
-        raise KernelError(errno.EINVAL, f"online CPUs {missing} are in no node's cpulist under {node_dir}")
+        shown = excerpt(str(missing))
+        raise KernelFileError(cpu_dir / "online", f"online CPUs {shown} are in no node's cpulist under {node_dir}")
     # Cores: one per distinct SMT sibling group, numbered machine-wide in order of their first CPU (sysfs
     # core_id is per package and may have holes, the simulator wants a machine-wide index).
     sibling_groups: dict[int, tuple[int, ...]] = {}
     sockets: dict[int, int] = {}
     for c in sorted(online_cpus):
         topo = cpu_dir / f"cpu{c}" / "topology"
-        group = tuple(sorted(_sysfs_cpulist(topo / "thread_siblings_list") & online_cpus)) or (c,)
+        group = tuple(sorted(_sysfs_cpulist(topo / "thread_siblings_list", root) & online_cpus)) or (c,)
         sibling_groups[c] = group
-        sockets[c] = _sysfs_int(topo / "physical_package_id")
+        sockets[c] = _sysfs_int(topo / "physical_package_id", root)
     core_of_group = {g: i for i, g in enumerate(sorted(set(sibling_groups.values())))}
     cpus = tuple(
         Cpu(

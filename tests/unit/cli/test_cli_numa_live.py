@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tracemalloc
+from pathlib import Path
 
 import pytest
 
+from helpers.hang import no_hang
 from helpers.live_fixtures import FIXTURES
 from memsched.cli import main
 
@@ -127,3 +132,110 @@ def test_balance_scan_pass_hint_only_where_true(capsys: pytest.CaptureFixture[st
     (last,) = _no_action_lines("homenode", 1, capsys)
     assert last.startswith("[1] no action") and "--count" in last
     assert _no_action_lines("numad", 2, capsys) == ["[1] no action from this sample", "[2] no action from this sample"]
+
+
+# ------------------------------------------------------------------------------------------------ broken trees
+
+
+def _broken(case: str, tmp_path: Path) -> tuple[list[str], str]:
+    """A copy of the 2-node fixture made bad in one way, inside ``tmp_path``: its --proc-root/--sys-root
+    arguments and the file the error must name."""
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES / "numa-2node", tree, symlinks=True)
+    proc = tree / "proc"
+    roots = ["--proc-root", str(proc), "--sys-root", str(tree / "sys")]
+    secret = tmp_path / "secret"
+    secret.write_text("root:TOPSECRET:20228:0:99999:7:::\n")
+    numa_maps, vmstat, stat = proc / "900" / "numa_maps", proc / "vmstat", proc / "900" / "task" / "901" / "stat"
+    if case == "vmstat is /dev/zero":
+        vmstat.unlink()
+        vmstat.symlink_to("/dev/zero")
+        return roots, "vmstat"
+    if case == "vmstat is a FIFO":
+        vmstat.unlink()
+        os.mkfifo(vmstat)
+        return roots, "vmstat"
+    if case == "vmstat is a 4 GiB sparse file":
+        with vmstat.open("r+b") as f:
+            f.truncate(4 << 30)
+        return roots, "vmstat"
+    if case == "numa_maps past the 64 MiB cap":
+        with numa_maps.open("r+b") as f:
+            f.truncate(65 << 20)
+        return roots, "numa_maps"
+    if case == "numa_maps leads out of the tree":
+        numa_maps.unlink()
+        numa_maps.symlink_to(secret)
+        return roots, "numa_maps"
+    if case == "a pid directory leads out of the tree":
+        shutil.rmtree(proc / "950")
+        (proc / "950").symlink_to(tmp_path)  # holds "secret" and the tree itself
+        (tmp_path / "task").mkdir()
+        (tmp_path / "task" / "950").symlink_to(proc / "900" / "task" / "900")
+        return roots, "950"
+    if case == "numa_maps has garbage bytes":
+        numa_maps.write_bytes(b"\x00\xff garbage\n" * 5000)
+        return roots, "numa_maps"
+    if case == "numa_maps has a number too large":
+        numa_maps.write_text("7f5000000000 default anon=99999999999999999999 N0=1 kernelpagesize_kB=4\n")
+        return roots, "numa_maps"
+    if case == "numa_maps names a node the machine lacks":
+        numa_maps.write_text("7f5000000000 default anon=65536 N0=1 N5=65535 kernelpagesize_kB=4\n")
+        return roots, "numa_maps"
+    if case == "a sysfs file leads out of the tree":
+        distance = tree / "sys" / "devices" / "system" / "node" / "node1" / "distance"
+        distance.unlink()
+        distance.symlink_to(secret)
+        return roots, "node1/distance"
+    if case == "a stat line is short":
+        stat.write_text("901 (db) S 1\n")
+        return roots, "901/stat"
+    assert case == "vmstat has a number that is not one"
+    vmstat.write_text("numa_hit nan\n")
+    return roots, "vmstat"
+
+
+BROKEN = [
+    "vmstat is /dev/zero",
+    "vmstat is a FIFO",
+    "vmstat is a 4 GiB sparse file",
+    "numa_maps past the 64 MiB cap",
+    "numa_maps leads out of the tree",
+    "a pid directory leads out of the tree",
+    "numa_maps has garbage bytes",
+    "numa_maps has a number too large",
+    "numa_maps names a node the machine lacks",
+    "a sysfs file leads out of the tree",
+    "a stat line is short",
+    "vmstat has a number that is not one",
+]
+
+
+@pytest.mark.parametrize("command", [["numa", "top", "--json"], ["numa", "balance", "--dry-run", "--json"]])
+@pytest.mark.parametrize("case", BROKEN)
+def test_a_broken_tree_exits_2_naming_the_file(
+    case: str, command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever a copied tree holds (a device, a FIFO, a huge or sparse file, a symlink out of the tree, bad bytes,
+    numbers too large, a node the machine lacks, a short stat line), the command neither blocks nor reads it
+    whole nor prints it: one line naming the file, exit 2, and at most a short excerpt of the contents."""
+    roots, file = _broken(case, tmp_path)
+    tracemalloc.start()
+    try:
+        with no_hang():
+            status = main([*command, *roots])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("memsched: error: ") and file in err, err
+    assert "TOPSECRET" not in err and "internal error" not in err and len(err) < 400
+    assert peak < 200 << 20  # the 64 MiB cap at most, never the 4 GiB file
+
+
+def test_a_node_beyond_the_machine_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """N5= on a 2-node machine: the error names the node and the machine's nodes (the pages are not dropped)."""
+    roots, _ = _broken("numa_maps names a node the machine lacks", tmp_path)
+    assert main(["numa", "top", "--json", *roots]) == 2
+    assert "pages on node 5 (N5=), but the machine has nodes 0..1" in capsys.readouterr().err

@@ -139,3 +139,38 @@ def test_watch_refuses_a_cgroup_outside_the_hierarchies(
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "'--cgroup' must be a cgroup inside a mounted" in err, err
     assert (fake / "cgroup.event_control").read_text() == ""
+
+
+@pytest.mark.parametrize("kind", ["passwd", "nul bytes", "dev-zero", "directory"])
+def test_a_bad_memory_pressure_watch_is_one_short_line(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """$MEMORY_PRESSURE_WATCH naming no PSI file, FIFO or socket: exit 2, one line naming it, at most a short
+    escaped excerpt of what it holds (the contents were printed whole: a 20 KB line of NULs)."""
+    watch = tmp_path / "watch"
+    if kind == "passwd":
+        watch.write_text("root:x:0:0:" + "A" * 100 + "TOPSECRET:/root:/bin/bash\nme:x:1000:1000::/home/me:/bin/sh\n")
+    elif kind == "nul bytes":
+        watch.write_bytes(b"\0" * 20_000)
+    elif kind == "dev-zero":
+        watch.symlink_to("/dev/zero")
+    else:
+        watch.mkdir()
+    before = watch.read_bytes() if watch.is_file() else None
+    monkeypatch.setenv("MEMORY_PRESSURE_WATCH", str(watch))
+    assert main(["pressure", "watch", "--backend", "psi", "--duration", "1s"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("memsched: error: ") and str(watch) in err
+    assert "TOPSECRET" not in err and "\\x00" * 20 not in err and "\0" not in err and len(err) < 300, err
+    assert watch.is_symlink() or before is None or watch.read_bytes() == before  # no trigger written into it
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "DIR"])
+def test_a_fifo_path_that_is_no_fifo_socket_or_file_exits_2(
+    path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--set fifo_path= naming a device or a directory is a bad --set value: exit 2 naming fifo_path (was 1)."""
+    path = str(tmp_path) if path == "DIR" else path
+    assert main(["pressure", "watch", "--backend", "fifo", "--set", f"fifo_path={path}", "--duration", "1s"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "'fifo_path' must be a FIFO, a socket or a regular file" in err

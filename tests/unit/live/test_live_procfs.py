@@ -7,12 +7,13 @@ import errno
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from helpers.live_fixtures import FIXTURES, tree
-from memsched.errors import AccessDeniedError, KernelError, ProcessGoneError
+from memsched.errors import AccessDeniedError, ConfigError, KernelError, KernelFileError, ProcessGoneError
 from memsched.live.oserrors import kill_and_reap, process_error, send_signal
 from memsched.live.pressure.reclaim_index import VMSTAT_KEYS
 from memsched.live.procfs import (
@@ -214,7 +215,7 @@ def test_mountinfo_fields_and_octal_escapes() -> None:
 def test_flat_keyed_parser_refuses_non_integers() -> None:
     """A value that is not an integer names the file and the key."""
     assert parse_flat_keyed("a 1\n\nb 22\n", source="f") == {"a": 1, "b": 22}
-    with pytest.raises(KernelError, match=r"memory\.events: oom is not an integer"):
+    with pytest.raises(KernelError, match=r"memory\.events: oom is not an integer of 64 bits"):
         parse_flat_keyed("oom x\n", source="memory.events")
     with pytest.raises(KernelError, match="expected 'key value'"):
         parse_flat_keyed("a 1 2\n", source="f")
@@ -284,10 +285,10 @@ def test_status_requires_uid_and_capeff_and_leaves_newer_lines_unknown() -> None
     status = parse_status("Name:\tx\nUid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000800000\n", source="st")
     assert status.uids == (1000, 1000, 1000, 1000) and status.has_capability(CAP_SYS_NICE)
     assert status.cpus_allowed is None and status.nonvoluntary_ctxt_switches is None
-    with pytest.raises(KernelError, match="st has no Uid line") as e:
+    with pytest.raises(KernelError, match="st: has no Uid line") as e:
         parse_status("CapEff:\t0\n", source="st")
     assert e.value.errno == errno.EINVAL
-    with pytest.raises(KernelError, match="st has no CapEff line"):
+    with pytest.raises(KernelError, match="st: has no CapEff line"):
         parse_status("Uid:\t0\t0\t0\t0\n", source="st")
     with pytest.raises(KernelError, match="malformed Cpus_allowed_list"):
         parse_status("Uid:\t0\t0\t0\t0\nCapEff:\t0\nCpus_allowed_list:\tlots\n", source="st")
@@ -296,13 +297,13 @@ def test_status_requires_uid_and_capeff_and_leaves_newer_lines_unknown() -> None
 def test_one_integer_files() -> None:
     """A sysctl or sysfs attribute holds one integer; anything else raises naming the file."""
     assert parse_int(" -1\n", source="f") == -1
-    with pytest.raises(KernelError, match="f does not hold an integer"):
+    with pytest.raises(KernelError, match="f: does not hold an integer"):
         parse_int("1 2\n", source="f")
 
 
 def test_picked_counter_that_is_not_an_integer_raises() -> None:
     """The key-picking path refuses a malformed value as the line parser does, naming file and key."""
-    with pytest.raises(KernelError, match=r"vmstat: oom_kill is not an integer \('x'\)"):
+    with pytest.raises(KernelError, match=r"vmstat: oom_kill is not an integer of 64 bits \('x'\)"):
         parse_flat_keyed(b"pgscan_anon 5\noom_kill x\n", source="vmstat", keys=("oom_kill",))
 
 
@@ -330,10 +331,11 @@ def test_a_process_file_that_vanished_is_process_gone(tmp_path: Path) -> None:
     with pytest.raises(ProcessGoneError, match=r"/proc/99999/stat: process gone") as e:
         read_task_stat(tree("vm-2cpu-6.18"), 99999)
     assert e.value.errno == errno.ENOENT
-    (tmp_path / "5" / "status").mkdir(parents=True)  # a directory where the file should be: EISDIR
+    (tmp_path / "5").mkdir()
+    (tmp_path / "5" / "status").symlink_to("status")  # a symlink loop: ELOOP
     with pytest.raises(KernelError, match="cannot read") as other:
         read_process_file(LiveRoots(proc_root=tmp_path), 5, "status")
-    assert type(other.value) is KernelError and other.value.errno == errno.EISDIR
+    assert type(other.value) is KernelError and other.value.errno == errno.ELOOP
 
 
 @pytest.mark.parametrize(
@@ -369,3 +371,42 @@ def test_signalling_a_process_that_is_gone_is_not_an_error() -> None:
         os.waitpid(pid, 0)
     assert send_signal(pid, signal.SIGTERM) is False
     kill_and_reap(pid)  # already gone and reaped: nothing to do, nothing raised
+
+
+# --------------------------------------------------------------------------------------------- bad contents
+
+
+PARSERS: dict[str, Callable[[bytes], object]] = {
+    "numa_maps": lambda d: parse_numa_maps(d, source="T/numa_maps"),
+    "maps": lambda d: parse_maps(d, source="T/maps"),
+    "vmstat": lambda d: parse_flat_keyed(d, source="T/vmstat"),
+    "stat": lambda d: parse_task_stat(d.decode(), source="T/stat"),
+    "psi": lambda d: parse_psi(d.decode(), source="T/memory.pressure"),
+}
+
+
+@pytest.mark.parametrize(
+    ("file", "data", "needle"),
+    [
+        ("numa_maps", b"\x00\xff garbage\n", "does not start with an address"),
+        ("numa_maps", b"1000 default N0=99999999999999999999\n", "0..2^52"),
+        ("numa_maps", b"1000 default N1000000=1\n", "the node must be"),
+        ("numa_maps", b"1000 default N0=1 kernelpagesize_kB=3\n", "power of two"),
+        ("numa_maps", b"1000 default N0=4503599627370496 kernelpagesize_kB=2048\n", "128 PiB"),
+        ("maps", b"zz-10 r-xp 0 0:0 0\n", "malformed line"),
+        ("vmstat", b"\x00" * 20_000 + b"\n", "expected 'key value'"),
+        ("vmstat", b"numa_hit 99999999999999999999999\n", "64 bits"),
+        ("stat", b"901 (db) S 1\n", "need 41 fields"),
+        ("psi", b"root:x:0:0:root:/root:/bin/bash\n", "is not a PSI file"),
+        ("psi", b"\x00" * 20_000, "is not a PSI file"),
+        ("psi", b"some avg60=0.00 avg300=0.00 total=0\n", "some line lacks avg10="),
+    ],
+)
+def test_bad_contents_name_the_file_with_a_short_excerpt(file: str, data: bytes, needle: str) -> None:
+    """Bad bytes, numbers too large, malformed or short lines: one KernelFileError (exit 2) naming the file, with
+    at most a short escaped excerpt of the contents, never a UnicodeDecodeError or OverflowError."""
+    with pytest.raises(KernelFileError) as e:
+        PARSERS[file](data)
+    message = str(e.value)
+    assert message.startswith("T/") and needle in message and len(message) < 200, message
+    assert isinstance(e.value, ConfigError) and "\x00\x00\x00" not in message

@@ -3,13 +3,15 @@ driven by injected /proc and cgroup files."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from helpers.hang import no_hang
 from helpers.live_fixtures import FIXTURES
-from memsched.errors import KernelError
+from memsched.errors import KernelError, KernelFileError
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.options import PressureOptions
 from memsched.live.pressure.reclaim_index import (
@@ -178,3 +180,21 @@ def test_v1_scope_takes_oom_evidence_from_the_memcg(tmp_path: Path) -> None:
     assert [r.level for r in recs] == [OOM]
     assert recs[0].details["evidence"] == ["memory.failcnt +17 with nothing scanned"]
     src.close()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "sparse"])
+def test_a_vmstat_that_is_no_kernel_file_is_refused_naming_it(kind: str, tmp_path: Path) -> None:
+    """The counters are read through the bounded reader: a FIFO never blocks the open, /dev/zero and a 4 GiB
+    sparse file are not read whole; each is one KernelFileError naming the file."""
+    (tmp_path / "proc").mkdir()
+    vmstat = tmp_path / "proc" / "vmstat"
+    if kind == "fifo":
+        os.mkfifo(vmstat)
+    elif kind == "dev-zero":
+        vmstat.symlink_to("/dev/zero")
+    else:
+        with vmstat.open("wb") as f:
+            f.truncate(4 << 30)
+    roots = LiveRoots(proc_root=tmp_path / "proc", sys_root=tmp_path / "sys")
+    with no_hang(), pytest.raises(KernelFileError, match="vmstat: "):
+        ReclaimIndexSource(BackendContext(roots=roots))

@@ -20,7 +20,7 @@ from pathlib import Path
 from memsched.errors import ConfigError, KernelError
 from memsched.live.cgroups import cgroup_mounts, resolve_cgroup_dir, resolve_inside
 from memsched.live.procfs import parse_proc_cgroup, parse_task_stat
-from memsched.live.roots import LiveRoots
+from memsched.live.roots import LiveRoots, read_text
 
 __all__ = ["Protect", "Subtree", "open_subtree"]
 
@@ -79,7 +79,7 @@ class Subtree:
             directory]
         for d in dirs:
             with contextlib.suppress(OSError):
-                pids.update(int(x) for x in (d / "cgroup.procs").read_text().split())
+                pids.update(int(x) for x in read_text(d / "cgroup.procs").split())
         return sorted(pids)
 
     def pids(self) -> list[int]:
@@ -88,7 +88,7 @@ class Subtree:
     def cgroup_of(self, pid: int) -> str | None:
         """The pid's cgroup path in this hierarchy, or None when it is gone."""
         try:
-            text = self.roots.proc(pid, "cgroup").read_text()
+            text = read_text(self.roots.proc(pid, "cgroup"), self.roots)
         except OSError:
             return None
         for m in parse_proc_cgroup(text):
@@ -118,7 +118,7 @@ class Subtree:
         if pid in protect.pids:
             return "it is on the --protect list"
         try:
-            st = parse_task_stat(self.roots.proc(pid, "stat").read_text())
+            st = parse_task_stat(read_text(self.roots.proc(pid, "stat"), self.roots))
         except OSError:
             return "it is gone"
         if st.is_kthread:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from memsched.live.act.subtree import Protect, Subtree
 from memsched.live.procfs import parse_flat_keyed, parse_psi, parse_task_stat
+from memsched.live.roots import read_text
 from memsched.policies.act.views import CgroupView, MemoryView, ProcView, ServiceView
 
 __all__ = ["build_view"]
@@ -40,7 +41,7 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def _read(p: Path) -> str | None:
     try:
-        return p.read_text()
+        return read_text(p)
     except OSError:
         return None
 
@@ -91,10 +92,10 @@ def _zone_watermarks(sub: Subtree) -> tuple[int, int, int]:
 
 def _proc(sub: Subtree, pid: int) -> ProcView | None:
     try:
-        st_text = sub.roots.proc(pid, "stat").read_text()
-        status = sub.roots.proc(pid, "status").read_text()
-        oom_score = int(sub.roots.proc(pid, "oom_score").read_text())
-        adj = int(sub.roots.proc(pid, "oom_score_adj").read_text())
+        st_text = read_text(sub.roots.proc(pid, "stat"), sub.roots)
+        status = read_text(sub.roots.proc(pid, "status"), sub.roots)
+        oom_score = int(read_text(sub.roots.proc(pid, "oom_score"), sub.roots))
+        adj = int(read_text(sub.roots.proc(pid, "oom_score_adj"), sub.roots))
     except (OSError, ValueError):
         return None
     st = parse_task_stat(st_text)

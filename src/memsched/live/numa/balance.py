@@ -87,7 +87,7 @@ class Credentials:
 def read_credentials(roots: LiveRoots) -> Credentials:
     """The caller's credentials from ``/proc/self/status`` (both unknown when it cannot be read)."""
     path = roots.proc("self", "status")
-    text, _ = try_read_text(path)
+    text, _ = try_read_text(path, roots)
     if text is None:
         return Credentials(None, None)
     status = parse_status(text, source=str(path))

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from memsched.errors import AccessDeniedError, KernelError, ProcessGoneError
+from memsched.errors import AccessDeniedError, KernelError, KernelFileError, ProcessGoneError
 from memsched.live.procfs import (
     MapsRange,
     MissingFieldWarning,
@@ -47,6 +47,7 @@ from memsched.live.procfs import (
     read_task_stat,
     thread_ids,
 )
+from memsched.live.procfs.maps import MAX_VMA_BYTES
 from memsched.live.roots import LiveRoots, read_text
 from memsched.topology import Topology
 from memsched.topology.sysfs import parse_node_meminfo
@@ -122,7 +123,7 @@ def numa_counters(vmstat: Mapping[str, int], *, source: str = "/proc/vmstat") ->
 def read_numa_counters(roots: LiveRoots) -> NumaCounters:
     """The NUMA counters of ``/proc/vmstat``."""
     path = roots.proc("vmstat")
-    return numa_counters(parse_flat_keyed(read_text(path), source=str(path)), source=str(path))
+    return numa_counters(parse_flat_keyed(read_text(path, roots), source=str(path)), source=str(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +228,7 @@ def take_snapshot(
         except AccessDeniedError as e:
             unreadable[pid] = str(e)
             continue
-        node_pages = node_pages_of(vmas, topology.nr_nodes, page_size)
+        node_pages = node_pages_of(vmas, topology.nr_nodes, page_size, source=str(roots.proc(pid, "numa_maps")))
         node_pages.flags.writeable = False
         comm = next((t.comm for t in threads if t.tid == pid), threads[0].comm)
         processes[pid] = ProcessSample(pid, comm, uids, tuple(threads), vmas, maps, node_pages)
@@ -255,7 +256,7 @@ def read_node_memory(roots: LiveRoots, nodes: Iterable[int]) -> tuple[tuple[int,
     total, free = [], []
     for n in nodes:
         path = roots.sys("devices", "system", "node", f"node{n}", "meminfo")
-        info = parse_node_meminfo(read_text(path), source=str(path))
+        info = parse_node_meminfo(read_text(path, roots), source=str(path))
         for key in ("MemTotal", "MemFree"):
             if key not in info:
                 raise KernelError(errno.EINVAL, f"{path} has no {key} line")
@@ -271,14 +272,29 @@ def _allowed(status: ProcStatus) -> frozenset[int]:
     return status.cpus_allowed
 
 
-def node_pages_of(vmas: Iterable[NumaMapsVma], nr_nodes: int, page_size: int) -> IntArray:
-    """Resident pages (of ``page_size``) per node over ``vmas`` (``numa_maps`` ``N<node>=`` totals)."""
-    out = np.zeros(nr_nodes, dtype=np.int64)
+def node_pages_of(
+    vmas: Iterable[NumaMapsVma], nr_nodes: int, page_size: int, *, source: str = "numa_maps"
+) -> IntArray:
+    """Resident pages (of ``page_size``) per node over ``vmas`` (``numa_maps`` ``N<node>=`` totals).
+
+    A node the machine does not have (``nr_nodes``) is a :class:`KernelFileError` naming ``source`` and the
+    node, never pages silently left out; so is a total past :data:`MAX_VMA_BYTES` (128 PiB, more than any node
+    holds), which would not fit the array's 64 bits either.
+    """
+    totals = [0] * nr_nodes
     for vma in vmas:
         for node, nbytes in vma.node_bytes().items():
-            if 0 <= node < nr_nodes:
-                out[node] += nbytes // page_size
-    return out
+            if not 0 <= node < nr_nodes:
+                raise KernelFileError(
+                    source,
+                    f"VMA {vma.start:#x} has pages on node {node} (N{node}=), but the machine has nodes "
+                    f"0..{nr_nodes - 1}",
+                )
+            totals[node] += nbytes
+    for node, nbytes in enumerate(totals):
+        if nbytes > MAX_VMA_BYTES:
+            raise KernelFileError(source, f"N{node}= pages add up to more than 128 PiB")
+    return np.array([nbytes // page_size for nbytes in totals], dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memsched.errors import ConfigError, KernelError, MemschedError
@@ -46,6 +47,7 @@ from memsched.live.pressure.dbus import (
     lmm_level,
 )
 from memsched.live.pressure.source import Monitor, PressureRecord, PressureSource
+from memsched.live.roots import read_text
 from memsched.pressure.fd import SourceGoneError
 from memsched.uapi.pressure import VmpressureLevel
 
@@ -153,8 +155,7 @@ async def describe_owner(bus: MessageBus, unique_name: str) -> str:
     if pid is None:
         return unique_name
     try:
-        with open(f"/proc/{int(pid)}/comm") as f:
-            comm = f.read().strip()
+        comm = read_text(Path(f"/proc/{int(pid)}/comm")).strip()
     except OSError:
         return f"{unique_name} (pid {pid})"
     return f"{unique_name} (pid {pid}, {comm})"

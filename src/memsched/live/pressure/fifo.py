@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memsched.errors import ConfigError, KernelError
+from memsched.kfile import file_kind
 from memsched.live.capabilities import Capability
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.options import parse_level
@@ -217,6 +218,11 @@ def check(ctx: BackendContext) -> Capability:
 
 
 def open_source(ctx: BackendContext) -> PressureSource:
-    if not ctx.options.fifo_path:
+    path = ctx.options.fifo_path
+    if not path:
         raise ConfigError("fifo_path", "", "must name a FIFO or file for the fifo backend (--set fifo_path=PATH)")
+    with contextlib.suppress(OSError):  # a path that cannot be looked at is FifoSource's KernelError, with errno
+        mode = os.stat(path).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISREG(mode)):
+            raise ConfigError("fifo_path", path, f"must be a FIFO, a socket or a regular file ({file_kind(mode)})")
     return FifoSource(ctx.options.fifo_path, default_level=parse_level(ctx.options.fifo_level, field="fifo_level"))

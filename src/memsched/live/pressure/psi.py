@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memsched.errors import ConfigError, KernelError
+from memsched.kfile import decode_kernel_text, file_kind
 from memsched.live.capabilities import Capability
 from memsched.live.cgroups import resolve_cgroup_dir
 from memsched.live.pressure.context import BackendContext
@@ -186,7 +187,7 @@ class PsiSource(PressureSource):
 
     def _total(self, fd: int, kind: str) -> int:
         try:
-            text = os.pread(fd, 4096, 0).decode()
+            text = decode_kernel_text(os.pread(fd, 4096, 0))  # a PSI file is two lines
         except OSError as e:
             if e.errno in (errno.ENODEV, errno.ENOENT):
                 raise self.gone(f"{self.path} is gone (the cgroup was removed)") from e
@@ -232,8 +233,8 @@ class PsiSource(PressureSource):
                 self.spurious += 1
                 return []
             details.update(trigger=armed.trigger.format(), growth_us=growth)
-        with contextlib.suppress(OSError, KernelError, UnicodeDecodeError):
-            stats = parse_psi(os.pread(fd, 4096, 0).decode(), source=str(self.path))
+        with contextlib.suppress(OSError, KernelError):
+            stats = parse_psi(decode_kernel_text(os.pread(fd, 4096, 0)), source=str(self.path))
             details.update(some_avg10=stats.some.avg10)
             if stats.full is not None:
                 details.update(full_avg10=stats.full.avg10)
@@ -261,6 +262,10 @@ def open_source(ctx: BackendContext) -> PressureSource:
         except OSError as e:
             code = e.errno or errno.EIO
             raise KernelError(code, f"psi: $MEMORY_PRESSURE_WATCH={target.path}: {os.strerror(code)}") from e
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            # systemd's protocol knows a PSI file, a FIFO and a socket; /dev/zero or a directory is a bad value.
+            allowed = f"must be a PSI file, a FIFO or a socket ({file_kind(mode)})"
+            raise ConfigError("MEMORY_PRESSURE_WATCH", str(target.path), allowed)
         level = parse_level(ctx.options.systemd_level, field="systemd_level")
         if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
             return FifoSource(

@@ -50,11 +50,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memsched.errors import KernelError
+from memsched.kfile import open_kernel_file, pread_kernel_file
 from memsched.live.capabilities import Capability
 from memsched.live.cgroups import resolve_cgroup_dir
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.source import PressureRecord, PressureSource
 from memsched.live.procfs import parse_flat_keyed, parse_int
+from memsched.live.roots import LiveRoots
 from memsched.pressure.accounting import MainlineVmpressure, RfcVmpressure, WindowSample
 from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.uapi.pressure import MemcgLevel, VmpressureLevel, memcg_to_rfc_level
@@ -170,22 +172,18 @@ class DeltaTracker:
 class _File:
     """A counter file kept open and re-read with ``pread`` (cheap at 100 Hz; ``ENODEV`` once removed)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, roots: LiveRoots) -> None:
         self.path = path
         try:
-            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            self.fd = open_kernel_file(path, root=roots.tree_of(path))  # a regular file, never a FIFO
+        except KernelError:
+            raise
         except OSError as e:
             code = e.errno or errno.EIO
             raise KernelError(code, f"reclaim-index: cannot open {path}: {os.strerror(code)}") from e
 
     def read(self) -> bytes:
-        chunks, off = [], 0
-        while True:
-            b = os.pread(self.fd, 65536, off)
-            chunks.append(b)
-            if len(b) < 65536:
-                return b"".join(chunks)
-            off += len(b)
+        return pread_kernel_file(self.fd, self.path)  # bounded
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -246,16 +244,16 @@ class ReclaimIndexSource(PressureSource):
         try:
             if self.scope.kind == "cgroup-v2":
                 assert self.scope.directory is not None
-                self._files["stat"] = _File(self.scope.directory / "memory.stat")
-                self._files["events"] = _File(self.scope.directory / "memory.events")
+                self._files["stat"] = _File(self.scope.directory / "memory.stat", ctx.roots)
+                self._files["events"] = _File(self.scope.directory / "memory.events", ctx.roots)
                 stall_name = "memory.events max"
             else:
-                self._files["vmstat"] = _File(ctx.roots.proc("vmstat"))
+                self._files["vmstat"] = _File(ctx.roots.proc("vmstat"), ctx.roots)
                 stall_name = "allocstall"
                 if self.scope.kind == "cgroup-v1":
                     assert self.scope.directory is not None
-                    self._files["failcnt"] = _File(self.scope.directory / "memory.failcnt")
-                    self._files["oom_control"] = _File(self.scope.directory / "memory.oom_control")
+                    self._files["failcnt"] = _File(self.scope.directory / "memory.failcnt", ctx.roots)
+                    self._files["oom_control"] = _File(self.scope.directory / "memory.oom_control", ctx.roots)
                     stall_name = "memory.failcnt"
             self.tracker = DeltaTracker(self.sample(), stall_name=stall_name)
         except BaseException:

@@ -43,6 +43,8 @@ import errno
 import os
 from pathlib import Path
 
+from memsched.errors import KernelFileError
+from memsched.kfile import decode_kernel_text
 from memsched.live.oserrors import GONE_ERRNOS, process_error
 from memsched.live.procfs.maps import MapsRange, MissingFieldWarning, NumaMapsVma, parse_maps, parse_numa_maps
 from memsched.live.procfs.process import (
@@ -139,11 +141,14 @@ def _numeric_dirs(path: Path) -> list[int]:
 
 
 def read_process_file(roots: LiveRoots, pid: int | str, *parts: str | int) -> str:
-    """``/proc/<pid>/<parts>``: :class:`ProcessGoneError` once the process has exited,
-    :class:`AccessDeniedError` when this caller may not read it."""
+    """``/proc/<pid>/<parts>`` (bounded and confined like :func:`memsched.live.roots.read_text`):
+    :class:`ProcessGoneError` once the process has exited, :class:`AccessDeniedError` when this caller may not
+    read it, :class:`KernelFileError` when the file is refused."""
     path = roots.proc(pid, *parts)
     try:
-        return path.read_text()
+        return decode_kernel_text(roots.read_bytes(path))
+    except KernelFileError:
+        raise
     except OSError as e:
         err = e.errno or errno.EIO
         message = f"{path}: process gone" if err in GONE_ERRNOS else f"cannot read {path}: {os.strerror(err)}"
@@ -156,7 +161,8 @@ def _task(tid: int | None) -> tuple[str | int, ...]:
 
 def read_task_stat(roots: LiveRoots, pid: int, tid: int | None = None) -> TaskStat:
     """``/proc/<pid>/stat``, or ``/proc/<pid>/task/<tid>/stat`` with ``tid``."""
-    return parse_task_stat(read_process_file(roots, pid, *_task(tid), "stat"))
+    parts = (*_task(tid), "stat")
+    return parse_task_stat(read_process_file(roots, pid, *parts), source=str(roots.proc(pid, *parts)))
 
 
 def read_status(roots: LiveRoots, pid: int | str, tid: int | None = None) -> ProcStatus:
@@ -167,19 +173,20 @@ def read_status(roots: LiveRoots, pid: int | str, tid: int | None = None) -> Pro
 
 def read_proc_sched(roots: LiveRoots, pid: int, tid: int | None = None) -> ProcSched:
     """``/proc/<pid>/sched`` (raises if the kernel lacks ``CONFIG_SCHED_DEBUG``'s file)."""
-    return parse_proc_sched(read_process_file(roots, pid, *_task(tid), "sched"))
+    parts = (*_task(tid), "sched")
+    return parse_proc_sched(read_process_file(roots, pid, *parts), source=str(roots.proc(pid, *parts)))
 
 
 def read_numa_maps(roots: LiveRoots, pid: int) -> tuple[NumaMapsVma, ...]:
     """``/proc/<pid>/numa_maps``, one record per VMA."""
-    return parse_numa_maps(read_process_file(roots, pid, "numa_maps"))
+    return parse_numa_maps(read_process_file(roots, pid, "numa_maps"), source=str(roots.proc(pid, "numa_maps")))
 
 
 def read_maps(roots: LiveRoots, pid: int) -> tuple[MapsRange, ...]:
     """``/proc/<pid>/maps``, one range per VMA."""
-    return parse_maps(read_process_file(roots, pid, "maps"))
+    return parse_maps(read_process_file(roots, pid, "maps"), source=str(roots.proc(pid, "maps")))
 
 
-def read_int(path: Path) -> int:
+def read_int(path: Path, roots: LiveRoots | None = None) -> int:
     """A file holding one decimal integer (sysctls, sysfs attributes)."""
-    return parse_int(read_text(path), source=str(path))
+    return parse_int(read_text(path, roots), source=str(path))

@@ -16,13 +16,12 @@
 
 from __future__ import annotations
 
-import errno
 import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from memsched.errors import KernelError
+from memsched.errors import KernelFileError, excerpt
 from memsched.units import KIB
 
 __all__ = ["MapsRange", "MissingFieldWarning", "NumaMapsVma", "parse_maps", "parse_numa_maps"]
@@ -37,6 +36,15 @@ class MissingFieldWarning(UserWarning):
 _KNOWN_KEYS = ("file", "anon", "dirty", "mapped", "mapmax", "swapcache", "active", "writeback", "kernelpagesize_kB")
 _NODE_FIELD = re.compile(r"N(\d+)=(\d+)\Z")
 _NODE_KEY = re.compile(r"N\d+\Z")
+
+#: Node numbers the kernel can print: ``MAX_NUMNODES`` is ``1 << CONFIG_NODES_SHIFT``, at most 10 bits.
+MAX_NUMNODES = 1 << 10
+#: The largest page count a line can hold: 2^64 bytes of 4 KiB pages (more cannot be mapped).
+MAX_PAGES = 1 << 52
+#: ``kernelpagesize_kB``: from 4 (base pages) to 16 GiB (powerpc's largest hugetlb page), a power of two.
+MAX_KERNELPAGESIZE_KB = 1 << 24
+#: The most bytes one VMA can hold: the 57-bit virtual address space of 5-level paging (128 PiB).
+MAX_VMA_BYTES = 1 << 57
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +95,38 @@ def _is_body_token(token: str) -> bool:
     return bool(sep) and (key in _KNOWN_KEYS or _NODE_KEY.match(key) is not None)
 
 
-def parse_numa_maps(data: bytes | str) -> tuple[NumaMapsVma, ...]:
-    """``/proc/<pid>/numa_maps`` -> one record per VMA (pure; raises ``KernelError(EINVAL)`` on a bad line)."""
+_ADDRESS = re.compile(r"[0-9a-f]{1,16}\Z")
+
+
+def _is_address(text: str) -> bool:
+    """A user-space address as ``%08lx`` prints it: at most 16 hex digits (64 bits)."""
+    return _ADDRESS.match(text) is not None
+
+
+def _number(source: str, token: str, what: str, text: str, limit: int) -> int:
+    """``text`` (part of ``token``) as a decimal number in ``0..limit``, else :class:`KernelFileError` naming
+    ``source``, the field and what it must be."""
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else -1
+    if not 0 <= value <= limit:
+        shown = f"2^{limit.bit_length() - 1}" if limit & (limit - 1) == 0 else str(limit)
+        raise KernelFileError(source, f"bad field {excerpt(token)}: {what} must be a number in 0..{shown}")
+    return value
+
+
+def parse_numa_maps(data: bytes | str, *, source: str = "numa_maps") -> tuple[NumaMapsVma, ...]:
+    """``/proc/<pid>/numa_maps`` -> one record per VMA (pure; raises :class:`KernelFileError` naming ``source``
+    on a bad line: a bad address, a count that is not a number or larger than an address space holds, a node
+    number the kernel cannot print)."""
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
     out = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
+        where = f"{source} line {number}"
         tokens = line.split(" ")
-        try:
-            start = int(tokens[0], 16)
-        except ValueError:
-            raise KernelError(errno.EINVAL, f"numa_maps: line does not start with an address: {line[:80]!r}") from None
+        if not _is_address(tokens[0]):
+            raise KernelFileError(where, f"line does not start with an address: {excerpt(line)}")
+        start = int(tokens[0], 16)
         i = 1
         policy_words = []
         while i < len(tokens) and not _is_body_token(tokens[i]):
@@ -111,28 +139,32 @@ def parse_numa_maps(data: bytes | str) -> tuple[NumaMapsVma, ...]:
             if not token:
                 continue
             m = _NODE_FIELD.match(token)
-            try:
-                if m:
-                    nodes[int(m.group(1))] = int(m.group(2))
-                elif token in ("heap", "huge"):
-                    rec[token] = True
-                elif token == "stack" or token.startswith("stack:"):
-                    rec["stack"] = True
-                else:
-                    key, sep, value = token.partition("=")
-                    if _NODE_KEY.match(key):
-                        raise ValueError(token)
-                    if key == "file":
-                        rec["file"] = value
-                    elif key in ("anon", "dirty"):
-                        rec[key] = int(value)
-                    elif key == "kernelpagesize_kB":
-                        rec["kernelpagesize_kb"] = int(value)
-                    else:
-                        extra[key] = value if sep else ""
-            except ValueError:
-                raise KernelError(errno.EINVAL, f"numa_maps: bad field {token!r} in {line[:80]!r}") from None
-        out.append(NumaMapsVma(node_pages=nodes, extra=extra, **rec))  # type: ignore[arg-type]
+            key, sep, value = token.partition("=")
+            if m:
+                node = _number(where, token, "the node", m.group(1), MAX_NUMNODES - 1)
+                nodes[node] = _number(where, token, "the page count", m.group(2), MAX_PAGES)
+            elif token in ("heap", "huge"):
+                rec[token] = True
+            elif token == "stack" or token.startswith("stack:"):
+                rec["stack"] = True
+            elif _NODE_KEY.match(key):
+                raise KernelFileError(where, f"bad field {excerpt(token)}: must be {key}=<pages>")
+            elif key == "file":
+                rec["file"] = value
+            elif key in ("anon", "dirty"):
+                rec[key] = _number(where, token, "the page count", value, MAX_PAGES)
+            elif key == "kernelpagesize_kB":
+                kb = _number(where, token, "the page size", value, MAX_KERNELPAGESIZE_KB)
+                if kb < 4 or kb & (kb - 1):
+                    problem = "the page size must be a power of two >= 4"
+                    raise KernelFileError(where, f"bad field {excerpt(token)}: {problem}")
+                rec["kernelpagesize_kb"] = kb
+            else:
+                extra[key] = value if sep else ""
+        vma = NumaMapsVma(node_pages=nodes, extra=extra, **rec)  # type: ignore[arg-type]
+        if sum(vma.node_pages.values()) * (vma.kernelpagesize_kb or 4) * KIB > MAX_VMA_BYTES:
+            raise KernelFileError(where, "N<node>= pages add up to more than a 128 PiB address space holds")
+        out.append(vma)
     return tuple(out)
 
 
@@ -153,19 +185,16 @@ class MapsRange:
         return self.perms.endswith("p")
 
 
-def parse_maps(data: bytes | str) -> tuple[MapsRange, ...]:
-    """``/proc/<pid>/maps`` -> ranges (pure)."""
+def parse_maps(data: bytes | str, *, source: str = "maps") -> tuple[MapsRange, ...]:
+    """``/proc/<pid>/maps`` -> ranges (pure; a malformed line raises :class:`KernelFileError` naming ``source``)."""
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
     out = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         parts = line.split(maxsplit=5)
         if not parts:
             continue
         lo, sep, hi = parts[0].partition("-")
-        try:
-            if not sep or len(parts) < 5:
-                raise ValueError
-            out.append(MapsRange(int(lo, 16), int(hi, 16), parts[1], parts[5].strip() if len(parts) > 5 else ""))
-        except ValueError:
-            raise KernelError(errno.EINVAL, f"maps: malformed line {line[:80]!r}") from None
+        if not sep or len(parts) < 5 or not _is_address(lo) or not _is_address(hi):
+            raise KernelFileError(f"{source} line {number}", f"malformed line {excerpt(line)}")
+        out.append(MapsRange(int(lo, 16), int(hi, 16), parts[1], parts[5].strip() if len(parts) > 5 else ""))
     return tuple(out)

@@ -5,12 +5,11 @@ Formats are described in :mod:`memsched.live.procfs`; each parser is a pure func
 
 from __future__ import annotations
 
-import errno
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from memsched.errors import ConfigError, KernelError
+from memsched.errors import ConfigError, KernelFileError, excerpt
 from memsched.live.procfs.system import parse_counter
 from memsched.uapi.cpumask import parse_cpulist
 from memsched.uapi.sched import SchedPolicy
@@ -39,8 +38,8 @@ CAP_SYS_NICE = 23
 CAP_SYS_RESOURCE = 24
 
 
-def _malformed(source: str, what: str) -> KernelError:
-    return KernelError(errno.EINVAL, f"{source}: {what}")
+def _malformed(source: str, what: str) -> KernelFileError:
+    return KernelFileError(source, what)
 
 
 # --------------------------------------------------------------------------------------------- stat
@@ -70,29 +69,38 @@ class TaskStat:
         return self.utime_ticks + self.stime_ticks
 
 
-def parse_task_stat(text: str) -> TaskStat:
-    """One ``stat`` line; split at the last ``)`` because ``comm`` may hold spaces and parentheses."""
+def parse_task_stat(text: str, *, source: str = "/proc/<pid>/stat") -> TaskStat:
+    """One ``stat`` line; split at the last ``)`` because ``comm`` may hold spaces and parentheses. A line
+    with too few fields or a field that is not a number raises :class:`KernelFileError` naming ``source``."""
     head, sep, tail = text.rpartition(")")
     pid_text, _, comm = head.partition(" (")
     fields = tail.split()
     # fields[0] is field 3 (state): field N is fields[N - 3]. policy (41) exists since 2.5.19.
     if not sep or len(fields) < 39:
-        raise KernelError(errno.EINVAL, f"malformed /proc stat line (need 41 fields): {text[:80]!r}")
-    try:
-        return TaskStat(
-            tid=int(pid_text),
-            comm=comm,
-            state=fields[0],
-            flags=int(fields[6]),
-            utime_ticks=int(fields[11]),
-            stime_ticks=int(fields[12]),
-            num_threads=int(fields[17]),
-            processor=int(fields[36]),
-            rt_priority=int(fields[37]),
-            policy=int(fields[38]),
-        )
-    except ValueError:
-        raise KernelError(errno.EINVAL, f"malformed /proc stat line: {text[:80]!r}") from None
+        raise _malformed(source, f"malformed stat line (need 41 fields): {excerpt(text)}")
+    return TaskStat(
+        tid=_field(source, "pid", pid_text),
+        comm=comm,
+        state=fields[0],
+        flags=_field(source, "flags", fields[6]),
+        utime_ticks=_field(source, "utime", fields[11]),
+        stime_ticks=_field(source, "stime", fields[12]),
+        num_threads=_field(source, "num_threads", fields[17]),
+        processor=_field(source, "processor", fields[36]),
+        rt_priority=_field(source, "rt_priority", fields[37]),
+        policy=_field(source, "policy", fields[38]),
+    )
+
+
+#: A ``stat`` field is printed from an ``unsigned long long`` at most.
+_MAX_STAT_FIELD = (1 << 64) - 1
+
+
+def _field(source: str, name: str, text: str) -> int:
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else -1
+    if not 0 <= value <= _MAX_STAT_FIELD:
+        raise _malformed(source, f"field {name} must be a number in 0..{_MAX_STAT_FIELD} (got {excerpt(text)})")
+    return value
 
 
 # --------------------------------------------------------------------------------------------- status, limits
@@ -123,7 +131,7 @@ def parse_status(text: str, *, source: str = "/proc/<pid>/status") -> ProcStatus
             values[key.strip()] = value.strip()
     for key in ("Uid", "CapEff"):
         if key not in values:
-            raise KernelError(errno.EINVAL, f"{source} has no {key} line")
+            raise _malformed(source, f"has no {key} line")
     try:
         uids = tuple(int(x) for x in values["Uid"].split())
         cap_eff = int(values["CapEff"], 16)
@@ -135,7 +143,7 @@ def parse_status(text: str, *, source: str = "/proc/<pid>/status") -> ProcStatus
     try:
         allowed = parse_cpulist(allowed_text, field="Cpus_allowed_list") if allowed_text is not None else None
     except ConfigError:
-        raise _malformed(source, f"malformed Cpus_allowed_list {allowed_text!r}") from None
+        raise _malformed(source, f"malformed Cpus_allowed_list {excerpt(allowed_text or '')}") from None
     return ProcStatus(source, uids, cap_eff, allowed, nonvoluntary)
 
 
@@ -176,24 +184,24 @@ class ProcSched:
 _SCHED_HEADER = re.compile(r"^(?P<comm>.*) \((?P<pid>\d+), #threads: (?P<threads>\d+)\)$")
 
 
-def parse_proc_sched(text: str) -> ProcSched:
+def parse_proc_sched(text: str, *, source: str | None = None) -> ProcSched:
     """Parse ``/proc/<pid>/sched``; a missing ``policy``/``prio``, or a missing ``dl.*`` on a deadline task,
     raises rather than reading as 0."""
     lines = text.splitlines()
     m = _SCHED_HEADER.match(lines[0]) if lines else None
     if m is None:
-        raise KernelError(errno.EINVAL, f"/proc/<pid>/sched: unexpected header {lines[:1]!r}")
+        raise _malformed(source or "/proc/<pid>/sched", f"unexpected header {excerpt(lines[0] if lines else '')}")
     values: dict[str, str] = {}
     for line in lines[1:]:
         key, sep, value = line.partition(":")
         if sep and not key.startswith("-"):
             values[key.strip()] = value.strip()
-    source = f"/proc/{m['pid']}/sched"
+    where = source or f"/proc/{m['pid']}/sched"
 
     def integer(key: str) -> int:
         if key not in values:
-            raise KernelError(errno.EINVAL, f"{source} has no {key!r} line")
-        return parse_counter(key, values[key], source)
+            raise _malformed(where, f"has no {key!r} line")
+        return parse_counter(key, values[key], where)
 
     policy = integer("policy")
     is_dl = policy == SchedPolicy.DEADLINE
@@ -225,15 +233,15 @@ class CgroupMembership:
         return self.hierarchy_id == 0 and not self.controllers
 
 
-def parse_proc_cgroup(text: str) -> list[CgroupMembership]:
+def parse_proc_cgroup(text: str, *, source: str = "/proc/<pid>/cgroup") -> list[CgroupMembership]:
     """``/proc/<pid>/cgroup`` -> memberships (``4:memory:/a/b`` and the v2 ``0::/a``)."""
     out = []
     for line in text.splitlines():
         if not line.strip():
             continue
         parts = line.split(":", 2)
-        if len(parts) != 3 or not parts[0].isdigit():
-            raise KernelError(errno.EINVAL, f"/proc/<pid>/cgroup: malformed line {line!r}")
+        if len(parts) != 3 or not parts[0].isascii() or not parts[0].isdigit() or len(parts[0]) > 9:
+            raise _malformed(source, f"malformed line {excerpt(line)}")
         out.append(CgroupMembership(int(parts[0]), tuple(c for c in parts[1].split(",") if c), parts[2]))
     return out
 
@@ -263,7 +271,7 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def parse_mountinfo(text: str) -> list[Mount]:
+def parse_mountinfo(text: str, *, source: str = "mountinfo") -> list[Mount]:
     """``/proc/<pid>/mountinfo`` -> mounts. Fields: id, parent, dev, root, mount point, options, optional
     fields up to ``-``, fstype, source, super options."""
     out = []
@@ -274,9 +282,9 @@ def parse_mountinfo(text: str) -> list[Mount]:
         try:
             sep = fields.index("-", 6)
         except ValueError:
-            raise KernelError(errno.EINVAL, f"mountinfo: no '-' separator in {line!r}") from None
+            raise _malformed(source, f"no '-' separator in {excerpt(line)}") from None
         if len(fields) < sep + 3:
-            raise KernelError(errno.EINVAL, f"mountinfo: truncated line {line!r}")
+            raise _malformed(source, f"truncated line {excerpt(line)}")
         super_opts = tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else ()
         out.append(Mount(_unescape(fields[3]), _unescape(fields[4]), fields[sep + 1], super_opts))
     return out

@@ -6,8 +6,9 @@ import pytest
 
 from helpers.live_fixtures import FIXTURES
 from helpers.numa_live import numa2, numa4
-from memsched.live.numa.snapshot import NumaSnapshot, locality, numa_counters, take_snapshot
-from memsched.live.procfs import MissingFieldWarning, parse_flat_keyed
+from memsched.errors import KernelFileError
+from memsched.live.numa.snapshot import NumaSnapshot, locality, node_pages_of, numa_counters, take_snapshot
+from memsched.live.procfs import MissingFieldWarning, parse_flat_keyed, parse_numa_maps
 from memsched.live.roots import LiveRoots
 from memsched.topology.sysfs import topology_from_sysfs
 
@@ -85,3 +86,11 @@ def test_vmstat_missing_counters_warn_and_are_none() -> None:
         after = numa_counters({**vmstat, "numa_hit": 5555600})
     delta = after.delta(counters)
     assert delta["numa_hit"] == 45 and delta["numa_hint_faults"] is None
+
+
+def test_pages_on_a_node_the_machine_lacks_are_an_error_not_dropped() -> None:
+    """N5= on a 2-node machine names the file and the node (the pages were silently left out before)."""
+    vmas = parse_numa_maps("7f5000000000 default anon=3 N0=1 N5=2 kernelpagesize_kB=4\n")
+    with pytest.raises(KernelFileError, match=r"T/numa_maps: VMA 0x7f5000000000 has pages on node 5 .*nodes 0\.\.1"):
+        node_pages_of(vmas, 2, 4096, source="T/numa_maps")
+    assert node_pages_of(vmas, 6, 4096).tolist() == [1, 0, 0, 0, 0, 2]
