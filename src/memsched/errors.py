@@ -27,6 +27,7 @@ __all__ = [
     "UnsupportedError",
     "excerpt",
     "is_interrupt",
+    "printable",
 ]
 
 
@@ -44,6 +45,17 @@ def excerpt(text: str | bytes) -> str:
     if len(shown) > _MAX_EXCERPT:
         shown = shown[: _MAX_EXCERPT - 3] + "..."
     return shown
+
+
+#: Control characters (C0, DEL, C1) as a terminal must never receive them from someone else's text.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+def printable(text: str) -> str:
+    """``text`` from the system (a process's ``comm``, a cgroup path) safe to print on a terminal: every control
+    character written as ``\\xNN``. Any process may name itself with escape sequences (``PR_SET_NAME``), which
+    would otherwise reach the terminal of whoever runs ``numa top`` or ``rt admit``."""
+    return text.translate(_CONTROL)
 
 
 class MemschedError(Exception):

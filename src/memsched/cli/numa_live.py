@@ -18,7 +18,7 @@ from memsched.cli.common import (
     whole_number,
 )
 from memsched.cli.numa import numa_app
-from memsched.errors import ConfigError
+from memsched.errors import ConfigError, printable
 from memsched.units import MIB, parse_duration
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def _print_top(snap: NumaSnapshot, previous: NumaSnapshot | None, limit: int, ma
         rows.append(
             [
                 str(r.pid),
-                r.comm,
+                printable(r.comm),
                 str(r.threads),
                 ",".join(map(str, r.thread_nodes)) or "-",
                 size(r.total_pages * snap.page_size),
@@ -303,18 +303,22 @@ def _sample_printer(policy_id: str, places_on_scan_pass: bool, count: int | None
 
     def show(report: SampleReport) -> None:
         nonlocal acted
+
+        def echo(line: str) -> None:  # (process names are anyone's text: no control character reaches the terminal)
+            typer.echo(printable(line))
+
         for note in report.notes:
-            typer.echo(f"note: {note}")
+            echo(f"note: {note}")
         shown = 8
         pids = ", ".join(f"{p} ({c})" for p, c in report.processes[:shown]) or "none"
         if len(report.processes) > shown:
             pids += f" and {len(report.processes) - shown} more"
-        typer.echo(
+        echo(
             f"[{report.index}] t={report.now_ns / 1e9:.3f}s balanced: {pids}; "
             f"{report.faults} sampled page(s); {len(report.results)} action(s)"
         )
         for r in report.results:
-            typer.echo(r.line())
+            echo(r.line())
         acted = acted or bool(report.results)
         if report.results:
             return
@@ -325,7 +329,7 @@ def _sample_printer(policy_id: str, places_on_scan_pass: bool, count: int | None
                 why = f" ({policy_id} places tasks when a scan pass ends: it acts from a later sample)"
             elif not acted:
                 why = f" ({policy_id} places tasks when a scan pass ends, from the sample after it: more with --count)"
-        typer.echo(f"[{report.index}] no action from this sample{why}")
+        echo(f"[{report.index}] no action from this sample{why}")
 
     return show
 

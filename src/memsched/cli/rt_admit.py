@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from memsched.admission import BW_UNIT
 from memsched.cli.common import emit_json
-from memsched.errors import ConfigError, ProcessGoneError
+from memsched.errors import ConfigError, ProcessGoneError, printable
 from memsched.uapi.sched import SchedAttr, SchedFlag
 from memsched.units import format_ns, parse_duration
 
@@ -81,7 +81,7 @@ def _print_prediction(p: AdmissionPrediction, echo: Callable[[str], None]) -> No
     )
     for t in p.tasks:
         line(
-            f"           pid {t.pid} tid {t.tid} {t.comm}: runtime {format_ns(t.attr.sched_runtime)} / "
+            f"           pid {t.pid} tid {t.tid} {printable(t.comm)}: runtime {format_ns(t.attr.sched_runtime)} / "
             f"deadline {format_ns(t.attr.sched_deadline)} / period {format_ns(t.attr.effective_period)} "
             f"= {_cpus(t.bw)}"
         )

@@ -239,3 +239,24 @@ def test_a_node_beyond_the_machine_is_named(tmp_path: Path, capsys: pytest.Captu
     roots, _ = _broken("numa_maps names a node the machine lacks", tmp_path)
     assert main(["numa", "top", "--json", *roots]) == 2
     assert "pages on node 5 (N5=), but the machine has nodes 0..1" in capsys.readouterr().err
+
+
+def test_a_process_name_with_escape_sequences_reaches_no_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any process may name itself with control characters (PR_SET_NAME): numa top's table and numa balance's
+    lines print them as \\xNN, so nothing of someone else's name is interpreted by the terminal."""
+    tree = tmp_path / "numa-4node"
+    shutil.copytree(FIXTURES / "numa-4node", tree, symlinks=True)
+    stat = tree / "proc/4100/stat"
+    stat.write_text(stat.read_text().replace("(stream)", "(\x1b]0;x\x07\x1b[2J)", 1))
+    for sub in (tree / "proc/4100/task").iterdir():
+        tstat = sub / "stat"
+        if tstat.is_file():
+            tstat.write_text(tstat.read_text().replace("(stream)", "(\x1b]0;x\x07\x1b[2J)", 1))
+    roots = ["--proc-root", str(tree / "proc"), "--sys-root", str(tree / "sys")]
+    for argv in (["numa", "top", *roots], ["numa", "balance", "--policy", "numad", "--dry-run", *roots]):
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        assert "\x1b" not in out + err and "\x07" not in out + err
+        assert "\\x1b" in out, out
