@@ -13,8 +13,10 @@ from __future__ import annotations
 
 
 def compiled() -> bool:
-    """Whether the scheduler core imported here is the mypyc-compiled build (``setup.py``)
-    rather than the pure-Python modules; the two give identical results."""
-    from memsched.sim.sched import core
+    """Whether the scheduler core imported here is the mypyc-compiled build (``setup.py``) rather than the
+    pure-Python modules; the two give identical results. Answered from where the module is found, without
+    importing it (``memsched --version`` asks, and the core imports numpy)."""
+    import importlib.util
 
-    return not (core.__file__ or "").endswith(".py")
+    spec = importlib.util.find_spec("memsched.sim.sched.core")
+    return spec is not None and not (spec.origin or "").endswith(".py")
