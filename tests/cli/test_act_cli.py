@@ -42,15 +42,9 @@ def test_a_cgroup_outside_the_hierarchies_is_not_a_subtree(
 ) -> None:
     """--cgroup with '..' out of the hierarchy, or a plain directory holding a cgroup.procs, is exit 2: it is
     not taken for the subtree to act in (review 2, item 2)."""
-    from memsched.live.cgroups import cgroup_mounts
+    from helpers.live_fixtures import cgroup_outside_the_hierarchies
 
-    if cgroup_mounts().v1_memory is None and cgroup_mounts().v2 is None:
-        pytest.skip("no cgroup hierarchy is mounted")
-    fake = tmp_path / "fakecg"
-    fake.mkdir()
-    for name in ("memory.pressure_level", "cgroup.event_control", "cgroup.procs"):
-        (fake / name).write_text("")
-    spec = "../" * 40 + fake.as_posix().lstrip("/") if how == "relative" else str(fake)
+    _, spec = cgroup_outside_the_hierarchies(tmp_path, how)
     rc = main(["pressure", "act", "--policy", "earlyoom", "--cgroup", spec, "--dry-run", "--duration", "1s"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "'--cgroup' must be a cgroup inside a mounted" in err[0], err

@@ -40,3 +40,20 @@ ARM_TASKS = {
     500: SchedAttr.deadline(3_000_000, 10_000_000, 10_000_000),
     600: SchedAttr.deadline(1_000_000, 2_000_000),
 }
+
+
+def cgroup_outside_the_hierarchies(tmp_path: Path, how: str) -> tuple[Path, str]:
+    """A plain directory holding the files of a v1 memcg (review 2's fake cgroup), and how a user would name it:
+    ``relative`` to the hierarchy with ``..`` out of it, or ``absolute``. Skips the test where no cgroup
+    hierarchy is mounted (a relative path has nothing to be relative to)."""
+    import pytest
+
+    from memsched.live.cgroups import cgroup_mounts
+
+    if cgroup_mounts().v1_memory is None and cgroup_mounts().v2 is None:
+        pytest.skip("no cgroup hierarchy is mounted")
+    fake = tmp_path / "fakecg"
+    fake.mkdir()
+    for name in ("memory.pressure_level", "cgroup.event_control", "cgroup.procs"):
+        (fake / name).write_text("")
+    return fake, "../" * 40 + fake.as_posix().lstrip("/") if how == "relative" else str(fake)

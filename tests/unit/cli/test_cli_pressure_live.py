@@ -126,15 +126,9 @@ def test_watch_refuses_a_cgroup_outside_the_hierarchies(
 ) -> None:
     """--cgroup with '..' out of the hierarchy, or a plain directory holding the files of a memcg, is exit 2
     before any registration: the fake cgroup.event_control stays empty (review 2, item 2)."""
-    from memsched.live.cgroups import cgroup_mounts
+    from helpers.live_fixtures import cgroup_outside_the_hierarchies
 
-    if cgroup_mounts().v1_memory is None and cgroup_mounts().v2 is None:
-        pytest.skip("no cgroup hierarchy is mounted")
-    fake = tmp_path / "fakecg"
-    fake.mkdir()
-    for name in ("memory.pressure_level", "cgroup.event_control", "cgroup.procs"):
-        (fake / name).write_text("")
-    spec = "../" * 40 + fake.as_posix().lstrip("/") if how == "relative" else str(fake)
+    fake, spec = cgroup_outside_the_hierarchies(tmp_path, how)
     assert main(["pressure", "watch", "--backend", "memcg-v1", "--cgroup", spec, "--duration", "1s"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "'--cgroup' must be a cgroup inside a mounted" in err, err
