@@ -5,9 +5,11 @@ with mypyc (shipped with mypy >= 1.10); they give byte-identical results, about 
 (``benchmarks/rt_sim_speed.py --mypyc``). ``MEMSCHED_MYPYC`` chooses:
 
 * unset: a wheel build (``pip install .``, an install from the sdist; ``build_backend/memsched_build.py`` asks for
-  mypy then) compiles when mypyc is importable, Python's headers are installed and the C compiler builds a test
-  file; otherwise, or if compiling fails, the package is pure Python, and the build says why. Editable installs
-  (``pip install -e .``) stay pure: compiled modules would shadow the sources being edited.
+  mypy then) compiles when the C compiler builds a test file against Python's headers and mypyc is importable;
+  otherwise, or if compiling fails, the package is pure Python, and the build says why. Editable installs
+  (``pip install -e .``) stay pure: compiled modules would shadow the sources being edited. Only the commands that
+  build (``build_ext``, ``bdist_wheel``) compile: the metadata pip asks for first never does. A wheel build's files
+  go to the backend's temporary directory, not ``build/``.
 * ``0``: pure Python.
 * ``1``: compile or fail (also in ``python setup.py build_ext --inplace``, as the tests and benchmarks do).
 
@@ -28,7 +30,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "build_backend"))
-from memsched_build import WHEEL_BUILD_FLAG, compiler_command  # (the in-tree backend's module)
+from memsched_build import BUILD_BASE, WHEEL_BUILD_FLAG, compiler_command  # (the in-tree backend's module)
 
 #: The modules compiled: the scheduler's hot path.
 MYPYC_MODULES = [
@@ -41,24 +43,27 @@ def _say(msg: str) -> None:
     print(f"memsched build: {msg}", file=sys.stderr)
 
 
+#: The setup.py commands that build extensions. The others (``egg_info``, ``dist_info``, ``sdist``,
+#: ``editable_wheel``: the metadata pip asks for, before the build's requirements are even installed) compile nothing.
+_BUILDING = frozenset({"build_ext", "bdist_wheel", "build", "install"})
+
+
 def _mode() -> str:
     """``"on"`` (compile or fail), ``"auto"`` (compile where possible) or ``"off"``."""
     value = os.environ.get("MEMSCHED_MYPYC", "")
+    if value not in ("", "0", "1"):
+        raise SystemExit(f"memsched build: MEMSCHED_MYPYC={value!r}: expected 0, 1 or unset")
+    if value == "0" or not _BUILDING & set(sys.argv[1:]):
+        return "off"
     if value == "1":
         return "on"
-    if value == "0":
-        return "off"
-    if value:
-        raise SystemExit(f"memsched build: MEMSCHED_MYPYC={value!r}: expected 0, 1 or unset")
     return "auto" if os.environ.get(WHEEL_BUILD_FLAG) == "1" else "off"
 
 
 def _cannot_compile() -> str | None:
-    """Why this machine cannot build a C extension (no mypyc, no compiler, no Python headers), or None."""
+    """Why this machine cannot build a C extension (no compiler, no Python headers, no mypyc), or None."""
     if compiler_command() is None:
         return "no C compiler ($CC or cc) on PATH"
-    if importlib.util.find_spec("mypyc") is None:
-        return "mypyc (mypy >= 1.10) is not importable"
     from distutils.ccompiler import new_compiler  # setuptools' distutils (imported with setuptools)
     from distutils.sysconfig import customize_compiler
 
@@ -70,7 +75,10 @@ def _cannot_compile() -> str | None:
         try:
             cc.compile([str(src)], output_dir=tmp, include_dirs=[sysconfig.get_paths()["include"]])
         except Exception as e:  # CompileError, or the compiler could not be run
-            return f"the C compiler cannot build against Python's headers ({type(e).__name__}: {e})"
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            return f"the C compiler cannot build against Python's headers ({why[:120]})"
+    if importlib.util.find_spec("mypyc") is None:
+        return "mypyc (mypy >= 1.10) is not importable"
     return None
 
 
@@ -105,7 +113,7 @@ def _ext_modules() -> list[Any]:
     try:
         from mypyc.build import mypycify
 
-        return list(mypycify(MYPYC_MODULES, opt_level="3"))
+        return list(mypycify(MYPYC_MODULES, opt_level="3", target_dir=os.path.join(_build_base(), "mypyc")))
     except (Exception, SystemExit) as e:  # mypyc failed (it exits on type errors, e.g. a stub it cannot find)
         if mode == "on":
             raise
@@ -113,5 +121,15 @@ def _ext_modules() -> list[Any]:
         return []
 
 
+def _build_base() -> str:
+    """Where the build's files go: the wheel build's temporary directory (``build_backend/memsched_build.py``), so
+    that an install leaves nothing in the source tree, else setuptools' ``build``."""
+    return os.environ.get(BUILD_BASE) or "build"
+
+
 if __name__ == "__main__":  # (setuptools runs this file as __main__; the tests import it for OptionalBuildExt)
-    setup(ext_modules=_ext_modules(), cmdclass={"build_ext": OptionalBuildExt})
+    setup(
+        ext_modules=_ext_modules(),
+        cmdclass={"build_ext": OptionalBuildExt},
+        options={"build": {"build_base": _build_base()}},
+    )

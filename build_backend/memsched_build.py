@@ -1,10 +1,11 @@
 """memsched's PEP 517 build backend: setuptools', which also compiles the exact scheduler where it can.
 
-A wheel build (``pip install .``, ``pip wheel .``, an install from the sdist) asks for mypy (mypyc) in its build
-environment when a C compiler is on this machine, and ``setup.py`` then compiles ``memsched.sim.sched``'s hot
-modules with it; where that is not possible it builds the pure-Python package, with identical results.
-An editable install (``pip install -e .``) and the sdist stay pure Python: compiled modules would shadow the
-sources a developer edits. ``MEMSCHED_MYPYC=0`` never compiles; ``MEMSCHED_MYPYC=1`` must compile or fails.
+A wheel build (``pip install .``, ``pip wheel .``, an install from the sdist) asks for mypy (mypyc) and numpy in its
+build environment when a C compiler on this machine compiles a test file, and ``setup.py`` then compiles
+``memsched.sim.sched``'s hot modules with it; where that is not possible it builds the pure-Python package, with
+identical results. An editable install (``pip install -e .``) and the sdist stay pure Python: compiled modules
+would shadow the sources a developer edits. ``MEMSCHED_MYPYC=0`` never compiles; ``MEMSCHED_MYPYC=1`` must compile
+or fails. A wheel is built under a temporary directory, so an install leaves no ``build/`` in the source tree.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
 import sysconfig
+import tempfile
 from typing import Any
 
 from setuptools import build_meta as _setuptools
@@ -21,21 +24,47 @@ from setuptools.build_meta import *  # noqa: F403 - every other hook is setuptoo
 #: What ``setup.py`` reads to know that it runs for a wheel build (so "auto" may compile).
 WHEEL_BUILD_FLAG = "MEMSCHED_WHEEL_BUILD"
 
+#: Where ``setup.py`` puts the build's files (setuptools' ``build/``, mypyc's C) during a wheel build.
+BUILD_BASE = "MEMSCHED_BUILD_BASE"
+
 #: What the compiled build needs in its build environment (``setup.py``): mypyc, and numpy, whose types mypyc
 #: reads while it compiles the scheduler's modules (they import it).
 MYPYC_REQUIREMENTS = ["mypy>=1.10", "numpy>=1.26"]
 
 
-def compiler_command() -> str | None:
-    """The C compiler a build would run (``$CC`` or Python's own ``CC``), if it is on ``PATH``."""
+def compiler_command() -> list[str] | None:
+    """The C compiler a build would run (``$CC`` or Python's own ``CC``, with its arguments), if it is on ``PATH``."""
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
     words = shlex.split(cc)
-    return shutil.which(words[0]) if words else None
+    found = shutil.which(words[0]) if words else None
+    return [found, *words[1:]] if found else None
+
+
+def compiler_works() -> bool:
+    """Whether the C compiler compiles a test file (``CC=false`` is on ``PATH`` too: it must be tried)."""
+    cc = compiler_command()
+    if cc is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write("int memsched_probe(void) { return 0; }\n")
+        try:
+            done = subprocess.run(
+                [*cc, "-c", src, "-o", os.path.join(tmp, "probe.o")], capture_output=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
 
 
 def wants_mypyc() -> bool:
-    """Whether a wheel build asks for mypyc: not with ``MEMSCHED_MYPYC=0``, nor without a C compiler."""
-    return os.environ.get("MEMSCHED_MYPYC", "") != "0" and compiler_command() is not None
+    """Whether a wheel build asks for mypyc: always with ``MEMSCHED_MYPYC=1`` (it must compile), never with ``0``,
+    else where the C compiler works."""
+    value = os.environ.get("MEMSCHED_MYPYC", "")
+    if value in ("0", "1"):
+        return value == "1"
+    return compiler_works()
 
 
 def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
@@ -46,12 +75,15 @@ def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) 
 def build_wheel(
     wheel_directory: str, config_settings: dict[str, Any] | None = None, metadata_directory: str | None = None
 ) -> str:
-    old = os.environ.get(WHEEL_BUILD_FLAG)
-    os.environ[WHEEL_BUILD_FLAG] = "1"
-    try:
-        return str(_setuptools.build_wheel(wheel_directory, config_settings, metadata_directory))
-    finally:
-        if old is None:
-            os.environ.pop(WHEEL_BUILD_FLAG, None)
-        else:
-            os.environ[WHEEL_BUILD_FLAG] = old
+    saved = {name: os.environ.get(name) for name in (WHEEL_BUILD_FLAG, BUILD_BASE)}
+    with tempfile.TemporaryDirectory(prefix="memsched-build-") as base:
+        os.environ[WHEEL_BUILD_FLAG] = "1"
+        os.environ[BUILD_BASE] = base
+        try:
+            return str(_setuptools.build_wheel(wheel_directory, config_settings, metadata_directory))
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

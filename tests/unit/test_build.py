@@ -40,33 +40,53 @@ def test_pyproject_names_the_in_tree_backend() -> None:
     assert 'build-backend = "memsched_build"' in text and 'backend-path = ["build_backend"]' in text
 
 
-def test_a_wheel_build_asks_for_mypy_only_with_a_compiler(backend: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wheel_build_asks_for_mypy_only_with_a_working_compiler(
+    backend: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A compiler that is missing, or on PATH but failing (CC=false), asks for nothing more than setuptools: an
+    offline install then needs no mypy (review 3). MEMSCHED_MYPYC=1 always asks (it must compile), =0 never."""
+    works, fails = tmp_path / "cc-ok", tmp_path / "cc-fails"
+    works.write_text("#!/bin/sh\nexit 0\n")
+    fails.write_text("#!/bin/sh\nexit 1\n")
+    for cc in (works, fails):
+        cc.chmod(0o755)
+    mypyc = set(backend.MYPYC_REQUIREMENTS)
     monkeypatch.delenv("MEMSCHED_MYPYC", raising=False)
     monkeypatch.setenv("CC", "/nonexistent/cc")
-    assert backend.compiler_command() is None
-    assert not set(backend.MYPYC_REQUIREMENTS) & set(backend.get_requires_for_build_wheel())
-    monkeypatch.setenv("CC", f"{sys.executable} -c pass")  # some program on PATH, with its arguments
-    assert backend.compiler_command() == shutil.which(sys.executable)
-    assert set(backend.MYPYC_REQUIREMENTS) <= set(backend.get_requires_for_build_wheel())
+    assert backend.compiler_command() is None and not mypyc & set(backend.get_requires_for_build_wheel())
+    monkeypatch.setenv("CC", f"{fails} -O2")
+    assert backend.compiler_command() == [str(fails), "-O2"] and not backend.compiler_works()
+    assert not mypyc & set(backend.get_requires_for_build_wheel())
+    monkeypatch.setenv("CC", f"{works} -O2")
+    assert backend.compiler_works() and mypyc <= set(backend.get_requires_for_build_wheel())
     monkeypatch.setenv("MEMSCHED_MYPYC", "0")
-    assert not set(backend.MYPYC_REQUIREMENTS) & set(backend.get_requires_for_build_wheel())
+    assert not mypyc & set(backend.get_requires_for_build_wheel())
+    monkeypatch.setenv("MEMSCHED_MYPYC", "1")
+    monkeypatch.setenv("CC", f"{fails}")
+    assert mypyc <= set(backend.get_requires_for_build_wheel())
     # editable installs never compile: their hooks are setuptools' own, without mypy
-    assert not set(backend.MYPYC_REQUIREMENTS) & set(backend.get_requires_for_build_editable())
+    assert not mypyc & set(backend.get_requires_for_build_editable())
 
 
 def test_build_wheel_marks_the_build_for_setup_py_and_unmarks_it(
     backend: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    seen: list[str | None] = []
+    """The wheel build runs marked, with its build directory in a temporary one (review 3: a plain install left
+    15 MB of build/ in the checkout), and both are gone afterwards."""
+    seen: list[tuple[str | None, bool]] = []
 
     def fake_build_wheel(directory: str, config: Any = None, metadata: Any = None) -> str:
-        seen.append(os.environ.get(backend.WHEEL_BUILD_FLAG))
+        base = os.environ.get(backend.BUILD_BASE)
+        seen.append((os.environ.get(backend.WHEEL_BUILD_FLAG), base is not None and Path(base).is_dir()))
+        seen.append((base, False))
         return "memsched-0-py3-none-any.whl"
 
     monkeypatch.delenv(backend.WHEEL_BUILD_FLAG, raising=False)
+    monkeypatch.delenv(backend.BUILD_BASE, raising=False)
     monkeypatch.setattr(backend._setuptools, "build_wheel", fake_build_wheel)
     assert backend.build_wheel(str(tmp_path)) == "memsched-0-py3-none-any.whl"
-    assert seen == ["1"] and backend.WHEEL_BUILD_FLAG not in os.environ
+    assert seen[0] == ("1", True) and not Path(str(seen[1][0])).exists()
+    assert backend.WHEEL_BUILD_FLAG not in os.environ and backend.BUILD_BASE not in os.environ
 
 
 def _checkout(tmp_path: Path) -> Path:
@@ -103,6 +123,16 @@ def test_a_wheel_build_without_a_working_compiler_is_pure_python(tmp_path: Path)
     # the same machine with MEMSCHED_MYPYC=1 must compile, so it fails, naming why
     res = _setup_py(dst, {"MEMSCHED_MYPYC": "1", "CC": "false"}, "build_ext", "--inplace")
     assert res.returncode != 0 and "MEMSCHED_MYPYC=1 but the C compiler cannot build" in res.stderr
+
+
+def test_metadata_never_compiles_even_with_memsched_mypyc_1(tmp_path: Path) -> None:
+    """pip asks for the build's requirements and metadata (egg_info, dist_info) before mypy is installed in the
+    build environment; with MEMSCHED_MYPYC=1 those steps had already failed, "mypyc is not importable", so the
+    documented way to force the compiled build could not work under pip (review 3). Only building compiles."""
+    dst = _checkout(tmp_path)
+    for command in ("egg_info", "dist_info"):
+        res = _setup_py(dst, {"MEMSCHED_MYPYC": "1", "CC": "false"}, command)
+        assert res.returncode == 0 and "memsched build" not in res.stderr, res.stderr
 
 
 def test_an_unknown_memsched_mypyc_is_refused(tmp_path: Path) -> None:

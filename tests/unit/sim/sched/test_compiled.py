@@ -78,11 +78,12 @@ def test_compiled_build_gives_identical_results(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
-        env=dict(env, MEMSCHED_WHEEL_BUILD="1"),
+        env=dict(env, MEMSCHED_WHEEL_BUILD="1", MEMSCHED_BUILD_BASE=str(tmp_path / "build-base")),
         timeout=1200,
     )
     assert build.returncode == 0, build.stderr[-2000:]
     assert "building pure Python" not in build.stderr, build.stderr[-2000:]
+    assert not (dst / "build").exists()  # (the build's files, mypyc's C included, went to the build base)
     compiled_env = dict(os.environ, PYTHONPATH=str(dst / "src"))
     check = "import memsched.sim.sched as s; print(s.compiled(), s.__file__)"
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=compiled_env, check=True)
