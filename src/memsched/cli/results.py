@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,7 +124,13 @@ def _grouped(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as JSON objects. Float columns keep every digit (pandas' ``to_json`` writes 10 decimal places,
+    so ``1e-12`` became ``0.0``); a NaN or an infinity is ``null``."""
     doc: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
+    for col in frame.columns:
+        if frame[col].dtype.kind == "f":
+            for row, value in zip(doc, frame[col].tolist(), strict=True):
+                row[str(col)] = value if math.isfinite(value) else None
     return doc
 
 
@@ -146,6 +153,7 @@ def _cell(value: Any) -> str:
 
     if value is None or (not isinstance(value, list | dict) and pd.isna(value)):
         return ""
-    if isinstance(value, float):  # ten digits: two runs' scores that differ in the seventh digit look different
-        return f"{value:.10g}"
+    if isinstance(value, float):  # every digit where that is short (1255019.7, 123456789012.5), else ten
+        shortest = repr(value)
+        return shortest if len(shortest) <= 16 else f"{value:.10g}"
     return str(value)

@@ -293,3 +293,18 @@ def test_result_tables_print_floats_to_ten_digits() -> None:
 
     assert (_cell(1255019.7), _cell(1255024.4)) == ("1255019.7", "1255024.4")
     assert (_cell(0.1 + 0.2), _cell(1e20), _cell(float("nan")), _cell(None)) == ("0.3", "1e+20", "", "")
+    assert (_cell(123456789012.5), _cell(2 / 3)) == ("123456789012.5", "0.6666666667")  # (byte counts stay whole)
+
+
+def test_result_json_keeps_every_digit_of_a_float(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--json is for scripts: 1e-12 was 0.0 and 1/3 lost its last digits (pandas' 10 decimal places)."""
+    from memsched.cli import main
+
+    db = tmp_path / "r.duckdb"
+    with ResultStore(db) as store:
+        store.commit([outcome("k1", record(1.0))])
+    sql = "SELECT 1.0/3 AS a, 1e-12 AS b, 123456789012.5 AS c, 'x' AS d, 7 AS e, 'NaN'::DOUBLE AS f"
+    assert main(["results", "query", sql, "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"a": 1 / 3, "b": 1e-12, "c": 123456789012.5, "d": "x", "e": 7, "f": None}
+    ]
