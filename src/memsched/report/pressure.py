@@ -116,15 +116,19 @@ def pressure_chart(rec: RunRecord) -> Any:
         a2.legend(fontsize="small", loc="upper left", markerscale=2)
     else:
         a2.text(0.5, 0.5, "no reclaim window computed, no PSI sample", transform=a2.transAxes, ha="center")
-    # one band per level, so that events of two levels 10 ms apart are both seen (they share a pixel column)
-    bands = [level for level in _LEVEL_ORDER if level in rec["event_times_s"]]
-    for i, level in enumerate(bands):
+    # one band per level, so that events of two levels 10 ms apart are both seen (they share a pixel column), and
+    # a band of their own for the OOM kills (a cross on a level's band read as an event of that level)
+    levels = [level for level in _LEVEL_ORDER if level in rec["event_times_s"]]
+    bands = [*levels, "OOM kill"]
+    for i, level in enumerate(levels):
         times = rec["event_times_s"][level]
         if times:
             a3.vlines(times, i / len(bands) + 0.03, (i + 1) / len(bands) - 0.03, color=LEVEL_COLOURS[level], lw=1.0)
+    oom_y = (len(bands) - 0.5) / len(bands)
     for v in rec["oom_victims"]:
-        a3.plot([v["t_s"]], [0.5], marker="x", color="black", markersize=10)
-        a3.annotate(v["victim"], (v["t_s"], 0.55), fontsize="small")
+        a3.plot([v["t_s"]], [oom_y], marker="x", color="black", markersize=8)
+        a3.annotate(v["victim"], (v["t_s"], oom_y), xytext=(6, 0), textcoords="offset points", fontsize="small",
+                    va="center")  # fmt: skip
     a3.set_yticks([(i + 0.5) / len(bands) for i in range(len(bands))], bands, fontsize="small")
     a3.set_ylim(0, 1)
     a3.set_xlabel("simulated s")
@@ -144,7 +148,8 @@ def _colour_key() -> str:
         f"<ul class='legend'><li>Levels (event lines, and the dashed thresholds at 60 and 95): {levels}.</li>"
         f"<li>Index panel, by flavour: {designs} (PSI some avg10 in %). Both indices are computed in every run; "
         "the design decides which one the services listen to.</li>"
-        "<li>Memory panel: black and grey lines; OOM kills: black crosses.</li></ul>"
+        "<li>Memory panel: black and grey lines. Events strip: one band per level, and the OOM kills as black"
+        " crosses on a band of their own.</li></ul>"
     )
 
 

@@ -107,4 +107,16 @@ def test_pressure_events_of_two_levels_10_ms_apart_are_both_drawn() -> None:
     assert sorted(bands.values()) == [[1.0, 1.81], [1.82]]
     (_, hi_medium), (lo_critical, _) = sorted(bands)
     assert hi_medium <= lo_critical  # the critical band sits above the medium band: no overlap
-    assert [t.get_text() for t in strip.get_yticklabels()] == ["low", "medium", "critical"]
+    assert [t.get_text() for t in strip.get_yticklabels()] == ["low", "medium", "critical", "OOM kill"]
+
+
+def test_oom_kills_sit_on_a_band_of_their_own() -> None:
+    """Review 3: a kill's cross sat at y=0.5, the medium band's centre, so a design without notifications seemed to
+    have a medium event."""
+    rec = _pressure_record("none", index=False, psi=False)
+    rec["event_times_s"].update(medium=[])
+    rec["oom_victims"].append({"t_s": 1.5, "victim": "cache"})
+    strip = pressure_chart(rec).axes[2]
+    ticks = {t.get_text(): y for t, y in zip(strip.get_yticklabels(), strip.get_yticks(), strict=True)}
+    (cross,) = [line for line in strip.get_lines() if line.get_marker() == "x"]
+    assert cross.get_ydata()[0] == ticks["OOM kill"] != ticks["medium"]
