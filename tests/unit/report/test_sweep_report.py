@@ -73,3 +73,10 @@ def test_swept_knobs_are_labelled_by_key_and_unit() -> None:
     assert knob_label("set_imbalance_pct") == "imbalance_pct (%, --set)"
     assert knob_label("set_mof") == "mof (--set)"
     assert knob_label("topology") == "topology"
+
+
+def test_binary_unit_suffixes_have_units() -> None:
+    """Review 3: specjbb's txn_kib showed no unit in list settings and the sweep charts."""
+    from memsched.units import unit_of_key
+
+    assert [unit_of_key(k) for k in ("txn_kib", "buf_mib", "heap_gib", "scan_size_mb")] == ["KiB", "MiB", "GiB", "MiB"]
