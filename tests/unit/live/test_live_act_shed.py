@@ -15,7 +15,7 @@ import pytest
 
 from memsched.errors import ConfigError
 from memsched.live import act
-from memsched.live.act import LiveActor, ShedService, Subtree
+from memsched.live.act import LiveActor, Protect, ShedService, Subtree
 from memsched.live.roots import LiveRoots
 from memsched.policies.act.actions import Shed
 from memsched.policies.act.conformance import load_policy
@@ -237,3 +237,16 @@ def test_a_dropped_running_service_is_stopped_by_its_finalizer(subtree: Subtree)
     thread.join(10)
     assert not thread.is_alive()
     assert closed.is_set()
+
+
+def test_a_protected_name_that_is_not_utf8_still_matches(subtree: Subtree) -> None:
+    """--protect with a name of raw bytes (argv decodes them as surrogates) or as the \\xNN text memsched shows
+    matches the process whose comm holds those bytes: parse_task_stat now gives that text."""
+    stat = "4242 (db\udcff\udcfe) S 1 1 1 0 -1 4194304" + " 0" * 35 + "\n"
+    piddir = subtree.roots.proc(4242)
+    piddir.mkdir()
+    (piddir / "stat").write_bytes(stat.encode("utf-8", "surrogateescape"))
+    why = "its comm 'db\\\\xff\\\\xfe' is on the --protect list"
+    for name in ("db\udcff\udcfe", "db\\xff\\xfe"):
+        assert subtree.untouchable(4242, Protect.parse([name])) == why
+    assert subtree.untouchable(4242, Protect.parse(["db"])) is None
