@@ -117,7 +117,7 @@ def _in_copied_tree(path: Path, roots: LiveRoots) -> bool:
     real = Path(os.path.realpath(path))
     for root, system in ((roots.proc_root, "/proc"), (roots.sys_root, "/sys")):
         rroot = Path(os.path.realpath(root))
-        if rroot != Path(system) and (real == rroot or rroot in real.parents):
+        if rroot not in (Path("/"), Path(system)) and rroot in real.parents:
             return True
     return False
 
