@@ -49,13 +49,22 @@ def excerpt(text: str | bytes) -> str:
 
 #: Control characters (C0, DEL, C1) as a terminal must never receive them from someone else's text.
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+#: Lone surrogates are not text: ``surrogateescape``'s (U+DC80..U+DCFF, an undecodable byte) as that byte,
+#: ``\\xNN``, any other as ``\\udNNN``. Printed raw they reach the terminal as invalid bytes.
+_SURROGATES = {c: f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}" for c in range(0xD800, 0xE000)}
+#: The bidirectional embedding, override and isolate controls (LRE..RLO, LRI..PDI): they reorder the rest of the
+#: line on a terminal that implements bidi (the "Trojan Source" characters, CVE-2021-42574).
+_BIDI = {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_UNPRINTABLE = {**_CONTROL, **_SURROGATES, **_BIDI}
 
 
 def printable(text: str) -> str:
     """``text`` from the system (a process's ``comm``, a cgroup path) safe to print on a terminal: every control
-    character written as ``\\xNN``. Any process may name itself with escape sequences (``PR_SET_NAME``), which
-    would otherwise reach the terminal of whoever runs ``numa top`` or ``rt admit``."""
-    return text.translate(_CONTROL)
+    character written as ``\\xNN``, a lone surrogate as ``\\xNN`` (the byte ``surrogateescape`` kept) or
+    ``\\udNNN``, and a bidi control (U+202A..U+202E, U+2066..U+2069) as ``\\uNNNN``. Any process may name
+    itself with escape sequences or a right-to-left override (``PR_SET_NAME``), which would otherwise reach the
+    terminal of whoever runs ``numa top`` or ``rt admit``, or reorder the line it is printed on."""
+    return text.translate(_UNPRINTABLE)
 
 
 class MemschedError(Exception):

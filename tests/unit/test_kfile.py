@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers.hang import no_hang
-from memsched.errors import ConfigError, KernelError, KernelFileError, excerpt
+from memsched.errors import ConfigError, KernelError, KernelFileError, excerpt, printable
 from memsched.kfile import MAX_KERNEL_FILE_BYTES, MAX_LISTING_BYTES, read_kernel_file, read_limit
 
 
@@ -102,3 +102,16 @@ def test_an_excerpt_is_short_and_escaped() -> None:
     shown = excerpt("\x00" * 20_000)
     assert len(shown) <= 60 and "\\x00" in shown and "\x00" not in shown
     assert excerpt("abc") == "'abc'" and len(excerpt("\x1b[2J" * 100)) <= 60
+
+
+def test_printable_escapes_controls_lone_surrogates_and_bidi_controls() -> None:
+    """Someone else's name on a terminal: C0/C1 controls and surrogateescape's bytes as \\xNN, other lone
+    surrogates and the bidi embedding/override/isolate controls as \\uNNNN; other text is unchanged."""
+    assert printable("db\udcff\udcfe") == "db\\xff\\xfe"
+    assert printable("a\ud800b") == "a\\ud800b"
+    assert printable("x\u202ey\u2066z") == "x\\u202ey\\u2066z"
+    assert all(printable(chr(c)) == f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+    assert printable("\x1b[2J\x9b") == "\\x1b[2J\\x9b"
+    shown = "café (v2) ü\u200d"
+    assert printable(shown) == shown
+    printable("db\udcff\u202e").encode("utf-8")  # strict UTF-8: nothing unencodable is left

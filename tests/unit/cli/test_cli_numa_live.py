@@ -260,3 +260,37 @@ def test_a_process_name_with_escape_sequences_reaches_no_terminal(
         out, err = capsys.readouterr()
         assert "\x1b" not in out + err and "\x07" not in out + err
         assert "\\x1b" in out, out
+
+
+def _rename(tree: Path, pid: int, old: bytes, new: bytes) -> None:
+    """Give ``pid`` and its threads the name ``new`` in every stat and status of a copied tree."""
+    proc = tree / "proc" / str(pid)
+    files = [proc / "stat", proc / "status", *(proc / "task").glob("*/stat"), *(proc / "task").glob("*/status")]
+    for f in files:
+        data = f.read_bytes().replace(b"(" + old + b")", b"(" + new + b")", 1)
+        f.write_bytes(data.replace(b"Name:\t" + old, b"Name:\t" + new, 1))
+
+
+def test_a_process_name_that_is_not_utf8_is_escaped_in_text_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A comm of bytes that are not UTF-8 is shown as \\xNN in the table and the balance lines, and --json holds
+    that text, never lone surrogates (which strict UTF-8 consumers refuse); a right-to-left override in a name
+    is escaped in text so it cannot reorder the line."""
+    tree = tmp_path / "numa-2node"
+    shutil.copytree(FIXTURES / "numa-2node", tree, symlinks=True)
+    _rename(tree, 900, b"db", b"db\xff\xfe")
+    _rename(tree, 950, b"cache (v2)", "cache\u202e2v".encode())
+    roots = ["--proc-root", str(tree / "proc"), "--sys-root", str(tree / "sys")]
+    for argv in (["numa", "top", "--count", "1", *roots], ["numa", "balance", "--dry-run", *roots]):
+        assert main(argv) == 0
+        out, _ = capsys.readouterr()
+        assert "db\\xff\\xfe" in out and "cache\\u202e2v" in out, out
+        assert "\u202e" not in out
+        out.encode("utf-8")  # no lone surrogate: strict UTF-8 encodes it
+    for argv in (["numa", "top", "--json", *roots], ["numa", "balance", "--dry-run", "--json", *roots]):
+        assert main(argv) == 0
+        out, _ = capsys.readouterr()
+        doc = json.loads(out)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # strict: raises on a lone surrogate
+        assert "\\udc" not in out and '"db\\\\xff\\\\xfe"' in out, out

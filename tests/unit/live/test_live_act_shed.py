@@ -15,7 +15,7 @@ import pytest
 
 from memsched.errors import ConfigError
 from memsched.live import act
-from memsched.live.act import LiveActor, ShedService, Subtree
+from memsched.live.act import LiveActor, Protect, ShedService, Subtree
 from memsched.live.roots import LiveRoots
 from memsched.policies.act.actions import Shed
 from memsched.policies.act.conformance import load_policy
@@ -167,6 +167,43 @@ def test_a_stopped_service_starts_again(subtree: Subtree) -> None:
     assert not second.is_alive()
 
 
+def test_a_stop_that_times_out_says_so_and_start_refuses_until_the_thread_ends(
+    subtree: Subtree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """stop(timeout) while a sheddable() is still running returns False (logged), leaves the registration open
+    until that sample ends, and start() raises instead of returning on a service about to end (it was a silent
+    no-op); once the thread has ended, start() samples again."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        entered.set()
+        release.wait(10)
+        return MIB
+
+    svc = _service()
+    svc.register("slow", sheddable=slow, shed=lambda n, level: n)
+    closed = threading.Event()
+    real_close = svc.actor.close
+    svc.actor.close = lambda: (real_close(), closed.set())[0]  # type: ignore[method-assign]
+    svc.start()
+    try:
+        assert entered.wait(10)
+        with caplog.at_level(logging.WARNING, logger="memsched.live.act"):
+            assert svc.stop(timeout=0.01) is False
+        assert any("did not stop within" in r.getMessage() for r in caplog.records)
+        assert svc.running and not closed.is_set()  # not closed under the running sample
+        with pytest.raises(RuntimeError, match="has not ended"):
+            svc.start()
+    finally:
+        release.set()  # also when an assertion failed: no blocked thread left for the next test
+    assert svc.stop() is True
+    assert not svc.running and closed.is_set() and not _act_threads()
+    before = svc.actor.samples
+    svc.start()
+    assert _wait(lambda: svc.actor.samples >= before + 2)
+    assert svc.stop() is True and not svc.running
+
+
 def test_a_crashing_policy_is_reported_not_silent(subtree: Subtree, caplog: pytest.LogCaptureFixture) -> None:
     """An exception that ends the thread (here the policy's) is logged and kept in ``svc.error``."""
     svc = _service()
@@ -200,3 +237,16 @@ def test_a_dropped_running_service_is_stopped_by_its_finalizer(subtree: Subtree)
     thread.join(10)
     assert not thread.is_alive()
     assert closed.is_set()
+
+
+def test_a_protected_name_that_is_not_utf8_still_matches(subtree: Subtree) -> None:
+    """--protect with a name of raw bytes (argv decodes them as surrogates) or as the \\xNN text memsched shows
+    matches the process whose comm holds those bytes: parse_task_stat now gives that text."""
+    stat = "4242 (db\udcff\udcfe) S 1 1 1 0 -1 4194304" + " 0" * 35 + "\n"
+    piddir = subtree.roots.proc(4242)
+    piddir.mkdir()
+    (piddir / "stat").write_bytes(stat.encode("utf-8", "surrogateescape"))
+    why = "its comm 'db\\\\xff\\\\xfe' is on the --protect list"
+    for name in ("db\udcff\udcfe", "db\\xff\\xfe"):
+        assert subtree.untouchable(4242, Protect.parse([name])) == why
+    assert subtree.untouchable(4242, Protect.parse(["db"])) is None

@@ -19,6 +19,7 @@ from memsched.live.pressure.reclaim_index import VMSTAT_KEYS
 from memsched.live.procfs import (
     CAP_SYS_NICE,
     MissingFieldWarning,
+    comm_text,
     kernel_version,
     parse_flat_keyed,
     parse_int,
@@ -152,6 +153,18 @@ def test_parse_task_stat_with_parentheses_in_comm() -> None:
     """A comm holding spaces and parentheses does not shift the fields."""
     stat = parse_task_stat((VM / "proc/4300/task/4301/stat").read_text())
     assert stat.comm == "my (odd) thr" and stat.policy == 0 and stat.tid == 4301
+
+
+def test_a_comm_that_is_not_utf8_is_text_with_escaped_bytes() -> None:
+    """A name of raw bytes (surrogateescape-decoded) becomes \\xNN text in stat and sched, never lone
+    surrogates: it is printed and put in JSON. Valid UTF-8 is kept."""
+    line = (VM / "proc/4242/task/4242/stat").read_bytes().replace(b"(cat)", b"(db\xff\xfe)", 1)
+    stat = parse_task_stat(line.decode("utf-8", "surrogateescape"))
+    assert stat.comm == "db\\xff\\xfe" and stat.policy == 6
+    head = (VM / "proc/4242/task/4242/sched").read_bytes().replace(b"cat (", "cät\xff (".encode("latin-1"), 1)
+    sched = parse_proc_sched(head.decode("utf-8", "surrogateescape"))
+    assert sched.comm == "c\\xe4t\\xff" and sched.pid == 4242
+    assert comm_text("café") == "café" and comm_text("a\ud800") == "a\\ud800"
 
 
 def test_parse_task_stat_refuses_truncated_line() -> None:

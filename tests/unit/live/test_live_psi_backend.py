@@ -17,7 +17,7 @@ from memsched.live.pressure.backends import open_backend
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.fifo import FifoSource
 from memsched.live.pressure.options import parse_level, parse_psi_trigger
-from memsched.live.pressure.psi import check, open_source, psi_target
+from memsched.live.pressure.psi import PsiSource, check, open_source, psi_target
 from memsched.live.roots import LiveRoots
 from memsched.uapi.pressure import PsiTrigger, VmpressureLevel
 
@@ -120,6 +120,50 @@ def test_systemd_fifo_watch_writes_the_data_discards_the_echo_and_reads_events(t
     src = open_source(BackendContext(roots=V2, environ={"MEMORY_PRESSURE_WATCH": str(fifo)}))
     try:
         assert isinstance(src, FifoSource) and src.backend == "psi" and src.kind == "fifo"
+    finally:
+        src.close()
+
+
+_PSI_LOOKALIKE = b"some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+
+
+@pytest.mark.parametrize("write", [None, b"some 123000 2000000\x00"])
+def test_systemd_watch_on_an_ordinary_file_is_refused_before_writing(write: bytes | None, tmp_path: Path) -> None:
+    """A regular file in $MEMORY_PRESSURE_WATCH that is not on procfs/cgroupfs (a saved PSI copy) is a
+    ConfigError naming it, and the file is unchanged (the triggers were written into it)."""
+    watch = tmp_path / "memory.pressure"
+    watch.write_bytes(_PSI_LOOKALIKE)
+    env = {"MEMORY_PRESSURE_WATCH": str(watch)}
+    if write is not None:
+        env["MEMORY_PRESSURE_WRITE"] = base64.b64encode(write).decode()
+    with pytest.raises(ConfigError, match=r"'MEMORY_PRESSURE_WATCH' must be a PSI file on procfs or cgroupfs"):
+        open_source(BackendContext(roots=V2, environ=env))
+    assert watch.read_bytes() == _PSI_LOOKALIKE
+
+
+def test_systemd_watch_on_the_real_proc_pressure_file_passes_the_file_system_check() -> None:
+    """/proc/pressure/memory is on procfs: the check lets it through (the kernel may still refuse a trigger)."""
+    real = Path("/proc/pressure/memory")
+    if not real.exists():
+        pytest.skip("this kernel has no /proc/pressure/memory (PSI off)")
+    try:
+        src = open_source(BackendContext(roots=V2, environ={"MEMORY_PRESSURE_WATCH": str(real)}))
+    except KernelError:
+        return  # no permission to write a trigger here: past the file-system check, which is what is tested
+    src.close()
+
+
+def test_systemd_watch_inside_a_copied_fixture_tree_is_armed(tmp_path: Path) -> None:
+    """A regular file in a fixture tree given as a root stands in for cgroupfs: systemd's trigger is armed."""
+    shutil.copytree(FIXTURES / "cgroup2-user-6.12", tmp_path / "t")
+    roots = LiveRoots(proc_root=tmp_path / "t" / "proc", sys_root=tmp_path / "t" / "sys")
+    watch = roots.sys("fs", "cgroup", "user.slice", "user-1000.slice", "app.scope", "memory.pressure")
+    trigger = b"some 123000 2000000\x00"
+    env = {"MEMORY_PRESSURE_WATCH": str(watch), "MEMORY_PRESSURE_WRITE": base64.b64encode(trigger).decode()}
+    src = open_source(BackendContext(roots=roots, environ=env))
+    try:
+        assert isinstance(src, PsiSource) and src.origin.startswith("systemd")
+        assert watch.read_bytes().startswith(trigger)  # an ordinary file here: the write lands in the copy
     finally:
         src.close()
 

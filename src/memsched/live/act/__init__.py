@@ -45,6 +45,10 @@ class _Runner:
         except Exception as e:  # a policy bug or a vanished cgroup: say so, do not die in silence
             self.error = e
             log.error("ShedService(%s) stopped: %s: %s", self.actor.policy.id, type(e).__name__, e, exc_info=e)
+        finally:
+            # The thread closes the registration it used: after a stop() that timed out, the actor is closed when
+            # the last sample ends, not under it.
+            self.actor.close()
 
     def start(self) -> None:
         self.stop_event.clear()
@@ -53,11 +57,18 @@ class _Runner:
         self.thread = threading.Thread(target=self.run, daemon=True, name="memsched-act")
         self.thread.start()
 
-    def shutdown(self, timeout: float = _FINALIZE_JOIN_S) -> None:
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def shutdown(self, timeout: float = _FINALIZE_JOIN_S) -> bool:
+        """Ask the thread to stop and wait at most ``timeout`` s; whether it has ended (then the actor is closed)."""
         self.stop_event.set()
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout)
+        if self.alive():
+            return False  # still inside a sample; it closes the actor itself when it ends
         self.actor.close()
+        return True
 
 
 class ShedService:
@@ -70,6 +81,9 @@ class ShedService:
     ``start()`` (or ``with svc:``) starts the thread, ``stop()`` (or the end of the ``with`` block) ends it and
     closes the kernel registration; a stopped service can be started again. A running service that is dropped
     without ``stop()`` is stopped when it is garbage-collected (and at interpreter exit).
+
+    The thread stops between samples: a ``stop(timeout)`` that runs out while a callback is still running returns
+    False (and logs a warning), and ``start()`` raises :class:`RuntimeError` until that thread has ended.
     """
 
     def __init__(self, policy: str, *, cgroup: str, sets: Mapping[str, str] | None = None,
@@ -110,8 +124,8 @@ class ShedService:
 
     @property
     def running(self) -> bool:
-        """The background thread is sampling."""
-        return self._runner.thread is not None and self._runner.thread.is_alive()
+        """The background thread is alive (sampling, or finishing its last sample after a ``stop()``)."""
+        return self._runner.alive()
 
     @property
     def error(self) -> BaseException | None:
@@ -119,14 +133,38 @@ class ShedService:
         return self._runner.error
 
     def start(self) -> ShedService:
-        """Start the background thread; a service that is already running is left as it is."""
-        if not self.running:
-            self._runner.start()
+        """Start the background thread; a service that is already running is left as it is.
+
+        After a ``stop()`` that returned False the old thread is still finishing a sample: this raises
+        :class:`RuntimeError` (call ``stop()`` again, which waits, then ``start()``) rather than returning with
+        a service that is about to end.
+        """
+        if self.running:
+            if self._runner.stop_event.is_set():
+                raise RuntimeError(
+                    f"ShedService({self.actor.policy.id}): cannot start: the thread asked to stop has not ended "
+                    "(stop() returned False; call stop() again to wait for it)"
+                )
+            return self
+        self._runner.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """End the thread (waiting at most ``timeout`` s for it) and close the kernel registration."""
-        self._runner.shutdown(timeout)
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End the thread and close the kernel registration, waiting at most ``timeout`` s for the thread.
+
+        True when the thread has ended (or was not running); False when it is still inside a sample (a slow
+        ``sheddable()`` or ``shed()``) after ``timeout``: it ends, and closes the registration, when that sample
+        is done; until then ``running`` is True and ``start()`` raises. A False is also logged as a warning.
+        """
+        if self._runner.shutdown(timeout):
+            return True
+        log.warning(
+            "ShedService(%s): the thread did not stop within %g s (a callback is still running); it ends after "
+            "its current sample",
+            self.actor.policy.id,
+            timeout,
+        )
+        return False
 
     def __enter__(self) -> ShedService:
         return self.start()

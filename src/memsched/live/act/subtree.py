@@ -19,7 +19,7 @@ from pathlib import Path
 
 from memsched.errors import ConfigError, KernelError
 from memsched.live.cgroups import cgroup_mounts, resolve_cgroup_dir, resolve_inside
-from memsched.live.procfs import parse_proc_cgroup, parse_task_stat
+from memsched.live.procfs import comm_text, parse_proc_cgroup, parse_task_stat
 from memsched.live.roots import LiveRoots, read_text
 
 __all__ = ["Protect", "Subtree", "open_subtree"]
@@ -49,7 +49,7 @@ class Protect:
                 elif len(item) > 15 or "/" in item:
                     raise ConfigError("--protect", item, "must be a pid or a comm name (at most 15 characters)")
                 else:
-                    comms.add(item)
+                    comms.add(comm_text(item))  # as parse_task_stat shows a name that is not UTF-8 (\xNN)
         return cls(frozenset(pids), frozenset(comms))
 
 

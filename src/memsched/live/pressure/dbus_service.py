@@ -47,6 +47,7 @@ from memsched.live.pressure.dbus import (
     lmm_level,
 )
 from memsched.live.pressure.source import Monitor, PressureRecord, PressureSource
+from memsched.live.procfs import comm_text
 from memsched.live.roots import read_text
 from memsched.pressure.fd import SourceGoneError
 from memsched.uapi.pressure import VmpressureLevel
@@ -155,7 +156,7 @@ async def describe_owner(bus: MessageBus, unique_name: str) -> str:
     if pid is None:
         return unique_name
     try:
-        comm = read_text(Path(f"/proc/{int(pid)}/comm")).strip()
+        comm = comm_text(read_text(Path(f"/proc/{int(pid)}/comm")).strip())
     except OSError:
         return f"{unique_name} (pid {pid})"
     return f"{unique_name} (pid {pid}, {comm})"

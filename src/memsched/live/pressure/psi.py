@@ -28,6 +28,11 @@ systemd (docs/MEMORY_PRESSURE.md, v254; ``sd_event_add_memory_pressure(3)``): wh
 file is a PSI file — ``$MEMORY_PRESSURE_WRITE`` (Base64, NUL included) is written verbatim as the one trigger
 and its events get the ``systemd_level`` option's level, or, without it, the level triggers are armed on that
 file; a FIFO or socket is watched for ``POLLIN`` (:mod:`memsched.live.pressure.fifo`).
+
+A regular file there must be on procfs or a cgroup file system (``statfs`` ``f_type``), or inside a copied
+fixture tree given as a root; anything else is a :class:`~memsched.errors.ConfigError` naming
+``MEMORY_PRESSURE_WATCH`` before the file is opened. Before, an ordinary file whose first line looked like PSI
+(a saved copy of ``/proc/pressure/memory``) was opened ``O_RDWR`` and had the trigger written into it.
 """
 
 from __future__ import annotations
@@ -46,17 +51,23 @@ from pathlib import Path
 from memsched.errors import ConfigError, KernelError
 from memsched.kfile import decode_kernel_text, file_kind
 from memsched.live.capabilities import Capability
-from memsched.live.cgroups import resolve_cgroup_dir
+from memsched.live.cgroups import CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, fs_type, resolve_cgroup_dir
 from memsched.live.pressure.context import BackendContext
 from memsched.live.pressure.fifo import FifoSource
 from memsched.live.pressure.options import parse_level
 from memsched.live.pressure.source import PressureRecord, PressureSource
 from memsched.live.procfs import parse_psi
+from memsched.live.roots import LiveRoots
 from memsched.uapi.pressure import PsiTrigger, VmpressureLevel
 
 __all__ = ["PsiSource", "PsiTarget", "check", "open_source", "psi_target"]
 
 _POLL_GONE = select.POLLERR | select.POLLNVAL | select.POLLHUP
+
+#: ``statfs(2)`` ``f_type`` of procfs (include/uapi/linux/magic.h): ``/proc/pressure/memory`` lives there.
+PROC_SUPER_MAGIC = 0x9FA0
+#: The file systems a PSI file can be on: procfs (system-wide) and the cgroup file systems (``memory.pressure``).
+_PSI_FS = frozenset({PROC_SUPER_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +109,32 @@ def psi_target(ctx: BackendContext) -> PsiTarget:
         return PsiTarget(own.v2 / "memory.pressure", f"the caller's cgroup {own.v2_path}", is_cgroup=True)
     system = ctx.roots.proc("pressure", "memory")
     return PsiTarget(system, "system-wide (the caller is in the root cgroup)")
+
+
+def _in_copied_tree(path: Path, roots: LiveRoots) -> bool:
+    """``path`` (resolved) lies inside a fixture tree given as ``proc_root`` or ``sys_root`` (not the real
+    ``/proc`` or ``/sys``): the stand-in for procfs and cgroupfs there is an ordinary file."""
+    real = Path(os.path.realpath(path))
+    for root, system in ((roots.proc_root, "/proc"), (roots.sys_root, "/sys")):
+        rroot = Path(os.path.realpath(root))
+        if rroot not in (Path("/"), Path(system)) and rroot in real.parents:
+            return True
+    return False
+
+
+def _check_psi_file(path: Path, roots: LiveRoots) -> None:
+    """A regular file named by ``$MEMORY_PRESSURE_WATCH`` is on procfs or a cgroup file system (or in a fixture
+    tree), or :class:`ConfigError`: a trigger is written into it, so an ordinary file would be corrupted."""
+    if _in_copied_tree(path, roots):
+        return
+    try:
+        got = fs_type(path)
+    except OSError as e:
+        code = e.errno or errno.EIO
+        raise KernelError(code, f"psi: cannot statfs $MEMORY_PRESSURE_WATCH={path}: {os.strerror(code)}") from e
+    if got not in _PSI_FS:
+        allowed = f"must be a PSI file on procfs or cgroupfs, a FIFO or a socket (this file's f_type is {got:#x})"
+        raise ConfigError("MEMORY_PRESSURE_WATCH", str(path), allowed)
 
 
 def _armed_triggers(ctx: BackendContext) -> dict[VmpressureLevel, PsiTrigger]:
@@ -266,6 +303,8 @@ def open_source(ctx: BackendContext) -> PressureSource:
             # systemd's protocol knows a PSI file, a FIFO and a socket; /dev/zero or a directory is a bad value.
             allowed = f"must be a PSI file, a FIFO or a socket ({file_kind(mode)})"
             raise ConfigError("MEMORY_PRESSURE_WATCH", str(target.path), allowed)
+        if stat.S_ISREG(mode):
+            _check_psi_file(target.path, ctx.roots)
         level = parse_level(ctx.options.systemd_level, field="systemd_level")
         if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
             return FifoSource(

@@ -23,6 +23,7 @@ __all__ = [
     "ProcSched",
     "ProcStatus",
     "TaskStat",
+    "comm_text",
     "parse_limits",
     "parse_mountinfo",
     "parse_proc_cgroup",
@@ -43,6 +44,19 @@ def _malformed(source: str, what: str) -> KernelFileError:
 
 
 # --------------------------------------------------------------------------------------------- stat
+
+
+def comm_text(raw: str) -> str:
+    """A process name as read (``surrogateescape``, :func:`memsched.kfile.decode_kernel_text`) as text to show
+    and to put in JSON: a byte that is not UTF-8 becomes ``\\xNN`` (``bytes.decode("utf-8", "backslashreplace")``).
+    ``comm`` is any 15 bytes a process chose (``PR_SET_NAME``); left as lone surrogates it reached the terminal
+    as raw bytes and ``--json`` as ``"db\\udcff"``, which strict JSON consumers refuse."""
+    try:
+        data = raw.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no decoding produced (text from elsewhere): keep it visible
+        data = raw.encode("utf-8", "backslashreplace")
+    return data.decode("utf-8", "backslashreplace")
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +94,7 @@ def parse_task_stat(text: str, *, source: str = "/proc/<pid>/stat") -> TaskStat:
         raise _malformed(source, f"malformed stat line (need 41 fields): {excerpt(text)}")
     return TaskStat(
         tid=_field(source, "pid", pid_text),
-        comm=comm,
+        comm=comm_text(comm),
         state=fields[0],
         flags=_field(source, "flags", fields[6]),
         utime_ticks=_field(source, "utime", fields[11]),
@@ -206,7 +220,7 @@ def parse_proc_sched(text: str, *, source: str | None = None) -> ProcSched:
     policy = integer("policy")
     is_dl = policy == SchedPolicy.DEADLINE
     return ProcSched(
-        comm=m["comm"],
+        comm=comm_text(m["comm"]),
         pid=int(m["pid"]),
         threads=int(m["threads"]),
         policy=policy,
