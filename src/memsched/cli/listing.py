@@ -24,6 +24,9 @@ __all__ = ["KINDS", "OVERVIEW", "Source", "list_command", "live_rows", "live_set
 #: What ``memsched list`` lists, in the order its error message names them.
 KINDS = ("topologies", "workloads", "policies", "scenarios", "settings")
 
+#: The command that lists ``--set`` keys, as an option's error message suggests it.
+SETTINGS = "memsched list settings"
+
 #: What ``memsched list`` without an argument lists, in this order: every catalogue but the ``--set`` keys.
 OVERVIEW = KINDS[:-1]
 
@@ -135,8 +138,11 @@ def list_command(
     """List ``what`` from ``source`` on stdout: one JSON document with ``json_out``, else a table. Without
     ``what``: every catalogue of :data:`OVERVIEW`, one table each (one JSON object of them, by name)."""
     if what != "settings" and (policy, workload, scenario) != (None, None, None):
-        given = what if what is not None else next(v for v in (policy, workload, scenario) if v is not None)
-        raise ConfigError("--policy/--workload/--scenario", given, "go with 'memsched list settings' only")
+        given = (("--policy", policy), ("--workload", workload), ("--scenario", scenario))
+        option, value = next((o, v) for o, v in given if v is not None)
+        raise ConfigError(
+            option, value, f"selects --set keys: it goes with 'memsched list settings' ({SETTINGS} {option} {value})"
+        )
     if what is None:
         if json_out:
             emit_json({kind: source.rows(kind) for kind in OVERVIEW})
