@@ -2,10 +2,10 @@
 
     python benchmarks/startup.py [-n 11] [--compare-to REV] [--json]
 
-Times ``memsched list`` (its four catalogues), ``memsched list topologies``, ``memsched list settings``, ``memsched rt admit`` of a
-typical reservation, ``memsched --version`` and ``memsched --help``, each as the console script runs them (a
-fresh interpreter calling ``memsched.__main__.console``, output to a pipe that is read and dropped), and
-prints the median wall time and the median CPU time (user + system, the kernel's accounting of the finished
+Times ``memsched list`` (its four catalogues), ``memsched list topologies``, ``memsched list settings``, ``memsched
+rt admit`` of a typical reservation, ``memsched --version`` and ``memsched --help``, each as the console script
+runs them (a fresh interpreter calling ``memsched.__main__.console``, output to a pipe that is read and dropped),
+and prints the median wall time and the median CPU time (user + system, the kernel's accounting of the finished
 child) per command.
 
 Compiled bytecode is kept in a temporary ``PYTHONPYCACHEPREFIX`` (written by the warm-up runs, even where
