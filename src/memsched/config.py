@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import operator
 import os
 import stat
 import tomllib
@@ -285,12 +286,14 @@ def parse_json(raw: bytes, field: str, source: str) -> Any:
 
 
 def check_seed(value: object, field: str) -> int:
-    """``value`` if it is a seed (an integer in 0..MAX_SEED), else a :class:`ConfigError` naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """``value`` as an ``int`` if it is a seed (an integer in 0..MAX_SEED: numpy's integers too), else a
+    :class:`ConfigError` naming ``field``."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
         raise ConfigError(field, value, f"must be a whole number in 0..{MAX_SEED}")
-    if not 0 <= value <= MAX_SEED:
+    seed = operator.index(value)  # type: ignore[arg-type]
+    if not 0 <= seed <= MAX_SEED:
         raise ConfigError(field, value, f"must be in 0..{MAX_SEED}")
-    return value
+    return seed
 
 
 def format_bound(x: float) -> str:

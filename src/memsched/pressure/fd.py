@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import numbers
 import os
 import select
 import threading
@@ -89,8 +90,11 @@ def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
     # ``0 <= x <= max`` is False for NaN and refuses infinity; a bool is not a number of seconds.
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and 0 <= timeout <= MAX_TIMEOUT_S:
-        return float(timeout)
+    # (numbers.Real: numpy's integers and floats too; a bool is not a number of seconds)
+    if not isinstance(timeout, bool) and isinstance(timeout, numbers.Real):
+        seconds = float(timeout)
+        if 0 <= seconds <= MAX_TIMEOUT_S:
+            return seconds
     raise ConfigError(
         "timeout", timeout, f"must be a number of seconds from 0 to {MAX_TIMEOUT_S}, or None to wait without a limit"
     )

@@ -121,7 +121,8 @@ class SchedAttr:
         ):  # fmt: skip
             v = getattr(self, name)
             if isinstance(v, bool) or not hasattr(type(v), "__index__"):  # (ints, IntEnums, numpy ints; not 2e6)
-                raise ConfigError(name, v, "must be an integer (nanoseconds for runtime, deadline and period)")
+                ns = name in ("sched_runtime", "sched_deadline", "sched_period")
+                raise ConfigError(name, v, "must be an integer number of nanoseconds" if ns else "must be an integer")
         if self.size not in (SCHED_ATTR_SIZE_VER0, SCHED_ATTR_SIZE_VER1):
             raise ConfigError("size", self.size, f"must be {SCHED_ATTR_SIZE_VER0} or {SCHED_ATTR_SIZE_VER1}")
         for name in ("sched_runtime", "sched_deadline", "sched_period"):

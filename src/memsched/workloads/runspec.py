@@ -50,7 +50,7 @@ class RunSpec:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(name, value, "must be a str or None")
-        check_seed(self.seed, "seed")
+        object.__setattr__(self, "seed", check_seed(self.seed, "seed"))  # (a numpy integer is stored as an int)
         if not isinstance(self.sets, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.sets.items()
         ):

@@ -173,7 +173,9 @@ def test_a_sched_attr_field_that_is_not_an_integer_is_refused_at_once(field: str
     from memsched.errors import ConfigError
     from memsched.uapi.sched import SchedPolicy
 
-    with pytest.raises(ConfigError, match=f"'{field}' must be an integer"):
+    with pytest.raises(ConfigError, match=f"'{field}' must be an integer( number of nanoseconds)? \\(got"):
         SchedAttr(**{"sched_policy": SchedPolicy.DEADLINE, "sched_runtime": 2_000_000, field: value})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^'size' must be an integer \(got 56.0\)"):  # (not "nanoseconds")
+        SchedAttr(size=56.0)  # type: ignore[arg-type]
     numpy_int = SchedAttr.deadline(np.int64(2_000_000), 10_000_000)  # type: ignore[arg-type]
     assert numpy_int.pack() == SchedAttr.deadline(2_000_000, 10_000_000).pack()

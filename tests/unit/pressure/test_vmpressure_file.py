@@ -338,6 +338,11 @@ def test_read_event_timeout_bounds_are_accepted() -> None:
         for timeout in (0, MAX_TIMEOUT_S, None):
             f.deliver(LOW)
             assert f.read_event(timeout=timeout).level is LOW
+        import numpy as np  # (numpy's integers are numbers of seconds as its floats are: review 3)
+
+        for timeout in (np.int64(0), np.float64(0.5)):
+            f.deliver(LOW)
+            assert f.read_event(timeout=timeout).level is LOW  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("config", ["medium", VmpressureLevel.OOM, 8])
