@@ -21,8 +21,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import sysconfig
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "build_backend"))
-from memsched_build import BUILD_BASE, WHEEL_BUILD_FLAG, compiler_command  # (the in-tree backend's module)
+from memsched_build import BUILD_BASE, WHEEL_BUILD_FLAG, why_no_compiler  # (the in-tree backend's module)
 
 #: The modules compiled: the scheduler's hot path.
 MYPYC_MODULES = [
@@ -62,24 +60,10 @@ def _mode() -> str:
 
 def _cannot_compile() -> str | None:
     """Why this machine cannot build a C extension (no compiler, no Python headers, no mypyc), or None."""
-    if compiler_command() is None:
-        return "no C compiler ($CC or cc) on PATH"
-    from distutils.ccompiler import new_compiler  # setuptools' distutils (imported with setuptools)
-    from distutils.sysconfig import customize_compiler
-
-    cc = new_compiler()
-    customize_compiler(cc)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp, "probe.c")
-        src.write_text("#include <Python.h>\nint memsched_probe(void) { return 0; }\n")
-        try:
-            cc.compile([str(src)], output_dir=tmp, include_dirs=[sysconfig.get_paths()["include"]])
-        except Exception as e:  # CompileError, or the compiler could not be run
-            why = str(e).splitlines()[0] if str(e) else type(e).__name__
-            return f"the C compiler cannot build against Python's headers ({why[:120]})"
-    if importlib.util.find_spec("mypyc") is None:
-        return "mypyc (mypy >= 1.10) is not importable"
-    return None
+    why = why_no_compiler()
+    if why is None and importlib.util.find_spec("mypyc") is None:
+        why = "mypyc (mypy >= 1.10) is not importable"
+    return why
 
 
 class OptionalBuildExt(build_ext):

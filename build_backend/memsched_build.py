@@ -1,11 +1,12 @@
 """memsched's PEP 517 build backend: setuptools', which also compiles the exact scheduler where it can.
 
-A wheel build (``pip install .``, ``pip wheel .``, an install from the sdist) asks for mypy (mypyc) and numpy in its
-build environment when a C compiler on this machine compiles a test file, and ``setup.py`` then compiles
-``memsched.sim.sched``'s hot modules with it; where that is not possible it builds the pure-Python package, with
-identical results. An editable install (``pip install -e .``) and the sdist stay pure Python: compiled modules
-would shadow the sources a developer edits. ``MEMSCHED_MYPYC=0`` never compiles; ``MEMSCHED_MYPYC=1`` must compile
-or fails. A wheel is built under a temporary directory, so an install leaves no ``build/`` in the source tree.
+A wheel build (``pip install .``, ``pip wheel .``, an install from the sdist) asks for mypy (mypyc) and numpy in
+its build environment when a C compiler on this machine compiles a test file against Python's headers, and
+``setup.py`` then compiles ``memsched.sim.sched``'s hot modules with it; where that is not possible it builds the
+pure-Python package, with identical results. An editable install (``pip install -e .``) and the sdist stay pure
+Python: compiled modules would shadow the sources a developer edits. ``MEMSCHED_MYPYC=0`` never compiles;
+``MEMSCHED_MYPYC=1`` must compile or fails. A wheel is built under a temporary directory, so an install leaves no
+``build/`` in the source tree.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sysconfig
 import tempfile
 from typing import Any
@@ -40,22 +40,27 @@ def compiler_command() -> list[str] | None:
     return [found, *words[1:]] if found else None
 
 
-def compiler_works() -> bool:
-    """Whether the C compiler compiles a test file (``CC=false`` is on ``PATH`` too: it must be tried)."""
-    cc = compiler_command()
-    if cc is None:
-        return False
+def why_no_compiler() -> str | None:
+    """Why this machine cannot compile a C extension, or None: no compiler on ``PATH``, or one that cannot compile a
+    test file against Python's headers with the build's own flags (``CC=false`` is on ``PATH`` too). The one probe
+    of the build: :func:`wants_mypyc` asks it, and so does ``setup.py`` before it compiles."""
+    if compiler_command() is None:
+        return "no C compiler ($CC or cc) on PATH"
+    from distutils.ccompiler import new_compiler  # setuptools' distutils (setuptools is imported above)
+    from distutils.sysconfig import customize_compiler
+
+    cc = new_compiler()
+    customize_compiler(cc)
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
-            f.write("int memsched_probe(void) { return 0; }\n")
+            f.write("#include <Python.h>\nint memsched_probe(void) { return 0; }\n")
         try:
-            done = subprocess.run(
-                [*cc, "-c", src, "-o", os.path.join(tmp, "probe.o")], capture_output=True, timeout=60, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return done.returncode == 0
+            cc.compile([src], output_dir=tmp, include_dirs=[sysconfig.get_paths()["include"]])
+        except Exception as e:  # CompileError, or the compiler could not be run
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            return f"the C compiler cannot build against Python's headers ({why[:120]})"
+    return None
 
 
 def wants_mypyc() -> bool:
@@ -64,7 +69,7 @@ def wants_mypyc() -> bool:
     value = os.environ.get("MEMSCHED_MYPYC", "")
     if value in ("0", "1"):
         return value == "1"
-    return compiler_works()
+    return why_no_compiler() is None
 
 
 def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from memsched.errors import KernelFileError, excerpt
+from memsched.kfile import decode_kernel_text
 from memsched.units import KIB
 
 __all__ = ["MapsRange", "MissingFieldWarning", "NumaMapsVma", "parse_maps", "parse_numa_maps"]
@@ -117,7 +118,7 @@ def parse_numa_maps(data: bytes | str, *, source: str = "numa_maps") -> tuple[Nu
     """``/proc/<pid>/numa_maps`` -> one record per VMA (pure; raises :class:`KernelFileError` naming ``source``
     on a bad line: a bad address, a count that is not a number or larger than an address space holds, a node
     number the kernel cannot print)."""
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    text = decode_kernel_text(data) if isinstance(data, bytes) else data
     out = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -187,7 +188,7 @@ class MapsRange:
 
 def parse_maps(data: bytes | str, *, source: str = "maps") -> tuple[MapsRange, ...]:
     """``/proc/<pid>/maps`` -> ranges (pure; a malformed line raises :class:`KernelFileError` naming ``source``)."""
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    text = decode_kernel_text(data) if isinstance(data, bytes) else data
     out = []
     for number, line in enumerate(text.splitlines(), 1):
         parts = line.split(maxsplit=5)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memsched.errors import KernelFileError, excerpt
+from memsched.kfile import decode_kernel_text
 
 __all__ = [
     "PsiLine",
@@ -34,7 +35,7 @@ def parse_flat_keyed(data: str | bytes, *, source: str, keys: Sequence[str] | No
     ``keys`` picks only those names (absent ones are absent from the result) by searching for each instead of
     splitting every line: the reclaim-index backend reads ``/proc/vmstat`` (about 200 lines) 100 times a second.
     """
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    text = decode_kernel_text(data) if isinstance(data, bytes) else data
     out: dict[str, int] = {}
     if keys is not None:
         view = "\n" + text
