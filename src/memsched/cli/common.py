@@ -35,6 +35,7 @@ __all__ = [
     "memory_error_message",
     "out_console",
     "out_width",
+    "print_tables",
     "progress_bar",
     "seed_number",
     "simulation_memory_limit",
@@ -44,6 +45,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from memsched.report.fit import FitTable
 
     #: stdout's and stderr's rich consoles, made on first use (``rich`` takes ~40 ms to import; ``memsched list``
     #: with ``--json`` and ``rt admit`` never need it): see :func:`__getattr__`.
@@ -67,6 +70,27 @@ def out_width() -> int:
         return fixed
     width: int = _console("out_console").width
     return width
+
+
+def print_tables(tables: list[FitTable]) -> None:
+    """Print ``tables`` on stdout, a blank line between two. Off a terminal, where rich would print plain
+    characters, they are computed without importing rich (``report/plain.py``: rich's own layout rules, held to
+    rich by the tests), unless :data:`out_console` exists already (two writers to one stream) or a table holds
+    what only rich lays out for sure."""
+    if "out_console" not in globals():
+        from memsched.report.plain import plain_out_width, plain_text
+
+        width = plain_out_width(_fixed_out_width())
+        texts = [plain_text(t, width) for t in tables] if width is not None else [None]
+        if all(text is not None for text in texts):
+            sys.stdout.write("\n".join(texts))  # type: ignore[arg-type]
+            sys.stdout.flush()
+            return
+    console = _console("out_console")
+    for i, table in enumerate(tables):
+        if i:
+            console.print()
+        console.print(table)
 
 
 def _console(name: str) -> Console:

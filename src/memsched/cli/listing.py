@@ -14,10 +14,13 @@ The rows come from one of two sources that give the same answer:
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from memsched.cli.common import emit_json
+from memsched.cli.common import emit_json, print_tables
 from memsched.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from memsched.report.fit import FitTable
 
 __all__ = ["KINDS", "OVERVIEW", "Source", "list_command", "live_rows", "live_settings"]
 
@@ -147,22 +150,16 @@ def list_command(
         if json_out:
             emit_json({kind: source.rows(kind) for kind in OVERVIEW})
             return
-        for i, kind in enumerate(OVERVIEW):
-            if i:
-                from memsched.cli.common import out_console
-
-                out_console.print()
-            _print_rows(kind, source.rows(kind))
+        print_tables([_rows_table(kind, source.rows(kind)) for kind in OVERVIEW])
         return
     if what == "settings":
         settings = source.settings(policy, workload, scenario)
         if json_out:
             emit_json(settings)
         else:
-            from memsched.cli.common import out_console
             from memsched.cli.settings import settings_table
 
-            out_console.print(settings_table(settings))
+            print_tables([settings_table(settings)])
         return
     if what not in KINDS:
         raise UnknownNameError("what", what, list(KINDS))
@@ -170,16 +167,15 @@ def list_command(
     if json_out:
         emit_json(rows)
         return
-    _print_rows(what, rows)
+    print_tables([_rows_table(what, rows)])
 
 
-def _print_rows(what: str, rows: list[dict[str, Any]]) -> None:
+def _rows_table(what: str, rows: list[dict[str, Any]]) -> FitTable:
     """The table of one catalogue, titled with its name."""
-    from memsched.cli.common import out_console
     from memsched.report.fit import Column, FitTable
 
     table = FitTable(what, [Column(key, wrap=key in ("description", "models", "settings")) for key in rows[0]])
     cells = table.add_group(None)
     for row in rows:
         cells.append([", ".join(v) if isinstance(v, list) else str(v) for v in row.values()])
-    out_console.print(table)
+    return table

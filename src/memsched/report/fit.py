@@ -19,15 +19,25 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from rich import box
-from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # (rich is imported when a table is rendered: ``memsched list`` prints without it)
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.table import Table
 
 __all__ = ["Column", "FitTable", "count", "mapping_lines", "size"]
+
+
+def cell_len(text: str) -> int:
+    """The cells ``text`` takes on a terminal (rich's ``cell_len``), without importing rich for the usual text:
+    characters of :data:`memsched.report.plain.ONE_CELL` take one cell each."""
+    from memsched.report.plain import ONE_CELL
+
+    if ONE_CELL.fullmatch(text):
+        return len(text)
+    from rich.cells import cell_len as rich_cell_len
+
+    return rich_cell_len(text)
 
 #: Narrowest a wrapping column may become before the stacked layout is used instead.
 _MIN_WRAP = 16
@@ -142,6 +152,10 @@ class FitTable:
         return [f"{c.head}: {c.legend}" for c in self.columns if c.legend] + list(self.footnotes)
 
     def _table(self) -> Table:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
         t = Table(
             title=Text(self.title),  # plain text: a title such as "median [min–max]" is not markup
             box=box.SIMPLE_HEAD,
@@ -161,31 +175,47 @@ class FitTable:
                 t.add_row(*(Text(cell) for cell in (indent + row[0], *row[1:])))
         return t
 
-    def _stacked(self, width: int) -> list[RenderableType]:
-        """One block per row: its first cell, then ``head value`` pairs packed into lines under it (indented;
-        a pair longer than a line wraps at its spaces, still indented)."""
-        out: list[RenderableType] = [Text(self.title, style="bold")]
+    def stacked_parts(self, width: int) -> list[tuple[str, str]]:
+        """The stacked layout at ``width`` as (kind, text) lines: the title (``"title"``), each heading
+        (``"heading"``), each row's first cell (``"first"``), then its ``head value`` pairs packed into lines
+        (``"pairs"``: printed indented by ``len(indent) + 2`` and wrapped inside that indent, so a pair longer than
+        a line wraps at its spaces)."""
+        out: list[tuple[str, str]] = [("title", self.title)]
         indent = self._indent()
-        pad = len(indent) + 2
-        limit = max(8, width - pad)
+        limit = max(8, width - len(indent) - 2)
         for heading, rows in self.groups:
             if heading is not None:
-                out.append(Text(heading, style="bold"))
+                out.append(("heading", heading))
             for row in rows:
-                out.append(Text(indent + row[0]))
-                lines: list[str] = []
+                out.append(("first", indent + row[0]))
                 line = ""
                 for c, v in zip(self.columns[1:], row[1:], strict=True):
                     pair = f"{c.head} {v}"
                     if line and cell_len(line) + 2 + cell_len(pair) > limit:
-                        lines.append(line)
+                        out.append(("pairs", line))
                         line = ""
                     line = f"{line}  {pair}" if line else pair
-                lines.append(line)
-                out += [Padding(Text(text), (0, 0, 0, pad)) for text in lines]
+                out.append(("pairs", line))
+        return out
+
+    def _stacked(self, width: int) -> list[RenderableType]:
+        """One block per row: its first cell, then ``head value`` pairs packed into lines under it (indented;
+        a pair longer than a line wraps at its spaces, still indented)."""
+        from rich.padding import Padding
+        from rich.text import Text
+
+        pad = len(self._indent()) + 2
+        out: list[RenderableType] = []
+        for kind, text in self.stacked_parts(width):
+            if kind == "pairs":
+                out.append(Padding(Text(text), (0, 0, 0, pad)))
+            else:
+                out.append(Text(text, style="bold" if kind in ("title", "heading") else ""))
         return out
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.text import Text
+
         width = options.max_width
         if self.min_width() <= width:
             yield self._table()
