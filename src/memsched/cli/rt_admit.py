@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from memsched.admission import BW_UNIT
 from memsched.cli.common import emit_json
-from memsched.errors import ConfigError, ProcessGoneError, printable
+from memsched.errors import ConfigError, ProcessGoneError, UnsupportedError, printable
 from memsched.uapi.sched import SchedAttr, SchedFlag
 from memsched.units import format_ns, parse_duration
 
@@ -106,14 +106,15 @@ def admit(
     echo: Callable[[str], None] = echo,
 ) -> int:
     """Print the prediction (``--json``: one document) and return the exit status: 0 admitted, 1 refused."""
-    from memsched.live.capabilities import capabilities
+    from memsched.live.capabilities import probe
     from memsched.live.deadline import predict_admission
 
     attr = deadline_attr(runtime, deadline, period, flags)
     if pid is not None and not 0 <= pid <= PID_MAX_LIMIT:
         raise ConfigError("--pid", pid, f"must be a thread id in 0..{PID_MAX_LIMIT}")
-    caps = capabilities()
-    caps.require("sched_deadline")
+    have = probe("sched_deadline")  # (Capabilities.require, for the two probes this command reads)
+    if not have.available:
+        raise UnsupportedError("sched deadline", have.reason)
     try:
         prediction = predict_admission(attr, pid=pid)
     except ProcessGoneError:
@@ -122,7 +123,7 @@ def admit(
         raise ConfigError(
             "--runtime/--deadline/--period", f"{runtime}/{deadline}/{period or deadline}", prediction.reason
         )
-    permitted = caps.sched_deadline_permitted
+    permitted = probe("sched_deadline_permitted")
     if json_out:
         emit_json({**prediction.to_dict(), "permitted": permitted.to_dict()})
     else:

@@ -29,7 +29,6 @@ from pathlib import Path
 
 from memsched.admission import BW_UNIT, DlBandwidth
 from memsched.errors import KernelError, MemschedError, UnsupportedError
-from memsched.live.cgroups import cgroup_mounts, own_cgroups
 from memsched.live.deadline import dl_sysctls, fair_servers, root_domain
 from memsched.live.dl_explain import deadline_privilege
 from memsched.live.isolation import cpu_isolation
@@ -52,6 +51,7 @@ __all__ = [
     "ProbeContext",
     "cap_effective",
     "capabilities",
+    "probe",
     "psi_privileged",
 ]
 
@@ -256,6 +256,8 @@ def _probe_psi_triggers(ctx: ProbeContext) -> Capability:
 
 
 def _probe_psi_cgroup(ctx: ProbeContext) -> Capability:
+    from memsched.live.cgroups import own_cgroups  # (imported by the probes that read cgroups: see probe())
+
     own = own_cgroups(ctx.roots)
     if own.v2 is None:
         return Capability(False, "the caller is in no cgroup v2 (the unified hierarchy is not mounted)")
@@ -270,6 +272,8 @@ def _probe_psi_cgroup(ctx: ProbeContext) -> Capability:
 
 
 def _probe_memcg_v1_pressure_level(ctx: ProbeContext) -> Capability:
+    from memsched.live.cgroups import cgroup_mounts, own_cgroups
+
     own = own_cgroups(ctx.roots)
     if own.v1_memory is None:
         mounts = cgroup_mounts(ctx.roots)
@@ -292,6 +296,8 @@ def _probe_memcg_v1_pressure_level(ctx: ProbeContext) -> Capability:
 
 
 def _probe_cgroup_v2_memory_stat(ctx: ProbeContext) -> Capability:
+    from memsched.live.cgroups import own_cgroups  # (imported by the probes that read cgroups: see probe())
+
     own = own_cgroups(ctx.roots)
     if own.v2 is None:
         return Capability(False, "the caller is in no cgroup v2 (the unified hierarchy is not mounted)")
@@ -393,14 +399,25 @@ def capabilities(
 ) -> Capabilities:
     """Probe everything; a probe that hits an unexpected kernel error reports it as its reason."""
     ctx = ProbeContext(roots or LiveRoots(), getattr_fn or sched_getattr)
-    results = {}
-    for name, probe in _PROBES.items():
-        try:
-            results[name] = probe(ctx)
-        except MemschedError as e:
-            results[name] = Capability(False, f"probe failed: {e}")
-        except OSError as e:
-            results[name] = Capability(
-                False, f"probe failed: {e.strerror or errno.errorcode.get(e.errno or 0, e)}"
-            )
-    return Capabilities(**results)
+    return Capabilities(**{name: _run_probe(name, ctx) for name in _PROBES})
+
+
+def probe(
+    name: str, roots: LiveRoots | None = None, *, getattr_fn: Callable[[int], SchedAttr] | None = None
+) -> Capability:
+    """The one capability ``name`` (a field of :class:`Capabilities`), as :func:`capabilities` answers it, without
+    the others' probes: ``memsched rt admit`` asks for two of fourteen (and so does not import the cgroup
+    readers, which only the cgroup probes use)."""
+    if name not in _PROBES:
+        raise ValueError(f"no capability {name!r}; the capabilities: {', '.join(_PROBES)}")
+    return _run_probe(name, ProbeContext(roots or LiveRoots(), getattr_fn or sched_getattr))
+
+
+def _run_probe(name: str, ctx: ProbeContext) -> Capability:
+    """Probe ``name``; an unexpected kernel error is its reason."""
+    try:
+        return _PROBES[name](ctx)
+    except MemschedError as e:
+        return Capability(False, f"probe failed: {e}")
+    except OSError as e:
+        return Capability(False, f"probe failed: {e.strerror or errno.errorcode.get(e.errno or 0, e)}")

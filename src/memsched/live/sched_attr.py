@@ -27,11 +27,9 @@ behind ``EPERM``) is :mod:`memsched.live.dl_explain`, which callers use.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import functools
 import os
-import platform
 import struct
 import sys
 import sysconfig
@@ -81,10 +79,15 @@ def syscall_abi(machine: str, pointer_bits: int, multiarch: str = "") -> str:
 @functools.cache
 def _syscall() -> tuple[ctypes.CDLL, int, int]:
     abi = syscall_abi(
-        platform.machine(), struct.calcsize("P") * 8, sysconfig.get_config_var("MULTIARCH") or ""
-    )
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name, use_errno=True)
+        os.uname().machine, struct.calcsize("P") * 8, sysconfig.get_config_var("MULTIARCH") or ""
+    )  # (os.uname().machine is what platform.machine() returns on POSIX, without importing platform)
+    # The C library the interpreter runs on, already loaded: dlopen(NULL) finds its syscall(). Only where the
+    # interpreter does not export it, look the library up by name (ctypes.util costs ~30 ms to import).
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "syscall"):
+        from ctypes.util import find_library
+
+        libc = ctypes.CDLL(find_library("c"), use_errno=True)
     libc.syscall.restype = ctypes.c_long
     nr_set, nr_get = SYSCALL_NUMBERS[abi]
     return libc, nr_set, nr_get

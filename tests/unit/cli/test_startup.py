@@ -144,7 +144,10 @@ def test_the_console_script_prints_what_typer_prints(argv: list[str]) -> None:
 
 def _imported(argv: list[str]) -> set[str]:
     code = "import sys; sys.argv[0] = 'memsched'; from memsched.__main__ import run; run(); print(sorted(sys.modules))"
-    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, check=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}  # (plain output)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
     names: list[str] = json.loads(proc.stdout.strip().splitlines()[-1].replace("'", '"'))
     return set(names)
 
@@ -158,9 +161,12 @@ def _imported(argv: list[str]) -> set[str]:
     ids=" ".join,
 )  # fmt: skip
 def test_list_and_admit_import_neither_numpy_nor_the_simulators(argv: list[str]) -> None:
-    """Modules loaded by the end of the command: no numpy, no memsched.sim, no workloads, no typer, no pydantic."""
+    """Modules loaded by the end of the command: no numpy, no memsched.sim, no workloads, no typer, no pydantic;
+    for `list` off a terminal no rich either (report/plain.py), for `rt admit` not the cgroup readers (only the
+    cgroup probes use them) nor ctypes.util."""
     loaded = _imported(argv)
     heavy = {"numpy", "typer", "pydantic", "memsched.sim", "memsched.workloads", "memsched.policies.numa.mainline"}
+    heavy |= {"rich"} if argv[0] == "list" else {"memsched.live.cgroups", "ctypes.util"}
     assert "memsched.cli.fast" in loaded
     assert not {m for m in loaded if m in heavy or m.split(".")[0] in heavy or m.startswith("memsched.sim.")}
 

@@ -10,7 +10,7 @@ import pytest
 from helpers.live_fixtures import ARM_TASKS, VM_TASK, fake_getattr, tree
 from memsched.errors import UnsupportedError
 from memsched.live import capabilities
-from memsched.live.capabilities import _PROBES, Capabilities
+from memsched.live.capabilities import _PROBES, Capabilities, probe
 from memsched.live.dl_explain import deadline_privilege
 from memsched.live.roots import LiveRoots
 from memsched.uapi.sched import SchedAttr
@@ -19,6 +19,17 @@ from memsched.uapi.sched import SchedAttr
 def test_every_capability_has_exactly_one_probe() -> None:
     """Adding a field without a probe (or a probe without a field) is caught here."""
     assert list(_PROBES) == [f.name for f in dataclasses.fields(Capabilities)]
+
+
+def test_one_probe_is_that_field_of_capabilities(vm: LiveRoots, arm: LiveRoots) -> None:
+    """probe(name) (what `rt admit` asks) answers as capabilities() does, field by field; an unknown name is
+    refused with the list."""
+    for roots, tasks in ((vm, {0: SchedAttr(), 4242: VM_TASK}), (arm, {0: SchedAttr(), **ARM_TASKS})):
+        caps = capabilities(roots, getattr_fn=fake_getattr(tasks))
+        for name in _PROBES:
+            assert probe(name, roots, getattr_fn=fake_getattr(tasks)) == getattr(caps, name), name
+    with pytest.raises(ValueError, match=r"no capability 'deadline'.*sched_deadline_permitted"):
+        probe("deadline", vm)
 
 
 def test_vm_capabilities(vm: LiveRoots) -> None:
