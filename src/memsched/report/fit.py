@@ -17,6 +17,7 @@ Rich never has to shorten a cell, so nothing ends in ``…``. The same object re
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,14 +26,18 @@ if TYPE_CHECKING:  # (rich is imported when a table is rendered: ``memsched list
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.table import Table
 
-__all__ = ["Column", "FitTable", "count", "mapping_lines", "size"]
+__all__ = ["ONE_CELL", "Column", "FitTable", "cell_len", "count", "mapping_lines", "size"]
+
+
+#: Characters rich counts as one cell each, that ``str.split()`` and rich's ``\s`` treat alike, and that no
+#: rule of rich's text handling (tabs, new lines, markup) touches: ' ' to '~', and U+00A1..U+024F without the
+#: soft hyphen (U+00AD). Text of these alone is measured without rich, and laid out by ``report/plain.py``.
+ONE_CELL = re.compile(r"[ -~\u00a1-\u00ac\u00ae-\u024f]*")
 
 
 def cell_len(text: str) -> int:
     """The cells ``text`` takes on a terminal (rich's ``cell_len``), without importing rich for the usual text:
-    characters of :data:`memsched.report.plain.ONE_CELL` take one cell each."""
-    from memsched.report.plain import ONE_CELL
-
+    characters of :data:`ONE_CELL` take one cell each."""
     if ONE_CELL.fullmatch(text):
         return len(text)
     from rich.cells import cell_len as rich_cell_len

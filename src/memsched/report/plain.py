@@ -10,7 +10,7 @@ computes the same characters with rich's own layout rules, transcribed from rich
 
 It answers only where that transcription is certain to hold, and returns ``None`` otherwise, so the caller
 lets rich render: every character of every cell must be one whose width rich counts as one cell
-(:data:`_ONE_CELL`: printable ASCII and Latin letters, no spaces other than ' ', no combining marks), column
+(``report.fit.ONE_CELL``: printable ASCII and Latin letters, no spaces other than ' ', no combining marks), column
 heads must hold no ``[`` or ``:`` (rich reads a head as markup and emoji codes) and the width must leave every
 column at least one cell. ``tests/unit/report/test_plain.py`` holds it to rich, character for character, on
 every catalogue at many widths and on generated tables, under the rich that is installed (``rich>=13.7``
@@ -25,17 +25,11 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from memsched.report.fit import FitTable
+from memsched.report.fit import ONE_CELL, FitTable
 
-__all__ = ["ONE_CELL", "plain_out_width", "plain_text"]
+__all__ = ["plain_out_width", "plain_text"]
 
-#: Characters rich counts as one cell each, that ``str.split()`` and rich's ``\s`` treat alike, and that no
-#: rule of rich's text handling (tabs, new lines, markup) touches: ' ' to '~', and U+00A1..U+024F without the
-#: soft hyphen (U+00AD).
-ONE_CELL = re.compile(r"[ -~\u00a1-\u00ac\u00ae-\u024f]*")
 
 _WORD = re.compile(r"\s*\S+\s*")  # rich/_wrap.py: re_word
 _TRAILING_SPACE = re.compile(r"\s+$")  # rich/text.py: _re_whitespace

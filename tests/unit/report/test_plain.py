@@ -16,8 +16,8 @@ from rich.console import Console
 from memsched.cli import listing
 from memsched.cli.settings import settings_table
 from memsched.report import plain
-from memsched.report.fit import Column, FitTable
-from memsched.report.plain import ONE_CELL, plain_out_width, plain_text
+from memsched.report.fit import ONE_CELL, Column, FitTable
+from memsched.report.plain import plain_out_width, plain_text
 
 
 def _rich(table: FitTable, width: int) -> str:
