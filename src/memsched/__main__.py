@@ -72,6 +72,12 @@ def run() -> int:
 
 def console() -> NoReturn:
     """The ``memsched`` console script and ``python -m memsched``: :func:`run`, then exit with its status."""
+    if sys.stdout is None:  # started with stdout closed (``>&-``): writes fail with one line, not on None
+        from memsched.cli.outcome import ClosedStdout
+
+        sys.stdout = ClosedStdout()
+    if sys.stderr is None:  # (no stderr to say anything on: the exit status still tells)
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process's stderr until it exits
     rc = run()
     if rc == 130:  # interrupted: leave through os._exit (see the module docstring), output flushed first
         for stream in (sys.stdout, sys.stderr):

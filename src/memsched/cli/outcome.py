@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import select
 import signal
@@ -59,6 +60,28 @@ def terminating_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class StdoutClosedError(OSError):
+    """A write to a standard output the caller closed (``memsched ... >&-``): see :class:`ClosedStdout`."""
+
+
+class ClosedStdout(io.TextIOBase):
+    """``sys.stdout`` when the caller started memsched with file descriptor 1 closed (``>&-``), where Python
+    leaves ``sys.stdout`` None: commands that print nothing run as usual, and the first write fails with one
+    line ("cannot write the output: standard output is closed", status 1) instead of an ``AttributeError`` on
+    None wherever the output is first looked at."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        raise StdoutClosedError(errno.EBADF, "standard output is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
 
 
 def stdout_closed() -> bool:
@@ -116,6 +139,9 @@ def exit_status(error: Exception | KeyboardInterrupt, *, debug: bool) -> int:
 
         print(f"memsched: error: {memory_error_message()}", file=sys.stderr)
         return 2
+    if isinstance(error, StdoutClosedError):
+        print(f"memsched: error: cannot write the output: {error.strerror}", file=sys.stderr)
+        return 1
     if _is_output_full(error):
         return _fail(f"memsched: error: cannot write the output: {error.strerror}", error, debug=debug)
     message = f"memsched: internal error: {type(error).__name__}: {error} (memsched --debug ... shows the traceback)"

@@ -119,6 +119,24 @@ def test_a_full_stdout_is_one_line_not_an_internal_error() -> None:
         assert proc.stderr == "memsched: error: cannot write the output: No space left on device\n"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["list"], ["list", "settings", "--json"], ["rt", "admit", "--runtime", "1ms", "--deadline", "10ms"],
+     ["rt", "sim", "dhall", "--json"], ["--version"]],
+    ids=" ".join,
+)  # fmt: skip
+def test_a_closed_stdout_is_one_line_not_an_internal_error(args: list[str]) -> None:
+    """`memsched ... >&-` (Python starts with sys.stdout None): exit 1, 'standard output is closed', no
+    'internal error' (it was an AttributeError on None, or an ImportError of out_console)."""
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$0" -m memsched "$@" >&-', sys.executable, *args], stderr=subprocess.PIPE, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.endswith("memsched: error: cannot write the output: standard output is closed\n"), proc.stderr
+    assert "internal error" not in proc.stderr
+
+
 def test_a_file_that_fails_while_it_is_written_is_named(tmp_path: Path) -> None:
     """write_atomic turns a failure of the system into a KernelError naming the file, and leaves no temp file."""
     from memsched.errors import KernelError
