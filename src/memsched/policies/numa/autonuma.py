@@ -149,7 +149,10 @@ class Autonuma(NumaPolicy):
             for cpu in ctx.node_cpus[nid]:
                 if nr_running[cpu] == 0:
                     continue  # "Offload the while IDLE balancing ... to CFS"
-                other = ctx.cpu_tasks(cpu)[0]
+                queued = ctx.cpu_tasks(cpu)
+                if not queued:  # (live: the CPU runs only threads of processes that are not balanced)
+                    continue
+                other = queued[0]
                 wo = weights_of(other)
                 if wo is not None:
                     row.append((cpu, other, wo[0], wo[1], ctx.task_mm(other)))

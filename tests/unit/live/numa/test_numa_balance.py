@@ -167,3 +167,13 @@ def test_seed_makes_accessors_reproducible() -> None:
         return policy.batches[1].task.tolist()
 
     assert draws(1) == draws(1) and draws(1) != draws(2)
+
+
+@pytest.mark.filterwarnings("ignore::memsched.live.procfs.MissingFieldWarning")
+@pytest.mark.parametrize("fixture", [numa4, numa2], ids=["numa4", "numa2"])
+def test_autonuma_passes_over_cpus_that_run_only_other_processes_threads(fixture: object) -> None:
+    """Live, a CPU's nr_running counts every running thread in /proc, its cpu_tasks only the balanced ones:
+    autonuma's task exchange took the first queued task of every busy CPU and failed with an IndexError
+    (`numa balance --policy autonuma`, an internal error) where a CPU ran only other processes' threads."""
+    reports = balancer(registry.get("autonuma").make(), roots=fixture()).run(4, sleep=lambda s: None)  # type: ignore[operator]
+    assert len(reports) == 4
