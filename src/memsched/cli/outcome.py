@@ -20,7 +20,15 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import TypeGuard
 
-from memsched.errors import ConfigError, MemschedError, PolicyError, SimulationError, Terminated, is_interrupt
+from memsched.errors import (
+    ConfigError,
+    MemschedError,
+    PolicyError,
+    SimulationError,
+    Terminated,
+    is_interrupt,
+    printable,
+)
 
 __all__ = ["exit_status", "stdout_closed", "terminating_signals"]
 
@@ -114,19 +122,22 @@ def _pipe_reader_gone() -> bool:
 
 def exit_status(error: Exception | KeyboardInterrupt, *, debug: bool) -> int:
     """Report ``error`` (one line on stderr, or its traceback under ``--debug`` where the rules say so) and
-    return the command's exit status."""
+    return the command's exit status. The message is printed with its control characters escaped
+    (:func:`memsched.errors.printable`): a path or name given by the user or read from the system may hold a
+    new line or an escape sequence, which must not split the one line or reach the terminal."""
+    text = printable(str(error))
     if isinstance(error, ConfigError):
-        print(f"memsched: error: {error}", file=sys.stderr)
+        print(f"memsched: error: {text}", file=sys.stderr)
         return 2
     if isinstance(error, PolicyError):  # the message starts with "policy <id>:"
-        return _fail(f"memsched: error: {error} (a bug in the policy)", error, debug=debug)
+        return _fail(f"memsched: error: {text} (a bug in the policy)", error, debug=debug)
     if isinstance(error, SimulationError):
         if _is_users_out_of_memory(error):  # the workload asked for more than the described machine has
-            print(f"memsched: error: {error}", file=sys.stderr)
+            print(f"memsched: error: {text}", file=sys.stderr)
             return 2
-        return _fail(f"memsched: error: {error}", error, debug=debug)
+        return _fail(f"memsched: error: {text}", error, debug=debug)
     if isinstance(error, MemschedError):
-        print(f"memsched: error: {error}", file=sys.stderr)
+        print(f"memsched: error: {text}", file=sys.stderr)
         return 1
     if isinstance(error, Terminated):
         print(f"memsched: terminated by {signal.Signals(error.signum).name}", file=sys.stderr)
@@ -144,7 +155,7 @@ def exit_status(error: Exception | KeyboardInterrupt, *, debug: bool) -> int:
         return 1
     if _is_output_full(error):
         return _fail(f"memsched: error: cannot write the output: {error.strerror}", error, debug=debug)
-    message = f"memsched: internal error: {type(error).__name__}: {error} (memsched --debug ... shows the traceback)"
+    message = f"memsched: internal error: {type(error).__name__}: {text} (memsched --debug ... shows the traceback)"
     if isinstance(error, BrokenPipeError):
         if stdout_closed():  # `memsched ... | head`: the reader has what it wanted
             return 1

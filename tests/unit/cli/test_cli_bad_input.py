@@ -137,6 +137,24 @@ def test_a_closed_stdout_is_one_line_not_an_internal_error(args: list[str]) -> N
     assert "internal error" not in proc.stderr
 
 
+def test_an_error_line_escapes_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    """A path the user gave or the system holds can carry a new line or an escape sequence: the error is still
+    one line, with them written as \\xNN (`pressure act --cgroup $'/no\\nexist'` printed two lines, and an
+    escape sequence in a fifo_path reached the terminal)."""
+    from memsched.cli.outcome import exit_status
+    from memsched.errors import ConfigError, KernelError
+
+    for error, status in (
+        (ConfigError("--cgroup", "/x", "is not a cgroup (/sys/fs/cgroup/memory/no\nexist/cgroup.procs)"), 2),
+        (KernelError(2, "fifo_path /tmp/no\x1b[31mfifo does not exist"), 1),
+        (RuntimeError("bad\rthing"), 1),
+    ):
+        assert exit_status(error, debug=False) == status
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "\x1b" not in err and "\r" not in err, err
+        assert "\\x0a" in err or "\\x1b" in err or "\\x0d" in err, err
+
+
 def test_a_file_that_fails_while_it_is_written_is_named(tmp_path: Path) -> None:
     """write_atomic turns a failure of the system into a KernelError naming the file, and leaves no temp file."""
     from memsched.errors import KernelError
