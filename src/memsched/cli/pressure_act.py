@@ -31,7 +31,9 @@ _POLICY_HELP = "action policy: " + ", ".join(registry_names("act_policies"))
 @pressure_app.command("act")
 def act(
     policy: Annotated[str, typer.Option("--policy", help=_POLICY_HELP)],
-    cgroup: Annotated[str, typer.Option("--cgroup", help="the subtree to act in: a directory or a path (/app)")],
+    cgroup: Annotated[
+        str, typer.Option("--cgroup", help="the subtree to act in: a directory (./x from here) or a path (/app)")
+    ],
     protect: Annotated[
         list[str] | None, typer.Option("--protect", help="pid or comm name never to signal (repeatable, a,b)")
     ] = None,

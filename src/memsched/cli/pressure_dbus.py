@@ -49,7 +49,9 @@ def dbus(
     ] = "auto",
     cgroup: Annotated[
         str | None,
-        typer.Option("--cgroup", help="cgroup to watch: a directory, or a path in each hierarchy such as /app"),
+        typer.Option(
+            "--cgroup", help="cgroup to watch: a directory (./x from here), or a path in each hierarchy such as /app"
+        ),
     ] = None,
     level: Annotated[str, typer.Option("--level", "-l", help="lowest level sent: low, medium, oom (critical)")] = "low",
     min_interval: Annotated[

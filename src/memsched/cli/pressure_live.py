@@ -46,7 +46,9 @@ _BACKEND_HELP = "auto, " + ", ".join(registry_names("pressure_backends")) + " (a
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", help=_BACKEND_HELP)]
 CgroupOpt = Annotated[
     str | None,
-    typer.Option("--cgroup", help="cgroup to watch: a directory, or a path in each hierarchy such as /app"),
+    typer.Option(
+        "--cgroup", help="cgroup to watch: a directory (./x from here), or a path in each hierarchy such as /app"
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,

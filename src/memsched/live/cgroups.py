@@ -177,8 +177,9 @@ def resolve_cgroup_dir(
     spec: str | os.PathLike[str], hierarchy: Path, mounts: CgroupMounts, *, field: str = "cgroup"
 ) -> Path:
     """A user's ``--cgroup`` as a directory of ``hierarchy``: an absolute path to an existing cgroup directory
-    (has ``cgroup.procs``), or else a path inside ``hierarchy`` (``/`` is its root, ``a/b`` and ``/a/b`` the
-    same child). The result is resolved (``..``, symlinks) and expressed under ``hierarchy`` as given.
+    (has ``cgroup.procs``), a path starting ``./`` or ``../`` to one from the current directory (as a shell
+    would read it), or else a path inside ``hierarchy`` (``/`` is its root, ``a/b`` and ``/a/b`` the same
+    child). The result is resolved (``..``, symlinks) and expressed under ``hierarchy`` as given.
 
     The resolved directory must be inside a mounted cgroup hierarchy (``mounts``), and a path inside
     ``hierarchy`` must stay inside it (``a/../b`` is ``b``; ``../x`` leaves it); on the running system it must
@@ -189,9 +190,17 @@ def resolve_cgroup_dir(
     resemble: on a hybrid system (v1 at ``/sys/fs/cgroup/memory``, v2 at ``/sys/fs/cgroup/unified``) a v1
     memcg also has ``memory.stat`` and used to pass for v2. A directory under another cgroup mount raises
     :class:`~memsched.errors.KernelError` (``ENOENT``: not in this hierarchy; another backend may serve it)."""
-    if "\0" in os.fspath(spec):
-        raise ConfigError(field, os.fspath(spec), "must be a cgroup path (it holds a NUL byte)")
+    text = os.fspath(spec)
+    if "\0" in text:
+        raise ConfigError(field, text, "must be a cgroup path (it holds a NUL byte)")
     p = Path(spec)
+    if text in (".", "..") or text.startswith(("./", "../")):  # a directory named from the current one
+        p = Path(os.path.abspath(text))
+        if not (p / "cgroup.procs").exists():
+            raise ConfigError(
+                field, text, f"must be a cgroup directory ({p} has no cgroup.procs): './' and '../' name a "
+                "directory from the current one; a path in a hierarchy is written /app or app"
+            )
     existing = p.is_absolute() and (p / "cgroup.procs").exists()
     candidate = p if existing else hierarchy.joinpath(*(p.parts[1:] if p.is_absolute() else p.parts))
     real = Path(os.path.realpath(candidate))

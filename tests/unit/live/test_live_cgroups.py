@@ -50,6 +50,28 @@ def test_resolve_cgroup_dir_takes_directories_in_the_mount_and_paths_inside_the_
         resolve_cgroup_dir(tmp_path / "plain", h, mounts)
 
 
+def test_dot_slash_names_a_cgroup_from_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'./x' and '../x' are read as a shell reads them, from the current directory ('cd' into a cgroup, then
+    '--cgroup ./child' was taken as the hierarchy's /child); 'x' and '/x' stay paths in the hierarchy. A './'
+    path to a directory that is no cgroup is refused, not read as a hierarchy path of the same name."""
+    h = tmp_path / "h"
+    (h / "app" / "child").mkdir(parents=True)
+    for d in (h / "app", h / "app" / "child"):
+        (d / "cgroup.procs").write_text("")
+    (tmp_path / "app").mkdir()
+    mounts = CgroupMounts(v2=h, v1_memory=None, all=(h,))
+    monkeypatch.chdir(h / "app")
+    assert resolve_cgroup_dir("./child", h, mounts) == h / "app" / "child"
+    assert resolve_cgroup_dir(".", h, mounts) == h / "app"
+    assert resolve_cgroup_dir("child", h, mounts) == h / "child"  # (a path in the hierarchy)
+    monkeypatch.chdir(h / "app" / "child")
+    assert resolve_cgroup_dir("..", h, mounts) == h / "app"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"must be a cgroup directory \(.*/app has no cgroup.procs\)"):
+        resolve_cgroup_dir("./app", h, mounts)
+    assert resolve_cgroup_dir("app", h, mounts) == h / "app"
+
+
 def _caps(roots: object) -> dict[str, tuple[bool, str]]:
     caps = capabilities(roots, getattr_fn=fake_getattr({}))  # type: ignore[arg-type]
     return {k: (v["available"], v["reason"]) for k, v in caps.to_dict().items()}  # type: ignore[misc]
