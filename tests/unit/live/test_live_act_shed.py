@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from memsched.errors import ConfigError
+from memsched.errors import ConfigError, KernelError
 from memsched.live import act
 from memsched.live.act import LiveActor, Protect, ShedService, Subtree
 from memsched.live.roots import LiveRoots
@@ -96,6 +96,18 @@ def test_a_failing_sheddable_leaves_only_that_service_out_of_the_view(subtree: S
     view = actor.sample()
     assert [(s.name, s.cgroup, s.sheddable) for s in view.services] == [("good", "/svc/good", 3 * MIB)]
     assert actor.sample_error_count == 1 and "nan" in actor.sample_errors[0].message
+
+
+def test_a_removed_cgroup_ends_the_run(subtree: Subtree) -> None:
+    """`pressure act` sampled on, silently, after its cgroup was removed: the next sample says so and the run
+    ends (KernelError, exit 1 from the command line), as `pressure watch` does."""
+    actor = LiveActor(load_policy("vmpressure-shed", None), subtree, kills=False)
+    actor.sample()
+    (subtree.directory / "cgroup.procs").unlink()
+    subtree.directory.rmdir()
+    with pytest.raises(KernelError, match=r"cg was removed \(the cgroup acted in\)"):
+        actor.run(duration_s=5.0)
+    actor.close()
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -163,6 +164,11 @@ class LiveActor:
 
     # -- one pass ----------------------------------------------------------------------------------------
     def sample(self) -> MemoryView:
+        """One view of the subtree. A subtree whose cgroup was removed ends the run with
+        :class:`~memsched.errors.KernelError` (as ``pressure watch`` ends when its cgroup goes): nothing is
+        left to act on, and a view of it would be an empty cgroup that never comes under pressure."""
+        if not (self.subtree.directory / "cgroup.procs").exists():
+            raise KernelError(errno.ENODEV, f"{self.subtree.directory} was removed (the cgroup acted in)")
         now = time.monotonic_ns()
         return build_view(self.subtree, self.protect, now, vmpressure=self._vmp.level(now),
                           services=self._service_views(now))
