@@ -8,6 +8,7 @@ the pids signalled; a summary goes to stderr at the end. SIGINT/SIGTERM end the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -56,10 +57,7 @@ def act(
     sub = open_subtree(cgroup, field="--cgroup")
     out: IO[str]
     if log is not None:
-        try:
-            out = log.open("a")
-        except OSError as e:
-            raise ConfigError("--log", str(log), f"cannot be opened for appending ({e.strerror})") from None
+        out = _open_log(log)
     else:
         out = sys.stdout
     actor = LiveActor(chosen, sub, protect=prot, dry_run=dry_run, log=out)
@@ -81,6 +79,19 @@ def act(
         by_status[r.status] = by_status.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "no action"
     print(f"memsched pressure act: {actor.samples} samples, {summary}", file=sys.stderr)
+
+
+def _open_log(log: Path) -> IO[str]:
+    """``--log`` opened for appending (created with the umask's mode if missing). It is opened without blocking:
+    a FIFO nobody reads would otherwise hold the command at ``open()`` before it starts, deaf to ``--duration``;
+    such a FIFO is refused (ENXIO), one with a reader is written to as usual (blocking writes)."""
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        why = "a FIFO with no reader" if e.errno == errno.ENXIO else e.strerror
+        raise ConfigError("--log", str(log), f"cannot be opened for appending ({why})") from None
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _act_sim_one(args: tuple[str, str, int]) -> dict[str, object]:
