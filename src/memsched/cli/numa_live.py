@@ -18,7 +18,7 @@ from memsched.cli.common import (
     whole_number,
 )
 from memsched.cli.numa import numa_app
-from memsched.errors import ConfigError, printable
+from memsched.errors import ConfigError, Terminated, printable
 from memsched.units import MIB, parse_duration
 
 if TYPE_CHECKING:
@@ -79,6 +79,13 @@ def _kernel_warnings() -> Iterator[None]:
 MAX_INTERVAL_NS = 3600 * 1_000_000_000
 MAX_COUNT = 1_000_000
 MAX_SAMPLES = 1 << 20
+
+
+def _signal_name(stopped: KeyboardInterrupt) -> str:
+    """The signal that ended a run: the one a :class:`Terminated` carries, else SIGINT (Ctrl-C)."""
+    import signal
+
+    return signal.Signals(stopped.signum).name if isinstance(stopped, Terminated) else "SIGINT"
 
 
 def _count(count: int | None, field: str = "--count") -> int | None:
@@ -421,10 +428,17 @@ def balance(
     if not json_out:
         for line in header:
             typer.echo(line, err=True)
+    # Ctrl-C or SIGTERM is how a run without --count ends: with --json the samples taken so far are still
+    # printed (the document says which signal ended it), then the command ends as interrupted (130 / 128+n).
+    stopped: KeyboardInterrupt | None = None  # (Terminated is one: SIGTERM, SIGHUP)
     try:
         with _kernel_warnings():
             printer = _sample_printer(spec.id, balancer.places_on_scan_pass, count)
             balancer.run(count, on_sample=(reports.append if json_out else printer))
+    except KeyboardInterrupt as e:
+        if not json_out:
+            raise
+        stopped = e
     finally:
         closing = [*balancer.close_notes, *balancer.summary()]
         if not json_out:
@@ -439,5 +453,8 @@ def balance(
                 "header": header,
                 "samples": [r.to_dict() for r in reports],
                 "exit": closing,
+                "interrupted": None if stopped is None else _signal_name(stopped),
             }
         )
+    if stopped is not None:
+        raise stopped

@@ -294,3 +294,35 @@ def test_a_process_name_that_is_not_utf8_is_escaped_in_text_and_json(
         doc = json.loads(out)
         json.dumps(doc, ensure_ascii=False).encode("utf-8")  # strict: raises on a lone surrogate
         assert "\\udc" not in out and '"db\\\\xff\\\\xfe"' in out, out
+
+
+@pytest.mark.parametrize(("stop", "status", "name"), [(KeyboardInterrupt(), 130, "SIGINT"), (None, 143, "SIGTERM")])
+def test_balance_json_ended_by_a_signal_still_prints_its_samples(
+    stop: KeyboardInterrupt | None,
+    status: int,
+    name: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without --count, Ctrl-C (or SIGTERM) is how `numa balance --json` ends: the samples taken so far are
+    printed, the document says which signal ended it, and the status is still the signal's (it printed
+    nothing at all)."""
+    import signal
+
+    from memsched.errors import Terminated
+    from memsched.live.numa.balance import LiveBalancer
+
+    real_run = LiveBalancer.run
+    raised = stop if stop is not None else Terminated(signal.SIGTERM)
+
+    def two_then_stopped(self: LiveBalancer, count: int | None, **kw: object) -> object:
+        real_run(self, 2, **kw)  # type: ignore[arg-type]
+        raise raised
+
+    monkeypatch.setattr(LiveBalancer, "run", two_then_stopped)
+    argv = ["numa", "balance", "--policy", "numad", "--dry-run", "--json", "--count", "5", "--interval", "1ms"]
+    assert main([*argv, "--set", "min_interval_s=1", *TWO]) == status
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert len(doc["samples"]) == 2 and doc["interrupted"] == name
+    assert err.strip().splitlines()[-1] in ("memsched: interrupted", f"memsched: terminated by {name}")
