@@ -19,6 +19,7 @@ from memsched.uapi.sched import SchedAttr, SchedFlag
 from memsched.units import format_ns, parse_duration
 
 if TYPE_CHECKING:
+    from memsched.live.capabilities import Capability
     from memsched.live.deadline import AdmissionPrediction
 
 __all__ = ["PID_MAX_LIMIT", "admit", "deadline_attr", "echo"]
@@ -59,6 +60,7 @@ def _print_prediction(p: AdmissionPrediction, echo: Callable[[str], None]) -> No
 
     from memsched.cli.common import out_width
     from memsched.live.dl_explain import describe_attr
+    from memsched.uapi.cpumask import format_cpulist
 
     width = out_width()
 
@@ -74,24 +76,36 @@ def _print_prediction(p: AdmissionPrediction, echo: Callable[[str], None]) -> No
         f"domain     CPUs {p.domain.cpulist} (capacity {p.domain.capacity}); limit {_cpus(p.limit_bw)} "
         f"(sched_rt_runtime_us {p.sysctls.rt_runtime_us} / sched_rt_period_us {p.sysctls.rt_period_us})"
     )
+    t = p.target
+    if t is not None:
+        affinity = "unknown" if t.affinity is None else format_cpulist(t.affinity)
+        policy = describe_attr(t.reservation.attr) if t.reservation is not None else t.policy_name
+        line(f"target     pid {t.pid} {printable(t.comm)}: {policy}; on CPU {t.cpu}, affinity {affinity}")
+    # dl_b->total_bw holds the target's own reservation too: held = servers + other tasks + target.
+    own = f", the target {_cpus(p.old_bw)}" if p.old_bw else ""
+    others = "other " if t is not None else ""
     line(
         f"held       {_cpus(p.total_bw)}: fair_servers {_cpus(p.servers_bw)} "
         f"[{p.servers.source}: {p.servers.reason}], "
-        f"{len(p.tasks)} deadline task(s) {_cpus(p.tasks_bw)}"
+        f"{len(p.tasks)} {others}deadline task(s) {_cpus(p.tasks_bw)}{own}"
     )
-    for t in p.tasks:
+    for task in p.tasks:
         line(
-            f"           pid {t.pid} tid {t.tid} {printable(t.comm)}: runtime {format_ns(t.attr.sched_runtime)} / "
-            f"deadline {format_ns(t.attr.sched_deadline)} / period {format_ns(t.attr.effective_period)} "
-            f"= {_cpus(t.bw)}"
+            f"           pid {task.pid} tid {task.tid} {printable(task.comm)}: runtime "
+            f"{format_ns(task.attr.sched_runtime)} / deadline {format_ns(task.attr.sched_deadline)} / period "
+            f"{format_ns(task.attr.effective_period)} = {_cpus(task.bw)}"
         )
-    if p.target is not None:
-        who = f"pid {p.target.pid} tid {p.target.tid}"
-        line(f"           {who} itself holds {_cpus(p.old_bw)}, replaced by the request")
-    line(f"available  {_cpus(p.available_bw)}")
+    if p.old_bw:
+        # sched_dl_overflow (kernel/sched/deadline.c, 6.18) tests total_bw - old_bw + new_bw, then __dl_sub(old).
+        line(
+            f"available  {_cpus(p.free_bw)} free, {_cpus(p.available_bw)} for the request: the target's "
+            f"{_cpus(p.old_bw)} is released before the request is added"
+        )
+    else:
+        line(f"available  {_cpus(p.available_bw)}")
     verdict = "ADMITTED" if p.admitted else f"REFUSED ({p.verdict})"
     line(f"verdict    {verdict}: {p.reason}")
-    for note in p.sysctls.notes:
+    for note in p.notes:
         line(f"note       {note}")
 
 
@@ -123,11 +137,33 @@ def admit(
         raise ConfigError(
             "--runtime/--deadline/--period", f"{runtime}/{deadline}/{period or deadline}", prediction.reason
         )
-    permitted = probe("sched_deadline_permitted")
+    caller, doc = _permitted(prediction, probe)
     if json_out:
-        emit_json({**prediction.to_dict(), "permitted": permitted.to_dict()})
+        emit_json({**prediction.to_dict(), "permitted": doc})
     else:
         _print_prediction(prediction, echo)
-        if not permitted.available:
-            echo(f"note       this process may not set it: {permitted.reason}")
+        if not caller.available:
+            echo(f"note       this process may not set it: {caller.reason}")
     return 0 if prediction.admitted else 1
+
+
+def _permitted(p: AdmissionPrediction, probe: Callable[[str], Capability]) -> tuple[Capability, dict[str, object]]:
+    """EPERM's two sides: what this process may do (``caller``) and what the kernel checks of the task it
+    would change (``target``), and the ``permitted`` document. Without ``--pid`` the task is a new one this
+    process starts, which inherits its affinity: the ``sched_deadline_permitted`` capability covers both."""
+    import os
+
+    from memsched.live.capabilities import Capability
+    from memsched.live.dl_explain import caller_permission, target_permission
+
+    if p.target is None:
+        caller = probe("sched_deadline_permitted")
+        return caller, {**caller.to_dict(), "caller": {"pid": os.getpid(), **caller.to_dict()}, "target": None}
+    caller = Capability(*caller_permission())
+    target_ok, target_why = target_permission(p)
+    return caller, {
+        "available": caller.available and target_ok is not False,
+        "reason": f"{caller.reason}; {target_why}",
+        "caller": {"pid": os.getpid(), **caller.to_dict()},
+        "target": {"pid": p.target.pid, "available": target_ok, "reason": target_why},
+    }

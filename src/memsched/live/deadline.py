@@ -16,6 +16,15 @@ arithmetic (:mod:`memsched.admission`, shared with the simulator) applied to wha
   ``SCHED_CAPACITY_SCALE`` each otherwise.
 * **limit** — ``/proc/sys/kernel/sched_rt_runtime_us`` / ``sched_rt_period_us`` (``-1`` disables the test);
   the parameter bounds from ``sched_deadline_period_{min,max}_us``.
+* **target** (``--pid``) — the task ``sched_setattr`` would change: its CPU (``/proc/<pid>/stat`` field 39; the
+  kernel checks the root domain of ``task_rq(p)``), its policy, its affinity (``Cpus_allowed_list`` of
+  ``/proc/<pid>/status``, which prints ``p->cpus_mask``: ``task_cpus_allowed`` in fs/proc/array.c) and, when it
+  already is SCHED_DEADLINE, its reservation. ``__sched_setscheduler`` (kernel/sched/syscalls.c, 6.18) refuses
+  with ``EPERM`` a task whose affinity does not cover its root domain's span (``!cpumask_subset(span,
+  p->cpus_ptr)``) whenever ``dl_bandwidth_enabled()`` (``sched_rt_runtime_us`` not -1), before admission
+  control; ``sched_dl_overflow`` (kernel/sched/deadline.c, 6.18) then tests a deadline task's new bandwidth with
+  its old one taken out (``__dl_overflow(dl_b, cap, p->dl.dl_bw, new_bw)``) and on success releases the old
+  (``__dl_sub``) before adding the new (``__dl_add``).
 * **deadline servers** — each CPU's fair_server reservation, which ``dl_server_apply_params`` adds to the
   root domain's ``total_bw`` (kernel/sched/deadline.c; measured on a 2-CPU 6.18 machine, admission stops at
   1.80 CPUs, not 1.90: the two servers' 5 % each count against the 95 % limit). Read from debugfs
@@ -50,7 +59,7 @@ from memsched.admission import (
     dl_bw_of,
     to_ratio,
 )
-from memsched.errors import AccessDeniedError, ConfigError, KernelError, ProcessGoneError
+from memsched.errors import AccessDeniedError, ConfigError, KernelError, MemschedError, ProcessGoneError
 from memsched.live.isolation import CpuIsolation, cpu_isolation
 from memsched.live.oserrors import process_error
 from memsched.live.procfs import (
@@ -59,6 +68,7 @@ from memsched.live.procfs import (
     parse_int,
     parse_proc_sched,
     read_int,
+    read_status,
     read_task_stat,
     thread_ids,
 )
@@ -70,11 +80,13 @@ from memsched.uapi.sched import SchedAttr, SchedPolicy
 __all__ = [
     "AdmissionPrediction",
     "DlSysctls",
+    "DlTarget",
     "DlTask",
     "FairServers",
     "RootDomain",
     "deadline_tasks",
     "dl_sysctls",
+    "dl_target",
     "fair_servers",
     "predict",
     "predict_admission",
@@ -297,14 +309,73 @@ def deadline_tasks(roots: LiveRoots | None = None, *, getattr_fn: GetattrFn | No
     return tuple(tasks)
 
 
+@dataclass(frozen=True, slots=True)
+class DlTarget:
+    """The task ``sched_setattr(pid, ...)`` would change, as ``__sched_setscheduler`` sees it.
+
+    ``affinity`` is ``p->cpus_mask`` (``None`` when it could not be read: ``affinity_note`` says why);
+    ``reservation`` is its current SCHED_DEADLINE reservation, the ``p->dl.dl_bw`` that ``sched_dl_overflow``
+    releases, or ``None`` for a task in another policy.
+    """
+
+    pid: int
+    comm: str
+    cpu: int
+    policy: int
+    rt_priority: int
+    affinity: frozenset[int] | None
+    reservation: DlTask | None = None
+    affinity_note: str | None = None
+
+    @property
+    def bw(self) -> int:
+        return self.reservation.bw if self.reservation is not None else 0
+
+    @property
+    def policy_name(self) -> str:
+        try:
+            return f"SCHED_{SchedPolicy(self.policy).name}"
+        except ValueError:
+            return f"policy {self.policy}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "pid": self.pid,
+            "comm": self.comm,
+            "cpu": self.cpu,
+            "policy": self.policy_name,
+            "rt_priority": self.rt_priority,
+            "affinity": None if self.affinity is None else format_cpulist(self.affinity),
+            "affinity_note": self.affinity_note,
+            "bw": self.bw,
+            "reservation": None if self.reservation is None else self.reservation.to_dict(),
+        }
+
+
+def dl_target(roots: LiveRoots, pid: int, tasks: Iterable[DlTask] = ()) -> DlTarget:
+    """Read task ``pid`` (a thread id, as ``sched_setattr`` takes it); ``tasks`` are the deadline tasks already
+    read, where its reservation is found. A task whose ``stat`` is gone raises :class:`ProcessGoneError`."""
+    stat = read_task_stat(roots, pid)
+    note = None
+    try:
+        affinity = read_status(roots, pid).cpus_allowed
+        if affinity is None:
+            note = f"{roots.proc(pid, 'status')} has no Cpus_allowed_list (printed since 2.6.26)"
+    except MemschedError as e:  # gone meanwhile, or not readable: the rule is then not predicted, and said so
+        affinity, note = None, f"the affinity rule was not checked: cannot read the affinity of pid {pid}: {e}"
+    reservation = next((t for t in tasks if t.tid == pid), None)
+    return DlTarget(pid, stat.comm, stat.processor, stat.policy, stat.rt_priority, affinity, reservation, note)
+
+
 # --------------------------------------------------------------------------------------------- prediction
 
-Verdict = Literal["admitted", "overflow", "invalid", "no-bandwidth"]
+Verdict = Literal["admitted", "overflow", "invalid", "no-bandwidth", "narrow-affinity"]
 _EXPECTED_ERRNO: dict[str, int] = {
     "admitted": 0,
     "overflow": errno.EBUSY,
     "invalid": errno.EINVAL,
     "no-bandwidth": errno.EPERM,
+    "narrow-affinity": errno.EPERM,
 }
 
 
@@ -312,8 +383,10 @@ _EXPECTED_ERRNO: dict[str, int] = {
 class AdmissionPrediction:
     """What ``sched_setattr`` would answer for ``attr`` in the current state, and the numbers behind it.
 
-    ``total_bw`` is the kernel's ``dl_b->total_bw`` before the request: the deadline tasks' bandwidth plus the
-    fair_servers'. ``old_bw`` is what the target task already holds when it is a deadline task.
+    ``total_bw`` is the kernel's ``dl_b->total_bw`` before the request: the other deadline tasks' bandwidth
+    (``tasks``), the fair_servers' and the target's own reservation (``old_bw``, when it already is a deadline
+    task), so ``total_bw == servers_bw + tasks_bw + old_bw``. ``target`` is the task asked about (``None``: a
+    new, unpinned task).
     """
 
     attr: SchedAttr
@@ -326,7 +399,7 @@ class AdmissionPrediction:
     domain: RootDomain
     sysctls: DlSysctls
     bandwidth: DlBandwidth
-    target: DlTask | None = None
+    target: DlTarget | None = None
 
     @property
     def admitted(self) -> bool:
@@ -354,10 +427,21 @@ class AdmissionPrediction:
         return self.bandwidth.limit
 
     @property
+    def free_bw(self) -> int | None:
+        """``limit - total_bw``: what is free in the root domain now, before the target's release."""
+        return self.bandwidth.available
+
+    @property
     def available_bw(self) -> int | None:
-        """What a new task could still get (``old_bw`` included when the target already holds some)."""
-        avail = self.bandwidth.available
-        return None if avail is None else avail + self.old_bw
+        """What the request may use: ``free_bw`` plus the target's ``old_bw``, which ``sched_dl_overflow``
+        releases before adding the request."""
+        free = self.free_bw
+        return None if free is None else free + self.old_bw
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        target_notes = () if self.target is None or self.target.affinity_note is None else (self.target.affinity_note,)
+        return (*self.sysctls.notes, *target_notes)
 
     def to_dict(self) -> dict[str, object]:
         """The ``memsched rt admit --json`` document (bandwidths in BW_UNIT = 2**20 per CPU, and in CPUs)."""
@@ -387,6 +471,7 @@ class AdmissionPrediction:
             "old_bw": self.old_bw,
             "limit_bw": self.limit_bw,
             "limit_cpus": cpus(self.limit_bw),
+            "free_bw": self.free_bw,
             "available_bw": self.available_bw,
             "available_cpus": cpus(self.available_bw),
             "root_domain": {
@@ -399,8 +484,24 @@ class AdmissionPrediction:
             "fair_server": self.servers.to_dict(),
             "tasks": [t.to_dict() for t in self.tasks],
             "target": None if self.target is None else self.target.to_dict(),
-            "notes": list(self.sysctls.notes),
+            "notes": list(self.notes),
         }
+
+
+def affinity_refusal(target: DlTarget | None, domain: RootDomain, bandwidth: DlBandwidth) -> str | None:
+    """``__sched_setscheduler``'s affinity rule (kernel/sched/syscalls.c, 6.18): with ``dl_bandwidth_enabled()``
+    a task may become or stay SCHED_DEADLINE only if its affinity covers its root domain's span
+    (``cpumask_subset(rq->rd->span, p->cpus_ptr)``), else ``EPERM``. ``None``: the rule passes, or the affinity
+    is unknown (the prediction's notes say so)."""
+    if target is None or target.affinity is None or bandwidth.bw == -1:
+        return None
+    if set(domain.cpus) <= target.affinity:
+        return None
+    return (
+        f"pid {target.pid}'s CPU affinity {format_cpulist(target.affinity)} does not cover its root domain "
+        f"{domain.cpulist} (the domain of CPU {target.cpu}, where it runs): a SCHED_DEADLINE task must be "
+        "allowed on every CPU of its root domain"
+    )
 
 
 def predict(
@@ -410,13 +511,14 @@ def predict(
     servers: FairServers,
     domain: RootDomain,
     sysctls: DlSysctls,
-    target: DlTask | None = None,
+    target: DlTarget | None = None,
 ) -> AdmissionPrediction:
     """The kernel's decision for ``sched_setattr(target, attr)`` from already-read state (pure).
 
-    Order as in ``__sched_setscheduler``: ``__checkparam_dl`` (EINVAL), a root domain without bandwidth
-    (EPERM), then ``sched_dl_overflow`` (EBUSY). ``target`` is the task being changed when it already is a
-    deadline task (its bandwidth is replaced, not added); it must not also be in ``tasks``.
+    Order as in ``__sched_setscheduler`` (kernel/sched/syscalls.c, 6.18): ``__checkparam_dl`` (EINVAL), the
+    target's affinity against its root domain and a root domain without bandwidth (EPERM), then
+    ``sched_dl_overflow`` (EBUSY). A target that already is a deadline task has its bandwidth replaced, not
+    added; its reservation must not also be in ``tasks``.
     """
     if attr.sched_policy != SchedPolicy.DEADLINE:
         raise ConfigError(
@@ -437,14 +539,17 @@ def predict(
     requested = dl_bw_of(attr)
     verdict: Verdict
     rule = checkparam_dl(attr, period_min_us=sysctls.period_min_us, period_max_us=sysctls.period_max_us)
+    narrow = affinity_refusal(target, domain, bandwidth)
     if rule is not None:
         verdict, reason = "invalid", rule
+    elif narrow is not None:
+        verdict, reason = "narrow-affinity", narrow
     elif bandwidth.bw == 0:
         verdict, reason = (
             "no-bandwidth",
             "sched_rt_runtime_us is 0: the root domain has no deadline bandwidth",
         )
-    elif target is not None and requested == old_bw:
+    elif target is not None and target.reservation is not None and requested == old_bw:
         verdict, reason = "admitted", "the task already holds exactly this bandwidth"
     elif bandwidth.overflow(old_bw, requested):
         verdict, reason = "overflow", "the request does not fit in the bandwidth left in the root domain"
@@ -476,26 +581,26 @@ def predict_admission(
 ) -> AdmissionPrediction:
     """Read the machine and predict ``sched_setattr(pid, attr)`` (``pid`` None: a new, unpinned task).
 
-    ``pid`` given: the root domain is that of the task's CPU, and if it is already a deadline task its current
-    bandwidth is replaced rather than added (``old_bw`` in ``__dl_overflow``). A ``pid`` that does not exist
-    raises :class:`~memsched.errors.ProcessGoneError` (``ESRCH``, as ``sched_setattr`` would).
+    ``pid`` given: the root domain is that of the task's CPU, its affinity must cover that domain, and if it is
+    already a deadline task its current bandwidth is replaced rather than added (``old_bw`` in
+    ``__dl_overflow``). A ``pid`` that does not exist raises :class:`~memsched.errors.ProcessGoneError`
+    (``ESRCH``, as ``sched_setattr`` would).
     """
     roots = roots or LiveRoots()
     gone: tuple[type[Exception], ...] = ()
     if pid == 0:
         pid = threading.get_native_id()  # sched_setattr(0, ...) means the calling thread
         gone = (ProcessGoneError,)  # ... which may not be in a copied tree
-    cpu = None
+    tasks = deadline_tasks(roots, getattr_fn=getattr_fn)
+    target = None
     # A pid that is not there is an error (sched_setattr would fail with ESRCH, not admit anything); one this
     # user may not read is predicted as a new, unpinned task.
     with contextlib.suppress(AccessDeniedError, *gone):
-        cpu = read_task_stat(roots, pid).processor if pid else None
-    domain = root_domain(roots, cpu=cpu)
-    tasks = deadline_tasks(roots, getattr_fn=getattr_fn)
-    target = next((t for t in tasks if pid and t.tid == pid), None)
+        target = dl_target(roots, pid, tasks) if pid else None
+    domain = root_domain(roots, cpu=target.cpu if target is not None else None)
     return predict(
         attr,
-        tasks=tuple(t for t in tasks if t is not target),
+        tasks=tuple(t for t in tasks if target is None or t is not target.reservation),
         servers=fair_servers(domain.cpus, roots),
         domain=domain,
         sysctls=dl_sysctls(roots),

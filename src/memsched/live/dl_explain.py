@@ -26,6 +26,7 @@ uses it too, to say whether this process may use SCHED_DEADLINE at all.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from dataclasses import dataclass, replace
@@ -34,7 +35,7 @@ from memsched.admission import BW_UNIT, DL_PERIOD_MAX_US, DL_PERIOD_MIN_US, chec
 from memsched.errors import MemschedError, ProcessGoneError, UnsupportedError
 from memsched.live.deadline import AdmissionPrediction, dl_sysctls, predict_admission, root_domain
 from memsched.live.oserrors import process_error
-from memsched.live.procfs import CAP_SYS_NICE, parse_limits, parse_status
+from memsched.live.procfs import CAP_SYS_NICE, parse_limits, parse_status, read_task_stat
 from memsched.live.roots import LiveRoots, try_read_text
 from memsched.live.sched_attr import raw_sched_setattr
 from memsched.uapi.cpumask import format_cpulist
@@ -51,6 +52,7 @@ from memsched.units import format_ns
 __all__ = [
     "DeadlinePrivilege",
     "SetattrContext",
+    "caller_permission",
     "deadline_privilege",
     "describe_attr",
     "eperm_causes",
@@ -58,6 +60,7 @@ __all__ = [
     "gather_context",
     "sched_setattr",
     "setattr_error",
+    "target_permission",
 ]
 
 
@@ -151,8 +154,8 @@ class DeadlinePrivilege:
 
 
 def deadline_privilege(roots: LiveRoots | None = None, *, pid: int = 0) -> DeadlinePrivilege:
-    """The caller's CAP_SYS_NICE and RLIMIT_RTPRIO, and ``pid``'s affinity (0 = the caller) against its root
-    domain. A file that cannot be read leaves its fact unknown (``None``)."""
+    """The caller's CAP_SYS_NICE and RLIMIT_RTPRIO, and ``pid``'s affinity (0 = the caller) against the root
+    domain of the CPU ``pid`` runs on. A file that cannot be read leaves its fact unknown (``None``)."""
     roots = roots or LiveRoots()
     self_text, _ = try_read_text(roots.proc("self", "status"), roots)
     self_status = parse_status(self_text, source=str(roots.proc("self", "status"))) if self_text is not None else None
@@ -163,12 +166,15 @@ def deadline_privilege(roots: LiveRoots | None = None, *, pid: int = 0) -> Deadl
     if rtprio is not None:
         rlimit = -1 if rtprio[0] == "unlimited" else int(rtprio[0])
     target_status = self_status
+    cpu = None
     if pid:
         text, _ = try_read_text(roots.proc(pid, "status"), roots)
         target_status = parse_status(text, source=str(roots.proc(pid, "status"))) if text is not None else None
+        with contextlib.suppress(MemschedError):  # the kernel checks the span of the target's rq->rd
+            cpu = read_task_stat(roots, pid).processor
     affinity = target_status.cpus_allowed if target_status is not None else None
     try:
-        domain = frozenset(root_domain(roots).cpus)
+        domain = frozenset(root_domain(roots, cpu=cpu).cpus)
     except MemschedError:
         domain = None
     try:
@@ -176,6 +182,45 @@ def deadline_privilege(roots: LiveRoots | None = None, *, pid: int = 0) -> Deadl
     except MemschedError:
         rt_runtime = None
     return DeadlinePrivilege(has_nice, rlimit, affinity, domain, rt_runtime)
+
+
+def caller_permission(roots: LiveRoots | None = None) -> tuple[bool, str]:
+    """What this process may do to *another* task: ``user_check_sched_setscheduler`` (kernel/sched/syscalls.c,
+    6.18) wants the caller's CAP_SYS_NICE for any change to SCHED_DEADLINE; the caller's own affinity plays no
+    part (the affinity rule is checked on the target, :func:`target_permission`)."""
+    priv = deadline_privilege(roots)
+    who = f"this process (pid {os.getpid()})"
+    if priv.has_cap_sys_nice is None:
+        return False, f"{who}: cannot read CapEff from {(roots or LiveRoots()).proc('self', 'status')}"
+    causes = eperm_causes(
+        has_cap_sys_nice=priv.has_cap_sys_nice,
+        rlimit_rtprio=priv.rlimit_rtprio,
+        affinity=None,
+        domain_cpus=None,
+        rt_runtime_us=None,
+    )
+    if causes:
+        return False, f"{who}: " + "; ".join(causes)
+    return True, f"{who} holds CAP_SYS_NICE, which every change to SCHED_DEADLINE requires"
+
+
+def target_permission(p: AdmissionPrediction) -> tuple[bool | None, str]:
+    """What ``__sched_setscheduler`` checks of the target before admission control (kernel/sched/syscalls.c,
+    6.18): its affinity covers its root domain's span, and the domain has deadline bandwidth. ``None``: the
+    target's affinity is unknown."""
+    t = p.target
+    if t is None:
+        return None, "no target"
+    if p.verdict in ("narrow-affinity", "no-bandwidth"):
+        return False, p.reason
+    if p.limit_bw is None:
+        return True, "sched_rt_runtime_us is -1: dl_bandwidth_enabled() is false, affinity is not checked"
+    if t.affinity is None:
+        return None, t.affinity_note or f"the affinity of pid {t.pid} is unknown"
+    return True, (
+        f"pid {t.pid}'s affinity {format_cpulist(t.affinity)} covers its root domain {p.domain.cpulist}; "
+        f"deadline limit {p.limit_bw / BW_UNIT:.3f} CPUs"
+    )
 
 
 def setattr_error(err: int, pid: int, attr: SchedAttr, ctx: SetattrContext) -> MemschedError:

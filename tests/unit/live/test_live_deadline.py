@@ -18,6 +18,7 @@ from memsched.live.deadline import (
     DlTask,
     deadline_tasks,
     dl_sysctls,
+    dl_target,
     fair_servers,
     predict,
     predict_admission,
@@ -201,12 +202,75 @@ def test_prediction_changing_an_existing_reservation(vm: LiveRoots) -> None:
     getattr_fn = fake_getattr({4242: VM_TASK})
     same = predict_admission(VM_TASK, roots=vm, pid=4242, getattr_fn=getattr_fn)
     assert same.admitted and same.old_bw == 209715 and same.tasks == ()
-    assert same.target is not None and same.to_dict()["target"]["tid"] == 4242
+    assert same.target is not None and same.to_dict()["target"]["reservation"]["tid"] == 4242
     # 1.80 CPUs minus nothing else: a 0.95-CPU reservation fits only because the old 0.2 is given back.
     bigger = predict_admission(
         SchedAttr.deadline(9_500_000, 10_000_000), roots=vm, pid=4242, getattr_fn=getattr_fn
     )
     assert bigger.available_bw == 1992294 - 104856 and bigger.admitted
+
+
+def test_prediction_refuses_a_target_pinned_inside_its_root_domain(vm: LiveRoots) -> None:
+    """A `taskset -c 0 sleep` on the 2-CPU domain: EPERM (__sched_setscheduler's affinity rule), naming its
+    affinity and the span; the target is described, not the caller."""
+    p = predict_admission(VM_TASK, roots=vm, pid=4500, getattr_fn=fake_getattr({4242: VM_TASK}))
+    assert p.verdict == "narrow-affinity" and p.expected_errno == errno.EPERM and not p.admitted
+    assert "affinity 0 does not cover its root domain 0-1" in p.reason
+    target = p.to_dict()["target"]
+    assert target == {
+        "pid": 4500,
+        "comm": "sleep",
+        "cpu": 0,
+        "policy": "SCHED_NORMAL",
+        "rt_priority": 0,
+        "affinity": "0",
+        "affinity_note": None,
+        "bw": 0,
+        "reservation": None,
+    }
+    # the other deadline task stays counted: only a deadline target's own reservation is taken out
+    assert p.old_bw == 0 and [t.tid for t in p.tasks] == [4242]
+
+
+def test_prediction_checks_the_span_of_the_targets_own_root_domain(arm: LiveRoots) -> None:
+    """On isolated CPU 3 the span is 2-3: affinity 2-3 passes (and its old reservation is released), affinity 3
+    alone is refused; neither is compared with the housekeeping domain 0-1."""
+    wide = predict_admission(
+        SchedAttr.deadline(1_000_000, 2_000_000), roots=arm, pid=600, getattr_fn=fake_getattr(ARM_TASKS)
+    )
+    assert wide.domain.cpus == (2, 3) and wide.admitted and wide.old_bw == 524288 and wide.tasks == ()
+    narrow = predict_admission(VM_TASK, roots=arm, pid=700, getattr_fn=fake_getattr(ARM_TASKS))
+    assert narrow.verdict == "narrow-affinity" and "affinity 3 does not cover its root domain 2-3" in narrow.reason
+
+
+def test_affinity_rule_is_off_without_a_bandwidth_limit(vm: LiveRoots) -> None:
+    """sched_rt_runtime_us = -1: dl_bandwidth_enabled() is false and the kernel skips the affinity rule."""
+    target = dl_target(vm, 4500)
+    p = predict(
+        VM_TASK, tasks=(), servers=_VM_SERVERS, domain=_VM_DOMAIN, sysctls=DlSysctls(-1, 1_000_000), target=target
+    )
+    assert p.admitted
+
+
+def test_unknown_target_affinity_is_a_note_not_a_pass(vm: LiveRoots) -> None:
+    """Without a readable Cpus_allowed_list the rule is not predicted, and the notes say so."""
+    p = predict_admission(VM_TASK, roots=vm, pid=4242, getattr_fn=fake_getattr({4242: VM_TASK}))
+    assert p.target is not None and p.target.affinity is None
+    assert any("affinity rule was not checked" in n for n in p.notes)
+    assert p.to_dict()["notes"] == list(p.notes)
+
+
+def test_held_bandwidth_of_a_deadline_target_adds_up(vm: LiveRoots) -> None:
+    """total_bw (dl_b->total_bw) = fair_servers + other tasks + the target's own reservation; the request may use
+    what is free plus what sched_dl_overflow releases (__dl_sub of p->dl.dl_bw)."""
+    p = predict_admission(
+        SchedAttr.deadline(9_000_000, 10_000_000), roots=vm, pid=4242, getattr_fn=fake_getattr({4242: VM_TASK})
+    )
+    assert p.total_bw == p.servers_bw + p.tasks_bw + p.old_bw == 104856 + 0 + 209715
+    assert p.free_bw == 1992294 - 314571 and p.available_bw == p.free_bw + p.old_bw
+    doc = p.to_dict()
+    assert doc["total_bw"] == doc["servers_bw"] + doc["tasks_bw"] + doc["old_bw"]
+    assert doc["available_bw"] == doc["free_bw"] + doc["old_bw"]
 
 
 def test_prediction_on_asymmetric_isolated_machine(arm: LiveRoots) -> None:

@@ -10,7 +10,16 @@ import pytest
 from helpers.live_fixtures import ARM_TASKS, VM_TASK, fake_getattr
 from memsched.errors import AccessDeniedError, KernelError, ProcessGoneError, UnsupportedError
 from memsched.live.deadline import predict_admission
-from memsched.live.dl_explain import SetattrContext, describe_attr, format_bw, gather_context, setattr_error
+from memsched.live.dl_explain import (
+    SetattrContext,
+    caller_permission,
+    deadline_privilege,
+    describe_attr,
+    format_bw,
+    gather_context,
+    setattr_error,
+    target_permission,
+)
 from memsched.live.roots import LiveRoots
 from memsched.live.sched_attr import SYSCALL_NUMBERS, syscall_abi
 from memsched.uapi.sched import SCHED_ATTR_SIZE_VER0, SchedAttr, SchedFlag
@@ -143,6 +152,32 @@ def test_gather_context_for_eperm_reads_the_fixture(arm: LiveRoots) -> None:
     assert ctx.period_min_us == 1000 and ctx.rt_runtime_us == 900000
     text = str(setattr_error(errno.EPERM, 0, VM_TASK, ctx))
     assert "CAP_SYS_NICE" in text and "affinity 0 is smaller" in text
+
+
+def test_eperm_facts_use_the_root_domain_of_the_targets_cpu(arm: LiveRoots) -> None:
+    """Task 700 runs on isolated CPU 3 pinned to it: the kernel compares its affinity with the span 2-3 of its own
+    rq->rd, not with the housekeeping domain 0-1."""
+    priv = deadline_privilege(arm, pid=700)
+    assert priv.affinity == frozenset({3}) and priv.domain_cpus == frozenset({2, 3})
+    assert any("affinity 3 is smaller than its root domain 2-3" in c for c in priv.problems())
+    assert deadline_privilege(arm, pid=600).domain_cpus == frozenset({2, 3})
+
+
+def test_caller_and_target_permission_are_told_apart(vm: LiveRoots, arm: LiveRoots) -> None:
+    """The caller side is CAP_SYS_NICE only (user_check_sched_setscheduler); the target side is its affinity
+    against its root domain, known or not."""
+    assert caller_permission(vm)[0] is True and "holds CAP_SYS_NICE" in caller_permission(vm)[1]
+    ok, why = caller_permission(arm)  # unprivileged and pinned to CPU 0: only the capability counts here
+    assert ok is False and "lacks CAP_SYS_NICE" in why and "affinity" not in why
+    pinned = predict_admission(VM_TASK, roots=vm, pid=4500, getattr_fn=fake_getattr({4242: VM_TASK}))
+    assert target_permission(pinned) == (False, pinned.reason)
+    unknown = predict_admission(VM_TASK, roots=vm, pid=4242, getattr_fn=fake_getattr({4242: VM_TASK}))
+    assert target_permission(unknown)[0] is None
+    wide = predict_admission(VM_TASK, roots=arm, pid=600, getattr_fn=fake_getattr(ARM_TASKS))
+    assert target_permission(wide) == (
+        True,
+        "pid 600's affinity 2-3 covers its root domain 2-3; deadline limit 1.292 CPUs",
+    )
 
 
 def test_gather_context_for_ebusy_predicts(arm: LiveRoots, monkeypatch: pytest.MonkeyPatch) -> None:
