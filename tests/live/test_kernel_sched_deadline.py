@@ -17,15 +17,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers.kernel_helpers import child_pids, foreign_deadline_tids
+from memsched.admission import dl_bw_of
 from memsched.errors import ConfigError, KernelError
 from memsched.live.dl_explain import sched_setattr
 from memsched.live.parity import admission_parity
 from memsched.live.rt_run import run_deadline
-from memsched.live.sched_attr import sched_getattr
+from memsched.live.sched_attr import raw_sched_setattr, sched_getattr
 from memsched.uapi.sched import SchedAttr, SchedFlag, SchedPolicy
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("deadline_machine")]
@@ -243,6 +245,53 @@ def test_narrow_affinity_is_refused_with_eperm() -> None:
     finally:
         os.sched_setaffinity(0, old)
     assert info.value.errno == errno.EPERM and "smaller than its root domain" in str(info.value)
+
+
+def admit_json(pid: int, runtime: str) -> tuple[int, dict[str, Any]]:
+    """``memsched rt admit --pid PID --json`` in a subprocess: its exit status and document."""
+    argv = [*MEMSCHED, "rt", "admit", "--runtime", runtime, "--deadline", "10ms", "--pid", str(pid), "--json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to narrow the affinity")
+def test_rt_admit_pid_of_a_pinned_task_predicts_the_kernels_eperm(
+    helpers: list[subprocess.Popen[bytes]],
+) -> None:
+    """--pid of a task pinned to one CPU of its root domain: refused (EPERM) naming the target's affinity, as
+    the kernel then refuses it; the caller's own affinity does not enter."""
+    p = subprocess.Popen([sys.executable, "-S", "-c", "import os; os.read(0, 1)"], stdin=subprocess.PIPE)
+    helpers.append(p)
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(p.pid, {cpu})
+    status, doc = admit_json(p.pid, "1ms")
+    assert doc["target"]["pid"] == p.pid and doc["target"]["affinity"] == str(cpu)
+    assert status == 1 and doc["verdict"] == "narrow-affinity" and doc["expected_errno"] == "EPERM"
+    assert f"affinity {cpu} does not cover" in str(doc["reason"])
+    permitted = doc["permitted"]
+    assert permitted["target"]["available"] is False
+    assert permitted["caller"]["available"] is True and permitted["available"] is False
+    err, _ = raw_sched_setattr(p.pid, SchedAttr.deadline(1_000_000, 10_000_000))
+    assert err == errno.EPERM
+
+
+def test_rt_admit_pid_of_a_deadline_task_counts_its_release(
+    helpers: list[subprocess.Popen[bytes]], dl_bandwidth: Callable[..., None]
+) -> None:
+    """--pid of a deadline task: held = servers + others + its own reservation, which the request may reuse;
+    the kernel then accepts the change the prediction admits."""
+    dl_bandwidth(0.4)
+    old = SchedAttr.deadline(2_000_000, 10_000_000)
+    pid = hold(helpers, old)
+    status, doc = admit_json(pid, "3ms")
+    assert doc["old_bw"] == dl_bw_of(old) and doc["target"]["reservation"]["tid"] == pid
+    assert doc["total_bw"] == doc["servers_bw"] + doc["tasks_bw"] + doc["old_bw"]
+    if doc["available_bw"] is not None:
+        assert doc["available_bw"] == doc["free_bw"] + doc["old_bw"]
+    assert status == 0 and doc["verdict"] == "admitted", doc["reason"]
+    sched_setattr(pid, SchedAttr.deadline(3_000_000, 10_000_000))
+    assert sched_getattr(pid).sched_runtime == 3_000_000
 
 
 @pytest.mark.skipif(shutil.which("capsh") is None, reason="capsh (libcap) is needed to drop CAP_SYS_NICE")
