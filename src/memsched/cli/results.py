@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,9 +78,12 @@ def export(
     from memsched import results
 
     if (csv is None) == (parquet is None):
-        raise ConfigError("--csv/--parquet", None, "exactly one of them must be given")
+        given = "neither" if csv is None else f"--csv {csv} and --parquet {parquet}"
+        raise ConfigError("--csv/--parquet", given, "exactly one of them must be given")
     dest, fmt = (csv, "csv") if csv is not None else (parquet, "parquet")
     assert dest is not None
+    if os.path.realpath(dest) in {os.path.realpath(p) for p in (db, f"{db}.wal", f"{db}.lock")}:
+        raise ConfigError(f"--{fmt}", str(dest), f"must not be the database it exports (--db {db}) or its files")
     check_writable(dest, f"--{fmt}")
     with _db_option():
         n = results.export(db, dest, "csv" if fmt == "csv" else "parquet", sweep=sweep)
@@ -97,6 +101,8 @@ def query(
     from memsched import results
     from memsched.cli.common import out_console
 
+    if json_out and csv:
+        raise ConfigError("--json/--csv", "both", "choose one of them (the result goes to stdout once)")
     with _db_option():
         frame = results.query(db, sql)
     if json_out:
@@ -151,8 +157,10 @@ def frame_table(frame: pd.DataFrame, title: str | None, max_rows: int = 200) -> 
 def _cell(value: Any) -> str:
     import pandas as pd
 
-    if value is None or (not isinstance(value, list | dict) and pd.isna(value)):
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ""
+    if hasattr(value, "tolist") and not pd.api.types.is_scalar(value):  # a LIST column's numpy array
+        return str(value.tolist())
     if isinstance(value, float):  # every digit where that is short (1255019.7, 123456789012.5), else ten
         shortest = repr(value)
         return shortest if len(shortest) <= 16 else f"{value:.10g}"

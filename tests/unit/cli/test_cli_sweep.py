@@ -115,6 +115,8 @@ def test_results_show_export_query(swept: tuple[Path, Path], tmp_path: Path,
         (("results", "query", "SELECT nope FROM runs"), "'query'"),
         (("results", "export"), "'--csv/--parquet'"),
         (("results", "show", "--sweep", "nope"), "'--sweep'"),
+        (("results", "export", "--csv", "x.csv", "--parquet", "x.pq"), "(got '--csv x.csv and --parquet x.pq')"),
+        (("results", "query", "SELECT 1", "--json", "--csv"), "'--json/--csv' choose one of them"),
     ],
 )
 def test_results_bad_input(args: tuple[str, ...], where: str, swept: tuple[Path, Path],
@@ -122,6 +124,25 @@ def test_results_bad_input(args: tuple[str, ...], where: str, swept: tuple[Path,
     """A bad query, a missing format or an unknown sweep: one line, exit 2."""
     rc, out, err = run(capsys, *args, "--db", str(swept[1]))
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and where in err
+
+
+def test_results_export_never_writes_over_its_database(swept: tuple[Path, Path],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`export --csv` onto the --db file (or its .wal) was written, and the database became a CSV file."""
+    db = swept[1]
+    before = db.read_bytes()
+    for dest in (str(db), f"{db}.wal"):
+        rc, out, err = run(capsys, "results", "export", "--db", str(db), "--csv", dest)
+        assert rc == 2 and out == "" and "must not be the database it exports" in err, err
+    assert db.read_bytes() == before
+
+
+def test_results_query_prints_list_columns(swept: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A LIST column in the table (pandas holds it as a numpy array) was an internal error (pd.isna of an array)."""
+    sql = "SELECT list(DISTINCT policy ORDER BY policy) AS p, []::INT[] AS e FROM runs"
+    rc, out, err = run(capsys, "results", "query", sql, "--db", str(swept[1]))
+    assert rc == 0, err
+    assert "['mainline', 'none']" in out and "[]" in out
 
 
 def test_results_of_a_missing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
