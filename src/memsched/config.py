@@ -27,6 +27,7 @@ import json
 import math
 import operator
 import os
+import re
 import stat
 import tomllib
 import typing
@@ -149,6 +150,10 @@ def validate(obj: Any) -> None:
             raise ConfigError(f.name, value, "must be one of: " + ", ".join(choices))
 
 
+#: An integer ``--set`` value: optional sign, then ASCII digits.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _parse_value(name: str, text: str, kind: Any) -> Any:
     if kind is bool:
         low = text.strip().lower()
@@ -161,10 +166,11 @@ def _parse_value(name: str, text: str, kind: Any) -> Any:
         short = text[:_MAX_NUMBER_CHARS] + "..."
         raise ConfigError(name, short, f"must be a number of at most {_MAX_NUMBER_CHARS} characters")
     if kind is int:
-        try:
-            return int(text, 0)
-        except ValueError:
-            raise ConfigError(name, text, "must be an integer") from None
+        # Digits only, as every integer option (cli.common.whole_number): int(text, 0) also took 0x10, 0o7,
+        # 1_000 and fullwidth digits, which --seed refuses.
+        if not _INTEGER.fullmatch(text.strip()):
+            raise ConfigError(name, text, "must be an integer written in digits (an optional sign, then 0-9)")
+        return int(text)
     if kind is float:
         try:
             value = float(text)

@@ -46,6 +46,15 @@ def test_bad_values_name_the_field(sets: dict[str, str], field: str) -> None:
     assert repr(sets[field]) in str(exc.value) or sets[field] in str(exc.value)
 
 
+@pytest.mark.parametrize("text", ["0x10", "0o7", "0b1", "1_000", "\uff15", "1e3", "5.0", ""])
+def test_an_integer_is_written_in_digits(text: str) -> None:
+    """As every integer option (--seed, --cpus): int(text, 0) took hex, octal, binary, underscores and
+    fullwidth digits; a sign and surrounding spaces are still fine."""
+    with pytest.raises(ConfigError, match="must be an integer written in digits"):
+        from_sets(Demo, {"scan_delay_ms": text}, owner="demo")
+    assert from_sets(Demo, {"scan_delay_ms": " +0250 "}, owner="demo").scan_delay_ms == 250
+
+
 def test_unknown_key_lists_valid_settings() -> None:
     """An unknown key's message lists the valid settings."""
     with pytest.raises(ConfigError, match="enabled, mode, ratio, scan_delay_ms"):
