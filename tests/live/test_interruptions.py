@@ -1,9 +1,11 @@
 """Interrupted live commands leave nothing behind: ``rt run`` killed or terminated (its SCHED_DEADLINE command
-goes with it), the test cgroup helper terminated or killed, ``pressure serve`` killed (its stale socket is
-replaced by the next start). ``benchmarks/signal_trials.py`` runs the same interruptions 20 times each."""
+goes with it), ``rt noise`` interrupted, terminated or killed (its measuring children go with it), the test
+cgroup helper terminated or killed, ``pressure serve`` killed (its stale socket is replaced by the next start).
+``benchmarks/signal_trials.py`` runs the same interruptions 20 times each."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -89,6 +91,102 @@ def test_killing_rt_run_kills_its_deadline_command(rt_run: Callable[[], tuple[su
     assert wait_until(lambda: gone(child)), f"the command {child} outlived memsched"
     assert child not in own_deadline_tids()
 
+
+
+#: Runs argv[1:] with SIGINT at its default, as an interactive shell starts a foreground command: a test run in
+#: the background of a script inherits SIGINT ignored, and memsched rightly keeps it ignored then.
+DEFAULT_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
+def proc_state(pid: int) -> str:
+    """The one-letter state of a process (field 3 of /proc/<pid>/stat); "X" once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return "X"
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (field 4 of /proc/<pid>/stat)."""
+    out = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    if int(f.read().rpartition(")")[2].split()[1]) == pid:
+                        out.add(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return out
+
+
+@pytest.fixture
+def rt_noise() -> Iterator[Callable[[], tuple[subprocess.Popen[str], set[int]]]]:
+    """Start ``memsched rt noise --duration 60s`` in its own session; yield (memsched, its measuring children)
+    once every allowed CPU has its child."""
+    cpus = len(os.sched_getaffinity(0))
+    if cpus < 2:
+        pytest.skip("rt noise measures a single allowed CPU in its own process: there are no children to end")
+    started: list[tuple[subprocess.Popen[str], set[int]]] = []
+
+    def start() -> tuple[subprocess.Popen[str], set[int]]:
+        argv = [*DEFAULT_SIGINT, *MEMSCHED, "rt", "noise", "--duration", "60s"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        kids: set[int] = set()
+        started.append((proc, kids))
+        found = wait_until(lambda: len(kids.union(children_of(proc.pid))) >= cpus or proc.poll() is not None, 60)
+        kids.update(children_of(proc.pid))
+        assert found and len(kids) == cpus, f"expected {cpus} measuring children, found {sorted(kids)}"
+        # Signal memsched once it sleeps in read(), as a user's Ctrl-C finds it: a signal that CPython handles
+        # just before it enters the system call is only seen when read() returns (a race no test can aim at).
+        assert wait_until(lambda: proc_state(proc.pid) == "S", 60), f"memsched is {proc_state(proc.pid)}"
+        return proc, kids
+
+    yield start
+    for proc, kids in started:
+        for pid in [proc.pid, *kids]:  # after a failure: nothing may spin on for the rest of the minute
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.communicate()
+
+
+@pytest.mark.parametrize(
+    ("sig", "to_group"),
+    [(signal.SIGINT, True), (signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGHUP, False)],
+    ids=["ctrl-c-to-group", "sigint", "sigterm", "sighup"],
+)
+def test_interrupting_rt_noise_ends_it_and_its_children_at_once(
+    rt_noise: Callable[[], tuple[subprocess.Popen[str], set[int]]], sig: signal.Signals, to_group: bool
+) -> None:
+    """A Ctrl-C, or SIGINT/SIGTERM/SIGHUP to memsched alone, ends rt noise within seconds (not at the end of
+    its 60 s) with 128 + N and its one line; no measuring child is left."""
+    proc, kids = rt_noise()
+    started = time.monotonic()
+    if to_group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=45)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 128 + sig, err
+    assert ("memsched: interrupted" if sig == signal.SIGINT else f"memsched: terminated by {sig.name}") in err
+    assert elapsed < 20, f"rt noise took {elapsed:.1f} s to end"
+    assert all(gone(k) for k in kids), f"measuring children outlived memsched: {sorted(k for k in kids if not gone(k))}"
+
+
+def test_killing_rt_noise_kills_its_measuring_children(
+    rt_noise: Callable[[], tuple[subprocess.Popen[str], set[int]]],
+) -> None:
+    """kill -9 of memsched: the measuring children die too (PR_SET_PDEATHSIG) instead of spinning on."""
+    proc, kids = rt_noise()
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert wait_until(lambda: all(gone(k) for k in kids)), f"measuring children outlived memsched: {sorted(kids)}"
 
 CGROUP_OWNER = """
 import sys, time

@@ -23,6 +23,13 @@ Deviations from osnoise: the loop runs in user space, so a page fault or a Pytho
 as noise (the loop allocates only when it records a gap, and the GC is off); HW noise (the hypervisor, SMIs)
 is not separated from the rest; by default all CPUs are measured at once by one forked child each (osnoise's
 per-CPU threads), ``sequential=True`` measures one CPU after another in this process.
+
+**Nothing spins on after memsched.** A measuring child takes the default action of SIGINT, SIGTERM and SIGHUP
+(the parent's handlers would only raise an exception inside the loop), so a Ctrl-C to the process group ends it
+at once; one that memsched's caller ignored (a background job of a script, ``nohup``) stays ignored, as it is in
+memsched. The parent never waits for a child to finish its duration once it is interrupted: it SIGKILLs and
+reaps every child it has not collected. For ``kill -9`` of memsched, each child asks for SIGKILL when its parent
+dies (``PR_SET_PDEATHSIG``, :mod:`memsched.live.pdeathsig`), as ``rt run``'s command does.
 """
 
 from __future__ import annotations
@@ -31,13 +38,15 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from memsched.errors import ConfigError, KernelError
 from memsched.live.isolation import CpuIsolation, cpu_isolation
 from memsched.live.oserrors import kill_and_reap
+from memsched.live.pdeathsig import set_parent_death_signal
 from memsched.live.procfs import parse_interrupts, parse_softirqs, parse_status
 from memsched.live.roots import LiveRoots, try_read_text
 from memsched.uapi.cpumask import format_cpulist
@@ -214,14 +223,46 @@ def measure_cpu(
     )
 
 
-def _measure_in_child(cpu: int, duration_ns: int, threshold_ns: int, roots: LiveRoots) -> tuple[int, int]:
-    """Fork a child that measures ``cpu`` and writes the result as JSON to a pipe: ``(pid, read_fd)``."""
+#: What ends a measuring child: the signals memsched turns into exceptions (KeyboardInterrupt, Terminated).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked() -> Iterator[Iterable[int]]:
+    """Hold the stop signals pending while children are forked, so that the parent takes one only once every
+    child is recorded (and can be killed), and a child only once it has its own dispositions; yields the mask to
+    restore."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield previous
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _become_measuring_child(parent: int, sigmask: Iterable[int]) -> None:
+    """In a forked child, before it measures: die of the stop signals instead of raising in the loop (a signal
+    ignored since memsched started stays ignored), and die with the parent."""
+    for sig in _STOP_SIGNALS:
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
+    if not set_parent_death_signal(signal.SIGKILL, parent):
+        os._exit(128 + signal.SIGKILL)  # memsched died before the prctl: measure nothing
+    signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
+
+
+def _measure_in_child(
+    cpu: int, duration_ns: int, threshold_ns: int, roots: LiveRoots, sigmask: Iterable[int]
+) -> tuple[int, int]:
+    """Fork a child that measures ``cpu`` and writes the result as JSON to a pipe: ``(pid, read_fd)``. Called
+    with the stop signals blocked; the child restores ``sigmask`` once its dispositions are set."""
+    parent = os.getpid()
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which always _exits
         code = 1
         try:
             os.close(read_fd)
+            _become_measuring_child(parent, sigmask)
             data = json.dumps(asdict(measure_cpu(cpu, duration_ns, threshold_ns, roots))).encode()
             view = memoryview(data)
             while view:
@@ -236,18 +277,51 @@ def _measure_in_child(cpu: int, duration_ns: int, threshold_ns: int, roots: Live
     return pid, read_fd
 
 
-def _collect(pid: int, read_fd: int) -> CpuNoise:
+def _read_to_eof(fd: int) -> bytes:
     chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _result(cpu: int, data: bytes, status: int) -> CpuNoise:
+    """The child's measurement, or :class:`KernelError` saying why there is none."""
+    if not data:
+        how = (
+            f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+            if os.WIFSIGNALED(status)
+            else f"exited with status {os.waitstatus_to_exitcode(status)}"
+        )
+        raise KernelError(0, f"noise measurement of CPU {cpu} failed: the measuring child {how} without a result")
+    doc = json.loads(data)
+    if "error" in doc:
+        raise KernelError(0, f"noise measurement failed: {doc['error']}")
+    return CpuNoise(**doc)
+
+
+def _measure_in_children(
+    cpus: Sequence[int], duration_ns: int, threshold_ns: int, roots: LiveRoots
+) -> tuple[CpuNoise, ...]:
+    """One child per CPU, all at once. Each child's pipe is read to its end (the child writes once, then exits)
+    and the child reaped; an interruption or failure meanwhile SIGKILLs and reaps every child not yet reaped,
+    without waiting for the rest of the duration."""
+    running: dict[int, int] = {}  # pid -> read end of its pipe, until the child is reaped
+    collected: list[CpuNoise] = []
     try:
-        while chunk := os.read(read_fd, 65536):
-            chunks.append(chunk)
+        with _stop_signals_blocked() as sigmask:
+            for cpu in cpus:
+                pid, fd = _measure_in_child(cpu, duration_ns, threshold_ns, roots, sigmask)
+                running[pid] = fd
+        for cpu, (pid, fd) in zip(cpus, list(running.items()), strict=True):
+            data = _read_to_eof(fd)
+            _, status = os.waitpid(pid, 0)
+            os.close(running.pop(pid))
+            collected.append(_result(cpu, data, status))
     finally:
-        os.close(read_fd)
-        os.waitpid(pid, 0)
-    data = json.loads(b"".join(chunks) or b'{"error": "the measuring child died without a result"}')
-    if "error" in data:
-        raise KernelError(0, f"noise measurement failed: {data['error']}")
-    return CpuNoise(**data)
+        for pid, fd in running.items():
+            kill_and_reap(pid)
+            os.close(fd)
+    return tuple(collected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,19 +374,7 @@ def measure_noise(
     if sequential or len(chosen) == 1:
         results = tuple(measure_cpu(c, duration_ns, threshold_ns, roots) for c in chosen)
     else:
-        children: list[tuple[int, int]] = []
-        collected: list[CpuNoise] = []
-        try:
-            for c in chosen:
-                children.append(_measure_in_child(c, duration_ns, threshold_ns, roots))
-            while children:
-                pid, fd = children.pop(0)
-                collected.append(_collect(pid, fd))
-        finally:
-            for pid, fd in children:  # only after a failure: leave no spinning child behind
-                kill_and_reap(pid)
-                os.close(fd)
-        results = tuple(collected)
+        results = _measure_in_children(chosen, duration_ns, threshold_ns, roots)
     worst = max(c.resolution_ns for c in results)
     if worst * 4 > threshold_ns:
         notes.append(
