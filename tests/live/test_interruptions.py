@@ -1,7 +1,7 @@
-"""Interrupted live commands leave nothing behind: ``rt run`` killed or terminated (its SCHED_DEADLINE command
-goes with it), ``rt noise`` interrupted, terminated or killed (its measuring children go with it), the test
-cgroup helper terminated or killed, ``pressure serve`` killed (its stale socket is replaced by the next start).
-``benchmarks/signal_trials.py`` runs the same interruptions 20 times each."""
+"""Interrupted live commands leave nothing behind: ``rt run`` killed or terminated (its SCHED_DEADLINE command goes
+with it; what its caller ignored stays ignored), ``rt noise`` interrupted, terminated or killed (its measuring
+children go with it), the test cgroup helper terminated or killed, ``pressure serve`` killed (its stale socket is
+replaced by the next start). ``benchmarks/signal_trials.py`` runs the same interruptions 20 times each."""
 
 from __future__ import annotations
 
@@ -92,6 +92,54 @@ def test_killing_rt_run_kills_its_deadline_command(rt_run: Callable[[], tuple[su
     assert child not in own_deadline_tids()
 
 
+
+
+#: Runs argv[1:] with SIGHUP, SIGINT and SIGQUIT ignored, as ``nohup CMD &`` in a script starts CMD.
+NOHUP_IN_BACKGROUND = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys\n"
+    "for s in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT): signal.signal(s, signal.SIG_IGN)\n"
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
+def ignored_signals(pid: int) -> set[int]:
+    """The signals ``pid`` ignores (the SigIgn mask of /proc/<pid>/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        mask = int(next(line for line in f if line.startswith("SigIgn:")).split()[1], 16)
+    return {sig for sig in range(1, 65) if mask >> (sig - 1) & 1}
+
+
+def test_rt_run_leaves_the_callers_ignored_signals_ignored(dl_bandwidth: Callable[..., None]) -> None:
+    """Under nohup in a background job: the command inherits SIGHUP/SIGINT/SIGQUIT ignored, and a SIGHUP to
+    memsched is not forwarded (the command lives on); SIGTERM, not ignored, still is."""
+    dl_bandwidth(0.02)
+    argv = [*NOHUP_IN_BACKGROUND, *MEMSCHED, "rt", "run", "--runtime", "200us", "--deadline", "10ms", "--"]
+    argv += [sys.executable, "-c", SLEEPER]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            err = proc.stderr.read()
+            if "(EBUSY)" in err:  # another program took the bandwidth since dl_bandwidth() looked
+                pytest.skip(f"deadline bandwidth taken meanwhile: {err.strip()[:200]}")
+            raise AssertionError(err or line)
+        child = int(line)
+        assert {signal.SIGHUP, signal.SIGINT, signal.SIGQUIT} <= ignored_signals(child)
+        proc.send_signal(signal.SIGHUP)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
+        assert not gone(child)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 128 + signal.SIGTERM, err
+        assert gone(child)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 #: Runs argv[1:] with SIGINT at its default, as an interactive shell starts a foreground command: a test run in
 #: the background of a script inherits SIGINT ignored, and memsched rightly keeps it ignored then.

@@ -18,6 +18,13 @@ does, so a Ctrl-C reaches the command (same process group) and the command's own
 parent is interrupted or fails while the child lives, it kills and reaps the child in ``finally``. Signals
 that Python ignores (SIGPIPE, SIGXFSZ) are restored to their defaults in the child, as ``subprocess`` does.
 
+**Ignored stays ignored.** A signal of these four that memsched's process ignores when the command starts was
+ignored by whoever started memsched — ``nohup`` (SIGHUP), a shell starting a background job without job control
+(SIGINT, SIGQUIT) — since neither CPython (which installs its SIGINT handler only over SIG_DFL) nor
+:func:`memsched.cli.outcome.terminating_signals` replace an ignored disposition. Such a signal is neither
+forwarded nor reset in the child, so the command ignores it as it would without memsched (``execve`` keeps
+ignored signals ignored, POSIX; ``flush_signal_handlers`` in kernel/signal.c resets only caught ones).
+
 **Nothing outlives memsched.** A SIGTERM or SIGHUP to memsched alone (``timeout 10 memsched rt run ...``, a
 closed terminal, a service manager stopping it) is forwarded to the command, whose status is then reported
 (128 + the signal); before, the default action killed memsched and left the command running in
@@ -106,14 +113,26 @@ def resolve_command(argv: Sequence[str], env: dict[str, str] | None = None) -> s
     return found
 
 
+#: The signals :func:`_take_signals` ignores or forwards while the command runs.
+_TAKEN = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _child(
-    executable: str, argv: Sequence[str], env: dict[str, str], attr: SchedAttr, report_fd: int, parent: int
+    executable: str,
+    argv: Sequence[str],
+    env: dict[str, str],
+    attr: SchedAttr,
+    report_fd: int,
+    parent: int,
+    ignored: frozenset[int],
 ) -> None:
-    """In the forked child: die with the parent, become SCHED_DEADLINE, then exec. Never returns."""
+    """In the forked child: die with the parent, become SCHED_DEADLINE, then exec. Never returns. The signals in
+    ``ignored`` (ignored by memsched's caller) stay ignored; the others get their default action."""
     code = 127
     try:
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT):
-            signal.signal(sig, signal.SIG_DFL)
+        for sig in (*_TAKEN, signal.SIGPIPE, signal.SIGXFSZ):
+            if sig not in ignored:
+                signal.signal(sig, signal.SIG_DFL)
         if not set_parent_death_signal(signal.SIGKILL, parent):
             code = 128 + signal.SIGKILL  # memsched died before the prctl: run nothing
             return
@@ -163,7 +182,8 @@ def run_deadline(
     # has not reaped.
     parent = os.getpid()
     child: list[int] = []
-    old_handlers = _take_signals(parent, child)
+    ignored = _ignored_signals()
+    old_handlers = _take_signals(parent, child, ignored)
     pid = -1
     reaped = False
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
@@ -171,7 +191,7 @@ def run_deadline(
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child execs or _exits
             os.close(read_fd)
-            _child(executable, argv, env, attr, write_fd, parent)
+            _child(executable, argv, env, attr, write_fd, parent, ignored)
         child.append(pid)
         os.close(write_fd)
         write_fd = -1
@@ -199,10 +219,19 @@ def run_deadline(
     return RunResult(pid, os.waitstatus_to_exitcode(status), None, False)
 
 
-def _take_signals(parent: int, child: list[int]) -> dict[int, signal.Handlers | int | Callable[..., object] | None]:
+def _ignored_signals() -> frozenset[int]:
+    """Those of :data:`_TAKEN` this process ignores now: ignored since memsched started (see the module
+    docstring)."""
+    return frozenset(sig for sig in _TAKEN if signal.getsignal(sig) == signal.SIG_IGN)
+
+
+def _take_signals(
+    parent: int, child: list[int], ignored: frozenset[int]
+) -> dict[int, signal.Handlers | int | Callable[..., object] | None]:
     """While the command runs: ignore SIGINT and SIGQUIT, as a shell does (the terminal sends them to the
-    command too), and forward SIGTERM and SIGHUP, which are usually sent to memsched alone. Only the main
-    thread may; from another thread the signals keep their handlers."""
+    command too), and forward SIGTERM and SIGHUP, which are usually sent to memsched alone, unless they are
+    ``ignored`` (then they stay so). Only the main thread may; from another thread the signals keep their
+    handlers."""
     if threading.current_thread() is not threading.main_thread():
         return {}
 
@@ -216,7 +245,9 @@ def _take_signals(parent: int, child: list[int]) -> dict[int, signal.Handlers | 
     old: dict[int, signal.Handlers | int | Callable[..., object] | None] = {
         signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)
     }
-    old.update({signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGHUP)})
+    old.update(
+        {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGHUP) if signum not in ignored}
+    )
     return old
 
 
