@@ -25,6 +25,19 @@ MEMSCHED = [sys.executable, "-m", "memsched"]
 SLEEPER = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
 
 
+def _command_pid(proc: subprocess.Popen[str]) -> int:
+    """The pid the SLEEPER command under `rt run` prints first; a skip when the deadline bandwidth was taken by
+    another program since dl_bandwidth() looked (EBUSY)."""
+    assert proc.stdout is not None and proc.stderr is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        err = proc.stderr.read()
+        if "(EBUSY)" in err:
+            pytest.skip(f"deadline bandwidth taken meanwhile: {err.strip()[:200]}")
+        raise AssertionError(err or line)
+    return int(line)
+
+
 def gone(pid: int) -> bool:
     """The process no longer runs (absent, or a zombie waiting for its new parent)."""
     try:
@@ -53,14 +66,7 @@ def rt_run(dl_bandwidth: Callable[..., None]) -> Iterator[Callable[[], tuple[sub
         argv = [*MEMSCHED, "rt", "run", "--runtime", "1ms", "--deadline", "10ms", "--", sys.executable, "-c", SLEEPER]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append(proc)
-        assert proc.stdout is not None and proc.stderr is not None
-        line = proc.stdout.readline()
-        if not line.strip().isdigit():
-            err = proc.stderr.read()
-            if "(EBUSY)" in err:  # another program took the bandwidth since dl_bandwidth() looked
-                pytest.skip(f"deadline bandwidth taken meanwhile: {err.strip()[:200]}")
-            raise AssertionError(err or line)
-        return proc, int(line)
+        return proc, _command_pid(proc)
 
     yield start
     for proc in started:
@@ -92,8 +98,6 @@ def test_killing_rt_run_kills_its_deadline_command(rt_run: Callable[[], tuple[su
     assert child not in own_deadline_tids()
 
 
-
-
 #: Runs argv[1:] with SIGHUP, SIGINT and SIGQUIT ignored, as ``nohup CMD &`` in a script starts CMD.
 NOHUP_IN_BACKGROUND = [
     sys.executable,
@@ -119,14 +123,7 @@ def test_rt_run_leaves_the_callers_ignored_signals_ignored(dl_bandwidth: Callabl
     argv += [sys.executable, "-c", SLEEPER]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None and proc.stderr is not None
-        line = proc.stdout.readline()
-        if not line.strip().isdigit():
-            err = proc.stderr.read()
-            if "(EBUSY)" in err:  # another program took the bandwidth since dl_bandwidth() looked
-                pytest.skip(f"deadline bandwidth taken meanwhile: {err.strip()[:200]}")
-            raise AssertionError(err or line)
-        child = int(line)
+        child = _command_pid(proc)
         assert {signal.SIGHUP, signal.SIGINT, signal.SIGQUIT} <= ignored_signals(child)
         proc.send_signal(signal.SIGHUP)
         with pytest.raises(subprocess.TimeoutExpired):
@@ -140,6 +137,7 @@ def test_rt_run_leaves_the_callers_ignored_signals_ignored(dl_bandwidth: Callabl
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
 
 #: Runs argv[1:] with SIGINT at its default, as an interactive shell starts a foreground command: a test run in
 #: the background of a script inherits SIGINT ignored, and memsched rightly keeps it ignored then.
@@ -235,6 +233,7 @@ def test_killing_rt_noise_kills_its_measuring_children(
     proc.kill()
     proc.communicate(timeout=30)
     assert wait_until(lambda: all(gone(k) for k in kids)), f"measuring children outlived memsched: {sorted(kids)}"
+
 
 CGROUP_OWNER = """
 import sys, time
