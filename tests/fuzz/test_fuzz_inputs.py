@@ -10,6 +10,7 @@ data segment). CI runs :data:`EXAMPLES` derandomized examples per format (plus e
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,3 +73,17 @@ def test_the_caps_catch_a_hang_and_a_runaway_allocation() -> None:
         assert slow.run("duration", "2ms").status == "ok"  # the worker is still (or again) usable
     finally:
         slow.close()
+
+
+def test_a_killed_worker_leaves_no_temporary_files() -> None:
+    """The worker is killed, not asked to stop, so it cleans nothing itself: its TMPDIR (where the daemon target
+    puts its socket and FIFO) is the harness's to remove when it reaps the worker (a directory per run was left
+    in /tmp)."""
+    w = FuzzWorker(time_cap=0.5, memory_cap=64 << 20)
+    try:
+        assert w.run("daemon-protocol", ([b"\x08\0\0\0\0\x04\0\0"], False)).status in ("ok", "refused")
+        tmp = w._tmp
+        assert tmp is not None and any(Path(tmp).iterdir())  # the daemon's socket and FIFO
+    finally:
+        w.close()
+    assert not Path(tmp).exists()

@@ -28,10 +28,12 @@ import os
 import pickle
 import resource
 import select
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -142,14 +144,19 @@ class FuzzWorker:
         self.grace = grace
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._tmp: str | None = None
         self._start()
 
     def _start(self) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        # The worker's temporary files (a target's daemon socket and FIFO) go to a directory of its own, removed
+        # when it is reaped: a killed worker runs no cleanup of its own, and left them in /tmp.
+        self._tmp = tempfile.mkdtemp(prefix="memsched-fuzz-worker-")
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])),
+            "TMPDIR": self._tmp,
         }
         self._proc = subprocess.Popen(
             [
@@ -209,6 +216,9 @@ class FuzzWorker:
                 self._proc.kill()
             self._proc.wait()
             self._proc = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
 
 if __name__ == "__main__":
