@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -92,8 +93,7 @@ def topology_file(text: str) -> str:
     path = _TOPOLOGY_FILES.get(digest)
     if path is not None and Path(path).is_file():
         return path
-    folder = Path(tempfile.gettempdir()) / f"memsched-topologies-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    folder = _private_folder()
     target = folder / f"{digest}.toml"
     if not target.is_file() or target.read_text() != text:
         tmp = folder / f".{digest}.{os.getpid()}.tmp"
@@ -101,6 +101,29 @@ def topology_file(text: str) -> str:
         os.replace(tmp, target)
     _TOPOLOGY_FILES[digest] = str(target)
     return str(target)
+
+
+_PRIVATE: list[Path] = []
+
+
+def _private_folder() -> Path:
+    """This user's ``memsched-topologies-UID`` in the temporary folder, shared by the workers of one host, if it
+    is this user's own directory that nobody else may write (a name in a world-writable /tmp can be made first
+    by anyone: a sweep would then write, and read back, topologies in a directory another user controls);
+    otherwise a private directory of this process."""
+    if _PRIVATE:
+        return _PRIVATE[0]
+    folder = Path(tempfile.gettempdir()) / f"memsched-topologies-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = folder.lstat()
+        ours = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+    except OSError:
+        ours = False
+    if not ours:
+        folder = Path(tempfile.mkdtemp(prefix="memsched-topologies-"))
+    _PRIVATE.append(folder)
+    return folder
 
 
 def serve(conn: Connection) -> None:

@@ -184,3 +184,24 @@ def test_two_sweeps_at_once_share_one_database(tmp_path: Path) -> None:
     finally:
         pool.close()
     same_content(db, one_after_other)
+
+
+def test_topology_files_are_never_written_in_another_users_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """memsched-topologies-UID in a shared /tmp may have been made by someone else (or be writable by others):
+    then the files go to a private directory of this process instead."""
+    from memsched.sweep import cell as cell_mod
+
+    monkeypatch.setattr(cell_mod.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(cell_mod, "_PRIVATE", [])
+    monkeypatch.setattr(cell_mod, "_TOPOLOGY_FILES", {})
+    shared = tmp_path / f"memsched-topologies-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # (as another user's, or a careless one, would leave it)
+    path = Path(topology_file("name = 'x'\n"))
+    assert path.read_text() == "name = 'x'\n" and path.parent != shared and not any(shared.iterdir())
+    assert path.parent.stat().st_mode & 0o077 == 0
+    monkeypatch.setattr(cell_mod, "_PRIVATE", [])
+    shared.chmod(0o700)
+    assert Path(topology_file("name = 'y'\n")).parent == shared  # its own, private: shared by the workers
