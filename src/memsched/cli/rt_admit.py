@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from memsched.admission import BW_UNIT
 from memsched.cli.common import emit_json
-from memsched.errors import ConfigError, ProcessGoneError, UnsupportedError, printable
+from memsched.errors import ConfigError, ProcessGoneError, printable
 from memsched.uapi.sched import SchedAttr, SchedFlag
 from memsched.units import format_ns, parse_duration
 
@@ -126,9 +126,7 @@ def admit(
     attr = deadline_attr(runtime, deadline, period, flags)
     if pid is not None and not 0 <= pid <= PID_MAX_LIMIT:
         raise ConfigError("--pid", pid, f"must be a thread id in 0..{PID_MAX_LIMIT}")
-    have = probe("sched_deadline")  # (Capabilities.require, for the two probes this command reads)
-    if not have.available:
-        raise UnsupportedError("sched deadline", have.reason)
+    probe("sched_deadline").require("sched_deadline")  # (probing only the two capabilities this command reads)
     try:
         prediction = predict_admission(attr, pid=pid)
     except ProcessGoneError:

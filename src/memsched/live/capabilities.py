@@ -66,6 +66,12 @@ class Capability:
     def to_dict(self) -> dict[str, object]:
         return {"available": self.available, "reason": self.reason}
 
+    def require(self, name: str) -> None:
+        """Raise :class:`UnsupportedError` with the reason when this capability (called ``name``) is not
+        available."""
+        if not self.available:
+            raise UnsupportedError(name.replace("_", " "), self.reason)
+
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
@@ -108,9 +114,7 @@ class Capabilities:
 
     def require(self, name: str) -> None:
         """Raise :class:`UnsupportedError` with the reason when capability ``name`` is not available."""
-        cap = getattr(self, name)
-        if not cap.available:
-            raise UnsupportedError(name.replace("_", " "), cap.reason)
+        getattr(self, name).require(name)
 
     def to_dict(self) -> dict[str, dict[str, object]]:
         return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}

@@ -56,6 +56,10 @@ def test_arm_capabilities(arm: LiveRoots) -> None:
     assert caps.isolated_cpus.available and caps.isolated_cpus.reason == "isolated CPUs: 2-3"
     with pytest.raises(UnsupportedError, match="lacks CAP_SYS_NICE"):
         caps.require("sched_deadline_permitted")
+    # one capability on its own (what ``rt admit`` probes): the same error, named the same way
+    with pytest.raises(UnsupportedError, match="sched deadline permitted.*lacks CAP_SYS_NICE"):
+        caps.sched_deadline_permitted.require("sched_deadline_permitted")
+    caps.sched_deadline.require("sched_deadline")  # available: no error
 
 
 def test_nohz_full_built_but_unused(old: LiveRoots) -> None:
