@@ -38,7 +38,7 @@ from memsched.errors import UnsupportedError
 from memsched.live.oserrors import process_error
 from memsched.uapi.sched import SCHED_ATTR_SIZE_VER1, SchedAttr
 
-__all__ = ["SYSCALL_NUMBERS", "raw_sched_setattr", "sched_getattr", "syscall_abi"]
+__all__ = ["SYSCALL_NUMBERS", "host_abi", "libc", "raw_sched_setattr", "sched_getattr", "syscall_abi"]
 
 #: ABI name -> (``__NR_sched_setattr``, ``__NR_sched_getattr``); see the module docstring for sources.
 SYSCALL_NUMBERS: dict[str, tuple[int, int]] = {
@@ -76,21 +76,30 @@ def syscall_abi(machine: str, pointer_bits: int, multiarch: str = "") -> str:
     raise UnsupportedError(f"sched_setattr on {machine}", "its syscall numbers are not in memsched's table")
 
 
+def host_abi() -> str:
+    """:func:`syscall_abi` of this process (``os.uname().machine`` is what ``platform.machine()`` returns on
+    POSIX, without importing ``platform``)."""
+    return syscall_abi(os.uname().machine, struct.calcsize("P") * 8, sysconfig.get_config_var("MULTIARCH") or "")
+
+
 @functools.cache
-def _syscall() -> tuple[ctypes.CDLL, int, int]:
-    abi = syscall_abi(
-        os.uname().machine, struct.calcsize("P") * 8, sysconfig.get_config_var("MULTIARCH") or ""
-    )  # (os.uname().machine is what platform.machine() returns on POSIX, without importing platform)
-    # The C library the interpreter runs on, already loaded: dlopen(NULL) finds its syscall(). Only where the
-    # interpreter does not export it, look the library up by name (ctypes.util costs ~30 ms to import).
-    libc = ctypes.CDLL(None, use_errno=True)
-    if not hasattr(libc, "syscall"):
+def libc() -> ctypes.CDLL:
+    """The C library the interpreter runs on, with ``syscall()`` returning a ``long`` and errno kept. Already
+    loaded: ``dlopen(NULL)`` finds its ``syscall()``; only where the interpreter does not export it is the
+    library looked up by name (``ctypes.util`` costs ~30 ms to import)."""
+    lib = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(lib, "syscall"):
         from ctypes.util import find_library
 
-        libc = ctypes.CDLL(find_library("c"), use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    nr_set, nr_get = SYSCALL_NUMBERS[abi]
-    return libc, nr_set, nr_get
+        lib = ctypes.CDLL(find_library("c"), use_errno=True)
+    lib.syscall.restype = ctypes.c_long
+    return lib
+
+
+@functools.cache
+def _syscall() -> tuple[ctypes.CDLL, int, int]:
+    nr_set, nr_get = SYSCALL_NUMBERS[host_abi()]
+    return libc(), nr_set, nr_get
 
 
 def raw_sched_setattr(pid: int, attr: SchedAttr) -> tuple[int, int]:

@@ -35,13 +35,9 @@ Semantics (mm/migrate.c ``kernel_move_pages`` / ``do_pages_stat``, mm/mempolicy.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import functools
 import os
-import platform
-import struct
-import sysconfig
 from typing import Protocol
 
 import numpy as np
@@ -49,7 +45,7 @@ import numpy.typing as npt
 
 from memsched.errors import KernelError, MemschedError, UnsupportedError
 from memsched.live.oserrors import process_error
-from memsched.live.sched_attr import syscall_abi
+from memsched.live.sched_attr import host_abi, libc
 from memsched.uapi.mempolicy import MPOL_MF_MOVE
 
 __all__ = ["NUMA_SYSCALL_NUMBERS", "KernelNumaSyscalls", "NumaSyscalls"]
@@ -83,15 +79,13 @@ class NumaSyscalls(Protocol):
 @functools.cache
 def _libc_numbers() -> tuple[ctypes.CDLL, int, int]:
     try:
-        abi = syscall_abi(platform.machine(), struct.calcsize("P") * 8, sysconfig.get_config_var("MULTIARCH") or "")
+        abi = host_abi()
     except UnsupportedError:
         raise UnsupportedError(
-            f"move_pages/migrate_pages on {platform.machine()}", "their syscall numbers are not in memsched's table"
+            f"move_pages/migrate_pages on {os.uname().machine}", "their syscall numbers are not in memsched's table"
         ) from None
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.syscall.restype = ctypes.c_long
     nr_migrate, nr_move = NUMA_SYSCALL_NUMBERS[abi]
-    return libc, nr_migrate, nr_move
+    return libc(), nr_migrate, nr_move
 
 
 def _errno_error(call: str, pid: int, err: int) -> MemschedError:
