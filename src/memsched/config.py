@@ -45,6 +45,7 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "MAX_SEED",
     "KnobInfo",
+    "check_order",
     "check_seed",
     "cost_knob",
     "describe",
@@ -148,6 +149,16 @@ def validate(obj: Any) -> None:
         choices = meta.get("choices")
         if choices is not None and value not in choices:
             raise ConfigError(f.name, value, "must be one of: " + ", ".join(choices))
+
+
+def check_order(obj: Any, low: str, high: str, why: str = "") -> None:
+    """Refuse ``obj`` whose knob ``low`` is above its knob ``high`` (a minimum above its maximum, a hysteresis
+    turned around), naming both: each knob is in range on its own, together they contradict each other.
+    ``why`` (if given) ends the message: what the two would do together."""
+    lo, hi = getattr(obj, low), getattr(obj, high)
+    if lo > hi:
+        reason = f": {why}" if why else ""
+        raise ConfigError(low, lo, f"must be <= {high} ({format_bound(hi)}){reason}")
 
 
 #: An integer ``--set`` value: optional sign, then ASCII digits.

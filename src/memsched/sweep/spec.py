@@ -15,7 +15,7 @@
     timelines = false                    # write each run's timeline to <db>.timelines/<key>.parquet
 
     [sets]                               # any --set key of the workloads or policies
-    scan_period_min_ms = [100, 1000, 10000]
+    scan_period_min_ms = [100, 1000, 5000]
     scan_size_mb = {min = 64, max = 1024, steps = 5, log = true}
 
     [families.ring]                      # generated machines (see sweep/families.py)

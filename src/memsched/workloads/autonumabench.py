@@ -149,12 +149,24 @@ def _build_numa02(machine: FluidMachine, cfg: AutonumaBenchConfig, *, smt: bool,
 WRITE_TRAFFIC = 2
 
 
+def _check_first_touch_node(topo: Topology, cfg: AutonumaBenchConfig) -> None:
+    """Refuse a ``first_touch_node`` the topology does not have (node 1 of a one-node machine), which the build
+    would otherwise quietly replace by the last node. The footprint is asked before any run starts, with the
+    topology: the one place a workload's settings meet the machine they run on."""
+    if cfg.first_touch_node >= topo.nr_nodes:
+        raise ConfigError(
+            "first_touch_node", cfg.first_touch_node,
+            f"must be -1 or a node of topology {topo.name} (0..{topo.nr_nodes - 1})",
+        )  # fmt: skip
+
+
 def _footprint(topo: Topology, cfg: AutonumaBenchConfig, base: str) -> Footprint:
     """The run time under the slowest placement, all pages on one node: the traffic of the bytes the program
     writes (numa01: each thread its process's whole buffer, then 50 more times or its slice 1000 times; numa02:
     the first touch, then 800 slice writes per thread) through the slowest node's controller. numa01 under
     ``none`` on westmere-ex-4n48, all 6 GiB on one node, takes 1596.6 simulated s; this gives 1596.5 s. Every
     golden run (benchmarks/golden_numa.py) takes at most 0.5 % longer than it gives."""
+    _check_first_touch_node(topo, cfg)
     cpus = _cpus(topo, cfg)
     if base.startswith("numa01"):
         threads = cpus // 2

@@ -31,7 +31,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memsched.config import knob, validate
+from memsched.config import check_order, knob, validate
 from memsched.policies.numa.actions import Action
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 from memsched.units import NSEC_PER_MSEC
@@ -99,6 +99,7 @@ class TaskWorkScan:
 
     def __post_init__(self) -> None:
         validate(self)
+        check_order(self, "scan_period_min_ms", "scan_period_max_ms")
 
     @classmethod
     def from_knobs(cls, config: object, **fixed: object) -> TaskWorkScan:

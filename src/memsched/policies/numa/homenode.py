@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memsched.config import knob, validate
+from memsched.config import check_order, knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SetScanPeriod, SwapTasks
 from memsched.policies.numa.base import (
     MAX_INTERVAL_MS,
@@ -75,6 +75,7 @@ class HomenodeConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        check_order(self, "scan_period_min_ms", "scan_period_max_ms")
 
 
 class Homenode(NumaPolicy):

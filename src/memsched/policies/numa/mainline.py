@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memsched.config import knob, validate
+from memsched.config import check_order, knob, validate
 from memsched.policies.numa.actions import (
     Action,
     MigratePages,
@@ -103,6 +103,11 @@ class MainlineConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        check_order(self, "scan_period_min_ms", "scan_period_max_ms")
+        # update_numa_active_node_mask()'s hysteresis: a node between the two would join and leave on each update
+        check_order(
+            self, "group_active_out", "group_active_in", "a node between them would join and leave on every update"
+        )
 
 
 @dataclass
