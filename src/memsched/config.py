@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from memsched.errors import ConfigError
+from memsched.errors import ConfigError, printable
 
 __all__ = [
     "LIMIT_BYTES",
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "MAX_SEED",
     "KnobInfo",
+    "LongNumber",
     "check_order",
     "check_seed",
     "cost_knob",
@@ -290,11 +291,53 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice: Python's parser keeps the last one silently, so the
+    first value (an rt-app ``"run"`` of a thread, say) would vanish without a word."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {printable(key)!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+#: The most digits an integer literal of a JSON input keeps exactly; a longer one is a :class:`LongNumber`.
+_MAX_JSON_INT_DIGITS = 64
+
+
+class LongNumber(int):
+    """An integer literal of an input file too long to be any setting (more than 64 digits; Python's ``int()``
+    gives up at 4,300 with a message about ``sys.set_int_max_str_digits()``). It compares as ``±10**64``, beyond
+    every range, so the check of the field it was given for refuses it with that field's own range; its ``repr``
+    says how long it was, for that message."""
+
+    digits: int
+
+    def __new__(cls, text: str) -> LongNumber:
+        self = super().__new__(cls, -(10**64) if text.startswith("-") else 10**64)
+        self.digits = len(text.lstrip("-"))
+        return self
+
+    def __repr__(self) -> str:
+        return f"a number of {self.digits} digits"
+
+    __str__ = __repr__
+
+
+def _json_int(text: str) -> int:
+    return LongNumber(text) if len(text.lstrip("-")) > _MAX_JSON_INT_DIGITS else int(text)
+
+
 def parse_json(raw: bytes, field: str, source: str) -> Any:
     """A JSON document, or one :class:`ConfigError`. ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's
-    parser accepts) are refused: they are not JSON, and no quantity may be one."""
+    parser accepts) are refused: they are not JSON, and no quantity may be one. So is a key given twice in one
+    object (the parser would keep the last). An integer longer than 64 digits is read as a :class:`LongNumber`,
+    which the field's own range check refuses."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        return json.loads(
+            raw.decode("utf-8"), parse_constant=_no_constant, parse_int=_json_int, object_pairs_hook=_unique_keys
+        )
     except json.JSONDecodeError as e:
         raise ConfigError(field, source, f"must be valid JSON ({e.msg} at line {e.lineno})") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:

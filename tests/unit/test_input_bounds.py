@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from memsched.config import from_sets, parse_json, parse_toml, read_input_file
+from memsched.config import LongNumber, from_sets, parse_json, parse_toml, read_input_file
 from memsched.errors import ConfigError
 from memsched.live.pressure import PressureOptions
 from memsched.live.pressure.options import parse_level, parse_psi_trigger
@@ -137,13 +137,16 @@ def test_input_files_are_regular_and_small(tmp_path: Path) -> None:
 
 
 def test_toml_and_json_errors_are_config_errors() -> None:
-    """4,300+-digit integers, deep nesting and NaN/Infinity in JSON are refused, not tracebacks."""
+    """4,300+-digit integers, deep nesting and NaN/Infinity in JSON are refused, not tracebacks; a JSON integer
+    of more than 64 digits is read as a LongNumber, beyond every range, for the field's own check to refuse."""
     for raw in (b"a = " + b"9" * 5000, b"a = " + b"[" * 2000):
         with pytest.raises(ConfigError, match="valid TOML"):
             parse_toml(raw, "f", "x.toml")
-    for raw in (b'{"a": NaN}', b'{"a": Infinity}', b"[" * 100_000, b'{"a": ' + b"9" * 5000 + b"}"):
+    for raw in (b'{"a": NaN}', b'{"a": Infinity}', b"[" * 100_000, b'{"a": 1, "a": 1}'):
         with pytest.raises(ConfigError, match="valid JSON"):
             parse_json(raw, "f", "x.json")
+    long = parse_json(b'{"a": -' + b"9" * 5000 + b"}", "f", "x.json")["a"]
+    assert isinstance(long, LongNumber) and long < -(2**63) and repr(long) == "a number of 5000 digits"
 
 
 @pytest.mark.parametrize(

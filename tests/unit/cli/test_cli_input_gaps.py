@@ -23,16 +23,69 @@ def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["-p", "balancenuma", "--set", "scan_period_min_ms=6000"], "'scan_period_min_ms' must be <= scan_period_max_ms (5000) (got 6000)"),
-        (["-p", "homenode", "--set", "scan_period_max_ms=50"], "'scan_period_min_ms' must be <= scan_period_max_ms (50) (got 100)"),
-        (["-p", "mainline", "--set", "scan_period_min_ms=70000"], "'scan_period_min_ms' must be <= scan_period_max_ms (60000)"),
-        (["-p", "mainline", "--set", "group_active_out=0.5"], "'group_active_out' must be <= group_active_in (0.375)"),
-        (["-t", "laptop-1n8", "--set", "first_touch_node=1"], "'first_touch_node' must be -1 or a node of topology laptop-1n8 (0..0) (got 1)"),
+        (
+            ["-p", "balancenuma", "--set", "scan_period_min_ms=6000"],
+            "'scan_period_min_ms' must be <= scan_period_max_ms (5000) (got 6000)",
+        ),
+        (
+            ["-p", "homenode", "--set", "scan_period_max_ms=50"],
+            "'scan_period_min_ms' must be <= scan_period_max_ms (50) (got 100)",
+        ),
+        (
+            ["-p", "mainline", "--set", "scan_period_min_ms=70000"],
+            "'scan_period_min_ms' must be <= scan_period_max_ms (60000)",
+        ),
+        (
+            ["-p", "mainline", "--set", "group_active_out=0.5"],
+            "'group_active_out' must be <= group_active_in (0.375)",
+        ),
+        (
+            ["-t", "laptop-1n8", "--set", "first_touch_node=1"],
+            "'first_touch_node' must be -1 or a node of topology laptop-1n8 (0..0) (got 1)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_numa_settings_that_contradict_each_other_are_refused(
     argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A scan period minimum above its maximum, an inverted active-set hysteresis, a first-touch node the machine
     does not have: refused, not run with one of them silently winning."""
     assert needle in refused(capsys, "run", "numa01", *argv)
+
+
+def _rt_app(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "t.json"
+    path.write_text(text)
+    return str(path)
+
+
+_LONG = "1" + "0" * 5000
+
+
+def _timer(period: str) -> str:
+    return '{"tasks": {"t": {"run": 100, "timer": {"ref": "a", "period": ' + period + "}}}}"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (_timer("0"), "'tasks.t.timer.period' must be a number of microseconds > 0 (got 0)"),
+        (_timer("-5"), "'tasks.t.timer.period' must be a number of microseconds > 0 (got -5)"),
+        ('{"tasks": {"t": {"run": 100, "run": 200, "sleep": 100}}}', "(key 'run' appears twice in one object)"),
+        (
+            '{"tasks": {"t": {"run": ' + _LONG + ', "sleep": 100}}}',
+            "'tasks.t.run' must be in 0..3600000000 microseconds (3600 s) (got a number of 5001 digits)",
+        ),
+        (
+            '{"tasks": {"t": {"run": 100, "sleep": 100, "priority": -' + _LONG + "}}}",
+            "'tasks.t.priority' must be in -20..19 (got a number of 5001 digits)",
+        ),
+    ],
+)
+def test_rt_app_files_that_cannot_be_meant_are_refused(
+    text: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A timer of period 0 (it was run as 1 ns), a key given twice (the parser kept the last), a 5000-digit
+    number (Python's own message about sys.set_int_max_str_digits()): one line naming the key."""
+    err = refused(capsys, "rt", "sim", "--rt-app", _rt_app(tmp_path, text))
+    assert needle in err and "set_int_max_str_digits" not in err

@@ -133,7 +133,10 @@ def _events(obj: Mapping[str, Any], src: str, where: str) -> list[Phase]:
         elif key.startswith("timer"):
             if not isinstance(val, Mapping) or "period" not in val:
                 raise ConfigError(field_, val, 'must be {"ref": ..., "period": us}', source=src)
-            out.append(Timer(max(1, _us(val["period"], f"{field_}.period", src))))
+            period = val["period"]
+            if not isinstance(period, bool) and isinstance(period, int | float) and not period > 0:
+                raise ConfigError(f"{field_}.period", period, "must be a number of microseconds > 0", source=src)
+            out.append(Timer(max(1, _us(period, f"{field_}.period", src))))
         elif key.startswith(("unlock", "lock")):
             if not isinstance(val, str) or not val:
                 raise ConfigError(field_, val, "must be the name of a mutex", source=src)
