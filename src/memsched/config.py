@@ -46,6 +46,7 @@ __all__ = [
     "MAX_SEED",
     "KnobInfo",
     "LongNumber",
+    "check_name",
     "check_order",
     "check_seed",
     "cost_knob",
@@ -150,6 +151,18 @@ def validate(obj: Any) -> None:
         choices = meta.get("choices")
         if choices is not None and value not in choices:
             raise ConfigError(f.name, value, "must be one of: " + ", ".join(choices))
+
+
+def check_name(value: object, field: str, *, source: str | None = None, what: str = "name") -> str:
+    """``value`` if it is a non-empty string of printable characters, else a :class:`ConfigError` naming ``field``.
+    Names from a user's files (a topology, a scenario, a sweep, an rt-app thread) are printed raw in reports,
+    tables and HTML: a newline, a tab, an escape sequence or a bidi control (anything ``str.isprintable()``
+    refuses) would break the line or reach the terminal."""
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ConfigError(
+            field, value, f"must be a non-empty {what} of printable characters (no control characters)", source=source
+        )
+    return value
 
 
 def check_order(obj: Any, low: str, high: str, why: str = "") -> None:

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from memsched.config import MAX_SEED
+from memsched.config import MAX_SEED, check_name
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.policies.numa import registry as policies
 from memsched.sweep.cell import Cell
@@ -110,7 +110,7 @@ def _parse(raw: Mapping[str, Any], source: str, base_dir: Path, default_name: st
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
         raise ConfigError(unknown[0], raw[unknown[0]], "is not a sweep key; known: " + ", ".join(sorted(_KEYS)))
-    name = _get(raw, "name", str, default_name)
+    name = check_name(_get(raw, "name", str, default_name), "name")
     mode = _get(raw, "mode", str, "grid")
     if mode not in ("grid", "random"):
         raise ConfigError("mode", mode, "must be grid or random")

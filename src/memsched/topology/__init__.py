@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memsched.config import parse_toml, read_input_file
+from memsched.config import check_name, parse_toml, read_input_file
 from memsched.errors import ConfigError, UnknownNameError
 from memsched.topology.bounds import MAX_NODE_MEMORY, check_bounds, link_capacity
 from memsched.topology.routing import ROUTING_MODES, link_shares
@@ -312,7 +312,7 @@ def _build(data: Mapping[str, Any], source: str) -> Topology:
             raise ConfigError(key, v, "must be > 0", source=source)
         return v
 
-    name = str(get("name", str))
+    name = check_name(get("name", str), "name", source=source)
     description = str(get("description", str, ""))
     sockets = positive_int("sockets")
     nodes_per_socket = positive_int("nodes_per_socket", 1)

@@ -4,6 +4,7 @@ anything is run or written."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,50 @@ def test_rt_app_files_that_cannot_be_meant_are_refused(
     number (Python's own message about sys.set_int_max_str_digits()): one line naming the key."""
     err = refused(capsys, "rt", "sim", "--rt-app", _rt_app(tmp_path, text))
     assert needle in err and "set_int_max_str_digits" not in err
+
+
+_PRINTABLE = "must be a non-empty {} of printable characters (no control characters)"
+_LAPTOP = Path(__file__).parents[3] / "src/memsched/data/topologies/laptop-1n8.toml"
+_TINY = Path(__file__).parents[2] / "fixtures/pressure/tiny.toml"
+
+
+@pytest.mark.parametrize("bad", ["", "a\tb", "a\nb", "red\x1b[31m", "rtl\u202eb"])
+def test_names_with_control_characters_are_refused_where_they_are_loaded(
+    bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty name, or one with a tab, a newline, an escape sequence or a bidi override, in a topology, a
+    pressure scenario, an rt-app thread or mutex, or a sweep: refused when the file is read, not printed raw
+    later in a report."""
+    topo = tmp_path / "topo.toml"
+    topo.write_text(_LAPTOP.read_text().replace('name = "laptop-1n8"', f"name = {json.dumps(bad)}"))
+    err = refused(capsys, "run", "numa02", "-t", str(topo))
+    assert "'name' " + _PRINTABLE.format("name") in err
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(_TINY.read_text().replace('name = "tiny"', f"name = {json.dumps(bad)}"))
+    assert "'name' " + _PRINTABLE.format("name") in refused(capsys, "pressure", "sim", str(scenario))
+    thread = _rt_app(tmp_path, json.dumps({"tasks": {bad: {"run": 100, "sleep": 100}}}))
+    assert _PRINTABLE.format("thread name") in refused(capsys, "rt", "sim", "--rt-app", thread)
+    mutex = _rt_app(tmp_path, json.dumps({"tasks": {"t": {"lock": bad, "run": 100, "unlock": bad, "sleep": 100}}}))
+    assert "'tasks.t.lock' " + _PRINTABLE.format("mutex name") in refused(capsys, "rt", "sim", "--rt-app", mutex)
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(
+        f'name = {json.dumps(bad)}\nworkloads = ["numa02"]\npolicies = ["none"]\ntopologies = ["laptop-1n8"]\n'
+    )
+    err = refused(capsys, "sweep", str(sweep), "--db", str(tmp_path / "db.duckdb"))
+    assert "'name' " + _PRINTABLE.format("name") in err and not (tmp_path / "db.duckdb").exists()
+
+
+def test_an_rt_app_file_name_with_control_characters_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rt-app file's path goes into the report as it is: a tab or an escape in it is refused."""
+    path = tmp_path / "a\x1b[2Jb.json"
+    path.write_text('{"tasks": {"t": {"run": 100, "sleep": 100}}}')
+    assert "'--rt-app' " + _PRINTABLE.format("file name") in refused(capsys, "rt", "sim", "--rt-app", str(path))
+
+
+def test_preempt_given_twice_with_different_models_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """--preempt full with --set preempt=none: refused naming both (--preempt silently won); the same model
+    twice is accepted."""
+    err = refused(capsys, "rt", "sim", "grub", "--preempt", "full", "--set", "preempt=none")
+    assert "'--set preempt' contradicts --preempt full" in err and "(got 'none')" in err

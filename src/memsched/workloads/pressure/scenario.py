@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from memsched.config import finite_number, from_sets, parse_toml, read_input_file
+from memsched.config import check_name, finite_number, from_sets, parse_toml, read_input_file
 from memsched.errors import ConfigError, KernelError, UnknownNameError
 from memsched.pressure.index import MainlineVmpressureConfig, Rfc2012VmpressureConfig
 from memsched.sim.mm.reclaim import ReclaimConfig
@@ -382,7 +382,7 @@ def _sets(raw: Any, section: str, source: str) -> dict[str, str]:
 def scenario_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") -> Scenario:
     """Validate a parsed scenario document (see the module docstring for the keys)."""
     _check_keys(raw, _TOP_KEYS, "a scenario", source)
-    name = _as_str(raw, "name", source) if "name" in raw else Path(source).stem
+    name = check_name(_as_str(raw, "name", source) if "name" in raw else Path(source).stem, "name", source=source)
     topo = _topology(_as_str(raw, "topology", source) if "topology" in raw else "pressure-1n4", source)
     if "memory" in raw:
         try:

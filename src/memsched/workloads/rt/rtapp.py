@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from memsched.admission import checkparam_dl
-from memsched.config import parse_json, read_input_file
+from memsched.config import check_name, parse_json, read_input_file
 from memsched.errors import ConfigError, KernelError, UnknownNameError
 from memsched.sim.sched.machine import RtMachine
 from memsched.sim.sched.program import Lock, Nanosleep, Phase, Run, Timer, Unlock, Yield
@@ -138,8 +138,7 @@ def _events(obj: Mapping[str, Any], src: str, where: str) -> list[Phase]:
                 raise ConfigError(f"{field_}.period", period, "must be a number of microseconds > 0", source=src)
             out.append(Timer(max(1, _us(period, f"{field_}.period", src))))
         elif key.startswith(("unlock", "lock")):
-            if not isinstance(val, str) or not val:
-                raise ConfigError(field_, val, "must be the name of a mutex", source=src)
+            check_name(val, field_, source=src, what="mutex name")
             out.append(Unlock(val) if key.startswith("unlock") else Lock(val))
         elif key.startswith("yield"):
             out.append(Yield())
@@ -283,6 +282,7 @@ def parse_rt_app(doc: Any, src: str, ncpu: int, *, duration_ns: int | None = Non
     total = 0
     for name, spec in doc["tasks"].items():
         where = f"tasks.{name}"
+        check_name(name, where, source=src, what="thread name")
         if not isinstance(spec, Mapping):
             raise ConfigError(where, spec, "must be an object", source=src)
         pol_name = spec.get("policy", default_policy)
@@ -331,7 +331,7 @@ def _check_work(threads: list[_Thread], duration_ns: int, ncpu: int, src: str) -
 
 def load_rt_app(path: Path | str, m: RtMachine, *, duration_ns: int | None = None) -> RtBuilt:
     """Create the threads of an rt-app JSON file (``doc/tutorial.txt``; times in µs) on ``m``."""
-    src = str(path)
+    src = check_name(str(path), "--rt-app", what="file name")
     doc = parse_json(read_input_file(Path(path), "--rt-app", "JSON file"), "--rt-app", src)
     threads, dur = parse_rt_app(doc, src, m.nr_cpus, duration_ns=duration_ns)
     tasks: list[SchedTask] = []

@@ -129,6 +129,11 @@ def _configure(
         if "noise" in mk or "isolation" in mk:  # no interrupt noise, tick cost or cache pollution either
             mk["noise"] = NoiseModel(tick_irq_ns=0, scale=0.0, pollution_ns=0)
     if preempt is not None:
+        given = sched_sets.get("preempt")
+        if given is not None and parse_model(given) != parse_model(preempt):
+            raise ConfigError(
+                "--set preempt", given, f"contradicts --preempt {preempt}: give the preemption model once"
+            )
         sched_sets["preempt"] = preempt
     sched = from_sets(SchedConfig, sched_sets, owner="the scheduler", base=base)
     return scen, config, sched, mk
