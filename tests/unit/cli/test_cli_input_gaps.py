@@ -137,3 +137,28 @@ def test_preempt_given_twice_with_different_models_is_refused(capsys: pytest.Cap
     twice is accepted."""
     err = refused(capsys, "rt", "sim", "grub", "--preempt", "full", "--set", "preempt=none")
     assert "'--set preempt' contradicts --preempt full" in err and "(got 'none')" in err
+
+
+_READER = '\n[[service]]\nname = "cat"\nkind = "reader"\nchunk = "1MiB"\nsize = "8MiB"\n'
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (
+            _READER + 'file = "streamr"\n',
+            "'service.file' must name a streamer of this scenario (streamers: streamer) or be the path of a file",
+        ),
+        (_READER + 'memcg = "/../.."\n', "'service.memcg' must be a child cgroup path such as /cache (no empty"),
+        (_READER + 'memcg = "/box/./x"\n', "(got '/box/./x')"),
+        (_READER + 'memcg = "/box//x"\n', "(got '/box//x')"),
+    ],
+)
+def test_pressure_scenario_services_that_cannot_be_meant_are_refused(
+    extra: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reader of a file named like a service that does not exist (a typo ran as a file on disk), a memcg
+    path that climbs out of the hierarchy or has empty or '.' components: refused before any design runs."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(_TINY.read_text() + extra)
+    assert needle in refused(capsys, "pressure", "sim", str(scenario))

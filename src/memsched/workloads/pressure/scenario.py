@@ -123,8 +123,12 @@ class ServiceSpec:
             raise ConfigError("oom_score_adj", self.oom_score_adj, "must be in -1000..1000")
         if self.limit is not None and self.memcg is None:
             raise ConfigError("limit", self.limit, "needs a 'memcg' to apply to")
-        if self.memcg is not None and (not self.memcg.startswith("/") or self.memcg == "/"):
-            raise ConfigError("memcg", self.memcg, "must be a child cgroup path such as /cache")
+        if self.memcg is not None and (
+            not self.memcg.startswith("/") or any(part in ("", ".", "..") for part in self.memcg[1:].split("/"))
+        ):
+            raise ConfigError(
+                "memcg", self.memcg, "must be a child cgroup path such as /cache (no empty, '.' or '..' components)"
+            )
         for name in ("hit_cost", "miss_cost", "cooldown", "start"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, getattr(self, name), "must be >= 0")
@@ -214,6 +218,16 @@ class Scenario:
                 raise ConfigError(
                     "service.file", svc.file, "must name a streamer (or a file on disk)", source=self.source
                 )
+            if svc.file is not None and svc.file not in by_name and "/" not in svc.file:
+                # A bare word is a service's name: one no service has is a typo, not a file on disk (those are
+                # paths, such as /var/backup.tar).
+                streamers = ", ".join(s.name for s in self.services if s.kind == "streamer") or "none"
+                raise ConfigError(
+                    "service.file", svc.file,
+                    f"must name a streamer of this scenario (streamers: {streamers}) or be the path of a file on "
+                    "disk (with a /, and size = ...)",
+                    source=self.source,
+                )  # fmt: skip
             if svc.kind == "reader" and not svc.size and (svc.file is None or svc.file not in by_name):
                 raise ConfigError(
                     "service.size", 0, "is required for a reader of a file on disk", source=self.source
