@@ -35,6 +35,7 @@ __all__ = [
     "memory_error_message",
     "out_console",
     "out_width",
+    "output_file",
     "print_tables",
     "progress_bar",
     "seed_number",
@@ -151,6 +152,19 @@ def seed_number(value: str | int) -> int:
         if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
             raise _option_error(f"must be in 0..{MAX_SEED}", value) from None
         raise
+
+
+def output_file(value: str | Path) -> Path:
+    """The parser of every output-file option (``--trace``, ``--report``): the path as given. An empty one is
+    refused here, as typed (``Path("")`` is ``.``, which :func:`check_writable` would show as the directory
+    ``.``), and so is ``-``: it is not stdout, which holds the report, but a file named ``-``."""
+    if isinstance(value, Path):  # a default
+        return value
+    if not value:
+        raise _option_error("must name a file", value)
+    if value == "-":
+        raise _option_error("must be a file path, not - (stdout holds the report; write ./- for a file named -)", value)
+    return Path(value)
 
 
 def _option_error(allowed: str, value: str) -> ValueError:

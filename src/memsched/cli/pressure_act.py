@@ -19,7 +19,7 @@ from typing import IO, Annotated
 import typer
 
 from memsched.cli.catalogue import names as registry_names
-from memsched.cli.common import seed_number, whole_number
+from memsched.cli.common import output_file, seed_number, whole_number
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError
 from memsched.units import NSEC_PER_SEC, parse_duration
@@ -116,7 +116,10 @@ def act_sim(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=seed_number)] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout alone")] = False,
-    report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="write a self-contained HTML report", parser=output_file),
+    ] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)", parser=whole_number)
     ] = None,

@@ -12,6 +12,7 @@ from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import (
     check_writable,
     emit_json,
+    output_file,
     progress_bar,
     seed_number,
     simulation_memory_limit,
@@ -57,7 +58,8 @@ def sim(
         bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")
     ] = False,
     report: Annotated[
-        Path | None, typer.Option("--report", help="write a self-contained HTML report")
+        Path | None,
+        typer.Option("--report", help="write a self-contained HTML report", parser=output_file),
     ] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)", parser=whole_number)

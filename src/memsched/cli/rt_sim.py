@@ -12,6 +12,7 @@ from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import (
     check_writable,
     emit_json,
+    output_file,
     progress_bar,
     seed_number,
     simulation_memory_limit,
@@ -123,7 +124,8 @@ def sim(
         bool, typer.Option("--json", help="print one JSON document on stdout and nothing else")
     ] = False,
     trace: Annotated[
-        Path | None, typer.Option("--trace", help="write a Chrome/Perfetto trace of the schedule")
+        Path | None,
+        typer.Option("--trace", help="write a Chrome/Perfetto trace of the schedule", parser=output_file),
     ] = None,
     compare_preempt: Annotated[
         bool, typer.Option("--compare-preempt", help=_COMPARE_HELP)

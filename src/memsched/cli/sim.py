@@ -13,6 +13,7 @@ from memsched.cli.app import app
 from memsched.cli.common import (
     check_writable,
     emit_json,
+    output_file,
     progress_bar,
     seed_number,
     simulation_memory_limit,
@@ -46,7 +47,10 @@ def run(
         list[str] | None, typer.Option("--set", help="key=value for the workload or the policy (repeatable)")
     ] = None,
     json_out: JsonOpt = False,
-    trace: Annotated[Path | None, typer.Option("--trace", help="write a Chrome/Perfetto trace of the run")] = None,
+    trace: Annotated[
+        Path | None,
+        typer.Option("--trace", help="write a Chrome/Perfetto trace of the run", parser=output_file),
+    ] = None,
     thp: ThpOpt = True,
 ) -> None:
     """Simulate one workload under one policy and report times and /proc/vmstat counters."""
@@ -153,7 +157,10 @@ def compare(
         ),
     ] = 1,
     json_out: JsonOpt = False,
-    report: Annotated[Path | None, typer.Option("--report", help="write a self-contained HTML report")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="write a self-contained HTML report", parser=output_file),
+    ] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", help="parallel runs (default: one per CPU)", parser=whole_number)
     ] = None,

@@ -15,6 +15,7 @@ from memsched.cli.app import app
 from memsched.cli.common import (
     check_writable,
     emit_json,
+    output_file,
     show_progress,
     whole_number,
     write_atomic,
@@ -47,7 +48,10 @@ def sweep(
     ray: RayOpt = None,
     jobs: JobsOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count the cells and estimate the wall time")] = False,
-    report: Annotated[Path | None, typer.Option("--report", help="write an HTML report of the sweep")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="write an HTML report of the sweep", parser=output_file),
+    ] = None,
     retries: RetriesOpt = 1,
     timelines: Annotated[
         bool | None, typer.Option("--timelines/--no-timelines", help="timelines to Parquet (default: the spec's)")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from memsched.config import KNOB_LIMIT
 from memsched.errors import ConfigError
 
 __all__ = ["Range", "Values", "draw", "grid", "parse_values", "varies"]
@@ -69,6 +70,12 @@ def _parse_range(raw: dict[str, Any], field: str, source: str) -> Range:
             raise ConfigError(f"{field}.{end}", None, "is required in a range", source=source)
         if isinstance(raw[end], bool) or not isinstance(raw[end], int | float):
             raise ConfigError(f"{field}.{end}", raw[end], "must be a number", source=source)
+        # A range's ends become floats: inf would make every point NaN (and the error say "got nan"), an integer
+        # beyond 2**63 overflow the conversion; no setting takes either.
+        if not -KNOB_LIMIT <= raw[end] <= KNOB_LIMIT:  # NaN fails this too
+            raise ConfigError(
+                f"{field}.{end}", raw[end], f"must be a finite number in {-KNOB_LIMIT}..{KNOB_LIMIT}", source=source
+            )
     lo, hi = raw["min"], raw["max"]
     if hi < lo:
         raise ConfigError(f"{field}.max", hi, f"must be >= min ({lo})", source=source)

@@ -162,3 +162,34 @@ def test_pressure_scenario_services_that_cannot_be_meant_are_refused(
     scenario = tmp_path / "s.toml"
     scenario.write_text(_TINY.read_text() + extra)
     assert needle in refused(capsys, "pressure", "sim", str(scenario))
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["rt", "sim", "grub", "--trace", ""], "Invalid value for '--trace': must name a file (got '')"),
+        (["run", "numa02", "--trace", "-"], "Invalid value for '--trace': must be a file path, not - (stdout holds"),
+        (["rt", "sim", "grub", "--trace", "-"], "(got '-')"),
+        (["pressure", "sim", "--report", ""], "Invalid value for '--report': must name a file (got '')"),
+        (["compare", "--workloads", "numa02", "--report", "-"], "Invalid value for '--report': must be a file path"),
+    ],
+)
+def test_an_empty_or_dash_output_file_is_refused_as_given(
+    argv: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--trace '' was told as the directory '.', and --trace - wrote a file named '-' (stdout holds the report):
+    both refused, showing the value given, and nothing written."""
+    monkeypatch.chdir(tmp_path)
+    assert needle in refused(capsys, *argv)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_range_to_infinity_is_refused_as_inf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """max = inf in a range was told as "got nan" (the grid's points): it is refused as the end it is."""
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(
+        'workloads = ["numa02"]\npolicies = ["mainline"]\ntopologies = ["laptop-1n8"]\n'
+        "[sets]\nscan_size_mb = {min = 1, max = inf, steps = 3}\n"
+    )
+    err = refused(capsys, "sweep", str(sweep), "--db", str(tmp_path / "db.duckdb"), "--dry-run")
+    assert "'sets.scan_size_mb.max' must be a finite number" in err and err.endswith("(got inf)\n")
