@@ -20,7 +20,7 @@ import re
 import resource
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ __all__ = [
     "err_console",
     "memory_budget",
     "memory_error_message",
+    "no_repeats",
     "out_console",
     "out_width",
     "output_file",
@@ -40,6 +41,7 @@ __all__ = [
     "progress_bar",
     "seed_number",
     "simulation_memory_limit",
+    "socket_file",
     "whole_number",
     "write_atomic",
 ]
@@ -154,6 +156,16 @@ def seed_number(value: str | int) -> int:
         raise
 
 
+def no_repeats(field: str, names: Sequence[str]) -> None:
+    """Refuse a comma-separated list that names something twice: it would run, and report, the same thing
+    twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(field, ",".join(names), f"names {name!r} twice")
+        seen.add(name)
+
+
 def output_file(value: str | Path) -> Path:
     """The parser of every output-file option (``--trace``, ``--report``): the path as given. An empty one is
     refused here, as typed (``Path("")`` is ``.``, which :func:`check_writable` would show as the directory
@@ -164,6 +176,16 @@ def output_file(value: str | Path) -> Path:
         raise _option_error("must name a file", value)
     if value == "-":
         raise _option_error("must be a file path, not - (stdout holds the report; write ./- for a file named -)", value)
+    return Path(value)
+
+
+def socket_file(value: str | Path) -> Path:
+    """The parser of ``--socket``: a path that names a file. An empty one (``Path("")`` is ``.``) or one ending in
+    ``/`` only failed at ``bind()``, as "cannot listen on ." with status 1 and no option named."""
+    if isinstance(value, Path):  # a default
+        return value
+    if not value or value.endswith("/"):
+        raise _option_error("must name a socket file (a path such as /run/memsched/pressure.sock)", value)
     return Path(value)
 
 

@@ -19,7 +19,7 @@ from typing import IO, Annotated
 import typer
 
 from memsched.cli.catalogue import names as registry_names
-from memsched.cli.common import output_file, seed_number, whole_number
+from memsched.cli.common import no_repeats, output_file, seed_number, whole_number
 from memsched.cli.pressure import pressure_app
 from memsched.errors import ConfigError
 from memsched.units import NSEC_PER_SEC, parse_duration
@@ -146,6 +146,13 @@ def act_sim(
         for p in chosen:
             if p not in act_registry.names() and p not in [s.versioned_id for s in act_registry.specs()]:
                 raise UnknownNameError("--policies", p, act_registry.names())
+        no_repeats("--policies", chosen)
+        exact: dict[str, str] = {}
+        for p in chosen:  # an alias and its exact id (earlyoom, earlyoom-v1) are the same runs
+            versioned = act_registry.get(p).versioned_id
+            if versioned in exact:
+                raise ConfigError("--policies", policies, f"names {versioned} twice ({exact[versioned]} and {p})")
+            exact[versioned] = p
     check_seed(seed, "--seed")
     if jobs is not None and not 1 <= jobs <= 1024:
         raise ConfigError("--jobs", jobs, "must be in 1..1024")

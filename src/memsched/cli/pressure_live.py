@@ -26,6 +26,7 @@ import typer
 
 from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import (
+    socket_file,
     whole_number,
 )
 from memsched.cli.pressure import pressure_app
@@ -313,6 +314,7 @@ def serve(
         typer.Option(
             "--socket",
             help="Unix socket to listen on (default: $MEMSCHED_PRESSURE_SOCKET or /run/memsched/pressure.sock)",
+            parser=socket_file,
         ),
     ] = None,
     mode: Annotated[

@@ -12,6 +12,7 @@ from memsched.cli.catalogue import names as registry_names
 from memsched.cli.common import (
     check_writable,
     emit_json,
+    no_repeats,
     output_file,
     progress_bar,
     seed_number,
@@ -39,6 +40,7 @@ def _designs(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     for d in names:
         if d not in DESIGNS:
             raise UnknownNameError("--designs", d, DESIGNS)
+    no_repeats("--designs", names)
     return names
 
 

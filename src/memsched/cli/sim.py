@@ -13,6 +13,7 @@ from memsched.cli.app import app
 from memsched.cli.common import (
     check_writable,
     emit_json,
+    no_repeats,
     output_file,
     progress_bar,
     seed_number,
@@ -96,7 +97,7 @@ def _policy_list(text: str) -> list[str]:
     names = [p.strip() for p in text.split(",") if p.strip()]
     if not names:
         raise ConfigError("--policies", text, "must be 'all' or a comma-separated list of policy ids")
-    _no_repeats("--policies", names)
+    no_repeats("--policies", names)
     exact: dict[str, str] = {}
     for name in names:  # an alias and its exact id (mainline, mainline-v1) are the same runs
         versioned = policy_registry.get(name).versioned_id
@@ -122,17 +123,8 @@ def _workload_list(text: str) -> list[str]:
         raise ConfigError("--workloads", text, "must be a comma-separated list of workload ids")
     for name in names:
         workload_registry.get(name)
-    _no_repeats("--workloads", names)
+    no_repeats("--workloads", names)
     return names
-
-
-def _no_repeats(field: str, names: list[str]) -> None:
-    """A name given twice would give the same rows twice."""
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ConfigError(field, ",".join(names), f"names {name!r} twice")
-        seen.add(name)
 
 
 @app.command()

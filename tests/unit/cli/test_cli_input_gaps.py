@@ -193,3 +193,26 @@ def test_a_sweep_range_to_infinity_is_refused_as_inf(tmp_path: Path, capsys: pyt
     )
     err = refused(capsys, "sweep", str(sweep), "--db", str(tmp_path / "db.duckdb"), "--dry-run")
     assert "'sets.scan_size_mb.max' must be a finite number" in err and err.endswith("(got inf)\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["pressure", "sim", "--designs", "psi,psi"], "'--designs' names 'psi' twice (got 'psi,psi')"),
+        (["pressure", "act-sim", "--policies", "lmkd,lmkd"], "'--policies' names 'lmkd' twice (got 'lmkd,lmkd')"),
+        (["pressure", "act-sim", "--policies", "lmkd,lmkd-v1"], "'--policies' names lmkd-v1 twice (lmkd and lmkd-v1)"),
+    ],
+)
+def test_a_comma_list_that_names_something_twice_is_refused(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A design or an action policy given twice was run, and reported, twice."""
+    assert needle in refused(capsys, *argv)
+
+
+@pytest.mark.parametrize("value", ["", "/tmp/"])
+def test_pressure_serve_names_an_empty_socket_path(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--socket '' failed at bind() with status 1 ("cannot listen on ."), naming no option: now status 2 naming
+    --socket and the value given."""
+    err = refused(capsys, "pressure", "serve", "--socket", value)
+    assert "Invalid value for '--socket': must name a socket file" in err and f"(got {value!r})" in err
