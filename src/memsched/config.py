@@ -95,15 +95,25 @@ def knob(
     max: float | None = None,
     choices: Sequence[str] | None = None,
     limit: bool = False,
+    at_most: str | None = None,
+    why: str = "",
 ) -> Any:
     """A config field: default, one-line help (cite the source of the default), and optional bounds.
 
     ``limit=True`` says that ``max`` is the largest value the machine can honour (a kernel's own limit, or a
     product limit that keeps a run finishable), not the end of a natural range: it is validated the same way,
-    but ``memsched tune`` searches around the default and only clips its window there."""
-    meta = {"help": help, "min": min, "max": max, "choices": tuple(choices) if choices else None}
+    but ``memsched tune`` searches around the default and only clips its window there.
+
+    ``at_most`` names another knob of the same config this one may not exceed (a minimum and its maximum, the
+    two ends of a hysteresis): each is in range on its own, together they would contradict each other.
+    :func:`validate` refuses the pair turned around (``why``, if given, ends its message: what the two would do
+    together), and ``memsched tune`` draws this knob no higher than the other."""
+    meta: dict[str, Any] = {"help": help, "min": min, "max": max, "choices": tuple(choices) if choices else None}
     if limit:
         meta["limit"] = True
+    if at_most is not None:
+        meta["at_most"] = at_most
+        meta["at_most_why"] = why
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -151,6 +161,9 @@ def validate(obj: Any) -> None:
         choices = meta.get("choices")
         if choices is not None and value not in choices:
             raise ConfigError(f.name, value, "must be one of: " + ", ".join(choices))
+    for f in dataclasses.fields(obj):  # every knob in its range first: then the pairs that must be in order
+        if "at_most" in f.metadata:
+            check_order(obj, f.name, f.metadata["at_most"], f.metadata["at_most_why"])
 
 
 def check_name(value: object, field: str, *, source: str | None = None, what: str = "name") -> str:

@@ -115,6 +115,8 @@ class Dim:
     log: bool = False
     choices: tuple[Scalar, ...] = ()
     origin: str = "declared bounds"
+    #: Another searched knob this one may not exceed (``knob(at_most=)``): it is drawn after that one, no higher.
+    at_most: str | None = None
 
     def describe(self) -> str:
         if self.choices:
@@ -122,7 +124,8 @@ class Dim:
         scale = " log" if self.log else ""
         assert self.lo is not None and self.hi is not None
         span = f"[{format_bound(self.lo)}, {format_bound(self.hi)}]"
-        return f"{self.name} {span}{scale} ({self.origin}; default {self.default})"
+        most = f", at most {self.at_most}" if self.at_most else ""
+        return f"{self.name} {span}{scale}{most} ({self.origin}; default {self.default})"
 
 
 def search_space(
@@ -167,7 +170,58 @@ def search_space(
                 continue
             log = lo > 0 and hi / lo >= 100
             dims.append(Dim(name, kind.__name__, default, lo, hi, log, origin=origin))
-    return dims, skipped
+    return _ordered(dims, fields), skipped
+
+
+def _ordered(dims: list[Dim], fields: Mapping[str, dataclasses.Field[Any]]) -> list[Dim]:
+    """``dims`` with the pairs of knobs that must stay in order (``knob(at_most=)``: a minimum and its maximum)
+    kept in order: a knob whose bound is not searched is searched no higher than the bound's default (and the
+    bound no lower than the knob's default, the other way round); when both are searched the lower one is drawn
+    after the other, no higher (:func:`_suggest_all`), and the other no lower than the lower one can go. Every
+    trial is then a valid setting (independent draws turned about half of them around, each a failed trial)."""
+    at = {d.name: i for i, d in enumerate(dims)}
+    for name, f in fields.items():
+        high = f.metadata.get("at_most")
+        if high is None or (name not in at and high not in at):
+            continue
+        low_dim = dims[at[name]] if name in at else None
+        high_dim = dims[at[high]] if high in at else None
+        # (numbers, with defaults: each is a searched knob, or bounds one)
+        low_default = float(typing.cast(float, f.default))
+        high_default = float(typing.cast(float, fields[high].default))
+        if low_dim is not None and high_dim is None:
+            assert low_dim.hi is not None
+            low_dim = dataclasses.replace(low_dim, hi=min(low_dim.hi, high_default))
+        elif high_dim is not None:
+            assert high_dim.lo is not None
+            floor = low_default if low_dim is None or low_dim.lo is None else low_dim.lo
+            high_dim = dataclasses.replace(high_dim, lo=max(high_dim.lo, floor))
+            if low_dim is not None:
+                low_dim = dataclasses.replace(low_dim, at_most=high)
+        for d in (low_dim, high_dim):
+            if d is None:
+                continue
+            assert d.lo is not None and d.hi is not None
+            if d.lo > d.hi or (d.kind == "int" and math.ceil(d.lo) > math.floor(d.hi)):
+                raise ConfigError(
+                    "--range", f"{name}, {high}",
+                    f"leaves nothing to search: {name} must be <= {high}, and their ranges "
+                    f"({', '.join(x.describe() for x in (low_dim, high_dim) if x is not None)}) and defaults "
+                    f"({format_bound(low_default)}, {format_bound(high_default)}) do not allow it",
+                )  # fmt: skip
+            dims[at[d.name]] = dataclasses.replace(d, log=d.lo > 0 and d.hi / d.lo >= 100)
+    return dims
+
+
+def _suggest_all(trial: Any, dims: Sequence[Dim]) -> dict[str, Scalar]:
+    """One value per dimension, in order, except that a knob bounded by another searched knob
+    (``Dim.at_most``) is drawn after it, no higher than the value drawn."""
+    params = {d.name: _suggest(trial, d) for d in dims if d.at_most is None}
+    for d in dims:
+        if d.at_most is not None:
+            assert d.hi is not None
+            params[d.name] = _suggest(trial, dataclasses.replace(d, hi=min(d.hi, float(params[d.at_most]))))
+    return {d.name: params[d.name] for d in dims}
 
 
 def _bounds(
@@ -349,7 +403,7 @@ def tune(
         asked = [study.ask() for _ in range(min(setup.batch, setup.trials - len(trials)))]
         planned: list[tuple[Any, dict[str, Scalar], dict[tuple[str, int], Cell], str | None]] = []
         for t in asked:
-            params = {d.name: _suggest(t, d) for d in setup.dims}
+            params = _suggest_all(t, setup.dims)
             try:
                 cells = setup.cells(params, setup.seeds)
                 check_cells(cells.values())

@@ -139,3 +139,36 @@ def test_the_objective_is_the_geometric_mean_ratio_to_the_reference_runs(
         "scan_size_mb"]}  # fmt: skip
     stored = results.query(db, "SELECT number, value, state FROM trials ORDER BY number")
     assert stored["value"].tolist() == [t["value"] for t in result.trials] and set(stored["state"]) == {"complete"}
+
+
+def test_knobs_that_must_stay_in_order_are_searched_in_order() -> None:
+    """knob(at_most=): mainline's group_active_out may not exceed group_active_in, a scan period minimum its
+    maximum. Searched together, every trial keeps them in order (drawn independently, about half of the trials
+    turned the hysteresis around and failed); searched alone, a knob stays on its side of the other's default;
+    ranges that leave no valid pair are refused up front."""
+    import optuna
+
+    from memsched.policies.numa.mainline import MainlineConfig
+    from memsched.sweep.tune import _suggest_all
+
+    dims, _ = search_space("mainline")
+    by = {d.name: d for d in dims}
+    assert by["group_active_out"].at_most == "group_active_in" and by["group_active_in"].at_most is None
+    assert by["scan_period_min_ms"].at_most == "scan_period_max_ms"
+    assert "at most group_active_in" in by["group_active_out"].describe()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=3))
+    for i in range(60):
+        trial = study.ask()
+        params = _suggest_all(trial, dims)
+        assert list(params) == [d.name for d in dims]
+        assert params["group_active_out"] <= params["group_active_in"]
+        assert params["scan_period_min_ms"] <= params["scan_period_max_ms"]
+        MainlineConfig(**params)  # a valid setting: no ConfigError
+        study.tell(trial, float(i % 7))
+    (out,) = search_space("mainline", knobs=["group_active_out"])[0]
+    assert (out.lo, out.hi, out.at_most) == (0, 6 / 16, None)  # no higher than group_active_in's default
+    (inn,) = search_space("mainline", knobs=["group_active_in"])[0]
+    assert (inn.lo, inn.hi) == (3 / 16, 1)  # no lower than group_active_out's default
+    with pytest.raises(ConfigError, match="leaves nothing to search: group_active_out must be <= group_active_in"):
+        search_space("mainline", knobs=["group_active_out"], ranges={"group_active_out": (0.5, 0.9)})

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memsched.config import check_order, knob, validate
+from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, SetScanPeriod
 from memsched.policies.numa.base import (
     MAX_INTERVAL_MS,
@@ -54,7 +54,8 @@ class BalancenumaConfig:
     )
     scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms (3.8)", min=0, max=SYSCTL_INT_MAX, limit=True)
     scan_period_min_ms: int = knob(
-        100, "numa_balancing_scan_period_min_ms (3.8)", min=1, max=SYSCTL_INT_MAX, limit=True
+        100, "numa_balancing_scan_period_min_ms (3.8)", min=1, max=SYSCTL_INT_MAX, limit=True,
+        at_most="scan_period_max_ms",
     )
     scan_period_max_ms: int = knob(
         5000, "numa_balancing_scan_period_max_ms (3.8: 100*50)", min=1, max=SYSCTL_INT_MAX, limit=True
@@ -78,7 +79,6 @@ class BalancenumaConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-        check_order(self, "scan_period_min_ms", "scan_period_max_ms")
 
 
 class Balancenuma(NumaPolicy):

@@ -31,7 +31,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memsched.config import check_order, knob, validate
+from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 from memsched.units import NSEC_PER_MSEC
@@ -85,7 +85,8 @@ class TaskWorkScan:
         1000, "numa_balancing_scan_delay_ms: first scan after this delay", min=0, max=SYSCTL_INT_MAX, limit=True
     )
     scan_period_min_ms: int = knob(
-        100, "numa_balancing_scan_period_min_ms (3.8: 100)", min=1, max=SYSCTL_INT_MAX, limit=True
+        100, "numa_balancing_scan_period_min_ms (3.8: 100)", min=1, max=SYSCTL_INT_MAX, limit=True,
+        at_most="scan_period_max_ms",
     )
     scan_period_max_ms: int = knob(
         5000, "numa_balancing_scan_period_max_ms (3.8: 100*50)", min=1, max=SYSCTL_INT_MAX, limit=True
@@ -99,7 +100,6 @@ class TaskWorkScan:
 
     def __post_init__(self) -> None:
         validate(self)
-        check_order(self, "scan_period_min_ms", "scan_period_max_ms")
 
     @classmethod
     def from_knobs(cls, config: object, **fixed: object) -> TaskWorkScan:

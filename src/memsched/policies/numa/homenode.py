@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memsched.config import check_order, knob, validate
+from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SetScanPeriod, SwapTasks
 from memsched.policies.numa.base import (
     MAX_INTERVAL_MS,
@@ -59,7 +59,8 @@ BALANCENUMA_SCALE = 1000
 class HomenodeConfig:
     scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms", min=0, max=SYSCTL_INT_MAX, limit=True)
     scan_period_min_ms: int = knob(
-        100, "scan period when placement is wrong (V3: scan_period_min)", min=1, max=SYSCTL_INT_MAX, limit=True
+        100, "scan period when placement is wrong (V3: scan_period_min)", min=1, max=SYSCTL_INT_MAX, limit=True,
+        at_most="scan_period_max_ms",
     )
     scan_period_max_ms: int = knob(
         5000, "scan period cap when placement is right", min=1, max=SYSCTL_INT_MAX, limit=True
@@ -75,7 +76,6 @@ class HomenodeConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-        check_order(self, "scan_period_min_ms", "scan_period_max_ms")
 
 
 class Homenode(NumaPolicy):

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memsched.config import check_order, knob, validate
+from memsched.config import knob, validate
 from memsched.policies.numa.actions import (
     Action,
     MigratePages,
@@ -81,7 +81,8 @@ MAX_IMBALANCE_PCT = 10_000
 class MainlineConfig:
     scan_delay_ms: int = knob(1000, "numa_balancing_scan_delay_ms", min=0, max=SYSCTL_INT_MAX, limit=True)
     scan_period_min_ms: int = knob(
-        1000, "numa_balancing_scan_period_min_ms (3.13)", min=1, max=SYSCTL_INT_MAX, limit=True
+        1000, "numa_balancing_scan_period_min_ms (3.13)", min=1, max=SYSCTL_INT_MAX, limit=True,
+        at_most="scan_period_max_ms",
     )
     scan_period_max_ms: int = knob(
         60000, "numa_balancing_scan_period_max_ms (3.13)", min=1, max=SYSCTL_INT_MAX, limit=True
@@ -96,18 +97,20 @@ class MainlineConfig:
     group_active_in: float = knob(
         6 / 16, "a node joins the group's active set above this share of the max", min=0.0, max=1.0
     )
-    group_active_out: float = knob(3 / 16, "and leaves it below this share", min=0.0, max=1.0)
+    group_active_out: float = knob(
+        3 / 16,
+        "and leaves it below this share",
+        min=0.0,
+        max=1.0,
+        at_most="group_active_in",
+        why="update_numa_active_node_mask()'s hysteresis: a node between them would join and leave on every update",
+    )
     migrate_check_ms: int = knob(
         250, "how often pending numa_migrate_preferred() retries are checked", min=1, max=MAX_INTERVAL_MS, limit=True
     )
 
     def __post_init__(self) -> None:
         validate(self)
-        check_order(self, "scan_period_min_ms", "scan_period_max_ms")
-        # update_numa_active_node_mask()'s hysteresis: a node between the two would join and leave on each update
-        check_order(
-            self, "group_active_out", "group_active_in", "a node between them would join and leave on every update"
-        )
 
 
 @dataclass
