@@ -17,6 +17,7 @@ from memsched.cli.app import app
 from memsched.cli.common import (
     check_writable,
     emit_json,
+    whole_number,
 )
 from memsched.errors import ConfigError
 from memsched.results import DEFAULT_DB
@@ -90,27 +91,49 @@ def export(
     print(f"wrote {n} runs to {dest}", file=sys.stderr)
 
 
+#: Rows ``results query`` prints unless ``--limit`` says otherwise, and the most it prints: a million rows
+#: of ``runs`` (each with its ``record`` document, a few KiB) is already gigabytes of JSON; every run goes to a
+#: file with ``results export``.
+QUERY_LIMIT_DEFAULT = 10_000
+QUERY_LIMIT_MAX = 1_000_000
+
+
 @results_app.command("query")
 def query(
     sql: Annotated[str, typer.Argument(help="one SQL statement over runs, sweeps, sweep_cells, trials")],
     db: DbOpt = Path(DEFAULT_DB),
     json_out: JsonOpt = False,
     csv: Annotated[bool, typer.Option("--csv", help="print CSV on stdout")] = False,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            parser=whole_number,
+            help=f"print at most this many rows (1 to {QUERY_LIMIT_MAX}); stderr says when rows were left out",
+        ),
+    ] = QUERY_LIMIT_DEFAULT,
 ) -> None:
-    """Run SQL over the database, read-only, and print the result as a table, JSON or CSV."""
+    """Run SQL over the database, read-only, and print the result as a table, JSON or CSV (the first
+    ``--limit`` rows)."""
     from memsched import results
     from memsched.cli.common import out_console
 
     if json_out and csv:
         raise ConfigError("--json/--csv", "both", "choose one of them (the result goes to stdout once)")
+    if not 1 <= limit <= QUERY_LIMIT_MAX:
+        raise ConfigError("--limit", str(limit), f"must be from 1 to {QUERY_LIMIT_MAX} (results export writes "
+                          "every run to a file)")  # fmt: skip
     with _db_option():
-        frame = results.query(db, sql)
+        frame, truncated = results.query_head(db, sql, limit)
     if json_out:
         emit_json(_records(frame))
     elif csv:
         sys.stdout.write(frame.to_csv(index=False))
     else:
         out_console.print(frame_table(frame, None))
+    if truncated:
+        more = f"--limit N prints up to {QUERY_LIMIT_MAX}" if limit < QUERY_LIMIT_MAX else "results export writes all"
+        print(f"memsched: printed the first {limit} rows; the result has more ({more})", file=sys.stderr)
 
 
 def _grouped(frame: pd.DataFrame) -> pd.DataFrame:

@@ -5,8 +5,8 @@
 >>> df.groupby("policy")["elapsed_s"].median()                      # doctest: +SKIP
 
 :func:`open` gives every run (or one sweep's) as a pandas DataFrame, :func:`query` runs SQL over the database
-read-only, :func:`export` writes CSV or Parquet. The schema is in ``results/store.py``; how concurrent writers
-share a file in ``results/lock.py``.
+read-only (:func:`query_head` gives its first rows), :func:`export` writes CSV or Parquet. The schema is in
+``results/store.py``; how concurrent writers share a file in ``results/lock.py``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from memsched.errors import ConfigError, KernelError, UnknownNameError
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
 
     from memsched.results.store import FIXED_COLUMNS, Outcome, ResultStore, record_digest
 
-__all__ = ["FIXED_COLUMNS", "Outcome", "ResultStore", "export", "open", "query", "record_digest", "sweeps"]
+__all__ = ["FIXED_COLUMNS", "Outcome", "ResultStore", "export", "open", "query", "query_head", "record_digest",
+           "sweeps"]  # fmt: skip
 
 #: Where sweeps, tuning runs and ``memsched results`` keep their results unless told otherwise.
 DEFAULT_DB = "results.duckdb"
@@ -51,20 +53,60 @@ def open(path: Path | str, *, sweep: str | None = None) -> pd.DataFrame:
 def query(path: Path | str, sql: str) -> pd.DataFrame:
     """The result of one SQL statement over the database, opened read-only (tables ``runs``, ``sweeps``,
     ``sweep_cells``, ``trials``). The statement can read no other file and write none (``COPY ... TO``,
-    ``read_csv`` and ``ATTACH`` are refused)."""
+    ``read_csv`` and ``ATTACH`` are refused). SIGINT or SIGTERM stops the statement at once."""
+    frame, _ = _query(path, sql, None)
+    return frame
+
+
+def query_head(path: Path | str, sql: str, limit: int) -> tuple[pd.DataFrame, bool]:
+    """The first ``limit`` rows of :func:`query`'s result, and whether it had more. Only ``limit + 1`` rows
+    are fetched: DuckDB streams the result, so ``SELECT * FROM range(300000000)`` costs what its head does."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0 (got {limit})")
+    return _query(path, sql, limit)
+
+
+def _query(path: Path | str, sql: str, limit: int | None) -> tuple[pd.DataFrame, bool]:
     import duckdb
 
-    from memsched.results.store import ResultStore
+    from memsched.results.interrupt import interrupt_on_signals
+    from memsched.results.store import ResultStore, interruptible
 
     with ResultStore(path, read_only=True, sandboxed=True, field="path") as store:
+        con = store.connection()
         try:
-            count = len(store.connection().extract_statements(sql))
+            count = len(con.extract_statements(sql))
             if count != 1:
                 raise ConfigError("query", sql, f"must be exactly one SQL statement, not {count}")
-            return store.frame(sql)
+            with interrupt_on_signals(con), interruptible():
+                result = con.execute(sql)
+                if limit is None:
+                    return result.df(), False
+                return _head(result, limit)
         except duckdb.Error as e:
             raise ConfigError("query", sql, f"must be valid read-only SQL over runs, sweeps, sweep_cells, trials "
                               f"({str(e).strip().splitlines()[0]})") from None
+
+
+#: Rows in one DuckDB vector (``STANDARD_VECTOR_SIZE``): ``fetch_df_chunk`` counts in vectors.
+_VECTOR_ROWS = 2048
+
+
+def _head(result: duckdb.DuckDBPyConnection, limit: int) -> tuple[pd.DataFrame, bool]:
+    """The first ``limit`` rows of a pending ``result`` and whether there were more, fetching ``limit + 1``."""
+    import pandas as pd
+
+    wanted = limit + 1
+    parts = [result.fetch_df_chunk(-(-wanted // _VECTOR_ROWS))]
+    got = len(parts[0])
+    while 0 < got < wanted:  # a chunk may hold fewer vectors than asked for
+        part = result.fetch_df_chunk(-(-(wanted - got) // _VECTOR_ROWS))
+        if part.empty:
+            break
+        parts.append(part)
+        got += len(part)
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return frame.head(limit), got > limit
 
 
 def sweeps(path: Path | str) -> pd.DataFrame:

@@ -231,7 +231,7 @@ class ResultStore:
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         import duckdb
 
-        with _interruptible():
+        with interruptible():
             con = self.connection()
             con.execute("BEGIN TRANSACTION")
             try:
@@ -243,7 +243,7 @@ class ResultStore:
             con.execute("COMMIT")
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with _interruptible():
+        with interruptible():
             return self.connection().execute(sql, list(params)).fetchall()
 
     # ---- reading ----------------------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ class ResultStore:
 
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """The result of ``sql`` as a pandas DataFrame."""
-        with _interruptible():
+        with interruptible():
             return self.connection().execute(sql, list(params)).df()
 
     # ---- writing ----------------------------------------------------------------------------------------------
@@ -316,7 +316,7 @@ class ResultStore:
                 if o.record is not None and isinstance(o.record.get("timeline"), Mapping):
                     write_timeline(timelines / f"{o.key}.parquet", o.record["timeline"])
         rows = [self._row(o) for o in outcomes]
-        with _interruptible():
+        with interruptible():
             self._fit_columns(self.connection(), rows)
         names = sorted(set().union(*rows))
         # One vectorised INSERT of a DataFrame: executemany binds row by row (about 10 ms a row here).
@@ -430,7 +430,7 @@ def write_timeline(path: Path, timeline: Mapping[str, Any]) -> None:
 
 
 @contextmanager
-def _interruptible() -> Iterator[None]:
+def interruptible() -> Iterator[None]:
     """DuckDB turns Ctrl-C during a statement into its own error; make it the KeyboardInterrupt it was (the
     statement's transaction is rolled back, so nothing is half-written)."""
     import duckdb
