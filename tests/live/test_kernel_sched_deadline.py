@@ -234,6 +234,24 @@ def test_exec_failure_after_setattr_leaves_nothing(tmp_path: Path, dl_bandwidth:
     assert child_pids() == before  # the child was reaped: not even a zombie remains
 
 
+def test_a_script_without_shebang_runs_under_its_reservation(tmp_path: Path, dl_bandwidth: Callable[..., None]) -> None:
+    """A script with no #! line is run by /bin/sh as execvp would (it failed with ENOEXEC), arguments and exit
+    status kept, under the reservation."""
+    dl_bandwidth(0.1)
+    script = tmp_path / "no-shebang"
+    script.write_text(f'printf "%s|" "$0" "$@" > {shlex.quote(str(tmp_path / "out"))}\nexit 3\n')
+    script.chmod(0o755)
+    seen: list[SchedAttr] = []
+    result = run_deadline(
+        [str(script), "a b"],
+        SchedAttr.deadline(1_000_000, 10_000_000),
+        on_start=lambda pid: seen.append(sched_getattr(pid)),
+    )
+    assert (result.returncode, result.signal) == (3, None)
+    assert (tmp_path / "out").read_text() == f"{script}|a b|"
+    assert seen[0].sched_policy == SchedPolicy.DEADLINE
+
+
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to narrow the affinity")
 def test_narrow_affinity_is_refused_with_eperm() -> None:
     """A task pinned to fewer CPUs than its root domain cannot become SCHED_DEADLINE; the error says why."""

@@ -2,7 +2,7 @@
 
 Why the child and not the parent: a SCHED_DEADLINE task cannot ``fork()`` (``sched_fork`` in kernel/sched/core.c
 returns ``-EAGAIN`` for a deadline task, since 3.14), so the reservation must be set by the process that will
-become the command, after the fork and before the ``exec``. This is the ``chrt -d`` recipe, with three differences:
+become the command, after the fork and before the ``exec``. This is the ``chrt -d`` recipe, with four differences:
 
 * the parameters are checked (``__checkparam_dl`` with this kernel's period bounds) and the command is looked
   up on ``PATH`` *before* forking, so bad input never touches the scheduler;
@@ -10,6 +10,7 @@ become the command, after the fork and before the ``exec``. This is the ``chrt -
   pattern of CPython's ``_posixsubprocess``) and ``_exit``\\ s at once: a child that could not exec dies
   immediately, so no task is ever left in SCHED_DEADLINE running something it should not; the parent then
   raises the explained error of :mod:`memsched.live.dl_explain` (EBUSY with the bandwidth figures, ...);
+* a script without a ``#!`` line is run by ``/bin/sh``, as ``execvp`` and the shells do (:func:`exec_command`);
 * with ``SCHED_FLAG_DL_OVERRUN`` the kernel sends SIGXCPU when the task exceeds its runtime (the default
   action terminates it); a command that dies of SIGXCPU is reported as a deadline overrun.
 
@@ -55,7 +56,7 @@ from memsched.live.roots import LiveRoots
 from memsched.live.sched_attr import raw_sched_setattr
 from memsched.uapi.sched import SchedAttr, SchedFlag, SchedPolicy
 
-__all__ = ["RUN_FLAGS", "RunResult", "resolve_command", "run_deadline", "validate_run_attr"]
+__all__ = ["RUN_FLAGS", "RunResult", "exec_command", "resolve_command", "run_deadline", "validate_run_attr"]
 
 #: Flags that make sense for a command run under SCHED_DEADLINE (the KEEP_* and clamp flags do not).
 RUN_FLAGS = SchedFlag.RESET_ON_FORK | SchedFlag.RECLAIM | SchedFlag.DL_OVERRUN
@@ -141,7 +142,7 @@ def _child(
             os.write(report_fd, _STAGE_SETATTR + f"{err}:{size}".encode())
             return
         try:
-            os.execve(executable, list(argv), env)
+            exec_command(executable, argv, env)
         except OSError as e:
             os.write(report_fd, _STAGE_EXEC + str(e.errno or errno.EIO).encode())
             code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127
@@ -149,6 +150,34 @@ def _child(
         code = 127
     finally:
         os._exit(code)
+
+
+#: The shell a file without a ``#!`` line is run with (``_PATH_BSHELL``).
+_BSHELL = "/bin/sh"
+
+
+def exec_command(executable: str, argv: Sequence[str], env: dict[str, str]) -> None:
+    """``execve`` the command, as ``execvp`` does: a file the kernel cannot execute (``ENOEXEC``: a script
+    without a ``#!`` line) is run by ``/bin/sh`` as ``/bin/sh FILE ARGS...`` (``posix/execvpe.c`` in glibc,
+    ``shell_execve`` in bash). As bash does, a file that looks binary (a NUL byte on its first line, within its
+    first 80 bytes) is not given to the shell, and the ``ENOEXEC`` stands. Returns only by raising ``OSError``."""
+    try:
+        os.execve(executable, list(argv), env)
+    except OSError as e:
+        if e.errno != errno.ENOEXEC or _looks_binary(executable):
+            raise
+    os.execve(_BSHELL, [_BSHELL, executable, *argv[1:]], env)
+
+
+def _looks_binary(path: str) -> bool:
+    """bash's ``check_binary_file``: a NUL byte before the first new line of the first 80 bytes (a file that
+    cannot be read counts as binary, so its ``ENOEXEC`` is reported)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(80)
+    except OSError:
+        return True
+    return b"\0" in head.partition(b"\n")[0]
 
 
 def _read_report(fd: int) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -90,3 +91,37 @@ def test_the_raw_calls_and_the_parsers_import_without_numpy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def _exec_command(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A Python process that becomes ``path`` through :func:`exec_command` (its OSError goes to stderr)."""
+    code = (
+        "import os, sys\n"
+        "from memsched.live.rt_run import exec_command\n"
+        "try:\n"
+        "    exec_command(sys.argv[1], sys.argv[1:], dict(os.environ))\n"
+        "except OSError as e:\n"
+        "    print('errno', e.errno, file=sys.stderr)\n"
+        "    sys.exit(99)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(path), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_script_without_shebang_runs_with_bin_sh_as_execvp_would(tmp_path: Path) -> None:
+    """A script with no #! line failed with ENOEXEC; execvp and the shells run it with /bin/sh, argv kept."""
+    script = tmp_path / "no shebang"
+    script.write_text('printf "%s|" "$0" "$@"\nexit 3\n')
+    script.chmod(0o755)
+    done = _exec_command(script, "a b", "")
+    assert (done.returncode, done.stdout, done.stderr) == (3, f"{script}|a b||", "")
+
+
+def test_a_binary_the_kernel_cannot_execute_is_not_given_to_the_shell(tmp_path: Path) -> None:
+    """A file with a NUL byte on its first line is binary (bash's rule): its ENOEXEC is reported, not run by sh."""
+    bogus = tmp_path / "not-a-program"
+    bogus.write_bytes(b"\x00\x01\x02 not an executable format\necho ran\n")
+    bogus.chmod(0o755)
+    done = _exec_command(bogus)
+    assert (done.returncode, done.stdout, done.stderr.strip()) == (99, "", f"errno {errno.ENOEXEC}")
