@@ -273,9 +273,14 @@ def _top(roots: LiveRoots, json_out: bool, interval_ns: int, count: int | None, 
 # ------------------------------------------------------------------------------------------------ numa balance
 
 
+#: Task states (``/proc/<pid>/stat`` field 3) of a process that has exited: zombie, dead (``task_state_array``
+#: in fs/proc/array.c; ``x`` in 3.13 to 4.13).
+_EXITED = ("Z", "X", "x")
+
+
 def _check_pids(roots: LiveRoots, pids: list[int]) -> None:
-    """Each ``--pid`` names a process of the tree read, with an address space (as ``rt admit --pid``: a pid
-    that is not there is bad input, not a sample without work)."""
+    """Each ``--pid`` names a running process of the tree read, with an address space (as ``rt admit --pid``: a
+    pid that is not there, or a zombie, is bad input, not a sample without work)."""
     from memsched.cli.rt_admit import PID_MAX_LIMIT
     from memsched.errors import AccessDeniedError, KernelError
     from memsched.live.procfs import list_pids, read_numa_maps, read_task_stat
@@ -288,10 +293,13 @@ def _check_pids(roots: LiveRoots, pids: list[int]) -> None:
         if p not in running:
             raise ConfigError("--pid", p, f"must be a running process (no such process in {roots.proc_root})")
         try:
-            kthread = read_task_stat(roots, p).is_kthread
+            stat = read_task_stat(roots, p)
         except KernelError:
             continue  # gone or unreadable since: the first sample says so
-        if kthread:
+        if stat.state in _EXITED:
+            raise ConfigError("--pid", p, "must be a running process (it has exited: a zombie its parent has not "
+                              "reaped)")  # fmt: skip
+        if stat.is_kthread:
             raise ConfigError("--pid", p, "must be a process with an address space (it is a kernel thread)")
         try:  # a process asked for by name that cannot be balanced is refused, not noted and skipped
             read_numa_maps(roots, p)

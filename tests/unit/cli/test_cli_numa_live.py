@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -95,6 +97,42 @@ def test_balance_pid_not_there_exits_2(pid: str, capsys: pytest.CaptureFixture[s
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and "'--pid'" in err and pid in err
+
+
+def test_balance_pid_of_a_zombie_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--pid naming a zombie (state Z) is refused like a pid that is not there; it was exit 0 with a note."""
+    tree = tmp_path / "numa-4node"
+    shutil.copytree(FIXTURES / "numa-4node", tree, symlinks=True)
+    stat = tree / "proc/4100/stat"
+    stat.write_text(stat.read_text().replace("(stream) R ", "(stream) Z ", 1))
+    roots = ["--proc-root", str(tree / "proc"), "--sys-root", str(tree / "sys")]
+    assert main(["numa", "balance", "--policy", "numad", "--dry-run", "--pid", "4100", *roots]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "'--pid' must be a running process (it has exited: a zombie" in err and "4100" in err
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/numa_maps"), reason="this kernel has no numa_maps (CONFIG_NUMA)")
+def test_balance_pid_of_a_real_zombie_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A child of this test that exited and is not reaped yet, on the running kernel: refused, exit 2."""
+    child = subprocess.Popen(["true"])  # not waited for until the end: a zombie once it exits
+    pid = child.pid
+    try:
+        deadline = time.monotonic() + 30
+        while _state(pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _state(pid) == "Z"
+        argv = ["numa", "balance", "--policy", "numad", "--dry-run", "--count", "1", "--interval", "1ms"]
+        assert main([*argv, "--pid", str(pid)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "zombie" in err
+    finally:
+        child.wait(timeout=30)
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()[0]
 
 
 def test_balance_pid_whose_memory_map_may_not_be_read_exits_2(
