@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,9 @@ import pytest
 
 from helpers.kernel_helpers import own_deadline_tids
 from memsched.live.cgroups import MemcgV1Child, cgroup_mounts
+from memsched.live.noise import measure_noise
+from memsched.live.rt_run import run_deadline
+from memsched.uapi.sched import SchedAttr
 
 pytestmark = pytest.mark.live
 
@@ -188,8 +192,8 @@ def rt_noise() -> Iterator[Callable[[], tuple[subprocess.Popen[str], set[int]]]]
         found = wait_until(lambda: len(kids.union(children_of(proc.pid))) >= cpus or proc.poll() is not None, 60)
         kids.update(children_of(proc.pid))
         assert found and len(kids) == cpus, f"expected {cpus} measuring children, found {sorted(kids)}"
-        # Signal memsched once it sleeps in read(), as a user's Ctrl-C finds it: a signal that CPython handles
-        # just before it enters the system call is only seen when read() returns (a race no test can aim at).
+        # Signal memsched once it sleeps in read(), as a user's Ctrl-C finds it (a signal just before it blocks
+        # is test_rt_noise_sees_a_sigterm_that_does_not_interrupt_its_read's case).
         assert wait_until(lambda: proc_state(proc.pid) == "S", 60), f"memsched is {proc_state(proc.pid)}"
         return proc, kids
 
@@ -311,3 +315,61 @@ def test_a_killed_daemons_socket_is_replaced_by_the_next_start(tmp_path: Path) -
         if first.poll() is None:
             first.kill()
             first.communicate()
+
+
+class _StopError(Exception):
+    """What the tests' SIGTERM handler raises in the main thread."""
+
+
+@contextlib.contextmanager
+def _sigterm_from_another_thread(after_s: float) -> Iterator[threading.Thread]:
+    """SIGTERM raises :class:`_StopError`; after ``after_s`` a helper thread sends SIGTERM to itself. The kernel
+    then runs the handler's C part in that thread, and the main thread's blocking system call is not interrupted
+    (no EINTR): as when the signal lands in the instant before the main thread blocks, only a wakeup fd tells it."""
+
+    def raise_stop(signum: int, frame: object) -> None:
+        raise _StopError(signum)
+
+    def send() -> None:
+        time.sleep(after_s)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    helper = threading.Thread(target=send)
+    previous = signal.signal(signal.SIGTERM, raise_stop)
+    try:
+        helper.start()
+        yield helper
+    finally:
+        helper.join()
+        with contextlib.suppress(_StopError):  # a handler still pending runs here, not under the restored default
+            time.sleep(0.05)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_rt_run_sees_a_sigterm_that_does_not_interrupt_its_waitpid(dl_bandwidth: Callable[..., None]) -> None:
+    """A SIGTERM the main thread's waitpid() does not see is forwarded to the command at once, not when the
+    command ends by itself 30 s later."""
+    dl_bandwidth(0.1)
+    started = time.monotonic()
+    with _sigterm_from_another_thread(1.0):
+        result = run_deadline(
+            [sys.executable, "-c", "import time; time.sleep(30)"], SchedAttr.deadline(1_000_000, 10_000_000)
+        )
+    elapsed = time.monotonic() - started
+    assert (result.returncode, result.signal) == (128 + signal.SIGTERM, signal.SIGTERM)
+    assert elapsed < 20, f"rt run forwarded SIGTERM after {elapsed:.1f} s"
+
+
+def test_rt_noise_sees_a_sigterm_that_does_not_interrupt_its_read() -> None:
+    """A SIGTERM the main thread's read() of a measuring child's pipe does not see stops rt noise at once (and
+    kills the children), not when the 30 s measurement ends."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("rt noise measures a single allowed CPU in its own process: there is no child to wait for")
+    me = os.getpid()
+    started = time.monotonic()
+    with pytest.raises(_StopError), _sigterm_from_another_thread(1.0):
+        measure_noise(cpus[:2], duration_ns=30_000_000_000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 20, f"rt noise stopped after {elapsed:.1f} s"
+    assert not children_of(me), "measuring children outlived the interruption"

@@ -49,6 +49,7 @@ from memsched.live.oserrors import kill_and_reap
 from memsched.live.pdeathsig import set_parent_death_signal
 from memsched.live.procfs import parse_interrupts, parse_softirqs, parse_status
 from memsched.live.roots import LiveRoots, try_read_text
+from memsched.live.sigwake import SignalWakeup
 from memsched.uapi.cpumask import format_cpulist
 
 __all__ = [
@@ -277,9 +278,9 @@ def _measure_in_child(
     return pid, read_fd
 
 
-def _read_to_eof(fd: int) -> bytes:
+def _read_to_eof(fd: int, wake: SignalWakeup) -> bytes:
     chunks = []
-    while chunk := os.read(fd, 65536):
+    while chunk := wake.read(fd, 65536):
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -312,11 +313,12 @@ def _measure_in_children(
             for cpu in cpus:
                 pid, fd = _measure_in_child(cpu, duration_ns, threshold_ns, roots, sigmask)
                 running[pid] = fd
-        for cpu, (pid, fd) in zip(cpus, list(running.items()), strict=True):
-            data = _read_to_eof(fd)
-            _, status = os.waitpid(pid, 0)
-            os.close(running.pop(pid))
-            collected.append(_result(cpu, data, status))
+        with SignalWakeup() as wake:  # a stop signal just before a wait below ends it at once (live/sigwake.py)
+            for cpu, (pid, fd) in zip(cpus, list(running.items()), strict=True):
+                data = _read_to_eof(fd, wake)
+                status = wake.waitpid(pid)
+                os.close(running.pop(pid))
+                collected.append(_result(cpu, data, status))
     finally:
         for pid, fd in running.items():
             kill_and_reap(pid)

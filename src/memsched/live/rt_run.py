@@ -54,6 +54,7 @@ from memsched.live.oserrors import kill_and_reap
 from memsched.live.pdeathsig import set_parent_death_signal
 from memsched.live.roots import LiveRoots
 from memsched.live.sched_attr import raw_sched_setattr
+from memsched.live.sigwake import SignalWakeup
 from memsched.uapi.sched import SchedAttr, SchedFlag, SchedPolicy
 
 __all__ = ["RUN_FLAGS", "RunResult", "exec_command", "resolve_command", "run_deadline", "validate_run_attr"]
@@ -180,9 +181,9 @@ def _looks_binary(path: str) -> bool:
     return b"\0" in head.partition(b"\n")[0]
 
 
-def _read_report(fd: int) -> bytes:
+def _read_report(fd: int, wake: SignalWakeup) -> bytes:
     chunks = []
-    while chunk := os.read(fd, 256):
+    while chunk := wake.read(fd, 256):
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -216,31 +217,32 @@ def run_deadline(
     pid = -1
     reaped = False
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child execs or _exits
-            os.close(read_fd)
-            _child(executable, argv, env, attr, write_fd, parent, ignored)
-        child.append(pid)
-        os.close(write_fd)
-        write_fd = -1
-        report = _read_report(read_fd)
-        if report:
-            os.waitpid(pid, 0)
+    with SignalWakeup() as wake:  # a SIGTERM just before a wait below is seen at once (live/sigwake.py)
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child execs or _exits
+                os.close(read_fd)
+                _child(executable, argv, env, attr, write_fd, parent, ignored)
+            child.append(pid)
+            os.close(write_fd)
+            write_fd = -1
+            report = _read_report(read_fd, wake)
+            if report:
+                wake.waitpid(pid)
+                reaped = True
+                raise _child_failure(report, pid, attr, argv, roots)
+            if on_start is not None:
+                on_start(pid)
+            status = wake.waitpid(pid)
             reaped = True
-            raise _child_failure(report, pid, attr, argv, roots)
-        if on_start is not None:
-            on_start(pid)
-        _, status = os.waitpid(pid, 0)
-        reaped = True
-    finally:
-        for fd in (read_fd, write_fd):
-            if fd >= 0:
-                os.close(fd)
-        for signum, handler in old_handlers.items():
-            signal.signal(signum, handler)
-        if pid > 0 and not reaped:
-            kill_and_reap(pid)
+        finally:
+            for fd in (read_fd, write_fd):
+                if fd >= 0:
+                    os.close(fd)
+            for signum, handler in old_handlers.items():
+                signal.signal(signum, handler)
+            if pid > 0 and not reaped:
+                kill_and_reap(pid)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         overrun = sig == signal.SIGXCPU and bool(attr.sched_flags & SchedFlag.DL_OVERRUN)
