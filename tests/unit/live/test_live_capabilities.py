@@ -57,7 +57,7 @@ def test_arm_capabilities(arm: LiveRoots) -> None:
     with pytest.raises(UnsupportedError, match="lacks CAP_SYS_NICE"):
         caps.require("sched_deadline_permitted")
     # one capability on its own (what ``rt admit`` probes): the same error, named the same way
-    with pytest.raises(UnsupportedError, match="sched deadline permitted.*lacks CAP_SYS_NICE"):
+    with pytest.raises(UnsupportedError, match=r"sched deadline permitted.*lacks CAP_SYS_NICE"):
         caps.sched_deadline_permitted.require("sched_deadline_permitted")
     caps.sched_deadline.require("sched_deadline")  # available: no error
 
