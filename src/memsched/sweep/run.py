@@ -6,11 +6,16 @@ outcomes of every poll in one transaction, so an interrupted sweep — Ctrl-C, S
 worker, a lost Ray node — loses only the cells in flight, and a rerun does only the rest. Between polls it lets
 go of the database when another process waits for it (``results/lock.py``), and every few seconds it rereads
 the finished keys, so two sweeps over overlapping cells on one database split the work instead of doing it
-twice (a cell both happen to run is written once: the first commit wins, the second is ignored).
+twice (a cell both happen to run is written once: the first commit wins, the second is ignored). For that, each
+process starts at its own place in the list of cells to run (:func:`start_offset`) and goes round: two sweeps
+started together on the same cells would otherwise run them in the same order, side by side, each finishing a
+cell at about the time the other does, and rereading the finished keys would spare neither anything.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -27,8 +32,9 @@ __all__ = ["Progress", "run_cells", "run_sweep", "timelines_dir"]
 
 #: How long one poll of the executor waits (s): the longest another process waits for the database.
 POLL_S = 0.2
-#: How often the finished keys are reread while cells are pending (s).
-REFRESH_S = 2.0
+#: How often the finished keys are reread while cells are pending (s), at least: and no more often than keeps the
+#: rereading under 5 % of the time (20 times as long as the last reread took; a database of many runs).
+REFRESH_S = 0.5
 
 
 @dataclass
@@ -57,6 +63,15 @@ def timelines_dir(db: Path) -> Path:
     return Path(f"{db}.timelines")
 
 
+def start_offset(n: int, pid: int | None = None) -> int:
+    """Where in a list of ``n`` cells to run this process starts (it then goes round to the start): a place
+    spread by its process id (Knuth's multiplicative hash), so that concurrent runs over the same cells start
+    far apart and meet only at the end, and one process always starts at the same place."""
+    if n <= 1:
+        return 0
+    return ((os.getpid() if pid is None else pid) * 2654435761 & 0xFFFFFFFF) * n >> 32
+
+
 def run_cells(
     cells: Sequence[Cell],
     store: ResultStore,
@@ -69,18 +84,28 @@ def run_cells(
     start = time.monotonic()
     unique = list({c.key: c for c in cells}.values())
     done = store.finished_keys()
-    pending = deque(c for c in unique if c.key not in done)
+    todo = [c for c in unique if c.key not in done]
+    pid = os.getpid()
+    jumps = 0
+    first = start_offset(len(todo), pid)
+    pending = deque(todo[first:] + todo[:first])
     progress = Progress(total=len(unique), skipped=len(unique) - len(pending))
     refreshed = time.monotonic()
+    reread_s = 0.0
+    running: set[str] = set()  # the keys this process has in flight
     if on_progress:
         on_progress(progress, [])
     while pending or executor.in_flight():
         while pending and executor.in_flight() < executor.capacity:
             cell = pending.popleft()
             if cell.key in done:
+                # Finished by another process: this one has come to where another went before it, and would
+                # soon walk beside it. Go on from a new place of its own, without the cells known to be done.
                 progress.elsewhere += 1
+                pending, jumps = _jump(todo, pending, done, progress, pid, jumps + 1)
                 continue
             executor.submit(cell)
+            running.add(cell.key)
         outcomes = executor.poll(POLL_S)
         if outcomes:
             store.commit(outcomes, timelines=timelines)
@@ -89,8 +114,16 @@ def run_cells(
             progress.ok += sum(o.ok for o in outcomes)
             progress.failed += sum(not o.ok for o in outcomes)
             done.update(o.key for o in outcomes if o.ok)
-        if pending and time.monotonic() - refreshed > REFRESH_S:
-            done |= store.finished_keys()
+            running.difference_update(o.key for o in outcomes)
+        if pending and time.monotonic() - refreshed > max(REFRESH_S, 20 * reread_s):
+            t0 = time.monotonic()
+            now_done = store.finished_keys()
+            reread_s = time.monotonic() - t0
+            ahead = {c.key for c in itertools.islice(pending, max(1, executor.capacity))}
+            collide = (now_done - done) & (running | ahead)
+            done |= now_done
+            if collide:  # another process finishes what this one runs, or is about to: they walk side by side
+                pending, jumps = _jump(todo, pending, done, progress, pid, jumps + 1)
             refreshed = time.monotonic()
         store.yield_if_contended()
         progress.wall_s = time.monotonic() - start
@@ -98,6 +131,29 @@ def run_cells(
             on_progress(progress, outcomes)
     progress.wall_s = time.monotonic() - start
     return progress
+
+
+def _jump(
+    order: Sequence[Cell], pending: deque[Cell], done: set[str], progress: Progress, pid: int, jumps: int
+) -> tuple[deque[Cell], int]:
+    """The cells still to run, without those known to be done (counted as done elsewhere), from a new place:
+    inside the longest stretch of ``order`` with no cell known to be done, a quarter, half or three quarters of
+    the way in (by this process's id and jump count, so that two processes jumping at once land apart), as far
+    as can be from where any other process is known to have been. It then walks on (round to the start)."""
+    left_keys = {c.key for c in pending if c.key not in done}
+    progress.elsewhere += len(pending) - len(left_keys)
+    best_start, best_len, run_start = 0, 0, -1
+    for i, c in enumerate(order):
+        if c.key in left_keys:
+            if run_start < 0:
+                run_start = i
+            if i - run_start + 1 > best_len:
+                best_start, best_len = run_start, i - run_start + 1
+        else:
+            run_start = -1
+    first = best_start + best_len * (1 + start_offset(3, pid + jumps)) // 4
+    walk = [*order[first:], *order[:first]]
+    return deque(c for c in walk if c.key in left_keys), jumps
 
 
 def run_sweep(
