@@ -7,8 +7,9 @@ Each cell's wall time is looked up, in order, in
 2. ``rates.json`` beside this module, written by ``benchmarks/sweep_speed.py rates``: the wall time of every
    autonuma-benchmark, SPECjbb, perf-bench-numa and mixed workload under every policy on every preset with
    default settings, and the per-cell overhead of the local pool, measured on the machine named in the file;
-3. for other machines (files, generated families), the same workload and policy on the preset with the
-   nearest CPU count, scaled by the ratio of CPU counts (more CPUs, more tasks for these workloads);
+3. for other machines (files, generated families, even one named like a preset), the same workload and
+   policy on the preset with the nearest CPU count, scaled by the ratio of CPU counts (more CPUs, more tasks
+   for these workloads);
 4. otherwise the median of all rates.
 
 The estimate is the sum over cells of (wall time + overhead), divided by the workers. Settings are ignored
@@ -79,7 +80,7 @@ def estimate(
         if seen and key in seen:
             sources["this database"] += 1
             total += seen[key]
-        elif key in table:
+        elif key in table and cell.topology_toml is None:  # a file may carry a preset's name, not its machine
             sources["rates.json"] += 1
             total += table[key]
         else:

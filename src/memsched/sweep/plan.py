@@ -34,7 +34,8 @@ __all__ = ["Machine", "check_cells", "knob_kinds", "make_cell", "owners_of"]
 @dataclass(frozen=True)
 class Machine:
     """A topology of a sweep. ``arg`` is what a run names it by (a preset or a path), ``toml`` the text a
-    worker needs when that is not a preset, ``family`` the preset, file or family it stands for."""
+    worker needs when that is not a preset, ``family`` the preset, file or family it stands for, ``origin`` where
+    the spec gave it (``preset x86-8n64``, ``file boxes/my-box.toml``, ``families.glueless``) for messages."""
 
     name: str
     arg: str
@@ -42,12 +43,13 @@ class Machine:
     family: str
     params: Mapping[str, Scalar]
     topology: Topology
+    origin: str = ""
 
     @classmethod
     def named(cls, text: str, base_dir: Path, field: str = "topologies") -> Machine:
         """A preset by name, or a TOML file (relative to ``base_dir``)."""
         if text in list_presets():
-            return cls(text, text, None, text, {}, load_topology(text))
+            return cls(text, text, None, text, {}, load_topology(text), f"preset {text}")
         if not (text.endswith(".toml") or "/" in text):
             raise UnknownNameError(field, text, [*list_presets(), "<path>.toml"])
         path = Path(text) if Path(text).is_absolute() else base_dir / text
@@ -56,11 +58,13 @@ class Machine:
         except OSError as e:
             raise ConfigError(field, text, f"must be a preset or a readable TOML file ({e.strerror})") from None
         topo = load_topology(path)
-        return cls(topo.name, str(path), raw, path.stem, {}, topo)
+        return cls(topo.name, str(path), raw, path.stem, {}, topo, f"file {text}")
 
     @classmethod
     def member(cls, m: Member) -> Machine:
-        return cls(m.topology.name, m.topology.name, to_toml(m.mapping), m.family, m.params, m.topology)
+        return cls(
+            m.topology.name, m.topology.name, to_toml(m.mapping), m.family, m.params, m.topology, f"families.{m.family}"
+        )
 
 
 def owners_of(workload: str, policy: str) -> list[type]:

@@ -177,9 +177,14 @@ class _Plan:
     baseline: str | None
     references: bool
     sets: Mapping[str, Values]
+    #: The machines planned so far, by name: a run's ``topology`` column, the report's grouping and its
+    #: baselines know a machine by its name only.
+    machines: dict[str, Machine] = field(default_factory=dict)
 
     def grid(self, machines: Sequence[Machine], wls: Sequence[str], pols: Sequence[str],
              seeds: Sequence[int]) -> list[Cell]:
+        for m in machines:
+            self._use(m)
         cells = []
         for m in machines:
             for wl in wls:
@@ -191,16 +196,33 @@ class _Plan:
 
     def random(self, machines: Sequence[Machine], families: Sequence[Family], wls: Sequence[str],
                pols: Sequence[str], seeds: Sequence[int], samples: int, rng: np.random.Generator) -> list[Cell]:
+        for m in machines:
+            self._use(m)
         cells = []
         sources: list[Machine | Family] = [*machines, *families]
         for _ in range(samples):
             src = sources[int(rng.integers(len(sources)))]
             m = src if isinstance(src, Machine) else Machine.member(src.sample(rng))
+            self._use(m)
             wl = wls[int(rng.integers(len(wls)))]
             pol = pols[int(rng.integers(len(pols)))]
             values = {k: draw(self.sets[k], rng) for k in self._keys(wl, pol)}
             cells += self._runs(m, wl, pol, values, seeds)
         return cells
+
+    def _use(self, m: Machine) -> None:
+        """Refuse a second, different machine under a name already planned (an identical one is the same
+        cells, run once): its runs would share the first one's ``topology`` and be compared with its baselines."""
+        seen = self.machines.setdefault(m.name, m)
+        if seen is m or seen.topology.to_mapping() == m.topology.to_mapping():
+            return
+        # In the spec's order (topologies, then families), whatever order random draws met them in.
+        first, second = sorted((seen, m), key=lambda x: x.origin.startswith("families."))
+        field_ = f"families.{second.family}" if second.origin.startswith("families.") else "topologies"
+        raise ConfigError(
+            field_, m.name, f"must not give two different machines one name: {first.origin} and {second.origin} are "
+            "both named this (rename one: a topology file's name, a family's table)",
+        )
 
     def _keys(self, workload: str, policy: str) -> list[str]:
         kinds = knob_kinds(owners_of(workload, policy))

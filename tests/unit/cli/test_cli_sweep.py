@@ -282,3 +282,20 @@ def test_sweep_executor_options_are_bounded_before_planning(
     spec = write_spec(tmp_path)
     rc, out, err = run(capsys, "sweep", str(spec), "--db", str(tmp_path / "r.duckdb"), "--dry-run", *extra)
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and where in err
+
+
+def test_two_machines_under_one_name_are_refused_before_anything_runs(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A file named like the preset beside it, but another machine: one line naming both, exit 2, no database."""
+    preset = Path(__file__).parents[3] / "src/memsched/data/topologies/laptop-1n8.toml"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "box.toml").write_text(
+        preset.read_text().replace("controller_gibps = 40.0", "controller_gibps = 20.0")
+    )
+    spec = write_spec(tmp_path, "workloads = ['numa02']\npolicies = ['mainline']\n"
+                                "topologies = ['laptop-1n8', 'a/box.toml']\n")  # fmt: skip
+    for extra in ((), ("--dry-run",)):
+        rc, out, err = run(capsys, "sweep", str(spec), "--db", str(tmp_path / "r.duckdb"), *extra)
+        assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+        assert f"{spec}: 'topologies'" in err and "preset laptop-1n8 and file a/box.toml" in err
+        assert not (tmp_path / "r.duckdb").exists()

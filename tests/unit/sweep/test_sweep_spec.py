@@ -205,3 +205,58 @@ def test_a_family_member_round_trips_through_toml(tmp_path: Path) -> None:
 def test_fast_spec_helper_is_twelve_cells(tmp_path: Path) -> None:
     """The tests' shared spec has the twelve cells the issue's Ray test asks for."""
     assert len(load_spec(write_spec(tmp_path, FAST_SPEC)).cells) == 12
+
+
+LAPTOP_TOML = (Path(__file__).parents[3] / "src/memsched/data/topologies/laptop-1n8.toml").read_text()
+
+
+def _boxes(tmp_path: Path) -> None:
+    """a/box.toml: the laptop preset with a slower memory controller, under the preset's name; b/box.toml: the
+    preset itself, as a file."""
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "a" / "box.toml").write_text(LAPTOP_TOML.replace("controller_gibps = 40.0", "controller_gibps = 20.0"))
+    (tmp_path / "b" / "box.toml").write_text(LAPTOP_TOML)
+
+
+@pytest.mark.parametrize(
+    ("machines", "field", "sources"),
+    [
+        ('topologies = ["laptop-1n8", "a/box.toml", "b/box.toml"]\n', "'topologies'",
+         ("preset laptop-1n8", "file a/box.toml")),
+        ('topologies = ["b/box.toml", "a/box.toml"]\n', "'topologies'", ("file b/box.toml", "file a/box.toml")),
+        ('topologies = ["laptop-1n8"]\n[families.laptop-1n8]\nlike = "laptop-1n8"\nnodes = 2\n',
+         "'families.laptop-1n8'", ("preset laptop-1n8", "families.laptop-1n8")),
+        ('mode = "random"\nsamples = 20\ntopologies = ["laptop-1n8"]\n[families.laptop-1n8]\nnodes = 2\n',
+         "'families.laptop-1n8'", ("preset laptop-1n8", "families.laptop-1n8")),
+    ],
+)
+def test_two_different_machines_under_one_name_are_refused(machines: str, field: str, sources: tuple[str, str],
+                                                            tmp_path: Path) -> None:
+    """Runs are grouped and paired with their baselines by machine name: one name, two machines is an error."""
+    _boxes(tmp_path)
+    path = write_spec(tmp_path, 'workloads = ["numa02"]\npolicies = ["mainline"]\n' + machines)
+    with pytest.raises(ConfigError) as e:
+        load_spec(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: {field} ") and "\n" not in message
+    assert all(s in message for s in sources) and "'laptop-1n8'" in message
+
+
+def test_the_same_machine_listed_twice_is_run_once(tmp_path: Path) -> None:
+    """A preset and a file identical to it are one machine: its cells are planned once, not refused."""
+    _boxes(tmp_path)
+    head = 'workloads = ["numa02"]\npolicies = ["mainline"]\n'
+    both = load_spec(write_spec(tmp_path, head + 'topologies = ["laptop-1n8", "b/box.toml"]\n')).cells
+    alone = load_spec(write_spec(tmp_path, head + 'topologies = ["laptop-1n8"]\n')).cells
+    assert sorted(c.key for c in both) == sorted(c.key for c in alone) and len(both) == 2
+
+
+def test_a_file_named_like_a_preset_is_not_priced_as_the_preset(tmp_path: Path) -> None:
+    """--dry-run prices a file by its CPUs, not from the rates of the preset whose name it carries."""
+    from memsched.sweep.estimate import estimate
+
+    _boxes(tmp_path)
+    cells = load_spec(write_spec(tmp_path, 'workloads = ["numa02"]\npolicies = ["none"]\n'
+                                           'topologies = ["a/box.toml"]\n')).cells  # fmt: skip
+    assert estimate(cells, 1).sources == {"rates.json, scaled by CPUs": 1}
