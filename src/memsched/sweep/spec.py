@@ -123,7 +123,10 @@ def _parse(raw: Mapping[str, Any], source: str, base_dir: Path, default_name: st
     elif not isinstance(baseline, str):
         raise ConfigError("baseline", baseline, "must be a policy id or false")
     else:
-        policies.get(baseline)
+        try:
+            policies.get(baseline)
+        except UnknownNameError as e:
+            raise UnknownNameError("baseline", baseline, e.valid) from None
     references = _get(raw, "references", bool, False)
     # NumaOptions refuses an interval outside MIN_SAMPLE_INTERVAL_S..MAX_SAMPLE_INTERVAL_S (NaN and inf too).
     options = NumaOptions(thp=_get(raw, "thp", bool, True), sample_interval_s=_get(raw, "sample_interval_s",
