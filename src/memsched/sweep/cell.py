@@ -1,11 +1,11 @@
 """A sweep cell and the one function every executor runs on it.
 
 A :class:`Cell` is a :class:`~memsched.workloads.runspec.RunSpec` plus what the results database needs to know
-about it: its key and its identity document. The key is the SHA-256 of the cell's full description — the
-machine as :meth:`Topology.to_mapping` gives it (so a preset, a file and a generated member are told apart by
-content, not name), workload, policy and its version, seed, ``--set`` values, role, base, label, run options —
-and :data:`~memsched.record.MODEL_VERSION`: the same cell under the same model always has the same key, and a
-rerun skips it.
+about it: its key and its identity document. The key is the first 32 hex digits (128 bits) of the SHA-256 of
+the cell's full description — the machine as :meth:`Topology.to_mapping` gives it (so a preset, a file and a
+generated member are told apart by content, not name), workload, policy and its version, seed, ``--set``
+values, role, base, label, run options — and :data:`~memsched.record.MODEL_VERSION`: the same cell under the
+same model always has the same key, and a rerun skips it.
 
 :func:`run_cell` is the cell function of the local pool and of Ray alike: it writes a file or generated topology
 where the run can load it, calls :func:`~memsched.workloads.runner.run_one`, and returns an

@@ -277,6 +277,7 @@ def _get(raw: Mapping[str, Any], key: str, kind: type | tuple[type, ...], defaul
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_KIND_PLURALS = {str: "strings", int: "integers"}
 
 
 def _list(raw: Mapping[str, Any], key: str, kind: type) -> list[Any]:
@@ -284,7 +285,7 @@ def _list(raw: Mapping[str, Any], key: str, kind: type) -> list[Any]:
     items = value if isinstance(value, list) else [value]
     for item in items:
         if not isinstance(item, kind) or isinstance(item, bool):
-            raise ConfigError(key, item, f"must be a list of {_KIND_NAMES[kind]}s")
+            raise ConfigError(key, item, f"must be a list of {_KIND_PLURALS[kind]}")
     if len(set(items)) != len(items):
         raise ConfigError(key, value, "must not list a value twice")
     return items
@@ -310,6 +311,8 @@ def _seeds(value: Any) -> list[int]:
         if not 1 <= value <= MAX_SEEDS:
             raise ConfigError("seeds", value, f"must be a count in 1..{MAX_SEEDS:,} or a list of seeds")
         return list(range(value))
+    if not isinstance(value, list):
+        raise ConfigError("seeds", value, f"must be a count in 1..{MAX_SEEDS:,} or a list of seeds (integers)")
     seeds = _list({"seeds": value}, "seeds", int)
     if not seeds or len(seeds) > MAX_SEEDS or any(not 0 <= s <= MAX_SEED for s in seeds):
         raise ConfigError(

@@ -54,6 +54,16 @@ def test_keys_depend_on_content_not_on_spelling(tmp_path: Path) -> None:
     assert d.cells[0].key != a.cells[0].key
 
 
+def test_a_key_is_the_first_128_bits_of_the_sha256_of_the_canonical_description() -> None:
+    """docs/sweeps.md's description of the key; stored databases depend on it, so it must not drift."""
+    import hashlib
+
+    from memsched.sweep.cell import cell_key
+
+    key = cell_key({"b": 1, "a": [1.5, "x"]})
+    assert key == hashlib.sha256(b'{"a":[1.5,"x"],"b":1}').hexdigest()[:32] and len(key) == 32
+
+
 def test_a_file_topology_is_read_relative_to_the_spec_and_keyed_by_content(tmp_path: Path) -> None:
     """A topology file travels as text; the same machine as a file and as a preset has the same key."""
     (tmp_path / "boxes").mkdir()
@@ -137,6 +147,10 @@ def test_references_add_each_workloads_reference_runs(tmp_path: Path) -> None:
         # bounds: a spec that would take the driver minutes and gigabytes to plan is refused before planning
         ('workloads = ["numa02"]\npolicies = ["none"]\ntopologies = ["laptop-1n8"]\nseeds = 100000000\n', "'seeds'"),
         ('workloads = ["numa02"]\npolicies = ["none"]\ntopologies = ["laptop-1n8"]\nseeds = [-1]\n', "'seeds'"),
+        (ONE_CELL + "seeds = 2.5\n", "'seeds' must be a count in 1..10,000 or a list of seeds (integers) (got 2.5)"),
+        (ONE_CELL + "seeds = [1, 2.5]\n", "'seeds' must be a list of integers (got 2.5)"),
+        ('workloads = ["numa02"]\npolicies = ["none"]\ntopologies = ["laptop-1n8", 3]\n',
+         "'topologies' must be a list of strings (got 3)"),
         ('workloads = ["numa02"]\npolicies = ["mainline"]\ntopologies = ["laptop-1n8"]\n[sets]\n'
          "scan_size_mb = {min = 1, max = 1000000, steps = 1000000}\n", "'sets.scan_size_mb.steps'"),
         ('workloads = ["numa02"]\npolicies = ["mainline"]\ntopologies = ["laptop-1n8"]\nseeds = 2000\n[sets]\n'
