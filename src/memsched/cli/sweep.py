@@ -20,7 +20,7 @@ from memsched.cli.common import (
     whole_number,
     write_atomic,
 )
-from memsched.errors import MemschedError
+from memsched.errors import ConfigError, MemschedError
 from memsched.results import DEFAULT_DB
 
 if TYPE_CHECKING:
@@ -61,10 +61,12 @@ def sweep(
     """Run every cell of a sweep spec not yet in the database; each result is committed as it arrives."""
     from memsched.conformance import checked_spec
     from memsched.sweep.executors import check_executor_options, make_executor
-    from memsched.sweep.run import run_sweep
+    from memsched.sweep.run import run_sweep, timelines_dir
     from memsched.sweep.spec import load_spec
 
     check_executor_options(jobs, retries)
+    if dry_run and report is not None:
+        raise ConfigError("--report", str(report), "cannot be given with --dry-run, which runs nothing to report on")
     plan = load_spec(spec)
     for pol in {c.doc["policy"] for c in plan.cells}:
         checked_spec(pol)
@@ -90,7 +92,8 @@ def sweep(
     summary = {
         "sweep": plan.name, "id": plan.id, "db": str(db), "executor": executor.name, "workers": executor.workers,
         "cells": progress.total, "skipped": progress.skipped, "ran": progress.ran, "ok": progress.ok,
-        "failed": progress.failed, "done_elsewhere": progress.elsewhere, "wall_s": round(progress.wall_s, 3),
+        "failed": progress.failed, "done_elsewhere": progress.elsewhere, "without_timeline": progress.without_timeline,
+        "wall_s": round(progress.wall_s, 3),
     }  # fmt: skip
     if json_out:
         emit_json(summary)
@@ -99,6 +102,12 @@ def sweep(
             f"sweep {plan.name}: {progress.total} cells, {progress.skipped} already in {db}, ran {progress.ran} "
             f"({progress.ok} ok, {progress.failed} failed) in {progress.wall_s:.1f} s on {executor.name} "
             f"x{executor.workers}" + (f"; {progress.elsewhere} finished by another run" if progress.elsewhere else ""),
+            file=sys.stderr,
+        )
+    if progress.without_timeline:
+        print(
+            f"sweep {plan.name}: {progress.without_timeline} cells finished earlier without a timeline and keep none "
+            f"in {timelines_dir(db)} (finished cells are not rerun); for their timelines, sweep into a new --db",
             file=sys.stderr,
         )
     if progress.failed:

@@ -47,6 +47,9 @@ class Progress:
     ok: int = 0
     failed: int = 0
     elsewhere: int = 0
+    #: Cells finished ``ok`` that have no timeline file although timelines were asked for (they finished in a
+    #: run that did not ask for them; a finished cell is not run again).
+    without_timeline: int = 0
     commits: int = 0
     wall_s: float = 0.0
 
@@ -170,7 +173,11 @@ def run_sweep(
                "families": list(spec.families), "model_version": MODEL_VERSION}  # fmt: skip
         store.register_sweep(spec.id, spec.name, "sweep", doc, [c.key for c in spec.cells])
         use_timelines = spec.timelines if timelines is None else timelines
-        return run_cells(
-            spec.cells, store, executor, timelines=timelines_dir(db) if use_timelines else None,
-            on_progress=on_progress,
-        )  # fmt: skip
+        folder = timelines_dir(db) if use_timelines else None
+        progress = run_cells(spec.cells, store, executor, timelines=folder, on_progress=on_progress)
+        if folder is not None and progress.skipped + progress.elsewhere:
+            ok = store.finished_keys()
+            progress.without_timeline = sum(
+                c.key in ok and not (folder / f"{c.key}.parquet").exists() for c in spec.cells
+            )
+        return progress

@@ -299,3 +299,27 @@ def test_two_machines_under_one_name_are_refused_before_anything_runs(tmp_path: 
         assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
         assert f"{spec}: 'topologies'" in err and "preset laptop-1n8 and file a/box.toml" in err
         assert not (tmp_path / "r.duckdb").exists()
+
+
+def test_timelines_asked_for_cells_done_without_them_says_so(swept: tuple[Path, Path],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--timelines over cells finished without timelines runs nothing, and says on stderr that they keep none."""
+    spec, db = swept
+    rc, out, err = run(capsys, "sweep", str(spec), "--db", str(db), "--timelines", "--json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert (doc["skipped"], doc["ran"], doc["without_timeline"]) == (12, 0, 12)
+    assert f"12 cells finished earlier without a timeline and keep none in {db}.timelines" in err
+    assert "new --db" in err
+    rc, _, err = run(capsys, "sweep", str(spec), "--db", str(db))
+    assert rc == 0 and "without a timeline" not in err  # not asked for: nothing to say
+
+
+def test_dry_run_with_a_report_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--dry-run runs nothing, so --report beside it would silently write nothing: refused, naming both."""
+    spec = write_spec(tmp_path)
+    rc, out, err = run(capsys, "sweep", str(spec), "--db", str(tmp_path / "r.duckdb"), "--dry-run", "--report",
+                       str(tmp_path / "r.html"))  # fmt: skip
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "'--report'" in err and "--dry-run" in err
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "r.duckdb").exists()
