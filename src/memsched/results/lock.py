@@ -14,6 +14,10 @@ So two sweeps (or a sweep and ``memsched results show``) take turns commit by co
 one commit plus one poll interval. ``flock`` locks die with their process, so a sweep killed with SIGKILL leaves
 no stale lock, and DuckDB replays or discards its write-ahead log on the next open. The database must be on a
 local file system (DuckDB's own requirement; ``flock`` on NFS is emulated and not relied upon).
+
+Neither file is ever removed (both stay, empty; ``docs/sweeps.md`` says so): unlinking ``.lock.want`` while a
+waiter has opened it but not yet locked it would leave that waiter declared on an inode the holder no longer
+finds, and the holder would keep the database until its sweep ended.
 """
 
 from __future__ import annotations

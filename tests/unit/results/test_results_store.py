@@ -287,6 +287,19 @@ def test_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
     lock.release()
 
 
+def test_the_lock_files_stay_beside_the_database_as_documented(tmp_path: Path) -> None:
+    """Neither lock file is unlinked (a waiter may have one open, not yet locked): docs/sweeps.md says they stay."""
+    db = tmp_path / "r.duckdb"
+    mine = DbLock(db)
+    mine.acquire(timeout_s=0)
+    with pytest.raises(OSError, match="still in use"):
+        DbLock(db).acquire(timeout_s=0)  # another open file description: it waits, declared on .lock.want
+    mine.release()
+    assert [p.stat().st_size for p in (mine.path, mine.want_path)] == [0, 0]
+    doc = " ".join((Path(__file__).parents[3] / "docs" / "sweeps.md").read_text().split())
+    assert "Both lock files stay beside the database, empty, after the processes are gone (`<db>.lock.want`" in doc
+
+
 def test_result_tables_print_floats_to_ten_digits() -> None:
     """Two scores that differ in their seventh digit (1255019.7 and 1255024.4) look different in the table."""
     from memsched.cli.results import _cell
