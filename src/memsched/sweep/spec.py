@@ -223,8 +223,10 @@ class _Plan:
         first, second = sorted((seen, m), key=lambda x: x.origin.startswith("families."))
         field_ = f"families.{second.family}" if second.origin.startswith("families.") else "topologies"
         raise ConfigError(
-            field_, m.name, f"must not give two different machines one name: {first.origin} and {second.origin} are "
-            "both named this (rename one: a topology file's name, a family's table)",
+            field_,
+            m.name,
+            f"must not give two different machines one name: {first.origin} and {second.origin} are both named "
+            "this (rename one: a topology file's name, a family's table)",
         )
 
     def _keys(self, workload: str, policy: str) -> list[str]:

@@ -284,8 +284,9 @@ def test_sweep_executor_options_are_bounded_before_planning(
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and where in err
 
 
-def test_two_machines_under_one_name_are_refused_before_anything_runs(tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_machines_under_one_name_are_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A file named like the preset beside it, but another machine: one line naming both, exit 2, no database."""
     preset = Path(__file__).parents[3] / "src/memsched/data/topologies/laptop-1n8.toml"
     (tmp_path / "a").mkdir()
@@ -301,8 +302,9 @@ def test_two_machines_under_one_name_are_refused_before_anything_runs(tmp_path: 
         assert not (tmp_path / "r.duckdb").exists()
 
 
-def test_timelines_asked_for_cells_done_without_them_says_so(swept: tuple[Path, Path],
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_timelines_asked_for_cells_done_without_them_says_so(
+    swept: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     """--timelines over cells finished without timelines runs nothing, and says on stderr that they keep none."""
     spec, db = swept
     rc, out, err = run(capsys, "sweep", str(spec), "--db", str(db), "--timelines", "--json")

@@ -248,8 +248,9 @@ def _boxes(tmp_path: Path) -> None:
          "'families.laptop-1n8'", ("preset laptop-1n8", "families.laptop-1n8")),
     ],
 )
-def test_two_different_machines_under_one_name_are_refused(machines: str, field: str, sources: tuple[str, str],
-                                                            tmp_path: Path) -> None:
+def test_two_different_machines_under_one_name_are_refused(
+    machines: str, field: str, sources: tuple[str, str], tmp_path: Path
+) -> None:
     """Runs are grouped and paired with their baselines by machine name: one name, two machines is an error."""
     _boxes(tmp_path)
     path = write_spec(tmp_path, 'workloads = ["numa02"]\npolicies = ["mainline"]\n' + machines)
