@@ -304,10 +304,11 @@ class ResultStore:
                 ],
             )
 
-    def commit(self, outcomes: Sequence[Outcome], *, timelines: Path | None = None) -> None:
-        """Write finished cells in one transaction (their timelines first, when ``timelines`` is a folder)."""
+    def commit(self, outcomes: Sequence[Outcome], *, timelines: Path | None = None) -> set[str]:
+        """Write finished cells in one transaction (their timelines first, when ``timelines`` is a folder). Returns
+        the keys among them that were already finished (by another process: those rows are left as they were)."""
         if not outcomes:
-            return
+            return set()
         import pandas as pd
 
         if timelines is not None:
@@ -321,15 +322,17 @@ class ResultStore:
         names = sorted(set().union(*rows))
         # One vectorised INSERT of a DataFrame: executemany binds row by row (about 10 ms a row here).
         batch = pd.DataFrame([[self._value(n, r.get(n)) for n in names] for r in rows], columns=names, dtype=object)
+        keys = [o.key for o in outcomes]
         with self._transaction() as con:
-            con.execute(
-                "DELETE FROM runs WHERE status = 'failed' AND key IN (SELECT unnest(?))", [[o.key for o in outcomes]]
-            )
+            con.execute("DELETE FROM runs WHERE status = 'failed' AND key IN (SELECT unnest(?))", [keys])
+            found = con.execute("SELECT key FROM runs WHERE key IN (SELECT unnest(?))", [keys]).fetchall()
+            before = {k for (k,) in found}
             con.register("_batch", batch)
             try:
                 con.execute("INSERT INTO runs BY NAME SELECT * FROM _batch ON CONFLICT DO NOTHING")
             finally:
                 con.unregister("_batch")
+        return before
 
     def _row(self, o: Outcome) -> dict[str, Any]:
         row: dict[str, Any] = {k: o.cell.get(k) for k in _IDENTITY}

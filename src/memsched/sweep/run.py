@@ -6,10 +6,10 @@ outcomes of every poll in one transaction, so an interrupted sweep — Ctrl-C, S
 worker, a lost Ray node — loses only the cells in flight, and a rerun does only the rest. Between polls it lets
 go of the database when another process waits for it (``results/lock.py``), and every few seconds it rereads
 the finished keys, so two sweeps over overlapping cells on one database split the work instead of doing it
-twice (a cell both happen to run is written once: the first commit wins, the second is ignored). For that, each
-process starts at its own place in the list of cells to run (:func:`start_offset`) and goes round: two sweeps
-started together on the same cells would otherwise run them in the same order, side by side, each finishing a
-cell at about the time the other does, and rereading the finished keys would spare neither anything.
+twice (a cell both happen to run is written once: the first commit wins, the second is ignored). For that, a
+process that finds it ran a cell another process also ran (two sweeps started together walk the cells in the
+same order side by side), or meets a cell another finished, goes on from a new place (:func:`_jump`): inside the
+longest stretch of cells nobody is known to have done, at a point its process id chooses.
 """
 
 from __future__ import annotations
@@ -67,9 +67,8 @@ def timelines_dir(db: Path) -> Path:
 
 
 def start_offset(n: int, pid: int | None = None) -> int:
-    """Where in a list of ``n`` cells to run this process starts (it then goes round to the start): a place
-    spread by its process id (Knuth's multiplicative hash), so that concurrent runs over the same cells start
-    far apart and meet only at the end, and one process always starts at the same place."""
+    """A place among ``n`` chosen by a process id (Knuth's multiplicative hash): consecutive ids (processes
+    started together) get places far apart, and one id always the same place."""
     if n <= 1:
         return 0
     return ((os.getpid() if pid is None else pid) * 2654435761 & 0xFFFFFFFF) * n >> 32
@@ -90,8 +89,7 @@ def run_cells(
     todo = [c for c in unique if c.key not in done]
     pid = os.getpid()
     jumps = 0
-    first = start_offset(len(todo), pid)
-    pending = deque(todo[first:] + todo[:first])
+    pending = deque(todo)
     progress = Progress(total=len(unique), skipped=len(unique) - len(pending))
     refreshed = time.monotonic()
     reread_s = 0.0
@@ -111,13 +109,15 @@ def run_cells(
             running.add(cell.key)
         outcomes = executor.poll(POLL_S)
         if outcomes:
-            store.commit(outcomes, timelines=timelines)
+            twice = store.commit(outcomes, timelines=timelines)
             progress.commits += 1
             progress.ran += len(outcomes)
             progress.ok += sum(o.ok for o in outcomes)
             progress.failed += sum(not o.ok for o in outcomes)
             done.update(o.key for o in outcomes if o.ok)
             running.difference_update(o.key for o in outcomes)
+            if twice and pending:  # another process ran these too: they walk the same cells side by side
+                pending, jumps = _jump(todo, pending, done | twice, progress, pid, jumps + 1)
         if pending and time.monotonic() - refreshed > max(REFRESH_S, 20 * reread_s):
             t0 = time.monotonic()
             now_done = store.finished_keys()

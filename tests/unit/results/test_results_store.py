@@ -54,14 +54,15 @@ def test_a_row_per_cell_with_figures_as_columns(tmp_path: Path) -> None:
 
 
 def test_a_failure_is_replaced_by_a_later_success_but_never_the_reverse(tmp_path: Path) -> None:
-    """A failed cell is rerun and overwritten; an ok cell is never written again."""
+    """A failed cell is rerun and overwritten; an ok cell is never written again, and the commit says it was
+    already there (the sweep learns another process ran it too)."""
     db = tmp_path / "r.duckdb"
     with ResultStore(db) as store:
-        store.commit([outcome("k1", None)])
+        assert store.commit([outcome("k1", None)]) == set()
         assert store.finished_keys() == set()
         assert store.failures(["k1"]) == {"k1": "SimulationError: boom"}
-        store.commit([outcome("k1", record(3.0))])
-        store.commit([outcome("k1", None), outcome("k1b", record(4.0))])
+        assert store.commit([outcome("k1", record(3.0))]) == set()
+        assert store.commit([outcome("k1", None), outcome("k1b", record(4.0))]) == {"k1"}
         assert store.finished_keys() == {"k1", "k1b"}
     df = results.open(db)
     assert list(df["status"]) == ["ok", "ok"] and list(df["elapsed_s"]) == [3.0, 4.0]

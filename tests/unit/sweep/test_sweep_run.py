@@ -220,10 +220,12 @@ class _SharedStore:
         with self.lock:
             return set(self.finished)
 
-    def commit(self, outcomes: Sequence[Outcome], *, timelines: Path | None = None) -> None:
+    def commit(self, outcomes: Sequence[Outcome], *, timelines: Path | None = None) -> set[str]:
         with self.lock:
             self.runs += [o.key for o in outcomes]
+            before = {o.key for o in outcomes} & self.finished
             self.finished.update(o.key for o in outcomes)
+            return before
 
     def yield_if_contended(self) -> bool:
         return False
@@ -259,10 +261,10 @@ class _SleepyExecutor:
 
 
 def test_two_sweeps_started_together_split_the_cells(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two processes running the same cells at the same time split them: each starts at a place of its own and,
-    once it meets cells the other finished (or finishing what it runs), goes on from the middle of the longest
-    stretch nobody has done. Before, both walked the cells in the same order side by side and ran nearly all of
-    them twice (133 runs for 72 cells, measured with two `memsched sweep` processes)."""
+    """Two processes running the same cells at the same time split them: one that finds it ran a cell the other
+    also ran (both start with the first cell and walk side by side), or that meets cells the other finished,
+    goes on from inside the longest stretch nobody has done. Before, both walked the cells in the same order side
+    by side and ran nearly all of them twice (133 runs for 72 cells, two `memsched sweep` processes)."""
     from memsched.sweep import run as run_mod
 
     monkeypatch.setattr(run_mod, "REFRESH_S", 0.02)
@@ -288,8 +290,8 @@ def test_two_sweeps_started_together_split_the_cells(monkeypatch: pytest.MonkeyP
     assert all(p.ran >= len(cells) // 4 for p in done)  # both did a share
 
 
-def test_a_process_starts_at_a_place_of_its_own() -> None:
-    """Consecutive process ids (two sweeps started together) start far apart, and one process at the same place."""
+def test_processes_started_together_choose_places_far_apart() -> None:
+    """Consecutive process ids (two sweeps started together) choose places far apart, one id always the same."""
     from memsched.sweep.run import start_offset
 
     for pid in range(1000, 1100):
