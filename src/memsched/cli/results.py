@@ -25,6 +25,8 @@ from memsched.results import DEFAULT_DB
 if TYPE_CHECKING:
     import pandas as pd
 
+    from memsched.results import QueryRows
+
 results_app = typer.Typer(help="The results database of sweeps and tuning runs (DuckDB).", no_args_is_help=True)
 app.add_typer(results_app, name="results")
 
@@ -117,6 +119,7 @@ def query(
     ``--limit`` rows)."""
     from memsched import results
     from memsched.cli.common import out_console
+    from memsched.results.values import json_value
 
     if json_out and csv:
         raise ConfigError("--json/--csv", "both", "choose one of them (the result goes to stdout once)")
@@ -124,16 +127,45 @@ def query(
         raise ConfigError("--limit", str(limit), f"must be from 1 to {QUERY_LIMIT_MAX} (results export writes "
                           "every run to a file)")  # fmt: skip
     with _db_option():
-        frame, truncated = results.query_head(db, sql, limit)
+        head = results.query_rows(db, sql, limit)
     if json_out:
-        emit_json(_records(frame))
+        emit_json([dict(zip(head.columns, map(json_value, row), strict=True)) for row in head.rows])
     elif csv:
-        sys.stdout.write(frame.to_csv(index=False))
+        _write_csv(head)
     else:
-        out_console.print(frame_table(frame, None))
-    if truncated:
+        out_console.print(_rows_table(head))
+    if head.truncated:
         more = f"--limit N prints up to {QUERY_LIMIT_MAX}" if limit < QUERY_LIMIT_MAX else "results export writes all"
         print(f"memsched: printed the first {limit} rows; the result has more ({more})", file=sys.stderr)
+
+
+def _write_csv(head: QueryRows) -> None:
+    """The rows as DuckDB's CSV writer writes them (``values.text_value``), quoted where CSV needs it."""
+    import csv
+
+    from memsched.results.values import text_value
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(head.columns)
+    writer.writerows([text_value(v) for v in row] for row in head.rows)
+
+
+def _rows_table(head: QueryRows, max_rows: int = 200) -> Any:
+    """A query's rows as a rich table: each value as its CSV text (NULL empty, NaN ``nan``), floats shortened
+    as :func:`_cell` does; never read as rich markup (``[[nan]]`` printed ``[]``)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from memsched.results.values import text_value
+
+    table = Table()
+    for col in head.columns:
+        table.add_column(col, overflow="fold")
+    for row in head.rows[:max_rows]:
+        table.add_row(*(Text(_cell(v) if isinstance(v, float) and math.isfinite(v) else text_value(v)) for v in row))
+    if len(head.rows) > max_rows:
+        table.caption = f"{len(head.rows) - max_rows} more rows (use --json, or results export)"
+    return table
 
 
 def _grouped(frame: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,8 @@
 >>> df.groupby("policy")["elapsed_s"].median()                      # doctest: +SKIP
 
 :func:`open` gives every run (or one sweep's) as a pandas DataFrame, :func:`query` runs SQL over the database
-read-only (:func:`query_head` gives its first rows), :func:`export` writes CSV or Parquet. The schema is in
+read-only (:func:`query_head` gives its first rows, :func:`query_rows` the same as DuckDB's own Python values),
+:func:`export` writes CSV or Parquet. The schema is in
 ``results/store.py``; how concurrent writers share a file in ``results/lock.py``.
 """
 
@@ -14,8 +15,10 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from memsched.errors import ConfigError, KernelError, UnknownNameError
 
@@ -25,8 +28,10 @@ if TYPE_CHECKING:
 
     from memsched.results.store import FIXED_COLUMNS, Outcome, ResultStore, record_digest
 
-__all__ = ["FIXED_COLUMNS", "Outcome", "ResultStore", "export", "open", "query", "query_head", "record_digest",
-           "sweeps"]  # fmt: skip
+__all__ = ["FIXED_COLUMNS", "Outcome", "QueryRows", "ResultStore", "export", "open", "query", "query_head",
+           "query_rows", "record_digest", "sweeps"]  # fmt: skip
+
+_T = TypeVar("_T")
 
 #: Where sweeps, tuning runs and ``memsched results`` keep their results unless told otherwise.
 DEFAULT_DB = "results.duckdb"
@@ -54,8 +59,7 @@ def query(path: Path | str, sql: str) -> pd.DataFrame:
     """The result of one SQL statement over the database, opened read-only (tables ``runs``, ``sweeps``,
     ``sweep_cells``, ``trials``). The statement can read no other file and write none (``COPY ... TO``,
     ``read_csv`` and ``ATTACH`` are refused). SIGINT or SIGTERM stops the statement at once."""
-    frame, _ = _query(path, sql, None)
-    return frame
+    return _query(path, sql, lambda result: result.df())
 
 
 def query_head(path: Path | str, sql: str, limit: int) -> tuple[pd.DataFrame, bool]:
@@ -63,10 +67,32 @@ def query_head(path: Path | str, sql: str, limit: int) -> tuple[pd.DataFrame, bo
     are fetched: DuckDB streams the result, so ``SELECT * FROM range(300000000)`` costs what its head does."""
     if limit < 0:
         raise ValueError(f"limit must be >= 0 (got {limit})")
-    return _query(path, sql, limit)
+    return _query(path, sql, lambda result: _head(result, limit))
 
 
-def _query(path: Path | str, sql: str, limit: int | None) -> tuple[pd.DataFrame, bool]:
+@dataclass(frozen=True, slots=True)
+class QueryRows:
+    """The head of a query's result as DuckDB's own Python values: HUGEINT an ``int``, DECIMAL a ``Decimal``,
+    BLOB ``bytes``, UUID a ``uuid.UUID``, NULL ``None`` and NaN a float NaN (a pandas frame holds the first two
+    as doubles and the last two as the same NaN)."""
+
+    columns: tuple[str, ...]
+    #: Each column's DuckDB type as DuckDB spells it (``HUGEINT``, ``DECIMAL(38,3)``, ``INTEGER[]``).
+    types: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    #: Whether the result had more rows than were asked for.
+    truncated: bool
+
+
+def query_rows(path: Path | str, sql: str, limit: int) -> QueryRows:
+    """The first ``limit`` rows of :func:`query`'s result as Python values (what ``memsched results query``
+    prints); like :func:`query_head`, only ``limit + 1`` rows are fetched."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0 (got {limit})")
+    return _query(path, sql, lambda result: _rows(result, limit))
+
+
+def _query(path: Path | str, sql: str, fetch: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
     import duckdb
 
     from memsched.results.interrupt import interrupt_on_signals
@@ -79,10 +105,7 @@ def _query(path: Path | str, sql: str, limit: int | None) -> tuple[pd.DataFrame,
             if count != 1:
                 raise ConfigError("query", sql, f"must be exactly one SQL statement, not {count}")
             with interrupt_on_signals(con), interruptible():
-                result = con.execute(sql)
-                if limit is None:
-                    return result.df(), False
-                return _head(result, limit)
+                return fetch(con.execute(sql))
         except duckdb.Error as e:
             raise ConfigError("query", sql, f"must be valid read-only SQL over runs, sweeps, sweep_cells, trials "
                               f"({str(e).strip().splitlines()[0]})") from None
@@ -107,6 +130,39 @@ def _head(result: duckdb.DuckDBPyConnection, limit: int) -> tuple[pd.DataFrame, 
         got += len(part)
     frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     return frame.head(limit), got > limit
+
+
+def _rows(result: duckdb.DuckDBPyConnection, limit: int) -> QueryRows:
+    """The first ``limit`` rows of a pending ``result`` as Python values, fetching ``limit + 1``."""
+    described = result.description or []  # None for a statement without a result
+    rows: list[tuple[Any, ...]] = []
+    while len(rows) <= limit:  # fetchmany may stop at a vector's end
+        part = result.fetchmany(limit + 1 - len(rows))
+        if not part:
+            break
+        rows.extend(part)
+    return QueryRows(
+        columns=_unique_names([str(d[0]) for d in described]),
+        types=tuple(str(d[1]) for d in described),
+        rows=rows[:limit],
+        truncated=len(rows) > limit,
+    )
+
+
+def _unique_names(names: list[str]) -> tuple[str, ...]:
+    """Column names made unique as DuckDB's ``df()`` does (``a, a`` is ``a, a_1``): a JSON row is an object,
+    and a name given twice kept only its last value."""
+    seen: set[str] = set()
+    repeats: dict[str, int] = {}
+    out = []
+    for name in names:
+        unique = name
+        while unique in seen:
+            repeats[name] = repeats.get(name, 0) + 1
+            unique = f"{name}_{repeats[name]}"
+        seen.add(unique)
+        out.append(unique)
+    return tuple(out)
 
 
 def sweeps(path: Path | str) -> pd.DataFrame:

