@@ -136,10 +136,13 @@ def search_space(
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     ranges = dict(ranges or {})
+    if knobs is not None and not knobs:  # an empty list is not "every knob": leave knobs out for that
+        raise ConfigError("--knobs", "", "must name at least one knob (leave --knobs out to search every knob)")
     for name in [*(knobs or []), *ranges]:
         if name not in fields:
+            its = f"its knobs: {', '.join(fields)}" if fields else "it has none"
             raise ConfigError("--knobs" if name not in ranges else "--range", name,
-                              f"is not a knob of policy {policy}; its knobs: " + ", ".join(fields))
+                              f"is not a knob of policy {policy}; {its}")
     for name in ranges:
         if knobs and name not in knobs:
             raise ConfigError("--range", name, f"names {name}, which --knobs {','.join(knobs)} does not search: "
@@ -170,7 +173,20 @@ def search_space(
                 continue
             log = lo > 0 and hi / lo >= 100
             dims.append(Dim(name, kind.__name__, default, lo, hi, log, origin=origin))
+    if not dims:
+        raise _nothing_to_search(policy, knobs, skipped)
     return _ordered(dims, fields), skipped
+
+
+def _nothing_to_search(policy: str, knobs: Sequence[str] | None, skipped: Sequence[str]) -> ConfigError:
+    """The error of an empty search space, naming what emptied it: --knobs when given, else the policy."""
+    why = "; ".join(skipped)
+    if knobs:
+        return ConfigError("--knobs", ",".join(knobs), f"leave nothing to search for policy {policy}: {why}")
+    if why:
+        return ConfigError("--policy", policy, f"has no knob that can be searched: {why}")
+    return ConfigError("--policy", policy, "has no knobs to search (memsched list settings --policy NAME lists "
+                       "a policy's knobs)")  # fmt: skip
 
 
 def _ordered(dims: list[Dim], fields: Mapping[str, dataclasses.Field[Any]]) -> list[Dim]:

@@ -3,11 +3,14 @@ mean of each trial's ratio to the right reference runs, read back from the datab
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import types
 from pathlib import Path
 
 import pytest
 
+import memsched.sweep.tune as tune_module
 from memsched import results
 from memsched.errors import ConfigError
 from memsched.results.store import ResultStore
@@ -72,6 +75,34 @@ def test_a_range_must_fit_a_searched_knob(
     """A --range for a knob left out of --knobs, NaN, an empty span, or no integer in an int knob's span."""
     with pytest.raises(ConfigError, match=match):
         search_space("mainline", knobs=knobs, ranges=ranges)
+
+
+@dataclasses.dataclass(frozen=True)
+class _NamesOnly:
+    """A policy config whose one knob cannot be searched (a string without declared choices)."""
+
+    label: str = "x"
+
+
+@pytest.mark.parametrize(
+    ("policy", "knobs", "match"),
+    [
+        ("none", None, "'--policy' has no knobs to search .*got 'none'"),
+        ("names-only", None, "'--policy' has no knob that can be searched: label: a str"),
+        ("names-only", ["label"], "'--knobs' leave nothing to search for policy names-only: label.*got 'label'"),
+        ("mainline", [], "'--knobs' must name at least one knob"),
+    ],
+)
+def test_an_empty_search_space_names_what_emptied_it(
+    policy: str, knobs: list[str] | None, match: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Policy none said "'--knobs' leave nothing to search (got None)" with no --knobs given; an empty knob
+    list searched every knob."""
+    real = tune_module.policies.get
+    config = types.SimpleNamespace(config_cls=_NamesOnly)
+    monkeypatch.setattr(tune_module.policies, "get", lambda name: config if name == "names-only" else real(name))
+    with pytest.raises(ConfigError, match=match):
+        search_space(policy, knobs=knobs)
 
 
 def test_a_range_for_a_choice_knob_is_refused() -> None:
