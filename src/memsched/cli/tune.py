@@ -12,6 +12,7 @@ from memsched.cli.app import app
 from memsched.cli.common import (
     check_writable,
     emit_json,
+    no_repeats,
     progress_bar,
     whole_number,
 )
@@ -29,6 +30,17 @@ def _ints(text: str, field: str, *, at_least: int = 1) -> tuple[int, ...]:
     except ValueError:
         raise ConfigError(field, text, "must be a comma-separated list of integers") from None
     return check_seeds(values, field, at_least=at_least)
+
+
+def _knobs(text: str | None) -> list[str] | None:
+    """``--knobs``: None (every knob) when not given; given, at least one knob, none named twice."""
+    if text is None:
+        return None
+    names = [k.strip() for k in text.split(",") if k.strip()]
+    if not names:
+        raise ConfigError("--knobs", text, "must name at least one knob (leave --knobs out to search every knob)")
+    no_repeats("--knobs", names)
+    return names
 
 
 def _ranges(items: list[str]) -> dict[str, tuple[float, float]]:
@@ -103,14 +115,12 @@ def tune(
     wls = tuple(w.strip() for w in workloads.split(",") if w.strip())
     if not wls:
         raise ConfigError("--workloads", workloads, "must be a comma-separated list of workload ids")
+    no_repeats("--workloads", wls)  # a repeat would count twice in the geometric mean, as a sweep spec refuses
     from memsched.workloads import base as workload_registry
 
     for w in wls:
         workload_registry.get(w)
-    dims, skipped = search_space(
-        policy, knobs=[k.strip() for k in knobs.split(",") if k.strip()] if knobs else None,
-        ranges=_ranges(range_ or []),
-    )  # fmt: skip
+    dims, skipped = search_space(policy, knobs=_knobs(knobs), ranges=_ranges(range_ or []))
     tuning_seeds, holdout = _ints(seeds, "--seeds"), _ints(holdout_seeds, "--holdout-seeds", at_least=0)
     machine = Machine.named(topology, Path.cwd(), field="--topology")
     check_writable(db, "--db")

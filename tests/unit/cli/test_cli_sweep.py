@@ -201,6 +201,11 @@ def test_tune_prints_settings_sysctls_and_held_out_gain(tmp_path: Path, capsys: 
         (("--seeds", "4294967296"), "'--seeds'"),
         (("--seeds", "1,1"), "'--seeds'"),
         (("--holdout-seeds", "4294967296"), "'--holdout-seeds'"),
+        # a repeated workload counted twice in the geometric mean; an empty --knobs searched every knob
+        (("--workloads", "numa02,numa02"), "'--workloads' names 'numa02' twice"),
+        (("--knobs", ""), "'--knobs' must name at least one knob"),
+        (("--knobs", "scan_size_mb,scan_size_mb"), "'--knobs' names 'scan_size_mb' twice"),
+        (("--policy", "none"), "'--policy' has no knobs to search"),
     ],
 )
 def test_tune_bad_input(extra: tuple[str, ...], where: str, tmp_path: Path,
