@@ -138,11 +138,12 @@ def test_results_export_never_writes_over_its_database(swept: tuple[Path, Path],
 
 
 def test_results_query_prints_list_columns(swept: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    """A LIST column in the table (pandas holds it as a numpy array) was an internal error (pd.isna of an array)."""
+    """A LIST column in the table (pandas holds it as a numpy array) was an internal error (pd.isna of an array);
+    it prints as DuckDB writes a LIST."""
     sql = "SELECT list(DISTINCT policy ORDER BY policy) AS p, []::INT[] AS e FROM runs"
     rc, out, err = run(capsys, "results", "query", sql, "--db", str(swept[1]))
     assert rc == 0, err
-    assert "['mainline', 'none']" in out and "[]" in out
+    assert "[mainline, none]" in out and "[]" in out
 
 
 def test_results_of_a_missing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
