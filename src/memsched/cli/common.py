@@ -156,14 +156,23 @@ def seed_number(value: str | int) -> int:
         raise
 
 
-def no_repeats(field: str, names: Sequence[str]) -> None:
+def no_repeats(field: str, names: Sequence[str], versioned_id: Callable[[str], str] | None = None) -> None:
     """Refuse a comma-separated list that names something twice: it would run, and report, the same thing
-    twice."""
+    twice. With ``versioned_id`` (a registry's name -> exact id), an alias and its exact id (``mainline`` and
+    ``mainline-v1``) are the same thing too."""
     seen: set[str] = set()
     for name in names:
         if name in seen:
             raise ConfigError(field, ",".join(names), f"names {name!r} twice")
         seen.add(name)
+    if versioned_id is None:
+        return
+    exact: dict[str, str] = {}
+    for name in names:
+        versioned = versioned_id(name)
+        if versioned in exact:
+            raise ConfigError(field, ",".join(names), f"names {versioned} twice ({exact[versioned]} and {name})")
+        exact[versioned] = name
 
 
 def output_file(value: str | Path) -> Path:

@@ -146,13 +146,7 @@ def act_sim(
         for p in chosen:
             if p not in act_registry.names() and p not in [s.versioned_id for s in act_registry.specs()]:
                 raise UnknownNameError("--policies", p, act_registry.names())
-        no_repeats("--policies", chosen)
-        exact: dict[str, str] = {}
-        for p in chosen:  # an alias and its exact id (earlyoom, earlyoom-v1) are the same runs
-            versioned = act_registry.get(p).versioned_id
-            if versioned in exact:
-                raise ConfigError("--policies", policies, f"names {versioned} twice ({exact[versioned]} and {p})")
-            exact[versioned] = p
+        no_repeats("--policies", chosen, lambda p: act_registry.get(p).versioned_id)
     check_seed(seed, "--seed")
     if jobs is not None and not 1 <= jobs <= 1024:
         raise ConfigError("--jobs", jobs, "must be in 1..1024")

@@ -14,20 +14,11 @@ from pathlib import Path
 import pytest
 
 from memsched import results
-from memsched.results.store import ResultStore
 
 MEMSCHED = [sys.executable, "-m", "memsched"]
 
 #: A statement DuckDB computes for minutes (8e10 rows) and whose result is one row.
 LONG_QUERY = "SELECT count(*) FROM range(80000000000) t(i) WHERE i % 7 = 3"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "r.duckdb"
-    with ResultStore(path) as store:
-        store.connection()
-    return path
 
 
 def test_query_head_returns_the_first_rows_and_says_whether_there_were_more(db: Path) -> None:

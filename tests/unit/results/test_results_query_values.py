@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from memsched.cli import main
-from memsched.results.store import ResultStore
 
 #: Values a pandas frame lost: a BLOB (``{}``), a HUGEINT past 2**64 and a DECIMAL of 21 digits (doubles), NaN
 #: and infinity (both ``null``, as NULL is), a UUID (an object dump).
@@ -25,14 +24,6 @@ OTHER = (
     "[1, NULL] l, {'a': 1, 'b': 'x y'} s, MAP {'k': 1} m, 'a'::ENUM('a', 'b') e, '0101'::BIT bit, "
     "TIME '12:34:56' tm, true t, [['nan'::DOUBLE]] ln"
 )
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "r.duckdb"
-    with ResultStore(path) as store:
-        store.connection()
-    return path
 
 
 def query(capsys: pytest.CaptureFixture[str], db: Path, sql: str, *options: str) -> str:
