@@ -187,6 +187,11 @@ class Reclaim(Instrument):
         #: Per task: reclaim stalls (count, ns) it suffered in its own context.
         self.stall_ns: dict[int, float] = {}
         self.stalls: dict[int, int] = {}
+        #: When memory first got tight (ns): an allocation found free memory at its low watermark (and woke
+        #: kswapd, ``get_page_from_freelist()`` failing the low mark), or a task first stalled in reclaim
+        #: (``psi_memstall_enter()``); ``None`` while neither happened. Exact, where the timeline's samples see it
+        #: only at the next sample (or not at all, when a kill frees the memory before it).
+        self.first_trouble_ns: int | None = None
         self.timeline: list[dict[str, Any]] = []
         for name in RECLAIM_COUNTERS:
             machine.vmstat.inc(name, 0)
@@ -404,6 +409,8 @@ class Reclaim(Instrument):
         low = int(self.wmark.low[nodes].sum())
         if int(free[nodes].sum()) - n >= low:
             return True, 0.0
+        if self.first_trouble_ns is None:
+            self.first_trouble_ns = self.engine.now
         for node in nodes:
             self.vmscan.wakeup_kswapd(node)
         stall = 0.0
@@ -444,6 +451,8 @@ class Reclaim(Instrument):
         weights = sum(m.tasks[t].weight for t in m.sched.rq[task.cpu]) if task.cpu >= 0 else 0.0
         share = task.weight / weights if weights > 0 else 1.0
         wall = round((ns - asleep) / max(share, 1e-6) + asleep)
+        if wall > 0 and self.first_trouble_ns is None:
+            self.first_trouble_ns = self.engine.now
         self.psi.memstall(task, wall)
         self.stall_ns[task.id] = self.stall_ns.get(task.id, 0.0) + ns
         self.stalls[task.id] = self.stalls.get(task.id, 0) + 1

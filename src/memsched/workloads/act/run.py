@@ -5,9 +5,11 @@ The services are built by the pressure family's :class:`~memsched.workloads.pres
 :class:`~memsched.sim.act.SimActDriver`. Scores (``figures["score"]``):
 
 - ``thrashing_s``: time with PSI memory ``full`` avg10 above 10 % (timeline samples × their interval);
-- ``trouble_s``: the first sample with a memory stall (PSI ``some`` total above 0) or free memory at the low
-  watermark (kswapd wakes); ``first_action_s``, and ``time_to_action_s`` from trouble to the first applied
-  action (negative: the policy acted before the kernel saw trouble);
+- ``trouble_s``: when memory first got tight: an allocation found free memory at the low watermark (kswapd
+  wakes) or a task first stalled in reclaim (PSI ``some`` starts), at the instant it happened
+  (``Reclaim.first_trouble_ns``; the timeline's 1 s samples saw it up to a second late, and not at all when a
+  kill freed the memory before the next sample); ``first_action_s``, and ``time_to_action_s`` from trouble to the
+  first applied action (negative: the policy acted before the kernel saw trouble);
 - ``killed`` (user space and kernel), against ``culprit``: ``right`` (only culprits), ``wrong`` (innocents
   only), ``mixed``, ``none``;
 - ``work_lost_cpu_s``: CPU time (user + system) of every killed process, thrown away;
@@ -94,8 +96,7 @@ class ActRun:
         tl = r.timeline
         step = r.config.sample_interval_ns / NSEC_PER_SEC
         thrashing = seq_sum(step for s in tl if s["full_avg10"] > THRASHING_FULL_PCT)
-        low = int(r.wmark.low.sum())
-        trouble = next((s["t_ns"] for s in tl if s["some_total_us"] > 0 or s["free"] <= low), None)
+        trouble = r.first_trouble_ns
         applied = [e for e in self.driver.events if e.status == "applied"]
         first = applied[0].t_ns if applied else None
         user_kills = [v for e in applied for v in e.victims]
