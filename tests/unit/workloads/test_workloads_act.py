@@ -67,6 +67,16 @@ def test_kernel_oom_lets_the_kernel_kill_earlyoom_kills_first(tiny: Path) -> Non
     assert not s["protected"]["killed"]
 
 
+def test_trouble_is_the_instant_memory_got_tight_not_the_next_sample(tiny: Path) -> None:
+    """A leak without swap stalls nobody before its allocation fails: memory first gets tight at the instant of
+    the kernel's OOM kill, and trouble_s says so (the 1 s timeline samples read it up to a second later, after
+    the kill had freed the memory, or never); vmpressure-shed's shed at that moment is then not 'before trouble'."""
+    fig = run_policy(load_act_scenario(str(tiny)), "kernel-oom")
+    (kill,) = fig["oom_victims"]
+    trouble = fig["score"]["trouble_s"]
+    assert trouble is not None and kill["t_s"] - 0.01 <= trouble <= kill["t_s"], (trouble, kill)
+
+
 def test_vmpressure_shed_asks_the_service_before_the_kernel_kills(tiny: Path) -> None:
     fig = run_policy(load_act_scenario(str(tiny)), "vmpressure-shed")
     s = fig["score"]
