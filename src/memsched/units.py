@@ -73,7 +73,8 @@ _SIZE_UNITS = {
     "gb": 1000**3,
     "tb": 1000**4,
 }
-_NUMBER_UNIT = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>[a-zA-Zµ]*)\s*$")
+#: A number and its unit. The sign is matched so that ``"-1s"`` is refused for being negative, not malformed.
+_NUMBER_UNIT = re.compile(r"^\s*(?P<num>-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))\s*(?P<unit>[a-zA-Zµ]*)\s*$")
 
 
 def us(value: float) -> int:
@@ -134,9 +135,9 @@ def parse_duration(
     """Parse ``"2ms"``, ``"10us"``, ``"1.5s"``, ``"100ns"`` into integer nanoseconds.
 
     A unit is required for strings (a bare ``"10"`` is ambiguous between the kernel's ns and rt-app's µs);
-    an ``int`` is taken as nanoseconds unless ``unit_required`` (a file format whose durations carry units:
-    then only ``0`` may be bare). Negative values, fractions of a nanosecond and values above ``max_ns``
-    (default :data:`KTIME_MAX`) are refused.
+    an ``int`` is taken as nanoseconds unless ``unit_required`` (a file format whose durations carry units).
+    Zero may always be bare (``0`` or ``"0"``: it is the same in every unit). Negative values, fractions of a
+    nanosecond and values above ``max_ns`` (default :data:`KTIME_MAX`) are refused.
 
     >>> parse_duration("2ms")
     2000000
@@ -150,9 +151,9 @@ def parse_duration(
         value = Fraction(parsed)
     else:
         number, unit = parsed
-        if unit not in _DURATION_UNITS:
+        if unit not in _DURATION_UNITS and not (number == 0 and not unit):
             raise ConfigError(field, text, "must be a duration with a unit: ns, us, ms or s (e.g. 2ms)")
-        value = number * _DURATION_UNITS[unit]
+        value = number * _DURATION_UNITS.get(unit, 1)
     if value < 0:
         raise ConfigError(field, text, "must be >= 0")
     if value.denominator != 1:
@@ -166,8 +167,8 @@ def parse_size(text: str | int, *, field: str = "size", max_bytes: int = SIZE_MA
     """Parse ``"3GiB"``, ``"256M"``, ``"64 MB"``, ``"4096"`` into bytes.
 
     A bare number (``4096`` or ``"4096"``) is bytes, unless ``unit_required`` (a file format whose sizes
-    carry units: then ``"4096B"``). Negative values, fractions of a byte and values above ``max_bytes``
-    (default :data:`SIZE_MAX`) are refused.
+    carry units: then ``"4096B"``); zero may always be bare (``0`` or ``"0"``: it is the same in every unit).
+    Negative values, fractions of a byte and values above ``max_bytes`` (default :data:`SIZE_MAX`) are refused.
 
     >>> parse_size("3GiB") == 3 * GIB
     True
@@ -177,12 +178,12 @@ def parse_size(text: str | int, *, field: str = "size", max_bytes: int = SIZE_MA
     parsed = _number_and_unit(text, field, "a size", "3GiB")
     allowed = "must be a size: a number with B, KiB, MiB, GiB, TiB (or K/M/G/T, or kB/MB/GB)"
     if isinstance(parsed, int):
-        if unit_required:
+        if unit_required and parsed != 0:
             raise ConfigError(field, text, allowed + " (a bare number has no unit)")
         value = Fraction(parsed)
     else:
         number, unit = parsed
-        if unit.lower() not in _SIZE_UNITS or (unit_required and not unit):
+        if unit.lower() not in _SIZE_UNITS or (unit_required and not unit and number != 0):
             raise ConfigError(field, text, allowed)
         value = number * _SIZE_UNITS[unit.lower()]
     if value < 0:

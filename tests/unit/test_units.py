@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from memsched.errors import ConfigError
@@ -22,6 +24,21 @@ def test_parse_duration_rejects(text: str) -> None:
     """A bare number, an unknown unit or a fraction of a nanosecond is refused with the field named."""
     with pytest.raises(ConfigError, match="'runtime'"):
         parse_duration(text, field="runtime")
+
+
+def test_bare_zero_is_a_duration_and_a_size() -> None:
+    """A bare zero is the same in every unit, so it is accepted even where a unit is required."""
+    assert parse_duration("0", unit_required=True) == parse_duration(0, unit_required=True) == 0
+    assert parse_size("0", unit_required=True) == parse_size(0, unit_required=True) == 0
+    with pytest.raises(ConfigError, match="must be a size"):
+        parse_size("1", unit_required=True)
+
+
+@pytest.mark.parametrize(("parse", "text"), [(parse_duration, "-1s"), (parse_size, "-1MiB")])
+def test_a_negative_value_is_refused_for_its_sign(parse: Callable[..., int], text: str) -> None:
+    """A negative number with a unit is told it must be >= 0, not that it lacks a unit."""
+    with pytest.raises(ConfigError, match=r"'x' must be >= 0 \(got '-1"):
+        parse(text, field="x")
 
 
 def test_parse_duration_int_is_ns() -> None:

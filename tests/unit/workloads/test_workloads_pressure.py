@@ -76,6 +76,14 @@ def test_builtin_scenarios_load() -> None:
         (_with(rfc2012={"vmevent_window": 0}), "vmevent_window", ">= 1"),
         (_with(mainline={"vmpressure_level_critical": 120}), "vmpressure_level_critical", "<= 100"),
         (_with(sysctl={"swapiness": 60}), "swapiness", "not a setting"),
+        # A bare 0 is a size and a duration (docs/pressure.md): the field's own range says what is wrong with it.
+        (_with(memory="0"), "memory", "at least 64MiB"),
+        (
+            _with(service=[{"name": "a", "kind": "cache", "size": "64MiB", "chunk": "0"}]),
+            "service.chunk",
+            "multiple of 4 KiB in 4KiB..1GiB",
+        ),
+        (_with(duration="-1s"), "duration", "must be >= 0"),
     ],
 )
 def test_bad_scenarios_name_the_key(doc: dict[str, object], field: str, allowed: str) -> None:
