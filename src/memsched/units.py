@@ -130,14 +130,15 @@ def _number_and_unit(text: object, field: str, what: str, example: str) -> tuple
 
 
 def parse_duration(
-    text: str | int, *, field: str = "duration", max_ns: int = KTIME_MAX, unit_required: bool = False
+    text: str | int, *, field: str = "duration", max_ns: int | None = KTIME_MAX, unit_required: bool = False
 ) -> int:
     """Parse ``"2ms"``, ``"10us"``, ``"1.5s"``, ``"100ns"`` into integer nanoseconds.
 
     A unit is required for strings (a bare ``"10"`` is ambiguous between the kernel's ns and rt-app's µs);
     an ``int`` is taken as nanoseconds unless ``unit_required`` (a file format whose durations carry units).
     Zero may always be bare (``0`` or ``"0"``: it is the same in every unit). Negative values, fractions of a
-    nanosecond and values above ``max_ns`` (default :data:`KTIME_MAX`) are refused.
+    nanosecond and values above ``max_ns`` (default :data:`KTIME_MAX`; ``None``: the caller checks the field's
+    own range, the value is exact) are refused.
 
     >>> parse_duration("2ms")
     2000000
@@ -158,17 +159,20 @@ def parse_duration(
         raise ConfigError(field, text, "must be >= 0")
     if value.denominator != 1:
         raise ConfigError(field, text, "must be a whole number of nanoseconds")
-    if value > max_ns:
+    if max_ns is not None and value > max_ns:
         raise ConfigError(field, text, f"must be at most {format_ns(max_ns)} ({max_ns} ns)")
     return int(value)
 
 
-def parse_size(text: str | int, *, field: str = "size", max_bytes: int = SIZE_MAX, unit_required: bool = False) -> int:
+def parse_size(
+    text: str | int, *, field: str = "size", max_bytes: int | None = SIZE_MAX, unit_required: bool = False
+) -> int:
     """Parse ``"3GiB"``, ``"256M"``, ``"64 MB"``, ``"4096"`` into bytes.
 
     A bare number (``4096`` or ``"4096"``) is bytes, unless ``unit_required`` (a file format whose sizes
     carry units: then ``"4096B"``); zero may always be bare (``0`` or ``"0"``: it is the same in every unit).
-    Negative values, fractions of a byte and values above ``max_bytes`` (default :data:`SIZE_MAX`) are refused.
+    Negative values, fractions of a byte and values above ``max_bytes`` (default :data:`SIZE_MAX`; ``None``: the
+    caller checks the field's own range, the value is exact) are refused.
 
     >>> parse_size("3GiB") == 3 * GIB
     True
@@ -190,7 +194,7 @@ def parse_size(text: str | int, *, field: str = "size", max_bytes: int = SIZE_MA
         raise ConfigError(field, text, "must be >= 0")
     if value.denominator != 1:
         raise ConfigError(field, text, "must be a whole number of bytes")
-    if value > max_bytes:
+    if max_bytes is not None and value > max_bytes:
         raise ConfigError(field, text, f"must be at most {format_bytes(max_bytes)} ({max_bytes} bytes)")
     return int(value)
 

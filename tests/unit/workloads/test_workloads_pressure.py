@@ -12,6 +12,9 @@ from memsched.workloads.pressure import list_scenarios, load_scenario, run_desig
 
 TINY = Path(__file__).resolve().parents[2] / "fixtures" / "pressure" / "tiny.toml"
 
+#: Far above any field's limit and above 2**63 - 1 bytes or ns in any unit.
+HUGE = "9" * 41
+
 BASE = {
     "name": "t",
     "memory": "256MiB",
@@ -84,6 +87,18 @@ def test_builtin_scenarios_load() -> None:
             "multiple of 4 KiB in 4KiB..1GiB",
         ),
         (_with(duration="-1s"), "duration", "must be >= 0"),
+        # A number too big for 64 bits is told the field's own limit, as one just above it is.
+        (
+            _with(service=[{"name": "a", "kind": "cache", "size": HUGE + "MiB"}]),
+            "service.size",
+            "must be at most 64GiB",
+        ),
+        (
+            _with(service=[{"name": "a", "kind": "cache", "size": "64MiB", "start": HUGE + "s"}]),
+            "service.start",
+            "must be at most 600s",
+        ),
+        (_with(sysctl={"swap_bytes": HUGE + "MiB"}), "swap_bytes", "1099511627776"),
     ],
 )
 def test_bad_scenarios_name_the_key(doc: dict[str, object], field: str, allowed: str) -> None:

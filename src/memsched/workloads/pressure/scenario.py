@@ -351,10 +351,11 @@ def _service(raw: Mapping[str, Any], i: int, source: str) -> ServiceSpec:
     kw: dict[str, Any] = {}
     for key, v in raw.items():
         try:
+            # Unbounded here: ServiceSpec checks each key's own limit, which a huge value must be told of too.
             if key in _SIZE_KEYS:
-                kw[key] = parse_size(v, field=key, unit_required=True)
+                kw[key] = parse_size(v, field=key, unit_required=True, max_bytes=None)
             elif key in _TIME_KEYS:
-                kw[key] = parse_duration(v, field=key, unit_required=True)
+                kw[key] = parse_duration(v, field=key, unit_required=True, max_ns=None)
             elif key == "shed_fraction":
                 kw[key] = finite_number(v, key, lo=-math.inf, hi=math.inf)  # the range: ServiceSpec's "(0, 1]"
             elif key == "levels":
@@ -382,10 +383,10 @@ def _sets(raw: Any, section: str, source: str) -> dict[str, str]:
     for k, v in raw.items():
         if isinstance(v, bool):
             out[k] = "true" if v else "false"
-        elif isinstance(v, str) and k.endswith(("_bytes", "_per_s")):
-            out[k] = str(parse_size(v, field=k))
+        elif isinstance(v, str) and k.endswith(("_bytes", "_per_s")):  # unbounded: from_sets checks the knob's max
+            out[k] = str(parse_size(v, field=k, max_bytes=None))
         elif isinstance(v, str) and k.endswith("_ns"):
-            out[k] = str(parse_duration(v, field=k))
+            out[k] = str(parse_duration(v, field=k, max_ns=None))
         elif isinstance(v, int | float | str):  # the unit is in the name; from_sets checks the number
             out[k] = str(v)
         else:
