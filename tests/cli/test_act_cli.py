@@ -66,3 +66,22 @@ def test_act_sim_bad_input_exits_2_before_running(
     rc = main(["pressure", "act-sim", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and word in err[0], err
+
+
+def test_act_sim_policies_all_runs_every_action_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``act-sim FILE --policies all`` runs every registered action policy, not the file's own list (its help
+    says ``POLICY[,POLICY…]|all``; 'all' used to be an unknown policy, exit 2)."""
+    import json
+
+    from memsched.policies.act import registry
+
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(
+        'name = "tiny"\nmemory = "128MiB"\nduration = "100ms"\npolicies = ["lmkd"]\n'
+        '[[service]]\nname = "a"\nkind = "allocator"\nsize = "8MiB"\nchunk = "4MiB"\n'
+    )
+    rc = main(["pressure", "act-sim", str(scenario), "--policies", "all", "--json", "--jobs", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    ran = [run["policy"] for run in json.loads(out)["runs"]]
+    assert ran == [spec.versioned_id for spec in registry.specs()]

@@ -106,13 +106,33 @@ def _act_sim_one(args: tuple[str, str, int]) -> dict[str, object]:
     return fig
 
 
+def _act_policy_list(text: str) -> list[str]:
+    """act-sim's ``--policies``: ``all`` (every registered action policy, as ``compare --policies all`` runs
+    every NUMA policy) or a comma-separated list of ids, each known and named once."""
+    from memsched.errors import UnknownNameError
+    from memsched.policies.act import registry as act_registry
+
+    if text.strip() == "all":
+        return act_registry.names()
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    if not chosen:
+        raise ConfigError(
+            "--policies", text, "must be 'all' or a comma-separated list of: " + ", ".join(act_registry.names())
+        )
+    for p in chosen:
+        if p not in act_registry.names() and p not in [s.versioned_id for s in act_registry.specs()]:
+            raise UnknownNameError("--policies", p, act_registry.names())
+    no_repeats("--policies", chosen, lambda p: act_registry.get(p).versioned_id)
+    return chosen
+
+
 @pressure_app.command("act-sim")
 def act_sim(
     scenario: Annotated[
         str | None, typer.Argument(help="built-in action scenario or a TOML file (default: every built-in one)")
     ] = None,
     policies: Annotated[
-        str | None, typer.Option("--policies", help="comma-separated action policies (default: the scenario's)")
+        str | None, typer.Option("--policies", help="comma-separated action policies, or all (default: the scenario's)")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of every random choice", parser=seed_number)] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout alone")] = False,
@@ -129,24 +149,13 @@ def act_sim(
 
     from memsched.cli.common import check_writable, emit_json, out_console, simulation_memory_limit, write_atomic
     from memsched.config import check_seed
-    from memsched.errors import UnknownNameError
-    from memsched.policies.act import registry as act_registry
     from memsched.report.act import act_html, act_table
     from memsched.workloads.act import list_act_scenarios, load_act_scenario
     from memsched.workloads.runner import pool_worker_init
 
     refs = [scenario] if scenario is not None else list_act_scenarios()
     scs = [load_act_scenario(r) for r in refs]
-    chosen: list[str] | None = None
-    if policies is not None:
-        chosen = [p.strip() for p in policies.split(",") if p.strip()]
-        if not chosen:
-            raise ConfigError("--policies", policies, "must be a comma-separated list of: "
-                              + ", ".join(act_registry.names()))
-        for p in chosen:
-            if p not in act_registry.names() and p not in [s.versioned_id for s in act_registry.specs()]:
-                raise UnknownNameError("--policies", p, act_registry.names())
-        no_repeats("--policies", chosen, lambda p: act_registry.get(p).versioned_id)
+    chosen = None if policies is None else _act_policy_list(policies)
     check_seed(seed, "--seed")
     if jobs is not None and not 1 <= jobs <= 1024:
         raise ConfigError("--jobs", jobs, "must be in 1..1024")
