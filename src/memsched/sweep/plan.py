@@ -58,6 +58,15 @@ class Machine:
         except OSError as e:
             raise ConfigError(field, text, f"must be a preset or a readable TOML file ({e.strerror})") from None
         topo = load_topology(path)
+        if topo.name in list_presets() and topo.to_mapping() != load_topology(topo.name).to_mapping():
+            # Runs are stored, grouped and paired with their baselines by machine name, in one sweep and across
+            # the sweeps and tuning runs of a database: a preset's name is the preset's.
+            raise ConfigError(
+                field,
+                topo.name,
+                f"must not give two different machines one name: preset {topo.name} and file {text} are both named "
+                "this (give the file's machine a name of its own)",
+            )
         return cls(topo.name, str(path), raw, path.stem, {}, topo, f"file {text}")
 
     @classmethod

@@ -218,6 +218,25 @@ def test_tune_bad_input(extra: tuple[str, ...], where: str, tmp_path: Path,
     assert not (tmp_path / "t.duckdb").exists()
 
 
+def test_tune_refuses_a_file_under_a_presets_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tuning run is stored under its machine's name (the study's name, the runs' topology column): a file that
+    is another machine under a preset's name would be grouped with the preset's runs. A copy of the preset is the
+    preset, and is accepted."""
+    preset = (Path(__file__).parents[3] / "src/memsched/data/topologies/laptop-1n8.toml").read_text()
+    other = tmp_path / "box.toml"
+    other.write_text(preset.replace("controller_gibps = 40.0", "controller_gibps = 20.0"))
+    rc, out, err = run(capsys, "tune", "--policy", "mainline", "--workloads", "numa02", "--trials", "2",
+                       "--topology", str(other), "--db", str(tmp_path / "t.duckdb"))  # fmt: skip
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"'--topology' must not give two different machines one name: preset laptop-1n8 and file {other}" in err
+    assert not (tmp_path / "t.duckdb").exists()
+    from memsched.sweep.plan import Machine
+
+    copy = tmp_path / "copy.toml"
+    copy.write_text(preset)
+    assert Machine.named(str(copy), tmp_path, field="--topology").name == "laptop-1n8"
+
+
 def test_tune_never_splits_a_set_option_from_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a narrow terminal and piped, every --set stays on one line with its KEY=VALUE, one option per line
     joined by backslashes, and the sysctl lines are whole."""

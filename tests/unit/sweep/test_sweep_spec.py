@@ -229,11 +229,14 @@ LAPTOP_TOML = (Path(__file__).parents[3] / "src/memsched/data/topologies/laptop-
 
 def _boxes(tmp_path: Path) -> None:
     """a/box.toml: the laptop preset with a slower memory controller, under the preset's name; b/box.toml: the
-    preset itself, as a file."""
-    for sub in ("a", "b"):
+    preset itself, as a file; c/box.toml and d/box.toml: two different machines both named my-box."""
+    for sub in ("a", "b", "c", "d"):
         (tmp_path / sub).mkdir()
-    (tmp_path / "a" / "box.toml").write_text(LAPTOP_TOML.replace("controller_gibps = 40.0", "controller_gibps = 20.0"))
+    slower = LAPTOP_TOML.replace("controller_gibps = 40.0", "controller_gibps = 20.0")
+    (tmp_path / "a" / "box.toml").write_text(slower)
     (tmp_path / "b" / "box.toml").write_text(LAPTOP_TOML)
+    (tmp_path / "c" / "box.toml").write_text(LAPTOP_TOML.replace('name = "laptop-1n8"', 'name = "my-box"'))
+    (tmp_path / "d" / "box.toml").write_text(slower.replace('name = "laptop-1n8"', 'name = "my-box"'))
 
 
 @pytest.mark.parametrize(
@@ -241,7 +244,8 @@ def _boxes(tmp_path: Path) -> None:
     [
         ('topologies = ["laptop-1n8", "a/box.toml", "b/box.toml"]\n', "'topologies'",
          ("preset laptop-1n8", "file a/box.toml")),
-        ('topologies = ["b/box.toml", "a/box.toml"]\n', "'topologies'", ("file b/box.toml", "file a/box.toml")),
+        ('topologies = ["b/box.toml", "a/box.toml"]\n', "'topologies'", ("preset laptop-1n8", "file a/box.toml")),
+        ('topologies = ["c/box.toml", "d/box.toml"]\n', "'topologies'", ("file c/box.toml", "file d/box.toml")),
         ('topologies = ["laptop-1n8"]\n[families.laptop-1n8]\nlike = "laptop-1n8"\nnodes = 2\n',
          "'families.laptop-1n8'", ("preset laptop-1n8", "families.laptop-1n8")),
         ('mode = "random"\nsamples = 20\ntopologies = ["laptop-1n8"]\n[families.laptop-1n8]\nnodes = 2\n',
@@ -258,7 +262,7 @@ def test_two_different_machines_under_one_name_are_refused(
         load_spec(path)
     message = str(e.value)
     assert message.startswith(f"{path}: {field} ") and "\n" not in message
-    assert all(s in message for s in sources) and "'laptop-1n8'" in message
+    assert all(s in message for s in sources) and ("'laptop-1n8'" in message or "'my-box'" in message)
 
 
 def test_the_same_machine_listed_twice_is_run_once(tmp_path: Path) -> None:
@@ -270,11 +274,12 @@ def test_the_same_machine_listed_twice_is_run_once(tmp_path: Path) -> None:
     assert sorted(c.key for c in both) == sorted(c.key for c in alone) and len(both) == 2
 
 
-def test_a_file_named_like_a_preset_is_not_priced_as_the_preset(tmp_path: Path) -> None:
-    """--dry-run prices a file by its CPUs, not from the rates of the preset whose name it carries."""
+def test_a_file_is_priced_by_its_cpus(tmp_path: Path) -> None:
+    """--dry-run prices a file by its CPUs, not from the rates of a preset whose name it carries (only a copy of
+    the preset may carry it: a different machine under a preset's name is refused)."""
     from memsched.sweep.estimate import estimate
 
     _boxes(tmp_path)
     cells = load_spec(write_spec(tmp_path, 'workloads = ["numa02"]\npolicies = ["none"]\n'
-                                           'topologies = ["a/box.toml"]\n')).cells  # fmt: skip
+                                           'topologies = ["b/box.toml"]\n')).cells  # fmt: skip
     assert estimate(cells, 1).sources == {"rates.json, scaled by CPUs": 1}
