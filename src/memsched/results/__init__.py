@@ -5,7 +5,7 @@
 >>> df.groupby("policy")["elapsed_s"].median()                      # doctest: +SKIP
 
 :func:`open` gives every run (or one sweep's) as a pandas DataFrame, :func:`query` runs SQL over the database
-read-only (:func:`query_head` gives its first rows, :func:`query_rows` the same as DuckDB's own Python values),
+read-only (:func:`query_rows` gives its first rows as DuckDB's own Python values),
 :func:`export` writes CSV or Parquet. The schema is in
 ``results/store.py``; how concurrent writers share a file in ``results/lock.py``.
 """
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
     from memsched.results.store import FIXED_COLUMNS, Outcome, ResultStore, record_digest
 
-__all__ = ["FIXED_COLUMNS", "Outcome", "QueryRows", "ResultStore", "export", "open", "query", "query_head",
-           "query_rows", "record_digest", "sweeps"]  # fmt: skip
+__all__ = ["FIXED_COLUMNS", "Outcome", "QueryRows", "ResultStore", "export", "open", "query", "query_rows",
+           "record_digest", "sweeps"]  # fmt: skip
 
 _T = TypeVar("_T")
 
@@ -62,14 +62,6 @@ def query(path: Path | str, sql: str) -> pd.DataFrame:
     return _query(path, sql, lambda result: result.df())
 
 
-def query_head(path: Path | str, sql: str, limit: int) -> tuple[pd.DataFrame, bool]:
-    """The first ``limit`` rows of :func:`query`'s result, and whether it had more. Only ``limit + 1`` rows
-    are fetched: DuckDB streams the result, so ``SELECT * FROM range(300000000)`` costs what its head does."""
-    if limit < 0:
-        raise ValueError(f"limit must be >= 0 (got {limit})")
-    return _query(path, sql, lambda result: _head(result, limit))
-
-
 @dataclass(frozen=True, slots=True)
 class QueryRows:
     """The head of a query's result as DuckDB's own Python values: HUGEINT an ``int``, DECIMAL a ``Decimal``,
@@ -86,7 +78,8 @@ class QueryRows:
 
 def query_rows(path: Path | str, sql: str, limit: int) -> QueryRows:
     """The first ``limit`` rows of :func:`query`'s result as Python values (what ``memsched results query``
-    prints); like :func:`query_head`, only ``limit + 1`` rows are fetched."""
+    prints). Only ``limit + 1`` rows are fetched: DuckDB streams the result, so ``SELECT * FROM
+    range(300000000)`` costs what its head does."""
     if limit < 0:
         raise ValueError(f"limit must be >= 0 (got {limit})")
     return _query(path, sql, lambda result: _rows(result, limit))
@@ -109,27 +102,6 @@ def _query(path: Path | str, sql: str, fetch: Callable[[duckdb.DuckDBPyConnectio
         except duckdb.Error as e:
             raise ConfigError("query", sql, f"must be valid read-only SQL over runs, sweeps, sweep_cells, trials "
                               f"({str(e).strip().splitlines()[0]})") from None
-
-
-#: Rows in one DuckDB vector (``STANDARD_VECTOR_SIZE``): ``fetch_df_chunk`` counts in vectors.
-_VECTOR_ROWS = 2048
-
-
-def _head(result: duckdb.DuckDBPyConnection, limit: int) -> tuple[pd.DataFrame, bool]:
-    """The first ``limit`` rows of a pending ``result`` and whether there were more, fetching ``limit + 1``."""
-    import pandas as pd
-
-    wanted = limit + 1
-    parts = [result.fetch_df_chunk(-(-wanted // _VECTOR_ROWS))]
-    got = len(parts[0])
-    while 0 < got < wanted:  # a chunk may hold fewer vectors than asked for
-        part = result.fetch_df_chunk(-(-(wanted - got) // _VECTOR_ROWS))
-        if part.empty:
-            break
-        parts.append(part)
-        got += len(part)
-    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    return frame.head(limit), got > limit
 
 
 def _rows(result: duckdb.DuckDBPyConnection, limit: int) -> QueryRows:

@@ -21,14 +21,15 @@ MEMSCHED = [sys.executable, "-m", "memsched"]
 LONG_QUERY = "SELECT count(*) FROM range(80000000000) t(i) WHERE i % 7 = 3"
 
 
-def test_query_head_returns_the_first_rows_and_says_whether_there_were_more(db: Path) -> None:
-    """The head of a result, flagged as cut only when the result has more rows than asked for."""
-    frame, more = results.query_head(db, "SELECT i, [i] AS l FROM range(5000) t(i)", 4097)
-    assert (len(frame), more, frame["i"].tolist()[-1]) == (4097, True, 4096)
-    frame, more = results.query_head(db, "SELECT i FROM range(5000) t(i)", 5000)
-    assert (len(frame), more) == (5000, False)
-    frame, more = results.query_head(db, "SELECT 1 AS a WHERE false", 10)
-    assert (list(frame.columns), len(frame), more) == (["a"], 0, False)
+def test_query_rows_returns_the_first_rows_and_says_whether_there_were_more(db: Path) -> None:
+    """The head of a result, flagged as cut only when the result has more rows than asked for (across DuckDB's
+    2048-row vectors)."""
+    head = results.query_rows(db, "SELECT i, [i] AS l FROM range(5000) t(i)", 4097)
+    assert (len(head.rows), head.truncated, head.rows[-1]) == (4097, True, (4096, [4096]))
+    head = results.query_rows(db, "SELECT i FROM range(5000) t(i)", 5000)
+    assert (len(head.rows), head.truncated) == (5000, False)
+    head = results.query_rows(db, "SELECT 1 AS a WHERE false", 10)
+    assert (head.columns, len(head.rows), head.truncated) == (("a",), 0, False)
 
 
 def test_results_query_limit_cuts_rows_and_says_so(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
