@@ -39,18 +39,30 @@ def _wrap(x: FloatArray, nbytes: FloatArray) -> FloatArray:
     (2x to 7x faster): ``x``, or ``x + nbytes`` where ``x < 0``, which is what numpy's floor remainder computes
     there (its ``fmod`` returns ``x`` unchanged when ``|x| < nbytes``, then it adds ``nbytes`` to a negative
     remainder; ``-0.0 + 0.0`` gives its ``+0.0``). A covered page's offset in its region and the sweep's cursor
-    both lie in ``[0, nbytes)``, so their difference does; other entries are masked out by the caller."""
-    return x + (x < 0) * nbytes
+    both lie in ``[0, nbytes)``, so their difference does; other entries are masked out by the caller. In place:
+    ``x`` (already of the broadcast shape) is overwritten and returned."""
+    x += (x < 0) * nbytes
+    return x
 
 
 def _when(pages: IntArray, page_size: int, cols: FloatArray) -> FloatArray:
     """Arrival time (ns) of every sweep (rows) at every page (columns); ``inf`` where a sweep does not cover."""
-    rstart, nbytes, p0, p1, cursor, rate, delay = (cols[:, k : k + 1] for k in range(1, 8))
-    starts = (pages * page_size).astype(np.float64)[None, :]
-    offset = np.maximum(starts, rstart) - rstart
-    when = delay + _wrap(offset - cursor, nbytes) / rate
-    cover = (pages[None, :] >= p0) & (pages[None, :] < p1)
-    return np.where(cover, when, np.inf)
+    return _arrival(pages, (pages * page_size).astype(np.float64), cols.T[1:8, :, None])
+
+
+def _arrival(pages: IntArray, starts: FloatArray, c: FloatArray) -> FloatArray:
+    """:func:`_when` from the pages' first bytes (``starts``, float64) and the sweeps' columns 1 to 7 as a
+    (7, sweeps, 1) array (``cols.T[1:8, :, None]``, computed once per call of :func:`first_touchers`)."""
+    rstart, nbytes, p0, p1, cursor, rate, delay = c
+    # delay + _wrap(max(starts, rstart) - rstart - cursor, nbytes) / rate, in place (a + b is b + a, bit for bit)
+    when: FloatArray = np.maximum(starts, rstart)
+    when -= rstart
+    when -= cursor
+    _wrap(when, nbytes)
+    when /= rate
+    when += delay
+    when[(pages < p0) | (pages >= p1)] = np.inf  # (integral page numbers: not covered)
+    return when
 
 
 def first_touchers(
@@ -61,40 +73,58 @@ def first_touchers(
     may be given as their float64 array already (one row per sweep)."""
     n = pages.shape[0]
     cols = sweeps if isinstance(sweeps, np.ndarray) else np.array(sweeps, dtype=np.float64)
-    if n == 0 or cols.shape[0] == 0:
+    nsw = cols.shape[0]
+    if n == 0 or nsw == 0:
         return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
-    if n * cols.shape[0] <= 8192 or n <= 2 * stride or cols.shape[0] == 1:
-        when = _when(pages, page_size, cols)
+    # (Called once per scan on a few dozen sweeps and about a thousand pages: numpy's per-call overhead, not
+    # the arithmetic, is most of the cost, so each step below takes as few calls as it can.)
+    c = cols.T[1:8, :, None]
+    starts = (pages * page_size).astype(np.float64)
+    if n * nsw <= 8192 or n <= 2 * stride or nsw == 1:
+        when = _arrival(pages, starts, c)
         who = when.argmin(axis=0)
         t = when[who, np.arange(n)]
         return np.where(np.isfinite(t), who, -1).astype(np.int64), t
-    idx = np.arange(0, n, stride)
-    if idx[-1] != n - 1:
-        idx = np.concatenate((idx, np.array([n - 1], dtype=idx.dtype)))
-    when_s = _when(pages[idx], page_size, cols)
-    who_s = when_s.argmin(axis=0)
+    # Samples: every stride-th page and the last (idx[k] == k * stride but for the last).
+    idx = np.arange(0, n - 1 + stride, stride)
+    idx[-1] = n - 1
+    m = idx.shape[0]
+    pages_s = pages[idx]
+    who_s = _arrival(pages_s, starts[idx], c).argmin(axis=0)
     # Pages where some sweep's arrival time jumps: just after its cursor (the time wraps to zero there) and
-    # at the ends of its region.
+    # at the ends of its region. A jump j lies in gap k - 1 (pages_s[k - 1] < j <= pages_s[k]) for the k
+    # that searchsorted finds, 0 < k < m.
     cursor_page = (cols[:, 1] + cols[:, 5]) // page_size
-    # (sorted, not deduplicated: only whether a gap holds one matters)
-    jumps = np.sort(np.concatenate([cursor_page, cursor_page + 1, cols[:, 3], cols[:, 4]]).astype(np.int64))
-    lo_p, hi_p = pages[idx[:-1]], pages[idx[1:]]
-    inside = jumps.searchsorted(hi_p, side="right") - jumps.searchsorted(lo_p, side="right")
-    ambiguous = (who_s[:-1] != who_s[1:]) | (inside > 0)
-    who = who_s[:-1].repeat(idx[1:] - idx[:-1])
-    who = np.concatenate((who, who_s[-1:]))
+    jumps = np.concatenate([cursor_page, cursor_page + 1, cols[:, 3], cols[:, 4]]).astype(np.int64)
+    ambiguous = np.bincount(pages_s.searchsorted(jumps), minlength=m + 1)[1:m] > 0
+    ambiguous |= who_s[:-1] != who_s[1:]
+    who = np.empty(n, dtype=np.int64)
+    who[:-1] = who_s[:-1].repeat(stride)[: n - 1]
+    who[-1] = who_s[-1]
     if np.count_nonzero(ambiguous):
-        gaps = ambiguous.nonzero()[0]
-        lengths = idx[gaps + 1] - idx[gaps] + 1
-        within = np.arange(lengths.sum()) - (lengths.cumsum() - lengths).repeat(lengths)
-        # (adjacent gaps share their end page: it is evaluated twice, to the same winner)
-        sel = idx[gaps].repeat(lengths) + within
-        who[sel] = _when(pages[sel], page_size, cols).argmin(axis=0)
+        # The pages of the ambiguous gaps, ends included, as runs [lo, hi] (adjacent gaps share their end).
+        runs: list[list[int]] = []
+        for g in ambiguous.nonzero()[0].tolist():
+            lo, hi = g * stride, min(g * stride + stride, n - 1)
+            if runs and runs[-1][1] == lo:
+                runs[-1][1] = hi
+            else:
+                runs.append([lo, hi])
+        if len(runs) == 1:
+            lo, hi = runs[0]
+            who[lo : hi + 1] = _arrival(pages[lo : hi + 1], starts[lo : hi + 1], c).argmin(axis=0)
+        else:
+            sel = np.concatenate([np.arange(lo, hi + 1) for lo, hi in runs])
+            who[sel] = _arrival(pages[sel], starts[sel], c).argmin(axis=0)
     # Arrival time of the chosen sweep at each page.
     rstart, nbytes, p0, p1, cursor, rate, delay = cols.T[1:8].take(who, axis=1)  # (one gather, C order)
-    starts = (pages * page_size).astype(np.float64)
-    offset = np.maximum(starts, rstart) - rstart
-    t = delay + _wrap(offset - cursor, nbytes) / rate
+    t = np.maximum(starts, rstart)  # (as in _arrival)
+    t -= rstart
+    t -= cursor
+    _wrap(t, nbytes)
+    t /= rate
+    t += delay
     covered = (pages >= p0) & (pages < p1)
-    t = np.where(covered, t, np.inf)
-    return np.where(covered, who, -1).astype(np.int64), t
+    if np.count_nonzero(covered) == n:
+        return who, t
+    return np.where(covered, who, -1), np.where(covered, t, np.inf)
