@@ -50,9 +50,11 @@ def _when(pages: IntArray, page_size: int, cols: FloatArray) -> FloatArray:
     return _arrival(pages, (pages * page_size).astype(np.float64), cols.T[1:8, :, None])
 
 
-def _arrival(pages: IntArray, starts: FloatArray, c: FloatArray) -> FloatArray:
+def _arrival(pages: npt.NDArray[np.int64 | np.float64] | None, starts: FloatArray, c: FloatArray) -> FloatArray:
     """:func:`_when` from the pages' first bytes (``starts``, float64) and the sweeps' columns 1 to 7 as a
-    (7, sweeps, 1) array (``cols.T[1:8, :, None]``, computed once per call of :func:`first_touchers`)."""
+    (7, sweeps, 1) array (``cols.T[1:8, :, None]``, computed once per call of :func:`first_touchers`);
+    ``pages`` (their numbers, as integers or as floats: the same comparisons) is None when every sweep covers
+    every page."""
     rstart, nbytes, p0, p1, cursor, rate, delay = c
     # delay + _wrap(max(starts, rstart) - rstart - cursor, nbytes) / rate, in place (a + b is b + a, bit for bit)
     when: FloatArray = np.maximum(starts, rstart)
@@ -61,7 +63,8 @@ def _arrival(pages: IntArray, starts: FloatArray, c: FloatArray) -> FloatArray:
     _wrap(when, nbytes)
     when /= rate
     when += delay
-    when[(pages < p0) | (pages >= p1)] = np.inf  # (integral page numbers: not covered)
+    if pages is not None:
+        when[(pages < p0) | (pages >= p1)] = np.inf  # (integral page numbers: not covered)
     return when
 
 
@@ -70,7 +73,7 @@ def first_touchers(
 ) -> tuple[IntArray, FloatArray]:
     """For each page of ``pages`` (sorted, ascending): the index into ``sweeps`` of the first sweep to reach
     it and the time (ns from now) it gets there (``inf`` and -1 where no sweep covers the page). ``sweeps``
-    may be given as their float64 array already (one row per sweep)."""
+    may be given as their float64 array already (one row per sweep; columns after a ``Sweep``'s are ignored)."""
     n = pages.shape[0]
     cols = sweeps if isinstance(sweeps, np.ndarray) else np.array(sweeps, dtype=np.float64)
     nsw = cols.shape[0]
@@ -80,8 +83,12 @@ def first_touchers(
     # the arithmetic, is most of the cost, so each step below takes as few calls as it can.)
     c = cols.T[1:8, :, None]
     starts = (pages * page_size).astype(np.float64)
+    # Page numbers for the coverage tests (floats: no conversion in each comparison), None when every sweep
+    # covers every page (tasks walking the whole buffer): then nothing is masked.
+    everywhere = cols[:, 3].max() <= pages[0] and cols[:, 4].min() > pages[-1]
+    pf = None if everywhere else pages.astype(np.float64)
     if n * nsw <= 8192 or n <= 2 * stride or nsw == 1:
-        when = _arrival(pages, starts, c)
+        when = _arrival(pf, starts, c)
         who = when.argmin(axis=0)
         t = when[who, np.arange(n)]
         return np.where(np.isfinite(t), who, -1).astype(np.int64), t
@@ -90,7 +97,7 @@ def first_touchers(
     idx[-1] = n - 1
     m = idx.shape[0]
     pages_s = pages[idx]
-    who_s = _arrival(pages_s, starts[idx], c).argmin(axis=0)
+    who_s = _arrival(None if pf is None else pf[idx], starts[idx], c).argmin(axis=0)
     # Pages where some sweep's arrival time jumps: just after its cursor (the time wraps to zero there) and
     # at the ends of its region. A jump j lies in gap k - 1 (pages_s[k - 1] < j <= pages_s[k]) for the k
     # that searchsorted finds, 0 < k < m.
@@ -112,19 +119,22 @@ def first_touchers(
                 runs.append([lo, hi])
         if len(runs) == 1:
             lo, hi = runs[0]
-            who[lo : hi + 1] = _arrival(pages[lo : hi + 1], starts[lo : hi + 1], c).argmin(axis=0)
+            pf_run = None if pf is None else pf[lo : hi + 1]
+            who[lo : hi + 1] = _arrival(pf_run, starts[lo : hi + 1], c).argmin(axis=0)
         else:
             sel = np.concatenate([np.arange(lo, hi + 1) for lo, hi in runs])
-            who[sel] = _arrival(pages[sel], starts[sel], c).argmin(axis=0)
+            who[sel] = _arrival(None if pf is None else pf[sel], starts[sel], c).argmin(axis=0)
     # Arrival time of the chosen sweep at each page.
-    rstart, nbytes, p0, p1, cursor, rate, delay = cols.T[1:8].take(who, axis=1)  # (one gather, C order)
+    _, rstart, nbytes, p0, p1, cursor, rate, delay = cols.take(who, axis=0).T[:8]  # (one gather)
     t = np.maximum(starts, rstart)  # (as in _arrival)
     t -= rstart
     t -= cursor
     _wrap(t, nbytes)
     t /= rate
     t += delay
-    covered = (pages >= p0) & (pages < p1)
+    if pf is None:
+        return who, t
+    covered = (pf >= p0) & (pf < p1)
     if np.count_nonzero(covered) == n:
         return who, t
     return np.where(covered, who, -1), np.where(covered, t, np.inf)
