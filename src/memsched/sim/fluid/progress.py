@@ -356,6 +356,11 @@ class FluidProgress:
                 delay += copy_left / rate if rate > 0 else math.inf
             work = phase.work
             done = work - rems[tid]
+            if phase.shared is None:  # Touch.sweeps' one region, inline (this runs for every task at every scan)
+                region = phase.region
+                part = rate / rate if rate > 0 else 0.0
+                out.append((tid, region, done % region.nbytes, rate, delay, done, part, work))
+                continue
             for region, cursor, r in phase.sweeps(done, rate):
                 out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0, work))
         return out

@@ -73,7 +73,7 @@ from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
 from memsched.sim.numa.contention import Contention, ContentionCosts
 from memsched.sim.numa.context import NumaState, SimContext
-from memsched.sim.numa.faults import Sweep, first_touchers
+from memsched.sim.numa.faults import first_touchers
 from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_THP
 
 __all__ = ["NumaBalancing", "NumaCosts", "needs_mechanism"]
@@ -118,6 +118,20 @@ class _MmScan:
             self.last_nid = np.concatenate([self.last_nid, np.full(grow, -1, dtype=np.int64)])
             self.last_pid = np.concatenate([self.last_pid, np.full(grow, -1, dtype=np.int64)])
             self.last_cpu = np.concatenate([self.last_cpu, np.full(grow, -1, dtype=np.int64)])
+
+
+@dataclass(eq=False)
+class _Reach:
+    """The sweeps of one scan, for the looks at what they have reached: their float64 rows (a ``Sweep``, then
+    the phase's work, the work done at the scan and the sweep's share of it) and each task's pc at the scan."""
+
+    cols: npt.NDArray[np.float64]
+    tid_list: list[int]
+    pcs: list[int]
+    tids: IntArray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tids = np.array(self.tid_list, dtype=np.int64)
 
 
 def needs_mechanism(policy: NumaPolicy) -> bool:
@@ -347,31 +361,34 @@ class NumaBalancing(Instrument):
         if pages.size == 0:
             return
         psz = machine.page_size
-        sweeps: list[Sweep] = []
-        # (task id, pc, the phase's work, work done, share of it) per sweep
-        reach: list[tuple[int, int, float, float, float]] = []
+        # A Sweep per row, then the phase's work, the work done and this sweep's share of it (for _reached).
+        rows: list[tuple[int, int, int, int, int, float, float, float, float, float, float]] = []
+        pcs: list[int] = []  # the task's pc at the scan, per row
         tasks = machine.tasks
         for tid, region, cursor, rate, delay, done, part, work in machine.progress.sweeps_of(self._alive(st.mm)):
             p0, p1 = region.page_span(psz)
             if p1 <= lo or p0 >= hi or rate <= 0 or delay >= horizon:
                 continue
-            sweeps.append((tid, region.start, region.nbytes, p0, p1, cursor, rate, delay))
-            reach.append((tid, tasks[tid].pc, work, done, part))
-        if not sweeps:
+            rows.append((tid, region.start, region.nbytes, p0, p1, cursor, rate, delay, work, done, part))
+            pcs.append(tasks[tid].pc)
+        if not rows:
             return
-        cols = np.array(sweeps, dtype=np.float64)
-        first, t_first = first_touchers(pages, psz, cols)
+        cols = np.array(rows, dtype=np.float64)
+        first, t_first = first_touchers(pages, psz, cols)  # (it reads the Sweep columns only)
         # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
         # looked at again then (a task slowed by kernel work touches, and so faults, fewer pages).
         hit = (first >= 0) & (t_first <= horizon)
-        if not np.count_nonzero(hit):
+        nhit = np.count_nonzero(hit)
+        if not nhit:
             return
-        pages, first, t_first = pages[hit], first[hit], t_first[hit]
+        if nhit != hit.shape[0]:
+            pages, first, t_first = pages[hit], first[hit], t_first[hit]
         order = t_first.argsort(kind="stable")
         pages, first, t_first = pages[order], first[order], t_first[order]
         # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
-        ahead = (t_first - cols[first, 7]) * cols[first, 6]
+        ahead = (t_first - cols[:, 7].take(first)) * cols[:, 6].take(first)
         when = int(min(_median(t_first, is_sorted=True), float(horizon)))  # (not ``delay``: a float above)
+        reach = _Reach(cols, [r[0] for r in rows], pcs)
         machine.engine.after(max(when, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
 
     def _reached(
@@ -381,7 +398,7 @@ class NumaBalancing(Instrument):
         first: IntArray,
         offsets: npt.NDArray[np.float64],
         ahead: npt.NDArray[np.float64],
-        reach: list[tuple[int, int, float, float, float]],
+        reach: _Reach,
         again: bool,
     ) -> None:
         """The faults of the pages their sweep has really reached by now: a task that spent the time in kernel
@@ -390,17 +407,28 @@ class NumaBalancing(Instrument):
         still not reached then stays marked (it faults when its window is scanned and looked at again)."""
         progress = self.machine.progress
         tasks = self.machine.tasks
-        came_l: list[float] = []
-        rem: list[float] | None = None
-        for tid, pc, work, done, part in reach:
-            if tasks[tid].pc == pc:  # still in the phase of the sweep (a Touch of that work)
-                if rem is None:  # progress.phase_progress of each task, with one sync
-                    progress.sync()
-                    rem = progress.arrays.rem.tolist()
-                came_l.append((work - rem[tid] - done) * part)
-            else:
-                came_l.append(np.inf)
-        came = np.array(came_l, dtype=np.float64)
+        # How far each sweep has come since the scan (bytes): (work - rem - done) * part, with
+        # progress.phase_progress of each task (one sync), where the task is still in the phase of the sweep
+        # (a Touch of that work); inf where it has left it.
+        still = [tasks[tid].pc for tid in reach.tid_list] == reach.pcs
+        if still:  # (the usual case: every task; the same float operations, elementwise)
+            progress.sync()
+            cols = reach.cols
+            came = (cols[:, 8] - progress.arrays.rem.take(reach.tids) - cols[:, 9]) * cols[:, 10]
+        else:
+            came_l: list[float] = []
+            rem: list[float] | None = None
+            for tid, pc, (work, done, part) in zip(
+                reach.tid_list, reach.pcs, reach.cols[:, 8:11].tolist(), strict=True
+            ):
+                if tasks[tid].pc == pc:
+                    if rem is None:
+                        progress.sync()
+                        rem = progress.arrays.rem.tolist()
+                    came_l.append((work - rem[tid] - done) * part)
+                else:
+                    came_l.append(np.inf)
+            came = np.array(came_l, dtype=np.float64)
         ok = ahead <= came[first] + 1.0
         if np.count_nonzero(ok) != ok.shape[0]:
             rest = ~ok
@@ -408,8 +436,7 @@ class NumaBalancing(Instrument):
                 self._look_again(st, pages[rest], first[rest], offsets[rest], ahead[rest], reach, came)
             pages, first, offsets = pages[ok], first[ok], offsets[ok]
         if pages.size:
-            task_ids = np.array([r[0] for r in reach], dtype=np.int64)[first]
-            self._deliver_faults(st, pages, task_ids, offsets)
+            self._deliver_faults(st, pages, reach.tids[first], offsets)
 
     def _look_again(
         self,
@@ -418,29 +445,35 @@ class NumaBalancing(Instrument):
         first: IntArray,
         offsets: npt.NDArray[np.float64],
         ahead: npt.NDArray[np.float64],
-        reach: list[tuple[int, int, float, float, float]],
+        reach: _Reach,
         came: npt.NDArray[np.float64],
     ) -> None:
         """Schedule the second look at the pages not reached yet: when, from each sweep's position, pending kernel
         work and rate now, the last of them should have been reached."""
         a = self.machine.progress.arrays
-        delay = np.full(len(reach), np.inf)  # kernel work before the sweep moves again (ns)
-        per_byte = np.full(len(reach), np.inf)  # ns per byte of the sweep at its rate now
-        rates, shares, oncpu, debts, copies = (
-            a.rate.tolist(), a.share.tolist(), a.oncpu.tolist(), a.debt.tolist(), a.copy_left.tolist()
-        )
-        for k, (tid, _pc, _work, _done, part) in enumerate(reach):
-            rate = rates[tid]
-            share = shares[tid]
-            if rate * part > 0 and share > 0 and oncpu[tid] >= 0:
-                delay[k] = debts[tid] / share + copies[tid] / rate
-                per_byte[k] = 1.0 / (rate * part)
+        tids = reach.tids
+        rate = a.rate.take(tids)
+        share = a.share.take(tids)
+        rate_part = rate * reach.cols[:, 10]
+        moving = (rate_part > 0) & (share > 0) & (a.oncpu.take(tids) >= 0)
+        if np.count_nonzero(moving) == moving.shape[0]:
+            delay = a.debt.take(tids) / share + a.copy_left.take(tids) / rate  # kernel work before it moves (ns)
+            per_byte = 1.0 / rate_part  # ns per byte of the sweep at its rate now
+        else:  # inf for a sweep that does not move (nothing divided there)
+            inf = np.full(tids.shape[0], np.inf)
+            d_debt = np.divide(a.debt.take(tids), share, out=inf.copy(), where=moving)
+            d_copy = np.divide(a.copy_left.take(tids), rate, out=inf.copy(), where=moving)
+            delay = d_debt + d_copy
+            per_byte = np.divide(1.0, rate_part, out=inf, where=moving)
         t = delay[first] + np.maximum(ahead - came[first], 0.0) * per_byte[first]
         finite = np.isfinite(t)
-        if not np.count_nonzero(finite):
+        nfinite = np.count_nonzero(finite)
+        if not nfinite:
             return
-        pages, first, offsets, ahead = pages[finite], first[finite], offsets[finite], ahead[finite]
-        when = int(min(float(t[finite].max()), 10 * NSEC_PER_SEC))
+        if nfinite != finite.shape[0]:
+            pages, first, offsets, ahead = pages[finite], first[finite], offsets[finite], ahead[finite]
+            t = t[finite]
+        when = int(min(float(t.max()), 10 * NSEC_PER_SEC))
         args = (st, pages, first, offsets, ahead, reach, False)
         self.machine.engine.after(max(when, 1), Prio.WAKEUP, self._reached, *args)
 
