@@ -361,19 +361,22 @@ class NumaBalancing(Instrument):
         if pages.size == 0:
             return
         psz = machine.page_size
-        # A Sweep per row, then the phase's work, the work done and this sweep's share of it (for _reached).
-        rows: list[tuple[int, int, int, int, int, float, float, float, float, float, float]] = []
+        # A Sweep per row, then the phase's work, the work done and this sweep's share of it (for _reached);
+        # the rows one after the other in one flat list (one conversion to float64).
+        flat: list[float] = []
+        tids: list[int] = []
         pcs: list[int] = []  # the task's pc at the scan, per row
         tasks = machine.tasks
         for tid, region, cursor, rate, delay, done, part, work in machine.progress.sweeps_of(self._alive(st.mm)):
             p0, p1 = region.page_span(psz)
             if p1 <= lo or p0 >= hi or rate <= 0 or delay >= horizon:
                 continue
-            rows.append((tid, region.start, region.nbytes, p0, p1, cursor, rate, delay, work, done, part))
+            flat += (tid, region.start, region.nbytes, p0, p1, cursor, rate, delay, work, done, part)
+            tids.append(tid)
             pcs.append(tasks[tid].pc)
-        if not rows:
+        if not tids:
             return
-        cols = np.array(rows, dtype=np.float64)
+        cols = np.array(flat, dtype=np.float64).reshape(len(tids), 11)
         first, t_first = first_touchers(pages, psz, cols)  # (it reads the Sweep columns only)
         # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
         # looked at again then (a task slowed by kernel work touches, and so faults, fewer pages).
@@ -388,7 +391,7 @@ class NumaBalancing(Instrument):
         # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
         ahead = (t_first - cols[:, 7].take(first)) * cols[:, 6].take(first)
         when = int(min(_median(t_first, is_sorted=True), float(horizon)))  # (not ``delay``: a float above)
-        reach = _Reach(cols, [r[0] for r in rows], pcs)
+        reach = _Reach(cols, tids, pcs)
         machine.engine.after(max(when, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
 
     def _reached(
@@ -429,7 +432,7 @@ class NumaBalancing(Instrument):
                 else:
                     came_l.append(np.inf)
             came = np.array(came_l, dtype=np.float64)
-        ok = ahead <= came[first] + 1.0
+        ok = ahead <= (came + 1.0)[first]  # (the same sums, per sweep)
         if np.count_nonzero(ok) != ok.shape[0]:
             rest = ~ok
             if again:
