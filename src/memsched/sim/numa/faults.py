@@ -47,12 +47,14 @@ def _wrap(x: FloatArray, nbytes: FloatArray) -> FloatArray:
 
 def _when(pages: IntArray, page_size: int, cols: FloatArray) -> FloatArray:
     """Arrival time (ns) of every sweep (rows) at every page (columns); ``inf`` where a sweep does not cover."""
-    return _arrival(pages, (pages * page_size).astype(np.float64), cols.T[1:8, :, None])
+    return _arrival(pages, (pages * page_size).astype(np.float64), tuple(cols.T[1:8, :, None]))
 
 
-def _arrival(pages: npt.NDArray[np.int64 | np.float64] | None, starts: FloatArray, c: FloatArray) -> FloatArray:
-    """:func:`_when` from the pages' first bytes (``starts``, float64) and the sweeps' columns 1 to 7 as a
-    (7, sweeps, 1) array (``cols.T[1:8, :, None]``, computed once per call of :func:`first_touchers`);
+def _arrival(
+    pages: npt.NDArray[np.int64 | np.float64] | None, starts: FloatArray, c: tuple[FloatArray, ...]
+) -> FloatArray:
+    """:func:`_when` from the pages' first bytes (``starts``, float64) and the sweeps' columns 1 to 7 as seven
+    (sweeps, 1) views (``tuple(cols.T[1:8, :, None])``, taken once per call of :func:`first_touchers`);
     ``pages`` (their numbers, as integers or as floats: the same comparisons) is None when every sweep covers
     every page."""
     rstart, nbytes, p0, p1, cursor, rate, delay = c
@@ -81,7 +83,7 @@ def first_touchers(
         return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
     # (Called once per scan on a few dozen sweeps and about a thousand pages: numpy's per-call overhead, not
     # the arithmetic, is most of the cost, so each step below takes as few calls as it can.)
-    c = cols.T[1:8, :, None]
+    c = tuple(cols.T[1:8, :, None])
     starts = (pages * page_size).astype(np.float64)
     # Page numbers for the coverage tests (floats: no conversion in each comparison), None when every sweep
     # covers every page (tasks walking the whole buffer): then nothing is masked.
