@@ -69,7 +69,7 @@ from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
-from memsched.sim.mm.mm import MmStruct
+from memsched.sim.mm.mm import MmStruct, Region
 from memsched.sim.numa.actuator import SimActuator
 from memsched.sim.numa.contention import Contention, ContentionCosts
 from memsched.sim.numa.context import NumaState, SimContext
@@ -109,6 +109,9 @@ class _MmScan:
     last_nid: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     last_pid: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     last_cpu: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Each sweep region's (region, start, bytes, first page, end page), by ``id(region)`` (the entry keeps the
+    #: region alive, so no other object takes its id): looked up at every scan instead of recomputed.
+    spans: dict[int, tuple[Region, int, int, int, int]] = field(default_factory=dict)
 
     def ensure(self) -> None:
         n = self.mm.nr_pages
@@ -367,11 +370,15 @@ class NumaBalancing(Instrument):
         tids: list[int] = []
         pcs: list[int] = []  # the task's pc at the scan, per row
         tasks = machine.tasks
+        spans = st.spans
         for tid, region, cursor, rate, delay, done, part, work in machine.progress.sweeps_of(self._alive(st.mm)):
-            p0, p1 = region.page_span(psz)
+            span = spans.get(id(region))
+            if span is None:
+                span = spans[id(region)] = (region, region.start, region.nbytes, *region.page_span(psz))
+            _, start, nbytes, p0, p1 = span
             if p1 <= lo or p0 >= hi or rate <= 0 or delay >= horizon:
                 continue
-            flat += (tid, region.start, region.nbytes, p0, p1, cursor, rate, delay, work, done, part)
+            flat += (tid, start, nbytes, p0, p1, cursor, rate, delay, work, done, part)
             tids.append(tid)
             pcs.append(tasks[tid].pc)
         if not tids:
