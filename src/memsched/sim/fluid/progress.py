@@ -262,9 +262,12 @@ class FluidProgress:
         self.arrays.debt[task.id] += ns
         self.system_by_cause[cause] = self.system_by_cause.get(cause, 0.0) + ns
 
-    def charge_many(self, pending: dict[int, dict[str, float]]) -> None:
+    def charge_many(
+        self, pending: dict[int, dict[str, float]], tail_cause: str = "", tail: dict[int, float] | None = None
+    ) -> None:
         """``charge_system`` of several causes at once, for every ``(task id, by_cause)`` of ``pending`` in its
-        order: one debt per task (the sum of its causes), one sync for them all."""
+        order: one debt per task (the sum of its causes), one sync for them all. ``tail``: then, for tasks not in
+        ``pending``, one cause each, as if ``{tid: {tail_cause: ns}}`` followed in ``pending`` in its order."""
         synced = False
         causes = self.system_by_cause
         get = causes.get
@@ -283,6 +286,28 @@ class FluidProgress:
             totals.append(total)
             for cause, ns in by_cause.items():
                 causes[cause] = get(cause, 0.0) + ns
+        if tail:
+            # A tail task's total is 0 + ns, which is ns; it is charged unless ns <= 0.
+            if min(tail.values()) > 0:  # (the usual case: all of them; a NaN first takes the loop below)
+                vals = list(tail.values())
+                tids.extend(tail)
+                totals.extend(vals)
+            else:
+                vals = []
+                for tid, ns in tail.items():
+                    if ns <= 0:
+                        continue
+                    tids.append(tid)
+                    totals.append(ns)
+                    vals.append(ns)
+            if vals:
+                if not synced:
+                    self.sync()
+                    synced = True
+                acc = get(tail_cause, 0.0)
+                for ns in vals:  # left to right, as one causes[tail_cause] += ns per task
+                    acc += ns
+                causes[tail_cause] = acc
         if tids:  # (distinct tasks: one add per task, as debt[tid] += total each)
             self.arrays.debt[tids] += totals
 

@@ -571,25 +571,35 @@ class NumaBalancing(Instrument):
     def _settle(self, mm_id: int, window_ns: float) -> None:
         """Charge what the pending lock holds and TLB flushes of ``mm_id`` cost its tasks."""
         machine = self.machine
-        tasks = machine.tasks
+        progress = machine.progress
         pending, self._pending_ns = self._pending_ns, {}
         if mm_id not in self.contention.pending:
-            machine.progress.charge_many(pending)
+            progress.charge_many(pending)
             return
-        oncpu = machine.progress.arrays.oncpu.tolist()
-        cpus_of = {t.id: oncpu[t.id] for t in self._alive(machine.mms[mm_id]) if oncpu[t.id] >= 0}
+        oncpu = progress.arrays.oncpu.tolist()
+        cpus_of = {t.id: cpu for t in self._alive(machine.mms[mm_id]) if (cpu := oncpu[t.id]) >= 0}
         mm_cpus = sorted(set(cpus_of.values()))
         out = self.contention.settle(mm_id, window_ns, cpus_of, mm_cpus)
-        for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns), ("tlb_ipi", out.ipi_ns)):
+        for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns)):
             for tid, ns in part.items():
                 pending.setdefault(tid, {})[cause] = ns
-        machine.progress.charge_many(pending)
-        vs = machine.vmstat
+        # The IPIs of tasks charged something already join their causes; those of the others (most tasks of the
+        # mm, which only received flushes) follow them in order as charge_many's tail.
+        ipi = out.ipi_ns
+        if ipi:
+            for tid, by_cause in pending.items():
+                ns = ipi.pop(tid, None)
+                if ns is not None:
+                    by_cause["tlb_ipi"] = ns
+        progress.charge_many(pending, "tlb_ipi", ipi)
         if out.flushes:
+            vs = machine.vmstat
             vs.inc("nr_tlb_remote_flush", out.flushes)
             vs.inc("nr_tlb_remote_flush_received", out.ipis)
-        for tid, ns in out.sleep_ns.items():
-            machine.lifecycle.block_for(tasks[tid], ns, out.waker.get(tid))
+        if out.sleep_ns:
+            tasks = machine.tasks
+            for tid, ns in out.sleep_ns.items():
+                machine.lifecycle.block_for(tasks[tid], ns, out.waker.get(tid))
 
     def _tgids(self) -> IntArray:
         if self._tgid_cache.shape[0] != len(self.machine.tasks):

@@ -151,8 +151,13 @@ class Contention:
         flushes_now = ipis_now = 0
         c = self.costs
         w = max(float(window_ns), 1.0)
-        for lock, ns_of, sq_of, n_of in _LOCK_FIELDS:
-            total = seq_sum(ns_of(e) for e in ev.values())
+        # Both locks' hold totals in one pass: each is seq_sum of its field over ev in order (from the integer 0).
+        ptl_total: float = 0
+        anon_total: float = 0
+        for e in ev.values():
+            ptl_total += e.ptl_ns
+            anon_total += e.anon_ns
+        for (lock, ns_of, sq_of, n_of), total in zip(_LOCK_FIELDS, (ptl_total, anon_total), strict=True):
             if total <= 0:
                 continue
             total_sq = seq_sum(sq_of(e) for e in ev.values())
@@ -185,16 +190,20 @@ class Contention:
                     )
                     if heavy >= 0 and heavy in cpus_of:
                         waker[task] = cpus_of[heavy]
-        self.lock_spin_ns += seq_sum(spin.values())
-        self.lock_sleep_ns += seq_sum(sleep.values())
-        self.lock_blocks += len(sleep)
+        # (an empty sum adds the integer 0, which leaves these non-negative totals as they are)
+        if spin:
+            self.lock_spin_ns += seq_sum(spin.values())
+        if sleep:
+            self.lock_sleep_ns += seq_sum(sleep.values())
+            self.lock_blocks += len(sleep)
         flushes = {t: e.tlb_flushes for t, e in ev.items() if e.tlb_flushes}
         if flushes:
             total_flush = sum(flushes.values())
             mm_set = set(mm_cpus)
+            nr_mm_cpus = len(mm_set)
             for task, n in flushes.items():
                 # every CPU of the mm but the sender's own (mm_cpus holds each CPU once)
-                targets = len(mm_set) - (cpus_of.get(task, -1) in mm_set)
+                targets = nr_mm_cpus - (cpus_of.get(task, -1) in mm_set)
                 if task >= 0:
                     send = n * (c.tlb_flush_ns + c.tlb_flush_per_cpu_ns * targets)
                     send_ns[task] = send_ns.get(task, 0.0) + send
@@ -204,12 +213,25 @@ class Contention:
                 flushes_now += n
                 ipis_now += n * targets
             ipi_ns = float(c.tlb_ipi_ns)
-            for task, cpu in cpus_of.items():
-                if cpu in mm_set:
-                    received = total_flush - flushes.get(task, 0)
-                    if received > 0:
-                        ipi[task] = received * ipi_ns
-        self.ipi_ns += seq_sum(ipi.values())
+            if total_flush > 0 and mm_set.issuperset(cpus_of.values()):
+                # The usual case (every running task's CPU is a target): each task receives every flush but its
+                # own; the same dict, in cpus_of's order, without a Python step per task that sent none.
+                ipi = dict.fromkeys(cpus_of, total_flush * ipi_ns)
+                for task, n in flushes.items():
+                    if task in ipi:
+                        received = total_flush - n
+                        if received > 0:
+                            ipi[task] = received * ipi_ns
+                        else:
+                            del ipi[task]
+            else:
+                for task, cpu in cpus_of.items():
+                    if cpu in mm_set:
+                        received = total_flush - flushes.get(task, 0)
+                        if received > 0:
+                            ipi[task] = received * ipi_ns
+        if ipi:
+            self.ipi_ns += seq_sum(ipi.values())
         return Outcome(spin, send_ns, sleep, waker, ipi, flushes_now, ipis_now)
 
     def metrics(self) -> dict[str, float]:
