@@ -186,22 +186,38 @@ class MmStruct:
         old = self.page_node[pages].astype(np.int64)
         present = old >= 0
         nr = self.nr_nodes
-        if np.count_nonzero(present):
-            self.node_pages -= np.bincount(old[present], minlength=nr)
-        self.node_pages += np.bincount(nodes, minlength=nr)
+        old_count = np.bincount(old[present], minlength=nr) if np.count_nonzero(present) else None
+        if old_count is not None:
+            self.node_pages -= old_count
+        new_count = np.bincount(nodes, minlength=nr)
+        self.node_pages += new_count
         self.page_node[pages] = nodes.astype(np.int16)
         version = self.placement_version
         self.placement_version += 1
-        if pages.size == 0:
+        if pages.size == 0 or not self._region_cache:
             return
         lo, hi = int(pages.min()), int(pages.max()) + 1
         psz = self.page_size
+        fpsz = float(psz)
         for region, (ver, cached) in list(self._region_cache.items()):
             if ver != version:
                 continue  # stale already (placement changed behind set_nodes): recomputed on next use
             p0, p1 = region.page_span(psz)
             if p1 <= lo or p0 >= hi:
                 self._region_cache[region] = (self.placement_version, cached)
+                continue
+            if (
+                p0 <= lo
+                and hi <= p1
+                and (lo > p0 or region.start == p0 * psz)
+                and (hi < p1 or region.start + region.nbytes == p1 * psz)
+            ):
+                # Every page is inside the region and weighs a whole page: the weighted bincounts below add
+                # ``psz`` count times from 0.0, exactly (integers below 2**53), which is count * psz.
+                delta = np.multiply(new_count, fpsz, dtype=np.float64)
+                if old_count is not None:  # (else the bincount is zeros, and x - 0.0 is x)
+                    delta -= np.multiply(old_count, fpsz, dtype=np.float64)
+                self._region_cache[region] = (self.placement_version, cached + delta)
                 continue
             sel = (pages >= p0) & (pages < p1)
             w = np.full(int(sel.sum()), float(psz))
