@@ -125,36 +125,62 @@ class Migrator:
                 machine.vmstat.inc("thp_split", splits)
         src = mm.page_node[pages].astype(np.int64)
         want = (src >= 0) & (src != dst)
-        pages, dst, src = pages[want], dst[want], src[want]
-        keep = np.ones(pages.shape[0], dtype=bool)
+        if np.count_nonzero(want) != want.shape[0]:
+            pages, dst, src = pages[want], dst[want], src[want]
+        n = pages.shape[0]
+        keep = np.ones(n, dtype=bool)
         refused_rl = refused_bal = failed = 0
         now = machine.engine.now
         pa = machine.page_alloc
-        for node in distinct(dst):
-            idx = (dst == node).nonzero()[0]
-            if apply_ratelimit and self.rules.rate_limit:
-                if now > self.window_end[node]:
-                    self.window_pages[node] = 0
-                    self.window_end[node] = now + self.rules.migrate_interval_ms * NSEC_PER_MSEC
-                before = self.window_pages[node] + self.base_per_page * np.arange(idx.shape[0])
-                ok = before <= self.ratelimit_pages
-                n_ok = int(ok.sum())
-                if n_ok < idx.shape[0]:
-                    self.last_limited[node] = now
-                    refused_rl += idx.shape[0] - n_ok
+        if n and not (apply_ratelimit and self.rules.rate_limit) and int(np.minimum.reduce(dst)) >= 0:
+            # No rate limit: per destination node in increasing order, as below, with a node's pages
+            # looked up only when some of them are refused.
+            free_pages, high_wmark = pa.free_pages, self.high_wmark
+            for node, count in enumerate(np.bincount(dst).tolist()):
+                if not count:
+                    continue
+                room = int(free_pages[node] - high_wmark[node])
+                if room < count:
+                    idx = (dst == node).nonzero()[0]
+                    n_ok = max(room, 0)
+                    refused_bal += count - n_ok
                     keep[idx[n_ok:]] = False
                     idx = idx[:n_ok]
-                self.window_pages[node] += self.base_per_page * idx.shape[0]
-            room = int(pa.free_pages[node] - self.high_wmark[node])
-            if room < idx.shape[0]:
-                n_ok = max(room, 0)
-                refused_bal += idx.shape[0] - n_ok
-                keep[idx[n_ok:]] = False
-                idx = idx[:n_ok]
-            if idx.shape[0] and not pa.reserve(int(node), idx.shape[0]):  # pragma: no cover - room checked
-                failed += idx.shape[0]
-                keep[idx] = False
-        moved, moved_dst, moved_src = pages[keep], dst[keep], src[keep]
+                    if n_ok and not pa.reserve(node, n_ok):  # pragma: no cover - room checked
+                        failed += n_ok
+                        keep[idx] = False
+                elif not pa.reserve(node, count):  # pragma: no cover - room checked
+                    failed += count
+                    keep[(dst == node).nonzero()[0]] = False
+        else:
+            for node in distinct(dst):
+                idx = (dst == node).nonzero()[0]
+                if apply_ratelimit and self.rules.rate_limit:
+                    if now > self.window_end[node]:
+                        self.window_pages[node] = 0
+                        self.window_end[node] = now + self.rules.migrate_interval_ms * NSEC_PER_MSEC
+                    before = self.window_pages[node] + self.base_per_page * np.arange(idx.shape[0])
+                    ok = before <= self.ratelimit_pages
+                    n_ok = int(ok.sum())
+                    if n_ok < idx.shape[0]:
+                        self.last_limited[node] = now
+                        refused_rl += idx.shape[0] - n_ok
+                        keep[idx[n_ok:]] = False
+                        idx = idx[:n_ok]
+                    self.window_pages[node] += self.base_per_page * idx.shape[0]
+                room = int(pa.free_pages[node] - self.high_wmark[node])
+                if room < idx.shape[0]:
+                    n_ok = max(room, 0)
+                    refused_bal += idx.shape[0] - n_ok
+                    keep[idx[n_ok:]] = False
+                    idx = idx[:n_ok]
+                if idx.shape[0] and not pa.reserve(int(node), idx.shape[0]):  # pragma: no cover - room checked
+                    failed += idx.shape[0]
+                    keep[idx] = False
+        if np.count_nonzero(keep) == n:  # (the usual case: nothing refused)
+            moved, moved_dst, moved_src = pages, dst, src
+        else:
+            moved, moved_dst, moved_src = pages[keep], dst[keep], src[keep]
         if moved.shape[0]:
             pa.free(moved_src)
             mm.set_nodes(moved, moved_dst)
@@ -171,9 +197,10 @@ class Migrator:
         """Bytes the copies of pages from ``src`` to ``dst`` nodes read from and write to each node."""
         nr = self.machine.nr_nodes
         psz = float(self.machine.page_size)
+        # (multiply casts the counts to float64 and multiplies, as astype(np.float64) * psz does)
         return (
-            np.bincount(src, minlength=nr).astype(np.float64) * psz,
-            np.bincount(dst, minlength=nr).astype(np.float64) * psz,
+            np.multiply(np.bincount(src, minlength=nr), psz, dtype=np.float64),
+            np.multiply(np.bincount(dst, minlength=nr), psz, dtype=np.float64),
         )
 
     def fixed_ns(self, mm_id: int, units: int) -> float:
