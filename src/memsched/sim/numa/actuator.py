@@ -150,29 +150,32 @@ class SimActuator(ActionHandlers):
             return _result(action, target, detail, "queued", "on the destination nodes' knuma_migrated threads")
         pages, dst, payer = action.pages, action.dst, action.payer
         refused_mof = 0
+        tasks = m.tasks
+        who: list[int] = []
         if action.mode == "sync":
             assert payer is not None
-            who = distinct(payer)
-            bad = [int(t) for t in who if not m.tasks[int(t)].mempolicy.mof]
-            mof = ~np.isin(payer, bad) if bad else np.ones(payer.shape[0], dtype=bool)
-            if not mof.all():
+            who = distinct(payer).tolist()
+            bad = [t for t in who if not tasks[t].mempolicy.mof]
+            if bad:  # (then some record is refused)
+                mof = ~np.isin(payer, bad)
                 refused_mof = int((~mof).sum())
                 self.refused_mof += refused_mof
                 pages, dst, payer = pages[mof], dst[mof], payer[mof]
+                who = [t for t in who if t not in bad]
+        # (migrate reads pages and dst and returns new arrays or these read-only ones)
         res = self.migrator.migrate(
-            action.mm,
-            pages.copy(),
-            dst.copy(),
-            apply_ratelimit=action.mode == "sync",
-            split_huge=action.mode == "syscall",
+            action.mm, pages, dst, apply_ratelimit=action.mode == "sync", split_huge=action.mode == "syscall"
         )
         if res.moved.size:
             if action.mode == "sync":
                 assert payer is not None
-                payers = _lookup(pages, payer, res.moved)
-                for tid in distinct(payers):
-                    sel = payers == tid
-                    self._pay_sync(m.tasks[int(tid)], action.mm, res.moved_src[sel], res.moved_dst[sel])
+                if len(who) == 1:  # one payer pays for all that moved
+                    self._pay_sync(tasks[who[0]], action.mm, res.moved_src, res.moved_dst)
+                else:
+                    payers = _lookup(pages, payer, res.moved)
+                    for tid in distinct(payers).tolist():
+                        sel = payers == tid
+                        self._pay_sync(tasks[tid], action.mm, res.moved_src[sel], res.moved_dst[sel])
             else:  # a daemon's migrate_pages(2): copied on a CPU of the source node, no task of the mm pays
                 node = int(res.moved_src[0])
                 units = int(res.moved.size)
@@ -193,18 +196,21 @@ class SimActuator(ActionHandlers):
     def _pay_sync(self, task: FluidTask, mm_id: int, src: IntArray, dst: IntArray) -> None:
         """The faulting task migrates in its own context: CPU part, the copy, and its locks and flushes."""
         m = self.machine
-        units = int(src.size)
-        m.charge_system(task, self.migrator.fixed_ns(mm_id, units), "migration")
-        src_b, dst_b = self.migrator.copy_bytes(src, dst)
-        m.progress.charge_copy(task, src_b, dst_b)
-        if self.contention is None:
+        progress = m.progress
+        migrator = self.migrator
+        units = int(src.shape[0])
+        progress.charge_system(task, migrator.fixed_ns(mm_id, units), "migration")  # (m.charge_system's)
+        src_b, dst_b = migrator.copy_bytes(src, dst)
+        progress.charge_copy(task, src_b, dst_b)
+        contention = self.contention
+        if contention is None:
             return
-        ev = self.contention.events(mm_id, task.id)
-        costs = self.contention.costs
+        ev = contention.events(mm_id, task.id)
+        costs = contention.costs
         if m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units:
             ev.hold("ptl", units, costs.ptl_thp_migrate_ns)  # native THP migration: no rmap walk, no flush
         else:
-            base = self.migrator.kernel_pages(mm_id, units)
+            base = migrator.kernel_pages(mm_id, units)
             ev.hold("anon", 2 * base, costs.rmap_walk_ns)  # try_to_unmap() + remove_migration_ptes()
             ev.tlb_flushes += base  # ptep_clear_flush() of a PTE the hinting fault made present again
 
