@@ -495,9 +495,11 @@ class NumaBalancing(Instrument):
         # Faults only for pages still marked, by tasks still running on a CPU.
         cpus = machine.progress.task_cpus(task_ids)
         ok = (cpus >= 0) & st.marked[pages] & (mm.page_node[pages] >= 0)
-        if not np.count_nonzero(ok):
+        size = int(np.count_nonzero(ok))
+        if not size:
             return
-        pages, task_ids, offsets, cpus = pages[ok], task_ids[ok], offsets[ok], cpus[ok]
+        if size != ok.shape[0]:  # (else the arrays are used as they are: nothing reads them after this call)
+            pages, task_ids, offsets, cpus = pages[ok], task_ids[ok], offsets[ok], cpus[ok]
         st.marked[pages] = False
         tasks = machine.tasks
         if mm.thp_units:
@@ -506,14 +508,20 @@ class NumaBalancing(Instrument):
         page_node = mm.page_node[pages].astype(np.int64)
         now = machine.engine.now
         per_task = np.bincount(task_ids, minlength=len(tasks))
-        faulters = per_task.nonzero()[0]
-        mof_task = np.zeros(len(tasks), dtype=bool)
-        faulter_ids = faulters.tolist()
-        mof_task[faulters] = [tasks[t].mempolicy.mof for t in faulter_ids]
+        faulter_ids = per_task.nonzero()[0].tolist()
+        per_task_l = per_task.tolist()
+        faulter_mof = [tasks[t].mempolicy.mof for t in faulter_ids]
+        if all(faulter_mof):
+            mof = np.ones(size, dtype=bool)
+        else:
+            mof_task = np.zeros(len(tasks), dtype=bool)
+            mof_task[faulter_ids] = faulter_mof
+            mof = mof_task[task_ids]
+        sorted_offsets = np.sort(offsets)
         nr_faults = self.nr_faults
         batch = FaultBatch(
             mm=mm.id,
-            time_ns=_ro(now + offsets.astype(np.int64) - int(_median(offsets))),
+            time_ns=_ro(now + offsets.astype(np.int64) - int(_median(sorted_offsets, is_sorted=True))),
             task=_ro(task_ids),
             tgid=_ro(self._tgids()[task_ids]),
             cpu=_ro(cpus),
@@ -525,26 +533,29 @@ class NumaBalancing(Instrument):
             last_cpu=_ro(st.last_cpu[pages]),
             base_pages=self.fault_pages,
             nr_faults=nr_faults,
-            mof=_ro_bool(mof_task[task_ids]),
+            mof=_ro_bool(mof),
         )
+        remote = cpu_node != page_node
+        nr_remote = int(np.count_nonzero(remote))
         vs = machine.vmstat
-        vs.inc("numa_hint_faults", batch.size * nr_faults)
-        vs.inc("numa_hint_faults_local", int(np.count_nonzero(cpu_node == page_node)) * nr_faults)
+        vs.inc("numa_hint_faults", size * nr_faults)
+        vs.inc("numa_hint_faults_local", (size - nr_remote) * nr_faults)
         huge_faults = self.fault_pages > 1
         fault_ns = float(nr_faults * self.costs.hint_fault_ns)
+        pending_ns = self._pending_ns
         for tid in faulter_ids:
-            n = int(per_task[tid])
-            self._pending_ns[tid] = {"hint_faults": n * fault_ns}
+            n = per_task_l[tid]
+            pending_ns[tid] = {"hint_faults": n * fault_ns}
             if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock
                 self.contention.events(mm.id, tid).hold("ptl", n, self.contention.costs.ptl_huge_fault_ns)
         self._count(self.driver.faults(batch))
-        remote = cpu_node != page_node
-        if np.count_nonzero(remote):  # remote faults whose page is still remote after the policy acted: filtered
-            self.remote_kept += int((mm.page_node[pages[remote]] != cpu_node[remote]).sum()) * nr_faults
+        if nr_remote:  # remote faults whose page is still remote after the policy acted: filtered
+            self.remote_kept += int(np.count_nonzero(mm.page_node[pages[remote]] != cpu_node[remote])) * nr_faults
         st.last_nid[pages] = cpu_node
         st.last_pid[pages] = task_ids
         st.last_cpu[pages] = cpus
-        span = float(offsets.max() - offsets.min()) if offsets.size > 1 else 0.0
+        # (max - min of the offsets: the ends of the sorted copy)
+        span = float(sorted_offsets[-1] - sorted_offsets[0]) if size > 1 else 0.0
         self._settle(mm.id, max(span, 1.0))
 
     def _split_faulted(self, mm: MmStruct, pages: IntArray, task_ids: IntArray) -> None:
@@ -588,9 +599,8 @@ class NumaBalancing(Instrument):
         ipi = out.ipi_ns
         if ipi:
             for tid, by_cause in pending.items():
-                ns = ipi.pop(tid, None)
-                if ns is not None:
-                    by_cause["tlb_ipi"] = ns
+                if tid in ipi:
+                    by_cause["tlb_ipi"] = ipi.pop(tid)
         progress.charge_many(pending, "tlb_ipi", ipi)
         if out.flushes:
             vs = machine.vmstat
