@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages
 from memsched.policies.numa.base import SYSCTL_INT_MAX, KernelTree, MigrationRules, NumaPolicy, TaskWorkScan
@@ -48,7 +50,7 @@ class Moron(NumaPolicy):
 
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
         misplaced = (batch.page_node != batch.cpu_node) & batch.migratable
-        if not misplaced.any():
+        if not np.count_nonzero(misplaced):
             return ()
         return (
             MigratePages(

@@ -309,7 +309,7 @@ class FluidProgress:
                     acc += ns
                 causes[tail_cause] = acc
         if tids:  # (distinct tasks: one add per task, as debt[tid] += total each)
-            self.arrays.debt[tids] += totals
+            self.arrays.debt[np.array(tids, dtype=np.intp)] += np.array(totals, dtype=np.float64)
 
     def charge_copy(
         self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]

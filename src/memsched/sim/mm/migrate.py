@@ -183,7 +183,7 @@ class Migrator:
             moved, moved_dst, moved_src = pages[keep], dst[keep], src[keep]
         if moved.shape[0]:
             pa.free(moved_src)
-            mm.set_nodes(moved, moved_dst)
+            mm.set_nodes(moved, moved_dst, moved_src)  # (moved_src is page_node[moved] as int64)
             n_base = int(moved.shape[0]) * self.base_per_page
             machine.vmstat.inc("numa_pages_migrated", n_base)
             machine.vmstat.inc("pgmigrate_success", n_base)

@@ -181,9 +181,13 @@ class MmStruct:
         self._region_cache[region] = (self.placement_version, result)
         return result
 
-    def set_nodes(self, pages: npt.NDArray[np.int64], nodes: npt.NDArray[np.int64]) -> None:
-        """Record new placement for ``pages`` (first touch or migration) and keep ``node_pages`` in step."""
-        old = self.page_node[pages].astype(np.int64)
+    def set_nodes(
+        self, pages: npt.NDArray[np.int64], nodes: npt.NDArray[np.int64], old: npt.NDArray[np.int64] | None = None
+    ) -> None:
+        """Record new placement for ``pages`` (first touch or migration) and keep ``node_pages`` in step. ``old``:
+        the pages' nodes now (``page_node[pages]`` as int64), when the caller has them."""
+        if old is None:
+            old = self.page_node[pages].astype(np.int64)
         present = old >= 0
         nr = self.nr_nodes
         old_count = np.bincount(old[present], minlength=nr) if np.count_nonzero(present) else None
@@ -196,7 +200,7 @@ class MmStruct:
         self.placement_version += 1
         if pages.size == 0 or not self._region_cache:
             return
-        lo, hi = int(pages.min()), int(pages.max()) + 1
+        lo, hi = int(np.minimum.reduce(pages)), int(np.maximum.reduce(pages)) + 1  # (pages.min(), without its wrapper)
         psz = self.page_size
         fpsz = float(psz)
         for region, (ver, cached) in list(self._region_cache.items()):

@@ -589,8 +589,7 @@ class NumaBalancing(Instrument):
             return
         oncpu = progress.arrays.oncpu.tolist()
         cpus_of = {t.id: cpu for t in self._alive(machine.mms[mm_id]) if (cpu := oncpu[t.id]) >= 0}
-        mm_cpus = sorted(set(cpus_of.values()))
-        out = self.contention.settle(mm_id, window_ns, cpus_of, mm_cpus)
+        out = self.contention.settle(mm_id, window_ns, cpus_of, set(cpus_of.values()))
         for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns)):
             for tid, ns in part.items():
                 pending.setdefault(tid, {})[cause] = ns

@@ -137,9 +137,12 @@ class Contention:
     def events(self, mm: int, task: int) -> Events:
         return self.pending[mm][task]
 
-    def settle(self, mm: int, window_ns: float, cpus_of: dict[int, int], mm_cpus: list[int]) -> Outcome:
+    def settle(
+        self, mm: int, window_ns: float, cpus_of: dict[int, int], mm_cpus: list[int] | set[int]
+    ) -> Outcome:
         """Turn the pending events of ``mm`` into waits and IPIs. ``cpus_of``: task -> CPU it runs on (tasks
-        not running are absent); ``mm_cpus``: CPUs running a thread of ``mm`` (the shootdown targets)."""
+        not running are absent); ``mm_cpus``: CPUs running a thread of ``mm`` (the shootdown targets; a list,
+        or a set, which is used as it is)."""
         ev = self.pending.pop(mm, None)
         spin: dict[int, float] = {}
         send_ns: dict[int, float] = {}
@@ -157,39 +160,40 @@ class Contention:
         for e in ev.values():
             ptl_total += e.ptl_ns
             anon_total += e.anon_ns
-        for (lock, ns_of, sq_of, n_of), total in zip(_LOCK_FIELDS, (ptl_total, anon_total), strict=True):
-            if total <= 0:
-                continue
-            total_sq = seq_sum(sq_of(e) for e in ev.values())
-            total_n = sum(n_of(e) for e in ev.values())
-            mutex = lock == "anon" and self.anon_vma_mutex
-            for task, e in ev.items():
-                n_i = n_of(e)
-                if task < 0 or n_i == 0:
+        if not (ptl_total <= 0 and anon_total <= 0):  # (some lock was held: else no task waited)
+            for (lock, ns_of, sq_of, n_of), total in zip(_LOCK_FIELDS, (ptl_total, anon_total), strict=True):
+                if total <= 0:
                     continue
-                others = total - ns_of(e)
-                if others <= 0:
-                    continue
-                rho = min(others / w, RHO_CAP)
-                residual = (total_sq - sq_of(e)) / (2 * w)
-                wait = min(n_i * residual / (1.0 - rho), others)
-                if mutex:
-                    mean_hold = others / max(total_n - n_i, 1)
-                    spun = min(wait, n_i * mean_hold)
-                    slept = wait - spun
-                    if slept < c.min_sleep_ns:
+                total_sq = seq_sum(sq_of(e) for e in ev.values())
+                total_n = sum(n_of(e) for e in ev.values())
+                mutex = lock == "anon" and self.anon_vma_mutex
+                for task, e in ev.items():
+                    n_i = n_of(e)
+                    if task < 0 or n_i == 0:
+                        continue
+                    others = total - ns_of(e)
+                    if others <= 0:
+                        continue
+                    rho = min(others / w, RHO_CAP)
+                    residual = (total_sq - sq_of(e)) / (2 * w)
+                    wait = min(n_i * residual / (1.0 - rho), others)
+                    if mutex:
+                        mean_hold = others / max(total_n - n_i, 1)
+                        spun = min(wait, n_i * mean_hold)
+                        slept = wait - spun
+                        if slept < c.min_sleep_ns:
+                            spun, slept = wait, 0.0
+                    else:
                         spun, slept = wait, 0.0
-                else:
-                    spun, slept = wait, 0.0
-                spin[task] = spin.get(task, 0.0) + spun
-                if slept > 0:
-                    sleep[task] = sleep.get(task, 0.0) + slept
-                    # The waiter is woken by whoever releases the lock last before it: the heaviest other user.
-                    heavy = max(
-                        (t for t in ev if t >= 0 and t != task), key=lambda t: ns_of(ev[t]), default=-1
-                    )
-                    if heavy >= 0 and heavy in cpus_of:
-                        waker[task] = cpus_of[heavy]
+                    spin[task] = spin.get(task, 0.0) + spun
+                    if slept > 0:
+                        sleep[task] = sleep.get(task, 0.0) + slept
+                        # The waiter is woken by whoever releases the lock last before it: the heaviest other user.
+                        heavy = max(
+                            (t for t in ev if t >= 0 and t != task), key=lambda t: ns_of(ev[t]), default=-1
+                        )
+                        if heavy >= 0 and heavy in cpus_of:
+                            waker[task] = cpus_of[heavy]
         # (an empty sum adds the integer 0, which leaves these non-negative totals as they are)
         if spin:
             self.lock_spin_ns += seq_sum(spin.values())
@@ -199,7 +203,7 @@ class Contention:
         flushes = {t: e.tlb_flushes for t, e in ev.items() if e.tlb_flushes}
         if flushes:
             total_flush = sum(flushes.values())
-            mm_set = set(mm_cpus)
+            mm_set = mm_cpus if isinstance(mm_cpus, set) else set(mm_cpus)
             nr_mm_cpus = len(mm_set)
             for task, n in flushes.items():
                 # every CPU of the mm but the sender's own (mm_cpus holds each CPU once)
