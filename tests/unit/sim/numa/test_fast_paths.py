@@ -67,16 +67,18 @@ def test_arrival_times_equal_the_floor_remainder_formula() -> None:
 
 def test_first_touchers_sampled_path_equals_every_pair() -> None:
     """Sampling every 32nd page (and the pages of ambiguous gaps) finds the same first sweep and time as
-    evaluating every (sweep, page) pair."""
+    evaluating every (sweep, page) pair, also when every sweep covers every page (tasks walking one whole
+    buffer: no coverage masks are built then)."""
     rng = np.random.default_rng(2)
     psz = 4096
-    for _ in range(40):
+    for k in range(60):
         npages = 4000
+        everywhere = k % 3 == 2
         pages = np.sort(rng.choice(npages, size=int(rng.integers(300, 1500)), replace=False)).astype(np.int64)
         sweeps = []
         for tid in range(int(rng.integers(2, 30))):
-            p0 = int(rng.integers(0, npages // 2))
-            p1 = int(rng.integers(p0 + 1, npages + 1))
+            p0 = 0 if everywhere else int(rng.integers(0, npages // 2))
+            p1 = npages + 1 if everywhere else int(rng.integers(p0 + 1, npages + 1))
             start, nbytes = p0 * psz + int(rng.integers(0, psz)), (p1 - p0 - 1) * psz
             sweeps.append(
                 (tid, start, max(nbytes, 1), p0, p1, float(rng.random() * nbytes), float(rng.random() * 4 + 0.1),
