@@ -287,26 +287,19 @@ class FluidProgress:
             for cause, ns in by_cause.items():
                 causes[cause] = get(cause, 0.0) + ns
         if tail:
-            # A tail task's total is 0 + ns, which is ns; it is charged unless ns <= 0.
-            if min(tail.values()) > 0:  # (the usual case: all of them; a NaN first takes the loop below)
-                vals = list(tail.values())
-                tids.extend(tail)
-                totals.extend(vals)
-            else:
-                vals = []
-                for tid, ns in tail.items():
-                    if ns <= 0:
-                        continue
-                    tids.append(tid)
-                    totals.append(ns)
-                    vals.append(ns)
-            if vals:
+            # A tail task's total is 0 + ns, which is ns; it is charged unless ns <= 0. Its cause's adds go left
+            # to right, as one causes[tail_cause] += ns per task.
+            before = len(tids)
+            acc = get(tail_cause, 0.0)
+            for tid, ns in tail.items():
+                if ns <= 0:
+                    continue
+                tids.append(tid)
+                totals.append(ns)
+                acc += ns
+            if len(tids) > before:
                 if not synced:
                     self.sync()
-                    synced = True
-                acc = get(tail_cause, 0.0)
-                for ns in vals:  # left to right, as one causes[tail_cause] += ns per task
-                    acc += ns
                 causes[tail_cause] = acc
         if tids:  # (distinct tasks: one add per task, as debt[tid] += total each)
             self.arrays.debt[np.array(tids, dtype=np.intp)] += np.array(totals, dtype=np.float64)

@@ -132,51 +132,32 @@ class Migrator:
         refused_rl = refused_bal = failed = 0
         now = machine.engine.now
         pa = machine.page_alloc
-        if n and not (apply_ratelimit and self.rules.rate_limit) and int(np.minimum.reduce(dst)) >= 0:
-            # No rate limit: per destination node in increasing order, as below, with a node's pages
-            # looked up only when some of them are refused.
-            free_pages, high_wmark = pa.free_pages, self.high_wmark
-            for node, count in enumerate(np.bincount(dst).tolist()):
-                if not count:
-                    continue
-                room = int(free_pages[node] - high_wmark[node])
-                if room < count:
-                    idx = (dst == node).nonzero()[0]
-                    n_ok = max(room, 0)
-                    refused_bal += count - n_ok
-                    keep[idx[n_ok:]] = False
-                    idx = idx[:n_ok]
-                    if n_ok and not pa.reserve(node, n_ok):  # pragma: no cover - room checked
-                        failed += n_ok
-                        keep[idx] = False
-                elif not pa.reserve(node, count):  # pragma: no cover - room checked
-                    failed += count
-                    keep[(dst == node).nonzero()[0]] = False
-        else:
-            for node in distinct(dst):
-                idx = (dst == node).nonzero()[0]
-                if apply_ratelimit and self.rules.rate_limit:
-                    if now > self.window_end[node]:
-                        self.window_pages[node] = 0
-                        self.window_end[node] = now + self.rules.migrate_interval_ms * NSEC_PER_MSEC
-                    before = self.window_pages[node] + self.base_per_page * np.arange(idx.shape[0])
-                    ok = before <= self.ratelimit_pages
-                    n_ok = int(ok.sum())
-                    if n_ok < idx.shape[0]:
-                        self.last_limited[node] = now
-                        refused_rl += idx.shape[0] - n_ok
-                        keep[idx[n_ok:]] = False
-                        idx = idx[:n_ok]
-                    self.window_pages[node] += self.base_per_page * idx.shape[0]
-                room = int(pa.free_pages[node] - self.high_wmark[node])
-                if room < idx.shape[0]:
-                    n_ok = max(room, 0)
-                    refused_bal += idx.shape[0] - n_ok
-                    keep[idx[n_ok:]] = False
-                    idx = idx[:n_ok]
-                if idx.shape[0] and not pa.reserve(int(node), idx.shape[0]):  # pragma: no cover - room checked
-                    failed += idx.shape[0]
-                    keep[idx] = False
+        ratelimit = apply_ratelimit and self.rules.rate_limit
+        # Per destination node in increasing order, the first pages in order (node ids are >= 0: MigratePages
+        # checks); a node's pages are looked up only when some of them are refused.
+        for node, count in enumerate(np.bincount(dst).tolist() if n else []):
+            if not count:
+                continue
+            n_ok = count
+            if ratelimit:
+                if now > self.window_end[node]:
+                    self.window_pages[node] = 0
+                    self.window_end[node] = now + self.rules.migrate_interval_ms * NSEC_PER_MSEC
+                before = self.window_pages[node] + self.base_per_page * np.arange(count)
+                n_ok = int(np.count_nonzero(before <= self.ratelimit_pages))
+                if n_ok < count:
+                    self.last_limited[node] = now
+                    refused_rl += count - n_ok
+                self.window_pages[node] += self.base_per_page * n_ok
+            room = int(pa.free_pages[node] - self.high_wmark[node])
+            if room < n_ok:
+                refused_bal += n_ok - max(room, 0)
+                n_ok = max(room, 0)
+            if n_ok and not pa.reserve(node, n_ok):  # pragma: no cover - room checked
+                failed += n_ok
+                n_ok = 0
+            if n_ok < count:
+                keep[(dst == node).nonzero()[0][n_ok:]] = False
         if np.count_nonzero(keep) == n:  # (the usual case: nothing refused)
             moved, moved_dst, moved_src = pages, dst, src
         else:

@@ -420,25 +420,19 @@ class NumaBalancing(Instrument):
         # How far each sweep has come since the scan (bytes): (work - rem - done) * part, with
         # progress.phase_progress of each task (one sync), where the task is still in the phase of the sweep
         # (a Touch of that work); inf where it has left it.
-        still = [tasks[tid].pc for tid in reach.tid_list] == reach.pcs
-        if still:  # (the usual case: every task; the same float operations, elementwise)
+        pcs = [tasks[tid].pc for tid in reach.tid_list]
+        if pcs == reach.pcs:  # (the usual case: every task)
+            still = None
+        else:
+            still = np.array(pcs) == np.array(reach.pcs)
+        if still is None or np.count_nonzero(still):
             progress.sync()
             cols = reach.cols
             came = (cols[:, 8] - progress.arrays.rem.take(reach.tids) - cols[:, 9]) * cols[:, 10]
+            if still is not None:
+                came[~still] = np.inf
         else:
-            came_l: list[float] = []
-            rem: list[float] | None = None
-            for tid, pc, (work, done, part) in zip(
-                reach.tid_list, reach.pcs, reach.cols[:, 8:11].tolist(), strict=True
-            ):
-                if tasks[tid].pc == pc:
-                    if rem is None:
-                        progress.sync()
-                        rem = progress.arrays.rem.tolist()
-                    came_l.append((work - rem[tid] - done) * part)
-                else:
-                    came_l.append(np.inf)
-            came = np.array(came_l, dtype=np.float64)
+            came = np.full(len(pcs), np.inf)
         ok = ahead <= (came + 1.0)[first]  # (the same sums, per sweep)
         if np.count_nonzero(ok) != ok.shape[0]:
             rest = ~ok
@@ -466,15 +460,12 @@ class NumaBalancing(Instrument):
         share = a.share.take(tids)
         rate_part = rate * reach.cols[:, 10]
         moving = (rate_part > 0) & (share > 0) & (a.oncpu.take(tids) >= 0)
-        if np.count_nonzero(moving) == moving.shape[0]:
-            delay = a.debt.take(tids) / share + a.copy_left.take(tids) / rate  # kernel work before it moves (ns)
-            per_byte = 1.0 / rate_part  # ns per byte of the sweep at its rate now
-        else:  # inf for a sweep that does not move (nothing divided there)
-            inf = np.full(tids.shape[0], np.inf)
-            d_debt = np.divide(a.debt.take(tids), share, out=inf.copy(), where=moving)
-            d_copy = np.divide(a.copy_left.take(tids), rate, out=inf.copy(), where=moving)
-            delay = d_debt + d_copy
-            per_byte = np.divide(1.0, rate_part, out=inf, where=moving)
+        # Kernel work before the sweep moves again (ns) and ns per byte of it at its rate now: inf for a sweep
+        # that does not move (nothing divided there).
+        inf = np.full(tids.shape[0], np.inf)
+        delay = np.divide(a.debt.take(tids), share, out=inf.copy(), where=moving)
+        delay += np.divide(a.copy_left.take(tids), rate, out=inf.copy(), where=moving)
+        per_byte = np.divide(1.0, rate_part, out=inf, where=moving)
         t = delay[first] + np.maximum(ahead - came[first], 0.0) * per_byte[first]
         finite = np.isfinite(t)
         nfinite = np.count_nonzero(finite)
@@ -589,7 +580,7 @@ class NumaBalancing(Instrument):
             return
         oncpu = progress.arrays.oncpu.tolist()
         cpus_of = {t.id: cpu for t in self._alive(machine.mms[mm_id]) if (cpu := oncpu[t.id]) >= 0}
-        out = self.contention.settle(mm_id, window_ns, cpus_of, set(cpus_of.values()))
+        out = self.contention.settle(mm_id, window_ns, cpus_of)
         for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns)):
             for tid, ns in part.items():
                 pending.setdefault(tid, {})[cause] = ns

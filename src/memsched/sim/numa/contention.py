@@ -137,12 +137,9 @@ class Contention:
     def events(self, mm: int, task: int) -> Events:
         return self.pending[mm][task]
 
-    def settle(
-        self, mm: int, window_ns: float, cpus_of: dict[int, int], mm_cpus: list[int] | set[int]
-    ) -> Outcome:
-        """Turn the pending events of ``mm`` into waits and IPIs. ``cpus_of``: task -> CPU it runs on (tasks
-        not running are absent); ``mm_cpus``: CPUs running a thread of ``mm`` (the shootdown targets; a list,
-        or a set, which is used as it is)."""
+    def settle(self, mm: int, window_ns: float, cpus_of: dict[int, int]) -> Outcome:
+        """Turn the pending events of ``mm`` into waits and IPIs. ``cpus_of``: task of ``mm`` -> CPU it runs on
+        (tasks not running are absent); the CPUs running a thread of ``mm`` are the shootdown targets."""
         ev = self.pending.pop(mm, None)
         spin: dict[int, float] = {}
         send_ns: dict[int, float] = {}
@@ -203,7 +200,7 @@ class Contention:
         flushes = {t: e.tlb_flushes for t, e in ev.items() if e.tlb_flushes}
         if flushes:
             total_flush = sum(flushes.values())
-            mm_set = mm_cpus if isinstance(mm_cpus, set) else set(mm_cpus)
+            mm_set = set(cpus_of.values())
             nr_mm_cpus = len(mm_set)
             for task, n in flushes.items():
                 # every CPU of the mm but the sender's own (mm_cpus holds each CPU once)
@@ -217,23 +214,16 @@ class Contention:
                 flushes_now += n
                 ipis_now += n * targets
             ipi_ns = float(c.tlb_ipi_ns)
-            if total_flush > 0 and mm_set.issuperset(cpus_of.values()):
-                # The usual case (every running task's CPU is a target): each task receives every flush but its
-                # own; the same dict, in cpus_of's order, without a Python step per task that sent none.
-                ipi = dict.fromkeys(cpus_of, total_flush * ipi_ns)
-                for task, n in flushes.items():
-                    if task in ipi:
-                        received = total_flush - n
-                        if received > 0:
-                            ipi[task] = received * ipi_ns
-                        else:
-                            del ipi[task]
-            else:
-                for task, cpu in cpus_of.items():
-                    if cpu in mm_set:
-                        received = total_flush - flushes.get(task, 0)
-                        if received > 0:
-                            ipi[task] = received * ipi_ns
+            # Every running task of the mm receives every flush but its own (in cpus_of's order, without a Python
+            # step per task that sent none).
+            ipi = dict.fromkeys(cpus_of, total_flush * ipi_ns)
+            for task, n in flushes.items():
+                if task in ipi:
+                    received = total_flush - n
+                    if received > 0:
+                        ipi[task] = received * ipi_ns
+                    else:
+                        del ipi[task]
         if ipi:
             self.ipi_ns += seq_sum(ipi.values())
         return Outcome(spin, send_ns, sleep, waker, ipi, flushes_now, ipis_now)

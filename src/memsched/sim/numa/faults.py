@@ -54,7 +54,8 @@ def _arrival(
     pages: npt.NDArray[np.int64 | np.float64] | None, starts: FloatArray, c: tuple[FloatArray, ...]
 ) -> FloatArray:
     """:func:`_when` from the pages' first bytes (``starts``, float64) and the sweeps' columns 1 to 7 as seven
-    (sweeps, 1) views (``tuple(cols.T[1:8, :, None])``, taken once per call of :func:`first_touchers`);
+    (sweeps, 1) views (``tuple(cols.T[1:8, :, None])``, taken once per call of :func:`first_touchers`), or as
+    seven per-page columns (one sweep for each page: the arrival times along ``starts``);
     ``pages`` (their numbers, as integers or as floats: the same comparisons) is None when every sweep covers
     every page."""
     rstart, nbytes, p0, p1, cursor, rate, delay = c
@@ -126,17 +127,12 @@ def first_touchers(
         else:
             sel = np.concatenate([np.arange(lo, hi + 1) for lo, hi in runs])
             who[sel] = _arrival(None if pf is None else pf[sel], starts[sel], c).argmin(axis=0)
-    # Arrival time of the chosen sweep at each page.
-    _, rstart, nbytes, p0, p1, cursor, rate, delay = cols.take(who, axis=0).T[:8]  # (one gather)
-    t = np.maximum(starts, rstart)  # (as in _arrival)
-    t -= rstart
-    t -= cursor
-    _wrap(t, nbytes)
-    t /= rate
-    t += delay
+    # Arrival time of the chosen sweep at each page: its columns, one per page (one gather).
+    chosen = cols.take(who, axis=0).T[1:8]
+    t = _arrival(None, starts, tuple(chosen))
     if pf is None:
         return who, t
-    covered = (pf >= p0) & (pf < p1)
+    covered = (pf >= chosen[2]) & (pf < chosen[3])
     if np.count_nonzero(covered) == n:
         return who, t
     return np.where(covered, who, -1), np.where(covered, t, np.inf)

@@ -61,7 +61,7 @@ def _waits(nthreads: int) -> float:
     for t in range(nthreads):
         c.events(0, t).hold("ptl", 200, 500)
     cpus = {t: t for t in range(nthreads)}
-    out = c.settle(0, 10 * NSEC_PER_MSEC, cpus, sorted(cpus.values()))
+    out = c.settle(0, 10 * NSEC_PER_MSEC, cpus)
     return sum(out.spin_ns.values()) / nthreads
 
 
@@ -78,7 +78,7 @@ def test_mutex_waiters_sleep_and_wake_through_the_scheduler() -> None:
     c = Contention(ContentionCosts(), anon_vma_mutex=True)
     for t in range(8):
         c.events(0, t).hold("anon", 100, 40_000)  # splits: long holds
-    out = c.settle(0, 10 * NSEC_PER_MSEC, {t: t for t in range(8)}, list(range(8)))
+    out = c.settle(0, 10 * NSEC_PER_MSEC, {t: t for t in range(8)})
     assert out.sleep_ns and all(out.sleep_ns[t] > 0 for t in range(8))
     assert set(out.waker) == set(range(8)) and all(out.waker[t] != t for t in out.waker)
     assert c.lock_blocks == 8
@@ -87,7 +87,7 @@ def test_mutex_waiters_sleep_and_wake_through_the_scheduler() -> None:
 def test_tlb_shootdowns_interrupt_every_other_cpu_of_the_process() -> None:
     c = Contention(ContentionCosts(), anon_vma_mutex=False)
     c.events(0, 0).tlb_flushes += 3
-    out = c.settle(0, 1.0, {0: 0, 1: 1, 2: 2}, [0, 1, 2])
+    out = c.settle(0, 1.0, {0: 0, 1: 1, 2: 2})
     assert out.flushes == 3 and out.ipis == 6
     assert set(out.ipi_ns) == {1, 2} and 0 in out.send_ns
 
