@@ -78,6 +78,7 @@ class Balancer:
         self.node_of = topology.cpu_node()
         self.llc_span = [next(d.span for d in doms if d.level == "MC") for doms in self.domains]
         self._spans: dict[int, list[int]] = {}
+        self._span_lists: dict[tuple[int, ...], list[int]] = {}  # one list per distinct span (CPUs share spans)
         self._caps: dict[tuple[int, ...], int] = {}
         self._local: dict[tuple[int, int], tuple[int, ...]] = {}
         self.core_siblings = {c.id: topology.siblings(c.id) for c in topology.cpus}
@@ -244,8 +245,9 @@ class Balancer:
             # plain lists: the per-CPU reads below are scalar (the same float64 values as an array's)
             load = [float(sum(weight(t) for t in q)) for q in rq]
             nr = [len(q) for q in rq]
+            busiest: dict[int, int] = {}  # a span's busiest CPU in this pass (the loads are fixed until a move)
             for cpu in range(self.nr_cpus):
-                move = self._balance_cpu(cpu, rq, nr, load, weight, score)
+                move = self._balance_cpu(cpu, rq, nr, load, weight, score, busiest)
                 if move is not None:
                     rq[move.src].remove(move.task)
                     rq[move.dst].append(move.task)
@@ -262,6 +264,7 @@ class Balancer:
         load: list[float],
         weight: Callable[[int], float],
         score: Score,
+        busiest: dict[int, int],
     ) -> Move | None:
         for sd in self.domains[cpu]:
             local = self._local.get((id(sd), cpu))
@@ -275,7 +278,7 @@ class Balancer:
                 if move is not None:
                     return move
             else:
-                move = self._even_out(cpu, sd, rq, load, weight, score)
+                move = self._even_out(cpu, sd, rq, load, weight, score, busiest)
                 if move is not None:
                     return move
         return None
@@ -310,9 +313,10 @@ class Balancer:
         return None
 
     def _span_list(self, sd: Domain) -> list[int]:
+        """``sd``'s CPUs in order: the same list object for every CPU's domain of that span."""
         span = self._spans.get(id(sd))
         if span is None:
-            span = self._spans[id(sd)] = sorted(sd.span)
+            span = self._spans[id(sd)] = self._span_lists.setdefault(sd.span, sorted(sd.span))
         return span
 
     def _even_out(
@@ -323,9 +327,14 @@ class Balancer:
         load: list[float],
         weight: Callable[[int], float],
         score: Score,
+        busiest: dict[int, int],
     ) -> Move | None:
+        # the busiest CPU, the lowest id among equals (the span is sorted); the same for every CPU whose domain
+        # has this span until a move changes the loads, so found once per span and pass
         span = self._span_list(sd)
-        src = max(span, key=load.__getitem__)  # the busiest CPU, the lowest id among equals (span is sorted)
+        src = busiest.get(id(span), -1)
+        if src < 0:
+            src = busiest[id(span)] = max(span, key=load.__getitem__)
         if src == cpu or load[src] * 100 <= load[cpu] * sd.imbalance_pct:
             return None
         # Move only if it strictly narrows the gap (never just swaps which CPU is heavier).
