@@ -360,6 +360,32 @@ def test_rt_run_sees_a_sigterm_that_does_not_interrupt_its_waitpid(dl_bandwidth:
     assert elapsed < 20, f"rt run forwarded SIGTERM after {elapsed:.1f} s"
 
 
+def test_rt_run_forwards_a_sigterm_that_came_before_its_fork(
+    dl_bandwidth: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM after rt run took the signals but before the command existed is sent on to the command once it
+    does: the run ends at once with the command's 128 + SIGTERM, instead of the command running its 30 s."""
+    dl_bandwidth(0.1)
+    real_fork = os.fork
+    calls: list[int] = []
+
+    def fork_after_sigterm() -> int:
+        if not calls:
+            calls.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, before the real fork
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork_after_sigterm)
+    started = time.monotonic()
+    result = run_deadline(
+        [sys.executable, "-c", "import time; time.sleep(30)"], SchedAttr.deadline(1_000_000, 10_000_000)
+    )
+    elapsed = time.monotonic() - started
+    assert calls == [1]
+    assert result.returncode == 128 + signal.SIGTERM
+    assert elapsed < 20, f"the SIGTERM from before the fork reached the command after {elapsed:.1f} s"
+
+
 def test_rt_noise_sees_a_sigterm_that_does_not_interrupt_its_read() -> None:
     """A SIGTERM the main thread's read() of a measuring child's pipe does not see stops rt noise at once (and
     kills the children), not when the 30 s measurement ends."""

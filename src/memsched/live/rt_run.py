@@ -29,7 +29,9 @@ ignored signals ignored, POSIX; ``flush_signal_handlers`` in kernel/signal.c res
 **Nothing outlives memsched.** A SIGTERM or SIGHUP to memsched alone (``timeout 10 memsched rt run ...``, a
 closed terminal, a service manager stopping it) is forwarded to the command, whose status is then reported
 (128 + the signal); before, the default action killed memsched and left the command running in
-SCHED_DEADLINE. For what no handler can see — ``kill -9`` of memsched, a crash — the child asks for SIGKILL
+SCHED_DEADLINE. One that comes before the command exists is sent on once it does, and the two are blocked
+across the fork, so the child cannot take one with the parent's handler and lose it while it resets the
+handlers. For what no handler can see — ``kill -9`` of memsched, a crash — the child asks for SIGKILL
 when its parent dies (``PR_SET_PDEATHSIG``, :mod:`memsched.live.pdeathsig`) before it takes the reservation,
 and gives up if the parent is already gone. (``PR_SET_PDEATHSIG`` is cleared by exec of a set-user-ID or
 file-capability binary; such a command is on its own after a ``kill -9``.)
@@ -127,14 +129,18 @@ def _child(
     report_fd: int,
     parent: int,
     ignored: frozenset[int],
+    mask: set[int | signal.Signals] | None,
 ) -> None:
     """In the forked child: die with the parent, become SCHED_DEADLINE, then exec. Never returns. The signals in
-    ``ignored`` (ignored by memsched's caller) stay ignored; the others get their default action."""
+    ``ignored`` (ignored by memsched's caller) stay ignored; the others get their default action, and then the
+    signal ``mask`` from before the fork (one blocked across it and sent meanwhile acts now)."""
     code = 127
     try:
         for sig in (*_TAKEN, signal.SIGPIPE, signal.SIGXFSZ):
             if sig not in ignored:
                 signal.signal(sig, signal.SIG_DFL)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if not set_parent_death_signal(signal.SIGKILL, parent):
             code = 128 + signal.SIGKILL  # memsched died before the prctl: run nothing
             return
@@ -212,18 +218,34 @@ def run_deadline(
     # has not reaped.
     parent = os.getpid()
     child: list[int] = []
+    early: list[int] = []  # forwarded signals that came before the command existed
     ignored = _ignored_signals()
-    old_handlers = _take_signals(parent, child, ignored)
+    old_handlers = _take_signals(parent, child, ignored, early)
+    # The forwarded signals are blocked across the fork: the child would otherwise catch one the parent sends at
+    # once with the inherited handler and lose it when it resets that handler (CPython's C-level handler takes
+    # the signal; the Python one never runs). The child unblocks them after its reset, so one sent meanwhile
+    # acts then, with its default action; the parent, once it knows the child, so one that came meanwhile is
+    # forwarded.
+    forwarded = {signal.SIGTERM, signal.SIGHUP} & old_handlers.keys()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, forwarded) if forwarded else None
     pid = -1
     reaped = False
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     with SignalWakeup() as wake:  # a SIGTERM just before a wait below is seen at once (live/sigwake.py)
         try:
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child execs or _exits
-                os.close(read_fd)
-                _child(executable, argv, env, attr, write_fd, parent, ignored)
-            child.append(pid)
+            try:
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - the child execs or _exits
+                    os.close(read_fd)
+                    _child(executable, argv, env, attr, write_fd, parent, ignored, mask)
+                child.append(pid)
+                # A SIGTERM/SIGHUP from before the fork reaches the command now (later ones go straight to it).
+                for signum in early:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signum)
+            finally:
+                if mask is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(write_fd)
             write_fd = -1
             report = _read_report(read_fd, wake)
@@ -243,6 +265,9 @@ def run_deadline(
                 signal.signal(signum, handler)
             if pid > 0 and not reaped:
                 kill_and_reap(pid)
+            if pid < 0:  # the fork failed: a signal taken for the command is memsched's again, under its own handler
+                for signum in early:
+                    os.kill(parent, signum)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         overrun = sig == signal.SIGXCPU and bool(attr.sched_flags & SchedFlag.DL_OVERRUN)
@@ -257,11 +282,12 @@ def _ignored_signals() -> frozenset[int]:
 
 
 def _take_signals(
-    parent: int, child: list[int], ignored: frozenset[int]
+    parent: int, child: list[int], ignored: frozenset[int], early: list[int]
 ) -> dict[int, signal.Handlers | int | Callable[..., object] | None]:
     """While the command runs: ignore SIGINT and SIGQUIT, as a shell does (the terminal sends them to the
     command too), and forward SIGTERM and SIGHUP, which are usually sent to memsched alone, unless they are
-    ``ignored`` (then they stay so). Only the main thread may; from another thread the signals keep their
+    ``ignored`` (then they stay so). One that comes before the fork is kept in ``early`` for the caller to send
+    on once the command exists. Only the main thread may; from another thread the signals keep their
     handlers."""
     if threading.current_thread() is not threading.main_thread():
         return {}
@@ -272,6 +298,8 @@ def _take_signals(
         if child:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child[0], signum)
+        else:
+            early.append(signum)
 
     old: dict[int, signal.Handlers | int | Callable[..., object] | None] = {
         signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)
