@@ -266,52 +266,96 @@ class Mainline(NumaPolicy):
         move = misplaced & stage1
         shared_idx = np.flatnonzero(move & ~private)
         if shared_idx.size:
-            move = move.copy()
-            nr = ctx.nr_nodes
-            for task in np.unique(batch.task[shared_idx]).tolist():
-                st = self.tasks.get(task)
-                if st is None or st.group is None:
-                    continue  # a shared fault, but no group yet: migrate
-                g = self.groups[st.group]
-                idx = shared_idx[batch.task[shared_idx] == task]
-                dst, src = batch.cpu_node[idx], batch.page_node[idx]
-                active = np.zeros(nr, dtype=bool)
-                active[list(g.active)] = True
-                gf = g.faults.sum(axis=1)
-                keep = active[dst] & (~active[src] | (gf[dst] < gf[src] * 3 / 4))
-                move[idx] = keep
+            # Rules (4)-(6) for the shared faults of tasks in a group, all at once: one row of the group's
+            # active mask and node faults per distinct faulting task (the rows the per-task loop this replaces
+            # built; gf[dst] < gf[src] * 3 / 4 is the same elementwise float expression), and the faults of
+            # tasks without a group keep move = True.
+            shared_tasks = batch.task[shared_idx]
+            tasks = sorted(set(shared_tasks.tolist()))
+            groups = [self._group_of(task) for task in tasks]
+            if any(g is not None for g in groups):
+                nr = ctx.nr_nodes
+                active = np.zeros((len(tasks), nr), dtype=bool)
+                gf = np.zeros((len(tasks), nr))
+                grouped = np.zeros(len(tasks), dtype=bool)
+                for i, g in enumerate(groups):
+                    if g is None:
+                        continue  # a shared fault, but no group yet: migrate
+                    grouped[i] = True
+                    active[i, list(g.active)] = True
+                    gf[i] = g.faults.sum(axis=1)
+                row = np.searchsorted(tasks, shared_tasks)
+                dst, src = batch.cpu_node[shared_idx], batch.page_node[shared_idx]
+                keep = active[row, dst] & (~active[row, src] | (gf[row, dst] < gf[row, src] * 3 / 4))
+                sel = grouped[row]
+                move = move.copy()
+                move[shared_idx[sel]] = keep[sel]
         if not move.any():
             return ()
         return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
+
+    def _group_of(self, task: int) -> NumaGroup | None:
+        st = self.tasks.get(task)
+        return None if st is None or st.group is None else self.groups[st.group]
 
     # ---- task_numa_fault() -------------------------------------------------------------------------------
     def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
         mem_node = np.where(migrated, batch.cpu_node, batch.page_node)
         priv = (batch.last_pid < 0) | (batch.last_pid == batch.task)
-        # Shared faults go through task_numa_group(), once per distinct (task, last task, last CPU).
         shared = np.flatnonzero(~priv)
         if shared.size:
-            keys = np.stack([batch.task[shared], batch.last_pid[shared], batch.last_cpu[shared]], axis=1)
-            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-            verdict = np.array([self._task_numa_group(ctx, int(a), int(b), int(c)) for a, b, c in uniq], dtype=bool)
+            # Shared faults go through task_numa_group(), once per distinct (task, last task, last CPU), in
+            # the lexicographic order of those triples (joins depend on it): Python's tuple order, the order
+            # np.unique(axis=0) gave the integer rows.
+            triples = list(
+                zip(
+                    batch.task[shared].tolist(),
+                    batch.last_pid[shared].tolist(),
+                    batch.last_cpu[shared].tolist(),
+                    strict=True,
+                )
+            )
+            verdict = {t: self._task_numa_group(ctx, *t) for t in sorted(set(triples))}
             priv = priv.copy()
-            priv[shared] = verdict[inverse.reshape(-1)]
+            priv[shared] = [verdict[t] for t in triples]
         kind = np.where(priv, PRIV, SHARED)
         local = mem_node == batch.cpu_node
         pages = float(batch.pages_per_record)
-        for task in (int(x) for x in np.unique(batch.task)):
-            sel = batch.task == task
-            st = self._t(ctx, task)
-            np.add.at(st.buf, (mem_node[sel], kind[sel]), pages)
-            np.add.at(st.buf_cpu, (batch.cpu_node[sel], kind[sel]), pages)
-            loc = local[sel].copy()
+        tasks = sorted(set(batch.task.tolist()))
+        states = [self._t(ctx, task) for task in tasks]
+        slot = np.searchsorted(tasks, batch.task)
+        nr, n = ctx.nr_nodes, len(tasks)
+        active = np.zeros((n, nr), dtype=bool)
+        for i, st in enumerate(states):
             if st.group is not None and len(self.groups[st.group].active) > 1:
-                active = np.zeros(ctx.nr_nodes, dtype=bool)
-                active[list(self.groups[st.group].active)] = True
-                # A shared fault between two of the group's active nodes counts as local.
-                loc |= ~priv[sel] & active[batch.cpu_node[sel]] & active[mem_node[sel]]
-            st.locality[1] += pages * int(loc.sum())
-            st.locality[0] += pages * int((~loc).sum())
+                active[i, list(self.groups[st.group].active)] = True
+        loc = local
+        if active.any():
+            # A shared fault between two of the group's active nodes counts as local.
+            loc = local | (~priv & active[slot, batch.cpu_node] & active[slot, mem_node])
+        # One count per (task, node, type) for both buffers and per (task, remote/local) for
+        # numa_faults_locality, then one add per task: buf, buf_cpu and locality are zeroed by
+        # task_numa_placement() and only ever receive whole multiples of ``pages`` here, so they hold
+        # integer-valued floats far below 2**53, and adding count * pages at once gives the same bits as the
+        # np.add.at of pages per fault it replaces.
+        cell = slot * nr
+        counts = np.bincount(
+            np.concatenate(
+                [
+                    (cell + mem_node) * 2 + kind,
+                    (cell + batch.cpu_node) * 2 + kind + n * nr * 2,
+                    slot * 2 + loc + n * nr * 4,
+                ]
+            ),
+            minlength=n * (nr * 4 + 2),
+        ) * pages
+        buf = counts[: n * nr * 2].reshape(n, nr, 2)
+        buf_cpu = counts[n * nr * 2 : n * nr * 4].reshape(n, nr, 2)
+        locality = counts[n * nr * 4 :].reshape(n, 2)  # [remote, local]
+        for i, st in enumerate(states):
+            st.buf += buf[i]
+            st.buf_cpu += buf_cpu[i]
+            st.locality += locality[i]
         return ()
 
     def _task_numa_group(self, ctx: PolicyContext, task: int, last_pid: int, last_cpu: int) -> bool:
