@@ -142,10 +142,12 @@ class _RqView:
         self._stats: dict[int, tuple[float, float, bool]] = {}
 
     def current(self, cpu: int) -> int | None:
-        if cpu not in self._current:
+        try:
+            return self._current[cpu]
+        except KeyError:
             queued = self._ctx.cpu_tasks(cpu)
-            self._current[cpu] = queued[0] if queued else None
-        return self._current[cpu]
+            cur = self._current[cpu] = queued[0] if queued else None
+            return cur
 
     def allowed(self, task: int) -> list[bool]:
         mask = self._allowed.get(task)
@@ -494,36 +496,44 @@ class Mainline(NumaPolicy):
 
     def _numa_migrate_preferred(self, ctx: PolicyContext, task: int, view: _RqView | None = None) -> list[Action]:
         st = self.tasks[task]
-        if st.preferred < 0 or ctx.task_cpu(task) < 0:
+        if st.preferred < 0:
+            return []
+        src_cpu = ctx.task_cpu(task)
+        if src_cpu < 0:
             return []
         period = ctx.task_scan_period_ns(task)
         st.retry_ns = ctx.now_ns + min(1000 * NSEC_PER_MSEC, period // 16)
-        if self._task_node(ctx, task) == st.preferred:
+        if int(ctx.cpu_node[src_cpu]) == st.preferred:  # _task_node() of a queued task
             return []
         self.migrate_attempts += 1
-        return self._task_numa_migrate(ctx, task, view or _RqView(ctx))
+        return self._task_numa_migrate(ctx, task, view or _RqView(ctx), src_cpu)
 
-    def _task_numa_migrate(self, ctx: PolicyContext, task: int, view: _RqView) -> list[Action]:
+    def _task_numa_migrate(self, ctx: PolicyContext, task: int, view: _RqView, src_cpu: int) -> list[Action]:
         st = self.tasks[task]
-        src_cpu = ctx.task_cpu(task)
         src_nid = int(ctx.cpu_node[src_cpu])
-        in_group = st.group is not None
-        taskweight = self.task_weight(task, src_nid)
-        groupweight = self.group_weight(task, src_nid)
+        my_group = st.group
+        # task_weight()/group_weight() of every node, read once: nothing here changes the task's or group's
+        # faults, so these are the lists task_weight(task, nid) and group_weight(task, nid) index.
+        task_w = self._task_ws(task) or [0] * ctx.nr_nodes
+        group_w = self._group_ws(task) or [0] * ctx.nr_nodes
+        taskweight = task_w[src_nid]
+        groupweight = group_w[src_nid]
         allowed = view.allowed(task)
         src_stats = view.node_stats(src_nid)
+        node_cpus = ctx.node_cpus
+        compare = self._compare
         best: tuple[int, int, int | None, int] | None = None  # imp, cpu, other, nid
 
         def search(nid: int) -> None:
             nonlocal best
-            taskimp = self.task_weight(task, nid) - taskweight
-            groupimp = self.group_weight(task, nid) - groupweight
+            taskimp = task_w[nid] - taskweight
+            groupimp = group_w[nid] - groupweight
             dst_stats = view.node_stats(nid)
-            for cpu in ctx.node_cpus[nid]:
+            for cpu in node_cpus[nid]:
                 if not allowed[cpu]:
                     continue
-                cand = self._compare(
-                    view, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, in_group
+                cand = compare(
+                    view, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, my_group
                 )
                 if cand is not None and (best is None or cand[0] > best[0]):
                     best = (cand[0], cpu, cand[1], nid)
@@ -533,7 +543,7 @@ class Mainline(NumaPolicy):
             for nid in range(ctx.nr_nodes):
                 if nid in (src_nid, st.preferred):
                     continue
-                if self.task_weight(task, nid) - taskweight < 0 and self.group_weight(task, nid) - groupweight < 0:
+                if task_w[nid] - taskweight < 0 and group_w[nid] - groupweight < 0:
                     continue
                 search(nid)
         if best is None:
@@ -560,40 +570,45 @@ class Mainline(NumaPolicy):
         groupimp: int,
         src_stats: tuple[float, float, bool],
         dst_stats: tuple[float, float, bool],
-        in_group: bool,
+        my_group: int | None,
     ) -> tuple[int, int | None] | None:
-        """``task_numa_compare()``: the improvement of moving to ``dst_cpu`` (or swapping), or ``None``."""
-        imp = groupimp if groupimp > 0 else taskimp
+        """``task_numa_compare()``: the improvement of moving to ``dst_cpu`` (or swapping), or ``None``.
+
+        ``my_group`` is the moving task's group. The kernel tests ``cur``'s affinity for ``src_cpu`` before it
+        scores the swap; here the (pure) score comes first and the affinity only for a positive one: either
+        test failing gives ``None``, so the answer is the same, with most affinity masks never read.
+        """
+        load = 1024.0
         cur = view.current(dst_cpu)
-        if cur is not None:
-            if not view.allowed(cur)[src_cpu]:
+        if cur is None:
+            imp = groupimp if groupimp > 0 else taskimp
+            if imp <= 0:
                 return None
+            if src_stats[2] and not dst_stats[2]:
+                return None
+            src_load, dst_load = src_stats[0] - load, dst_stats[0] + load
+        else:
             cur_st = self.tasks.get(cur)
-            cur_group = cur_st.group if cur_st else None
-            my_group = self.tasks[task].group
+            cur_group = cur_st.group if cur_st is not None else None
             if cur_group == my_group:
                 w = self._task_ws(cur)
                 imp = taskimp + (w[src_nid] - w[dst_nid] if w is not None else 0)
                 if cur_group is not None:
                     imp -= imp // 16
             else:
-                imp = groupimp if in_group else taskimp
+                imp = groupimp if my_group is not None else taskimp
                 w = self._group_ws(cur) if cur_group is not None else self._task_ws(cur)
                 if w is not None:
                     imp += w[src_nid] - w[dst_nid]
-        if imp <= 0:
-            return None
-        nr = view.nr
-        if cur is None:
-            if src_stats[2] and not dst_stats[2]:
+            if imp <= 0:
                 return None
-        elif nr[src_cpu] == 1 and nr[dst_cpu] == 1:
-            return imp, cur
-        load = 1024.0
-        src_load, dst_load = src_stats[0] - load, dst_stats[0] + load
-        if cur is not None:
-            src_load += load
-            dst_load -= load
+            if not view.allowed(cur)[src_cpu]:
+                return None
+            nr = view.nr
+            if nr[src_cpu] == 1 and nr[dst_cpu] == 1:
+                return imp, cur
+            # (the same float operations, in the same order, as moving one task each way)
+            src_load, dst_load = src_stats[0] - load + load, dst_stats[0] + load - load
         if self._load_too_imbalanced(src_stats, dst_stats, src_load, dst_load):
             return None
         return imp, cur
