@@ -413,8 +413,10 @@ class Mainline(NumaPolicy):
         period = max(now - st.placed_ns, 1)
         weight = min((runtime - st.runtime_seen) / period, 1.0)
         st.runtime_seen, st.placed_ns = runtime, now
-        total_faults = float(st.locality.sum())
-        fault_types = st.buf.sum(axis=0)  # [shared, private]
+        # (integer-valued floats, see after_faults(): their sums are exact in any order)
+        remote, local = st.locality.tolist()
+        total_faults = remote + local
+        fault_types = st.buf.sum(axis=0).tolist()  # [shared, private]
         diff = st.buf - st.faults / 2
         # CPU faults count by CPU use, not raw numbers: (runtime << 16) / period * buffer / total faults.
         f_weight = (65536.0 * weight) * st.buf_cpu / (total_faults + 1)
@@ -428,16 +430,19 @@ class Mainline(NumaPolicy):
             g.faults_cpu += f_diff
         st.buf[:] = 0
         st.buf_cpu[:] = 0
-        out: list[Action] = [self._update_task_scan_period(ctx, task, st, fault_types)]
+        st.locality[:] = 0
+        out: list[Action] = [self._update_task_scan_period(ctx, task, local, remote, fault_types)]
         node_faults = st.faults.sum(axis=1)
-        max_nid = int(np.argmax(node_faults)) if node_faults.max() > 0 else -1
+        has_faults = bool(node_faults.max() > 0)
+        max_nid = int(np.argmax(node_faults)) if has_faults else -1
         if st.group is not None:
             g = self.groups[st.group]
             self._update_active_nodes(g)
-            gf = g.node_faults()
-            if gf.max() > 0:
-                max_nid = int(np.argmax(gf))
-        if max_nid >= 0 and node_faults.max() > 0:
+            if has_faults:  # (the group's choice only matters then)
+                gf = g.node_faults()
+                if gf.max() > 0:
+                    max_nid = int(np.argmax(gf))
+        if max_nid >= 0 and has_faults:
             if max_nid != st.preferred:
                 st.preferred = max_nid
                 out.append(SetPreferredNode(task, max_nid))
@@ -449,18 +454,20 @@ class Mainline(NumaPolicy):
         """``update_numa_active_node_mask()``: hysteresis between 6/16 and 3/16 of the busiest node."""
         faults = g.node_faults_cpu()
         top = float(faults.max())
-        for nid, f in enumerate(faults):
+        for nid, f in enumerate(faults.tolist()):  # (the same doubles as Python floats)
             if nid not in g.active:
                 if f > top * self.config.group_active_in:
                     g.active.add(nid)
             elif f < top * self.config.group_active_out:
                 g.active.discard(nid)
 
-    def _update_task_scan_period(self, ctx: PolicyContext, task: int, st: _TaskNuma, fault_types: np.ndarray) -> Action:
+    def _update_task_scan_period(
+        self, ctx: PolicyContext, task: int, local: float, remote: float, fault_types: list[float]
+    ) -> Action:
+        """``update_task_scan_period()`` from the locality counts since the last placement (``local``,
+        ``remote``) and the buffered faults by type (``fault_types``: [shared, private])."""
         period = ctx.task_scan_period_ns(task)
         lo, hi = self._scan_bounds(ctx, task)
-        local, remote = float(st.locality[1]), float(st.locality[0])
-        st.locality[:] = 0
         if local + remote == 0:
             return SetScanPeriod(task, min(hi, period * 2))
         slot = -(-period // NUMA_PERIOD_SLOTS)
@@ -469,14 +476,14 @@ class Mainline(NumaPolicy):
             diff = max(ratio - NUMA_PERIOD_THRESHOLD, 1) * slot
         else:
             diff = -(NUMA_PERIOD_THRESHOLD - ratio) * slot
-            shared, private = float(fault_types[SHARED]), float(fault_types[PRIV])
+            shared, private = fault_types[SHARED], fault_types[PRIV]
             scale = math.ceil(private * NUMA_PERIOD_SLOTS / (private + shared + 1))
             diff = int(diff * scale / NUMA_PERIOD_SLOTS)
         return SetScanPeriod(task, int(min(max(period + diff, lo), hi)))
 
     def _scan_bounds(self, ctx: PolicyContext, task: int) -> tuple[int, int]:
         """``task_scan_min()`` / ``task_scan_max()`` for the task's RSS: the scanner's own bounds."""
-        rss_pages = int(np.asarray(ctx.mm_node_pages(ctx.task_mm(task))).sum())
+        rss_pages = int(sum(np.asarray(ctx.mm_node_pages(ctx.task_mm(task))).tolist()))  # (page counts: exact)
         return self.task_scan.period_bounds_ns(rss_pages * (ctx.page_size // BASE_PAGE_SIZE))
 
     # ---- numa_migrate_preferred() / task_numa_migrate() --------------------------------------------------
@@ -591,7 +598,7 @@ class Mainline(NumaPolicy):
             cur_st = self.tasks.get(cur)
             cur_group = cur_st.group if cur_st is not None else None
             if cur_group == my_group:
-                w = self._task_ws(cur)
+                w = self._task_w.get(cur) or self._task_ws(cur)  # (the cached list, else computed)
                 imp = taskimp + (w[src_nid] - w[dst_nid] if w is not None else 0)
                 if cur_group is not None:
                     imp -= imp // 16
