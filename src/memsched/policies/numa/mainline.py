@@ -286,7 +286,7 @@ class Mainline(NumaPolicy):
                     grouped[i] = True
                     active[i, list(g.active)] = True
                     gf[i] = g.faults.sum(axis=1)
-                row = np.searchsorted(tasks, shared_tasks)
+                row = np.searchsorted(tasks, shared_tasks) if len(tasks) > 1 else 0
                 dst, src = batch.cpu_node[shared_idx], batch.page_node[shared_idx]
                 keep = active[row, dst] & (~active[row, src] | (gf[row, dst] < gf[row, src] * 3 / 4))
                 sel = grouped[row]
@@ -325,8 +325,8 @@ class Mainline(NumaPolicy):
         pages = float(batch.pages_per_record)
         tasks = sorted(set(batch.task.tolist()))
         states = [self._t(ctx, task) for task in tasks]
-        slot = np.searchsorted(tasks, batch.task)
         nr, n = ctx.nr_nodes, len(tasks)
+        slot = np.searchsorted(tasks, batch.task) if n > 1 else 0  # each fault's row in the per-task tables
         active = np.zeros((n, nr), dtype=bool)
         for i, st in enumerate(states):
             if st.group is not None and len(self.groups[st.group].active) > 1:
