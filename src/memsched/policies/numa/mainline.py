@@ -268,33 +268,51 @@ class Mainline(NumaPolicy):
         move = misplaced & stage1
         shared_idx = np.flatnonzero(move & ~private)
         if shared_idx.size:
-            # Rules (4)-(6) for the shared faults of tasks in a group, all at once: one row of the group's
-            # active mask and node faults per distinct faulting task (the rows the per-task loop this replaces
-            # built; gf[dst] < gf[src] * 3 / 4 is the same elementwise float expression), and the faults of
-            # tasks without a group keep move = True.
-            shared_tasks = batch.task[shared_idx]
-            tasks = sorted(set(shared_tasks.tolist()))
-            groups = [self._group_of(task) for task in tasks]
-            if any(g is not None for g in groups):
-                nr = ctx.nr_nodes
-                active = np.zeros((len(tasks), nr), dtype=bool)
-                gf = np.zeros((len(tasks), nr))
-                grouped = np.zeros(len(tasks), dtype=bool)
-                for i, g in enumerate(groups):
-                    if g is None:
-                        continue  # a shared fault, but no group yet: migrate
-                    grouped[i] = True
-                    active[i, list(g.active)] = True
-                    gf[i] = g.faults.sum(axis=1)
-                row = np.searchsorted(tasks, shared_tasks) if len(tasks) > 1 else 0
-                dst, src = batch.cpu_node[shared_idx], batch.page_node[shared_idx]
-                keep = active[row, dst] & (~active[row, src] | (gf[row, dst] < gf[row, src] * 3 / 4))
-                sel = grouped[row]
-                move = move.copy()
-                move[shared_idx[sel]] = keep[sel]
+            move = self._shared_rules(ctx, batch, move, shared_idx)
         if not move.any():
             return ()
         return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
+
+    def _shared_rules(
+        self, ctx: PolicyContext, batch: FaultBatch, move: BoolArray, shared_idx: np.ndarray
+    ) -> BoolArray:
+        """Rules (4)-(6) for the shared faults ``shared_idx`` (all in ``move``) of tasks in a group: never to a
+        node outside the group's active set, always from one, else only if ``group_faults(dst) < 3/4 *
+        group_faults(src)``. Faults of tasks without a group keep ``move``.
+
+        The faults are evaluated all at once: with one group (the usual batch: threads of one process) from its
+        active mask and node faults, else from one row of those per distinct task, the rows the former per-task
+        loop built; ``gf[dst] < gf[src] * 3 / 4`` is the same elementwise float expression either way.
+        """
+        shared_tasks = batch.task[shared_idx]
+        tasks = sorted(set(shared_tasks.tolist()))
+        groups = [self._group_of(task) for task in tasks]
+        gids = {None if g is None else g.gid for g in groups}
+        if gids == {None}:
+            return move  # shared faults, but no group yet: migrate
+        dst, src = batch.cpu_node[shared_idx], batch.page_node[shared_idx]
+        nr = ctx.nr_nodes
+        move = move.copy()
+        g = groups[0]
+        if len(gids) == 1 and g is not None:
+            active = np.zeros(nr, dtype=bool)
+            active[list(g.active)] = True
+            gf = g.faults.sum(axis=1)
+            move[shared_idx] = active[dst] & (~active[src] | (gf[dst] < gf[src] * 3 / 4))
+            return move
+        active2 = np.zeros((len(tasks), nr), dtype=bool)
+        gf2 = np.zeros((len(tasks), nr))
+        grouped = np.zeros(len(tasks), dtype=bool)
+        for i, gi in enumerate(groups):
+            if gi is not None:
+                grouped[i] = True
+                active2[i, list(gi.active)] = True
+                gf2[i] = gi.faults.sum(axis=1)
+        row = np.searchsorted(tasks, shared_tasks)
+        keep = active2[row, dst] & (~active2[row, src] | (gf2[row, dst] < gf2[row, src] * 3 / 4))
+        sel = grouped[row]
+        move[shared_idx[sel]] = keep[sel]
+        return move
 
     def _group_of(self, task: int) -> NumaGroup | None:
         st = self.tasks.get(task)
