@@ -276,9 +276,9 @@ class Mainline(NumaPolicy):
     def _shared_rules(
         self, ctx: PolicyContext, batch: FaultBatch, move: BoolArray, shared_idx: np.ndarray
     ) -> BoolArray:
-        """Rules (4)-(6) for the shared faults ``shared_idx`` (all in ``move``) of tasks in a group: never to a
-        node outside the group's active set, always from one, else only if ``group_faults(dst) < 3/4 *
-        group_faults(src)``. Faults of tasks without a group keep ``move``.
+        """``should_numa_migrate_memory()`` rules (4)-(6) for the shared faults ``shared_idx`` (all in ``move``)
+        of tasks in a group: never to a node outside the group's active set, always from one, else only if
+        ``group_faults(dst) < 3/4 * group_faults(src)``. Faults of tasks without a group keep ``move``.
 
         The faults are evaluated all at once: with one group (the usual batch: threads of one process) from its
         active mask and node faults, else from one row of those per distinct task, the rows the former per-task
