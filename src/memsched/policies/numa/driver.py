@@ -209,6 +209,18 @@ def _migrated(batch: FaultBatch, done: Sequence[tuple[Action, ActionResult]]) ->
         for a, r in done
         if isinstance(a, MigratePages | MigrateMmNodes) and a.mm == batch.mm and r.moved_pages is not None
     ]
-    mask = np.isin(batch.page, np.concatenate(moved)) if moved else np.zeros(batch.size, dtype=bool)
+    pages = batch.page
+    wanted = np.concatenate(moved) if len(moved) > 1 else (moved[0] if moved else pages[:0])
+    if wanted.shape[0] == 0:
+        mask = np.zeros(batch.size, dtype=bool)
+    elif wanted.dtype == pages.dtype and pages.dtype.kind in "iu":
+        # np.isin(pages, wanted) by binary search: for integers, pages[i] is among the sorted ids exactly when
+        # the first id not below it equals it (the same booleans in fewer, cheaper calls).
+        ids = np.sort(wanted)
+        at = np.searchsorted(ids, pages)
+        np.minimum(at, ids.shape[0] - 1, out=at)
+        mask = ids[at] == pages
+    else:
+        mask = np.isin(pages, wanted)
     mask.flags.writeable = False
     return mask
