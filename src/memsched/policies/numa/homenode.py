@@ -100,18 +100,24 @@ class Homenode(NumaPolicy):
 
     # ---- memory: MORON + two-stage filter ----------------------------------------------------------------
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
-        move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node) & batch.migratable
-        if not move.any():
+        move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node)
+        if batch.mof is not None:  # (migratable is all True without it)
+            move &= batch.migratable
+        idx = np.flatnonzero(move)  # the same records, in the same order, as indexing by the mask
+        if idx.shape[0] == 0:
             return ()
-        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
+        return (MigratePages(batch.mm, batch.page[idx], batch.cpu_node[idx], payer=batch.task[idx]),)
 
     def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
         nid = np.where(migrated, batch.cpu_node, batch.page_node)
         counters = self._counters(ctx)
         pages = float(batch.pages_per_record)
-        counters.add(batch.task, nid, pages)
-        for task, n in zip(*np.unique(batch.task, return_counts=True), strict=True):
-            self.task_tot[int(task)] = self.task_tot.get(int(task), 0.0) + float(n) * pages
+        # task_numa_fault() per record, summed once per (task, node): every counter here holds whole pages (adds
+        # of whole ``pages``, ``>> 1`` halvings), so each sum is exact in any order and one add of count * pages
+        # gives the bits of one add per record; the per-task and per-mm totals are sums of the same counts.
+        per_task = counters.add_whole(batch.task, nid, pages)
+        for task in np.flatnonzero(per_task).tolist():  # ascending, as np.unique's order was
+            self.task_tot[task] = self.task_tot.get(task, 0.0) + float(per_task[task]) * pages
         mm = self.mm_faults.setdefault(batch.mm, np.zeros(ctx.nr_nodes))
         mm += np.bincount(nid, minlength=ctx.nr_nodes) * pages
         self.mm_tot[batch.mm] = self.mm_tot.get(batch.mm, 0.0) + batch.size * pages
