@@ -129,6 +129,16 @@ class Homenode(NumaPolicy):
             return 0
         return int(min(faults, total) * BALANCENUMA_SCALE // total)
 
+    @staticmethod
+    def _weights(faults: list[float], total: float) -> list[int]:
+        """``_weight(faults[nid], total)`` for every node, for a ``total > 0``.
+
+        The counters and totals are whole numbers far below 2**53 (see ``after_faults``), so ``faults * 1000`` is
+        exact and ``//`` (Python's and numpy's: both fmod-based divmod) gives the exact floor of the quotient:
+        these Python floats give the bits the numpy scalars gave. (``min(f, total)`` is ``f`` unless ``total <
+        f``: written out, without the call.)"""
+        return [int((total if total < f else f) * BALANCENUMA_SCALE // total) for f in faults]
+
     def on_placement(self, ctx: PolicyContext, task: int) -> Sequence[Action]:
         mm = ctx.task_mm(task)
         seq = ctx.mm_scan_seq(mm)
@@ -144,8 +154,8 @@ class Homenode(NumaPolicy):
         out: list[Action] = []
         if mm_row is not None and mm_total > 0 and total > 0 and cpu >= 0:
             this_nid = int(ctx.cpu_node[cpu])
-            mm_w = [self._weight(mm_row[n], mm_total) for n in range(ctx.nr_nodes)]
-            t_w = [self._weight(row[n], total) for n in range(ctx.nr_nodes)]
+            mm_w = self._weights(mm_row.tolist(), mm_total)
+            t_w = self._weights(row.tolist(), total)
             mm_sel = _argmax_positive(mm_w)
             t_sel = _argmax_positive(t_w)
             mm_row //= 2  # "Decay the stats by a factor of 2" (each call, as in the patch)
@@ -155,7 +165,7 @@ class Homenode(NumaPolicy):
                 out += self._set_home(task, this_nid)
             else:
                 out.append(SetScanPeriod(task, self.config.scan_period_min_ms * NSEC_PER_MSEC))
-                out += self._find_placement(ctx, task, this_nid, cpu)
+                out += self._find_placement(ctx, task, this_nid, cpu, t_w)
         counters.floor_halve(task)  # reset_ptenuma_scan() halves the per-task statistics each pass
         self.task_tot[task] = float(int(total) >> 1)
         return out
@@ -166,24 +176,34 @@ class Homenode(NumaPolicy):
             self.home_changes += 1
         return [SetPreferredNode(task, node)]
 
-    def _find_placement(self, ctx: PolicyContext, task: int, this_nid: int, this_cpu: int) -> list[Action]:
-        """``task_numa_find_placement()``: swap home nodes with the task that gains most from it."""
+    def _find_placement(
+        self, ctx: PolicyContext, task: int, this_nid: int, this_cpu: int, own_w: list[int]
+    ) -> list[Action]:
+        """``task_numa_find_placement()``: swap home nodes with the task that gains most from it.
+
+        ``own_w`` is the task's own weight per node (``on_placement``'s: its faults and total have not changed
+        since)."""
         counters = self._counters(ctx)
         mm = ctx.task_mm(task)
-        p_total = self.task_tot.get(task, 0.0)
-        p_row = counters.row(task)
         mm_row = self.mm_faults.get(mm, np.zeros(ctx.nr_nodes))
         mm_total = self.mm_tot.get(mm, 0.0)
-        p_task_w = self._weight(p_row[this_nid], p_total)
-        p_mm_w = self._weight(mm_row[this_nid], mm_total)
-        allowed = ctx.task_allowed(task).tolist()
         # Within one call nothing changes: the weights that depend only on the node (and the other task's mm)
-        # are computed once.
-        own_w: dict[int, int] = {}  # the task's own weight per node
-        own_mm_w: dict[int, int] = {}  # its mm's weight per node
-        other_mm_w: dict[tuple[int, int], int] = {}  # (other mm, node)
+        # are computed once, for every node (the caller saw both totals > 0; mm_row is the halved row).
+        own_mm_w = self._weights(mm_row.tolist(), mm_total)  # its mm's weight per node
+        p_task_w = own_w[this_nid]
+        p_mm_w = own_mm_w[this_nid]
+        other_mm_w: dict[int, list[int]] = {}  # other mm -> its weight per node
+        allowed = ctx.task_allowed(task).tolist()
+        task_tot, mm_tot, data = self.task_tot, self.mm_tot, counters.data
         best, best_nid, best_other = 0, -1, -1
         for nid in range(ctx.nr_nodes):
+            # A swap needs this_diff = this_w - p_w > 0, with this_w the thread weight for a thread of the same
+            # process and the mm weight otherwise: a node where neither exceeds the task's own weight here
+            # (this_nid among them: there this_w == p_w) has no candidate, so its CPUs are not looked at.
+            thread_gain = own_w[nid] > p_task_w
+            mm_gain = own_mm_w[nid] > p_mm_w
+            if not (thread_gain or mm_gain):
+                continue
             for cpu in ctx.node_cpus[nid]:
                 if not allowed[cpu]:
                     continue
@@ -191,29 +211,38 @@ class Homenode(NumaPolicy):
                 if not queued:
                     continue  # idle CPUs are skipped
                 other = queued[0]
-                if other == task or self.task_tot.get(other, 0.0) <= 0:
+                if other == task:
+                    continue
+                o_total = task_tot.get(other, 0.0)
+                if o_total <= 0:
                     continue
                 o_mm = ctx.task_mm(other)
-                if self.mm_tot.get(o_mm, 0.0) <= 0 or not ctx.task_allowed(other)[this_cpu]:
+                if mm_tot.get(o_mm, 0.0) <= 0:
                     continue
                 if o_mm == mm:
-                    if nid not in own_w:
-                        own_w[nid] = self._weight(p_row[nid], p_total)
+                    if not thread_gain:
+                        continue  # this_diff <= 0
                     this_w = own_w[nid]
-                    other_w = self._weight(counters.row(other)[nid], self.task_tot[other])
+                    # (data has a row for other: its faults were added, as o_total > 0 says)
+                    other_w = self._weight(data[other, nid], o_total)
                     p_w = p_task_w
                 else:
-                    if nid not in own_mm_w:
-                        own_mm_w[nid] = self._weight(mm_row[nid], mm_total)
+                    if not mm_gain:
+                        continue  # this_diff <= 0
                     this_w = own_mm_w[nid]
-                    key = (o_mm, nid)
-                    if key not in other_mm_w:
-                        other_mm_w[key] = self._weight(self.mm_faults[o_mm][nid], self.mm_tot[o_mm])
-                    other_w = other_mm_w[key]
+                    o_mm_w = other_mm_w.get(o_mm)
+                    if o_mm_w is None:
+                        o_mm_w = other_mm_w[o_mm] = self._weights(self.mm_faults[o_mm].tolist(), mm_tot[o_mm])
+                    other_w = o_mm_w[nid]
                     p_w = p_mm_w
                 other_diff = this_w - other_w
                 this_diff = this_w - p_w
-                if other_diff > 0 and this_diff > 0 and other_diff + this_diff > best:
+                # The other task must be allowed on this CPU; asked only of a task that would win (a read, so
+                # asking later skips exactly the candidates the earlier check skipped).
+                if (
+                    other_diff > 0 and this_diff > 0 and other_diff + this_diff > best
+                    and ctx.task_allowed(other)[this_cpu]
+                ):
                     best, best_nid, best_other = other_diff + this_diff, nid, other
         if best_nid not in (-1, this_nid):
             return self._set_home(task, best_nid) + self._set_home(best_other, this_nid)
