@@ -75,6 +75,9 @@ class MigrationResult:
     moved_src: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: Huge pages split before moving (``migrate_pages(2)`` of a huge block).
     splits: int = 0
+    #: ``np.bincount(moved_src / moved_dst, minlength=nr_nodes)`` (set when something moved).
+    src_count: IntArray | None = None
+    dst_count: IntArray | None = None
 
 
 class Migrator:
@@ -124,18 +127,34 @@ class Migrator:
                 mm.set_huge(huge, False)
                 machine.vmstat.inc("thp_split", splits)
         src = mm.page_node[pages].astype(np.int64)
-        want = (src >= 0) & (src != dst)
-        if np.count_nonzero(want) != want.shape[0]:
+        # Pages present (src >= 0) and elsewhere (src != dst); the mask is made only when some page is not.
+        other = src != dst
+        if np.count_nonzero(other) != other.shape[0] or (src.shape[0] and src.item(src.argmin()) < 0):
+            want = (src >= 0) & other
             pages, dst, src = pages[want], dst[want], src[want]
         n = pages.shape[0]
-        keep = np.ones(n, dtype=bool)
+        keep: npt.NDArray[np.bool_] | None = None  # (made when a page is refused)
         refused_rl = refused_bal = failed = 0
         now = machine.engine.now
         pa = machine.page_alloc
         ratelimit = apply_ratelimit and self.rules.rate_limit
+        nr = machine.nr_nodes
         # Per destination node in increasing order, the first pages in order (node ids are >= 0: MigratePages
-        # checks); a node's pages are looked up only when some of them are refused.
-        for node, count in enumerate(np.bincount(dst).tolist() if n else []):
+        # checks); a node's pages are looked up only when some of them are refused. (minlength only adds
+        # trailing zero counts, which the loop skips.)
+        dst_count = np.bincount(dst, minlength=nr) if n else None
+        counts = dst_count.tolist() if dst_count is not None else []
+        if (
+            dst_count is not None
+            and not ratelimit
+            and len(counts) == nr
+            and not np.count_nonzero(pa.free_pages - self.high_wmark < dst_count)
+        ):
+            # Every node has room for all its pages (and the frames: high_wmark >= 0), so the loop below would
+            # reserve each node's count and refuse nothing: the same, at once.
+            pa.reserve_counts(dst_count)
+            counts = []
+        for node, count in enumerate(counts):
             if not count:
                 continue
             n_ok = count
@@ -157,14 +176,22 @@ class Migrator:
                 failed += n_ok
                 n_ok = 0
             if n_ok < count:
+                if keep is None:
+                    keep = np.ones(n, dtype=bool)
                 keep[(dst == node).nonzero()[0][n_ok:]] = False
-        if np.count_nonzero(keep) == n:  # (the usual case: nothing refused)
+        if keep is None:  # (the usual case: nothing refused)
             moved, moved_dst, moved_src = pages, dst, src
         else:
             moved, moved_dst, moved_src = pages[keep], dst[keep], src[keep]
+            dst_count = None
+        src_count = None
         if moved.shape[0]:
-            pa.free(moved_src)
-            mm.set_nodes(moved, moved_dst, moved_src)  # (moved_src is page_node[moved] as int64)
+            # The per-node counts once, for the frames, node_pages and the copy (every moved_src is >= 0).
+            src_count = np.bincount(moved_src, minlength=nr)
+            if dst_count is None:
+                dst_count = np.bincount(moved_dst, minlength=nr)
+            pa.free_counts(src_count)  # (pa.free(moved_src))
+            mm.set_nodes(moved, moved_dst, moved_src, counts=(src_count, dst_count))  # (moved_src: page_node[moved])
             n_base = int(moved.shape[0]) * self.base_per_page
             machine.vmstat.inc("numa_pages_migrated", n_base)
             machine.vmstat.inc("pgmigrate_success", n_base)
@@ -172,7 +199,9 @@ class Migrator:
         if failed:
             machine.vmstat.inc("pgmigrate_fail", failed * self.base_per_page)
         self.ratelimited_pages += refused_rl
-        return MigrationResult(moved, moved_dst, refused_rl, refused_bal, failed, moved_src, splits)
+        return MigrationResult(
+            moved, moved_dst, refused_rl, refused_bal, failed, moved_src, splits, src_count, dst_count
+        )
 
     def copy_bytes(self, src: IntArray, dst: IntArray) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Bytes the copies of pages from ``src`` to ``dst`` nodes read from and write to each node."""
@@ -182,6 +211,16 @@ class Migrator:
         return (
             np.multiply(np.bincount(src, minlength=nr), psz, dtype=np.float64),
             np.multiply(np.bincount(dst, minlength=nr), psz, dtype=np.float64),
+        )
+
+    def count_bytes(
+        self, src_count: IntArray, dst_count: IntArray
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """:meth:`copy_bytes` from the per-node counts (``MigrationResult.src_count``/``dst_count``)."""
+        psz = float(self.machine.page_size)
+        return (
+            np.multiply(src_count, psz, dtype=np.float64),
+            np.multiply(dst_count, psz, dtype=np.float64),
         )
 
     def fixed_ns(self, mm_id: int, units: int) -> float:

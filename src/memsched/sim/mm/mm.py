@@ -182,25 +182,37 @@ class MmStruct:
         return result
 
     def set_nodes(
-        self, pages: npt.NDArray[np.int64], nodes: npt.NDArray[np.int64], old: npt.NDArray[np.int64] | None = None
+        self,
+        pages: npt.NDArray[np.int64],
+        nodes: npt.NDArray[np.int64],
+        old: npt.NDArray[np.int64] | None = None,
+        *,
+        counts: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
     ) -> None:
         """Record new placement for ``pages`` (first touch or migration) and keep ``node_pages`` in step. ``old``:
-        the pages' nodes now (``page_node[pages]`` as int64), when the caller has them."""
-        if old is None:
-            old = self.page_node[pages].astype(np.int64)
-        present = old >= 0
+        the pages' nodes now (``page_node[pages]`` as int64), when the caller has them. ``counts``: with ``old``
+        all present (a migration), ``np.bincount`` of ``old`` and of ``nodes`` with ``minlength=nr_nodes``."""
         nr = self.nr_nodes
-        old_count = np.bincount(old[present], minlength=nr) if np.count_nonzero(present) else None
-        if old_count is not None:
-            self.node_pages -= old_count
-        new_count = np.bincount(nodes, minlength=nr)
-        self.node_pages += new_count
+        if counts is not None:
+            old_count: npt.NDArray[np.int64] | None = counts[0]
+            new_count = counts[1]
+            assert old is not None
+        else:
+            if old is None:
+                old = self.page_node[pages].astype(np.int64)
+            present = old >= 0
+            old_count = np.bincount(old[present], minlength=nr) if np.count_nonzero(present) else None
+            new_count = np.bincount(nodes, minlength=nr)
+        # node_pages -= old_count, then += new_count, in one step (integers: the same values)
+        change = new_count if old_count is None else new_count - old_count
+        self.node_pages += change
         self.page_node[pages] = nodes.astype(np.int16)
         version = self.placement_version
         self.placement_version += 1
         if pages.size == 0 or not self._region_cache:
             return
-        lo, hi = int(np.minimum.reduce(pages)), int(np.maximum.reduce(pages)) + 1  # (pages.min(), without its wrapper)
+        # (pages.min() and .max() + 1, by the values at argmin/argmax: cheaper than the ufunc reductions)
+        lo, hi = int(pages.item(pages.argmin())), int(pages.item(pages.argmax())) + 1
         psz = self.page_size
         fpsz = float(psz)
         for region, (ver, cached) in list(self._region_cache.items()):
@@ -217,10 +229,10 @@ class MmStruct:
                 and (hi < p1 or region.start + region.nbytes == p1 * psz)
             ):
                 # Every page is inside the region and weighs a whole page: the weighted bincounts below add
-                # ``psz`` count times from 0.0, exactly (integers below 2**53), which is count * psz.
-                delta = np.multiply(new_count, fpsz, dtype=np.float64)
-                if old_count is not None:  # (else the bincount is zeros, and x - 0.0 is x)
-                    delta -= np.multiply(old_count, fpsz, dtype=np.float64)
+                # ``psz`` count times from 0.0, exactly (integers below 2**53), which is count * psz; and
+                # new * psz - old * psz of such integers is exactly (new - old) * psz, ``change`` * psz (with no
+                # old count, the bincount is zeros, and x - 0.0 is x).
+                delta = np.multiply(change, fpsz, dtype=np.float64)
                 self._region_cache[region] = (self.placement_version, cached + delta)
                 continue
             sel = (pages >= p0) & (pages < p1)
