@@ -320,6 +320,28 @@ class FluidProgress:
         self._copy_epoch[tid] += 1
         self.dirty = True
 
+    def charge_copies(
+        self, tasks: list[FluidTask], src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
+    ) -> None:
+        """:meth:`charge_copy` for each of ``tasks`` in turn, of the rows ``src[i]``/``dst[i]`` for ``tasks[i]``,
+        with the rows' sums in one reduction (each row's ``_sum``: the same reduction along the row)."""
+        nbytes = np.add.reduce(src, axis=1).tolist()
+        if not any(nb > 0 for nb in nbytes):
+            return
+        self.sync()  # (charge_copy syncs before each copy: once is the same, now does not change)
+        a = self.arrays
+        copy_left, copy_src, copy_dst, epoch = a.copy_left, a.copy_src, a.copy_dst, self._copy_epoch
+        for i, task in enumerate(tasks):
+            nb = nbytes[i]
+            if nb <= 0:
+                continue
+            tid = task.id
+            copy_left[tid] += nb
+            copy_src[tid] += src[i]
+            copy_dst[tid] += dst[i]
+            epoch[tid] += 1
+        self.dirty = True
+
     def start_kernel_copy(self, cpu: int, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> None:
         """A kernel thread copies pages on the idle ``cpu`` (it competes for memory, not for a task's CPU)."""
         nbytes = float(src.sum())

@@ -46,7 +46,7 @@ from memsched.policies.numa.driver import ActionHandlers, ActionResult
 from memsched.sim.engine import Prio
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
-from memsched.sim.mm.migrate import MigrationCosts, MigrationResult, Migrator, distinct
+from memsched.sim.mm.migrate import MigrationCosts, MigrationResult, Migrator
 from memsched.sim.numa.contention import Contention
 from memsched.sim.numa.context import NumaState
 from memsched.units import MIB, NSEC_PER_MSEC, PAGE_SIZE_THP
@@ -152,9 +152,12 @@ class SimActuator(ActionHandlers):
         refused_mof = 0
         tasks = m.tasks
         who: list[int] = []
+        per_payer = None
         if action.mode == "sync":
             assert payer is not None
-            who = distinct(payer).tolist()
+            # distinct(payer), keeping the counts (payer ids are >= 0: MigratePages checks)
+            per_payer = np.bincount(payer)
+            who = per_payer.nonzero()[0].tolist()
             bad = [t for t in who if not tasks[t].mempolicy.mof]
             if bad:  # (then some record is refused)
                 mof = ~np.isin(payer, bad)
@@ -162,24 +165,25 @@ class SimActuator(ActionHandlers):
                 self.refused_mof += refused_mof
                 pages, dst, payer = pages[mof], dst[mof], payer[mof]
                 who = [t for t in who if t not in bad]
+                per_payer = None
         # (migrate reads pages and dst and returns new arrays or these read-only ones)
         res = self.migrator.migrate(
             action.mm, pages, dst, apply_ratelimit=action.mode == "sync", split_huge=action.mode == "syscall"
         )
         if res.moved.size:
+            assert res.src_count is not None and res.dst_count is not None
             if action.mode == "sync":
                 assert payer is not None
                 if len(who) == 1:  # one payer pays for all that moved
-                    self._pay_sync(tasks[who[0]], action.mm, res.moved_src, res.moved_dst)
+                    src_b, dst_b = self.migrator.count_bytes(res.src_count, res.dst_count)
+                    self._pay_sync([tasks[who[0]]], action.mm, [int(res.moved.shape[0])], src_b, dst_b)
                 else:
                     payers = _lookup(pages, payer, res.moved)
-                    for tid in distinct(payers).tolist():
-                        sel = payers == tid
-                        self._pay_sync(tasks[tid], action.mm, res.moved_src[sel], res.moved_dst[sel])
+                    self._pay_sync_many(action.mm, payers, res, per_payer if payers is payer else None)
             else:  # a daemon's migrate_pages(2): copied on a CPU of the source node, no task of the mm pays
                 node = int(res.moved_src[0])
                 units = int(res.moved.size)
-                src_b, dst_b = self.migrator.copy_bytes(res.moved_src, res.moved_dst)
+                src_b, dst_b = self.migrator.count_bytes(res.src_count, res.dst_count)  # (copy_bytes of the pages)
                 self.kthread_work(node, self.migrator.fixed_ns(action.mm, units))
                 self.kthread_copy(node, src_b, dst_b)
                 self._flushes(action.mm, -1, self.migrator.kernel_pages(action.mm, units), splits=res.splits)
@@ -193,26 +197,65 @@ class SimActuator(ActionHandlers):
             result = ActionResult(result.action, target, detail, status, msg, moved_pages=res.moved)  # type: ignore[arg-type]
         return result
 
-    def _pay_sync(self, task: FluidTask, mm_id: int, src: IntArray, dst: IntArray) -> None:
-        """The faulting task migrates in its own context: CPU part, the copy, and its locks and flushes."""
+    def _pay_sync_many(
+        self, mm_id: int, payers: IntArray, res: MigrationResult, per_payer: IntArray | None
+    ) -> None:
+        """:meth:`_pay_sync` of the pages that moved, ``payers[i]`` paying for ``res.moved[i]``, each payer in
+        increasing id order (``distinct(payers)``). ``per_payer``: ``np.bincount(payers)`` when known."""
+        m = self.machine
+        nr = m.nr_nodes
+        if per_payer is None:
+            per_payer = np.bincount(payers)  # (payer ids are >= 0)
+        ids = per_payer.nonzero()[0]
+        k = per_payer.shape[0]
+        # Row t of each table is np.bincount(src or dst of payer t's pages, minlength=nr): the same integer
+        # counts as copy_bytes of payers == t, in one bincount (every node id is below nr).
+        row = payers * nr
+        src_c = np.bincount(row + res.moved_src, minlength=k * nr).reshape(k, nr)[ids]
+        dst_c = np.bincount(row + res.moved_dst, minlength=k * nr).reshape(k, nr)[ids]
+        psz = float(m.page_size)
+        src_b = np.multiply(src_c, psz, dtype=np.float64)  # (copy_bytes' cast and multiply, row by row)
+        dst_b = np.multiply(dst_c, psz, dtype=np.float64)
+        tasks = m.tasks
+        self._pay_sync([tasks[t] for t in ids.tolist()], mm_id, per_payer[ids].tolist(), src_b, dst_b)
+
+    def _pay_sync(
+        self,
+        payers: list[FluidTask],
+        mm_id: int,
+        units: list[int],
+        src_b: npt.NDArray[np.float64],
+        dst_b: npt.NDArray[np.float64],
+    ) -> None:
+        """The faulting tasks migrate in their own context: CPU part, the copy, and their locks and flushes.
+        ``payers`` are distinct, in increasing id order; ``payers[i]`` moved ``units[i]`` page-array entries,
+        whose copy reads ``src_b[i]`` and writes ``dst_b[i]`` bytes per node (for one payer, ``src_b`` and
+        ``dst_b`` may be its own per-node bytes, 1-D)."""
         m = self.machine
         progress = m.progress
         migrator = self.migrator
-        units = int(src.shape[0])
-        progress.charge_system(task, migrator.fixed_ns(mm_id, units), "migration")  # (m.charge_system's)
-        src_b, dst_b = migrator.copy_bytes(src, dst)
-        progress.charge_copy(task, src_b, dst_b)
+        for task, n in zip(payers, units, strict=True):
+            progress.charge_system(task, migrator.fixed_ns(mm_id, n), "migration")  # (m.charge_system's)
+        # The copies after all the CPU parts rather than in turn: charge_system changes debts and
+        # system_by_cause (in payer order still), charge_copy the copy columns, of distinct tasks, and the
+        # progress is synced already (Migrator.migrate invalidates it), so the values are the same.
+        if src_b.ndim == 1:
+            progress.charge_copy(payers[0], src_b, dst_b)
+        else:
+            progress.charge_copies(payers, src_b, dst_b)
         contention = self.contention
         if contention is None:
             return
-        ev = contention.events(mm_id, task.id)
         costs = contention.costs
-        if m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units:
-            ev.hold("ptl", units, costs.ptl_thp_migrate_ns)  # native THP migration: no rmap walk, no flush
-        else:
-            base = migrator.kernel_pages(mm_id, units)
-            ev.hold("anon", 2 * base, costs.rmap_walk_ns)  # try_to_unmap() + remove_migration_ptes()
-            ev.tlb_flushes += base  # ptep_clear_flush() of a PTE the hinting fault made present again
+        native = m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units
+        for task, n in zip(payers, units, strict=True):
+            ev = contention.events(mm_id, task.id)
+            if native:
+                ev.hold("ptl", n, costs.ptl_thp_migrate_ns)  # native THP migration: no rmap walk, no flush
+            else:
+                base = migrator.kernel_pages(mm_id, n)
+                ev.hold("anon", 2 * base, costs.rmap_walk_ns)  # try_to_unmap() + remove_migration_ptes()
+                ev.tlb_flushes += base  # ptep_clear_flush() of a PTE the hinting fault made present again
 
     def _flushes(self, mm_id: int, task: int, base_pages: int, *, splits: int = 0) -> None:
         if self.contention is not None:
@@ -263,7 +306,8 @@ class SimActuator(ActionHandlers):
             res = self.migrator.migrate(mm_id, take, dst, apply_ratelimit=False)
             done += take.shape[0]
             if res.moved.size:
-                src_b, dst_b = self.migrator.copy_bytes(res.moved_src, res.moved_dst)
+                assert res.src_count is not None and res.dst_count is not None
+                src_b, dst_b = self.migrator.count_bytes(res.src_count, res.dst_count)  # (copy_bytes of the pages)
                 self.kthread_work(node, self.migrator.fixed_ns(mm_id, int(res.moved.size)))
                 self.kthread_copy(node, src_b, dst_b)
                 if not (m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units):
@@ -328,6 +372,12 @@ def _migration_result(action: MigratePages, target: str, detail: str, res: Migra
 
 def _lookup(keys: IntArray, values: npt.NDArray[np.int64], wanted: IntArray) -> npt.NDArray[np.int64]:
     """``values[i]`` for each ``wanted`` key (keys unique)."""
+    if wanted is keys:  # (Migrator.migrate moved every page)
+        # With no key twice, each key's value is its own: ``values`` itself (read-only, as MigratePages' are).
+        # Else the general lookup below, which gives a repeated key the value of its first occurrence.
+        ordered = np.sort(keys)
+        if not np.count_nonzero(ordered[1:] == ordered[:-1]):
+            return values
     order = keys.argsort(kind="stable")
     pos = keys[order].searchsorted(wanted)
     return np.asarray(values[order[pos]])
