@@ -231,3 +231,71 @@ def test_kept_copy_rows_follow_the_copy_and_the_node() -> None:
     m.sched.move_task(task, other)
     third = kept()
     assert third == fresh() and third != second
+
+
+def test_add_whole_is_add_on_whole_counters() -> None:
+    """``NodeCounters.add_whole`` (one bincount, one add per cell) leaves the bits ``add`` (``np.add.at``, one add
+    per record) leaves on counters of whole numbers, halved between batches as homenode does, and returns the
+    records per id."""
+    from memsched.policies.numa.stats import NodeCounters
+
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        slots = int(rng.integers(1, 9))
+        a, b = NodeCounters(slots), NodeCounters(slots)
+        for _ in range(int(rng.integers(1, 6))):
+            n = int(rng.integers(0, 200))
+            ids = rng.integers(0, int(rng.integers(1, 40)), n).astype(np.int64)
+            nodes = rng.integers(0, slots, n).astype(np.int64)
+            pages = float(rng.choice([1, 512, 262144]))
+            a.add(ids, nodes, pages)
+            counts = b.add_whole(ids, nodes, pages)
+            assert counts.tolist() == (np.bincount(ids).tolist() if n else [])
+            if n and rng.random() < 0.5:
+                task = int(rng.choice(ids))
+                a.floor_halve(task)
+                b.floor_halve(task)
+            rows = min(a.data.shape[0], b.data.shape[0])
+            assert a.data[:rows].tobytes() == b.data[:rows].tobytes()
+            assert not np.count_nonzero(a.data[rows:]) and not np.count_nonzero(b.data[rows:])
+
+
+def test_lookup_of_every_page_is_the_payers() -> None:
+    """The actuator's payer lookup: when every page moved (the same array back) it is the payers themselves if no
+    page repeats, and the first occurrence's payer of a repeated page otherwise, as the sorted lookup gives."""
+    from memsched.sim.numa.actuator import _lookup
+
+    rng = np.random.default_rng(12)
+    for _ in range(500):
+        n = int(rng.integers(1, 60))
+        keys = rng.integers(0, 80 if rng.random() < 0.5 else 10 * n, n).astype(np.int64)
+        values = rng.integers(0, 30, n).astype(np.int64)
+        order = keys.argsort(kind="stable")
+        want = values[order[keys[order].searchsorted(keys)]]
+        assert _lookup(keys, values, keys).tolist() == want.tolist()
+        some = keys[rng.random(n) < 0.5]
+        assert _lookup(keys, values, some).tolist() == values[order[keys[order].searchsorted(some)]].tolist()
+
+
+def test_migrate_pages_validation_keeps_its_arrays_and_errors() -> None:
+    """``MigratePages`` copies its id arrays read-only whatever form they come in, and names the first negative
+    id of the field it is in."""
+    import pytest
+
+    from memsched.errors import ConfigError
+    from memsched.policies.numa.actions import MigratePages
+
+    src = np.array([5, 3, 9], dtype=np.int64)
+    for pages in (src, src.tolist(), src.astype(np.int32), src.reshape(3, 1), src.astype(">i8")):
+        act = MigratePages(0, pages, np.array([1]), payer=[2, 2, 4])  # type: ignore[arg-type]
+        assert act.pages.dtype == np.int64 and act.pages.tolist() == [5, 3, 9] and not act.pages.flags.writeable
+        assert act.dst.tolist() == [1, 1, 1] and act.payer is not None and act.payer.tolist() == [2, 2, 4]
+    assert MigratePages(0, src, src, payer=src).pages is not src  # a copy: the caller's array may change
+    for field, first_bad, kwargs in (
+        ("pages", -2, {"pages": np.array([4, -2, -7]), "dst": [0], "payer": [1]}),
+        ("dst", -1, {"pages": [4, 2], "dst": np.array([0, -1]), "payer": [1]}),
+        ("payer", -3, {"pages": [4, 2], "dst": [0], "payer": np.array([-3, 1])}),
+    ):
+        with pytest.raises(ConfigError) as err:
+            MigratePages(0, **kwargs)  # type: ignore[arg-type]
+        assert field in str(err.value) and str(first_bad) in str(err.value)
