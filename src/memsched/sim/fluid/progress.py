@@ -313,11 +313,7 @@ class FluidProgress:
         if nbytes <= 0:
             return
         self.sync()
-        a, tid = self.arrays, task.id
-        a.copy_left[tid] += nbytes
-        a.copy_src[tid] += src
-        a.copy_dst[tid] += dst
-        self._copy_epoch[tid] += 1
+        self._add_copy(task.id, nbytes, src, dst)
         self.dirty = True
 
     def charge_copies(
@@ -329,18 +325,19 @@ class FluidProgress:
         if not any(nb > 0 for nb in nbytes):
             return
         self.sync()  # (charge_copy syncs before each copy: once is the same, now does not change)
-        a = self.arrays
-        copy_left, copy_src, copy_dst, epoch = a.copy_left, a.copy_src, a.copy_dst, self._copy_epoch
         for i, task in enumerate(tasks):
-            nb = nbytes[i]
-            if nb <= 0:
-                continue
-            tid = task.id
-            copy_left[tid] += nb
-            copy_src[tid] += src[i]
-            copy_dst[tid] += dst[i]
-            epoch[tid] += 1
+            if nbytes[i] > 0:
+                self._add_copy(task.id, nbytes[i], src[i], dst[i])
         self.dirty = True
+
+    def _add_copy(self, tid: int, nbytes: float, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> None:
+        """One task's pending copy grows by ``nbytes``, read ``src`` and written ``dst`` per node (its copy row is
+        computed again: ``_copy_table``)."""
+        a = self.arrays
+        a.copy_left[tid] += nbytes
+        a.copy_src[tid] += src
+        a.copy_dst[tid] += dst
+        self._copy_epoch[tid] += 1
 
     def start_kernel_copy(self, cpu: int, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> None:
         """A kernel thread copies pages on the idle ``cpu`` (it competes for memory, not for a task's CPU)."""

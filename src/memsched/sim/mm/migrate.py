@@ -206,18 +206,14 @@ class Migrator:
     def copy_bytes(self, src: IntArray, dst: IntArray) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Bytes the copies of pages from ``src`` to ``dst`` nodes read from and write to each node."""
         nr = self.machine.nr_nodes
-        psz = float(self.machine.page_size)
-        # (multiply casts the counts to float64 and multiplies, as astype(np.float64) * psz does)
-        return (
-            np.multiply(np.bincount(src, minlength=nr), psz, dtype=np.float64),
-            np.multiply(np.bincount(dst, minlength=nr), psz, dtype=np.float64),
-        )
+        return self.count_bytes(np.bincount(src, minlength=nr), np.bincount(dst, minlength=nr))
 
     def count_bytes(
         self, src_count: IntArray, dst_count: IntArray
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """:meth:`copy_bytes` from the per-node counts (``MigrationResult.src_count``/``dst_count``)."""
+        """:meth:`copy_bytes` from the pages' counts per node (``MigrationResult.src_count``/``dst_count``)."""
         psz = float(self.machine.page_size)
+        # (multiply casts the counts to float64 and multiplies, as astype(np.float64) * psz does)
         return (
             np.multiply(src_count, psz, dtype=np.float64),
             np.multiply(dst_count, psz, dtype=np.float64),
