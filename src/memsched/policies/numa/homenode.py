@@ -129,15 +129,13 @@ class Homenode(NumaPolicy):
             return 0
         return int(min(faults, total) * BALANCENUMA_SCALE // total)
 
-    @staticmethod
-    def _weights(faults: list[float], total: float) -> list[int]:
-        """``_weight(faults[nid], total)`` for every node, for a ``total > 0``.
+    def _weights(self, faults: list[float], total: float) -> list[int]:
+        """:meth:`_weight` of every node's ``faults`` (one ``tolist()`` of a counter row).
 
         The counters and totals are whole numbers far below 2**53 (see ``after_faults``), so ``faults * 1000`` is
         exact and ``//`` (Python's and numpy's: both fmod-based divmod) gives the exact floor of the quotient:
-        these Python floats give the bits the numpy scalars gave. (``min(f, total)`` is ``f`` unless ``total <
-        f``: written out, without the call.)"""
-        return [int((total if total < f else f) * BALANCENUMA_SCALE // total) for f in faults]
+        these Python floats give the bits the numpy scalars gave."""
+        return [self._weight(f, total) for f in faults]
 
     def on_placement(self, ctx: PolicyContext, task: int) -> Sequence[Action]:
         mm = ctx.task_mm(task)

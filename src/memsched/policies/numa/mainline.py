@@ -280,38 +280,35 @@ class Mainline(NumaPolicy):
         of tasks in a group: never to a node outside the group's active set, always from one, else only if
         ``group_faults(dst) < 3/4 * group_faults(src)``. Faults of tasks without a group keep ``move``.
 
-        The faults are evaluated all at once: with one group (the usual batch: threads of one process) from its
-        active mask and node faults, else from one row of those per distinct task, the rows the former per-task
-        loop built; ``gf[dst] < gf[src] * 3 / 4`` is the same elementwise float expression either way.
+        The faults are evaluated all at once, against one row of active mask and node faults per distinct group
+        (one row in the usual batch: threads of one process); ``gf[dst] < gf[src] * 3 / 4`` is the same
+        elementwise float expression the former per-task loop evaluated.
         """
         shared_tasks = batch.task[shared_idx]
         tasks = sorted(set(shared_tasks.tolist()))
-        groups = [self._group_of(task) for task in tasks]
-        gids = {None if g is None else g.gid for g in groups}
-        if gids == {None}:
+        rows: dict[int, int] = {}  # group id -> its row
+        groups: list[NumaGroup] = []
+        task_row = np.full(len(tasks), -1)  # each task's group row (-1: no group yet)
+        for i, task in enumerate(tasks):
+            g = self._group_of(task)
+            if g is not None:
+                if g.gid not in rows:
+                    rows[g.gid] = len(groups)
+                    groups.append(g)
+                task_row[i] = rows[g.gid]
+        if not groups:
             return move  # shared faults, but no group yet: migrate
-        dst, src = batch.cpu_node[shared_idx], batch.page_node[shared_idx]
         nr = ctx.nr_nodes
+        active = np.zeros((len(groups), nr), dtype=bool)
+        gf = np.zeros((len(groups), nr))
+        for r, g in enumerate(groups):
+            active[r, list(g.active)] = True
+            gf[r] = g.faults.sum(axis=1)
+        row = task_row[np.searchsorted(tasks, shared_tasks)]
+        sel = row >= 0
+        at, dst, src = row[sel], batch.cpu_node[shared_idx[sel]], batch.page_node[shared_idx[sel]]
         move = move.copy()
-        g = groups[0]
-        if len(gids) == 1 and g is not None:
-            active = np.zeros(nr, dtype=bool)
-            active[list(g.active)] = True
-            gf = g.faults.sum(axis=1)
-            move[shared_idx] = active[dst] & (~active[src] | (gf[dst] < gf[src] * 3 / 4))
-            return move
-        active2 = np.zeros((len(tasks), nr), dtype=bool)
-        gf2 = np.zeros((len(tasks), nr))
-        grouped = np.zeros(len(tasks), dtype=bool)
-        for i, gi in enumerate(groups):
-            if gi is not None:
-                grouped[i] = True
-                active2[i, list(gi.active)] = True
-                gf2[i] = gi.faults.sum(axis=1)
-        row = np.searchsorted(tasks, shared_tasks)
-        keep = active2[row, dst] & (~active2[row, src] | (gf2[row, dst] < gf2[row, src] * 3 / 4))
-        sel = grouped[row]
-        move[shared_idx[sel]] = keep[sel]
+        move[shared_idx[sel]] = active[at, dst] & (~active[at, src] | (gf[at, dst] < gf[at, src] * 3 / 4))
         return move
 
     def _group_of(self, task: int) -> NumaGroup | None:

@@ -320,7 +320,8 @@ class FluidProgress:
         self, tasks: list[FluidTask], src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
     ) -> None:
         """:meth:`charge_copy` for each of ``tasks`` in turn, of the rows ``src[i]``/``dst[i]`` for ``tasks[i]``,
-        with the rows' sums in one reduction (each row's ``_sum``: the same reduction along the row)."""
+        with the rows' sums in one reduction (each row's ``_sum``: the same reduction along the row, and the rows
+        are bytes of whole pages, so each sum is exact in any order)."""
         nbytes = np.add.reduce(src, axis=1).tolist()
         if not any(nb > 0 for nb in nbytes):
             return

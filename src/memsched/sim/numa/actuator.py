@@ -176,7 +176,7 @@ class SimActuator(ActionHandlers):
                 assert payer is not None
                 if len(who) == 1:  # one payer pays for all that moved
                     src_b, dst_b = self.migrator.count_bytes(res.src_count, res.dst_count)
-                    self._pay_sync([tasks[who[0]]], action.mm, [int(res.moved.shape[0])], src_b, dst_b)
+                    self._pay_sync([tasks[who[0]]], action.mm, [int(res.moved.shape[0])], src_b[None], dst_b[None])
                 else:
                     payers = _lookup(pages, payer, res.moved)
                     self._pay_sync_many(action.mm, payers, res, per_payer if payers is payer else None)
@@ -229,8 +229,7 @@ class SimActuator(ActionHandlers):
     ) -> None:
         """The faulting tasks migrate in their own context: CPU part, the copy, and their locks and flushes.
         ``payers`` are distinct, in increasing id order; ``payers[i]`` moved ``units[i]`` page-array entries,
-        whose copy reads ``src_b[i]`` and writes ``dst_b[i]`` bytes per node (for one payer, ``src_b`` and
-        ``dst_b`` may be its own per-node bytes, 1-D)."""
+        whose copy reads ``src_b[i]`` and writes ``dst_b[i]`` bytes per node."""
         m = self.machine
         progress = m.progress
         migrator = self.migrator
@@ -239,10 +238,7 @@ class SimActuator(ActionHandlers):
         # The copies after all the CPU parts rather than in turn: charge_system changes debts and
         # system_by_cause (in payer order still), charge_copy the copy columns, of distinct tasks, and the
         # progress is synced already (Migrator.migrate invalidates it), so the values are the same.
-        if src_b.ndim == 1:
-            progress.charge_copy(payers[0], src_b, dst_b)
-        else:
-            progress.charge_copies(payers, src_b, dst_b)
+        progress.charge_copies(payers, src_b, dst_b)
         contention = self.contention
         if contention is None:
             return
