@@ -34,10 +34,11 @@ class GlobalOptions:
 def _print_version(value: bool) -> None:
     if value:
         from memsched import __version__
+        from memsched.sim.fluid import jit
         from memsched.sim.sched import compiled
 
         build = "compiled with mypyc" if compiled() else "pure Python"
-        typer.echo(f"memsched {__version__} (exact scheduler: {build})")
+        typer.echo(f"memsched {__version__} (exact scheduler: {build}; fluid engine: {jit.status()})")
         raise typer.Exit(0)
 
 
@@ -57,3 +58,6 @@ def _global_options(
 ) -> None:
     if isinstance(ctx.obj, GlobalOptions):
         ctx.obj.debug = debug
+    from memsched.sim.fluid import jit
+
+    jit.check_env()  # a bad MEMSCHED_JIT is refused before anything runs, not at a run's first solve

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from memsched.sim.fluid import jit
 from memsched.topology import Topology
 from memsched.units import GIB
 
@@ -304,6 +305,20 @@ class MemModel:
         self, core: npt.NDArray[np.int64], demand: npt.NDArray[np.float64], base: npt.NDArray[np.float64]
     ) -> RateResult:
         """:meth:`solve` of rows given by :meth:`row_base` (``core``: the core each row runs on)."""
+        kernel = jit.solve_kernel()
+        if kernel is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
+            snoop_cap = self.snoop_cap
+            return RateResult(
+                *kernel(
+                    core,
+                    demand,
+                    base,
+                    self.controller_cap,
+                    self.link_cap,
+                    0.0 if snoop_cap is None else snoop_cap,
+                    snoop_cap is not None,
+                )
+            )
         n = core.shape[0]
         nr = self.nr_nodes
         nd = self.link_cap.shape[0]

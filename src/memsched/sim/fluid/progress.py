@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import ModuleType
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from memsched.sim.engine import Engine
+from memsched.sim.fluid import jit
 from memsched.sim.fluid.memmodel import MemModel
 from memsched.sim.fluid.state import COMPUTE, IDLE, MEM, TaskArrays
 from memsched.sim.fluid.task import Compute, FluidTask, FluidTaskState, Touch
@@ -496,6 +498,24 @@ class FluidProgress:
         idx = run.idx
         if not idx.size:
             return
+        kernels = jit.loaded()
+        if kernels is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
+            nr_copying, copy_ns, copied, finished, nr_mem, total_b, local_b = kernels.advance_folded(
+                idx, run.share, run.rate, dt, run.all_share_pos, a.debt, a.sys_ns, a.user_ns, a.rem,
+                a.copy_left, a.copy_src, a.copy_dst, a.kind, a.frac, a.oncpu, self.cpu_node,
+            )  # fmt: skip
+            if nr_copying:
+                self.system_by_cause["copy"] = self.system_by_cause.get("copy", 0.0) + copy_ns
+                self.copy_bytes += copied
+                if finished:
+                    self.dirty = True
+            if nr_mem:
+                self.bytes_total += total_b
+                self.bytes_local += local_b
+                interval = self.interval_bytes
+                interval[0] += total_b
+                interval[1] += local_b
+            return
         fdt = float(dt)
         share = run.share
         debt = a.debt[idx]
@@ -567,6 +587,14 @@ class FluidProgress:
             run = self._running_rows()
             idx = run.idx
             all_pos = run.all_pos
+            kernels = jit.loaded()
+            if kernels is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
+                found, least = kernels.next_completion(
+                    idx, run.share, run.rate, all_pos, run.all_share_pos, a.debt, a.rem, a.copy_left
+                )
+                if found:
+                    best = min(best, least)
+                return self.t_last + max(1, math.ceil(best - 1e-9)) if best != math.inf else None
             pos = None if all_pos or not idx.shape[0] else run.rate > 0
             if all_pos or (pos is not None and _nonzero(pos)):
                 # kernel debt first, then the copy (copy_left > 0) or the phase's work: the earliest of them
@@ -610,10 +638,19 @@ class FluidProgress:
             if len(left) != len(self.kernel_copies):
                 self.kernel_copies = left
                 self.dirty = True
-        tasks = self.tasks
         a = self.arrays
         run = self._running_rows()  # the running tasks' rows (gathered once)
         idx = run.idx
+        kernels = jit.loaded()
+        if kernels is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
+            copied_bytes, any_copied, done_ids = kernels.fire_rows(
+                idx, run.share, run.rate, a.debt, a.rem, a.copy_left, a.copy_src, a.copy_dst
+            )
+            if any_copied:
+                self.copy_bytes += copied_bytes
+                self.dirty = True
+            self._complete(done_ids.tolist())
+            return
         debt = a.debt[idx]
         share_tol, copy_tol, rem_tol, rate_pos = run.tols()
         paid = (debt > 0) & (debt <= share_tol)
@@ -632,7 +669,14 @@ class FluidProgress:
             a.copy_dst[ci] = 0.0
             self.dirty = True
         done = no_debt & (copy_left <= 0) & rate_pos & (a.rem[idx] <= rem_tol)
-        for tid in idx[done].tolist():
+        self._complete(idx[done].tolist())
+
+    def _complete(self, done: list[int]) -> None:
+        """Hand each task of ``done`` whose phase completed to the interpreter, in order (one may block or
+        wake another before its turn)."""
+        tasks = self.tasks
+        a = self.arrays
+        for tid in done:
             task = tasks[tid]
             if task.state is FluidTaskState.RUNNABLE and a.oncpu[tid] >= 0:
                 a.rem[tid] = 0.0
@@ -641,6 +685,10 @@ class FluidProgress:
     # ---- rates ---------------------------------------------------------------------------------------------
     def recompute(self) -> None:
         self.dirty = False
+        kernels = jit.loaded()
+        if kernels is not None and not self.kernel_copies:
+            self._recompute_compiled(kernels)
+            return
         n = len(self.tasks)
         a = self.arrays
         a.rate[:n] = 0.0
@@ -668,15 +716,7 @@ class FluidProgress:
             # row (its placement fractions, page-walk cost and resource use), kept in a table per phase until
             # the placement it was computed from changes.
             keys = self._phase_key[mem]
-            sig = tuple([(mm.placement_version, mm.huge_version) for mm in self.mms])
-            if sig != self._tab_sig:
-                self._tab_sig = sig
-                self._tab_fresh.clear()
-            fresh = self._tab_fresh
-            for key in np.bincount(keys).nonzero()[0].tolist():  # in ascending order
-                if key not in fresh:
-                    self._refresh_phase_rows(key)
-                    fresh.add(key)
+            self._refresh_tables(np.bincount(keys).nonzero()[0].tolist())  # in ascending order
             oncpu = a.oncpu[mem]
             a.frac[mem] = self._tab_frac[keys]
             g = keys * self.arrays.nr_nodes + self.cpu_node[oncpu]
@@ -724,14 +764,63 @@ class FluidProgress:
         # the rest of the running tasks: those in a compute phase (none when every one streams or copies)
         comp = running[(kind == COMPUTE) & not_copying] if mem.size + cop.size < running.size else running[:0]
         if comp.size:
-            busy = np.zeros(self.nr_cpus, dtype=bool)
-            busy[cpus] = True
-            smt_yield = self.topology.smt_yield
-            yields = np.array(
-                [smt_yield if busy[self._sibling_cpus[int(c)]].sum() > 1 else 1.0 for c in a.oncpu[comp]]
-            )
-            a.rate[comp] = a.share[comp] * yields
+            self._compute_rates(comp, cpus)
         self._running = _Running(running, run_share, a.rate[running])
+
+    def _recompute_compiled(self, kernels: ModuleType) -> None:
+        """:meth:`recompute` without kernel copies through the compiled kernels (``memsched.sim.fluid.jit``):
+        the same rows, tables and solve, so the same bits."""
+        n = len(self.tasks)
+        a = self.arrays
+        running, run_share, mem, keys, cop, cop_node, stale, comp = kernels.running_rows(
+            n, a.oncpu, a.weight, a.copy_left, a.kind, self._phase_key, a.rate, a.share, self.nr_cpus,
+            self.cpu_node, self._copy_epoch, self._crow_epoch, self._crow_node,
+        )  # fmt: skip
+        if running.size == 0:
+            self.controller_util[:] = 0.0
+            self._running = _Running.of(running, a)
+            return
+        if keys.size:
+            self._refresh_tables(keys.tolist())
+        if stale.size:
+            self._copy_rows(cop[stale], cop_node[stale])
+        if mem.size or cop.size:
+            mm_model = self.memmodel
+            snoop_cap = mm_model.snoop_cap
+            self.controller_util = kernels.stream_and_copy_rates(
+                mem, cop, a.oncpu, self._phase_key, a.share, a.frac, self._tab_frac, self._tab_den,
+                self._tab_base, self._crow_m, self._crow_base, self.cpu_node, self.cpu_core, mm_model.mlp,
+                mm_model.controller_cap, mm_model.link_cap, 0.0 if snoop_cap is None else snoop_cap,
+                snoop_cap is not None, a.rate,
+            )  # fmt: skip
+        else:
+            self.controller_util = np.zeros(self.topology.nr_nodes)
+        if comp.size:
+            self._compute_rates(comp, a.oncpu[running])
+        self._running = _Running(running, run_share, a.rate[running])
+
+    def _compute_rates(self, comp: npt.NDArray[np.int64], cpus: npt.NDArray[np.int64]) -> None:
+        """The rates of the running tasks ``comp`` in a compute phase: their CPU share, times ``smt_yield`` when
+        another task runs on an SMT sibling of their CPU (``cpus``: the CPUs of every running task)."""
+        a = self.arrays
+        busy = np.zeros(self.nr_cpus, dtype=bool)
+        busy[cpus] = True
+        smt_yield = self.topology.smt_yield
+        yields = np.array([smt_yield if busy[self._sibling_cpus[int(c)]].sum() > 1 else 1.0 for c in a.oncpu[comp]])
+        a.rate[comp] = a.share[comp] * yields
+
+    def _refresh_tables(self, keys: list[int]) -> None:
+        """Bring the stream tables of the phase keys ``keys`` (ascending) up to date: those not checked since the
+        placement or huge-page version of some mm moved (:meth:`_refresh_phase_rows`)."""
+        sig = tuple([(mm.placement_version, mm.huge_version) for mm in self.mms])
+        if sig != self._tab_sig:
+            self._tab_sig = sig
+            self._tab_fresh.clear()
+        fresh = self._tab_fresh
+        for key in keys:
+            if key not in fresh:
+                self._refresh_phase_rows(key)
+                fresh.add(key)
 
     def _running_rows(self) -> _Running:
         """The running tasks' rows with their CPU shares and rates: as of the last :meth:`recompute` while nothing
@@ -798,16 +887,18 @@ class FluidProgress:
         alone, so a row computed among others is the row computed alone)."""
         stale = (self._crow_epoch[cop] != self._copy_epoch[cop]) | (self._crow_node[cop] != node)
         if _nonzero(stale):
-            si = cop[stale]
-            sn = node[stale]
-            a = self.arrays
-            mm_model = self.memmodel
-            reads, writes, core_ns = mm_model.copy_parts(sn, a.copy_src[si], a.copy_dst[si])
-            self._crow_base[si] = mm_model.row_base(sn, reads, writes, core_ns)
-            self._crow_m[si] = mm_model.copy_den(core_ns)
-            self._crow_epoch[si] = self._copy_epoch[si]
-            self._crow_node[si] = sn
+            self._copy_rows(cop[stale], node[stale])
         return self._crow_m[cop], self._crow_base[cop]
+
+    def _copy_rows(self, si: npt.NDArray[np.int64], sn: npt.NDArray[np.int64]) -> None:
+        """Compute again the kept copy rows of tasks ``si``, on nodes ``sn`` (see :meth:`_copy_table`)."""
+        a = self.arrays
+        mm_model = self.memmodel
+        reads, writes, core_ns = mm_model.copy_parts(sn, a.copy_src[si], a.copy_dst[si])
+        self._crow_base[si] = mm_model.row_base(sn, reads, writes, core_ns)
+        self._crow_m[si] = mm_model.copy_den(core_ns)
+        self._crow_epoch[si] = self._copy_epoch[si]
+        self._crow_node[si] = sn
 
     def _region_frac(self, region: Region) -> npt.NDArray[np.float64]:
         mm = self.mms[region.mm_id]

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from memsched.sim.fluid import jit
+
 __all__ = ["Sweep", "first_touchers"]
 
 IntArray = npt.NDArray[np.int64]
@@ -79,6 +81,9 @@ def first_touchers(
     may be given as their float64 array already (one row per sweep; columns after a ``Sweep``'s are ignored)."""
     n = pages.shape[0]
     cols = sweeps if isinstance(sweeps, np.ndarray) else np.array(sweeps, dtype=np.float64)
+    kernels = jit.loaded()
+    if kernels is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
+        return kernels.first_touchers(pages, page_size, cols, stride)  # type: ignore[no-any-return]
     nsw = cols.shape[0]
     if n == 0 or nsw == 0:
         return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)

@@ -1,0 +1,632 @@
+"""The fluid engine's compiled kernels (numba), imported only through :mod:`memsched.sim.fluid.jit`.
+
+Each kernel performs the floating-point operations of the pure numpy code it replaces, on the same values and
+in the same order, so that a run gives the same bits either way:
+
+* numba compiles with ``fastmath=False`` (its default): LLVM may neither reassociate a sum nor fuse a multiply
+  and an add into one rounding; ``error_model="numpy"``: a division by zero gives inf or NaN, as numpy's does,
+  instead of raising ``ZeroDivisionError`` as Python's;
+* a sum that numpy adds row after row (``einsum("i,ij->j")``, :func:`memmodel._weighted_rows`) is added row
+  after row here, starting from 0.0 as ``einsum``'s output does;
+* Python's ``min``/``max`` keep their first argument unless the second is strictly smaller/greater, and
+  ``np.minimum.reduce`` returns NaN if any element is NaN: the loops below say so where it matters.
+
+``tests/unit/sim/test_jit.py`` holds every kernel to the pure code, bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+
+_EPS = 1e-12  # memmodel._EPS
+
+
+def _njit(fn: Callable[..., Any]) -> Any:
+    """``numba.njit`` with numpy's division semantics, caching the machine code on disk (next to this file, else in the user's cache), so only the
+    first process compiles; uncached where no cache directory is writable."""
+    try:
+        return numba.njit(cache=True, error_model="numpy")(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(cache=False, error_model="numpy")(fn)
+
+
+@_njit
+def solve(  # pragma: no cover - compiled (held to MemModel's pure solve by tests/unit/sim/test_jit.py)
+    core: Any,
+    demand: Any,
+    base: Any,
+    controller_cap: Any,
+    link_cap: Any,
+    snoop_cap: float,
+    has_snoop: bool,
+) -> Any:
+    """``MemModel.solve_base`` (the matrix of resource use with one column per core in use, the weighted
+    max-min progressive filling of ``memmodel._progressive_fill`` and the utilisations) as one loop nest.
+    Returns (rate, controller_util, link_util)."""
+    n = core.shape[0]
+    nr = controller_cap.shape[0]
+    nd = link_cap.shape[0]
+    # the cores in use, numbered densely in core order
+    nr_cores = 0
+    for i in range(n):
+        nr_cores = max(nr_cores, core[i] + 1)
+    dense = np.full(nr_cores, -1, np.int64)
+    for i in range(n):
+        dense[core[i]] = 0
+    nc = 0
+    for c in range(nr_cores):
+        if dense[c] == 0:
+            dense[c] = nc
+            nc += 1
+    width = nr + nd + nc
+    wt = width + 1 if has_snoop else width
+    cap = np.empty(wt)
+    for j in range(nr):
+        cap[j] = controller_cap[j]
+    for j in range(nd):
+        cap[nr + j] = link_cap[j]
+    for j in range(nc):
+        cap[nr + nd + j] = 1.0
+    if has_snoop:
+        cap[width] = snoop_cap
+    a = np.zeros((n, wt))
+    for i in range(n):
+        for j in range(nr + nd):
+            a[i, j] = base[i, j]
+        a[i, nr + nd + dense[core[i]]] = base[i, nr + nd]
+        if has_snoop:
+            a[i, width] = base[i, nr + nd + 1]
+
+    # progressive filling (memmodel._progressive_fill)
+    remaining = cap.copy()
+    active = np.empty(n, np.bool_)
+    nr_active = 0
+    for i in range(n):
+        active[i] = demand[i] > 0
+        if active[i]:
+            nr_active += 1
+    rate = np.zeros(n)
+    load = np.empty(wt)
+    t = 0.0
+    while nr_active:
+        for j in range(wt):
+            load[j] = 0.0
+        for i in range(n):  # the active rows' demand-weighted use, row after row
+            if active[i]:
+                d = demand[i]
+                for j in range(wt):
+                    load[j] += d * a[i, j]
+        step = 1.0 - t
+        any_pos = False
+        lo = np.inf
+        nan = False
+        for j in range(wt):
+            if load[j] > _EPS:
+                r = remaining[j] / load[j]
+                if any_pos:
+                    if r < lo:  # noqa: PLR1730 - the first of equals, as np.minimum.reduce keeps
+                        lo = r
+                else:
+                    lo = r
+                    any_pos = True
+                if np.isnan(r):
+                    nan = True
+        if any_pos and not nan and lo < step:  # min(step, min(ratio)); a NaN minimum leaves step
+            step = lo
+        if 0.0 > step:  # noqa: PLR1730, SIM300 - Python's max(step, 0.0): step unless 0.0 is greater
+            step = 0.0
+        for i in range(n):
+            if active[i]:
+                rate[i] += step * demand[i]
+        for j in range(wt):
+            remaining[j] -= step * load[j]
+        t += step
+        if t >= 1.0 - 1e-12:
+            break
+        frozen = 0
+        for i in range(n):  # freeze the rows using a resource that saturated in this round
+            if active[i]:
+                for j in range(wt):
+                    if load[j] > _EPS and remaining[j] <= 1e-9 * cap[j] and a[i, j] > 0:
+                        active[i] = False
+                        frozen += 1
+                        break
+        if not frozen:
+            break
+        nr_active -= frozen
+
+    used = np.zeros(wt)
+    for i in range(n):  # _weighted_rows(rate, a): row after row
+        r = rate[i]
+        for j in range(wt):
+            used[j] += r * a[i, j]
+    controller_util = np.empty(nr)
+    for j in range(nr):
+        controller_util[j] = used[j] / controller_cap[j]
+    link_util = np.empty(nd)
+    for j in range(nd):
+        link_util[j] = used[nr + j] / link_cap[j]
+    return rate, controller_util, link_util
+
+
+@_njit
+def _block_sum(x: Any, lo: int, n: int) -> Any:  # pragma: no cover - compiled
+    """numpy's pairwise summation of ``x[lo:lo + n]`` for ``n <= 128`` (one block, see :func:`pairwise_sum`)."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += x[lo + i]
+        return res
+    r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
+    r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
+    i = 8
+    end = n - n % 8
+    while i < end:
+        r0 += x[lo + i]
+        r1 += x[lo + i + 1]
+        r2 += x[lo + i + 2]
+        r3 += x[lo + i + 3]
+        r4 += x[lo + i + 4]
+        r5 += x[lo + i + 5]
+        r6 += x[lo + i + 6]
+        r7 += x[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += x[lo + i]
+        i += 1
+    return res
+
+
+@_njit
+def pairwise_sum(x: Any, lo: int, n: int) -> Any:  # pragma: no cover - compiled
+    """``np.add.reduce(x[lo:lo + n])`` of a contiguous float64 array, bit for bit: numpy's pairwise summation
+    (``pairwise_sum`` in numpy/_core/src/umath/loops_utils.h.src): under 8 elements a plain loop from 0.0, up to
+    128 eight accumulators combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)) and the rest added one
+    by one, above that the two halves (the first a multiple of 8 long) summed the same way and added.
+
+    numpy recurses; this walks the same tree with an explicit stack (a recursive function loaded from numba's
+    cache crashed here), adding each pair of halves as the recursion would."""
+    if n <= 128:
+        return _block_sum(x, lo, n)
+    los = np.empty(64, np.int64)  # the halves still open: start, length, and how far along (0, 1, 2)
+    lens = np.empty(64, np.int64)
+    stage = np.zeros(64, np.int64)
+    vals = np.empty(64)
+    los[0], lens[0] = lo, n
+    top = 0
+    nv = 0
+    while top >= 0:
+        m = lens[top]
+        if m <= 128:
+            vals[nv] = _block_sum(x, los[top], m)
+            nv += 1
+            top -= 1
+            continue
+        n2 = m // 2
+        n2 -= n2 % 8
+        if stage[top] == 0:
+            stage[top] = 1
+            top += 1
+            los[top], lens[top], stage[top] = los[top - 1], n2, 0
+        elif stage[top] == 1:
+            stage[top] = 2
+            top += 1
+            los[top], lens[top], stage[top] = los[top - 1] + n2, m - n2, 0
+        else:
+            nv -= 1
+            vals[nv - 1] = vals[nv - 1] + vals[nv]
+            top -= 1
+    return vals[0]
+
+
+@_njit
+def advance_folded(  # pragma: no cover - compiled (held to FluidProgress._advance_folded by tests)
+    idx: Any,
+    share: Any,
+    rate: Any,
+    dt: int,
+    all_share_pos: bool,
+    debt: Any,
+    sys_ns: Any,
+    user_ns: Any,
+    rem: Any,
+    copy_left: Any,
+    copy_src: Any,
+    copy_dst: Any,
+    kind: Any,
+    frac: Any,
+    oncpu: Any,
+    cpu_node: Any,
+) -> Any:
+    """``FluidProgress._advance_folded`` over the running rows ``idx`` (their ``share`` and ``rate``): each row
+    pays its debt first, then copies (``copy_left > 0``) or works for the rest of ``dt``, in place on the task
+    arrays. Returns (rows copying, the sum of their copy ns, the sum of the bytes copied, whether a copy
+    finished, rows streaming, the sum of their bytes, the sum of their bytes on their CPU's node), each sum in
+    ``np.add.reduce``'s order over the rows in ``idx`` order, as the pure code's sums are."""
+    n = idx.shape[0]
+    fdt = float(dt)
+    copy_ns = np.empty(n)
+    copied = np.empty(n)
+    nbytes = np.empty(n)
+    local_b = np.empty(n)
+    nc = 0
+    nm = 0
+    finished = False
+    for k in range(n):
+        i = idx[k]
+        s = share[k]
+        d = debt[i]
+        rest = fdt
+        if all_share_pos or (d > 0 and s > 0):
+            x = d / s
+            busy = fdt if fdt <= x else x  # np.minimum(fdt, debt / share)
+            y = d - s * fdt
+            debt[i] = y if (y >= 0.0 or np.isnan(y)) else 0.0  # np.maximum(debt - share * dt, 0.0)
+            sys_ns[i] += s * busy
+            rest = fdt - busy
+        progressed = rate[k] * rest
+        c = copy_left[i]
+        if c > 0:
+            ns = s * rest
+            sys_ns[i] += ns
+            copy_ns[nc] = ns
+            moved = progressed if progressed <= c else c  # np.minimum(progressed, copy_left)
+            if np.isnan(progressed):
+                moved = progressed
+            left = c - moved
+            copy_left[i] = left
+            copied[nc] = moved
+            nc += 1
+            if left <= 1e-6:  # the copy is over: the task streams again, at rates without the copy's row
+                copy_left[i] = 0.0
+                copy_src[i, :] = 0.0
+                copy_dst[i, :] = 0.0
+                finished = True
+        else:
+            user_ns[i] += s * rest
+            rem[i] -= progressed
+            if kind[i] == 1:  # MEM
+                nbytes[nm] = progressed
+                local_b[nm] = progressed * frac[i, cpu_node[oncpu[i]]]
+                nm += 1
+    return (
+        nc,
+        pairwise_sum(copy_ns, 0, nc),
+        pairwise_sum(copied, 0, nc),
+        finished,
+        nm,
+        pairwise_sum(nbytes, 0, nm),
+        pairwise_sum(local_b, 0, nm),
+    )
+
+
+@_njit
+def next_completion(  # pragma: no cover - compiled (held to FluidProgress.next_time by tests)
+    idx: Any, share: Any, rate: Any, all_pos: bool, all_share_pos: bool, debt: Any, rem: Any, copy_left: Any
+) -> Any:
+    """The folded-debt part of ``FluidProgress.next_time``: over the running rows with a rate > 0 (all of them
+    when ``all_pos``), the least of debt / share (0.0 without debt) + what is left (the copy, else the phase's
+    work) / rate. Returns (whether any row counted, that least, NaN if any term was NaN as
+    ``np.minimum.reduce`` gives)."""
+    n = idx.shape[0]
+    any_indebt = False
+    if not all_share_pos:
+        for k in range(n):
+            if debt[idx[k]] > 0 and share[k] > 0:
+                any_indebt = True
+                break
+    found = False
+    best = np.inf
+    nan = False
+    for k in range(n):
+        r = rate[k]
+        if not (all_pos or r > 0):
+            continue
+        i = idx[k]
+        c = copy_left[i]
+        t = (c if c > 0 else rem[i]) / r
+        if all_share_pos:
+            t = debt[i] / share[k] + t
+        elif any_indebt:
+            d = debt[i]
+            s = share[k]
+            t = (d / s if (d > 0 and s > 0) else 0.0) + t
+        if np.isnan(t):
+            nan = True
+        elif not found or t < best:
+            best = t
+        found = True
+    return found, np.nan if nan else best
+
+
+@_njit
+def fire_rows(  # pragma: no cover - compiled (held to FluidProgress.fire by tests)
+    idx: Any,
+    share: Any,
+    rate: Any,
+    debt: Any,
+    rem: Any,
+    copy_left: Any,
+    copy_src: Any,
+    copy_dst: Any,
+) -> Any:
+    """``FluidProgress.fire`` over the running rows: pay off the debts within share + 1e-9, end the copies within
+    rate + 1e-6, and find the rows whose work is done (within rate + 1e-9). Returns (the bytes of the ended
+    copies summed as ``np.add.reduce`` does, whether any ended, the done rows' task ids in ``idx`` order)."""
+    n = idx.shape[0]
+    copied = np.empty(n)
+    nc = 0
+    done = np.empty(n, np.int64)
+    nd = 0
+    for k in range(n):
+        i = idx[k]
+        d = debt[i]
+        if d > 0 and d <= share[k] * 1.0 + 1e-9:
+            debt[i] = 0.0
+            d = 0.0
+        if not d <= 0:  # (a NaN debt is not "no debt" either)
+            continue
+        r = rate[k]
+        c = copy_left[i]
+        if c > 0 and c <= r * 1.0 + 1e-6:
+            copied[nc] = c
+            nc += 1
+            copy_left[i] = 0.0
+            copy_src[i, :] = 0.0
+            copy_dst[i, :] = 0.0
+            c = 0.0
+        if c <= 0 and r > 0 and rem[i] <= r * 1.0 + 1e-9:
+            done[nd] = i
+            nd += 1
+    return pairwise_sum(copied, 0, nc), nc > 0, done[:nd]
+
+
+@_njit
+def _arrival(cols: Any, s: int, start: float, page: float, masked: bool) -> Any:  # pragma: no cover - compiled
+    """``faults._arrival`` of sweep ``s`` (row of ``cols``) at one page (first byte ``start``, number ``page``):
+    ``delay + _wrap(max(start, rstart) - rstart - cursor, nbytes) / rate``, ``inf`` where the sweep does not
+    cover the page when ``masked``."""
+    rstart = cols[s, 1]
+    nbytes = cols[s, 2]
+    w = start if (start >= rstart or np.isnan(start)) else rstart  # np.maximum(starts, rstart)
+    w -= rstart
+    w -= cols[s, 5]
+    w += nbytes if w < 0 else 0.0 * nbytes  # _wrap: x += (x < 0) * nbytes
+    w /= cols[s, 6]
+    w += cols[s, 7]
+    if masked and (page < cols[s, 3] or page >= cols[s, 4]):
+        return np.inf
+    return w
+
+
+@_njit
+def _first(cols: Any, start: float, page: float, masked: bool) -> int:  # pragma: no cover - compiled
+    """``argmin`` over the sweeps of their (masked) arrival times at one page: the first least, or the first
+    NaN."""
+    best = _arrival(cols, 0, start, page, masked)
+    who = 0
+    if np.isnan(best):
+        return 0
+    for s in range(1, cols.shape[0]):
+        v = _arrival(cols, s, start, page, masked)
+        if np.isnan(v):
+            return s
+        if v < best:
+            best = v
+            who = s
+    return who
+
+
+@_njit
+def first_touchers(pages: Any, page_size: int, cols: Any, stride: int) -> Any:  # pragma: no cover - compiled
+    """``faults.first_touchers`` (its samples every ``stride`` pages, the gaps it evaluates page by page and the
+    arrival of the chosen sweep at each page) as loops: (who, when) for each page."""
+    n = pages.shape[0]
+    nsw = cols.shape[0]
+    who = np.full(n, -1, np.int64)
+    t = np.full(n, np.inf)
+    if n == 0 or nsw == 0:
+        return who, t
+    starts = np.empty(n)
+    for p in range(n):
+        starts[p] = float(pages[p] * page_size)
+    if n * nsw <= 8192 or n <= 2 * stride or nsw == 1:
+        for p in range(n):
+            s = _first(cols, starts[p], float(pages[p]), True)
+            v = _arrival(cols, s, starts[p], float(pages[p]), True)
+            t[p] = v
+            who[p] = s if np.isfinite(v) else -1
+        return who, t
+    m = (n - 2 + stride) // stride + 1  # np.arange(0, n - 1 + stride, stride).shape[0]
+    idx = np.empty(m, np.int64)
+    for k in range(m):
+        idx[k] = k * stride
+    idx[m - 1] = n - 1
+    pages_s = np.empty(m, np.int64)
+    who_s = np.empty(m, np.int64)
+    for k in range(m):
+        pages_s[k] = pages[idx[k]]
+        who_s[k] = _first(cols, starts[idx[k]], float(pages[idx[k]]), True)
+    # gaps holding a jump of some sweep's arrival time (its cursor, one end of its region), or whose ends
+    # differ in the sweep that comes first
+    ambiguous = np.zeros(m + 1, np.bool_)
+    for s in range(nsw):
+        cursor_page = (cols[s, 1] + cols[s, 5]) // page_size
+        for j in (np.int64(cursor_page), np.int64(cursor_page + 1), np.int64(cols[s, 3]), np.int64(cols[s, 4])):
+            ambiguous[np.searchsorted(pages_s, j)] = True
+    for p in range(n - 1):
+        who[p] = who_s[p // stride]
+    who[n - 1] = who_s[m - 1]
+    for g in range(m - 1):
+        if ambiguous[g + 1] or who_s[g] != who_s[g + 1]:
+            hi = min(g * stride + stride, n - 1)
+            for p in range(g * stride, hi + 1):
+                who[p] = _first(cols, starts[p], float(pages[p]), True)
+    for p in range(n):
+        s = who[p]
+        v = _arrival(cols, s, starts[p], float(pages[p]), False)
+        if float(pages[p]) >= cols[s, 3] and float(pages[p]) < cols[s, 4]:
+            t[p] = v
+        else:
+            who[p] = -1
+    return who, t
+
+
+@_njit
+def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recompute by tests)
+    n: int,
+    oncpu: Any,
+    weight: Any,
+    copy_left: Any,
+    kind: Any,
+    phase_key: Any,
+    rate: Any,
+    share: Any,
+    nr_cpus: int,
+    cpu_node: Any,
+    copy_epoch: Any,
+    crow_epoch: Any,
+    crow_node: Any,
+) -> Any:
+    """The first half of ``FluidProgress.recompute``: zero the rates and shares of tasks ``0..n-1``, give each
+    running task its CPU share (``fluid_shares``: its weight over its CPU's total, summed in task order as
+    ``np.bincount`` does), and sort the running rows into streaming (``MEM``, not copying), copying and
+    computing ones. Returns (running, their shares, streaming rows, their distinct phase keys ascending,
+    copying rows, their CPUs' nodes, the copying rows whose kept copy row is stale, computing rows)."""
+    nrun = 0
+    for i in range(n):
+        rate[i] = 0.0
+        share[i] = 0.0
+        if oncpu[i] >= 0:
+            nrun += 1
+    running = np.empty(nrun, np.int64)
+    k = 0
+    per_cpu = np.zeros(nr_cpus)
+    for i in range(n):
+        if oncpu[i] >= 0:
+            running[k] = i
+            k += 1
+            per_cpu[oncpu[i]] += weight[i]
+    run_share = np.empty(nrun)
+    nmem = ncop = ncomp = 0
+    max_key = -1
+    for k in range(nrun):
+        i = running[k]
+        s = weight[i] / per_cpu[oncpu[i]]
+        run_share[k] = s
+        share[i] = s
+        if copy_left[i] > 0:
+            ncop += 1
+        elif kind[i] == 1:  # MEM
+            nmem += 1
+            max_key = max(max_key, phase_key[i])
+        elif kind[i] == 2:  # COMPUTE
+            ncomp += 1
+    mem = np.empty(nmem, np.int64)
+    cop = np.empty(ncop, np.int64)
+    cop_node = np.empty(ncop, np.int64)
+    comp = np.empty(ncomp, np.int64)
+    seen = np.zeros(max_key + 1, np.bool_)
+    stale = np.zeros(ncop, np.bool_)
+    a = b = c = 0
+    nstale = 0
+    for k in range(nrun):
+        i = running[k]
+        if copy_left[i] > 0:
+            node = cpu_node[oncpu[i]]
+            cop[b] = i
+            cop_node[b] = node
+            if crow_epoch[i] != copy_epoch[i] or crow_node[i] != node:
+                stale[b] = True
+                nstale += 1
+            b += 1
+        elif kind[i] == 1:
+            mem[a] = i
+            seen[phase_key[i]] = True
+            a += 1
+        elif kind[i] == 2:
+            comp[c] = i
+            c += 1
+    return running, run_share, mem, np.flatnonzero(seen), cop, cop_node, np.flatnonzero(stale), comp
+
+
+@_njit
+def stream_and_copy_rates(  # pragma: no cover - compiled (held to FluidProgress.recompute by tests)
+    mem: Any,
+    cop: Any,
+    oncpu: Any,
+    phase_key: Any,
+    share: Any,
+    frac: Any,
+    tab_frac: Any,
+    tab_den: Any,
+    tab_base: Any,
+    crow_m: Any,
+    crow_base: Any,
+    cpu_node: Any,
+    cpu_core: Any,
+    mlp: float,
+    controller_cap: Any,
+    link_cap: Any,
+    snoop_cap: float,
+    has_snoop: bool,
+    rate: Any,
+) -> Any:
+    """The second half of ``FluidProgress.recompute`` (no kernel copies): the streaming rows from their phases'
+    tables (demand ``share / den``, their placement fractions into ``frac``), the copying rows from their kept
+    copy rows (demand ``share * mlp / m``), one :func:`solve` of both (streaming rows first) and each row's rate
+    into ``rate``. Returns the controllers' utilisation."""
+    nr = controller_cap.shape[0]
+    nm = mem.shape[0]
+    nc = cop.shape[0]
+    width = tab_base.shape[1]
+    demand = np.empty(nm + nc)
+    base = np.empty((nm + nc, width))
+    core = np.empty(nm + nc, np.int64)
+    for k in range(nm):
+        i = mem[k]
+        key = phase_key[i]
+        cpu = oncpu[i]
+        for j in range(frac.shape[1]):
+            frac[i, j] = tab_frac[key, j]
+        g = key * nr + cpu_node[cpu]
+        demand[k] = share[i] / tab_den[g]
+        for j in range(width):
+            base[k, j] = tab_base[g, j]
+        core[k] = cpu_core[cpu]
+    for k in range(nc):
+        i = cop[k]
+        demand[nm + k] = share[i] * mlp / crow_m[i]
+        for j in range(width):
+            base[nm + k, j] = crow_base[i, j]
+        core[nm + k] = cpu_core[oncpu[i]]
+    r, controller_util, _ = solve(core, demand, base, controller_cap, link_cap, snoop_cap, has_snoop)
+    for k in range(nm):
+        rate[mem[k]] = r[k]
+    for k in range(nc):
+        rate[cop[k]] = r[nm + k]
+    return controller_util
+
+
+def warm() -> None:
+    """Compile every kernel (or load it from numba's cache) for the argument types the engine passes, on small
+    inputs, so that a build failure shows at once and no run pays a compile in its middle."""
+    i64, f64 = np.zeros(1, np.int64), np.zeros(1)
+    f2 = np.zeros((1, 1))
+    cap = np.ones(1)
+    solve(i64, f64, np.zeros((1, 3)), cap, np.ones(0), 0.0, False)
+    pairwise_sum(f64, 0, 1)
+    advance_folded(i64, f64, f64, 1, True, f64, f64, f64, f64, f64, f2, f2, np.zeros(1, np.int8), f2, i64, i64)
+    next_completion(i64, f64, f64, True, True, f64, f64, f64)
+    fire_rows(i64, f64, f64, f64, f64, f64, f2, f2)
+    first_touchers(i64, 4096, np.zeros((1, 11)), 32)
+    running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
+    stream_and_copy_rates(
+        i64[:0], i64[:0], i64, i64, f64, f2, f2, f64, np.zeros((1, 3)), f64, np.zeros((1, 3)), i64, i64, 1.0, cap,
+        np.ones(0), 0.0, False, f64,
+    )  # fmt: skip

@@ -1,0 +1,130 @@
+"""When the fluid engine uses its compiled kernels (numba, ``pip install 'memsched[fast]'``).
+
+The kernels (:mod:`memsched.sim.fluid._kernels`) give the pure numpy code's bits, so whether a run uses them
+changes its time, never its results; numba stays an optional extra. Importing numba and loading the cached
+machine code costs about 0.35 s a process, which a short run would not earn back, so ``MEMSCHED_JIT`` says:
+
+* ``auto`` (the default): switch to the kernels once this process has solved the rates :data:`AUTO_AFTER`
+  times, if numba is installed (the long runs: MORON's numa01 solves them about 62,000 times);
+* ``1``: from the first solve (an error if numba is not installed);
+* ``0``: never.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from memsched.errors import ConfigError
+
+__all__ = ["AUTO_AFTER", "ENV", "check_env", "loaded", "solve_kernel", "status"]
+
+ENV = "MEMSCHED_JIT"
+#: Pure solves before ``auto`` loads the kernels: at about 50 us saved a solve, the 0.35 s of loading is
+#: earned back after some 7,000 (measured on MORON numa01, westmere-ex-4n48).
+AUTO_AFTER = 5000
+
+class _Gate:
+    """This process's choice: the mode read, the pure solves left to count, the kernels once loaded."""
+
+    __slots__ = ("kernels", "left", "solve")
+
+    def __init__(self) -> None:
+        #: The kernels' module and its solve, once loaded.
+        self.kernels: ModuleType | None = None
+        self.solve: Callable[..., Any] | None = None
+        #: Pure solves left before loading the kernels; None: never (``0``, or numba is not installed or could
+        #: not compile them); -1: ``MEMSCHED_JIT`` not read yet.
+        self.left: int | None = -1
+
+
+_gate = _Gate()
+
+
+def _mode() -> str:
+    value = os.environ.get(ENV, "auto")
+    if value not in ("auto", "0", "1"):
+        raise ConfigError(ENV, value, "must be auto, 1 (use the compiled kernels) or 0 (never)")
+    return value
+
+
+def check_env() -> None:
+    """Raise :class:`ConfigError` now if ``MEMSCHED_JIT`` has a value it does not allow."""
+    _mode()
+
+
+def _load(required: bool) -> Callable[..., Any] | None:
+    """Import the kernels and compile them (or load them from numba's cache) on small inputs of the types the
+    engine passes; on failure stay pure (``auto``) or say why (``1``)."""
+    gate = _gate
+    try:
+        module = importlib.import_module("memsched.sim.fluid._kernels")
+    except ImportError as e:
+        gate.left = None
+        if required:
+            raise ConfigError(
+                ENV, "1", f"must be auto or 0 here: numba is not installed ({e}); pip install 'memsched[fast]'"
+            ) from None
+        return None
+    try:
+        module.warm()
+    except Exception as e:  # a numba or LLVM that cannot build them here: the pure code gives the same bits
+        gate.left = None
+        if required:
+            raise ConfigError(
+                ENV, "1", f"must be auto or 0 here: numba could not compile the kernels ({type(e).__name__}: {e})"
+            ) from None
+        return None
+    gate.kernels = module
+    gate.solve = module.solve
+    return gate.solve
+
+
+def solve_kernel() -> Callable[..., Any] | None:
+    """The compiled ``MemModel.solve_base`` when this solve should use it, else None (and one pure solve
+    counted)."""
+    gate = _gate
+    if gate.solve is not None:
+        return gate.solve
+    left = gate.left
+    if left is None:
+        return None
+    if left == -1:
+        mode = _mode()
+        if mode == "0":
+            gate.left = None
+            return None
+        if mode == "1":
+            return _load(required=True)
+        left = AUTO_AFTER
+    left -= 1
+    gate.left = left
+    return _load(required=False) if left <= 0 else None
+
+
+def loaded() -> ModuleType | None:
+    """The kernels' module when this process uses it (the rate solves decide when, :func:`solve_kernel`), else
+    None: the other kernels follow the solve's."""
+    return _gate.kernels
+
+
+def status() -> str:
+    """What ``memsched --version`` says of the fluid engine's kernels (without importing numba)."""
+    try:
+        mode = _mode()
+    except ConfigError:
+        mode = "auto"
+    if mode == "0":
+        return f"pure numpy ({ENV}=0)"
+    if importlib.util.find_spec("numba") is None:
+        return "pure numpy (numba not installed)"
+    return "numba kernels from the first solve" if mode == "1" else f"numba kernels after {AUTO_AFTER} solves"
+
+
+def reset() -> None:
+    """Forget the mode read, the solves counted and the kernels loaded (tests that change ``MEMSCHED_JIT``)."""
+    _gate.__init__()  # type: ignore[misc]

@@ -1,0 +1,219 @@
+"""The fluid engine's compiled kernels give the pure numpy code's bits, and ``MEMSCHED_JIT`` picks when they run.
+
+CI installs numba (the ``test`` extra pulls in ``fast``), so these run there; without numba the kernel tests
+skip and the gate's tests still run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from memsched.errors import ConfigError
+from memsched.sim.fluid import jit
+from memsched.sim.fluid.memmodel import MemModel
+from memsched.topology import list_presets, load_topology
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A fresh gate (no mode read, no solves counted, no kernels loaded); the process's own comes back after."""
+    monkeypatch.setattr(jit, "_gate", jit._Gate())
+    monkeypatch.delenv(jit.ENV, raising=False)
+    return monkeypatch
+
+
+def _pure(m: MemModel, core: np.ndarray, demand: np.ndarray, base: np.ndarray) -> tuple[bytes, ...]:
+    saved = jit._gate
+    jit._gate = never = jit._Gate()
+    never.left = None
+    try:
+        r = m.solve_base(core, demand, base)
+    finally:
+        jit._gate = saved
+    return r.rate.tobytes(), r.controller_util.tobytes(), r.link_util.tobytes()
+
+
+def _rows(m: MemModel, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """``n`` rows as the engine builds them: streaming rows from placement fractions and copy rows."""
+    nr = m.nr_nodes
+    node = rng.integers(0, nr, n)
+    frac = rng.random((n, nr)) * (rng.random((n, nr)) < 0.6)
+    frac[rng.random(n) < 0.1] = 0.0  # touches nothing yet
+    demand, reads, writes, core_ns = m.stream_rows(
+        node, rng.uniform(0.2, 1.0, n), frac, rng.random(n), rng.random(n) * 0.01, rng.uniform(0.2, 1.0, n)
+    )
+    copy = rng.random(n) < 0.2
+    if copy.any():
+        k = int(copy.sum())
+        src = rng.random((k, nr)) * (rng.random((k, nr)) < 0.5) + 1e-3
+        dst = rng.random((k, nr)) * (rng.random((k, nr)) < 0.5)
+        cd, cr, cw, cn = m.copy_rows(node[copy], rng.uniform(0.2, 1.0, k), src, dst)
+        demand[copy], reads[copy], writes[copy], core_ns[copy] = cd, cr, cw, cn
+    demand[rng.random(n) < 0.05] = 0.0  # rows that start frozen
+    return node, demand, m.row_base(node, reads, writes, core_ns)
+
+
+def test_compiled_solve_gives_the_pure_bits_on_every_preset() -> None:
+    """Rates and utilisations, bit for bit, on every preset (links, spread routing, the coherence resource, SMT
+    siblings sharing a core), with saturated controllers, links and cores, zero demands and ties."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    rng = np.random.default_rng(17)
+    for name in list_presets():
+        topo = load_topology(name)
+        m = MemModel(topo)
+        cpu_core = topo.cpu_core()
+        for k in range(150):
+            n = int(rng.integers(1, min(3 * topo.nr_cpus, 200)))
+            node, demand, base = _rows(m, rng, n)
+            cpus = np.array([rng.choice(topo.node_cpus(int(x))) for x in node], dtype=np.int64)
+            core = cpu_core[cpus]
+            if k % 5 == 0:  # equal demands on equal rows: several resources saturate in one round
+                demand = np.where(demand > 0, 1.0, 0.0)
+                base = np.round(base * 4) / 4
+            sc = m.snoop_cap
+            got = kernels.solve(core, demand, base, m.controller_cap, m.link_cap, sc or 0.0, sc is not None)
+            assert tuple(x.tobytes() for x in got) == _pure(m, core, demand, base), (name, k)
+
+
+def test_compiled_solve_of_no_rows() -> None:
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    m = MemModel(load_topology("westmere-ex-4n48"))
+    e = np.empty(0, dtype=np.int64)
+    base = np.zeros((0, m.nr_nodes + m.link_cap.shape[0] + 2))
+    got = kernels.solve(e, np.empty(0), base, m.controller_cap, m.link_cap, 0.0, False)
+    assert tuple(x.tobytes() for x in got) == _pure(m, e, np.empty(0), base)
+
+
+def test_auto_uses_the_kernel_after_its_solves(gate: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("numba")
+    gate.setattr(jit, "AUTO_AFTER", 3)
+    assert [jit.solve_kernel() is not None for _ in range(4)] == [False, False, True, True]
+
+
+def test_zero_never_uses_the_kernel(gate: pytest.MonkeyPatch) -> None:
+    gate.setenv(jit.ENV, "0")
+    gate.setattr(jit, "AUTO_AFTER", 1)
+    assert all(jit.solve_kernel() is None for _ in range(5))
+    assert "MEMSCHED_JIT=0" in jit.status()
+
+
+def test_one_uses_the_kernel_from_the_first_solve(gate: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("numba")
+    gate.setenv(jit.ENV, "1")
+    assert jit.solve_kernel() is not None
+
+
+def test_without_numba_auto_stays_pure_and_one_is_refused(gate: pytest.MonkeyPatch) -> None:
+    gate.setitem(sys.modules, "memsched.sim.fluid._kernels", None)  # import fails as without numba
+    gate.setattr(jit, "AUTO_AFTER", 1)
+    assert jit.solve_kernel() is None and jit.solve_kernel() is None
+    jit.reset()
+    gate.setenv(jit.ENV, "1")
+    with pytest.raises(ConfigError, match=r"MEMSCHED_JIT.*numba is not installed"):
+        jit.solve_kernel()
+
+
+def test_a_bad_value_is_refused(gate: pytest.MonkeyPatch) -> None:
+    gate.setenv(jit.ENV, "yes")
+    with pytest.raises(ConfigError, match=r"MEMSCHED_JIT' must be auto, 1 .* \(got 'yes'\)"):
+        jit.solve_kernel()
+
+
+def _run(env_value: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, jit.ENV: env_value}
+    return subprocess.run(
+        [sys.executable, "-m", "memsched", *argv], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_the_cli_refuses_a_bad_value_before_it_runs() -> None:
+    r = _run("fast", "run", "numa02", "--policy", "moron", "--json")
+    assert r.returncode == 2 and r.stdout == ""
+    assert "MEMSCHED_JIT" in r.stderr and "'fast'" in r.stderr and r.stderr.count("\n") == 1
+
+
+#: Whole runs through every kernel: streaming, copy rows and the coherence resource (x86-8n64), 4 KiB pages,
+#: compute phases and kernel debts (specjbb, perf-bench-numa), and the pressure simulator's fluid machine
+#: (debts as events, reclaim, OOM kills).
+RUNS = [
+    ("run", "numa02", "--policy", "moron", "-t", "x86-8n64", "--json"),
+    ("run", "numa02_SMT", "--policy", "mainline", "--no-thp", "--json"),
+    ("run", "specjbb", "--policy", "autonuma", "-t", "sandybridge-2n32", "--json"),
+    ("run", "perf-bench-numa", "--policy", "numad", "-t", "opteron-4n32", "--seed", "1", "--json"),
+    ("pressure", "sim", "default", "--designs", "rfc2012", "--json"),
+]
+
+
+@pytest.mark.parametrize("argv", RUNS, ids=[" ".join(a[:3]) for a in RUNS])
+def test_a_run_gives_the_same_record_with_and_without_the_kernels(argv: tuple[str, ...]) -> None:
+    """A whole run (every event's rates, advances, completions and fault predictions) through the pure code
+    and through the kernels from the first solve."""
+    pytest.importorskip("numba")
+    pure, compiled = _run("0", *argv), _run("1", *argv)
+    assert pure.returncode == 0 and compiled.returncode == 0, pure.stderr + compiled.stderr
+    assert json.loads(pure.stdout)  # a record, not an empty line
+    assert compiled.stdout == pure.stdout
+
+
+def test_switching_to_the_kernels_in_the_middle_of_a_run_changes_nothing(gate: pytest.MonkeyPatch) -> None:
+    """``auto`` switches when a process has solved enough times, which may be in the middle of a run."""
+    pytest.importorskip("numba")
+    from memsched.workloads.runner import run_one
+    from memsched.workloads.runspec import RunSpec
+
+    spec = RunSpec("numa02", "westmere-ex-4n48", "moron")
+    gate.setenv(jit.ENV, "0")
+    pure = run_one(spec).to_json()
+    jit.reset()
+    gate.setenv(jit.ENV, "auto")
+    gate.setattr(jit, "AUTO_AFTER", 300)
+    switched = run_one(spec).to_json()
+    assert jit.loaded() is not None  # it did switch
+    assert json.dumps(switched, sort_keys=True) == json.dumps(pure, sort_keys=True)
+
+
+def test_pairwise_sum_is_numpys_add_reduce() -> None:
+    """Every length up to several of numpy's 128-element blocks (its recursion), at any offset, bit for bit."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    rng = np.random.default_rng(2)
+    for k in range(3000):
+        n = int(rng.integers(0, 300 if k % 2 else 3000))
+        x = rng.standard_normal(n) * 10.0 ** rng.integers(-8, 8, n)
+        lo = int(rng.integers(0, 5))
+        y = np.concatenate([rng.random(lo), x])
+        assert np.float64(kernels.pairwise_sum(y, lo, n)).tobytes() == np.add.reduce(x).tobytes()
+
+
+def test_compiled_first_touchers_equals_the_pure_one(gate: pytest.MonkeyPatch) -> None:
+    """Sweeps over overlapping and disjoint regions, cursors anywhere, delays, pages not covered by any sweep,
+    at every page size: the same first toucher and arrival time for every page (both of the pure code's ways,
+    every pair and the samples with their gaps)."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.mm.mm import Region
+    from memsched.sim.numa.faults import first_touchers
+
+    gate.setenv(jit.ENV, "0")
+    rng = np.random.default_rng(4)
+    for psz in (4096, 65536, 2 * 1024 * 1024):
+        for _ in range(150):
+            base = int(rng.integers(0, 2**31)) // psz * psz
+            cols = []
+            for tid in range(int(rng.integers(1, 60))):
+                start = base if rng.random() < 0.5 else int(rng.integers(base, base + 2**30))
+                region = Region(0, start, int(rng.integers(1, 2**30)))
+                p0, p1 = region.page_span(psz)
+                cursor = float(rng.random() * region.nbytes) % region.nbytes
+                delay = rng.random() * 1e6 * (rng.random() < 0.5)
+                cols.append((tid, region.start, region.nbytes, p0, p1, cursor, rng.uniform(0.01, 8.0), delay, 0, 0, 0))
+            c = np.array(cols, dtype=np.float64)
+            lo = base // psz
+            pages = np.unique(rng.integers(lo, lo + 2**30 // psz + 3, int(rng.integers(1, 5000)))).astype(np.int64)
+            want = first_touchers(pages, psz, c)
+            got = kernels.first_touchers(pages, psz, c, 32)
+            assert got[0].tobytes() == want[0].tobytes() and got[1].tobytes() == want[1].tobytes()
