@@ -9,7 +9,9 @@ another tree's ``src`` first on ``PYTHONPATH`` (e.g. a ``git archive`` of the ba
 can record the old code's outputs. The set: every autonuma-benchmark workload plus specjbb and
 perf-bench-numa under every NUMA policy on westmere-ex-4n48 and sandybridge-2n32 at seed 0 (seed 1 too for
 the cheap workloads), the default ``memsched compare`` and ``memsched compare -t x86-8n64 -w numa02``.
-Speed work must leave every output identical; nothing here is timed.
+Speed work must leave every output identical; nothing here is timed. The commands inherit the environment:
+``MEMSCHED_JIT=1`` checks the fluid engine's numba kernels from every run's first solve, ``MEMSCHED_JIT=0`` the
+pure numpy code (the default, ``auto``, switches in the long runs only).
 
 ``--full`` is issue 17's whole matrix instead (502 commands, about 10 minutes on two cores): every workload under every
 NUMA policy on every NUMA preset at seeds 0 and 1, every ``rt sim`` scenario and every ``pressure sim``

@@ -1,14 +1,16 @@
 """What compiling the fluid NUMA engine's hot code buys: pure Python, numba, mypyc, on the same runs.
 
     python benchmarks/numa_compile_options.py [--cells westmere-ex-4n48:numa01:moron,...] [--repeat 2]
-                                              [--sides pure,numba,mypyc]
+                                              [--sides pure,kernels,numba,mypyc]
 
 Each side runs every cell (``memsched run``'s simulation, ``run_one``) in a fresh interpreter, the sides
 alternating ``--repeat`` times, and the script prints the median CPU seconds per cell and each side's ratio to
 the pure one. Every side's record must equal the pure side's byte for byte (the script stops otherwise):
 only time may change.
 
-* ``pure``: this tree as it is.
+* ``pure``: this tree's pure numpy code (``MEMSCHED_JIT=0``; so are the sides below but ``kernels``).
+* ``kernels``: this tree's numba kernels (``memsched.sim.fluid.jit``, ``MEMSCHED_JIT=1``), the ones shipped as
+  the ``fast`` extra; their compile (or cache load) is paid before the timed runs and printed on its own.
 * ``numba-fill``: the rate solve's progressive filling (``memmodel._progressive_fill``, the kernel issue 17 names
   first: "rate computation") replaced by a numba ``@njit`` loop of the same operations in the same order
   (its sums add row after row, as ``_weighted_rows`` does). Needs numba importable here; its compile time is
@@ -168,9 +170,19 @@ print(json.dumps({"runs": out, "compile_s": compile_s}))
 """
 
 
+#: The shipped kernels, compiled (or loaded from numba's cache) before the timed runs.
+KERNELS = r"""
+import time as _t
+_c0 = _t.process_time()
+from memsched.sim.fluid import _kernels
+_kernels.warm()
+COMPILE_S = _t.process_time() - _c0
+"""
+
 #: What each side runs before its cells (``mypyc`` runs a compiled copy instead).
 PATCHES = {
     "pure": "",
+    "kernels": KERNELS,
     "numba-fill": NUMBA_FILL,
     "numba-faults": NUMBA_FAULTS,
     "numba": NUMBA_FILL + NUMBA_FAULTS,
@@ -193,8 +205,8 @@ def _build_mypyc(tmp: Path) -> Path:
     return dst / "src"
 
 
-def _side(src: Path, cells: list[tuple[str, str, str, int]], patch: str) -> dict[str, object]:
-    env = dict(os.environ, PYTHONPATH=str(src))
+def _side(src: Path, cells: list[tuple[str, str, str, int]], patch: str, jit: str) -> dict[str, object]:
+    env = dict(os.environ, PYTHONPATH=str(src), MEMSCHED_JIT=jit)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(cells), patch],
         env=env,
@@ -214,14 +226,14 @@ def main() -> None:
     ap.add_argument("--cells", default="westmere-ex-4n48:numa01:moron", help="topology:workload:policy,...")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--sides", default="pure,numba-fill,numba-faults,numba,mypyc")
+    ap.add_argument("--sides", default="pure,kernels")
     args = ap.parse_args()
     cells = [(*c.split(":"), args.seed) for c in args.cells.split(",")]
     if any(len(c) != 4 for c in cells):
         ap.error("--cells: each cell is topology:workload:policy")
     sides = args.sides.split(",")
     if "pure" not in sides or not set(sides) <= set(PATCHES) | {"mypyc"}:
-        ap.error("--sides: pure and any of numba-fill, numba-faults, numba (both), mypyc")
+        ap.error("--sides: pure and any of kernels, numba-fill, numba-faults, numba (both), mypyc")
     with tempfile.TemporaryDirectory(prefix="compile-options-") as tmp:
         src = {side: HERE / "src" for side in PATCHES}
         if "mypyc" in sides:
@@ -231,14 +243,14 @@ def main() -> None:
         compile_s: dict[str, list[float]] = {}
         for _ in range(args.repeat):
             for side in sides:
-                got = _side(src[side], cells, PATCHES.get(side, ""))
+                got = _side(src[side], cells, PATCHES.get(side, ""), "1" if side == "kernels" else "0")
                 runs = got["runs"]
                 assert isinstance(runs, list)
                 cpu[side].append([r["cpu_s"] for r in runs])
                 recs = [r["record"] for r in runs]
                 if records.setdefault(side, recs) != recs:
                     sys.exit(f"numa_compile_options: {side} gave two different records for the same runs")
-                if side.startswith("numba"):
+                if side.startswith("numba") or side == "kernels":
                     compile_s.setdefault(side, []).append(float(got["compile_s"]))  # type: ignore[arg-type]
         for side in sides:
             if records[side] != records["pure"]:

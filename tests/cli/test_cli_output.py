@@ -145,7 +145,10 @@ def test_version_and_short_help(capsys: pytest.CaptureFixture[str]) -> None:
     from memsched import __version__
 
     assert main(["--version"]) == 0  # (the suite runs on the pure build: test_compiled.py asserts it)
-    assert capsys.readouterr().out == f"memsched {__version__} (exact scheduler: pure Python)\n"
+    from memsched.sim.fluid import jit
+
+    engine = jit.status()
+    assert capsys.readouterr().out == f"memsched {__version__} (exact scheduler: pure Python; fluid engine: {engine})\n"
     assert main(["-h"]) == 0
     top = capsys.readouterr().out
     assert main(["compare", "-h"]) == 0

@@ -60,4 +60,6 @@ def _global_options(
         ctx.obj.debug = debug
     from memsched.sim.fluid import jit
 
-    jit.check_env()  # a bad MEMSCHED_JIT is refused before anything runs, not at a run's first solve
+    # A bad MEMSCHED_JIT is refused before anything runs, not at a simulation's first solve. (The fast path of
+    # `list` and `rt admit`, which never simulate, does not read it: it may not import the simulators.)
+    jit.check_env()

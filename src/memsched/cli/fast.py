@@ -160,11 +160,9 @@ def execute(parsed: Parsed) -> int:
     """Run a parsed command as :func:`memsched.cli.main` runs one: its exit status, errors reported."""
     command, debug = parsed
     from memsched.cli.outcome import exit_status, terminating_signals
-    from memsched.sim.fluid import jit
 
     try:
         with terminating_signals():
-            jit.check_env()  # as the typer callback does
             return command()
     except (Exception, KeyboardInterrupt) as e:
         return exit_status(e, debug=debug)

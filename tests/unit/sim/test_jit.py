@@ -119,6 +119,41 @@ def test_without_numba_auto_stays_pure_and_one_is_refused(gate: pytest.MonkeyPat
         jit.solve_kernel()
 
 
+def test_kernels_that_fail_to_build_leave_auto_pure_and_refuse_one(gate: pytest.MonkeyPatch) -> None:
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+
+    def broken() -> None:
+        raise RuntimeError("LLVM could not build it")
+
+    gate.setattr(kernels, "warm", broken)
+    gate.setattr(jit, "AUTO_AFTER", 1)
+    assert jit.solve_kernel() is None and jit.solve_kernel() is None and jit.loaded() is None
+    jit.reset()
+    gate.setenv(jit.ENV, "1")
+    with pytest.raises(ConfigError, match=r"MEMSCHED_JIT.*could not compile.*RuntimeError: LLVM could not build it"):
+        jit.solve_kernel()
+
+
+def test_status_says_what_a_run_would_use(gate: pytest.MonkeyPatch) -> None:
+    """``memsched --version``'s words for each mode, with and without numba (found without importing it)."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    modes = (("1", "numba kernels from the first solve"), ("auto", "numba kernels after 5000 solves"))
+    for installed in (True, False):
+        numba_spec = real_find_spec("json") if installed else None  # (any spec: "numba is there")
+        gate.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *a, s=numba_spec: s if name == "numba" else real_find_spec(name, *a),
+        )
+        gate.setenv(jit.ENV, "0")
+        assert jit.status() == "pure numpy (MEMSCHED_JIT=0)"
+        for mode, with_numba in modes:
+            gate.setenv(jit.ENV, mode)
+            assert jit.status() == (with_numba if installed else "pure numpy (numba not installed)")
+
+
 def test_a_bad_value_is_refused(gate: pytest.MonkeyPatch) -> None:
     gate.setenv(jit.ENV, "yes")
     with pytest.raises(ConfigError, match=r"MEMSCHED_JIT' must be auto, 1 .* \(got 'yes'\)"):
@@ -217,3 +252,11 @@ def test_compiled_first_touchers_equals_the_pure_one(gate: pytest.MonkeyPatch) -
             want = first_touchers(pages, psz, c)
             got = kernels.first_touchers(pages, psz, c, 32)
             assert got[0].tobytes() == want[0].tobytes() and got[1].tobytes() == want[1].tobytes()
+
+
+def test_the_kernels_can_be_compiled_ahead() -> None:
+    pytest.importorskip("numba")
+    r = subprocess.run(
+        [sys.executable, "-m", "memsched.sim.fluid.jit"], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert r.returncode == 0 and "kernels are ready" in r.stdout, r.stderr

@@ -26,8 +26,8 @@ _EPS = 1e-12  # memmodel._EPS
 
 
 def _njit(fn: Callable[..., Any]) -> Any:
-    """``numba.njit`` with numpy's division semantics, caching the machine code on disk (next to this file, else in the user's cache), so only the
-    first process compiles; uncached where no cache directory is writable."""
+    """``numba.njit`` with numpy's division semantics, caching the machine code on disk (next to this file, else
+    in the user's cache), so only the first process compiles; uncached where no cache directory is writable."""
     try:
         return numba.njit(cache=True, error_model="numpy")(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available"

@@ -2,11 +2,11 @@
 
 The kernels (:mod:`memsched.sim.fluid._kernels`) give the pure numpy code's bits, so whether a run uses them
 changes its time, never its results; numba stays an optional extra. Importing numba and loading the cached
-machine code costs about 0.35 s a process, which a short run would not earn back, so ``MEMSCHED_JIT`` says:
+machine code costs about 0.35-0.55 s a process, which a short run would not earn back, so ``MEMSCHED_JIT`` says:
 
 * ``auto`` (the default): switch to the kernels once this process has solved the rates :data:`AUTO_AFTER`
   times, if numba is installed (the long runs: MORON's numa01 solves them about 62,000 times);
-* ``1``: from the first solve (an error if numba is not installed);
+* ``1``: from the first solve (an error if numba is not installed or cannot compile them);
 * ``0``: never.
 """
 
@@ -24,9 +24,11 @@ from memsched.errors import ConfigError
 __all__ = ["AUTO_AFTER", "ENV", "check_env", "loaded", "solve_kernel", "status"]
 
 ENV = "MEMSCHED_JIT"
-#: Pure solves before ``auto`` loads the kernels: at about 50 us saved a solve, the 0.35 s of loading is
-#: earned back after some 7,000 (measured on MORON numa01, westmere-ex-4n48).
+#: Pure solves before ``auto`` loads the kernels. The kernels save about 150 us per recompute of the rates
+#: (MORON numa01 on westmere-ex-4n48: 9.7 s over 61,700), so the 0.35-0.55 s of loading is earned back after
+#: some 3,000 to 4,000; runs shorter than this margin never pay it.
 AUTO_AFTER = 5000
+
 
 class _Gate:
     """This process's choice: the mode read, the pure solves left to count, the kernels once loaded."""
@@ -128,3 +130,23 @@ def status() -> str:
 def reset() -> None:
     """Forget the mode read, the solves counted and the kernels loaded (tests that change ``MEMSCHED_JIT``)."""
     _gate.__init__()  # type: ignore[misc]
+
+
+def main() -> int:
+    """``python -m memsched.sim.fluid.jit``: compile the kernels now (or check numba's cache has them), so that
+    the first long run does not pay it; prints what it did. Exit status 2 if numba is missing or cannot compile."""
+    import sys
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        _load(required=True)
+    except ConfigError as e:
+        print(f"memsched: error: {e}", file=sys.stderr)
+        return 2
+    print(f"memsched: the fluid engine's numba kernels are ready ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
