@@ -1,7 +1,7 @@
-"""What compiling the fluid NUMA engine's hot code buys: pure Python, numba, mypyc, on the same runs.
+"""What compiling the fluid NUMA engine's hot code buys: pure numpy, the numba kernels, mypyc, on the same runs.
 
     python benchmarks/numa_compile_options.py [--cells westmere-ex-4n48:numa01:moron,...] [--repeat 2]
-                                              [--sides pure,kernels,numba,mypyc]
+                                              [--sides pure,kernels,mypyc]
 
 Each side runs every cell (``memsched run``'s simulation, ``run_one``) in a fresh interpreter, the sides
 alternating ``--repeat`` times, and the script prints the median CPU seconds per cell and each side's ratio to
@@ -11,12 +11,8 @@ only time may change.
 * ``pure``: this tree's pure numpy code (``MEMSCHED_JIT=0``; so are the sides below but ``kernels``).
 * ``kernels``: this tree's numba kernels (``memsched.sim.fluid.jit``, ``MEMSCHED_JIT=1``), the ones shipped as
   the ``fast`` extra; their compile (or cache load) is paid before the timed runs and printed on its own.
-* ``numba-fill``: the rate solve's progressive filling (``memmodel._progressive_fill``, the kernel issue 17 names
-  first: "rate computation") replaced by a numba ``@njit`` loop of the same operations in the same order
-  (its sums add row after row, as ``_weighted_rows`` does). Needs numba importable here; its compile time is
-  paid before the timed runs (``cache=False``) and printed on its own.
-* ``numba-faults``: fault prediction (``faults.first_touchers``, "fault sampling") as a numba loop over every
-  (sweep, page) pair with ``_when``'s formula; ``numba`` patches both.
+* (The sixth pass's ``numba-fill`` and ``numba-faults`` sides, one-kernel patches that the shipped kernels
+  replace, are in this file at 915cafa; docs/design.md keeps their figures.)
 * ``mypyc``: the fluid engine's and the scan/fault path's modules (:data:`MYPYC_FLUID`) compiled with mypyc,
   from a copy of ``src/`` (needs mypy >= 1.10 and a C compiler; ``sim/numa/contention.py`` is left out: a
   lambda in it crashes mypyc 1.19).
@@ -45,110 +41,6 @@ MYPYC_FLUID = [
     "src/memsched/sim/numa/balancing.py",
     "src/memsched/sim/numa/faults.py",
 ]
-
-#: Progressive filling as one numba loop: ``_progressive_fill``'s operations, in its order.
-NUMBA_FILL = r"""
-import numba, numpy as np
-import memsched.sim.fluid.memmodel as mm
-
-EPS = mm._EPS
-
-@numba.njit(cache=False)
-def _fill(a, cap, demand, tiny):
-    n, w = a.shape
-    remaining = cap.copy()
-    active = demand > 0
-    nr_active = 0
-    for i in range(n):
-        if active[i]:
-            nr_active += 1
-    rate = np.zeros(n)
-    load = np.empty(w)
-    t = 0.0
-    while nr_active:
-        load[:] = 0.0
-        for i in range(n):  # row after row, as _weighted_rows
-            if active[i]:
-                d = demand[i]
-                for j in range(w):
-                    load[j] += d * a[i, j]
-        step = 1.0 - t
-        lo = np.inf
-        any_pos = False
-        for j in range(w):
-            if load[j] > EPS:
-                any_pos = True
-                r = remaining[j] / load[j]
-                if r < lo:
-                    lo = r
-        if any_pos:
-            step = min(step, lo)
-        step = max(step, 0.0)
-        for i in range(n):
-            if active[i]:
-                rate[i] += step * demand[i]
-        for j in range(w):
-            remaining[j] -= step * load[j]
-        t += step
-        if t >= 1.0 - 1e-12:
-            break
-        frozen = 0
-        for i in range(n):
-            if active[i]:
-                for j in range(w):
-                    if load[j] > EPS and remaining[j] <= tiny[j] and a[i, j] > 0:
-                        active[i] = False
-                        frozen += 1
-                        break
-        if not frozen:
-            break
-        nr_active -= frozen
-    return rate
-
-def fill(a, cap, demand, tiny=None):
-    return _fill(a, cap, demand, 1e-9 * cap if tiny is None else tiny)
-
-import time as _t
-_c0 = _t.process_time()
-fill(np.ones((2, 3)), np.ones(3), np.ones(2))
-COMPILE_S = _t.process_time() - _c0
-mm._progressive_fill = fill
-"""
-
-#: Fault prediction as one numba loop: every (sweep, page) arrival time by ``_when``'s formula, the first sweep
-#: with the lowest (``argmin``), ``-1`` and ``inf`` where none covers the page.
-NUMBA_FAULTS = r"""
-import numba, numpy as np
-import memsched.sim.numa.balancing as bal
-
-@numba.njit(cache=False)
-def _first(pages, page_size, cols):
-    n = pages.shape[0]
-    who = np.full(n, -1, dtype=np.int64)
-    t = np.full(n, np.inf)
-    for k in range(n):
-        page = pages[k]
-        start = float(page * page_size)
-        for s in range(cols.shape[0]):
-            if page >= cols[s, 3] and page < cols[s, 4]:
-                rstart = cols[s, 1]
-                offset = max(start, rstart) - rstart
-                when = cols[s, 7] + ((offset - cols[s, 5]) % cols[s, 2]) / cols[s, 6]
-                if when < t[k]:
-                    t[k] = when
-                    who[k] = s
-    return who, t
-
-def first_touchers(pages, page_size, sweeps, *, stride=32):
-    cols = sweeps if isinstance(sweeps, np.ndarray) else np.array(sweeps, dtype=np.float64)
-    return _first(pages.astype(np.int64), page_size, cols)
-
-import time as _t
-_c0 = _t.process_time()
-first_touchers(np.arange(4), 4096, np.ones((2, 8)))
-COMPILE_S = globals().get("COMPILE_S", 0.0) + _t.process_time() - _c0
-bal.first_touchers = first_touchers
-"""
 
 #: One side's runs: prints [{"cpu_s": ..., "record": ...}] (plus the numba compile time when patched).
 CHILD = r"""
@@ -183,9 +75,6 @@ COMPILE_S = _t.process_time() - _c0
 PATCHES = {
     "pure": "",
     "kernels": KERNELS,
-    "numba-fill": NUMBA_FILL,
-    "numba-faults": NUMBA_FAULTS,
-    "numba": NUMBA_FILL + NUMBA_FAULTS,
 }
 
 
@@ -233,7 +122,7 @@ def main() -> None:
         ap.error("--cells: each cell is topology:workload:policy")
     sides = args.sides.split(",")
     if "pure" not in sides or not set(sides) <= set(PATCHES) | {"mypyc"}:
-        ap.error("--sides: pure and any of kernels, numba-fill, numba-faults, numba (both), mypyc")
+        ap.error("--sides: pure and any of kernels, mypyc")
     with tempfile.TemporaryDirectory(prefix="compile-options-") as tmp:
         src = {side: HERE / "src" for side in PATCHES}
         if "mypyc" in sides:
@@ -250,7 +139,7 @@ def main() -> None:
                 recs = [r["record"] for r in runs]
                 if records.setdefault(side, recs) != recs:
                     sys.exit(f"numa_compile_options: {side} gave two different records for the same runs")
-                if side.startswith("numba") or side == "kernels":
+                if side == "kernels":
                     compile_s.setdefault(side, []).append(float(got["compile_s"]))  # type: ignore[arg-type]
         for side in sides:
             if records[side] != records["pure"]:
