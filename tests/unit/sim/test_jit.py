@@ -260,3 +260,11 @@ def test_the_kernels_can_be_compiled_ahead() -> None:
         [sys.executable, "-m", "memsched.sim.fluid.jit"], capture_output=True, text=True, timeout=600, check=False
     )
     assert r.returncode == 0 and "kernels are ready" in r.stdout, r.stderr
+
+
+def test_auto_stays_pure_under_numba_disable_jit(gate: pytest.MonkeyPatch) -> None:
+    """``NUMBA_DISABLE_JIT=1`` (numba's debugging switch) would run the kernels as Python loops."""
+    numba = pytest.importorskip("numba")
+    gate.setattr(numba.config, "DISABLE_JIT", True)
+    gate.setattr(jit, "AUTO_AFTER", 1)
+    assert jit.solve_kernel() is None and jit.loaded() is None

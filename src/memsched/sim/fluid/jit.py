@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -71,6 +72,9 @@ def _load(required: bool) -> Callable[..., Any] | None:
             raise ConfigError(
                 ENV, "1", f"must be auto or 0 here: numba is not installed ({e}); pip install 'memsched[fast]'"
             ) from None
+        return None
+    if not required and getattr(getattr(sys.modules.get("numba"), "config", None), "DISABLE_JIT", False):
+        gate.left = None  # NUMBA_DISABLE_JIT=1 (debugging): the kernels would run as slow Python; stay pure
         return None
     try:
         module.warm()
@@ -135,7 +139,6 @@ def reset() -> None:
 def main() -> int:
     """``python -m memsched.sim.fluid.jit``: compile the kernels now (or check numba's cache has them), so that
     the first long run does not pay it; prints what it did. Exit status 2 if numba is missing or cannot compile."""
-    import sys
     import time
 
     t0 = time.perf_counter()
