@@ -81,6 +81,29 @@ def test_compiled_solve_gives_the_pure_bits_on_every_preset() -> None:
             assert tuple(x.tobytes() for x in got) == _pure(m, core, demand, base), (name, k)
 
 
+def test_compiled_stream_table_gives_the_pure_bits_on_every_preset() -> None:
+    """A phase's table rows (demand denominators and resource use per node), with empty placements, page-walk
+    costs and write fractions, on every preset; and the load-time self-check agrees with this numpy."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    assert kernels.self_check() == []
+    rng = np.random.default_rng(23)
+    for name in list_presets():
+        m = MemModel(load_topology(name))
+        nr = m.nr_nodes
+        for k in range(80):
+            frac = rng.random(nr) * (rng.random(nr) < 0.7) * 2.0 ** int(rng.integers(12, 40))
+            if k % 10 == 0:
+                frac[:] = 0.0
+            write, cpb, scale = np.full(nr, rng.random()), rng.random(nr) * 0.01, np.full(nr, rng.uniform(0.2, 1.0))
+            den, base = np.empty(nr), np.empty((nr, nr + m.link_cap.shape[0] + 2))
+            kernels.stream_table(
+                frac, write, cpb, scale, m.latency, m._path_to_cpu, m.path, m.mlp, m.snoop_weight,
+                m.snoop_cap is not None, den, base,
+            )  # fmt: skip
+            want_den, want_base = m.stream_table(frac, write, cpb, scale)
+            assert den.tobytes() == want_den.tobytes() and base.tobytes() == want_base.tobytes(), (name, k)
+
+
 def test_compiled_solve_of_no_rows() -> None:
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
     m = MemModel(load_topology("westmere-ex-4n48"))
@@ -131,6 +154,22 @@ def test_kernels_that_fail_to_build_leave_auto_pure_and_refuse_one(gate: pytest.
     jit.reset()
     gate.setenv(jit.ENV, "1")
     with pytest.raises(ConfigError, match=r"MEMSCHED_JIT.*could not compile.*RuntimeError: LLVM could not build it"):
+        jit.solve_kernel()
+
+
+def test_a_numpy_that_sums_otherwise_keeps_the_pure_code(gate: pytest.MonkeyPatch) -> None:
+    """The self-check at load: a numpy built with other SIMD sums (say, fused multiply-adds) would give other
+    bits than the kernels. Only the stream table differs: every kernel but that one; the sums: none."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    gate.setattr(jit, "AUTO_AFTER", 1)
+    gate.setattr(kernels, "self_check", lambda: ["stream_table"])
+    assert jit.solve_kernel() is not None and jit.stream_table_kernel() is None
+    jit.reset()
+    gate.setattr(kernels, "self_check", lambda: ["sums"])
+    assert jit.solve_kernel() is None and jit.loaded() is None
+    jit.reset()
+    gate.setenv(jit.ENV, "1")
+    with pytest.raises(ConfigError, match=r"MEMSCHED_JIT.*this numpy's sums differ from the kernels' \(sums\)"):
         jit.solve_kernel()
 
 

@@ -35,53 +35,9 @@ def _njit(fn: Callable[..., Any]) -> Any:
 
 
 @_njit
-def solve(  # pragma: no cover - compiled (held to MemModel's pure solve by tests/unit/sim/test_jit.py)
-    core: Any,
-    demand: Any,
-    base: Any,
-    controller_cap: Any,
-    link_cap: Any,
-    snoop_cap: float,
-    has_snoop: bool,
-) -> Any:
-    """``MemModel.solve_base`` (the matrix of resource use with one column per core in use, the weighted
-    max-min progressive filling of ``memmodel._progressive_fill`` and the utilisations) as one loop nest.
-    Returns (rate, controller_util, link_util)."""
-    n = core.shape[0]
-    nr = controller_cap.shape[0]
-    nd = link_cap.shape[0]
-    # the cores in use, numbered densely in core order
-    nr_cores = 0
-    for i in range(n):
-        nr_cores = max(nr_cores, core[i] + 1)
-    dense = np.full(nr_cores, -1, np.int64)
-    for i in range(n):
-        dense[core[i]] = 0
-    nc = 0
-    for c in range(nr_cores):
-        if dense[c] == 0:
-            dense[c] = nc
-            nc += 1
-    width = nr + nd + nc
-    wt = width + 1 if has_snoop else width
-    cap = np.empty(wt)
-    for j in range(nr):
-        cap[j] = controller_cap[j]
-    for j in range(nd):
-        cap[nr + j] = link_cap[j]
-    for j in range(nc):
-        cap[nr + nd + j] = 1.0
-    if has_snoop:
-        cap[width] = snoop_cap
-    a = np.zeros((n, wt))
-    for i in range(n):
-        for j in range(nr + nd):
-            a[i, j] = base[i, j]
-        a[i, nr + nd + dense[core[i]]] = base[i, nr + nd]
-        if has_snoop:
-            a[i, width] = base[i, nr + nd + 1]
-
-    # progressive filling (memmodel._progressive_fill)
+def _progressive(a: Any, cap: Any, demand: Any) -> Any:  # pragma: no cover - compiled
+    """``memmodel._progressive_fill(a, cap, demand)``: weighted max-min fair rates by progressive filling."""
+    n, wt = a.shape
     remaining = cap.copy()
     active = np.empty(n, np.bool_)
     nr_active = 0
@@ -139,6 +95,57 @@ def solve(  # pragma: no cover - compiled (held to MemModel's pure solve by test
             break
         nr_active -= frozen
 
+    return rate
+
+
+@_njit
+def solve(  # pragma: no cover - compiled (held to MemModel's pure solve by tests/unit/sim/test_jit.py)
+    core: Any,
+    demand: Any,
+    base: Any,
+    controller_cap: Any,
+    link_cap: Any,
+    snoop_cap: float,
+    has_snoop: bool,
+) -> Any:
+    """``MemModel.solve_base`` (the matrix of resource use with one column per core in use, the weighted
+    max-min progressive filling of ``memmodel._progressive_fill`` and the utilisations) as one loop nest.
+    Returns (rate, controller_util, link_util)."""
+    n = core.shape[0]
+    nr = controller_cap.shape[0]
+    nd = link_cap.shape[0]
+    # the cores in use, numbered densely in core order
+    nr_cores = 0
+    for i in range(n):
+        nr_cores = max(nr_cores, core[i] + 1)
+    dense = np.full(nr_cores, -1, np.int64)
+    for i in range(n):
+        dense[core[i]] = 0
+    nc = 0
+    for c in range(nr_cores):
+        if dense[c] == 0:
+            dense[c] = nc
+            nc += 1
+    width = nr + nd + nc
+    wt = width + 1 if has_snoop else width
+    cap = np.empty(wt)
+    for j in range(nr):
+        cap[j] = controller_cap[j]
+    for j in range(nd):
+        cap[nr + j] = link_cap[j]
+    for j in range(nc):
+        cap[nr + nd + j] = 1.0
+    if has_snoop:
+        cap[width] = snoop_cap
+    a = np.zeros((n, wt))
+    for i in range(n):
+        for j in range(nr + nd):
+            a[i, j] = base[i, j]
+        a[i, nr + nd + dense[core[i]]] = base[i, nr + nd]
+        if has_snoop:
+            a[i, width] = base[i, nr + nd + 1]
+
+    rate = _progressive(a, cap, demand)
     used = np.zeros(wt)
     for i in range(n):  # _weighted_rows(rate, a): row after row
         r = rate[i]
@@ -613,6 +620,127 @@ def stream_and_copy_rates(  # pragma: no cover - compiled (held to FluidProgress
     return controller_util
 
 
+@_njit
+def _dot_sse2(x: Any, y: Any) -> Any:  # pragma: no cover - compiled
+    """``einsum("m,m->")`` of two contiguous float64 rows as numpy's x86-64 baseline build sums it
+    (``sum_of_products_contig_contig_outstride0_two`` with two-lane SSE vectors, multiply then add): four
+    vectors at a time into one accumulator (the last vector first), then vector by vector, then the two lanes
+    added; the output, from 0.0, plus that. :func:`self_check` holds it to this numpy at load."""
+    m = x.shape[0]
+    acc0 = 0.0
+    acc1 = 0.0
+    i = 0
+    while m - i >= 8:
+        acc0 = x[i] * y[i] + (x[i + 2] * y[i + 2] + (x[i + 4] * y[i + 4] + (x[i + 6] * y[i + 6] + acc0)))
+        acc1 = x[i + 1] * y[i + 1] + (x[i + 3] * y[i + 3] + (x[i + 5] * y[i + 5] + (x[i + 7] * y[i + 7] + acc1)))
+        i += 8
+    while i < m:
+        acc0 = x[i] * y[i] + acc0
+        if i + 1 < m:
+            acc1 = x[i + 1] * y[i + 1] + acc1
+        else:
+            acc1 = 0.0 * 0.0 + acc1  # (load_tillz: the missing lane is 0.0)
+        i += 2
+    return 0.0 + (acc0 + acc1)
+
+
+@_njit
+def stream_table(  # pragma: no cover - compiled (held to MemModel.stream_table by tests and self_check)
+    frac: Any,
+    write: Any,
+    cpb: Any,
+    scale: Any,
+    latency: Any,
+    path_to_cpu: Any,
+    path: Any,
+    mlp: float,
+    snoop_weight: Any,
+    has_snoop: bool,
+    den: Any,
+    base: Any,
+) -> None:
+    """``MemModel.stream_table`` of one phase into ``den`` (one per node) and ``base`` (a row per node): row
+    ``k`` is a CPU on node ``k`` streaming over bytes ``frac`` per node. The row sum is ``np.add.reduce``'s
+    (pairwise), the latency and coherence dots ``einsum("im,im->i")``'s (:func:`_dot_sse2`), the link loads
+    ``einsum("im,imd->id")``'s (over ``m`` in order, from 0.0: the reads' then the write-backs', added)."""
+    nr = frac.shape[0]
+    nd = path.shape[2]
+    total = pairwise_sum(frac, 0, nr)
+    t = total if (total >= _EPS or np.isnan(total)) else _EPS  # np.maximum(total, _EPS)
+    empty = total <= _EPS
+    f = np.empty(nr)
+    w = np.empty(nr)
+    traffic = np.empty(nr)
+    for k in range(nr):
+        for m in range(nr):
+            f[m] = (1.0 if m == k else 0.0) if empty else frac[m] / t
+            w[m] = f[m] * write[k]
+            traffic[m] = f[m] + w[m]
+            base[k, m] = traffic[m]
+        lat = _dot_sse2(f, latency[k])
+        den[k] = cpb[k] + lat / (mlp * scale[k])
+        for d in range(nd):
+            r = 0.0
+            for m in range(nr):
+                r = r + f[m] * path_to_cpu[k, m, d]
+            b = 0.0
+            for m in range(nr):
+                b = b + w[m] * path[k, m, d]
+            base[k, nr + d] = r + b
+        base[k, nr + nd] = lat / mlp
+        base[k, nr + nd + 1] = _dot_sse2(traffic, snoop_weight[k]) if has_snoop else 0.0
+
+
+def self_check() -> list[str]:
+    """The kernels whose sums this numpy does not add as they do (none on the x86-64 baseline build they were
+    written against), from a few random problems on the 8-node preset (links, spread routing, the coherence
+    resource, 8-element rows): numpy's SIMD sums follow how numpy was built."""
+    from memsched.sim.fluid.memmodel import MemModel, _progressive_fill, _weighted_rows
+    from memsched.topology import load_topology
+
+    bad: list[str] = []
+    rng = np.random.default_rng(12)
+    m = MemModel(load_topology("x86-8n64"))
+    nr = m.nr_nodes
+    width = nr + m.link_cap.shape[0] + 2
+    for _ in range(8):
+        frac = rng.random(nr) * (rng.random(nr) < 0.8) * 2.0**30
+        write, cpb, scale = np.full(nr, rng.random()), np.full(nr, rng.random() * 0.01), np.full(nr, rng.random())
+        den, base = np.empty(nr), np.empty((nr, width))
+        stream_table(frac, write, cpb, scale, m.latency, m._path_to_cpu, m.path, m.mlp, m.snoop_weight,
+                     m.snoop_cap is not None, den, base)  # fmt: skip
+        want_den, want_base = m.stream_table(frac, write, cpb, scale)
+        if den.tobytes() != want_den.tobytes() or base.tobytes() != want_base.tobytes():
+            bad.append("stream_table")
+            break
+    for _ in range(8):
+        n = int(rng.integers(1, 60))
+        a = rng.random((n, 40)) * (rng.random((n, 40)) < 0.3)
+        w = rng.random(n)
+        x = rng.standard_normal(int(rng.integers(1, 400)))
+        if (
+            pairwise_sum(x, 0, x.shape[0]) != np.add.reduce(x)
+            or _weighted_rows(w, a).tobytes() != _used(w, a).tobytes()
+        ):
+            bad.append("sums")
+            break
+        cap = rng.random(40) * n * 0.3
+        if _progressive(a, cap, w).tobytes() != _progressive_fill(a, cap, w).tobytes():
+            bad.append("solve")
+            break
+    return bad
+
+
+@_njit
+def _used(w: Any, a: Any) -> Any:  # pragma: no cover - compiled
+    """:func:`solve`'s ``used``: ``w @ a`` row after row (``memmodel._weighted_rows``), for :func:`self_check`."""
+    out = np.zeros(a.shape[1])
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[j] += w[i] * a[i, j]
+    return out
+
+
 def warm() -> None:
     """Compile every kernel (or load it from numba's cache) for the argument types the engine passes, on small
     inputs, so that a build failure shows at once and no run pays a compile in its middle."""
@@ -625,6 +753,9 @@ def warm() -> None:
     next_completion(i64, f64, f64, True, True, f64, f64, f64)
     fire_rows(i64, f64, f64, f64, f64, f64, f2, f2)
     first_touchers(i64, 4096, np.zeros((1, 11)), 32)
+    stream_table(
+        f64, f64, f64, f64, f2, np.zeros((1, 1, 0)), np.zeros((1, 1, 0)), 1.0, f2, False, f64, np.zeros((1, 3))
+    )  # fmt: skip
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
     stream_and_copy_rates(
         i64[:0], i64[:0], i64, i64, f64, f2, f2, f64, np.zeros((1, 3)), f64, np.zeros((1, 3)), i64, i64, 1.0, cap,

@@ -22,7 +22,7 @@ from typing import Any
 
 from memsched.errors import ConfigError
 
-__all__ = ["AUTO_AFTER", "ENV", "check_env", "loaded", "solve_kernel", "status"]
+__all__ = ["AUTO_AFTER", "ENV", "check_env", "loaded", "solve_kernel", "status", "stream_table_kernel"]
 
 ENV = "MEMSCHED_JIT"
 #: Pure solves before ``auto`` loads the kernels. The kernels save about 150 us per recompute of the rates
@@ -34,12 +34,13 @@ AUTO_AFTER = 5000
 class _Gate:
     """This process's choice: the mode read, the pure solves left to count, the kernels once loaded."""
 
-    __slots__ = ("kernels", "left", "solve")
+    __slots__ = ("kernels", "left", "solve", "stream_table")
 
     def __init__(self) -> None:
-        #: The kernels' module and its solve, once loaded.
+        #: The kernels' module and its solve, once loaded; its stream table unless this numpy sums differently.
         self.kernels: ModuleType | None = None
         self.solve: Callable[..., Any] | None = None
+        self.stream_table: Callable[..., Any] | None = None
         #: Pure solves left before loading the kernels; None: never (``0``, or numba is not installed or could
         #: not compile them); -1: ``MEMSCHED_JIT`` not read yet.
         self.left: int | None = -1
@@ -78,6 +79,7 @@ def _load(required: bool) -> Callable[..., Any] | None:
         return None
     try:
         module.warm()
+        bad = module.self_check()
     except Exception as e:  # a numba or LLVM that cannot build them here: the pure code gives the same bits
         gate.left = None
         if required:
@@ -85,8 +87,16 @@ def _load(required: bool) -> Callable[..., Any] | None:
                 ENV, "1", f"must be auto or 0 here: numba could not compile the kernels ({type(e).__name__}: {e})"
             ) from None
         return None
+    if set(bad) - {"stream_table"}:  # this numpy adds its sums in another order: the kernels would move results
+        gate.left = None
+        if required:
+            raise ConfigError(
+                ENV, "1", f"must be auto or 0 here: this numpy's sums differ from the kernels' ({', '.join(bad)})"
+            )
+        return None
     gate.kernels = module
     gate.solve = module.solve
+    gate.stream_table = None if bad else module.stream_table
     return gate.solve
 
 
@@ -116,6 +126,12 @@ def loaded() -> ModuleType | None:
     """The kernels' module when this process uses it (the rate solves decide when, :func:`solve_kernel`), else
     None: the other kernels follow the solve's."""
     return _gate.kernels
+
+
+def stream_table_kernel() -> Callable[..., Any] | None:
+    """``_kernels.stream_table`` when the kernels are in use and this numpy's SIMD sums match it (its dots are
+    numpy's x86-64 baseline build's order; ``_kernels.self_check`` decides at load), else None."""
+    return _gate.stream_table
 
 
 def status() -> str:

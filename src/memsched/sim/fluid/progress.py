@@ -870,12 +870,21 @@ class FluidProgress:
         cpb = np.full(nr, phase.cpu_ns_per_byte, dtype=np.float64)
         if walk:
             cpb += walk * small
-        den, base = self.memmodel.stream_table(
-            frac, np.full(nr, phase.write, dtype=np.float64), cpb, np.full(nr, phase.mlp_scale, dtype=np.float64)
-        )
+        write = np.full(nr, phase.write, dtype=np.float64)
+        scale = np.full(nr, phase.mlp_scale, dtype=np.float64)
+        rows = slice(key * nr, (key + 1) * nr)
+        kernel = jit.stream_table_kernel()
+        if kernel is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
+            m = self.memmodel
+            kernel(
+                frac, write, cpb, scale, m.latency, m._path_to_cpu, m.path, m.mlp, m.snoop_weight,
+                m.snoop_cap is not None, self._tab_den[rows], self._tab_base[rows],
+            )  # fmt: skip
+        else:
+            den, base = self.memmodel.stream_table(frac, write, cpb, scale)
+            self._tab_den[rows] = den
+            self._tab_base[rows] = base
         self._tab_frac[key] = frac
-        self._tab_den[key * nr : (key + 1) * nr] = den
-        self._tab_base[key * nr : (key + 1) * nr] = base
         state[key] = (frac1, frac2, small)
 
     def _copy_table(
