@@ -104,6 +104,31 @@ def test_compiled_stream_table_gives_the_pure_bits_on_every_preset() -> None:
             assert den.tobytes() == want_den.tobytes() and base.tobytes() == want_base.tobytes(), (name, k)
 
 
+def test_compiled_copy_rows_give_the_pure_bits_on_every_preset() -> None:
+    """A migrating task's copy row (source and destination bytes per node, any scale) on every preset."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    rng = np.random.default_rng(29)
+    for name in list_presets():
+        m = MemModel(load_topology(name))
+        nr = m.nr_nodes
+        k = 40
+        src = rng.random((k, nr)) * (rng.random((k, nr)) < 0.5) * 2.0 ** int(rng.integers(12, 34))
+        dst = rng.random((k, nr)) * (rng.random((k, nr)) < 0.5) * 2.0 ** int(rng.integers(12, 34))
+        src[::7] = 0.0  # nothing to read: the total's floor
+        node = rng.integers(0, nr, k)
+        rows = rng.permutation(k)[: k // 2]  # some tasks' rows, in any order
+        base, mm = np.full((k, nr + m.link_cap.shape[0] + 2), -1.0), np.full(k, -1.0)
+        kernels.copy_rows(
+            rows, node[rows], src, dst, m.latency, m._path_to_cpu, m.path, m.mlp, m.snoop_weight,
+            m.snoop_cap is not None, base, mm,
+        )  # fmt: skip
+        reads, writes, core_ns = m.copy_parts(node[rows], src[rows], dst[rows])
+        assert base[rows].tobytes() == m.row_base(node[rows], reads, writes, core_ns).tobytes(), name
+        assert mm[rows].tobytes() == m.copy_den(core_ns).tobytes(), name
+        untouched = np.setdiff1d(np.arange(k), rows)
+        assert (base[untouched] == -1.0).all() and (mm[untouched] == -1.0).all()
+
+
 def test_compiled_solve_of_no_rows() -> None:
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
     m = MemModel(load_topology("westmere-ex-4n48"))
@@ -159,11 +184,17 @@ def test_kernels_that_fail_to_build_leave_auto_pure_and_refuse_one(gate: pytest.
 
 def test_a_numpy_that_sums_otherwise_keeps_the_pure_code(gate: pytest.MonkeyPatch) -> None:
     """The self-check at load: a numpy built with other SIMD sums (say, fused multiply-adds) would give other
-    bits than the kernels. Only the stream table differs: every kernel but that one; the sums: none."""
+    bits than the kernels. Where only the stream table's or the copy rows' dots differ, every kernel but that one;
+    where the other sums differ, none."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
     gate.setattr(jit, "AUTO_AFTER", 1)
     gate.setattr(kernels, "self_check", lambda: ["stream_table"])
     assert jit.solve_kernel() is not None and jit.stream_table_kernel() is None
+    assert jit.copy_rows_kernel() is not None
+    jit.reset()
+    gate.setattr(kernels, "self_check", lambda: ["copy_rows"])
+    assert jit.solve_kernel() is not None and jit.copy_rows_kernel() is None
+    assert jit.stream_table_kernel() is not None
     jit.reset()
     gate.setattr(kernels, "self_check", lambda: ["sums"])
     assert jit.solve_kernel() is None and jit.loaded() is None

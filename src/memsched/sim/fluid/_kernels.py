@@ -645,6 +645,38 @@ def _dot_sse2(x: Any, y: Any) -> Any:  # pragma: no cover - compiled
 
 
 @_njit
+def _resource_row(  # pragma: no cover - compiled
+    k: int,
+    reads: Any,
+    writes: Any,
+    core_ns: float,
+    path_to_cpu: Any,
+    path: Any,
+    mlp: float,
+    snoop_weight: Any,
+    has_snoop: bool,
+    out: Any,
+) -> None:
+    """``MemModel.row_base`` of one row on node ``k`` into ``out``: traffic ``reads + writes`` per controller,
+    the link loads as ``einsum("im,imd->id")`` adds them (over ``m`` in order, from 0.0: the reads' and the
+    write-backs' sums, added), the core's share, the coherence load (:func:`_dot_sse2`, 0.0 without one)."""
+    nr = reads.shape[0]
+    nd = path.shape[2]
+    for m in range(nr):
+        out[m] = reads[m] + writes[m]
+    for d in range(nd):
+        r = 0.0
+        for m in range(nr):
+            r = r + reads[m] * path_to_cpu[k, m, d]
+        b = 0.0
+        for m in range(nr):
+            b = b + writes[m] * path[k, m, d]
+        out[nr + d] = r + b
+    out[nr + nd] = core_ns / mlp
+    out[nr + nd + 1] = _dot_sse2(out[:nr], snoop_weight[k]) if has_snoop else 0.0
+
+
+@_njit
 def stream_table(  # pragma: no cover - compiled (held to MemModel.stream_table by tests and self_check)
     frac: Any,
     write: Any,
@@ -661,34 +693,54 @@ def stream_table(  # pragma: no cover - compiled (held to MemModel.stream_table 
 ) -> None:
     """``MemModel.stream_table`` of one phase into ``den`` (one per node) and ``base`` (a row per node): row
     ``k`` is a CPU on node ``k`` streaming over bytes ``frac`` per node. The row sum is ``np.add.reduce``'s
-    (pairwise), the latency and coherence dots ``einsum("im,im->i")``'s (:func:`_dot_sse2`), the link loads
-    ``einsum("im,imd->id")``'s (over ``m`` in order, from 0.0: the reads' then the write-backs', added)."""
+    (pairwise), the latency dot ``einsum("im,im->i")``'s (:func:`_dot_sse2`), the rest :func:`_resource_row`."""
     nr = frac.shape[0]
-    nd = path.shape[2]
     total = pairwise_sum(frac, 0, nr)
     t = total if (total >= _EPS or np.isnan(total)) else _EPS  # np.maximum(total, _EPS)
     empty = total <= _EPS
     f = np.empty(nr)
     w = np.empty(nr)
-    traffic = np.empty(nr)
     for k in range(nr):
         for m in range(nr):
             f[m] = (1.0 if m == k else 0.0) if empty else frac[m] / t
             w[m] = f[m] * write[k]
-            traffic[m] = f[m] + w[m]
-            base[k, m] = traffic[m]
         lat = _dot_sse2(f, latency[k])
         den[k] = cpb[k] + lat / (mlp * scale[k])
-        for d in range(nd):
-            r = 0.0
-            for m in range(nr):
-                r = r + f[m] * path_to_cpu[k, m, d]
-            b = 0.0
-            for m in range(nr):
-                b = b + w[m] * path[k, m, d]
-            base[k, nr + d] = r + b
-        base[k, nr + nd] = lat / mlp
-        base[k, nr + nd + 1] = _dot_sse2(traffic, snoop_weight[k]) if has_snoop else 0.0
+        _resource_row(k, f, w, lat, path_to_cpu, path, mlp, snoop_weight, has_snoop, base[k])
+
+
+@_njit
+def copy_rows(  # pragma: no cover - compiled (held to FluidProgress._copy_rows by tests and self_check)
+    si: Any,
+    sn: Any,
+    copy_src: Any,
+    copy_dst: Any,
+    latency: Any,
+    path_to_cpu: Any,
+    path: Any,
+    mlp: float,
+    snoop_weight: Any,
+    has_snoop: bool,
+    crow_base: Any,
+    crow_m: Any,
+) -> None:
+    """``FluidProgress._copy_rows``' rows (``MemModel.copy_parts``, ``row_base`` and ``copy_den``) of tasks
+    ``si`` on nodes ``sn``, into ``crow_base`` and ``crow_m``: per byte copied, read the source (``src`` over
+    its pairwise total), read the destination for ownership and write it back."""
+    nr = copy_src.shape[1]
+    reads = np.empty(nr)
+    d = np.empty(nr)
+    for q in range(si.shape[0]):
+        i = si[q]
+        k = sn[q]
+        total = pairwise_sum(copy_src[i], 0, nr)
+        tot = total if (total >= _EPS or np.isnan(total)) else _EPS  # np.maximum(total, _EPS)
+        for m in range(nr):
+            d[m] = copy_dst[i, m] / tot
+            reads[m] = copy_src[i, m] / tot + d[m]
+        core_ns = _dot_sse2(reads, latency[k])
+        _resource_row(k, reads, d, core_ns, path_to_cpu, path, mlp, snoop_weight, has_snoop, crow_base[i])
+        crow_m[i] = core_ns if (core_ns >= _EPS or np.isnan(core_ns)) else _EPS  # copy_den: max(core_ns, _EPS)
 
 
 def self_check() -> list[str]:
@@ -713,6 +765,19 @@ def self_check() -> list[str]:
         if den.tobytes() != want_den.tobytes() or base.tobytes() != want_base.tobytes():
             bad.append("stream_table")
             break
+    k = 6
+    src = rng.random((k, nr)) * (rng.random((k, nr)) < 0.5) * 2.0**21
+    dst = rng.random((k, nr)) * (rng.random((k, nr)) < 0.5) * 2.0**21
+    node = rng.integers(0, nr, k)
+    crow_base, crow_m = np.zeros((k, width)), np.zeros(k)
+    copy_rows(np.arange(k), node, src, dst, m.latency, m._path_to_cpu, m.path, m.mlp, m.snoop_weight,
+              m.snoop_cap is not None, crow_base, crow_m)  # fmt: skip
+    reads, writes, core_ns = m.copy_parts(node, src, dst)
+    if (
+        crow_base.tobytes() != m.row_base(node, reads, writes, core_ns).tobytes()
+        or crow_m.tobytes() != m.copy_den(core_ns).tobytes()
+    ):
+        bad.append("copy_rows")
     for _ in range(8):
         n = int(rng.integers(1, 60))
         a = rng.random((n, 40)) * (rng.random((n, 40)) < 0.3)
@@ -756,6 +821,7 @@ def warm() -> None:
     stream_table(
         f64, f64, f64, f64, f2, np.zeros((1, 1, 0)), np.zeros((1, 1, 0)), 1.0, f2, False, f64, np.zeros((1, 3))
     )  # fmt: skip
+    copy_rows(i64, i64, f2, f2, f2, np.zeros((1, 1, 0)), np.zeros((1, 1, 0)), 1.0, f2, False, np.zeros((1, 3)), f64)
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
     stream_and_copy_rates(
         i64[:0], i64[:0], i64, i64, f64, f2, f2, f64, np.zeros((1, 3)), f64, np.zeros((1, 3)), i64, i64, 1.0, cap,

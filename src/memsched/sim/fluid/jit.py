@@ -22,7 +22,16 @@ from typing import Any
 
 from memsched.errors import ConfigError
 
-__all__ = ["AUTO_AFTER", "ENV", "check_env", "loaded", "solve_kernel", "status", "stream_table_kernel"]
+__all__ = [
+    "AUTO_AFTER",
+    "ENV",
+    "check_env",
+    "copy_rows_kernel",
+    "loaded",
+    "solve_kernel",
+    "status",
+    "stream_table_kernel",
+]
 
 ENV = "MEMSCHED_JIT"
 #: Pure solves before ``auto`` loads the kernels. The kernels save about 150 us per recompute of the rates
@@ -34,19 +43,23 @@ AUTO_AFTER = 5000
 class _Gate:
     """This process's choice: the mode read, the pure solves left to count, the kernels once loaded."""
 
-    __slots__ = ("kernels", "left", "solve", "stream_table")
+    __slots__ = ("copy_rows", "kernels", "left", "solve", "stream_table")
 
     def __init__(self) -> None:
-        #: The kernels' module and its solve, once loaded; its stream table unless this numpy sums differently.
+        #: The kernels' module and its solve, once loaded; its stream table and copy rows unless this numpy's
+        #: SIMD dots add in another order (``_kernels.self_check``).
         self.kernels: ModuleType | None = None
         self.solve: Callable[..., Any] | None = None
         self.stream_table: Callable[..., Any] | None = None
+        self.copy_rows: Callable[..., Any] | None = None
         #: Pure solves left before loading the kernels; None: never (``0``, or numba is not installed or could
         #: not compile them); -1: ``MEMSCHED_JIT`` not read yet.
         self.left: int | None = -1
 
 
 _gate = _Gate()
+#: The kernels whose dots follow numpy's SIMD order (left off alone where this numpy's differs).
+_DOTS = frozenset({"stream_table", "copy_rows"})
 
 
 def _mode() -> str:
@@ -87,7 +100,7 @@ def _load(required: bool) -> Callable[..., Any] | None:
                 ENV, "1", f"must be auto or 0 here: numba could not compile the kernels ({type(e).__name__}: {e})"
             ) from None
         return None
-    if set(bad) - {"stream_table"}:  # this numpy adds its sums in another order: the kernels would move results
+    if set(bad) - _DOTS:  # this numpy adds its sums in another order: the kernels would move results
         gate.left = None
         if required:
             raise ConfigError(
@@ -96,7 +109,8 @@ def _load(required: bool) -> Callable[..., Any] | None:
         return None
     gate.kernels = module
     gate.solve = module.solve
-    gate.stream_table = None if bad else module.stream_table
+    gate.stream_table = None if "stream_table" in bad else module.stream_table
+    gate.copy_rows = None if "copy_rows" in bad else module.copy_rows
     return gate.solve
 
 
@@ -132,6 +146,11 @@ def stream_table_kernel() -> Callable[..., Any] | None:
     """``_kernels.stream_table`` when the kernels are in use and this numpy's SIMD sums match it (its dots are
     numpy's x86-64 baseline build's order; ``_kernels.self_check`` decides at load), else None."""
     return _gate.stream_table
+
+
+def copy_rows_kernel() -> Callable[..., Any] | None:
+    """``_kernels.copy_rows`` on the same terms as :func:`stream_table_kernel`."""
+    return _gate.copy_rows
 
 
 def status() -> str:

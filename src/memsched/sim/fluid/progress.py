@@ -903,9 +903,17 @@ class FluidProgress:
         """Compute again the kept copy rows of tasks ``si``, on nodes ``sn`` (see :meth:`_copy_table`)."""
         a = self.arrays
         mm_model = self.memmodel
-        reads, writes, core_ns = mm_model.copy_parts(sn, a.copy_src[si], a.copy_dst[si])
-        self._crow_base[si] = mm_model.row_base(sn, reads, writes, core_ns)
-        self._crow_m[si] = mm_model.copy_den(core_ns)
+        kernel = jit.copy_rows_kernel()
+        if kernel is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
+            m = mm_model
+            kernel(
+                si, sn, a.copy_src, a.copy_dst, m.latency, m._path_to_cpu, m.path, m.mlp, m.snoop_weight,
+                m.snoop_cap is not None, self._crow_base, self._crow_m,
+            )  # fmt: skip
+        else:
+            reads, writes, core_ns = mm_model.copy_parts(sn, a.copy_src[si], a.copy_dst[si])
+            self._crow_base[si] = mm_model.row_base(sn, reads, writes, core_ns)
+            self._crow_m[si] = mm_model.copy_den(core_ns)
         self._crow_epoch[si] = self._copy_epoch[si]
         self._crow_node[si] = sn
 
