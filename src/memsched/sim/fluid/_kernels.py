@@ -759,8 +759,7 @@ def self_check() -> list[str]:
         frac = rng.random(nr) * (rng.random(nr) < 0.8) * 2.0**30
         write, cpb, scale = np.full(nr, rng.random()), np.full(nr, rng.random() * 0.01), np.full(nr, rng.random())
         den, base = np.empty(nr), np.empty((nr, width))
-        stream_table(frac, write, cpb, scale, m.latency, m._path_to_cpu, m.path, m.mlp, m.snoop_weight,
-                     m.snoop_cap is not None, den, base)  # fmt: skip
+        stream_table(frac, write, cpb, scale, *m.row_args, den, base)
         want_den, want_base = m.stream_table(frac, write, cpb, scale)
         if den.tobytes() != want_den.tobytes() or base.tobytes() != want_base.tobytes():
             bad.append("stream_table")
@@ -770,8 +769,7 @@ def self_check() -> list[str]:
     dst = rng.random((k, nr)) * (rng.random((k, nr)) < 0.5) * 2.0**21
     node = rng.integers(0, nr, k)
     crow_base, crow_m = np.zeros((k, width)), np.zeros(k)
-    copy_rows(np.arange(k), node, src, dst, m.latency, m._path_to_cpu, m.path, m.mlp, m.snoop_weight,
-              m.snoop_cap is not None, crow_base, crow_m)  # fmt: skip
+    copy_rows(np.arange(k), node, src, dst, *m.row_args, crow_base, crow_m)
     reads, writes, core_ns = m.copy_parts(node, src, dst)
     if (
         crow_base.tobytes() != m.row_base(node, reads, writes, core_ns).tobytes()
