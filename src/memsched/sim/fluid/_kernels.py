@@ -8,6 +8,10 @@ in the same order, so that a run gives the same bits either way:
   instead of raising ``ZeroDivisionError`` as Python's;
 * a sum that numpy adds row after row (``einsum("i,ij->j")``, :func:`memmodel._weighted_rows`) is added row
   after row here, starting from 0.0 as ``einsum``'s output does;
+* ``np.add.reduce`` sums pairwise (:func:`pairwise_sum`), ``einsum("im,imd->id")`` in order over ``m``, and
+  ``einsum("im,im->i")`` with numpy's SIMD vectors (:func:`_dot_sse2`: the two-lane order of numpy's x86-64
+  baseline build, which depends on how numpy was built, so :func:`self_check` compares it with this numpy at
+  every load and ``memsched.sim.fluid.jit`` leaves off what differs);
 * Python's ``min``/``max`` keep their first argument unless the second is strictly smaller/greater, and
   ``np.minimum.reduce`` returns NaN if any element is NaN: the loops below say so where it matters.
 
