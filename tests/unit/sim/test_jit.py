@@ -96,7 +96,7 @@ def test_compiled_stream_table_gives_the_pure_bits_on_every_preset() -> None:
                 frac[:] = 0.0
             write, cpb, scale = np.full(nr, rng.random()), rng.random(nr) * 0.01, np.full(nr, rng.uniform(0.2, 1.0))
             den, base = np.empty(nr), np.empty((nr, nr + m.link_cap.shape[0] + 2))
-            kernels.stream_table(frac, write, cpb, scale, *m.row_args, den, base)
+            kernels.stream_table(frac, write, cpb, scale, m.row_args, den, base)
             want_den, want_base = m.stream_table(frac, write, cpb, scale)
             assert den.tobytes() == want_den.tobytes() and base.tobytes() == want_base.tobytes(), (name, k)
 
@@ -115,7 +115,7 @@ def test_compiled_copy_rows_give_the_pure_bits_on_every_preset() -> None:
         node = rng.integers(0, nr, k)
         rows = rng.permutation(k)[: k // 2]  # some tasks' rows, in any order
         base, mm = np.full((k, nr + m.link_cap.shape[0] + 2), -1.0), np.full(k, -1.0)
-        kernels.copy_rows(rows, node[rows], src, dst, *m.row_args, base, mm)
+        kernels.copy_rows(rows, node[rows], src, dst, m.row_args, base, mm)
         reads, writes, core_ns = m.copy_parts(node[rows], src[rows], dst[rows])
         assert base[rows].tobytes() == m.row_base(node[rows], reads, writes, core_ns).tobytes(), name
         assert mm[rows].tobytes() == m.copy_den(core_ns).tobytes(), name

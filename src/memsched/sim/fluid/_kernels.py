@@ -39,6 +39,28 @@ def _njit(fn: Callable[..., Any]) -> Any:
 
 
 @_njit
+def _maximum(a: float, b: float) -> float:  # pragma: no cover - compiled
+    """``np.maximum(a, b)`` of two floats: ``a`` unless ``b`` is greater, NaN if either is."""
+    return a if (a >= b or np.isnan(a)) else b
+
+
+@_njit
+def _minimum(a: float, b: float) -> float:  # pragma: no cover - compiled
+    """``np.minimum(a, b)`` of two floats: ``a`` unless ``b`` is smaller, NaN if either is."""
+    return a if (a <= b or np.isnan(a)) else b
+
+
+@_njit
+def weighted_rows(w: Any, a: Any) -> Any:  # pragma: no cover - compiled
+    """``memmodel._weighted_rows(w, a)``: ``w @ a`` added row after row, from 0.0 as ``einsum``'s output."""
+    out = np.zeros(a.shape[1])
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[j] += w[i] * a[i, j]
+    return out
+
+
+@_njit
 def _progressive(a: Any, cap: Any, demand: Any) -> Any:  # pragma: no cover - compiled
     """``memmodel._progressive_fill(a, cap, demand)``: weighted max-min fair rates by progressive filling."""
     n, wt = a.shape
@@ -150,11 +172,7 @@ def solve(  # pragma: no cover - compiled (held to MemModel's pure solve by test
             a[i, width] = base[i, nr + nd + 1]
 
     rate = _progressive(a, cap, demand)
-    used = np.zeros(wt)
-    for i in range(n):  # _weighted_rows(rate, a): row after row
-        r = rate[i]
-        for j in range(wt):
-            used[j] += r * a[i, j]
+    used = weighted_rows(rate, a)
     controller_util = np.empty(nr)
     for j in range(nr):
         controller_util[j] = used[j] / controller_cap[j]
@@ -274,10 +292,8 @@ def advance_folded(  # pragma: no cover - compiled (held to FluidProgress._advan
         d = debt[i]
         rest = fdt
         if all_share_pos or (d > 0 and s > 0):
-            x = d / s
-            busy = fdt if fdt <= x else x  # np.minimum(fdt, debt / share)
-            y = d - s * fdt
-            debt[i] = y if (y >= 0.0 or np.isnan(y)) else 0.0  # np.maximum(debt - share * dt, 0.0)
+            busy = _minimum(fdt, d / s)
+            debt[i] = _maximum(d - s * fdt, 0.0)
             sys_ns[i] += s * busy
             rest = fdt - busy
         progressed = rate[k] * rest
@@ -286,9 +302,7 @@ def advance_folded(  # pragma: no cover - compiled (held to FluidProgress._advan
             ns = s * rest
             sys_ns[i] += ns
             copy_ns[nc] = ns
-            moved = progressed if progressed <= c else c  # np.minimum(progressed, copy_left)
-            if np.isnan(progressed):
-                moved = progressed
+            moved = _minimum(progressed, c)
             left = c - moved
             copy_left[i] = left
             copied[nc] = moved
@@ -404,7 +418,7 @@ def _arrival(cols: Any, s: int, start: float, page: float, masked: bool) -> Any:
     cover the page when ``masked``."""
     rstart = cols[s, 1]
     nbytes = cols[s, 2]
-    w = start if (start >= rstart or np.isnan(start)) else rstart  # np.maximum(starts, rstart)
+    w = _maximum(start, rstart)
     w -= rstart
     w -= cols[s, 5]
     w += nbytes if w < 0 else 0.0 * nbytes  # _wrap: x += (x < 0) * nbytes
@@ -650,20 +664,13 @@ def _dot_sse2(x: Any, y: Any) -> Any:  # pragma: no cover - compiled
 
 @_njit
 def _resource_row(  # pragma: no cover - compiled
-    k: int,
-    reads: Any,
-    writes: Any,
-    core_ns: float,
-    path_to_cpu: Any,
-    path: Any,
-    mlp: float,
-    snoop_weight: Any,
-    has_snoop: bool,
-    out: Any,
+    k: int, reads: Any, writes: Any, core_ns: float, hw: Any, out: Any
 ) -> None:
     """``MemModel.row_base`` of one row on node ``k`` into ``out``: traffic ``reads + writes`` per controller,
     the link loads as ``einsum("im,imd->id")`` adds them (over ``m`` in order, from 0.0: the reads' and the
-    write-backs' sums, added), the core's share, the coherence load (:func:`_dot_sse2`, 0.0 without one)."""
+    write-backs' sums, added), the core's share, the coherence load (:func:`_dot_sse2`, 0.0 without one).
+    ``hw``: ``MemModel.row_args``."""
+    _, path_to_cpu, path, mlp, snoop_weight, has_snoop = hw
     nr = reads.shape[0]
     nd = path.shape[2]
     for m in range(nr):
@@ -682,25 +689,16 @@ def _resource_row(  # pragma: no cover - compiled
 
 @_njit
 def stream_table(  # pragma: no cover - compiled (held to MemModel.stream_table by tests and self_check)
-    frac: Any,
-    write: Any,
-    cpb: Any,
-    scale: Any,
-    latency: Any,
-    path_to_cpu: Any,
-    path: Any,
-    mlp: float,
-    snoop_weight: Any,
-    has_snoop: bool,
-    den: Any,
-    base: Any,
+    frac: Any, write: Any, cpb: Any, scale: Any, hw: Any, den: Any, base: Any
 ) -> None:
     """``MemModel.stream_table`` of one phase into ``den`` (one per node) and ``base`` (a row per node): row
     ``k`` is a CPU on node ``k`` streaming over bytes ``frac`` per node. The row sum is ``np.add.reduce``'s
-    (pairwise), the latency dot ``einsum("im,im->i")``'s (:func:`_dot_sse2`), the rest :func:`_resource_row`."""
+    (pairwise), the latency dot ``einsum("im,im->i")``'s (:func:`_dot_sse2`), the rest :func:`_resource_row`.
+    ``hw``: ``MemModel.row_args``."""
+    latency, mlp = hw[0], hw[3]
     nr = frac.shape[0]
     total = pairwise_sum(frac, 0, nr)
-    t = total if (total >= _EPS or np.isnan(total)) else _EPS  # np.maximum(total, _EPS)
+    t = _maximum(total, _EPS)
     empty = total <= _EPS
     f = np.empty(nr)
     w = np.empty(nr)
@@ -710,27 +708,17 @@ def stream_table(  # pragma: no cover - compiled (held to MemModel.stream_table 
             w[m] = f[m] * write[k]
         lat = _dot_sse2(f, latency[k])
         den[k] = cpb[k] + lat / (mlp * scale[k])
-        _resource_row(k, f, w, lat, path_to_cpu, path, mlp, snoop_weight, has_snoop, base[k])
+        _resource_row(k, f, w, lat, hw, base[k])
 
 
 @_njit
 def copy_rows(  # pragma: no cover - compiled (held to FluidProgress._copy_rows by tests and self_check)
-    si: Any,
-    sn: Any,
-    copy_src: Any,
-    copy_dst: Any,
-    latency: Any,
-    path_to_cpu: Any,
-    path: Any,
-    mlp: float,
-    snoop_weight: Any,
-    has_snoop: bool,
-    crow_base: Any,
-    crow_m: Any,
+    si: Any, sn: Any, copy_src: Any, copy_dst: Any, hw: Any, crow_base: Any, crow_m: Any
 ) -> None:
     """``FluidProgress._copy_rows``' rows (``MemModel.copy_parts``, ``row_base`` and ``copy_den``) of tasks
     ``si`` on nodes ``sn``, into ``crow_base`` and ``crow_m``: per byte copied, read the source (``src`` over
-    its pairwise total), read the destination for ownership and write it back."""
+    its pairwise total), read the destination for ownership and write it back. ``hw``: ``MemModel.row_args``."""
+    latency = hw[0]
     nr = copy_src.shape[1]
     reads = np.empty(nr)
     d = np.empty(nr)
@@ -738,13 +726,13 @@ def copy_rows(  # pragma: no cover - compiled (held to FluidProgress._copy_rows 
         i = si[q]
         k = sn[q]
         total = pairwise_sum(copy_src[i], 0, nr)
-        tot = total if (total >= _EPS or np.isnan(total)) else _EPS  # np.maximum(total, _EPS)
+        tot = _maximum(total, _EPS)
         for m in range(nr):
             d[m] = copy_dst[i, m] / tot
             reads[m] = copy_src[i, m] / tot + d[m]
         core_ns = _dot_sse2(reads, latency[k])
-        _resource_row(k, reads, d, core_ns, path_to_cpu, path, mlp, snoop_weight, has_snoop, crow_base[i])
-        crow_m[i] = core_ns if (core_ns >= _EPS or np.isnan(core_ns)) else _EPS  # copy_den: max(core_ns, _EPS)
+        _resource_row(k, reads, d, core_ns, hw, crow_base[i])
+        crow_m[i] = _maximum(core_ns, _EPS)  # copy_den
 
 
 def self_check() -> list[str]:
@@ -763,7 +751,7 @@ def self_check() -> list[str]:
         frac = rng.random(nr) * (rng.random(nr) < 0.8) * 2.0**30
         write, cpb, scale = np.full(nr, rng.random()), np.full(nr, rng.random() * 0.01), np.full(nr, rng.random())
         den, base = np.empty(nr), np.empty((nr, width))
-        stream_table(frac, write, cpb, scale, *m.row_args, den, base)
+        stream_table(frac, write, cpb, scale, m.row_args, den, base)
         want_den, want_base = m.stream_table(frac, write, cpb, scale)
         if den.tobytes() != want_den.tobytes() or base.tobytes() != want_base.tobytes():
             bad.append("stream_table")
@@ -773,7 +761,7 @@ def self_check() -> list[str]:
     dst = rng.random((k, nr)) * (rng.random((k, nr)) < 0.5) * 2.0**21
     node = rng.integers(0, nr, k)
     crow_base, crow_m = np.zeros((k, width)), np.zeros(k)
-    copy_rows(np.arange(k), node, src, dst, *m.row_args, crow_base, crow_m)
+    copy_rows(np.arange(k), node, src, dst, m.row_args, crow_base, crow_m)
     reads, writes, core_ns = m.copy_parts(node, src, dst)
     if (
         crow_base.tobytes() != m.row_base(node, reads, writes, core_ns).tobytes()
@@ -787,7 +775,7 @@ def self_check() -> list[str]:
         x = rng.standard_normal(int(rng.integers(1, 400)))
         if (
             pairwise_sum(x, 0, x.shape[0]) != np.add.reduce(x)
-            or _weighted_rows(w, a).tobytes() != _used(w, a).tobytes()
+            or _weighted_rows(w, a).tobytes() != weighted_rows(w, a).tobytes()
         ):
             bad.append("sums")
             break
@@ -796,16 +784,6 @@ def self_check() -> list[str]:
             bad.append("solve")
             break
     return bad
-
-
-@_njit
-def _used(w: Any, a: Any) -> Any:  # pragma: no cover - compiled
-    """:func:`solve`'s ``used``: ``w @ a`` row after row (``memmodel._weighted_rows``), for :func:`self_check`."""
-    out = np.zeros(a.shape[1])
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            out[j] += w[i] * a[i, j]
-    return out
 
 
 def warm() -> None:
@@ -820,10 +798,9 @@ def warm() -> None:
     next_completion(i64, f64, f64, True, True, f64, f64, f64)
     fire_rows(i64, f64, f64, f64, f64, f64, f2, f2)
     first_touchers(i64, 4096, np.zeros((1, 11)), 32)
-    stream_table(
-        f64, f64, f64, f64, f2, np.zeros((1, 1, 0)), np.zeros((1, 1, 0)), 1.0, f2, False, f64, np.zeros((1, 3))
-    )  # fmt: skip
-    copy_rows(i64, i64, f2, f2, f2, np.zeros((1, 1, 0)), np.zeros((1, 1, 0)), 1.0, f2, False, np.zeros((1, 3)), f64)
+    hw = (f2, np.zeros((1, 1, 0)), np.zeros((1, 1, 0)), 1.0, f2, False)  # (MemModel.row_args' types)
+    stream_table(f64, f64, f64, f64, hw, f64, np.zeros((1, 3)))
+    copy_rows(i64, i64, f2, f2, hw, np.zeros((1, 3)), f64)
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
     stream_and_copy_rates(
         i64[:0], i64[:0], i64, i64, f64, f2, f2, f64, np.zeros((1, 3)), f64, np.zeros((1, 3)), i64, i64, 1.0, cap,

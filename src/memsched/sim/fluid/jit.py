@@ -43,13 +43,12 @@ AUTO_AFTER = 5000
 class _Gate:
     """This process's choice: the mode read, the pure solves left to count, the kernels once loaded."""
 
-    __slots__ = ("copy_rows", "kernels", "left", "solve", "stream_table")
+    __slots__ = ("copy_rows", "kernels", "left", "stream_table")
 
     def __init__(self) -> None:
-        #: The kernels' module and its solve, once loaded; its stream table and copy rows unless this numpy's
-        #: SIMD dots add in another order (``_kernels.self_check``).
+        #: The kernels' module, once loaded; its stream table and copy rows unless this numpy's SIMD dots add in
+        #: another order (``_kernels.self_check``).
         self.kernels: ModuleType | None = None
-        self.solve: Callable[..., Any] | None = None
         self.stream_table: Callable[..., Any] | None = None
         self.copy_rows: Callable[..., Any] | None = None
         #: Pure solves left before loading the kernels; None: never (``0``, or numba is not installed or could
@@ -74,52 +73,46 @@ def check_env() -> None:
     _mode()
 
 
+def _refuse(required: bool, why: str) -> None:
+    """Stay pure from now on; under ``MEMSCHED_JIT=1`` say why instead."""
+    _gate.left = None
+    if required:
+        raise ConfigError(ENV, "1", f"must be auto or 0 here: {why}")
+
+
 def _load(required: bool) -> Callable[..., Any] | None:
     """Import the kernels and compile them (or load them from numba's cache) on small inputs of the types the
-    engine passes; on failure stay pure (``auto``) or say why (``1``)."""
-    gate = _gate
+    engine passes, and check them against this numpy; on failure stay pure (``auto``) or say why (``1``)."""
     try:
         module = importlib.import_module("memsched.sim.fluid._kernels")
     except ImportError as e:
-        gate.left = None
-        if required:
-            raise ConfigError(
-                ENV, "1", f"must be auto or 0 here: numba is not installed ({e}); pip install 'memsched[fast]'"
-            ) from None
+        _refuse(required, f"numba is not installed ({e}); pip install 'memsched[fast]'")
         return None
     if not required and getattr(getattr(sys.modules.get("numba"), "config", None), "DISABLE_JIT", False):
-        gate.left = None  # NUMBA_DISABLE_JIT=1 (debugging): the kernels would run as slow Python; stay pure
+        _gate.left = None  # NUMBA_DISABLE_JIT=1 (debugging): the kernels would run as slow Python loops
         return None
     try:
         module.warm()
         bad = module.self_check()
     except Exception as e:  # a numba or LLVM that cannot build them here: the pure code gives the same bits
-        gate.left = None
-        if required:
-            raise ConfigError(
-                ENV, "1", f"must be auto or 0 here: numba could not compile the kernels ({type(e).__name__}: {e})"
-            ) from None
+        _refuse(required, f"numba could not compile the kernels ({type(e).__name__}: {e})")
         return None
     if set(bad) - _DOTS:  # this numpy adds its sums in another order: the kernels would move results
-        gate.left = None
-        if required:
-            raise ConfigError(
-                ENV, "1", f"must be auto or 0 here: this numpy's sums differ from the kernels' ({', '.join(bad)})"
-            )
+        _refuse(required, f"this numpy's sums differ from the kernels' ({', '.join(bad)})")
         return None
+    gate = _gate
     gate.kernels = module
-    gate.solve = module.solve
     gate.stream_table = None if "stream_table" in bad else module.stream_table
     gate.copy_rows = None if "copy_rows" in bad else module.copy_rows
-    return gate.solve
+    return module.solve  # type: ignore[no-any-return]
 
 
 def solve_kernel() -> Callable[..., Any] | None:
     """The compiled ``MemModel.solve_base`` when this solve should use it, else None (and one pure solve
     counted)."""
     gate = _gate
-    if gate.solve is not None:
-        return gate.solve
+    if gate.kernels is not None:
+        return gate.kernels.solve  # type: ignore[no-any-return]
     left = gate.left
     if left is None:
         return None

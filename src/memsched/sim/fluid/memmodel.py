@@ -140,8 +140,8 @@ class MemModel:
         self._tiny: dict[int, npt.NDArray[np.float64]] = {}
         self._rows = np.arange(256)
         self._nodes = np.arange(nr)
-        #: What the compiled row kernels (``_kernels.stream_table``, ``copy_rows``) take of the hardware, in their
-        #: order: latencies, both link paths, the MLP bytes, the coherence weights and whether there is one.
+        #: What the compiled row kernels (``_kernels.stream_table``, ``copy_rows``) take of the hardware, as one
+        #: tuple: latencies, both link paths, the MLP bytes, the coherence weights and whether there is one.
         self.row_args = (
             self.latency, self._path_to_cpu, self.path, self.mlp, self.snoop_weight, self.snoop_cap is not None
         )

@@ -875,7 +875,7 @@ class FluidProgress:
         rows = slice(key * nr, (key + 1) * nr)
         kernel = jit.stream_table_kernel()
         if kernel is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
-            kernel(frac, write, cpb, scale, *self.memmodel.row_args, self._tab_den[rows], self._tab_base[rows])
+            kernel(frac, write, cpb, scale, self.memmodel.row_args, self._tab_den[rows], self._tab_base[rows])
         else:
             den, base = self.memmodel.stream_table(frac, write, cpb, scale)
             self._tab_den[rows] = den
@@ -901,7 +901,7 @@ class FluidProgress:
         mm_model = self.memmodel
         kernel = jit.copy_rows_kernel()
         if kernel is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
-            kernel(si, sn, a.copy_src, a.copy_dst, *mm_model.row_args, self._crow_base, self._crow_m)
+            kernel(si, sn, a.copy_src, a.copy_dst, mm_model.row_args, self._crow_base, self._crow_m)
         else:
             reads, writes, core_ns = mm_model.copy_parts(sn, a.copy_src[si], a.copy_dst[si])
             self._crow_base[si] = mm_model.row_base(sn, reads, writes, core_ns)
