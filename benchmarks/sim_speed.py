@@ -9,7 +9,8 @@ simulation, and prints the elapsed simulated time, the wall time and their ratio
 
 With ``--compare-to REV``: checks REV out into a temporary git worktree and runs every cell in both the
 old code (REV) and this tree's, each in a fresh interpreter, alternating old and new ``--repeat`` times, and
-prints the median CPU seconds of each and their ratio (new / old). The two sides run one after the other in
+prints the median CPU seconds of each and their ratio (new / old). Each tree's numba kernels, where it has
+them, are compiled first, untimed. The two sides run one after the other in
 the same minutes, so machine noise touches both alike; on a shared machine read the ratios, not the absolute
 times. ``--whole`` times whole ``memsched compare`` commands instead (default: ``memsched compare`` on its
 defaults), wall time and CPU time of the command and its workers.
@@ -75,6 +76,15 @@ def _env(src: Path) -> dict[str, str]:
     return env
 
 
+def _precompile(src: Path) -> None:
+    """Compile a tree's numba kernels into its cache before anything is timed (a fresh worktree has none, and
+    its first run would count the compile), where the tree has kernels and numba is installed."""
+    if (src / "memsched" / "sim" / "fluid" / "jit.py").exists():
+        subprocess.run(
+            [sys.executable, "-m", "memsched.sim.fluid.jit"], env=_env(src), capture_output=True, check=False
+        )
+
+
 def _cells_in(src: Path, cells: list[tuple[str, str, str, int]], thp: bool = True) -> list[dict[str, float]]:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(cells), "thp" if thp else "4k"],
@@ -105,6 +115,8 @@ def _compare_to(args: argparse.Namespace, extra: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="sim-speed-") as tmp:
         old = _worktree(args.compare_to, tmp)
         try:
+            for src in (old / "src", new_src):
+                _precompile(src)
             if args.whole:
                 argv = ["compare", *extra]
                 walls: dict[str, list[float]] = {"old": [], "new": []}

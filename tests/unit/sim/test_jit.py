@@ -6,10 +6,12 @@ skip and the gate's tests still run.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -332,3 +334,126 @@ def test_auto_stays_pure_under_numba_disable_jit(gate: pytest.MonkeyPatch) -> No
     gate.setattr(numba.config, "DISABLE_JIT", True)
     gate.setattr(jit, "AUTO_AFTER", 1)
     assert jit.solve_kernel() is None and jit.loaded() is None
+
+
+def _same(got: tuple[Any, ...], want: tuple[Any, ...]) -> None:
+    """Every array of the same dtype and bytes, every number the same (floats bit for bit)."""
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        if isinstance(w, np.ndarray):
+            assert isinstance(g, np.ndarray) and g.dtype == w.dtype and g.tobytes() == w.tobytes(), i
+        elif isinstance(w, float):
+            assert np.float64(g).tobytes() == np.float64(w).tobytes(), i
+        else:
+            assert g == w, i
+
+
+def _sweep_rows(rng: np.random.Generator, psz: int, base: int, n: int) -> np.ndarray:
+    """``n`` sweeps' rows as ``_generate_faults`` builds them: a ``Sweep``, then work, done and part."""
+    from memsched.sim.mm.mm import Region
+
+    rows = []
+    for tid in range(n):
+        start = base if rng.random() < 0.5 else int(rng.integers(base, base + 2**30))
+        region = Region(0, start, int(rng.integers(1, 2**30)))
+        p0, p1 = region.page_span(psz)
+        cursor = float(rng.random() * region.nbytes) % region.nbytes
+        delay = rng.random() * 1e6 * (rng.random() < 0.5)
+        work = float(rng.integers(1, 2**34))
+        done = work * rng.random()
+        part = 1.0 if rng.random() < 0.6 else rng.random()
+        rows.append((tid, region.start, region.nbytes, p0, p1, cursor, rng.uniform(0.01, 8.0), delay, work, done, part))
+    return np.array(rows, dtype=np.float64)
+
+
+def test_compiled_scan_hits_equals_the_pure_one() -> None:
+    """The pages reached in time, their order, sweep, time and distance ahead, and the median, at every page
+    size and horizon (none, some and every page reached in time)."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.numa.faults import STRIDE, scan_hits
+
+    rng = np.random.default_rng(5)
+    for psz in (4096, 2 * 1024 * 1024):
+        for _ in range(120):
+            base = int(rng.integers(0, 2**31)) // psz * psz
+            cols = _sweep_rows(rng, psz, base, int(rng.integers(1, 50)))
+            lo = base // psz
+            pages = np.unique(rng.integers(lo, lo + 2**30 // psz + 3, int(rng.integers(1, 3000)))).astype(np.int64)
+            horizon = float(rng.choice([0.0, 1e5, 1e7, 1e9, 1e12]))
+            _same(
+                kernels.scan_hits(pages, psz, cols, STRIDE, horizon),
+                inspect.unwrap(scan_hits)(pages, psz, cols, STRIDE, horizon),
+            )
+
+
+def test_compiled_reach_rows_equals_the_pure_one() -> None:
+    """Sweeps that came far or not (rates, debts, copies, tasks off their CPU, tasks that left the phase, no
+    progress known), with and without the second look: the same pages reached, the same rest and times."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.numa.faults import reach_rows
+
+    rng = np.random.default_rng(6)
+    for _ in range(400):
+        ntasks = int(rng.integers(1, 40))
+        nsw = int(rng.integers(1, ntasks + 1))
+        cols = _sweep_rows(rng, 4096, 0, nsw)
+        tids = rng.permutation(ntasks)[:nsw].astype(np.int64)
+        still = np.zeros(0, dtype=bool) if rng.random() < 0.5 else rng.random(nsw) < 0.7
+        rem = cols[:, 8].max() * rng.random(ntasks)
+        n = int(rng.integers(1, 2000))
+        first = rng.integers(0, nsw, n).astype(np.int64)
+        pages = np.sort(rng.choice(10**6, n, replace=False)).astype(np.int64)
+        offsets, ahead = rng.random(n) * 1e8, rng.random(n) * 2**33 * rng.random()
+        rate = rng.random(ntasks) * (rng.random(ntasks) < 0.9)
+        share = rng.random(ntasks) * (rng.random(ntasks) < 0.9)
+        oncpu = np.where(rng.random(ntasks) < 0.9, rng.integers(0, 48, ntasks), -1).astype(np.int64)
+        debt = rng.random(ntasks) * 1e6 * (rng.random(ntasks) < 0.5)
+        copy_left = rng.random(ntasks) * 1e6 * (rng.random(ntasks) < 0.3)
+        came_known, again = bool(rng.random() < 0.9), bool(rng.random() < 0.7)
+        args = (cols, tids, still, came_known, rem, pages, first, offsets, ahead, again, rate, share, oncpu, debt,
+                copy_left)  # fmt: skip
+        _same(kernels.reach_rows(*args), inspect.unwrap(reach_rows)(*args))
+
+
+def test_compiled_fault_rows_and_after_equal_the_pure_ones() -> None:
+    """Faults on pages marked or not, resident or not, by tasks on a CPU or not: the same batch columns, the
+    same pages unmarked; after the policy moved some pages, the same count still remote and the same last
+    nid, pid and CPU recorded."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.numa.balancing import _fault_after, _fault_rows
+
+    rng = np.random.default_rng(7)
+    cpu_node = np.repeat(np.arange(4), 12).astype(np.int64)
+    for _ in range(300):
+        npages, ntasks = int(rng.integers(1, 5000)), int(rng.integers(1, 60))
+        n = int(rng.integers(1, min(npages, 1500) + 1))
+        pages = rng.choice(npages, n, replace=False).astype(np.int64)
+        task_ids = rng.integers(0, ntasks, n).astype(np.int64)
+        offsets = rng.random(n) * 1e8 * rng.random()
+        oncpu = np.where(rng.random(ntasks) < 0.85, rng.integers(0, 48, ntasks), -1).astype(np.int64)
+        marked = rng.random(npages) < 0.9
+        page_node = np.where(rng.random(npages) < 0.95, rng.integers(0, 4, npages), -1).astype(np.int16)
+        tgid = rng.integers(0, 4, ntasks).astype(np.int64)
+        last = [np.where(rng.random(npages) < 0.5, rng.integers(0, 48, npages), -1).astype(np.int64) for _ in range(3)]
+        now = int(rng.integers(0, 10**12))
+        state = {k: (marked.copy(), [x.copy() for x in last]) for k in ("pure", "kernel")}
+        out = {}
+        for k, fn in (("pure", inspect.unwrap(_fault_rows)), ("kernel", kernels.fault_rows)):
+            m, (ln, lp, lc) = state[k]
+            out[k] = fn(pages, task_ids, offsets, oncpu, m, page_node, cpu_node, tgid, ln, lp, lc, ntasks, now)
+        assert state["kernel"][0].tobytes() == state["pure"][0].tobytes()
+        assert out["kernel"][0].shape == out["pure"][0].shape
+        if not out["pure"][0].shape[0]:
+            continue
+        _same(out["kernel"], out["pure"])
+        rows = out["pure"]
+        for col in rows[:5]:
+            col.flags.writeable = False  # (the batch's columns, as the policy had them)
+        moved = np.where(rng.random(npages) < 0.3, rng.integers(0, 4, npages), page_node).astype(np.int16)
+        kept = {}
+        for k, fn in (("pure", inspect.unwrap(_fault_after)), ("kernel", kernels.fault_after)):
+            _, (ln, lp, lc) = state[k]
+            kept[k] = fn(*rows[:5], moved, ln, lp, lc)
+        assert kept["kernel"] == kept["pure"]
+        for a, b in zip(state["kernel"][1], state["pure"][1], strict=True):
+            assert a.tobytes() == b.tobytes()

@@ -503,6 +503,192 @@ def first_touchers(pages: Any, page_size: int, cols: Any, stride: int) -> Any:  
 
 
 @_njit
+def scan_hits(  # pragma: no cover - compiled (held to NumaBalancing._generate_faults by tests)
+    pages: Any, page_size: int, cols: Any, stride: int, horizon: float
+) -> Any:
+    """``_generate_faults`` after its sweeps: :func:`first_touchers`, the pages reached within ``horizon``, in
+    order of their first touch (a stable sort), how far each is ahead of its sweep's cursor, and the median of
+    their touch times (the mean of the two middle ones, as ``np.median``): (pages, first, t_first, ahead,
+    median), empty arrays when no page is reached in time."""
+    first, t_first = first_touchers(pages, page_size, cols, stride)
+    n = 0
+    for p in range(pages.shape[0]):
+        if first[p] >= 0 and t_first[p] <= horizon:
+            n += 1
+    sel = np.empty(n, np.int64)
+    k = 0
+    for p in range(pages.shape[0]):
+        if first[p] >= 0 and t_first[p] <= horizon:
+            sel[k] = p
+            k += 1
+    t_hit = t_first[sel]
+    order = sel[np.argsort(t_hit, kind="mergesort")]  # (stable, as argsort(kind="stable"))
+    out_pages = pages[order]
+    out_first = first[order]
+    out_t = t_first[order]
+    ahead = np.empty(n)
+    for i in range(n):
+        s = out_first[i]
+        ahead[i] = (out_t[i] - cols[s, 7]) * cols[s, 6]
+    median = 0.0
+    if n:
+        h = n // 2
+        median = out_t[h] if n % 2 else (out_t[h - 1] + out_t[h]) / 2.0
+    return out_pages, out_first, out_t, ahead, median
+
+
+@_njit
+def reach_rows(  # pragma: no cover - compiled (held to NumaBalancing._reached and _look_again by tests)
+    cols: Any,
+    tids: Any,
+    still: Any,
+    came_known: bool,
+    rem: Any,
+    pages: Any,
+    first: Any,
+    offsets: Any,
+    ahead: Any,
+    again: bool,
+    rate: Any,
+    share: Any,
+    oncpu: Any,
+    debt: Any,
+    copy_left: Any,
+) -> Any:
+    """``_reached``'s split of the pages into those their sweep has come to and the rest, and ``_look_again``'s
+    time for the rest: ((pages, first, offsets) reached, (pages, first, offsets, ahead) of the rest whose time is
+    finite, the latest of those times, how many). ``came_known``: the sweeps' progress is read (``rem``, synced;
+    ``still`` where the task is still in the phase of its sweep, empty when every one is), else inf for every
+    sweep; the rest only when ``again``."""
+    ns = tids.shape[0]
+    came = np.full(ns, np.inf)
+    if came_known:
+        for k in range(ns):
+            if still.shape[0] == 0 or still[k]:
+                came[k] = (cols[k, 8] - rem[tids[k]] - cols[k, 9]) * cols[k, 10]
+    n = pages.shape[0]
+    ok = np.empty(n, np.bool_)
+    nok = 0
+    for i in range(n):
+        ok[i] = ahead[i] <= came[first[i]] + 1.0
+        if ok[i]:
+            nok += 1
+    if nok == n:
+        empty_i, empty_f = pages[:0], offsets[:0]
+        return pages, first, offsets, empty_i, empty_i, empty_f, empty_f, 0.0, 0
+    r_pages, r_first = np.empty(n - nok, np.int64), np.empty(n - nok, np.int64)
+    r_off, r_ahead, r_t = np.empty(n - nok), np.empty(n - nok), np.empty(n - nok)
+    nr = 0
+    if again:
+        delay, per_byte = np.full(ns, np.inf), np.full(ns, np.inf)
+        for k in range(ns):
+            t = tids[k]
+            rate_part = rate[t] * cols[k, 10]
+            if rate_part > 0 and share[t] > 0 and oncpu[t] >= 0:
+                delay[k] = debt[t] / share[t] + copy_left[t] / rate[t]
+                per_byte[k] = 1.0 / rate_part
+        for i in range(n):
+            if ok[i]:
+                continue
+            f = first[i]
+            t_i = delay[f] + _maximum(ahead[i] - came[f], 0.0) * per_byte[f]
+            if np.isfinite(t_i):
+                r_pages[nr], r_first[nr], r_off[nr], r_ahead[nr], r_t[nr] = pages[i], f, offsets[i], ahead[i], t_i
+                nr += 1
+    t_max = 0.0
+    if nr:
+        t_max = r_t[0]
+        for i in range(1, nr):
+            t_max = max(t_max, r_t[i])
+    o_pages, o_first, o_off = np.empty(nok, np.int64), np.empty(nok, np.int64), np.empty(nok)
+    k = 0
+    for i in range(n):
+        if ok[i]:
+            o_pages[k], o_first[k], o_off[k] = pages[i], first[i], offsets[i]
+            k += 1
+    return o_pages, o_first, o_off, r_pages[:nr], r_first[:nr], r_off[:nr], r_ahead[:nr], t_max, nr
+
+
+@_njit
+def fault_rows(  # pragma: no cover - compiled (held to NumaBalancing._deliver_faults by tests)
+    pages: Any,
+    task_ids: Any,
+    offsets: Any,
+    oncpu: Any,
+    marked: Any,
+    page_node: Any,
+    cpu_node: Any,
+    tgid: Any,
+    last_nid: Any,
+    last_pid: Any,
+    last_cpu: Any,
+    nr_tasks: int,
+    now: int,
+) -> Any:
+    """``_deliver_faults`` up to its batch: the faults on pages still marked and resident, by tasks on a CPU
+    (their pages unmarked here), and the batch's columns: (pages, task ids, CPUs, CPU nodes, page nodes, fault
+    times, tgids, last nid, last pid, last CPU, faults per task id, how many remote, the offsets' span), every
+    array empty when no fault is left."""
+    n = pages.shape[0]
+    keep = np.empty(n, np.int64)
+    size = 0
+    for i in range(n):
+        p = pages[i]
+        if oncpu[task_ids[i]] >= 0 and marked[p] and page_node[p] >= 0:
+            keep[size] = i
+            size += 1
+    keep = keep[:size]
+    out_pages, out_tasks, offs = pages[keep], task_ids[keep], offsets[keep]
+    cpus = np.empty(size, np.int64)
+    cnode = np.empty(size, np.int64)
+    pnode = np.empty(size, np.int64)
+    per_task = np.zeros(nr_tasks, np.int64)
+    remote = 0
+    for i in range(size):
+        p = out_pages[i]
+        marked[p] = False
+        cpus[i] = oncpu[out_tasks[i]]
+        cnode[i] = cpu_node[cpus[i]]
+        pnode[i] = page_node[p]
+        per_task[out_tasks[i]] += 1
+        if cnode[i] != pnode[i]:
+            remote += 1
+    times = np.empty(size, np.int64)
+    span = 0.0
+    if size:
+        srt = np.sort(offs)
+        h = size // 2
+        median = srt[h] if size % 2 else (srt[h - 1] + srt[h]) / 2.0
+        mid = np.int64(median)
+        for i in range(size):
+            times[i] = now + np.int64(offs[i]) - mid
+        if size > 1:
+            span = srt[size - 1] - srt[0]
+    return (
+        out_pages, out_tasks, cpus, cnode, pnode, times, tgid[out_tasks], last_nid[out_pages],
+        last_pid[out_pages], last_cpu[out_pages], per_task, remote, span,
+    )  # fmt: skip
+
+
+@_njit
+def fault_after(  # pragma: no cover - compiled (held to NumaBalancing._deliver_faults by tests)
+    pages: Any, task_ids: Any, cpus: Any, cnode: Any, pnode: Any, page_node: Any, last_nid: Any, last_pid: Any,
+    last_cpu: Any,
+) -> int:
+    """``_deliver_faults`` after the policy acted: how many of the remote faults' pages are still remote (now on
+    ``page_node``), and the pages' last faulting node, task and CPU."""
+    kept = 0
+    for i in range(pages.shape[0]):
+        p = pages[i]
+        if cnode[i] != pnode[i] and page_node[p] != cnode[i]:
+            kept += 1
+        last_nid[p] = cnode[i]
+        last_pid[p] = task_ids[i]
+        last_cpu[p] = cpus[i]
+    return kept
+
+
+@_njit
 def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recompute by tests)
     n: int,
     oncpu: Any,
@@ -801,6 +987,14 @@ def warm() -> None:
     hw = (f2, np.zeros((1, 1, 0)), np.zeros((1, 1, 0)), 1.0, f2, False)  # (MemModel.row_args' types)
     stream_table(f64, f64, f64, f64, hw, f64, np.zeros((1, 3)))
     copy_rows(i64, i64, f2, f2, hw, np.zeros((1, 3)), f64)
+    cols = np.zeros((1, 11))
+    scan_hits(i64, 4096, cols, 32, 1.0)
+    reach_rows(cols, i64, np.zeros(0, np.bool_), True, f64, i64, i64, f64, f64, True, f64, f64, i64, f64, f64)
+    node16 = np.zeros(1, np.int16)
+    fault_rows(i64, i64, f64, i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
+    ro = i64.copy()
+    ro.flags.writeable = False  # (the fault batch's columns, read-only once the policy has them)
+    fault_after(ro, ro, ro, ro, ro, node16, i64, i64, i64)
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
     stream_and_copy_rates(
         i64[:0], i64[:0], i64, i64, f64, f2, f2, f64, np.zeros((1, 3)), f64, np.zeros((1, 3)), i64, i64, 1.0, cap,

@@ -12,13 +12,14 @@ machine code costs about 0.35-0.55 s a process, which a short run would not earn
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from memsched.errors import ConfigError
 
@@ -26,6 +27,7 @@ __all__ = [
     "AUTO_AFTER",
     "ENV",
     "check_env",
+    "compiled_as",
     "copy_rows_kernel",
     "loaded",
     "solve_kernel",
@@ -133,6 +135,25 @@ def loaded() -> ModuleType | None:
     """The kernels' module when this process uses it (the rate solves decide when, :func:`solve_kernel`), else
     None: the other kernels follow the solve's."""
     return _gate.kernels
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def compiled_as(name: str) -> Callable[[_F], _F]:
+    """Decorate a pure numpy function that ``_kernels.<name>`` reproduces bit for bit (same positional
+    arguments, same results and writes): calls run the kernel once this process uses the kernels
+    (:func:`loaded`), else the function, which stays reachable as ``__wrapped__``."""
+
+    def wrap(pure: _F) -> _F:
+        @functools.wraps(pure)
+        def call(*args: Any) -> Any:
+            kernels = _gate.kernels
+            return pure(*args) if kernels is None else getattr(kernels, name)(*args)
+
+        return call  # type: ignore[return-value]
+
+    return wrap
 
 
 def stream_table_kernel() -> Callable[..., Any] | None:

@@ -65,6 +65,7 @@ from memsched.policies.numa.base import KnumaScand, NumaPolicy, TaskWorkScan, ov
 from memsched.policies.numa.driver import ActionResult, HookDriver
 from memsched.policies.numa.views import FaultBatch
 from memsched.sim.engine import Prio
+from memsched.sim.fluid import jit
 from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
@@ -73,12 +74,15 @@ from memsched.sim.mm.mm import MmStruct, Region
 from memsched.sim.numa.actuator import SimActuator
 from memsched.sim.numa.contention import Contention, ContentionCosts
 from memsched.sim.numa.context import NumaState, SimContext
-from memsched.sim.numa.faults import first_touchers
+from memsched.sim.numa.faults import STRIDE, median, reach_rows, scan_hits
 from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_THP
 
 __all__ = ["NumaBalancing", "NumaCosts", "needs_mechanism"]
 
 IntArray = npt.NDArray[np.int64]
+
+#: ``reach_rows``'s mask of the sweeps whose task is still in the phase: empty when every one is.
+_EVERY = np.zeros(0, dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -384,20 +388,12 @@ class NumaBalancing(Instrument):
         if not tids:
             return
         cols = np.array(flat, dtype=np.float64).reshape(len(tids), 11)
-        first, t_first = first_touchers(pages, psz, cols)  # (it reads the Sweep columns only)
         # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
         # looked at again then (a task slowed by kernel work touches, and so faults, fewer pages).
-        hit = (first >= 0) & (t_first <= horizon)
-        nhit = np.count_nonzero(hit)
-        if not nhit:
+        pages, first, t_first, ahead, mid = scan_hits(pages, psz, cols, STRIDE, float(horizon))
+        if not pages.shape[0]:
             return
-        if nhit != hit.shape[0]:
-            pages, first, t_first = pages[hit], first[hit], t_first[hit]
-        order = t_first.argsort(kind="stable")
-        pages, first, t_first = pages[order], first[order], t_first[order]
-        # How far each page is ahead of its sweep's cursor (bytes): it faults once the sweep has come that far.
-        ahead = (t_first - cols[:, 7].take(first)) * cols[:, 6].take(first)
-        when = int(min(_median(t_first, is_sorted=True), float(horizon)))  # (not ``delay``: a float above)
+        when = int(min(mid, float(horizon)))  # (not ``delay``: a float above)
         reach = _Reach(cols, tids, pcs)
         machine.engine.after(max(when, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
 
@@ -425,80 +421,38 @@ class NumaBalancing(Instrument):
             still = None
         else:
             still = np.array(pcs) == np.array(reach.pcs)
-        if still is None or np.count_nonzero(still):
+        came_known = still is None or bool(np.count_nonzero(still))
+        if came_known:
             progress.sync()
-            cols = reach.cols
-            came = (cols[:, 8] - progress.arrays.rem.take(reach.tids) - cols[:, 9]) * cols[:, 10]
-            if still is not None:
-                came[~still] = np.inf
-        else:
-            came = np.full(len(pcs), np.inf)
-        ok = ahead <= (came + 1.0)[first]  # (the same sums, per sweep)
-        if np.count_nonzero(ok) != ok.shape[0]:
-            rest = ~ok
-            if again:
-                self._look_again(st, pages[rest], first[rest], offsets[rest], ahead[rest], reach, came)
-            pages, first, offsets = pages[ok], first[ok], offsets[ok]
+        a = progress.arrays
+        pages, first, offsets, *rest, t_max, nr_rest = reach_rows(
+            reach.cols, reach.tids, _EVERY if still is None else still, came_known, a.rem, pages, first, offsets,
+            ahead, again, a.rate, a.share, a.oncpu, a.debt, a.copy_left,
+        )  # fmt: skip
+        if nr_rest:  # the second look at the pages not reached yet, when the last of them should have been reached
+            when = int(min(t_max, 10 * NSEC_PER_SEC))
+            args = (st, *rest, reach, False)
+            self.machine.engine.after(max(when, 1), Prio.WAKEUP, self._reached, *args)
         if pages.size:
             self._deliver_faults(st, pages, reach.tids[first], offsets)
-
-    def _look_again(
-        self,
-        st: _MmScan,
-        pages: IntArray,
-        first: IntArray,
-        offsets: npt.NDArray[np.float64],
-        ahead: npt.NDArray[np.float64],
-        reach: _Reach,
-        came: npt.NDArray[np.float64],
-    ) -> None:
-        """Schedule the second look at the pages not reached yet: when, from each sweep's position, pending kernel
-        work and rate now, the last of them should have been reached."""
-        a = self.machine.progress.arrays
-        tids = reach.tids
-        rate = a.rate.take(tids)
-        share = a.share.take(tids)
-        rate_part = rate * reach.cols[:, 10]
-        moving = (rate_part > 0) & (share > 0) & (a.oncpu.take(tids) >= 0)
-        # Kernel work before the sweep moves again (ns) and ns per byte of it at its rate now: inf for a sweep
-        # that does not move (nothing divided there).
-        inf = np.full(tids.shape[0], np.inf)
-        delay = np.divide(a.debt.take(tids), share, out=inf.copy(), where=moving)
-        delay += np.divide(a.copy_left.take(tids), rate, out=inf.copy(), where=moving)
-        per_byte = np.divide(1.0, rate_part, out=inf, where=moving)
-        t = delay[first] + np.maximum(ahead - came[first], 0.0) * per_byte[first]
-        finite = np.isfinite(t)
-        nfinite = np.count_nonzero(finite)
-        if not nfinite:
-            return
-        if nfinite != finite.shape[0]:
-            pages, first, offsets, ahead = pages[finite], first[finite], offsets[finite], ahead[finite]
-            t = t[finite]
-        when = int(min(float(t.max()), 10 * NSEC_PER_SEC))
-        args = (st, pages, first, offsets, ahead, reach, False)
-        self.machine.engine.after(max(when, 1), Prio.WAKEUP, self._reached, *args)
 
     def _deliver_faults(
         self, st: _MmScan, pages: IntArray, task_ids: IntArray, offsets: npt.NDArray[np.float64]
     ) -> None:
         machine = self.machine
         mm = st.mm
-        # Faults only for pages still marked, by tasks still running on a CPU.
-        cpus = machine.progress.task_cpus(task_ids)
-        ok = (cpus >= 0) & st.marked[pages] & (mm.page_node[pages] >= 0)
-        size = int(np.count_nonzero(ok))
+        tasks = machine.tasks
+        rows = _fault_rows(
+            pages, task_ids, offsets, machine.progress.arrays.oncpu, st.marked, mm.page_node, machine.cpu_node,
+            self._tgids(), st.last_nid, st.last_pid, st.last_cpu, len(tasks), machine.engine.now,
+        )  # fmt: skip
+        pages, task_ids, cpus, cpu_node, page_node, time_ns, tgid, last_nid, last_pid, last_cpu = rows[:10]
+        per_task, nr_remote, span = rows[10:]
+        size = pages.shape[0]
         if not size:
             return
-        if size != ok.shape[0]:  # (else the arrays are used as they are: nothing reads them after this call)
-            pages, task_ids, offsets, cpus = pages[ok], task_ids[ok], offsets[ok], cpus[ok]
-        st.marked[pages] = False
-        tasks = machine.tasks
         if mm.thp_units:
             self._split_faulted(mm, pages, task_ids)
-        cpu_node = machine.cpu_node[cpus]
-        page_node = mm.page_node[pages].astype(np.int64)
-        now = machine.engine.now
-        per_task = np.bincount(task_ids, minlength=len(tasks))
         faulter_ids = per_task.nonzero()[0].tolist()
         per_task_l = per_task.tolist()
         faulter_mof = [tasks[t].mempolicy.mof for t in faulter_ids]
@@ -508,26 +462,23 @@ class NumaBalancing(Instrument):
             mof_task = np.zeros(len(tasks), dtype=bool)
             mof_task[faulter_ids] = faulter_mof
             mof = mof_task[task_ids]
-        sorted_offsets = np.sort(offsets)
         nr_faults = self.nr_faults
         batch = FaultBatch(
             mm=mm.id,
-            time_ns=_ro(now + offsets.astype(np.int64) - int(_median(sorted_offsets, is_sorted=True))),
+            time_ns=_ro(time_ns),
             task=_ro(task_ids),
-            tgid=_ro(self._tgids()[task_ids]),
+            tgid=_ro(tgid),
             cpu=_ro(cpus),
             cpu_node=_ro(cpu_node),
             page=_ro(pages),
             page_node=_ro(page_node),
-            last_nid=_ro(st.last_nid[pages]),  # (fancy indexing copies)
-            last_pid=_ro(st.last_pid[pages]),
-            last_cpu=_ro(st.last_cpu[pages]),
+            last_nid=_ro(last_nid),
+            last_pid=_ro(last_pid),
+            last_cpu=_ro(last_cpu),
             base_pages=self.fault_pages,
             nr_faults=nr_faults,
             mof=_ro_bool(mof),
         )
-        remote = cpu_node != page_node
-        nr_remote = int(np.count_nonzero(remote))
         vs = machine.vmstat
         vs.inc("numa_hint_faults", size * nr_faults)
         vs.inc("numa_hint_faults_local", (size - nr_remote) * nr_faults)
@@ -540,13 +491,11 @@ class NumaBalancing(Instrument):
             if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock
                 self.contention.events(mm.id, tid).hold("ptl", n, self.contention.costs.ptl_huge_fault_ns)
         self._count(self.driver.faults(batch))
-        if nr_remote:  # remote faults whose page is still remote after the policy acted: filtered
-            self.remote_kept += int(np.count_nonzero(mm.page_node[pages[remote]] != cpu_node[remote])) * nr_faults
-        st.last_nid[pages] = cpu_node
-        st.last_pid[pages] = task_ids
-        st.last_cpu[pages] = cpus
-        # (max - min of the offsets: the ends of the sorted copy)
-        span = float(sorted_offsets[-1] - sorted_offsets[0]) if size > 1 else 0.0
+        # remote faults whose page is still remote after the policy acted: filtered; then the pages' new state
+        kept = _fault_after(
+            pages, task_ids, cpus, cpu_node, page_node, mm.page_node, st.last_nid, st.last_pid, st.last_cpu
+        )
+        self.remote_kept += kept * nr_faults
         self._settle(mm.id, max(span, 1.0))
 
     def _split_faulted(self, mm: MmStruct, pages: IntArray, task_ids: IntArray) -> None:
@@ -641,15 +590,69 @@ class NumaBalancing(Instrument):
         return out
 
 
-def _median(x: npt.NDArray[np.float64], *, is_sorted: bool = False) -> float:
-    """``float(np.median(x))`` of a non-empty array without NaN, without its generic reduction machinery: the
-    middle value, or the mean of the two middle values, ``(a + b) / 2`` as ``np.mean`` computes it."""
-    n = x.shape[0]
-    s = x if is_sorted else np.sort(x)
-    h = n // 2
-    if n % 2:
-        return float(s[h])
-    return float((s[h - 1] + s[h]) / 2.0)
+@jit.compiled_as("fault_rows")
+def _fault_rows(
+    pages: IntArray,
+    task_ids: IntArray,
+    offsets: npt.NDArray[np.float64],
+    oncpu: IntArray,
+    marked: npt.NDArray[np.bool_],
+    page_node: npt.NDArray[np.int16],
+    cpu_node: IntArray,
+    tgid: IntArray,
+    last_nid: IntArray,
+    last_pid: IntArray,
+    last_cpu: IntArray,
+    nr_tasks: int,
+    now: int,
+) -> tuple[Any, ...]:
+    """The predicted faults that happen (on pages still ``marked`` and resident, by tasks still on a CPU: ``oncpu``
+    of each task), those pages unmarked, as the columns of their batch: (pages, task ids, CPUs, CPU nodes, page
+    nodes, fault times around ``now``, tgids, the pages' last nid, pid and CPU, faults per task id, how many
+    remote, the span of the offsets). Every array is empty when no fault is left."""
+    cpus = oncpu[task_ids]
+    ok = (cpus >= 0) & marked[pages] & (page_node[pages] >= 0)
+    size = int(np.count_nonzero(ok))
+    if size != ok.shape[0]:  # (else the arrays are used as they are: nothing reads them after this call)
+        pages, task_ids, offsets, cpus = pages[ok], task_ids[ok], offsets[ok], cpus[ok]
+    if not size:
+        return (pages, task_ids, *([cpus] * 8), np.zeros(nr_tasks, dtype=np.int64), 0, 0.0)
+    marked[pages] = False
+    nodes = cpu_node[cpus]
+    pnodes = page_node[pages].astype(np.int64)
+    per_task = np.bincount(task_ids, minlength=nr_tasks)
+    sorted_offsets = np.sort(offsets)
+    times = now + offsets.astype(np.int64) - int(median(sorted_offsets, is_sorted=True))
+    nr_remote = int(np.count_nonzero(nodes != pnodes))
+    # (max - min of the offsets: the ends of the sorted copy)
+    span = float(sorted_offsets[-1] - sorted_offsets[0]) if size > 1 else 0.0
+    return (
+        pages, task_ids, cpus, nodes, pnodes, times, tgid[task_ids],
+        last_nid[pages], last_pid[pages], last_cpu[pages],  # (fancy indexing copies)
+        per_task, nr_remote, span,
+    )  # fmt: skip
+
+
+@jit.compiled_as("fault_after")
+def _fault_after(
+    pages: IntArray,
+    task_ids: IntArray,
+    cpus: IntArray,
+    nodes: IntArray,
+    pnodes: IntArray,
+    page_node: npt.NDArray[np.int16],
+    last_nid: IntArray,
+    last_pid: IntArray,
+    last_cpu: IntArray,
+) -> int:
+    """After the policy has seen a batch (the columns :func:`_fault_rows` gave): how many remote faults' pages
+    are still remote on ``page_node``; and the pages' last faulting nid, pid and CPU, recorded."""
+    remote = nodes != pnodes
+    kept = int(np.count_nonzero(page_node[pages[remote]] != nodes[remote])) if np.count_nonzero(remote) else 0
+    last_nid[pages] = nodes
+    last_pid[pages] = task_ids
+    last_cpu[pages] = cpus
+    return kept
 
 
 def _ro_bool(arr: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

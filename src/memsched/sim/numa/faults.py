@@ -21,16 +21,20 @@ No kernel counterpart: in the kernel the faults happen; this predicts them from 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from memsched.sim.fluid import jit
 
-__all__ = ["Sweep", "first_touchers"]
+__all__ = ["STRIDE", "Sweep", "first_touchers", "median", "reach_rows", "scan_hits"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+
+#: The pages between two samples of :func:`first_touchers`.
+STRIDE = 32
 
 #: (task id, region start byte, region bytes, first page, end page, cursor byte, rate bytes/ns, delay ns)
 Sweep = tuple[int, int, int, int, int, float, float, float]
@@ -74,7 +78,7 @@ def _arrival(
 
 
 def first_touchers(
-    pages: IntArray, page_size: int, sweeps: Sequence[Sweep] | FloatArray, *, stride: int = 32
+    pages: IntArray, page_size: int, sweeps: Sequence[Sweep] | FloatArray, *, stride: int = STRIDE
 ) -> tuple[IntArray, FloatArray]:
     """For each page of ``pages`` (sorted, ascending): the index into ``sweeps`` of the first sweep to reach
     it and the time (ns from now) it gets there (``inf`` and -1 where no sweep covers the page). ``sweeps``
@@ -141,3 +145,123 @@ def first_touchers(
     if np.count_nonzero(covered) == n:
         return who, t
     return np.where(covered, who, -1), np.where(covered, t, np.inf)
+
+
+@jit.compiled_as("scan_hits")
+def scan_hits(
+    pages: IntArray, page_size: int, cols: FloatArray, stride: int, horizon: float
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray, float]:
+    """The faults a scan of ``pages`` (sorted) predicts from the sweeps' rows ``cols``: the pages some sweep
+    reaches within ``horizon`` ns (the others stay marked and are looked at again when their window is scanned
+    again), in the order they are reached (a stable sort), the index of that sweep, the time it gets there and
+    how far the page is ahead of its cursor (bytes: it faults once the sweep has come that far); last, the
+    median of those times (0.0 when no page is reached in time)."""
+    first, t_first = first_touchers(pages, page_size, cols, stride=stride)
+    hit = (first >= 0) & (t_first <= horizon)
+    nhit = np.count_nonzero(hit)
+    if not nhit:
+        return pages[:0], first[:0], t_first[:0], t_first[:0], 0.0
+    if nhit != hit.shape[0]:
+        pages, first, t_first = pages[hit], first[hit], t_first[hit]
+    order = t_first.argsort(kind="stable")
+    pages, first, t_first = pages[order], first[order], t_first[order]
+    ahead = (t_first - cols[:, 7].take(first)) * cols[:, 6].take(first)
+    return pages, first, t_first, ahead, median(t_first, is_sorted=True)
+
+
+def median(x: FloatArray, *, is_sorted: bool = False) -> float:
+    """``float(np.median(x))`` of a non-empty array without NaN, without its generic reduction machinery: the
+    middle value, or the mean of the two middle values, ``(a + b) / 2`` as ``np.mean`` computes it."""
+    n = x.shape[0]
+    s = x if is_sorted else np.sort(x)
+    h = n // 2
+    if n % 2:
+        return float(s[h])
+    return float((s[h - 1] + s[h]) / 2.0)
+
+
+_NO_REST: tuple[IntArray, IntArray, FloatArray, FloatArray, float, int] = (
+    np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), 0.0, 0
+)  # fmt: skip
+
+
+@jit.compiled_as("reach_rows")
+def reach_rows(
+    cols: FloatArray,
+    tids: IntArray,
+    still: npt.NDArray[np.bool_],
+    came_known: bool,
+    rem: FloatArray,
+    pages: IntArray,
+    first: IntArray,
+    offsets: FloatArray,
+    ahead: FloatArray,
+    again: bool,
+    rate: FloatArray,
+    share: FloatArray,
+    oncpu: IntArray,
+    debt: FloatArray,
+    copy_left: FloatArray,
+) -> tuple[Any, ...]:
+    """Which of a scan's predicted faults (``pages``, their sweep ``first``, ``offsets`` and ``ahead`` from
+    :func:`scan_hits`) their sweep has really come to by now, and when to look at the rest again.
+
+    Sweep ``k`` (row ``k`` of ``cols``, task ``tids[k]``) has come ``(work - rem - done) * part`` bytes since the
+    scan (``cols[k, 8:11]``; ``rem`` synced) where its task is still in the phase of the sweep (``still[k]``;
+    ``still`` empty: every one is) and ``came_known``; inf where it has left it. For the rest, when ``again``: the
+    kernel work before its sweep moves again (its CPU debt at its share, a copy in its context at its rate, the
+    task arrays ``rate``, ``share``, ``oncpu``, ``debt``, ``copy_left``) plus the bytes still ahead at its rate
+    now; inf for a sweep that does not move. Returns ``(pages, first, offsets)`` reached, then ``(pages, first,
+    offsets, ahead)`` of the rest with a finite time, the latest of those times and how many they are."""
+    if came_known:
+        came = (cols[:, 8] - rem.take(tids) - cols[:, 9]) * cols[:, 10]
+        if still.shape[0]:
+            came[~still] = np.inf
+    else:
+        came = np.full(tids.shape[0], np.inf)
+    ok = ahead <= (came + 1.0)[first]  # (the same sums, per sweep)
+    if np.count_nonzero(ok) == ok.shape[0]:
+        return (pages, first, offsets, *_NO_REST)
+    rest = ~ok
+    look = _NO_REST
+    if again:
+        look = _look_again(
+            pages[rest], first[rest], offsets[rest], ahead[rest], came, cols, tids, rate, share, oncpu, debt, copy_left
+        )
+    return (pages[ok], first[ok], offsets[ok], *look)
+
+
+def _look_again(
+    pages: IntArray,
+    first: IntArray,
+    offsets: FloatArray,
+    ahead: FloatArray,
+    came: FloatArray,
+    cols: FloatArray,
+    tids: IntArray,
+    rate_all: FloatArray,
+    share_all: FloatArray,
+    oncpu: IntArray,
+    debt: FloatArray,
+    copy_left: FloatArray,
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray, float, int]:
+    """:func:`reach_rows`' rest: those with a finite time, the latest time, how many."""
+    rate = rate_all.take(tids)
+    share = share_all.take(tids)
+    rate_part = rate * cols[:, 10]
+    moving = (rate_part > 0) & (share > 0) & (oncpu.take(tids) >= 0)
+    # Kernel work before the sweep moves again (ns) and ns per byte of it at its rate now: inf for a sweep
+    # that does not move (nothing divided there).
+    inf = np.full(tids.shape[0], np.inf)
+    delay = np.divide(debt.take(tids), share, out=inf.copy(), where=moving)
+    delay += np.divide(copy_left.take(tids), rate, out=inf.copy(), where=moving)
+    per_byte = np.divide(1.0, rate_part, out=inf, where=moving)
+    t = delay[first] + np.maximum(ahead - came[first], 0.0) * per_byte[first]
+    finite = np.isfinite(t)
+    nfinite = int(np.count_nonzero(finite))
+    if not nfinite:
+        return _NO_REST
+    if nfinite != finite.shape[0]:
+        pages, first, offsets, ahead = pages[finite], first[finite], offsets[finite], ahead[finite]
+        t = t[finite]
+    return pages, first, offsets, ahead, float(t.max()), nfinite
