@@ -457,3 +457,20 @@ def test_compiled_fault_rows_and_after_equal_the_pure_ones() -> None:
         assert kept["kernel"] == kept["pure"]
         for a, b in zip(state["kernel"][1], state["pure"][1], strict=True):
             assert a.tobytes() == b.tobytes()
+
+
+def test_stable_argsort_is_numpys() -> None:
+    """Random keys, many ties, a few ascending runs (a scan's arrival times), nothing: numpy's stable order."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    rng = np.random.default_rng(8)
+    for k in range(2000):
+        n = int(rng.integers(0, 3000))
+        if k % 4 == 0:
+            x = rng.random(n)
+        elif k % 4 == 1:
+            x = rng.integers(0, 5, n).astype(np.float64)
+        elif k % 4 == 2:
+            x = np.concatenate([np.sort(rng.random(int(m))) for m in rng.integers(0, 300, int(rng.integers(1, 8)))])
+        else:
+            x = np.repeat(rng.random(n // 10 + 1), 10)
+        assert kernels.stable_argsort(x).tobytes() == x.argsort(kind="stable").tobytes()

@@ -503,6 +503,51 @@ def first_touchers(pages: Any, page_size: int, cols: Any, stride: int) -> Any:  
 
 
 @_njit
+def stable_argsort(x: Any) -> Any:  # pragma: no cover - compiled (held to argsort(kind="stable") by tests)
+    """``x.argsort(kind="stable")`` of an array without NaN: its ascending runs merged pairwise, the left one's
+    element first on a tie. A scan's arrival times are a few such runs (one per sweep wrapping or taking over),
+    so this is a few linear passes where numba's merge sort would take ``log2(n)``."""
+    n = x.shape[0]
+    order = np.arange(n)
+    keys = x.copy()  # (x[order], carried along: no indirect load in the merge)
+    bounds = np.empty(n + 2, np.int64)  # the runs' starts, then n
+    nb = 1
+    bounds[0] = 0
+    for i in range(1, n):
+        if x[i] < x[i - 1]:
+            bounds[nb] = i
+            nb += 1
+    bounds[nb] = n
+    tmp, tkeys = np.empty(n, np.int64), np.empty(n)
+    while nb > 1:  # nb runs: [bounds[r], bounds[r + 1])
+        out = 0
+        for r in range(0, nb, 2):
+            lo = bounds[r]
+            hi = bounds[min(r + 2, nb)]
+            mid = bounds[r + 1] if r + 1 < nb else hi  # (an odd run out: copied as it is)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                left, right = keys[i], keys[j]
+                if right < left:
+                    tmp[k], tkeys[k] = order[j], right
+                    j += 1
+                else:
+                    tmp[k], tkeys[k] = order[i], left
+                    i += 1
+                k += 1
+            tmp[k : k + mid - i], tkeys[k : k + mid - i] = order[i:mid], keys[i:mid]
+            k += mid - i
+            tmp[k:hi], tkeys[k:hi] = order[j:hi], keys[j:hi]
+            bounds[out] = lo
+            out += 1
+        bounds[out] = n
+        nb = out
+        order, tmp = tmp, order
+        keys, tkeys = tkeys, keys
+    return order
+
+
+@_njit
 def scan_hits(  # pragma: no cover - compiled (held to NumaBalancing._generate_faults by tests)
     pages: Any, page_size: int, cols: Any, stride: int, horizon: float
 ) -> Any:
@@ -521,8 +566,7 @@ def scan_hits(  # pragma: no cover - compiled (held to NumaBalancing._generate_f
         if first[p] >= 0 and t_first[p] <= horizon:
             sel[k] = p
             k += 1
-    t_hit = t_first[sel]
-    order = sel[np.argsort(t_hit, kind="mergesort")]  # (stable, as argsort(kind="stable"))
+    order = sel[stable_argsort(t_first[sel])]
     out_pages = pages[order]
     out_first = first[order]
     out_t = t_first[order]
@@ -656,7 +700,7 @@ def fault_rows(  # pragma: no cover - compiled (held to NumaBalancing._deliver_f
     times = np.empty(size, np.int64)
     span = 0.0
     if size:
-        srt = np.sort(offs)
+        srt = offs[stable_argsort(offs)]  # (np.sort's values: no NaN here, and a tie's order shows in no sum)
         h = size // 2
         median = srt[h] if size % 2 else (srt[h - 1] + srt[h]) / 2.0
         mid = np.int64(median)
