@@ -752,7 +752,8 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
     running task its CPU share (``fluid_shares``: its weight over its CPU's total, summed in task order as
     ``np.bincount`` does), and sort the running rows into streaming (``MEM``, not copying), copying and
     computing ones. Returns (running, their shares, streaming rows, their distinct phase keys ascending,
-    copying rows, their CPUs' nodes, the copying rows whose kept copy row is stale, computing rows)."""
+    copying rows, their CPUs' nodes, the copying rows whose kept copy row is stale, computing rows, whether
+    every share is > 0)."""
     nrun = 0
     for i in range(n):
         rate[i] = 0.0
@@ -807,7 +808,13 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
         elif kind[i] == 2:
             comp[c] = i
             c += 1
-    return running, run_share, mem, np.flatnonzero(seen), cop, cop_node, np.flatnonzero(stale), comp
+    share_pos = True  # (_Running.all_share_pos: no row, or the least share > 0; NaN is not)
+    if nrun:
+        least = run_share[0]
+        for k in range(1, nrun):
+            least = _minimum(least, run_share[k])
+        share_pos = least > 0
+    return running, run_share, mem, np.flatnonzero(seen), cop, cop_node, np.flatnonzero(stale), comp, share_pos
 
 
 @_njit
@@ -831,11 +838,13 @@ def stream_and_copy_rates(  # pragma: no cover - compiled (held to FluidProgress
     snoop_cap: float,
     has_snoop: bool,
     rate: Any,
+    running: Any,
 ) -> Any:
     """The second half of ``FluidProgress.recompute`` (no kernel copies): the streaming rows from their phases'
     tables (demand ``share / den``, their placement fractions into ``frac``), the copying rows from their kept
     copy rows (demand ``share * mlp / m``), one :func:`solve` of both (streaming rows first) and each row's rate
-    into ``rate``. Returns the controllers' utilisation."""
+    into ``rate``. Returns the controllers' utilisation, the rates of the ``running`` rows and whether there are
+    some and every one is > 0 (``_Running``'s, where no running row computes)."""
     nr = controller_cap.shape[0]
     nm = mem.shape[0]
     nc = cop.shape[0]
@@ -865,7 +874,13 @@ def stream_and_copy_rates(  # pragma: no cover - compiled (held to FluidProgress
         rate[mem[k]] = r[k]
     for k in range(nc):
         rate[cop[k]] = r[nm + k]
-    return controller_util
+    nrun = running.shape[0]
+    run_rate = np.empty(nrun)
+    least = np.nan
+    for k in range(nrun):
+        run_rate[k] = rate[running[k]]
+        least = run_rate[k] if k == 0 else _minimum(least, run_rate[k])
+    return controller_util, run_rate, nrun > 0 and least > 0
 
 
 @_njit
@@ -1042,5 +1057,5 @@ def warm() -> None:
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
     stream_and_copy_rates(
         i64[:0], i64[:0], i64, i64, f64, f2, f2, f64, np.zeros((1, 3)), f64, np.zeros((1, 3)), i64, i64, 1.0, cap,
-        np.ones(0), 0.0, False, f64,
+        np.ones(0), 0.0, False, f64, i64,
     )  # fmt: skip

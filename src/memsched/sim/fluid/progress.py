@@ -74,14 +74,22 @@ class _Running:
 
     __slots__ = ("_split", "_tols", "all_pos", "all_share_pos", "idx", "rate", "share")
 
-    def __init__(self, idx: npt.NDArray[np.int64], share: npt.NDArray[np.float64], rate: npt.NDArray[np.float64]):
+    def __init__(
+        self,
+        idx: npt.NDArray[np.int64],
+        share: npt.NDArray[np.float64],
+        rate: npt.NDArray[np.float64],
+        all_share_pos: bool | None = None,
+        all_pos: bool | None = None,
+    ):
         self.idx = idx
         self.share = share
         self.rate = rate
         n = idx.shape[0]
-        #: Every row has a CPU share > 0 (the usual case: a runnable task's weight is > 0) / a rate > 0.
-        self.all_share_pos = n == 0 or bool(_min(share) > 0)
-        self.all_pos = n > 0 and bool(_min(rate) > 0)
+        #: Every row has a CPU share > 0 (the usual case: a runnable task's weight is > 0) / a rate > 0 (given
+        #: when the compiled recompute found them).
+        self.all_share_pos = (n == 0 or bool(_min(share) > 0)) if all_share_pos is None else all_share_pos
+        self.all_pos = (n > 0 and bool(_min(rate) > 0)) if all_pos is None else all_pos
         self._split: _Split | None = None
         self._tols: _Tols | None = None
 
@@ -772,7 +780,7 @@ class FluidProgress:
         the same rows, tables and solve, so the same bits."""
         n = len(self.tasks)
         a = self.arrays
-        running, run_share, mem, keys, cop, cop_node, stale, comp = kernels.running_rows(
+        running, run_share, mem, keys, cop, cop_node, stale, comp, share_pos = kernels.running_rows(
             n, a.oncpu, a.weight, a.copy_left, a.kind, self._phase_key, a.rate, a.share, self.nr_cpus,
             self.cpu_node, self._copy_epoch, self._crow_epoch, self._crow_node,
         )  # fmt: skip
@@ -787,17 +795,20 @@ class FluidProgress:
         if mem.size or cop.size:
             mm_model = self.memmodel
             snoop_cap = mm_model.snoop_cap
-            self.controller_util = kernels.stream_and_copy_rates(
+            self.controller_util, run_rate, rate_pos = kernels.stream_and_copy_rates(
                 mem, cop, a.oncpu, self._phase_key, a.share, a.frac, self._tab_frac, self._tab_den,
                 self._tab_base, self._crow_m, self._crow_base, self.cpu_node, self.cpu_core, mm_model.mlp,
                 mm_model.controller_cap, mm_model.link_cap, 0.0 if snoop_cap is None else snoop_cap,
-                snoop_cap is not None, a.rate,
+                snoop_cap is not None, a.rate, running,
             )  # fmt: skip
+            if not comp.size:  # (every running row's rate is set: the kernel's gather of them holds)
+                self._running = _Running(running, run_share, run_rate, share_pos, rate_pos)
+                return
         else:
             self.controller_util = np.zeros(self.topology.nr_nodes)
         if comp.size:
             self._compute_rates(comp, a.oncpu[running])
-        self._running = _Running(running, run_share, a.rate[running])
+        self._running = _Running(running, run_share, a.rate[running], share_pos)
 
     def _compute_rates(self, comp: npt.NDArray[np.int64], cpus: npt.NDArray[np.int64]) -> None:
         """The rates of the running tasks ``comp`` in a compute phase: their CPU share, times ``smt_yield`` when
