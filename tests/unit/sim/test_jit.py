@@ -205,7 +205,7 @@ def test_status_says_what_a_run_would_use(gate: pytest.MonkeyPatch) -> None:
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    modes = (("1", "numba kernels from the first solve"), ("auto", "numba kernels after 5000 solves"))
+    modes = (("1", "numba kernels from the first solve"), ("auto", f"numba kernels after {jit.AUTO_AFTER} solves"))
     for installed in (True, False):
         numba_spec = real_find_spec("json") if installed else None  # (any spec: "numba is there")
         gate.setattr(

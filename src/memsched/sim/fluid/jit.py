@@ -36,10 +36,11 @@ __all__ = [
 ]
 
 ENV = "MEMSCHED_JIT"
-#: Pure solves before ``auto`` loads the kernels. The kernels save about 150 us per recompute of the rates
-#: (MORON numa01 on westmere-ex-4n48: 9.7 s over 61,700), so the 0.35-0.55 s of loading is earned back after
-#: some 3,000 to 4,000; runs shorter than this margin never pay it.
-AUTO_AFTER = 5000
+#: Pure solves before ``auto`` loads the kernels: about as many as it takes to earn back their loading (the
+#: rule that keeps a run within twice the best choice made knowing its length). Loading costs about 0.45 s; the
+#: kernels save about 190 us of the run per solve (MORON numa01 on westmere-ex-4n48: 24.2 s pure, 12.5 s with
+#: them, over 61,700 solves), so about 2,400 solves earn it back.
+AUTO_AFTER = 2500
 
 
 class _Gate:
