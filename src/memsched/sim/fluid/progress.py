@@ -72,7 +72,7 @@ class _Running:
     """The running tasks' rows (``idx``) and what :meth:`FluidProgress.next_time`, ``advance`` and ``fire`` read
     of them that only :meth:`FluidProgress.recompute` changes: CPU shares and rates, gathered once. Read-only."""
 
-    __slots__ = ("_split", "_tols", "all_pos", "all_share_pos", "idx", "rate", "share")
+    __slots__ = ("_pos", "_share_pos", "_split", "_tols", "idx", "rate", "share")
 
     def __init__(
         self,
@@ -85,13 +85,28 @@ class _Running:
         self.idx = idx
         self.share = share
         self.rate = rate
-        n = idx.shape[0]
-        #: Every row has a CPU share > 0 (the usual case: a runnable task's weight is > 0) / a rate > 0 (given
-        #: when the compiled recompute found them).
-        self.all_share_pos = (n == 0 or bool(_min(share) > 0)) if all_share_pos is None else all_share_pos
-        self.all_pos = (n > 0 and bool(_min(rate) > 0)) if all_pos is None else all_pos
+        # (given when the compiled recompute found them, else found at the first read: fire's compiled path,
+        # which gathers the rows again after a change, reads neither)
+        self._share_pos = all_share_pos
+        self._pos = all_pos
         self._split: _Split | None = None
         self._tols: _Tols | None = None
+
+    @property
+    def all_share_pos(self) -> bool:
+        """Every row has a CPU share > 0 (the usual case: a runnable task's weight is > 0)."""
+        v = self._share_pos
+        if v is None:
+            v = self._share_pos = self.idx.shape[0] == 0 or bool(_min(self.share) > 0)
+        return v
+
+    @property
+    def all_pos(self) -> bool:
+        """There are rows and every one has a rate > 0."""
+        v = self._pos
+        if v is None:
+            v = self._pos = self.idx.shape[0] > 0 and bool(_min(self.rate) > 0)
+        return v
 
     def tols(self) -> _Tols:
         """What ``fire`` compares with, from shares and rates only: (share * 1.0 + 1e-9, rate * 1.0 + 1e-6,
@@ -312,7 +327,12 @@ class FluidProgress:
                     self.sync()
                 causes[tail_cause] = acc
         if tids:  # (distinct tasks: one add per task, as debt[tid] += total each)
-            self.arrays.debt[np.array(tids, dtype=np.intp)] += np.array(totals, dtype=np.float64)
+            debt = self.arrays.debt
+            if len(tids) <= 8:  # (a few tasks: the adds one by one cost less than building two arrays)
+                for tid, total in zip(tids, totals, strict=True):
+                    debt[tid] += total
+            else:
+                debt[np.array(tids, dtype=np.intp)] += np.array(totals, dtype=np.float64)
 
     def charge_copy(
         self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]

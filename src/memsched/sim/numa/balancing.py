@@ -661,7 +661,10 @@ def _ro_bool(arr: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     return out
 
 
+_INT64 = np.dtype(np.int64)
+
+
 def _ro(arr: npt.NDArray[Any]) -> IntArray:
-    out = np.asarray(arr, dtype=np.int64)
+    out = arr if arr.dtype == _INT64 else np.asarray(arr, dtype=np.int64)  # (every column is int64 already)
     out.flags.writeable = False
     return out

@@ -15,6 +15,11 @@ lies in between, that task comes first on every page in between. The remaining g
 page. The result is exact (it is the same minimum), at a cost of tasks x (pages / stride + the pages of the
 few gaps that hold a discontinuity).
 
+:func:`scan_hits` keeps the pages reached before the window is scanned again, in the order they are reached;
+:func:`reach_rows` later splits them into those their sweep has really come to (a task slowed by kernel work
+comes less far than its rate promised) and the rest, with when to look at those again. Each of the three has a
+compiled twin in ``memsched.sim.fluid._kernels`` that gives the same bits (``memsched.sim.fluid.jit``).
+
 No kernel counterpart: in the kernel the faults happen; this predicts them from the fluid model's sweeps.
 """
 
