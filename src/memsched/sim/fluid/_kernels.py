@@ -548,10 +548,10 @@ def stable_argsort(x: Any) -> Any:  # pragma: no cover - compiled (held to argso
 
 
 @_njit
-def scan_hits(  # pragma: no cover - compiled (held to NumaBalancing._generate_faults by tests)
+def scan_hits(  # pragma: no cover - compiled (held to faults.scan_hits by tests)
     pages: Any, page_size: int, cols: Any, stride: int, horizon: float
 ) -> Any:
-    """``_generate_faults`` after its sweeps: :func:`first_touchers`, the pages reached within ``horizon``, in
+    """``faults.scan_hits``: :func:`first_touchers`, then the pages reached within ``horizon``, in
     order of their first touch (a stable sort), how far each is ahead of its sweep's cursor, and the median of
     their touch times (the mean of the two middle ones, as ``np.median``): (pages, first, t_first, ahead,
     median), empty arrays when no page is reached in time."""
@@ -582,7 +582,7 @@ def scan_hits(  # pragma: no cover - compiled (held to NumaBalancing._generate_f
 
 
 @_njit
-def reach_rows(  # pragma: no cover - compiled (held to NumaBalancing._reached and _look_again by tests)
+def reach_rows(  # pragma: no cover - compiled (held to faults.reach_rows by tests)
     cols: Any,
     tids: Any,
     still: Any,
@@ -599,11 +599,11 @@ def reach_rows(  # pragma: no cover - compiled (held to NumaBalancing._reached a
     debt: Any,
     copy_left: Any,
 ) -> Any:
-    """``_reached``'s split of the pages into those their sweep has come to and the rest, and ``_look_again``'s
-    time for the rest: ((pages, first, offsets) reached, (pages, first, offsets, ahead) of the rest whose time is
-    finite, the latest of those times, how many). ``came_known``: the sweeps' progress is read (``rem``, synced;
-    ``still`` where the task is still in the phase of its sweep, empty when every one is), else inf for every
-    sweep; the rest only when ``again``."""
+    """``faults.reach_rows``: the split of the pages into those their sweep has come to and the rest, and the
+    time to look at the rest again: ((pages, first, offsets) reached, (pages, first, offsets, ahead) of the rest
+    whose time is finite, the latest of those times, how many). ``came_known``: the sweeps' progress is read
+    (``rem``, synced; ``still`` where the task is still in the phase of its sweep, empty when every one is), else
+    inf for every sweep; the rest only when ``again``."""
     ns = tids.shape[0]
     came = np.full(ns, np.inf)
     if came_known:
@@ -654,7 +654,7 @@ def reach_rows(  # pragma: no cover - compiled (held to NumaBalancing._reached a
 
 
 @_njit
-def fault_rows(  # pragma: no cover - compiled (held to NumaBalancing._deliver_faults by tests)
+def fault_rows(  # pragma: no cover - compiled (held to balancing._fault_rows by tests)
     pages: Any,
     task_ids: Any,
     offsets: Any,
@@ -669,7 +669,7 @@ def fault_rows(  # pragma: no cover - compiled (held to NumaBalancing._deliver_f
     nr_tasks: int,
     now: int,
 ) -> Any:
-    """``_deliver_faults`` up to its batch: the faults on pages still marked and resident, by tasks on a CPU
+    """``balancing._fault_rows``: the faults on pages still marked and resident, by tasks on a CPU
     (their pages unmarked here), and the batch's columns: (pages, task ids, CPUs, CPU nodes, page nodes, fault
     times, tgids, last nid, last pid, last CPU, faults per task id, how many remote, the offsets' span), every
     array empty when no fault is left."""
@@ -715,11 +715,11 @@ def fault_rows(  # pragma: no cover - compiled (held to NumaBalancing._deliver_f
 
 
 @_njit
-def fault_after(  # pragma: no cover - compiled (held to NumaBalancing._deliver_faults by tests)
+def fault_after(  # pragma: no cover - compiled (held to balancing._fault_after by tests)
     pages: Any, task_ids: Any, cpus: Any, cnode: Any, pnode: Any, page_node: Any, last_nid: Any, last_pid: Any,
     last_cpu: Any,
 ) -> int:
-    """``_deliver_faults`` after the policy acted: how many of the remote faults' pages are still remote (now on
+    """``balancing._fault_after``, after the policy acted: how many of the remote faults' pages are still remote (now on
     ``page_node``), and the pages' last faulting node, task and CPU."""
     kept = 0
     for i in range(pages.shape[0]):
