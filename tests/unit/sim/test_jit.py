@@ -474,3 +474,25 @@ def test_stable_argsort_is_numpys() -> None:
         else:
             x = np.repeat(rng.random(n // 10 + 1), 10)
         assert kernels.stable_argsort(x).tobytes() == x.argsort(kind="stable").tobytes()
+
+
+def test_compiled_mark_window_equals_the_pure_one() -> None:
+    """Windows over present and absent pages, some marked already, ratelimited nodes skipped or not, 2 MiB
+    units, 4 KiB pages in huge and split blocks, plain 4 KiB pages: the same counts and the same marks."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.numa.balancing import _mark_window
+
+    rng = np.random.default_rng(9)
+    for _ in range(400):
+        npages, thp = int(rng.integers(1, 6000)), int(rng.choice([0, 8, 512]))
+        page_node = np.where(rng.random(npages) < 0.8, rng.integers(0, 4, npages), -1).astype(np.int16)
+        marked = rng.random(npages) < 0.3
+        skip = rng.random(4) < 0.3 if rng.random() < 0.5 else np.zeros(4, dtype=bool)
+        huge = rng.random(npages // thp + 1) < 0.6 if thp else np.zeros(0, dtype=bool)
+        lo = int(rng.integers(0, npages))
+        hi = int(rng.integers(lo, npages + 1))
+        units = bool(rng.random() < 0.2)
+        want_marked, got_marked = marked.copy(), marked.copy()
+        want = inspect.unwrap(_mark_window)(page_node, want_marked, lo, hi, skip, units, thp, huge, 1 if thp else 512)
+        got = kernels.mark_window(page_node, got_marked, lo, hi, skip, units, thp, huge, 1 if thp else 512)
+        assert tuple(got) == tuple(want) and got_marked.tobytes() == want_marked.tobytes()

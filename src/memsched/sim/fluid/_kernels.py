@@ -654,6 +654,49 @@ def reach_rows(  # pragma: no cover - compiled (held to faults.reach_rows by tes
 
 
 @_njit
+def mark_window(  # pragma: no cover - compiled (held to balancing._mark_window by tests)
+    page_node: Any,
+    marked: Any,
+    lo: int,
+    hi: int,
+    skip: Any,
+    huge_units: bool,
+    thp_units: int,
+    huge: Any,
+    base_per_page: int,
+) -> Any:
+    """``balancing._mark_window``: mark the present pages of [lo, hi) whose node is not skipped; (huge PMDs,
+    4 KiB PTEs) newly marked."""
+    any_skip = False
+    for j in range(skip.shape[0]):
+        any_skip |= skip[j]
+    n = 0
+    pmds = 0
+    split = 0
+    last_block = -1
+    for p in range(lo, hi):
+        nd = page_node[p]
+        if nd < 0 or (any_skip and skip[nd]):
+            continue
+        if not marked[p]:
+            n += 1
+            if thp_units:
+                b = p // thp_units
+                if huge[b]:
+                    if b != last_block:
+                        pmds += 1
+                        last_block = b
+                else:
+                    split += 1
+        marked[p] = True
+    if huge_units:
+        return n, 0
+    if thp_units:
+        return pmds, split * base_per_page
+    return 0, n * base_per_page
+
+
+@_njit
 def fault_rows(  # pragma: no cover - compiled (held to balancing._fault_rows by tests)
     pages: Any,
     task_ids: Any,
@@ -1050,6 +1093,8 @@ def warm() -> None:
     scan_hits(i64, 4096, cols, 32, 1.0)
     reach_rows(cols, i64, np.zeros(0, np.bool_), True, f64, i64, i64, f64, f64, True, f64, f64, i64, f64, f64)
     node16 = np.zeros(1, np.int16)
+    flags = np.zeros(1, np.bool_)
+    mark_window(node16, flags, 0, 1, flags, False, 0, flags, 1)
     fault_rows(i64, i64, f64, i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
     ro = i64.copy()
     ro.flags.writeable = False  # (the fault batch's columns, read-only once the policy has them)

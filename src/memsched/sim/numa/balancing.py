@@ -279,25 +279,11 @@ class NumaBalancing(Instrument):
     def _mark(self, st: _MmScan, lo: int, hi: int) -> tuple[int, int]:
         """``change_prot_numa()`` over pages [lo, hi): returns (huge PMDs, 4 KiB PTEs) newly marked."""
         mm = st.mm
-        node = mm.page_node[lo:hi]
-        present = node >= 0
-        skip = self.actuator.migrator.ratelimited_nodes()
-        if np.count_nonzero(skip):
-            present &= ~skip[np.maximum(node, 0)]
-        new = present & ~st.marked[lo:hi]
-        n = int(np.count_nonzero(new))
-        st.marked[lo:hi] |= present
+        pmds, ptes = _mark_window(
+            mm.page_node, st.marked, lo, hi, self.actuator.migrator.ratelimited_nodes(), self.fault_pages > 1,
+            mm.thp_units, mm.huge, self.base_per_page,
+        )  # fmt: skip
         vs = self.machine.vmstat
-        if self.fault_pages > 1:  # 2 MiB units: every entry is a huge PMD
-            pmds, ptes = n, 0
-        elif mm.thp_units:
-            blocks = (new.nonzero()[0] + lo) // mm.thp_units
-            huge = mm.huge[blocks]
-            hb = blocks[huge]  # ascending (so are the pages): its distinct values are where it steps
-            pmds = int(np.count_nonzero(hb[1:] != hb[:-1])) + 1 if hb.size else 0
-            ptes = int(np.count_nonzero(~huge)) * self.base_per_page
-        else:
-            pmds, ptes = 0, n * self.base_per_page
         vs.inc("numa_pte_updates", pmds * (PAGE_SIZE_THP // BASE_PAGE) + ptes)
         if pmds:
             vs.inc("numa_huge_pte_updates", pmds)
@@ -588,6 +574,40 @@ class NumaBalancing(Instrument):
 
         out.update(self.policy.metrics())
         return out
+
+
+@jit.compiled_as("mark_window")
+def _mark_window(
+    page_node: npt.NDArray[np.int16],
+    marked: npt.NDArray[np.bool_],
+    lo: int,
+    hi: int,
+    skip: npt.NDArray[np.bool_],
+    huge_units: bool,
+    thp_units: int,
+    huge: npt.NDArray[np.bool_],
+    base_per_page: int,
+) -> tuple[int, int]:
+    """``change_prot_numa()`` over pages [lo, hi): mark the present pages (not on a node in ``skip``, 3.8's
+    ratelimited nodes) and count the newly marked as (huge PMDs, 4 KiB PTEs): every entry a PMD with
+    ``huge_units`` (2 MiB pages), else one PMD per huge block of ``thp_units`` pages (``huge``) and PTEs for the
+    pages of split blocks, else PTEs."""
+    node = page_node[lo:hi]
+    present = node >= 0
+    if np.count_nonzero(skip):
+        present &= ~skip[np.maximum(node, 0)]
+    new = present & ~marked[lo:hi]
+    n = int(np.count_nonzero(new))
+    marked[lo:hi] |= present
+    if huge_units:  # 2 MiB units: every entry is a huge PMD
+        return n, 0
+    if thp_units:
+        blocks = (new.nonzero()[0] + lo) // thp_units
+        in_huge = huge[blocks]
+        hb = blocks[in_huge]  # ascending (so are the pages): its distinct values are where it steps
+        pmds = int(np.count_nonzero(hb[1:] != hb[:-1])) + 1 if hb.size else 0
+        return pmds, int(np.count_nonzero(~in_huge)) * base_per_page
+    return 0, n * base_per_page
 
 
 @jit.compiled_as("fault_rows")
