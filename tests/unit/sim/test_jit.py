@@ -496,3 +496,22 @@ def test_compiled_mark_window_equals_the_pure_one() -> None:
         want = inspect.unwrap(_mark_window)(page_node, want_marked, lo, hi, skip, units, thp, huge, 1 if thp else 512)
         got = kernels.mark_window(page_node, got_marked, lo, hi, skip, units, thp, huge, 1 if thp else 512)
         assert tuple(got) == tuple(want) and got_marked.tobytes() == want_marked.tobytes()
+
+
+def test_compiled_payer_tables_equal_the_pure_ones() -> None:
+    """Migrations paid by one task or many, with gaps in the payers' ids, on 2 to 8 nodes, from read-only
+    columns (an action's) and writable ones: the same payers, pages and bytes per node."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.numa.actuator import _payer_tables
+
+    rng = np.random.default_rng(10)
+    for _ in range(300):
+        n, nr = int(rng.integers(1, 2000)), int(rng.integers(2, 9))
+        payers = rng.choice(rng.integers(0, 80, int(rng.integers(1, 6))), n).astype(np.int64)
+        src, dst = rng.integers(0, nr, n).astype(np.int64), rng.integers(0, nr, n).astype(np.int64)
+        if rng.random() < 0.5:
+            payers.flags.writeable = False
+            dst.flags.writeable = False
+        psz = float(rng.choice([4096.0, 2097152.0]))
+        args = (payers, np.bincount(payers), src, dst, nr, psz)
+        _same(kernels.payer_tables(*args), inspect.unwrap(_payer_tables)(*args))

@@ -697,6 +697,40 @@ def mark_window(  # pragma: no cover - compiled (held to balancing._mark_window 
 
 
 @_njit
+def payer_tables(  # pragma: no cover - compiled (held to actuator._payer_tables by tests)
+    payers: Any, per_payer: Any, src: Any, dst: Any, nr: int, page_size: float
+) -> Any:
+    """``actuator._payer_tables``: the distinct payers, the pages each moved, and their copies' bytes read from
+    and written to each node (one row per payer)."""
+    k = per_payer.shape[0]
+    slot = np.full(k, -1, np.int64)
+    nids = 0
+    for t in range(k):
+        if per_payer[t]:
+            slot[t] = nids
+            nids += 1
+    ids = np.empty(nids, np.int64)
+    units = np.empty(nids, np.int64)
+    for t in range(k):
+        if slot[t] >= 0:
+            ids[slot[t]] = t
+            units[slot[t]] = per_payer[t]
+    src_c = np.zeros((nids, nr), np.int64)
+    dst_c = np.zeros((nids, nr), np.int64)
+    for i in range(payers.shape[0]):
+        r = slot[payers[i]]
+        src_c[r, src[i]] += 1
+        dst_c[r, dst[i]] += 1
+    src_b = np.empty((nids, nr))
+    dst_b = np.empty((nids, nr))
+    for r in range(nids):
+        for j in range(nr):
+            src_b[r, j] = float(src_c[r, j]) * page_size
+            dst_b[r, j] = float(dst_c[r, j]) * page_size
+    return ids, units, src_b, dst_b
+
+
+@_njit
 def fault_rows(  # pragma: no cover - compiled (held to balancing._fault_rows by tests)
     pages: Any,
     task_ids: Any,
@@ -1078,6 +1112,8 @@ def warm() -> None:
     """Compile every kernel (or load it from numba's cache) for the argument types the engine passes, on small
     inputs, so that a build failure shows at once and no run pays a compile in its middle."""
     i64, f64 = np.zeros(1, np.int64), np.zeros(1)
+    ro = i64.copy()
+    ro.flags.writeable = False  # (read-only columns: a fault batch's, once the policy has it, and an action's)
     f2 = np.zeros((1, 1))
     cap = np.ones(1)
     solve(i64, f64, np.zeros((1, 3)), cap, np.ones(0), 0.0, False)
@@ -1095,9 +1131,10 @@ def warm() -> None:
     node16 = np.zeros(1, np.int16)
     flags = np.zeros(1, np.bool_)
     mark_window(node16, flags, 0, 1, flags, False, 0, flags, 1)
+    for payers in (i64, ro):  # (MigratePages' payer and dst columns are read-only; a filtered copy is not)
+        for dst in (i64, ro):
+            payer_tables(payers, np.ones(1, np.int64), i64, dst, 1, 4096.0)
     fault_rows(i64, i64, f64, i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
-    ro = i64.copy()
-    ro.flags.writeable = False  # (the fault batch's columns, read-only once the policy has them)
     fault_after(ro, ro, ro, ro, ro, node16, i64, i64, i64)
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
     stream_and_copy_rates(

@@ -44,6 +44,7 @@ from memsched.policies.numa.actions import (
 from memsched.policies.numa.base import MigrationRules
 from memsched.policies.numa.driver import ActionHandlers, ActionResult
 from memsched.sim.engine import Prio
+from memsched.sim.fluid import jit
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import MigrationCosts, MigrationResult, Migrator
@@ -203,21 +204,12 @@ class SimActuator(ActionHandlers):
         """:meth:`_pay_sync` of the pages that moved, ``payers[i]`` paying for ``res.moved[i]``, each payer in
         increasing id order (``distinct(payers)``). ``per_payer``: ``np.bincount(payers)`` when known."""
         m = self.machine
-        nr = m.nr_nodes
         if per_payer is None:
             per_payer = np.bincount(payers)  # (payer ids are >= 0)
-        ids = per_payer.nonzero()[0]
-        k = per_payer.shape[0]
-        # Row t of each table is np.bincount(src or dst of payer t's pages, minlength=nr): the same integer
-        # counts as copy_bytes of payers == t, in one bincount (every node id is below nr).
-        row = payers * nr
-        src_c = np.bincount(row + res.moved_src, minlength=k * nr).reshape(k, nr)[ids]
-        dst_c = np.bincount(row + res.moved_dst, minlength=k * nr).reshape(k, nr)[ids]
-        psz = float(m.page_size)
-        src_b = np.multiply(src_c, psz, dtype=np.float64)  # (copy_bytes' cast and multiply, row by row)
-        dst_b = np.multiply(dst_c, psz, dtype=np.float64)
+        ids, units, src_b, dst_b = _payer_tables(payers, per_payer, res.moved_src, res.moved_dst, m.nr_nodes,
+                                                 float(m.page_size))  # fmt: skip
         tasks = m.tasks
-        self._pay_sync([tasks[t] for t in ids.tolist()], mm_id, per_payer[ids].tolist(), src_b, dst_b)
+        self._pay_sync([tasks[t] for t in ids.tolist()], mm_id, units.tolist(), src_b, dst_b)
 
     def _pay_sync(
         self,
@@ -364,6 +356,26 @@ def _migration_result(action: MigratePages, target: str, detail: str, res: Migra
     else:
         status, message = "no-op", "already on the destination or not present"
     return ActionResult(type(action).__name__, target, detail, status, message, moved_pages=res.moved)  # type: ignore[arg-type]
+
+
+@jit.compiled_as("payer_tables")
+def _payer_tables(
+    payers: IntArray, per_payer: IntArray, src: IntArray, dst: IntArray, nr: int, page_size: float
+) -> tuple[IntArray, IntArray, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Who pays for a migration and for what: the distinct ``payers`` (ids in increasing order; ``per_payer``
+    is ``np.bincount(payers)``), the pages each moved, and the bytes its copies read from (``src``: each page's
+    source node) and write to (``dst``) each node, one row per payer, as ``Migrator.copy_bytes`` of its pages."""
+    ids = per_payer.nonzero()[0]
+    k = per_payer.shape[0]
+    # Row t of each table is np.bincount(src or dst of payer t's pages, minlength=nr): the same integer
+    # counts as copy_bytes of payers == t, in one bincount (every node id is below nr).
+    row = payers * nr
+    src_c = np.bincount(row + src, minlength=k * nr).reshape(k, nr)[ids]
+    dst_c = np.bincount(row + dst, minlength=k * nr).reshape(k, nr)[ids]
+    # (copy_bytes' cast and multiply, row by row)
+    src_b = np.multiply(src_c, page_size, dtype=np.float64)
+    dst_b = np.multiply(dst_c, page_size, dtype=np.float64)
+    return ids, per_payer[ids], src_b, dst_b
 
 
 def _lookup(keys: IntArray, values: npt.NDArray[np.int64], wanted: IntArray) -> npt.NDArray[np.int64]:
