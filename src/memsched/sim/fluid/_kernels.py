@@ -548,6 +548,14 @@ def stable_argsort(x: Any) -> Any:  # pragma: no cover - compiled (held to argso
 
 
 @_njit
+def _median(s: Any) -> float:  # pragma: no cover - compiled
+    """``faults.median`` of a sorted non-empty array: the middle value, or ``(a + b) / 2`` of the two middle."""
+    n = s.shape[0]
+    h = n // 2
+    return s[h] if n % 2 else (s[h - 1] + s[h]) / 2.0
+
+
+@_njit
 def scan_hits(  # pragma: no cover - compiled (held to faults.scan_hits by tests)
     pages: Any, page_size: int, cols: Any, stride: int, horizon: float
 ) -> Any:
@@ -574,11 +582,7 @@ def scan_hits(  # pragma: no cover - compiled (held to faults.scan_hits by tests
     for i in range(n):
         s = out_first[i]
         ahead[i] = (out_t[i] - cols[s, 7]) * cols[s, 6]
-    median = 0.0
-    if n:
-        h = n // 2
-        median = out_t[h] if n % 2 else (out_t[h - 1] + out_t[h]) / 2.0
-    return out_pages, out_first, out_t, ahead, median
+    return out_pages, out_first, out_t, ahead, _median(out_t) if n else 0.0
 
 
 @_njit
@@ -778,9 +782,7 @@ def fault_rows(  # pragma: no cover - compiled (held to balancing._fault_rows by
     span = 0.0
     if size:
         srt = offs[stable_argsort(offs)]  # (np.sort's values: no NaN here, and a tie's order shows in no sum)
-        h = size // 2
-        median = srt[h] if size % 2 else (srt[h - 1] + srt[h]) / 2.0
-        mid = np.int64(median)
+        mid = np.int64(_median(srt))
         for i in range(size):
             times[i] = now + np.int64(offs[i]) - mid
         if size > 1:
