@@ -548,7 +548,7 @@ def stable_argsort(x: Any) -> Any:  # pragma: no cover - compiled (held to argso
 
 
 @_njit
-def _median(s: Any) -> float:  # pragma: no cover - compiled
+def _median(s: Any) -> Any:  # pragma: no cover - compiled
     """``faults.median`` of a sorted non-empty array: the middle value, or ``(a + b) / 2`` of the two middle."""
     n = s.shape[0]
     h = n // 2
