@@ -206,8 +206,8 @@ class SimActuator(ActionHandlers):
         m = self.machine
         if per_payer is None:
             per_payer = np.bincount(payers)  # (payer ids are >= 0)
-        ids, units, src_b, dst_b = _payer_tables(payers, per_payer, res.moved_src, res.moved_dst, m.nr_nodes,
-                                                 float(m.page_size))  # fmt: skip
+        psz = float(m.page_size)
+        ids, units, src_b, dst_b = _payer_tables(payers, per_payer, res.moved_src, res.moved_dst, m.nr_nodes, psz)
         tasks = m.tasks
         self._pay_sync([tasks[t] for t in ids.tolist()], mm_id, units.tolist(), src_b, dst_b)
 

@@ -88,11 +88,14 @@ def first_touchers(
     """For each page of ``pages`` (sorted, ascending): the index into ``sweeps`` of the first sweep to reach
     it and the time (ns from now) it gets there (``inf`` and -1 where no sweep covers the page). ``sweeps``
     may be given as their float64 array already (one row per sweep; columns after a ``Sweep``'s are ignored)."""
-    n = pages.shape[0]
     cols = sweeps if isinstance(sweeps, np.ndarray) else np.array(sweeps, dtype=np.float64)
-    kernels = jit.loaded()
-    if kernels is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
-        return kernels.first_touchers(pages, page_size, cols, stride)  # type: ignore[no-any-return]
+    return _first_touchers(pages, page_size, cols, stride)
+
+
+@jit.compiled_as("first_touchers")
+def _first_touchers(pages: IntArray, page_size: int, cols: FloatArray, stride: int) -> tuple[IntArray, FloatArray]:
+    """:func:`first_touchers` of the sweeps' float64 rows."""
+    n = pages.shape[0]
     nsw = cols.shape[0]
     if n == 0 or nsw == 0:
         return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
@@ -161,7 +164,7 @@ def scan_hits(
     again), in the order they are reached (a stable sort), the index of that sweep, the time it gets there and
     how far the page is ahead of its cursor (bytes: it faults once the sweep has come that far); last, the
     median of those times (0.0 when no page is reached in time)."""
-    first, t_first = first_touchers(pages, page_size, cols, stride=stride)
+    first, t_first = _first_touchers(pages, page_size, cols, stride)
     hit = (first >= 0) & (t_first <= horizon)
     nhit = np.count_nonzero(hit)
     if not nhit:
@@ -185,9 +188,15 @@ def median(x: FloatArray, *, is_sorted: bool = False) -> float:
     return float((s[h - 1] + s[h]) / 2.0)
 
 
+def _empty(dtype: type) -> npt.NDArray[Any]:
+    out: npt.NDArray[Any] = np.zeros(0, dtype=dtype)
+    out.flags.writeable = False  # (shared by every call that has no rest)
+    return out
+
+
 _NO_REST: tuple[IntArray, IntArray, FloatArray, FloatArray, float, int] = (
-    np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), 0.0, 0
-)  # fmt: skip
+    _empty(np.int64), _empty(np.int64), _empty(np.float64), _empty(np.float64), 0.0, 0
+)
 
 
 @jit.compiled_as("reach_rows")
