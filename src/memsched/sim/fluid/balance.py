@@ -82,6 +82,8 @@ class Balancer:
         self._caps: dict[tuple[int, ...], int] = {}
         self._local: dict[tuple[int, int], tuple[int, ...]] = {}
         self.core_siblings = {c.id: topology.siblings(c.id) for c in topology.cpus}
+        #: The smallest ``imbalance_pct`` of any domain (:meth:`balance`'s test of busy CPUs).
+        self._min_pct = min((d.imbalance_pct for doms in self.domains for d in doms), default=100)
 
     # ---- group statistics ------------------------------------------------------------------------------
     def _capacity(self, cpus: Sequence[int]) -> int:
@@ -243,10 +245,23 @@ class Balancer:
         while changed and len(moves) < limit:
             changed = False
             # plain lists: the per-CPU reads below are scalar (the same float64 values as an array's)
-            load = [float(sum(weight(t) for t in q)) for q in rq]
+            weights = [[weight(t) for t in q] for q in rq]
+            load = [float(sum(w)) for w in weights]
             nr = [len(q) for q in rq]
             busiest: dict[int, int] = {}  # a span's busiest CPU in this pass (the loads are fixed until a move)
+            # A busy CPU evens out (_even_out) only with a CPU ``src`` of one of its spans whose load is above its
+            # own times that domain's imbalance_pct / 100, and only a task lighter than the loads' difference.
+            # Neither can be when even the busiest CPU of all is not above its load times the smallest
+            # imbalance_pct, or not above it by more than the lightest queued task (the products and the
+            # difference round monotonically; loads and weights are >= 0): then _balance_cpu would find no move
+            # for it. (That is every busy CPU, most of the time.)
+            top = max(load)
+            top_pct = top * 100
+            min_pct = self._min_pct
+            min_w = min((min(w) for w in weights if w), default=0.0)
             for cpu in range(self.nr_cpus):
+                if nr[cpu] and (top_pct <= load[cpu] * min_pct or top - load[cpu] <= min_w):
+                    continue
                 move = self._balance_cpu(cpu, rq, nr, load, weight, score, busiest)
                 if move is not None:
                     rq[move.src].remove(move.task)
