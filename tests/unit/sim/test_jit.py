@@ -515,3 +515,72 @@ def test_compiled_payer_tables_equal_the_pure_ones() -> None:
         psz = float(rng.choice([4096.0, 2097152.0]))
         args = (payers, np.bincount(payers), src, dst, nr, psz)
         _same(kernels.payer_tables(*args), inspect.unwrap(_payer_tables)(*args))
+
+
+def test_compiled_sweep_rows_equal_the_pure_ones() -> None:
+    """Tasks on a CPU or not, streaming or not, with one region or a shared one too, with debts, copies, no
+    rate or no share, done past the work or not, windows that cover their sweeps or not, short and long
+    horizons: the same rows and task ids."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.fluid.progress import _sweep_rows as pure
+
+    rng = np.random.default_rng(11)
+    outcomes: set[int] = set()
+    for _ in range(400):
+        n, nkeys = int(rng.integers(1, 60)), int(rng.integers(1, 6))
+        psz = int(rng.choice([4096, 2 * 1024 * 1024]))
+        geo_i = np.zeros((nkeys, 4), dtype=np.int64)
+        geo_f = np.zeros((nkeys, 2))
+        for k in range(nkeys):
+            geo_i[k, :2] = rng.integers(0, 2**34), rng.integers(1, 2**31)
+            if rng.random() < 0.4:
+                geo_i[k, 2:] = rng.integers(0, 2**34), rng.integers(1, 2**31)
+                geo_f[k, 0] = rng.uniform(0.01, 0.99)
+            geo_f[k, 1] = float(geo_i[k, 1]) * int(rng.integers(1, 9)) / (1.0 - geo_f[k, 0])
+        ids = np.sort(rng.choice(n + 5, n, replace=False)).astype(np.int64)
+        size = int(ids.max()) + 1
+        oncpu = np.where(rng.random(size) < 0.85, rng.integers(0, 48, size), -1).astype(np.int64)
+        kind = rng.choice(np.array([0, 1, 1, 1, 2], dtype=np.int8), size)
+        phase_key = rng.integers(0, nkeys, size).astype(np.int64)
+        rate = rng.uniform(0.0, 8.0, size) * (rng.random(size) < 0.9)
+        share = rng.random(size) * (rng.random(size) < 0.9)
+        debt = rng.random(size) * 1e6 * (rng.random(size) < 0.4)
+        copy_left = rng.random(size) * 1e7 * (rng.random(size) < 0.3)
+        rem = geo_f[phase_key, 1] * rng.uniform(-0.1, 1.0, size)
+        lo = int(rng.integers(0, 2**35 // psz))
+        hi = lo + int(rng.integers(0, 2**33 // psz))
+        horizon = float(rng.choice([0.0, 1e4, 1e6, 1e9, 2.0**52]))
+        args = (ids, oncpu, kind, phase_key, geo_i, geo_f, rate, debt, share, copy_left, rem, psz, lo, hi, horizon)
+        want = inspect.unwrap(pure)(*args)
+        _same(kernels.sweep_rows(*args), want)
+        outcomes.add(min(want[1].shape[0], 2))
+    assert outcomes == {0, 1, 2}  # (draws with no row, one and several)
+
+
+def test_the_streaming_tasks_are_those_in_a_touch_phase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sweep_rows`` takes the tasks whose column says MEM for the tasks in a ``Touch`` phase: at every scan of
+    runs with one region and with shared ones, every running task's column and phase agree."""
+    from memsched.sim.fluid.progress import FluidProgress
+    from memsched.sim.fluid.state import MEM
+    from memsched.sim.fluid.task import Touch
+    from memsched.workloads.runner import RunSpec, run_one
+
+    real = FluidProgress.sweep_rows
+    seen = [0, 0]
+
+    def checked(self: FluidProgress, ids: np.ndarray, *args: Any) -> Any:
+        self.sync()
+        a = self.arrays
+        for tid in ids.tolist():
+            task = self.tasks[tid]
+            if a.oncpu[tid] >= 0:
+                seen[0] += 1
+                streams = isinstance(task.phase, Touch)
+                seen[1] += streams
+                assert (a.kind[tid] == MEM) == streams, (tid, task.phase)
+        return real(self, ids, *args)
+
+    monkeypatch.setattr(FluidProgress, "sweep_rows", checked)
+    for workload in ("numa02_SMT", "specjbb", "perf-bench-numa"):
+        run_one(RunSpec(workload, "sandybridge-2n32", "homenode"))
+    assert seen[0] > 1000 and 0 < seen[1] <= seen[0]

@@ -658,6 +658,82 @@ def reach_rows(  # pragma: no cover - compiled (held to faults.reach_rows by tes
 
 
 @_njit
+def sweep_rows(  # pragma: no cover - compiled (held to progress._sweep_rows by tests)
+    ids: Any,
+    oncpu: Any,
+    kind: Any,
+    phase_key: Any,
+    geo_i: Any,
+    geo_f: Any,
+    rate: Any,
+    debt: Any,
+    share: Any,
+    copy_left: Any,
+    rem: Any,
+    page_size: int,
+    lo: int,
+    hi: int,
+    horizon: float,
+) -> Any:
+    """``progress._sweep_rows``: the sweeps of the tasks ``ids`` that cover pages [lo, hi) and move within
+    ``horizon``, as float64 rows, and their task ids. (Python's float ``%`` of the pure code, which numba's
+    follows: the sign of the divisor.)"""
+    out = np.empty((2 * ids.shape[0], 11))
+    tids = np.empty(2 * ids.shape[0], dtype=np.int64)
+    k = 0
+    for tid in ids:
+        if oncpu[tid] < 0 or kind[tid] != 1:  # (MEM: a Touch phase)
+            continue
+        key = phase_key[tid]
+        f = geo_f[key, 0]
+        work = geo_f[key, 1]
+        r = rate[tid]
+        delay = 0.0
+        d = debt[tid]
+        sh = share[tid]
+        cl = copy_left[tid]
+        if d > 0:
+            delay += d / sh if sh > 0 else np.inf
+        if cl > 0:
+            delay += cl / r if r > 0 else np.inf
+        done = work - rem[tid]
+        nsweeps = 1 if f == 0.0 else 2
+        own = 1.0 - f
+        for j in range(nsweeps):
+            b0 = geo_i[key, 2 * j]
+            nb = geo_i[key, 2 * j + 1]
+            if nsweeps == 1:
+                cursor = done % nb
+                rr = r
+            elif j == 0:
+                cursor = (done * own) % nb
+                rr = r * own
+            else:
+                cursor = (done * f) % nb
+                rr = r * f
+            part = rr / r if r > 0 else 0.0
+            p0 = b0 // page_size
+            p1 = p0 if nb == 0 else (b0 + nb - 1) // page_size + 1
+            if p1 <= lo or p0 >= hi or rr <= 0 or delay >= horizon:
+                continue
+            row = out[k]
+            row[0] = tid
+            row[1] = b0
+            row[2] = nb
+            row[3] = p0
+            row[4] = p1
+            row[5] = cursor
+            row[6] = rr
+            row[7] = delay
+            row[8] = work
+            row[9] = done
+            row[10] = part
+            tids[k] = tid
+            k += 1
+    return out[:k], tids[:k]
+
+
+@_njit
 def mark_window(  # pragma: no cover - compiled (held to balancing._mark_window by tests)
     page_node: Any,
     marked: Any,
@@ -1133,6 +1209,8 @@ def warm() -> None:
     node16 = np.zeros(1, np.int16)
     flags = np.zeros(1, np.bool_)
     mark_window(node16, flags, 0, 1, flags, False, 0, flags, 1)
+    geo = np.zeros((1, 4), np.int64)
+    sweep_rows(i64, i64, np.zeros(1, np.int8), i64, geo, f2, f64, f64, f64, f64, f64, 4096, 0, 1, 1.0)
     for payers in (i64, ro):  # (MigratePages' payer and dst columns are read-only; a filtered copy is not)
         for dst in (i64, ro):
             payer_tables(payers, np.ones(1, np.int64), i64, dst, 1, 4096.0)

@@ -164,6 +164,64 @@ def _grown(arr: npt.NDArray[_T], cap: int, fill: float) -> npt.NDArray[_T]:
     return out
 
 
+@jit.compiled_as("sweep_rows")
+def _sweep_rows(
+    ids: npt.NDArray[np.int64],
+    oncpu: npt.NDArray[np.int64],
+    kind: npt.NDArray[np.int8],
+    phase_key: npt.NDArray[np.int64],
+    geo_i: npt.NDArray[np.int64],
+    geo_f: npt.NDArray[np.float64],
+    rate: npt.NDArray[np.float64],
+    debt: npt.NDArray[np.float64],
+    share: npt.NDArray[np.float64],
+    copy_left: npt.NDArray[np.float64],
+    rem: npt.NDArray[np.float64],
+    page_size: int,
+    lo: int,
+    hi: int,
+    horizon: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """:meth:`FluidProgress.sweep_rows` from the task columns: the tasks of ``ids`` on a CPU (``oncpu``) in a
+    ``Touch`` phase (``kind`` MEM), each phase's geometry by its key (``geo_i``: region start and bytes, shared
+    region start and bytes; ``geo_f``: ``shared_fraction`` and ``work``)."""
+    flat: list[float] = []
+    tids: list[int] = []
+    on, kinds, keys, gi, gf = oncpu.tolist(), kind.tolist(), phase_key.tolist(), geo_i.tolist(), geo_f.tolist()
+    rates, debts, shares, copies, rems = rate.tolist(), debt.tolist(), share.tolist(), copy_left.tolist(), rem.tolist()
+    for tid in ids.tolist():
+        if on[tid] < 0 or kinds[tid] != MEM:
+            continue
+        key = keys[tid]
+        start, nbytes, s_start, s_nbytes = gi[key]
+        f, work = gf[key]
+        r = rates[tid]
+        delay = 0.0
+        d, sh, cl = debts[tid], shares[tid], copies[tid]
+        if d > 0:
+            delay += d / sh if sh > 0 else math.inf
+        if cl > 0:
+            delay += cl / r if r > 0 else math.inf
+        done = work - rems[tid]
+        if f == 0.0:  # one region (``shared_fraction`` is > 0 exactly when there is a shared one)
+            sweeps = [(start, nbytes, done % nbytes, r, r / r if r > 0 else 0.0)]
+        else:  # (Touch.sweeps: each region at its share of the work and the rate)
+            own = 1.0 - f
+            r_own, r_shared = r * own, r * f
+            sweeps = [
+                (start, nbytes, (done * own) % nbytes, r_own, r_own / r if r > 0 else 0.0),
+                (s_start, s_nbytes, (done * f) % s_nbytes, r_shared, r_shared / r if r > 0 else 0.0),
+            ]
+        for b0, nb, cursor, rr, part in sweeps:
+            p0 = b0 // page_size  # (Region.page_span)
+            p1 = p0 if nb == 0 else (b0 + nb - 1) // page_size + 1
+            if p1 <= lo or p0 >= hi or rr <= 0 or delay >= horizon:
+                continue
+            flat += (tid, b0, nb, p0, p1, cursor, rr, delay, work, done, part)
+            tids.append(tid)
+    return np.array(flat, dtype=np.float64).reshape(len(tids), 11), np.array(tids, dtype=np.int64)
+
+
 class FluidProgress:
     """Task progress between events, and the rates it follows."""
 
@@ -200,6 +258,10 @@ class FluidProgress:
         #: The distinct (by value) ``Touch`` phases seen, and each task's index into them (its current phase's).
         self._phases: list[Touch] = []
         self._phase_key = np.zeros(16, dtype=np.int64)
+        #: Each phase key's sweep geometry (:meth:`sweep_rows`): its region's start and bytes, its shared
+        #: region's (0, 0 without one); its ``shared_fraction`` and its ``work``.
+        self._geo_i = np.zeros((4, 4), dtype=np.int64)
+        self._geo_f = np.zeros((4, 2))
         self.t_last = 0
         self.dirty = True
         self._running: _Running | None = None
@@ -263,12 +325,24 @@ class FluidProgress:
             if key is None:
                 key = self._equal_phase[phase] = len(self._phases)
                 self._phases.append(phase)
+                self._add_geometry(key, phase)
             self._canon_phase[id(phase)] = key
         self._phase_key[tid] = key
         a.rem[tid] = phase.work
         a.write[tid] = phase.write
         a.cpu_ns_per_byte[tid] = phase.cpu_ns_per_byte
         a.mlp_scale[tid] = phase.mlp_scale
+
+    def _add_geometry(self, key: int, phase: Touch) -> None:
+        """Phase ``key``'s row of the sweep geometry (:meth:`sweep_rows`)."""
+        if self._geo_i.shape[0] <= key:
+            cap = max(2 * self._geo_i.shape[0], key + 1)
+            self._geo_i = _grown(self._geo_i, cap, 0)
+            self._geo_f = _grown(self._geo_f, cap, 0.0)
+        shared = phase.shared
+        region = phase.region
+        self._geo_i[key] = (region.start, region.nbytes, *((shared.start, shared.nbytes) if shared else (0, 0)))
+        self._geo_f[key] = (phase.shared_fraction, phase.work)
 
     def begin_compute(self, task: FluidTask, ns: float) -> None:
         self.arrays.kind[task.id] = COMPUTE
@@ -391,47 +465,25 @@ class FluidProgress:
         self.dirty = True
 
     # ---- what the mechanisms read --------------------------------------------------------------------------
-    def sweeps_of(
-        self, tasks: list[FluidTask]
-    ) -> list[tuple[int, Region, float, float, float, float, float, float]]:
-        """Where the running tasks of ``tasks`` are in their current ``Touch`` sweeps: (task id, region, cursor,
-        rate, delay, done, share) of every sweep. The cursor is the offset in the region the task writes next (a
-        ``bzero`` loop walks its buffer in order, so after ``done`` bytes of a multi-pass phase it is at ``done
-        mod nbytes``); a phase with a shared region walks both, each at its share of the rate. ``delay`` (ns) is
-        the kernel work the task does before its cursor moves again (its CPU debt at its share of the CPU, then a
-        page copy in its context); ``done`` is the work done in the phase so far and ``share`` the part of it
-        that goes to this sweep's region (for :meth:`phase_progress` later); last, the phase's whole ``work``."""
+    def sweep_rows(
+        self, ids: npt.NDArray[np.int64], page_size: int, lo: int, hi: int, horizon: int
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Where the running tasks ``ids`` (ascending) are in their current ``Touch`` sweeps, for a scan of pages
+        [lo, hi): the float64 row of every sweep that covers some of those pages and moves within ``horizon`` ns,
+        and its task id. A row is (task id, region start byte, region bytes, first page, end page, cursor byte,
+        rate, delay; then the phase's whole ``work``, the work ``done`` in it so far and the ``part`` of it that
+        goes to this sweep's region, for :meth:`phase_progress` later). The cursor is the offset in the region
+        the task writes next (a ``bzero`` loop walks its buffer in order, so after ``done`` bytes of a
+        multi-pass phase it is at ``done mod bytes``); a phase with a shared region walks both, each at its share
+        of the rate. ``delay`` (ns) is the kernel work the task does before its cursor moves again: its CPU debt
+        at its share of the CPU, then a page copy in its context. ``horizon`` must be below 2**53 (float64 holds
+        it exactly)."""
         self.sync()
         a = self.arrays
-        out: list[tuple[int, Region, float, float, float, float, float, float]] = []
-        oncpu = a.oncpu.tolist()
-        rates, debts, shares, copies, rems = (
-            a.rate.tolist(), a.debt.tolist(), a.share.tolist(), a.copy_left.tolist(), a.rem.tolist()
-        )
-        for task in tasks:
-            tid = task.id
-            if oncpu[tid] < 0:
-                continue
-            phase = task.phase
-            if not isinstance(phase, Touch):
-                continue
-            rate = rates[tid]
-            delay = 0.0
-            debt, share, copy_left = debts[tid], shares[tid], copies[tid]
-            if debt > 0:
-                delay += debt / share if share > 0 else math.inf
-            if copy_left > 0:
-                delay += copy_left / rate if rate > 0 else math.inf
-            work = phase.work
-            done = work - rems[tid]
-            if phase.shared is None:  # Touch.sweeps' one region, inline (this runs for every task at every scan)
-                region = phase.region
-                part = rate / rate if rate > 0 else 0.0
-                out.append((tid, region, done % region.nbytes, rate, delay, done, part, work))
-                continue
-            for region, cursor, r in phase.sweeps(done, rate):
-                out.append((tid, region, cursor, r, delay, done, r / rate if rate > 0 else 0.0, work))
-        return out
+        return _sweep_rows(
+            ids, a.oncpu, a.kind, self._phase_key, self._geo_i, self._geo_f, a.rate, a.debt, a.share, a.copy_left,
+            a.rem, page_size, lo, hi, float(horizon),
+        )  # fmt: skip
 
     def phase_progress(self, task: FluidTask) -> float:
         """Work done so far in the task's current phase (bytes for ``Touch``, ns for ``Compute``)."""

@@ -70,7 +70,7 @@ from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
-from memsched.sim.mm.mm import MmStruct, Region
+from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
 from memsched.sim.numa.contention import Contention, ContentionCosts
 from memsched.sim.numa.context import NumaState, SimContext
@@ -83,6 +83,9 @@ IntArray = npt.NDArray[np.int64]
 
 #: ``reach_rows``'s mask of the sweeps whose task is still in the phase: empty when every one is.
 _EVERY = np.zeros(0, dtype=bool)
+#: The task ids of an mm with no live task.
+_NO_IDS = np.zeros(0, dtype=np.int64)
+_NO_IDS.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,6 @@ class _MmScan:
     last_nid: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     last_pid: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     last_cpu: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    #: Each sweep region's (region, start, bytes, first page, end page), by ``id(region)`` (the entry keeps the
-    #: region alive, so no other object takes its id): looked up at every scan instead of recomputed.
-    spans: dict[int, tuple[Region, int, int, int, int]] = field(default_factory=dict)
 
     def ensure(self) -> None:
         n = self.mm.nr_pages
@@ -135,10 +135,7 @@ class _Reach:
     cols: npt.NDArray[np.float64]
     tid_list: list[int]
     pcs: list[int]
-    tids: IntArray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tids = np.array(self.tid_list, dtype=np.int64)
+    tids: IntArray
 
 
 def needs_mechanism(policy: NumaPolicy) -> bool:
@@ -178,6 +175,7 @@ class NumaBalancing(Instrument):
         self._pending_ns: dict[int, dict[str, float]] = {}
         #: Live tasks of each mm (refreshed when tasks come and go).
         self._mm_tasks: dict[int, list[FluidTask]] = {}
+        self._mm_ids: dict[int, IntArray] = {}  # (their ids, ascending)
         self._mm_tasks_at = -1
         #: Every action's outcome: (action, status) -> count.
         self.results: Counter[tuple[str, str]] = Counter()
@@ -227,6 +225,7 @@ class NumaBalancing(Instrument):
             for t in tasks:
                 if t.state is not FluidTaskState.EXITED:
                     self._mm_tasks.setdefault(t.mm.id, []).append(t)
+            self._mm_ids = {k: np.array([t.id for t in v], dtype=np.int64) for k, v in self._mm_tasks.items()}
         return self._mm_tasks.get(mm.id, [])
 
     def _task_numa_work(self, st: _MmScan) -> None:
@@ -354,33 +353,20 @@ class NumaBalancing(Instrument):
         if pages.size == 0:
             return
         psz = machine.page_size
-        # A Sweep per row, then the phase's work, the work done and this sweep's share of it (for _reached);
-        # the rows one after the other in one flat list (one conversion to float64).
-        flat: list[float] = []
-        tids: list[int] = []
-        pcs: list[int] = []  # the task's pc at the scan, per row
-        tasks = machine.tasks
-        spans = st.spans
-        for tid, region, cursor, rate, delay, done, part, work in machine.progress.sweeps_of(self._alive(st.mm)):
-            span = spans.get(id(region))
-            if span is None:
-                span = spans[id(region)] = (region, region.start, region.nbytes, *region.page_span(psz))
-            _, start, nbytes, p0, p1 = span
-            if p1 <= lo or p0 >= hi or rate <= 0 or delay >= horizon:
-                continue
-            flat += (tid, start, nbytes, p0, p1, cursor, rate, delay, work, done, part)
-            tids.append(tid)
-            pcs.append(tasks[tid].pc)
-        if not tids:
+        # A Sweep per row, then the phase's work, the work done and this sweep's share of it (for _reached).
+        self._alive(st.mm)
+        cols, tids = machine.progress.sweep_rows(self._mm_ids.get(st.mm.id, _NO_IDS), psz, lo, hi, horizon)
+        if not tids.shape[0]:
             return
-        cols = np.array(flat, dtype=np.float64).reshape(len(tids), 11)
         # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
         # looked at again then (a task slowed by kernel work touches, and so faults, fewer pages).
         pages, first, t_first, ahead, mid = scan_hits(pages, psz, cols, STRIDE, float(horizon))
         if not pages.shape[0]:
             return
         when = int(min(mid, float(horizon)))  # (not ``delay``: a float above)
-        reach = _Reach(cols, tids, pcs)
+        tid_list = tids.tolist()
+        tasks = machine.tasks
+        reach = _Reach(cols, tid_list, [tasks[t].pc for t in tid_list], tids)  # (each task's pc at the scan)
         machine.engine.after(max(when, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
 
     def _reached(
