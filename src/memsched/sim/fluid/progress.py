@@ -273,11 +273,11 @@ class FluidProgress:
         self._tab_den = np.zeros(4 * nr)
         self._tab_base = np.zeros((4 * nr, nr + memmodel.link_cap.shape[0] + 2))
         self._tab_state: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None, float] | None] = []
-        #: The placement and huge-page versions of every mm the tables were last checked against, and the phase
-        #: keys checked since: a key checked under the same versions is up to date (``_refresh_phase_rows``
-        #: would return at once).
-        self._tab_sig: tuple[tuple[int, int], ...] = ()
-        self._tab_fresh: set[int] = set()
+        #: Each phase key's mm, and the placement and huge-page versions of that mm when its rows were last
+        #: checked: a key checked under its mm's versions now is up to date (``_refresh_phase_rows`` reads
+        #: nothing else that changes, so it would return at once).
+        self._key_mm: list[int] = []
+        self._tab_fresh: dict[int, tuple[int, int]] = {}
         #: Copy rows by task (``_copy_table``): each task's copy epoch (bumped when its pending copy grows),
         #: and the epoch and node its row was computed for, ``max(core_ns, eps)`` and the row's resource use.
         self._copy_epoch = np.zeros(16, dtype=np.int64)
@@ -343,6 +343,7 @@ class FluidProgress:
         region = phase.region
         self._geo_i[key] = (region.start, region.nbytes, *((shared.start, shared.nbytes) if shared else (0, 0)))
         self._geo_f[key] = (phase.shared_fraction, phase.work)
+        self._key_mm.append(region.mm_id)  # (keys are made in order: this is _key_mm[key])
 
     def begin_compute(self, task: FluidTask, ns: float) -> None:
         self.arrays.kind[task.id] = COMPUTE
@@ -894,16 +895,16 @@ class FluidProgress:
 
     def _refresh_tables(self, keys: list[int]) -> None:
         """Bring the stream tables of the phase keys ``keys`` (ascending) up to date: those not checked since the
-        placement or huge-page version of some mm moved (:meth:`_refresh_phase_rows`)."""
-        sig = tuple([(mm.placement_version, mm.huge_version) for mm in self.mms])
-        if sig != self._tab_sig:
-            self._tab_sig = sig
-            self._tab_fresh.clear()
+        placement or huge-page version of their mm moved (:meth:`_refresh_phase_rows`; a phase's regions are
+        in one mm, ``Touch`` checks)."""
         fresh = self._tab_fresh
+        mms, key_mm = self.mms, self._key_mm
         for key in keys:
-            if key not in fresh:
+            mm = mms[key_mm[key]]
+            versions = (mm.placement_version, mm.huge_version)
+            if fresh.get(key) != versions:
                 self._refresh_phase_rows(key)
-                fresh.add(key)
+                fresh[key] = versions
 
     def _running_rows(self) -> _Running:
         """The running tasks' rows with their CPU shares and rates: as of the last :meth:`recompute` while nothing
