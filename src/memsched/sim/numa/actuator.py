@@ -237,17 +237,18 @@ class SimActuator(ActionHandlers):
         costs = contention.costs
         native = m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units
         for task, n in zip(payers, units, strict=True):
-            ev = contention.events(mm_id, task.id)
-            if native:
-                ev.hold("ptl", n, costs.ptl_thp_migrate_ns)  # native THP migration: no rmap walk, no flush
+            if native:  # native THP migration: no rmap walk, no flush
+                contention.hold(mm_id, task.id, "ptl", n, costs.ptl_thp_migrate_ns)
             else:
+                # try_to_unmap() + remove_migration_ptes(); ptep_clear_flush() of a PTE the hinting fault made
+                # present again
                 base = migrator.kernel_pages(mm_id, n)
-                ev.hold("anon", 2 * base, costs.rmap_walk_ns)  # try_to_unmap() + remove_migration_ptes()
-                ev.tlb_flushes += base  # ptep_clear_flush() of a PTE the hinting fault made present again
+                contention.hold(mm_id, task.id, "anon", 2 * base, costs.rmap_walk_ns)
+                contention.flush(mm_id, task.id, base)
 
     def _flushes(self, mm_id: int, task: int, base_pages: int, *, splits: int = 0) -> None:
         if self.contention is not None:
-            self.contention.events(mm_id, task).tlb_flushes += base_pages + splits
+            self.contention.flush(mm_id, task, base_pages + splits)
 
     def migrate_mm_nodes(self, action: MigrateMmNodes) -> ActionResult:
         """``migrate_pages(2)``: the i-th source node's pages go to the (i mod n)-th destination node."""

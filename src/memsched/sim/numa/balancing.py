@@ -257,11 +257,11 @@ class NumaBalancing(Instrument):
             wrapped = hi >= npages
         pmds, ptes = self._mark(st, lo, hi)
         machine.charge_system(task, self.costs.scan_fixed_ns + self.costs.pte_update_ns * (pmds + ptes), "scanning")
-        ev = self.contention.events(st.mm.id, task.id)
-        if pmds:  # change_huge_pmd() takes mm->page_table_lock per huge PMD
-            ev.hold("ptl", pmds, self.contention.costs.ptl_scan_pmd_ns)
+        contention = self.contention
+        # change_huge_pmd() takes mm->page_table_lock per huge PMD (the task's slot is taken either way)
+        contention.hold(st.mm.id, task.id, "ptl", pmds, contention.costs.ptl_scan_pmd_ns)
         if pmds or ptes:
-            ev.tlb_flushes += 1  # change_protection(): one flush_tlb_range() per range marked
+            contention.flush(st.mm.id, task.id, 1)  # change_protection(): one flush_tlb_range() per range marked
         st.offset = 0 if wrapped else hi
         lo_p, hi_p = scan.period_bounds_ns(st.mm.rss_pages * self.base_per_page if scan.scale_by_rss else 0)
         period = min(max(self.state.scan_period(task.id), lo_p), hi_p)
@@ -331,7 +331,7 @@ class NumaBalancing(Instrument):
             marked += pmds + ptes
             if pmds or ptes:
                 # knuma_scand defers the TLB flush to the end of the chunk (one per mm per wake-up)
-                self.contention.events(mm.id, -1).tlb_flushes += 1
+                self.contention.flush(mm.id, -1, 1)
                 touched.append(mm.id)
             self._generate_faults(st, offset, hi, horizon=pass_ns)
             budget -= hi - offset
@@ -461,7 +461,7 @@ class NumaBalancing(Instrument):
             n = per_task_l[tid]
             pending_ns[tid] = {"hint_faults": n * fault_ns}
             if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock
-                self.contention.events(mm.id, tid).hold("ptl", n, self.contention.costs.ptl_huge_fault_ns)
+                self.contention.hold(mm.id, tid, "ptl", n, self.contention.costs.ptl_huge_fault_ns)
         self._count(self.driver.faults(batch))
         # remote faults whose page is still remote after the policy acted: filtered; then the pages' new state
         kept = _fault_after(
@@ -486,10 +486,9 @@ class NumaBalancing(Instrument):
         who, counts = np.unique(task_ids[first], return_counts=True)
         for tid, n in zip(who.tolist(), counts.tolist(), strict=True):
             self.machine.charge_system(self.machine.tasks[tid], float(n) * self.costs.split_ns, "thp_split")
-            ev = self.contention.events(mm.id, tid)
-            ev.hold("anon", n, c.split_anon_vma_ns)
-            ev.hold("ptl", n, c.split_ptl_ns)
-            ev.tlb_flushes += n  # pmdp_splitting_flush()
+            self.contention.hold(mm.id, tid, "anon", n, c.split_anon_vma_ns)
+            self.contention.hold(mm.id, tid, "ptl", n, c.split_ptl_ns)
+            self.contention.flush(mm.id, tid, n)  # pmdp_splitting_flush()
 
     def _settle(self, mm_id: int, window_ns: float) -> None:
         """Charge what the pending lock holds and TLB flushes of ``mm_id`` cost its tasks."""

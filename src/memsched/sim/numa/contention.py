@@ -41,14 +41,15 @@ shootdowns but do not queue on the process's locks.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from operator import attrgetter
+
+import numpy as np
+import numpy.typing as npt
 
 from memsched.config import cost_knob, validate
 from memsched.numeric import seq_sum
 
-__all__ = ["Contention", "ContentionCosts", "Events"]
+__all__ = ["Contention", "ContentionCosts", "Outcome", "outcome"]
 
 RHO_CAP = 0.95
 
@@ -73,29 +74,41 @@ class ContentionCosts:
         validate(self)
 
 
-@dataclass
-class Events:
-    """What one task (or a kernel thread, task -1) did to one process in a batch."""
+class _MmEvents:
+    """What the tasks (and kernel threads, task -1) did to one process in a batch, one slot per task in the order
+    the tasks first came: each lock's hold time, sum of squared holds and number of holds, and TLB flushes."""
 
-    ptl_ns: float = 0.0
-    ptl_n: int = 0
-    ptl_sq: float = 0.0
-    anon_ns: float = 0.0
-    anon_n: int = 0
-    anon_sq: float = 0.0
-    tlb_flushes: int = 0
+    __slots__ = ("anon_n", "anon_ns", "anon_sq", "flushes", "ptl_n", "ptl_ns", "ptl_sq", "slot", "tids")
 
-    def hold(self, lock: str, n: int, each_ns: float) -> None:
-        if n <= 0 or each_ns <= 0:
-            return
-        if lock == "ptl":
-            self.ptl_ns += n * each_ns
-            self.ptl_n += n
-            self.ptl_sq += n * each_ns * each_ns
-        else:
-            self.anon_ns += n * each_ns
-            self.anon_n += n
-            self.anon_sq += n * each_ns * each_ns
+    def __init__(self) -> None:
+        self.slot: dict[int, int] = {}
+        self.tids: list[int] = []
+        self.ptl_ns: list[float] = []
+        self.ptl_n: list[int] = []
+        self.ptl_sq: list[float] = []
+        self.anon_ns: list[float] = []
+        self.anon_n: list[int] = []
+        self.anon_sq: list[float] = []
+        self.flushes: list[int] = []
+
+    def of(self, task: int) -> int:
+        """``task``'s slot (a new one, all zeros, the first time)."""
+        i = self.slot.get(task)
+        if i is None:
+            i = self.slot[task] = len(self.tids)
+            self.tids.append(task)
+            for col in (self.ptl_ns, self.ptl_sq, self.anon_ns, self.anon_sq):
+                col.append(0.0)
+            for icol in (self.ptl_n, self.anon_n, self.flushes):
+                icol.append(0)
+        return i
+
+    def rows(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """The slots as columns: task ids; (ptl ns, ptl squares, anon ns, anon squares); (ptl holds, anon holds,
+        flushes)."""
+        f = np.array([self.ptl_ns, self.ptl_sq, self.anon_ns, self.anon_sq], dtype=np.float64).T.copy()
+        n = np.array([self.ptl_n, self.anon_n, self.flushes], dtype=np.int64).T.copy()
+        return np.array(self.tids, dtype=np.int64), f, n
 
 
 @dataclass(frozen=True)
@@ -112,19 +125,14 @@ class Outcome:
     ipis: int = 0
 
 
-#: Each lock's name and readers of its ``Events`` fields: hold ns, sum of squared holds, number of holds.
-_LOCK_FIELDS = tuple(
-    (lock, attrgetter(f"{lock}_ns"), attrgetter(f"{lock}_sq"), attrgetter(f"{lock}_n")) for lock in ("ptl", "anon")
-)
-
-
 @dataclass
 class Contention:
     """The lock and TLB-shootdown accounting of one machine's NUMA balancing."""
 
     costs: ContentionCosts
     anon_vma_mutex: bool
-    pending: dict[int, dict[int, Events]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(Events)))
+    #: The events of each process since its last settle, by mm, in the order the processes first had one.
+    pending: dict[int, _MmEvents] = field(default_factory=dict)
     #: Totals over the run, for the record.
     lock_spin_ns: float = 0.0
     lock_sleep_ns: float = 0.0
@@ -134,99 +142,63 @@ class Contention:
     ipi_ns: float = 0.0
     tlb_send_ns: float = 0.0
 
-    def events(self, mm: int, task: int) -> Events:
-        return self.pending[mm][task]
+    def _events(self, mm: int) -> _MmEvents:
+        ev = self.pending.get(mm)
+        if ev is None:
+            ev = self.pending[mm] = _MmEvents()
+        return ev
+
+    def hold(self, mm: int, task: int, lock: str, n: int, each_ns: float) -> None:
+        """``task`` of ``mm`` holds ``lock`` (``"ptl"`` or ``"anon"``) ``n`` times, ``each_ns`` each (nothing when
+        either is not positive, but ``task`` takes its slot)."""
+        ev = self._events(mm)
+        i = ev.of(task)
+        if n <= 0 or each_ns <= 0:
+            return
+        if lock == "ptl":
+            ev.ptl_ns[i] += n * each_ns
+            ev.ptl_n[i] += n
+            ev.ptl_sq[i] += n * each_ns * each_ns
+        else:
+            ev.anon_ns[i] += n * each_ns
+            ev.anon_n[i] += n
+            ev.anon_sq[i] += n * each_ns * each_ns
+
+    def flush(self, mm: int, task: int, n: int) -> None:
+        """``task`` of ``mm`` sends ``n`` TLB shootdowns."""
+        ev = self._events(mm)
+        ev.flushes[ev.of(task)] += n
+
+    def take(self, mm: int) -> _MmEvents | None:
+        """The pending events of ``mm`` (None when it has none), which are pending no more."""
+        return self.pending.pop(mm, None)
 
     def settle(self, mm: int, window_ns: float, cpus_of: dict[int, int]) -> Outcome:
-        """Turn the pending events of ``mm`` into waits and IPIs. ``cpus_of``: task of ``mm`` -> CPU it runs on
-        (tasks not running are absent); the CPUs running a thread of ``mm`` are the shootdown targets."""
-        ev = self.pending.pop(mm, None)
-        spin: dict[int, float] = {}
-        send_ns: dict[int, float] = {}
-        sleep: dict[int, float] = {}
-        waker: dict[int, int] = {}
-        ipi: dict[int, float] = {}
-        if not ev:
-            return Outcome(spin, send_ns, sleep, waker, ipi)
-        flushes_now = ipis_now = 0
-        c = self.costs
-        w = max(float(window_ns), 1.0)
-        # Both locks' hold totals in one pass: each is seq_sum of its field over ev in order (from the integer 0).
-        ptl_total: float = 0
-        anon_total: float = 0
-        for e in ev.values():
-            ptl_total += e.ptl_ns
-            anon_total += e.anon_ns
-        if not (ptl_total <= 0 and anon_total <= 0):  # (some lock was held: else no task waited)
-            for (lock, ns_of, sq_of, n_of), total in zip(_LOCK_FIELDS, (ptl_total, anon_total), strict=True):
-                if total <= 0:
-                    continue
-                total_sq = seq_sum(sq_of(e) for e in ev.values())
-                total_n = sum(n_of(e) for e in ev.values())
-                mutex = lock == "anon" and self.anon_vma_mutex
-                for task, e in ev.items():
-                    n_i = n_of(e)
-                    if task < 0 or n_i == 0:
-                        continue
-                    others = total - ns_of(e)
-                    if others <= 0:
-                        continue
-                    rho = min(others / w, RHO_CAP)
-                    residual = (total_sq - sq_of(e)) / (2 * w)
-                    wait = min(n_i * residual / (1.0 - rho), others)
-                    if mutex:
-                        mean_hold = others / max(total_n - n_i, 1)
-                        spun = min(wait, n_i * mean_hold)
-                        slept = wait - spun
-                        if slept < c.min_sleep_ns:
-                            spun, slept = wait, 0.0
-                    else:
-                        spun, slept = wait, 0.0
-                    spin[task] = spin.get(task, 0.0) + spun
-                    if slept > 0:
-                        sleep[task] = sleep.get(task, 0.0) + slept
-                        # The waiter is woken by whoever releases the lock last before it: the heaviest other user.
-                        heavy = max(
-                            (t for t in ev if t >= 0 and t != task), key=lambda t: ns_of(ev[t]), default=-1
-                        )
-                        if heavy >= 0 and heavy in cpus_of:
-                            waker[task] = cpus_of[heavy]
+        """Turn the pending events of ``mm`` into waits and IPIs, counted in the run's totals. ``cpus_of``: task
+        of ``mm`` -> CPU it runs on (tasks not running are absent); the CPUs running a thread of ``mm`` are the
+        shootdown targets."""
+        ev = self.take(mm)
+        if ev is None:
+            return Outcome({}, {}, {}, {}, {})
+        out, send_each = outcome(ev, window_ns, cpus_of, self.costs, self.anon_vma_mutex)
+        self.add_totals(out, send_each)
+        return out
+
+    def add_totals(self, out: Outcome, send_each: list[int]) -> None:
+        """Count a settle's outcome in the run's totals; ``send_each``: the sends' ns in the order they came (each
+        added to ``tlb_send_ns`` in turn)."""
         # (an empty sum adds the integer 0, which leaves these non-negative totals as they are)
-        if spin:
-            self.lock_spin_ns += seq_sum(spin.values())
-        if sleep:
-            self.lock_sleep_ns += seq_sum(sleep.values())
-            self.lock_blocks += len(sleep)
-        flushes = {t: e.tlb_flushes for t, e in ev.items() if e.tlb_flushes}
-        if flushes:
-            total_flush = sum(flushes.values())
-            mm_set = set(cpus_of.values())
-            nr_mm_cpus = len(mm_set)
-            for task, n in flushes.items():
-                # every CPU of the mm but the sender's own (mm_cpus holds each CPU once)
-                targets = nr_mm_cpus - (cpus_of.get(task, -1) in mm_set)
-                if task >= 0:
-                    send = n * (c.tlb_flush_ns + c.tlb_flush_per_cpu_ns * targets)
-                    send_ns[task] = send_ns.get(task, 0.0) + send
-                    self.tlb_send_ns += send
-                self.tlb_shootdowns += n
-                self.tlb_ipis += n * targets
-                flushes_now += n
-                ipis_now += n * targets
-            ipi_ns = float(c.tlb_ipi_ns)
-            # Every running task of the mm receives every flush but its own (in cpus_of's order, without a Python
-            # step per task that sent none).
-            ipi = dict.fromkeys(cpus_of, total_flush * ipi_ns)
-            for task, n in flushes.items():
-                if task in ipi:
-                    received = total_flush - n
-                    if received > 0:
-                        ipi[task] = received * ipi_ns
-                    else:
-                        del ipi[task]
-        if ipi:
-            self.ipi_ns += seq_sum(ipi.values())
-        return Outcome(spin, send_ns, sleep, waker, ipi, flushes_now, ipis_now)
+        if out.spin_ns:
+            self.lock_spin_ns += seq_sum(out.spin_ns.values())
+        if out.sleep_ns:
+            self.lock_sleep_ns += seq_sum(out.sleep_ns.values())
+            self.lock_blocks += len(out.sleep_ns)
+        for send in send_each:
+            self.tlb_send_ns += send
+        self.tlb_shootdowns += out.flushes
+        self.tlb_ipis += out.ipis
+        if out.ipi_ns:
+            self.ipi_ns += seq_sum(out.ipi_ns.values())
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -239,3 +211,84 @@ class Contention:
             "tlb_send_s": round(self.tlb_send_ns / 1e9, 6),
         }
 
+
+def outcome(
+    ev: _MmEvents, window_ns: float, cpus_of: dict[int, int], c: ContentionCosts, anon_vma_mutex: bool
+) -> tuple[Outcome, list[int]]:
+    """The waits and IPIs of one process's batch ``ev`` (see :meth:`Contention.settle`), and the shootdown sends'
+    ns in the order of the tasks' slots."""
+    spin: dict[int, float] = {}
+    send_ns: dict[int, float] = {}
+    sleep: dict[int, float] = {}
+    waker: dict[int, int] = {}
+    ipi: dict[int, float] = {}
+    send_each: list[int] = []
+    flushes_now = ipis_now = 0
+    w = max(float(window_ns), 1.0)
+    tids = ev.tids
+    # Both locks' hold totals: each is seq_sum of its column, in slot order (from the integer 0).
+    ptl_total = seq_sum(ev.ptl_ns)
+    anon_total = seq_sum(ev.anon_ns)
+    if not (ptl_total <= 0 and anon_total <= 0):  # (some lock was held: else no task waited)
+        for lock, total, ns_of, sq_of, n_of in (
+            ("ptl", ptl_total, ev.ptl_ns, ev.ptl_sq, ev.ptl_n),
+            ("anon", anon_total, ev.anon_ns, ev.anon_sq, ev.anon_n),
+        ):
+            if total <= 0:
+                continue
+            total_sq = seq_sum(sq_of)
+            total_n = sum(n_of)
+            mutex = lock == "anon" and anon_vma_mutex
+            for i, task in enumerate(tids):
+                n_i = n_of[i]
+                if task < 0 or n_i == 0:
+                    continue
+                others = total - ns_of[i]
+                if others <= 0:
+                    continue
+                rho = min(others / w, RHO_CAP)
+                residual = (total_sq - sq_of[i]) / (2 * w)
+                wait = min(n_i * residual / (1.0 - rho), others)
+                if mutex:
+                    mean_hold = others / max(total_n - n_i, 1)
+                    spun = min(wait, n_i * mean_hold)
+                    slept = wait - spun
+                    if slept < c.min_sleep_ns:
+                        spun, slept = wait, 0.0
+                else:
+                    spun, slept = wait, 0.0
+                spin[task] = spin.get(task, 0.0) + spun
+                if slept > 0:
+                    sleep[task] = sleep.get(task, 0.0) + slept
+                    # The waiter is woken by whoever releases the lock last before it: the heaviest other user.
+                    heavy = max(
+                        (j for j, t in enumerate(tids) if t >= 0 and t != task), key=ns_of.__getitem__, default=-1
+                    )
+                    if heavy >= 0 and tids[heavy] in cpus_of:
+                        waker[task] = cpus_of[tids[heavy]]
+    flushes = {t: n for t, n in zip(tids, ev.flushes, strict=True) if n}
+    if flushes:
+        total_flush = sum(flushes.values())
+        mm_set = set(cpus_of.values())
+        nr_mm_cpus = len(mm_set)
+        for task, n in flushes.items():
+            # every CPU of the mm but the sender's own (mm_cpus holds each CPU once)
+            targets = nr_mm_cpus - (cpus_of.get(task, -1) in mm_set)
+            if task >= 0:
+                send = n * (c.tlb_flush_ns + c.tlb_flush_per_cpu_ns * targets)
+                send_ns[task] = send_ns.get(task, 0.0) + send
+                send_each.append(send)
+            flushes_now += n
+            ipis_now += n * targets
+        ipi_ns = float(c.tlb_ipi_ns)
+        # Every running task of the mm receives every flush but its own (in cpus_of's order, without a Python
+        # step per task that sent none).
+        ipi = dict.fromkeys(cpus_of, total_flush * ipi_ns)
+        for task, n in flushes.items():
+            if task in ipi:
+                received = total_flush - n
+                if received > 0:
+                    ipi[task] = received * ipi_ns
+                else:
+                    del ipi[task]
+    return Outcome(spin, send_ns, sleep, waker, ipi, flushes_now, ipis_now), send_each

@@ -59,7 +59,7 @@ def _waits(nthreads: int) -> float:
     """Mean spin per thread when ``nthreads`` threads each take 200 huge-PMD hinting faults in a 10 ms window."""
     c = Contention(ContentionCosts(), anon_vma_mutex=False)
     for t in range(nthreads):
-        c.events(0, t).hold("ptl", 200, 500)
+        c.hold(0, t, "ptl", 200, 500)
     cpus = {t: t for t in range(nthreads)}
     out = c.settle(0, 10 * NSEC_PER_MSEC, cpus)
     return sum(out.spin_ns.values()) / nthreads
@@ -77,7 +77,7 @@ def test_mutex_waiters_sleep_and_wake_through_the_scheduler() -> None:
     """On 3.7's anon_vma mutex a long wait is mostly slept: the waiter leaves its CPU and a waker CPU is named."""
     c = Contention(ContentionCosts(), anon_vma_mutex=True)
     for t in range(8):
-        c.events(0, t).hold("anon", 100, 40_000)  # splits: long holds
+        c.hold(0, t, "anon", 100, 40_000)  # splits: long holds
     out = c.settle(0, 10 * NSEC_PER_MSEC, {t: t for t in range(8)})
     assert out.sleep_ns and all(out.sleep_ns[t] > 0 for t in range(8))
     assert set(out.waker) == set(range(8)) and all(out.waker[t] != t for t in out.waker)
@@ -86,7 +86,7 @@ def test_mutex_waiters_sleep_and_wake_through_the_scheduler() -> None:
 
 def test_tlb_shootdowns_interrupt_every_other_cpu_of_the_process() -> None:
     c = Contention(ContentionCosts(), anon_vma_mutex=False)
-    c.events(0, 0).tlb_flushes += 3
+    c.flush(0, 0, 3)
     out = c.settle(0, 1.0, {0: 0, 1: 1, 2: 2})
     assert out.flushes == 3 and out.ipis == 6
     assert set(out.ipi_ns) == {1, 2} and 0 in out.send_ns
