@@ -563,7 +563,8 @@ def test_the_streaming_tasks_are_those_in_a_touch_phase(monkeypatch: pytest.Monk
     from memsched.sim.fluid.progress import FluidProgress
     from memsched.sim.fluid.state import MEM
     from memsched.sim.fluid.task import Touch
-    from memsched.workloads.runner import RunSpec, run_one
+    from memsched.workloads.runner import run_one
+    from memsched.workloads.runspec import RunSpec
 
     real = FluidProgress.sweep_rows
     seen = [0, 0]
@@ -584,3 +585,49 @@ def test_the_streaming_tasks_are_those_in_a_touch_phase(monkeypatch: pytest.Monk
     for workload in ("numa02_SMT", "specjbb", "perf-bench-numa"):
         run_one(RunSpec(workload, "sandybridge-2n32", "homenode"))
     assert seen[0] > 1000 and 0 < seen[1] <= seen[0]
+
+
+def test_compiled_settle_charges_equal_the_pure_ones() -> None:
+    """Settles of batches with and without lock holds (spinlock and 3.7's mutex, long holds that sleep), TLB
+    flushes by tasks and by kernel threads, tasks that came with nothing, tasks not running or exited, hinting
+    faults with and without contention, costs of zero: the same charges, causes, totals, sleeps and wakers."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.numa.balancing import _settle_charges
+    from memsched.sim.numa.contention import Contention, ContentionCosts
+
+    rng = np.random.default_rng(12)
+    seen = {"sleep": 0, "flush": 0, "spin": 0}
+    for _ in range(600):
+        nr_tasks = int(rng.integers(1, 40))
+        alive = np.sort(rng.choice(nr_tasks, int(rng.integers(0, nr_tasks + 1)), replace=False)).astype(np.int64)
+        oncpu = np.where(rng.random(nr_tasks) < 0.8, rng.integers(0, 48, nr_tasks), -1).astype(np.int64)
+        c = Contention(ContentionCosts(), anon_vma_mutex=bool(rng.random() < 0.5))
+        for _ in range(int(rng.integers(0, 30))):
+            task = int(rng.integers(-1, nr_tasks))
+            what = rng.random()
+            if what < 0.35:
+                c.hold(0, task, "ptl", int(rng.integers(0, 300)), float(rng.choice([0, 500, 1000, 15_000])))
+            elif what < 0.7:
+                c.hold(0, task, "anon", int(rng.integers(0, 300)), float(rng.choice([0, 1000, 40_000])))
+            else:
+                c.flush(0, task, int(rng.integers(0, 5)))
+        ev = c.take(0)
+        if ev is None:
+            ev_tid, ev_f, ev_n = np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 3), np.int64)
+        else:
+            ev_tid, ev_f, ev_n = ev.rows()
+        nh = int(rng.integers(0, nr_tasks + 1))
+        hint_tid = np.sort(rng.choice(nr_tasks, nh, replace=False)).astype(np.int64)
+        hint_ns = rng.integers(1, 512, nh) * float(rng.choice([0.0, 2000.0, 1024000.0]))
+        cost_ns = np.array([10_000, *rng.choice([0, 200, 2000], 2), rng.choice([0, 1500])], dtype=np.int64)
+        causes = rng.random(4) * 1e9 * (rng.random(4) < 0.7)
+        args = (
+            hint_tid, hint_ns, ev_tid, ev_f, ev_n, alive, oncpu, nr_tasks, float(rng.choice([1.0, 1e5, 1e7])),
+            c.anon_vma_mutex, cost_ns, causes, float(rng.random() * 1e9),
+        )  # fmt: skip
+        want = inspect.unwrap(_settle_charges)(*args)
+        _same(kernels.settle_charges(*args), want)
+        seen["sleep"] += int(want[5][0] > 0)
+        seen["flush"] += int(want[5][1] > 0)
+        seen["spin"] += int(want[4][0] > 0)
+    assert min(seen.values()) > 20  # (the draws cover sleeps, shootdowns and spins)

@@ -160,30 +160,3 @@ def test_deadlock_is_reported_not_spun() -> None:
     m.spawn_process("p", (Compute(1000), Wait(Never())))
     with pytest.raises(SimulationError, match="not exited"):
         m.run()
-
-
-def test_charge_many_tail_is_the_same_charges_as_pending_entries() -> None:
-    """``charge_many(pending, cause, tail)`` (the contention settle's IPIs of tasks that only received flushes)
-    charges exactly what ``pending`` with ``{tid: {cause: ns}}`` appended in the tail's order charges: every
-    debt and every cause's total bit for bit, a tail entry <= 0 charging nothing."""
-    rng = np.random.default_rng(7)
-    for _ in range(50):
-        ms = [machine(), machine()]
-        for m in ms:
-            for i in range(8):
-                m.spawn_process(f"p{i}", (Compute(NSEC_PER_SEC),))
-            m.charge_system(m.tasks[0], 1e6 / 3, "tlb_ipi")  # a cause total that is not 0 to begin with
-        ids = rng.permutation(8).tolist()
-        pending_ids, tail_ids = ids[: int(rng.integers(0, 8))], ids[len(ids) // 2 :]
-        tail_ids = [t for t in tail_ids if t not in pending_ids]
-        p = {t: {"hint_faults": float(rng.random() * 1e5), "tlb_ipi": float(rng.random() * 1e3)} for t in pending_ids}
-        tail = {t: float(rng.choice([rng.random() * 1e3 / 7, 0.0, -1.0])) for t in tail_ids}
-        ms[0].progress.charge_many({t: dict(c) for t, c in p.items()}, "tlb_ipi", dict(tail))
-        as_entries = {t: {"tlb_ipi": ns} for t, ns in tail.items()}
-        ms[1].progress.charge_many({**{t: dict(c) for t, c in p.items()}, **as_entries})
-        a, b = ms[0].progress, ms[1].progress
-        assert a.arrays.debt.tobytes() == b.arrays.debt.tobytes()
-        assert a.system_by_cause == b.system_by_cause
-        assert [np.float64(v).tobytes() for v in a.system_by_cause.values()] == [
-            np.float64(v).tobytes() for v in b.system_by_cause.values()
-        ]

@@ -734,6 +734,258 @@ def sweep_rows(  # pragma: no cover - compiled (held to progress._sweep_rows by 
 
 
 @_njit
+def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_charges by tests)
+    hint_tid: Any,
+    hint_ns: Any,
+    ev_tid: Any,
+    ev_f: Any,
+    ev_n: Any,
+    alive: Any,
+    oncpu: Any,
+    nr_tasks: int,
+    window_ns: float,
+    mutex: bool,
+    cost_ns: Any,
+    causes: Any,
+    send_ns: float,
+) -> Any:
+    """``balancing._settle_charges``: ``contention.outcome`` and the charges in their order, over per-task
+    arrays (a Python ``min(a, b)`` is ``b if b < a else a``, ``max(a, b)`` ``b if b > a else a``; ``max`` with a
+    key keeps the first of equal keys; sums start from 0)."""
+    k = ev_tid.shape[0]
+    min_sleep, flush_ns, per_cpu_ns = cost_ns[0], cost_ns[1], cost_ns[2]
+    ipi_ns = float(cost_ns[3])
+    w = 1.0 if window_ns < 1.0 else window_ns
+    # cpus_of: the running tasks of the process, in ``alive``'s order, and the distinct CPUs they run on
+    cpu_of = np.full(nr_tasks, -1, dtype=np.int64)
+    running = np.empty(alive.shape[0], dtype=np.int64)
+    nrun = 0
+    top = 0
+    for t in alive:
+        c = oncpu[t]
+        if c >= 0:
+            cpu_of[t] = c
+            running[nrun] = t
+            nrun += 1
+            top = max(top, c + 1)
+    cpu_seen = np.zeros(top, dtype=np.bool_)
+    nr_mm_cpus = 0
+    for j in range(nrun):
+        c = cpu_of[running[j]]
+        if not cpu_seen[c]:
+            cpu_seen[c] = True
+            nr_mm_cpus += 1
+    spin = np.zeros(nr_tasks)
+    has_spin = np.zeros(nr_tasks, dtype=np.bool_)
+    spin_order = np.empty(k, dtype=np.int64)
+    nspin = 0
+    sleep = np.zeros(nr_tasks)
+    has_sleep = np.zeros(nr_tasks, dtype=np.bool_)
+    waker = np.full(nr_tasks, -1, dtype=np.int64)
+    sleep_order = np.empty(k, dtype=np.int64)
+    nsleep = 0
+    ptl_total = 0.0
+    anon_total = 0.0
+    for i in range(k):
+        ptl_total += ev_f[i, 0]
+        anon_total += ev_f[i, 2]
+    if not (ptl_total <= 0 and anon_total <= 0):
+        for lock in range(2):
+            total = ptl_total if lock == 0 else anon_total
+            if total <= 0:
+                continue
+            c_ns = 2 * lock
+            c_sq = c_ns + 1
+            total_sq = 0.0
+            total_n = 0
+            for i in range(k):
+                total_sq += ev_f[i, c_sq]
+                total_n += ev_n[i, lock]
+            is_mutex = lock == 1 and mutex
+            for i in range(k):
+                task = ev_tid[i]
+                n_i = ev_n[i, lock]
+                if task < 0 or n_i == 0:
+                    continue
+                others = total - ev_f[i, c_ns]
+                if others <= 0:
+                    continue
+                x = others / w
+                rho = 0.95 if x > 0.95 else x  # (contention.RHO_CAP)
+                residual = (total_sq - ev_f[i, c_sq]) / (2 * w)
+                a = n_i * residual / (1.0 - rho)
+                wait = others if others < a else a
+                if is_mutex:
+                    d = total_n - n_i
+                    d = 1 if d < 1 else d
+                    mean_hold = others / d
+                    b = n_i * mean_hold
+                    spun = b if b < wait else wait
+                    slept = wait - spun
+                    if slept < min_sleep:
+                        spun = wait
+                        slept = 0.0
+                else:
+                    spun = wait
+                    slept = 0.0
+                if has_spin[task]:
+                    spin[task] = spin[task] + spun
+                else:
+                    has_spin[task] = True
+                    spin[task] = 0.0 + spun
+                    spin_order[nspin] = task
+                    nspin += 1
+                if slept > 0:
+                    if has_sleep[task]:
+                        sleep[task] = sleep[task] + slept
+                    else:
+                        has_sleep[task] = True
+                        sleep[task] = 0.0 + slept
+                        sleep_order[nsleep] = task
+                        nsleep += 1
+                    heavy = -1
+                    best = 0.0
+                    for j in range(k):
+                        t = ev_tid[j]
+                        if t >= 0 and t != task and (heavy < 0 or ev_f[j, c_ns] > best):
+                            heavy = j
+                            best = ev_f[j, c_ns]
+                    if heavy >= 0 and cpu_of[ev_tid[heavy]] >= 0:
+                        waker[task] = cpu_of[ev_tid[heavy]]
+    send = np.zeros(nr_tasks)
+    has_send = np.zeros(nr_tasks, dtype=np.bool_)
+    send_order = np.empty(k, dtype=np.int64)
+    nsend = 0
+    ipi = np.zeros(nr_tasks)
+    has_ipi = np.zeros(nr_tasks, dtype=np.bool_)
+    flushes_now = 0
+    ipis_now = 0
+    total_flush = 0
+    any_flush = False
+    for i in range(k):
+        if ev_n[i, 2] != 0:
+            any_flush = True
+            total_flush += ev_n[i, 2]
+    if any_flush:
+        for i in range(k):
+            n = ev_n[i, 2]
+            if n == 0:
+                continue
+            task = ev_tid[i]
+            targets = nr_mm_cpus - (1 if task >= 0 and cpu_of[task] >= 0 else 0)
+            if task >= 0:
+                sent = n * (flush_ns + per_cpu_ns * targets)
+                send[task] = 0.0 + sent  # (a task has one slot: its first send)
+                has_send[task] = True
+                send_order[nsend] = task
+                nsend += 1
+                send_ns += sent
+            flushes_now += n
+            ipis_now += n * targets
+        for j in range(nrun):
+            t = running[j]
+            ipi[t] = total_flush * ipi_ns
+            has_ipi[t] = True
+        for i in range(k):
+            n = ev_n[i, 2]
+            task = ev_tid[i]
+            if n != 0 and task >= 0 and has_ipi[task]:
+                received = total_flush - n
+                if received > 0:
+                    ipi[task] = received * ipi_ns
+                else:
+                    has_ipi[task] = False
+    spin_sum = 0.0
+    for j in range(nspin):
+        spin_sum += spin[spin_order[j]]
+    sleep_sum = 0.0
+    for j in range(nsleep):
+        sleep_sum += sleep[sleep_order[j]]
+    ipi_sum = 0.0
+    for j in range(nrun):
+        t = running[j]
+        if has_ipi[t]:
+            ipi_sum += ipi[t]
+    # The charges: the faults' tasks, then the new ones among the spins and the sends, each with its IPIs.
+    h = hint_tid.shape[0]
+    has_hint = np.zeros(nr_tasks, dtype=np.bool_)
+    hint = np.zeros(nr_tasks)
+    in_pending = np.zeros(nr_tasks, dtype=np.bool_)
+    order = np.empty(h + nspin + nsend, dtype=np.int64)
+    npend = 0
+    for j in range(h):
+        t = hint_tid[j]
+        hint[t] = hint_ns[j]
+        has_hint[t] = True
+        if not in_pending[t]:
+            in_pending[t] = True
+            order[npend] = t
+            npend += 1
+    for j in range(nspin):
+        t = spin_order[j]
+        if not in_pending[t]:
+            in_pending[t] = True
+            order[npend] = t
+            npend += 1
+    for j in range(nsend):
+        t = send_order[j]
+        if not in_pending[t]:
+            in_pending[t] = True
+            order[npend] = t
+            npend += 1
+    acc = causes.copy()
+    touched = np.zeros(4, dtype=np.bool_)
+    charged = np.empty(npend + nrun, dtype=np.int64)
+    totals = np.empty(npend + nrun)
+    m = 0
+    for j in range(npend):
+        t = order[j]
+        total = 0.0
+        if has_hint[t]:
+            total += hint[t]
+        if has_spin[t]:
+            total += spin[t]
+        if has_send[t]:
+            total += send[t]
+        if has_ipi[t]:
+            total += ipi[t]
+        if total <= 0:
+            continue
+        charged[m] = t
+        totals[m] = total
+        m += 1
+        if has_hint[t]:
+            acc[0] += hint[t]
+            touched[0] = True
+        if has_spin[t]:
+            acc[1] += spin[t]
+            touched[1] = True
+        if has_send[t]:
+            acc[2] += send[t]
+            touched[2] = True
+        if has_ipi[t]:
+            acc[3] += ipi[t]
+            touched[3] = True
+    for j in range(nrun):  # the IPIs of the tasks charged nothing else, in the order of the running tasks
+        t = running[j]
+        if has_ipi[t] and not in_pending[t] and ipi[t] > 0:
+            charged[m] = t
+            totals[m] = ipi[t]
+            m += 1
+            acc[3] += ipi[t]
+            touched[3] = True
+    sums = np.array([spin_sum, sleep_sum, ipi_sum, send_ns])
+    counts = np.array([nsleep, flushes_now, ipis_now], dtype=np.int64)
+    s_tid = sleep_order[:nsleep].copy()
+    s_ns = np.empty(nsleep)
+    s_waker = np.empty(nsleep, dtype=np.int64)
+    for j in range(nsleep):
+        s_ns[j] = sleep[s_tid[j]]
+        s_waker[j] = waker[s_tid[j]]
+    return charged[:m].copy(), totals[:m].copy(), acc, touched, sums, counts, s_tid, s_ns, s_waker
+
+
+@_njit
 def mark_window(  # pragma: no cover - compiled (held to balancing._mark_window by tests)
     page_node: Any,
     marked: Any,
@@ -1210,6 +1462,8 @@ def warm() -> None:
     flags = np.zeros(1, np.bool_)
     mark_window(node16, flags, 0, 1, flags, False, 0, flags, 1)
     geo = np.zeros((1, 4), np.int64)
+    ev_f, ev_n = np.zeros((0, 4)), np.zeros((0, 3), np.int64)
+    settle_charges(i64, f64, i64[:0], ev_f, ev_n, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), 0.0)
     sweep_rows(i64, i64, np.zeros(1, np.int8), i64, geo, f2, f64, f64, f64, f64, f64, 4096, 0, 1, 1.0)
     for payers in (i64, ro):  # (MigratePages' payer and dst columns are read-only; a filtered copy is not)
         for dst in (i64, ro):

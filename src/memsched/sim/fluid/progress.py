@@ -362,52 +362,11 @@ class FluidProgress:
         self.arrays.debt[task.id] += ns
         self.system_by_cause[cause] = self.system_by_cause.get(cause, 0.0) + ns
 
-    def charge_many(
-        self, pending: dict[int, dict[str, float]], tail_cause: str = "", tail: dict[int, float] | None = None
-    ) -> None:
-        """``charge_system`` of several causes at once, for every ``(task id, by_cause)`` of ``pending`` in its
-        order: one debt per task (the sum of its causes), one sync for them all. ``tail``: then, for tasks not in
-        ``pending``, one cause each, as if ``{tid: {tail_cause: ns}}`` followed in ``pending`` in its order."""
-        synced = False
-        causes = self.system_by_cause
-        get = causes.get
-        tids: list[int] = []
-        totals: list[float] = []
-        for tid, by_cause in pending.items():
-            total: float = 0  # memsched.numeric.seq_sum of the causes, inline: this runs ~800,000 times a run
-            for ns in by_cause.values():
-                total += ns
-            if total <= 0:
-                continue
-            if not synced:
-                self.sync()
-                synced = True
-            tids.append(tid)
-            totals.append(total)
-            for cause, ns in by_cause.items():
-                causes[cause] = get(cause, 0.0) + ns
-        if tail:
-            # A tail task's total is 0 + ns, which is ns; it is charged unless ns <= 0. Its cause's adds go left
-            # to right, as one causes[tail_cause] += ns per task.
-            before = len(tids)
-            acc = get(tail_cause, 0.0)
-            for tid, ns in tail.items():
-                if ns <= 0:
-                    continue
-                tids.append(tid)
-                totals.append(ns)
-                acc += ns
-            if len(tids) > before:
-                if not synced:
-                    self.sync()
-                causes[tail_cause] = acc
-        if tids:  # (distinct tasks: one add per task, as debt[tid] += total each)
-            debt = self.arrays.debt
-            if len(tids) <= 8:  # (a few tasks: the adds one by one cost less than building two arrays)
-                for tid, total in zip(tids, totals, strict=True):
-                    debt[tid] += total
-            else:
-                debt[np.array(tids, dtype=np.intp)] += np.array(totals, dtype=np.float64)
+    def charge_totals(self, tids: npt.NDArray[np.int64], totals: npt.NDArray[np.float64]) -> None:
+        """Kernel work in the context of the distinct tasks ``tids``, ``totals[i]`` ns for ``tids[i]``, as
+        :meth:`charge_system` of each (one sync for them all); the caller counts the causes."""
+        self.sync()
+        self.arrays.debt[tids] += totals
 
     def charge_copy(
         self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]

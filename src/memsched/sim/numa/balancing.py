@@ -61,6 +61,7 @@ import numpy.typing as npt
 
 from memsched.config import cost_knob, validate
 from memsched.errors import ConfigError
+from memsched.numeric import seq_sum
 from memsched.policies.numa.base import KnumaScand, NumaPolicy, TaskWorkScan, overridden_hooks
 from memsched.policies.numa.driver import ActionResult, HookDriver
 from memsched.policies.numa.views import FaultBatch
@@ -72,7 +73,7 @@ from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
-from memsched.sim.numa.contention import Contention, ContentionCosts
+from memsched.sim.numa.contention import BatchEvents, Contention, ContentionCosts, outcome
 from memsched.sim.numa.context import NumaState, SimContext
 from memsched.sim.numa.faults import STRIDE, median, reach_rows, scan_hits
 from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_THP
@@ -83,9 +84,14 @@ IntArray = npt.NDArray[np.int64]
 
 #: ``reach_rows``'s mask of the sweeps whose task is still in the phase: empty when every one is.
 _EVERY = np.zeros(0, dtype=bool)
-#: The task ids of an mm with no live task.
+#: The task ids of an mm with no live task; a batch's empty hinting-fault times; no contention events. (Empty,
+#: so nothing writes them; writable, as the arrays they stand in for, so the kernels see one type.)
 _NO_IDS = np.zeros(0, dtype=np.int64)
-_NO_IDS.flags.writeable = False
+_NO_NS = np.zeros(0)
+_NO_EV_F = np.zeros((0, 4))
+_NO_EV_N = np.zeros((0, 3), dtype=np.int64)
+#: The system-time causes a settle charges (``FluidProgress.system_by_cause``), in the order of each task's.
+_CAUSES = ("hint_faults", "lock_spin", "tlb_flush", "tlb_ipi")
 
 
 @dataclass(frozen=True)
@@ -171,8 +177,10 @@ class NumaBalancing(Instrument):
         self.splits = 0
         #: Remote hinting faults (4 KiB or huge) that left their page where it was.
         self.remote_kept = 0
-        #: CPU time of the current batch's faults by task, charged together with its contention.
-        self._pending_ns: dict[int, dict[str, float]] = {}
+        #: CPU time of the current batch's faults by task (ascending ids), charged together with its contention.
+        self._hint_tid: IntArray = _NO_IDS
+        self._hint_ns: npt.NDArray[np.float64] = _NO_NS
+        self._cost_ns = np.array(self.contention.cost_ns(), dtype=np.int64)
         #: Live tasks of each mm (refreshed when tasks come and go).
         self._mm_tasks: dict[int, list[FluidTask]] = {}
         self._mm_ids: dict[int, IntArray] = {}  # (their ids, ascending)
@@ -425,8 +433,8 @@ class NumaBalancing(Instrument):
             return
         if mm.thp_units:
             self._split_faulted(mm, pages, task_ids)
-        faulter_ids = per_task.nonzero()[0].tolist()
-        per_task_l = per_task.tolist()
+        faulters = per_task.nonzero()[0]
+        faulter_ids = faulters.tolist()
         faulter_mof = [tasks[t].mempolicy.mof for t in faulter_ids]
         if all(faulter_mof):
             mof = np.ones(size, dtype=bool)
@@ -456,12 +464,12 @@ class NumaBalancing(Instrument):
         vs.inc("numa_hint_faults_local", (size - nr_remote) * nr_faults)
         huge_faults = self.fault_pages > 1
         fault_ns = float(nr_faults * self.costs.hint_fault_ns)
-        pending_ns = self._pending_ns
-        for tid in faulter_ids:
-            n = per_task_l[tid]
-            pending_ns[tid] = {"hint_faults": n * fault_ns}
-            if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock
-                self.contention.hold(mm.id, tid, "ptl", n, self.contention.costs.ptl_huge_fault_ns)
+        counts = per_task[faulters]
+        self._hint_tid, self._hint_ns = faulters, counts * fault_ns  # (n * fault_ns of each faulter's count n)
+        if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock
+            hold, each_ns = self.contention.hold, self.contention.costs.ptl_huge_fault_ns
+            for tid, n in zip(faulter_ids, counts.tolist(), strict=True):
+                hold(mm.id, tid, "ptl", n, each_ns)
         self._count(self.driver.faults(batch))
         # remote faults whose page is still remote after the policy acted: filtered; then the pages' new state
         kept = _fault_after(
@@ -491,35 +499,49 @@ class NumaBalancing(Instrument):
             self.contention.flush(mm.id, tid, n)  # pmdp_splitting_flush()
 
     def _settle(self, mm_id: int, window_ns: float) -> None:
-        """Charge what the pending lock holds and TLB flushes of ``mm_id`` cost its tasks."""
+        """Charge the current batch's hinting faults, and what the pending lock holds and TLB flushes of
+        ``mm_id`` cost its tasks (:func:`_settle_charges`)."""
         machine = self.machine
         progress = machine.progress
-        pending, self._pending_ns = self._pending_ns, {}
-        if mm_id not in self.contention.pending:
-            progress.charge_many(pending)
-            return
-        oncpu = progress.arrays.oncpu.tolist()
-        cpus_of = {t.id: cpu for t in self._alive(machine.mms[mm_id]) if (cpu := oncpu[t.id]) >= 0}
-        out = self.contention.settle(mm_id, window_ns, cpus_of)
-        for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns)):
-            for tid, ns in part.items():
-                pending.setdefault(tid, {})[cause] = ns
-        # The IPIs of tasks charged something already join their causes; those of the others (most tasks of the
-        # mm, which only received flushes) follow them in order as charge_many's tail.
-        ipi = out.ipi_ns
-        if ipi:
-            for tid, by_cause in pending.items():
-                if tid in ipi:
-                    by_cause["tlb_ipi"] = ipi.pop(tid)
-        progress.charge_many(pending, "tlb_ipi", ipi)
-        if out.flushes:
+        hint_tid, hint_ns = self._hint_tid, self._hint_ns
+        self._hint_tid, self._hint_ns = _NO_IDS, _NO_NS
+        contention = self.contention
+        ev = contention.take(mm_id)
+        if ev is None:
+            if not hint_tid.shape[0]:
+                return
+            ev_tid, ev_f, ev_n = _NO_IDS, _NO_EV_F, _NO_EV_N
+        else:
+            ev_tid, ev_f, ev_n = ev.rows()
+        self._alive(machine.mms[mm_id])
+        causes = progress.system_by_cause
+        charged, totals, now, touched, sums, counts, sleep_tid, sleep_ns, waker = _settle_charges(
+            hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._mm_ids.get(mm_id, _NO_IDS), progress.arrays.oncpu,
+            len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns,
+            np.array([causes.get(c, 0.0) for c in _CAUSES]), contention.tlb_send_ns,
+        )  # fmt: skip
+        if charged.shape[0]:
+            progress.charge_totals(charged, totals)
+            for cause, value, t in zip(_CAUSES, now.tolist(), touched.tolist(), strict=True):
+                if t:
+                    causes[cause] = value
+        spin_sum, sleep_sum, ipi_sum, contention.tlb_send_ns = sums.tolist()
+        nr_sleep, flushes, ipis = counts.tolist()
+        # (each total adds 0 when its part is empty: a non-negative total stays as it is)
+        contention.lock_spin_ns += spin_sum
+        contention.lock_sleep_ns += sleep_sum
+        contention.lock_blocks += nr_sleep
+        contention.tlb_shootdowns += flushes
+        contention.tlb_ipis += ipis
+        contention.ipi_ns += ipi_sum
+        if flushes:
             vs = machine.vmstat
-            vs.inc("nr_tlb_remote_flush", out.flushes)
-            vs.inc("nr_tlb_remote_flush_received", out.ipis)
-        if out.sleep_ns:
+            vs.inc("nr_tlb_remote_flush", flushes)
+            vs.inc("nr_tlb_remote_flush_received", ipis)
+        if nr_sleep:
             tasks = machine.tasks
-            for tid, ns in out.sleep_ns.items():
-                machine.lifecycle.block_for(tasks[tid], ns, out.waker.get(tid))
+            for tid, ns, cpu in zip(sleep_tid.tolist(), sleep_ns.tolist(), waker.tolist(), strict=True):
+                machine.lifecycle.block_for(tasks[tid], ns, cpu if cpu >= 0 else None)
 
     def _tgids(self) -> IntArray:
         if self._tgid_cache.shape[0] != len(self.machine.tasks):
@@ -673,3 +695,76 @@ def _ro(arr: npt.NDArray[Any]) -> IntArray:
     out = arr if arr.dtype == _INT64 else np.asarray(arr, dtype=np.int64)  # (every column is int64 already)
     out.flags.writeable = False
     return out
+
+
+@jit.compiled_as("settle_charges")
+def _settle_charges(
+    hint_tid: IntArray,
+    hint_ns: npt.NDArray[np.float64],
+    ev_tid: IntArray,
+    ev_f: npt.NDArray[np.float64],
+    ev_n: IntArray,
+    alive: IntArray,
+    oncpu: IntArray,
+    nr_tasks: int,
+    window_ns: float,
+    mutex: bool,
+    cost_ns: IntArray,
+    causes: npt.NDArray[np.float64],
+    send_ns: float,
+) -> tuple[Any, ...]:
+    """A settle of one process: its contention's outcome (``contention.outcome`` of the pending events
+    ``ev_*``, ``Contention.rows``; the CPUs of its running tasks, ``alive`` in ``oncpu``) and the charges of it
+    and of the batch's hinting faults (``hint_ns`` of the tasks ``hint_tid``), in the order charging each
+    task's causes one after the other gives: the faults' (``hint_faults``), then by task in the order the
+    outcome names them, spins (``lock_spin``) and shootdown sends (``tlb_flush``), each with its received IPIs
+    (``tlb_ipi``); then the IPIs of the tasks that were charged nothing else (:data:`_CAUSES`).
+
+    Returns: the tasks charged and each one's total (its causes added in that order, from 0; those whose total
+    is not positive are charged nothing), the four causes' totals after the charges (from ``causes``) and
+    whether each was charged; (spins' sum, sleeps' sum, IPIs' sum, ``send_ns`` plus each send in turn);
+    (sleepers, shootdowns, IPIs sent); and each sleeper, its sleep and the CPU that wakes it (-1: none)."""
+    ev = BatchEvents.from_rows(ev_tid, ev_f, ev_n)
+    oncpu_l = oncpu.tolist()
+    cpus_of = {t: cpu for t in alive.tolist() if (cpu := oncpu_l[t]) >= 0}
+    min_sleep, flush_ns, per_cpu_ns, ipi_ns = cost_ns.tolist()
+    out, send_each = outcome(ev, window_ns, cpus_of, (min_sleep, flush_ns, per_cpu_ns, ipi_ns), mutex)
+    for send in send_each:
+        send_ns += send
+    sums = [seq_sum(out.spin_ns.values()), seq_sum(out.sleep_ns.values()), seq_sum(out.ipi_ns.values()), send_ns]
+    pending = {t: {"hint_faults": ns} for t, ns in zip(hint_tid.tolist(), hint_ns.tolist(), strict=True)}
+    for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns)):
+        for tid, ns in part.items():
+            pending.setdefault(tid, {})[cause] = ns
+    ipi = dict(out.ipi_ns)
+    for tid, by_cause in pending.items():
+        if tid in ipi:
+            by_cause["tlb_ipi"] = ipi.pop(tid)
+    acc = dict(zip(_CAUSES, causes.tolist(), strict=True))
+    touched = dict.fromkeys(_CAUSES, False)
+    charged: list[int] = []
+    totals: list[float] = []
+    for tid, by_cause in pending.items():
+        total: float = 0
+        for ns in by_cause.values():
+            total += ns
+        if total <= 0:
+            continue
+        charged.append(tid)
+        totals.append(total)
+        for cause, ns in by_cause.items():
+            acc[cause] += ns
+            touched[cause] = True
+    for tid, ns in ipi.items():  # (the rest, in the order of the running tasks)
+        if ns > 0:
+            charged.append(tid)
+            totals.append(ns)
+            acc["tlb_ipi"] += ns
+            touched["tlb_ipi"] = True
+    return (
+        np.array(charged, dtype=np.int64), np.array(totals, dtype=np.float64),
+        np.array([acc[c] for c in _CAUSES], dtype=np.float64), np.array([touched[c] for c in _CAUSES]),
+        np.array(sums, dtype=np.float64), np.array([len(out.sleep_ns), out.flushes, out.ipis], dtype=np.int64),
+        np.array(list(out.sleep_ns), dtype=np.int64), np.array(list(out.sleep_ns.values()), dtype=np.float64),
+        np.array([out.waker.get(t, -1) for t in out.sleep_ns], dtype=np.int64),
+    )  # fmt: skip

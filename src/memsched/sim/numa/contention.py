@@ -49,7 +49,7 @@ import numpy.typing as npt
 from memsched.config import cost_knob, validate
 from memsched.numeric import seq_sum
 
-__all__ = ["Contention", "ContentionCosts", "Outcome", "outcome"]
+__all__ = ["BatchEvents", "Contention", "ContentionCosts", "Outcome", "outcome"]
 
 RHO_CAP = 0.95
 
@@ -74,7 +74,7 @@ class ContentionCosts:
         validate(self)
 
 
-class _MmEvents:
+class BatchEvents:
     """What the tasks (and kernel threads, task -1) did to one process in a batch, one slot per task in the order
     the tasks first came: each lock's hold time, sum of squared holds and number of holds, and TLB flushes."""
 
@@ -102,6 +102,18 @@ class _MmEvents:
             for icol in (self.ptl_n, self.anon_n, self.flushes):
                 icol.append(0)
         return i
+
+    @classmethod
+    def from_rows(
+        cls, tids: npt.NDArray[np.int64], f: npt.NDArray[np.float64], n: npt.NDArray[np.int64]
+    ) -> BatchEvents:
+        """The events :meth:`rows` gave (the same Python floats and ints)."""
+        ev = cls()
+        ev.tids = tids.tolist()
+        ev.slot = {t: i for i, t in enumerate(ev.tids)}
+        ev.ptl_ns, ev.ptl_sq, ev.anon_ns, ev.anon_sq = f.T.tolist()
+        ev.ptl_n, ev.anon_n, ev.flushes = n.T.tolist()
+        return ev
 
     def rows(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """The slots as columns: task ids; (ptl ns, ptl squares, anon ns, anon squares); (ptl holds, anon holds,
@@ -132,7 +144,7 @@ class Contention:
     costs: ContentionCosts
     anon_vma_mutex: bool
     #: The events of each process since its last settle, by mm, in the order the processes first had one.
-    pending: dict[int, _MmEvents] = field(default_factory=dict)
+    pending: dict[int, BatchEvents] = field(default_factory=dict)
     #: Totals over the run, for the record.
     lock_spin_ns: float = 0.0
     lock_sleep_ns: float = 0.0
@@ -142,10 +154,10 @@ class Contention:
     ipi_ns: float = 0.0
     tlb_send_ns: float = 0.0
 
-    def _events(self, mm: int) -> _MmEvents:
+    def _events(self, mm: int) -> BatchEvents:
         ev = self.pending.get(mm)
         if ev is None:
-            ev = self.pending[mm] = _MmEvents()
+            ev = self.pending[mm] = BatchEvents()
         return ev
 
     def hold(self, mm: int, task: int, lock: str, n: int, each_ns: float) -> None:
@@ -169,7 +181,7 @@ class Contention:
         ev = self._events(mm)
         ev.flushes[ev.of(task)] += n
 
-    def take(self, mm: int) -> _MmEvents | None:
+    def take(self, mm: int) -> BatchEvents | None:
         """The pending events of ``mm`` (None when it has none), which are pending no more."""
         return self.pending.pop(mm, None)
 
@@ -180,9 +192,15 @@ class Contention:
         ev = self.take(mm)
         if ev is None:
             return Outcome({}, {}, {}, {}, {})
-        out, send_each = outcome(ev, window_ns, cpus_of, self.costs, self.anon_vma_mutex)
+        out, send_each = outcome(ev, window_ns, cpus_of, self.cost_ns(), self.anon_vma_mutex)
         self.add_totals(out, send_each)
         return out
+
+    def cost_ns(self) -> tuple[int, int, int, int]:
+        """(``min_sleep_ns``, ``tlb_flush_ns``, ``tlb_flush_per_cpu_ns``, ``tlb_ipi_ns``): what :func:`outcome`
+        reads of the costs besides the holds."""
+        c = self.costs
+        return c.min_sleep_ns, c.tlb_flush_ns, c.tlb_flush_per_cpu_ns, c.tlb_ipi_ns
 
     def add_totals(self, out: Outcome, send_each: list[int]) -> None:
         """Count a settle's outcome in the run's totals; ``send_each``: the sends' ns in the order they came (each
@@ -213,10 +231,11 @@ class Contention:
 
 
 def outcome(
-    ev: _MmEvents, window_ns: float, cpus_of: dict[int, int], c: ContentionCosts, anon_vma_mutex: bool
+    ev: BatchEvents, window_ns: float, cpus_of: dict[int, int], cost_ns: tuple[int, int, int, int], anon_vma_mutex: bool
 ) -> tuple[Outcome, list[int]]:
-    """The waits and IPIs of one process's batch ``ev`` (see :meth:`Contention.settle`), and the shootdown sends'
-    ns in the order of the tasks' slots."""
+    """The waits and IPIs of one process's batch ``ev`` (see :meth:`Contention.settle`; ``cost_ns``:
+    :meth:`Contention.cost_ns`), and the shootdown sends' ns in the order of the tasks' slots."""
+    min_sleep_ns, tlb_flush_ns, tlb_flush_per_cpu_ns, tlb_ipi_ns = cost_ns
     spin: dict[int, float] = {}
     send_ns: dict[int, float] = {}
     sleep: dict[int, float] = {}
@@ -253,7 +272,7 @@ def outcome(
                     mean_hold = others / max(total_n - n_i, 1)
                     spun = min(wait, n_i * mean_hold)
                     slept = wait - spun
-                    if slept < c.min_sleep_ns:
+                    if slept < min_sleep_ns:
                         spun, slept = wait, 0.0
                 else:
                     spun, slept = wait, 0.0
@@ -275,12 +294,12 @@ def outcome(
             # every CPU of the mm but the sender's own (mm_cpus holds each CPU once)
             targets = nr_mm_cpus - (cpus_of.get(task, -1) in mm_set)
             if task >= 0:
-                send = n * (c.tlb_flush_ns + c.tlb_flush_per_cpu_ns * targets)
+                send = n * (tlb_flush_ns + tlb_flush_per_cpu_ns * targets)
                 send_ns[task] = send_ns.get(task, 0.0) + send
                 send_each.append(send)
             flushes_now += n
             ipis_now += n * targets
-        ipi_ns = float(c.tlb_ipi_ns)
+        ipi_ns = float(tlb_ipi_ns)
         # Every running task of the mm receives every flush but its own (in cpus_of's order, without a Python
         # step per task that sent none).
         ipi = dict.fromkeys(cpus_of, total_flush * ipi_ns)
