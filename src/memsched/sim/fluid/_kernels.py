@@ -986,6 +986,122 @@ def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_ch
 
 
 @_njit
+def migrate_rows(  # pragma: no cover - compiled (held to migrate._migrate_rows by tests)
+    pages: Any,
+    dst: Any,
+    page_node: Any,
+    ratelimit: bool,
+    now: int,
+    window_end: Any,
+    window_pages: Any,
+    last_limited: Any,
+    base_per_page: int,
+    ratelimit_pages: int,
+    interval_ns: int,
+    free_pages: Any,
+    high_wmark: Any,
+    nr: int,
+) -> Any:
+    """``migrate._migrate_rows``, after checking every page and node is in range (else nothing is changed and
+    the last flag says so: the caller runs the pure code, which raises as numpy indexing does)."""
+    m = pages.shape[0]
+    empty = np.zeros(0, dtype=np.int64)
+    zeros = np.zeros(nr, dtype=np.int64)
+    for i in range(m):
+        if pages[i] < 0 or pages[i] >= page_node.shape[0] or dst[i] < 0 or dst[i] >= nr:
+            return empty, empty, empty, zeros, zeros, 0, 0, 0, False, True
+    # the present pages elsewhere, in order
+    want = np.empty(m, dtype=np.bool_)
+    n = 0
+    for i in range(m):
+        s = np.int64(page_node[pages[i]])
+        want[i] = s >= 0 and s != dst[i]
+        if want[i]:
+            n += 1
+    p = np.empty(n, dtype=np.int64)
+    d = np.empty(n, dtype=np.int64)
+    src = np.empty(n, dtype=np.int64)
+    j = 0
+    for i in range(m):
+        if want[i]:
+            p[j] = pages[i]
+            d[j] = dst[i]
+            src[j] = page_node[pages[i]]
+            j += 1
+    dst_count = np.zeros(nr, dtype=np.int64)
+    for i in range(n):
+        dst_count[d[i]] += 1
+    refused_rl = 0
+    refused_bal = 0
+    failed = 0
+    # ok[node]: how many of the node's pages (the first ones, in order) move
+    ok = dst_count.copy()
+    any_refused = False
+    for node in range(nr):
+        count = dst_count[node]
+        if count == 0:
+            continue
+        n_ok = count
+        if ratelimit:
+            if now > window_end[node]:
+                window_pages[node] = 0
+                window_end[node] = now + interval_ns
+            wp = window_pages[node]
+            n_ok = 0
+            for k in range(count):  # (the window before each page: wp + base_per_page * k)
+                if wp + base_per_page * k <= ratelimit_pages:
+                    n_ok += 1
+            if n_ok < count:
+                last_limited[node] = now
+                refused_rl += count - n_ok
+            window_pages[node] += base_per_page * n_ok
+        room = free_pages[node] - high_wmark[node]
+        if room < n_ok:
+            refused_bal += n_ok - max(room, 0)
+            n_ok = max(room, 0)
+        if n_ok:
+            if free_pages[node] < n_ok:
+                failed += n_ok
+                n_ok = 0
+            else:
+                free_pages[node] -= n_ok
+        if n_ok < count:
+            any_refused = True
+        ok[node] = n_ok
+    if any_refused:
+        seen = np.zeros(nr, dtype=np.int64)
+        keep = np.empty(n, dtype=np.bool_)
+        nm = 0
+        for i in range(n):
+            keep[i] = seen[d[i]] < ok[d[i]]
+            seen[d[i]] += 1
+            if keep[i]:
+                nm += 1
+        mp = np.empty(nm, dtype=np.int64)
+        md = np.empty(nm, dtype=np.int64)
+        ms = np.empty(nm, dtype=np.int64)
+        j = 0
+        for i in range(n):
+            if keep[i]:
+                mp[j] = p[i]
+                md[j] = d[i]
+                ms[j] = src[i]
+                j += 1
+        p, d, src = mp, md, ms
+        n = nm
+        dst_count = np.zeros(nr, dtype=np.int64)
+        for i in range(n):
+            dst_count[d[i]] += 1
+    src_count = np.zeros(nr, dtype=np.int64)
+    for i in range(n):
+        src_count[src[i]] += 1
+    for node in range(nr):
+        free_pages[node] += src_count[node]
+    kept_all = n == m and not any_refused
+    return p, d, src, src_count, dst_count, refused_rl, refused_bal, failed, kept_all, False
+
+
+@_njit
 def mark_window(  # pragma: no cover - compiled (held to balancing._mark_window by tests)
     page_node: Any,
     marked: Any,
@@ -1462,6 +1578,8 @@ def warm() -> None:
     flags = np.zeros(1, np.bool_)
     mark_window(node16, flags, 0, 1, flags, False, 0, flags, 1)
     geo = np.zeros((1, 4), np.int64)
+    for cols in (i64, ro):  # (an action's pages and nodes are read-only; filtered ones are not)
+        migrate_rows(cols, cols, node16, True, 0, i64.copy(), i64.copy(), i64.copy(), 1, 1, 1, i64.copy(), i64, 1)
     ev_f, ev_n = np.zeros((0, 4)), np.zeros((0, 3), np.int64)
     settle_charges(i64, f64, i64[:0], ev_f, ev_n, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), 0.0)
     sweep_rows(i64, i64, np.zeros(1, np.int8), i64, geo, f2, f64, f64, f64, f64, f64, 4096, 0, 1, 1.0)

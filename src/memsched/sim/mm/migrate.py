@@ -30,13 +30,14 @@ provides real watermarks); rate-limit windows are evaluated at fault-batch granu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from memsched.config import cost_knob, knob, validate
 from memsched.policies.numa.base import MigrationRules
+from memsched.sim.fluid import jit
 from memsched.units import MIB, NSEC_PER_MSEC
 
 if TYPE_CHECKING:
@@ -126,76 +127,29 @@ class Migrator:
             if splits:
                 mm.set_huge(huge, False)
                 machine.vmstat.inc("thp_split", splits)
-        src = mm.page_node[pages].astype(np.int64)
-        # Pages present (src >= 0) and elsewhere (src != dst); the mask is made only when some page is not.
-        other = src != dst
-        if np.count_nonzero(other) != other.shape[0] or (src.shape[0] and src.item(src.argmin()) < 0):
-            want = (src >= 0) & other
-            pages, dst, src = pages[want], dst[want], src[want]
-        n = pages.shape[0]
-        keep: npt.NDArray[np.bool_] | None = None  # (made when a page is refused)
-        refused_rl = refused_bal = failed = 0
         now = machine.engine.now
         pa = machine.page_alloc
-        ratelimit = apply_ratelimit and self.rules.rate_limit
         nr = machine.nr_nodes
-        # Per destination node in increasing order, the first pages in order (node ids are >= 0: MigratePages
-        # checks); a node's pages are looked up only when some of them are refused. (minlength only adds
-        # trailing zero counts, which the loop skips.)
-        dst_count = np.bincount(dst, minlength=nr) if n else None
-        counts = dst_count.tolist() if dst_count is not None else []
-        if (
-            dst_count is not None
-            and not ratelimit
-            and len(counts) == nr
-            and not np.count_nonzero(pa.free_pages - self.high_wmark < dst_count)
-        ):
-            # Every node has room for all its pages (and the frames: high_wmark >= 0), so the loop below would
-            # reserve each node's count and refuse nothing: the same, at once.
-            pa.reserve_counts(dst_count)
-            counts = []
-        for node, count in enumerate(counts):
-            if not count:
-                continue
-            n_ok = count
-            if ratelimit:
-                if now > self.window_end[node]:
-                    self.window_pages[node] = 0
-                    self.window_end[node] = now + self.rules.migrate_interval_ms * NSEC_PER_MSEC
-                before = self.window_pages[node] + self.base_per_page * np.arange(count)
-                n_ok = int(np.count_nonzero(before <= self.ratelimit_pages))
-                if n_ok < count:
-                    self.last_limited[node] = now
-                    refused_rl += count - n_ok
-                self.window_pages[node] += self.base_per_page * n_ok
-            room = int(pa.free_pages[node] - self.high_wmark[node])
-            if room < n_ok:
-                refused_bal += n_ok - max(room, 0)
-                n_ok = max(room, 0)
-            if n_ok and not pa.reserve(node, n_ok):  # pragma: no cover - room checked
-                failed += n_ok
-                n_ok = 0
-            if n_ok < count:
-                if keep is None:
-                    keep = np.ones(n, dtype=bool)
-                keep[(dst == node).nonzero()[0][n_ok:]] = False
-        if keep is None:  # (the usual case: nothing refused)
-            moved, moved_dst, moved_src = pages, dst, src
-        else:
-            moved, moved_dst, moved_src = pages[keep], dst[keep], src[keep]
-            dst_count = None
-        src_count = None
+        args = (
+            pages, dst, mm.page_node, apply_ratelimit and self.rules.rate_limit, now, self.window_end,
+            self.window_pages, self.last_limited, self.base_per_page, self.ratelimit_pages,
+            self.rules.migrate_interval_ms * NSEC_PER_MSEC, pa.free_pages, self.high_wmark, nr,
+        )  # fmt: skip
+        out = _migrate_rows(*args)
+        if out[-1]:  # a page or node out of range: the pure code's IndexError
+            out = _migrate_rows.__wrapped__(*args)  # type: ignore[attr-defined]
+        moved, moved_dst, moved_src, src_count, dst_count, refused_rl, refused_bal, failed, kept_all, _ = out
+        if kept_all:  # (every page moves: the caller's own arrays, as it may check)
+            moved, moved_dst = pages, dst
         if moved.shape[0]:
-            # The per-node counts once, for the frames, node_pages and the copy (every moved_src is >= 0).
-            src_count = np.bincount(moved_src, minlength=nr)
-            if dst_count is None:
-                dst_count = np.bincount(moved_dst, minlength=nr)
-            pa.free_counts(src_count)  # (pa.free(moved_src))
-            mm.set_nodes(moved, moved_dst, moved_src, counts=(src_count, dst_count))  # (moved_src: page_node[moved])
+            # (moved_src: page_node[moved] before; the per-node counts for node_pages)
+            mm.set_nodes(moved, moved_dst, moved_src, counts=(src_count, dst_count))
             n_base = int(moved.shape[0]) * self.base_per_page
             machine.vmstat.inc("numa_pages_migrated", n_base)
             machine.vmstat.inc("pgmigrate_success", n_base)
             machine.progress.invalidate()
+        else:
+            src_count = dst_count = None
         if failed:
             machine.vmstat.inc("pgmigrate_fail", failed * self.base_per_page)
         self.ratelimited_pages += refused_rl
@@ -230,3 +184,101 @@ def distinct(ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     if ids.shape[0] == 0 or int(np.minimum.reduce(ids)) < 0:
         return np.unique(ids)
     return np.bincount(ids).nonzero()[0].astype(ids.dtype, copy=False)
+
+
+@jit.compiled_as("migrate_rows")
+def _migrate_rows(
+    pages: IntArray,
+    dst: IntArray,
+    page_node: npt.NDArray[np.int16],
+    ratelimit: bool,
+    now: int,
+    window_end: IntArray,
+    window_pages: IntArray,
+    last_limited: IntArray,
+    base_per_page: int,
+    ratelimit_pages: int,
+    interval_ns: int,
+    free_pages: IntArray,
+    high_wmark: IntArray,
+    nr: int,
+) -> tuple[Any, ...]:
+    """:meth:`Migrator.migrate`'s rules on the pages ``pages`` going to ``dst``, in order: the present pages
+    elsewhere, per destination node in increasing order the first pages the rate limit (``ratelimit``: its
+    windows ``window_end``/``window_pages``, ``last_limited``) and the node's room above its high watermark
+    allow, their frames reserved and their old ones freed (``free_pages``). Returns the pages that move, their
+    destination and source nodes, the counts per source and destination node, the pages refused by the rate
+    limit and by the watermark, those that failed, whether every page of ``pages`` moves (then the first two
+    are ``pages`` and ``dst``), and whether a page or node was out of range (the compiled form's check: this
+    one raises ``IndexError`` as numpy does)."""
+    src = page_node[pages].astype(np.int64)
+    # Pages present (src >= 0) and elsewhere (src != dst); the mask is made only when some page is not.
+    other = src != dst
+    if np.count_nonzero(other) != other.shape[0] or (src.shape[0] and src.item(src.argmin()) < 0):
+        want = (src >= 0) & other
+        pages, dst, src = pages[want], dst[want], src[want]
+        filtered = True
+    else:
+        filtered = False
+    n = pages.shape[0]
+    keep: npt.NDArray[np.bool_] | None = None  # (made when a page is refused)
+    refused_rl = refused_bal = failed = 0
+    # Per destination node in increasing order, the first pages in order (node ids are >= 0: MigratePages
+    # checks); a node's pages are looked up only when some of them are refused. (minlength only adds trailing
+    # zero counts, which the loop skips.)
+    dst_count = np.bincount(dst, minlength=nr) if n else None
+    counts = dst_count.tolist() if dst_count is not None else []
+    if (
+        dst_count is not None
+        and not ratelimit
+        and len(counts) == nr
+        and not np.count_nonzero(free_pages - high_wmark < dst_count)
+    ):
+        # Every node has room for all its pages (and the frames: high_wmark >= 0), so the loop below would
+        # reserve each node's count and refuse nothing: the same, at once.
+        free_pages -= dst_count
+        counts = []
+    for node, count in enumerate(counts):
+        if not count:
+            continue
+        n_ok = count
+        if ratelimit:
+            if now > window_end[node]:
+                window_pages[node] = 0
+                window_end[node] = now + interval_ns
+            before = window_pages[node] + base_per_page * np.arange(count)
+            n_ok = int(np.count_nonzero(before <= ratelimit_pages))
+            if n_ok < count:
+                last_limited[node] = now
+                refused_rl += count - n_ok
+            window_pages[node] += base_per_page * n_ok
+        room = int(free_pages[node] - high_wmark[node])
+        if room < n_ok:
+            refused_bal += n_ok - max(room, 0)
+            n_ok = max(room, 0)
+        if n_ok:
+            if free_pages[node] < n_ok:  # pragma: no cover - room checked (PageAlloc.reserve's test)
+                failed += n_ok
+                n_ok = 0
+            else:
+                free_pages[node] -= n_ok
+        if n_ok < count:
+            if keep is None:
+                keep = np.ones(n, dtype=bool)
+            keep[(dst == node).nonzero()[0][n_ok:]] = False
+    if keep is None:  # (the usual case: nothing refused)
+        moved, moved_dst, moved_src = pages, dst, src
+    else:
+        moved, moved_dst, moved_src = pages[keep], dst[keep], src[keep]
+        dst_count = None
+    src_count = np.zeros(nr, dtype=np.int64)
+    if moved.shape[0]:
+        # The per-node counts once, for the frames, node_pages and the copy (every moved_src is >= 0).
+        src_count = np.bincount(moved_src, minlength=nr)
+        if dst_count is None:
+            dst_count = np.bincount(moved_dst, minlength=nr)
+        free_pages += src_count  # (PageAlloc.free of moved_src)
+    if dst_count is None:
+        dst_count = np.zeros(nr, dtype=np.int64)
+    kept_all = not filtered and keep is None
+    return moved, moved_dst, moved_src, src_count, dst_count, refused_rl, refused_bal, failed, kept_all, False
