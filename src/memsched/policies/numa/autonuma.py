@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages, SwapTasks
@@ -116,80 +117,125 @@ class Autonuma(NumaPolicy):
         return ()
 
     # ---- sched_autonuma_balance ----------------------------------------------------------------------------
-    def _weights(self, ctx: PolicyContext, task: int) -> tuple[list[int], list[int]] | None:
+    def _weight_table(
+        self, ctx: PolicyContext, tasks: list[int]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64], list[int]]:
+        """The weights of every task of ``tasks`` at once: (valid, w_p, w_m, mm) with one row per task.
+
+        A task's thread weights are ``faults * 1000 // sum(faults)``, its memory weights ``pages * 1000 //
+        sum(pages)`` of its mm's pages per node; it has none (``valid`` False, its rows left at 0 and never
+        read) without faults or without scanned pages. The same bits as the per-task numpy code before: every
+        counter and page count is a whole number far below 2**53 (adds of whole pages, ``floor_halve``, page
+        counts), so each row's sum is exact in any order, and ``*`` and ``//`` are the same element-wise
+        float64 ufuncs on the same operands."""
         counters = self._counters(ctx)
-        p = counters.row(task)
-        m = self.mm_pages.get(ctx.task_mm(task))
-        p_t, m_t = float(p.sum()), float(m.sum()) if m is not None else 0.0
-        if p_t <= 0 or m_t <= 0 or m is None:
-            return None
-        w_p: list[int] = (p * AUTONUMA_BALANCE_SCALE // p_t).astype(np.int64).tolist()
-        w_m: list[int] = (m * AUTONUMA_BALANCE_SCALE // m_t).astype(np.int64).tolist()
-        return w_p, w_m
+        nr_nodes = ctx.nr_nodes
+        data = counters.data
+        ids = np.array(tasks, dtype=np.int64)
+        # A task without a row yet has no faults (row() would give zeros, so None): no need to grow the table.
+        have = ids < data.shape[0]
+        p = np.zeros((ids.shape[0], nr_nodes))
+        p[have] = data[ids[have]]
+        p_t = p.sum(axis=1)
+        mms = [ctx.task_mm(t) for t in tasks]
+        m_w: dict[int, npt.NDArray[np.int64] | None] = {}  # mm -> its memory weight per node (None: no weight)
+        w_m = np.zeros((ids.shape[0], nr_nodes), dtype=np.int64)
+        valid = p_t > 0
+        for i, mm in enumerate(mms):
+            if mm not in m_w:
+                m = self.mm_pages.get(mm)
+                m_t = float(m.sum()) if m is not None else 0.0
+                m_w[mm] = (m * AUTONUMA_BALANCE_SCALE // m_t).astype(np.int64) if m is not None and m_t > 0 else None
+            row = m_w[mm]
+            if row is None:
+                valid[i] = False
+            else:
+                w_m[i] = row
+        w_p = (p * AUTONUMA_BALANCE_SCALE // np.where(valid, p_t, 1.0)[:, None]).astype(np.int64)
+        return valid, w_p, w_m, mms
 
     def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
         out: list[Action] = []
         used: set[int] = set()
+        nr_cpus = ctx.nr_cpus
         nr_running = ctx.cpu_nr_running.tolist()
         cpu_node = ctx.cpu_node.tolist()
         # Nothing a task's weights depend on (its fault counters, its mm's scanned pages) changes within one
-        # call, nor do the run queues: the swaps are returned, not applied. So each task's weights are
-        # computed once per tick, and each node's candidates (busy CPUs, their current task, its weights and
-        # mm) gathered once.
-        weights: dict[int, tuple[list[int], list[int]] | None] = {}
+        # call, nor do the run queues: the swaps are returned, not applied. So every run queue is read once,
+        # every task's weights computed once, and the weight of every (this CPU, candidate CPU) pair at once
+        # (integers: the same values as the per-pair loop); only the choices, which depend on ``used``, are
+        # made one CPU after another.
+        first = [q[0] if q else -1 for q in map(ctx.cpu_tasks, range(nr_cpus))]
+        tasks = list(dict.fromkeys(t for t in first if t >= 0))
+        if not tasks:
+            return out
+        index = {t: i for i, t in enumerate(tasks)}
+        valid_a, w_p, w_m, mms = self._weight_table(ctx, tasks)
+        valid = valid_a.tolist()
 
-        def weights_of(task: int) -> tuple[list[int], list[int]] | None:
-            if task not in weights:
-                weights[task] = self._weights(ctx, task)
-            return weights[task]
-
-        cands: list[list[tuple[int, int, list[int], list[int], int]]] = []
+        # The candidates, in the loop's order (node by node, each node's CPUs in order): busy CPUs whose current
+        # task has weights.
+        c_cpu: list[int] = []
+        c_nid: list[int] = []
+        c_row: list[int] = []
         for nid in range(ctx.nr_nodes):
-            row = []
             for cpu in ctx.node_cpus[nid]:
                 if nr_running[cpu] == 0:
                     continue  # "Offload the while IDLE balancing ... to CFS"
-                queued = ctx.cpu_tasks(cpu)
-                if not queued:  # (live: the CPU runs only threads of processes that are not balanced)
+                other = first[cpu]
+                if other < 0:  # (live: the CPU runs only threads of processes that are not balanced)
                     continue
-                other = queued[0]
-                wo = weights_of(other)
-                if wo is not None:
-                    row.append((cpu, other, wo[0], wo[1], ctx.task_mm(other)))
-            cands.append(row)
-
-        for this_cpu in range(ctx.nr_cpus):
-            queued = ctx.cpu_tasks(this_cpu)
-            if not queued or this_cpu in used:
+                i = index[other]
+                if valid[i]:
+                    c_cpu.append(cpu)
+                    c_nid.append(nid)
+                    c_row.append(i)
+        # The balancing CPUs, in order: those running a task with weights.
+        r_cpu = [cpu for cpu in range(nr_cpus) if first[cpu] >= 0 and valid[index[first[cpu]]]]
+        if not r_cpu:
+            return out
+        r_row = [index[first[cpu]] for cpu in r_cpu]
+        r_nid = [cpu_node[cpu] for cpu in r_cpu]
+        nr_cands = len(c_cpu)
+        cc = np.array(c_cpu, dtype=np.int64)
+        c_used = np.zeros(nr_cands, dtype=bool)  # the candidates whose CPU is in ``used``
+        if nr_cands:
+            cn, cr = np.array(c_nid), np.array(c_row)
+            rr, rn = np.array(r_row), np.array(r_nid)
+            mm_ids = np.array(mms)
+            same = mm_ids[rr][:, None] == mm_ids[cr][None, :]  # a thread of the same process: thread weights
+            w_other = np.where(same, w_p[cr, cn], w_m[cr, cn])
+            w_nid = np.where(same, w_p[rr][:, cn], w_m[rr][:, cn])
+            w_cpu_nid = np.where(same, w_p[rr, rn][:, None], w_m[rr, rn][:, None])
+            allowed = np.array([ctx.task_allowed(first[cpu]) for cpu in r_cpu])[:, cc]
+            ok = allowed & (cn[None, :] != rn[:, None]) & (w_nid > w_other) & (w_nid > w_cpu_nid)
+            # Both terms positive where ok, so a weight > 0 marks exactly the pairs the loop would weigh.
+            weight = np.where(ok, w_nid - w_other + w_nid - w_cpu_nid, 0)
+            # ``weight > best`` from best = 0 keeps the first largest positive weight in candidate order: argmax's
+            # first maximum, when that maximum is > 0.
+            best_k = weight.argmax(axis=1).tolist()
+            best_w = weight.max(axis=1).tolist()
+        for r, this_cpu in enumerate(r_cpu):
+            if this_cpu in used:
                 continue
-            p = queued[0]
-            w = weights_of(p)
-            if w is None:
-                continue
-            w_cur, w_cur_mm = w
-            cpu_nid = cpu_node[this_cpu]
-            allowed = ctx.task_allowed(p).tolist()
-            p_mm = ctx.task_mm(p)
-            best, sel_cpu, sel_nid, sel_other = 0, this_cpu, cpu_nid, -1
-            for nid, row in enumerate(cands):
-                if nid == cpu_nid:
-                    continue
-                for cpu, other, wo_p, wo_m, other_mm in row:
-                    if not allowed[cpu] or cpu in used:
-                        continue
-                    if other_mm == p_mm:
-                        w_other, w_nid, w_cpu_nid = wo_p[nid], w_cur[nid], w_cur[cpu_nid]
-                    else:
-                        w_other, w_nid, w_cpu_nid = wo_m[nid], w_cur_mm[nid], w_cur_mm[cpu_nid]
-                    if w_nid > w_other and w_nid > w_cpu_nid:
-                        weight = w_nid - w_other + w_nid - w_cpu_nid
-                        if weight > best:
-                            best, sel_cpu, sel_nid, sel_other = weight, cpu, nid, other
+            p = first[this_cpu]
+            sel_cpu, sel_nid, sel_other = this_cpu, r_nid[r], -1
+            if nr_cands:
+                k, w = best_k[r], best_w[r]
+                if used and c_used[k]:
+                    # Skipping the used candidates only lowers weights (to 0): while the first maximum is not
+                    # among them it stays the first maximum; otherwise look again without them.
+                    masked = np.where(c_used, 0, weight[r])
+                    k = int(masked.argmax())
+                    w = int(masked[k])
+                if w > 0:
+                    sel_cpu, sel_nid, sel_other = c_cpu[k], c_nid[k], tasks[c_row[k]]
             self.node[p] = sel_nid
             if sel_cpu == this_cpu or sel_other < 0 or not ctx.task_allowed(sel_other)[this_cpu]:
                 continue
             out.append(SwapTasks(p, sel_other))
             used.update((this_cpu, sel_cpu))
+            c_used |= (cc == this_cpu) | (cc == sel_cpu)
         return out
 
     def lb_score(self, ctx: PolicyContext, task: int, src_cpu: int, dst_cpu: int, dst_idle: bool) -> float | None:

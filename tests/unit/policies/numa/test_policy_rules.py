@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 
@@ -249,7 +251,7 @@ def _autonuma_tick_reference(p, ctx):  # type: ignore[no-untyped-def]
         best, sel_cpu, sel_nid, sel_other = 0, this_cpu, cpu_nid, -1
         for nid in range(ctx.nr_nodes):
             for cpu in ctx.node_cpus[nid] if nid != cpu_nid else ():
-                if cpu in used or ctx.cpu_nr_running[cpu] == 0:
+                if cpu in used or ctx.cpu_nr_running[cpu] == 0 or not ctx.task_allowed(t)[cpu]:
                     continue
                 other = ctx.cpu_tasks(cpu)[0]
                 wo = weights(other)
@@ -260,33 +262,50 @@ def _autonuma_tick_reference(p, ctx):  # type: ignore[no-untyped-def]
                 if w_nid > w_other and w_nid > w_cpu_nid and int(2 * w_nid - w_other - w_cpu_nid) > best:
                     best, sel_cpu, sel_nid, sel_other = int(2 * w_nid - w_other - w_cpu_nid), cpu, nid, other
         nodes[t] = sel_nid
-        if sel_cpu != this_cpu and sel_other >= 0:
+        if sel_cpu != this_cpu and sel_other >= 0 and ctx.task_allowed(sel_other)[this_cpu]:
             out.append(SwapTasks(t, sel_other))
             used.update((this_cpu, sel_cpu))
     return out, nodes
 
 
-def test_autonuma_tick_equals_the_per_call_reference() -> None:
-    """The per-tick weight cache changes nothing: on random queues, fault counts and memory weights the swaps
-    and autonuma_node choices equal a per-call computation of every weight."""
+@dataclass
+class _PinnedContext(FakeContext):
+    """A FakeContext whose tasks may be kept off some CPUs (``allowed[task]``)."""
+
+    allowed: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def task_allowed(self, task: int) -> np.ndarray:
+        return self.allowed.get(task, np.ones(self.nr_cpus, dtype=bool))
+
+
+@pytest.mark.parametrize(("nodes", "cpus_per_node", "pinned"), [(4, 3, False), (4, 3, True), (8, 4, True)])
+def test_autonuma_tick_equals_the_per_call_reference(nodes: int, cpus_per_node: int, pinned: bool) -> None:
+    """The per-tick weight table changes nothing: on random queues, affinities, fault counts and memory weights
+    the swaps and autonuma_node choices equal a per-call computation of every weight and every pair."""
     rng = np.random.default_rng(3)
     swaps = 0
+    nr_cpus = nodes * cpus_per_node
     for _ in range(30):
-        tasks = list(range(1, 15))
-        info = {t: (t if t > 10 else 1, 0 if t <= 10 else t) for t in tasks}
+        tasks = list(range(1, nr_cpus + 3))
+        info = {t: (t if t > 10 else 1, 0 if t <= 10 else t % 5) for t in tasks}
         rq: dict[int, list[int]] = {}
         for t in tasks:
             if rng.random() < 0.8:
-                rq.setdefault(int(rng.integers(0, 12)), []).append(t)
-        ctx = FakeContext(nodes=4, cpus_per_node=3, rq=rq, task_info=info)
+                rq.setdefault(int(rng.integers(0, nr_cpus)), []).append(t)
+        allowed = {t: rng.random(nr_cpus) < 0.8 for t in tasks if pinned and rng.random() < 0.5}
+        ctx = _PinnedContext(nodes=nodes, cpus_per_node=cpus_per_node, rq=rq, task_info=info, allowed=allowed)
         p = make("autonuma")
-        for mm in {m for _, m in info.values()}:
-            p.on_scan_pass(ctx, mm, rng.integers(0, 50, 4).tolist())
+        for mm in {m for _, m in info.values()} - {4}:  # (mm 4 has no scan pass yet: no memory weights)
+            p.on_scan_pass(ctx, mm, rng.integers(0, 50, nodes).tolist())
         n = 200
-        faulting, where = rng.choice(tasks, n).tolist(), rng.integers(0, 4, n).tolist()
-        p.on_faults(ctx, batch(task=faulting, cpu=[0] * n, page_node=where, last_nid=[-1] * n, cpus_per_node=3))
-        want, nodes = _autonuma_tick_reference(p, ctx)
+        faulting = rng.choice(tasks[:-2], n).tolist()  # (the last two tasks never fault: no counter row)
+        where = rng.integers(0, nodes, n).tolist()
+        p.on_faults(
+            ctx, batch(task=faulting, cpu=[0] * n, page_node=where, last_nid=[-1] * n, cpus_per_node=cpus_per_node)
+        )
+        want, nodes_want = _autonuma_tick_reference(p, ctx)
         assert p.on_tick(ctx) == want
-        assert {t: p.node[t] for t in nodes} == nodes
+        assert {t: p.node[t] for t in nodes_want} == nodes_want
+        assert set(p.node) == set(nodes_want)
         swaps += len(want)
     assert swaps > 10  # the cases do exchange tasks
