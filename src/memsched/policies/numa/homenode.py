@@ -116,26 +116,30 @@ class Homenode(NumaPolicy):
         # of whole ``pages``, ``>> 1`` halvings), so each sum is exact in any order and one add of count * pages
         # gives the bits of one add per record; the per-task and per-mm totals are sums of the same counts.
         per_task = counters.add_whole(batch.task, nid, pages)
+        counts = per_task.tolist()  # (Python ints: ``count * pages`` converts each to the float float() gave)
+        task_tot = self.task_tot
         for task in np.flatnonzero(per_task).tolist():  # ascending, as np.unique's order was
-            self.task_tot[task] = self.task_tot.get(task, 0.0) + float(per_task[task]) * pages
-        mm = self.mm_faults.setdefault(batch.mm, np.zeros(ctx.nr_nodes))
-        mm += np.bincount(nid, minlength=ctx.nr_nodes) * pages
+            task_tot[task] = task_tot.get(task, 0.0) + counts[task] * pages
+        nr_nodes = ctx.nr_nodes
+        mm = self.mm_faults.get(batch.mm)
+        if mm is None:
+            mm = self.mm_faults[batch.mm] = np.zeros(nr_nodes)
+        mm += np.bincount(nid, minlength=nr_nodes) * pages
         self.mm_tot[batch.mm] = self.mm_tot.get(batch.mm, 0.0) + batch.size * pages
         return ()
 
     # ---- CPU follows memory --------------------------------------------------------------------------------
-    def _weight(self, faults: float, total: float) -> int:
-        if total <= 0:
-            return 0
-        return int(min(faults, total) * BALANCENUMA_SCALE // total)
-
     def _weights(self, faults: list[float], total: float) -> list[int]:
-        """:meth:`_weight` of every node's ``faults`` (one ``tolist()`` of a counter row).
+        """Every node's weight ``int(min(faults, total) * 1000 // total)`` (0 if ``total <= 0``), of one
+        ``tolist()`` of a counter row.
 
         The counters and totals are whole numbers far below 2**53 (see ``after_faults``), so ``faults * 1000`` is
         exact and ``//`` (Python's and numpy's: both fmod-based divmod) gives the exact floor of the quotient:
-        these Python floats give the bits the numpy scalars gave."""
-        return [self._weight(f, total) for f in faults]
+        these Python floats give the bits the numpy scalars gave. One comprehension (no call per node): ``f if f
+        <= total else total`` is ``min(f, total)`` (equal values are the same float; nothing here is NaN)."""
+        if total <= 0:
+            return [0] * len(faults)
+        return [int((f if f <= total else total) * BALANCENUMA_SCALE // total) for f in faults]
 
     def on_placement(self, ctx: PolicyContext, task: int) -> Sequence[Action]:
         mm = ctx.task_mm(task)
@@ -163,7 +167,7 @@ class Homenode(NumaPolicy):
                 out += self._set_home(task, this_nid)
             else:
                 out.append(SetScanPeriod(task, self.config.scan_period_min_ms * NSEC_PER_MSEC))
-                out += self._find_placement(ctx, task, this_nid, cpu, t_w)
+                out += self._find_placement(ctx, task, this_nid, cpu, t_w, mm, mm_row, mm_total)
         counters.floor_halve(task)  # reset_ptenuma_scan() halves the per-task statistics each pass
         self.task_tot[task] = float(int(total) >> 1)
         return out
@@ -175,24 +179,24 @@ class Homenode(NumaPolicy):
         return [SetPreferredNode(task, node)]
 
     def _find_placement(
-        self, ctx: PolicyContext, task: int, this_nid: int, this_cpu: int, own_w: list[int]
+        self, ctx: PolicyContext, task: int, this_nid: int, this_cpu: int, own_w: list[int],
+        mm: int, mm_row: np.ndarray, mm_total: float,
     ) -> list[Action]:
         """``task_numa_find_placement()``: swap home nodes with the task that gains most from it.
 
         ``own_w`` is the task's own weight per node (``on_placement``'s: its faults and total have not changed
-        since)."""
-        counters = self._counters(ctx)
-        mm = ctx.task_mm(task)
-        mm_row = self.mm_faults.get(mm, np.zeros(ctx.nr_nodes))
-        mm_total = self.mm_tot.get(mm, 0.0)
+        since); ``mm_row`` and ``mm_total`` are its mm's (halved) fault row and total, as ``on_placement`` read
+        them (it saw both totals > 0)."""
+        data = self._counters(ctx).data
         # Within one call nothing changes: the weights that depend only on the node (and the other task's mm)
-        # are computed once, for every node (the caller saw both totals > 0; mm_row is the halved row).
+        # are computed once, for every node.
         own_mm_w = self._weights(mm_row.tolist(), mm_total)  # its mm's weight per node
         p_task_w = own_w[this_nid]
         p_mm_w = own_mm_w[this_nid]
         other_mm_w: dict[int, list[int]] = {}  # other mm -> its weight per node
         allowed = ctx.task_allowed(task).tolist()
-        task_tot, mm_tot, data = self.task_tot, self.mm_tot, counters.data
+        task_tot, mm_tot, mm_faults = self.task_tot, self.mm_tot, self.mm_faults
+        cpu_tasks, task_mm, node_cpus = ctx.cpu_tasks, ctx.task_mm, ctx.node_cpus
         best, best_nid, best_other = 0, -1, -1
         for nid in range(ctx.nr_nodes):
             # A swap needs this_diff = this_w - p_w > 0, with this_w the thread weight for a thread of the same
@@ -202,10 +206,17 @@ class Homenode(NumaPolicy):
             mm_gain = own_mm_w[nid] > p_mm_w
             if not (thread_gain or mm_gain):
                 continue
-            for cpu in ctx.node_cpus[nid]:
+            # Every weight is >= 0, so a candidate's other_diff + this_diff = 2 * this_w - other_w - p_w is at
+            # most 2 * this_w - p_w: a node whose bound does not beat ``best`` cannot change the choice.
+            bound = max(
+                2 * own_w[nid] - p_task_w if thread_gain else 0, 2 * own_mm_w[nid] - p_mm_w if mm_gain else 0
+            )
+            if bound <= best:
+                continue
+            for cpu in node_cpus[nid]:
                 if not allowed[cpu]:
                     continue
-                queued = ctx.cpu_tasks(cpu)
+                queued = cpu_tasks(cpu)
                 if not queued:
                     continue  # idle CPUs are skipped
                 other = queued[0]
@@ -214,23 +225,27 @@ class Homenode(NumaPolicy):
                 o_total = task_tot.get(other, 0.0)
                 if o_total <= 0:
                     continue
-                o_mm = ctx.task_mm(other)
-                if mm_tot.get(o_mm, 0.0) <= 0:
-                    continue
+                o_mm = task_mm(other)
                 if o_mm == mm:
+                    # (mm_tot[mm] > 0: the caller saw it)
                     if not thread_gain:
                         continue  # this_diff <= 0
                     this_w = own_w[nid]
-                    # (data has a row for other: its faults were added, as o_total > 0 says)
-                    other_w = self._weight(data[other, nid], o_total)
+                    # (data has a row for other: its faults were added, as o_total > 0 says.) Its weight here
+                    # written out as in _weights, on the Python float item() gives: the bits the numpy scalar's
+                    # arithmetic gave (see _weights).
+                    f = data.item(other, nid)
+                    other_w = int((f if f <= o_total else o_total) * BALANCENUMA_SCALE // o_total)
                     p_w = p_task_w
                 else:
+                    if mm_tot.get(o_mm, 0.0) <= 0:
+                        continue
                     if not mm_gain:
                         continue  # this_diff <= 0
                     this_w = own_mm_w[nid]
                     o_mm_w = other_mm_w.get(o_mm)
                     if o_mm_w is None:
-                        o_mm_w = other_mm_w[o_mm] = self._weights(self.mm_faults[o_mm].tolist(), mm_tot[o_mm])
+                        o_mm_w = other_mm_w[o_mm] = self._weights(mm_faults[o_mm].tolist(), mm_tot[o_mm])
                     other_w = o_mm_w[nid]
                     p_w = p_mm_w
                 other_diff = this_w - other_w
@@ -260,26 +275,34 @@ class Homenode(NumaPolicy):
     def on_tick(self, ctx: PolicyContext) -> Sequence[Action]:
         """NUMA_PULL_BIAS: bring tasks that sit off their home node back, by idle CPU or by trade."""
         out: list[Action] = []
-        busy = ctx.cpu_nr_running
+        busy = ctx.cpu_nr_running.tolist()
+        cpu_node = ctx.cpu_node.tolist()
+        node_cpus, cpu_tasks, home_of = ctx.node_cpus, ctx.cpu_tasks, self.home
         used: set[int] = set()
-        for task in (int(x) for x in ctx.tasks()):
-            home = self.home.get(task, -1)
+        for task in ctx.tasks().tolist():
+            # (Reads only: a task without a home is passed over before its CPU is asked for.)
+            home = home_of.get(task, -1)
+            if home < 0:
+                continue
             cpu = ctx.task_cpu(task)
-            if home < 0 or cpu < 0 or int(ctx.cpu_node[cpu]) == home or cpu in used:
+            if cpu < 0 or cpu_node[cpu] == home or cpu in used:
                 continue
             allowed = ctx.task_allowed(task)
-            idle = [c for c in ctx.node_cpus[home] if allowed[c] and busy[c] == 0 and c not in used]
+            idle = [c for c in node_cpus[home] if allowed[c] and busy[c] == 0 and c not in used]
             if idle:
                 out.append(MigrateTask(task, idle[0]))
                 used.update((cpu, idle[0]))
                 continue
-            for other_cpu in ctx.node_cpus[home]:
-                queued = ctx.cpu_tasks(other_cpu)
-                if not queued or other_cpu in used or not allowed[other_cpu]:
+            for other_cpu in node_cpus[home]:
+                # (The run queue is read only for a CPU the other tests leave: the same CPUs are passed over.)
+                if other_cpu in used or not allowed[other_cpu]:
+                    continue
+                queued = cpu_tasks(other_cpu)
+                if not queued:
                     continue
                 other = queued[0]
                 # Trade only with a task that has no home or is itself off its home node here.
-                if self.home.get(other, -1) != home and ctx.task_allowed(other)[cpu]:
+                if home_of.get(other, -1) != home and ctx.task_allowed(other)[cpu]:
                     out.append(SwapTasks(task, other))
                     used.update((cpu, other_cpu))
                     break

@@ -309,3 +309,75 @@ def test_autonuma_tick_equals_the_per_call_reference(nodes: int, cpus_per_node: 
         assert set(p.node) == set(nodes_want)
         swaps += len(want)
     assert swaps > 10  # the cases do exchange tasks
+
+
+def _homenode_find_placement_reference(p, ctx, task, this_nid, this_cpu, own_w, mm, mm_row, mm_total):  # type: ignore[no-untyped-def]
+    """task_numa_find_placement() as a plain loop over every CPU of every other node, no pruning."""
+
+    def weight(f, total):  # type: ignore[no-untyped-def]
+        return 0 if total <= 0 else int(min(f, total) * 1000 // total)
+
+    own_mm_w = [weight(f, mm_total) for f in mm_row.tolist()]
+    best, best_nid, best_other = 0, -1, -1
+    for nid in range(ctx.nr_nodes):
+        for cpu in ctx.node_cpus[nid]:
+            queued = ctx.cpu_tasks(cpu)
+            if not ctx.task_allowed(task)[cpu] or not queued or queued[0] == task:
+                continue
+            other = queued[0]
+            o_total, o_mm = p.task_tot.get(other, 0.0), ctx.task_mm(other)
+            if o_total <= 0 or p.mm_tot.get(o_mm, 0.0) <= 0:
+                continue
+            if o_mm == mm:
+                this_w, other_w, p_w = own_w[nid], weight(p.task_faults.data[other, nid], o_total), own_w[this_nid]
+            else:
+                this_w, p_w = own_mm_w[nid], own_mm_w[this_nid]
+                other_w = weight(p.mm_faults[o_mm][nid], p.mm_tot[o_mm])
+            other_diff, this_diff = this_w - other_w, this_w - p_w
+            if other_diff > 0 and this_diff > 0 and other_diff + this_diff > best and ctx.task_allowed(other)[this_cpu]:
+                best, best_nid, best_other = other_diff + this_diff, nid, other
+    return (best_nid, best_other) if best_nid not in (-1, this_nid) else None
+
+
+@pytest.mark.parametrize(("nodes", "cpus_per_node"), [(4, 3), (8, 4)])
+def test_homenode_find_placement_equals_the_plain_loop(nodes: int, cpus_per_node: int) -> None:
+    """The nodes and candidates _find_placement passes over (no gain there, a bound below the best so far, the
+    tests reordered) change nothing: on random queues, affinities and fault counts it picks the node and the
+    partner a plain loop over every CPU picks."""
+    rng = np.random.default_rng(5)
+    nr_cpus, picked = nodes * cpus_per_node, 0
+    for _ in range(40):
+        tasks = list(range(nr_cpus + 2))
+        info = {t: (0, int(rng.integers(0, 3))) for t in tasks}
+        rq: dict[int, list[int]] = {}
+        for t in tasks:
+            if rng.random() < 0.85:
+                rq.setdefault(int(rng.integers(0, nr_cpus)), []).append(t)
+        allowed = {t: rng.random(nr_cpus) < 0.8 for t in tasks if rng.random() < 0.4}
+        ctx = _PinnedContext(nodes=nodes, cpus_per_node=cpus_per_node, rq=rq, task_info=info, allowed=allowed)
+        p = make("homenode")
+        for mm in range(3):
+            mine = [t for t in tasks[:-1] if info[t][1] == mm]  # (the last task never faults)
+            if mine:
+                n = 300
+                b = batch(
+                    task=rng.choice(mine, n).tolist(), cpu=rng.integers(0, nr_cpus, n).tolist(),
+                    page_node=rng.integers(0, nodes, n).tolist(), cpus_per_node=cpus_per_node, mm=mm,
+                )
+                p.after_faults(ctx, b, rng.random(n) < 0.3)
+        for task in tasks:
+            cpu, mm = ctx.task_cpu(task), info[task][1]
+            total, mm_row = p.task_tot.get(task, 0.0), p.mm_faults.get(mm)
+            if cpu < 0 or total <= 0 or mm_row is None:
+                continue
+            this_nid = cpu // cpus_per_node
+            own_w = p._weights(p.task_faults.row(task).tolist(), total)
+            args = (ctx, task, this_nid, cpu, own_w, mm, mm_row, p.mm_tot[mm])
+            want = _homenode_find_placement_reference(p, *args)
+            got = p._find_placement(*args)
+            if want is None:
+                assert got == []
+            else:
+                picked += 1
+                assert got == [SetPreferredNode(task, want[0]), SetPreferredNode(want[1], this_nid)]
+    assert picked > 20  # the cases do swap homes
