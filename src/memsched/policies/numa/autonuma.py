@@ -103,7 +103,9 @@ class Autonuma(NumaPolicy):
 
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
         ok = batch.migratable  # numa_hinting_fault() ignores tasks with a mempolicy of their own
-        self._counters(ctx).add(batch.task[ok], batch.page_node[ok], float(batch.pages_per_record))
+        # add_whole is add's bits here: the counters only ever hold whole pages (adds of whole pages_per_record,
+        # floor_halve), far below 2**53.
+        self._counters(ctx).add_whole(batch.task[ok], batch.page_node[ok], float(batch.pages_per_record))
         move = ok & (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node)
         if not move.any():
             return ()
