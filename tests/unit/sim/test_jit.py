@@ -442,13 +442,12 @@ def test_compiled_fault_rows_and_after_equal_the_pure_ones() -> None:
             m, (ln, lp, lc) = state[k]
             out[k] = fn(pages, task_ids, offsets, oncpu, m, page_node, cpu_node, tgid, ln, lp, lc, ntasks, now)
         assert state["kernel"][0].tobytes() == state["pure"][0].tobytes()
-        assert out["kernel"][0].shape == out["pure"][0].shape
-        if not out["pure"][0].shape[0]:
-            continue
         _same(out["kernel"], out["pure"])
-        rows = out["pure"]
-        for col in rows[:5]:
-            col.flags.writeable = False  # (the batch's columns, as the policy had them)
+        if not out["pure"][0].shape[1]:
+            continue
+        cols = out["pure"][0]
+        cols.flags.writeable = False  # (the batch's columns, as the policy had them)
+        rows = list(cols)
         moved = np.where(rng.random(npages) < 0.3, rng.integers(0, 4, npages), page_node).astype(np.int16)
         kept = {}
         for k, fn in (("pure", inspect.unwrap(_fault_after)), ("kernel", kernels.fault_after)):

@@ -1195,9 +1195,9 @@ def fault_rows(  # pragma: no cover - compiled (held to balancing._fault_rows by
     now: int,
 ) -> Any:
     """``balancing._fault_rows``: the faults on pages still marked and resident, by tasks on a CPU
-    (their pages unmarked here), and the batch's columns: (pages, task ids, CPUs, CPU nodes, page nodes, fault
-    times, tgids, last nid, last pid, last CPU, faults per task id, how many remote, the offsets' span), every
-    array empty when no fault is left."""
+    (their pages unmarked here), and the batch's columns as the rows of one array: (pages, task ids, CPUs, CPU
+    nodes, page nodes, fault times, tgids, last nid, last pid, last CPU); then the faults per task id, how many
+    remote and the offsets' span."""
     n = pages.shape[0]
     keep = np.empty(n, np.int64)
     size = 0
@@ -1206,35 +1206,38 @@ def fault_rows(  # pragma: no cover - compiled (held to balancing._fault_rows by
         if oncpu[task_ids[i]] >= 0 and marked[p] and page_node[p] >= 0:
             keep[size] = i
             size += 1
-    keep = keep[:size]
-    out_pages, out_tasks, offs = pages[keep], task_ids[keep], offsets[keep]
-    cpus = np.empty(size, np.int64)
-    cnode = np.empty(size, np.int64)
-    pnode = np.empty(size, np.int64)
+    cols = np.empty((10, size), np.int64)
+    offs = np.empty(size)
     per_task = np.zeros(nr_tasks, np.int64)
     remote = 0
-    for i in range(size):
-        p = out_pages[i]
+    for j in range(size):
+        i = keep[j]
+        p = pages[i]
+        t = task_ids[i]
         marked[p] = False
-        cpus[i] = oncpu[out_tasks[i]]
-        cnode[i] = cpu_node[cpus[i]]
-        pnode[i] = page_node[p]
-        per_task[out_tasks[i]] += 1
-        if cnode[i] != pnode[i]:
+        cpu = oncpu[t]
+        cols[0, j] = p
+        cols[1, j] = t
+        cols[2, j] = cpu
+        cols[3, j] = cpu_node[cpu]
+        cols[4, j] = page_node[p]
+        cols[6, j] = tgid[t]
+        cols[7, j] = last_nid[p]
+        cols[8, j] = last_pid[p]
+        cols[9, j] = last_cpu[p]
+        offs[j] = offsets[i]
+        per_task[t] += 1
+        if cols[3, j] != cols[4, j]:
             remote += 1
-    times = np.empty(size, np.int64)
     span = 0.0
     if size:
         srt = offs[stable_argsort(offs)]  # (np.sort's values: no NaN here, and a tie's order shows in no sum)
         mid = np.int64(_median(srt))
-        for i in range(size):
-            times[i] = now + np.int64(offs[i]) - mid
+        for j in range(size):
+            cols[5, j] = now + np.int64(offs[j]) - mid
         if size > 1:
             span = srt[size - 1] - srt[0]
-    return (
-        out_pages, out_tasks, cpus, cnode, pnode, times, tgid[out_tasks], last_nid[out_pages],
-        last_pid[out_pages], last_cpu[out_pages], per_task, remote, span,
-    )  # fmt: skip
+    return cols, per_task, remote, span
 
 
 @_njit

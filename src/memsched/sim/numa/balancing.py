@@ -422,15 +422,15 @@ class NumaBalancing(Instrument):
         machine = self.machine
         mm = st.mm
         tasks = machine.tasks
-        rows = _fault_rows(
+        cols, per_task, nr_remote, span = _fault_rows(
             pages, task_ids, offsets, machine.progress.arrays.oncpu, st.marked, mm.page_node, machine.cpu_node,
             self._tgids(), st.last_nid, st.last_pid, st.last_cpu, len(tasks), machine.engine.now,
         )  # fmt: skip
-        pages, task_ids, cpus, cpu_node, page_node, time_ns, tgid, last_nid, last_pid, last_cpu = rows[:10]
-        per_task, nr_remote, span = rows[10:]
-        size = pages.shape[0]
+        size = cols.shape[1]
         if not size:
             return
+        cols.flags.writeable = False  # (the batch's columns are views of its rows: read-only too)
+        pages, task_ids, cpus, cpu_node, page_node, time_ns, tgid, last_nid, last_pid, last_cpu = cols
         if mm.thp_units:
             self._split_faulted(mm, pages, task_ids)
         faulters = per_task.nonzero()[0]
@@ -442,22 +442,23 @@ class NumaBalancing(Instrument):
             mof_task = np.zeros(len(tasks), dtype=bool)
             mof_task[faulter_ids] = faulter_mof
             mof = mof_task[task_ids]
+        mof.flags.writeable = False  # (a new array either way: the batch's own)
         nr_faults = self.nr_faults
         batch = FaultBatch(
             mm=mm.id,
-            time_ns=_ro(time_ns),
-            task=_ro(task_ids),
-            tgid=_ro(tgid),
-            cpu=_ro(cpus),
-            cpu_node=_ro(cpu_node),
-            page=_ro(pages),
-            page_node=_ro(page_node),
-            last_nid=_ro(last_nid),
-            last_pid=_ro(last_pid),
-            last_cpu=_ro(last_cpu),
+            time_ns=time_ns,
+            task=task_ids,
+            tgid=tgid,
+            cpu=cpus,
+            cpu_node=cpu_node,
+            page=pages,
+            page_node=page_node,
+            last_nid=last_nid,
+            last_pid=last_pid,
+            last_cpu=last_cpu,
             base_pages=self.fault_pages,
             nr_faults=nr_faults,
-            mof=_ro_bool(mof),
+            mof=mof,
         )
         vs = machine.vmstat
         vs.inc("numa_hint_faults", size * nr_faults)
@@ -634,16 +635,17 @@ def _fault_rows(
     now: int,
 ) -> tuple[Any, ...]:
     """The predicted faults that happen (on pages still ``marked`` and resident, by tasks still on a CPU: ``oncpu``
-    of each task), those pages unmarked, as the columns of their batch: (pages, task ids, CPUs, CPU nodes, page
-    nodes, fault times around ``now``, tgids, the pages' last nid, pid and CPU, faults per task id, how many
-    remote, the span of the offsets). Every array is empty when no fault is left."""
+    of each task), those pages unmarked, as the columns of their batch, the rows of one array: (pages, task ids,
+    CPUs, CPU nodes, page nodes, fault times around ``now``, tgids, the pages' last nid, pid and CPU); then the
+    faults per task id, how many remote and the span of the offsets. The array has no column when no fault is
+    left."""
     cpus = oncpu[task_ids]
     ok = (cpus >= 0) & marked[pages] & (page_node[pages] >= 0)
     size = int(np.count_nonzero(ok))
-    if size != ok.shape[0]:  # (else the arrays are used as they are: nothing reads them after this call)
+    if size != ok.shape[0]:
         pages, task_ids, offsets, cpus = pages[ok], task_ids[ok], offsets[ok], cpus[ok]
     if not size:
-        return (pages, task_ids, *([cpus] * 8), np.zeros(nr_tasks, dtype=np.int64), 0, 0.0)
+        return np.zeros((10, 0), dtype=np.int64), np.zeros(nr_tasks, dtype=np.int64), 0, 0.0
     marked[pages] = False
     nodes = cpu_node[cpus]
     pnodes = page_node[pages].astype(np.int64)
@@ -653,11 +655,10 @@ def _fault_rows(
     nr_remote = int(np.count_nonzero(nodes != pnodes))
     # (max - min of the offsets: the ends of the sorted copy)
     span = float(sorted_offsets[-1] - sorted_offsets[0]) if size > 1 else 0.0
-    return (
-        pages, task_ids, cpus, nodes, pnodes, times, tgid[task_ids],
-        last_nid[pages], last_pid[pages], last_cpu[pages],  # (fancy indexing copies)
-        per_task, nr_remote, span,
-    )  # fmt: skip
+    cols = np.stack(
+        [pages, task_ids, cpus, nodes, pnodes, times, tgid[task_ids], last_nid[pages], last_pid[pages], last_cpu[pages]]
+    )
+    return cols, per_task, nr_remote, span
 
 
 @jit.compiled_as("fault_after")
@@ -680,21 +681,6 @@ def _fault_after(
     last_pid[pages] = task_ids
     last_cpu[pages] = cpus
     return kept
-
-
-def _ro_bool(arr: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    out = np.array(arr, dtype=np.bool_)
-    out.flags.writeable = False
-    return out
-
-
-_INT64 = np.dtype(np.int64)
-
-
-def _ro(arr: npt.NDArray[Any]) -> IntArray:
-    out = arr if arr.dtype == _INT64 else np.asarray(arr, dtype=np.int64)  # (every column is int64 already)
-    out.flags.writeable = False
-    return out
 
 
 @jit.compiled_as("settle_charges")
