@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from memsched.sim.fluid.balance import Balancer
@@ -155,3 +157,42 @@ def test_a_task_asleep_on_a_kernel_lock_blocks_and_wakes_through_the_wake_path()
     assert WSM.cpu_node()[t.cpu] == other and m.sched.wakeups_affine == 1
     m.run(until=10_000_000)  # after the cache refill of the cross-node move (system time)
     assert m.progress.phase_progress(t) > done_before
+
+
+def _weight_of(w: np.ndarray, t: int) -> float:
+    return float(w[t])
+
+
+def test_skipping_the_busy_cpus_that_cannot_even_out_changes_no_move() -> None:
+    """``balance`` passes over the busy CPUs that no CPU outweighs by ``imbalance_pct`` and by more than the
+    lightest task: on random run queues (idle CPUs, CPUs with several tasks, nice levels' weights, moves vetoed
+    or steered by a score) on three topologies, the same moves and the same queues as the full search."""
+    rng = np.random.default_rng(3)
+    weights = np.array([1024.0, 1024.0, 1024.0, 820.0, 335.0, 3121.0, 15.0])
+    moved = 0
+    for topo in (WSM, load_topology("sandybridge-2n32"), load_topology("x86-8n64")):
+        for _ in range(60):
+            nr_tasks = int(rng.integers(1, 2 * topo.nr_cpus))
+            w = rng.choice(weights, nr_tasks) if rng.random() < 0.5 else np.full(nr_tasks, 1024.0)
+            rq: list[list[int]] = [[] for _ in range(topo.nr_cpus)]
+            dense = rng.random() < 0.5  # (one task per CPU, a few doubled or idle: the usual state)
+            for t in range(nr_tasks):
+                cpu = t % topo.nr_cpus if dense and rng.random() < 0.9 else int(rng.integers(topo.nr_cpus))
+                rq[cpu].append(t)
+            veto = rng.random((nr_tasks, topo.nr_cpus)) < 0.1
+            pref = rng.random((nr_tasks, topo.nr_cpus))
+
+            def score(
+                t: int, src: int, dst: int, idle: bool, veto: np.ndarray = veto, pref: np.ndarray = pref
+            ) -> float | None:
+                return None if veto[t, dst] else float(pref[t, dst])
+
+            out = []
+            for skip in (True, False):
+                b = Balancer(topo)
+                b._skip_busy = skip
+                queues = [list(q) for q in rq]
+                out.append((b.balance(queues, functools.partial(_weight_of, w), score), queues))
+            assert out[0] == out[1]
+            moved += len(out[0][0])
+    assert moved > 50  # (the draws need moves, not only balanced queues)

@@ -84,6 +84,7 @@ class Balancer:
         self.core_siblings = {c.id: topology.siblings(c.id) for c in topology.cpus}
         #: The smallest ``imbalance_pct`` of any domain (:meth:`balance`'s test of busy CPUs).
         self._min_pct = min((d.imbalance_pct for doms in self.domains for d in doms), default=100)
+        self._skip_busy = True  # (tests turn it off to hold the skip to the full search)
 
     # ---- group statistics ------------------------------------------------------------------------------
     def _capacity(self, cpus: Sequence[int]) -> int:
@@ -259,8 +260,9 @@ class Balancer:
             top_pct = top * 100
             min_pct = self._min_pct
             min_w = min((min(w) for w in weights if w), default=0.0)
+            skip = self._skip_busy
             for cpu in range(self.nr_cpus):
-                if nr[cpu] and (top_pct <= load[cpu] * min_pct or top - load[cpu] <= min_w):
+                if skip and nr[cpu] and (top_pct <= load[cpu] * min_pct or top - load[cpu] <= min_w):
                     continue
                 move = self._balance_cpu(cpu, rq, nr, load, weight, score, busiest)
                 if move is not None:
