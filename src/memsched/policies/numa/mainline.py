@@ -128,26 +128,31 @@ class NumaGroup:
         return np.asarray(self.faults_cpu.sum(axis=1))
 
 
+#: A candidate CPU of task_numa_migrate()'s search: the CPU, its current task (``None``: idle), that task's group
+#: and its ``task_weight()`` and ``group_weight()`` lists (``None``: all 0).
+_Cand = tuple[int, int | None, int | None, list[int] | None, list[int] | None]
+
+
 class _RqView:
     """What ``task_numa_migrate()`` reads of the run queues, each read once: queue lengths, the current task of
-    each CPU, affinities and node loads. Valid while no action is applied, i.e. within one hook call."""
+    each CPU, affinities and node loads. Valid while no action is applied, i.e. within one hook call.
 
-    __slots__ = ("_allowed", "_ctx", "_current", "_stats", "nr")
+    ``cands`` and ``refused`` are filled by ``Mainline``: each node's CPUs with their current task's group and
+    weights, and the ``load_too_imbalanced()`` verdicts per (source, destination) node. Neither the run queues
+    nor any task's or group's faults change while a view lives (``task_numa_migrate()`` only returns actions;
+    on_placement() makes its view after updating the faults), so they are the values each candidate's
+    ``task_numa_compare()`` would read afresh.
+    """
+
+    __slots__ = ("_allowed", "_ctx", "_stats", "cands", "nr", "refused")
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._ctx = ctx
         self.nr: list[int] = ctx.cpu_nr_running.tolist()
-        self._current: dict[int, int | None] = {}
         self._allowed: dict[int, list[bool]] = {}
         self._stats: dict[int, tuple[float, float, bool]] = {}
-
-    def current(self, cpu: int) -> int | None:
-        try:
-            return self._current[cpu]
-        except KeyError:
-            queued = self._ctx.cpu_tasks(cpu)
-            cur = self._current[cpu] = queued[0] if queued else None
-            return cur
+        self.cands: dict[int, list[_Cand]] = {}
+        self.refused: dict[tuple[int, int], tuple[bool, bool]] = {}
 
     def allowed(self, task: int) -> list[bool]:
         mask = self._allowed.get(task)
@@ -541,24 +546,56 @@ class Mainline(NumaPolicy):
         taskweight = task_w[src_nid]
         groupweight = group_w[src_nid]
         allowed = view.allowed(task)
-        src_stats = view.node_stats(src_nid)
-        node_cpus = ctx.node_cpus
-        compare = self._compare
-        best: tuple[int, int, int | None, int] | None = None  # imp, cpu, other, nid
+        nr = view.nr
+        src_single = nr[src_cpu] == 1
+        # task_numa_compare() per candidate, inlined. Every candidate it accepts has imp > 0 and replaces the
+        # best only if strictly better, so ``best_imp`` starts at 0 and a candidate whose imp is not above it
+        # is passed over before its (pure) affinity and load tests: the same winner, fewer tests.
+        best_imp = 0
+        best: tuple[int, int | None, int] | None = None  # cpu, other, nid
 
         def search(nid: int) -> None:
-            nonlocal best
+            nonlocal best, best_imp
             taskimp = task_w[nid] - taskweight
             groupimp = group_w[nid] - groupweight
-            dst_stats = view.node_stats(nid)
-            for cpu in node_cpus[nid]:
+            idle_imp = groupimp if groupimp > 0 else taskimp
+            cross_imp = groupimp if my_group is not None else taskimp
+            idle_seen = False
+            refused: tuple[bool, bool] | None = None
+            for cpu, cur, cur_group, cur_tw, cur_gw in view.cands.get(nid) or self._cands(ctx, view, nid):
                 if not allowed[cpu]:
                     continue
-                cand = compare(
-                    view, task, src_cpu, src_nid, nid, cpu, taskimp, groupimp, src_stats, dst_stats, my_group
-                )
-                if cand is not None and (best is None or cand[0] > best[0]):
-                    best = (cand[0], cpu, cand[1], nid)
+                if cur is None:
+                    # Every idle CPU of the node scores idle_imp against the same node loads: only the first
+                    # can be strictly better than the best so far (which never decreases), so only it is tried.
+                    if idle_seen:
+                        continue
+                    idle_seen = True
+                    if idle_imp <= best_imp:
+                        continue
+                    if refused is None:
+                        refused = view.refused.get((src_nid, nid)) or self._refused(view, src_nid, nid)
+                    if refused[0]:
+                        continue
+                    best_imp, best = idle_imp, (cpu, None, nid)
+                    continue
+                if cur_group == my_group:
+                    imp = taskimp + (cur_tw[src_nid] - cur_tw[nid] if cur_tw is not None else 0)
+                    if cur_group is not None:
+                        imp -= imp // 16
+                else:
+                    w = cur_gw if cur_group is not None else cur_tw
+                    imp = cross_imp + (w[src_nid] - w[nid] if w is not None else 0)
+                if imp <= best_imp:
+                    continue
+                if not view.allowed(cur)[src_cpu]:
+                    continue
+                if not (src_single and nr[cpu] == 1):
+                    if refused is None:
+                        refused = view.refused.get((src_nid, nid)) or self._refused(view, src_nid, nid)
+                    if refused[1]:
+                        continue
+                best_imp, best = imp, (cpu, cur, nid)
 
         search(st.preferred)
         if best is None:
@@ -570,7 +607,7 @@ class Mainline(NumaPolicy):
                 search(nid)
         if best is None:
             return []
-        _, cpu, other, nid = best
+        cpu, other, nid = best
         out: list[Action] = []
         if nid != st.preferred:
             st.preferred = nid
@@ -580,60 +617,39 @@ class Mainline(NumaPolicy):
         out.append(MigrateTask(task, cpu) if other is None else SwapTasks(task, other))
         return out
 
-    def _compare(
-        self,
-        view: _RqView,
-        task: int,
-        src_cpu: int,
-        src_nid: int,
-        dst_nid: int,
-        dst_cpu: int,
-        taskimp: int,
-        groupimp: int,
-        src_stats: tuple[float, float, bool],
-        dst_stats: tuple[float, float, bool],
-        my_group: int | None,
-    ) -> tuple[int, int | None] | None:
-        """``task_numa_compare()``: the improvement of moving to ``dst_cpu`` (or swapping), or ``None``.
+    def _cands(self, ctx: PolicyContext, view: _RqView, nid: int) -> list[_Cand]:
+        """The node's CPUs in order, each with its current task, that task's group and its task and group
+        weights (the values ``task_numa_compare()`` reads of ``cur``), made once per view."""
+        cands: list[_Cand] = []
+        tasks, task_w, group_w = self.tasks, self._task_w, self._group_w
+        for cpu in ctx.node_cpus[nid]:
+            queued = ctx.cpu_tasks(cpu)
+            if not queued:
+                cands.append((cpu, None, None, None, None))
+                continue
+            cur = queued[0]
+            cur_st = tasks.get(cur)
+            if cur_st is None:
+                cands.append((cpu, cur, None, None, None))
+                continue
+            # (the cached lists, else computed: what _task_ws(cur) and _group_ws(cur) return)
+            gid = cur_st.group
+            tw = task_w.get(cur) or self._task_ws(cur)
+            gw = None if gid is None else group_w.get(gid) or self._group_ws(cur)
+            cands.append((cpu, cur, gid, tw, gw))
+        view.cands[nid] = cands
+        return cands
 
-        ``my_group`` is the moving task's group. The kernel tests ``cur``'s affinity for ``src_cpu`` before it
-        scores the swap; here the (pure) score comes first and the affinity only for a positive one: either
-        test failing gives ``None``, so the answer is the same, with most affinity masks never read.
-        """
+    def _refused(self, view: _RqView, src_nid: int, dst_nid: int) -> tuple[bool, bool]:
+        """``task_numa_compare()``'s load verdicts between two nodes, made once per view: (moving to an idle CPU
+        is refused, a swap that needs the load test is refused). Both depend on the two nodes' loads only."""
+        src, dst = view.node_stats(src_nid), view.node_stats(dst_nid)
         load = 1024.0
-        cur = view.current(dst_cpu)
-        if cur is None:
-            imp = groupimp if groupimp > 0 else taskimp
-            if imp <= 0:
-                return None
-            if src_stats[2] and not dst_stats[2]:
-                return None
-            src_load, dst_load = src_stats[0] - load, dst_stats[0] + load
-        else:
-            cur_st = self.tasks.get(cur)
-            cur_group = cur_st.group if cur_st is not None else None
-            if cur_group == my_group:
-                w = self._task_w.get(cur) or self._task_ws(cur)  # (the cached list, else computed)
-                imp = taskimp + (w[src_nid] - w[dst_nid] if w is not None else 0)
-                if cur_group is not None:
-                    imp -= imp // 16
-            else:
-                imp = groupimp if my_group is not None else taskimp
-                w = self._group_ws(cur) if cur_group is not None else self._task_ws(cur)
-                if w is not None:
-                    imp += w[src_nid] - w[dst_nid]
-            if imp <= 0:
-                return None
-            if not view.allowed(cur)[src_cpu]:
-                return None
-            nr = view.nr
-            if nr[src_cpu] == 1 and nr[dst_cpu] == 1:
-                return imp, cur
-            # (the same float operations, in the same order, as moving one task each way)
-            src_load, dst_load = src_stats[0] - load + load, dst_stats[0] + load - load
-        if self._load_too_imbalanced(src_stats, dst_stats, src_load, dst_load):
-            return None
-        return imp, cur
+        idle = (src[2] and not dst[2]) or self._load_too_imbalanced(src, dst, src[0] - load, dst[0] + load)
+        # (the same float operations, in the same order, as moving one task each way)
+        swap = self._load_too_imbalanced(src, dst, src[0] - load + load, dst[0] + load - load)
+        verdict = view.refused[src_nid, dst_nid] = (idle, swap)
+        return verdict
 
     def _load_too_imbalanced(
         self, src: tuple[float, float, bool], dst: tuple[float, float, bool], src_load: float, dst_load: float
