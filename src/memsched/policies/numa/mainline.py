@@ -144,15 +144,24 @@ class _RqView:
     ``task_numa_compare()`` would read afresh.
     """
 
-    __slots__ = ("_allowed", "_ctx", "_stats", "cands", "nr", "refused")
+    __slots__ = ("_allowed", "_ctx", "_nr", "_stats", "cands", "refused")
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._ctx = ctx
-        self.nr: list[int] = ctx.cpu_nr_running.tolist()
+        self._nr: list[int] | None = None
         self._allowed: dict[int, list[bool]] = {}
         self._stats: dict[int, tuple[float, float, bool]] = {}
         self.cands: dict[int, list[_Cand]] = {}
         self.refused: dict[tuple[int, int], tuple[bool, bool]] = {}
+
+    @property
+    def nr(self) -> list[int]:
+        """Each CPU's queue length, read at the first use (a search that finds no improvement never needs it;
+        the queues do not change while the view lives, so a later read gives the same list)."""
+        nr = self._nr
+        if nr is None:
+            nr = self._nr = self._ctx.cpu_nr_running.tolist()
+        return nr
 
     def allowed(self, task: int) -> list[bool]:
         mask = self._allowed.get(task)
@@ -177,6 +186,7 @@ class _TaskNuma:
     buf: np.ndarray  # buffers since the last placement
     buf_cpu: np.ndarray
     locality: np.ndarray  # [remote, local]
+    acc: np.ndarray  # buf, buf_cpu and locality are views of this one flat array, in that order
     group: int | None = None
     preferred: int = -1
     retry_ns: int | None = None
@@ -204,8 +214,11 @@ class Mainline(NumaPolicy):
     def _t(self, ctx: PolicyContext, task: int) -> _TaskNuma:
         st = self.tasks.get(task)
         if st is None:
-            z = np.zeros((ctx.nr_nodes, 2))
-            st = _TaskNuma(z.copy(), z.copy(), z.copy(), z.copy(), np.zeros(2))
+            nr = ctx.nr_nodes
+            z = np.zeros((nr, 2))
+            acc = np.zeros(nr * 4 + 2)
+            buf, buf_cpu = acc[: nr * 2].reshape(nr, 2), acc[nr * 2 : nr * 4].reshape(nr, 2)
+            st = _TaskNuma(z.copy(), z.copy(), buf, buf_cpu, acc[nr * 4 :], acc)
             self.tasks[task] = st
         return st
 
@@ -359,25 +372,23 @@ class Mainline(NumaPolicy):
         # numa_faults_locality, then one add per task: buf, buf_cpu and locality are zeroed by
         # task_numa_placement() and only ever receive whole multiples of ``pages`` here, so they hold
         # integer-valued floats far below 2**53, and adding count * pages at once gives the same bits as the
-        # np.add.at of pages per fault it replaces.
-        cell = slot * nr
+        # np.add.at of pages per fault it replaces. Each task's row is laid out as its ``acc`` (buf, buf_cpu,
+        # locality), so one add per task does the three adds elementwise, each element getting the same sum.
+        width = nr * 4 + 2
+        base = slot * width
         counts = np.bincount(
             np.concatenate(
                 [
-                    (cell + mem_node) * 2 + kind,
-                    (cell + batch.cpu_node) * 2 + kind + n * nr * 2,
-                    slot * 2 + loc + n * nr * 4,
+                    base + mem_node * 2 + kind,
+                    base + batch.cpu_node * 2 + kind + nr * 2,
+                    base + loc + nr * 4,
                 ]
             ),
-            minlength=n * (nr * 4 + 2),
+            minlength=n * width,
         ) * pages
-        buf = counts[: n * nr * 2].reshape(n, nr, 2)
-        buf_cpu = counts[n * nr * 2 : n * nr * 4].reshape(n, nr, 2)
-        locality = counts[n * nr * 4 :].reshape(n, 2)  # [remote, local]
+        rows = counts.reshape(n, width)
         for i, st in enumerate(states):
-            st.buf += buf[i]
-            st.buf_cpu += buf_cpu[i]
-            st.locality += locality[i]
+            st.acc += rows[i]
         return ()
 
     def _task_numa_group(self, ctx: PolicyContext, task: int, last_pid: int, last_cpu: int) -> bool:
@@ -448,9 +459,7 @@ class Mainline(NumaPolicy):
             g = self.groups[st.group]
             g.faults += diff
             g.faults_cpu += f_diff
-        st.buf[:] = 0
-        st.buf_cpu[:] = 0
-        st.locality[:] = 0
+        st.acc[:] = 0  # (buf, buf_cpu and locality)
         out: list[Action] = [self._update_task_scan_period(ctx, task, local, remote, fault_types)]
         node_faults = st.faults.sum(axis=1)
         has_faults = bool(node_faults.max() > 0)
@@ -546,23 +555,24 @@ class Mainline(NumaPolicy):
         taskweight = task_w[src_nid]
         groupweight = group_w[src_nid]
         allowed = view.allowed(task)
-        nr = view.nr
-        src_single = nr[src_cpu] == 1
+        cands_of = view.cands
         # task_numa_compare() per candidate, inlined. Every candidate it accepts has imp > 0 and replaces the
         # best only if strictly better, so ``best_imp`` starts at 0 and a candidate whose imp is not above it
         # is passed over before its (pure) affinity and load tests: the same winner, fewer tests.
         best_imp = 0
         best: tuple[int, int | None, int] | None = None  # cpu, other, nid
-
-        def search(nid: int) -> None:
-            nonlocal best, best_imp
+        # The preferred node first; then, if it had no candidate, the other nodes where the task's or group's
+        # weight does not drop, in order (the weights do not change during the search, so choosing these
+        # nodes up front is the kernel's per-node test).
+        nids = [st.preferred]
+        for nid in nids:
             taskimp = task_w[nid] - taskweight
             groupimp = group_w[nid] - groupweight
             idle_imp = groupimp if groupimp > 0 else taskimp
             cross_imp = groupimp if my_group is not None else taskimp
             idle_seen = False
             refused: tuple[bool, bool] | None = None
-            for cpu, cur, cur_group, cur_tw, cur_gw in view.cands.get(nid) or self._cands(ctx, view, nid):
+            for cpu, cur, cur_group, cur_tw, cur_gw in cands_of.get(nid) or self._cands(ctx, view, nid):
                 if not allowed[cpu]:
                     continue
                 if cur is None:
@@ -590,21 +600,20 @@ class Mainline(NumaPolicy):
                     continue
                 if not view.allowed(cur)[src_cpu]:
                     continue
-                if not (src_single and nr[cpu] == 1):
+                nr = view.nr
+                if not (nr[src_cpu] == 1 and nr[cpu] == 1):
                     if refused is None:
                         refused = view.refused.get((src_nid, nid)) or self._refused(view, src_nid, nid)
                     if refused[1]:
                         continue
                 best_imp, best = imp, (cpu, cur, nid)
-
-        search(st.preferred)
-        if best is None:
-            for nid in range(ctx.nr_nodes):
-                if nid in (src_nid, st.preferred):
-                    continue
-                if task_w[nid] - taskweight < 0 and group_w[nid] - groupweight < 0:
-                    continue
-                search(nid)
+            if best is None and len(nids) == 1:
+                pref = st.preferred
+                nids += [
+                    n
+                    for n in range(ctx.nr_nodes)
+                    if n not in (src_nid, pref) and (task_w[n] - taskweight >= 0 or group_w[n] - groupweight >= 0)
+                ]
         if best is None:
             return []
         cpu, other, nid = best
