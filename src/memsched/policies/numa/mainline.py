@@ -280,7 +280,9 @@ class Mainline(NumaPolicy):
 
     # ---- should_numa_migrate_memory() --------------------------------------------------------------------
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
-        misplaced = (batch.page_node != batch.cpu_node) & batch.migratable  # mpol_misplaced(): MPOL_F_MOF only
+        misplaced = batch.page_node != batch.cpu_node
+        if batch.mof is not None:  # (without a mask every record is migratable: the & would change nothing)
+            misplaced &= batch.migratable  # mpol_misplaced(): MPOL_F_MOF only
         stage1 = (batch.last_pid < 0) | (batch.last_nid == batch.cpu_node)
         private = batch.last_pid == batch.task  # cpupid_match_pid(): an unset pid does not match
         move = misplaced & stage1
@@ -304,6 +306,17 @@ class Mainline(NumaPolicy):
         """
         shared_tasks = batch.task[shared_idx]
         tasks = sorted(set(shared_tasks.tolist()))
+        first = self._group_of(tasks[0])
+        if first is not None and all(self._group_of(t) is first for t in tasks[1:]):
+            # The usual batch: every task in one group. Its row of the general case below, indexed directly:
+            # the same elementwise values and float expression.
+            active_row = np.zeros(ctx.nr_nodes, dtype=bool)
+            active_row[list(first.active)] = True
+            gf_row = first.faults.sum(axis=1)
+            dst, src = batch.cpu_node[shared_idx], batch.page_node[shared_idx]
+            move = move.copy()
+            move[shared_idx] = active_row[dst] & (~active_row[src] | (gf_row[dst] < gf_row[src] * 3 / 4))
+            return move
         rows: dict[int, int] = {}  # group id -> its row
         groups: list[NumaGroup] = []
         task_row = np.full(len(tasks), -1)  # each task's group row (-1: no group yet)
@@ -351,21 +364,22 @@ class Mainline(NumaPolicy):
                 )
             )
             verdict = {t: self._task_numa_group(ctx, *t) for t in sorted(set(triples))}
-            priv = priv.copy()
-            priv[shared] = [verdict[t] for t in triples]
-        kind = np.where(priv, PRIV, SHARED)
+            priv[shared] = [verdict[t] for t in triples]  # (priv is this call's own array)
+        kind = priv  # (PRIV = 1, SHARED = 0: the bools add as those integers below)
         local = mem_node == batch.cpu_node
         pages = float(batch.pages_per_record)
         tasks = sorted(set(batch.task.tolist()))
         states = [self._t(ctx, task) for task in tasks]
         nr, n = ctx.nr_nodes, len(tasks)
         slot = np.searchsorted(tasks, batch.task) if n > 1 else 0  # each fault's row in the per-task tables
-        active = np.zeros((n, nr), dtype=bool)
+        active: np.ndarray | None = None
         for i, st in enumerate(states):
             if st.group is not None and len(self.groups[st.group].active) > 1:
+                if active is None:
+                    active = np.zeros((n, nr), dtype=bool)
                 active[i, list(self.groups[st.group].active)] = True
         loc = local
-        if active.any():
+        if active is not None:  # (some row has two active nodes: active.any())
             # A shared fault between two of the group's active nodes counts as local.
             loc = local | (~priv & active[slot, batch.cpu_node] & active[slot, mem_node])
         # One count per (task, node, type) for both buffers and per (task, remote/local) for
