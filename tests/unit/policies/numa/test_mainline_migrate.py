@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from helpers.numa_fake import FakeContext
+from helpers.numa_fake import FakeContext, batch
 from memsched.policies.numa import get
 from memsched.policies.numa.actions import Action, MigrateTask, SetPreferredNode, SwapTasks
 from memsched.policies.numa.mainline import Mainline, MainlineConfig, NumaGroup, _RqView
@@ -173,3 +173,63 @@ def test_search_matches_the_kernels_loop(seed: int) -> None:
         else:
             cpu, other, nid = want
             assert got == (cpu if other is None else -1, other, nid if nid != before else -2)
+
+
+def _should_migrate(p: Mainline, task: int, src: int, dst: int, last_nid: int, last_pid: int, mof: bool) -> bool:
+    """should_numa_migrate_memory() for one fault, rule by rule (after mpol_misplaced())."""
+    if src == dst or not mof:
+        return False
+    if last_pid >= 0 and last_nid != dst:
+        return False  # (1) the two-stage filter
+    if last_pid == task:
+        return True  # (2) private
+    st = p.tasks.get(task)
+    if st is None or st.group is None:
+        return True  # (3) no group
+    g = p.groups[st.group]
+    if dst not in g.active:
+        return False  # (4)
+    if src not in g.active:
+        return True  # (5)
+    gf = g.faults.sum(axis=1)
+    return bool(gf[dst] < gf[src] * 3 / 4)  # (6)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_on_faults_matches_the_per_fault_rules(seed: int) -> None:
+    """on_faults() evaluates the batch at once (one group's row directly, or a row per group); each fault must
+    get should_numa_migrate_memory()'s answer."""
+    rng = np.random.default_rng(1000 + seed)
+    nodes, per = int(rng.integers(2, 5)), 2
+    ctx = FakeContext(nodes=nodes, cpus_per_node=per, task_info={t: (1, 0) for t in range(1, 7)})
+    p = get("mainline").make()
+    assert isinstance(p, Mainline)
+    ngroups = int(rng.integers(0, 3))
+    for g in range(1, ngroups + 1):
+        active = {int(n) for n in rng.integers(0, nodes, int(rng.integers(1, nodes + 1)))}
+        faults = rng.integers(0, 4, (nodes, 2)) * rng.choice([0.25, 1.0, 7.0, 0.1])
+        p.groups[g] = NumaGroup(g, set(), faults, np.zeros((nodes, 2)), active=active)
+    for t in range(1, 7):
+        if rng.random() < 0.8:
+            st = p._t(ctx, t)
+            if ngroups and rng.random() < 0.8:
+                st.group = int(rng.integers(1, ngroups + 1))
+                p.groups[st.group].tasks.add(t)
+    n = int(rng.integers(1, 40))
+    tasks = rng.integers(1, 7 if rng.random() < 0.5 else 3, n).tolist()
+    cpus = rng.integers(0, nodes * per, n).tolist()
+    page_node = rng.integers(0, nodes, n).tolist()
+    last_pid = [t if r < 0.2 else (-1 if r < 0.3 else int(rng.integers(1, 7))) for t, r in zip(tasks, rng.random(n))]
+    last_nid = [c // per if r < 0.8 else int(rng.integers(0, nodes)) for c, r in zip(cpus, rng.random(n))]
+    mof = (rng.random(n) < 0.9).tolist() if rng.random() < 0.3 else None
+    b = batch(task=tasks, cpu=cpus, page_node=page_node, last_nid=last_nid, last_pid=last_pid, cpus_per_node=per,
+              mof=mof)
+    want = [
+        i
+        for i in range(n)
+        if _should_migrate(p, tasks[i], page_node[i], cpus[i] // per, last_nid[i], last_pid[i],
+                           True if mof is None else mof[i])
+    ]
+    acts = p.on_faults(ctx, b)
+    got = acts[0].pages.tolist() if acts else []
+    assert got == want
