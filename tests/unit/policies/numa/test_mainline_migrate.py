@@ -15,7 +15,7 @@ import pytest
 
 from helpers.numa_fake import FakeContext, batch
 from memsched.policies.numa import get
-from memsched.policies.numa.actions import Action, MigrateTask, SetPreferredNode, SwapTasks
+from memsched.policies.numa.actions import Action, MigratePages, MigrateTask, SetPreferredNode, SwapTasks
 from memsched.policies.numa.mainline import Mainline, MainlineConfig, NumaGroup, _RqView
 
 
@@ -219,8 +219,9 @@ def test_on_faults_matches_the_per_fault_rules(seed: int) -> None:
     tasks = rng.integers(1, 7 if rng.random() < 0.5 else 3, n).tolist()
     cpus = rng.integers(0, nodes * per, n).tolist()
     page_node = rng.integers(0, nodes, n).tolist()
-    last_pid = [t if r < 0.2 else (-1 if r < 0.3 else int(rng.integers(1, 7))) for t, r in zip(tasks, rng.random(n))]
-    last_nid = [c // per if r < 0.8 else int(rng.integers(0, nodes)) for c, r in zip(cpus, rng.random(n))]
+    rs = rng.random(n)
+    last_pid = [t if r < 0.2 else (-1 if r < 0.3 else int(rng.integers(1, 7))) for t, r in zip(tasks, rs, strict=True)]
+    last_nid = [c // per if r < 0.8 else int(rng.integers(0, nodes)) for c, r in zip(cpus, rng.random(n), strict=True)]
     mof = (rng.random(n) < 0.9).tolist() if rng.random() < 0.3 else None
     b = batch(task=tasks, cpu=cpus, page_node=page_node, last_nid=last_nid, last_pid=last_pid, cpus_per_node=per,
               mof=mof)
@@ -230,6 +231,8 @@ def test_on_faults_matches_the_per_fault_rules(seed: int) -> None:
         if _should_migrate(p, tasks[i], page_node[i], cpus[i] // per, last_nid[i], last_pid[i],
                            True if mof is None else mof[i])
     ]
-    acts = p.on_faults(ctx, b)
-    got = acts[0].pages.tolist() if acts else []
+    got: list[int] = []
+    for act in p.on_faults(ctx, b):
+        assert isinstance(act, MigratePages)
+        got += act.pages.tolist()
     assert got == want
