@@ -572,7 +572,8 @@ class Mainline(NumaPolicy):
         cands_of = view.cands
         # task_numa_compare() per candidate, inlined. Every candidate it accepts has imp > 0 and replaces the
         # best only if strictly better, so ``best_imp`` starts at 0 and a candidate whose imp is not above it
-        # is passed over before its (pure) affinity and load tests: the same winner, fewer tests.
+        # is passed over before its (pure) affinity and load tests: the same winner, fewer tests. (The kernel
+        # tests cur's affinity for src_cpu before it scores the swap; either test failing means no candidate.)
         best_imp = 0
         best: tuple[int, int | None, int] | None = None  # cpu, other, nid
         # The preferred node first; then, if it had no candidate, the other nodes where the task's or group's
