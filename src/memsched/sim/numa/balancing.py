@@ -73,7 +73,7 @@ from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
-from memsched.sim.numa.contention import BatchEvents, Contention, ContentionCosts, outcome
+from memsched.sim.numa.contention import BatchEvents, Contention, ContentionCosts, Outcome, outcome
 from memsched.sim.numa.context import NumaState, SimContext
 from memsched.sim.numa.faults import STRIDE, median, reach_rows, scan_hits
 from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_THP
@@ -501,33 +501,49 @@ class NumaBalancing(Instrument):
 
     def _settle(self, mm_id: int, window_ns: float) -> None:
         """Charge the current batch's hinting faults, and what the pending lock holds and TLB flushes of
-        ``mm_id`` cost its tasks (:func:`_settle_charges`)."""
+        ``mm_id`` cost its tasks (:func:`_settle_py`; its compiled form over columns once the process uses the
+        kernels, :func:`_settle_charges`)."""
         machine = self.machine
         progress = machine.progress
         hint_tid, hint_ns = self._hint_tid, self._hint_ns
         self._hint_tid, self._hint_ns = _NO_IDS, _NO_NS
         contention = self.contention
         ev = contention.take(mm_id)
-        if ev is None:
-            if not hint_tid.shape[0]:
-                return
-            ev_tid, ev_f, ev_n = _NO_IDS, _NO_EV_F, _NO_EV_N
-        else:
-            ev_tid, ev_f, ev_n = ev.rows()
-        self._alive(machine.mms[mm_id])
+        if ev is None and not hint_tid.shape[0]:
+            return
         causes = progress.system_by_cause
-        charged, totals, now, touched, sums, counts, sleep_tid, sleep_ns, waker = _settle_charges(
-            hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._mm_ids.get(mm_id, _NO_IDS), progress.arrays.oncpu,
-            len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns,
-            np.array([causes.get(c, 0.0) for c in _CAUSES]), contention.tlb_send_ns,
-        )  # fmt: skip
+        before = [causes.get(c, 0.0) for c in _CAUSES]
+        sleeps: list[tuple[int, float, int]]
+        if jit.loaded() is None:  # the events as they are: no columns to build
+            cpus_of: dict[int, int] = {}
+            if ev is not None:
+                oncpu = progress.arrays.oncpu.tolist()
+                cpus_of = {t.id: cpu for t in self._alive(machine.mms[mm_id]) if (cpu := oncpu[t.id]) >= 0}
+            charged_l, totals_l, after, touched, sums, counts, sleeps = _settle_py(
+                hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, float(window_ns), contention.anon_vma_mutex,
+                contention.cost_ns(), before, contention.tlb_send_ns,
+            )  # fmt: skip
+            charged, totals = np.array(charged_l, dtype=np.int64), np.array(totals_l, dtype=np.float64)
+        else:
+            ev_tid, ev_f, ev_n = (_NO_IDS, _NO_EV_F, _NO_EV_N) if ev is None else ev.rows()
+            self._alive(machine.mms[mm_id])
+            charged, totals, after_a, touched_a, sums_a, counts_a, sleep_tid, sleep_ns, waker = _settle_charges(
+                hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._mm_ids.get(mm_id, _NO_IDS), progress.arrays.oncpu,
+                len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns, np.array(before),
+                contention.tlb_send_ns,
+            )  # fmt: skip
+            after, touched = (after_a.tolist(), touched_a.tolist()) if charged.shape[0] else (before, [])
+            sums, counts = sums_a.tolist(), counts_a.tolist()
+            sleeps = []
+            if counts[0]:
+                sleeps = list(zip(sleep_tid.tolist(), sleep_ns.tolist(), waker.tolist(), strict=True))
         if charged.shape[0]:
             progress.charge_totals(charged, totals)
-            for cause, value, t in zip(_CAUSES, now.tolist(), touched.tolist(), strict=True):
+            for cause, value, t in zip(_CAUSES, after, touched, strict=True):
                 if t:
                     causes[cause] = value
-        spin_sum, sleep_sum, ipi_sum, contention.tlb_send_ns = sums.tolist()
-        nr_sleep, flushes, ipis = counts.tolist()
+        spin_sum, sleep_sum, ipi_sum, contention.tlb_send_ns = sums
+        nr_sleep, flushes, ipis = counts
         # (each total adds 0 when its part is empty: a non-negative total stays as it is)
         contention.lock_spin_ns += spin_sum
         contention.lock_sleep_ns += sleep_sum
@@ -539,10 +555,9 @@ class NumaBalancing(Instrument):
             vs = machine.vmstat
             vs.inc("nr_tlb_remote_flush", flushes)
             vs.inc("nr_tlb_remote_flush_received", ipis)
-        if nr_sleep:
-            tasks = machine.tasks
-            for tid, ns, cpu in zip(sleep_tid.tolist(), sleep_ns.tolist(), waker.tolist(), strict=True):
-                machine.lifecycle.block_for(tasks[tid], ns, cpu if cpu >= 0 else None)
+        tasks = machine.tasks
+        for tid, ns, cpu in sleeps:
+            machine.lifecycle.block_for(tasks[tid], ns, cpu if cpu >= 0 else None)
 
     def _tgids(self) -> IntArray:
         if self._tgid_cache.shape[0] != len(self.machine.tasks):
@@ -655,9 +670,9 @@ def _fault_rows(
     nr_remote = int(np.count_nonzero(nodes != pnodes))
     # (max - min of the offsets: the ends of the sorted copy)
     span = float(sorted_offsets[-1] - sorted_offsets[0]) if size > 1 else 0.0
-    cols = np.stack(
+    cols = np.concatenate(
         [pages, task_ids, cpus, nodes, pnodes, times, tgid[task_ids], last_nid[pages], last_pid[pages], last_cpu[pages]]
-    )
+    ).reshape(10, size)
     return cols, per_task, nr_remote, span
 
 
@@ -683,42 +698,40 @@ def _fault_after(
     return kept
 
 
-@jit.compiled_as("settle_charges")
-def _settle_charges(
-    hint_tid: IntArray,
-    hint_ns: npt.NDArray[np.float64],
-    ev_tid: IntArray,
-    ev_f: npt.NDArray[np.float64],
-    ev_n: IntArray,
-    alive: IntArray,
-    oncpu: IntArray,
-    nr_tasks: int,
+#: A settle of a process with no pending events.
+_NO_OUTCOME = Outcome({}, {}, {}, {}, {})
+
+
+def _settle_py(
+    hint_tid: list[int],
+    hint_ns: list[float],
+    ev: BatchEvents | None,
+    cpus_of: dict[int, int],
     window_ns: float,
     mutex: bool,
-    cost_ns: IntArray,
-    causes: npt.NDArray[np.float64],
+    cost_ns: tuple[int, int, int, int],
+    causes: list[float],
     send_ns: float,
-) -> tuple[Any, ...]:
-    """A settle of one process: its contention's outcome (``contention.outcome`` of the pending events
-    ``ev_*``, ``Contention.rows``; the CPUs of its running tasks, ``alive`` in ``oncpu``) and the charges of it
-    and of the batch's hinting faults (``hint_ns`` of the tasks ``hint_tid``), in the order charging each
-    task's causes one after the other gives: the faults' (``hint_faults``), then by task in the order the
-    outcome names them, spins (``lock_spin``) and shootdown sends (``tlb_flush``), each with its received IPIs
-    (``tlb_ipi``); then the IPIs of the tasks that were charged nothing else (:data:`_CAUSES`).
+) -> tuple[list[int], list[float], list[float], list[bool], list[float], list[int], list[tuple[int, float, int]]]:
+    """A settle of one process: the contention's outcome of its pending events ``ev`` (``contention.outcome``;
+    ``cpus_of``: its running tasks' CPUs) and the charges of it and of the batch's hinting faults (``hint_ns``
+    of the tasks ``hint_tid``), in the order charging each task's causes one after the other gives: the faults'
+    (``hint_faults``), then by task in the order the outcome names them, spins (``lock_spin``) and shootdown
+    sends (``tlb_flush``), each with its received IPIs (``tlb_ipi``); then the IPIs of the tasks that were
+    charged nothing else (:data:`_CAUSES`).
 
     Returns: the tasks charged and each one's total (its causes added in that order, from 0; those whose total
-    is not positive are charged nothing), the four causes' totals after the charges (from ``causes``) and
+    is not positive are charged nothing); the four causes' totals after the charges (from ``causes``) and
     whether each was charged; (spins' sum, sleeps' sum, IPIs' sum, ``send_ns`` plus each send in turn);
     (sleepers, shootdowns, IPIs sent); and each sleeper, its sleep and the CPU that wakes it (-1: none)."""
-    ev = BatchEvents.from_rows(ev_tid, ev_f, ev_n)
-    oncpu_l = oncpu.tolist()
-    cpus_of = {t: cpu for t in alive.tolist() if (cpu := oncpu_l[t]) >= 0}
-    min_sleep, flush_ns, per_cpu_ns, ipi_ns = cost_ns.tolist()
-    out, send_each = outcome(ev, window_ns, cpus_of, (min_sleep, flush_ns, per_cpu_ns, ipi_ns), mutex)
+    out: Outcome = _NO_OUTCOME
+    send_each: list[int] = []
+    if ev is not None:
+        out, send_each = outcome(ev, window_ns, cpus_of, cost_ns, mutex)
     for send in send_each:
         send_ns += send
     sums = [seq_sum(out.spin_ns.values()), seq_sum(out.sleep_ns.values()), seq_sum(out.ipi_ns.values()), send_ns]
-    pending = {t: {"hint_faults": ns} for t, ns in zip(hint_tid.tolist(), hint_ns.tolist(), strict=True)}
+    pending = {t: {"hint_faults": ns} for t, ns in zip(hint_tid, hint_ns, strict=True)}
     for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns)):
         for tid, ns in part.items():
             pending.setdefault(tid, {})[cause] = ns
@@ -726,7 +739,7 @@ def _settle_charges(
     for tid, by_cause in pending.items():
         if tid in ipi:
             by_cause["tlb_ipi"] = ipi.pop(tid)
-    acc = dict(zip(_CAUSES, causes.tolist(), strict=True))
+    acc = dict(zip(_CAUSES, causes, strict=True))
     touched = dict.fromkeys(_CAUSES, False)
     charged: list[int] = []
     totals: list[float] = []
@@ -747,10 +760,42 @@ def _settle_charges(
             totals.append(ns)
             acc["tlb_ipi"] += ns
             touched["tlb_ipi"] = True
+    sleeps = [(t, ns, out.waker.get(t, -1)) for t, ns in out.sleep_ns.items()]
     return (
-        np.array(charged, dtype=np.int64), np.array(totals, dtype=np.float64),
-        np.array([acc[c] for c in _CAUSES], dtype=np.float64), np.array([touched[c] for c in _CAUSES]),
-        np.array(sums, dtype=np.float64), np.array([len(out.sleep_ns), out.flushes, out.ipis], dtype=np.int64),
-        np.array(list(out.sleep_ns), dtype=np.int64), np.array(list(out.sleep_ns.values()), dtype=np.float64),
-        np.array([out.waker.get(t, -1) for t in out.sleep_ns], dtype=np.int64),
+        charged, totals, [acc[c] for c in _CAUSES], [touched[c] for c in _CAUSES], sums,
+        [len(out.sleep_ns), out.flushes, out.ipis], sleeps,
+    )  # fmt: skip
+
+
+@jit.compiled_as("settle_charges")
+def _settle_charges(
+    hint_tid: IntArray,
+    hint_ns: npt.NDArray[np.float64],
+    ev_tid: IntArray,
+    ev_f: npt.NDArray[np.float64],
+    ev_n: IntArray,
+    alive: IntArray,
+    oncpu: IntArray,
+    nr_tasks: int,
+    window_ns: float,
+    mutex: bool,
+    cost_ns: IntArray,
+    causes: npt.NDArray[np.float64],
+    send_ns: float,
+) -> tuple[Any, ...]:
+    """:func:`_settle_py` over columns, the compiled kernel's form: the pending events as ``Contention.rows``
+    gives them (none when ``ev_tid`` is empty), the running tasks' CPUs from ``alive`` (ascending) and
+    ``oncpu``, the results as arrays (the sleepers as three: ids, sleeps, wakers)."""
+    oncpu_l = oncpu.tolist()
+    cpus_of = {t: cpu for t in alive.tolist() if (cpu := oncpu_l[t]) >= 0}
+    ev = BatchEvents.from_rows(ev_tid, ev_f, ev_n) if ev_tid.shape[0] else None
+    a, b, c, d = cost_ns.tolist()
+    charged, totals, after, touched, sums, counts, sleeps = _settle_py(
+        hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, window_ns, mutex, (a, b, c, d), causes.tolist(), send_ns
+    )
+    return (
+        np.array(charged, dtype=np.int64), np.array(totals, dtype=np.float64), np.array(after, dtype=np.float64),
+        np.array(touched, dtype=np.bool_), np.array(sums, dtype=np.float64), np.array(counts, dtype=np.int64),
+        np.array([t for t, _, _ in sleeps], dtype=np.int64), np.array([ns for _, ns, _ in sleeps], dtype=np.float64),
+        np.array([w for _, _, w in sleeps], dtype=np.int64),
     )  # fmt: skip
