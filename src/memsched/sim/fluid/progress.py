@@ -368,6 +368,14 @@ class FluidProgress:
         self.sync()
         self.arrays.debt[tids] += totals
 
+    def charge_each(self, tids: list[int], totals: list[float]) -> None:
+        """:meth:`charge_totals` of lists: one add per task (fewer steps than two arrays for a few tasks; the same
+        adds)."""
+        self.sync()
+        debt = self.arrays.debt
+        for tid, total in zip(tids, totals, strict=True):
+            debt[tid] += total
+
     def charge_copy(
         self, task: FluidTask, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
     ) -> None:

@@ -523,7 +523,8 @@ class NumaBalancing(Instrument):
                 hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, float(window_ns), contention.anon_vma_mutex,
                 contention.cost_ns(), before, contention.tlb_send_ns,
             )  # fmt: skip
-            charged, totals = np.array(charged_l, dtype=np.int64), np.array(totals_l, dtype=np.float64)
+            if charged_l:
+                progress.charge_each(charged_l, totals_l)
         else:
             ev_tid, ev_f, ev_n = (_NO_IDS, _NO_EV_F, _NO_EV_N) if ev is None else ev.rows()
             self._alive(machine.mms[mm_id])
@@ -537,11 +538,11 @@ class NumaBalancing(Instrument):
             sleeps = []
             if counts[0]:
                 sleeps = list(zip(sleep_tid.tolist(), sleep_ns.tolist(), waker.tolist(), strict=True))
-        if charged.shape[0]:
-            progress.charge_totals(charged, totals)
-            for cause, value, t in zip(_CAUSES, after, touched, strict=True):
-                if t:
-                    causes[cause] = value
+            if charged.shape[0]:
+                progress.charge_totals(charged, totals)
+        for cause, value, t in zip(_CAUSES, after, touched, strict=False):  # (touched: [] when nothing charged)
+            if t:
+                causes[cause] = value
         spin_sum, sleep_sum, ipi_sum, contention.tlb_send_ns = sums
         nr_sleep, flushes, ipis = counts
         # (each total adds 0 when its part is empty: a non-negative total stays as it is)
