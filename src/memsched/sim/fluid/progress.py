@@ -865,13 +865,13 @@ class FluidProgress:
         placement or huge-page version of their mm moved (:meth:`_refresh_phase_rows`; a phase's regions are
         in one mm, ``Touch`` checks)."""
         fresh = self._tab_fresh
-        mms, key_mm = self.mms, self._key_mm
+        key_mm = self._key_mm
+        versions = [(mm.placement_version, mm.huge_version) for mm in self.mms]
         for key in keys:
-            mm = mms[key_mm[key]]
-            versions = (mm.placement_version, mm.huge_version)
-            if fresh.get(key) != versions:
-                self._refresh_phase_rows(key)
-                fresh[key] = versions
+            now = versions[key_mm[key]]
+            if fresh.get(key) != now:
+                self._refresh_phase_rows(key)  # (reads its mm's placement only: the versions stay)
+                fresh[key] = now
 
     def _running_rows(self) -> _Running:
         """The running tasks' rows with their CPU shares and rates: as of the last :meth:`recompute` while nothing
