@@ -734,6 +734,18 @@ def sweep_rows(  # pragma: no cover - compiled (held to progress._sweep_rows by 
 
 
 @_njit
+def _append_new(ids: Any, count: int, seen: Any, order: Any, n: int) -> int:  # pragma: no cover - compiled
+    """Append to ``order[n:]`` each of ``ids[:count]`` not ``seen`` yet, in order (marking it); the new length."""
+    for j in range(count):
+        t = ids[j]
+        if not seen[t]:
+            seen[t] = True
+            order[n] = t
+            n += 1
+    return n
+
+
+@_njit
 def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_charges by tests)
     hint_tid: Any,
     hint_ns: Any,
@@ -912,27 +924,12 @@ def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_ch
     hint = np.zeros(nr_tasks)
     in_pending = np.zeros(nr_tasks, dtype=np.bool_)
     order = np.empty(h + nspin + nsend, dtype=np.int64)
-    npend = 0
     for j in range(h):
-        t = hint_tid[j]
-        hint[t] = hint_ns[j]
-        has_hint[t] = True
-        if not in_pending[t]:
-            in_pending[t] = True
-            order[npend] = t
-            npend += 1
-    for j in range(nspin):
-        t = spin_order[j]
-        if not in_pending[t]:
-            in_pending[t] = True
-            order[npend] = t
-            npend += 1
-    for j in range(nsend):
-        t = send_order[j]
-        if not in_pending[t]:
-            in_pending[t] = True
-            order[npend] = t
-            npend += 1
+        hint[hint_tid[j]] = hint_ns[j]
+        has_hint[hint_tid[j]] = True
+    npend = _append_new(hint_tid, h, in_pending, order, 0)
+    npend = _append_new(spin_order, nspin, in_pending, order, npend)
+    npend = _append_new(send_order, nsend, in_pending, order, npend)
     acc = causes.copy()
     touched = np.zeros(4, dtype=np.bool_)
     charged = np.empty(npend + nrun, dtype=np.int64)
