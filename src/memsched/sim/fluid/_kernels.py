@@ -1009,22 +1009,12 @@ def migrate_rows(  # pragma: no cover - compiled (held to migrate._migrate_rows 
             return empty, empty, empty, zeros, zeros, 0, 0, 0, False, True
     # the present pages elsewhere, in order
     want = np.empty(m, dtype=np.bool_)
-    n = 0
     for i in range(m):
         s = np.int64(page_node[pages[i]])
         want[i] = s >= 0 and s != dst[i]
-        if want[i]:
-            n += 1
-    p = np.empty(n, dtype=np.int64)
-    d = np.empty(n, dtype=np.int64)
-    src = np.empty(n, dtype=np.int64)
-    j = 0
-    for i in range(m):
-        if want[i]:
-            p[j] = pages[i]
-            d[j] = dst[i]
-            src[j] = page_node[pages[i]]
-            j += 1
+    p, d = pages[want], dst[want]
+    src = page_node[p].astype(np.int64)
+    n = p.shape[0]
     dst_count = np.zeros(nr, dtype=np.int64)
     for i in range(n):
         dst_count[d[i]] += 1
@@ -1068,24 +1058,11 @@ def migrate_rows(  # pragma: no cover - compiled (held to migrate._migrate_rows 
     if any_refused:
         seen = np.zeros(nr, dtype=np.int64)
         keep = np.empty(n, dtype=np.bool_)
-        nm = 0
-        for i in range(n):
+        for i in range(n):  # (each node's first ok[node] pages, in order)
             keep[i] = seen[d[i]] < ok[d[i]]
             seen[d[i]] += 1
-            if keep[i]:
-                nm += 1
-        mp = np.empty(nm, dtype=np.int64)
-        md = np.empty(nm, dtype=np.int64)
-        ms = np.empty(nm, dtype=np.int64)
-        j = 0
-        for i in range(n):
-            if keep[i]:
-                mp[j] = p[i]
-                md[j] = d[i]
-                ms[j] = src[i]
-                j += 1
-        p, d, src = mp, md, ms
-        n = nm
+        p, d, src = p[keep], d[keep], src[keep]
+        n = p.shape[0]
         dst_count = np.zeros(nr, dtype=np.int64)
         for i in range(n):
             dst_count[d[i]] += 1
