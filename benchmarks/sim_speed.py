@@ -181,15 +181,17 @@ def main() -> None:
     if args.compare_to:
         _compare_to(args, extra)
         return
+    from memsched.workloads.numa import NumaOptions
     from memsched.workloads.runner import run_one
     from memsched.workloads.runspec import RunSpec
 
+    opts = NumaOptions(thp=False) if args.no_thp else None
     rows = []
     for topo in args.topologies.split(","):
         for wl in args.workloads.split(","):
             for pol in _policies(args.policies):
                 t0 = time.perf_counter()
-                rec = run_one(RunSpec(wl, topo, pol, args.seed))
+                rec = run_one(RunSpec(wl, topo, pol, args.seed, options=opts))
                 wall = time.perf_counter() - t0
                 rows.append(
                     {
