@@ -3,7 +3,7 @@
 A task streaming over a buffer touches byte ``x`` of it ``delay + ((x - cursor) mod size) / rate`` nanoseconds
 from now (``delay``: the kernel work it must finish first, its CPU debt and a page copy in its context), so
 the first task to reach a marked page (and take its hinting fault) follows from the tasks' cursors, rates
-and delays (``FluidProgress.sweeps_of``). :func:`first_touchers` answers it for every marked page of a scan
+and delays (``FluidProgress.sweep_rows``). :func:`first_touchers` answers it for every marked page of a scan
 window at once.
 
 Computing every (task, page) pair costs tasks x pages, which for a 256 MB window of 4 KiB runs is a million
