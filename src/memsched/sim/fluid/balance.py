@@ -251,11 +251,11 @@ class Balancer:
             nr = [len(q) for q in rq]
             busiest: dict[int, int] = {}  # a span's busiest CPU in this pass (the loads are fixed until a move)
             # A busy CPU evens out (_even_out) only with a CPU ``src`` of one of its spans whose load is above its
-            # own times that domain's imbalance_pct / 100, and only a task lighter than the loads' difference.
-            # Neither can be when even the busiest CPU of all is not above its load times the smallest
-            # imbalance_pct, or not above it by more than the lightest queued task (the products and the
-            # difference round monotonically; loads and weights are >= 0): then _balance_cpu would find no move
-            # for it. (That is every busy CPU, most of the time.)
+            # own times that domain's imbalance_pct / 100, and only by taking a task lighter than the loads'
+            # difference. The first cannot hold when even the busiest CPU of all is not above its load times the
+            # smallest imbalance_pct; the second, when the busiest is not above it by more than the lightest
+            # queued task (the products and the difference round monotonically; loads and weights are >= 0).
+            # Either way _balance_cpu would find no move for it. (That is every busy CPU, most of the time.)
             top = max(load)
             top_pct = top * 100
             min_pct = self._min_pct

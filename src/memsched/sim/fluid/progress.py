@@ -251,8 +251,6 @@ class FluidProgress:
         #: Called with each task whose phase completed (the program interpreter).
         self.on_complete: Callable[[FluidTask], None] = lambda task: None
         self.arrays = TaskArrays(topology.nr_nodes)
-        #: Each task's current ``Touch`` phase (``None`` when it is not streaming).
-        self.touch: list[Touch | None] = []
         self._canon_phase: dict[int, int] = {}
         self._equal_phase: dict[Touch, int] = {}
         #: The distinct (by value) ``Touch`` phases seen, and each task's index into them (its current phase's).
@@ -309,13 +307,11 @@ class FluidProgress:
             self._crow_node = _grown(self._crow_node, cap, -1)
             self._crow_m = _grown(self._crow_m, cap, 0.0)
             self._crow_base = _grown(self._crow_base, cap, 0.0)
-        self.touch.append(None)
         self.arrays.weight[task.id] = task.weight
 
     def begin_touch(self, task: FluidTask, phase: Touch) -> None:
         a, tid = self.arrays, task.id
         a.kind[tid] = MEM
-        self.touch[tid] = phase
         # Tasks in equal phases share one rate computation. Equal phases are found once per phase object
         # (hashing a frozen dataclass each time costs more than the rest); the programs keep their phase
         # objects alive, so an id is not reused during a run.

@@ -206,11 +206,11 @@ def _migrate_rows(
     """:meth:`Migrator.migrate`'s rules on the pages ``pages`` going to ``dst``, in order: the present pages
     elsewhere, per destination node in increasing order the first pages the rate limit (``ratelimit``: its
     windows ``window_end``/``window_pages``, ``last_limited``) and the node's room above its high watermark
-    allow, their frames reserved and their old ones freed (``free_pages``). Returns the pages that move, their
-    destination and source nodes, the counts per source and destination node, the pages refused by the rate
-    limit and by the watermark, those that failed, whether every page of ``pages`` moves (then the first two
-    are ``pages`` and ``dst``), and whether a page or node was out of range (the compiled form's check: this
-    one raises ``IndexError`` as numpy does)."""
+    allow, their frames reserved and their old ones freed (``free_pages``: ``PageAlloc``'s, which a migration
+    only moves between nodes). Returns the pages that move, their destination and source nodes, the counts per
+    source and destination node, the pages refused by the rate limit and by the watermark, those that failed,
+    whether every page of ``pages`` moves (then the first two are ``pages`` and ``dst``), and whether a page or
+    node was out of range (the compiled form's check: this one raises ``IndexError`` as numpy does)."""
     src = page_node[pages].astype(np.int64)
     # Pages present (src >= 0) and elsewhere (src != dst); the mask is made only when some page is not.
     other = src != dst
@@ -257,7 +257,7 @@ def _migrate_rows(
             refused_bal += n_ok - max(room, 0)
             n_ok = max(room, 0)
         if n_ok:
-            if free_pages[node] < n_ok:  # pragma: no cover - room checked (PageAlloc.reserve's test)
+            if free_pages[node] < n_ok:  # pragma: no cover - the room above the watermark was checked
                 failed += n_ok
                 n_ok = 0
             else:

@@ -134,21 +134,6 @@ class PageAllocator:
         """Return frames (pages unmapped or migrated away)."""
         self.free_pages += np.bincount(nodes[nodes >= 0], minlength=self.nr_nodes)
 
-    def free_counts(self, counts: npt.NDArray[np.int64]) -> None:
-        """:meth:`free` of frames given as a count per node (``np.bincount(nodes, minlength=nr_nodes)``)."""
-        self.free_pages += counts
-
-    def reserve_counts(self, counts: npt.NDArray[np.int64]) -> None:
-        """:meth:`reserve` of ``counts[node]`` frames on every node, when each node has them free."""
-        self.free_pages -= counts
-
-    def reserve(self, dst: int, count: int) -> bool:
-        """Take ``count`` frames on ``dst`` for a migration; ``False`` (nothing taken) if they are not free."""
-        if self.free_pages[dst] < count:
-            return False
-        self.free_pages[dst] -= count
-        return True
-
     def _count(
         self,
         target: npt.NDArray[np.int64],

@@ -61,7 +61,6 @@ import numpy.typing as npt
 
 from memsched.config import cost_knob, validate
 from memsched.errors import ConfigError
-from memsched.numeric import seq_sum
 from memsched.policies.numa.base import KnumaScand, NumaPolicy, TaskWorkScan, overridden_hooks
 from memsched.policies.numa.driver import ActionResult, HookDriver
 from memsched.policies.numa.views import FaultBatch
@@ -73,7 +72,7 @@ from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
-from memsched.sim.numa.contention import BatchEvents, Contention, ContentionCosts, Outcome, outcome
+from memsched.sim.numa.contention import BatchEvents, Contention, ContentionCosts, Outcome, outcome, totals
 from memsched.sim.numa.context import NumaState, SimContext
 from memsched.sim.numa.faults import STRIDE, median, reach_rows, scan_hits
 from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_THP
@@ -236,6 +235,11 @@ class NumaBalancing(Instrument):
             self._mm_ids = {k: np.array([t.id for t in v], dtype=np.int64) for k, v in self._mm_tasks.items()}
         return self._mm_tasks.get(mm.id, [])
 
+    def _alive_ids(self, mm: MmStruct) -> IntArray:
+        """The ids of :meth:`_alive`'s tasks, ascending."""
+        self._alive(mm)
+        return self._mm_ids.get(mm.id, _NO_IDS)
+
     def _task_numa_work(self, st: _MmScan) -> None:
         machine = self.machine
         scan = self.policy.scan
@@ -362,8 +366,7 @@ class NumaBalancing(Instrument):
             return
         psz = machine.page_size
         # A Sweep per row, then the phase's work, the work done and this sweep's share of it (for _reached).
-        self._alive(st.mm)
-        cols, tids = machine.progress.sweep_rows(self._mm_ids.get(st.mm.id, _NO_IDS), psz, lo, hi, horizon)
+        cols, tids = machine.progress.sweep_rows(self._alive_ids(st.mm), psz, lo, hi, horizon)
         if not tids.shape[0]:
             return
         # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
@@ -517,41 +520,31 @@ class NumaBalancing(Instrument):
         if jit.loaded() is None:  # the events as they are: no columns to build
             cpus_of: dict[int, int] = {}
             if ev is not None:
-                oncpu = progress.arrays.oncpu.tolist()
-                cpus_of = {t.id: cpu for t in self._alive(machine.mms[mm_id]) if (cpu := oncpu[t.id]) >= 0}
-            charged_l, totals_l, after, touched, sums, counts, sleeps = _settle_py(
+                cpus_of = _running_cpus(self._alive_ids(machine.mms[mm_id]), progress.arrays.oncpu)
+            charged_l, charge_ns_l, after, touched, sums, counts, sleeps = _settle_py(
                 hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, float(window_ns), contention.anon_vma_mutex,
                 contention.cost_ns(), before, contention.tlb_send_ns,
             )  # fmt: skip
             if charged_l:
-                progress.charge_each(charged_l, totals_l)
+                progress.charge_each(charged_l, charge_ns_l)
         else:
             ev_tid, ev_f, ev_n = (_NO_IDS, _NO_EV_F, _NO_EV_N) if ev is None else ev.rows()
-            self._alive(machine.mms[mm_id])
-            charged, totals, after_a, touched_a, sums_a, counts_a, sleep_tid, sleep_ns, waker = _settle_charges(
-                hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._mm_ids.get(mm_id, _NO_IDS), progress.arrays.oncpu,
+            charged, charge_ns, after_a, touched_a, sums_a, counts_a, sleep_tid, sleep_ns, waker = _settle_charges(
+                hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._alive_ids(machine.mms[mm_id]), progress.arrays.oncpu,
                 len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns, np.array(before),
                 contention.tlb_send_ns,
             )  # fmt: skip
-            after, touched = (after_a.tolist(), touched_a.tolist()) if charged.shape[0] else (before, [])
-            sums, counts = sums_a.tolist(), counts_a.tolist()
+            after, touched, sums, counts = after_a.tolist(), touched_a.tolist(), sums_a.tolist(), counts_a.tolist()
             sleeps = []
             if counts[0]:
                 sleeps = list(zip(sleep_tid.tolist(), sleep_ns.tolist(), waker.tolist(), strict=True))
             if charged.shape[0]:
-                progress.charge_totals(charged, totals)
-        for cause, value, t in zip(_CAUSES, after, touched, strict=False):  # (touched: [] when nothing charged)
+                progress.charge_totals(charged, charge_ns)
+        for cause, value, t in zip(_CAUSES, after, touched, strict=True):
             if t:
                 causes[cause] = value
-        spin_sum, sleep_sum, ipi_sum, contention.tlb_send_ns = sums
-        nr_sleep, flushes, ipis = counts
-        # (each total adds 0 when its part is empty: a non-negative total stays as it is)
-        contention.lock_spin_ns += spin_sum
-        contention.lock_sleep_ns += sleep_sum
-        contention.lock_blocks += nr_sleep
-        contention.tlb_shootdowns += flushes
-        contention.tlb_ipis += ipis
-        contention.ipi_ns += ipi_sum
+        contention.count(sums, counts)
+        _, flushes, ipis = counts
         if flushes:
             vs = machine.vmstat
             vs.inc("nr_tlb_remote_flush", flushes)
@@ -699,6 +692,12 @@ def _fault_after(
     return kept
 
 
+def _running_cpus(alive: IntArray, oncpu: IntArray) -> dict[int, int]:
+    """Task id -> CPU of the tasks ``alive`` (ascending) that run (``oncpu`` >= 0), in that order."""
+    oncpu_l = oncpu.tolist()
+    return {t: cpu for t in alive.tolist() if (cpu := oncpu_l[t]) >= 0}
+
+
 #: A settle of a process with no pending events.
 _NO_OUTCOME = Outcome({}, {}, {}, {}, {})
 
@@ -729,9 +728,7 @@ def _settle_py(
     send_each: list[int] = []
     if ev is not None:
         out, send_each = outcome(ev, window_ns, cpus_of, cost_ns, mutex)
-    for send in send_each:
-        send_ns += send
-    sums = [seq_sum(out.spin_ns.values()), seq_sum(out.sleep_ns.values()), seq_sum(out.ipi_ns.values()), send_ns]
+    sums, counts = totals(out, send_each, send_ns)
     pending = {t: {"hint_faults": ns} for t, ns in zip(hint_tid, hint_ns, strict=True)}
     for cause, part in (("lock_spin", out.spin_ns), ("tlb_flush", out.send_ns)):
         for tid, ns in part.items():
@@ -743,7 +740,7 @@ def _settle_py(
     acc = dict(zip(_CAUSES, causes, strict=True))
     touched = dict.fromkeys(_CAUSES, False)
     charged: list[int] = []
-    totals: list[float] = []
+    charge_ns: list[float] = []
     for tid, by_cause in pending.items():
         total: float = 0
         for ns in by_cause.values():
@@ -751,21 +748,18 @@ def _settle_py(
         if total <= 0:
             continue
         charged.append(tid)
-        totals.append(total)
+        charge_ns.append(total)
         for cause, ns in by_cause.items():
             acc[cause] += ns
             touched[cause] = True
     for tid, ns in ipi.items():  # (the rest, in the order of the running tasks)
         if ns > 0:
             charged.append(tid)
-            totals.append(ns)
+            charge_ns.append(ns)
             acc["tlb_ipi"] += ns
             touched["tlb_ipi"] = True
     sleeps = [(t, ns, out.waker.get(t, -1)) for t, ns in out.sleep_ns.items()]
-    return (
-        charged, totals, [acc[c] for c in _CAUSES], [touched[c] for c in _CAUSES], sums,
-        [len(out.sleep_ns), out.flushes, out.ipis], sleeps,
-    )  # fmt: skip
+    return charged, charge_ns, [acc[c] for c in _CAUSES], [touched[c] for c in _CAUSES], sums, counts, sleeps
 
 
 @jit.compiled_as("settle_charges")
@@ -787,15 +781,14 @@ def _settle_charges(
     """:func:`_settle_py` over columns, the compiled kernel's form: the pending events as ``Contention.rows``
     gives them (none when ``ev_tid`` is empty), the running tasks' CPUs from ``alive`` (ascending) and
     ``oncpu``, the results as arrays (the sleepers as three: ids, sleeps, wakers)."""
-    oncpu_l = oncpu.tolist()
-    cpus_of = {t: cpu for t in alive.tolist() if (cpu := oncpu_l[t]) >= 0}
+    cpus_of = _running_cpus(alive, oncpu)
     ev = BatchEvents.from_rows(ev_tid, ev_f, ev_n) if ev_tid.shape[0] else None
     a, b, c, d = cost_ns.tolist()
-    charged, totals, after, touched, sums, counts, sleeps = _settle_py(
+    charged, charge_ns, after, touched, sums, counts, sleeps = _settle_py(
         hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, window_ns, mutex, (a, b, c, d), causes.tolist(), send_ns
     )
     return (
-        np.array(charged, dtype=np.int64), np.array(totals, dtype=np.float64), np.array(after, dtype=np.float64),
+        np.array(charged, dtype=np.int64), np.array(charge_ns, dtype=np.float64), np.array(after, dtype=np.float64),
         np.array(touched, dtype=np.bool_), np.array(sums, dtype=np.float64), np.array(counts, dtype=np.int64),
         np.array([t for t, _, _ in sleeps], dtype=np.int64), np.array([ns for _, ns, _ in sleeps], dtype=np.float64),
         np.array([w for _, _, w in sleeps], dtype=np.int64),

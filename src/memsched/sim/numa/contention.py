@@ -49,7 +49,7 @@ import numpy.typing as npt
 from memsched.config import cost_knob, validate
 from memsched.numeric import seq_sum
 
-__all__ = ["BatchEvents", "Contention", "ContentionCosts", "Outcome", "outcome"]
+__all__ = ["BatchEvents", "Contention", "ContentionCosts", "Outcome", "outcome", "totals"]
 
 RHO_CAP = 0.95
 
@@ -193,7 +193,7 @@ class Contention:
         if ev is None:
             return Outcome({}, {}, {}, {}, {})
         out, send_each = outcome(ev, window_ns, cpus_of, self.cost_ns(), self.anon_vma_mutex)
-        self.add_totals(out, send_each)
+        self.count(*totals(out, send_each, self.tlb_send_ns))
         return out
 
     def cost_ns(self) -> tuple[int, int, int, int]:
@@ -202,21 +202,18 @@ class Contention:
         c = self.costs
         return c.min_sleep_ns, c.tlb_flush_ns, c.tlb_flush_per_cpu_ns, c.tlb_ipi_ns
 
-    def add_totals(self, out: Outcome, send_each: list[int]) -> None:
-        """Count a settle's outcome in the run's totals; ``send_each``: the sends' ns in the order they came (each
-        added to ``tlb_send_ns`` in turn)."""
-        # (an empty sum adds the integer 0, which leaves these non-negative totals as they are)
-        if out.spin_ns:
-            self.lock_spin_ns += seq_sum(out.spin_ns.values())
-        if out.sleep_ns:
-            self.lock_sleep_ns += seq_sum(out.sleep_ns.values())
-            self.lock_blocks += len(out.sleep_ns)
-        for send in send_each:
-            self.tlb_send_ns += send
-        self.tlb_shootdowns += out.flushes
-        self.tlb_ipis += out.ipis
-        if out.ipi_ns:
-            self.ipi_ns += seq_sum(out.ipi_ns.values())
+    def count(self, sums: list[float], counts: list[int]) -> None:
+        """Count a settle in the run's totals, as :func:`totals` gives them: ``sums`` (spins' sum, sleeps' sum,
+        IPIs' sum, ``tlb_send_ns`` after its sends) and ``counts`` (sleepers, shootdowns, IPIs sent)."""
+        spin, sleep, ipi, self.tlb_send_ns = sums
+        nr_sleep, flushes, ipis = counts
+        # (an empty part's sum is 0, which leaves these non-negative totals as they are)
+        self.lock_spin_ns += spin
+        self.lock_sleep_ns += sleep
+        self.lock_blocks += nr_sleep
+        self.tlb_shootdowns += flushes
+        self.tlb_ipis += ipis
+        self.ipi_ns += ipi
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -311,3 +308,12 @@ def outcome(
                 else:
                     del ipi[task]
     return Outcome(spin, send_ns, sleep, waker, ipi, flushes_now, ipis_now), send_each
+
+
+def totals(out: Outcome, send_each: list[int], send_ns: float) -> tuple[list[float], list[int]]:
+    """What a settle's outcome ``out`` adds to the run's totals (:meth:`Contention.count`): (spins' sum, sleeps'
+    sum, IPIs' sum, ``send_ns`` plus each send of ``send_ns`` in turn) and (sleepers, shootdowns, IPIs sent)."""
+    for send in send_each:
+        send_ns += send
+    sums = [seq_sum(out.spin_ns.values()), seq_sum(out.sleep_ns.values()), seq_sum(out.ipi_ns.values()), send_ns]
+    return sums, [len(out.sleep_ns), out.flushes, out.ipis]

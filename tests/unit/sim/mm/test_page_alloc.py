@@ -64,10 +64,9 @@ def test_bind_never_leaves_its_mask_and_oom_is_all_or_nothing() -> None:
     assert set(got.tolist()) == {0}
 
 
-def test_free_and_reserve() -> None:
-    """Freed frames come back; reserve takes frames only if they are there."""
+def test_free() -> None:
+    """Freed frames come back."""
     pa = make()
     got = pa.alloc(np.zeros(4, dtype=np.int64), np.ones(3, bool), np.zeros(4, dtype=np.int64))
     pa.free(got)
     assert pa.free_pages.tolist() == [64, 64, 64]
-    assert pa.reserve(2, 64) and not pa.reserve(2, 1)
