@@ -140,6 +140,29 @@ def test_auto_uses_the_kernel_after_its_solves(gate: pytest.MonkeyPatch) -> None
     assert [jit.solve_kernel() is not None for _ in range(4)] == [False, False, True, True]
 
 
+def test_load_ahead_loads_now_under_auto_and_one_never_under_zero(gate: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("numba")
+    assert jit.load_ahead() and jit.loaded() is not None
+    assert jit.solve_kernel() is not None  # (no pure solve first)
+    jit.reset()
+    gate.setenv(jit.ENV, "1")
+    assert jit.load_ahead() and jit.loaded() is not None
+    jit.reset()
+    gate.setenv(jit.ENV, "0")
+    assert not jit.load_ahead() and jit.loaded() is None
+    assert jit.solve_kernel() is None
+
+
+def test_load_ahead_without_numba_stays_pure_and_one_is_refused(gate: pytest.MonkeyPatch) -> None:
+    gate.setitem(sys.modules, "memsched.sim.fluid._kernels", None)  # import fails as without numba
+    assert not jit.load_ahead() and jit.loaded() is None
+    assert jit.solve_kernel() is None  # (decided: no second attempt)
+    jit.reset()
+    gate.setenv(jit.ENV, "1")
+    with pytest.raises(ConfigError, match=r"MEMSCHED_JIT.*numba is not installed"):
+        jit.load_ahead()
+
+
 def test_zero_never_uses_the_kernel(gate: pytest.MonkeyPatch) -> None:
     gate.setenv(jit.ENV, "0")
     gate.setattr(jit, "AUTO_AFTER", 1)

@@ -58,3 +58,59 @@ def test_run_many_returns_input_order_whatever_the_start_order(monkeypatch: pyte
     assert started == [1, 2, 0]
     assert done == [1, 2, 0]
     assert out == [0, 1, 2]
+
+
+def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent loads the compiled kernels ahead (its forked workers inherit them) only when the runs' costs add
+    up to LOAD_AHEAD_COST; a cheaper comparison leaves the choice to each process's ``auto`` rule."""
+    events: list[str] = []
+    monkeypatch.setattr(runner.jit, "load_ahead", lambda: events.append("load") or True)
+
+    class Pool:
+        def imap_unordered(self, fn, items):  # type: ignore[no-untyped-def]
+            for i, spec in items:
+                events.append(f"run {spec.seed}")
+                yield i, spec.seed
+
+        def close(self) -> None: ...
+        def join(self) -> None: ...
+        def terminate(self) -> None: ...
+
+    def start_pool(n: int) -> Pool:
+        events.append("fork")
+        return Pool()
+
+    monkeypatch.setattr(runner, "_start_pool", start_pool)
+    cheap = [RunSpec("numa02", "westmere-ex-4n48", p, seed=i) for i, p in enumerate(("none", "mainline", "moron"))]
+    assert sum(relative_cost(s) for s in cheap) < runner.LOAD_AHEAD_COST
+    runner.run_many(cheap, jobs=2)
+    assert "load" not in events
+    events.clear()
+    long = [*cheap, RunSpec("numa01", "westmere-ex-4n48", "moron", seed=3)]
+    runner.run_many(long, jobs=2)
+    assert events[:2] == ["load", "fork"]
+    # a single run alone: the same rule on its own cost (``memsched run``, a sweep's cell)
+    events.clear()
+    monkeypatch.setattr(runner, "RUNNERS", {**runner.RUNNERS, "numa": _Quick(runner.RUNNERS["numa"])})
+    runner.run_one(RunSpec("numa02", "laptop-1n8", "moron"))
+    assert events == []
+    runner.run_one(RunSpec("numa01", "laptop-1n8", "moron"))
+    assert events == ["load"]
+
+
+class _Quick:
+    """The NUMA runner's check and cost, without the simulation."""
+
+    family = "numa"
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def check(self, spec: RunSpec) -> None:
+        self.inner.check(spec)  # type: ignore[attr-defined]
+
+    def cost(self, spec: RunSpec) -> float:
+        return float(self.inner.cost(spec))  # type: ignore[attr-defined]
+
+    def run(self, spec: RunSpec, *, progress: object = None) -> object:
+        return spec.seed

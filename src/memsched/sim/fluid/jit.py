@@ -29,6 +29,7 @@ __all__ = [
     "check_env",
     "compiled_as",
     "copy_rows_kernel",
+    "load_ahead",
     "loaded",
     "solve_kernel",
     "status",
@@ -130,6 +131,22 @@ def solve_kernel() -> Callable[..., Any] | None:
     left -= 1
     gate.left = left
     return _load(required=False) if left <= 0 else None
+
+
+def load_ahead() -> bool:
+    """Load the kernels now, not after :data:`AUTO_AFTER` solves, for a caller that knows the work ahead is long
+    (:mod:`memsched.workloads.runner`: before it forks its workers, which then inherit them instead of each
+    loading them and solving their first runs' rates in pure code). Under ``0``, or where numba is missing or
+    cannot build them, nothing happens (under ``1`` that is an error now, as at the first solve). Returns
+    whether the kernels are in use."""
+    gate = _gate
+    if gate.kernels is None and gate.left is not None:
+        mode = _mode()
+        if mode == "0":
+            gate.left = None
+        else:
+            _load(required=mode == "1")
+    return gate.kernels is not None
 
 
 def loaded() -> ModuleType | None:
