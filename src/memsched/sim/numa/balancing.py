@@ -87,8 +87,8 @@ _EVERY = np.zeros(0, dtype=bool)
 #: so nothing writes them; writable, as the arrays they stand in for, so the kernels see one type.)
 _NO_IDS = np.zeros(0, dtype=np.int64)
 _NO_NS = np.zeros(0)
-_NO_EV_F = np.zeros((0, 4))
-_NO_EV_N = np.zeros((0, 3), dtype=np.int64)
+_NO_EV_F = np.zeros((4, 0))
+_NO_EV_N = np.zeros((3, 0), dtype=np.int64)
 #: The system-time causes a settle charges (``FluidProgress.system_by_cause``), in the order of each task's.
 _CAUSES = ("hint_faults", "lock_spin", "tlb_flush", "tlb_ipi")
 
@@ -529,17 +529,14 @@ class NumaBalancing(Instrument):
                 progress.charge_each(charged_l, charge_ns_l)
         else:
             ev_tid, ev_f, ev_n = (_NO_IDS, _NO_EV_F, _NO_EV_N) if ev is None else ev.rows()
-            charged, charge_ns, after_a, touched_a, sums_a, counts_a, sleep_tid, sleep_ns, waker = _settle_charges(
+            ints, floats, m = _settle_charges(
                 hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._alive_ids(machine.mms[mm_id]), progress.arrays.oncpu,
                 len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns, np.array(before),
                 contention.tlb_send_ns,
             )  # fmt: skip
-            after, touched, sums, counts = after_a.tolist(), touched_a.tolist(), sums_a.tolist(), counts_a.tolist()
-            sleeps = []
-            if counts[0]:
-                sleeps = list(zip(sleep_tid.tolist(), sleep_ns.tolist(), waker.tolist(), strict=True))
-            if charged.shape[0]:
-                progress.charge_totals(charged, charge_ns)
+            after, touched, sums, counts, sleeps = _unpack_settle(ints, floats, m)
+            if m:
+                progress.charge_totals(ints[:m], floats[:m])
         for cause, value, t in zip(_CAUSES, after, touched, strict=True):
             if t:
                 causes[cause] = value
@@ -778,18 +775,28 @@ def _settle_charges(
     causes: npt.NDArray[np.float64],
     send_ns: float,
 ) -> tuple[Any, ...]:
-    """:func:`_settle_py` over columns, the compiled kernel's form: the pending events as ``Contention.rows``
+    """:func:`_settle_py` over columns, the compiled kernel's form: the pending events as ``BatchEvents.rows``
     gives them (none when ``ev_tid`` is empty), the running tasks' CPUs from ``alive`` (ascending) and
-    ``oncpu``, the results as arrays (the sleepers as three: ids, sleeps, wakers)."""
+    ``oncpu``. The results in two arrays and a count ``m`` (:func:`_unpack_settle`): the ints (the ``m`` tasks
+    charged, the four causes touched as 0 or 1, the three counts, the sleepers' ids, their wakers) and the floats
+    (the ``m`` charges, the four causes after, the four sums, the sleeps)."""
     cpus_of = _running_cpus(alive, oncpu)
     ev = BatchEvents.from_rows(ev_tid, ev_f, ev_n) if ev_tid.shape[0] else None
     a, b, c, d = cost_ns.tolist()
     charged, charge_ns, after, touched, sums, counts, sleeps = _settle_py(
         hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, window_ns, mutex, (a, b, c, d), causes.tolist(), send_ns
     )
-    return (
-        np.array(charged, dtype=np.int64), np.array(charge_ns, dtype=np.float64), np.array(after, dtype=np.float64),
-        np.array(touched, dtype=np.bool_), np.array(sums, dtype=np.float64), np.array(counts, dtype=np.int64),
-        np.array([t for t, _, _ in sleeps], dtype=np.int64), np.array([ns for _, ns, _ in sleeps], dtype=np.float64),
-        np.array([w for _, _, w in sleeps], dtype=np.int64),
-    )  # fmt: skip
+    ints = [*charged, *(int(t) for t in touched), *counts, *(t for t, _, _ in sleeps), *(w for _, _, w in sleeps)]
+    floats = [*charge_ns, *after, *sums, *(ns for _, ns, _ in sleeps)]
+    return np.array(ints, dtype=np.int64), np.array(floats, dtype=np.float64), len(charged)
+
+
+def _unpack_settle(
+    ints: IntArray, floats: npt.NDArray[np.float64], m: int
+) -> tuple[list[float], list[int], list[float], list[int], list[tuple[int, float, int]]]:
+    """:func:`_settle_charges`' results past the charges, as :func:`_settle_py` gives them: the causes after, which
+    were touched (0 or 1), the sums, the counts and the sleepers (id, sleep, waker)."""
+    rest_i, rest_f = ints[m:].tolist(), floats[m:].tolist()
+    nsleep = rest_i[4]
+    sleeps = list(zip(rest_i[7 : 7 + nsleep], rest_f[8:], rest_i[7 + nsleep :], strict=True)) if nsleep else []
+    return rest_f[:4], rest_i[:4], rest_f[4:8], rest_i[4:7], sleeps

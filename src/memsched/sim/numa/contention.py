@@ -111,15 +111,15 @@ class BatchEvents:
         ev = cls()
         ev.tids = tids.tolist()
         ev.slot = {t: i for i, t in enumerate(ev.tids)}
-        ev.ptl_ns, ev.ptl_sq, ev.anon_ns, ev.anon_sq = f.T.tolist()
-        ev.ptl_n, ev.anon_n, ev.flushes = n.T.tolist()
+        ev.ptl_ns, ev.ptl_sq, ev.anon_ns, ev.anon_sq = f.tolist()
+        ev.ptl_n, ev.anon_n, ev.flushes = n.tolist()
         return ev
 
     def rows(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-        """The slots as columns: task ids; (ptl ns, ptl squares, anon ns, anon squares); (ptl holds, anon holds,
-        flushes)."""
-        f = np.array([self.ptl_ns, self.ptl_sq, self.anon_ns, self.anon_sq], dtype=np.float64).T.copy()
-        n = np.array([self.ptl_n, self.anon_n, self.flushes], dtype=np.int64).T.copy()
+        """The slots as arrays: task ids; the rows (ptl ns, ptl squares, anon ns, anon squares), shape (4, slots);
+        the rows (ptl holds, anon holds, flushes), shape (3, slots)."""
+        f = np.array([self.ptl_ns, self.ptl_sq, self.anon_ns, self.anon_sq], dtype=np.float64)
+        n = np.array([self.ptl_n, self.anon_n, self.flushes], dtype=np.int64)
         return np.array(self.tids, dtype=np.int64), f, n
 
 
