@@ -1258,9 +1258,10 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
     """The first half of ``FluidProgress.recompute``: zero the rates and shares of tasks ``0..n-1``, give each
     running task its CPU share (``fluid_shares``: its weight over its CPU's total, summed in task order as
     ``np.bincount`` does), and sort the running rows into streaming (``MEM``, not copying), copying and
-    computing ones. Returns (running, their shares, streaming rows, their distinct phase keys ascending,
-    copying rows, their CPUs' nodes, the copying rows whose kept copy row is stale, computing rows, whether
-    every share is > 0)."""
+    computing ones. Returns (ids, running's shares, counts, whether every share is > 0): ``ids`` holds one after
+    the other, their lengths in ``counts``, the running rows, the streaming rows, their distinct phase keys
+    ascending, the copying rows, their CPUs' nodes, the positions among the copying rows of those whose kept copy
+    row is stale, and the computing rows (one array, not seven: numba boxes each array it returns)."""
     nrun = 0
     for i in range(n):
         rate[i] = 0.0
@@ -1295,9 +1296,10 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
     cop_node = np.empty(ncop, np.int64)
     comp = np.empty(ncomp, np.int64)
     seen = np.zeros(max_key + 1, np.bool_)
-    stale = np.zeros(ncop, np.bool_)
+    stale = np.empty(ncop, np.int64)
     a = b = c = 0
     nstale = 0
+    nkeys = 0
     for k in range(nrun):
         i = running[k]
         if copy_left[i] > 0:
@@ -1305,12 +1307,14 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
             cop[b] = i
             cop_node[b] = node
             if crow_epoch[i] != copy_epoch[i] or crow_node[i] != node:
-                stale[b] = True
+                stale[nstale] = b
                 nstale += 1
             b += 1
         elif kind[i] == 1:
             mem[a] = i
-            seen[phase_key[i]] = True
+            if not seen[phase_key[i]]:
+                seen[phase_key[i]] = True
+                nkeys += 1
             a += 1
         elif kind[i] == 2:
             comp[c] = i
@@ -1321,7 +1325,24 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
         for k in range(1, nrun):
             least = _minimum(least, run_share[k])
         share_pos = least > 0
-    return running, run_share, mem, np.flatnonzero(seen), cop, cop_node, np.flatnonzero(stale), comp, share_pos
+    counts = np.array([nrun, nmem, nkeys, ncop, ncop, nstale, ncomp], np.int64)
+    ids = np.empty(nrun + nmem + nkeys + 2 * ncop + nstale + ncomp, np.int64)
+    ids[:nrun] = running
+    o = nrun
+    ids[o : o + nmem] = mem
+    o += nmem
+    for key in range(max_key + 1):
+        if seen[key]:
+            ids[o] = key
+            o += 1
+    ids[o : o + ncop] = cop
+    o += ncop
+    ids[o : o + ncop] = cop_node
+    o += ncop
+    ids[o : o + nstale] = stale[:nstale]
+    o += nstale
+    ids[o:] = comp
+    return ids, run_share, counts, share_pos
 
 
 @_njit

@@ -816,19 +816,28 @@ class FluidProgress:
         the same rows, tables and solve, so the same bits."""
         n = len(self.tasks)
         a = self.arrays
-        running, run_share, mem, keys, cop, cop_node, stale, comp, share_pos = kernels.running_rows(
+        ids, run_share, counts, share_pos = kernels.running_rows(
             n, a.oncpu, a.weight, a.copy_left, a.kind, self._phase_key, a.rate, a.share, self.nr_cpus,
             self.cpu_node, self._copy_epoch, self._crow_epoch, self._crow_node,
         )  # fmt: skip
-        if running.size == 0:
+        # the running, streaming and copying rows, the streaming rows' phase keys, the copying rows' nodes, the
+        # stale copy rows (positions among the copying rows) and the computing rows, one after the other in ids
+        nrun, nmem, nkeys, ncop, _, nstale, ncomp = counts.tolist()
+        running = ids[:nrun]
+        if not nrun:
             self.controller_util[:] = 0.0
             self._running = _Running.of(running, a)
             return
-        if keys.size:
-            self._refresh_tables(keys.tolist())
-        if stale.size:
-            self._copy_rows(cop[stale], cop_node[stale])
-        if mem.size or cop.size:
+        o = nrun + nmem
+        mem, cop = ids[nrun:o], ids[o + nkeys : o + nkeys + ncop]
+        if nkeys:
+            self._refresh_tables(ids[o : o + nkeys].tolist())
+        o += nkeys + 2 * ncop
+        if nstale:
+            stale = ids[o : o + nstale]
+            self._copy_rows(cop[stale], ids[o - ncop : o][stale])
+        comp = ids[o + nstale :]
+        if nmem or ncop:
             mm_model = self.memmodel
             snoop_cap = mm_model.snoop_cap
             self.controller_util, run_rate, rate_pos = kernels.stream_and_copy_rates(
@@ -837,12 +846,12 @@ class FluidProgress:
                 mm_model.controller_cap, mm_model.link_cap, 0.0 if snoop_cap is None else snoop_cap,
                 snoop_cap is not None, a.rate, running,
             )  # fmt: skip
-            if not comp.size:  # (every running row's rate is set: the kernel's gather of them holds)
+            if not ncomp:  # (every running row's rate is set: the kernel's gather of them holds)
                 self._running = _Running(running, run_share, run_rate, share_pos, rate_pos)
                 return
         else:
             self.controller_util = np.zeros(self.topology.nr_nodes)
-        if comp.size:
+        if ncomp:
             self._compute_rates(comp, a.oncpu[running])
         self._running = _Running(running, run_share, a.rate[running], share_pos)
 
