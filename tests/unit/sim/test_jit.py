@@ -343,6 +343,37 @@ def test_compiled_first_touchers_equals_the_pure_one(gate: pytest.MonkeyPatch) -
             assert got[0].tobytes() == want[0].tobytes() and got[1].tobytes() == want[1].tobytes()
 
 
+def test_compiled_first_touchers_skip_no_winner_on_near_ties(gate: pytest.MonkeyPatch) -> None:
+    """``_first``'s lower bound skips a sweep's exact arrival only when it cannot win: sweeps whose arrivals tie
+    exactly or differ in the last bits (the same region and rate with cursors a few bytes apart, delays an ulp
+    apart, rates that round alike), zero delays and cursors, and NaN and inf rates (which are never skipped)."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.numa.faults import first_touchers
+
+    gate.setenv(jit.ENV, "0")
+    rng = np.random.default_rng(41)
+    psz = 4096
+    for trial in range(300):
+        nbytes = int(rng.integers(1, 2**16)) * psz
+        rate = float(rng.uniform(0.01, 8.0))
+        delay = float(rng.random() * 1e6) if rng.random() < 0.7 else 0.0
+        cursor = float(rng.integers(0, nbytes))
+        cols = []
+        for tid in range(int(rng.integers(2, 40))):
+            c = cursor + float(rng.choice([0.0, 1.0, -1.0, 0.5, 4096.0])) if rng.random() < 0.8 else 0.0
+            r = rate * (1.0 + float(rng.choice([0.0, 2.0**-52, -(2.0**-52), 1e-15])))
+            d = np.nextafter(delay, np.inf) if rng.random() < 0.3 else delay
+            if trial % 50 == 0 and tid == 1:
+                r = float(rng.choice([np.nan, np.inf, 0.0]))
+            cols.append((tid, 0.0, float(nbytes), 0.0, float(nbytes // psz), c % nbytes, r, d, 0, 0, 0))
+        c2 = np.array(cols, dtype=np.float64)
+        pages = np.unique(rng.integers(0, nbytes // psz, int(rng.integers(1, 3000)))).astype(np.int64)
+        with np.errstate(all="ignore"):
+            want = first_touchers(pages, psz, c2)
+        got = kernels.first_touchers(pages, psz, c2, 32)
+        assert got[0].tobytes() == want[0].tobytes() and got[1].tobytes() == want[1].tobytes(), trial
+
+
 def test_the_kernels_can_be_compiled_ahead() -> None:
     pytest.importorskip("numba")
     r = subprocess.run(

@@ -429,16 +429,57 @@ def _arrival(cols: Any, s: int, start: float, page: float, masked: bool) -> Any:
     return w
 
 
+#: 1 - 1e-15: the factor that makes ``_first``'s cheap estimate of an arrival a lower bound of the exact one.
+_BELOW = 1.0 - 1e-15
+
+
 @_njit
-def _first(cols: Any, start: float, page: float, masked: bool) -> int:  # pragma: no cover - compiled
+def _prunable(cols: Any) -> Any:  # pragma: no cover - compiled
+    """Per sweep, ``1 / rate`` and whether :func:`_first` may skip its exact arrival by a lower bound: a finite
+    rate > 0 (and a finite reciprocal) and a finite delay >= 0."""
+    nsw = cols.shape[0]
+    inv = np.empty(nsw)
+    ok = np.zeros(nsw, np.bool_)
+    for s in range(nsw):
+        r, d = cols[s, 6], cols[s, 7]
+        inv[s] = 1.0 / r if r > 0 else 0.0
+        ok[s] = r > 0 and r < np.inf and inv[s] < np.inf and d >= 0 and d < np.inf
+    return inv, ok
+
+
+@_njit
+def _first(  # pragma: no cover - compiled (held to faults.first_touchers by tests)
+    cols: Any, start: float, page: float, masked: bool, inv: Any, ok: Any
+) -> int:
     """``argmin`` over the sweeps of their (masked) arrival times at one page: the first least, or the first
-    NaN."""
+    NaN. An arrival is ``x / rate + delay`` (:func:`_arrival`); the division is most of the work, and for a sweep
+    that cannot win it is skipped: with ``x >= 0`` and ``ok[s]`` (:func:`_prunable`), ``(x * inv[s] + delay) *
+    _BELOW`` is at most the exact arrival as floats compute it (``x * inv`` is within 2 ulps of ``x / rate``, each
+    add or multiply rounds by at most half an ulp, and 1e-15 is more than the 4.5e-16 these can add up to, for
+    ``x * inv`` of 1e-290 and above or exactly 0), so when it exceeds the least so far, the exact arrival is not
+    below it, and not NaN: the same choice (a bound that overflows decides nothing). A sweep that does not cover
+    the page (``masked``) arrives at inf, which is neither NaN nor below the least: it is skipped at once."""
     best = _arrival(cols, 0, start, page, masked)
     who = 0
     if np.isnan(best):
         return 0
     for s in range(1, cols.shape[0]):
-        v = _arrival(cols, s, start, page, masked)
+        if masked and (page < cols[s, 3] or page >= cols[s, 4]):
+            continue
+        rstart = cols[s, 1]
+        nbytes = cols[s, 2]
+        x = _maximum(start, rstart)  # (_arrival's steps, in its order)
+        x -= rstart
+        x -= cols[s, 5]
+        x += nbytes if x < 0 else 0.0 * nbytes
+        if ok[s] and x >= 0.0:
+            a = x * inv[s]
+            if a == 0.0 or 1e-290 <= a < np.inf:
+                lb = (a + cols[s, 7]) * _BELOW
+                if best < lb < np.inf:
+                    continue
+        v = x / cols[s, 6]
+        v += cols[s, 7]
         if np.isnan(v):
             return s
         if v < best:
@@ -460,9 +501,10 @@ def first_touchers(pages: Any, page_size: int, cols: Any, stride: int) -> Any:  
     starts = np.empty(n)
     for p in range(n):
         starts[p] = float(pages[p] * page_size)
+    inv, ok = _prunable(cols)
     if n * nsw <= 8192 or n <= 2 * stride or nsw == 1:
         for p in range(n):
-            s = _first(cols, starts[p], float(pages[p]), True)
+            s = _first(cols, starts[p], float(pages[p]), True, inv, ok)
             v = _arrival(cols, s, starts[p], float(pages[p]), True)
             t[p] = v
             who[p] = s if np.isfinite(v) else -1
@@ -476,7 +518,7 @@ def first_touchers(pages: Any, page_size: int, cols: Any, stride: int) -> Any:  
     who_s = np.empty(m, np.int64)
     for k in range(m):
         pages_s[k] = pages[idx[k]]
-        who_s[k] = _first(cols, starts[idx[k]], float(pages[idx[k]]), True)
+        who_s[k] = _first(cols, starts[idx[k]], float(pages[idx[k]]), True, inv, ok)
     # gaps holding a jump of some sweep's arrival time (its cursor, one end of its region), or whose ends
     # differ in the sweep that comes first
     ambiguous = np.zeros(m + 1, np.bool_)
@@ -491,7 +533,7 @@ def first_touchers(pages: Any, page_size: int, cols: Any, stride: int) -> Any:  
         if ambiguous[g + 1] or who_s[g] != who_s[g + 1]:
             hi = min(g * stride + stride, n - 1)
             for p in range(g * stride, hi + 1):
-                who[p] = _first(cols, starts[p], float(pages[p]), True)
+                who[p] = _first(cols, starts[p], float(pages[p]), True, inv, ok)
     for p in range(n):
         s = who[p]
         v = _arrival(cols, s, starts[p], float(pages[p]), False)
