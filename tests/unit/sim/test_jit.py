@@ -78,9 +78,15 @@ def test_compiled_solve_gives_the_pure_bits_on_every_preset() -> None:
             if k % 5 == 0:  # equal demands on equal rows: several resources saturate in one round
                 demand = np.where(demand > 0, 1.0, 0.0)
                 base = np.round(base * 4) / 4
+            if k % 7 == 3:  # entries of -0.0 (left out of the loads like 0.0)
+                base = np.where(base == 0.0, -0.0, base)
+            if k % 13 == 6:  # an infinite demand: every column's load is NaN (the full matrix's path)
+                demand[0] = np.inf
             sc = m.snoop_cap
             got = kernels.solve(core, demand, base, m.controller_cap, m.link_cap, sc or 0.0, sc is not None)
-            assert tuple(x.tobytes() for x in got) == _pure(m, core, demand, base), (name, k)
+            with np.errstate(all="ignore"):
+                want = _pure(m, core, demand, base)
+            assert tuple(x.tobytes() for x in got) == want, (name, k)
 
 
 def test_compiled_stream_table_gives_the_pure_bits_on_every_preset() -> None:

@@ -125,6 +125,116 @@ def _progressive(a: Any, cap: Any, demand: Any) -> Any:  # pragma: no cover - co
 
 
 @_njit
+def _progressive_cores(  # pragma: no cover - compiled
+    base: Any, nrd: int, col: Any, cap: Any, demand: Any, has_snoop: bool
+) -> Any:
+    """:func:`_progressive` of :func:`solve`'s matrix without building it, for finite demands: the same bits.
+    Row ``i`` is ``base[i, :nrd]`` (controllers and links), then ``base[i, nrd]`` in its core's column ``col[i]``
+    and, with a coherence resource, ``base[i, nrd + 1]`` in the last column; its other core columns are 0.0. Such a
+    0.0 adds ``demand * 0.0``, +0.0 for a finite demand, to the column's load, and a load is never -0.0 (it starts
+    at +0.0, and a sum is -0.0 only of two -0.0), so leaving it out changes nothing; it never freezes its row
+    either (``a > 0`` is false). Each column's load still adds its rows in row order."""
+    n = base.shape[0]
+    wt = cap.shape[0]
+    snoop = wt - 1
+    remaining = cap.copy()
+    active = np.empty(n, np.bool_)
+    nr_active = 0
+    for i in range(n):
+        active[i] = demand[i] > 0
+        if active[i]:
+            nr_active += 1
+    rate = np.zeros(n)
+    load = np.empty(wt)
+    t = 0.0
+    while nr_active:
+        for j in range(wt):
+            load[j] = 0.0
+        for i in range(n):  # the active rows' demand-weighted use, row after row
+            if active[i]:
+                d = demand[i]
+                for j in range(nrd):
+                    load[j] += d * base[i, j]
+                load[col[i]] += d * base[i, nrd]
+                if has_snoop:
+                    load[snoop] += d * base[i, nrd + 1]
+        step = 1.0 - t
+        any_pos = False
+        lo = np.inf
+        nan = False
+        for j in range(wt):
+            if load[j] > _EPS:
+                r = remaining[j] / load[j]
+                if any_pos:
+                    if r < lo:  # noqa: PLR1730 - the first of equals, as np.minimum.reduce keeps
+                        lo = r
+                else:
+                    lo = r
+                    any_pos = True
+                if np.isnan(r):
+                    nan = True
+        if any_pos and not nan and lo < step:  # min(step, min(ratio)); a NaN minimum leaves step
+            step = lo
+        if 0.0 > step:  # noqa: PLR1730, SIM300 - Python's max(step, 0.0): step unless 0.0 is greater
+            step = 0.0
+        for i in range(n):
+            if active[i]:
+                rate[i] += step * demand[i]
+        for j in range(wt):
+            remaining[j] -= step * load[j]
+        t += step
+        if t >= 1.0 - 1e-12:
+            break
+        frozen = 0
+        for i in range(n):  # freeze the rows using a resource that saturated in this round
+            if active[i]:
+                hit = False
+                for j in range(nrd):
+                    if load[j] > _EPS and remaining[j] <= 1e-9 * cap[j] and base[i, j] > 0:
+                        hit = True
+                        break
+                c = col[i]
+                if not hit and load[c] > _EPS and remaining[c] <= 1e-9 * cap[c] and base[i, nrd] > 0:
+                    hit = True
+                if (
+                    not hit and has_snoop and load[snoop] > _EPS and remaining[snoop] <= 1e-9 * cap[snoop]
+                    and base[i, nrd + 1] > 0
+                ):  # fmt: skip
+                    hit = True
+                if hit:
+                    active[i] = False
+                    frozen += 1
+        if not frozen:
+            break
+        nr_active -= frozen
+
+    return rate
+
+
+@_njit
+def _weighted_cores(  # pragma: no cover - compiled
+    w: Any, base: Any, nrd: int, col: Any, wt: int, nr_core_cols: int, has_snoop: bool
+) -> Any:
+    """:func:`weighted_rows` of the same matrix (:func:`_progressive_cores`): the same bits. A row whose weight is
+    not finite adds ``w * 0.0``, NaN, to each of its other core columns, as the dense sum does."""
+    out = np.zeros(wt)
+    snoop = wt - 1
+    for i in range(base.shape[0]):
+        wi = w[i]
+        for j in range(nrd):
+            out[j] += wi * base[i, j]
+        c = col[i]
+        if np.isfinite(wi):
+            out[c] += wi * base[i, nrd]
+        else:
+            for j in range(nrd, nrd + nr_core_cols):
+                out[j] += wi * (base[i, nrd] if j == c else 0.0)
+        if has_snoop:
+            out[snoop] += wi * base[i, nrd + 1]
+    return out
+
+
+@_njit
 def solve(  # pragma: no cover - compiled (held to MemModel's pure solve by tests/unit/sim/test_jit.py)
     core: Any,
     demand: Any,
@@ -163,16 +273,26 @@ def solve(  # pragma: no cover - compiled (held to MemModel's pure solve by test
         cap[nr + nd + j] = 1.0
     if has_snoop:
         cap[width] = snoop_cap
-    a = np.zeros((n, wt))
+    finite = True
     for i in range(n):
-        for j in range(nr + nd):
-            a[i, j] = base[i, j]
-        a[i, nr + nd + dense[core[i]]] = base[i, nr + nd]
-        if has_snoop:
-            a[i, width] = base[i, nr + nd + 1]
-
-    rate = _progressive(a, cap, demand)
-    used = weighted_rows(rate, a)
+        if demand[i] > 0 and not demand[i] < np.inf:
+            finite = False
+    if finite:  # (the usual case: a row's own core column, not its every core's)
+        col = np.empty(n, np.int64)
+        for i in range(n):
+            col[i] = nr + nd + dense[core[i]]
+        rate = _progressive_cores(base, nr + nd, col, cap, demand, has_snoop)
+        used = _weighted_cores(rate, base, nr + nd, col, wt, nc, has_snoop)
+    else:
+        a = np.zeros((n, wt))
+        for i in range(n):
+            for j in range(nr + nd):
+                a[i, j] = base[i, j]
+            a[i, nr + nd + dense[core[i]]] = base[i, nr + nd]
+            if has_snoop:
+                a[i, width] = base[i, nr + nd + 1]
+        rate = _progressive(a, cap, demand)
+        used = weighted_rows(rate, a)
     controller_util = np.empty(nr)
     for j in range(nr):
         controller_util[j] = used[j] / controller_cap[j]
