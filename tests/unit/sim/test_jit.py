@@ -470,8 +470,8 @@ def test_compiled_reach_rows_equals_the_pure_one() -> None:
         debt = rng.random(ntasks) * 1e6 * (rng.random(ntasks) < 0.5)
         copy_left = rng.random(ntasks) * 1e6 * (rng.random(ntasks) < 0.3)
         came_known, again = bool(rng.random() < 0.9), bool(rng.random() < 0.7)
-        args = (cols, tids, still, came_known, rem, pages, first, offsets, ahead, again, rate, share, oncpu, debt,
-                copy_left)  # fmt: skip
+        ints, floats = np.concatenate((pages, first)), np.concatenate((offsets, ahead))
+        args = (cols, tids, still, came_known, rem, ints, floats, again, rate, share, oncpu, debt, copy_left)
         _same(kernels.reach_rows(*args), inspect.unwrap(reach_rows)(*args))
 
 

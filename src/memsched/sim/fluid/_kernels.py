@@ -723,7 +723,7 @@ def scan_hits(  # pragma: no cover - compiled (held to faults.scan_hits by tests
 ) -> Any:
     """``faults.scan_hits``: :func:`first_touchers`, then the pages reached within ``horizon``, in
     order of their first touch (a stable sort), how far each is ahead of its sweep's cursor, and the median of
-    their touch times (the mean of the two middle ones, as ``np.median``): (pages, first, t_first, ahead,
+    their touch times (the mean of the two middle ones, as ``np.median``): ([pages | first], [t_first | ahead],
     median), empty arrays when no page is reached in time."""
     first, t_first = first_touchers(pages, page_size, cols, stride)
     n = 0
@@ -737,14 +737,16 @@ def scan_hits(  # pragma: no cover - compiled (held to faults.scan_hits by tests
             sel[k] = p
             k += 1
     order = sel[stable_argsort(t_first[sel])]
-    out_pages = pages[order]
-    out_first = first[order]
-    out_t = t_first[order]
-    ahead = np.empty(n)
+    ints = np.empty(2 * n, np.int64)
+    floats = np.empty(2 * n)
     for i in range(n):
-        s = out_first[i]
-        ahead[i] = (out_t[i] - cols[s, 7]) * cols[s, 6]
-    return out_pages, out_first, out_t, ahead, _median(out_t) if n else 0.0
+        o = order[i]
+        s = first[o]
+        ints[i] = pages[o]
+        ints[n + i] = s
+        floats[i] = t_first[o]
+        floats[n + i] = (t_first[o] - cols[s, 7]) * cols[s, 6]
+    return ints, floats, _median(floats[:n]) if n else 0.0
 
 
 @_njit
@@ -754,10 +756,8 @@ def reach_rows(  # pragma: no cover - compiled (held to faults.reach_rows by tes
     still: Any,
     came_known: bool,
     rem: Any,
-    pages: Any,
-    first: Any,
-    offsets: Any,
-    ahead: Any,
+    ints: Any,
+    floats: Any,
     again: bool,
     rate: Any,
     share: Any,
@@ -765,18 +765,20 @@ def reach_rows(  # pragma: no cover - compiled (held to faults.reach_rows by tes
     debt: Any,
     copy_left: Any,
 ) -> Any:
-    """``faults.reach_rows``: the split of the pages into those their sweep has come to and the rest, and the
-    time to look at the rest again: ((pages, first, offsets) reached, (pages, first, offsets, ahead) of the rest
-    whose time is finite, the latest of those times, how many). ``came_known``: the sweeps' progress is read
+    """``faults.reach_rows``: the split of the pages (``ints``: [pages | first], ``floats``: [offsets | ahead])
+    into those their sweep has come to and the rest, and the time to look at the rest again: ([pages | first |
+    rest's pages | rest's first], [offsets | rest's offsets | rest's ahead], how many reached, how many of the
+    rest (those whose time is finite), the latest of those times). ``came_known``: the sweeps' progress is read
     (``rem``, synced; ``still`` where the task is still in the phase of its sweep, empty when every one is), else
     inf for every sweep; the rest only when ``again``."""
+    n = ints.shape[0] // 2
+    pages, first, offsets, ahead = ints[:n], ints[n:], floats[:n], floats[n:]
     ns = tids.shape[0]
     came = np.full(ns, np.inf)
     if came_known:
         for k in range(ns):
             if still.shape[0] == 0 or still[k]:
                 came[k] = (cols[k, 8] - rem[tids[k]] - cols[k, 9]) * cols[k, 10]
-    n = pages.shape[0]
     ok = np.empty(n, np.bool_)
     nok = 0
     for i in range(n):
@@ -784,8 +786,7 @@ def reach_rows(  # pragma: no cover - compiled (held to faults.reach_rows by tes
         if ok[i]:
             nok += 1
     if nok == n:
-        empty_i, empty_f = pages[:0], offsets[:0]
-        return pages, first, offsets, empty_i, empty_i, empty_f, empty_f, 0.0, 0
+        return ints, offsets, n, 0, 0.0
     r_pages, r_first = np.empty(n - nok, np.int64), np.empty(n - nok, np.int64)
     r_off, r_ahead, r_t = np.empty(n - nok), np.empty(n - nok), np.empty(n - nok)
     nr = 0
@@ -810,13 +811,18 @@ def reach_rows(  # pragma: no cover - compiled (held to faults.reach_rows by tes
         t_max = r_t[0]
         for i in range(1, nr):
             t_max = max(t_max, r_t[i])
-    o_pages, o_first, o_off = np.empty(nok, np.int64), np.empty(nok, np.int64), np.empty(nok)
+    out_i = np.empty(2 * (nok + nr), np.int64)  # [pages | first | rest's pages | rest's first]
+    out_f = np.empty(nok + 2 * nr)  # [offsets | rest's offsets | rest's ahead]
     k = 0
     for i in range(n):
         if ok[i]:
-            o_pages[k], o_first[k], o_off[k] = pages[i], first[i], offsets[i]
+            out_i[k], out_i[nok + k], out_f[k] = pages[i], first[i], offsets[i]
             k += 1
-    return o_pages, o_first, o_off, r_pages[:nr], r_first[:nr], r_off[:nr], r_ahead[:nr], t_max, nr
+    out_i[2 * nok : 2 * nok + nr] = r_pages[:nr]
+    out_i[2 * nok + nr :] = r_first[:nr]
+    out_f[nok : nok + nr] = r_off[:nr]
+    out_f[nok + nr :] = r_ahead[:nr]
+    return out_i, out_f, nok, nr, t_max
 
 
 @_njit
@@ -1740,7 +1746,8 @@ def warm() -> None:
     copy_rows(i64, i64, f2, f2, hw, np.zeros((1, 3)), f64)
     cols = np.zeros((1, 11))
     scan_hits(i64, 4096, cols, 32, 1.0)
-    reach_rows(cols, i64, np.zeros(0, np.bool_), True, f64, i64, i64, f64, f64, True, f64, f64, i64, f64, f64)
+    i2, f2c = np.zeros(2, np.int64), np.zeros(2)  # ([pages | first], [offsets | ahead]) of one page
+    reach_rows(cols, i64, np.zeros(0, np.bool_), True, f64, i2, f2c, True, f64, f64, i64, f64, f64)
     node16 = np.zeros(1, np.int16)
     flags = np.zeros(1, np.bool_)
     mark_window(node16, flags, 0, 1, flags, False, 0, flags, 1)

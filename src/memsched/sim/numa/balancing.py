@@ -371,29 +371,23 @@ class NumaBalancing(Instrument):
             return
         # Only the pages reached before this window is scanned again fault now; the rest stay marked and are
         # looked at again then (a task slowed by kernel work touches, and so faults, fewer pages).
-        pages, first, t_first, ahead, mid = scan_hits(pages, psz, cols, STRIDE, float(horizon))
-        if not pages.shape[0]:
+        ints, floats, mid = scan_hits(pages, psz, cols, STRIDE, float(horizon))  # ([pages | first], [times | ahead])
+        if not ints.shape[0]:
             return
         when = int(min(mid, float(horizon)))  # (not ``delay``: a float above)
         tid_list = tids.tolist()
         tasks = machine.tasks
         reach = _Reach(cols, tid_list, [tasks[t].pc for t in tid_list], tids)  # (each task's pc at the scan)
-        machine.engine.after(max(when, 0), Prio.WAKEUP, self._reached, st, pages, first, t_first, ahead, reach, True)
+        machine.engine.after(max(when, 0), Prio.WAKEUP, self._reached, st, ints, floats, reach, True)
 
     def _reached(
-        self,
-        st: _MmScan,
-        pages: IntArray,
-        first: IntArray,
-        offsets: npt.NDArray[np.float64],
-        ahead: npt.NDArray[np.float64],
-        reach: _Reach,
-        again: bool,
+        self, st: _MmScan, ints: IntArray, floats: npt.NDArray[np.float64], reach: _Reach, again: bool
     ) -> None:
         """The faults of the pages their sweep has really reached by now: a task that spent the time in kernel
         work (faults, copies, waits on locks) has come less far than its rate promised. The pages it has not
         reached are looked at once more, when it should have reached the last of them at its rate now; what is
-        still not reached then stays marked (it faults when its window is scanned and looked at again)."""
+        still not reached then stays marked (it faults when its window is scanned and looked at again). ``ints``
+        and ``floats``: the pages and their sweeps, their offsets and how far each is ahead (:func:`reach_rows`)."""
         progress = self.machine.progress
         tasks = self.machine.tasks
         # How far each sweep has come since the scan (bytes): (work - rem - done) * part, with
@@ -408,16 +402,16 @@ class NumaBalancing(Instrument):
         if came_known:
             progress.sync()
         a = progress.arrays
-        pages, first, offsets, *rest, t_max, nr_rest = reach_rows(
-            reach.cols, reach.tids, _EVERY if still is None else still, came_known, a.rem, pages, first, offsets,
-            ahead, again, a.rate, a.share, a.oncpu, a.debt, a.copy_left,
+        ints, floats, nok, nr_rest, t_max = reach_rows(
+            reach.cols, reach.tids, _EVERY if still is None else still, came_known, a.rem, ints, floats, again,
+            a.rate, a.share, a.oncpu, a.debt, a.copy_left,
         )  # fmt: skip
         if nr_rest:  # the second look at the pages not reached yet, when the last of them should have been reached
             when = int(min(t_max, 10 * NSEC_PER_SEC))
-            args = (st, *rest, reach, False)
-            self.machine.engine.after(max(when, 1), Prio.WAKEUP, self._reached, *args)
-        if pages.size:
-            self._deliver_faults(st, pages, reach.tids[first], offsets)
+            rest = (ints[2 * nok :], floats[nok:])
+            self.machine.engine.after(max(when, 1), Prio.WAKEUP, self._reached, st, *rest, reach, False)
+        if nok:
+            self._deliver_faults(st, ints[:nok], reach.tids[ints[nok : 2 * nok]], floats[:nok])
 
     def _deliver_faults(
         self, st: _MmScan, pages: IntArray, task_ids: IntArray, offsets: npt.NDArray[np.float64]
@@ -793,10 +787,10 @@ def _settle_charges(
 
 def _unpack_settle(
     ints: IntArray, floats: npt.NDArray[np.float64], m: int
-) -> tuple[list[float], list[int], list[float], list[int], list[tuple[int, float, int]]]:
+) -> tuple[list[float], list[bool], list[float], list[int], list[tuple[int, float, int]]]:
     """:func:`_settle_charges`' results past the charges, as :func:`_settle_py` gives them: the causes after, which
-    were touched (0 or 1), the sums, the counts and the sleepers (id, sleep, waker)."""
+    were touched, the sums, the counts and the sleepers (id, sleep, waker)."""
     rest_i, rest_f = ints[m:].tolist(), floats[m:].tolist()
     nsleep = rest_i[4]
     sleeps = list(zip(rest_i[7 : 7 + nsleep], rest_f[8:], rest_i[7 + nsleep :], strict=True)) if nsleep else []
-    return rest_f[:4], rest_i[:4], rest_f[4:8], rest_i[4:7], sleeps
+    return rest_f[:4], [t != 0 for t in rest_i[:4]], rest_f[4:8], rest_i[4:7], sleeps

@@ -158,23 +158,24 @@ def _first_touchers(pages: IntArray, page_size: int, cols: FloatArray, stride: i
 @jit.compiled_as("scan_hits")
 def scan_hits(
     pages: IntArray, page_size: int, cols: FloatArray, stride: int, horizon: float
-) -> tuple[IntArray, IntArray, FloatArray, FloatArray, float]:
+) -> tuple[IntArray, FloatArray, float]:
     """The faults a scan of ``pages`` (sorted) predicts from the sweeps' rows ``cols``: the pages some sweep
     reaches within ``horizon`` ns (the others stay marked and are looked at again when their window is scanned
     again), in the order they are reached (a stable sort), the index of that sweep, the time it gets there and
-    how far the page is ahead of its cursor (bytes: it faults once the sweep has come that far); last, the
-    median of those times (0.0 when no page is reached in time)."""
+    how far the page is ahead of its cursor (bytes: it faults once the sweep has come that far), as two arrays,
+    ``[pages | sweeps]`` and ``[times | ahead]`` (the form :func:`reach_rows` takes); last, the median of those
+    times (0.0 when no page is reached in time)."""
     first, t_first = _first_touchers(pages, page_size, cols, stride)
     hit = (first >= 0) & (t_first <= horizon)
     nhit = np.count_nonzero(hit)
     if not nhit:
-        return pages[:0], first[:0], t_first[:0], t_first[:0], 0.0
+        return pages[:0], t_first[:0], 0.0
     if nhit != hit.shape[0]:
         pages, first, t_first = pages[hit], first[hit], t_first[hit]
     order = t_first.argsort(kind="stable")
     pages, first, t_first = pages[order], first[order], t_first[order]
     ahead = (t_first - cols[:, 7].take(first)) * cols[:, 6].take(first)
-    return pages, first, t_first, ahead, median(t_first, is_sorted=True)
+    return np.concatenate((pages, first)), np.concatenate((t_first, ahead)), median(t_first, is_sorted=True)
 
 
 def median(x: FloatArray, *, is_sorted: bool = False) -> float:
@@ -206,10 +207,8 @@ def reach_rows(
     still: npt.NDArray[np.bool_],
     came_known: bool,
     rem: FloatArray,
-    pages: IntArray,
-    first: IntArray,
-    offsets: FloatArray,
-    ahead: FloatArray,
+    ints: IntArray,
+    floats: FloatArray,
     again: bool,
     rate: FloatArray,
     share: FloatArray,
@@ -217,16 +216,21 @@ def reach_rows(
     debt: FloatArray,
     copy_left: FloatArray,
 ) -> tuple[Any, ...]:
-    """Which of a scan's predicted faults (``pages``, their sweep ``first``, ``offsets`` and ``ahead`` from
-    :func:`scan_hits`) their sweep has really come to by now, and when to look at the rest again.
+    """Which of a scan's predicted faults (``ints``: ``[pages | first]``, their pages and sweeps; ``floats``:
+    ``[offsets | ahead]``, as :func:`scan_hits` gives them) their sweep has really come to by now, and when to
+    look at the rest again.
 
     Sweep ``k`` (row ``k`` of ``cols``, task ``tids[k]``) has come ``(work - rem - done) * part`` bytes since the
     scan (``cols[k, 8:11]``; ``rem`` synced) where its task is still in the phase of the sweep (``still[k]``;
     ``still`` empty: every one is) and ``came_known``; inf where it has left it. For the rest, when ``again``: the
     kernel work before its sweep moves again (its CPU debt at its share, a copy in its context at its rate, the
     task arrays ``rate``, ``share``, ``oncpu``, ``debt``, ``copy_left``) plus the bytes still ahead at its rate
-    now; inf for a sweep that does not move. Returns ``(pages, first, offsets)`` reached, then ``(pages, first,
-    offsets, ahead)`` of the rest with a finite time, the latest of those times and how many they are."""
+    now; inf for a sweep that does not move. Returns two arrays, ``[pages | first | rest's pages | rest's first]``
+    and ``[offsets | rest's offsets | rest's ahead]``, with the number reached, the number of the rest (those with a
+    finite time) and the latest of those times: the rest's two parts are this function's ``ints`` and ``floats``
+    for the second look. (Two arrays, not seven: numba boxes each array its kernel returns.)"""
+    n = ints.shape[0] // 2
+    pages, first, offsets, ahead = ints[:n], ints[n:], floats[:n], floats[n:]
     if came_known:
         came = (cols[:, 8] - rem.take(tids) - cols[:, 9]) * cols[:, 10]
         if still.shape[0]:
@@ -234,15 +238,20 @@ def reach_rows(
     else:
         came = np.full(tids.shape[0], np.inf)
     ok = ahead <= (came + 1.0)[first]  # (the same sums, per sweep)
-    if np.count_nonzero(ok) == ok.shape[0]:
-        return (pages, first, offsets, *_NO_REST)
+    nok = int(np.count_nonzero(ok))
+    if nok == n:
+        return ints, offsets, n, 0, 0.0
     rest = ~ok
     look = _NO_REST
     if again:
         look = _look_again(
             pages[rest], first[rest], offsets[rest], ahead[rest], came, cols, tids, rate, share, oncpu, debt, copy_left
         )
-    return (pages[ok], first[ok], offsets[ok], *look)
+    r_pages, r_first, r_offsets, r_ahead, t_max, nr = look
+    return (
+        np.concatenate((pages[ok], first[ok], r_pages, r_first)), np.concatenate((offsets[ok], r_offsets, r_ahead)),
+        nok, nr, t_max,
+    )  # fmt: skip
 
 
 def _look_again(
