@@ -27,6 +27,8 @@ import numba
 import numpy as np
 
 _EPS = 1e-12  # memmodel._EPS
+#: No core columns (:func:`_progressive` and :func:`weighted_rows` of a full matrix).
+_NO_COL = np.zeros(0, np.int64)
 
 
 def _njit(fn: Callable[..., Any]) -> Any:
@@ -52,98 +54,67 @@ def _minimum(a: float, b: float) -> float:  # pragma: no cover - compiled
 
 @_njit
 def weighted_rows(w: Any, a: Any) -> Any:  # pragma: no cover - compiled
-    """``memmodel._weighted_rows(w, a)``: ``w @ a`` added row after row, from 0.0 as ``einsum``'s output."""
-    out = np.zeros(a.shape[1])
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            out[j] += w[i] * a[i, j]
-    return out
+    """``memmodel._weighted_rows(w, a)``: ``w @ a`` added row after row, from 0.0 as ``einsum``'s output (every
+    column of ``a``: :func:`_weighted_cores`)."""
+    return _weighted_cores(w, a, a.shape[1], _NO_COL, a.shape[1], 0, False, False)
+
+
+@_njit
+def _fill_step(load: Any, remaining: Any, rate: Any, active: Any, demand: Any, t: float) -> float:  # pragma: no cover
+    """One round of progressive filling from the round's ``load`` per resource: the step (``min(1 - t, min over the
+    loaded resources of remaining / load)``, a NaN minimum leaving ``1 - t``, never below 0), the active rows'
+    rates and the resources' remaining capacity moved by it; returns ``t`` plus the step."""
+    step = 1.0 - t
+    any_pos = False
+    lo = np.inf
+    nan = False
+    for j in range(load.shape[0]):
+        if load[j] > _EPS:
+            r = remaining[j] / load[j]
+            if any_pos:
+                if r < lo:  # noqa: PLR1730 - the first of equals, as np.minimum.reduce keeps
+                    lo = r
+            else:
+                lo = r
+                any_pos = True
+            if np.isnan(r):
+                nan = True
+    if any_pos and not nan and lo < step:  # min(step, min(ratio)); a NaN minimum leaves step
+        step = lo
+    if 0.0 > step:  # noqa: PLR1730, SIM300 - Python's max(step, 0.0): step unless 0.0 is greater
+        step = 0.0
+    for i in range(rate.shape[0]):
+        if active[i]:
+            rate[i] += step * demand[i]
+    for j in range(load.shape[0]):
+        remaining[j] -= step * load[j]
+    return t + step
 
 
 @_njit
 def _progressive(a: Any, cap: Any, demand: Any) -> Any:  # pragma: no cover - compiled
-    """``memmodel._progressive_fill(a, cap, demand)``: weighted max-min fair rates by progressive filling."""
-    n, wt = a.shape
-    remaining = cap.copy()
-    active = np.empty(n, np.bool_)
-    nr_active = 0
-    for i in range(n):
-        active[i] = demand[i] > 0
-        if active[i]:
-            nr_active += 1
-    rate = np.zeros(n)
-    load = np.empty(wt)
-    t = 0.0
-    while nr_active:
-        for j in range(wt):
-            load[j] = 0.0
-        for i in range(n):  # the active rows' demand-weighted use, row after row
-            if active[i]:
-                d = demand[i]
-                for j in range(wt):
-                    load[j] += d * a[i, j]
-        step = 1.0 - t
-        any_pos = False
-        lo = np.inf
-        nan = False
-        for j in range(wt):
-            if load[j] > _EPS:
-                r = remaining[j] / load[j]
-                if any_pos:
-                    if r < lo:  # noqa: PLR1730 - the first of equals, as np.minimum.reduce keeps
-                        lo = r
-                else:
-                    lo = r
-                    any_pos = True
-                if np.isnan(r):
-                    nan = True
-        if any_pos and not nan and lo < step:  # min(step, min(ratio)); a NaN minimum leaves step
-            step = lo
-        if 0.0 > step:  # noqa: PLR1730, SIM300 - Python's max(step, 0.0): step unless 0.0 is greater
-            step = 0.0
-        for i in range(n):
-            if active[i]:
-                rate[i] += step * demand[i]
-        for j in range(wt):
-            remaining[j] -= step * load[j]
-        t += step
-        if t >= 1.0 - 1e-12:
-            break
-        frozen = 0
-        for i in range(n):  # freeze the rows using a resource that saturated in this round
-            if active[i]:
-                for j in range(wt):
-                    if load[j] > _EPS and remaining[j] <= 1e-9 * cap[j] and a[i, j] > 0:
-                        active[i] = False
-                        frozen += 1
-                        break
-        if not frozen:
-            break
-        nr_active -= frozen
-
-    return rate
+    """``memmodel._progressive_fill(a, cap, demand)``: weighted max-min fair rates by progressive filling (the
+    matrix ``a`` in full: :func:`_progressive_rows` with every column read)."""
+    return _progressive_rows(a, a.shape[1], _NO_COL, cap, demand, False, False)
 
 
 @_njit
-def _progressive_cores(  # pragma: no cover - compiled
-    base: Any, nrd: int, col: Any, cap: Any, demand: Any, has_snoop: bool
+def _progressive_rows(  # pragma: no cover - compiled
+    base: Any, nrd: int, col: Any, cap: Any, demand: Any, has_core: bool, has_snoop: bool
 ) -> Any:
-    """:func:`_progressive` of :func:`solve`'s matrix without building it, for finite demands: the same bits.
-    Row ``i`` is ``base[i, :nrd]`` (controllers and links), then ``base[i, nrd]`` in its core's column ``col[i]``
-    and, with a coherence resource, ``base[i, nrd + 1]`` in the last column; its other core columns are 0.0. Such a
-    0.0 adds ``demand * 0.0``, +0.0 for a finite demand, to the column's load, and a load is never -0.0 (it starts
-    at +0.0, and a sum is -0.0 only of two -0.0), so leaving it out changes nothing; it never freezes its row
-    either (``a > 0`` is false). Each column's load still adds its rows in row order."""
+    """Progressive filling (:func:`_progressive`) of a matrix whose row ``i`` is ``base[i, :nrd]`` (every column,
+    or :func:`solve`'s controllers and links), then, ``has_core``, ``base[i, nrd]`` in its core's column ``col[i]``
+    and, ``has_snoop``, ``base[i, nrd + 1]`` in the last column; its other core columns are 0.0 and not read. For
+    finite demands that gives the full matrix's bits: such a 0.0 adds ``demand * 0.0``, +0.0, to the column's
+    load, and a load is never -0.0 (it starts at +0.0, and a sum is -0.0 only of two -0.0), so leaving it out
+    changes nothing; it never freezes its row either (``a > 0`` is false). Each column's load still adds its rows
+    in row order."""
     n = base.shape[0]
     wt = cap.shape[0]
     snoop = wt - 1
     remaining = cap.copy()
-    active = np.empty(n, np.bool_)
-    nr_active = 0
-    for i in range(n):
-        active[i] = demand[i] > 0
-        if active[i]:
-            nr_active += 1
+    active = demand > 0
+    nr_active = int(np.count_nonzero(active))
     rate = np.zeros(n)
     load = np.empty(wt)
     t = 0.0
@@ -155,34 +126,11 @@ def _progressive_cores(  # pragma: no cover - compiled
                 d = demand[i]
                 for j in range(nrd):
                     load[j] += d * base[i, j]
-                load[col[i]] += d * base[i, nrd]
+                if has_core:
+                    load[col[i]] += d * base[i, nrd]
                 if has_snoop:
                     load[snoop] += d * base[i, nrd + 1]
-        step = 1.0 - t
-        any_pos = False
-        lo = np.inf
-        nan = False
-        for j in range(wt):
-            if load[j] > _EPS:
-                r = remaining[j] / load[j]
-                if any_pos:
-                    if r < lo:  # noqa: PLR1730 - the first of equals, as np.minimum.reduce keeps
-                        lo = r
-                else:
-                    lo = r
-                    any_pos = True
-                if np.isnan(r):
-                    nan = True
-        if any_pos and not nan and lo < step:  # min(step, min(ratio)); a NaN minimum leaves step
-            step = lo
-        if 0.0 > step:  # noqa: PLR1730, SIM300 - Python's max(step, 0.0): step unless 0.0 is greater
-            step = 0.0
-        for i in range(n):
-            if active[i]:
-                rate[i] += step * demand[i]
-        for j in range(wt):
-            remaining[j] -= step * load[j]
-        t += step
+        t = _fill_step(load, remaining, rate, active, demand, t)
         if t >= 1.0 - 1e-12:
             break
         frozen = 0
@@ -193,9 +141,9 @@ def _progressive_cores(  # pragma: no cover - compiled
                     if load[j] > _EPS and remaining[j] <= 1e-9 * cap[j] and base[i, j] > 0:
                         hit = True
                         break
-                c = col[i]
-                if not hit and load[c] > _EPS and remaining[c] <= 1e-9 * cap[c] and base[i, nrd] > 0:
-                    hit = True
+                if has_core and not hit:
+                    c = col[i]
+                    hit = load[c] > _EPS and remaining[c] <= 1e-9 * cap[c] and base[i, nrd] > 0
                 if (
                     not hit and has_snoop and load[snoop] > _EPS and remaining[snoop] <= 1e-9 * cap[snoop]
                     and base[i, nrd + 1] > 0
@@ -213,22 +161,23 @@ def _progressive_cores(  # pragma: no cover - compiled
 
 @_njit
 def _weighted_cores(  # pragma: no cover - compiled
-    w: Any, base: Any, nrd: int, col: Any, wt: int, nr_core_cols: int, has_snoop: bool
+    w: Any, base: Any, nrd: int, col: Any, wt: int, nr_core_cols: int, has_core: bool, has_snoop: bool
 ) -> Any:
-    """:func:`weighted_rows` of the same matrix (:func:`_progressive_cores`): the same bits. A row whose weight is
-    not finite adds ``w * 0.0``, NaN, to each of its other core columns, as the dense sum does."""
+    """:func:`weighted_rows` of a matrix given as :func:`_progressive_rows` takes it: the same bits. A row whose
+    weight is not finite adds ``w * 0.0``, NaN, to each of its other core columns, as the full sum does."""
     out = np.zeros(wt)
     snoop = wt - 1
     for i in range(base.shape[0]):
         wi = w[i]
         for j in range(nrd):
             out[j] += wi * base[i, j]
-        c = col[i]
-        if np.isfinite(wi):
-            out[c] += wi * base[i, nrd]
-        else:
-            for j in range(nrd, nrd + nr_core_cols):
-                out[j] += wi * (base[i, nrd] if j == c else 0.0)
+        if has_core:
+            c = col[i]
+            if np.isfinite(wi):
+                out[c] += wi * base[i, nrd]
+            else:
+                for j in range(nrd, nrd + nr_core_cols):
+                    out[j] += wi * (base[i, nrd] if j == c else 0.0)
         if has_snoop:
             out[snoop] += wi * base[i, nrd + 1]
     return out
@@ -281,8 +230,8 @@ def solve(  # pragma: no cover - compiled (held to MemModel's pure solve by test
         col = np.empty(n, np.int64)
         for i in range(n):
             col[i] = nr + nd + dense[core[i]]
-        rate = _progressive_cores(base, nr + nd, col, cap, demand, has_snoop)
-        used = _weighted_cores(rate, base, nr + nd, col, wt, nc, has_snoop)
+        rate = _progressive_rows(base, nr + nd, col, cap, demand, True, has_snoop)
+        used = _weighted_cores(rate, base, nr + nd, col, wt, nc, True, has_snoop)
     else:
         a = np.zeros((n, wt))
         for i in range(n):
