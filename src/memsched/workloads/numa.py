@@ -215,6 +215,21 @@ def relative_cost(spec: RunSpec) -> float:
     return _WORKLOAD_COST.get(wl, 1.0) * _POLICY_COST.get(spec.policy or "none", 1.0)
 
 
+#: The machine :func:`expected_work` counts in: its CPUs (westmere-ex-4n48's 48).
+_WORK_CPUS = 48
+
+
+def expected_work(spec: RunSpec, topology: Topology) -> float:
+    """:func:`relative_cost` on ``topology``, in runs of its size on westmere-ex-4n48: 0 on a single node (no
+    page or task ever has another node to move to, so even MORON's numa01 solves its rates a few dozen times
+    there), else the cost times ``nr_cpus / 48`` (the benchmarks' threads follow the CPUs; MORON numa01 solves
+    about 10,000 times on the 32-CPU presets, 62,000 on westmere-ex-4n48). What the runner weighs to load the
+    fluid engine's compiled kernels before the runs start (``runner.LOAD_AHEAD_COST``)."""
+    if topology.nr_nodes <= 1:
+        return 0.0
+    return relative_cost(spec) * topology.nr_cpus / _WORK_CPUS
+
+
 class NumaRunner:
     """The NUMA workloads (``memsched.workloads``) under a NUMA policy, on the fluid machine."""
 
@@ -249,6 +264,20 @@ class NumaRunner:
     def cost(spec: RunSpec) -> float:
         """:func:`relative_cost`: which runs of a comparison to start first."""
         return relative_cost(spec)
+
+    @staticmethod
+    def work(specs: Sequence[RunSpec]) -> float:
+        """:func:`expected_work` of the runs, summed (each topology loaded once)."""
+        topologies: dict[str | None, Topology] = {}
+        total = 0.0
+        for spec in specs:
+            topo = topologies.get(spec.topology)
+            if topo is None:
+                if spec.topology is None:
+                    continue  # (check() refuses it)
+                topo = topologies[spec.topology] = load_topology(spec.topology)
+            total += expected_work(spec, topo)
+        return total
 
     def run(self, spec: RunSpec, *, progress: Callable[[float], None] | None = None) -> RunRecord:
         from memsched.sim.numa.balancing import NumaBalancing, needs_mechanism

@@ -52,38 +52,42 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
         raise ConfigError("spec", spec, "must be a memsched.workloads.runspec.RunSpec")
     runner = runner_for(spec.family)
     runner.check(spec)
-    _load_ahead(_costs([spec]))
+    _load_ahead([spec])
     return runner.run(spec, progress=progress)
 
 
-#: The estimated cost (the NUMA runner's :func:`~memsched.workloads.numa.relative_cost`) of runs long enough to
-#: load the fluid engine's compiled kernels before they start (:func:`~memsched.sim.fluid.jit.load_ahead`): one
-#: MORON numa01 run (about 62,000 rate solves). Below it the ``auto`` rule decides in each process, as before.
+#: The work (the NUMA runner's :func:`~memsched.workloads.numa.expected_work`, in runs on westmere-ex-4n48's
+#: scale) from which the runs load the fluid engine's compiled kernels before they start
+#: (:func:`~memsched.sim.fluid.jit.load_ahead`): one MORON numa01 run there (about 62,000 rate solves). Below it
+#: the ``auto`` rule decides in each process, as before.
 LOAD_AHEAD_COST = 32.0
 
 
-def _costs(specs: Sequence[RunSpec]) -> list[float | None]:
-    """Each spec's cost by its runner's ``cost(spec)``; None where its runner has none."""
-    out: list[float | None] = []
-    for spec in specs:
-        cost = getattr(runner_for(spec.family), "cost", None)
-        out.append(float(cost(spec)) if cost is not None else None)
-    return out
-
-
-def _load_ahead(costs: Sequence[float | None]) -> None:
-    """Under ``MEMSCHED_JIT=auto``, load the compiled kernels now when the runs' estimated costs add up to
+def _load_ahead(specs: Sequence[RunSpec]) -> None:
+    """Under ``MEMSCHED_JIT=auto``, load the compiled kernels now when the runs' expected work adds up to
     :data:`LOAD_AHEAD_COST`: forked workers inherit them (loaded once, not once per worker), and no run solves
     its first :data:`~memsched.sim.fluid.jit.AUTO_AFTER` rates in the slower pure code. The results are the same
-    bits either way; only runs of a runner with a ``cost`` (the NUMA runner's, whose runs use the kernels) count."""
-    if sum(c for c in costs if c is not None) >= LOAD_AHEAD_COST:
+    bits either way; only the runs of a runner that estimates its work (``work(specs)``: the NUMA runner, whose
+    runs use the kernels) count."""
+    by_family: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        by_family.setdefault(spec.family, []).append(spec)
+    total = 0.0
+    for family, group in by_family.items():
+        work = getattr(runner_for(family), "work", None)
+        if work is not None:
+            total += float(work(group))
+    if total >= LOAD_AHEAD_COST:
         jit.load_ahead()
 
 
 def longest_first(specs: Sequence[RunSpec]) -> list[int]:
     """Indices of ``specs`` in the order to start them: the costliest first by their runner's ``cost(spec)``
     (runs whose runner has none count 1.0), ties in input order."""
-    costs = [1.0 if c is None else c for c in _costs(specs)]
+    costs = []
+    for spec in specs:
+        cost = getattr(runner_for(spec.family), "cost", None)
+        costs.append(float(cost(spec)) if cost is not None else 1.0)
     return sorted(range(len(specs)), key=lambda i: -costs[i])
 
 
@@ -128,7 +132,7 @@ def run_many(
     Records that come back from worker processes carry no ``extras``."""
     for spec in specs:
         runner_for(spec.family).check(spec)
-    _load_ahead(_costs(specs))  # (before the pool forks: its workers inherit the kernels)
+    _load_ahead(specs)  # (before the pool forks: its workers inherit the kernels)
     jobs = jobs or os.cpu_count() or 1
     results: list[RunRecord | None] = [None] * len(specs)
     if jobs <= 1 or len(specs) <= 1:

@@ -6,7 +6,7 @@ import pytest
 
 from memsched.policies.numa import names as policy_names
 from memsched.workloads import runner
-from memsched.workloads.numa import compare_specs, relative_cost
+from memsched.workloads.numa import NumaRunner, compare_specs, relative_cost
 from memsched.workloads.runspec import RunSpec
 
 
@@ -82,20 +82,36 @@ def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatc
 
     monkeypatch.setattr(runner, "_start_pool", start_pool)
     cheap = [RunSpec("numa02", "westmere-ex-4n48", p, seed=i) for i, p in enumerate(("none", "mainline", "moron"))]
-    assert sum(relative_cost(s) for s in cheap) < runner.LOAD_AHEAD_COST
+    assert NumaRunner.work(cheap) < runner.LOAD_AHEAD_COST
     runner.run_many(cheap, jobs=2)
     assert "load" not in events
     events.clear()
     long = [*cheap, RunSpec("numa01", "westmere-ex-4n48", "moron", seed=3)]
     runner.run_many(long, jobs=2)
     assert events[:2] == ["load", "fork"]
-    # a single run alone: the same rule on its own cost (``memsched run``, a sweep's cell)
+    # one node: nothing to balance, the same comparison stays short
+    events.clear()
+    runner.run_many([RunSpec(s.workload, "laptop-1n8", s.policy, seed=s.seed) for s in long], jobs=2)
+    assert "load" not in events
+    # a single run alone: the same rule on its own work (``memsched run``, a sweep's cell)
     events.clear()
     monkeypatch.setattr(runner, "RUNNERS", {**runner.RUNNERS, "numa": _Quick(runner.RUNNERS["numa"])})
-    runner.run_one(RunSpec("numa02", "laptop-1n8", "moron"))
+    for topo in ("laptop-1n8", "opteron-4n32"):
+        runner.run_one(RunSpec("numa01", topo, "moron"))
+    runner.run_one(RunSpec("numa02", "x86-8n64", "moron"))
     assert events == []
-    runner.run_one(RunSpec("numa01", "laptop-1n8", "moron"))
-    assert events == ["load"]
+    runner.run_one(RunSpec("numa01", "westmere-ex-4n48", "moron"))
+    runner.run_one(RunSpec("numa01", "x86-8n64", "moron"))
+    assert events == ["load", "load"]
+
+
+def test_expected_work_follows_the_machine() -> None:
+    from memsched.topology import load_topology
+    from memsched.workloads.numa import expected_work
+
+    spec = RunSpec("numa01", "x", "moron")
+    work = {t: expected_work(spec, load_topology(t)) for t in ("laptop-1n8", "opteron-4n32", "westmere-ex-4n48")}
+    assert work == {"laptop-1n8": 0.0, "opteron-4n32": 32.0 * 32 / 48, "westmere-ex-4n48": 32.0}
 
 
 class _Quick:
@@ -111,6 +127,9 @@ class _Quick:
 
     def cost(self, spec: RunSpec) -> float:
         return float(self.inner.cost(spec))  # type: ignore[attr-defined]
+
+    def work(self, specs: list[RunSpec]) -> float:
+        return float(self.inner.work(specs))  # type: ignore[attr-defined]
 
     def run(self, spec: RunSpec, *, progress: object = None) -> object:
         return spec.seed
