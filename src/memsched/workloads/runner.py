@@ -68,7 +68,10 @@ def _load_ahead(specs: Sequence[RunSpec]) -> None:
     :data:`LOAD_AHEAD_COST`: forked workers inherit them (loaded once, not once per worker), and no run solves
     its first :data:`~memsched.sim.fluid.jit.AUTO_AFTER` rates in the slower pure code. The results are the same
     bits either way; only the runs of a runner that estimates its work (``work(specs)``: the NUMA runner, whose
-    runs use the kernels) count."""
+    runs use the kernels) count. Nothing is estimated once the process has decided (a worker that inherited the
+    kernels, ``MEMSCHED_JIT=0`` after its first solve)."""
+    if not jit.undecided():
+        return
     by_family: dict[str, list[RunSpec]] = {}
     for spec in specs:
         by_family.setdefault(spec.family, []).append(spec)

@@ -148,14 +148,15 @@ def test_auto_uses_the_kernel_after_its_solves(gate: pytest.MonkeyPatch) -> None
 
 def test_load_ahead_loads_now_under_auto_and_one_never_under_zero(gate: pytest.MonkeyPatch) -> None:
     pytest.importorskip("numba")
-    assert jit.load_ahead() and jit.loaded() is not None
+    assert jit.undecided()
+    assert jit.load_ahead() and jit.loaded() is not None and not jit.undecided()
     assert jit.solve_kernel() is not None  # (no pure solve first)
     jit.reset()
     gate.setenv(jit.ENV, "1")
     assert jit.load_ahead() and jit.loaded() is not None
     jit.reset()
     gate.setenv(jit.ENV, "0")
-    assert not jit.load_ahead() and jit.loaded() is None
+    assert not jit.load_ahead() and jit.loaded() is None and not jit.undecided()
     assert jit.solve_kernel() is None
 
 

@@ -105,6 +105,24 @@ def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatc
     assert events == ["load", "load"]
 
 
+def test_a_process_that_has_decided_estimates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that inherited the kernels (or a process settled on the pure code) neither estimates the work
+    (which loads the topologies again) nor loads anything."""
+
+    def no_work(specs: object) -> float:
+        raise AssertionError("work estimated")
+
+    calls: list[str] = []
+    monkeypatch.setattr(runner.jit, "undecided", lambda: False)
+    monkeypatch.setattr(runner.jit, "load_ahead", lambda: calls.append("load") or True)
+    monkeypatch.setattr(NumaRunner, "work", staticmethod(no_work))
+    runner._load_ahead([RunSpec("numa01", "westmere-ex-4n48", "moron")])
+    assert calls == []
+    monkeypatch.setattr(runner.jit, "undecided", lambda: True)
+    with pytest.raises(AssertionError, match="work estimated"):
+        runner._load_ahead([RunSpec("numa01", "westmere-ex-4n48", "moron")])
+
+
 def test_expected_work_follows_the_machine() -> None:
     from memsched.topology import load_topology
     from memsched.workloads.numa import expected_work

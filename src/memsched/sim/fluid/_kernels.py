@@ -485,16 +485,24 @@ def _arrival(cols: Any, s: int, start: float, page: float, masked: bool) -> Any:
     """``faults._arrival`` of sweep ``s`` (row of ``cols``) at one page (first byte ``start``, number ``page``):
     ``delay + _wrap(max(start, rstart) - rstart - cursor, nbytes) / rate``, ``inf`` where the sweep does not
     cover the page when ``masked``."""
+    w = _behind(cols, s, start)
+    w /= cols[s, 6]
+    w += cols[s, 7]
+    if masked and (page < cols[s, 3] or page >= cols[s, 4]):
+        return np.inf
+    return w
+
+
+@_njit
+def _behind(cols: Any, s: int, start: float) -> Any:  # pragma: no cover - compiled
+    """How many bytes sweep ``s`` has to go to reach the byte ``start``: ``_wrap(max(start, rstart) - rstart -
+    cursor, nbytes)``, the part of :func:`_arrival` before the division."""
     rstart = cols[s, 1]
     nbytes = cols[s, 2]
     w = _maximum(start, rstart)
     w -= rstart
     w -= cols[s, 5]
     w += nbytes if w < 0 else 0.0 * nbytes  # _wrap: x += (x < 0) * nbytes
-    w /= cols[s, 6]
-    w += cols[s, 7]
-    if masked and (page < cols[s, 3] or page >= cols[s, 4]):
-        return np.inf
     return w
 
 
@@ -535,19 +543,14 @@ def _first(  # pragma: no cover - compiled (held to faults.first_touchers by tes
     for s in range(1, cols.shape[0]):
         if masked and (page < cols[s, 3] or page >= cols[s, 4]):
             continue
-        rstart = cols[s, 1]
-        nbytes = cols[s, 2]
-        x = _maximum(start, rstart)  # (_arrival's steps, in its order)
-        x -= rstart
-        x -= cols[s, 5]
-        x += nbytes if x < 0 else 0.0 * nbytes
+        x = _behind(cols, s, start)
         if ok[s] and x >= 0.0:
             a = x * inv[s]
             if a == 0.0 or 1e-290 <= a < np.inf:
                 lb = (a + cols[s, 7]) * _BELOW
                 if best < lb < np.inf:
                     continue
-        v = x / cols[s, 6]
+        v = x / cols[s, 6]  # (the rest of _arrival, in its order)
         v += cols[s, 7]
         if np.isnan(v):
             return s
@@ -1376,9 +1379,10 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
     running task its CPU share (``fluid_shares``: its weight over its CPU's total, summed in task order as
     ``np.bincount`` does), and sort the running rows into streaming (``MEM``, not copying), copying and
     computing ones. Returns (ids, running's shares, counts, whether every share is > 0): ``ids`` holds one after
-    the other, their lengths in ``counts``, the running rows, the streaming rows, their distinct phase keys
-    ascending, the copying rows, their CPUs' nodes, the positions among the copying rows of those whose kept copy
-    row is stale, and the computing rows (one array, not seven: numba boxes each array it returns)."""
+    the other the running rows, the streaming rows, their distinct phase keys ascending, the copying rows, their
+    CPUs' nodes, the positions among the copying rows of those whose kept copy row is stale, and the computing
+    rows (one array, not seven: numba boxes each array it returns); ``counts`` the number of running, streaming,
+    keys, copying (and their nodes), stale and computing."""
     nrun = 0
     for i in range(n):
         rate[i] = 0.0
@@ -1442,7 +1446,7 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
         for k in range(1, nrun):
             least = _minimum(least, run_share[k])
         share_pos = least > 0
-    counts = np.array([nrun, nmem, nkeys, ncop, ncop, nstale, ncomp], np.int64)
+    counts = np.array([nrun, nmem, nkeys, ncop, nstale, ncomp], np.int64)
     ids = np.empty(nrun + nmem + nkeys + 2 * ncop + nstale + ncomp, np.int64)
     ids[:nrun] = running
     o = nrun

@@ -34,6 +34,7 @@ __all__ = [
     "solve_kernel",
     "status",
     "stream_table_kernel",
+    "undecided",
 ]
 
 ENV = "MEMSCHED_JIT"
@@ -131,6 +132,12 @@ def solve_kernel() -> Callable[..., Any] | None:
     left -= 1
     gate.left = left
     return _load(required=False) if left <= 0 else None
+
+
+def undecided() -> bool:
+    """Whether :func:`load_ahead` could still change anything: the kernels are not in use and this process has
+    not settled on the pure code (a caller can skip estimating its work otherwise)."""
+    return _gate.kernels is None and _gate.left is not None
 
 
 def load_ahead() -> bool:

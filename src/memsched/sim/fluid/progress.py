@@ -822,7 +822,7 @@ class FluidProgress:
         )  # fmt: skip
         # the running, streaming and copying rows, the streaming rows' phase keys, the copying rows' nodes, the
         # stale copy rows (positions among the copying rows) and the computing rows, one after the other in ids
-        nrun, nmem, nkeys, ncop, _, nstale, ncomp = counts.tolist()
+        nrun, nmem, nkeys, ncop, nstale, ncomp = counts.tolist()
         running = ids[:nrun]
         if not nrun:
             self.controller_util[:] = 0.0

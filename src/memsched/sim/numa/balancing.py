@@ -408,8 +408,8 @@ class NumaBalancing(Instrument):
         )  # fmt: skip
         if nr_rest:  # the second look at the pages not reached yet, when the last of them should have been reached
             when = int(min(t_max, 10 * NSEC_PER_SEC))
-            rest = (ints[2 * nok :], floats[nok:])
-            self.machine.engine.after(max(when, 1), Prio.WAKEUP, self._reached, st, *rest, reach, False)
+            rest_i, rest_f = ints[2 * nok :], floats[nok:]
+            self.machine.engine.after(max(when, 1), Prio.WAKEUP, self._reached, st, rest_i, rest_f, reach, False)
         if nok:
             self._deliver_faults(st, ints[:nok], reach.tids[ints[nok : 2 * nok]], floats[:nok])
 
