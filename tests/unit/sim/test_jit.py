@@ -558,23 +558,54 @@ def test_compiled_mark_window_equals_the_pure_one() -> None:
         assert tuple(got) == tuple(want) and got_marked.tobytes() == want_marked.tobytes()
 
 
-def test_compiled_payer_tables_equal_the_pure_ones() -> None:
-    """Migrations paid by one task or many, with gaps in the payers' ids, on 2 to 8 nodes, from read-only
-    columns (an action's) and writable ones: the same payers, pages and bytes per node."""
+def test_compiled_payments_equal_the_pure_ones() -> None:
+    """Sync migrations paid by one task or many, with gaps in the payers' ids, pages named twice, every page moved
+    or some, on 2 to 8 nodes, from read-only columns (an action's) and writable ones: the same payers, pages, CPU
+    time and bytes per node."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
-    from memsched.sim.numa.actuator import _payer_tables
+    from memsched.sim.numa.actuator import _payments
 
     rng = np.random.default_rng(10)
-    for _ in range(300):
+    for _ in range(400):
         n, nr = int(rng.integers(1, 2000)), int(rng.integers(2, 9))
-        payers = rng.choice(rng.integers(0, 80, int(rng.integers(1, 6))), n).astype(np.int64)
-        src, dst = rng.integers(0, nr, n).astype(np.int64), rng.integers(0, nr, n).astype(np.int64)
+        pages = rng.integers(0, n * (4 if rng.random() < 0.7 else 1) + 1, n).astype(np.int64)
+        payer = rng.choice(rng.integers(0, 80, int(rng.integers(1, 6))), n).astype(np.int64)
+        kept_all = bool(rng.random() < 0.5)
+        moved = pages if kept_all else pages[rng.random(n) < 0.6]
+        src = rng.integers(0, nr, moved.shape[0]).astype(np.int64)
+        dst = rng.integers(0, nr, moved.shape[0]).astype(np.int64)
         if rng.random() < 0.5:
-            payers.flags.writeable = False
-            dst.flags.writeable = False
+            for col in (pages, payer, dst):
+                col.flags.writeable = False
         psz = float(rng.choice([4096.0, 2097152.0]))
-        args = (payers, np.bincount(payers), src, dst, nr, psz)
-        _same(kernels.payer_tables(*args), inspect.unwrap(_payer_tables)(*args))
+        args = (pages, payer, moved, kept_all, src, dst, nr, psz, int(rng.choice([1_000, 512 * 1_000, 0])))
+        _same(kernels.payments(*args), inspect.unwrap(_payments)(*args))
+
+
+def test_compiled_charge_rows_equal_the_pure_ones() -> None:
+    """Migrations charged to distinct tasks, some with no CPU time or no copy: the same debts, copies, copy epochs
+    and cause sum, and the same flags."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.fluid.progress import _charge_rows
+
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        nt, nr = int(rng.integers(1, 60)), int(rng.integers(2, 9))
+        k = int(rng.integers(1, nt + 1))
+        tids = np.sort(rng.choice(nt, k, replace=False)).astype(np.int64)
+        ns = rng.choice([0.0, 1000.0, 512000.0, 3000.0], k)
+        pages = rng.integers(0, 40, (k, nr)) * (rng.random((k, 1)) < 0.8)
+        src = pages * 4096.0
+        dst = rng.permuted(pages, axis=1) * 4096.0
+        state = (rng.random(nt) * 1e6, rng.random(nt) * 1e7, rng.random((nt, nr)) * 1e6, rng.random((nt, nr)) * 1e6,
+                 rng.integers(0, 9, nt).astype(np.int64))  # fmt: skip
+        total = float(rng.random() * 1e9)
+        mine, theirs = [x.copy() for x in state], [x.copy() for x in state]
+        got = kernels.charge_rows(tids, ns, src, dst, total, *mine)
+        want = inspect.unwrap(_charge_rows)(tids, ns, src, dst, total, *theirs)
+        _same(tuple(got), tuple(want))
+        for g, w in zip(mine, theirs, strict=True):
+            assert g.tobytes() == w.tobytes()
 
 
 def test_compiled_sweep_rows_equal_the_pure_ones() -> None:

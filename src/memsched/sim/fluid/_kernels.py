@@ -1246,12 +1246,37 @@ def mark_window(  # pragma: no cover - compiled (held to balancing._mark_window 
 
 
 @_njit
-def payer_tables(  # pragma: no cover - compiled (held to actuator._payer_tables by tests)
-    payers: Any, per_payer: Any, src: Any, dst: Any, nr: int, page_size: float
+def payments(  # pragma: no cover - compiled (held to actuator._payments by tests)
+    pages: Any, payer: Any, moved: Any, kept_all: bool, src: Any, dst: Any, nr: int, page_size: float, unit_ns: int
 ) -> Any:
-    """``actuator._payer_tables``: the distinct payers, the pages each moved, and their copies' bytes read from
-    and written to each node (one row per payer)."""
-    k = per_payer.shape[0]
+    """``actuator._payments``: the distinct payers of the pages that moved (a page named twice is paid for by its
+    first record's payer), the pages each moved, their CPU time and their copies' bytes read from and written to
+    each node (one row per payer)."""
+    m = moved.shape[0]
+    payers = np.empty(m, np.int64)
+    unique = False
+    if kept_all:
+        ordered = np.sort(pages)
+        unique = True
+        for i in range(1, ordered.shape[0]):
+            if ordered[i] == ordered[i - 1]:
+                unique = False
+                break
+    if unique:
+        for i in range(m):
+            payers[i] = payer[i]
+    else:  # (actuator._lookup: each wanted page's first record, by a stable sort and a search)
+        order = np.argsort(pages, kind="mergesort")
+        keys = pages[order]
+        pos = np.searchsorted(keys, moved)
+        for i in range(m):
+            payers[i] = payer[order[pos[i]]]
+    k = 0
+    for i in range(m):
+        k = max(k, payers[i] + 1)
+    per_payer = np.zeros(k, np.int64)
+    for i in range(m):
+        per_payer[payers[i]] += 1
     slot = np.full(k, -1, np.int64)
     nids = 0
     for t in range(k):
@@ -1260,13 +1285,15 @@ def payer_tables(  # pragma: no cover - compiled (held to actuator._payer_tables
             nids += 1
     ids = np.empty(nids, np.int64)
     units = np.empty(nids, np.int64)
+    fixed = np.empty(nids)
     for t in range(k):
         if slot[t] >= 0:
             ids[slot[t]] = t
             units[slot[t]] = per_payer[t]
+            fixed[slot[t]] = float(per_payer[t] * unit_ns)
     src_c = np.zeros((nids, nr), np.int64)
     dst_c = np.zeros((nids, nr), np.int64)
-    for i in range(payers.shape[0]):
+    for i in range(m):
         r = slot[payers[i]]
         src_c[r, src[i]] += 1
         dst_c[r, dst[i]] += 1
@@ -1276,7 +1303,46 @@ def payer_tables(  # pragma: no cover - compiled (held to actuator._payer_tables
         for j in range(nr):
             src_b[r, j] = float(src_c[r, j]) * page_size
             dst_b[r, j] = float(dst_c[r, j]) * page_size
-    return ids, units, src_b, dst_b
+    return ids, units, fixed, src_b, dst_b
+
+
+@_njit
+def charge_rows(  # pragma: no cover - compiled (held to progress._charge_rows by tests)
+    tids: Any,
+    ns: Any,
+    src: Any,
+    dst: Any,
+    total: float,
+    debt: Any,
+    copy_left: Any,
+    copy_src: Any,
+    copy_dst: Any,
+    copy_epoch: Any,
+) -> Any:
+    """``progress._charge_rows``: the debts and the cause's sum, then the copies (each row's bytes summed in
+    order: they are whole pages' bytes, so the sum is numpy's in any order)."""
+    charged = False
+    copied = False
+    nr = src.shape[1]
+    for i in range(tids.shape[0]):
+        x = ns[i]
+        if x > 0:
+            debt[tids[i]] += x
+            total += x
+            charged = True
+    for i in range(tids.shape[0]):
+        nbytes = 0.0
+        for j in range(nr):
+            nbytes += src[i, j]
+        if nbytes > 0:
+            t = tids[i]
+            copy_left[t] += nbytes
+            for j in range(nr):
+                copy_src[t, j] += src[i, j]
+                copy_dst[t, j] += dst[i, j]
+            copy_epoch[t] += 1
+            copied = True
+    return total, charged, copied
 
 
 @_njit
@@ -1710,9 +1776,12 @@ def warm() -> None:
     ev_f, ev_n = np.zeros((4, 0)), np.zeros((3, 0), np.int64)
     settle_charges(i64, f64, i64[:0], ev_f, ev_n, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), 0.0)
     sweep_rows(i64, i64, np.zeros(1, np.int8), i64, geo, f2, f64, f64, f64, f64, f64, 4096, 0, 1, 1.0)
-    for payers in (i64, ro):  # (MigratePages' payer and dst columns are read-only; a filtered copy is not)
-        for dst in (i64, ro):
-            payer_tables(payers, np.ones(1, np.int64), i64, dst, 1, 4096.0)
+    # (MigratePages' page, payer and dst columns are read-only, filtered copies are not; the pages that moved and
+    # their destinations are the action's own columns, or new arrays)
+    for col in (i64, ro):
+        for out in (i64, ro):
+            payments(col, col, out, True, i64, out, 1, 4096.0, 1)
+    charge_rows(i64, f64, f2, f2, 0.0, f64, f64, f2, f2, i64)
     fault_rows(i64, i64, f64, i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
     fault_after(ro, ro, ro, ro, ro, node16, i64, i64, i64)
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)

@@ -164,6 +164,46 @@ def _grown(arr: npt.NDArray[_T], cap: int, fill: float) -> npt.NDArray[_T]:
     return out
 
 
+def _charges(ns: npt.NDArray[np.float64], src: npt.NDArray[np.float64]) -> bool:
+    """Whether :func:`_charge_rows` charges any CPU time or copy of these rows."""
+    return bool(np.count_nonzero(ns > 0)) or bool(np.count_nonzero(src > 0))
+
+
+@jit.compiled_as("charge_rows")
+def _charge_rows(
+    tids: npt.NDArray[np.int64],
+    ns: npt.NDArray[np.float64],
+    src: npt.NDArray[np.float64],
+    dst: npt.NDArray[np.float64],
+    total: float,
+    debt: npt.NDArray[np.float64],
+    copy_left: npt.NDArray[np.float64],
+    copy_src: npt.NDArray[np.float64],
+    copy_dst: npt.NDArray[np.float64],
+    copy_epoch: npt.NDArray[np.int64],
+) -> tuple[float, bool, bool]:
+    """:meth:`FluidProgress.charge_rows` on the arrays: each task's debt grows by its ``ns`` when positive and
+    ``total`` (its cause's sum so far) by the same in turn; then each row's copy, when its bytes are positive
+    (``_add_copy``: the row's sum is exact in any order, the bytes of whole pages). Returns the cause's new
+    sum, and whether any CPU time and any copy was charged."""
+    charged = copied = False
+    for i, tid in enumerate(tids.tolist()):
+        x = float(ns[i])
+        if x > 0:
+            debt[tid] += x
+            total += x
+            charged = True
+    nbytes = np.add.reduce(src, axis=1).tolist()
+    for i, tid in enumerate(tids.tolist()):
+        if nbytes[i] > 0:
+            copy_left[tid] += nbytes[i]
+            copy_src[tid] += src[i]
+            copy_dst[tid] += dst[i]
+            copy_epoch[tid] += 1
+            copied = True
+    return total, charged, copied
+
+
 @jit.compiled_as("sweep_rows")
 def _sweep_rows(
     ids: npt.NDArray[np.int64],
@@ -384,20 +424,30 @@ class FluidProgress:
         self._add_copy(task.id, nbytes, src, dst)
         self.dirty = True
 
-    def charge_copies(
-        self, tasks: list[FluidTask], src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]
+    def charge_rows(
+        self,
+        tids: npt.NDArray[np.int64],
+        ns: npt.NDArray[np.float64],
+        src: npt.NDArray[np.float64],
+        dst: npt.NDArray[np.float64],
+        cause: str,
     ) -> None:
-        """:meth:`charge_copy` for each of ``tasks`` in turn, of the rows ``src[i]``/``dst[i]`` for ``tasks[i]``,
-        with the rows' sums in one reduction (each row's ``_sum``: the same reduction along the row, and the rows
-        are bytes of whole pages, so each sum is exact in any order)."""
-        nbytes = np.add.reduce(src, axis=1).tolist()
-        if not any(nb > 0 for nb in nbytes):
+        """:meth:`charge_system` of ``ns[i]`` for each of the distinct tasks ``tids`` in turn, under ``cause``, then
+        :meth:`charge_copy` of the row ``src[i]``/``dst[i]`` for each in turn (one sync first, when either charges
+        anything)."""
+        if not tids.shape[0]:
             return
-        self.sync()  # (charge_copy syncs before each copy: once is the same, now does not change)
-        for i, task in enumerate(tasks):
-            if nbytes[i] > 0:
-                self._add_copy(task.id, nbytes[i], src[i], dst[i])
-        self.dirty = True
+        causes = self.system_by_cause
+        if self.engine.now > self.t_last and _charges(ns, src):  # (sync() does nothing when t_last is now)
+            self.sync()
+        a = self.arrays
+        total, charged, copied = _charge_rows(
+            tids, ns, src, dst, causes.get(cause, 0.0), a.debt, a.copy_left, a.copy_src, a.copy_dst, self._copy_epoch
+        )
+        if charged:
+            causes[cause] = total
+        if copied:
+            self.dirty = True
 
     def _add_copy(self, tid: int, nbytes: float, src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> None:
         """One task's pending copy grows by ``nbytes``, read ``src`` and written ``dst`` per node (its copy row is

@@ -151,22 +151,16 @@ class SimActuator(ActionHandlers):
             return _result(action, target, detail, "queued", "on the destination nodes' knuma_migrated threads")
         pages, dst, payer = action.pages, action.dst, action.payer
         refused_mof = 0
-        tasks = m.tasks
-        who: list[int] = []
-        per_payer = None
         if action.mode == "sync":
             assert payer is not None
-            # distinct(payer), keeping the counts (payer ids are >= 0: MigratePages checks)
-            per_payer = np.bincount(payer)
-            who = per_payer.nonzero()[0].tolist()
-            bad = [t for t in who if not tasks[t].mempolicy.mof]
+            # the distinct payers (payer ids are >= 0: MigratePages checks)
+            tasks = m.tasks
+            bad = [t for t in np.bincount(payer).nonzero()[0].tolist() if not tasks[t].mempolicy.mof]
             if bad:  # (then some record is refused)
                 mof = ~np.isin(payer, bad)
                 refused_mof = int((~mof).sum())
                 self.refused_mof += refused_mof
                 pages, dst, payer = pages[mof], dst[mof], payer[mof]
-                who = [t for t in who if t not in bad]
-                per_payer = None
         # (migrate reads pages and dst and returns new arrays or these read-only ones)
         res = self.migrator.migrate(
             action.mm, pages, dst, apply_ratelimit=action.mode == "sync", split_huge=action.mode == "syscall"
@@ -175,12 +169,7 @@ class SimActuator(ActionHandlers):
             assert res.src_count is not None and res.dst_count is not None
             if action.mode == "sync":
                 assert payer is not None
-                if len(who) == 1:  # one payer pays for all that moved
-                    src_b, dst_b = self.migrator.count_bytes(res.src_count, res.dst_count)
-                    self._pay_sync([tasks[who[0]]], action.mm, [int(res.moved.shape[0])], src_b[None], dst_b[None])
-                else:
-                    payers = _lookup(pages, payer, res.moved)
-                    self._pay_sync_many(action.mm, payers, res, per_payer if payers is payer else None)
+                self._pay_sync(action.mm, pages, payer, res)
             else:  # a daemon's migrate_pages(2): copied on a CPU of the source node, no task of the mm pays
                 node = int(res.moved_src[0])
                 units = int(res.moved.size)
@@ -198,53 +187,31 @@ class SimActuator(ActionHandlers):
             result = ActionResult(result.action, target, detail, status, msg, moved_pages=res.moved)  # type: ignore[arg-type]
         return result
 
-    def _pay_sync_many(
-        self, mm_id: int, payers: IntArray, res: MigrationResult, per_payer: IntArray | None
-    ) -> None:
-        """:meth:`_pay_sync` of the pages that moved, ``payers[i]`` paying for ``res.moved[i]``, each payer in
-        increasing id order (``distinct(payers)``). ``per_payer``: ``np.bincount(payers)`` when known."""
+    def _pay_sync(self, mm_id: int, pages: IntArray, payer: IntArray, res: MigrationResult) -> None:
+        """The faulting tasks migrate in their own context: the CPU part, then the copy, and their locks and
+        flushes. ``payer[i]`` faulted on ``pages[i]``; each task that faulted on a page that moved pays for it
+        (:func:`_payments`), in increasing id order."""
         m = self.machine
-        if per_payer is None:
-            per_payer = np.bincount(payers)  # (payer ids are >= 0)
-        psz = float(m.page_size)
-        ids, units, src_b, dst_b = _payer_tables(payers, per_payer, res.moved_src, res.moved_dst, m.nr_nodes, psz)
-        tasks = m.tasks
-        self._pay_sync([tasks[t] for t in ids.tolist()], mm_id, units.tolist(), src_b, dst_b)
-
-    def _pay_sync(
-        self,
-        payers: list[FluidTask],
-        mm_id: int,
-        units: list[int],
-        src_b: npt.NDArray[np.float64],
-        dst_b: npt.NDArray[np.float64],
-    ) -> None:
-        """The faulting tasks migrate in their own context: CPU part, the copy, and their locks and flushes.
-        ``payers`` are distinct, in increasing id order; ``payers[i]`` moved ``units[i]`` page-array entries,
-        whose copy reads ``src_b[i]`` and writes ``dst_b[i]`` bytes per node."""
-        m = self.machine
-        progress = m.progress
-        migrator = self.migrator
-        for task, n in zip(payers, units, strict=True):
-            progress.charge_system(task, migrator.fixed_ns(mm_id, n), "migration")  # (m.charge_system's)
-        # The copies after all the CPU parts rather than in turn: charge_system changes debts and
-        # system_by_cause (in payer order still), charge_copy the copy columns, of distinct tasks, and the
-        # progress is synced already (Migrator.migrate invalidates it), so the values are the same.
-        progress.charge_copies(payers, src_b, dst_b)
+        per_unit = self.migrator.kernel_pages(mm_id, 1)  # (kernel_pages(mm_id, n) is n times this)
+        ids, units, fixed_ns, src_b, dst_b = _payments(
+            pages, payer, res.moved, res.moved is pages, res.moved_src, res.moved_dst, m.nr_nodes,
+            float(m.page_size), per_unit * self.costs.migrate_fixed_ns,
+        )  # fmt: skip
+        # charge_system of each payer's CPU part in turn, then its copy (FluidProgress.charge_rows)
+        m.progress.charge_rows(ids, fixed_ns, src_b, dst_b, "migration")
         contention = self.contention
         if contention is None:
             return
         costs = contention.costs
-        native = m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units
-        for task, n in zip(payers, units, strict=True):
-            if native:  # native THP migration: no rmap walk, no flush
-                contention.hold(mm_id, task.id, "ptl", n, costs.ptl_thp_migrate_ns)
-            else:
-                # try_to_unmap() + remove_migration_ptes(); ptep_clear_flush() of a PTE the hinting fault made
-                # present again
-                base = migrator.kernel_pages(mm_id, n)
-                contention.hold(mm_id, task.id, "anon", 2 * base, costs.rmap_walk_ns)
-                contention.flush(mm_id, task.id, base)
+        tids, counts = ids.tolist(), units.tolist()
+        if m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units:  # native THP migration: no rmap walk
+            contention.hold_each(mm_id, tids, "ptl", counts, costs.ptl_thp_migrate_ns)
+        else:
+            # try_to_unmap() + remove_migration_ptes(); ptep_clear_flush() of a PTE the hinting fault made present
+            # again (every payer's hold, then its flush: the same slots and sums as one payer after another)
+            base = [n * per_unit for n in counts]
+            contention.hold_each(mm_id, tids, "anon", [2 * b for b in base], costs.rmap_walk_ns)
+            contention.flush_each(mm_id, tids, base)
 
     def _flushes(self, mm_id: int, task: int, base_pages: int, *, splits: int = 0) -> None:
         if self.contention is not None:
@@ -359,13 +326,25 @@ def _migration_result(action: MigratePages, target: str, detail: str, res: Migra
     return ActionResult(type(action).__name__, target, detail, status, message, moved_pages=res.moved)  # type: ignore[arg-type]
 
 
-@jit.compiled_as("payer_tables")
-def _payer_tables(
-    payers: IntArray, per_payer: IntArray, src: IntArray, dst: IntArray, nr: int, page_size: float
-) -> tuple[IntArray, IntArray, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Who pays for a migration and for what: the distinct ``payers`` (ids in increasing order; ``per_payer``
-    is ``np.bincount(payers)``), the pages each moved, and the bytes its copies read from (``src``: each page's
-    source node) and write to (``dst``) each node, one row per payer, as ``Migrator.copy_bytes`` of its pages."""
+@jit.compiled_as("payments")
+def _payments(
+    pages: IntArray,
+    payer: IntArray,
+    moved: IntArray,
+    kept_all: bool,
+    src: IntArray,
+    dst: IntArray,
+    nr: int,
+    page_size: float,
+    unit_ns: int,
+) -> tuple[IntArray, IntArray, npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Who pays for a sync migration and for what. ``payer[i]`` faulted on ``pages[i]``; ``moved`` are the pages
+    that moved (``pages`` itself when ``kept_all``), from the nodes ``src`` to ``dst``. A page the action names
+    twice is paid for by its first record's payer. Returns the distinct payers (ids in increasing order), the
+    pages each moved, the CPU time of each (``unit_ns`` a page: ``Migrator.fixed_ns``), and the bytes its copies
+    read from and write to each node, one row per payer (``Migrator.copy_bytes`` of its pages)."""
+    payers = _lookup(pages, payer, moved, kept_all)
+    per_payer = np.bincount(payers)  # (payer ids are >= 0)
     ids = per_payer.nonzero()[0]
     k = per_payer.shape[0]
     # Row t of each table is np.bincount(src or dst of payer t's pages, minlength=nr): the same integer
@@ -376,14 +355,15 @@ def _payer_tables(
     # (copy_bytes' cast and multiply, row by row)
     src_b = np.multiply(src_c, page_size, dtype=np.float64)
     dst_b = np.multiply(dst_c, page_size, dtype=np.float64)
-    return ids, per_payer[ids], src_b, dst_b
+    units = per_payer[ids]
+    return ids, units, (units * unit_ns).astype(np.float64), src_b, dst_b
 
 
-def _lookup(keys: IntArray, values: npt.NDArray[np.int64], wanted: IntArray) -> npt.NDArray[np.int64]:
-    """``values[i]`` for each ``wanted`` key (keys unique)."""
-    if wanted is keys:  # (Migrator.migrate moved every page)
-        # With no key twice, each key's value is its own: ``values`` itself (read-only, as MigratePages' are).
-        # Else the general lookup below, which gives a repeated key the value of its first occurrence.
+def _lookup(keys: IntArray, values: npt.NDArray[np.int64], wanted: IntArray, every: bool) -> npt.NDArray[np.int64]:
+    """``values[i]`` for each ``wanted`` key, the value of its first occurrence for a key ``keys`` repeats
+    (``every``: ``wanted`` is ``keys``)."""
+    if every:  # (Migrator.migrate moved every page)
+        # With no key twice, each key's value is its own: ``values`` itself. Else the general lookup below.
         ordered = np.sort(keys)
         if not np.count_nonzero(ordered[1:] == ordered[:-1]):
             return values

@@ -176,6 +176,30 @@ class Contention:
             ev.anon_n[i] += n
             ev.anon_sq[i] += n * each_ns * each_ns
 
+    def hold_each(self, mm: int, tasks: list[int], lock: str, counts: list[int], each_ns: float) -> None:
+        """:meth:`hold` by each of ``tasks`` in turn, ``counts[i]`` times for ``tasks[i]``."""
+        ev = self._events(mm)
+        if lock == "ptl":
+            cols = ev.ptl_ns, ev.ptl_n, ev.ptl_sq
+        else:
+            cols = ev.anon_ns, ev.anon_n, ev.anon_sq
+        ns_col, n_col, sq_col = cols
+        of = ev.of
+        for task, n in zip(tasks, counts, strict=True):
+            i = of(task)
+            if n <= 0 or each_ns <= 0:
+                continue
+            ns_col[i] += n * each_ns
+            n_col[i] += n
+            sq_col[i] += n * each_ns * each_ns
+
+    def flush_each(self, mm: int, tasks: list[int], counts: list[int]) -> None:
+        """:meth:`flush` by each of ``tasks`` in turn, ``counts[i]`` shootdowns by ``tasks[i]``."""
+        ev = self._events(mm)
+        flushes, of = ev.flushes, ev.of
+        for task, n in zip(tasks, counts, strict=True):
+            flushes[of(task)] += n
+
     def flush(self, mm: int, task: int, n: int) -> None:
         """``task`` of ``mm`` sends ``n`` TLB shootdowns."""
         ev = self._events(mm)

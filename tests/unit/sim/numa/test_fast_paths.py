@@ -271,9 +271,9 @@ def test_lookup_of_every_page_is_the_payers() -> None:
         values = rng.integers(0, 30, n).astype(np.int64)
         order = keys.argsort(kind="stable")
         want = values[order[keys[order].searchsorted(keys)]]
-        assert _lookup(keys, values, keys).tolist() == want.tolist()
+        assert _lookup(keys, values, keys, True).tolist() == want.tolist()
         some = keys[rng.random(n) < 0.5]
-        assert _lookup(keys, values, some).tolist() == values[order[keys[order].searchsorted(some)]].tolist()
+        assert _lookup(keys, values, some, False).tolist() == values[order[keys[order].searchsorted(some)]].tolist()
 
 
 def test_migrate_pages_validation_keeps_its_arrays_and_errors() -> None:
