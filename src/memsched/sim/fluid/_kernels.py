@@ -1253,18 +1253,37 @@ def payments(  # pragma: no cover - compiled (held to actuator._payments by test
     first record's payer), the pages each moved, their CPU time and their copies' bytes read from and written to
     each node (one row per payer)."""
     m = moved.shape[0]
+    n = pages.shape[0]
     payers = np.empty(m, np.int64)
-    unique = False
-    if kept_all:
+    one = True  # (one payer for every record: each page's payer is that one, whichever record it takes)
+    for i in range(1, n):
+        if payer[i] != payer[0]:
+            one = False
+            break
+    # (pages in increasing order, the usual case: no page twice, and their stable sort is themselves)
+    increasing = True
+    for i in range(1, n):
+        if pages[i] <= pages[i - 1]:
+            increasing = False
+            break
+    unique = increasing
+    if kept_all and not unique and not one:
         ordered = np.sort(pages)
         unique = True
-        for i in range(1, ordered.shape[0]):
+        for i in range(1, n):
             if ordered[i] == ordered[i - 1]:
                 unique = False
                 break
-    if unique:
+    if one:
+        for i in range(m):
+            payers[i] = payer[0]
+    elif kept_all and unique:
         for i in range(m):
             payers[i] = payer[i]
+    elif increasing:  # (actuator._lookup's search, in pages themselves)
+        pos = np.searchsorted(pages, moved)
+        for i in range(m):
+            payers[i] = payer[pos[i]]
     else:  # (actuator._lookup: each wanted page's first record, by a stable sort and a search)
         order = np.argsort(pages, kind="mergesort")
         keys = pages[order]
