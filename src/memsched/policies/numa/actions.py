@@ -10,12 +10,15 @@ only ids and numbers, so they can cross from a policy to either backend unchange
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import ConfigError
+
+if TYPE_CHECKING:
+    from memsched.policies.numa.views import FaultBatch
 
 __all__ = [
     "Action",
@@ -44,6 +47,11 @@ def _frozen_int_array(name: str, value: object) -> IntArray:
     if arr.shape[0] and arr.item(arr.argmin()) < 0:
         raise ConfigError(name, int(arr[arr < 0][0]), "must hold non-negative ids")
     return arr
+
+
+def _is_ids(col: object) -> bool:
+    """Whether ``col`` is a 1-D int64 array (a column :meth:`MigratePages.from_faults` can index as it is)."""
+    return type(col) is np.ndarray and col.dtype == _INT64 and col.ndim == 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +92,42 @@ class MigratePages:
             object.__setattr__(self, "payer", payer)
         elif self.mode == "sync":
             raise ConfigError("payer", None, "is required for sync migration (the faulting task pays)")
+
+    @classmethod
+    def from_faults(
+        cls,
+        batch: FaultBatch,
+        which: npt.NDArray[np.bool_] | IntArray,
+        mode: Literal["sync", "async", "syscall"] = "sync",
+    ) -> MigratePages:
+        """Move the pages of the faults ``which`` of ``batch`` (a mask or indices of its records) to the nodes of
+        their faulting CPUs, each paid for by its faulting task: ``MigratePages(batch.mm, batch.page[which],
+        batch.cpu_node[which], payer=batch.task[which], mode=mode)``, checked the same way. The three columns
+        are new arrays of the batch's (numpy's indexing by a mask or by indices copies), so they are frozen as
+        they are rather than copied again."""
+        page, cpu_node, task = batch.page, batch.cpu_node, batch.task
+        if (
+            type(which) is not np.ndarray
+            or which.ndim != 1
+            or which.dtype.kind not in "biu"
+            or mode not in ("sync", "async", "syscall")
+            or not (_is_ids(page) and _is_ids(cpu_node) and _is_ids(task))
+        ):
+            return cls(batch.mm, page[which], cpu_node[which], payer=task[which], mode=mode)
+        pages, dst, payer = page[which], cpu_node[which], task[which]
+        pages.flags.writeable = dst.flags.writeable = payer.flags.writeable = False
+        if pages.shape[0]:
+            for name, arr in (("pages", pages), ("dst", dst), ("payer", payer)):
+                if arr.item(arr.argmin()) < 0:
+                    raise ConfigError(name, int(arr[arr < 0][0]), "must hold non-negative ids")
+        action = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(action, "mm", batch.mm)
+        setattr_(action, "pages", pages)
+        setattr_(action, "dst", dst)
+        setattr_(action, "payer", payer)
+        setattr_(action, "mode", mode)
+        return action
 
 
 @dataclass(frozen=True, slots=True)

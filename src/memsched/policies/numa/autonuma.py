@@ -109,7 +109,7 @@ class Autonuma(NumaPolicy):
         move = ok & (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node)
         if not move.any():
             return ()
-        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move], mode="sync"),)
+        return (MigratePages.from_faults(batch, move, mode="sync"),)
 
     def on_scan_pass(self, ctx: PolicyContext, mm: int, node_pages: Sequence[int]) -> Sequence[Action]:
         self.mm_pages[mm] = np.array(node_pages, dtype=np.float64)

@@ -102,7 +102,7 @@ class Balancenuma(NumaPolicy):
             move &= batch.last_nid == batch.cpu_node
         if not move.any():
             return ()
-        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
+        return (MigratePages.from_faults(batch, move),)
 
     def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
         still = np.bincount(batch.task[~migrated]) * batch.nr_faults  # one slow-down step per fault

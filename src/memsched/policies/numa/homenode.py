@@ -106,7 +106,7 @@ class Homenode(NumaPolicy):
         idx = np.flatnonzero(move)  # the same records, in the same order, as indexing by the mask
         if idx.shape[0] == 0:
             return ()
-        return (MigratePages(batch.mm, batch.page[idx], batch.cpu_node[idx], payer=batch.task[idx]),)
+        return (MigratePages.from_faults(batch, idx),)
 
     def after_faults(self, ctx: PolicyContext, batch: FaultBatch, migrated: BoolArray) -> Sequence[Action]:
         nid = np.where(migrated, batch.cpu_node, batch.page_node)

@@ -291,7 +291,7 @@ class Mainline(NumaPolicy):
             move = self._shared_rules(ctx, batch, move, shared_idx)
         if not move.any():
             return ()
-        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
+        return (MigratePages.from_faults(batch, move),)
 
     def _shared_rules(
         self, ctx: PolicyContext, batch: FaultBatch, move: BoolArray, shared_idx: np.ndarray

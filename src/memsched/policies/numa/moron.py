@@ -52,8 +52,4 @@ class Moron(NumaPolicy):
         misplaced = (batch.page_node != batch.cpu_node) & batch.migratable
         if not np.count_nonzero(misplaced):
             return ()
-        return (
-            MigratePages(
-                batch.mm, batch.page[misplaced], batch.cpu_node[misplaced], payer=batch.task[misplaced], mode="sync"
-            ),
-        )
+        return (MigratePages.from_faults(batch, misplaced, mode="sync"),)

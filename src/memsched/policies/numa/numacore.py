@@ -118,7 +118,7 @@ class Numacore(NumaPolicy):
         move = (batch.page_node != batch.cpu_node) & (batch.last_nid == batch.cpu_node) & batch.migratable
         if not move.any():
             return ()
-        return (MigratePages(batch.mm, batch.page[move], batch.cpu_node[move], payer=batch.task[move]),)
+        return (MigratePages.from_faults(batch, move),)
 
     def on_placement(self, ctx: PolicyContext, task: int) -> Sequence[Action]:
         counters = self._counters(ctx)

@@ -298,3 +298,44 @@ def test_migrate_pages_validation_keeps_its_arrays_and_errors() -> None:
         with pytest.raises(ConfigError) as err:
             MigratePages(0, **kwargs)  # type: ignore[arg-type]
         assert field in str(err.value) and str(first_bad) in str(err.value)
+
+
+def test_migrate_pages_from_faults_is_the_checked_action() -> None:
+    """``MigratePages.from_faults`` gives the action the constructor gives from the batch's columns, by a mask or
+    by indices, read-only and not the batch's own arrays; it names a negative id as the constructor does, and
+    takes the constructor's path for what is not a 1-D mask or index array."""
+    import pytest
+
+    from memsched.errors import ConfigError
+    from memsched.policies.numa.actions import MigratePages
+    from memsched.policies.numa.views import FaultBatch
+
+    rng = np.random.default_rng(13)
+    for _ in range(200):
+        n = int(rng.integers(0, 40))
+        time_ns, task, tgid, cpu, cpu_node, page, page_node, last_nid, last_pid, last_cpu = (
+            rng.integers(0, hi, n).astype(np.int64) for hi in (99, 24, 2, 48, 4, 500, 4, 4, 24, 48)
+        )
+        batch = FaultBatch(3, time_ns, task, tgid, cpu, cpu_node, page, page_node, last_nid, last_pid, last_cpu, 1)
+        mask = rng.random(n) < 0.5
+        for which in (mask, np.flatnonzero(mask), mask.nonzero()[0].astype(np.int32)):
+            mode = str(rng.choice(["sync", "async", "syscall"]))
+            got = MigratePages.from_faults(batch, which, mode=mode)  # type: ignore[arg-type]
+            want = MigratePages(batch.mm, batch.page[which], batch.cpu_node[which], payer=batch.task[which], mode=mode)  # type: ignore[arg-type]
+            assert (got.mm, got.mode) == (want.mm, want.mode)
+            assert got.payer is not None and want.payer is not None
+            for g, w, own in ((got.pages, want.pages, batch.page), (got.dst, want.dst, batch.cpu_node),
+                              (got.payer, want.payer, batch.task)):  # fmt: skip
+                assert g.dtype == np.int64 and g.tolist() == w.tolist() and not g.flags.writeable
+                assert not np.shares_memory(g, own)
+    a = np.array([1, 2], dtype=np.int64)
+    for field in ("pages", "dst", "payer"):
+        cols = {"page": a, "cpu_node": a, "task": a}
+        cols[{"pages": "page", "dst": "cpu_node", "payer": "task"}[field]] = np.array([4, -1], dtype=np.int64)
+        batch = FaultBatch(0, a, cols["task"], a, a, cols["cpu_node"], cols["page"], a, a, a, a, 1)
+        with pytest.raises(ConfigError) as err:
+            MigratePages.from_faults(batch, np.ones(2, dtype=bool))
+        assert field in str(err.value) and "-1" in str(err.value)
+    batch = FaultBatch(0, a, a, a, a, a, np.array([7, 8]), a, a, a, a, 1)
+    sliced = MigratePages.from_faults(batch, slice(0, 1))  # type: ignore[arg-type]
+    assert sliced.pages.tolist() == [7] and not np.shares_memory(sliced.pages, batch.page)
