@@ -46,7 +46,7 @@ from memsched.policies.numa.actions import (
 from memsched.policies.numa.base import NumaPolicy, overridden_hooks
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 
-__all__ = ["ActionHandlers", "ActionResult", "Actuator", "HookDriver", "Status"]
+__all__ = ["ActionHandlers", "ActionRangeError", "ActionResult", "Actuator", "HookDriver", "Status"]
 
 IntArray = npt.NDArray[np.int64]
 Status = Literal["applied", "partial", "queued", "no-op", "skipped", "failed", "dry-run", "recorded"]
@@ -84,6 +84,12 @@ class ActionResult:
     def line(self) -> str:
         msg = f": {self.message}" if self.message else ""
         return f"[{self.sample}] {self.hook:<12} {self.action:<16} {self.target}: {self.detail} -> {self.status}{msg}"
+
+
+class ActionRangeError(Exception):
+    """An action names a task, page, node, CPU or mm the machine does not have (raised by an actuator before it
+    changes anything; :class:`HookDriver` turns it into a :class:`~memsched.errors.PolicyError` naming the
+    policy and the hook). The message says which field, the value and what is allowed."""
 
 
 class Actuator(Protocol):
@@ -196,7 +202,10 @@ class HookDriver:
                     self.policy.id,
                     f"{hook} returned {action!r}, which is not an action of memsched.policies.numa.actions",
                 )
-            r = apply(action)  # a new result with the hook set (dataclasses.replace costs 3x more on this path)
+            try:
+                r = apply(action)  # a new result with the hook set (dataclasses.replace costs 3x more on this path)
+            except ActionRangeError as e:
+                raise PolicyError(self.policy.id, f"{hook} returned {type(action).__name__} {e}") from None
             r = ActionResult(r.action, r.target, r.detail, r.status, r.message, hook, r.sample, r.moved_pages)
             out.append((action, r))
         return out

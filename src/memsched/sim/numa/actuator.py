@@ -42,12 +42,13 @@ from memsched.policies.numa.actions import (
     SwapTasks,
 )
 from memsched.policies.numa.base import MigrationRules
-from memsched.policies.numa.driver import ActionHandlers, ActionResult
+from memsched.policies.numa.driver import ActionHandlers, ActionRangeError, ActionResult
 from memsched.sim.engine import Prio
 from memsched.sim.fluid import jit
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import MigrationCosts, MigrationResult, Migrator
+from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.contention import Contention
 from memsched.sim.numa.context import NumaState
 from memsched.units import MIB, NSEC_PER_MSEC, PAGE_SIZE_THP
@@ -81,20 +82,37 @@ class SimActuator(ActionHandlers):
         self._async_pending = [False] * machine.nr_nodes
 
     def set_preferred_node(self, action: SetPreferredNode) -> ActionResult:
+        self._task(action.task)
+        _within("node", action.node, self.machine.nr_nodes, "node ids", lowest=-1)
         self.state.preferred[action.task] = action.node
         return _result(action, f"task {action.task}", f"preferred node {action.node}", "recorded")
 
     def set_scan_period(self, action: SetScanPeriod) -> ActionResult:
+        self._task(action.task)
         self.state.period[action.task] = action.period_ns
         return _result(action, f"task {action.task}", f"scan period {action.period_ns} ns", "recorded")
 
     def set_affinity(self, action: SetAffinity) -> ActionResult:
-        task = self.machine.tasks[action.task]
+        task = self._task(action.task)
+        for cpu in action.cpus or ():
+            _within("cpus", cpu, self.machine.nr_cpus, "CPU ids")
         detail = f"affinity {'all' if action.cpus is None else list(action.cpus)}"
         if task.state is FluidTaskState.EXITED:
             return _result(action, task.name, detail, "skipped", "the task exited")
         self.machine.set_affinity(task, action.cpus)
         return _result(action, task.name, detail, "applied")
+
+    def _task(self, task: int, field: str = "task") -> FluidTask:
+        """Task ``task`` of this machine; :class:`ActionRangeError` when it has none of that id."""
+        tasks = self.machine.tasks
+        _within(field, task, len(tasks), "task ids")
+        return tasks[task]
+
+    def _mm(self, mm: int) -> MmStruct:
+        """The mm ``mm`` of this machine; :class:`ActionRangeError` when it has none of that id."""
+        mms = self.machine.mms
+        _within("mm", mm, len(mms), "mm ids")
+        return mms[mm]
 
     # ---- tasks ---------------------------------------------------------------------------------------------
     def _movable(self, task: FluidTask, dst_cpu: int) -> str | None:
@@ -106,7 +124,8 @@ class SimActuator(ActionHandlers):
 
     def migrate_task(self, action: MigrateTask) -> ActionResult:
         m = self.machine
-        task = m.tasks[action.task]
+        task = self._task(action.task)
+        _within("dst_cpu", action.dst_cpu, m.nr_cpus, "CPU ids")
         detail = f"CPU {task.cpu} -> CPU {action.dst_cpu}"
         if task.cpu == action.dst_cpu and task.state is FluidTaskState.RUNNABLE:
             return _result(action, task.name, detail, "no-op", "already there")
@@ -120,7 +139,7 @@ class SimActuator(ActionHandlers):
 
     def swap_tasks(self, action: SwapTasks) -> ActionResult:
         m = self.machine
-        a, b = m.tasks[action.a], m.tasks[action.b]
+        a, b = self._task(action.a, "a"), self._task(action.b, "b")
         target, detail = f"{a.name} <-> {b.name}", f"CPU {a.cpu} <-> CPU {b.cpu}"
         why = self._movable(a, b.cpu) if b.cpu >= 0 else "the task is not runnable"
         why = why or (self._movable(b, a.cpu) if a.cpu >= 0 else "the task is not runnable")
@@ -139,6 +158,15 @@ class SimActuator(ActionHandlers):
     # ---- pages ---------------------------------------------------------------------------------------------
     def migrate_pages(self, action: MigratePages) -> ActionResult:
         m = self.machine
+        mm = self._mm(action.mm)
+        if action.pages.shape[0]:  # (ids >= 0: MigratePages checks)
+            for field, ids, count, what in (
+                ("pages", action.pages, mm.nr_pages, f"pages of mm {action.mm}"),
+                ("dst", action.dst, m.nr_nodes, "node ids"),
+                ("payer", action.payer, len(m.tasks), "task ids"),
+            ):
+                if ids is not None:
+                    _within(field, ids.item(ids.argmax()), count, what)
         target = f"mm {action.mm}"
         detail = f"{action.pages.shape[0]} page(s), {action.mode}"
         if action.mode == "async":
@@ -219,7 +247,10 @@ class SimActuator(ActionHandlers):
 
     def migrate_mm_nodes(self, action: MigrateMmNodes) -> ActionResult:
         """``migrate_pages(2)``: the i-th source node's pages go to the (i mod n)-th destination node."""
-        mm = self.machine.mms[action.mm]
+        mm = self._mm(action.mm)
+        for field, nodes in (("from_nodes", action.from_nodes), ("to_nodes", action.to_nodes)):
+            for node in nodes:
+                _within(field, node, self.machine.nr_nodes, "node ids")
         target = f"mm {action.mm}"
         detail = f"nodes {list(action.from_nodes)} -> {list(action.to_nodes)}"
         if mm.users == 0:
@@ -299,6 +330,13 @@ class SimActuator(ActionHandlers):
         victim = m.sched.running_cpu_task(min(cpus))
         if victim is not None:
             m.charge_system(victim, ns, "kthreads")
+
+
+def _within(field: str, value: int, count: int, what: str, *, lowest: int = 0) -> None:
+    """Raise :class:`ActionRangeError` unless ``lowest <= value < count`` (``count`` ``what`` on this machine)."""
+    if not lowest <= value < count:
+        allowed = f"{lowest} to {count - 1}" if count > lowest else "none"
+        raise ActionRangeError(f"with {field} {value}: this machine has {what} {allowed}")
 
 
 def _result(action: Action, target: str, detail: str, status: str, message: str = "") -> ActionResult:

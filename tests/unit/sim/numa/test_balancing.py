@@ -190,3 +190,48 @@ def test_task_actions_respect_affinity_and_cost() -> None:
     with pytest.raises(PolicyError, match="policy homenode: on_tick returned 'not an action'"):
         numa.driver._apply("on_tick", ["not an action"])  # type: ignore[list-item]
     assert isinstance(SwapTasks(1, 2), SwapTasks)
+
+
+def test_an_action_naming_what_the_machine_lacks_is_a_policy_error() -> None:
+    """An action that names a task, page, node, CPU or mm the simulated machine does not have is the policy's bug:
+    a PolicyError naming the policy, the hook, the field, the value and what the machine has, raised before the
+    action changes anything."""
+    from memsched.errors import PolicyError
+    from memsched.policies.numa.actions import (
+        MigrateMmNodes,
+        MigratePages,
+        MigrateTask,
+        SetAffinity,
+        SetPreferredNode,
+        SetScanPeriod,
+        SwapTasks,
+    )
+
+    m, mm, numa = setup("homenode", passes=5)
+    m.run(until=300 * NSEC_PER_MSEC)
+    n, tasks = mm.nr_pages, len(m.tasks)
+    ok = np.array([0, 1], dtype=np.int64)
+    cases = [
+        (MigratePages(mm.id, ok, np.array([0, 9]), payer=ok), "dst 9", "node ids 0 to 1"),
+        (MigratePages(mm.id, np.array([0, n]), ok, payer=ok), f"pages {n}", f"pages of mm {mm.id} 0 to {n - 1}"),
+        (MigratePages(mm.id, ok, ok, payer=np.array([0, tasks])), f"payer {tasks}", f"task ids 0 to {tasks - 1}"),
+        (MigratePages(5, ok, ok, mode="syscall"), "mm 5", "mm ids 0 to 0"),
+        (MigratePages(-1, ok, ok, mode="async"), "mm -1", "mm ids 0 to 0"),
+        (MigrateMmNodes(mm.id, (0,), (2,)), "to_nodes 2", "node ids 0 to 1"),
+        (MigrateTask(tasks, 0), f"task {tasks}", "task ids"),
+        (MigrateTask(0, SNB.nr_cpus), f"dst_cpu {SNB.nr_cpus}", f"CPU ids 0 to {SNB.nr_cpus - 1}"),
+        (SwapTasks(0, -2), "b -2", "task ids"),
+        (SetAffinity(0, (0, 99)), "cpus 99", "CPU ids"),
+        (SetPreferredNode(0, 2), "node 2", "node ids -1 to 1"),
+        (SetScanPeriod(-1, 10), "task -1", "task ids"),
+    ]
+    placement = mm.page_node.copy()
+    for action, what, allowed in cases:
+        with pytest.raises(PolicyError) as err:
+            numa.driver._apply("on_tick", [action])
+        text = str(err.value)
+        name = type(action).__name__
+        assert text.startswith(f"policy homenode: on_tick returned {name} with {what}:"), text
+        assert allowed in text, text
+    assert mm.page_node.tobytes() == placement.tobytes()  # nothing moved
+    assert not any(q for q in numa.actuator.async_queue)  # nothing queued
