@@ -1618,89 +1618,6 @@ def stream_and_copy_rates(  # pragma: no cover - compiled (held to FluidProgress
 
 
 @_njit
-def recompute_next(  # pragma: no cover - compiled (held to FluidProgress.recompute and next_time by tests)
-    n: int,
-    oncpu: Any,
-    weight: Any,
-    copy_left: Any,
-    kind: Any,
-    phase_key: Any,
-    rate: Any,
-    share: Any,
-    nr_cpus: int,
-    cpu_node: Any,
-    copy_epoch: Any,
-    crow_epoch: Any,
-    crow_node: Any,
-    key_epoch: Any,
-    epoch: int,
-    copy_ok: bool,
-    copy_src: Any,
-    copy_dst: Any,
-    hw: Any,
-    crow_base: Any,
-    crow_m: Any,
-    frac: Any,
-    tab_frac: Any,
-    tab_den: Any,
-    tab_base: Any,
-    cpu_core: Any,
-    mlp: float,
-    controller_cap: Any,
-    link_cap: Any,
-    snoop_cap: float,
-    has_snoop: bool,
-    debt: Any,
-    rem: Any,
-) -> Any:
-    """``FluidProgress.recompute`` then ``next_time``'s completion in one call, when they need no Python between:
-    :func:`running_rows`; then, when every streaming row's phase tables were checked under the placement epoch
-    ``epoch`` (``key_epoch``), no running row computes and some stream or copy, the stale copy rows
-    (:func:`copy_rows`, when ``copy_ok``), :func:`stream_and_copy_rates` and :func:`next_completion`. Returns
-    running_rows' four results (``counts`` with three more: whether the rest was done, and next_completion's
-    rate flag and ``found``), the controllers' utilisation, the running rows' rates and the least time (the last
-    three empty or NaN when the rest was not done: the caller goes on from the rows)."""
-    ids, run_share, counts, share_pos = running_rows(
-        n, oncpu, weight, copy_left, kind, phase_key, rate, share, nr_cpus, cpu_node, copy_epoch, crow_epoch,
-        crow_node,
-    )  # fmt: skip
-    nrun, nmem, nkeys, ncop, nstale, ncomp = counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]
-    out = np.zeros(9, np.int64)
-    out[:6] = counts
-    none = np.zeros(0)
-    done = nrun > 0 and ncomp == 0 and (nmem > 0 or ncop > 0) and (copy_ok or nstale == 0)
-    o = nrun + nmem
-    if done:
-        for q in range(o, o + nkeys):
-            if key_epoch[ids[q]] != epoch:
-                done = False
-                break
-    if not done:
-        return ids, run_share, out, share_pos, none, none, np.nan
-    mem = ids[nrun:o]
-    cop = ids[o + nkeys : o + nkeys + ncop]
-    o += nkeys + 2 * ncop
-    if nstale:  # (FluidProgress._copy_rows)
-        stale = ids[o : o + nstale]
-        si = cop[stale]
-        sn = ids[o - ncop : o][stale]
-        copy_rows(si, sn, copy_src, copy_dst, hw, crow_base, crow_m)
-        for q in range(nstale):
-            crow_epoch[si[q]] = copy_epoch[si[q]]
-            crow_node[si[q]] = sn[q]
-    running = ids[:nrun]
-    cu, run_rate, rate_pos = stream_and_copy_rates(
-        mem, cop, oncpu, phase_key, share, frac, tab_frac, tab_den, tab_base, crow_m, crow_base, cpu_node, cpu_core,
-        mlp, controller_cap, link_cap, snoop_cap, has_snoop, rate, running,
-    )  # fmt: skip
-    found, least = next_completion(running, run_share, run_rate, rate_pos, share_pos, debt, rem, copy_left)
-    out[6] = 1
-    out[7] = 1 if rate_pos else 0
-    out[8] = 1 if found else 0
-    return ids, run_share, out, share_pos, cu, run_rate, least
-
-
-@_njit
 def _dot_sse2(x: Any, y: Any) -> Any:  # pragma: no cover - compiled
     """``einsum("m,m->")`` of two contiguous float64 rows as numpy's x86-64 baseline build sums it
     (``sum_of_products_contig_contig_outstride0_two`` with two-lane SSE vectors, multiply then add): four
@@ -1887,10 +1804,6 @@ def warm() -> None:
     fault_rows(i64, i64, f64, i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
     fault_after(ro, ro, ro, ro, ro, node16, i64, i64, i64)
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
-    recompute_next(
-        1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64, i64, 0, True, f2, f2, hw,
-        np.zeros((1, 3)), f64, f2, f2, f64, np.zeros((1, 3)), i64, 1.0, cap, np.ones(0), 0.0, False, f64, f64,
-    )  # fmt: skip
     stream_and_copy_rates(
         i64[:0], i64[:0], i64, i64, f64, f2, f2, f64, np.zeros((1, 3)), f64, np.zeros((1, 3)), i64, i64, 1.0, cap,
         np.ones(0), 0.0, False, f64, i64,

@@ -316,9 +316,6 @@ class FluidProgress:
         #: nothing else that changes, so it would return at once).
         self._key_mm: list[int] = []
         self._tab_fresh: dict[int, tuple[int, int]] = {}
-        #: Each phase key's placement epoch (the sum of every mm's two versions) when its rows were last checked
-        #: by the compiled recompute, -1 before: a key checked under the epoch now is up to date.
-        self._key_epoch = np.full(4, -1, dtype=np.int64)
         #: Copy rows by task (``_copy_table``): each task's copy epoch (bumped when its pending copy grows),
         #: and the epoch and node its row was computed for, ``max(core_ns, eps)`` and the row's resource use.
         self._copy_epoch = np.zeros(16, dtype=np.int64)
@@ -383,8 +380,6 @@ class FluidProgress:
         self._geo_i[key] = (region.start, region.nbytes, *((shared.start, shared.nbytes) if shared else (0, 0)))
         self._geo_f[key] = (phase.shared_fraction, phase.work)
         self._key_mm.append(region.mm_id)  # (keys are made in order: this is _key_mm[key])
-        if self._key_epoch.shape[0] <= key:
-            self._key_epoch = _grown(self._key_epoch, max(2 * self._key_epoch.shape[0], key + 1), -1)
 
     def begin_compute(self, task: FluidTask, ns: float) -> None:
         self.arrays.kind[task.id] = COMPUTE
@@ -674,14 +669,8 @@ class FluidProgress:
             interval[1] += local_b
 
     def next_time(self) -> int | None:
-        hint = None  # (next_completion's results, when the recompute found them)
         if self.dirty:
-            kernels = jit.loaded()
-            if kernels is not None and not self.kernel_copies and not self.debt_events:
-                self.dirty = False
-                hint = self._recompute_compiled(kernels, True)
-            else:
-                self.recompute()
+            self.recompute()
         n = len(self.tasks)
         a = self.arrays
         best = math.inf
@@ -694,7 +683,7 @@ class FluidProgress:
             all_pos = run.all_pos
             kernels = jit.loaded()
             if kernels is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
-                found, least = hint or kernels.next_completion(
+                found, least = kernels.next_completion(
                     idx, run.share, run.rate, all_pos, run.all_share_pos, a.debt, a.rem, a.copy_left
                 )
                 if found:
@@ -872,50 +861,27 @@ class FluidProgress:
             self._compute_rates(comp, cpus)
         self._running = _Running(running, run_share, a.rate[running])
 
-    def _recompute_compiled(self, kernels: ModuleType, next_too: bool = False) -> tuple[bool, float] | None:
+    def _recompute_compiled(self, kernels: ModuleType) -> None:
         """:meth:`recompute` without kernel copies through the compiled kernels (``memsched.sim.fluid.jit``):
-        the same rows, tables and solve, so the same bits. With ``next_too`` (:meth:`next_time`'s, folded
-        debts), also ``next_completion`` of the new rows when no Python is needed between (``recompute_next``:
-        no phase table to bring up to date, no computing row): returns its (found, least), else None."""
+        the same rows, tables and solve, so the same bits."""
         n = len(self.tasks)
         a = self.arrays
-        # (the placement epoch: it grows whenever the placement or huge-page version of some mm moves)
-        epoch = sum([mm.placement_version + mm.huge_version for mm in self.mms])
-        if next_too:
-            mm_model = self.memmodel
-            snoop_cap = mm_model.snoop_cap
-            ids, run_share, counts, share_pos, cu, run_rate, least = kernels.recompute_next(
-                n, a.oncpu, a.weight, a.copy_left, a.kind, self._phase_key, a.rate, a.share, self.nr_cpus,
-                self.cpu_node, self._copy_epoch, self._crow_epoch, self._crow_node, self._key_epoch, epoch,
-                jit.copy_rows_kernel() is not None, a.copy_src, a.copy_dst, mm_model.row_args, self._crow_base,
-                self._crow_m, a.frac, self._tab_frac, self._tab_den, self._tab_base, self.cpu_core, mm_model.mlp,
-                mm_model.controller_cap, mm_model.link_cap, 0.0 if snoop_cap is None else snoop_cap,
-                snoop_cap is not None, a.debt, a.rem,
-            )  # fmt: skip
-            nrun, nmem, nkeys, ncop, nstale, ncomp, done, rate_pos, found = counts.tolist()
-            if done:
-                self.controller_util = cu
-                self._running = _Running(ids[:nrun], run_share, run_rate, share_pos, bool(rate_pos))
-                return bool(found), least
-        else:
-            ids, run_share, counts, share_pos = kernels.running_rows(
-                n, a.oncpu, a.weight, a.copy_left, a.kind, self._phase_key, a.rate, a.share, self.nr_cpus,
-                self.cpu_node, self._copy_epoch, self._crow_epoch, self._crow_node,
-            )  # fmt: skip
-            nrun, nmem, nkeys, ncop, nstale, ncomp = counts.tolist()
+        ids, run_share, counts, share_pos = kernels.running_rows(
+            n, a.oncpu, a.weight, a.copy_left, a.kind, self._phase_key, a.rate, a.share, self.nr_cpus,
+            self.cpu_node, self._copy_epoch, self._crow_epoch, self._crow_node,
+        )  # fmt: skip
         # the running, streaming and copying rows, the streaming rows' phase keys, the copying rows' nodes, the
         # stale copy rows (positions among the copying rows) and the computing rows, one after the other in ids
+        nrun, nmem, nkeys, ncop, nstale, ncomp = counts.tolist()
         running = ids[:nrun]
         if not nrun:
             self.controller_util[:] = 0.0
             self._running = _Running.of(running, a)
-            return None
+            return
         o = nrun + nmem
         mem, cop = ids[nrun:o], ids[o + nkeys : o + nkeys + ncop]
         if nkeys:
-            keys = ids[o : o + nkeys]
-            self._refresh_tables(keys.tolist())
-            self._key_epoch[keys] = epoch  # (checked under this epoch: _refresh_tables moves no version)
+            self._refresh_tables(ids[o : o + nkeys].tolist())
         o += nkeys + 2 * ncop
         if nstale:
             stale = ids[o : o + nstale]
@@ -932,13 +898,12 @@ class FluidProgress:
             )  # fmt: skip
             if not ncomp:  # (every running row's rate is set: the kernel's gather of them holds)
                 self._running = _Running(running, run_share, run_rate, share_pos, rate_pos)
-                return None
+                return
         else:
             self.controller_util = np.zeros(self.topology.nr_nodes)
         if ncomp:
             self._compute_rates(comp, a.oncpu[running])
         self._running = _Running(running, run_share, a.rate[running], share_pos)
-        return None
 
     def _compute_rates(self, comp: npt.NDArray[np.int64], cpus: npt.NDArray[np.int64]) -> None:
         """The rates of the running tasks ``comp`` in a compute phase: their CPU share, times ``smt_yield`` when
