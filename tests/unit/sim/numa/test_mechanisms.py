@@ -198,3 +198,32 @@ def test_a_task_busy_in_the_kernel_faults_only_the_pages_it_reaches() -> None:
     assert _remote_faults_with_debt(150 * NSEC_PER_MSEC, scan + 1, scan + 90 * NSEC_PER_MSEC) == 0
     # Once the work is done the thread streams, and faults, again.
     assert _remote_faults_with_debt(150 * NSEC_PER_MSEC, scan + 1, scan + 1500 * NSEC_PER_MSEC) > 0
+
+
+def test_holds_and_flushes_of_many_tasks_are_those_of_each_in_turn() -> None:
+    """``hold_each`` and ``flush_each`` leave the same slots, in the same order, and the same sums as ``hold`` and
+    ``flush`` of each task in turn, a task with no hold (a count or a cost not positive) taking its slot too."""
+    rng = np.random.default_rng(14)
+    for _ in range(200):
+        one, many = (Contention(ContentionCosts(), anon_vma_mutex=False) for _ in range(2))
+        first = int(rng.integers(0, 4))
+        for c in (one, many):
+            c.hold(3, first, "ptl", 2, 100)  # (a slot taken before)
+        rng2 = np.random.default_rng(int(rng.integers(1 << 30)))
+        for _ in range(int(rng.integers(1, 4))):
+            k = int(rng2.integers(1, 8))
+            tids = rng2.choice(12, k, replace=False).tolist()
+            counts = rng2.integers(-1, 5, k).tolist()
+            lock = str(rng2.choice(["ptl", "anon"]))
+            each = float(rng2.choice([0.0, 1000.0, 1500.0]))
+            for t, n in zip(tids, counts, strict=True):
+                one.hold(3, t, lock, n, each)
+            many.hold_each(3, tids, lock, counts, each)
+            flushes = rng2.integers(0, 3, k).tolist()
+            for t, n in zip(tids, flushes, strict=True):
+                one.flush(3, t, n)
+            many.flush_each(3, tids, flushes)
+        a, b = one.pending[3], many.pending[3]
+        for col in ("tids", "ptl_ns", "ptl_n", "ptl_sq", "anon_ns", "anon_n", "anon_sq", "flushes"):
+            assert getattr(a, col) == getattr(b, col), col
+        assert a.slot == b.slot
