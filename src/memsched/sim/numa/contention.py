@@ -163,21 +163,11 @@ class Contention:
     def hold(self, mm: int, task: int, lock: str, n: int, each_ns: float) -> None:
         """``task`` of ``mm`` holds ``lock`` (``"ptl"`` or ``"anon"``) ``n`` times, ``each_ns`` each (nothing when
         either is not positive, but ``task`` takes its slot)."""
-        ev = self._events(mm)
-        i = ev.of(task)
-        if n <= 0 or each_ns <= 0:
-            return
-        if lock == "ptl":
-            ev.ptl_ns[i] += n * each_ns
-            ev.ptl_n[i] += n
-            ev.ptl_sq[i] += n * each_ns * each_ns
-        else:
-            ev.anon_ns[i] += n * each_ns
-            ev.anon_n[i] += n
-            ev.anon_sq[i] += n * each_ns * each_ns
+        self.hold_each(mm, [task], lock, [n], each_ns)
 
     def hold_each(self, mm: int, tasks: list[int], lock: str, counts: list[int], each_ns: float) -> None:
-        """:meth:`hold` by each of ``tasks`` in turn, ``counts[i]`` times for ``tasks[i]``."""
+        """:meth:`hold` by each of ``tasks`` in turn, ``counts[i]`` times for ``tasks[i]`` (a task whose count is
+        not positive, or every task when ``each_ns`` is not, holds nothing but takes its slot)."""
         ev = self._events(mm)
         if lock == "ptl":
             cols = ev.ptl_ns, ev.ptl_n, ev.ptl_sq
@@ -202,8 +192,7 @@ class Contention:
 
     def flush(self, mm: int, task: int, n: int) -> None:
         """``task`` of ``mm`` sends ``n`` TLB shootdowns."""
-        ev = self._events(mm)
-        ev.flushes[ev.of(task)] += n
+        self.flush_each(mm, [task], [n])
 
     def take(self, mm: int) -> BatchEvents | None:
         """The pending events of ``mm`` (None when it has none), which are pending no more."""
