@@ -95,7 +95,8 @@ if TYPE_CHECKING:
 __all__ = ["SchedCore"]
 
 #: A DL task's budget hrtick goes after a phase completion of the same instant (``interp.PRIO_COMPLETE``): a
-#: job that ends exactly as its runtime does is not throttled.
+#: job that ends exactly as its runtime does is not throttled (nor by the accounting another event of that
+#: instant brings forward: ``deadline.DlClass.update_curr``).
 PRIO_BUDGET = Prio.TIMER + 6
 #: hrtick_start() (core.c): the shortest hrtick delay, 10 us.
 HRTICK_MIN_NS = 10_000

@@ -82,6 +82,12 @@ RECLAIM = int(SchedFlag.RECLAIM)
 DL_OVERRUN = int(SchedFlag.DL_OVERRUN)
 
 
+def _completes_now(rq: Rq, now: int) -> bool:
+    """Whether the running task's current phase completes at ``now`` (its completion event is still to run)."""
+    ev = rq.complete_ev
+    return ev is not None and not ev._cancelled and ev.time == now
+
+
 # ---- the rules of one sched_dl_entity ----------------------------------------------------------------------
 def replenish_dl_new_period(dl_se: DlEntity, now: int) -> None:
     """``replenish_dl_new_period()``: a new period starts now, with a full runtime."""
@@ -363,6 +369,12 @@ class DlClass(SchedClass):
             delta = self.grub_reclaim(delta, rq, dl_se)
         dl_se.runtime -= delta
         if dl_se.runtime <= 0 or dl_se.yielded:
+            if dl_se.runtime == 0 and not dl_se.yielded and _completes_now(rq, self.core.engine.now):
+                # The running phase ends at this instant with the last of the runtime: the completion goes
+                # first (as against the task's own budget hrtick, core.PRIO_BUDGET), also when another event
+                # of this instant (a timer's wakeup) brings the accounting forward; if the task runs on, the
+                # budget hrtick right after the completion throttles it.
+                return Resched.NONE
             return self._throttle(rq, p)
         return Resched.NONE
 
