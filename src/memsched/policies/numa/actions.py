@@ -43,10 +43,15 @@ def _frozen_int_array(name: str, value: object) -> IntArray:
     else:
         arr = np.array(value, dtype=np.int64, copy=True).reshape(-1)
     arr.flags.writeable = False
+    _check_ids(name, arr)
+    return arr
+
+
+def _check_ids(name: str, arr: IntArray) -> None:
+    """:class:`ConfigError` naming the first negative id of ``arr`` (the field ``name``), if it has one."""
     # Some entry < 0 exactly when the smallest is: argmin finds it at a third of a ufunc reduction's cost.
     if arr.shape[0] and arr.item(arr.argmin()) < 0:
         raise ConfigError(name, int(arr[arr < 0][0]), "must hold non-negative ids")
-    return arr
 
 
 def _is_ids(col: object) -> bool:
@@ -116,10 +121,9 @@ class MigratePages:
             return cls(batch.mm, page[which], cpu_node[which], payer=task[which], mode=mode)
         pages, dst, payer = page[which], cpu_node[which], task[which]
         pages.flags.writeable = dst.flags.writeable = payer.flags.writeable = False
-        if pages.shape[0]:
-            for name, arr in (("pages", pages), ("dst", dst), ("payer", payer)):
-                if arr.item(arr.argmin()) < 0:
-                    raise ConfigError(name, int(arr[arr < 0][0]), "must hold non-negative ids")
+        _check_ids("pages", pages)
+        _check_ids("dst", dst)
+        _check_ids("payer", payer)
         action = object.__new__(cls)
         setattr_ = object.__setattr__
         setattr_(action, "mm", batch.mm)

@@ -85,7 +85,7 @@ DL_OVERRUN = int(SchedFlag.DL_OVERRUN)
 def _completes_now(rq: Rq, now: int) -> bool:
     """Whether the running task's current phase completes at ``now`` (its completion event is still to run)."""
     ev = rq.complete_ev
-    return ev is not None and not ev._cancelled and ev.time == now
+    return ev is not None and not ev.cancelled and ev.time == now
 
 
 # ---- the rules of one sched_dl_entity ----------------------------------------------------------------------
