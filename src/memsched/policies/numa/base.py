@@ -31,8 +31,10 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from memsched.config import knob, validate
-from memsched.policies.numa.actions import Action
+from memsched.policies.numa.actions import Action, MigratePages
 from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
 from memsched.units import NSEC_PER_MSEC
 
@@ -45,9 +47,11 @@ __all__ = [
     "SCAN_3_13",
     "KernelTree",
     "KnumaScand",
+    "MigrateMisplaced",
     "MigrationRules",
     "NumaPolicy",
     "TaskWorkScan",
+    "applies_misplaced_rule",
     "overridden_hooks",
 ]
 
@@ -242,6 +246,32 @@ class NumaPolicy:
     def metrics(self) -> dict[str, object]:
         """Policy-specific figures for the run record (e.g. home nodes, group membership)."""
         return {}
+
+
+class MigrateMisplaced(NumaPolicy):
+    """A policy whose ``on_faults`` is ``MPOL_F_MORON``'s rule (``mpol_misplaced()``, mm/mempolicy.c of Mel
+    Gorman's "Foundation for automatic NUMA balancing", 6 Nov 2012): every fault on a page that is not on the
+    faulting CPU's node, under a memory policy with ``MPOL_F_MOF``, migrates the page to that node at once, in
+    the faulting task's context (``sync``).
+
+    The simulator carries this rule out itself, on the batch's arrays and without building the batch and the
+    action (``memsched.sim.numa.balancing``), when a subclass keeps this ``on_faults`` and has no
+    ``after_faults``, and no one watches the hooks; the outcome is the same. Elsewhere (the live backend, a
+    recorded trace) this method is called as any hook is.
+    """
+
+    def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
+        misplaced = (batch.page_node != batch.cpu_node) & batch.migratable
+        if not np.count_nonzero(misplaced):
+            return ()
+        return (MigratePages.from_faults(batch, misplaced, mode="sync"),)
+
+
+def applies_misplaced_rule(policy: NumaPolicy) -> bool:
+    """Whether ``policy``'s fault hooks are exactly :class:`MigrateMisplaced`'s rule: its ``on_faults``, not
+    overridden, and no ``after_faults``."""
+    cls = type(policy)
+    return cls.on_faults is MigrateMisplaced.on_faults and cls.after_faults is NumaPolicy.after_faults
 
 
 def overridden_hooks(policy: object) -> tuple[str, ...]:

@@ -15,15 +15,10 @@ migrating them"); the anon_vma lock is 3.7's mutex.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from memsched.config import knob, validate
-from memsched.policies.numa.actions import Action, MigratePages
-from memsched.policies.numa.base import SYSCTL_INT_MAX, KernelTree, MigrationRules, NumaPolicy, TaskWorkScan
-from memsched.policies.numa.views import FaultBatch, PolicyContext
+from memsched.policies.numa.base import SYSCTL_INT_MAX, KernelTree, MigrateMisplaced, MigrationRules, TaskWorkScan
 
 
 @dataclass(frozen=True)
@@ -38,7 +33,9 @@ class MoronConfig:
         validate(self)
 
 
-class Moron(NumaPolicy):
+class Moron(MigrateMisplaced):
+    """``on_faults``: :class:`MigrateMisplaced`'s rule, ``MPOL_F_MORON``'s."""
+
     def __init__(self, config: MoronConfig) -> None:
         self.config = config
         period = config.scan_period_ms
@@ -47,9 +44,3 @@ class Moron(NumaPolicy):
         )
         self.migration = MigrationRules(rate_limit=False)
         self.kernel = KernelTree(thp_split=True, anon_vma_lock="mutex", base="3.7-rc2")
-
-    def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
-        misplaced = (batch.page_node != batch.cpu_node) & batch.migratable
-        if not np.count_nonzero(misplaced):
-            return ()
-        return (MigratePages.from_faults(batch, misplaced, mode="sync"),)

@@ -215,6 +215,16 @@ class SimActuator(ActionHandlers):
             result = ActionResult(result.action, target, detail, status, msg, moved_pages=res.moved)  # type: ignore[arg-type]
         return result
 
+    def migrate_misplaced(self, mm_id: int, pages: IntArray, dst: IntArray, payer: IntArray) -> str:
+        """:meth:`migrate_pages` of ``MigratePages(mm_id, pages, dst, payer=payer, mode="sync")`` from the
+        simulator's own fault records (``MigrateMisplaced``'s rule: ids in range, every payer's memory policy
+        with ``MPOL_F_MOF``), without the action: the same migration and payments. Returns the result's
+        status."""
+        res = self.migrator.migrate(mm_id, pages, dst, apply_ratelimit=True)
+        if res.moved.size:
+            self._pay_sync(mm_id, pages, payer, res)
+        return _migration_outcome(res)[0]
+
     def _pay_sync(self, mm_id: int, pages: IntArray, payer: IntArray, res: MigrationResult) -> None:
         """The faulting tasks migrate in their own context: the CPU part, then the copy, and their locks and
         flushes. ``payer[i]`` faulted on ``pages[i]``; each task that faulted on a page that moved pays for it
@@ -344,6 +354,12 @@ def _result(action: Action, target: str, detail: str, status: str, message: str 
 
 
 def _migration_result(action: MigratePages, target: str, detail: str, res: MigrationResult) -> ActionResult:
+    status, message = _migration_outcome(res)
+    return ActionResult(type(action).__name__, target, detail, status, message, moved_pages=res.moved)  # type: ignore[arg-type]
+
+
+def _migration_outcome(res: MigrationResult) -> tuple[str, str]:
+    """The status of a page migration that ended in ``res``, and its message."""
     moved = int(res.moved.shape[0])
     refused = []
     if res.refused_ratelimit:
@@ -361,7 +377,7 @@ def _migration_result(action: MigratePages, target: str, detail: str, res: Migra
         status, message = "skipped", why
     else:
         status, message = "no-op", "already on the destination or not present"
-    return ActionResult(type(action).__name__, target, detail, status, message, moved_pages=res.moved)  # type: ignore[arg-type]
+    return status, message
 
 
 @jit.compiled_as("payments")

@@ -61,7 +61,13 @@ import numpy.typing as npt
 
 from memsched.config import cost_knob, validate
 from memsched.errors import ConfigError
-from memsched.policies.numa.base import KnumaScand, NumaPolicy, TaskWorkScan, overridden_hooks
+from memsched.policies.numa.base import (
+    KnumaScand,
+    NumaPolicy,
+    TaskWorkScan,
+    applies_misplaced_rule,
+    overridden_hooks,
+)
 from memsched.policies.numa.driver import ActionResult, HookDriver
 from memsched.policies.numa.views import FaultBatch
 from memsched.sim.engine import Prio
@@ -166,6 +172,8 @@ class NumaBalancing(Instrument):
         self.contention = Contention(self.costs.contention, anon_vma_mutex=policy.kernel.anon_vma_lock == "mutex")
         self.actuator = SimActuator(machine, policy.migration, self.costs.migration, self.state, self.contention)
         self.driver = HookDriver(policy, self.ctx, self.actuator)
+        #: The policy's fault hooks are MigrateMisplaced's rule: carried out here on the batch's arrays.
+        self._misplaced_rule = applies_misplaced_rule(policy)
         self.mm_scan: dict[int, _MmScan] = {}
         self.base_per_page = machine.page_size // BASE_PAGE
         #: A record stands for one fault of ``fault_pages`` base pages (a huge page) or for the
@@ -221,6 +229,11 @@ class NumaBalancing(Instrument):
 
     def lb_score(self, task: FluidTask, src_cpu: int, dst_cpu: int, dst_idle: bool) -> float | None:
         return self.driver.lb_score(task.id, src_cpu, dst_cpu, dst_idle)
+
+    def use_hooks(self) -> None:
+        """Give every fault batch to the policy's hooks through :attr:`driver`, also where the mechanism would
+        carry out ``MigrateMisplaced``'s rule itself (for one who watches the driver: a trace)."""
+        self._misplaced_rule = False
 
     # ---- task_numa_work ------------------------------------------------------------------------------------
     def _alive(self, mm: MmStruct) -> list[FluidTask]:
@@ -433,30 +446,12 @@ class NumaBalancing(Instrument):
         faulters = per_task.nonzero()[0]
         faulter_ids = faulters.tolist()
         faulter_mof = [tasks[t].mempolicy.mof for t in faulter_ids]
-        if all(faulter_mof):
-            mof = np.ones(size, dtype=bool)
-        else:
+        mof: npt.NDArray[np.bool_] | None = None  # (None: every fault's task has MPOL_F_MOF)
+        if not all(faulter_mof):
             mof_task = np.zeros(len(tasks), dtype=bool)
             mof_task[faulter_ids] = faulter_mof
             mof = mof_task[task_ids]
-        mof.flags.writeable = False  # (a new array either way: the batch's own)
         nr_faults = self.nr_faults
-        batch = FaultBatch(
-            mm=mm.id,
-            time_ns=time_ns,
-            task=task_ids,
-            tgid=tgid,
-            cpu=cpus,
-            cpu_node=cpu_node,
-            page=pages,
-            page_node=page_node,
-            last_nid=last_nid,
-            last_pid=last_pid,
-            last_cpu=last_cpu,
-            base_pages=self.fault_pages,
-            nr_faults=nr_faults,
-            mof=mof,
-        )
         vs = machine.vmstat
         vs.inc("numa_hint_faults", size * nr_faults)
         vs.inc("numa_hint_faults_local", (size - nr_remote) * nr_faults)
@@ -468,7 +463,36 @@ class NumaBalancing(Instrument):
             hold, each_ns = self.contention.hold, self.contention.costs.ptl_huge_fault_ns
             for tid, n in zip(faulter_ids, counts.tolist(), strict=True):
                 hold(mm.id, tid, "ptl", n, each_ns)
-        self._count(self.driver.faults(batch))
+        if self._misplaced_rule:  # MigrateMisplaced.on_faults on the batch's arrays, without the batch
+            misplaced = page_node != cpu_node
+            if mof is not None:
+                misplaced &= mof
+            if np.count_nonzero(misplaced):
+                status = self.actuator.migrate_misplaced(
+                    mm.id, pages[misplaced], cpu_node[misplaced], task_ids[misplaced]
+                )
+                self.results[("MigratePages", status)] += 1
+        else:
+            if mof is None:
+                mof = np.ones(size, dtype=bool)
+            mof.flags.writeable = False  # (a new array either way: the batch's own)
+            batch = FaultBatch(
+                mm=mm.id,
+                time_ns=time_ns,
+                task=task_ids,
+                tgid=tgid,
+                cpu=cpus,
+                cpu_node=cpu_node,
+                page=pages,
+                page_node=page_node,
+                last_nid=last_nid,
+                last_pid=last_pid,
+                last_cpu=last_cpu,
+                base_pages=self.fault_pages,
+                nr_faults=nr_faults,
+                mof=mof,
+            )
+            self._count(self.driver.faults(batch))
         # remote faults whose page is still remote after the policy acted: filtered; then the pages' new state
         kept = _fault_after(
             pages, task_ids, cpus, cpu_node, page_node, mm.page_node, st.last_nid, st.last_pid, st.last_cpu

@@ -77,6 +77,48 @@ def test_moron_migrates_on_first_remote_fault() -> None:
     assert mm.node_pages[1] > 0
 
 
+def _misplaced_run(*, hooks: bool, thp: bool) -> tuple[object, ...]:
+    """MORON with two sharers of a buffer, one of them under a memory policy without MPOL_F_MOF (its faults are
+    not migratable): the record of a run with MigrateMisplaced's rule carried out by the mechanism, or (hooks)
+    with every batch given to Moron.on_faults through the driver."""
+    m = FluidMachine(SNB, seed=3, config=MachineConfig(thp=thp, thp_split=thp))
+    spec = get("moron")
+    numa = attach(m, spec.make(spec.make_config({})))
+    calls = [0]
+    inner = numa.driver.faults
+
+    def faults(batch):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return inner(batch)
+
+    numa.driver.faults = faults  # type: ignore[method-assign]
+    if hooks:
+        numa.use_hooks()
+    mm = m.new_mm("p")
+    buf = mm.mmap(256 * MIB, "b")
+    threads = (
+        ThreadSpec("remote", (SchedSetaffinity(SNB.node_cpus(1)), Touch(buf, 30))),
+        ThreadSpec("bound", (SchedSetaffinity(SNB.node_cpus(0)), SetMempolicy(Mempolicy.bind((0,))), Touch(buf, 30))),
+    )
+    prog = (SchedSetaffinity(SNB.node_cpus(0)), Touch(buf, 1), Spawn(threads), Join())
+    m.spawn_process("p", prog, mm=mm)
+    m.run(until=20 * NSEC_PER_SEC)
+    return (m.vmstat.snapshot(), dict(numa.results), numa.metrics(), m.elapsed_ns, m.system_ns(), calls[0])
+
+
+@pytest.mark.parametrize("thp", [True, False])
+def test_misplaced_rule_in_the_mechanism_is_the_hook(thp: bool) -> None:
+    """MORON's on_faults (MigrateMisplaced) carried out by the mechanism on the batch's arrays gives the run the
+    hook gives through the driver: the same counters, action results, metrics and times, faults not
+    migratable (no MPOL_F_MOF) included; the driver is not asked for a fault batch."""
+    rule, hooks = _misplaced_run(hooks=False, thp=thp), _misplaced_run(hooks=True, thp=thp)
+    assert rule[-1] == 0 and hooks[-1] > 0
+    assert rule[:-1] == hooks[:-1]
+    vmstat, results = rule[0], rule[1]
+    assert isinstance(vmstat, dict) and isinstance(results, dict)
+    assert vmstat["numa_pages_migrated"] > 0 and results[("MigratePages", "applied")] > 0
+
+
 def test_two_stage_filter_cuts_migrations_under_sharing() -> None:
     """With two nodes' threads sharing a buffer, MORON bounces pages; the two-stage filter cuts that."""
     runs = {}
