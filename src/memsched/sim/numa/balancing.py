@@ -182,6 +182,8 @@ class NumaBalancing(Instrument):
         self.fault_pages = self.base_per_page if huge_units else 1
         self.nr_faults = 1 if huge_units else self.base_per_page
         self.splits = 0
+        #: mm id -> its ``huge_version`` when it had no huge block left (none to split until the version moves).
+        self._split_all: dict[int, int] = {}
         #: Remote hinting faults (4 KiB or huge) that left their page where it was.
         self.remote_kept = 0
         #: CPU time of the current batch's faults by task (ascending ids), charged together with its contention.
@@ -439,8 +441,10 @@ class NumaBalancing(Instrument):
         size = cols.shape[1]
         if not size:
             return
-        cols.flags.writeable = False  # (the batch's columns are views of its rows: read-only too)
-        pages, task_ids, cpus, cpu_node, page_node, time_ns, tgid, last_nid, last_pid, last_cpu = cols
+        rule = self._misplaced_rule
+        if not rule:
+            cols.flags.writeable = False  # (the batch's columns are views of its rows: read-only too)
+        pages, task_ids, cpus, cpu_node, page_node = cols[0], cols[1], cols[2], cols[3], cols[4]
         if mm.thp_units:
             self._split_faulted(mm, pages, task_ids)
         faulters = per_task.nonzero()[0]
@@ -463,7 +467,7 @@ class NumaBalancing(Instrument):
             hold, each_ns = self.contention.hold, self.contention.costs.ptl_huge_fault_ns
             for tid, n in zip(faulter_ids, counts.tolist(), strict=True):
                 hold(mm.id, tid, "ptl", n, each_ns)
-        if self._misplaced_rule:  # MigrateMisplaced.on_faults on the batch's arrays, without the batch
+        if rule:  # MigrateMisplaced.on_faults on the batch's arrays, without the batch
             misplaced = page_node != cpu_node
             if mof is not None:
                 misplaced &= mof
@@ -478,16 +482,16 @@ class NumaBalancing(Instrument):
             mof.flags.writeable = False  # (a new array either way: the batch's own)
             batch = FaultBatch(
                 mm=mm.id,
-                time_ns=time_ns,
+                time_ns=cols[5],
                 task=task_ids,
-                tgid=tgid,
+                tgid=cols[6],
                 cpu=cpus,
                 cpu_node=cpu_node,
                 page=pages,
                 page_node=page_node,
-                last_nid=last_nid,
-                last_pid=last_pid,
-                last_cpu=last_cpu,
+                last_nid=cols[7],
+                last_pid=cols[8],
+                last_cpu=cols[9],
                 base_pages=self.fault_pages,
                 nr_faults=nr_faults,
                 mof=mof,
@@ -502,8 +506,12 @@ class NumaBalancing(Instrument):
 
     def _split_faulted(self, mm: MmStruct, pages: IntArray, task_ids: IntArray) -> None:
         """``split_huge_page()`` of every still-huge block among the faulted pages, by its first faulter."""
+        if self._split_all.get(mm.id) == mm.huge_version:  # (no huge block is left in the mm: the usual case)
+            return
         blocks = pages // mm.thp_units
-        if not np.count_nonzero(mm.huge[blocks]):  # (the usual case once the blocks are split: no unique)
+        if not np.count_nonzero(mm.huge[blocks]):  # (none among these: no unique)
+            if not np.count_nonzero(mm.huge):
+                self._split_all[mm.id] = mm.huge_version
             return
         ub, first = np.unique(blocks, return_index=True)
         huge = mm.huge[ub]
