@@ -310,6 +310,11 @@ class FluidProgress:
         self._tab_frac = np.zeros((4, nr))
         self._tab_den = np.zeros(4 * nr)
         self._tab_base = np.zeros((4 * nr, nr + memmodel.link_cap.shape[0] + 2))
+        #: Per phase key: (its page-walk share, then cpu_ns_per_byte, write and mlp_scale per node), the
+        #: read-only inputs of its stream-table rows (:meth:`_refresh_phase_rows`).
+        self._tab_inputs: dict[
+            int, tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+        ] = {}
         self._tab_state: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None, float] | None] = []
         #: Each phase key's mm, and the placement and huge-page versions of that mm when its rows were last
         #: checked: a key checked under its mm's versions now is up to date (``_refresh_phase_rows`` reads
@@ -973,11 +978,20 @@ class FluidProgress:
         if frac2 is not None:
             f = phase.shared_fraction
             frac = (1.0 - f) * frac1 + f * frac2
-        cpb = np.full(nr, phase.cpu_ns_per_byte, dtype=np.float64)
-        if walk:
-            cpb += walk * small
-        write = np.full(nr, phase.write, dtype=np.float64)
-        scale = np.full(nr, phase.mlp_scale, dtype=np.float64)
+        # the phase's per-node inputs (read only): kept per key, cpb while its page-walk share stays
+        inputs = self._tab_inputs.get(key)
+        if inputs is None or inputs[0] != small:
+            cpb = np.full(nr, phase.cpu_ns_per_byte, dtype=np.float64)
+            if walk:
+                cpb += walk * small
+            if inputs is None:
+                write = np.full(nr, phase.write, dtype=np.float64)
+                scale = np.full(nr, phase.mlp_scale, dtype=np.float64)
+            else:
+                write, scale = inputs[2], inputs[3]
+            self._tab_inputs[key] = (small, cpb, write, scale)
+        else:
+            cpb, write, scale = inputs[1], inputs[2], inputs[3]
         rows = slice(key * nr, (key + 1) * nr)
         kernel = jit.stream_table_kernel()
         if kernel is not None:  # the same operations in the same order, compiled (memsched.sim.fluid.jit)
