@@ -75,8 +75,8 @@ class NumaTraceRecorder(Instrument):
                 return res
 
         def faults(batch: FaultBatch) -> list[ActionResult]:
-            if batch.size:
-                self._faults += np.bincount(batch.cpu_node, minlength=self.machine.nr_nodes)
+            if batch.size:  # (a record stands for nr_faults hinting faults: a run of 4 KiB pages, or one)
+                self._faults += np.bincount(batch.cpu_node, minlength=self.machine.nr_nodes) * batch.nr_faults
             return faults_inner(batch)
 
         driver.actuator = _Recording()

@@ -79,11 +79,15 @@ def test_validator_accepts_nesting_and_pairing() -> None:
 
 
 # ---- the NUMA trace --------------------------------------------------------------------------------------------
-def test_numa_trace_has_task_tracks_moves_and_node_counters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """numa02 under mainline: a placement track per thread (node and CPU), the load balancer's cross-node moves
+@pytest.mark.parametrize("policy", ["mainline", "moron"])
+def test_numa_trace_has_task_tracks_moves_and_node_counters(
+    policy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """numa02 under mainline, and under moron (whose fault rule the mechanism carries out itself unless a trace
+    watches the hooks): a placement track per thread (node and CPU), the load balancer's cross-node moves
     and the policy's page-migration batches as instants, pages / hint faults / bandwidth per node; all valid.
     Tracing changes none of the run's figures."""
-    argv = ["run", "numa02", "--topology", "westmere-ex-4n48", "--policy", "mainline", "--json"]
+    argv = ["run", "numa02", "--topology", "westmere-ex-4n48", "--policy", policy, "--json"]
     doc, out = _write_and_load(argv, tmp_path / "n.json", capsys)
     check(doc)
     assert main(argv) == 0
