@@ -11,7 +11,7 @@ from helpers.numa_fake import FakeContext, batch
 from memsched.errors import ConfigError
 from memsched.policies.numa import get, names
 from memsched.policies.numa.actions import MigratePages, MigrateTask, SetPreferredNode, SetScanPeriod, SwapTasks
-from memsched.policies.numa.base import overridden_hooks
+from memsched.policies.numa.base import MigrateMisplaced, applies_misplaced_rule, overridden_hooks
 
 
 def make(pid: str, **sets: str):  # type: ignore[no-untyped-def]
@@ -46,6 +46,24 @@ def test_moron_migrates_every_misplaced_fault() -> None:
     (action,) = p.on_faults(FakeContext(), b)
     assert action.mode == "sync" and action.payer.tolist() == [1, 3]
     assert p.migration.rate_limit is False
+
+
+def test_the_misplaced_rule_is_the_mechanisms_only_where_the_hooks_are_its_own() -> None:
+    """MORON keeps MigrateMisplaced's on_faults; a subclass that overrides on_faults or adds after_faults does not
+    (the simulator then calls its hooks), nor does any other registered policy."""
+
+    class Own(MigrateMisplaced):
+        def on_faults(self, ctx, batch):  # type: ignore[no-untyped-def]
+            return ()
+
+    class After(MigrateMisplaced):
+        def after_faults(self, ctx, batch, migrated):  # type: ignore[no-untyped-def]
+            return ()
+
+    assert applies_misplaced_rule(MigrateMisplaced()) and not applies_misplaced_rule(Own())
+    assert not applies_misplaced_rule(After())
+    rule = {p for p in names() if applies_misplaced_rule(get(p).make(get(p).make_config({})))}
+    assert rule == {"moron"}
 
 
 def test_balancenuma_two_stage_filter() -> None:
