@@ -77,7 +77,9 @@ def test_moron_migrates_on_first_remote_fault() -> None:
     assert mm.node_pages[1] > 0
 
 
-def _misplaced_run(*, hooks: bool, thp: bool) -> tuple[object, ...]:
+def _misplaced_run(
+    *, hooks: bool, thp: bool
+) -> tuple[dict[str, int], dict[tuple[str, str], int], object, int, float, int]:
     """MORON with two sharers of a buffer, one of them under a memory policy without MPOL_F_MOF (its faults are
     not migratable): the record of a run with MigrateMisplaced's rule carried out by the mechanism, or (hooks)
     with every batch given to Moron.on_faults through the driver."""
@@ -115,7 +117,6 @@ def test_misplaced_rule_in_the_mechanism_is_the_hook(thp: bool) -> None:
     assert rule[-1] == 0 and hooks[-1] > 0
     assert rule[:-1] == hooks[:-1]
     vmstat, results = rule[0], rule[1]
-    assert isinstance(vmstat, dict) and isinstance(results, dict)
     assert vmstat["numa_pages_migrated"] > 0 and results[("MigratePages", "applied")] > 0
 
 
