@@ -269,9 +269,16 @@ class MigrateMisplaced(NumaPolicy):
 
 def applies_misplaced_rule(policy: NumaPolicy) -> bool:
     """Whether ``policy``'s fault hooks are exactly :class:`MigrateMisplaced`'s rule: its ``on_faults``, not
-    overridden, and no ``after_faults``."""
+    overridden, and no ``after_faults``; neither set on the instance either (a hook wrapped there, as
+    ``memsched.conformance`` wraps every hook to watch it, is called as any hook is)."""
     cls = type(policy)
-    return cls.on_faults is MigrateMisplaced.on_faults and cls.after_faults is NumaPolicy.after_faults
+    own = getattr(policy, "__dict__", {})
+    return (
+        cls.on_faults is MigrateMisplaced.on_faults
+        and cls.after_faults is NumaPolicy.after_faults
+        and "on_faults" not in own
+        and "after_faults" not in own
+    )
 
 
 def overridden_hooks(policy: object) -> tuple[str, ...]:

@@ -62,6 +62,9 @@ def test_the_misplaced_rule_is_the_mechanisms_only_where_the_hooks_are_its_own()
 
     assert applies_misplaced_rule(MigrateMisplaced()) and not applies_misplaced_rule(Own())
     assert not applies_misplaced_rule(After())
+    watched = MigrateMisplaced()
+    watched.on_faults = lambda ctx, batch: ()  # type: ignore[method-assign]  # (a hook wrapped on the instance)
+    assert not applies_misplaced_rule(watched)
     rule = {p for p in names() if applies_misplaced_rule(get(p).make(get(p).make_config({})))}
     assert rule == {"moron"}
 
