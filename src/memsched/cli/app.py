@@ -33,12 +33,9 @@ class GlobalOptions:
 
 def _print_version(value: bool) -> None:
     if value:
-        from memsched import __version__
-        from memsched.sim.fluid import jit
-        from memsched.sim.sched import compiled
+        from memsched.cli.fast import version_line
 
-        build = "compiled with mypyc" if compiled() else "pure Python"
-        typer.echo(f"memsched {__version__} (exact scheduler: {build}; fluid engine: {jit.status()})")
+        typer.echo(version_line())
         raise typer.Exit(0)
 
 

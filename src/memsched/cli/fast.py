@@ -1,11 +1,13 @@
-"""The fast path of ``memsched list`` and ``memsched rt admit``: the same answer without typer.
+"""The fast path of ``memsched list``, ``memsched rt admit`` and ``memsched --version``: the same answer without
+typer.
 
 Building the typer command line costs more than the 150 ms these commands may take on a 2-core machine (on
 this one: typer's import ~45 ms, building the 25-command tree ~40 ms, pydantic's import for typer's value
 coercion ~60 ms, before any work), and ``memsched list`` would import the simulators to read their
-registries. So :func:`run` reads ``sys.argv`` itself when it is one of these two commands in a form it fully
+registries. So :func:`run` reads ``sys.argv`` itself when it is one of these commands in a form it fully
 understands, and runs the very code the typer commands run (:func:`memsched.cli.listing.list_command` over
-the catalogue, :func:`memsched.cli.rt_admit.admit`), inside the same signal handling and error reporting
+the catalogue, :func:`memsched.cli.rt_admit.admit`, :func:`version_line` for ``--version`` alone or after
+``--debug``), inside the same signal handling and error reporting
 (:mod:`memsched.cli.outcome`). Anything else returns ``None`` and goes through typer: ``--help``, an
 unknown or repeated option, a missing value or an option value that starts with ``-`` (whose meaning is
 click's to decide), ``--`` and extra arguments, an ``--pid`` that is not a whole number, plug-ins installed
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["Parsed", "execute", "parse", "run"]
+__all__ = ["Parsed", "execute", "parse", "run", "version_line"]
 
 #: What :func:`parse` found: the command to run and whether ``--debug`` was given.
 Parsed = tuple[Callable[[], int], bool]
@@ -137,10 +139,31 @@ def _admit(args: list[str]) -> Callable[[], int] | None:
     return run
 
 
+def version_line() -> str:
+    """What ``memsched --version`` prints (the typer option's callback prints it too): the package's version and
+    which builds of the two engines this installation runs, answered without importing either."""
+    from memsched import __version__
+    from memsched.sim.fluid import jit
+    from memsched.sim.sched import compiled
+
+    build = "compiled with mypyc" if compiled() else "pure Python"
+    return f"memsched {__version__} (exact scheduler: {build}; fluid engine: {jit.status()})"
+
+
+def _version() -> int:
+    import sys
+
+    sys.stdout.write(version_line() + "\n")
+    return 0
+
+
 def parse(argv: list[str]) -> Parsed | None:
-    """``(the command, --debug)`` when ``argv`` is a ``list`` or ``rt admit`` this path runs, else None."""
+    """``(the command, --debug)`` when ``argv`` is a ``list``, an ``rt admit`` or a ``--version`` this path runs,
+    else None."""
     debug = bool(argv) and argv[0] == "--debug"
     args = argv[1:] if debug else argv
+    if args == ["--version"]:
+        return _version, debug
     if args[:1] == ["list"]:
         command = _list(args[1:])
     elif args[:2] == ["rt", "admit"]:

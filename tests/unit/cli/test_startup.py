@@ -54,8 +54,14 @@ LIST_FORMS = [
     ["list", "workloads", "-w", "numa01", "--json"],
 ]
 
+#: ``memsched --version`` forms the fast path runs.
+VERSION_FORMS = [["--version"], ["--debug", "--version"]]
+
 #: Forms the fast path hands to typer (help, usage errors click words itself); compared all the same.
 TYPER_FORMS = [
+    ["--version", "--debug"],
+    ["--version", "list"],
+    ["list", "--version"],
     ["list", "-h"],
     ["list", "--help"],
     ["list", "topologies", "extra"],
@@ -102,7 +108,7 @@ def _outcome(capsys: pytest.CaptureFixture[str], run: object, argv: list[str]) -
     return rc, out, err
 
 
-@pytest.mark.parametrize("argv", LIST_FORMS + ADMIT_FORMS, ids=" ".join)
+@pytest.mark.parametrize("argv", LIST_FORMS + ADMIT_FORMS + VERSION_FORMS, ids=" ".join)
 def test_the_fast_path_prints_what_typer_prints(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     """Same stdout, stderr and exit status through memsched.cli.fast as through the typer command line."""
     assert fast.parse(argv) is not None, "the fast path should run this form"
@@ -133,7 +139,7 @@ def _run(argv: list[str], *, typer_path: bool = False, env: dict[str, str] | Non
 @pytest.mark.parametrize(
     "argv",
     [["list", "topologies"], ["list", "settings", "--policy", "mainline"], ["list"],
-     ["rt", "admit", "--runtime", "1ms", "--deadline", "10ms"]],
+     ["rt", "admit", "--runtime", "1ms", "--deadline", "10ms"], ["--version"]],
     ids=" ".join,
 )  # fmt: skip
 def test_the_console_script_prints_what_typer_prints(argv: list[str]) -> None:
@@ -169,6 +175,14 @@ def test_list_and_admit_import_neither_numpy_nor_the_simulators(argv: list[str])
     heavy |= {"rich"} if argv[0] == "list" else {"memsched.live.cgroups", "ctypes.util"}
     assert "memsched.cli.fast" in loaded
     assert not {m for m in loaded if m in heavy or m.split(".")[0] in heavy or m.startswith("memsched.sim.")}
+
+
+def test_version_imports_neither_numpy_nor_typer_nor_numba() -> None:
+    """`memsched --version` says which engine builds are installed without importing them (or typer, rich)."""
+    loaded = _imported(["--version"])
+    heavy = {"numpy", "numba", "typer", "pydantic", "rich", "memsched.sim.sched.core", "memsched.sim.fluid.machine"}
+    assert "memsched.cli.fast" in loaded
+    assert not {m for m in loaded if m in heavy or m.split(".")[0] in heavy}
 
 
 def test_the_catalogue_is_what_the_registries_give() -> None:
