@@ -35,6 +35,7 @@ from memsched.sim.fluid.instrument import Instrument
 from memsched.sim.fluid.machine import FluidMachine
 from memsched.sim.fluid.state import MEM
 from memsched.sim.fluid.task import FluidTask, FluidTaskState
+from memsched.sim.numa.balancing import NumaBalancing
 
 __all__ = ["MACHINE_PID", "TASK_ID_BASE", "NumaTraceRecorder"]
 
@@ -63,8 +64,11 @@ class NumaTraceRecorder(Instrument):
         self._finished = False
 
     # ---- attaching ------------------------------------------------------------------------------------------
-    def attach_balancing(self, driver: Any) -> None:
-        """See every action the NUMA policy's driver applies and every fault batch it is given."""
+    def attach_balancing(self, balancing: NumaBalancing) -> None:
+        """See every action the NUMA policy's driver applies and every fault batch it is given (so every batch
+        goes to the driver: :meth:`NumaBalancing.use_hooks`)."""
+        balancing.use_hooks()
+        driver: Any = balancing.driver
         apply_inner: Callable[[Any], ActionResult] = driver.actuator.apply
         faults_inner: Callable[[FaultBatch], list[ActionResult]] = driver.faults
 

@@ -307,8 +307,7 @@ class NumaRunner:
             recorder = NumaTraceRecorder(machine, machine.config.sample_interval_ns)
             machine.add_instrument(recorder)
             if numa is not None:
-                numa.use_hooks()  # (every fault batch through the driver the recorder watches)
-                recorder.attach_balancing(numa.driver)
+                recorder.attach_balancing(numa)
             recorder.start()
         built = wl.build(machine, wl_cfg)
         machine.run(

@@ -35,7 +35,7 @@ import numpy as np
 
 from memsched.config import knob, validate
 from memsched.policies.numa.actions import Action, MigratePages
-from memsched.policies.numa.views import BoolArray, FaultBatch, PolicyContext
+from memsched.policies.numa.views import BoolArray, FaultBatch, IntArray, PolicyContext
 from memsched.units import NSEC_PER_MSEC
 
 __all__ = [
@@ -261,10 +261,19 @@ class MigrateMisplaced(NumaPolicy):
     """
 
     def on_faults(self, ctx: PolicyContext, batch: FaultBatch) -> Sequence[Action]:
-        misplaced = (batch.page_node != batch.cpu_node) & batch.migratable
+        misplaced = self.misplaced(batch.page_node, batch.cpu_node, batch.migratable)
         if not np.count_nonzero(misplaced):
             return ()
         return (MigratePages.from_faults(batch, misplaced, mode="sync"),)
+
+    @staticmethod
+    def misplaced(page_node: IntArray, cpu_node: IntArray, mof: BoolArray | None) -> BoolArray:
+        """The rule over a batch's columns: the faults whose page is on another node than the faulting CPU and
+        whose memory policy has ``MPOL_F_MOF`` (``mof``; ``None``: every one's has), a new array."""
+        misplaced: BoolArray = page_node != cpu_node
+        if mof is not None:
+            misplaced &= mof
+        return misplaced
 
 
 def applies_misplaced_rule(policy: NumaPolicy) -> bool:

@@ -189,16 +189,15 @@ class SimActuator(ActionHandlers):
                 refused_mof = int((~mof).sum())
                 self.refused_mof += refused_mof
                 pages, dst, payer = pages[mof], dst[mof], payer[mof]
-        # (migrate reads pages and dst and returns new arrays or these read-only ones)
-        res = self.migrator.migrate(
-            action.mm, pages, dst, apply_ratelimit=action.mode == "sync", split_huge=action.mode == "syscall"
-        )
+        if action.mode == "sync":
+            assert payer is not None
+            res = self._migrate_sync(action.mm, pages, dst, payer)
+        else:  # syscall (migrate reads pages and dst and returns new arrays or these read-only ones)
+            res = self.migrator.migrate(action.mm, pages, dst, apply_ratelimit=False, split_huge=True)
         if res.moved.size:
             assert res.src_count is not None and res.dst_count is not None
-            if action.mode == "sync":
-                assert payer is not None
-                self._pay_sync(action.mm, pages, payer, res)
-            else:  # a daemon's migrate_pages(2): copied on a CPU of the source node, no task of the mm pays
+            if action.mode == "syscall":  # a daemon's migrate_pages(2): copied on a CPU of the source node, no
+                # task of the mm pays
                 node = int(res.moved_src[0])
                 units = int(res.moved.size)
                 src_b, dst_b = self.migrator.count_bytes(res.src_count, res.dst_count)  # (copy_bytes of the pages)
@@ -220,10 +219,16 @@ class SimActuator(ActionHandlers):
         simulator's own fault records (``MigrateMisplaced``'s rule: ids in range, every payer's memory policy
         with ``MPOL_F_MOF``), without the action: the same migration and payments. Returns the result's
         status."""
+        return _migration_outcome(self._migrate_sync(mm_id, pages, dst, payer))[0]
+
+    def _migrate_sync(self, mm_id: int, pages: IntArray, dst: IntArray, payer: IntArray) -> MigrationResult:
+        """``migrate_misplaced_page()`` of each page in its faulting task's context, under the rate limit: the
+        migration, then what the tasks that faulted on moved pages pay (:meth:`_pay_sync`)."""
+        # (migrate reads pages and dst and returns new arrays or these read-only ones)
         res = self.migrator.migrate(mm_id, pages, dst, apply_ratelimit=True)
         if res.moved.size:
             self._pay_sync(mm_id, pages, payer, res)
-        return _migration_outcome(res)[0]
+        return res
 
     def _pay_sync(self, mm_id: int, pages: IntArray, payer: IntArray, res: MigrationResult) -> None:
         """The faulting tasks migrate in their own context: the CPU part, then the copy, and their locks and

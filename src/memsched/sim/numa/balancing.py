@@ -61,8 +61,10 @@ import numpy.typing as npt
 
 from memsched.config import cost_knob, validate
 from memsched.errors import ConfigError
+from memsched.policies.numa.actions import MigratePages
 from memsched.policies.numa.base import (
     KnumaScand,
+    MigrateMisplaced,
     NumaPolicy,
     TaskWorkScan,
     applies_misplaced_rule,
@@ -234,7 +236,7 @@ class NumaBalancing(Instrument):
 
     def use_hooks(self) -> None:
         """Give every fault batch to the policy's hooks through :attr:`driver`, also where the mechanism would
-        carry out ``MigrateMisplaced``'s rule itself (for one who watches the driver: a trace)."""
+        carry out :class:`MigrateMisplaced`'s rule itself (for one who watches the driver: a trace)."""
         self._misplaced_rule = False
 
     # ---- task_numa_work ------------------------------------------------------------------------------------
@@ -468,14 +470,12 @@ class NumaBalancing(Instrument):
             for tid, n in zip(faulter_ids, counts.tolist(), strict=True):
                 hold(mm.id, tid, "ptl", n, each_ns)
         if rule:  # MigrateMisplaced.on_faults on the batch's arrays, without the batch
-            misplaced = page_node != cpu_node
-            if mof is not None:
-                misplaced &= mof
+            misplaced = MigrateMisplaced.misplaced(page_node, cpu_node, mof)
             if np.count_nonzero(misplaced):
                 status = self.actuator.migrate_misplaced(
                     mm.id, pages[misplaced], cpu_node[misplaced], task_ids[misplaced]
                 )
-                self.results[("MigratePages", status)] += 1
+                self.results[(MigratePages.__name__, status)] += 1
         else:
             if mof is None:
                 mof = np.ones(size, dtype=bool)

@@ -46,6 +46,12 @@ def test_moron_migrates_every_misplaced_fault() -> None:
     (action,) = p.on_faults(FakeContext(), b)
     assert action.mode == "sync" and action.payer.tolist() == [1, 3]
     assert p.migration.rate_limit is False
+    # a fault whose memory policy lacks MPOL_F_MOF does not migrate (mpol_misplaced() is never asked)
+    b = batch(task=[1, 2, 3], cpu=[0, 2, 3], page_node=[1, 1, 0], last_nid=[-1, 0, 1], mof=[True, True, False])
+    assert migrations(p.on_faults(FakeContext(), b)) == [(0, 0)]
+    mof = np.array([False, True, True])
+    assert p.misplaced(b.page_node, b.cpu_node, mof).tolist() == [False, False, True]
+    assert p.misplaced(b.page_node, b.cpu_node, None).tolist() == [True, False, True]
 
 
 def test_the_misplaced_rule_is_the_mechanisms_only_where_the_hooks_are_its_own() -> None:
