@@ -445,12 +445,28 @@ class FluidProgress:
         causes = self.system_by_cause
         if self.engine.now > self.t_last and _charges(ns, src):  # (sync() does nothing when t_last is now)
             self.sync()
+        total, charged, copied = _charge_rows(tids, ns, src, dst, causes.get(cause, 0.0), *self.charge_arrays())
+        self.rows_charged(cause, total, charged, copied)
+
+    def charge_arrays(
+        self,
+    ) -> tuple[
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.int64],
+    ]:
+        """The arrays :func:`_charge_rows` updates: the debts, the copies left, their bytes read from and written
+        to each node, and the copies' epochs (for one who charges rows as it does, in step with the progress)."""
         a = self.arrays
-        total, charged, copied = _charge_rows(
-            tids, ns, src, dst, causes.get(cause, 0.0), a.debt, a.copy_left, a.copy_src, a.copy_dst, self._copy_epoch
-        )
+        return a.debt, a.copy_left, a.copy_src, a.copy_dst, self._copy_epoch
+
+    def rows_charged(self, cause: str, total: float, charged: bool, copied: bool) -> None:
+        """What :func:`_charge_rows`' results leave to do: ``cause``'s new sum when it charged CPU time, and the
+        rates to compute again when it added a copy."""
         if charged:
-            causes[cause] = total
+            self.system_by_cause[cause] = total
         if copied:
             self.dirty = True
 

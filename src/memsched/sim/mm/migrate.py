@@ -42,6 +42,7 @@ from memsched.units import MIB, NSEC_PER_MSEC
 
 if TYPE_CHECKING:
     from memsched.sim.fluid.machine import FluidMachine
+    from memsched.sim.mm.mm import MmStruct
 
 __all__ = ["MigrationCosts", "MigrationResult", "Migrator", "distinct"]
 
@@ -127,14 +128,7 @@ class Migrator:
             if splits:
                 mm.set_huge(huge, False)
                 machine.vmstat.inc("thp_split", splits)
-        now = machine.engine.now
-        pa = machine.page_alloc
-        nr = machine.nr_nodes
-        args = (
-            pages, dst, mm.page_node, apply_ratelimit and self.rules.rate_limit, now, self.window_end,
-            self.window_pages, self.last_limited, self.base_per_page, self.ratelimit_pages,
-            self.rules.migrate_interval_ms * NSEC_PER_MSEC, pa.free_pages, self.high_wmark, nr,
-        )  # fmt: skip
+        args = (pages, dst, *self.rows_state(mm, apply_ratelimit))
         out = _migrate_rows(*args)
         if out[-1]:  # a page or node out of range: the pure code's IndexError
             out = _migrate_rows.__wrapped__(*args)  # type: ignore[attr-defined]
@@ -144,18 +138,35 @@ class Migrator:
         if moved.shape[0]:
             # (moved_src: page_node[moved] before; the per-node counts for node_pages)
             mm.set_nodes(moved, moved_dst, moved_src, counts=(src_count, dst_count))
-            n_base = int(moved.shape[0]) * self.base_per_page
-            machine.vmstat.inc("numa_pages_migrated", n_base)
-            machine.vmstat.inc("pgmigrate_success", n_base)
-            machine.progress.invalidate()
         else:
             src_count = dst_count = None
-        if failed:
-            machine.vmstat.inc("pgmigrate_fail", failed * self.base_per_page)
-        self.ratelimited_pages += refused_rl
+        self.counted(int(moved.shape[0]), refused_rl, failed)
         return MigrationResult(
             moved, moved_dst, refused_rl, refused_bal, failed, moved_src, splits, src_count, dst_count
         )
+
+    def rows_state(self, mm: MmStruct, apply_ratelimit: bool) -> tuple[Any, ...]:
+        """The arguments of :func:`_migrate_rows` after the pages and their destinations: the mm's placement,
+        the rate limit's windows, the free frames and the watermarks (the arrays it updates)."""
+        return (
+            mm.page_node, apply_ratelimit and self.rules.rate_limit, self.machine.engine.now, self.window_end,
+            self.window_pages, self.last_limited, self.base_per_page, self.ratelimit_pages,
+            self.rules.migrate_interval_ms * NSEC_PER_MSEC, self.machine.page_alloc.free_pages, self.high_wmark,
+            self.machine.nr_nodes,
+        )  # fmt: skip
+
+    def counted(self, moved: int, refused_ratelimit: int, failed: int) -> None:
+        """What a migration of ``moved`` pages (their placement recorded) leaves to count: vmstat, the rate
+        limit's refusals, and the rates to compute again."""
+        machine = self.machine
+        if moved:
+            n_base = moved * self.base_per_page
+            machine.vmstat.inc("numa_pages_migrated", n_base)
+            machine.vmstat.inc("pgmigrate_success", n_base)
+            machine.progress.invalidate()
+        if failed:
+            machine.vmstat.inc("pgmigrate_fail", failed * self.base_per_page)
+        self.ratelimited_pages += refused_ratelimit
 
     def copy_bytes(self, src: IntArray, dst: IntArray) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Bytes the copies of pages from ``src`` to ``dst`` nodes read from and write to each node."""

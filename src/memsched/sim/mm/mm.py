@@ -207,12 +207,29 @@ class MmStruct:
         change = new_count if old_count is None else new_count - old_count
         self.node_pages += change
         self.page_node[pages] = nodes.astype(np.int16)
-        version = self.placement_version
-        self.placement_version += 1
         if pages.size == 0 or not self._region_cache:
+            self.placement_version += 1
             return
         # (pages.min() and .max() + 1, by the values at argmin/argmax: cheaper than the ufunc reductions)
-        lo, hi = int(pages.item(pages.argmin())), int(pages.item(pages.argmax())) + 1
+        self.placed(pages, nodes, old, change, int(pages.item(pages.argmin())), int(pages.item(pages.argmax())) + 1)
+
+    def placed(
+        self,
+        pages: npt.NDArray[np.int64],
+        nodes: npt.NDArray[np.int64],
+        old: npt.NDArray[np.int64],
+        change: npt.NDArray[np.int64],
+        lo: int,
+        hi: int,
+    ) -> None:
+        """The rest of :meth:`set_nodes` once ``page_node`` and ``node_pages`` hold the new placement (``change``:
+        what ``node_pages`` gained per node; ``lo``/``hi``: the least page and one past the greatest of the
+        non-empty ``pages``): a new placement version, and the cached region bytes brought to it."""
+        version = self.placement_version
+        self.placement_version += 1
+        if not self._region_cache:
+            return
+        nr = self.nr_nodes
         psz = self.page_size
         fpsz = float(psz)
         for region, (ver, cached) in list(self._region_cache.items()):

@@ -41,7 +41,7 @@ from memsched.policies.numa.actions import (
     SetScanPeriod,
     SwapTasks,
 )
-from memsched.policies.numa.base import MigrationRules
+from memsched.policies.numa.base import MigrateMisplaced, MigrationRules
 from memsched.policies.numa.driver import ActionHandlers, ActionRangeError, ActionResult
 from memsched.sim.engine import Prio
 from memsched.sim.fluid import jit
@@ -56,6 +56,8 @@ from memsched.units import MIB, NSEC_PER_MSEC, PAGE_SIZE_THP
 __all__ = ["SimActuator"]
 
 IntArray = npt.NDArray[np.int64]
+#: No flags (``migrate_misplaced``'s ``mof_task`` where every faulting task's policy has ``MPOL_F_MOF``).
+_NO_FLAGS = np.zeros(0, dtype=bool)
 
 
 class SimActuator(ActionHandlers):
@@ -221,6 +223,51 @@ class SimActuator(ActionHandlers):
         status."""
         return _migration_outcome(self._migrate_sync(mm_id, pages, dst, payer))[0]
 
+    def migrate_misplaced_cols(
+        self, mm_id: int, cols: IntArray, mof_task: npt.NDArray[np.bool_] | None
+    ) -> str | None:
+        """``MigrateMisplaced``'s rule over a fault batch's columns (``cols``: ``_fault_rows``' rows; ``mof_task``:
+        per task id, its memory policy has ``MPOL_F_MOF``; None: every faulting task's has), then
+        :meth:`migrate_misplaced` of the misplaced pages. Once the process uses the kernels and the progress is
+        synced to now (the kernel charges without syncing), as one compiled kernel (``_kernels.migrate_misplaced``:
+        the same migration, placement, payments, counts and lock holds), else through numpy
+        (:meth:`_misplaced_numpy`). Returns the migration's status, None when no fault is misplaced."""
+        kernels = jit.loaded()
+        m = self.machine
+        progress = m.progress
+        if kernels is None or progress.t_last != m.engine.now:
+            return self._misplaced_numpy(mm_id, cols, mof_task)
+        mm = m.mms[mm_id]
+        migrator = self.migrator
+        per_unit = migrator.kernel_pages(mm_id, 1)
+        out, total = kernels.migrate_misplaced(
+            cols, _NO_FLAGS if mof_task is None else mof_task, mof_task is None,
+            *migrator.rows_state(mm, True), mm.node_pages, float(m.page_size), per_unit * self.costs.migrate_fixed_ns,
+            progress.system_by_cause.get("migration", 0.0), *progress.charge_arrays(),
+        )  # fmt: skip
+        n_mis, n, refused_rl, refused_bal, failed, charged, copied, bad, nids, lo, hi = out[:11].tolist()
+        if bad:  # a page or node out of range, nothing changed: numpy's path raises as numpy indexing does
+            return self._misplaced_numpy(mm_id, cols, mof_task)
+        if not n_mis:
+            return None
+        if n:
+            o = 11 + 3 * n
+            mm.placed(out[11 : 11 + n], out[11 + n : o - n], out[o - n : o], out[o : o + m.nr_nodes], lo, hi)
+            o += m.nr_nodes
+            progress.rows_charged("migration", total, bool(charged), bool(copied))
+            self._pay_locks(mm_id, out[o : o + nids].tolist(), out[o + nids :].tolist(), per_unit)
+        migrator.counted(n, refused_rl, failed)
+        return _migration_status(n, bool(refused_rl or refused_bal or failed))
+
+    def _misplaced_numpy(self, mm_id: int, cols: IntArray, mof_task: npt.NDArray[np.bool_] | None) -> str | None:
+        """:meth:`migrate_misplaced_cols` through numpy: the rule's mask (``MigrateMisplaced.misplaced``), then
+        :meth:`migrate_misplaced` of the misplaced faults."""
+        pages, task_ids, cpu_node = cols[0], cols[1], cols[3]
+        misplaced = MigrateMisplaced.misplaced(cols[4], cpu_node, None if mof_task is None else mof_task[task_ids])
+        if not np.count_nonzero(misplaced):
+            return None
+        return self.migrate_misplaced(mm_id, pages[misplaced], cpu_node[misplaced], task_ids[misplaced])
+
     def _migrate_sync(self, mm_id: int, pages: IntArray, dst: IntArray, payer: IntArray) -> MigrationResult:
         """``migrate_misplaced_page()`` of each page in its faulting task's context, under the rate limit: the
         migration, then what the tasks that faulted on moved pages pay (:meth:`_pay_sync`)."""
@@ -242,11 +289,16 @@ class SimActuator(ActionHandlers):
         )  # fmt: skip
         # charge_system of each payer's CPU part in turn, then its copy (FluidProgress.charge_rows)
         m.progress.charge_rows(ids, fixed_ns, src_b, dst_b, "migration")
+        self._pay_locks(mm_id, ids.tolist(), units.tolist(), per_unit)
+
+    def _pay_locks(self, mm_id: int, tids: list[int], counts: list[int], per_unit: int) -> None:
+        """The locks and flushes of :meth:`_pay_sync`: the payers ``tids``, in order, moved ``counts`` page-array
+        entries of ``per_unit`` pages each."""
+        m = self.machine
         contention = self.contention
         if contention is None:
             return
         costs = contention.costs
-        tids, counts = ids.tolist(), units.tolist()
         if m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units:  # native THP migration: no rmap walk
             contention.hold_each(mm_id, tids, "ptl", counts, costs.ptl_thp_migrate_ns)
         else:
@@ -374,15 +426,23 @@ def _migration_outcome(res: MigrationResult) -> tuple[str, str]:
     if res.failed:
         refused.append(f"{res.failed} failed (no free frame)")
     why = "; ".join(refused)
-    if moved and not refused:
-        status, message = "applied", f"moved {moved}"
-    elif moved:
-        status, message = "partial", f"moved {moved}; {why}"
-    elif refused:
-        status, message = "skipped", why
+    status = _migration_status(moved, bool(refused))
+    if status == "applied":
+        message = f"moved {moved}"
+    elif status == "partial":
+        message = f"moved {moved}; {why}"
+    elif status == "skipped":
+        message = why
     else:
-        status, message = "no-op", "already on the destination or not present"
+        message = "already on the destination or not present"
     return status, message
+
+
+def _migration_status(moved: int, refused: bool) -> str:
+    """The status of a page migration that moved ``moved`` pages and refused some or none (``refused``)."""
+    if moved:
+        return "partial" if refused else "applied"
+    return "skipped" if refused else "no-op"
 
 
 @jit.compiled_as("payments")

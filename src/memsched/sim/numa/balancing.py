@@ -64,7 +64,6 @@ from memsched.errors import ConfigError
 from memsched.policies.numa.actions import MigratePages
 from memsched.policies.numa.base import (
     KnumaScand,
-    MigrateMisplaced,
     NumaPolicy,
     TaskWorkScan,
     applies_misplaced_rule,
@@ -452,11 +451,10 @@ class NumaBalancing(Instrument):
         faulters = per_task.nonzero()[0]
         faulter_ids = faulters.tolist()
         faulter_mof = [tasks[t].mempolicy.mof for t in faulter_ids]
-        mof: npt.NDArray[np.bool_] | None = None  # (None: every fault's task has MPOL_F_MOF)
+        mof_task: npt.NDArray[np.bool_] | None = None  # (None: every fault's task has MPOL_F_MOF)
         if not all(faulter_mof):
             mof_task = np.zeros(len(tasks), dtype=bool)
             mof_task[faulter_ids] = faulter_mof
-            mof = mof_task[task_ids]
         nr_faults = self.nr_faults
         vs = machine.vmstat
         vs.inc("numa_hint_faults", size * nr_faults)
@@ -470,15 +468,11 @@ class NumaBalancing(Instrument):
             for tid, n in zip(faulter_ids, counts.tolist(), strict=True):
                 hold(mm.id, tid, "ptl", n, each_ns)
         if rule:  # MigrateMisplaced.on_faults on the batch's arrays, without the batch
-            misplaced = MigrateMisplaced.misplaced(page_node, cpu_node, mof)
-            if np.count_nonzero(misplaced):
-                status = self.actuator.migrate_misplaced(
-                    mm.id, pages[misplaced], cpu_node[misplaced], task_ids[misplaced]
-                )
+            status = self.actuator.migrate_misplaced_cols(mm.id, cols, mof_task)
+            if status is not None:
                 self.results[(MigratePages.__name__, status)] += 1
         else:
-            if mof is None:
-                mof = np.ones(size, dtype=bool)
+            mof = np.ones(size, dtype=bool) if mof_task is None else mof_task[task_ids]
             mof.flags.writeable = False  # (a new array either way: the batch's own)
             batch = FaultBatch(
                 mm=mm.id,

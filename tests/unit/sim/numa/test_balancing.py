@@ -120,6 +120,61 @@ def test_misplaced_rule_in_the_mechanism_is_the_hook(thp: bool) -> None:
     assert vmstat["numa_pages_migrated"] > 0 and results[("MigratePages", "applied")] > 0
 
 
+@pytest.mark.parametrize("thp", [True, False])
+def test_misplaced_rule_in_one_kernel_is_the_numpy_path(thp: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the kernels in use, the mechanism carries out MigrateMisplaced's rule in one kernel
+    (``SimActuator.migrate_misplaced_cols``); the run is the one its numpy path gives (the rule's mask, then
+    ``migrate_misplaced``): the same counters, action results, metrics and times, the faults without MPOL_F_MOF
+    included."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.fluid import jit
+    from memsched.sim.numa.actuator import SimActuator
+
+    monkeypatch.setattr(jit, "_gate", jit._Gate())
+    monkeypatch.setenv(jit.ENV, "1")
+    assert jit.load_ahead()
+    calls = [0]
+    inner = kernels.migrate_misplaced
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return inner(*args)
+
+    monkeypatch.setattr(kernels, "migrate_misplaced", counted)
+    fused = _misplaced_run(hooks=False, thp=thp)
+    assert calls[0] > 0
+
+    monkeypatch.setattr(SimActuator, "migrate_misplaced_cols", SimActuator._misplaced_numpy)
+    calls[0] = 0
+    assert _misplaced_run(hooks=False, thp=thp) == fused
+    assert calls[0] == 0
+
+
+def test_misplaced_rule_kernel_out_of_range_changes_nothing_and_raises_as_numpy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch whose page lies past the mm (which ``_fault_rows`` never gives) is refused by the kernel before it
+    changes anything, and the numpy path then raises as numpy indexing does."""
+    pytest.importorskip("numba")
+    from memsched.sim.fluid import jit
+
+    monkeypatch.setattr(jit, "_gate", jit._Gate())
+    monkeypatch.setenv(jit.ENV, "1")
+    assert jit.load_ahead()
+    m, mm, numa = setup("moron")
+    m.run(until=2 * NSEC_PER_SEC)
+    before = (mm.page_node.copy(), mm.node_pages.copy(), m.page_alloc.free_pages.copy(), m.vmstat.snapshot())
+    cols = np.zeros((10, 2), dtype=np.int64)
+    cols[0] = [0, mm.nr_pages]  # pages: the second past the mm
+    cols[3] = 1  # the CPUs' node
+    cols[4] = 0  # the pages' node: both misplaced
+    with pytest.raises(IndexError):
+        numa.actuator.migrate_misplaced_cols(mm.id, cols, None)
+    after = (mm.page_node, mm.node_pages, m.page_alloc.free_pages, m.vmstat.snapshot())
+    assert all(np.array_equal(a, b) for a, b in zip(before[:3], after[:3], strict=True))
+    assert before[3] == after[3]
+
+
 def test_two_stage_filter_cuts_migrations_under_sharing() -> None:
     """With two nodes' threads sharing a buffer, MORON bounces pages; the two-stage filter cuts that."""
     runs = {}
