@@ -1330,38 +1330,26 @@ def migrate_misplaced(  # pragma: no cover - compiled (held to the rule path's n
     cols: Any,
     mof_task: Any,
     all_mof: bool,
-    page_node: Any,
-    ratelimit: bool,
-    now: int,
-    window_end: Any,
-    window_pages: Any,
-    last_limited: Any,
-    base_per_page: int,
-    ratelimit_pages: int,
-    interval_ns: int,
-    free_pages: Any,
-    high_wmark: Any,
-    nr: int,
+    state: Any,
     node_pages: Any,
     page_size: float,
     unit_ns: int,
     total: float,
-    debt: Any,
-    copy_left: Any,
-    copy_src: Any,
-    copy_dst: Any,
-    copy_epoch: Any,
+    charge: Any,
 ) -> Any:
     """``MigrateMisplaced``'s rule over a batch's columns (``cols``, :func:`fault_rows`') carried out as the
-    mechanism's numpy path does it (``SimActuator.migrate_misplaced``): the misplaced faults (page on another node
+    mechanism's numpy path does it (``SimActuator._misplaced_numpy``): the misplaced faults (page on another node
     than the faulting CPU, the task's policy with ``MPOL_F_MOF``: ``mof_task[id]`` unless ``all_mof``), then
-    :func:`migrate_rows` of their pages to the CPUs' nodes under the rate limit, the placement's arrays
-    (``MmStruct.set_nodes``: ``node_pages`` and ``page_node``), :func:`payments` and :func:`charge_rows` of what
-    the faulting tasks pay (``total``: the ``migration`` cause's sum so far). Returns one int64 array, [n_misplaced,
-    n_moved, refused by the rate limit, refused for balance, failed, charged, copied, out of range, payers, lo, hi |
-    moved | their destinations | their sources | node_pages' change per node | payers | pages per payer] (``lo``,
-    ``hi``: the least moved page and one past the greatest), and the cause's new sum. Out of range (a page or node
-    :func:`migrate_rows` refuses), nothing is changed."""
+    :func:`migrate_rows` of their pages to the CPUs' nodes (``state``: its arguments after the pages and their
+    destinations, ``Migrator.rows_state``), the placement's arrays (``MmStruct.set_nodes``: ``node_pages`` and
+    ``page_node``), :func:`payments` and :func:`charge_rows` of what the faulting tasks pay (``total``: the
+    ``migration`` cause's sum so far; ``charge``: the arrays it updates, ``FluidProgress.charge_arrays``). Returns
+    one int64 array, [n_misplaced, n_moved, refused by the rate limit, refused for balance, failed, charged,
+    copied, out of range, payers, lo, hi | moved | their destinations | their sources | node_pages' change per
+    node | payers | pages per payer] (``lo``, ``hi``: the least moved page and one past the greatest), and the
+    cause's new sum. Out of range (a page or node :func:`migrate_rows` refuses), nothing is changed."""
+    page_node = state[0]
+    nr = node_pages.shape[0]
     size = cols.shape[1]
     pages, task_ids, cpu_node, pnode = cols[0], cols[1], cols[3], cols[4]
     mis = np.empty(size, np.bool_)
@@ -1376,9 +1364,8 @@ def migrate_misplaced(  # pragma: no cover - compiled (held to the rule path's n
         return head, total
     p_mis, d_mis, t_mis = pages[mis], cpu_node[mis], task_ids[mis]
     moved, moved_dst, moved_src, src_count, dst_count, refused_rl, refused_bal, failed, kept_all, bad = migrate_rows(
-        p_mis, d_mis, page_node, ratelimit, now, window_end, window_pages, last_limited, base_per_page,
-        ratelimit_pages, interval_ns, free_pages, high_wmark, nr,
-    )  # fmt: skip
+        p_mis, d_mis, *state
+    )
     if bad:
         head[7] = 1
         return head, total
@@ -1400,9 +1387,7 @@ def migrate_misplaced(  # pragma: no cover - compiled (held to the rule path's n
     ids, units, fixed, src_b, dst_b = payments(
         p_mis, t_mis, moved, kept_all, moved_src, moved_dst, nr, page_size, unit_ns
     )
-    total, charged, copied = charge_rows(
-        ids, fixed, src_b, dst_b, total, debt, copy_left, copy_src, copy_dst, copy_epoch
-    )
+    total, charged, copied = charge_rows(ids, fixed, src_b, dst_b, total, *charge)
     nids = ids.shape[0]
     head[5], head[6], head[8], head[9], head[10] = charged, copied, nids, lo, hi + 1
     out = np.empty(11 + 3 * n + nr + 2 * nids, np.int64)
@@ -1895,10 +1880,9 @@ def warm() -> None:
         for out in (i64, ro):
             payments(col, col, out, True, i64, out, 1, 4096.0, 1)
     charge_rows(i64, f64, f2, f2, 0.0, f64, f64, f2, f2, i64)
-    migrate_misplaced(
-        np.zeros((10, 1), np.int64), flags, True, node16, True, 0, i64.copy(), i64.copy(), i64.copy(), 1, 1, 1,
-        i64.copy(), i64, 1, i64.copy(), 4096.0, 1, 0.0, f64, f64, f2, f2, i64,
-    )  # fmt: skip
+    state = (node16, True, 0, i64.copy(), i64.copy(), i64.copy(), 1, 1, 1, i64.copy(), i64, 1)  # (Migrator.rows_state)
+    charge = (f64, f64, f2, f2, i64)  # (FluidProgress.charge_arrays)
+    migrate_misplaced(np.zeros((10, 1), np.int64), flags, True, state, i64.copy(), 4096.0, 1, 0.0, charge)
     fault_rows(i64, i64, f64, i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
     fault_after(ro, ro, ro, ro, ro, node16, i64, i64, i64)
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)

@@ -216,19 +216,12 @@ class SimActuator(ActionHandlers):
             result = ActionResult(result.action, target, detail, status, msg, moved_pages=res.moved)  # type: ignore[arg-type]
         return result
 
-    def migrate_misplaced(self, mm_id: int, pages: IntArray, dst: IntArray, payer: IntArray) -> str:
-        """:meth:`migrate_pages` of ``MigratePages(mm_id, pages, dst, payer=payer, mode="sync")`` from the
-        simulator's own fault records (``MigrateMisplaced``'s rule: ids in range, every payer's memory policy
-        with ``MPOL_F_MOF``), without the action: the same migration and payments. Returns the result's
-        status."""
-        return _migration_outcome(self._migrate_sync(mm_id, pages, dst, payer))[0]
-
     def migrate_misplaced_cols(
         self, mm_id: int, cols: IntArray, mof_task: npt.NDArray[np.bool_] | None
     ) -> str | None:
         """``MigrateMisplaced``'s rule over a fault batch's columns (``cols``: ``_fault_rows``' rows; ``mof_task``:
-        per task id, its memory policy has ``MPOL_F_MOF``; None: every faulting task's has), then
-        :meth:`migrate_misplaced` of the misplaced pages. Once the process uses the kernels and the progress is
+        per task id, its memory policy has ``MPOL_F_MOF``; None: every faulting task's has), then the sync migration
+        of the misplaced pages (:meth:`_misplaced_numpy`). Once the process uses the kernels and the progress is
         synced to now (the kernel charges without syncing), as one compiled kernel (``_kernels.migrate_misplaced``:
         the same migration, placement, payments, counts and lock holds), else through numpy
         (:meth:`_misplaced_numpy`). Returns the migration's status, None when no fault is misplaced."""
@@ -241,9 +234,9 @@ class SimActuator(ActionHandlers):
         migrator = self.migrator
         per_unit = migrator.kernel_pages(mm_id, 1)
         out, total = kernels.migrate_misplaced(
-            cols, _NO_FLAGS if mof_task is None else mof_task, mof_task is None,
-            *migrator.rows_state(mm, True), mm.node_pages, float(m.page_size), per_unit * self.costs.migrate_fixed_ns,
-            progress.system_by_cause.get("migration", 0.0), *progress.charge_arrays(),
+            cols, _NO_FLAGS if mof_task is None else mof_task, mof_task is None, migrator.rows_state(mm, True),
+            mm.node_pages, float(m.page_size), per_unit * self.costs.migrate_fixed_ns,
+            progress.system_by_cause.get("migration", 0.0), progress.charge_arrays(),
         )  # fmt: skip
         n_mis, n, refused_rl, refused_bal, failed, charged, copied, bad, nids, lo, hi = out[:11].tolist()
         if bad:  # a page or node out of range, nothing changed: numpy's path raises as numpy indexing does
@@ -261,12 +254,15 @@ class SimActuator(ActionHandlers):
 
     def _misplaced_numpy(self, mm_id: int, cols: IntArray, mof_task: npt.NDArray[np.bool_] | None) -> str | None:
         """:meth:`migrate_misplaced_cols` through numpy: the rule's mask (``MigrateMisplaced.misplaced``), then
-        :meth:`migrate_misplaced` of the misplaced faults."""
+        :meth:`migrate_pages` of ``MigratePages(mm_id, pages, dst, payer=tasks, mode="sync")`` of the misplaced
+        faults from the simulator's own records (ids in range, every payer's memory policy with ``MPOL_F_MOF``),
+        without the action: the same migration and payments (:meth:`_migrate_sync`), and its status."""
         pages, task_ids, cpu_node = cols[0], cols[1], cols[3]
         misplaced = MigrateMisplaced.misplaced(cols[4], cpu_node, None if mof_task is None else mof_task[task_ids])
         if not np.count_nonzero(misplaced):
             return None
-        return self.migrate_misplaced(mm_id, pages[misplaced], cpu_node[misplaced], task_ids[misplaced])
+        res = self._migrate_sync(mm_id, pages[misplaced], cpu_node[misplaced], task_ids[misplaced])
+        return _migration_outcome(res)[0]
 
     def _migrate_sync(self, mm_id: int, pages: IntArray, dst: IntArray, payer: IntArray) -> MigrationResult:
         """``migrate_misplaced_page()`` of each page in its faulting task's context, under the rate limit: the
