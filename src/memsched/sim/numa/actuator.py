@@ -56,7 +56,7 @@ from memsched.units import MIB, NSEC_PER_MSEC, PAGE_SIZE_THP
 __all__ = ["SimActuator"]
 
 IntArray = npt.NDArray[np.int64]
-#: No flags (``migrate_misplaced``'s ``mof_task`` where every faulting task's policy has ``MPOL_F_MOF``).
+#: No flags (``_kernels.migrate_misplaced``'s ``mof_task`` where every faulting task's policy has ``MPOL_F_MOF``).
 _NO_FLAGS = np.zeros(0, dtype=bool)
 
 
