@@ -693,7 +693,7 @@ def test_compiled_settle_charges_equal_the_pure_ones() -> None:
     from memsched.sim.numa.contention import Contention, ContentionCosts
 
     rng = np.random.default_rng(12)
-    seen = {"sleep": 0, "flush": 0, "spin": 0}
+    seen = {"sleep": 0, "flush": 0, "spin": 0, "debt": 0}
     for _ in range(600):
         nr_tasks = int(rng.integers(1, 40))
         alive = np.sort(rng.choice(nr_tasks, int(rng.integers(0, nr_tasks + 1)), replace=False)).astype(np.int64)
@@ -722,8 +722,12 @@ def test_compiled_settle_charges_equal_the_pure_ones() -> None:
             hint_tid, hint_ns, ev_tid, ev_f, ev_n, alive, oncpu, nr_tasks, float(rng.choice([1.0, 1e5, 1e7])),
             c.anon_vma_mutex, cost_ns, causes, float(rng.random() * 1e9),
         )  # fmt: skip
-        want = inspect.unwrap(_settle_charges)(*args)
-        _same(kernels.settle_charges(*args), want)
+        debt = rng.random(nr_tasks) * 1e6 if rng.random() < 0.7 else np.zeros(0)  # (empty: charged by the caller)
+        want_debt, got_debt = debt.copy(), debt.copy()
+        want = inspect.unwrap(_settle_charges)(*args, want_debt)
+        _same(kernels.settle_charges(*args, got_debt), want)
+        assert got_debt.tobytes() == want_debt.tobytes()
+        seen["debt"] += int(debt.shape[0] > 0 and want[2] > 0 and want_debt.tobytes() != debt.tobytes())
         _, _, sums, counts, _ = _unpack_settle(*want)
         seen["sleep"] += int(counts[0] > 0)
         seen["flush"] += int(counts[1] > 0)

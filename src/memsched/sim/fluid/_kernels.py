@@ -880,10 +880,11 @@ def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_ch
     cost_ns: Any,
     causes: Any,
     send_ns: float,
+    debt: Any,
 ) -> Any:
     """``balancing._settle_charges``: ``contention.outcome`` and the charges in their order, over per-task
     arrays (a Python ``min(a, b)`` is ``b if b < a else a``, ``max(a, b)`` ``b if b > a else a``; ``max`` with a
-    key keeps the first of equal keys; sums start from 0)."""
+    key keeps the first of equal keys; sums start from 0), added to ``debt`` unless it is empty."""
     k = ev_tid.shape[0]
     min_sleep, flush_ns, per_cpu_ns = cost_ns[0], cost_ns[1], cost_ns[2]
     ipi_ns = float(cost_ns[3])
@@ -1091,6 +1092,9 @@ def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_ch
             m += 1
             acc[3] += ipi[t]
             touched[3] = True
+    if debt.shape[0]:  # (FluidProgress.charge_totals of a synced progress: each distinct task's debt in turn)
+        for i in range(m):
+            debt[charged[i]] += totals[i]
     # (two arrays, not nine: numba boxes each array it returns, at about 0.4 us each)
     ints = np.empty(m + 7 + 2 * nsleep, dtype=np.int64)
     floats = np.empty(m + 8 + nsleep)
@@ -1872,7 +1876,7 @@ def warm() -> None:
     for col in (i64, ro):  # (an action's pages and nodes are read-only; filtered ones are not)
         migrate_rows(col, col, node16, True, 0, i64.copy(), i64.copy(), i64.copy(), 1, 1, 1, i64.copy(), i64, 1)
     ev_f, ev_n = np.zeros((4, 0)), np.zeros((3, 0), np.int64)
-    settle_charges(i64, f64, i64[:0], ev_f, ev_n, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), 0.0)
+    settle_charges(i64, f64, i64[:0], ev_f, ev_n, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), 0.0, f64)
     sweep_rows(i64, i64, np.zeros(1, np.int8), i64, geo, f2, f64, f64, f64, f64, f64, 4096, 0, 1, 1.0)
     # (MigratePages' page, payer and dst columns are read-only, filtered copies are not; the pages that moved and
     # their destinations are the action's own columns, or new arrays)

@@ -549,13 +549,15 @@ class NumaBalancing(Instrument):
                 progress.charge_each(charged_l, charge_ns_l)
         else:
             ev_tid, ev_f, ev_n = (_NO_IDS, _NO_EV_F, _NO_EV_N) if ev is None else ev.rows()
+            # (the kernel adds the charges to the debts itself once the progress is synced to now)
+            synced = progress.t_last == machine.engine.now
             ints, floats, m = _settle_charges(
                 hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._alive_ids(machine.mms[mm_id]), progress.arrays.oncpu,
                 len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns, np.array(before),
-                contention.tlb_send_ns,
+                contention.tlb_send_ns, progress.arrays.debt if synced else _NO_NS,
             )  # fmt: skip
             after, touched, sums, counts, sleeps = _unpack_settle(ints, floats, m)
-            if m:
+            if m and not synced:
                 progress.charge_totals(ints[:m], floats[:m])
         for cause, value, t in zip(_CAUSES, after, touched, strict=True):
             if t:
@@ -794,12 +796,14 @@ def _settle_charges(
     cost_ns: IntArray,
     causes: npt.NDArray[np.float64],
     send_ns: float,
+    debt: npt.NDArray[np.float64],
 ) -> tuple[Any, ...]:
     """:func:`_settle_py` over columns, the compiled kernel's form: the pending events as ``BatchEvents.rows``
     gives them (none when ``ev_tid`` is empty), the running tasks' CPUs from ``alive`` (ascending) and
     ``oncpu``. The results in two arrays and a count ``m`` (:func:`_unpack_settle`): the ints (the ``m`` tasks
     charged, the four causes touched as 0 or 1, the three counts, the sleepers' ids, their wakers) and the floats
-    (the ``m`` charges, the four causes after, the four sums, the sleeps)."""
+    (the ``m`` charges, the four causes after, the four sums, the sleeps). Unless ``debt`` is empty, the charges
+    are added to it (``FluidProgress.charge_totals`` of a progress synced to now)."""
     cpus_of = _running_cpus(alive, oncpu)
     ev = BatchEvents.from_rows(ev_tid, ev_f, ev_n) if ev_tid.shape[0] else None
     a, b, c, d = cost_ns.tolist()
@@ -808,7 +812,10 @@ def _settle_charges(
     )
     ints = [*charged, *(int(t) for t in touched), *counts, *(t for t, _, _ in sleeps), *(w for _, _, w in sleeps)]
     floats = [*charge_ns, *after, *sums, *(ns for _, ns, _ in sleeps)]
-    return np.array(ints, dtype=np.int64), np.array(floats, dtype=np.float64), len(charged)
+    ints_a, floats_a, m = np.array(ints, dtype=np.int64), np.array(floats, dtype=np.float64), len(charged)
+    if debt.shape[0] and m:
+        debt[ints_a[:m]] += floats_a[:m]
+    return ints_a, floats_a, m
 
 
 def _unpack_settle(

@@ -118,9 +118,10 @@ class BatchEvents:
     def rows(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """The slots as arrays: task ids; the rows (ptl ns, ptl squares, anon ns, anon squares), shape (4, slots);
         the rows (ptl holds, anon holds, flushes), shape (3, slots)."""
+        k = len(self.tids)
         f = np.array([self.ptl_ns, self.ptl_sq, self.anon_ns, self.anon_sq], dtype=np.float64)
-        n = np.array([self.ptl_n, self.anon_n, self.flushes], dtype=np.int64)
-        return np.array(self.tids, dtype=np.int64), f, n
+        ints = np.array(self.tids + self.ptl_n + self.anon_n + self.flushes, dtype=np.int64)  # (one array, viewed)
+        return ints[:k], f, ints[k:].reshape(3, k)
 
 
 @dataclass(frozen=True)
