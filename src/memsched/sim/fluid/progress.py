@@ -443,7 +443,7 @@ class FluidProgress:
         if not tids.shape[0]:
             return
         causes = self.system_by_cause
-        if self.engine.now > self.t_last and _charges(ns, src):  # (sync() does nothing when t_last is now)
+        if not self.synced() and _charges(ns, src):
             self.sync()
         total, charged, copied = _charge_rows(tids, ns, src, dst, causes.get(cause, 0.0), *self.charge_arrays())
         self.rows_charged(cause, total, charged, copied)
@@ -493,6 +493,11 @@ class FluidProgress:
         now = self.engine.now
         if now > self.t_last:
             self.advance(now)
+
+    def synced(self) -> bool:
+        """Whether every task's progress is up to now, so that :meth:`sync` would do nothing: a kernel may then
+        charge the task arrays directly, as the methods that sync first would."""
+        return self.t_last >= self.engine.now
 
     def invalidate(self) -> None:
         """Placement or scheduling changed: progress so far is kept and rates are recomputed before the next step."""

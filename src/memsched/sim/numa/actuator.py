@@ -228,7 +228,7 @@ class SimActuator(ActionHandlers):
         kernels = jit.loaded()
         m = self.machine
         progress = m.progress
-        if kernels is None or progress.t_last != m.engine.now:
+        if kernels is None or not progress.synced():
             return self._misplaced_numpy(mm_id, cols, mof_task)
         mm = m.mms[mm_id]
         migrator = self.migrator
@@ -243,12 +243,12 @@ class SimActuator(ActionHandlers):
             return self._misplaced_numpy(mm_id, cols, mof_task)
         if not n_mis:
             return None
-        if n:
-            o = 11 + 3 * n
-            mm.placed(out[11 : 11 + n], out[11 + n : o - n], out[o - n : o], out[o : o + m.nr_nodes], lo, hi)
-            o += m.nr_nodes
+        if n:  # (after the head: moved, their destinations, their sources, node_pages' change, payers, their pages)
+            rest, nr = out[11:], m.nr_nodes
+            mm.placed(rest[:n], rest[n : 2 * n], rest[2 * n : 3 * n], rest[3 * n : 3 * n + nr], lo, hi)
+            payers = rest[3 * n + nr :]
             progress.rows_charged("migration", total, bool(charged), bool(copied))
-            self._pay_locks(mm_id, out[o : o + nids].tolist(), out[o + nids :].tolist(), per_unit)
+            self._pay_locks(mm_id, payers[:nids].tolist(), payers[nids:].tolist(), per_unit)
         migrator.counted(n, refused_rl, failed)
         return _migration_status(n, bool(refused_rl or refused_bal or failed))
 

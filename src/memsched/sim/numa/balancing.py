@@ -549,8 +549,7 @@ class NumaBalancing(Instrument):
                 progress.charge_each(charged_l, charge_ns_l)
         else:
             ev_tid, ev_f, ev_n = (_NO_IDS, _NO_EV_F, _NO_EV_N) if ev is None else ev.rows()
-            # (the kernel adds the charges to the debts itself once the progress is synced to now)
-            synced = progress.t_last == machine.engine.now
+            synced = progress.synced()  # (then the kernel adds the charges to the debts itself)
             ints, floats, m = _settle_charges(
                 hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._alive_ids(machine.mms[mm_id]), progress.arrays.oncpu,
                 len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns, np.array(before),

@@ -123,9 +123,9 @@ def test_misplaced_rule_in_the_mechanism_is_the_hook(thp: bool) -> None:
 @pytest.mark.parametrize("thp", [True, False])
 def test_misplaced_rule_in_one_kernel_is_the_numpy_path(thp: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the kernels in use, the mechanism carries out MigrateMisplaced's rule in one kernel
-    (``SimActuator.migrate_misplaced_cols``); the run is the one its numpy path gives (the rule's mask, then
-    ``migrate_misplaced``): the same counters, action results, metrics and times, the faults without MPOL_F_MOF
-    included."""
+    (``SimActuator.migrate_misplaced_cols``); the run is the one its numpy path gives (``_misplaced_numpy``: the
+    rule's mask, then ``_migrate_sync``): the same counters, action results, metrics and times, the faults without
+    MPOL_F_MOF included."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
     from memsched.sim.fluid import jit
     from memsched.sim.numa.actuator import SimActuator
@@ -155,7 +155,7 @@ def test_misplaced_rule_kernel_out_of_range_changes_nothing_and_raises_as_numpy(
 ) -> None:
     """A batch whose page lies past the mm (which ``_fault_rows`` never gives) is refused by the kernel before it
     changes anything, and the numpy path then raises as numpy indexing does."""
-    pytest.importorskip("numba")
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
     from memsched.sim.fluid import jit
 
     monkeypatch.setattr(jit, "_gate", jit._Gate())
@@ -163,6 +163,15 @@ def test_misplaced_rule_kernel_out_of_range_changes_nothing_and_raises_as_numpy(
     assert jit.load_ahead()
     m, mm, numa = setup("moron")
     m.run(until=2 * NSEC_PER_SEC)
+    assert m.progress.synced()  # (else the batch would not reach the kernel)
+    calls = [0]
+    inner = kernels.migrate_misplaced
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return inner(*args)
+
+    monkeypatch.setattr(kernels, "migrate_misplaced", counted)
     before = (mm.page_node.copy(), mm.node_pages.copy(), m.page_alloc.free_pages.copy(), m.vmstat.snapshot())
     cols = np.zeros((10, 2), dtype=np.int64)
     cols[0] = [0, mm.nr_pages]  # pages: the second past the mm
@@ -170,6 +179,7 @@ def test_misplaced_rule_kernel_out_of_range_changes_nothing_and_raises_as_numpy(
     cols[4] = 0  # the pages' node: both misplaced
     with pytest.raises(IndexError):
         numa.actuator.migrate_misplaced_cols(mm.id, cols, None)
+    assert calls[0] == 1
     after = (mm.page_node, mm.node_pages, m.page_alloc.free_pages, m.vmstat.snapshot())
     assert all(np.array_equal(a, b) for a, b in zip(before[:3], after[:3], strict=True))
     assert before[3] == after[3]
