@@ -61,6 +61,26 @@ class Move:
     dst: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """A CPU in one of its domains: the domain's groups and their capacities, the index of the CPU's own group
+    among them, and the indices of the others in the kernel's order (the ring after the CPU's own group)."""
+
+    groups: tuple[tuple[int, ...], ...]
+    capacity: tuple[int, ...]
+    local: int
+    others: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupCounts:
+    """A domain's groups in one balancing pass, by index: runnable tasks, and the excess of the groups above their
+    capacity (the candidates of :meth:`Balancer._pull_from_overloaded`)."""
+
+    nr: list[int]
+    excess: dict[int, float]
+
+
 class Balancer:
     """Placement and balancing decisions over per-CPU runqueues of task ids."""
 
@@ -80,7 +100,8 @@ class Balancer:
         self._spans: dict[int, list[int]] = {}
         self._span_lists: dict[tuple[int, ...], list[int]] = {}  # one list per distinct span (CPUs share spans)
         self._caps: dict[tuple[int, ...], int] = {}
-        self._local: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._places: dict[tuple[int, int], _Place] = {}
+        self._canon: dict[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]] = {}
         self.core_siblings = {c.id: topology.siblings(c.id) for c in topology.cpus}
         #: The smallest ``imbalance_pct`` of any domain (:meth:`balance`'s test of busy CPUs).
         self._min_pct = min((d.imbalance_pct for doms in self.domains for d in doms), default=100)
@@ -155,6 +176,15 @@ class Balancer:
             if cpu_load < best_load or (cpu_load == best_load and cpu == this_cpu):
                 best, best_load = cpu, cpu_load
         return best
+
+    def _place(self, sd: Domain, cpu: int) -> _Place:
+        """``cpu`` in ``sd``: its groups (one tuple object for all the domains with equal groups) and their
+        capacities, the index of its own group, and of the others in :meth:`_groups_from`'s order."""
+        groups = self._canon.setdefault(sd.groups, sd.groups)
+        local = next(i for i, g in enumerate(groups) if cpu in g)
+        n = len(groups)
+        caps = tuple(self._capacity(g) for g in groups)
+        return _Place(groups, caps, local, tuple((local + k) % n for k in range(1, n)))
 
     @staticmethod
     def _groups_from(sd: Domain, this_cpu: int) -> list[tuple[int, ...]]:
@@ -250,6 +280,7 @@ class Balancer:
             load = [float(sum(w)) for w in weights]
             nr = [len(q) for q in rq]
             busiest: dict[int, int] = {}  # a span's busiest CPU in this pass (the loads are fixed until a move)
+            counts: dict[int, _GroupCounts] = {}  # the groups' counts of a domain in this pass (fixed until a move)
             # A busy CPU evens out (_even_out) only with a CPU ``src`` of one of its spans whose load is above its
             # own times that domain's imbalance_pct / 100, and only by taking a task lighter than the loads'
             # difference. The first cannot hold when even the busiest CPU of all is not above its load times the
@@ -264,7 +295,7 @@ class Balancer:
             for cpu in range(self.nr_cpus):
                 if skip and nr[cpu] and (top_pct <= load[cpu] * min_pct or top - load[cpu] <= min_w):
                     continue
-                move = self._balance_cpu(cpu, rq, nr, load, weight, score, busiest)
+                move = self._balance_cpu(cpu, rq, nr, load, weight, score, busiest, counts)
                 if move is not None:
                     rq[move.src].remove(move.task)
                     rq[move.dst].append(move.task)
@@ -282,16 +313,21 @@ class Balancer:
         weight: Callable[[int], float],
         score: Score,
         busiest: dict[int, int],
+        counts: dict[int, _GroupCounts],
     ) -> Move | None:
         for sd in self.domains[cpu]:
-            local = self._local.get((id(sd), cpu))
-            if local is None:
-                local = self._local[(id(sd), cpu)] = next(g for g in sd.groups if cpu in g)
             if nr[cpu] == 0:
-                local_nr = sum(nr[c] for c in local)
-                if local_nr >= self._capacity(local) and len(local) > 1:
+                place = self._places.get((id(sd), cpu))
+                if place is None:
+                    place = self._places[(id(sd), cpu)] = self._place(sd, cpu)
+                groups = place.groups
+                c = counts.get(id(groups))
+                if c is None:
+                    c = counts[id(groups)] = _group_counts(place, nr)
+                local = place.local
+                if c.nr[local] >= place.capacity[local] and len(groups[local]) > 1:
                     continue
-                move = self._pull_from_overloaded(cpu, sd, local, rq, nr, score)
+                move = self._pull_from_overloaded(cpu, place, rq, nr, score, c.excess)
                 if move is not None:
                     return move
             else:
@@ -303,27 +339,25 @@ class Balancer:
     def _pull_from_overloaded(
         self,
         cpu: int,
-        sd: Domain,
-        local: tuple[int, ...],
+        place: _Place,
         rq: Sequence[list[int]],
         nr: list[int],
         score: Score,
+        excess: dict[int, float],
     ) -> Move | None:
-        best: tuple[float, tuple[int, ...]] | None = None
-        for group in self._groups_from(sd, cpu):
-            if group == local:
-                continue
-            g_nr = sum(nr[c] for c in group)
-            cap = self._capacity(group)
-            if g_nr <= cap:
-                continue
-            excess = (g_nr - cap) / cap
-            if best is None or excess > best[0]:
-                best = (excess, group)
+        """The idle ``cpu`` pulls a task from the busiest overloaded group of a domain (``place``: the groups and
+        their order from the CPU's own); ``excess``: of each overloaded group, by index (:meth:`_group_counts`)."""
+        if not excess:  # (no group of the domain is overloaded: the usual case)
+            return None
+        best: tuple[float, int] | None = None
+        for i in place.others:  # (the kernel's order: the first of equal excesses wins)
+            e = excess.get(i)
+            if e is not None and (best is None or e > best[0]):
+                best = (e, i)
         if best is None:
             return None
         # Busiest CPU of the busiest group first; a lone running task may be pushed (active balance).
-        for src in sorted(best[1], key=lambda c: (-nr[c], c)):
+        for src in sorted(place.groups[best[1]], key=lambda c: (-nr[c], c)):
             move = _best_candidate(rq[src], src, cpu, True, score)
             if move is not None:
                 return move
@@ -357,6 +391,14 @@ class Balancer:
         # Move only if it strictly narrows the gap (never just swaps which CPU is heavier).
         light = [t for t in rq[src] if load[src] - load[cpu] > weight(t)]
         return _best_candidate(light, src, cpu, False, score)
+
+
+def _group_counts(place: _Place, nr: list[int]) -> _GroupCounts:
+    """The runnable tasks (``nr`` per CPU) of each group of ``place``, and the excess ``(tasks - capacity) /
+    capacity`` of those above their capacity (``sgs->group_capacity``)."""
+    g_nr = [sum(nr[c] for c in g) for g in place.groups]
+    excess = {i: (n - cap) / cap for i, (n, cap) in enumerate(zip(g_nr, place.capacity, strict=True)) if n > cap}
+    return _GroupCounts(g_nr, excess)
 
 
 def _best_candidate(tasks: Sequence[int], src: int, dst: int, dst_idle: bool, score: Score) -> Move | None:
