@@ -232,7 +232,8 @@ class MmStruct:
         nr = self.nr_nodes
         psz = self.page_size
         fpsz = float(psz)
-        for region, (ver, cached) in list(self._region_cache.items()):
+        # (the loop sets the value of keys it visits, which a dict allows while it is iterated)
+        for region, (ver, cached) in self._region_cache.items():
             if ver != version:
                 continue  # stale already (placement changed behind set_nodes): recomputed on next use
             p0, p1 = region.page_span(psz)

@@ -301,8 +301,7 @@ class SimActuator(ActionHandlers):
             # try_to_unmap() + remove_migration_ptes(); ptep_clear_flush() of a PTE the hinting fault made present
             # again (every payer's hold, then its flush: the same slots and sums as one payer after another)
             base = [n * per_unit for n in counts]
-            contention.hold_each(mm_id, tids, "anon", [2 * b for b in base], costs.rmap_walk_ns)
-            contention.flush_each(mm_id, tids, base)
+            contention.hold_each(mm_id, tids, "anon", [2 * b for b in base], costs.rmap_walk_ns, base)
 
     def _flushes(self, mm_id: int, task: int, base_pages: int, *, splits: int = 0) -> None:
         if self.contention is not None:

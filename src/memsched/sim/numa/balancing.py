@@ -463,10 +463,9 @@ class NumaBalancing(Instrument):
         fault_ns = float(nr_faults * self.costs.hint_fault_ns)
         counts = per_task[faulters]
         self._hint_tid, self._hint_ns = faulters, counts * fault_ns  # (n * fault_ns of each faulter's count n)
-        if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock
-            hold, each_ns = self.contention.hold, self.contention.costs.ptl_huge_fault_ns
-            for tid, n in zip(faulter_ids, counts.tolist(), strict=True):
-                hold(mm.id, tid, "ptl", n, each_ns)
+        if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock, by each faulter in turn
+            contention = self.contention
+            contention.hold_each(mm.id, faulter_ids, "ptl", counts.tolist(), contention.costs.ptl_huge_fault_ns)
         if rule:  # MigrateMisplaced.on_faults on the batch's arrays, without the batch
             status = self.actuator.migrate_misplaced_cols(mm.id, cols, mof_task)
             if status is not None:

@@ -166,19 +166,34 @@ class Contention:
         either is not positive, but ``task`` takes its slot)."""
         self.hold_each(mm, [task], lock, [n], each_ns)
 
-    def hold_each(self, mm: int, tasks: list[int], lock: str, counts: list[int], each_ns: float) -> None:
+    def hold_each(
+        self,
+        mm: int,
+        tasks: list[int],
+        lock: str,
+        counts: list[int],
+        each_ns: float,
+        flushes: list[int] | None = None,
+    ) -> None:
         """:meth:`hold` by each of ``tasks`` in turn, ``counts[i]`` times for ``tasks[i]`` (a task whose count is
-        not positive, or every task when ``each_ns`` is not, holds nothing but takes its slot)."""
+        not positive, or every task when ``each_ns`` is not, holds nothing but takes its slot); then, with
+        ``flushes``, ``flushes[i]`` TLB shootdowns by ``tasks[i]``, as :meth:`flush_each` after this call (the
+        same slots, in the same order, and the holds and flushes are separate sums)."""
         ev = self._events(mm)
         if lock == "ptl":
             cols = ev.ptl_ns, ev.ptl_n, ev.ptl_sq
         else:
             cols = ev.anon_ns, ev.anon_n, ev.anon_sq
         ns_col, n_col, sq_col = cols
-        of = ev.of
-        for task, n in zip(tasks, counts, strict=True):
-            i = of(task)
-            if n <= 0 or each_ns <= 0:
+        of, slot, flush_col = ev.of, ev.slot, ev.flushes
+        holds = each_ns > 0
+        for k, (task, n) in enumerate(zip(tasks, counts, strict=True)):
+            i = slot.get(task)
+            if i is None:
+                i = of(task)
+            if flushes is not None:
+                flush_col[i] += flushes[k]
+            if n <= 0 or not holds:
                 continue
             ns_col[i] += n * each_ns
             n_col[i] += n

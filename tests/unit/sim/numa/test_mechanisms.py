@@ -201,8 +201,8 @@ def test_a_task_busy_in_the_kernel_faults_only_the_pages_it_reaches() -> None:
 
 
 def test_holds_and_flushes_of_many_tasks_are_those_of_each_in_turn() -> None:
-    """``hold_each`` and ``flush_each`` (which ``hold`` and ``flush`` call for one task) leave one slot per task in
-    the order the tasks first came, a task with no hold (a count or a cost not positive) taking its slot too, and
+    """``hold_each`` and ``flush_each`` (which ``hold`` and ``flush`` call for one task), or ``hold_each`` with the
+    flushes, leave one slot per task in the order the tasks first came, a task with no hold (a count or a cost not positive) taking its slot too, and
     in each slot the sums of its holds (``n * each_ns``, the count, ``n * each_ns**2`` per lock) and flushes."""
     rng = np.random.default_rng(14)
     cols = ("ptl_ns", "ptl_n", "ptl_sq", "anon_ns", "anon_n", "anon_sq", "flushes")
@@ -216,13 +216,16 @@ def test_holds_and_flushes_of_many_tasks_are_those_of_each_in_turn() -> None:
             lock = str(rng.choice(["ptl", "anon"]))
             each = float(rng.choice([0.0, 1000.0, 1500.0]))
             flushes = rng.integers(0, 3, k).tolist()
-            if rng.random() < 0.3:  # one task at a time
+            way = rng.random()
+            if way < 0.3:  # one task at a time
                 for t, n, f in zip(tids, counts, flushes, strict=True):
                     c.hold(3, t, lock, n, each)
                     c.flush(3, t, f)
-            else:
+            elif way < 0.65:
                 c.hold_each(3, tids, lock, counts, each)
                 c.flush_each(3, tids, flushes)
+            else:  # the holds and the flushes in one pass
+                c.hold_each(3, tids, lock, counts, each, flushes)
             for t, n, f in zip(tids, counts, flushes, strict=True):
                 slot = want.setdefault(t, dict.fromkeys(cols, 0))
                 if n > 0 and each > 0:
