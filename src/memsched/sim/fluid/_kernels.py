@@ -1528,6 +1528,31 @@ def fault_after(  # pragma: no cover - compiled (held to balancing._fault_after 
 
 
 @_njit
+def partial_gains(  # pragma: no cover - compiled (held to mm._partial_gains by tests)
+    pages: Any, nodes: Any, old: Any, spans: Any, page_size: int, nr_nodes: int
+) -> Any:
+    """``mm._partial_gains`` as loops: each page inside a region weighed as there (``page_size``, less the
+    region's lead on its first page and its tail on its last), added at its new node and taken at its present
+    old one, summed as integers (the pure form's bincounts are exact integer sums)."""
+    gains = np.zeros((spans.shape[0], nr_nodes), np.int64)
+    for k in range(spans.shape[0]):
+        p0, p1, lead, tail = spans[k, 0], spans[k, 1], spans[k, 2], spans[k, 3]
+        for i in range(pages.shape[0]):
+            p = pages[i]
+            if p < p0 or p >= p1:
+                continue
+            w = page_size
+            if p == p0:
+                w -= lead
+            if p == p1 - 1:
+                w -= tail
+            gains[k, nodes[i]] += w
+            if old[i] >= 0:
+                gains[k, old[i]] -= w
+    return gains.astype(np.float64)
+
+
+@_njit
 def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recompute by tests)
     n: int,
     oncpu: Any,
@@ -1890,6 +1915,9 @@ def warm() -> None:
     fault_rows(i64, i64, f64, i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
     fault_after(ro, ro, ro, ro, ro, node16, i64, i64, i64)
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
+    for col in (i64, ro):  # (a migration's pages and their nodes are an action's read-only columns, or new arrays)
+        for out in (i64, ro):
+            partial_gains(col, out, i64, np.zeros((1, 4), np.int64), 4096, 1)
     stream_and_copy_rates(
         i64[:0], i64[:0], i64, i64, f64, f2, f2, f64, np.zeros((1, 3)), f64, np.zeros((1, 3)), i64, i64, 1.0, cap,
         np.ones(0), 0.0, False, f64, i64,

@@ -22,7 +22,9 @@ such runs too and remembers, per 2 MiB block of ``thp_units`` units, whether the
 huge PMD (``huge``).
 
 **Per-node bytes of a region** (``region_node_bytes``) are cached per region and updated incrementally by
-``set_nodes``, so a migration of a few pages does not re-count a multi-GiB buffer.
+``set_nodes``, so a migration of a few pages does not re-count a multi-GiB buffer. The regions' versions and
+page spans are arrays, so a migration finds the regions it touches in one pass over small lists, and the pages'
+weights in a region it holds part of are summed by a kernel once the process uses the kernels.
 
 Deviations from the kernel: no page tables (placement is per page, not per PTE); base pages of one run share
 their placement; VMAs of a huge-page mm start on a 2 MiB boundary.
@@ -36,8 +38,10 @@ import numpy as np
 import numpy.typing as npt
 
 from memsched.errors import ConfigError
+from memsched.sim.fluid import jit
 
 __all__ = ["GLIBC_MMAP_CHUNK_HEADER", "MmStruct", "Region", "Vma"]
+
 
 #: Bytes between the start of a glibc mmap'd chunk and the pointer malloc returns (x86-64).
 GLIBC_MMAP_CHUNK_HEADER = 16
@@ -112,7 +116,14 @@ class MmStruct:
     #: keys on it.
     huge_version: int = 0
     _small_cache: dict[Region, tuple[int, float]] = field(default_factory=dict, repr=False)
-    _region_cache: dict[Region, tuple[int, npt.NDArray[np.float64]]] = field(default_factory=dict, repr=False)
+    #: The cached bytes per node of the regions asked for (:meth:`region_node_bytes`), a row per region: the
+    #: placement version its bytes are of; its page span and edges (first page, one past the last, the bytes of
+    #: the first page before the region and of the last page after it); its bytes, a new array whenever they
+    #: change (callers keep them and compare them by identity).
+    _region_row: dict[Region, int] = field(default_factory=dict, repr=False)
+    _region_ver: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    _region_span: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int64), repr=False)
+    _region_bytes: list[npt.NDArray[np.float64]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.node_pages = np.zeros(self.nr_nodes, dtype=np.int64)
@@ -171,14 +182,26 @@ class MmStruct:
     def region_node_bytes(self, region: Region) -> npt.NDArray[np.float64]:
         """Bytes of ``region`` resident on each node (pages not yet present are not counted). The result is
         cached and must not be modified."""
-        hit = self._region_cache.get(region)
-        if hit is not None and hit[0] == self.placement_version:
-            return hit[1]
-        p0, p1 = region.page_span(self.page_size)
+        row = self._region_row.get(region)
+        if row is not None and self._region_ver[row] == self.placement_version:
+            return self._region_bytes[row]
+        psz = self.page_size
+        p0, p1 = region.page_span(psz)
         nodes = self.page_node[p0:p1].astype(np.int64) + 1  # -1 (absent) -> bin 0
-        out = np.bincount(nodes, weights=region.page_weights(self.page_size), minlength=self.nr_nodes + 1)
+        out = np.bincount(nodes, weights=region.page_weights(psz), minlength=self.nr_nodes + 1)
         result = np.asarray(out[1:], dtype=np.float64)
-        self._region_cache[region] = (self.placement_version, result)
+        if row is None:
+            row = self._region_row[region] = len(self._region_bytes)
+            self._region_bytes.append(result)
+            if self._region_ver.shape[0] <= row:
+                cap = max(4, 2 * row)
+                ver, span = np.zeros(cap, dtype=np.int64), np.zeros((cap, 4), dtype=np.int64)
+                ver[:row], span[:row] = self._region_ver[:row], self._region_span[:row]
+                self._region_ver, self._region_span = ver, span
+            self._region_span[row] = (p0, p1, region.start - p0 * psz, p1 * psz - (region.start + region.nbytes))
+        else:
+            self._region_bytes[row] = result
+        self._region_ver[row] = self.placement_version
         return result
 
     def set_nodes(
@@ -207,7 +230,7 @@ class MmStruct:
         change = new_count if old_count is None else new_count - old_count
         self.node_pages += change
         self.page_node[pages] = nodes.astype(np.int16)
-        if pages.size == 0 or not self._region_cache:
+        if pages.size == 0 or not self._region_bytes:
             self.placement_version += 1
             return
         # (pages.min() and .max() + 1, by the values at argmin/argmax: cheaper than the ufunc reductions)
@@ -227,39 +250,69 @@ class MmStruct:
         non-empty ``pages``): a new placement version, and the cached region bytes brought to it."""
         version = self.placement_version
         self.placement_version += 1
-        if not self._region_cache:
+        n = len(self._region_bytes)
+        if not n:
             return
-        nr = self.nr_nodes
-        psz = self.page_size
-        fpsz = float(psz)
-        # (the loop sets the value of keys it visits, which a dict allows while it is iterated)
-        for region, (ver, cached) in self._region_cache.items():
-            if ver != version:
-                continue  # stale already (placement changed behind set_nodes): recomputed on next use
-            p0, p1 = region.page_span(psz)
+        # The regions whose bytes are of this placement (the others are stale already, placement having changed
+        # behind set_nodes: recomputed on next use) are brought to the new one; of those, the regions holding
+        # pages that moved change their bytes.
+        ver = self._region_ver
+        fresh: list[int] = []
+        whole: list[int] = []
+        part: list[int] = []
+        for r, (v, (p0, p1, lead, tail)) in enumerate(
+            zip(ver[:n].tolist(), self._region_span[:n].tolist(), strict=True)
+        ):
+            if v != version:
+                continue
+            fresh.append(r)
             if p1 <= lo or p0 >= hi:
-                self._region_cache[region] = (self.placement_version, cached)
                 continue
-            if (
-                p0 <= lo
-                and hi <= p1
-                and (lo > p0 or region.start == p0 * psz)
-                and (hi < p1 or region.start + region.nbytes == p1 * psz)
-            ):
-                # Every page is inside the region and weighs a whole page: the weighted bincounts below add
-                # ``psz`` count times from 0.0, exactly (integers below 2**53), which is count * psz; and
-                # new * psz - old * psz of such integers is exactly (new - old) * psz, ``change`` * psz (with no
-                # old count, the bincount is zeros, and x - 0.0 is x).
-                delta = np.multiply(change, fpsz, dtype=np.float64)
-                self._region_cache[region] = (self.placement_version, cached + delta)
-                continue
-            sel = (pages >= p0) & (pages < p1)
-            w = np.full(int(sel.sum()), float(psz))
-            inside = pages[sel]
-            w[inside == p0] -= region.start - p0 * psz
-            w[inside == p1 - 1] -= p1 * psz - (region.start + region.nbytes)
-            delta = np.bincount(nodes[sel], weights=w, minlength=nr)
-            o = old[sel]
-            gone = o >= 0
-            delta -= np.bincount(o[gone], weights=w[gone], minlength=nr)
-            self._region_cache[region] = (self.placement_version, cached + delta)
+            if p0 <= lo and hi <= p1 and (lo > p0 or lead == 0) and (hi < p1 or tail == 0):
+                whole.append(r)
+            else:
+                part.append(r)
+        ver[fresh] = self.placement_version
+        cached = self._region_bytes
+        if whole:
+            # Every page is inside the region and weighs a whole page: the weighted bincounts of _partial_gains'
+            # pure form add ``psz`` count times from 0.0, exactly (integers below 2**53), which is count * psz; and
+            # new * psz - old * psz of such integers is exactly (new - old) * psz, ``change`` * psz (with no old
+            # count, the bincount is zeros, and x - 0.0 is x).
+            delta = np.multiply(change, float(self.page_size), dtype=np.float64)
+            for r in whole:
+                cached[r] = cached[r] + delta
+        if part:
+            gains = _partial_gains(pages, nodes, old, self._region_span[part], self.page_size, self.nr_nodes)
+            for r, gain in zip(part, gains, strict=True):
+                cached[r] = cached[r] + gain
+
+
+@jit.compiled_as("partial_gains")
+def _partial_gains(
+    pages: npt.NDArray[np.int64],
+    nodes: npt.NDArray[np.int64],
+    old: npt.NDArray[np.int64],
+    spans: npt.NDArray[np.int64],
+    page_size: int,
+    nr_nodes: int,
+) -> npt.NDArray[np.float64]:
+    """What the bytes per node of each region (``spans``: rows of :class:`MmStruct`'s ``_region_span``) gain when
+    ``pages`` move from nodes ``old`` (-1: not present) to ``nodes``: a row per region. The pages inside a region
+    weigh ``page_size`` bytes, less the bytes of its first page before it and of its last page after it; the
+    gain is what the new nodes' bincount of those weights has over the present old nodes'. (The weights are
+    integers, so each bincount is an exact sum below 2**53, and the gain the exact integer difference: the
+    kernel sums them as integers.)"""
+    out = np.zeros((spans.shape[0], nr_nodes))
+    for k, (p0, p1, lead, tail) in enumerate(spans.tolist()):
+        sel = (pages >= p0) & (pages < p1)
+        w = np.full(int(np.count_nonzero(sel)), float(page_size))
+        inside = pages[sel]
+        w[inside == p0] -= lead
+        w[inside == p1 - 1] -= tail
+        delta = np.bincount(nodes[sel], weights=w, minlength=nr_nodes)
+        o = old[sel]
+        gone = o >= 0
+        delta -= np.bincount(o[gone], weights=w[gone], minlength=nr_nodes)
+        out[k] = delta
+    return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
 from memsched.errors import ConfigError
+from memsched.sim.mm import mm as mm_module
 from memsched.sim.mm.mm import GLIBC_MMAP_CHUNK_HEADER, MmStruct
 
 
@@ -68,3 +71,47 @@ def test_small_page_fraction_follows_every_split_and_collapse() -> None:
     mm.set_huge(np.array([0]), False)
     assert mm.region_small_fraction(buf) == 0.75
     assert mm.region_small_fraction(buf.sub(0, 2 * 1024 * 1024)) == 1.0
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_cached_region_bytes_are_a_fresh_count_after_every_placement(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes per node of the cached regions, brought along by every ``set_nodes`` (first touches and moves
+    of pages inside, across and outside the regions, regions that straddle pages, share a page, lie inside one
+    page, hold no byte or cover the whole mapping), are bit for bit a fresh count of the placement; a region
+    whose span the moved pages do not reach keeps its array, and one holding a moved page gets a new one. Both
+    with the gains' pure form and with its kernel."""
+    gains = inspect.unwrap(mm_module._partial_gains)
+    if compiled:
+        gains = pytest.importorskip("memsched.sim.fluid._kernels").partial_gains
+    monkeypatch.setattr(mm_module, "_partial_gains", gains)
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        psz = 4096
+        mm = MmStruct(0, "p", psz, 4)
+        buf = mm.mmap(int(rng.integers(1, 40)) * psz - int(rng.integers(0, 3000)), "buf")
+        regions = [buf]
+        for _ in range(int(rng.integers(1, 12))):
+            off = int(rng.integers(0, buf.nbytes))
+            regions.append(buf.sub(off, int(rng.integers(0, buf.nbytes - off + 1)) if rng.random() < 0.8 else 0))
+        npages = mm.nr_pages
+        for step in range(25):
+            k = int(rng.integers(1, npages + 1))
+            pages = rng.choice(npages, k, replace=False).astype(np.int64)
+            nodes = rng.integers(0, 4, k).astype(np.int64)
+            if step % 5 == 0:  # a later region, first asked for now
+                for r in regions[: 1 + step // 5]:
+                    mm.region_node_bytes(r)
+            before = {r: mm.region_node_bytes(r) for r in regions[: 1 + step // 5]}
+            mm.set_nodes(pages, nodes)
+            for r, was in before.items():
+                got = mm.region_node_bytes(r)
+                p0, p1 = r.page_span(psz)
+                node = mm.page_node[p0:p1].astype(np.int64) + 1
+                fresh = np.bincount(node, weights=r.page_weights(psz), minlength=5)[1:]
+                assert got.tobytes() == fresh.tobytes(), (trial, step, r)
+                if p1 <= int(pages.min()) or p0 > int(pages.max()):  # no page moved in the region's span
+                    assert got is was, (trial, step, r)
+                elif np.count_nonzero((pages >= p0) & (pages < p1)):
+                    assert got is not was, (trial, step, r)
