@@ -42,7 +42,6 @@ from memsched.sim.fluid import jit
 
 __all__ = ["GLIBC_MMAP_CHUNK_HEADER", "MmStruct", "Region", "Vma"]
 
-
 #: Bytes between the start of a glibc mmap'd chunk and the pointer malloc returns (x86-64).
 GLIBC_MMAP_CHUNK_HEADER = 16
 
