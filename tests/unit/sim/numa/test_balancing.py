@@ -120,15 +120,11 @@ def test_misplaced_rule_in_the_mechanism_is_the_hook(thp: bool) -> None:
     assert vmstat["numa_pages_migrated"] > 0 and results[("MigratePages", "applied")] > 0
 
 
-@pytest.mark.parametrize("thp", [True, False])
-def test_misplaced_rule_in_one_kernel_is_the_numpy_path(thp: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the kernels in use, the mechanism carries out MigrateMisplaced's rule in one kernel
-    (``SimActuator.migrate_misplaced_cols``); the run is the one its numpy path gives (``_misplaced_numpy``: the
-    rule's mask, then ``_migrate_sync``): the same counters, action results, metrics and times, the faults without
-    MPOL_F_MOF included."""
+def _counted_rule_kernel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The kernels in use from now on (``MEMSCHED_JIT=1``, a fresh gate), with the calls of the rule's kernel
+    (``_kernels.migrate_misplaced``) counted in the list returned."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
     from memsched.sim.fluid import jit
-    from memsched.sim.numa.actuator import SimActuator
 
     monkeypatch.setattr(jit, "_gate", jit._Gate())
     monkeypatch.setenv(jit.ENV, "1")
@@ -141,6 +137,18 @@ def test_misplaced_rule_in_one_kernel_is_the_numpy_path(thp: bool, monkeypatch: 
         return inner(*args)
 
     monkeypatch.setattr(kernels, "migrate_misplaced", counted)
+    return calls
+
+
+@pytest.mark.parametrize("thp", [True, False])
+def test_misplaced_rule_in_one_kernel_is_the_numpy_path(thp: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the kernels in use, the mechanism carries out MigrateMisplaced's rule in one kernel
+    (``SimActuator.migrate_misplaced_cols``); the run is the one its numpy path gives (``_misplaced_numpy``: the
+    rule's mask, then ``_migrate_sync``): the same counters, action results, metrics and times, the faults without
+    MPOL_F_MOF included."""
+    from memsched.sim.numa.actuator import SimActuator
+
+    calls = _counted_rule_kernel(monkeypatch)
     fused = _misplaced_run(hooks=False, thp=thp)
     assert calls[0] > 0
 
@@ -155,23 +163,11 @@ def test_misplaced_rule_kernel_out_of_range_changes_nothing_and_raises_as_numpy(
 ) -> None:
     """A batch whose page lies past the mm (which ``_fault_rows`` never gives) is refused by the kernel before it
     changes anything, and the numpy path then raises as numpy indexing does."""
-    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
-    from memsched.sim.fluid import jit
-
-    monkeypatch.setattr(jit, "_gate", jit._Gate())
-    monkeypatch.setenv(jit.ENV, "1")
-    assert jit.load_ahead()
+    calls = _counted_rule_kernel(monkeypatch)
     m, mm, numa = setup("moron")
     m.run(until=2 * NSEC_PER_SEC)
     assert m.progress.synced()  # (else the batch would not reach the kernel)
-    calls = [0]
-    inner = kernels.migrate_misplaced
-
-    def counted(*args):  # type: ignore[no-untyped-def]
-        calls[0] += 1
-        return inner(*args)
-
-    monkeypatch.setattr(kernels, "migrate_misplaced", counted)
+    calls[0] = 0
     before = (mm.page_node.copy(), mm.node_pages.copy(), m.page_alloc.free_pages.copy(), m.vmstat.snapshot())
     cols = np.zeros((10, 2), dtype=np.int64)
     cols[0] = [0, mm.nr_pages]  # pages: the second past the mm
