@@ -49,6 +49,16 @@ def test_fork_one_thread_per_core_before_smt() -> None:
     assert WSM.cpu_core()[0] not in cores.tolist()
 
 
+def test_fork_takes_the_first_idlest_node_after_its_own() -> None:
+    """find_idlest_group() walks the groups from the forking CPU's own, then the ring after it, and keeps the
+    first of equally idle ones: a parent on node 2 with the other nodes idle puts its first thread on node 3,
+    then (node 3 busier) on node 0."""
+    b = Balancer(WSM)
+    parent = WSM.node_cpus(2)[0]
+    placed = fork_n(b, 2, 48, parent_cpu=parent)
+    assert WSM.cpu_node()[placed].tolist() == [3, 0]
+
+
 def test_fork_respects_affinity() -> None:
     """Threads of a parent bound to node 2 stay there and still spread over its cores."""
     b = Balancer(WSM)

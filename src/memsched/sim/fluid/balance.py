@@ -152,11 +152,13 @@ class Balancer:
         this_load = 0.0
         idlest: tuple[int, ...] | None = None
         min_load = float("inf")
-        for group in self._groups_from(sd, this_cpu):
+        place = self._place_of(sd, this_cpu)
+        for i in (place.local, *place.others):
+            group = place.groups[i]
             if not allowed[list(group)].any():
                 continue
             avg = self._avg_load(group, load)
-            if this_cpu in group:
+            if i == place.local:
                 this_load = avg
             elif avg < min_load:
                 min_load = avg
@@ -177,21 +179,19 @@ class Balancer:
                 best, best_load = cpu, cpu_load
         return best
 
-    def _place(self, sd: Domain, cpu: int) -> _Place:
+    def _place_of(self, sd: Domain, cpu: int) -> _Place:
         """``cpu`` in ``sd``: its groups (one tuple object for all the domains with equal groups) and their
-        capacities, the index of its own group, and of the others in :meth:`_groups_from`'s order."""
+        capacities, the index of its own group, and of the others in the kernel's iteration order (the local
+        group first, then the ring after it), made once per domain and CPU."""
+        place = self._places.get((id(sd), cpu))
+        if place is not None:
+            return place
         groups = self._canon.setdefault(sd.groups, sd.groups)
         local = next(i for i, g in enumerate(groups) if cpu in g)
         n = len(groups)
         caps = tuple(self._capacity(g) for g in groups)
-        return _Place(groups, caps, local, tuple((local + k) % n for k in range(1, n)))
-
-    @staticmethod
-    def _groups_from(sd: Domain, this_cpu: int) -> list[tuple[int, ...]]:
-        """Groups in the kernel's iteration order: the local group first, then the ring after it."""
-        groups = list(sd.groups)
-        start = next(i for i, g in enumerate(groups) if this_cpu in g)
-        return groups[start:] + groups[:start]
+        place = self._places[(id(sd), cpu)] = _Place(groups, caps, local, tuple((local + k) % n for k in range(1, n)))
+        return place
 
     def wake_affine(
         self, waker: int, prev: int, load: npt.NDArray[np.float64], nr: npt.NDArray[np.int64], weight: float
@@ -317,9 +317,7 @@ class Balancer:
     ) -> Move | None:
         for sd in self.domains[cpu]:
             if nr[cpu] == 0:
-                place = self._places.get((id(sd), cpu))
-                if place is None:
-                    place = self._places[(id(sd), cpu)] = self._place(sd, cpu)
+                place = self._place_of(sd, cpu)
                 groups = place.groups
                 c = counts.get(id(groups))
                 if c is None:

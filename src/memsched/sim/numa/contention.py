@@ -176,9 +176,9 @@ class Contention:
         flushes: list[int] | None = None,
     ) -> None:
         """:meth:`hold` by each of ``tasks`` in turn, ``counts[i]`` times for ``tasks[i]`` (a task whose count is
-        not positive, or every task when ``each_ns`` is not, holds nothing but takes its slot); then, with
-        ``flushes``, ``flushes[i]`` TLB shootdowns by ``tasks[i]``, as :meth:`flush_each` after this call (the
-        same slots, in the same order, and the holds and flushes are separate sums)."""
+        not positive, or every task when ``each_ns`` is not, holds nothing but takes its slot), and, with
+        ``flushes``, ``flushes[i]`` TLB shootdowns by ``tasks[i]`` (the same slots as :meth:`flush_each` after
+        this call: holds and flushes are separate sums)."""
         ev = self._events(mm)
         if lock == "ptl":
             cols = ev.ptl_ns, ev.ptl_n, ev.ptl_sq
@@ -187,12 +187,12 @@ class Contention:
         ns_col, n_col, sq_col = cols
         of, slot, flush_col = ev.of, ev.slot, ev.flushes
         holds = each_ns > 0
-        for k, (task, n) in enumerate(zip(tasks, counts, strict=True)):
+        for task, n, f in zip(tasks, counts, [0] * len(tasks) if flushes is None else flushes, strict=True):
             i = slot.get(task)
             if i is None:
                 i = of(task)
-            if flushes is not None:
-                flush_col[i] += flushes[k]
+            if f:
+                flush_col[i] += f
             if n <= 0 or not holds:
                 continue
             ns_col[i] += n * each_ns
@@ -200,11 +200,9 @@ class Contention:
             sq_col[i] += n * each_ns * each_ns
 
     def flush_each(self, mm: int, tasks: list[int], counts: list[int]) -> None:
-        """:meth:`flush` by each of ``tasks`` in turn, ``counts[i]`` shootdowns by ``tasks[i]``."""
-        ev = self._events(mm)
-        flushes, of = ev.flushes, ev.of
-        for task, n in zip(tasks, counts, strict=True):
-            flushes[of(task)] += n
+        """:meth:`flush` by each of ``tasks`` in turn, ``counts[i]`` shootdowns by ``tasks[i]`` (:meth:`hold_each`
+        with no hold)."""
+        self.hold_each(mm, tasks, "ptl", [0] * len(tasks), 0.0, counts)
 
     def flush(self, mm: int, task: int, n: int) -> None:
         """``task`` of ``mm`` sends ``n`` TLB shootdowns."""

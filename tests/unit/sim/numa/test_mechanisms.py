@@ -202,8 +202,9 @@ def test_a_task_busy_in_the_kernel_faults_only_the_pages_it_reaches() -> None:
 
 def test_holds_and_flushes_of_many_tasks_are_those_of_each_in_turn() -> None:
     """``hold_each`` and ``flush_each`` (which ``hold`` and ``flush`` call for one task), or ``hold_each`` with the
-    flushes, leave one slot per task in the order the tasks first came, a task with no hold (a count or a cost not positive) taking its slot too, and
-    in each slot the sums of its holds (``n * each_ns``, the count, ``n * each_ns**2`` per lock) and flushes."""
+    flushes, leave one slot per task in the order the tasks first came, a task with no hold (a count or a cost not
+    positive) taking its slot too, and in each slot the sums of its holds (``n * each_ns``, the count,
+    ``n * each_ns**2`` per lock) and flushes; a flush count is needed for every task."""
     rng = np.random.default_rng(14)
     cols = ("ptl_ns", "ptl_n", "ptl_sq", "anon_ns", "anon_n", "anon_sq", "flushes")
     for _ in range(200):
@@ -237,3 +238,5 @@ def test_holds_and_flushes_of_many_tasks_are_those_of_each_in_turn() -> None:
         assert ev.tids == list(want) and ev.slot == {t: i for i, t in enumerate(want)}
         for col in cols:
             assert getattr(ev, col) == [want[t][col] for t in want], col
+    with pytest.raises(ValueError):  # (a flush count per task, as a hold count)
+        Contention(ContentionCosts(), anon_vma_mutex=False).hold_each(3, [1, 2], "ptl", [1, 1], 1.0, [1])
