@@ -689,11 +689,11 @@ def test_compiled_settle_charges_equal_the_pure_ones() -> None:
     flushes by tasks and by kernel threads, tasks that came with nothing, tasks not running or exited, hinting
     faults with and without contention, costs of zero: the same charges, causes, totals, sleeps and wakers."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
-    from memsched.sim.numa.balancing import _settle_charges, _unpack_settle
+    from memsched.sim.numa.balancing import _settle_charges
     from memsched.sim.numa.contention import Contention, ContentionCosts
 
     rng = np.random.default_rng(12)
-    seen = {"sleep": 0, "flush": 0, "spin": 0, "debt": 0}
+    seen = {"sleep": 0, "flush": 0, "spin": 0, "debt": 0, "touched": 0}
     for _ in range(600):
         nr_tasks = int(rng.integers(1, 40))
         alive = np.sort(rng.choice(nr_tasks, int(rng.integers(0, nr_tasks + 1)), replace=False)).astype(np.int64)
@@ -717,22 +717,29 @@ def test_compiled_settle_charges_equal_the_pure_ones() -> None:
         hint_tid = np.sort(rng.choice(nr_tasks, nh, replace=False)).astype(np.int64)
         hint_ns = rng.integers(1, 512, nh) * float(rng.choice([0.0, 2000.0, 1024000.0]))
         cost_ns = np.array([10_000, *rng.choice([0, 200, 2000], 2), rng.choice([0, 1500])], dtype=np.int64)
-        causes = rng.random(4) * 1e9 * (rng.random(4) < 0.7)
         args = (
             hint_tid, hint_ns, ev_tid, ev_f, ev_n, alive, oncpu, nr_tasks, float(rng.choice([1.0, 1e5, 1e7])),
-            c.anon_vma_mutex, cost_ns, causes, float(rng.random() * 1e9),
+            c.anon_vma_mutex, cost_ns,
         )  # fmt: skip
-        debt = rng.random(nr_tasks) * 1e6 if rng.random() < 0.7 else np.zeros(0)  # (empty: charged by the caller)
-        want_debt, got_debt = debt.copy(), debt.copy()
-        want = inspect.unwrap(_settle_charges)(*args, want_debt)
-        _same(kernels.settle_charges(*args, got_debt), want)
-        assert got_debt.tobytes() == want_debt.tobytes()
-        seen["debt"] += int(debt.shape[0] > 0 and want[2] > 0 and want_debt.tobytes() != debt.tobytes())
-        _, _, sums, counts, _ = _unpack_settle(*want)
-        seen["sleep"] += int(counts[0] > 0)
-        seen["flush"] += int(counts[1] > 0)
-        seen["spin"] += int(sums[0] > 0)
-    assert min(seen.values()) > 20  # (the draws cover sleeps, shootdowns and spins)
+        # updated in place: the causes' totals so far, the run's sums (the last: the sends' so far) and counts, the
+        # debts (empty: charged by the caller)
+        causes = rng.random(4) * 1e9 * (rng.random(4) < 0.7)
+        sums = np.concatenate([rng.random(3) * 1e9 * (rng.random(3) < 0.7), [rng.random() * 1e9]])
+        counts = rng.integers(0, 10**6, 3) * (rng.random(3) < 0.7)
+        debt = rng.random(nr_tasks) * 1e6 if rng.random() < 0.7 else np.zeros(0)
+        state = (causes, sums, counts, debt)
+        want_state, got_state = [x.copy() for x in state], [x.copy() for x in state]
+        want = inspect.unwrap(_settle_charges)(*args, *want_state)
+        _same(kernels.settle_charges(*args, *got_state), want)
+        for got_x, want_x in zip(got_state, want_state, strict=True):
+            assert got_x.dtype == want_x.dtype and got_x.tobytes() == want_x.tobytes()
+        seen["debt"] += int(debt.shape[0] > 0 and want[2] > 0 and want_state[3].tobytes() != debt.tobytes())
+        nr_sleep, nr_flush = (want_state[2] - counts)[:2]
+        seen["sleep"] += int(nr_sleep > 0)
+        seen["flush"] += int(nr_flush > 0)
+        seen["spin"] += int(want_state[1][0] > sums[0])
+        seen["touched"] += int(want[0][0] != 0 and want_state[0].tobytes() != causes.tobytes())
+    assert min(seen.values()) > 20  # (the draws cover sleeps, shootdowns, spins and charged causes)
 
 
 def test_compiled_migrate_rows_equal_the_pure_ones() -> None:

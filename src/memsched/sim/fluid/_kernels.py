@@ -879,12 +879,15 @@ def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_ch
     mutex: bool,
     cost_ns: Any,
     causes: Any,
-    send_ns: float,
+    sums: Any,
+    counts: Any,
     debt: Any,
 ) -> Any:
     """``balancing._settle_charges``: ``contention.outcome`` and the charges in their order, over per-task
     arrays (a Python ``min(a, b)`` is ``b if b < a else a``, ``max(a, b)`` ``b if b > a else a``; ``max`` with a
-    key keeps the first of equal keys; sums start from 0), added to ``debt`` unless it is empty."""
+    key keeps the first of equal keys; sums start from 0), added to ``debt`` unless it is empty; the causes and
+    the run's totals updated in place."""
+    send_ns = sums[3]
     k = ev_tid.shape[0]
     min_sleep, flush_ns, per_cpu_ns = cost_ns[0], cost_ns[1], cost_ns[2]
     ipi_ns = float(cost_ns[3])
@@ -1051,7 +1054,7 @@ def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_ch
     npend = _append_new(hint_tid, h, in_pending, order, 0)
     npend = _append_new(spin_order, nspin, in_pending, order, npend)
     npend = _append_new(send_order, nsend, in_pending, order, npend)
-    acc = causes.copy()
+    acc = causes  # (updated in place: a cause not touched keeps its value)
     touched = np.zeros(4, dtype=np.bool_)
     charged = np.empty(npend + nrun, dtype=np.int64)
     totals = np.empty(npend + nrun)
@@ -1095,21 +1098,29 @@ def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_ch
     if debt.shape[0]:  # (FluidProgress.charge_totals of a synced progress: each distinct task's debt in turn)
         for i in range(m):
             debt[charged[i]] += totals[i]
+    # Contention.count: the run's totals
+    sums[0] += spin_sum
+    sums[1] += sleep_sum
+    sums[2] += ipi_sum
+    sums[3] = send_ns
+    counts[0] += nsleep
+    counts[1] += flushes_now
+    counts[2] += ipis_now
     # (two arrays, not nine: numba boxes each array it returns, at about 0.4 us each)
-    ints = np.empty(m + 7 + 2 * nsleep, dtype=np.int64)
-    floats = np.empty(m + 8 + nsleep)
-    ints[:m] = charged[:m]
-    floats[:m] = totals[:m]
+    ints = np.empty(4 + m + 2 * nsleep, dtype=np.int64)
+    floats = np.empty(m + nsleep)
+    mask = 0
     for c in range(4):
-        ints[m + c] = 1 if touched[c] else 0
-        floats[m + c] = acc[c]
-    ints[m + 4], ints[m + 5], ints[m + 6] = nsleep, flushes_now, ipis_now
-    floats[m + 4], floats[m + 5], floats[m + 6], floats[m + 7] = spin_sum, sleep_sum, ipi_sum, send_ns
+        if touched[c]:
+            mask |= 1 << c
+    ints[0], ints[1], ints[2], ints[3] = mask, nsleep, flushes_now, ipis_now
+    ints[4 : 4 + m] = charged[:m]
+    floats[:m] = totals[:m]
     for j in range(nsleep):
         t = sleep_order[j]
-        ints[m + 7 + j] = t
-        ints[m + 7 + nsleep + j] = waker[t]
-        floats[m + 8 + j] = sleep[t]
+        ints[4 + m + j] = t
+        ints[4 + m + nsleep + j] = waker[t]
+        floats[m + j] = sleep[t]
     return ints, floats, m
 
 
@@ -1901,7 +1912,10 @@ def warm() -> None:
     for col in (i64, ro):  # (an action's pages and nodes are read-only; filtered ones are not)
         migrate_rows(col, col, node16, True, 0, i64.copy(), i64.copy(), i64.copy(), 1, 1, 1, i64.copy(), i64, 1)
     ev_f, ev_n = np.zeros((4, 0)), np.zeros((3, 0), np.int64)
-    settle_charges(i64, f64, i64[:0], ev_f, ev_n, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), 0.0, f64)
+    settle_charges(
+        i64, f64, i64[:0], ev_f, ev_n, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), np.zeros(4),
+        np.zeros(3, np.int64), f64,
+    )  # fmt: skip
     sweep_rows(i64, i64, np.zeros(1, np.int8), i64, geo, f2, f64, f64, f64, f64, f64, 4096, 0, 1, 1.0)
     # (MigratePages' page, payer and dst columns are read-only, filtered copies are not; the pages that moved and
     # their destinations are the action's own columns, or new arrays)

@@ -79,7 +79,7 @@ from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
-from memsched.sim.numa.contention import BatchEvents, Contention, ContentionCosts, Outcome, outcome, totals
+from memsched.sim.numa.contention import BatchEvents, Contention, ContentionCosts, Outcome, add_totals, outcome, totals
 from memsched.sim.numa.context import NumaState, SimContext
 from memsched.sim.numa.faults import STRIDE, median, reach_rows, scan_hits
 from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_THP
@@ -191,6 +191,9 @@ class NumaBalancing(Instrument):
         self._hint_tid: IntArray = _NO_IDS
         self._hint_ns: npt.NDArray[np.float64] = _NO_NS
         self._cost_ns = np.array(self.contention.cost_ns(), dtype=np.int64)
+        #: The totals of the causes a settle charges (:data:`_CAUSES`), kept up to date in place; each is in
+        #: ``FluidProgress.system_by_cause`` too from its first charge.
+        self._settled = np.zeros(len(_CAUSES))
         #: Live tasks of each mm (refreshed when tasks come and go).
         self._mm_tasks: dict[int, list[FluidTask]] = {}
         self._mm_ids: dict[int, IntArray] = {}  # (their ids, ascending)
@@ -286,10 +289,10 @@ class NumaBalancing(Instrument):
         pmds, ptes = self._mark(st, lo, hi)
         machine.charge_system(task, self.costs.scan_fixed_ns + self.costs.pte_update_ns * (pmds + ptes), "scanning")
         contention = self.contention
-        # change_huge_pmd() takes mm->page_table_lock per huge PMD (the task's slot is taken either way)
-        contention.hold(st.mm.id, task.id, "ptl", pmds, contention.costs.ptl_scan_pmd_ns)
-        if pmds or ptes:
-            contention.flush(st.mm.id, task.id, 1)  # change_protection(): one flush_tlb_range() per range marked
+        # change_huge_pmd() takes mm->page_table_lock per huge PMD (the task's slot is taken either way); then
+        # change_protection()'s one flush_tlb_range() per range marked
+        flushes = [1] if pmds or ptes else None
+        contention.hold_each(st.mm.id, [task.id], "ptl", [pmds], contention.costs.ptl_scan_pmd_ns, flushes)
         st.offset = 0 if wrapped else hi
         lo_p, hi_p = scan.period_bounds_ns(st.mm.rss_pages * self.base_per_page if scan.scale_by_rss else 0)
         period = min(max(self.state.scan_period(task.id), lo_p), hi_p)
@@ -533,35 +536,37 @@ class NumaBalancing(Instrument):
         ev = contention.take(mm_id)
         if ev is None and not hint_tid.shape[0]:
             return
-        causes = progress.system_by_cause
-        before = [causes.get(c, 0.0) for c in _CAUSES]
+        settled = self._settled
         sleeps: list[tuple[int, float, int]]
         if jit.loaded() is None:  # the events as they are: no columns to build
             cpus_of: dict[int, int] = {}
             if ev is not None:
                 cpus_of = _running_cpus(self._alive_ids(machine.mms[mm_id]), progress.arrays.oncpu)
-            charged_l, charge_ns_l, after, touched, sums, counts, sleeps = _settle_py(
+            charged_l, charge_ns_l, after, touched, part, nrs, sleeps = _settle_py(
                 hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, float(window_ns), contention.anon_vma_mutex,
-                contention.cost_ns(), before, contention.tlb_send_ns,
+                contention.cost_ns(), settled.tolist(), contention.tlb_send_ns,
             )  # fmt: skip
             if charged_l:
                 progress.charge_each(charged_l, charge_ns_l)
+            mask = _count_settle(settled, after, touched, contention.sums, contention.counts, part, nrs)
+            _, flushes, ipis = nrs
         else:
             ev_tid, ev_f, ev_n = (_NO_IDS, _NO_EV_F, _NO_EV_N) if ev is None else ev.rows()
             synced = progress.synced()  # (then the kernel adds the charges to the debts itself)
             ints, floats, m = _settle_charges(
                 hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._alive_ids(machine.mms[mm_id]), progress.arrays.oncpu,
-                len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns, np.array(before),
-                contention.tlb_send_ns, progress.arrays.debt if synced else _NO_NS,
+                len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns, settled,
+                contention.sums, contention.counts, progress.arrays.debt if synced else _NO_NS,
             )  # fmt: skip
-            after, touched, sums, counts, sleeps = _unpack_settle(ints, floats, m)
+            mask, nsleep, flushes, ipis = ints[:4].tolist()
             if m and not synced:
-                progress.charge_totals(ints[:m], floats[:m])
-        for cause, value, t in zip(_CAUSES, after, touched, strict=True):
-            if t:
-                causes[cause] = value
-        contention.count(sums, counts)
-        _, flushes, ipis = counts
+                progress.charge_totals(ints[4 : 4 + m], floats[:m])
+            sleeps = _settle_sleeps(ints, floats, m, nsleep) if nsleep else []
+        if mask:  # (a cause's total is in system_by_cause from its first charge on)
+            causes = progress.system_by_cause
+            for i, value in enumerate(settled.tolist()):
+                if mask >> i & 1:
+                    causes[_CAUSES[i]] = value
         if flushes:
             vs = machine.vmstat
             vs.inc("nr_tlb_remote_flush", flushes)
@@ -793,35 +798,55 @@ def _settle_charges(
     mutex: bool,
     cost_ns: IntArray,
     causes: npt.NDArray[np.float64],
-    send_ns: float,
+    sums: npt.NDArray[np.float64],
+    counts: IntArray,
     debt: npt.NDArray[np.float64],
 ) -> tuple[Any, ...]:
     """:func:`_settle_py` over columns, the compiled kernel's form: the pending events as ``BatchEvents.rows``
     gives them (none when ``ev_tid`` is empty), the running tasks' CPUs from ``alive`` (ascending) and
-    ``oncpu``. The results in two arrays and a count ``m`` (:func:`_unpack_settle`): the ints (the ``m`` tasks
-    charged, the four causes touched as 0 or 1, the three counts, the sleepers' ids, their wakers) and the floats
-    (the ``m`` charges, the four causes after, the four sums, the sleeps). Unless ``debt`` is empty, the charges
-    are added to it (``FluidProgress.charge_totals`` of a progress synced to now)."""
+    ``oncpu``; the four causes' totals so far (``causes``, of :data:`_CAUSES`) and the run's contention totals
+    (``Contention.sums`` and ``counts``), all three brought up to date in place (:func:`_count_settle`). The
+    results in two arrays and a count ``m``: the ints (the causes touched as a bit mask, the sleepers, the
+    shootdowns and the IPIs sent, then the ``m`` tasks charged, the sleepers' ids and their wakers) and the floats
+    (the ``m`` charges, then the sleeps; :func:`_settle_sleeps`). Unless ``debt`` is empty, the charges are added
+    to it (``FluidProgress.charge_totals`` of a progress synced to now)."""
     cpus_of = _running_cpus(alive, oncpu)
     ev = BatchEvents.from_rows(ev_tid, ev_f, ev_n) if ev_tid.shape[0] else None
     a, b, c, d = cost_ns.tolist()
-    charged, charge_ns, after, touched, sums, counts, sleeps = _settle_py(
-        hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, window_ns, mutex, (a, b, c, d), causes.tolist(), send_ns
-    )
-    ints = [*charged, *(int(t) for t in touched), *counts, *(t for t, _, _ in sleeps), *(w for _, _, w in sleeps)]
-    floats = [*charge_ns, *after, *sums, *(ns for _, ns, _ in sleeps)]
+    charged, charge_ns, after, touched, part, nrs, sleeps = _settle_py(
+        hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, window_ns, mutex, (a, b, c, d), causes.tolist(),
+        float(sums[3]),
+    )  # fmt: skip
+    mask = _count_settle(causes, after, touched, sums, counts, part, nrs)
+    ints = [mask, *nrs, *charged, *(t for t, _, _ in sleeps), *(w for _, _, w in sleeps)]
+    floats = [*charge_ns, *(ns for _, ns, _ in sleeps)]
     ints_a, floats_a, m = np.array(ints, dtype=np.int64), np.array(floats, dtype=np.float64), len(charged)
     if debt.shape[0] and m:
-        debt[ints_a[:m]] += floats_a[:m]
+        debt[ints_a[4 : 4 + m]] += floats_a[:m]
     return ints_a, floats_a, m
 
 
-def _unpack_settle(
-    ints: IntArray, floats: npt.NDArray[np.float64], m: int
-) -> tuple[list[float], list[bool], list[float], list[int], list[tuple[int, float, int]]]:
-    """:func:`_settle_charges`' results past the charges, as :func:`_settle_py` gives them: the causes after, which
-    were touched, the sums, the counts and the sleepers (id, sleep, waker)."""
-    rest_i, rest_f = ints[m:].tolist(), floats[m:].tolist()
-    nsleep = rest_i[4]
-    sleeps = list(zip(rest_i[7 : 7 + nsleep], rest_f[8:], rest_i[7 + nsleep :], strict=True)) if nsleep else []
-    return rest_f[:4], [t != 0 for t in rest_i[:4]], rest_f[4:8], rest_i[4:7], sleeps
+def _settle_sleeps(
+    ints: IntArray, floats: npt.NDArray[np.float64], m: int, nsleep: int
+) -> list[tuple[int, float, int]]:
+    """The ``nsleep`` sleepers of :func:`_settle_charges`' results (id, sleep, waker), as :func:`_settle_py` gives
+    them."""
+    rest = ints[4 + m :].tolist()
+    return list(zip(rest[:nsleep], floats[m:].tolist(), rest[nsleep:], strict=True))
+
+
+def _count_settle(
+    causes: npt.NDArray[np.float64],
+    after: list[float],
+    touched: list[bool],
+    sums: npt.NDArray[np.float64],
+    counts: IntArray,
+    part: list[float],
+    nrs: list[int],
+) -> int:
+    """Bring the causes' totals (to ``after``, :func:`_settle_py`'s) and the run's contention totals
+    (``Contention.count`` of ``part`` and ``nrs``) up to date in place; the causes touched as a bit mask (bit
+    ``i``: ``_CAUSES[i]``)."""
+    causes[:] = after
+    add_totals(sums, counts, part, nrs)
+    return sum(1 << i for i, t in enumerate(touched) if t)

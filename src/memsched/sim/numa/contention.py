@@ -49,7 +49,7 @@ import numpy.typing as npt
 from memsched.config import cost_knob, validate
 from memsched.numeric import seq_sum
 
-__all__ = ["BatchEvents", "Contention", "ContentionCosts", "Outcome", "outcome", "totals"]
+__all__ = ["BatchEvents", "Contention", "ContentionCosts", "Outcome", "add_totals", "outcome", "totals"]
 
 RHO_CAP = 0.95
 
@@ -74,13 +74,21 @@ class ContentionCosts:
         validate(self)
 
 
+#: The lists of a :class:`BatchEvents`, made from its rows when first read (:meth:`BatchEvents.from_rows`).
+_LISTS = frozenset(("anon_n", "anon_ns", "anon_sq", "flushes", "ptl_n", "ptl_ns", "ptl_sq", "slot", "tids"))
+
+
 class BatchEvents:
     """What the tasks (and kernel threads, task -1) did to one process in a batch, one slot per task in the order
-    the tasks first came: each lock's hold time, sum of squared holds and number of holds, and TLB flushes."""
+    the tasks first came: each lock's hold time, sum of squared holds and number of holds, and TLB flushes.
 
-    __slots__ = ("anon_n", "anon_ns", "anon_sq", "flushes", "ptl_n", "ptl_ns", "ptl_sq", "slot", "tids")
+    Either lists (the slots grow as the tasks come) or, from :meth:`from_rows`, the arrays :meth:`rows` gives,
+    turned into lists only when something reads or adds to them."""
+
+    __slots__ = ("_rows", *sorted(_LISTS))
 
     def __init__(self) -> None:
+        self._rows: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]] | None = None
         self.slot: dict[int, int] = {}
         self.tids: list[int] = []
         self.ptl_ns: list[float] = []
@@ -107,17 +115,30 @@ class BatchEvents:
     def from_rows(
         cls, tids: npt.NDArray[np.int64], f: npt.NDArray[np.float64], n: npt.NDArray[np.int64]
     ) -> BatchEvents:
-        """The events :meth:`rows` gave (the same Python floats and ints)."""
-        ev = cls()
-        ev.tids = tids.tolist()
-        ev.slot = {t: i for i, t in enumerate(ev.tids)}
-        ev.ptl_ns, ev.ptl_sq, ev.anon_ns, ev.anon_sq = f.tolist()
-        ev.ptl_n, ev.anon_n, ev.flushes = n.tolist()
+        """The events :meth:`rows` gave (distinct ``tids``), kept as these arrays (which nobody may write) until
+        something reads the lists: then the same Python floats and ints."""
+        ev = cls.__new__(cls)
+        ev._rows = (tids, f, n)
         return ev
+
+    def __getattr__(self, name: str) -> object:
+        """(Reached only for a slot not set: the lists of events made :meth:`from_rows`, made now.)"""
+        rows = None if name == "_rows" else self._rows
+        if rows is None or name not in _LISTS:
+            raise AttributeError(name)
+        tids, f, n = rows
+        self._rows = None  # (the lists are the events from now on)
+        self.tids = tids.tolist()
+        self.slot = {t: i for i, t in enumerate(self.tids)}
+        self.ptl_ns, self.ptl_sq, self.anon_ns, self.anon_sq = f.tolist()
+        self.ptl_n, self.anon_n, self.flushes = n.tolist()
+        return getattr(self, name)
 
     def rows(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """The slots as arrays: task ids; the rows (ptl ns, ptl squares, anon ns, anon squares), shape (4, slots);
         the rows (ptl holds, anon holds, flushes), shape (3, slots)."""
+        if self._rows is not None:
+            return self._rows
         k = len(self.tids)
         f = np.array([self.ptl_ns, self.ptl_sq, self.anon_ns, self.anon_sq], dtype=np.float64)
         ints = np.array(self.tids + self.ptl_n + self.anon_n + self.flushes, dtype=np.int64)  # (one array, viewed)
@@ -146,20 +167,38 @@ class Contention:
     anon_vma_mutex: bool
     #: The events of each process since its last settle, by mm, in the order the processes first had one.
     pending: dict[int, BatchEvents] = field(default_factory=dict)
-    #: Totals over the run, for the record.
-    lock_spin_ns: float = 0.0
-    lock_sleep_ns: float = 0.0
-    lock_blocks: int = 0
-    tlb_shootdowns: int = 0
-    tlb_ipis: int = 0
-    ipi_ns: float = 0.0
-    tlb_send_ns: float = 0.0
+    #: Totals over the run, for the record: (lock spin ns, lock sleep ns, IPI ns, TLB send ns) and (lock blocks,
+    #: TLB shootdowns, IPIs), as arrays a settle's kernel adds to in place (the properties below read them).
+    sums: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(4))
+    counts: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
 
-    def _events(self, mm: int) -> BatchEvents:
-        ev = self.pending.get(mm)
-        if ev is None:
-            ev = self.pending[mm] = BatchEvents()
-        return ev
+    @property
+    def lock_spin_ns(self) -> float:
+        return float(self.sums[0])
+
+    @property
+    def lock_sleep_ns(self) -> float:
+        return float(self.sums[1])
+
+    @property
+    def ipi_ns(self) -> float:
+        return float(self.sums[2])
+
+    @property
+    def tlb_send_ns(self) -> float:
+        return float(self.sums[3])
+
+    @property
+    def lock_blocks(self) -> int:
+        return int(self.counts[0])
+
+    @property
+    def tlb_shootdowns(self) -> int:
+        return int(self.counts[1])
+
+    @property
+    def tlb_ipis(self) -> int:
+        return int(self.counts[2])
 
     def hold(self, mm: int, task: int, lock: str, n: int, each_ns: float) -> None:
         """``task`` of ``mm`` holds ``lock`` (``"ptl"`` or ``"anon"``) ``n`` times, ``each_ns`` each (nothing when
@@ -179,7 +218,12 @@ class Contention:
         not positive, or every task when ``each_ns`` is not, holds nothing but takes its slot), and, with
         ``flushes``, ``flushes[i]`` TLB shootdowns by ``tasks[i]`` (the same slots as :meth:`flush_each` after
         this call: holds and flushes are separate sums)."""
-        ev = self._events(mm)
+        ev = self.pending.get(mm)
+        if ev is None:
+            if len(set(tasks)) == len(tasks):  # (a fresh batch of distinct tasks: its rows at once)
+                self.pending[mm] = _fresh(tasks, lock, counts, each_ns, flushes)
+                return
+            ev = self.pending[mm] = BatchEvents()
         if lock == "ptl":
             cols = ev.ptl_ns, ev.ptl_n, ev.ptl_sq
         else:
@@ -232,15 +276,7 @@ class Contention:
     def count(self, sums: list[float], counts: list[int]) -> None:
         """Count a settle in the run's totals, as :func:`totals` gives them: ``sums`` (spins' sum, sleeps' sum,
         IPIs' sum, ``tlb_send_ns`` after its sends) and ``counts`` (sleepers, shootdowns, IPIs sent)."""
-        spin, sleep, ipi, self.tlb_send_ns = sums
-        nr_sleep, flushes, ipis = counts
-        # (an empty part's sum is 0, which leaves these non-negative totals as they are)
-        self.lock_spin_ns += spin
-        self.lock_sleep_ns += sleep
-        self.lock_blocks += nr_sleep
-        self.tlb_shootdowns += flushes
-        self.tlb_ipis += ipis
-        self.ipi_ns += ipi
+        add_totals(self.sums, self.counts, sums, counts)
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -252,6 +288,37 @@ class Contention:
             "tlb_ipi_s": round(self.ipi_ns / 1e9, 6),
             "tlb_send_s": round(self.tlb_send_ns / 1e9, 6),
         }
+
+
+def _fresh(tasks: list[int], lock: str, counts: list[int], each_ns: float, flushes: list[int] | None) -> BatchEvents:
+    """:meth:`Contention.hold_each` into an empty batch, of distinct ``tasks``: the slots in their order, each
+    sum from 0 as the loop adds it (a task that holds nothing has zeros), as :meth:`BatchEvents.rows`' arrays."""
+    k = len(tasks)
+    if len(counts) != k or (flushes is not None and len(flushes) != k):
+        raise ValueError(f"{len(counts)} counts and {k if flushes is None else len(flushes)} flushes for {k} tasks")
+    if each_ns > 0:
+        n = [c if c > 0 else 0 for c in counts]
+        ns = [0.0 + c * each_ns if c > 0 else 0.0 for c in counts]
+        sq = [0.0 + c * each_ns * each_ns if c > 0 else 0.0 for c in counts]
+    else:
+        n, ns, sq = [0] * k, [0.0] * k, [0.0] * k
+    none = [0.0] * k
+    nil = [0] * k
+    held_f, held_n = (ns + sq + none + none, n + nil) if lock == "ptl" else (none + none + ns + sq, nil + n)
+    # (one array, viewed, as BatchEvents.rows)
+    ints = np.array(tasks + held_n + (nil if flushes is None else flushes), dtype=np.int64)
+    return BatchEvents.from_rows(ints[:k], np.array(held_f, dtype=np.float64).reshape(4, k), ints[k:].reshape(3, k))
+
+
+def add_totals(sums: npt.NDArray[np.float64], counts: npt.NDArray[np.int64], part: list[float], nrs: list[int]) -> None:
+    """:meth:`Contention.count` on its arrays ``sums`` and ``counts``, in place (a settle's kernel does the same)."""
+    spin, sleep, ipi, send = part
+    # (an empty part's sum is 0, which leaves these non-negative totals as they are)
+    sums[0] += spin
+    sums[1] += sleep
+    sums[2] += ipi
+    sums[3] = send
+    counts += nrs
 
 
 def outcome(

@@ -204,9 +204,12 @@ def test_holds_and_flushes_of_many_tasks_are_those_of_each_in_turn() -> None:
     """``hold_each`` and ``flush_each`` (which ``hold`` and ``flush`` call for one task), or ``hold_each`` with the
     flushes, leave one slot per task in the order the tasks first came, a task with no hold (a count or a cost not
     positive) taking its slot too, and in each slot the sums of its holds (``n * each_ns``, the count,
-    ``n * each_ns**2`` per lock) and flushes; a flush count is needed for every task."""
+    ``n * each_ns**2`` per lock) and flushes; a flush count is needed for every task. The first call into an empty
+    batch keeps its rows as arrays (``BatchEvents.from_rows``): ``rows()`` gives the same bytes as the lists would,
+    and the lists are made when read or added to."""
     rng = np.random.default_rng(14)
     cols = ("ptl_ns", "ptl_n", "ptl_sq", "anon_ns", "anon_n", "anon_sq", "flushes")
+    costs = (0.0, 1000.0, 1500.0, 0, 1000, 1500)  # (the cost knobs are ints)
     for _ in range(200):
         c = Contention(ContentionCosts(), anon_vma_mutex=False)
         want: dict[int, dict[str, float]] = {}  # (insertion order: the slots' order)
@@ -215,7 +218,7 @@ def test_holds_and_flushes_of_many_tasks_are_those_of_each_in_turn() -> None:
             tids = rng.choice(12, k, replace=False).tolist()
             counts = rng.integers(-1, 5, k).tolist()
             lock = str(rng.choice(["ptl", "anon"]))
-            each = float(rng.choice([0.0, 1000.0, 1500.0]))
+            each = costs[int(rng.integers(len(costs)))]
             flushes = rng.integers(0, 3, k).tolist()
             way = rng.random()
             if way < 0.3:  # one task at a time
@@ -235,8 +238,15 @@ def test_holds_and_flushes_of_many_tasks_are_those_of_each_in_turn() -> None:
                     slot[f"{lock}_sq"] += n * each * each
                 slot["flushes"] += f
         ev = c.pending[3]
+        got_tids, got_f, got_n = ev.rows()  # (before the lists are read: the rows of a single call stay arrays)
+        assert got_tids.tobytes() == np.array(list(want), dtype=np.int64).tobytes()
+        want_f = [[float(want[t][col]) for t in want] for col in ("ptl_ns", "ptl_sq", "anon_ns", "anon_sq")]
+        assert got_f.shape == (4, len(want)) and got_f.tobytes() == np.array(want_f).tobytes()
+        want_n = [[want[t][col] for t in want] for col in ("ptl_n", "anon_n", "flushes")]
+        assert got_n.shape == (3, len(want)) and got_n.tobytes() == np.array(want_n, dtype=np.int64).tobytes()
         assert ev.tids == list(want) and ev.slot == {t: i for i, t in enumerate(want)}
         for col in cols:
             assert getattr(ev, col) == [want[t][col] for t in want], col
+        assert all(type(v) is float for col in ("ptl_ns", "ptl_sq", "anon_ns", "anon_sq") for v in getattr(ev, col))
     with pytest.raises(ValueError):  # (a flush count per task, as a hold count)
         Contention(ContentionCosts(), anon_vma_mutex=False).hold_each(3, [1, 2], "ptl", [1, 1], 1.0, [1])
