@@ -42,6 +42,7 @@ shootdowns but do not queue on the process's locks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -121,18 +122,20 @@ class BatchEvents:
         ev._rows = (tids, f, n)
         return ev
 
-    def __getattr__(self, name: str) -> object:
-        """(Reached only for a slot not set: the lists of events made :meth:`from_rows`, made now.)"""
-        rows = None if name == "_rows" else self._rows
-        if rows is None or name not in _LISTS:
-            raise AttributeError(name)
-        tids, f, n = rows
-        self._rows = None  # (the lists are the events from now on)
-        self.tids = tids.tolist()
-        self.slot = {t: i for i, t in enumerate(self.tids)}
-        self.ptl_ns, self.ptl_sq, self.anon_ns, self.anon_sq = f.tolist()
-        self.ptl_n, self.anon_n, self.flushes = n.tolist()
-        return getattr(self, name)
+    if not TYPE_CHECKING:  # (a type checker still sees only the attributes set in __init__)
+
+        def __getattr__(self, name: str) -> object:
+            """(Reached only for a slot not set: the lists of events made :meth:`from_rows`, made now.)"""
+            rows = None if name == "_rows" else self._rows
+            if rows is None or name not in _LISTS:
+                raise AttributeError(name)
+            tids, f, n = rows
+            self._rows = None  # (the lists are the events from now on)
+            self.tids = tids.tolist()
+            self.slot = {t: i for i, t in enumerate(self.tids)}
+            self.ptl_ns, self.ptl_sq, self.anon_ns, self.anon_sq = f.tolist()
+            self.ptl_n, self.anon_n, self.flushes = n.tolist()
+            return getattr(self, name)
 
     def rows(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """The slots as arrays: task ids; the rows (ptl ns, ptl squares, anon ns, anon squares), shape (4, slots);
