@@ -544,7 +544,7 @@ class NumaBalancing(Instrument):
                 cpus_of = _running_cpus(self._alive_ids(machine.mms[mm_id]), progress.arrays.oncpu)
             charged_l, charge_ns_l, after, touched, part, nrs, sleeps = _settle_py(
                 hint_tid.tolist(), hint_ns.tolist(), ev, cpus_of, float(window_ns), contention.anon_vma_mutex,
-                contention.cost_ns(), settled.tolist(), contention.tlb_send_ns,
+                contention.cost_ns(), settled.tolist(), float(contention.sums[3]),
             )  # fmt: skip
             if charged_l:
                 progress.charge_each(charged_l, charge_ns_l)

@@ -170,38 +170,10 @@ class Contention:
     anon_vma_mutex: bool
     #: The events of each process since its last settle, by mm, in the order the processes first had one.
     pending: dict[int, BatchEvents] = field(default_factory=dict)
-    #: Totals over the run, for the record: (lock spin ns, lock sleep ns, IPI ns, TLB send ns) and (lock blocks,
-    #: TLB shootdowns, IPIs), as arrays a settle's kernel adds to in place (the properties below read them).
+    #: Totals over the run, for the record (:meth:`metrics`): (lock spin ns, lock sleep ns, IPI ns, TLB send ns) and
+    #: (lock blocks, TLB shootdowns, IPIs), as arrays a settle's kernel adds to in place.
     sums: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(4))
     counts: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
-
-    @property
-    def lock_spin_ns(self) -> float:
-        return float(self.sums[0])
-
-    @property
-    def lock_sleep_ns(self) -> float:
-        return float(self.sums[1])
-
-    @property
-    def ipi_ns(self) -> float:
-        return float(self.sums[2])
-
-    @property
-    def tlb_send_ns(self) -> float:
-        return float(self.sums[3])
-
-    @property
-    def lock_blocks(self) -> int:
-        return int(self.counts[0])
-
-    @property
-    def tlb_shootdowns(self) -> int:
-        return int(self.counts[1])
-
-    @property
-    def tlb_ipis(self) -> int:
-        return int(self.counts[2])
 
     def hold(self, mm: int, task: int, lock: str, n: int, each_ns: float) -> None:
         """``task`` of ``mm`` holds ``lock`` (``"ptl"`` or ``"anon"``) ``n`` times, ``each_ns`` each (nothing when
@@ -267,7 +239,7 @@ class Contention:
         if ev is None:
             return Outcome({}, {}, {}, {}, {})
         out, send_each = outcome(ev, window_ns, cpus_of, self.cost_ns(), self.anon_vma_mutex)
-        self.count(*totals(out, send_each, self.tlb_send_ns))
+        self.count(*totals(out, send_each, float(self.sums[3])))
         return out
 
     def cost_ns(self) -> tuple[int, int, int, int]:
@@ -278,18 +250,20 @@ class Contention:
 
     def count(self, sums: list[float], counts: list[int]) -> None:
         """Count a settle in the run's totals, as :func:`totals` gives them: ``sums`` (spins' sum, sleeps' sum,
-        IPIs' sum, ``tlb_send_ns`` after its sends) and ``counts`` (sleepers, shootdowns, IPIs sent)."""
+        IPIs' sum, the TLB sends' total after its sends) and ``counts`` (sleepers, shootdowns, IPIs sent)."""
         add_totals(self.sums, self.counts, sums, counts)
 
     def metrics(self) -> dict[str, float]:
+        spin_ns, sleep_ns, ipi_ns, send_ns = self.sums.tolist()
+        blocks, shootdowns, ipis = self.counts.tolist()
         return {
-            "lock_spin_s": round(self.lock_spin_ns / 1e9, 6),
-            "lock_sleep_s": round(self.lock_sleep_ns / 1e9, 6),
-            "lock_blocks": self.lock_blocks,
-            "tlb_shootdowns": self.tlb_shootdowns,
-            "tlb_ipis": self.tlb_ipis,
-            "tlb_ipi_s": round(self.ipi_ns / 1e9, 6),
-            "tlb_send_s": round(self.tlb_send_ns / 1e9, 6),
+            "lock_spin_s": round(spin_ns / 1e9, 6),
+            "lock_sleep_s": round(sleep_ns / 1e9, 6),
+            "lock_blocks": blocks,
+            "tlb_shootdowns": shootdowns,
+            "tlb_ipis": ipis,
+            "tlb_ipi_s": round(ipi_ns / 1e9, 6),
+            "tlb_send_s": round(send_ns / 1e9, 6),
         }
 
 
