@@ -283,7 +283,7 @@ def _fresh(tasks: list[int], lock: str, counts: list[int], each_ns: float, flush
     nil = [0] * k
     held_f, held_n = (ns + sq + none + none, n + nil) if lock == "ptl" else (none + none + ns + sq, nil + n)
     # (one array, viewed, as BatchEvents.rows)
-    ints = np.array(tasks + held_n + (nil if flushes is None else flushes), dtype=np.int64)
+    ints = np.array([*tasks, *held_n, *(nil if flushes is None else flushes)], dtype=np.int64)
     return BatchEvents.from_rows(ints[:k], np.array(held_f, dtype=np.float64).reshape(4, k), ints[k:].reshape(3, k))
 
 
