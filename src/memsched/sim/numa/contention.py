@@ -193,10 +193,15 @@ class Contention:
         not positive, or every task when ``each_ns`` is not, holds nothing but takes its slot), and, with
         ``flushes``, ``flushes[i]`` TLB shootdowns by ``tasks[i]`` (the same slots as :meth:`flush_each` after
         this call: holds and flushes are separate sums)."""
+        k = len(tasks)
+        if len(counts) != k or (flushes is not None and len(flushes) != k):
+            raise ValueError(f"{len(counts)} counts and {k if flushes is None else len(flushes)} flushes for {k} tasks")
+        n, ns, sq = _held(counts, each_ns)
+        fl = [0] * k if flushes is None else flushes
         ev = self.pending.get(mm)
         if ev is None:
-            if len(set(tasks)) == len(tasks):  # (a fresh batch of distinct tasks: its rows at once)
-                self.pending[mm] = _fresh(tasks, lock, counts, each_ns, flushes)
+            if len(set(tasks)) == k:  # (a fresh batch of distinct tasks: its rows at once)
+                self.pending[mm] = _fresh(tasks, lock, n, ns, sq, fl)
                 return
             ev = self.pending[mm] = BatchEvents()
         if lock == "ptl":
@@ -205,18 +210,16 @@ class Contention:
             cols = ev.anon_ns, ev.anon_n, ev.anon_sq
         ns_col, n_col, sq_col = cols
         of, slot, flush_col = ev.of, ev.slot, ev.flushes
-        holds = each_ns > 0
-        for task, n, f in zip(tasks, counts, [0] * len(tasks) if flushes is None else flushes, strict=True):
+        for i_task, task in enumerate(tasks):
             i = slot.get(task)
             if i is None:
                 i = of(task)
-            if f:
-                flush_col[i] += f
-            if n <= 0 or not holds:
-                continue
-            ns_col[i] += n * each_ns
-            n_col[i] += n
-            sq_col[i] += n * each_ns * each_ns
+            if fl[i_task]:
+                flush_col[i] += fl[i_task]
+            if n[i_task]:
+                ns_col[i] += ns[i_task]
+                n_col[i] += n[i_task]
+                sq_col[i] += sq[i_task]
 
     def flush_each(self, mm: int, tasks: list[int], counts: list[int]) -> None:
         """:meth:`flush` by each of ``tasks`` in turn, ``counts[i]`` shootdowns by ``tasks[i]`` (:meth:`hold_each`
@@ -267,23 +270,29 @@ class Contention:
         }
 
 
-def _fresh(tasks: list[int], lock: str, counts: list[int], each_ns: float, flushes: list[int] | None) -> BatchEvents:
-    """:meth:`Contention.hold_each` into an empty batch, of distinct ``tasks``: the slots in their order, each
-    sum from 0 as the loop adds it (a task that holds nothing has zeros), as :meth:`BatchEvents.rows`' arrays."""
+def _held(counts: list[int], each_ns: float) -> tuple[list[int], list[float], list[float]]:
+    """Each task's holds, hold time and squared holds for ``counts[i]`` holds of ``each_ns`` (0, 0.0, 0.0 when
+    either is not positive): the amounts :meth:`Contention.hold_each` adds to a slot, each summed from 0.0 as the
+    slot's first add would (``x + (0.0 + a)`` is ``x + a`` for every ``x`` a slot holds)."""
+    if each_ns <= 0:
+        k = len(counts)
+        return [0] * k, [0.0] * k, [0.0] * k
+    n = [c if c > 0 else 0 for c in counts]
+    ns = [0.0 + c * each_ns if c > 0 else 0.0 for c in counts]
+    sq = [0.0 + c * each_ns * each_ns if c > 0 else 0.0 for c in counts]
+    return n, ns, sq
+
+
+def _fresh(
+    tasks: list[int], lock: str, n: list[int], ns: list[float], sq: list[float], flushes: list[int]
+) -> BatchEvents:
+    """A batch of the distinct ``tasks`` alone, with these holds (:func:`_held`) of ``lock`` and flushes, as
+    :meth:`BatchEvents.rows`' arrays: the slots in the tasks' order, the other lock's columns zero."""
     k = len(tasks)
-    if len(counts) != k or (flushes is not None and len(flushes) != k):
-        raise ValueError(f"{len(counts)} counts and {k if flushes is None else len(flushes)} flushes for {k} tasks")
-    if each_ns > 0:
-        n = [c if c > 0 else 0 for c in counts]
-        ns = [0.0 + c * each_ns if c > 0 else 0.0 for c in counts]
-        sq = [0.0 + c * each_ns * each_ns if c > 0 else 0.0 for c in counts]
-    else:
-        n, ns, sq = [0] * k, [0.0] * k, [0.0] * k
     none = [0.0] * k
     nil = [0] * k
     held_f, held_n = (ns + sq + none + none, n + nil) if lock == "ptl" else (none + none + ns + sq, nil + n)
-    # (one array, viewed, as BatchEvents.rows)
-    ints = np.array([*tasks, *held_n, *(nil if flushes is None else flushes)], dtype=np.int64)
+    ints = np.array([*tasks, *held_n, *flushes], dtype=np.int64)  # (one array, viewed, as BatchEvents.rows)
     return BatchEvents.from_rows(ints[:k], np.array(held_f, dtype=np.float64).reshape(4, k), ints[k:].reshape(3, k))
 
 
