@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from types import ModuleType
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +37,7 @@ import numpy.typing as npt
 from memsched.sim.engine import Engine
 from memsched.sim.fluid import jit
 from memsched.sim.fluid.memmodel import MemModel
-from memsched.sim.fluid.state import COMPUTE, IDLE, MEM, TaskArrays
+from memsched.sim.fluid.state import COMPUTE, IDLE, MEM, TaskArrays, grown
 from memsched.sim.fluid.task import Compute, FluidTask, FluidTaskState, Touch
 from memsched.sim.mm.mm import MmStruct, Region
 from memsched.topology import Topology
@@ -62,8 +61,6 @@ def fluid_shares(
     per_cpu = np.bincount(cpu, weights=weight, minlength=nr_cpus)
     return weight / per_cpu[cpu]
 
-
-_T = TypeVar("_T", bound=np.generic)
 
 _Tols = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]
 
@@ -155,13 +152,6 @@ class _Split:
         self.mem = None if self.nr_mem == mem.shape[0] else mem
         mi = self.wi if self.mem is None else self.wi[mem]
         self.local = a.frac[mi, cpu_node[a.oncpu[mi]]]
-
-
-def _grown(arr: npt.NDArray[_T], cap: int, fill: float) -> npt.NDArray[_T]:
-    """``arr`` with room for ``cap`` rows, the new ones ``fill``."""
-    out = np.full((cap, *arr.shape[1:]), fill, dtype=arr.dtype)
-    out[: arr.shape[0]] = arr
-    return out
 
 
 def _charges(ns: npt.NDArray[np.float64], src: npt.NDArray[np.float64]) -> bool:
@@ -346,12 +336,12 @@ class FluidProgress:
         self.arrays.grow(task.id + 1)
         cap = self.arrays.capacity
         if self._phase_key.shape[0] < cap:
-            self._phase_key = _grown(self._phase_key, cap, 0)
-            self._copy_epoch = _grown(self._copy_epoch, cap, 0)
-            self._crow_epoch = _grown(self._crow_epoch, cap, -1)
-            self._crow_node = _grown(self._crow_node, cap, -1)
-            self._crow_m = _grown(self._crow_m, cap, 0.0)
-            self._crow_base = _grown(self._crow_base, cap, 0.0)
+            self._phase_key = grown(self._phase_key, cap, 0)
+            self._copy_epoch = grown(self._copy_epoch, cap, 0)
+            self._crow_epoch = grown(self._crow_epoch, cap, -1)
+            self._crow_node = grown(self._crow_node, cap, -1)
+            self._crow_m = grown(self._crow_m, cap, 0.0)
+            self._crow_base = grown(self._crow_base, cap, 0.0)
         self.arrays.weight[task.id] = task.weight
 
     def begin_touch(self, task: FluidTask, phase: Touch) -> None:
@@ -378,8 +368,8 @@ class FluidProgress:
         """Phase ``key``'s row of the sweep geometry (:meth:`sweep_rows`)."""
         if self._geo_i.shape[0] <= key:
             cap = max(2 * self._geo_i.shape[0], key + 1)
-            self._geo_i = _grown(self._geo_i, cap, 0)
-            self._geo_f = _grown(self._geo_f, cap, 0.0)
+            self._geo_i = grown(self._geo_i, cap, 0)
+            self._geo_f = grown(self._geo_f, cap, 0.0)
         shared = phase.shared
         region = phase.region
         self._geo_i[key] = (region.start, region.nbytes, *((shared.start, shared.nbytes) if shared else (0, 0)))
@@ -988,13 +978,9 @@ class FluidProgress:
         nr = self.arrays.nr_nodes
         if self._tab_frac.shape[0] <= key:
             cap = max(2 * self._tab_frac.shape[0], key + 1)
-            grown_frac = np.zeros((cap, nr))
-            grown_frac[: self._tab_frac.shape[0]] = self._tab_frac
-            grown_den = np.zeros(cap * nr)
-            grown_den[: self._tab_den.shape[0]] = self._tab_den
-            grown_base = np.zeros((cap * nr, self._tab_base.shape[1]))
-            grown_base[: self._tab_base.shape[0]] = self._tab_base
-            self._tab_frac, self._tab_den, self._tab_base = grown_frac, grown_den, grown_base
+            self._tab_frac = grown(self._tab_frac, cap, 0.0)
+            self._tab_den = grown(self._tab_den, cap * nr, 0.0)
+            self._tab_base = grown(self._tab_base, cap * nr, 0.0)
         frac = frac1
         if frac2 is not None:
             f = phase.shared_fraction

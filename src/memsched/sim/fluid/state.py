@@ -9,15 +9,24 @@ objects. :data:`FIELDS` declares every column once — name, type, initial value
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["COMPUTE", "FIELDS", "IDLE", "MEM", "Field", "TaskArrays"]
+__all__ = ["COMPUTE", "FIELDS", "IDLE", "MEM", "Field", "TaskArrays", "grown"]
 
 #: What a task's current phase consumes (``TaskArrays.kind``).
 IDLE, MEM, COMPUTE = 0, 1, 2
+
+_T = TypeVar("_T", bound=np.generic)
+
+
+def grown(arr: npt.NDArray[_T], cap: int, fill: float) -> npt.NDArray[_T]:
+    """``arr`` with room for ``cap`` rows, the new ones ``fill`` (a new array; the rows kept are copied)."""
+    out = np.full((cap, *arr.shape[1:]), fill, dtype=arr.dtype)
+    out[: arr.shape[0]] = arr
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +96,5 @@ class TaskArrays:
             return
         new = max(n, 2 * cap)
         for f in FIELDS:
-            old = getattr(self, f.name)
-            arr = np.full(self._shape(f, new), f.fill, dtype=f.dtype)
-            arr[:cap] = old
-            setattr(self, f.name, arr)
+            setattr(self, f.name, grown(getattr(self, f.name), new, f.fill))
         self.capacity = new

@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from memsched.errors import ConfigError
 from memsched.sim.fluid import jit
+from memsched.sim.fluid.state import grown
 
 __all__ = ["GLIBC_MMAP_CHUNK_HEADER", "MmStruct", "Region", "Vma"]
 
@@ -80,13 +81,18 @@ class Region:
             return first, first
         return self.start // page_size, (self.start + self.nbytes - 1) // page_size + 1
 
+    def page_edges(self, page_size: int) -> tuple[int, int, int, int]:
+        """``page_span``, and the bytes of its first page before the range and of its last page after it."""
+        p0, p1 = self.page_span(page_size)
+        return p0, p1, self.start - p0 * page_size, p1 * page_size - (self.start + self.nbytes)
+
     def page_weights(self, page_size: int) -> npt.NDArray[np.float64]:
         """Bytes of the range in each page of ``page_span`` (edge pages are partial)."""
-        p0, p1 = self.page_span(page_size)
+        p0, p1, lead, tail = self.page_edges(page_size)
         w = np.full(p1 - p0, float(page_size))
         if p1 > p0:
-            w[0] -= self.start - p0 * page_size
-            w[-1] -= p1 * page_size - (self.start + self.nbytes)
+            w[0] -= lead
+            w[-1] -= tail
         return w
 
 
@@ -194,10 +200,8 @@ class MmStruct:
             self._region_bytes.append(result)
             if self._region_ver.shape[0] <= row:
                 cap = max(4, 2 * row)
-                ver, span = np.zeros(cap, dtype=np.int64), np.zeros((cap, 4), dtype=np.int64)
-                ver[:row], span[:row] = self._region_ver[:row], self._region_span[:row]
-                self._region_ver, self._region_span = ver, span
-            self._region_span[row] = (p0, p1, region.start - p0 * psz, p1 * psz - (region.start + region.nbytes))
+                self._region_ver, self._region_span = grown(self._region_ver, cap, 0), grown(self._region_span, cap, 0)
+            self._region_span[row] = region.page_edges(psz)
         else:
             self._region_bytes[row] = result
         self._region_ver[row] = self.placement_version
