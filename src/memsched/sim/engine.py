@@ -6,7 +6,9 @@ of work at one instant (a lower number runs first); ``seq`` is a global counter,
 ``id()`` or to set order and the same seed always gives the same run.
 
 Only the engine moves simulated time, in one place (:meth:`Engine._advance_to`, called by :meth:`step`),
-as SimPy's ``Environment.step()`` does. Everything else either schedules an event (:meth:`at`,
+as SimPy's ``Environment.step()`` does, except where its only source fires through a run of its own
+completions with nothing else in between (``fire_through``: the fluid integrator's compiled loop), which
+moves the clock to each of them as that place would. Everything else either schedules an event (:meth:`at`,
 :meth:`after`) or is a :class:`Source`: something that changes continuously between events and can say
 when it next needs attention. The fluid NUMA machine's integrator is one: every running task progresses at
 a constant rate between two events, so the integrator knows its next phase completion and the engine's
@@ -90,7 +92,12 @@ class Event:
 
 
 class Source(Protocol):
-    """Continuous state the engine integrates between events (the fluid machine's task progress)."""
+    """Continuous state the engine integrates between events (the fluid machine's task progress).
+
+    A lone source may also have ``fire_through(t, t_ev) -> bool``: what the engine's loop does from
+    ``_advance_to(t)`` and ``fire()`` on, while the source's next completion comes at or before the next event
+    ``t_ev`` (None: no event) and nothing else needs to run; the same steps, with ``Engine.now`` at each
+    completion in turn. It returns False when it did nothing, and the loop steps itself."""
 
     def next_time(self) -> int | None:
         """The next instant this source needs to act (a phase completes), or ``None``."""
@@ -249,6 +256,8 @@ class Engine:
         stop = self._stop
         sources = self._sources
         single = sources[0] if len(sources) == 1 else None
+        # (a lone source that can fire through its own completions up to the next event: see Source)
+        through: Callable[[int, int | None], bool] | None = getattr(single, "fire_through", None)
         try:
             if not sources:  # the exact scheduler: events only
                 self._run_events(stop)
@@ -265,8 +274,9 @@ class Engine:
                 ):
                     break
                 if src is not None and t_src is not None and (t_ev is None or t_src <= t_ev):
-                    self._advance_to(t_src)
-                    src.fire()
+                    if through is None or not through(t_src, t_ev):
+                        self._advance_to(t_src)
+                        src.fire()
                 else:
                     self.step()
         finally:

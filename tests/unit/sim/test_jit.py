@@ -309,6 +309,76 @@ def test_switching_to_the_kernels_in_the_middle_of_a_run_changes_nothing(gate: p
     assert json.dumps(switched, sort_keys=True) == json.dumps(pure, sort_keys=True)
 
 
+def test_firing_through_copy_ends_gives_the_records_of_the_engine_stepping_each(gate: pytest.MonkeyPatch) -> None:
+    """``FluidProgress.fire_through`` (the engine's loop through a run of its own completions, compiled: the
+    advances, the ends of sync migrations' copies, the rates computed again, the next completion) against the
+    engine stepping each completion itself: the same records. The run takes the kernel's way often, through
+    several completions at a time and with the rates computed in it, or the comparison would prove little."""
+    pytest.importorskip("numba")
+    from memsched.sim.fluid.progress import FluidProgress
+    from memsched.workloads.runner import run_one
+    from memsched.workloads.runspec import RunSpec
+
+    gate.setenv(jit.ENV, "1")
+    real = FluidProgress.fire_through
+    seen = {"calls": 0, "recomputed": 0, "several": 0}
+
+    def counted(self: FluidProgress, t: int, t_ev: int | None) -> bool:
+        running, fired = self._running, self.fired_through
+        took = real(self, t, t_ev)
+        seen["calls"] += took
+        seen["recomputed"] += took and self._running is not running
+        seen["several"] += self.fired_through - fired > 1
+        return took
+
+    for spec in (RunSpec("numa02", "westmere-ex-4n48", "moron"), RunSpec("numa01_THREAD_ALLOC", "x86-8n64", "moron")):
+        gate.setattr(FluidProgress, "fire_through", counted)
+        through = json.dumps(run_one(spec).to_json(), sort_keys=True)
+        gate.setattr(FluidProgress, "fire_through", lambda self, t, t_ev: False)
+        stepped = json.dumps(run_one(spec).to_json(), sort_keys=True)
+        assert through == stepped, spec
+    assert seen["calls"] > 1000 and seen["recomputed"] > 1000 and seen["several"] > 10, seen
+
+
+def test_fire_chain_computes_rates_only_from_rows_kept_up_to_date() -> None:
+    """``fire_chain`` computes the rates itself only where Python would make nothing: every running task streams
+    from a phase table checked under the current versions, or copies from a copy row of its epoch and node."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    cpu_node = np.array([0, 0, 1, 1], np.int64)
+    oncpu = np.array([0, 2, -1, 3], np.int64)
+    kind = np.array([1, 1, 2, 1], np.int8)  # two Touches, a Compute off every CPU, a Touch that copies
+    key = np.array([0, 1, 2, 1], np.int64)
+    copy_left = np.array([0.0, 0.0, 0.0, 4096.0])
+    epoch = np.array([0, 0, 0, 3], np.int64)
+    ok = np.array([True, True, False])
+    crow_epoch, crow_node = np.array([-1, -1, -1, 3], np.int64), np.array([-1, -1, -1, 1], np.int64)
+
+    def ready(**change: Any) -> bool:
+        a = {"oncpu": oncpu, "kind": kind, "copy_left": copy_left, "key_ok": ok, "crow_epoch": crow_epoch} | change
+        a.setdefault("crow_node", crow_node)
+        return bool(
+            kernels._rows_ready(
+                4, a["oncpu"], a["kind"], key, a["copy_left"], epoch, a["key_ok"], a["crow_epoch"], a["crow_node"],
+                cpu_node,
+            )
+        )
+
+    assert ready()
+    assert not ready(key_ok=np.array([True, False, False]))  # a streaming task's table was not checked
+    assert not ready(key_ok=ok[:0])  # the versions moved since the tables were checked
+    assert not ready(crow_epoch=np.array([-1, -1, -1, 2], np.int64))  # the copy grew since its row was made
+    assert not ready(oncpu=np.array([0, 2, 1, 3], np.int64))  # a computing task runs
+    assert not ready(kind=np.array([1, 0, 2, 1], np.int8))  # an idle task runs
+    assert not ready(oncpu=np.full(4, -1, np.int64))  # nobody runs
+    copying = {
+        "copy_left": np.array([0.0, 8.0, 0.0, 4096.0]),
+        "crow_epoch": np.array([-1, 0, -1, 3], np.int64),
+        "key_ok": np.array([True, False, False]),
+    }
+    assert ready(**copying, crow_node=np.array([-1, 1, -1, 1], np.int64))  # (its copy row, not its table)
+    assert not ready(**copying, crow_node=np.array([-1, 0, -1, 1], np.int64))  # a row made on another node
+
+
 def test_pairwise_sum_is_numpys_add_reduce() -> None:
     """Every length up to several of numpy's 128-element blocks (its recursion), at any offset, bit for bit."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")

@@ -1583,10 +1583,12 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
     running task its CPU share (``fluid_shares``: its weight over its CPU's total, summed in task order as
     ``np.bincount`` does), and sort the running rows into streaming (``MEM``, not copying), copying and
     computing ones. Returns (ids, running's shares, counts, whether every share is > 0): ``ids`` holds one after
-    the other the running rows, the streaming rows, their distinct phase keys ascending, the copying rows, their
-    CPUs' nodes, the positions among the copying rows of those whose kept copy row is stale, and the computing
-    rows (one array, not seven: numba boxes each array it returns); ``counts`` the number of running, streaming,
-    keys, copying (and their nodes), stale and computing."""
+    the other the running rows, the streaming rows, the distinct phase keys ascending of the streaming rows and
+    of the copying rows in a ``Touch`` (so that a table is up to date when a copy ends: ``fire_chain`` goes on
+    through a copy's end only then), the copying rows, their CPUs' nodes, the positions among the copying rows
+    of those whose kept copy row is stale, and the computing rows (one array, not seven: numba boxes each array
+    it returns); ``counts`` the number of running, streaming, keys, copying (and their nodes), stale and
+    computing."""
     nrun = 0
     for i in range(n):
         rate[i] = 0.0
@@ -1611,6 +1613,8 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
         share[i] = s
         if copy_left[i] > 0:
             ncop += 1
+            if kind[i] == 1:  # (a Touch's copy: its table is kept up to date for when the copy ends)
+                max_key = max(max_key, phase_key[i])
         elif kind[i] == 1:  # MEM
             nmem += 1
             max_key = max(max_key, phase_key[i])
@@ -1635,6 +1639,9 @@ def running_rows(  # pragma: no cover - compiled (held to FluidProgress.recomput
                 stale[nstale] = b
                 nstale += 1
             b += 1
+            if kind[i] == 1 and not seen[phase_key[i]]:
+                seen[phase_key[i]] = True
+                nkeys += 1
         elif kind[i] == 1:
             mem[a] = i
             if not seen[phase_key[i]]:
@@ -1735,6 +1742,148 @@ def stream_and_copy_rates(  # pragma: no cover - compiled (held to FluidProgress
         least = run_rate[k] if k == 0 else _minimum(least, run_rate[k])
     return controller_util, run_rate, nrun > 0 and least > 0
 
+
+
+#: ``fire_chain``'s ways out: a phase completed (its tasks are handed to the interpreter), the rates must be
+#: computed in Python (a copy row or stream table to make, a computing row), or the next completion is the
+#: engine's to weigh (after the next event, none, or out of int64's range).
+CHAIN_DONE, CHAIN_DIRTY, CHAIN_END = 0, 1, 2
+
+
+@_njit
+def fire_chain(  # pragma: no cover - compiled (held to the engine's loop of advance, fire and next_time by tests)
+    t: int,
+    t_last: int,
+    t_ev: int,
+    run: Any,
+    all_pos: bool,
+    all_share_pos: bool,
+    tasks: Any,
+    tables: Any,
+    hw: Any,
+    acc: Any,
+    interval: Any,
+) -> Any:
+    """The fluid engine's loop while only its own completions happen: ``Engine._advance_to(t)`` and
+    ``FluidProgress.fire`` (its compiled paths: :func:`advance_folded`, :func:`fire_rows`), then
+    ``FluidProgress.next_time`` (its compiled recompute, :func:`running_rows` and :func:`stream_and_copy_rates`,
+    then :func:`next_completion`), again while the next completion comes at or before the next event ``t_ev``,
+    no phase completes and the rates need nothing made in Python. The same kernels in the same order on the
+    same arrays, so the same bits.
+
+    ``run``: the running rows (idx, share, rate) and their ``all_pos``, ``all_share_pos``; ``tasks``: (n, oncpu,
+    weight, kind, phase_key, copy_epoch, rate, share, debt, sys_ns, user_ns, rem, copy_left, copy_src,
+    copy_dst, frac); ``tables``: (key_ok: the phase keys whose stream tables are up to date, tab_frac, tab_den,
+    tab_base, crow_epoch, crow_node, crow_m, crow_base); ``hw``: (cpu_node, cpu_core, nr_cpus, mlp,
+    controller_cap, link_cap, snoop_cap, has_snoop). ``acc`` (the copies' CPU ns, bytes copied, bytes streamed,
+    of them local) and ``interval`` are added to in place, as the Python floats would be.
+
+    Returns (ints: the way out, the time reached, whether the rates are dirty, whether a row copied, whether
+    the rates were computed, and their ``all_pos`` and ``all_share_pos``, whether the next completion is known
+    and it (-1: none), the completions fired; the completed rows; the running rows, shares and rates; the
+    controllers' utilisation), the last four as of the last computation."""
+    idx, share, rate = run
+    n, oncpu, weight, kind, phase_key, copy_epoch, rate_a, share_a, debt, sys_ns, user_ns, rem, copy_left, \
+        copy_src, copy_dst, frac = tasks  # fmt: skip
+    key_ok, tab_frac, tab_den, tab_base, crow_epoch, crow_node, crow_m, crow_base = tables
+    cpu_node, cpu_core, nr_cpus, mlp, controller_cap, link_cap, snoop_cap, has_snoop = hw
+    dirty = copying = recomputed = False
+    known = fired = 0
+    cu = np.zeros(0)
+    while True:
+        fired += 1
+        nc, copy_ns, copied, finished, nm, total_b, local_b = advance_folded(
+            idx, share, rate, t - t_last, all_share_pos, debt, sys_ns, user_ns, rem, copy_left, copy_src, copy_dst,
+            kind, frac, oncpu, cpu_node,
+        )  # fmt: skip
+        t_last = t
+        if nc:
+            copying = True
+            acc[0] += copy_ns
+            acc[1] += copied
+            if finished:
+                dirty = True
+        if nm:
+            acc[2] += total_b
+            acc[3] += local_b
+            interval[0] += total_b
+            interval[1] += local_b
+        copied_bytes, any_copied, done = fire_rows(idx, share, rate, debt, rem, copy_left, copy_src, copy_dst)
+        if any_copied:
+            acc[1] += copied_bytes
+            dirty = True
+        if done.shape[0]:
+            way = CHAIN_DONE
+            break
+        if dirty:
+            if not _rows_ready(
+                n, oncpu, kind, phase_key, copy_left, copy_epoch, key_ok, crow_epoch, crow_node, cpu_node
+            ):
+                way = CHAIN_DIRTY
+                break
+            ids, run_share, counts, share_pos = running_rows(
+                n, oncpu, weight, copy_left, kind, phase_key, rate_a, share_a, nr_cpus, cpu_node, copy_epoch,
+                crow_epoch, crow_node,
+            )  # fmt: skip
+            nrun, nmem, nkeys, ncop = counts[0], counts[1], counts[2], counts[3]
+            o = nrun + nmem + nkeys
+            running = ids[:nrun]
+            cu, run_rate, rate_pos = stream_and_copy_rates(
+                ids[nrun : nrun + nmem], ids[o : o + ncop], oncpu, phase_key, share_a, frac, tab_frac, tab_den,
+                tab_base, crow_m, crow_base, cpu_node, cpu_core, mlp, controller_cap, link_cap, snoop_cap, has_snoop,
+                rate_a, running,
+            )  # fmt: skip
+            idx, share, rate, all_pos, all_share_pos = running, run_share, run_rate, rate_pos, share_pos
+            dirty = False
+            recomputed = True
+        found, least = next_completion(idx, share, rate, all_pos, all_share_pos, debt, rem, copy_left)
+        # next_time's: t_last + max(1, ceil(least - 1e-9)), None without a row, or where least is NaN or inf
+        # (Python's min(inf, least) is inf then); -inf or beyond int64: Python's to say
+        if not found or np.isnan(least) or least == np.inf:
+            way, known, t = CHAIN_END, 1, -1
+            break
+        if not -9.0e18 < least < 9.0e18:
+            way, known = CHAIN_END, 0
+            break
+        t = t_last + max(1, int(np.ceil(least - 1e-9)))
+        if t > t_ev:
+            way, known = CHAIN_END, 1
+            break
+    ints = np.array([way, t_last, dirty, copying, recomputed, all_pos, all_share_pos, known, t, fired], np.int64)
+    return ints, done, idx, share, rate, cu
+
+
+@_njit
+def _rows_ready(  # pragma: no cover - compiled
+    n: int,
+    oncpu: Any,
+    kind: Any,
+    phase_key: Any,
+    copy_left: Any,
+    copy_epoch: Any,
+    key_ok: Any,
+    crow_epoch: Any,
+    crow_node: Any,
+    cpu_node: Any,
+) -> bool:
+    """Whether ``FluidProgress._recompute_compiled`` would make nothing in Python: some task runs, each running
+    task copies from a kept copy row that is up to date or streams from a stream table that is, and none
+    computes or idles."""
+    nrun = 0
+    for i in range(n):
+        if oncpu[i] < 0:
+            continue
+        nrun += 1
+        if copy_left[i] > 0:
+            if crow_epoch[i] != copy_epoch[i] or crow_node[i] != cpu_node[oncpu[i]]:
+                return False
+        elif kind[i] == 1:  # MEM
+            key = phase_key[i]
+            if key >= key_ok.shape[0] or not key_ok[key]:
+                return False
+        else:
+            return False
+    return nrun > 0
 
 @_njit
 def _dot_sse2(x: Any, y: Any) -> Any:  # pragma: no cover - compiled
@@ -1935,4 +2084,11 @@ def warm() -> None:
     stream_and_copy_rates(
         i64[:0], i64[:0], i64, i64, f64, f2, f2, f64, np.zeros((1, 3)), f64, np.zeros((1, 3)), i64, i64, 1.0, cap,
         np.ones(0), 0.0, False, f64, i64,
+    )  # fmt: skip
+    kind = np.zeros(1, np.int8)
+    fire_chain(
+        1, 0, 0, (i64[:0], f64[:0], f64[:0]), True, True,
+        (0, i64, f64, kind, i64, i64, f64, f64, f64, f64, f64, f64, f64, f2, f2, f2),
+        (np.zeros(1, np.bool_), f2, f64, np.zeros((1, 3)), i64, i64, f64, np.zeros((1, 3))),
+        (i64, i64, 1, 1.0, cap, np.ones(0), 0.0, False), np.zeros(4), np.zeros(2),
     )  # fmt: skip

@@ -50,6 +50,8 @@ _nonzero = np.count_nonzero
 #: ``x.sum()`` and ``x.min()`` of a 1-D array without the method's Python wrapper (the same ufunc reductions).
 _sum = np.add.reduce
 _min = np.minimum.reduce
+#: ``fire_through``'s next event when the heap has none: later than any completion it can compute.
+_NO_EVENT = 2**63 - 1
 
 
 def fluid_shares(
@@ -292,6 +294,11 @@ class FluidProgress:
         self._geo_f = np.zeros((4, 2))
         self.t_last = 0
         self.dirty = True
+        #: The next completion as ``fire_through`` found it at the end of its run, for the engine's next call of
+        #: ``next_time`` (which comes at once: nothing runs between), then None.
+        self._next_known: tuple[int | None] | None = None
+        #: Completions fired by ``fire_through`` (for tests and benchmarks: the engine's steps it took over).
+        self.fired_through = 0
         self._running: _Running | None = None
         self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
         #: Stream tables by phase key (``_refresh_phase_rows``): placement fractions, and by key * nr_nodes +
@@ -311,6 +318,9 @@ class FluidProgress:
         #: nothing else that changes, so it would return at once).
         self._key_mm: list[int] = []
         self._tab_fresh: dict[int, tuple[int, int]] = {}
+        #: The keys last checked by ``_refresh_tables`` under the versions it read then, ``_ok_versions``.
+        self._key_ok = np.zeros(16, dtype=np.bool_)
+        self._ok_versions: list[tuple[int, int]] | None = None
         #: Copy rows by task (``_copy_table``): each task's copy epoch (bumped when its pending copy grows),
         #: and the epoch and node its row was computed for, ``max(core_ns, eps)`` and the row's resource use.
         self._copy_epoch = np.zeros(16, dtype=np.int64)
@@ -685,6 +695,10 @@ class FluidProgress:
             interval[1] += local_b
 
     def next_time(self) -> int | None:
+        known = self._next_known
+        if known is not None:  # (fire_through's, from the state it left)
+            self._next_known = None
+            return known[0]
         if self.dirty:
             self.recompute()
         n = len(self.tasks)
@@ -740,6 +754,58 @@ class FluidProgress:
         if best == math.inf:
             return None
         return self.t_last + max(1, math.ceil(best - 1e-9))
+
+    def fire_through(self, t: int, t_ev: int | None) -> bool:
+        """The engine's loop from its step to ``t`` (``_advance_to(t)``, then :meth:`fire`) on, while nothing
+        but these completions happens: the next completion comes at or before the next event ``t_ev`` (None:
+        no event), no phase completes and the rates need nothing made in Python (every running task streams
+        from a stream table or copies from a copy row that is up to date). As one compiled kernel
+        (``_kernels.fire_chain``): the same kernels in the same order, so the same bits, and ``Engine.now``
+        moves with each completion as ``_advance_to`` would move it. Returns False, having done nothing, where
+        the kernels are not loaded or the rates are not as the compiled paths keep them (debts as events,
+        kernel threads' copies, rates to compute), and the engine steps as before."""
+        kernels = jit.loaded()
+        run = self._running
+        if kernels is None or self.dirty or run is None or self.kernel_copies or self.debt_events or t <= self.t_last:
+            return False
+        a = self.arrays
+        versions = [(mm.placement_version, mm.huge_version) for mm in self.mms]
+        mm = self.memmodel
+        snoop_cap = mm.snoop_cap
+        acc = np.array([self.system_by_cause.get("copy", 0.0), self.copy_bytes, self.bytes_total, self.bytes_local])
+        ints, done, idx, share, rate, cu = kernels.fire_chain(
+            t, self.t_last, _NO_EVENT if t_ev is None else t_ev, (run.idx, run.share, run.rate), run.all_pos,
+            run.all_share_pos,
+            (
+                len(self.tasks), a.oncpu, a.weight, a.kind, self._phase_key, self._copy_epoch, a.rate, a.share,
+                a.debt, a.sys_ns, a.user_ns, a.rem, a.copy_left, a.copy_src, a.copy_dst, a.frac,
+            ),
+            (
+                self._key_ok if versions == self._ok_versions else self._key_ok[:0], self._tab_frac, self._tab_den,
+                self._tab_base, self._crow_epoch, self._crow_node, self._crow_m, self._crow_base,
+            ),
+            (
+                self.cpu_node, self.cpu_core, self.nr_cpus, mm.mlp, mm.controller_cap, mm.link_cap,
+                0.0 if snoop_cap is None else snoop_cap, snoop_cap is not None,
+            ),
+            acc, self.interval_bytes,
+        )  # fmt: skip
+        way, t_last, dirty, copying, recomputed, all_pos, all_share_pos, known, t_next, fired = ints.tolist()
+        self.fired_through += fired
+        copy_ns, self.copy_bytes, self.bytes_total, self.bytes_local = acc.tolist()
+        if copying:
+            self.system_by_cause["copy"] = copy_ns
+        if recomputed:
+            self._running = _Running(idx, share, rate, bool(all_share_pos), bool(all_pos))
+            self.controller_util = cu
+        self.dirty = bool(dirty)
+        self.t_last = t_last
+        self.engine.now = t_last
+        if way == kernels.CHAIN_DONE:
+            self._complete(done.tolist())
+        elif known:  # (what next_time, which the engine calls next, would compute again)
+            self._next_known = (None if t_next < 0 else t_next,)
+        return True
 
     def fire(self) -> None:
         """Pay off kernel debts, finish copies and hand every phase that completed now to the interpreter."""
@@ -826,7 +892,10 @@ class FluidProgress:
             # row (its placement fractions, page-walk cost and resource use), kept in a table per phase until
             # the placement it was computed from changes.
             keys = self._phase_key[mem]
-            self._refresh_tables(np.bincount(keys).nonzero()[0].tolist())  # in ascending order
+            # (and the tables of the copying rows in a Touch, as the compiled recompute keeps them for fire_through)
+            touch_cop = running[copying & (kind == MEM)]
+            both = np.concatenate((keys, self._phase_key[touch_cop])) if touch_cop.size else keys
+            self._refresh_tables(np.bincount(both).nonzero()[0].tolist())  # in ascending order
             oncpu = a.oncpu[mem]
             a.frac[mem] = self._tab_frac[keys]
             g = keys * self.arrays.nr_nodes + self.cpu_node[oncpu]
@@ -943,6 +1012,15 @@ class FluidProgress:
             if fresh.get(key) != now:
                 self._refresh_phase_rows(key)  # (reads its mm's placement only: the versions stay)
                 fresh[key] = now
+        # the keys checked under these versions (fire_through's compiled recompute needs no refresh of them)
+        ok = self._key_ok
+        if versions != self._ok_versions:
+            ok[:] = False
+            self._ok_versions = versions
+        if keys:
+            if keys[-1] >= ok.shape[0]:
+                ok = self._key_ok = grown(ok, 2 * keys[-1] + 2, False)
+            ok[keys] = True
 
     def _running_rows(self) -> _Running:
         """The running tasks' rows with their CPU shares and rates: as of the last :meth:`recompute` while nothing
