@@ -1743,7 +1743,6 @@ def stream_and_copy_rates(  # pragma: no cover - compiled (held to FluidProgress
     return controller_util, run_rate, nrun > 0 and least > 0
 
 
-
 #: ``fire_chain``'s ways out: a phase completed (its tasks are handed to the interpreter), the rates must be
 #: computed in Python (a copy row or stream table to make, a computing row), or the next completion is the
 #: engine's to weigh (after the next event, none, or out of int64's range).
@@ -1884,6 +1883,7 @@ def _rows_ready(  # pragma: no cover - compiled
         else:
             return False
     return nrun > 0
+
 
 @_njit
 def _dot_sse2(x: Any, y: Any) -> Any:  # pragma: no cover - compiled
