@@ -350,22 +350,24 @@ def test_fire_chain_computes_rates_only_from_rows_kept_up_to_date() -> None:
     key = np.array([0, 1, 2, 1], np.int64)
     copy_left = np.array([0.0, 0.0, 0.0, 4096.0])
     epoch = np.array([0, 0, 0, 3], np.int64)
-    ok = np.array([True, True, False])
+    stamps = np.array([3, 3, -1], np.int64)  # (keys 0 and 1 checked under the versions now: stamp 3)
     crow_epoch, crow_node = np.array([-1, -1, -1, 3], np.int64), np.array([-1, -1, -1, 1], np.int64)
 
     def ready(**change: Any) -> bool:
-        a = {"oncpu": oncpu, "kind": kind, "copy_left": copy_left, "key_ok": ok, "crow_epoch": crow_epoch} | change
+        a = {"oncpu": oncpu, "kind": kind, "copy_left": copy_left, "stamps": stamps, "crow_epoch": crow_epoch}
+        a |= {"stamp": 3} | change
         a.setdefault("crow_node", crow_node)
         return bool(
             kernels._rows_ready(
-                4, a["oncpu"], a["kind"], key, a["copy_left"], epoch, a["key_ok"], a["crow_epoch"], a["crow_node"],
-                cpu_node,
+                4, a["oncpu"], a["kind"], key, a["copy_left"], epoch, a["stamps"], a["stamp"], a["crow_epoch"],
+                a["crow_node"], cpu_node,
             )
         )
 
     assert ready()
-    assert not ready(key_ok=np.array([True, False, False]))  # a streaming task's table was not checked
-    assert not ready(key_ok=ok[:0])  # the versions moved since the tables were checked
+    assert not ready(stamps=np.array([3, 2, -1], np.int64))  # a streaming task's table was checked under others
+    assert not ready(stamps=stamps[:1])  # a streaming task's table was never checked
+    assert not ready(stamp=0)  # the versions moved since the tables were checked
     assert not ready(crow_epoch=np.array([-1, -1, -1, 2], np.int64))  # the copy grew since its row was made
     assert not ready(oncpu=np.array([0, 2, 1, 3], np.int64))  # a computing task runs
     assert not ready(kind=np.array([1, 0, 2, 1], np.int8))  # an idle task runs
@@ -373,7 +375,7 @@ def test_fire_chain_computes_rates_only_from_rows_kept_up_to_date() -> None:
     copying = {
         "copy_left": np.array([0.0, 8.0, 0.0, 4096.0]),
         "crow_epoch": np.array([-1, 0, -1, 3], np.int64),
-        "key_ok": np.array([True, False, False]),
+        "stamps": np.array([3, -1, -1], np.int64),
     }
     assert ready(**copying, crow_node=np.array([-1, 1, -1, 1], np.int64))  # (its copy row, not its table)
     assert not ready(**copying, crow_node=np.array([-1, 0, -1, 1], np.int64))  # a row made on another node

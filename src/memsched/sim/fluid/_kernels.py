@@ -1772,7 +1772,8 @@ def fire_chain(  # pragma: no cover - compiled (held to the engine's loop of adv
 
     ``run``: the running rows (idx, share, rate) and their ``all_pos``, ``all_share_pos``; ``tasks``: (n, oncpu,
     weight, kind, phase_key, copy_epoch, rate, share, debt, sys_ns, user_ns, rem, copy_left, copy_src,
-    copy_dst, frac); ``tables``: (key_ok: the phase keys whose stream tables are up to date, tab_frac, tab_den,
+    copy_dst, frac); ``tables``: (key_stamp, stamp: the phase keys whose stream tables are up to date are those
+    whose stamp is ``stamp``, tab_frac, tab_den,
     tab_base, crow_epoch, crow_node, crow_m, crow_base); ``hw``: (cpu_node, cpu_core, nr_cpus, mlp,
     controller_cap, link_cap, snoop_cap, has_snoop). ``acc`` (the copies' CPU ns, bytes copied, bytes streamed,
     of them local) and ``interval`` are added to in place, as the Python floats would be.
@@ -1784,7 +1785,7 @@ def fire_chain(  # pragma: no cover - compiled (held to the engine's loop of adv
     idx, share, rate = run
     n, oncpu, weight, kind, phase_key, copy_epoch, rate_a, share_a, debt, sys_ns, user_ns, rem, copy_left, \
         copy_src, copy_dst, frac = tasks  # fmt: skip
-    key_ok, tab_frac, tab_den, tab_base, crow_epoch, crow_node, crow_m, crow_base = tables
+    key_stamp, stamp, tab_frac, tab_den, tab_base, crow_epoch, crow_node, crow_m, crow_base = tables
     cpu_node, cpu_core, nr_cpus, mlp, controller_cap, link_cap, snoop_cap, has_snoop = hw
     dirty = copying = recomputed = False
     known = fired = 0
@@ -1816,7 +1817,7 @@ def fire_chain(  # pragma: no cover - compiled (held to the engine's loop of adv
             break
         if dirty:
             if not _rows_ready(
-                n, oncpu, kind, phase_key, copy_left, copy_epoch, key_ok, crow_epoch, crow_node, cpu_node
+                n, oncpu, kind, phase_key, copy_left, copy_epoch, key_stamp, stamp, crow_epoch, crow_node, cpu_node
             ):
                 way = CHAIN_DIRTY
                 break
@@ -1860,14 +1861,15 @@ def _rows_ready(  # pragma: no cover - compiled
     phase_key: Any,
     copy_left: Any,
     copy_epoch: Any,
-    key_ok: Any,
+    key_stamp: Any,
+    stamp: int,
     crow_epoch: Any,
     crow_node: Any,
     cpu_node: Any,
 ) -> bool:
     """Whether ``FluidProgress._recompute_compiled`` would make nothing in Python: some task runs, each running
-    task copies from a kept copy row that is up to date or streams from a stream table that is, and none
-    computes or idles."""
+    task copies from a kept copy row that is up to date or streams from a stream table that is (its key stamped
+    ``stamp``), and none computes or idles."""
     nrun = 0
     for i in range(n):
         if oncpu[i] < 0:
@@ -1878,7 +1880,7 @@ def _rows_ready(  # pragma: no cover - compiled
                 return False
         elif kind[i] == 1:  # MEM
             key = phase_key[i]
-            if key >= key_ok.shape[0] or not key_ok[key]:
+            if key >= key_stamp.shape[0] or key_stamp[key] != stamp:
                 return False
         else:
             return False
@@ -2089,6 +2091,6 @@ def warm() -> None:
     fire_chain(
         1, 0, 0, (i64[:0], f64[:0], f64[:0]), True, True,
         (0, i64, f64, kind, i64, i64, f64, f64, f64, f64, f64, f64, f64, f2, f2, f2),
-        (np.zeros(1, np.bool_), f2, f64, np.zeros((1, 3)), i64, i64, f64, np.zeros((1, 3))),
+        (i64, 0, f2, f64, np.zeros((1, 3)), i64, i64, f64, np.zeros((1, 3))),
         (i64, i64, 1, 1.0, cap, np.ones(0), 0.0, False), np.zeros(4), np.zeros(2),
     )  # fmt: skip

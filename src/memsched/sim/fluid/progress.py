@@ -318,8 +318,11 @@ class FluidProgress:
         #: nothing else that changes, so it would return at once).
         self._key_mm: list[int] = []
         self._tab_fresh: dict[int, tuple[int, int]] = {}
-        #: The keys last checked by ``_refresh_tables`` under the versions it read then, ``_ok_versions``.
-        self._key_ok = np.zeros(16, dtype=np.bool_)
+        #: Each key's stamp when ``_refresh_tables`` last checked it: the stamp moves on (``_stamp``) when it reads
+        #: versions other than the last it read (``_ok_versions``), so the keys checked under the versions now
+        #: are those stamped ``_stamp`` (-1: never checked).
+        self._key_stamp = np.full(16, -1, dtype=np.int64)
+        self._stamp = 0
         self._ok_versions: list[tuple[int, int]] | None = None
         #: Copy rows by task (``_copy_table``): each task's copy epoch (bumped when its pending copy grows),
         #: and the epoch and node its row was computed for, ``max(core_ns, eps)`` and the row's resource use.
@@ -781,7 +784,7 @@ class FluidProgress:
                 a.debt, a.sys_ns, a.user_ns, a.rem, a.copy_left, a.copy_src, a.copy_dst, a.frac,
             ),
             (
-                self._key_ok if versions == self._ok_versions else self._key_ok[:0], self._tab_frac, self._tab_den,
+                self._key_stamp, self._stamp if versions == self._ok_versions else 0, self._tab_frac, self._tab_den,
                 self._tab_base, self._crow_epoch, self._crow_node, self._crow_m, self._crow_base,
             ),
             (
@@ -1007,20 +1010,19 @@ class FluidProgress:
         fresh = self._tab_fresh
         key_mm = self._key_mm
         versions = [(mm.placement_version, mm.huge_version) for mm in self.mms]
+        # each key checked is stamped (fire_through's compiled recompute needs no refresh of those stamped now)
+        if versions != self._ok_versions:
+            self._stamp += 1
+            self._ok_versions = versions
+        stamp, stamps = self._stamp, self._key_stamp
+        if keys and keys[-1] >= stamps.shape[0]:
+            stamps = self._key_stamp = grown(stamps, 2 * keys[-1] + 2, -1)
         for key in keys:
             now = versions[key_mm[key]]
             if fresh.get(key) != now:
                 self._refresh_phase_rows(key)  # (reads its mm's placement only: the versions stay)
                 fresh[key] = now
-        # the keys checked under these versions (fire_through's compiled recompute needs no refresh of them)
-        ok = self._key_ok
-        if versions != self._ok_versions:
-            ok[:] = False
-            self._ok_versions = versions
-        if keys:
-            if keys[-1] >= ok.shape[0]:
-                ok = self._key_ok = grown(ok, 2 * keys[-1] + 2, False)
-            ok[keys] = True
+            stamps[key] = stamp
 
     def _running_rows(self) -> _Running:
         """The running tasks' rows with their CPU shares and rates: as of the last :meth:`recompute` while nothing
