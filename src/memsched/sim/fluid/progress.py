@@ -297,7 +297,7 @@ class FluidProgress:
         #: The next completion as ``fire_through`` found it at the end of its run, for the engine's next call of
         #: ``next_time`` (which comes at once: nothing runs between), then None.
         self._next_known: tuple[int | None] | None = None
-        #: Completions fired by ``fire_through`` (for tests and benchmarks: the engine's steps it took over).
+        #: Completions fired by ``fire_through`` (the engine's steps it took over; tests read it).
         self.fired_through = 0
         self._running: _Running | None = None
         self._frac_cache: dict[Region, tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
@@ -772,7 +772,7 @@ class FluidProgress:
         if kernels is None or self.dirty or run is None or self.kernel_copies or self.debt_events or t <= self.t_last:
             return False
         a = self.arrays
-        versions = [(mm.placement_version, mm.huge_version) for mm in self.mms]
+        versions = self._versions()
         mm = self.memmodel
         snoop_cap = mm.snoop_cap
         acc = np.array([self.system_by_cause.get("copy", 0.0), self.copy_bytes, self.bytes_total, self.bytes_local])
@@ -890,15 +890,16 @@ class FluidProgress:
         demands: list[npt.NDArray[np.float64]] = []
         bases: list[npt.NDArray[np.float64]] = []
         row_cpu: list[npt.NDArray[np.int64]] = []
+        # The stream tables of the streaming rows' phases, and of the copying rows' in a Touch (up to date when
+        # a copy ends, as the compiled recompute keeps them for fire_through): the same keys, ascending.
+        touch = running[kind == MEM]
+        if touch.size:
+            self._refresh_tables(np.bincount(self._phase_key[touch]).nonzero()[0].tolist())
         if mem.size:
             # One group per distinct phase (see begin_touch); every row of a group on one node is the same
             # row (its placement fractions, page-walk cost and resource use), kept in a table per phase until
             # the placement it was computed from changes.
             keys = self._phase_key[mem]
-            # (and the tables of the copying rows in a Touch, as the compiled recompute keeps them for fire_through)
-            touch_cop = running[copying & (kind == MEM)]
-            both = np.concatenate((keys, self._phase_key[touch_cop])) if touch_cop.size else keys
-            self._refresh_tables(np.bincount(both).nonzero()[0].tolist())  # in ascending order
             oncpu = a.oncpu[mem]
             a.frac[mem] = self._tab_frac[keys]
             g = keys * self.arrays.nr_nodes + self.cpu_node[oncpu]
@@ -1003,13 +1004,17 @@ class FluidProgress:
         yields = np.array([smt_yield if busy[self._sibling_cpus[int(c)]].sum() > 1 else 1.0 for c in a.oncpu[comp]])
         a.rate[comp] = a.share[comp] * yields
 
+    def _versions(self) -> list[tuple[int, int]]:
+        """Each mm's placement and huge-page versions, by mm id: what the stream tables were computed from."""
+        return [(mm.placement_version, mm.huge_version) for mm in self.mms]
+
     def _refresh_tables(self, keys: list[int]) -> None:
         """Bring the stream tables of the phase keys ``keys`` (ascending) up to date: those not checked since the
         placement or huge-page version of their mm moved (:meth:`_refresh_phase_rows`; a phase's regions are
         in one mm, ``Touch`` checks)."""
         fresh = self._tab_fresh
         key_mm = self._key_mm
-        versions = [(mm.placement_version, mm.huge_version) for mm in self.mms]
+        versions = self._versions()
         # each key checked is stamped (fire_through's compiled recompute needs no refresh of those stamped now)
         if versions != self._ok_versions:
             self._stamp += 1
