@@ -814,6 +814,52 @@ def test_compiled_settle_charges_equal_the_pure_ones() -> None:
     assert min(seen.values()) > 20  # (the draws cover sleeps, shootdowns, spins and charged causes)
 
 
+def test_compiled_holds_equal_the_lists(gate: pytest.MonkeyPatch) -> None:
+    """``Contention.hold_each`` through its kernel (``add_holds``) against its lists: holds of either lock by
+    tasks and kernel threads that come again, counts and costs of zero or below, int and float costs, flushes,
+    lists and arrays, and batches that the lists began and the kernel goes on with (``auto`` switching in the
+    middle of a run): the same slots and sums, read as arrays and as the lists of Python numbers."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    from memsched.sim.numa.contention import BatchEvents, Contention, ContentionCosts
+
+    def lists(ev: BatchEvents) -> list[list[Any]]:
+        cols = (ev.tids, ev.ptl_ns, ev.ptl_n, ev.ptl_sq, ev.anon_ns, ev.anon_n, ev.anon_sq, ev.flushes)
+        return [[(type(x), repr(x)) for x in col] for col in cols]
+
+    rng = np.random.default_rng(5)
+    seen = {"again": 0, "switched": 0, "anon": 0, "flush": 0}
+    for _ in range(400):
+        calls = []
+        for _ in range(int(rng.integers(1, 8))):
+            k = int(rng.integers(1, 6))
+            tasks = rng.integers(-1, 6, k).astype(np.int64)
+            counts = rng.integers(-2, 600, k).astype(np.int64) * (rng.random(k) < 0.8)
+            each = rng.choice([0, -5, 100, 500, 1_000, 40_000]).item()
+            each_ns = float(each) if rng.random() < 0.5 else int(each)
+            flushes = rng.integers(0, 4, k).astype(np.int64) if rng.random() < 0.5 else None
+            as_lists = rng.random() < 0.5
+            args = [tasks, counts, flushes]
+            if as_lists:
+                args = [None if a is None else a.tolist() for a in args]
+            calls.append((args[0], "ptl" if rng.random() < 0.5 else "anon", args[1], each_ns, args[2]))
+            seen["again"] += len(set(tasks.tolist())) < k
+            seen["anon"] += calls[-1][1] == "anon" and each > 0
+            seen["flush"] += flushes is not None and bool(flushes.any())
+        switch = int(rng.integers(0, len(calls) + 1))  # (calls before it: the lists)
+        out = []
+        for at in (len(calls), switch):
+            c = Contention(ContentionCosts(), anon_vma_mutex=False)
+            for i, (tasks_i, lock, counts_i, each_ns, flushes_i) in enumerate(calls):
+                gate.setattr(jit._gate, "kernels", None if i < at else kernels)
+                c.hold_each(0, tasks_i, lock, counts_i, each_ns, flushes_i)
+            ev = c.take(0)
+            assert ev is not None
+            out.append(([x.tobytes() for x in ev.rows()], [x.dtype for x in ev.rows()], lists(ev)))
+        seen["switched"] += 0 < switch < len(calls)
+        assert out[1] == out[0], calls
+    assert min(seen.values()) > 20, seen
+
+
 def test_compiled_migrate_rows_equal_the_pure_ones() -> None:
     """Migrations of pages present or not, on their destination already or not, under the rate limit (windows
     open, restarted, overflowing) or not, to nodes with room or below their watermark: the same pages moved,

@@ -866,6 +866,52 @@ def _append_new(ids: Any, count: int, seen: Any, order: Any, n: int) -> int:  # 
 
 
 @_njit
+def add_holds(  # pragma: no cover - compiled (held to Contention.hold_each's lists by tests)
+    tids: Any, f: Any, n: Any, tasks: Any, counts: Any, each_ns: float, anon: bool, flushes: Any
+) -> Any:
+    """``Contention.hold_each`` on a batch's rows (``BatchEvents.rows``: no slot yet when they are empty): new rows
+    with a slot for each of ``tasks`` not in it yet, in the order they first come; then, task after task, its
+    ``flushes`` (none when empty) and, where ``counts[i]`` and ``each_ns`` are positive, ``counts[i]`` holds of
+    ``each_ns`` in the lock's columns (``anon``: the anon_vma lock's, else the page table lock's), added to the
+    slot as the lists add them (``counts[i] * each_ns`` and its square: exact products below 2**53, as Python's
+    of the int costs are)."""
+    k0, m = tids.shape[0], tasks.shape[0]
+    slot = np.empty(m, np.int64)
+    new = np.empty(m, np.int64)
+    k = k0
+    for i in range(m):
+        t = tasks[i]
+        s = -1
+        for j in range(k):
+            if (tids[j] if j < k0 else new[j - k0]) == t:
+                s = j
+                break
+        if s < 0:
+            new[k - k0] = t
+            s = k
+            k += 1
+        slot[i] = s
+    out_t = np.empty(k, np.int64)
+    out_f = np.zeros((4, k))
+    out_n = np.zeros((3, k), np.int64)
+    out_t[:k0] = tids
+    out_t[k0:] = new[: k - k0]
+    out_f[:, :k0] = f
+    out_n[:, :k0] = n
+    row = 2 if anon else 0
+    for i in range(m):
+        s = slot[i]
+        if flushes.shape[0]:
+            out_n[2, s] += flushes[i]
+        c = counts[i]
+        if each_ns > 0 and c > 0:
+            out_f[row, s] += c * each_ns
+            out_n[row // 2, s] += c
+            out_f[row + 1, s] += c * each_ns * each_ns
+    return out_t, out_f, out_n
+
+
+@_njit
 def settle_charges(  # pragma: no cover - compiled (held to balancing._settle_charges by tests)
     hint_tid: Any,
     hint_ns: Any,
@@ -2063,6 +2109,7 @@ def warm() -> None:
     for col in (i64, ro):  # (an action's pages and nodes are read-only; filtered ones are not)
         migrate_rows(col, col, node16, True, 0, i64.copy(), i64.copy(), i64.copy(), 1, 1, 1, i64.copy(), i64, 1)
     ev_f, ev_n = np.zeros((4, 0)), np.zeros((3, 0), np.int64)
+    add_holds(i64[:0], ev_f, ev_n, i64, i64, 1.0, False, i64)
     settle_charges(
         i64, f64, i64[:0], ev_f, ev_n, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), np.zeros(4),
         np.zeros(3, np.int64), f64,

@@ -248,7 +248,7 @@ class SimActuator(ActionHandlers):
             mm.placed(rest[:n], rest[n : 2 * n], rest[2 * n : 3 * n], rest[3 * n : 3 * n + nr], lo, hi)
             payers = rest[3 * n + nr :]
             progress.rows_charged("migration", total, bool(charged), bool(copied))
-            self._pay_locks(mm_id, payers[:nids].tolist(), payers[nids:].tolist(), per_unit)
+            self._pay_locks(mm_id, payers[:nids], payers[nids:], per_unit)
         migrator.counted(n, refused_rl, failed)
         return _migration_status(n, bool(refused_rl or refused_bal or failed))
 
@@ -285,11 +285,11 @@ class SimActuator(ActionHandlers):
         )  # fmt: skip
         # charge_system of each payer's CPU part in turn, then its copy (FluidProgress.charge_rows)
         m.progress.charge_rows(ids, fixed_ns, src_b, dst_b, "migration")
-        self._pay_locks(mm_id, ids.tolist(), units.tolist(), per_unit)
+        self._pay_locks(mm_id, ids, units, per_unit)
 
-    def _pay_locks(self, mm_id: int, tids: list[int], counts: list[int], per_unit: int) -> None:
+    def _pay_locks(self, mm_id: int, tids: IntArray, counts: IntArray, per_unit: int) -> None:
         """The locks and flushes of :meth:`_pay_sync`: the payers ``tids``, in order, moved ``counts`` page-array
-        entries of ``per_unit`` pages each."""
+        entries of ``per_unit`` pages each (int64 arrays)."""
         m = self.machine
         contention = self.contention
         if contention is None:
@@ -300,8 +300,8 @@ class SimActuator(ActionHandlers):
         else:
             # try_to_unmap() + remove_migration_ptes(); ptep_clear_flush() of a PTE the hinting fault made present
             # again (every payer's hold, then its flush: the same slots and sums as one payer after another)
-            base = [n * per_unit for n in counts]
-            contention.hold_each(mm_id, tids, "anon", [2 * b for b in base], costs.rmap_walk_ns, base)
+            base = counts * per_unit
+            contention.hold_each(mm_id, tids, "anon", 2 * base, costs.rmap_walk_ns, base)
 
     def _flushes(self, mm_id: int, task: int, base_pages: int, *, splits: int = 0) -> None:
         if self.contention is not None:

@@ -468,7 +468,7 @@ class NumaBalancing(Instrument):
         self._hint_tid, self._hint_ns = faulters, counts * fault_ns  # (n * fault_ns of each faulter's count n)
         if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock, by each faulter in turn
             contention = self.contention
-            contention.hold_each(mm.id, faulter_ids, "ptl", counts.tolist(), contention.costs.ptl_huge_fault_ns)
+            contention.hold_each(mm.id, faulters, "ptl", counts, contention.costs.ptl_huge_fault_ns)
         if rule:  # MigrateMisplaced.on_faults on the batch's arrays, without the batch
             status = self.actuator.migrate_misplaced_cols(mm.id, cols, mof_task)
             if status is not None:

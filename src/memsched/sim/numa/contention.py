@@ -49,6 +49,7 @@ import numpy.typing as npt
 
 from memsched.config import cost_knob, validate
 from memsched.numeric import seq_sum
+from memsched.sim.fluid import jit
 
 __all__ = ["BatchEvents", "Contention", "ContentionCosts", "Outcome", "add_totals", "outcome", "totals"]
 
@@ -73,6 +74,23 @@ class ContentionCosts:
 
     def __post_init__(self) -> None:
         validate(self)
+
+
+#: Task ids or counts: a list, or an int64 array (which the kernels take as it is).
+Ints = list[int] | npt.NDArray[np.int64]
+#: A batch with no slot yet, as :meth:`BatchEvents.rows`; no flushes (:meth:`Contention.hold_each`'s kernel).
+_NO_ROWS = (np.zeros(0, dtype=np.int64), np.zeros((4, 0)), np.zeros((3, 0), dtype=np.int64))
+_NO_FLUSHES = np.zeros(0, dtype=np.int64)
+
+
+def _ids(x: Ints) -> npt.NDArray[np.int64]:
+    """``x`` as the contiguous int64 array the kernels are compiled for."""
+    return np.ascontiguousarray(x, dtype=np.int64)
+
+
+def _as_list(x: Ints) -> list[int]:
+    """``x`` as a list of Python ints."""
+    return x.tolist() if isinstance(x, np.ndarray) else x
 
 
 #: The lists of a :class:`BatchEvents`, made from its rows when first read (:meth:`BatchEvents.from_rows`).
@@ -183,21 +201,34 @@ class Contention:
     def hold_each(
         self,
         mm: int,
-        tasks: list[int],
+        tasks: Ints,
         lock: str,
-        counts: list[int],
+        counts: Ints,
         each_ns: float,
-        flushes: list[int] | None = None,
+        flushes: Ints | None = None,
     ) -> None:
         """:meth:`hold` by each of ``tasks`` in turn, ``counts[i]`` times for ``tasks[i]`` (a task whose count is
         not positive, or every task when ``each_ns`` is not, holds nothing but takes its slot), and, with
         ``flushes``, ``flushes[i]`` TLB shootdowns by ``tasks[i]`` (the same slots as :meth:`flush_each` after
-        this call: holds and flushes are separate sums)."""
+        this call: holds and flushes are separate sums). Once the process uses the fluid engine's kernels, one
+        of them adds to the batch's rows (``_kernels.add_holds``: the same slots and sums)."""
         k = len(tasks)
         if len(counts) != k or (flushes is not None and len(flushes) != k):
             raise ValueError(f"{len(counts)} counts and {k if flushes is None else len(flushes)} flushes for {k} tasks")
-        n, ns, sq = _held(counts, each_ns)
-        fl = [0] * k if flushes is None else flushes
+        kernels = jit.loaded()
+        if kernels is not None:  # the batch's rows at once, as the lists below would hold them
+            ev = self.pending.get(mm)
+            tids, f, nn = _NO_ROWS if ev is None else ev.rows()
+            self.pending[mm] = BatchEvents.from_rows(
+                *kernels.add_holds(
+                    tids, f, nn, _ids(tasks), _ids(counts), float(each_ns), lock != "ptl",
+                    _NO_FLUSHES if flushes is None else _ids(flushes),
+                )
+            )  # fmt: skip
+            return
+        tasks = _as_list(tasks)  # (the lists hold Python ints)
+        n, ns, sq = _held(_as_list(counts), each_ns)
+        fl = [0] * k if flushes is None else _as_list(flushes)
         ev = self.pending.get(mm)
         if ev is None:
             if len(set(tasks)) == k:  # (a fresh batch of distinct tasks: its rows at once)
