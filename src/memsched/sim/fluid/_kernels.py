@@ -1466,6 +1466,48 @@ def migrate_misplaced(  # pragma: no cover - compiled (held to the rule path's n
 
 
 @_njit
+def deliver_misplaced(  # pragma: no cover - compiled (held to the engine's way through each kernel by tests)
+    cols: Any, migrate: Any, holds: Any, after: Any, settle: Any
+) -> Any:
+    """What ``NumaBalancing._deliver_faults`` does with a fault batch's columns (``cols``) on the rule path once
+    the kernels are in use, from the huge faults' lock holds to the settle, in the order it calls their kernels:
+    :func:`migrate_misplaced` (``migrate``: its arguments after ``cols``); :func:`add_holds` of the huge faults
+    and then of the migration's payers (``holds``: the pending batch's rows, whether the faults are huge, the
+    faulting tasks, their faults and the hold of one, then whether the migration pays locks, natively (a THP's
+    page table lock) or by rmap walks and flushes, the pages per payer's entry and the hold of one);
+    :func:`fault_after` (``after``: the mm's placement and the pages' last nid, pid and CPU); and
+    :func:`settle_charges` of the faulting tasks' hinting faults and those holds (``settle``: the ns of one
+    fault, then its arguments after the events). Returns the migration's array and cause's sum, the remote faults
+    kept, and the settle's arrays and count; out of range (the migration's head says so), only the migration's
+    array and sum, nothing changed."""
+    out, total = migrate_misplaced(cols, *migrate)
+    if out[7]:
+        return out, total, 0, np.zeros(0, np.int64), np.zeros(0), 0
+    ev_tid, ev_f, ev_n, huge, faulters, counts, huge_ns, pays, native, per_unit, lock_ns = holds
+    no_flushes = np.zeros(0, np.int64)
+    if huge:
+        ev_tid, ev_f, ev_n = add_holds(ev_tid, ev_f, ev_n, faulters, counts, huge_ns, False, no_flushes)
+    n = out[1]
+    if n and pays:  # (after the head: moved, their destinations, their sources, node_pages' change, payers, units)
+        o = 11 + 3 * n + migrate[3].shape[0]
+        nids = out[8]
+        ids, units = out[o : o + nids], out[o + nids : o + 2 * nids]
+        if native:
+            ev_tid, ev_f, ev_n = add_holds(ev_tid, ev_f, ev_n, ids, units, lock_ns, False, no_flushes)
+        else:
+            base = units * per_unit
+            ev_tid, ev_f, ev_n = add_holds(ev_tid, ev_f, ev_n, ids, 2 * base, lock_ns, True, base)
+    page_node, last_nid, last_pid, last_cpu = after
+    kept = fault_after(cols[0], cols[1], cols[2], cols[3], cols[4], page_node, last_nid, last_pid, last_cpu)
+    fault_ns = settle[0]
+    hint_ns = np.empty(counts.shape[0])
+    for i in range(counts.shape[0]):
+        hint_ns[i] = counts[i] * fault_ns
+    ints, floats, m = settle_charges(faulters, hint_ns, ev_tid, ev_f, ev_n, *settle[1:])
+    return out, total, kept, ints, floats, m
+
+
+@_njit
 def charge_rows(  # pragma: no cover - compiled (held to progress._charge_rows by tests)
     tids: Any,
     ns: Any,
@@ -2126,6 +2168,11 @@ def warm() -> None:
     migrate_misplaced(np.zeros((10, 1), np.int64), flags, True, state, i64.copy(), 4096.0, 1, 0.0, charge)
     fault_rows(i64, i64, f64, i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
     fault_after(ro, ro, ro, ro, ro, node16, i64, i64, i64)
+    deliver_misplaced(
+        np.zeros((10, 1), np.int64), (flags, True, state, i64.copy(), 4096.0, 1, 0.0, charge),
+        (i64[:0], ev_f, ev_n, False, i64, i64, 1.0, True, False, 1, 1.0), (node16, i64, i64, i64),
+        (1.0, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), np.zeros(4), np.zeros(3, np.int64), f64),
+    )  # fmt: skip
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
     for col in (i64, ro):  # (a migration's pages and their nodes are an action's read-only columns, or new arrays)
         for out in (i64, ro):

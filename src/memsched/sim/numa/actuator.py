@@ -28,6 +28,8 @@ CPU of the node as a copy of their own, or in the time of the task they displace
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -226,30 +228,59 @@ class SimActuator(ActionHandlers):
         the same migration, placement, payments, counts and lock holds), else through numpy
         (:meth:`_misplaced_numpy`). Returns the migration's status, None when no fault is misplaced."""
         kernels = jit.loaded()
+        args = self.misplaced_args(mm_id, mof_task)
+        if kernels is None or args is None:
+            return self._misplaced_numpy(mm_id, cols, mof_task)
+        out, total = kernels.migrate_misplaced(cols, *args)
+        if out[7]:  # a page or node out of range, nothing changed: numpy's path raises as numpy indexing does
+            return self._misplaced_numpy(mm_id, cols, mof_task)
+        return self.misplaced_done(mm_id, out, total, paid=False)
+
+    def misplaced_args(self, mm_id: int, mof_task: npt.NDArray[np.bool_] | None) -> tuple[Any, ...] | None:
+        """The arguments of ``_kernels.migrate_misplaced`` after the batch's columns, when it may run now: the
+        process uses the kernels and the progress is synced to now (the kernel charges without syncing); else
+        None."""
         m = self.machine
         progress = m.progress
-        if kernels is None or not progress.synced():
-            return self._misplaced_numpy(mm_id, cols, mof_task)
+        if jit.loaded() is None or not progress.synced():
+            return None
         mm = m.mms[mm_id]
         migrator = self.migrator
-        per_unit = migrator.kernel_pages(mm_id, 1)
-        out, total = kernels.migrate_misplaced(
-            cols, _NO_FLAGS if mof_task is None else mof_task, mof_task is None, migrator.rows_state(mm, True),
-            mm.node_pages, float(m.page_size), per_unit * self.costs.migrate_fixed_ns,
+        return (
+            _NO_FLAGS if mof_task is None else mof_task, mof_task is None, migrator.rows_state(mm, True),
+            mm.node_pages, float(m.page_size), migrator.kernel_pages(mm_id, 1) * self.costs.migrate_fixed_ns,
             progress.system_by_cause.get("migration", 0.0), progress.charge_arrays(),
         )  # fmt: skip
-        n_mis, n, refused_rl, refused_bal, failed, charged, copied, bad, nids, lo, hi = out[:11].tolist()
-        if bad:  # a page or node out of range, nothing changed: numpy's path raises as numpy indexing does
-            return self._misplaced_numpy(mm_id, cols, mof_task)
+
+    def lock_args(self, mm_id: int) -> tuple[bool, bool, int, float]:
+        """How a sync migration of ``mm_id`` pays its locks (:meth:`_pay_locks`), for a kernel that holds them as
+        it does: whether it does (a contention model), natively (a THP migration's page table lock) or by rmap
+        walks and flushes, the pages per page-array entry and the hold of one."""
+        contention = self.contention
+        if contention is None:
+            return False, False, 1, 0.0
+        native = self.machine.page_size == PAGE_SIZE_THP and not self.machine.mms[mm_id].thp_units
+        costs = contention.costs
+        each = costs.ptl_thp_migrate_ns if native else costs.rmap_walk_ns
+        return True, native, self.migrator.kernel_pages(mm_id, 1), float(each)
+
+    def misplaced_done(self, mm_id: int, out: IntArray, total: float, *, paid: bool) -> str | None:
+        """What ``_kernels.migrate_misplaced``'s results (``out``, in range, and the ``migration`` cause's new sum)
+        leave to do: the region bytes of the new placement, the cause's sum and the rates to compute again, the
+        locks (unless ``paid``: a kernel held them), the counts. Returns the migration's status, None when no fault
+        was misplaced."""
+        n_mis, n, refused_rl, refused_bal, failed, charged, copied, _, nids, lo, hi = out[:11].tolist()
         if not n_mis:
             return None
+        m = self.machine
         if n:  # (after the head: moved, their destinations, their sources, node_pages' change, payers, their pages)
             rest, nr = out[11:], m.nr_nodes
-            mm.placed(rest[:n], rest[n : 2 * n], rest[2 * n : 3 * n], rest[3 * n : 3 * n + nr], lo, hi)
-            payers = rest[3 * n + nr :]
-            progress.rows_charged("migration", total, bool(charged), bool(copied))
-            self._pay_locks(mm_id, payers[:nids], payers[nids:], per_unit)
-        migrator.counted(n, refused_rl, failed)
+            m.mms[mm_id].placed(rest[:n], rest[n : 2 * n], rest[2 * n : 3 * n], rest[3 * n : 3 * n + nr], lo, hi)
+            m.progress.rows_charged("migration", total, bool(charged), bool(copied))
+            if not paid:
+                payers = rest[3 * n + nr :]
+                self._pay_locks(mm_id, payers[:nids], payers[nids:], self.migrator.kernel_pages(mm_id, 1))
+        self.migrator.counted(n, refused_rl, failed)
         return _migration_status(n, bool(refused_rl or refused_bal or failed))
 
     def _misplaced_numpy(self, mm_id: int, cols: IntArray, mof_task: npt.NDArray[np.bool_] | None) -> str | None:

@@ -96,6 +96,7 @@ _NO_IDS = np.zeros(0, dtype=np.int64)
 _NO_NS = np.zeros(0)
 _NO_EV_F = np.zeros((4, 0))
 _NO_EV_N = np.zeros((3, 0), dtype=np.int64)
+_NO_ROWS = (_NO_IDS, _NO_EV_F, _NO_EV_N)  # (a batch with no slot yet, as BatchEvents.rows)
 #: The system-time causes a settle charges (``FluidProgress.system_by_cause``), in the order of each task's.
 _CAUSES = ("hint_faults", "lock_spin", "tlb_flush", "tlb_ipi")
 
@@ -465,6 +466,8 @@ class NumaBalancing(Instrument):
         huge_faults = self.fault_pages > 1
         fault_ns = float(nr_faults * self.costs.hint_fault_ns)
         counts = per_task[faulters]
+        if rule and self._deliver_compiled(st, cols, mof_task, faulters, counts, fault_ns, max(span, 1.0)):
+            return
         self._hint_tid, self._hint_ns = faulters, counts * fault_ns  # (n * fault_ns of each faulter's count n)
         if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock, by each faulter in turn
             contention = self.contention
@@ -499,6 +502,52 @@ class NumaBalancing(Instrument):
         )
         self.remote_kept += kept * nr_faults
         self._settle(mm.id, max(span, 1.0))
+
+    def _deliver_compiled(
+        self,
+        st: _MmScan,
+        cols: IntArray,
+        mof_task: npt.NDArray[np.bool_] | None,
+        faulters: IntArray,
+        counts: IntArray,
+        fault_ns: float,
+        window_ns: float,
+    ) -> bool:
+        """The rest of :meth:`_deliver_faults` on the rule path in one kernel (``_kernels.deliver_misplaced``: the
+        huge faults' lock holds, the misplaced pages' migration and its holds, :func:`_fault_after` and the settle,
+        as the kernels each step would call), then what they leave to Python, in the same order. Returns False,
+        having done nothing, where that kernel may not run now (the kernels not in use, the progress not synced,
+        another contention than the actuator's) or finds a page or node out of range."""
+        actuator = self.actuator
+        contention = self.contention
+        kernels = jit.loaded()
+        margs = actuator.misplaced_args(st.mm.id, mof_task)
+        if kernels is None or margs is None or actuator.contention is not contention:
+            return False
+        machine = self.machine
+        mm = st.mm
+        progress = machine.progress
+        ev = contention.pending.get(mm.id)
+        ev_rows = _NO_ROWS if ev is None else ev.rows()
+        huge = (self.fault_pages > 1, faulters, counts, float(contention.costs.ptl_huge_fault_ns))
+        settle = (
+            fault_ns, self._alive_ids(mm), progress.arrays.oncpu, len(machine.tasks), float(window_ns),
+            contention.anon_vma_mutex, self._cost_ns, self._settled, contention.sums, contention.counts,
+            progress.arrays.debt,
+        )  # fmt: skip
+        out, total, kept, ints, floats, m = kernels.deliver_misplaced(
+            cols, margs, (*ev_rows, *huge, *actuator.lock_args(mm.id)), (mm.page_node, st.last_nid, st.last_pid,
+            st.last_cpu), settle,
+        )  # fmt: skip
+        if out[7]:  # (out of range: the steps one by one raise as numpy does)
+            return False
+        contention.take(mm.id)  # (the settle had its events)
+        status = actuator.misplaced_done(mm.id, out, total, paid=True)
+        if status is not None:
+            self.results[(MigratePages.__name__, status)] += 1
+        self.remote_kept += kept * self.nr_faults
+        self._settle_done(ints, floats, m, True)
+        return True
 
     def _split_faulted(self, mm: MmStruct, pages: IntArray, task_ids: IntArray) -> None:
         """``split_huge_page()`` of every still-huge block among the faulted pages, by its first faulter."""
@@ -537,7 +586,6 @@ class NumaBalancing(Instrument):
         if ev is None and not hint_tid.shape[0]:
             return
         settled = self._settled
-        sleeps: list[tuple[int, float, int]]
         if jit.loaded() is None:  # the events as they are: no columns to build
             cpus_of: dict[int, int] = {}
             if ev is not None:
@@ -550,6 +598,7 @@ class NumaBalancing(Instrument):
                 progress.charge_each(charged_l, charge_ns_l)
             mask = _count_settle(settled, after, touched, contention.sums, contention.counts, part, nrs)
             _, flushes, ipis = nrs
+            self._settled_to(mask, flushes, ipis, sleeps)
         else:
             ev_tid, ev_f, ev_n = (_NO_IDS, _NO_EV_F, _NO_EV_N) if ev is None else ev.rows()
             synced = progress.synced()  # (then the kernel adds the charges to the debts itself)
@@ -558,13 +607,22 @@ class NumaBalancing(Instrument):
                 len(machine.tasks), float(window_ns), contention.anon_vma_mutex, self._cost_ns, settled,
                 contention.sums, contention.counts, progress.arrays.debt if synced else _NO_NS,
             )  # fmt: skip
-            mask, nsleep, flushes, ipis = ints[:4].tolist()
-            if m and not synced:
-                progress.charge_totals(ints[4 : 4 + m], floats[:m])
-            sleeps = _settle_sleeps(ints, floats, m, nsleep) if nsleep else []
+            self._settle_done(ints, floats, m, synced)
+
+    def _settle_done(self, ints: IntArray, floats: npt.NDArray[np.float64], m: int, synced: bool) -> None:
+        """What :func:`_settle_charges`' results leave to do (``synced``: it added the charges to the debts)."""
+        mask, nsleep, flushes, ipis = ints[:4].tolist()
+        if m and not synced:
+            self.machine.progress.charge_totals(ints[4 : 4 + m], floats[:m])
+        self._settled_to(mask, flushes, ipis, _settle_sleeps(ints, floats, m, nsleep) if nsleep else [])
+
+    def _settled_to(self, mask: int, flushes: int, ipis: int, sleeps: list[tuple[int, float, int]]) -> None:
+        """A settle's end: the causes it touched (bit mask) to their totals, its TLB flushes and IPIs counted, its
+        sleepers blocked."""
+        machine = self.machine
         if mask:  # (a cause's total is in system_by_cause from its first charge on)
-            causes = progress.system_by_cause
-            for i, value in enumerate(settled.tolist()):
+            causes = machine.progress.system_by_cause
+            for i, value in enumerate(self._settled.tolist()):
                 if mask >> i & 1:
                     causes[_CAUSES[i]] = value
         if flushes:

@@ -80,12 +80,13 @@ def test_moron_migrates_on_first_remote_fault() -> None:
 
 
 def _misplaced_run(
-    *, hooks: bool, thp: bool
+    *, hooks: bool, thp: bool, split: bool | None = None
 ) -> tuple[dict[str, int], dict[tuple[str, str], int], object, int, float, int]:
     """MORON with two sharers of a buffer, one of them under a memory policy without MPOL_F_MOF (its faults are
     not migratable): the record of a run with MigrateMisplaced's rule carried out by the mechanism, or (hooks)
-    with every batch given to Moron.on_faults through the driver."""
-    m = FluidMachine(SNB, seed=3, config=MachineConfig(thp=thp, thp_split=thp))
+    with every batch given to Moron.on_faults through the driver. ``split``: THPs split on their first fault
+    (the default with ``thp``), else faulted and migrated whole."""
+    m = FluidMachine(SNB, seed=3, config=MachineConfig(thp=thp, thp_split=thp if split is None else split))
     spec = get("moron")
     numa = attach(m, spec.make(spec.make_config({})))
     calls = [0]
@@ -122,65 +123,100 @@ def test_misplaced_rule_in_the_mechanism_is_the_hook(thp: bool) -> None:
     assert vmstat["numa_pages_migrated"] > 0 and results[("MigratePages", "applied")] > 0
 
 
-def _counted_rule_kernel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The kernels in use from now on (``MEMSCHED_JIT=1``, a fresh gate), with the calls of the rule's kernel
-    (``_kernels.migrate_misplaced``) counted in the list returned."""
+def _counted_rule_kernels(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The kernels in use from now on (``MEMSCHED_JIT=1``, a fresh gate), with the calls of the rule's kernels
+    from Python counted in the dict returned: ``migrate_misplaced`` (the migration alone) and
+    ``deliver_misplaced`` (the migration with the fault batch's end)."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
     from memsched.sim.fluid import jit
 
     monkeypatch.setattr(jit, "_gate", jit._Gate())
     monkeypatch.setenv(jit.ENV, "1")
     assert jit.load_ahead()
-    calls = [0]
-    inner = kernels.migrate_misplaced
+    calls = {"migrate_misplaced": 0, "deliver_misplaced": 0}
 
-    def counted(*args):  # type: ignore[no-untyped-def]
-        calls[0] += 1
-        return inner(*args)
+    def counted(name: str):  # type: ignore[no-untyped-def]
+        inner = getattr(kernels, name)
 
-    monkeypatch.setattr(kernels, "migrate_misplaced", counted)
+        def call(*args):  # type: ignore[no-untyped-def]
+            calls[name] += 1
+            return inner(*args)
+
+        return call
+
+    for name in calls:
+        monkeypatch.setattr(kernels, name, counted(name))
     return calls
 
 
-@pytest.mark.parametrize("thp", [True, False])
-def test_misplaced_rule_in_one_kernel_is_the_numpy_path(thp: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the kernels in use, the mechanism carries out MigrateMisplaced's rule in one kernel
-    (``SimActuator.migrate_misplaced_cols``); the run is the one its numpy path gives (``_misplaced_numpy``: the
-    rule's mask, then ``_migrate_sync``): the same counters, action results, metrics and times, the faults without
-    MPOL_F_MOF included."""
+@pytest.mark.parametrize(("thp", "split"), [(True, True), (True, False), (False, False)], ids=["split", "huge", "4k"])
+def test_misplaced_rule_in_one_kernel_is_the_numpy_path(
+    thp: bool, split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the kernels in use, the mechanism carries out MigrateMisplaced's rule and the rest of the fault
+    batch in one kernel (``NumaBalancing._deliver_compiled``: the huge faults' lock holds, the migration and its
+    holds, ``_fault_after`` and the settle); where that may not run, the rule alone in one kernel
+    (``SimActuator.migrate_misplaced_cols``). Either run is the one the numpy path gives (``_misplaced_numpy``:
+    the rule's mask, then ``_migrate_sync``): the same counters, action results, metrics and times, the faults
+    without MPOL_F_MOF included; THPs split, faulted and migrated whole (their page table lock), or 4 KiB pages."""
     from memsched.sim.numa.actuator import SimActuator
+    from memsched.sim.numa.balancing import NumaBalancing
 
-    calls = _counted_rule_kernel(monkeypatch)
-    fused = _misplaced_run(hooks=False, thp=thp)
-    assert calls[0] > 0
+    calls = _counted_rule_kernels(monkeypatch)
+    fused = _misplaced_run(hooks=False, thp=thp, split=split)
+    assert calls["deliver_misplaced"] > 0 and calls["migrate_misplaced"] == 0, calls
+
+    monkeypatch.setattr(NumaBalancing, "_deliver_compiled", lambda *args: False)
+    calls.update(dict.fromkeys(calls, 0))
+    assert _misplaced_run(hooks=False, thp=thp, split=split) == fused
+    assert calls["migrate_misplaced"] > 0 and calls["deliver_misplaced"] == 0, calls
 
     monkeypatch.setattr(SimActuator, "migrate_misplaced_cols", SimActuator._misplaced_numpy)
-    calls[0] = 0
-    assert _misplaced_run(hooks=False, thp=thp) == fused
-    assert calls[0] == 0
+    calls.update(dict.fromkeys(calls, 0))
+    assert _misplaced_run(hooks=False, thp=thp, split=split) == fused
+    assert calls == {"migrate_misplaced": 0, "deliver_misplaced": 0}
 
 
 def test_misplaced_rule_kernel_out_of_range_changes_nothing_and_raises_as_numpy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A batch whose page lies past the mm (which ``_fault_rows`` never gives) is refused by the kernel before it
-    changes anything, and the numpy path then raises as numpy indexing does."""
-    calls = _counted_rule_kernel(monkeypatch)
+    """A batch whose page lies past the mm (which ``_fault_rows`` never gives) is refused by the kernels before
+    they change anything: the fault batch's kernel leaves it to the steps one by one, the rule's kernel to the
+    numpy path, which then raises as numpy indexing does."""
+    calls = _counted_rule_kernels(monkeypatch)
     m, mm, numa = setup("moron")
     m.run(until=2 * NSEC_PER_SEC)
-    assert m.progress.synced()  # (else the batch would not reach the kernel)
-    calls[0] = 0
-    before = (mm.page_node.copy(), mm.node_pages.copy(), m.page_alloc.free_pages.copy(), m.vmstat.snapshot())
+    assert m.progress.synced()  # (else the batch would not reach the kernels)
+    calls.update(dict.fromkeys(calls, 0))
+    st = numa.mm_scan[mm.id]
+    numa.contention.hold(mm.id, 0, "ptl", 3, 500.0)  # (a pending batch, which the settle would have taken)
+
+    def state() -> list[object]:
+        arrays = (mm.page_node, mm.node_pages, m.page_alloc.free_pages, st.last_nid, st.last_pid, st.last_cpu)
+        progress = (m.progress.arrays.debt, numa.contention.sums, numa.contention.counts)
+        return [
+            *(a.copy() for a in (*arrays, *progress)), m.vmstat.snapshot(), dict(m.progress.system_by_cause),
+            [ev.rows()[1].tobytes() for ev in numa.contention.pending.values()], dict(numa.results),
+        ]  # fmt: skip
+
+    def same(before: list[object], after: list[object]) -> bool:
+        return all(
+            np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b for a, b in zip(before, after, strict=True)
+        )
+
+    before = state()
     cols = np.zeros((10, 2), dtype=np.int64)
     cols[0] = [0, mm.nr_pages]  # pages: the second past the mm
     cols[3] = 1  # the CPUs' node
     cols[4] = 0  # the pages' node: both misplaced
+    one = np.ones(1, dtype=np.int64)
+    assert numa._deliver_compiled(st, cols, None, one - 1, 2 * one, 1000.0, 1.0) is False
+    assert calls == {"migrate_misplaced": 0, "deliver_misplaced": 1}
+    assert same(before, state())
     with pytest.raises(IndexError):
         numa.actuator.migrate_misplaced_cols(mm.id, cols, None)
-    assert calls[0] == 1
-    after = (mm.page_node, mm.node_pages, m.page_alloc.free_pages, m.vmstat.snapshot())
-    assert all(np.array_equal(a, b) for a, b in zip(before[:3], after[:3], strict=True))
-    assert before[3] == after[3]
+    assert calls["migrate_misplaced"] == 1
+    assert same(before, state())
 
 
 def test_two_stage_filter_cuts_migrations_under_sharing() -> None:
