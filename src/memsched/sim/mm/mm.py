@@ -39,7 +39,6 @@ import numpy.typing as npt
 
 from memsched.errors import ConfigError
 from memsched.sim.fluid import jit
-from memsched.sim.fluid.state import grown
 
 __all__ = ["GLIBC_MMAP_CHUNK_HEADER", "MmStruct", "Region", "Vma"]
 
@@ -126,8 +125,8 @@ class MmStruct:
     #: the first page before the region and of the last page after it); its bytes, a new array whenever they
     #: change (callers keep them and compare them by identity).
     _region_row: dict[Region, int] = field(default_factory=dict, repr=False)
-    _region_ver: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
-    _region_span: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int64), repr=False)
+    _region_ver: list[int] = field(default_factory=list, repr=False)
+    _region_span: list[tuple[int, int, int, int]] = field(default_factory=list, repr=False)
     _region_bytes: list[npt.NDArray[np.float64]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -196,15 +195,13 @@ class MmStruct:
         out = np.bincount(nodes, weights=region.page_weights(psz), minlength=self.nr_nodes + 1)
         result = np.asarray(out[1:], dtype=np.float64)
         if row is None:
-            row = self._region_row[region] = len(self._region_bytes)
+            self._region_row[region] = len(self._region_bytes)
             self._region_bytes.append(result)
-            if self._region_ver.shape[0] <= row:
-                cap = max(4, 2 * row)
-                self._region_ver, self._region_span = grown(self._region_ver, cap, 0), grown(self._region_span, cap, 0)
-            self._region_span[row] = region.page_edges(psz)
+            self._region_span.append(region.page_edges(psz))
+            self._region_ver.append(self.placement_version)
         else:
             self._region_bytes[row] = result
-        self._region_ver[row] = self.placement_version
+            self._region_ver[row] = self.placement_version
         return result
 
     def set_nodes(
@@ -260,22 +257,19 @@ class MmStruct:
         # behind set_nodes: recomputed on next use) are brought to the new one; of those, the regions holding
         # pages that moved change their bytes.
         ver = self._region_ver
-        fresh: list[int] = []
+        now = self.placement_version
         whole: list[int] = []
         part: list[int] = []
-        for r, (v, (p0, p1, lead, tail)) in enumerate(
-            zip(ver[:n].tolist(), self._region_span[:n].tolist(), strict=True)
-        ):
-            if v != version:
+        for r, (p0, p1, lead, tail) in enumerate(self._region_span):
+            if ver[r] != version:
                 continue
-            fresh.append(r)
+            ver[r] = now
             if p1 <= lo or p0 >= hi:
                 continue
             if p0 <= lo and hi <= p1 and (lo > p0 or lead == 0) and (hi < p1 or tail == 0):
                 whole.append(r)
             else:
                 part.append(r)
-        ver[fresh] = self.placement_version
         cached = self._region_bytes
         if whole:
             # Every page is inside the region and weighs a whole page: the weighted bincounts of _partial_gains'
@@ -286,7 +280,8 @@ class MmStruct:
             for r in whole:
                 cached[r] = cached[r] + delta
         if part:
-            gains = _partial_gains(pages, nodes, old, self._region_span[part], self.page_size, self.nr_nodes)
+            spans = np.array([self._region_span[r] for r in part], dtype=np.int64)
+            gains = _partial_gains(pages, nodes, old, spans, self.page_size, self.nr_nodes)
             for r, gain in zip(part, gains, strict=True):
                 cached[r] = cached[r] + gain
 
