@@ -99,6 +99,8 @@ _NO_EV_N = np.zeros((3, 0), dtype=np.int64)
 _NO_ROWS = (_NO_IDS, _NO_EV_F, _NO_EV_N)  # (a batch with no slot yet, as BatchEvents.rows)
 #: The system-time causes a settle charges (``FluidProgress.system_by_cause``), in the order of each task's.
 _CAUSES = ("hint_faults", "lock_spin", "tlb_flush", "tlb_ipi")
+#: The causes a settle's bit mask names (bit ``i``: ``_CAUSES[i]``), with their indices, for every mask.
+_MASK_CAUSES = tuple(tuple((i, c) for i, c in enumerate(_CAUSES) if mask >> i & 1) for mask in range(1 << len(_CAUSES)))
 
 
 @dataclass(frozen=True)
@@ -267,7 +269,8 @@ class NumaBalancing(Instrument):
         alive = self._alive(st.mm)
         if not alive:
             return
-        threads = [t for t in alive if t.state is FluidTaskState.RUNNABLE and t.cpu >= 0]
+        runnable = FluidTaskState.RUNNABLE  # (a local: not an enum lookup per thread)
+        threads = [t for t in alive if t.state is runnable and t.cpu >= 0]
         now = machine.engine.now
         if not threads:  # nobody ticks: try again after a minimum period
             machine.engine.after(scan.scan_period_min_ms * NSEC_PER_MSEC, Prio.TICK, self._task_numa_work, st)
@@ -622,9 +625,9 @@ class NumaBalancing(Instrument):
         machine = self.machine
         if mask:  # (a cause's total is in system_by_cause from its first charge on)
             causes = machine.progress.system_by_cause
-            for i, value in enumerate(self._settled.tolist()):
-                if mask >> i & 1:
-                    causes[_CAUSES[i]] = value
+            values = self._settled.tolist()
+            for i, cause in _MASK_CAUSES[mask]:
+                causes[cause] = values[i]
         if flushes:
             vs = machine.vmstat
             vs.inc("nr_tlb_remote_flush", flushes)
