@@ -1467,23 +1467,23 @@ def migrate_misplaced(  # pragma: no cover - compiled (held to the rule path's n
 
 @_njit
 def deliver_misplaced(  # pragma: no cover - compiled (held to the engine's way through each kernel by tests)
-    cols: Any, migrate: Any, holds: Any, after: Any, settle: Any
+    cols: Any, faulters: Any, counts: Any, window_ns: float, migrate: Any, holds: Any, after: Any, settle: Any
 ) -> Any:
-    """What ``NumaBalancing._deliver_faults`` does with a fault batch's columns (``cols``) on the rule path once
-    the kernels are in use, from the huge faults' lock holds to the settle, in the order it calls their kernels:
-    :func:`migrate_misplaced` (``migrate``: its arguments after ``cols``); :func:`add_holds` of the huge faults
-    and then of the migration's payers (``holds``: the pending batch's rows, whether the faults are huge, the
-    faulting tasks, their faults and the hold of one, then whether the migration pays locks, natively (a THP's
-    page table lock) or by rmap walks and flushes, the pages per payer's entry and the hold of one);
-    :func:`fault_after` (``after``: the mm's placement and the pages' last nid, pid and CPU); and
+    """What ``NumaBalancing._deliver_faults`` does with a fault batch's columns (``cols``; the faulting tasks and
+    their faults, the batch's window) on the rule path once the kernels are in use, from the huge faults' lock
+    holds to the settle, in the order it calls their kernels: :func:`migrate_misplaced` (``migrate``: its
+    arguments after ``cols``); :func:`add_holds` of the huge faults and then of the migration's payers (``holds``:
+    the pending batch's rows, whether the faults are huge and the hold of one, then whether the migration pays
+    locks, natively (a THP's page table lock) or by rmap walks and flushes, the pages per payer's entry and the
+    hold of one); :func:`fault_after` (``after``: the mm's placement and the pages' last nid, pid and CPU); and
     :func:`settle_charges` of the faulting tasks' hinting faults and those holds (``settle``: the ns of one
-    fault, then its arguments after the events). Returns the migration's array and cause's sum, the remote faults
-    kept, and the settle's arrays and count; out of range (the migration's head says so), only the migration's
-    array and sum, nothing changed."""
+    fault, then its arguments after the events, less the window). Returns the migration's array and cause's sum,
+    the remote faults kept, and the settle's arrays and count; out of range (the migration's head says so), only
+    the migration's array and sum, nothing changed."""
     out, total = migrate_misplaced(cols, *migrate)
     if out[7]:
         return out, total, 0, np.zeros(0, np.int64), np.zeros(0), 0
-    ev_tid, ev_f, ev_n, huge, faulters, counts, huge_ns, pays, native, per_unit, lock_ns = holds
+    ev_tid, ev_f, ev_n, huge, huge_ns, pays, native, per_unit, lock_ns = holds
     no_flushes = np.zeros(0, np.int64)
     if huge:
         ev_tid, ev_f, ev_n = add_holds(ev_tid, ev_f, ev_n, faulters, counts, huge_ns, False, no_flushes)
@@ -1499,12 +1499,42 @@ def deliver_misplaced(  # pragma: no cover - compiled (held to the engine's way 
             ev_tid, ev_f, ev_n = add_holds(ev_tid, ev_f, ev_n, ids, 2 * base, lock_ns, True, base)
     page_node, last_nid, last_pid, last_cpu = after
     kept = fault_after(cols[0], cols[1], cols[2], cols[3], cols[4], page_node, last_nid, last_pid, last_cpu)
-    fault_ns = settle[0]
+    fault_ns, alive, oncpu, nr_tasks, mutex, cost_ns, causes, sums, totals, debt = settle
     hint_ns = np.empty(counts.shape[0])
     for i in range(counts.shape[0]):
         hint_ns[i] = counts[i] * fault_ns
-    ints, floats, m = settle_charges(faulters, hint_ns, ev_tid, ev_f, ev_n, *settle[1:])
+    ints, floats, m = settle_charges(
+        faulters, hint_ns, ev_tid, ev_f, ev_n, alive, oncpu, nr_tasks, window_ns, mutex, cost_ns, causes, sums,
+        totals, debt,
+    )  # fmt: skip
     return out, total, kept, ints, floats, m
+
+
+@_njit
+def reach_deliver(  # pragma: no cover - compiled (held to the engine's way through each kernel by tests)
+    reach: Any, fault: Any, migrate: Any, holds: Any, after: Any, settle: Any
+) -> Any:
+    """``NumaBalancing._reached`` on the rule path once the kernels are in use and the progress synced, in the
+    order it calls their kernels: :func:`reach_rows` (``reach``: its arguments), then, for the pages reached,
+    :func:`fault_rows` (``fault``: its arguments after the pages, their tasks and offsets) and, for the faults
+    that happen, :func:`deliver_misplaced` of their batch (its arguments after the batch's). Returns
+    :func:`reach_rows`' results, :func:`fault_rows`' and :func:`deliver_misplaced`'s (an empty batch and zeros
+    where none happened)."""
+    ints, floats, nok, nr, t_max = reach_rows(*reach)
+    cols, per_task = np.zeros((10, 0), np.int64), np.zeros(0, np.int64)
+    nr_remote, span = 0, 0.0
+    out, total, kept, s_ints, s_floats, m = np.zeros(11, np.int64), 0.0, 0, np.zeros(0, np.int64), np.zeros(0), 0
+    if nok:
+        task_ids = reach[1][ints[nok : 2 * nok]]
+        cols, per_task, nr_remote, span = fault_rows(ints[:nok], task_ids, floats[:nok], *fault)
+        if cols.shape[1]:
+            faulters = per_task.nonzero()[0]
+            counts = per_task[faulters]
+            window = 1.0 if span < 1.0 else span  # (Python's max(span, 1.0))
+            out, total, kept, s_ints, s_floats, m = deliver_misplaced(
+                cols, faulters, counts, window, migrate, holds, after, settle
+            )
+    return ints, floats, nok, nr, t_max, cols, per_task, nr_remote, span, out, total, kept, s_ints, s_floats, m
 
 
 @_njit
@@ -2168,11 +2198,13 @@ def warm() -> None:
     migrate_misplaced(np.zeros((10, 1), np.int64), flags, True, state, i64.copy(), 4096.0, 1, 0.0, charge)
     fault_rows(i64, i64, f64, i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
     fault_after(ro, ro, ro, ro, ro, node16, i64, i64, i64)
-    deliver_misplaced(
-        np.zeros((10, 1), np.int64), (flags, True, state, i64.copy(), 4096.0, 1, 0.0, charge),
-        (i64[:0], ev_f, ev_n, False, i64, i64, 1.0, True, False, 1, 1.0), (node16, i64, i64, i64),
-        (1.0, i64, i64, 1, 1.0, False, np.zeros(4, np.int64), np.zeros(4), np.zeros(4), np.zeros(3, np.int64), f64),
-    )  # fmt: skip
+    migrate = (flags, True, state, i64.copy(), 4096.0, 1, 0.0, charge)
+    holds = (i64[:0], ev_f, ev_n, False, 1.0, True, False, 1, 1.0)
+    settle = (1.0, i64, i64, 1, False, np.zeros(4, np.int64), np.zeros(4), np.zeros(4), np.zeros(3, np.int64), f64)
+    deliver_misplaced(np.zeros((10, 1), np.int64), i64, i64, 1.0, migrate, holds, (node16, i64, i64, i64), settle)
+    reach = (cols, i64, np.zeros(0, np.bool_), True, f64, i2, f2c, True, f64, f64, i64, f64, f64)
+    fault = (i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
+    reach_deliver(reach, fault, migrate, holds, (node16, i64, i64, i64), settle)
     running_rows(1, i64, f64, f64, np.zeros(1, np.int8), i64, f64, f64, 1, i64, i64, i64, i64)
     for col in (i64, ro):  # (a migration's pages and their nodes are an action's read-only columns, or new arrays)
         for out in (i64, ro):

@@ -74,6 +74,8 @@ class Lifecycle:
         self.nr_nodes = sched.topology.nr_nodes
         #: Tasks that have exited so far (lets per-mm task lists be rebuilt only when one exits).
         self.nr_exited = 0
+        #: Moves on whenever a task's memory policy is set (a cache of the tasks' policies keys on it).
+        self.mempolicy_version = 0
 
     # ---- fork ----------------------------------------------------------------------------------------------
     def new_task(
@@ -141,6 +143,7 @@ class Lifecycle:
     def set_mempolicy(self, task: FluidTask, policy: Mempolicy) -> None:
         policy.validate_nodes(self.nr_nodes)
         task.mempolicy = policy
+        self.mempolicy_version += 1
 
     def set_affinity(self, task: FluidTask, cpus: tuple[int, ...] | None) -> None:
         self.sched.set_affinity(task, cpus)

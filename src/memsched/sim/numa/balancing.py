@@ -204,6 +204,8 @@ class NumaBalancing(Instrument):
         #: Every action's outcome: (action, status) -> count.
         self.results: Counter[tuple[str, str]] = Counter()
         self._tgid_cache = np.zeros(0, dtype=np.int64)
+        self._mof_key = (-1, -1)
+        self._mof = np.zeros(0, dtype=bool)
         engine = machine.engine
         if isinstance(scan, KnumaScand):
             self._knuma_pos = (0, 0)
@@ -425,30 +427,91 @@ class NumaBalancing(Instrument):
         if came_known:
             progress.sync()
         a = progress.arrays
-        ints, floats, nok, nr_rest, t_max = reach_rows(
+        reach_args = (
             reach.cols, reach.tids, _EVERY if still is None else still, came_known, a.rem, ints, floats, again,
             a.rate, a.share, a.oncpu, a.debt, a.copy_left,
         )  # fmt: skip
-        if nr_rest:  # the second look at the pages not reached yet, when the last of them should have been reached
+        if came_known and self._reached_compiled(st, reach, reach_args):
+            return
+        ints, floats, nok, nr_rest, t_max = reach_rows(*reach_args)
+        self._look_again(st, ints, floats, nok, nr_rest, t_max, reach)
+        if nok:
+            self._deliver_faults(st, ints[:nok], reach.tids[ints[nok : 2 * nok]], floats[:nok])
+
+    def _reached_compiled(self, st: _MmScan, reach: _Reach, reach_args: tuple[Any, ...]) -> bool:
+        """The rest of :meth:`_reached` (the progress synced) on the rule path in one kernel
+        (``_kernels.reach_deliver``: :func:`reach_rows`, :func:`_fault_rows` and ``_kernels.deliver_misplaced``, as
+        the kernels each step would call), then what they leave to Python, in the same order. Returns False,
+        having done nothing, where that kernel may not run now: the kernels not in use, another path than the
+        rule's, a huge block of the mm perhaps left to split (``_split_faulted``), or :meth:`_deliver_args`."""
+        kernels = jit.loaded()
+        mm = st.mm
+        if kernels is None or not self._misplaced_rule:
+            return False
+        if mm.thp_units and self._split_all.get(mm.id) != mm.huge_version:
+            return False
+        deliver = self._deliver_args(st, self._mof_tasks())
+        if deliver is None:
+            return False
+        ints, floats, nok, nr_rest, t_max, cols, per_task, nr_remote, span, *done = kernels.reach_deliver(
+            reach_args, self._fault_args(st), *deliver
+        )
+        self._look_again(st, ints, floats, nok, nr_rest, t_max, reach)
+        size = cols.shape[1]
+        if not size:
+            return True
+        if done[0][7]:  # (out of range: the steps one by one raise as numpy does)
+            self._deliver_cols(st, cols, per_task, nr_remote, span)
+        else:
+            self._count_faults(size, nr_remote)
+            self._delivered(mm.id, *done)
+        return True
+
+    def _look_again(
+        self,
+        st: _MmScan,
+        ints: IntArray,
+        floats: npt.NDArray[np.float64],
+        nok: int,
+        nr_rest: int,
+        t_max: float,
+        reach: _Reach,
+    ) -> None:
+        """The second look at the pages not reached yet (:func:`reach_rows`' rest), when the last of them should
+        have been reached."""
+        if nr_rest:
             when = int(min(t_max, 10 * NSEC_PER_SEC))
             rest_i, rest_f = ints[2 * nok :], floats[nok:]
             self.machine.engine.after(max(when, 1), Prio.WAKEUP, self._reached, st, rest_i, rest_f, reach, False)
-        if nok:
-            self._deliver_faults(st, ints[:nok], reach.tids[ints[nok : 2 * nok]], floats[:nok])
 
     def _deliver_faults(
         self, st: _MmScan, pages: IntArray, task_ids: IntArray, offsets: npt.NDArray[np.float64]
     ) -> None:
+        self._deliver_cols(st, *_fault_rows(pages, task_ids, offsets, *self._fault_args(st)))
+
+    def _fault_args(self, st: _MmScan) -> tuple[Any, ...]:
+        """:func:`_fault_rows`' arguments after the pages, their tasks and offsets."""
         machine = self.machine
-        mm = st.mm
-        tasks = machine.tasks
-        cols, per_task, nr_remote, span = _fault_rows(
-            pages, task_ids, offsets, machine.progress.arrays.oncpu, st.marked, mm.page_node, machine.cpu_node,
-            self._tgids(), st.last_nid, st.last_pid, st.last_cpu, len(tasks), machine.engine.now,
+        return (
+            machine.progress.arrays.oncpu, st.marked, st.mm.page_node, machine.cpu_node, self._tgids(), st.last_nid,
+            st.last_pid, st.last_cpu, len(machine.tasks), machine.engine.now,
         )  # fmt: skip
+
+    def _count_faults(self, size: int, nr_remote: int) -> None:
+        """A batch of ``size`` fault records, ``nr_remote`` of them remote, in vmstat."""
+        nr_faults = self.nr_faults
+        vs = self.machine.vmstat
+        vs.inc("numa_hint_faults", size * nr_faults)
+        vs.inc("numa_hint_faults_local", (size - nr_remote) * nr_faults)
+
+    def _deliver_cols(self, st: _MmScan, cols: IntArray, per_task: IntArray, nr_remote: int, span: float) -> None:
+        """The faults of :func:`_fault_rows`' batch (none when it has no column) to the policy, then settled."""
         size = cols.shape[1]
         if not size:
             return
+        machine = self.machine
+        mm = st.mm
+        tasks = machine.tasks
         rule = self._misplaced_rule
         if not rule:
             cols.flags.writeable = False  # (the batch's columns are views of its rows: read-only too)
@@ -463,15 +526,14 @@ class NumaBalancing(Instrument):
             mof_task = np.zeros(len(tasks), dtype=bool)
             mof_task[faulter_ids] = faulter_mof
         nr_faults = self.nr_faults
-        vs = machine.vmstat
-        vs.inc("numa_hint_faults", size * nr_faults)
-        vs.inc("numa_hint_faults_local", (size - nr_remote) * nr_faults)
+        self._count_faults(size, nr_remote)
         huge_faults = self.fault_pages > 1
         fault_ns = float(nr_faults * self.costs.hint_fault_ns)
         counts = per_task[faulters]
-        if rule and self._deliver_compiled(st, cols, mof_task, faulters, counts, fault_ns, max(span, 1.0)):
+        if rule and self._deliver_compiled(st, cols, mof_task, faulters, counts, max(span, 1.0)):
             return
-        self._hint_tid, self._hint_ns = faulters, counts * fault_ns  # (n * fault_ns of each faulter's count n)
+        self._hint_tid = faulters
+        self._hint_ns = np.multiply(counts, fault_ns, dtype=np.float64)  # (n * fault_ns of each faulter's count n)
         if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock, by each faulter in turn
             contention = self.contention
             contention.hold_each(mm.id, faulters, "ptl", counts, contention.costs.ptl_huge_fault_ns)
@@ -513,44 +575,76 @@ class NumaBalancing(Instrument):
         mof_task: npt.NDArray[np.bool_] | None,
         faulters: IntArray,
         counts: IntArray,
-        fault_ns: float,
         window_ns: float,
     ) -> bool:
         """The rest of :meth:`_deliver_faults` on the rule path in one kernel (``_kernels.deliver_misplaced``: the
         huge faults' lock holds, the misplaced pages' migration and its holds, :func:`_fault_after` and the settle,
         as the kernels each step would call), then what they leave to Python, in the same order. Returns False,
-        having done nothing, where that kernel may not run now (the kernels not in use, the progress not synced,
-        another contention than the actuator's) or finds a page or node out of range."""
+        having done nothing, where that kernel may not run now (:meth:`_deliver_args`) or finds a page or node out
+        of range."""
+        kernels = jit.loaded()
+        args = self._deliver_args(st, mof_task)
+        if kernels is None or args is None:
+            return False
+        done = kernels.deliver_misplaced(cols, faulters, counts, float(window_ns), *args)
+        if done[0][7]:  # (out of range: the steps one by one raise as numpy does)
+            return False
+        self._delivered(st.mm.id, *done)
+        return True
+
+    def _deliver_args(self, st: _MmScan, mof_task: npt.NDArray[np.bool_] | None) -> tuple[Any, ...] | None:
+        """The arguments of ``_kernels.deliver_misplaced`` after the batch's own (``mof_task``: as
+        ``SimActuator.migrate_misplaced_cols`` takes it), or None where it may not run now: the kernels not in
+        use, the progress not synced, another contention than the actuator's."""
         actuator = self.actuator
         contention = self.contention
-        kernels = jit.loaded()
         margs = actuator.misplaced_args(st.mm.id, mof_task)
-        if kernels is None or margs is None or actuator.contention is not contention:
-            return False
+        if margs is None or actuator.contention is not contention:
+            return None
         machine = self.machine
         mm = st.mm
         progress = machine.progress
         ev = contention.pending.get(mm.id)
-        ev_rows = _NO_ROWS if ev is None else ev.rows()
-        huge = (self.fault_pages > 1, faulters, counts, float(contention.costs.ptl_huge_fault_ns))
+        holds = (
+            *(_NO_ROWS if ev is None else ev.rows()), self.fault_pages > 1,
+            float(contention.costs.ptl_huge_fault_ns), *actuator.lock_args(mm.id),
+        )  # fmt: skip
         settle = (
-            fault_ns, self._alive_ids(mm), progress.arrays.oncpu, len(machine.tasks), float(window_ns),
-            contention.anon_vma_mutex, self._cost_ns, self._settled, contention.sums, contention.counts,
-            progress.arrays.debt,
+            float(self.nr_faults * self.costs.hint_fault_ns), self._alive_ids(mm), progress.arrays.oncpu,
+            len(machine.tasks), contention.anon_vma_mutex, self._cost_ns, self._settled, contention.sums,
+            contention.counts, progress.arrays.debt,
         )  # fmt: skip
-        out, total, kept, ints, floats, m = kernels.deliver_misplaced(
-            cols, margs, (*ev_rows, *huge, *actuator.lock_args(mm.id)), (mm.page_node, st.last_nid, st.last_pid,
-            st.last_cpu), settle,
-        )  # fmt: skip
-        if out[7]:  # (out of range: the steps one by one raise as numpy does)
-            return False
-        contention.take(mm.id)  # (the settle had its events)
-        status = actuator.misplaced_done(mm.id, out, total, paid=True)
+        return margs, holds, (mm.page_node, st.last_nid, st.last_pid, st.last_cpu), settle
+
+    def _delivered(
+        self,
+        mm_id: int,
+        out: IntArray,
+        total: float,
+        kept: int,
+        ints: IntArray,
+        floats: npt.NDArray[np.float64],
+        m: int,
+    ) -> None:
+        """What ``_kernels.deliver_misplaced``'s results leave to do, in :meth:`_deliver_faults`' order: the
+        migration's (``SimActuator.misplaced_done``) and its result counted, the remote faults kept, the settle's
+        (which had the pending events)."""
+        self.contention.take(mm_id)
+        status = self.actuator.misplaced_done(mm_id, out, total, paid=True)
         if status is not None:
             self.results[(MigratePages.__name__, status)] += 1
         self.remote_kept += kept * self.nr_faults
         self._settle_done(ints, floats, m, True)
-        return True
+
+    def _mof_tasks(self) -> npt.NDArray[np.bool_]:
+        """Per task id, whether its memory policy has ``MPOL_F_MOF`` (kept while no task is created and no policy
+        is set)."""
+        machine = self.machine
+        key = (len(machine.tasks), machine.lifecycle.mempolicy_version)
+        if key != self._mof_key:
+            self._mof_key = key
+            self._mof = np.array([t.mempolicy.mof for t in machine.tasks], dtype=bool)
+        return self._mof
 
     def _split_faulted(self, mm: MmStruct, pages: IntArray, task_ids: IntArray) -> None:
         """``split_huge_page()`` of every still-huge block among the faulted pages, by its first faulter."""

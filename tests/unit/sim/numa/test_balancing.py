@@ -83,9 +83,9 @@ def _misplaced_run(
     *, hooks: bool, thp: bool, split: bool | None = None
 ) -> tuple[dict[str, int], dict[tuple[str, str], int], object, int, float, int]:
     """MORON with two sharers of a buffer, one of them under a memory policy without MPOL_F_MOF (its faults are
-    not migratable): the record of a run with MigrateMisplaced's rule carried out by the mechanism, or (hooks)
-    with every batch given to Moron.on_faults through the driver. ``split``: THPs split on their first fault
-    (the default with ``thp``), else faulted and migrated whole."""
+    not migratable) once it has faulted: the record of a run with MigrateMisplaced's rule carried out by the
+    mechanism, or (hooks) with every batch given to Moron.on_faults through the driver. ``split``: THPs split on
+    their first fault (the default with ``thp``), else faulted and migrated whole."""
     m = FluidMachine(SNB, seed=3, config=MachineConfig(thp=thp, thp_split=thp if split is None else split))
     spec = get("moron")
     numa = attach(m, spec.make(spec.make_config({})))
@@ -103,7 +103,11 @@ def _misplaced_run(
     buf = mm.mmap(256 * MIB, "b")
     threads = (
         ThreadSpec("remote", (SchedSetaffinity(SNB.node_cpus(1)), Touch(buf, 30))),
-        ThreadSpec("bound", (SchedSetaffinity(SNB.node_cpus(0)), SetMempolicy(Mempolicy.bind((0,))), Touch(buf, 30))),
+        # (its policy set once it has faulted: a cache of the tasks' policies must see the change)
+        ThreadSpec(
+            "bound",
+            (SchedSetaffinity(SNB.node_cpus(0)), Touch(buf, 40), SetMempolicy(Mempolicy.bind((0,))), Touch(buf, 20)),
+        ),
     )
     prog = (SchedSetaffinity(SNB.node_cpus(0)), Touch(buf, 1), Spawn(threads), Join())
     m.spawn_process("p", prog, mm=mm)
@@ -125,15 +129,16 @@ def test_misplaced_rule_in_the_mechanism_is_the_hook(thp: bool) -> None:
 
 def _counted_rule_kernels(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """The kernels in use from now on (``MEMSCHED_JIT=1``, a fresh gate), with the calls of the rule's kernels
-    from Python counted in the dict returned: ``migrate_misplaced`` (the migration alone) and
-    ``deliver_misplaced`` (the migration with the fault batch's end)."""
+    from Python counted in the dict returned: ``migrate_misplaced`` (the migration alone), ``deliver_misplaced``
+    (the migration with the fault batch's end) and ``reach_deliver`` (the look at the pages reached, their faults
+    and all that)."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
     from memsched.sim.fluid import jit
 
     monkeypatch.setattr(jit, "_gate", jit._Gate())
     monkeypatch.setenv(jit.ENV, "1")
     assert jit.load_ahead()
-    calls = {"migrate_misplaced": 0, "deliver_misplaced": 0}
+    calls = {"migrate_misplaced": 0, "deliver_misplaced": 0, "reach_deliver": 0}
 
     def counted(name: str):  # type: ignore[no-untyped-def]
         inner = getattr(kernels, name)
@@ -154,27 +159,30 @@ def test_misplaced_rule_in_one_kernel_is_the_numpy_path(
     thp: bool, split: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the kernels in use, the mechanism carries out MigrateMisplaced's rule and the rest of the fault
-    batch in one kernel (``NumaBalancing._deliver_compiled``: the huge faults' lock holds, the migration and its
-    holds, ``_fault_after`` and the settle); where that may not run, the rule alone in one kernel
-    (``SimActuator.migrate_misplaced_cols``). Either run is the one the numpy path gives (``_misplaced_numpy``:
-    the rule's mask, then ``_migrate_sync``): the same counters, action results, metrics and times, the faults
-    without MPOL_F_MOF included; THPs split, faulted and migrated whole (their page table lock), or 4 KiB pages."""
+    batch in one kernel: from the look at the pages reached on (``NumaBalancing._reached_compiled``: which pages
+    fault, their batch, then as below), else from the batch on (``NumaBalancing._deliver_compiled``: the huge
+    faults' lock holds, the migration and its holds, ``_fault_after`` and the settle); where neither may run, the
+    rule alone in one kernel (``SimActuator.migrate_misplaced_cols``). Each run is the one the numpy path gives
+    (``_misplaced_numpy``: the rule's mask, then ``_migrate_sync``): the same counters, action results, metrics
+    and times, the faults without MPOL_F_MOF included; THPs split, faulted and migrated whole (their page table
+    lock), or 4 KiB pages."""
     from memsched.sim.numa.actuator import SimActuator
     from memsched.sim.numa.balancing import NumaBalancing
 
     calls = _counted_rule_kernels(monkeypatch)
     fused = _misplaced_run(hooks=False, thp=thp, split=split)
-    assert calls["deliver_misplaced"] > 0 and calls["migrate_misplaced"] == 0, calls
+    assert calls["reach_deliver"] > 0 and calls["migrate_misplaced"] == 0, calls
 
-    monkeypatch.setattr(NumaBalancing, "_deliver_compiled", lambda *args: False)
-    calls.update(dict.fromkeys(calls, 0))
-    assert _misplaced_run(hooks=False, thp=thp, split=split) == fused
-    assert calls["migrate_misplaced"] > 0 and calls["deliver_misplaced"] == 0, calls
-
-    monkeypatch.setattr(SimActuator, "migrate_misplaced_cols", SimActuator._misplaced_numpy)
-    calls.update(dict.fromkeys(calls, 0))
-    assert _misplaced_run(hooks=False, thp=thp, split=split) == fused
-    assert calls == {"migrate_misplaced": 0, "deliver_misplaced": 0}
+    steps = (
+        (NumaBalancing, "_reached_compiled", lambda *args: False, "deliver_misplaced"),
+        (NumaBalancing, "_deliver_compiled", lambda *args: False, "migrate_misplaced"),
+        (SimActuator, "migrate_misplaced_cols", SimActuator._misplaced_numpy, None),
+    )
+    for cls, name, way, used in steps:
+        monkeypatch.setattr(cls, name, way)
+        calls.update(dict.fromkeys(calls, 0))
+        assert _misplaced_run(hooks=False, thp=thp, split=split) == fused, name
+        assert {k for k, v in calls.items() if v} == ({used} if used else set()), (name, calls)
 
 
 def test_misplaced_rule_kernel_out_of_range_changes_nothing_and_raises_as_numpy(
@@ -210,8 +218,8 @@ def test_misplaced_rule_kernel_out_of_range_changes_nothing_and_raises_as_numpy(
     cols[3] = 1  # the CPUs' node
     cols[4] = 0  # the pages' node: both misplaced
     one = np.ones(1, dtype=np.int64)
-    assert numa._deliver_compiled(st, cols, None, one - 1, 2 * one, 1000.0, 1.0) is False
-    assert calls == {"migrate_misplaced": 0, "deliver_misplaced": 1}
+    assert numa._deliver_compiled(st, cols, None, one - 1, 2 * one, 1.0) is False
+    assert calls == {"migrate_misplaced": 0, "deliver_misplaced": 1, "reach_deliver": 0}
     assert same(before, state())
     with pytest.raises(IndexError):
         numa.actuator.migrate_misplaced_cols(mm.id, cols, None)
