@@ -1469,9 +1469,10 @@ def migrate_misplaced(  # pragma: no cover - compiled (held to the rule path's n
 def deliver_misplaced(  # pragma: no cover - compiled (held to the engine's way through each kernel by tests)
     cols: Any, faulters: Any, counts: Any, window_ns: float, migrate: Any, holds: Any, after: Any, settle: Any
 ) -> Any:
-    """What ``NumaBalancing._deliver_faults`` does with a fault batch's columns (``cols``; the faulting tasks and
-    their faults, the batch's window) on the rule path once the kernels are in use, from the huge faults' lock
-    holds to the settle, in the order it calls their kernels: :func:`migrate_misplaced` (``migrate``: its
+    """What ``NumaBalancing._deliver_cols`` does with a fault batch's columns (``cols``; the faulting tasks and
+    their faults, the batch's window) on the rule path, from the huge faults' lock holds to the settle, in the
+    order it calls their kernels (for :func:`reach_deliver`: Python calls it no other way, so that no process
+    loads its machine code twice): :func:`migrate_misplaced` (``migrate``: its
     arguments after ``cols``); :func:`add_holds` of the huge faults and then of the migration's payers (``holds``:
     the pending batch's rows, whether the faults are huge and the hold of one, then whether the migration pays
     locks, natively (a THP's page table lock) or by rmap walks and flushes, the pages per payer's entry and the
@@ -2201,7 +2202,6 @@ def warm() -> None:
     migrate = (flags, True, state, i64.copy(), 4096.0, 1, 0.0, charge)
     holds = (i64[:0], ev_f, ev_n, False, 1.0, True, False, 1, 1.0)
     settle = (1.0, i64, i64, 1, False, np.zeros(4, np.int64), np.zeros(4), np.zeros(4), np.zeros(3, np.int64), f64)
-    deliver_misplaced(np.zeros((10, 1), np.int64), i64, i64, 1.0, migrate, holds, (node16, i64, i64, i64), settle)
     reach = (cols, i64, np.zeros(0, np.bool_), True, f64, i2, f2c, True, f64, f64, i64, f64, f64)
     fault = (i64, np.zeros(1, np.bool_), node16, i64, i64, i64, i64, i64, 1, 0)
     reach_deliver(reach, fault, migrate, holds, (node16, i64, i64, i64), settle)

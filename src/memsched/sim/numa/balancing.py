@@ -530,8 +530,6 @@ class NumaBalancing(Instrument):
         huge_faults = self.fault_pages > 1
         fault_ns = float(nr_faults * self.costs.hint_fault_ns)
         counts = per_task[faulters]
-        if rule and self._deliver_compiled(st, cols, mof_task, faulters, counts, max(span, 1.0)):
-            return
         self._hint_tid = faulters
         self._hint_ns = np.multiply(counts, fault_ns, dtype=np.float64)  # (n * fault_ns of each faulter's count n)
         if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock, by each faulter in turn
@@ -568,34 +566,10 @@ class NumaBalancing(Instrument):
         self.remote_kept += kept * nr_faults
         self._settle(mm.id, max(span, 1.0))
 
-    def _deliver_compiled(
-        self,
-        st: _MmScan,
-        cols: IntArray,
-        mof_task: npt.NDArray[np.bool_] | None,
-        faulters: IntArray,
-        counts: IntArray,
-        window_ns: float,
-    ) -> bool:
-        """The rest of :meth:`_deliver_faults` on the rule path in one kernel (``_kernels.deliver_misplaced``: the
-        huge faults' lock holds, the misplaced pages' migration and its holds, :func:`_fault_after` and the settle,
-        as the kernels each step would call), then what they leave to Python, in the same order. Returns False,
-        having done nothing, where that kernel may not run now (:meth:`_deliver_args`) or finds a page or node out
-        of range."""
-        kernels = jit.loaded()
-        args = self._deliver_args(st, mof_task)
-        if kernels is None or args is None:
-            return False
-        done = kernels.deliver_misplaced(cols, faulters, counts, float(window_ns), *args)
-        if done[0][7]:  # (out of range: the steps one by one raise as numpy does)
-            return False
-        self._delivered(st.mm.id, *done)
-        return True
-
     def _deliver_args(self, st: _MmScan, mof_task: npt.NDArray[np.bool_] | None) -> tuple[Any, ...] | None:
-        """The arguments of ``_kernels.deliver_misplaced`` after the batch's own (``mof_task``: as
-        ``SimActuator.migrate_misplaced_cols`` takes it), or None where it may not run now: the kernels not in
-        use, the progress not synced, another contention than the actuator's."""
+        """The arguments of ``_kernels.deliver_misplaced`` (which ``_kernels.reach_deliver`` calls) after the
+        batch's own (``mof_task``: as ``SimActuator.migrate_misplaced_cols`` takes it), or None where it may not
+        run now: the kernels not in use, the progress not synced, another contention than the actuator's."""
         actuator = self.actuator
         contention = self.contention
         margs = actuator.misplaced_args(st.mm.id, mof_task)
@@ -626,7 +600,7 @@ class NumaBalancing(Instrument):
         floats: npt.NDArray[np.float64],
         m: int,
     ) -> None:
-        """What ``_kernels.deliver_misplaced``'s results leave to do, in :meth:`_deliver_faults`' order: the
+        """What ``_kernels.deliver_misplaced``'s results leave to do, in :meth:`_deliver_cols`' order: the
         migration's (``SimActuator.misplaced_done``) and its result counted, the remote faults kept, the settle's
         (which had the pending events)."""
         self.contention.take(mm_id)
