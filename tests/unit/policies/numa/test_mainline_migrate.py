@@ -236,3 +236,41 @@ def test_on_faults_matches_the_per_fault_rules(seed: int) -> None:
         assert isinstance(act, MigratePages)
         got += act.pages.tolist()
     assert got == want
+
+
+def test_group_verdicts_through_numpy_call_and_give_what_the_dict_does() -> None:
+    """``group_verdicts`` maps a batch's shared faults to task_numa_group()'s verdicts through a dict of the
+    triples or, for large batches, through numpy's sort of them as integers: the same calls, in the triples'
+    lexicographic order, and the same verdict for every fault (last tasks and CPUs of -1, ids of several
+    digits, triples next to each other in every digit, a single triple, many)."""
+    from memsched.policies.numa.mainline import group_verdicts
+
+    rng = np.random.default_rng(7)
+    seen_many = 0
+    for _ in range(300):
+        n = int(rng.integers(1, 400))
+        k = int(rng.integers(1, 12))
+        top = 300 if rng.random() < 0.5 else 3  # (ids of several digits, or few: triples side by side)
+        distinct = np.stack(
+            [rng.integers(0, top, k), rng.integers(-1, top, k), rng.integers(-1, top, k)], axis=1
+        ).astype(np.int64)
+        rows = distinct[rng.integers(0, k, n)]
+        task, last_pid, last_cpu = rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy()
+        answers = {tuple(map(int, t)): bool(rng.random() < 0.5) for t in distinct}
+        runs = []
+        for lists_up_to in (n, n - 1):  # (through the dict, then through numpy)
+            calls: list[tuple[int, int, int]] = []
+
+            def verdict_of(
+                t: int, p: int, c: int, calls: list[tuple[int, int, int]] = calls, answers: dict = answers
+            ) -> bool:
+                calls.append((t, p, c))
+                return answers[(t, p, c)]
+
+            out = group_verdicts(task, last_pid, last_cpu, verdict_of, lists_up_to)
+            runs.append((np.asarray(out, dtype=bool).tolist(), calls))
+        assert runs[0] == runs[1]
+        assert runs[0][1] == sorted(set(zip(task.tolist(), last_pid.tolist(), last_cpu.tolist(), strict=True)))
+        assert runs[0][0] == [answers[t] for t in zip(task.tolist(), last_pid.tolist(), last_cpu.tolist(), strict=True)]
+        seen_many += len(runs[0][1]) > 5
+    assert seen_many > 50
