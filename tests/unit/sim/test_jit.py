@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -146,6 +147,37 @@ def test_auto_uses_the_kernel_after_its_solves(gate: pytest.MonkeyPatch) -> None
     assert [jit.solve_kernel() is not None for _ in range(4)] == [False, False, True, True]
 
 
+def test_auto_uses_the_kernels_after_its_time_in_pure_code(gate: pytest.MonkeyPatch) -> None:
+    """``auto`` loads the kernels once the process has simulated ``AUTO_PURE_S`` of CPU time since its first call
+    of a ``compiled_as`` function, whatever the solves, and that call uses them; under ``0`` it never does."""
+    pytest.importorskip("numba")
+    calls: list[str] = []
+
+    @jit.compiled_as("pairwise_sum")
+    def twin(x: np.ndarray, lo: int, n: int) -> float:
+        calls.append("pure")
+        return float(np.add.reduce(x[lo : lo + n]))
+
+    gate.setattr(jit, "AUTO_AFTER", 10**9)
+    gate.setattr(jit, "AUTO_PURE_S", 0.05)
+    x = np.arange(8.0)
+    twin(x, 0, 8)
+    assert calls == ["pure"] and jit.loaded() is None
+    spent = time.process_time()
+    while time.process_time() - spent < 0.06:  # (CPU time passes)
+        pass
+    twin(x, 0, 8)
+    assert calls == ["pure"] and jit.loaded() is not None
+    jit.reset()
+    gate.setenv(jit.ENV, "0")
+    spent = time.process_time()
+    for _ in range(2):
+        twin(x, 0, 8)
+        while time.process_time() - spent < 0.06:
+            pass
+    assert calls == ["pure"] * 3 and jit.loaded() is None
+
+
 def test_load_ahead_loads_now_under_auto_and_one_never_under_zero(gate: pytest.MonkeyPatch) -> None:
     pytest.importorskip("numba")
     assert jit.undecided()
@@ -235,7 +267,8 @@ def test_status_says_what_a_run_would_use(gate: pytest.MonkeyPatch) -> None:
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    modes = (("1", "numba kernels from the first solve"), ("auto", f"numba kernels after {jit.AUTO_AFTER} solves"))
+    auto = f"numba kernels after {jit.AUTO_AFTER} solves or {jit.AUTO_PURE_S:g} s of pure simulation"
+    modes = (("1", "numba kernels from the first solve"), ("auto", auto))
     for installed in (True, False):
         numba_spec = real_find_spec("json") if installed else None  # (any spec: "numba is there")
         gate.setattr(
@@ -301,12 +334,15 @@ def test_switching_to_the_kernels_in_the_middle_of_a_run_changes_nothing(gate: p
     spec = RunSpec("numa02", "westmere-ex-4n48", "moron")
     gate.setenv(jit.ENV, "0")
     pure = run_one(spec).to_json()
-    jit.reset()
-    gate.setenv(jit.ENV, "auto")
-    gate.setattr(jit, "AUTO_AFTER", 300)
-    switched = run_one(spec).to_json()
-    assert jit.loaded() is not None  # it did switch
-    assert json.dumps(switched, sort_keys=True) == json.dumps(pure, sort_keys=True)
+    # after 300 solves (in a solve), or after 50 ms of pure simulation (in one of the fault path's steps)
+    for after, pure_s in ((300, jit.AUTO_PURE_S), (10**9, 0.05)):
+        jit.reset()
+        gate.setenv(jit.ENV, "auto")
+        gate.setattr(jit, "AUTO_AFTER", after)
+        gate.setattr(jit, "AUTO_PURE_S", pure_s)
+        switched = run_one(spec).to_json()
+        assert jit.loaded() is not None  # it did switch
+        assert json.dumps(switched, sort_keys=True) == json.dumps(pure, sort_keys=True)
 
 
 def test_firing_through_copy_ends_gives_the_records_of_the_engine_stepping_each(gate: pytest.MonkeyPatch) -> None:

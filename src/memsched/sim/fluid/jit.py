@@ -5,7 +5,8 @@ changes its time, never its results; numba stays an optional extra. Importing nu
 machine code costs about 0.35-0.55 s a process, which a short run would not earn back, so ``MEMSCHED_JIT`` says:
 
 * ``auto`` (the default): switch to the kernels once this process has solved the rates :data:`AUTO_AFTER`
-  times, if numba is installed (the long runs: MORON's numa01 solves them about 62,000 times);
+  times, or simulated :data:`AUTO_PURE_S` of CPU time in the pure code, if numba is installed (the long runs:
+  MORON's numa01 solves the rates about 62,000 times);
 * ``1``: from the first solve (an error if numba is not installed or cannot compile them);
 * ``0``: never.
 """
@@ -17,6 +18,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
@@ -43,12 +45,19 @@ ENV = "MEMSCHED_JIT"
 #: kernels save about 190 us of the run per solve (MORON numa01 on westmere-ex-4n48: 24.2 s pure, 12.5 s with
 #: them, over 61,700 solves), so about 2,400 solves earn it back.
 AUTO_AFTER = 2500
+#: CPU seconds of simulation in the pure code (from the first call of a :func:`compiled_as` function, the fault
+#: path's kernels) after which ``auto`` loads the kernels whatever the solves: a run whose faults are many and
+#: whose rates are solved seldom pays the pure code's time as it goes (mainline numa01 with 4 KiB pages on
+#: x86-8n64 took 12.1 s under the solves' rule alone, 10.3 s with the kernels from the start). The pure code takes
+#: about twice the kernels' time, so a second of it has cost about the kernels' load. (The moment depends on
+#: the machine's speed; the results do not, as for any switch.)
+AUTO_PURE_S = 1.0
 
 
 class _Gate:
     """This process's choice: the mode read, the pure solves left to count, the kernels once loaded."""
 
-    __slots__ = ("copy_rows", "kernels", "left", "stream_table")
+    __slots__ = ("copy_rows", "kernels", "left", "since", "stream_table")
 
     def __init__(self) -> None:
         #: The kernels' module, once loaded; its stream table and copy rows unless this numpy's SIMD dots add in
@@ -59,6 +68,8 @@ class _Gate:
         #: Pure solves left before loading the kernels; None: never (``0``, or numba is not installed or could
         #: not compile them); -1: ``MEMSCHED_JIT`` not read yet.
         self.left: int | None = -1
+        #: The process's CPU time at the first :func:`compiled_as` call while undecided.
+        self.since: float | None = None
 
 
 _gate = _Gate()
@@ -173,12 +184,41 @@ def compiled_as(name: str) -> Callable[[_F], _F]:
     def wrap(pure: _F) -> _F:
         @functools.wraps(pure)
         def call(*args: Any) -> Any:
-            kernels = _gate.kernels
-            return pure(*args) if kernels is None else getattr(kernels, name)(*args)
+            gate = _gate
+            kernels = gate.kernels
+            if kernels is not None:
+                return getattr(kernels, name)(*args)
+            if gate.left is not None:
+                _undecided_call()
+                kernels = gate.kernels
+                if kernels is not None:
+                    return getattr(kernels, name)(*args)
+            return pure(*args)
 
         return call  # type: ignore[return-value]
 
     return wrap
+
+
+def _undecided_call() -> None:
+    """A :func:`compiled_as` function is called while the process has not decided: under ``auto``, load the kernels
+    once it has simulated :data:`AUTO_PURE_S` of CPU time since the first such call; under ``1``, load them now
+    (as the first solve would)."""
+    gate = _gate
+    if gate.left == -1:
+        mode = _mode()
+        if mode == "0":
+            gate.left = None
+            return
+        if mode == "1":
+            _load(required=True)
+            return
+        gate.left = AUTO_AFTER
+    now = time.process_time()
+    if gate.since is None:
+        gate.since = now
+    elif now - gate.since >= AUTO_PURE_S:
+        _load(required=False)
 
 
 def stream_table_kernel() -> Callable[..., Any] | None:
@@ -202,7 +242,9 @@ def status() -> str:
         return f"pure numpy ({ENV}=0)"
     if importlib.util.find_spec("numba") is None:
         return "pure numpy (numba not installed)"
-    return "numba kernels from the first solve" if mode == "1" else f"numba kernels after {AUTO_AFTER} solves"
+    if mode == "1":
+        return "numba kernels from the first solve"
+    return f"numba kernels after {AUTO_AFTER} solves or {AUTO_PURE_S:g} s of pure simulation"
 
 
 def reset() -> None:
