@@ -253,9 +253,10 @@ class SimActuator(ActionHandlers):
         )  # fmt: skip
 
     def lock_args(self, mm_id: int) -> tuple[bool, bool, int, float]:
-        """How a sync migration of ``mm_id`` pays its locks (:meth:`_pay_locks`), for a kernel that holds them as
-        it does: whether it does (a contention model), natively (a THP migration's page table lock) or by rmap
-        walks and flushes, the pages per page-array entry and the hold of one."""
+        """How a sync migration of ``mm_id`` pays its locks (:meth:`_pay_locks`, and a kernel that holds them as it
+        does): whether it does (a contention model), natively (a THP migration's page table lock) or by rmap walks
+        and flushes, the pages per page-array entry and the hold of one (a float: the costs' products with the
+        counts stay below 2**53, so the same values as the int's)."""
         contention = self.contention
         if contention is None:
             return False, False, 1, 0.0
@@ -279,7 +280,7 @@ class SimActuator(ActionHandlers):
             m.progress.rows_charged("migration", total, bool(charged), bool(copied))
             if not paid:
                 payers = rest[3 * n + nr :]
-                self._pay_locks(mm_id, payers[:nids], payers[nids:], self.migrator.kernel_pages(mm_id, 1))
+                self._pay_locks(mm_id, payers[:nids], payers[nids:])
         self.migrator.counted(n, refused_rl, failed)
         return _migration_status(n, bool(refused_rl or refused_bal or failed))
 
@@ -316,23 +317,22 @@ class SimActuator(ActionHandlers):
         )  # fmt: skip
         # charge_system of each payer's CPU part in turn, then its copy (FluidProgress.charge_rows)
         m.progress.charge_rows(ids, fixed_ns, src_b, dst_b, "migration")
-        self._pay_locks(mm_id, ids, units, per_unit)
+        self._pay_locks(mm_id, ids, units)
 
-    def _pay_locks(self, mm_id: int, tids: IntArray, counts: IntArray, per_unit: int) -> None:
+    def _pay_locks(self, mm_id: int, tids: IntArray, counts: IntArray) -> None:
         """The locks and flushes of :meth:`_pay_sync`: the payers ``tids``, in order, moved ``counts`` page-array
-        entries of ``per_unit`` pages each (int64 arrays)."""
-        m = self.machine
+        entries (int64 arrays), as :meth:`lock_args` says."""
+        pays, native, per_unit, each_ns = self.lock_args(mm_id)
         contention = self.contention
-        if contention is None:
+        if not pays or contention is None:
             return
-        costs = contention.costs
-        if m.page_size == PAGE_SIZE_THP and not m.mms[mm_id].thp_units:  # native THP migration: no rmap walk
-            contention.hold_each(mm_id, tids, "ptl", counts, costs.ptl_thp_migrate_ns)
+        if native:  # native THP migration: no rmap walk
+            contention.hold_each(mm_id, tids, "ptl", counts, each_ns)
         else:
             # try_to_unmap() + remove_migration_ptes(); ptep_clear_flush() of a PTE the hinting fault made present
             # again (every payer's hold, then its flush: the same slots and sums as one payer after another)
             base = counts * per_unit
-            contention.hold_each(mm_id, tids, "anon", 2 * base, costs.rmap_walk_ns, base)
+            contention.hold_each(mm_id, tids, "anon", 2 * base, each_ns, base)
 
     def _flushes(self, mm_id: int, task: int, base_pages: int, *, splits: int = 0) -> None:
         if self.contention is not None:

@@ -79,7 +79,16 @@ from memsched.sim.fluid.task import FluidTask, FluidTaskState
 from memsched.sim.mm.migrate import BASE_PAGE, MigrationCosts
 from memsched.sim.mm.mm import MmStruct
 from memsched.sim.numa.actuator import SimActuator
-from memsched.sim.numa.contention import BatchEvents, Contention, ContentionCosts, Outcome, add_totals, outcome, totals
+from memsched.sim.numa.contention import (
+    NO_EVENTS,
+    BatchEvents,
+    Contention,
+    ContentionCosts,
+    Outcome,
+    add_totals,
+    outcome,
+    totals,
+)
 from memsched.sim.numa.context import NumaState, SimContext
 from memsched.sim.numa.faults import STRIDE, median, reach_rows, scan_hits
 from memsched.units import MIB, NSEC_PER_MSEC, NSEC_PER_SEC, PAGE_SIZE_THP
@@ -94,9 +103,6 @@ _EVERY = np.zeros(0, dtype=bool)
 #: so nothing writes them; writable, as the arrays they stand in for, so the kernels see one type.)
 _NO_IDS = np.zeros(0, dtype=np.int64)
 _NO_NS = np.zeros(0)
-_NO_EV_F = np.zeros((4, 0))
-_NO_EV_N = np.zeros((3, 0), dtype=np.int64)
-_NO_ROWS = (_NO_IDS, _NO_EV_F, _NO_EV_N)  # (a batch with no slot yet, as BatchEvents.rows)
 #: The system-time causes a settle charges (``FluidProgress.system_by_cause``), in the order of each task's.
 _CAUSES = ("hint_faults", "lock_spin", "tlb_flush", "tlb_ipi")
 #: The causes a settle's bit mask names (bit ``i``: ``_CAUSES[i]``), with their indices, for every mask.
@@ -580,7 +586,7 @@ class NumaBalancing(Instrument):
         progress = machine.progress
         ev = contention.pending.get(mm.id)
         holds = (
-            *(_NO_ROWS if ev is None else ev.rows()), self.fault_pages > 1,
+            *(NO_EVENTS if ev is None else ev.rows()), self.fault_pages > 1,
             float(contention.costs.ptl_huge_fault_ns), *actuator.lock_args(mm.id),
         )  # fmt: skip
         settle = (
@@ -671,7 +677,7 @@ class NumaBalancing(Instrument):
             _, flushes, ipis = nrs
             self._settled_to(mask, flushes, ipis, sleeps)
         else:
-            ev_tid, ev_f, ev_n = (_NO_IDS, _NO_EV_F, _NO_EV_N) if ev is None else ev.rows()
+            ev_tid, ev_f, ev_n = NO_EVENTS if ev is None else ev.rows()
             synced = progress.synced()  # (then the kernel adds the charges to the debts itself)
             ints, floats, m = _settle_charges(
                 hint_tid, hint_ns, ev_tid, ev_f, ev_n, self._alive_ids(machine.mms[mm_id]), progress.arrays.oncpu,

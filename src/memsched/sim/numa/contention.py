@@ -51,7 +51,7 @@ from memsched.config import cost_knob, validate
 from memsched.numeric import seq_sum
 from memsched.sim.fluid import jit
 
-__all__ = ["BatchEvents", "Contention", "ContentionCosts", "Outcome", "add_totals", "outcome", "totals"]
+__all__ = ["NO_EVENTS", "BatchEvents", "Contention", "ContentionCosts", "Outcome", "add_totals", "outcome", "totals"]
 
 RHO_CAP = 0.95
 
@@ -78,9 +78,10 @@ class ContentionCosts:
 
 #: Task ids or counts: a list, or an int64 array (which the kernels take as it is).
 Ints = list[int] | npt.NDArray[np.int64]
-#: A batch with no slot yet, as :meth:`BatchEvents.rows`; no flushes (:meth:`Contention.hold_each`'s kernel).
-_NO_ROWS = (np.zeros(0, dtype=np.int64), np.zeros((4, 0)), np.zeros((3, 0), dtype=np.int64))
-_NO_FLUSHES = np.zeros(0, dtype=np.int64)
+#: The rows of a batch with no slot yet, as :meth:`BatchEvents.rows` gives them (for the kernels that take a
+#: pending batch's rows, or none).
+NO_EVENTS = (np.zeros(0, dtype=np.int64), np.zeros((4, 0)), np.zeros((3, 0), dtype=np.int64))
+_NO_FLUSHES = np.zeros(0, dtype=np.int64)  # (Contention.hold_each's kernel: no flushes)
 
 
 def _ids(x: Ints) -> npt.NDArray[np.int64]:
@@ -218,7 +219,7 @@ class Contention:
         kernels = jit.loaded()
         if kernels is not None:  # the batch's rows at once, as the lists below would hold them
             ev = self.pending.get(mm)
-            tids, f, nn = _NO_ROWS if ev is None else ev.rows()
+            tids, f, nn = NO_EVENTS if ev is None else ev.rows()
             self.pending[mm] = BatchEvents.from_rows(
                 *kernels.add_holds(
                     tids, f, nn, _ids(tasks), _ids(counts), float(each_ns), lock != "ptl",
