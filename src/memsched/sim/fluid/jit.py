@@ -7,7 +7,8 @@ machine code costs about 0.35-0.55 s a process, which a short run would not earn
 * ``auto`` (the default): switch to the kernels once this process has solved the rates :data:`AUTO_AFTER`
   times, or simulated :data:`AUTO_PURE_S` of CPU time in the pure code, if numba is installed (the long runs:
   MORON's numa01 solves the rates about 62,000 times);
-* ``1``: from the first solve (an error if numba is not installed or cannot compile them);
+* ``1``: from the first solve or the first call of a fault-path function that has a kernel (an error if numba
+  is not installed or cannot compile them);
 * ``0``: never.
 """
 
@@ -55,7 +56,8 @@ AUTO_PURE_S = 1.0
 
 
 class _Gate:
-    """This process's choice: the mode read, the pure solves left to count, the kernels once loaded."""
+    """This process's choice: the mode read, the pure solves left to count and when its pure simulation began,
+    the kernels once loaded."""
 
     __slots__ = ("copy_rows", "kernels", "left", "since", "stream_table")
 
@@ -133,9 +135,8 @@ def solve_kernel() -> Callable[..., Any] | None:
     if left is None:
         return None
     if left == -1:
-        mode = _mode()
+        mode = _first_read()
         if mode == "0":
-            gate.left = None
             return None
         if mode == "1":
             return _load(required=True)
@@ -143,6 +144,17 @@ def solve_kernel() -> Callable[..., Any] | None:
     left -= 1
     gate.left = left
     return _load(required=False) if left <= 0 else None
+
+
+def _first_read() -> str:
+    """Read ``MEMSCHED_JIT`` at the process's first solve or ``compiled_as`` call: under ``0`` the process stays
+    pure from now on, under ``auto`` it starts counting (``1`` is for the caller to load)."""
+    mode = _mode()
+    if mode == "0":
+        _gate.left = None
+    elif mode == "auto":
+        _gate.left = AUTO_AFTER
+    return mode
 
 
 def undecided() -> bool:
@@ -206,14 +218,12 @@ def _undecided_call() -> None:
     (as the first solve would)."""
     gate = _gate
     if gate.left == -1:
-        mode = _mode()
+        mode = _first_read()
         if mode == "0":
-            gate.left = None
             return
         if mode == "1":
             _load(required=True)
             return
-        gate.left = AUTO_AFTER
     now = time.process_time()
     if gate.since is None:
         gate.since = now

@@ -191,6 +191,8 @@ class NumaBalancing(Instrument):
         huge_units = machine.page_size == PAGE_SIZE_THP
         self.fault_pages = self.base_per_page if huge_units else 1
         self.nr_faults = 1 if huge_units else self.base_per_page
+        #: The system time of one fault record's hinting faults.
+        self.fault_ns = float(self.nr_faults * self.costs.hint_fault_ns)
         self.splits = 0
         #: mm id -> its ``huge_version`` when it had no huge block left (none to split until the version moves).
         self._split_all: dict[int, int] = {}
@@ -534,10 +536,9 @@ class NumaBalancing(Instrument):
         nr_faults = self.nr_faults
         self._count_faults(size, nr_remote)
         huge_faults = self.fault_pages > 1
-        fault_ns = float(nr_faults * self.costs.hint_fault_ns)
         counts = per_task[faulters]
         self._hint_tid = faulters
-        self._hint_ns = np.multiply(counts, fault_ns, dtype=np.float64)  # (n * fault_ns of each faulter's count n)
+        self._hint_ns = np.multiply(counts, self.fault_ns, dtype=np.float64)  # (n * fault_ns of each faulter's count n)
         if huge_faults:  # do_huge_pmd_numa_page() under mm->page_table_lock, by each faulter in turn
             contention = self.contention
             contention.hold_each(mm.id, faulters, "ptl", counts, contention.costs.ptl_huge_fault_ns)
@@ -590,7 +591,7 @@ class NumaBalancing(Instrument):
             float(contention.costs.ptl_huge_fault_ns), *actuator.lock_args(mm.id),
         )  # fmt: skip
         settle = (
-            float(self.nr_faults * self.costs.hint_fault_ns), self._alive_ids(mm), progress.arrays.oncpu,
+            self.fault_ns, self._alive_ids(mm), progress.arrays.oncpu,
             len(machine.tasks), contention.anon_vma_mutex, self._cost_ns, self._settled, contention.sums,
             contention.counts, progress.arrays.debt,
         )  # fmt: skip
