@@ -63,13 +63,14 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
 LOAD_AHEAD_COST = 32.0
 
 
-def _load_ahead(specs: Sequence[RunSpec]) -> None:
+def _load_ahead(specs: Sequence[RunSpec], every: bool = False) -> None:
     """Under ``MEMSCHED_JIT=auto``, load the compiled kernels now when the runs' expected work adds up to
     :data:`LOAD_AHEAD_COST`: forked workers inherit them (loaded once, not once per worker), and no run solves
     its first :data:`~memsched.sim.fluid.jit.AUTO_AFTER` rates in the slower pure code. The results are the same
     bits either way; only the runs of a runner that estimates its work (``work(specs)``: the NUMA runner, whose
     runs use the kernels) count. Nothing is estimated once the process has decided (a worker that inherited the
-    kernels, ``MEMSCHED_JIT=0`` after its first solve)."""
+    kernels, ``MEMSCHED_JIT=0`` after its first solve). ``every``: every kernel now (before a fork), not each at
+    its first call."""
     if not jit.undecided():
         return
     by_family: dict[str, list[RunSpec]] = {}
@@ -81,7 +82,7 @@ def _load_ahead(specs: Sequence[RunSpec]) -> None:
         if work is not None:
             total += float(work(group))
     if total >= LOAD_AHEAD_COST:
-        jit.load_ahead()
+        jit.load_ahead(every)
 
 
 def longest_first(specs: Sequence[RunSpec]) -> list[int]:
@@ -135,8 +136,8 @@ def run_many(
     Records that come back from worker processes carry no ``extras``."""
     for spec in specs:
         runner_for(spec.family).check(spec)
-    _load_ahead(specs)  # (before the pool forks: its workers inherit the kernels)
     jobs = jobs or os.cpu_count() or 1
+    _load_ahead(specs, every=jobs > 1 and len(specs) > 1)  # (before the pool forks: its workers inherit the kernels)
     results: list[RunRecord | None] = [None] * len(specs)
     if jobs <= 1 or len(specs) <= 1:
         for i, spec in enumerate(specs):

@@ -228,7 +228,7 @@ def test_without_numba_auto_stays_pure_and_one_is_refused(gate: pytest.MonkeyPat
 def test_kernels_that_fail_to_build_leave_auto_pure_and_refuse_one(gate: pytest.MonkeyPatch) -> None:
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
 
-    def broken() -> None:
+    def broken(every: bool = True) -> None:
         raise RuntimeError("LLVM could not build it")
 
     gate.setattr(kernels, "warm", broken)
@@ -495,6 +495,71 @@ def test_the_kernels_can_be_compiled_ahead() -> None:
         [sys.executable, "-m", "memsched.sim.fluid.jit"], capture_output=True, text=True, timeout=600, check=False
     )
     assert r.returncode == 0 and "kernels are ready" in r.stdout, r.stderr
+
+
+def test_warm_loads_every_kernel_unless_the_cache_has_them_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``warm(every=False)`` calls no kernel when numba's cache holds each one for the types warm passes (each loads
+    at its first call), and every kernel when one of them would have to be compiled (no compile in a run's
+    middle); ``warm()`` calls every kernel."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    import numba
+
+    called: list[str] = []
+    for name, kernel in list(vars(kernels).items()):
+        if isinstance(kernel, numba.core.registry.CPUDispatcher):
+            monkeypatch.setattr(kernels, name, lambda *a, _n=name: called.append(_n))
+    monkeypatch.setattr(kernels, "_cached", lambda kernel, args: True)
+    kernels.warm(every=False)
+    assert called == []
+    kernels.warm()
+    every = list(called)
+    assert {"solve", "reach_deliver", "payments", "fire_chain"} <= set(every)
+    called.clear()
+    payments = kernels.payments
+    monkeypatch.setattr(kernels, "_cached", lambda kernel, args: kernel is not payments)
+    kernels.warm(every=False)
+    assert called == every
+
+
+def test_cached_is_what_a_call_would_load_without_compiling() -> None:
+    """``_cached``: True for a kernel and the types the engine passes (in numba's cache: the suite has compiled them),
+    False for types never compiled (and the check compiles nothing), and False for a function numba does not
+    cache."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    import numba
+
+    f64 = np.zeros(3)
+    assert kernels._cached(kernels.pairwise_sum, (f64, 0, 3))
+    before = len(kernels.pairwise_sum.overloads)
+    assert not kernels._cached(kernels.pairwise_sum, (f64.astype(np.float32), 0, 3))
+    assert len(kernels.pairwise_sum.overloads) == before
+    assert not kernels._cached(numba.njit(lambda x: x), (1,))
+
+
+def test_a_run_after_a_lazy_load_loads_only_the_kernels_it_calls() -> None:
+    """A process that loads the kernels ahead of one run (``load_ahead()``) loads each at its first call: a run
+    without page migrations by an action never loads ``payments`` (but loads ``scan_hits``, which its scans call),
+    and gives the bits of the pure code."""
+    pytest.importorskip("numba")
+    code = (
+        "import json, sys\n"
+        "from memsched.sim.fluid import jit, _kernels as k\n"
+        "ahead = jit.load_ahead()\n"
+        "from memsched.workloads.runner import run_one\n"
+        "from memsched.workloads.runspec import RunSpec\n"
+        "rec = run_one(RunSpec('numa02', 'westmere-ex-4n48', 'moron', 0))\n"
+        "print(json.dumps([ahead, len(k.payments.overloads), len(k.scan_hits.overloads), rec.to_json()]))\n"
+    )
+    got = []
+    for value in ("1", "0"):
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False,
+            env={**os.environ, jit.ENV: value},
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        got.append(json.loads(r.stdout))
+    assert got[0][:3] == [True, 0, 1] and got[1][:3] == [False, 0, 0]
+    assert got[0][3] == got[1][3]
 
 
 def test_auto_stays_pure_under_numba_disable_jit(gate: pytest.MonkeyPatch) -> None:

@@ -98,9 +98,10 @@ def _refuse(required: bool, why: str) -> None:
         raise ConfigError(ENV, "1", f"must be auto or 0 here: {why}")
 
 
-def _load(required: bool) -> Callable[..., Any] | None:
+def _load(required: bool, every: bool = False) -> Callable[..., Any] | None:
     """Import the kernels and compile them (or load them from numba's cache) on small inputs of the types the
-    engine passes, and check them against this numpy; on failure stay pure (``auto``) or say why (``1``)."""
+    engine passes, and check them against this numpy; on failure stay pure (``auto``) or say why (``1``). When
+    numba's cache has every kernel, each loads at its first call, unless ``every`` (``_kernels.warm``)."""
     try:
         module = importlib.import_module("memsched.sim.fluid._kernels")
     except ImportError as e:
@@ -110,7 +111,7 @@ def _load(required: bool) -> Callable[..., Any] | None:
         _gate.left = None  # NUMBA_DISABLE_JIT=1 (debugging): the kernels would run as slow Python loops
         return None
     try:
-        module.warm()
+        module.warm(every)
         bad = module.self_check()
     except Exception as e:  # a numba or LLVM that cannot build them here: the pure code gives the same bits
         _refuse(required, f"numba could not compile the kernels ({type(e).__name__}: {e})")
@@ -163,19 +164,20 @@ def undecided() -> bool:
     return _gate.kernels is None and _gate.left is not None
 
 
-def load_ahead() -> bool:
+def load_ahead(every: bool = False) -> bool:
     """Load the kernels now, not after :data:`AUTO_AFTER` solves, for a caller that knows the work ahead is long
-    (:mod:`memsched.workloads.runner`: before it forks its workers, which then inherit them instead of each
-    loading them and solving their first runs' rates in pure code). Under ``0``, or where numba is missing or
-    cannot build them, nothing happens (under ``1`` that is an error now, as at the first solve). Returns
-    whether the kernels are in use."""
+    (:mod:`memsched.workloads.runner`: before one long run, or before it forks its workers, which then inherit
+    them instead of each loading them and solving their first runs' rates in pure code: ``every``, for each
+    kernel is then loaded before the fork, not at its first call in each worker). Under ``0``, or where numba is
+    missing or cannot build them, nothing happens (under ``1`` that is an error now, as at the first solve).
+    Returns whether the kernels are in use."""
     gate = _gate
     if gate.kernels is None and gate.left is not None:
         mode = _mode()
         if mode == "0":
             gate.left = None
         else:
-            _load(required=mode == "1")
+            _load(required=mode == "1", every=every)
     return gate.kernels is not None
 
 
@@ -269,7 +271,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     try:
-        _load(required=True)
+        _load(required=True, every=True)
     except ConfigError as e:
         print(f"memsched: error: {e}", file=sys.stderr)
         return 2
