@@ -177,6 +177,15 @@ def test_list_and_admit_import_neither_numpy_nor_the_simulators(argv: list[str])
     assert not {m for m in loaded if m in heavy or m.split(".")[0] in heavy or m.startswith("memsched.sim.")}
 
 
+def test_a_numa_run_imports_neither_the_realtime_nor_the_pressure_simulator() -> None:
+    """`memsched run` of a NUMA workload imports its family's runner only (``runner.FAMILIES``), and the pressure
+    runner only for `memsched pressure sim`."""
+    loaded = _imported(["run", "numa02", "-t", "laptop-1n8", "--json"])
+    assert "memsched.workloads.numa" in loaded
+    assert not {m for m in loaded if m.startswith(("memsched.workloads.rt", "memsched.workloads.pressure"))}
+    assert not {m for m in loaded if m.startswith(("memsched.sim.sched.machine", "memsched.pressure"))}
+
+
 def test_version_imports_neither_numpy_nor_typer_nor_numba() -> None:
     """`memsched --version` says which engine builds are installed without importing them (or typer, rich)."""
     loaded = _imported(["--version"])

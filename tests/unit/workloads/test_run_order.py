@@ -62,9 +62,10 @@ def test_run_many_returns_input_order_whatever_the_start_order(monkeypatch: pyte
 
 def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatch: pytest.MonkeyPatch) -> None:
     """The parent loads the compiled kernels ahead (its forked workers inherit them) only when the runs' costs add
-    up to LOAD_AHEAD_COST; a cheaper comparison leaves the choice to each process's ``auto`` rule."""
+    up to LOAD_AHEAD_COST; a cheaper comparison leaves the choice to each process's ``auto`` rule. Before a fork
+    every kernel loads; before a run in the process itself, each at its first call."""
     events: list[str] = []
-    monkeypatch.setattr(runner.jit, "load_ahead", lambda: events.append("load") or True)
+    monkeypatch.setattr(runner.jit, "load_ahead", lambda every=False: events.append(f"load every={every}") or True)
 
     class Pool:
         def imap_unordered(self, fn, items):  # type: ignore[no-untyped-def]
@@ -84,25 +85,33 @@ def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatc
     cheap = [RunSpec("numa02", "westmere-ex-4n48", p, seed=i) for i, p in enumerate(("none", "mainline", "moron"))]
     assert NumaRunner.work(cheap) < runner.LOAD_AHEAD_COST
     runner.run_many(cheap, jobs=2)
-    assert "load" not in events
+    assert events[0] == "fork" and sorted(events[1:]) == ["run 0", "run 1", "run 2"]
     events.clear()
     long = [*cheap, RunSpec("numa01", "westmere-ex-4n48", "moron", seed=3)]
     runner.run_many(long, jobs=2)
-    assert events[:2] == ["load", "fork"]
+    assert events[:2] == ["load every=True", "fork"]
+    # one job: no fork, and the runs in this process load each kernel at its first call
+    events.clear()
+    monkeypatch.setattr(runner, "run_one", lambda spec: events.append(f"run {spec.seed}") or spec.seed)
+    runner.run_many(long, jobs=1)
+    assert events == ["load every=False", "run 0", "run 1", "run 2", "run 3"]
+    monkeypatch.undo()
+    monkeypatch.setattr(runner.jit, "load_ahead", lambda every=False: events.append(f"load every={every}") or True)
+    monkeypatch.setattr(runner, "_start_pool", start_pool)
     # one node: nothing to balance, the same comparison stays short
     events.clear()
     runner.run_many([RunSpec(s.workload, "laptop-1n8", s.policy, seed=s.seed) for s in long], jobs=2)
-    assert "load" not in events
+    assert events[0] == "fork" and sorted(events[1:]) == ["run 0", "run 1", "run 2", "run 3"]
     # a single run alone: the same rule on its own work (``memsched run``, a sweep's cell)
     events.clear()
-    monkeypatch.setattr(runner, "RUNNERS", {**runner.RUNNERS, "numa": _Quick(runner.RUNNERS["numa"])})
+    monkeypatch.setattr(runner, "RUNNERS", {**runner.RUNNERS, "numa": _Quick(runner.runner_for("numa"))})
     for topo in ("laptop-1n8", "opteron-4n32"):
         runner.run_one(RunSpec("numa01", topo, "moron"))
     runner.run_one(RunSpec("numa02", "x86-8n64", "moron"))
     assert events == []
     runner.run_one(RunSpec("numa01", "westmere-ex-4n48", "moron"))
     runner.run_one(RunSpec("numa01", "x86-8n64", "moron"))
-    assert events == ["load", "load"]
+    assert events == ["load every=False", "load every=False"]
 
 
 def test_a_process_that_has_decided_estimates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,7 +123,7 @@ def test_a_process_that_has_decided_estimates_nothing(monkeypatch: pytest.Monkey
 
     calls: list[str] = []
     monkeypatch.setattr(runner.jit, "undecided", lambda: False)
-    monkeypatch.setattr(runner.jit, "load_ahead", lambda: calls.append("load") or True)
+    monkeypatch.setattr(runner.jit, "load_ahead", lambda every=False: calls.append("load") or True)
     monkeypatch.setattr(NumaRunner, "work", staticmethod(no_work))
     runner._load_ahead([RunSpec("numa01", "westmere-ex-4n48", "moron")])
     assert calls == []
