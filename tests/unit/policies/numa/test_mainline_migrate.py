@@ -246,7 +246,7 @@ def test_group_verdicts_through_numpy_call_and_give_what_the_dict_does() -> None
     from memsched.policies.numa.mainline import group_verdicts
 
     rng = np.random.default_rng(7)
-    seen_many = 0
+    seen_many = uniform = 0
     for _ in range(300):
         n = int(rng.integers(1, 400))
         k = int(rng.integers(1, 12))
@@ -256,7 +256,8 @@ def test_group_verdicts_through_numpy_call_and_give_what_the_dict_does() -> None
         ).astype(np.int64)
         rows = distinct[rng.integers(0, k, n)]
         task, last_pid, last_cpu = rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy()
-        answers = {tuple(map(int, t)): bool(rng.random() < 0.5) for t in distinct}
+        p_true = float(rng.choice([0.0, 0.5, 1.0]))  # (every verdict False, mixed, every one True)
+        answers = {tuple(map(int, t)): bool(rng.random() < p_true) for t in distinct}
         runs = []
         for lists_up_to in (n, n - 1):  # (through the dict, then through numpy)
             calls: list[tuple[int, int, int]] = []
@@ -268,9 +269,24 @@ def test_group_verdicts_through_numpy_call_and_give_what_the_dict_does() -> None
                 return answers[(t, p, c)]
 
             out = group_verdicts(task, last_pid, last_cpu, verdict_of, lists_up_to)
-            runs.append((np.asarray(out, dtype=bool).tolist(), calls))
+            if lists_up_to < n and len(set(answers.values())) == 1:  # (one verdict for every fault: that bool)
+                assert out is next(iter(answers.values()))
+                uniform += 1
+            runs.append((np.broadcast_to(np.asarray(out, dtype=bool), (n,)).tolist(), calls))
         assert runs[0] == runs[1]
         assert runs[0][1] == sorted(set(zip(task.tolist(), last_pid.tolist(), last_cpu.tolist(), strict=True)))
         assert runs[0][0] == [answers[t] for t in zip(task.tolist(), last_pid.tolist(), last_cpu.tolist(), strict=True)]
         seen_many += len(runs[0][1]) > 5
-    assert seen_many > 50
+    assert seen_many > 50 and uniform > 50
+
+
+def test_distinct_ids_are_the_sorted_set_and_its_positions() -> None:
+    from memsched.policies.numa.mainline import distinct_ids
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        ids = rng.integers(0, int(rng.choice([1, 4, 300])), int(rng.integers(0, 50))).astype(np.int64)
+        want = sorted(set(ids.tolist()))
+        got, slot = distinct_ids(ids)
+        assert got == want
+        assert slot.tolist() == np.searchsorted(np.array(want, dtype=np.int64), ids).tolist()
