@@ -3,7 +3,8 @@
     python benchmarks/startup.py [-n 11] [--compare-to REV] [--json]
 
 Times ``memsched list`` (its four catalogues), ``memsched list topologies``, ``memsched list settings``, ``memsched
-rt admit`` of a typical reservation, ``memsched --version`` and ``memsched --help``, each as the console script
+rt admit`` of a typical reservation, ``memsched --version``, ``memsched --help`` and a short ``memsched run`` (numa02
+on the one-node laptop preset: the start of a simulation command, then little simulation), each as the console script
 runs them (a fresh interpreter calling ``memsched.__main__.console``, output to a pipe that is read and dropped),
 and prints the median wall time and the median CPU time (user + system, the kernel's accounting of the finished
 child) per command.
@@ -43,6 +44,8 @@ COMMANDS = [
     ("rt admit", ["rt", "admit", "--runtime", "2ms", "--deadline", "10ms", "--period", "10ms"]),
     ("--version", ["--version"]),
     ("--help", ["--help"]),
+    # a simulation's own start: typer, numpy, the NUMA engine and its runner (a one-node run: no kernels loaded)
+    ("run numa02 laptop-1n8", ["run", "numa02", "-t", "laptop-1n8", "--json"]),
 ]
 
 _CONSOLE = "import sys; sys.argv[0] = 'memsched'; from memsched.__main__ import console; console()"
