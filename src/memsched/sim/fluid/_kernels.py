@@ -2241,6 +2241,6 @@ def _cached(kernel: Any, args: tuple[Any, ...]) -> bool:
         if sig in kernel.overloads:
             return True
         cache = kernel._cache
-        return cache._index_key(sig, kernel.targetctx.codegen()) in cache._cache_file._load_index()  # type: ignore[no-any-return]
+        return cache._index_key(sig, kernel.targetctx.codegen()) in cache._cache_file._load_index()
     except Exception:  # (a numba whose cache is laid out otherwise: load them all now, as before)
         return False
