@@ -356,7 +356,7 @@ class Mainline(NumaPolicy):
         elementwise float expression the former per-task loop evaluated.
         """
         shared_tasks = batch.task[shared_idx]
-        tasks = np.bincount(shared_tasks).nonzero()[0].tolist()  # (sorted(set(shared_tasks)), in less time)
+        tasks, slot = distinct_ids(shared_tasks)
         first = self._group_of(tasks[0])
         if first is not None and all(self._group_of(t) is first for t in tasks[1:]):
             # The usual batch: every task in one group. Its row of the general case below, indexed directly:
@@ -386,7 +386,7 @@ class Mainline(NumaPolicy):
         for r, g in enumerate(groups):
             active[r, list(g.active)] = True
             gf[r] = g.faults.sum(axis=1)
-        row = task_row[np.searchsorted(tasks, shared_tasks)]
+        row = task_row[slot]
         sel = row >= 0
         at, dst, src = row[sel], batch.cpu_node[shared_idx[sel]], batch.page_node[shared_idx[sel]]
         move = move.copy()
