@@ -489,12 +489,17 @@ def test_compiled_first_touchers_skip_no_winner_on_near_ties(gate: pytest.Monkey
         assert got[0].tobytes() == want[0].tobytes() and got[1].tobytes() == want[1].tobytes(), trial
 
 
-def test_the_kernels_can_be_compiled_ahead() -> None:
-    pytest.importorskip("numba")
+def _compiled_ahead() -> None:
+    """``python -m memsched.sim.fluid.jit``: numba's cache then holds every kernel, whatever ran before."""
     r = subprocess.run(
         [sys.executable, "-m", "memsched.sim.fluid.jit"], capture_output=True, text=True, timeout=600, check=False
     )
     assert r.returncode == 0 and "kernels are ready" in r.stdout, r.stderr
+
+
+def test_the_kernels_can_be_compiled_ahead() -> None:
+    pytest.importorskip("numba")
+    _compiled_ahead()
 
 
 def test_warm_loads_every_kernel_unless_the_cache_has_them_all(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -522,18 +527,22 @@ def test_warm_loads_every_kernel_unless_the_cache_has_them_all(monkeypatch: pyte
 
 
 def test_cached_is_what_a_call_would_load_without_compiling() -> None:
-    """``_cached``: True for a kernel and the types the engine passes (in numba's cache: the suite has compiled them),
-    False for types never compiled (and the check compiles nothing), and False for a function numba does not
-    cache."""
-    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
-    import numba
-
-    f64 = np.zeros(3)
-    assert kernels._cached(kernels.pairwise_sum, (f64, 0, 3))
-    before = len(kernels.pairwise_sum.overloads)
-    assert not kernels._cached(kernels.pairwise_sum, (f64.astype(np.float32), 0, 3))
-    assert len(kernels.pairwise_sum.overloads) == before
-    assert not kernels._cached(numba.njit(lambda x: x), (1,))
+    """``_cached``, in a fresh process whose cache has the kernels: True for a kernel and the types the engine passes
+    (read from numba's index: nothing is loaded), False for types never compiled (and the check compiles nothing),
+    and False for a function numba does not cache."""
+    pytest.importorskip("numba")
+    _compiled_ahead()
+    code = (
+        "import json, numba, numpy as np\n"
+        "from memsched.sim.fluid import _kernels as k\n"
+        "f64 = np.zeros(3)\n"
+        "got = [k._cached(k.pairwise_sum, (f64, 0, 3)), k._cached(k.pairwise_sum, (f64.astype(np.float32), 0, 3))]\n"
+        "got += [len(k.pairwise_sum.overloads), k._cached(numba.njit(lambda x: x), (1,))]\n"
+        "print(json.dumps(got))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [True, False, 0, False]
 
 
 def test_a_run_after_a_lazy_load_loads_only_the_kernels_it_calls() -> None:
@@ -541,6 +550,7 @@ def test_a_run_after_a_lazy_load_loads_only_the_kernels_it_calls() -> None:
     without page migrations by an action never loads ``payments`` (but loads ``scan_hits``, which its scans call),
     and gives the bits of the pure code."""
     pytest.importorskip("numba")
+    _compiled_ahead()
     code = (
         "import json, sys\n"
         "from memsched.sim.fluid import jit, _kernels as k\n"

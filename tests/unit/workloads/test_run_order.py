@@ -92,12 +92,10 @@ def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatc
     assert events[:2] == ["load every=True", "fork"]
     # one job: no fork, and the runs in this process load each kernel at its first call
     events.clear()
-    monkeypatch.setattr(runner, "run_one", lambda spec: events.append(f"run {spec.seed}") or spec.seed)
-    runner.run_many(long, jobs=1)
+    with pytest.MonkeyPatch.context() as one_job:
+        one_job.setattr(runner, "run_one", lambda spec: events.append(f"run {spec.seed}") or spec.seed)
+        runner.run_many(long, jobs=1)
     assert events == ["load every=False", "run 0", "run 1", "run 2", "run 3"]
-    monkeypatch.undo()
-    monkeypatch.setattr(runner.jit, "load_ahead", lambda every=False: events.append(f"load every={every}") or True)
-    monkeypatch.setattr(runner, "_start_pool", start_pool)
     # one node: nothing to balance, the same comparison stays short
     events.clear()
     runner.run_many([RunSpec(s.workload, "laptop-1n8", s.policy, seed=s.seed) for s in long], jobs=2)

@@ -166,11 +166,11 @@ def undecided() -> bool:
 
 def load_ahead(every: bool = False) -> bool:
     """Load the kernels now, not after :data:`AUTO_AFTER` solves, for a caller that knows the work ahead is long
-    (:mod:`memsched.workloads.runner`: before one long run, or before it forks its workers, which then inherit
-    them instead of each loading them and solving their first runs' rates in pure code: ``every``, for each
-    kernel is then loaded before the fork, not at its first call in each worker). Under ``0``, or where numba is
-    missing or cannot build them, nothing happens (under ``1`` that is an error now, as at the first solve).
-    Returns whether the kernels are in use."""
+    (:mod:`memsched.workloads.runner`, before a long run in this process, or before it forks its workers, which
+    then inherit them instead of each loading them and solving their first runs' rates in pure code). Each
+    kernel loads at its first call, unless ``every`` (before a fork: then each is loaded once, in the parent).
+    Under ``0``, or where numba is missing or cannot build them, nothing happens (under ``1`` that is an error
+    now, as at the first solve). Returns whether the kernels are in use."""
     gate = _gate
     if gate.kernels is None and gate.left is not None:
         mode = _mode()
