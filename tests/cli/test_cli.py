@@ -152,6 +152,53 @@ def test_compare_seeds_median_min_max(capsys: pytest.CaptureFixture[str], tmp_pa
     assert f"{cell['elapsed_s']['median']:.1f}[{min(mainline):.1f}–{max(mainline):.1f}]" in flat
 
 
+def test_compare_several_topologies_in_one_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """compare -t a,b runs both comparisons in one pool: each topology's records, in the order given, are those
+    of its own compare; the table, the JSON summary and the report have a part per topology."""
+    common = ("-w", "numa02", "--policies", "none,mainline", "-j", "2")
+    report = tmp_path / "r.html"
+    both_args = ("compare", "-t", "opteron-4n32,sandybridge-2n32", *common)
+    rc, out, _ = run_cli(capsys, *both_args, "--json", "--report", str(report))
+    assert rc == 0
+    both = json.loads(out)
+    alone = []
+    for topo in ("opteron-4n32", "sandybridge-2n32"):
+        rc, out, _ = run_cli(capsys, "compare", "-t", topo, *common, "--json")
+        assert rc == 0
+        alone += json.loads(out)
+    assert [r["topology"] for r in both] == ["opteron-4n32"] * 4 + ["sandybridge-2n32"] * 4
+    assert both == alone
+    checked = check_report(report.read_text())
+    assert checked.problems == [] and checked.charts
+    heads = checked.headings()
+    assert heads[0] == "opteron-4n32: Summary" and "sandybridge-2n32: Summary" in heads
+    assert heads.index("sandybridge-2n32: Summary") > heads.index("opteron-4n32: Results")
+    rc, out, _ = run_cli(capsys, *both_args)
+    assert rc == 0
+    first, second = out.index("opteron-4n32\n"), out.index("sandybridge-2n32\n")
+    assert first == 0 and out.index("memsched compare on opteron-4n32") < second
+    assert out.index("memsched compare on sandybridge-2n32") > second
+    rc, out, _ = run_cli(capsys, *both_args, "--seeds", "2", "--json")
+    assert rc == 0
+    summary = json.loads(out)["summary"]
+    labels = ("none", "mainline", "HARD_BIND", "INVERSE_BIND")
+    assert [(c["topology"], c["label"]) for c in summary] == [
+        (t, label) for t in ("opteron-4n32", "sandybridge-2n32") for label in labels
+    ]
+
+
+def test_compare_takes_a_topology_file_whose_name_has_a_comma(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A TOML file whose name holds a comma is one topology, not a list."""
+    from importlib import resources
+
+    path = tmp_path / "a,b.toml"
+    path.write_bytes(resources.files("memsched.data").joinpath("topologies", "opteron-4n32.toml").read_bytes())
+    rc, out, _ = run_cli(capsys, "compare", "-t", str(path), "-w", "numa02", "--policies", "none", "-j", "1", "--json")
+    assert rc == 0 and len(json.loads(out)) == 3
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -168,6 +215,9 @@ def test_compare_seeds_median_min_max(capsys: pytest.CaptureFixture[str], tmp_pa
         (("compare", "--workloads", "numa01,numa99"), "'workload' must be one of"),
         (("compare", "--jobs", "0"), "'--jobs'"),
         (("compare", "--seeds", "0"), "'--seeds'"),
+        (("compare", "-t", "opteron-4n32,cray-1"), "'topology' must be one of"),
+        (("compare", "-t", "opteron-4n32,opteron-4n32"), "'--topology' names 'opteron-4n32' twice"),
+        (("compare", "-t", ",,"), "'--topology' must be a preset name, a TOML file or a comma-separated list"),
     ],
 )
 def test_bad_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], needle: str) -> None:

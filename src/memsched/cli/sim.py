@@ -121,9 +121,38 @@ def _workload_list(text: str) -> list[str]:
     return names
 
 
+def _topology_list(text: str) -> list[str]:
+    """``compare --topology``: one preset or TOML file, or several, comma-separated (a file whose name holds a
+    comma is one topology), each loaded (so checked) once here."""
+    from memsched.topology import load_topology
+
+    if "," not in text or Path(text).is_file():
+        load_topology(text)
+        return [text]
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ConfigError("--topology", text, "must be a preset name, a TOML file or a comma-separated list of them")
+    for name in names:
+        load_topology(name)
+    no_repeats("--topology", names)
+    return names
+
+
+#: ``compare --topology``: one machine, or several side by side in one run (each its own tables and report part).
+TopologiesOpt = Annotated[
+    str,
+    typer.Option(
+        "--topology",
+        "-t",
+        help="preset name (memsched list topologies) or a TOML file; several, comma-separated, are compared one "
+        "after the other in one pool of runs",
+    ),
+]
+
+
 @app.command()
 def compare(
-    topology: TopologyOpt = DEFAULT_TOPOLOGY,
+    topology: TopologiesOpt = DEFAULT_TOPOLOGY,
     workloads: Annotated[
         str,
         typer.Option(
@@ -156,11 +185,10 @@ def compare(
     from memsched.cli.common import out_console
     from memsched.config import MAX_SEED, check_seed
     from memsched.record import RunRecord
-    from memsched.topology import load_topology
     from memsched.workloads.numa import NumaOptions, compare_specs
     from memsched.workloads.runner import run_many
 
-    load_topology(topology)
+    topologies = _topology_list(topology)
     wls = _workload_list(workloads)
     pols = _policy_list(policies)
     if jobs is not None and not 1 <= jobs <= 1024:
@@ -175,9 +203,11 @@ def compare(
     if report is not None:
         check_writable(report, "--report")
     _check_plugins(pols)
-    specs = [
-        spec for s in range(seed, seed + seeds) for spec in compare_specs(topology, wls, pols, s, NumaOptions(thp=thp))
+    per_topology = [
+        [spec for s in range(seed, seed + seeds) for spec in compare_specs(topo, wls, pols, s, NumaOptions(thp=thp))]
+        for topo in topologies
     ]
+    specs = [spec for topo_specs in per_topology for spec in topo_specs]
     with progress_bar(len(specs), "simulating") as advance:
         done = [0]
 
@@ -187,27 +217,38 @@ def compare(
 
         with simulation_memory_limit(min(jobs or os.cpu_count() or 1, len(specs))):
             records = run_many(specs, jobs=jobs, on_done=tick)
+    # (run_many keeps the input order: each topology's records are its specs' slice)
+    groups: list[list[RunRecord]] = []
+    for topo_specs in per_topology:
+        start = sum(len(g) for g in groups)
+        groups.append(records[start : start + len(topo_specs)])
     if report is not None:
         from memsched.report.html import compare_report
 
-        write_atomic(report, compare_report(records))
+        write_atomic(report, compare_report(*groups))
     if json_out and seeds > 1:
         from memsched.report.tables import compare_summary
 
-        emit_json({"runs": [r.to_json() for r in records], "summary": compare_summary(records)})
+        summary = [row for group in groups for row in compare_summary(group)]
+        emit_json({"runs": [r.to_json() for r in records], "summary": summary})
     elif json_out:
         emit_json([r.to_json() for r in records])
     else:
+        from rich.markup import escape
+
         from memsched.report.tables import best_lines, compare_table, diagnosis_table, workload_notes
 
-        for line in best_lines(records):
-            out_console.print(line, highlight=False)
-        out_console.print(compare_table(records))
-        why = diagnosis_table(records)
-        if why is not None:
-            out_console.print(why)
-        for note in workload_notes(records):
-            out_console.print(note)
+        for i, group in enumerate(groups):
+            if len(groups) > 1:
+                out_console.print(("\n" if i else "") + f"[bold]{escape(topologies[i])}[/bold]", highlight=False)
+            for line in best_lines(group):
+                out_console.print(line, highlight=False)
+            out_console.print(compare_table(group))
+            why = diagnosis_table(group)
+            if why is not None:
+                out_console.print(why)
+            for note in workload_notes(group):
+                out_console.print(note)
 
 
 @app.command("list")

@@ -219,21 +219,24 @@ def summary_html(records: Sequence[RunRecord], *, reference_label: str = "HARD_B
     return f"<ul class='winners'>{''.join(items)}</ul>\n{heat}" if items else ""
 
 
-def compare_report(records: Sequence[RunRecord]) -> str:
-    """The self-contained HTML page of a comparison (see the module docstring)."""
-    topo = records[0]["topology"] if records else "?"
-    why = diagnosis_table(records)
-    notes = "".join(f"<p>{html.escape(n)}</p>" for n in workload_notes(records))
-    timed = [r for r in records if not r.get("score", {}).get("higher_is_better")]
-    return page(
-        f"memsched compare — {topo}",
-        [
-            ("Summary", summary_html(records)),
-            ("Results", compare_table(records).to_html()),
-            ("Why", (why.to_html() if why is not None else "") + notes),
-            ("Elapsed time", _elapsed_chart(timed)),
-            ("Throughput of fixed-time benchmarks", _headline_charts(records)),
-            ("Convergence", _workload_charts(records)),
-            ("Locality and placement over time", _timelines(records)),
-        ],
-    )
+def compare_report(records: Sequence[RunRecord], *more: Sequence[RunRecord]) -> str:
+    """The self-contained HTML page of a comparison (see the module docstring); with ``more``, of one comparison
+    per topology (``compare -t a,b``): each one's sections in turn, their headings led by its topology."""
+    groups = [records, *more]
+    topos = [g[0]["topology"] if g else "?" for g in groups]
+    sections: list[tuple[str, str]] = []
+    for topo, group in zip(topos, groups, strict=True):
+        lead = f"{topo}: " if more else ""
+        why = diagnosis_table(group)
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in workload_notes(group))
+        timed = [r for r in group if not r.get("score", {}).get("higher_is_better")]
+        sections += [
+            (f"{lead}Summary", summary_html(group)),
+            (f"{lead}Results", compare_table(group).to_html()),
+            (f"{lead}Why", (why.to_html() if why is not None else "") + notes),
+            (f"{lead}Elapsed time", _elapsed_chart(timed)),
+            (f"{lead}Throughput of fixed-time benchmarks", _headline_charts(group)),
+            (f"{lead}Convergence", _workload_charts(group)),
+            (f"{lead}Locality and placement over time", _timelines(group)),
+        ]
+    return page(f"memsched compare — {', '.join(topos)}", sections)

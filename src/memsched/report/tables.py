@@ -86,7 +86,10 @@ def compare_summary(records: Sequence[RunRecord], *, reference_label: str = "HAR
     ref = _references(records, reference_label)
     out: list[dict[str, object]] = []
     for (base, label), runs in cells(records).items():
-        row: dict[str, object] = {"base": base, "label": label, "role": runs[0].role, "seeds": [r.seed for r in runs]}
+        row: dict[str, object] = {
+            "topology": runs[0]["topology"], "base": base, "label": label, "role": runs[0].role,
+            "seeds": [r.seed for r in runs],
+        }  # fmt: skip
         series: dict[str, list[float | None]] = {
             "elapsed_s": [r["elapsed_s"] for r in runs],
             "system_s": [r["system_s"] for r in runs],

@@ -45,6 +45,7 @@ __all__ = [
     "compare_specs",
     "relative_cost",
     "scan_work_mb",
+    "size_factor",
 ]
 
 
@@ -230,6 +231,27 @@ def expected_work(spec: RunSpec, topology: Topology) -> float:
     return relative_cost(spec) * topology.nr_cpus / _WORK_CPUS
 
 
+#: :func:`size_factor`'s cache: a topology's size, by the name or path a spec gives.
+_SIZES: dict[str, float] = {}
+
+
+def size_factor(topology: str | None) -> float:
+    """How a run's cost grows with its machine, relative to westmere-ex-4n48: ``nr_cpus * nr_nodes / (48 * 4)``
+    (the benchmarks' threads follow the CPUs, and the balancing's searches and scans the nodes; numa01 under
+    MORON costs 2.6 times its westmere-ex-4n48 run on x86-8n64, where the rule gives 2.7, under mainline 15
+    times). Only the order of a comparison's runs depends on it; 1.0 for a topology that does not load."""
+    if topology is None:
+        return 1.0
+    size = _SIZES.get(topology)
+    if size is None:
+        try:
+            topo = load_topology(topology)
+        except ConfigError:
+            return 1.0
+        size = _SIZES[topology] = topo.nr_cpus * topo.nr_nodes / (_WORK_CPUS * 4)
+    return size
+
+
 class NumaRunner:
     """The NUMA workloads (``memsched.workloads``) under a NUMA policy, on the fluid machine."""
 
@@ -262,8 +284,9 @@ class NumaRunner:
 
     @staticmethod
     def cost(spec: RunSpec) -> float:
-        """:func:`relative_cost`: which runs of a comparison to start first."""
-        return relative_cost(spec)
+        """:func:`relative_cost` times the machine's size (:func:`size_factor`): which runs of a comparison to
+        start first, also across topologies (``compare -t a,b``)."""
+        return relative_cost(spec) * size_factor(spec.topology)
 
     @staticmethod
     def work(specs: Sequence[RunSpec]) -> float:

@@ -6,7 +6,7 @@ import pytest
 
 from memsched.policies.numa import names as policy_names
 from memsched.workloads import runner
-from memsched.workloads.numa import NumaRunner, compare_specs, relative_cost
+from memsched.workloads.numa import NumaRunner, compare_specs, relative_cost, size_factor
 from memsched.workloads.runspec import RunSpec
 
 
@@ -24,6 +24,23 @@ def test_default_compare_starts_with_numa01_under_moron() -> None:
     assert relative_cost(RunSpec("numa02", "westmere-ex-4n48", "moron")) < relative_cost(
         RunSpec("numa01", "westmere-ex-4n48", "autonuma")
     )
+
+
+def test_a_comparison_of_several_topologies_starts_with_the_largest_machine() -> None:
+    """Across topologies (compare -t a,b,c) a run's cost grows with its machine: x86-8n64's numa01 under MORON
+    starts first and its mainline run before opteron-4n32's; within one topology the order is relative_cost's."""
+    assert size_factor("westmere-ex-4n48") == 1.0
+    assert size_factor("x86-8n64") == 64 * 8 / (48 * 4) and size_factor("opteron-4n32") == 32 * 4 / (48 * 4)
+    assert size_factor(None) == 1.0 and size_factor("no-such-preset") == 1.0
+    names, pols = ["numa01", "numa02"], ["none", "mainline", "moron"]
+    topos = ("opteron-4n32", "westmere-ex-4n48", "x86-8n64")
+    specs = [s for topo in topos for s in compare_specs(topo, names, pols, 0)]
+    order = [(specs[i].topology, specs[i].workload, specs[i].policy) for i in runner.longest_first(specs)]
+    assert order[0] == ("x86-8n64", "numa01", "moron")
+    assert order.index(("x86-8n64", "numa01", "mainline")) < order.index(("opteron-4n32", "numa01", "mainline"))
+    one = [s for s in specs if s.topology == "x86-8n64"]
+    costs = [relative_cost(one[i]) for i in runner.longest_first(one)]
+    assert costs == sorted(costs, reverse=True)
 
 
 def test_ties_keep_input_order_and_unknown_families_count_one() -> None:
