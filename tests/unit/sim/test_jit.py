@@ -6,6 +6,7 @@ skip and the gate's tests still run.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import os
@@ -190,6 +191,30 @@ def test_load_ahead_loads_now_under_auto_and_one_never_under_zero(gate: pytest.M
     gate.setenv(jit.ENV, "0")
     assert not jit.load_ahead() and jit.loaded() is None and not jit.undecided()
     assert jit.solve_kernel() is None
+
+
+def test_the_garbage_collector_waits_while_the_kernels_load(gate: pytest.MonkeyPatch) -> None:
+    """The load runs with the collector paused and leaves it as it found it, also when the load fails."""
+    seen: list[bool] = []
+
+    def load(required: bool, every: bool) -> None:
+        seen.append(gc.isenabled())
+        if required:
+            raise ConfigError(jit.ENV, "1", "the load failed")
+
+    gate.setattr(jit, "_load_kernels", load)
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            jit._load(required=False)
+            assert gc.isenabled() is enabled
+            with pytest.raises(ConfigError):
+                jit._load(required=True)
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False] * 4
 
 
 def test_load_ahead_without_numba_stays_pure_and_one_is_refused(gate: pytest.MonkeyPatch) -> None:
