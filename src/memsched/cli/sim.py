@@ -144,6 +144,7 @@ TopologiesOpt = Annotated[
     typer.Option(
         "--topology",
         "-t",
+        metavar="TOPOLOGY[,TOPOLOGY…]",
         help="preset name (memsched list topologies) or a TOML file; several, comma-separated, are compared one "
         "after the other in one pool of runs",
     ),
