@@ -3,6 +3,7 @@
     python benchmarks/sim_speed.py [--policies none,...] [--workloads numa01,...] [--topologies ...] [--json]
     python benchmarks/sim_speed.py --compare-to REV [--repeat 3] [--policies all] [--topologies ...] [--no-thp]
     python benchmarks/sim_speed.py --compare-to REV --whole [-- compare arguments...]
+    python benchmarks/sim_speed.py --compare-to REV --whole --presets
 
 Without ``--compare-to``: runs each (topology, workload, policy) once in this process, timing only the
 simulation, and prints the elapsed simulated time, the wall time and their ratio.
@@ -13,7 +14,9 @@ prints the median CPU seconds of each and their ratio (new / old). Each tree's n
 them, are compiled first, untimed. The two sides run one after the other in
 the same minutes, so machine noise touches both alike; on a shared machine read the ratios, not the absolute
 times. ``--whole`` times whole ``memsched compare`` commands instead (default: ``memsched compare`` on its
-defaults), wall time and CPU time of the command and its workers.
+defaults), wall time and CPU time of the command and its workers. ``--presets`` adds ``-t`` with the three
+presets of issue 17's second target (westmere-ex-4n48, opteron-4n32, x86-8n64): one command where the tree's
+``compare`` takes a list of topologies, else the three commands one after the other, their times summed.
 
 Figures are machine-dependent; nothing asserts them.
 """
@@ -110,6 +113,17 @@ def _whole_in(src: Path, argv: list[str]) -> tuple[float, float]:
     return wall, cpu
 
 
+#: The presets of issue 17's second target: ``memsched compare`` over these, every policy, in 15 s.
+PRESETS = ("westmere-ex-4n48", "opteron-4n32", "x86-8n64")
+
+
+def _takes_topology_lists(src: Path) -> bool:
+    """Whether the tree's ``memsched compare`` takes several topologies (``-t a,b``), tried on two small runs."""
+    probe = ["compare", "-t", "laptop-1n8,sandybridge-2n32", "-w", "numa02", "--policies", "none", "-j", "1", "--json"]
+    done = subprocess.run([sys.executable, "-m", "memsched", *probe], env=_env(src), capture_output=True, check=False)
+    return done.returncode == 0
+
+
 def _compare_to(args: argparse.Namespace, extra: list[str]) -> None:
     new_src = HERE / "src"
     with tempfile.TemporaryDirectory(prefix="sim-speed-") as tmp:
@@ -119,13 +133,20 @@ def _compare_to(args: argparse.Namespace, extra: list[str]) -> None:
                 _precompile(src)
             if args.whole:
                 argv = ["compare", *extra]
+                runs = {"old": [argv], "new": [argv]}
+                if args.presets:
+                    argv = [*argv, "-t", ",".join(PRESETS)]
+                    for side, src in (("old", old / "src"), ("new", new_src)):
+                        one = _takes_topology_lists(src)
+                        runs[side] = [argv] if one else [[*argv[:-1], t] for t in PRESETS]
+                        print(f"{side}: the three presets in {'one command' if one else 'three commands'}")
                 walls: dict[str, list[float]] = {"old": [], "new": []}
                 cpus: dict[str, list[float]] = {"old": [], "new": []}
                 for _ in range(args.repeat):
                     for side, src in (("old", old / "src"), ("new", new_src)):
-                        w, c = _whole_in(src, argv)
-                        walls[side].append(w)
-                        cpus[side].append(c)
+                        times = [_whole_in(src, a) for a in runs[side]]
+                        walls[side].append(sum(w for w, _ in times))
+                        cpus[side].append(sum(c for _, c in times))
                 ow, nw = statistics.median(walls["old"]), statistics.median(walls["new"])
                 oc, nc = statistics.median(cpus["old"]), statistics.median(cpus["new"])
                 print(f"memsched {' '.join(argv)}  (median of {args.repeat}, old = {args.compare_to})")
@@ -174,8 +195,13 @@ def main() -> None:
     ap.add_argument("--compare-to", metavar="REV", help="time this git revision's code side by side with this tree's")
     ap.add_argument("--repeat", type=int, default=3, help="alternations of old and new (with --compare-to)")
     ap.add_argument("--whole", action="store_true", help="time whole `memsched compare ARGS` commands")
+    ap.add_argument(
+        "--presets", action="store_true", help="with --whole: compare over the three presets of issue 17's target"
+    )
     ap.add_argument("--no-thp", action="store_true", help="cells with 4 KiB pages (memsched run --no-thp)")
     args = ap.parse_args(argv)
+    if args.presets and not (args.whole and args.compare_to):
+        ap.error("--presets goes with --compare-to REV --whole")
     if args.topologies is None:
         args.topologies = ",".join(_presets())
     if args.compare_to:
