@@ -18,6 +18,7 @@ and the ``score`` a comparison ranks the run by.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -231,10 +232,7 @@ def expected_work(spec: RunSpec, topology: Topology) -> float:
     return relative_cost(spec) * topology.nr_cpus / _WORK_CPUS
 
 
-#: :func:`size_factor`'s cache: a topology's size, by the name or path a spec gives.
-_SIZES: dict[str, float] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def size_factor(topology: str | None) -> float:
     """How a run's cost grows with its machine, relative to westmere-ex-4n48: ``nr_cpus * nr_nodes / (48 * 4)``
     (the benchmarks' threads follow the CPUs, and the balancing's searches and scans the nodes; numa01 under
@@ -242,14 +240,11 @@ def size_factor(topology: str | None) -> float:
     times). Only the order of a comparison's runs depends on it; 1.0 for a topology that does not load."""
     if topology is None:
         return 1.0
-    size = _SIZES.get(topology)
-    if size is None:
-        try:
-            topo = load_topology(topology)
-        except ConfigError:
-            return 1.0
-        size = _SIZES[topology] = topo.nr_cpus * topo.nr_nodes / (_WORK_CPUS * 4)
-    return size
+    try:
+        topo = load_topology(topology)
+    except ConfigError:
+        return 1.0
+    return topo.nr_cpus * topo.nr_nodes / (_WORK_CPUS * 4)
 
 
 class NumaRunner:
