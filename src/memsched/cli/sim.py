@@ -145,8 +145,8 @@ TopologiesOpt = Annotated[
         "--topology",
         "-t",
         metavar="TOPOLOGY[,TOPOLOGY…]",
-        help="preset name (memsched list topologies) or a TOML file; several, comma-separated, are compared one "
-        "after the other in one pool of runs",
+        help="preset name (memsched list topologies) or a TOML file; several, comma-separated, run in one pool "
+        "and are reported one after the other",
     ),
 ]
 
