@@ -220,9 +220,10 @@ def compare(
             records = run_many(specs, jobs=jobs, on_done=tick)
     # (run_many keeps the input order: each topology's records are its specs' slice)
     groups: list[list[RunRecord]] = []
+    start = 0
     for topo_specs in per_topology:
-        start = sum(len(g) for g in groups)
         groups.append(records[start : start + len(topo_specs)])
+        start += len(topo_specs)
     if report is not None:
         from memsched.report.html import compare_report
 
