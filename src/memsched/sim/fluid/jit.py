@@ -136,7 +136,7 @@ def _load_kernels(required: bool, every: bool) -> Callable[..., Any] | None:
         _gate.left = None  # NUMBA_DISABLE_JIT=1 (debugging): the kernels would run as slow Python loops
         return None
     try:
-        module.warm(every)
+        module.warm(every, _compile_notice())
         bad = module.self_check()
     except Exception as e:  # a numba or LLVM that cannot build them here: the pure code gives the same bits
         _refuse(required, f"numba could not compile the kernels ({type(e).__name__}: {e})")
@@ -149,6 +149,25 @@ def _load_kernels(required: bool, every: bool) -> Callable[..., Any] | None:
     gate.stream_table = None if "stream_table" in bad else module.stream_table
     gate.copy_rows = None if "copy_rows" in bad else module.copy_rows
     return module.solve  # type: ignore[no-any-return]
+
+
+#: What a process says on a terminal before it compiles the kernels (numba's cache lacks one of them).
+COMPILE_NOTICE = "memsched: compiling the fluid engine's numba kernels, once (about 50 s on 2 cores; then cached)"
+
+
+def _compile_notice() -> Callable[[], None] | None:
+    """``_kernels.warm``'s ``compiling``: on a terminal, in the main process (not a worker of a pool, whose parent
+    may be drawing a progress bar), say that the wait ahead is a compile, once; elsewhere nothing."""
+    import multiprocessing
+
+    stream = sys.stderr
+    if multiprocessing.parent_process() is not None or stream is None or not stream.isatty():
+        return None
+
+    def say() -> None:
+        print(COMPILE_NOTICE, file=stream, flush=True)
+
+    return say
 
 
 def solve_kernel() -> Callable[..., Any] | None:
