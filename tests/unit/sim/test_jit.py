@@ -253,7 +253,7 @@ def test_without_numba_auto_stays_pure_and_one_is_refused(gate: pytest.MonkeyPat
 def test_kernels_that_fail_to_build_leave_auto_pure_and_refuse_one(gate: pytest.MonkeyPatch) -> None:
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
 
-    def broken(every: bool = True, compiling: object = None) -> None:
+    def broken(every: bool = True) -> None:
         raise RuntimeError("LLVM could not build it")
 
     gate.setattr(kernels, "warm", broken)
@@ -551,33 +551,11 @@ def test_warm_loads_every_kernel_unless_the_cache_has_them_all(monkeypatch: pyte
     assert called == every
 
 
-def test_warm_says_when_it_compiles_before_it_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``warm``'s ``compiling`` is called once, before the first kernel, when a kernel is not in numba's cache (with
-    ``every`` or not); never when the cache has them all."""
-    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
-    import numba
-
-    events: list[str] = []
-    for name, kernel in list(vars(kernels).items()):
-        if isinstance(kernel, numba.core.registry.CPUDispatcher):
-            monkeypatch.setattr(kernels, name, lambda *a, _n=name: events.append(_n))
-    notice = lambda: events.append("compiling")  # noqa: E731
-    monkeypatch.setattr(kernels, "_cached", lambda kernel, args: True)
-    for every in (True, False):
-        events.clear()
-        kernels.warm(every, notice)
-        assert "compiling" not in events and bool(events) == every
-    payments = kernels.payments
-    monkeypatch.setattr(kernels, "_cached", lambda kernel, args: kernel is not payments)
-    for every in (True, False):
-        events.clear()
-        kernels.warm(every, notice)
-        assert events[0] == "compiling" and events.count("compiling") == 1 and "payments" in events
-
-
-def test_the_compile_notice_is_for_a_terminal_in_the_main_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A process about to compile the kernels says so on a terminal; not into a pipe or a file (a ``--json`` run's
-    stderr stays as it was), and not from a pool's worker."""
+def test_the_compile_notice_is_said_once_on_a_terminal_when_numba_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the kernels load, a process says once that numba compiles, at its first compile (a function numba has
+    not compiled yet, here one made for the test); on a terminal only (a ``--json`` run's stderr into a pipe
+    stays as it was), not from a pool's worker, and not for a load that compiles nothing."""
+    numba = pytest.importorskip("numba")
     import io
     import multiprocessing
 
@@ -585,17 +563,28 @@ def test_the_compile_notice_is_for_a_terminal_in_the_main_process(monkeypatch: p
         def isatty(self) -> bool:
             return True
 
+    def compile_two() -> None:
+        for value in (1, 2.0):  # (two compiles: an int, then a float)
+            numba.njit(lambda x: x + 1)(value)
+
     tty = Tty()
     monkeypatch.setattr(sys, "stderr", tty)
-    say = jit._compile_notice()
-    assert say is not None
-    say()
+    with jit._compile_notice():
+        pass  # (nothing compiled: nothing said)
+    assert tty.getvalue() == ""
+    with jit._compile_notice():
+        compile_two()
     assert tty.getvalue() == jit.COMPILE_NOTICE + "\n"
-    monkeypatch.setattr(multiprocessing, "parent_process", object)  # (a parent: any object)
-    assert jit._compile_notice() is None
-    monkeypatch.undo()
-    monkeypatch.setattr(sys, "stderr", io.StringIO())
-    assert jit._compile_notice() is None
+    compile_two()  # (the listener is gone once the load ends)
+    assert tty.getvalue() == jit.COMPILE_NOTICE + "\n"
+    monkeypatch.setattr(multiprocessing, "parent_process", object)  # (a worker: its parent is any object)
+    with jit._compile_notice():
+        compile_two()
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: None)
+    monkeypatch.setattr(sys, "stderr", pipe := io.StringIO())
+    with jit._compile_notice():
+        compile_two()
+    assert tty.getvalue() == jit.COMPILE_NOTICE + "\n" and pipe.getvalue() == ""
 
 
 def test_cached_is_what_a_call_would_load_without_compiling() -> None:

@@ -2154,13 +2154,11 @@ def self_check() -> list[str]:
     return bad
 
 
-def warm(every: bool = True, compiling: Callable[[], None] | None = None) -> None:
+def warm(every: bool = True) -> None:
     """Compile every kernel (or load it from numba's cache) for the argument types the engine passes, on small
     inputs, so that a build failure shows at once and no run pays a compile in its middle. With ``every=False``,
     when numba's cache holds every kernel for those types already, load none now: each then loads from the cache
-    at its first call, so that a run loads only the kernels it calls (about 0.1 s of the 0.25 s they take).
-    ``compiling`` is called once before the calls when one of them has to compile (about 50 s for them all on 2
-    cores, against a fraction of a second to load them), so that a caller can say why it waits."""
+    at its first call, so that a run loads only the kernels it calls (about 0.1 s of the 0.25 s they take)."""
     calls: list[tuple[Any, tuple[Any, ...]]] = []
 
     def call(kernel: Any, *args: Any) -> None:
@@ -2229,11 +2227,7 @@ def warm(every: bool = True, compiling: Callable[[], None] | None = None) -> Non
         (i64, 0, f2, f64, np.zeros((1, 3)), i64, i64, f64, np.zeros((1, 3))),
         (i64, i64, 1, 1.0, cap, np.ones(0), 0.0, False), np.zeros(4), np.zeros(2),
     )  # fmt: skip
-    # (all() stops at the first kernel to compile; every=True loads them all, so it asks only for compiling)
-    missing = (compiling is not None or not every) and not all(_cached(kernel, args) for kernel, args in calls)
-    if every or missing:
-        if missing and compiling is not None:
-            compiling()
+    if every or not all(_cached(kernel, args) for kernel, args in calls):
         for kernel, args in calls:
             kernel(*args)
 

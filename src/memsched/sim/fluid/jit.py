@@ -136,7 +136,8 @@ def _load_kernels(required: bool, every: bool) -> Callable[..., Any] | None:
         _gate.left = None  # NUMBA_DISABLE_JIT=1 (debugging): the kernels would run as slow Python loops
         return None
     try:
-        module.warm(every, _compile_notice())
+        with _compile_notice():
+            module.warm(every)
         bad = module.self_check()
     except Exception as e:  # a numba or LLVM that cannot build them here: the pure code gives the same bits
         _refuse(required, f"numba could not compile the kernels ({type(e).__name__}: {e})")
@@ -151,23 +152,33 @@ def _load_kernels(required: bool, every: bool) -> Callable[..., Any] | None:
     return module.solve  # type: ignore[no-any-return]
 
 
-#: What a process says on a terminal before it compiles the kernels (numba's cache lacks one of them).
+#: What a process says on a terminal when numba starts to compile a kernel (its cache lacks one).
 COMPILE_NOTICE = "memsched: compiling the fluid engine's numba kernels, once (about 50 s on 2 cores; then cached)"
 
 
-def _compile_notice() -> Callable[[], None] | None:
-    """``_kernels.warm``'s ``compiling``: on a terminal, in the main process (not a worker of a pool, whose parent
-    may be drawing a progress bar), say that the wait ahead is a compile, once; elsewhere nothing."""
+def _compile_notice() -> contextlib.AbstractContextManager[Any]:
+    """While the kernels load: on a terminal, in the main process (not a worker of a pool, whose parent may be
+    drawing a progress bar), say :data:`COMPILE_NOTICE` once when numba starts its first compile (its
+    ``numba:compile`` event, which a load from its cache does not raise); elsewhere nothing."""
     import multiprocessing
 
     stream = sys.stderr
     if multiprocessing.parent_process() is not None or stream is None or not stream.isatty():
-        return None
+        return contextlib.nullcontext()
+    from numba.core import event
 
-    def say() -> None:
-        print(COMPILE_NOTICE, file=stream, flush=True)
+    class Notice(event.Listener):
+        said = False
 
-    return say
+        def on_start(self, ev: Any) -> None:
+            if not self.said:
+                self.said = True
+                print(COMPILE_NOTICE, file=stream, flush=True)
+
+        def on_end(self, ev: Any) -> None:
+            pass
+
+    return event.install_listener("numba:compile", Notice())
 
 
 def solve_kernel() -> Callable[..., Any] | None:
