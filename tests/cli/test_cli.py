@@ -190,13 +190,18 @@ def test_compare_several_topologies_in_one_run(capsys: pytest.CaptureFixture[str
 def test_compare_takes_a_topology_file_whose_name_has_a_comma(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """A TOML file whose name holds a comma is one topology, not a list."""
+    """A TOML file whose name holds a comma (or a space) is one topology, not a list; a preset's name is stripped of
+    spaces, alone as in a list, as ``--workloads`` are."""
     from importlib import resources
 
-    path = tmp_path / "a,b.toml"
+    path = tmp_path / "a, b.toml"
     path.write_bytes(resources.files("memsched.data").joinpath("topologies", "opteron-4n32.toml").read_bytes())
-    rc, out, _ = run_cli(capsys, "compare", "-t", str(path), "-w", "numa02", "--policies", "none", "-j", "1", "--json")
-    assert rc == 0 and len(json.loads(out)) == 3
+    records = []
+    for topology in (str(path), " opteron-4n32 "):
+        rc, out, _ = run_cli(capsys, "compare", "-t", topology, "-w", "numa02", "--policies", "none", "--json")
+        assert rc == 0
+        records.append([{k: v for k, v in r.items() if k != "topology"} for r in json.loads(out)])
+    assert len(records[0]) == 3 and records[0] == records[1]
 
 
 @pytest.mark.parametrize(
@@ -218,6 +223,7 @@ def test_compare_takes_a_topology_file_whose_name_has_a_comma(
         (("compare", "-t", "opteron-4n32,cray-1"), "'topology' must be one of"),
         (("compare", "-t", "opteron-4n32,opteron-4n32"), "'--topology' names 'opteron-4n32' twice"),
         (("compare", "-t", ",,"), "'--topology' must be a preset name, a TOML file or a comma-separated list"),
+        (("compare", "-t", " "), "'--topology' must be a preset name, a TOML file or a comma-separated list"),
     ],
 )
 def test_bad_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], needle: str) -> None:

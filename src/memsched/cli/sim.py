@@ -122,11 +122,12 @@ def _workload_list(text: str) -> list[str]:
 
 
 def _topology_list(text: str) -> list[str]:
-    """``compare --topology``: one preset or TOML file, or several, comma-separated (a file whose name holds a
-    comma is one topology), each loaded (so checked) once here."""
+    """``compare --topology``: one preset or TOML file, or several, comma-separated, each stripped of spaces as
+    ``--workloads`` and ``--policies`` are (a file whose name holds a comma or a space is one topology), each
+    loaded (so checked) once here."""
     from memsched.topology import load_topology
 
-    if "," not in text or Path(text).is_file():
+    if Path(text).is_file():
         load_topology(text)
         return [text]
     names = [t.strip() for t in text.split(",") if t.strip()]
