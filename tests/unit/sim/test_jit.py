@@ -144,6 +144,7 @@ def test_compiled_solve_of_no_rows() -> None:
 
 def test_auto_uses_the_kernel_after_its_solves(gate: pytest.MonkeyPatch) -> None:
     pytest.importorskip("numba")
+    _compiled_ahead()  # (auto loads the kernels from the cache in a run's middle, never compiles them there)
     gate.setattr(jit, "AUTO_AFTER", 3)
     assert [jit.solve_kernel() is not None for _ in range(4)] == [False, False, True, True]
 
@@ -152,6 +153,7 @@ def test_auto_uses_the_kernels_after_its_time_in_pure_code(gate: pytest.MonkeyPa
     """``auto`` loads the kernels once the process has simulated ``AUTO_PURE_S`` of CPU time since its first call
     of a ``compiled_as`` function, whatever the solves, and that call uses them; under ``0`` it never does."""
     pytest.importorskip("numba")
+    _compiled_ahead()
     calls: list[str] = []
 
     @jit.compiled_as("pairwise_sum")
@@ -197,7 +199,7 @@ def test_the_garbage_collector_waits_while_the_kernels_load(gate: pytest.MonkeyP
     """The load runs with the collector paused and leaves it as it found it, also when the load fails."""
     seen: list[bool] = []
 
-    def load(required: bool, every: bool) -> None:
+    def load(required: bool, every: bool, may_compile: bool) -> None:
         seen.append(gc.isenabled())
         if required:
             raise ConfigError(jit.ENV, "1", "the load failed")
@@ -253,7 +255,7 @@ def test_without_numba_auto_stays_pure_and_one_is_refused(gate: pytest.MonkeyPat
 def test_kernels_that_fail_to_build_leave_auto_pure_and_refuse_one(gate: pytest.MonkeyPatch) -> None:
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
 
-    def broken(every: bool = True) -> None:
+    def broken(every: bool = True, may_compile: bool = True) -> bool:
         raise RuntimeError("LLVM could not build it")
 
     gate.setattr(kernels, "warm", broken)
@@ -270,6 +272,7 @@ def test_a_numpy_that_sums_otherwise_keeps_the_pure_code(gate: pytest.MonkeyPatc
     bits than the kernels. Where only the stream table's or the copy rows' dots differ, every kernel but that one;
     where the other sums differ, none."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    _compiled_ahead()
     gate.setattr(jit, "AUTO_AFTER", 1)
     gate.setattr(kernels, "self_check", lambda: ["stream_table"])
     assert jit.solve_kernel() is not None and jit.stream_table_kernel() is None
@@ -353,6 +356,7 @@ def test_a_run_gives_the_same_record_with_and_without_the_kernels(argv: tuple[st
 def test_switching_to_the_kernels_in_the_middle_of_a_run_changes_nothing(gate: pytest.MonkeyPatch) -> None:
     """``auto`` switches when a process has solved enough times, which may be in the middle of a run."""
     pytest.importorskip("numba")
+    _compiled_ahead()  # (in a run's middle, auto loads the kernels from the cache only)
     from memsched.workloads.runner import run_one
     from memsched.workloads.runspec import RunSpec
 
@@ -549,6 +553,39 @@ def test_warm_loads_every_kernel_unless_the_cache_has_them_all(monkeypatch: pyte
     monkeypatch.setattr(kernels, "_cached", lambda kernel, args: kernel is not payments)
     kernels.warm(every=False)
     assert called == every
+
+
+def test_auto_does_not_compile_the_kernels_in_the_middle_of_a_run(gate: pytest.MonkeyPatch) -> None:
+    """Under ``auto``, the switch in a run's middle (after ``AUTO_AFTER`` solves, or ``AUTO_PURE_S`` of pure
+    simulation) loads the kernels from numba's cache only: where the cache lacks one, the process stays pure and
+    compiles nothing (about 50 s, against 0.5 s for a load). ``load_ahead``, for work known to be long, compiles
+    them; with the cache full, the switch loads them."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    import numba
+
+    called: list[str] = []
+    for name, kernel in list(vars(kernels).items()):
+        if isinstance(kernel, numba.core.registry.CPUDispatcher):
+            gate.setattr(kernels, name, lambda *a, _n=name: called.append(_n))
+    gate.setattr(kernels, "self_check", lambda: [])
+    gate.setattr(kernels, "_cached", lambda kernel, args: False)  # (a cold cache)
+    gate.setattr(jit, "AUTO_AFTER", 1)
+    assert jit.solve_kernel() is None
+    assert called == [] and jit.loaded() is None and not jit.undecided()
+    gate.setattr(jit, "_gate", jit._Gate())
+    gate.setattr(jit, "AUTO_AFTER", 10**9)
+    gate.setattr(jit, "AUTO_PURE_S", 0.0)
+    jit._undecided_call()  # (the first fault-path call: the clock starts)
+    jit._undecided_call()
+    assert called == [] and jit.loaded() is None and not jit.undecided()
+    gate.setattr(jit, "_gate", jit._Gate())
+    assert jit.load_ahead()
+    assert "reach_deliver" in called and jit.loaded() is kernels
+    called.clear()
+    gate.setattr(jit, "_gate", jit._Gate())
+    gate.setattr(jit, "AUTO_AFTER", 1)
+    gate.setattr(kernels, "_cached", lambda kernel, args: True)  # (every kernel cached: each loads at its call)
+    assert jit.solve_kernel() is not None and jit.loaded() is kernels and called == []
 
 
 def test_the_compile_notice_is_said_once_on_a_terminal_when_numba_compiles(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,10 @@ changes its time, never its results; numba stays an optional extra. Importing nu
 machine code costs about 0.35-0.55 s a process, which a short run would not earn back, so ``MEMSCHED_JIT`` says:
 
 * ``auto`` (the default): switch to the kernels once this process has solved the rates :data:`AUTO_AFTER`
-  times, or simulated :data:`AUTO_PURE_S` of CPU time in the pure code, if numba is installed (the long runs:
-  MORON's numa01 solves the rates about 62,000 times);
+  times, or simulated :data:`AUTO_PURE_S` of CPU time in the pure code, if numba is installed and its cache
+  holds them (the long runs: MORON's numa01 solves the rates about 62,000 times). Compiling them costs about
+  50 s, a hundred loads, so a run does not compile them in its middle: :func:`load_ahead` does, for work known
+  to be long, and so does ``python -m memsched.sim.fluid.jit``;
 * ``1``: from the first solve or the first call of a fault-path function that has a kernel (an error if numba
   is not installed or cannot compile them);
 * ``0``: never.
@@ -116,16 +118,17 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load(required: bool, every: bool = False) -> Callable[..., Any] | None:
+def _load(required: bool, every: bool = False, may_compile: bool = True) -> Callable[..., Any] | None:
     """Import the kernels and compile them (or load them from numba's cache) on small inputs of the types the
     engine passes, and check them against this numpy; on failure stay pure (``auto``) or say why (``1``). When
-    numba's cache has every kernel, each loads at its first call, unless ``every`` (``_kernels.warm``). The
-    garbage collector waits meanwhile (:func:`_gc_paused`)."""
+    numba's cache has every kernel, each loads at its first call, unless ``every`` (``_kernels.warm``). Unless
+    ``may_compile``, stay pure where the cache lacks one of them. The garbage collector waits meanwhile
+    (:func:`_gc_paused`)."""
     with _gc_paused():
-        return _load_kernels(required, every)
+        return _load_kernels(required, every, may_compile)
 
 
-def _load_kernels(required: bool, every: bool) -> Callable[..., Any] | None:
+def _load_kernels(required: bool, every: bool, may_compile: bool) -> Callable[..., Any] | None:
     """:func:`_load`'s work."""
     try:
         module = importlib.import_module("memsched.sim.fluid._kernels")
@@ -137,7 +140,10 @@ def _load_kernels(required: bool, every: bool) -> Callable[..., Any] | None:
         return None
     try:
         with _compile_notice():
-            module.warm(every)
+            ready = module.warm(every, may_compile)
+        if not ready:  # (auto, in a run's middle: compiling would cost about 50 s, a load 0.5 s)
+            _gate.left = None
+            return None
         bad = module.self_check()
     except Exception as e:  # a numba or LLVM that cannot build them here: the pure code gives the same bits
         _refuse(required, f"numba could not compile the kernels ({type(e).__name__}: {e})")
@@ -199,7 +205,7 @@ def solve_kernel() -> Callable[..., Any] | None:
         left = AUTO_AFTER
     left -= 1
     gate.left = left
-    return _load(required=False) if left <= 0 else None
+    return _load(required=False, may_compile=False) if left <= 0 else None
 
 
 def _first_read() -> str:
@@ -285,7 +291,7 @@ def _undecided_call() -> None:
     if gate.since is None:
         gate.since = now
     elif now - gate.since >= AUTO_PURE_S:
-        _load(required=False)
+        _load(required=False, may_compile=False)
 
 
 def stream_table_kernel() -> Callable[..., Any] | None:
