@@ -7,8 +7,8 @@ machine code costs about 0.35-0.55 s a process, which a short run would not earn
 * ``auto`` (the default): switch to the kernels once this process has solved the rates :data:`AUTO_AFTER`
   times, or simulated :data:`AUTO_PURE_S` of CPU time in the pure code, if numba is installed and its cache
   holds them (the long runs: MORON's numa01 solves the rates about 62,000 times). Compiling them costs about
-  50 s, a hundred loads, so a run does not compile them in its middle: :func:`load_ahead` does, for work known
-  to be long, and so does ``python -m memsched.sim.fluid.jit``;
+  50 s, a hundred times a load, so a run does not compile them in its middle: :func:`load_ahead` does, for
+  work known to be long, and so does ``python -m memsched.sim.fluid.jit``;
 * ``1``: from the first solve or the first call of a fault-path function that has a kernel (an error if numba
   is not installed or cannot compile them);
 * ``0``: never.
