@@ -68,6 +68,12 @@ def run_one(spec: RunSpec, *, progress: Callable[[float], None] | None = None) -
 #: (:func:`~memsched.sim.fluid.jit.load_ahead`): one MORON numa01 run there (about 62,000 rate solves). Below it
 #: the ``auto`` rule decides in each process, as before.
 LOAD_AHEAD_COST = 32.0
+#: The work from which those runs may also compile the kernels, where numba's cache lacks them (after installing
+#: ``[fast]``, or an upgrade that changed them): about 50 s of CPU on 2 cores, which the kernels earn back at
+#: about 0.23 s a unit of work (the default compare, 175 units: 57 s of CPU pure, 16 s with them), so about 200
+#: units, six MORON numa01 runs. Below it such runs stay pure and say how to compile them
+#: (``python -m memsched.sim.fluid.jit``).
+LOAD_AHEAD_COLD_COST = 200.0
 
 
 def _load_ahead(specs: Sequence[RunSpec], every: bool = False) -> None:
@@ -76,7 +82,8 @@ def _load_ahead(specs: Sequence[RunSpec], every: bool = False) -> None:
     its first :data:`~memsched.sim.fluid.jit.AUTO_AFTER` rates in the slower pure code. The results are the same
     bits either way; only the runs of a runner that estimates its work (``work(specs)``: the NUMA runner, whose
     runs use the kernels) count. Nothing is estimated once the process has decided (a worker that inherited the
-    kernels, ``MEMSCHED_JIT=0`` after its first solve). ``every``: every kernel now (before a fork), not each at
+    kernels, ``MEMSCHED_JIT=0`` after its first solve). Where numba's cache lacks a kernel, they are compiled only
+    for work of :data:`LOAD_AHEAD_COLD_COST` or more. ``every``: every kernel now (before a fork), not each at
     its first call."""
     if not jit.undecided():
         return
@@ -89,7 +96,7 @@ def _load_ahead(specs: Sequence[RunSpec], every: bool = False) -> None:
         if work is not None:
             total += float(work(group))
     if total >= LOAD_AHEAD_COST:
-        jit.load_ahead(every)
+        jit.load_ahead(every, may_compile=total >= LOAD_AHEAD_COLD_COST)
 
 
 def longest_first(specs: Sequence[RunSpec]) -> list[int]:

@@ -588,6 +588,35 @@ def test_auto_does_not_compile_the_kernels_in_the_middle_of_a_run(gate: pytest.M
     assert jit.solve_kernel() is not None and jit.loaded() is kernels and called == []
 
 
+def test_load_ahead_compiles_only_for_work_that_earns_it_back(gate: pytest.MonkeyPatch) -> None:
+    """``load_ahead(may_compile=False)`` (the runner's work below ``LOAD_AHEAD_COLD_COST``) loads from numba's cache
+    only: with a kernel missing, the process stays pure and, on a terminal, says how to compile them. Under ``1``
+    it compiles them whatever the work."""
+    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
+    import io
+
+    import numba
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    called: list[str] = []
+    for name, kernel in list(vars(kernels).items()):
+        if isinstance(kernel, numba.core.registry.CPUDispatcher):
+            gate.setattr(kernels, name, lambda *a, _n=name: called.append(_n))
+    gate.setattr(kernels, "self_check", lambda: [])
+    gate.setattr(kernels, "_cached", lambda kernel, args: False)  # (a cold cache)
+    gate.setattr(sys, "stderr", tty := Tty())
+    assert not jit.load_ahead(every=True, may_compile=False)
+    assert called == [] and jit.loaded() is None and not jit.undecided()
+    assert tty.getvalue() == jit.COLD_NOTICE + "\n"
+    gate.setattr(jit, "_gate", jit._Gate())
+    gate.setenv(jit.ENV, "1")
+    assert jit.load_ahead(every=True, may_compile=False)
+    assert "reach_deliver" in called and jit.loaded() is kernels
+
+
 def test_the_compile_notice_is_said_once_on_a_terminal_when_numba_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
     """While the kernels load, a process says once that numba compiles, at its first compile (a function numba has
     not compiled yet, here one made for the test); on a terminal only (a ``--json`` run's stderr into a pipe

@@ -82,7 +82,12 @@ def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatc
     up to LOAD_AHEAD_COST; a cheaper comparison leaves the choice to each process's ``auto`` rule. Before a fork
     every kernel loads; before a run in the process itself, each at its first call."""
     events: list[str] = []
-    monkeypatch.setattr(runner.jit, "load_ahead", lambda every=False: events.append(f"load every={every}") or True)
+
+    def load_ahead(every: bool = False, may_compile: bool = True) -> bool:
+        events.append(f"load every={every}" + ("" if may_compile else " from the cache"))
+        return True
+
+    monkeypatch.setattr(runner.jit, "load_ahead", load_ahead)
 
     class Pool:
         def imap_unordered(self, fn, items):  # type: ignore[no-untyped-def]
@@ -105,14 +110,21 @@ def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatc
     assert events[0] == "fork" and sorted(events[1:]) == ["run 0", "run 1", "run 2"]
     events.clear()
     long = [*cheap, RunSpec("numa01", "westmere-ex-4n48", "moron", seed=3)]
+    assert NumaRunner.work(long) < runner.LOAD_AHEAD_COLD_COST
     runner.run_many(long, jobs=2)
+    assert events[:2] == ["load every=True from the cache", "fork"]
+    # work that earns back a compile (where numba's cache lacks the kernels) may compile them
+    events.clear()
+    longer = [RunSpec("numa01", "westmere-ex-4n48", "moron", seed=i) for i in range(7)]
+    assert NumaRunner.work(longer) >= runner.LOAD_AHEAD_COLD_COST
+    runner.run_many(longer, jobs=2)
     assert events[:2] == ["load every=True", "fork"]
     # one job: no fork, and the runs in this process load each kernel at its first call
     events.clear()
     with pytest.MonkeyPatch.context() as one_job:
         one_job.setattr(runner, "run_one", lambda spec: events.append(f"run {spec.seed}") or spec.seed)
         runner.run_many(long, jobs=1)
-    assert events == ["load every=False", "run 0", "run 1", "run 2", "run 3"]
+    assert events == ["load every=False from the cache", "run 0", "run 1", "run 2", "run 3"]
     # one node: nothing to balance, the same comparison stays short
     events.clear()
     runner.run_many([RunSpec(s.workload, "laptop-1n8", s.policy, seed=s.seed) for s in long], jobs=2)
@@ -126,7 +138,7 @@ def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatc
     assert events == []
     runner.run_one(RunSpec("numa01", "westmere-ex-4n48", "moron"))
     runner.run_one(RunSpec("numa01", "x86-8n64", "moron"))
-    assert events == ["load every=False", "load every=False"]
+    assert events == ["load every=False from the cache", "load every=False from the cache"]
 
 
 def test_a_process_that_has_decided_estimates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,7 +150,7 @@ def test_a_process_that_has_decided_estimates_nothing(monkeypatch: pytest.Monkey
 
     calls: list[str] = []
     monkeypatch.setattr(runner.jit, "undecided", lambda: False)
-    monkeypatch.setattr(runner.jit, "load_ahead", lambda every=False: calls.append("load") or True)
+    monkeypatch.setattr(runner.jit, "load_ahead", lambda every=False, may_compile=True: calls.append("load") or True)
     monkeypatch.setattr(NumaRunner, "work", staticmethod(no_work))
     runner._load_ahead([RunSpec("numa01", "westmere-ex-4n48", "moron")])
     assert calls == []

@@ -8,7 +8,7 @@ machine code costs about 0.35-0.55 s a process, which a short run would not earn
   times, or simulated :data:`AUTO_PURE_S` of CPU time in the pure code, if numba is installed and its cache
   holds them (the long runs: MORON's numa01 solves the rates about 62,000 times). Compiling them costs about
   50 s, a hundred times a load, so a run does not compile them in its middle: :func:`load_ahead` does, for
-  work known to be long, and so does ``python -m memsched.sim.fluid.jit``;
+  work known to be long enough to earn that back, and so does ``python -m memsched.sim.fluid.jit``;
 * ``1``: from the first solve or the first call of a fault-path function that has a kernel (an error if numba
   is not installed or cannot compile them);
 * ``0``: never.
@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from memsched.errors import ConfigError
 
@@ -140,9 +140,12 @@ def _load_kernels(required: bool, every: bool, may_compile: bool) -> Callable[..
         return None
     try:
         with _compile_notice():
-            ready = module.warm(every, may_compile)
-        if not ready:  # (auto, in a run's middle: compiling would cost about 50 s, a load 0.5 s)
+            ready = module.warm(every, may_compile or required)
+        if not ready:  # (auto, work too short to earn back a compile: about 50 s, against a 0.5 s load)
             _gate.left = None
+            terminal = _terminal()
+            if terminal is not None:
+                print(COLD_NOTICE, file=terminal, flush=True)
             return None
         bad = module.self_check()
     except Exception as e:  # a numba or LLVM that cannot build them here: the pure code gives the same bits
@@ -160,16 +163,31 @@ def _load_kernels(required: bool, every: bool, may_compile: bool) -> Callable[..
 
 #: What a process says on a terminal when numba starts to compile a kernel (its cache lacks one).
 COMPILE_NOTICE = "memsched: compiling the fluid engine's numba kernels, once (about 50 s on 2 cores; then cached)"
+#: What a process says on a terminal when it stays pure because numba's cache lacks a kernel and the work ahead
+#: is too short to earn back a compile.
+COLD_NOTICE = (
+    "memsched: the fluid engine's numba kernels are not compiled yet, so this runs without them; "
+    "python -m memsched.sim.fluid.jit compiles them once (about 50 s on 2 cores)"
+)
 
 
-def _compile_notice() -> contextlib.AbstractContextManager[Any]:
-    """While the kernels load: on a terminal, in the main process (not a worker of a pool, whose parent may be
-    drawing a progress bar), say :data:`COMPILE_NOTICE` once when numba starts its first compile (its
-    ``numba:compile`` event, which a load from its cache does not raise); elsewhere nothing."""
+def _terminal() -> TextIO | None:
+    """stderr when it is a terminal and this is the main process (not a worker of a pool, whose parent may be
+    drawing a progress bar), else None: where the notices go."""
     import multiprocessing
 
     stream = sys.stderr
     if multiprocessing.parent_process() is not None or stream is None or not stream.isatty():
+        return None
+    return stream
+
+
+def _compile_notice() -> contextlib.AbstractContextManager[Any]:
+    """While the kernels load: on a terminal (:func:`_terminal`), say :data:`COMPILE_NOTICE` once when numba starts
+    its first compile (its ``numba:compile`` event, which a load from its cache does not raise); elsewhere
+    nothing."""
+    stream = _terminal()
+    if stream is None:
         return contextlib.nullcontext()
     from numba.core import event
 
@@ -225,20 +243,21 @@ def undecided() -> bool:
     return _gate.kernels is None and _gate.left is not None
 
 
-def load_ahead(every: bool = False) -> bool:
+def load_ahead(every: bool = False, may_compile: bool = True) -> bool:
     """Load the kernels now, not after :data:`AUTO_AFTER` solves, for a caller that knows the work ahead is long
     (:mod:`memsched.workloads.runner`, before a long run in this process, or before it forks its workers, which
     then inherit them instead of each loading them and solving their first runs' rates in pure code). Each
     kernel loads at its first call, unless ``every`` (before a fork: then each is loaded once, in the parent).
-    Under ``0``, or where numba is missing or cannot build them, nothing happens (under ``1`` that is an error
-    now, as at the first solve). Returns whether the kernels are in use."""
+    Under ``auto``, unless ``may_compile`` (work too short to earn back a compile), only from numba's cache: where
+    it lacks one, the process stays pure. Under ``0``, or where numba is missing or cannot build them, nothing
+    happens (under ``1`` that is an error now, as at the first solve). Returns whether the kernels are in use."""
     gate = _gate
     if gate.kernels is None and gate.left is not None:
         mode = _mode()
         if mode == "0":
             gate.left = None
         else:
-            _load(required=mode == "1", every=every)
+            _load(required=mode == "1", every=every, may_compile=may_compile)
     return gate.kernels is not None
 
 
