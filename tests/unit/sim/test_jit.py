@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import io
 import json
 import os
 import subprocess
@@ -555,11 +556,9 @@ def test_warm_loads_every_kernel_unless_the_cache_has_them_all(monkeypatch: pyte
     assert called == every
 
 
-def test_auto_does_not_compile_the_kernels_in_the_middle_of_a_run(gate: pytest.MonkeyPatch) -> None:
-    """Under ``auto``, the switch in a run's middle (after ``AUTO_AFTER`` solves, or ``AUTO_PURE_S`` of pure
-    simulation) loads the kernels from numba's cache only: where the cache lacks one, the process stays pure and
-    compiles nothing (about 50 s, against 0.5 s for a load). ``load_ahead``, for work known to be long, compiles
-    them; with the cache full, the switch loads them."""
+def _cold_recorded(gate: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
+    """The kernels' module with each kernel replaced by a recorder of its calls (the list returned), its self-check
+    passing, and numba's cache empty for every kernel (``_cached`` False)."""
     kernels = pytest.importorskip("memsched.sim.fluid._kernels")
     import numba
 
@@ -569,6 +568,22 @@ def test_auto_does_not_compile_the_kernels_in_the_middle_of_a_run(gate: pytest.M
             gate.setattr(kernels, name, lambda *a, _n=name: called.append(_n))
     gate.setattr(kernels, "self_check", lambda: [])
     gate.setattr(kernels, "_cached", lambda kernel, args: False)  # (a cold cache)
+    return kernels, called
+
+
+class _Tty(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_does_not_compile_the_kernels_in_the_middle_of_a_run(gate: pytest.MonkeyPatch) -> None:
+    """Under ``auto``, the switch in a run's middle (after ``AUTO_AFTER`` solves, or ``AUTO_PURE_S`` of pure
+    simulation) loads the kernels from numba's cache only: where the cache lacks one, the process stays pure and
+    compiles nothing (about 50 s, against 0.5 s for a load). ``load_ahead``, for work known to be long, compiles
+    them; with the cache full, the switch loads them."""
+    kernels, called = _cold_recorded(gate)
     gate.setattr(jit, "AUTO_AFTER", 1)
     assert jit.solve_kernel() is None
     assert called == [] and jit.loaded() is None and not jit.undecided()
@@ -592,22 +607,8 @@ def test_load_ahead_compiles_only_for_work_that_earns_it_back(gate: pytest.Monke
     """``load_ahead(may_compile=False)`` (the runner's work below ``LOAD_AHEAD_COLD_COST``) loads from numba's cache
     only: with a kernel missing, the process stays pure and, on a terminal, says how to compile them. Under ``1``
     it compiles them whatever the work."""
-    kernels = pytest.importorskip("memsched.sim.fluid._kernels")
-    import io
-
-    import numba
-
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    called: list[str] = []
-    for name, kernel in list(vars(kernels).items()):
-        if isinstance(kernel, numba.core.registry.CPUDispatcher):
-            gate.setattr(kernels, name, lambda *a, _n=name: called.append(_n))
-    gate.setattr(kernels, "self_check", lambda: [])
-    gate.setattr(kernels, "_cached", lambda kernel, args: False)  # (a cold cache)
-    gate.setattr(sys, "stderr", tty := Tty())
+    kernels, called = _cold_recorded(gate)
+    gate.setattr(sys, "stderr", tty := _Tty())
     assert not jit.load_ahead(every=True, may_compile=False)
     assert called == [] and jit.loaded() is None and not jit.undecided()
     assert tty.getvalue() == jit.COLD_NOTICE + "\n"
@@ -622,18 +623,13 @@ def test_the_compile_notice_is_said_once_on_a_terminal_when_numba_compiles(monke
     not compiled yet, here one made for the test); on a terminal only (a ``--json`` run's stderr into a pipe
     stays as it was), not from a pool's worker, and not for a load that compiles nothing."""
     numba = pytest.importorskip("numba")
-    import io
     import multiprocessing
-
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
 
     def compile_two() -> None:
         for value in (1, 2.0):  # (two compiles: an int, then a float)
             numba.njit(lambda x: x + 1)(value)
 
-    tty = Tty()
+    tty = _Tty()
     monkeypatch.setattr(sys, "stderr", tty)
     with jit._compile_notice():
         pass  # (nothing compiled: nothing said)
