@@ -296,7 +296,10 @@ def test_status_says_what_a_run_would_use(gate: pytest.MonkeyPatch) -> None:
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    auto = f"numba kernels after {jit.AUTO_AFTER} solves or {jit.AUTO_PURE_S:g} s of pure simulation"
+    auto = (
+        f"numba kernels after {jit.AUTO_AFTER} solves or {jit.AUTO_PURE_S:g} s of pure simulation, once compiled "
+        "(python -m memsched.sim.fluid.jit)"
+    )
     modes = (("1", "numba kernels from the first solve"), ("auto", auto))
     for installed in (True, False):
         numba_spec = real_find_spec("json") if installed else None  # (any spec: "numba is there")

@@ -79,8 +79,9 @@ def test_run_many_returns_input_order_whatever_the_start_order(monkeypatch: pyte
 
 def test_runs_estimated_long_load_the_kernels_before_the_workers_fork(monkeypatch: pytest.MonkeyPatch) -> None:
     """The parent loads the compiled kernels ahead (its forked workers inherit them) only when the runs' costs add
-    up to LOAD_AHEAD_COST; a cheaper comparison leaves the choice to each process's ``auto`` rule. Before a fork
-    every kernel loads; before a run in the process itself, each at its first call."""
+    up to LOAD_AHEAD_COST; a cheaper comparison leaves the choice to each process's ``auto`` rule. They may be
+    compiled (where numba's cache lacks them) only from LOAD_AHEAD_COLD_COST; below it, from the cache only.
+    Before a fork every kernel loads; before a run in the process itself, each at its first call."""
     events: list[str] = []
 
     def load_ahead(every: bool = False, may_compile: bool = True) -> bool:

@@ -336,7 +336,11 @@ def status() -> str:
         return "pure numpy (numba not installed)"
     if mode == "1":
         return "numba kernels from the first solve"
-    return f"numba kernels after {AUTO_AFTER} solves or {AUTO_PURE_S:g} s of pure simulation"
+    # (auto never compiles them in a run's middle: see load_ahead; the cache is not read here, which imports numba)
+    return (
+        f"numba kernels after {AUTO_AFTER} solves or {AUTO_PURE_S:g} s of pure simulation, once compiled "
+        "(python -m memsched.sim.fluid.jit)"
+    )
 
 
 def reset() -> None:
